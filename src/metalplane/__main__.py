@@ -1,0 +1,3 @@
+from metalplane.cli.main import main
+
+raise SystemExit(main())

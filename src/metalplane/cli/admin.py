@@ -1,0 +1,89 @@
+"""init, status, stop, apikey, createadmin: the embedded default's commands."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+from collections.abc import Callable
+
+from metalplane.cli.errors import CliError
+from metalplane.config.region import load_region_config, region_config_path
+from metalplane.embedded import init as embedded
+from metalplane.embedded.postgres import PostgresError
+
+
+def _init(args: argparse.Namespace) -> int:
+    try:
+        return embedded.init(
+            args.data_dir.resolve(), args.port, args.admin_username, args.admin_password,
+            args.admin_email, maas_url=args.maas_url, num_workers=args.num_workers,
+            listen_address=args.listen_address,
+        )
+    except (embedded.InitError, PostgresError) as exc:
+        raise CliError(str(exc)) from None
+
+
+def _status(args: argparse.Namespace) -> int:
+    return embedded.status(args.data_dir.resolve())
+
+
+def _stop(args: argparse.Namespace) -> int:
+    return embedded.stop(args.data_dir.resolve())
+
+
+def _apikey(args: argparse.Namespace) -> int:
+    config = load_region_config(region_config_path(args.data_dir))
+    try:
+        print(embedded.apikey(config, args.username, args.generate))
+    except embedded.InitError as exc:
+        raise CliError(str(exc)) from None
+    return 0
+
+
+def _createadmin(args: argparse.Namespace) -> int:
+    config = load_region_config(region_config_path(args.data_dir))
+    password = args.password or getpass.getpass("Password: ")
+    if not password:
+        raise CliError("a password is required")
+    try:
+        key = embedded.createadmin(config, args.username, password, args.email)
+    except embedded.InitError as exc:
+        raise CliError(str(exc)) from None
+    print(key)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction, data_dir_arg: Callable[[argparse.ArgumentParser], None]) -> None:
+    p = sub.add_parser("init", help="set up and start the embedded default (PostgreSQL + region)")
+    data_dir_arg(p)
+    p.add_argument("--mode", choices=["all", "region"], default="all",
+                   help="what to run on this host (default: all)")
+    p.add_argument("--port", type=int, default=5240, help="API port (default 5240; RPC uses PORT+10 up)")
+    p.add_argument("--maas-url", help="URL racks and clients use (default http://localhost:PORT/MAAS)")
+    p.add_argument("--num-workers", type=int, help="region worker processes (default 4)")
+    p.add_argument("--listen-address", help="address the API binds (default 0.0.0.0)")
+    p.add_argument("--admin-username", default="admin")
+    p.add_argument("--admin-password", help="generated and printed when omitted")
+    p.add_argument("--admin-email", default="admin@localhost")
+    p.set_defaults(func=_init)
+
+    p = sub.add_parser("status", help="show what runs for a data dir")
+    data_dir_arg(p)
+    p.set_defaults(func=_status)
+
+    p = sub.add_parser("stop", help="stop everything `init` started for a data dir")
+    data_dir_arg(p)
+    p.set_defaults(func=_stop)
+
+    p = sub.add_parser("apikey", help="print a user's API key")
+    data_dir_arg(p)
+    p.add_argument("--username", required=True)
+    p.add_argument("--generate", action="store_true", help="make a new key instead of printing the first")
+    p.set_defaults(func=_apikey)
+
+    p = sub.add_parser("createadmin", help="create an administrator and print its API key")
+    data_dir_arg(p)
+    p.add_argument("--username", required=True)
+    p.add_argument("--password", help="prompted for when omitted")
+    p.add_argument("--email", default="")
+    p.set_defaults(func=_createadmin)

@@ -1,0 +1,129 @@
+"""`metalplane region ...`: run the daemon and manage regiond.conf with MAAS's flags."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from metalplane.config.region import (
+    RegionConfig,
+    load_region_config,
+    region_config_path,
+    reset_region_config,
+    update_region_config,
+)
+from metalplane.logs import setup_logging
+
+CONFIG_KEYS = list(RegionConfig.model_fields)
+
+
+def flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    return region_config_path(args.data_dir, args.config)
+
+
+def _value_changes(args: argparse.Namespace) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    for key in CONFIG_KEYS:
+        value = getattr(args, key, None)
+        if value is None:
+            continue
+        if key == "database_host":
+            hosts = [h.strip() for item in value for h in item.split(",") if h.strip()]
+            value = hosts[0] if len(hosts) == 1 else hosts
+        changes[key] = value
+    return changes
+
+
+def _set(args: argparse.Namespace) -> int:
+    changes = _value_changes(args)
+    if not changes:
+        print("nothing to set; give one or more of: " + " ".join(flag(k) for k in CONFIG_KEYS))
+        return 2
+    update_region_config(_config_path(args), changes)
+    return 0
+
+
+def _selected(args: argparse.Namespace) -> list[str]:
+    return [k for k in CONFIG_KEYS if getattr(args, k, False)]
+
+
+def _get(args: argparse.Namespace) -> int:
+    config = load_region_config(_config_path(args))
+    keys = _selected(args) or CONFIG_KEYS
+    data = config.model_dump()
+    print(yaml.safe_dump({k: data[k] for k in keys}, default_flow_style=False, sort_keys=False).rstrip())
+    return 0
+
+
+def _reset(args: argparse.Namespace) -> int:
+    keys = _selected(args)
+    if not keys:
+        print("nothing to reset; give one or more of: " + " ".join(flag(k) for k in CONFIG_KEYS))
+        return 2
+    reset_region_config(_config_path(args), keys)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from metalplane.region.supervisor import run_region
+
+    path = _config_path(args)
+    config = load_region_config(path)
+    setup_logging(config.debug, prefix="[regiond] ")
+    return run_region(config, path)
+
+
+def _dbupgrade(args: argparse.Namespace) -> int:
+    from metalplane.region.db.engine import sync_engine
+    from metalplane.region.db.migrate import upgrade
+
+    engine = sync_engine(load_region_config(_config_path(args)), "metalplane-dbupgrade")
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    print("database schema is current")
+    return 0
+
+
+def _config_location(parser: argparse.ArgumentParser, data_dir_arg: Callable) -> None:
+    parser.add_argument("--config", type=Path, help="regiond.conf path (default DATA_DIR/regiond.conf)")
+    data_dir_arg(parser)
+
+
+def register(sub: argparse._SubParsersAction, data_dir_arg: Callable[[argparse.ArgumentParser], None]) -> None:
+    region = sub.add_parser("region", help="the region controller")
+    rsub = region.add_subparsers(dest="region_command", metavar="COMMAND", required=True)
+
+    p = rsub.add_parser("run", help="run the region supervisor and its workers in the foreground")
+    _config_location(p, data_dir_arg)
+    p.set_defaults(func=_run)
+
+    p = rsub.add_parser("dbupgrade", help="apply database migrations")
+    _config_location(p, data_dir_arg)
+    p.set_defaults(func=_dbupgrade)
+
+    p = rsub.add_parser("local-config-set", help="set regiond.conf keys (validated; file mode 0640)")
+    _config_location(p, data_dir_arg)
+    for key in CONFIG_KEYS:
+        if key == "database_host":
+            p.add_argument(flag(key), dest=key, action="append", metavar="HOST",
+                           help="database host or socket dir; repeat or comma-separate for HA")
+        else:
+            p.add_argument(flag(key), dest=key, metavar="VALUE")
+    p.set_defaults(func=_set)
+
+    for name, func, verb in (("local-config-get", _get, "show"), ("local-config-reset", _reset, "reset")):
+        p = rsub.add_parser(name, help=f"{verb} regiond.conf keys")
+        _config_location(p, data_dir_arg)
+        for key in CONFIG_KEYS:
+            p.add_argument(flag(key), dest=key, action="store_true")
+        p.set_defaults(func=func)

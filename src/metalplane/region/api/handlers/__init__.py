@@ -1,0 +1,34 @@
+"""Every MAAS handler metalplane serves, one module per resource."""
+
+from __future__ import annotations
+
+from metalplane.region.api.framework import Handler
+
+
+def all_handlers() -> list[Handler]:
+    from metalplane.region.api.handlers import (
+        account,
+        controllers,
+        fabrics,
+        ipranges,
+        meta,
+        spaces,
+        subnets,
+        users,
+        vlans,
+        zones,
+    )
+
+    return [
+        meta.version,
+        users.users, users.user,
+        account.account,
+        controllers.region_controllers, controllers.region_controller,
+        controllers.rack_controllers, controllers.rack_controller,
+        fabrics.fabrics, fabrics.fabric,
+        vlans.vlans, vlans.vlan, vlans.vlan_by_id,
+        subnets.subnets, subnets.subnet,
+        ipranges.ipranges, ipranges.iprange,
+        spaces.spaces, spaces.space,
+        zones.zones, zones.zone,
+    ]

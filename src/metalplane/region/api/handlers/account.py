@@ -1,0 +1,50 @@
+"""account/: the caller's own API tokens."""
+
+from __future__ import annotations
+
+from metalplane.region.api.context import Ctx
+from metalplane.region.api.framework import Handler
+from metalplane.region.errors import BadRequest, NotFound
+from metalplane.region.services import users as svc
+
+account = Handler("AccountHandler", "account/", "Manage the current logged-in user.")
+
+
+@account.action("POST", "create_authorisation_token")
+async def create_token(ctx: Ctx) -> dict:
+    """Create an authorisation OAuth token and OAuth consumer.
+
+    :param name: Optional name of the token that will be generated.
+    :type name: unicode
+    """
+    async with ctx.tx() as conn:
+        token = await svc.create_token(conn, ctx.me.id, ctx.params.str("name", "") or "")
+    return {
+        "token_key": token.token_key,
+        "token_secret": token.token_secret,
+        "consumer_key": token.consumer_key,
+        "name": token.name,
+    }
+
+
+@account.action("GET", "list_authorisation_tokens")
+async def list_tokens(ctx: Ctx) -> list:
+    """List authorisation tokens available to the currently logged-in user."""
+    async with ctx.tx() as conn:
+        tokens = await svc.list_tokens(conn, ctx.me.id)
+    return [{"name": t.name, "token": t.api_key} for t in tokens]
+
+
+@account.action("POST", "delete_authorisation_token")
+async def delete_token(ctx: Ctx) -> None:
+    """Delete an authorisation OAuth token and the related OAuth consumer.
+
+    :param token_key: The key of the token to be deleted.
+    :type token_key: unicode
+    """
+    token_key = ctx.params.str("token_key")
+    if not token_key:
+        raise BadRequest("No provided token_key!")
+    async with ctx.tx() as conn:
+        if not await svc.delete_token(conn, ctx.me.id, token_key):
+            raise NotFound("No Token matches the given query.")

@@ -1,0 +1,97 @@
+"""subnets/ and subnets/{id}/ (id, CIDR or name)."""
+
+from __future__ import annotations
+
+from metalplane.region.api import render
+from metalplane.region.api.context import Ctx
+from metalplane.region.api.framework import Handler
+from metalplane.region.services import network
+
+FIELDS = {
+    "cidr": "str", "name": "str", "description": "str", "vlan": "str", "fabric": "str", "vid": "int",
+    "gateway_ip": "str", "dns_servers": "list", "rdns_mode": "int", "allow_dns": "bool",
+    "allow_proxy": "bool", "active_discovery": "bool", "managed": "bool",
+}
+PARAMS_DOC = """
+:param cidr: The network CIDR for this subnet.
+:type cidr: unicode
+:param name: Name of the subnet (defaults to the CIDR).
+:type name: unicode
+:param description: Description of the subnet.
+:type description: unicode
+:param vlan: VLAN id this subnet belongs to.
+:type vlan: unicode
+:param fabric: Fabric (id or name) for the subnet; with vid, selects the VLAN.
+:type fabric: unicode
+:param vid: VID of the VLAN this subnet belongs to.
+:type vid: integer
+:param gateway_ip: Gateway IP address for the subnet.
+:type gateway_ip: unicode
+:param dns_servers: Comma-separated list of DNS servers for the subnet.
+:type dns_servers: unicode
+:param rdns_mode: How reverse DNS is handled: 0 disabled, 1 enabled, 2 RFC2317.
+:type rdns_mode: integer
+:param allow_dns: Configure MAAS DNS to allow DNS resolution from this subnet.
+:type allow_dns: boolean
+:param allow_proxy: Configure maas-proxy to allow requests from this subnet.
+:type allow_proxy: boolean
+:param active_discovery: Allow active discovery on this subnet.
+:type active_discovery: boolean
+:param managed: Whether MAAS manages this subnet's addresses.
+:type managed: boolean
+"""
+
+subnets = Handler("SubnetsHandler", "subnets/", "Manage subnets.")
+subnet = Handler("SubnetHandler", "subnets/{id}/", "Manage subnet.")
+
+
+async def render_all(conn) -> tuple[dict, list]:
+    vlans = await network.list_vlans(conn)
+    return {v["id"]: v for v in vlans}, await network.list_subnets(conn)
+
+
+@subnets.read
+async def list_subnets(ctx: Ctx) -> list:
+    """List all subnets."""
+    async with ctx.tx() as conn:
+        by_id, rows = await render_all(conn)
+    return [render.subnet(s, by_id) for s in rows]
+
+
+async def create_subnet(ctx: Ctx) -> dict:
+    async with ctx.tx() as conn:
+        row = await network.create_subnet(conn, ctx.params.given(FIELDS))
+        by_id = {v["id"]: v for v in await network.list_vlans(conn)}
+    return render.subnet(row, by_id)
+
+
+create_subnet.__doc__ = "Create a subnet.\n" + PARAMS_DOC
+subnets.action("POST", admin=True)(create_subnet)
+
+
+@subnet.read
+async def read_subnet(ctx: Ctx) -> dict:
+    """Read a subnet."""
+    async with ctx.tx() as conn:
+        row = await network.get_subnet(conn, ctx.path["id"])
+        by_id = {v["id"]: v for v in await network.list_vlans(conn)}
+    return render.subnet(row, by_id)
+
+
+async def update_subnet(ctx: Ctx) -> dict:
+    async with ctx.tx() as conn:
+        row = await network.get_subnet(conn, ctx.path["id"], lock=True)
+        row = await network.update_subnet(conn, row, ctx.params.given(FIELDS))
+        by_id = {v["id"]: v for v in await network.list_vlans(conn)}
+    return render.subnet(row, by_id)
+
+
+update_subnet.__doc__ = "Update a subnet.\n" + PARAMS_DOC
+subnet.action("PUT", admin=True)(update_subnet)
+
+
+@subnet.action("DELETE", admin=True)
+async def delete_subnet(ctx: Ctx) -> None:
+    """Delete a subnet."""
+    async with ctx.tx() as conn:
+        await network.delete_subnet(conn, await network.get_subnet(conn, ctx.path["id"], lock=True))

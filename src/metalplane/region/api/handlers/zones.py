@@ -1,0 +1,60 @@
+"""zones/ and zones/{name}/."""
+
+from __future__ import annotations
+
+from metalplane.region.api import render
+from metalplane.region.api.context import Ctx
+from metalplane.region.api.framework import Handler
+from metalplane.region.services import zones as svc
+
+zones = Handler("ZonesHandler", "zones/", "Manage physical zones.")
+zone = Handler("ZoneHandler", "zones/{name}/", "Manage a physical zone.")
+
+
+@zones.read
+async def list_zones(ctx: Ctx) -> list:
+    """List all physical zones."""
+    async with ctx.tx() as conn:
+        return [render.zone(z) for z in await svc.list_zones(conn)]
+
+
+@zones.action("POST", admin=True)
+async def create_zone(ctx: Ctx) -> dict:
+    """Create a new physical zone.
+
+    :param name: Identifier-style name for the new zone.
+    :type name: unicode
+    :param description: Free-form description of the new zone.
+    :type description: unicode
+    """
+    p = ctx.params
+    async with ctx.tx() as conn:
+        return render.zone(await svc.create_zone(conn, p.str("name", required=True), p.str("description", "") or ""))
+
+
+@zone.read
+async def read_zone(ctx: Ctx) -> dict:
+    """GET request.  Return zone."""
+    async with ctx.tx() as conn:
+        return render.zone(await svc.get_zone(conn, ctx.path["name"]))
+
+
+@zone.action("PUT", admin=True)
+async def update_zone(ctx: Ctx) -> dict:
+    """PUT request.  Update zone.
+
+    :param name: Identifier-style name for the zone.
+    :type name: unicode
+    :param description: Free-form description of the zone.
+    :type description: unicode
+    """
+    async with ctx.tx() as conn:
+        changes = ctx.params.given({"name": "str", "description": "str"})
+        return render.zone(await svc.update_zone(conn, ctx.path["name"], changes))
+
+
+@zone.action("DELETE", admin=True)
+async def delete_zone(ctx: Ctx) -> None:
+    """DELETE request.  Delete zone."""
+    async with ctx.tx() as conn:
+        await svc.delete_zone(conn, ctx.path["name"])

@@ -1,0 +1,154 @@
+"""JSON shapes of MAAS 2.0 objects, built from service rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from metalplane.region.api.framework import API_PREFIX
+from metalplane.region.services.controllers import NODE_TYPE_NAMES
+from metalplane.region.services.users import User
+
+Row = dict[str, Any]
+UNDEFINED_SPACE = "undefined"
+
+
+def uri(path: str) -> str:
+    return API_PREFIX + path
+
+
+def vlan_name(vlan: Row) -> str | None:
+    if vlan["name"]:
+        return vlan["name"]
+    return "untagged" if vlan["is_default"] else None
+
+
+def vlan(v: Row, by_id: dict[int, Row] | None = None, extra: Row | None = None) -> Row:
+    relay = (by_id or {}).get(v["relay_vlan_id"]) if v["relay_vlan_id"] else None
+    return {
+        "id": v["id"],
+        "name": vlan_name(v),
+        "vid": v["vid"],
+        "fabric": v["fabric_name"],
+        "fabric_id": v["fabric_id"],
+        "mtu": v["mtu"],
+        "description": v["description"],
+        "primary_rack": v["primary_rack"],
+        "secondary_rack": v["secondary_rack"],
+        "dhcp_on": v["dhcp_on"],
+        "external_dhcp": v["external_dhcp"],
+        "relay_vlan": vlan(relay) if relay else None,
+        "space": v["space_name"] or UNDEFINED_SPACE,
+        **(extra or {}),
+        "resource_uri": uri(f"vlans/{v['id']}/"),
+    }
+
+
+def fabric(f: Row, vlans: list[Row], by_id: dict[int, Row]) -> Row:
+    return {
+        "id": f["id"],
+        "name": f["name"],
+        "class_type": f["class_type"],
+        "description": f["description"],
+        "vlans": [vlan(v, by_id) for v in vlans if v["fabric_id"] == f["id"]],
+        "resource_uri": uri(f"fabrics/{f['id']}/"),
+    }
+
+
+def subnet(s: Row, by_id: dict[int, Row]) -> Row:
+    v = by_id[s["vlan_id"]]
+    return {
+        "id": s["id"],
+        "name": s["name"],
+        "description": s["description"],
+        "vlan": vlan(v, by_id),
+        "cidr": str(s["cidr"]),
+        "gateway_ip": str(s["gateway_ip"]) if s["gateway_ip"] is not None else None,
+        "dns_servers": list(s["dns_servers"]),
+        "rdns_mode": s["rdns_mode"],
+        "allow_dns": s["allow_dns"],
+        "allow_proxy": s["allow_proxy"],
+        "active_discovery": s["active_discovery"],
+        "managed": s["managed"],
+        "disabled_boot_architectures": list(s["disabled_boot_architectures"]),
+        "space": v["space_name"] or UNDEFINED_SPACE,
+        "resource_uri": uri(f"subnets/{s['id']}/"),
+    }
+
+
+def user(u: User) -> Row:
+    return {
+        "username": u.username,
+        "email": u.email,
+        "is_superuser": u.is_superuser,
+        "is_local": True,
+        "resource_uri": uri(f"users/{u.username}/"),
+    }
+
+
+def iprange(r: Row, subnet_json: Row, owner: User | None) -> Row:
+    return {
+        "id": r["id"],
+        "type": r["type"],
+        "start_ip": str(r["start_ip"]),
+        "end_ip": str(r["end_ip"]),
+        "comment": r["comment"] or "",
+        "user": user(owner) if owner else None,
+        "subnet": subnet_json,
+        "resource_uri": uri(f"ipranges/{r['id']}/"),
+    }
+
+
+def zone(z: Row) -> Row:
+    return {
+        "id": z["id"],
+        "name": z["name"],
+        "description": z["description"],
+        "resource_uri": uri(f"zones/{z['name']}/"),
+    }
+
+
+def space(s: Row, vlans: list[Row], subnets: list[Row], by_id: dict[int, Row]) -> Row:
+    mine = [v for v in vlans if v["space_id"] == s["id"]]
+    ids = {v["id"] for v in mine}
+    return {
+        "id": s["id"],
+        "name": s["name"],
+        "description": s["description"],
+        "vlans": [vlan(v, by_id) for v in mine],
+        "subnets": [subnet(sn, by_id) for sn in subnets if sn["vlan_id"] in ids],
+        "resource_uri": uri(f"spaces/{s['id']}/"),
+    }
+
+
+DEFAULT_DOMAIN = {"authoritative": True, "ttl": None, "id": 0, "resource_record_count": 0,
+                  "is_default": True, "name": "maas", "resource_uri": uri("domains/0/")}
+
+
+def controller(n: Row, collection: str, extra: Row | None = None) -> Row:
+    """A region or rack controller, with MAAS's node fields."""
+    zone_json = zone({"id": n["zone_ref"], "name": n["zone_name"], "description": n["zone_description"]})
+    return {
+        "system_id": n["system_id"],
+        "hostname": n["hostname"],
+        "domain": DEFAULT_DOMAIN,
+        "fqdn": f"{n['hostname']}.{DEFAULT_DOMAIN['name']}",
+        "description": n["description"],
+        "architecture": None,
+        "cpu_count": 0,
+        "memory": 0,
+        "swap_size": None,
+        "osystem": "",
+        "distro_series": "",
+        "power_type": "",
+        "power_state": "unknown",
+        "ip_addresses": [],
+        "interface_set": [],
+        "zone": zone_json,
+        "status_action": None,
+        "node_type": n["node_type"],
+        "node_type_name": NODE_TYPE_NAMES[n["node_type"]],
+        "version": n["version"] or None,
+        "tag_names": [],
+        **(extra or {}),
+        "resource_uri": uri(f"{collection}/{n['system_id']}/"),
+    }

@@ -1,0 +1,28 @@
+"""The region's own endpoints beside the MAAS API: health for load balancers."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+HEALTH_PATH = "/MAAS/metalplane/health"
+
+
+async def health(request: Request) -> Response:
+    """200 only when this worker can reach a writable database: HAProxy's check."""
+    try:
+        async with request.app.state.db.connect() as conn:
+            read_only = (await conn.execute(text("SHOW transaction_read_only"))).scalar_one()
+    except Exception as exc:  # any failure means "do not send traffic here"
+        return PlainTextResponse(f"database unreachable: {type(exc).__name__}\n", status_code=503)
+    if read_only == "on":
+        return PlainTextResponse("database is read-only (standby)\n", status_code=503)
+    return PlainTextResponse("ok\n")
+
+
+def region_routes() -> list[BaseRoute]:
+    from metalplane.region.api.handlers.meta import describe_route
+
+    return [describe_route(), Route(HEALTH_PATH, health, methods=["GET", "HEAD"])]

@@ -1,0 +1,183 @@
+"""The schema, as SQLAlchemy Core tables. Migrations create exactly these."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, CIDR, INET, JSONB
+
+metadata = MetaData()
+
+
+def _timestamps() -> list[Column]:
+    return [
+        Column("created", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("updated", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ]
+
+
+# Cluster-wide key/value settings: the shared secret, the cluster uuid, ...
+config = Table(
+    "config",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("value", JSONB, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", Text, nullable=False, unique=True),
+    Column("email", Text, nullable=False, server_default=""),
+    Column("password", Text, nullable=False),
+    Column("is_superuser", Boolean, nullable=False, server_default="false"),
+    Column("is_active", Boolean, nullable=False, server_default="true"),
+    *_timestamps(),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", Text, nullable=False, server_default=""),
+    Column("consumer_key", Text, nullable=False),
+    Column("token_key", Text, nullable=False, unique=True),
+    Column("token_secret", Text, nullable=False),
+    *_timestamps(),
+)
+
+zones = Table(
+    "zones",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("description", Text, nullable=False, server_default=""),
+    *_timestamps(),
+)
+
+spaces = Table(
+    "spaces",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("description", Text, nullable=False, server_default=""),
+    *_timestamps(),
+)
+
+# Machines, devices and controllers: one table, as in MAAS, told apart by node_type.
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("system_id", Text, nullable=False, unique=True),
+    Column("hostname", Text, nullable=False),
+    Column("node_type", Integer, nullable=False),
+    Column("version", Text, nullable=False, server_default=""),
+    Column("zone_id", Integer, ForeignKey("zones.id"), nullable=True),
+    Column("description", Text, nullable=False, server_default=""),
+    *_timestamps(),
+)
+
+# Per-controller facts a region reports: its connection need feeds the budget check.
+controller_info = Table(
+    "controller_info",
+    metadata,
+    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
+    Column("num_workers", Integer, nullable=False, server_default="0"),
+    Column("connections_needed", Integer, nullable=False, server_default="0"),
+    Column("api_port", Integer, nullable=True),
+    *_timestamps(),
+)
+
+# One row per live region worker process; the heartbeat is `updated`.
+region_processes = Table(
+    "region_processes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("region_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("pid", Integer, nullable=False),
+    Column("worker_index", Integer, nullable=False),
+    Column("rpc_host", Text, nullable=False, server_default=""),
+    Column("rpc_port", Integer, nullable=False),
+    Column("pool_size", Integer, nullable=False, server_default="0"),
+    *_timestamps(),
+    UniqueConstraint("region_id", "worker_index"),
+)
+
+fabrics = Table(
+    "fabrics",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("class_type", Text, nullable=True),
+    Column("description", Text, nullable=False, server_default=""),
+    *_timestamps(),
+)
+
+vlans = Table(
+    "vlans",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("fabric_id", Integer, ForeignKey("fabrics.id", ondelete="CASCADE"), nullable=False),
+    Column("vid", Integer, nullable=False),
+    Column("name", Text, nullable=True),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("mtu", Integer, nullable=False, server_default="1500"),
+    Column("dhcp_on", Boolean, nullable=False, server_default="false"),
+    Column("external_dhcp", Text, nullable=True),
+    Column("primary_rack_id", Integer, ForeignKey("nodes.id", ondelete="SET NULL"), nullable=True),
+    Column("secondary_rack_id", Integer, ForeignKey("nodes.id", ondelete="SET NULL"), nullable=True),
+    Column("relay_vlan_id", Integer, ForeignKey("vlans.id", ondelete="SET NULL"), nullable=True),
+    Column("space_id", Integer, ForeignKey("spaces.id", ondelete="SET NULL"), nullable=True),
+    *_timestamps(),
+    UniqueConstraint("fabric_id", "vid"),
+    CheckConstraint("vid >= 0 AND vid <= 4094", name="vlans_vid_range"),
+    CheckConstraint("mtu >= 552 AND mtu <= 65535", name="vlans_mtu_range"),
+)
+
+subnets = Table(
+    "subnets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("cidr", CIDR, nullable=False, unique=True),
+    Column("vlan_id", Integer, ForeignKey("vlans.id"), nullable=False, index=True),
+    Column("gateway_ip", INET, nullable=True),
+    Column("dns_servers", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("rdns_mode", Integer, nullable=False, server_default="2"),
+    Column("allow_dns", Boolean, nullable=False, server_default="true"),
+    Column("allow_proxy", Boolean, nullable=False, server_default="true"),
+    Column("active_discovery", Boolean, nullable=False, server_default="false"),
+    Column("managed", Boolean, nullable=False, server_default="true"),
+    Column("disabled_boot_architectures", ARRAY(Text), nullable=False, server_default="{}"),
+    *_timestamps(),
+)
+
+ipranges = Table(
+    "ipranges",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("subnet_id", Integer, ForeignKey("subnets.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("type", Text, nullable=False),
+    Column("start_ip", INET, nullable=False),
+    Column("end_ip", INET, nullable=False),
+    Column("comment", Text, nullable=False, server_default=""),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    *_timestamps(),
+    CheckConstraint("type IN ('dynamic', 'reserved')", name="ipranges_type"),
+    CheckConstraint("start_ip <= end_ip", name="ipranges_order"),
+)

@@ -1,0 +1,171 @@
+"""Controllers in the database: region registration, worker processes, heartbeats."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from metalplane.region.budget import RegionNeed
+from metalplane.region.db.tables import controller_info, nodes, region_processes, zones
+from metalplane.region.errors import NotFound
+
+MACHINE, DEVICE, RACK, REGION, REGION_AND_RACK = 0, 1, 2, 3, 4
+NODE_TYPE_NAMES = {
+    MACHINE: "Machine",
+    DEVICE: "Device",
+    RACK: "Rack controller",
+    REGION: "Region controller",
+    REGION_AND_RACK: "Region and rack controller",
+}
+REGION_TYPES = (REGION, REGION_AND_RACK)
+RACK_TYPES = (RACK, REGION_AND_RACK)
+# A worker heartbeats every HEARTBEAT_INTERVAL; one silent for PROCESS_TIMEOUT is gone.
+HEARTBEAT_INTERVAL = 2.0
+PROCESS_TIMEOUT = 10.0
+SYSTEM_ID_CHARS = string.ascii_lowercase + string.digits
+
+
+def new_system_id() -> str:
+    return "".join(secrets.choice(SYSTEM_ID_CHARS) for _ in range(6))
+
+
+def combined_type(existing: int, adding: int) -> int:
+    """A host that is both region and rack is one node of type 4, as in MAAS."""
+    if existing == adding:
+        return existing
+    roles = {existing, adding}
+    if roles <= {RACK, REGION, REGION_AND_RACK}:
+        return REGION_AND_RACK
+    return adding
+
+
+@dataclass(frozen=True)
+class Process:
+    pid: int
+    worker_index: int
+    rpc_host: str
+    rpc_port: int
+    updated: datetime
+
+
+async def ensure_controller_node(conn: AsyncConnection, system_id: str, hostname: str, role: int,
+                                 version: str) -> int:
+    row = (await conn.execute(
+        select(nodes.c.id, nodes.c.node_type).where(nodes.c.system_id == system_id).with_for_update()
+    )).first()
+    if row is None:
+        return (await conn.execute(
+            insert(nodes).values(system_id=system_id, hostname=hostname, node_type=role, version=version,
+                                 zone_id=select(zones.c.id).where(zones.c.name == "default").scalar_subquery())
+            .returning(nodes.c.id)
+        )).scalar_one()
+    await conn.execute(update(nodes).where(nodes.c.id == row.id).values(
+        hostname=hostname, node_type=combined_type(row.node_type, role), version=version, updated=func.now(),
+    ))
+    return row.id
+
+
+async def register_region(conn: AsyncConnection, system_id: str, hostname: str, version: str,
+                          num_workers: int, connections_needed: int, api_port: int) -> int:
+    node_id = await ensure_controller_node(conn, system_id, hostname, REGION, version)
+    values = dict(num_workers=num_workers, connections_needed=connections_needed, api_port=api_port)
+    await conn.execute(
+        insert(controller_info).values(node_id=node_id, **values)
+        .on_conflict_do_update(index_elements=[controller_info.c.node_id], set_={**values, "updated": func.now()})
+    )
+    return node_id
+
+
+async def register_process(conn: AsyncConnection, region_id: int, worker_index: int, pid: int,
+                           rpc_host: str, rpc_port: int, pool_size: int) -> None:
+    values = dict(pid=pid, rpc_host=rpc_host, rpc_port=rpc_port, pool_size=pool_size)
+    await conn.execute(
+        insert(region_processes).values(region_id=region_id, worker_index=worker_index, **values)
+        .on_conflict_do_update(
+            index_elements=[region_processes.c.region_id, region_processes.c.worker_index],
+            set_={**values, "created": func.now(), "updated": func.now()},
+        )
+    )
+
+
+async def heartbeat_process(conn: AsyncConnection, region_id: int, worker_index: int, pid: int) -> bool:
+    """False when the row is gone or belongs to another pid (we were replaced)."""
+    result = await conn.execute(
+        update(region_processes)
+        .where(region_processes.c.region_id == region_id, region_processes.c.worker_index == worker_index,
+               region_processes.c.pid == pid)
+        .values(updated=func.now())
+    )
+    return result.rowcount == 1
+
+
+async def remove_process(conn: AsyncConnection, region_id: int, worker_index: int, pid: int | None = None) -> None:
+    query = delete(region_processes).where(
+        region_processes.c.region_id == region_id, region_processes.c.worker_index == worker_index
+    )
+    if pid is not None:
+        query = query.where(region_processes.c.pid == pid)
+    await conn.execute(query)
+
+
+async def remove_region_processes(conn: AsyncConnection, region_id: int) -> None:
+    await conn.execute(delete(region_processes).where(region_processes.c.region_id == region_id))
+
+
+async def live_processes(conn: AsyncConnection, region_id: int) -> list[Process]:
+    rows = await conn.execute(
+        select(region_processes)
+        .where(region_processes.c.region_id == region_id,
+               region_processes.c.updated > func.now() - text(f"interval '{PROCESS_TIMEOUT} seconds'"))
+        .order_by(region_processes.c.worker_index)
+    )
+    return [Process(r.pid, r.worker_index, r.rpc_host, r.rpc_port, r.updated) for r in rows]
+
+
+async def region_needs(conn: AsyncConnection) -> list[RegionNeed]:
+    rows = await conn.execute(
+        select(nodes.c.hostname, nodes.c.system_id, controller_info.c.connections_needed)
+        .join(controller_info, controller_info.c.node_id == nodes.c.id)
+        .where(nodes.c.node_type.in_(REGION_TYPES))
+    )
+    return [RegionNeed(f"{r.hostname}({r.system_id})", r.connections_needed) for r in rows]
+
+
+async def connection_limits(conn: AsyncConnection) -> tuple[int, int]:
+    """max_connections and the slots reserved for superusers (and, on 16+, reserved roles)."""
+    rows = await conn.execute(text(
+        "SELECT name, setting FROM pg_settings "
+        "WHERE name IN ('max_connections', 'superuser_reserved_connections', 'reserved_connections')"
+    ))
+    settings = {r.name: int(r.setting) for r in rows}
+    reserved = settings.get("superuser_reserved_connections", 0) + settings.get("reserved_connections", 0)
+    return settings["max_connections"], reserved
+
+
+async def list_controllers(conn: AsyncConnection, types: tuple[int, ...], system_ids: list[str] | None = None,
+                           hostnames: list[str] | None = None) -> list[dict]:
+    query = (
+        select(nodes, zones.c.name.label("zone_name"), zones.c.description.label("zone_description"),
+               zones.c.id.label("zone_ref"))
+        .join(zones, zones.c.id == nodes.c.zone_id)
+        .where(nodes.c.node_type.in_(types))
+        .order_by(nodes.c.id)
+    )
+    if system_ids:
+        query = query.where(nodes.c.system_id.in_(system_ids))
+    if hostnames:
+        query = query.where(nodes.c.hostname.in_(hostnames))
+    return [dict(r._mapping) for r in await conn.execute(query)]
+
+
+async def get_controller(conn: AsyncConnection, types: tuple[int, ...], system_id: str) -> dict:
+    found = await list_controllers(conn, types, system_ids=[system_id])
+    if not found:
+        raise NotFound("No controller matches the given query.")
+    return found[0]

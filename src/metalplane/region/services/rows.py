@@ -1,0 +1,41 @@
+"""Small helpers every service uses to read rows and write uniquely."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from metalplane.region.errors import NotFound, ValidationFailed
+
+Row = dict[str, Any]
+UNIQUE_VIOLATION = "23505"
+
+
+def rows(result) -> list[Row]:
+    return [dict(r._mapping) for r in result]
+
+
+def one(result, what: str) -> Row:
+    row = result.first()
+    if row is None:
+        raise NotFound(f"No {what} matches the given query.")
+    return dict(row._mapping)
+
+
+async def execute_unique(conn: AsyncConnection, statement, field: str, message: str):
+    """Run a write; a unique violation becomes MAAS's 400 for `field`, nothing written."""
+    try:
+        async with conn.begin_nested():
+            return await conn.execute(statement)
+    except IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) == UNIQUE_VIOLATION:
+            raise ValidationFailed.field(field, message) from None
+        raise
+
+
+async def next_id(conn: AsyncConnection, table: str) -> int:
+    """Reserve an id first so a default name can include it (fabric-N, space-N)."""
+    return (await conn.execute(text(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id'))"))).scalar_one()

@@ -1,0 +1,124 @@
+"""Users, passwords and API tokens (OAuth 1.0 PLAINTEXT, as MAAS)."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from metalplane.region.db.tables import tokens, users
+
+KEY_CHARS = string.ascii_letters + string.digits
+KEY_SIZE = 18
+SECRET_SIZE = 32
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    email: str
+    is_superuser: bool
+
+
+@dataclass(frozen=True)
+class Token:
+    consumer_key: str
+    token_key: str
+    token_secret: str
+    name: str
+
+    @property
+    def api_key(self) -> str:
+        return f"{self.consumer_key}:{self.token_key}:{self.token_secret}"
+
+
+def random_key(size: int) -> str:
+    return "".join(secrets.choice(KEY_CHARS) for _ in range(size))
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def check_password(hashed: str, password: str) -> bool:
+    try:
+        return _hasher.verify(hashed, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def parse_api_key(key: str) -> tuple[str, str, str]:
+    parts = key.strip().split(":")
+    if len(parts) != 3 or not all(parts):
+        raise ValueError("an API key has three parts: consumer_key:token_key:token_secret")
+    return parts[0], parts[1], parts[2]
+
+
+def _user(row) -> User:
+    return User(row.id, row.username, row.email, row.is_superuser)
+
+
+async def get_user(conn: AsyncConnection, username: str) -> User | None:
+    row = (await conn.execute(select(users).where(users.c.username == username))).first()
+    return _user(row) if row else None
+
+
+async def create_user(conn: AsyncConnection, username: str, password: str, email: str = "",
+                      is_superuser: bool = False) -> User:
+    row = (await conn.execute(
+        insert(users).values(username=username, password=hash_password(password), email=email,
+                             is_superuser=is_superuser).returning(users)
+    )).one()
+    return _user(row)
+
+
+async def create_token(conn: AsyncConnection, user_id: int, name: str = "") -> Token:
+    token = Token(random_key(KEY_SIZE), random_key(KEY_SIZE), random_key(SECRET_SIZE), name)
+    await conn.execute(insert(tokens).values(
+        user_id=user_id, name=name, consumer_key=token.consumer_key,
+        token_key=token.token_key, token_secret=token.token_secret,
+    ))
+    return token
+
+
+async def list_tokens(conn: AsyncConnection, user_id: int) -> list[Token]:
+    rows = await conn.execute(select(tokens).where(tokens.c.user_id == user_id).order_by(tokens.c.id))
+    return [Token(r.consumer_key, r.token_key, r.token_secret, r.name) for r in rows]
+
+
+async def delete_token(conn: AsyncConnection, user_id: int, token_key: str) -> bool:
+    result = await conn.execute(
+        delete(tokens).where(tokens.c.user_id == user_id, tokens.c.token_key == token_key)
+    )
+    return result.rowcount > 0
+
+
+async def user_for_token(conn: AsyncConnection, consumer_key: str, token_key: str) -> tuple[User, str] | None:
+    """The token's user and its secret, or None."""
+    row = (await conn.execute(
+        select(users, tokens.c.token_secret)
+        .join(tokens, tokens.c.user_id == users.c.id)
+        .where(tokens.c.token_key == token_key, tokens.c.consumer_key == consumer_key,
+               users.c.is_active.is_(True))
+    )).first()
+    return (_user(row), row.token_secret) if row else None
+
+
+async def count_users(conn: AsyncConnection) -> int:
+    return (await conn.execute(select(func.count()).select_from(users))).scalar_one()
+
+
+async def list_users(conn: AsyncConnection) -> list[User]:
+    return [_user(r) for r in await conn.execute(select(users).order_by(users.c.id))]
+
+
+async def delete_user(conn: AsyncConnection, username: str) -> bool:
+    result = await conn.execute(delete(users).where(users.c.username == username))
+    return result.rowcount > 0

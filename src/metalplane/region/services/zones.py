@@ -1,0 +1,52 @@
+"""Physical zones, looked up by name as MAAS's zones/{name}/ does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from metalplane.region.db.tables import nodes, zones
+from metalplane.region.errors import BadRequest, NotFound, ValidationFailed
+from metalplane.region.services.rows import execute_unique
+
+DEFAULT_ZONE = "default"
+DUPLICATE = "Physical zone with this Name already exists."
+
+
+async def list_zones(conn: AsyncConnection) -> list[dict[str, Any]]:
+    return [dict(r._mapping) for r in await conn.execute(select(zones).order_by(zones.c.id))]
+
+
+async def get_zone(conn: AsyncConnection, name: str) -> dict[str, Any]:
+    row = (await conn.execute(select(zones).where(zones.c.name == name))).first()
+    if row is None:
+        raise NotFound("No Zone matches the given query.")
+    return dict(row._mapping)
+
+
+async def create_zone(conn: AsyncConnection, name: str, description: str) -> dict[str, Any]:
+    if not name.strip():
+        raise ValidationFailed.field("name", "This field is required.")
+    await execute_unique(conn, insert(zones).values(name=name, description=description), "name", DUPLICATE)
+    return await get_zone(conn, name)
+
+
+async def update_zone(conn: AsyncConnection, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+    zone = await get_zone(conn, name)
+    if "name" in changes and zone["name"] == DEFAULT_ZONE and changes["name"] != DEFAULT_ZONE:
+        raise BadRequest("This zone is the default zone, it cannot be renamed.")
+    if changes:
+        await execute_unique(conn, update(zones).where(zones.c.id == zone["id"]).values(**changes, updated=func.now()),
+                             "name", DUPLICATE)
+    return await get_zone(conn, changes.get("name", name))
+
+
+async def delete_zone(conn: AsyncConnection, name: str) -> None:
+    zone = await get_zone(conn, name)
+    if zone["name"] == DEFAULT_ZONE:
+        raise BadRequest("This zone is the default zone, it cannot be deleted.")
+    default_id = (await get_zone(conn, DEFAULT_ZONE))["id"]
+    await conn.execute(update(nodes).where(nodes.c.zone_id == zone["id"]).values(zone_id=default_id))
+    await conn.execute(delete(zones).where(zones.c.id == zone["id"]))

@@ -1,0 +1,109 @@
+"""One region worker process: the API on the supervisor's socket, plus its heartbeat."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+
+from metalplane.config.region import RegionConfig, load_region_config
+from metalplane.logs import setup_logging
+from metalplane.region.api.app import build_app
+from metalplane.region.api.handlers import all_handlers
+from metalplane.region.api.routes import region_routes
+from metalplane.region.db.engine import async_engine
+from metalplane.region.services import controllers
+
+log = logging.getLogger("metalplane.region.worker")
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """A worker must not outlive its supervisor (kill -9 of a region kills it all)."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Worker:
+    def __init__(self, config: RegionConfig, index: int, region_id: int):
+        self.config = config
+        self.index = index
+        self.region_id = region_id
+        self.pid = os.getpid()
+        self.db = async_engine(config, f"metalplane-worker-{index}")
+
+    @property
+    def rpc_port(self) -> int:
+        return self.config.rpc_port + self.index
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(controllers.HEARTBEAT_INTERVAL)
+            try:
+                async with self.db.begin() as conn:
+                    if not await controllers.heartbeat_process(conn, self.region_id, self.index, self.pid):
+                        await self._register(conn)
+            except Exception as exc:  # database away: keep serving, retry next beat
+                log.warning("worker %d heartbeat failed: %s", self.index, exc)
+
+    async def _register(self, conn) -> None:
+        await controllers.register_process(
+            conn, self.region_id, self.index, self.pid, self.config.listen_address,
+            self.rpc_port, self.config.database_pool_size,
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        async with self.db.begin() as conn:
+            await self._register(conn)
+        heartbeat = asyncio.create_task(self._heartbeat())
+        log.info("worker %d (pid %d) ready", self.index, self.pid)
+        try:
+            yield
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(Exception):
+                async with self.db.begin() as conn:
+                    await controllers.remove_process(conn, self.region_id, self.index, self.pid)
+            await self.db.dispose()
+
+    def app(self) -> Starlette:
+        return build_app(
+            self.db, all_handlers(), extra_routes=region_routes(),
+            state={"config": self.config, "region_id": self.region_id, "worker_index": self.index},
+            lifespan=self.lifespan,
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="metalplane-region-worker")
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--region-id", type=int, required=True)
+    args = parser.parse_args(argv)
+    die_with_parent()
+    config = load_region_config(args.config)
+    setup_logging(config.debug, prefix=f"[worker {args.index}] ")
+    worker = Worker(config, args.index, args.region_id)
+    sock = socket.socket(fileno=args.fd)
+    server = uvicorn.Server(uvicorn.Config(
+        worker.app(), lifespan="on", log_config=None, access_log=config.debug,
+        timeout_graceful_shutdown=5,
+    ))
+    server.run(sockets=[sock])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
