@@ -18,7 +18,8 @@ from metalplane.config.region import (
 )
 from metalplane.logs import setup_logging
 
-CONFIG_KEYS = list(RegionConfig.model_fields)
+# data_dir is where the config lives, so it is chosen with --data-dir, not set.
+CONFIG_KEYS = [k for k in RegionConfig.model_fields if k != "data_dir"]
 
 
 def flag(key: str) -> str:

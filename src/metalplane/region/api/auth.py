@@ -6,7 +6,7 @@ import hmac
 from dataclasses import dataclass
 
 from oauthlib.oauth1.rfc5849.signature import sign_plaintext
-from oauthlib.oauth1.rfc5849.utils import parse_authorization_header
+from oauthlib.oauth1.rfc5849.utils import parse_authorization_header, unescape
 
 from metalplane.region.errors import Unauthorized
 
@@ -23,7 +23,7 @@ def parse_oauth_header(header: str | None) -> OAuthCredentials | None:
     if not header or not header.lstrip().lower().startswith("oauth"):
         return None
     try:
-        fields = dict(parse_authorization_header(header))
+        fields = {k: unescape(v) for k, v in parse_authorization_header(header)}
     except (ValueError, IndexError):
         raise Unauthorized("Authorization Error: malformed OAuth header") from None
     method = fields.get("oauth_signature_method", "")

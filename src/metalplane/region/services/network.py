@@ -17,7 +17,7 @@ from metalplane.region.db.tables import fabrics, ipranges, nodes, spaces, subnet
 from metalplane.region.errors import BadRequest, Forbidden, NotFound, ValidationFailed, raise_if
 from metalplane.region.services import netrules
 from metalplane.region.services.controllers import RACK_TYPES
-from metalplane.region.services.rows import Row, execute_unique, one, rows
+from metalplane.region.services.rows import Row, execute_unique, next_id, one, rows
 
 DEFAULT_FABRIC_ID = 0
 NO_VALUE = ("", "none", "null")
@@ -82,7 +82,7 @@ async def find_fabric(conn: AsyncConnection, ident: str, field: str = "fabric") 
 async def create_fabric(conn: AsyncConnection, name: str | None, description: str, class_type: str | None) -> Row:
     if name:
         raise_if(netrules.check_fabric_name(name, None))
-    fabric_id = (await conn.execute(text("SELECT nextval(pg_get_serial_sequence('fabrics', 'id'))"))).scalarone()
+    fabric_id = await next_id(conn, "fabrics")
     await execute_unique(
         conn,
         insert(fabrics).values(id=fabric_id, name=name or f"fabric-{fabric_id}", description=description,
@@ -174,7 +174,7 @@ async def create_vlan(conn: AsyncConnection, fabric_id: int, fields: dict[str, A
         conn, insert(vlans).values(fabric_id=fabric_id, **values).returning(vlans.c.id),
         "__all__", "A VLAN with the specified VID already exists in the destination fabric.",
     )
-    return await get_vlan(conn, result.scalarone())
+    return await get_vlan(conn, result.scalar_one())
 
 
 async def update_vlan(conn: AsyncConnection, vlan_id: int, fields: dict[str, Any]) -> Row:
@@ -287,7 +287,7 @@ async def _vlan_for_subnet(conn: AsyncConnection, fields: dict[str, Any]) -> int
             where = "default fabric" if fabric["id"] == DEFAULT_FABRIC_ID else f"fabric {fabric['name']}"
             raise ValidationFailed.field("vid", f"No VLAN with vid {fields['vid']} in {where}.")
         return found
-    return (await conn.execute(select(func.min(vlans.c.id)).where(vlans.c.fabric_id == fabric["id"]))).scalarone()
+    return (await conn.execute(select(func.min(vlans.c.id)).where(vlans.c.fabric_id == fabric["id"]))).scalar_one()
 
 
 def _subnet_values(fields: dict[str, Any], cidr: str) -> dict[str, Any]:
@@ -323,7 +323,7 @@ async def create_subnet(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
         values["name"] = cidr
     result = await execute_unique(conn, insert(subnets).values(cidr=cidr, **values).returning(subnets.c.id),
                                   "cidr", "Subnet with this Cidr already exists.")
-    return await get_subnet(conn, str(result.scalarone()))
+    return await get_subnet(conn, str(result.scalar_one()))
 
 
 async def update_subnet(conn: AsyncConnection, subnet: Row, fields: dict[str, Any]) -> Row:
@@ -407,7 +407,7 @@ async def create_range(conn: AsyncConnection, fields: dict[str, Any], user_id: i
     range_id = (await conn.execute(insert(ipranges).values(
         subnet_id=subnet["id"], type=kind, start_ip=fields["start_ip"], end_ip=fields["end_ip"],
         comment=fields.get("comment") or "", user_id=user_id,
-    ).returning(ipranges.c.id))).scalarone()
+    ).returning(ipranges.c.id))).scalar_one()
     return await get_range(conn, range_id)
 
 
