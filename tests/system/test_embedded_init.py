@@ -1,0 +1,126 @@
+"""The README's first command on a fresh data dir, then the seeds' CLI steps."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from metalplane.testing.databases import world_traversable_tempdir
+from metalplane.testing.processes import free_port_block
+
+REPO = Path(__file__).resolve().parents[2]
+METALPLANE = [sys.executable, "-m", "metalplane"]
+
+
+def run(args: list[str], env: dict[str, str], check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess:
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def fresh():
+    root = world_traversable_tempdir("mp-init-")
+    env = {**os.environ, "METALPLANE_PROFILES": str(root / "profiles.json")}
+    data_dir = root / "data"
+    yield root, data_dir, env
+    subprocess.run([*METALPLANE, "stop", "--data-dir", str(data_dir)], capture_output=True, env=env, timeout=120)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def cli(env, *args, check=True):
+    return run([*METALPLANE, *args], env, check=check)
+
+
+def test_readme_init_then_login_and_the_seeds_cli_steps(fresh):
+    root, data_dir, env = fresh
+    port = free_port_block(6)
+    first = run(["./bootstrap.sh", "init", "--data-dir", str(data_dir), "--port", str(port),
+                 "--admin-password", "first-password"], env)
+    out = first.stdout
+    url = re.search(r"MAAS URL:\s+(\S+)", out).group(1)
+    key = re.search(r"API key:\s+(\S+)", out).group(1)
+    assert f"metalplane login admin {url} {key}" in out
+    assert url == f"http://localhost:{port}/MAAS/"
+    secret = data_dir / "secret"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert stat.S_IMODE((data_dir / "regiond.conf").stat().st_mode) == 0o640
+    assert cli(env, "status", "--data-dir", str(data_dir)).returncode == 0
+
+    cli(env, "login", "admin", url, key)
+    fabrics = json.loads(cli(env, "admin", "fabrics", "read").stdout)
+    assert [f["name"] for f in fabrics] == ["fabric-0"]
+    assert json.loads(cli(env, "admin", "subnets", "read").stdout) == []
+    subnet = json.loads(cli(env, "admin", "subnets", "create", "cidr=10.99.0.0/24", "gateway_ip=10.99.0.1").stdout)
+    assert subnet["cidr"] == "10.99.0.0/24"
+    iprange = json.loads(cli(env, "admin", "ipranges", "create", "type=dynamic",
+                             "start_ip=10.99.0.100", "end_ip=10.99.0.199").stdout)
+    assert iprange["subnet"]["id"] == subnet["id"]
+    vid, fabric_id = subnet["vlan"]["vid"], subnet["vlan"]["fabric_id"]
+    vlan = json.loads(cli(env, "admin", "vlan", "update", str(fabric_id), str(vid), "name=provisioning").stdout)
+    assert vlan["name"] == "provisioning"
+
+    # A second run destroys nothing: same key, same secret, same data, same password.
+    secret_before = secret.read_text()
+    config_before = (data_dir / "regiond.conf").read_text()
+    second = run(["./bootstrap.sh", "init", "--data-dir", str(data_dir), "--port", str(port),
+                  "--admin-password", "other-password"], env)
+    assert "already initialised" in second.stdout
+    assert "region: already running" in second.stdout
+    assert "PostgreSQL: already running" in second.stdout
+    assert re.search(r"API key:\s+(\S+)", second.stdout).group(1) == key
+    assert secret.read_text() == secret_before
+    assert (data_dir / "regiond.conf").read_text() == config_before
+    subnets = json.loads(cli(env, "admin", "subnets", "read").stdout)
+    assert [s["cidr"] for s in subnets] == ["10.99.0.0/24"]
+    assert subnets[0]["vlan"]["name"] == "provisioning"
+    assert cli(env, "apikey", "--data-dir", str(data_dir), "--username", "admin").stdout.strip() == key
+
+
+def test_init_after_stop_restarts_without_recreating(fresh):
+    root, data_dir, env = fresh
+    port = free_port_block(6)
+    first = cli(env, "init", "--data-dir", str(data_dir), "--port", str(port))
+    generated = re.search(r"generated password: (\S+)\)", first.stdout)
+    assert generated, first.stdout
+    key = re.search(r"API key:\s+(\S+)", first.stdout).group(1)
+    stopped = cli(env, "stop", "--data-dir", str(data_dir))
+    assert "regiond: stopped" in stopped.stdout and "postgresql: stopped" in stopped.stdout
+    assert cli(env, "status", "--data-dir", str(data_dir), check=False).returncode != 0
+    again = cli(env, "init", "--data-dir", str(data_dir), "--port", str(port))
+    assert "PostgreSQL: started" in again.stdout and "region: started" in again.stdout
+    assert "generated password" not in again.stdout
+    assert re.search(r"API key:\s+(\S+)", again.stdout).group(1) == key
+
+    made = cli(env, "createadmin", "--data-dir", str(data_dir), "--username", "ops", "--password", "pw-ops")
+    ops_key = made.stdout.strip()
+    cli(env, "login", "ops", f"http://localhost:{port}/MAAS/", ops_key)
+    me = json.loads(cli(env, "ops", "users", "whoami").stdout)
+    assert me["username"] == "ops" and me["is_superuser"] is True
+    duplicate = cli(env, "createadmin", "--data-dir", str(data_dir), "--username", "ops", "--password", "x",
+                    check=False)
+    assert duplicate.returncode != 0 and "already exists" in duplicate.stderr
+
+
+def test_two_data_dirs_run_side_by_side(fresh):
+    root, data_dir, env = fresh
+    other = root / "other"
+    ports = free_port_block(12)
+    try:
+        a = cli(env, "init", "--data-dir", str(data_dir), "--port", str(ports), "--num-workers", "1")
+        b = cli(env, "init", "--data-dir", str(other), "--port", str(ports + 6), "--num-workers", "1")
+        key_a = re.search(r"API key:\s+(\S+)", a.stdout).group(1)
+        key_b = re.search(r"API key:\s+(\S+)", b.stdout).group(1)
+        assert key_a != key_b
+        assert (data_dir / "secret").read_text() != (other / "secret").read_text()
+    finally:
+        subprocess.run([*METALPLANE, "stop", "--data-dir", str(other)], capture_output=True, env=env, timeout=120)
