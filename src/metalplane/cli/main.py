@@ -28,7 +28,7 @@ def data_dir_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from metalplane.cli import admin, region_cmd
+    from metalplane.cli import admin, rack_cmd, region_cmd
 
     parser = argparse.ArgumentParser(
         prog="metalplane",
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     admin.register(sub, data_dir_arg)
     region_cmd.register(sub, data_dir_arg)
+    rack_cmd.register_commands(sub, data_dir_arg)
     v = sub.add_parser("version", help="print metalplane's version")
     v.set_defaults(func=lambda args: print(__version__) or 0)
     return parser

@@ -56,6 +56,8 @@ class RegionConfig(BaseModel):
     hostname: str | None = None
     database_pool_size: int = Field(DEFAULT_POOL_SIZE, ge=1, le=100)
     balance_threshold: float = Field(1.25, gt=1.0, le=10.0)
+    # Each rack keeps this many RPC connections, each to a different region.
+    rpc_connections_per_rack: int = Field(2, ge=1, le=16)
 
     @field_validator("maas_url")
     @classmethod

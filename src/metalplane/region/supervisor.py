@@ -29,13 +29,13 @@ from metalplane.region.budget import compute_budget
 from metalplane.region.db import engine as db_engine
 from metalplane.region.db.migrate import upgrade
 from metalplane.region.db.tables import controller_info
-from metalplane.region.services import cluster, controllers
+from metalplane.region.services import cluster, controllers, rpc
 from metalplane.region.services.defaults import ensure_defaults
 
 log = logging.getLogger("metalplane.region")
 
 POLL_INTERVAL = 0.2
-REGION_HEARTBEAT = 5.0
+REGION_HEARTBEAT = 1.0
 STOP_GRACE = 10.0
 MAX_RESTART_DELAY = 4.0
 
@@ -148,6 +148,10 @@ class Supervisor:
                     await conn.execute(update(controller_info)
                                        .where(controller_info.c.node_id == self.region_id)
                                        .values(updated=func.now()))
+                    # Any region notices a dead one: its workers stop heartbeating.
+                    if await rpc.reap_stale_processes(conn):
+                        await rpc.rebalance(conn, self.config.rpc_connections_per_rack,
+                                            self.config.balance_threshold)
             except Exception as exc:  # the database may be failing over; keep going
                 log.warning("region heartbeat failed: %s", exc)
 
@@ -172,6 +176,7 @@ class Supervisor:
         try:
             async with self.db.begin() as conn:
                 await controllers.remove_process(conn, self.region_id, slot.index, pid)
+                await rpc.rebalance(conn, self.config.rpc_connections_per_rack, self.config.balance_threshold)
         except Exception as exc:
             log.warning("could not remove worker %d's record: %s", slot.index, exc)
 

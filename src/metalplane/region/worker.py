@@ -22,6 +22,7 @@ from metalplane.region.api.app import build_app
 from metalplane.region.api.handlers import all_handlers
 from metalplane.region.api.routes import region_routes
 from metalplane.region.db.engine import async_engine
+from metalplane.region.rpc_server import RegionRpcServer, advertised_host
 from metalplane.region.services import controllers
 
 log = logging.getLogger("metalplane.region.worker")
@@ -41,6 +42,7 @@ class Worker:
         self.region_id = region_id
         self.pid = os.getpid()
         self.db = async_engine(config, f"metalplane-worker-{index}")
+        self.rpc: RegionRpcServer | None = None
 
     @property
     def rpc_port(self) -> int:
@@ -52,13 +54,17 @@ class Worker:
             try:
                 async with self.db.begin() as conn:
                     if not await controllers.heartbeat_process(conn, self.region_id, self.index, self.pid):
+                        # Our row was reaped (we looked dead): come back, with our racks.
                         await self._register(conn)
+                        if self.rpc is not None:
+                            await self.rpc.attach(conn)
+                            await self.rpc.rebalance()
             except Exception as exc:  # database away: keep serving, retry next beat
                 log.warning("worker %d heartbeat failed: %s", self.index, exc)
 
     async def _register(self, conn) -> None:
         await controllers.register_process(
-            conn, self.region_id, self.index, self.pid, self.config.listen_address,
+            conn, self.region_id, self.index, self.pid, advertised_host(self.config),
             self.rpc_port, self.config.database_pool_size,
         )
 
@@ -66,12 +72,17 @@ class Worker:
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         async with self.db.begin() as conn:
             await self._register(conn)
+            system_id = await controllers.system_id_of(conn, self.region_id)
+        self.rpc = RegionRpcServer(self.config, self.db, self.region_id, system_id, self.index)
+        await self.rpc.start()
+        app.state.rpc = self.rpc
         heartbeat = asyncio.create_task(self._heartbeat())
-        log.info("worker %d (pid %d) ready", self.index, self.pid)
+        log.info("worker %d (pid %d) ready; RPC on port %d", self.index, self.pid, self.rpc_port)
         try:
             yield
         finally:
             heartbeat.cancel()
+            await self.rpc.stop()
             with contextlib.suppress(Exception):
                 async with self.db.begin() as conn:
                     await controllers.remove_process(conn, self.region_id, self.index, self.pid)

@@ -152,3 +152,29 @@ def controller(n: Row, collection: str, extra: Row | None = None) -> Row:
         **(extra or {}),
         "resource_uri": uri(f"{collection}/{n['system_id']}/"),
     }
+
+
+def interface(i: Row, system_id: str, vlans_by_id: dict[int, Row], subnets_by_id: dict[int, Row]) -> Row:
+    """An entry of a node's interface_set."""
+    vlan_row = vlans_by_id.get(i["vlan_id"]) if i["vlan_id"] else None
+    return {
+        "id": i["id"],
+        "name": i["name"],
+        "type": i["type"],
+        "enabled": i["enabled"],
+        "mac_address": i["mac"],
+        "vlan": vlan(vlan_row, vlans_by_id) if vlan_row else None,
+        "parents": [],
+        "children": [],
+        "tags": [],
+        "params": "",
+        "discovered": None,
+        "effective_mtu": vlan_row["mtu"] if vlan_row else 1500,
+        "links": [
+            {"id": n, "mode": "static", "ip_address": link["ip"],
+             "subnet": subnet(subnets_by_id[link["subnet_id"]], vlans_by_id) if link["subnet_id"] in subnets_by_id else None}
+            for n, link in enumerate(i["links"], start=1)
+        ],
+        "system_id": system_id,
+        "resource_uri": uri(f"nodes/{system_id}/interfaces/{i['id']}/"),
+    }

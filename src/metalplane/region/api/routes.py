@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import text
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from metalplane.region.services import rpc
+
 HEALTH_PATH = "/MAAS/metalplane/health"
+RPC_PATH = "/MAAS/rpc/"
 
 
 async def health(request: Request) -> Response:
@@ -22,7 +25,18 @@ async def health(request: Request) -> Response:
     return PlainTextResponse("ok\n")
 
 
+async def rpc_endpoints(request: Request) -> Response:
+    """Where racks find the region workers' RPC endpoints (anonymous, as in MAAS)."""
+    async with request.app.state.db.connect() as conn:
+        endpoints = [e.wire() for e in await rpc.live_endpoints(conn)]
+    return JSONResponse({"endpoints": endpoints})
+
+
 def region_routes() -> list[BaseRoute]:
     from metalplane.region.api.handlers.meta import describe_route
 
-    return [describe_route(), Route(HEALTH_PATH, health, methods=["GET", "HEAD"])]
+    return [
+        describe_route(),
+        Route(HEALTH_PATH, health, methods=["GET", "HEAD"]),
+        Route(RPC_PATH, rpc_endpoints, methods=["GET"]),
+    ]

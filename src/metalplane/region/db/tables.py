@@ -99,6 +99,8 @@ controller_info = Table(
     Column("num_workers", Integer, nullable=False, server_default="0"),
     Column("connections_needed", Integer, nullable=False, server_default="0"),
     Column("api_port", Integer, nullable=True),
+    # Why the region last refused this controller's RPC connection (e.g. version).
+    Column("refusal", Text, nullable=True),
     *_timestamps(),
 )
 
@@ -180,4 +182,60 @@ ipranges = Table(
     *_timestamps(),
     CheckConstraint("type IN ('dynamic', 'reserved')", name="ipranges_type"),
     CheckConstraint("start_ip <= end_ip", name="ipranges_order"),
+)
+
+
+interfaces = Table(
+    "interfaces",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", Text, nullable=False),
+    Column("mac", Text, nullable=True),
+    Column("type", Text, nullable=False, server_default="physical"),
+    Column("enabled", Boolean, nullable=False, server_default="true"),
+    Column("vlan_id", Integer, ForeignKey("vlans.id", ondelete="SET NULL"), nullable=True, index=True),
+    *_timestamps(),
+    UniqueConstraint("node_id", "name"),
+)
+
+# Addresses MAAS knows: controller interface addresses, and (later) DHCP leases.
+ip_addresses = Table(
+    "ip_addresses",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ip", INET, nullable=False, index=True),
+    Column("subnet_id", Integer, ForeignKey("subnets.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column("alloc_type", Integer, nullable=False),
+    Column("interface_id", Integer, ForeignKey("interfaces.id", ondelete="CASCADE"), nullable=True, index=True),
+    *_timestamps(),
+)
+
+# Live RPC connections: which rack is connected to which region worker.
+rpc_connections = Table(
+    "rpc_connections",
+    metadata,
+    Column("rack_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
+    Column("process_id", Integer, ForeignKey("region_processes.id", ondelete="CASCADE"), primary_key=True,
+           index=True),
+    *_timestamps(),
+)
+
+# Where the balancer wants each rack connected; workers push changes to racks.
+rpc_targets = Table(
+    "rpc_targets",
+    metadata,
+    Column("rack_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
+    Column("process_id", Integer, ForeignKey("region_processes.id", ondelete="CASCADE"), primary_key=True,
+           index=True),
+)
+
+service_status = Table(
+    "service_status",
+    metadata,
+    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", Text, primary_key=True),
+    Column("status", Text, nullable=False, server_default="unknown"),
+    Column("status_info", Text, nullable=False, server_default=""),
+    *_timestamps(),
 )

@@ -26,8 +26,8 @@ NODE_TYPE_NAMES = {
 REGION_TYPES = (REGION, REGION_AND_RACK)
 RACK_TYPES = (RACK, REGION_AND_RACK)
 # A worker heartbeats every HEARTBEAT_INTERVAL; one silent for PROCESS_TIMEOUT is gone.
-HEARTBEAT_INTERVAL = 2.0
-PROCESS_TIMEOUT = 10.0
+HEARTBEAT_INTERVAL = 1.0
+PROCESS_TIMEOUT = 4.0
 SYSTEM_ID_CHARS = string.ascii_lowercase + string.digits
 
 
@@ -169,3 +169,7 @@ async def get_controller(conn: AsyncConnection, types: tuple[int, ...], system_i
     if not found:
         raise NotFound("No controller matches the given query.")
     return found[0]
+
+
+async def system_id_of(conn: AsyncConnection, node_id: int) -> str:
+    return (await conn.execute(select(nodes.c.system_id).where(nodes.c.id == node_id))).scalar_one()

@@ -1,0 +1,77 @@
+"""`metalplane rack ...`: register, run and reset a rack controller."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from metalplane.cli.errors import CliError
+from metalplane.config.rack import load_rack_config, rack_config_path
+from metalplane.embedded.daemons import Daemon
+from metalplane.logs import setup_logging
+from metalplane.rack.cluster_state import ClusterState
+from metalplane.rack.registration import RegistrationError, register
+
+
+def rack_daemon(data_dir: Path) -> Daemon:
+    return Daemon("rackd", data_dir, ("rack", "run", "--data-dir", str(data_dir)))
+
+
+def register_and_start(data_dir: Path, urls: list[str], secret: str, hostname: str | None = None,
+                       out: Callable[[str], None] = print) -> int:
+    try:
+        outcome = register(data_dir, urls, secret, hostname)
+    except RegistrationError as exc:
+        raise CliError(f"registration failed: {exc}") from None
+    daemon = rack_daemon(data_dir)
+    verb = "restarted" if daemon.stop() else "started"
+    pid = daemon.start()
+    out(f"rack {outcome.system_id} registered with cluster {outcome.cluster}; rackd {verb} "
+        f"(pid {pid}, log {daemon.log_file})")
+    return 0
+
+
+def _register(args: argparse.Namespace) -> int:
+    return register_and_start(args.data_dir.resolve(), args.url, args.secret, args.hostname)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from metalplane.rack.daemon import RackError, run_rack
+
+    config = load_rack_config(args.config or rack_config_path(args.data_dir.resolve()))
+    setup_logging(config.debug, prefix="[rackd] ")
+    try:
+        return run_rack(config)
+    except RackError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _reset(args: argparse.Namespace) -> int:
+    data_dir = args.data_dir.resolve()
+    stopped = rack_daemon(data_dir).stop()
+    ClusterState(data_dir).forget()
+    print(("rackd stopped; " if stopped else "") + f"{data_dir} no longer belongs to any cluster; "
+          "register it again with `metalplane rack register`")
+    return 0
+
+
+def register_commands(sub: argparse._SubParsersAction, data_dir_arg: Callable[[argparse.ArgumentParser], None]) -> None:
+    rack = sub.add_parser("rack", help="the rack controller")
+    rsub = rack.add_subparsers(dest="rack_command", metavar="COMMAND", required=True)
+
+    p = rsub.add_parser("register", help="join a region with the shared secret and start rackd")
+    data_dir_arg(p)
+    p.add_argument("--url", action="append", required=True, help="a region's MAAS URL; repeat for more")
+    p.add_argument("--secret", required=True, help="the shared secret (a region's DATA_DIR/secret)")
+    p.add_argument("--hostname", help="name to register under (default: this host's name)")
+    p.set_defaults(func=_register)
+
+    p = rsub.add_parser("run", help="run the rack controller in the foreground")
+    data_dir_arg(p)
+    p.add_argument("--config", type=Path, help="rackd.conf (default DATA_DIR/rackd.conf)")
+    p.set_defaults(func=_run)
+
+    p = rsub.add_parser("reset", help="forget the cluster this rack joined (to move it to another)")
+    data_dir_arg(p)
+    p.set_defaults(func=_reset)

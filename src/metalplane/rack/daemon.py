@@ -1,0 +1,113 @@
+"""`metalplane rack run`: the rack controller daemon.
+
+It keeps its region connections (region_links), reports its services every few
+seconds and at once on change, and keeps serving on its last configuration when
+every region is gone ("degraded, not dead").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from metalplane import __version__
+from metalplane.config.rack import RackConfig
+from metalplane.identity import local_hostname, read_secret, read_system_id, secret_path, write_system_id
+from metalplane.rack.cluster_state import ClusterState
+from metalplane.rack.interfaces import local_interfaces
+from metalplane.rack.region_links import RegionLinks
+from metalplane.rack.services import ServiceBoard
+from metalplane.region.services.controllers import new_system_id
+from metalplane.rpc.handshake import ClientHello
+from metalplane.rpc.protocol import ConnectionLost, RemoteError
+
+log = logging.getLogger("metalplane.rack")
+REPORT_INTERVAL = 5.0
+
+
+class RackError(Exception):
+    pass
+
+
+class RackDaemon:
+    def __init__(self, config: RackConfig):
+        self.config = config
+        self.data_dir = Path(config.data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        secret = read_secret(self.data_dir)
+        if not secret:
+            raise RackError(f"no shared secret in {secret_path(self.data_dir)}; run "
+                            f"`metalplane rack register --url URL --secret SECRET --data-dir {self.data_dir}`")
+        self.system_id = read_system_id(self.data_dir) or new_system_id()
+        write_system_id(self.data_dir, self.system_id)
+        self.hostname = local_hostname(config.hostname)
+        self.state = ClusterState(self.data_dir)
+        self.services = ServiceBoard()
+        self.stopping = asyncio.Event()
+        self.stop_reason = ""
+        self.links = RegionLinks(
+            config.maas_url, secret, self.hello, self.state,
+            handlers={"Stop": self._stop_requested},
+            registration=self._registration,
+        )
+        self.links.on_reconnect = self._reconnected
+
+    def hello(self) -> ClientHello:
+        return ClientHello("rack", self.system_id, self.hostname, __version__, self.state.uuid)
+
+    async def _registration(self) -> dict[str, Any]:
+        interfaces = await asyncio.to_thread(local_interfaces)
+        return {"hostname": self.hostname, "version": __version__, "interfaces": interfaces}
+
+    async def _stop_requested(self, reason: str = "") -> None:
+        log.warning("the region asked this rack to stop (%s); stopping", reason)
+        self.stop_reason = reason
+        self.stopping.set()
+
+    async def _reconnected(self, since: float, until: float) -> None:
+        if until - since > 1 and self.links.connected_event.is_set():
+            log.warning("reconnected after %.0f s without any region; services ran on their last configuration",
+                        until - since)
+            with contextlib.suppress(ConnectionLost, TimeoutError, RemoteError):
+                await self.links.call("ReportIsolation", timeout=10, since=since, until=until)
+
+    async def _report_services(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.services.changed.wait(), REPORT_INTERVAL)
+            self.services.changed.clear()
+            if not self.links.healthy_links():
+                continue
+            try:
+                await self.links.call("UpdateServices", timeout=10, services=self.services.snapshot())
+            except (ConnectionLost, TimeoutError, RemoteError) as exc:
+                log.debug("service report failed: %s", exc)
+                self.services.changed.set()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        log.info("rack %s (%s) starting; regions: %s", self.hostname, self.system_id, ", ".join(self.config.maas_url))
+        tasks = [asyncio.ensure_future(self.links.run()), asyncio.ensure_future(self._report_services())]
+        started = time.monotonic()
+        try:
+            await self.stopping.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        log.info("rack stopped after %.0f s%s", time.monotonic() - started,
+                 f" ({self.stop_reason})" if self.stop_reason else "")
+        return 0
+
+
+def run_rack(config: RackConfig) -> int:
+    return asyncio.run(RackDaemon(config).run())

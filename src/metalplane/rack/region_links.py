@@ -1,0 +1,306 @@
+"""The rack's connections to region workers: discovery, failover, balancing.
+
+`maas_url` is only where the rack starts. Once registered, the region tells
+the rack every worker endpoint and which ones it should use (its targets). The
+rack keeps one connection per target, each on a different region. When a link
+dies (keepalive pings notice within ~2.5 s), the rack replaces it at once with
+a live endpoint — another worker of the same region if possible, else another
+region — and retries the dead one with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from metalplane.rack.cluster_state import ClusterState
+from metalplane.rpc.client import Connection, open_connection
+from metalplane.rpc.handshake import ClientHello, HandshakeRefused
+from metalplane.rpc.protocol import ConnectionLost, Handler, RemoteError, RpcPeer
+
+log = logging.getLogger("metalplane.rack.links")
+DEFAULT_PER_RACK = 2
+MAX_BACKOFF = 30.0
+RECONCILE_INTERVAL = 0.5
+REFRESH_INTERVAL = 10.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    region: str
+    worker: int
+    host: str
+    port: int
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> "Endpoint":
+        return cls(str(data["region"]), int(data["worker"]), str(data["host"]), int(data["port"]))
+
+
+@dataclass
+class Backoff:
+    failures: int = 0
+    retry_at: float = 0.0
+
+    def fail(self, now: float) -> None:
+        self.failures += 1
+        delay = min(0.5 * 2 ** (self.failures - 1), MAX_BACKOFF)
+        self.retry_at = now + delay * random.uniform(0.8, 1.2)
+
+    def ready(self, now: float) -> bool:
+        return now >= self.retry_at
+
+
+@dataclass
+class Link:
+    endpoint: Endpoint
+    connection: Connection | None = None
+    registered: bool = False
+    closing: bool = False
+    task: asyncio.Task | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.registered and self.connection is not None and self.connection.peer.is_open
+
+
+def _rank(system_id: str, endpoint: Endpoint) -> str:
+    return hashlib.sha256(f"{system_id}|{endpoint.region}|{endpoint.worker}".encode()).hexdigest()
+
+
+def choose(system_id: str, candidates: list[Endpoint], wanted: int, avoid_regions: set[str]) -> list[Endpoint]:
+    """Up to `wanted` endpoints on distinct regions, in a stable per-rack order."""
+    chosen: list[Endpoint] = []
+    regions = set(avoid_regions)
+    for endpoint in sorted(candidates, key=lambda e: _rank(system_id, e)):
+        if len(chosen) == wanted:
+            break
+        if endpoint.region not in regions:
+            chosen.append(endpoint)
+            regions.add(endpoint.region)
+    return chosen
+
+
+def plan_links(system_id: str, known: list[Endpoint], targets: list[Endpoint] | None, usable: set[tuple[str, int]],
+               per_rack: int) -> list[Endpoint]:
+    """Which endpoints to be connected to now: the region's targets, with any
+    unusable one replaced by a usable endpoint (same region first), topped up
+    to one link per region up to the wanted count."""
+    regions = {e.region for e in known}
+    wanted = min(len(targets) if targets else per_rack, len(regions))
+    plan: list[Endpoint] = []
+    for endpoint in targets or []:
+        if endpoint.key in usable:
+            plan.append(endpoint)
+            continue
+        same_region = [e for e in known if e.region == endpoint.region and e.key in usable and e not in plan]
+        plan.extend(choose(system_id, same_region, 1, {p.region for p in plan}))
+    if len(plan) < wanted:
+        others = [e for e in known if e.key in usable and e not in plan]
+        plan.extend(choose(system_id, others, wanted - len(plan), {p.region for p in plan}))
+    return plan
+
+
+class RegionLinks:
+    """Keeps the rack connected. `handlers` answer the region's calls to the rack."""
+
+    def __init__(self, urls: list[str], secret: str, me: Callable[[], ClientHello], state: ClusterState,
+                 handlers: Mapping[str, Handler], registration: Callable[[], Awaitable[dict[str, Any]]]):
+        self.urls = urls
+        self.secret = secret
+        self.me = me
+        self.state = state
+        self.handlers = {**handlers, "SetTargets": self._set_targets, "Ping": self._ping}
+        self.registration = registration
+        self.known: dict[tuple[str, int], Endpoint] = {}
+        self.targets: list[Endpoint] | None = None
+        self.links: dict[tuple[str, int], Link] = {}
+        self.backoff: dict[tuple[str, int], Backoff] = {}
+        self.refused: HandshakeRefused | None = None
+        self.changed = asyncio.Event()
+        self.connected_event = asyncio.Event()
+        self._last_refresh = 0.0
+        self._isolated_since: float | None = time.time()
+        self.on_reconnect: Callable[[float, float], Awaitable[None]] | None = None
+
+    # -- what other code asks ----------------------------------------------------------------
+
+    def healthy_links(self) -> list[Link]:
+        return [link for link in self.links.values() if link.healthy]
+
+    def peer(self) -> RpcPeer:
+        """A connection to call the region on; raises when there is none."""
+        for link in self.healthy_links():
+            return link.connection.peer  # type: ignore[union-attr]
+        raise ConnectionLost("no connection to any region")
+
+    async def call(self, method: str, timeout: float = 30.0, **args: Any) -> Any:
+        """Call the region, trying each healthy link once."""
+        last: Exception | None = None
+        for link in self.healthy_links():
+            try:
+                return await link.connection.peer.call(method, timeout=timeout, **args)  # type: ignore[union-attr]
+            except (ConnectionLost, TimeoutError) as exc:
+                last = exc
+        raise last or ConnectionLost("no connection to any region")
+
+    # -- region's calls --------------------------------------------------------------------------
+
+    async def _set_targets(self, targets: list[dict[str, Any]]) -> None:
+        self.targets = [Endpoint.from_wire(t) for t in targets]
+        for endpoint in self.targets:
+            self.known.setdefault(endpoint.key, endpoint)
+        self.changed.set()
+
+    async def _ping(self) -> str:
+        return "pong"
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            while True:
+                await self._reconcile()
+                self.changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.changed.wait(), RECONCILE_INTERVAL)
+        finally:
+            for link in list(self.links.values()):
+                await self._close(link)
+
+    def _usable(self, now: float) -> set[tuple[str, int]]:
+        usable = set()
+        for key in self.known:
+            link = self.links.get(key)
+            if link is not None and link.healthy:
+                usable.add(key)
+            elif self.backoff.setdefault(key, Backoff()).ready(now):
+                usable.add(key)
+        return usable
+
+    async def _reconcile(self) -> None:
+        now = time.monotonic()
+        if not self.known or (not self.healthy_links() and not self._usable(now)):
+            await self._discover()
+        if self.healthy_links() and now - self._last_refresh > REFRESH_INTERVAL:
+            self._last_refresh = now
+            asyncio.ensure_future(self._refresh())
+        plan = plan_links(self.me().system_id, list(self.known.values()), self.targets, self._usable(now),
+                          DEFAULT_PER_RACK)
+        wanted = {e.key for e in plan}
+        for endpoint in plan:
+            if endpoint.key not in self.links:
+                self._open(endpoint)
+        # Make before break: drop extra links only once every wanted one is up.
+        if all(self.links.get(k) is not None and self.links[k].healthy for k in wanted):
+            for key, link in list(self.links.items()):
+                if key not in wanted:
+                    await self._close(link)
+        self._note_isolation()
+
+    def _note_isolation(self) -> None:
+        healthy = bool(self.healthy_links())
+        if healthy:
+            self.connected_event.set()
+            if self._isolated_since is not None:
+                started, self._isolated_since = self._isolated_since, None
+                if self.on_reconnect is not None:
+                    asyncio.ensure_future(self.on_reconnect(started, time.time()))
+        else:
+            self.connected_event.clear()
+            if self._isolated_since is None:
+                self._isolated_since = time.time()
+                log.warning("lost every region controller; services keep running on their last configuration")
+
+    async def _discover(self) -> None:
+        """Ask the maas_url regions (plain HTTP) for the worker endpoints."""
+        async with httpx.AsyncClient(timeout=3) as client:
+            for url in self.urls:
+                try:
+                    response = await client.get(url.rstrip("/") + "/rpc/")
+                    response.raise_for_status()
+                    for item in response.json()["endpoints"]:
+                        endpoint = Endpoint.from_wire(item)
+                        self.known.setdefault(endpoint.key, endpoint)
+                except (httpx.HTTPError, ValueError, KeyError) as exc:
+                    log.debug("endpoint discovery from %s failed: %s", url, exc)
+
+    async def _refresh(self) -> None:
+        with contextlib.suppress(ConnectionLost, TimeoutError, RemoteError):
+            self._learn(await self.call("GetEndpoints", timeout=10))
+
+    def _learn(self, answer: Mapping[str, Any]) -> None:
+        live = {Endpoint.from_wire(e) for e in answer.get("endpoints") or []}
+        if live:
+            # Forget endpoints the region no longer lists, unless we hold a link to them.
+            self.known = {e.key: e for e in live} | {k: link.endpoint for k, link in self.links.items()}
+        if answer.get("targets"):
+            self.targets = [Endpoint.from_wire(t) for t in answer["targets"]]
+        self.changed.set()
+
+    def _open(self, endpoint: Endpoint) -> None:
+        link = Link(endpoint)
+        self.links[endpoint.key] = link
+        link.task = asyncio.ensure_future(self._keep(link))
+
+    async def _keep(self, link: Link) -> None:
+        endpoint = link.endpoint
+        try:
+            link.connection = await open_connection(
+                endpoint.host, endpoint.port, self.secret, self.me(), self.state.ca_cert, self.handlers)
+            welcome = link.connection.welcome
+            if self.state.ca_cert is None or self.state.uuid != welcome.cluster:
+                self.state.remember(welcome.cluster, welcome.ca_cert)
+            serving = asyncio.ensure_future(link.connection.peer.serve())
+            answer = await link.connection.peer.call("Register", timeout=60, **await self.registration())
+            link.registered = True
+            self.refused = None
+            self.backoff[endpoint.key] = Backoff()
+            log.info("connected to region %s worker %d at %s:%d", endpoint.region, endpoint.worker,
+                     endpoint.host, endpoint.port)
+            self._learn(answer)
+            await serving
+            if not link.closing:
+                log.warning("lost region %s worker %d at %s:%d", endpoint.region, endpoint.worker,
+                            endpoint.host, endpoint.port)
+                self.backoff.setdefault(endpoint.key, Backoff()).fail(time.monotonic())
+        except HandshakeRefused as exc:
+            self.refused = exc
+            log.error("region %s:%d refused this rack (%s): %s", endpoint.host, endpoint.port, exc.reason, exc.message)
+            backoff = self.backoff.setdefault(endpoint.key, Backoff())
+            backoff.failures = max(backoff.failures, 6)  # refusals are not transient
+            backoff.fail(time.monotonic())
+        except (OSError, TimeoutError, ConnectionLost, RemoteError) as exc:
+            log.debug("connecting to %s:%d failed: %s", endpoint.host, endpoint.port, exc)
+            self.backoff.setdefault(endpoint.key, Backoff()).fail(time.monotonic())
+        finally:
+            if self.links.get(endpoint.key) is link:
+                del self.links[endpoint.key]
+            if link.connection is not None:
+                with contextlib.suppress(Exception):
+                    await link.connection.ws.close()
+            self.changed.set()
+
+    async def _close(self, link: Link) -> None:
+        link.closing = True
+        if link.connection is not None:
+            with contextlib.suppress(Exception):
+                await link.connection.ws.close()
+        if link.task is not None and link.task is not asyncio.current_task():
+            link.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await link.task
+        self.links.pop(link.endpoint.key, None)

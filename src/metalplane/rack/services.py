@@ -1,0 +1,29 @@
+"""The rack's board of service statuses, reported to the region on change."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+# rackd is judged by the region from the rack's connections; the rack reports the rest.
+REPORTED = ("dhcpd", "dhcpd6", "tftp", "http", "ntp_rack", "dns_rack")
+
+
+class ServiceBoard:
+    def __init__(self) -> None:
+        self._status: dict[str, tuple[str, str]] = {
+            name: ("off", "not running on this rack") for name in REPORTED
+        }
+        self.changed = asyncio.Event()
+        self.changed.set()
+
+    def set(self, name: str, status: str, info: str = "") -> None:
+        if self._status.get(name) != (status, info):
+            self._status[name] = (status, info)
+            self.changed.set()
+
+    def get(self, name: str) -> tuple[str, str]:
+        return self._status[name]
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        return [{"name": n, "status": s, "status_info": i} for n, (s, i) in self._status.items()]

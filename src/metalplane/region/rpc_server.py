@@ -1,0 +1,297 @@
+"""A region worker's RPC endpoint: racks connect here; so do peer workers.
+
+Each worker listens on rpc_port + worker_index. A rack session records its
+connection in the database, answers the rack's calls, and pushes the balancer's
+targets to the rack. Other workers reach a rack held here through `CallRack`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+from sqlalchemy.ext.asyncio import AsyncEngine
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from metalplane import __version__
+from metalplane.config.region import RegionConfig
+from metalplane.region.db.engine import conninfo
+from metalplane.region.services import cluster, racks, rpc
+from metalplane.rpc.client import Connection, open_connection
+from metalplane.rpc.handshake import ClientHello, HandshakeRefused, server_handshake
+from metalplane.rpc.protocol import (
+    MAX_FRAME,
+    PING_INTERVAL,
+    PING_TIMEOUT,
+    ConnectionLost,
+    ProtocolError,
+    RemoteError,
+    RpcPeer,
+)
+from metalplane.rpc.tls import fingerprint_pem, server_context
+
+log = logging.getLogger("metalplane.region.rpc")
+PUSH_DEBOUNCE = 0.05
+REBALANCE_DEBOUNCE = 0.1
+LISTEN_RETRY = 1.0
+
+
+def advertised_host(config: RegionConfig) -> str:
+    """The address racks use to reach this region: the host of its maas_url."""
+    return urlsplit(config.maas_url).hostname or "127.0.0.1"
+
+
+class RackSession:
+    def __init__(self, server: "RegionRpcServer", ws: ServerConnection, hello: ClientHello):
+        self.server = server
+        self.hello = hello
+        self.system_id = hello.system_id
+        self.node_id: int | None = None
+        self.pushed: list[dict[str, Any]] | None = None
+        self.peer = RpcPeer(ws, {
+            "Register": self.register,
+            "UpdateServices": self.update_services,
+            "GetEndpoints": self.get_endpoints,
+            "ReportIsolation": self.report_isolation,
+        }, name=f"rack {hello.hostname} ({hello.system_id})")
+
+    async def run(self) -> None:
+        try:
+            await self.peer.serve()
+        finally:
+            if self.server.sessions.get(self.system_id) is self:
+                del self.server.sessions[self.system_id]
+            if self.node_id is not None and self.server.process_id is not None:
+                with contextlib.suppress(Exception):
+                    async with self.server.db.begin() as conn:
+                        await rpc.remove_connection(conn, self.node_id, self.server.process_id)
+            log.info("%s disconnected", self.peer.name)
+
+    async def register(self, hostname: str, version: str, interfaces: list[dict[str, Any]]) -> dict[str, Any]:
+        async with self.server.db.begin() as conn:
+            self.node_id = await racks.register_rack(conn, self.system_id, hostname, version, interfaces)
+            await rpc.add_connection(conn, self.node_id, self.server.process_id)
+        self.server.sessions[self.system_id] = self
+        await self.server.rebalance()
+        return await self.get_endpoints()
+
+    async def update_services(self, services: list[dict[str, Any]]) -> None:
+        if self.node_id is None:
+            raise RemoteError("not-registered", "call Register first")
+        async with self.server.db.begin() as conn:
+            await racks.update_services(conn, self.node_id, services)
+
+    async def report_isolation(self, since: float, until: float) -> None:
+        log.warning("%s ran without any region for %.0f s (services kept their last configuration)",
+                    self.peer.name, until - since)
+
+    async def get_endpoints(self) -> dict[str, Any]:
+        async with self.server.db.connect() as conn:
+            endpoints = [e.wire() for e in await rpc.live_endpoints(conn)]
+            targets = (await rpc.targets_for(conn, [self.system_id])).get(self.system_id)
+        return {"endpoints": endpoints, "targets": targets}
+
+
+class RegionRpcServer:
+    def __init__(self, config: RegionConfig, db: AsyncEngine, region_id: int, region_system_id: str,
+                 worker_index: int):
+        self.config = config
+        self.db = db
+        self.region_id = region_id
+        self.region_system_id = region_system_id
+        self.worker_index = worker_index
+        self.port = config.rpc_port + worker_index
+        self.sessions: dict[str, RackSession] = {}
+        self.process_id: int | None = None
+        self._peers: dict[tuple[str, int], Connection] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._push_wanted = asyncio.Event()
+        self._rebalance_wanted = asyncio.Event()
+
+    async def start(self) -> None:
+        async with self.db.begin() as conn:
+            tls = await rpc.cluster_tls(conn)
+            self.secret = await cluster.shared_secret(conn)
+            self.cluster = await cluster.cluster_uuid(conn)
+            await self.attach(conn)
+        self.ca_cert = tls["ca_cert"]
+        self.fingerprint = fingerprint_pem(tls["cert"])
+        self.server = await serve(
+            self._handle, self.config.listen_address, self.port, ssl=server_context(tls["cert"], tls["key"]),
+            ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT, max_size=MAX_FRAME, compression=None,
+        )
+        self._spawn(self._listen())
+        self._spawn(self._pusher())
+        self._spawn(self._rebalancer())
+        await self.rebalance()  # a worker joined
+
+    async def attach(self, conn) -> None:
+        """(Re)bind to this worker's process row; restore the connections we hold."""
+        self.process_id = await rpc.process_id(conn, self.region_id, self.worker_index)
+        await rpc.clear_process_connections(conn, self.process_id)
+        for session in self.sessions.values():
+            if session.node_id is not None:
+                await rpc.add_connection(conn, session.node_id, self.process_id)
+
+    async def stop(self) -> None:
+        self.server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for connection in self._peers.values():
+            with contextlib.suppress(Exception):
+                await connection.ws.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.server.wait_closed(), 5)
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def rebalance(self) -> None:
+        """Ask for a balance check; bursts (many racks connecting) collapse into one."""
+        self._rebalance_wanted.set()
+
+    async def _rebalancer(self) -> None:
+        while True:
+            await self._rebalance_wanted.wait()
+            await asyncio.sleep(REBALANCE_DEBOUNCE)
+            self._rebalance_wanted.clear()
+            try:
+                async with self.db.begin() as conn:
+                    await rpc.rebalance(conn, self.config.rpc_connections_per_rack, self.config.balance_threshold)
+            except Exception as exc:
+                log.warning("rebalancing failed (will retry on the next change): %s", exc)
+
+    # -- incoming connections ------------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        try:
+            hello = await server_handshake(ws, self.secret, self.fingerprint, self.region_system_id, self.cluster,
+                                           __version__, self.ca_cert)
+        except HandshakeRefused as exc:
+            who = f"{exc.client.hostname} ({exc.client.system_id})" if exc.client else str(ws.remote_address)
+            log.warning("refused RPC connection from %s: %s", who, exc.message)
+            if exc.reason == "version" and exc.client is not None:
+                async with self.db.begin() as conn:
+                    await racks.record_refusal(conn, exc.client.system_id, exc.client.hostname,
+                                               exc.client.version, exc.message)
+            await ws.close(1008, exc.reason)
+            return
+        except (TimeoutError, ConnectionClosed, ProtocolError, ValueError) as exc:
+            log.info("RPC handshake with %s failed: %s", ws.remote_address, exc)
+            return
+        if hello.role == "region":
+            await RpcPeer(ws, {"CallRack": self._forwarded_call}, name=f"region peer {hello.system_id}").serve()
+            return
+        log.info("rack %s (%s) connected to worker %d", hello.hostname, hello.system_id, self.worker_index)
+        await RackSession(self, ws, hello).run()
+
+    async def _forwarded_call(self, system_id: str, method: str, args: dict[str, Any], rack_timeout: float) -> Any:
+        session = self.sessions.get(system_id)
+        if session is None:
+            raise RemoteError("not-connected", f"rack {system_id} is not connected to this worker")
+        return await session.peer.call(method, timeout=rack_timeout, **args)
+
+    # -- calling racks ---------------------------------------------------------------------
+
+    async def call_rack(self, system_id: str, method: str, timeout: float = 30.0, **args: Any) -> Any:
+        """Call a rack wherever it is connected: here, or through the worker that holds it."""
+        session = self.sessions.get(system_id)
+        if session is not None and session.peer.is_open:
+            return await session.peer.call(method, timeout=timeout, **args)
+        async with self.db.connect() as conn:
+            holders = await rpc.holders_of(conn, system_id)
+        errors = []
+        for endpoint in holders:
+            if (endpoint.region, endpoint.worker) == (self.region_system_id, self.worker_index):
+                continue
+            try:
+                peer = await self._peer(endpoint.host, endpoint.port)
+                return await peer.call("CallRack", timeout=timeout + 5, system_id=system_id, method=method,
+                                       args=args, rack_timeout=timeout)
+            except (ConnectionLost, OSError, TimeoutError, HandshakeRefused) as exc:
+                errors.append(f"{endpoint.host}:{endpoint.port}: {exc}")
+            except RemoteError as exc:
+                if exc.code != "not-connected":
+                    raise
+                errors.append(exc.message)
+        raise ConnectionLost(f"rack {system_id} is not connected to any region"
+                             + (f" ({'; '.join(errors)})" if errors else ""))
+
+    async def _peer(self, host: str, port: int) -> RpcPeer:
+        existing = self._peers.get((host, port))
+        if existing is not None and existing.peer.is_open:
+            return existing.peer
+        me = ClientHello("region", self.region_system_id, f"worker-{self.worker_index}", __version__, self.cluster)
+        connection = await open_connection(host, port, self.secret, me, self.ca_cert, {})
+        self._peers[(host, port)] = connection
+        self._spawn(connection.peer.serve())
+        return connection.peer
+
+    # -- notifications -----------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                        conninfo(self.config, f"metalplane-listen-{self.worker_index}"), autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {rpc.TARGETS_CHANNEL}")
+                    await conn.execute(f"LISTEN {rpc.RACK_EVENTS_CHANNEL}")
+                    self._push_wanted.set()  # catch up on anything missed while away
+                    async for note in conn.notifies():
+                        if note.channel == rpc.TARGETS_CHANNEL:
+                            self._push_wanted.set()
+                        else:
+                            await self._rack_event(json.loads(note.payload))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("notification listener lost its database connection: %s", exc)
+                await asyncio.sleep(LISTEN_RETRY)
+
+    async def _pusher(self) -> None:
+        """Coalesce bursts of target changes into one push per rack."""
+        while True:
+            await self._push_wanted.wait()
+            await asyncio.sleep(PUSH_DEBOUNCE)
+            self._push_wanted.clear()
+            try:
+                await self.push_targets()
+            except Exception as exc:
+                log.warning("pushing connection targets failed: %s", exc)
+
+    async def push_targets(self) -> None:
+        if not self.sessions:
+            return
+        async with self.db.connect() as conn:
+            targets = await rpc.targets_for(conn, list(self.sessions))
+        for system_id, session in list(self.sessions.items()):
+            wanted = targets.get(system_id)
+            if wanted and wanted != session.pushed:
+                session.pushed = wanted
+                self._spawn(self._send_targets(session, wanted))
+
+    async def _send_targets(self, session: RackSession, targets: list[dict[str, Any]]) -> None:
+        with contextlib.suppress(ConnectionLost, TimeoutError, RemoteError):
+            await session.peer.call("SetTargets", timeout=10, targets=targets)
+
+    async def _rack_event(self, event: dict[str, Any]) -> None:
+        session = self.sessions.get(event.get("system_id", ""))
+        if session is None:
+            return
+        if event.get("kind") == "deleted":
+            log.info("%s was deleted through the API; telling it to stop", session.peer.name)
+            self._spawn(self._tell_stop(session))
+
+    async def _tell_stop(self, session: RackSession) -> None:
+        with contextlib.suppress(ConnectionLost, TimeoutError, RemoteError):
+            await session.peer.call("Stop", timeout=5, reason="deleted from the region")
+        await session.peer.close("deleted")

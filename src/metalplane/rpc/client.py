@@ -1,0 +1,38 @@
+"""Opening an authenticated RPC connection to a region worker."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from metalplane.rpc.handshake import ClientHello, Welcome, client_handshake
+from metalplane.rpc.protocol import MAX_FRAME, PING_INTERVAL, PING_TIMEOUT, Handler, RpcPeer
+from metalplane.rpc.tls import client_context
+
+CONNECT_TIMEOUT = 5.0
+
+
+@dataclass
+class Connection:
+    ws: ClientConnection
+    peer: RpcPeer
+    welcome: Welcome
+
+
+async def open_connection(host: str, port: int, secret: str, me: ClientHello, ca_pem: str | None,
+                          handlers: Mapping[str, Handler], name: str | None = None) -> Connection:
+    """TLS + handshake. Raises HandshakeRefused, OSError or TimeoutError; the caller
+    starts `peer.serve()`."""
+    ws = await connect(
+        f"wss://{host}:{port}/rpc", ssl=client_context(ca_pem), open_timeout=CONNECT_TIMEOUT,
+        ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT, max_size=MAX_FRAME, compression=None,
+        server_hostname="metalplane-region",
+    )
+    try:
+        welcome = await client_handshake(ws, secret, me)
+    except BaseException:
+        await ws.close()
+        raise
+    return Connection(ws, RpcPeer(ws, handlers, name or f"region {welcome.region}/{host}:{port}"), welcome)

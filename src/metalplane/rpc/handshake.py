@@ -1,0 +1,116 @@
+"""The first three frames of every RPC connection: hello, auth, welcome/refused.
+
+    region -> client  hello    {region, cluster, version, nonce}
+    client -> region  auth     {role, nonce, proof, system_id, hostname, version, cluster}
+    region -> client  welcome  {proof, ca, cluster}   or   refused {reason, message}
+
+The client is a rack (or another region worker forwarding a call). Both sides
+prove the shared secret (rpc.auth); the secret itself never crosses the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from metalplane.rpc import auth, versions
+from metalplane.rpc.protocol import pack, unpack
+from metalplane.rpc.tls import fingerprint_der
+
+HANDSHAKE_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class ClientHello:
+    role: str
+    system_id: str
+    hostname: str
+    version: str
+    cluster: str | None
+
+
+class HandshakeRefused(Exception):
+    """`reason` is one of: secret, version, cluster, protocol."""
+
+    def __init__(self, reason: str, message: str, client: ClientHello | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.client = client  # who was refused, when the server knows
+
+
+@dataclass(frozen=True)
+class Welcome:
+    region: str
+    cluster: str
+    version: str
+    ca_cert: str
+
+
+async def _recv(ws: Any) -> dict[str, Any]:
+    return unpack(await asyncio.wait_for(ws.recv(), HANDSHAKE_TIMEOUT))
+
+
+def server_fingerprint(ws: Any) -> str:
+    ssl_object = ws.transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        raise HandshakeRefused("protocol", "RPC connections must use TLS")
+    return fingerprint_der(ssl_object.getpeercert(binary_form=True))
+
+
+async def client_handshake(ws: Any, secret: str, me: ClientHello) -> Welcome:
+    hello = await _recv(ws)
+    if hello.get("t") != "hello":
+        raise HandshakeRefused("protocol", f"expected hello, got {hello.get('t')!r}")
+    if me.cluster and hello["cluster"] != me.cluster:
+        raise HandshakeRefused(
+            "cluster",
+            f"this rack is registered to cluster {me.cluster}, but the region belongs to cluster "
+            f"{hello['cluster']}; moving a rack between clusters risks data loss — run "
+            f"`metalplane rack reset` first if you really mean to move it",
+        )
+    fingerprint = server_fingerprint(ws)
+    nonce = auth.new_nonce()
+    await ws.send(pack({
+        "t": "auth", "role": me.role, "nonce": nonce,
+        "proof": auth.proof(secret, me.role, hello["nonce"], nonce, fingerprint),
+        "system_id": me.system_id, "hostname": me.hostname, "version": me.version, "cluster": me.cluster,
+    }))
+    reply = await _recv(ws)
+    if reply.get("t") == "refused":
+        raise HandshakeRefused(reply.get("reason", "protocol"), reply.get("message", ""))
+    if reply.get("t") != "welcome":
+        raise HandshakeRefused("protocol", f"expected welcome, got {reply.get('t')!r}")
+    if not auth.verify(secret, "region", nonce, hello["nonce"], fingerprint, reply.get("proof", "")):
+        raise HandshakeRefused("secret", "the region could not prove it knows the shared secret")
+    return Welcome(hello["region"], reply["cluster"], hello["version"], reply["ca"])
+
+
+async def server_handshake(ws: Any, secret: str, own_fingerprint: str, region: str, cluster: str,
+                           version: str, ca_cert: str) -> ClientHello:
+    nonce = auth.new_nonce()
+    await ws.send(pack({"t": "hello", "region": region, "cluster": cluster, "version": version, "nonce": nonce}))
+    msg = await _recv(ws)
+    if msg.get("t") != "auth":
+        raise HandshakeRefused("protocol", f"expected auth, got {msg.get('t')!r}")
+    hello = ClientHello(str(msg.get("role")), str(msg.get("system_id") or ""), str(msg.get("hostname") or ""),
+                        str(msg.get("version") or ""), msg.get("cluster"))
+
+    async def refuse(reason: str, message: str) -> None:
+        await ws.send(pack({"t": "refused", "reason": reason, "message": message}))
+        raise HandshakeRefused(reason, message, hello)
+
+    if hello.role not in ("rack", "region"):
+        await refuse("protocol", f"unknown role {hello.role!r}")
+    if not auth.verify(secret, hello.role, nonce, str(msg.get("nonce")), own_fingerprint, str(msg.get("proof"))):
+        await refuse("secret", "the shared secret does not match this cluster's secret")
+    if not versions.compatible(hello.version, version):
+        await refuse("version", versions.mismatch_message(hello.version, version))
+    if hello.cluster and hello.cluster != cluster:
+        await refuse("cluster", f"rack belongs to cluster {hello.cluster}, this is cluster {cluster}")
+    await ws.send(pack({
+        "t": "welcome", "proof": auth.proof(secret, "region", str(msg["nonce"]), nonce, own_fingerprint),
+        "ca": ca_cert, "cluster": cluster,
+    }))
+    return hello
