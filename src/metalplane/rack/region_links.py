@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import logging
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -238,6 +239,10 @@ class RegionLinks:
                 except (httpx.HTTPError, ValueError, KeyError) as exc:
                     log.debug("endpoint discovery from %s failed: %s", url, exc)
 
+    async def _report_lost(self, endpoint: Endpoint) -> None:
+        with contextlib.suppress(ConnectionLost, TimeoutError, RemoteError):
+            await self.call("LinkLost", timeout=5, region=endpoint.region, worker=endpoint.worker)
+
     async def _refresh(self) -> None:
         with contextlib.suppress(ConnectionLost, TimeoutError, RemoteError):
             self._learn(await self.call("GetEndpoints", timeout=10))
@@ -277,11 +282,19 @@ class RegionLinks:
                 log.warning("lost region %s worker %d at %s:%d", endpoint.region, endpoint.worker,
                             endpoint.host, endpoint.port)
                 self.backoff.setdefault(endpoint.key, Backoff()).fail(time.monotonic())
+                # Tell a surviving region now, rather than when the dead worker's heartbeat times out.
+                asyncio.ensure_future(self._report_lost(endpoint))
         except HandshakeRefused as exc:
             self.refused = exc
             log.error("region %s:%d refused this rack (%s): %s", endpoint.host, endpoint.port, exc.reason, exc.message)
             backoff = self.backoff.setdefault(endpoint.key, Backoff())
             backoff.failures = max(backoff.failures, 6)  # refusals are not transient
+            backoff.fail(time.monotonic())
+        except ssl.SSLCertVerificationError:
+            log.error("%s:%d presents a certificate from another cluster (this rack belongs to cluster %s); "
+                      "run `metalplane rack reset` to move it", endpoint.host, endpoint.port, self.state.uuid)
+            backoff = self.backoff.setdefault(endpoint.key, Backoff())
+            backoff.failures = max(backoff.failures, 6)
             backoff.fail(time.monotonic())
         except (OSError, TimeoutError, ConnectionLost, RemoteError) as exc:
             log.debug("connecting to %s:%d failed: %s", endpoint.host, endpoint.port, exc)

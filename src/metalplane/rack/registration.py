@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,12 @@ def refusal_advice(exc: HandshakeRefused) -> str:
     return exc.message
 
 
+def foreign_cluster_message(cluster: str | None, endpoint: Endpoint) -> str:
+    return (f"{endpoint.host}:{endpoint.port} presents a certificate from another cluster: this rack is registered "
+            f"to cluster {cluster}. Moving a rack between clusters risks data loss; run `metalplane rack reset` "
+            f"first if you really mean to move it")
+
+
 async def _endpoints(urls: list[str]) -> list[Endpoint]:
     errors = []
     async with httpx.AsyncClient(timeout=5) as client:
@@ -64,6 +71,8 @@ async def check_registration(config: RackConfig, secret: str) -> Outcome:
             connection = await open_connection(endpoint.host, endpoint.port, secret, me, state.ca_cert, {})
         except HandshakeRefused as exc:
             raise RegistrationError(refusal_advice(exc)) from None
+        except ssl.SSLCertVerificationError:
+            raise RegistrationError(foreign_cluster_message(state.uuid, endpoint)) from None
         except (OSError, TimeoutError) as exc:
             last = exc
             continue

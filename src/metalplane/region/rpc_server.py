@@ -26,6 +26,7 @@ from metalplane.region.services import cluster, racks, rpc
 from metalplane.rpc.client import Connection, open_connection
 from metalplane.rpc.handshake import ClientHello, HandshakeRefused, server_handshake
 from metalplane.rpc.protocol import (
+    CLOSE_TIMEOUT,
     MAX_FRAME,
     PING_INTERVAL,
     PING_TIMEOUT,
@@ -59,6 +60,7 @@ class RackSession:
             "UpdateServices": self.update_services,
             "GetEndpoints": self.get_endpoints,
             "ReportIsolation": self.report_isolation,
+            "LinkLost": self.link_lost,
         }, name=f"rack {hello.hostname} ({hello.system_id})")
 
     async def run(self) -> None:
@@ -86,6 +88,13 @@ class RackSession:
             raise RemoteError("not-registered", "call Register first")
         async with self.server.db.begin() as conn:
             await racks.update_services(conn, self.node_id, services)
+
+    async def link_lost(self, region: str, worker: int) -> None:
+        """The rack lost its link to another worker; forget it before its heartbeat times out."""
+        if self.node_id is None:
+            return
+        async with self.server.db.begin() as conn:
+            await rpc.forget_connection(conn, self.node_id, region, worker)
 
     async def report_isolation(self, since: float, until: float) -> None:
         log.warning("%s ran without any region for %.0f s (services kept their last configuration)",
@@ -124,7 +133,7 @@ class RegionRpcServer:
         self.fingerprint = fingerprint_pem(tls["cert"])
         self.server = await serve(
             self._handle, self.config.listen_address, self.port, ssl=server_context(tls["cert"], tls["key"]),
-            ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT, max_size=MAX_FRAME, compression=None,
+            ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT, close_timeout=CLOSE_TIMEOUT, max_size=MAX_FRAME, compression=None,
         )
         self._spawn(self._listen())
         self._spawn(self._pusher())

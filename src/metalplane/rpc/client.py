@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from websockets.asyncio.client import ClientConnection, connect
 
 from metalplane.rpc.handshake import ClientHello, Welcome, client_handshake
-from metalplane.rpc.protocol import MAX_FRAME, PING_INTERVAL, PING_TIMEOUT, Handler, RpcPeer
+from metalplane.rpc.protocol import MAX_FRAME, CLOSE_TIMEOUT, PING_INTERVAL, PING_TIMEOUT, Handler, RpcPeer
 from metalplane.rpc.tls import client_context
 
 CONNECT_TIMEOUT = 5.0
@@ -27,7 +27,7 @@ async def open_connection(host: str, port: int, secret: str, me: ClientHello, ca
     starts `peer.serve()`."""
     ws = await connect(
         f"wss://{host}:{port}/rpc", ssl=client_context(ca_pem), open_timeout=CONNECT_TIMEOUT,
-        ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT, max_size=MAX_FRAME, compression=None,
+        ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT, close_timeout=CLOSE_TIMEOUT, max_size=MAX_FRAME, compression=None,
         server_hostname="metalplane-region",
     )
     try:

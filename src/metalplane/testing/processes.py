@@ -127,3 +127,25 @@ class RegionProcess(MetalplaneProcess):
     def worker_pids(self) -> list[int]:
         out = subprocess.run(["pgrep", "-P", str(self.pid)], capture_output=True, text=True).stdout
         return sorted(int(p) for p in out.split())
+
+
+class RackProcess(MetalplaneProcess):
+    """`metalplane rack run` in the foreground, with its own data dir."""
+
+    def __init__(self, data_dir: Path, urls: list[str], secret: str, hostname: str, **settings):
+        from metalplane.config.rack import rack_config_path, update_rack_config
+        from metalplane.identity import write_secret
+
+        self.data_dir = data_dir
+        self.hostname = hostname
+        data_dir.mkdir(parents=True, exist_ok=True)
+        write_secret(data_dir, secret)
+        update_rack_config(rack_config_path(data_dir),
+                           {"maas_url": urls, "data_dir": str(data_dir), "hostname": hostname, **settings})
+        super().__init__(["rack", "run", "--data-dir", str(data_dir)], data_dir / "rackd.log")
+
+    @property
+    def system_id(self) -> str | None:
+        from metalplane.identity import read_system_id
+
+        return read_system_id(self.data_dir)

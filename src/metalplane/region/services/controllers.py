@@ -56,15 +56,15 @@ class Process:
 
 async def ensure_controller_node(conn: AsyncConnection, system_id: str, hostname: str, role: int,
                                  version: str) -> int:
+    """Create or update a controller's node; safe when two connections register at once."""
+    await conn.execute(
+        insert(nodes).values(system_id=system_id, hostname=hostname, node_type=role, version=version,
+                             zone_id=select(zones.c.id).where(zones.c.name == "default").scalar_subquery())
+        .on_conflict_do_nothing(index_elements=[nodes.c.system_id])
+    )
     row = (await conn.execute(
         select(nodes.c.id, nodes.c.node_type).where(nodes.c.system_id == system_id).with_for_update()
-    )).first()
-    if row is None:
-        return (await conn.execute(
-            insert(nodes).values(system_id=system_id, hostname=hostname, node_type=role, version=version,
-                                 zone_id=select(zones.c.id).where(zones.c.name == "default").scalar_subquery())
-            .returning(nodes.c.id)
-        )).scalar_one()
+    )).one()
     await conn.execute(update(nodes).where(nodes.c.id == row.id).values(
         hostname=hostname, node_type=combined_type(row.node_type, role), version=version, updated=func.now(),
     ))

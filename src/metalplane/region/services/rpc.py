@@ -85,6 +85,13 @@ async def remove_connection(conn: AsyncConnection, rack_id: int, process: int) -
                                                      rpc_connections.c.process_id == process))
 
 
+async def forget_connection(conn: AsyncConnection, rack_id: int, region_system_id: str, worker: int) -> None:
+    process = select(region_processes.c.id).join(nodes, nodes.c.id == region_processes.c.region_id).where(
+        nodes.c.system_id == region_system_id, region_processes.c.worker_index == worker).scalar_subquery()
+    await conn.execute(delete(rpc_connections).where(rpc_connections.c.rack_id == rack_id,
+                                                     rpc_connections.c.process_id == process))
+
+
 async def clear_process_connections(conn: AsyncConnection, process: int) -> None:
     await conn.execute(delete(rpc_connections).where(rpc_connections.c.process_id == process))
 
@@ -96,13 +103,13 @@ async def reap_stale_processes(conn: AsyncConnection) -> int:
 
 
 async def connections_by_rack(conn: AsyncConnection) -> dict[str, set]:
+    rack, region = nodes.alias("rack"), nodes.alias("region")
     rows = await conn.execute(
-        select(nodes.c.system_id.label("rack"), region_processes.c.worker_index,
-               select(nodes.c.system_id).where(nodes.c.id == region_processes.c.region_id)
-               .scalar_subquery().label("region"))
+        select(rack.c.system_id.label("rack"), region.c.system_id.label("region"), region_processes.c.worker_index)
         .select_from(rpc_connections)
-        .join(nodes, nodes.c.id == rpc_connections.c.rack_id)
+        .join(rack, rack.c.id == rpc_connections.c.rack_id)
         .join(region_processes, region_processes.c.id == rpc_connections.c.process_id)
+        .join(region, region.c.id == region_processes.c.region_id)
         .where(_fresh)
     )
     out: dict[str, set] = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from metalplane.ha.rack_health import rackd_status
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
@@ -123,16 +125,35 @@ async def delete_rack(ctx: Ctx) -> None:
                             ctx.app_state.config.balance_threshold)
 
 
+async def _reachable(ctx: Ctx, system_ids: list[str]) -> dict[str, bool]:
+    """Ping every rack over RPC from this region, at once."""
+    server = ctx.app_state.rpc
+
+    async def ping(system_id: str) -> bool:
+        try:
+            return await server.call_rack(system_id, "Ping", timeout=2) == "pong"
+        except Exception:
+            return False
+
+    results = await asyncio.gather(*(ping(s) for s in system_ids))
+    return dict(zip(system_ids, results))
+
+
 @rack_controllers.action("GET", "connections")
 async def connections(ctx: Ctx) -> dict:
     """Show how rack RPC connections are spread over region workers.
 
-    Returns per-worker and per-region connection counts, the max/mean ratio
-    over workers and the balance threshold.
+    Returns per-worker and per-region connection counts, each rack's
+    connections, the max/mean ratio over workers and the balance threshold.
+    With check=true this region also pings every rack over RPC.
+
+    :param check: Ping every rack from this region and report which answer.
+    :type check: boolean
     """
     async with ctx.tx() as conn:
         endpoints = await rpc.live_endpoints(conn)
         current = await rpc.connections_by_rack(conn)
+        all_racks = list(await rpc.rack_ids(conn)) if ctx.params.bool("check", False) else []
     names = {e.region: e.region_hostname for e in endpoints}
     from metalplane.ha import balance
 
@@ -153,4 +174,5 @@ async def connections(ctx: Ctx) -> dict:
                   for rack, eps in sorted(current.items())},
         "max_over_mean": spread.max_over_mean,
         "threshold": ctx.app_state.config.balance_threshold,
+        **({"reachable": await _reachable(ctx, all_racks)} if all_racks else {}),
     }
