@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from metalplane.testing.databases import world_traversable_tempdir
-from metalplane.testing.processes import free_port_block
+from metalplane.testing.processes import free_port_block, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 METALPLANE = [sys.executable, "-m", "metalplane"]
@@ -57,9 +57,14 @@ def test_readme_init_then_login_and_the_seeds_cli_steps(fresh):
     assert cli(env, "status", "--data-dir", str(data_dir)).returncode == 0
 
     cli(env, "login", "admin", url, key)
+    # All-in-one: the rack on this host shares the region's node (type 4) and secret.
+    racks = wait_until(lambda: json.loads(cli(env, "admin", "rack-controllers", "read").stdout), 30,
+                       what="the local rack to register")
+    regions = json.loads(cli(env, "admin", "region-controllers", "read").stdout)
+    assert [r["system_id"] for r in racks] == [r["system_id"] for r in regions]
+    assert racks[0]["node_type_name"] == "Region and rack controller"
     fabrics = json.loads(cli(env, "admin", "fabrics", "read").stdout)
-    assert [f["name"] for f in fabrics] == ["fabric-0"]
-    assert json.loads(cli(env, "admin", "subnets", "read").stdout) == []
+    assert fabrics[0]["name"] == "fabric-0"  # plus any fabric the local rack's interfaces brought
     subnet = json.loads(cli(env, "admin", "subnets", "create", "cidr=10.99.0.0/24", "gateway_ip=10.99.0.1").stdout)
     assert subnet["cidr"] == "10.99.0.0/24"
     iprange = json.loads(cli(env, "admin", "ipranges", "create", "type=dynamic",
@@ -80,9 +85,9 @@ def test_readme_init_then_login_and_the_seeds_cli_steps(fresh):
     assert re.search(r"API key:\s+(\S+)", second.stdout).group(1) == key
     assert secret.read_text() == secret_before
     assert (data_dir / "regiond.conf").read_text() == config_before
-    subnets = json.loads(cli(env, "admin", "subnets", "read").stdout)
-    assert [s["cidr"] for s in subnets] == ["10.99.0.0/24"]
-    assert subnets[0]["vlan"]["name"] == "provisioning"
+    subnets = {s["cidr"]: s for s in json.loads(cli(env, "admin", "subnets", "read").stdout)}
+    assert subnets["10.99.0.0/24"]["vlan"]["name"] == "provisioning"
+    assert "rack: already running" in second.stdout
     assert cli(env, "apikey", "--data-dir", str(data_dir), "--username", "admin").stdout.strip() == key
 
 
@@ -95,9 +100,11 @@ def test_init_after_stop_restarts_without_recreating(fresh):
     key = re.search(r"API key:\s+(\S+)", first.stdout).group(1)
     stopped = cli(env, "stop", "--data-dir", str(data_dir))
     assert "regiond: stopped" in stopped.stdout and "postgresql: stopped" in stopped.stdout
+    assert "rackd: stopped" in stopped.stdout
     assert cli(env, "status", "--data-dir", str(data_dir), check=False).returncode != 0
     again = cli(env, "init", "--data-dir", str(data_dir), "--port", str(port))
     assert "PostgreSQL: started" in again.stdout and "region: started" in again.stdout
+    assert "rack: started" in again.stdout
     assert "generated password" not in again.stdout
     assert re.search(r"API key:\s+(\S+)", again.stdout).group(1) == key
 
@@ -124,3 +131,25 @@ def test_two_data_dirs_run_side_by_side(fresh):
         assert (data_dir / "secret").read_text() != (other / "secret").read_text()
     finally:
         subprocess.run([*METALPLANE, "stop", "--data-dir", str(other)], capture_output=True, env=env, timeout=120)
+
+
+def test_init_mode_rack_joins_a_region(fresh):
+    root, data_dir, env = fresh
+    port = free_port_block(6)
+    cli(env, "init", "--data-dir", str(data_dir), "--port", str(port), "--mode", "region")
+    secret = (data_dir / "secret").read_text().strip()
+    rack_dir = root / "rack-only"
+    try:
+        joined = cli(env, "init", "--mode", "rack", "--maas-url", f"http://localhost:{port}/MAAS",
+                     "--secret", secret, "--data-dir", str(rack_dir))
+        assert "registered with cluster" in joined.stdout
+        key = cli(env, "apikey", "--data-dir", str(data_dir), "--username", "admin").stdout.strip()
+        cli(env, "login", "admin", f"http://localhost:{port}/MAAS/", key)
+        racks = wait_until(lambda: json.loads(cli(env, "admin", "rack-controllers", "read").stdout), 30,
+                           what="the rack to register")
+        assert racks[0]["node_type_name"] == "Rack controller"
+        bad = cli(env, "init", "--mode", "rack", "--maas-url", f"http://localhost:{port}/MAAS",
+                  "--secret", "wrong", "--data-dir", str(root / "other-rack"), check=False)
+        assert bad.returncode != 0 and "secret" in bad.stderr
+    finally:
+        subprocess.run([*METALPLANE, "stop", "--data-dir", str(rack_dir)], capture_output=True, env=env, timeout=60)

@@ -13,11 +13,17 @@ from metalplane.embedded.postgres import PostgresError
 
 
 def _init(args: argparse.Namespace) -> int:
+    if args.mode == "rack":
+        if not args.maas_url or not args.secret:
+            raise CliError("--mode rack needs --maas-url URL and --secret SECRET")
+        from metalplane.cli.rack_cmd import register_and_start
+
+        return register_and_start(args.data_dir.resolve(), [args.maas_url], args.secret)
     try:
         return embedded.init(
             args.data_dir.resolve(), args.port, args.admin_username, args.admin_password,
             args.admin_email, maas_url=args.maas_url, num_workers=args.num_workers,
-            listen_address=args.listen_address,
+            listen_address=args.listen_address, with_rack=args.mode == "all",
         )
     except (embedded.InitError, PostgresError) as exc:
         raise CliError(str(exc)) from None
@@ -56,8 +62,9 @@ def _createadmin(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction, data_dir_arg: Callable[[argparse.ArgumentParser], None]) -> None:
     p = sub.add_parser("init", help="set up and start the embedded default (PostgreSQL + region)")
     data_dir_arg(p)
-    p.add_argument("--mode", choices=["all", "region"], default="all",
-                   help="what to run on this host (default: all)")
+    p.add_argument("--mode", choices=["all", "region", "rack"], default="all",
+                   help="all: region + rack (default); region; rack: join --maas-url with --secret")
+    p.add_argument("--secret", help="with --mode rack: the region's shared secret")
     p.add_argument("--port", type=int, default=5240, help="API port (default 5240; RPC uses PORT+10 up)")
     p.add_argument("--maas-url", help="URL racks and clients use (default http://localhost:PORT/MAAS)")
     p.add_argument("--num-workers", type=int, help="region worker processes (default 4)")

@@ -24,6 +24,7 @@ from metalplane.config.region import (
     load_region_config,
     save_region_config,
 )
+from metalplane.config.rack import rack_config_path, update_rack_config
 from metalplane.embedded.daemons import Daemon
 from metalplane.embedded.postgres import Cluster
 from metalplane.identity import read_secret, write_secret
@@ -55,6 +56,9 @@ class Layout:
 
     def region_daemon(self) -> Daemon:
         return Daemon("regiond", self.data_dir, ("region", "run", "--config", str(self.config_path)))
+
+    def rack_daemon(self) -> Daemon:
+        return Daemon("rackd", self.data_dir, ("rack", "run", "--data-dir", str(self.data_dir)))
 
 
 def run_db(config: RegionConfig, work: Callable[..., Awaitable[T]]) -> T:
@@ -150,9 +154,32 @@ async def _ensure_admin(conn, username: str, password: str | None, email: str) -
     return token.api_key, generated
 
 
+def rack_ports(api_port: int) -> dict[str, int]:
+    """MAAS's ports for the default API port; beside it, ports derived from --port
+    so that several data dirs can run side by side."""
+    if api_port == 5240:
+        return {"tftp_port": 69, "http_port": 5248}
+    return {"tftp_port": api_port + 9, "http_port": api_port + 8}
+
+
+def start_local_rack(layout: Layout, config: RegionConfig, out: Callable[[str], None]) -> None:
+    """The all-in-one rack: same data dir (so the same node, a region+rack), same secret."""
+    path = rack_config_path(layout.data_dir)
+    if not path.exists():
+        update_rack_config(path, {"maas_url": [local_api_url(config)], "data_dir": str(layout.data_dir),
+                                  **rack_ports(config.port)})
+    daemon = layout.rack_daemon()
+    pid = daemon.pid()
+    if pid is not None:
+        out(f"rack: already running (pid {pid})")
+        return
+    pid = daemon.start()
+    out(f"rack: started (pid {pid}, log {daemon.log_file})")
+
+
 def init(data_dir: Path, port: int, admin_username: str, admin_password: str | None, admin_email: str,
          maas_url: str | None = None, num_workers: int | None = None,
-         listen_address: str | None = None, out: Callable[[str], None] = print) -> int:
+         listen_address: str | None = None, with_rack: bool = True, out: Callable[[str], None] = print) -> int:
     layout = Layout(data_dir)
     if layout.config_path.exists():
         config = load_region_config(layout.config_path)
@@ -187,6 +214,8 @@ def init(data_dir: Path, port: int, admin_username: str, admin_password: str | N
         pid = daemon.start()
         out(f"region: started (pid {pid}, log {daemon.log_file})")
     wait_for_api(config, daemon)
+    if with_rack:
+        start_local_rack(layout, config, out)
 
     url = api_url(config)
     out("")
@@ -203,6 +232,10 @@ def init(data_dir: Path, port: int, admin_username: str, admin_password: str | N
 
 def status(data_dir: Path, out: Callable[[str], None] = print) -> int:
     layout = Layout(data_dir)
+    if not layout.config_path.exists() and rack_config_path(data_dir).exists():
+        rack_pid = layout.rack_daemon().pid()
+        out(f"rackd:      {'running (pid %d)' % rack_pid if rack_pid else 'stopped'}")
+        return 0 if rack_pid else 3
     if not layout.config_path.exists():
         out(f"{data_dir}: not initialised (run `metalplane init --data-dir {data_dir}`)")
         return 3
@@ -216,14 +249,21 @@ def status(data_dir: Path, out: Callable[[str], None] = print) -> int:
     state = "running" if answering else ("starting or unhealthy" if pid else "stopped")
     out(f"regiond:    {state}" + (f" (pid {pid}, port {config.port}, {config.num_workers} workers)" if pid else ""))
     healthy &= answering
+    if rack_config_path(data_dir).exists():
+        rack_pid = layout.rack_daemon().pid()
+        out(f"rackd:      {'running (pid %d)' % rack_pid if rack_pid else 'stopped'}")
+        healthy &= rack_pid is not None
     return 0 if healthy else 3
 
 
 def stop(data_dir: Path, out: Callable[[str], None] = print) -> int:
     layout = Layout(data_dir)
     if not layout.config_path.exists():
-        out(f"{data_dir}: not initialised; nothing to stop")
+        stopped = layout.rack_daemon().stop()
+        out("rackd: stopped" if stopped else f"{data_dir}: nothing running")
         return 0
+    if layout.rack_daemon().stop():
+        out("rackd: stopped")
     out("regiond: stopped" if layout.region_daemon().stop() else "regiond: was not running")
     cluster = layout.cluster
     if cluster.is_running():
