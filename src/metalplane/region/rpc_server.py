@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from metalplane import __version__
 from metalplane.config.region import RegionConfig
 from metalplane.region.db.engine import conninfo
-from metalplane.region.services import cluster, racks, rpc
+from metalplane.region.services import cluster, dhcp, leases, racks, rpc
 from metalplane.rpc.client import Connection, open_connection
 from metalplane.rpc.handshake import ClientHello, HandshakeRefused, server_handshake
 from metalplane.rpc.protocol import (
@@ -61,6 +61,8 @@ class RackSession:
             "GetEndpoints": self.get_endpoints,
             "ReportIsolation": self.report_isolation,
             "LinkLost": self.link_lost,
+            "GetDhcpState": self.get_dhcp_state,
+            "ReportLeases": self.report_leases,
         }, name=f"rack {hello.hostname} ({hello.system_id})")
 
     async def run(self) -> None:
@@ -84,10 +86,22 @@ class RackSession:
         return await self.get_endpoints()
 
     async def update_services(self, services: list[dict[str, Any]]) -> None:
+        node_id = self._registered()
+        async with self.server.db.begin() as conn:
+            await racks.update_services(conn, node_id, services)
+
+    def _registered(self) -> int:
         if self.node_id is None:
             raise RemoteError("not-registered", "call Register first")
+        return self.node_id
+
+    async def get_dhcp_state(self) -> dict[str, Any]:
+        async with self.server.db.connect() as conn:
+            return await dhcp.rack_dhcp_state(conn, self._registered())
+
+    async def report_leases(self, events: list[dict[str, Any]]) -> int:
         async with self.server.db.begin() as conn:
-            await racks.update_services(conn, self.node_id, services)
+            return await leases.apply_events(conn, self._registered(), events)
 
     async def link_lost(self, region: str, worker: int) -> None:
         """The rack lost its link to another worker; forget it before its heartbeat times out."""
@@ -293,12 +307,20 @@ class RegionRpcServer:
             await session.peer.call("SetTargets", timeout=10, targets=targets)
 
     async def _rack_event(self, event: dict[str, Any]) -> None:
+        if event.get("kind") == "dhcp":
+            for session in list(self.sessions.values()):
+                self._spawn(self._notify(session, "DhcpChanged"))
+            return
         session = self.sessions.get(event.get("system_id", ""))
         if session is None:
             return
         if event.get("kind") == "deleted":
             log.info("%s was deleted through the API; telling it to stop", session.peer.name)
             self._spawn(self._tell_stop(session))
+
+    async def _notify(self, session: RackSession, method: str) -> None:
+        with contextlib.suppress(ConnectionLost, TimeoutError, RemoteError):
+            await session.peer.call(method, timeout=10)
 
     async def _tell_stop(self, session: RackSession) -> None:
         with contextlib.suppress(ConnectionLost, TimeoutError, RemoteError):

@@ -239,3 +239,20 @@ service_status = Table(
     Column("status_info", Text, nullable=False, server_default=""),
     *_timestamps(),
 )
+
+# DHCP leases reported by racks: one row per address, whichever rack of a pair
+# reported it; `changed` orders events so a late duplicate cannot undo a newer one.
+dhcp_leases = Table(
+    "dhcp_leases",
+    metadata,
+    Column("ip", INET, primary_key=True),
+    Column("mac", Text, nullable=False),
+    Column("hostname", Text, nullable=False, server_default=""),
+    Column("subnet_id", Integer, ForeignKey("subnets.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column("state", Text, nullable=False),
+    Column("expires", DateTime(timezone=True), nullable=True),
+    Column("changed", DateTime(timezone=True), nullable=False),
+    Column("reported_by", Integer, ForeignKey("nodes.id", ondelete="SET NULL"), nullable=True),
+    *_timestamps(),
+    CheckConstraint("state IN ('active', 'released', 'expired')", name="dhcp_leases_state"),
+)

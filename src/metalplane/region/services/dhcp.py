@@ -1,0 +1,176 @@
+"""DHCP from the model: what each rack must serve, and who may serve it.
+
+`rack_dhcp_state` builds the wire dict the rack's DHCP engine applies (see
+metalplane.rack.dhcp for the contract). The decisions — which role a rack has
+on a VLAN, who its peer is — are pure functions below; the queries feed them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import ip_address, ip_network
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from metalplane.region.db.tables import interfaces, ip_addresses, ipranges, nodes, subnets, vlans
+from metalplane.region.services import rpc, settings
+
+DOMAIN = "maas"
+
+
+@dataclass(frozen=True)
+class RackOnVlan:
+    node_id: int
+    system_id: str
+    hostname: str
+    interface: str
+    address: str | None
+
+
+def role_on_vlan(rack_id: int, primary: int | None, secondary: int | None) -> str | None:
+    """standalone, primary or secondary — or None when this rack has no part."""
+    if rack_id == primary:
+        return "primary" if secondary is not None else "standalone"
+    if rack_id == secondary and primary is not None:
+        return "secondary"
+    return None
+
+
+def pick_candidate(racks_on_vlan: list[str], primary: str | None, secondary: str | None,
+                   alive: set[str]) -> str | None:
+    """The rack the seeds say you will see in the 'Secondary controller' field."""
+    if primary is None or secondary is not None:
+        return None
+    for system_id in sorted(racks_on_vlan):
+        if system_id != primary and system_id in alive:
+            return system_id
+    return None
+
+
+async def racks_on_vlans(conn: AsyncConnection) -> dict[int, list[RackOnVlan]]:
+    """For each VLAN id: the racks with an interface on it, and their address there."""
+    rows = await conn.execute(
+        select(interfaces.c.vlan_id, interfaces.c.id.label("iface_id"), interfaces.c.name, nodes.c.id,
+               nodes.c.system_id, nodes.c.hostname)
+        .join(nodes, nodes.c.id == interfaces.c.node_id)
+        .where(nodes.c.node_type.in_((2, 4)), interfaces.c.vlan_id.isnot(None))
+        .order_by(nodes.c.system_id, interfaces.c.name)
+    )
+    addresses: dict[int, list[str]] = {}
+    for a in await conn.execute(select(ip_addresses.c.interface_id, ip_addresses.c.ip)
+                                .where(ip_addresses.c.interface_id.isnot(None)).order_by(ip_addresses.c.id)):
+        addresses.setdefault(a.interface_id, []).append(str(a.ip))
+    out: dict[int, list[RackOnVlan]] = {}
+    for r in rows:
+        v4 = [a for a in addresses.get(r.iface_id, []) if ip_address(a).version == 4]
+        out.setdefault(r.vlan_id, []).append(RackOnVlan(r.id, r.system_id, r.hostname, r.name, v4[0] if v4 else None))
+    return out
+
+
+async def alive_racks(conn: AsyncConnection) -> set[int]:
+    return set(await rpc.connected_regions(conn))
+
+
+async def candidates(conn: AsyncConnection) -> dict[int, str | None]:
+    """VLAN id -> candidate secondary rack (system_id) for every VLAN with DHCP on."""
+    on_vlans = await racks_on_vlans(conn)
+    alive = await alive_racks(conn)
+    system_ids = {r.node_id: r.system_id for racks in on_vlans.values() for r in racks}
+    out: dict[int, str | None] = {}
+    for v in await conn.execute(select(vlans).where(vlans.c.dhcp_on.is_(True))):
+        racks = on_vlans.get(v.id, [])
+        out[v.id] = pick_candidate(
+            [r.system_id for r in racks], system_ids.get(v.primary_rack_id), system_ids.get(v.secondary_rack_id),
+            {r.system_id for r in racks if r.node_id in alive},
+        )
+    return out
+
+
+def _pools(dynamic: list[tuple[str, str]]) -> list[list[str]]:
+    return [[s, e] for s, e in sorted(dynamic, key=lambda r: ip_address(r[0]))]
+
+
+async def rack_dhcp_state(conn: AsyncConnection, rack_id: int) -> dict[str, Any]:
+    """Everything rack `rack_id` must serve, as the rack's DHCP engine expects it."""
+    on_vlans = await racks_on_vlans(conn)
+    lease_time = await settings.get_setting(conn, "dhcp_lease_time")
+    mode = await settings.get_setting(conn, "dhcp_ha_mode")
+    ntp = await settings.get_setting(conn, "ntp_servers")
+    upstream_dns = await settings.get_setting(conn, "upstream_dns")
+    served = await conn.execute(
+        select(vlans).where(vlans.c.dhcp_on.is_(True),
+                            (vlans.c.primary_rack_id == rack_id) | (vlans.c.secondary_rack_id == rack_id))
+        .order_by(vlans.c.id)
+    )
+    out_vlans: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for v in served:
+        role = role_on_vlan(rack_id, v.primary_rack_id, v.secondary_rack_id)
+        racks = {r.node_id: r for r in on_vlans.get(v.id, [])}
+        me = racks.get(rack_id)
+        if role is None:
+            continue
+        if me is None or me.address is None:
+            problems.append(f"no interface with an IPv4 address on VLAN {v.vid} (id {v.id})")
+            continue
+        peer_id = v.secondary_rack_id if role == "primary" else v.primary_rack_id if role == "secondary" else None
+        peer = racks.get(peer_id) if peer_id is not None else None
+        if role != "standalone" and (peer is None or peer.address is None):
+            problems.append(f"the peer rack has no IPv4 address on VLAN {v.vid}; serving it alone")
+            role, peer = "standalone", None
+        out_subnets = []
+        for s in await conn.execute(select(subnets).where(subnets.c.vlan_id == v.id).order_by(subnets.c.id)):
+            network = ip_network(str(s.cidr))
+            if network.version != 4 or ip_address(me.address) not in network:
+                continue
+            ranges = list(await conn.execute(select(ipranges).where(ipranges.c.subnet_id == s.id)))
+            dynamic = [(str(r.start_ip), str(r.end_ip)) for r in ranges if r.type == "dynamic"]
+            if not dynamic:
+                continue
+            out_subnets.append({
+                "subnet_id": s.id,
+                "cidr": str(network),
+                "gateway_ip": str(s.gateway_ip) if s.gateway_ip is not None else None,
+                "dns_servers": list(s.dns_servers) or list(upstream_dns),
+                "ntp_servers": list(ntp),
+                "domain_name": DOMAIN,
+                "pools": _pools(dynamic),
+                "reserved": [[str(r.start_ip), str(r.end_ip)] for r in ranges if r.type == "reserved"],
+                "lease_time": lease_time,
+            })
+        out_vlans.append({
+            "vlan_id": v.id, "vid": v.vid, "mtu": v.mtu, "interface": me.interface, "self_address": me.address,
+            "role": role, "mode": mode,
+            "peer": {"name": peer.hostname, "address": peer.address} if peer is not None else None,
+            "subnets": out_subnets,
+        })
+    return {"vlans": out_vlans, "hosts": await known_hosts(conn), "boot": await boot_settings(conn, rack_id),
+            "problems": problems}
+
+
+async def known_hosts(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """Host reservations for known machines' MACs."""
+    return []
+
+
+async def boot_settings(conn: AsyncConnection, rack_id: int) -> dict[str, Any]:
+    """Boot options for PXE and iPXE clients (the rack's own TFTP/HTTP; see the boot path)."""
+    return {"tftp_server": None, "ipxe_url": None, "loaders": {}}
+
+
+async def announce_change(conn: AsyncConnection) -> None:
+    """Tell every rack to fetch its DHCP state again (after this transaction commits)."""
+    await rpc.announce_rack_event(conn, "dhcp", "")
+
+
+async def primary_is_alive(conn: AsyncConnection, rack_id: int) -> bool:
+    return rack_id in await alive_racks(conn)
+
+
+async def rack_on_vlan(conn: AsyncConnection, rack_id: int, vlan_id: int) -> bool:
+    found = await conn.execute(
+        select(text("1")).select_from(interfaces).where(interfaces.c.node_id == rack_id, interfaces.c.vlan_id == vlan_id)
+    )
+    return found.first() is not None

@@ -1,0 +1,89 @@
+"""Cluster settings MAAS exposes through `maas PROFILE maas get-config/set-config`.
+
+Values live in the `config` table beside the cluster's secret; each setting
+has a parser that refuses bad input with the reason.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from metalplane.region.db.tables import config
+from metalplane.region.errors import ValidationFailed
+
+HA_MODES = ("hot-standby", "load-balancing")
+
+
+def _text(value: str) -> str:
+    return value.strip()
+
+
+def _addresses(value: str) -> list[str]:
+    items = [v for v in value.replace(",", " ").split() if v]
+    for item in items:
+        try:
+            ipaddress.ip_address(item)
+        except ValueError:
+            if not all(part.isalnum() or part == "-" for part in item.split(".")):
+                raise ValueError(f"{item!r} is neither an IP address nor a host name") from None
+    return items
+
+
+def _ha_mode(value: str) -> str:
+    if value not in HA_MODES:
+        raise ValueError(f"must be one of {', '.join(HA_MODES)}")
+    return value
+
+
+def _seconds(value: str) -> int:
+    seconds = int(value)
+    if not 30 <= seconds <= 7 * 86400:
+        raise ValueError("must be between 30 and 604800 seconds")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Setting:
+    parse: Callable[[str], Any]
+    default: Any
+    doc: str
+
+
+SETTINGS: dict[str, Setting] = {
+    "maas_name": Setting(_text, "metalplane", "The name of this MAAS."),
+    "ntp_servers": Setting(_addresses, [], "Upstream NTP servers the racks' chrony follows."),
+    "upstream_dns": Setting(_addresses, [], "Upstream DNS servers the region forwards to."),
+    "dhcp_ha_mode": Setting(_ha_mode, "hot-standby",
+                            "DHCP HA mode: hot-standby (MAAS's split 255) or load-balancing (split 128)."),
+    "dhcp_lease_time": Setting(_seconds, 600, "DHCP lease time in seconds."),
+}
+
+
+def parse_setting(name: str, value: str) -> Any:
+    if name not in SETTINGS:
+        raise ValidationFailed.field("name", f"{name} is not a valid config setting (valid: {', '.join(SETTINGS)}).")
+    try:
+        return SETTINGS[name].parse(value)
+    except ValueError as exc:
+        raise ValidationFailed.field("value", f"{name}: {exc}") from None
+
+
+async def get_setting(conn: AsyncConnection, name: str) -> Any:
+    if name not in SETTINGS:
+        raise ValidationFailed.field("name", f"{name} is not a valid config setting (valid: {', '.join(SETTINGS)}).")
+    stored = (await conn.execute(select(config.c.value).where(config.c.name == f"setting:{name}"))).scalar_one_or_none()
+    return SETTINGS[name].default if stored is None else stored
+
+
+async def set_setting(conn: AsyncConnection, name: str, value: str) -> Any:
+    parsed = parse_setting(name, value)
+    await conn.execute(insert(config).values(name=f"setting:{name}", value=parsed)
+                       .on_conflict_do_update(index_elements=["name"], set_={"value": parsed}))
+    return parsed
