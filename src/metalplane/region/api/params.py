@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 from metalplane.region.errors import BadRequest, ValidationFailed
 
 TRUE_WORDS = {"true", "1", "yes", "on"}
-FALSE_WORDS = {"false", "0", "no", "off"}
+FALSE_WORDS = {"false", "0", "no", "off", ""}  # Django: an empty value is False
 
 
 def parse_multipart(content_type: str, body: bytes) -> list[tuple[str, str | bytes]]:

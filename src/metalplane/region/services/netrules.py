@@ -82,7 +82,10 @@ def check_vid(vid: int | None) -> Errors:
 
 
 def check_mtu(mtu: int | None) -> Errors:
-    if mtu is not None and not 552 <= mtu <= 65535:
+    # MAAS: the form's min_value speaks first, the model's range check second.
+    if mtu is not None and mtu < 552:
+        return err("mtu", "Ensure this value is greater than or equal to 552.")
+    if mtu is not None and mtu > 65535:
         return err("mtu", "MTU must be between 552 and 65535.")
     return {}
 
@@ -104,6 +107,8 @@ def _both(reason: str) -> Errors:
 def check_range(range_type: str | None, start: str | None, end: str | None, cidr: str,
                 existing: list[Span], used_addresses: list[str]) -> Errors:
     """MAAS's IPRange.clean(): addresses, order, subnet bounds and overlaps."""
+    if not range_type:
+        return err("type", "This field is required.")
     if range_type not in RANGE_TYPES:
         return err("type", f"Select a valid choice. {range_type} is not one of the available choices.")
     try:
@@ -139,6 +144,17 @@ def check_range(range_type: str | None, start: str | None, end: str | None, cidr
     return {}
 
 
+def check_ranges_fit(cidr: str, ranges: list[Span]) -> Errors:
+    """A subnet's new CIDR must still hold each of its ranges as check_range would accept it
+    (inside, and clear of the network and broadcast addresses)."""
+    for span in ranges:
+        problems = check_range(span.type, span.start, span.end, cidr, [], [])
+        if problems:
+            reason = next(iter(problems.values()))[0]
+            return err("cidr", f"IP range {span.start}-{span.end} would not fit {cidr}: {reason}")
+    return {}
+
+
 @dataclass(frozen=True)
 class DhcpState:
     """A VLAN's DHCP settings as they would be after an update."""
@@ -162,6 +178,14 @@ def resolve_rack_change(current_primary: int | None, current_secondary: int | No
     elif primary_given and primary is not None and primary == current_secondary and not secondary_given:
         new_secondary = None
     return new_primary, new_secondary
+
+
+def check_secondary_not_primary(current_primary: int | None, primary_given: bool, secondary: int | None,
+                                label: str) -> Errors:
+    """MAAS refuses a secondary that is already this VLAN's (unchanged) primary."""
+    if secondary is not None and not primary_given and secondary == current_primary:
+        return err(ALL, f"{label} is already set as the primary rack controller")
+    return {}
 
 
 def check_dhcp(state: DhcpState) -> Errors:

@@ -130,6 +130,15 @@ async def get_vlan(conn: AsyncConnection, vlan_id: int) -> Row:
     return one(await conn.execute(_vlan_select().where(vlans.c.id == vlan_id)), "VLAN")
 
 
+async def lock_vlan(conn: AsyncConnection, vlan_id: int) -> None:
+    """Hold a VLAN row until commit. Writes that can break a VLAN's DHCP rules take this first."""
+    await conn.execute(select(vlans.c.id).where(vlans.c.id == vlan_id).with_for_update())
+
+
+def vlan_label(vlan: Row) -> str:
+    return vlan["name"] or ("untagged" if vlan["is_default"] else str(vlan["vid"]))
+
+
 async def get_vlan_by_vid(conn: AsyncConnection, fabric_id: int, vid: int) -> Row:
     await get_fabric(conn, fabric_id)
     return one(await conn.execute(_vlan_select().where(vlans.c.fabric_id == fabric_id, vlans.c.vid == vid)), "VLAN")
@@ -205,10 +214,8 @@ async def update_vlan(conn: AsyncConnection, vlan_id: int, fields: dict[str, Any
         "primary_rack" in racks, "secondary_rack" in racks,
     )
     dhcp_on = fields.get("dhcp_on", current["dhcp_on"])
-    if racks.get("secondary_rack") is not None and "primary_rack" not in racks \
-            and racks["secondary_rack"] == current["primary_rack_id"]:
-        raise ValidationFailed.field(
-            "__all__", f"{fields['secondary_rack']} is already set as the primary rack controller")
+    raise_if(netrules.check_secondary_not_primary(current["primary_rack_id"], "primary_rack" in racks,
+                                                  racks.get("secondary_rack"), fields.get("secondary_rack", "")))
     raise_if(netrules.check_dhcp(netrules.DhcpState(
         dhcp_on=dhcp_on, primary=primary, secondary=secondary,
         has_dynamic_range=await vlan_has_dynamic_range(conn, vlan_id) if dhcp_on else True,
@@ -333,11 +340,9 @@ async def update_subnet(conn: AsyncConnection, subnet: Row, fields: dict[str, An
         network, errors = netrules.parse_cidr(fields["cidr"])
         raise_if(errors)
         cidr = values["cidr"] = str(network)
-        outside = [r for r in await list_ranges(conn, subnet["id"])
-                   if ip_address(r["start_ip"]) not in network or ip_address(r["end_ip"]) not in network]
-        if outside:
-            raise ValidationFailed.field("cidr", f"IP range {outside[0]['start_ip']}-{outside[0]['end_ip']} "
-                                                 f"would fall outside {cidr}.")
+        spans = [netrules.Span(str(r["start_ip"]), str(r["end_ip"]), r["type"])
+                 for r in await list_ranges(conn, subnet["id"])]
+        raise_if(netrules.check_ranges_fit(cidr, spans))
         if "gateway_ip" not in fields and subnet["gateway_ip"] is not None:
             raise_if(netrules.check_gateway(network, str(subnet["gateway_ip"])))
     values.update(_subnet_values(fields, cidr))
@@ -349,7 +354,10 @@ async def update_subnet(conn: AsyncConnection, subnet: Row, fields: dict[str, An
     return await get_subnet(conn, str(subnet["id"]))
 
 
-async def delete_subnet(conn: AsyncConnection, subnet: Row) -> None:
+async def delete_subnet(conn: AsyncConnection, ident: str) -> None:
+    # The VLAN first, then the subnet: the order every DHCP-related write takes.
+    await lock_vlan(conn, (await get_subnet(conn, ident))["vlan_id"])
+    subnet = await get_subnet(conn, ident, lock=True)
     vlan = await get_vlan(conn, subnet["vlan_id"])
     dynamic = any(r["type"] == "dynamic" for r in await list_ranges(conn, subnet["id"]))
     if vlan["dhcp_on"] and dynamic:
@@ -435,13 +443,16 @@ async def update_range(conn: AsyncConnection, range_id: int, fields: dict[str, A
 async def delete_range(conn: AsyncConnection, range_id: int, user_id: int, is_admin: bool) -> None:
     current = await get_range(conn, range_id)
     _may_change(current, user_id, is_admin, "delete")
-    subnet = await get_subnet(conn, str(current["subnet_id"]), lock=True)
     if current["type"] == "dynamic":
+        subnet = await get_subnet(conn, str(current["subnet_id"]))
+        # DHCP on the VLAN needs a dynamic range somewhere on it: hold the VLAN, as
+        # update_vlan does, so two deletions cannot each see the other's range left.
+        await lock_vlan(conn, subnet["vlan_id"])
         vlan = await get_vlan(conn, subnet["vlan_id"])
         if vlan["dhcp_on"]:
             await conn.execute(delete(ipranges).where(ipranges.c.id == range_id))
             if not await vlan_has_dynamic_range(conn, vlan["id"]):
                 raise BadRequest(f"Cannot delete the last dynamic range of VLAN {vlan['fabric_name']}."
-                                 f"{vlan['name'] or 'untagged'} while DHCP is on; disable DHCP first.")
+                                 f"{vlan_label(vlan)} while DHCP is on; disable DHCP first.")
             return
     await conn.execute(delete(ipranges).where(ipranges.c.id == range_id))

@@ -16,6 +16,7 @@ from metalplane.region.db.tables import tokens, users
 KEY_CHARS = string.ascii_letters + string.digits
 KEY_SIZE = 18
 SECRET_SIZE = 32
+GENERIC_CONSUMER = "MAAS consumer"  # MAAS's name for a token created without one
 _hasher = PasswordHasher()
 
 
@@ -79,7 +80,7 @@ async def create_user(conn: AsyncConnection, username: str, password: str, email
     return _user(row)
 
 
-async def create_token(conn: AsyncConnection, user_id: int, name: str = "") -> Token:
+async def create_token(conn: AsyncConnection, user_id: int, name: str = GENERIC_CONSUMER) -> Token:
     token = Token(random_key(KEY_SIZE), random_key(KEY_SIZE), random_key(SECRET_SIZE), name)
     await conn.execute(insert(tokens).values(
         user_id=user_id, name=name, consumer_key=token.consumer_key,
@@ -116,7 +117,7 @@ async def count_users(conn: AsyncConnection) -> int:
 
 
 async def list_users(conn: AsyncConnection) -> list[User]:
-    return [_user(r) for r in await conn.execute(select(users).order_by(users.c.id))]
+    return [_user(r) for r in await conn.execute(select(users).order_by(users.c.username))]
 
 
 async def delete_user(conn: AsyncConnection, username: str) -> bool:

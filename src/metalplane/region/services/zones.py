@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import nodes, zones
-from metalplane.region.errors import BadRequest, NotFound, ValidationFailed
+from metalplane.region.errors import BadRequest, NotFound, raise_if
 from metalplane.region.services.rows import execute_unique
 
 DEFAULT_ZONE = "default"
 DUPLICATE = "Physical zone with this Name already exists."
+ZONE_NAME = re.compile(r"^[\w-]+$")  # MAAS's ZONE_NAME_VALIDATOR; the name is also the URL key
+
+
+def check_name(name: str) -> dict[str, list[str]]:
+    if not name.strip():
+        return {"name": ["This field is required."]}
+    if not ZONE_NAME.match(name):
+        return {"name": ["Enter a valid value."]}  # Django RegexValidator's message
+    return {}
 
 
 async def list_zones(conn: AsyncConnection) -> list[dict[str, Any]]:
-    return [dict(r._mapping) for r in await conn.execute(select(zones).order_by(zones.c.id))]
+    return [dict(r._mapping) for r in await conn.execute(select(zones).order_by(zones.c.name))]
 
 
 async def get_zone(conn: AsyncConnection, name: str) -> dict[str, Any]:
@@ -27,14 +37,15 @@ async def get_zone(conn: AsyncConnection, name: str) -> dict[str, Any]:
 
 
 async def create_zone(conn: AsyncConnection, name: str, description: str) -> dict[str, Any]:
-    if not name.strip():
-        raise ValidationFailed.field("name", "This field is required.")
+    raise_if(check_name(name))
     await execute_unique(conn, insert(zones).values(name=name, description=description), "name", DUPLICATE)
     return await get_zone(conn, name)
 
 
 async def update_zone(conn: AsyncConnection, name: str, changes: dict[str, Any]) -> dict[str, Any]:
     zone = await get_zone(conn, name)
+    if "name" in changes:
+        raise_if(check_name(changes["name"]))
     if "name" in changes and zone["name"] == DEFAULT_ZONE and changes["name"] != DEFAULT_ZONE:
         raise BadRequest("This zone is the default zone, it cannot be renamed.")
     if changes:

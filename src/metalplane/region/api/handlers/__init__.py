@@ -27,7 +27,7 @@ def all_handlers() -> list[Handler]:
         controllers.rack_controllers, controllers.rack_controller,
         fabrics.fabrics, fabrics.fabric,
         vlans.vlans, vlans.vlan, vlans.vlan_by_id,
-        subnets.subnets, subnets.subnet,
+        subnets.subnets, subnets.subnet, subnets.subnet_by_cidr,
         ipranges.ipranges, ipranges.iprange,
         spaces.spaces, spaces.space,
         zones.zones, zones.zone,

@@ -18,7 +18,7 @@ async def create_token(ctx: Ctx) -> dict:
     :type name: unicode
     """
     async with ctx.tx() as conn:
-        token = await svc.create_token(conn, ctx.me.id, ctx.params.str("name", "") or "")
+        token = await svc.create_token(conn, ctx.me.id, ctx.params.str("name") or svc.GENERIC_CONSUMER)
     return {
         "token_key": token.token_key,
         "token_secret": token.token_secret,

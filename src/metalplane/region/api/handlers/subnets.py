@@ -43,6 +43,15 @@ PARAMS_DOC = """
 
 subnets = Handler("SubnetsHandler", "subnets/", "Manage subnets.")
 subnet = Handler("SubnetHandler", "subnets/{id}/", "Manage subnet.")
+# MAAS's subnet specifier may be a CIDR, whose "/" a single path segment cannot hold:
+# the same handler is routed at subnets/<address>/<prefixlen>/ too, described once.
+subnet_by_cidr = Handler("SubnetHandler", "subnets/{address}/{prefixlen}/", "Manage subnet.", described=False)
+
+
+def _ident(ctx: Ctx) -> str:
+    if "id" in ctx.path:
+        return ctx.path["id"]
+    return f"{ctx.path['address']}/{ctx.path['prefixlen']}"
 
 
 async def render_all(conn) -> tuple[dict, list]:
@@ -69,29 +78,32 @@ create_subnet.__doc__ = "Create a subnet.\n" + PARAMS_DOC
 subnets.action("POST", admin=True)(create_subnet)
 
 
-@subnet.read
 async def read_subnet(ctx: Ctx) -> dict:
     """Read a subnet."""
     async with ctx.tx() as conn:
-        row = await network.get_subnet(conn, ctx.path["id"])
+        row = await network.get_subnet(conn, _ident(ctx))
         by_id = {v["id"]: v for v in await network.list_vlans(conn)}
     return render.subnet(row, by_id)
 
 
 async def update_subnet(ctx: Ctx) -> dict:
     async with ctx.tx() as conn:
-        row = await network.get_subnet(conn, ctx.path["id"], lock=True)
+        row = await network.get_subnet(conn, _ident(ctx), lock=True)
         row = await network.update_subnet(conn, row, ctx.params.given(FIELDS))
         by_id = {v["id"]: v for v in await network.list_vlans(conn)}
     return render.subnet(row, by_id)
 
 
 update_subnet.__doc__ = "Update a subnet.\n" + PARAMS_DOC
-subnet.action("PUT", admin=True)(update_subnet)
 
 
-@subnet.action("DELETE", admin=True)
 async def delete_subnet(ctx: Ctx) -> None:
     """Delete a subnet."""
     async with ctx.tx() as conn:
-        await network.delete_subnet(conn, await network.get_subnet(conn, ctx.path["id"], lock=True))
+        await network.delete_subnet(conn, _ident(ctx))
+
+
+for handler in (subnet, subnet_by_cidr):
+    handler.read(read_subnet)
+    handler.action("PUT", admin=True)(update_subnet)
+    handler.action("DELETE", admin=True)(delete_subnet)

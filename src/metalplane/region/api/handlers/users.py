@@ -5,7 +5,7 @@ from __future__ import annotations
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
-from metalplane.region.errors import NotFound, ValidationFailed
+from metalplane.region.errors import BadRequest, NotFound, ValidationFailed
 from metalplane.region.services import users as svc
 
 users = Handler("UsersHandler", "users/", "Manage the user accounts of this MAAS.")
@@ -62,6 +62,8 @@ async def read_user(ctx: Ctx) -> dict:
 @user.action("DELETE", admin=True)
 async def delete_user(ctx: Ctx) -> None:
     """Delete a user."""
+    if ctx.path["username"] == ctx.me.username:
+        raise BadRequest("An administrator cannot self-delete.")
     async with ctx.tx() as conn:
         if not await svc.delete_user(conn, ctx.path["username"]):
             raise NotFound("No User matches the given query.")
