@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.ha import balance
 from metalplane.region.db.tables import nodes, region_processes, rpc_connections, rpc_targets
 from metalplane.region.services import cluster
 from metalplane.region.services.controllers import PROCESS_TIMEOUT, RACK_TYPES
@@ -27,13 +28,6 @@ RACK_EVENTS_CHANNEL = "metalplane_rack_events"
 _fresh = region_processes.c.updated > func.now() - text(f"interval '{PROCESS_TIMEOUT} seconds'")
 
 
-def _balance():
-    # Imported late while ha.balance is being written alongside; see git history.
-    from metalplane.ha import balance
-
-    return balance
-
-
 @dataclass(frozen=True)
 class EndpointRow:
     process_id: int
@@ -44,8 +38,8 @@ class EndpointRow:
     port: int
 
     @property
-    def key(self):
-        return _balance().Endpoint(self.region, self.worker)
+    def key(self) -> balance.Endpoint:
+        return balance.Endpoint(self.region, self.worker)
 
     def wire(self) -> dict[str, Any]:
         return {"region": self.region, "worker": self.worker, "host": self.host, "port": self.port}
@@ -102,7 +96,7 @@ async def reap_stale_processes(conn: AsyncConnection) -> int:
     return result.rowcount
 
 
-async def connections_by_rack(conn: AsyncConnection) -> dict[str, set]:
+async def connections_by_rack(conn: AsyncConnection) -> dict[str, set[balance.Endpoint]]:
     rack, region = nodes.alias("rack"), nodes.alias("region")
     rows = await conn.execute(
         select(rack.c.system_id.label("rack"), region.c.system_id.label("region"), region_processes.c.worker_index)
@@ -112,9 +106,9 @@ async def connections_by_rack(conn: AsyncConnection) -> dict[str, set]:
         .join(region, region.c.id == region_processes.c.region_id)
         .where(_fresh)
     )
-    out: dict[str, set] = {}
+    out: dict[str, set[balance.Endpoint]] = {}
     for r in rows:
-        out.setdefault(r.rack, set()).add(_balance().Endpoint(r.region, r.worker_index))
+        out.setdefault(r.rack, set()).add(balance.Endpoint(r.region, r.worker_index))
     return out
 
 
@@ -123,7 +117,7 @@ async def rebalance(conn: AsyncConnection, per_rack: int, threshold: float) -> d
     await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": REBALANCE_LOCK})
     endpoints = await live_endpoints(conn)
     current = await connections_by_rack(conn)
-    plan = _balance().plan_connections(list(current), [e.key for e in endpoints], current, per_rack, threshold)
+    plan = balance.plan_connections(list(current), [e.key for e in endpoints], current, per_rack, threshold)
     by_key = {e.key: e.process_id for e in endpoints}
     rack_ids = dict((await conn.execute(
         select(nodes.c.system_id, nodes.c.id).where(nodes.c.system_id.in_(list(plan)))
