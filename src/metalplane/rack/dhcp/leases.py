@@ -1,0 +1,340 @@
+"""Lease events for the region: read from Kea's memfile, kept in a durable queue.
+
+Why tail the memfile CSV
+------------------------
+Kea 2.2's open-source hooks offer no lease notification but ``run_script``,
+which forks a process per lease event (ISC's own numbers: it divides
+throughput). The forensic-logging hook is not in the open-source build here.
+But with memfile persistence Kea already appends one CSV record to its lease
+file for every lease change, flushed at once, before it answers the client.
+Reading that file costs Kea nothing, needs no extra process, and is exact:
+
+* a record with ``state`` 0 and ``valid_lifetime`` > 0: a lease was given,
+  renewed or updated (also leases replicated from an HA partner) -> ``commit``;
+* ``state`` 2 (expired-reclaimed): Kea's reclamation found it expired -> ``expiry``;
+* ``state`` 1 (declined): the client declined it -> ``decline``;
+* ``valid_lifetime`` 0: the lease was deleted (DHCPRELEASE, ``lease4-del``,
+  or the flush of a long-reclaimed lease). A deletion of a lease that was
+  active is a ``release``; the flush of an already expired one says nothing new.
+
+A record equal to what was last seen for that address (same MAC, expiry and
+state) is a duplicate and emits nothing: HA sync rewrites leases the server
+already has, a restart re-reads the file, a seeded file repeats records. The
+last record per address is kept in the queue database, so this survives
+restarts too.
+
+Rotation: LFC (lease file cleanup, hourly) renames ``leases4.csv`` to
+``leases4.csv.2`` and starts a new ``leases4.csv``; kea-lfc then compacts
+``.1`` + ``.2`` into ``.1``. The tailer keeps its open file descriptor, reads the
+old file to its end when a new inode appears under the name (Kea closed the
+old one before creating the new one), then follows the new file from offset 0.
+If the rack was down across a rotation, the saved (inode, offset) no longer
+matches: the new file is read from its start, and deduplication keeps that
+from repeating events.
+
+The durable queue
+-----------------
+A SQLite database (WAL, synchronous=FULL) holds the events, each with a
+increasing ``id``, and each tailer's (inode, offset) cursor, written in the
+same transaction as the events read up to it: an event is never lost nor
+read twice from the file across a crash. Consumers::
+
+    async for batch in service.events.batches(max_events=500):
+        await region.send_leases(batch)        # may fail: call events.rewind()
+        service.events.ack(batch[-1]["id"])
+
+``ack(upto)`` deletes every event with id <= upto. Unacked events stay on disk
+and come again after ``rewind()`` or in a new ``batches()`` iterator (e.g. after
+the rack restarts): delivery is at least once. Each event carries ``id``
+(unique per rack, increasing) and ``key``, a digest of the lease change itself
+(action, ip, mac, expiry, state), equal on both racks of an HA pair for the
+same change, so the region can drop the copy it already has.
+
+Event dict: ``{"id", "key", "action": "commit"|"expiry"|"release"|"decline",
+"ip", "mac", "client_id", "hostname", "subnet_id", "lease_time",
+"expires" (unix time), "cltt" (client last transmission time), "instance",
+"time" (when the rack read it)}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+ACTIONS = ("commit", "expiry", "release", "decline")
+
+
+class LeaseQueue:
+    """Durable, ordered, at-least-once queue of lease events (SQLite)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript("""
+            CREATE TABLE IF NOT EXISTS events (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS cursors (
+                source TEXT PRIMARY KEY, dev INTEGER, inode INTEGER, offset INTEGER);
+            CREATE TABLE IF NOT EXISTS known (
+                ip TEXT PRIMARY KEY, mac TEXT, expires INTEGER, state INTEGER);
+        """)
+        self._wakeup = asyncio.Event()
+        self._delivered = 0           # highest id handed out by batches() since the last rewind
+        self._closed = False
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._wakeup.set()
+            self.db.close()
+
+    # producer side
+
+    def cursor(self, source: str) -> tuple[int, int, int] | None:
+        row = self.db.execute("SELECT dev, inode, offset FROM cursors WHERE source=?", (source,)).fetchone()
+        return tuple(row) if row else None  # type: ignore[return-value]
+
+    def known(self, ip: str) -> tuple[str, int, int] | None:
+        row = self.db.execute("SELECT mac, expires, state FROM known WHERE ip=?", (ip,)).fetchone()
+        return tuple(row) if row else None  # type: ignore[return-value]
+
+    def record(self, source: str, records: list[dict[str, Any]], cursor: tuple[int, int, int]) -> int:
+        """Turn lease records into events and store them with the new cursor, atomically.
+
+        Returns the number of events added.
+        """
+        added = 0
+        now = time.time()
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for rec in records:
+                event = self._classify(rec)
+                if event is None:
+                    continue
+                event["instance"] = source
+                event["time"] = round(now, 3)
+                db.execute("INSERT INTO events (body) VALUES (?)", (json.dumps(event),))
+                added += 1
+            db.execute("INSERT INTO cursors (source, dev, inode, offset) VALUES (?,?,?,?) "
+                       "ON CONFLICT(source) DO UPDATE SET dev=excluded.dev, inode=excluded.inode, "
+                       "offset=excluded.offset", (source, *cursor))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        if added:
+            self._wakeup.set()
+        return added
+
+    def _classify(self, rec: dict[str, Any]) -> dict[str, Any] | None:
+        ip, mac, state = rec["ip"], rec["mac"], rec["state"]
+        expires, lease_time = rec["expires"], rec["lease_time"]
+        prev = self.db.execute("SELECT mac, expires, state FROM known WHERE ip=?", (ip,)).fetchone()
+        if lease_time == 0:                       # deleted
+            if prev is None:
+                return None
+            self.db.execute("DELETE FROM known WHERE ip=?", (ip,))
+            if prev[2] != 0:                      # flush of a reclaimed/declined lease
+                return None
+            action = "release"
+            mac = mac or prev[0]
+        else:
+            if prev is not None and tuple(prev) == (mac, expires, state):
+                return None                       # the same lease again
+            self.db.execute("INSERT INTO known (ip, mac, expires, state) VALUES (?,?,?,?) ON CONFLICT(ip) "
+                            "DO UPDATE SET mac=excluded.mac, expires=excluded.expires, state=excluded.state",
+                            (ip, mac, expires, state))
+            action = {0: "commit", 1: "decline", 2: "expiry"}.get(state)
+            if action is None:
+                return None
+        key = hashlib.sha256(f"{action}|{ip}|{mac}|{expires}|{state}".encode()).hexdigest()[:24]
+        return {"key": key, "action": action, "ip": ip, "mac": mac, "client_id": rec.get("client_id") or None,
+                "hostname": rec.get("hostname") or None, "subnet_id": rec.get("subnet_id"),
+                "lease_time": lease_time, "expires": expires, "cltt": expires - lease_time}
+
+    # consumer side
+
+    def pending(self, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        """Stored (unacked) events with id > after, oldest first."""
+        rows = self.db.execute("SELECT id, body FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                               (after, limit)).fetchall()
+        return [{"id": i, **json.loads(body)} for i, body in rows]
+
+    def __len__(self) -> int:
+        return self.db.execute("SELECT count(*) FROM events").fetchone()[0]
+
+    def ack(self, upto: int) -> int:
+        """The consumer has every event with id <= upto: delete them. Returns how many."""
+        cur = self.db.execute("DELETE FROM events WHERE id <= ?", (upto,))
+        return cur.rowcount
+
+    def rewind(self) -> None:
+        """Deliver every unacked event again (e.g. the region link dropped mid-batch)."""
+        self._delivered = 0
+        self._wakeup.set()
+
+    async def batches(self, max_events: int = 500, linger: float = 0.05) -> AsyncIterator[list[dict[str, Any]]]:
+        """Yield batches of events not yet handed out, waiting for more when none is left.
+
+        Starts with the oldest unacked event. `linger` seconds after the first new
+        event, to gather a batch under load.
+        """
+        self._delivered = 0
+        while not self._closed:
+            batch = self.pending(self._delivered, max_events)
+            if batch:
+                self._delivered = batch[-1]["id"]
+                yield batch
+                continue
+            self._wakeup.clear()
+            if self.pending(self._delivered, 1):
+                continue
+            await self._wakeup.wait()
+            if linger:
+                await asyncio.sleep(linger)
+
+
+# --------------------------------------------------------------------------- the memfile tailer
+
+def parse_header(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().split(",")]
+
+
+def _unescape(value: str) -> str:
+    return value.replace("&#x2c", ",")
+
+
+def parse_record(columns: list[str], line: str) -> dict[str, Any] | None:
+    """One Kea v4 memfile CSV line -> {ip, mac, client_id, lease_time, expires, subnet_id, hostname, state}."""
+    parts = line.rstrip("\r\n").split(",")
+    if len(parts) != len(columns):
+        return None
+    row = dict(zip(columns, parts))
+    try:
+        return {
+            "ip": row["address"],
+            "mac": row.get("hwaddr", "").lower(),
+            "client_id": row.get("client_id", ""),
+            "lease_time": int(row["valid_lifetime"]),
+            "expires": int(row["expire"]),
+            "subnet_id": int(row.get("subnet_id") or 0),
+            "hostname": _unescape(row.get("hostname", "")),
+            "state": int(row.get("state") or 0),
+        }
+    except (KeyError, ValueError):
+        return None
+
+
+class LeaseTailer:
+    """Follows one instance's memfile lease file into the queue."""
+
+    def __init__(self, source: str, path: str | Path, queue: LeaseQueue, *, interval: float = 0.25):
+        self.source = source
+        self.path = Path(path)
+        self.queue = queue
+        self.interval = interval
+        self._f: Any = None
+        self._ident: tuple[int, int] | None = None
+        self._offset = 0
+        self._columns: list[str] | None = None
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name=f"leases-{self.source}")
+
+    async def stop(self) -> None:
+        """Read what is left, then stop."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            self.poll()
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                self.poll()
+            except Exception:       # noqa: BLE001 - keep following; log and retry
+                log.exception("reading lease file %s", self.path)
+            await asyncio.sleep(self.interval)
+
+    def _open(self) -> bool:
+        try:
+            f = open(self.path, "rb")
+        except FileNotFoundError:
+            return False
+        st = os.fstat(f.fileno())
+        ident = (st.st_dev, st.st_ino)
+        saved = self.queue.cursor(self.source)
+        self._f, self._ident, self._columns = f, ident, None
+        self._offset = 0
+        if saved is not None and (saved[0], saved[1]) == ident and saved[2] <= st.st_size:
+            # resume; the header is the file's first line
+            self._columns = parse_header(f.readline().decode(errors="replace"))
+            self._offset = saved[2]
+        return True
+
+    def poll(self) -> int:
+        """Read new complete records; returns the number of events queued."""
+        added = 0
+        if self._f is None and not self._open():
+            return 0
+        added += self._read()
+        try:
+            st = os.stat(self.path)
+            current = (st.st_dev, st.st_ino)
+        except FileNotFoundError:
+            current = None
+        if current != self._ident and current is not None:
+            # rotated (LFC): the old file is closed by Kea; finish it, then follow the new one
+            added += self._read()
+            self._f.close()
+            self._f = None
+            if self._open():
+                added += self._read()
+        return added
+
+    def _read(self) -> int:
+        f = self._f
+        f.seek(self._offset)
+        data = f.read()
+        if not data:
+            return 0
+        end = data.rfind(b"\n")
+        if end < 0:
+            return 0
+        chunk = data[:end + 1]
+        records = []
+        for raw in chunk.decode(errors="replace").splitlines():
+            if not raw.strip():
+                continue
+            if self._columns is None or raw.startswith("address,"):
+                self._columns = parse_header(raw)
+                continue
+            rec = parse_record(self._columns, raw)
+            if rec is not None:
+                records.append(rec)
+        self._offset += len(chunk)
+        assert self._ident is not None
+        return self.queue.record(self.source, records, (*self._ident, self._offset))

@@ -1,0 +1,237 @@
+"""Pure DHCP config: validation, grouping into Kea instances, rendering (and
+`kea-dhcp4 -t` on what is rendered, when Kea is installed)."""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import json
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+
+from metalplane.rack.dhcp import config as c
+
+IP = ipaddress.IPv4Address
+
+
+def vlan(vlan_id: int = 5001, iface: str = "eth1", net: str = "10.50.0", role: str = "standalone",
+         mode: str | None = None, peer: tuple[str, str] | None = None, subnet_id: int | None = None,
+         **subnet: Any) -> dict[str, Any]:
+    s = {"subnet_id": subnet_id or vlan_id, "cidr": f"{net}.0/24", "gateway_ip": f"{net}.1",
+         "dns_servers": [f"{net}.2"], "ntp_servers": [f"{net}.2"], "domain_name": "maas",
+         "pools": [[f"{net}.100", f"{net}.199"]], "reserved": [[f"{net}.150", f"{net}.160"]], "lease_time": 600}
+    s.update(subnet)
+    return {"vlan_id": vlan_id, "vid": 0, "mtu": 1500, "interface": iface, "self_address": f"{net}.2",
+            "role": role, "mode": mode, "peer": {"name": peer[0], "address": peer[1]} if peer else None,
+            "subnets": [s]}
+
+
+def state(*vlans: dict, hosts: list | None = None, boot: dict | None = None, name: str = "rack1") -> dict:
+    return {"server_name": name, "vlans": list(vlans) or [vlan()], "hosts": hosts or [],
+            "boot": boot if boot is not None else {
+                "tftp_server": "10.50.0.2", "ipxe_url": "http://10.50.0.2:5248/ipxe.cfg",
+                "loaders": {"bios": "lpxelinux.0", "uefi-x64": "bootx64.efi", "uefi-arm64": "grubaa64.efi"}}}
+
+
+def rendered(raw: dict) -> list[dict]:
+    st, insts = c.plan(raw)
+    return [c.render(i, st, c.Paths(f"/tmp/{i.name}.csv", f"/tmp/{i.name}.sock"))["Dhcp4"] for i in insts]
+
+
+def errors_of(raw: dict) -> str:
+    with pytest.raises(c.InvalidDhcpState) as e:
+        c.plan(raw)
+    return str(e.value)
+
+
+# --------------------------------------------------------------------------- pools
+
+def r(a: str, b: str) -> tuple[IP, IP]:
+    return IP(a), IP(b)
+
+
+def test_subtract_cuts_reserved_ranges_out_of_pools():
+    assert c.subtract([r("10.0.0.100", "10.0.0.199")], [r("10.0.0.150", "10.0.0.160")]) == \
+        [r("10.0.0.100", "10.0.0.149"), r("10.0.0.161", "10.0.0.199")]
+    assert c.subtract([r("10.0.0.100", "10.0.0.199")], [r("10.0.0.50", "10.0.0.120"), r("10.0.0.190", "10.0.1.9")]) \
+        == [r("10.0.0.121", "10.0.0.189")]
+    assert c.subtract([r("10.0.0.100", "10.0.0.110")], [r("10.0.0.100", "10.0.0.110")]) == []
+    assert c.subtract([r("10.0.0.1", "10.0.0.5"), r("10.0.0.6", "10.0.0.9")], []) == [r("10.0.0.1", "10.0.0.9")]
+
+
+def test_rendered_pools_never_contain_reserved_addresses():
+    (d,) = rendered(state(vlan(pools=[["10.50.0.100", "10.50.0.199"], ["10.50.0.210", "10.50.0.220"]],
+                               reserved=[["10.50.0.150", "10.50.0.160"], ["10.50.0.215", "10.50.0.215"]])))
+    pools = [p["pool"] for p in d["subnet4"][0]["pools"]]
+    assert pools == ["10.50.0.100-10.50.0.149", "10.50.0.161-10.50.0.199",
+                     "10.50.0.210-10.50.0.214", "10.50.0.216-10.50.0.220"]
+
+
+# --------------------------------------------------------------------------- rendering
+
+def test_standalone_render_has_options_leases_classes_and_reservations():
+    hosts = [{"mac": "52-54-00-AA-BB-01", "hostname": "node1", "ip": "10.50.0.50"},
+             {"mac": "52:54:00:aa:bb:02", "hostname": "node2", "ip": None},
+             {"mac": "52:54:00:aa:bb:03", "hostname": "far", "ip": "10.60.0.9"}]     # another rack's subnet
+    (d,) = rendered(state(hosts=hosts))
+    assert d["interfaces-config"] == {"interfaces": ["eth1"], "dhcp-socket-type": "raw",
+                                      "service-sockets-max-retries": 5, "service-sockets-retry-wait-time": 2000}
+    assert d["lease-database"]["type"] == "memfile" and d["lease-database"]["persist"] is True
+    assert d["lease-database"]["name"] == "/tmp/standalone.csv"
+    assert d["control-socket"] == {"socket-type": "unix", "socket-name": "/tmp/standalone.sock"}
+    sub = d["subnet4"][0]
+    assert sub["id"] == 5001 and sub["subnet"] == "10.50.0.0/24" and sub["valid-lifetime"] == 600
+    opts = {o["name"]: o["data"] for o in sub["option-data"]}
+    assert opts == {"routers": "10.50.0.1", "domain-name-servers": "10.50.0.2", "ntp-servers": "10.50.0.2",
+                    "domain-name": "maas"}
+    assert sub["reservations"] == [{"hw-address": "52:54:00:aa:bb:01", "ip-address": "10.50.0.50", "hostname": "node1"},
+                                   {"hw-address": "52:54:00:aa:bb:02", "hostname": "node2"}]
+    classes = {k["name"]: k for k in d["client-classes"]}
+    assert classes["ipxe"]["test"] == "substring(option[77].hex,0,4) == 'iPXE'"
+    assert classes["ipxe"]["boot-file-name"] == "http://10.50.0.2:5248/ipxe.cfg"
+    assert classes["pxe-bios"]["test"] == "option[93].hex == 0x0000 and not member('ipxe')"
+    assert classes["pxe-uefi-x64"]["test"] == \
+        "(option[93].hex == 0x0007 or option[93].hex == 0x0009) and not member('ipxe')"
+    assert classes["pxe-uefi-arm64"]["test"] == "option[93].hex == 0x000b and not member('ipxe')"
+    assert {k["boot-file-name"] for k in classes.values()} >= {"lpxelinux.0", "bootx64.efi", "grubaa64.efi"}
+    assert all(k.get("next-server") == "10.50.0.2" for n, k in classes.items() if n.startswith("pxe-"))
+    libs = [h["library"].rsplit("/", 1)[1] for h in d["hooks-libraries"]]
+    assert libs == ["libdhcp_lease_cmds.so"]
+
+
+def test_no_boot_means_no_client_classes():
+    (d,) = rendered(state(boot={}))
+    assert "client-classes" not in d and "next-server" not in d["subnet4"][0]
+
+
+def test_vlans_group_into_one_instance_per_relationship():
+    raw = state(vlan(5001, "eth1", "10.50.0"),
+                vlan(5002, "eth2", "10.51.0", "primary", "hot-standby", ("rack2", "10.51.0.3")),
+                vlan(5003, "eth3", "10.52.0", "primary", "hot-standby", ("rack2", "10.52.0.3")),
+                vlan(5004, "eth4", "10.53.0", "secondary", "load-balancing", ("rack3", "10.53.0.3")),
+                vlan(5005, "eth5", "10.54.0"))
+    st, insts = c.plan(raw)
+    by_name = {i.name: i for i in insts}
+    assert sorted(by_name) == ["ha-primary-rack2-hot-standby", "ha-secondary-rack3-load-balancing", "standalone"]
+    assert [v.vlan_id for v in by_name["standalone"].vlans] == [5001, 5005]
+    hs = by_name["ha-primary-rack2-hot-standby"]
+    assert [v.vlan_id for v in hs.vlans] == [5002, 5003]
+    assert hs.ha_listen == (IP("10.51.0.2"), c.DEFAULT_HA_PORT) and hs.ha_peer == (IP("10.51.0.3"), c.DEFAULT_HA_PORT)
+    d = c.render(hs, st, c.Paths("/l", "/s"))["Dhcp4"]
+    assert d["interfaces-config"]["interfaces"] == ["eth2", "eth3"]
+    assert d["multi-threading"]["enable-multi-threading"] is True
+    ha_lib = d["hooks-libraries"][1]
+    assert ha_lib["library"].endswith("libdhcp_ha.so") and d["hooks-libraries"][0]["library"].endswith("lease_cmds.so")
+    ha = ha_lib["parameters"]["high-availability"][0]
+    assert ha["mode"] == "hot-standby" and ha["this-server-name"] == "rack1"
+    assert ha["peers"] == [
+        {"name": "rack1", "url": "http://10.51.0.2:5280/", "role": "primary", "auto-failover": True},
+        {"name": "rack2", "url": "http://10.51.0.3:5280/", "role": "standby", "auto-failover": True}]
+    assert ha["multi-threading"]["http-dedicated-listener"] is True
+    for k, v in {"heartbeat-delay": 1000, "max-response-delay": 3000, "max-ack-delay": 1000,
+                 "max-unacked-clients": 0}.items():
+        assert ha[k] == v
+    lb = c.render(by_name["ha-secondary-rack3-load-balancing"], st, c.Paths("/l", "/s"))["Dhcp4"]
+    lb_ha = lb["hooks-libraries"][1]["parameters"]["high-availability"][0]
+    assert lb_ha["mode"] == "load-balancing"
+    assert [(p["name"], p["role"]) for p in lb_ha["peers"]] == [("rack3", "primary"), ("rack1", "secondary")]
+
+
+def test_both_racks_of_a_pair_render_matching_peers():
+    a = state(vlan(role="primary", mode="hot-standby", peer=("rack2", "10.50.0.3")), name="rack1")
+    b = copy.deepcopy(a)
+    b["server_name"] = "rack2"
+    b["vlans"][0].update(self_address="10.50.0.3", role="secondary", peer={"name": "rack1", "address": "10.50.0.2"})
+    (da,), (db,) = rendered(a), rendered(b)
+    ha_a = da["hooks-libraries"][1]["parameters"]["high-availability"][0]
+    ha_b = db["hooks-libraries"][1]["parameters"]["high-availability"][0]
+    assert ha_a["peers"] == ha_b["peers"]
+    assert (ha_a["this-server-name"], ha_b["this-server-name"]) == ("rack1", "rack2")
+
+
+# --------------------------------------------------------------------------- refusals
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda s: s["vlans"][0]["subnets"][0].update(pools=[["10.50.0.1", "10.50.0.20"]]),
+     "vlans[0].subnets[0].pools: a dynamic range would hand out gateway_ip 10.50.0.1"),
+    (lambda s: s["vlans"][0]["subnets"][0].update(pools=[["10.50.0.200", "10.50.0.100"]]),
+     "ends before it starts"),
+    (lambda s: s["vlans"][0]["subnets"][0].update(pools=[["10.50.0.100", "10.50.1.10"]]),
+     "not inside 10.50.0.0/24"),
+    (lambda s: s["vlans"][0]["subnets"][0].update(pools=[["10.50.0.100", "10.50.0.150"], ["10.50.0.140", "10.50.0.199"]]),
+     "overlap"),
+    (lambda s: s["vlans"][0]["subnets"][0].update(cidr="10.50.0.1/24"), "host bits zero"),
+    (lambda s: s["vlans"][0]["subnets"][0].update(gateway_ip="10.60.0.1"), "10.60.0.1 is not in 10.50.0.0/24"),
+    (lambda s: s["vlans"][0]["subnets"][0].update(lease_time=0), "lease_time"),
+    (lambda s: s["vlans"][0].update(self_address="10.70.0.2"), "is in none of the VLAN's subnets"),
+    (lambda s: s["vlans"][0].update(role="primary"), "needs a peer"),
+    (lambda s: s["vlans"][0].update(role="primary", peer={"name": "rack2", "address": "10.50.0.2"}),
+     "this rack's own"),
+    (lambda s: s["vlans"][0].update(role="boss"), "expected one of standalone, primary, secondary"),
+    (lambda s: s["vlans"][0].update(role="primary", mode="split", peer={"name": "r2", "address": "10.50.0.3"}),
+     "vlans[0].mode"),
+    (lambda s: s["hosts"].append({"mac": "nope", "ip": None}), "hosts[0].mac"),
+    (lambda s: s["hosts"].extend([{"mac": "52:54:00:00:00:01", "ip": "10.50.0.9"},
+                                  {"mac": "52:54:00:00:00:02", "ip": "10.50.0.9"}]), "reserved for both"),
+    (lambda s: s["hosts"].append({"mac": "52:54:00:00:00:01", "ip": "10.50.0.1"}), "belongs to a rack or gateway"),
+    (lambda s: s.update(surprise=1), "unknown field 'surprise'"),
+    (lambda s: s["boot"].update(ipxe_url="http://x/a b"), "boot.ipxe_url"),
+    (lambda s: s["boot"].update(tftp_server=None), "no tftp_server"),
+    (lambda s: s["boot"]["loaders"].update(sparc="x"), "unknown architecture 'sparc'"),
+])
+def test_impossible_states_are_refused_with_the_field(mutate, message):
+    raw = state()
+    mutate(raw)
+    assert message in errors_of(raw)
+
+
+def test_refusals_across_vlans():
+    assert "interface eth1 already serves vlan 5001" in errors_of(state(vlan(5001), vlan(5002, net="10.51.0")))
+    assert "overlaps 10.50.0.0/24" in errors_of(state(vlan(5001), vlan(5002, "eth2", "10.50.0", subnet_id=7)))
+    assert "subnet_id 5001" in errors_of(state(vlan(5001), vlan(5002, "eth2", "10.51.0", subnet_id=5001)))
+    mixed = state(vlan(5001, "eth1", "10.50.0", "primary", "hot-standby", ("rack2", "10.50.0.3")),
+                  vlan(5002, "eth2", "10.51.0", "secondary", "hot-standby", ("rack2", "10.51.0.3")))
+    assert "both primary and secondary toward rack2" in errors_of(mixed)
+    no_name = state(vlan(role="primary", mode="hot-standby", peer=("rack2", "10.50.0.3")))
+    del no_name["server_name"]
+    assert "needs the state's server_name" in errors_of(no_name)
+
+
+def test_every_error_is_reported_at_once():
+    raw = state()
+    raw["vlans"][0]["subnets"][0].update(gateway_ip="bad", lease_time=-1)
+    raw["hosts"] = [{"mac": "zz"}]
+    err = errors_of(raw)
+    assert "gateway_ip" in err and "lease_time" in err and "hosts[0].mac" in err
+
+
+def test_dhcp_off_is_a_valid_empty_state():
+    st, insts = c.plan({"vlans": []})
+    assert not st.enabled and insts == []
+    st, insts = c.plan(None)
+    assert insts == []
+
+
+# --------------------------------------------------------------------------- Kea agrees
+
+KEA = shutil.which("kea-dhcp4")
+
+
+@pytest.mark.skipif(KEA is None, reason="kea-dhcp4 not installed")
+@pytest.mark.parametrize("role, mode", [("standalone", None), ("primary", "hot-standby"),
+                                        ("secondary", "hot-standby"), ("primary", "load-balancing"),
+                                        ("secondary", "load-balancing")])
+def test_kea_dhcp4_accepts_the_rendered_config(tmp_path, role, mode):
+    # interface "lo" exists everywhere; `kea-dhcp4 -t` checks interfaces exist
+    raw = state(vlan(iface="lo", role=role, mode=mode, peer=("rack2", "10.50.0.3") if mode else None),
+                hosts=[{"mac": "52:54:00:aa:bb:01", "hostname": "node1", "ip": "10.50.0.50"}])
+    for d in rendered(raw):
+        d["lease-database"]["name"] = str(tmp_path / "leases.csv")
+        d["control-socket"]["socket-name"] = str(tmp_path / "k.sock")
+        path = tmp_path / "kea.json"
+        path.write_text(json.dumps({"Dhcp4": d}))
+        proc = subprocess.run([KEA, "-t", str(path)], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
