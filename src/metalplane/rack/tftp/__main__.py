@@ -1,0 +1,127 @@
+"""Run the TFTP server on its own: `python -m metalplane.rack.tftp --root DIR --listen HOST:PORT`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import resource
+import signal
+import sys
+
+from metalplane.rack.tftp.protocol import MAX_BLKSIZE, MAX_WINDOWSIZE, MIN_BLKSIZE, Limits
+from metalplane.rack.tftp.server import TftpServer, listen_socket
+from metalplane.rack.tftp.sources import StaticRoot
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        return text, 69
+    return host.strip("[]"), int(port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m metalplane.rack.tftp", description=__doc__)
+    parser.add_argument("--root", required=True, help="directory served (read only)")
+    parser.add_argument("--listen", default="0.0.0.0:69", help="HOST:PORT (default 0.0.0.0:69)")
+    parser.add_argument("--max-blksize", type=int, default=Limits.max_blksize,
+                        help=f"largest blksize granted (default {Limits.max_blksize}: one packet per "
+                             "1500-byte Ethernet frame; up to 65464)")
+    parser.add_argument("--max-windowsize", type=int, default=Limits.max_windowsize,
+                        help=f"largest windowsize granted (default {Limits.max_windowsize})")
+    parser.add_argument("--timeout", type=float, default=Limits.default_timeout,
+                        help="retransmission timeout when the client asks for none (seconds)")
+    parser.add_argument("--retries", type=int, default=5, help="resends before giving up")
+    parser.add_argument("--no-gso", action="store_true", help="send windows packet by packet")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes, each with its own socket on the port (SO_REUSEPORT: "
+                             "the kernel spreads clients over them); caches are per process")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
+                        help="event loop (uvloop when installed)")
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    if not MIN_BLKSIZE <= args.max_blksize <= MAX_BLKSIZE:
+        parser.error(f"--max-blksize must be within {MIN_BLKSIZE}..{MAX_BLKSIZE}")
+    if not 1 <= args.max_windowsize <= MAX_WINDOWSIZE:
+        parser.error(f"--max-windowsize must be within 1..{MAX_WINDOWSIZE}")
+    if not os.path.isdir(args.root):
+        parser.error(f"--root {args.root}: not a directory")
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(process)d %(name)s [%(levelname)s] %(message)s")
+    # Each transfer holds a socket and a file: allow as many as the hard limit does.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    host, port = parse_listen(args.listen)
+    limits = Limits(max_blksize=args.max_blksize, max_windowsize=args.max_windowsize,
+                    default_timeout=args.timeout)
+
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    sock = listen_socket(host, port, reuse_port=args.workers > 1)
+    port = sock.getsockname()[1]  # when asked for port 0, the workers join the one we got
+    children = []
+    for _ in range(args.workers - 1):
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                _die_with_parent()
+                sock.close()
+                own = listen_socket(host, port, reuse_port=True)
+                run(serve(own, args, limits, announce=False), args.loop)
+            except BaseException:
+                code = 1
+            os._exit(code)
+        children.append(pid)
+    try:
+        run(serve(sock, args, limits, announce=True), args.loop)
+    finally:
+        for pid in children:  # only the workers this process forked, by PID
+            try:
+                os.kill(pid, signal.SIGTERM)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+    return 0
+
+
+async def serve(sock, args, limits: Limits, announce: bool) -> None:
+    server = TftpServer(StaticRoot(args.root), limits=limits, max_retries=args.retries, gso=not args.no_gso)
+    await server.start(sock=sock)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, server.close)
+    if announce:
+        print(f"ready {server.address[0]} {server.address[1]}", flush=True)
+    await server.serve_forever()
+    logging.getLogger("metalplane.rack.tftp").info("TFTP stopped (pid %d): %s", os.getpid(), server.stats)
+
+
+def run(coro, loop_name: str) -> None:
+    if loop_name == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            uvloop = None
+        if uvloop is not None:
+            uvloop.run(coro)
+            return
+    asyncio.run(coro)
+
+
+def _die_with_parent() -> None:
+    """A worker goes when the process that forked it goes (Linux PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
