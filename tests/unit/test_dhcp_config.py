@@ -235,3 +235,77 @@ def test_kea_dhcp4_accepts_the_rendered_config(tmp_path, role, mode):
         path.write_text(json.dumps({"Dhcp4": d}))
         proc = subprocess.run([KEA, "-t", str(path)], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --------------------------------------------------------------------------- lease events (no Kea)
+# Kept here with the other pure DHCP tests: memfile records -> events, the
+# durable queue, LFC rotation, and seeding a new instance's lease file.
+
+HEADER = "address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,user_context\n"
+
+
+def rec(ip: str, mac: str, valid: int, expire: int, state: int = 0, host: str = "") -> str:
+    return f"{ip},{mac},,{valid},{expire},1,0,0,{host},{state},\n"
+
+
+def test_memfile_records_become_deduplicated_events(tmp_path):
+    from metalplane.rack.dhcp.leases import LeaseQueue, LeaseTailer
+
+    path = tmp_path / "leases4.csv"
+    q = LeaseQueue(tmp_path / "q.sqlite3")
+    t = LeaseTailer("standalone", path, q)
+    path.write_text(HEADER + rec("10.0.0.5", "aa:bb:cc:00:00:01", 600, 1600, host="n1&#x2cx")
+                    + "10.0.0.6,aa:bb")                          # a record Kea is still writing
+    assert t.poll() == 1
+    with open(path, "a") as f:
+        f.write(":cc:00:00:02,,600,1600,1,0,0,,0,\n")          # ... now complete
+        f.write(rec("10.0.0.5", "aa:bb:cc:00:00:01", 600, 1600))   # the same lease again (HA sync)
+        f.write(rec("10.0.0.5", "aa:bb:cc:00:00:01", 600, 1900))   # renewed
+        f.write(rec("10.0.0.6", "aa:bb:cc:00:00:02", 0, 1700))     # released (deleted)
+        f.write(rec("10.0.0.5", "aa:bb:cc:00:00:01", 600, 1900, state=2))  # expired, reclaimed
+        f.write(rec("10.0.0.5", "aa:bb:cc:00:00:01", 0, 1900, state=2))    # flushed later: no event
+    t.poll()
+    events = q.pending()
+    assert [(e["action"], e["ip"]) for e in events] == [
+        ("commit", "10.0.0.5"), ("commit", "10.0.0.6"), ("commit", "10.0.0.5"), ("release", "10.0.0.6"),
+        ("expiry", "10.0.0.5")]
+    assert events[0]["hostname"] == "n1,x" and events[0]["cltt"] == 1000 and events[0]["lease_time"] == 600
+    assert [e["id"] for e in events] == sorted(e["id"] for e in events)
+    assert len({e["key"] for e in events}) == 5
+
+    # LFC: the file is renamed to .2 after one more record, and a new one started
+    with open(path, "a") as f:
+        f.write(rec("10.0.0.7", "aa:bb:cc:00:00:03", 600, 2000))
+    path.rename(tmp_path / "leases4.csv.2")
+    path.write_text(HEADER + rec("10.0.0.7", "aa:bb:cc:00:00:03", 600, 2000)   # compacted copy: no event
+                    + rec("10.0.0.8", "aa:bb:cc:00:00:04", 600, 2100))
+    t.poll()
+    assert [(e["action"], e["ip"]) for e in q.pending(events[-1]["id"])] == [
+        ("commit", "10.0.0.7"), ("commit", "10.0.0.8")]
+
+    # durable: a new queue and tailer on the same files repeat nothing and lose nothing
+    q.ack(events[1]["id"])
+    q.close()
+    q2 = LeaseQueue(tmp_path / "q.sqlite3")
+    assert [e["id"] for e in q2.pending()] == [e["id"] for e in events[2:]] + [events[-1]["id"] + 1,
+                                                                               events[-1]["id"] + 2]
+    t2 = LeaseTailer("standalone", path, q2)
+    assert t2.poll() == 0
+    q2.close()
+
+
+def test_a_new_instance_is_seeded_with_the_leases_of_its_subnets(tmp_path):
+    from metalplane.rack.dhcp.service import DhcpService
+
+    old = tmp_path / "standalone"
+    old.mkdir()
+    (old / "leases4.csv").write_text(HEADER + rec("10.50.0.5", "aa:bb:cc:00:00:01", 600, 1600)
+                                     + "10.60.0.5,aa:bb:cc:00:00:02,,600,1600,9,0,0,,0,\n")
+    svc = DhcpService(tmp_path)
+    raw = state(vlan(5001, role="primary", mode="hot-standby", peer=("rack2", "10.50.0.3"), subnet_id=1))
+    _, (inst,) = c.plan(raw)
+    proc = svc._process(inst.name)
+    assert svc._seed_leases(proc, inst) == 1
+    assert proc.lease_file.read_text() == HEADER + rec("10.50.0.5", "aa:bb:cc:00:00:01", 600, 1600)
+    assert svc._seed_leases(proc, inst) == 0          # never over an existing lease file
+    svc.events.close()

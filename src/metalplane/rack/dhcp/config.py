@@ -603,6 +603,9 @@ def _subnet(s: Subnet, vlan: Vlan, hosts: tuple[Host, ...], boot: Boot) -> dict[
     return out
 
 
+_LOG_PATTERN = "%d{%H:%M:%S.%q} %-5p [%c] %m\n"
+
+
 def render(instance: Instance, state: State, paths: Paths, *, threads: int = 0,
            reclaim_interval: int = 5) -> dict[str, Any]:
     """The complete kea-dhcp4 configuration ({"Dhcp4": ...}) for one instance.
@@ -633,7 +636,11 @@ def render(instance: Instance, state: State, paths: Paths, *, threads: int = 0,
         "subnet4": [_subnet(s, v, state.hosts, state.boot) for v in instance.vlans for s in v.subnets],
         # lease_cmds everywhere: lease4-get & co. for the rack and for HA lease updates
         "hooks-libraries": [{"library": f"{HOOKS_DIR}/libdhcp_lease_cmds.so"}],
-        "loggers": [{"name": "kea-dhcp4", "output_options": [{"output": "stdout", "pattern": "%d{%H:%M:%S.%q} %-5p [%c] %m\n"}],
+        # INFO logs two lines per lease and one per HA lease update. Leases reach the
+        # region from the memfile (leases.py), so only warnings are logged, and HA state changes.
+        "loggers": [{"name": "kea-dhcp4", "output_options": [{"output": "stdout", "pattern": _LOG_PATTERN}],
+                     "severity": "WARN"},
+                    {"name": "kea-dhcp4.ha-hooks", "output_options": [{"output": "stdout", "pattern": _LOG_PATTERN}],
                      "severity": "INFO"}],
         "user-context": {"generated-by": "metalplane.rack.dhcp", "instance": instance.name},
     }
@@ -660,8 +667,10 @@ def render(instance: Instance, state: State, paths: Paths, *, threads: int = 0,
             "sync-timeout": 60000,
             "sync-page-limit": 10000,
             "wait-backup-ack": False,
+            # more HTTP threads than cores: lease updates wait on the network, not the CPU
+            # (bench/dhcp_bench.py, hot-standby on a loaded 2-core box: ~500-1,000 -> ~1,250 leases/s)
             "multi-threading": {"enable-multi-threading": True, "http-dedicated-listener": True,
-                                "http-listener-threads": 0, "http-client-threads": 0},
+                                "http-listener-threads": 4, "http-client-threads": 8},
             "peers": peers,
         }
         dhcp4["hooks-libraries"].append(

@@ -8,7 +8,14 @@
 
 `apply` refuses a state that cannot be served (InvalidDhcpState) or that any
 Kea instance rejects in ``kea-dhcp4 -t`` (KeaConfigError) before touching a
-running Kea: either every instance gets its new configuration or none does.
+running Kea: then no instance gets its new configuration. (Should a running
+Kea refuse, in ``config-set``, a configuration that ``-t`` accepted, that one
+instance keeps its previous configuration and apply raises KeaConfigError.)
+
+Status for the rack's "dhcpd" service: "off" (no VLAN served), "running",
+"degraded" (an HA instance serves alone because its partner is down, or is
+not serving yet while it syncs), "dead" (a Kea process is down; the supervisor
+restarts it with backoff 1 s .. 30 s).
 """
 
 from __future__ import annotations
