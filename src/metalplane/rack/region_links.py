@@ -32,6 +32,7 @@ log = logging.getLogger("metalplane.rack.links")
 DEFAULT_PER_RACK = 2
 MAX_BACKOFF = 30.0
 RECONCILE_INTERVAL = 0.5
+CLOSE_WAIT = 2.0
 REFRESH_INTERVAL = 10.0
 
 
@@ -72,6 +73,7 @@ class Link:
     registered: bool = False
     closing: bool = False
     task: asyncio.Task | None = None
+    serving: asyncio.Future | None = None
 
     @property
     def healthy(self) -> bool:
@@ -177,7 +179,8 @@ class RegionLinks:
                 await self._reconcile()
                 self.changed.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.changed.wait(), RECONCILE_INTERVAL)
+                    async with asyncio.timeout(RECONCILE_INTERVAL):
+                        await self.changed.wait()
         finally:
             for link in list(self.links.values()):
                 await self._close(link)
@@ -266,11 +269,15 @@ class RegionLinks:
         try:
             link.connection = await open_connection(
                 endpoint.host, endpoint.port, self.secret, self.me(), self.state.ca_cert, self.handlers)
+            if link.closing:
+                return
             welcome = link.connection.welcome
             if self.state.ca_cert is None or self.state.uuid != welcome.cluster:
                 self.state.remember(welcome.cluster, welcome.ca_cert)
-            serving = asyncio.ensure_future(link.connection.peer.serve())
+            serving = link.serving = asyncio.ensure_future(link.connection.peer.serve())
             answer = await link.connection.peer.call("Register", timeout=60, **await self.registration())
+            if link.closing:
+                return
             link.registered = True
             self.refused = None
             self.backoff[endpoint.key] = Backoff()
@@ -314,6 +321,6 @@ class RegionLinks:
                 await link.connection.ws.close()
         if link.task is not None and link.task is not asyncio.current_task():
             link.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await link.task
+            # Never wait forever on a link: it checks `closing` itself at every step.
+            await asyncio.wait({link.task}, timeout=CLOSE_WAIT)
         self.links.pop(link.endpoint.key, None)

@@ -49,7 +49,8 @@ class Welcome:
 
 
 async def _recv(ws: Any) -> dict[str, Any]:
-    return unpack(await asyncio.wait_for(ws.recv(), HANDSHAKE_TIMEOUT))
+    async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+        return unpack(await ws.recv())
 
 
 def server_fingerprint(ws: Any) -> str:

@@ -78,10 +78,14 @@ class RpcPeer:
             raise ConnectionLost(f"connection to {self.name} is closed")
         call_id = next(self._ids)
         future = asyncio.get_running_loop().create_future()
+        # A caller cancelled while the connection dies must not leave an unread exception.
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._pending[call_id] = future
         try:
             await self.ws.send(pack({"t": "call", "id": call_id, "m": method, "a": args}))
-            return await asyncio.wait_for(future, timeout)
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
+            async with asyncio.timeout(timeout):
+                return await future
         except ConnectionClosed as exc:
             raise ConnectionLost(f"connection to {self.name} closed: {exc}") from None
         finally:

@@ -16,8 +16,8 @@ from starlette.routing import BaseRoute, Route
 
 from metalplane.region.api import auth
 from metalplane.region.api.context import Ctx
-from metalplane.region.errors import ApiError, ServiceUnavailable, Unauthorized
-from metalplane.region.api.framework import Handler
+from metalplane.region.errors import ApiError, NotFound, ServiceUnavailable, Unauthorized
+from metalplane.region.api.framework import API_PREFIX, Handler
 from metalplane.region.api.params import Params, parse_body
 from metalplane.region.services.users import User, user_for_token
 
@@ -43,7 +43,11 @@ def error_response(exc: ApiError) -> Response:
         body, content_type = json.dumps(exc.body).encode(), JSON
     else:
         body, content_type = str(exc.body).encode(), "text/plain; charset=utf-8"
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+    headers = {}
+    if exc.retry_after:
+        headers["Retry-After"] = str(exc.retry_after)
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'OAuth realm="OAuth"'
     return Response(body, status_code=exc.status, media_type=content_type, headers=headers)
 
 
@@ -72,7 +76,7 @@ async def authenticate(request: Request, db: AsyncEngine) -> User | None:
 
 async def request_params(request: Request) -> Params:
     pairs: list[tuple[str, Any]] = list(request.query_params.multi_items())
-    if request.method in ("POST", "PUT"):
+    if request.method in ("POST", "PUT", "DELETE"):  # libmaas sends DELETE arguments as multipart
         pairs.extend(parse_body(request.headers.get("content-type", ""), await request.body()))
     return Params(pairs)
 
@@ -102,13 +106,22 @@ def endpoint_for(handler: Handler):
     return endpoint
 
 
+async def unknown_endpoint(request: Request) -> Response:
+    return error_response(NotFound(f"Unknown API endpoint: {request.url.path}."))
+
+
 def routes_for(handlers: Iterable[Handler]) -> list[BaseRoute]:
     return [Route(h.full_path, endpoint_for(h), methods=METHODS) for h in handlers]
 
 
+def fallback_routes() -> list[BaseRoute]:
+    """Anything else under the API prefix: MAAS's 404 text, not the framework's."""
+    return [Route(API_PREFIX + "{rest:path}", unknown_endpoint, methods=METHODS)]
+
+
 def build_app(db: AsyncEngine, handlers: list[Handler], extra_routes: list[BaseRoute] | None = None,
               state: dict[str, Any] | None = None, lifespan=None) -> Starlette:
-    app = Starlette(routes=[*routes_for(handlers), *(extra_routes or [])], lifespan=lifespan)
+    app = Starlette(routes=[*routes_for(handlers), *(extra_routes or []), *fallback_routes()], lifespan=lifespan)
     app.state.db = db
     app.state.handlers = handlers
     for key, value in (state or {}).items():

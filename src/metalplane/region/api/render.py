@@ -178,3 +178,26 @@ def interface(i: Row, system_id: str, vlans_by_id: dict[int, Row], subnets_by_id
         "system_id": system_id,
         "resource_uri": uri(f"nodes/{system_id}/interfaces/{i['id']}/"),
     }
+
+
+DISCOVERED = 6  # MAAS's alloc_type for addresses seen in DHCP leases
+
+
+def subnet_addresses(known: list[Row], found: list[Row]) -> list[Row]:
+    """MAAS's subnet ip_addresses entries: node addresses, then DHCP leases."""
+    out: list[Row] = [
+        {"ip": str(a["ip"]), "alloc_type": a["alloc_type"], "alloc_type_name": "Sticky",
+         "created": a["created"].isoformat(), "updated": a["updated"].isoformat(), "user": None,
+         "mac_address": a["mac"],
+         "node_summary": {"system_id": a["system_id"], "node_type": a["node_type"], "hostname": a["hostname"],
+                          "fqdn": f"{a['hostname']}.{DEFAULT_DOMAIN['name']}", "via": None}}
+        for a in known
+    ]
+    out += [
+        {"ip": str(lease["ip"]), "alloc_type": DISCOVERED, "alloc_type_name": "Discovered",
+         "created": lease["created"].isoformat(), "updated": lease["updated"].isoformat(), "user": None,
+         "mac_address": lease["mac"], "hostname": lease["hostname"] or None,
+         "lease_expires": lease["expires"].isoformat() if lease["expires"] else None}
+        for lease in found
+    ]
+    return out

@@ -13,10 +13,11 @@ from typing import Any
 from sqlalchemy import delete, exists, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from metalplane.region.db.tables import fabrics, ipranges, nodes, spaces, subnets, vlans
+from metalplane.region.db.tables import fabrics, interfaces, ip_addresses, ipranges, nodes, spaces, subnets, vlans
 from metalplane.region.errors import BadRequest, Forbidden, NotFound, ValidationFailed, raise_if
 from metalplane.region.services import netrules
 from metalplane.region.services.controllers import RACK_TYPES
+from metalplane.region.services.rpc import connected_regions
 from metalplane.region.services.rows import Row, execute_unique, next_id, one, rows
 
 DEFAULT_FABRIC_ID = 0
@@ -144,15 +145,23 @@ async def get_vlan_by_vid(conn: AsyncConnection, fabric_id: int, vid: int) -> Ro
     return one(await conn.execute(_vlan_select().where(vlans.c.fabric_id == fabric_id, vlans.c.vid == vid)), "VLAN")
 
 
-async def find_rack(conn: AsyncConnection, ident: str, field: str) -> int:
-    """A rack controller by system_id or hostname, as MAAS's rack fields accept."""
-    rows = (await conn.execute(
-        select(nodes.c.id).where(nodes.c.node_type.in_(RACK_TYPES),
-                                 or_(nodes.c.system_id == ident, nodes.c.hostname == ident))
-    )).scalars().all()
+async def find_rack(conn: AsyncConnection, ident: str, field: str, vlan_id: int | None = None) -> int:
+    """A rack controller by system_id or hostname, as MAAS's rack fields accept.
+    With `vlan_id`, only racks with an interface on that VLAN qualify (they
+    are the ones that can serve DHCP there)."""
+    query = select(nodes.c.id).where(nodes.c.node_type.in_(RACK_TYPES),
+                                     or_(nodes.c.system_id == ident, nodes.c.hostname == ident))
+    if vlan_id is not None:
+        query = query.where(exists().where(interfaces.c.node_id == nodes.c.id, interfaces.c.vlan_id == vlan_id))
+    rows = (await conn.execute(query)).scalars().all()
     if len(rows) != 1:
         raise ValidationFailed.field(field, f"Select a valid choice. {ident} is not one of the available choices.")
     return rows[0]
+
+
+async def rack_is_connected(conn: AsyncConnection, rack_id: int) -> bool:
+    """A rack with at least one live RPC connection to a region is up."""
+    return rack_id in await connected_regions(conn)
 
 
 async def find_space(conn: AsyncConnection, ident: str) -> int | None:
@@ -207,7 +216,7 @@ async def update_vlan(conn: AsyncConnection, vlan_id: int, fields: dict[str, Any
     racks: dict[str, int | None] = {}
     for field in ("primary_rack", "secondary_rack"):
         if field in fields:
-            racks[field] = None if is_blank(fields[field]) else await find_rack(conn, fields[field], field)
+            racks[field] = None if is_blank(fields[field]) else await find_rack(conn, fields[field], field, vlan_id)
     primary, secondary = netrules.resolve_rack_change(
         current["primary_rack_id"], current["secondary_rack_id"],
         racks.get("primary_rack"), racks.get("secondary_rack"),
@@ -216,9 +225,13 @@ async def update_vlan(conn: AsyncConnection, vlan_id: int, fields: dict[str, Any
     dhcp_on = fields.get("dhcp_on", current["dhcp_on"])
     raise_if(netrules.check_secondary_not_primary(current["primary_rack_id"], "primary_rack" in racks,
                                                   racks.get("secondary_rack"), fields.get("secondary_rack", "")))
+    new_secondary = secondary is not None and (secondary != current["secondary_rack_id"]
+                                               or primary != current["primary_rack_id"])
     raise_if(netrules.check_dhcp(netrules.DhcpState(
         dhcp_on=dhcp_on, primary=primary, secondary=secondary,
         has_dynamic_range=await vlan_has_dynamic_range(conn, vlan_id) if dhcp_on else True,
+        # Only a secondary being set now needs a live primary to sync leases from.
+        primary_alive=await rack_is_connected(conn, primary) if new_secondary and primary is not None else True,
     )))
     values.update(dhcp_on=dhcp_on, primary_rack_id=primary, secondary_rack_id=secondary)
     if dhcp_on and not current["dhcp_on"]:
@@ -456,3 +469,15 @@ async def delete_range(conn: AsyncConnection, range_id: int, user_id: int, is_ad
                                  f"{vlan_label(vlan)} while DHCP is on; disable DHCP first.")
             return
     await conn.execute(delete(ipranges).where(ipranges.c.id == range_id))
+
+
+async def subnet_addresses(conn: AsyncConnection, subnet_id: int) -> list[Row]:
+    """Addresses on a subnet held by nodes' interfaces, with the node they belong to."""
+    return rows(await conn.execute(
+        select(ip_addresses.c.ip, ip_addresses.c.alloc_type, ip_addresses.c.created, ip_addresses.c.updated,
+               interfaces.c.mac, nodes.c.system_id, nodes.c.hostname, nodes.c.node_type)
+        .join(interfaces, interfaces.c.id == ip_addresses.c.interface_id)
+        .join(nodes, nodes.c.id == interfaces.c.node_id)
+        .where(ip_addresses.c.subnet_id == subnet_id)
+        .order_by(ip_addresses.c.ip)
+    ))

@@ -11,6 +11,7 @@ def all_handlers() -> list[Handler]:
         controllers,
         fabrics,
         ipranges,
+        maas,
         meta,
         spaces,
         subnets,
@@ -21,6 +22,7 @@ def all_handlers() -> list[Handler]:
 
     return [
         meta.version,
+        maas.maas,
         users.users, users.user,
         account.account,
         controllers.region_controllers, controllers.region_controller,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
-from metalplane.region.services import network
+from metalplane.region.services import dhcp, network
 from metalplane.region.services import users as user_svc
 
 FIELDS = {"type": "str", "start_ip": "str", "end_ip": "str", "subnet": "str", "comment": "str"}
@@ -45,6 +45,7 @@ async def create_range(ctx: Ctx) -> dict:
     """
     async with ctx.tx() as conn:
         row = await network.create_range(conn, ctx.params.given(FIELDS), ctx.me.id, ctx.me.is_superuser)
+        await dhcp.announce_change(conn)  # racks serving DHCP refetch their state
         return (await render_ranges(conn, [row]))[0]
 
 
@@ -69,6 +70,7 @@ async def update_range(ctx: Ctx) -> dict:
     fields = ctx.params.given({k: FIELDS[k] for k in ("start_ip", "end_ip", "comment")})
     async with ctx.tx() as conn:
         row = await network.update_range(conn, ctx.path_int("id"), fields, ctx.me.id, ctx.me.is_superuser)
+        await dhcp.announce_change(conn)  # racks serving DHCP refetch their state
         return (await render_ranges(conn, [row]))[0]
 
 
@@ -77,3 +79,4 @@ async def delete_range(ctx: Ctx) -> None:
     """Delete an IP range."""
     async with ctx.tx() as conn:
         await network.delete_range(conn, ctx.path_int("id"), ctx.me.id, ctx.me.is_superuser)
+        await dhcp.announce_change(conn)  # racks serving DHCP refetch their state

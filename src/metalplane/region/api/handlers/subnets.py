@@ -5,7 +5,7 @@ from __future__ import annotations
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
-from metalplane.region.services import network
+from metalplane.region.services import dhcp, leases, network
 
 FIELDS = {
     "cidr": "str", "name": "str", "description": "str", "vlan": "str", "fabric": "str", "vid": "int",
@@ -70,6 +70,7 @@ async def list_subnets(ctx: Ctx) -> list:
 async def create_subnet(ctx: Ctx) -> dict:
     async with ctx.tx() as conn:
         row = await network.create_subnet(conn, ctx.params.given(FIELDS))
+        await dhcp.announce_change(conn)  # racks serving DHCP refetch their state
         by_id = {v["id"]: v for v in await network.list_vlans(conn)}
     return render.subnet(row, by_id)
 
@@ -90,6 +91,7 @@ async def update_subnet(ctx: Ctx) -> dict:
     async with ctx.tx() as conn:
         row = await network.get_subnet(conn, _ident(ctx), lock=True)
         row = await network.update_subnet(conn, row, ctx.params.given(FIELDS))
+        await dhcp.announce_change(conn)  # racks serving DHCP refetch their state
         by_id = {v["id"]: v for v in await network.list_vlans(conn)}
     return render.subnet(row, by_id)
 
@@ -101,9 +103,27 @@ async def delete_subnet(ctx: Ctx) -> None:
     """Delete a subnet."""
     async with ctx.tx() as conn:
         await network.delete_subnet(conn, _ident(ctx))
+        await dhcp.announce_change(conn)  # racks serving DHCP refetch their state
+
+
+async def ip_addresses(ctx: Ctx) -> list:
+    """Returns a summary of IP addresses assigned to this subnet.
+
+    Controller addresses (alloc_type 1, sticky) and the active DHCP leases the
+    racks reported (alloc_type 6, discovered), each with its MAC address.
+
+    :param with_username: Include the username of the owner (always null here).
+    :type with_username: boolean
+    """
+    async with ctx.tx() as conn:
+        row = await network.get_subnet(conn, _ident(ctx))
+        known = await network.subnet_addresses(conn, row["id"])
+        found = await leases.active_leases(conn, row["id"])
+    return render.subnet_addresses(known, found)
 
 
 for handler in (subnet, subnet_by_cidr):
     handler.read(read_subnet)
     handler.action("PUT", admin=True)(update_subnet)
     handler.action("DELETE", admin=True)(delete_subnet)
+    handler.action("GET", "ip_addresses")(ip_addresses)

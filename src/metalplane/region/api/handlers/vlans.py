@@ -6,7 +6,7 @@ from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
 from metalplane.region.errors import NotFound
-from metalplane.region.services import network
+from metalplane.region.services import dhcp, network, rpc
 
 FIELDS = {
     "name": "str", "description": "str", "vid": "int", "mtu": "int", "dhcp_on": "bool",
@@ -40,10 +40,15 @@ vlan = Handler("VlanHandler", "fabrics/{fabric_id}/vlans/{vid}/", "Manage a VLAN
 vlan_by_id = Handler("VlanHandler", "vlans/{vlan_id}/", "Manage a VLAN by its id.", described=False)
 
 
+async def render_vlans(conn, rows: list[dict], by_id: dict[int, dict]) -> list[dict]:
+    """VLANs with the rack the seeds say appears as candidate secondary."""
+    candidates = await dhcp.candidates(conn)
+    return [render.vlan(v, by_id, extra={"candidate_secondary_rack": candidates.get(v["id"])}) for v in rows]
+
+
 async def render_vlan(conn, vlan_id: int) -> dict:
-    all_vlans = await network.list_vlans(conn)
-    by_id = {v["id"]: v for v in all_vlans}
-    return render.vlan(by_id[vlan_id], by_id)
+    by_id = {v["id"]: v for v in await network.list_vlans(conn)}
+    return (await render_vlans(conn, [by_id[vlan_id]], by_id))[0]
 
 
 async def _target(ctx: Ctx, conn) -> dict:
@@ -63,7 +68,7 @@ async def list_vlans(ctx: Ctx) -> list:
         await network.get_fabric(conn, fabric_id)
         all_vlans = await network.list_vlans(conn)
         by_id = {v["id"]: v for v in all_vlans}
-        return [render.vlan(v, by_id) for v in all_vlans if v["fabric_id"] == fabric_id]
+        return await render_vlans(conn, [v for v in all_vlans if v["fabric_id"] == fabric_id], by_id)
 
 
 @vlans.action("POST", admin=True)
@@ -96,6 +101,10 @@ async def update_vlan(ctx: Ctx) -> dict:
     async with ctx.tx() as conn:
         target = await _target(ctx, conn)
         await network.update_vlan(conn, target["id"], ctx.params.given(FIELDS))
+        # The seeds: a network change (toggling DHCP, changing a VLAN) triggers a balance check.
+        await dhcp.announce_change(conn)
+        await rpc.rebalance(conn, ctx.app_state.config.rpc_connections_per_rack,
+                            ctx.app_state.config.balance_threshold)
         return await render_vlan(conn, target["id"])
 
 

@@ -1,0 +1,237 @@
+"""1,000 simulated racks against 2 regions x 4 workers.
+
+Each simulated rack is a `LightRack`: the real rack connection code
+(`RegionLinks`: TLS, secret proof, Register, SetTargets, failover) without
+services, many per process. Measures: time to connect all, per-worker
+max/mean, connections moved when a worker is killed and when it comes back
+(against the lower bound `ha.balance` computes), and time until every rack is
+fully served again.
+
+    .venv/bin/python bench/rack_connections_bench.py [--racks 1000] [--procs 4] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def client_main(urls: list[str], secret: str, first: int, count: int) -> None:
+    """One client process: `count` light racks, kept until stdin closes."""
+    from metalplane.testing.light_rack import LightRack
+
+    async def run() -> None:
+        racks = [LightRack(f"b{first + i:05d}", urls, secret) for i in range(count)]
+        for rack in racks:
+            rack.start()
+            await asyncio.sleep(0.002)  # a few hundred per second, like a real fleet coming up
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+        loop.add_reader(sys.stdin.fileno(), done.set)
+        await done.wait()
+        await asyncio.gather(*(r.stop() for r in racks))
+
+    asyncio.run(run())
+
+
+def snapshot(api) -> dict:
+    return api.get("rackcontrollers/", op="connections").json()
+
+
+def fully_served(data: dict, racks: int, regions: int, threshold: float) -> bool:
+    per = data["racks"]
+    if len(per) < racks:
+        return False
+    if any(len({e.split(":")[0] for e in eps}) != regions or len(eps) != regions for eps in per.values()):
+        return False
+    loads = [w["connections"] for w in data["workers"]]
+    return max(loads) <= max(-(-sum(loads) // len(loads)), int(threshold * sum(loads) / len(loads)))
+
+
+def pairs(data: dict) -> set[tuple[str, str]]:
+    return {(rack, ep) for rack, eps in data["racks"].items() for ep in eps}
+
+
+def wait(predicate, timeout: float, interval: float = 0.25):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError("benchmark condition not reached")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--racks", type=int, default=1000)
+    parser.add_argument("--procs", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--write", action="store_true", help="write the result into docs/benchmarks.md")
+    parser.add_argument("--client", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        urls, secret, first, count = args.client
+        client_main(json.loads(urls), secret, int(first), int(count))
+        return
+
+    from metalplane.embedded.init import run_db
+    from metalplane.region.services import cluster
+    from metalplane.testing.databases import TestDatabases, world_traversable_tempdir
+    from metalplane.testing.processes import RegionProcess
+    from tests.conftest import RunningRegion, create_admin, make_region_config
+
+    dbs = TestDatabases()
+    dbs.start()
+    root = world_traversable_tempdir("mp-bench-")
+    regions: list[RegionProcess] = []
+    clients: list[subprocess.Popen] = []
+    result: dict = {}
+    try:
+        dbname = dbs.new_database()
+        for name in ("region-a", "region-b"):
+            config = make_region_config(dbs, dbname, root / name / "data", args.workers, name)
+            process = RegionProcess(config, root / name)
+            process.start_and_wait()
+            regions.append(process)
+        key = create_admin(regions[0].config)
+        secret = run_db(regions[0].config, cluster.shared_secret)
+        threshold = regions[0].config.balance_threshold
+        api = RunningRegion(regions[1], key).api()
+        per_proc = args.racks // args.procs
+        started = time.monotonic()
+        for p in range(args.procs):
+            clients.append(subprocess.Popen(
+                [sys.executable, __file__, "--client", json.dumps([r.url for r in regions]), secret,
+                 str(p * per_proc), str(per_proc)],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=open(root / f"client{p}.log", "w"),
+            ))
+        racks = per_proc * args.procs
+        first_all = wait(lambda: (d := snapshot(api)) and len(d["racks"]) >= racks
+                         and all(len(e) == 2 for e in d["racks"].values()) and d, 600)
+        connect_all = time.monotonic() - started
+        settled = wait(lambda: (d := snapshot(api)) and fully_served(d, racks, 2, threshold) and d, 300)
+        balanced_after = time.monotonic() - started
+        result["connect_all_s"] = round(connect_all, 1)
+        result["balanced_s"] = round(balanced_after, 1)
+        result["max_over_mean"] = settled["max_over_mean"]
+        result["loads"] = sorted(w["connections"] for w in settled["workers"])
+        del first_all
+
+        # Kill one worker of region A: its connections must move, nothing else. The
+        # supervisor is paused meanwhile so that the death and the return are two events.
+        victim_pid = regions[0].worker_pids()[1]
+        before = pairs(settled)
+        os.kill(regions[0].pid, signal.SIGSTOP)
+        os.kill(victim_pid, signal.SIGKILL)
+        killed = time.monotonic()
+        victim_load = max(w["connections"] for w in settled["workers"] if w["hostname"] == "region-a")
+        after_kill = wait(lambda: (d := snapshot(api)) and fully_served(d, racks, 2, threshold)
+                          and len(d["workers"]) == 2 * args.workers - 1 and d, 120, 0.1)
+        result["kill_served_again_s"] = round(time.monotonic() - killed, 1)
+        result["kill_moved"] = len(pairs(after_kill) - before)
+        result["kill_victim_held"] = victim_load
+        # Resumed, the supervisor restarts it at once: the return is the second event.
+        os.kill(regions[0].pid, signal.SIGCONT)
+        back = wait(lambda: (d := snapshot(api)) and len(d["workers"]) == 2 * args.workers
+                    and fully_served(d, racks, 2, threshold) and d, 120, 0.1)
+        returned = time.monotonic()
+        final = wait(lambda: (d := snapshot(api)) and fully_served(d, racks, 2, threshold)
+                     and min(w["connections"] for w in d["workers"]) > 0 and d, 120, 0.25)
+        result["return_settled_s"] = round(time.monotonic() - returned, 1)
+        result["return_moved"] = len(pairs(final) - pairs(after_kill))
+        result["final_max_over_mean"] = final["max_over_mean"]
+        result["final_loads"] = sorted(w["connections"] for w in final["workers"])
+        del back
+        from metalplane.ha import balance
+
+        current = {r: frozenset(balance.Endpoint(*_split(e, after_kill)) for e in eps)
+                   for r, eps in after_kill["racks"].items()}
+        endpoints = [balance.Endpoint(w["region"], w["worker"]) for w in final["workers"]]
+        result["return_lower_bound"] = balance.min_moves_lower_bound(list(current), endpoints, current, 2, threshold)
+    finally:
+        for client in clients:
+            with _quiet():
+                client.stdin.close()
+        for client in clients:
+            try:
+                client.wait(30)
+            except subprocess.TimeoutExpired:
+                client.kill()
+        for region in regions:
+            with _quiet():
+                os.kill(region.pid, signal.SIGCONT)
+            region.stop()
+        dbs.stop()
+    result["racks"] = racks
+    result["machine"] = f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, {_cpu_model()}"
+    print(json.dumps(result, indent=2))
+    if args.write:
+        write_doc(result, args)
+
+
+def _split(label: str, data: dict) -> tuple[str, int]:
+    hostname, worker = label.rsplit(":", 1)
+    region = next(w["region"] for w in data["workers"] if w["hostname"] == hostname)
+    return region, int(worker)
+
+
+class _quiet:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return True
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def write_doc(result: dict, args) -> None:
+    doc = REPO / "docs" / "benchmarks.md"
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    section = f"""## Rack connections (1,000 racks, 2 regions x {args.workers} workers)
+
+Command: `.venv/bin/python bench/rack_connections_bench.py --racks {args.racks} --procs {args.procs} --write`
+Machine: {result['machine']}; regions, PostgreSQL and the simulated racks all share it.
+Each simulated rack runs the real connection code (`RegionLinks`), {args.racks // args.procs} per process.
+The comparison is the ideal: `ha.balance`'s lower bound on moves, and max/mean 1.0.
+
+| measure | result |
+| --- | --- |
+| racks | {result['racks']} (2 connections each, one per region) |
+| time to connect all | {result['connect_all_s']} s |
+| time until balanced | {result['balanced_s']} s |
+| per-worker max/mean | {result['max_over_mean']} (loads {result['loads']}) |
+| worker killed: connections moved | {result['kill_moved']} (the worker held {result['kill_victim_held']}) |
+| worker killed: every rack fully served again | {result['kill_served_again_s']} s |
+| worker back: connections moved | {result['return_moved']} (lower bound {result['return_lower_bound']}) |
+| worker back: settled | {result['return_settled_s']} s, max/mean {result['final_max_over_mean']} (loads {result['final_loads']}) |
+
+"""
+    start = text.find("## Rack connections")
+    if start >= 0:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+    else:
+        text = text.rstrip() + "\n\n" + section
+    doc.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
