@@ -15,10 +15,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+import uvloop
+
 from metalplane import __version__
 from metalplane.config.rack import RackConfig
-from metalplane.identity import local_hostname, read_secret, read_system_id, secret_path, write_system_id
+from metalplane.identity import (
+    local_hostname,
+    read_secret,
+    read_system_id,
+    secret_path,
+    write_system_id,
+)
 from metalplane.rack.cluster_state import ClusterState
+from metalplane.rack.dhcp import DhcpService, InvalidDhcpState, KeaError
 from metalplane.rack.interfaces import local_interfaces
 from metalplane.rack.region_links import RegionLinks
 from metalplane.rack.services import ServiceBoard
@@ -28,6 +37,7 @@ from metalplane.rpc.protocol import ConnectionLost, RemoteError
 
 log = logging.getLogger("metalplane.rack")
 REPORT_INTERVAL = 5.0
+DHCP_STATUS_INTERVAL = 5.0
 
 
 class RackError(Exception):
@@ -50,9 +60,11 @@ class RackDaemon:
         self.services = ServiceBoard()
         self.stopping = asyncio.Event()
         self.stop_reason = ""
+        self.dhcp = DhcpService(self.data_dir / "dhcp")
+        self.dhcp_wanted = asyncio.Event()
         self.links = RegionLinks(
             config.maas_url, secret, self.hello, self.state,
-            handlers={"Stop": self._stop_requested},
+            handlers={"Stop": self._stop_requested, "DhcpChanged": self._dhcp_changed},
             registration=self._registration,
         )
         self.links.on_reconnect = self._reconnected
@@ -69,7 +81,54 @@ class RackDaemon:
         self.stop_reason = reason
         self.stopping.set()
 
+    async def _dhcp_changed(self) -> None:
+        self.dhcp_wanted.set()
+
+    async def _follow_dhcp(self) -> None:
+        """Fetch and apply the DHCP state after each (re)connection and whenever the
+        region says it changed. Without a region, Kea keeps its last configuration."""
+        problems: list[str] = []
+        while True:
+            await self.links.connected_event.wait()
+            self.dhcp_wanted.clear()
+            try:
+                state = await self.links.call("GetDhcpState", timeout=30)
+            except (ConnectionLost, TimeoutError, RemoteError) as exc:
+                log.debug("fetching the DHCP state failed: %s", exc)
+                await asyncio.sleep(1)
+                continue
+            problems = state.pop("problems", [])
+            try:
+                await self.dhcp.apply(state)
+            except InvalidDhcpState as exc:
+                log.error("refusing the region's DHCP state: %s", exc)
+                problems = [f"invalid DHCP state from the region: {exc}"]
+            except KeaError as exc:
+                log.error("Kea refused its configuration: %s", exc)
+                problems = [f"Kea refused the configuration: {exc}"]
+            # Until the next change, keep the dhcpd status current.
+            while not self.dhcp_wanted.is_set():
+                status, info = self.dhcp.status()
+                self.services.set("dhcpd", status, "; ".join(x for x in (info, *problems) if x))
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(DHCP_STATUS_INTERVAL):
+                        await self.dhcp_wanted.wait()
+
+    async def _ship_leases(self) -> None:
+        """Lease events to the region, at least once, in order; kept on disk meanwhile."""
+        async for batch in self.dhcp.events.batches(max_events=500):
+            while True:
+                await self.links.connected_event.wait()
+                try:
+                    await self.links.call("ReportLeases", timeout=30, events=batch)
+                    self.dhcp.events.ack(batch[-1]["id"])
+                    break
+                except (ConnectionLost, TimeoutError, RemoteError) as exc:
+                    log.debug("lease report failed (kept for later): %s", exc)
+                    await asyncio.sleep(1)
+
     async def _reconnected(self, since: float, until: float) -> None:
+        self.dhcp_wanted.set()  # the model may have changed while we were alone
         if until - since > 1 and self.links.connected_event.is_set():
             log.warning("reconnected after %.0f s without any region; services ran on their last configuration",
                         until - since)
@@ -94,7 +153,8 @@ class RackDaemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         log.info("rack %s (%s) starting; regions: %s", self.hostname, self.system_id, ", ".join(self.config.maas_url))
-        tasks = [asyncio.ensure_future(self.links.run()), asyncio.ensure_future(self._report_services())]
+        tasks = [asyncio.ensure_future(coro) for coro in (
+            self.links.run(), self._report_services(), self._follow_dhcp(), self._ship_leases())]
         started = time.monotonic()
         try:
             await self.stopping.wait()
@@ -104,10 +164,11 @@ class RackDaemon:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            await self.dhcp.stop()
         log.info("rack stopped after %.0f s%s", time.monotonic() - started,
                  f" ({self.stop_reason})" if self.stop_reason else "")
         return 0
 
 
 def run_rack(config: RackConfig) -> int:
-    return asyncio.run(RackDaemon(config).run())
+    return uvloop.run(RackDaemon(config).run())

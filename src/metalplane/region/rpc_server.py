@@ -28,12 +28,11 @@ from metalplane.rpc.handshake import ClientHello, HandshakeRefused, server_hands
 from metalplane.rpc.protocol import (
     CLOSE_TIMEOUT,
     MAX_FRAME,
-    PING_INTERVAL,
-    PING_TIMEOUT,
     ConnectionLost,
     ProtocolError,
     RemoteError,
     RpcPeer,
+    enable_tcp_keepalive,
 )
 from metalplane.rpc.tls import fingerprint_pem, server_context
 
@@ -147,7 +146,7 @@ class RegionRpcServer:
         self.fingerprint = fingerprint_pem(tls["cert"])
         self.server = await serve(
             self._handle, self.config.listen_address, self.port, ssl=server_context(tls["cert"], tls["key"]),
-            ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT, close_timeout=CLOSE_TIMEOUT, max_size=MAX_FRAME, compression=None,
+            ping_interval=None, close_timeout=CLOSE_TIMEOUT, max_size=MAX_FRAME, compression=None,
         )
         self._spawn(self._listen())
         self._spawn(self._pusher())
@@ -196,6 +195,7 @@ class RegionRpcServer:
     # -- incoming connections ------------------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
+        enable_tcp_keepalive(ws.transport)
         try:
             hello = await server_handshake(ws, self.secret, self.fingerprint, self.region_system_id, self.cluster,
                                            __version__, self.ca_cert)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
-import signal
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +15,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from metalplane.config.region import RegionConfig, load_region_config
+from metalplane.lifetimes import die_with_parent
 from metalplane.logs import setup_logging
 from metalplane.region.api.app import build_app
 from metalplane.region.api.handlers import all_handlers
@@ -26,13 +25,6 @@ from metalplane.region.rpc_server import RegionRpcServer, advertised_host
 from metalplane.region.services import controllers
 
 log = logging.getLogger("metalplane.region.worker")
-PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent() -> None:
-    """A worker must not outlive its supervisor (kill -9 of a region kills it all)."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Worker:

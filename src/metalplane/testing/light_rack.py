@@ -8,6 +8,7 @@ and no DHCP/TFTP to run.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ def try_handshake(url: str, secret: str, version: str, system_id: str, hostname:
 class LightRack:
     def __init__(self, system_id: str, urls: list[str], secret: str, state_dir: Path | None = None):
         self.system_id = system_id
+        self._own_dir = state_dir is None
         self.state = ClusterState(Path(state_dir or tempfile.mkdtemp(prefix="mp-light-")))
         self.links = RegionLinks(urls, secret, self.hello, self.state, handlers={}, registration=self.registration)
         self.task: asyncio.Task | None = None
@@ -61,6 +63,8 @@ class LightRack:
                 await self.task
             except (asyncio.CancelledError, Exception):
                 pass
+        if self._own_dir:
+            shutil.rmtree(self.state.data_dir, ignore_errors=True)
 
     def connected_to(self) -> set[tuple[str, int]]:
         return {(link.endpoint.region, link.endpoint.worker) for link in self.links.healthy_links()}

@@ -32,6 +32,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from metalplane.lifetimes import die_with_parent
+
 log = logging.getLogger(__name__)
 
 Wrap = Callable[[list[str]], list[str]]
@@ -230,7 +232,8 @@ class KeaProcess:
             logf.flush()
             self.proc = await asyncio.create_subprocess_exec(
                 *self.wrap([self.kea_bin, "-c", str(self.config_path)]), stdin=asyncio.subprocess.DEVNULL,
-                stdout=logf, stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True)
+                stdout=logf, stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True,
+                preexec_fn=die_with_parent)
         self.pid = self.proc.pid
         self._generation += 1
         self.started_at = time.monotonic()

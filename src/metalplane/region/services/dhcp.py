@@ -146,8 +146,9 @@ async def rack_dhcp_state(conn: AsyncConnection, rack_id: int) -> dict[str, Any]
             "peer": {"name": peer.hostname, "address": peer.address} if peer is not None else None,
             "subnets": out_subnets,
         })
-    return {"vlans": out_vlans, "hosts": await known_hosts(conn), "boot": await boot_settings(conn, rack_id),
-            "problems": problems}
+    hostname = (await conn.execute(select(nodes.c.hostname).where(nodes.c.id == rack_id))).scalar_one()
+    return {"server_name": hostname, "vlans": out_vlans, "hosts": await known_hosts(conn),
+            "boot": await boot_settings(conn, rack_id), "problems": problems}
 
 
 async def known_hosts(conn: AsyncConnection) -> list[dict[str, Any]]:

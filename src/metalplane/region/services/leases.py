@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import dhcp_leases, subnets
 
-STATES = {"commit": "active", "release": "released", "expire": "expired"}
+STATES = {"commit": "active", "release": "released", "expiry": "expired", "decline": "released"}
 
 
 def _time(value: Any) -> datetime | None:
@@ -36,8 +36,22 @@ def subnet_for(ip: str, networks: list[tuple[int, Any]]) -> int | None:
     return best[0] if best else None
 
 
+def event_time(event: dict[str, Any], state: str) -> datetime:
+    """When the change happened, so that replays and the peer's copy order right:
+    a commit at the client's last transmission, an expiry at the expiry, a
+    release when the rack saw it."""
+    if state == "active":
+        moment = event.get("cltt")
+    elif state == "expired":
+        moment = event.get("expires")
+    else:
+        moment = event.get("time")
+    return _time(moment) or _time(event.get("time")) or datetime.now(timezone.utc)
+
+
 def lease_row(event: dict[str, Any], networks: list[tuple[int, Any]], rack_id: int) -> dict[str, Any] | None:
-    state = STATES.get(str(event.get("kind")))
+    """The lease row an event from the rack's DHCP engine (rack.dhcp.leases) leads to."""
+    state = STATES.get(str(event.get("action")))
     if state is None or not event.get("ip"):
         return None
     ip = str(ip_address(str(event["ip"])))
@@ -48,7 +62,7 @@ def lease_row(event: dict[str, Any], networks: list[tuple[int, Any]], rack_id: i
         "subnet_id": subnet_for(ip, networks),
         "state": state,
         "expires": _time(event.get("expires")) if state == "active" else None,
-        "changed": _time(event.get("time")) or datetime.now(timezone.utc),
+        "changed": event_time(event, state),
         "reported_by": rack_id,
     }
 
