@@ -88,6 +88,20 @@ nodes = Table(
     Column("version", Text, nullable=False, server_default=""),
     Column("zone_id", Integer, ForeignKey("zones.id"), nullable=True),
     Column("description", Text, nullable=False, server_default=""),
+    # Machines (node_type 0): MAAS's status and facts.
+    Column("status", Integer, nullable=False, server_default="0"),
+    Column("status_expires", DateTime(timezone=True), nullable=True),
+    Column("error_description", Text, nullable=False, server_default=""),
+    Column("architecture", Text, nullable=True),
+    Column("boot_method", Text, nullable=True),
+    Column("cpu_count", Integer, nullable=False, server_default="0"),
+    Column("memory", Integer, nullable=False, server_default="0"),  # MiB
+    Column("hardware", JSONB, nullable=False, server_default="{}"),
+    Column("bmc_id", Integer, ForeignKey("bmcs.id", ondelete="SET NULL", use_alter=True,
+                                        name="nodes_bmc_id_fkey"), nullable=True, index=True),
+    Column("instance_power_parameters", JSONB, nullable=False, server_default="{}"),
+    Column("power_state", Text, nullable=False, server_default="unknown"),
+    Column("power_state_updated", DateTime(timezone=True), nullable=True),
     *_timestamps(),
 )
 
@@ -255,4 +269,59 @@ dhcp_leases = Table(
     Column("reported_by", Integer, ForeignKey("nodes.id", ondelete="SET NULL"), nullable=True),
     *_timestamps(),
     CheckConstraint("state IN ('active', 'released', 'expired')", name="dhcp_leases_state"),
+)
+
+
+# A BMC is shared by every machine with the same power type and identity
+# (address + user). Its owner is the one rack that talks to it.
+bmcs = Table(
+    "bmcs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("power_type", Text, nullable=False),
+    Column("identity", Text, nullable=False),
+    Column("power_parameters", JSONB, nullable=False, server_default="{}"),
+    Column("owner_rack_id", Integer, ForeignKey("nodes.id", ondelete="SET NULL"), nullable=True, index=True),
+    Column("failing", Boolean, nullable=False, server_default="false"),
+    Column("last_error", Text, nullable=False, server_default=""),
+    *_timestamps(),
+    UniqueConstraint("power_type", "identity"),
+)
+
+# Power actions in flight: a rack's death hands them to the BMC's next owner once.
+power_actions = Table(
+    "power_actions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("action", Text, nullable=False),
+    Column("state", Text, nullable=False, server_default="queued"),
+    Column("rack_id", Integer, ForeignKey("nodes.id", ondelete="SET NULL"), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("result", Text, nullable=False, server_default=""),
+    Column("error", Text, nullable=False, server_default=""),
+    *_timestamps(),
+    CheckConstraint("action IN ('on', 'off', 'cycle', 'query')", name="power_actions_action"),
+    CheckConstraint("state IN ('queued', 'running', 'done', 'failed')", name="power_actions_state"),
+)
+
+# Per-machine credentials for the metadata API the ephemeral image calls.
+node_tokens = Table(
+    "node_tokens",
+    metadata,
+    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
+    Column("token", Text, nullable=False, unique=True),
+    *_timestamps(),
+)
+
+# Output of commissioning scripts, as MAAS keeps it.
+script_results = Table(
+    "script_results",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", Text, nullable=False),
+    Column("exit_status", Integer, nullable=True),
+    Column("output", Text, nullable=False, server_default=""),
+    *_timestamps(),
 )
