@@ -288,6 +288,16 @@ bmcs = Table(
     UniqueConstraint("power_type", "identity"),
 )
 
+# Racks that have proven they reach a BMC (a successful call): candidates for
+# owning it when no rack shares its layer-2 subnet.
+bmc_routes = Table(
+    "bmc_routes",
+    metadata,
+    Column("bmc_id", Integer, ForeignKey("bmcs.id", ondelete="CASCADE"), primary_key=True),
+    Column("rack_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
+    *_timestamps(),
+)
+
 # Power actions in flight: a rack's death hands them to the BMC's next owner once.
 power_actions = Table(
     "power_actions",

@@ -30,6 +30,15 @@ def upgrade() -> None:
     sa.UniqueConstraint('power_type', 'identity')
     )
     op.create_index(op.f('ix_bmcs_owner_rack_id'), 'bmcs', ['owner_rack_id'], unique=False)
+    op.create_table('bmc_routes',
+    sa.Column('bmc_id', sa.Integer(), nullable=False),
+    sa.Column('rack_id', sa.Integer(), nullable=False),
+    sa.Column('created', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('updated', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.ForeignKeyConstraint(['bmc_id'], ['bmcs.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['rack_id'], ['nodes.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('bmc_id', 'rack_id')
+    )
     op.create_table('node_tokens',
     sa.Column('node_id', sa.Integer(), nullable=False),
     sa.Column('token', sa.Text(), nullable=False),
@@ -105,5 +114,6 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_power_actions_node_id'), table_name='power_actions')
     op.drop_table('power_actions')
     op.drop_table('node_tokens')
+    op.drop_table('bmc_routes')
     op.drop_index(op.f('ix_bmcs_owner_rack_id'), table_name='bmcs')
     op.drop_table('bmcs')
