@@ -29,6 +29,7 @@ from metalplane.identity import (
 from metalplane.rack.cluster_state import ClusterState
 from metalplane.rack.dhcp import DhcpService, InvalidDhcpState, KeaError
 from metalplane.rack.interfaces import local_interfaces
+from metalplane.rack.power.service import PowerService
 from metalplane.rack.region_links import RegionLinks
 from metalplane.rack.services import ServiceBoard
 from metalplane.region.services.controllers import new_system_id
@@ -62,9 +63,12 @@ class RackDaemon:
         self.stop_reason = ""
         self.dhcp = DhcpService(self.data_dir / "dhcp")
         self.dhcp_wanted = asyncio.Event()
+        self.power = PowerService(self._report_power)
+        self.power_wanted = asyncio.Event()
         self.links = RegionLinks(
             config.maas_url, secret, self.hello, self.state,
-            handlers={"Stop": self._stop_requested, "DhcpChanged": self._dhcp_changed},
+            handlers={"Stop": self._stop_requested, "DhcpChanged": self._dhcp_changed,
+                      "PowerAction": self.power.action, "PowerTargetsChanged": self._power_changed},
             registration=self._registration,
         )
         self.links.on_reconnect = self._reconnected
@@ -114,6 +118,25 @@ class RackDaemon:
                     async with asyncio.timeout(DHCP_STATUS_INTERVAL):
                         await self.dhcp_wanted.wait()
 
+    async def _power_changed(self) -> None:
+        self.power_wanted.set()
+
+    async def _report_power(self, results: list[dict[str, Any]]) -> None:
+        await self.links.call("ReportPowerStates", timeout=30, results=results)
+
+    async def _follow_power(self) -> None:
+        """Poll the BMCs the region says this rack owns; refetch when that changes."""
+        while True:
+            await self.links.connected_event.wait()
+            self.power_wanted.clear()
+            try:
+                self.power.apply_targets(await self.links.call("GetPowerTargets", timeout=30))
+            except (ConnectionLost, TimeoutError, RemoteError) as exc:
+                log.debug("fetching power targets failed: %s", exc)
+                await asyncio.sleep(1)
+                continue
+            await self.power_wanted.wait()
+
     async def _ship_leases(self) -> None:
         """Lease events to the region, at least once, in order; kept on disk meanwhile."""
         async for batch in self.dhcp.events.batches(max_events=500):
@@ -129,6 +152,7 @@ class RackDaemon:
 
     async def _reconnected(self, since: float, until: float) -> None:
         self.dhcp_wanted.set()  # the model may have changed while we were alone
+        self.power_wanted.set()
         if until - since > 1 and self.links.connected_event.is_set():
             log.warning("reconnected after %.0f s without any region; services ran on their last configuration",
                         until - since)
@@ -154,7 +178,8 @@ class RackDaemon:
             loop.add_signal_handler(sig, self.stopping.set)
         log.info("rack %s (%s) starting; regions: %s", self.hostname, self.system_id, ", ".join(self.config.maas_url))
         tasks = [asyncio.ensure_future(coro) for coro in (
-            self.links.run(), self._report_services(), self._follow_dhcp(), self._ship_leases())]
+            self.links.run(), self._report_services(), self._follow_dhcp(), self._ship_leases(),
+            self._follow_power())]
         started = time.monotonic()
         try:
             await self.stopping.wait()
@@ -165,6 +190,7 @@ class RackDaemon:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await self.dhcp.stop()
+            await self.power.stop()
         log.info("rack stopped after %.0f s%s", time.monotonic() - started,
                  f" ({self.stop_reason})" if self.stop_reason else "")
         return 0

@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from metalplane import __version__
 from metalplane.config.region import RegionConfig
 from metalplane.region.db.engine import conninfo
-from metalplane.region.services import cluster, dhcp, leases, racks, rpc
+from metalplane.region.services import bmcs, cluster, dhcp, leases, machines, racks, rpc
 from metalplane.rpc.client import Connection, open_connection
 from metalplane.rpc.handshake import ClientHello, HandshakeRefused, server_handshake
 from metalplane.rpc.protocol import (
@@ -39,6 +39,7 @@ from metalplane.rpc.tls import fingerprint_pem, server_context
 log = logging.getLogger("metalplane.region.rpc")
 PUSH_DEBOUNCE = 0.05
 REBALANCE_DEBOUNCE = 0.1
+RACK_LOST = "rack-lost"
 LISTEN_RETRY = 1.0
 
 
@@ -62,6 +63,8 @@ class RackSession:
             "LinkLost": self.link_lost,
             "GetDhcpState": self.get_dhcp_state,
             "ReportLeases": self.report_leases,
+            "GetPowerTargets": self.get_power_targets,
+            "ReportPowerStates": self.report_power_states,
         }, name=f"rack {hello.hostname} ({hello.system_id})")
 
     async def run(self) -> None:
@@ -74,6 +77,9 @@ class RackSession:
                 with contextlib.suppress(Exception):
                     async with self.server.db.begin() as conn:
                         await rpc.remove_connection(conn, self.node_id, self.server.process_id)
+                        if self.node_id not in await rpc.connected_regions(conn):
+                            # Its last link is gone: the rack is dead; its BMCs move now.
+                            await bmcs.reassign(conn, self.server.config.balance_threshold)
             log.info("%s disconnected", self.peer.name)
 
     async def register(self, hostname: str, version: str, interfaces: list[dict[str, Any]]) -> dict[str, Any]:
@@ -82,6 +88,7 @@ class RackSession:
             await rpc.add_connection(conn, self.node_id, self.server.process_id)
         self.server.sessions[self.system_id] = self
         await self.server.rebalance()
+        await self.server.reassign_bmcs()
         return await self.get_endpoints()
 
     async def update_services(self, services: list[dict[str, Any]]) -> None:
@@ -101,6 +108,22 @@ class RackSession:
     async def report_leases(self, events: list[dict[str, Any]]) -> int:
         async with self.server.db.begin() as conn:
             return await leases.apply_events(conn, self._registered(), events)
+
+    async def get_power_targets(self) -> dict[str, Any]:
+        async with self.server.db.connect() as conn:
+            return await bmcs.poll_targets(conn, self._registered())
+
+    async def report_power_states(self, results: list[dict[str, Any]]) -> None:
+        """Background polls: store each machine's state; mark failing BMCs."""
+        node_id = self._registered()
+        async with self.server.db.begin() as conn:
+            for item in results:
+                ids = await machines.ids_of(conn, [item["system_id"]])
+                if item.get("error"):
+                    await bmcs.record_result(conn, node_id, item["bmc_id"], item["error"])
+                else:
+                    await machines.set_power_state(conn, ids, item["state"])
+                    await bmcs.record_result(conn, node_id, item["bmc_id"], None)
 
     async def link_lost(self, region: str, worker: int) -> None:
         """The rack lost its link to another worker; forget it before its heartbeat times out."""
@@ -181,6 +204,13 @@ class RegionRpcServer:
         """Ask for a balance check; bursts (many racks connecting) collapse into one."""
         self._rebalance_wanted.set()
 
+    async def reassign_bmcs(self) -> None:
+        try:
+            async with self.db.begin() as conn:
+                await bmcs.reassign(conn, self.config.balance_threshold)
+        except Exception as exc:
+            log.warning("reassigning BMCs failed (the supervisor retries): %s", exc)
+
     async def _rebalancer(self) -> None:
         while True:
             await self._rebalance_wanted.wait()
@@ -221,7 +251,10 @@ class RegionRpcServer:
         session = self.sessions.get(system_id)
         if session is None:
             raise RemoteError("not-connected", f"rack {system_id} is not connected to this worker")
-        return await session.peer.call(method, timeout=rack_timeout, **args)
+        try:
+            return await session.peer.call(method, timeout=rack_timeout, **args)
+        except ConnectionLost as exc:
+            raise RemoteError(RACK_LOST, str(exc)) from None
 
     # -- calling racks ---------------------------------------------------------------------
 
@@ -243,6 +276,8 @@ class RegionRpcServer:
             except (ConnectionLost, OSError, TimeoutError, HandshakeRefused) as exc:
                 errors.append(f"{endpoint.host}:{endpoint.port}: {exc}")
             except RemoteError as exc:
+                if exc.code == RACK_LOST:  # the rack died during the call: the caller decides
+                    raise ConnectionLost(exc.message) from None
                 if exc.code != "not-connected":
                     raise
                 errors.append(exc.message)
@@ -310,6 +345,11 @@ class RegionRpcServer:
         if event.get("kind") == "dhcp":
             for session in list(self.sessions.values()):
                 self._spawn(self._notify(session, "DhcpChanged"))
+            return
+        if event.get("kind") == "bmcs":
+            for system_id in event.get("racks", []):
+                if system_id in self.sessions:
+                    self._spawn(self._notify(self.sessions[system_id], "PowerTargetsChanged"))
             return
         session = self.sessions.get(event.get("system_id", ""))
         if session is None:

@@ -29,7 +29,7 @@ from metalplane.region.budget import compute_budget
 from metalplane.region.db import engine as db_engine
 from metalplane.region.db.migrate import upgrade
 from metalplane.region.db.tables import controller_info
-from metalplane.region.services import cluster, controllers, rpc
+from metalplane.region.services import bmcs, cluster, controllers, rpc
 from metalplane.region.services.defaults import ensure_defaults
 
 log = logging.getLogger("metalplane.region")
@@ -152,6 +152,9 @@ class Supervisor:
                     if await rpc.reap_stale_processes(conn):
                         await rpc.rebalance(conn, self.config.rpc_connections_per_rack,
                                             self.config.balance_threshold)
+                    # Safety net for BMC ownership (racks vanishing without a clean close).
+                    if await bmcs.needs_reassignment(conn):
+                        await bmcs.reassign(conn, self.config.balance_threshold)
             except Exception as exc:  # the database may be failing over; keep going
                 log.warning("region heartbeat failed: %s", exc)
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from metalplane.region.api import auth
-from metalplane.region.api.context import Ctx
+from metalplane.region.api.context import Ctx, TxLog
 from metalplane.region.errors import ApiError, NotFound, ServiceUnavailable, Unauthorized
 from metalplane.region.api.framework import API_PREFIX, Handler
 from metalplane.region.api.params import Params, parse_body
@@ -25,6 +28,59 @@ log = logging.getLogger(__name__)
 
 JSON = "application/json"
 METHODS = ["GET", "POST", "PUT", "DELETE"]
+
+# While the database is away (a PostgreSQL failover, a restart), a request
+# waits for it, retrying with backoff, for about this long before it answers
+# 503 with Retry-After. METALPLANE_DB_RETRY_SECONDS overrides it (0: never
+# retry). Keep it well below HAProxy's `timeout server` (90 s).
+DB_RETRY_SECONDS = 12.0
+DB_RETRY_FIRST_DELAY = 0.05
+DB_RETRY_MAX_DELAY = 1.0
+# Reads: replaying them changes nothing, whatever happened to the first try.
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+# SQLSTATEs meaning "not now" rather than "wrong": connection exceptions
+# (class 08), the server shutting down or starting (57P01-57P03), a session
+# that landed on a read-only standby (25006), serialization failures and
+# deadlocks (40001, 40P01). The transaction was rolled back in every case.
+TRANSIENT_SQLSTATES = frozenset({"25006", "57P01", "57P02", "57P03", "40001", "40P01"})
+
+
+def db_retry_budget() -> float:
+    raw = os.environ.get("METALPLANE_DB_RETRY_SECONDS")
+    if raw is None:
+        return DB_RETRY_SECONDS
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        return DB_RETRY_SECONDS
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """True when `exc` says the database could not do the work now (not that the work is wrong)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(exc, OperationalError):
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    return sqlstate.startswith("08") or sqlstate in TRANSIENT_SQLSTATES
+
+
+class DatabaseRetry:
+    """Backoff for one request: 50 ms doubling up to 1 s, within a total budget."""
+
+    def __init__(self, budget: float):
+        self.deadline = time.monotonic() + budget
+        self.delay = DB_RETRY_FIRST_DELAY
+        self.attempts = 1
+
+    async def wait(self) -> bool:
+        """Sleep before the next attempt; False when the budget does not allow one."""
+        if time.monotonic() + self.delay > self.deadline:
+            return False
+        await asyncio.sleep(self.delay)
+        self.delay = min(self.delay * 2, DB_RETRY_MAX_DELAY)
+        self.attempts += 1
+        return True
 
 
 def site_of(request: Request) -> str:
@@ -82,25 +138,55 @@ async def request_params(request: Request) -> Params:
 
 
 def endpoint_for(handler: Handler):
-    async def endpoint(request: Request) -> Response:
-        db: AsyncEngine = request.app.state.db
+    async def attempt(request: Request, db: AsyncEngine, txlog: TxLog) -> Response:
         try:
-            params = await request_params(request)
+            params = await request_params(request)  # the body is read once and kept by Starlette
             user = await authenticate(request, db)
             if user is None and not handler.anon:
                 raise Unauthorized("Authorization Error: this resource needs an API key (OAuth PLAINTEXT)")
             action = handler.resolve(request.method, params.str("op") or None)
-            ctx = Ctx(request, params, dict(request.path_params), user, db, site_of(request))
+            ctx = Ctx(request, params, dict(request.path_params), user, db, site_of(request), txlog)
             if action.admin:
                 ctx.require_admin()
             return render(await action.func(ctx))
         except ApiError as exc:
             return error_response(exc)
-        except (OperationalError, DBAPIError) as exc:
-            if isinstance(exc, OperationalError) or exc.connection_invalidated:
-                log.warning("database unavailable during %s %s: %s", request.method, request.url.path, exc.orig)
+
+    async def endpoint(request: Request) -> Response:
+        """Run the action; while the database is away, run it again when that is safe.
+
+        Safe: a read (GET/HEAD), or a write whose every transaction failed
+        before its COMMIT was sent (PostgreSQL rolled it back, nothing was
+        applied). Otherwise, or once the budget is spent, 503 + Retry-After:
+        each action's writes are one transaction, so nothing is half-applied.
+        """
+        db: AsyncEngine = request.app.state.db
+        retry: DatabaseRetry | None = None
+        while True:
+            txlog = TxLog()
+            try:
+                response = await attempt(request, db, txlog)
+            except DBAPIError as exc:
+                if not database_unavailable(exc):
+                    raise
+                where = f"{request.method} {request.url.path}"
+                if txlog.commit_sent and request.method not in SAFE_METHODS:
+                    log.warning("database lost during COMMIT of %s; outcome unknown, not retried: %s",
+                                where, exc.orig)
+                    return error_response(ServiceUnavailable(
+                        "The database connection was lost while committing this change; it may or may not "
+                        "have been applied. Check before retrying."))
+                if retry is None:
+                    retry = DatabaseRetry(db_retry_budget())
+                    log.warning("database unavailable during %s, retrying: %s", where, exc.orig)
+                if await retry.wait():
+                    continue
+                log.warning("database still unavailable after %d attempts of %s: %s", retry.attempts, where,
+                            exc.orig)
                 return error_response(ServiceUnavailable("The database is unavailable; retry shortly."))
-            raise
+            if retry is not None:
+                log.info("%s %s succeeded after %d attempts", request.method, request.url.path, retry.attempts)
+            return response
 
     endpoint.__name__ = handler.name
     return endpoint

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 
 from metalplane.region.errors import Forbidden, NotFound
 from metalplane.region.api.params import Params
 from metalplane.region.services.users import User
+
+
+@dataclass
+class TxLog:
+    """What one attempt at an action did to the database, for the retry decision.
+
+    `commit_sent` turns true just before a transaction's COMMIT goes out: from
+    then on a lost connection leaves the outcome unknown, so a write must not
+    be replayed (app.py answers 503 instead).
+    """
+
+    commit_sent: bool = False
+    committed: int = 0
 
 
 @dataclass
@@ -21,14 +36,24 @@ class Ctx:
     user: User | None
     db: AsyncEngine
     site: str  # scheme://host:port as the client reached us
+    txlog: TxLog = field(default_factory=TxLog)
 
     @property
     def app_state(self) -> Any:
         return self.request.app.state
 
-    def tx(self):
-        """One transaction: everything inside commits together or not at all."""
-        return self.db.begin()
+    @contextlib.asynccontextmanager
+    async def tx(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction: everything inside commits together or not at all.
+
+        A database failure before the COMMIT is sent rolls everything back, so
+        the API may run the whole action again (see app.py); one after it may
+        not.
+        """
+        async with self.db.begin() as conn:
+            yield conn
+            self.txlog.commit_sent = True  # the body finished: begin() commits on the way out
+        self.txlog.committed += 1
 
     def path_int(self, name: str) -> int:
         """An integer URI part; anything else is simply not found."""

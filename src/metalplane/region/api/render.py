@@ -6,6 +6,7 @@ from typing import Any
 
 from metalplane.region.api.framework import API_PREFIX
 from metalplane.region.services.controllers import NODE_TYPE_NAMES
+from metalplane.region.services.machines import STATUS_NAMES, power_type_of
 from metalplane.region.services.users import User
 
 Row = dict[str, Any]
@@ -201,3 +202,40 @@ def subnet_addresses(known: list[Row], found: list[Row]) -> list[Row]:
         for lease in found
     ]
     return out
+
+
+def machine(m: Row, macs: list[Row], bmc: Row | None) -> Row:
+    """A machine as MAAS shows it, plus the BMC it shares (owner, candidates)."""
+    interfaces = [
+        {"id": i["id"], "name": i["name"], "type": "physical", "enabled": True, "mac_address": i["mac"],
+         "vlan": None, "links": [], "resource_uri": uri(f"nodes/{m['system_id']}/interfaces/{i['id']}/")}
+        for i in macs
+    ]
+    return {
+        "system_id": m["system_id"],
+        "hostname": m["hostname"],
+        "fqdn": f"{m['hostname']}.{DEFAULT_DOMAIN['name']}",
+        "domain": DEFAULT_DOMAIN,
+        "description": m["description"],
+        "architecture": m["architecture"],
+        "status": m["status"],
+        "status_name": STATUS_NAMES.get(m["status"], str(m["status"])),
+        "status_message": m["error_description"] or None,
+        "error_description": m["error_description"],
+        "power_type": power_type_of(m),
+        "power_state": m["power_state"],
+        "cpu_count": m["cpu_count"],
+        "memory": m["memory"],
+        "boot_interface": interfaces[0] if interfaces else None,
+        "interface_set": interfaces,
+        "ip_addresses": [],
+        "zone": zone({"id": m["zone_ref"], "name": m["zone_name"], "description": m["zone_description"]}),
+        "node_type": m["node_type"],
+        "node_type_name": NODE_TYPE_NAMES[m["node_type"]],
+        "osystem": "",
+        "distro_series": "",
+        "owner": None,
+        "tag_names": [],
+        "bmc": bmc,
+        "resource_uri": uri(f"machines/{m['system_id']}/"),
+    }

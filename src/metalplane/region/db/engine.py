@@ -1,4 +1,18 @@
-"""Connections to PostgreSQL from a region config: one host or several (HA)."""
+"""Connections to PostgreSQL from a region config: one host or several (HA).
+
+With several hosts libpq tries them in order and keeps the first that
+accepts writes (`target_session_attrs=read-write`), so after a failover new
+connections land on the new primary by themselves. Pooled connections to the
+old one fail; SQLAlchemy then invalidates the whole pool (every connection
+older than the failure is replaced at its next checkout) and `pool_pre_ping`
+catches any that died quietly. The API retries what is safe with backoff
+(region/api/app.py); the heartbeats and the LISTEN connection retry on their
+own every second.
+
+TCP keepalives and `tcp_user_timeout` make a vanished database host (power
+loss, partition: no RST ever arrives) an error within seconds instead of
+the kernel's ~15 minutes of retransmissions.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from metalplane.config.region import RegionConfig
 
-CONNECT_TIMEOUT = 5
+CONNECT_TIMEOUT = 3  # seconds per host tried (libpq's minimum is 2)
+KEEPALIVES_IDLE = 5
+KEEPALIVES_INTERVAL = 2
+KEEPALIVES_COUNT = 3
+TCP_USER_TIMEOUT_MS = 10_000
 
 
 def split_host(entry: str, default_port: int) -> tuple[str, int]:
@@ -38,6 +56,12 @@ def conninfo(config: RegionConfig, application_name: str = "metalplane") -> str:
         "connect_timeout": CONNECT_TIMEOUT,
         "application_name": application_name,
         "target_session_attrs": "read-write",
+        # Ignored on unix sockets.
+        "keepalives": 1,
+        "keepalives_idle": KEEPALIVES_IDLE,
+        "keepalives_interval": KEEPALIVES_INTERVAL,
+        "keepalives_count": KEEPALIVES_COUNT,
+        "tcp_user_timeout": TCP_USER_TIMEOUT_MS,
     }
     if config.database_pass:
         params["password"] = config.database_pass

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
+    DDL,
     Column,
     DateTime,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     Table,
     Text,
     UniqueConstraint,
+    event,
     func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, CIDR, INET, JSONB
@@ -334,4 +338,99 @@ script_results = Table(
     Column("exit_status", Integer, nullable=True),
     Column("output", Text, nullable=False, server_default=""),
     *_timestamps(),
+)
+
+
+# -- Boot resources (images): resources have sets (versions), sets have files. ----------
+# File contents live in PostgreSQL, content-addressed by sha256, as 1 MiB bytea
+# chunks, so every region serves every image straight from the shared database.
+boot_resources = Table(
+    "boot_resources",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("rtype", Text, nullable=False),
+    Column("name", Text, nullable=False),  # e.g. "ephemeral/bookworm", "ubuntu/jammy"
+    Column("architecture", Text, nullable=False),  # "amd64/generic"
+    Column("extra", JSONB, nullable=False, server_default="{}"),  # title, subarches, ...
+    *_timestamps(),
+    UniqueConstraint("name", "architecture"),
+    CheckConstraint("rtype IN ('synced', 'uploaded', 'generated')", name="boot_resources_rtype"),
+)
+
+boot_resource_sets = Table(
+    "boot_resource_sets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("resource_id", Integer, ForeignKey("boot_resources.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Text, nullable=False),
+    Column("label", Text, nullable=False, server_default=""),
+    *_timestamps(),
+    UniqueConstraint("resource_id", "version"),
+)
+
+# One stored blob per sha256. `stored` bytes are in chunks 0..; `complete` only
+# once all `size` bytes are there and their sha256 was checked. An importer
+# holds `writer` until `writer_until` (a lease it renews per chunk).
+boot_resource_contents = Table(
+    "boot_resource_contents",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sha256", Text, nullable=False, unique=True),
+    Column("size", BigInteger, nullable=False),
+    Column("stored", BigInteger, nullable=False, server_default="0"),
+    Column("complete", Boolean, nullable=False, server_default="false"),
+    Column("writer", Text, nullable=True),
+    Column("writer_until", DateTime(timezone=True), nullable=True),
+    Column("error", Text, nullable=False, server_default=""),
+    *_timestamps(),
+    CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name="boot_resource_contents_sha256"),
+    CheckConstraint("size >= 0 AND stored >= 0 AND stored <= size", name="boot_resource_contents_sizes"),
+    CheckConstraint("NOT complete OR stored = size", name="boot_resource_contents_complete"),
+)
+
+# Chunk `seq` holds bytes [seq * 1 MiB, (seq + 1) * 1 MiB) of its content.
+boot_resource_chunks = Table(
+    "boot_resource_chunks",
+    metadata,
+    Column("content_id", Integer, ForeignKey("boot_resource_contents.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
+# As migration 0005 does: the chunks are compressed files already, so no pglz.
+event.listen(boot_resource_chunks, "after_create",
+             DDL("ALTER TABLE boot_resource_chunks ALTER COLUMN data SET STORAGE EXTERNAL"))
+
+boot_resource_files = Table(
+    "boot_resource_files",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("set_id", Integer, ForeignKey("boot_resource_sets.id", ondelete="CASCADE"), nullable=False),
+    Column("filetype", Text, nullable=False),  # boot-kernel, boot-initrd, squashfs, root-tgz, ...
+    Column("filename", Text, nullable=False),
+    Column("content_id", Integer, ForeignKey("boot_resource_contents.id"), nullable=False, index=True),
+    Column("extra", JSONB, nullable=False, server_default="{}"),
+    *_timestamps(),
+    UniqueConstraint("set_id", "filetype"),
+    UniqueConstraint("set_id", "filename"),
+)
+
+# Imports (from simplestreams): run by the worker that was asked, visible to all.
+# A job whose heartbeat stops (its worker died) is no longer importing.
+boot_resource_imports = Table(
+    "boot_resource_imports",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("state", Text, nullable=False, server_default="running"),
+    Column("message", Text, nullable=False, server_default=""),
+    Column("owner", Text, nullable=False, server_default=""),
+    Column("files_total", Integer, nullable=False, server_default="0"),
+    Column("files_done", Integer, nullable=False, server_default="0"),
+    Column("bytes_total", BigInteger, nullable=False, server_default="0"),
+    Column("bytes_done", BigInteger, nullable=False, server_default="0"),
+    Column("stop_requested", Boolean, nullable=False, server_default="false"),
+    Column("heartbeat", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    *_timestamps(),
+    CheckConstraint("state IN ('running', 'done', 'failed', 'stopped')", name="boot_resource_imports_state"),
 )

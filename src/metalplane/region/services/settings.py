@@ -49,6 +49,13 @@ def _seconds(value: str) -> int:
     return seconds
 
 
+def _concurrency(value: str) -> int:
+    n = int(value)
+    if not 1 <= n <= 256:
+        raise ValueError("must be between 1 and 256")
+    return n
+
+
 @dataclass(frozen=True)
 class Setting:
     parse: Callable[[str], Any]
@@ -63,6 +70,8 @@ SETTINGS: dict[str, Setting] = {
     "dhcp_ha_mode": Setting(_ha_mode, "hot-standby",
                             "DHCP HA mode: hot-standby (MAAS's split 255) or load-balancing (split 128)."),
     "dhcp_lease_time": Setting(_seconds, 600, "DHCP lease time in seconds."),
+    "power_poll_interval": Setting(_seconds, 300, "Seconds between background power queries of each machine."),
+    "power_max_concurrency": Setting(_concurrency, 16, "Power calls a rack runs at once (all BMCs together)."),
 }
 
 

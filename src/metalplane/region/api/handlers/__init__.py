@@ -12,6 +12,7 @@ def all_handlers() -> list[Handler]:
         fabrics,
         ipranges,
         maas,
+        machines,
         meta,
         spaces,
         subnets,
@@ -33,4 +34,5 @@ def all_handlers() -> list[Handler]:
         ipranges.ipranges, ipranges.iprange,
         spaces.spaces, spaces.space,
         zones.zones, zones.zone,
+        machines.machines_h, machines.machine_h,
     ]

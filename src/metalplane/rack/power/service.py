@@ -1,0 +1,95 @@
+"""The rack's power service: actions the region asks for, and polling the BMCs it owns.
+
+The region hands each rack the machines behind the BMCs it owns (targets) and
+the polling settings; results go back in batches. Actions arrive as RPC calls;
+after a failover (the previous owner died mid-action) the action is completed
+without being repeated: query first, act only if still needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from metalplane.rack.power.errors import PowerError
+from metalplane.rack.power.policy import PowerSettings
+from metalplane.rack.power.runner import PollResult, PowerPoller, PowerRunner, PowerTarget
+from metalplane.rpc.protocol import RemoteError
+
+log = logging.getLogger("metalplane.rack.power")
+WANTED = {"on": "on", "off": "off", "cycle": "on"}
+REPORT_LINGER = 0.5
+
+
+def failover_plan(action: str, state: str) -> str | None:
+    """After the previous owner died mid-action: what is still to do, given the state now.
+
+    on/off: nothing if already there. cycle: power on if off; if on, the dead
+    rack's cycle may have run, and cycling again could run it twice, so nothing.
+    """
+    if action in ("on", "off"):
+        return None if state == action else action
+    if action == "cycle":
+        return "on" if state == "off" else None
+    return action
+
+
+class PowerService:
+    def __init__(self, report: Callable[[list[dict[str, Any]]], Awaitable[None]]):
+        self.report = report
+        self.settings = PowerSettings()
+        self.runner = PowerRunner(self.settings)
+        self.poller = PowerPoller(self.runner, on_result=self._polled)
+        self.bmc_of: dict[str, int] = {}
+        self._pending: list[dict[str, Any]] = []
+        self._flush: asyncio.Task | None = None
+
+    async def action(self, action: str, power_type: str, params: dict[str, Any],
+                     after_failover: bool = False) -> dict[str, Any]:
+        try:
+            if action == "query":
+                return {"state": await self.runner.query(power_type, params)}
+            todo: str | None = action
+            if after_failover:
+                todo = failover_plan(action, await self.runner.query(power_type, params))
+                if todo is None:
+                    return {"state": WANTED[action], "note": "already done before the failover"}
+            note = await getattr(self.runner, todo)(power_type, params)
+            return {"state": WANTED[todo], "note": note or ""}
+        except PowerError as exc:
+            raise RemoteError(f"power-{exc.kind}", str(exc)) from None
+
+    def apply_targets(self, answer: dict[str, Any]) -> None:
+        wanted = PowerSettings(poll_interval=float(answer["settings"]["poll_interval"]),
+                               max_concurrency=int(answer["settings"]["max_concurrency"]))
+        if wanted != self.settings:
+            asyncio.ensure_future(self.poller.stop())
+            self.settings = wanted
+            self.runner = PowerRunner(wanted)
+            self.poller = PowerPoller(self.runner, on_result=self._polled)
+        targets = answer["targets"]
+        self.bmc_of = {t["system_id"]: t["bmc_id"] for t in targets}
+        self.poller.set_targets({t["system_id"]: PowerTarget(t["power_type"], t["params"]) for t in targets})
+        self.poller.start()
+
+    async def _polled(self, result: PollResult) -> None:
+        bmc_id = self.bmc_of.get(result.target)
+        if bmc_id is None:
+            return
+        self._pending.append({"system_id": result.target, "bmc_id": bmc_id, "state": result.state,
+                              "error": result.message})
+        if self._flush is None or self._flush.done():
+            self._flush = asyncio.ensure_future(self._send())
+
+    async def _send(self) -> None:
+        await asyncio.sleep(REPORT_LINGER)  # gather a batch
+        batch, self._pending = self._pending, []
+        try:
+            await self.report(batch)
+        except Exception as exc:  # the region is away: polls will report again next round
+            log.debug("power report failed: %s", exc)
+
+    async def stop(self) -> None:
+        await self.poller.stop()

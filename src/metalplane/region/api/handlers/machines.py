@@ -1,0 +1,193 @@
+"""machines/ and machines/{system_id}/: machines, their power, their BMCs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from metalplane.rack.power import schema
+from metalplane.region.api import render
+from metalplane.region.api.context import Ctx
+from metalplane.region.api.framework import Handler
+from metalplane.region.errors import BadRequest
+from metalplane.region.services import bmcs, machines, power
+
+machines_h = Handler("MachinesHandler", "machines/", "Manage the collection of all the machines in the MAAS.")
+machine_h = Handler("MachineHandler", "machines/{system_id}/", "Manage an individual machine.")
+
+POWER_DOC = """
+:param power_type: A power management type (ipmi, redfish, webhook, manual).
+:type power_type: unicode
+:param power_parameters: The power parameters as a JSON object, or give each as power_parameters_NAME.
+:type power_parameters: unicode
+"""
+
+
+def power_flat(ctx: Ctx) -> dict[str, str]:
+    prefix = "power_parameters_"
+    return {name[len(prefix):]: ctx.params.str(name) or "" for name in ctx.params.names() if name.startswith(prefix)}
+
+
+async def render_machines(conn, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    macs = await machines.macs_of(conn, [r["id"] for r in rows])
+    by_bmc = {b["id"]: b for b in await bmcs.overview(conn)} if any(r["bmc_id"] for r in rows) else {}
+    return [render.machine(r, macs.get(r["id"], []), by_bmc.get(r["bmc_id"])) for r in rows]
+
+
+async def reassign(ctx: Ctx, conn) -> None:
+    await bmcs.reassign(conn, ctx.app_state.config.balance_threshold)
+
+
+@machines_h.read
+async def list_machines(ctx: Ctx) -> list:
+    """List machines.
+
+    :param hostname: Only machines with this hostname (repeatable).
+    :type hostname: unicode
+    :param id: Only machines with this system_id (repeatable).
+    :type id: unicode
+    """
+    async with ctx.tx() as conn:
+        rows = await machines.list_machines(conn, ctx.params.get_list("id"), ctx.params.get_list("hostname"))
+        return await render_machines(conn, rows)
+
+
+async def create_machine(ctx: Ctx) -> dict:
+    p = ctx.params
+    fields = {
+        "hostname": p.str("hostname"), "architecture": p.str("architecture"), "description": p.str("description"),
+        "mac_addresses": p.get_list("mac_addresses"), "power_type": p.str("power_type"),
+        "power_parameters": p.str("power_parameters"), "power_flat": power_flat(ctx),
+    }
+    async with ctx.tx() as conn:
+        row = await machines.create_machine(conn, fields)
+        await reassign(ctx, conn)
+        return (await render_machines(conn, [row]))[0]
+
+
+create_machine.__doc__ = """Create a new machine.
+
+:param architecture: The architecture type of the machine (e.g. amd64/generic).
+:type architecture: unicode
+:param mac_addresses: One or more MAC addresses for the machine.
+:type mac_addresses: unicode
+:param hostname: A hostname. If not given, one is generated.
+:type hostname: unicode
+:param description: A description of the machine.
+:type description: unicode
+""" + POWER_DOC
+machines_h.action("POST", admin=True)(create_machine)
+
+
+@machines_h.action("GET", "power_parameters", admin=True)
+async def all_power_parameters(ctx: Ctx) -> dict:
+    """Get power parameters for multiple machines (passwords included).
+
+    :param id: A system_id to include (repeatable; all machines when omitted).
+    :type id: unicode
+    """
+    async with ctx.tx() as conn:
+        rows = await machines.list_machines(conn, ctx.params.get_list("id"))
+    return {r["system_id"]: machines.power_parameters(r) for r in rows}
+
+
+@machines_h.action("GET", "bmcs")
+async def list_bmcs(ctx: Ctx) -> dict:
+    """Every BMC with the rack that owns it, its candidate racks, and the spread of owners."""
+    async with ctx.tx() as conn:
+        rows = await bmcs.overview(conn)
+    return {"bmcs": rows, **bmcs.owner_spread(rows)}
+
+
+@machines_h.action("GET", "describe_power_types")
+async def describe_power_types(ctx: Ctx) -> list:
+    """Describe the power types this MAAS supports and their parameters."""
+    return schema.describe_power_types()
+
+
+@machine_h.read
+async def read_machine(ctx: Ctx) -> dict:
+    """Read a machine."""
+    async with ctx.tx() as conn:
+        return (await render_machines(conn, [await machines.get_machine(conn, ctx.path["system_id"])]))[0]
+
+
+async def update_machine(ctx: Ctx) -> dict:
+    fields = ctx.params.given({"hostname": "str", "description": "str", "architecture": "str",
+                               "power_type": "str", "power_parameters": "str"})
+    fields["power_flat"] = power_flat(ctx)
+    async with ctx.tx() as conn:
+        row = await machines.update_machine(conn, ctx.path["system_id"], fields)
+        await reassign(ctx, conn)
+        return (await render_machines(conn, [row]))[0]
+
+
+update_machine.__doc__ = """Update a machine.
+
+:param hostname: The new hostname.
+:type hostname: unicode
+:param description: The new description.
+:type description: unicode
+:param architecture: The new architecture.
+:type architecture: unicode
+""" + POWER_DOC
+machine_h.action("PUT", admin=True)(update_machine)
+
+
+@machine_h.action("DELETE", admin=True)
+async def delete_machine(ctx: Ctx) -> None:
+    """Delete a machine."""
+    async with ctx.tx() as conn:
+        await machines.delete_machine(conn, ctx.path["system_id"])
+        await reassign(ctx, conn)
+
+
+@machine_h.action("GET", "power_parameters", admin=True)
+async def power_parameters(ctx: Ctx) -> dict:
+    """Get the power parameters of this machine (passwords included; admin only)."""
+    async with ctx.tx() as conn:
+        return machines.power_parameters(await machines.get_machine(conn, ctx.path["system_id"]))
+
+
+async def _power(ctx: Ctx, action: str) -> dict[str, Any]:
+    return await power.run(ctx.db, ctx.app_state.rpc, ctx.path["system_id"], action,
+                           ctx.app_state.config.balance_threshold)
+
+
+@machine_h.action("POST", "power_on")
+async def power_on(ctx: Ctx) -> dict:
+    """Turn on a machine.
+
+    :param comment: Optional comment for the event log.
+    :type comment: unicode
+    """
+    await _power(ctx, "on")
+    return await read_machine(ctx)
+
+
+@machine_h.action("POST", "power_off")
+async def power_off(ctx: Ctx) -> dict:
+    """Power off a machine.
+
+    :param stop_mode: 'hard' (default) or 'soft'.
+    :type stop_mode: unicode
+    :param comment: Optional comment for the event log.
+    :type comment: unicode
+    """
+    if (ctx.params.str("stop_mode") or "hard") not in ("hard", "soft"):
+        raise BadRequest("stop_mode must be 'hard' or 'soft'.")
+    await _power(ctx, "off")
+    return await read_machine(ctx)
+
+
+@machine_h.action("POST", "power_cycle")
+async def power_cycle(ctx: Ctx) -> dict:
+    """Power cycle a machine (off, then on)."""
+    await _power(ctx, "cycle")
+    return await read_machine(ctx)
+
+
+@machine_h.action("GET", "query_power_state")
+async def query_power_state(ctx: Ctx) -> dict:
+    """Query the power state of a machine from its BMC."""
+    result = await _power(ctx, "query")
+    return {"state": result["state"]}

@@ -1,0 +1,93 @@
+"""Power actions: run on the BMC's owner; if that rack dies mid-call, once more on the next.
+
+An action is recorded before it is sent (power_actions), so it is never
+silently dropped. After a failover the new owner queries first and only acts
+if the machine is not already in the wanted state, so an action the dead rack
+did complete is not repeated (a cycle is completed by powering on if the
+machine is off; if it is on, it is not cycled again).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, insert, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from metalplane.rack.power import schema
+from metalplane.region.db.tables import power_actions
+from metalplane.region.errors import ServiceUnavailable
+from metalplane.region.services import bmcs, machines
+from metalplane.rpc.protocol import ConnectionLost, RemoteError
+
+ACTIONS = ("on", "off", "cycle", "query")
+CALL_TIMEOUT = 90.0
+
+
+class PowerFailed(ServiceUnavailable):
+    """MAAS answers power problems with 503; the message names the BMC."""
+
+    retry_after = None
+
+
+async def _owner(db: AsyncEngine, bmc_id: int, threshold: float, lost: frozenset[int] = frozenset()
+                 ) -> tuple[int, str]:
+    async with db.begin() as conn:
+        owner = await bmcs.owner_of(conn, bmc_id)
+        if owner is None or owner[0] in lost:
+            await bmcs.reassign(conn, threshold, exclude=lost)
+            owner = await bmcs.owner_of(conn, bmc_id)
+    if owner is None:
+        raise PowerFailed("No rack controller is connected that can reach this machine's BMC.")
+    return owner
+
+
+async def _record(db: AsyncEngine, action_id: int, **values: Any) -> None:
+    async with db.begin() as conn:
+        await conn.execute(update(power_actions).where(power_actions.c.id == action_id)
+                           .values(**values, updated=func.now()))
+
+
+async def run(db: AsyncEngine, rpc_server: Any, system_id: str, action: str, threshold: float) -> dict[str, Any]:
+    """Run `action` for machine `system_id`; returns {"state": ..., "note": ...}."""
+    async with db.begin() as conn:
+        machine = await machines.get_machine(conn, system_id)
+        action_id = (await conn.execute(insert(power_actions).values(
+            node_id=machine["id"], action=action, state="running").returning(power_actions.c.id))).scalar_one()
+    power_type = machines.power_type_of(machine)
+    params = machines.power_parameters(machine)
+    if machine["bmc_id"] is None:  # manual: nothing to call
+        note = {"query": "unknown"}.get(action, "power this machine manually")
+        await _record(db, action_id, state="done", result=note)
+        return {"state": "unknown", "note": note}
+    secrets = schema.secret_values(power_type, params)
+    after_failover = False
+    lost: frozenset[int] = frozenset()
+    for attempt in (1, 2):
+        rack_id, rack = await _owner(db, machine["bmc_id"], threshold, lost)
+        if rack_id in lost:
+            break
+        await _record(db, action_id, rack_id=rack_id, attempts=attempt)
+        try:
+            result = await rpc_server.call_rack(rack, "PowerAction", timeout=CALL_TIMEOUT, action=action,
+                                                power_type=power_type, params=params, after_failover=after_failover)
+        except ConnectionLost:
+            if after_failover:
+                break
+            after_failover = True  # the owner died with the action in flight: once more, elsewhere
+            lost = frozenset({rack_id})
+            continue
+        except RemoteError as exc:
+            message = schema.scrub(exc.message, secrets)
+            async with db.begin() as conn:
+                await bmcs.record_result(conn, rack_id, machine["bmc_id"], message)
+            await _record(db, action_id, state="failed", error=message)
+            raise PowerFailed(message) from None
+        async with db.begin() as conn:
+            await bmcs.record_result(conn, rack_id, machine["bmc_id"], None)
+            await machines.set_power_state(conn, [machine["id"]], result["state"])
+        await _record(db, action_id, state="done", result=result.get("note") or result["state"])
+        return result
+    await _record(db, action_id, state="failed", error="the racks owning this BMC died twice during the action")
+    raise PowerFailed("The rack controllers owning this machine's BMC were lost during the power action.")
+
