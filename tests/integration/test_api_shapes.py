@@ -195,7 +195,7 @@ def test_vlan_crud_on_both_routes(api, fabric):
     assert without(created, "id") == {
         "name": "v202", "vid": 202, "fabric": fabric["name"], "fabric_id": fabric["id"], "mtu": 9000,
         "description": "tagged", "primary_rack": None, "secondary_rack": None, "dhcp_on": False,
-        "external_dhcp": None, "relay_vlan": None, "space": "undefined",
+        "external_dhcp": None, "relay_vlan": None, "space": "undefined", "candidate_secondary_rack": None,
         "resource_uri": f"{PREFIX}vlans/{created['id']}/",
     }
     assert ok(api.get(f"{base}202/")) == created

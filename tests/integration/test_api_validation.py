@@ -12,12 +12,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from metalplane.client.http import MaasHttp
 from metalplane.embedded.init import run_db
-from metalplane.region.db.tables import nodes
-from metalplane.region.services import controllers, users
+from metalplane.region.db.tables import nodes, region_processes
+from metalplane.region.services import controllers, rpc, users
+from metalplane.region.services import racks as rack_services
 
 # This file creates subnets in 10.202.1-99.0/24. Each test removes its own; a fresh
 # /24 per test keeps one test's failed cleanup from failing the next.
@@ -79,13 +80,19 @@ def net(api):
 
 
 @pytest.fixture
-def racks(shared_region):
-    """Two rack controller nodes, written straight to the database (racks register in a later issue)."""
+def racks(shared_region, net):
+    """Two rack controller nodes on `net`'s VLAN, written straight to the database and
+    marked connected: these tests are about the model's rules, and a real rack process
+    given DHCP duties would start Kea on this host's interfaces."""
     made = [(controllers.new_system_id(), f"val-rack-{n}-{secrets.token_hex(2)}") for n in "ab"]
 
     async def add(conn):
-        for system_id, hostname in made:
-            await controllers.ensure_controller_node(conn, system_id, hostname, controllers.RACK, "0.1.0")
+        process = (await conn.execute(select(region_processes.c.id).limit(1))).scalar_one()
+        for n, (system_id, hostname) in enumerate(made):
+            node_id = await rack_services.register_rack(conn, system_id, hostname, "0.1.0", [{
+                "name": "eth0", "mac": f"52:54:00:aa:00:{n:02x}", "addresses": [f"{net['prefix']}{200 + n}/24"],
+            }])
+            await rpc.add_connection(conn, node_id, process)
 
     async def drop(conn):
         await conn.execute(delete(nodes).where(nodes.c.system_id.in_([s for s, _ in made])))

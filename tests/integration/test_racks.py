@@ -9,9 +9,13 @@ import sys
 import time
 
 import pytest
+from sqlalchemy import select
 
 from metalplane.embedded.init import run_db
-from metalplane.region.services import cluster
+from metalplane.region.db.tables import region_processes
+from metalplane.region.services import cluster, rpc
+from metalplane.region.services import racks as racks_service
+from metalplane.region.services.controllers import new_system_id
 from metalplane.testing.processes import RackProcess, RegionProcess, wait_until
 from tests.conftest import RunningRegion, create_admin, start_region
 
@@ -166,45 +170,68 @@ def test_restarted_rack_keeps_its_system_id(lab):
     assert sorted(r["system_id"] for r in lab.racks_read()).count(before) == 1
 
 
+def model_rack(lab: Cluster, cidr_prefix: str) -> str:
+    """A rack known to the model on a test VLAN, connected as far as the region can tell.
+
+    The DHCP rules are about the model; a real rack process given DHCP duties on this
+    host would start Kea on the host's interfaces, which tests must never do (the
+    namespaced DHCP system test covers live racks).
+    """
+    system_id = new_system_id()
+
+    async def add(conn):
+        process = (await conn.execute(select(region_processes.c.id).limit(1))).scalar_one()
+        node_id = await racks_service.register_rack(conn, system_id, f"model-{system_id}", "0.1.0", [
+            {"name": "eth0", "mac": "52:54:00:bb:00:01", "addresses": [f"{cidr_prefix}.2/24"]}])
+        await rpc.add_connection(conn, node_id, process)
+
+    run_db(lab.regions["region-a"].config, add)
+    return system_id
+
+
+def dhcp_vlan(api, cidr_prefix: str) -> str:
+    subnet = next(s for s in api.get("subnets/").json() if s["cidr"] == f"{cidr_prefix}.0/24")
+    api.post("ipranges/", type="dynamic", start_ip=f"{cidr_prefix}.100", end_ip=f"{cidr_prefix}.150")
+    return f"fabrics/{subnet['vlan']['fabric_id']}/vlans/{subnet['vlan']['vid']}/"
+
+
 def test_delete_refused_while_dhcp_primary_then_allowed(lab):
-    wait_until(lambda: fully_spread(lab), 30, interval=0.3, what="racks connected")
-    rack = lab.racks["rack2"]
-    system_id = rack.system_id
+    system_id = model_rack(lab, "10.203.0")
     with lab.api() as api:
-        subnet = api.post("subnets/", cidr="10.203.0.0/24").json()
-        api.post("ipranges/", type="dynamic", start_ip="10.203.0.100", end_ip="10.203.0.150")
-        vlan = subnet["vlan"]
-        url = f"fabrics/{vlan['fabric_id']}/vlans/{vlan['vid']}/"
+        url = dhcp_vlan(api, "10.203.0")
         on = api.put(url, primary_rack=system_id, dhcp_on="true")
         assert on.status_code == 200, on.text
         refused = api.delete(f"rackcontrollers/{system_id}/")
         assert refused.status_code == 400
-        assert "Disable DHCP HA first" in refused.text and vlan["fabric"] in refused.text
+        assert "Disable DHCP HA first" in refused.text and on.json()["fabric"] in refused.text
         assert system_id in {r["system_id"] for r in api.get("rackcontrollers/").json()}
         assert api.put(url, dhcp_on="false").status_code == 200
-        deleted = api.delete(f"rackcontrollers/{system_id}/")
-        assert deleted.status_code == 204
+        assert api.delete(f"rackcontrollers/{system_id}/").status_code == 204
         assert system_id not in {r["system_id"] for r in api.get("rackcontrollers/").json()}
-    # The rack is told to stop.
+
+
+def test_force_delete_turns_dhcp_off(lab):
+    system_id = model_rack(lab, "10.203.1")
+    with lab.api() as api:
+        url = dhcp_vlan(api, "10.203.1")
+        assert api.put(url, primary_rack=system_id, dhcp_on="true").status_code == 200
+        assert api.delete(f"rackcontrollers/{system_id}/", force="true").status_code == 204
+        after = api.get(url).json()
+        assert after["dhcp_on"] is False and after["primary_rack"] is None
+
+
+def test_deleted_rack_is_told_to_stop_and_registers_again_if_started(lab):
+    wait_until(lambda: fully_spread(lab), 30, interval=0.3, what="racks connected")
+    rack = lab.racks["rack2"]
+    system_id = rack.system_id
+    with lab.api() as api:
+        assert api.delete(f"rackcontrollers/{system_id}/").status_code == 204
+        assert system_id not in {r["system_id"] for r in api.get("rackcontrollers/").json()}
     wait_until(lambda: not rack.alive(), 10, what="the deleted rack to stop")
     assert "asked this rack to stop" in rack.log()
     # Started again (its software still installed), it registers again with the same id.
     rack.start()
     wait_until(lambda: system_id in {r["system_id"] for r in lab.racks_read()}, 20, what="re-registration")
-
-
-def test_force_delete_turns_dhcp_off(lab):
-    wait_until(lambda: fully_spread(lab), 30, interval=0.3, what="racks connected")
-    system_id = lab.racks["rack3"].system_id
-    with lab.api() as api:
-        subnet = api.post("subnets/", cidr="10.203.1.0/24").json()
-        api.post("ipranges/", type="dynamic", start_ip="10.203.1.100", end_ip="10.203.1.150")
-        vlan = subnet["vlan"]
-        url = f"fabrics/{vlan['fabric_id']}/vlans/{vlan['vid']}/"
-        assert api.put(url, primary_rack=system_id, dhcp_on="true").status_code == 200
-        assert api.delete(f"rackcontrollers/{system_id}/", force="true").status_code == 204
-        after = api.get(url).json()
-        assert after["dhcp_on"] is False and after["primary_rack"] is None
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -181,7 +181,11 @@ async def power_off(ctx: Ctx) -> dict:
 
 @machine_h.action("POST", "power_cycle")
 async def power_cycle(ctx: Ctx) -> dict:
-    """Power cycle a machine (off, then on)."""
+    """Power cycle a machine (off, then on).
+
+    :param comment: Optional comment for the event log.
+    :type comment: unicode
+    """
     await _power(ctx, "cycle")
     return await read_machine(ctx)
 
