@@ -1,0 +1,587 @@
+"""The rack's HTTP/1.1 server for boot assets: cached images with sendfile, plus dynamic routes.
+
+Shape, chosen for speed in a boot storm (like the TFTP server's):
+
+- Plain non-blocking sockets watched with `loop.add_reader` / `loop.add_writer` (works the
+  same on uvloop and asyncio's own loop); no transports, streams or tasks per request.
+- A file body leaves with `os.sendfile` straight from the page cache to the socket (zero
+  copy), as much per call as the socket buffer takes; the header goes first with MSG_MORE
+  so the kernel merges it with the first body segment.
+- Keep-alive (HTTP/1.1 default, HTTP/1.0 on request) and pipelining; one sweeper timer for
+  idle and stalled connections instead of a timer per connection.
+- Only what the image cache says is verified complete is served: every request opens the
+  file and compares its fstat with the fingerprint of the last hash (`ImageCache.open`).
+  When the cache drops a file (corrupt, missing), transfers of it in flight are cut.
+
+URLs:
+
+    GET|HEAD /images/<name>/<arch>/<subarch>/<version>/<filetype>   e.g.
+             /images/ephemeral/bookworm/amd64/generic/20261123/boot-kernel
+             (<version> "latest": the newest version whose files are all cached)
+    GET|HEAD /images/by-sha256/<sha256>
+    GET      /images/index.json     what this rack serves (JSON)
+    anything under a prefix given to `add_dynamic(prefix, handler)`
+
+Answers: 200 / 206 (one byte range; several ranges get the whole file) / 416 with
+`Content-Range: bytes */SIZE` / 304 (If-None-Match on the ETag, which is the quoted
+sha256, or If-Modified-Since equal to Last-Modified) / 404 (unknown) / 503 with
+Retry-After (known to the rack but not cached yet, or being re-verified) / 405 for
+methods other than GET and HEAD. Requests with a body are refused (413, connection closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from typing import Any
+
+from metalplane.rack.http.protocol import (
+    MAX_HEAD, REASONS, UNSATISFIABLE, BadRequest, RequestHead, etag_in, if_range_allows, parse_range,
+    parse_request_head, route_image_path,
+)
+
+log = logging.getLogger("metalplane.rack.http")
+
+READING, BUSY, WRITING, CLOSED = range(4)
+MAX_SENDFILE = 1 << 30
+MAX_BUFFERED = 1 << 16  # pipelined bytes kept while a response is being written
+SWEEP_INTERVAL = 2.0
+MSG_MORE = getattr(socket, "MSG_MORE", 0)
+
+
+@dataclass
+class Request:
+    """What a dynamic handler sees."""
+    method: str
+    path: str  # percent-decoded
+    query: str
+    headers: dict[str, str]  # lower-case names
+    client: tuple  # (host, port, ...)
+    local: tuple  # the address the request came in on (which interface the machine sees)
+    prefix: str = ""  # the `add_dynamic` prefix that matched
+
+    @property
+    def subpath(self) -> str:
+        return self.path[len(self.prefix):]
+
+
+@dataclass
+class Response:
+    """What a dynamic handler answers. `file` is served with sendfile (and ranges)."""
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+    file: str | os.PathLike | None = None
+
+
+Handler = Callable[[Request], Awaitable[Response | None]]
+
+
+@dataclass
+class Stats:
+    connections: int = 0  # accepted
+    requests: int = 0
+    responses: dict[int, int] = field(default_factory=dict)
+    body_bytes: int = 0  # sent
+    aborted: int = 0  # connections cut while writing (client gone, stalled, file dropped)
+
+
+class _DateCache:
+    def __init__(self) -> None:
+        self.second = -1
+        self.value = b""
+
+    def get(self) -> bytes:
+        now = int(time.time())
+        if now != self.second:
+            self.second = now
+            self.value = formatdate(now, usegmt=True).encode()
+        return self.value
+
+
+def http_date(ts: float) -> str:
+    return formatdate(ts, usegmt=True)
+
+
+class BootHttpServer:
+    """Serve `cache` (a `metalplane.rack.images.ImageCache`, or None: dynamic routes only)."""
+
+    def __init__(self, cache: Any = None, *, idle_timeout: float = 60.0, send_timeout: float = 60.0,
+                 max_connections: int = 20000, server_name: str = "metalplane"):
+        self.cache = cache
+        self.idle_timeout = idle_timeout
+        self.send_timeout = send_timeout
+        self.max_connections = max_connections
+        self.server_header = f"Server: {server_name}\r\n".encode()
+        self.stats = Stats()
+        self.conns: set[_Conn] = set()
+        self._dynamic: list[tuple[str, Handler]] = []
+        self._sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._date = _DateCache()
+        self._closed: asyncio.Event | None = None
+        if cache is not None:
+            cache.listeners.append(self._file_dropped)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def add_dynamic(self, prefix: str, handler: Handler) -> None:
+        """Route every path starting with `prefix` (longest prefix wins) to `handler`.
+        The handler answers a `Response`, or None for 404; raising answers 500."""
+        if not prefix.startswith("/"):
+            raise ValueError("a prefix starts with /")
+        self._dynamic = sorted([*((p, h) for p, h in self._dynamic if p != prefix), (prefix, handler)],
+                               key=lambda item: -len(item[0]))
+
+    def remove_dynamic(self, prefix: str) -> None:
+        self._dynamic = [(p, h) for p, h in self._dynamic if p != prefix]
+
+    async def start(self, host: str = "0.0.0.0", port: int = 5248, *, sock: socket.socket | None = None,
+                    reuse_port: bool = False, backlog: int = 2048) -> tuple[str, int]:
+        self._loop = asyncio.get_running_loop()
+        self._closed = asyncio.Event()
+        if sock is None:
+            sock = listen_socket(host, port, reuse_port=reuse_port, backlog=backlog)
+        sock.setblocking(False)
+        self._sock = sock
+        self._loop.add_reader(sock.fileno(), self._on_accept)
+        self._sweeper = self._loop.call_later(SWEEP_INTERVAL, self._sweep)
+        bound = self.address
+        log.info("HTTP boot server listening on %s port %d", bound[0], bound[1])
+        return bound
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self._sock is not None
+        name = self._sock.getsockname()
+        return name[0], name[1]
+
+    @property
+    def listening(self) -> bool:
+        return self._sock is not None
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for conn in list(self.conns):
+            conn.close()
+        if self.cache is not None and self._file_dropped in self.cache.listeners:
+            self.cache.listeners.remove(self._file_dropped)
+        if self._closed is not None:
+            self._closed.set()
+
+    async def serve_forever(self) -> None:
+        assert self._closed is not None, "start() first"
+        await self._closed.wait()
+
+    # ------------------------------------------------------------------ connections
+
+    def _on_accept(self) -> None:
+        sock = self._sock
+        for _ in range(256):
+            if sock is None:
+                return
+            try:
+                client, peer = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE and friends: back off a little
+                log.warning("HTTP accept failed: %s", exc)
+                return
+            if len(self.conns) >= self.max_connections:
+                client.close()
+                continue
+            client.setblocking(False)
+            with contextlib.suppress(OSError):
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.stats.connections += 1
+            conn = _Conn(self, client, peer)
+            self.conns.add(conn)
+            self._loop.add_reader(conn.fd, conn.on_readable)
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        for conn in list(self.conns):
+            idle = now - conn.last
+            if conn.state == READING and idle > (self.idle_timeout if not conn.buf else min(30.0, self.idle_timeout)):
+                conn.close()
+            elif conn.state in (WRITING, BUSY) and idle > self.send_timeout:
+                self.stats.aborted += 1
+                conn.close()
+        if self._sock is not None:
+            self._sweeper = self._loop.call_later(SWEEP_INTERVAL, self._sweep)
+
+    def _file_dropped(self, sha: str, reason: str) -> None:
+        for conn in list(self.conns):
+            if conn.sha == sha and conn.state == WRITING:
+                log.warning("cutting a transfer of %s to %s: %s", sha, conn.peer, reason)
+                self.stats.aborted += 1
+                conn.close()
+
+    # ------------------------------------------------------------------ requests
+
+    def handle(self, conn: _Conn, req: RequestHead) -> None:
+        self.stats.requests += 1
+        if req.method not in ("GET", "HEAD"):
+            conn.respond_simple(405, req, extra=b"Allow: GET, HEAD\r\n")
+            return
+        for prefix, handler in self._dynamic:
+            if req.path.startswith(prefix):
+                conn.run_dynamic(handler, req, prefix)
+                return
+        route = route_image_path(req.path)
+        if route is None or self.cache is None:
+            conn.respond_simple(404, req)
+            return
+        if route.index:
+            conn.respond_bytes(200, req, self._index_json(), b"application/json", b"Cache-Control: no-cache\r\n")
+            return
+        cache = self.cache
+        sha = route.sha256 if route.sha256 else cache.resolve(*route.ident)
+        if sha is None:
+            conn.respond_simple(404, req)
+            return
+        opened = cache.open(sha)
+        if opened is None:
+            if cache.known(sha):
+                conn.respond_simple(503, req, extra=b"Retry-After: 10\r\n",
+                                    text=b"not cached on this rack yet, or being verified\n")
+            else:
+                conn.respond_simple(404, req)
+            return
+        fd, st, entry = opened
+        if route.sha256 or route.ident[3] != "latest":
+            cache_control = b"Cache-Control: public, max-age=31536000, immutable\r\n"
+        else:
+            cache_control = b"Cache-Control: no-cache\r\n"
+        conn.respond_file(req, fd, st.st_size, f'"{sha}"', http_date(entry.mtime), cache_control, sha)
+
+    def _index_json(self) -> bytes:
+        cache = self.cache
+        complete = cache.complete()
+        images = []
+        for image in cache.images:
+            files = {f.filetype: {"sha256": f.sha256, "size": f.size, "url": image.url_path(f.filetype),
+                                  "cached": f.sha256 in complete} for f in image.files}
+            images.append({"name": image.name, "architecture": image.architecture, "subarch": image.subarch,
+                           "version": image.version, "files": files,
+                           "complete": all(v["cached"] for v in files.values())})
+        return json.dumps({"images": images}, indent=1).encode()
+
+    def date(self) -> bytes:
+        return self._date.get()
+
+
+def listen_socket(host: str, port: int, *, reuse_port: bool = False, backlog: int = 2048) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6 and host in ("::", ""):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+class _Conn:
+    __slots__ = ("server", "loop", "sock", "fd", "peer", "buf", "state", "last", "out", "out_pos",
+                 "file_fd", "file_pos", "file_end", "keep_alive", "sha", "writer", "eof", "task",
+                 "in_process", "status")
+
+    def __init__(self, server: BootHttpServer, sock: socket.socket, peer: tuple):
+        self.server = server
+        self.loop = server._loop
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.peer = peer
+        self.buf = bytearray()
+        self.state = READING
+        self.last = time.monotonic()
+        self.out = b""
+        self.out_pos = 0
+        self.file_fd = -1
+        self.file_pos = 0
+        self.file_end = 0
+        self.keep_alive = True
+        self.sha: str | None = None
+        self.writer = False
+        self.eof = False
+        self.task: asyncio.Task | None = None
+        self.in_process = False
+        self.status = 0
+
+    # -------------------------------------------------------------- reading
+
+    def on_readable(self) -> None:
+        try:
+            data = self.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.close()
+            return
+        if not data:
+            if self.state == READING:
+                self.close()
+            else:  # finish the response, then close
+                self.eof = True
+                self.loop.remove_reader(self.fd)
+            return
+        self.last = time.monotonic()
+        self.buf += data
+        if self.state == READING:
+            self.process()
+        elif len(self.buf) > MAX_BUFFERED:
+            self.close()
+
+    def process(self) -> None:
+        if self.in_process:
+            return
+        self.in_process = True
+        try:
+            while self.state == READING and self.buf:
+                buf = self.buf
+                while buf[:2] == b"\r\n":  # tolerated before a request line
+                    del buf[:2]
+                end = buf.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(buf) > MAX_HEAD:
+                        self.keep_alive = False
+                        self._error(431, "request head too large")
+                    return
+                head = bytes(buf[:end])
+                del buf[:end + 4]
+                try:
+                    req = parse_request_head(head)
+                except BadRequest as exc:
+                    self.keep_alive = False
+                    self._error(exc.status, str(exc))
+                    return
+                self.keep_alive = req.keep_alive and not self.eof
+                te = req.headers.get("transfer-encoding")
+                cl = req.headers.get("content-length", "0").strip() or "0"
+                if te or cl != "0":
+                    self.keep_alive = False
+                    self.server.stats.requests += 1
+                    self.respond_simple(413 if not te else 501, req, text=b"request bodies are not accepted\n")
+                    return
+                self.server.handle(self, req)
+        finally:
+            self.in_process = False
+
+    # -------------------------------------------------------------- answers
+
+    def _head(self, status: int, extra: bytes, length: int | None) -> bytes:
+        server = self.server
+        server.stats.responses[status] = server.stats.responses.get(status, 0) + 1
+        self.status = status
+        parts = [b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, "Unknown").encode()),
+                 server.server_header, b"Date: ", server.date(), b"\r\n", extra]
+        if length is not None:
+            parts.append(b"Content-Length: %d\r\n" % length)
+        parts.append(b"\r\n" if self.keep_alive else b"Connection: close\r\n\r\n")
+        return b"".join(parts)
+
+    def _error(self, status: int, text: str) -> None:
+        body = f"{status} {REASONS.get(status, '')}: {text}\n".encode()
+        self.out = self._head(status, b"Content-Type: text/plain; charset=utf-8\r\n", len(body)) + body
+        self._start_write()
+
+    def respond_simple(self, status: int, req: RequestHead, *, extra: bytes = b"", text: bytes | None = None) -> None:
+        body = text if text is not None else f"{status} {REASONS.get(status, '')}\n".encode()
+        self.respond_bytes(status, req, body, b"text/plain; charset=utf-8", extra)
+
+    def respond_bytes(self, status: int, req: RequestHead, body: bytes, content_type: bytes,
+                      extra: bytes = b"") -> None:
+        if req.version == "HTTP/1.0" and self.keep_alive:
+            extra += b"Connection: keep-alive\r\n"
+        head = self._head(status, b"Content-Type: " + content_type + b"\r\n" + extra,
+                          None if status == 304 else len(body))
+        self.out = head if req.method == "HEAD" or status == 304 else head + body
+        self._start_write()
+
+    def respond_file(self, req: RequestHead, fd: int, size: int, etag: str | None, last_modified: str | None,
+                     extra: bytes = b"", sha: str | None = None, content_type: bytes = b"application/octet-stream"
+                     ) -> None:
+        """Answer with (part of) an open file; `fd` is owned (closed) from here on."""
+        headers = req.headers
+        validators = b""
+        if etag:
+            validators += b"ETag: " + etag.encode() + b"\r\n"
+        if last_modified:
+            validators += b"Last-Modified: " + last_modified.encode() + b"\r\n"
+        if req.version == "HTTP/1.0" and self.keep_alive:
+            extra += b"Connection: keep-alive\r\n"
+        inm = headers.get("if-none-match")
+        if (etag and etag_in(inm, etag)) or (
+                inm is None and last_modified and headers.get("if-modified-since") == last_modified):
+            os.close(fd)
+            self.out = self._head(304, validators + extra, None)
+            self._start_write()
+            return
+        common = b"Accept-Ranges: bytes\r\n" + validators + extra
+        rng = None
+        if if_range_allows(headers.get("if-range"), etag, last_modified):
+            rng = parse_range(headers.get("range"), size)
+        if rng == UNSATISFIABLE:
+            os.close(fd)
+            body = b"416 Range Not Satisfiable\n"
+            head = self._head(416, b"Content-Type: text/plain; charset=utf-8\r\nContent-Range: bytes */%d\r\n"
+                              % size + common, len(body))
+            self.out = head if req.method == "HEAD" else head + body
+            self._start_write()
+            return
+        if rng is None:
+            start, end, status, crange = 0, size, 200, b""
+        else:
+            start, end, status = rng[0], rng[1] + 1, 206
+            crange = b"Content-Range: bytes %d-%d/%d\r\n" % (rng[0], rng[1], size)
+        self.out = self._head(status, b"Content-Type: " + content_type + b"\r\n" + crange + common, end - start)
+        if req.method == "HEAD" or end == start:
+            os.close(fd)
+        else:
+            self.file_fd, self.file_pos, self.file_end, self.sha = fd, start, end, sha
+        self._start_write()
+
+    def run_dynamic(self, handler: Handler, req: RequestHead, prefix: str) -> None:
+        self.state = BUSY
+        request = Request(req.method, req.path, req.query, req.headers, self.peer, self.sock.getsockname(), prefix)
+        self.task = asyncio.ensure_future(self._dynamic(handler, request, req))
+
+    async def _dynamic(self, handler: Handler, request: Request, req: RequestHead) -> None:
+        try:
+            response = await handler(request)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a handler's bug answers 500, the server goes on
+            log.exception("dynamic handler for %s failed", request.path)
+            response = Response(500, b"500 Internal Server Error\n")
+        self.task = None
+        if self.state == CLOSED:
+            return
+        self.state = READING  # (respond_* switch to WRITING)
+        if response is None:
+            self.respond_simple(404, req)
+            return
+        extra = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in response.headers.items())
+        if response.file is not None:
+            try:
+                fd = os.open(response.file, os.O_RDONLY | os.O_CLOEXEC)
+                st = os.fstat(fd)
+            except OSError as exc:
+                log.error("dynamic file %s for %s: %s", response.file, request.path, exc)
+                self.respond_simple(404, req)
+                return
+            etag = response.headers.get("ETag")
+            if etag:
+                extra = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in response.headers.items()
+                                 if k.lower() != "etag")
+            self.respond_file(req, fd, st.st_size, etag, http_date(st.st_mtime), extra,
+                              content_type=response.content_type.encode())
+        else:
+            self.respond_bytes(response.status, req, response.body, response.content_type.encode(), extra)
+
+    # -------------------------------------------------------------- writing
+
+    def _start_write(self) -> None:
+        self.state = WRITING
+        self.out_pos = 0
+        self.write()
+
+    def write(self) -> None:
+        # A short write means the socket buffer is full: wait for the next writable event
+        # rather than calling again only to get EAGAIN (one syscall and one exception less
+        # per wakeup, which is most of this server's own CPU under many clients).
+        try:
+            out = self.out
+            pending = len(out) - self.out_pos
+            if pending:
+                n = self.sock.send(memoryview(out)[self.out_pos:], MSG_MORE if self.file_fd >= 0 else 0)
+                self.out_pos += n
+                if n < pending:
+                    return self._wait_writable()
+            if self.file_fd >= 0:
+                pos, end = self.file_pos, self.file_end
+                while pos < end:
+                    want = min(end - pos, MAX_SENDFILE)
+                    n = os.sendfile(self.fd, self.file_fd, pos, want)
+                    if n == 0:  # the file shrank under us: cannot keep the promise
+                        raise ConnectionError("file shorter than announced")
+                    pos += n
+                    self.file_pos = pos
+                    self.server.stats.body_bytes += n
+                    if n < want:
+                        return self._wait_writable()
+        except (BlockingIOError, InterruptedError):
+            return self._wait_writable()
+        except OSError:
+            self.server.stats.aborted += 1
+            self.close()
+            return
+        self.last = time.monotonic()
+        self._finished()
+
+    def _wait_writable(self) -> None:
+        self.last = time.monotonic()
+        if not self.writer:
+            self.writer = True
+            self.loop.add_writer(self.fd, self.write)
+
+    def _finished(self) -> None:
+        if self.writer:
+            self.writer = False
+            self.loop.remove_writer(self.fd)
+        if self.file_fd >= 0:
+            os.close(self.file_fd)
+            self.file_fd = -1
+        self.sha = None
+        self.out = b""
+        if not self.keep_alive or self.eof:
+            self.close()
+            return
+        self.state = READING
+        if self.buf:
+            self.process()
+
+    def close(self) -> None:
+        if self.state == CLOSED:
+            return
+        self.state = CLOSED
+        loop = self.loop
+        if not self.eof:
+            loop.remove_reader(self.fd)
+        if self.writer:
+            loop.remove_writer(self.fd)
+            self.writer = False
+        if self.file_fd >= 0:
+            os.close(self.file_fd)
+            self.file_fd = -1
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        self.server.conns.discard(self)
