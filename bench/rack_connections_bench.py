@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -179,6 +180,7 @@ def main() -> None:
                 os.kill(region.pid, signal.SIGCONT)
             region.stop()
         dbs.stop()
+        shutil.rmtree(root, ignore_errors=True)
     result["racks"] = racks
     result["machine"] = f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, {_cpu_model()}"
     print(json.dumps(result, indent=2))
