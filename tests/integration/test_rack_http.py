@@ -200,6 +200,15 @@ async def test_a_bad_partial_prefix_is_caught_by_the_digest_and_fetched_again(tm
         assert w.cache.path_of(s).read_bytes() == INITRD
 
 
+async def test_no_download_without_disk_space(tmp_path):
+    async with world(tmp_path, sync=False, min_free_bytes=1 << 60) as w:
+        result = await w.apply()
+        assert set(result.failed) == {w.kernel["sha256"], w.initrd["sha256"]}
+        assert all("not enough disk space" in e for e in result.failed.values())
+        assert w.region.requests == []
+        assert "not enough disk space" in w.service.status()[1]
+
+
 async def test_a_failing_region_moves_on_to_the_next(tmp_path):
     async with world(tmp_path, sync=False) as w:
         dead = FakeRegionFiles()

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from metalplane.rack.images.manifest import ManifestError, parse_manifest
 from metalplane.rack.images.plan import (
-    Fetch, file_url, latest_complete, plan_fetch, plan_gc, plan_retention, region_base_urls, resume_offset,
+    Fetch, file_url, fit_space, latest_complete, plan_fetch, plan_gc, plan_retention, region_base_urls, resume_offset,
     url_order, version_key,
 )
 
@@ -99,6 +99,14 @@ def test_plan_fetch_skips_cached_resumes_partials_smallest_first():
     assert [p.sha256 for p in plan] == [sha("k"), sha("i")]
     assert plan[1] == Fetch(sha("i"), 40, wanted[sha("i")].path, 30)
     assert plan[0].resume_from == 0
+
+
+def test_fit_space_takes_what_fits_in_order():
+    fetches = [Fetch("a", 10, "/a", 0), Fetch("b", 50, "/b", 20), Fetch("c", 40, "/c", 0), Fetch("d", 5, "/d", 0)]
+    fit, left = fit_space(fetches, free_bytes=100, reserve=50)
+    assert [f.sha256 for f in fit] == ["a", "b", "d"]  # 10 + 30 + 5 <= 50; c (40) does not fit after a, b
+    assert [f.sha256 for f in left] == ["c"]
+    assert fit_space(fetches, 10, 50) == ([], fetches)
 
 
 @pytest.mark.parametrize("partial, size, offset", [

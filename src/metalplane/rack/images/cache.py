@@ -57,7 +57,7 @@ from metalplane.rack.images.manifest import (
     SHA256_RE, ImageSpec, Manifest, ManifestError, images_from_json, parse_manifest,
 )
 from metalplane.rack.images.plan import (
-    DEFAULT_KEEP_VERSIONS, Fetch, file_url, image_complete, latest_complete, plan_fetch, plan_gc,
+    DEFAULT_KEEP_VERSIONS, Fetch, file_url, fit_space, image_complete, latest_complete, plan_fetch, plan_gc,
     plan_retention, resume_offset, url_order,
 )
 
@@ -154,7 +154,8 @@ class ImageCache:
     def __init__(self, cache_dir: str | os.PathLike, *, keep_versions: int = DEFAULT_KEEP_VERSIONS,
                  concurrency: int = 4, attempts: int | None = None, retry_delay: float = 0.5,
                  timeout: float = 30.0, transport: httpx.AsyncBaseTransport | None = None,
-                 symlink_tree: bool = True, headers: dict[str, str] | None = None):
+                 symlink_tree: bool = True, headers: dict[str, str] | None = None,
+                 min_free_bytes: int = 256 * 1024 * 1024):
         self.dir = Path(cache_dir)
         self.files_dir = self.dir / "files"
         self.partial_dir = self.dir / "partial"
@@ -167,6 +168,7 @@ class ImageCache:
         self.transport = transport
         self.symlink_tree = symlink_tree
         self.headers = dict(headers or {})  # sent to the region with every download (e.g. auth)
+        self.min_free_bytes = min_free_bytes  # left free on the cache's file system by downloads
         self.listeners: list[Callable[[str, str], None]] = []  # (sha256, reason) when a file is dropped
 
         self._files: dict[str, CachedFile] = {}  # complete and trusted: servable
@@ -237,7 +239,7 @@ class ImageCache:
         self._rebuild_paths()
         self._loaded = True
         if self.symlink_tree:
-            self._rebuild_tree()
+            self._rebuild_tree(frozenset(self._files), list(self._images))
         log.info("image cache %s: %d file(s) ready, %d to re-hash, %d image(s) kept", self.dir,
                  len(self._files), len(self._unverified), len(self._images))
 
@@ -254,8 +256,8 @@ class ImageCache:
         async with self._save_lock:
             data = json.dumps(self._index_data(), indent=1, sort_keys=True).encode()
             await asyncio.to_thread(self._write_index, data)
-            if self.symlink_tree:
-                await asyncio.to_thread(self._rebuild_tree)
+            if self.symlink_tree:  # (snapshots: the thread must not read what the loop changes)
+                await asyncio.to_thread(self._rebuild_tree, frozenset(self._files), list(self._images))
 
     def _write_index(self, data: bytes) -> None:
         tmp = self.index_path.with_suffix(".tmp")
@@ -273,16 +275,15 @@ class ImageCache:
                 paths.setdefault((*image.ident, spec.filetype), spec.sha256)
         self._paths = paths
 
-    def _rebuild_tree(self) -> None:
+    def _rebuild_tree(self, complete: frozenset[str], images: list[ImageSpec]) -> None:
         """tree -> tree.<ns>/images/..., swapped atomically; old generations removed."""
         gen = f"tree.{time.time_ns()}"
         root = self.dir / gen / "images"
         by_sha = root / "by-sha256"
         by_sha.mkdir(parents=True)
-        complete = set(self._files)
         for sha in complete:
             os.symlink(f"../../../files/{sha}", by_sha / sha)
-        for image in self._images:
+        for image in images:
             for spec in image.files:
                 if spec.sha256 not in complete:
                     continue
@@ -493,6 +494,12 @@ class ImageCache:
         self._rebuild_paths()
         await self._save()
         fetches = plan_fetch(wanted, self._files, self._partials())
+        free = shutil.disk_usage(self.partial_dir).free
+        fetches, no_room = fit_space(fetches, free, self.min_free_bytes)
+        for fetch in no_room:
+            result.failed[fetch.sha256] = (f"not enough disk space in {self.dir}: {fetch.size - fetch.resume_from} "
+                                           f"bytes needed, {max(0, free - self.min_free_bytes)} available")
+            log.error("image file %s not fetched: %s", fetch.sha256, result.failed[fetch.sha256])
         if fetches:
             log.info("image cache: fetching %d file(s), %d bytes, from %s", len(fetches),
                      sum(f.size - f.resume_from for f in fetches), ", ".join(self.base_urls) or "no region")

@@ -1,6 +1,7 @@
 """What the image cache does, decided by pure functions (no I/O; unit tested).
 
-- `plan_fetch`: which files to download, from which offset (resume) and in what order.
+- `plan_fetch`: which files to download, from which offset (resume) and in what order;
+  `fit_space`: which of them fit on the disk.
 - `plan_retention`: which images the rack keeps indexed (and so serves): every image
   of the manifest, plus older versions of the same (name, arch, subarch) that are
   fully cached, until `keep_versions` complete versions are kept per image. Images
@@ -52,6 +53,21 @@ def plan_fetch(wanted: Mapping[str, FileSpec], complete: Iterable[str],
     fetches = [Fetch(sha, spec.size, spec.path, resume_offset(partials.get(sha), spec.size))
                for sha, spec in wanted.items() if sha not in have]
     return sorted(fetches, key=lambda f: (f.size - f.resume_from, f.sha256))
+
+
+def fit_space(fetches: list[Fetch], free_bytes: int, reserve: int) -> tuple[list[Fetch], list[Fetch]]:
+    """(fetches that fit in `free_bytes` less `reserve`, in order; those that do not).
+    Old versions are only deleted after a sync, so the new files must fit beside them."""
+    budget = free_bytes - reserve
+    fit, left = [], []
+    for fetch in fetches:
+        need = fetch.size - fetch.resume_from
+        if need <= budget:
+            fit.append(fetch)
+            budget -= need
+        else:
+            left.append(fetch)
+    return fit, left
 
 
 def version_key(version: str) -> tuple:
