@@ -19,7 +19,7 @@ from metalplane.config.files import ConfigError
 from metalplane.config.region import DEFAULT_DATA_DIR
 
 CommandFunc = Callable[[argparse.Namespace], int]
-ADMIN_COMMANDS = {"init", "status", "stop", "apikey", "createadmin", "region", "rack", "db", "version"}
+ADMIN_COMMANDS = {"init", "status", "stop", "apikey", "createadmin", "region", "rack", "db", "version", "images"}
 
 
 def data_dir_arg(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     admin.register(sub, data_dir_arg)
     region_cmd.register(sub, data_dir_arg)
     rack_cmd.register_commands(sub, data_dir_arg)
+    from metalplane.cli import images_cmd
+
+    images_cmd.register(sub)
     v = sub.add_parser("version", help="print metalplane's version")
     v.set_defaults(func=lambda args: print(__version__) or 0)
     return parser

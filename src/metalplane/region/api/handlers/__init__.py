@@ -8,6 +8,7 @@ from metalplane.region.api.framework import Handler
 def all_handlers() -> list[Handler]:
     from metalplane.region.api.handlers import (
         account,
+        boot_resources,
         controllers,
         fabrics,
         ipranges,
@@ -34,5 +35,6 @@ def all_handlers() -> list[Handler]:
         ipranges.ipranges, ipranges.iprange,
         spaces.spaces, spaces.space,
         zones.zones, zones.zone,
+        boot_resources.boot_resources, boot_resources.boot_resource,
         machines.machines_h, machines.machine_h,
     ]

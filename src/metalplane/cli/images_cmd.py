@@ -1,0 +1,127 @@
+"""`metalplane images ...`: build boot images offline and hand them to a region."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from metalplane.cli.errors import CliError
+
+UPLOAD_PIECE = 4 << 20  # as maascli uploads
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def upload_build(profile_name: str, result, log: Callable[[str], None] = _log) -> int:
+    """Upload a built image to the region of a `metalplane login` profile: one set, both files."""
+    import httpx
+
+    from metalplane.cli.profiles import ProfileStore, api_key
+    from metalplane.client.http import MaasHttp, oauth_header
+
+    profile = ProfileStore().get(profile_name)
+    if profile is None:
+        raise CliError(f"no profile {profile_name!r}: run `metalplane login {profile_name} URL KEY` first")
+    key = api_key(profile)
+    if not key:
+        raise CliError(f"profile {profile_name!r} is anonymous; uploading needs an admin's API key")
+    resource_id = None
+    with MaasHttp(profile["url"], key, timeout=120) as api:
+        site = api.root.split("/MAAS/")[0]
+        for f in sorted(result.files, key=lambda f: f.ftype != "boot-kernel"):
+            try:
+                response = api.post("boot-resources/", name=result.name, architecture=result.architecture,
+                                    filetype=f.ftype, sha256=f.sha256, size=str(f.size), version=result.version,
+                                    title=f"metalplane ephemeral (kernel {result.kernel_release})")
+            except httpx.HTTPError as exc:
+                raise CliError(f"cannot reach {profile['url']}: {exc}") from None
+            if response.status_code != 201:
+                raise CliError(f"boot-resources create {f.ftype}: {response.status_code} {response.text}")
+            body = response.json()
+            resource_id = body["id"]
+            rfile = body["sets"][result.version]["files"][f.ftype]
+            if rfile["complete"]:
+                log(f"{f.ftype}: already stored on the region")
+                continue
+            url = site + rfile["upload_uri"]
+            sent = 0
+            with open(result.out / f.path, "rb") as data:
+                while piece := data.read(UPLOAD_PIECE):
+                    put = api.http.put(url, content=piece, headers={
+                        "Content-Type": "application/octet-stream", "Authorization": oauth_header(key, url)})
+                    if put.status_code != 200:
+                        raise CliError(f"upload of {f.ftype} failed at byte {sent}: {put.status_code} {put.text}")
+                    sent += len(piece)
+            log(f"{f.ftype}: uploaded {sent} bytes")
+    log(f"uploaded {result.name} {result.architecture} version {result.version} "
+        f"as boot resource {resource_id} ({profile['url']})")
+    return 0
+
+
+def _build_ephemeral(args: argparse.Namespace) -> int:
+    from metalplane.images.build import BuildError, build_ephemeral, qemu_command
+
+    if args.kernel_deb and args.kernel_package:
+        raise CliError("give --kernel-deb or --kernel-package, not both")
+    try:
+        result = build_ephemeral(
+            args.out.resolve(), kernel_deb=args.kernel_deb, kernel_package_name=args.kernel_package,
+            busybox=args.busybox, cache=args.cache_dir, release=args.release, version=args.version,
+            extra_modules=args.module or (), log=_log)
+    except BuildError as exc:
+        raise CliError(str(exc)) from None
+    out = result.out
+    print(f"built {result.name} {result.architecture} version {result.version} in {out}")
+    print(f"  kernel {result.kernel_release} (from {result.kernel_package}); "
+          f"modules: {' '.join(m.removesuffix('.ko') for m in result.modules) or 'none'}")
+    if result.missing_modules:
+        print(f"  not in this kernel (skipped): {' '.join(result.missing_modules)}")
+    for f in sorted(result.files, key=lambda f: f.ftype != "boot-kernel"):
+        print(f"  {f.ftype:12} {f.size:>10}  sha256 {f.sha256}  {f.path}")
+    print(f"  stream index: {out / 'streams/v1/index.json'}")
+    print("import it into a region (on the region's host, or serve the directory over HTTP):")
+    print(f"  metalplane PROFILE boot-resources import path={shlex.quote(str(out))}")
+    print("  metalplane PROFILE boot-resources import url=http://HOST/PATH/")
+    append = "console=ttyS0 mp_mode=enlist metadata_url=http://10.0.2.2:5240/MAAS/metadata/"
+    print("try it (on qemu's user network 10.0.2.2 is this host; add -nic none to see the no-network path):")
+    print("  " + shlex.join(qemu_command(result.path("boot-kernel"), result.path("boot-initrd"), append)))
+    if args.import_into:
+        return upload_build(args.import_into, result)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    images = sub.add_parser("images", help="build boot images")
+    isub = images.add_subparsers(dest="images_command", metavar="COMMAND", required=True)
+    p = isub.add_parser(
+        "build-ephemeral",
+        help="build the ephemeral (enlist/commission) image offline, as a simplestreams mirror",
+        description="Build a kernel + initramfs that enlists or commissions a machine: the Debian "
+                    "kernel from a linux-image .deb (never installed), busybox-static, metalplane's "
+                    "/init and the kernel modules for common NICs and disks. The output is a "
+                    "simplestreams mirror directory the region imports (boot-resources import).",
+    )
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--kernel-deb", type=Path, metavar="FILE", help="a linux-image-*-amd64 .deb to use")
+    source.add_argument("--download", action="store_true",
+                        help="fetch the kernel .deb with apt-get download (the default; cached)")
+    p.add_argument("--kernel-package", metavar="NAME",
+                   help="the kernel package to download (default: what linux-image-amd64 depends on)")
+    p.add_argument("--busybox", type=Path, metavar="FILE",
+                   help="a static busybox (default: the host's if static, else busybox-static's .deb)")
+    p.add_argument("--out", type=Path, default=Path("metalplane-images"), metavar="DIR",
+                   help="the mirror directory to add the image to (default ./metalplane-images)")
+    p.add_argument("--cache-dir", type=Path, metavar="DIR",
+                   help="where downloads are kept (default $METALPLANE_CACHE_DIR or /var/cache/metalplane)")
+    p.add_argument("--release", help="the image's release name (default: this host's codename)")
+    p.add_argument("--version", help="the image version (default: UTC YYYYMMDD.HHMMSS)")
+    p.add_argument("--module", action="append", metavar="NAME",
+                   help="another kernel module to include and load (repeatable)")
+    p.add_argument("--import-into", metavar="PROFILE",
+                   help="also upload the image to the region of this `metalplane login` profile")
+    p.set_defaults(func=_build_ephemeral)

@@ -1,0 +1,1 @@
+"""Boot images: the ephemeral image builder and the simplestreams layout (shared with the region)."""

@@ -1,0 +1,1 @@
+"""The ephemeral image's own files: /init, the udhcpc script, built-in commissioning scripts."""

@@ -1,0 +1,3 @@
+#!/bin/sh
+# The processors, as the kernel sees them.
+cat /proc/cpuinfo

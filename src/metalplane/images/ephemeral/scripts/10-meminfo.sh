@@ -1,0 +1,3 @@
+#!/bin/sh
+# Memory, as the kernel sees it.
+cat /proc/meminfo

@@ -1,0 +1,5 @@
+#!/bin/sh
+# Interfaces, addresses and routes.
+ip link show
+ip addr show
+ip route show

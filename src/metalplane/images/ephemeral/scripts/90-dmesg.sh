@@ -1,0 +1,3 @@
+#!/bin/sh
+# The kernel log of this boot.
+dmesg
