@@ -167,7 +167,7 @@ def start_local_rack(layout: Layout, config: RegionConfig, out: Callable[[str], 
     path = rack_config_path(layout.data_dir)
     if not path.exists():
         update_rack_config(path, {"maas_url": [local_api_url(config)], "data_dir": str(layout.data_dir),
-                                  **rack_ports(config.port)})
+                                  "bind_address": config.listen_address, **rack_ports(config.port)})
     daemon = layout.rack_daemon()
     pid = daemon.pid()
     if pid is not None:

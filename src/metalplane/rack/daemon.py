@@ -26,8 +26,10 @@ from metalplane.identity import (
     secret_path,
     write_system_id,
 )
+from metalplane.rack.boot.service import BootService
 from metalplane.rack.cluster_state import ClusterState
 from metalplane.rack.dhcp import DhcpService, InvalidDhcpState, KeaError
+from metalplane.rack.images.plan import region_base_urls
 from metalplane.rack.interfaces import local_interfaces
 from metalplane.rack.power.service import PowerService
 from metalplane.rack.region_links import RegionLinks
@@ -39,6 +41,7 @@ from metalplane.rpc.protocol import ConnectionLost, RemoteError
 log = logging.getLogger("metalplane.rack")
 REPORT_INTERVAL = 5.0
 DHCP_STATUS_INTERVAL = 5.0
+IMAGE_RESYNC = 60.0
 
 
 class RackError(Exception):
@@ -65,10 +68,14 @@ class RackDaemon:
         self.dhcp_wanted = asyncio.Event()
         self.power = PowerService(self._report_power)
         self.power_wanted = asyncio.Event()
+        self.boot = BootService(self.data_dir, config.bind_address, config.tftp_port, config.http_port,
+                                lambda *args, **kw: self.links.call(*args, **kw))
+        self.images_wanted = asyncio.Event()
         self.links = RegionLinks(
             config.maas_url, secret, self.hello, self.state,
             handlers={"Stop": self._stop_requested, "DhcpChanged": self._dhcp_changed,
-                      "PowerAction": self.power.action, "PowerTargetsChanged": self._power_changed},
+                      "PowerAction": self.power.action, "PowerTargetsChanged": self._power_changed,
+                      "ImagesChanged": self._images_changed},
             registration=self._registration,
         )
         self.links.on_reconnect = self._reconnected
@@ -102,6 +109,8 @@ class RackDaemon:
                 await asyncio.sleep(1)
                 continue
             problems = state.pop("problems", [])
+            vlans = state.get("vlans") or []
+            state["boot"] = self.boot.dhcp_boot(vlans[0]["self_address"] if vlans else None)
             try:
                 await self.dhcp.apply(state)
             except InvalidDhcpState as exc:
@@ -117,6 +126,29 @@ class RackDaemon:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(DHCP_STATUS_INTERVAL):
                         await self.dhcp_wanted.wait()
+
+    async def _images_changed(self) -> None:
+        self.images_wanted.set()
+
+    async def _follow_images(self) -> None:
+        """Keep the image cache in step with the region's images (without a region,
+        the cache keeps serving what it has)."""
+        while True:
+            await self.links.connected_event.wait()
+            self.images_wanted.clear()
+            try:
+                await self.boot.sync_images(region_base_urls(self.config.maas_url))
+            except (ConnectionLost, TimeoutError, RemoteError) as exc:
+                log.debug("image sync failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(IMAGE_RESYNC):
+                    await self.images_wanted.wait()
+
+    async def _boot_status(self) -> None:
+        while True:
+            for name in ("tftp", "http"):
+                self.services.set(name, *self.boot.status(name))
+            await asyncio.sleep(REPORT_INTERVAL)
 
     async def _power_changed(self) -> None:
         self.power_wanted.set()
@@ -153,6 +185,7 @@ class RackDaemon:
     async def _reconnected(self, since: float, until: float) -> None:
         self.dhcp_wanted.set()  # the model may have changed while we were alone
         self.power_wanted.set()
+        self.images_wanted.set()
         if until - since > 1 and self.links.connected_event.is_set():
             log.warning("reconnected after %.0f s without any region; services ran on their last configuration",
                         until - since)
@@ -177,9 +210,10 @@ class RackDaemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         log.info("rack %s (%s) starting; regions: %s", self.hostname, self.system_id, ", ".join(self.config.maas_url))
+        await self.boot.start()
         tasks = [asyncio.ensure_future(coro) for coro in (
             self.links.run(), self._report_services(), self._follow_dhcp(), self._ship_leases(),
-            self._follow_power())]
+            self._follow_power(), self._follow_images(), self._boot_status())]
         started = time.monotonic()
         try:
             await self.stopping.wait()
@@ -191,6 +225,7 @@ class RackDaemon:
                     await task
             await self.dhcp.stop()
             await self.power.stop()
+            await self.boot.stop()
         log.info("rack stopped after %.0f s%s", time.monotonic() - started,
                  f" ({self.stop_reason})" if self.stop_reason else "")
         return 0

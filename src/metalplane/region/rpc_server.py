@@ -22,7 +22,8 @@ from websockets.exceptions import ConnectionClosed
 from metalplane import __version__
 from metalplane.config.region import RegionConfig
 from metalplane.region.db.engine import conninfo
-from metalplane.region.services import bmcs, cluster, dhcp, leases, machines, racks, rpc
+from metalplane.region.api.metadata import metadata_url
+from metalplane.region.services import bmcs, boot, boot_resources, cluster, dhcp, leases, machines, racks, rpc
 from metalplane.rpc.client import Connection, open_connection
 from metalplane.rpc.handshake import ClientHello, HandshakeRefused, server_handshake
 from metalplane.rpc.protocol import (
@@ -64,6 +65,8 @@ class RackSession:
             "GetDhcpState": self.get_dhcp_state,
             "ReportLeases": self.report_leases,
             "GetPowerTargets": self.get_power_targets,
+            "GetBootImages": self.get_boot_images,
+            "GetBootConfig": self.get_boot_config,
             "ReportPowerStates": self.report_power_states,
         }, name=f"rack {hello.hostname} ({hello.system_id})")
 
@@ -108,6 +111,16 @@ class RackSession:
     async def report_leases(self, events: list[dict[str, Any]]) -> int:
         async with self.server.db.begin() as conn:
             return await leases.apply_events(conn, self._registered(), events)
+
+    async def get_boot_images(self) -> dict[str, Any]:
+        self._registered()
+        async with self.server.db.connect() as conn:
+            return await boot_resources.manifest(conn)
+
+    async def get_boot_config(self, mac: str, architecture: str = "amd64") -> dict[str, Any]:
+        self._registered()
+        async with self.server.db.begin() as conn:
+            return await boot.boot_config(conn, mac, architecture, metadata_url(self.server.config.maas_url))
 
     async def get_power_targets(self) -> dict[str, Any]:
         async with self.server.db.connect() as conn:
@@ -342,9 +355,10 @@ class RegionRpcServer:
             await session.peer.call("SetTargets", timeout=10, targets=targets)
 
     async def _rack_event(self, event: dict[str, Any]) -> None:
-        if event.get("kind") == "dhcp":
+        broadcast = {"dhcp": "DhcpChanged", "images": "ImagesChanged"}.get(event.get("kind", ""))
+        if broadcast:
             for session in list(self.sessions.values()):
-                self._spawn(self._notify(session, "DhcpChanged"))
+                self._spawn(self._notify(session, broadcast))
             return
         if event.get("kind") == "bmcs":
             for system_id in event.get("racks", []):

@@ -29,7 +29,7 @@ from metalplane.region.budget import compute_budget
 from metalplane.region.db import engine as db_engine
 from metalplane.region.db.migrate import upgrade
 from metalplane.region.db.tables import controller_info
-from metalplane.region.services import bmcs, cluster, controllers, rpc
+from metalplane.region.services import bmcs, cluster, commissioning, controllers, rpc
 from metalplane.region.services.defaults import ensure_defaults
 
 log = logging.getLogger("metalplane.region")
@@ -152,6 +152,8 @@ class Supervisor:
                     if await rpc.reap_stale_processes(conn):
                         await rpc.rebalance(conn, self.config.rpc_connections_per_rack,
                                             self.config.balance_threshold)
+                    for system_id in await commissioning.expire(conn):
+                        log.warning("machine %s failed commissioning: timed out", system_id)
                     # Safety net for BMC ownership (racks vanishing without a clean close).
                     if await bmcs.needs_reassignment(conn):
                         await bmcs.reassign(conn, self.config.balance_threshold)

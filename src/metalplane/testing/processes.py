@@ -15,10 +15,17 @@ import httpx
 from metalplane.config.region import RegionConfig, save_region_config
 
 
+_handed_out: set[int] = set()
+
+
 def free_port_block(count: int = 1, start: int = 20000, end: int = 60000) -> int:
-    """First port of `count` consecutive ports free on 127.0.0.1 (TCP)."""
+    """First port of `count` consecutive ports free on 127.0.0.1 (TCP and UDP) and not
+    handed out before by this process (the caller may not have bound them yet)."""
     port = start + (os.getpid() * 37) % (end - start - 200)
     while port + count < end:
+        if _handed_out & set(range(port, port + count)):
+            port += count + 1
+            continue
         socks = []
         try:
             for p in range(port, port + count):
@@ -26,6 +33,10 @@ def free_port_block(count: int = 1, start: int = 20000, end: int = 60000) -> int
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 s.bind(("127.0.0.1", p))
                 socks.append(s)
+                u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                u.bind(("127.0.0.1", p))
+                socks.append(u)
+            _handed_out.update(range(port, port + count))
             return port
         except OSError:
             port += count + 1
@@ -140,6 +151,9 @@ class RackProcess(MetalplaneProcess):
         self.hostname = hostname
         data_dir.mkdir(parents=True, exist_ok=True)
         write_secret(data_dir, secret)
+        # On this host's own network: loopback only, on free ports, never 69/5248 on real interfaces.
+        port = free_port_block(2)
+        settings = {"bind_address": "127.0.0.1", "tftp_port": port, "http_port": port + 1, **settings}
         update_rack_config(rack_config_path(data_dir),
                            {"maas_url": urls, "data_dir": str(data_dir), "hostname": hostname, **settings})
         super().__init__(["rack", "run", "--data-dir", str(data_dir)], data_dir / "rackd.log")

@@ -35,10 +35,12 @@ async def rpc_endpoints(request: Request) -> Response:
 def region_routes() -> list[BaseRoute]:
     from metalplane.region.api.handlers.boot_resources import boot_resource_routes
     from metalplane.region.api.handlers.meta import describe_route
+    from metalplane.region.api.metadata import metadata_routes
 
     return [
         describe_route(),
         *boot_resource_routes(),
         Route(HEALTH_PATH, health, methods=["GET", "HEAD"]),
         Route(RPC_PATH, rpc_endpoints, methods=["GET"]),
+        *metadata_routes(),
     ]

@@ -30,8 +30,13 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from metalplane.region.db.tables import boot_resource_chunks, boot_resource_contents, boot_resource_files
+from metalplane.region.db.tables import (
+    boot_resource_chunks,
+    boot_resource_contents,
+    boot_resource_files,
+)
 from metalplane.region.errors import ValidationFailed
+from metalplane.region.services import rpc
 
 CHUNK_SIZE = 1 << 20
 LEASE_SECONDS = 20  # a writer renews at every chunk and from the import heartbeat
@@ -254,6 +259,7 @@ class ContentWriter:
             )
             if done.rowcount != 1:
                 raise LostLease(f"{self.sha256}: lost the write lease before completing")
+            await rpc.announce_rack_event(conn, "images", "")  # racks sync their caches
 
     async def fail(self, error: str) -> None:
         """Throw away what was stored, remember why, and raise ContentError."""

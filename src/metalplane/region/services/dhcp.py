@@ -147,18 +147,16 @@ async def rack_dhcp_state(conn: AsyncConnection, rack_id: int) -> dict[str, Any]
             "subnets": out_subnets,
         })
     hostname = (await conn.execute(select(nodes.c.hostname).where(nodes.c.id == rack_id))).scalar_one()
-    return {"server_name": hostname, "vlans": out_vlans, "hosts": await known_hosts(conn),
-            "boot": await boot_settings(conn, rack_id), "problems": problems}
+    # "boot" is the rack's to fill in: its own TFTP/HTTP addresses and loaders.
+    return {"server_name": hostname, "vlans": out_vlans, "hosts": await known_hosts(conn), "problems": problems}
 
 
 async def known_hosts(conn: AsyncConnection) -> list[dict[str, Any]]:
-    """Host reservations for known machines' MACs."""
-    return []
-
-
-async def boot_settings(conn: AsyncConnection, rack_id: int) -> dict[str, Any]:
-    """Boot options for PXE and iPXE clients (the rack's own TFTP/HTTP; see the boot path)."""
-    return {"tftp_server": None, "ipxe_url": None, "loaders": {}}
+    """Host reservations for known machines' MACs: their hostname (no fixed address)."""
+    rows = await conn.execute(
+        select(interfaces.c.mac, nodes.c.hostname).join(nodes, nodes.c.id == interfaces.c.node_id)
+        .where(nodes.c.node_type == 0, interfaces.c.mac.isnot(None)).order_by(interfaces.c.mac))
+    return [{"mac": r.mac, "hostname": r.hostname, "ip": None} for r in rows]
 
 
 async def announce_change(conn: AsyncConnection) -> None:

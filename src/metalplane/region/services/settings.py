@@ -72,6 +72,8 @@ SETTINGS: dict[str, Setting] = {
     "dhcp_lease_time": Setting(_seconds, 600, "DHCP lease time in seconds."),
     "power_poll_interval": Setting(_seconds, 300, "Seconds between background power queries of each machine."),
     "power_max_concurrency": Setting(_concurrency, 16, "Power calls a rack runs at once (all BMCs together)."),
+    "commissioning_timeout": Setting(_seconds, 1800,
+                                     "Seconds a commissioning machine has to report back before it fails."),
 }
 
 

@@ -9,6 +9,7 @@ def all_handlers() -> list[Handler]:
     from metalplane.region.api.handlers import (
         account,
         boot_resources,
+        commissioning_scripts,
         controllers,
         fabrics,
         ipranges,
@@ -37,4 +38,5 @@ def all_handlers() -> list[Handler]:
         zones.zones, zones.zone,
         boot_resources.boot_resources, boot_resources.boot_resource,
         machines.machines_h, machines.machine_h,
+        commissioning_scripts.scripts, commissioning_scripts.script,
     ]

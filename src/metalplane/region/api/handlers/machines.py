@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from metalplane.rack.power import schema
@@ -9,7 +10,7 @@ from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
 from metalplane.region.errors import BadRequest
-from metalplane.region.services import bmcs, machines, power
+from metalplane.region.services import bmcs, commissioning, dhcp, machines, power, settings
 
 machines_h = Handler("MachinesHandler", "machines/", "Manage the collection of all the machines in the MAAS.")
 machine_h = Handler("MachineHandler", "machines/{system_id}/", "Manage an individual machine.")
@@ -34,7 +35,9 @@ async def render_machines(conn, rows: list[dict[str, Any]]) -> list[dict[str, An
 
 
 async def reassign(ctx: Ctx, conn) -> None:
+    """After machines change: BMC owners, and DHCP host reservations."""
     await bmcs.reassign(conn, ctx.app_state.config.balance_threshold)
+    await dhcp.announce_change(conn)
 
 
 @machines_h.read
@@ -195,3 +198,37 @@ async def query_power_state(ctx: Ctx) -> dict:
     """Query the power state of a machine from its BMC."""
     result = await _power(ctx, "query")
     return {"state": result["state"]}
+
+
+@machine_h.action("POST", "commission")
+async def commission(ctx: Ctx) -> dict:
+    """Begin commissioning: the machine is powered on through its BMC, boots the
+    ephemeral image over the network, reports its hardware and goes Ready (or
+    Failed commissioning, with the scripts' output kept).
+
+    :param timeout: Seconds to wait for the machine to report (default: the
+        commissioning_timeout setting).
+    :type timeout: integer
+    """
+    system_id = ctx.path["system_id"]
+    async with ctx.tx() as conn:
+        default = await settings.get_setting(conn, "commissioning_timeout")
+        seconds = ctx.params.int("timeout", default, min_value=10, max_value=7 * 86400)
+        machine = await commissioning.start(conn, system_id, timedelta(seconds=seconds))
+    if machine["bmc_id"] is not None:
+        try:
+            state = (await _power(ctx, "query"))["state"]
+            await _power(ctx, "cycle" if state == "on" else "on")
+        except power.PowerFailed as exc:
+            async with ctx.tx() as conn:
+                await commissioning.fail(conn, machine["id"], f"Powering the machine on failed: {exc.body}")
+            raise
+    return await read_machine(ctx)
+
+
+@machine_h.action("GET", "commissioning_results")
+async def commissioning_results(ctx: Ctx) -> list:
+    """The output and exit status of each commissioning script of the last run."""
+    async with ctx.tx() as conn:
+        machine = await machines.get_machine(conn, ctx.path["system_id"])
+        return await commissioning.results_of(conn, machine["id"])

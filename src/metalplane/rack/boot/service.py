@@ -1,0 +1,132 @@
+"""`BootService`: the rack's TFTP and HTTP boot serving, and its image cache.
+
+    boot = BootService(data_dir, config, call)     # call: the region RPC (RegionLinks.call)
+    await boot.start()
+    await boot.sync_images(base_urls)              # after (re)connecting, and on change
+    boot.dhcp_boot(address)                        # the "boot" part of the DHCP state
+    boot.status("tftp"), boot.status("http")
+
+Per-machine configs ask the region what the machine should boot (`GetBootConfig`);
+identical concurrent requests (a boot storm retrying) are merged and answers kept
+a few seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from metalplane.rack.boot import configs
+from metalplane.rack.boot.loaders import copy_loaders, dhcp_loaders
+from metalplane.rack.http import RackHttpService, Request, Response
+from metalplane.rack.tftp import RequestCoalescer, Routes, StaticRoot, TftpServer, chain
+from metalplane.rack.tftp.sources import GRUB_MAC, PXELINUX_MAC, normalise_mac
+
+log = logging.getLogger("metalplane.rack.boot")
+ANSWER_TTL = 5.0
+IPXE_MAC = re.compile(r"ipxe\.cfg-([0-9a-f]{2}(?:-[0-9a-f]{2}){5})", re.I)
+
+Call = Callable[..., Awaitable[Any]]
+
+
+class BootService:
+    def __init__(self, data_dir: Path, bind_address: str, tftp_port: int, http_port: int, call: Call):
+        self.bind_address = bind_address
+        self.tftp_port = tftp_port
+        self.http_port = http_port
+        self.call = call
+        self.loader_dir = data_dir / "boot"
+        self.loaders: list[str] = []
+        self.http = RackHttpService(data_dir / "images", host=bind_address, port=http_port)
+        self.answers: RequestCoalescer[str, dict[str, Any]] = RequestCoalescer(self._ask, ttl=ANSWER_TTL)
+        routes = Routes(ttl=ANSWER_TTL)
+        routes.add(PXELINUX_MAC, self._pxelinux)
+        routes.add(GRUB_MAC, self._grub)
+        self.tftp = TftpServer(chain(routes, StaticRoot(self.loader_dir), self._image))
+        self.errors: dict[str, str] = {}
+
+    async def start(self) -> None:
+        self.loaders = copy_loaders(self.loader_dir)
+        for name, start in (("http", self._start_http), ("tftp", self._start_tftp)):
+            try:
+                await start()
+            except OSError as exc:
+                self.errors[name] = f"cannot listen on {self.bind_address}: {exc}"
+                log.error("%s service: %s", name, self.errors[name])
+
+    async def _start_http(self) -> None:
+        await self.http.start()
+        self.http.add_dynamic("/ipxe.cfg", self._ipxe)
+
+    async def _start_tftp(self) -> None:
+        await self.tftp.start(self.bind_address, self.tftp_port)
+
+    async def stop(self) -> None:
+        self.tftp.close()
+        await self.http.stop()
+
+    async def sync_images(self, base_urls: list[str]) -> None:
+        manifest = await self.call("GetBootImages", timeout=30)
+        result = await self.http.apply_manifest(manifest, base_urls)
+        log.info("image cache: %s", result)
+
+    def dhcp_boot(self, address: str | None) -> dict[str, Any]:
+        """Where DHCP sends PXE and iPXE clients: this rack's address on the VLAN."""
+        if address is None or self.errors:
+            return {"tftp_server": None, "ipxe_url": None, "loaders": {}}
+        return {
+            "tftp_server": address,
+            "ipxe_url": f"http://{address}:{self.http_port}/ipxe.cfg",
+            "loaders": dhcp_loaders(self.loaders),
+        }
+
+    def status(self, name: str) -> tuple[str, str]:
+        if name in self.errors:
+            return "dead", self.errors[name]
+        if name == "http":
+            return self.http.status()
+        return "running", f"{len(self.loaders)} boot loaders; port {self.tftp_port}"
+
+    # -- what machines ask for -----------------------------------------------------------
+
+    async def _ask(self, mac: str) -> dict[str, Any]:
+        answer = await self.call("GetBootConfig", timeout=20, mac=mac, architecture="amd64")
+        if answer.get("problem"):
+            log.warning("boot config for %s: %s", mac, answer["problem"])
+        return answer
+
+    async def _answer(self, mac: str) -> dict[str, Any]:
+        try:
+            return await self.answers.get(normalise_mac(mac))
+        except Exception as exc:  # no region: boot from disk rather than hang the machine
+            log.warning("no boot config for %s (%s): local boot", mac, exc)
+            return {"purpose": "local"}
+
+    async def _ipxe(self, request: Request) -> Response:
+        base = f"http://{request.local[0]}:{self.http_port}/"
+        match = IPXE_MAC.fullmatch(request.path.lstrip("/"))
+        if request.path.rstrip("/") == "/ipxe.cfg":
+            return Response(body=configs.ipxe_chain(base).encode())
+        if match is None:
+            return Response(status=404, body=b"not found\n")
+        answer = await self._answer(match.group(1))
+        return Response(body=configs.ipxe_script(answer, base).encode())
+
+    async def _pxelinux(self, match: re.Match, client: tuple) -> bytes:
+        return configs.pxelinux_config(await self._answer(match.group("mac"))).encode()
+
+    async def _grub(self, match: re.Match, client: tuple) -> bytes:
+        return configs.grub_config(await self._answer(match.group("mac"))).encode()
+
+    async def _image(self, path: str, client: tuple) -> str | None:
+        """TFTP access to cached images by sha256 (pxelinux and GRUB load kernels this way)."""
+        path = path.lstrip("/")
+        if not path.startswith(configs.IMAGE_PATH):
+            return None
+        sha = path[len(configs.IMAGE_PATH):]
+        if sha not in self.http.cache.complete():
+            return None  # never a file that is not verified complete
+        return str(self.http.cache.path_of(sha))

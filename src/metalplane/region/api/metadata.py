@@ -1,0 +1,114 @@
+"""The metadata API the ephemeral image talks to (contract: docs/boot.md).
+
+Enlistment is anonymous, as in MAAS; commissioning calls carry the machine's
+token (`Authorization: Token ...`). Errors are 4xx with a plain-text reason,
+which the image does not retry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from metalplane.region.errors import ApiError
+from metalplane.region.services import commissioning, dhcp
+
+log = logging.getLogger("metalplane.region.metadata")
+PREFIX = "/MAAS/metadata/"
+
+
+def metadata_url(maas_url: str) -> str:
+    return maas_url.rstrip("/") + "/metadata/"
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError:
+        raise _Problem(400, "The body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise _Problem(400, "Expected a JSON object.")
+    return body
+
+
+class _Problem(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+async def _machine(request: Request, conn) -> dict[str, Any]:
+    header = request.headers.get("authorization", "")
+    token = header[len("Token "):].strip() if header.startswith("Token ") else ""
+    machine = await commissioning.node_for_token(conn, token) if token else None
+    if machine is None:
+        raise _Problem(401, "Unknown or missing machine token.")
+    return machine
+
+
+def _endpoint(work):
+    async def endpoint(request: Request) -> Response:
+        try:
+            async with request.app.state.db.begin() as conn:
+                return await work(request, conn)
+        except _Problem as exc:
+            return PlainTextResponse(str(exc), status_code=exc.status)
+        except ApiError as exc:
+            text = exc.body if isinstance(exc.body, str) else json.dumps(exc.body)
+            return PlainTextResponse(text, status_code=exc.status)
+
+    return endpoint
+
+
+async def enlist(request: Request, conn) -> Response:
+    machine = await commissioning.enlist(conn, await _json(request))
+    await dhcp.announce_change(conn)  # its MAC gets a host reservation
+    log.info("machine %s enlisted (%s)", machine["system_id"], machine["hostname"])
+    return JSONResponse({"system_id": machine["system_id"], "hostname": machine["hostname"]})
+
+
+async def facts(request: Request, conn) -> Response:
+    await commissioning.store_facts(conn, await _machine(request, conn), await _json(request))
+    return PlainTextResponse("OK")
+
+
+async def scripts(request: Request, conn) -> Response:
+    await _machine(request, conn)
+    return PlainTextResponse("".join(f"{name}\n" for name in await commissioning.list_scripts(conn)))
+
+
+async def script(request: Request, conn) -> Response:
+    machine = await _machine(request, conn)
+    name = request.path_params["name"]
+    if request.method == "GET":
+        return PlainTextResponse(await commissioning.get_script(conn, name))
+    try:
+        exit_status = int(request.query_params.get("exit_status", ""))
+    except ValueError:
+        exit_status = None
+    await commissioning.store_script(conn, machine, name, exit_status, await request.body())
+    return PlainTextResponse("OK")
+
+
+async def done(request: Request, conn) -> Response:
+    machine = await _machine(request, conn)
+    body = await _json(request)
+    failed = [str(n) for n in body.get("failed_scripts") or []]
+    await commissioning.finish(conn, machine, str(body.get("result", "failed")), failed)
+    log.info("machine %s finished commissioning: %s", machine["system_id"], body.get("result"))
+    return PlainTextResponse("OK")
+
+
+def metadata_routes() -> list[BaseRoute]:
+    return [
+        Route(PREFIX + "enlist", _endpoint(enlist), methods=["POST"]),
+        Route(PREFIX + "commission/facts", _endpoint(facts), methods=["POST"]),
+        Route(PREFIX + "commission/scripts", _endpoint(scripts), methods=["GET"]),
+        Route(PREFIX + "commission/scripts/{name}", _endpoint(script), methods=["GET", "POST"]),
+        Route(PREFIX + "commission/done", _endpoint(done), methods=["POST"]),
+    ]

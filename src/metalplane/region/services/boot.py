@@ -1,0 +1,57 @@
+"""What a PXE-booting machine should boot: the region's answer to the rack.
+
+Unknown MAC -> enlist (ephemeral image); commissioning -> ephemeral image with
+its metadata token; anything else -> its local disk.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from metalplane.region.services import boot_resources, commissioning, machines
+
+ENLIST, COMMISSION, LOCAL = "enlist", "commission", "local"
+
+
+def purpose_for(status: int | None) -> str:
+    if status is None:
+        return ENLIST
+    if status == machines.COMMISSIONING:
+        return COMMISSION
+    return LOCAL
+
+
+def pick_image(manifest: dict[str, Any], architecture: str) -> dict[str, Any] | None:
+    """The newest ephemeral image for this architecture ("amd64" or "amd64/generic")."""
+    arch = architecture.split("/")[0] or "amd64"
+    found = [i for i in manifest.get("images", []) if i["architecture"] == arch
+             and i["name"].startswith("ephemeral/") and {"boot-kernel", "boot-initrd"} <= set(i["files"])]
+    return max(found, key=lambda i: i["version"]) if found else None
+
+
+def kernel_params(purpose: str, metadata_url: str, token: str | None, mac: str) -> str:
+    params = ["console=tty0", "console=ttyS0,115200", f"mp_mode={purpose}", f"metadata_url={metadata_url}",
+              "mp_after=poweroff", "BOOTIF=01-" + mac.replace(":", "-")]
+    if token:
+        params.append(f"token={token}")
+    return " ".join(params)
+
+
+async def boot_config(conn: AsyncConnection, mac: str, architecture: str, metadata_url: str) -> dict[str, Any]:
+    mac = machines.normalise_mac(mac)
+    machine = await commissioning.machine_by_mac(conn, mac)
+    purpose = purpose_for(machine["status"] if machine else None)
+    if purpose == LOCAL:
+        return {"purpose": LOCAL}
+    image = pick_image(await boot_resources.manifest(conn), machine["architecture"] if machine else architecture)
+    if image is None:
+        return {"purpose": LOCAL, "problem": "no ephemeral image is imported; see `metalplane images build-ephemeral`"}
+    token = await commissioning.token_for(conn, machine["id"]) if purpose == COMMISSION else None
+    return {
+        "purpose": purpose,
+        "kernel": image["files"]["boot-kernel"]["sha256"],
+        "initrd": image["files"]["boot-initrd"]["sha256"],
+        "params": kernel_params(purpose, metadata_url, token, mac),
+    }

@@ -1,0 +1,181 @@
+"""Enlistment and commissioning: what the ephemeral image reports, and the machine's states.
+
+The image's side of the conversation is documented in docs/boot.md ("Ephemeral
+image ↔ metadata API contract"); this module is the region's side.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from metalplane.region.db.tables import config, interfaces, node_tokens, nodes, script_results
+from metalplane.region.errors import BadRequest, NotFound, ValidationFailed
+from metalplane.region.services import machines
+from metalplane.region.services.controllers import MACHINE
+
+SCRIPT_PREFIX = "commissioning_script:"
+MAX_OUTPUT = 4 * 1024 * 1024
+
+
+def memory_mib(facts: dict[str, Any]) -> int:
+    """Installed memory: the physical size the image measured when it could, else MemTotal."""
+    for key in ("memory_physical_mib", "memory_mib"):
+        value = facts.get(key)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 0
+
+
+def finished_status(result: str, failed_scripts: list[str]) -> tuple[int, str]:
+    """READY, or FAILED_COMMISSIONING with the reason MAAS would show."""
+    if result == "ok" and not failed_scripts:
+        return machines.READY, ""
+    names = ", ".join(failed_scripts) if failed_scripts else "the commissioning environment"
+    return machines.FAILED_COMMISSIONING, f"Commissioning failed: {names} reported an error."
+
+
+async def machine_by_mac(conn: AsyncConnection, mac: str) -> dict[str, Any] | None:
+    row = (await conn.execute(
+        select(nodes.c.system_id).join(interfaces, interfaces.c.node_id == nodes.c.id)
+        .where(interfaces.c.mac == machines.normalise_mac(mac), nodes.c.node_type == MACHINE)
+    )).first()
+    return await machines.get_machine(conn, row.system_id) if row else None
+
+
+async def token_for(conn: AsyncConnection, node_id: int) -> str:
+    existing = (await conn.execute(select(node_tokens.c.token).where(node_tokens.c.node_id == node_id))).scalar()
+    if existing:
+        return existing
+    token = secrets.token_urlsafe(24)
+    await conn.execute(insert(node_tokens).values(node_id=node_id, token=token))
+    return token
+
+
+async def node_for_token(conn: AsyncConnection, token: str) -> dict[str, Any] | None:
+    row = (await conn.execute(
+        select(nodes.c.system_id).join(node_tokens, node_tokens.c.node_id == nodes.c.id)
+        .where(node_tokens.c.token == token)
+    )).first()
+    return await machines.get_machine(conn, row.system_id) if row else None
+
+
+async def enlist(conn: AsyncConnection, report: dict[str, Any]) -> dict[str, Any]:
+    """An unknown machine booted: record it as New (or refresh a known one)."""
+    macs = [machines.normalise_mac(m) for m in report.get("mac_addresses") or [] if m]
+    if not macs:
+        raise ValidationFailed.field("mac_addresses", "An enlisting machine must report at least one MAC address.")
+    for mac in macs:
+        known = await machine_by_mac(conn, mac)
+        if known is not None:
+            await conn.execute(update(nodes).where(nodes.c.id == known["id"]).values(
+                architecture=report.get("architecture") or known["architecture"],
+                boot_method=report.get("boot_method") or known["boot_method"], updated=func.now()))
+            return await machines.get_machine(conn, known["system_id"])
+    return await machines.create_machine(conn, {
+        "mac_addresses": macs, "architecture": report.get("architecture") or "amd64/generic",
+        "boot_method": report.get("boot_method"), "power_type": "manual", "status": machines.NEW,
+    })
+
+
+async def start(conn: AsyncConnection, system_id: str, timeout: timedelta) -> dict[str, Any]:
+    """Into Commissioning: a fresh token and results, and a deadline."""
+    machine = await machines.get_machine(conn, system_id, lock=True)
+    if machine["status"] == machines.COMMISSIONING:
+        raise BadRequest(f"Machine {machine['hostname']} is already commissioning.")
+    await conn.execute(delete(script_results).where(script_results.c.node_id == machine["id"]))
+    await conn.execute(delete(node_tokens).where(node_tokens.c.node_id == machine["id"]))
+    await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(
+        status=machines.COMMISSIONING, status_expires=datetime.now(timezone.utc) + timeout,
+        error_description="", updated=func.now()))
+    await token_for(conn, machine["id"])
+    return await machines.get_machine(conn, system_id)
+
+
+async def fail(conn: AsyncConnection, node_id: int, message: str) -> None:
+    await conn.execute(update(nodes).where(nodes.c.id == node_id).values(
+        status=machines.FAILED_COMMISSIONING, status_expires=None, error_description=message, updated=func.now()))
+
+
+async def store_facts(conn: AsyncConnection, machine: dict[str, Any], facts: dict[str, Any]) -> None:
+    _require_commissioning(machine)
+    cpu_count = facts.get("cpu_count")
+    if not isinstance(cpu_count, int) or cpu_count < 1:
+        raise ValidationFailed.field("cpu_count", "Expected a positive integer.")
+    await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(
+        cpu_count=cpu_count, memory=memory_mib(facts),
+        architecture=facts.get("architecture") or machine["architecture"],
+        boot_method=facts.get("boot_method") or machine["boot_method"],
+        hardware={k: facts.get(k) for k in ("cpu_model", "disks", "interfaces", "firmware", "kernel", "image",
+                                            "memory_mib", "memory_physical_mib")},
+        updated=func.now()))
+
+
+async def store_script(conn: AsyncConnection, machine: dict[str, Any], name: str, exit_status: int | None,
+                       output: bytes) -> None:
+    _require_commissioning(machine)
+    await conn.execute(insert(script_results).values(
+        node_id=machine["id"], name=name, exit_status=exit_status,
+        output=output[:MAX_OUTPUT].decode("utf-8", errors="replace")))
+
+
+async def finish(conn: AsyncConnection, machine: dict[str, Any], result: str, failed: list[str]) -> None:
+    _require_commissioning(machine)
+    status, message = finished_status(result, failed)
+    await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(
+        status=status, status_expires=None, error_description=message, updated=func.now()))
+
+
+def _require_commissioning(machine: dict[str, Any]) -> None:
+    if machine["status"] != machines.COMMISSIONING:
+        raise BadRequest(f"Machine {machine['hostname']} is not commissioning.")
+
+
+async def expire(conn: AsyncConnection) -> list[str]:
+    """Machines past their commissioning deadline: Failed commissioning (timed out)."""
+    rows = await conn.execute(
+        update(nodes).where(nodes.c.status == machines.COMMISSIONING, nodes.c.status_expires < func.now())
+        .values(status=machines.FAILED_COMMISSIONING, status_expires=None,
+                error_description="Commissioning timed out: the machine did not report back in time.")
+        .returning(nodes.c.system_id))
+    return [r.system_id for r in rows]
+
+
+async def results_of(conn: AsyncConnection, node_id: int) -> list[dict[str, Any]]:
+    rows = await conn.execute(select(script_results).where(script_results.c.node_id == node_id)
+                              .order_by(script_results.c.id))
+    return [{"name": r.name, "exit_status": r.exit_status, "output": r.output,
+             "created": r.created.isoformat()} for r in rows]
+
+
+# -- commissioning scripts the operator adds (MAAS 2.0's commissioning-scripts) ------------
+
+
+async def list_scripts(conn: AsyncConnection) -> dict[str, str]:
+    rows = await conn.execute(select(config).where(config.c.name.startswith(SCRIPT_PREFIX)).order_by(config.c.name))
+    return {r.name[len(SCRIPT_PREFIX):]: r.value for r in rows}
+
+
+async def get_script(conn: AsyncConnection, name: str) -> str:
+    found = (await list_scripts(conn)).get(name)
+    if found is None:
+        raise NotFound("No CommissioningScript matches the given query.")
+    return found
+
+
+async def put_script(conn: AsyncConnection, name: str, content: str) -> None:
+    if not name or not all(c.isalnum() or c in "._+-" for c in name):
+        raise ValidationFailed.field("name", "Use letters, digits and . _ + - only.")
+    await conn.execute(pg_insert(config).values(name=SCRIPT_PREFIX + name, value=content)
+                       .on_conflict_do_update(index_elements=["name"], set_={"value": content}))
+
+
+async def delete_script(conn: AsyncConnection, name: str) -> None:
+    result = await conn.execute(delete(config).where(config.c.name == SCRIPT_PREFIX + name))
+    if result.rowcount == 0:
+        raise NotFound("No CommissioningScript matches the given query.")
