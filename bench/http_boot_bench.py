@@ -1,6 +1,6 @@
 """HTTP boot assets: metalplane's rack HTTP server against nginx on the same files, in one run.
 
-    .venv/bin/python bench/http_boot_bench.py [--duration 6] [--rounds 2] [--write docs/benchmarks.md]
+    .venv/bin/python bench/http_boot_bench.py [--duration 4] [--rounds 5] [--with-starlette] [--write docs/benchmarks.md]
 
 The files: a kernel-sized (8 MB) and an initrd-sized (40 MB) file of random bytes, put
 into a real image cache by `ImageCache.sync` from a fake region. Servers, each its own
@@ -16,12 +16,15 @@ Load, for C = 1, 50, 200 concurrent clients (keep-alive connections):
 
 1. wrk (C, 2 threads; 1 for C = 1; --timeout 60s) for `--duration` seconds; each
    thread's requests alternate kernel and initrd. MB/s counts every byte read (also of
-   transfers cut by the end of the time box), req/s completed requests. Best of the rounds;
-   servers take turns, the first one rotating.
-2. Boot storm (asyncio + uvloop client in this process): C machines start at once, each
+   transfers cut by the end of the time box), req/s completed requests. Medians over the
+   rounds (every round's value is listed); servers take turns, the first one rotating.
+2. Boot storm (asyncio + uvloop client in this process; metalplane and nginx only): C machines start at once, each
    fetches kernel then initrd on one connection and reads to the end; the wall time until
    the last machine is done. MB/s = boots x 48 MB / that time. (A lone machine boots 10
    times in a row, else the cell lasts ~50 ms.)
+
+`--with-starlette` adds, for the sustained-load table only, uvicorn (uvloop, httptools) with
+a Starlette `FileResponse` on the same tree: the obvious Python alternative.
 
 Server CPU is utime + stime of the server's processes (nginx master and workers,
 metalplane parent and workers) over the cell, per GB sent.
@@ -39,6 +42,7 @@ import re
 import select
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,6 +63,7 @@ BOOT_BYTES = KERNEL_SIZE + INITRD_SIZE
 PATHS = ("/images/ephemeral/bookworm/amd64/generic/20261123/boot-kernel",
          "/images/ephemeral/bookworm/amd64/generic/20261123/boot-initrd")
 CONCURRENCY = (1, 50, 200)
+STORM_SERVERS = ("metalplane", "nginx")
 TICK = os.sysconf("SC_CLK_TCK")
 
 WRK_SCRIPT = """
@@ -136,6 +141,18 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+
+STARLETTE_APP = """
+import os
+from starlette.applications import Starlette
+from starlette.responses import FileResponse
+from starlette.routing import Route
+TREE = os.environ["MP_BENCH_TREE"]
+async def serve(request):
+    return FileResponse(os.path.join(TREE, request.url.path.lstrip("/")))
+app = Starlette(routes=[Route("/images/{rest:path}", serve)])
+"""
 
 
 def descendants(pid: int) -> list[int]:
@@ -286,9 +303,32 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "n/a"
 
 
-def report(cells: dict[tuple, Cell], args, started: str, load: tuple[str, str], wall: float) -> str:
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def report(runs: dict[tuple, list[Cell]], args, started: str, load: tuple[str, str], wall: float) -> str:
     cpu, system = machine()
-    get = cells.get
+    starlette = any(key[2] == "starlette" for key in runs)
+
+    def med(load_: str, n: int, server: str, attr: str = "mbps") -> float | None:
+        cells = runs.get((load_, n, server))
+        if not cells:
+            return None
+        return median([getattr(c, attr) or 0.0 for c in cells])
+
+    def paired(load_: str, n: int, a: str = "metalplane", b: str = "nginx") -> float | None:
+        """Median over rounds of a/b, each round's two cells measured back to back."""
+        xs, ys = runs.get((load_, n, a), []), runs.get((load_, n, b), [])
+        ratios = [x.mbps / y.mbps for x, y in zip(xs, ys) if y.mbps]
+        return median(ratios) if ratios else None
+
+    def fmt(value: float | None, spec: str = ",.0f") -> str:
+        return "n/a" if value is None else format(value, spec)
+
+    def errors(load_: str, n: int, server: str) -> int:
+        return sum(c.errors for c in runs.get((load_, n, server), []))
+
     lines = [
         "## HTTP boot assets",
         "",
@@ -299,68 +339,97 @@ def report(cells: dict[tuple, Cell], args, started: str, load: tuple[str, str], 
         "access_log off). Everything on 127.0.0.1; servers and clients share the same CPUs.",
         "",
         f"- command: `cd /work/main && .venv/bin/python bench/http_boot_bench.py --duration {args.duration:g} "
-        f"--rounds {args.rounds} --write docs/benchmarks.md`",
+        f"--rounds {args.rounds}{' --with-starlette' if starlette else ''} --write docs/benchmarks.md`",
         f"- machine: {cpu}; {system}",
         f"- nginx: {version(['nginx', '-v'])}; wrk: {version(['wrk', '-v'])}",
         f"- date: {started}; bench wall time {wall:.0f} s; load average before/after: {load[0]} / {load[1]}",
         "- metalplane = one process (what the rack daemon runs in-process); `mp 2w` = `--workers 2`;",
         "  nginx = `worker_processes auto` (2 here); `nginx 1w` = `worker_processes 1`.",
-        "  Ratio = metalplane / nginx (auto). MB = 10^6 bytes.",
+        f"- {args.rounds} rounds; in each, every server gets the same cell back to back (the first one",
+        "  rotating). Values are medians over the rounds; ratio = median over rounds of metalplane / nginx",
+        "  (auto) measured in the same round. MB = 10^6 bytes.",
         "",
-        f"### Sustained load (wrk, keep-alive, kernel and initrd alternating; {args.duration:g} s per cell, "
-        f"best of {args.rounds})",
+        f"### Sustained load (wrk, keep-alive, kernel and initrd alternating; {args.duration:g} s per cell)",
         "",
         "| clients | metalplane MB/s | nginx MB/s | ratio | metalplane req/s | nginx req/s | mp 2w MB/s | "
-        "mp 2w ratio | nginx 1w MB/s | server CPU ms/GB mp / nginx | errors mp / nginx |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "mp 2w ratio | nginx 1w MB/s | server CPU ms/GB mp / nginx | errors mp / nginx |"
+        + (" starlette MB/s | starlette CPU ms/GB |" if starlette else ""),
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        + (" ---: | ---: |" if starlette else ""),
     ]
-    ratios = []
+    ratios: list[tuple[str, int, float]] = []
     for n in CONCURRENCY:
-        mp, ng, mp2, ng1 = (get(("wrk", n, s)) for s in ("metalplane", "nginx", "mp-2w", "nginx-1w"))
-        if not (mp and ng):
+        if not runs.get(("wrk", n, "metalplane")):
             continue
-        ratios.append((n, mp.mbps / ng.mbps if ng.mbps else 0))
+        r = paired("wrk", n)
+        if r is not None:
+            ratios.append(("wrk", n, r))
         lines.append(
-            f"| {n} | {mp.mbps:,.0f} | {ng.mbps:,.0f} | {ratio(mp.mbps, ng.mbps)} | {mp.rps:.1f} | {ng.rps:.1f} | "
-            f"{mp2.mbps if mp2 else 0:,.0f} | {ratio(mp2.mbps, ng.mbps) if mp2 else 'n/a'} | "
-            f"{ng1.mbps if ng1 else 0:,.0f} | {mp.cpu_ms_per_gb or 0:.0f} / {ng.cpu_ms_per_gb or 0:.0f} | "
-            f"{mp.errors} / {ng.errors} |")
+            f"| {n} | {fmt(med('wrk', n, 'metalplane'))} | {fmt(med('wrk', n, 'nginx'))} | {fmt(r, '.2f')} | "
+            f"{fmt(med('wrk', n, 'metalplane', 'rps'), '.1f')} | {fmt(med('wrk', n, 'nginx', 'rps'), '.1f')} | "
+            f"{fmt(med('wrk', n, 'mp-2w'))} | {fmt(paired('wrk', n, 'mp-2w'), '.2f')} | "
+            f"{fmt(med('wrk', n, 'nginx-1w'))} | {fmt(med('wrk', n, 'metalplane', 'cpu_ms_per_gb'))} / "
+            f"{fmt(med('wrk', n, 'nginx', 'cpu_ms_per_gb'))} | {errors('wrk', n, 'metalplane')} / "
+            f"{errors('wrk', n, 'nginx')} |"
+            + (f" {fmt(med('wrk', n, 'starlette'))} | {fmt(med('wrk', n, 'starlette', 'cpu_ms_per_gb'))} |"
+               if starlette else ""))
     lines += [
         "",
         "### Boot storm (C machines at once, each kernel then initrd on one connection, asyncio client; "
         "1 machine: 10 boots in a row)",
         "",
         "| machines | metalplane s | nginx s | metalplane MB/s | nginx MB/s | ratio | metalplane boots/s | "
-        "nginx boots/s | mp 2w MB/s | nginx 1w MB/s | errors mp / nginx |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "nginx boots/s | server CPU ms/GB mp / nginx | errors mp / nginx |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    storm_ratios = []
     for n in CONCURRENCY:
-        mp, ng, mp2, ng1 = (get(("storm", n, s)) for s in ("metalplane", "nginx", "mp-2w", "nginx-1w"))
-        if not (mp and ng):
+        if not runs.get(("storm", n, "metalplane")):
             continue
-        storm_ratios.append((n, mp.mbps / ng.mbps if ng.mbps else 0))
+        r = paired("storm", n)
+        if r is not None:
+            ratios.append(("storm", n, r))
         lines.append(
-            f"| {n} | {mp.seconds:.2f} | {ng.seconds:.2f} | {mp.mbps:,.0f} | {ng.mbps:,.0f} | "
-            f"{ratio(mp.mbps, ng.mbps)} | {mp.rps:.1f} | {ng.rps:.1f} | {mp2.mbps if mp2 else 0:,.0f} | "
-            f"{ng1.mbps if ng1 else 0:,.0f} | {mp.errors} / {ng.errors} |")
-    all_ratios = [r for _, r in ratios + storm_ratios]
+            f"| {n} | {fmt(med('storm', n, 'metalplane', 'seconds'), '.2f')} | "
+            f"{fmt(med('storm', n, 'nginx', 'seconds'), '.2f')} | {fmt(med('storm', n, 'metalplane'))} | "
+            f"{fmt(med('storm', n, 'nginx'))} | {fmt(r, '.2f')} | {fmt(med('storm', n, 'metalplane', 'rps'), '.1f')} | "
+            f"{fmt(med('storm', n, 'nginx', 'rps'), '.1f')} | {fmt(med('storm', n, 'metalplane', 'cpu_ms_per_gb'))} / "
+            f"{fmt(med('storm', n, 'nginx', 'cpu_ms_per_gb'))} | {errors('storm', n, 'metalplane')} / "
+            f"{errors('storm', n, 'nginx')} |")
+    values = [r for _, _, r in ratios]
     lines += [
         "",
         "### Summary and notes",
         "",
-        f"- metalplane/nginx throughput ratio: {min(all_ratios):.2f} to {max(all_ratios):.2f} over "
-        f"{len(all_ratios)} cells (wrk: {', '.join(f'{n}: {r:.2f}' for n, r in ratios)}; "
-        f"storm: {', '.join(f'{n}: {r:.2f}' for n, r in storm_ratios)}).",
+        f"- metalplane/nginx throughput ratio (median of paired rounds): {min(values):.2f} to {max(values):.2f} "
+        f"over {len(values)} cells ({'; '.join(f'{ld} {n}: {r:.2f}' for ld, n, r in ratios)}).",
         "- Both servers hand the bytes to the kernel with sendfile, so on loopback the cost is the kernel's",
-        "  copy into the receiving socket and the clients' reads, shared by the same 2 CPUs: the server's",
-        "  own work per request (parse, open, fstat against the cache's fingerprint, one header write) is",
-        "  small next to 8-40 MB of body. Ratios move by tens of percent from run to run on a shared",
-        "  machine (see the load average); compare within a run.",
+        "  copy into the receiving socket and the clients' reads, on the same 2 CPUs: the server's own",
+        "  work per request (parse, open, fstat against the cache's fingerprint, one header write) is",
+        "  small next to 8-40 MB of body. Server CPU per GB counts the sender's side of loopback TCP too.",
+        "- The machine is shared with other work (see the load average), which moves single cells by a",
+        "  factor of 2 or more (every round's value is listed below); hence medians and paired ratios.",
+    ]
+    if starlette:
+        lines += [
+            "- The Starlette column is uvicorn + `FileResponse`, the obvious Python alternative: without",
+            "  the ASGI pathsend extension (uvicorn has none) it reads the file in 64 KB chunks in a thread",
+            "  and writes them through the event loop, so every byte is copied through Python.",
+        ]
+    lines += [
         "- Every server's bytes are checked (sha256 of both files) before it is measured. wrk counts",
         "  bytes of transfers cut at the end of the time box, so MB/s is the measure there; with 200",
         "  clients few of the 48 MB pairs complete within a cell, which is what the boot storm measures.",
+        "",
+        "Every round (MB/s, in round order):",
+        "",
     ]
+    for load_ in ("wrk", "storm"):
+        for n in CONCURRENCY:
+            parts = [f"{name} " + "/".join(f"{c.mbps:.0f}" for c in runs[(load_, n, name)])
+                     for name in ("metalplane", "nginx", "mp-2w", "nginx-1w", "starlette")
+                     if runs.get((load_, n, name))]
+            if parts:
+                lines.append(f"- {load_} {n}: " + "; ".join(parts))
     return "\n".join(lines) + "\n"
 
 
@@ -398,9 +467,12 @@ async def build_cache(cache_dir: Path) -> dict[str, str]:
 def main() -> int:
     global CONCURRENCY
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=int, default=6, help="seconds of wrk load per server per cell")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds; the best of each cell is reported")
+    parser.add_argument("--duration", type=int, default=4, help="seconds of wrk load per server per cell")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="rounds; medians are reported, and every round's value")
     parser.add_argument("--quick", action="store_true", help="1 and 50 clients only")
+    parser.add_argument("--with-starlette", action="store_true",
+                        help="also uvicorn + Starlette FileResponse (sustained load only)")
     parser.add_argument("--write", metavar="FILE", help="write the HTTP boot assets section into this file")
     args = parser.parse_args()
     if args.quick:
@@ -434,24 +506,32 @@ def main() -> int:
                                           prefix_dir=prefix))
             servers.append(Server(name, ["nginx", "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
                                   port=port, ready_line=False))
+        if args.with_starlette:
+            (root / "mp_bench_app.py").write_text(STARLETTE_APP)
+            os.environ["PYTHONPATH"] = str(root) + os.pathsep + os.environ["PYTHONPATH"]
+            os.environ["MP_BENCH_TREE"] = str(root / "cache" / "tree")
+            port = free_port()
+            servers.append(Server("starlette", [
+                sys.executable, "-m", "uvicorn", "mp_bench_app:app", "--host", "127.0.0.1", "--port", str(port),
+                "--loop", "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log"],
+                port=port, ready_line=False))
         for server in servers:
             server.start(root)
             uvloop.run(fetch_check(server.port, want))  # right bytes, and warms the page cache
         plan = [(load, n) for load in ("wrk", "storm") for n in CONCURRENCY]
-        best: dict[tuple, Cell] = {}
+        runs: dict[tuple, list[Cell]] = {}
         for round_ in range(args.rounds):
             for i, (load, n) in enumerate(plan):
-                k = (i + round_) % len(servers)
-                for server in servers[k:] + servers[:k]:
+                targets = [s for s in servers if load == "wrk" or s.name in STORM_SERVERS]
+                k = (i + round_) % len(targets)
+                for server in targets[k:] + targets[:k]:
                     cell = measure(server, load, n, args.duration, script)
-                    key = (load, n, server.name)
-                    if key not in best or cell.mbps > best[key].mbps:
-                        best[key] = cell
+                    runs.setdefault((load, n, server.name), []).append(cell)
                     print(f"round {round_ + 1} {load:5} {n:3} {server.name:11} {cell.mbps:8.0f} MB/s "
                           f"{cell.rps:7.1f}/s errors {cell.errors} cpu {cell.cpu_ms_per_gb or 0:.0f} ms/GB",
                           flush=True)
         load_after = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-        section = report(best, args, started, (load_before, load_after), time.monotonic() - t0)
+        section = report(runs, args, started, (load_before, load_after), time.monotonic() - t0)
         print(section)
         if args.write:
             write_section(Path(args.write), section)
