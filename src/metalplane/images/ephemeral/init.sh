@@ -36,6 +36,7 @@
 #        "firmware": "bios" | "uefi", "kernel": "<uname -r>",
 #        "cpu_count": 4, "cpu_model": "<first 'model name' of /proc/cpuinfo>",
 #        "memory_mib": 7953,                                  (MemTotal of /proc/meminfo)
+#        "memory_physical_mib": 8192,                         (online memory blocks; 0 if unknown)
 #        "disks": [{"name": "vda", "size_bytes": 17179869184, "model": "", "serial": "",
 #                   "rotational": false, "removable": false}, ...],   (/sys/block; no
 #                   loop, ram, zram, fd, dm-, md, nbd, sr devices)
@@ -209,6 +210,18 @@ memory_mib() {
     echo $(( ${_kib:-0} / 1024 ))
 }
 
+# Installed memory, as the sum of the kernel's online memory blocks (MemTotal
+# leaves out what firmware and kernel reserve); 0 when /sys does not say.
+memory_physical_mib() {
+    _block=$(cat "$MP_SYS/devices/system/memory/block_size_bytes" 2>/dev/null)
+    [ -n "$_block" ] || { echo 0; return; }
+    _n=0
+    for _f in "$MP_SYS"/devices/system/memory/memory*/online; do
+        [ "$(cat "$_f" 2>/dev/null)" = 1 ] && _n=$((_n + 1))
+    done
+    echo $(( _n * 0x$_block / 1048576 ))
+}
+
 image_json() {
     printf '{"version": %s, "kernel": %s}' "$(json_str "$(read_attr "$MP_ETC/version")")" \
         "$(json_str "$(uname -r)")"
@@ -218,9 +231,9 @@ facts_json() {
     printf '{"architecture": %s, "boot_method": %s, "boot_mac": %s, "firmware": %s, "kernel": %s, ' \
         "$(json_str "$(machine_arch)/generic")" "$(json_str "$BOOT_METHOD")" "$(json_str "$BOOT_MAC")" \
         "$(json_str "$(firmware)")" "$(json_str "$(uname -r)")"
-    printf '"cpu_count": %s, "cpu_model": %s, "memory_mib": %s, "disks": %s, "interfaces": %s, "image": %s}\n' \
-        "$(cpu_count)" "$(json_str "$(cpu_model)")" "$(memory_mib)" "$(disks_json)" "$(interfaces_json)" \
-        "$(image_json)"
+    printf '"cpu_count": %s, "cpu_model": %s, "memory_mib": %s, "memory_physical_mib": %s, ' \
+        "$(cpu_count)" "$(json_str "$(cpu_model)")" "$(memory_mib)" "$(memory_physical_mib)"
+    printf '"disks": %s, "interfaces": %s, "image": %s}\n' "$(disks_json)" "$(interfaces_json)" "$(image_json)"
 }
 
 enlist_json() {

@@ -1,0 +1,171 @@
+"""A real machine boots from the rack: a qemu VM (TCG, iPXE ROM) on a TAP in the lab,
+Kea + TFTP + HTTP on the rack, the ephemeral image from the region. It enlists,
+then commissions through its BMC (an ipmi_sim whose power hook starts and stops
+the VM, like virtualbmc), and ends Ready with its CPU count and memory."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from metalplane.images.build import BuildError, build_ephemeral
+from metalplane.testing.bmc_ipmi import IpmiSimBmc, command_hook
+from metalplane.testing.netlab import Lab
+from metalplane.testing.processes import wait_until
+from metalplane.testing.stack import Stack
+
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None, reason="qemu-system-x86 not installed"),
+    pytest.mark.timeout(900),
+]
+CIDR = "10.80.0.0/24"
+VM_MAC = "52:54:00:80:00:42"
+VM_CPUS, VM_MEMORY = 2, 512
+BOOT_TIMEOUT = 240  # TCG on 2 shared cores
+
+
+def vm_command(tap: str, serial: Path) -> list[str]:
+    return ["qemu-system-x86_64", "-accel", "tcg", "-m", str(VM_MEMORY), "-smp", str(VM_CPUS),
+            "-boot", "n", "-no-reboot", "-display", "none", "-serial", f"file:{serial}",
+            "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
+            "-device", f"virtio-net-pci,netdev=n0,mac={VM_MAC}"]
+
+
+@pytest.fixture(scope="module")
+def lab(databases, tmp_path_factory):
+    try:
+        image = build_ephemeral(tmp_path_factory.mktemp("mirror"), version="20261123.1", release="bookworm")
+    except BuildError as exc:
+        pytest.fail(f"could not build the ephemeral image: {exc}")
+    with Lab() as lab:
+        lab.add_network("pxe", CIDR)
+        region = lab.add_host("region", {"pxe": "10.80.0.10/24"})
+        rack = lab.add_host("rack1", {"pxe": "10.80.0.2/24"})
+        bmchost = lab.add_host("bmchost", {"pxe": "10.80.0.100/24"})
+        stack = Stack(lab, databases)
+        stack.start_region(region, "pxe")
+        stack.add_rack(rack, "rack1")
+        stack.start_rack("rack1")
+        wait_until(lambda: len(stack.api("rack-controllers", "read")) == 1, 30, what="the rack")
+        stack.cli("admin", "boot-resources", "import", f"path={image.out}")
+        wait_until(lambda: not stack.api("boot-resources", "is-importing") and any(
+            s["complete"] for r in stack.api("boot-resources", "read")
+            for s in stack.api("boot-resource", "read", str(r["id"]))["sets"].values()), 120, what="the image")
+        stack.shell(f"""
+            fabric=$(metalplane $PROFILE subnets read | jq -r '.[] | select(.cidr == "{CIDR}") | .vlan.fabric_id')
+            vid=$(metalplane $PROFILE subnets read | jq -r '.[] | select(.cidr == "{CIDR}") | .vlan.vid')
+            metalplane $PROFILE ipranges create type=dynamic start_ip=10.80.0.100 end_ip=10.80.0.199
+            metalplane $PROFILE vlan update $fabric $vid primary_rack=rack1 dhcp_on=true
+        """)
+        workdir = lab.new_workdir("vm")
+        tap = lab.add_tap("pxe")
+        lab.stack, lab.workdir, lab.tap, lab.bmchost = stack, workdir, tap, bmchost
+        wait_until(lambda: http_status(stack)[0] == "running" and "image" in http_status(stack)[1], 120,
+                   what="the rack to cache the image")
+        yield lab
+
+
+def http_status(stack: Stack) -> tuple[str, str]:
+    rack = stack.api("rack-controllers", "read")[0]
+    s = next(x for x in rack["service_set"] if x["name"] == "http")
+    return s["status"], s["status_info"]
+
+
+def machine_by_mac(stack: Stack, mac: str) -> dict | None:
+    for m in stack.api("machines", "read"):
+        if any(i["mac_address"] == mac for i in m["interface_set"]):
+            return m
+    return None
+
+
+def test_tftp_serves_loaders_and_per_machine_configs_to_real_clients(lab):
+    client = lab.add_host("tftpc", {"pxe": "10.80.0.60/24"})
+    loader = client.run(["curl", "-s", "--tftp-blksize", "1468", "-o", "/dev/null", "-w", "%{size_download}",
+                         "tftp://10.80.0.2/undionly.kpxe"])
+    assert int(loader.stdout) == Path("/usr/lib/ipxe/undionly.kpxe").stat().st_size
+    out = lab.workdir / "pxelinux.cfg"
+    client.run(["busybox", "tftp", "-g", "-b", "512", "-r", "pxelinux.cfg/01-52-54-00-99-99-99", "-l", str(out),
+                "10.80.0.2"])
+    assert "mp_mode=enlist" in out.read_text()  # an unknown MAC enlists
+    hpa = client.run(["tftp", "-m", "binary", "10.80.0.2", "-c", "get", "grub.cfg-52-54-00-99-99-99",
+                      str(lab.workdir / "grub.cfg")], check=False)
+    assert hpa.returncode == 0 and "mp_mode=enlist" in (lab.workdir / "grub.cfg").read_text()
+
+
+def test_an_unknown_machine_pxe_boots_and_enlists_as_new(lab):
+    stack = lab.stack
+    vm = lab.fabric.spawn(vm_command(lab.tap, lab.workdir / "enlist.serial"), log=lab.workdir / "enlist.log")
+    try:
+        machine = wait_until(lambda: machine_by_mac(stack, VM_MAC), BOOT_TIMEOUT, interval=2,
+                             what="the VM to enlist")
+        assert machine["status_name"] == "New"
+        assert machine["architecture"] == "amd64/generic"
+        assert machine["boot_interface"]["mac_address"] == VM_MAC
+        vm.wait(120)  # it powers itself off
+    finally:
+        lab.fabric.stop(vm)
+    assert "metalplane: finished" in (lab.workdir / "enlist.serial").read_text(errors="replace")
+
+
+def commission(stack: Stack, system_id: str, **extra: str) -> dict:
+    stack.api("machine", "commission", system_id, *[f"{k}={v}" for k, v in extra.items()])
+    return wait_until(lambda: (m := stack.api("machine", "read", system_id))["status_name"] != "Commissioning" and m,
+                      BOOT_TIMEOUT, interval=2, what="commissioning to end")
+
+
+def test_commissioning_through_the_bmc_ends_ready_with_the_vms_facts(lab):
+    stack = lab.stack
+    machine = machine_by_mac(stack, VM_MAC)
+    assert machine is not None, "the enlistment test runs first"
+    hook = command_hook(lab.workdir / "vm-power",
+                        ["ip", "netns", "exec", lab.fabric.netns, *vm_command(lab.tap, lab.workdir / "commission.serial")])
+    bmc = IpmiSimBmc(lab.workdir / "bmc", "10.80.0.100", 623, user="admin", password="vm-bmc-pass",
+                     name="vmbmc", hook=hook).start(host=lab.bmchost)
+    lab.bmc = bmc
+    stack.api("machine", "update", machine["system_id"], "power_type=ipmi",
+              "power_parameters_power_address=10.80.0.100", "power_parameters_power_user=admin",
+              "power_parameters_power_pass=vm-bmc-pass", "power_parameters_cipher_suite_id=3")
+    done = commission(stack, machine["system_id"])
+    assert done["status_name"] == "Ready", (done["error_description"], (lab.workdir / "commission.serial").read_text(
+        errors="replace")[-3000:])
+    assert done["cpu_count"] == VM_CPUS
+    assert done["memory"] == VM_MEMORY
+    results = stack.api("machine", "commissioning-results", machine["system_id"])
+    assert {r["name"] for r in results} >= {"00-cpuinfo", "10-meminfo"}
+    assert all(r["exit_status"] == 0 for r in results)
+    wait_until(lambda: not bmc.power, 60, what="the VM to power off")
+
+
+def test_a_failing_script_fails_commissioning_with_its_output_kept(lab):
+    stack = lab.stack
+    machine = machine_by_mac(stack, VM_MAC)
+    script = lab.workdir / "99-fail.sh"
+    script.write_text("#!/bin/sh\necho 'disk check: bad sectors on vda'\nexit 1\n")
+    stack.cli("admin", "commissioning-scripts", "create", "name=99-fail", f"content@={script}")
+    try:
+        done = commission(stack, machine["system_id"])
+    finally:
+        stack.cli("admin", "commissioning-script", "delete", "99-fail")
+    assert done["status_name"] == "Failed commissioning"
+    assert "99-fail" in done["error_description"]
+    failed = next(r for r in stack.api("machine", "commissioning-results", machine["system_id"]) if r["name"] == "99-fail")
+    assert failed["exit_status"] == 1 and "bad sectors" in failed["output"]
+    wait_until(lambda: not lab.bmc.power, 60, what="the VM to power off")
+
+
+def test_a_machine_that_never_reports_times_out(lab):
+    stack = lab.stack
+    ghost = stack.api("machines", "create", "architecture=amd64/generic", "mac_addresses=52:54:00:80:00:99",
+                      "power_type=manual", "hostname=ghost")
+    done = commission(stack, ghost["system_id"], timeout="10")
+    assert done["status_name"] == "Failed commissioning"
+    assert "timed out" in done["error_description"]
+
+
+def test_the_vm_was_given_its_lease_by_the_rack(lab):
+    known = [a for s in lab.stack.api("subnets", "read") if s["cidr"] == CIDR
+             for a in lab.stack.api("subnet", "ip-addresses", str(s["id"])) if a.get("mac_address") == VM_MAC]
+    assert known, "the VM's DHCP lease reached the region"
