@@ -95,6 +95,38 @@ def _dbupgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _haproxy_config(args: argparse.Namespace) -> int:
+    import shutil
+    import subprocess
+    import tempfile
+
+    from metalplane.cli.errors import CliError
+    from metalplane.region.haproxy import HaproxyConfigError, Timing, parse_server, render_config
+
+    try:
+        servers = [parse_server(spec, n) for n, spec in enumerate(args.region, 1)]
+        text = render_config(servers, args.bind, backend=args.backend, nodb_backend=not args.no_nodb_backend,
+                             stats_socket=args.stats_socket, log_target=args.log,
+                             timing=Timing(inter=args.check_interval))
+    except (HaproxyConfigError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    if args.check:
+        haproxy = shutil.which("haproxy")
+        if haproxy is None:
+            raise CliError("--check needs the haproxy binary (apt install haproxy)")
+        with tempfile.NamedTemporaryFile("w", suffix=".cfg") as fh:
+            fh.write(text)
+            fh.flush()
+            proc = subprocess.run([haproxy, "-c", "-q", "-f", fh.name], check=False, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise CliError("haproxy -c refused the configuration:\n" + (proc.stderr or proc.stdout).strip())
+    if args.output:
+        args.output.write_text(text)
+    else:
+        print(text, end="")
+    return 0
+
+
 def _config_location(parser: argparse.ArgumentParser, data_dir_arg: Callable) -> None:
     parser.add_argument("--config", type=Path, help="regiond.conf path (default DATA_DIR/regiond.conf)")
     data_dir_arg(parser)
@@ -111,6 +143,20 @@ def register(sub: argparse._SubParsersAction, data_dir_arg: Callable[[argparse.A
     p = rsub.add_parser("dbupgrade", help="apply database migrations")
     _config_location(p, data_dir_arg)
     p.set_defaults(func=_dbupgrade)
+
+    p = rsub.add_parser("haproxy-config", help="print an HAProxy configuration balancing the API over regions")
+    p.add_argument("--region", action="append", required=True, metavar="[NAME=]HOST[:PORT]",
+                   help="a region's API address (port 5240 by default); repeat for each region")
+    p.add_argument("--bind", default="*:80", metavar="ADDR:PORT", help="the frontend's bind (default *:80)")
+    p.add_argument("--backend", default="maas", help="backend name (default maas)")
+    p.add_argument("--check-interval", default="1s", metavar="TIME", help="health-check interval (default 1s)")
+    p.add_argument("--stats-socket", metavar="PATH", help="add an admin stats socket (e.g. /run/haproxy/admin.sock)")
+    p.add_argument("--log", metavar="TARGET", help="log requests to TARGET (e.g. /dev/log, stderr)")
+    p.add_argument("--no-nodb-backend", action="store_true",
+                   help="answer 503 at once while no region reaches a writable database")
+    p.add_argument("--check", action="store_true", help="validate the result with `haproxy -c` first")
+    p.add_argument("--output", "-o", type=Path, metavar="FILE", help="write to FILE instead of stdout")
+    p.set_defaults(func=_haproxy_config)
 
     p = rsub.add_parser("local-config-set", help="set regiond.conf keys (validated; file mode 0640)")
     _config_location(p, data_dir_arg)

@@ -28,9 +28,10 @@ consistent`, `retries 3`, `option redispatch`, `option http-server-close`,
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
+
+from metalplane.hostport import split_host_port
 
 DEFAULT_PORT = 5240
 #: The region endpoint HAProxy checks (region/api/routes.py serves it).
@@ -64,7 +65,7 @@ class Timing:
     rise: int = 2
     fall: int = 2
     timeout_check: str = "2s"
-    timeout_connect: str = "1s"
+    timeout_connect: str = "250ms"  # also the pause before retrying a refused connection (min(1s, this))
     timeout_client: str = "90s"
     timeout_server: str = "90s"
     timeout_queue: str = "30s"
@@ -76,38 +77,13 @@ def parse_server(spec: str, index: int) -> RegionServer:
     name = f"region{index}"
     if "=" in spec:
         name, _, spec = spec.partition("=")
-    spec = spec.strip()
-    if not spec:
-        raise HaproxyConfigError("empty --region")
-    port = DEFAULT_PORT
-    if spec.startswith("["):
-        host, _, rest = spec[1:].partition("]")
-        if rest:
-            if not rest.startswith(":"):
-                raise HaproxyConfigError(f"bad region address {spec!r}")
-            port = _port(rest[1:], spec)
-    elif spec.count(":") == 1:
-        host, _, raw = spec.partition(":")
-        port = _port(raw, spec)
-    else:
-        host = spec
-    if not host or any(c.isspace() for c in host) or "#" in host:
-        raise HaproxyConfigError(f"bad region host in {spec!r}")
-    if ":" in host:
-        ipaddress.IPv6Address(host)  # raises ValueError for junk
     if not NAME_RE.match(name):
         raise HaproxyConfigError(f"bad server name {name!r} (letters, digits, _ . : - only)")
-    return RegionServer(name, host, port)
-
-
-def _port(raw: str, spec: str) -> int:
     try:
-        port = int(raw)
-    except ValueError:
-        raise HaproxyConfigError(f"bad port in {spec!r}") from None
-    if not 1 <= port <= 65535:
-        raise HaproxyConfigError(f"port out of range in {spec!r}")
-    return port
+        host, port = split_host_port(spec, DEFAULT_PORT)
+    except ValueError as exc:
+        raise HaproxyConfigError(f"bad region address {spec.strip()!r}: {exc}") from None
+    return RegionServer(name, host, port)
 
 
 def render_config(regions: list[RegionServer], bind: str = "*:80", *, backend: str = "maas",

@@ -19,12 +19,13 @@ message: use :func:`redact` for parameters and :func:`scrub` for text.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
+
+from metalplane.hostport import format_host_port, split_host_port
 
 REDACTED = "********"
 
@@ -213,60 +214,7 @@ def describe_power_types(missing_packages: Mapping[str, Iterable[str]] | None = 
 
 # --------------------------------------------------------------------------- addresses
 
-_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
-                          r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
 _MAC_RE = re.compile(r"^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$")
-
-
-def split_host_port(value: str, default_port: int) -> tuple[str, int]:
-    """("host", port) from "host", "host:port", "v6addr", "[v6addr]" or "[v6addr]:port".
-
-    Raises ValueError with a reason. The host is an IP address or a host name.
-    """
-    value = value.strip()
-    if not value:
-        raise ValueError("empty address")
-    port = default_port
-    if value.startswith("["):
-        end = value.find("]")
-        if end < 0:
-            raise ValueError("unclosed '[' in address")
-        host, rest = value[1:end], value[end + 1:]
-        if rest:
-            if not rest.startswith(":"):
-                raise ValueError("unexpected text after ']'")
-            port = _port(rest[1:])
-        ipaddress.IPv6Address(host.split("%")[0])      # raises ValueError
-        return host, port
-    if value.count(":") > 1:                             # bare IPv6
-        ipaddress.IPv6Address(value.split("%")[0])
-        return value, port
-    host, sep, port_text = value.partition(":")
-    if sep:
-        port = _port(port_text)
-    if not _is_ip(host) and not _HOSTNAME_RE.match(host):
-        raise ValueError(f"{host!r} is neither an IP address nor a host name")
-    return host, port
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise ValueError(f"bad port {text!r}")
-    return int(text)
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return False
-
-
-def format_host_port(host: str, port: int, default_port: int | None = None) -> str:
-    """"host", "host:port" or "[v6]:port" (the port left out when it is the default)."""
-    shown = f"[{host}]" if ":" in host else host
-    return shown if port == default_port else f"{shown}:{port}"
 
 
 def redfish_base_url(address: str) -> str:
