@@ -16,6 +16,7 @@ from metalplane.config.files import (
     validate_model,
     write_yaml_atomic,
 )
+from metalplane.hostport import split_host_port
 
 DEFAULT_DATA_DIR = Path("/var/lib/metalplane")
 REGION_CONFIG_NAME = "regiond.conf"
@@ -70,6 +71,12 @@ class RegionConfig(BaseModel):
         hosts = [value] if isinstance(value, str) else value
         if not hosts or any(not h.strip() for h in hosts):
             raise ValueError("must be a host name, a socket directory, or a non-empty list of them")
+        for host in hosts:
+            if not host.startswith("/"):
+                try:
+                    split_host_port(host, 5432)
+                except ValueError as exc:
+                    raise ValueError(f"{host!r}: {exc} (HOST, HOST:PORT, [V6]:PORT or /socket/dir)") from None
         return value
 
     @property

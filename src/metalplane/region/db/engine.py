@@ -6,8 +6,8 @@ connections land on the new primary by themselves. Pooled connections to the
 old one fail; SQLAlchemy then invalidates the whole pool (every connection
 older than the failure is replaced at its next checkout) and `pool_pre_ping`
 catches any that died quietly. The API retries what is safe with backoff
-(region/api/app.py); the heartbeats and the LISTEN connection retry on their
-own every second.
+(region/api/app.py); the heartbeats retry at their next beat and the LISTEN
+connection with backoff (region/rpc_server.py).
 
 TCP keepalives and `tcp_user_timeout` make a vanished database host (power
 loss, partition: no RST ever arrives) an error within seconds instead of
@@ -24,25 +24,20 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from metalplane.config.region import RegionConfig
+from metalplane.hostport import split_host_port
 
 CONNECT_TIMEOUT = 3  # seconds per host tried (libpq's minimum is 2)
 KEEPALIVES_IDLE = 5
-KEEPALIVES_INTERVAL = 2
+KEEPALIVES_INTERVAL = 1
 KEEPALIVES_COUNT = 3
-TCP_USER_TIMEOUT_MS = 10_000
+TCP_USER_TIMEOUT_MS = 5_000
 
 
 def split_host(entry: str, default_port: int) -> tuple[str, int]:
-    """`host`, `host:port`, `[v6]:port` or a socket directory."""
+    """`host`, `host:port`, `[v6]:port` or a socket directory (ValueError otherwise)."""
     if entry.startswith("/"):
         return entry, default_port
-    if entry.startswith("["):
-        host, _, rest = entry[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else default_port
-    if entry.count(":") == 1:
-        host, port = entry.split(":")
-        return host, int(port)
-    return entry, default_port
+    return split_host_port(entry, default_port)
 
 
 def conninfo(config: RegionConfig, application_name: str = "metalplane") -> str:
