@@ -2,15 +2,19 @@
 
 PostgreSQL refuses to run as root, so when we are root the cluster belongs to
 the `postgres` system user. The cluster listens only on a unix socket inside
-the data dir until a second region is allowed in (`allow_host`).
+the data dir until a second region is allowed in (`allow_host`, the
+`metalplane db allow-region` command): then also on the TCP address this
+host uses to reach that region, with a pg_hba.conf line for it alone.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import pwd
 import re
 import shutil
+import socket
 import stat
 import subprocess
 from dataclasses import dataclass
@@ -21,8 +25,68 @@ MIN_PG_MAJOR = 15
 SOCKET_PORT = 5432
 
 
+HBA_METHOD = "scram-sha-256"
+LISTEN_RE = re.compile(r"^\s*listen_addresses\s*=?\s*'([^']*)'")
+
+
 class PostgresError(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class AllowResult:
+    """What `Cluster.allow_host` did."""
+
+    hba_line: str
+    hba_added: bool
+    listen_before: str          # what the server listened on (or was configured to, when stopped)
+    listen_after: str           # what postgresql.conf says now
+    restarted: bool
+    restart_needed: bool        # listen_addresses changed but restart=False (or the server is stopped)
+    reloaded: bool
+
+
+def _socket_for(address: str, kind: int) -> tuple[socket.socket, str]:
+    ip = ipaddress.ip_address(address)
+    return socket.socket(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, kind), str(ip)
+
+
+def local_address_towards(address: str) -> str:
+    """The address this host uses to reach `address` (the kernel's route choice; nothing is sent)."""
+    sock, ip = _socket_for(address, socket.SOCK_DGRAM)
+    with sock:
+        try:
+            sock.connect((ip, 5432))
+        except OSError as exc:
+            raise PostgresError(f"no route from this host to {address}: {exc}") from None
+        return sock.getsockname()[0]
+
+
+def is_local_address(address: str) -> bool:
+    sock, ip = _socket_for(address, socket.SOCK_STREAM)
+    with sock:
+        try:
+            sock.bind((ip, 0))
+        except OSError:
+            return False
+    return True
+
+
+def merge_listen_addresses(current: str, add: str) -> str:
+    """Add one address to a listen_addresses value ('*' already covers everything)."""
+    parts = [p.strip() for p in current.split(",") if p.strip()]
+    if "*" in parts or add in parts:
+        return ",".join(parts)
+    return ",".join([*parts, add])
+
+
+def hba_allows(lines: list[str], dbname: str, user: str, cidr: str) -> bool:
+    for line in lines:
+        fields = line.split("#", 1)[0].split()
+        if len(fields) >= 5 and fields[0] in ("host", "hostssl") and fields[1] == dbname and \
+                fields[2] == user and fields[3] == cidr:
+            return True
+    return False
 
 
 def find_pg_bin() -> Path:
@@ -192,3 +256,97 @@ class Cluster:
 
     def setting(self, name: str) -> str:
         return self.psql(f"SHOW {quote_ident(name)};")
+
+    # -- letting region hosts in over TCP (`metalplane db allow-region`) -----------------
+
+    @property
+    def hba_file(self) -> Path:
+        return self.data / "pg_hba.conf"
+
+    @property
+    def conf_file(self) -> Path:
+        return self.data / "postgresql.conf"
+
+    def configured_listen_addresses(self) -> str:
+        """listen_addresses as postgresql.conf sets it (the last setting wins)."""
+        value = ""
+        for line in self.conf_file.read_text().splitlines():
+            match = LISTEN_RE.match(line)
+            if match:
+                value = match.group(1)
+        return value
+
+    def _write_owned(self, path: Path, text: str) -> None:
+        """Replace a file of the cluster atomically, keeping its owner and mode."""
+        st = path.stat()
+        tmp = path.with_name(f".{path.name}.metalplane-tmp")
+        tmp.write_text(text)
+        os.chown(tmp, st.st_uid, st.st_gid)
+        os.chmod(tmp, stat.S_IMODE(st.st_mode))
+        os.replace(tmp, path)
+
+    def _set_listen_addresses(self, value: str) -> None:
+        lines = self.conf_file.read_text().splitlines()
+        last = max((i for i, line in enumerate(lines) if LISTEN_RE.match(line)), default=None)
+        setting = f"listen_addresses = '{value}'  # metalplane db allow-region"
+        if last is None:
+            lines.append(setting)
+        else:
+            lines[last] = setting
+        self._write_owned(self.conf_file, "\n".join(lines) + "\n")
+
+    def allow_host(self, address: str, dbname: str = "maasdb", user: str = "maas",
+                   listen_addresses: str | None = None, restart: bool = True) -> AllowResult:
+        """Let a region host at `address` in: a pg_hba.conf line and a TCP listener.
+
+        pg_hba.conf gets `host DB USER ADDRESS/32 scram-sha-256` (a reload
+        applies it, and PostgreSQL's own parser checks it: a bad file is put
+        back). listen_addresses becomes, unless given, the address this host
+        uses to reach `address`, added to those already there; a change needs
+        a restart, done in fast mode: open transactions roll back and every
+        client reconnects (metalplane's regions do so by themselves).
+        """
+        ip = ipaddress.ip_address(address)
+        cidr = f"{ip}/{ip.max_prefixlen}"
+        db, role = quote_ident(dbname), quote_ident(user)
+        hba_line = f"host {db} {role} {cidr} {HBA_METHOD}"
+        if (self.data / "postgresql.auto.conf").exists() and any(
+                LISTEN_RE.match(line) for line in (self.data / "postgresql.auto.conf").read_text().splitlines()):
+            raise PostgresError("postgresql.auto.conf sets listen_addresses (ALTER SYSTEM), which would override "
+                                "postgresql.conf; run ALTER SYSTEM RESET listen_addresses first")
+        running = self.is_running()
+        before = self.setting("listen_addresses") if running else self.configured_listen_addresses()
+        if listen_addresses is None:
+            wanted = merge_listen_addresses(self.configured_listen_addresses(), local_address_towards(address))
+        else:
+            wanted = ",".join(p.strip() for p in listen_addresses.split(",") if p.strip())
+        for part in wanted.split(","):
+            if part and part not in ("*", "localhost") and not is_local_address(part):
+                raise PostgresError(f"{part} is not an address of this host; PostgreSQL could not listen on it")
+
+        old_hba = self.hba_file.read_text()
+        added = not hba_allows(old_hba.splitlines(), db, role, cidr)
+        if added:
+            self._write_owned(self.hba_file, old_hba.rstrip("\n") + "\n" + hba_line + "\n")
+        if wanted != self.configured_listen_addresses():
+            self._set_listen_addresses(wanted)
+
+        reloaded = restarted = False
+        if running:
+            self.reload()
+            reloaded = True
+            errors = self.psql("SELECT line_number || ': ' || error FROM pg_hba_file_rules WHERE error IS NOT NULL;")
+            if errors:
+                self._write_owned(self.hba_file, old_hba)
+                self.reload()
+                raise PostgresError(f"PostgreSQL refused the new pg_hba.conf ({errors}); the old one is back")
+            if wanted != before and restart:
+                self.restart()
+                restarted = True
+        return AllowResult(hba_line, added, before, wanted, restarted,
+                           restart_needed=wanted != before and not restarted, reloaded=reloaded)
+
+    def restart(self) -> None:
+        """Fast restart: open transactions roll back, clients are disconnected and must reconnect."""
+        self._run([str(find_pg_bin() / "pg_ctl"), "-D", str(self.data), "-l", str(self.log_file),
+                   "-m", "fast", "-w", "-t", "60", "restart"])
