@@ -19,9 +19,9 @@ from starlette.routing import BaseRoute, Route
 
 from metalplane.region.api import auth
 from metalplane.region.api.context import Ctx, TxLog
-from metalplane.region.errors import ApiError, NotFound, ServiceUnavailable, Unauthorized
 from metalplane.region.api.framework import API_PREFIX, Handler
 from metalplane.region.api.params import Params, parse_body
+from metalplane.region.errors import ApiError, NotFound, ServiceUnavailable, Unauthorized
 from metalplane.region.services.users import User, user_for_token
 
 log = logging.getLogger(__name__)

@@ -10,22 +10,27 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 
-from metalplane.region.errors import Forbidden, NotFound
 from metalplane.region.api.params import Params
+from metalplane.region.errors import Forbidden, NotFound
 from metalplane.region.services.users import User
 
 
 @dataclass
 class TxLog:
-    """What one attempt at an action did to the database, for the retry decision.
+    """What one attempt at an action did, for the retry decision.
 
-    `commit_sent` turns true just before a transaction's COMMIT goes out: from
+    `commit_sent` turns true just before a transaction's COMMIT goes out, or
+    when the action starts work outside the database (`outside_effect`): from
     then on a lost connection leaves the outcome unknown, so a write must not
     be replayed (app.py answers 503 instead).
     """
 
     commit_sent: bool = False
     committed: int = 0
+
+    def outside_effect(self) -> None:
+        """The action is about to act outside the database (e.g. power a machine): never replay it."""
+        self.commit_sent = True
 
 
 @dataclass

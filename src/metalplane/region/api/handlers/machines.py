@@ -152,6 +152,7 @@ async def power_parameters(ctx: Ctx) -> dict:
 
 
 async def _power(ctx: Ctx, action: str) -> dict[str, Any]:
+    ctx.txlog.outside_effect()  # a power change is not replayed if the database goes away meanwhile
     return await power.run(ctx.db, ctx.app_state.rpc, ctx.path["system_id"], action,
                            ctx.app_state.config.balance_threshold)
 
