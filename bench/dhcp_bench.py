@@ -49,6 +49,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from metalplane.rack.dhcp import DhcpService, prefix_wrap  # noqa: E402
+from metalplane.testing.benchdoc import publish  # noqa: E402
 from metalplane.testing.netlab import Host, Lab  # noqa: E402
 
 NET, RACK1, RACK2, PERF = "10.50.0.0/16", "10.50.0.2", "10.50.0.3", "10.50.0.10"
@@ -366,17 +367,6 @@ def report(setups: dict[str, Setup], fo: list[dict], args) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nResults of the scripts in `bench/`.\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text.rstrip("\n") + "\n")
-
-
 async def main(args: argparse.Namespace) -> None:
     args.loadavg = " ".join(f"{x:.2f}" for x in os.getloadavg())
     with Lab() as lab:
@@ -402,11 +392,7 @@ async def main(args: argparse.Namespace) -> None:
         finally:
             await asyncio.gather(*(s.stop() for s in setups.values()), return_exceptions=True)
     text = report(setups, fo, args)
-    print()
-    print(text)
-    if args.write:
-        write_section(Path(args.write), text)
-        print(f"written to {args.write}")
+    publish(text, args.write)
 
 
 if __name__ == "__main__":

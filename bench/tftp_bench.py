@@ -29,7 +29,6 @@ import datetime
 import multiprocessing
 import os
 import platform
-import re
 import resource
 import select
 import shutil
@@ -46,6 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from metalplane.rack.tftp import client as tftp  # noqa: E402
+from metalplane.testing.benchdoc import write_section  # noqa: E402
 
 FILES = {"100 KB": ("loader.bin", 100 * 1024), "30 MB": ("initrd.img", 30 * 1024 * 1024)}
 MODES = {"512": (512, None), "1468": (1468, None), "1468 w16": (1468, 16)}
@@ -428,22 +428,6 @@ def report(cells: list[Cell], args, started: str, load: tuple[str, str], wall: f
 # (file, mode, concurrency, transfers in all)
 CURL_CELLS = [("100 KB", "1468", 1, 40), ("100 KB", "1468", 50, 400), ("30 MB", "512", 1, 2),
               ("30 MB", "1468", 1, 3), ("30 MB", "1468", 10, 10)]
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace (or add) the "## TFTP" section, leaving the rest of the file alone."""
-    if path.exists():
-        text = path.read_text()
-    else:
-        text = "# Benchmarks\n\nResults of the scripts under `bench/`, one section per benchmark.\n"
-    pattern = re.compile(r"^## TFTP\n.*?(?=^## |\Z)", re.S | re.M)
-    body = section.rstrip("\n") + "\n"
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: body + "\n", text, count=1).rstrip("\n") + "\n"
-    else:
-        text = text.rstrip("\n") + "\n\n" + body
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
 
 
 def main() -> int:
