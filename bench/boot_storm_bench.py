@@ -90,16 +90,8 @@ def start_metalplane(lab: Lab, databases: TestDatabases, image_dir: Path, region
     stack.add_rack(rack, "rack1")
     stack.start_rack("rack1")
     wait_until(lambda: len(stack.api("rack-controllers", "read")) == 1, 60, what="the rack")
-    stack.cli("admin", "boot-resources", "import", f"path={image_dir}")
-    wait_until(lambda: not stack.api("boot-resources", "is-importing") and any(
-        s["complete"] for r in stack.api("boot-resources", "read")
-        for s in stack.api("boot-resource", "read", str(r["id"]))["sets"].values()), 180, what="the image")
-    stack.shell(f"""
-        fabric=$(metalplane $PROFILE subnets read | jq -r '.[] | select(.cidr == "{CIDR}") | .vlan.fabric_id')
-        vid=$(metalplane $PROFILE subnets read | jq -r '.[] | select(.cidr == "{CIDR}") | .vlan.vid')
-        metalplane $PROFILE ipranges create type=dynamic start_ip={POOL[0]} end_ip={POOL[1]}
-        metalplane $PROFILE vlan update $fabric $vid primary_rack=rack1 dhcp_on=true
-    """)
+    stack.import_image(image_dir)
+    stack.serve_dhcp(CIDR, POOL[0], POOL[1], "rack1")
 
     def served() -> bool:
         rack_info = stack.api("rack-controllers", "read")[0]

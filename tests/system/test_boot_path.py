@@ -50,16 +50,8 @@ def lab(databases, tmp_path_factory):
         stack.add_rack(rack, "rack1")
         stack.start_rack("rack1")
         wait_until(lambda: len(stack.api("rack-controllers", "read")) == 1, 30, what="the rack")
-        stack.cli("admin", "boot-resources", "import", f"path={image.out}")
-        wait_until(lambda: not stack.api("boot-resources", "is-importing") and any(
-            s["complete"] for r in stack.api("boot-resources", "read")
-            for s in stack.api("boot-resource", "read", str(r["id"]))["sets"].values()), 120, what="the image")
-        stack.shell(f"""
-            fabric=$(metalplane $PROFILE subnets read | jq -r '.[] | select(.cidr == "{CIDR}") | .vlan.fabric_id')
-            vid=$(metalplane $PROFILE subnets read | jq -r '.[] | select(.cidr == "{CIDR}") | .vlan.vid')
-            metalplane $PROFILE ipranges create type=dynamic start_ip=10.80.0.100 end_ip=10.80.0.199
-            metalplane $PROFILE vlan update $fabric $vid primary_rack=rack1 dhcp_on=true
-        """)
+        stack.import_image(image.out, timeout=120)
+        stack.serve_dhcp(CIDR, "10.80.0.100", "10.80.0.199", "rack1")
         workdir = lab.new_workdir("vm")
         tap = lab.add_tap("pxe")
         lab.stack, lab.workdir, lab.tap, lab.bmchost = stack, workdir, tap, bmchost

@@ -24,6 +24,7 @@ from metalplane.region.services import cluster, users
 from metalplane.region.services.defaults import ensure_defaults
 from metalplane.testing.databases import TestDatabases
 from metalplane.testing.netlab import Host, Lab, NetnsProcess
+from metalplane.testing.processes import wait_until
 
 PYTHON = [sys.executable, "-m", "metalplane"]
 
@@ -133,6 +134,25 @@ class Stack:
         if check and result.returncode != 0:
             raise StackError(f"script failed ({result.returncode}):\n{script}\n{result.stdout}\n{result.stderr}")
         return result
+
+
+    # -- common set-ups ------------------------------------------------------------------
+
+    def import_image(self, mirror: Path, timeout: float = 180) -> None:
+        """`boot-resources import path=MIRROR`, then wait until a set is complete."""
+        self.cli("admin", "boot-resources", "import", f"path={mirror}")
+        wait_until(lambda: not self.api("boot-resources", "is-importing") and any(
+            s["complete"] for r in self.api("boot-resources", "read")
+            for s in self.api("boot-resource", "read", str(r["id"]))["sets"].values()), timeout, what="the image")
+
+    def serve_dhcp(self, cidr: str, start_ip: str, end_ip: str, rack: str) -> None:
+        """The seeds' CLI sequence: a dynamic range on the subnet, DHCP on its VLAN from `rack`."""
+        self.shell(f"""
+            fabric=$(metalplane $PROFILE subnets read | jq -r '.[] | select(.cidr == "{cidr}") | .vlan.fabric_id')
+            vid=$(metalplane $PROFILE subnets read | jq -r '.[] | select(.cidr == "{cidr}") | .vlan.vid')
+            metalplane $PROFILE ipranges create type=dynamic start_ip={start_ip} end_ip={end_ip}
+            metalplane $PROFILE vlan update $fabric $vid primary_rack={rack} dhcp_on=true
+        """)
 
 
 async def _make_admin(conn) -> str:
