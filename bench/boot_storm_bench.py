@@ -28,7 +28,6 @@ import datetime
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import sys
@@ -40,6 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from metalplane.images.build import build_ephemeral  # noqa: E402
+from metalplane.testing.benchdoc import publish  # noqa: E402
 from metalplane.testing.databases import TestDatabases  # noqa: E402
 from metalplane.testing.netlab import Host, Lab, NetnsProcess  # noqa: E402
 from metalplane.testing.processes import wait_until  # noqa: E402
@@ -250,14 +250,6 @@ def report(runs: list[Run], args: argparse.Namespace, started: str, wall: float,
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    body = section.rstrip("\n") + "\n"
-    text = pattern.sub(lambda _: body + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + body
-    path.write_text(text.rstrip("\n") + "\n")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=200)
@@ -306,9 +298,7 @@ def main() -> int:
         databases.stop()
     load_after = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     section = report(runs, args, started, time.monotonic() - t0, sizes, (load_before, load_after))
-    print(section)
-    if args.write:
-        write_section(Path(args.write), section)
+    publish(section, args.write)
     return 0
 
 

@@ -54,6 +54,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from metalplane.rack.http.nginx import render_config  # noqa: E402
+from metalplane.testing.benchdoc import publish  # noqa: E402
 from metalplane.rack.images import ImageCache  # noqa: E402
 from metalplane.testing.fake_region_files import FakeRegionFiles, image  # noqa: E402
 
@@ -433,18 +434,6 @@ def report(runs: dict[tuple, list[Cell]], args, started: str, load: tuple[str, s
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace (or add) the "## HTTP boot assets" section, leaving the rest of the file alone."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## HTTP boot assets\n.*?(?=^## |\Z)", re.S | re.M)
-    body = section.rstrip("\n") + "\n"
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: body + "\n", text, count=1).rstrip("\n") + "\n"
-    else:
-        text = text.rstrip("\n") + "\n\n" + body
-    path.write_text(text)
-
-
 # -- main ---------------------------------------------------------------------------------
 
 
@@ -532,9 +521,7 @@ def main() -> int:
                           flush=True)
         load_after = " ".join(Path("/proc/loadavg").read_text().split()[:3])
         section = report(runs, args, started, (load_before, load_after), time.monotonic() - t0)
-        print(section)
-        if args.write:
-            write_section(Path(args.write), section)
+        publish(section, args.write)
     finally:
         for server in servers:
             server.stop()

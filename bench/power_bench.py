@@ -32,6 +32,7 @@ from metalplane.client.http import MaasHttp  # noqa: E402
 from metalplane.embedded.init import run_db  # noqa: E402
 from metalplane.ha import balance  # noqa: E402
 from metalplane.region.services import cluster  # noqa: E402
+from metalplane.testing.benchdoc import write_section  # noqa: E402
 from metalplane.testing.bmc_redfish import HttpBmcEmulator, farm  # noqa: E402
 from metalplane.testing.databases import TestDatabases, world_traversable_tempdir  # noqa: E402
 from metalplane.testing.processes import RackProcess, RegionProcess, wait_until  # noqa: E402
@@ -168,7 +169,6 @@ def _cpu_model() -> str:
 
 def write_doc(result: dict) -> None:
     doc = REPO / "docs" / "benchmarks.md"
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
     r = result
     section = f"""## Power and BMC ownership ({r['bmcs']} BMCs, 3 racks)
 
@@ -185,13 +185,7 @@ BMCs: Redfish emulators, one process, each BMC on its own 127.0.1.x address.
 | BMCs moved on the return | {r['return_moved']} | minimum {r['return_minimum']} (`ha.balance` lower bound over the real candidate sets: racks that proved they reach each BMC); owners now {r['final_owners']} |
 
 """
-    start = text.find("## Power and BMC ownership")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-    else:
-        text = text.rstrip() + "\n\n" + section
-    doc.write_text(text)
+    write_section(doc, section)
 
 
 if __name__ == "__main__":

@@ -216,9 +216,10 @@ def _cpu_model() -> str:
 
 
 def write_doc(result: dict, args) -> None:
+    from metalplane.testing.benchdoc import write_section
+
     doc = REPO / "docs" / "benchmarks.md"
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    section = f"""## Rack connections (1,000 racks, 2 regions x {args.workers} workers)
+    section = f"""## Rack connections ({args.racks:,} racks, 2 regions x {args.workers} workers)
 
 Command: `.venv/bin/python bench/rack_connections_bench.py --racks {args.racks} --procs {args.procs} --write`
 Machine: {result['machine']}; regions, PostgreSQL and the simulated racks all share it.
@@ -237,13 +238,7 @@ The comparison is the ideal: `ha.balance`'s lower bound on moves, and max/mean 1
 | worker back: settled | {result['return_settled_s']} s, max/mean {result['final_max_over_mean']} (loads {result['final_loads']}) |
 
 """
-    start = text.find("## Rack connections")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-    else:
-        text = text.rstrip() + "\n\n" + section
-    doc.write_text(text)
+    write_section(doc, section)
 
 
 if __name__ == "__main__":
