@@ -85,7 +85,7 @@ def dhcp_state(name: str, address: str, role: str = "standalone", mode: str | No
                                 "pools": [POOL], "reserved": [["10.50.200.0", "10.50.200.255"]],
                                 "lease_time": 3600}]}],
         "hosts": hosts,
-        "boot": {"tftp_server": RACK1, "ipxe_url": f"http://{RACK1}:5248/ipxe.cfg",
+        "boot": {"http_port": 5248,
                  "loaders": {"bios": "lpxelinux.0", "uefi-x64": "bootx64.efi", "uefi-arm64": "grubaa64.efi"}},
     }
 

@@ -46,7 +46,7 @@ def dhcp_state(name: str = "rack1", address: str = RACK1, role: str = "standalon
                    "peer": {"name": peer[0], "address": peer[1]} if peer else None,
                    "subnets": [subnet(**subnet_over)]}],
         "hosts": hosts or [],
-        "boot": {"tftp_server": RACK1, "ipxe_url": f"http://{RACK1}:5248/ipxe.cfg",
+        "boot": {"http_port": 5248,
                  "loaders": {"bios": "lpxelinux.0", "uefi-x64": "bootx64.efi", "uefi-arm64": "grubaa64.efi"}},
     }
 
@@ -185,6 +185,28 @@ async def test_single_rack_pools_reservations_and_boot_classes(lab: Lab, service
     assert arm.env.get("boot_file") == "grubaa64.efi"
     plain = await udhcpc(lab.add_host("plain", {"pxe": None}))
     assert "boot_file" not in plain.env
+
+
+async def test_each_vlan_is_sent_to_the_racks_address_on_it(lab: Lab, services: Services):
+    lab.add_network("pxe2", "10.60.0.0/24")
+    rack = lab.add_host("rack1", {"pxe": f"{RACK1}/24", "pxe2": "10.60.0.2/24"})
+    second = dhcp_state()["vlans"][0] | {
+        "vlan_id": 5002, "interface": rack.ifname("pxe2"), "self_address": "10.60.0.2",
+        "subnets": [subnet(subnet_id=2, cidr="10.60.0.0/24", gateway_ip="10.60.0.1", dns_servers=[],
+                           ntp_servers=[], pools=[["10.60.0.100", "10.60.0.199"]])]}
+    state = dhcp_state()
+    state["vlans"][0]["interface"] = rack.ifname("pxe")
+    state["vlans"].append(second)
+    svc = services.make(rack)
+    assert await svc.apply(state) == {"standalone": "started"}
+    for network, address in (("pxe", RACK1), ("pxe2", "10.60.0.2")):
+        host = lab.add_host(f"ipxe-{network}", {network: None})
+        ipxe = await asyncio.to_thread(host.dhcp_udhcpc, network, timeout=15,
+                                       extra_args=["-x", "0x5d:0000", "-x", "0x4d:69505845"])
+        assert ipxe.env.get("boot_file") == f"http://{address}:5248/ipxe.cfg"
+        host = lab.add_host(f"bios-{network}", {network: None})
+        bios = await asyncio.to_thread(host.dhcp_udhcpc, network, timeout=15, extra_args=["-x", "0x5d:0000"])
+        assert bios.env.get("boot_file") == "lpxelinux.0" and bios.env.get("siaddr") == address
 
 
 async def test_bad_states_never_reach_kea(lab: Lab, services: Services):

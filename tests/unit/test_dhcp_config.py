@@ -32,7 +32,7 @@ def vlan(vlan_id: int = 5001, iface: str = "eth1", net: str = "10.50.0", role: s
 def state(*vlans: dict, hosts: list | None = None, boot: dict | None = None, name: str = "rack1") -> dict:
     return {"server_name": name, "vlans": list(vlans) or [vlan()], "hosts": hosts or [],
             "boot": boot if boot is not None else {
-                "tftp_server": "10.50.0.2", "ipxe_url": "http://10.50.0.2:5248/ipxe.cfg",
+                "http_port": 5248,
                 "loaders": {"bios": "lpxelinux.0", "uefi-x64": "bootx64.efi", "uefi-arm64": "grubaa64.efi"}}}
 
 
@@ -91,15 +91,36 @@ def test_standalone_render_has_options_leases_classes_and_reservations():
                                    {"hw-address": "52:54:00:aa:bb:02", "hostname": "node2"}]
     classes = {k["name"]: k for k in d["client-classes"]}
     assert classes["ipxe"]["test"] == "substring(option[77].hex,0,4) == 'iPXE'"
-    assert classes["ipxe"]["boot-file-name"] == "http://10.50.0.2:5248/ipxe.cfg"
+    assert "boot-file-name" not in classes["ipxe"]
+    # the script URL is the rack's address on this VLAN, from a class the VLAN's subnets require
+    assert classes["ipxe-vlan5001"] == {"name": "ipxe-vlan5001", "test": "member('ipxe')", "only-if-required": True,
+                                        "boot-file-name": "http://10.50.0.2:5248/ipxe.cfg"}
+    assert sub["require-client-classes"] == ["ipxe-vlan5001"] and sub["next-server"] == "10.50.0.2"
     assert classes["pxe-bios"]["test"] == "option[93].hex == 0x0000 and not member('ipxe')"
     assert classes["pxe-uefi-x64"]["test"] == \
         "(option[93].hex == 0x0007 or option[93].hex == 0x0009) and not member('ipxe')"
     assert classes["pxe-uefi-arm64"]["test"] == "option[93].hex == 0x000b and not member('ipxe')"
-    assert {k["boot-file-name"] for k in classes.values()} >= {"lpxelinux.0", "bootx64.efi", "grubaa64.efi"}
-    assert all(k.get("next-server") == "10.50.0.2" for n, k in classes.items() if n.startswith("pxe-"))
+    assert {k.get("boot-file-name") for k in classes.values()} >= {"lpxelinux.0", "bootx64.efi", "grubaa64.efi"}
+    assert not any("next-server" in k for k in classes.values())  # per subnet, not per class
     libs = [h["library"].rsplit("/", 1)[1] for h in d["hooks-libraries"]]
     assert libs == ["libdhcp_lease_cmds.so"]
+
+
+def test_each_vlan_boots_from_the_racks_address_on_it():
+    (d,) = rendered(state(vlan(5001, "eth1", "10.50.0"), vlan(5002, "eth2", "10.60.0")))
+    subnets = {s["id"]: s for s in d["subnet4"]}
+    assert subnets[5001]["next-server"] == "10.50.0.2" and subnets[5002]["next-server"] == "10.60.0.2"
+    assert subnets[5002]["require-client-classes"] == ["ipxe-vlan5002"]
+    urls = {k["name"]: k.get("boot-file-name") for k in d["client-classes"]}
+    assert urls["ipxe-vlan5001"] == "http://10.50.0.2:5248/ipxe.cfg"
+    assert urls["ipxe-vlan5002"] == "http://10.60.0.2:5248/ipxe.cfg"
+
+
+def test_loaders_without_ipxe_still_send_pxe_clients_to_the_rack():
+    (d,) = rendered(state(boot={"loaders": {"bios": "undionly.kpxe"}}))
+    assert [k["name"] for k in d["client-classes"]] == ["pxe-bios"]
+    assert d["client-classes"][0]["test"] == "option[93].hex == 0x0000"
+    assert d["subnet4"][0]["next-server"] == "10.50.0.2" and "require-client-classes" not in d["subnet4"][0]
 
 
 def test_no_boot_means_no_client_classes():
@@ -178,8 +199,9 @@ def test_both_racks_of_a_pair_render_matching_peers():
                                   {"mac": "52:54:00:00:00:02", "ip": "10.50.0.9"}]), "reserved for both"),
     (lambda s: s["hosts"].append({"mac": "52:54:00:00:00:01", "ip": "10.50.0.1"}), "belongs to a rack or gateway"),
     (lambda s: s.update(surprise=1), "unknown field 'surprise'"),
-    (lambda s: s["boot"].update(ipxe_url="http://x/a b"), "boot.ipxe_url"),
-    (lambda s: s["boot"].update(tftp_server=None), "no tftp_server"),
+    (lambda s: s["boot"].update(http_port="5248"), "boot.http_port: expected a TCP port"),
+    (lambda s: s["boot"].update(http_port=0), "boot.http_port: expected a TCP port"),
+    (lambda s: s["boot"].update(tftp_server="10.50.0.2"), "unknown field 'tftp_server'"),
     (lambda s: s["boot"]["loaders"].update(sparc="x"), "unknown architecture 'sparc'"),
 ])
 def test_impossible_states_are_refused_with_the_field(mutate, message):

@@ -109,8 +109,7 @@ class RackDaemon:
                 await asyncio.sleep(1)
                 continue
             problems = state.pop("problems", [])
-            vlans = state.get("vlans") or []
-            state["boot"] = self.boot.dhcp_boot(vlans[0]["self_address"] if vlans else None)
+            state["boot"] = self.boot.dhcp_boot()
             try:
                 await self.dhcp.apply(state)
             except InvalidDhcpState as exc:

@@ -3,7 +3,7 @@
     boot = BootService(data_dir, config, call)     # call: the region RPC (RegionLinks.call)
     await boot.start()
     await boot.sync_images(base_urls)              # after (re)connecting, and on change
-    boot.dhcp_boot(address)                        # the "boot" part of the DHCP state
+    boot.dhcp_boot()                               # the "boot" part of the DHCP state
     boot.status("tftp"), boot.status("http")
 
 Per-machine configs ask the region what the machine should boot (`GetBootConfig`);
@@ -73,15 +73,11 @@ class BootService:
         result = await self.http.apply_manifest(manifest, base_urls)
         log.info("image cache: %s", result)
 
-    def dhcp_boot(self, address: str | None) -> dict[str, Any]:
-        """Where DHCP sends PXE and iPXE clients: this rack's address on the VLAN."""
-        if address is None or self.errors:
-            return {"tftp_server": None, "ipxe_url": None, "loaders": {}}
-        return {
-            "tftp_server": address,
-            "ipxe_url": f"http://{address}:{self.http_port}/ipxe.cfg",
-            "loaders": dhcp_loaders(self.loaders),
-        }
+    def dhcp_boot(self) -> dict[str, Any]:
+        """Where DHCP sends PXE and iPXE clients (each VLAN's to this rack's address there)."""
+        if self.errors:
+            return {"http_port": None, "loaders": {}}
+        return {"http_port": self.http_port, "loaders": dhcp_loaders(self.loaders)}
 
     def status(self, name: str) -> tuple[str, str]:
         if name in self.errors:

@@ -37,8 +37,7 @@ A plain JSON-able dict, sent by the region to each rack (its own view)::
             "lease_time": 600}],     # seconds
       }],
       "hosts": [{"mac": "52:54:00:..", "hostname": "node1" | None, "ip": None | "10.50.0.50"}],
-      "boot": {"tftp_server": "10.50.0.2" | None,
-               "ipxe_url": "http://10.50.0.2:5248/ipxe.cfg" | None,
+      "boot": {"http_port": 5248 | None,   # iPXE: http://<rack's address on the VLAN>:PORT/ipxe.cfg
                "loaders": {"bios": "lpxelinux.0", "uefi-x64": "bootx64.efi",
                            "uefi-arm64": "grubaa64.efi"}},
     }

@@ -98,9 +98,21 @@ class Host:
 
 @dataclass(frozen=True)
 class Boot:
-    tftp_server: IP | None
-    ipxe_url: str | None
+    """What PXE and iPXE clients are sent to. Each VLAN's clients go to this rack's own
+    address on that VLAN: TFTP there (next-server), iPXE to http://ADDRESS:http_port/ipxe.cfg."""
+    http_port: int | None                     #: None: no iPXE script URL
     loaders: tuple[tuple[str, str], ...]      #: (arch key, file), in ARCHES order
+
+    @property
+    def serves(self) -> bool:
+        return self.http_port is not None or bool(self.loaders)
+
+
+IPXE_PATH = "/ipxe.cfg"
+
+
+def ipxe_url(address: IP, http_port: int) -> str:
+    return f"http://{address}:{http_port}{IPXE_PATH}"
 
 
 @dataclass(frozen=True)
@@ -469,16 +481,14 @@ def _parse_hosts(raw: Any, errs: _Errors, vlans: list[Vlan]) -> list[Host]:
 def _parse_boot(raw: Any, errs: _Errors) -> Boot:
     if not isinstance(raw, Mapping):
         errs.add("boot", "expected a dict")
-        return Boot(None, None, ())
-    tftp = None
-    if raw.get("tftp_server") is not None:
-        tftp = _ip(raw.get("tftp_server"), "boot.tftp_server", errs)
-    url = raw.get("ipxe_url")
-    if url is not None and not (isinstance(url, str) and re.match(r"^(https?|tftp)://[^\s'\"]+$", url)
-                                and len(url) <= 127):
-        errs.add("boot.ipxe_url", f"expected an http(s)/tftp URL without spaces or quotes, up to 127 "
-                                  f"characters (the BOOTP file field), got {url!r}")
-        url = None
+        return Boot(None, ())
+    for key in raw:
+        if key not in ("http_port", "loaders"):
+            errs.add("boot", f"unknown field {key!r}")
+    port = raw.get("http_port")
+    if port is not None and not (isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536):
+        errs.add("boot.http_port", f"expected a TCP port (1-65535), got {port!r}")
+        port = None
     loaders = raw.get("loaders") or {}
     out: list[tuple[str, str]] = []
     if not isinstance(loaders, Mapping):
@@ -495,9 +505,7 @@ def _parse_boot(raw: Any, errs: _Errors) -> Boot:
             errs.add(f"boot.loaders.{arch}", f"expected a file name up to 127 characters, got {f!r}")
             continue
         out.append((arch, f))
-    if out and tftp is None:
-        errs.add("boot.tftp_server", "loaders are given but no tftp_server to fetch them from")
-    return Boot(tftp, url, tuple(out))
+    return Boot(port, tuple(out))
 
 
 # --------------------------------------------------------------------------- instances
@@ -543,25 +551,26 @@ def plan(raw: Mapping[str, Any] | None) -> tuple[State, list[Instance]]:
 
 # --------------------------------------------------------------------------- rendering
 
-def _client_classes(boot: Boot) -> list[dict[str, Any]]:
+def _client_classes(boot: Boot, vlans: tuple[Vlan, ...]) -> list[dict[str, Any]]:
+    """Global classes pick the loader by architecture; the iPXE script URL differs per VLAN
+    (the rack's address there), so it comes from a class each VLAN's subnets require."""
     classes: list[dict[str, Any]] = []
-    if boot.ipxe_url:
-        classes.append({
-            "name": "ipxe",
-            "test": "substring(option[77].hex,0,4) == 'iPXE'",
-            "boot-file-name": boot.ipxe_url,
-        })
-    not_ipxe = " and not member('ipxe')" if boot.ipxe_url else ""
+    if boot.http_port is not None:
+        classes.append({"name": "ipxe", "test": "substring(option[77].hex,0,4) == 'iPXE'"})
+        classes += [{"name": _ipxe_class(v), "test": "member('ipxe')", "only-if-required": True,
+                     "boot-file-name": ipxe_url(v.self_address, boot.http_port)} for v in vlans]
+    not_ipxe = " and not member('ipxe')" if boot.http_port is not None else ""
     for arch, loader in boot.loaders:
         codes = ARCHES[arch]
         test = " or ".join(f"option[93].hex == 0x{c:04x}" for c in codes)
         if len(codes) > 1:
             test = f"({test})"
-        cls: dict[str, Any] = {"name": f"pxe-{arch}", "test": test + not_ipxe, "boot-file-name": loader}
-        if boot.tftp_server is not None:
-            cls["next-server"] = str(boot.tftp_server)
-        classes.append(cls)
+        classes.append({"name": f"pxe-{arch}", "test": test + not_ipxe, "boot-file-name": loader})
     return classes
+
+
+def _ipxe_class(vlan: Vlan) -> str:
+    return f"ipxe-vlan{vlan.vlan_id}"
 
 
 def _subnet(s: Subnet, vlan: Vlan, hosts: tuple[Host, ...], boot: Boot) -> dict[str, Any]:
@@ -598,8 +607,10 @@ def _subnet(s: Subnet, vlan: Vlan, hosts: tuple[Host, ...], boot: Boot) -> dict[
         "reservations": reservations,
         "user-context": {"vlan_id": vlan.vlan_id, "vid": vlan.vid},
     }
-    if boot.tftp_server is not None:
-        out["next-server"] = str(boot.tftp_server)
+    if boot.serves:
+        out["next-server"] = str(vlan.self_address)
+    if boot.http_port is not None:
+        out["require-client-classes"] = [_ipxe_class(vlan)]
     return out
 
 
@@ -644,7 +655,7 @@ def render(instance: Instance, state: State, paths: Paths, *, threads: int = 0,
                      "severity": "INFO"}],
         "user-context": {"generated-by": "metalplane.rack.dhcp", "instance": instance.name},
     }
-    classes = _client_classes(state.boot)
+    classes = _client_classes(state.boot, instance.vlans)
     if classes:                     # Kea 2.2's parser refuses an empty list here
         dhcp4["client-classes"] = classes
     if instance.role != "standalone":
