@@ -1,10 +1,11 @@
 import stat
+from types import SimpleNamespace
 
 import pytest
 
 from metalplane.config.files import ConfigError
 from metalplane.config.region import load_region_config, reset_region_config, update_region_config
-from metalplane.region.db.engine import conninfo, split_host
+from metalplane.region.db.engine import conninfo, ordered_hosts, remember_primary, split_host
 from metalplane.region.services.controllers import RACK, REGION, REGION_AND_RACK, combined_type
 
 
@@ -59,6 +60,18 @@ def test_several_database_hosts_become_one_read_write_conninfo(tmp_path):
     assert "port=5432,5433,6432" in info
     assert "target_session_attrs=read-write" in info
     assert split_host("/var/run/pg", 5432) == ("/var/run/pg", 5432)
+
+
+def test_new_connections_try_the_last_primary_first(tmp_path):
+    config = update_region_config(tmp_path / "c", {"database_host": ["db1", "db2", "db3:6432"]})
+    assert ordered_hosts(config) == [("db1", 5432), ("db2", 5432), ("db3", 6432)]
+    remember_primary(config, SimpleNamespace(info=SimpleNamespace(host="db3", port=6432)))
+    assert ordered_hosts(config) == [("db3", 6432), ("db1", 5432), ("db2", 5432)]
+    assert "host=db3,db1,db2" in conninfo(config) and "port=6432,5432,5432" in conninfo(config)
+    remember_primary(config, SimpleNamespace(info=SimpleNamespace(host="elsewhere", port=5432)))
+    assert ordered_hosts(config)[0] == ("db1", 5432)  # a host not in the list changes nothing
+    other = update_region_config(tmp_path / "d", {"database_host": ["db1", "db2"]})
+    assert ordered_hosts(other)[0] == ("db1", 5432)  # another host list has its own memory
 
 
 def test_region_and_rack_on_one_host_is_one_node():

@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 
 from metalplane import __version__
 from metalplane.config.region import RegionConfig
-from metalplane.region.db.engine import conninfo
+from metalplane.region.db.engine import conninfo, remember_primary
 from metalplane.region.api.metadata import metadata_url
 from metalplane.region.services import bmcs, boot, boot_resources, cluster, dhcp, leases, machines, racks, rpc
 from metalplane.rpc.client import Connection, open_connection
@@ -318,6 +318,7 @@ class RegionRpcServer:
             try:
                 async with await psycopg.AsyncConnection.connect(
                         conninfo(self.config, f"metalplane-listen-{self.worker_index}"), autocommit=True) as conn:
+                    remember_primary(self.config, conn)
                     await conn.execute(f"LISTEN {rpc.TARGETS_CHANNEL}")
                     await conn.execute(f"LISTEN {rpc.RACK_EVENTS_CHANNEL}")
                     delay = LISTEN_RETRY_FIRST

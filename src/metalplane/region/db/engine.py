@@ -9,6 +9,10 @@ catches any that died quietly. The API retries what is safe with backoff
 (region/api/app.py); the heartbeats retry at their next beat and the LISTEN
 connection with backoff (region/rpc_server.py).
 
+New connections try the host that last accepted one first
+(`ordered_hosts`), so only the first connection after a failover pays for a
+dead old primary.
+
 TCP keepalives and `tcp_user_timeout` make a vanished database host (power
 loss, partition: no RST ever arrives) an error within seconds instead of
 the kernel's ~15 minutes of retransmissions.
@@ -40,9 +44,35 @@ def split_host(entry: str, default_port: int) -> tuple[str, int]:
     return split_host_port(entry, default_port)
 
 
+# The host that last accepted a read-write session, per host list: new
+# connections of this process try it first. After a failover the first
+# connection finds the new primary (waiting `connect_timeout` once if the old
+# one's host vanished); the ones after it go straight there.
+_last_primary: dict[tuple[str, ...], tuple[str, int]] = {}
+
+
+def _key(config: RegionConfig) -> tuple[str, ...]:
+    return (*config.database_hosts, str(config.database_port))
+
+
+def ordered_hosts(config: RegionConfig) -> list[tuple[str, int]]:
+    """The configured hosts, the last known primary first, the rest in the configured order."""
+    pairs = [split_host(h, config.database_port) for h in config.database_hosts]
+    best = _last_primary.get(_key(config))
+    if best in pairs:
+        pairs.remove(best)
+        pairs.insert(0, best)
+    return pairs
+
+
+def remember_primary(config: RegionConfig, conn: psycopg.Connection | psycopg.AsyncConnection) -> None:
+    """Note which host `conn` (a read-write session) reached, for `ordered_hosts`."""
+    _last_primary[_key(config)] = (conn.info.host, conn.info.port)
+
+
 def conninfo(config: RegionConfig, application_name: str = "metalplane") -> str:
     """libpq conninfo that lands on whichever listed host is the writable primary."""
-    pairs = [split_host(h, config.database_port) for h in config.database_hosts]
+    pairs = ordered_hosts(config)
     params: dict[str, Any] = {
         "host": ",".join(h for h, _ in pairs),
         "port": ",".join(str(p) for _, p in pairs),
@@ -64,10 +94,14 @@ def conninfo(config: RegionConfig, application_name: str = "metalplane") -> str:
 
 
 def sync_engine(config: RegionConfig, application_name: str = "metalplane") -> Engine:
-    info = conninfo(config, application_name)
+    def connect() -> psycopg.Connection:
+        conn = psycopg.connect(conninfo(config, application_name))
+        remember_primary(config, conn)
+        return conn
+
     return create_engine(
         "postgresql+psycopg://",
-        creator=lambda: psycopg.connect(info),
+        creator=connect,
         pool_size=1,
         max_overflow=0,
         pool_pre_ping=True,
@@ -77,10 +111,11 @@ def sync_engine(config: RegionConfig, application_name: str = "metalplane") -> E
 def async_engine(config: RegionConfig, application_name: str = "metalplane-worker",
                  pool_size: int | None = None) -> AsyncEngine:
     """A bounded pool (`database_pool_size`, no overflow) so the budget holds."""
-    info = conninfo(config, application_name)
 
     async def connect() -> psycopg.AsyncConnection:
-        return await psycopg.AsyncConnection.connect(info)
+        conn = await psycopg.AsyncConnection.connect(conninfo(config, application_name))
+        remember_primary(config, conn)
+        return conn
 
     return create_async_engine(
         "postgresql+psycopg_async://",
