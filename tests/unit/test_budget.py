@@ -1,5 +1,5 @@
 from metalplane.region.budget import RegionNeed, compute_budget
-from metalplane.region.supervisor import restart_delay, worker_count_warnings
+from metalplane.region.supervisor import API_SEND_BUFFER, bind_api_socket, restart_delay, worker_count_warnings
 
 
 def test_budget_fits():
@@ -31,3 +31,16 @@ def test_restart_is_immediate_then_backs_off():
     delays = [restart_delay(n) for n in range(2, 10)]
     assert delays == sorted(delays)
     assert max(delays) <= 4.0
+
+
+def test_api_connections_can_queue_a_whole_response_in_the_kernel():
+    """A worker killed just after writing a response still delivers it (see API_SEND_BUFFER)."""
+    import socket
+    from pathlib import Path
+
+    wmem_max = int(Path("/proc/sys/net/core/wmem_max").read_text())
+    with bind_api_socket("127.0.0.1", 0) as listener, socket.create_connection(listener.getsockname()):
+        accepted, _ = listener.accept()
+        with accepted:
+            # Linux doubles the value it is given (for its bookkeeping), capped at wmem_max.
+            assert accepted.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2 * min(API_SEND_BUFFER, wmem_max)

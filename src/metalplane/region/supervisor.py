@@ -58,10 +58,19 @@ def restart_delay(recent_crashes: int) -> float:
     return min(0.25 * 2 ** (recent_crashes - 2), MAX_RESTART_DELAY)
 
 
+# Send buffer of every API connection (accepted sockets inherit it): a whole
+# response fits in the kernel at once, so a worker killed right after writing
+# it still delivers it (the kernel sends what is queued before its FIN). A
+# response cut off after its headers is one neither HAProxy nor a client can
+# retry. The kernel caps this at net.core.wmem_max (and doubles it).
+API_SEND_BUFFER = 4 << 20
+
+
 def bind_api_socket(address: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, API_SEND_BUFFER)
     sock.bind((address, port))
     sock.listen(1024)
     sock.set_inheritable(True)
