@@ -79,6 +79,8 @@ def one_run(index: int, promote_after: float, mode: str) -> dict:
             "db_write_failures": len(failover["write_failures"]),
             "db_read_failures": len(failover["read_failures"]),
             "db_failure_statuses": sorted({r["status"] for r in failover["write_failures"] + failover["read_failures"]}),
+            "db_failure_causes": [(r.get("body") or r.get("error") or "").strip()[:120]
+                                  for r in failover["write_failures"] + failover["read_failures"]],
             "db_max_write_latency_s": failover["max_write_latency"],
             "db_all_regions_down_in_haproxy": failover["haproxy_all_down_seen"],
             "acknowledged_writes": acknowledged,

@@ -4,8 +4,8 @@
   allow-region`, copy regiond.conf, `local-config-set --database-host`, start.
 * Two regions behind a real HAProxy (config from `metalplane region
   haproxy-config`), PostgreSQL primary + synchronous streaming standby, two
-  racks, client traffic: kill -9 a region, restart it, kill -9 the database
-  primary and promote the standby; nothing acknowledged is lost.
+  racks, client traffic: kill -9 region A, kill -9 the database primary and
+  promote the standby, restart region A; nothing acknowledged is lost.
 """
 
 from __future__ import annotations

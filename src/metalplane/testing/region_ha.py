@@ -5,8 +5,8 @@ primary with a synchronous streaming standby, racks and a client, each on a
 The second region is added the seeds' way: its regiond.conf is a copy of the
 first's, then `metalplane region local-config-set --database-host ...`. Racks
 are told only the first region's URL; they learn the second from it. The
-chaos steps (kill a region, restart it, kill the database primary and promote
-the standby) return what they measured, with CLOCK_MONOTONIC times shared by
+chaos steps (kill a region, lose the database primary and promote the
+standby, restart the region) return what they measured, with CLOCK_MONOTONIC times shared by
 every process on the machine.
 
 Used by tests/system/test_region_ha.py and bench/region_ha_bench.py::
@@ -14,7 +14,7 @@ Used by tests/system/test_region_ha.py and bench/region_ha_bench.py::
     with Lab() as lab, RegionHaLab(lab) as ha:
         ha.build()
         loop = ha.start_traffic()
-        kill = ha.kill_region_phase(loop)
+        kill = ha.kill_region_phase(loop, victim="region-a")
 """
 
 from __future__ import annotations
