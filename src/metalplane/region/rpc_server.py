@@ -91,6 +91,9 @@ class RackSession:
     async def register(self, hostname: str, version: str, interfaces: list[dict[str, Any]]) -> dict[str, Any]:
         async with self.server.db.begin() as conn:
             self.node_id = await racks.register_rack(conn, self.system_id, hostname, version, interfaces)
+        # Apart: registration holds its lock, and the connection row locks a process row
+        # that the reaper may be deleting under the rebalance lock.
+        async with self.server.db.begin() as conn:
             await rpc.add_connection(conn, self.node_id, self.server.process_id)
         self.server.sessions[self.system_id] = self
         await self.server.rebalance()
@@ -196,7 +199,7 @@ class RegionRpcServer:
         """(Re)bind to this worker's process row; restore the connections we hold."""
         self.process_id = await rpc.process_id(conn, self.region_id, self.worker_index)
         await rpc.clear_process_connections(conn, self.process_id)
-        for session in self.sessions.values():
+        for session in list(self.sessions.values()):  # racks come and go meanwhile
             if session.node_id is not None:
                 await rpc.add_connection(conn, session.node_id, self.process_id)
 

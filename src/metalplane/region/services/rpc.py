@@ -91,7 +91,13 @@ async def clear_process_connections(conn: AsyncConnection, process: int) -> None
 
 
 async def reap_stale_processes(conn: AsyncConnection) -> int:
-    """Forget workers whose heartbeat stopped (a killed region); their connections go too."""
+    """Forget workers whose heartbeat stopped (a killed region); their connections go too.
+
+    The rows go under the rebalance lock, taken first: rebalancing (which holds that
+    lock) references process rows, so deleting them before the lock deadlocks."""
+    if not (await conn.execute(select(func.count()).select_from(region_processes).where(~_fresh))).scalar_one():
+        return 0
+    await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": REBALANCE_LOCK})
     result = await conn.execute(delete(region_processes).where(~_fresh))
     return result.rowcount
 
