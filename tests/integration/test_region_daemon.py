@@ -81,6 +81,26 @@ def test_killed_worker_is_back_within_5s_and_others_keep_answering(region4):
     assert answered > 10
 
 
+def test_a_stalled_worker_stays_recorded_while_its_supervisor_vouches_for_it(region4):
+    """A worker whose own heartbeat stalls (here: stopped) past PROCESS_TIMEOUT is not
+    reaped while its supervisor runs: reaping a busy worker would cut its racks out."""
+    wait_until(lambda: len(processes_of(region4)) == 4, 10, what="4 workers")
+    stalled = region4.process.worker_pids()[0]
+
+    async def live(conn):
+        rows = await controllers.list_controllers(conn, controllers.REGION_TYPES)
+        return {p.pid for p in await controllers.live_processes(conn, rows[0]["id"])}
+
+    os.kill(stalled, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + controllers.PROCESS_TIMEOUT + 3
+        while time.monotonic() < deadline:
+            assert stalled in run_db(region4.config, live)
+            time.sleep(0.5)
+    finally:
+        os.kill(stalled, signal.SIGCONT)
+
+
 def test_sigterm_stops_everything_and_clears_the_records(region4):
     wait_until(lambda: len(processes_of(region4)) == 4, 10, what="4 workers")
     workers = region4.process.worker_pids()

@@ -153,10 +153,12 @@ class Supervisor:
         while True:
             await asyncio.sleep(REGION_HEARTBEAT)
             try:
-                async with self.db.begin() as conn:
+                async with self.db.begin() as conn:  # alone, so that nothing below can undo it
                     await conn.execute(update(controller_info)
                                        .where(controller_info.c.node_id == self.region_id)
                                        .values(updated=func.now()))
+                    await controllers.heartbeat_live_processes(conn, self.region_id, self._live_pids())
+                async with self.db.begin() as conn:
                     # Any region notices a dead one: its workers stop heartbeating.
                     if await rpc.reap_stale_processes(conn):
                         await rpc.rebalance(conn, self.config.rpc_connections_per_rack,
@@ -168,6 +170,9 @@ class Supervisor:
                         await bmcs.reassign(conn, self.config.balance_threshold)
             except Exception as exc:  # the database may be failing over; keep going
                 log.warning("region heartbeat failed: %s", exc)
+
+    def _live_pids(self) -> list[int]:
+        return [s.proc.pid for s in self.slots if s.proc is not None and s.proc.poll() is None]
 
     def _spawn(self, slot: WorkerSlot, fd: int) -> None:
         args = [

@@ -105,6 +105,16 @@ async def heartbeat_process(conn: AsyncConnection, region_id: int, worker_index:
     return result.rowcount == 1
 
 
+async def heartbeat_live_processes(conn: AsyncConnection, region_id: int, pids: list[int]) -> None:
+    """The supervisor vouches for the workers it sees running. A worker's own beat can
+    stall behind a busy event loop (hundreds of racks handshaking); reaping it then
+    would cut its racks' connections out of the model and set off rebalancing."""
+    if pids:
+        await conn.execute(update(region_processes)
+                           .where(region_processes.c.region_id == region_id, region_processes.c.pid.in_(pids))
+                           .values(updated=func.now()))
+
+
 async def remove_process(conn: AsyncConnection, region_id: int, worker_index: int, pid: int | None = None) -> None:
     query = delete(region_processes).where(
         region_processes.c.region_id == region_id, region_processes.c.worker_index == worker_index
