@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -83,9 +84,9 @@ class RackSession:
                 with contextlib.suppress(Exception):
                     async with self.server.db.begin() as conn:
                         await rpc.remove_connection(conn, self.node_id, self.server.process_id)
-                        if self.node_id not in await rpc.connected_regions(conn):
-                            # Its last link is gone: the rack is dead; its BMCs move now.
-                            await bmcs.reassign(conn, self.server.config.balance_threshold)
+                        last_link = self.node_id not in await rpc.connected_regions(conn)
+                    if last_link:  # the rack is dead: its BMCs move now
+                        await self.server.reassign_bmcs()
             log.info("%s disconnected", self.peer.name)
 
     async def register(self, hostname: str, version: str, interfaces: list[dict[str, Any]]) -> dict[str, Any]:
@@ -177,6 +178,7 @@ class RegionRpcServer:
         self._tasks: set[asyncio.Task] = set()
         self._push_wanted = asyncio.Event()
         self._rebalance_wanted = asyncio.Event()
+        self._reassign_wanted = asyncio.Event()
 
     async def start(self) -> None:
         async with self.db.begin() as conn:
@@ -192,7 +194,8 @@ class RegionRpcServer:
         )
         self._spawn(self._listen())
         self._spawn(self._pusher())
-        self._spawn(self._rebalancer())
+        self._spawn(self._debounced(self._rebalance_wanted, self._rebalance_now, "rebalancing"))
+        self._spawn(self._debounced(self._reassign_wanted, self._reassign_now, "reassigning BMCs"))
         await self.rebalance()  # a worker joined
 
     async def attach(self, conn) -> None:
@@ -224,22 +227,29 @@ class RegionRpcServer:
         self._rebalance_wanted.set()
 
     async def reassign_bmcs(self) -> None:
-        try:
-            async with self.db.begin() as conn:
-                await bmcs.reassign(conn, self.config.balance_threshold)
-        except Exception as exc:
-            log.warning("reassigning BMCs failed (the supervisor retries): %s", exc)
+        """Ask for BMC owners to be checked; bursts collapse into one (the supervisor's
+        heartbeat retries a failed one)."""
+        self._reassign_wanted.set()
 
-    async def _rebalancer(self) -> None:
+    async def _rebalance_now(self) -> None:
+        async with self.db.begin() as conn:
+            await rpc.rebalance(conn, self.config.rpc_connections_per_rack, self.config.balance_threshold)
+
+    async def _reassign_now(self) -> None:
+        async with self.db.begin() as conn:
+            await bmcs.reassign(conn, self.config.balance_threshold)
+
+    async def _debounced(self, wanted: asyncio.Event, action: Callable[[], Awaitable[None]], what: str) -> None:
+        """Run `action` once per burst of requests: a thousand racks connecting at once
+        make one rebalance and one BMC reassignment, not a thousand serialised ones."""
         while True:
-            await self._rebalance_wanted.wait()
+            await wanted.wait()
             await asyncio.sleep(REBALANCE_DEBOUNCE)
-            self._rebalance_wanted.clear()
+            wanted.clear()
             try:
-                async with self.db.begin() as conn:
-                    await rpc.rebalance(conn, self.config.rpc_connections_per_rack, self.config.balance_threshold)
+                await action()
             except Exception as exc:
-                log.warning("rebalancing failed (will retry on the next change): %s", exc)
+                log.warning("%s failed (will retry on the next change): %s", what, exc)
 
     # -- incoming connections ------------------------------------------------------------
 
