@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from metalplane.images.build import build_ephemeral  # noqa: E402
-from metalplane.testing.benchdoc import publish  # noqa: E402
+from metalplane.testing.benchdoc import cpu_model, publish  # noqa: E402
 from metalplane.testing.databases import TestDatabases  # noqa: E402
 from metalplane.testing.netlab import Host, Lab, NetnsProcess  # noqa: E402
 from metalplane.testing.processes import wait_until  # noqa: E402
@@ -200,9 +200,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def machine_line() -> str:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
-    return f"{os.cpu_count()} CPUs (nproc), {cpu}; Linux {platform.release()}, Python {platform.python_version()}"
+    return f"{os.cpu_count()} CPUs (nproc), {cpu_model()}; Linux {platform.release()}, Python {platform.python_version()}"
 
 
 def report(runs: list[Run], args: argparse.Namespace, started: str, wall: float, sizes: dict[str, int],

@@ -49,7 +49,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from metalplane.rack.dhcp import DhcpService, prefix_wrap  # noqa: E402
-from metalplane.testing.benchdoc import publish  # noqa: E402
+from metalplane.testing.benchdoc import cpu_model, publish  # noqa: E402
 from metalplane.testing.netlab import Host, Lab  # noqa: E402
 
 NET, RACK1, RACK2, PERF = "10.50.0.0/16", "10.50.0.2", "10.50.0.3", "10.50.0.10"
@@ -289,14 +289,7 @@ async def failovers(pair: Pair, args) -> list[dict]:
 # --------------------------------------------------------------------------- report
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     kea = subprocess.run(["kea-dhcp4", "-v"], capture_output=True, text=True).stdout.strip()
     return f"{os.cpu_count()} CPUs (nproc), {cpu}; Linux {platform.release()}; kea-dhcp4 {kea}"
 

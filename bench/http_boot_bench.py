@@ -54,7 +54,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from metalplane.rack.http.nginx import render_config  # noqa: E402
-from metalplane.testing.benchdoc import publish  # noqa: E402
+from metalplane.testing.benchdoc import cpu_model, descendants, publish  # noqa: E402
 from metalplane.rack.images import ImageCache  # noqa: E402
 from metalplane.testing.fake_region_files import FakeRegionFiles, image  # noqa: E402
 
@@ -154,20 +154,6 @@ async def serve(request):
     return FileResponse(os.path.join(TREE, request.url.path.lstrip("/")))
 app = Starlette(routes=[Route("/images/{rest:path}", serve)])
 """
-
-
-def descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        try:
-            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-        except OSError:
-            continue
-        for child in map(int, children):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def free_port() -> int:
@@ -284,12 +270,7 @@ def measure(server: Server, load: str, clients: int, duration: float, script: Pa
 
 
 def machine() -> tuple[str, str]:
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return f"{os.cpu_count()} CPUs (nproc), {cpu}", f"Linux {platform.release()}, Python {platform.python_version()}"
+    return f"{os.cpu_count()} CPUs (nproc), {cpu_model()}", f"Linux {platform.release()}, Python {platform.python_version()}"
 
 
 def version(argv: list[str]) -> str:

@@ -32,7 +32,7 @@ from metalplane.client.http import MaasHttp  # noqa: E402
 from metalplane.embedded.init import run_db  # noqa: E402
 from metalplane.ha import balance  # noqa: E402
 from metalplane.region.services import cluster  # noqa: E402
-from metalplane.testing.benchdoc import write_section  # noqa: E402
+from metalplane.testing.benchdoc import cpu_model, write_section  # noqa: E402
 from metalplane.testing.bmc_redfish import HttpBmcEmulator, farm  # noqa: E402
 from metalplane.testing.databases import TestDatabases, world_traversable_tempdir  # noqa: E402
 from metalplane.testing.processes import RackProcess, RegionProcess, wait_until  # noqa: E402
@@ -154,17 +154,10 @@ def main() -> None:
             region.stop()
         dbs.stop()
         shutil.rmtree(root, ignore_errors=True)
-    result["machine"] = f"{os.cpu_count()} CPUs, {platform.machine()}, {_cpu_model()}"
+    result["machine"] = f"{os.cpu_count()} CPUs, {platform.machine()}, {cpu_model()}"
     print(json.dumps(result, indent=2))
     if args.write:
         write_doc(result)
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def write_doc(result: dict) -> None:

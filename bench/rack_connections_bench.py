@@ -30,6 +30,8 @@ import uvloop
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from metalplane.testing.benchdoc import cpu_model, write_section  # noqa: E402
+
 
 def client_main(urls: list[str], secret: str, first: int, count: int) -> None:
     """One client process: `count` light racks, kept until stdin closes."""
@@ -222,7 +224,7 @@ def main() -> None:
         dbs.stop()
         shutil.rmtree(root, ignore_errors=True)
     result["racks"] = racks
-    result["machine"] = f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, {_cpu_model()}"
+    result["machine"] = f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, {cpu_model()}"
     print(json.dumps(result, indent=2))
     if args.write:
         write_doc(result, args)
@@ -242,16 +244,7 @@ class _quiet:
         return True
 
 
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
-
-
 def write_doc(result: dict, args) -> None:
-    from metalplane.testing.benchdoc import write_section
-
     doc = REPO / "docs" / "benchmarks.md"
     section = f"""## Rack connections ({args.racks:,} racks, 2 regions x {args.workers} workers)
 

@@ -37,7 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from metalplane.testing.benchdoc import publish
+from metalplane.testing.benchdoc import cpu_model, publish
 from metalplane.testing.netlab import Lab
 from metalplane.testing.region_ha import RegionHaLab
 
@@ -143,12 +143,7 @@ def table(runs: list[dict], rows: list[tuple[str, str, str, str]], title: str) -
 
 
 def report(runs: list[dict], args: argparse.Namespace, wall: float, load_before: str) -> str:
-    cpu = "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model()
     pg = subprocess.run(["/usr/lib/postgresql/15/bin/postgres", "--version"], check=False, capture_output=True, text=True).stdout
     hap = subprocess.run(["haproxy", "-v"], check=False, capture_output=True, text=True).stdout.splitlines()[0]
     load_after = " ".join(f"{x:.2f}" for x in os.getloadavg())

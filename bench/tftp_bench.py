@@ -45,7 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from metalplane.rack.tftp import client as tftp  # noqa: E402
-from metalplane.testing.benchdoc import write_section  # noqa: E402
+from metalplane.testing.benchdoc import cpu_model, descendants, write_section  # noqa: E402
 
 FILES = {"100 KB": ("loader.bin", 100 * 1024), "30 MB": ("initrd.img", 30 * 1024 * 1024)}
 MODES = {"512": (512, None), "1468": (1468, None), "1468 w16": (1468, 16)}
@@ -106,20 +106,6 @@ class Server:
                 except OSError:
                     time.sleep(0.1)
             self.cgroup = None
-
-
-def descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        try:
-            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-        except OSError:
-            continue
-        for child in map(int, children):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def state(pid: int) -> str | None:
@@ -276,14 +262,7 @@ def measure(server: Server, client: str, file_label: str, mode: str, concurrency
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return f"{os.cpu_count()} x {cpu}, Linux {platform.release()}, Python {platform.python_version()}"
 
 

@@ -1,4 +1,5 @@
-"""docs/benchmarks.md holds one `## ` section per benchmark; each script replaces only its own."""
+"""What the scripts under bench/ share: docs/benchmarks.md holds one `## ` section per
+benchmark (each script replaces only its own), and the facts they report about the machine."""
 
 from __future__ import annotations
 
@@ -31,3 +32,29 @@ def publish(section: str, write: str | None) -> None:
     if write:
         write_section(Path(write), section)
         print(f"written to {write}")
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, for a benchmark's machine line."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (servers that fork per transfer or per worker)."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            found.append(child)
+            todo.append(child)
+    return found

@@ -12,13 +12,13 @@ import argparse
 import asyncio
 import logging
 import os
-import resource
 import signal
 import sys
 
 from metalplane.rack.http.server import BootHttpServer, listen_socket
 from metalplane.rack.images.cache import ImageCache
-from metalplane.rack.tftp.__main__ import _die_with_parent, parse_listen, run
+from metalplane.rack.prefork import raise_open_files_limit, serve_in_workers
+from metalplane.rack.tftp.__main__ import parse_listen
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,9 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--workers must be at least 1")
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(process)d %(name)s [%(levelname)s] %(message)s")
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_open_files_limit()
     host, port = parse_listen(args.listen) if ":" in args.listen else (args.listen, 5248)
 
     cache = ImageCache(args.cache)
@@ -43,32 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     if cache._unverified:
         asyncio.run(cache.verify_pending())
 
-    sock = listen_socket(host, port, reuse_port=args.workers > 1)
-    port = sock.getsockname()[1]
-    children = []
-    for _ in range(args.workers - 1):
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                _die_with_parent()
-                sock.close()
-                own = listen_socket(host, port, reuse_port=True)
-                run(serve(own, args, announce=False), args.loop)
-            except BaseException:
-                code = 1
-            os._exit(code)
-        children.append(pid)
-    try:
-        run(serve(sock, args, announce=True), args.loop)
-    finally:
-        for pid in children:
-            try:
-                os.kill(pid, signal.SIGTERM)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
-    return 0
+    return serve_in_workers(args.workers, host, port, listen_socket,
+                            lambda sock, announce: serve(sock, args, announce), args.loop)
 
 
 async def serve(sock, args, announce: bool) -> None:

@@ -6,10 +6,10 @@ import argparse
 import asyncio
 import logging
 import os
-import resource
 import signal
 import sys
 
+from metalplane.rack.prefork import raise_open_files_limit, serve_in_workers
 from metalplane.rack.tftp.protocol import MAX_BLKSIZE, MAX_WINDOWSIZE, MIN_BLKSIZE, Limits
 from metalplane.rack.tftp.server import TftpServer, listen_socket
 from metalplane.rack.tftp.sources import StaticRoot
@@ -51,41 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(process)d %(name)s [%(levelname)s] %(message)s")
     # Each transfer holds a socket and a file: allow as many as the hard limit does.
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_open_files_limit()
     host, port = parse_listen(args.listen)
     limits = Limits(max_blksize=args.max_blksize, max_windowsize=args.max_windowsize,
                     default_timeout=args.timeout)
-
     if args.workers < 1:
         parser.error("--workers must be at least 1")
-    sock = listen_socket(host, port, reuse_port=args.workers > 1)
-    port = sock.getsockname()[1]  # when asked for port 0, the workers join the one we got
-    children = []
-    for _ in range(args.workers - 1):
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                _die_with_parent()
-                sock.close()
-                own = listen_socket(host, port, reuse_port=True)
-                run(serve(own, args, limits, announce=False), args.loop)
-            except BaseException:
-                code = 1
-            os._exit(code)
-        children.append(pid)
-    try:
-        run(serve(sock, args, limits, announce=True), args.loop)
-    finally:
-        for pid in children:  # only the workers this process forked, by PID
-            try:
-                os.kill(pid, signal.SIGTERM)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
-    return 0
+    return serve_in_workers(args.workers, host, port, listen_socket,
+                            lambda sock, announce: serve(sock, args, limits, announce), args.loop)
 
 
 async def serve(sock, args, limits: Limits, announce: bool) -> None:
@@ -98,29 +71,6 @@ async def serve(sock, args, limits: Limits, announce: bool) -> None:
         print(f"ready {server.address[0]} {server.address[1]}", flush=True)
     await server.serve_forever()
     logging.getLogger("metalplane.rack.tftp").info("TFTP stopped (pid %d): %s", os.getpid(), server.stats)
-
-
-def run(coro, loop_name: str) -> None:
-    if loop_name == "uvloop":
-        try:
-            import uvloop
-        except ImportError:
-            uvloop = None
-        if uvloop is not None:
-            uvloop.run(coro)
-            return
-    asyncio.run(coro)
-
-
-def _die_with_parent() -> None:
-    """A worker goes when the process that forked it goes (Linux PR_SET_PDEATHSIG)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 if __name__ == "__main__":
