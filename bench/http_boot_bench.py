@@ -51,12 +51,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "src"))
+sys.path[:0] = [str(REPO / "src"), str(REPO)]  # metalplane, and the test house (tests.support)
 
 from metalplane.rack.http.nginx import render_config  # noqa: E402
-from metalplane.testing.benchdoc import cpu_model, descendants, publish  # noqa: E402
+from benchdoc import cpu_model, descendants, publish  # noqa: E402
 from metalplane.rack.images import ImageCache  # noqa: E402
-from metalplane.testing.fake_region_files import FakeRegionFiles, image  # noqa: E402
+from tests.support.fake_region_files import FakeRegionFiles, image  # noqa: E402
 
 KERNEL_SIZE = 8 * 1000 * 1000
 INITRD_SIZE = 40 * 1000 * 1000

@@ -35,8 +35,9 @@ from pathlib import Path
 import aiohttp
 from scapy.layers.dhcp import BOOTP, DHCP
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-from metalplane.rack.tftp import client as tftp  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO / "src"), str(REPO)]  # metalplane, and the test house (tests.support)
+from tests.support import tftp_client as tftp  # noqa: E402
 
 PXE_VENDOR = b"PXEClient:Arch:00000:UNDI:002001"
 DHCP_RETRIES = (4.0, 8.0, 16.0)

@@ -30,12 +30,12 @@ import uvloop
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from metalplane.testing.benchdoc import cpu_model, write_section  # noqa: E402
+from benchdoc import cpu_model, write_section  # noqa: E402
 
 
 def client_main(urls: list[str], secret: str, first: int, count: int) -> None:
     """One client process: `count` light racks, kept until stdin closes."""
-    from metalplane.testing.light_rack import LightRack
+    from tests.support.light_rack import LightRack
 
     async def run() -> None:
         racks = [LightRack(f"b{first + i:05d}", urls, secret) for i in range(count)]
@@ -126,8 +126,8 @@ def main() -> None:
 
     from metalplane.embedded.init import run_db
     from metalplane.region.services import cluster
-    from metalplane.testing.databases import TestDatabases, world_traversable_tempdir
-    from metalplane.testing.processes import RegionProcess
+    from tests.support.databases import TestDatabases, world_traversable_tempdir
+    from tests.support.processes import RegionProcess
     from tests.conftest import RunningRegion, create_admin, make_region_config
 
     dbs = TestDatabases()

@@ -31,7 +31,7 @@ from metalplane.client.http import MaasHttp, oauth_header
 from metalplane.embedded.init import run_db
 from metalplane.images.publish import publish_image
 from metalplane.region.services import boot_resources as svc
-from metalplane.testing.processes import wait_until
+from tests.support.processes import wait_until
 from tests.conftest import start_region
 
 PREFIX = "/MAAS/api/2.0/"

@@ -19,7 +19,7 @@ import pytest
 
 from metalplane.rack.http import RackHttpService, Request, Response
 from metalplane.rack.images import ImageCache
-from metalplane.testing.fake_region_files import FakeRegionFiles, image
+from tests.support.fake_region_files import FakeRegionFiles, image
 
 KERNEL = os.urandom(3_000_000 + 7)
 INITRD = os.urandom(12_000_000 + 13)
@@ -593,8 +593,8 @@ def test_socket_family_helper_binds_ipv6_when_asked():
 @pytest.mark.skipif(not shutil.which("nginx"), reason="nginx not installed")
 async def test_nginx_in_front_serves_the_tree_and_passes_the_rest(tmp_path):
     from metalplane.rack.http.nginx import render_config
-    from metalplane.testing.databases import world_traversable_tempdir
-    from metalplane.testing.processes import free_port_block
+    from tests.support.databases import world_traversable_tempdir
+    from tests.support.processes import free_port_block
 
     root = world_traversable_tempdir("mp-nginx-")  # nginx workers run as nobody
     try:

@@ -13,7 +13,7 @@ import pytest
 
 from metalplane.embedded.init import run_db
 from metalplane.region.services import controllers
-from metalplane.testing.processes import wait_until
+from tests.support.processes import wait_until
 from tests.conftest import RunningRegion, create_admin, start_region
 
 

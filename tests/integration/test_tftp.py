@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from metalplane.rack.tftp import Limits, Routes, StaticRoot, TftpError, TftpServer, chain
-from metalplane.rack.tftp import client as tftp
-from metalplane.rack.tftp.client import TftpClientError
+from tests.support import pythonpath_env
+from tests.support import tftp_client as tftp
+from tests.support.tftp_client import TftpClientError
 from metalplane.rack.tftp.protocol import (
     DATA, ERR_ACCESS, ERR_ILLEGAL_OP, ERR_NOT_FOUND, ERR_OPTIONS, ERROR, RRQ, WRQ, build_ack, build_request,
     netascii_encode, parse_error,
@@ -551,7 +552,8 @@ async def test_standalone_workers(root, tmp_path):
 
 WILDCARD_SCRIPT = """
 import asyncio
-from metalplane.rack.tftp import TftpServer, client
+from metalplane.rack.tftp import TftpServer
+from tests.support import tftp_client as client
 
 async def main():
     async def resolve(path, peer):
@@ -578,6 +580,6 @@ def test_wildcard_listen_answers_from_the_address_asked(tmp_path):
     script = tmp_path / "wildcard.py"
     script.write_text(WILDCARD_SCRIPT)
     result = subprocess.run(["unshare", "-n", "sh", "-c", f"ip link set lo up && exec {sys.executable} {script}"],
-                            capture_output=True, timeout=60)
+                            capture_output=True, timeout=60, env={**os.environ, **pythonpath_env()})
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().count("ok ") == 5

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from metalplane.rack.dhcp.kea import control
-from metalplane.testing.netlab import Lab
-from metalplane.testing.processes import wait_until
-from metalplane.testing.stack import Stack
+from tests.support.netlab import Lab
+from tests.support.processes import wait_until
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.system
 CIDR = "10.60.0.0/24"

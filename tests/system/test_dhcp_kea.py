@@ -1,5 +1,5 @@
 """The rack's DHCP engine against real kea-dhcp4 processes and real DHCP clients,
-each rack and client in its own network namespace (metalplane.testing.netlab)."""
+each rack and client in its own network namespace (tests.support.netlab)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from metalplane.rack.dhcp import DhcpService, InvalidDhcpState, KeaConfigError, prefix_wrap
-from metalplane.testing.netlab import Host, Lab, list_netns
+from tests.support.netlab import Host, Lab, list_netns
 
 pytestmark = [
     pytest.mark.system,

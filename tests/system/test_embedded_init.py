@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from metalplane.testing.databases import world_traversable_tempdir
-from metalplane.testing.processes import free_port_block, wait_until
+from tests.support.databases import world_traversable_tempdir
+from tests.support.processes import free_port_block, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 METALPLANE = [sys.executable, "-m", "metalplane"]

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from metalplane.testing import netlab
-from metalplane.testing.netlab import Host, Lab, LabError, cleanup_stale, list_netns, pid_alive
+from tests.support import netlab
+from tests.support.netlab import Host, Lab, LabError, cleanup_stale, list_netns, pid_alive
 
 pytestmark = [
     pytest.mark.system,
@@ -190,7 +190,7 @@ def test_teardown_kills_processes_that_ignore_sigterm():
 
 CRASHING_LAB = """
 import json, os, signal, sys, time
-from metalplane.testing.netlab import Lab
+from tests.support.netlab import Lab
 lab = Lab().start()
 lab.add_network("pxe", "10.50.0.0/24")
 host = lab.add_host("h1", {"pxe": "10.50.0.2/24"})

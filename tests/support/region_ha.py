@@ -34,11 +34,11 @@ from typing import Self
 from metalplane.config.rack import rack_config_path, update_rack_config
 from metalplane.config.region import save_region_config, update_region_config
 from metalplane.identity import read_secret, write_secret
-from metalplane.testing.haproxy import Haproxy
-from metalplane.testing.netlab import Host, Lab, NetnsProcess
-from metalplane.testing.ns_api import NsApi, TrafficLoop
-from metalplane.testing.pg_cluster import PgCluster, PgNode
-from metalplane.testing.processes import wait_until
+from tests.support.haproxy import Haproxy
+from tests.support.netlab import Host, Lab, NetnsProcess
+from tests.support.ns_api import NsApi, TrafficLoop
+from tests.support.pg_cluster import PgCluster, PgNode
+from tests.support.processes import wait_until
 
 PYTHON = [sys.executable, "-m", "metalplane"]
 NET = "ha"

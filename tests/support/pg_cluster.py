@@ -34,7 +34,7 @@ from pathlib import Path
 
 from metalplane.config.region import RegionConfig
 from metalplane.embedded.postgres import Cluster, PostgresError, cluster_owner, find_pg_bin, quote_literal
-from metalplane.testing.databases import world_traversable_tempdir
+from tests.support.databases import world_traversable_tempdir
 
 ROLE = "maas"
 PASSWORD = "test-only-password"
