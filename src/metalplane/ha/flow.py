@@ -1,6 +1,6 @@
 """A small exact min-cost flow solver (integer capacities and costs), stdlib only.
 
-Used by :mod:`metalplane.ha.balance` to pick the assignment that moves the fewest
+Used by :mod:`metalplane.ha.solver` to pick the assignment that moves the fewest
 connections (or BMC owners) while respecting load caps.  The graphs it sees are
 small: one node per *group* of interchangeable racks/items, not one per rack.
 
