@@ -38,8 +38,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "src"), str(REPO)]  # metalplane, and the test house (tests.support)
 
-from metalplane.images.build import build_ephemeral  # noqa: E402
 from benchdoc import cpu_model, publish  # noqa: E402
+
+from metalplane.images.build import build_ephemeral  # noqa: E402
 from tests.support.databases import TestDatabases  # noqa: E402
 from tests.support.netlab import Host, Lab, NetnsProcess  # noqa: E402
 from tests.support.processes import wait_until  # noqa: E402
@@ -196,7 +197,7 @@ def start_stock(rack: Host, workdir: Path, kernel: Path, initrd: Path) -> list[N
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
 
 def machine_line() -> str:

@@ -126,9 +126,9 @@ def main() -> None:
 
     from metalplane.embedded.init import run_db
     from metalplane.region.services import cluster
+    from tests.conftest import RunningRegion, create_admin, make_region_config
     from tests.support.databases import TestDatabases, world_traversable_tempdir
     from tests.support.processes import RegionProcess
-    from tests.conftest import RunningRegion, create_admin, make_region_config
 
     dbs = TestDatabases()
     dbs.start()

@@ -37,9 +37,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO)]  # metalplane, and the test house (tests.support)
 
-from benchdoc import cpu_model, publish
-from tests.support.netlab import Lab
-from tests.support.region_ha import RegionHaLab
+from benchdoc import cpu_model, publish  # noqa: E402
+
+from tests.support.netlab import Lab  # noqa: E402
+from tests.support.region_ha import RegionHaLab  # noqa: E402
 
 SECTION = "## Region HA recovery"
 

@@ -44,8 +44,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "src"), str(REPO)]  # metalplane, and the test house (tests.support)
 
-from tests.support import tftp_client as tftp  # noqa: E402
 from benchdoc import cpu_model, descendants, write_section  # noqa: E402
+
+from tests.support import tftp_client as tftp  # noqa: E402
 
 FILES = {"100 KB": ("loader.bin", 100 * 1024), "30 MB": ("initrd.img", 30 * 1024 * 1024)}
 MODES = {"512": (512, None), "1468": (1468, None), "1468 w16": (1468, 16)}
@@ -431,7 +432,7 @@ def main() -> int:
     if args.quick:
         CONCURRENCY = (1, 50)
 
-    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load_before = Path("/proc/loadavg").read_text().split()[:3]
     t_start = time.monotonic()
     ROOT = tempfile.mkdtemp(prefix="mp-tftp-bench-")

@@ -51,8 +51,11 @@ def test_wheel_ships_every_file_production_reads(wheel: Path) -> None:
     """Every non-Python file under src/metalplane (ephemeral image scripts, the
     migration template) is package data in the wheel, and so is every module."""
     names = set(zipfile.ZipFile(wheel).namelist())
-    wanted = {f"metalplane/{p.relative_to(SRC).as_posix()}" for p in SRC.rglob("*")
-              if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
+    wanted = {
+        f"metalplane/{p.relative_to(SRC).as_posix()}"
+        for p in SRC.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    }
     assert wanted - names == set()
 
 
@@ -62,9 +65,12 @@ def test_fresh_venv_install_has_no_test_house(wheel: Path, tmp_path: Path) -> No
     python = venv / "bin" / "python"
     run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q", str(wheel)])
     # -I: only the venv's site-packages, not the work tree or PYTHONPATH.
-    found = json.loads(run([str(python), "-I", "-c", (
+    probe = (
         "import importlib.util as u, json, os, sysconfig\n"
-        "print(json.dumps({'specs': [u.find_spec(m) is not None for m in ('metalplane', 'metalplane.testing', 'tests')],"
-        " 'installed': sorted(os.listdir(sysconfig.get_paths()['purelib']))}))")]))
+        "names = ('metalplane', 'metalplane.testing', 'tests')\n"
+        "print(json.dumps({'specs': [u.find_spec(m) is not None for m in names],"
+        " 'installed': sorted(os.listdir(sysconfig.get_paths()['purelib']))}))"
+    )
+    found = json.loads(run([str(python), "-I", "-c", probe]))
     assert found["specs"] == [True, False, False]
     assert [n for n in found["installed"] if not n.startswith("metalplane")] == []

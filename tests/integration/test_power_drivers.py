@@ -17,7 +17,12 @@ import pytest
 
 from metalplane.rack.power.drivers import DriverRegistry
 from metalplane.rack.power.errors import (
-    PowerAuthError, PowerBackoffError, PowerBMCError, PowerConfigError, PowerConnectionError, PowerTimeoutError,
+    PowerAuthError,
+    PowerBackoffError,
+    PowerBMCError,
+    PowerConfigError,
+    PowerConnectionError,
+    PowerTimeoutError,
 )
 from metalplane.rack.power.policy import PowerSettings, max_in_window
 from metalplane.rack.power.runner import PowerPoller, PowerRunner, PowerTarget

@@ -217,7 +217,7 @@ async def test_a_failing_region_moves_on_to_the_next(tmp_path):
         await dead.stop()  # nothing listens there now
         broken = FakeRegionFiles()
         broken.files = dict(w.region.files)
-        broken.status = {s: 500 for s in broken.files}
+        broken.status = dict.fromkeys(broken.files, 500)
         await broken.start()
         try:
             result = await w.apply(urls=[dead_url, broken.url, w.region.url])
@@ -314,7 +314,7 @@ async def test_restart_without_region_serves_the_cache_and_rehashes_changed_file
             assert (await client.get(f"{URL}/boot-kernel")).status_code == 503
         # the re-sync it triggers fails (no region): degraded, still serving the initrd
         await wait_for(lambda: service.status()[0] == "degraded", what="degraded status")
-        status, info = service.status()
+        _status, info = service.status()
         assert "1 of 2 file(s) not cached" in info
         # the region comes back on the same URL: the background re-sync fetches the kernel
         await region.start(port=region.port)

@@ -16,8 +16,8 @@ from metalplane.region.db.tables import region_processes
 from metalplane.region.services import cluster, rpc
 from metalplane.region.services import racks as racks_service
 from metalplane.region.services.controllers import new_system_id
-from tests.support.processes import RackProcess, RegionProcess, wait_until
 from tests.conftest import RunningRegion, create_admin, start_region
+from tests.support.processes import RackProcess, RegionProcess, wait_until
 
 THRESHOLD = 1.25
 

@@ -528,7 +528,7 @@ def _close_live_labs() -> None:
         if lab.owner_pid == os.getpid():
             try:
                 lab.close()
-            except Exception:       # noqa: BLE001 - best effort at exit
+            except Exception:       # best effort at exit
                 pass
 
 

@@ -41,7 +41,7 @@ def _call(api, method: str, path: str, op: str | None, data: Any) -> dict:
         response = api.request(method, path, op, data)
         return {"status": response.status_code, "body": response.text, "t0": t0, "t1": time.monotonic(),
                 "retry_after": response.headers.get("retry-after")}
-    except Exception as exc:  # noqa: BLE001 - reported to the test
+    except Exception as exc:  # reported to the test
         return {"status": 0, "error": f"{type(exc).__name__}: {exc}", "t0": t0, "t1": time.monotonic()}
 
 
@@ -168,7 +168,7 @@ class NsApi:
             try:
                 self.proc.stdin.close()
                 self.proc.wait(5)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 self.proc.kill()
                 self.proc.wait()
 

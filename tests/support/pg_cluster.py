@@ -306,7 +306,7 @@ class PgCluster:
         for node in self.node_list:
             try:
                 node.stop()
-            except Exception as exc:  # noqa: BLE001 - stop the rest anyway
+            except Exception as exc:  # stop the rest anyway
                 errors.append(f"{node.name}: {exc}")
         if errors:
             raise PostgresError("; ".join(errors))

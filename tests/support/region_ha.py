@@ -443,7 +443,7 @@ class RegionHaLab:
         for loop in self.loops:
             try:
                 loop.stop(timeout=20)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 errors.append(f"traffic: {exc}")
         for agent in self.agents:
             agent.close()
@@ -458,7 +458,7 @@ class RegionHaLab:
         if self.pg is not None:
             try:
                 self.pg.stop()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 errors.append(f"postgres: {exc}")
         if errors:
             raise HaLabError("; ".join(errors))

@@ -15,8 +15,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from metalplane.rack.tftp.protocol import (
-    DATA, DEFAULT_BLKSIZE, ERR_OPTIONS, ERROR, OACK, RRQ, build_ack, build_error, build_request,
-    netascii_decode, parse_error, parse_oack,
+    DATA,
+    DEFAULT_BLKSIZE,
+    ERR_OPTIONS,
+    ERROR,
+    OACK,
+    RRQ,
+    build_ack,
+    build_error,
+    build_request,
+    netascii_decode,
+    parse_error,
+    parse_oack,
 )
 
 

@@ -86,7 +86,7 @@ class FakeMetadata:
     def port(self) -> int:
         return self.httpd.server_address[1]
 
-    def __enter__(self) -> "FakeMetadata":
+    def __enter__(self) -> FakeMetadata:
         self.thread.start()
         return self
 

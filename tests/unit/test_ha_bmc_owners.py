@@ -89,7 +89,7 @@ def test_candidates_are_live_and_from_the_first_pool_that_has_any(data):
     proven = {b: data.draw(pools) for b in bmcs if data.draw(st.booleans())}
     live = data.draw(pools)
     out = choose_candidates(bmcs, on_subnet, proven, live)
-    assert set(out) == ({b for b in bmcs} if live else set())
+    assert set(out) == (set(bmcs) if live else set())
     for b, chosen in out.items():
         assert chosen and chosen <= live
         first = next(p for p in (on_subnet.get(b, set()), proven.get(b, set()), live) if p & live)
@@ -97,8 +97,11 @@ def test_candidates_are_live_and_from_the_first_pool_that_has_any(data):
 
 
 def test_racks_on_subnet_follow_the_bmc_address_to_its_vlans():
-    nets = [(1, ipaddress.ip_network("10.0.0.0/24")), (2, ipaddress.ip_network("10.0.0.0/16")),
-            (3, ipaddress.ip_network("fd00::/64"))]
+    nets = [
+        (1, ipaddress.ip_network("10.0.0.0/24")),
+        (2, ipaddress.ip_network("10.0.0.0/16")),
+        (3, ipaddress.ip_network("fd00::/64")),
+    ]
     by_vlan = {1: {"r1"}, 2: {"r2", "r3"}, 3: {"r6"}}
     hosts = {"a": "10.0.0.5", "b": "10.0.9.9", "c": "192.0.2.1", "d": None, "e": "bmc.example", "f": "fd00::7"}
     assert racks_on_subnet(hosts, nets, by_vlan) == {"a": {"r1", "r2", "r3"}, "b": {"r2", "r3"}, "f": {"r6"}}
@@ -144,8 +147,7 @@ def _owner_instance(data, max_items=14, max_owners=4, same=False):
         candidates = {i: set(owners) for i in items}
     else:
         candidates = {i: data.draw(st.sets(st.sampled_from(owners), max_size=len(owners))) for i in items}
-    current = {i: data.draw(st.sampled_from(owners + ["ghost"])) for i in items
-               if data.draw(st.booleans())}
+    current = {i: data.draw(st.sampled_from(owners + ["ghost"])) for i in items if data.draw(st.booleans())}
     threshold = data.draw(st.sampled_from(THRESHOLDS))
     return items, owners, candidates, current, threshold
 
@@ -153,7 +155,7 @@ def _owner_instance(data, max_items=14, max_owners=4, same=False):
 @given(st.data())
 @settings(max_examples=150, deadline=None)
 def test_owners_exactly_minimal_vs_brute_force(data):
-    items, owners, candidates, current, threshold = _owner_instance(data, max_items=6, max_owners=3)
+    items, _owners, candidates, current, threshold = _owner_instance(data, max_items=6, max_owners=3)
     plan = plan_owners(items, candidates, current, threshold)
     check_owner_plan(plan, items, candidates, threshold)
     caps = owner_caps(items, candidates, threshold)
@@ -170,7 +172,7 @@ def test_owners_exactly_minimal_vs_brute_force(data):
 @given(st.data())
 @settings(max_examples=200, deadline=None)
 def test_owners_minimal_idempotent_deterministic(data):
-    items, owners, candidates, current, threshold = _owner_instance(data, max_items=25, max_owners=5)
+    items, _owners, candidates, current, threshold = _owner_instance(data, max_items=25, max_owners=5)
     plan = plan_owners(items, candidates, current, threshold)
     check_owner_plan(plan, items, candidates, threshold)
     m = moves(current, plan)
@@ -179,7 +181,7 @@ def test_owners_minimal_idempotent_deterministic(data):
     assert plan_owners(items, candidates, plan, threshold) == plan
     shuffled = list(items)
     random.Random(len(items)).shuffle(shuffled)
-    cands2 = {i: list(reversed(sorted(candidates[i]))) for i in reversed(shuffled)}
+    cands2 = {i: sorted(candidates[i], reverse=True) for i in reversed(shuffled)}
     assert plan_owners(shuffled, cands2, dict(reversed(list(current.items()))), threshold) == plan
 
 
@@ -227,12 +229,12 @@ def test_owner_death_can_force_other_moves_through_reachability():
 def test_owners_examples():
     racks = [f"rack{j}" for j in range(5)]
     bmcs = [f"bmc{i:03d}" for i in range(500)]
-    everywhere = {b: racks for b in bmcs}
+    everywhere = dict.fromkeys(bmcs, racks)
     plan = plan_owners(bmcs, everywhere, {})
     assert owner_spread(plan).max == owner_spread(plan).min == 100
 
     # rack4 dies: its 100 BMCs move, nothing else does; 125 each
-    alive = {b: racks[:4] for b in bmcs}
+    alive = dict.fromkeys(bmcs, racks[:4])
     after = plan_owners(bmcs, alive, plan)
     assert moves(plan, after) == 100
     assert sorted(Counter(after.values()).values()) == [125] * 4

@@ -115,8 +115,12 @@ def check_plan(plan, racks, endpoints, per_rack, threshold):
 # caps
 
 
-@given(st.lists(st.integers(1, 6), min_size=1, max_size=5), st.integers(0, 40), st.integers(0, 4),
-       st.sampled_from(THRESHOLDS))
+@given(
+    st.lists(st.integers(1, 6), min_size=1, max_size=5),
+    st.integers(0, 40),
+    st.integers(0, 4),
+    st.sampled_from(THRESHOLDS),
+)
 @settings(deadline=None)
 def test_connection_caps_water_fill(workers, n, per_rack, threshold):
     endpoints = [Endpoint(f"g{g}", w) for g, count in enumerate(workers) for w in range(count)]
@@ -130,7 +134,7 @@ def test_connection_caps_water_fill(workers, n, per_rack, threshold):
     # no more per worker than saturated ones would
     ratios = {shares[g] / caps.regions[g].workers for g in unsaturated}
     assert len(ratios) <= 1
-    for g, rc in caps.regions.items():
+    for _g, rc in caps.regions.items():
         assert 0 <= rc.share <= n
         if ratios and rc.share == n:
             assert rc.worker_share <= max(ratios)
@@ -158,8 +162,7 @@ def _random_instance(data, max_racks=8, max_regions=3, max_workers=3):
 @given(st.data())
 @settings(max_examples=120, deadline=None)
 def test_plan_is_exactly_minimal_vs_brute_force(data):
-    racks, endpoints, current, per_rack, threshold = _random_instance(data, max_racks=3, max_regions=3,
-                                                                      max_workers=2)
+    racks, endpoints, current, per_rack, threshold = _random_instance(data, max_racks=3, max_regions=3, max_workers=2)
     plan = plan_connections(racks, endpoints, current, per_rack, threshold)
     check_plan(plan, racks, endpoints, per_rack, threshold)
     m = moves(current, plan)
@@ -196,8 +199,10 @@ def test_plan_is_deterministic_whatever_the_input_order(data):
     rnd.shuffle(racks2), rnd.shuffle(endpoints2), rnd.shuffle(items)
     current2 = {r: frozenset(rnd.sample(sorted(v), len(v))) for r, v in items}
     assert plan_connections(iter(racks2), iter(endpoints2), current2, per_rack, threshold) == plan
-    assert plan_connections(set(racks), tuple(endpoints), {r: set(v) for r, v in current.items()},
-                            per_rack, threshold) == plan
+    assert (
+        plan_connections(set(racks), tuple(endpoints), {r: set(v) for r, v in current.items()}, per_rack, threshold)
+        == plan
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -215,8 +220,12 @@ class ConnectionBalancing(RuleBasedStateMachine):
         self.serial = itertools.count()
         self.k = 0
 
-    @initialize(per_rack=st.integers(1, 3), threshold=st.sampled_from(THRESHOLDS),
-                workers=st.lists(st.integers(1, 3), min_size=1, max_size=3), racks=st.integers(0, 8))
+    @initialize(
+        per_rack=st.integers(1, 3),
+        threshold=st.sampled_from(THRESHOLDS),
+        workers=st.lists(st.integers(1, 3), min_size=1, max_size=3),
+        racks=st.integers(0, 8),
+    )
     def setup(self, per_rack, threshold, workers, racks):
         self.per_rack, self.threshold = per_rack, threshold
         for count in workers:
@@ -311,8 +320,9 @@ class ConnectionBalancing(RuleBasedStateMachine):
 
 
 TestConnectionBalancing = ConnectionBalancing.TestCase
-TestConnectionBalancing.settings = settings(max_examples=80, stateful_step_count=25, deadline=None,
-                                            suppress_health_check=[HealthCheck.too_slow])
+TestConnectionBalancing.settings = settings(
+    max_examples=80, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 # ---------------------------------------------------------------------------
@@ -392,8 +402,11 @@ def test_rack_join_and_leave_touch_only_that_rack():
 
 
 def test_unequal_regions_share_by_worker_count():
-    endpoints = [Endpoint("big", w) for w in range(6)] + [Endpoint("small", w) for w in range(2)] + \
-        [Endpoint("mid", w) for w in range(4)]
+    endpoints = (
+        [Endpoint("big", w) for w in range(6)]
+        + [Endpoint("small", w) for w in range(2)]
+        + [Endpoint("mid", w) for w in range(4)]
+    )
     plan = plan_connections(RACKS[:600], endpoints, {})
     check_plan(plan, RACKS[:600], endpoints, 2, 1.25)
     caps = connection_caps(600, endpoints)
@@ -440,11 +453,17 @@ def test_current_is_cleaned_of_stale_entries():
 
 def test_spread_report():
     endpoints = _fleet(2, 2)
-    plan = {"a": frozenset({Endpoint("region-0", 0), Endpoint("region-1", 0)}),
-            "b": frozenset({Endpoint("region-0", 0), Endpoint("zombie", 3)})}
+    plan = {
+        "a": frozenset({Endpoint("region-0", 0), Endpoint("region-1", 0)}),
+        "b": frozenset({Endpoint("region-0", 0), Endpoint("zombie", 3)}),
+    }
     sp = spread(plan, endpoints)
-    assert sp.endpoint_loads == {Endpoint("region-0", 0): 2, Endpoint("region-0", 1): 0,
-                                 Endpoint("region-1", 0): 1, Endpoint("region-1", 1): 0}
+    assert sp.endpoint_loads == {
+        Endpoint("region-0", 0): 2,
+        Endpoint("region-0", 1): 0,
+        Endpoint("region-1", 0): 1,
+        Endpoint("region-1", 1): 0,
+    }
     assert sp.region_loads == {"region-0": 2, "region-1": 1}
     assert sp.unknown == 1
     assert sp.workers.max == 2 and sp.workers.mean == 0.75
@@ -464,6 +483,11 @@ def test_same_answer_in_another_process():
         "p = plan_connections([f'rack-{i:04d}' for i in reversed(range(50))], eps[::-1], {})\n"
         "print(json.dumps({r: sorted(map(str, v)) for r, v in p.items()}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONHASHSEED": "12345"}).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    ).stdout
     assert json.loads(out) == {r: sorted(map(str, v)) for r, v in here.items()}

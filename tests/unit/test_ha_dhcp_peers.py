@@ -48,8 +48,12 @@ def test_a_pair_agrees_on_each_other(rack, primary, secondary, addressed):
         assert back is not None and pairing(back, primary, secondary, addressed | {rack})[1] == rack
 
 
-@given(st.lists(st.sampled_from(["r1", "r2", "r3", "r4"])), st.one_of(st.none(), st.sampled_from(["r1", "r2"])),
-       st.one_of(st.none(), st.sampled_from(["r3"])), st.sets(st.sampled_from(["r1", "r2", "r3", "r4"])))
+@given(
+    st.lists(st.sampled_from(["r1", "r2", "r3", "r4"])),
+    st.one_of(st.none(), st.sampled_from(["r1", "r2"])),
+    st.one_of(st.none(), st.sampled_from(["r3"])),
+    st.sets(st.sampled_from(["r1", "r2", "r3", "r4"])),
+)
 def test_candidate_is_the_first_live_other_rack_and_only_without_a_secondary(on_vlan, primary, secondary, alive):
     chosen = pick_candidate(on_vlan, primary, secondary, alive)
     if primary is None or secondary is not None:

@@ -68,8 +68,9 @@ def test_scanner_sees_every_kind_of_import(tmp_path: Path) -> None:
     pkg = tmp_path / "src" / "metalplane" / "rack"
     pkg.mkdir(parents=True)
     source = pkg / "x.py"
-    source.write_text("import a.b\nfrom . import sibling\nfrom ..region import db\n"
-                      "def f():\n    from sqlalchemy import select\n")
+    source.write_text(
+        "import a.b\nfrom . import sibling\nfrom ..region import db\ndef f():\n    from sqlalchemy import select\n"
+    )
     found = {m for _, m in imports(source, tmp_path / "src")}
     assert {"a.b", "metalplane.rack.sibling", "metalplane.region", "metalplane.region.db", "sqlalchemy"} <= found
 

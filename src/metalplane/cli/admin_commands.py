@@ -7,5 +7,6 @@ these names (`cli.api_session`).
 
 from __future__ import annotations
 
-ADMIN_COMMANDS = frozenset({"init", "status", "stop", "apikey", "createadmin", "region", "rack", "db", "version",
-                            "images"})
+ADMIN_COMMANDS = frozenset(
+    {"init", "status", "stop", "apikey", "createadmin", "region", "rack", "db", "version", "images"}
+)

@@ -32,7 +32,7 @@ def one_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def connection_error(url: str, exc: httpx.HTTPError) -> CliError:
+def connection_error(url: str, exc: httpx.HTTPError | httpx.InvalidURL) -> CliError:
     return CliError(f"cannot reach {url}: {one_line(str(exc)) or type(exc).__name__}")
 
 

@@ -53,8 +53,9 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # candidates
 
 
-def racks_on_subnet(hosts: Mapping[I, str | None], networks: Iterable[tuple[V, Network]],
-                    racks_by_vlan: Mapping[V, Collection[O]]) -> dict[I, set[O]]:
+def racks_on_subnet(
+    hosts: Mapping[I, str | None], networks: Iterable[tuple[V, Network]], racks_by_vlan: Mapping[V, Collection[O]]
+) -> dict[I, set[O]]:
     """For each BMC whose host is an IP address: the racks on the VLANs of the subnets holding it."""
     nets = list(networks)
     out: dict[I, set[O]] = {}
@@ -71,8 +72,9 @@ def racks_on_subnet(hosts: Mapping[I, str | None], networks: Iterable[tuple[V, N
     return out
 
 
-def choose_candidates(bmc_ids: Iterable[I], on_subnet: Mapping[I, set[O]], proven: Mapping[I, set[O]],
-                      live: set[O]) -> dict[I, set[O]]:
+def choose_candidates(
+    bmc_ids: Iterable[I], on_subnet: Mapping[I, set[O]], proven: Mapping[I, set[O]], live: set[O]
+) -> dict[I, set[O]]:
     """Live racks on the BMC's subnet; else live racks that reached it; else all live racks."""
     out = {}
     for bmc_id in bmc_ids:
@@ -97,10 +99,10 @@ def _candidate_sets(items: Iterable[I], candidates: Mapping[I, Iterable[O]]) -> 
     return out
 
 
-def _shares(cands: Mapping[Any, tuple]) -> dict[Any, Fraction]:
+def _shares(cands: Mapping[Any, tuple[O, ...]]) -> dict[O, Fraction]:
     """Max-min fair fractional loads by peeling densest owner sets (see module doc)."""
-    types: Counter[frozenset] = Counter(frozenset(c) for c in cands.values())
-    shares: dict[Any, Fraction] = {o: Fraction(0) for c in cands.values() for o in c}
+    types: Counter[frozenset[O]] = Counter(frozenset(c) for c in cands.values())
+    shares: dict[O, Fraction] = {o: Fraction(0) for c in cands.values() for o in c}
     while types:
         owners = canonical(o for ty in types for o in ty)
         tlist = list(types.items())
@@ -132,7 +134,7 @@ def _shares(cands: Mapping[Any, tuple]) -> dict[Any, Fraction]:
             break
         for o in best:
             shares[o] = theta
-        rest: Counter[frozenset] = Counter()
+        rest: Counter[frozenset[O]] = Counter()
         for ty, c in types.items():
             if not ty <= best:
                 rest[ty - best] += c
@@ -145,15 +147,15 @@ def owner_shares(items: Iterable[I], candidates: Mapping[I, Iterable[O]]) -> dic
     return _shares(_candidate_sets(items, candidates))
 
 
-def owner_caps(items: Iterable[I], candidates: Mapping[I, Iterable[O]], threshold: float = 1.25
-               ) -> dict[O, int]:
+def owner_caps(items: Iterable[I], candidates: Mapping[I, Iterable[O]], threshold: float = 1.25) -> dict[O, int]:
     """Each owner's cap: ``max(ceil(share), floor(threshold * share))``."""
     t = threshold_of(threshold)
     return {o: bounded_cap(s, t) for o, s in owner_shares(items, candidates).items()}
 
 
-def plan_owners(items: Iterable[I], candidates: Mapping[I, Iterable[O]], current: Mapping[I, O],
-                threshold: float = 1.25) -> dict[I, O]:
+def plan_owners(
+    items: Iterable[I], candidates: Mapping[I, Iterable[O]], current: Mapping[I, O], threshold: float = 1.25
+) -> dict[I, O]:
     """One owner per item, among its candidates, spread within the owner caps.
 
     Items without candidates get no entry.  A current owner is kept when it is
@@ -168,27 +170,28 @@ def plan_owners(items: Iterable[I], candidates: Mapping[I, Iterable[O]], current
     shares = _shares(cands)
     owners = canonical(shares)
     bins = {o: tiers(shares[o], bounded_cap(shares[o], t), False) for o in owners}
-    groups: dict[tuple, list] = defaultdict(list)
+    groups: dict[tuple[tuple[O, ...], bool, O | None], list[I]] = defaultdict(list)
     for i, cs in cands.items():
         cur = current.get(i)
         keep = cur if cur is not None and cur in set(cs) else None
         groups[(cs, keep is not None, keep)].append(i)
-    specs = []
+    specs: list[Group[I, O]] = []
     for key in sorted(groups, key=lambda k: ([order_key(o) for o in k[0]], k[1], order_key(k[2]))):
-        cs, has, keep = key
+        cs, _has, keep = key
         members = sorted(groups[key], key=lambda i: (stable_hash(label(i)), order_key(i)))
-        specs.append(Group(members, 1, {keep: [keep]} if has else {}, list(cs)))
+        specs.append(Group(members, 1, {keep: [keep]} if keep is not None else {}, list(cs)))
     solved = solve(bins, specs, {})
-    plan = {}
+    plan: dict[I, O] = {}
     for per_member in solved:
         for i, units in per_member.items():
-            (o, _p), = units
+            ((o, _p),) = units
             plan[i] = o
     return {i: plan[i] for i in cands}
 
 
-def owner_min_moves_lower_bound(items: Iterable[I], candidates: Mapping[I, Iterable[O]],
-                                current: Mapping[I, O], threshold: float = 1.25) -> int:
+def owner_min_moves_lower_bound(
+    items: Iterable[I], candidates: Mapping[I, Iterable[O]], current: Mapping[I, O], threshold: float = 1.25
+) -> int:
     """``items with candidates - sum_o min(valid items on o now, cap_o)``."""
     cands = _candidate_sets(items, candidates)
     caps = owner_caps(cands, cands, threshold)
@@ -198,7 +201,7 @@ def owner_min_moves_lower_bound(items: Iterable[I], candidates: Mapping[I, Itera
 
 def owner_spread(assignment: Mapping[I, O], owners: Iterable[O] = ()) -> LoadStats[O]:
     """Items per owner (``owners`` lists owners to include even when idle)."""
-    loads: dict[O, int] = {o: 0 for o in canonical(owners)}
+    loads: dict[O, int] = dict.fromkeys(canonical(owners), 0)
     for o in assignment.values():
         loads[o] = loads.get(o, 0) + 1
     return LoadStats.of(loads)

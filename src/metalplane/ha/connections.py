@@ -59,7 +59,7 @@ number of distinct signatures (tens in steady state).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -89,7 +89,7 @@ class Endpoint:
         return f"{self.region}:{self.worker}"
 
 
-Assignment = Mapping[str, frozenset[Endpoint]]
+Assignment = Mapping[str, Collection[Endpoint]]
 """rack system_id -> the endpoints it connects to."""
 
 
@@ -165,8 +165,9 @@ def _caps(n: int, by_region: Mapping[str, list[Endpoint]], per_rack: int, t: Fra
     return ConnectionCaps(n, k, t, regions)
 
 
-def connection_caps(racks: int | Iterable[str], endpoints: Iterable[Endpoint], per_rack: int = 2,
-                    threshold: float = 1.25) -> ConnectionCaps:
+def connection_caps(
+    racks: int | Iterable[str], endpoints: Iterable[Endpoint], per_rack: int = 2, threshold: float = 1.25
+) -> ConnectionCaps:
     """Fair shares and caps for ``racks`` (a count or the ids) over live ``endpoints``."""
     n = racks if isinstance(racks, int) else len(set(racks))
     return _caps(n, _by_region(endpoints), per_rack, threshold_of(threshold))
@@ -176,13 +177,15 @@ def connection_caps(racks: int | Iterable[str], endpoints: Iterable[Endpoint], p
 # the planner
 
 
-def _valid_current(rack_list: list[str], live: set[Endpoint], current: Mapping[str, Iterable[Endpoint]]
-                   ) -> dict[str, list[Endpoint]]:
+def _valid_current(
+    rack_list: list[str], live: set[Endpoint], current: Mapping[str, Iterable[Endpoint]]
+) -> dict[str, list[Endpoint]]:
     return {r: sorted(e for e in as_set(current.get(r)) if e in live) for r in rack_list}
 
 
-def plan_connections(racks: Iterable[str], endpoints: Iterable[Endpoint], current: Assignment,
-                     per_rack: int = 2, threshold: float = 1.25) -> dict[str, frozenset[Endpoint]]:
+def plan_connections(
+    racks: Iterable[str], endpoints: Iterable[Endpoint], current: Assignment, per_rack: int = 2, threshold: float = 1.25
+) -> dict[str, frozenset[Endpoint]]:
     """Which endpoints each rack should connect to.
 
     Every rack in ``racks`` gets exactly ``k = min(per_rack, live regions)``
@@ -207,10 +210,10 @@ def plan_connections(racks: Iterable[str], endpoints: Iterable[Endpoint], curren
 
     # Group racks by signature: per region they hold, the over-cap ("hot")
     # worker or a marker for "a worker within cap" (whose keeping is free).
-    groups: dict[tuple, list[str]] = defaultdict(list)
+    groups: dict[tuple[Endpoint, ...], list[str]] = defaultdict(list)
     own: dict[str, dict[str, Endpoint]] = {}
     for r in rack_list:
-        sig = set()
+        sig: set[Endpoint] = set()
         mine: dict[str, Endpoint] = {}
         for e in valid[r]:
             if e in hot:
@@ -224,11 +227,11 @@ def plan_connections(racks: Iterable[str], endpoints: Iterable[Endpoint], curren
     regions = list(by_region)
     bins = {g: tiers(rc.share, rc.cap, rc.workers > 1) for g, rc in caps.regions.items()}
     capped = {e: (e.region, caps.worker_cap(e)) for e in sorted(hot)}
-    specs = []
-    for sig in sorted(groups):
-        members = sorted(groups[sig], key=lambda r: (stable_hash(r), r))
+    specs: list[Group[str, str]] = []
+    for signature in sorted(groups):
+        members = sorted(groups[signature], key=lambda r: (stable_hash(r), r))
         keeps: dict[str, list[Endpoint]] = defaultdict(list)
-        for p in sig:
+        for p in signature:
             keeps[p.region].append(p)
         specs.append(Group(members, k, dict(keeps), regions))
     solved = solve(bins, specs, capped)
@@ -260,8 +263,9 @@ def plan_connections(racks: Iterable[str], endpoints: Iterable[Endpoint], curren
     return {r: frozenset(es) for r, es in plan.items()}
 
 
-def min_moves_lower_bound(racks: Iterable[str], endpoints: Iterable[Endpoint], current: Assignment,
-                          per_rack: int = 2, threshold: float = 1.25) -> int:
+def min_moves_lower_bound(
+    racks: Iterable[str], endpoints: Iterable[Endpoint], current: Assignment, per_rack: int = 2, threshold: float = 1.25
+) -> int:
     """A closed-form lower bound on the moves any balanced plan needs from ``current``.
 
     Every rack needs ``k`` connections; at most ``K_g = min(h_g, sum_{e in g}
@@ -295,8 +299,13 @@ def min_moves_lower_bound(racks: Iterable[str], endpoints: Iterable[Endpoint], c
     return len(rack_list) * k - min(region_keep, per_rack_keep)
 
 
-def is_balanced(assignment: Assignment, racks: Iterable[str], endpoints: Iterable[Endpoint],
-                per_rack: int = 2, threshold: float = 1.25) -> bool:
+def is_balanced(
+    assignment: Assignment,
+    racks: Iterable[str],
+    endpoints: Iterable[Endpoint],
+    per_rack: int = 2,
+    threshold: float = 1.25,
+) -> bool:
     """True when ``assignment`` is a valid plan within every cap (nothing to move)."""
     rack_list = canonical(racks)
     by_region = _by_region(endpoints)
@@ -342,8 +351,9 @@ class Spread:
     def as_dict(self) -> dict[str, Any]:
         return {
             "workers": self.workers.as_dict(),
-            "regions": {g: {**s.as_dict(), "connections": self.region_loads.get(g, 0)}
-                        for g, s in self.regions.items()},
+            "regions": {
+                g: {**s.as_dict(), "connections": self.region_loads.get(g, 0)} for g, s in self.regions.items()
+            },
             "endpoints": {str(e): c for e, c in self.endpoint_loads.items()},
             "unknown": self.unknown,
             "racks": self.racks,
@@ -366,5 +376,12 @@ def spread(assignment: Assignment, endpoints: Iterable[Endpoint]) -> Spread:
             else:
                 unknown += 1
     regions = {g: LoadStats.of({e: loads[e] for e in es}) for g, es in by_region.items()}
-    return Spread(loads, {g: s.total for g, s in regions.items()}, LoadStats.of(loads), regions,
-                  unknown, len(assignment), dict(sorted(per_rack.items())))
+    return Spread(
+        loads,
+        {g: s.total for g, s in regions.items()},
+        LoadStats.of(loads),
+        regions,
+        unknown,
+        len(assignment),
+        dict(sorted(per_rack.items())),
+    )

@@ -34,8 +34,9 @@ def pairing(role: str, primary: R | None, secondary: R | None, addressed: Contai
     return role, peer
 
 
-def pick_candidate(racks_on_vlan: Iterable[str], primary: str | None, secondary: str | None,
-                   alive: Container[str]) -> str | None:
+def pick_candidate(
+    racks_on_vlan: Iterable[str], primary: str | None, secondary: str | None, alive: Container[str]
+) -> str | None:
     """The rack the seeds say you will see in the 'Secondary controller' field: the
     first live rack on the VLAN, other than the primary, when there is no secondary."""
     if primary is None or secondary is not None:

@@ -44,7 +44,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter, defaultdict
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Generic, TypeVar
@@ -52,6 +52,8 @@ from typing import Any, Generic, TypeVar
 from metalplane.ha.flow import MinCostFlow
 
 K = TypeVar("K", bound=Hashable)
+M = TypeVar("M", bound=Hashable)  # a member: a rack, an item
+B = TypeVar("B", bound=Hashable)  # a bin: a region, an owner
 
 
 # ---------------------------------------------------------------------------
@@ -103,7 +105,7 @@ def canonical(xs: Iterable[K]) -> list[K]:
     return sorted(set(xs), key=order_key)
 
 
-def as_set(v: Any) -> frozenset:
+def as_set(v: Any) -> frozenset[Any]:
     """A placement as a set: a set of endpoints, one owner, or nothing."""
     if v is None:
         return frozenset()
@@ -138,19 +140,22 @@ class Bin:
 
 
 @dataclass
-class Group:
+class Group(Generic[M, B]):
     """Interchangeable members: same slots, same keepable placements, same allowed bins."""
 
-    members: list  # canonical order
+    members: list[M]  # canonical order
     slots: int
-    keeps: dict  # bin -> list of placements the members hold in it now (canonical order)
-    allowed: list  # bins a new unit may go to (canonical order)
+    keeps: Mapping[B, Sequence[Hashable]]  # bin -> placements the members hold in it now (canonical order)
+    allowed: list[B]  # bins a new unit may go to (canonical order)
 
 
 NEW = None  # placement marker for a unit that is not kept
 
+Units = dict[M, list[tuple[B, Any]]]
+"""member -> its units: (bin, the placement kept there, or NEW)."""
 
-def solve(bins: dict, groups: list[Group], capped: dict) -> list[dict]:
+
+def solve(bins: Mapping[B, Bin], groups: list[Group[M, B]], capped: Mapping[Any, tuple[B, int]]) -> list[Units[M, B]]:
     """Assign every member ``slots`` units on distinct bins, at least cost.
 
     Cost, lexicographically: units above a bin's cap (never happens with
@@ -168,14 +173,14 @@ def solve(bins: dict, groups: list[Group], capped: dict) -> list[dict]:
     over = move * (total + 1)
     f = MinCostFlow()
     s, t = f.node(), f.node()
-    bin_node = {}
+    bin_node: dict[B, int] = {}
     for b, spec in bins.items():
         v = bin_node[b] = f.node()
         f.edge(v, t, spec.floor, 0)
         f.edge(v, t, spec.ceil - spec.floor, 1)
         f.edge(v, t, spec.cap - spec.ceil, 2)
         f.edge(v, t, total, over)
-    capped_node = {}
+    capped_node: dict[Hashable, int] = {}
     for p, (b, keep_cap) in capped.items():
         v = capped_node[p] = f.node()
         f.edge(v, bin_node[b], keep_cap, 0)
@@ -184,8 +189,8 @@ def solve(bins: dict, groups: list[Group], capped: dict) -> list[dict]:
         n = len(g.members)
         gn = f.node()
         f.edge(s, gn, g.slots * n, 0)
-        keep_edges: dict = {}
-        new_edges: dict = {}
+        keep_edges: dict[tuple[B, Hashable], int] = {}
+        new_edges: dict[B, int] = {}
         for b in g.keeps:
             x = f.node()
             f.edge(gn, x, n, 0)
@@ -210,7 +215,9 @@ def solve(bins: dict, groups: list[Group], capped: dict) -> list[dict]:
     return out
 
 
-def _disaggregate(g: Group, keep: dict, new: dict, order: dict) -> dict:
+def _disaggregate(
+    g: Group[M, B], keep: Mapping[tuple[B, Hashable], int], new: Mapping[B, int], order: Mapping[B, int]
+) -> Units[M, B]:
     """Turn a group's unit counts per bin into per-member placements.
 
     Bins are laid out in blocks (each at most ``len(members)`` long) and member
@@ -221,21 +228,21 @@ def _disaggregate(g: Group, keep: dict, new: dict, order: dict) -> dict:
     """
     members = g.members
     n = len(members)
-    per_bin: dict = Counter()
+    per_bin: Counter[B] = Counter()
     for (b, _p), c in keep.items():
         per_bin[b] += c
     for b, c in new.items():
         per_bin[b] += c
-    seq = []
+    seq: list[B] = []
     for b in sorted(per_bin, key=order.__getitem__):
         seq += [b] * per_bin[b]
     assert len(seq) == g.slots * n
-    result: dict = {m: [] for m in members}
-    holds: dict = defaultdict(list)
+    result: Units[M, B] = {m: [] for m in members}
+    holds: defaultdict[B, list[M]] = defaultdict(list)
     for i, m in enumerate(members):
         for j in range(g.slots):
             holds[seq[j * n + i]].append(m)
-    fresh = Counter()  # new units per member so far
+    fresh: Counter[M] = Counter()  # new units per member so far
     for b in sorted(holds, key=order.__getitem__):
         if b not in g.keeps:
             for m in holds[b]:
@@ -259,6 +266,7 @@ def _disaggregate(g: Group, keep: dict, new: dict, order: dict) -> dict:
 
 
 def tiers(share: Fraction, cap: int, multi: bool) -> Bin:
+    """A bin whose cheapest tier ends at floor(share), the next at ceil(share), the last at `cap`."""
     return Bin(math.floor(share), math.ceil(share), cap, multi)
 
 
@@ -285,9 +293,14 @@ class LoadStats(Generic[K]):
         count = len(values)
         mean = total / count if count else 0.0
         top = max(values, default=0)
-        return cls(dict(loads), total, count, top, min(values, default=0), mean,
-                   top / mean if mean else 1.0)
+        return cls(dict(loads), total, count, top, min(values, default=0), mean, top / mean if mean else 1.0)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"total": self.total, "count": self.count, "max": self.max, "min": self.min,
-                "mean": round(self.mean, 4), "max_over_mean": round(self.ratio, 4)}
+        return {
+            "total": self.total,
+            "count": self.count,
+            "max": self.max,
+            "min": self.min,
+            "mean": round(self.mean, 4),
+            "max_over_mean": round(self.ratio, 4),
+        }
