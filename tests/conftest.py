@@ -13,8 +13,8 @@ from metalplane.config.region import RegionConfig
 from metalplane.embedded.init import run_db
 from metalplane.region.services import users
 from metalplane.region.services.defaults import ensure_defaults
-from metalplane.testing.databases import TestDatabases, world_traversable_tempdir
-from metalplane.testing.processes import RegionProcess, free_port_block
+from tests.support.databases import TestDatabases, world_traversable_tempdir
+from tests.support.processes import RegionProcess, free_port_block
 
 
 @pytest.fixture(scope="session")

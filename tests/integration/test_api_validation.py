@@ -527,7 +527,7 @@ def test_concurrent_overlapping_ranges_admit_exactly_one(api, net, shared_region
 def test_dhcp_keeps_a_dynamic_range_under_concurrent_deletes(api, net, racks, shared_region):
     """Two subnets of a DHCP VLAN each hold one dynamic range; deleting both at once must leave one."""
     second = ok(api.post("subnets/", cidr=SECOND_CIDR, vlan=net["vlan"]["id"]))
-    for attempt in range(5):
+    for _attempt in range(5):
         ranges = [add_range(api, net, "dynamic", 100, 200),
                   ok(api.post("ipranges/", type="dynamic", subnet=second["id"],
                               start_ip="10.202.95.100", end_ip="10.202.95.200"))]
@@ -543,7 +543,7 @@ def test_dhcp_keeps_a_dynamic_range_under_concurrent_deletes(api, net, racks, sh
 
 def test_enabling_dhcp_races_deleting_the_only_dynamic_range(api, net, racks, shared_region):
     vlan_path = f"vlans/{net['vlan']['id']}/"
-    for attempt in range(8):
+    for _attempt in range(8):
         dynamic = add_range(api, net, "dynamic", 100, 200)
         responses = at_once(shared_region, [
             ("PUT", vlan_path, {"dhcp_on": "true", "primary_rack": racks[0][0]}),

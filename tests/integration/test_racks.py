@@ -16,8 +16,8 @@ from metalplane.region.db.tables import region_processes
 from metalplane.region.services import cluster, rpc
 from metalplane.region.services import racks as racks_service
 from metalplane.region.services.controllers import new_system_id
-from metalplane.testing.processes import RackProcess, RegionProcess, wait_until
 from tests.conftest import RunningRegion, create_admin, start_region
+from tests.support.processes import RackProcess, RegionProcess, wait_until
 
 THRESHOLD = 1.25
 
@@ -250,7 +250,7 @@ def test_wrong_secret_is_refused_with_advice(lab, workdir):
 
 
 def test_other_version_is_refused_and_shown(lab):
-    from metalplane.testing.light_rack import try_handshake
+    from tests.support.light_rack import try_handshake
 
     message = try_handshake(lab.regions["region-a"].url, lab.secret, version="9.7.0", system_id="oldver",
                             hostname="old-rack")

@@ -13,8 +13,8 @@ import pytest
 
 from metalplane.embedded.init import run_db
 from metalplane.region.services import controllers
-from metalplane.testing.processes import wait_until
 from tests.conftest import RunningRegion, create_admin, start_region
+from tests.support.processes import wait_until
 
 
 @pytest.fixture

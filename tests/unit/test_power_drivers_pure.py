@@ -26,7 +26,7 @@ def test_ipmitool_command_keeps_secrets_out_of_argv():
 
 def test_ipmitool_command_variants():
     lan = dict(PARAMS, power_driver="LAN", privilege_level="ADMIN", cipher_suite_id="17")
-    argv, env = ipmi.ipmitool_command(lan, ["x"], timeout=5)
+    argv, _env = ipmi.ipmitool_command(lan, ["x"], timeout=5)
     assert argv[2] == "lan" and "-C" not in argv and "-K" not in argv
     assert argv[argv.index("-L") + 1] == "ADMINISTRATOR"
     assert argv[argv.index("-R") + 1] == "1"
@@ -77,7 +77,8 @@ NO_PRIV = ("Loading IANA PEN Registry...\nGet HPM.x Capabilities request failed,
 SILENT = ("Loading IANA PEN Registry...\nGet Auth Capabilities error\n"
           "Error issuing Get Channel Authentication Capabilities request\n"
           "Error: Unable to establish IPMI v2 / RMCP+ session\n")
-NO_NAME = "Address lookup for nosuch.invalid failed\nCould not open socket!\nError: Unable to establish IPMI v2 / RMCP+ session\n"
+NO_NAME = ("Address lookup for nosuch.invalid failed\nCould not open socket!\n"
+           "Error: Unable to establish IPMI v2 / RMCP+ session\n")
 
 
 @pytest.mark.parametrize("output, cls, answer", [

@@ -234,7 +234,7 @@ def status(data_dir: Path, out: Callable[[str], None] = print) -> int:
     layout = Layout(data_dir)
     if not layout.config_path.exists() and rack_config_path(data_dir).exists():
         rack_pid = layout.rack_daemon().pid()
-        out(f"rackd:      {'running (pid %d)' % rack_pid if rack_pid else 'stopped'}")
+        out(f"rackd:      {f'running (pid {rack_pid})' if rack_pid else 'stopped'}")
         return 0 if rack_pid else 3
     if not layout.config_path.exists():
         out(f"{data_dir}: not initialised (run `metalplane init --data-dir {data_dir}`)")
@@ -251,7 +251,7 @@ def status(data_dir: Path, out: Callable[[str], None] = print) -> int:
     healthy &= answering
     if rack_config_path(data_dir).exists():
         rack_pid = layout.rack_daemon().pid()
-        out(f"rackd:      {'running (pid %d)' % rack_pid if rack_pid else 'stopped'}")
+        out(f"rackd:      {f'running (pid {rack_pid})' if rack_pid else 'stopped'}")
         healthy &= rack_pid is not None
     return 0 if healthy else 3
 

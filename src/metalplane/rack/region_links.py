@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from metalplane.background import background
 from metalplane.rack.cluster_state import ClusterState
 from metalplane.rpc.client import Connection, open_connection
 from metalplane.rpc.handshake import ClientHello, HandshakeRefused
@@ -48,7 +49,7 @@ class Endpoint:
         return (self.host, self.port)
 
     @classmethod
-    def from_wire(cls, data: Mapping[str, Any]) -> "Endpoint":
+    def from_wire(cls, data: Mapping[str, Any]) -> Endpoint:
         return cls(str(data["region"]), int(data["worker"]), str(data["host"]), int(data["port"]))
 
 
@@ -201,7 +202,7 @@ class RegionLinks:
             await self._discover()
         if self.healthy_links() and now - self._last_refresh > REFRESH_INTERVAL:
             self._last_refresh = now
-            asyncio.ensure_future(self._refresh())
+            background(self._refresh())
         plan = plan_links(self.me().system_id, list(self.known.values()), self.targets, self._usable(now),
                           DEFAULT_PER_RACK)
         wanted = {e.key for e in plan}
@@ -222,7 +223,7 @@ class RegionLinks:
             if self._isolated_since is not None:
                 started, self._isolated_since = self._isolated_since, None
                 if self.on_reconnect is not None:
-                    asyncio.ensure_future(self.on_reconnect(started, time.time()))
+                    background(self.on_reconnect(started, time.time()))
         else:
             self.connected_event.clear()
             if self._isolated_since is None:
@@ -290,7 +291,7 @@ class RegionLinks:
                             endpoint.host, endpoint.port)
                 self.backoff.setdefault(endpoint.key, Backoff()).fail(time.monotonic())
                 # Tell a surviving region now, rather than when the dead worker's heartbeat times out.
-                asyncio.ensure_future(self._report_lost(endpoint))
+                background(self._report_lost(endpoint))
         except HandshakeRefused as exc:
             self.refused = exc
             log.error("region %s:%d refused this rack (%s): %s", endpoint.host, endpoint.port, exc.reason, exc.message)

@@ -11,9 +11,7 @@ REPORTED = ("dhcpd", "dhcpd6", "tftp", "http", "ntp_rack", "dns_rack")
 
 class ServiceBoard:
     def __init__(self) -> None:
-        self._status: dict[str, tuple[str, str]] = {
-            name: ("off", "not running on this rack") for name in REPORTED
-        }
+        self._status: dict[str, tuple[str, str]] = dict.fromkeys(REPORTED, ("off", "not running on this rack"))
         self.changed = asyncio.Event()
         self.changed.set()
 

@@ -25,7 +25,7 @@ class ValidationFailed(BadRequest):
         self.errors = errors
 
     @classmethod
-    def field(cls, name: str, reason: str) -> "ValidationFailed":
+    def field(cls, name: str, reason: str) -> ValidationFailed:
         return cls({name: [reason]})
 
 

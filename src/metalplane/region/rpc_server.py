@@ -54,7 +54,7 @@ def advertised_host(config: RegionConfig) -> str:
 
 
 class RackSession:
-    def __init__(self, server: "RegionRpcServer", ws: ServerConnection, hello: ClientHello):
+    def __init__(self, server: RegionRpcServer, ws: ServerConnection, hello: ClientHello):
         self.server = server
         self.hello = hello
         self.system_id = hello.system_id

@@ -44,7 +44,8 @@ MAX_FRAME = 64 * 1024 * 1024
 
 
 def pack(message: dict[str, Any]) -> bytes:
-    return msgpack.packb(message, use_bin_type=True)
+    packed: bytes = msgpack.packb(message, use_bin_type=True)
+    return packed
 
 
 def unpack(data: bytes | str) -> dict[str, Any]:
@@ -81,8 +82,8 @@ class RpcPeer:
         self.handlers = handlers
         self.name = name
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future] = {}
-        self._tasks: set[asyncio.Task] = set()
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self.closed = asyncio.Event()
 
     @property
@@ -132,7 +133,8 @@ class RpcPeer:
                 task.cancel()
 
     def _resolve(self, message: dict[str, Any]) -> None:
-        future = self._pending.get(message.get("id"))
+        call_id = message.get("id")
+        future = self._pending.get(call_id) if isinstance(call_id, int) else None
         if future is None or future.done():
             return
         if message["t"] == "ok":
@@ -143,7 +145,7 @@ class RpcPeer:
 
     async def _answer(self, message: dict[str, Any]) -> None:
         call_id, method = message.get("id"), message.get("m")
-        handler = self.handlers.get(method)
+        handler = self.handlers.get(method) if isinstance(method, str) else None
         try:
             if handler is None:
                 raise RemoteError("no-such-method", f"unknown method {method!r}")

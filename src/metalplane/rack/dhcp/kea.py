@@ -200,7 +200,7 @@ class KeaProcess:
             if self.running():
                 try:
                     answer = await control(self.socket_path, "config-set", config, timeout=60)
-                except (OSError, asyncio.TimeoutError, KeaError) as e:
+                except (TimeoutError, OSError, KeaError) as e:
                     answer = {"result": 1, "text": f"control socket: {e}"}
                 if answer.get("result") == 0:
                     return "reconfigured"
@@ -251,7 +251,7 @@ class KeaProcess:
                     answer = await control(self.socket_path, "version-get", timeout=2)
                     if answer.get("result") == 0:
                         return
-                except (OSError, asyncio.TimeoutError, KeaError, ValueError):
+                except (TimeoutError, OSError, KeaError, ValueError):
                     pass
             if proc is not None and proc.returncode is not None and self.restart_backoff is None:
                 raise KeaError(f"exited {proc.returncode} at start: {self.tail_log()}", instance=self.name)
@@ -308,7 +308,7 @@ class KeaProcess:
                     proc.send_signal(signal.SIGTERM)
                 try:
                     await asyncio.wait_for(proc.wait(), timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(proc.pid, signal.SIGKILL)
                     await proc.wait()

@@ -275,7 +275,7 @@ class LeaseTailer:
         while True:
             try:
                 self.poll()
-            except Exception:       # noqa: BLE001 - keep following; log and retry
+            except Exception:       # keep following; log and retry
                 log.exception("reading lease file %s", self.path)
             await asyncio.sleep(self.interval)
 

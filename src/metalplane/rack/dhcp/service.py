@@ -182,7 +182,7 @@ class DhcpService:
                 try:
                     answer = await proc.command("ha-heartbeat", timeout=2)
                     proc.ha_state = (answer.get("arguments") or {}).get("state") or answer.get("text")
-                except (OSError, asyncio.TimeoutError, KeaError, ValueError) as e:
+                except (TimeoutError, OSError, KeaError, ValueError) as e:
                     proc.ha_state = f"unknown ({type(e).__name__})"
             await asyncio.sleep(self.ha_poll_interval)
 

@@ -96,7 +96,7 @@ class PowerDriver(ABC):
                               timeout: float = 30.0) -> None:
         raise PowerUnsupportedError(self.bmc_name(params), f"{self.name} cannot set the boot device")
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - a driver with nothing pooled has nothing to release
         """Release pooled resources (HTTP clients)."""
 
 

@@ -176,9 +176,10 @@ class _Deadline:
 
     async def __aexit__(self, exc_type, exc, tb) -> bool:
         try:
-            return bool(await self._cm.__aexit__(exc_type, exc, tb))
+            await self._cm.__aexit__(exc_type, exc, tb)  # never suppresses: it raises TimeoutError instead
+            return False
         except TimeoutError:
             raise PowerTimeoutError(self.bmc, f"no answer within {self.timeout:g} s") from None
 
 
-__all__ = ["RedfishDriver", "PowerBMCError", "cycle_reset_type", "power_state_of", "reset_target"]
+__all__ = ["PowerBMCError", "RedfishDriver", "cycle_reset_type", "power_state_of", "reset_target"]

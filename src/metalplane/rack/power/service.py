@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from metalplane.background import background
 from metalplane.rack.power.errors import PowerError
 from metalplane.rack.power.policy import PowerSettings
 from metalplane.rack.power.runner import PollResult, PowerPoller, PowerRunner, PowerTarget
@@ -65,7 +66,7 @@ class PowerService:
         wanted = PowerSettings(poll_interval=float(answer["settings"]["poll_interval"]),
                                max_concurrency=int(answer["settings"]["max_concurrency"]))
         if wanted != self.settings:
-            asyncio.ensure_future(self.poller.stop())
+            background(self.poller.stop())
             self.settings = wanted
             self.runner = PowerRunner(wanted)
             self.poller = PowerPoller(self.runner, on_result=self._polled)

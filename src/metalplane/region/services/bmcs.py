@@ -2,8 +2,9 @@
 
 Candidates for a BMC are the live racks on its layer-2 subnet; failing those,
 live racks that have proven they reach it (a successful call); failing those,
-every live rack (one of them will prove itself). `ha.balance.plan_owners`
-decides, keeping current owners when it can and moving the fewest BMCs.
+every live rack (one of them will prove itself). `ha.bmc_owners` decides both
+the candidates and the owners (keeping current owners when it can and moving
+the fewest BMCs); this module feeds it from the database and stores the plan.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from metalplane.ha import balance
+from metalplane.ha import bmc_owners
 from metalplane.rack.power import schema
 from metalplane.region.db.tables import bmc_routes, bmcs, interfaces, nodes, subnets
 from metalplane.region.services import rpc, settings
@@ -38,19 +39,6 @@ def bmc_host(power_type: str, params: dict[str, Any]) -> str | None:
     return host
 
 
-def choose_candidates(bmc_ids: list[int], on_subnet: dict[int, set[int]], proven: dict[int, set[int]],
-                      live: set[int]) -> dict[int, set[int]]:
-    """Live racks on the BMC's subnet; else live racks that reached it; else all live racks."""
-    out = {}
-    for bmc_id in bmc_ids:
-        for pool in (on_subnet.get(bmc_id, set()), proven.get(bmc_id, set()), live):
-            chosen = pool & live
-            if chosen:
-                out[bmc_id] = chosen
-                break
-    return out
-
-
 async def _racks_by_vlan(conn: AsyncConnection) -> dict[int, set[int]]:
     out: dict[int, set[int]] = {}
     for r in await conn.execute(
@@ -68,23 +56,16 @@ async def candidates(conn: AsyncConnection, exclude: frozenset[int] = frozenset(
     live = set(await rpc.connected_regions(conn)) - exclude
     nets = [(r.vlan_id, ipaddress.ip_network(str(r.cidr))) for r in await conn.execute(select(subnets.c.vlan_id, subnets.c.cidr))]
     by_vlan = await _racks_by_vlan(conn)
-    on_subnet: dict[int, set[int]] = {}
     owners: dict[int, int | None] = {}
+    hosts: dict[int, str | None] = {}
     for b in await conn.execute(select(bmcs)):
         owners[b.id] = b.owner_rack_id
-        host = bmc_host(b.power_type, b.power_parameters)
-        try:
-            address = ipaddress.ip_address(host) if host else None
-        except ValueError:
-            address = None
-        if address is not None:
-            for vlan_id, network in nets:
-                if address in network:
-                    on_subnet.setdefault(b.id, set()).update(by_vlan.get(vlan_id, set()))
+        hosts[b.id] = bmc_host(b.power_type, b.power_parameters)
     proven: dict[int, set[int]] = {}
     for r in await conn.execute(select(bmc_routes)):
         proven.setdefault(r.bmc_id, set()).add(r.rack_id)
-    return choose_candidates(list(owners), on_subnet, proven, live), owners
+    on_subnet = bmc_owners.racks_on_subnet(hosts, nets, by_vlan)
+    return bmc_owners.choose_candidates(list(owners), on_subnet, proven, live), owners
 
 
 async def reassign(conn: AsyncConnection, threshold: float, exclude: frozenset[int] = frozenset()) -> int:
@@ -92,7 +73,7 @@ async def reassign(conn: AsyncConnection, threshold: float, exclude: frozenset[i
     await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ASSIGN_LOCK})
     cands, owners = await candidates(conn, exclude)
     current = {b: o for b, o in owners.items() if o is not None}
-    plan = balance.plan_owners(list(owners), cands, current, threshold)
+    plan = bmc_owners.plan_owners(list(owners), cands, current, threshold)
     changed_racks: set[int] = set()
     moved = 0
     for bmc_id, old in owners.items():

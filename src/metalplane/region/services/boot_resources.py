@@ -11,7 +11,7 @@ reach the racks (`manifest`).
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -232,7 +232,7 @@ async def create_upload(conn: AsyncConnection, *, name: str, architecture: str, 
                                      {"title": title} if title else {})
     if version is None:
         existing = [s["version"] for s in (await sets_of(conn, [resource["id"]])).get(resource["id"], [])]
-        version = next_version(existing, datetime.now(timezone.utc).strftime("%Y%m%d"))
+        version = next_version(existing, datetime.now(UTC).strftime("%Y%m%d"))
     rset = await ensure_set(conn, resource["id"], version, "uploaded")
     rfile, content = await ensure_file(conn, rset["id"], filetype, filetype, sha256, size)
     return resource, rfile, content

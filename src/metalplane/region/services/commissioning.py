@@ -7,7 +7,7 @@ image ↔ metadata API contract"); this module is the region's side.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -91,7 +91,7 @@ async def start(conn: AsyncConnection, system_id: str, timeout: timedelta) -> di
     await conn.execute(delete(script_results).where(script_results.c.node_id == machine["id"]))
     await conn.execute(delete(node_tokens).where(node_tokens.c.node_id == machine["id"]))
     await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(
-        status=machines.COMMISSIONING, status_expires=datetime.now(timezone.utc) + timeout,
+        status=machines.COMMISSIONING, status_expires=datetime.now(UTC) + timeout,
         error_description="", updated=func.now()))
     await token_for(conn, machine["id"])
     return await machines.get_machine(conn, system_id)

@@ -2,7 +2,8 @@
 
 `rack_dhcp_state` builds the wire dict the rack's DHCP engine applies (see
 metalplane.rack.dhcp for the contract). The decisions — which role a rack has
-on a VLAN, who its peer is — are pure functions below; the queries feed them.
+on a VLAN, who its peer is — are pure functions in metalplane.ha.dhcp_peers;
+the queries here feed them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.ha.dhcp_peers import pairing, pick_candidate, role_on_vlan
 from metalplane.region.db.tables import interfaces, ip_addresses, ipranges, nodes, subnets, vlans
 from metalplane.region.services import rpc, settings
 
@@ -27,26 +29,6 @@ class RackOnVlan:
     hostname: str
     interface: str
     address: str | None
-
-
-def role_on_vlan(rack_id: int, primary: int | None, secondary: int | None) -> str | None:
-    """standalone, primary or secondary — or None when this rack has no part."""
-    if rack_id == primary:
-        return "primary" if secondary is not None else "standalone"
-    if rack_id == secondary and primary is not None:
-        return "secondary"
-    return None
-
-
-def pick_candidate(racks_on_vlan: list[str], primary: str | None, secondary: str | None,
-                   alive: set[str]) -> str | None:
-    """The rack the seeds say you will see in the 'Secondary controller' field."""
-    if primary is None or secondary is not None:
-        return None
-    for system_id in sorted(racks_on_vlan):
-        if system_id != primary and system_id in alive:
-            return system_id
-    return None
 
 
 async def racks_on_vlans(conn: AsyncConnection) -> dict[int, list[RackOnVlan]]:
@@ -115,11 +97,11 @@ async def rack_dhcp_state(conn: AsyncConnection, rack_id: int) -> dict[str, Any]
         if me is None or me.address is None:
             problems.append(f"no interface with an IPv4 address on VLAN {v.vid} (id {v.id})")
             continue
-        peer_id = v.secondary_rack_id if role == "primary" else v.primary_rack_id if role == "secondary" else None
-        peer = racks.get(peer_id) if peer_id is not None else None
-        if role != "standalone" and (peer is None or peer.address is None):
+        addressed = {r.node_id for r in racks.values() if r.address is not None}
+        serving, peer_id = pairing(role, v.primary_rack_id, v.secondary_rack_id, addressed)
+        if serving != role:
             problems.append(f"the peer rack has no IPv4 address on VLAN {v.vid}; serving it alone")
-            role, peer = "standalone", None
+        role, peer = serving, racks[peer_id] if peer_id is not None else None
         out_subnets = []
         for s in await conn.execute(select(subnets).where(subnets.c.vlan_id == v.id).order_by(subnets.c.id)):
             network = ip_network(str(s.cidr))

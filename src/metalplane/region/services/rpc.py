@@ -1,6 +1,6 @@
 """RPC bookkeeping in the database: endpoints, live connections, balance targets.
 
-The decision of who connects where is ha.balance's; this module feeds it the
+The decision of who connects where is ha.connections'; this module feeds it the
 database's view and stores its answer. Workers hear about new targets through
 NOTIFY and push them to the racks they hold.
 """
@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from metalplane.ha import balance
+from metalplane.ha.connections import Endpoint, plan_connections
 from metalplane.region.db.tables import nodes, region_processes, rpc_connections, rpc_targets
 from metalplane.region.services import cluster
 from metalplane.region.services.controllers import PROCESS_TIMEOUT, RACK_TYPES
@@ -38,8 +38,8 @@ class EndpointRow:
     port: int
 
     @property
-    def key(self) -> balance.Endpoint:
-        return balance.Endpoint(self.region, self.worker)
+    def key(self) -> Endpoint:
+        return Endpoint(self.region, self.worker)
 
     def wire(self) -> dict[str, Any]:
         return {"region": self.region, "worker": self.worker, "host": self.host, "port": self.port}
@@ -102,7 +102,7 @@ async def reap_stale_processes(conn: AsyncConnection) -> int:
     return result.rowcount
 
 
-async def connections_by_rack(conn: AsyncConnection) -> dict[str, set[balance.Endpoint]]:
+async def connections_by_rack(conn: AsyncConnection) -> dict[str, set[Endpoint]]:
     rack, region = nodes.alias("rack"), nodes.alias("region")
     rows = await conn.execute(
         select(rack.c.system_id.label("rack"), region.c.system_id.label("region"), region_processes.c.worker_index)
@@ -112,9 +112,9 @@ async def connections_by_rack(conn: AsyncConnection) -> dict[str, set[balance.En
         .join(region, region.c.id == region_processes.c.region_id)
         .where(_fresh)
     )
-    out: dict[str, set[balance.Endpoint]] = {}
+    out: dict[str, set[Endpoint]] = {}
     for r in rows:
-        out.setdefault(r.rack, set()).add(balance.Endpoint(r.region, r.worker_index))
+        out.setdefault(r.rack, set()).add(Endpoint(r.region, r.worker_index))
     return out
 
 
@@ -123,7 +123,7 @@ async def rebalance(conn: AsyncConnection, per_rack: int, threshold: float) -> d
     await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": REBALANCE_LOCK})
     endpoints = await live_endpoints(conn)
     current = await connections_by_rack(conn)
-    plan = balance.plan_connections(list(current), [e.key for e in endpoints], current, per_rack, threshold)
+    plan = plan_connections(list(current), [e.key for e in endpoints], current, per_rack, threshold)
     by_key = {e.key: e.process_id for e in endpoints}
     rack_ids = dict((await conn.execute(
         select(nodes.c.system_id, nodes.c.id).where(nodes.c.system_id.in_(list(plan)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from metalplane.ha import balance
+from metalplane.ha import connections as ha_connections
 from metalplane.ha.rack_health import rackd_status
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
@@ -156,7 +156,7 @@ async def connections(ctx: Ctx) -> dict:
         current = await rpc.connections_by_rack(conn)
         all_racks = list(await rpc.rack_ids(conn)) if ctx.params.bool("check", False) else []
     names = {e.region: e.region_hostname for e in endpoints}
-    spread = balance.spread({k: frozenset(v) for k, v in current.items()}, [e.key for e in endpoints])
+    spread = ha_connections.spread({k: frozenset(v) for k, v in current.items()}, [e.key for e in endpoints])
     loads = {(e.region, e.worker): spread.endpoint_loads.get(e.key, 0) for e in endpoints}
     return {
         "workers": [

@@ -3,11 +3,11 @@
 Two programs, both signing requests with metalplane.client.http.MaasHttp
 exactly as the CLI does (the API key comes in $METALPLANE_API_KEY):
 
-* ``python -m metalplane.testing.ns_api agent URL``: one request per JSON line
+* ``python -m tests.support.ns_api agent URL``: one request per JSON line
   on stdin (``{"method", "path", "op", "data"}``), one answer per line on
   stdout (``{"status", "body", "t0", "t1"}``; status 0 and ``error`` when no
   HTTP answer came). :class:`NsApi` drives it.
-* ``python -m metalplane.testing.ns_api loop URL --out FILE``: client traffic
+* ``python -m tests.support.ns_api loop URL --out FILE``: client traffic
   until SIGTERM. Reader threads GET ``zones/``; writer threads POST a new zone
   each (unique names). Every request becomes a JSON line in FILE:
   ``{"kind": "read"|"write", "name", "status", "t0", "t1", "error"}`` with
@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.support import module_command
+
 KEY_ENV = "METALPLANE_API_KEY"
 
 
@@ -39,7 +41,7 @@ def _call(api, method: str, path: str, op: str | None, data: Any) -> dict:
         response = api.request(method, path, op, data)
         return {"status": response.status_code, "body": response.text, "t0": t0, "t1": time.monotonic(),
                 "retry_after": response.headers.get("retry-after")}
-    except Exception as exc:  # noqa: BLE001 - reported to the test
+    except Exception as exc:  # reported to the test
         return {"status": 0, "error": f"{type(exc).__name__}: {exc}", "t0": t0, "t1": time.monotonic()}
 
 
@@ -102,7 +104,7 @@ def loop_main(url: str, out: Path, readers: int, writers: int, interval: float, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m metalplane.testing.ns_api")
+    parser = argparse.ArgumentParser(prog="python -m tests.support.ns_api")
     sub = parser.add_subparsers(dest="command", required=True)
     a = sub.add_parser("agent")
     a.add_argument("url")
@@ -125,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _spawn_piped(host, cmd: list[str], env: dict[str, str]):
     """A NetnsProcess with pipes, tracked by the lab (killed at teardown)."""
-    from metalplane.testing.netlab import NetnsProcess, _proc_stat
+    from tests.support.netlab import NetnsProcess, _proc_stat
 
     proc = NetnsProcess(host.command(cmd), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                         text=True, env={**os.environ, **env}, start_new_session=True)
@@ -140,8 +142,8 @@ class NsApi:
 
     def __init__(self, host, url: str, api_key: str | None = None, timeout: float = 60.0):
         self.url = url
-        self.proc = _spawn_piped(host, [sys.executable, "-m", "metalplane.testing.ns_api", "agent", url,
-                                        "--timeout", str(timeout)], {KEY_ENV: api_key or ""})
+        cmd, env = module_command("tests.support.ns_api", "agent", url, "--timeout", str(timeout))
+        self.proc = _spawn_piped(host, cmd, {**env, KEY_ENV: api_key or ""})
         self.lock = threading.Lock()
 
     def request(self, method: str, path: str, op: str | None = None, **data: Any) -> dict:
@@ -166,7 +168,7 @@ class NsApi:
             try:
                 self.proc.stdin.close()
                 self.proc.wait(5)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 self.proc.kill()
                 self.proc.wait()
 
@@ -177,9 +179,9 @@ class TrafficLoop:
     def __init__(self, host, url: str, api_key: str, out: Path, readers: int = 2, writers: int = 1,
                  interval: float = 0.02, prefix: str = "ha"):
         self.out = out
-        self.proc = host.spawn([sys.executable, "-m", "metalplane.testing.ns_api", "loop", url, "--out", str(out),
-                                "--readers", str(readers), "--writers", str(writers), "--interval", str(interval),
-                                "--prefix", prefix], env={KEY_ENV: api_key})
+        cmd, env = module_command("tests.support.ns_api", "loop", url, "--out", str(out), "--readers", str(readers),
+                                  "--writers", str(writers), "--interval", str(interval), "--prefix", prefix)
+        self.proc = host.spawn(cmd, env={**env, KEY_ENV: api_key})
 
     def records(self) -> list[dict]:
         try:

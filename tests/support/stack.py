@@ -22,9 +22,9 @@ from metalplane.embedded.init import run_db
 from metalplane.identity import read_system_id, write_secret
 from metalplane.region.services import cluster, users
 from metalplane.region.services.defaults import ensure_defaults
-from metalplane.testing.databases import TestDatabases
-from metalplane.testing.netlab import Host, Lab, NetnsProcess
-from metalplane.testing.processes import wait_until
+from tests.support.databases import TestDatabases
+from tests.support.netlab import Host, Lab, NetnsProcess
+from tests.support.processes import wait_until
 
 PYTHON = [sys.executable, "-m", "metalplane"]
 

@@ -67,8 +67,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from metalplane.testing import dhcp_clients
-from metalplane.testing.dhcp_clients import DhcpClient, Lease
+from tests.support import dhcp_clients
+from tests.support.dhcp_clients import DhcpClient, Lease
 
 NETNS_DIR = Path("/run/netns")
 STATE_DIR = Path("/run/metalplane-netlab")
@@ -472,7 +472,7 @@ class Host(Netns):
         """Plug or unplug the "cable": the bridge-side end of the veth goes up/down."""
         _ip(["link", "set", self.interface(network).peer, "up" if up else "down"], netns=self.lab.fabric.netns)
 
-    # DHCP clients (see metalplane.testing.dhcp_clients)
+    # DHCP clients (see tests.support.dhcp_clients)
 
     def start_udhcpc(self, network: str, *, timeout: float = 20.0, once: bool = False,
                      set_route: bool = False, extra_args: Sequence[str] = ()) -> DhcpClient:
@@ -528,7 +528,7 @@ def _close_live_labs() -> None:
         if lab.owner_pid == os.getpid():
             try:
                 lab.close()
-            except Exception:       # noqa: BLE001 - best effort at exit
+            except Exception:       # best effort at exit
                 pass
 
 

@@ -8,7 +8,7 @@ A request is routed to the BMC that owns the socket it arrived on.
         HttpBmc("bmc1", "127.0.0.5", 8443, username="root", password="s3cret", systems=["1", "2"]),
         HttpBmc("hook1", "127.0.0.5", 8444, kind="webhook", token="t0k3n"),
     ], tls=False)
-    emu.start()                   # python -m metalplane.testing.bmc_redfish CONFIG (or host=lab_host)
+    emu.start()                   # python -m tests.support.bmc_redfish CONFIG (or host=lab_host)
     emu.state("bmc1")             # {"systems": {"1": {"PowerState": "Off", ...}}, "requests": ...}
     emu.set_power("bmc1", "1", "On")
     emu.stop()                    # by PID
@@ -57,6 +57,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.support import module_command
 
 RESET_TYPES = ["On", "ForceOff", "GracefulShutdown", "ForceRestart", "GracefulRestart", "PowerCycle"]
 
@@ -344,7 +346,7 @@ def self_signed_cert(directory: Path, hosts: Sequence[str]) -> tuple[Path, Path]
             alt.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             alt.append(x509.DNSName(host))
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
             .not_valid_after(now + datetime.timedelta(days=30))
@@ -431,17 +433,17 @@ class HttpBmcEmulator:
         return path
 
     def start(self, host: Any = None, timeout: float = 30.0) -> HttpBmcEmulator:
-        """Run ``python -m metalplane.testing.bmc_redfish`` (in netlab `host`'s namespace if given)."""
+        """Run ``python -m tests.support.bmc_redfish`` (in netlab `host`'s namespace if given)."""
         config = self.write_config()
         self.ready_file.unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "metalplane.testing.bmc_redfish", str(config), "--ready", str(self.ready_file)]
+        cmd, env = module_command("tests.support.bmc_redfish", str(config), "--ready", str(self.ready_file))
         if host is not None:
             self._host = host
-            self.proc = host.spawn(cmd, log=self.log_path, cwd=str(self.workdir))
+            self.proc = host.spawn(cmd, log=self.log_path, cwd=str(self.workdir), env=env)
         else:
             with open(self.log_path, "ab") as log:
                 self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                             cwd=str(self.workdir), start_new_session=True)
+                                             cwd=str(self.workdir), env={**os.environ, **env}, start_new_session=True)
         self._wait_ready(timeout, lambda: self.proc is not None and self.proc.poll() is None)
         return self
 
@@ -561,7 +563,7 @@ def farm(count: int, *, first_address: str = "127.0.1.1", port: int = 0, kind: s
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m metalplane.testing.bmc_redfish",
+    parser = argparse.ArgumentParser(prog="python -m tests.support.bmc_redfish",
                                      description="Serve emulated Redfish BMCs / webhook servers.")
     parser.add_argument("config", help='JSON: {"tls": false, "bmcs": [{"name", "address", "port", "kind", '
                                        '"username", "password", "token", "systems": [...]}]}')

@@ -14,7 +14,6 @@ import httpx
 
 from metalplane.config.region import RegionConfig, save_region_config
 
-
 _handed_out: set[int] = set()
 
 

@@ -34,11 +34,11 @@ from typing import Self
 from metalplane.config.rack import rack_config_path, update_rack_config
 from metalplane.config.region import save_region_config, update_region_config
 from metalplane.identity import read_secret, write_secret
-from metalplane.testing.haproxy import Haproxy
-from metalplane.testing.netlab import Host, Lab, NetnsProcess
-from metalplane.testing.ns_api import NsApi, TrafficLoop
-from metalplane.testing.pg_cluster import PgCluster, PgNode
-from metalplane.testing.processes import wait_until
+from tests.support.haproxy import Haproxy
+from tests.support.netlab import Host, Lab, NetnsProcess
+from tests.support.ns_api import NsApi, TrafficLoop
+from tests.support.pg_cluster import PgCluster, PgNode
+from tests.support.processes import wait_until
 
 PYTHON = [sys.executable, "-m", "metalplane"]
 NET = "ha"
@@ -443,7 +443,7 @@ class RegionHaLab:
         for loop in self.loops:
             try:
                 loop.stop(timeout=20)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 errors.append(f"traffic: {exc}")
         for agent in self.agents:
             agent.close()
@@ -458,7 +458,7 @@ class RegionHaLab:
         if self.pg is not None:
             try:
                 self.pg.stop()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 errors.append(f"postgres: {exc}")
         if errors:
             raise HaLabError("; ".join(errors))

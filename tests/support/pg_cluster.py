@@ -34,7 +34,7 @@ from pathlib import Path
 
 from metalplane.config.region import RegionConfig
 from metalplane.embedded.postgres import Cluster, PostgresError, cluster_owner, find_pg_bin, quote_literal
-from metalplane.testing.databases import world_traversable_tempdir
+from tests.support.databases import world_traversable_tempdir
 
 ROLE = "maas"
 PASSWORD = "test-only-password"
@@ -306,7 +306,7 @@ class PgCluster:
         for node in self.node_list:
             try:
                 node.stop()
-            except Exception as exc:  # noqa: BLE001 - stop the rest anyway
+            except Exception as exc:  # stop the rest anyway
                 errors.append(f"{node.name}: {exc}")
         if errors:
             raise PostgresError("; ".join(errors))

@@ -1,6 +1,7 @@
 """A small, fast asyncio TFTP read client (RFC 1350/2347/2348/2349/7440).
 
-Used by the tests and the benchmark, and handy for checking a rack's TFTP service.
+Used by the tests and the benchmarks (it lives in the test house: nothing in production
+fetches by TFTP).
 Same shape as the server: a raw non-blocking socket under `loop.add_reader`, one
 preallocated receive buffer, a lazily re-armed timer.
 """
@@ -14,8 +15,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from metalplane.rack.tftp.protocol import (
-    DATA, DEFAULT_BLKSIZE, ERR_OPTIONS, ERROR, OACK, RRQ, build_ack, build_error, build_request,
-    netascii_decode, parse_error, parse_oack,
+    DATA,
+    DEFAULT_BLKSIZE,
+    ERR_OPTIONS,
+    ERROR,
+    OACK,
+    RRQ,
+    build_ack,
+    build_error,
+    build_request,
+    netascii_decode,
+    parse_error,
+    parse_oack,
 )
 
 
