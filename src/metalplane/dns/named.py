@@ -141,21 +141,26 @@ class NamedServer:
             raise NamedError(f"rndc {' '.join(args)}: {bind_errors(out)}")
         return out
 
-    async def check(self, conf: str, zones: Mapping[str, ZoneFile]) -> None:
-        """BIND's checkers on a candidate; NamedConfigError with their lines if refused."""
+    async def check(self, conf: str | None, zones: Mapping[str, ZoneFile]) -> None:
+        """BIND's checkers on a candidate named.conf (None: unchanged, not checked) and zone
+        files, all at once; NamedConfigError with their lines if any is refused."""
         shutil.rmtree(self.staging, ignore_errors=True)
         self.staging.mkdir(parents=True)
-        conf_path = self.staging / "named.conf"
-        conf_path.write_text(conf)
-        jobs = [run_command(["named-checkconf", str(conf_path)], wrap=self.wrap)]
+        jobs, names, live = [], [], []
+        if conf is not None:
+            conf_path = self.staging / "named.conf"
+            conf_path.write_text(conf)
+            jobs.append(run_command(["named-checkconf", str(conf_path)], wrap=self.wrap))
+            names.append("named.conf")
+            live.append(self.layout.directory)
         for zone, zf in zones.items():
             path = self.staging / f"db.{zone}"
             path.write_text(zf.text)
             jobs.append(run_command(["named-checkzone", zone, str(path)], wrap=self.wrap))
+            names.append(f"zone {zone}")
+            live.append(self.layout.zones_dir)
         results = await asyncio.gather(*jobs)
         errors = []
-        live = [self.layout.directory, *(self.layout.zones_dir for _ in zones)]
-        names = ["named.conf", *(f"zone {z}" for z in zones)]
         for (code, out), what, where in zip(results, names, live, strict=True):
             if code != 0:
                 errors.append(f"{what}: {bind_errors(out, self.staging, where)}")
@@ -181,7 +186,7 @@ class NamedServer:
             if not (changed or removed or conf_changed) and running:
                 return "unchanged"
             try:
-                await self.check(conf, changed)
+                await self.check(conf if conf_changed else None, changed)
             except NamedConfigError as e:
                 self.last_refusal = e.message
                 log.warning("named %s refused a configuration: %s", self.name, e.message)
@@ -238,14 +243,18 @@ class NamedServer:
         """Until named serves each zone at its wanted serial (NamedConfigError with its log if not)."""
         deadline = time.monotonic() + self.reload_timeout
         pending = dict(wanted)
+
+        async def serving(zone: str) -> bool:
+            try:
+                m = _SERIAL_RE.search(await self.rndc("zonestatus", zone, timeout=5))
+            except (NamedError, TimeoutError):
+                return False
+            return m is not None and int(m.group(1)) == pending[zone]
+
         while pending:
-            for zone, serial in list(pending.items()):
-                try:
-                    out = await self.rndc("zonestatus", zone, timeout=5)
-                except (NamedError, TimeoutError):
-                    continue
-                m = _SERIAL_RE.search(out)
-                if m and int(m.group(1)) == serial:
+            done = await asyncio.gather(*(serving(z) for z in pending))
+            for zone, ok in zip(list(pending), done, strict=True):
+                if ok:
                     del pending[zone]
             if not pending:
                 return
@@ -277,8 +286,7 @@ class NamedServer:
         """Drop cached answers: every name under each of `names` (all the cache when none)."""
         if not names:
             await self.rndc("flush")
-        for name in names:
-            await self.rndc("flushtree", name)
+        await asyncio.gather(*(self.rndc("flushtree", name) for name in names))
 
     # ------------------------------------------------------------------ status, stop
 
