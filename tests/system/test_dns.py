@@ -13,12 +13,18 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from metalplane.dns import NamedConfigError
+from metalplane.dns import NamedConfigError, ZoneFile
 from metalplane.rack.dns import RackResolver, RegionDns, ResolverConfig
 from metalplane.region.dns import AuthoritativeDns, AuthoritativeOptions, DnsModel, Domain, Record, Subnet
 from metalplane.supervised import prefix_wrap
 from metalplane.testing.dns_lab import (
-    OUTSIDE_ADDRESS, OUTSIDE_NAME, PXE, RACK_MGMT, DnsLab, dig, region_address,
+    OUTSIDE_ADDRESS,
+    OUTSIDE_NAME,
+    PXE,
+    RACK_MGMT,
+    DnsLab,
+    dig,
+    region_address,
 )
 from metalplane.testing.netlab import Lab, list_netns
 
@@ -173,6 +179,24 @@ async def test_a_refused_configuration_keeps_the_last_good_one_serving(dns: DnsL
     assert "unknown option 'bogus-option'" in err.value.message
     assert resolver.status()[0] == "degraded"
     assert dns.dig("node1.maas").data == ["10.70.0.5"]
+
+
+async def test_a_zone_named_does_not_load_as_expected_is_rolled_back(dns: DnsLab):
+    """named-checkzone passed, but named does not serve the new serial: the previous file comes back."""
+    server = dns.regions[0].server
+    server.reload_timeout = 1.0
+    path = server.layout.zone_file("maas")
+    before = path.read_text()
+    serial = server.serials["maas"]
+    changed = before.replace("10.70.0.5", "10.70.0.6")        # the SOA inside still says `serial`
+    with pytest.raises(NamedConfigError, match="did not load maas"):
+        await server.apply(server.layout.conf.read_text(), {"maas": ZoneFile(changed, serial + 1)})
+    assert path.read_text() == before and server.serials["maas"] == serial
+    assert server.status()[0] == "degraded"
+    t0 = time.monotonic()
+    while dig(dns.rack, region_address(0), "node1.maas", port=5247).data != ["10.70.0.5"]:
+        assert time.monotonic() - t0 < 5
+        await asyncio.sleep(0.1)
 
 
 async def test_region_and_rack_on_one_host_share_it_without_a_port_clash(dns: DnsLab):

@@ -13,7 +13,10 @@ import pytest
 
 from metalplane.dns.conf import Layout, address_list, quote, render_key
 from metalplane.rack.dns.config import (
-    InvalidResolverConfig, RegionDns, ResolverConfig, parse_upstream_dns,
+    InvalidResolverConfig,
+    RegionDns,
+    ResolverConfig,
+    parse_upstream_dns,
 )
 from metalplane.rack.dns.config import render as render_resolver
 from metalplane.region.dns.config import AuthoritativeOptions

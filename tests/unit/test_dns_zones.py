@@ -13,8 +13,21 @@ import pytest
 
 from metalplane.region.dns.service import next_serial
 from metalplane.region.dns.zones import (
-    DnsModel, Domain, InvalidDnsModel, Record, Subnet, forward_zones, ptr_owner, render_zone, reverse_zone_name,
-    reverse_zone_networks, reverse_zones, rfc2317_glue, rfc2317_parent, validate, zones,
+    DnsModel,
+    Domain,
+    InvalidDnsModel,
+    Record,
+    Subnet,
+    forward_zones,
+    ptr_owner,
+    render_zone,
+    reverse_zone_name,
+    reverse_zone_networks,
+    reverse_zones,
+    rfc2317_glue,
+    rfc2317_parent,
+    validate,
+    zones,
 )
 
 NS = (A("10.0.0.1"),)

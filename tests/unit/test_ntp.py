@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from metalplane.ntp import (
-    ChronyPaths, Source, judge, parse_ntp_servers, parse_sources, parse_tracking, rack_config, region_config, render,
+    ChronyPaths,
+    Source,
+    judge,
+    parse_ntp_servers,
+    parse_sources,
+    parse_tracking,
+    rack_config,
+    region_config,
+    render,
 )
 
 # Captured from chronyc 4.3 (`chronyc -n -c ...`) against chronyd in the test lab.

@@ -16,6 +16,16 @@ from pathlib import Path
 KEY_NAME = "metalplane-rndc"
 
 
+class FieldErrors(ValueError):
+    """An input that cannot be served; `errors` names each faulty field and why."""
+
+    what = "input"
+
+    def __init__(self, errors: list[str]):
+        self.errors = list(errors)
+        super().__init__(f"invalid {self.what}:\n  " + "\n  ".join(self.errors))
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where one named keeps its files, and the port of its control channel."""

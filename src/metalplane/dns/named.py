@@ -297,7 +297,8 @@ class NamedServer:
             return "off", f"named {self.name}: not started"
         if not proc.running():
             return "dead", f"named {self.name} {proc.death()}; restarts {proc.restarts}"
-        text = f"named {self.name}: pid {proc.pid}, {len(self.serials)} zones, restarts {proc.restarts}"
+        zones = f", {len(self.serials)} zones" if self.serials else ""
+        text = f"named {self.name}: pid {proc.pid}{zones}, restarts {proc.restarts}"
         if self.last_refusal:
             return "degraded", f"{text}; serving the last good configuration, refused: {self.last_refusal}"
         return "running", text

@@ -13,8 +13,16 @@ chrony's tracking/sources -> status), `service` (chronyd supervised).
 
 from metalplane.ntp.chronyc import judge, parse_sources, parse_tracking
 from metalplane.ntp.config import (
-    RACK_STRATUM, REGION_POLL, REGION_STRATUM, ChronyConfig, ChronyPaths, Source, parse_ntp_servers, rack_config,
-    region_config, render,
+    RACK_STRATUM,
+    REGION_POLL,
+    REGION_STRATUM,
+    ChronyConfig,
+    ChronyPaths,
+    Source,
+    parse_ntp_servers,
+    rack_config,
+    region_config,
+    render,
 )
 from metalplane.ntp.service import ChronyConfigError, ChronyError, ChronyService
 

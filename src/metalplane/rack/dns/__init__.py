@@ -2,7 +2,12 @@
 named.conf) and `service` (RackResolver: supervision, flush, status)."""
 
 from metalplane.rack.dns.config import (
-    CONTROL_PORT, DNSSEC_MODES, RESOLVER_PORT, InvalidResolverConfig, RegionDns, ResolverConfig,
+    CONTROL_PORT,
+    DNSSEC_MODES,
+    RESOLVER_PORT,
+    InvalidResolverConfig,
+    RegionDns,
+    ResolverConfig,
     parse_upstream_dns,
 )
 from metalplane.rack.dns.service import RackResolver

@@ -18,7 +18,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from metalplane.dns.conf import Layout, address_list, listen_lists, quote, render_named_conf
+from metalplane.dns.conf import FieldErrors, Layout, address_list, listen_lists, quote, render_named_conf
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -31,10 +31,8 @@ DNSSEC_MODES = ("auto", "yes", "no")
 _ZONE_RE = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*$")
 
 
-class InvalidResolverConfig(ValueError):
-    def __init__(self, errors: list[str]):
-        self.errors = list(errors)
-        super().__init__("invalid resolver configuration:\n  " + "\n  ".join(self.errors))
+class InvalidResolverConfig(FieldErrors):
+    what = "resolver configuration"
 
 
 @dataclass(frozen=True)

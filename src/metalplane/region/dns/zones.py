@@ -34,6 +34,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from metalplane.dns.conf import FieldErrors
+
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -60,12 +62,10 @@ _RRDATA_RE = {
 }
 
 
-class InvalidDnsModel(ValueError):
+class InvalidDnsModel(FieldErrors):
     """The model cannot be turned into zones; `errors` names each faulty field."""
 
-    def __init__(self, errors: list[str]):
-        self.errors = list(errors)
-        super().__init__("invalid DNS model:\n  " + "\n  ".join(self.errors))
+    what = "DNS model"
 
 
 # --------------------------------------------------------------------------- model
