@@ -25,6 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from metalplane.hostport import HOSTNAME_RE, is_ip
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: ``local stratum`` of a region; a rack's is one more (MAAS's offsets 0 and 1).
@@ -34,8 +36,6 @@ RACK_STRATUM = REGION_STRATUM + 1
 #: notices within a few polls that no region answers.
 REGION_POLL = (2, 4)
 
-_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
-_HOSTNAME_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})*\.?$")
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def parse_ntp_servers(text: str) -> tuple[str, ...]:
         try:
             ip = ipaddress.ip_address(part)
         except ValueError:
-            if not _HOSTNAME_RE.match(part) or len(part) > 253 or part.replace(".", "").isdigit():
+            if not HOSTNAME_RE.match(part) or part.replace(".", "").isdigit():
                 raise ValueError(f"{part!r} is neither an IP address nor a hostname") from None
             out.append(part.rstrip(".").lower())
             continue
@@ -101,17 +101,9 @@ def parse_ntp_servers(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return False
-
-
 def external_sources(ntp_servers: Iterable[str]) -> tuple[Source, ...]:
     """An address is a server, a hostname a pool (MAAS)."""
-    return tuple(Source(h, "server" if _is_address(h) else "pool") for h in ntp_servers)
+    return tuple(Source(h, "server" if is_ip(h) else "pool") for h in ntp_servers)
 
 
 def region_config(ntp_servers: Iterable[str], other_regions: Iterable[str] = (),

@@ -23,8 +23,9 @@ import time
 from dataclasses import dataclass
 
 from metalplane.rack.dns import RackResolver, RegionDns, ResolverConfig
-from metalplane.region.dns import AuthoritativeDns, AuthoritativeOptions, DnsApplied, DnsModel, Domain, Record
-from metalplane.region.dns.zones import zones
+from metalplane.region.dns import (
+    AuthoritativeDns, AuthoritativeOptions, DnsApplied, DnsModel, Domain, Record, zone_names,
+)
 from metalplane.supervised import prefix_wrap
 from metalplane.testing.netlab import Host, Lab
 
@@ -88,7 +89,7 @@ class DnsLab:
     def resolver_config(self, model: DnsModel) -> ResolverConfig:
         """What the wiring will send the rack: the model's zones, every region, the upstream."""
         return ResolverConfig(
-            zones=tuple(z.name for z in zones(model)),
+            zones=zone_names(model),
             regions=tuple(RegionDns(ipaddress.ip_address(region_address(i))) for i in range(len(self.regions))),
             upstream_dns=(ipaddress.ip_address(UPSTREAM),), dnssec_validation=self.dnssec_validation,
             listen=(ipaddress.ip_address(RACK_PXE),), allow=(ipaddress.ip_network(PXE),))

@@ -13,7 +13,7 @@ reverse rules), `config` (pure: named.conf), `service` (serials, named).
 
 from metalplane.region.dns.config import AUTHORITATIVE_PORT, CONTROL_PORT, AuthoritativeOptions
 from metalplane.region.dns.service import AuthoritativeDns, DnsApplied, next_serial
-from metalplane.region.dns.zones import DnsModel, Domain, InvalidDnsModel, Record, Subnet, Zone
+from metalplane.region.dns.zones import DnsModel, Domain, InvalidDnsModel, Record, Subnet, Zone, zone_names
 
 __all__ = ["AUTHORITATIVE_PORT", "CONTROL_PORT", "AuthoritativeDns", "AuthoritativeOptions", "DnsApplied",
-           "DnsModel", "Domain", "InvalidDnsModel", "Record", "Subnet", "Zone", "next_serial"]
+           "DnsModel", "Domain", "InvalidDnsModel", "Record", "Subnet", "Zone", "next_serial", "zone_names"]

@@ -339,6 +339,12 @@ def zones(model: DnsModel) -> list[Zone]:
     return result
 
 
+def zone_names(model: DnsModel) -> tuple[str, ...]:
+    """The zones a region serves for `model`: what the racks forward to the regions
+    (`rack.dns.ResolverConfig.zones`)."""
+    return tuple(z.name for z in zones(model))
+
+
 def render_zone(zone: Zone, serial: int, ns_host: str) -> str:
     """The zone file of `zone` with SOA `serial`; `ns_host` is the NS name (the default domain)."""
     ns = ns_host.lower().rstrip(".") + "."
