@@ -20,6 +20,7 @@ in): the tests put each rack in one.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import os
 import socket
@@ -131,7 +132,7 @@ class ArpListener:
         self.packets = 0
         self._loop = None
 
-    def start(self, loop) -> None:      # noqa: ANN001 - an asyncio loop
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         loop.add_reader(self.sock.fileno(), self._readable)
 
