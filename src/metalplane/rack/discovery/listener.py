@@ -130,7 +130,7 @@ class ArpListener:
         self.on_packets = on_packets
         self.sock = open_socket(interface, netns)
         self.packets = 0
-        self._loop = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
