@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from metalplane.region.api.framework import API_PREFIX
-from metalplane.region.services.controllers import NODE_TYPE_NAMES
 from metalplane.region.services.machines import STATUS_NAMES, power_type_of
 from metalplane.region.services.users import User
+from metalplane.rpc.nodes import NodeType
 
 Row = dict[str, Any]
 UNDEFINED_SPACE = "undefined"
@@ -147,7 +147,7 @@ def controller(n: Row, collection: str, extra: Row | None = None) -> Row:
         "zone": zone_json,
         "status_action": None,
         "node_type": n["node_type"],
-        "node_type_name": NODE_TYPE_NAMES[n["node_type"]],
+        "node_type_name": NodeType(n["node_type"]).label,
         "version": n["version"] or None,
         "tag_names": [],
         **(extra or {}),
@@ -231,7 +231,7 @@ def machine(m: Row, macs: list[Row], bmc: Row | None) -> Row:
         "ip_addresses": [],
         "zone": zone({"id": m["zone_ref"], "name": m["zone_name"], "description": m["zone_description"]}),
         "node_type": m["node_type"],
-        "node_type_name": NODE_TYPE_NAMES[m["node_type"]],
+        "node_type_name": NodeType(m["node_type"]).label,
         "osystem": "",
         "distro_series": "",
         "owner": None,

@@ -20,6 +20,7 @@ from metalplane.ha import balance
 from metalplane.rack.power import schema
 from metalplane.region.db.tables import bmc_routes, bmcs, interfaces, nodes, subnets
 from metalplane.region.services import rpc, settings
+from metalplane.rpc.nodes import RACK_TYPES
 
 ASSIGN_LOCK = 7004
 
@@ -55,7 +56,7 @@ async def _racks_by_vlan(conn: AsyncConnection) -> dict[int, set[int]]:
     out: dict[int, set[int]] = {}
     for r in await conn.execute(
         select(interfaces.c.vlan_id, interfaces.c.node_id).join(nodes, nodes.c.id == interfaces.c.node_id)
-        .where(nodes.c.node_type.in_((2, 4)), interfaces.c.vlan_id.isnot(None))
+        .where(nodes.c.node_type.in_(RACK_TYPES), interfaces.c.vlan_id.isnot(None))
     ):
         out.setdefault(r.vlan_id, set()).add(r.node_id)
     return out
@@ -154,7 +155,7 @@ async def poll_targets(conn: AsyncConnection, rack_id: int) -> dict[str, Any]:
 async def overview(conn: AsyncConnection) -> list[dict[str, Any]]:
     """Every BMC with its owner and candidates, for the API."""
     cands, _ = await candidates(conn)
-    names = dict((await conn.execute(select(nodes.c.id, nodes.c.system_id).where(nodes.c.node_type.in_((2, 4))))).all())
+    names = dict((await conn.execute(select(nodes.c.id, nodes.c.system_id).where(nodes.c.node_type.in_(RACK_TYPES)))).all())
     machines: dict[int, list[str]] = {}
     for r in await conn.execute(select(nodes.c.bmc_id, nodes.c.system_id).where(nodes.c.bmc_id.isnot(None))):
         machines.setdefault(r.bmc_id, []).append(r.system_id)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metalplane.region.db.tables import config, interfaces, node_tokens, nodes, script_results
 from metalplane.region.errors import BadRequest, NotFound, ValidationFailed
 from metalplane.region.services import machines
-from metalplane.region.services.controllers import MACHINE
+from metalplane.rpc.nodes import NodeType
 
 SCRIPT_PREFIX = "commissioning_script:"
 MAX_OUTPUT = 4 * 1024 * 1024
@@ -43,7 +43,7 @@ def finished_status(result: str, failed_scripts: list[str]) -> tuple[int, str]:
 async def machine_by_mac(conn: AsyncConnection, mac: str) -> dict[str, Any] | None:
     row = (await conn.execute(
         select(nodes.c.system_id).join(interfaces, interfaces.c.node_id == nodes.c.id)
-        .where(interfaces.c.mac == machines.normalise_mac(mac), nodes.c.node_type == MACHINE)
+        .where(interfaces.c.mac == machines.normalise_mac(mac), nodes.c.node_type == NodeType.MACHINE)
     )).first()
     return await machines.get_machine(conn, row.system_id) if row else None
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import interfaces, ip_addresses, ipranges, nodes, subnets, vlans
 from metalplane.region.services import rpc, settings
+from metalplane.rpc.nodes import RACK_TYPES, NodeType
 
 DOMAIN = "maas"
 
@@ -55,7 +56,7 @@ async def racks_on_vlans(conn: AsyncConnection) -> dict[int, list[RackOnVlan]]:
         select(interfaces.c.vlan_id, interfaces.c.id.label("iface_id"), interfaces.c.name, nodes.c.id,
                nodes.c.system_id, nodes.c.hostname)
         .join(nodes, nodes.c.id == interfaces.c.node_id)
-        .where(nodes.c.node_type.in_((2, 4)), interfaces.c.vlan_id.isnot(None))
+        .where(nodes.c.node_type.in_(RACK_TYPES), interfaces.c.vlan_id.isnot(None))
         .order_by(nodes.c.system_id, interfaces.c.name)
     )
     addresses: dict[int, list[str]] = {}
@@ -155,7 +156,7 @@ async def known_hosts(conn: AsyncConnection) -> list[dict[str, Any]]:
     """Host reservations for known machines' MACs: their hostname (no fixed address)."""
     rows = await conn.execute(
         select(interfaces.c.mac, nodes.c.hostname).join(nodes, nodes.c.id == interfaces.c.node_id)
-        .where(nodes.c.node_type == 0, interfaces.c.mac.isnot(None)).order_by(interfaces.c.mac))
+        .where(nodes.c.node_type == NodeType.MACHINE, interfaces.c.mac.isnot(None)).order_by(interfaces.c.mac))
     return [{"mac": r.mac, "hostname": r.hostname, "ip": None} for r in rows]
 
 

@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metalplane.rack.power import schema
 from metalplane.region.db.tables import bmcs, interfaces, nodes, zones
 from metalplane.region.errors import NotFound, ValidationFailed
-from metalplane.region.services.controllers import MACHINE, new_system_id
+from metalplane.region.services.controllers import new_system_id
 from metalplane.region.services.rows import Row, execute_unique, rows
+from metalplane.rpc.nodes import NodeType
 
 NEW, COMMISSIONING, FAILED_COMMISSIONING, READY = 0, 1, 2, 4
 STATUS_NAMES = {
@@ -97,7 +98,7 @@ def _machine_select():
                bmcs.c.owner_rack_id, bmcs.c.failing.label("bmc_failing"), bmcs.c.last_error.label("bmc_error"))
         .join(zones, zones.c.id == nodes.c.zone_id)
         .outerjoin(bmcs, bmcs.c.id == nodes.c.bmc_id)
-        .where(nodes.c.node_type == MACHINE)
+        .where(nodes.c.node_type == NodeType.MACHINE)
     )
 
 
@@ -162,7 +163,7 @@ async def create_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
         node_params = {**bmc_params, **node_params, "__type__": power_type}
     system_id = new_system_id()
     values = dict(
-        system_id=system_id, hostname=hostname or f"machine-{system_id}", node_type=MACHINE,
+        system_id=system_id, hostname=hostname or f"machine-{system_id}", node_type=NodeType.MACHINE,
         architecture=fields.get("architecture") or "amd64/generic", description=fields.get("description") or "",
         status=fields.get("status", NEW), boot_method=fields.get("boot_method"), bmc_id=bmc_id,
         instance_power_parameters=node_params,

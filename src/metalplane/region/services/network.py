@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metalplane.region.db.tables import fabrics, interfaces, ip_addresses, ipranges, nodes, spaces, subnets, vlans
 from metalplane.region.errors import BadRequest, Forbidden, NotFound, ValidationFailed, raise_if
 from metalplane.region.services import netrules
-from metalplane.region.services.controllers import RACK_TYPES
-from metalplane.region.services.rpc import connected_regions
 from metalplane.region.services.rows import Row, execute_unique, next_id, one, rows
+from metalplane.region.services.rpc import connected_regions
+from metalplane.rpc.nodes import RACK_TYPES
 
 DEFAULT_FABRIC_ID = 0
 NO_VALUE = ("", "none", "null")

@@ -23,13 +23,8 @@ from metalplane.region.db.tables import (
 )
 from metalplane.region.errors import BadRequest
 from metalplane.region.services import network
-from metalplane.region.services.controllers import (
-    RACK,
-    RACK_TYPES,
-    REGION,
-    REGION_AND_RACK,
-    ensure_controller_node,
-)
+from metalplane.region.services.controllers import ensure_controller_node
+from metalplane.rpc.nodes import RACK_TYPES, NodeType
 
 STICKY = 1  # MAAS's alloc_type for a controller's own configured address
 RACK_SERVICES = ("rackd", "dhcpd", "dhcpd6", "tftp", "http", "ntp_rack", "dns_rack")
@@ -41,7 +36,7 @@ async def register_rack(conn: AsyncConnection, system_id: str, hostname: str, ve
                         reported: list[dict[str, Any]]) -> int:
     """Create or update the rack node and its interfaces; MAAS creates the fabrics,
     VLANs and subnets a rack sees when they are missing, and so do we."""
-    node_id = await ensure_controller_node(conn, system_id, hostname, RACK, version)
+    node_id = await ensure_controller_node(conn, system_id, hostname, NodeType.RACK_CONTROLLER, version)
     await conn.execute(
         insert(controller_info).values(node_id=node_id, refusal=None)
         .on_conflict_do_update(index_elements=["node_id"], set_={"refusal": None, "updated": func.now()})
@@ -53,7 +48,7 @@ async def register_rack(conn: AsyncConnection, system_id: str, hostname: str, ve
 async def record_refusal(conn: AsyncConnection, system_id: str, hostname: str, version: str, reason: str) -> None:
     if not system_id:
         return
-    node_id = await ensure_controller_node(conn, system_id, hostname or system_id, RACK, version)
+    node_id = await ensure_controller_node(conn, system_id, hostname or system_id, NodeType.RACK_CONTROLLER, version)
     await conn.execute(
         insert(controller_info).values(node_id=node_id, refusal=reason)
         .on_conflict_do_update(index_elements=["node_id"], set_={"refusal": reason, "updated": func.now()})
@@ -195,8 +190,8 @@ async def delete_rack(conn: AsyncConnection, node: dict[str, Any], force: bool) 
                 secondary_rack_id=None, updated=func.now()))
     await conn.execute(update(vlans).where(vlans.c.primary_rack_id == node["id"]).values(primary_rack_id=None))
     await conn.execute(update(vlans).where(vlans.c.secondary_rack_id == node["id"]).values(secondary_rack_id=None))
-    if node["node_type"] == REGION_AND_RACK:
-        await conn.execute(update(nodes).where(nodes.c.id == node["id"]).values(node_type=REGION))
+    if node["node_type"] == NodeType.REGION_AND_RACK_CONTROLLER:
+        await conn.execute(update(nodes).where(nodes.c.id == node["id"]).values(node_type=NodeType.REGION_CONTROLLER))
         await conn.execute(delete(interfaces).where(interfaces.c.node_id == node["id"]))
         await conn.execute(delete(service_status).where(service_status.c.node_id == node["id"]))
         await conn.execute(delete(rpc_connections).where(rpc_connections.c.rack_id == node["id"]))

@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metalplane.ha import balance
 from metalplane.region.db.tables import nodes, region_processes, rpc_connections, rpc_targets
 from metalplane.region.services import cluster
-from metalplane.region.services.controllers import PROCESS_TIMEOUT, RACK_TYPES
+from metalplane.region.services.controllers import PROCESS_TIMEOUT
+from metalplane.rpc.nodes import RACK_TYPES
 from metalplane.rpc.tls import make_cluster_tls
 
 TLS_KEY = "rpc_tls"

@@ -11,6 +11,7 @@ from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
 from metalplane.region.services import controllers as svc
 from metalplane.region.services import network, racks, rpc
+from metalplane.rpc.nodes import RACK_TYPES, REGION_TYPES
 
 region_controllers = Handler("RegionControllersHandler", "regioncontrollers/", "Manage region controllers.")
 region_controller = Handler("RegionControllerHandler", "regioncontrollers/{system_id}/",
@@ -72,14 +73,14 @@ async def render_racks(ctx: Ctx, conn, rows: list[dict]) -> list[dict]:
 
 async def list_regions(ctx: Ctx) -> list:
     async with ctx.tx() as conn:
-        rows = await svc.list_controllers(conn, svc.REGION_TYPES, ctx.params.get_list("id"),
+        rows = await svc.list_controllers(conn, REGION_TYPES, ctx.params.get_list("id"),
                                           ctx.params.get_list("hostname"))
         return await render_regions(conn, rows)
 
 
 async def list_racks(ctx: Ctx) -> list:
     async with ctx.tx() as conn:
-        rows = await svc.list_controllers(conn, svc.RACK_TYPES, ctx.params.get_list("id"),
+        rows = await svc.list_controllers(conn, RACK_TYPES, ctx.params.get_list("id"),
                                           ctx.params.get_list("hostname"))
         return await render_racks(ctx, conn, rows)
 
@@ -93,7 +94,7 @@ rack_controllers.read(list_racks)
 async def read_region(ctx: Ctx) -> dict:
     """Read a specific region controller."""
     async with ctx.tx() as conn:
-        row = await svc.get_controller(conn, svc.REGION_TYPES, ctx.path["system_id"])
+        row = await svc.get_controller(conn, REGION_TYPES, ctx.path["system_id"])
         return (await render_regions(conn, [row]))[0]
 
 
@@ -101,7 +102,7 @@ async def read_region(ctx: Ctx) -> dict:
 async def read_rack(ctx: Ctx) -> dict:
     """Read a specific rack controller."""
     async with ctx.tx() as conn:
-        row = await svc.get_controller(conn, svc.RACK_TYPES, ctx.path["system_id"])
+        row = await svc.get_controller(conn, RACK_TYPES, ctx.path["system_id"])
         return (await render_racks(ctx, conn, [row]))[0]
 
 
@@ -119,7 +120,7 @@ async def delete_rack(ctx: Ctx) -> None:
     :type force: boolean
     """
     async with ctx.tx() as conn:
-        row = await svc.get_controller(conn, svc.RACK_TYPES, ctx.path["system_id"])
+        row = await svc.get_controller(conn, RACK_TYPES, ctx.path["system_id"])
         await racks.delete_rack(conn, row, bool(ctx.params.bool("force", False)))
         await rpc.announce_rack_event(conn, "deleted", row["system_id"])
         await rpc.rebalance(conn, ctx.app_state.config.rpc_connections_per_rack,
