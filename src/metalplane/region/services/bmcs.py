@@ -12,17 +12,16 @@ import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.ha import balance
 from metalplane.rack.power import schema
+from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import bmc_routes, bmcs, interfaces, nodes, subnets
 from metalplane.region.services import rpc, settings
 from metalplane.rpc.nodes import RACK_TYPES
-
-ASSIGN_LOCK = 7004
 
 
 def bmc_host(power_type: str, params: dict[str, Any]) -> str | None:
@@ -90,7 +89,7 @@ async def candidates(conn: AsyncConnection, exclude: frozenset[int] = frozenset(
 
 async def reassign(conn: AsyncConnection, threshold: float, exclude: frozenset[int] = frozenset()) -> int:
     """Give every BMC a live owner with the fewest moves; tell racks whose set changed."""
-    await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ASSIGN_LOCK})
+    await xact_lock(conn, Lock.BMC_OWNERS)
     cands, owners = await candidates(conn, exclude)
     current = {b: o for b, o in owners.items() if o is not None}
     plan = balance.plan_owners(list(owners), cands, current, threshold)

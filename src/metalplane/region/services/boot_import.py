@@ -29,6 +29,7 @@ from sqlalchemy import exists, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from metalplane.images import simplestreams as ss
+from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import boot_resource_imports
 from metalplane.region.errors import ApiError, Conflict, ValidationFailed
 from metalplane.region.services import boot_resources, boot_store
@@ -39,7 +40,6 @@ jobs = boot_resource_imports
 HEARTBEAT_SECONDS = 2.0
 STALE_SECONDS = 15  # a running job whose heartbeat is older than this has lost its worker
 MAX_JSON_BYTES = 16 << 20
-IMPORT_LOCK = 0x6D70626F  # advisory lock: one import starts at a time
 _TASKS: set[asyncio.Task] = set()  # keep running imports referenced
 
 
@@ -249,7 +249,7 @@ async def start_import(db: AsyncEngine, spec: str, owner: str) -> dict[str, Any]
     source, index_path = open_source(spec)
     try:
         async with db.begin() as conn:
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": IMPORT_LOCK})
+            await xact_lock(conn, Lock.BOOT_IMPORT)
             await reap_stale(conn)
             running = (await conn.execute(select(jobs).where(jobs.c.state == "running"))).first()
             if running is not None:

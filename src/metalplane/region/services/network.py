@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import delete, exists, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import fabrics, interfaces, ip_addresses, ipranges, nodes, spaces, subnets, vlans
 from metalplane.region.errors import BadRequest, Forbidden, NotFound, ValidationFailed, raise_if
 from metalplane.region.services import netrules
@@ -56,7 +57,7 @@ def is_blank(value: str | None) -> bool:
 
 async def ensure_default_fabric(conn: AsyncConnection) -> None:
     """Fabric 0 with its untagged VLAN, as MAAS always has."""
-    await conn.execute(text("SELECT pg_advisory_xact_lock(7001)"))
+    await xact_lock(conn, Lock.DEFAULT_FABRIC)
     if (await conn.execute(select(fabrics.c.id).where(fabrics.c.id == DEFAULT_FABRIC_ID))).first() is None:
         await conn.execute(insert(fabrics).values(id=DEFAULT_FABRIC_ID, name="fabric-0"))
         await conn.execute(insert(vlans).values(fabric_id=DEFAULT_FABRIC_ID, vid=0))

@@ -5,10 +5,11 @@ from __future__ import annotations
 from ipaddress import ip_interface
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import (
     controller_info,
     fabrics,
@@ -29,7 +30,6 @@ from metalplane.rpc.nodes import RACK_TYPES, NodeType
 STICKY = 1  # MAAS's alloc_type for a controller's own configured address
 RACK_SERVICES = ("rackd", "dhcpd", "dhcpd6", "tftp", "http", "ntp_rack", "dns_rack")
 SERVICE_STATES = ("running", "degraded", "dead", "off", "unknown")
-REGISTRATION_LOCK = 7002
 
 
 async def register_rack(conn: AsyncConnection, system_id: str, hostname: str, version: str,
@@ -81,7 +81,7 @@ async def _vlan_for_addresses(conn: AsyncConnection, addresses: list[str]) -> tu
 
 
 async def sync_interfaces(conn: AsyncConnection, node_id: int, reported: list[dict[str, Any]]) -> None:
-    await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": REGISTRATION_LOCK})
+    await xact_lock(conn, Lock.RACK_REGISTRATION)
     existing = {r.name: r for r in await conn.execute(select(interfaces).where(interfaces.c.node_id == node_id))}
     for item in reported:
         name = str(item["name"])
