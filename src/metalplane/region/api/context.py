@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 
 from metalplane.region.api.params import Params
-from metalplane.region.errors import Forbidden, NotFound
+from metalplane.region.errors import NotFound, PermissionDenied
 from metalplane.region.services.users import User
 
 
@@ -65,7 +65,7 @@ class Ctx:
         try:
             return int(self.path[name])
         except (KeyError, ValueError):
-            raise NotFound(f"No object matches {name}={self.path.get(name)!r}.") from None
+            raise NotFound("object", f"No object matches {name}={self.path.get(name)!r}.") from None
 
     @property
     def me(self) -> User:
@@ -74,4 +74,4 @@ class Ctx:
 
     def require_admin(self) -> None:
         if self.user is None or not self.user.is_superuser:
-            raise Forbidden("This method is reserved for admin users.")
+            raise PermissionDenied("This method is reserved for admin users.")

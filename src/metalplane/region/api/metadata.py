@@ -15,7 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from metalplane.region.errors import ApiError
+from metalplane.region.api.errors import plain_text, status_of
+from metalplane.region.errors import Refused, RegionError, Unauthenticated
 from metalplane.region.services import commissioning, dhcp
 
 log = logging.getLogger("metalplane.region.metadata")
@@ -30,16 +31,10 @@ async def _json(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(await request.body() or b"{}")
     except ValueError:
-        raise _Problem(400, "The body is not valid JSON.") from None
+        raise Refused("The body is not valid JSON.") from None
     if not isinstance(body, dict):
-        raise _Problem(400, "Expected a JSON object.")
+        raise Refused("Expected a JSON object.")
     return body
-
-
-class _Problem(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 async def _machine(request: Request, conn) -> dict[str, Any]:
@@ -47,7 +42,7 @@ async def _machine(request: Request, conn) -> dict[str, Any]:
     token = header[len("Token "):].strip() if header.startswith("Token ") else ""
     machine = await commissioning.node_for_token(conn, token) if token else None
     if machine is None:
-        raise _Problem(401, "Unknown or missing machine token.")
+        raise Unauthenticated("Unknown or missing machine token.")
     return machine
 
 
@@ -56,11 +51,8 @@ def _endpoint(work):
         try:
             async with request.app.state.db.begin() as conn:
                 return await work(request, conn)
-        except _Problem as exc:
-            return PlainTextResponse(str(exc), status_code=exc.status)
-        except ApiError as exc:
-            text = exc.body if isinstance(exc.body, str) else json.dumps(exc.body)
-            return PlainTextResponse(text, status_code=exc.status)
+        except RegionError as exc:
+            return PlainTextResponse(plain_text(exc), status_code=status_of(exc))
 
     return endpoint
 

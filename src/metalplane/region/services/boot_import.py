@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from metalplane.images import simplestreams as ss
 from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import boot_resource_imports
-from metalplane.region.errors import ApiError, Conflict, ValidationFailed
+from metalplane.region.errors import Conflict, Invalid, RegionError
 from metalplane.region.services import boot_resources, boot_store
 
 log = logging.getLogger(__name__)
@@ -162,25 +162,25 @@ def open_source(spec: str) -> tuple[Source, str]:
     parts = urlsplit(spec)
     if parts.scheme in ("http", "https"):
         if not parts.hostname:
-            raise ValidationFailed.field("url", f"{spec!r} is not a valid URL.")
+            raise Invalid.field("url", f"{spec!r} is not a valid URL.")
         base = spec
         if spec.endswith(".json"):
             base, found, _ = spec.rpartition("streams/v1/")
             if not found:
-                raise ValidationFailed.field("url", "A stream URL ends with streams/v1/index.json (or is its root).")
+                raise Invalid.field("url", "A stream URL ends with streams/v1/index.json (or is its root).")
             return HttpSource(base), "streams/v1/" + spec.rpartition("streams/v1/")[2]
         return HttpSource(base), ss.INDEX_PATH
     if parts.scheme == "file":
         spec = parts.path
     elif parts.scheme:
-        raise ValidationFailed.field("url", f"Unsupported scheme {parts.scheme!r}: use http://, https:// or file://.")
+        raise Invalid.field("url", f"Unsupported scheme {parts.scheme!r}: use http://, https:// or file://.")
     path = Path(spec)
     if not path.is_absolute():
-        raise ValidationFailed.field("path", "Give an absolute directory path on the region (or a URL).")
+        raise Invalid.field("path", "Give an absolute directory path on the region (or a URL).")
     if path.is_file() and path.name.endswith(".json") and path.parent.parent.name == "streams":
         return DirectorySource(path.parent.parent.parent), f"streams/{path.parent.name}/{path.name}"
     if not path.is_dir():
-        raise ValidationFailed.field("path", f"{path} is not a directory on this region.")
+        raise Invalid.field("path", f"{path} is not a directory on this region.")
     return DirectorySource(path), ss.INDEX_PATH
 
 
@@ -384,8 +384,8 @@ async def run_import(db: AsyncEngine, job_id: int, source: Source, index_path: s
         state, message = "stopped", "stopped on request; run the import again to resume"
     except ss.StreamError as exc:
         state, message = "failed", f"bad stream {source.description}: {exc}"
-    except ApiError as exc:  # e.g. a set's file that the stream now says has other bytes
-        state, message = "failed", f"cannot import {source.description}: {exc.body}"
+    except RegionError as exc:  # e.g. a set's file that the stream now says has other bytes
+        state, message = "failed", f"cannot import {source.description}: {exc.detail}"
     except asyncio.CancelledError:
         state, message = "failed", "interrupted: the worker stopped; run the import again to resume"
         raise

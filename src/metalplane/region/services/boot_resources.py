@@ -25,7 +25,7 @@ from metalplane.region.db.tables import (
     boot_resource_sets,
     boot_resources,
 )
-from metalplane.region.errors import BadRequest, NotFound, ValidationFailed, raise_if
+from metalplane.region.errors import Invalid, NotFound, Refused, raise_if
 from metalplane.region.services import boot_store, rpc
 
 Row = dict[str, Any]
@@ -113,7 +113,7 @@ async def list_resources(conn: AsyncConnection, rtype: str | None = None) -> lis
 async def get_resource(conn: AsyncConnection, resource_id: int) -> Row:
     row = (await conn.execute(select(resources).where(resources.c.id == resource_id))).first()
     if row is None:
-        raise NotFound("No BootResource matches the given query.")
+        raise NotFound("BootResource")
     return dict(row._mapping)
 
 
@@ -165,7 +165,7 @@ async def get_file(conn: AsyncConnection, resource_id: int, file_id: int) -> Row
         .where(files.c.id == file_id, resources.c.id == resource_id)
     )).first()
     if row is None:
-        raise NotFound("No BootResourceFile matches the given query.")
+        raise NotFound("BootResourceFile")
     return dict(row._mapping)
 
 
@@ -213,7 +213,7 @@ async def ensure_file(conn: AsyncConnection, set_id: int, filetype: str, filenam
                                                        files.c.filetype == filetype))).first()
     if existing is not None:
         if existing.content_id != content["id"]:
-            raise ValidationFailed.field(
+            raise Invalid.field(
                 "filetype", f"This set already has a {filetype} file with another sha256; "
                             "use a new version for new content.")
         return dict(existing._mapping), content
@@ -250,7 +250,7 @@ def check_type(rtype: str | None) -> str | None:
     if rtype is None or rtype == "all":
         return None
     if rtype not in RTYPES:
-        raise BadRequest(f"'{rtype}' is not a valid boot resource type. Available types: {list(RTYPES)}")
+        raise Refused(f"'{rtype}' is not a valid boot resource type. Available types: {list(RTYPES)}")
     return rtype
 
 

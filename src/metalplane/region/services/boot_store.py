@@ -35,7 +35,7 @@ from metalplane.region.db.tables import (
     boot_resource_contents,
     boot_resource_files,
 )
-from metalplane.region.errors import ValidationFailed
+from metalplane.region.errors import Invalid
 from metalplane.region.services import rpc
 
 CHUNK_SIZE = 1 << 20
@@ -76,7 +76,7 @@ async def ensure_content(conn: AsyncConnection, sha256: str, size: int) -> Row:
     row = await content_by_sha256(conn, sha256)
     assert row is not None
     if row["size"] != size:
-        raise ValidationFailed.field(
+        raise Invalid.field(
             "size", f"A file with sha256 {sha256} is already stored with size {row['size']}, not {size}.")
     return row
 

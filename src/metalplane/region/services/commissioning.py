@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import config, interfaces, node_tokens, nodes, script_results
-from metalplane.region.errors import BadRequest, NotFound, ValidationFailed
+from metalplane.region.errors import Invalid, NotFound, Refused
 from metalplane.region.services import machines
 from metalplane.rpc.nodes import NodeType
 
@@ -69,7 +69,7 @@ async def enlist(conn: AsyncConnection, report: dict[str, Any]) -> dict[str, Any
     """An unknown machine booted: record it as New (or refresh a known one)."""
     macs = [machines.normalise_mac(m) for m in report.get("mac_addresses") or [] if m]
     if not macs:
-        raise ValidationFailed.field("mac_addresses", "An enlisting machine must report at least one MAC address.")
+        raise Invalid.field("mac_addresses", "An enlisting machine must report at least one MAC address.")
     for mac in macs:
         known = await machine_by_mac(conn, mac)
         if known is not None:
@@ -87,7 +87,7 @@ async def start(conn: AsyncConnection, system_id: str, timeout: timedelta) -> di
     """Into Commissioning: a fresh token and results, and a deadline."""
     machine = await machines.get_machine(conn, system_id, lock=True)
     if machine["status"] == machines.COMMISSIONING:
-        raise BadRequest(f"Machine {machine['hostname']} is already commissioning.")
+        raise Refused(f"Machine {machine['hostname']} is already commissioning.")
     await conn.execute(delete(script_results).where(script_results.c.node_id == machine["id"]))
     await conn.execute(delete(node_tokens).where(node_tokens.c.node_id == machine["id"]))
     await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(
@@ -106,7 +106,7 @@ async def store_facts(conn: AsyncConnection, machine: dict[str, Any], facts: dic
     _require_commissioning(machine)
     cpu_count = facts.get("cpu_count")
     if not isinstance(cpu_count, int) or cpu_count < 1:
-        raise ValidationFailed.field("cpu_count", "Expected a positive integer.")
+        raise Invalid.field("cpu_count", "Expected a positive integer.")
     await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(
         cpu_count=cpu_count, memory=memory_mib(facts),
         architecture=facts.get("architecture") or machine["architecture"],
@@ -133,7 +133,7 @@ async def finish(conn: AsyncConnection, machine: dict[str, Any], result: str, fa
 
 def _require_commissioning(machine: dict[str, Any]) -> None:
     if machine["status"] != machines.COMMISSIONING:
-        raise BadRequest(f"Machine {machine['hostname']} is not commissioning.")
+        raise Refused(f"Machine {machine['hostname']} is not commissioning.")
 
 
 async def expire(conn: AsyncConnection) -> list[str]:
@@ -164,13 +164,13 @@ async def list_scripts(conn: AsyncConnection) -> dict[str, str]:
 async def get_script(conn: AsyncConnection, name: str) -> str:
     found = (await list_scripts(conn)).get(name)
     if found is None:
-        raise NotFound("No CommissioningScript matches the given query.")
+        raise NotFound("CommissioningScript")
     return found
 
 
 async def put_script(conn: AsyncConnection, name: str, content: str) -> None:
     if not name or not all(c.isalnum() or c in "._+-" for c in name):
-        raise ValidationFailed.field("name", "Use letters, digits and . _ + - only.")
+        raise Invalid.field("name", "Use letters, digits and . _ + - only.")
     await conn.execute(pg_insert(config).values(name=SCRIPT_PREFIX + name, value=content)
                        .on_conflict_do_update(index_elements=["name"], set_={"value": content}))
 
@@ -178,4 +178,4 @@ async def put_script(conn: AsyncConnection, name: str, content: str) -> None:
 async def delete_script(conn: AsyncConnection, name: str) -> None:
     result = await conn.execute(delete(config).where(config.c.name == SCRIPT_PREFIX + name))
     if result.rowcount == 0:
-        raise NotFound("No CommissioningScript matches the given query.")
+        raise NotFound("CommissioningScript")

@@ -167,7 +167,7 @@ async def list_controllers(conn: AsyncConnection, types: tuple[int, ...], system
 async def get_controller(conn: AsyncConnection, types: tuple[int, ...], system_id: str) -> dict:
     found = await list_controllers(conn, types, system_ids=[system_id])
     if not found:
-        raise NotFound("No controller matches the given query.")
+        raise NotFound("controller")
     return found[0]
 
 

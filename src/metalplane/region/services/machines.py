@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.rack.power import schema
 from metalplane.region.db.tables import bmcs, interfaces, nodes, zones
-from metalplane.region.errors import NotFound, ValidationFailed
+from metalplane.region.errors import Invalid, NotFound
 from metalplane.region.services.controllers import new_system_id
 from metalplane.region.services.rows import Row, execute_unique, rows
 from metalplane.rpc.nodes import NodeType
@@ -42,9 +42,9 @@ def parse_power_input(power_type: str | None, raw_json: str | None, flat: dict[s
         try:
             loaded = json.loads(raw_json)
         except ValueError:
-            raise ValidationFailed.field("power_parameters", "Enter valid JSON.") from None
+            raise Invalid.field("power_parameters", "Enter valid JSON.") from None
         if not isinstance(loaded, dict):
-            raise ValidationFailed.field("power_parameters", "Expected a JSON object.")
+            raise Invalid.field("power_parameters", "Expected a JSON object.")
         params.update(loaded)
     params.update(flat)
     return power_type or "manual", {k: "" if v is None else str(v) for k, v in params.items()}
@@ -59,7 +59,7 @@ def check_power(power_type: str, params: dict[str, str]) -> dict[str, str]:
             key = "power_type" if p.field == "power_type" else f"power_parameters_{p.field}"
             reason = "This field is required." if p.reason == "required" else p.reason
             errors.setdefault(key, []).append(reason)
-        raise ValidationFailed(errors)
+        raise Invalid(errors)
     return schema.with_defaults(power_type, params)
 
 
@@ -118,7 +118,7 @@ async def get_machine(conn: AsyncConnection, system_id: str, lock: bool = False)
         query = query.with_for_update(of=nodes)
     row = (await conn.execute(query)).first()
     if row is None:
-        raise NotFound("No Machine matches the given query.")
+        raise NotFound("Machine")
     return dict(row._mapping)
 
 
@@ -144,15 +144,15 @@ async def create_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
     macs = [normalise_mac(m) for m in fields.get("mac_addresses", []) if m.strip()]
     bad = [m for m in macs if not MAC.match(m)]
     if bad:
-        raise ValidationFailed.field("mac_addresses", f"'{bad[0]}' is not a valid MAC address.")
+        raise Invalid.field("mac_addresses", f"'{bad[0]}' is not a valid MAC address.")
     hostname = (fields.get("hostname") or "").strip()
     if hostname and not HOSTNAME.match(hostname):
-        raise ValidationFailed.field("hostname", "Nodes must have a valid hostname (letters, digits and hyphens).")
+        raise Invalid.field("hostname", "Nodes must have a valid hostname (letters, digits and hyphens).")
     if hostname and (await conn.execute(select(nodes.c.id).where(nodes.c.hostname == hostname))).first():
-        raise ValidationFailed.field("hostname", f"Node with hostname '{hostname}' already exists.")
+        raise Invalid.field("hostname", f"Node with hostname '{hostname}' already exists.")
     for mac in macs:
         if (await conn.execute(select(interfaces.c.id).where(interfaces.c.mac == mac))).first():
-            raise ValidationFailed.field("mac_addresses", f"One or more MAC addresses is invalid. "
+            raise Invalid.field("mac_addresses", f"One or more MAC addresses is invalid. "
                                                           f"('{mac}' is already in use.)")
     power_type, params = parse_power_input(fields.get("power_type"), fields.get("power_parameters"),
                                            fields.get("power_flat", {}))
@@ -182,7 +182,7 @@ async def update_machine(conn: AsyncConnection, system_id: str, fields: dict[str
     if "hostname" in fields:
         hostname = fields["hostname"].strip()
         if not HOSTNAME.match(hostname):
-            raise ValidationFailed.field("hostname", "Nodes must have a valid hostname (letters, digits and hyphens).")
+            raise Invalid.field("hostname", "Nodes must have a valid hostname (letters, digits and hyphens).")
         values["hostname"] = hostname
     for key in ("description", "architecture"):
         if key in fields:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import fabrics, interfaces, ip_addresses, ipranges, nodes, spaces, subnets, vlans
-from metalplane.region.errors import BadRequest, Forbidden, NotFound, ValidationFailed, raise_if
+from metalplane.region.errors import Invalid, NotFound, PermissionDenied, Refused, raise_if
 from metalplane.region.services import netrules
 from metalplane.region.services.rows import Row, execute_unique, next_id, one, rows
 from metalplane.region.services.rpc import connected_regions
@@ -77,7 +77,7 @@ async def find_fabric(conn: AsyncConnection, ident: str, field: str = "fabric") 
     query = query.where(fabrics.c.id == int(ident)) if ident.isdigit() else query.where(fabrics.c.name == ident)
     row = (await conn.execute(query)).first()
     if row is None:
-        raise ValidationFailed.field(field, f"Select a valid choice. {ident} is not one of the available choices.")
+        raise Invalid.field(field, f"Select a valid choice. {ident} is not one of the available choices.")
     return dict(row._mapping)
 
 
@@ -108,12 +108,12 @@ async def update_fabric(conn: AsyncConnection, fabric_id: int, changes: dict[str
 async def delete_fabric(conn: AsyncConnection, fabric_id: int) -> None:
     await get_fabric(conn, fabric_id)
     if fabric_id == DEFAULT_FABRIC_ID:
-        raise BadRequest("This fabric is the default fabric, it cannot be deleted.")
+        raise Refused("This fabric is the default fabric, it cannot be deleted.")
     cidrs = (await conn.execute(
         select(subnets.c.cidr).join(vlans, vlans.c.id == subnets.c.vlan_id).where(vlans.c.fabric_id == fabric_id)
     )).scalars().all()
     if cidrs:
-        raise BadRequest("Can't delete fabric; the following subnets are still present: "
+        raise Refused("Can't delete fabric; the following subnets are still present: "
                          + ", ".join(str(c) for c in cidrs))
     await conn.execute(delete(fabrics).where(fabrics.c.id == fabric_id))
 
@@ -156,7 +156,7 @@ async def find_rack(conn: AsyncConnection, ident: str, field: str, vlan_id: int 
         query = query.where(exists().where(interfaces.c.node_id == nodes.c.id, interfaces.c.vlan_id == vlan_id))
     rows = (await conn.execute(query)).scalars().all()
     if len(rows) != 1:
-        raise ValidationFailed.field(field, f"Select a valid choice. {ident} is not one of the available choices.")
+        raise Invalid.field(field, f"Select a valid choice. {ident} is not one of the available choices.")
     return rows[0]
 
 
@@ -172,7 +172,7 @@ async def find_space(conn: AsyncConnection, ident: str) -> int | None:
     query = query.where(spaces.c.id == int(ident)) if ident.isdigit() else query.where(spaces.c.name == ident)
     found = (await conn.execute(query)).scalar_one_or_none()
     if found is None:
-        raise ValidationFailed.field("space", f"Select a valid choice. {ident} is not one of the available choices.")
+        raise Invalid.field("space", f"Select a valid choice. {ident} is not one of the available choices.")
     return found
 
 
@@ -248,19 +248,19 @@ async def _relay_vlan(conn: AsyncConnection, ident: str, vlan_id: int) -> int:
     try:
         relay_id = int(ident)
     except ValueError:
-        raise ValidationFailed.field("relay_vlan", f"Select a valid choice. {ident} is not one of the available choices.") from None
+        raise Invalid.field("relay_vlan", f"Select a valid choice. {ident} is not one of the available choices.") from None
     found = (await conn.execute(select(vlans.c.id).where(vlans.c.id == relay_id))).scalar_one_or_none()
     if found is None or found == vlan_id:
-        raise ValidationFailed.field("relay_vlan", f"Select a valid choice. {ident} is not one of the available choices.")
+        raise Invalid.field("relay_vlan", f"Select a valid choice. {ident} is not one of the available choices.")
     return found
 
 
 async def delete_vlan(conn: AsyncConnection, vlan: Row) -> None:
     if vlan["is_default"]:
-        raise BadRequest("This VLAN is the default VLAN in the fabric, it cannot be deleted.")
+        raise Refused("This VLAN is the default VLAN in the fabric, it cannot be deleted.")
     in_use = (await conn.execute(select(subnets.c.cidr).where(subnets.c.vlan_id == vlan["id"]))).scalars().all()
     if in_use:
-        raise BadRequest("Can't delete VLAN; the following subnets are still present: "
+        raise Refused("Can't delete VLAN; the following subnets are still present: "
                          + ", ".join(str(c) for c in in_use))
     await conn.execute(delete(vlans).where(vlans.c.id == vlan["id"]))
 
@@ -291,13 +291,13 @@ async def _vlan_for_subnet(conn: AsyncConnection, fields: dict[str, Any]) -> int
     if not is_blank(fields.get("vlan")):
         ident = fields["vlan"]
         if not ident.isdigit() or (await conn.execute(select(vlans.c.id).where(vlans.c.id == int(ident)))).first() is None:
-            raise ValidationFailed.field("vlan", f"Select a valid choice. {ident} is not one of the available choices.")
+            raise Invalid.field("vlan", f"Select a valid choice. {ident} is not one of the available choices.")
         vlan_id = int(ident)
         if not is_blank(fields.get("fabric")):
             fabric = await find_fabric(conn, fields["fabric"])
             vlan = await get_vlan(conn, vlan_id)
             if vlan["fabric_id"] != fabric["id"]:
-                raise ValidationFailed.field("vlan", f"VLAN {vlan_id} is not in fabric {fabric['name']}.")
+                raise Invalid.field("vlan", f"VLAN {vlan_id} is not in fabric {fabric['name']}.")
         return vlan_id
     fabric = await find_fabric(conn, fields["fabric"]) if not is_blank(fields.get("fabric")) \
         else await get_fabric(conn, DEFAULT_FABRIC_ID)
@@ -306,7 +306,7 @@ async def _vlan_for_subnet(conn: AsyncConnection, fields: dict[str, Any]) -> int
             vlans.c.fabric_id == fabric["id"], vlans.c.vid == fields["vid"]))).scalar_one_or_none()
         if found is None:
             where = "default fabric" if fabric["id"] == DEFAULT_FABRIC_ID else f"fabric {fabric['name']}"
-            raise ValidationFailed.field("vid", f"No VLAN with vid {fields['vid']} in {where}.")
+            raise Invalid.field("vid", f"No VLAN with vid {fields['vid']} in {where}.")
         return found
     return (await conn.execute(select(func.min(vlans.c.id)).where(vlans.c.fabric_id == fabric["id"]))).scalar_one()
 
@@ -325,7 +325,7 @@ def _subnet_values(fields: dict[str, Any], cidr: str) -> dict[str, Any]:
         values["dns_servers"] = servers
     if "rdns_mode" in fields:
         if fields["rdns_mode"] not in (0, 1, 2):
-            raise ValidationFailed.field("rdns_mode", f"Select a valid choice. {fields['rdns_mode']} is not one of the available choices.")
+            raise Invalid.field("rdns_mode", f"Select a valid choice. {fields['rdns_mode']} is not one of the available choices.")
         values["rdns_mode"] = fields["rdns_mode"]
     for key in ("name", "description", "allow_dns", "allow_proxy", "active_discovery", "managed"):
         if key in fields and fields[key] is not None:
@@ -375,7 +375,7 @@ async def delete_subnet(conn: AsyncConnection, ident: str) -> None:
     vlan = await get_vlan(conn, subnet["vlan_id"])
     dynamic = any(r["type"] == "dynamic" for r in await list_ranges(conn, subnet["id"]))
     if vlan["dhcp_on"] and dynamic:
-        raise BadRequest("Cannot delete a subnet that is actively servicing a dynamic IP range. "
+        raise Refused("Cannot delete a subnet that is actively servicing a dynamic IP range. "
                          "(Delete the dynamic range or disable DHCP first.)")
     await conn.execute(delete(subnets).where(subnets.c.id == subnet["id"]))
 
@@ -399,18 +399,18 @@ async def _subnet_for_range(conn: AsyncConnection, subnet_ident: str | None, sta
         try:
             return await get_subnet(conn, subnet_ident, lock=True)
         except NotFound:
-            raise ValidationFailed.field(
+            raise Invalid.field(
                 "subnet", f"Select a valid choice. {subnet_ident} is not one of the available choices.") from None
     try:
         address = ip_address(start or "")
     except ValueError:
-        raise ValidationFailed.field("subnet", "This field is required.") from None
+        raise Invalid.field("subnet", "This field is required.") from None
     row = (await conn.execute(
         select(subnets.c.id).where(text("cidr >>= CAST(:ip AS inet)")).params(ip=str(address))
         .order_by(func.masklen(subnets.c.cidr).desc()).limit(1)
     )).scalar_one_or_none()
     if row is None:
-        raise ValidationFailed.field("subnet", "This field is required.")
+        raise Invalid.field("subnet", "This field is required.")
     return await get_subnet(conn, str(row), lock=True)
 
 
@@ -423,7 +423,7 @@ def _check_against(subnet: Row, kind: str, start: str | None, end: str | None, o
 async def create_range(conn: AsyncConnection, fields: dict[str, Any], user_id: int, is_admin: bool) -> Row:
     kind = fields.get("type")
     if kind == "dynamic" and not is_admin:
-        raise Forbidden("Unable to create dynamic IP range. You don't have sufficient privileges.")
+        raise PermissionDenied("Unable to create dynamic IP range. You don't have sufficient privileges.")
     subnet = await _subnet_for_range(conn, fields.get("subnet"), fields.get("start_ip"))
     _check_against(subnet, kind, fields.get("start_ip"), fields.get("end_ip"), await list_ranges(conn, subnet["id"]))
     range_id = (await conn.execute(insert(ipranges).values(
@@ -435,7 +435,7 @@ async def create_range(conn: AsyncConnection, fields: dict[str, Any], user_id: i
 
 def _may_change(iprange: Row, user_id: int, is_admin: bool, verb: str) -> None:
     if not is_admin and iprange["user_id"] != user_id:
-        raise Forbidden(f"Unable to {verb} IP range. You don't own the IP range.")
+        raise PermissionDenied(f"Unable to {verb} IP range. You don't own the IP range.")
 
 
 async def update_range(conn: AsyncConnection, range_id: int, fields: dict[str, Any], user_id: int,
@@ -466,7 +466,7 @@ async def delete_range(conn: AsyncConnection, range_id: int, user_id: int, is_ad
         if vlan["dhcp_on"]:
             await conn.execute(delete(ipranges).where(ipranges.c.id == range_id))
             if not await vlan_has_dynamic_range(conn, vlan["id"]):
-                raise BadRequest(f"Cannot delete the last dynamic range of VLAN {vlan['fabric_name']}."
+                raise Refused(f"Cannot delete the last dynamic range of VLAN {vlan['fabric_name']}."
                                  f"{vlan_label(vlan)} while DHCP is on; disable DHCP first.")
             return
     await conn.execute(delete(ipranges).where(ipranges.c.id == range_id))

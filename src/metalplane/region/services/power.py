@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from metalplane.rack.power import schema
 from metalplane.region.db.tables import power_actions
-from metalplane.region.errors import ServiceUnavailable
+from metalplane.region.errors import Unavailable
 from metalplane.region.services import bmcs, machines
 from metalplane.rpc.protocol import ConnectionLost, RemoteError
 
@@ -24,7 +24,7 @@ ACTIONS = ("on", "off", "cycle", "query")
 CALL_TIMEOUT = 90.0
 
 
-class PowerFailed(ServiceUnavailable):
+class PowerFailed(Unavailable):
     """MAAS answers power problems with 503; the message names the BMC."""
 
     retry_after = None

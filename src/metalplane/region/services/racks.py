@@ -22,7 +22,7 @@ from metalplane.region.db.tables import (
     subnets,
     vlans,
 )
-from metalplane.region.errors import BadRequest
+from metalplane.region.errors import Refused
 from metalplane.region.services import network
 from metalplane.region.services.controllers import ensure_controller_node
 from metalplane.rpc.nodes import RACK_TYPES, NodeType
@@ -175,7 +175,7 @@ async def delete_rack(conn: AsyncConnection, node: dict[str, Any], force: bool) 
     duties = await dhcp_duties(conn, node["id"])
     if duties and not force:
         labels = ", ".join(dhcp_vlan_label(d["fabric_name"], d["name"]) for d in duties)
-        raise BadRequest(
+        raise Refused(
             f"Unable to delete '{node['hostname']}'; it is currently set as a primary or secondary rack "
             f"controller on VLANs {labels} with DHCP on. Disable DHCP HA first: move primary_rack/"
             f"secondary_rack to another rack or set dhcp_on=false on those VLANs, or delete with force=true "

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import config
-from metalplane.region.errors import ValidationFailed
+from metalplane.region.errors import Invalid
 
 HA_MODES = ("hot-standby", "load-balancing")
 
@@ -79,16 +79,16 @@ SETTINGS: dict[str, Setting] = {
 
 def parse_setting(name: str, value: str) -> Any:
     if name not in SETTINGS:
-        raise ValidationFailed.field("name", f"{name} is not a valid config setting (valid: {', '.join(SETTINGS)}).")
+        raise Invalid.field("name", f"{name} is not a valid config setting (valid: {', '.join(SETTINGS)}).")
     try:
         return SETTINGS[name].parse(value)
     except ValueError as exc:
-        raise ValidationFailed.field("value", f"{name}: {exc}") from None
+        raise Invalid.field("value", f"{name}: {exc}") from None
 
 
 async def get_setting(conn: AsyncConnection, name: str) -> Any:
     if name not in SETTINGS:
-        raise ValidationFailed.field("name", f"{name} is not a valid config setting (valid: {', '.join(SETTINGS)}).")
+        raise Invalid.field("name", f"{name} is not a valid config setting (valid: {', '.join(SETTINGS)}).")
     stored = (await conn.execute(select(config.c.value).where(config.c.name == f"setting:{name}"))).scalar_one_or_none()
     return SETTINGS[name].default if stored is None else stored
 

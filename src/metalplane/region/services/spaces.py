@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import spaces
-from metalplane.region.errors import NotFound, ValidationFailed
+from metalplane.region.errors import Invalid, NotFound
 from metalplane.region.services.rows import execute_unique, next_id
 
 DUPLICATE = "Space with this Name already exists."
@@ -21,7 +21,7 @@ async def list_spaces(conn: AsyncConnection) -> list[dict[str, Any]]:
 async def get_space(conn: AsyncConnection, space_id: int) -> dict[str, Any]:
     row = (await conn.execute(select(spaces).where(spaces.c.id == space_id))).first()
     if row is None:
-        raise NotFound("No Space matches the given query.")
+        raise NotFound("Space")
     return dict(row._mapping)
 
 
@@ -29,7 +29,7 @@ async def create_space(conn: AsyncConnection, name: str | None, description: str
     space_id = await next_id(conn, "spaces")
     name = name or f"space-{space_id}"
     if name == "undefined":
-        raise ValidationFailed.field("name", "Reserved space name.")
+        raise Invalid.field("name", "Reserved space name.")
     await execute_unique(conn, insert(spaces).values(id=space_id, name=name, description=description),
                          "name", DUPLICATE)
     return await get_space(conn, space_id)
@@ -38,7 +38,7 @@ async def create_space(conn: AsyncConnection, name: str | None, description: str
 async def update_space(conn: AsyncConnection, space_id: int, changes: dict[str, Any]) -> dict[str, Any]:
     await get_space(conn, space_id)
     if changes.get("name") == "undefined":
-        raise ValidationFailed.field("name", "Reserved space name.")
+        raise Invalid.field("name", "Reserved space name.")
     if changes:
         await execute_unique(conn, update(spaces).where(spaces.c.id == space_id).values(**changes, updated=func.now()),
                              "name", DUPLICATE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
-from metalplane.region.errors import BadRequest, NotFound
+from metalplane.region.errors import NotFound, Refused
 from metalplane.region.services import users as svc
 
 account = Handler("AccountHandler", "account/", "Manage the current logged-in user.")
@@ -44,7 +44,7 @@ async def delete_token(ctx: Ctx) -> None:
     """
     token_key = ctx.params.str("token_key")
     if not token_key:
-        raise BadRequest("No provided token_key!")
+        raise Refused("No provided token_key!")
     async with ctx.tx() as conn:
         if not await svc.delete_token(conn, ctx.me.id, token_key):
-            raise NotFound("No Token matches the given query.")
+            raise NotFound("Token")

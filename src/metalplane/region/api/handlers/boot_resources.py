@@ -30,18 +30,19 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from metalplane.region.api.app import authenticate, error_response
+from metalplane.region.api.app import authenticate
 from metalplane.region.api.context import Ctx
+from metalplane.region.api.errors import error_response
 from metalplane.region.api.framework import API_PREFIX, Handler
 from metalplane.region.errors import (
-    ApiError,
-    BadRequest,
     Conflict,
-    Forbidden,
+    Invalid,
     NotFound,
-    ServiceUnavailable,
-    Unauthorized,
-    ValidationFailed,
+    PermissionDenied,
+    Refused,
+    RegionError,
+    Unauthenticated,
+    Unavailable,
     raise_if,
 )
 from metalplane.region.services import boot_import, boot_store
@@ -238,7 +239,7 @@ async def create_resource(ctx: Ctx) -> Response:
         except boot_store.WriterBusy as exc:
             raise Conflict(f"{exc}; try again shortly.") from None
         except boot_store.ContentError as exc:
-            raise BadRequest(str(exc)) from None
+            raise Refused(str(exc)) from None
     body = await _resource_json(ctx, resource["id"])
     return Response(json.dumps(body), status_code=201, media_type=JSON)
 
@@ -262,7 +263,7 @@ async def import_resources(ctx: Ctx) -> Response:
     """
     spec = ctx.params.str("url") or ctx.params.str("path")
     if not spec:
-        raise ValidationFailed({"url": ["Give the mirror as url=http://... or path=/directory/on/region."]})
+        raise Invalid({"url": ["Give the mirror as url=http://... or path=/directory/on/region."]})
     state = ctx.app_state
     owner = boot_import.owner_name(getattr(state, "region_id", "?"), getattr(state, "worker_index", "?"))
     job = await boot_import.start_import(ctx.db, spec, owner)
@@ -320,7 +321,7 @@ def _int_param(request: Request, name: str) -> int:
     try:
         return int(request.path_params[name])
     except (KeyError, ValueError):
-        raise NotFound("Not Found") from None
+        raise NotFound("file", "Not Found") from None
 
 
 async def upload_piece(request: Request) -> Response:
@@ -329,29 +330,29 @@ async def upload_piece(request: Request) -> Response:
     try:
         user = await authenticate(request, db)
         if user is None:
-            raise Unauthorized("Authorization Error: this resource needs an API key (OAuth PLAINTEXT)")
+            raise Unauthenticated("Authorization Error: this resource needs an API key (OAuth PLAINTEXT)")
         if not user.is_superuser:
-            raise Forbidden("This method is reserved for admin users.")
+            raise PermissionDenied("This method is reserved for admin users.")
         resource_id, file_id = _int_param(request, "resource_id"), _int_param(request, "file_id")
         async with db.connect() as conn:
             rfile = await svc.get_file(conn, resource_id, file_id)
         if rfile["rtype"] != "uploaded":
-            raise Forbidden(f"Cannot upload to a resource of type: {rfile['rtype']}.")
+            raise PermissionDenied(f"Cannot upload to a resource of type: {rfile['rtype']}.")
         if rfile["complete"]:
-            raise BadRequest("Cannot upload to a complete file.")
+            raise Refused("Cannot upload to a complete file.")
         try:
             length = int(request.headers.get("content-length", "0"))
         except ValueError:
-            raise BadRequest("Bad Content-Length.") from None
+            raise Refused("Bad Content-Length.") from None
         if length <= 0:
-            raise BadRequest("Missing data.")
+            raise Refused("Missing data.")
         writer = boot_store.ContentWriter(db, rfile["content_id"], f"upload:{uuid.uuid4().hex}", hashing=False)
         try:
             await writer.open()
         except boot_store.WriterBusy as exc:
             raise Conflict(f"{exc}; try again shortly.") from None
         if writer.already_complete:
-            raise BadRequest("Cannot upload to a complete file.")
+            raise Refused("Cannot upload to a complete file.")
         received = 0
         try:
             async for piece in request.stream():
@@ -359,25 +360,25 @@ async def upload_piece(request: Request) -> Response:
                 await writer.write(piece)
         except ClientDisconnect:
             await writer.release()
-            raise BadRequest("The client went away before sending all the data.") from None
+            raise Refused("The client went away before sending all the data.") from None
         except boot_store.ContentError as exc:
-            raise BadRequest(str(exc)) from None
+            raise Refused(str(exc)) from None
         if received != length:
             await writer.release()
-            raise BadRequest("Content-Length doesn't equal size of received data.")
+            raise Refused("Content-Length doesn't equal size of received data.")
         if writer.offset == writer.size:
             try:
                 await writer.finish()
             except boot_store.ContentError as exc:
-                raise BadRequest(str(exc)) from None
+                raise Refused(str(exc)) from None
         else:
             await writer.release()
         return PlainTextResponse("OK")
-    except ApiError as exc:
+    except RegionError as exc:
         return error_response(exc)
     except (OperationalError, DBAPIError) as exc:
         log.warning("database unavailable during upload: %s", exc)
-        return error_response(ServiceUnavailable("The database is unavailable; retry shortly."))
+        return error_response(Unavailable("The database is unavailable; retry shortly."))
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
@@ -421,7 +422,7 @@ async def download_file(request: Request) -> Response:
         async with db.connect() as conn:
             content = await svc.complete_content(conn, sha256)
     except (OperationalError, DBAPIError):
-        return error_response(ServiceUnavailable("The database is unavailable; retry shortly."))
+        return error_response(Unavailable("The database is unavailable; retry shortly."))
     if content is None:
         return PlainTextResponse(f"No complete boot resource file has sha256 {sha256}.", status_code=404)
     size, etag = content["size"], f'"{sha256}"'

@@ -9,7 +9,7 @@ from metalplane.rack.power import schema
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
-from metalplane.region.errors import BadRequest
+from metalplane.region.errors import Refused
 from metalplane.region.services import bmcs, commissioning, dhcp, machines, power, settings
 
 machines_h = Handler("MachinesHandler", "machines/", "Manage the collection of all the machines in the MAAS.")
@@ -178,7 +178,7 @@ async def power_off(ctx: Ctx) -> dict:
     :type comment: unicode
     """
     if (ctx.params.str("stop_mode") or "hard") not in ("hard", "soft"):
-        raise BadRequest("stop_mode must be 'hard' or 'soft'.")
+        raise Refused("stop_mode must be 'hard' or 'soft'.")
     await _power(ctx, "off")
     return await read_machine(ctx)
 
@@ -222,7 +222,7 @@ async def commission(ctx: Ctx) -> dict:
             await _power(ctx, "cycle" if state == "on" else "on")
         except power.PowerFailed as exc:
             async with ctx.tx() as conn:
-                await commissioning.fail(conn, machine["id"], f"Powering the machine on failed: {exc.body}")
+                await commissioning.fail(conn, machine["id"], f"Powering the machine on failed: {exc.detail}")
             raise
     return await read_machine(ctx)
 

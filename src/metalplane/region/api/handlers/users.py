@@ -5,7 +5,7 @@ from __future__ import annotations
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
-from metalplane.region.errors import BadRequest, NotFound, ValidationFailed
+from metalplane.region.errors import Invalid, NotFound, Refused
 from metalplane.region.services import users as svc
 
 users = Handler("UsersHandler", "users/", "Manage the user accounts of this MAAS.")
@@ -43,7 +43,7 @@ async def create_user(ctx: Ctx) -> dict:
     password = p.str("password", required=True)
     async with ctx.tx() as conn:
         if await svc.get_user(conn, username) is not None:
-            raise ValidationFailed.field("username", "A user with that username already exists.")
+            raise Invalid.field("username", "A user with that username already exists.")
         created = await svc.create_user(conn, username, password, p.str("email", "") or "",
                                         bool(p.bool("is_superuser", False)))
     return render.user(created)
@@ -55,7 +55,7 @@ async def read_user(ctx: Ctx) -> dict:
     async with ctx.tx() as conn:
         found = await svc.get_user(conn, ctx.path["username"])
     if found is None:
-        raise NotFound("No User matches the given query.")
+        raise NotFound("User")
     return render.user(found)
 
 
@@ -63,7 +63,7 @@ async def read_user(ctx: Ctx) -> dict:
 async def delete_user(ctx: Ctx) -> None:
     """Delete a user."""
     if ctx.path["username"] == ctx.me.username:
-        raise BadRequest("An administrator cannot self-delete.")
+        raise Refused("An administrator cannot self-delete.")
     async with ctx.tx() as conn:
         if not await svc.delete_user(conn, ctx.path["username"]):
-            raise NotFound("No User matches the given query.")
+            raise NotFound("User")

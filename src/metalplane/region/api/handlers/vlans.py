@@ -56,7 +56,7 @@ async def _target(ctx: Ctx, conn) -> dict:
         return await network.get_vlan(conn, ctx.path_int("vlan_id"))
     vid = ctx.path_int("vid")
     if not 0 <= vid <= 4094:
-        raise NotFound("VLAN tag (VID) out of range (0-4094; 0 for untagged.)")
+        raise NotFound("VLAN", "VLAN tag (VID) out of range (0-4094; 0 for untagged.)")
     return await network.get_vlan_by_vid(conn, ctx.path_int("fabric_id"), vid)
 
 

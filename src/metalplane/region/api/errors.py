@@ -1,0 +1,61 @@
+"""The one place where the region's errors become HTTP: a status per kind and MAAS's bodies.
+
+MAAS answers form errors as JSON ({"field": ["reason"]}) and everything else as
+plain text; a 401 names the OAuth realm, a 503 may say when to come back.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.responses import Response
+
+from metalplane.region.errors import (
+    Conflict,
+    Invalid,
+    NotFound,
+    PermissionDenied,
+    Refused,
+    RegionError,
+    Unauthenticated,
+    Unavailable,
+)
+
+JSON = "application/json"
+TEXT = "text/plain; charset=utf-8"
+
+STATUS: dict[type[RegionError], int] = {
+    Invalid: 400,
+    Refused: 400,
+    Unauthenticated: 401,
+    PermissionDenied: 403,
+    NotFound: 404,
+    Conflict: 409,
+    Unavailable: 503,
+}
+
+
+def status_of(exc: RegionError) -> int:
+    """The status of the nearest kind `exc` is (a service may subclass a kind)."""
+    for kind in type(exc).__mro__:
+        if kind in STATUS:
+            return STATUS[kind]
+    raise TypeError(f"{type(exc).__name__} has no HTTP status; add its kind to STATUS")
+
+
+def error_response(exc: RegionError) -> Response:
+    if isinstance(exc.detail, dict):
+        body, content_type = json.dumps(exc.detail).encode(), JSON
+    else:
+        body, content_type = exc.detail.encode(), TEXT
+    headers = {}
+    if isinstance(exc, Unavailable) and exc.retry_after:
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, Unauthenticated):
+        headers["WWW-Authenticate"] = 'OAuth realm="OAuth"'
+    return Response(body, status_code=status_of(exc), media_type=content_type, headers=headers)
+
+
+def plain_text(exc: RegionError) -> str:
+    """The detail as one line of text, for front ends that answer in plain text only."""
+    return exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
