@@ -21,6 +21,8 @@ from metalplane.config.region import RegionConfig
 from metalplane.region.db.engine import async_engine, sync_engine
 from metalplane.region.db.migrate import upgrade
 from metalplane.region.db.tables import zones
+from metalplane.region.db.transaction import transaction
+from metalplane.region.errors import Invalid
 from metalplane.region.services import network, users
 from metalplane.region.services.zones import DEFAULT_ZONE
 
@@ -48,9 +50,10 @@ async def ensure_defaults(conn: AsyncConnection) -> None:
 
 async def create_admin(conn: AsyncConnection, username: str, password: str, email: str, token_name: str) -> str:
     """A new superuser and an API key for it; AdminExists when the name is taken."""
-    if await users.get_user(conn, username) is not None:
-        raise AdminExists(f"a user named {username!r} already exists")
-    user = await users.create_user(conn, username, password, email, is_superuser=True)
+    try:
+        user = await users.add_user(conn, username, password, email, is_superuser=True)
+    except Invalid:
+        raise AdminExists(f"a user named {username!r} already exists") from None
     return (await users.create_token(conn, user.id, token_name)).api_key
 
 
@@ -78,7 +81,7 @@ def run_db(config: RegionConfig, work: Callable[[AsyncConnection], Awaitable[T]]
     async def go() -> T:
         engine = async_engine(config, application_name, pool_size=1)
         try:
-            async with engine.begin() as conn:
+            async with transaction(engine, config) as conn:
                 return await work(conn)
         finally:
             await engine.dispose()

@@ -18,10 +18,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from metalplane.region.api import auth
-from metalplane.region.api.context import Ctx, TxLog
+from metalplane.region.api.context import Ctx
 from metalplane.region.api.errors import error_response
 from metalplane.region.api.framework import API_PREFIX, Handler
 from metalplane.region.api.params import Params, parse_body
+from metalplane.region.db.transaction import TxLog
 from metalplane.region.errors import NotFound, RegionError, Unauthenticated, Unavailable
 from metalplane.region.services.users import User, user_for_token
 

@@ -16,8 +16,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from metalplane.region.api.errors import plain_text, status_of
+from metalplane.region.db.transaction import transaction
 from metalplane.region.errors import Refused, RegionError, Unauthenticated
-from metalplane.region.services import commissioning, dhcp
+from metalplane.region.services import commissioning
 
 log = logging.getLogger("metalplane.region.metadata")
 PREFIX = "/MAAS/metadata/"
@@ -49,7 +50,8 @@ async def _machine(request: Request, conn) -> dict[str, Any]:
 def _endpoint(work):
     async def endpoint(request: Request) -> Response:
         try:
-            async with request.app.state.db.begin() as conn:
+            state = request.app.state
+            async with transaction(state.db, getattr(state, "config", None)) as conn:
                 return await work(request, conn)
         except RegionError as exc:
             return PlainTextResponse(plain_text(exc), status_code=status_of(exc))
@@ -59,7 +61,6 @@ def _endpoint(work):
 
 async def enlist(request: Request, conn) -> Response:
     machine = await commissioning.enlist(conn, await _json(request))
-    await dhcp.announce_change(conn)  # its MAC gets a host reservation
     log.info("machine %s enlisted (%s)", machine["system_id"], machine["hostname"])
     return JSONResponse({"system_id": machine["system_id"], "hostname": machine["hostname"]})
 

@@ -20,6 +20,7 @@ from metalplane.ha import balance
 from metalplane.rack.power import schema
 from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import bmc_routes, bmcs, interfaces, nodes, subnets
+from metalplane.region.db.transaction import Transaction, on_commit
 from metalplane.region.services import rpc, settings
 from metalplane.rpc.nodes import RACK_TYPES
 
@@ -107,6 +108,15 @@ async def reassign(conn: AsyncConnection, threshold: float, exclude: frozenset[i
     return moved
 
 
+def owners_changed(conn: AsyncConnection) -> None:
+    """Queue a recheck of every BMC's owner on this transaction (BMCs or machines changed)."""
+
+    async def recheck(tx: Transaction) -> None:
+        await reassign(tx.conn, tx.region_config.balance_threshold)
+
+    on_commit(conn, "bmc owners", recheck)
+
+
 async def needs_reassignment(conn: AsyncConnection) -> bool:
     """Cheap check for the supervisor: an unowned BMC, or one whose owner is not live."""
     live = set(await rpc.connected_regions(conn))
@@ -169,6 +179,12 @@ async def overview(conn: AsyncConnection) -> list[dict[str, Any]]:
             "failing": b.failing, "last_error": b.last_error,
         })
     return out
+
+
+async def ownership(conn: AsyncConnection) -> dict[str, Any]:
+    """Every BMC with its owner and candidates, and how evenly owners are spread."""
+    rows = await overview(conn)
+    return {"bmcs": rows, **owner_spread(rows)}
 
 
 def owner_spread(rows: list[dict[str, Any]]) -> dict[str, Any]:

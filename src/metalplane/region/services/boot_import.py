@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from metalplane.images import simplestreams as ss
 from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import boot_resource_imports
+from metalplane.region.db.transaction import Work, after_commit
 from metalplane.region.errors import Conflict, Invalid, RegionError
 from metalplane.region.services import boot_resources, boot_store
 
@@ -244,11 +245,31 @@ class Progress:
     errors: list[str] = field(default_factory=list)
 
 
-async def start_import(db: AsyncEngine, spec: str, owner: str) -> dict[str, Any]:
-    """Create the job and start its task in this worker. 409 while another runs."""
+@dataclass(frozen=True)
+class ImportStatus:
+    importing: bool
+    jobs: list[dict[str, Any]]  # the latest first
+
+
+async def status(conn: AsyncConnection) -> ImportStatus:
+    return ImportStatus(await is_importing(conn), await recent_jobs(conn))
+
+
+async def start_import(work: Work, spec: str | None, owner: str) -> dict[str, Any]:
+    """Create the job and, once it is committed, start its task in this worker.
+    Conflict while another import runs."""
+    if not spec:
+        raise Invalid({"url": ["Give the mirror as url=http://... or path=/directory/on/region."]})
     source, index_path = open_source(spec)
+
+    async def run() -> None:
+        task = asyncio.create_task(run_import(work.engine, job["id"], source, index_path),
+                                   name=f"boot-import-{job['id']}")
+        _TASKS.add(task)
+        task.add_done_callback(_TASKS.discard)
+
     try:
-        async with db.begin() as conn:
+        async with work.tx() as conn:
             await xact_lock(conn, Lock.BOOT_IMPORT)
             await reap_stale(conn)
             running = (await conn.execute(select(jobs).where(jobs.c.state == "running"))).first()
@@ -257,12 +278,10 @@ async def start_import(db: AsyncEngine, spec: str, owner: str) -> dict[str, Any]
                                f"in {running.owner}); wait for it or stop it with op=stop_import.")
             job = dict((await conn.execute(insert(jobs).values(source=source.description, owner=owner)
                                            .returning(jobs))).one()._mapping)
+            after_commit(conn, ("boot import", job["id"]), run)
     except BaseException:
         await source.close()
         raise
-    task = asyncio.create_task(run_import(db, job["id"], source, index_path), name=f"boot-import-{job['id']}")
-    _TASKS.add(task)
-    task.add_done_callback(_TASKS.discard)
     return job
 
 

@@ -15,8 +15,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import config, interfaces, node_tokens, nodes, script_results
+from metalplane.region.db.transaction import Work
 from metalplane.region.errors import Invalid, NotFound, Refused
-from metalplane.region.services import machines
+from metalplane.region.services import consequences, machines, power, settings
 from metalplane.rpc.nodes import NodeType
 
 SCRIPT_PREFIX = "commissioning_script:"
@@ -76,6 +77,7 @@ async def enlist(conn: AsyncConnection, report: dict[str, Any]) -> dict[str, Any
             await conn.execute(update(nodes).where(nodes.c.id == known["id"]).values(
                 architecture=report.get("architecture") or known["architecture"],
                 boot_method=report.get("boot_method") or known["boot_method"], updated=func.now()))
+            consequences.dhcp_changed(conn)  # its MAC's host reservation
             return await machines.get_machine(conn, known["system_id"])
     return await machines.create_machine(conn, {
         "mac_addresses": macs, "architecture": report.get("architecture") or "amd64/generic",
@@ -95,6 +97,25 @@ async def start(conn: AsyncConnection, system_id: str, timeout: timedelta) -> di
         error_description="", updated=func.now()))
     await token_for(conn, machine["id"])
     return await machines.get_machine(conn, system_id)
+
+
+async def commission(work: Work, rpc_server: Any, system_id: str, timeout: int | None) -> machines.Machines:
+    """Into Commissioning, then power the machine on through its BMC (cycled if it is
+    on) so that it boots the ephemeral image; Failed commissioning if that fails.
+    `timeout`: seconds it has to report (default: the commissioning_timeout setting)."""
+    async with work.tx() as conn:
+        seconds = timeout if timeout is not None else await settings.get_setting(conn, "commissioning_timeout")
+        machine = await start(conn, system_id, timedelta(seconds=seconds))
+    if machine["bmc_id"] is not None:
+        try:
+            state = (await power.run(work, rpc_server, system_id, "query"))["state"]
+            await power.run(work, rpc_server, system_id, "cycle" if state == "on" else "on")
+        except power.PowerFailed as exc:
+            async with work.tx() as conn:
+                await fail(conn, machine["id"], f"Powering the machine on failed: {exc.detail}")
+            raise
+    async with work.tx() as conn:
+        return await machines.show_machine(conn, system_id)
 
 
 async def fail(conn: AsyncConnection, node_id: int, message: str) -> None:
@@ -146,8 +167,10 @@ async def expire(conn: AsyncConnection) -> list[str]:
     return [r.system_id for r in rows]
 
 
-async def results_of(conn: AsyncConnection, node_id: int) -> list[dict[str, Any]]:
-    rows = await conn.execute(select(script_results).where(script_results.c.node_id == node_id)
+async def results_of(conn: AsyncConnection, system_id: str) -> list[dict[str, Any]]:
+    """The output and exit status of each commissioning script of the machine's last run."""
+    machine = await machines.get_machine(conn, system_id)
+    rows = await conn.execute(select(script_results).where(script_results.c.node_id == machine["id"])
                               .order_by(script_results.c.id))
     return [{"name": r.name, "exit_status": r.exit_status, "output": r.output,
              "created": r.created.isoformat()} for r in rows]

@@ -164,6 +164,23 @@ async def list_controllers(conn: AsyncConnection, types: tuple[int, ...], system
     return [dict(r._mapping) for r in await conn.execute(query)]
 
 
+@dataclass(frozen=True)
+class RegionView:
+    node: dict
+    processes: list[Process]  # its live workers
+
+
+async def show_regions(conn: AsyncConnection, system_ids: list[str] | None = None,
+                       hostnames: list[str] | None = None) -> list[RegionView]:
+    return [RegionView(node, await live_processes(conn, node["id"]))
+            for node in await list_controllers(conn, REGION_TYPES, system_ids, hostnames)]
+
+
+async def show_region(conn: AsyncConnection, system_id: str) -> RegionView:
+    node = await get_controller(conn, REGION_TYPES, system_id)
+    return RegionView(node, await live_processes(conn, node["id"]))
+
+
 async def get_controller(conn: AsyncConnection, types: tuple[int, ...], system_id: str) -> dict:
     found = await list_controllers(conn, types, system_ids=[system_id])
     if not found:

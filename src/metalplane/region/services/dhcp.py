@@ -74,7 +74,7 @@ async def alive_racks(conn: AsyncConnection) -> set[int]:
     return set(await rpc.connected_regions(conn))
 
 
-async def candidates(conn: AsyncConnection) -> dict[int, str | None]:
+async def candidate_secondaries(conn: AsyncConnection) -> dict[int, str | None]:
     """VLAN id -> candidate secondary rack (system_id) for every VLAN with DHCP on."""
     on_vlans = await racks_on_vlans(conn)
     alive = await alive_racks(conn)
@@ -158,11 +158,6 @@ async def known_hosts(conn: AsyncConnection) -> list[dict[str, Any]]:
         select(interfaces.c.mac, nodes.c.hostname).join(nodes, nodes.c.id == interfaces.c.node_id)
         .where(nodes.c.node_type == NodeType.MACHINE, interfaces.c.mac.isnot(None)).order_by(interfaces.c.mac))
     return [{"mac": r.mac, "hostname": r.hostname, "ip": None} for r in rows]
-
-
-async def announce_change(conn: AsyncConnection) -> None:
-    """Tell every rack to fetch its DHCP state again (after this transaction commits)."""
-    await rpc.announce_rack_event(conn, "dhcp", "")
 
 
 async def primary_is_alive(conn: AsyncConnection, rack_id: int) -> bool:

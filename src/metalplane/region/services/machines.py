@@ -3,12 +3,15 @@
 Power parameters are split by scope, as MAAS does: BMC-scope ones (address,
 user, password...) live on the BMC, which every machine with the same BMC
 identity shares; node-scope ones (e.g. the Redfish system id) on the machine.
+Every machine write rechecks the BMCs' owners and announces the change to the
+racks (their DHCP host reservations list every machine's MACs).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -16,7 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.rack.power import schema
 from metalplane.region.db.tables import bmcs, interfaces, nodes, zones
+from metalplane.region.db.transaction import settle
 from metalplane.region.errors import Invalid, NotFound
+from metalplane.region.services import bmcs as bmcs_service
+from metalplane.region.services import consequences
 from metalplane.region.services.controllers import new_system_id
 from metalplane.region.services.rows import Row, execute_unique, rows
 from metalplane.rpc.nodes import NodeType
@@ -140,6 +146,40 @@ async def macs_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int, list[
     return out
 
 
+@dataclass(frozen=True)
+class Machines:
+    """Machines as shown: each with its interfaces (MACs) and its BMC (owner, candidates)."""
+
+    machines: list[Row]
+    macs: dict[int, list[Row]]  # node id -> interfaces
+    bmcs: dict[int, Row]  # BMC id -> bmcs.overview entry
+
+
+async def show_machines(conn: AsyncConnection, system_ids: list[str] | None = None,
+                        hostnames: list[str] | None = None) -> Machines:
+    return await _shown(conn, await list_machines(conn, system_ids, hostnames))
+
+
+async def show_machine(conn: AsyncConnection, system_id: str) -> Machines:
+    return await _shown(conn, [await get_machine(conn, system_id)])
+
+
+async def _shown(conn: AsyncConnection, shown: list[Row]) -> Machines:
+    macs = await macs_of(conn, [r["id"] for r in shown])
+    by_bmc = {b["id"]: b for b in await bmcs_service.overview(conn)} if any(r["bmc_id"] for r in shown) else {}
+    return Machines(shown, macs, by_bmc)
+
+
+def _changed(conn: AsyncConnection) -> None:
+    bmcs_service.owners_changed(conn)
+    consequences.dhcp_changed(conn)
+
+
+async def all_power_parameters(conn: AsyncConnection, system_ids: list[str]) -> dict[str, dict[str, str]]:
+    """system_id -> every power parameter (secrets included: admins only)."""
+    return {r["system_id"]: power_parameters(r) for r in await list_machines(conn, system_ids)}
+
+
 async def create_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
     macs = [normalise_mac(m) for m in fields.get("mac_addresses", []) if m.strip()]
     bad = [m for m in macs if not MAC.match(m)]
@@ -173,10 +213,18 @@ async def create_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
                                     "hostname", "Node with this hostname already exists.")).scalar_one()
     for n, mac in enumerate(macs):
         await conn.execute(insert(interfaces).values(node_id=node_id, name=f"eth{n}", mac=mac))
+    _changed(conn)
     return await get_machine(conn, system_id)
 
 
-async def update_machine(conn: AsyncConnection, system_id: str, fields: dict[str, Any]) -> Row:
+async def add_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Machines:
+    """`machines create`: the new machine as shown, with its BMC's owner."""
+    machine = await create_machine(conn, fields)
+    await settle(conn)
+    return await _shown(conn, [machine])
+
+
+async def update_machine(conn: AsyncConnection, system_id: str, fields: dict[str, Any]) -> Machines:
     machine = await get_machine(conn, system_id, lock=True)
     values: dict[str, Any] = {}
     if "hostname" in fields:
@@ -201,13 +249,16 @@ async def update_machine(conn: AsyncConnection, system_id: str, fields: dict[str
         await execute_unique(conn, update(nodes).where(nodes.c.id == machine["id"]).values(**values, updated=func.now()),
                              "hostname", "Node with this hostname already exists.")
         await _gc_bmcs(conn)
-    return await get_machine(conn, system_id)
+    _changed(conn)
+    await settle(conn)  # shown with its BMC's owner
+    return await show_machine(conn, system_id)
 
 
 async def delete_machine(conn: AsyncConnection, system_id: str) -> None:
     machine = await get_machine(conn, system_id, lock=True)
     await conn.execute(delete(nodes).where(nodes.c.id == machine["id"]))
     await _gc_bmcs(conn)
+    _changed(conn)
 
 
 async def set_power_state(conn: AsyncConnection, node_ids: list[int], state: str) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import config
 from metalplane.region.errors import Invalid
+from metalplane.region.services import consequences
 
 HA_MODES = ("hot-standby", "load-balancing")
 
@@ -94,7 +95,12 @@ async def get_setting(conn: AsyncConnection, name: str) -> Any:
 
 
 async def set_setting(conn: AsyncConnection, name: str, value: str) -> Any:
+    """Store a setting; the racks that use it refetch what depends on it."""
     parsed = parse_setting(name, value)
     await conn.execute(insert(config).values(name=f"setting:{name}", value=parsed)
                        .on_conflict_do_update(index_elements=["name"], set_={"value": parsed}))
+    if name.startswith("dhcp_") or name == "ntp_servers":
+        consequences.dhcp_changed(conn)
+    if name.startswith("power_"):
+        consequences.power_settings_changed(conn)
     return parsed
