@@ -29,8 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from metalplane.client.http import MaasHttp  # noqa: E402
-from metalplane.embedded.init import run_db  # noqa: E402
 from metalplane.ha import balance  # noqa: E402
+from metalplane.region.bootstrap import run_db  # noqa: E402
 from metalplane.region.services import cluster  # noqa: E402
 from metalplane.testing.benchdoc import cpu_model, write_section  # noqa: E402
 from metalplane.testing.bmc_redfish import HttpBmcEmulator, farm  # noqa: E402

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import delete, select
 
 from metalplane.client.http import MaasHttp
-from metalplane.embedded.init import run_db
+from metalplane.region.bootstrap import run_db
 from metalplane.region.db.tables import nodes, region_processes
 from metalplane.region.services import controllers, rpc, users
 from metalplane.region.services import racks as rack_services

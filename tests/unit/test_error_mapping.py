@@ -8,16 +8,7 @@ import pytest
 
 from metalplane.region import errors
 from metalplane.region.api.errors import STATUS, error_response, plain_text, status_of
-from metalplane.region.errors import (
-    Conflict,
-    Invalid,
-    NotFound,
-    PermissionDenied,
-    Refused,
-    RegionError,
-    Unauthenticated,
-    Unavailable,
-)
+from metalplane.region.errors import RegionError
 from metalplane.region.services.power import PowerFailed
 
 TEXT = "text/plain; charset=utf-8"
@@ -31,13 +22,14 @@ def every_kind(cls: type = RegionError) -> set[type]:
 
 
 @pytest.mark.parametrize("exc, status, body", [
-    (NotFound("Machine"), 404, "No Machine matches the given query."),
-    (NotFound("VLAN", "VLAN tag (VID) out of range (0-4094; 0 for untagged.)"), 404,
+    (errors.NotFound("Machine"), 404, "No Machine matches the given query."),
+    (errors.NotFound("VLAN", "VLAN tag (VID) out of range (0-4094; 0 for untagged.)"), 404,
      "VLAN tag (VID) out of range (0-4094; 0 for untagged.)"),
-    (Refused("This fabric is the default fabric, it cannot be deleted."), 400,
+    (errors.Refused("This fabric is the default fabric, it cannot be deleted."), 400,
      "This fabric is the default fabric, it cannot be deleted."),
-    (PermissionDenied("This method is reserved for admin users."), 403, "This method is reserved for admin users."),
-    (Conflict("An import is already running"), 409, "An import is already running"),
+    (errors.PermissionDenied("This method is reserved for admin users."), 403,
+     "This method is reserved for admin users."),
+    (errors.Conflict("An import is already running"), 409, "An import is already running"),
 ])
 def test_text_errors_answer_their_status_in_plain_text(exc, status, body):
     response = error_response(exc)
@@ -47,22 +39,22 @@ def test_text_errors_answer_their_status_in_plain_text(exc, status, body):
 
 
 def test_form_errors_answer_400_with_maas_json_per_field():
-    exc = Invalid({"cidr": ["Subnet with this Cidr already exists."], "vid": ["a", "b"]})
+    exc = errors.Invalid({"cidr": ["Subnet with this Cidr already exists."], "vid": ["a", "b"]})
     response = error_response(exc)
     assert response.status_code == 400 and response.headers["content-type"] == "application/json"
     assert json.loads(response.body) == {"cidr": ["Subnet with this Cidr already exists."], "vid": ["a", "b"]}
-    assert json.loads(error_response(Invalid.field("name", "This field is required.")).body) == {
+    assert json.loads(error_response(errors.Invalid.field("name", "This field is required.")).body) == {
         "name": ["This field is required."]}
 
 
 def test_unauthenticated_answers_401_naming_the_oauth_realm():
-    response = error_response(Unauthenticated("Authorization Error: Invalid signature"))
+    response = error_response(errors.Unauthenticated("Authorization Error: Invalid signature"))
     assert response.status_code == 401 and response.body == b"Authorization Error: Invalid signature"
     assert response.headers["www-authenticate"] == 'OAuth realm="OAuth"'
 
 
 def test_unavailable_answers_503_with_retry_after_unless_there_is_no_sensible_wait():
-    response = error_response(Unavailable("The database is unavailable; retry shortly."))
+    response = error_response(errors.Unavailable("The database is unavailable; retry shortly."))
     assert response.status_code == 503 and response.headers["retry-after"] == "5"
     power = error_response(PowerFailed("BMC 10.0.0.5: connection refused"))
     assert power.status_code == 503 and "retry-after" not in power.headers  # MAAS's power errors
@@ -77,6 +69,6 @@ def test_every_kind_of_error_has_a_status():
 
 
 def test_plain_text_front_ends_show_form_errors_as_json_text():
-    assert plain_text(Invalid.field("mac_addresses", "At least one.")) == '{"mac_addresses": ["At least one."]}'
-    assert plain_text(Refused("Machine m1 is not commissioning.")) == "Machine m1 is not commissioning."
-    assert status_of(Unauthenticated("Unknown or missing machine token.")) == 401
+    assert plain_text(errors.Invalid.field("mac_addresses", "At least one.")) == '{"mac_addresses": ["At least one."]}'
+    assert plain_text(errors.Refused("Machine m1 is not commissioning.")) == "Machine m1 is not commissioning."
+    assert status_of(errors.Unauthenticated("Unknown or missing machine token.")) == 401

@@ -76,7 +76,8 @@ def test_new_connections_try_the_last_primary_first(tmp_path):
 
 
 def test_region_and_rack_on_one_host_is_one_node():
-    assert combined_type(NodeType.REGION_CONTROLLER, NodeType.RACK_CONTROLLER) == NodeType.REGION_AND_RACK_CONTROLLER
-    assert combined_type(NodeType.RACK_CONTROLLER, NodeType.REGION_CONTROLLER) == NodeType.REGION_AND_RACK_CONTROLLER
-    assert combined_type(NodeType.REGION_AND_RACK_CONTROLLER, NodeType.RACK_CONTROLLER) == NodeType.REGION_AND_RACK_CONTROLLER
-    assert combined_type(NodeType.RACK_CONTROLLER, NodeType.RACK_CONTROLLER) == NodeType.RACK_CONTROLLER
+    rack, region, both = NodeType.RACK_CONTROLLER, NodeType.REGION_CONTROLLER, NodeType.REGION_AND_RACK_CONTROLLER
+    assert combined_type(region, rack) == both
+    assert combined_type(rack, region) == both
+    assert combined_type(both, rack) == both
+    assert combined_type(rack, rack) == rack

@@ -10,28 +10,20 @@ import json
 
 from starlette.responses import Response
 
-from metalplane.region.errors import (
-    Conflict,
-    Invalid,
-    NotFound,
-    PermissionDenied,
-    Refused,
-    RegionError,
-    Unauthenticated,
-    Unavailable,
-)
+from metalplane.region import errors
+from metalplane.region.errors import RegionError, Unauthenticated, Unavailable
 
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
 
 STATUS: dict[type[RegionError], int] = {
-    Invalid: 400,
-    Refused: 400,
-    Unauthenticated: 401,
-    PermissionDenied: 403,
-    NotFound: 404,
-    Conflict: 409,
-    Unavailable: 503,
+    errors.Invalid: 400,
+    errors.Refused: 400,
+    errors.Unauthenticated: 401,
+    errors.PermissionDenied: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.Unavailable: 503,
 }
 
 
