@@ -51,7 +51,7 @@ async def ensure_defaults(conn: AsyncConnection) -> None:
 async def create_admin(conn: AsyncConnection, username: str, password: str, email: str, token_name: str) -> str:
     """A new superuser and an API key for it; AdminExists when the name is taken."""
     try:
-        user = await users.add_user(conn, username, password, email, is_superuser=True)
+        user = await users.create_user(conn, username, password, email, is_superuser=True)
     except Invalid:
         raise AdminExists(f"a user named {username!r} already exists") from None
     return (await users.create_token(conn, user.id, token_name)).api_key

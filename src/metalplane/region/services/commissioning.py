@@ -79,7 +79,7 @@ async def enlist(conn: AsyncConnection, report: dict[str, Any]) -> dict[str, Any
                 boot_method=report.get("boot_method") or known["boot_method"], updated=func.now()))
             consequences.dhcp_changed(conn)  # its MAC's host reservation
             return await machines.get_machine(conn, known["system_id"])
-    return await machines.create_machine(conn, {
+    return await machines.insert_machine(conn, {
         "mac_addresses": macs, "architecture": report.get("architecture") or "amd64/generic",
         "boot_method": report.get("boot_method"), "power_type": "manual", "status": machines.NEW,
     })

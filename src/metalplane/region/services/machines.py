@@ -180,7 +180,8 @@ async def all_power_parameters(conn: AsyncConnection, system_ids: list[str]) -> 
     return {r["system_id"]: power_parameters(r) for r in await list_machines(conn, system_ids)}
 
 
-async def create_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
+async def insert_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
+    """A new machine (validated) and its interfaces; its consequences are queued."""
     macs = [normalise_mac(m) for m in fields.get("mac_addresses", []) if m.strip()]
     bad = [m for m in macs if not MAC.match(m)]
     if bad:
@@ -217,9 +218,9 @@ async def create_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
     return await get_machine(conn, system_id)
 
 
-async def add_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Machines:
+async def create_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Machines:
     """`machines create`: the new machine as shown, with its BMC's owner."""
-    machine = await create_machine(conn, fields)
+    machine = await insert_machine(conn, fields)
     await settle(conn)
     return await _shown(conn, [machine])
 

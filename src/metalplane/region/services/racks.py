@@ -76,7 +76,7 @@ async def _vlan_for_addresses(conn: AsyncConnection, addresses: list[str]) -> tu
             target_vlan = vlan_id
             if target_vlan is None:
                 target_vlan = await network.new_fabric_vlan(conn)
-            created = await subnets_service.add_subnet(conn, {"cidr": cidr, "vlan": str(target_vlan)})
+            created = await subnets_service.insert_subnet(conn, {"cidr": cidr, "vlan": str(target_vlan)})
             row_id, row_vlan = created["id"], created["vlan_id"]
         else:
             row_id, row_vlan = row.id, row.vlan_id

@@ -4,7 +4,7 @@ Writes check MAAS's rules (netrules) inside the transaction, after locking the
 rows a rule depends on (the VLAN first, then the subnet: the order every
 DHCP-related write takes); a failed check raises before anything is written.
 Every write is announced to the racks serving DHCP (services.consequences),
-except the subnets rack registration records (`add_subnet`).
+except the subnets rack registration records (`insert_subnet`).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ async def show_subnets(conn: AsyncConnection, ident: str | None = None) -> Subne
     return Subnets(shown if shown is not None else await list_subnets(conn), vlans_by_id)
 
 
-async def add_subnet(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
+async def insert_subnet(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
     """A new subnet, not announced: rack registration records the networks a rack
     reports this way (a new subnet has no ranges, so no rack's DHCP changes)."""
     network, errors = netrules.parse_cidr(fields.get("cidr"))
@@ -131,7 +131,7 @@ async def add_subnet(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
 
 
 async def create_subnet(conn: AsyncConnection, fields: dict[str, Any]) -> Subnets:
-    row = await add_subnet(conn, fields)
+    row = await insert_subnet(conn, fields)
     consequences.dhcp_changed(conn)  # racks serving DHCP refetch their state
     return Subnets([row], {v["id"]: v for v in await list_vlans(conn)})
 

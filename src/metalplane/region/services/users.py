@@ -74,19 +74,14 @@ async def get_user(conn: AsyncConnection, username: str) -> User | None:
 
 async def create_user(conn: AsyncConnection, username: str, password: str, email: str = "",
                       is_superuser: bool = False) -> User:
+    """A new account, under a name nobody has."""
+    if await get_user(conn, username) is not None:
+        raise Invalid.field("username", "A user with that username already exists.")
     row = (await conn.execute(
         insert(users).values(username=username, password=hash_password(password), email=email,
                              is_superuser=is_superuser).returning(users)
     )).one()
     return _user(row)
-
-
-async def add_user(conn: AsyncConnection, username: str, password: str, email: str = "",
-                   is_superuser: bool = False) -> User:
-    """`users create`: a new account, under a name nobody has."""
-    if await get_user(conn, username) is not None:
-        raise Invalid.field("username", "A user with that username already exists.")
-    return await create_user(conn, username, password, email, is_superuser)
 
 
 async def show_user(conn: AsyncConnection, username: str) -> User:

@@ -47,7 +47,7 @@ async def create_machine(ctx: Ctx) -> dict:
         "power_parameters": p.str("power_parameters"), "power_flat": power_flat(ctx),
     }
     async with ctx.tx() as conn:
-        return render.machines(await machines.add_machine(conn, fields))[0]
+        return render.machines(await machines.create_machine(conn, fields))[0]
 
 
 create_machine.__doc__ = """Create a new machine.

@@ -42,7 +42,7 @@ async def create_user(ctx: Ctx) -> dict:
     password = p.str("password", required=True) or ""
     email, is_superuser = p.str("email", "") or "", bool(p.bool("is_superuser", False))
     async with ctx.tx() as conn:
-        return render.user(await svc.add_user(conn, username, password, email, is_superuser))
+        return render.user(await svc.create_user(conn, username, password, email, is_superuser))
 
 
 @user.read
