@@ -10,6 +10,8 @@ transaction runs it.
   region has today is of this kind (a NOTIFY, which PostgreSQL delivers only on
   COMMIT, or rows such as connection targets and BMC owners), so it commits with
   the change or not at all, whichever region or retry runs it.
+- `settle(conn)`: run what is queued now, for a service that shows the state
+  its consequences leave (a created machine with its BMC's owner).
 - `after_commit(conn, key, action)`: `action` runs once per `key` after the
   COMMIT was acknowledged, never after a rollback: for effects outside the
   database (starting a task in this process). A failure there is logged, not
