@@ -31,8 +31,8 @@ sys.path.insert(0, str(REPO))
 from benchdoc import cpu_model, write_section  # noqa: E402
 
 from metalplane.client.http import MaasHttp  # noqa: E402
-from metalplane.embedded.init import run_db  # noqa: E402
 from metalplane.ha import bmc_owners  # noqa: E402
+from metalplane.region.bootstrap import run_db  # noqa: E402
 from metalplane.region.services import cluster  # noqa: E402
 from tests.conftest import create_admin, make_region_config  # noqa: E402
 from tests.support.bmc_redfish import HttpBmcEmulator, farm  # noqa: E402

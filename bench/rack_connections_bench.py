@@ -84,7 +84,7 @@ def stand_in_for_supervisor(config, pids: list[int], stop: threading.Event) -> N
     the workers it would see running (controllers.heartbeat_live_processes)."""
     from sqlalchemy import text
 
-    from metalplane.embedded.init import run_db
+    from metalplane.region.bootstrap import run_db
 
     async def touch(conn) -> None:
         await conn.execute(text("UPDATE region_processes SET updated = now() WHERE pid = ANY(:p)"), {"p": pids})
@@ -124,7 +124,7 @@ def main() -> None:
         client_main(json.loads(urls), secret, int(first), int(count))
         return
 
-    from metalplane.embedded.init import run_db
+    from metalplane.region.bootstrap import run_db
     from metalplane.region.services import cluster
     from tests.conftest import RunningRegion, create_admin, make_region_config
     from tests.support.databases import TestDatabases, world_traversable_tempdir

@@ -15,10 +15,11 @@ import pytest
 from sqlalchemy import delete, select
 
 from metalplane.client.http import MaasHttp
-from metalplane.embedded.init import run_db
+from metalplane.region.bootstrap import run_db
 from metalplane.region.db.tables import nodes, region_processes
 from metalplane.region.services import controllers, rpc, users
 from metalplane.region.services import racks as rack_services
+from metalplane.rpc.nodes import NodeType
 
 # This file creates subnets in 10.202.1-99.0/24. Each test removes its own; a fresh
 # /24 per test keeps one test's failed cleanup from failing the next.
@@ -309,7 +310,7 @@ def test_unknown_rack_is_rejected(api, net, racks, field):
 
 def test_a_region_controller_is_not_a_rack(api, net):
     region = ok(api.get("regioncontrollers/"))[0]
-    assert region["node_type"] == controllers.REGION
+    assert region["node_type"] == NodeType.REGION_CONTROLLER
     before = snapshot(api)
     assert_rejected(api.put(f"vlans/{net['vlan']['id']}/", primary_rack=region["system_id"]), "primary_rack")
     assert snapshot(api) == before

@@ -28,8 +28,8 @@ import pytest
 from sqlalchemy import text
 
 from metalplane.client.http import MaasHttp, oauth_header
-from metalplane.embedded.init import run_db
 from metalplane.images.publish import publish_image
+from metalplane.region.bootstrap import run_db
 from metalplane.region.services import boot_resources as svc
 from tests.conftest import start_region
 from tests.support.processes import wait_until

@@ -11,7 +11,7 @@ import time
 import pytest
 from sqlalchemy import select
 
-from metalplane.embedded.init import run_db
+from metalplane.region.bootstrap import run_db
 from metalplane.region.db.tables import region_processes
 from metalplane.region.services import cluster, rpc
 from metalplane.region.services import racks as racks_service

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from metalplane.embedded.init import run_db
+from metalplane.region.bootstrap import run_db
 from metalplane.region.services import controllers
 from tests.conftest import RunningRegion, create_admin, start_region
 from tests.support.processes import wait_until

@@ -13,8 +13,7 @@ from pathlib import Path
 
 from metalplane.config.region import RegionConfig
 from metalplane.embedded.postgres import Cluster, quote_ident
-from metalplane.region.db.engine import sync_engine
-from metalplane.region.db.migrate import upgrade
+from metalplane.region.bootstrap import migrate
 
 ROLE = "maas"
 PASSWORD = "test-only-password"
@@ -41,11 +40,7 @@ class TestDatabases:
         self.cluster.start()
         self.cluster.ensure_role_and_database(ROLE, PASSWORD, TEMPLATE)
         self.cluster.psql(f"ALTER ROLE {ROLE} CREATEDB;")
-        engine = sync_engine(self.config(TEMPLATE))
-        try:
-            upgrade(engine)
-        finally:
-            engine.dispose()
+        migrate(self.config(TEMPLATE))
 
     def stop(self) -> None:
         try:

@@ -18,10 +18,9 @@ from typing import Any
 
 from metalplane.config.rack import rack_config_path, update_rack_config
 from metalplane.config.region import RegionConfig, save_region_config
-from metalplane.embedded.init import run_db
 from metalplane.identity import read_system_id, write_secret
-from metalplane.region.services import cluster, users
-from metalplane.region.services.defaults import ensure_defaults
+from metalplane.region.bootstrap import ensure_admin, run_db
+from metalplane.region.services import cluster
 from tests.support.databases import TestDatabases
 from tests.support.netlab import Host, Lab, NetnsProcess
 from tests.support.processes import wait_until
@@ -156,6 +155,5 @@ class Stack:
 
 
 async def _make_admin(conn) -> str:
-    await ensure_defaults(conn)
-    user = await users.create_user(conn, "admin", "admin-password", "admin@example.com", is_superuser=True)
-    return (await users.create_token(conn, user.id, "lab")).api_key
+    key, _ = await ensure_admin(conn, "admin", "admin-password", "admin@example.com", "lab")
+    return key

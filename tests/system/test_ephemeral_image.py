@@ -173,7 +173,7 @@ def test_without_a_network_it_says_so_and_powers_off(image, tmp_path):
 
 
 def _manifest(config) -> dict:
-    from metalplane.embedded.init import run_db
+    from metalplane.region.bootstrap import run_db
     from metalplane.region.services.boot_resources import manifest
 
     return run_db(config, manifest)

@@ -25,12 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from metalplane import __version__
 from metalplane.config.region import RegionConfig
 from metalplane.identity import local_hostname, read_secret, read_system_id, write_secret, write_system_id
+from metalplane.region import bootstrap
 from metalplane.region.budget import compute_budget
 from metalplane.region.db import engine as db_engine
-from metalplane.region.db.migrate import upgrade
 from metalplane.region.db.tables import controller_info
 from metalplane.region.services import bmcs, cluster, commissioning, controllers, rpc
-from metalplane.region.services.defaults import ensure_defaults
 
 log = logging.getLogger("metalplane.region")
 
@@ -99,7 +98,7 @@ class Supervisor:
     async def run(self) -> int:
         for warning in worker_count_warnings(self.config.num_workers, os.cpu_count() or 1):
             log.warning(warning)
-        await asyncio.to_thread(self._migrate)
+        await asyncio.to_thread(bootstrap.migrate, self.config)
         self.db = db_engine.async_engine(self.config, "metalplane-supervisor", pool_size=1)
         try:
             await self._register()
@@ -123,19 +122,12 @@ class Supervisor:
         finally:
             await self.db.dispose()
 
-    def _migrate(self) -> None:
-        engine = db_engine.sync_engine(self.config, "metalplane-migrate")
-        try:
-            upgrade(engine)
-        finally:
-            engine.dispose()
-
     async def _register(self) -> None:
         assert self.db is not None
         self.system_id = read_system_id(self.data_dir) or controllers.new_system_id()
         write_system_id(self.data_dir, self.system_id)
         async with self.db.begin() as conn:
-            await ensure_defaults(conn)
+            await bootstrap.ensure_defaults(conn)
             self.region_id = await controllers.register_region(
                 conn, self.system_id, local_hostname(self.config.hostname), __version__,
                 self.config.num_workers, self.config.connections_needed(), self.config.port,

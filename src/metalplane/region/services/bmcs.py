@@ -13,16 +13,17 @@ import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.ha import bmc_owners
 from metalplane.rack.power import schema
+from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import bmc_routes, bmcs, interfaces, nodes, subnets
+from metalplane.region.db.transaction import Transaction, on_commit
 from metalplane.region.services import rpc, settings
-
-ASSIGN_LOCK = 7004
+from metalplane.rpc.nodes import RACK_TYPES
 
 
 def bmc_host(power_type: str, params: dict[str, Any]) -> str | None:
@@ -43,7 +44,7 @@ async def _racks_by_vlan(conn: AsyncConnection) -> dict[int, set[int]]:
     out: dict[int, set[int]] = {}
     for r in await conn.execute(
         select(interfaces.c.vlan_id, interfaces.c.node_id).join(nodes, nodes.c.id == interfaces.c.node_id)
-        .where(nodes.c.node_type.in_((2, 4)), interfaces.c.vlan_id.isnot(None))
+        .where(nodes.c.node_type.in_(RACK_TYPES), interfaces.c.vlan_id.isnot(None))
     ):
         out.setdefault(r.vlan_id, set()).add(r.node_id)
     return out
@@ -70,7 +71,7 @@ async def candidates(conn: AsyncConnection, exclude: frozenset[int] = frozenset(
 
 async def reassign(conn: AsyncConnection, threshold: float, exclude: frozenset[int] = frozenset()) -> int:
     """Give every BMC a live owner with the fewest moves; tell racks whose set changed."""
-    await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ASSIGN_LOCK})
+    await xact_lock(conn, Lock.BMC_OWNERS)
     cands, owners = await candidates(conn, exclude)
     current = {b: o for b, o in owners.items() if o is not None}
     plan = bmc_owners.plan_owners(list(owners), cands, current, threshold)
@@ -86,6 +87,15 @@ async def reassign(conn: AsyncConnection, threshold: float, exclude: frozenset[i
         ids = [r.system_id for r in await conn.execute(select(nodes.c.system_id).where(nodes.c.id.in_(changed_racks)))]
         await rpc.announce_rack_event(conn, "bmcs", "", racks=ids)
     return moved
+
+
+def owners_changed(conn: AsyncConnection) -> None:
+    """Queue a recheck of every BMC's owner on this transaction (BMCs or machines changed)."""
+
+    async def recheck(tx: Transaction) -> None:
+        await reassign(tx.conn, tx.region_config.balance_threshold)
+
+    on_commit(conn, "bmc owners", recheck)
 
 
 async def needs_reassignment(conn: AsyncConnection) -> bool:
@@ -135,7 +145,7 @@ async def poll_targets(conn: AsyncConnection, rack_id: int) -> dict[str, Any]:
 async def overview(conn: AsyncConnection) -> list[dict[str, Any]]:
     """Every BMC with its owner and candidates, for the API."""
     cands, _ = await candidates(conn)
-    names = dict((await conn.execute(select(nodes.c.id, nodes.c.system_id).where(nodes.c.node_type.in_((2, 4))))).all())
+    names = dict((await conn.execute(select(nodes.c.id, nodes.c.system_id).where(nodes.c.node_type.in_(RACK_TYPES)))).all())
     machines: dict[int, list[str]] = {}
     for r in await conn.execute(select(nodes.c.bmc_id, nodes.c.system_id).where(nodes.c.bmc_id.isnot(None))):
         machines.setdefault(r.bmc_id, []).append(r.system_id)
@@ -150,6 +160,12 @@ async def overview(conn: AsyncConnection) -> list[dict[str, Any]]:
             "failing": b.failing, "last_error": b.last_error,
         })
     return out
+
+
+async def ownership(conn: AsyncConnection) -> dict[str, Any]:
+    """Every BMC with its owner and candidates, and how evenly owners are spread."""
+    rows = await overview(conn)
+    return {"bmcs": rows, **owner_spread(rows)}
 
 
 def owner_spread(rows: list[dict[str, Any]]) -> dict[str, Any]:

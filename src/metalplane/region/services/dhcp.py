@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metalplane.ha.dhcp_peers import pairing, pick_candidate, role_on_vlan
 from metalplane.region.db.tables import interfaces, ip_addresses, ipranges, nodes, subnets, vlans
 from metalplane.region.services import rpc, settings
+from metalplane.rpc.nodes import RACK_TYPES, NodeType
 
 DOMAIN = "maas"
 
@@ -37,7 +38,7 @@ async def racks_on_vlans(conn: AsyncConnection) -> dict[int, list[RackOnVlan]]:
         select(interfaces.c.vlan_id, interfaces.c.id.label("iface_id"), interfaces.c.name, nodes.c.id,
                nodes.c.system_id, nodes.c.hostname)
         .join(nodes, nodes.c.id == interfaces.c.node_id)
-        .where(nodes.c.node_type.in_((2, 4)), interfaces.c.vlan_id.isnot(None))
+        .where(nodes.c.node_type.in_(RACK_TYPES), interfaces.c.vlan_id.isnot(None))
         .order_by(nodes.c.system_id, interfaces.c.name)
     )
     addresses: dict[int, list[str]] = {}
@@ -55,7 +56,7 @@ async def alive_racks(conn: AsyncConnection) -> set[int]:
     return set(await rpc.connected_regions(conn))
 
 
-async def candidates(conn: AsyncConnection) -> dict[int, str | None]:
+async def candidate_secondaries(conn: AsyncConnection) -> dict[int, str | None]:
     """VLAN id -> candidate secondary rack (system_id) for every VLAN with DHCP on."""
     on_vlans = await racks_on_vlans(conn)
     alive = await alive_racks(conn)
@@ -137,13 +138,8 @@ async def known_hosts(conn: AsyncConnection) -> list[dict[str, Any]]:
     """Host reservations for known machines' MACs: their hostname (no fixed address)."""
     rows = await conn.execute(
         select(interfaces.c.mac, nodes.c.hostname).join(nodes, nodes.c.id == interfaces.c.node_id)
-        .where(nodes.c.node_type == 0, interfaces.c.mac.isnot(None)).order_by(interfaces.c.mac))
+        .where(nodes.c.node_type == NodeType.MACHINE, interfaces.c.mac.isnot(None)).order_by(interfaces.c.mac))
     return [{"mac": r.mac, "hostname": r.hostname, "ip": None} for r in rows]
-
-
-async def announce_change(conn: AsyncConnection) -> None:
-    """Tell every rack to fetch its DHCP state again (after this transaction commits)."""
-    await rpc.announce_rack_event(conn, "dhcp", "")
 
 
 async def primary_is_alive(conn: AsyncConnection, rack_id: int) -> bool:

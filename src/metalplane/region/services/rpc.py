@@ -16,13 +16,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.ha.connections import Endpoint, plan_connections
+from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import nodes, region_processes, rpc_connections, rpc_targets
 from metalplane.region.services import cluster
-from metalplane.region.services.controllers import PROCESS_TIMEOUT, RACK_TYPES
+from metalplane.region.services.controllers import PROCESS_TIMEOUT
+from metalplane.rpc.nodes import RACK_TYPES
 from metalplane.rpc.tls import make_cluster_tls
 
 TLS_KEY = "rpc_tls"
-REBALANCE_LOCK = 7003
 TARGETS_CHANNEL = "metalplane_rpc_targets"
 RACK_EVENTS_CHANNEL = "metalplane_rack_events"
 _fresh = region_processes.c.updated > func.now() - text(f"interval '{PROCESS_TIMEOUT} seconds'")
@@ -97,7 +98,7 @@ async def reap_stale_processes(conn: AsyncConnection) -> int:
     lock) references process rows, so deleting them before the lock deadlocks."""
     if not (await conn.execute(select(func.count()).select_from(region_processes).where(~_fresh))).scalar_one():
         return 0
-    await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": REBALANCE_LOCK})
+    await xact_lock(conn, Lock.REBALANCE)
     result = await conn.execute(delete(region_processes).where(~_fresh))
     return result.rowcount
 
@@ -120,7 +121,7 @@ async def connections_by_rack(conn: AsyncConnection) -> dict[str, set[Endpoint]]
 
 async def rebalance(conn: AsyncConnection, per_rack: int, threshold: float) -> dict[str, frozenset]:
     """Plan every rack's connections from the live state, store it, and tell the workers."""
-    await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": REBALANCE_LOCK})
+    await xact_lock(conn, Lock.REBALANCE)
     endpoints = await live_endpoints(conn)
     current = await connections_by_rack(conn)
     plan = plan_connections(list(current), [e.key for e in endpoints], current, per_rack, threshold)
