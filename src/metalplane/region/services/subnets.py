@@ -143,6 +143,7 @@ async def update_subnet(conn: AsyncConnection, ident: str, fields: dict[str, Any
     if "cidr" in fields:
         network, errors = netrules.parse_cidr(fields["cidr"])
         raise_if(errors)
+        assert network is not None  # parse_cidr gives a network whenever it gives no errors
         cidr = values["cidr"] = str(network)
         spans = [netrules.Span(str(r["start_ip"]), str(r["end_ip"]), r["type"])
                  for r in await list_ranges(conn, subnet["id"])]
@@ -211,7 +212,7 @@ async def get_range(conn: AsyncConnection, range_id: int) -> Row:
 async def _subnet_for_range(conn: AsyncConnection, subnet_ident: str | None, start: str | None) -> Row:
     if not is_blank(subnet_ident):
         try:
-            return await get_subnet(conn, subnet_ident, lock=True)
+            return await get_subnet(conn, str(subnet_ident), lock=True)
         except NotFound:
             raise Invalid.field(
                 "subnet", f"Select a valid choice. {subnet_ident} is not one of the available choices.") from None
@@ -228,7 +229,7 @@ async def _subnet_for_range(conn: AsyncConnection, subnet_ident: str | None, sta
     return await get_subnet(conn, str(row), lock=True)
 
 
-def _check_against(subnet: Row, kind: str, start: str | None, end: str | None, others: list[Row]) -> None:
+def _check_against(subnet: Row, kind: str | None, start: str | None, end: str | None, others: list[Row]) -> None:
     spans = [netrules.Span(str(r["start_ip"]), str(r["end_ip"]), r["type"]) for r in others]
     used = [str(subnet["gateway_ip"])] if subnet["gateway_ip"] is not None else []
     raise_if(netrules.check_range(kind, start, end, str(subnet["cidr"]), spans, used))
