@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.ha import balance
-from metalplane.rack.power import schema
+from metalplane.rpc import power_schema as schema
 from metalplane.region.db.tables import bmc_routes, bmcs, interfaces, nodes, subnets
 from metalplane.region.services import rpc, settings
 

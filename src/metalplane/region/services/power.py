@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from metalplane.rack.power import schema
+from metalplane.rpc import power_schema as schema
 from metalplane.region.db.tables import power_actions
 from metalplane.region.errors import ServiceUnavailable
 from metalplane.region.services import bmcs, machines

@@ -1,8 +1,9 @@
 """Power types and their parameters: the schema both the region and the rack use.
 
-Pure and import-light on purpose (standard library only, no I/O): the region
-imports it to validate API input and to answer ``describe_power_types``; the
-rack's drivers use the same definitions.
+Part of the region–rack contract (the region validates API input against it and
+sends the parameters in `PowerAction` and `GetPowerTargets`; the rack's drivers
+run them), so it lives in `rpc/`. Pure and import-light on purpose (standard
+library only, no I/O).
 
 Parameter names are MAAS's (``power_address``, ``power_user``, ``power_pass``,
 ``cipher_suite_id``, ``privilege_level``, ``node_id``, ``power_on_uri``...).
