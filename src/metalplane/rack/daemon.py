@@ -21,6 +21,7 @@ from metalplane import __version__
 from metalplane.config.rack import RackConfig
 from metalplane.identity import (
     local_hostname,
+    new_system_id,
     read_secret,
     read_system_id,
     secret_path,
@@ -34,7 +35,6 @@ from metalplane.rack.interfaces import local_interfaces
 from metalplane.rack.power.service import PowerService
 from metalplane.rack.region_links import RegionLinks
 from metalplane.rack.services import ServiceBoard
-from metalplane.region.services.controllers import new_system_id
 from metalplane.rpc.handshake import ClientHello
 from metalplane.rpc.protocol import ConnectionLost, RemoteError
 
