@@ -24,7 +24,7 @@ from metalplane import __version__
 from metalplane.config.region import RegionConfig
 from metalplane.region.db.engine import conninfo, remember_primary
 from metalplane.region.api.metadata import metadata_url
-from metalplane.region.services import bmcs, boot, boot_resources, cluster, dhcp, leases, machines, racks, rpc
+from metalplane.region.services import bmcs, boot, boot_resources, cluster, connections, dhcp, leases, machines, racks
 from metalplane.rpc.client import Connection, open_connection
 from metalplane.rpc.handshake import ClientHello, HandshakeRefused, server_handshake
 from metalplane.rpc.protocol import (
@@ -83,8 +83,8 @@ class RackSession:
             if self.node_id is not None and self.server.process_id is not None:
                 with contextlib.suppress(Exception):
                     async with self.server.db.begin() as conn:
-                        await rpc.remove_connection(conn, self.node_id, self.server.process_id)
-                        last_link = self.node_id not in await rpc.connected_regions(conn)
+                        await connections.remove_connection(conn, self.node_id, self.server.process_id)
+                        last_link = self.node_id not in await connections.connected_regions(conn)
                     if last_link:  # the rack is dead: its BMCs move now
                         await self.server.reassign_bmcs()
             log.info("%s disconnected", self.peer.name)
@@ -95,7 +95,7 @@ class RackSession:
         # Apart: registration holds its lock, and the connection row locks a process row
         # that the reaper may be deleting under the rebalance lock.
         async with self.server.db.begin() as conn:
-            await rpc.add_connection(conn, self.node_id, self.server.process_id)
+            await connections.add_connection(conn, self.node_id, self.server.process_id)
         self.server.sessions[self.system_id] = self
         await self.server.rebalance()
         await self.server.reassign_bmcs()
@@ -150,7 +150,7 @@ class RackSession:
         if self.node_id is None:
             return
         async with self.server.db.begin() as conn:
-            await rpc.forget_connection(conn, self.node_id, region, worker)
+            await connections.forget_connection(conn, self.node_id, region, worker)
 
     async def report_isolation(self, since: float, until: float) -> None:
         log.warning("%s ran without any region for %.0f s (services kept their last configuration)",
@@ -158,8 +158,8 @@ class RackSession:
 
     async def get_endpoints(self) -> dict[str, Any]:
         async with self.server.db.connect() as conn:
-            endpoints = [e.wire() for e in await rpc.live_endpoints(conn)]
-            targets = (await rpc.targets_for(conn, [self.system_id])).get(self.system_id)
+            endpoints = [e.wire() for e in await connections.live_endpoints(conn)]
+            targets = (await connections.targets_for(conn, [self.system_id])).get(self.system_id)
         return {"endpoints": endpoints, "targets": targets}
 
 
@@ -182,7 +182,7 @@ class RegionRpcServer:
 
     async def start(self) -> None:
         async with self.db.begin() as conn:
-            tls = await rpc.cluster_tls(conn)
+            tls = await connections.cluster_tls(conn)
             self.secret = await cluster.shared_secret(conn)
             self.cluster = await cluster.cluster_uuid(conn)
             await self.attach(conn)
@@ -200,11 +200,11 @@ class RegionRpcServer:
 
     async def attach(self, conn) -> None:
         """(Re)bind to this worker's process row; restore the connections we hold."""
-        self.process_id = await rpc.process_id(conn, self.region_id, self.worker_index)
-        await rpc.clear_process_connections(conn, self.process_id)
+        self.process_id = await connections.process_id(conn, self.region_id, self.worker_index)
+        await connections.clear_process_connections(conn, self.process_id)
         for session in list(self.sessions.values()):  # racks come and go meanwhile
             if session.node_id is not None:
-                await rpc.add_connection(conn, session.node_id, self.process_id)
+                await connections.add_connection(conn, session.node_id, self.process_id)
 
     async def stop(self) -> None:
         self.server.close()
@@ -233,7 +233,7 @@ class RegionRpcServer:
 
     async def _rebalance_now(self) -> None:
         async with self.db.begin() as conn:
-            await rpc.rebalance(conn, self.config.rpc_connections_per_rack, self.config.balance_threshold)
+            await connections.rebalance(conn, self.config.rpc_connections_per_rack, self.config.balance_threshold)
 
     async def _reassign_now(self) -> None:
         async with self.db.begin() as conn:
@@ -293,7 +293,7 @@ class RegionRpcServer:
         if session is not None and session.peer.is_open:
             return await session.peer.call(method, timeout=timeout, **args)
         async with self.db.connect() as conn:
-            holders = await rpc.holders_of(conn, system_id)
+            holders = await connections.holders_of(conn, system_id)
         errors = []
         for endpoint in holders:
             if (endpoint.region, endpoint.worker) == (self.region_system_id, self.worker_index):
@@ -332,12 +332,12 @@ class RegionRpcServer:
                 async with await psycopg.AsyncConnection.connect(
                         conninfo(self.config, f"metalplane-listen-{self.worker_index}"), autocommit=True) as conn:
                     remember_primary(self.config, conn)
-                    await conn.execute(f"LISTEN {rpc.TARGETS_CHANNEL}")
-                    await conn.execute(f"LISTEN {rpc.RACK_EVENTS_CHANNEL}")
+                    await conn.execute(f"LISTEN {connections.TARGETS_CHANNEL}")
+                    await conn.execute(f"LISTEN {connections.RACK_EVENTS_CHANNEL}")
                     delay = LISTEN_RETRY_FIRST
                     self._push_wanted.set()  # catch up on anything missed while away
                     async for note in conn.notifies():
-                        if note.channel == rpc.TARGETS_CHANNEL:
+                        if note.channel == connections.TARGETS_CHANNEL:
                             self._push_wanted.set()
                         else:
                             await self._rack_event(json.loads(note.payload))
@@ -363,7 +363,7 @@ class RegionRpcServer:
         if not self.sessions:
             return
         async with self.db.connect() as conn:
-            targets = await rpc.targets_for(conn, list(self.sessions))
+            targets = await connections.targets_for(conn, list(self.sessions))
         for system_id, session in list(self.sessions.items()):
             wanted = targets.get(system_id)
             if wanted and wanted != session.pushed:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metalplane.ha import balance
 from metalplane.rpc import power_schema as schema
 from metalplane.region.db.tables import bmc_routes, bmcs, interfaces, nodes, subnets
-from metalplane.region.services import rpc, settings
+from metalplane.region.services import connections, settings
 
 ASSIGN_LOCK = 7004
 
@@ -65,7 +65,7 @@ async def candidates(conn: AsyncConnection, exclude: frozenset[int] = frozenset(
                      ) -> tuple[dict[int, set[int]], dict[int, int | None]]:
     """(BMC id -> candidate rack ids, BMC id -> current owner). `exclude`: racks known
     dead a moment before the database hears of it (a call just lost them)."""
-    live = set(await rpc.connected_regions(conn)) - exclude
+    live = set(await connections.connected_regions(conn)) - exclude
     nets = [(r.vlan_id, ipaddress.ip_network(str(r.cidr))) for r in await conn.execute(select(subnets.c.vlan_id, subnets.c.cidr))]
     by_vlan = await _racks_by_vlan(conn)
     on_subnet: dict[int, set[int]] = {}
@@ -103,13 +103,13 @@ async def reassign(conn: AsyncConnection, threshold: float, exclude: frozenset[i
             moved += old is not None
     if changed_racks:
         ids = [r.system_id for r in await conn.execute(select(nodes.c.system_id).where(nodes.c.id.in_(changed_racks)))]
-        await rpc.announce_rack_event(conn, "bmcs", "", racks=ids)
+        await connections.announce_rack_event(conn, "bmcs", "", racks=ids)
     return moved
 
 
 async def needs_reassignment(conn: AsyncConnection) -> bool:
     """Cheap check for the supervisor: an unowned BMC, or one whose owner is not live."""
-    live = set(await rpc.connected_regions(conn))
+    live = set(await connections.connected_regions(conn))
     for r in await conn.execute(select(bmcs.c.owner_rack_id)):
         if r.owner_rack_id is None or r.owner_rack_id not in live:
             return bool(live)

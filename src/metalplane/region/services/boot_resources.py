@@ -26,7 +26,7 @@ from metalplane.region.db.tables import (
     boot_resources,
 )
 from metalplane.region.errors import BadRequest, NotFound, ValidationFailed, raise_if
-from metalplane.region.services import boot_store, rpc
+from metalplane.region.services import boot_store, connections
 
 Row = dict[str, Any]
 resources, sets, files, contents = boot_resources, boot_resource_sets, boot_resource_files, boot_resource_contents
@@ -242,7 +242,7 @@ async def delete_resource(conn: AsyncConnection, resource_id: int) -> None:
     await get_resource(conn, resource_id)
     await conn.execute(delete(resources).where(resources.c.id == resource_id))
     await boot_store.delete_unreferenced(conn)
-    await rpc.announce_rack_event(conn, "images", "")
+    await connections.announce_rack_event(conn, "images", "")
 
 
 def check_type(rtype: str | None) -> str | None:

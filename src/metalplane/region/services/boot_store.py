@@ -36,7 +36,7 @@ from metalplane.region.db.tables import (
     boot_resource_files,
 )
 from metalplane.region.errors import ValidationFailed
-from metalplane.region.services import rpc
+from metalplane.region.services import connections
 
 CHUNK_SIZE = 1 << 20
 LEASE_SECONDS = 20  # a writer renews at every chunk and from the import heartbeat
@@ -259,7 +259,7 @@ class ContentWriter:
             )
             if done.rowcount != 1:
                 raise LostLease(f"{self.sha256}: lost the write lease before completing")
-            await rpc.announce_rack_event(conn, "images", "")  # racks sync their caches
+            await connections.announce_rack_event(conn, "images", "")  # racks sync their caches
 
     async def fail(self, error: str) -> None:
         """Throw away what was stored, remember why, and raise ContentError."""

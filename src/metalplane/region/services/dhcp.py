@@ -15,7 +15,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import interfaces, ip_addresses, ipranges, nodes, subnets, vlans
-from metalplane.region.services import rpc, settings
+from metalplane.region.services import connections, settings
 
 DOMAIN = "maas"
 
@@ -70,7 +70,7 @@ async def racks_on_vlans(conn: AsyncConnection) -> dict[int, list[RackOnVlan]]:
 
 
 async def alive_racks(conn: AsyncConnection) -> set[int]:
-    return set(await rpc.connected_regions(conn))
+    return set(await connections.connected_regions(conn))
 
 
 async def candidates(conn: AsyncConnection) -> dict[int, str | None]:
@@ -161,7 +161,7 @@ async def known_hosts(conn: AsyncConnection) -> list[dict[str, Any]]:
 
 async def announce_change(conn: AsyncConnection) -> None:
     """Tell every rack to fetch its DHCP state again (after this transaction commits)."""
-    await rpc.announce_rack_event(conn, "dhcp", "")
+    await connections.announce_rack_event(conn, "dhcp", "")
 
 
 async def primary_is_alive(conn: AsyncConnection, rack_id: int) -> bool:

@@ -17,7 +17,7 @@ from metalplane.region.db.tables import fabrics, interfaces, ip_addresses, ipran
 from metalplane.region.errors import BadRequest, Forbidden, NotFound, ValidationFailed, raise_if
 from metalplane.region.services import netrules
 from metalplane.region.services.controllers import RACK_TYPES
-from metalplane.region.services.rpc import connected_regions
+from metalplane.region.services.connections import connected_regions
 from metalplane.region.services.rows import Row, execute_unique, next_id, one, rows
 
 DEFAULT_FABRIC_ID = 0

@@ -10,7 +10,7 @@ from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
 from metalplane.region.services import controllers as svc
-from metalplane.region.services import network, racks, rpc
+from metalplane.region.services import connections, network, racks
 
 region_controllers = Handler("RegionControllersHandler", "regioncontrollers/", "Manage region controllers.")
 region_controller = Handler("RegionControllerHandler", "regioncontrollers/{system_id}/",
@@ -47,8 +47,8 @@ async def render_racks(ctx: Ctx, conn, rows: list[dict]) -> list[dict]:
     services = await racks.services_of(conn, ids)
     interfaces = await racks.interfaces_of(conn, ids)
     refusals = await racks.refusals_of(conn, ids)
-    connected = await rpc.connected_regions(conn)
-    live = await rpc.live_region_count(conn)
+    connected = await connections.connected_regions(conn)
+    live = await connections.live_region_count(conn)
     by_id = {v["id"]: v for v in await network.list_vlans(conn)}
     subnets = {s["id"]: s for s in await network.list_subnets(conn)}
     per_rack = ctx.app_state.config.rpc_connections_per_rack
@@ -121,8 +121,8 @@ async def delete_rack(ctx: Ctx) -> None:
     async with ctx.tx() as conn:
         row = await svc.get_controller(conn, svc.RACK_TYPES, ctx.path["system_id"])
         await racks.delete_rack(conn, row, bool(ctx.params.bool("force", False)))
-        await rpc.announce_rack_event(conn, "deleted", row["system_id"])
-        await rpc.rebalance(conn, ctx.app_state.config.rpc_connections_per_rack,
+        await connections.announce_rack_event(conn, "deleted", row["system_id"])
+        await connections.rebalance(conn, ctx.app_state.config.rpc_connections_per_rack,
                             ctx.app_state.config.balance_threshold)
 
 
@@ -141,7 +141,7 @@ async def _reachable(ctx: Ctx, system_ids: list[str]) -> dict[str, bool]:
 
 
 @rack_controllers.action("GET", "connections")
-async def connections(ctx: Ctx) -> dict:
+async def rack_connections(ctx: Ctx) -> dict:
     """Show how rack RPC connections are spread over region workers.
 
     Returns per-worker and per-region connection counts, each rack's
@@ -152,9 +152,9 @@ async def connections(ctx: Ctx) -> dict:
     :type check: boolean
     """
     async with ctx.tx() as conn:
-        endpoints = await rpc.live_endpoints(conn)
-        current = await rpc.connections_by_rack(conn)
-        all_racks = list(await rpc.rack_ids(conn)) if ctx.params.bool("check", False) else []
+        endpoints = await connections.live_endpoints(conn)
+        current = await connections.connections_by_rack(conn)
+        all_racks = list(await connections.rack_ids(conn)) if ctx.params.bool("check", False) else []
     names = {e.region: e.region_hostname for e in endpoints}
     spread = balance.spread({k: frozenset(v) for k, v in current.items()}, [e.key for e in endpoints])
     loads = {(e.region, e.worker): spread.endpoint_loads.get(e.key, 0) for e in endpoints}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
-from metalplane.region.services import dhcp, rpc, settings
+from metalplane.region.services import connections, dhcp, settings
 
 maas = Handler("MaasHandler", "maas/", "Manage the MAAS server.")
 
@@ -37,5 +37,5 @@ async def set_config(ctx: Ctx) -> object:
         if name.startswith("dhcp_") or name == "ntp_servers":
             await dhcp.announce_change(conn)
         if name.startswith("power_"):
-            await rpc.announce_rack_event(conn, "bmcs", "", racks=list(await rpc.rack_ids(conn)))
+            await connections.announce_rack_event(conn, "bmcs", "", racks=list(await connections.rack_ids(conn)))
     return stored

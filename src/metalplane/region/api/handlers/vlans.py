@@ -6,7 +6,7 @@ from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
 from metalplane.region.errors import NotFound
-from metalplane.region.services import dhcp, network, rpc
+from metalplane.region.services import connections, dhcp, network
 
 FIELDS = {
     "name": "str", "description": "str", "vid": "int", "mtu": "int", "dhcp_on": "bool",
@@ -103,7 +103,7 @@ async def update_vlan(ctx: Ctx) -> dict:
         await network.update_vlan(conn, target["id"], ctx.params.given(FIELDS))
         # The seeds: a network change (toggling DHCP, changing a VLAN) triggers a balance check.
         await dhcp.announce_change(conn)
-        await rpc.rebalance(conn, ctx.app_state.config.rpc_connections_per_rack,
+        await connections.rebalance(conn, ctx.app_state.config.rpc_connections_per_rack,
                             ctx.app_state.config.balance_threshold)
         return await render_vlan(conn, target["id"])
 
