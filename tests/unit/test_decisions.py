@@ -10,7 +10,8 @@ import pytest
 from metalplane.ha.rack_health import rackd_status
 from metalplane.rack.interfaces import parse_ip_addr
 from metalplane.rack.power.service import failover_plan
-from metalplane.rack.region_links import Endpoint, choose, plan_links
+from metalplane.rack.region_links import choose, plan_links
+from metalplane.rpc.endpoint import Endpoint
 from metalplane.region.services.bmcs import bmc_host, choose_candidates
 from metalplane.region.services.dhcp import pick_candidate, role_on_vlan
 from metalplane.region.services.leases import lease_row, subnet_for

@@ -271,10 +271,10 @@ def _check_value(ptype: PowerType, f: PowerField, value: str) -> str | None:
         if value not in allowed:
             return f"must be one of {', '.join(repr(a) for a in allowed)}"
     elif f.field_type == "multiple_choice":
-        allowed = {c[0] for c in f.choices}
-        bad = [v for v in value.split(",") if v and v not in allowed]
+        choices = {c[0] for c in f.choices}
+        bad = [v for v in value.split(",") if v and v not in choices]
         if bad:
-            return f"unknown value(s) {', '.join(bad)}; allowed: {', '.join(sorted(allowed))}"
+            return f"unknown value(s) {', '.join(bad)}; allowed: {', '.join(sorted(choices))}"
     elif f.field_type == "ip_address" and value:
         try:
             if ptype.name == "redfish":
@@ -430,6 +430,7 @@ def bmc_identity(power_type: str, params: Mapping[str, object]) -> str | None:
     ptype = POWER_TYPES.get(power_type)
     if ptype is None:
         return None
+    address: str | None
     try:
         if power_type == "ipmi":
             host, port = split_host_port(str(params.get("power_address") or ""), 623)

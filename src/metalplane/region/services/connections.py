@@ -1,4 +1,4 @@
-"""RPC bookkeeping in the database: endpoints, live connections, balance targets.
+"""Rack connection bookkeeping in the database: endpoints, live connections, balance targets.
 
 The decision of who connects where is ha.balance's; this module feeds it the
 database's view and stores its answer. Workers hear about new targets through
@@ -19,6 +19,7 @@ from metalplane.ha import balance
 from metalplane.region.db.tables import nodes, region_processes, rpc_connections, rpc_targets
 from metalplane.region.services import cluster
 from metalplane.region.services.controllers import PROCESS_TIMEOUT, RACK_TYPES
+from metalplane.rpc.endpoint import Endpoint
 from metalplane.rpc.tls import make_cluster_tls
 
 TLS_KEY = "rpc_tls"
@@ -30,19 +31,16 @@ _fresh = region_processes.c.updated > func.now() - text(f"interval '{PROCESS_TIM
 
 @dataclass(frozen=True)
 class EndpointRow:
+    """A live worker's endpoint, with its process row and its region's hostname."""
+
     process_id: int
-    region: str  # region system_id
     region_hostname: str
-    worker: int
-    host: str
-    port: int
+    endpoint: Endpoint
 
     @property
     def key(self) -> balance.Endpoint:
-        return balance.Endpoint(self.region, self.worker)
-
-    def wire(self) -> dict[str, Any]:
-        return {"region": self.region, "worker": self.worker, "host": self.host, "port": self.port}
+        """The connection planner's name for it (ha/ keeps its own (region, worker) key)."""
+        return balance.Endpoint(self.endpoint.region, self.endpoint.worker)
 
 
 async def cluster_tls(conn: AsyncConnection) -> dict[str, str]:
@@ -61,7 +59,8 @@ async def live_endpoints(conn: AsyncConnection) -> list[EndpointRow]:
         .where(_fresh)
         .order_by(nodes.c.system_id, region_processes.c.worker_index)
     )
-    return [EndpointRow(r.id, r.system_id, r.hostname, r.worker_index, r.rpc_host, r.rpc_port) for r in rows]
+    return [EndpointRow(r.id, r.hostname, Endpoint(r.system_id, r.worker_index, r.rpc_host, r.rpc_port))
+            for r in rows]
 
 
 async def process_id(conn: AsyncConnection, region_id: int, worker_index: int) -> int | None:
@@ -152,19 +151,19 @@ async def holders_of(conn: AsyncConnection, rack_system_id: str) -> list[Endpoin
     return [e for e in await live_endpoints(conn) if e.process_id in held]
 
 
-async def targets_for(conn: AsyncConnection, rack_system_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    endpoints = {e.process_id: e for e in await live_endpoints(conn)}
+async def targets_for(conn: AsyncConnection, rack_system_ids: list[str]) -> dict[str, list[Endpoint]]:
+    endpoints = {e.process_id: e.endpoint for e in await live_endpoints(conn)}
     rows = await conn.execute(
         select(nodes.c.system_id, rpc_targets.c.process_id)
         .join(nodes, nodes.c.id == rpc_targets.c.rack_id)
         .where(nodes.c.system_id.in_(rack_system_ids))
     )
-    out: dict[str, list[dict[str, Any]]] = {}
+    out: dict[str, list[Endpoint]] = {}
     for r in rows:
         if r.process_id in endpoints:
-            out.setdefault(r.system_id, []).append(endpoints[r.process_id].wire())
+            out.setdefault(r.system_id, []).append(endpoints[r.process_id])
     for targets in out.values():
-        targets.sort(key=lambda t: (t["region"], t["worker"]))
+        targets.sort(key=lambda t: (t.region, t.worker))
     return out
 
 

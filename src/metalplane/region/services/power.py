@@ -18,6 +18,7 @@ from metalplane.rpc import power_schema as schema
 from metalplane.region.db.tables import power_actions
 from metalplane.region.errors import ServiceUnavailable
 from metalplane.region.services import bmcs, machines
+from metalplane.rpc.messages import PowerAction
 from metalplane.rpc.protocol import ConnectionLost, RemoteError
 
 ACTIONS = ("on", "off", "cycle", "query")
@@ -69,8 +70,8 @@ async def run(db: AsyncEngine, rpc_server: Any, system_id: str, action: str, thr
             break
         await _record(db, action_id, rack_id=rack_id, attempts=attempt)
         try:
-            result = await rpc_server.call_rack(rack, "PowerAction", timeout=CALL_TIMEOUT, action=action,
-                                                power_type=power_type, params=params, after_failover=after_failover)
+            result = await rpc_server.call_rack(rack, PowerAction(action, power_type, params, after_failover),
+                                                timeout=CALL_TIMEOUT)
         except ConnectionLost:
             if after_failover:
                 break
@@ -85,9 +86,9 @@ async def run(db: AsyncEngine, rpc_server: Any, system_id: str, action: str, thr
             raise PowerFailed(message) from None
         async with db.begin() as conn:
             await bmcs.record_result(conn, rack_id, machine["bmc_id"], None)
-            await machines.set_power_state(conn, [machine["id"]], result["state"])
-        await _record(db, action_id, state="done", result=result.get("note") or result["state"])
-        return result
+            await machines.set_power_state(conn, [machine["id"]], result.state)
+        await _record(db, action_id, state="done", result=result.note or result.state)
+        return {"state": result.state, "note": result.note}
     await _record(db, action_id, state="failed", error="the racks owning this BMC died twice during the action")
     raise PowerFailed("The rack controllers owning this machine's BMC were lost during the power action.")
 

@@ -11,6 +11,7 @@ from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
 from metalplane.region.services import controllers as svc
 from metalplane.region.services import connections, network, racks
+from metalplane.rpc.messages import Ping
 
 region_controllers = Handler("RegionControllersHandler", "regioncontrollers/", "Manage region controllers.")
 region_controller = Handler("RegionControllerHandler", "regioncontrollers/{system_id}/",
@@ -132,7 +133,7 @@ async def _reachable(ctx: Ctx, system_ids: list[str]) -> dict[str, bool]:
 
     async def ping(system_id: str) -> bool:
         try:
-            return await server.call_rack(system_id, "Ping", timeout=2) == "pong"
+            return await server.call_rack(system_id, Ping(), timeout=2) == "pong"
         except Exception:
             return False
 
@@ -155,14 +156,14 @@ async def rack_connections(ctx: Ctx) -> dict:
         endpoints = await connections.live_endpoints(conn)
         current = await connections.connections_by_rack(conn)
         all_racks = list(await connections.rack_ids(conn)) if ctx.params.bool("check", False) else []
-    names = {e.region: e.region_hostname for e in endpoints}
+    names = {e.endpoint.region: e.region_hostname for e in endpoints}
     spread = balance.spread({k: frozenset(v) for k, v in current.items()}, [e.key for e in endpoints])
-    loads = {(e.region, e.worker): spread.endpoint_loads.get(e.key, 0) for e in endpoints}
+    loads = {(e.endpoint.region, e.endpoint.worker): spread.endpoint_loads.get(e.key, 0) for e in endpoints}
     return {
         "workers": [
-            {"region": e.region, "hostname": names[e.region], "worker": e.worker, "host": e.host, "port": e.port,
-             "connections": loads[(e.region, e.worker)]}
-            for e in endpoints
+            {"region": w.region, "hostname": names[w.region], "worker": w.worker, "host": w.host, "port": w.port,
+             "connections": loads[(w.region, w.worker)]}
+            for w in (e.endpoint for e in endpoints)
         ],
         "regions": [
             {"region": region, "hostname": hostname,
