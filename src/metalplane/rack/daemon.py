@@ -110,17 +110,11 @@ class RackDaemon:
         self.stop_reason = message.reason
         self.stopping.set()
 
-    @handles(DhcpChanged)
-    async def _dhcp_changed(self, message: DhcpChanged) -> None:
-        self.dhcp_wanted.set()
-
-    @handles(ImagesChanged)
-    async def _images_changed(self, message: ImagesChanged) -> None:
-        self.images_wanted.set()
-
-    @handles(PowerTargetsChanged)
-    async def _power_changed(self, message: PowerTargetsChanged) -> None:
-        self.power_wanted.set()
+    @handles(DhcpChanged, ImagesChanged, PowerTargetsChanged)
+    async def _changed(self, message: DhcpChanged | ImagesChanged | PowerTargetsChanged) -> None:
+        """Something the rack follows changed: wake the loop that fetches it again."""
+        {DhcpChanged: self.dhcp_wanted, ImagesChanged: self.images_wanted,
+         PowerTargetsChanged: self.power_wanted}[type(message)].set()
 
     @handles(PowerAction)
     async def _power_action(self, message: PowerAction) -> PowerResult:

@@ -24,11 +24,11 @@ F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 _TAG = "__rpc_handles__"
 
 
-def handles(message: type[Call[Any]]) -> Callable[[F], F]:
-    """Mark a method as the handler of `message`."""
+def handles(*messages: type[Call[Any]]) -> Callable[[F], F]:
+    """Mark a method as the handler of `messages` (it gets the message, so it can tell them apart)."""
 
     def mark(func: F) -> F:
-        setattr(func, _TAG, message)
+        setattr(func, _TAG, messages)
         return func
 
     return mark
@@ -38,8 +38,7 @@ def _marked(cls: type) -> dict[type[Call[Any]], str]:
     found: dict[type[Call[Any]], str] = {}
     for klass in reversed(cls.__mro__):
         for attr, value in vars(klass).items():
-            message = getattr(value, _TAG, None)
-            if message is not None:
+            for message in getattr(value, _TAG, ()):
                 found[message] = attr
     return found
 

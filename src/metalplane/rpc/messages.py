@@ -1,9 +1,10 @@
 """The region–rack contract: one typed message per RPC call.
 
 Each call is a class: its fields are the request (sent as the call's argument
-map), ``Call[Reply]`` names the reply type, ``direction`` says who calls whom,
-and ``added_in`` the protocol version that introduced it (rpc.versions). The
-caller sends an instance and gets the decoded reply::
+map); its base says who calls whom and the reply type (``class
+GetDhcpState(RackToRegion[DhcpState])``); ``added_in`` is the protocol version
+that introduced it (rpc.versions). The caller sends an instance and gets the
+decoded reply::
 
     state = await peer.call(GetDhcpState())          # -> DhcpState, validated
 
@@ -42,23 +43,40 @@ MESSAGES: dict[str, type[Call[Any]]] = {}
 
 
 class Call(Generic[R]):
-    """Base of every message. Subclasses are pydantic dataclasses: ``class Ping(Call[str])``."""
+    """Base of every message. A message is a pydantic dataclass deriving from its
+    direction's base with its reply type: ``class Ping(RegionToRack[str])``."""
 
     name: ClassVar[str]
     direction: ClassVar[Direction]
     reply: ClassVar[Any]  # the reply type (None: nothing but success)
     added_in: ClassVar[int] = 1  # the protocol version that introduced it
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, direction: Direction | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if direction is not None:  # a direction's base, not a message
+            cls.direction = direction
+            return
         for base in getattr(cls, "__orig_bases__", ()):
-            if typing.get_origin(base) is Call:
+            origin = typing.get_origin(base)
+            if isinstance(origin, type) and issubclass(origin, Call):
                 (cls.reply,) = typing.get_args(base)
-        if "direction" not in cls.__dict__:
-            raise TypeError(f"{cls.__name__} must say its direction")
+        if not hasattr(cls, "direction") or not hasattr(cls, "reply"):
+            raise TypeError(f"{cls.__name__} must derive from a direction's base with its reply type")
         cls.name = cls.__name__
         if MESSAGES.setdefault(cls.name, cls) is not cls:
             raise TypeError(f"two messages are named {cls.name}")
+
+
+class RackToRegion(Call[R], direction=Direction.RACK_TO_REGION):
+    pass
+
+
+class RegionToRack(Call[R], direction=Direction.REGION_TO_RACK):
+    pass
+
+
+class RegionToRegion(Call[R], direction=Direction.REGION_TO_REGION):
+    pass
 
 
 def messages_for(direction: Direction) -> set[type[Call[Any]]]:
@@ -173,146 +191,120 @@ class BootConfig:
 # --------------------------------------------------------------------------- rack → region
 
 @dataclass(frozen=True)
-class Register(Call[Endpoints]):
+class Register(RackToRegion[Endpoints]):
     """First call on every connection: create or update the rack and its interfaces."""
 
-    direction = Direction.RACK_TO_REGION
     hostname: str
     version: str
     interfaces: list[Interface] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
-class UpdateServices(Call[None]):
+class UpdateServices(RackToRegion[None]):
     """The rack's service statuses (every few seconds, and at once on change)."""
 
-    direction = Direction.RACK_TO_REGION
     services: list[ServiceStatus]
 
 
 @dataclass(frozen=True)
-class GetEndpoints(Call[Endpoints]):
+class GetEndpoints(RackToRegion[Endpoints]):
     """Refresh the list of live region workers and this rack's targets."""
-
-    direction = Direction.RACK_TO_REGION
 
 
 @dataclass(frozen=True)
-class ReportIsolation(Call[None]):
+class ReportIsolation(RackToRegion[None]):
     """The rack ran without any region from `since` to `until` (unix times)."""
 
-    direction = Direction.RACK_TO_REGION
     since: float
     until: float
 
 
 @dataclass(frozen=True)
-class LinkLost(Call[None]):
+class LinkLost(RackToRegion[None]):
     """The rack lost its link to another worker: forget it before its heartbeat times out."""
 
-    direction = Direction.RACK_TO_REGION
     region: str
     worker: int
 
 
 @dataclass(frozen=True)
-class GetDhcpState(Call[DhcpState]):
+class GetDhcpState(RackToRegion[DhcpState]):
     """What this rack must serve over DHCP (validated on both sides: rpc.dhcp)."""
-
-    direction = Direction.RACK_TO_REGION
 
 
 @dataclass(frozen=True)
-class ReportLeases(Call[int]):
+class ReportLeases(RackToRegion[int]):
     """A batch of lease events (at least once, in order); the reply: rows changed."""
 
-    direction = Direction.RACK_TO_REGION
     events: list[LeaseEvent]
 
 
 @dataclass(frozen=True)
-class GetPowerTargets(Call[PowerTargets]):
+class GetPowerTargets(RackToRegion[PowerTargets]):
     """The machines behind the BMCs this rack owns, and the poll settings."""
 
-    direction = Direction.RACK_TO_REGION
-
 
 @dataclass(frozen=True)
-class GetBootImages(Call[BootImages]):
+class GetBootImages(RackToRegion[BootImages]):
     """The images racks cache and serve."""
 
-    direction = Direction.RACK_TO_REGION
-
 
 @dataclass(frozen=True)
-class GetBootConfig(Call[BootConfig]):
+class GetBootConfig(RackToRegion[BootConfig]):
     """What the machine with this MAC should boot."""
 
-    direction = Direction.RACK_TO_REGION
     mac: str
     architecture: str = "amd64"
 
 
 @dataclass(frozen=True)
-class ReportPowerStates(Call[None]):
+class ReportPowerStates(RackToRegion[None]):
     """Background poll results: machines' power states, and failing BMCs."""
 
-    direction = Direction.RACK_TO_REGION
     results: list[PowerReport]
 
 
 # --------------------------------------------------------------------------- region → rack
 
 @dataclass(frozen=True)
-class SetTargets(Call[None]):
+class SetTargets(RegionToRack[None]):
     """The region workers this rack should be connected to now (make before break)."""
 
-    direction = Direction.REGION_TO_RACK
     targets: list[Endpoint]
 
 
 @dataclass(frozen=True)
-class Ping(Call[str]):
+class Ping(RegionToRack[str]):
     """Is the rack there? The reply is "pong"."""
-
-    direction = Direction.REGION_TO_RACK
 
 
 @dataclass(frozen=True)
-class Stop(Call[None]):
+class Stop(RegionToRack[None]):
     """The rack was deleted through the API: stop rackd."""
 
-    direction = Direction.REGION_TO_RACK
     reason: str = ""
 
 
 @dataclass(frozen=True)
-class DhcpChanged(Call[None]):
+class DhcpChanged(RegionToRack[None]):
     """Fetch the DHCP state again (GetDhcpState)."""
 
-    direction = Direction.REGION_TO_RACK
-
 
 @dataclass(frozen=True)
-class PowerTargetsChanged(Call[None]):
+class PowerTargetsChanged(RegionToRack[None]):
     """Fetch the power targets again (GetPowerTargets)."""
 
-    direction = Direction.REGION_TO_RACK
-
 
 @dataclass(frozen=True)
-class ImagesChanged(Call[None]):
+class ImagesChanged(RegionToRack[None]):
     """Sync the image cache again (GetBootImages)."""
 
-    direction = Direction.REGION_TO_RACK
-
 
 @dataclass(frozen=True)
-class PowerAction(Call[PowerResult]):
+class PowerAction(RegionToRack[PowerResult]):
     """Run a power action on a machine's BMC. After a failover (the previous owner died
     mid-action) the rack queries first and only acts if still needed."""
 
-    direction = Direction.REGION_TO_RACK
     action: str  # on | off | cycle | query
     power_type: str
     params: dict[str, Any]
@@ -322,11 +314,10 @@ class PowerAction(Call[PowerResult]):
 # --------------------------------------------------------------------------- region → region
 
 @dataclass(frozen=True)
-class CallRack(Call[Any]):
+class CallRack(RegionToRegion[Any]):
     """Make `method` with `args` on a rack held by the answering worker, and return its
     reply as it came (the original caller decodes it)."""
 
-    direction = Direction.REGION_TO_REGION
     system_id: str
     method: str
     args: dict[str, Any]
