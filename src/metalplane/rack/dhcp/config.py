@@ -16,16 +16,16 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, ConfigDict, Field, PlainValidator, field_validator
 from pydantic.dataclasses import dataclass
 
 from metalplane.rpc import wire
-from metalplane.rpc.dhcp import DEFAULT_HA_PORT as DEFAULT_HA_PORT  # re-exported with the rest of the contract
+from metalplane.rpc.dhcp import DEFAULT_HA_PORT as DEFAULT_HA_PORT  # re-exported: the contract's, used here
 from metalplane.rpc.dhcp import IP, DhcpState, Host, InvalidDhcpState, Peer, Subnet, Vlan
 from metalplane.rpc.dhcp import subtract as subtract
-from metalplane.rpc.wire import InvalidMessage, Problems
+from metalplane.rpc.wire import Problems
 
 HOOKS_DIR = "/usr/lib/x86_64-linux-gnu/kea/hooks"
 
@@ -66,9 +66,6 @@ class Boot:
     """What PXE and iPXE clients are sent to. Each VLAN's clients go to this rack's own
     address on that VLAN: TFTP there (next-server), iPXE to http://ADDRESS:http_port/ipxe.cfg."""
 
-    wire_root: ClassVar[str] = "boot"
-    invalid: ClassVar[type[InvalidMessage]] = InvalidDhcpState
-
     http_port: Annotated[int | None, PlainValidator(_tcp_port)] = None  #: None: no iPXE script URL
     loaders: Annotated[dict[str, str], BeforeValidator(_empty_if_none)] = Field(default_factory=dict)  #: {arch: file}
 
@@ -103,8 +100,6 @@ def ipxe_url(address: IP, http_port: int) -> str:
 @dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class State(DhcpState):
     """The region's DhcpState with this rack's boot settings: everything Kea is configured from."""
-
-    wire_root: ClassVar[str] = "state"
     boot: Annotated[Boot, BeforeValidator(_empty_if_none)] = Field(default_factory=Boot)
 
     @classmethod
