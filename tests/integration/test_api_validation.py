@@ -17,7 +17,7 @@ from sqlalchemy import delete, select
 from metalplane.client.http import MaasHttp
 from metalplane.region.bootstrap import run_db
 from metalplane.region.db.tables import nodes, region_processes
-from metalplane.region.services import controllers, rpc, users
+from metalplane.region.services import connections, controllers, users
 from metalplane.region.services import racks as rack_services
 from metalplane.rpc.nodes import NodeType
 
@@ -93,7 +93,7 @@ def racks(shared_region, net):
             node_id = await rack_services.register_rack(conn, system_id, hostname, "0.1.0", [{
                 "name": "eth0", "mac": f"52:54:00:aa:00:{n:02x}", "addresses": [f"{net['prefix']}{200 + n}/24"],
             }])
-            await rpc.add_connection(conn, node_id, process)
+            await connections.add_connection(conn, node_id, process)
 
     async def drop(conn):
         await conn.execute(delete(nodes).where(nodes.c.system_id.in_([s for s, _ in made])))

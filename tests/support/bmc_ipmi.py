@@ -372,7 +372,7 @@ class IpmiSimBmc:
 
     def params(self, **extra: str) -> dict[str, str]:
         """metalplane power parameters (type ipmi) that reach this BMC."""
-        from metalplane.rack.power.schema import format_host_port
+        from metalplane.rpc.power_schema import format_host_port
         out = {"power_address": format_host_port(self.address, self.port, 623),
                "power_user": self.user, "power_pass": self.password, "cipher_suite_id": "3",
                "privilege_level": "ADMIN"}

@@ -11,15 +11,15 @@ import asyncio
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
-
 import httpx
 
 from metalplane import __version__
 from metalplane.rack.cluster_state import ClusterState
-from metalplane.rack.region_links import Endpoint, RegionLinks
+from metalplane.rack.region_links import RegionLinks
 from metalplane.rpc.client import open_connection
+from metalplane.rpc.endpoint import Endpoint
 from metalplane.rpc.handshake import ClientHello, HandshakeRefused
+from metalplane.rpc.messages import Register
 
 
 def try_handshake(url: str, secret: str, version: str, system_id: str, hostname: str) -> str:
@@ -50,8 +50,8 @@ class LightRack:
     def hello(self) -> ClientHello:
         return ClientHello("rack", self.system_id, f"light-{self.system_id}", __version__, self.state.uuid)
 
-    async def registration(self) -> dict[str, Any]:
-        return {"hostname": f"light-{self.system_id}", "version": __version__, "interfaces": []}
+    async def registration(self) -> Register:
+        return Register(f"light-{self.system_id}", __version__, [])
 
     def start(self) -> None:
         self.task = asyncio.ensure_future(self.links.run())

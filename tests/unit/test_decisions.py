@@ -10,8 +10,9 @@ import pytest
 from metalplane.ha.rack_health import rackd_status
 from metalplane.rack.interfaces import parse_ip_addr
 from metalplane.rack.power.service import failover_plan
-from metalplane.rack.region_links import Endpoint, choose, plan_links
+from metalplane.rack.region_links import choose, plan_links
 from metalplane.region.services.bmcs import bmc_host
+from metalplane.rpc.endpoint import Endpoint
 from metalplane.region.services.leases import lease_row, subnet_for
 from metalplane.region.services.users import parse_api_key
 from metalplane.rpc import auth, versions

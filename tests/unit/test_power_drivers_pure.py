@@ -8,7 +8,7 @@ from metalplane.rack.power import ipmi, redfish, webhook
 from metalplane.rack.power.errors import (
     PowerAuthError, PowerBackoffError, PowerBMCError, PowerConfigError, PowerConnectionError, PowerTimeoutError,
 )
-from metalplane.rack.power.schema import with_defaults
+from metalplane.rpc.power_schema import with_defaults
 
 PARAMS = with_defaults("ipmi", {"power_address": "10.0.0.5:1623", "power_user": "admin",
                                 "power_pass": "hunter22", "k_g": "kgsecret"})

@@ -16,7 +16,7 @@ from metalplane.rack.power.errors import (
 from metalplane.rack.power.ipmi import IpmiDriver
 from metalplane.rack.power.policy import PowerSettings, max_in_window
 from metalplane.rack.power.runner import PollResult, PowerPoller, PowerRunner, PowerTarget
-from metalplane.rack.power.schema import REDACTED
+from metalplane.rpc.power_schema import REDACTED
 
 
 class FakeIpmi(IpmiDriver):

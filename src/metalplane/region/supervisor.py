@@ -29,7 +29,7 @@ from metalplane.region import bootstrap
 from metalplane.region.budget import compute_budget
 from metalplane.region.db import engine as db_engine
 from metalplane.region.db.tables import controller_info
-from metalplane.region.services import bmcs, cluster, commissioning, controllers, rpc
+from metalplane.region.services import bmcs, cluster, commissioning, connections, controllers
 
 log = logging.getLogger("metalplane.region")
 
@@ -152,8 +152,8 @@ class Supervisor:
                     await controllers.heartbeat_live_processes(conn, self.region_id, self._live_pids())
                 async with self.db.begin() as conn:
                     # Any region notices a dead one: its workers stop heartbeating.
-                    if await rpc.reap_stale_processes(conn):
-                        await rpc.rebalance(conn, self.config.rpc_connections_per_rack,
+                    if await connections.reap_stale_processes(conn):
+                        await connections.rebalance(conn, self.config.rpc_connections_per_rack,
                                             self.config.balance_threshold)
                     for system_id in await commissioning.expire(conn):
                         log.warning("machine %s failed commissioning: timed out", system_id)
@@ -187,7 +187,7 @@ class Supervisor:
         try:
             async with self.db.begin() as conn:
                 await controllers.remove_process(conn, self.region_id, slot.index, pid)
-                await rpc.rebalance(conn, self.config.rpc_connections_per_rack, self.config.balance_threshold)
+                await connections.rebalance(conn, self.config.rpc_connections_per_rack, self.config.balance_threshold)
         except Exception as exc:
             log.warning("could not remove worker %d's record: %s", slot.index, exc)
 

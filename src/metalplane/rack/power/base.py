@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar, Literal
 
 from metalplane.rack.power.errors import PowerConfigError, PowerTimeoutError, PowerUnsupportedError
-from metalplane.rack.power.schema import (
+from metalplane.rpc.power_schema import (
     PowerType, Problem, bmc_address, bmc_identity, scrub, secret_values, validate_power_parameters,
     with_defaults,
 )

@@ -25,7 +25,7 @@ import httpx
 from metalplane.rack.power.base import BOOT_DEVICES, Params, PowerDriver, PowerState, prepare
 from metalplane.rack.power.errors import PowerBMCError, PowerConfigError, PowerTimeoutError, PowerUnsupportedError
 from metalplane.rack.power.httpclient import HttpClients, json_of, raise_for_status, send
-from metalplane.rack.power.schema import REDFISH, redfish_base_url
+from metalplane.rpc.power_schema import REDFISH, redfish_base_url
 
 SYSTEMS = "/redfish/v1/Systems"
 RESET_ACTION = "#ComputerSystem.Reset"

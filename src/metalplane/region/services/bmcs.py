@@ -17,12 +17,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.hostport import split_host_port
 from metalplane.ha import bmc_owners
-from metalplane.rack.power import schema
+from metalplane.rpc import power_schema as schema
 from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import bmc_routes, bmcs, interfaces, nodes, subnets
 from metalplane.region.db.transaction import Transaction, on_commit
-from metalplane.region.services import rpc, settings
+from metalplane.region.services import connections, settings
 from metalplane.rpc.nodes import RACK_TYPES
 
 
@@ -34,7 +35,7 @@ def bmc_host(power_type: str, params: dict[str, Any]) -> str | None:
     if "://" in address:
         return urlsplit(address).hostname
     try:
-        host, _ = schema.split_host_port(address, 623)
+        host, _ = split_host_port(address, 623)
     except ValueError:
         return None
     return host
@@ -54,7 +55,7 @@ async def candidates(conn: AsyncConnection, exclude: frozenset[int] = frozenset(
                      ) -> tuple[dict[int, set[int]], dict[int, int | None]]:
     """(BMC id -> candidate rack ids, BMC id -> current owner). `exclude`: racks known
     dead a moment before the database hears of it (a call just lost them)."""
-    live = set(await rpc.connected_regions(conn)) - exclude
+    live = set(await connections.connected_regions(conn)) - exclude
     nets = [(r.vlan_id, ipaddress.ip_network(str(r.cidr))) for r in await conn.execute(select(subnets.c.vlan_id, subnets.c.cidr))]
     by_vlan = await _racks_by_vlan(conn)
     owners: dict[int, int | None] = {}
@@ -85,7 +86,7 @@ async def reassign(conn: AsyncConnection, threshold: float, exclude: frozenset[i
             moved += old is not None
     if changed_racks:
         ids = [r.system_id for r in await conn.execute(select(nodes.c.system_id).where(nodes.c.id.in_(changed_racks)))]
-        await rpc.announce_rack_event(conn, "bmcs", "", racks=ids)
+        await connections.announce_rack_event(conn, "bmcs", "", racks=ids)
     return moved
 
 
@@ -100,7 +101,7 @@ def owners_changed(conn: AsyncConnection) -> None:
 
 async def needs_reassignment(conn: AsyncConnection) -> bool:
     """Cheap check for the supervisor: an unowned BMC, or one whose owner is not live."""
-    live = set(await rpc.connected_regions(conn))
+    live = set(await connections.connected_regions(conn))
     for r in await conn.execute(select(bmcs.c.owner_rack_id)):
         if r.owner_rack_id is None or r.owner_rack_id not in live:
             return bool(live)

@@ -14,14 +14,14 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.transaction import Transaction, on_commit
-from metalplane.region.services import rpc
+from metalplane.region.services import connections
 
 
 def dhcp_changed(conn: AsyncConnection) -> None:
     """Every rack refetches its DHCP state (VLANs, subnets, ranges, DHCP settings, known hosts)."""
 
     async def announce(tx: Transaction) -> None:
-        await rpc.announce_rack_event(tx.conn, "dhcp", "")
+        await connections.announce_rack_event(tx.conn, "dhcp", "")
 
     on_commit(conn, "dhcp changed", announce)
 
@@ -30,7 +30,7 @@ def images_changed(conn: AsyncConnection) -> None:
     """Every rack syncs its image cache with the region's complete boot resources."""
 
     async def announce(tx: Transaction) -> None:
-        await rpc.announce_rack_event(tx.conn, "images", "")
+        await connections.announce_rack_event(tx.conn, "images", "")
 
     on_commit(conn, "images changed", announce)
 
@@ -39,7 +39,7 @@ def power_settings_changed(conn: AsyncConnection) -> None:
     """Every rack refetches its power targets and polling settings."""
 
     async def announce(tx: Transaction) -> None:
-        await rpc.announce_rack_event(tx.conn, "bmcs", "", racks=list(await rpc.rack_ids(tx.conn)))
+        await connections.announce_rack_event(tx.conn, "bmcs", "", racks=list(await connections.rack_ids(tx.conn)))
 
     on_commit(conn, "power settings changed", announce)
 
@@ -48,7 +48,7 @@ def rack_deleted(conn: AsyncConnection, system_id: str) -> None:
     """The rack's region workers tell it to stop."""
 
     async def announce(tx: Transaction) -> None:
-        await rpc.announce_rack_event(tx.conn, "deleted", system_id)
+        await connections.announce_rack_event(tx.conn, "deleted", system_id)
 
     on_commit(conn, ("rack deleted", system_id), announce)
 
@@ -58,6 +58,6 @@ def connections_to_rebalance(conn: AsyncConnection) -> None:
 
     async def rebalance(tx: Transaction) -> None:
         config = tx.region_config
-        await rpc.rebalance(tx.conn, config.rpc_connections_per_rack, config.balance_threshold)
+        await connections.rebalance(tx.conn, config.rpc_connections_per_rack, config.balance_threshold)
 
     on_commit(conn, "rebalance", rebalance)

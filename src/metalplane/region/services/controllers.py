@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-import string
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,6 +9,7 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.identity import new_system_id as new_system_id  # re-exported for machines, the supervisor
 from metalplane.region.budget import RegionNeed
 from metalplane.region.db.tables import controller_info, nodes, region_processes, zones
 from metalplane.region.errors import NotFound
@@ -19,12 +18,6 @@ from metalplane.rpc.nodes import CONTROLLER_TYPES, REGION_TYPES, NodeType
 # A worker heartbeats every HEARTBEAT_INTERVAL; one silent for PROCESS_TIMEOUT is gone.
 HEARTBEAT_INTERVAL = 1.0
 PROCESS_TIMEOUT = 4.0
-SYSTEM_ID_CHARS = string.ascii_lowercase + string.digits
-
-
-def new_system_id() -> str:
-    return "".join(secrets.choice(SYSTEM_ID_CHARS) for _ in range(6))
-
 
 def combined_type(existing: int, adding: int) -> NodeType:
     """A host that is both region and rack is one node of type 4, as in MAAS."""

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.ha.dhcp_peers import pairing, pick_candidate, role_on_vlan
 from metalplane.region.db.tables import interfaces, ip_addresses, ipranges, nodes, subnets, vlans
-from metalplane.region.services import rpc, settings
+from metalplane.region.services import connections, settings
 from metalplane.rpc.nodes import RACK_TYPES, NodeType
 
 DOMAIN = "maas"
@@ -53,7 +53,7 @@ async def racks_on_vlans(conn: AsyncConnection) -> dict[int, list[RackOnVlan]]:
 
 
 async def alive_racks(conn: AsyncConnection) -> set[int]:
-    return set(await rpc.connected_regions(conn))
+    return set(await connections.connected_regions(conn))
 
 
 async def candidate_secondaries(conn: AsyncConnection) -> dict[int, str | None]:

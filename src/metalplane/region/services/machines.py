@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from metalplane.rack.power import schema
+from metalplane.rpc import power_schema as schema
 from metalplane.region.db.tables import bmcs, interfaces, nodes, zones
 from metalplane.region.db.transaction import settle
 from metalplane.region.errors import Invalid, NotFound

@@ -13,11 +13,12 @@ from typing import Any
 
 from sqlalchemy import func, insert, update
 
-from metalplane.rack.power import schema
+from metalplane.rpc import power_schema as schema
 from metalplane.region.db.tables import power_actions
 from metalplane.region.db.transaction import Work
 from metalplane.region.errors import Unavailable
 from metalplane.region.services import bmcs, machines
+from metalplane.rpc.messages import PowerAction
 from metalplane.rpc.protocol import ConnectionLost, RemoteError
 
 ACTIONS = ("on", "off", "cycle", "query")
@@ -71,8 +72,8 @@ async def run(work: Work, rpc_server: Any, system_id: str, action: str) -> dict[
             break
         await _record(work, action_id, rack_id=rack_id, attempts=attempt)
         try:
-            result = await rpc_server.call_rack(rack, "PowerAction", timeout=CALL_TIMEOUT, action=action,
-                                                power_type=power_type, params=params, after_failover=after_failover)
+            result = await rpc_server.call_rack(rack, PowerAction(action, power_type, params, after_failover),
+                                                timeout=CALL_TIMEOUT)
         except ConnectionLost:
             if after_failover:
                 break
@@ -87,9 +88,9 @@ async def run(work: Work, rpc_server: Any, system_id: str, action: str) -> dict[
             raise PowerFailed(message) from None
         async with work.tx() as conn:
             await bmcs.record_result(conn, rack_id, machine["bmc_id"], None)
-            await machines.set_power_state(conn, [machine["id"]], result["state"])
-        await _record(work, action_id, state="done", result=result.get("note") or result["state"])
-        return result
+            await machines.set_power_state(conn, [machine["id"]], result.state)
+        await _record(work, action_id, state="done", result=result.note or result.state)
+        return {"state": result.state, "note": result.note}
     await _record(work, action_id, state="failed", error="the racks owning this BMC died twice during the action")
     raise PowerFailed("The rack controllers owning this machine's BMC were lost during the power action.")
 

@@ -28,10 +28,11 @@ from metalplane.region.db.tables import (
 )
 from metalplane.region.db.transaction import Work, region_config
 from metalplane.region.errors import Refused
-from metalplane.region.services import consequences, network, rpc
+from metalplane.region.services import connections, consequences, network
 from metalplane.region.services import subnets as subnets_service
 from metalplane.region.services.controllers import ensure_controller_node, get_controller, list_controllers
 from metalplane.region.services.rows import Row
+from metalplane.rpc.messages import Ping
 from metalplane.rpc.nodes import RACK_TYPES, NodeType
 
 STICKY = 1  # MAAS's alloc_type for a controller's own configured address
@@ -189,8 +190,8 @@ async def _racks(conn: AsyncConnection, nodes_shown: list[Row]) -> Racks:
     reported = await services_of(conn, ids)
     rack_interfaces = await interfaces_of(conn, ids)
     refusals = await refusals_of(conn, ids)
-    connected = await rpc.connected_regions(conn)
-    live = await rpc.live_region_count(conn)
+    connected = await connections.connected_regions(conn)
+    live = await connections.live_region_count(conn)
     vlans_by_id = {v["id"]: v for v in await network.list_vlans(conn)}
     subnets_by_id = {s["id"]: s for s in await subnets_service.list_subnets(conn)}
     shown = []
@@ -203,22 +204,22 @@ async def _racks(conn: AsyncConnection, nodes_shown: list[Row]) -> Racks:
     return Racks(shown, vlans_by_id, subnets_by_id)
 
 
-async def connections(work: Work, rpc_server: Any, check: bool) -> dict[str, Any]:
+async def connection_spread(work: Work, rpc_server: Any, check: bool) -> dict[str, Any]:
     """How rack RPC connections are spread over the region workers: per worker and per
     region, each rack's connections, the max/mean ratio over workers and the balance
     threshold. With `check`, whether each rack answers a ping over RPC from here."""
     async with work.tx() as conn:
-        endpoints = await rpc.live_endpoints(conn)
-        current = await rpc.connections_by_rack(conn)
-        all_racks = list(await rpc.rack_ids(conn)) if check else []
-    names = {e.region: e.region_hostname for e in endpoints}
+        endpoints = await connections.live_endpoints(conn)
+        current = await connections.connections_by_rack(conn)
+        all_racks = list(await connections.rack_ids(conn)) if check else []
+    names = {e.endpoint.region: e.region_hostname for e in endpoints}
     spread = ha_connections.spread({k: frozenset(v) for k, v in current.items()}, [e.key for e in endpoints])
-    loads = {(e.region, e.worker): spread.endpoint_loads.get(e.key, 0) for e in endpoints}
+    loads = {(e.endpoint.region, e.endpoint.worker): spread.endpoint_loads.get(e.key, 0) for e in endpoints}
     return {
         "workers": [
-            {"region": e.region, "hostname": names[e.region], "worker": e.worker, "host": e.host, "port": e.port,
-             "connections": loads[(e.region, e.worker)]}
-            for e in endpoints
+            {"region": w.region, "hostname": names[w.region], "worker": w.worker, "host": w.host, "port": w.port,
+             "connections": loads[(w.region, w.worker)]}
+            for w in (e.endpoint for e in endpoints)
         ],
         "regions": [
             {"region": region, "hostname": hostname,
@@ -238,7 +239,7 @@ async def _reachable(rpc_server: Any, system_ids: list[str]) -> dict[str, bool]:
 
     async def ping(system_id: str) -> bool:
         try:
-            return await rpc_server.call_rack(system_id, "Ping", timeout=2) == "pong"
+            return await rpc_server.call_rack(system_id, Ping(), timeout=2) == "pong"
         except Exception:
             return False
 

@@ -73,7 +73,7 @@ async def delete_rack(ctx: Ctx) -> None:
 
 
 @rack_controllers.action("GET", "connections")
-async def connections(ctx: Ctx) -> dict:
+async def rack_connections(ctx: Ctx) -> dict:
     """Show how rack RPC connections are spread over region workers.
 
     Returns per-worker and per-region connection counts, each rack's
@@ -83,4 +83,4 @@ async def connections(ctx: Ctx) -> dict:
     :param check: Ping every rack from this region and report which answer.
     :type check: boolean
     """
-    return await racks.connections(ctx.work, ctx.rpc, bool(ctx.params.bool("check", False)))
+    return await racks.connection_spread(ctx.work, ctx.rpc, bool(ctx.params.bool("check", False)))

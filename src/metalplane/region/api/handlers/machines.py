@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from metalplane.rack.power import schema
+from metalplane.rpc import power_schema as schema
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler

@@ -1,8 +1,9 @@
 """Power types and their parameters: the schema both the region and the rack use.
 
-Pure and import-light on purpose (standard library only, no I/O): the region
-imports it to validate API input and to answer ``describe_power_types``; the
-rack's drivers use the same definitions.
+Part of the region-rack contract (the region validates API input against it and
+sends the parameters in `PowerAction` and `GetPowerTargets`; the rack's drivers
+run them), so it lives in `rpc/`. Pure and import-light on purpose (standard
+library only, no I/O).
 
 Parameter names are MAAS's (``power_address``, ``power_user``, ``power_pass``,
 ``cipher_suite_id``, ``privilege_level``, ``node_id``, ``power_on_uri``...).
@@ -270,10 +271,10 @@ def _check_value(ptype: PowerType, f: PowerField, value: str) -> str | None:
         if value not in allowed:
             return f"must be one of {', '.join(repr(a) for a in allowed)}"
     elif f.field_type == "multiple_choice":
-        names = {c[0] for c in f.choices}
-        bad = [v for v in value.split(",") if v and v not in names]
+        choices = {c[0] for c in f.choices}
+        bad = [v for v in value.split(",") if v and v not in choices]
         if bad:
-            return f"unknown value(s) {', '.join(bad)}; allowed: {', '.join(sorted(names))}"
+            return f"unknown value(s) {', '.join(bad)}; allowed: {', '.join(sorted(choices))}"
     elif f.field_type == "ip_address" and value:
         try:
             if ptype.name == "redfish":

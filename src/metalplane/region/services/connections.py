@@ -1,4 +1,4 @@
-"""RPC bookkeeping in the database: endpoints, live connections, balance targets.
+"""Rack connection bookkeeping in the database: endpoints, live connections, balance targets.
 
 The decision of who connects where is ha.connections'; this module feeds it the
 database's view and stores its answer. Workers hear about new targets through
@@ -15,11 +15,12 @@ from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from metalplane.ha.connections import Endpoint, plan_connections
+from metalplane.ha import connections as ha_connections
 from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import nodes, region_processes, rpc_connections, rpc_targets
 from metalplane.region.services import cluster
 from metalplane.region.services.controllers import PROCESS_TIMEOUT
+from metalplane.rpc.endpoint import Endpoint
 from metalplane.rpc.nodes import RACK_TYPES
 from metalplane.rpc.tls import make_cluster_tls
 
@@ -31,19 +32,16 @@ _fresh = region_processes.c.updated > func.now() - text(f"interval '{PROCESS_TIM
 
 @dataclass(frozen=True)
 class EndpointRow:
+    """A live worker's endpoint, with its process row and its region's hostname."""
+
     process_id: int
-    region: str  # region system_id
     region_hostname: str
-    worker: int
-    host: str
-    port: int
+    endpoint: Endpoint
 
     @property
-    def key(self) -> Endpoint:
-        return Endpoint(self.region, self.worker)
-
-    def wire(self) -> dict[str, Any]:
-        return {"region": self.region, "worker": self.worker, "host": self.host, "port": self.port}
+    def key(self) -> ha_connections.Endpoint:
+        """The connection planner's name for it (ha/ keeps its own (region, worker) key)."""
+        return ha_connections.Endpoint(self.endpoint.region, self.endpoint.worker)
 
 
 async def cluster_tls(conn: AsyncConnection) -> dict[str, str]:
@@ -62,7 +60,8 @@ async def live_endpoints(conn: AsyncConnection) -> list[EndpointRow]:
         .where(_fresh)
         .order_by(nodes.c.system_id, region_processes.c.worker_index)
     )
-    return [EndpointRow(r.id, r.system_id, r.hostname, r.worker_index, r.rpc_host, r.rpc_port) for r in rows]
+    return [EndpointRow(r.id, r.hostname, Endpoint(r.system_id, r.worker_index, r.rpc_host, r.rpc_port))
+            for r in rows]
 
 
 async def process_id(conn: AsyncConnection, region_id: int, worker_index: int) -> int | None:
@@ -103,7 +102,7 @@ async def reap_stale_processes(conn: AsyncConnection) -> int:
     return result.rowcount
 
 
-async def connections_by_rack(conn: AsyncConnection) -> dict[str, set[Endpoint]]:
+async def connections_by_rack(conn: AsyncConnection) -> dict[str, set[ha_connections.Endpoint]]:
     rack, region = nodes.alias("rack"), nodes.alias("region")
     rows = await conn.execute(
         select(rack.c.system_id.label("rack"), region.c.system_id.label("region"), region_processes.c.worker_index)
@@ -113,9 +112,9 @@ async def connections_by_rack(conn: AsyncConnection) -> dict[str, set[Endpoint]]
         .join(region, region.c.id == region_processes.c.region_id)
         .where(_fresh)
     )
-    out: dict[str, set[Endpoint]] = {}
+    out: dict[str, set[ha_connections.Endpoint]] = {}
     for r in rows:
-        out.setdefault(r.rack, set()).add(Endpoint(r.region, r.worker_index))
+        out.setdefault(r.rack, set()).add(ha_connections.Endpoint(r.region, r.worker_index))
     return out
 
 
@@ -124,7 +123,7 @@ async def rebalance(conn: AsyncConnection, per_rack: int, threshold: float) -> d
     await xact_lock(conn, Lock.REBALANCE)
     endpoints = await live_endpoints(conn)
     current = await connections_by_rack(conn)
-    plan = plan_connections(list(current), [e.key for e in endpoints], current, per_rack, threshold)
+    plan = ha_connections.plan_connections(list(current), [e.key for e in endpoints], current, per_rack, threshold)
     by_key = {e.key: e.process_id for e in endpoints}
     rack_ids = dict((await conn.execute(
         select(nodes.c.system_id, nodes.c.id).where(nodes.c.system_id.in_(list(plan)))
@@ -153,19 +152,19 @@ async def holders_of(conn: AsyncConnection, rack_system_id: str) -> list[Endpoin
     return [e for e in await live_endpoints(conn) if e.process_id in held]
 
 
-async def targets_for(conn: AsyncConnection, rack_system_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    endpoints = {e.process_id: e for e in await live_endpoints(conn)}
+async def targets_for(conn: AsyncConnection, rack_system_ids: list[str]) -> dict[str, list[Endpoint]]:
+    endpoints = {e.process_id: e.endpoint for e in await live_endpoints(conn)}
     rows = await conn.execute(
         select(nodes.c.system_id, rpc_targets.c.process_id)
         .join(nodes, nodes.c.id == rpc_targets.c.rack_id)
         .where(nodes.c.system_id.in_(rack_system_ids))
     )
-    out: dict[str, list[dict[str, Any]]] = {}
+    out: dict[str, list[Endpoint]] = {}
     for r in rows:
         if r.process_id in endpoints:
-            out.setdefault(r.system_id, []).append(endpoints[r.process_id].wire())
+            out.setdefault(r.system_id, []).append(endpoints[r.process_id])
     for targets in out.values():
-        targets.sort(key=lambda t: (t["region"], t["worker"]))
+        targets.sort(key=lambda t: (t.region, t.worker))
     return out
 
 
