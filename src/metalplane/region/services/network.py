@@ -20,7 +20,7 @@ from metalplane.region.db.tables import fabrics, interfaces, ipranges, nodes, sp
 from metalplane.region.errors import Invalid, NotFound, Refused, raise_if
 from metalplane.region.services import consequences, dhcp, netrules
 from metalplane.region.services.rows import Row, execute_unique, next_id, one, rows
-from metalplane.region.services.rpc import connected_regions
+from metalplane.region.services.connections import connected_regions
 from metalplane.rpc.nodes import RACK_TYPES
 
 DEFAULT_FABRIC_ID = 0
