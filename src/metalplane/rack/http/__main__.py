@@ -17,7 +17,8 @@ import sys
 
 from metalplane.rack.http.server import BootHttpServer, listen_socket
 from metalplane.rack.images.cache import ImageCache
-from metalplane.rack.prefork import raise_open_files_limit, serve_in_workers
+from metalplane.rack.limits import raise_open_files_limit
+from metalplane.rack.prefork import serve_in_workers
 from metalplane.rack.tftp.__main__ import parse_listen
 
 
