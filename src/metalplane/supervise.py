@@ -8,7 +8,7 @@
 
 A task that raises (anything but cancellation) or returns is logged once with its
 cause and traceback (a task that keeps dying of the same cause gets one line per
-death after the first), then started again after a backoff: `first_delay` doubling
+death after the first, then at the 4th, 8th, 16th... in a row), then started again after a backoff: `first_delay` doubling
 up to `max_delay`, back to `first_delay` once a run has lasted `stable_after`
 seconds. A task counts as unhealthy from its death until its new run has lasted
 `stable_after` seconds, so a crash loop stays visible in `health()` between
@@ -66,11 +66,10 @@ class TaskState:
     repeats: int = 0  # deaths in a row with the same signature
     task: asyncio.Task | None = field(default=None, repr=False)
 
-    def summary(self, now: float) -> str:
+    def summary(self) -> str:
         if self.restarting_at is not None:
-            return (f"{self.name} down ({self.cause}); restarting in {max(0.0, self.restarting_at - now):.1f} s, "
-                    f"{self.deaths} death(s)")
-        return f"{self.name} restarted after {self.cause}, {self.deaths} death(s)"
+            return f"{self.name} down after {self.cause}, restarting ({self.deaths} death(s))"
+        return f"{self.name} restarted after {self.cause} ({self.deaths} death(s))"
 
 
 class Supervisor:
@@ -95,8 +94,7 @@ class Supervisor:
 
     def health(self) -> tuple[str, str]:
         """("running", "") when every task is up and stable, else ("degraded", which and why)."""
-        now = time.monotonic()
-        unhealthy = [s.summary(now) for s in self.tasks.values() if s.down_since is not None]
+        unhealthy = [s.summary() for s in self.tasks.values() if s.down_since is not None]
         return ("degraded", "; ".join(unhealthy)) if unhealthy else ("running", "")
 
     def unhealthy(self) -> list[str]:
@@ -153,7 +151,7 @@ class Supervisor:
         if state.repeats == 1:
             self.log.error("task %s died after %.1f s: %s; restarting in %.1f s", state.name, ran, state.cause,
                            delay, exc_info=(type(error), error, error.__traceback__) if error else None)
-        else:
+        elif state.repeats & (state.repeats - 1) == 0:  # 2, 4, 8...: a crash loop stays visible, quietly
             self.log.error("task %s died again after %.1f s (same cause, %d times in a row): %s; "
                            "restarting in %.1f s", state.name, ran, state.repeats, state.cause, delay)
         self._changed()

@@ -64,7 +64,7 @@ async def test_a_dying_task_is_logged_restarted_and_reported_until_stable(caplog
     assert sup.health() == ("running", "")
     assert changes[-1] == ("running", "")
     deaths = [r for r in caplog.records if "died" in r.getMessage()]
-    assert len(deaths) == 3
+    assert len(deaths) == 2  # the 1st and the 2nd; the 3rd in a row is not said (the 4th would be)
     # The traceback once; the repeats of the same cause in one line each.
     assert deaths[0].exc_info is not None and "OSError: [Errno 24]" in deaths[0].getMessage()
     assert all(r.exc_info is None and "same cause" in r.getMessage() for r in deaths[1:])
@@ -140,4 +140,16 @@ async def test_names_are_unique():
     sup.start("x", Flaky(0))
     with pytest.raises(ValueError):
         sup.start("x", Flaky(0))
+    await sup.stop()
+
+
+async def test_a_crash_loop_is_logged_at_the_1st_2nd_4th_8th_death(caplog):
+    caplog.set_level(logging.ERROR, logger="test.supervise")
+    flaky = Flaky(deaths=9)
+    sup = Supervisor(logging.getLogger("test.supervise"), first_delay=0.001, max_delay=0.002, stable_after=5)
+    sup.start("image-sync", flaky)
+    await asyncio.wait_for(flaky.up.wait(), 5)
+    said = [r.getMessage() for r in caplog.records if "image-sync" in r.getMessage()]
+    assert len(said) == 4 and "8 times in a row" in said[-1]
+    assert "image-sync down" not in sup.health()[1] and "9 death(s)" in sup.health()[1]
     await sup.stop()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-# rackd is judged by the region from the rack's connections; the rack reports the rest.
-REPORTED = ("dhcpd", "dhcpd6", "tftp", "http", "ntp_rack", "dns_rack")
+# rackd: the rack's own health (its supervised tasks); the region combines it with its
+# judgement from the rack's connections.
+REPORTED = ("rackd", "dhcpd", "dhcpd6", "tftp", "http", "ntp_rack", "dns_rack")
 
 
 class ServiceBoard:
@@ -14,6 +15,7 @@ class ServiceBoard:
         self._status: dict[str, tuple[str, str]] = {
             name: ("off", "not running on this rack") for name in REPORTED
         }
+        self._status["rackd"] = ("running", "")
         self.changed = asyncio.Event()
         self.changed.set()
 

@@ -142,6 +142,10 @@ class TftpServer:
         return bound[0], bound[1]
 
     @property
+    def listening(self) -> bool:
+        return self._sock is not None
+
+    @property
     def address(self) -> tuple[str, int]:
         assert self._sock is not None
         name = self._sock.getsockname()

@@ -117,8 +117,8 @@ async def sync_interfaces(conn: AsyncConnection, node_id: int, reported: list[di
 async def update_services(conn: AsyncConnection, node_id: int, services: list[dict[str, Any]]) -> None:
     for item in services:
         name, status = str(item["name"]), str(item.get("status", "unknown"))
-        if name not in RACK_SERVICES or name == "rackd":
-            continue  # rackd is the region's judgement, not the rack's
+        if name not in RACK_SERVICES:
+            continue  # (rackd: the rack's own health, combined with the region's judgement when read)
         if status not in SERVICE_STATES:
             status = "unknown"
         values = dict(status=status, status_info=str(item.get("status_info", ""))[:500])

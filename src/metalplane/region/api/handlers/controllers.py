@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from metalplane.ha import balance
-from metalplane.ha.rack_health import rackd_status
+from metalplane.ha.rack_health import rackd_status, with_rack_report
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
@@ -54,8 +54,9 @@ async def render_racks(ctx: Ctx, conn, rows: list[dict]) -> list[dict]:
     per_rack = ctx.app_state.config.rpc_connections_per_rack
     out = []
     for row in rows:
-        status = rackd_status(len(connected.get(row["id"], ())), live, per_rack, refusals.get(row["id"]))
         reported = services.get(row["id"], {})
+        status = with_rack_report(rackd_status(len(connected.get(row["id"], ())), live, per_rack,
+                                               refusals.get(row["id"])), reported.get("rackd"))
         service_set = [{"name": "rackd", "status": status[0], "status_info": status[1]}] + [
             {"name": name, "status": reported.get(name, ("unknown", ""))[0],
              "status_info": reported.get(name, ("unknown", ""))[1]}
