@@ -7,8 +7,10 @@ The attacker sends from 127.0.0.2 (one socket, `testing.tftp_flood`), the real c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import resource
 import shutil
 import socket
 import struct
@@ -36,17 +38,23 @@ def root(tmp_path_factory):
     return root
 
 
-async def start(root, **kwargs) -> tuple[TftpServer, int]:
+@contextlib.asynccontextmanager
+async def serving(root, *sockets: str, **kwargs):
+    """(server, port, [a silent client socket bound to each address in `sockets`])."""
     server = TftpServer(StaticRoot(root), **kwargs)
     _host, port = await server.start("127.0.0.1", 0)
-    return server, port
-
-
-def silent_socket(source: str = ATTACKER) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((source, 0))
-    sock.setblocking(False)
-    return sock
+    socks = []
+    try:
+        for source in sockets:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            socks.append(sock)
+            sock.bind((source, 0))
+            sock.setblocking(False)
+        yield server, port, socks
+    finally:
+        for sock in socks:
+            sock.close()
+        server.close()
 
 
 async def replies(sock: socket.socket, duration: float) -> list[tuple[float, bytes, tuple]]:
@@ -63,8 +71,7 @@ async def replies(sock: socket.socket, duration: float) -> list[tuple[float, byt
 
 async def test_one_flooding_address_gets_its_share_and_a_real_client_is_served(root, caplog):
     caplog.set_level(logging.WARNING, logger="metalplane.rack.tftp")
-    server, port = await start(root, max_per_client=5, max_transfers=50)
-    try:
+    async with serving(root, max_per_client=5, max_transfers=50) as (server, port, _):
         report = await asyncio.to_thread(flood, "127.0.0.1", port, count=500, filename="loader.bin",
                                          rate=5000, hold=0.5, source=ATTACKER)
         assert report["sent"] == 500
@@ -72,16 +79,12 @@ async def test_one_flooding_address_gets_its_share_and_a_real_client_is_served(r
         assert server.stats.dropped == 495 and server.stats.busy == 0
         result = await tftp.get("127.0.0.1", port, "loader.bin", blksize=1468, timeout_option=255)
         assert result.data == (root / "loader.bin").read_bytes()
-    finally:
-        server.close()
     said = [r.getMessage() for r in caplog.records if "per-client limit" in r.getMessage()]
     assert len(said) == 1 and said[0].startswith(f"TFTP: {ATTACKER} has 5 transfers in progress")
 
 
 async def test_the_clients_timeout_option_is_acknowledged_but_the_server_gives_up_early(root):
-    server, port = await start(root, limits=Limits(max_timeout=0.2), max_idle=0.7)
-    sock = silent_socket()
-    try:
+    async with serving(root, ATTACKER, limits=Limits(max_timeout=0.2), max_idle=0.7) as (server, port, [sock]):
         sock.sendto(build_request(RRQ, "loader.bin", "octet", {"timeout": 255}), ("127.0.0.1", port))
         got = await replies(sock, 2.0)
         assert got and all(data[1] == OACK for _t, data, _p in got)
@@ -89,16 +92,11 @@ async def test_the_clients_timeout_option_is_acknowledged_but_the_server_gives_u
         gaps = [b[0] - a[0] for a, b in zip(got, got[1:])]
         assert len(got) == 4 and all(0.15 < g < 0.4 for g in gaps), gaps  # resent every 0.2 s, 0.6 s long
         assert not server.transfers and server.stats.failed == 1  # abandoned after 0.7 s idle
-    finally:
-        sock.close()
-        server.close()
 
 
 async def test_at_the_global_limit_silent_transfers_make_room_for_real_clients(root, monkeypatch):
     monkeypatch.setattr(tftp_server, "UNPROVEN_GRACE", 0.1)
-    server, port = await start(root, max_per_client=10, max_transfers=3)
-    sock = silent_socket()
-    try:
+    async with serving(root, ATTACKER, max_per_client=10, max_transfers=3) as (server, port, [sock]):
         for i in range(3):
             sock.sendto(build_request(RRQ, "loader.bin", "octet", {"timeout": 255, "n": i}), ("127.0.0.1", port))
         await replies(sock, 0.3)
@@ -106,16 +104,11 @@ async def test_at_the_global_limit_silent_transfers_make_room_for_real_clients(r
         result = await tftp.get("127.0.0.1", port, "loader.bin", blksize=1468)
         assert result.data == (root / "loader.bin").read_bytes()
         assert server.stats.evicted == 1 and server.stats.busy == 0
-    finally:
-        sock.close()
-        server.close()
 
 
 async def test_at_the_global_limit_with_live_transfers_the_answer_is_server_busy(root, monkeypatch):
     monkeypatch.setattr(tftp_server, "UNPROVEN_GRACE", 0.1)
-    server, port = await start(root, max_per_client=10, max_transfers=2)
-    socks = [silent_socket("127.0.0.1") for _ in range(2)]
-    try:
+    async with serving(root, "127.0.0.1", "127.0.0.1", max_per_client=10, max_transfers=2) as (server, port, socks):
         for sock in socks:  # two transfers that acknowledge their first block, then stall
             sock.sendto(build_request(RRQ, "loader.bin"), ("127.0.0.1", port))
             (_t, data, peer), = await replies(sock, 0.2)
@@ -126,37 +119,30 @@ async def test_at_the_global_limit_with_live_transfers_the_answer_is_server_busy
             await tftp.get("127.0.0.1", port, "loader.bin", max_retries=1)
         assert (info.value.code, info.value.message) == (ERR_UNDEFINED, "Server busy")
         assert server.stats.evicted == 0
-    finally:
-        for sock in socks:
-            sock.close()
-        server.close()
 
 
 async def test_a_retransmitted_request_does_not_start_a_second_transfer(root):
-    server, port = await start(root)
-    sock = silent_socket()
-    try:
+    async with serving(root, ATTACKER) as (server, port, [sock]):
         request = build_request(RRQ, "loader.bin", "octet", {"blksize": 1468})
         for _ in range(5):
             sock.sendto(request, ("127.0.0.1", port))
             await asyncio.sleep(0.02)
         got = await replies(sock, 0.3)
         assert server.stats.transfers == 1 and len({peer for _t, _d, peer in got}) == 1
-    finally:
-        sock.close()
-        server.close()
+
+
+async def refused(root, name: str) -> tuple[int, str]:
+    """The error code a request for `name` gets."""
+    async with serving(root) as (_server, port, _):
+        with pytest.raises(tftp.TftpClientError) as info:
+            await tftp.get("127.0.0.1", port, name, max_retries=1)
+    return info.value.code, info.value.message
 
 
 @pytest.mark.parametrize("name", ["a" * 256, "boot/" + "b" * 300, "/".join(["c" * 200] * 6), "d" * 60000])
 async def test_overlong_names_get_a_tftp_error_and_no_traceback(root, caplog, name):
     caplog.set_level(logging.DEBUG, logger="metalplane.rack.tftp")
-    server, port = await start(root)
-    try:
-        with pytest.raises(tftp.TftpClientError) as info:
-            await tftp.get("127.0.0.1", port, name, max_retries=1)
-        assert (info.value.code, info.value.message) == (ERR_NOT_FOUND, "File name too long")
-    finally:
-        server.close()
+    assert await refused(root, name) == (ERR_NOT_FOUND, "File name too long")
     assert not any(r.exc_info for r in caplog.records)
     assert all(len(r.getMessage()) < 300 for r in caplog.records)
 
@@ -165,19 +151,12 @@ async def test_a_name_the_filesystem_refuses_is_not_found_not_internal_error(roo
     """Under the length limits, but still refused by the kernel (ELOOP): error 1, no traceback."""
     (root / "loop").symlink_to("loop")
     caplog.set_level(logging.DEBUG, logger="metalplane.rack.tftp")
-    server, port = await start(root)
-    try:
-        with pytest.raises(tftp.TftpClientError) as info:
-            await tftp.get("127.0.0.1", port, "loop/x", max_retries=1)
-        assert info.value.code == ERR_NOT_FOUND
-    finally:
-        server.close()
+    assert (await refused(root, "loop/x"))[0] == ERR_NOT_FOUND
     assert not any(r.exc_info for r in caplog.records)
 
 
 def test_default_limits_come_from_the_open_files_limit(root):
     server = TftpServer(StaticRoot(root))
-    import resource
     expected = budget(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     assert (server.max_transfers, server.max_per_client) == (expected.tftp_transfers, expected.tftp_per_client)
 
