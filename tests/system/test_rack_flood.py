@@ -40,9 +40,9 @@ FLOOD = 14000
 MAX_OUTAGE = 5.0
 
 
-def rackd(api: NsApi) -> tuple[str, str]:
+def rackd(api: NsApi, name: str = "rackd") -> tuple[str, str]:
     rack = api.json("GET", "rackcontrollers/")[0]
-    service = next(s for s in rack["service_set"] if s["name"] == "rackd")
+    service = next(s for s in rack["service_set"] if s["name"] == name)
     return service["status"], service["status_info"]
 
 
@@ -129,7 +129,7 @@ def test_a_tftp_flood_degrades_the_rack_but_it_stays_on_its_region(lab):
     watch = StatusWatch(api)
     watch.start()
     flood = lab.flooder.spawn([sys.executable, "-m", "metalplane.testing.tftp_flood", "--server", RACK,
-                               "--count", str(FLOOD), "--rate", "800", "--hold", "10"],
+                               "--count", str(FLOOD), "--rate", "800", "--hold", "5"],
                               log=lab.workdir / "flood.log")
     during = []
     try:
@@ -161,6 +161,10 @@ def test_a_tftp_flood_degrades_the_rack_but_it_stays_on_its_region(lab):
     assert "Too many open files" not in log, log[-3000:]
     assert "no boot config for" not in log, log[-3000:]  # every per-machine script came from the region
     assert re.search(r"TFTP: \S+ has \d+ transfers in progress.*per-client limit", log), log[-3000:]
+    # The rack says so in its tftp status (reported every 5 s).
+    tftp = wait_until(lambda: (t := rackd(api, "tftp")) and "at the limits" in t[1] and t, 15, interval=0.5,
+                      what="the tftp status to mention the limits")
+    assert tftp[0] == "running", tftp
     # The per-client limit held the flooder to its share (twice over at most: the first
     # ones time out after MAX_IDLE and make room while the flood goes on).
     assert report["transfers_started"] <= 2 * budget(current_nofile()).tftp_per_client, summary

@@ -236,16 +236,17 @@ class RegionLinks:
 
     async def _discover(self) -> None:
         """Ask the maas_url regions (plain HTTP) for the worker endpoints."""
-        assert self._http is not None, "run() makes the client"
-        for url in self.urls:
-            try:
-                response = await self._http.get(url.rstrip("/") + "/rpc/")
-                response.raise_for_status()
-                for item in response.json()["endpoints"]:
-                    endpoint = Endpoint.from_wire(item)
-                    self.known.setdefault(endpoint.key, endpoint)
-            except (httpx.HTTPError, ValueError, KeyError) as exc:
-                log.debug("endpoint discovery from %s failed: %s", url, exc)
+        # run()'s client, kept open (a new one per pass would read its CA bundle each time).
+        async with contextlib.nullcontext(self._http) as client:
+            for url in self.urls:
+                try:
+                    response = await client.get(url.rstrip("/") + "/rpc/")
+                    response.raise_for_status()
+                    for item in response.json()["endpoints"]:
+                        endpoint = Endpoint.from_wire(item)
+                        self.known.setdefault(endpoint.key, endpoint)
+                except (httpx.HTTPError, ValueError, KeyError) as exc:
+                    log.debug("endpoint discovery from %s failed: %s", url, exc)
 
     async def _report_lost(self, endpoint: Endpoint) -> None:
         with contextlib.suppress(ConnectionLost, TimeoutError, RemoteError):

@@ -112,7 +112,13 @@ class BootService:
             return "dead", self.errors[name]
         if name == "http":
             return self.http.status()
-        return "running", f"{len(self.loaders)} boot loaders; port {self.tftp_port}"
+        stats, tftp = self.tftp.stats, self.tftp
+        info = (f"{len(self.loaders)} boot loaders; port {self.tftp_port}; limits {tftp.max_transfers} transfers, "
+                f"{tftp.max_per_client} per client")
+        refused = stats.dropped + stats.busy + stats.evicted
+        if refused:
+            info += f"; {refused} request(s) refused or cut at the limits since start"
+        return "running", info
 
     # -- what machines ask for -----------------------------------------------------------
 

@@ -149,6 +149,9 @@ class RackHttpService:
         s = self.cache.summary()
         where = f"{self.host} port {self.address[1]}"
         notes = []
+        limited = self.server.stats.refused + self.server.stats.evicted
+        if limited:
+            notes.append(f"{limited} connection(s) refused or closed at the limits since start")
         if s["unverified"]:
             notes.append(f"verifying {s['unverified']} file(s)")
         recent = [c for c in s["corruptions"] if time.time() - c[2] < 3600]
