@@ -158,7 +158,8 @@ def report(runs: list[Run], before_label: str, args) -> str:
         f"{platform.release()}, RLIMIT_NOFILE {nofile}",
         "- command: `.venv/bin/python bench/tftp_flood_bench.py"
         + (f" --before-src SRC --before-label '{before_label}'" if args.before_src else "")
-        + " --write docs/benchmarks.md`" + (f" (SRC: the src/ of a checkout of {before_label})" if args.before_src else ""),
+        + " --write docs/benchmarks.md`"
+        + (f" (SRC: the src/ of a checkout of {before_label})" if args.before_src else ""),
         f"- flood: {FLOOD:,} RRQs with `timeout=255`, never acknowledged, {RATE}/s, from one socket on one "
         "address or from 64 addresses taking turns; the real client: curl fetching undionly.kpxe "
         f"({LOADER.stat().st_size:,} bytes) from another address, again and again",

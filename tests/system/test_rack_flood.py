@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -150,7 +149,8 @@ def test_a_tftp_flood_degrades_the_rack_but_it_stays_on_its_region(lab):
     summary = {"flood": report, "before": before, "during": during, "after": after,
                "longest outage": watch.longest_outage(), "final": rackd(api),
                "not running": [s for s in watch.samples if s[1] != "running"][:10],
-               "rack log problems": [line[:300] for line in log.splitlines() if "[ERROR]" in line or "Errno" in line][:10]}
+               "rack log problems": [line[:300] for line in log.splitlines()
+                                     if "[ERROR]" in line or "Errno" in line][:10]}
     print(json.dumps(summary, indent=1))
     assert report["sent"] == FLOOD
     failed = [(tag, t) for tag, t in (("before", before), *(("during", d) for d in during), ("after", after))

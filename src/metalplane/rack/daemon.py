@@ -3,7 +3,7 @@
 It keeps its region connections (region_links), reports its services every few
 seconds and at once on change, and keeps serving on its last configuration when
 every region is gone ("degraded, not dead"). Every long-lived task runs under a
-`Supervisor`: one that dies is logged and restarted, and `rackd` reports degraded
+`TaskSupervisor`: one that dies is logged and restarted, and `rackd` reports degraded
 until it has run a while again.
 """
 
@@ -40,7 +40,7 @@ from metalplane.rack.services import ServiceBoard
 from metalplane.region.services.controllers import new_system_id
 from metalplane.rpc.handshake import ClientHello
 from metalplane.rpc.protocol import ConnectionLost, RemoteError
-from metalplane.supervise import Supervisor
+from metalplane.task_supervisor import TaskSupervisor
 
 log = logging.getLogger("metalplane.rack")
 REPORT_INTERVAL = 5.0
@@ -66,7 +66,7 @@ class RackDaemon:
         self.hostname = local_hostname(config.hostname)
         self.state = ClusterState(self.data_dir)
         self.services = ServiceBoard()
-        self.supervisor = Supervisor(log, on_change=self._health_changed)
+        self.supervisor = TaskSupervisor(log, on_change=self._health_changed)
         self.stopping = asyncio.Event()
         self.stop_reason = ""
         self.dhcp = DhcpService(self.data_dir / "dhcp")

@@ -26,7 +26,7 @@ from metalplane.rack.boot.loaders import copy_loaders, dhcp_loaders
 from metalplane.rack.http import RackHttpService, Request, Response
 from metalplane.rack.tftp import RequestCoalescer, Routes, StaticRoot, TftpServer, chain
 from metalplane.rack.tftp.sources import GRUB_MAC, PXELINUX_MAC, normalise_mac
-from metalplane.supervise import Supervisor
+from metalplane.task_supervisor import TaskSupervisor
 
 log = logging.getLogger("metalplane.rack.boot")
 ANSWER_TTL = 5.0
@@ -37,7 +37,7 @@ Call = Callable[..., Awaitable[Any]]
 
 class BootService:
     def __init__(self, data_dir: Path, bind_address: str, tftp_port: int, http_port: int, call: Call,
-                 supervisor: Supervisor | None = None, on_change: Callable[[], None] | None = None):
+                 supervisor: TaskSupervisor | None = None, on_change: Callable[[], None] | None = None):
         self.bind_address = bind_address
         self.tftp_port = tftp_port
         self.http_port = http_port

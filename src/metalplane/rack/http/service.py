@@ -7,7 +7,7 @@
     status, info = http.status()           # for ServiceBoard.set("http", status, info)
     await http.stop()
 
-Background work owned here (under the rack's `Supervisor` when one is given, as
+Background work owned here (under the rack's `TaskSupervisor` when one is given, as
 "http-verify" and "http-resync"): re-hash files that changed or were never hashed after a
 restart (at start), re-hash everything every `verify_interval` seconds, and sync again
 (with the last manifest and region URLs) when a file was found corrupt or missing or a
@@ -26,7 +26,7 @@ from typing import Any
 from metalplane.rack.http.server import BootHttpServer, Handler
 from metalplane.rack.images.cache import ImageCache, SyncResult
 from metalplane.rack.images.plan import DEFAULT_KEEP_VERSIONS
-from metalplane.supervise import Supervisor
+from metalplane.task_supervisor import TaskSupervisor
 
 log = logging.getLogger("metalplane.rack.http")
 
@@ -38,7 +38,7 @@ class RackHttpService:
     def __init__(self, cache_dir: str | os.PathLike, *, host: str = "0.0.0.0", port: int = DEFAULT_PORT,
                  keep_versions: int = DEFAULT_KEEP_VERSIONS, verify_interval: float = VERIFY_INTERVAL,
                  resync_delay: float = 5.0, max_resync_delay: float = 300.0,
-                 supervisor: Supervisor | None = None, **cache_options: Any):
+                 supervisor: TaskSupervisor | None = None, **cache_options: Any):
         self.host = host
         self.port = port
         self.verify_interval = verify_interval

@@ -1,18 +1,20 @@
 """Supervised asyncio tasks: a long-lived task that dies is logged and restarted.
 
-    supervisor = Supervisor(logging.getLogger("metalplane.rack"), on_change=report)
+    supervisor = TaskSupervisor(logging.getLogger("metalplane.rack"), on_change=report)
     supervisor.start("region-links", links.run)     # a coroutine function, called anew per run
     ...
-    supervisor.health()   # ("running", "") or ("degraded", "region-links restarting after OSError: ...")
+    supervisor.health()   # ("running", "") or ("degraded", "region-links down after OSError: ...")
     await supervisor.stop()
 
-A task that raises (anything but cancellation) or returns is logged once with its
-cause and traceback (a task that keeps dying of the same cause gets one line per
-death after the first, then at the 4th, 8th, 16th... in a row), then started again after a backoff: `first_delay` doubling
-up to `max_delay`, back to `first_delay` once a run has lasted `stable_after`
-seconds. A task counts as unhealthy from its death until its new run has lasted
-`stable_after` seconds, so a crash loop stays visible in `health()` between
-restarts. The supervisor's own loop catches everything: it never dies.
+A task that raises (anything but cancellation) or returns is logged with its cause
+and traceback once; a task that keeps dying of the same cause gets one line at its
+2nd, 4th, 8th... death in a row. It is started again after a backoff: `first_delay`
+doubling up to `max_delay`, back to `first_delay` once a run has lasted
+`stable_after` seconds. A task counts as unhealthy from its death until its new run
+has lasted `stable_after` seconds, so a crash loop stays visible in `health()`
+between restarts. The supervisor's own loop catches everything: it never dies.
+
+(`metalplane.supervised` is the other kind: a daemon *process* kept alive.)
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class TaskState:
         return f"{self.name} restarted after {self.cause} ({self.deaths} death(s))"
 
 
-class Supervisor:
+class TaskSupervisor:
     def __init__(self, log: logging.Logger, *, on_change: Callable[[], None] | None = None,
                  first_delay: float = FIRST_DELAY, max_delay: float = MAX_DELAY,
                  stable_after: float = STABLE_AFTER):

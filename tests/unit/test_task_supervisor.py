@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from metalplane.supervise import Supervisor, describe, next_delay
+from metalplane.task_supervisor import TaskSupervisor, describe, next_delay
 
 
 def test_backoff_doubles_to_the_cap_and_resets_after_a_stable_run():
@@ -44,14 +44,14 @@ class Flaky:
         await asyncio.Event().wait()
 
 
-def fast(log: logging.Logger, **kw) -> Supervisor:
-    return Supervisor(log, first_delay=0.01, max_delay=0.05, stable_after=0.3, **kw)
+def fast(log: logging.Logger, **kw) -> TaskSupervisor:
+    return TaskSupervisor(log, first_delay=0.01, max_delay=0.05, stable_after=0.3, **kw)
 
 
 async def test_a_dying_task_is_logged_restarted_and_reported_until_stable(caplog):
-    caplog.set_level(logging.INFO, logger="test.supervise")
+    caplog.set_level(logging.INFO, logger="test.task_supervisor")
     changes: list[tuple[str, str]] = []
-    sup = fast(logging.getLogger("test.supervise"))
+    sup = fast(logging.getLogger("test.task_supervisor"))
     sup.on_change = lambda: changes.append(sup.health())
     flaky = Flaky(deaths=3)
     sup.start("region-links", flaky)
@@ -78,7 +78,7 @@ async def test_a_task_that_returns_is_restarted_too(caplog):
     async def returns() -> None:
         runs.append(1)
 
-    sup = fast(logging.getLogger("test.supervise"))
+    sup = fast(logging.getLogger("test.task_supervisor"))
     sup.start("boot-status", returns)
     await asyncio.sleep(0.2)
     assert len(runs) >= 3
@@ -87,7 +87,7 @@ async def test_a_task_that_returns_is_restarted_too(caplog):
 
 
 async def test_a_new_cause_gets_its_traceback_again(caplog):
-    caplog.set_level(logging.ERROR, logger="test.supervise")
+    caplog.set_level(logging.ERROR, logger="test.task_supervisor")
     causes = [OSError(errno.EMFILE, "Too many open files"), OSError(errno.EMFILE, "Too many open files"),
               KeyError("dhcp")]
 
@@ -96,7 +96,7 @@ async def test_a_new_cause_gets_its_traceback_again(caplog):
             raise causes.pop(0)
         await asyncio.Event().wait()
 
-    sup = fast(logging.getLogger("test.supervise"))
+    sup = fast(logging.getLogger("test.task_supervisor"))
     sup.start("dhcp-follow", dies)
     await asyncio.sleep(0.2)
     with_traceback = [r.getMessage() for r in caplog.records if r.exc_info]
@@ -110,7 +110,7 @@ async def test_a_broken_callback_does_not_stop_supervision():
     def broken() -> None:
         raise RuntimeError("callback bug")
 
-    sup = fast(logging.getLogger("test.supervise"), on_change=broken)
+    sup = fast(logging.getLogger("test.task_supervisor"), on_change=broken)
     sup.start("power-follow", flaky)
     await asyncio.wait_for(flaky.up.wait(), 5)
     assert flaky.runs == 3
@@ -127,7 +127,7 @@ async def test_stop_cancels_without_restarting():
             cancelled.set()
             raise
 
-    sup = fast(logging.getLogger("test.supervise"))
+    sup = fast(logging.getLogger("test.task_supervisor"))
     sup.start("lease-shipping", forever)
     await asyncio.sleep(0.01)
     await sup.stop()
@@ -136,7 +136,7 @@ async def test_stop_cancels_without_restarting():
 
 
 async def test_names_are_unique():
-    sup = fast(logging.getLogger("test.supervise"))
+    sup = fast(logging.getLogger("test.task_supervisor"))
     sup.start("x", Flaky(0))
     with pytest.raises(ValueError):
         sup.start("x", Flaky(0))
@@ -144,9 +144,9 @@ async def test_names_are_unique():
 
 
 async def test_a_crash_loop_is_logged_at_the_1st_2nd_4th_8th_death(caplog):
-    caplog.set_level(logging.ERROR, logger="test.supervise")
+    caplog.set_level(logging.ERROR, logger="test.task_supervisor")
     flaky = Flaky(deaths=9)
-    sup = Supervisor(logging.getLogger("test.supervise"), first_delay=0.001, max_delay=0.002, stable_after=5)
+    sup = TaskSupervisor(logging.getLogger("test.task_supervisor"), first_delay=0.001, max_delay=0.002, stable_after=5)
     sup.start("image-sync", flaky)
     await asyncio.wait_for(flaky.up.wait(), 5)
     said = [r.getMessage() for r in caplog.records if "image-sync" in r.getMessage()]
