@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 RESERVE_MIN, RESERVE_MAX = 64, 1024  # descriptors kept for everything but TFTP and HTTP
@@ -67,7 +68,7 @@ class Throttle:
     """Rate-limited reporting of a limit in action: count every event, say so at most
     once per `interval` seconds (`due()` returns the events since the last report)."""
 
-    def __init__(self, interval: float = 10.0, clock=time.monotonic):
+    def __init__(self, interval: float = 10.0, clock: Callable[[], float] = time.monotonic):
         self.interval = interval
         self.clock = clock
         self.count = 0
