@@ -2,7 +2,9 @@
 
 It keeps its region connections (region_links), reports its services every few
 seconds and at once on change, and keeps serving on its last configuration when
-every region is gone ("degraded, not dead").
+every region is gone ("degraded, not dead"). Every long-lived task runs under a
+`TaskSupervisor`: one that dies is logged and restarted, and `rackd` reports degraded
+until it has run a while again.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from metalplane.rack.dhcp import DhcpService, InvalidDhcpState, KeaError
 from metalplane.rack.dhcp.config import State
 from metalplane.rack.images.plan import region_base_urls
 from metalplane.rack.interfaces import local_interfaces
+from metalplane.rack.limits import raise_open_files_limit
 from metalplane.rack.power.service import PowerService
 from metalplane.rack.region_links import RegionLinks
 from metalplane.rack.services import ServiceBoard
@@ -57,6 +60,7 @@ from metalplane.rpc.messages import (
     UpdateServices,
 )
 from metalplane.rpc.protocol import CALL_FAILED
+from metalplane.task_supervisor import TaskSupervisor
 
 log = logging.getLogger("metalplane.rack")
 REPORT_INTERVAL = 5.0
@@ -82,6 +86,7 @@ class RackDaemon:
         self.hostname = local_hostname(config.hostname)
         self.state = ClusterState(self.data_dir)
         self.services = ServiceBoard()
+        self.supervisor = TaskSupervisor(log, on_change=self._health_changed)
         self.stopping = asyncio.Event()
         self.stop_reason = ""
         self.dhcp = DhcpService(self.data_dir / "dhcp")
@@ -92,11 +97,14 @@ class RackDaemon:
         self.links = RegionLinks(config.maas_url, secret, self.hello, self.state, handlers=handler_table(self),
                                  registration=self._registration)
         self.boot = BootService(self.data_dir, config.bind_address, config.tftp_port, config.http_port,
-                                self.links.call)
+                                self.links.call, self.supervisor, on_change=self.dhcp_wanted.set)
         self.links.on_reconnect = self._reconnected
 
     def hello(self) -> ClientHello:
         return ClientHello("rack", self.system_id, self.hostname, __version__, self.state.uuid)
+
+    def _health_changed(self) -> None:
+        self.services.set("rackd", *self.supervisor.health())
 
     async def _registration(self) -> Register:
         interfaces = await asyncio.to_thread(local_interfaces)
@@ -202,6 +210,7 @@ class RackDaemon:
 
     async def _reconnected(self, since: float, until: float) -> None:
         self.dhcp_wanted.set()  # the model may have changed while we were alone
+        self.services.changed.set()  # and the region has not heard from us
         self.power_wanted.set()
         self.images_wanted.set()
         if until - since > 1 and self.links.connected_event.is_set():
@@ -229,18 +238,17 @@ class RackDaemon:
             loop.add_signal_handler(sig, self.stopping.set)
         log.info("rack %s (%s) starting; regions: %s", self.hostname, self.system_id, ", ".join(self.config.maas_url))
         await self.boot.start()
-        tasks = [asyncio.ensure_future(coro) for coro in (
-            self.links.run(), self._report_services(), self._follow_dhcp(), self._ship_leases(),
-            self._follow_power(), self._follow_images(), self._boot_status())]
+        for name, task in (
+                ("region-links", self.links.run), ("service-reports", self._report_services),
+                ("dhcp-follow", self._follow_dhcp), ("lease-shipping", self._ship_leases),
+                ("power-follow", self._follow_power), ("image-sync", self._follow_images),
+                ("boot-status", self._boot_status), ("tftp", self.boot.serve_tftp), ("http", self.boot.serve_http)):
+            self.supervisor.start(name, task)
         started = time.monotonic()
         try:
             await self.stopping.wait()
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await self.supervisor.stop()
             await self.dhcp.stop()
             await self.power.stop()
             await self.boot.stop()
@@ -250,4 +258,5 @@ class RackDaemon:
 
 
 def run_rack(config: RackConfig) -> int:
+    raise_open_files_limit()  # TFTP and HTTP size their limits from it
     return uvloop.run(RackDaemon(config).run())

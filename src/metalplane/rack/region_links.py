@@ -128,6 +128,7 @@ class RegionLinks:
         self._last_refresh = 0.0
         self._isolated_since: float | None = time.time()
         self.on_reconnect: Callable[[float, float], Awaitable[None]] | None = None
+        self._http: httpx.AsyncClient | None = None  # for discovery; made once per run()
 
     # -- what other code asks ----------------------------------------------------------------
 
@@ -166,6 +167,9 @@ class RegionLinks:
     # -- the loop --------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        # The loop itself opens no file (the cluster state is in memory, and this client's
+        # TLS setup reads its CA bundle here, once), so running out of descriptors cannot kill it.
+        self._http = httpx.AsyncClient(timeout=3)
         try:
             while True:
                 await self._reconcile()
@@ -176,6 +180,7 @@ class RegionLinks:
         finally:
             for link in list(self.links.values()):
                 await self._close(link)
+            await self._http.aclose()
 
     def _usable(self, now: float) -> set[tuple[str, int]]:
         usable = set()
@@ -223,16 +228,19 @@ class RegionLinks:
 
     async def _discover(self) -> None:
         """Ask the maas_url regions (plain HTTP) for the worker endpoints."""
-        async with httpx.AsyncClient(timeout=3) as client:
-            for url in self.urls:
-                try:
-                    response = await client.get(url.rstrip("/") + "/rpc/")
-                    response.raise_for_status()
-                    for item in response.json()["endpoints"]:
-                        endpoint = Endpoint.from_wire(item)
-                        self.known.setdefault(endpoint.key, endpoint)
-                except (httpx.HTTPError, ValueError, KeyError) as exc:
-                    log.debug("endpoint discovery from %s failed: %s", url, exc)
+        # run()'s client, kept open (a new one per pass would read its CA bundle each time).
+        client = self._http
+        if client is None:  # not running: nothing to ask with
+            return
+        for url in self.urls:
+            try:
+                response = await client.get(url.rstrip("/") + "/rpc/")
+                response.raise_for_status()
+                for item in response.json()["endpoints"]:
+                    endpoint = Endpoint.from_wire(item)
+                    self.known.setdefault(endpoint.key, endpoint)
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                log.debug("endpoint discovery from %s failed: %s", url, exc)
 
     async def _report_lost(self, endpoint: Endpoint) -> None:
         with contextlib.suppress(*CALL_FAILED):

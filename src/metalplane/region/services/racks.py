@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.ha import connections as ha_connections
-from metalplane.ha.rack_health import rackd_status
+from metalplane.ha.rack_health import rackd_status, with_rack_report
 from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import (
     controller_info,
@@ -116,8 +116,8 @@ async def sync_interfaces(conn: AsyncConnection, node_id: int, reported: list[di
 async def update_services(conn: AsyncConnection, node_id: int, services: list[dict[str, Any]]) -> None:
     for item in services:
         name, status = str(item["name"]), str(item.get("status", "unknown"))
-        if name not in RACK_SERVICES or name == "rackd":
-            continue  # rackd is the region's judgement, not the rack's
+        if name not in RACK_SERVICES:
+            continue  # (rackd: the rack's own health, combined with the region's judgement when read)
         if status not in SERVICE_STATES:
             status = "unknown"
         values = dict(status=status, status_info=str(item.get("status_info", ""))[:500])
@@ -196,8 +196,10 @@ async def _racks(conn: AsyncConnection, nodes_shown: list[Row]) -> Racks:
     subnets_by_id = {s["id"]: s for s in await subnets_service.list_subnets(conn)}
     shown = []
     for node in nodes_shown:
-        rackd = rackd_status(len(connected.get(node["id"], ())), live, per_rack, refusals.get(node["id"]))
         mine = reported.get(node["id"], {})
+        rackd = with_rack_report(
+            rackd_status(len(connected.get(node["id"], ())), live, per_rack, refusals.get(node["id"])),
+            mine.get("rackd"))
         statuses = [("rackd", *rackd)] + [(name, *mine.get(name, ("unknown", ""))) for name in RACK_SERVICES
                                           if name != "rackd"]
         shown.append(RackView(node, statuses, rack_interfaces.get(node["id"], [])))
