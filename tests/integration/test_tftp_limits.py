@@ -22,7 +22,7 @@ import pytest
 
 from metalplane.rack.limits import budget
 from metalplane.rack.tftp import StaticRoot, TftpServer
-from metalplane.rack.tftp import client as tftp
+from tests.support import tftp_client as tftp
 from metalplane.rack.tftp import server as tftp_server
 from metalplane.rack.tftp.protocol import (
     ERR_NOT_FOUND, ERR_UNDEFINED, ERROR, OACK, RRQ, Limits, build_ack, build_request, parse_error, parse_oack,
