@@ -26,7 +26,7 @@ import httpx
 from metalplane.rack.cluster_state import ClusterState
 from metalplane.rpc.client import Connection, open_connection
 from metalplane.rpc.handshake import ClientHello, HandshakeRefused
-from metalplane.rpc.protocol import ConnectionLost, Handler, RemoteError, RpcPeer
+from metalplane.rpc.protocol import UNKNOWN_RACK, ConnectionLost, Handler, RemoteError, RpcPeer
 
 log = logging.getLogger("metalplane.rack.links")
 DEFAULT_PER_RACK = 2
@@ -138,6 +138,8 @@ class RegionLinks:
         self._last_refresh = 0.0
         self._isolated_since: float | None = time.time()
         self.on_reconnect: Callable[[float, float], Awaitable[None]] | None = None
+        # Called when a region has no record of this rack and it was not told to register.
+        self.on_unknown: Callable[[str], Awaitable[None]] | None = None
 
     # -- what other code asks ----------------------------------------------------------------
 
@@ -297,13 +299,21 @@ class RegionLinks:
             backoff = self.backoff.setdefault(endpoint.key, Backoff())
             backoff.failures = max(backoff.failures, 6)  # refusals are not transient
             backoff.fail(time.monotonic())
+        except RemoteError as exc:
+            log.debug("registering with %s:%d failed: %s", endpoint.host, endpoint.port, exc)
+            backoff = self.backoff.setdefault(endpoint.key, Backoff())
+            if exc.code == UNKNOWN_RACK:
+                backoff.failures = max(backoff.failures, 6)  # not transient either
+            backoff.fail(time.monotonic())
+            if exc.code == UNKNOWN_RACK and self.on_unknown is not None:
+                await self.on_unknown(exc.message)
         except ssl.SSLCertVerificationError:
             log.error("%s:%d presents a certificate from another cluster (this rack belongs to cluster %s); "
                       "run `metalplane rack reset` to move it", endpoint.host, endpoint.port, self.state.uuid)
             backoff = self.backoff.setdefault(endpoint.key, Backoff())
             backoff.failures = max(backoff.failures, 6)
             backoff.fail(time.monotonic())
-        except (OSError, TimeoutError, ConnectionLost, RemoteError) as exc:
+        except (OSError, TimeoutError, ConnectionLost) as exc:
             log.debug("connecting to %s:%d failed: %s", endpoint.host, endpoint.port, exc)
             self.backoff.setdefault(endpoint.key, Backoff()).fail(time.monotonic())
         finally:

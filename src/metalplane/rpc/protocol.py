@@ -69,6 +69,11 @@ class RemoteError(Exception):
         self.message = message
 
 
+# Register's answer to a rack the region has no record of, when the rack was not
+# told to register (`enrol`): it was deleted, and must not re-create itself.
+UNKNOWN_RACK = "unknown-rack"
+
+
 class ConnectionLost(Exception):
     pass
 
