@@ -8,9 +8,10 @@ time. Either way a multi-line message or a traceback stays on its one line,
 its line breaks written as `\\n`, so that one event is one line to grep.
 
 Secrets never reach a line: values registered with `never_log` (the shared
-secret, the database password) and `key=value` pairs whose key names a
-password, secret or token are replaced with `****` after formatting, which
-also covers exception texts.
+secret, the database password), `key=value` pairs whose key names a
+password, secret or token, and the input values PostgreSQL quotes in its
+errors are replaced with `****` after formatting, which also covers
+exception texts. (The engines hide SQL parameters themselves.)
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ PRIORITIES = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERR
 SECRET_PAIR = re.compile(
     r"(?i)\b([\w-]*?(?:pass|passwd|password|secret|token|k_g|api_?key))(['\"]?\s*[=:]\s*)(['\"]?)([^\s'\",;&)}\]]+)")
 AUTH_HEADER = re.compile(r"(?i)\b(authorization\s*[:=]\s*)([^\r\n]+)")
+# PostgreSQL quotes the offending input in some errors: the values of SQL parameters by another road.
+SQL_VALUES = (
+    re.compile(r'(invalid input (?:syntax|value) for [^:"]*: )"(?:[^"\\]|\\.)*"'),
+    re.compile(r"(Key \([^)]*\)=\()(?:[^()]|\([^)]*\))*(\))"),
+    re.compile(r"(parameter \$\d+ = )'(?:[^']|'')*'"),
+)
 
 _never_log: set[str] = set()
 
@@ -48,6 +55,8 @@ def redact(text: str, values: set[str] | frozenset[str] = frozenset()) -> str:
     for value in sorted(values | _never_log, key=len, reverse=True):
         text = text.replace(value, MASK)
     text = AUTH_HEADER.sub(lambda m: m.group(1) + MASK, text)
+    for pattern in SQL_VALUES:
+        text = pattern.sub(lambda m: m.group(1) + MASK + (m.group(2) if m.lastindex == 2 else ""), text)
     return SECRET_PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}{MASK}", text)
 
 

@@ -1,9 +1,9 @@
 """Progress of long CLI work: a bar redrawn in place on a terminal, plain lines elsewhere.
 
-Steps (`init`'s: "[3/7] migrating the database") and amounts (an upload's
-bytes) share one object. On a terminal the bar lives on stderr's last line
-and `say` prints a message above it; in a pipe or a log every step is a
-line and an amount is a line at each tenth of the way.
+Steps (`init`'s: "[3/6] starting PostgreSQL") and amounts (an upload's
+bytes) share one object. When `stream` (stderr) is a terminal the bar lives
+on its last line and `say` prints a message above it; otherwise every step
+is a line on `out`, and an amount a line at each tenth of the way.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class Progress:
         if self.tty:
             self._draw()
         else:
-            print(step_line(int(self.done), int(self.total), label), file=self.stream, flush=True)
+            print(step_line(int(self.done), int(self.total), label), file=self.out, flush=True)
 
     def update(self, done: float, label: str | None = None) -> None:
         """An amount reached `done` (of `total`)."""
@@ -92,7 +92,7 @@ class Progress:
             self._draw()
             return
         for mark in tenths_crossed(before, done, self.total):
-            print(f"{self.label}: {mark}%{self._amount()}", file=self.stream, flush=True)
+            print(f"{self.label}: {mark}%{self._amount()}", file=self.out, flush=True)
 
     def say(self, line: str) -> None:
         """A message (on stdout), above the bar."""

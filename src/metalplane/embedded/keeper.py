@@ -18,6 +18,7 @@ killed, the daemon gets SIGTERM from the kernel (it dies with its parent).
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import signal
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--main-pid", type=Path, help="where to write the daemon's pid")
     parser.add_argument("unit", type=Path, help="the unit file to run")
     args = parser.parse_args(argv)
-    handler = logging.StreamHandler(open_log(args.log))
+    handler = logging.StreamHandler(io.TextIOWrapper(open_log(args.log), line_buffering=True))
     handler.setFormatter(LineFormatter("[keeper] " + FORMAT))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
