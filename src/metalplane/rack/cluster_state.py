@@ -28,19 +28,20 @@ UNREGISTERED_FILE = "unregistered"
 class ClusterState:
     data_dir: Path
 
-    @property
-    def uuid(self) -> str | None:
+    def _read(self, name: str, strip: bool = True) -> str | None:
         try:
-            return (self.data_dir / CLUSTER_FILE).read_text().strip() or None
+            text = (self.data_dir / name).read_text()
         except FileNotFoundError:
             return None
+        return (text.strip() if strip else text) or None
+
+    @property
+    def uuid(self) -> str | None:
+        return self._read(CLUSTER_FILE)
 
     @property
     def ca_cert(self) -> str | None:
-        try:
-            return (self.data_dir / CA_FILE).read_text() or None
-        except FileNotFoundError:
-            return None
+        return self._read(CA_FILE, strip=False)
 
     def remember(self, uuid: str, ca_cert: str) -> None:
         for name, text in ((CA_FILE, ca_cert), (CLUSTER_FILE, uuid + "\n")):
@@ -67,10 +68,7 @@ class ClusterState:
 
     @property
     def unregistered(self) -> str | None:
-        try:
-            return (self.data_dir / UNREGISTERED_FILE).read_text().strip() or None
-        except FileNotFoundError:
-            return None
+        return self._read(UNREGISTERED_FILE)
 
     def forget(self) -> None:
         """`rack reset`: leave the cluster; the next registration makes a new rack."""
