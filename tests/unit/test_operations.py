@@ -30,7 +30,7 @@ from metalplane.embedded.units import (
 )
 from metalplane.logs import LineFormatter, journal_stream_matches, priority, redact
 from metalplane.rack.interfaces import parse_ip_addr
-from metalplane.region.api.access_log import access_line, request_target
+from metalplane.region.api.access_log import access_level, access_line, request_target
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -167,6 +167,8 @@ def test_request_lines_keep_the_op_and_nothing_else_of_the_query():
     assert request_target("/MAAS/api/2.0/users/", b"token=abc") == "/MAAS/api/2.0/users/"
     assert request_target("/x", b"op=a%20b") == "/x"
     assert access_line("10.0.0.1", "GET", "/p", 200, 0.0123) == "10.0.0.1 GET /p 200 12.3ms"
+    assert access_level("/MAAS/metalplane/health", 200) == logging.DEBUG
+    assert access_level("/MAAS/metalplane/health", 503) == logging.INFO
 
 
 # -- progress -------------------------------------------------------------------------------

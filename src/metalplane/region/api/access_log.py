@@ -2,7 +2,8 @@
 
 The query string is left out (it may carry anything a client put there),
 except MAAS's `op=`, which says what the request did; headers never appear,
-so neither does the Authorization header.
+so neither does the Authorization header. HAProxy's passing health checks
+are logged at debug level only.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import logging
 import time
 from urllib.parse import parse_qs
+
+from metalplane.region.api.routes import HEALTH_PATH
 
 log = logging.getLogger("metalplane.region.access")
 
@@ -24,6 +27,11 @@ def request_target(path: str, query_string: bytes) -> str:
 
 def access_line(client: str, method: str, target: str, status: int, seconds: float) -> str:
     return f"{client} {method} {target} {status} {seconds * 1000:.1f}ms"
+
+
+def access_level(path: str, status: int) -> int:
+    """A load balancer's passing health checks (every second) only at debug level."""
+    return logging.DEBUG if path == HEALTH_PATH and status == 200 else logging.INFO
 
 
 class AccessLog:
@@ -48,6 +56,7 @@ class AccessLog:
             await self.app(scope, receive, send_and_note)
         finally:
             client = scope.get("client")
-            log.info(access_line(client[0] if client else "-", scope["method"],
-                                 request_target(scope["path"], scope.get("query_string", b"")),
-                                 status, time.perf_counter() - started))
+            log.log(access_level(scope["path"], status),
+                    access_line(client[0] if client else "-", scope["method"],
+                                request_target(scope["path"], scope.get("query_string", b"")),
+                                status, time.perf_counter() - started))
