@@ -14,7 +14,6 @@ import sys
 import uuid
 from pathlib import Path
 
-import pytest
 import yaml
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
