@@ -28,6 +28,7 @@ from metalplane.identity import (
     secret_path,
     write_system_id,
 )
+from metalplane.logs import never_log
 from metalplane.rack.boot.service import BootService
 from metalplane.rack.cluster_state import ClusterState
 from metalplane.rack.dhcp import DhcpService, InvalidDhcpState, KeaError
@@ -66,6 +67,9 @@ log = logging.getLogger("metalplane.rack")
 REPORT_INTERVAL = 5.0
 DHCP_STATUS_INTERVAL = 5.0
 IMAGE_RESYNC = 60.0
+# On SIGTERM, power actions in flight get this long to finish (the runner's action timeout, 45 s,
+# plus a query after a failover); the units' TimeoutStopSec leaves room for it and for Kea.
+POWER_DRAIN = 75.0
 
 
 class RackError(Exception):
@@ -81,10 +85,14 @@ class RackDaemon:
         if not secret:
             raise RackError(f"no shared secret in {secret_path(self.data_dir)}; run "
                             f"`metalplane rack register --url URL --secret SECRET --data-dir {self.data_dir}`")
-        self.system_id = read_system_id(self.data_dir) or new_system_id()
+        never_log(secret)
+        known_id = read_system_id(self.data_dir)
+        self.system_id = known_id or new_system_id()
         write_system_id(self.data_dir, self.system_id)
         self.hostname = local_hostname(config.hostname)
         self.state = ClusterState(self.data_dir)
+        # Only a rack that was told to register (or is brand new) may create its record.
+        self.enrol = known_id is None or self.state.registration_requested
         self.services = ServiceBoard()
         self.supervisor = TaskSupervisor(log, on_change=self._health_changed)
         self.stopping = asyncio.Event()
@@ -99,6 +107,7 @@ class RackDaemon:
         self.boot = BootService(self.data_dir, config.bind_address, config.tftp_port, config.http_port,
                                 self.links.call, self.supervisor, on_change=self.dhcp_wanted.set)
         self.links.on_reconnect = self._reconnected
+        self.links.on_unknown = self._unknown
 
     def hello(self) -> ClientHello:
         return ClientHello("rack", self.system_id, self.hostname, __version__, self.state.uuid)
@@ -108,7 +117,20 @@ class RackDaemon:
 
     async def _registration(self) -> Register:
         interfaces = await asyncio.to_thread(local_interfaces)
-        return Register(self.hostname, __version__, wire.decode(list[Interface], interfaces))
+        return Register(self.hostname, __version__, wire.decode(list[Interface], interfaces), enrol=self.enrol)
+
+    async def _unknown(self, message: str) -> None:
+        """The region has no record of this rack (deleted while it was down) and it was not told
+        to register: stop, rather than come back as a rack nobody asked for."""
+        if self.stopping.is_set():
+            return
+        line = (f"rack {self.hostname} ({self.system_id}) is not registered with the region ({message}); "
+                f"it does not re-register by itself: run `metalplane rack register --url URL --secret SECRET "
+                f"--data-dir {self.data_dir}` to register it again")
+        log.error(line)
+        self.state.note_unregistered(line)
+        self.stop_reason = "not registered with the region"
+        self.stopping.set()
 
     # -- the region's calls ------------------------------------------------------------------
 
@@ -209,6 +231,9 @@ class RackDaemon:
                     await asyncio.sleep(1)
 
     async def _reconnected(self, since: float, until: float) -> None:
+        if self.enrol:  # registered: from now on this rack's record must exist
+            self.enrol = False
+            self.state.registration_done()
         self.dhcp_wanted.set()  # the model may have changed while we were alone
         self.services.changed.set()  # and the region has not heard from us
         self.power_wanted.set()
@@ -248,6 +273,9 @@ class RackDaemon:
         try:
             await self.stopping.wait()
         finally:
+            left = await self.power.drain(POWER_DRAIN)
+            if left:
+                log.warning("stopping with %d power action(s) unfinished after %.0f s", left, POWER_DRAIN)
             await self.supervisor.stop()
             await self.dhcp.stop()
             await self.power.stop()

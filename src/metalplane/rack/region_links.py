@@ -30,7 +30,7 @@ from metalplane.rpc.dispatch import Handlers, handler_table, handles
 from metalplane.rpc.endpoint import Endpoint
 from metalplane.rpc.handshake import ClientHello, HandshakeRefused
 from metalplane.rpc.messages import Call, Endpoints, GetEndpoints, LinkLost, Ping, Register, SetTargets
-from metalplane.rpc.protocol import CALL_FAILED, ConnectionLost, RpcPeer
+from metalplane.rpc.protocol import CALL_FAILED, UNKNOWN_RACK, ConnectionLost, RemoteError, RpcPeer
 
 log = logging.getLogger("metalplane.rack.links")
 DEFAULT_PER_RACK = 2
@@ -129,6 +129,8 @@ class RegionLinks:
         self._isolated_since: float | None = time.time()
         self.on_reconnect: Callable[[float, float], Awaitable[None]] | None = None
         self._http: httpx.AsyncClient | None = None  # for discovery; made once per run()
+        # Called when a region has no record of this rack and it was not told to register.
+        self.on_unknown: Callable[[str], Awaitable[None]] | None = None
 
     # -- what other code asks ----------------------------------------------------------------
 
@@ -302,6 +304,14 @@ class RegionLinks:
             backoff = self.backoff.setdefault(endpoint.key, Backoff())
             backoff.failures = max(backoff.failures, 6)
             backoff.fail(time.monotonic())
+        except RemoteError as exc:
+            log.debug("registering with %s:%d failed: %s", endpoint.host, endpoint.port, exc)
+            backoff = self.backoff.setdefault(endpoint.key, Backoff())
+            if exc.code == UNKNOWN_RACK:
+                backoff.failures = max(backoff.failures, 6)  # not transient either
+            backoff.fail(time.monotonic())
+            if exc.code == UNKNOWN_RACK and self.on_unknown is not None:
+                await self.on_unknown(exc.message)
         except (OSError, *CALL_FAILED) as exc:
             log.debug("connecting to %s:%d failed: %s", endpoint.host, endpoint.port, exc)
             self.backoff.setdefault(endpoint.key, Backoff()).fail(time.monotonic())

@@ -53,6 +53,13 @@ async def register_rack(conn: AsyncConnection, system_id: str, hostname: str, ve
     return node_id
 
 
+async def is_rack(conn: AsyncConnection, system_id: str) -> bool:
+    """Whether the region has a rack (or region+rack) controller with this system_id."""
+    found = await conn.execute(select(nodes.c.id).where(nodes.c.system_id == system_id,
+                                                        nodes.c.node_type.in_(RACK_TYPES)))
+    return found.first() is not None
+
+
 async def record_refusal(conn: AsyncConnection, system_id: str, hostname: str, version: str, reason: str) -> None:
     if not system_id:
         return
