@@ -89,12 +89,13 @@ async def delete_tag(conn: AsyncConnection, name: str) -> None:
 
 
 async def populate(conn: AsyncConnection, tag: Row) -> None:
-    """Apply a defined tag to exactly the nodes whose hardware document matches."""
+    """Apply a defined tag to exactly the nodes whose hardware document matches (nodes that
+    never commissioned have none)."""
     xpath = hardware_xml.compile_definition(tag["definition"])
     matching = []
     for node in rows(await conn.execute(select(nodes.c.id, nodes.c.hostname, nodes.c.architecture, nodes.c.cpu_count,
                                                nodes.c.memory, nodes.c.boot_method, nodes.c.hardware))):
-        if hardware_xml.evaluate(xpath, hardware_xml.hardware_document(node)):
+        if node["hardware"] and hardware_xml.evaluate(xpath, hardware_xml.hardware_document(node)):
             matching.append(node["id"])
     await conn.execute(delete(node_tags).where(node_tags.c.tag_id == tag["id"]))
     if matching:
@@ -113,6 +114,8 @@ async def evaluate_node(conn: AsyncConnection, node_id: int) -> None:
     node = dict((await conn.execute(select(nodes.c.id, nodes.c.hostname, nodes.c.architecture, nodes.c.cpu_count,
                                            nodes.c.memory, nodes.c.boot_method, nodes.c.hardware)
                                     .where(nodes.c.id == node_id))).one()._mapping)
+    if not node["hardware"]:  # not commissioned: no document, no defined tag
+        return
     document = hardware_xml.hardware_document(node)
     for tag in await list_tags(conn):
         if not tag["definition"].strip():
