@@ -61,6 +61,8 @@ def _not_controller(node: Row, operation: str) -> None:
 
 async def _interface(conn: AsyncConnection, node: Row, ident: str) -> Row:
     """By id, or the specifiers `name:`, `mac:` (or a bare name)."""
+    if "\x00" in ident:
+        raise NotFound("Interface")
     query = select(interfaces).where(interfaces.c.node_id == node["id"])
     kind, _, value = ident.partition(":") if ident.startswith(("id:", "name:", "mac:")) else ("", "", ident)
     if kind == "id" or (not kind and value.isdigit()):

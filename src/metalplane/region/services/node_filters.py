@@ -133,6 +133,9 @@ def parse(given: dict[str, list[str]], known: Known) -> Constraints:
     for name, raw in given.items():
         if name in IGNORED:
             continue
+        if any("\x00" in v for v in raw):
+            errors[name] = ["Null characters are not allowed."]
+            continue
         if name in UNSUPPORTED:
             raise Refused(f"The '{name}' constraint is not supported by this MAAS.")
         if name in NUMBER_FILTERS:

@@ -86,6 +86,8 @@ async def list_nodes(conn: AsyncConnection, types: tuple[int, ...] = ALL_TYPES, 
 async def get_node(conn: AsyncConnection, system_id: str, types: tuple[int, ...] = ALL_TYPES,
                    viewer: User | None = None, lock: bool = False, model: str = "Node") -> Row:
     """One node; 404 in MAAS's words for `model` when it is not there or not visible."""
+    if "\x00" in system_id:  # PostgreSQL text cannot hold NUL: no node has such an id
+        raise NotFound(model)
     query = visible_to(node_select(types), viewer).where(nodes.c.system_id == system_id)
     if lock:
         query = query.with_for_update(of=nodes)

@@ -42,6 +42,8 @@ async def list_pools(conn: AsyncConnection) -> list[Row]:
 
 async def get_pool(conn: AsyncConnection, ident: str, lock: bool = False) -> Row:
     """By MAAS's specifiers: `id:N`, `name:X`, or a bare id or name."""
+    if "\x00" in ident:
+        raise NotFound("ResourcePool")
     kind, _, value = ident.partition(":") if ident.startswith(("id:", "name:")) else ("", "", ident)
     query = select(resource_pools)
     if kind == "id" or (not kind and value.isdigit()):

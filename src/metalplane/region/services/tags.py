@@ -50,6 +50,8 @@ async def list_tags(conn: AsyncConnection) -> list[Row]:
 
 
 async def get_tag(conn: AsyncConnection, name: str, lock: bool = False) -> Row:
+    if "\x00" in name:
+        raise NotFound("Tag")
     query = select(tags).where(tags.c.name == name)
     if lock:
         query = query.with_for_update()

@@ -8,6 +8,7 @@ from metalplane.region.api import render_nodes
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
 from metalplane.region.api.handlers.node_docs import NODE_FILTERS_DOC, bson_details
+from metalplane.region.api.handlers import nodes as nodes_handlers
 from metalplane.region.api.handlers.nodes import filter_values
 from metalplane.region.services import devices as svc
 from metalplane.region.services import node_ops
@@ -49,28 +50,9 @@ async def create_device(ctx: Ctx) -> dict:
         return render_nodes.devices(await svc.create_device(conn, fields, ctx.me))[0]
 
 
-@devices.action("GET", "is_registered")
-async def is_registered(ctx: Ctx) -> bool:
-    """Whether a MAC address is registered to a node.
-
-    :param mac_address: The MAC address to look for.
-    :type mac_address: unicode
-    """
-    async with ctx.tx() as conn:
-        return await node_ops.is_registered(conn, ctx.params.str("mac_address"))
-
-
-@devices.action("POST", "set_zone", admin=True)
-async def set_zone(ctx: Ctx) -> None:
-    """Assign nodes to a physical zone.
-
-    :param zone: The name of the zone.
-    :type zone: unicode
-    :param nodes: The system_id of a node to move (repeatable).
-    :type nodes: unicode
-    """
-    async with ctx.tx() as conn:
-        await node_ops.set_zone(conn, ctx.params.str("zone"), ctx.params.get_list("nodes"))
+# MAAS's devices/ collection has the nodes/ collection's operations.
+devices.action("GET", "is_registered")(nodes_handlers.is_registered)
+devices.action("POST", "set_zone", admin=True)(nodes_handlers.set_zone)
 
 
 @device.read

@@ -9,6 +9,7 @@ from metalplane.region.api import render_nodes
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
 from metalplane.region.api.handlers.node_docs import READ_FILTERS_DOC, bson_details
+from metalplane.region.api.handlers.nodes import filter_values
 from metalplane.region.errors import Refused
 from metalplane.region.services import bmcs, commissioning, machine_create, machines, power
 
@@ -39,11 +40,6 @@ Values of one parameter are alternatives (give it several times); different
 parameters must all match. `not_*` parameters exclude.
 """ + READ_FILTERS_DOC
 machines_h.read(list_machines)
-
-
-def filter_values(ctx: Ctx) -> dict[str, list[str]]:
-    """Every parameter of a `read` but `op`, as the lists MAAS's filter form sees."""
-    return {name: ctx.params.get_list(name) for name in ctx.params.names() if name != "op"}
 
 
 def create_fields(ctx: Ctx) -> dict:
