@@ -16,7 +16,7 @@ from tests.data.maas_node_fields import MACHINE_READ_KEYS
 
 def mac() -> str:
     value = secrets.randbits(24)
-    return "52:54:01:{:02x}:{:02x}:{:02x}".format(value >> 16 & 255, value >> 8 & 255, value & 255)
+    return f"52:54:01:{value >> 16 & 255:02x}:{value >> 8 & 255:02x}:{value & 255:02x}"
 
 
 def name(prefix: str = "m") -> str:
@@ -47,15 +47,21 @@ def test_a_machine_has_every_key_maas_declares_with_neutral_values(api, made):
     body = api.get(f"machines/{m['system_id']}/").json()
     assert MACHINE_READ_KEYS - set(body) == set()
     assert body["owner_data"] == {} and body["workload_annotations"] == {}
-    assert body["pool"] == {"id": 0, "name": "default", "description": "Default pool",
-                            "resource_uri": "/MAAS/api/2.0/resourcepool/0/"}
+    assert body["pool"] == {
+        "id": 0,
+        "name": "default",
+        "description": "Default pool",
+        "resource_uri": "/MAAS/api/2.0/resourcepool/0/",
+    }
     assert body["status_name"] == "New" and body["status_message"] == "New" and body["locked"] is False
     assert body["boot_interface"]["mac_address"] == body["interface_set"][0]["mac_address"]
     assert body["commissioning_status"] == -1 and body["commissioning_status_name"] == "Unknown"
     assert body["storage"] == 0.0 and body["blockdevice_set"] == [] and body["boot_disk"] is None
     assert body["hardware_info"]["system_vendor"] == "Unknown" and len(body["hardware_info"]) == 18
-    assert body["default_gateways"] == {"ipv4": {"gateway_ip": None, "link_id": None},
-                                        "ipv6": {"gateway_ip": None, "link_id": None}}
+    assert body["default_gateways"] == {
+        "ipv4": {"gateway_ip": None, "link_id": None},
+        "ipv6": {"gateway_ip": None, "link_id": None},
+    }
     assert body["numanode_set"] == [{"index": 0, "cores": [], "memory": 0, "hugepages_set": []}]
     assert "constraints_by_type" not in body  # only allocate answers carry it
 
@@ -82,14 +88,17 @@ def test_a_users_new_machine_is_not_commissioned(shared_region, made):
         admin.delete(f"machines/{response.json()['system_id']}/")
 
 
-@pytest.mark.parametrize(("field", "value", "error"), [
-    ("zone", "nosuch", "Select a valid choice. That choice is not one of the available choices."),
-    ("pool", "nosuch", "Select a valid choice. That choice is not one of the available choices."),
-    ("hostname", "bad_name", "Host label cannot contain underscore: 'bad_name'."),
-    ("hostname", "-x", "Label cannot start or end with hyphen: '-x'."),
-    ("domain", "nosuch", "Unable to find domain nosuch"),
-    ("mac_addresses", "zz:zz", "'zz:zz' is not a valid MAC address."),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("zone", "nosuch", "Select a valid choice. That choice is not one of the available choices."),
+        ("pool", "nosuch", "Select a valid choice. That choice is not one of the available choices."),
+        ("hostname", "bad_name", "Host label cannot contain underscore: 'bad_name'."),
+        ("hostname", "-x", "Label cannot start or end with hyphen: '-x'."),
+        ("domain", "nosuch", "Unable to find domain nosuch"),
+        ("mac_addresses", "zz:zz", "'zz:zz' is not a valid MAC address."),
+    ],
+)
 def test_create_refuses_what_maas_refuses(api, field, value, error):
     fields = {"architecture": "amd64/generic", "mac_addresses": mac(), "commission": "false", field: value}
     response = api.post("machines/", **fields)
@@ -104,9 +113,11 @@ def test_create_validates_the_architecture(api):
     assert message.startswith("'vax/generic' is not a valid architecture.  It should be one of: ")
     assert "'amd64/generic'" in message
     assert api.post("machines/", mac_addresses=mac(), commission="false").json() == {
-        "architecture": ["This field is required."]}
+        "architecture": ["This field is required."]
+    }
     assert api.post("machines/", architecture="amd64/generic", commission="false").json() == {
-        "mac_addresses": ["This field is required."]}
+        "mac_addresses": ["This field is required."]
+    }
 
 
 def test_a_bare_architecture_gets_its_subarchitecture(api, made):
@@ -121,8 +132,9 @@ def test_unsupported_commissioning_options_are_refused_not_ignored(api):
 
 def test_hostname_and_mac_are_unique(api, made):
     first = made(hostname=name())
-    again = api.post("machines/", architecture="amd64/generic", mac_addresses=mac(), hostname=first["hostname"],
-                     commission="false")
+    again = api.post(
+        "machines/", architecture="amd64/generic", mac_addresses=mac(), hostname=first["hostname"], commission="false"
+    )
     assert again.status_code == 400 and again.json() == {"hostname": ["Node with this Hostname already exists."]}
     taken = first["interface_set"][0]["mac_address"]
     again = api.post("machines/", architecture="amd64/generic", mac_addresses=taken, commission="false")
@@ -134,8 +146,9 @@ def test_sixteen_identical_concurrent_creates_make_one_machine(api, shared_regio
 
     def create(_: int) -> int:
         with shared_region.api() as client:
-            return client.post("machines/", architecture="amd64/generic", mac_addresses=address, hostname=hostname,
-                               commission="false").status_code
+            return client.post(
+                "machines/", architecture="amd64/generic", mac_addresses=address, hostname=hostname, commission="false"
+            ).status_code
 
     with ThreadPoolExecutor(16) as pool:
         statuses = list(pool.map(create, range(16)))
@@ -152,16 +165,33 @@ def test_update_applies_every_documented_field(api, made):
     pool = api.post("resourcepools/", name=name("p")).json()
     try:
         new_name = name()
-        response = api.put(f"machines/{m['system_id']}/", hostname=new_name, description="rack 7",
-                           architecture="arm64/generic", min_hwe_kernel="hwe-22.04", zone=zone["name"],
-                           pool=pool["name"], swap_size="2G", cpu_count="8", memory="16384", domain="maas",
-                           disable_ipv4="false")
+        response = api.put(
+            f"machines/{m['system_id']}/",
+            hostname=new_name,
+            description="rack 7",
+            architecture="arm64/generic",
+            min_hwe_kernel="hwe-22.04",
+            zone=zone["name"],
+            pool=pool["name"],
+            swap_size="2G",
+            cpu_count="8",
+            memory="16384",
+            domain="maas",
+            disable_ipv4="false",
+        )
         assert response.status_code == 200, response.text
         body = api.get(f"machines/{m['system_id']}/").json()
         assert (body["hostname"], body["description"], body["architecture"], body["min_hwe_kernel"]) == (
-            new_name, "rack 7", "arm64/generic", "hwe-22.04")
+            new_name,
+            "rack 7",
+            "arm64/generic",
+            "hwe-22.04",
+        )
         assert (body["zone"]["name"], body["pool"]["name"], body["swap_size"]) == (
-            zone["name"], pool["name"], 2_000_000_000)
+            zone["name"],
+            pool["name"],
+            2_000_000_000,
+        )
         assert (body["cpu_count"], body["memory"]) == (8, 16384)
         assert [n["cpu_count"] for n in [body]] == [8] and body["numanode_set"][0]["cores"] == list(range(8))
     finally:
@@ -170,17 +200,20 @@ def test_update_applies_every_documented_field(api, made):
         api.delete(f"resourcepool/{pool['id']}/")
 
 
-@pytest.mark.parametrize(("fields", "error_field"), [
-    ({"zone": "nosuch"}, "zone"),
-    ({"pool": "nosuch"}, "pool"),
-    ({"cpu_count": "-1"}, "cpu_count"),
-    ({"cpu_count": "2147483648"}, "cpu_count"),
-    ({"memory": "lots"}, "memory"),
-    ({"swap_size": "12Q"}, "swap_size"),
-    ({"architecture": "vax/generic"}, "architecture"),
-    ({"disable_ipv4": "true"}, "disable_ipv4"),
-    ({"hostname": "a..b"}, "hostname"),
-])
+@pytest.mark.parametrize(
+    ("fields", "error_field"),
+    [
+        ({"zone": "nosuch"}, "zone"),
+        ({"pool": "nosuch"}, "pool"),
+        ({"cpu_count": "-1"}, "cpu_count"),
+        ({"cpu_count": "2147483648"}, "cpu_count"),
+        ({"memory": "lots"}, "memory"),
+        ({"swap_size": "12Q"}, "swap_size"),
+        ({"architecture": "vax/generic"}, "architecture"),
+        ({"disable_ipv4": "true"}, "disable_ipv4"),
+        ({"hostname": "a..b"}, "hostname"),
+    ],
+)
 def test_update_answers_400_and_changes_nothing(api, made, fields, error_field):
     m = made(hostname=name(), description="before")
     response = api.put(f"machines/{m['system_id']}/", description="after", **fields)
@@ -219,17 +252,20 @@ def test_read_filters(api, made):
         api.delete(f"zones/{zone['name']}/")
 
 
-@pytest.mark.parametrize(("filters", "expected"), [
-    ({"status": "nosuch"}, {"status": ["Select a valid choice. nosuch is not one of the available choices."]}),
-    ({"zone": "nosuch"}, {"zone": ["No such zone(s): nosuch."]}),
-    ({"pool": "nosuch"}, {"pool": ["No such pool(s): nosuch."]}),
-    ({"tags": "nosuch"}, {"tags": ["No such tag(s): 'nosuch'."]}),
-    ({"owner": "nosuch"}, {"owner": ["No such owner: 'nosuch'."]}),
-    ({"arch": "vax"}, {"arch": ["Architecture not recognised."]}),
-    ({"mac_address": "zz"}, {"mac_address": ["Invalid parameter: invalid MAC address format"]}),
-    ({"colour": "red"}, {"colour": ["No such constraint."]}),
-    ({"cpu_count": "many"}, {"cpu_count": ["Invalid CPU count: number required."]}),
-])
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({"status": "nosuch"}, {"status": ["Select a valid choice. nosuch is not one of the available choices."]}),
+        ({"zone": "nosuch"}, {"zone": ["No such zone(s): nosuch."]}),
+        ({"pool": "nosuch"}, {"pool": ["No such pool(s): nosuch."]}),
+        ({"tags": "nosuch"}, {"tags": ["No such tag(s): 'nosuch'."]}),
+        ({"owner": "nosuch"}, {"owner": ["No such owner: 'nosuch'."]}),
+        ({"arch": "vax"}, {"arch": ["Architecture not recognised."]}),
+        ({"mac_address": "zz"}, {"mac_address": ["Invalid parameter: invalid MAC address format"]}),
+        ({"colour": "red"}, {"colour": ["No such constraint."]}),
+        ({"cpu_count": "many"}, {"cpu_count": ["Invalid CPU count: number required."]}),
+    ],
+)
 def test_read_filter_errors(api, filters, expected):
     response = api.get("machines/", **filters)
     assert response.status_code == 400

@@ -35,7 +35,7 @@ from tests.data.maas_node_fields import (
 
 def mac() -> str:
     value = secrets.randbits(24)
-    return "52:54:02:{:02x}:{:02x}:{:02x}".format(value >> 16 & 255, value >> 8 & 255, value & 255)
+    return f"52:54:02:{value >> 16 & 255:02x}:{value >> 8 & 255:02x}:{value & 255:02x}"
 
 
 def name(prefix: str = "n") -> str:
@@ -43,12 +43,24 @@ def name(prefix: str = "n") -> str:
 
 
 FACTS = {
-    "architecture": "amd64/generic", "boot_method": "pxe", "firmware": "bios", "kernel": "6.1.0",
-    "cpu_count": 4, "cpu_model": "QEMU Virtual CPU version 2.5+", "memory_mib": 7953, "memory_physical_mib": 8192,
+    "architecture": "amd64/generic",
+    "boot_method": "pxe",
+    "firmware": "bios",
+    "kernel": "6.1.0",
+    "cpu_count": 4,
+    "cpu_model": "QEMU Virtual CPU version 2.5+",
+    "memory_mib": 7953,
+    "memory_physical_mib": 8192,
     "disks": [
-        {"name": "vda", "size_bytes": 17179869184, "model": "QEMU HARDDISK", "serial": "MPDISK1",
-         "rotational": True, "removable": False,
-         "partitions": [{"number": 1, "size_bytes": 536870912}, {"number": 2, "size_bytes": 1073741824}]},
+        {
+            "name": "vda",
+            "size_bytes": 17179869184,
+            "model": "QEMU HARDDISK",
+            "serial": "MPDISK1",
+            "rotational": True,
+            "removable": False,
+            "partitions": [{"number": 1, "size_bytes": 536870912}, {"number": 2, "size_bytes": 1073741824}],
+        },
         {"name": "vdb", "size_bytes": 1073741824, "model": "", "serial": "", "rotational": False, "removable": True},
     ],
     "interfaces": [{"name": "eth0", "mac": "", "driver": "virtio_net", "link_up": True, "speed_mbps": 1000}],
@@ -61,8 +73,13 @@ def machine(api):
     made: list[str] = []
 
     def make(**fields) -> dict:
-        fields = {"architecture": "amd64/generic", "mac_addresses": mac(), "commission": "false",
-                  "hostname": name("m"), **fields}
+        fields = {
+            "architecture": "amd64/generic",
+            "mac_addresses": mac(),
+            "commission": "false",
+            "hostname": name("m"),
+            **fields,
+        }
         response = api.post("machines/", **fields)
         assert response.status_code == 200, response.text
         made.append(response.json()["system_id"])
@@ -87,11 +104,20 @@ def commission_with(shared_region, api, system_id: str, facts: dict, scripts: di
     with httpx.Client(base_url=base, headers=headers) as meta:
         assert meta.post("commission/facts", json=facts).status_code == 200
         for script, status in scripts.items():
-            assert meta.post(f"commission/scripts/{script}?exit_status={status}&runtime=3",
-                             content=f"output of {script}\n".encode()).status_code == 200
+            assert (
+                meta.post(
+                    f"commission/scripts/{script}?exit_status={status}&runtime=3",
+                    content=f"output of {script}\n".encode(),
+                ).status_code
+                == 200
+            )
         failed = [s for s, status in scripts.items() if status != 0]
-        assert meta.post("commission/done", json={"result": "failed" if failed else "ok",
-                                                  "failed_scripts": failed}).status_code == 200
+        assert (
+            meta.post(
+                "commission/done", json={"result": "failed" if failed else "ok", "failed_scripts": failed}
+            ).status_code
+            == 200
+        )
     return api.get(f"machines/{system_id}/").json()
 
 
@@ -120,8 +146,7 @@ def test_nodes_lists_every_type_in_its_shape(api, machine):
     one = api.get(f"nodes/{m['system_id']}/").json()
     assert one["system_id"] == m["system_id"] and "owner_data" in one
     assert api.get("nodes/", hostname=m["hostname"]).json()[0]["system_id"] == m["system_id"]
-    assert api.get("nodes/", mac_address=m["interface_set"][0]["mac_address"]).json()[0]["system_id"] == \
-        m["system_id"]
+    assert api.get("nodes/", mac_address=m["interface_set"][0]["mac_address"]).json()[0]["system_id"] == m["system_id"]
     assert api.get("nodes/nosuch/").text == "No Node matches the given query."
     assert api.get("nodes/", op="is_registered", mac_address=m["interface_set"][0]["mac_address"]).json() is True
     assert api.get("nodes/", op="is_registered", mac_address=mac()).json() is False
@@ -182,13 +207,15 @@ def test_link_subnet_modes_unlink_gateway_and_disconnect(api, machine, subnet):
     taken = api.post(base, op="link_subnet", mode="static", subnet=str(subnet["id"]), ip_address=link["ip_address"])
     assert taken.status_code == 400 and "ip_address" in taken.json()
     bad_mode = api.post(base, op="link_subnet", mode="bogus", subnet=str(subnet["id"]))
-    assert bad_mode.json() == {"mode": ["'bogus' is not a valid mode.  It should be one of: 'auto', 'dhcp', "
-                                        "'static', 'link_up'."]}
+    assert bad_mode.json() == {
+        "mode": ["'bogus' is not a valid mode.  It should be one of: 'auto', 'dhcp', 'static', 'link_up'."]
+    }
 
     gw = api.post(base, op="set_default_gateway", link_id=str(auto["links"][1]["id"]))
     assert gw.status_code == 200, gw.text
-    assert api.get(f"machines/{m['system_id']}/").json()["default_gateways"]["ipv4"]["link_id"] == \
-        auto["links"][1]["id"]
+    assert (
+        api.get(f"machines/{m['system_id']}/").json()["default_gateways"]["ipv4"]["link_id"] == auto["links"][1]["id"]
+    )
 
     unlinked = api.post(base, op="unlink_subnet", id=str(link["id"]))
     assert unlinked.status_code == 200 and link["id"] not in [x["id"] for x in unlinked.json()["links"]]
@@ -205,11 +232,16 @@ def test_interface_update_and_tags(api, machine, subnet):
     assert updated.status_code == 200, updated.text
     body = updated.json()
     assert (body["name"], body["effective_mtu"], body["vlan"]["id"], body["link_speed"]) == (
-        "boot0", 9000, subnet["vlan"]["id"], 1000)
+        "boot0",
+        9000,
+        subnet["vlan"]["id"],
+        1000,
+    )
     assert api.put(base, name="this-name-is-far-too-long").status_code == 400
     assert api.put(base, mtu="100").json() == {"mtu": ["Ensure this value is greater than or equal to 552."]}
-    assert api.put(base, vlan="999999").json() == {"vlan": [
-        "Select a valid choice. That choice is not one of the available choices."]}
+    assert api.put(base, vlan="999999").json() == {
+        "vlan": ["Select a valid choice. That choice is not one of the available choices."]
+    }
     assert api.post(base, op="add_tag", tag="uplink").json()["tags"] == ["uplink"]
     assert api.post(base, op="remove_tag", tag="uplink").json()["tags"] == []
 
@@ -220,8 +252,13 @@ def test_controller_interfaces_cannot_be_deleted_or_linked(api, shared_region):
     system_id, address = f"rk{secrets.token_hex(3)}", f"10.202.209.{secrets.randbelow(200) + 10}/24"
 
     async def register(conn) -> None:
-        await racks.register_rack(conn, system_id, name("rack"), "test", [
-            {"name": "eth0", "mac": mac(), "type": "physical", "enabled": True, "addresses": [address]}])
+        await racks.register_rack(
+            conn,
+            system_id,
+            name("rack"),
+            "test",
+            [{"name": "eth0", "mac": mac(), "type": "physical", "enabled": True, "addresses": [address]}],
+        )
 
     run_db(shared_region.config, register)
     try:
@@ -278,8 +315,12 @@ def test_commissioning_facts_make_block_devices_and_partitions(api, shared_regio
     disks = api.get(f"nodes/{m['system_id']}/blockdevices/").json()
     vda = disks[0]
     assert set(vda) == BLOCK_DEVICE_KEYS
-    assert (vda["size"], vda["model"], vda["serial"], vda["tags"]) == (17179869184, "QEMU HARDDISK", "MPDISK1",
-                                                                       ["rotary"])
+    assert (vda["size"], vda["model"], vda["serial"], vda["tags"]) == (
+        17179869184,
+        "QEMU HARDDISK",
+        "MPDISK1",
+        ["rotary"],
+    )
     assert vda["used_for"] == "GPT partitioned with 2 partitions" and vda["partition_table_type"] == "GPT"
     assert disks[1]["tags"] == ["ssd", "removable"] and disks[1]["used_for"] == "Unused"
     assert api.get(vda["resource_uri"].removeprefix("/MAAS/api/2.0/")).json() == vda
@@ -306,11 +347,10 @@ def test_script_results_in_maas_shapes(api, shared_region, machine):
     download = api.get(f"nodes/{m['system_id']}/results/{only['id']}/", op="download", filters="99-check")
     assert download.content == b"output of 99-check\n"
     assert api.get(f"nodes/{m['system_id']}/results/current-testing/").status_code == 400
-    legacy = [r for r in api.get("installation-results/", system_id=m["system_id"]).json()]
+    legacy = api.get("installation-results/", system_id=m["system_id"]).json()
     assert {r["name"] for r in legacy} == {"00-cpuinfo", "99-check"}
     assert NODE_RESULT_KEYS <= set(legacy[0])
-    assert api.get("commissioning-results/", system_id=m["system_id"], name="99-check").json()[0][
-        "script_result"] == 1
+    assert api.get("commissioning-results/", system_id=m["system_id"], name="99-check").json()[0]["script_result"] == 1
     events = api.get("events/", op="query", id=m["system_id"]).json()
     types = [e["type"] for e in events["events"]]
     assert types[0] == "Failed commissioning" and "Node commissioning failure" in types
@@ -320,8 +360,7 @@ def test_defined_tags_follow_the_hardware_document(api, shared_region, machine):
     m = machine()
     commission_with(shared_region, api, m["system_id"], FACTS, {"00-cpuinfo": 0})
     many_cpus, big_disk = name("cpus"), name("disk")
-    made = api.post("tags/", name=many_cpus, definition='count(//node[@class="processor"]) >= 4',
-                    comment="4+ CPUs")
+    made = api.post("tags/", name=many_cpus, definition='count(//node[@class="processor"]) >= 4', comment="4+ CPUs")
     assert made.status_code == 200, made.text
     assert set(made.json()) == TAG_KEYS
     try:
@@ -353,7 +392,7 @@ def test_manual_tags(api, machine):
         assert api.get("machines/", not_tags=tag, id=m["system_id"]).json() == []
         conflict = api.post(f"tags/{tag}/", op="update_nodes", add=m["system_id"], definition="//x")
         assert conflict.status_code == 409
-        assert conflict.text == f"Definition supplied '//x' doesn't match current definition ''"
+        assert conflict.text == "Definition supplied '//x' doesn't match current definition ''"
         assert api.post(f"tags/{tag}/", op="update_nodes", remove=m["system_id"]).json() == {"added": 0, "removed": 1}
         assert api.post("tags/", name="bad name").json() == {"name": ["Enter a valid value."]}
         assert api.post("tags/", name=tag).json() == {"name": ["Tag with this Name already exists."]}
@@ -376,11 +415,17 @@ def test_devices(api, machine, subnet):
         assert api.get("devices/").status_code == 200
         assert d["system_id"] in [x["system_id"] for x in api.get("devices/").json()]
         iface = d["interface_set"][0]
-        linked = api.post(f"nodes/{d['system_id']}/interfaces/{iface['id']}/", op="link_subnet", mode="static",
-                          subnet=str(subnet["id"]))
+        linked = api.post(
+            f"nodes/{d['system_id']}/interfaces/{iface['id']}/",
+            op="link_subnet",
+            mode="static",
+            subnet=str(subnet["id"]),
+        )
         assert linked.status_code == 200, linked.text
-        assert api.post(f"nodes/{d['system_id']}/interfaces/{iface['id']}/", op="link_subnet",
-                        mode="dhcp").status_code == 400
+        assert (
+            api.post(f"nodes/{d['system_id']}/interfaces/{iface['id']}/", op="link_subnet", mode="dhcp").status_code
+            == 400
+        )
         shown = api.get(f"devices/{d['system_id']}/").json()
         assert shown["ip_addresses"] == [linked.json()["links"][0]["ip_address"]]
         second = api.post(f"nodes/{d['system_id']}/interfaces/", op="create_physical", mac_address=mac())
@@ -420,13 +465,18 @@ def test_a_users_device_is_theirs(shared_region, api):
 
 def test_resource_pools(api, machine):
     default = api.get("resourcepool/0/").json()
-    assert default == {"id": 0, "name": "default", "description": "Default pool",
-                       "resource_uri": "/MAAS/api/2.0/resourcepool/0/"}
+    assert default == {
+        "id": 0,
+        "name": "default",
+        "description": "Default pool",
+        "resource_uri": "/MAAS/api/2.0/resourcepool/0/",
+    }
     made = api.post("resourcepools/", name=name("p"), description="gpu").json()
     assert set(made) == RESOURCE_POOL_KEYS and made["resource_uri"] == f"/MAAS/api/2.0/resourcepool/{made['id']}/"
     assert api.get(f"resourcepool/{made['name']}/").json()["id"] == made["id"]
     assert api.post("resourcepools/", name=made["name"]).json() == {
-        "name": ["Resource pool with this Name already exists."]}
+        "name": ["Resource pool with this Name already exists."]
+    }
     renamed = api.put(f"resourcepool/{made['id']}/", name=made["name"] + "x").json()
     m = machine(pool=renamed["name"])
     assert m["pool"]["id"] == made["id"]
@@ -453,8 +503,10 @@ def test_events_query_shape_and_paging(api, machine):
     older = api.get(page["prev_uri"].removeprefix("/MAAS/api/2.0/")).json()
     assert older["events"] and max(e["id"] for e in older["events"]) < min(e["id"] for e in page["events"])
     assert api.get("events/", op="query", level="LOUD").text == "Unrecognised log level: LOUD"
-    assert api.get("events/", op="query", limit="1001").text == \
-        "Requested number of events 1001 is greater than limit: 1000"
+    assert (
+        api.get("events/", op="query", limit="1001").text
+        == "Requested number of events 1001 is greater than limit: 1000"
+    )
     assert api.get("events/", op="query", after="1", before="2").status_code == 400
     infos = api.get("events/", op="query", id=m["system_id"]).json()["events"]
     assert all(e["level"] in ("INFO", "WARNING", "ERROR", "CRITICAL") for e in infos)

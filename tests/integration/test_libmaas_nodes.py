@@ -27,7 +27,7 @@ from tests.integration.test_libmaas import client  # noqa: F401  (the fixture)
 
 def mac() -> str:
     value = secrets.randbits(24)
-    return "52:54:03:{:02x}:{:02x}:{:02x}".format(value >> 16 & 255, value >> 8 & 255, value & 255)
+    return f"52:54:03:{value >> 16 & 255:02x}:{value >> 8 & 255:02x}:{value & 255:02x}"
 
 
 def name(prefix: str) -> str:
@@ -47,7 +47,11 @@ def test_machines_create_read_and_save(client, api, machine):  # noqa: F811
     assert machine.system_id in {m.system_id for m in client.machines.list()}
     again = client.machines.get(machine.system_id)
     assert (again.hostname, again.architecture, again.pool.name, again.zone.name) == (
-        machine.hostname, "amd64/generic", "default", "default")
+        machine.hostname,
+        "amd64/generic",
+        "default",
+        "default",
+    )
     assert again.boot_interface.mac_address == again.interfaces[0].mac_address
     again.hostname = name("renamed")
     again.cpus = 6
@@ -56,7 +60,11 @@ def test_machines_create_read_and_save(client, api, machine):  # noqa: F811
     again.save()
     shown = api.get(f"machines/{machine.system_id}/").json()
     assert (shown["hostname"], shown["cpu_count"], shown["memory"], shown["architecture"]) == (
-        again.hostname, 6, 4096, "arm64/generic")
+        again.hostname,
+        6,
+        4096,
+        "arm64/generic",
+    )
     assert [m.system_id for m in client.machines.list(hostnames=[again.hostname])] == [machine.system_id]
     assert client.machines.get_power_parameters_for([machine.system_id]) == {machine.system_id: {}}
     assert client.machines.get(machine.system_id).hostname == again.hostname
@@ -83,8 +91,9 @@ def test_interfaces_and_links(client, api):  # noqa: F811
     vlan = fabric.vlans.get_default()
     cidr = f"10.202.{210 + secrets.randbelow(10)}.0/24"
     subnet = client.subnets.create(cidr, vlan, gateway_ip=cidr.replace(".0/24", ".1"))
-    ready = api.post("machines/", architecture="amd64/generic", mac_addresses=mac(), commission="false",
-                     hostname=name("li")).json()  # interfaces change in New, Ready, Allocated and Broken
+    ready = api.post(
+        "machines/", architecture="amd64/generic", mac_addresses=mac(), commission="false", hostname=name("li")
+    ).json()  # interfaces change in New, Ready, Allocated and Broken
     try:
         interface = client.machines.get(ready["system_id"]).interfaces[0]
         assert interface.type.value == "physical" and interface.vlan is None
@@ -109,8 +118,9 @@ def test_interfaces_and_links(client, api):  # noqa: F811
 
 
 def test_block_devices_and_partitions(client, api, shared_region):  # noqa: F811
-    made = api.post("machines/", architecture="amd64/generic", mac_addresses=mac(), commission="false",
-                    hostname=name("lb")).json()
+    made = api.post(
+        "machines/", architecture="amd64/generic", mac_addresses=mac(), commission="false", hostname=name("lb")
+    ).json()
     try:
         loop = asyncio.get_event_loop()
         commission_with(shared_region, api, made["system_id"], FACTS, {"00-cpuinfo": 0})
@@ -119,8 +129,12 @@ def test_block_devices_and_partitions(client, api, shared_region):  # noqa: F811
         disks = found.block_devices
         assert [d.name for d in disks] == ["vda", "vdb"]
         vda = disks[0]
-        assert (vda.size, vda.model, vda.serial, vda.type.value) == (17179869184, "QEMU HARDDISK", "MPDISK1",
-                                                                    "physical")
+        assert (vda.size, vda.model, vda.serial, vda.type.value) == (
+            17179869184,
+            "QEMU HARDDISK",
+            "MPDISK1",
+            "physical",
+        )
         assert [p.size for p in vda.partitions] == [536870912, 1073741824]
         assert found.boot_disk.id == vda.id
     finally:
@@ -167,7 +181,7 @@ def test_devices(client, api):  # noqa: F811
 def test_events(client, machine):  # noqa: F811
     events = client.events.query(system_ids=[machine.system_id], level="DEBUG")
     assert len(events) >= 2
-    newest = list(events)[0]
+    newest = next(iter(events))
     assert newest.system_id == machine.system_id and newest.created.year >= 2024
     assert {e.event_type for e in events} >= {"Commissioning", "User starting node commissioning"}
     older = events.prev()

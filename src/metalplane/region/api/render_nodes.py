@@ -21,13 +21,26 @@ from metalplane.region.services.nodes import DISCOVERED, NodesView
 from metalplane.rpc.nodes import NodeType
 
 HARDWARE_INFO_KEYS = (
-    "system_vendor", "system_product", "system_family", "system_version", "system_sku", "system_serial",
-    "cpu_model", "mainboard_vendor", "mainboard_product", "mainboard_serial", "mainboard_version",
-    "mainboard_firmware_vendor", "mainboard_firmware_date", "mainboard_firmware_version", "chassis_vendor",
-    "chassis_type", "chassis_serial", "chassis_version",
+    "system_vendor",
+    "system_product",
+    "system_family",
+    "system_version",
+    "system_sku",
+    "system_serial",
+    "cpu_model",
+    "mainboard_vendor",
+    "mainboard_product",
+    "mainboard_serial",
+    "mainboard_version",
+    "mainboard_firmware_vendor",
+    "mainboard_firmware_date",
+    "mainboard_firmware_version",
+    "chassis_vendor",
+    "chassis_type",
+    "chassis_serial",
+    "chassis_version",
 )
-TEST_STATUS_KEYS = ("cpu_test", "memory_test", "network_test", "storage_test", "other_test",
-                    "interface_test")
+TEST_STATUS_KEYS = ("cpu_test", "memory_test", "network_test", "storage_test", "other_test", "interface_test")
 
 
 def interface(view: NodesView, i: Row, system_id: str) -> Row:
@@ -68,8 +81,7 @@ def block_device(node: Row, disk: Row) -> Row:
     """MAAS's BlockDeviceHandler fields (21) + resource_uri, for a physical disk."""
     parts = disk["partitions"]
     used = sum(p["size"] for p in parts)
-    used_for = (f"GPT partitioned with {len(parts)} partition{'s' if len(parts) != 1 else ''}" if parts
-                else "Unused")
+    used_for = f"GPT partitioned with {len(parts)} partition{'s' if len(parts) != 1 else ''}" if parts else "Unused"
     return {
         "system_id": node["system_id"],
         "id": disk["id"],
@@ -110,13 +122,21 @@ def _default_gateways(view: NodesView, node: Row) -> Row:
 def _pool(node: Row) -> Row | None:
     if node.get("pool_id") is None:
         return None
-    return {"id": node["pool_id"], "name": node["pool_name"], "description": node["pool_description"],
-            "resource_uri": uri(f"resourcepool/{node['pool_id']}/")}
+    return {
+        "id": node["pool_id"],
+        "name": node["pool_name"],
+        "description": node["pool_description"],
+        "resource_uri": uri(f"resourcepool/{node['pool_id']}/"),
+    }
 
 
 def pool(p: Row) -> Row:
-    return {"id": p["id"], "name": p["name"], "description": p["description"],
-            "resource_uri": uri(f"resourcepool/{p['id']}/")}
+    return {
+        "id": p["id"],
+        "name": p["name"],
+        "description": p["description"],
+        "resource_uri": uri(f"resourcepool/{p['id']}/"),
+    }
 
 
 def _zone(node: Row) -> Row:
@@ -125,8 +145,7 @@ def _zone(node: Row) -> Row:
 
 def _status_event_fields(view: NodesView, node: Row) -> Row:
     event = view.shown_events.get(node["id"])
-    return {"status_action": event["action"] if event else None,
-            "status_message": events_service.status_message(event)}
+    return {"status_action": event["action"] if event else None, "status_message": events_service.status_message(event)}
 
 
 def machine(view: NodesView, m: Row) -> Row:
@@ -195,10 +214,11 @@ def machine(view: NodesView, m: Row) -> Row:
         "current_installation_result_id": installation["id"] if installation else None,
         "commissioning_status": commissioning_status,
         "commissioning_status_name": scripts.STATUS_NAMES[commissioning_status],
-        "hardware_info": dict.fromkeys(HARDWARE_INFO_KEYS, "Unknown") | (
-            {"cpu_model": hardware["cpu_model"]} if hardware.get("cpu_model") else {}),
-        "numanode_set": [{"index": 0, "cores": list(range(m["cpu_count"])), "memory": m["memory"],
-                          "hugepages_set": []}],
+        "hardware_info": dict.fromkeys(HARDWARE_INFO_KEYS, "Unknown")
+        | ({"cpu_model": hardware["cpu_model"]} if hardware.get("cpu_model") else {}),
+        "numanode_set": [
+            {"index": 0, "cores": list(range(m["cpu_count"])), "memory": m["memory"], "hugepages_set": []}
+        ],
         "virtualmachine_id": None,
         "workload_annotations": dict(m["owner_data"] or {}),
         "last_sync": None,
@@ -249,8 +269,11 @@ def any_node(view: NodesView, n: Row) -> Row:
         return device(view, n)
     collection = "regioncontrollers" if n["node_type"] == NodeType.REGION_CONTROLLER else "rackcontrollers"
     ifaces = interfaces(view, n)
-    return render.controller(n, collection, extra={"interface_set": ifaces, "ip_addresses": ip_addresses(view, n),
-                                                   "tag_names": view.tags.get(n["id"], [])})
+    return render.controller(
+        n,
+        collection,
+        extra={"interface_set": ifaces, "ip_addresses": ip_addresses(view, n), "tag_names": view.tags.get(n["id"], [])},
+    )
 
 
 def machines(view: NodesView) -> list[Row]:
@@ -275,12 +298,23 @@ def _time(value: Any) -> str | None:
 def script_result(r: Row, include_output: bool) -> Row:
     status = scripts.result_status(r["exit_status"])
     out = {
-        "id": r["id"], "created": format_datetime(r["created"]), "updated": format_datetime(r["updated"]),
-        "name": r["name"], "status": status, "status_name": scripts.STATUS_NAMES[status],
-        "exit_status": r["exit_status"], "started": None, "ended": _time(r["created"]),
-        "runtime": scripts.runtime_text(r["runtime"]), "starttime": "", "endtime": r["created"].timestamp(),
-        "estimated_runtime": scripts.runtime_text(r["runtime"]), "parameters": {}, "script_id": None,
-        "script_revision_id": None, "suppressed": False,
+        "id": r["id"],
+        "created": format_datetime(r["created"]),
+        "updated": format_datetime(r["updated"]),
+        "name": r["name"],
+        "status": status,
+        "status_name": scripts.STATUS_NAMES[status],
+        "exit_status": r["exit_status"],
+        "started": None,
+        "ended": _time(r["created"]),
+        "runtime": scripts.runtime_text(r["runtime"]),
+        "starttime": "",
+        "endtime": r["created"].timestamp(),
+        "estimated_runtime": scripts.runtime_text(r["runtime"]),
+        "parameters": {},
+        "script_id": None,
+        "script_revision_id": None,
+        "suppressed": False,
     }
     if include_output:
         encoded = base64.b64encode(r["output"].encode()).decode()
@@ -312,9 +346,14 @@ def script_set(node: Row, s: Row, include_output: bool = False, filters: list[st
 def node_result(r: Row) -> Row:
     """MAAS's NodeResultsHandler entry (commissioning results, base64 data)."""
     return {
-        "created": r["created"].isoformat(), "updated": r["updated"].isoformat(), "id": r["id"],
-        "name": r["name"], "script_result": r["exit_status"], "result_type": r["result_type"],
-        "node": {"system_id": r["system_id"]}, "data": base64.b64encode(r["output"].encode()).decode(),
+        "created": r["created"].isoformat(),
+        "updated": r["updated"].isoformat(),
+        "id": r["id"],
+        "name": r["name"],
+        "script_result": r["exit_status"],
+        "result_type": r["result_type"],
+        "node": {"system_id": r["system_id"]},
+        "data": base64.b64encode(r["output"].encode()).decode(),
         "resource_uri": uri("commissioning-scripts/"),
     }
 

@@ -50,8 +50,9 @@ async def imported(conn: AsyncConnection) -> set[str]:
     return set((await conn.execute(select(boot_resources.c.architecture).distinct())).scalars())
 
 
-async def check(conn: AsyncConnection, value: str, subarchitecture: str | None = None,
-                field: str = "architecture") -> str:
+async def check(
+    conn: AsyncConnection, value: str, subarchitecture: str | None = None, field: str = "architecture"
+) -> str:
     """The architecture, normalised; 400 for `field` when nothing boots it."""
     normalised = normalise(value, subarchitecture)
     images = await imported(conn)

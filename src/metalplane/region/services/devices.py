@@ -53,20 +53,38 @@ async def create_device(conn: AsyncConnection, fields: dict[str, Any], user: Use
         await node_fields.check_hostname_free(conn, hostname)
     await node_fields.check_macs_free(conn, macs)
     system_id = new_system_id()
-    node_id = (await execute_unique(conn, insert(nodes).values(
-        system_id=system_id, hostname=hostname or f"device-{system_id}", node_type=NodeType.DEVICE,
-        description=fields.get("description") or "", parent_id=parent_id, zone_id=zone_id, owner_id=user.id,
-    ).returning(nodes.c.id), "hostname", node_fields.DUPLICATE_HOSTNAME)).scalar_one()
+    node_id = (
+        await execute_unique(
+            conn,
+            insert(nodes)
+            .values(
+                system_id=system_id,
+                hostname=hostname or f"device-{system_id}",
+                node_type=NodeType.DEVICE,
+                description=fields.get("description") or "",
+                parent_id=parent_id,
+                zone_id=zone_id,
+                owner_id=user.id,
+            )
+            .returning(nodes.c.id),
+            "hostname",
+            node_fields.DUPLICATE_HOSTNAME,
+        )
+    ).scalar_one()
     for n, mac in enumerate(macs):
-        await execute_unique(conn, insert(interfaces).values(node_id=node_id, name=f"eth{n}", mac=mac,
-                                                             claims_mac=True),
-                             "mac_addresses", f"MAC address {mac} already in use.")
+        await execute_unique(
+            conn,
+            insert(interfaces).values(node_id=node_id, name=f"eth{n}", mac=mac, claims_mac=True),
+            "mac_addresses",
+            f"MAC address {mac} already in use.",
+        )
     consequences.dhcp_changed(conn)
     return await nodes_service.show(conn, [await get_device(conn, system_id)])
 
 
-async def update_device(conn: AsyncConnection, system_id: str, fields: dict[str, Any],
-                        user: User) -> nodes_service.NodesView:
+async def update_device(
+    conn: AsyncConnection, system_id: str, fields: dict[str, Any], user: User
+) -> nodes_service.NodesView:
     device = await get_device(conn, system_id, user, lock=True)
     _may_edit(device, user)
     values: dict[str, Any] = {}
@@ -82,8 +100,12 @@ async def update_device(conn: AsyncConnection, system_id: str, fields: dict[str,
     if "zone" in fields:
         values["zone_id"] = await node_fields.zone_id_for(conn, fields["zone"] or "default")
     if values:
-        await execute_unique(conn, update(nodes).where(nodes.c.id == device["id"]).values(**values, updated=func.now()),
-                             "hostname", node_fields.DUPLICATE_HOSTNAME)
+        await execute_unique(
+            conn,
+            update(nodes).where(nodes.c.id == device["id"]).values(**values, updated=func.now()),
+            "hostname",
+            node_fields.DUPLICATE_HOSTNAME,
+        )
     return await nodes_service.show(conn, [await get_device(conn, system_id)])
 
 
@@ -94,12 +116,14 @@ async def delete_device(conn: AsyncConnection, system_id: str, user: User | None
     consequences.dhcp_changed(conn)
 
 
-async def set_annotations(conn: AsyncConnection, system_id: str, changes: dict[str, str], user: User,
-                          types: tuple[int, ...]) -> nodes_service.NodesView:
+async def set_annotations(
+    conn: AsyncConnection, system_id: str, changes: dict[str, str], user: User, types: tuple[int, ...]
+) -> nodes_service.NodesView:
     """MAAS's set_workload_annotations: key=value pairs; an empty value removes the key.
     Only the node's owner may annotate it."""
-    node = await nodes_service.get_node(conn, system_id, types, user, lock=True,
-                                        model="Device" if types == DEVICE_TYPES else "Machine")
+    node = await nodes_service.get_node(
+        conn, system_id, types, user, lock=True, model="Device" if types == DEVICE_TYPES else "Machine"
+    )
     if node["owner_id"] != user.id:
         raise Conflict("Cannot set workload annotation: it hasn't been acquired.")
     data = dict(node["owner_data"] or {})
@@ -115,8 +139,11 @@ async def set_annotations(conn: AsyncConnection, system_id: str, changes: dict[s
 async def restore_networking(conn: AsyncConnection, system_id: str) -> nodes_service.NodesView:
     """Forget the device's links (its addresses), keep its interfaces."""
     device = await get_device(conn, system_id, lock=True)
-    await conn.execute(delete(ip_addresses).where(ip_addresses.c.interface_id.in_(
-        select(interfaces.c.id).where(interfaces.c.node_id == device["id"]))))
+    await conn.execute(
+        delete(ip_addresses).where(
+            ip_addresses.c.interface_id.in_(select(interfaces.c.id).where(interfaces.c.node_id == device["id"]))
+        )
+    )
     return await nodes_service.show(conn, [await get_device(conn, system_id)])
 
 

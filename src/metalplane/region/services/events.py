@@ -19,8 +19,14 @@ from metalplane.region.db.tables import events, nodes
 from metalplane.region.errors import Refused
 
 AUDIT = 0
-LEVELS = {"AUDIT": AUDIT, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING,
-          "ERROR": logging.ERROR, "CRITICAL": logging.CRITICAL}
+LEVELS = {
+    "AUDIT": AUDIT,
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "WARNING": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "CRITICAL": logging.CRITICAL,
+}
 LEVEL_NAMES = {number: name for name, number in LEVELS.items()}
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -46,37 +52,60 @@ TYPES: dict[str, tuple[str, int]] = {
     "READY": ("Ready", logging.INFO),
     "GATHERING_INFO": ("Gathering information", logging.INFO),
 }
-POWER_REQUESTS = {"on": ("REQUEST_NODE_START", "start"), "off": ("REQUEST_NODE_STOP", "stop"),
-                  "cycle": ("REQUEST_NODE_START", "start")}
+POWER_REQUESTS = {
+    "on": ("REQUEST_NODE_START", "start"),
+    "off": ("REQUEST_NODE_STOP", "stop"),
+    "cycle": ("REQUEST_NODE_START", "start"),
+}
 POWER_DONE = {"on": "NODE_POWERED_ON", "off": "NODE_POWERED_OFF", "cycle": "NODE_POWERED_ON"}
-POWER_FAILED = {"on": "NODE_POWER_ON_FAILED", "off": "NODE_POWER_OFF_FAILED", "cycle": "NODE_POWER_CYCLE_FAILED",
-                "query": "NODE_POWER_QUERY_FAILED"}
+POWER_FAILED = {
+    "on": "NODE_POWER_ON_FAILED",
+    "off": "NODE_POWER_OFF_FAILED",
+    "cycle": "NODE_POWER_CYCLE_FAILED",
+    "query": "NODE_POWER_QUERY_FAILED",
+}
 # The INFO event a node's new status shows (status_message), by status number.
 STATUS_EVENTS = {0: "NEW", 1: "COMMISSIONING", 2: "FAILED_COMMISSIONING", 4: "READY"}
 
 
-async def record(conn: AsyncConnection, node: dict[str, Any], type_name: str, description: str = "",
-                 action: str = "", username: str = "") -> None:
+async def record(
+    conn: AsyncConnection,
+    node: dict[str, Any],
+    type_name: str,
+    description: str = "",
+    action: str = "",
+    username: str = "",
+) -> None:
     """One event about `node` (a row with id, system_id, hostname)."""
     type_description, level = TYPES[type_name]
-    await conn.execute(insert(events).values(
-        node_id=node["id"], node_system_id=node["system_id"], node_hostname=node["hostname"], type_name=type_name,
-        type_description=type_description, level=level, action=action, description=description[:2000],
-        username=username))
+    await conn.execute(
+        insert(events).values(
+            node_id=node["id"],
+            node_system_id=node["system_id"],
+            node_hostname=node["hostname"],
+            type_name=type_name,
+            type_description=type_description,
+            level=level,
+            action=action,
+            description=description[:2000],
+            username=username,
+        )
+    )
 
 
-async def status_changed(conn: AsyncConnection, node: dict[str, Any], old: int, new: int, labels: dict[int, str],
-                         description: str = "") -> None:
+async def status_changed(
+    conn: AsyncConnection, node: dict[str, Any], old: int, new: int, labels: dict[int, str], description: str = ""
+) -> None:
     """MAAS's NODE_CHANGED_STATUS ("From 'New' to 'Commissioning'") and the new status's own event."""
     if old != new:
-        await record(conn, node, "NODE_CHANGED_STATUS",
-                     f"From '{labels.get(old, old)}' to '{labels.get(new, new)}'")
+        await record(conn, node, "NODE_CHANGED_STATUS", f"From '{labels.get(old, old)}' to '{labels.get(new, new)}'")
     if new in STATUS_EVENTS:
         await record(conn, node, STATUS_EVENTS[new], description)
 
 
-async def power_requested(conn: AsyncConnection, node: dict[str, Any], action: str, username: str,
-                          comment: str = "") -> None:
+async def power_requested(
+    conn: AsyncConnection, node: dict[str, Any], action: str, username: str, comment: str = ""
+) -> None:
     if action in POWER_REQUESTS:
         type_name, verb = POWER_REQUESTS[action]
         await record(conn, node, type_name, comment, action=verb, username=username)
@@ -93,9 +122,13 @@ async def latest_shown(conn: AsyncConnection, node_ids: list[int]) -> dict[int, 
     """Each node's newest INFO-or-higher event: what status_message and status_action show."""
     if not node_ids:
         return {}
-    newest = (select(events.c.node_id, events.c.id).distinct(events.c.node_id)
-              .where(events.c.node_id.in_(node_ids), events.c.level >= logging.INFO)
-              .order_by(events.c.node_id, events.c.id.desc()).subquery())
+    newest = (
+        select(events.c.node_id, events.c.id)
+        .distinct(events.c.node_id)
+        .where(events.c.node_id.in_(node_ids), events.c.level >= logging.INFO)
+        .order_by(events.c.node_id, events.c.id.desc())
+        .subquery()
+    )
     rows = await conn.execute(select(events).join(newest, and_(newest.c.id == events.c.id)))
     return {r.node_id: dict(r._mapping) for r in rows}
 
@@ -143,16 +176,19 @@ async def query(conn: AsyncConnection, q: Query) -> list[dict[str, Any]]:
     if q.owner is not None:
         stmt = stmt.where(events.c.username == q.owner)
     if q.after is not None:
-        found = [dict(r._mapping) for r in await conn.execute(
-            stmt.where(events.c.id > q.after).order_by(events.c.id).limit(q.limit))]
+        found = [
+            dict(r._mapping)
+            for r in await conn.execute(stmt.where(events.c.id > q.after).order_by(events.c.id).limit(q.limit))
+        ]
         return list(reversed(found))
     if q.before is not None:
         stmt = stmt.where(events.c.id < q.before)
     return [dict(r._mapping) for r in await conn.execute(stmt.order_by(events.c.id.desc()).limit(q.limit))]
 
 
-def page_uris(base: str, params: list[tuple[str, str]], shown: list[dict[str, Any]], after: int | None,
-              before: int | None) -> tuple[str, str | None]:
+def page_uris(
+    base: str, params: list[tuple[str, str]], shown: list[dict[str, Any]], after: int | None, before: int | None
+) -> tuple[str, str | None]:
     """MAAS's next_uri (newer events) and prev_uri (older ones), keeping the caller's filters."""
     kept = [(k, v) for k, v in params if k not in ("after", "before")]
 

@@ -43,8 +43,15 @@ def hardware_document(node: dict[str, Any]) -> etree._Element:
     root = etree.Element("list")
     system = etree.SubElement(root, "node", id=node.get("hostname") or "machine", **{"class": "system"})
     _text(system, "description", "Computer")
-    _settings(system, {"architecture": node.get("architecture"), "boot": node.get("boot_method"),
-                       "firmware": facts.get("firmware"), "kernel": facts.get("kernel")})
+    _settings(
+        system,
+        {
+            "architecture": node.get("architecture"),
+            "boot": node.get("boot_method"),
+            "firmware": facts.get("firmware"),
+            "kernel": facts.get("kernel"),
+        },
+    )
     core = etree.SubElement(system, "node", id="core", **{"class": "bus"})
     _text(core, "description", "Motherboard")
     memory = etree.SubElement(core, "node", id="memory", **{"class": "memory"})
@@ -64,8 +71,7 @@ def hardware_document(node: dict[str, Any]) -> etree._Element:
         _text(element, "size", disk.get("size_bytes"), units="bytes")
         _capabilities(element, [c for c in ("rotational", "removable") if disk.get(c)])
     for n, iface in enumerate(facts.get("interfaces") or []):
-        element = etree.SubElement(core, "node", id="network" if n == 0 else f"network:{n}",
-                                   **{"class": "network"})
+        element = etree.SubElement(core, "node", id="network" if n == 0 else f"network:{n}", **{"class": "network"})
         _text(element, "description", "Ethernet interface")
         _text(element, "logicalname", iface.get("name"))
         _text(element, "serial", iface.get("mac"))

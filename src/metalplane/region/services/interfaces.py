@@ -26,8 +26,10 @@ from metalplane.region.services.users import User
 from metalplane.rpc.nodes import CONTROLLER_TYPES, NodeType
 
 INTERFACE_NAME = re.compile(r"^[\w\-_.:]{1,15}$")
-NAME_RULE = ("The interface name must be 1 to 15 characters long and can only contain alphanumeric characters, "
-             "hyphens ('-'), underscores ('_'), periods ('.'), and colons (':').")
+NAME_RULE = (
+    "The interface name must be 1 to 15 characters long and can only contain alphanumeric characters, "
+    "hyphens ('-'), underscores ('_'), periods ('.'), and colons (':')."
+)
 # Machines' interfaces change only in these statuses (New, Ready, Allocated, Broken).
 ALLOWED_STATES = (0, 4, 10, 8)
 DEPLOYED = 6
@@ -88,8 +90,9 @@ async def list_interfaces(conn: AsyncConnection, system_id: str, user: User | No
     return node, await _shown(conn, node)
 
 
-async def show_interface(conn: AsyncConnection, system_id: str, ident: str, user: User | None
-                         ) -> tuple[Row, int, NodesView]:
+async def show_interface(
+    conn: AsyncConnection, system_id: str, ident: str, user: User | None
+) -> tuple[Row, int, NodesView]:
     node = await _node(conn, system_id, user)
     iface = await _interface(conn, node, ident)
     return node, iface["id"], await _shown(conn, node)
@@ -98,8 +101,11 @@ async def show_interface(conn: AsyncConnection, system_id: str, ident: str, user
 async def _vlan_id(conn: AsyncConnection, value: str | None) -> int | None:
     if value is None or value.strip() == "":
         return None
-    if not value.strip().isdigit() or int(value) >= 2**31 or \
-            (await conn.execute(select(vlans.c.id).where(vlans.c.id == int(value)))).first() is None:
+    if (
+        not value.strip().isdigit()
+        or int(value) >= 2**31
+        or (await conn.execute(select(vlans.c.id).where(vlans.c.id == int(value)))).first() is None
+    ):
         raise Invalid.field("vlan", node_fields.NO_CHOICE)
     return int(value)
 
@@ -140,8 +146,9 @@ def _mtu(fields: dict[str, Any], values: dict[str, Any]) -> None:
         values["mtu"] = fields["mtu"]
 
 
-async def create_physical(conn: AsyncConnection, system_id: str, fields: dict[str, Any], user: User
-                          ) -> tuple[Row, int, NodesView]:
+async def create_physical(
+    conn: AsyncConnection, system_id: str, fields: dict[str, Any], user: User
+) -> tuple[Row, int, NodesView]:
     node = await _node(conn, system_id, user, lock=True)
     _not_controller(node, "create")
     _may_change(node, user, "create")
@@ -159,17 +166,22 @@ async def create_physical(conn: AsyncConnection, system_id: str, fields: dict[st
     _mtu(fields, values)
     if fields.get("tags") is not None:
         values["tags"] = _tags(fields["tags"])
-    new_id = (await conn.execute(insert(interfaces).values(node_id=node["id"], name=name, mac=macs[0], claims_mac=True,
-                                                           type="physical", **values)
-                                 .returning(interfaces.c.id))).scalar_one()
+    new_id = (
+        await conn.execute(
+            insert(interfaces)
+            .values(node_id=node["id"], name=name, mac=macs[0], claims_mac=True, type="physical", **values)
+            .returning(interfaces.c.id)
+        )
+    ).scalar_one()
     if values["vlan_id"] is not None:
         await conn.execute(insert(ip_addresses).values(interface_id=new_id, alloc_type=STICKY, ip=None))
     consequences.dhcp_changed(conn)
     return node, new_id, await _shown(conn, node)
 
 
-async def update_interface(conn: AsyncConnection, system_id: str, ident: str, fields: dict[str, Any],
-                           user: User) -> tuple[Row, int, NodesView]:
+async def update_interface(
+    conn: AsyncConnection, system_id: str, ident: str, fields: dict[str, Any], user: User
+) -> tuple[Row, int, NodesView]:
     """MAAS's interface forms: a controller's VLAN and link facts; a deployed machine's name and
     MAC; otherwise also the VLAN, tags and MTU."""
     node = await _node(conn, system_id, user, lock=True)
@@ -180,8 +192,17 @@ async def update_interface(conn: AsyncConnection, system_id: str, ident: str, fi
     elif node["node_type"] == NodeType.MACHINE and node["status"] == DEPLOYED:
         allowed = {"name", "mac_address", "link_connected", "interface_speed", "link_speed"}
     else:
-        allowed = {"name", "mac_address", "tags", "vlan", "mtu", "enabled", "link_connected", "interface_speed",
-                   "link_speed"}
+        allowed = {
+            "name",
+            "mac_address",
+            "tags",
+            "vlan",
+            "mtu",
+            "enabled",
+            "link_connected",
+            "interface_speed",
+            "link_speed",
+        }
     refused = sorted(k for k in fields if k not in allowed and fields[k] is not None)
     if refused:
         raise_if({k: ["This field cannot be changed on this interface now."] for k in refused})
@@ -191,11 +212,11 @@ async def update_interface(conn: AsyncConnection, system_id: str, ident: str, fi
         await _name_free(conn, node, fields["name"], iface["id"])
         values["name"] = fields["name"]
     if fields.get("mac_address") is not None:
-        (mac,) = node_fields.parse_macs([fields["mac_address"]], "mac_address") or [None]
-        if mac is None:
+        macs = node_fields.parse_macs([fields["mac_address"]], "mac_address")
+        if not macs:
             raise Invalid.field("mac_address", "This field cannot be blank.")
-        await node_fields.check_macs_free(conn, [mac], node_id=node["id"], field="mac_address")
-        values["mac"] = mac
+        await node_fields.check_macs_free(conn, macs, node_id=node["id"], field="mac_address")
+        values["mac"] = macs[0]
     if fields.get("tags") is not None:
         values["tags"] = _tags(fields["tags"])
     if fields.get("enabled") is not None:
@@ -208,12 +229,17 @@ async def update_interface(conn: AsyncConnection, system_id: str, ident: str, fi
         values["vlan_id"] = await _vlan_id(conn, fields["vlan"])
         if values["vlan_id"] != iface["vlan_id"]:
             # Links to subnets of another VLAN no longer hold.
-            await conn.execute(delete(ip_addresses).where(
-                ip_addresses.c.interface_id == iface["id"], ip_addresses.c.subnet_id.isnot(None),
-                ~ip_addresses.c.subnet_id.in_(select(subnets.c.id).where(subnets.c.vlan_id == values["vlan_id"]))))
+            await conn.execute(
+                delete(ip_addresses).where(
+                    ip_addresses.c.interface_id == iface["id"],
+                    ip_addresses.c.subnet_id.isnot(None),
+                    ~ip_addresses.c.subnet_id.in_(select(subnets.c.id).where(subnets.c.vlan_id == values["vlan_id"])),
+                )
+            )
     if values:
-        await conn.execute(update(interfaces).where(interfaces.c.id == iface["id"]).values(**values,
-                                                                                          updated=func.now()))
+        await conn.execute(
+            update(interfaces).where(interfaces.c.id == iface["id"]).values(**values, updated=func.now())
+        )
         consequences.dhcp_changed(conn)
     return node, iface["id"], await _shown(conn, node)
 
@@ -228,12 +254,17 @@ async def delete_interface(conn: AsyncConnection, system_id: str, ident: str, us
 
 
 async def _links(conn: AsyncConnection, iface_id: int) -> list[Row]:
-    return [dict(r._mapping) for r in await conn.execute(
-        select(ip_addresses).where(ip_addresses.c.interface_id == iface_id).order_by(ip_addresses.c.id))]
+    return [
+        dict(r._mapping)
+        for r in await conn.execute(
+            select(ip_addresses).where(ip_addresses.c.interface_id == iface_id).order_by(ip_addresses.c.id)
+        )
+    ]
 
 
-async def link_subnet(conn: AsyncConnection, system_id: str, ident: str, fields: dict[str, Any],
-                      user: User) -> tuple[Row, int, NodesView]:
+async def link_subnet(
+    conn: AsyncConnection, system_id: str, ident: str, fields: dict[str, Any], user: User
+) -> tuple[Row, int, NodesView]:
     node = await _node(conn, system_id, user, lock=True)
     iface = await _interface(conn, node, ident)
     _not_controller(node, "link subnet")
@@ -261,8 +292,10 @@ async def link_subnet(conn: AsyncConnection, system_id: str, ident: str, fields:
     if mode == "dhcp" and any(x["alloc_type"] == DHCP for x in links):
         errors["mode"] = ["Interface is already set to DHCP."]
     if mode == "link_up" and not force and any(x["ip"] is not None or x["alloc_type"] != STICKY for x in links):
-        errors["mode"] = ["Cannot configure interface to link up (with no IP address) while other links are already "
-                          "configured. Specify force=True to override this behavior and delete all links."]
+        errors["mode"] = [
+            "Cannot configure interface to link up (with no IP address) while other links are already "
+            "configured. Specify force=True to override this behavior and delete all links."
+        ]
     ip = fields.get("ip_address")
     if ip:
         try:
@@ -274,26 +307,44 @@ async def link_subnet(conn: AsyncConnection, system_id: str, ident: str, fields:
         if mode not in ("auto", "static"):
             errors["default_gateway"] = [f"Cannot use in mode '{mode}'."]
         elif subnet is not None and subnet["gateway_ip"] is None:
-            errors["default_gateway"] = [f"Cannot set as default gateway because subnet {subnet['cidr']} doesn't "
-                                         "provide a gateway IP address."]
+            errors["default_gateway"] = [
+                f"Cannot set as default gateway because subnet {subnet['cidr']} doesn't provide a gateway IP address."
+            ]
     raise_if(errors)
     if mode == "static" and subnet is not None:
-        ip = await ipaddresses.check_static(conn, subnet, ip) if ip else (await ipaddresses.pick_free(
-            conn, str(subnet["id"])))[1]
+        ip = (
+            await ipaddresses.check_static(conn, subnet, ip)
+            if ip
+            else (await ipaddresses.pick_free(conn, str(subnet["id"])))[1]
+        )
     else:
         ip = None
     if mode == "link_up" or force:
         await conn.execute(delete(ip_addresses).where(ip_addresses.c.interface_id == iface["id"]))
     else:
         # A link with an address or a subnet replaces the bare link-up one.
-        await conn.execute(delete(ip_addresses).where(ip_addresses.c.interface_id == iface["id"],
-                                                      ip_addresses.c.alloc_type == STICKY, ip_addresses.c.ip.is_(None),
-                                                      ip_addresses.c.subnet_id.is_(None)))
+        await conn.execute(
+            delete(ip_addresses).where(
+                ip_addresses.c.interface_id == iface["id"],
+                ip_addresses.c.alloc_type == STICKY,
+                ip_addresses.c.ip.is_(None),
+                ip_addresses.c.subnet_id.is_(None),
+            )
+        )
     if subnet is not None and (iface["vlan_id"] is None or force):
         await conn.execute(update(interfaces).where(interfaces.c.id == iface["id"]).values(vlan_id=subnet["vlan_id"]))
-    link_id = (await conn.execute(insert(ip_addresses).values(
-        interface_id=iface["id"], alloc_type=MODE_ALLOC[mode], ip=ip,
-        subnet_id=subnet["id"] if subnet is not None else None).returning(ip_addresses.c.id))).scalar_one()
+    link_id = (
+        await conn.execute(
+            insert(ip_addresses)
+            .values(
+                interface_id=iface["id"],
+                alloc_type=MODE_ALLOC[mode],
+                ip=ip,
+                subnet_id=subnet["id"] if subnet is not None else None,
+            )
+            .returning(ip_addresses.c.id)
+        )
+    ).scalar_one()
     if default_gateway and subnet is not None:
         key = "gateway_link_ipv4_id" if ip_network(str(subnet["cidr"])).version == 4 else "gateway_link_ipv6_id"
         await conn.execute(update(nodes).where(nodes.c.id == node["id"]).values(**{key: link_id}))
@@ -301,8 +352,9 @@ async def link_subnet(conn: AsyncConnection, system_id: str, ident: str, fields:
     return node, iface["id"], await _shown(conn, node)
 
 
-async def unlink_subnet(conn: AsyncConnection, system_id: str, ident: str, link_id: str | None,
-                        user: User) -> tuple[Row, int, NodesView]:
+async def unlink_subnet(
+    conn: AsyncConnection, system_id: str, ident: str, link_id: str | None, user: User
+) -> tuple[Row, int, NodesView]:
     node = await _node(conn, system_id, user, lock=True)
     iface = await _interface(conn, node, ident)
     _not_controller(node, "unlink subnet")
@@ -320,16 +372,21 @@ async def unlink_subnet(conn: AsyncConnection, system_id: str, ident: str, link_
     return node, iface["id"], await _shown(conn, node)
 
 
-async def set_default_gateway(conn: AsyncConnection, system_id: str, ident: str, link_id: str | None,
-                              user: User) -> tuple[Row, int, NodesView]:
+async def set_default_gateway(
+    conn: AsyncConnection, system_id: str, ident: str, link_id: str | None, user: User
+) -> tuple[Row, int, NodesView]:
     node = await _node(conn, system_id, user, lock=True)
     iface = await _interface(conn, node, ident)
     _not_controller(node, "set default gateway")
     _may_change(node, user, "set default gateway")
     subnets_by_id = {s["id"]: s for s in await subnets_service.list_subnets(conn)}
-    usable = [x for x in await _links(conn, iface["id"])
-              if x["alloc_type"] in (AUTO, STICKY, DHCP) and x["subnet_id"] is not None
-              and subnets_by_id[x["subnet_id"]]["gateway_ip"] is not None]
+    usable = [
+        x
+        for x in await _links(conn, iface["id"])
+        if x["alloc_type"] in (AUTO, STICKY, DHCP)
+        and x["subnet_id"] is not None
+        and subnets_by_id[x["subnet_id"]]["gateway_ip"] is not None
+    ]
     if not usable:
         raise Invalid({"__all__": ["This interface has no usable gateways."]})
 
@@ -347,8 +404,11 @@ async def set_default_gateway(conn: AsyncConnection, system_id: str, ident: str,
         too_many = sorted(v for v, found in gateways.items() if len(found) > 1)
         if too_many:
             names = " and ".join(f"IPv{v}" for v in too_many)
-            raise Invalid.field("link_id", f"This field is required; Interface has more than one usable {names} "
-                                           f"gateway{'s' if len(too_many) > 1 else ''}.")
+            raise Invalid.field(
+                "link_id",
+                f"This field is required; Interface has more than one usable {names} "
+                f"gateway{'s' if len(too_many) > 1 else ''}.",
+            )
         chosen = [next(x for x in usable if family(x) == v) for v in sorted(gateways)]
     for link in chosen:
         key = "gateway_link_ipv4_id" if family(link) == 4 else "gateway_link_ipv6_id"
@@ -362,14 +422,16 @@ async def disconnect(conn: AsyncConnection, system_id: str, ident: str, user: Us
     _not_controller(node, "disconnect")
     _may_change(node, user, "disconnect")
     await conn.execute(delete(ip_addresses).where(ip_addresses.c.interface_id == iface["id"]))
-    await conn.execute(update(interfaces).where(interfaces.c.id == iface["id"]).values(vlan_id=None,
-                                                                                      updated=func.now()))
+    await conn.execute(
+        update(interfaces).where(interfaces.c.id == iface["id"]).values(vlan_id=None, updated=func.now())
+    )
     consequences.dhcp_changed(conn)
     return node, iface["id"], await _shown(conn, node)
 
 
-async def change_tag(conn: AsyncConnection, system_id: str, ident: str, tag: str | None, add: bool,
-                     user: User) -> tuple[Row, int, NodesView]:
+async def change_tag(
+    conn: AsyncConnection, system_id: str, ident: str, tag: str | None, add: bool, user: User
+) -> tuple[Row, int, NodesView]:
     node = await _node(conn, system_id, user, lock=True)
     iface = await _interface(conn, node, ident)
     _may_change(node, user, "update interface", extra_states=(DEPLOYED,))

@@ -31,10 +31,16 @@ class Exhausted(Unavailable):
 
 
 async def _taken(conn: AsyncConnection, subnet_id: int) -> set[str]:
-    held = (await conn.execute(select(ip_addresses.c.ip).where(ip_addresses.c.subnet_id == subnet_id,
-                                                                ip_addresses.c.ip.isnot(None)))).scalars()
-    leased = (await conn.execute(select(dhcp_leases.c.ip).where(dhcp_leases.c.subnet_id == subnet_id,
-                                                                 dhcp_leases.c.state == "active"))).scalars()
+    held = (
+        await conn.execute(
+            select(ip_addresses.c.ip).where(ip_addresses.c.subnet_id == subnet_id, ip_addresses.c.ip.isnot(None))
+        )
+    ).scalars()
+    leased = (
+        await conn.execute(
+            select(dhcp_leases.c.ip).where(dhcp_leases.c.subnet_id == subnet_id, dhcp_leases.c.state == "active")
+        )
+    ).scalars()
     return {str(ip) for ip in [*held, *leased]}
 
 
@@ -45,7 +51,8 @@ async def _ranges(conn: AsyncConnection, subnet_id: int) -> list[Row]:
 def dynamic_range_of(ranges: list[Row], ip: str) -> Row | None:
     address = ip_address(ip)
     for r in ranges:
-        if r["type"] == "dynamic" and ip_address(str(r["start_ip"])) <= address <= ip_address(str(r["end_ip"])):
+        start, end = ip_address(str(r["start_ip"])), ip_address(str(r["end_ip"]))
+        if r["type"] == "dynamic" and start.version == address.version and start <= address <= end:  # type: ignore[operator]
             return r
     return None
 
@@ -84,24 +91,38 @@ async def pick_free(conn: AsyncConnection, subnet_ident: str) -> tuple[Row, str]
 
 
 async def best_subnet_for(conn: AsyncConnection, ip: str) -> Row | None:
-    found = (await conn.execute(
-        select(subnets.c.id).where(text("cidr >>= CAST(:ip AS inet)")).params(ip=ip)
-        .order_by(func.masklen(subnets.c.cidr).desc()).limit(1))).scalar_one_or_none()
+    found = (
+        await conn.execute(
+            select(subnets.c.id)
+            .where(text("cidr >>= CAST(:ip AS inet)"))
+            .params(ip=ip)
+            .order_by(func.masklen(subnets.c.cidr).desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
     return await subnets_service.get_subnet(conn, str(found), lock=True) if found is not None else None
 
 
-async def reserve(conn: AsyncConnection, user: User, subnet_ident: str | None, ip: str | None,
-                  hostname: str | None, mac: str | None) -> Addresses:
+async def reserve(
+    conn: AsyncConnection, user: User, subnet_ident: str | None, ip: str | None, hostname: str | None, mac: str | None
+) -> Addresses:
     """A USER_RESERVED address for `user`: the one asked for, or a free one of the subnet."""
     if mac:
         mac = node_fields.normalise_mac(mac)
         if not node_fields.MAC.match(mac):
             raise Invalid.field("mac", f"'{mac}' is not a valid MAC address.")
-        owner = (await conn.execute(select(nodes.c.hostname).join(interfaces, interfaces.c.node_id == nodes.c.id)
-                                    .where(interfaces.c.mac == mac))).first()
+        owner = (
+            await conn.execute(
+                select(nodes.c.hostname)
+                .join(interfaces, interfaces.c.node_id == nodes.c.id)
+                .where(interfaces.c.mac == mac)
+            )
+        ).first()
         if owner is not None:
-            raise Refused(f"MAC address {mac} already belongs to {owner.hostname}. Use of the interface API is "
-                          "required, for an interface that belongs to a node.")
+            raise Refused(
+                f"MAC address {mac} already belongs to {owner.hostname}. Use of the interface API is "
+                "required, for an interface that belongs to a node."
+            )
     if hostname:
         node_fields.clean_hostname(hostname)
     if ip is not None:
@@ -114,8 +135,10 @@ async def reserve(conn: AsyncConnection, user: User, subnet_ident: str | None, i
             raise Refused(f"No known subnet for IP address: {ip}.")
         inside = dynamic_range_of(await _ranges(conn, subnet["id"]), ip)
         if inside is not None and not mac:
-            raise PermissionDenied(f"IP address {ip} belongs to an existing dynamic range. To reserve this IP "
-                                   "address, a MAC address is required. (Create a device instead.)")
+            raise PermissionDenied(
+                f"IP address {ip} belongs to an existing dynamic range. To reserve this IP "
+                "address, a MAC address is required. (Create a device instead.)"
+            )
         if ip in await _taken(conn, subnet["id"]):
             raise Invalid.field("ip_address", f"The IP address {ip} is already in use.")
     elif subnet_ident:
@@ -125,9 +148,20 @@ async def reserve(conn: AsyncConnection, user: User, subnet_ident: str | None, i
             raise Refused(f"Unable to identify subnet: {subnet_ident}.") from None
     else:
         raise Refused("Must supply either the 'subnet' or the 'ip' parameter.")
-    new_id = (await conn.execute(insert(ip_addresses).values(
-        ip=ip, subnet_id=subnet["id"], alloc_type=USER_RESERVED, user_id=user.id, hostname=hostname or "",
-        mac=mac).returning(ip_addresses.c.id))).scalar_one()
+    new_id = (
+        await conn.execute(
+            insert(ip_addresses)
+            .values(
+                ip=ip,
+                subnet_id=subnet["id"],
+                alloc_type=USER_RESERVED,
+                user_id=user.id,
+                hostname=hostname or "",
+                mac=mac,
+            )
+            .returning(ip_addresses.c.id)
+        )
+    ).scalar_one()
     return await show(conn, await list_addresses(conn, user, ip=None, all_=True, owner=None, ids=[new_id]))
 
 
@@ -142,33 +176,45 @@ async def release(conn: AsyncConnection, user: User, ip: str | None, force: bool
         raise Invalid.field("ip", "Enter a valid IPv4 or IPv6 address.") from None
     query = select(ip_addresses.c.id).where(ip_addresses.c.ip == ip)
     if force:
-        query = query.where((ip_addresses.c.alloc_type == DISCOVERED) if discovered
-                            else (ip_addresses.c.alloc_type != DISCOVERED))
+        query = query.where(
+            (ip_addresses.c.alloc_type == DISCOVERED) if discovered else (ip_addresses.c.alloc_type != DISCOVERED)
+        )
     else:
         query = query.where(ip_addresses.c.alloc_type == USER_RESERVED, ip_addresses.c.user_id == user.id)
     found = (await conn.execute(query.limit(1))).first()
     if found is None:
         if force:
             raise Refused(f"IP address {ip} does not exist.")
-        raise Refused(f"IP address {ip} does not exist, is not the correct type of address, or does not belong to "
-                      "the requesting user.\nIf you are sure you want to release this address, use force=true as "
-                      "a MAAS administrator.")
+        raise Refused(
+            f"IP address {ip} does not exist, is not the correct type of address, or does not belong to "
+            "the requesting user.\nIf you are sure you want to release this address, use force=true as "
+            "a MAAS administrator."
+        )
     await conn.execute(delete(ip_addresses).where(ip_addresses.c.id == found.id))
 
 
-async def list_addresses(conn: AsyncConnection, user: User, ip: str | None, all_: bool, owner: str | None,
-                         ids: list[int] | None = None) -> list[Row]:
+async def list_addresses(
+    conn: AsyncConnection, user: User, ip: str | None, all_: bool, owner: str | None, ids: list[int] | None = None
+) -> list[Row]:
     """ipaddresses read: the caller's reservations; admins may ask for all or another user's."""
     if all_ and not user.is_superuser and ids is None:
         raise PermissionDenied("Listing all IP addresses requires admin privileges.")
     if owner is not None and not user.is_superuser:
         raise PermissionDenied("Listing another user's IP addresses requires admin privileges.")
-    query = (select(ip_addresses, users.c.username.label("owner_name"), nodes.c.system_id,
-                    nodes.c.id.label("node_id"), interfaces.c.id.label("iface_id"))
-             .outerjoin(users, users.c.id == ip_addresses.c.user_id)
-             .outerjoin(interfaces, interfaces.c.id == ip_addresses.c.interface_id)
-             .outerjoin(nodes, nodes.c.id == interfaces.c.node_id)
-             .where(ip_addresses.c.ip.isnot(None)).order_by(ip_addresses.c.id))
+    query = (
+        select(
+            ip_addresses,
+            users.c.username.label("owner_name"),
+            nodes.c.system_id,
+            nodes.c.id.label("node_id"),
+            interfaces.c.id.label("iface_id"),
+        )
+        .outerjoin(users, users.c.id == ip_addresses.c.user_id)
+        .outerjoin(interfaces, interfaces.c.id == ip_addresses.c.interface_id)
+        .outerjoin(nodes, nodes.c.id == interfaces.c.node_id)
+        .where(ip_addresses.c.ip.isnot(None))
+        .order_by(ip_addresses.c.id)
+    )
     if ids is not None:
         query = query.where(ip_addresses.c.id.in_(ids))
     elif owner is not None:
@@ -183,7 +229,6 @@ async def list_addresses(conn: AsyncConnection, user: User, ip: str | None, all_
     if not all_ and ids is None:
         query = query.where(ip_addresses.c.alloc_type == USER_RESERVED)
     return rows(await conn.execute(query))
-
 
 
 @dataclass(frozen=True)

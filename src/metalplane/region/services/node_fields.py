@@ -74,19 +74,22 @@ def parse_macs(values: list[str], field: str = "mac_addresses") -> list[str]:
     return list(dict.fromkeys(macs))
 
 
-async def check_macs_free(conn: AsyncConnection, macs: list[str], node_id: int | None = None,
-                          field: str = "mac_addresses") -> None:
+async def check_macs_free(
+    conn: AsyncConnection, macs: list[str], node_id: int | None = None, field: str = "mac_addresses"
+) -> None:
     """A MAC belongs to one node's interface in the whole MAAS (controllers included)."""
     if not macs:
         return
-    query = (select(interfaces.c.mac, nodes.c.hostname).join(nodes, nodes.c.id == interfaces.c.node_id)
-             .where(interfaces.c.mac.in_(macs)))
+    query = (
+        select(interfaces.c.mac, nodes.c.hostname)
+        .join(nodes, nodes.c.id == interfaces.c.node_id)
+        .where(interfaces.c.mac.in_(macs))
+    )
     if node_id is not None:
         query = query.where(interfaces.c.node_id != node_id)
     taken = {r.mac: r.hostname for r in await conn.execute(query)}
     if taken:
-        raise Invalid({field: [f"MAC address {mac} already in use on {taken[mac]}." for mac in macs
-                               if mac in taken]})
+        raise Invalid({field: [f"MAC address {mac} already in use on {taken[mac]}." for mac in macs if mac in taken]})
 
 
 async def check_hostname_free(conn: AsyncConnection, hostname: str, node_id: int | None = None) -> None:
@@ -127,6 +130,10 @@ def bounded_int(fields: dict[str, Any], name: str) -> int | None:
     if value is None:
         return None
     if not 0 <= value < 2**31:
-        raise Invalid.field(name, "Ensure this value is greater than or equal to 0." if value < 0
-                            else f"Ensure this value is less than or equal to {2**31 - 1}.")
+        raise Invalid.field(
+            name,
+            "Ensure this value is greater than or equal to 0."
+            if value < 0
+            else f"Ensure this value is less than or equal to {2**31 - 1}.",
+        )
     return value

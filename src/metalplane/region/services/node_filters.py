@@ -19,26 +19,87 @@ from metalplane.region.services.node_fields import MAC
 
 # NODE_STATUS filter names, by number (maas_lifecycle.json).
 STATUS_FILTER_NAMES = {
-    "new": 0, "commissioning": 1, "failed_commissioning": 2, "missing": 3, "ready": 4, "reserved": 5,
-    "deployed": 6, "retired": 7, "broken": 8, "deploying": 9, "allocated": 10, "failed_deployment": 11,
-    "releasing": 12, "failed_releasing": 13, "disk_erasing": 14, "failed_disk_erasing": 15, "rescue_mode": 16,
-    "entering_rescue_mode": 17, "failed_entering_rescue_mode": 18, "exiting_rescue_mode": 19,
-    "failed_exiting_rescue_mode": 20, "testing": 21, "failed_testing": 22,
+    "new": 0,
+    "commissioning": 1,
+    "failed_commissioning": 2,
+    "missing": 3,
+    "ready": 4,
+    "reserved": 5,
+    "deployed": 6,
+    "retired": 7,
+    "broken": 8,
+    "deploying": 9,
+    "allocated": 10,
+    "failed_deployment": 11,
+    "releasing": 12,
+    "failed_releasing": 13,
+    "disk_erasing": 14,
+    "failed_disk_erasing": 15,
+    "rescue_mode": 16,
+    "entering_rescue_mode": 17,
+    "failed_entering_rescue_mode": 18,
+    "exiting_rescue_mode": 19,
+    "failed_exiting_rescue_mode": 20,
+    "testing": 21,
+    "failed_testing": 22,
 }
 SIMPLE_STATUSES: dict[str, set[int]] = {
-    "new": {0}, "commissioning": {1}, "failed": {2, 11, 13, 15, 18, 20, 22}, "ready": {4}, "deployed": {6},
-    "broken": {8}, "deploying": {9}, "allocated": {10}, "releasing": {12, 14}, "rescue_mode": {16, 17, 19},
-    "testing": {21}, "other": {3, 5, 7},
+    "new": {0},
+    "commissioning": {1},
+    "failed": {2, 11, 13, 15, 18, 20, 22},
+    "ready": {4},
+    "deployed": {6},
+    "broken": {8},
+    "deploying": {9},
+    "allocated": {10},
+    "releasing": {12, 14},
+    "rescue_mode": {16, 17, 19},
+    "testing": {21},
+    "other": {3, 5, 7},
 }
 POWER_STATES = ("on", "off", "unknown", "error")
 DEPLOYMENT_TARGETS = ("memory", "disk")
 
 LIST_FILTERS = (
-    "id", "not_id", "hostname", "not_hostname", "mac_address", "domain", "not_domain", "zone", "not_in_zone",
-    "pool", "not_in_pool", "status", "not_status", "simple_status", "not_simple_status", "arch", "not_arch",
-    "tags", "not_tags", "agent_name", "not_agent_name", "owner", "not_owner", "fabrics", "not_fabrics",
-    "fabric_classes", "not_fabric_classes", "vlans", "not_vlans", "subnets", "not_subnets", "pod", "not_pod",
-    "pod_type", "not_pod_type", "power_state", "not_power_state", "deployment_target", "not_deployment_target",
+    "id",
+    "not_id",
+    "hostname",
+    "not_hostname",
+    "mac_address",
+    "domain",
+    "not_domain",
+    "zone",
+    "not_in_zone",
+    "pool",
+    "not_in_pool",
+    "status",
+    "not_status",
+    "simple_status",
+    "not_simple_status",
+    "arch",
+    "not_arch",
+    "tags",
+    "not_tags",
+    "agent_name",
+    "not_agent_name",
+    "owner",
+    "not_owner",
+    "fabrics",
+    "not_fabrics",
+    "fabric_classes",
+    "not_fabric_classes",
+    "vlans",
+    "not_vlans",
+    "subnets",
+    "not_subnets",
+    "pod",
+    "not_pod",
+    "pod_type",
+    "not_pod_type",
+    "power_state",
+    "not_power_state",
+    "deployment_target",
+    "not_deployment_target",
 )
 NUMBER_FILTERS = {
     "cpu_count": "Invalid CPU count: number required.",
@@ -51,7 +112,6 @@ UNSUPPORTED = ("storage", "interfaces", "devices")
 IGNORED = ("op", "comment", "bridge_all", "bridge_type", "bridge_stp", "bridge_fd", "dry_run", "verbose")
 # What the generic nodes/, devices/ and controllers' collections honour (filtered_nodes_list_from_request).
 NODE_LIST_FILTERS = ("id", "hostname", "mac_address", "domain", "zone", "pool", "agent_name")
-
 
 
 @dataclass(frozen=True)
@@ -87,8 +147,9 @@ def _arch_matches(pattern: str, arch: str | None) -> bool:
 
 
 def _specified_subnets(spec: str, known: Known) -> set[int]:
-    kind, _, value = spec.partition(":") if ":" in spec and spec.split(":")[0] in ("id", "cidr", "name", "ip") \
-        else ("", "", spec)
+    kind, _, value = (
+        spec.partition(":") if ":" in spec and spec.split(":")[0] in ("id", "cidr", "name", "ip") else ("", "", spec)
+    )
     found = set()
     for s in known.subnets:
         if kind == "id" or (not kind and value.isdigit()):
@@ -221,19 +282,32 @@ def matches(c: Constraints, n: dict[str, Any]) -> bool:
         return value not in c.get(name)
 
     checks = [
-        any_of("id", n["system_id"]), none_of("not_id", n["system_id"]),
-        any_of("hostname", n["hostname"]), none_of("not_hostname", n["hostname"]),
-        any_of("domain", n["domain"]), none_of("not_domain", n["domain"]),
-        any_of("zone", n["zone"]), none_of("not_in_zone", n["zone"]),
-        any_of("pool", n["pool"]), none_of("not_in_pool", n["pool"]),
-        any_of("status", n["status"]), none_of("not_status", n["status"]),
-        any_of("simple_status", n["status"]), none_of("not_simple_status", n["status"]),
-        any_of("agent_name", n["agent_name"]), none_of("not_agent_name", n["agent_name"]),
-        any_of("owner", n["owner"]), none_of("not_owner", n["owner"]),
-        any_of("power_state", n["power_state"]), none_of("not_power_state", n["power_state"]),
-        any_of("deployment_target", "disk"), none_of("not_deployment_target", "disk"),
-        any_of("pod", n.get("pod")), none_of("not_pod", n.get("pod")),
-        any_of("pod_type", n.get("pod_type")), none_of("not_pod_type", n.get("pod_type")),
+        any_of("id", n["system_id"]),
+        none_of("not_id", n["system_id"]),
+        any_of("hostname", n["hostname"]),
+        none_of("not_hostname", n["hostname"]),
+        any_of("domain", n["domain"]),
+        none_of("not_domain", n["domain"]),
+        any_of("zone", n["zone"]),
+        none_of("not_in_zone", n["zone"]),
+        any_of("pool", n["pool"]),
+        none_of("not_in_pool", n["pool"]),
+        any_of("status", n["status"]),
+        none_of("not_status", n["status"]),
+        any_of("simple_status", n["status"]),
+        none_of("not_simple_status", n["status"]),
+        any_of("agent_name", n["agent_name"]),
+        none_of("not_agent_name", n["agent_name"]),
+        any_of("owner", n["owner"]),
+        none_of("not_owner", n["owner"]),
+        any_of("power_state", n["power_state"]),
+        none_of("not_power_state", n["power_state"]),
+        any_of("deployment_target", "disk"),
+        none_of("not_deployment_target", "disk"),
+        any_of("pod", n.get("pod")),
+        none_of("not_pod", n.get("pod")),
+        any_of("pod_type", n.get("pod_type")),
+        none_of("not_pod_type", n.get("pod_type")),
         not c.get("mac_address") or bool(set(c.get("mac_address")) & set(n["macs"])),
         not c.get("arch") or any(_arch_matches(a, n["architecture"]) for a in c.get("arch")),
         not any(_arch_matches(a, n["architecture"]) for a in c.get("not_arch")),

@@ -23,6 +23,11 @@ def _listed(given: dict[str, list[str]], name: str) -> list[str]:
     return [v for v in given.get(name, []) if v.strip()]
 
 
+def _last(given: dict[str, list[str]], name: str) -> str | None:
+    values = _listed(given, name)
+    return values[-1] if values else None
+
+
 def filtered(view: nodes_service.NodesView, given: dict[str, list[str]]) -> nodes_service.NodesView:
     """MAAS's filtered_nodes_list_from_request: id, hostname, mac_address, domain (lists);
     zone, pool, agent_name (one value)."""
@@ -32,22 +37,29 @@ def filtered(view: nodes_service.NodesView, given: dict[str, list[str]]) -> node
     if bad:
         raise Refused(f"Invalid MAC address(es): {', '.join(sorted(bad))}")
     domains = set(_listed(given, "domain"))
-    zone = (_listed(given, "zone") or [None])[-1]
-    pool = (_listed(given, "pool") or [None])[-1]
-    agent = (_listed(given, "agent_name") or [None])[-1]
+    zone, pool, agent = (_last(given, name) for name in ("zone", "pool", "agent_name"))
 
     def keep(n: Row) -> bool:
         facts = view.facts(n)
-        return ((not ids or n["system_id"] in ids) and (not hostnames or n["hostname"] in hostnames)
-                and (not macs or bool(macs & set(facts["macs"]))) and (not domains or "maas" in domains)
-                and (zone is None or n["zone_name"] == zone) and (pool is None or n["pool_name"] == pool)
-                and (agent is None or n["agent_name"] == agent))
+        return (
+            (not ids or n["system_id"] in ids)
+            and (not hostnames or n["hostname"] in hostnames)
+            and (not macs or bool(macs & set(facts["macs"])))
+            and (not domains or "maas" in domains)
+            and (zone is None or n["zone_name"] == zone)
+            and (pool is None or n["pool_name"] == pool)
+            and (agent is None or n["agent_name"] == agent)
+        )
 
     return replace(view, nodes=[n for n in view.nodes if keep(n)])
 
 
-async def read_nodes(conn: AsyncConnection, given: dict[str, list[str]], viewer: User | None,
-                     types: tuple[int, ...] = nodes_service.ALL_TYPES) -> nodes_service.NodesView:
+async def read_nodes(
+    conn: AsyncConnection,
+    given: dict[str, list[str]],
+    viewer: User | None,
+    types: tuple[int, ...] = nodes_service.ALL_TYPES,
+) -> nodes_service.NodesView:
     view = await nodes_service.show(conn, await nodes_service.list_nodes(conn, types, viewer))
     return filtered(view, given)
 
@@ -89,8 +101,12 @@ async def is_registered(conn: AsyncConnection, mac: str | None) -> bool:
     normalised = node_fields.normalise_mac(mac)
     if not node_fields.MAC.match(normalised):
         raise Refused(f"Invalid MAC address(es): {mac}")
-    found = await conn.execute(select(interfaces.c.id).join(nodes, nodes.c.id == interfaces.c.node_id)
-                               .where(interfaces.c.mac == normalised, nodes.c.status != RETIRED).limit(1))
+    found = await conn.execute(
+        select(interfaces.c.id)
+        .join(nodes, nodes.c.id == interfaces.c.node_id)
+        .where(interfaces.c.mac == normalised, nodes.c.status != RETIRED)
+        .limit(1)
+    )
     return found.first() is not None
 
 

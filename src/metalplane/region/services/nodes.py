@@ -42,8 +42,13 @@ from metalplane.rpc.nodes import NodeType
 # MAAS's StaticIPAddress alloc_type.
 AUTO, STICKY, USER_RESERVED, DHCP, DISCOVERED = 0, 1, 4, 5, 6
 # MAAS's model names for 404s, by node type.
-MODEL_NAMES = {NodeType.MACHINE: "Machine", NodeType.DEVICE: "Device", NodeType.RACK_CONTROLLER: "RackController",
-               NodeType.REGION_CONTROLLER: "RegionController", NodeType.REGION_AND_RACK_CONTROLLER: "RackController"}
+MODEL_NAMES = {
+    NodeType.MACHINE: "Machine",
+    NodeType.DEVICE: "Device",
+    NodeType.RACK_CONTROLLER: "RackController",
+    NodeType.REGION_CONTROLLER: "RegionController",
+    NodeType.REGION_AND_RACK_CONTROLLER: "RackController",
+}
 ALL_TYPES = tuple(int(t) for t in NodeType)
 
 parent_nodes = aliased(nodes, name="parent_nodes")
@@ -52,12 +57,21 @@ parent_nodes = aliased(nodes, name="parent_nodes")
 def node_select(types: tuple[int, ...] = ALL_TYPES) -> Select:
     """Node rows with their zone, pool, owner, parent and BMC."""
     return (
-        select(nodes, zones.c.name.label("zone_name"), zones.c.description.label("zone_description"),
-               zones.c.id.label("zone_ref"), resource_pools.c.name.label("pool_name"),
-               resource_pools.c.description.label("pool_description"), users.c.username.label("owner_name"),
-               parent_nodes.c.system_id.label("parent_system_id"),
-               bmcs.c.power_type, bmcs.c.power_parameters.label("bmc_parameters"), bmcs.c.owner_rack_id,
-               bmcs.c.failing.label("bmc_failing"), bmcs.c.last_error.label("bmc_error"))
+        select(
+            nodes,
+            zones.c.name.label("zone_name"),
+            zones.c.description.label("zone_description"),
+            zones.c.id.label("zone_ref"),
+            resource_pools.c.name.label("pool_name"),
+            resource_pools.c.description.label("pool_description"),
+            users.c.username.label("owner_name"),
+            parent_nodes.c.system_id.label("parent_system_id"),
+            bmcs.c.power_type,
+            bmcs.c.power_parameters.label("bmc_parameters"),
+            bmcs.c.owner_rack_id,
+            bmcs.c.failing.label("bmc_failing"),
+            bmcs.c.last_error.label("bmc_error"),
+        )
         .join(zones, zones.c.id == nodes.c.zone_id)
         .outerjoin(resource_pools, resource_pools.c.id == nodes.c.pool_id)
         .outerjoin(users, users.c.id == nodes.c.owner_id)
@@ -75,16 +89,26 @@ def visible_to(query: Select, viewer: User | None) -> Select:
     return query.where(or_(nodes.c.owner_id.is_(None), nodes.c.owner_id == viewer.id))
 
 
-async def list_nodes(conn: AsyncConnection, types: tuple[int, ...] = ALL_TYPES, viewer: User | None = None,
-                     system_ids: list[str] | None = None) -> list[Row]:
+async def list_nodes(
+    conn: AsyncConnection,
+    types: tuple[int, ...] = ALL_TYPES,
+    viewer: User | None = None,
+    system_ids: list[str] | None = None,
+) -> list[Row]:
     query = visible_to(node_select(types), viewer)
     if system_ids:
         query = query.where(nodes.c.system_id.in_(system_ids))
     return rows(await conn.execute(query))
 
 
-async def get_node(conn: AsyncConnection, system_id: str, types: tuple[int, ...] = ALL_TYPES,
-                   viewer: User | None = None, lock: bool = False, model: str = "Node") -> Row:
+async def get_node(
+    conn: AsyncConnection,
+    system_id: str,
+    types: tuple[int, ...] = ALL_TYPES,
+    viewer: User | None = None,
+    lock: bool = False,
+    model: str = "Node",
+) -> Row:
     """One node; 404 in MAAS's words for `model` when it is not there or not visible."""
     if "\x00" in system_id:  # PostgreSQL text cannot hold NUL: no node has such an id
         raise NotFound(model)
@@ -101,16 +125,31 @@ async def interfaces_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int,
     """node id -> its interfaces, each with "links": [{id, alloc_type, ip, subnet_id}] in order."""
     if not node_ids:
         return {}
-    found = rows(await conn.execute(
-        select(interfaces).where(interfaces.c.node_id.in_(node_ids)).order_by(interfaces.c.node_id, interfaces.c.id)))
+    found = rows(
+        await conn.execute(
+            select(interfaces).where(interfaces.c.node_id.in_(node_ids)).order_by(interfaces.c.node_id, interfaces.c.id)
+        )
+    )
     links: dict[int, list[Row]] = {}
     for a in await conn.execute(
-            select(ip_addresses.c.id, ip_addresses.c.interface_id, ip_addresses.c.alloc_type, ip_addresses.c.ip,
-                   ip_addresses.c.subnet_id)
-            .where(ip_addresses.c.interface_id.in_([i["id"] for i in found])).order_by(ip_addresses.c.id)):
+        select(
+            ip_addresses.c.id,
+            ip_addresses.c.interface_id,
+            ip_addresses.c.alloc_type,
+            ip_addresses.c.ip,
+            ip_addresses.c.subnet_id,
+        )
+        .where(ip_addresses.c.interface_id.in_([i["id"] for i in found]))
+        .order_by(ip_addresses.c.id)
+    ):
         links.setdefault(a.interface_id, []).append(
-            {"id": a.id, "alloc_type": a.alloc_type, "ip": str(a.ip) if a.ip is not None else None,
-             "subnet_id": a.subnet_id})
+            {
+                "id": a.id,
+                "alloc_type": a.alloc_type,
+                "ip": str(a.ip) if a.ip is not None else None,
+                "subnet_id": a.subnet_id,
+            }
+        )
     out: dict[int, list[Row]] = {}
     for i in found:
         out.setdefault(i["node_id"], []).append({**i, "links": links.get(i["id"], [])})
@@ -121,11 +160,19 @@ async def block_devices_of(conn: AsyncConnection, node_ids: list[int]) -> dict[i
     """node id -> its disks, each with "partitions" in order."""
     if not node_ids:
         return {}
-    disks = rows(await conn.execute(select(block_devices).where(block_devices.c.node_id.in_(node_ids))
-                                    .order_by(block_devices.c.node_id, block_devices.c.id)))
+    disks = rows(
+        await conn.execute(
+            select(block_devices)
+            .where(block_devices.c.node_id.in_(node_ids))
+            .order_by(block_devices.c.node_id, block_devices.c.id)
+        )
+    )
     parts: dict[int, list[Row]] = {}
-    for p in await conn.execute(select(partitions).where(partitions.c.block_device_id.in_([d["id"] for d in disks]))
-                                .order_by(partitions.c.block_device_id, partitions.c.number)):
+    for p in await conn.execute(
+        select(partitions)
+        .where(partitions.c.block_device_id.in_([d["id"] for d in disks]))
+        .order_by(partitions.c.block_device_id, partitions.c.number)
+    ):
         parts.setdefault(p.block_device_id, []).append(dict(p._mapping))
     out: dict[int, list[Row]] = {}
     for d in disks:
@@ -136,8 +183,12 @@ async def block_devices_of(conn: AsyncConnection, node_ids: list[int]) -> dict[i
 async def tags_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
     if node_ids:
-        for r in await conn.execute(select(node_tags.c.node_id, tags.c.name).join(tags, tags.c.id == node_tags.c.tag_id)
-                                    .where(node_tags.c.node_id.in_(node_ids)).order_by(tags.c.name)):
+        for r in await conn.execute(
+            select(node_tags.c.node_id, tags.c.name)
+            .join(tags, tags.c.id == node_tags.c.tag_id)
+            .where(node_tags.c.node_id.in_(node_ids))
+            .order_by(tags.c.name)
+        ):
             out.setdefault(r.node_id, []).append(r.name)
     return out
 
@@ -146,14 +197,19 @@ async def current_script_sets(conn: AsyncConnection, node_ids: list[int]) -> dic
     """node id -> result_type -> its newest script set, with "results" (name, exit_status)."""
     if not node_ids:
         return {}
-    newest = (select(script_sets.c.id).distinct(script_sets.c.node_id, script_sets.c.result_type)
-              .where(script_sets.c.node_id.in_(node_ids))
-              .order_by(script_sets.c.node_id, script_sets.c.result_type, script_sets.c.id.desc()))
+    newest = (
+        select(script_sets.c.id)
+        .distinct(script_sets.c.node_id, script_sets.c.result_type)
+        .where(script_sets.c.node_id.in_(node_ids))
+        .order_by(script_sets.c.node_id, script_sets.c.result_type, script_sets.c.id.desc())
+    )
     sets = rows(await conn.execute(select(script_sets).where(script_sets.c.id.in_(newest))))
     results: dict[int, list[Row]] = {}
-    for r in await conn.execute(select(script_results.c.script_set_id, script_results.c.name,
-                                       script_results.c.exit_status)
-                                .where(script_results.c.script_set_id.in_([s["id"] for s in sets]))):
+    for r in await conn.execute(
+        select(script_results.c.script_set_id, script_results.c.name, script_results.c.exit_status).where(
+            script_results.c.script_set_id.in_([s["id"] for s in sets])
+        )
+    ):
         results.setdefault(r.script_set_id, []).append(dict(r._mapping))
     out: dict[int, dict[int, Row]] = {}
     for s in sets:
@@ -165,9 +221,11 @@ async def leases_of(conn: AsyncConnection, macs: list[str]) -> dict[str, list[st
     """MAC -> addresses it holds by an active DHCP lease."""
     out: dict[str, list[str]] = {}
     if macs:
-        for r in await conn.execute(select(dhcp_leases.c.mac, dhcp_leases.c.ip)
-                                    .where(dhcp_leases.c.mac.in_(macs), dhcp_leases.c.state == "active")
-                                    .order_by(dhcp_leases.c.ip)):
+        for r in await conn.execute(
+            select(dhcp_leases.c.mac, dhcp_leases.c.ip)
+            .where(dhcp_leases.c.mac.in_(macs), dhcp_leases.c.state == "active")
+            .order_by(dhcp_leases.c.ip)
+        ):
             out.setdefault(r.mac, []).append(str(r.ip))
     return out
 
@@ -193,11 +251,20 @@ class NodesView:
         ifaces = self.interfaces.get(node["id"], [])
         vlan_rows = [self.vlans[i["vlan_id"]] for i in ifaces if i["vlan_id"] in self.vlans]
         return {
-            "system_id": node["system_id"], "hostname": node["hostname"], "domain": "maas",
-            "zone": node["zone_name"], "pool": node["pool_name"], "status": node["status"],
-            "architecture": node["architecture"], "tags": self.tags.get(node["id"], []),
-            "agent_name": node["agent_name"], "owner": node["owner_name"], "cpu_count": node["cpu_count"],
-            "memory": node["memory"], "cpu_speed": node["cpu_speed"], "power_state": node["power_state"],
+            "system_id": node["system_id"],
+            "hostname": node["hostname"],
+            "domain": "maas",
+            "zone": node["zone_name"],
+            "pool": node["pool_name"],
+            "status": node["status"],
+            "architecture": node["architecture"],
+            "tags": self.tags.get(node["id"], []),
+            "agent_name": node["agent_name"],
+            "owner": node["owner_name"],
+            "cpu_count": node["cpu_count"],
+            "memory": node["memory"],
+            "cpu_speed": node["cpu_speed"],
+            "power_state": node["power_state"],
             "macs": [i["mac"] for i in ifaces if i["mac"]],
             "fabrics": [v["fabric_name"] for v in vlan_rows],
             "fabric_classes": [c for v in vlan_rows if (c := self.fabrics.get(v["fabric_id"], {}).get("class_type"))],

@@ -20,7 +20,8 @@ CATEGORIES = ("error", "warning", "success", "info")
 
 def _select():
     return select(notifications, users.c.username.label("user_name")).outerjoin(
-        users, users.c.id == notifications.c.user_id)
+        users, users.c.id == notifications.c.user_id
+    )
 
 
 def _relevant(user: User):
@@ -32,14 +33,17 @@ def _relevant(user: User):
 
 
 def _not_dismissed(user: User):
-    return ~exists().where(and_(notification_dismissals.c.notification_id == notifications.c.id,
-                                notification_dismissals.c.user_id == user.id))
+    return ~exists().where(
+        and_(
+            notification_dismissals.c.notification_id == notifications.c.id,
+            notification_dismissals.c.user_id == user.id,
+        )
+    )
 
 
 async def list_for(conn: AsyncConnection, user: User) -> list[Row]:
     """What the user sees: relevant to them and not dismissed by them."""
-    return rows(await conn.execute(_select().where(_relevant(user), _not_dismissed(user))
-                                   .order_by(notifications.c.id)))
+    return rows(await conn.execute(_select().where(_relevant(user), _not_dismissed(user)).order_by(notifications.c.id)))
 
 
 async def get(conn: AsyncConnection, ident: str, user: User, lock: bool = False) -> Row:
@@ -52,7 +56,7 @@ async def get(conn: AsyncConnection, ident: str, user: User, lock: bool = False)
     if row is None:
         raise NotFound("Notification")
     found = dict(row._mapping)
-    relevant = (found["user_id"] == user.id or found["users"] or (found["admins"] and user.is_superuser))
+    relevant = found["user_id"] == user.id or found["users"] or (found["admins"] and user.is_superuser)
     if not (user.is_superuser or relevant):
         raise PermissionDenied("")
     return found
@@ -97,8 +101,14 @@ async def _values(conn: AsyncConnection, fields: dict[str, Any], creating: bool)
 
 async def create(conn: AsyncConnection, fields: dict[str, Any], by: User) -> Row:
     values = await _values(conn, fields, creating=True)
-    new_id = (await execute_unique(conn, insert(notifications).values(**values).returning(notifications.c.id),
-                                   "ident", "Notification with this Ident already exists.")).scalar_one()
+    new_id = (
+        await execute_unique(
+            conn,
+            insert(notifications).values(**values).returning(notifications.c.id),
+            "ident",
+            "Notification with this Ident already exists.",
+        )
+    ).scalar_one()
     return await get(conn, str(new_id), by)
 
 
@@ -106,9 +116,12 @@ async def update_one(conn: AsyncConnection, ident: str, fields: dict[str, Any], 
     found = await get(conn, ident, by, lock=True)
     values = await _values(conn, fields, creating=False)
     if values:
-        await execute_unique(conn, update(notifications).where(notifications.c.id == found["id"])
-                             .values(**values, updated=func.now()), "ident",
-                             "Notification with this Ident already exists.")
+        await execute_unique(
+            conn,
+            update(notifications).where(notifications.c.id == found["id"]).values(**values, updated=func.now()),
+            "ident",
+            "Notification with this Ident already exists.",
+        )
     return await get(conn, ident, by)
 
 
@@ -124,5 +137,6 @@ async def dismiss(conn: AsyncConnection, ident: str, user: User) -> None:
         raise PermissionDenied("")
     if not found["dismissable"]:
         raise Invalid({"__all__": ["This notification cannot be dismissed."]})
-    await conn.execute(pg_insert(notification_dismissals).values(notification_id=found["id"], user_id=user.id)
-                       .on_conflict_do_nothing())
+    await conn.execute(
+        pg_insert(notification_dismissals).values(notification_id=found["id"], user_id=user.id).on_conflict_do_nothing()
+    )

@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import nodes, resource_pools
-from metalplane.region.errors import NotFound, Refused, raise_if
+from metalplane.region.errors import Invalid, NotFound, Refused, raise_if
 from metalplane.region.services.rows import Row, execute_unique, rows
 
 DEFAULT_POOL_ID = 0
@@ -21,9 +21,11 @@ POOL_NAME = re.compile(r"^\w[ \w-]*$")  # MAAS's MODEL_NAME_VALIDATOR
 
 
 async def ensure_default_pool(conn: AsyncConnection) -> None:
-    await conn.execute(pg_insert(resource_pools).values(
-        id=DEFAULT_POOL_ID, name=DEFAULT_POOL_NAME, description=DEFAULT_POOL_DESCRIPTION)
-        .on_conflict_do_nothing(index_elements=["id"]))
+    await conn.execute(
+        pg_insert(resource_pools)
+        .values(id=DEFAULT_POOL_ID, name=DEFAULT_POOL_NAME, description=DEFAULT_POOL_DESCRIPTION)
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
 
 
 def check_name(name: str) -> dict[str, list[str]]:
@@ -64,14 +66,20 @@ async def pool_id_for(conn: AsyncConnection, name: str, field: str = "pool") -> 
     """A pool named in a node's form: 400 for `field` when there is none."""
     row = (await conn.execute(select(resource_pools.c.id).where(resource_pools.c.name == name))).first()
     if row is None:
-        raise_if({field: ["Select a valid choice. That choice is not one of the available choices."]})
+        raise Invalid.field(field, "Select a valid choice. That choice is not one of the available choices.")
     return row.id
 
 
 async def create_pool(conn: AsyncConnection, name: str, description: str) -> Row:
     raise_if(check_name(name))
-    new_id = (await execute_unique(conn, insert(resource_pools).values(name=name, description=description)
-                                   .returning(resource_pools.c.id), "name", DUPLICATE)).scalar_one()
+    new_id = (
+        await execute_unique(
+            conn,
+            insert(resource_pools).values(name=name, description=description).returning(resource_pools.c.id),
+            "name",
+            DUPLICATE,
+        )
+    ).scalar_one()
     return await get_pool(conn, str(new_id))
 
 
@@ -80,8 +88,12 @@ async def update_pool(conn: AsyncConnection, ident: str, changes: dict[str, Any]
     if "name" in changes:
         raise_if(check_name(changes["name"]))
     if changes:
-        await execute_unique(conn, update(resource_pools).where(resource_pools.c.id == pool["id"])
-                             .values(**changes, updated=func.now()), "name", DUPLICATE)
+        await execute_unique(
+            conn,
+            update(resource_pools).where(resource_pools.c.id == pool["id"]).values(**changes, updated=func.now()),
+            "name",
+            DUPLICATE,
+        )
     return await get_pool(conn, str(pool["id"]))
 
 

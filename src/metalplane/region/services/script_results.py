@@ -23,18 +23,39 @@ from metalplane.region.services.rows import Row, rows
 from metalplane.region.services.users import User
 
 COMMISSIONING, INSTALLATION, TESTING, RELEASE = 0, 1, 2, 3
-RESULT_TYPE_NAMES = {COMMISSIONING: "Commissioning", INSTALLATION: "Installation", TESTING: "Testing",
-                     RELEASE: "Release"}
-RESULT_TYPE_WORDS = {"commission": COMMISSIONING, "commissioning": COMMISSIONING, "install": INSTALLATION,
-                     "installation": INSTALLATION, "test": TESTING, "testing": TESTING, "release": RELEASE}
-CURRENT = {"current-commissioning": COMMISSIONING, "current-installation": INSTALLATION,
-           "current-testing": TESTING}
+RESULT_TYPE_NAMES = {
+    COMMISSIONING: "Commissioning",
+    INSTALLATION: "Installation",
+    TESTING: "Testing",
+    RELEASE: "Release",
+}
+RESULT_TYPE_WORDS = {
+    "commission": COMMISSIONING,
+    "commissioning": COMMISSIONING,
+    "install": INSTALLATION,
+    "installation": INSTALLATION,
+    "test": TESTING,
+    "testing": TESTING,
+    "release": RELEASE,
+}
+CURRENT = {"current-commissioning": COMMISSIONING, "current-installation": INSTALLATION, "current-testing": TESTING}
 UNKNOWN = -1
 PENDING, RUNNING, PASSED, FAILED, TIMEDOUT, ABORTED, DEGRADED = 0, 1, 2, 3, 4, 5, 6
-STATUS_NAMES = {UNKNOWN: "Unknown", PENDING: "Pending", RUNNING: "Running", PASSED: "Passed", FAILED: "Failed",
-                TIMEDOUT: "Timed out", ABORTED: "Aborted", DEGRADED: "Degraded", 7: "Installing dependencies",
-                8: "Failed installing dependencies", 9: "Skipped",
-                10: "Applying custom network configuration", 11: "Failed to apply custom network configuration"}
+STATUS_NAMES = {
+    UNKNOWN: "Unknown",
+    PENDING: "Pending",
+    RUNNING: "Running",
+    PASSED: "Passed",
+    FAILED: "Failed",
+    TIMEDOUT: "Timed out",
+    ABORTED: "Aborted",
+    DEGRADED: "Degraded",
+    7: "Installing dependencies",
+    8: "Failed installing dependencies",
+    9: "Skipped",
+    10: "Applying custom network configuration",
+    11: "Failed to apply custom network configuration",
+}
 KILLED_BY_TIMEOUT = 143  # the image's `timeout` sends SIGTERM: 128 + 15
 TAR_NAME = re.compile(r".+\.tar(\..+)?")
 
@@ -84,15 +105,24 @@ def parse_result_type(value: str) -> int:
 
 async def start_set(conn: AsyncConnection, node_id: int, result_type: int = COMMISSIONING) -> int:
     """A new run: the node's earlier sets of that type are replaced."""
-    await conn.execute(delete(script_sets).where(script_sets.c.node_id == node_id,
-                                                 script_sets.c.result_type == result_type))
-    return (await conn.execute(insert(script_sets).values(node_id=node_id, result_type=result_type)
-                               .returning(script_sets.c.id))).scalar_one()
+    await conn.execute(
+        delete(script_sets).where(script_sets.c.node_id == node_id, script_sets.c.result_type == result_type)
+    )
+    return (
+        await conn.execute(
+            insert(script_sets).values(node_id=node_id, result_type=result_type).returning(script_sets.c.id)
+        )
+    ).scalar_one()
 
 
 async def current_set_id(conn: AsyncConnection, node_id: int, result_type: int = COMMISSIONING) -> int | None:
-    return (await conn.execute(select(func.max(script_sets.c.id)).where(
-        script_sets.c.node_id == node_id, script_sets.c.result_type == result_type))).scalar()
+    return (
+        await conn.execute(
+            select(func.max(script_sets.c.id)).where(
+                script_sets.c.node_id == node_id, script_sets.c.result_type == result_type
+            )
+        )
+    ).scalar()
 
 
 async def ping(conn: AsyncConnection, set_id: int | None) -> None:
@@ -102,21 +132,28 @@ async def ping(conn: AsyncConnection, set_id: int | None) -> None:
 
 async def end_set(conn: AsyncConnection, set_id: int | None) -> None:
     if set_id is not None:
-        await conn.execute(update(script_sets).where(script_sets.c.id == set_id)
-                           .values(ended=func.now(), last_ping=func.now(), updated=func.now()))
+        await conn.execute(
+            update(script_sets)
+            .where(script_sets.c.id == set_id)
+            .values(ended=func.now(), last_ping=func.now(), updated=func.now())
+        )
 
 
 async def _sets_with_results(conn: AsyncConnection, query) -> list[Row]:
     sets = rows(await conn.execute(query.order_by(script_sets.c.id)))
     results: dict[int, list[Row]] = {}
-    for r in await conn.execute(select(script_results).where(
-            script_results.c.script_set_id.in_([s["id"] for s in sets])).order_by(script_results.c.name)):
+    for r in await conn.execute(
+        select(script_results)
+        .where(script_results.c.script_set_id.in_([s["id"] for s in sets]))
+        .order_by(script_results.c.name)
+    ):
         results.setdefault(r.script_set_id, []).append(dict(r._mapping))
     return [{**s, "results": results.get(s["id"], [])} for s in sets]
 
 
-async def node_sets(conn: AsyncConnection, system_id: str, viewer: User | None,
-                    result_type: str | None) -> tuple[Row, list[Row]]:
+async def node_sets(
+    conn: AsyncConnection, system_id: str, viewer: User | None, result_type: str | None
+) -> tuple[Row, list[Row]]:
     """`node-script-results read`: the node and its script sets (optionally of one type)."""
     node = await nodes_service.get_node(conn, system_id, viewer=viewer)
     query = select(script_sets).where(script_sets.c.node_id == node["id"])
@@ -135,10 +172,17 @@ async def node_set(conn: AsyncConnection, system_id: str, ident: str, viewer: Us
     elif ident.isdigit() and int(ident) < 2**31:
         set_id = int(ident)
     else:
-        raise Invalid({"id": [f'Unknown id "{ident}" must be current-commissioning, current-testing, '
-                              'current-installation, or the id number of a specific result.']})
-    found = await _sets_with_results(conn, select(script_sets).where(script_sets.c.id == set_id,
-                                                                     script_sets.c.node_id == node["id"]))
+        raise Invalid(
+            {
+                "id": [
+                    f'Unknown id "{ident}" must be current-commissioning, current-testing, '
+                    "current-installation, or the id number of a specific result."
+                ]
+            }
+        )
+    found = await _sets_with_results(
+        conn, select(script_sets).where(script_sets.c.id == set_id, script_sets.c.node_id == node["id"])
+    )
     if not found:
         raise NotFound("ScriptSet")
     return node, found[0]
@@ -185,15 +229,20 @@ def download(node: Row, script_set: Row, filters: list[str] | None, output: str,
     raise Invalid({"filetype": [f'Unknown filetype "{filetype}" must be txt or tar.xz']})
 
 
-async def node_results(conn: AsyncConnection, viewer: User | None, system_ids: list[str], names: list[str],
-                       result_type: int | None) -> list[dict[str, Any]]:
+async def node_results(
+    conn: AsyncConnection, viewer: User | None, system_ids: list[str], names: list[str], result_type: int | None
+) -> list[dict[str, Any]]:
     """`node-results read` (MAAS 2.0's commissioning results): finished results of each
     node's current sets."""
     shown = await nodes_service.list_nodes(conn, viewer=viewer, system_ids=system_ids or None)
     by_id = {n["id"]: n for n in shown}
     sets = await nodes_service.current_script_sets(conn, list(by_id))
-    wanted = [s for per_node in sets.values() for s in per_node.values()
-              if result_type is None or s["result_type"] == result_type]
+    wanted = [
+        s
+        for per_node in sets.values()
+        for s in per_node.values()
+        if result_type is None or s["result_type"] == result_type
+    ]
     full = await _sets_with_results(conn, select(script_sets).where(script_sets.c.id.in_([s["id"] for s in wanted])))
     out = []
     for s in full:

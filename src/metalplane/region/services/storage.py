@@ -32,11 +32,26 @@ def disk_rows(disks: list[dict[str, Any]]) -> list[dict[str, Any]]:
         model = str(disk.get("model") or "")
         tags = ["rotary" if disk.get("rotational") else "ssd"] + (["removable"] if disk.get("removable") else [])
         id_path = f"/dev/disk/by-id/{model.replace(' ', '_')}_{serial}" if model and serial else None
-        parts = [p for p in disk.get("partitions") or []
-                 if isinstance(p.get("number"), int) and isinstance(p.get("size_bytes"), int)
-                 and 0 < p["size_bytes"] <= MAX_BIGINT and 0 < p["number"] < 2**31]
-        out.append({"name": name, "model": model, "serial": serial, "size": size, "block_size": 512,
-                    "tags": tags, "id_path": id_path, "partitions": parts})
+        parts = [
+            p
+            for p in disk.get("partitions") or []
+            if isinstance(p.get("number"), int)
+            and isinstance(p.get("size_bytes"), int)
+            and 0 < p["size_bytes"] <= MAX_BIGINT
+            and 0 < p["number"] < 2**31
+        ]
+        out.append(
+            {
+                "name": name,
+                "model": model,
+                "serial": serial,
+                "size": size,
+                "block_size": 512,
+                "tags": tags,
+                "id_path": id_path,
+                "partitions": parts,
+            }
+        )
     return out
 
 
@@ -44,12 +59,19 @@ async def replace_disks(conn: AsyncConnection, node_id: int, disks: list[dict[st
     await conn.execute(delete(block_devices).where(block_devices.c.node_id == node_id))
     for disk in disk_rows(disks):
         parts = disk.pop("partitions")
-        device_id = (await conn.execute(insert(block_devices).values(node_id=node_id, **disk)
-                                        .returning(block_devices.c.id))).scalar_one()
+        device_id = (
+            await conn.execute(insert(block_devices).values(node_id=node_id, **disk).returning(block_devices.c.id))
+        ).scalar_one()
         for part in parts:
-            await conn.execute(insert(partitions).values(
-                block_device_id=device_id, number=part["number"], size=part["size_bytes"],
-                uuid=part.get("uuid") or None, bootable=bool(part.get("bootable"))))
+            await conn.execute(
+                insert(partitions).values(
+                    block_device_id=device_id,
+                    number=part["number"],
+                    size=part["size_bytes"],
+                    uuid=part.get("uuid") or None,
+                    bootable=bool(part.get("bootable")),
+                )
+            )
 
 
 async def disks_of(conn: AsyncConnection, system_id: str, viewer: User | None) -> tuple[Row, list[Row]]:
@@ -66,11 +88,11 @@ async def disk_of(conn: AsyncConnection, system_id: str, device_id: str, viewer:
     return node, found[0]
 
 
-async def partition_of(conn: AsyncConnection, system_id: str, device_id: str, partition_id: str,
-                       viewer: User | None) -> tuple[Row, Row, Row]:
+async def partition_of(
+    conn: AsyncConnection, system_id: str, device_id: str, partition_id: str, viewer: User | None
+) -> tuple[Row, Row, Row]:
     node, disk = await disk_of(conn, system_id, device_id, viewer)
     found = [p for p in disk["partitions"] if str(p["id"]) == partition_id]
     if not found:
         raise NotFound("Partition")
     return node, disk, found[0]
-

@@ -77,8 +77,9 @@ async def update_tag(conn: AsyncConnection, name: str, fields: dict[str, Any]) -
     raise_if(check(fields))
     values = {k: fields[k] or "" for k in ("name", "definition", "comment", "kernel_opts") if k in fields}
     if values:
-        await execute_unique(conn, update(tags).where(tags.c.id == tag["id"]).values(**values, updated=func.now()),
-                             "name", DUPLICATE)
+        await execute_unique(
+            conn, update(tags).where(tags.c.id == tag["id"]).values(**values, updated=func.now()), "name", DUPLICATE
+        )
     changed = await get_tag(conn, values.get("name", name))
     if "definition" in values and values["definition"] != tag["definition"] and changed["definition"].strip():
         await populate(conn, changed)
@@ -95,8 +96,19 @@ async def populate(conn: AsyncConnection, tag: Row) -> None:
     never commissioned have none)."""
     xpath = hardware_xml.compile_definition(tag["definition"])
     matching = []
-    for node in rows(await conn.execute(select(nodes.c.id, nodes.c.hostname, nodes.c.architecture, nodes.c.cpu_count,
-                                               nodes.c.memory, nodes.c.boot_method, nodes.c.hardware))):
+    for node in rows(
+        await conn.execute(
+            select(
+                nodes.c.id,
+                nodes.c.hostname,
+                nodes.c.architecture,
+                nodes.c.cpu_count,
+                nodes.c.memory,
+                nodes.c.boot_method,
+                nodes.c.hardware,
+            )
+        )
+    ):
         if node["hardware"] and hardware_xml.evaluate(xpath, hardware_xml.hardware_document(node)):
             matching.append(node["id"])
     await conn.execute(delete(node_tags).where(node_tags.c.tag_id == tag["id"]))
@@ -113,9 +125,23 @@ async def rebuild(conn: AsyncConnection, name: str) -> dict[str, str]:
 
 async def evaluate_node(conn: AsyncConnection, node_id: int) -> None:
     """A node's facts changed: every defined tag decides again whether it has the tag."""
-    node = dict((await conn.execute(select(nodes.c.id, nodes.c.hostname, nodes.c.architecture, nodes.c.cpu_count,
-                                           nodes.c.memory, nodes.c.boot_method, nodes.c.hardware)
-                                    .where(nodes.c.id == node_id))).one()._mapping)
+    node = dict(
+        (
+            await conn.execute(
+                select(
+                    nodes.c.id,
+                    nodes.c.hostname,
+                    nodes.c.architecture,
+                    nodes.c.cpu_count,
+                    nodes.c.memory,
+                    nodes.c.boot_method,
+                    nodes.c.hardware,
+                ).where(nodes.c.id == node_id)
+            )
+        )
+        .one()
+        ._mapping
+    )
     if not node["hardware"]:  # not commissioned: no document, no defined tag
         return
     document = hardware_xml.hardware_document(node)
@@ -129,8 +155,9 @@ async def evaluate_node(conn: AsyncConnection, node_id: int) -> None:
             await conn.execute(delete(node_tags).where(node_tags.c.node_id == node_id, node_tags.c.tag_id == tag["id"]))
 
 
-async def update_nodes(conn: AsyncConnection, name: str, add: list[str], remove: list[str],
-                       definition: str | None) -> dict[str, int]:
+async def update_nodes(
+    conn: AsyncConnection, name: str, add: list[str], remove: list[str], definition: str | None
+) -> dict[str, int]:
     tag = await get_tag(conn, name, lock=True)
     if definition is not None and definition != tag["definition"]:
         raise Conflict(f"Definition supplied '{definition}' doesn't match current definition '{tag['definition']}'")
@@ -149,15 +176,16 @@ async def _node_ids(conn: AsyncConnection, system_ids: list[str]) -> list[int]:
     return list((await conn.execute(select(nodes.c.id).where(nodes.c.system_id.in_(system_ids)))).scalars())
 
 
-async def tagged_nodes(conn: AsyncConnection, name: str, types: tuple[int, ...],
-                       viewer: User | None) -> nodes_service.NodesView:
+async def tagged_nodes(
+    conn: AsyncConnection, name: str, types: tuple[int, ...], viewer: User | None
+) -> nodes_service.NodesView:
     """The nodes of these types that have the tag, as shown."""
     tag = await get_tag(conn, name)
     query = nodes_service.visible_to(nodes_service.node_select(types), viewer).where(
-        nodes.c.id.in_(select(node_tags.c.node_id).where(node_tags.c.tag_id == tag["id"])))
+        nodes.c.id.in_(select(node_tags.c.node_id).where(node_tags.c.tag_id == tag["id"]))
+    )
     return await nodes_service.show(conn, rows(await conn.execute(query)))
 
 
 async def known_names(conn: AsyncConnection) -> set[str]:
     return set((await conn.execute(select(tags.c.name))).scalars())
-

@@ -43,9 +43,10 @@ async def create_device(ctx: Ctx) -> dict:
     :param zone: The zone of the device (default: the default zone).
     :type zone: unicode
     """
-    fields = {**ctx.params.given({"hostname": "str", "description": "str", "domain": "str", "parent": "str",
-                                  "zone": "str"}),
-              "mac_addresses": ctx.params.get_list("mac_addresses")}
+    fields = {
+        **ctx.params.given({"hostname": "str", "description": "str", "domain": "str", "parent": "str", "zone": "str"}),
+        "mac_addresses": ctx.params.get_list("mac_addresses"),
+    }
     async with ctx.tx() as conn:
         return render_nodes.devices(await svc.create_device(conn, fields, ctx.me))[0]
 
@@ -77,8 +78,9 @@ async def update_device(ctx: Ctx) -> dict:
     :param zone: The name of the zone the device moves to.
     :type zone: unicode
     """
-    fields = ctx.params.given({"hostname": "str", "description": "str", "domain": "str", "parent": "str",
-                               "zone": "str"})
+    fields = ctx.params.given(
+        {"hostname": "str", "description": "str", "domain": "str", "parent": "str", "zone": "str"}
+    )
     async with ctx.tx() as conn:
         return render_nodes.devices(await svc.update_device(conn, ctx.path["system_id"], fields, ctx.me))[0]
 
@@ -108,8 +110,9 @@ async def power_parameters(ctx: Ctx) -> dict:
 async def set_annotations(ctx: Ctx) -> dict:
     changes = {k: ctx.params.str(k) or "" for k in ctx.params.names() if k != "op"}
     async with ctx.tx() as conn:
-        return render_nodes.devices(await svc.set_annotations(conn, ctx.path["system_id"], changes, ctx.me,
-                                                              svc.DEVICE_TYPES))[0]
+        return render_nodes.devices(
+            await svc.set_annotations(conn, ctx.path["system_id"], changes, ctx.me, svc.DEVICE_TYPES)
+        )[0]
 
 
 set_annotations.__doc__ = """Set key=value workload annotations on a device you own; an empty value removes the key.

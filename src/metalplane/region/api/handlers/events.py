@@ -43,7 +43,7 @@ async def query(ctx: Ctx) -> dict:
     p = ctx.params
     after = p.int("after", min_value=0, max_value=2**63 - 1)
     before = p.int("before", min_value=0, max_value=2**63 - 1)
-    level, limit = svc.check_query(p.str("level"), p.int("limit", min_value=-2**31, max_value=2**31), after, before)
+    level, limit = svc.check_query(p.str("level"), p.int("limit", min_value=-(2**31), max_value=2**31), after, before)
     given = {name: p.get_list(name) for name in NODE_FILTERS if name in p}
     async with ctx.tx() as conn:
         node_ids = await node_ops.event_node_ids(conn, given, ctx.me)
@@ -52,16 +52,19 @@ async def query(ctx: Ctx) -> dict:
     next_uri, prev_uri = svc.page_uris(render.uri("events/"), kept, found, after, before)
     return {
         "count": len(found),
-        "events": [{
-            "username": e["username"] or "unknown",
-            "node": e["current_system_id"],
-            "hostname": e["node_hostname"],
-            "id": e["id"],
-            "level": svc.LEVEL_NAMES.get(e["level"], "INFO"),
-            "created": e["created"].strftime(svc.CREATED_FORMAT),
-            "type": e["type_description"],
-            "description": e["description"],
-        } for e in found],
+        "events": [
+            {
+                "username": e["username"] or "unknown",
+                "node": e["current_system_id"],
+                "hostname": e["node_hostname"],
+                "id": e["id"],
+                "level": svc.LEVEL_NAMES.get(e["level"], "INFO"),
+                "created": e["created"].strftime(svc.CREATED_FORMAT),
+                "type": e["type_description"],
+                "description": e["description"],
+            }
+            for e in found
+        ],
         "next_uri": next_uri,
         "prev_uri": prev_uri,
     }

@@ -43,8 +43,9 @@ async def create_physical(ctx: Ctx) -> dict:
     :param accept_ra: Accept router advertisements (IPv6 only).
     :type accept_ra: boolean
     """
-    fields = ctx.params.given({"name": "str", "mac_address": "str", "tags": "str", "vlan": "str", "mtu": "int",
-                               "accept_ra": "bool"})
+    fields = ctx.params.given(
+        {"name": "str", "mac_address": "str", "tags": "str", "vlan": "str", "mtu": "int", "accept_ra": "bool"}
+    )
     async with ctx.tx() as conn:
         return one(await svc.create_physical(conn, ctx.path["system_id"], fields, ctx.me))
 
@@ -80,9 +81,19 @@ async def update_interface(ctx: Ctx) -> dict:
     :param link_speed: The speed of the link in Mbit/s.
     :type link_speed: integer
     """
-    fields = ctx.params.given({"name": "str", "mac_address": "str", "tags": "str", "vlan": "str", "mtu": "int",
-                               "enabled": "bool", "link_connected": "bool", "interface_speed": "int",
-                               "link_speed": "int"})
+    fields = ctx.params.given(
+        {
+            "name": "str",
+            "mac_address": "str",
+            "tags": "str",
+            "vlan": "str",
+            "mtu": "int",
+            "enabled": "bool",
+            "link_connected": "bool",
+            "interface_speed": "int",
+            "link_speed": "int",
+        }
+    )
     async with ctx.tx() as conn:
         return one(await svc.update_interface(conn, ctx.path["system_id"], ctx.path["id"], fields, ctx.me))
 
@@ -110,8 +121,9 @@ async def link_subnet(ctx: Ctx) -> dict:
     :param default_gateway: Make the subnet's gateway the node's default gateway (auto, static).
     :type default_gateway: boolean
     """
-    fields = ctx.params.given({"mode": "str", "subnet": "str", "ip_address": "str", "force": "bool",
-                               "default_gateway": "bool"})
+    fields = ctx.params.given(
+        {"mode": "str", "subnet": "str", "ip_address": "str", "force": "bool", "default_gateway": "bool"}
+    )
     async with ctx.tx() as conn:
         return one(await svc.link_subnet(conn, ctx.path["system_id"], ctx.path["id"], fields, ctx.me))
 
@@ -124,8 +136,7 @@ async def unlink_subnet(ctx: Ctx) -> dict:
     :type id: integer
     """
     async with ctx.tx() as conn:
-        return one(await svc.unlink_subnet(conn, ctx.path["system_id"], ctx.path["id"], ctx.params.str("id"),
-                                           ctx.me))
+        return one(await svc.unlink_subnet(conn, ctx.path["system_id"], ctx.path["id"], ctx.params.str("id"), ctx.me))
 
 
 @interface.action("POST", "set_default_gateway")
@@ -136,8 +147,11 @@ async def set_default_gateway(ctx: Ctx) -> dict:
     :type link_id: integer
     """
     async with ctx.tx() as conn:
-        return one(await svc.set_default_gateway(conn, ctx.path["system_id"], ctx.path["id"],
-                                                 ctx.params.str("link_id"), ctx.me))
+        return one(
+            await svc.set_default_gateway(
+                conn, ctx.path["system_id"], ctx.path["id"], ctx.params.str("link_id"), ctx.me
+            )
+        )
 
 
 @interface.action("POST", "disconnect")
@@ -155,8 +169,9 @@ async def add_tag(ctx: Ctx) -> dict:
     :type tag: unicode
     """
     async with ctx.tx() as conn:
-        return one(await svc.change_tag(conn, ctx.path["system_id"], ctx.path["id"], ctx.params.str("tag"), True,
-                                        ctx.me))
+        return one(
+            await svc.change_tag(conn, ctx.path["system_id"], ctx.path["id"], ctx.params.str("tag"), True, ctx.me)
+        )
 
 
 @interface.action("POST", "remove_tag")
@@ -167,5 +182,6 @@ async def remove_tag(ctx: Ctx) -> dict:
     :type tag: unicode
     """
     async with ctx.tx() as conn:
-        return one(await svc.change_tag(conn, ctx.path["system_id"], ctx.path["id"], ctx.params.str("tag"), False,
-                                        ctx.me))
+        return one(
+            await svc.change_tag(conn, ctx.path["system_id"], ctx.path["id"], ctx.params.str("tag"), False, ctx.me)
+        )

@@ -20,17 +20,20 @@ def rendered(shown: svc.Addresses) -> list:
         node = by_node.get(a["node_id"])
         ifaces = [i for i in (render_nodes.interfaces(view, node) if node else []) if i["id"] == a["iface_id"]]
         owner = shown.owners.get(a["owner_name"]) if a["owner_name"] else None
-        out.append({
-            "alloc_type": a["alloc_type"],
-            "alloc_type_name": ALLOC_TYPE_NAMES.get(a["alloc_type"], "Unknown"),
-            "created": a["created"].isoformat(),
-            "ip": str(a["ip"]),
-            "owner": render.user(owner) if owner else None,
-            "interface_set": ifaces,
-            "subnet": render.subnet(view.subnets[a["subnet_id"]], view.vlans) if a["subnet_id"] in view.subnets
-            else None,
-            "resource_uri": render.uri("ipaddresses/"),
-        })
+        out.append(
+            {
+                "alloc_type": a["alloc_type"],
+                "alloc_type_name": ALLOC_TYPE_NAMES.get(a["alloc_type"], "Unknown"),
+                "created": a["created"].isoformat(),
+                "ip": str(a["ip"]),
+                "owner": render.user(owner) if owner else None,
+                "interface_set": ifaces,
+                "subnet": render.subnet(view.subnets[a["subnet_id"]], view.vlans)
+                if a["subnet_id"] in view.subnets
+                else None,
+                "resource_uri": render.uri("ipaddresses/"),
+            }
+        )
     return out
 
 
@@ -46,8 +49,9 @@ async def list_addresses(ctx: Ctx) -> list:
     :type owner: unicode
     """
     async with ctx.tx() as conn:
-        found = await svc.list_addresses(conn, ctx.me, ctx.params.str("ip"), bool(ctx.params.bool("all", False)),
-                                         ctx.params.str("owner"))
+        found = await svc.list_addresses(
+            conn, ctx.me, ctx.params.str("ip"), bool(ctx.params.bool("all", False)), ctx.params.str("owner")
+        )
         return rendered(await svc.show(conn, found))
 
 
@@ -86,4 +90,3 @@ async def release(ctx: Ctx) -> None:
     p = ctx.params
     async with ctx.tx() as conn:
         await svc.release(conn, ctx.me, p.str("ip"), bool(p.bool("force", False)), bool(p.bool("discovered", False)))
-

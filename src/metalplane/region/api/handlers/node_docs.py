@@ -25,7 +25,9 @@ NODE_FILTERS_DOC = """
 :type agent_name: unicode
 """
 
-READ_FILTERS_DOC = NODE_FILTERS_DOC + """
+READ_FILTERS_DOC = (
+    NODE_FILTERS_DOC
+    + """
 :param not_id: Exclude nodes with this system_id (repeatable).
 :type not_id: unicode
 :param not_hostname: Exclude nodes with this hostname (repeatable).
@@ -103,6 +105,7 @@ READ_FILTERS_DOC = NODE_FILTERS_DOC + """
 :param not_deployment_target: memory or disk.
 :type not_deployment_target: unicode
 """
+)
 
 
 def bson_details(node: Row) -> Response:

@@ -12,7 +12,9 @@ from metalplane.region.services import users
 from metalplane.region.services.rows import Row
 from metalplane.region.services.users import User
 
-notifications = Handler("NotificationsHandler", "notifications/", "Manage the collection of all the notifications in MAAS.")
+notifications = Handler(
+    "NotificationsHandler", "notifications/", "Manage the collection of all the notifications in MAAS."
+)
 notification = Handler("NotificationHandler", "notifications/{id}/", "Manage an individual notification.")
 
 FIELDS_DOC = """
@@ -29,15 +31,30 @@ FIELDS_DOC = """
 :param admins: Whether it is for all admins.
 :type admins: boolean
 """
-SPEC = {"message": "str", "context": "str", "category": "str", "ident": "str", "user": "str", "users": "bool",
-        "admins": "bool", "dismissable": "bool"}
+SPEC = {
+    "message": "str",
+    "context": "str",
+    "category": "str",
+    "ident": "str",
+    "user": "str",
+    "users": "bool",
+    "admins": "bool",
+    "dismissable": "bool",
+}
 
 
 def notification_json(n: Row, owner: User | None) -> Row:
     return {
-        "id": n["id"], "ident": n["ident"], "user": render.user(owner) if owner else None, "users": n["users"],
-        "admins": n["admins"], "message": n["message"], "context": n["context"], "category": n["category"],
-        "dismissable": n["dismissable"], "resource_uri": render.uri(f"notifications/{n['id']}/"),
+        "id": n["id"],
+        "ident": n["ident"],
+        "user": render.user(owner) if owner else None,
+        "users": n["users"],
+        "admins": n["admins"],
+        "message": n["message"],
+        "context": n["context"],
+        "category": n["category"],
+        "dismissable": n["dismissable"],
+        "resource_uri": render.uri(f"notifications/{n['id']}/"),
     }
 
 
@@ -58,11 +75,14 @@ async def create_notification(ctx: Ctx) -> dict:
         return (await _shown(conn, [await svc.create(conn, ctx.params.given(SPEC), ctx.me)]))[0]
 
 
-create_notification.__doc__ = """Create a notification.
+create_notification.__doc__ = (
+    """Create a notification.
 
 :param message: The message (HTML allowed, as in MAAS).
 :type message: unicode
-""" + FIELDS_DOC
+"""
+    + FIELDS_DOC
+)
 notifications.action("POST", admin=True)(create_notification)
 
 
@@ -78,13 +98,16 @@ async def update_notification(ctx: Ctx) -> dict:
         return (await _shown(conn, [await svc.update_one(conn, ctx.path["id"], ctx.params.given(SPEC), ctx.me)]))[0]
 
 
-update_notification.__doc__ = """Update a notification.
+update_notification.__doc__ = (
+    """Update a notification.
 
 :param message: The message.
 :type message: unicode
 :param dismissable: Whether users may dismiss it.
 :type dismissable: boolean
-""" + FIELDS_DOC
+"""
+    + FIELDS_DOC
+)
 notification.action("PUT", admin=True)(update_notification)
 
 

@@ -10,10 +10,15 @@ from metalplane.region.api.framework import Handler
 from metalplane.region.errors import Invalid
 from metalplane.region.services import script_results as svc
 
-node_results = Handler("NodeResultsHandler", "installation-results/",
-                       "Read the collection of commissioning script results.")
-commissioning_results = Handler("NodeResultsHandler", "commissioning-results/",
-                                "Read the collection of commissioning script results.", described=False)
+node_results = Handler(
+    "NodeResultsHandler", "installation-results/", "Read the collection of commissioning script results."
+)
+commissioning_results = Handler(
+    "NodeResultsHandler",
+    "commissioning-results/",
+    "Read the collection of commissioning script results.",
+    described=False,
+)
 script_sets = Handler("NodeScriptResultsHandler", "nodes/{system_id}/results/", "Manage node script results.")
 script_set = Handler("NodeScriptResultHandler", "nodes/{system_id}/results/{id}/", "Manage node script results.")
 
@@ -30,8 +35,9 @@ async def read_node_results(ctx: Ctx) -> list:
     """
     result_type = ctx.params.int("result_type", min_value=0, max_value=3)
     async with ctx.tx() as conn:
-        found = await svc.node_results(conn, ctx.me, ctx.params.get_list("system_id"), ctx.params.get_list("name"),
-                                       result_type)
+        found = await svc.node_results(
+            conn, ctx.me, ctx.params.get_list("system_id"), ctx.params.get_list("name"), result_type
+        )
     return [render_nodes.node_result(r) for r in found]
 
 

@@ -8,14 +8,26 @@ from metalplane.region.api.framework import Handler
 from metalplane.region.services import storage
 
 block_devices = Handler("BlockDevicesHandler", "nodes/{system_id}/blockdevices/", "Manage block devices on a machine.")
-block_device = Handler("BlockDeviceHandler", "nodes/{system_id}/blockdevices/{id}/", "Manage a block device on a machine.")
-partitions = Handler("PartitionsHandler", "nodes/{system_id}/blockdevices/{device_id}/partitions/",
-                     "Manage partitions on a block device.")
-partition = Handler("PartitionHandler", "nodes/{system_id}/blockdevices/{device_id}/partition/{id}",
-                    "Manage a partition on a block device.")
+block_device = Handler(
+    "BlockDeviceHandler", "nodes/{system_id}/blockdevices/{id}/", "Manage a block device on a machine."
+)
+partitions = Handler(
+    "PartitionsHandler",
+    "nodes/{system_id}/blockdevices/{device_id}/partitions/",
+    "Manage partitions on a block device.",
+)
+partition = Handler(
+    "PartitionHandler",
+    "nodes/{system_id}/blockdevices/{device_id}/partition/{id}",
+    "Manage a partition on a block device.",
+)
 # MAAS's route also takes the plural form.
-partition_plural = Handler("PartitionHandler", "nodes/{system_id}/blockdevices/{device_id}/partitions/{id}",
-                           "Manage a partition on a block device.", described=False)
+partition_plural = Handler(
+    "PartitionHandler",
+    "nodes/{system_id}/blockdevices/{device_id}/partitions/{id}",
+    "Manage a partition on a block device.",
+    described=False,
+)
 
 
 @block_devices.read
@@ -45,8 +57,9 @@ async def list_partitions(ctx: Ctx) -> list:
 async def read_partition(ctx: Ctx) -> dict:
     """Read a partition."""
     async with ctx.tx() as conn:
-        node, disk, part = await storage.partition_of(conn, ctx.path["system_id"], ctx.path["device_id"],
-                                                      ctx.path["id"], ctx.me)
+        node, disk, part = await storage.partition_of(
+            conn, ctx.path["system_id"], ctx.path["device_id"], ctx.path["id"], ctx.me
+        )
     return render_nodes.partition(node, disk, part)
 
 

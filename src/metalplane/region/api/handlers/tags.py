@@ -10,8 +10,11 @@ from metalplane.region.services.rows import Row
 from metalplane.rpc.nodes import RACK_TYPES, REGION_TYPES, NodeType
 
 tags = Handler("TagsHandler", "tags/", "Manage all tags known to MAAS.")
-tag = Handler("TagHandler", "tags/{name}/", "Tags are properties that can be associated with a Node and serve as "
-              "criteria for selecting and allocating nodes.")
+tag = Handler(
+    "TagHandler",
+    "tags/{name}/",
+    "Tags are properties that can be associated with a Node and serve as criteria for selecting and allocating nodes.",
+)
 
 FIELDS_DOC = """
 :param comment: A description of what the tag means.
@@ -25,8 +28,13 @@ FIELDS_DOC = """
 
 
 def tag_json(t: Row) -> Row:
-    return {"name": t["name"], "definition": t["definition"], "comment": t["comment"],
-            "kernel_opts": t["kernel_opts"], "resource_uri": render.uri(f"tags/{t['name']}/")}
+    return {
+        "name": t["name"],
+        "definition": t["definition"],
+        "comment": t["comment"],
+        "kernel_opts": t["kernel_opts"],
+        "resource_uri": render.uri(f"tags/{t['name']}/"),
+    }
 
 
 @tags.read
@@ -42,11 +50,14 @@ async def create_tag(ctx: Ctx) -> dict:
         return tag_json(await svc.create_tag(conn, fields))
 
 
-create_tag.__doc__ = """Create a new tag (a defined one is applied to the matching nodes at once).
+create_tag.__doc__ = (
+    """Create a new tag (a defined one is applied to the matching nodes at once).
 
 :param name: The new tag's name: letters, digits, - and _.
 :type name: unicode
-""" + FIELDS_DOC
+"""
+    + FIELDS_DOC
+)
 tags.action("POST", admin=True)(create_tag)
 
 
@@ -63,11 +74,14 @@ async def update_tag(ctx: Ctx) -> dict:
         return tag_json(await svc.update_tag(conn, ctx.path["name"], fields))
 
 
-update_tag.__doc__ = """Update a tag; a new definition rebuilds which nodes have it.
+update_tag.__doc__ = (
+    """Update a tag; a new definition rebuilds which nodes have it.
 
 :param name: The new name.
 :type name: unicode
-""" + FIELDS_DOC
+"""
+    + FIELDS_DOC
+)
 tag.action("PUT", admin=True)(update_tag)
 
 
@@ -100,8 +114,9 @@ async def update_nodes(ctx: Ctx) -> dict:
     """
     p = ctx.params
     async with ctx.tx() as conn:
-        return await svc.update_nodes(conn, ctx.path["name"], p.get_list("add"), p.get_list("remove"),
-                                      p.str("definition"))
+        return await svc.update_nodes(
+            conn, ctx.path["name"], p.get_list("add"), p.get_list("remove"), p.str("definition")
+        )
 
 
 def _tagged(types: tuple[int, ...], doc: str):
