@@ -534,3 +534,54 @@ def test_notifications(api, shared_region):
     assert api.post("notifications/", message="x", category="loud").status_code == 400
     assert api.delete(f"notifications/{n['id']}/").status_code == 204
     assert api.get(f"notifications/{n['id']}/").text == "No Notification matches the given query."
+
+
+# -- no 5xx for what cannot name anything -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "fields", "status"),
+    [
+        ("GET", "nodes/%00/", {}, 404),
+        ("GET", "machines/%00/", {}, 404),
+        ("GET", "devices/%00/", {}, 404),
+        ("GET", "tags/%00/", {}, 404),
+        ("GET", "resourcepool/2147483648/", {}, 404),
+        ("GET", "resourcepool/%00/", {}, 404),
+        ("GET", "notifications/2147483648/", {}, 404),
+        ("GET", "machines/", {"zone": "\x00"}, 400),
+        ("GET", "machines/", {"hostname": "\x00"}, 400),
+        ("GET", "events/", {"op": "query", "owner": "a\x00b"}, 200),
+        ("GET", "events/", {"op": "query", "after": str(2**70)}, 400),
+        (
+            "POST",
+            "machines/",
+            {
+                "architecture": "amd64/generic",
+                "mac_addresses": "52:54:02:00:00:01",
+                "zone": "\x00",
+                "commission": "false",
+            },
+            400,
+        ),
+        ("POST", "ipaddresses/", {"op": "reserve", "subnet": "2147483648"}, 400),
+        ("POST", "nodes/", {"op": "set_zone", "zone": "default", "nodes": "\x00"}, 400),
+    ],
+)
+def test_impossible_names_are_4xx(api, method, path, fields, status):
+    op = fields.pop("op", None)
+    response = api.request(method, path, op, fields)
+    assert response.status_code == status, response.text
+
+
+def test_impossible_interface_and_subnet_ids(api, machine):
+    m = machine()
+    base = f"nodes/{m['system_id']}/interfaces/"
+    assert api.get(base + "2147483648/").status_code == 404
+    assert api.get(base + "%00/").status_code == 404
+    iface = f"{base}{m['interface_set'][0]['id']}/"
+    assert api.post(iface, op="link_subnet", mode="static", subnet="2147483648").json() == {
+        "subnet": ["Select a valid choice. That choice is not one of the available choices."]
+    }
+    assert api.get(f"nodes/{m['system_id']}/results/2147483648/").status_code == 400
+    assert api.get(f"nodes/{m['system_id']}/blockdevices/2147483648/").status_code == 404

@@ -35,7 +35,11 @@ def _may_edit(device: Row, user: User | None) -> None:
 async def _parent_id(conn: AsyncConnection, system_id: str | None) -> int | None:
     if not system_id:
         return None
-    found = (await conn.execute(select(nodes.c.id).where(nodes.c.system_id == system_id))).first()
+    found = (
+        None
+        if "\x00" in system_id
+        else (await conn.execute(select(nodes.c.id).where(nodes.c.system_id == system_id))).first()
+    )
     if found is None:
         raise Invalid.field("parent", node_fields.NO_CHOICE)
     return found.id

@@ -174,7 +174,7 @@ async def query(conn: AsyncConnection, q: Query) -> list[dict[str, Any]]:
     else:
         stmt = stmt.where(events.c.level >= LEVELS[q.level])
     if q.owner is not None:
-        stmt = stmt.where(events.c.username == q.owner)
+        stmt = stmt.where(events.c.username == q.owner.replace("\x00", ""))
     if q.after is not None:
         found = [
             dict(r._mapping)

@@ -280,7 +280,7 @@ async def link_subnet(
     subnet = None
     if fields.get("subnet"):
         try:
-            subnet = await subnets_service.get_subnet(conn, str(fields["subnet"]), lock=True)
+            subnet = await ipaddresses.subnet_named(conn, str(fields["subnet"]))
         except NotFound:
             raise Invalid.field("subnet", node_fields.NO_CHOICE) from None
         if iface["vlan_id"] is not None and not force and subnet["vlan_id"] != iface["vlan_id"]:

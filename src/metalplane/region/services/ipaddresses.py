@@ -70,9 +70,16 @@ async def check_static(conn: AsyncConnection, subnet: Row, ip: str, field: str =
     return str(address)
 
 
+async def subnet_named(conn: AsyncConnection, ident: str) -> Row:
+    """A subnet a request names (id, CIDR or name), locked; 404 for what no subnet can be."""
+    if "\x00" in ident or (ident.isdigit() and int(ident) >= 2**31):
+        raise NotFound("Subnet")
+    return await subnets_service.get_subnet(conn, ident, lock=True)
+
+
 async def pick_free(conn: AsyncConnection, subnet_ident: str) -> tuple[Row, str]:
     """A free address of the subnet (locked for this transaction); 503 when there is none."""
-    subnet = await subnets_service.get_subnet(conn, subnet_ident, lock=True)
+    subnet = await subnet_named(conn, subnet_ident)
     network = ip_network(str(subnet["cidr"]))
     taken = await _taken(conn, subnet["id"])
     if subnet["gateway_ip"] is not None:
@@ -218,7 +225,7 @@ async def list_addresses(
     if ids is not None:
         query = query.where(ip_addresses.c.id.in_(ids))
     elif owner is not None:
-        query = query.where(users.c.username == owner)
+        query = query.where(users.c.username == owner.replace("\x00", ""))
     elif not all_:
         query = query.where(ip_addresses.c.user_id == user.id)
     if ip is not None:

@@ -102,6 +102,8 @@ async def check_hostname_free(conn: AsyncConnection, hostname: str, node_id: int
 
 async def zone_id_for(conn: AsyncConnection, name: str | None, field: str = "zone") -> int:
     """The zone named (the default zone when none is); 400 for `field` when there is none."""
+    if name and "\x00" in name:
+        raise Invalid.field(field, NO_CHOICE)
     row = (await conn.execute(select(zones.c.id).where(zones.c.name == (name or "default")))).first()
     if row is None:
         raise Invalid.field(field, NO_CHOICE)

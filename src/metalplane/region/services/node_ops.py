@@ -85,7 +85,9 @@ async def set_zone(conn: AsyncConnection, zone: str | None, system_ids: list[str
     if not zone:
         raise Invalid.field("zone", "This field is required.")
     zone_id = await node_fields.zone_id_for(conn, zone)
-    wanted = set(system_ids)
+    wanted = {s for s in system_ids if "\x00" not in s}
+    if len(wanted) != len(set(system_ids)):
+        raise Invalid.field("system_id", "Some of the given system ids are invalid system ids.")
     if not wanted:
         raise Invalid.field("system_id", "No node selected.")
     found = set((await conn.execute(select(nodes.c.system_id).where(nodes.c.system_id.in_(wanted)))).scalars())

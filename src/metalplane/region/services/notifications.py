@@ -88,7 +88,11 @@ async def _values(conn: AsyncConnection, fields: dict[str, Any], creating: bool)
         values["ident"] = ident
     if "user" in fields:
         name = fields["user"]
-        found = (await conn.execute(select(users.c.id).where(users.c.username == name))).first() if name else None
+        found = (
+            (await conn.execute(select(users.c.id).where(users.c.username == name))).first()
+            if name and "\x00" not in name
+            else None
+        )
         if name and found is None:
             errors["user"] = ["Select a valid choice. That choice is not one of the available choices."]
         values["user_id"] = found.id if found else None

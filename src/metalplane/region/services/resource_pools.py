@@ -64,7 +64,11 @@ async def get_pool(conn: AsyncConnection, ident: str, lock: bool = False) -> Row
 
 async def pool_id_for(conn: AsyncConnection, name: str, field: str = "pool") -> int:
     """A pool named in a node's form: 400 for `field` when there is none."""
-    row = (await conn.execute(select(resource_pools.c.id).where(resource_pools.c.name == name))).first()
+    row = (
+        None
+        if "\x00" in name
+        else (await conn.execute(select(resource_pools.c.id).where(resource_pools.c.name == name))).first()
+    )
     if row is None:
         raise Invalid.field(field, "Select a valid choice. That choice is not one of the available choices.")
     return row.id

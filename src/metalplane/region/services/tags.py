@@ -171,6 +171,7 @@ async def update_nodes(
 
 
 async def _node_ids(conn: AsyncConnection, system_ids: list[str]) -> list[int]:
+    system_ids = [s for s in system_ids if "\x00" not in s]  # no node has such an id
     if not system_ids:
         return []
     return list((await conn.execute(select(nodes.c.id).where(nodes.c.system_id.in_(system_ids)))).scalars())
