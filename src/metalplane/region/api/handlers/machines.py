@@ -9,6 +9,7 @@ from metalplane.region.api import render_nodes
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
 from metalplane.region.api.handlers.node_docs import READ_FILTERS_DOC, bson_details
+from metalplane.region.api.handlers import nodes as nodes_handlers
 from metalplane.region.api.handlers.nodes import filter_values
 from metalplane.region.errors import Refused
 from metalplane.region.services import bmcs, commissioning, machine_create, machines, power
@@ -102,6 +103,11 @@ create_machine.__doc__ = """Create a new machine. An admin's new machine starts 
 :type is_dpu: boolean
 """ + POWER_DOC
 machines_h.action("POST")(create_machine)
+
+
+# MAAS's machines/ collection has the nodes/ collection's operations.
+machines_h.action("GET", "is_registered")(nodes_handlers.is_registered)
+machines_h.action("POST", "set_zone", admin=True)(nodes_handlers.set_zone)
 
 
 @machines_h.action("GET", "power_parameters", admin=True)
