@@ -24,6 +24,16 @@ from metalplane.region.services.users import User
 
 TAG_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
 DUPLICATE = "Tag with this Name already exists."
+# What a node's hardware document is built from (hardware_xml.hardware_document).
+DOCUMENT_COLUMNS = (
+    nodes.c.id,
+    nodes.c.hostname,
+    nodes.c.architecture,
+    nodes.c.cpu_count,
+    nodes.c.memory,
+    nodes.c.boot_method,
+    nodes.c.hardware,
+)
 
 
 def check(fields: dict[str, Any]) -> dict[str, list[str]]:
@@ -96,19 +106,7 @@ async def populate(conn: AsyncConnection, tag: Row) -> None:
     never commissioned have none)."""
     xpath = hardware_xml.compile_definition(tag["definition"])
     matching = []
-    for node in rows(
-        await conn.execute(
-            select(
-                nodes.c.id,
-                nodes.c.hostname,
-                nodes.c.architecture,
-                nodes.c.cpu_count,
-                nodes.c.memory,
-                nodes.c.boot_method,
-                nodes.c.hardware,
-            )
-        )
-    ):
+    for node in rows(await conn.execute(select(*DOCUMENT_COLUMNS))):
         if node["hardware"] and hardware_xml.evaluate(xpath, hardware_xml.hardware_document(node)):
             matching.append(node["id"])
     await conn.execute(delete(node_tags).where(node_tags.c.tag_id == tag["id"]))
@@ -125,23 +123,7 @@ async def rebuild(conn: AsyncConnection, name: str) -> dict[str, str]:
 
 async def evaluate_node(conn: AsyncConnection, node_id: int) -> None:
     """A node's facts changed: every defined tag decides again whether it has the tag."""
-    node = dict(
-        (
-            await conn.execute(
-                select(
-                    nodes.c.id,
-                    nodes.c.hostname,
-                    nodes.c.architecture,
-                    nodes.c.cpu_count,
-                    nodes.c.memory,
-                    nodes.c.boot_method,
-                    nodes.c.hardware,
-                ).where(nodes.c.id == node_id)
-            )
-        )
-        .one()
-        ._mapping
-    )
+    node = dict((await conn.execute(select(*DOCUMENT_COLUMNS).where(nodes.c.id == node_id))).one()._mapping)
     if not node["hardware"]:  # not commissioned: no document, no defined tag
         return
     document = hardware_xml.hardware_document(node)
