@@ -1,5 +1,5 @@
 """Keys MAAS 3.7.3 declares for the node resources (the handlers' `fields`, from MAAS's
-source: /work/research/maas_handlers.json), plus `resource_uri` where the handler has one.
+source, maasserver/api/*.py of tag 3.7.3), plus `resource_uri` where the handler has one.
 A response must carry every one; extra keys are allowed (metalplane adds `bmc` to machines)."""
 
 from __future__ import annotations
