@@ -23,7 +23,7 @@ from metalplane.region.db.migrate import upgrade
 from metalplane.region.db.tables import zones
 from metalplane.region.db.transaction import transaction
 from metalplane.region.errors import Invalid
-from metalplane.region.services import network, users
+from metalplane.region.services import network, resource_pools, users
 from metalplane.region.services.zones import DEFAULT_ZONE
 
 T = TypeVar("T")
@@ -45,6 +45,7 @@ def migrate(config: RegionConfig, application_name: str = "metalplane-migrate") 
 async def ensure_defaults(conn: AsyncConnection) -> None:
     """What MAAS always has: the default zone, and fabric-0 with its untagged VLAN."""
     await conn.execute(insert(zones).values(name=DEFAULT_ZONE).on_conflict_do_nothing(index_elements=["name"]))
+    await resource_pools.ensure_default_pool(conn)
     await network.ensure_default_fabric(conn)
 
 
