@@ -107,7 +107,7 @@ nodes = Table(
     Column("instance_power_parameters", JSONB, nullable=False, server_default="{}"),
     Column("power_state", Text, nullable=False, server_default="unknown"),
     Column("power_state_updated", DateTime(timezone=True), nullable=True),
-    # MAAS's node fields beyond the hardware facts (migration 0012).
+    # MAAS's node fields beyond the hardware facts (migration 0006).
     Column("pool_id", Integer, ForeignKey("resource_pools.id"), nullable=True, index=True),
     Column("owner_id", Integer, ForeignKey("users.id", ondelete="SET NULL"), nullable=True, index=True),
     Column("locked", Boolean, nullable=False, server_default="false"),

@@ -1,4 +1,4 @@
-"""Migration 0012 on a database that already has machines: duplicates made before the
+"""Migration 0006 on a database that already has machines: duplicates made before the
 uniqueness rules keep working, machines join the default pool, kept commissioning
 results become a script set, and the downgrade returns to 0005."""
 
@@ -39,7 +39,7 @@ def test_upgrade_with_data_and_downgrade(databases):
                     {"n": node_id, "e": n},
                 )
             conn.commit()
-            command.upgrade(alembic_config(conn), "0012")
+            command.upgrade(alembic_config(conn), "0006")
             conn.commit()
             nodes = conn.execute(text("SELECT hostname, pool_id FROM nodes WHERE node_type = 0 ORDER BY id")).all()
             assert [(r.hostname, r.pool_id) for r in nodes] == [("twin", 0), ("twin-bbb222", 0)]

@@ -1,7 +1,7 @@
 """MAAS's node API: resource pools, tags, events, notifications, block devices,
 script sets, interface links without addresses, and the node fields machines show
 
-Revision ID: 0012
+Revision ID: 0006
 Revises: 0005
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0012"
+revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
