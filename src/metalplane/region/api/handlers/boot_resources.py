@@ -207,20 +207,23 @@ async def create_resource(ctx: Ctx) -> Response:
 async def import_resources(ctx: Ctx) -> Response:
     """Import boot resources from a simplestreams mirror.
 
-    The import runs in the background on the region that was asked; follow it
-    with is_importing and import_status, and per file in boot-resource read
-    ("progress", "complete", "error"). Give `url` (http://, https:// or
-    file://) or `path` (an absolute directory on this region): the mirror root,
-    which holds streams/v1/index.json, or that file itself. The newest version
-    of each product is imported; files already stored are not fetched again,
-    and partly fetched files resume. Only one import runs at a time.
+    Without arguments, as MAAS does: from every boot source (boot-sources), the
+    images its selections (boot-source-selections) select. With `url`
+    (http://, https:// or file://) or `path` (an absolute directory on this
+    region): everything that mirror offers, whatever the boot sources say. A
+    mirror is its root, which holds streams/v1/index.json, or that file itself;
+    streams must be unsigned (index.json). The import runs in the background on
+    the region that was asked; follow it with is_importing and import_status,
+    and per file in boot-resource read ("progress", "complete", "error"). The
+    newest version of each product is imported; files already stored are not
+    fetched again, and partly fetched files resume. Only one import runs at a time.
 
     :param url: Mirror URL, e.g. http://images.example.com/ephemeral/ (or file:///srv/mirror/).
     :type url: unicode
     :param path: Absolute path of a mirror directory on this region, e.g. /srv/mirror.
     :type path: unicode
     """
-    spec = ctx.params.str("url") or ctx.params.str("path")
+    spec = ctx.params.str("url") or ctx.params.str("path") or None
     state = ctx.app_state
     owner = boot_import.owner_name(getattr(state, "region_id", "?"), getattr(state, "worker_index", "?"))
     job = await boot_import.start_import(ctx.work, spec, owner)
