@@ -9,8 +9,6 @@ the keyring fields are stored and shown but not used.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import platform
 from dataclasses import dataclass
 from typing import Any
@@ -57,17 +55,9 @@ def check_url(url: str | None) -> FieldErrors:
     return {}
 
 
-def decode_keyring(value: str | bytes | None) -> bytes | None:
-    """A file part is the keyring itself; a text value is base64 (what `read` shows)."""
-    if value is None or value == "" or value == b"":
-        return None
-    if isinstance(value, bytes):
-        data = value
-    else:
-        try:
-            data = base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raise Invalid.field("keyring_data", "Give the keyring as a file, or as base64 text.") from None
+def keyring_bytes(value: bytes | None) -> bytes:
+    """The keyring file as sent (MAAS's form takes it as a file); bounded."""
+    data = value or b""
     if len(data) > KEYRING_MAX:
         raise Invalid.field("keyring_data", f"A keyring may be at most {KEYRING_MAX} bytes.")
     return data
@@ -150,8 +140,8 @@ async def get_source(conn: AsyncConnection, source_id: int) -> Row:
 
 
 async def create_source(conn: AsyncConnection, url: str | None, keyring_filename: str,
-                        keyring_data: str | bytes | None) -> Row:
-    data = decode_keyring(keyring_data) or b""
+                        keyring_data: bytes | None) -> Row:
+    data = keyring_bytes(keyring_data)
     raise_if({**check_url(url), **check_keyring(keyring_filename, data)})
     assert url is not None
     result = await execute_unique(
@@ -167,7 +157,7 @@ async def update_source(conn: AsyncConnection, source_id: int, changes: dict[str
     filename = changes.get("keyring_filename", current["keyring_filename"])
     data = bytes(current["keyring_data"])
     if "keyring_data" in changes:
-        data = decode_keyring(changes["keyring_data"]) or b""
+        data = keyring_bytes(changes["keyring_data"])
     raise_if({**check_url(url), **check_keyring(filename, data)})
     await execute_unique(
         conn, update(boot_sources).where(boot_sources.c.id == source_id)

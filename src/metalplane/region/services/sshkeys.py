@@ -122,6 +122,7 @@ async def fetch_keys(protocol: str, auth_id: str) -> list[str]:
         status, body = await asyncio.wait_for(get(), IMPORT_DEADLINE)
     except (httpx.HTTPError, TimeoutError) as exc:
         reason = type(exc).__name__ + (f": {exc}" if str(exc) else "")
+        reason = " ".join(reason.split())  # one line, whatever the library said
         raise Unavailable(f"Unable to import SSH keys: {host} could not be reached ({reason}).") from None
     if status in (404, 410):
         raise Invalid.field("auth_id", f"Unable to import SSH keys. {service} user {auth_id} doesn't exist.")

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from metalplane.region.api import render_sources as render
 from metalplane.region.api.app import json_response
-from metalplane.region.api.checks import admins_only, path_id
+from metalplane.region.api.checks import admins_only, part_bytes, path_id
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
 from metalplane.region.services import boot_sources as svc
@@ -26,7 +26,7 @@ SOURCE_DOC = """
 :type url: unicode
 :param keyring_filename: The path to the keyring file for this boot source.
 :type keyring_filename: unicode
-:param keyring_data: The GPG keyring for this boot source, as a file (or base64 text).
+:param keyring_data: The GPG keyring for this boot source, as a file (read shows it base64-encoded).
 :type keyring_data: file
 """
 SELECTION_DOC = """
@@ -66,8 +66,9 @@ async def list_sources(ctx: Ctx) -> list:
 async def create_source(ctx: Ctx) -> Response:
     admins_only(ctx)
     p = ctx.params
+    keyring = await part_bytes(ctx, "keyring_data")
     async with ctx.tx() as conn:
-        made = await svc.create_source(conn, p.str("url"), p.str("keyring_filename") or "", p.raw("keyring_data"))
+        made = await svc.create_source(conn, p.str("url"), p.str("keyring_filename") or "", keyring)
     return json_response(render.boot_source(made), status=201)
 
 
@@ -92,7 +93,7 @@ async def update_source(ctx: Ctx) -> dict:
     p = ctx.params
     changes: dict[str, Any] = {k: p.str(k) or "" for k in ("url", "keyring_filename") if k in p}
     if "keyring_data" in p:
-        changes["keyring_data"] = p.raw("keyring_data")
+        changes["keyring_data"] = await part_bytes(ctx, "keyring_data")
     async with ctx.tx() as conn:
         return render.boot_source(await svc.update_source(conn, source_id, changes))
 

@@ -7,11 +7,11 @@ from urllib.parse import urlencode
 
 from starlette.responses import PlainTextResponse, Response
 
-from metalplane.region.api.checks import mandatory
+from metalplane.region.api.checks import mandatory, part_bytes
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
 from metalplane.region.api.render import Row, uri
-from metalplane.region.errors import NotFound, Refused
+from metalplane.region.errors import NotFound
 from metalplane.region.services import files as svc
 
 files = Handler("FilesHandler", "files/", "Manage the collection of all the files in this MAAS.")
@@ -45,11 +45,7 @@ async def add_file(ctx: Ctx) -> Response:
     :param file: The file contents (a file part).
     :type file: file
     """
-    content = ctx.params.raw("file")
-    if isinstance(content, str):
-        content = content.encode()
-    if sum(1 for name in ctx.params.names() if isinstance(ctx.params.raw(name), bytes)) > 1:
-        raise Refused("Exactly one file must be supplied")
+    content = await part_bytes(ctx, "file")
     async with ctx.tx() as conn:
         await svc.save_file(conn, ctx.me, ctx.params.str("filename"), content)
     return Response(b"", status_code=201, media_type="text/plain")
