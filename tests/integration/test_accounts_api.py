@@ -38,17 +38,23 @@ def ok(response, status: int = 200):
 
 
 def public_key(make=lambda: ed25519.Ed25519PrivateKey.generate()) -> str:
-    return make().public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                            serialization.PublicFormat.OpenSSH).decode()
+    return make().public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
 
 
 def certificate() -> str:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"cert-{secrets.token_hex(2)}")])
     now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
@@ -66,11 +72,15 @@ def other(shared_region) -> Iterator[tuple[str, MaasHttp]]:
 def test_create_read_and_delete_a_user(api):
     name = f"acct-{secrets.token_hex(3)}"
     made = ok(api.post("users/", username=name, email=f"{name}@example.com", password="pw", is_superuser="0"))
-    assert made == {"username": name, "email": f"{name}@example.com", "is_superuser": False, "is_local": True,
-                    "resource_uri": f"{PREFIX}users/{name}/"}
+    assert made == {
+        "username": name,
+        "email": f"{name}@example.com",
+        "is_superuser": False,
+        "is_local": True,
+        "resource_uri": f"{PREFIX}users/{name}/",
+    }
     assert ok(api.get(f"users/{name}/")) == made
-    admin = ok(api.post("users/", username=name + "-a", email=f"a{name}@example.com", password="pw",
-                        is_superuser="1"))
+    admin = ok(api.post("users/", username=name + "-a", email=f"a{name}@example.com", password="pw", is_superuser="1"))
     assert admin["is_superuser"] is True
     ok(api.delete(f"users/{name}/"), 204)
     ok(api.delete(f"users/{name}-a/"), 204)
@@ -78,23 +88,41 @@ def test_create_read_and_delete_a_user(api):
     assert api.delete(f"users/{name}/").status_code == 204  # MAAS: deleting a missing user is a no-op
 
 
-@pytest.mark.parametrize("fields, status, body", [
-    ({"email": "x@example.com", "password": "pw", "is_superuser": "0"}, 400, "No provided username!"),
-    ({"username": "u1", "password": "pw", "is_superuser": "0"}, 400, "No provided email!"),
-    ({"username": "u1", "email": "x@example.com", "is_superuser": "0"}, 400, "No provided password!"),
-    ({"username": "u1", "email": "x@example.com", "password": "pw"}, 400, "No provided is_superuser!"),
-    ({"username": "a/b", "email": "x@example.com", "password": "pw", "is_superuser": "0"}, 400,
-     {"username": ["Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ "
-                   "characters."]}),
-    ({"username": "a" * 151, "email": "x@example.com", "password": "pw", "is_superuser": "0"}, 400,
-     {"username": ["Ensure this value has at most 150 characters (it has 151)."]}),
-    ({"username": "bad name!", "email": "x@example.com", "password": "pw", "is_superuser": "0"}, 400, None),
-    ({"username": "u1", "email": "not an email", "password": "pw", "is_superuser": "0"}, 400,
-     {"email": ["Enter a valid email address."]}),
-    ({"username": "admin", "email": "x@example.com", "password": "pw", "is_superuser": "0"}, 400,
-     {"username": ["A user with that username already exists."]}),
-    ({"username": "u1", "email": "x@example.com", "password": "pw", "is_superuser": "maybe"}, 400, None),
-])
+@pytest.mark.parametrize(
+    "fields, status, body",
+    [
+        ({"email": "x@example.com", "password": "pw", "is_superuser": "0"}, 400, "No provided username!"),
+        ({"username": "u1", "password": "pw", "is_superuser": "0"}, 400, "No provided email!"),
+        ({"username": "u1", "email": "x@example.com", "is_superuser": "0"}, 400, "No provided password!"),
+        ({"username": "u1", "email": "x@example.com", "password": "pw"}, 400, "No provided is_superuser!"),
+        (
+            {"username": "a/b", "email": "x@example.com", "password": "pw", "is_superuser": "0"},
+            400,
+            {
+                "username": [
+                    "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters."
+                ]
+            },
+        ),
+        (
+            {"username": "a" * 151, "email": "x@example.com", "password": "pw", "is_superuser": "0"},
+            400,
+            {"username": ["Ensure this value has at most 150 characters (it has 151)."]},
+        ),
+        ({"username": "bad name!", "email": "x@example.com", "password": "pw", "is_superuser": "0"}, 400, None),
+        (
+            {"username": "u1", "email": "not an email", "password": "pw", "is_superuser": "0"},
+            400,
+            {"email": ["Enter a valid email address."]},
+        ),
+        (
+            {"username": "admin", "email": "x@example.com", "password": "pw", "is_superuser": "0"},
+            400,
+            {"username": ["A user with that username already exists."]},
+        ),
+        ({"username": "u1", "email": "x@example.com", "password": "pw", "is_superuser": "maybe"}, 400, None),
+    ],
+)
 def test_bad_users_are_refused(api, fields, status, body):
     before = ok(api.get("users/"))
     response = api.post("users/", **fields)
@@ -108,8 +136,7 @@ def test_bad_users_are_refused(api, fields, status, body):
 
 def test_a_user_with_a_slash_never_exists(api):
     """Issue 11: such a name used to be created and then could not be read or deleted."""
-    assert api.post("users/", username="x/y", email="x@example.com", password="pw",
-                    is_superuser="0").status_code == 400
+    assert api.post("users/", username="x/y", email="x@example.com", password="pw", is_superuser="0").status_code == 400
     assert "x/y" not in [u["username"] for u in ok(api.get("users/"))]
 
 
@@ -119,11 +146,16 @@ def test_deleting_a_user_who_owns_ranges_needs_a_transfer(api, shared_region):
     subnet = ok(api.post("subnets/", cidr="10.202.170.0/24"))
     try:
         with shared_region.api(key) as owner:
-            owned = ok(owner.post("ipranges/", type="reserved", subnet=subnet["id"], start_ip="10.202.170.10",
-                                  end_ip="10.202.170.20"))
+            owned = ok(
+                owner.post(
+                    "ipranges/", type="reserved", subnet=subnet["id"], start_ip="10.202.170.10", end_ip="10.202.170.20"
+                )
+            )
         response = api.delete(f"users/{name}/")
         assert (response.status_code, response.text) == (
-            400, f"User {name} cannot be deleted: 1 IP range(s) are still allocated")
+            400,
+            f"User {name} cannot be deleted: 1 IP range(s) are still allocated",
+        )
         assert api.delete(f"users/{name}/", transfer_resources_to="nobody-here").status_code == 404
         assert ok(api.get(f"users/{name}/"))["username"] == name
         ok(api.delete(f"users/{name}/", transfer_resources_to=heir), 204)
@@ -139,8 +171,10 @@ def test_deleting_a_user_who_owns_ranges_needs_a_transfer(api, shared_region):
 
 def test_only_admins_create_or_delete_users(other):
     _, client = other
-    assert client.post("users/", username="sneaky", email="s@example.com", password="pw",
-                       is_superuser="1").status_code == 403
+    assert (
+        client.post("users/", username="sneaky", email="s@example.com", password="pw", is_superuser="1").status_code
+        == 403
+    )
     assert client.delete("users/admin/").status_code == 403
     assert client.get("users/admin/").status_code == 200
 
@@ -167,8 +201,10 @@ def test_rename_a_token_by_key_or_whole_credentials(api):
 def test_a_user_cannot_rename_someone_elses_token(api, other):
     token = ok(api.post("account/", op="create_authorisation_token", name="mine"))
     try:
-        assert other[1].post("account/", op="update_token_name", token=token["token_key"],
-                             name="theirs").status_code == 404
+        assert (
+            other[1].post("account/", op="update_token_name", token=token["token_key"], name="theirs").status_code
+            == 404
+        )
     finally:
         api.post("account/", op="delete_authorisation_token", token_key=token["token_key"])
 
@@ -176,15 +212,23 @@ def test_a_user_cannot_rename_someone_elses_token(api, other):
 # -- SSH keys -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make", [
-    lambda: rsa.generate_private_key(65537, 2048), lambda: ed25519.Ed25519PrivateKey.generate(),
-    lambda: ec.generate_private_key(ec.SECP384R1()),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: rsa.generate_private_key(65537, 2048),
+        lambda: ed25519.Ed25519PrivateKey.generate(),
+        lambda: ec.generate_private_key(ec.SECP384R1()),
+    ],
+)
 def test_add_read_list_and_delete_an_ssh_key(api, make):
     key = public_key(make)
     made = ok(api.post("account/prefs/sshkeys/", key=f"{key} me@laptop"), 201)
-    assert made == {"id": made["id"], "key": f"{key} me@laptop", "keysource": "",
-                    "resource_uri": f"{PREFIX}account/prefs/sshkeys/{made['id']}/"}
+    assert made == {
+        "id": made["id"],
+        "key": f"{key} me@laptop",
+        "keysource": "",
+        "resource_uri": f"{PREFIX}account/prefs/sshkeys/{made['id']}/",
+    }
     assert ok(api.get(f"account/prefs/sshkeys/{made['id']}/")) == made
     assert made in ok(api.get("account/prefs/sshkeys/"))
     response = api.post("account/prefs/sshkeys/", key=f"{key} me@laptop")
@@ -193,12 +237,15 @@ def test_add_read_list_and_delete_an_ssh_key(api, make):
     assert api.get(f"account/prefs/sshkeys/{made['id']}/").text == "No SSHKey matches the given query."
 
 
-@pytest.mark.parametrize("key, reason", [
-    ("garbage", "Key should contain 2 or more space separated parts"),
-    ("ssh-foo AAAAB3NzaC1yc2E", "Key type ssh-foo not recognised"),
-    ("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ", "Key could not be converted to RFC4716 form"),
-    ("ssh-ed25519 !!!!", "Key could not be converted to RFC4716 form"),
-])
+@pytest.mark.parametrize(
+    "key, reason",
+    [
+        ("garbage", "Key should contain 2 or more space separated parts"),
+        ("ssh-foo AAAAB3NzaC1yc2E", "Key type ssh-foo not recognised"),
+        ("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ", "Key could not be converted to RFC4716 form"),
+        ("ssh-ed25519 !!!!", "Key could not be converted to RFC4716 form"),
+    ],
+)
 def test_garbage_ssh_keys_are_refused_with_maas_reason(api, key, reason):
     before = ok(api.get("account/prefs/sshkeys/"))
     response = api.post("account/prefs/sshkeys/", key=key)
@@ -218,7 +265,9 @@ def test_ssh_keys_belong_to_their_user(api, other):
         assert (response.status_code, response.text) == (403, "Can't delete a key you don't own.")
         response = client.post("account/prefs/sshkeys/", key=public_key(), user="admin")
         assert (response.status_code, response.text) == (
-            400, "Only administrators can specify a user when creating an SSH key.")
+            400,
+            "Only administrators can specify a user when creating an SSH key.",
+        )
         theirs = ok(api.post("account/prefs/sshkeys/", key=public_key(), user=username), 201)
         assert theirs in ok(client.get("account/prefs/sshkeys/"))
         response = api.post("account/prefs/sshkeys/", key=public_key(), user="nobody-here")
@@ -227,8 +276,9 @@ def test_ssh_keys_belong_to_their_user(api, other):
         api.delete(f"account/prefs/sshkeys/{mine['id']}/")
 
 
-@pytest.mark.parametrize("path", ["account/prefs/sshkeys/987654/", "account/prefs/sshkeys/x/",
-                                  "account/prefs/sshkeys/99999999999/"])
+@pytest.mark.parametrize(
+    "path", ["account/prefs/sshkeys/987654/", "account/prefs/sshkeys/x/", "account/prefs/sshkeys/99999999999/"]
+)
 def test_missing_ssh_keys_are_404(api, path):
     assert (api.get(path).status_code, api.delete(path).status_code) == (404, 404)
 
@@ -303,15 +353,23 @@ def closed_port() -> int:
 @pytest.fixture(scope="module")
 def keys_region(databases):
     """A region whose GitHub is a local server and whose Launchpad is a closed port."""
-    server = KeyServer({"octocat": [public_key(), public_key()], "alice": [public_key()],
-                        "garbage": ["not a key at all"], "nokeys": []})
+    server = KeyServer(
+        {
+            "octocat": [public_key(), public_key()],
+            "alice": [public_key()],
+            "garbage": ["not a key at all"],
+            "nokeys": [],
+        }
+    )
     root = world_traversable_tempdir("mp-keys-")
     dbname = databases.new_database()
     config = make_region_config(databases, dbname, root / "data")
     key = create_admin(config)
     process = RegionProcess(config, root / "region")
-    process.env = {"METALPLANE_GITHUB_URL": server.url,
-                   "METALPLANE_LAUNCHPAD_URL": f"http://127.0.0.1:{closed_port()}/"}
+    process.env = {
+        "METALPLANE_GITHUB_URL": server.url,
+        "METALPLANE_LAUNCHPAD_URL": f"http://127.0.0.1:{closed_port()}/",
+    }
     process.start_and_wait()
     yield RunningRegion(process, key), server
     process.stop()
@@ -334,12 +392,15 @@ def test_import_keys_from_github(keys_region):
             ok(api.delete(f"account/prefs/sshkeys/{k['id']}/"), 204)
 
 
-@pytest.mark.parametrize("keysource, status, text", [
-    ("gh:ghost", 400, '{"auth_id": ["Unable to import SSH keys. Github user ghost doesn\'t exist."]}'),
-    ("gh:nokeys", 400, '{"auth_id": ["Unable to import SSH keys. There are no SSH keys for gh user nokeys."]}'),
-    ("xx:someone", 400, "Unknown protocol xx. Valid protocols are 'lp' and 'gh'."),
-    ("", 400, "Importing SSH keys failed. Input needs to be in protocol:auth_id or auth_id format."),
-])
+@pytest.mark.parametrize(
+    "keysource, status, text",
+    [
+        ("gh:ghost", 400, '{"auth_id": ["Unable to import SSH keys. Github user ghost doesn\'t exist."]}'),
+        ("gh:nokeys", 400, '{"auth_id": ["Unable to import SSH keys. There are no SSH keys for gh user nokeys."]}'),
+        ("xx:someone", 400, "Unknown protocol xx. Valid protocols are 'lp' and 'gh'."),
+        ("", 400, "Importing SSH keys failed. Input needs to be in protocol:auth_id or auth_id format."),
+    ],
+)
 def test_import_refusals(keys_region, keysource, status, text):
     region, _ = keys_region
     with region.api() as api:

@@ -32,9 +32,16 @@ def certificate() -> str:
     from datetime import UTC, datetime, timedelta
 
     now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
@@ -51,8 +58,12 @@ def samples(shared_region):
 
     run_db(shared_region.config, add_rack)
     with shared_region.api() as api:
-        key = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
-            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+        key = (
+            ed25519.Ed25519PrivateKey.generate()
+            .public_key()
+            .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+            .decode()
+        )
         a, b = (ok(api.post("subnets/", cidr=c)) for c in ("10.202.130.0/24", "10.202.131.0/24"))
         filename = f"shape-{secrets.token_hex(2)}"
         assert api.post("files/", filename=filename, file=b"x").status_code == 201
@@ -64,12 +75,19 @@ def samples(shared_region):
             "boot_source": source,
             "boot_source_selection": ok(api.get(f"boot-sources/{source['id']}/selections/"))[0],
             "package_repository": ok(api.get("package-repositories/main_archive/")),
-            "license_key": ok(api.post("license-keys/", osystem="windows", distro_series="win2016",
-                                       license_key="ABCDE-12345-FGHIJ-67890-KLMNO")),
+            "license_key": ok(
+                api.post(
+                    "license-keys/",
+                    osystem="windows",
+                    distro_series="win2016",
+                    license_key="ABCDE-12345-FGHIJ-67890-KLMNO",
+                )
+            ),
             "dhcp_snippet": ok(api.post("dhcp-snippets/", name="shape", value="x;")),
             "file": ok(api.get(f"files/{filename}/")),
-            "static_route": ok(api.post("static-routes/", source=a["id"], destination=b["id"],
-                                        gateway_ip="10.202.130.1")),
+            "static_route": ok(
+                api.post("static-routes/", source=a["id"], destination=b["id"], gateway_ip="10.202.130.1")
+            ),
             "space": ok(api.post("spaces/", name=f"shape-{secrets.token_hex(2)}")),
             "rack_controller": ok(api.get(f"rackcontrollers/{rack_id}/")),
             "region_controller": ok(api.get("regioncontrollers/"))[0],

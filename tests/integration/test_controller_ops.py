@@ -18,15 +18,51 @@ from tests.support.api_users import add_user, drop_user
 
 # MAAS 3.7's RackControllerHandler fields (+ resource_uri); regions have all but service_set.
 RACK_KEYS = {
-    "system_id", "hostname", "description", "hardware_uuid", "domain", "fqdn", "architecture", "cpu_count",
-    "cpu_speed", "memory", "swap_size", "osystem", "distro_series", "power_type", "power_state", "ip_addresses",
-    "interface_set", "zone", "status_action", "node_type", "node_type_name", "service_set",
-    "current_commissioning_result_id", "current_testing_result_id", "current_installation_result_id", "version",
-    "commissioning_status", "commissioning_status_name", "testing_status", "testing_status_name",
-    "cpu_test_status", "cpu_test_status_name", "memory_test_status", "memory_test_status_name",
-    "network_test_status", "network_test_status_name", "storage_test_status", "storage_test_status_name",
-    "other_test_status", "other_test_status_name", "hardware_info", "tag_names", "interface_test_status",
-    "interface_test_status_name", "resource_uri",
+    "system_id",
+    "hostname",
+    "description",
+    "hardware_uuid",
+    "domain",
+    "fqdn",
+    "architecture",
+    "cpu_count",
+    "cpu_speed",
+    "memory",
+    "swap_size",
+    "osystem",
+    "distro_series",
+    "power_type",
+    "power_state",
+    "ip_addresses",
+    "interface_set",
+    "zone",
+    "status_action",
+    "node_type",
+    "node_type_name",
+    "service_set",
+    "current_commissioning_result_id",
+    "current_testing_result_id",
+    "current_installation_result_id",
+    "version",
+    "commissioning_status",
+    "commissioning_status_name",
+    "testing_status",
+    "testing_status_name",
+    "cpu_test_status",
+    "cpu_test_status_name",
+    "memory_test_status",
+    "memory_test_status_name",
+    "network_test_status",
+    "network_test_status_name",
+    "storage_test_status",
+    "storage_test_status_name",
+    "other_test_status",
+    "other_test_status_name",
+    "hardware_info",
+    "tag_names",
+    "interface_test_status",
+    "interface_test_status_name",
+    "resource_uri",
 }
 REGION_KEYS = RACK_KEYS - {"service_set"}
 
@@ -79,19 +115,31 @@ def test_update_a_region_controller(api, fake_controllers):
     try:
         changed = ok(api.put(path, description="second floor", zone=zone["name"], domain="maas"))
         assert (changed["description"], changed["zone"]["name"], changed["domain"]["name"]) == (
-            "second floor", zone["name"], "maas")
+            "second floor",
+            zone["name"],
+            "maas",
+        )
         assert ok(api.get(path)) == changed
         for fields, errors in [
             ({"zone": "nosuch"}, {"zone": ["Select a valid choice. That choice is not one of the available choices."]}),
-            ({"domain": "nosuch"}, {"domain": [
-                "Select a valid choice. That choice is not one of the available choices."]}),
+            (
+                {"domain": "nosuch"},
+                {"domain": ["Select a valid choice. That choice is not one of the available choices."]},
+            ),
         ]:
             response = api.put(path, **fields)
             assert (response.status_code, response.json()) == (400, errors)
         response = api.put(path, power_type="ipmi", power_parameters_power_address="not an address!")
         assert response.status_code == 400 and "power_parameters_power_address" in response.json()
-        powered = ok(api.put(path, power_type="ipmi", power_parameters_power_address="10.9.9.9",
-                             power_parameters_power_user="maas", power_parameters_power_pass="secret"))
+        powered = ok(
+            api.put(
+                path,
+                power_type="ipmi",
+                power_parameters_power_address="10.9.9.9",
+                power_parameters_power_user="maas",
+                power_parameters_power_pass="secret",
+            )
+        )
         assert powered["power_type"] == "ipmi"
         params = ok(api.get(path, op="power_parameters"))
         assert (params["power_address"], params["power_pass"]) == ("10.9.9.9", "secret")
@@ -138,14 +186,17 @@ def test_a_running_region_cannot_be_deleted(api, shared_region):
     (running,) = [r for r in ok(api.get("regioncontrollers/")) if r["processes"]][:1]
     response = api.delete(f"regioncontrollers/{running['system_id']}/")
     assert (response.status_code, response.text) == (
-        400, f"Unable to delete {running['hostname']} as it's currently running.")
+        400,
+        f"Unable to delete {running['hostname']} as it's currently running.",
+    )
     assert ok(api.get(f"regioncontrollers/{running['system_id']}/"))["system_id"] == running["system_id"]
 
 
 def test_a_stopped_region_is_deleted_and_a_region_rack_stays_a_rack(api, fake_controllers):
     ok(api.delete(f"regioncontrollers/{fake_controllers['region']}/"), 204)
     assert api.get(f"regioncontrollers/{fake_controllers['region']}/").text == (
-        "No RegionController matches the given query.")
+        "No RegionController matches the given query."
+    )
     ok(api.delete(f"regioncontrollers/{fake_controllers['both']}/"), 204)
     assert api.get(f"regioncontrollers/{fake_controllers['both']}/").status_code == 404
     rack = ok(api.get(f"rackcontrollers/{fake_controllers['both']}/"))
@@ -154,8 +205,16 @@ def test_a_stopped_region_is_deleted_and_a_region_rack_stays_a_rack(api, fake_co
 
 def test_rack_boot_images(api, fake_controllers):
     name = f"custom/ops-{secrets.token_hex(2)}"
-    made = ok(api.post("boot-resources/", name=name, architecture="amd64/generic", filetype="tgz",
-                       content=secrets.token_bytes(2000)), 201)
+    made = ok(
+        api.post(
+            "boot-resources/",
+            name=name,
+            architecture="amd64/generic",
+            filetype="tgz",
+            content=secrets.token_bytes(2000),
+        ),
+        201,
+    )
     try:
         listed = ok(api.get(f"rackcontrollers/{fake_controllers['rack']}/", op="list_boot_images"))
         assert (listed["connected"], listed["status"]) == (True, "synced")

@@ -143,8 +143,12 @@ def test_ssh_keys(client):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
-    key = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    key = (
+        ed25519.Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
     made = client.ssh_keys.create(key=f"{key} lib@test")
     assert (made.key, made.keysource) == (f"{key} lib@test", "")
     assert made.id in [k.id for k in client.ssh_keys.list()]
@@ -160,7 +164,10 @@ def test_ssh_keys(client):
 def test_boot_sources_and_selections(client):
     default = client.boot_sources.list()[0]
     assert (default.url, default.keyring_filename, default.keyring_data) == (
-        "http://images.maas.io/ephemeral-v3/stable/", "/usr/share/keyrings/ubuntu-cloudimage-keyring.gpg", "")
+        "http://images.maas.io/ephemeral-v3/stable/",
+        "/usr/share/keyrings/ubuntu-cloudimage-keyring.gpg",
+        "",
+    )
     with pytest.raises(ValueError):  # libmaas cannot parse MAAS's timestamps (see the docstring)
         default.created  # noqa: B018
     made = client.boot_sources.create(f"http://mirror-{tag()}.example/", keyring_filename="/k.gpg")
@@ -168,7 +175,11 @@ def test_boot_sources_and_selections(client):
     origin = client._origin
     selection = origin.BootSourceSelections.create(made, "ubuntu", "jammy", arches=["amd64"])
     assert (selection.os, selection.release, list(selection.arches), list(selection.labels)) == (
-        "ubuntu", "jammy", ["amd64"], ["*"])
+        "ubuntu",
+        "jammy",
+        ["amd64"],
+        ["*"],
+    )
     assert [s.id for s in origin.BootSourceSelections.read(made)] == [selection.id]
     assert origin.BootSourceSelection.read(made, selection.id).release == "jammy"
     selection.delete()
@@ -179,8 +190,9 @@ def test_boot_sources_and_selections(client):
 def test_boot_resources_upload_list_get(client):
     name = f"custom/lib-{tag()}"
     content = secrets.token_bytes(3 * (1 << 20) + 17)
-    made = client.boot_resources.create(name, "amd64/generic", io.BytesIO(content), title="lib upload",
-                                        chunk_size=1 << 20)
+    made = client.boot_resources.create(
+        name, "amd64/generic", io.BytesIO(content), title="lib upload", chunk_size=1 << 20
+    )
     (rset,) = made.sets.values()
     (rfile,) = rset.files.values()
     assert (made.name, made.architecture, rset.complete, rfile.size) == (name, "amd64/generic", True, len(content))
@@ -195,8 +207,15 @@ def test_start_and_stop_import_from_the_configured_source(client, lib_region, tm
         kernel, initrd = mirror.parent / f"{mirror.name}-k", mirror.parent / f"{mirror.name}-i"
         kernel.write_bytes(b"k" * 5000)
         initrd.write_bytes(b"i" * 7000)
-        publish_image(mirror, os_name="ephemeral", release="libtest", arch="amd64", subarch="generic",
-                      version="20260101.1", files={"boot-kernel": kernel, "boot-initrd": initrd})
+        publish_image(
+            mirror,
+            os_name="ephemeral",
+            release="libtest",
+            arch="amd64",
+            subarch="generic",
+            version="20260101.1",
+            files={"boot-kernel": kernel, "boot-initrd": initrd},
+        )
         for source in client.boot_sources.list():
             source.delete()
         source = client.boot_sources.create(f"file://{mirror}/", keyring_filename="/unused.gpg")
@@ -225,8 +244,13 @@ def test_fabrics_vlans_subnets_ip_ranges(client):
     vlan.name = "renamed"
     vlan.save()
     assert client._origin.Vlan.read(fabric, 321).name == "renamed"
-    subnet = client.subnets.create("10.202.140.0/24", fabric.vlans.get_default(), name="lib-net",
-                                   gateway_ip="10.202.140.1", rdns_mode=RDNSMode.ENABLED)
+    subnet = client.subnets.create(
+        "10.202.140.0/24",
+        fabric.vlans.get_default(),
+        name="lib-net",
+        gateway_ip="10.202.140.1",
+        rdns_mode=RDNSMode.ENABLED,
+    )
     subnet.name = "lib-net-2"
     subnet.save()
     assert client.subnets.get(subnet.id).name == "lib-net-2"
@@ -261,8 +285,7 @@ def test_static_routes(client):
     a = client.subnets.create("10.202.141.0/24", client.fabrics.get_default().vlans.get_default())
     b = client.subnets.create("10.202.142.0/24", client.fabrics.get_default().vlans.get_default())
     route = client.static_routes.create(destination=b, source=a, gateway_ip="10.202.141.1", metric=5)
-    assert (route.source.id, route.destination.id, route.gateway_ip, route.metric) == (a.id, b.id,
-                                                                                     "10.202.141.1", 5)
+    assert (route.source.id, route.destination.id, route.gateway_ip, route.metric) == (a.id, b.id, "10.202.141.1", 5)
     assert client.static_routes.get(route.id).metric == 5
     assert route.id in [r.id for r in client.static_routes.list()]
     route.delete()
@@ -315,20 +338,31 @@ SETTINGS = [  # (getter, setter, a value to set, what the getter then says)
     ("ntp_server", "ntp_server", "ntp.example", "ntp.example"),
     ("enable_third_party_drivers", "enable_third_party_drivers", False, False),
 ]
-READ_ONLY_HERE = ["default_os", "default_distro_series", "commissioning_distro_series", "dnssec_validation",
-                  "default_storage_layout", "default_min_hwe_kernel"]
+READ_ONLY_HERE = [
+    "default_os",
+    "default_distro_series",
+    "commissioning_distro_series",
+    "dnssec_validation",
+    "default_storage_layout",
+    "default_min_hwe_kernel",
+]
 
 
-@pytest.mark.parametrize("getter, setter, value, expected", [
-    pytest.param(*s, marks=[] if s[0] == "name" else [needs("h-apicore", f"the {s[0]} setting with MAAS's type")])
-    for s in SETTINGS
-])
+@pytest.mark.parametrize(
+    "getter, setter, value, expected",
+    [
+        pytest.param(*s, marks=[] if s[0] == "name" else [needs("h-apicore", f"the {s[0]} setting with MAAS's type")])
+        for s in SETTINGS
+    ],
+)
 def test_maas_settings_round_trip(client, getter, setter, value, expected):
     getattr(client.maas, f"set_{setter}")(value)
     assert getattr(client.maas, f"get_{getter}")() == expected
 
 
-@pytest.mark.parametrize("getter", [pytest.param(g, marks=needs("h-apicore", f"the {g} setting")) for g in READ_ONLY_HERE])
+@pytest.mark.parametrize(
+    "getter", [pytest.param(g, marks=needs("h-apicore", f"the {g} setting")) for g in READ_ONLY_HERE]
+)
 def test_maas_settings_read_and_written_back(client, getter):
     value = getattr(client.maas, f"get_{getter}")()
     getattr(client.maas, f"set_{getter}")(value)

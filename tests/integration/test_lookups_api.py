@@ -27,8 +27,16 @@ def world(api) -> Iterator[dict]:
     outer = ok(api.post("subnets/", cidr="10.202.150.0/23", name=f"outer-{tag}", vlan=untagged["id"]))
     inner = ok(api.post("subnets/", cidr="10.202.150.0/24", name=f"inner-{tag}", vlan=vlan["id"]))
     v6 = ok(api.post("subnets/", cidr="fd20:2:150::/64", name=f"six-{tag}", vlan=vlan["id"]))
-    yield {"tag": tag, "fabric": fabric, "space": space, "vlan": vlan, "untagged": untagged, "outer": outer,
-           "inner": inner, "v6": v6}
+    yield {
+        "tag": tag,
+        "fabric": fabric,
+        "space": space,
+        "vlan": vlan,
+        "untagged": untagged,
+        "outer": outer,
+        "inner": inner,
+        "v6": v6,
+    }
     for s in (inner, outer, v6):
         api.delete(f"subnets/{s['id']}/")
     api.delete(f"fabrics/{fabric['id']}/")
@@ -37,8 +45,13 @@ def world(api) -> Iterator[dict]:
 
 def test_fabrics_by_specifier(api, world):
     fabric = world["fabric"]
-    for spec in (str(fabric["id"]), f"fabric-{fabric['id']}", fabric["name"], f"name:{fabric['name']}",
-                 f"class:class-{world['tag']}"):
+    for spec in (
+        str(fabric["id"]),
+        f"fabric-{fabric['id']}",
+        fabric["name"],
+        f"name:{fabric['name']}",
+        f"class:class-{world['tag']}",
+    ):
         assert ok(api.get(f"fabrics/{spec}/"))["id"] == fabric["id"], spec
     assert ok(api.get("fabrics/fabric-0/"))["id"] == 0
     for spec in ("nosuch", "fabric-987654", "99999999999", "name:nosuch"):
@@ -51,8 +64,15 @@ def test_fabrics_by_specifier(api, world):
 
 def test_vlans_by_specifier_within_a_fabric(api, world):
     fabric, vlan = world["fabric"], world["vlan"]
-    for spec in ("77", "vid:77", vlan["name"], f"name:{vlan['name']}", f"id:{vlan['id']}",
-                 f"subnet:{world['inner']['id']}", f"space:{world['space']['name']}"):
+    for spec in (
+        "77",
+        "vid:77",
+        vlan["name"],
+        f"name:{vlan['name']}",
+        f"id:{vlan['id']}",
+        f"subnet:{world['inner']['id']}",
+        f"space:{world['space']['name']}",
+    ):
         assert ok(api.get(f"fabrics/{fabric['name']}/vlans/{spec}/"))["id"] == vlan["id"], spec
     assert ok(api.get(f"fabrics/fabric-{fabric['id']}/vlans/untagged/"))["id"] == world["untagged"]["id"]
     assert ok(api.get(f"fabrics/{fabric['id']}/vlans/space:undefined/"))["id"] == world["untagged"]["id"]
@@ -62,13 +82,25 @@ def test_vlans_by_specifier_within_a_fabric(api, world):
     assert api.get("vlans/99999999999/").status_code == 404
 
 
-@pytest.mark.parametrize("spec, which", [
-    ("{inner[id]}", "inner"), ("id:{inner[id]}", "inner"), ("10.202.150.0/24", "inner"),
-    ("cidr:10.202.150.0/24", "inner"), ("cidr:10.202.150.7/24", "inner"), ("name:{inner[name]}", "inner"),
-    ("{inner[name]}", "inner"), ("ip:10.202.150.9", "inner"), ("ip:10.202.151.9", "outer"),
-    ("vlan:{vlan[name]}", None), ("vid:77", None), ("space:{space[name]}", None),
-    ("fd20:2:150::/64", "v6"), ("ip:fd20:2:150::5", "v6"),
-])
+@pytest.mark.parametrize(
+    "spec, which",
+    [
+        ("{inner[id]}", "inner"),
+        ("id:{inner[id]}", "inner"),
+        ("10.202.150.0/24", "inner"),
+        ("cidr:10.202.150.0/24", "inner"),
+        ("cidr:10.202.150.7/24", "inner"),
+        ("name:{inner[name]}", "inner"),
+        ("{inner[name]}", "inner"),
+        ("ip:10.202.150.9", "inner"),
+        ("ip:10.202.151.9", "outer"),
+        ("vlan:{vlan[name]}", None),
+        ("vid:77", None),
+        ("space:{space[name]}", None),
+        ("fd20:2:150::/64", "v6"),
+        ("ip:fd20:2:150::5", "v6"),
+    ],
+)
 def test_subnets_by_specifier(api, world, spec, which):
     spec = spec.format(**world)
     response = api.get(f"subnets/{spec}/")
@@ -99,8 +131,11 @@ def test_the_undefined_space(api, world):
     """Listed last while some VLAN has no space, readable as -1 and undefined, never changed."""
     spaces = ok(api.get("spaces/"))
     undefined = spaces[-1]
-    assert (undefined["id"], undefined["name"], undefined["resource_uri"]) == (-1, "undefined",
-                                                                             f"{PREFIX}spaces/undefined/")
+    assert (undefined["id"], undefined["name"], undefined["resource_uri"]) == (
+        -1,
+        "undefined",
+        f"{PREFIX}spaces/undefined/",
+    )
     assert undefined["description"].startswith("Backward compatibility object")
     assert world["untagged"]["id"] in [v["id"] for v in undefined["vlans"]]
     assert world["vlan"]["id"] not in [v["id"] for v in undefined["vlans"]]

@@ -34,8 +34,7 @@ def user(shared_region) -> Iterator[MaasHttp]:
 @pytest.fixture
 def nets(api) -> Iterator[list[dict]]:
     """Two IPv4 subnets and an IPv6 one on the default fabric."""
-    made = [ok(api.post("subnets/", cidr=cidr)) for cidr in
-            ("10.202.160.0/24", "10.202.161.0/24", "fd20:2:160::/64")]
+    made = [ok(api.post("subnets/", cidr=cidr)) for cidr in ("10.202.160.0/24", "10.202.161.0/24", "fd20:2:160::/64")]
     yield made
     for s in made:
         api.delete(f"subnets/{s['id']}/")
@@ -44,8 +43,20 @@ def nets(api) -> Iterator[list[dict]]:
 # -- package repositories ------------------------------------------------------------------
 
 
-REPOSITORY_KEYS = {"id", "name", "url", "distributions", "disabled_pockets", "disabled_components",
-                   "disable_sources", "components", "arches", "key", "enabled", "resource_uri"}
+REPOSITORY_KEYS = {
+    "id",
+    "name",
+    "url",
+    "distributions",
+    "disabled_pockets",
+    "disabled_components",
+    "disable_sources",
+    "components",
+    "arches",
+    "key",
+    "enabled",
+    "resource_uri",
+}
 
 
 def test_maas_default_archives_are_there(api):
@@ -53,9 +64,15 @@ def test_maas_default_archives_are_there(api):
     main, ports = found["main_archive"], found["ports_archive"]
     assert set(main) == REPOSITORY_KEYS
     assert (main["url"], main["arches"], main["enabled"], main["disable_sources"]) == (
-        "http://archive.ubuntu.com/ubuntu", ["amd64", "i386"], True, True)
-    assert (ports["url"], ports["arches"]) == ("http://ports.ubuntu.com/ubuntu-ports",
-                                               ["armhf", "arm64", "ppc64el", "s390x"])
+        "http://archive.ubuntu.com/ubuntu",
+        ["amd64", "i386"],
+        True,
+        True,
+    )
+    assert (ports["url"], ports["arches"]) == (
+        "http://ports.ubuntu.com/ubuntu-ports",
+        ["armhf", "arm64", "ppc64el", "s390x"],
+    )
     assert ok(api.get(f"package-repositories/{main['id']}/")) == main
     assert ok(api.get("package-repositories/main_archive/")) == main
     response = api.delete(f"package-repositories/{main['id']}/")
@@ -63,10 +80,16 @@ def test_maas_default_archives_are_there(api):
     response = api.put(f"package-repositories/{main['id']}/", enabled="false")
     assert response.json() == {"__all__": ["Default repositories may not be disabled."]}
     response = api.put(f"package-repositories/{main['id']}/", components="main")
-    assert response.json() == {"components": [
-        "This is a default Ubuntu repository. Please update 'disabled_components' instead."]}
-    changed = ok(api.put(f"package-repositories/{main['id']}/", disabled_pockets="backports",
-                         disabled_components=["universe", "multiverse"]))
+    assert response.json() == {
+        "components": ["This is a default Ubuntu repository. Please update 'disabled_components' instead."]
+    }
+    changed = ok(
+        api.put(
+            f"package-repositories/{main['id']}/",
+            disabled_pockets="backports",
+            disabled_components=["universe", "multiverse"],
+        )
+    )
     assert (changed["disabled_pockets"], changed["disabled_components"]) == (["backports"], ["universe", "multiverse"])
     restored = ok(api.put(f"package-repositories/{main['id']}/", disabled_pockets="", disabled_components=""))
     assert restored == main
@@ -74,10 +97,23 @@ def test_maas_default_archives_are_there(api):
 
 def test_custom_repository(api, user):
     name = f"ppa-{secrets.token_hex(2)}"
-    made = ok(api.post("package-repositories/", name=name, url="ppa:owner/name", distributions="jammy,noble",
-                       components=["main", "contrib"], key="KEYDATA"))
+    made = ok(
+        api.post(
+            "package-repositories/",
+            name=name,
+            url="ppa:owner/name",
+            distributions="jammy,noble",
+            components=["main", "contrib"],
+            key="KEYDATA",
+        )
+    )
     assert (made["url"], made["distributions"], made["components"], made["arches"], made["enabled"]) == (
-        "ppa:owner/name", ["jammy", "noble"], ["main", "contrib"], ["amd64", "i386"], True)
+        "ppa:owner/name",
+        ["jammy", "noble"],
+        ["main", "contrib"],
+        ["amd64", "i386"],
+        True,
+    )
     assert ok(user.get(f"package-repositories/{made['id']}/")) == made
     response = user.post("package-repositories/", name="x", url="http://x.example/")
     assert (response.status_code, response.text) == (403, ADMIN_METHOD)
@@ -85,22 +121,34 @@ def test_custom_repository(api, user):
     response = api.post("package-repositories/", name=name, url="http://x.example/")
     assert response.json() == {"name": ["Package repository with this Name already exists."]}
     response = api.put(f"package-repositories/{made['id']}/", disabled_components="universe")
-    assert response.json() == {"disabled_components": [
-        "This is a custom repository. Please update 'components' instead."]}
+    assert response.json() == {
+        "disabled_components": ["This is a custom repository. Please update 'components' instead."]
+    }
     ok(api.delete(f"package-repositories/{made['id']}/"), 204)
     assert api.get(f"package-repositories/{made['id']}/").text == "No PackageRepository matches the given query."
 
 
-@pytest.mark.parametrize("fields, errors", [
-    ({"url": "http://x.example/"}, {"name": ["This field is required."]}),
-    ({"name": "n"}, {"url": ["This field is required."]}),
-    ({"name": "n", "url": "not a url"}, {"url": ["Enter a valid repository URL or PPA location."]}),
-    ({"name": "n" * 42, "url": "http://x.example/"}, {"name": [
-        "Ensure this value has at most 41 characters (it has 42)."]}),
-    ({"name": "n", "url": "http://x.example/", "disabled_pockets": "proposed"}, {"disabled_pockets": [
-        "'proposed' is not a valid Ubuntu archive pocket. You can only disable ['updates', 'security', "
-        "'backports']."]}),
-])
+@pytest.mark.parametrize(
+    "fields, errors",
+    [
+        ({"url": "http://x.example/"}, {"name": ["This field is required."]}),
+        ({"name": "n"}, {"url": ["This field is required."]}),
+        ({"name": "n", "url": "not a url"}, {"url": ["Enter a valid repository URL or PPA location."]}),
+        (
+            {"name": "n" * 42, "url": "http://x.example/"},
+            {"name": ["Ensure this value has at most 41 characters (it has 42)."]},
+        ),
+        (
+            {"name": "n", "url": "http://x.example/", "disabled_pockets": "proposed"},
+            {
+                "disabled_pockets": [
+                    "'proposed' is not a valid Ubuntu archive pocket. You can only disable ['updates', 'security', "
+                    "'backports']."
+                ]
+            },
+        ),
+    ],
+)
 def test_bad_repositories_are_refused(api, fields, errors):
     before = ok(api.get("package-repositories/"))
     response = api.post("package-repositories/", **fields)
@@ -115,17 +163,21 @@ def test_license_keys(api, user):
     key = "ABCDE-12345-FGHIJ-67890-KLMNO"
     made = ok(api.post("license-keys/", osystem="windows", distro_series="win2019", license_key=key))
     try:
-        assert made == {"osystem": "windows", "distro_series": "win2019", "license_key": key,
-                        "resource_uri": f"{PREFIX}license-key/windows/win2019"}
+        assert made == {
+            "osystem": "windows",
+            "distro_series": "win2019",
+            "license_key": key,
+            "resource_uri": f"{PREFIX}license-key/windows/win2019",
+        }
         assert made in ok(api.get("license-keys/"))
         assert ok(api.get("license-key/windows/win2019")) == made
         response = api.post("license-keys/", distro_series="windows/win2019", license_key=key)
-        assert response.json() == {"__all__": [
-            "License key with this operating system and distro series already exists."]}
+        assert response.json() == {
+            "__all__": ["License key with this operating system and distro series already exists."]
+        }
         other = "ZZZZZ-12345-FGHIJ-67890-KLMNO"
         assert ok(api.put("license-key/windows/win2019", license_key=other))["license_key"] == other
-        assert api.put("license-key/windows/win2019", license_key="bad").json() == {
-            "__all__": ["Invalid license key."]}
+        assert api.put("license-key/windows/win2019", license_key="bad").json() == {"__all__": ["Invalid license key."]}
         for method in ("GET", "PUT", "DELETE"):
             response = user.request(method, "license-key/windows/win2019")
             assert (response.status_code, response.text) == (403, "User is not allowed access to this API.")
@@ -140,8 +192,18 @@ def test_license_keys(api, user):
 # -- DHCP snippets -------------------------------------------------------------------------
 
 
-SNIPPET_KEYS = {"id", "name", "value", "history", "description", "enabled", "node", "subnet", "global_snippet",
-                "resource_uri"}
+SNIPPET_KEYS = {
+    "id",
+    "name",
+    "value",
+    "history",
+    "description",
+    "enabled",
+    "node",
+    "subnet",
+    "global_snippet",
+    "resource_uri",
+}
 
 
 def test_dhcp_snippet_versions_and_revert(api):
@@ -149,7 +211,12 @@ def test_dhcp_snippet_versions_and_revert(api):
     try:
         assert set(made) == SNIPPET_KEYS
         assert (made["value"], made["enabled"], made["global_snippet"], made["node"], made["subnet"]) == (
-            "option a 1;\n", True, True, None, None)
+            "option a 1;\n",
+            True,
+            True,
+            None,
+            None,
+        )
         assert [h["value"] for h in made["history"]] == ["option a 1;\n"]
         second = ok(api.put(f"dhcp-snippets/{made['id']}/", value="option a 2;"))
         third = ok(api.put(f"dhcp-snippets/{made['id']}/", value="option a 3;", enabled="false"))
@@ -161,8 +228,11 @@ def test_dhcp_snippet_versions_and_revert(api):
         assert back["value"] == "option a 2;" and back["history"] == second["history"]
         first_id = made["history"][0]["id"]
         assert ok(api.post(f"dhcp-snippets/{made['id']}/", op="revert", to=str(first_id)))["value"] == "option a 1;\n"
-        for to, message in (("-5", "Goes too far back."), ("99999", "99999 not found in history"),
-                            ("x", "x is an invalid 'to' value")):
+        for to, message in (
+            ("-5", "Goes too far back."),
+            ("99999", "99999 not found in history"),
+            ("x", "x is an invalid 'to' value"),
+        ):
             response = api.post(f"dhcp-snippets/{made['id']}/", op="revert", to=to)
             assert (response.status_code, response.json()) == (400, {"__all__": [message]})
         response = api.post(f"dhcp-snippets/{made['id']}/", op="revert")
@@ -185,14 +255,18 @@ def test_dhcp_snippet_targets(api, nets, user):
         on_node = ok(api.put(f"dhcp-snippets/{made['id']}/", node=regions[0]["hostname"]))
         assert on_node["subnet"] is None and on_node["node"]["system_id"] == regions[0]["system_id"]
         assert ok(api.put(f"dhcp-snippets/{made['id']}/", global_snippet="true"))["global_snippet"] is True
-        response = api.post("dhcp-snippets/", name="both", value="x;", subnet=str(subnet["id"]),
-                            node=regions[0]["system_id"])
-        assert response.json() == {"__all__": [
-            "A DHCP snippet cannot be enabled on a node and subnet at the same time."]}
+        response = api.post(
+            "dhcp-snippets/", name="both", value="x;", subnet=str(subnet["id"]), node=regions[0]["system_id"]
+        )
+        assert response.json() == {
+            "__all__": ["A DHCP snippet cannot be enabled on a node and subnet at the same time."]
+        }
         assert api.post("dhcp-snippets/", name="n", value="x;", subnet="nosuch").json() == {
-            "subnet": ["Select a valid choice. That choice is not one of the available choices."]}
+            "subnet": ["Select a valid choice. That choice is not one of the available choices."]
+        }
         assert api.post("dhcp-snippets/", name="n", value="x;", node="nosuch").json() == {
-            "node": ["Select a valid choice. nosuch is not one of the available choices."]}
+            "node": ["Select a valid choice. nosuch is not one of the available choices."]
+        }
         assert api.post("dhcp-snippets/", name="n").json() == {"value": ["This field is required."]}
         assert user.post("dhcp-snippets/", name="n", value="x").status_code == 403
         assert ok(user.get(f"dhcp-snippets/{made['id']}/"))["id"] == made["id"]
@@ -237,7 +311,9 @@ def test_files(api, user, shared_region):
 
 def test_file_refusals(api):
     assert (api.post("files/", file=b"x").text, api.post("files/", filename="f").text) == (
-        "Filename not supplied", "File not supplied")
+        "Filename not supplied",
+        "File not supplied",
+    )
     response = api.post("files/", filename="big", file=b"\x00" * (32 * 1024 * 1024 + 1))
     assert response.status_code == 400 and "File too large" in response.json()["file"][0]
     assert api.get("files/", op="get").text == "No provided filename!"
@@ -249,42 +325,62 @@ def test_file_refusals(api):
 
 def test_static_routes(api, nets, user):
     src, dst, v6 = nets
-    made = ok(api.post("static-routes/", source=src["id"], destination=f"cidr:{dst['cidr']}",
-                       gateway_ip="10.202.160.1"))
+    made = ok(
+        api.post("static-routes/", source=src["id"], destination=f"cidr:{dst['cidr']}", gateway_ip="10.202.160.1")
+    )
     try:
         assert set(made) == {"id", "source", "destination", "gateway_ip", "metric", "resource_uri"}
         assert (made["source"]["id"], made["destination"]["id"], made["gateway_ip"], made["metric"]) == (
-            src["id"], dst["id"], "10.202.160.1", 0)
+            src["id"],
+            dst["id"],
+            "10.202.160.1",
+            0,
+        )
         assert made["source"] == ok(api.get(f"subnets/{src['id']}/"))
         assert ok(user.get(f"static-routes/{made['id']}/")) == made
         assert made in ok(api.get("static-routes/"))
         changed = ok(api.put(f"static-routes/{made['id']}/", metric="7"))
         assert changed["metric"] == 7 and changed["gateway_ip"] == "10.202.160.1"
         response = api.post("static-routes/", source=src["id"], destination=dst["id"], gateway_ip="10.202.160.1")
-        assert response.json() == {"__all__": [
-            "Static route with this Source, Destination and Gateway IP already exists."]}
+        assert response.json() == {
+            "__all__": ["Static route with this Source, Destination and Gateway IP already exists."]
+        }
         for fields, errors in [
             ({"destination": dst["id"], "gateway_ip": "10.202.160.1"}, {"source": ["This field is required."]}),
-            ({"source": src["id"], "destination": dst["id"], "gateway_ip": "10.202.161.1"},
-             {"gateway_ip": ["Enter an IP address in 10.202.160.0/24."]}),
-            ({"source": src["id"], "destination": src["id"], "gateway_ip": "10.202.160.2"},
-             {"__all__": ["source and destination cannot be the same subnet."]}),
-            ({"source": src["id"], "destination": v6["id"], "gateway_ip": "10.202.160.2"},
-             {"__all__": ["source and destination must be the same IP version."]}),
-            ({"source": "nosuch", "destination": dst["id"], "gateway_ip": "10.202.160.2"},
-             {"source": ["Select a valid choice. That choice is not one of the available choices."]}),
-            ({"source": src["id"], "destination": dst["id"], "gateway_ip": "fe80::1%eth0"},
-             {"gateway_ip": ["Enter a valid IPv4 or IPv6 address."]}),
+            (
+                {"source": src["id"], "destination": dst["id"], "gateway_ip": "10.202.161.1"},
+                {"gateway_ip": ["Enter an IP address in 10.202.160.0/24."]},
+            ),
+            (
+                {"source": src["id"], "destination": src["id"], "gateway_ip": "10.202.160.2"},
+                {"__all__": ["source and destination cannot be the same subnet."]},
+            ),
+            (
+                {"source": src["id"], "destination": v6["id"], "gateway_ip": "10.202.160.2"},
+                {"__all__": ["source and destination must be the same IP version."]},
+            ),
+            (
+                {"source": "nosuch", "destination": dst["id"], "gateway_ip": "10.202.160.2"},
+                {"source": ["Select a valid choice. That choice is not one of the available choices."]},
+            ),
+            (
+                {"source": src["id"], "destination": dst["id"], "gateway_ip": "fe80::1%eth0"},
+                {"gateway_ip": ["Enter a valid IPv4 or IPv6 address."]},
+            ),
         ]:
             response = api.post("static-routes/", **fields)
             assert (response.status_code, response.json()) == (400, errors), fields
-        response = api.post("static-routes/", source=src["id"], destination=dst["id"], gateway_ip="10.202.160.3",
-                            metric="-1")
+        response = api.post(
+            "static-routes/", source=src["id"], destination=dst["id"], gateway_ip="10.202.160.3", metric="-1"
+        )
         assert response.status_code == 400 and "metric" in response.json()
-        assert (user.post("static-routes/", source=src["id"], destination=dst["id"],
-                          gateway_ip="10.202.160.9").text) == ADMIN_METHOD
-        assert (user.put(f"static-routes/{made['id']}/", metric="1").status_code,
-                user.delete(f"static-routes/{made['id']}/").status_code) == (403, 403)
+        assert (
+            user.post("static-routes/", source=src["id"], destination=dst["id"], gateway_ip="10.202.160.9").text
+        ) == ADMIN_METHOD
+        assert (
+            user.put(f"static-routes/{made['id']}/", metric="1").status_code,
+            user.delete(f"static-routes/{made['id']}/").status_code,
+        ) == (403, 403)
     finally:
         ok(api.delete(f"static-routes/{made['id']}/"), 204)
     assert api.get(f"static-routes/{made['id']}/").text == "No StaticRoute matches the given query."

@@ -40,17 +40,17 @@ def decode(data: bytes) -> dict[str, bytes | str | None]:
     while pos < length - 1:
         kind = data[pos]
         end = data.index(b"\x00", pos + 1)
-        key = data[pos + 1:end].decode()
+        key = data[pos + 1 : end].decode()
         pos = end + 1
         if kind == NULL:
             out[key] = None
         elif kind == BINARY:
             size, _ = struct.unpack_from("<iB", data, pos)
-            out[key] = data[pos + 5:pos + 5 + size]
+            out[key] = data[pos + 5 : pos + 5 + size]
             pos += 5 + size
         elif kind == STRING:
             (size,) = struct.unpack_from("<i", data, pos)
-            out[key] = data[pos + 4:pos + 4 + size - 1].decode()
+            out[key] = data[pos + 4 : pos + 4 + size - 1].decode()
             pos += 4 + size
         else:
             raise ValueError(f"BSON type {kind:#x} not supported")

@@ -54,7 +54,8 @@ def multipart_bytes(content_type: str, body: bytes, name: str) -> bytes | None:
         return None
     for part in message.iter_parts():
         if part.get_param("name", header="content-disposition") == name:
-            return part.get_payload(decode=True) or b""
+            payload = part.get_payload(decode=True)
+            return payload if isinstance(payload, bytes) else b""
     return None
 
 

@@ -7,8 +7,12 @@ from metalplane.region.services.sshkeys import keysource
 
 
 def sshkey(k: Row) -> Row:
-    return {"id": k["id"], "key": k["key"], "keysource": keysource(k),
-            "resource_uri": uri(f"account/prefs/sshkeys/{k['id']}/")}
+    return {
+        "id": k["id"],
+        "key": k["key"],
+        "keysource": keysource(k),
+        "resource_uri": uri(f"account/prefs/sshkeys/{k['id']}/"),
+    }
 
 
 def sslkey(k: Row) -> Row:

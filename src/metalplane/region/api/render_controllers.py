@@ -6,13 +6,35 @@ from __future__ import annotations
 from typing import Any
 
 UNKNOWN_STATUS = -1  # no script results of that kind
-TEST_KINDS = ("commissioning", "testing", "cpu_test", "memory_test", "network_test", "storage_test",
-              "other_test", "interface_test")
+TEST_KINDS = (
+    "commissioning",
+    "testing",
+    "cpu_test",
+    "memory_test",
+    "network_test",
+    "storage_test",
+    "other_test",
+    "interface_test",
+)
 HARDWARE_INFO_KEYS = (
-    "system_vendor", "system_product", "system_family", "system_version", "system_sku", "system_serial",
-    "cpu_model", "mainboard_vendor", "mainboard_product", "mainboard_serial", "mainboard_version",
-    "mainboard_firmware_vendor", "mainboard_firmware_date", "mainboard_firmware_version", "chassis_vendor",
-    "chassis_type", "chassis_serial", "chassis_version",
+    "system_vendor",
+    "system_product",
+    "system_family",
+    "system_version",
+    "system_sku",
+    "system_serial",
+    "cpu_model",
+    "mainboard_vendor",
+    "mainboard_product",
+    "mainboard_serial",
+    "mainboard_version",
+    "mainboard_firmware_vendor",
+    "mainboard_firmware_date",
+    "mainboard_firmware_version",
+    "chassis_vendor",
+    "chassis_type",
+    "chassis_serial",
+    "chassis_version",
 )
 
 

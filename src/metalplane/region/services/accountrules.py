@@ -21,8 +21,7 @@ USERNAME_MAX = 150  # Django's User.username
 EMAIL_MAX = 254  # Django's User.email
 KEY_MAX = 16 * 1024  # longer than any OpenSSH public key (16384-bit RSA is ~2.8 KiB) or a PEM certificate
 USERNAME_RE = re.compile(r"^[\w.@+-]+\Z")
-BAD_USERNAME = ("Enter a valid username. This value may contain only letters, numbers, "
-                "and @/./+/-/_ characters.")
+BAD_USERNAME = "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters."
 BAD_EMAIL = "Enter a valid email address."
 # Django's EmailValidator: a dot-atom or quoted local part; a domain of DNS labels, a literal or localhost.
 EMAIL_USER_RE = re.compile(
@@ -30,12 +29,18 @@ EMAIL_USER_RE = re.compile(
     r'|^"([\001-\010\013\014\016-\037!#-\[\]-\177]|\\[\001-\011\013\014\016-\177])*"\Z)',
     re.IGNORECASE,
 )
-EMAIL_DOMAIN_RE = re.compile(
-    r"((?:[A-Z0-9](?:[A-Z0-9-]{0,61}[A-Z0-9])?\.)+)(?:[A-Z0-9-]{2,63}(?<!-))\Z", re.IGNORECASE)
+EMAIL_DOMAIN_RE = re.compile(r"((?:[A-Z0-9](?:[A-Z0-9-]{0,61}[A-Z0-9])?\.)+)(?:[A-Z0-9-]{2,63}(?<!-))\Z", re.IGNORECASE)
 EMAIL_LITERAL_RE = re.compile(r"\[([A-F0-9:.]+)\]\Z", re.IGNORECASE)
-SSH_KEY_TYPES = frozenset((
-    "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-dss", "ssh-ed25519", "ssh-rsa",
-))
+SSH_KEY_TYPES = frozenset(
+    (
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "ssh-dss",
+        "ssh-ed25519",
+        "ssh-rsa",
+    )
+)
 KEY_PROTOCOLS = ("lp", "gh")
 DUPLICATE_KEY = "This key has already been added for this user."
 
@@ -97,8 +102,10 @@ def normalise_ssh_key(text: str) -> str:
     from the parsed key. BadKey with MAAS's reason when it is not a valid public key."""
     parts = text.split()
     if len(parts) < 2:
-        raise BadKey("Key should contain 2 or more space separated parts (key type, base64-encoded key, "
-                        f"optional comments), not {len(parts)})")
+        raise BadKey(
+            "Key should contain 2 or more space separated parts (key type, base64-encoded key, "
+            f"optional comments), not {len(parts)})"
+        )
     keytype, data, *comments = parts
     if keytype not in SSH_KEY_TYPES:
         raise BadKey(f"Key type {keytype} not recognised; it should be one of: {' '.join(sorted(SSH_KEY_TYPES))}")
@@ -146,7 +153,7 @@ def check_ssl_key(text: str) -> FieldErrors:
 
 
 def parse_keysource(keysource: str | None) -> tuple[str, str]:
-    """"gh:octocat" -> ("gh", "octocat"); a bare id means Launchpad, as in MAAS."""
+    """ "gh:octocat" -> ("gh", "octocat"); a bare id means Launchpad, as in MAAS."""
     if keysource is None or not keysource.strip():
         raise ValueError("Importing SSH keys failed. Input needs to be in protocol:auth_id or auth_id format.")
     protocol, sep, auth_id = keysource.strip().partition(":")

@@ -47,8 +47,12 @@ def check_url(url: str | None) -> FieldErrors:
     if url is None or not url.strip():
         return {"url": ["This field is required."]}
     parts = urlsplit(url.strip())
-    if parts.scheme not in URL_SCHEMES or (parts.scheme != "file" and not parts.hostname) \
-            or (parts.scheme == "file" and not parts.path.startswith("/")) or any(c.isspace() for c in url.strip()):
+    if (
+        parts.scheme not in URL_SCHEMES
+        or (parts.scheme != "file" and not parts.hostname)
+        or (parts.scheme == "file" and not parts.path.startswith("/"))
+        or any(c.isspace() for c in url.strip())
+    ):
         return {"url": ["Enter a valid URL."]}
     if len(url) > 200:  # Django's URLField default max_length
         return {"url": [f"Ensure this value has at most 200 characters (it has {len(url)})."]}
@@ -105,9 +109,13 @@ def selects(selection: Row, image: StreamImage) -> bool:
     def listed(values: list[str], value: str) -> bool:
         return "*" in values or value in values
 
-    return ((not selection["os"] or selection["os"] == os_name) and selection["release"] == release
-            and listed(selection["arches"], arch) and listed(selection["subarches"], subarch or "generic")
-            and listed(selection["labels"], image.label))
+    return (
+        (not selection["os"] or selection["os"] == os_name)
+        and selection["release"] == release
+        and listed(selection["arches"], arch)
+        and listed(selection["subarches"], subarch or "generic")
+        and listed(selection["labels"], image.label)
+    )
 
 
 # -- sources ---------------------------------------------------------------------------
@@ -118,14 +126,26 @@ async def ensure_default_source(conn: AsyncConnection) -> None:
     does at start-up: deleting every source brings the default back)."""
     if (await conn.execute(select(boot_sources.c.id).limit(1))).first() is not None:
         return
-    source_id = (await conn.execute(  # another region starting at the same time may win
-        pg_insert(boot_sources).values(url=DEFAULT_URL, keyring_filename=DEFAULT_KEYRING)
-        .on_conflict_do_nothing(index_elements=["url"]).returning(boot_sources.c.id))).scalar_one_or_none()
+    source_id = (
+        await conn.execute(  # another region starting at the same time may win
+            pg_insert(boot_sources)
+            .values(url=DEFAULT_URL, keyring_filename=DEFAULT_KEYRING)
+            .on_conflict_do_nothing(index_elements=["url"])
+            .returning(boot_sources.c.id)
+        )
+    ).scalar_one_or_none()
     if source_id is None:
         return
-    await conn.execute(insert(boot_source_selections).values(
-        boot_source_id=source_id, os=DEFAULT_OS, release=DEFAULT_RELEASE, arches=host_arches(), subarches=["*"],
-        labels=["*"]))
+    await conn.execute(
+        insert(boot_source_selections).values(
+            boot_source_id=source_id,
+            os=DEFAULT_OS,
+            release=DEFAULT_RELEASE,
+            arches=host_arches(),
+            subarches=["*"],
+            labels=["*"],
+        )
+    )
 
 
 async def list_sources(conn: AsyncConnection) -> list[Row]:
@@ -139,30 +159,40 @@ async def get_source(conn: AsyncConnection, source_id: int) -> Row:
     return dict(row._mapping)
 
 
-async def create_source(conn: AsyncConnection, url: str | None, keyring_filename: str,
-                        keyring_data: bytes | None) -> Row:
+async def create_source(
+    conn: AsyncConnection, url: str | None, keyring_filename: str, keyring_data: bytes | None
+) -> Row:
     data = keyring_bytes(keyring_data)
     raise_if({**check_url(url), **check_keyring(keyring_filename, data)})
     assert url is not None
     result = await execute_unique(
-        conn, insert(boot_sources).values(url=url.strip(), keyring_filename=keyring_filename, keyring_data=data)
-        .returning(boot_sources.c.id), "url", DUPLICATE_URL)
+        conn,
+        insert(boot_sources)
+        .values(url=url.strip(), keyring_filename=keyring_filename, keyring_data=data)
+        .returning(boot_sources.c.id),
+        "url",
+        DUPLICATE_URL,
+    )
     return await get_source(conn, result.scalar_one())
 
 
 async def update_source(conn: AsyncConnection, source_id: int, changes: dict[str, Any]) -> Row:
     """A partial update; the keyring rule applies to the result."""
     current = await get_source(conn, source_id)
-    url = changes.get("url", current["url"])
-    filename = changes.get("keyring_filename", current["keyring_filename"])
+    url: str = changes["url"] if "url" in changes else current["url"]
+    filename: str = changes["keyring_filename"] if "keyring_filename" in changes else current["keyring_filename"]
     data = bytes(current["keyring_data"])
     if "keyring_data" in changes:
         data = keyring_bytes(changes["keyring_data"])
     raise_if({**check_url(url), **check_keyring(filename, data)})
     await execute_unique(
-        conn, update(boot_sources).where(boot_sources.c.id == source_id)
+        conn,
+        update(boot_sources)
+        .where(boot_sources.c.id == source_id)
         .values(url=url.strip(), keyring_filename=filename, keyring_data=data, updated=func.now()),
-        "url", DUPLICATE_URL)
+        "url",
+        DUPLICATE_URL,
+    )
     return await get_source(conn, source_id)
 
 
@@ -176,15 +206,24 @@ async def delete_source(conn: AsyncConnection, source_id: int) -> None:
 
 async def list_selections(conn: AsyncConnection, source_id: int) -> list[Row]:
     await get_source(conn, source_id)
-    return rows(await conn.execute(select(boot_source_selections)
-                                   .where(boot_source_selections.c.boot_source_id == source_id)
-                                   .order_by(boot_source_selections.c.id)))
+    return rows(
+        await conn.execute(
+            select(boot_source_selections)
+            .where(boot_source_selections.c.boot_source_id == source_id)
+            .order_by(boot_source_selections.c.id)
+        )
+    )
 
 
 async def get_selection(conn: AsyncConnection, source_id: int, selection_id: int) -> Row:
     await get_source(conn, source_id)
-    row = (await conn.execute(select(boot_source_selections).where(
-        boot_source_selections.c.boot_source_id == source_id, boot_source_selections.c.id == selection_id))).first()
+    row = (
+        await conn.execute(
+            select(boot_source_selections).where(
+                boot_source_selections.c.boot_source_id == source_id, boot_source_selections.c.id == selection_id
+            )
+        )
+    ).first()
     if row is None:
         raise NotFound("BootSourceSelection")
     return dict(row._mapping)
@@ -197,41 +236,68 @@ def _selection_values(fields: dict[str, Any]) -> dict[str, Any]:
 async def create_selection(conn: AsyncConnection, source_id: int, fields: dict[str, Any]) -> Row:
     """A new selection; arches, subarches and labels default to "*" (everything)."""
     await get_source(conn, source_id)
-    values = {"os": "", "release": "", "arches": ["*"], "subarches": ["*"], "labels": ["*"],
-              **{k: v for k, v in _selection_values(fields).items() if v not in (None, [])}}
+    values = {
+        "os": "",
+        "release": "",
+        "arches": ["*"],
+        "subarches": ["*"],
+        "labels": ["*"],
+        **{k: v for k, v in _selection_values(fields).items() if v not in (None, [])},
+    }
     raise_if(check_selection(values))
     result = await execute_unique(
-        conn, insert(boot_source_selections).values(boot_source_id=source_id, **values)
-        .returning(boot_source_selections.c.id), "__all__", DUPLICATE_SELECTION)
+        conn,
+        insert(boot_source_selections)
+        .values(boot_source_id=source_id, **values)
+        .returning(boot_source_selections.c.id),
+        "__all__",
+        DUPLICATE_SELECTION,
+    )
     return await get_selection(conn, source_id, result.scalar_one())
 
 
-async def update_selection(conn: AsyncConnection, source_id: int, selection_id: int,
-                           fields: dict[str, Any]) -> Row:
+async def update_selection(conn: AsyncConnection, source_id: int, selection_id: int, fields: dict[str, Any]) -> Row:
     current = await get_selection(conn, source_id, selection_id)
-    values = {**{k: current[k] for k in ("os", "release", "arches", "subarches", "labels")},
-              **{k: v for k, v in _selection_values(fields).items() if v is not None}}
+    values = {
+        **{k: current[k] for k in ("os", "release", "arches", "subarches", "labels")},
+        **{k: v for k, v in _selection_values(fields).items() if v is not None},
+    }
     raise_if(check_selection(values))
     await execute_unique(
-        conn, update(boot_source_selections).where(boot_source_selections.c.id == selection_id)
-        .values(**values, updated=func.now()), "__all__", DUPLICATE_SELECTION)
+        conn,
+        update(boot_source_selections)
+        .where(boot_source_selections.c.id == selection_id)
+        .values(**values, updated=func.now()),
+        "__all__",
+        DUPLICATE_SELECTION,
+    )
     return await get_selection(conn, source_id, selection_id)
 
 
 async def commissioning_release(conn: AsyncConnection) -> tuple[str, str]:
     """The commissioning OS and release settings (MAAS's defaults when unset)."""
-    found = {r.name: r.value for r in await conn.execute(select(config.c.name, config.c.value).where(
-        config.c.name.in_(("commissioning_osystem", "commissioning_distro_series"))))}
+    found = {
+        r.name: r.value
+        for r in await conn.execute(
+            select(config.c.name, config.c.value).where(
+                config.c.name.in_(("commissioning_osystem", "commissioning_distro_series"))
+            )
+        )
+    }
     osystem, series = found.get("commissioning_osystem"), found.get("commissioning_distro_series")
-    return (osystem if isinstance(osystem, str) and osystem else DEFAULT_OS,
-            series if isinstance(series, str) and series else DEFAULT_RELEASE)
+    return (
+        osystem if isinstance(osystem, str) and osystem else DEFAULT_OS,
+        series if isinstance(series, str) and series else DEFAULT_RELEASE,
+    )
 
 
 async def delete_selection(conn: AsyncConnection, source_id: int, selection_id: int) -> None:
     selection = await get_selection(conn, source_id, selection_id)
     if (selection["os"], selection["release"]) == await commissioning_release(conn):
-        raise Refused(f"Unable to delete {selection['os']} {selection['release']}. "
-                      "It is the operating system used for commissioning.")
+        raise Refused(
+            f"Unable to delete {selection['os']} {selection['release']}. "
+            "It is the operating system used for commissioning."
+        )
     await conn.execute(delete(boot_source_selections).where(boot_source_selections.c.id == selection_id))
 
 
@@ -251,11 +317,14 @@ async def configured(conn: AsyncConnection) -> list[Configured]:
     Refused when there is nothing to import from."""
     sources = await list_sources(conn)
     if not sources:
-        raise Refused("No boot sources are configured: add one with boot-sources create, "
-                      "or import from url=... or path=....")
+        raise Refused(
+            "No boot sources are configured: add one with boot-sources create, or import from url=... or path=...."
+        )
     chosen = [Configured(s["url"], await list_selections(conn, s["id"])) for s in sources]
     chosen = [c for c in chosen if c.selections]
     if not chosen:
-        raise Refused("No boot source has a selection: add one with boot-source-selections create, "
-                      "or import from url=... or path=....")
+        raise Refused(
+            "No boot source has a selection: add one with boot-source-selections create, "
+            "or import from url=... or path=...."
+        )
     return chosen

@@ -29,8 +29,9 @@ def power_parameters_of(node: Row) -> dict[str, Any]:
     return {k: v for k, v in (node.get("instance_power_parameters") or {}).items() if not k.startswith("__")}
 
 
-async def update_controller(conn: AsyncConnection, types: tuple[int, ...], system_id: str,
-                            fields: dict[str, Any]) -> Row:
+async def update_controller(
+    conn: AsyncConnection, types: tuple[int, ...], system_id: str, fields: dict[str, Any]
+) -> Row:
     """MAAS's ControllerForm: description, zone (by name), domain, power type and
     parameters (checked against the power driver's schema; stored, not polled)."""
     node = await controllers.get_controller(conn, types, system_id)
@@ -47,8 +48,9 @@ async def update_controller(conn: AsyncConnection, types: tuple[int, ...], syste
     if "power_type" in fields or "power_parameters" in fields or fields.get("power_flat"):
         power_type = fields.get("power_type") or power_type_of(node) or "manual"
         same_type = power_type == power_type_of(node)
-        power_type, given = machines.parse_power_input(power_type, fields.get("power_parameters"),
-                                                       fields.get("power_flat", {}))
+        power_type, given = machines.parse_power_input(
+            power_type, fields.get("power_parameters"), fields.get("power_flat", {})
+        )
         merged = {**(power_parameters_of(node) if same_type else {}), **given}
         params = merged if fields.get("power_parameters_skip_check") else machines.check_power(power_type, merged)
         values["instance_power_parameters"] = {**params, "__type__": power_type}
@@ -61,8 +63,9 @@ async def power_parameters(conn: AsyncConnection, types: tuple[int, ...], system
     return power_parameters_of(await controllers.get_controller(conn, types, system_id))
 
 
-async def all_power_parameters(conn: AsyncConnection, types: tuple[int, ...],
-                               system_ids: list[str]) -> dict[str, dict[str, Any]]:
+async def all_power_parameters(
+    conn: AsyncConnection, types: tuple[int, ...], system_ids: list[str]
+) -> dict[str, dict[str, Any]]:
     found = await controllers.list_controllers(conn, types, system_ids or None)
     return {n["system_id"]: power_parameters_of(n) for n in found}
 
@@ -78,10 +81,15 @@ async def boot_images(conn: AsyncConnection, system_id: str) -> dict[str, Any]:
     is no RPC yet for a rack to report its cache, so `status` is "synced" while the rack
     is connected (it re-syncs on every change) and "unknown" while it is not."""
     rack = await controllers.get_controller(conn, RACK_TYPES, system_id)
-    connected = (await conn.execute(select(func.count()).select_from(rpc_connections)
-                                    .where(rpc_connections.c.rack_id == rack["id"]))).scalar_one() > 0
-    images = [{"name": image["name"], "architecture": image["architecture"], "subarches": [image["subarch"]]}
-              for image in (await boot_resources.manifest(conn))["images"]]
+    connected = (
+        await conn.execute(
+            select(func.count()).select_from(rpc_connections).where(rpc_connections.c.rack_id == rack["id"])
+        )
+    ).scalar_one() > 0
+    images = [
+        {"name": image["name"], "architecture": image["architecture"], "subarches": [image["subarch"]]}
+        for image in (await boot_resources.manifest(conn))["images"]
+    ]
     return {"images": images, "connected": connected, "status": "synced" if connected else "unknown"}
 
 
@@ -101,7 +109,8 @@ async def delete_region(conn: AsyncConnection, system_id: str) -> None:
         raise Refused(f"Unable to delete {node['hostname']} as it's currently running.")
     await controllers.remove_region_processes(conn, node["id"])
     if node["node_type"] == NodeType.REGION_AND_RACK_CONTROLLER:
-        await conn.execute(update(nodes).where(nodes.c.id == node["id"])
-                           .values(node_type=NodeType.RACK_CONTROLLER, updated=func.now()))
+        await conn.execute(
+            update(nodes).where(nodes.c.id == node["id"]).values(node_type=NodeType.RACK_CONTROLLER, updated=func.now())
+        )
     else:
         await conn.execute(delete(nodes).where(nodes.c.id == node["id"]))

@@ -62,8 +62,15 @@ def check_text(fields: dict[str, Any], creating: bool) -> FieldErrors:
 async def _node_id(conn: AsyncConnection, ident: str) -> int:
     if "\x00" in ident:
         raise Invalid.field("node", f"Select a valid choice. {ident} is not one of the available choices.")
-    found = (await conn.execute(select(nodes.c.id).where(
-        or_(nodes.c.system_id == ident, nodes.c.hostname == ident)).limit(2))).scalars().all()
+    found = (
+        (
+            await conn.execute(
+                select(nodes.c.id).where(or_(nodes.c.system_id == ident, nodes.c.hostname == ident)).limit(2)
+            )
+        )
+        .scalars()
+        .all()
+    )
     if len(found) != 1:
         raise Invalid.field("node", f"Select a valid choice. {ident} is not one of the available choices.")
     return found[0]
@@ -96,8 +103,11 @@ async def _targets(conn: AsyncConnection, fields: dict[str, Any], current: Row |
     if fields.get("global_snippet"):
         node_id = subnet_id = iprange_id = None
     else:
-        if new_node is not None and new_subnet is not None and (current is None or (
-                new_subnet != current["subnet_id"] and new_node != current["node_id"])):
+        if (
+            new_node is not None
+            and new_subnet is not None
+            and (current is None or (new_subnet != current["subnet_id"] and new_node != current["node_id"]))
+        ):
             raise Invalid({"__all__": ["A DHCP snippet cannot be enabled on a node and subnet at the same time."]})
         if new_node is not None:
             node_id, subnet_id, iprange_id = new_node, None, None
@@ -116,15 +126,21 @@ async def _shown(conn: AsyncConnection, shown: list[Row]) -> Snippets:
     ids = [s["id"] for s in shown]
     by_snippet: dict[int, list[Row]] = {i: [] for i in ids}
     if ids:
-        for v in rows(await conn.execute(select(versions).where(versions.c.snippet_id.in_(ids))
-                                         .order_by(versions.c.id))):
+        for v in rows(
+            await conn.execute(select(versions).where(versions.c.snippet_id.in_(ids)).order_by(versions.c.id))
+        ):
             by_snippet[v["snippet_id"]].append(v)
     node_ids = {s["node_id"] for s in shown if s["node_id"] is not None}
     subnet_ids = {s["subnet_id"] for s in shown if s["subnet_id"] is not None}
     node_rows = rows(await conn.execute(select(nodes).where(nodes.c.id.in_(node_ids)))) if node_ids else []
     subnet_rows = rows(await conn.execute(select(subnets).where(subnets.c.id.in_(subnet_ids)))) if subnet_ids else []
-    return Snippets(shown, by_snippet, {n["id"]: n for n in node_rows}, {s["id"]: s for s in subnet_rows},
-                    {v["id"]: v for v in await network.list_vlans(conn)} if subnet_rows else {})
+    return Snippets(
+        shown,
+        by_snippet,
+        {n["id"]: n for n in node_rows},
+        {s["id"]: s for s in subnet_rows},
+        {v["id"]: v for v in await network.list_vlans(conn)} if subnet_rows else {},
+    )
 
 
 async def get_snippet(conn: AsyncConnection, ident: str | int, lock: bool = False) -> Row:
@@ -151,10 +167,18 @@ async def show_snippets(conn: AsyncConnection, ident: str | None = None) -> Snip
 async def create_snippet(conn: AsyncConnection, fields: dict[str, Any]) -> Snippets:
     raise_if(check_text(fields, creating=True))
     targets = await _targets(conn, fields, None)
-    snippet_id = (await conn.execute(insert(dhcp_snippets).values(
-        name=fields["name"], description=fields.get("description") or "",
-        enabled=True if fields.get("enabled") is None else fields["enabled"], **targets,
-    ).returning(dhcp_snippets.c.id))).scalar_one()
+    snippet_id = (
+        await conn.execute(
+            insert(dhcp_snippets)
+            .values(
+                name=fields["name"],
+                description=fields.get("description") or "",
+                enabled=True if fields.get("enabled") is None else fields["enabled"],
+                **targets,
+            )
+            .returning(dhcp_snippets.c.id)
+        )
+    ).scalar_one()
     await conn.execute(insert(versions).values(snippet_id=snippet_id, data=unix_text(fields["value"])))
     return await show_snippets(conn, str(snippet_id))
 
@@ -165,11 +189,18 @@ async def update_snippet(conn: AsyncConnection, ident: str, fields: dict[str, An
     raise_if(check_text(fields, creating=False))
     values: dict[str, Any] = {k: fields[k] for k in ("name", "description", "enabled") if fields.get(k) is not None}
     values.update(await _targets(conn, fields, current))
-    await conn.execute(update(dhcp_snippets).where(dhcp_snippets.c.id == current["id"])
-                       .values(**values, updated=func.now()))
+    await conn.execute(
+        update(dhcp_snippets).where(dhcp_snippets.c.id == current["id"]).values(**values, updated=func.now())
+    )
     if fields.get("value") is not None:
-        latest = (await conn.execute(select(versions.c.data).where(versions.c.snippet_id == current["id"])
-                                     .order_by(versions.c.id.desc()).limit(1))).scalar()
+        latest = (
+            await conn.execute(
+                select(versions.c.data)
+                .where(versions.c.snippet_id == current["id"])
+                .order_by(versions.c.id.desc())
+                .limit(1)
+            )
+        ).scalar()
         if unix_text(fields["value"]) != latest:
             await conn.execute(insert(versions).values(snippet_id=current["id"], data=unix_text(fields["value"])))
     return await show_snippets(conn, str(current["id"]))
@@ -184,8 +215,11 @@ async def revert_snippet(conn: AsyncConnection, ident: str, to: str | None) -> S
         raise Invalid({"__all__": [f"{to} is an invalid 'to' value"]})
     target = int(to)
     current = await get_snippet(conn, ident, lock=True)
-    history = rows(await conn.execute(select(versions).where(versions.c.snippet_id == current["id"])
-                                      .order_by(versions.c.id.desc())))  # newest first, as MAAS walks it
+    history = rows(
+        await conn.execute(
+            select(versions).where(versions.c.snippet_id == current["id"]).order_by(versions.c.id.desc())
+        )
+    )  # newest first, as MAAS walks it
     if target == 0:
         keep = history[0]
     elif target < 0:

@@ -22,8 +22,9 @@ def check_filename(filename: str | None) -> str:
     if not filename:
         raise Refused("Filename not supplied")
     if len(filename) > FILENAME_MAX:
-        raise Invalid.field("filename", f"Ensure this value has at most {FILENAME_MAX} characters "
-                                        f"(it has {len(filename)}).")
+        raise Invalid.field(
+            "filename", f"Ensure this value has at most {FILENAME_MAX} characters (it has {len(filename)})."
+        )
     if "\x00" in filename:
         raise Invalid.field("filename", "Null characters are not allowed.")
     return filename
@@ -46,17 +47,19 @@ async def save_file(conn: AsyncConnection, owner: User, filename: str | None, co
     if len(content) > MAX_FILE_BYTES:
         raise Invalid.field("file", f"File too large: {len(content)} bytes; at most {MAX_FILE_BYTES} bytes.")
     await conn.execute(
-        insert(files).values(filename=name, owner_id=owner.id, key=str(uuid.uuid4()), content=content)
-        .on_conflict_do_update(index_elements=[files.c.filename, files.c.owner_id],
-                               set_={"content": content, "updated": func.now()}))
+        insert(files)
+        .values(filename=name, owner_id=owner.id, key=str(uuid.uuid4()), content=content)
+        .on_conflict_do_update(
+            index_elements=[files.c.filename, files.c.owner_id], set_={"content": content, "updated": func.now()}
+        )
+    )
     return await get_file(conn, owner, name)
 
 
 async def get_file(conn: AsyncConnection, owner: User, filename: str, kind: str = "FileStorage") -> Row:
     if "\x00" in filename:
         raise NotFound(kind)
-    row = (await conn.execute(select(files).where(files.c.owner_id == owner.id,
-                                                  files.c.filename == filename))).first()
+    row = (await conn.execute(select(files).where(files.c.owner_id == owner.id, files.c.filename == filename))).first()
     if row is None:
         raise NotFound(kind, "File not found" if kind == "file" else None)
     return dict(row._mapping)
@@ -75,5 +78,3 @@ async def get_file_by_key(conn: AsyncConnection, key: str) -> Row:
 async def delete_file(conn: AsyncConnection, owner: User, filename: str) -> None:
     current = await get_file(conn, owner, filename)
     await conn.execute(delete(files).where(files.c.id == current["id"]))
-
-

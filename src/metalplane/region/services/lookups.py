@@ -52,8 +52,7 @@ def _id_or(column_id, column_name, value: str, prefix: str) -> ColumnElement[boo
     return column_id == number if number is not None else column_name == value
 
 
-async def one_row(conn: AsyncConnection, table, condition: ColumnElement[bool], kind: str,
-                  lock: bool = False) -> Row:
+async def one_row(conn: AsyncConnection, table, condition: ColumnElement[bool], kind: str, lock: bool = False) -> Row:
     query = select(table).where(condition).order_by(table.c.id).limit(2)
     if lock:
         query = query.with_for_update()
@@ -149,8 +148,12 @@ async def subnet_condition(conn: AsyncConnection, spec: str) -> ColumnElement[bo
         except ValueError:
             raise Invalid.field("ip", "Enter a valid IPv4 or IPv6 address.") from None
         # The most specific subnet holding the address (nested subnets are not ambiguous).
-        inner = select(subnets.c.id).where(subnets.c.cidr.op(">>=")(str(address))) \
-            .order_by(func.masklen(subnets.c.cidr).desc()).limit(1)
+        inner = (
+            select(subnets.c.id)
+            .where(subnets.c.cidr.op(">>=")(str(address)))
+            .order_by(func.masklen(subnets.c.cidr).desc())
+            .limit(1)
+        )
         return subnets.c.id.in_(inner.scalar_subquery())
     if kind in ("vlan", "vid", "fabric", "space"):  # through the subnet's VLAN
         vlan_spec = value if kind == "vlan" else f"{kind}:{value}"

@@ -16,9 +16,13 @@ async def probed_details(conn: AsyncConnection, node_id: int) -> dict[str, bytes
     found: dict[str, bytes | None] = dict.fromkeys(PROBED_SCRIPTS.values())
     rows = await conn.execute(
         select(script_results.c.name, script_results.c.output)
-        .where(script_results.c.node_id == node_id, script_results.c.name.in_(PROBED_SCRIPTS),
-               script_results.c.exit_status == 0)
-        .order_by(script_results.c.id))
+        .where(
+            script_results.c.node_id == node_id,
+            script_results.c.name.in_(PROBED_SCRIPTS),
+            script_results.c.exit_status == 0,
+        )
+        .order_by(script_results.c.id)
+    )
     for row in rows:
         found[PROBED_SCRIPTS[row.name]] = row.output.encode()
     return found

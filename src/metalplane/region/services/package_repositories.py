@@ -72,22 +72,25 @@ def clean_lists(fields: dict[str, Any], name: str, is_default: bool) -> tuple[di
         if field == "arches":
             bad = [v for v in values if v not in KNOWN_ARCHES]
             if bad:
-                errors[field] = [f"'{bad[0]}' is not a valid architecture. Known architectures: "
-                                 f"{', '.join(sorted(KNOWN_ARCHES))}"]
+                errors[field] = [
+                    f"'{bad[0]}' is not a valid architecture. Known architectures: {', '.join(sorted(KNOWN_ARCHES))}"
+                ]
             elif not values:
                 values = PORTS_ARCHES if name == "ports_archive" else MAIN_ARCHES
         elif field == "disabled_pockets":
             bad = [v for v in values if v not in POCKETS_TO_DISABLE]
             if bad:
-                errors[field] = [f"'{bad[0]}' is not a valid Ubuntu archive pocket. You can only disable "
-                                 f"{POCKETS_TO_DISABLE}."]
+                errors[field] = [
+                    f"'{bad[0]}' is not a valid Ubuntu archive pocket. You can only disable {POCKETS_TO_DISABLE}."
+                ]
         elif field == "disabled_components":
             if values and not is_default:
                 errors[field] = ["This is a custom repository. Please update 'components' instead."]
             bad = [v for v in values if v not in COMPONENTS_TO_DISABLE]
             if bad and field not in errors:
-                errors[field] = [f"'{bad[0]}' is not a valid Ubuntu archive component. You can only disable "
-                                 f"{COMPONENTS_TO_DISABLE}."]
+                errors[field] = [
+                    f"'{bad[0]}' is not a valid Ubuntu archive component. You can only disable {COMPONENTS_TO_DISABLE}."
+                ]
         elif field == "components" and values and is_default:
             errors[field] = ["This is a default Ubuntu repository. Please update 'disabled_components' instead."]
         cleaned[field] = values
@@ -116,8 +119,10 @@ async def ensure_default_archives(conn: AsyncConnection) -> None:
     """main_archive and ports_archive, as MAAS's migration creates them (once, by name)."""
     for name, (url, arches) in DEFAULTS.items():
         await conn.execute(
-            pg_insert(package_repositories).values(name=name, url=url, arches=arches, is_default=True, enabled=True)
-            .on_conflict_do_nothing(index_elements=["name"]))
+            pg_insert(package_repositories)
+            .values(name=name, url=url, arches=arches, is_default=True, enabled=True)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
 
 
 async def list_repositories(conn: AsyncConnection) -> list[Row]:
@@ -149,23 +154,30 @@ async def create_repository(conn: AsyncConnection, fields: dict[str, Any]) -> Ro
     lists, errors = clean_lists({"arches": [], **fields}, values.get("name") or "", is_default=False)
     raise_if({**check_repository(values), **errors})
     result = await execute_unique(
-        conn, insert(package_repositories).values(**values, **lists).returning(package_repositories.c.id),
-        "name", "Package repository with this Name already exists.")
+        conn,
+        insert(package_repositories).values(**values, **lists).returning(package_repositories.c.id),
+        "name",
+        "Package repository with this Name already exists.",
+    )
     return await get_repository(conn, str(result.scalar_one()))
 
 
 async def update_repository(conn: AsyncConnection, ident: str, fields: dict[str, Any]) -> Row:
     current = await get_repository(conn, ident)
-    values = {**{k: current[k] for k in ("name", "url", "key", "enabled", "disable_sources")},
-              **_scalar_values(fields)}
+    values = {**{k: current[k] for k in ("name", "url", "key", "enabled", "disable_sources")}, **_scalar_values(fields)}
     lists, errors = clean_lists(fields, values["name"], is_default=current["is_default"])
     errors = {**check_repository(values), **errors}
     if current["is_default"] and not values["enabled"]:
         errors.setdefault("__all__", []).append("Default repositories may not be disabled.")
     raise_if(errors)
     await execute_unique(
-        conn, update(package_repositories).where(package_repositories.c.id == current["id"])
-        .values(**values, **lists, updated=func.now()), "name", "Package repository with this Name already exists.")
+        conn,
+        update(package_repositories)
+        .where(package_repositories.c.id == current["id"])
+        .values(**values, **lists, updated=func.now()),
+        "name",
+        "Package repository with this Name already exists.",
+    )
     return await get_repository(conn, str(current["id"]))
 
 
@@ -178,8 +190,13 @@ async def delete_repository(conn: AsyncConnection, ident: str) -> None:
 
 async def archive_url(conn: AsyncConnection, name: str) -> str:
     """The `main_archive` / `ports_archive` setting: the default repository's URL."""
-    row = (await conn.execute(select(package_repositories.c.url).where(
-        package_repositories.c.name == name, package_repositories.c.is_default.is_(True)))).first()
+    row = (
+        await conn.execute(
+            select(package_repositories.c.url).where(
+                package_repositories.c.name == name, package_repositories.c.is_default.is_(True)
+            )
+        )
+    ).first()
     return row.url if row else DEFAULTS[name][0]
 
 
@@ -187,17 +204,31 @@ async def set_archive_url(conn: AsyncConnection, name: str, url: str) -> None:
     if not valid_url(url):
         raise Invalid.field("value", BAD_URL)
     await ensure_default_archives(conn)
-    await conn.execute(update(package_repositories).where(package_repositories.c.name == name)
-                       .values(url=url, updated=func.now()))
+    await conn.execute(
+        update(package_repositories).where(package_repositories.c.name == name).values(url=url, updated=func.now())
+    )
 
 
 # -- license keys -------------------------------------------------------------------------
 
 # The Windows releases MAAS asks a license key for (its WindowsOS driver).
-LICENSED_RELEASES = {"windows": [
-    "win2008r2", "win2012", "win2012r2", "win2016", "win2016nano", "win2016-core", "win2016dc",
-    "win2016dc-core", "win2019", "win2019-core", "win2019dc", "win2019dc-core", "win10ent",
-]}
+LICENSED_RELEASES = {
+    "windows": [
+        "win2008r2",
+        "win2012",
+        "win2012r2",
+        "win2016",
+        "win2016nano",
+        "win2016-core",
+        "win2016dc",
+        "win2016dc-core",
+        "win2019",
+        "win2019-core",
+        "win2019dc",
+        "win2019dc-core",
+        "win10ent",
+    ]
+}
 WINDOWS_KEY_RE = re.compile(r"^([A-Za-z0-9]{5}-){4}[A-Za-z0-9]{5}$")
 
 
@@ -228,20 +259,23 @@ def check_license_key(osystem: str | None, distro_series: str | None, key: str |
 
 
 async def list_license_keys(conn: AsyncConnection) -> list[Row]:
-    return rows(await conn.execute(select(license_keys).order_by(license_keys.c.osystem,
-                                                                 license_keys.c.distro_series)))
+    return rows(await conn.execute(select(license_keys).order_by(license_keys.c.osystem, license_keys.c.distro_series)))
 
 
 async def get_license_key(conn: AsyncConnection, osystem: str, distro_series: str) -> Row:
-    row = (await conn.execute(select(license_keys).where(
-        license_keys.c.osystem == osystem, license_keys.c.distro_series == distro_series))).first()
+    row = (
+        await conn.execute(
+            select(license_keys).where(license_keys.c.osystem == osystem, license_keys.c.distro_series == distro_series)
+        )
+    ).first()
     if row is None:
         raise NotFound("LicenseKey")
     return dict(row._mapping)
 
 
-async def create_license_key(conn: AsyncConnection, osystem: str | None, distro_series: str | None,
-                             key: str | None) -> Row:
+async def create_license_key(
+    conn: AsyncConnection, osystem: str | None, distro_series: str | None, key: str | None
+) -> Row:
     """`distro_series` may be RELEASE or OS/RELEASE (then osystem may be left out)."""
     if distro_series and "/" in distro_series and not osystem:
         osystem = distro_series.split("/", 1)[0]
@@ -249,8 +283,11 @@ async def create_license_key(conn: AsyncConnection, osystem: str | None, distro_
     assert osystem and distro_series
     release = distro_series.rpartition("/")[2]
     await execute_unique(
-        conn, insert(license_keys).values(osystem=osystem, distro_series=release, license_key=key),
-        "__all__", "License key with this operating system and distro series already exists.")
+        conn,
+        insert(license_keys).values(osystem=osystem, distro_series=release, license_key=key),
+        "__all__",
+        "License key with this operating system and distro series already exists.",
+    )
     return await get_license_key(conn, osystem, release)
 
 
@@ -258,12 +295,14 @@ async def update_license_key(conn: AsyncConnection, osystem: str, distro_series:
     current = await get_license_key(conn, osystem, distro_series)
     new_key = current["license_key"] if key is None else key
     raise_if(check_license_key(osystem, distro_series, new_key))
-    await conn.execute(update(license_keys).where(license_keys.c.id == current["id"])
-                       .values(license_key=new_key, updated=func.now()))
+    await conn.execute(
+        update(license_keys).where(license_keys.c.id == current["id"]).values(license_key=new_key, updated=func.now())
+    )
     return await get_license_key(conn, osystem, distro_series)
 
 
 async def delete_license_key(conn: AsyncConnection, osystem: str, distro_series: str) -> None:
     """A key that is not there is already deleted (MAAS answers 204 too)."""
-    await conn.execute(delete(license_keys).where(
-        license_keys.c.osystem == osystem, license_keys.c.distro_series == distro_series))
+    await conn.execute(
+        delete(license_keys).where(license_keys.c.osystem == osystem, license_keys.c.distro_series == distro_series)
+    )

@@ -69,8 +69,13 @@ async def create_ssh_key(conn: AsyncConnection, by: User, key: str | None, usern
     normalised, errors = accountrules.check_ssh_key(key or "")
     raise_if(errors)
     result = await execute_unique(
-        conn, insert(sshkeys).values(user_id=owner.id, key=normalised, digest=accountrules.key_digest(normalised))
-        .returning(sshkeys.c.id), "key", accountrules.DUPLICATE_KEY)
+        conn,
+        insert(sshkeys)
+        .values(user_id=owner.id, key=normalised, digest=accountrules.key_digest(normalised))
+        .returning(sshkeys.c.id),
+        "key",
+        accountrules.DUPLICATE_KEY,
+    )
     return await get_ssh_key(conn, result.scalar_one())
 
 
@@ -130,8 +135,9 @@ async def fetch_keys(protocol: str, auth_id: str) -> list[str]:
         raise Unavailable(f"Unable to import SSH keys: {host} answered HTTP {status}.")
     keys = keys_in(protocol, body)
     if not keys:
-        raise Invalid.field("auth_id", f"Unable to import SSH keys. There are no SSH keys for {protocol} user "
-                                       f"{auth_id}.")
+        raise Invalid.field(
+            "auth_id", f"Unable to import SSH keys. There are no SSH keys for {protocol} user {auth_id}."
+        )
     return keys
 
 
@@ -155,16 +161,31 @@ async def import_ssh_keys(work: Work, by: User, keysource_text: str | None) -> I
         except accountrules.BadKey as exc:
             raise Invalid.field("key", f"Invalid SSH public key: {exc}") from None
     async with work.tx() as conn:
-        existing = {r["digest"] for r in rows(await conn.execute(select(sshkeys).where(
-            sshkeys.c.user_id == by.id, sshkeys.c.protocol == protocol, sshkeys.c.auth_id == auth_id)))}
+        existing = {
+            r["digest"]
+            for r in rows(
+                await conn.execute(
+                    select(sshkeys).where(
+                        sshkeys.c.user_id == by.id, sshkeys.c.protocol == protocol, sshkeys.c.auth_id == auth_id
+                    )
+                )
+            )
+        }
         for key in dict.fromkeys(normalised):
             digest = accountrules.key_digest(key)
             if digest not in existing:
-                await conn.execute(insert(sshkeys).values(user_id=by.id, key=key, digest=digest, protocol=protocol,
-                                                          auth_id=auth_id))
-        return Imported(rows(await conn.execute(select(sshkeys).where(
-            sshkeys.c.user_id == by.id, sshkeys.c.protocol == protocol, sshkeys.c.auth_id == auth_id)
-            .order_by(sshkeys.c.id))))
+                await conn.execute(
+                    insert(sshkeys).values(user_id=by.id, key=key, digest=digest, protocol=protocol, auth_id=auth_id)
+                )
+        return Imported(
+            rows(
+                await conn.execute(
+                    select(sshkeys)
+                    .where(sshkeys.c.user_id == by.id, sshkeys.c.protocol == protocol, sshkeys.c.auth_id == auth_id)
+                    .order_by(sshkeys.c.id)
+                )
+            )
+        )
 
 
 # -- SSL keys -------------------------------------------------------------------------
@@ -187,8 +208,11 @@ async def create_ssl_key(conn: AsyncConnection, by: User, key: str | None) -> Ro
     text = key or ""
     raise_if(accountrules.check_ssl_key(text))
     result = await execute_unique(
-        conn, insert(sslkeys).values(user_id=by.id, key=text, digest=accountrules.key_digest(text))
-        .returning(sslkeys.c.id), "key", accountrules.DUPLICATE_KEY)
+        conn,
+        insert(sslkeys).values(user_id=by.id, key=text, digest=accountrules.key_digest(text)).returning(sslkeys.c.id),
+        "key",
+        accountrules.DUPLICATE_KEY,
+    )
     return await get_ssl_key(conn, by, result.scalar_one())
 
 

@@ -92,14 +92,19 @@ async def _values(conn: AsyncConnection, fields: dict[str, Any], current: Row | 
     gateway = fields.get("gateway_ip", None if current is None else str(current["gateway_ip"]))
     metric = fields.get("metric") if fields.get("metric") is not None else (0 if current is None else current["metric"])
     raise_if(check_route(source, destination, gateway, metric))
-    return {"source_id": source["id"], "destination_id": destination["id"],
-            "gateway_ip": str(ip_address((gateway or "").strip())), "metric": metric}
+    return {
+        "source_id": source["id"],
+        "destination_id": destination["id"],
+        "gateway_ip": str(ip_address((gateway or "").strip())),
+        "metric": metric,
+    }
 
 
 async def create_route(conn: AsyncConnection, fields: dict[str, Any]) -> Routes:
     values = await _values(conn, fields, None)
-    result = await execute_unique(conn, insert(static_routes).values(**values).returning(static_routes.c.id),
-                                  "__all__", DUPLICATE)
+    result = await execute_unique(
+        conn, insert(static_routes).values(**values).returning(static_routes.c.id), "__all__", DUPLICATE
+    )
     return await show_routes(conn, result.scalar_one())
 
 
@@ -113,8 +118,12 @@ async def update_route(conn: AsyncConnection, by: User, route_id: int, fields: d
     current = await get_route(conn, route_id)
     _may_edit(by)
     values = await _values(conn, fields, current)
-    await execute_unique(conn, update(static_routes).where(static_routes.c.id == route_id)
-                         .values(**values, updated=func.now()), "__all__", DUPLICATE)
+    await execute_unique(
+        conn,
+        update(static_routes).where(static_routes.c.id == route_id).values(**values, updated=func.now()),
+        "__all__",
+        DUPLICATE,
+    )
     return await show_routes(conn, route_id)
 
 

@@ -16,10 +16,14 @@ from metalplane.region.services import boot_sources as svc
 
 boot_sources = Handler("BootSourcesHandler", "boot-sources/", "Manage the collection of boot sources.")
 boot_source = Handler("BootSourceHandler", "boot-sources/{id}/", "Manage a boot source.")
-selections = Handler("BootSourceSelectionsHandler", "boot-sources/{boot_source_id}/selections/",
-                     "Manage the collection of boot source selections.")
-selection = Handler("BootSourceSelectionHandler", "boot-sources/{boot_source_id}/selections/{id}/",
-                    "Manage a boot source selection.")
+selections = Handler(
+    "BootSourceSelectionsHandler",
+    "boot-sources/{boot_source_id}/selections/",
+    "Manage the collection of boot source selections.",
+)
+selection = Handler(
+    "BootSourceSelectionHandler", "boot-sources/{boot_source_id}/selections/{id}/", "Manage a boot source selection."
+)
 
 SOURCE_DOC = """
 :param url: The URL of the boot source (a simplestreams mirror: http://, https:// or file://).
@@ -72,11 +76,14 @@ async def create_source(ctx: Ctx) -> Response:
     return json_response(render.boot_source(made), status=201)
 
 
-create_source.__doc__ = """Create a new boot source.
+create_source.__doc__ = (
+    """Create a new boot source.
 
 One of keyring_filename or keyring_data is required (and only one). The
 keyring is stored but not used: metalplane imports unsigned streams.
-""" + SOURCE_DOC
+"""
+    + SOURCE_DOC
+)
 boot_sources.action("POST")(create_source)
 
 
@@ -126,13 +133,16 @@ async def create_selection(ctx: Ctx) -> Response:
     return json_response(render.boot_source_selection(made), status=201)
 
 
-create_selection.__doc__ = """Create a boot source selection.
+create_selection.__doc__ = (
+    """Create a boot source selection.
 
 What `boot-resources import` takes from the source: images of this OS and
 release whose architecture, subarchitecture and label are listed (or "*").
 Unlike MAAS, the source's stream is not consulted here: a selection nothing in
 the stream matches imports nothing.
-""" + SELECTION_DOC
+"""
+    + SELECTION_DOC
+)
 selections.action("POST")(create_selection)
 
 

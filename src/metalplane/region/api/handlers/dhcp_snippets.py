@@ -37,8 +37,9 @@ racks run Kea, and snippets (ISC dhcpd syntax) are not passed to it yet.
 
 def _fields(ctx: Ctx) -> dict[str, Any]:
     p = ctx.params
-    fields: dict[str, Any] = {k: p.str(k) for k in ("name", "value", "description", "node", "subnet", "iprange")
-                              if k in p}
+    fields: dict[str, Any] = {
+        k: p.str(k) for k in ("name", "value", "description", "node", "subnet", "iprange") if k in p
+    }
     fields.update({k: p.bool(k) for k in ("enabled", "global_snippet") if k in p})
     return fields
 

@@ -20,9 +20,11 @@ OCTETS = "application/octet-stream"
 
 
 def render_file(f: Row) -> Row:
-    return {"filename": f["filename"],
-            "anon_resource_uri": uri("files/") + "?" + urlencode({"op": "get_by_key", "key": f["key"]}),
-            "resource_uri": uri(f"files/{f['filename']}/")}
+    return {
+        "filename": f["filename"],
+        "anon_resource_uri": uri("files/") + "?" + urlencode({"op": "get_by_key", "key": f["key"]}),
+        "resource_uri": uri(f"files/{f['filename']}/"),
+    }
 
 
 @files.read

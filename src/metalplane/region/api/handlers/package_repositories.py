@@ -10,10 +10,12 @@ from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
 from metalplane.region.services import package_repositories as svc
 
-repositories = Handler("PackageRepositoriesHandler", "package-repositories/",
-                       "Manage the collection of all Package Repositories in MAAS.")
-repository = Handler("PackageRepositoryHandler", "package-repositories/{id}/",
-                     "Manage an individual package repository.")
+repositories = Handler(
+    "PackageRepositoriesHandler", "package-repositories/", "Manage the collection of all Package Repositories in MAAS."
+)
+repository = Handler(
+    "PackageRepositoryHandler", "package-repositories/{id}/", "Manage an individual package repository."
+)
 license_keys = Handler("LicenseKeysHandler", "license-keys/", "Manage the license keys.")
 license_key = Handler("LicenseKeyHandler", "license-key/{osystem}/{distro_series}", "Manage a license key.")
 
@@ -137,8 +139,9 @@ async def update_license_key(ctx: Ctx) -> dict:
     admins_only(ctx)
     key = ctx.params.str("license_key")
     async with ctx.tx() as conn:
-        return render.license_key(await svc.update_license_key(conn, ctx.path["osystem"],
-                                                               ctx.path["distro_series"], key))
+        return render.license_key(
+            await svc.update_license_key(conn, ctx.path["osystem"], ctx.path["distro_series"], key)
+        )
 
 
 @license_key.delete
