@@ -118,6 +118,7 @@ def test_handler_params_match_libmaas(description, name, params):
 NO_ARGUMENTS = {
     ("DeviceHandler", "restore_default_configuration"), ("DeviceHandler", "restore_networking_configuration"),
     ("InterfaceHandler", "disconnect"), ("TagHandler", "rebuild"), ("NotificationHandler", "dismiss"),
+    ("RackControllerHandler", "import_boot_images"), ("RackControllersHandler", "import_boot_images"),
 }
 
 

@@ -10,6 +10,8 @@ from ipaddress import ip_address, ip_network
 from typing import Any
 
 from metalplane.region.api.framework import API_PREFIX
+from metalplane.region.api.render_controllers import controller_neutral
+from metalplane.region.services.controller_ops import power_type_of as controller_power_type
 from metalplane.region.services.controllers import RegionView
 from metalplane.region.services.nodes import AUTO, DHCP, DISCOVERED, STICKY, USER_RESERVED
 from metalplane.region.services.network import Fabrics, Vlans
@@ -119,7 +121,9 @@ def zone(z: Row) -> Row:
 
 
 def space(s: Row, vlans: list[Row], subnets: list[Row], by_id: dict[int, Row]) -> Row:
-    mine = [v for v in vlans if v["space_id"] == s["id"]]
+    """A space; id -1 is MAAS's "undefined" space: the VLANs without one."""
+    undefined = s["id"] == -1
+    mine = [v for v in vlans if v["space_id"] == (None if undefined else s["id"])]
     ids = {v["id"] for v in mine}
     return {
         "id": s["id"],
@@ -127,7 +131,7 @@ def space(s: Row, vlans: list[Row], subnets: list[Row], by_id: dict[int, Row]) -
         "description": s["description"],
         "vlans": [vlan(v, by_id) for v in mine],
         "subnets": [subnet(sn, by_id) for sn in subnets if sn["vlan_id"] in ids],
-        "resource_uri": uri(f"spaces/{s['id']}/"),
+        "resource_uri": uri(f"spaces/{UNDEFINED_SPACE if undefined else s['id']}/"),
     }
 
 
@@ -139,6 +143,7 @@ def controller(n: Row, collection: str, extra: Row | None = None) -> Row:
     """A region or rack controller, with MAAS's node fields."""
     zone_json = zone({"id": n["zone_ref"], "name": n["zone_name"], "description": n["zone_description"]})
     return {
+        **controller_neutral(),
         "system_id": n["system_id"],
         "hostname": n["hostname"],
         "domain": DEFAULT_DOMAIN,
@@ -150,7 +155,7 @@ def controller(n: Row, collection: str, extra: Row | None = None) -> Row:
         "swap_size": None,
         "osystem": "",
         "distro_series": "",
-        "power_type": "",
+        "power_type": controller_power_type(n),
         "power_state": "unknown",
         "ip_addresses": [],
         "interface_set": [],

@@ -593,3 +593,137 @@ boot_resource_imports = Table(
     *_timestamps(),
     CheckConstraint("state IN ('running', 'done', 'failed', 'stopped')", name="boot_resource_imports_state"),
 )
+
+
+# -- Accounts, images' sources, repositories and the small MAAS objects (migration 0013) --
+
+# SSH public keys; `digest` (sha256 of the normalised key) makes the key unique per
+# user and source without indexing long text. protocol/auth_id are "" for keys
+# added by hand, e.g. "gh"/"octocat" for imported ones.
+sshkeys = Table(
+    "sshkeys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("key", Text, nullable=False),
+    Column("digest", Text, nullable=False),
+    Column("protocol", Text, nullable=False, server_default=""),
+    Column("auth_id", Text, nullable=False, server_default=""),
+    *_timestamps(),
+    UniqueConstraint("user_id", "digest", "protocol", "auth_id"),
+)
+
+sslkeys = Table(
+    "sslkeys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("key", Text, nullable=False),
+    Column("digest", Text, nullable=False),
+    *_timestamps(),
+    UniqueConstraint("user_id", "digest"),
+)
+
+boot_sources = Table(
+    "boot_sources",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("url", Text, nullable=False, unique=True),
+    Column("keyring_filename", Text, nullable=False, server_default=""),
+    Column("keyring_data", LargeBinary, nullable=False, server_default=""),
+    *_timestamps(),
+)
+
+boot_source_selections = Table(
+    "boot_source_selections",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("boot_source_id", Integer, ForeignKey("boot_sources.id", ondelete="CASCADE"), nullable=False),
+    Column("os", Text, nullable=False, server_default=""),
+    Column("release", Text, nullable=False, server_default=""),
+    Column("arches", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("subarches", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("labels", ARRAY(Text), nullable=False, server_default="{}"),
+    *_timestamps(),
+    UniqueConstraint("boot_source_id", "os", "release"),
+)
+
+package_repositories = Table(
+    "package_repositories",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("url", Text, nullable=False),
+    Column("distributions", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("disabled_pockets", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("disabled_components", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("disable_sources", Boolean, nullable=False, server_default="true"),
+    Column("components", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("arches", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("key", Text, nullable=False, server_default=""),
+    Column("is_default", Boolean, nullable=False, server_default="false"),  # main_archive, ports_archive
+    Column("enabled", Boolean, nullable=False, server_default="true"),
+    *_timestamps(),
+)
+
+license_keys = Table(
+    "license_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("osystem", Text, nullable=False),
+    Column("distro_series", Text, nullable=False),
+    Column("license_key", Text, nullable=False),
+    *_timestamps(),
+    UniqueConstraint("osystem", "distro_series"),
+)
+
+# DHCP snippets are stored and versioned as MAAS keeps them; racks do not use them yet.
+dhcp_snippets = Table(
+    "dhcp_snippets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("enabled", Boolean, nullable=False, server_default="true"),
+    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column("subnet_id", Integer, ForeignKey("subnets.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column("iprange_id", Integer, ForeignKey("ipranges.id", ondelete="CASCADE"), nullable=True, index=True),
+    *_timestamps(),
+    CheckConstraint("node_id IS NULL OR subnet_id IS NULL", name="dhcp_snippets_one_target"),
+)
+
+# Every value a snippet had, newest last: the newest is its value, all of them its history.
+dhcp_snippet_versions = Table(
+    "dhcp_snippet_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("snippet_id", Integer, ForeignKey("dhcp_snippets.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("data", Text, nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# MAAS's FileStorage: a user's named files, each also readable anonymously by its key.
+files = Table(
+    "files",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("filename", Text, nullable=False),
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("key", Text, nullable=False, unique=True),
+    Column("content", LargeBinary, nullable=False),
+    *_timestamps(),
+    UniqueConstraint("filename", "owner_id"),
+)
+
+static_routes = Table(
+    "static_routes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source_id", Integer, ForeignKey("subnets.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("destination_id", Integer, ForeignKey("subnets.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("gateway_ip", INET, nullable=False),
+    Column("metric", Integer, nullable=False, server_default="0"),
+    *_timestamps(),
+    UniqueConstraint("source_id", "destination_id", "gateway_ip"),
+    CheckConstraint("metric >= 0", name="static_routes_metric"),
+)
