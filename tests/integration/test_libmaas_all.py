@@ -372,7 +372,7 @@ def test_maas_settings_read_and_written_back(client, getter):
 # -- what other branches serve -----------------------------------------------------------------------
 
 
-@needs("h-apinodes", "machines with owner_data, update of every field, power_parameters, allocate")
+@needs("the machine lifecycle (issue 15)", "machine set_owner_data (owner_data saved) and machines allocate")
 def test_machines_including_save(client):
     made = client.machines.create("amd64/generic", ["52:54:00:c0:ff:ee"], "manual", hostname=f"lib-{tag()}")
     try:
@@ -389,7 +389,6 @@ def test_machines_including_save(client):
         made.delete()
 
 
-@needs("h-apinodes", "devices/ and device/")
 def test_devices(client):
     made = client.devices.create(["52:54:00:de:5e:01"], hostname=f"lib-dev-{tag()}")
     assert client.devices.get(made.system_id).hostname == made.hostname
@@ -397,7 +396,6 @@ def test_devices(client):
     made.delete()
 
 
-@needs("h-apinodes", "tags/ and tags/{name}/")
 def test_tags(client):
     made = client.tags.create(f"lib-{tag()}", comment="libmaas")
     assert client.tags.get(made.name).comment == "libmaas"
@@ -405,7 +403,6 @@ def test_tags(client):
     made.delete()
 
 
-@needs("h-apinodes", "resourcepools/ and resourcepool/{id}/")
 def test_resource_pools(client):
     made = client.resource_pools.create(f"lib-{tag()}", description="pool")
     assert client.resource_pools.get(made.id).description == "pool"
@@ -413,7 +410,6 @@ def test_resource_pools(client):
     made.delete()
 
 
-@needs("h-apinodes", "events/?op=query with MAAS's created format")
 def test_events(client):
     events = client.events.query(level=client.events.INFO, limit=5)
     assert len(list(events)) <= 5
@@ -429,14 +425,12 @@ def test_domains(client):
     made.delete()
 
 
-@needs("h-apinodes", "nodes/{system_id}/?op=power_parameters (NodeHandler)")
 def test_nodes_power_parameters(client):
     (region,) = client.region_controllers.list()
     node = client._origin.Node.read(region.system_id)
     assert node.get_power_parameters() == {}
 
 
-@needs("h-apinodes", "a machine's interfaces/ and block-devices/ (and partitions/)")
 def test_machine_interfaces_and_block_devices(client):
     made = client.machines.create("amd64/generic", ["52:54:00:c0:ff:e1"], "manual", hostname=f"lib-{tag()}")
     try:

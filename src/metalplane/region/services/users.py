@@ -11,7 +11,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from metalplane.region.db.tables import ipranges, tokens, users
+from metalplane.region.db.tables import ipranges, nodes, tokens, users
 from metalplane.region.errors import Invalid, NotFound, Refused, raise_if
 from metalplane.region.services import accountrules
 
@@ -95,7 +95,7 @@ async def show_user(conn: AsyncConnection, username: str) -> User:
 
 # What a user can own that keeps it from being deleted (MAAS: nodes, static IP
 # addresses, IP ranges): (column pointing at the owner, MAAS's words for it).
-OWNED = [(ipranges.c.user_id, "IP range(s)")]
+OWNED = [(ipranges.c.user_id, "IP range(s)"), (nodes.c.owner_id, "node(s)")]
 
 
 async def remove_user(conn: AsyncConnection, username: str, by: User, transfer_to: str | None = None) -> None:
