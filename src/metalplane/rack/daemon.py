@@ -65,6 +65,7 @@ from metalplane.task_supervisor import TaskSupervisor
 
 log = logging.getLogger("metalplane.rack")
 REPORT_INTERVAL = 5.0
+DEGRADED_MODE = "no region controller reachable: DHCP, TFTP and HTTP serve their last configuration"
 DHCP_STATUS_INTERVAL = 5.0
 IMAGE_RESYNC = 60.0
 # On SIGTERM, power actions in flight get this long to finish (the runner's action timeout, 45 s,
@@ -107,13 +108,18 @@ class RackDaemon:
         self.boot = BootService(self.data_dir, config.bind_address, config.tftp_port, config.http_port,
                                 self.links.call, self.supervisor, on_change=self.dhcp_wanted.set)
         self.links.on_reconnect = self._reconnected
+        self.links.on_isolated = self._health_changed
         self.links.on_unknown = self._unknown
 
     def hello(self) -> ClientHello:
         return ClientHello("rack", self.system_id, self.hostname, __version__, self.state.uuid)
 
     def _health_changed(self) -> None:
-        self.services.set("rackd", *self.supervisor.health())
+        """rackd: the supervised tasks' health, degraded while no region is reachable."""
+        status, info = self.supervisor.health()
+        if getattr(self, "links", None) is not None and self.links.isolated:
+            status, info = "degraded", "; ".join(x for x in (DEGRADED_MODE, info) if x)
+        self.services.set("rackd", status, info)
 
     async def _registration(self) -> Register:
         interfaces = await asyncio.to_thread(local_interfaces)
@@ -234,6 +240,7 @@ class RackDaemon:
         if self.enrol:  # registered: from now on this rack's record must exist
             self.enrol = False
             self.state.registration_done()
+        self._health_changed()  # not degraded any more
         self.dhcp_wanted.set()  # the model may have changed while we were alone
         self.services.changed.set()  # and the region has not heard from us
         self.power_wanted.set()

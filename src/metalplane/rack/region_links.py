@@ -128,11 +128,17 @@ class RegionLinks:
         self._last_refresh = 0.0
         self._isolated_since: float | None = time.time()
         self.on_reconnect: Callable[[float, float], Awaitable[None]] | None = None
+        self.on_isolated: Callable[[], None] | None = None  # every region lost
         self._http: httpx.AsyncClient | None = None  # for discovery; made once per run()
         # Called when a region has no record of this rack and it was not told to register.
         self.on_unknown: Callable[[str], Awaitable[None]] | None = None
 
     # -- what other code asks ----------------------------------------------------------------
+
+    @property
+    def isolated(self) -> bool:
+        """No healthy link to any region (also before the first one)."""
+        return self._isolated_since is not None
 
     def healthy_links(self) -> list[Link]:
         return [link for link in self.links.values() if link.healthy]
@@ -226,7 +232,10 @@ class RegionLinks:
             self.connected_event.clear()
             if self._isolated_since is None:
                 self._isolated_since = time.time()
-                log.warning("lost every region controller; services keep running on their last configuration")
+                log.warning("degraded: lost every region controller; services keep running on their last "
+                            "configuration")
+                if self.on_isolated is not None:
+                    self.on_isolated()
 
     async def _discover(self) -> None:
         """Ask the maas_url regions (plain HTTP) for the worker endpoints."""

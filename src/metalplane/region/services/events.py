@@ -51,6 +51,10 @@ TYPES: dict[str, tuple[str, int]] = {
     "FAILED_COMMISSIONING": ("Failed commissioning", logging.INFO),
     "READY": ("Ready", logging.INFO),
     "GATHERING_INFO": ("Gathering information", logging.INFO),
+    # Not in MAAS's catalogue (MAAS logs service changes without an event): a controller's
+    # service changed status, and a rack ran cut off from every region.
+    "SERVICE_STATUS_CHANGED": ("Service status changed", logging.INFO),
+    "RACK_DEGRADED_MODE": ("Rack ran without any region controller", logging.WARNING),
 }
 POWER_REQUESTS = {
     "on": ("REQUEST_NODE_START", "start"),
