@@ -14,7 +14,7 @@ import pytest
 
 from metalplane.region.bootstrap import run_db
 from metalplane.region.services import cluster, connections
-from tests.conftest import RunningRegion, create_admin, start_region
+from tests.conftest import create_admin, start_region
 from tests.integration.test_racks import Cluster, dhcp_vlan, fully_spread, model_rack
 from tests.support.processes import wait_until
 
