@@ -1,0 +1,56 @@
+"""What the region says of a rack's services once it has lost the rack, and which
+status changes become events (ha.rack_health)."""
+
+from __future__ import annotations
+
+from metalplane import __version__
+from metalplane.ha.rack_health import UNREACHABLE, status_changes, unreachable_services, with_rack_report
+from metalplane.rack.cluster_state import ClusterState
+from metalplane.rack.region_links import RegionLinks
+from metalplane.rpc.handshake import ClientHello
+
+NAMES = ("rackd", "dhcpd", "dhcpd6", "tftp", "http", "ntp_rack", "dns_rack")
+
+
+def test_a_lost_rack_is_dead_and_its_services_unknown():
+    lost = unreachable_services(NAMES)
+    assert lost["rackd"] == ("dead", UNREACHABLE)
+    assert {name: status for name, (status, _) in lost.items() if name != "rackd"} == dict.fromkeys(NAMES[1:], "unknown")
+    assert all(info == UNREACHABLE for _, info in lost.values())
+
+
+def test_status_changes_ignore_info_and_start_from_unknown():
+    before = {"tftp": ("running", "3 loaders"), "dhcpd": ("off", "")}
+    after = {"tftp": ("running", "4 loaders"), "dhcpd": ("running", "serving"), "http": ("running", "")}
+    assert status_changes(before, after) == [("dhcpd", "off", "running"), ("http", "unknown", "running")]
+    assert status_changes(after, after) == []
+    lost = unreachable_services(NAMES)
+    assert ("tftp", "running", "unknown") in status_changes(after, lost)
+    assert ("rackd", "unknown", "dead") in status_changes(after, lost)
+
+
+def test_the_regions_dead_mark_is_stale_once_the_rack_is_connected():
+    # Stored by the region when the rack was lost; the rack is back before its first report.
+    assert with_rack_report(("running", ""), ("dead", UNREACHABLE)) == ("running", "")
+    assert with_rack_report(("degraded", "connected to 1 of 2 region controllers"), ("dead", UNREACHABLE)) == (
+        "degraded", "connected to 1 of 2 region controllers")
+    # The rack's own degraded report still counts.
+    assert with_rack_report(("running", ""), ("degraded", "no region controller reachable"))[0] == "degraded"
+
+
+async def test_the_rack_calls_itself_degraded_once_when_it_loses_every_region(tmp_path):
+    state = ClusterState(tmp_path)
+
+    async def registration() -> dict:
+        return {}
+
+    links = RegionLinks(["http://127.0.0.1:1/MAAS"], "secret",
+                        lambda: ClientHello("rack", "abc123", "rack", __version__, state.uuid), state,
+                        handlers={}, registration=registration)
+    calls = []
+    links.on_isolated = lambda: calls.append(links.isolated)
+    assert links.isolated  # before its first link
+    links._isolated_since = None  # as once connected; now no healthy link is left
+    links._note_isolation()
+    links._note_isolation()
+    assert calls == [True] and links.isolated and not links.connected_event.is_set()
