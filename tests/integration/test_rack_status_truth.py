@@ -41,8 +41,11 @@ def status_events(lab: Cluster, hostname: str) -> list[str]:
 
 def test_a_killed_rack_shows_dead_and_unknown_within_5s_with_one_event_per_change(lab):
     wait_until(lambda: fully_spread(lab), 30, interval=0.3, what="every rack on both regions")
-    wait_until(lambda: all(services(lab, name)[s] == "running" for name in lab.racks for s in ("rackd", "tftp", "http")),
-               20, what="tftp and http reported running")
+    wait_until(
+        lambda: all(services(lab, name)[s] == "running" for name in lab.racks for s in ("rackd", "tftp", "http")),
+        20,
+        what="tftp and http reported running",
+    )
     assert any(d.startswith("tftp: unknown -> running") for d in status_events(lab, "rack1"))
     before = len(status_events(lab, "rack1"))
 
@@ -53,16 +56,22 @@ def test_a_killed_rack_shows_dead_and_unknown_within_5s_with_one_event_per_chang
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(pid), signal.SIGKILL)
     killed = time.monotonic()
-    seen = wait_until(lambda: (s := services(lab, "rack1", "region-b"))["rackd"] == "dead" and s, BUDGET + 2,
-                      interval=0.1, what="rackd dead")
+    seen = wait_until(
+        lambda: (s := services(lab, "rack1", "region-b"))["rackd"] == "dead" and s,
+        BUDGET + 2,
+        interval=0.1,
+        what="rackd dead",
+    )
     assert time.monotonic() - killed < BUDGET
     assert {name: status for name, status in seen.items() if name != "rackd"} == dict.fromkeys(
-        ["dhcpd", "dhcpd6", "tftp", "http", "ntp_rack", "dns_rack"], "unknown")
+        ["dhcpd", "dhcpd6", "tftp", "http", "ntp_rack", "dns_rack"], "unknown"
+    )
     assert services(lab, "rack2")["rackd"] == "running"  # the other rack is untouched
 
     # Each change an event, once, although the rack's two links (two regions) closed together.
-    changes = wait_until(lambda: (e := status_events(lab, "rack1")[before:]) and len(e) >= 3 and e, BUDGET,
-                         what="the events")
+    changes = wait_until(
+        lambda: (e := status_events(lab, "rack1")[before:]) and len(e) >= 3 and e, BUDGET, what="the events"
+    )
     assert time.monotonic() - killed < BUDGET + 1
     by_service = Counter(d.split(":")[0] for d in changes)
     assert by_service["rackd"] == 1 and by_service["tftp"] == 1 and by_service["http"] == 1, changes
@@ -73,8 +82,11 @@ def test_a_killed_rack_shows_dead_and_unknown_within_5s_with_one_event_per_chang
     # The rack comes back: its own report makes the services running again, as events.
     mark = len(status_events(lab, "rack1"))
     victim.start()
-    wait_until(lambda: all(services(lab, "rack1")[s] == "running" for s in ("rackd", "tftp", "http")), 30,
-               what="rack1 running again")
+    wait_until(
+        lambda: all(services(lab, "rack1")[s] == "running" for s in ("rackd", "tftp", "http")),
+        30,
+        what="rack1 running again",
+    )
     back = wait_until(lambda: (e := status_events(lab, "rack1")[mark:]) and len(e) >= 3 and e, 10, what="events")
     for change in ("tftp: unknown -> running", "http: unknown -> running", "rackd: dead -> running"):
         assert any(d.startswith(change) for d in back), (change, back)
@@ -84,8 +96,10 @@ def test_a_killed_rack_shows_dead_and_unknown_within_5s_with_one_event_per_chang
 def one_link_lab(databases, workdir):
     """Two regions whose racks connect to one region each (rpc_connections_per_rack=1)."""
     dbname = databases.new_database()
-    regions = {name: start_region(databases, workdir, name, 2, dbname=dbname, rpc_connections_per_rack=1)
-               for name in ("region-a", "region-b")}
+    regions = {
+        name: start_region(databases, workdir, name, 2, dbname=dbname, rpc_connections_per_rack=1)
+        for name in ("region-a", "region-b")
+    }
     key = create_admin(regions["region-a"].config)
     lab = Cluster.__new__(Cluster)
     lab.databases, lab.root, lab.dbname, lab.key, lab.regions = databases, workdir, dbname, key, regions
@@ -107,8 +121,13 @@ def test_dhcp_on_gives_the_primary_and_secondary_a_second_region_and_off_takes_i
     lab = one_link_lab
     for name in ("rack1", "rack2"):
         lab.racks[name] = lab.start_rack(name, lab.urls)
-    wait_until(lambda: len(lab.connections()["racks"]) == 2 and all(
-        len(eps) == 1 for eps in lab.connections()["racks"].values()), 30, what="racks on one region each")
+    wait_until(
+        lambda: (
+            len(lab.connections()["racks"]) == 2 and all(len(eps) == 1 for eps in lab.connections()["racks"].values())
+        ),
+        30,
+        what="racks on one region each",
+    )
     primary, secondary = model_rack(lab, "10.204.0"), model_rack(lab, "10.204.0")
     with lab.api() as api:
         wait_until(lambda: len(api.get("regioncontrollers/").json()) == 2, 10, what="both regions")

@@ -33,8 +33,16 @@ def tiny_mirror(root: Path) -> str:
     kernel = root / "staging" / "boot-kernel"
     kernel.parent.mkdir(parents=True)
     kernel.write_bytes(KERNEL)
-    publish_image(root / "mirror", os_name="ephemeral", release="degraded", arch="amd64", subarch="generic",
-                  version="20261206", files={"boot-kernel": kernel}, title="degraded mode test")
+    publish_image(
+        root / "mirror",
+        os_name="ephemeral",
+        release="degraded",
+        arch="amd64",
+        subarch="generic",
+        version="20261206",
+        files={"boot-kernel": kernel},
+        title="degraded mode test",
+    )
     return hashlib.sha256(KERNEL).hexdigest()
 
 
@@ -78,11 +86,18 @@ def test_racks_serve_without_any_region_and_deliver_what_they_queued(databases, 
         stack.import_image(tmp_path / "mirror", timeout=120)
         stack.serve_dhcp(CIDR, "10.62.0.100", "10.62.0.199", "rack1")
         subnet = next(s for s in stack.api("subnets", "read") if s["cidr"] == CIDR)
-        stack.api("vlan", "update", str(subnet["vlan"]["fabric_id"]), str(subnet["vlan"]["vid"]), "secondary_rack=rack2")
+        stack.api(
+            "vlan", "update", str(subnet["vlan"]["fabric_id"]), str(subnet["vlan"]["vid"]), "secondary_rack=rack2"
+        )
         wait_until(lambda: kea_pids(stack, "rack1") and kea_pids(stack, "rack2"), 30, what="Kea on both racks")
         for rack in racks:
-            wait_until(lambda r=rack: service(stack, r, "http")[0] == "running" and "serving 1 of 1 image" in service(
-                stack, r, "http")[1], 60, what=f"{rack} to cache the image")
+            wait_until(
+                lambda r=rack: (
+                    service(stack, r, "http")[0] == "running" and "serving 1 of 1 image" in service(stack, r, "http")[1]
+                ),
+                60,
+                what=f"{rack} to cache the image",
+            )
         first = clients[0].dhcp_udhcpc("pxe", timeout=20)
         assert first.server_id == PRIMARY
         wait_until(lambda: lease4_get(stack, "rack2", first.ip), 30, what="the standby in sync")
@@ -95,8 +110,11 @@ def test_racks_serve_without_any_region_and_deliver_what_they_queued(databases, 
         kill_all(region_pids)
         killed = time.monotonic()
         for name in racks:
-            wait_until(lambda n=name: "degraded: lost every region controller" in stack.rack_log(n)[marks[n]:], 10,
-                       what=f"{name} to say it is degraded")
+            wait_until(
+                lambda n=name: "degraded: lost every region controller" in stack.rack_log(n)[marks[n] :],
+                10,
+                what=f"{name} to say it is degraded",
+            )
         assert time.monotonic() - killed < 10
 
         # New clients get leases from the primary.
@@ -104,13 +122,30 @@ def test_racks_serve_without_any_region_and_deliver_what_they_queued(databases, 
         assert all(lease.server_id == PRIMARY for lease in alone)
         # TFTP and HTTP boot of the cached image, from both racks.
         for address in (PRIMARY, SECONDARY):
-            loader = fetcher.run(["curl", "-sf", "--tftp-blksize", "1468", "-o", "/dev/null", "-w",
-                                  "%{size_download}", f"tftp://{address}/undionly.kpxe"])
+            loader = fetcher.run(
+                [
+                    "curl",
+                    "-sf",
+                    "--tftp-blksize",
+                    "1468",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{size_download}",
+                    f"tftp://{address}/undionly.kpxe",
+                ]
+            )
             assert int(loader.stdout) == Path("/usr/lib/ipxe/undionly.kpxe").stat().st_size
             image = fetcher.run(["sh", "-c", f"curl -sf http://{address}:5248/images/by-sha256/{sha} | sha256sum"])
             assert image.stdout.split()[0] == sha
-            by_name = fetcher.run(["sh", "-c", f"curl -sf http://{address}:5248/images/ephemeral/degraded/amd64/"
-                                               f"generic/20261206/boot-kernel | sha256sum"])
+            by_name = fetcher.run(
+                [
+                    "sh",
+                    "-c",
+                    f"curl -sf http://{address}:5248/images/ephemeral/degraded/amd64/"
+                    f"generic/20261206/boot-kernel | sha256sum",
+                ]
+            )
             assert by_name.stdout.split()[0] == sha
             # A machine's iPXE script: with no region to ask, boot from the local disk.
             script = fetcher.run(["curl", "-sf", f"http://{address}:5248/ipxe.cfg-52-54-00-00-00-99"], check=False)
@@ -132,8 +167,12 @@ def test_racks_serve_without_any_region_and_deliver_what_they_queued(databases, 
         stack.start_rack("rack1")
         leased = {first.ip, *(lease.ip for lease in alone), from_secondary.ip}
         assert len(leased) == 4
-        known = wait_until(lambda: (k := known_ips(stack)) and leased <= set(k) and k, 60, interval=0.5,
-                           what="every lease made without the region at the region")
+        known = wait_until(
+            lambda: (k := known_ips(stack)) and leased <= set(k) and k,
+            60,
+            interval=0.5,
+            what="every lease made without the region at the region",
+        )
         assert len(known) == len(set(known))
         wait_until(lambda: queued(rack1_data) == 0, 30, what="rack1's queue to drain")
 
@@ -146,8 +185,9 @@ def test_racks_serve_without_any_region_and_deliver_what_they_queued(databases, 
         assert len(events) == 1 and events[0].startswith("degraded: no region controller for ")
         seconds = float(events[0].split(" for ")[1].split(" s")[0])
         assert 1 <= seconds <= time.monotonic() - outage_started + 5
-        wait_until(lambda: all(service(stack, r, "rackd")[0] == "running" for r in racks), 30,
-                   what="both racks running again")
+        wait_until(
+            lambda: all(service(stack, r, "rackd")[0] == "running" for r in racks), 30, what="both racks running again"
+        )
         assert service(stack, "rack1", "dhcpd")[0] in ("running", "degraded")
         # One more client after the return: served as before.
         last = clients[4].dhcp_udhcpc("pxe", timeout=20)

@@ -35,8 +35,9 @@ def test_a_dhcp_rack_gets_a_second_region_and_nothing_else_moves():
     for rack in ("rack3", "rack7"):
         assert len(after[rack]) == 2 and len({e.region for e in after[rack]}) == 2
         assert before[rack] <= after[rack]  # the old link stays: a second one is added
-    assert {r: es for r, es in after.items() if r not in ("rack3", "rack7")} == \
-        {r: es for r, es in before.items() if r not in ("rack3", "rack7")}
+    assert {r: es for r, es in after.items() if r not in ("rack3", "rack7")} == {
+        r: es for r, es in before.items() if r not in ("rack3", "rack7")
+    }
     assert is_balanced(after, racks, endpoints, per_rack=1, on_duty={"rack3", "rack7"})
     assert not is_balanced(before, racks, endpoints, per_rack=1, on_duty={"rack3", "rack7"})
     # DHCP off again: the extra link goes, the rack keeps one of its two.
@@ -59,7 +60,7 @@ def test_one_region_left_a_dhcp_rack_has_one_link():
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.integers(1, 40), st.integers(1, 4), st.integers(1, 4), st.integers(0, 2 ** 32 - 1))
+@given(st.integers(1, 40), st.integers(1, 4), st.integers(1, 4), st.integers(0, 2**32 - 1))
 def test_every_dhcp_rack_is_on_distinct_regions_within_caps(n, regions, workers, seed):
     rng = random.Random(seed)
     racks = [f"rack{i}" for i in range(n)]

@@ -15,7 +15,9 @@ NAMES = ("rackd", "dhcpd", "dhcpd6", "tftp", "http", "ntp_rack", "dns_rack")
 def test_a_lost_rack_is_dead_and_its_services_unknown():
     lost = unreachable_services(NAMES)
     assert lost["rackd"] == ("dead", UNREACHABLE)
-    assert {name: status for name, (status, _) in lost.items() if name != "rackd"} == dict.fromkeys(NAMES[1:], "unknown")
+    assert {name: status for name, (status, _) in lost.items() if name != "rackd"} == dict.fromkeys(
+        NAMES[1:], "unknown"
+    )
     assert all(info == UNREACHABLE for _, info in lost.values())
 
 
@@ -33,7 +35,9 @@ def test_the_regions_dead_mark_is_stale_once_the_rack_is_connected():
     # Stored by the region when the rack was lost; the rack is back before its first report.
     assert with_rack_report(("running", ""), ("dead", UNREACHABLE)) == ("running", "")
     assert with_rack_report(("degraded", "connected to 1 of 2 region controllers"), ("dead", UNREACHABLE)) == (
-        "degraded", "connected to 1 of 2 region controllers")
+        "degraded",
+        "connected to 1 of 2 region controllers",
+    )
     # The rack's own degraded report still counts.
     assert with_rack_report(("running", ""), ("degraded", "no region controller reachable"))[0] == "degraded"
 
@@ -44,9 +48,14 @@ async def test_the_rack_calls_itself_degraded_once_when_it_loses_every_region(tm
     async def registration() -> dict:
         return {}
 
-    links = RegionLinks(["http://127.0.0.1:1/MAAS"], "secret",
-                        lambda: ClientHello("rack", "abc123", "rack", __version__, state.uuid), state,
-                        handlers={}, registration=registration)
+    links = RegionLinks(
+        ["http://127.0.0.1:1/MAAS"],
+        "secret",
+        lambda: ClientHello("rack", "abc123", "rack", __version__, state.uuid),
+        state,
+        handlers={},
+        registration=registration,
+    )
     calls = []
     links.on_isolated = lambda: calls.append(links.isolated)
     assert links.isolated  # before its first link
