@@ -3,7 +3,7 @@
 * worker restart: kill -9 of one region worker (2 regions x 2 workers, 4 racks on
   loopback): the time until every rack answers an RPC ping from the other region
   and holds links to both regions again ("every rack fully served"), and the
-  time until the region's supervisor has a new worker process answering;
+  time until the region's supervisor has started a new worker process;
 * frozen region: SIGSTOP of a whole region until the racks are off it, then SIGCONT
   until they are back on both regions;
 * loss of every region: kill -9 of both, restarted: until every rack is on both again;
@@ -80,7 +80,7 @@ def worker_runs(dbs: TestDatabases, runs: int) -> dict[str, list[float]]:
         lab.stop()
     return {
         "worker kill -9 -> every rack fully served": served,
-        "worker kill -9 -> replacement worker answering": restarted,
+        "worker kill -9 -> replacement worker process started": restarted,
     }
 
 
