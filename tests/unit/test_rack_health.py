@@ -3,10 +3,14 @@ status changes become events (ha.rack_health)."""
 
 from __future__ import annotations
 
+import time
+
+import httpx
+
 from metalplane import __version__
 from metalplane.ha.rack_health import UNREACHABLE, status_changes, unreachable_services, with_rack_report
 from metalplane.rack.cluster_state import ClusterState
-from metalplane.rack.region_links import RegionLinks
+from metalplane.rack.region_links import COMEBACK_SPREAD, Backoff, RegionLinks
 from metalplane.rpc.handshake import ClientHello
 
 NAMES = ("rackd", "dhcpd", "dhcpd6", "tftp", "http", "ntp_rack", "dns_rack")
@@ -63,3 +67,37 @@ async def test_the_rack_calls_itself_degraded_once_when_it_loses_every_region(tm
     links._note_isolation()
     links._note_isolation()
     assert calls == [True] and links.isolated and not links.connected_event.is_set()
+
+
+async def test_a_region_answering_again_cuts_the_racks_long_backoff(tmp_path):
+    state = ClusterState(tmp_path)
+    endpoint = {"region": "r1", "worker": 0, "host": "127.0.0.1", "port": 5250}
+
+    async def registration() -> dict:
+        return {}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"endpoints": [endpoint]})
+
+    links = RegionLinks(
+        ["http://127.0.0.1:1/MAAS"],
+        "secret",
+        lambda: ClientHello("rack", "abc123", "rack", __version__, state.uuid),
+        state,
+        handlers={},
+        registration=registration,
+    )
+    links._http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    try:
+        await links._discover()
+        (key,) = links.known
+        grown = Backoff(failures=6, retry_at=time.monotonic() + 16)  # after a long outage
+        links.backoff[key] = grown
+        await links._discover()
+        now = time.monotonic()
+        assert links.backoff[key] is not grown and links.backoff[key].retry_at <= now + COMEBACK_SPREAD
+        soon = links.backoff[key]
+        await links._discover()  # discovering again never puts the retry off
+        assert links.backoff[key] is soon
+    finally:
+        await links._http.aclose()

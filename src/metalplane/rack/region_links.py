@@ -35,6 +35,7 @@ from metalplane.rpc.protocol import CALL_FAILED, UNKNOWN_RACK, ConnectionLost, R
 log = logging.getLogger("metalplane.rack.links")
 DEFAULT_PER_RACK = 2
 MAX_BACKOFF = 30.0
+COMEBACK_SPREAD = 1.0  # s: racks reconnecting to a region that answers again, spread over this
 RECONCILE_INTERVAL = 0.5
 CLOSE_WAIT = 2.0
 REFRESH_INTERVAL = 10.0
@@ -247,9 +248,16 @@ class RegionLinks:
             try:
                 response = await client.get(url.rstrip("/") + "/rpc/")
                 response.raise_for_status()
+                now = time.monotonic()
                 for item in response.json()["endpoints"]:
                     endpoint = Endpoint.from_wire(item)
                     self.known.setdefault(endpoint.key, endpoint)
+                    backoff = self.backoff.get(endpoint.key)
+                    if backoff is not None and backoff.retry_at > now + COMEBACK_SPREAD and not self.healthy_links():
+                        # A region answers again: its workers are worth a try now, not when a
+                        # backoff grown during a long outage (up to 30 s) ends; jittered, so
+                        # that a fleet of racks does not come back in one instant.
+                        self.backoff[endpoint.key] = Backoff(retry_at=now + random.uniform(0, COMEBACK_SPREAD))
             except (httpx.HTTPError, ValueError, KeyError) as exc:
                 log.debug("endpoint discovery from %s failed: %s", url, exc)
 
