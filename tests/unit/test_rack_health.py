@@ -11,7 +11,9 @@ from metalplane import __version__
 from metalplane.ha.rack_health import UNREACHABLE, status_changes, unreachable_services, with_rack_report
 from metalplane.rack.cluster_state import ClusterState
 from metalplane.rack.region_links import COMEBACK_SPREAD, Backoff, RegionLinks
+from metalplane.rpc.endpoint import Endpoint
 from metalplane.rpc.handshake import ClientHello
+from metalplane.rpc.messages import SetTargets
 
 NAMES = ("rackd", "dhcpd", "dhcpd6", "tftp", "http", "ntp_rack", "dns_rack")
 
@@ -101,3 +103,24 @@ async def test_a_region_answering_again_cuts_the_racks_long_backoff(tmp_path):
         assert links.backoff[key] is soon
     finally:
         await links._http.aclose()
+
+
+async def test_a_target_pushed_by_the_region_is_tried_again_soon(tmp_path):
+    state = ClusterState(tmp_path)
+
+    async def registration() -> dict:
+        return {}
+
+    links = RegionLinks(
+        ["http://127.0.0.1:1/MAAS"],
+        "secret",
+        lambda: ClientHello("rack", "abc123", "rack", __version__, state.uuid),
+        state,
+        handlers={},
+        registration=registration,
+    )
+    target = Endpoint("r2", 0, "127.0.0.1", 5251)
+    links.backoff[target.key] = Backoff(failures=6, retry_at=time.monotonic() + 16)
+    await links._set_targets(SetTargets([target]))
+    assert links.backoff[target.key].retry_at <= time.monotonic() + COMEBACK_SPREAD
+    assert links.targets == [target] and target.key in links.known

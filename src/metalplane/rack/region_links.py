@@ -167,7 +167,19 @@ class RegionLinks:
         self.targets = list(message.targets)
         for endpoint in self.targets:
             self.known.setdefault(endpoint.key, endpoint)
+        # A region targets only workers whose heartbeat is fresh: alive again, if we had given up.
+        self._worth_a_try([e.key for e in self.targets if e.key not in self.links])
         self.changed.set()
+
+    def _worth_a_try(self, keys: list[tuple[str, int]]) -> None:
+        """Endpoints known to be back: try them within COMEBACK_SPREAD, not when a backoff
+        grown during a long outage (up to 30 s) ends; jittered, so that a fleet of racks
+        does not come back in one instant. Never puts a sooner retry off."""
+        now = time.monotonic()
+        for key in keys:
+            backoff = self.backoff.get(key)
+            if backoff is not None and backoff.retry_at > now + COMEBACK_SPREAD:
+                self.backoff[key] = Backoff(retry_at=now + random.uniform(0, COMEBACK_SPREAD))
 
     @handles(Ping)
     async def _ping(self, message: Ping) -> str:
@@ -248,16 +260,11 @@ class RegionLinks:
             try:
                 response = await client.get(url.rstrip("/") + "/rpc/")
                 response.raise_for_status()
-                now = time.monotonic()
-                for item in response.json()["endpoints"]:
-                    endpoint = Endpoint.from_wire(item)
+                listed = [Endpoint.from_wire(item) for item in response.json()["endpoints"]]
+                for endpoint in listed:
                     self.known.setdefault(endpoint.key, endpoint)
-                    backoff = self.backoff.get(endpoint.key)
-                    if backoff is not None and backoff.retry_at > now + COMEBACK_SPREAD and not self.healthy_links():
-                        # A region answers again: its workers are worth a try now, not when a
-                        # backoff grown during a long outage (up to 30 s) ends; jittered, so
-                        # that a fleet of racks does not come back in one instant.
-                        self.backoff[endpoint.key] = Backoff(retry_at=now + random.uniform(0, COMEBACK_SPREAD))
+                if not self.healthy_links():  # a region answers again
+                    self._worth_a_try([e.key for e in listed])
             except (httpx.HTTPError, ValueError, KeyError) as exc:
                 log.debug("endpoint discovery from %s failed: %s", url, exc)
 
