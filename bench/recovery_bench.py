@@ -213,9 +213,9 @@ NOTES = {
     "link to A (the racks' pings time out and they report `LinkLost`); back = after SIGCONT, every "
     "rack on both regions, balanced.",
     "all-regions": "Same cluster. Both regions' processes kill -9, 2 s alone, both started again; timed from "
-    "the start (the regions' own start-up included). A rack with no link at all tries a region within 1 s "
-    "of its HTTP answering; one already linked to the first region back waits for its backoff (up to 30 s) "
-    "before linking to the second, hence the long tail. What the racks keep serving meanwhile is "
+    "the start (the regions' own start-up included). A rack tries a region's workers within 1 s (jittered) "
+    "of that region answering its HTTP discovery (a rack with no link) or targeting them (`SetTargets`), "
+    "whatever backoff it had grown while alone. What the racks keep serving meanwhile is "
     "`tests/system/test_degraded_mode.py`'s.",
     "rack": "A region and two racks with DHCP HA (hot-standby) in a netlab, real Kea; a fresh udhcpc client "
     "started right after the kill -9 of every process of the primary rack (its own retries included). "
