@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import platform
@@ -25,7 +26,9 @@ import signal
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO)]
@@ -44,126 +47,114 @@ CIDR = "10.63.0.0/24"
 PRIMARY, SECONDARY = "10.63.0.2", "10.63.0.3"
 
 
-def worker_runs(dbs: TestDatabases, runs: int) -> dict[str, list[float]]:
-    root = world_traversable_tempdir("mp-recovery-")
-    lab = Cluster(dbs, root, regions=2, workers=2, racks=4)
-    served, restarted = [], []
-    try:
-        for n in range(runs):
-            wait_until(lambda: fully_spread(lab), 60, interval=0.3, what="every rack on both regions")
-            victim = lab.regions["region-a"]
-            before = set(victim.worker_pids())
-            os.kill(min(before), signal.SIGKILL)
-            killed = time.monotonic()
-            with lab.api("region-b") as api:
+class Timings(dict[str, list[float]]):
+    """Seconds per recovery label, over the runs."""
 
-                def every_rack_served() -> bool:
-                    data = api.get("rackcontrollers/", op="connections", check="true").json()
-                    reach = data.get("reachable", {})
-                    return (
-                        len(reach) == 4
-                        and all(reach.values())
-                        and all(len({e.split(":")[0] for e in eps}) == 2 for eps in data["racks"].values())
-                    )
+    def since(self, label: str, start: float) -> None:
+        self.setdefault(label, []).append(time.monotonic() - start)
 
-                wait_until(every_rack_served, 60, interval=0.05, what="every rack served")
-                served.append(time.monotonic() - killed)
-            wait_until(
-                lambda v=victim, b=before: len(set(v.worker_pids()) - b) == 1 and v.answering(),
-                60,
-                interval=0.05,
-                what="a new worker",
-            )
-            restarted.append(time.monotonic() - killed)
-            print(f"  worker run {n + 1}: served {served[-1]:.2f} s, worker back {restarted[-1]:.2f} s", flush=True)
-    finally:
-        lab.stop()
-    return {
-        "worker kill -9 -> every rack fully served": served,
-        "worker kill -9 -> replacement worker process started": restarted,
-    }
+    def progress(self, scenario: str, n: int) -> None:
+        print(f"  {scenario} run {n + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in self.items()), flush=True)
 
 
-def frozen_runs(dbs: TestDatabases, runs: int) -> dict[str, list[float]]:
+def seconds_until(lab: Cluster, check: Callable[[Any], bool], since: float, what: str) -> float:
+    """Seconds from `since` until `check(api of region B)` holds."""
+    with lab.api("region-b") as api:
+        wait_until(lambda: check(api), 60, interval=0.05, what=what)
+    return time.monotonic() - since
+
+
+def connections(api: Any, check: bool = False) -> dict:
+    return api.get("rackcontrollers/", op="connections", **({"check": "true"} if check else {})).json()
+
+
+def every_rack_served(api: Any) -> bool:
+    data = connections(api, check=True)
+    reach = data.get("reachable", {})
+    return (
+        len(reach) == 4
+        and all(reach.values())
+        and all(len({e.split(":")[0] for e in eps}) == 2 for eps in data["racks"].values())
+    )
+
+
+def off_region_a(api: Any) -> bool:
+    data = connections(api)
+    return len(data["racks"]) == 4 and not any(e.startswith("region-a:") for eps in data["racks"].values() for e in eps)
+
+
+def on_a_cluster(one_run: Callable[[Cluster, Timings, int], None]) -> Callable[[TestDatabases, int], Timings]:
+    """A scenario on 2 regions x 2 workers and 4 racks on loopback: `one_run` N times,
+    each once every rack is on both regions again."""
+
+    def runs_of(dbs: TestDatabases, runs: int) -> Timings:
+        timings = Timings()
+        lab = Cluster(dbs, world_traversable_tempdir("mp-recovery-"), regions=2, workers=2, racks=4)
+        try:
+            for n in range(runs):
+                wait_until(lambda: fully_spread(lab), 60, interval=0.3, what="every rack on both regions")
+                one_run(lab, timings, n)
+                timings.progress(one_run.__name__, n)
+        finally:
+            lab.stop()
+        return timings
+
+    return runs_of
+
+
+@on_a_cluster
+def worker(lab: Cluster, timings: Timings, n: int) -> None:
+    """kill -9 of one worker of region A."""
+    victim = lab.regions["region-a"]
+    before = set(victim.worker_pids())
+    os.kill(min(before), signal.SIGKILL)
+    killed = time.monotonic()
+    served = seconds_until(lab, every_rack_served, killed, "every rack served")
+    timings.setdefault("worker kill -9 -> every rack fully served", []).append(served)
+    wait_until(lambda: len(set(victim.worker_pids()) - before) == 1, 60, 0.05, "a new worker")
+    timings.since("worker kill -9 -> replacement worker process started", killed)
+
+
+@on_a_cluster
+def frozen(lab: Cluster, timings: Timings, n: int) -> None:
     """SIGSTOP of a whole region (main process and workers), later SIGCONT."""
-    root = world_traversable_tempdir("mp-recovery-")
-    lab = Cluster(dbs, root, regions=2, workers=2, racks=4)
-    noticed, back = [], []
+    region = lab.regions["region-a"]
+    pids = [region.pid, *region.worker_pids()]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
     try:
-        for n in range(runs):
-            wait_until(lambda: fully_spread(lab), 60, interval=0.3, what="every rack on both regions")
-            frozen = lab.regions["region-a"]
-            pids = [frozen.pid, *frozen.worker_pids()]
-            for pid in pids:
-                os.kill(pid, signal.SIGSTOP)
-            stopped = time.monotonic()
-            try:
-                with lab.api("region-b") as api:
-
-                    def off_region_a() -> bool:
-                        data = api.get("rackcontrollers/", op="connections").json()
-                        return len(data["racks"]) == 4 and not any(
-                            e.startswith("region-a:") for eps in data["racks"].values() for e in eps
-                        )
-
-                    wait_until(off_region_a, 60, interval=0.05, what="racks off the frozen region")
-                    noticed.append(time.monotonic() - stopped)
-            finally:
-                for pid in pids:
-                    os.kill(pid, signal.SIGCONT)
-            resumed = time.monotonic()
-            wait_until(lambda: fully_spread(lab, "region-b"), 60, interval=0.05, what="both regions again")
-            back.append(time.monotonic() - resumed)
-            print(f"  frozen run {n + 1}: noticed {noticed[-1]:.2f} s, back {back[-1]:.2f} s", flush=True)
+        noticed = seconds_until(lab, off_region_a, time.monotonic(), "racks off the frozen region")
+        timings.setdefault("region SIGSTOP -> no rack link left on it", []).append(noticed)
     finally:
-        lab.stop()
-    return {
-        "region SIGSTOP -> no rack link left on it": noticed,
-        "region SIGCONT -> every rack on both regions again": back,
-    }
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    resumed = time.monotonic()
+    wait_until(lambda: fully_spread(lab, "region-b"), 60, 0.05, "both regions again")
+    timings.since("region SIGCONT -> every rack on both regions again", resumed)
 
 
-def all_regions_runs(dbs: TestDatabases, runs: int) -> dict[str, list[float]]:
+@on_a_cluster
+def all_regions(lab: Cluster, timings: Timings, n: int) -> None:
     """kill -9 of every region, then both started again: until every rack is on both."""
-    root = world_traversable_tempdir("mp-recovery-")
-    lab = Cluster(dbs, root, regions=2, workers=2, racks=4)
-    answering, back = [], []
-    try:
-        for n in range(runs):
-            wait_until(lambda: fully_spread(lab), 60, interval=0.3, what="every rack on both regions")
-            for region in list(lab.regions.values()):
-                for pid in [region.pid, *region.worker_pids()]:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                region.proc.wait()
-            time.sleep(2)  # the racks are alone a while
-            started = time.monotonic()
-            for name, region in list(lab.regions.items()):
-                again = RegionProcess(region.config, root / f"{name}-{n}")
-                again.start()
-                lab.regions[name] = again
-            wait_until(
-                lambda: all(r.answering() for r in lab.regions.values()),
-                60,
-                interval=0.05,
-                what="the regions answering",
-            )
-            answering.append(time.monotonic() - started)
-            wait_until(lambda: fully_spread(lab), 60, interval=0.05, what="every rack on both regions")
-            back.append(time.monotonic() - started)
-            print(f"  all-regions run {n + 1}: API {answering[-1]:.2f} s, racks on both {back[-1]:.2f} s", flush=True)
-    finally:
-        lab.stop()
-    return {
-        "every region kill -9, restarted -> both regions' API answering (their start-up)": answering,
-        "every region kill -9, restarted -> every rack on both regions (from the restart)": back,
-    }
+    for region in list(lab.regions.values()):
+        for pid in [region.pid, *region.worker_pids()]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        region.proc.wait()
+    time.sleep(2)  # the racks are alone a while
+    started = time.monotonic()
+    for name, region in list(lab.regions.items()):
+        again = RegionProcess(region.config, lab.root / f"{name}-{n}")
+        again.start()
+        lab.regions[name] = again
+    wait_until(lambda: all(r.answering() for r in lab.regions.values()), 60, 0.05, "the regions")
+    timings.since("every region kill -9, restarted -> both regions' API answering (their start-up)", started)
+    wait_until(lambda: fully_spread(lab), 60, 0.05, "every rack on both regions")
+    timings.since("every region kill -9, restarted -> every rack on both regions (from the restart)", started)
 
 
-def rack_runs(dbs: TestDatabases, runs: int) -> dict[str, list[float]]:
-    times = []
+def rack_runs(dbs: TestDatabases, runs: int) -> Timings:
+    timings = Timings()
     with Lab() as lab:
         stack, _, hosts = region_and_two_racks(lab, dbs, CIDR)
         stack.serve_dhcp(CIDR, "10.63.0.100", "10.63.0.199", "rack1")
@@ -183,20 +174,18 @@ def rack_runs(dbs: TestDatabases, runs: int) -> dict[str, list[float]]:
             wait_until(lambda ip=lease.ip: lease4_get(stack, "rack2", ip), 60, interval=0.3, what="the standby in sync")
             client = lab.add_host(f"c{n}", {"pxe": None})
             for pid in hosts["rack1"].pids():
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             killed = time.monotonic()
             got = client.dhcp_udhcpc("pxe", timeout=30)
-            times.append(time.monotonic() - killed)
+            timings.since("primary rack kill -9 -> new client leased by the secondary", killed)
             assert got.server_id == SECONDARY, got
-            print(f"  rack run {n + 1}: lease from the secondary after {times[-1]:.2f} s", flush=True)
+            timings.progress("rack", n)
             stack.start_rack("rack1")
-    return {"primary rack kill -9 -> new client leased by the secondary": times}
+    return timings
 
 
-SCENARIOS = {"worker": worker_runs, "frozen": frozen_runs, "all-regions": all_regions_runs, "rack": rack_runs}
+SCENARIOS = {"worker": worker, "frozen": frozen, "all-regions": all_regions, "rack": rack_runs}
 
 
 def row(name: str, values: list[float]) -> str:

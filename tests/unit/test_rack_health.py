@@ -48,13 +48,14 @@ def test_the_regions_dead_mark_is_stale_once_the_rack_is_connected():
     assert with_rack_report(("running", ""), ("degraded", "no region controller reachable"))[0] == "degraded"
 
 
-async def test_the_rack_calls_itself_degraded_once_when_it_loses_every_region(tmp_path):
+def lonely_links(tmp_path) -> RegionLinks:
+    """A rack's region links, not running (no region answers at port 1)."""
     state = ClusterState(tmp_path)
 
     async def registration() -> dict:
         return {}
 
-    links = RegionLinks(
+    return RegionLinks(
         ["http://127.0.0.1:1/MAAS"],
         "secret",
         lambda: ClientHello("rack", "abc123", "rack", __version__, state.uuid),
@@ -62,6 +63,10 @@ async def test_the_rack_calls_itself_degraded_once_when_it_loses_every_region(tm
         handlers={},
         registration=registration,
     )
+
+
+async def test_the_rack_calls_itself_degraded_once_when_it_loses_every_region(tmp_path):
+    links = lonely_links(tmp_path)
     calls = []
     links.on_isolated = lambda: calls.append(links.isolated)
     assert links.isolated  # before its first link
@@ -72,23 +77,12 @@ async def test_the_rack_calls_itself_degraded_once_when_it_loses_every_region(tm
 
 
 async def test_a_region_answering_again_cuts_the_racks_long_backoff(tmp_path):
-    state = ClusterState(tmp_path)
     endpoint = {"region": "r1", "worker": 0, "host": "127.0.0.1", "port": 5250}
-
-    async def registration() -> dict:
-        return {}
 
     def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"endpoints": [endpoint]})
 
-    links = RegionLinks(
-        ["http://127.0.0.1:1/MAAS"],
-        "secret",
-        lambda: ClientHello("rack", "abc123", "rack", __version__, state.uuid),
-        state,
-        handlers={},
-        registration=registration,
-    )
+    links = lonely_links(tmp_path)
     links._http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
     try:
         await links._discover()
@@ -106,19 +100,7 @@ async def test_a_region_answering_again_cuts_the_racks_long_backoff(tmp_path):
 
 
 async def test_a_target_pushed_by_the_region_is_tried_again_soon(tmp_path):
-    state = ClusterState(tmp_path)
-
-    async def registration() -> dict:
-        return {}
-
-    links = RegionLinks(
-        ["http://127.0.0.1:1/MAAS"],
-        "secret",
-        lambda: ClientHello("rack", "abc123", "rack", __version__, state.uuid),
-        state,
-        handlers={},
-        registration=registration,
-    )
+    links = lonely_links(tmp_path)
     target = Endpoint("r2", 0, "127.0.0.1", 5251)
     links.backoff[target.key] = Backoff(failures=6, retry_at=time.monotonic() + 16)
     await links._set_targets(SetTargets([target]))
