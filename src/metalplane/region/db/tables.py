@@ -123,6 +123,14 @@ nodes = Table(
                                                      name="nodes_gateway_link_ipv4_id_fkey"), nullable=True),
     Column("gateway_link_ipv6_id", Integer, ForeignKey("ip_addresses.id", ondelete="SET NULL", use_alter=True,
                                                      name="nodes_gateway_link_ipv6_id_fkey"), nullable=True),
+    # The deployment lifecycle (migration 0016): what is installed, whether the next PXE
+    # boot netboots (false once the installer is done), the status before Broken or
+    # rescue mode, and how a release erases the disks ("quick", "secure", "full").
+    Column("osystem", Text, nullable=False, server_default=""),
+    Column("distro_series", Text, nullable=False, server_default=""),
+    Column("netboot", Boolean, nullable=False, server_default="true"),
+    Column("previous_status", Integer, nullable=True),
+    Column("erase_mode", Text, nullable=True),
     *_timestamps(),
 )
 # MAAS's Node.hostname is unique; for machines and devices the database holds the
@@ -366,6 +374,15 @@ node_tokens = Table(
     metadata,
     Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
     Column("token", Text, nullable=False, unique=True),
+    *_timestamps(),
+)
+
+# What `machine deploy user_data=` gave (MAAS's NodeUserData): served to the installer.
+node_user_data = Table(
+    "node_user_data",
+    metadata,
+    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
     *_timestamps(),
 )
 

@@ -50,6 +50,22 @@ def _seconds(value: str) -> int:
     return seconds
 
 
+def _minutes(value: str) -> int:
+    minutes = int(value)
+    if minutes < 1:
+        raise ValueError("must be at least 1 minute")
+    return minutes
+
+
+def _boolean(value: str) -> bool:
+    word = value.strip().lower()
+    if word in ("true", "1", "yes", "on"):
+        return True
+    if word in ("false", "0", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
 def _concurrency(value: str) -> int:
     n = int(value)
     if not 1 <= n <= 256:
@@ -75,6 +91,14 @@ SETTINGS: dict[str, Setting] = {
     "power_max_concurrency": Setting(_concurrency, 16, "Power calls a rack runs at once (all BMCs together)."),
     "commissioning_timeout": Setting(_seconds, 1800,
                                      "Seconds a commissioning machine has to report back before it fails."),
+    # The deployment lifecycle, with MAAS's names. The default release is the image
+    # metalplane builds (`images build-debian`), not MAAS's Ubuntu.
+    "node_timeout": Setting(_minutes, 30, "Time, in minutes, until the node times out during a deployment."),
+    "default_osystem": Setting(_text, "debian", "Default operating system used for deployment."),
+    "default_distro_series": Setting(_text, "bookworm", "Default OS release used for deployment."),
+    "enable_disk_erasing_on_release": Setting(_boolean, False, "Erase nodes' disks prior to releasing."),
+    "disk_erase_with_secure_erase": Setting(_boolean, True, "Use secure erase by default when erasing disks."),
+    "disk_erase_with_quick_erase": Setting(_boolean, False, "Use quick erase by default when erasing disks."),
 }
 
 
