@@ -8,9 +8,10 @@
   path-excludes of the lean variant (no docs, man pages, locales; no kernel
   modules for sound, video capture, wireless, GPUs...) are in place before the
   packages are unpacked: the kernel's initramfs is generated once, without them.
-- Packages: minbase plus systemd (networkd configures the network), udev,
-  linux-image-amd64 (with initramfs-tools), openssh-server, grub-pc, sudo, wget
-  (the first-boot agent's HTTP client), iproute2, e2fsprogs, netbase.
+- Packages: minbase plus systemd (networkd configures the network), udev, dbus,
+  a kernel (linux-image-amd64, or e.g. linux-image-cloud-amd64 for VMs; with
+  initramfs-tools), openssh-server, grub-pc (and grub-efi-amd64-bin for UEFI),
+  sudo, wget (the first-boot agent's HTTP client), iproute2, e2fsprogs, netbase.
 - metalplane's first-boot agent (deployed/firstboot.sh) and two systemd units: one
   makes the machine's own SSH host keys before sshd starts (the image ships none),
   one runs user_data and reports "deployed" to the region's metadata API.
@@ -44,8 +45,10 @@ Log = Callable[[str], None]
 APT_DIR = Path("/etc/apt")
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 DEFAULT_USER = "debian"
-PACKAGES = ("systemd-sysv", "udev", "dbus", "libpam-systemd", "linux-image-amd64", "openssh-server", "grub-pc",
-            "grub-efi-amd64-bin", "sudo", "wget", "iproute2", "e2fsprogs", "netbase")
+PACKAGES = ("systemd-sysv", "udev", "dbus", "libpam-systemd", "openssh-server", "grub-pc", "grub-efi-amd64-bin",
+            "sudo", "wget", "iproute2", "e2fsprogs", "netbase")
+# Debian's kernel for any machine; linux-image-cloud-amd64 is its smaller flavour for virtual machines.
+KERNEL = "linux-image-amd64"
 # dpkg's path-exclude/path-include rules of the lean variant, in order (the last match wins).
 # Docs (but not the copyright files), man pages, locales, and kernel modules a server
 # does not need: sound, video capture and TV, wireless and Bluetooth, the big desktop
@@ -353,8 +356,8 @@ def _check_tools() -> None:
 
 
 def build_debian(out: Path, *, release: str = "bookworm", cache: Path | None = None, version: str | None = None,
-                 mirror: str | None = None, extra_packages: Iterable[str] = (), lean: bool = True,
-                 log: Log = lambda line: None) -> DebianBuildResult:
+                 mirror: str | None = None, kernel: str = KERNEL, extra_packages: Iterable[str] = (),
+                 lean: bool = True, log: Log = lambda line: None) -> DebianBuildResult:
     _check_tools()
     started = time.monotonic()
     timings: dict[str, float] = {}
@@ -366,7 +369,7 @@ def build_debian(out: Path, *, release: str = "bookworm", cache: Path | None = N
     downloads = cache_dir(cache) / "debootstrap" / release
     downloads.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    packages = [*PACKAGES, *extra_packages]
+    packages = [*PACKAGES, kernel, *extra_packages]
     with tempfile.TemporaryDirectory(dir=out, prefix=".build-debian-") as tmp:
         root = Path(tmp) / "root"
         log(f"debootstrap {release} from {mirror} (downloads cached in {downloads})")
@@ -402,7 +405,8 @@ def build_debian(out: Path, *, release: str = "bookworm", cache: Path | None = N
             out, os_name="debian", release=release, arch="amd64", subarch="generic", version=version,
             files={"root-tgz": staging / "root-tgz", "manifest": staging / "manifest"},
             title=f"Debian {release} (metalplane, kernel {release_name})", link=True,
-            extra={"kflavor": "generic", "kernel_release": release_name, "default_user": DEFAULT_USER},
+            extra={"kflavor": "cloud" if "-cloud-" in release_name else "generic", "kernel_release": release_name,
+                   "kernel_package": kernel, "default_user": DEFAULT_USER},
         )
     seconds = time.monotonic() - started
     return DebianBuildResult(name=name, architecture="amd64/generic", version=version, kernel_release=release_name,

@@ -1,0 +1,163 @@
+"""Deploying a VM to its disk under TCG: image write rate, installer and first-boot times.
+
+    .venv/bin/python bench/deploy_bench.py [--rounds 3] [--rebuild] [--write docs/benchmarks.md]
+
+The lab of tests/system/test_deploy_image.py (metalplane.testing.deploy_lab): a qemu VM
+(TCG, 2 vCPUs, 1 GiB, virtio NIC and 2 GiB raw virtio disk) in a namespace lab, the
+ephemeral image booted directly with mp_mode=deploy against the lab's stand-in for the
+region's deploy endpoints, which also serves the root tarball over HTTP. Each round, on a
+fresh disk:
+
+1. install: from qemu's start (ephemeral kernel) to its exit after the installer's reboot;
+   within it the installer's own run time, its `image` step (fetch + sha256 + unpack in one
+   pass: the image write) and its `bootloader` step (grub-install + update-grub);
+2. first boot: from qemu's start on the disk to the first-boot agent's "deployed" report
+   (GRUB, kernel, systemd, SSH host keys, network online, user_data); then SSH from another
+   namespace must answer, and the VM is powered off through it.
+
+Medians over the rounds (each round's values are listed). The image write rate is the
+tarball's size (and its unpacked size) over the `image` step's time. The Debian image is
+the tests' cached build (rebuilt, and its build timed, with --rebuild or when its sources
+changed); the ephemeral image is built each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+
+from metalplane.images.build import build_ephemeral  # noqa: E402
+from metalplane.testing.benchdoc import cpu_model, publish  # noqa: E402
+from metalplane.testing.deploy_lab import DeployLab, cached_debian_image, make_ssh_key  # noqa: E402
+from metalplane.testing.netlab import Lab  # noqa: E402
+
+USER_DATA = b"#!/bin/sh\necho deployed-by-bench > /var/tmp/bench\n"
+
+
+def step_seconds(install_log: str, step: str) -> float:
+    found = re.search(rf"^== step {step}: ok after ([0-9.]+)s$", install_log, re.M)
+    if not found:
+        raise RuntimeError(f"the installer did not finish step {step}:\n{install_log[-3000:]}")
+    return float(found.group(1))
+
+
+def one_round(dl: DeployLab, ephemeral, key: Path, n: int) -> dict[str, float]:
+    disk = dl.new_disk(dl.workdir / f"disk-{n}.raw")
+    dl.clear_records()
+    install = dl.run_vm(dl.install_command(ephemeral.path("boot-kernel"), ephemeral.path("boot-initrd"), disk,
+                                           dl.serial(f"install-{n}")), f"install-{n}", 1800)
+    (done,) = dl.posts("deploy/done")
+    if json.loads(done["body"])["result"] != "ok":
+        raise RuntimeError(f"round {n}: the install failed: {done['body']}")
+    (result,) = dl.posts("deploy/installation")
+    log = result["body"]
+    dl.clear_records()
+    started = time.monotonic()
+    vm = dl.start_vm(dl.disk_command(disk, dl.serial(f"boot-{n}")), f"boot-{n}")
+    try:
+        dl.wait_for_post("deploy/booted", 1200, vm, f"boot-{n}")
+        first_boot = time.monotonic() - started
+        hostname = dl.client.run(dl.ssh_command(key, "cat /etc/hostname /var/tmp/bench"), timeout=120).stdout
+        if "deployed-by-bench" not in hostname:
+            raise RuntimeError(f"round {n}: user_data did not run: {hostname!r}")
+        dl.client.run(dl.ssh_command(key, "sudo -n systemctl poweroff"), check=False, timeout=60)
+        vm.wait(300)
+    finally:
+        dl.lab.fabric.stop(vm)
+    disk.unlink()
+    return {"install": install, "installer": float(result["query"]["runtime"][0]),
+            "image": step_seconds(log, "image"), "bootloader": step_seconds(log, "bootloader"),
+            "first_boot": first_boot, "total": install + first_boot}
+
+
+def unpacked_bytes(mirror: Path, tgz: Path) -> int:
+    import tarfile
+
+    with tarfile.open(tgz) as tar:
+        return sum(m.size for m in tar if m.isfile())
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rebuild", action="store_true", help="build the Debian image again (and time it)")
+    p.add_argument("--write", metavar="FILE", help="replace this benchmark's section of FILE (docs/benchmarks.md)")
+    args = p.parse_args()
+    if args.rebuild:
+        os.environ["METALPLANE_TEST_REBUILD"] = "1"
+    wall = time.monotonic()
+    load_before = Path("/proc/loadavg").read_text().split()[:3]
+    debian = cached_debian_image(log=lambda line: print(line, flush=True))
+    os.environ.pop("METALPLANE_TEST_REBUILD", None)
+    tgz = debian.out / debian.root_tgz.path
+    unpacked = unpacked_bytes(debian.out, tgz)
+    with tempfile.TemporaryDirectory(prefix="mp-deploy-bench-") as tmp:
+        ephemeral = build_ephemeral(Path(tmp), version="20261201.1", release="bookworm")
+        initrd_size = ephemeral.path("boot-initrd").stat().st_size
+        key, public = make_ssh_key(Path(tmp))
+        rounds = []
+        with Lab() as lab:
+            dl = DeployLab(lab, debian.out, debian.root_tgz, [public], user_data=USER_DATA).start()
+            for n in range(1, args.rounds + 1):
+                rounds.append(one_round(dl, ephemeral, key, n))
+                print(f"round {n}: " + ", ".join(f"{k} {v:.1f} s" for k, v in rounds[-1].items()), flush=True)
+    load_after = Path("/proc/loadavg").read_text().split()[:3]
+
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in rounds)
+
+    def each(key: str) -> str:
+        return " / ".join(f"{r[key]:.0f}" for r in rounds)
+
+    size = debian.root_tgz.size
+    rows = [
+        ("install: qemu start (ephemeral kernel) to the installer's reboot", "install"),
+        ("of which the installer's run (`deploy/installation` runtime)", "installer"),
+        ("of which the image write (`image` step: fetch + sha256 + unpack)", "image"),
+        ("of which the bootloader (`bootloader` step: grub-install + update-grub)", "bootloader"),
+        ("first boot: qemu start on the disk to the agent's `deploy/booted`", "first_boot"),
+        ("total (install + first boot)", "total"),
+    ]
+    lines = [
+        "## Deploy to disk (installer and first boot, qemu TCG)",
+        "",
+        "A VM installed to its disk and booted from it, in the namespace lab of "
+        "`tests/system/test_deploy_image.py` (`metalplane.testing.deploy_lab`): qemu TCG (/dev/kvm hangs "
+        "here), 2 vCPUs, 1 GiB, virtio NIC and a 2 GiB raw virtio disk (`cache=unsafe`), the ephemeral image "
+        "booted with `-kernel/-initrd` and `mp_mode=deploy` (no PXE: the time from PXE to the installer is the "
+        "boot path's), the root tarball over HTTP from a namespace on the same bridge. Everything runs on the "
+        "machine's shared cores, so TCG times swing with the load: compare rounds of one run.",
+        "",
+        "- command: `.venv/bin/python bench/deploy_bench.py --write docs/benchmarks.md`",
+        f"- machine: {os.cpu_count()} x {cpu_model()}, Linux {platform.release()}",
+        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; bench wall time "
+        f"{time.monotonic() - wall:.0f} s; load average before/after: {' '.join(load_before)} / {' '.join(load_after)}",
+        f"- image: debian/bookworm root-tgz {size / 1e6:.1f} MB ({unpacked / 1e6:.0f} MB unpacked); "
+        f"ephemeral initrd {initrd_size / 1e6:.1f} MB"
+        + (f"; image build {debian.built_seconds:.0f} s" if debian.built_seconds else ""),
+        "",
+        f"| phase | median s | rounds (s) |",
+        "| --- | ---: | --- |",
+        *(f"| {label} | {med(key):.1f} | {each(key)} |" for label, key in rows),
+        "",
+        f"Image write rate (median): {size / med('image') / 1e6:.2f} MB/s of tarball, "
+        f"{unpacked / med('image') / 1e6:.2f} MB/s unpacked onto ext4.",
+    ]
+    publish("\n".join(lines), args.write)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
