@@ -1,6 +1,7 @@
 """Deploying a VM to its disk under TCG: image write rate, installer and first-boot times.
 
-    .venv/bin/python bench/deploy_bench.py [--rounds 3] [--rebuild] [--write docs/benchmarks.md]
+    .venv/bin/python bench/deploy_bench.py [--rounds 3] [--rebuild] [--kernel PACKAGE] [--firmware bios|uefi]
+        [--write docs/benchmarks.md]
 
 The lab of tests/system/test_deploy_image.py (metalplane.testing.deploy_lab): a qemu VM
 (TCG, 2 vCPUs, 1 GiB, virtio NIC and 2 GiB raw virtio disk) in a namespace lab, the
@@ -11,14 +12,17 @@ fresh disk:
 1. install: from qemu's start (ephemeral kernel) to its exit after the installer's reboot;
    within it the installer's own run time, its `image` step (fetch + sha256 + unpack in one
    pass: the image write) and its `bootloader` step (grub-install + update-grub);
-2. first boot: from qemu's start on the disk to the first-boot agent's "deployed" report
-   (GRUB, kernel, systemd, SSH host keys, network online, user_data); then SSH from another
+2. first boot: from qemu's start to the first-boot agent's "deployed" report: the VM
+   PXE-boots, iPXE runs the rack's local-boot script (sanboot the first disk), then GRUB,
+   kernel, systemd, SSH host keys, network online, user_data; then SSH from another
    namespace must answer, and the VM is powered off through it.
 
 Medians over the rounds (each round's values are listed). The image write rate is the
 tarball's size (and its unpacked size) over the `image` step's time. The Debian image is
 the tests' cached build (rebuilt, and its build timed, with --rebuild or when its sources
-changed); the ephemeral image is built each run.
+changed); the ephemeral image is built each run. `--firmware uefi` runs the VM on OVMF
+(package ovmf): the installer makes the EFI system partition and installs GRUB's EFI
+image, and the local-boot script exits to the firmware, which boots the disk.
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ def one_round(dl: DeployLab, ephemeral, key: Path, n: int) -> dict[str, float]:
     log = result["body"]
     dl.clear_records()
     started = time.monotonic()
-    vm = dl.start_vm(dl.disk_command(disk, dl.serial(f"boot-{n}")), f"boot-{n}")
+    vm = dl.start_vm(dl.disk_command(disk, dl.serial(f"boot-{n}"), pxe_first=True), f"boot-{n}")
     try:
         dl.wait_for_post("deploy/booted", 1200, vm, f"boot-{n}")
         first_boot = time.monotonic() - started
@@ -93,13 +97,16 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--rebuild", action="store_true", help="build the Debian image again (and time it)")
+    p.add_argument("--kernel", default="linux-image-amd64",
+                   help="the image's kernel package (default linux-image-amd64; the tests use linux-image-cloud-amd64)")
+    p.add_argument("--firmware", choices=("bios", "uefi"), default="bios")
     p.add_argument("--write", metavar="FILE", help="replace this benchmark's section of FILE (docs/benchmarks.md)")
     args = p.parse_args()
     if args.rebuild:
         os.environ["METALPLANE_TEST_REBUILD"] = "1"
     wall = time.monotonic()
     load_before = Path("/proc/loadavg").read_text().split()[:3]
-    debian = cached_debian_image(log=lambda line: print(line, flush=True))
+    debian = cached_debian_image(kernel=args.kernel, log=lambda line: print(line, flush=True))
     os.environ.pop("METALPLANE_TEST_REBUILD", None)
     tgz = debian.out / debian.root_tgz.path
     unpacked = unpacked_bytes(debian.out, tgz)
@@ -109,7 +116,8 @@ def main() -> int:
         key, public = make_ssh_key(Path(tmp))
         rounds = []
         with Lab() as lab:
-            dl = DeployLab(lab, debian.out, debian.root_tgz, [public], user_data=USER_DATA).start()
+            dl = DeployLab(lab, debian.out, debian.root_tgz, [public], user_data=USER_DATA,
+                           firmware=args.firmware).start()
             for n in range(1, args.rounds + 1):
                 rounds.append(one_round(dl, ephemeral, key, n))
                 print(f"round {n}: " + ", ".join(f"{k} {v:.1f} s" for k, v in rounds[-1].items()), flush=True)
@@ -127,28 +135,31 @@ def main() -> int:
         ("of which the installer's run (`deploy/installation` runtime)", "installer"),
         ("of which the image write (`image` step: fetch + sha256 + unpack)", "image"),
         ("of which the bootloader (`bootloader` step: grub-install + update-grub)", "bootloader"),
-        ("first boot: qemu start on the disk to the agent's `deploy/booted`", "first_boot"),
+        ("first boot: qemu start (PXE, local-boot script, disk) to the agent's `deploy/booted`", "first_boot"),
         ("total (install + first boot)", "total"),
     ]
     lines = [
-        "## Deploy to disk (installer and first boot, qemu TCG)",
+        "## Deploy to disk (installer and first boot, qemu TCG)" if args.firmware == "bios"
+        else "## Deploy to disk, UEFI (installer and first boot, qemu TCG, OVMF)",
         "",
         "A VM installed to its disk and booted from it, in the namespace lab of "
         "`tests/system/test_deploy_image.py` (`metalplane.testing.deploy_lab`): qemu TCG (/dev/kvm hangs "
-        "here), 2 vCPUs, 1 GiB, virtio NIC and a 2 GiB raw virtio disk (`cache=unsafe`), the ephemeral image "
+        f"here), {'SeaBIOS' if args.firmware == 'bios' else 'OVMF (q35)'} with the NIC's iPXE ROM, 2 vCPUs, 1 GiB, virtio NIC and a 2 GiB raw virtio disk (`cache=unsafe`), the ephemeral image "
         "booted with `-kernel/-initrd` and `mp_mode=deploy` (no PXE: the time from PXE to the installer is the "
         "boot path's), the root tarball over HTTP from a namespace on the same bridge. Everything runs on the "
         "machine's shared cores, so TCG times swing with the load: compare rounds of one run.",
         "",
-        "- command: `.venv/bin/python bench/deploy_bench.py --write docs/benchmarks.md`",
+        f"- command: `.venv/bin/python bench/deploy_bench.py --rounds {args.rounds}"
+        + (f" --kernel {args.kernel}" if args.kernel != "linux-image-amd64" else "")
+        + (" --firmware uefi" if args.firmware == "uefi" else "") + " --write docs/benchmarks.md`",
         f"- machine: {os.cpu_count()} x {cpu_model()}, Linux {platform.release()}",
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; bench wall time "
         f"{time.monotonic() - wall:.0f} s; load average before/after: {' '.join(load_before)} / {' '.join(load_after)}",
-        f"- image: debian/bookworm root-tgz {size / 1e6:.1f} MB ({unpacked / 1e6:.0f} MB unpacked); "
+        f"- image: debian/bookworm ({args.kernel}) root-tgz {size / 1e6:.1f} MB ({unpacked / 1e6:.0f} MB unpacked); "
         f"ephemeral initrd {initrd_size / 1e6:.1f} MB"
         + (f"; image build {debian.built_seconds:.0f} s" if debian.built_seconds else ""),
         "",
-        f"| phase | median s | rounds (s) |",
+        "| phase | median s | rounds (s) |",
         "| --- | ---: | --- |",
         *(f"| {label} | {med(key):.1f} | {each(key)} |" for label, key in rows),
         "",

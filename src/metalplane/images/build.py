@@ -44,7 +44,7 @@ KERNEL_METAPACKAGE = "linux-image-amd64"
 # the file systems the installer makes: ext4 (whose checksums need crc32c, which the crypto
 # API would otherwise ask modprobe for) and FAT for an EFI system partition.
 DEFAULT_MODULES = ("virtio_pci", "virtio_net", "virtio_blk", "virtio_scsi", "e1000", "e1000e",
-                   "ahci", "ata_piix", "sd_mod", "nvme", "crc32c_generic", "ext4", "vfat", "nls_ascii",
+                   "ahci", "ata_piix", "sd_mod", "nvme", "crc32c_generic", "ext4", "vfat", "nls_cp437", "nls_ascii",
                    "nls_utf8")
 # Applets /init and the scripts need, if `busybox --list-full` cannot run.
 FALLBACK_APPLETS = ("bin/sh", "bin/cat", "bin/echo", "bin/mount", "bin/mkdir", "bin/sleep", "bin/ls",

@@ -54,6 +54,8 @@ TOKEN = "deploy-lab-token"
 DISK_SERIAL = "MPDEPLOY1"
 METADATA_URL = f"http://{REGION_IP}:{PORT}/MAAS/metadata/"
 LOCAL_BOOT_SCRIPT = "local.ipxe"
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 
 
 # -- the deployable image, built once per input ------------------------------------------------
@@ -145,13 +147,14 @@ def make_ssh_key(directory: Path) -> tuple[Path, str]:
 class DeployLab:
     def __init__(self, lab: Lab, mirror: Path, image: PublishedFile, ssh_keys: list[str], *,
                  user_data: bytes | None = None, cpus: int = 2, memory_mib: int = 1024,
-                 config: dict | None = None):
+                 config: dict | None = None, firmware: str = "bios"):
         self.lab = lab
         self.mirror = mirror
         self.image = image
         self.config = config or deploy_config(image, ssh_keys)
         self.user_data = user_data
         self.cpus, self.memory_mib = cpus, memory_mib
+        self.firmware = firmware  # "bios" (SeaBIOS) or "uefi" (OVMF, package ovmf)
         self.workdir = lab.new_workdir("deploy")
         self.record = self.workdir / "requests.jsonl"
 
@@ -184,27 +187,36 @@ class DeployLab:
 
     # -- VMs
 
-    def _vm(self, serial: Path, extra: list[str]) -> list[str]:
-        return ["qemu-system-x86_64", "-accel", "tcg", "-m", str(self.memory_mib), "-smp", str(self.cpus),
-                "-no-reboot", "-display", "none", "-serial", f"file:{serial}",
-                "-netdev", f"tap,id=n0,ifname={self.tap},script=no,downscript=no",
-                "-device", f"virtio-net-pci,netdev=n0,mac={VM_MAC}", *extra]
+    def _vm(self, serial: Path, extra: list[str], disk: Path | None, net_boot: bool) -> list[str]:
+        """The VM: SeaBIOS, or OVMF (UEFI) with its variable store kept next to the disk.
 
-    @staticmethod
-    def disk_args(disk: Path) -> list[str]:
-        # cache=unsafe: the host does not flush a throwaway test disk to its own storage.
-        return ["-drive", f"file={disk},if=none,id=d0,format=raw,cache=unsafe",
-                "-device", f"virtio-blk-pci,drive=d0,serial={DISK_SERIAL}"]
+        Boot order by bootindex (OVMF ignores -boot): the NIC first when `net_boot`.
+        """
+        firmware: list[str] = []
+        if self.firmware == "uefi":
+            variables = (disk or self.workdir / "nodisk").with_suffix(".vars")
+            if not variables.exists():
+                shutil.copyfile(OVMF_VARS, variables)
+            firmware = ["-machine", "q35", "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+                        "-drive", f"if=pflash,format=raw,file={variables}"]
+        nic = f"virtio-net-pci,netdev=n0,mac={VM_MAC}" + (",bootindex=1" if net_boot else "")
+        drive = []
+        if disk is not None:
+            # cache=unsafe: the host does not flush a throwaway test disk to its own storage.
+            drive = ["-drive", f"file={disk},if=none,id=d0,format=raw,cache=unsafe",
+                     "-device", f"virtio-blk-pci,drive=d0,serial={DISK_SERIAL},bootindex=2"]
+        return ["qemu-system-x86_64", "-accel", "tcg", "-m", str(self.memory_mib), "-smp", str(self.cpus),
+                *firmware, "-no-reboot", "-display", "none", "-serial", f"file:{serial}",
+                "-netdev", f"tap,id=n0,ifname={self.tap},script=no,downscript=no", "-device", nic, *drive, *extra]
 
     def install_command(self, kernel: Path, initrd: Path, disk: Path | None, serial: Path,
                         after: str = "reboot") -> list[str]:
         append = (f"console=ttyS0 mp_mode=deploy mp_after={after} token={TOKEN} metadata_url={METADATA_URL} "
                   f"BOOTIF=01-{VM_MAC.replace(':', '-')}")
-        return self._vm(serial, ["-kernel", str(kernel), "-initrd", str(initrd), "-append", append,
-                                 *(self.disk_args(disk) if disk else [])])
+        return self._vm(serial, ["-kernel", str(kernel), "-initrd", str(initrd), "-append", append], disk, False)
 
     def disk_command(self, disk: Path, serial: Path, *, pxe_first: bool = False) -> list[str]:
-        return self._vm(serial, ["-boot", "n" if pxe_first else "c", *self.disk_args(disk)])
+        return self._vm(serial, [], disk, pxe_first)
 
     def start_vm(self, command: list[str], name: str) -> NetnsProcess:
         return self.lab.fabric.spawn(command, log=self.workdir / f"{name}.qemu.log")
