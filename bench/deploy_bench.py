@@ -15,7 +15,11 @@ fresh disk:
 2. first boot: from qemu's start to the first-boot agent's "deployed" report: the VM
    PXE-boots, iPXE runs the rack's local-boot script (sanboot the first disk), then GRUB,
    kernel, systemd, SSH host keys, network online, user_data; then SSH from another
-   namespace must answer, and the VM is powered off through it.
+   namespace must answer, and the VM is powered off through it. Each round checks what
+   tests/system/test_deploy_image.py leaves to it: iPXE fetched the local-boot script,
+   GRUB came up, the report (hostname, the static address on the VM's MAC, user_data ran
+   as root with exit 0), and over SSH the hostname, the file user_data wrote, passwordless
+   sudo, / on ext4 "root", root=UUID on the kernel command line.
 
 Medians over the rounds (each round's values are listed). The image write rate is the
 tarball's size (and its unpacked size) over the `image` step's time. The Debian image is
@@ -44,10 +48,11 @@ sys.path.insert(0, str(REPO / "src"))
 
 from metalplane.images.build import build_ephemeral  # noqa: E402
 from metalplane.testing.benchdoc import cpu_model, publish  # noqa: E402
-from metalplane.testing.deploy_lab import DeployLab, cached_debian_image, make_ssh_key  # noqa: E402
+from metalplane.testing.deploy_lab import (LOCAL_BOOT_SCRIPT, VM_IP, VM_MAC, DeployLab,  # noqa: E402
+                                           cached_debian_image, make_ssh_key)
 from metalplane.testing.netlab import Lab  # noqa: E402
 
-USER_DATA = b"#!/bin/sh\necho deployed-by-bench > /var/tmp/bench\n"
+USER_DATA = b"#!/bin/sh\necho 'user_data was here' > /var/tmp/user-data-ran\necho ran as $(id -u)\n"
 
 
 def step_seconds(install_log: str, step: str) -> float:
@@ -55,6 +60,31 @@ def step_seconds(install_log: str, step: str) -> float:
     if not found:
         raise RuntimeError(f"the installer did not finish step {step}:\n{install_log[-3000:]}")
     return float(found.group(1))
+
+
+def check_first_boot(dl: DeployLab, booted: dict, key: Path, console: str) -> None:
+    """What a deployed machine must show: the agent's report, then SSH with the key given."""
+    problems = []
+    if [r["path"] for r in dl.records()][:1] != [f"/images/{LOCAL_BOOT_SCRIPT}"]:
+        problems.append("iPXE did not fetch the local-boot script first")
+    if "GNU GRUB" not in console:
+        problems.append("no GRUB on the console")
+    expected = {"result": "ok", "system_id": "lab001", "hostname": "deployed1"}
+    if {k: booted.get(k) for k in expected} != expected:
+        problems.append(f"report: {booted}")
+    if [(i["mac"], i["addresses"]) for i in booted.get("interfaces", [])] != [(VM_MAC, [f"{VM_IP}/24"])]:
+        problems.append(f"interfaces: {booted.get('interfaces')}")
+    user_data = booted.get("user_data", {})
+    if (user_data.get("ran"), user_data.get("exit_status"), user_data.get("output")) != (True, 0, "ran as 0"):
+        problems.append(f"user_data: {user_data}")
+    out = dl.client.run(dl.ssh_command(key, "cat /etc/hostname /var/tmp/user-data-ran; sudo -n id -u; "
+                                            "findmnt -n -o FSTYPE,LABEL /; cat /proc/cmdline"),
+                        timeout=120).stdout.splitlines()
+    if out[:3] != ["deployed1", "user_data was here", "0"] or out[3].split() != ["ext4", "root"] \
+            or "root=UUID=" not in out[4]:
+        problems.append(f"over SSH: {out}")
+    if problems:
+        raise RuntimeError("the deployed machine is not right: " + "; ".join(problems))
 
 
 def one_round(dl: DeployLab, ephemeral, key: Path, n: int) -> dict[str, float]:
@@ -71,11 +101,9 @@ def one_round(dl: DeployLab, ephemeral, key: Path, n: int) -> dict[str, float]:
     started = time.monotonic()
     vm = dl.start_vm(dl.disk_command(disk, dl.serial(f"boot-{n}"), pxe_first=True), f"boot-{n}")
     try:
-        dl.wait_for_post("deploy/booted", 1200, vm, f"boot-{n}")
+        booted = json.loads(dl.wait_for_post("deploy/booted", 1200, vm, f"boot-{n}")["body"])
         first_boot = time.monotonic() - started
-        hostname = dl.client.run(dl.ssh_command(key, "cat /etc/hostname /var/tmp/bench"), timeout=120).stdout
-        if "deployed-by-bench" not in hostname:
-            raise RuntimeError(f"round {n}: user_data did not run: {hostname!r}")
+        check_first_boot(dl, booted, key, dl.console(f"boot-{n}"))
         dl.client.run(dl.ssh_command(key, "sudo -n systemctl poweroff"), check=False, timeout=60)
         vm.wait(300)
     finally:
@@ -86,7 +114,7 @@ def one_round(dl: DeployLab, ephemeral, key: Path, n: int) -> dict[str, float]:
             "first_boot": first_boot, "total": install + first_boot}
 
 
-def unpacked_bytes(mirror: Path, tgz: Path) -> int:
+def unpacked_bytes(tgz: Path) -> int:
     import tarfile
 
     with tarfile.open(tgz) as tar:
@@ -109,7 +137,7 @@ def main() -> int:
     debian = cached_debian_image(kernel=args.kernel, log=lambda line: print(line, flush=True))
     os.environ.pop("METALPLANE_TEST_REBUILD", None)
     tgz = debian.out / debian.root_tgz.path
-    unpacked = unpacked_bytes(debian.out, tgz)
+    unpacked = unpacked_bytes(tgz)
     with tempfile.TemporaryDirectory(prefix="mp-deploy-bench-") as tmp:
         ephemeral = build_ephemeral(Path(tmp), version="20261201.1", release="bookworm")
         initrd_size = ephemeral.path("boot-initrd").stat().st_size
@@ -144,7 +172,8 @@ def main() -> int:
         "",
         "A VM installed to its disk and booted from it, in the namespace lab of "
         "`tests/system/test_deploy_image.py` (`metalplane.testing.deploy_lab`): qemu TCG (/dev/kvm hangs "
-        f"here), {'SeaBIOS' if args.firmware == 'bios' else 'OVMF (q35)'} with the NIC's iPXE ROM, 2 vCPUs, 1 GiB, virtio NIC and a 2 GiB raw virtio disk (`cache=unsafe`), the ephemeral image "
+        f"here), {'SeaBIOS' if args.firmware == 'bios' else 'OVMF (q35)'} with the NIC's iPXE ROM, 2 vCPUs, "
+        "1 GiB, virtio NIC and a 2 GiB raw virtio disk (`cache=unsafe`), the ephemeral image "
         "booted with `-kernel/-initrd` and `mp_mode=deploy` (no PXE: the time from PXE to the installer is the "
         "boot path's), the root tarball over HTTP from a namespace on the same bridge. Everything runs on the "
         "machine's shared cores, so TCG times swing with the load: compare rounds of one run.",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from metalplane.rack.boot.configs import (grub_config, ipxe_local_boot, ipxe_script, pxelinux_config,
                                           pxelinux_local_boot)
 
@@ -22,8 +24,10 @@ def test_machines_that_do_not_netboot_get_the_local_boot_configs():
         assert "exit" in grub_config(answer)
 
 
-def test_netbooting_machines_still_get_their_kernel():
-    answer = {"purpose": "commission", "kernel": "k" * 64, "initrd": "i" * 64, "params": "mp_mode=commission"}
+@pytest.mark.parametrize("purpose", ["enlist", "commission", "deploy"])
+def test_netbooting_machines_still_get_their_kernel(purpose):
+    answer = {"purpose": purpose, "kernel": "k" * 64, "initrd": "i" * 64, "params": f"mp_mode={purpose}"}
     script = ipxe_script(answer, "http://10.0.0.2:5248/")
-    assert f"kernel http://10.0.0.2:5248/images/by-sha256/{'k' * 64} mp_mode=commission" in script
+    assert f"kernel http://10.0.0.2:5248/images/by-sha256/{'k' * 64} mp_mode={purpose}" in script
     assert "sanboot" not in script
+    assert f"APPEND mp_mode={purpose}" in pxelinux_config(answer)

@@ -28,13 +28,18 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,6 +140,61 @@ def udhcpd_config(interface: str, leases: Path, pidfile: Path) -> str:
             f"boot_file http://{REGION_IP}:{PORT}/images/{LOCAL_BOOT_SCRIPT}\n")
 
 
+def radvd_config(interface: str) -> str:
+    """Router advertisements that only end iPXE's IPv6 wait (no default route, no addresses)."""
+    return (f"interface {interface} {{\n  AdvSendAdvert on;\n  MinRtrAdvInterval 3;\n  MaxRtrAdvInterval 10;\n"
+            "  AdvDefaultLifetime 0;\n  prefix fd90::/64 { AdvOnLink on; AdvAutonomous off; };\n};\n")
+
+
+# -- reading an installed disk from the host ---------------------------------------------------
+
+@dataclass(frozen=True)
+class GptPartition:
+    number: int
+    name: str
+    type: str  # the type GUID, upper case
+    first_lba: int
+    last_lba: int
+
+
+def gpt_partitions(head: bytes) -> list[GptPartition]:
+    """The partitions of a GPT disk, from its first sectors (512-byte sectors; pure)."""
+    if head[512:520] != b"EFI PART":
+        raise ValueError("no GPT header at LBA 1")
+    entries_lba, count, size = struct.unpack_from("<QII", head, 512 + 72)
+    found = []
+    for i in range(count):
+        at = entries_lba * 512 + i * size
+        entry = head[at:at + size]
+        if len(entry) < 128:
+            raise ValueError("the partition entries are beyond the bytes given")
+        if entry[:16] == bytes(16):
+            continue
+        first, last = struct.unpack_from("<QQ", entry, 32)
+        name = entry[56:128].decode("utf-16-le").rstrip("\0")
+        found.append(GptPartition(i + 1, name, str(uuid.UUID(bytes_le=entry[:16])).upper(), first, last))
+    return found
+
+
+def read_installed(disk: Path, partition: GptPartition,
+                   paths: Iterable[str]) -> dict[str, tuple[tarfile.TarInfo, bytes | None]]:
+    """Files of an installed partition, read through a read-only loop mount that only a private
+    mount namespace sees (unshare -m): {path: (its tar header: mode, owner, link; its bytes)}."""
+    with tempfile.TemporaryDirectory(prefix="mp-disk-") as mnt:
+        script = (f'mount -o ro,noload,loop,offset={partition.first_lba * 512} "$1" "$2" && '
+                  'cd "$2" && shift 2 && exec tar -cf - --ignore-failed-read "$@"')
+        done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+                               str(disk), mnt, *[p.lstrip("/") for p in paths]], capture_output=True, timeout=120)
+    if not done.stdout:
+        raise RuntimeError(f"could not read {disk}: {done.stderr.decode(errors='replace')}")
+    found: dict[str, tuple[tarfile.TarInfo, bytes | None]] = {}
+    with tarfile.open(fileobj=io.BytesIO(done.stdout)) as tar:
+        for member in tar:
+            f = tar.extractfile(member) if member.isfile() else None
+            found["/" + member.name] = (member, f.read() if f else None)
+    return found
+
+
 # -- the lab -----------------------------------------------------------------------------------
 
 def make_ssh_key(directory: Path) -> tuple[Path, str]:
@@ -174,6 +234,9 @@ class DeployLab:
                                         self.workdir / "udhcpd.pid"))
         (self.workdir / "udhcpd.leases").touch()
         self.region.spawn(["busybox", "udhcpd", "-f", str(udhcpd)])
+        radvd = self.workdir / "radvd.conf"
+        radvd.write_text(radvd_config(self.region.ifname(NETWORK)))
+        self.region.spawn(["radvd", "-n", "-C", str(radvd), "-p", str(self.workdir / "radvd.pid"), "-m", "stderr"])
         args = ["--listen", f"{REGION_IP}:{PORT}", "--token", TOKEN, "--config", str(self.workdir / "config.json"),
                 "--image-dir", str(images), "--record", str(self.record)]
         if self.user_data is not None:

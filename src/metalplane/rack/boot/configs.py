@@ -1,6 +1,6 @@
 """Boot configs for one machine, rendered from the region's answer. Pure.
 
-The region answers `{"purpose": "enlist"|"commission"|"local", "kernel": SHA,
+The region answers `{"purpose": "enlist"|"commission"|"deploy"|"local", "kernel": SHA,
 "initrd": SHA, "params": "..."}`. Kernels and initrds are served by sha256 from
 the rack's cache: over HTTP for iPXE, over TFTP (relative paths) for pxelinux
 and GRUB.
@@ -13,8 +13,11 @@ from typing import Any
 IMAGE_PATH = "images/by-sha256/"
 
 
+NETBOOT_PURPOSES = ("enlist", "commission", "deploy")  # the ephemeral image's modes (mp_mode=)
+
+
 def netboots(answer: dict[str, Any]) -> bool:
-    return answer.get("purpose") in ("enlist", "commission") and bool(answer.get("kernel"))
+    return answer.get("purpose") in NETBOOT_PURPOSES and bool(answer.get("kernel"))
 
 
 def ipxe_chain(base_url: str) -> str:
