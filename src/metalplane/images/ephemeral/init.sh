@@ -8,8 +8,9 @@
 # KERNEL COMMAND LINE (from the boot config the rack hands out):
 #   metadata_url=URL   base URL of the metadata API, e.g.
 #                      http://10.0.0.2:5240/MAAS/metadata/ (a trailing "/" is added)
-#   token=TOKEN        this machine's metadata token (commissioning; optional for enlist)
-#   mp_mode=MODE       enlist | commission
+#   token=TOKEN        this machine's metadata token (commission, deploy; optional for enlist)
+#   mp_mode=MODE       enlist | commission | deploy (install.sh: partition the disk, write
+#                      the root image, install GRUB; then mp_after=reboot boots the disk)
 #   mp_after=ACTION    poweroff (default) | reboot | shell (debugging: a shell on the console)
 #   mp_boot_method=M   how it booted, reported as is (e.g. pxe, ipxe, uefi-http);
 #                      default: "uefi" if /sys/firmware/efi exists, else "pxe"
@@ -60,6 +61,8 @@
 #       {"result": "ok" | "failed", "failed_scripts": ["NAME", ...], "message": "..."}
 #                                          failed: the facts were refused or a script
 #                                          exited non-zero
+#
+#   deploy mode (token= required): see install.sh, sourced from $MP_ETC/install.sh.
 #
 # Everything it does is also printed on the console as "metalplane: ..." lines.
 # With no network (no NIC, or no DHCP answer on any NIC) it says so, and why,
@@ -453,8 +456,8 @@ main() {
     case "$METADATA_URL" in ''|*/) ;; *) METADATA_URL="$METADATA_URL/" ;; esac
     say "mode=${MODE:-none} metadata_url=${METADATA_URL:-none} token=$([ -n "$TOKEN" ] && echo set || echo none) after=$AFTER"
     case "$MODE" in
-        enlist|commission) ;;
-        *) say "no mp_mode=enlist|commission on the kernel command line: nothing to do"; finish 1 ;;
+        enlist|commission|deploy) ;;
+        *) say "no mp_mode=enlist|commission|deploy on the kernel command line: nothing to do"; finish 1 ;;
     esac
     if [ -z "$METADATA_URL" ]; then
         say "no metadata_url= on the kernel command line: cannot report"
@@ -464,7 +467,11 @@ main() {
         say "cannot reach $METADATA_URL without a network: giving up"
         finish 1
     fi
-    if [ "$MODE" = enlist ]; then do_enlist; else do_commission; fi
+    case "$MODE" in
+        enlist) do_enlist ;;
+        commission) do_commission ;;
+        deploy) . "$MP_ETC/install.sh" && do_deploy ;;
+    esac
     finish $?
 }
 

@@ -123,7 +123,7 @@ nodes = Table(
                                                      name="nodes_gateway_link_ipv4_id_fkey"), nullable=True),
     Column("gateway_link_ipv6_id", Integer, ForeignKey("ip_addresses.id", ondelete="SET NULL", use_alter=True,
                                                      name="nodes_gateway_link_ipv6_id_fkey"), nullable=True),
-    # The deployment lifecycle (migration 0016): what is installed, whether the next PXE
+    # The deployment lifecycle (migration 0008): what is installed, whether the next PXE
     # boot netboots (false once the installer is done), the status before Broken or
     # rescue mode, and how a release erases the disks ("quick", "secure", "full").
     Column("osystem", Text, nullable=False, server_default=""),

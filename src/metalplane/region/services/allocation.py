@@ -159,7 +159,7 @@ async def candidates(conn: AsyncConnection, given: dict[str, list[str]], user: U
 async def allocate(conn: AsyncConnection, user: User, given: dict[str, list[str]], agent_name: str = "",
                    comment: str = "", dry_run: bool = False) -> Allocated:
     """The cheapest fitting machine, now the caller's (Allocated); MAAS's 409 when none."""
-    view, fitting, matched = await candidates(conn, given, user)
+    _view, fitting, matched = await candidates(conn, given, user)
     for n in fitting:
         if dry_run:
             chosen = n

@@ -1,13 +1,13 @@
 """The machine lifecycle past Ready: deployed system, netboot, previous status, erase mode, user_data
 
-Revision ID: 0016
+Revision ID: 0008
 Revises: 0007
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
+revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
