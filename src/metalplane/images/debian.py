@@ -117,10 +117,10 @@ def parse_one_line_sources(text: str) -> list[AptSource]:
     """`deb [options] URI SUITE COMPONENT...` lines of a sources.list."""
     found = []
     for line in text.splitlines():
-        line = re.sub(r"\[[^]]*\]", " ", line.split("#", 1)[0]).split()
-        if len(line) >= 3 and line[0] in ("deb", "deb-src"):
-            found.append(AptSource(uris=(line[1],), suites=(line[2],), components=tuple(line[3:]),
-                                   types=(line[0],)))
+        words = re.sub(r"\[[^]]*\]", " ", line.split("#", 1)[0]).split()
+        if len(words) >= 3 and words[0] in ("deb", "deb-src"):
+            found.append(AptSource(uris=(words[1],), suites=(words[2],), components=tuple(words[3:]),
+                                   types=(words[0],)))
     return found
 
 

@@ -152,16 +152,17 @@ def collect_tools(fetch: FetchDeb, tools: dict[str, tuple[str, ...]] = INSTALLER
 
     while any(missing()):
         if not queue:
-            sonames, paths = missing()
-            raise BuildError(f"no package the tools depend on has {', '.join(sorted(sonames | paths))}")
+            lacking_sonames, lacking_paths = missing()
+            raise BuildError("no package the tools depend on has "
+                             f"{', '.join(sorted(lacking_sonames | lacking_paths))}")
         package = queue.pop(0)
         if package in seen:
             continue
         seen.add(package)
         deb, by_path = read(package)
-        sonames, paths = missing()
+        lacking_sonames, lacking_paths = missing()
         for member in by_path.values():
-            if member.path in paths or (posixpath.basename(member.path) in sonames
+            if member.path in lacking_paths or (posixpath.basename(member.path) in lacking_sonames
                                         and re.search(r"(^|/)lib[^/]*/", member.path)):
                 take(member, by_path)
         queue += depends(control(deb))

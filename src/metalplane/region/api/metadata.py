@@ -1,8 +1,9 @@
 """The metadata API the ephemeral image talks to (contract: docs/boot.md).
 
-Enlistment is anonymous, as in MAAS; commissioning calls carry the machine's
-token (`Authorization: Token ...`). Errors are 4xx with a plain-text reason,
-which the image does not retry.
+Enlistment is anonymous, as in MAAS; commissioning and deploy calls carry the
+machine's token (`Authorization: Token ...`). Errors are 4xx with a plain-text
+reason, which the image does not retry. Bodies are read up to a bound and refused
+(400) beyond it, before anything is parsed.
 """
 
 from __future__ import annotations
@@ -18,19 +19,35 @@ from starlette.routing import BaseRoute, Route
 from metalplane.region.api.errors import plain_text, status_of
 from metalplane.region.db.transaction import transaction
 from metalplane.region.errors import Refused, RegionError, Unauthenticated
-from metalplane.region.services import commissioning
+from metalplane.region.services import commissioning, deployment
 
 log = logging.getLogger("metalplane.region.metadata")
 PREFIX = "/MAAS/metadata/"
+MAX_JSON = 1024 * 1024  # a report is small; the hardware facts are the biggest
+MAX_OUTPUT_BODY = 8 * 1024 * 1024  # a script's or the installer's output (kept: its last 4 MiB)
 
 
 def metadata_url(maas_url: str) -> str:
     return maas_url.rstrip("/") + "/metadata/"
 
 
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused past `limit` bytes (read no further than that)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise Refused(f"The body is larger than {limit} bytes.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Refused(f"The body is larger than {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def _json(request: Request) -> dict[str, Any]:
     try:
-        body = json.loads(await request.body() or b"{}")
+        body = json.loads(await _body(request, MAX_JSON) or b"{}")
     except ValueError:
         raise Refused("The body is not valid JSON.") from None
     if not isinstance(body, dict):
@@ -85,7 +102,7 @@ async def script(request: Request, conn) -> Response:
     except ValueError:
         exit_status = None
     runtime = request.query_params.get("runtime", "")
-    await commissioning.store_script(conn, machine, name, exit_status, await request.body(),
+    await commissioning.store_script(conn, machine, name, exit_status, await _body(request, MAX_OUTPUT_BODY),
                                      int(runtime) if runtime.isdigit() else None)
     return PlainTextResponse("OK")
 
@@ -99,6 +116,53 @@ async def done(request: Request, conn) -> Response:
     return PlainTextResponse("OK")
 
 
+def _query_int(request: Request, name: str) -> int | None:
+    text = request.query_params.get(name, "")
+    try:
+        return int(float(text)) if text else None
+    except ValueError:
+        raise Refused(f"{name} must be a number.") from None
+
+
+async def deploy_config(request: Request, conn) -> Response:
+    return JSONResponse(await deployment.config_for(conn, await _machine(request, conn)))
+
+
+async def deploy_user_data(request: Request, conn) -> Response:
+    data = await deployment.user_data_of(conn, await _machine(request, conn))
+    if data is None:
+        return PlainTextResponse("No user data.", status_code=404)
+    return Response(data, media_type="application/octet-stream")
+
+
+async def deploy_events(request: Request, conn) -> Response:
+    machine = await _machine(request, conn)
+    await deployment.record_step(conn, machine, await _json(request))
+    return PlainTextResponse("OK")
+
+
+async def deploy_installation(request: Request, conn) -> Response:
+    machine = await _machine(request, conn)
+    await deployment.store_installation(conn, machine, _query_int(request, "exit_status"),
+                                        _query_int(request, "runtime"), await _body(request, MAX_OUTPUT_BODY))
+    return PlainTextResponse("OK")
+
+
+async def deploy_done(request: Request, conn) -> Response:
+    machine = await _machine(request, conn)
+    body = await _json(request)
+    await deployment.finish_install(conn, machine, body)
+    log.info("machine %s: installer finished: %s", machine["system_id"], body.get("result"))
+    return PlainTextResponse("OK")
+
+
+async def deploy_booted(request: Request, conn) -> Response:
+    machine = await _machine(request, conn)
+    await deployment.booted(conn, machine, await _json(request))
+    log.info("machine %s deployed: booted from its disk", machine["system_id"])
+    return PlainTextResponse("OK")
+
+
 def metadata_routes() -> list[BaseRoute]:
     return [
         Route(PREFIX + "enlist", _endpoint(enlist), methods=["POST"]),
@@ -106,4 +170,10 @@ def metadata_routes() -> list[BaseRoute]:
         Route(PREFIX + "commission/scripts", _endpoint(scripts), methods=["GET"]),
         Route(PREFIX + "commission/scripts/{name}", _endpoint(script), methods=["GET", "POST"]),
         Route(PREFIX + "commission/done", _endpoint(done), methods=["POST"]),
+        Route(PREFIX + "deploy/config", _endpoint(deploy_config), methods=["GET"]),
+        Route(PREFIX + "deploy/user-data", _endpoint(deploy_user_data), methods=["GET"]),
+        Route(PREFIX + "deploy/events", _endpoint(deploy_events), methods=["POST"]),
+        Route(PREFIX + "deploy/installation", _endpoint(deploy_installation), methods=["POST"]),
+        Route(PREFIX + "deploy/done", _endpoint(deploy_done), methods=["POST"]),
+        Route(PREFIX + "deploy/booted", _endpoint(deploy_booted), methods=["POST"]),
     ]

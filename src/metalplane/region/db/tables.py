@@ -125,12 +125,13 @@ nodes = Table(
                                                      name="nodes_gateway_link_ipv6_id_fkey"), nullable=True),
     # The deployment lifecycle (migration 0008): what is installed, whether the next PXE
     # boot netboots (false once the installer is done), the status before Broken or
-    # rescue mode, and how a release erases the disks ("quick", "secure", "full").
+    # rescue mode, how a release erases the disks ("quick", "secure", "full").
     Column("osystem", Text, nullable=False, server_default=""),
     Column("distro_series", Text, nullable=False, server_default=""),
     Column("netboot", Boolean, nullable=False, server_default="true"),
     Column("previous_status", Integer, nullable=True),
     Column("erase_mode", Text, nullable=True),
+    Column("status_timeout", Integer, nullable=True),  # seconds the current timed status was given
     *_timestamps(),
 )
 # MAAS's Node.hostname is unique; for machines and devices the database holds the

@@ -1,7 +1,8 @@
 """What a PXE-booting machine should boot: the region's answer to the rack.
 
 Unknown MAC -> enlist (ephemeral image); commissioning -> ephemeral image with
-its metadata token; anything else -> its local disk.
+its metadata token; deploying (until the installer is done) -> the ephemeral
+image as the installer, with the token; anything else (Deployed...) -> its local disk.
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.services import boot_resources, commissioning, machines
+from metalplane.region.services.node_status import Status
 
-ENLIST, COMMISSION, LOCAL = "enlist", "commission", "local"
+ENLIST, COMMISSION, DEPLOY, LOCAL = "enlist", "commission", "deploy", "local"
 
 
-def purpose_for(status: int | None) -> str:
+def purpose_for(status: int | None, netboot: bool = True) -> str:
     if status is None:
         return ENLIST
     if status == machines.COMMISSIONING:
         return COMMISSION
+    if status == Status.DEPLOYING and netboot:
+        return DEPLOY
     return LOCAL
 
 
@@ -32,8 +36,10 @@ def pick_image(manifest: dict[str, Any], architecture: str) -> dict[str, Any] | 
 
 
 def kernel_params(purpose: str, metadata_url: str, token: str | None, mac: str) -> str:
+    # The installer reboots into the installed disk; enlist and commission stop the machine.
+    after = "reboot" if purpose == DEPLOY else "poweroff"
     params = ["console=tty0", "console=ttyS0,115200", f"mp_mode={purpose}", f"metadata_url={metadata_url}",
-              "mp_after=poweroff", "BOOTIF=01-" + mac.replace(":", "-")]
+              f"mp_after={after}", "BOOTIF=01-" + mac.replace(":", "-")]
     if token:
         params.append(f"token={token}")
     return " ".join(params)
@@ -42,13 +48,13 @@ def kernel_params(purpose: str, metadata_url: str, token: str | None, mac: str) 
 async def boot_config(conn: AsyncConnection, mac: str, architecture: str, metadata_url: str) -> dict[str, Any]:
     mac = machines.normalise_mac(mac)
     machine = await commissioning.machine_by_mac(conn, mac)
-    purpose = purpose_for(machine["status"] if machine else None)
+    purpose = purpose_for(machine["status"] if machine else None, machine["netboot"] if machine else True)
     if purpose == LOCAL:
         return {"purpose": LOCAL}
     image = pick_image(await boot_resources.manifest(conn), machine["architecture"] if machine else architecture)
     if image is None:
         return {"purpose": LOCAL, "problem": "no ephemeral image is imported; see `metalplane images build-ephemeral`"}
-    token = await commissioning.token_for(conn, machine["id"]) if purpose == COMMISSION else None
+    token = await commissioning.token_for(conn, machine["id"]) if purpose in (COMMISSION, DEPLOY) else None
     return {
         "purpose": purpose,
         "kernel": image["files"]["boot-kernel"]["sha256"],

@@ -6,8 +6,8 @@ MAAS's node permissions (maasserver NodePermission and api/machines.py, 3.7):
 - edit:  as view, and the machine is not locked;
 - admin: the caller is an admin, and the machine is not locked;
 - lock:  as view, and the machine is in a resource pool (every machine is);
-- owner: edit, and the caller is the owner (mark_broken, set_owner_data: admins
-  who do not own the machine are refused too, as MAAS refuses them).
+- owner: edit, and the machine is the caller's or nobody's (mark_broken,
+  set_owner_data: admins are refused another user's machine, as MAAS refuses them).
 
 A refusal is MAAS's 403 with an empty body. `allocate` and `list_allocated` act on
 the caller's own choice of machines (AUTHENTICATED): who may take which machine is
@@ -66,7 +66,7 @@ def allowed(rule: str, actor: Actor | None, owner_id: int | None, locked: bool) 
     if rule == EDIT:
         return mine_or_free and not locked
     if rule == OWNER:
-        return owner_id == actor.id and not locked
+        return (owner_id is None or owner_id == actor.id) and not locked
     if rule == ADMIN:
         return actor.is_superuser and not locked
     raise ValueError(f"unknown rule {rule!r}")

@@ -123,9 +123,12 @@ def timeout_for(status: int, node_timeout: timedelta) -> timedelta | None:
     """How long a machine may stay in `status` before the region fails it; None: forever."""
     if status not in TIMED:
         return None
-    return HARD_TIMEOUTS.get(status, node_timeout)
+    return HARD_TIMEOUTS.get(Status(status), node_timeout)
 
 
 def timed_out_message(status: int, timeout: timedelta) -> str:
-    """MAAS's status monitor's words."""
-    return f"Node operation '{label(status)}' timed out after {int(timeout.total_seconds() // 60)} minutes."
+    """MAAS's status monitor's words (seconds for a deadline under a minute, which only
+    the `timeout` option of deploy can set)."""
+    seconds = int(timeout.total_seconds())
+    amount = f"{seconds // 60} minutes" if seconds >= 60 else f"{seconds} seconds"
+    return f"Node operation '{label(status)}' timed out after {amount}."

@@ -19,6 +19,7 @@ def upgrade() -> None:
     op.add_column("nodes", sa.Column("netboot", sa.Boolean(), server_default="true", nullable=False))
     op.add_column("nodes", sa.Column("previous_status", sa.Integer(), nullable=True))
     op.add_column("nodes", sa.Column("erase_mode", sa.Text(), nullable=True))
+    op.add_column("nodes", sa.Column("status_timeout", sa.Integer(), nullable=True))
     op.create_table(
         "node_user_data",
         sa.Column("node_id", sa.Integer(), nullable=False),
@@ -32,5 +33,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("node_user_data")
-    for column in ("erase_mode", "previous_status", "netboot", "distro_series", "osystem"):
+    for column in ("status_timeout", "erase_mode", "previous_status", "netboot", "distro_series", "osystem"):
         op.drop_column("nodes", column)
