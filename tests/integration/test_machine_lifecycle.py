@@ -7,6 +7,7 @@ Machines have manual power (no BMC: nothing to call); MACs are 52:54:02:xx:xx:xx
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import secrets
@@ -377,3 +378,34 @@ def test_other_users_cannot_touch_an_owned_machine(life_region, api, ready):
         assert other.post("machines/", op="allocate", system_id=sid).status_code == 409
         assert other.get("machines/", op="list_allocated").json() == []
     api.post(f"machines/{sid}/", op="release")
+
+
+# -- python-libmaas --------------------------------------------------------------------------------
+
+
+def test_python_libmaas_allocates_deploys_and_releases(life_region, ready):
+    from maas.client import connect
+    from maas.client.enum import NodeStatus
+
+    m = ready()
+    loop = asyncio.new_event_loop()  # libmaas runs its coroutines on the thread's loop
+    asyncio.set_event_loop(loop)
+    try:
+        client = connect(life_region.url, apikey=life_region.api_key)
+        got = client.machines.allocate(hostname=m["hostname"], cpus=2)
+        assert (got.system_id, got.status, got.owner.username) == (m["system_id"], NodeStatus.ALLOCATED, "admin")
+        got.deploy(user_data=USER_DATA, distro_series="bookworm", hwe_kernel="ga-22.04", comment="libmaas")
+        assert (got.status, got.osystem, got.distro_series) == (NodeStatus.DEPLOYING, "debian", "bookworm")
+        token = token_of(life_region, m["system_id"])
+        asyncio.set_event_loop(loop)  # run_db's asyncio.run unset it
+        with metadata(life_region, token) as meta:
+            assert meta.get("deploy/user-data").content == USER_DATA  # libmaas's base64, decoded
+            assert meta.post("deploy/done", json={"result": "ok"}).status_code == 200
+            assert meta.post("deploy/booted", json={"result": "ok"}).status_code == 200
+        got.refresh()
+        assert got.status == NodeStatus.DEPLOYED
+        got.release(comment="libmaas done")
+        assert (got.status, got.owner) == (NodeStatus.READY, None)
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
