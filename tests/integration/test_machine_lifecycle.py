@@ -31,8 +31,7 @@ from tests.support.processes import RegionProcess, wait_until
 
 RACK_IP = "10.77.0.2"
 USER_DATA = b"#!/bin/sh\necho hello > /var/tmp/user-data-ran\n"
-SSH_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEn5yPHtj0TGVRk6hn3A0ZIq9vBUCPQ8eiIl9Xn8R3nT "
-           "lifecycle@test")
+SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEn5yPHtj0TGVRk6hn3A0ZIq9vBUCPQ8eiIl9Xn8R3nT lifecycle@test"
 
 
 @pytest.fixture(scope="module")
@@ -52,19 +51,37 @@ def life_region(databases) -> Iterator[RunningRegion]:
         info = tarfile.TarInfo("etc/hostname")
         info.size = 5
         tar.addfile(info, io.BytesIO(b"test\n"))
-    publish_image(mirror, os_name="debian", release="bookworm", arch="amd64", subarch="generic",
-                  version="20261206.1", files={"root-tgz": tarball})
+    publish_image(
+        mirror,
+        os_name="debian",
+        release="bookworm",
+        arch="amd64",
+        subarch="generic",
+        version="20261206.1",
+        files={"root-tgz": tarball},
+    )
     kernel, initrd = root / "kernel", root / "initrd"
     kernel.write_bytes(b"k" * 5000)
     initrd.write_bytes(b"i" * 7000)
-    publish_image(mirror, os_name="ephemeral", release="lifecycle", arch="amd64", subarch="generic",
-                  version="20261206.1", files={"boot-kernel": kernel, "boot-initrd": initrd})
+    publish_image(
+        mirror,
+        os_name="ephemeral",
+        release="lifecycle",
+        arch="amd64",
+        subarch="generic",
+        version="20261206.1",
+        files={"boot-kernel": kernel, "boot-initrd": initrd},
+    )
     assert region.import_mirror(mirror)["state"] == "done"
 
     async def add_rack(conn):
-        await rack_services.register_rack(conn, controllers.new_system_id(), "lifecycle-rack", "0.1",
-                                          [{"name": "eth0", "mac": "52:54:02:00:00:01",
-                                            "addresses": [f"{RACK_IP}/24"]}])
+        await rack_services.register_rack(
+            conn,
+            controllers.new_system_id(),
+            "lifecycle-rack",
+            "0.1",
+            [{"name": "eth0", "mac": "52:54:02:00:00:01", "addresses": [f"{RACK_IP}/24"]}],
+        )
 
     run_db(config, add_rack)
     yield region
@@ -89,8 +106,13 @@ def machine(api):
     made: list[str] = []
 
     def make(**fields) -> dict:
-        fields = {"architecture": "amd64/generic", "mac_addresses": mac(), "commission": "false",
-                  "hostname": f"life-{secrets.token_hex(4)}", **fields}
+        fields = {
+            "architecture": "amd64/generic",
+            "mac_addresses": mac(),
+            "commission": "false",
+            "hostname": f"life-{secrets.token_hex(4)}",
+            **fields,
+        }
         response = api.post("machines/", **fields)
         assert response.status_code == 200, response.text
         made.append(response.json()["system_id"])
@@ -124,6 +146,7 @@ def token_of(region: RunningRegion, system_id: str) -> str:
 
 def boot_answer(region: RunningRegion, mac_address: str) -> dict:
     """What the region answers a rack's GetBootConfig for this MAC."""
+
     async def work(conn) -> dict:
         return await boot.boot_config(conn, mac_address, "amd64/generic", "http://10.77.0.1:5240/MAAS/metadata/")
 
@@ -146,12 +169,24 @@ def test_allocate_takes_a_matching_ready_machine_and_409s_when_none_matches(api,
     m = ready()
     wrong = api.post("machines/", op="allocate", name="no-such-machine")
     assert wrong.status_code == 409
-    assert wrong.text == ("No available machine matches constraints: [('name', ['no-such-machine'])] "
-                          '(resolved to "name=no-such-machine")')
+    assert wrong.text == (
+        "No available machine matches constraints: [('name', ['no-such-machine'])] "
+        '(resolved to "name=no-such-machine")'
+    )
     assert api.post("machines/", op="allocate", foo="1").json() == {"foo": ["No such constraint."]}
     assert api.post("machines/", op="allocate", system_id=m["system_id"], cpu_count="64").status_code == 409
-    got = api.post("machines/", op="allocate", system_id=m["system_id"], cpu_count="2", mem="4096",
-                   zone="default", pool="default", not_tags="nope", arch="amd64", agent_name="juju")
+    got = api.post(
+        "machines/",
+        op="allocate",
+        system_id=m["system_id"],
+        cpu_count="2",
+        mem="4096",
+        zone="default",
+        pool="default",
+        not_tags="nope",
+        arch="amd64",
+        agent_name="juju",
+    )
     assert got.status_code == 200, got.text
     body = got.json()
     assert (body["system_id"], body["status_name"], body["owner"]) == (m["system_id"], "Allocated", "admin")
@@ -171,12 +206,21 @@ def test_deploy_drives_deploying_to_deployed_through_the_installers_endpoints(li
     assert api.post("account/prefs/sshkeys/", key=SSH_KEY).status_code in (200, 201)
     answer = boot_answer(life_region, m["boot_interface"]["mac_address"])
     assert answer["purpose"] == "local"  # Ready
-    deploying = api.post(f"machines/{sid}/", op="deploy", distro_series="bookworm", hwe_kernel="ga-22.04",
-                         user_data=base64.encodebytes(USER_DATA).decode())
+    deploying = api.post(
+        f"machines/{sid}/",
+        op="deploy",
+        distro_series="bookworm",
+        hwe_kernel="ga-22.04",
+        user_data=base64.encodebytes(USER_DATA).decode(),
+    )
     assert deploying.status_code == 200, deploying.text
     body = deploying.json()
     assert (body["status_name"], body["owner"], body["osystem"], body["distro_series"]) == (
-        "Deploying", "admin", "debian", "bookworm")
+        "Deploying",
+        "admin",
+        "debian",
+        "bookworm",
+    )
     assert body["hwe_kernel"] == "ga-22.04" and body["netboot"] is True
     token = token_of(life_region, sid)
     answer = boot_answer(life_region, m["boot_interface"]["mac_address"])
@@ -196,23 +240,40 @@ def test_deploy_drives_deploying_to_deployed_through_the_installers_endpoints(li
         assert orders["interfaces"][0]["mode"] == "dhcp"
         assert meta.get("deploy/user-data").content == USER_DATA
         assert meta.post("deploy/events", json={"step": "image", "status": "started"}).status_code == 200
-        assert meta.post("deploy/events", json={"step": "image", "status": "ok", "runtime": 97.5,
-                                                "message": "written"}).status_code == 200
+        assert (
+            meta.post(
+                "deploy/events", json={"step": "image", "status": "ok", "runtime": 97.5, "message": "written"}
+            ).status_code
+            == 200
+        )
         log = b"step image ok\nimage written: 1 bytes\n"
         assert meta.post("deploy/installation?exit_status=0&runtime=146", content=log).status_code == 200
         assert meta.post("deploy/done", json={"result": "ok", "step": "", "message": ""}).status_code == 200
         assert boot_answer(life_region, m["boot_interface"]["mac_address"])["purpose"] == "local"
         assert api.get(f"machines/{sid}/").json()["netboot"] is False
-        booted = meta.post("deploy/booted", json={"result": "ok", "system_id": sid, "kernel": "6.1.0-50-amd64",
-                                                  "user_data": {"ran": True, "exit_status": 0}})
+        booted = meta.post(
+            "deploy/booted",
+            json={
+                "result": "ok",
+                "system_id": sid,
+                "kernel": "6.1.0-50-amd64",
+                "user_data": {"ran": True, "exit_status": 0},
+            },
+        )
         assert booted.status_code == 200, booted.text
         # The installed system reported: the installer's calls are over.
         assert meta.post("deploy/done", json={"result": "ok"}).status_code == 400
     deployed = api.get(f"machines/{sid}/").json()
     assert deployed["status_name"] == "Deployed" and deployed["status_message"].startswith("Image Deployed")
     types = [e["type"] for e in events_of(api, sid)]
-    assert {"User starting deployment", "Deploying", "Node installation", "Installation complete",
-            "Deployed", "Image Deployed"} <= set(types)
+    assert {
+        "User starting deployment",
+        "Deploying",
+        "Node installation",
+        "Installation complete",
+        "Deployed",
+        "Image Deployed",
+    } <= set(types)
     described = [e["description"] for e in events_of(api, sid) if e["type"] == "Node installation"]
     assert "image ok (97.5 s): written" in described
     results = api.get(f"nodes/{sid}/results/current-installation/", include_output="1").json()
@@ -242,15 +303,24 @@ def test_an_installer_failure_ends_in_failed_deployment_with_its_output(life_reg
     output = b"step disk failed: no disk to install to: /sys/block has no disk\n"
     with metadata(life_region, token) as meta:
         assert meta.get("deploy/user-data").status_code == 404  # none given
-        assert meta.post("deploy/events", json={"step": "disk", "status": "failed",
-                                                "message": "no disk to install to"}).status_code == 200
+        assert (
+            meta.post(
+                "deploy/events", json={"step": "disk", "status": "failed", "message": "no disk to install to"}
+            ).status_code
+            == 200
+        )
         assert meta.post("deploy/installation?exit_status=1&runtime=4", content=output).status_code == 200
-        assert meta.post("deploy/done", json={"result": "failed", "step": "disk",
-                                              "message": "no disk to install to"}).status_code == 200
+        assert (
+            meta.post(
+                "deploy/done", json={"result": "failed", "step": "disk", "message": "no disk to install to"}
+            ).status_code
+            == 200
+        )
     failed = api.get(f"machines/{sid}/").json()
     assert failed["status_name"] == "Failed deployment"
-    assert failed["error_description"] == ("Installation failed (refer to the installation log for more "
-                                           "information). disk: no disk to install to")
+    assert failed["error_description"] == (
+        "Installation failed (refer to the installation log for more information). disk: no disk to install to"
+    )
     results = api.get(f"nodes/{sid}/results/current-installation/", include_output="1").json()
     assert base64.b64decode(results["results"][0]["output"]) == output
     assert results["results"][0]["exit_status"] == 1
@@ -320,8 +390,9 @@ def test_deploying_times_out_into_failed_deployment_with_the_reason(api, ready):
     m = ready()
     sid = m["system_id"]
     assert api.post(f"machines/{sid}/", op="deploy", timeout="10").json()["status_name"] == "Deploying"
-    wait_until(lambda: api.get(f"machines/{sid}/").json()["status_name"] == "Failed deployment", 30, 0.5,
-               "the deploy timeout")
+    wait_until(
+        lambda: api.get(f"machines/{sid}/").json()["status_name"] == "Failed deployment", 30, 0.5, "the deploy timeout"
+    )
     failed = api.get(f"machines/{sid}/").json()
     assert failed["error_description"] == "Node operation 'Deploying' timed out after 10 seconds."
     assert api.post(f"machines/{sid}/", op="release").json()["status_name"] == "Ready"
@@ -362,7 +433,9 @@ def test_bulk_release_is_all_or_nothing(api, machine, ready):
         api.post("machines/", op="allocate", system_id=sid)
     refused = api.post("machines/", op="release", machines=[a, new])
     assert (refused.status_code, refused.text) == (
-        409, f"Machine(s) cannot be released in their current state: {new} ('New').")
+        409,
+        f"Machine(s) cannot be released in their current state: {new} ('New').",
+    )
     assert api.get(f"machines/{a}/").json()["status_name"] == "Allocated"
     assert sorted(api.post("machines/", op="release", machines=[a, b]).json()) == sorted([a, b])
     assert {api.get(f"machines/{s}/").json()["status_name"] for s in (a, b)} == {"Ready"}

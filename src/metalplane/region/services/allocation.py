@@ -30,14 +30,34 @@ DOMAIN = "maas"
 # AcquireNodeForm's constraints (node_constraint_filter_forms.py), and what each is
 # called among `machines read`'s filters.
 CONSTRAINTS = {
-    "name": "hostname", "system_id": "id", "arch": "arch", "cpu_count": "cpu_count", "mem": "mem",
-    "tags": "tags", "not_tags": "not_tags", "zone": "zone", "not_in_zone": "not_in_zone", "pool": "pool",
-    "not_in_pool": "not_in_pool", "subnets": "subnets", "not_subnets": "not_subnets", "vlans": "vlans",
-    "not_vlans": "not_vlans", "fabrics": "fabrics", "not_fabrics": "not_fabrics",
-    "fabric_classes": "fabric_classes", "not_fabric_classes": "not_fabric_classes", "link_speed": "link_speed",
-    "pod": "pod", "not_pod": "not_pod", "pod_type": "pod_type", "not_pod_type": "not_pod_type",
-    "deployment_target": "deployment_target", "not_deployment_target": "not_deployment_target",
-    "storage": "storage", "devices": "devices",
+    "name": "hostname",
+    "system_id": "id",
+    "arch": "arch",
+    "cpu_count": "cpu_count",
+    "mem": "mem",
+    "tags": "tags",
+    "not_tags": "not_tags",
+    "zone": "zone",
+    "not_in_zone": "not_in_zone",
+    "pool": "pool",
+    "not_in_pool": "not_in_pool",
+    "subnets": "subnets",
+    "not_subnets": "not_subnets",
+    "vlans": "vlans",
+    "not_vlans": "not_vlans",
+    "fabrics": "fabrics",
+    "not_fabrics": "not_fabrics",
+    "fabric_classes": "fabric_classes",
+    "not_fabric_classes": "not_fabric_classes",
+    "link_speed": "link_speed",
+    "pod": "pod",
+    "not_pod": "not_pod",
+    "pod_type": "pod_type",
+    "not_pod_type": "not_pod_type",
+    "deployment_target": "deployment_target",
+    "not_deployment_target": "not_deployment_target",
+    "storage": "storage",
+    "devices": "devices",
 }
 # Options, not constraints (MAAS's IGNORED_FIELDS).
 OPTIONS = ("op", "agent_name", "comment", "bridge_all", "bridge_type", "bridge_stp", "bridge_fd", "dry_run", "verbose")
@@ -114,19 +134,28 @@ def _interface_facts(view: nodes_service.NodesView, node: Row) -> list[dict[str,
         vlan = view.vlans.get(i["vlan_id"]) if i["vlan_id"] is not None else None
         fabric = view.fabrics.get(vlan["fabric_id"]) if vlan else None
         subnets = [view.subnets[x["subnet_id"]] for x in i["links"] if x["subnet_id"] in view.subnets]
-        out.append({
-            "id": i["id"], "name": i["name"], "type": i["type"], "vlan_id": i["vlan_id"],
-            "vid": vlan["vid"] if vlan else None, "fabric": vlan["fabric_name"] if vlan else None,
-            "fabric_class": fabric["class_type"] if fabric else None, "space": vlan["space_name"] if vlan else None,
-            "tags": list(i["tags"]), "link_speed": i["link_speed"],
-            "subnets": [{"id": s["id"], "name": s["name"], "cidr": str(s["cidr"])} for s in subnets],
-            "ips": [x["ip"] for x in i["links"] if x["ip"]],
-        })
+        out.append(
+            {
+                "id": i["id"],
+                "name": i["name"],
+                "type": i["type"],
+                "vlan_id": i["vlan_id"],
+                "vid": vlan["vid"] if vlan else None,
+                "fabric": vlan["fabric_name"] if vlan else None,
+                "fabric_class": fabric["class_type"] if fabric else None,
+                "space": vlan["space_name"] if vlan else None,
+                "tags": list(i["tags"]),
+                "link_speed": i["link_speed"],
+                "subnets": [{"id": s["id"], "name": s["name"], "cidr": str(s["cidr"])} for s in subnets],
+                "ips": [x["ip"] for x in i["links"] if x["ip"]],
+            }
+        )
     return out
 
 
-async def candidates(conn: AsyncConnection, given: dict[str, list[str]], user: User
-                     ) -> tuple[nodes_service.NodesView, list[Row], dict[int, dict[str, list[int]]]]:
+async def candidates(
+    conn: AsyncConnection, given: dict[str, list[str]], user: User
+) -> tuple[nodes_service.NodesView, list[Row], dict[int, dict[str, list[int]]]]:
     """The machines that fit, cheapest first, and what each matched of `interfaces`."""
     filters, interfaces_spec = _filters(given)
     label_map: interface_constraints.LabelMap = {}
@@ -137,7 +166,8 @@ async def candidates(conn: AsyncConnection, given: dict[str, list[str]], user: U
             raise Invalid.field("interfaces", str(exc)) from None
     constraints = node_filters.parse(filters, await machines.filter_known(conn))
     query = nodes_service.node_select(machines.MACHINE_TYPES).where(
-        nodes.c.status == Status.READY, nodes.c.locked.is_(False))
+        nodes.c.status == Status.READY, nodes.c.locked.is_(False)
+    )
     if not user.is_superuser:
         query = query.where((nodes.c.owner_id.is_(None)) | (nodes.c.owner_id == user.id))
     view = await nodes_service.show(conn, [dict(r._mapping) for r in await conn.execute(query)])
@@ -156,20 +186,35 @@ async def candidates(conn: AsyncConnection, given: dict[str, list[str]], user: U
     return view, fitting, matched
 
 
-async def allocate(conn: AsyncConnection, user: User, given: dict[str, list[str]], agent_name: str = "",
-                   comment: str = "", dry_run: bool = False) -> Allocated:
+async def allocate(
+    conn: AsyncConnection,
+    user: User,
+    given: dict[str, list[str]],
+    agent_name: str = "",
+    comment: str = "",
+    dry_run: bool = False,
+) -> Allocated:
     """The cheapest fitting machine, now the caller's (Allocated); MAAS's 409 when none."""
     _view, fitting, matched = await candidates(conn, given, user)
     for n in fitting:
         if dry_run:
             chosen = n
         else:
-            taken = (await conn.execute(
-                update(nodes).where(and_(nodes.c.id == n["id"], nodes.c.status == Status.READY,
-                                         nodes.c.locked.is_(False),
-                                         (nodes.c.owner_id.is_(None)) | (nodes.c.owner_id == user.id)))
-                .values(status=Status.ALLOCATED, owner_id=user.id, agent_name=agent_name, updated=func.now())
-                .returning(nodes.c.id))).first()
+            taken = (
+                await conn.execute(
+                    update(nodes)
+                    .where(
+                        and_(
+                            nodes.c.id == n["id"],
+                            nodes.c.status == Status.READY,
+                            nodes.c.locked.is_(False),
+                            (nodes.c.owner_id.is_(None)) | (nodes.c.owner_id == user.id),
+                        )
+                    )
+                    .values(status=Status.ALLOCATED, owner_id=user.id, agent_name=agent_name, updated=func.now())
+                    .returning(nodes.c.id)
+                )
+            ).first()
             if taken is None:
                 continue  # another allocation took it first
             await record_acquired(conn, n, user, comment)
@@ -188,7 +233,8 @@ async def record_acquired(conn: AsyncConnection, machine: Row, user: User, comme
 async def list_allocated(conn: AsyncConnection, user: User, system_ids: list[str]) -> nodes_service.NodesView:
     """The caller's Allocated machines (optionally only these ids)."""
     query = nodes_service.node_select(machines.MACHINE_TYPES).where(
-        nodes.c.status == Status.ALLOCATED, nodes.c.owner_id == user.id)
+        nodes.c.status == Status.ALLOCATED, nodes.c.owner_id == user.id
+    )
     if system_ids:
         query = query.where(nodes.c.system_id.in_(system_ids))
     return await nodes_service.show(conn, [dict(r._mapping) for r in await conn.execute(query)])
@@ -199,8 +245,11 @@ async def take(conn: AsyncConnection, machine: Row, user: User, agent_name: str 
     someone else's). `machine` is locked by the caller."""
     if machine["owner_id"] is not None and machine["owner_id"] != user.id:
         raise Conflict("Can't allocate a machine belonging to another user.")
-    await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(
-        status=Status.ALLOCATED, owner_id=user.id, agent_name=agent_name, updated=func.now()))
+    await conn.execute(
+        update(nodes)
+        .where(nodes.c.id == machine["id"])
+        .values(status=Status.ALLOCATED, owner_id=user.id, agent_name=agent_name, updated=func.now())
+    )
     await record_acquired(conn, machine, user, comment)
     return await machines.get_machine(conn, machine["system_id"], lock=True)
 

@@ -43,15 +43,21 @@ def require_deploying(machine: Row) -> None:
 
 async def rack_addresses(conn: AsyncConnection, vlan_ids: set[int]) -> list[str]:
     """The racks' addresses, those on the machine's VLANs first (the installer tries them in order)."""
-    found = (await conn.execute(
-        select(ip_addresses.c.ip, subnets.c.vlan_id)
-        .join(interfaces, interfaces.c.id == ip_addresses.c.interface_id)
-        .join(nodes, nodes.c.id == interfaces.c.node_id)
-        .outerjoin(subnets, subnets.c.id == ip_addresses.c.subnet_id)
-        .where(nodes.c.node_type.in_([int(t) for t in RACK_TYPES]), ip_addresses.c.ip.is_not(None))
-        .order_by(nodes.c.id, ip_addresses.c.id))).all()
-    usable = [(str(r.ip), r.vlan_id) for r in found
-              if ipaddress.ip_address(str(r.ip)).version == 4 and not ipaddress.ip_address(str(r.ip)).is_loopback]
+    found = (
+        await conn.execute(
+            select(ip_addresses.c.ip, subnets.c.vlan_id)
+            .join(interfaces, interfaces.c.id == ip_addresses.c.interface_id)
+            .join(nodes, nodes.c.id == interfaces.c.node_id)
+            .outerjoin(subnets, subnets.c.id == ip_addresses.c.subnet_id)
+            .where(nodes.c.node_type.in_([int(t) for t in RACK_TYPES]), ip_addresses.c.ip.is_not(None))
+            .order_by(nodes.c.id, ip_addresses.c.id)
+        )
+    ).all()
+    usable = [
+        (str(r.ip), r.vlan_id)
+        for r in found
+        if ipaddress.ip_address(str(r.ip)).version == 4 and not ipaddress.ip_address(str(r.ip)).is_loopback
+    ]
     near = [ip for ip, vlan in usable if vlan in vlan_ids]
     return near or [ip for ip, _ in usable]
 
@@ -70,8 +76,12 @@ def interface_orders(view: nodes_service.NodesView, machine: Row) -> list[Row]:
             continue
         vlan = view.vlans.get(i["vlan_id"]) if i["vlan_id"] is not None else None
         entry: Row = {"mac": i["mac"], "name": i["name"], "mtu": i["mtu"] or (vlan["mtu"] if vlan else 1500)}
-        static = [x for x in i["links"] if x["ip"] is not None and x["alloc_type"] in
-                  (nodes_service.STICKY, nodes_service.USER_RESERVED, nodes_service.AUTO)]
+        static = [
+            x
+            for x in i["links"]
+            if x["ip"] is not None
+            and x["alloc_type"] in (nodes_service.STICKY, nodes_service.USER_RESERVED, nodes_service.AUTO)
+        ]
         if static and static[0]["subnet_id"] in view.subnets:
             subnet = view.subnets[static[0]["subnet_id"]]
             prefix = ipaddress.ip_network(str(subnet["cidr"])).prefixlen
@@ -96,8 +106,9 @@ def boot_disk(view: nodes_service.NodesView, machine: Row) -> Row | None:
 async def config_for(conn: AsyncConnection, machine: Row) -> Row:
     """`deploy/config`: the orders for this machine's installer."""
     require_deploying(machine)
-    image = lifecycle.choose_image(await boot_resources.manifest(conn), machine["architecture"],
-                                   machine["osystem"], machine["distro_series"])
+    image = lifecycle.choose_image(
+        await boot_resources.manifest(conn), machine["architecture"], machine["osystem"], machine["distro_series"]
+    )
     view = await nodes_service.show(conn, [machine])
     vlan_ids = {i["vlan_id"] for i in view.interfaces.get(machine["id"], []) if i["vlan_id"] is not None}
     racks = await rack_addresses(conn, vlan_ids)
@@ -107,9 +118,17 @@ async def config_for(conn: AsyncConnection, machine: Row) -> Row:
         owner = User(machine["owner_id"], machine["owner_name"] or "", "", False)
         keys = [k["key"] for k in await sshkeys.list_ssh_keys(conn, owner)]
     config: Row = {
-        "system_id": machine["system_id"], "hostname": machine["hostname"], "domain": "maas", "layout": "flat",
-        "image": {"urls": image_urls(racks, tarball["sha256"]), "sha256": tarball["sha256"],
-                  "size": tarball["size"], "filetype": lifecycle.DEPLOY_IMAGE_FILETYPE, "name": image["name"]},
+        "system_id": machine["system_id"],
+        "hostname": machine["hostname"],
+        "domain": "maas",
+        "layout": "flat",
+        "image": {
+            "urls": image_urls(racks, tarball["sha256"]),
+            "sha256": tarball["sha256"],
+            "size": tarball["size"],
+            "filetype": lifecycle.DEPLOY_IMAGE_FILETYPE,
+            "name": image["name"],
+        },
         "interfaces": interface_orders(view, machine),
         "dns": {"servers": list(dict.fromkeys(racks)), "search": ["maas"]},
         "ssh_keys": keys,
@@ -122,8 +141,7 @@ async def config_for(conn: AsyncConnection, machine: Row) -> Row:
 
 async def user_data_of(conn: AsyncConnection, machine: Row) -> bytes | None:
     require_deploying(machine)
-    return (await conn.execute(select(node_user_data.c.data)
-                               .where(node_user_data.c.node_id == machine["id"]))).scalar()
+    return (await conn.execute(select(node_user_data.c.data).where(node_user_data.c.node_id == machine["id"]))).scalar()
 
 
 # -- reports -----------------------------------------------------------------------------------------
@@ -149,8 +167,11 @@ def step_event(body: Row) -> tuple[str, str]:
     if runtime is not None and (isinstance(runtime, bool) or not isinstance(runtime, int | float)):
         raise Invalid.field("runtime", "Expected a number of seconds.")
     message = _text(body, "message")
-    description = f"{step} {status}" + (f" ({runtime:.1f} s)" if runtime is not None else "") \
+    description = (
+        f"{step} {status}"
+        + (f" ({runtime:.1f} s)" if runtime is not None else "")
         + (f": {message}" if message else "")
+    )
     return ("NODE_INSTALL_EVENT_FAILED" if status == "failed" else "NODE_INSTALL_EVENT"), description
 
 
@@ -160,17 +181,24 @@ async def record_step(conn: AsyncConnection, machine: Row, body: Row) -> None:
     await events.record(conn, machine, type_name, description)
 
 
-async def store_installation(conn: AsyncConnection, machine: Row, exit_status: int | None, runtime: int | None,
-                             output: bytes) -> None:
+async def store_installation(
+    conn: AsyncConnection, machine: Row, exit_status: int | None, runtime: int | None, output: bytes
+) -> None:
     """The installer's whole output: the installation result (MAAS's /tmp/install.log)."""
     require_deploying(machine)
     set_id = await results_service.current_set_id(conn, machine["id"], results_service.INSTALLATION)
     if set_id is None:
         set_id = await results_service.start_set(conn, machine["id"], results_service.INSTALLATION)
-    await conn.execute(insert(script_results).values(
-        node_id=machine["id"], name=INSTALL_LOG, exit_status=exit_status, script_set_id=set_id,
-        runtime=runtime if runtime is not None and 0 <= runtime < 2**31 else None,
-        output=output[-MAX_OUTPUT:].decode("utf-8", errors="replace")))
+    await conn.execute(
+        insert(script_results).values(
+            node_id=machine["id"],
+            name=INSTALL_LOG,
+            exit_status=exit_status,
+            script_set_id=set_id,
+            runtime=runtime if runtime is not None and 0 <= runtime < 2**31 else None,
+            output=output[-MAX_OUTPUT:].decode("utf-8", errors="replace"),
+        )
+    )
     await results_service.ping(conn, set_id)
 
 
@@ -218,6 +246,14 @@ async def booted(conn: AsyncConnection, machine: Row, body: Row) -> None:
     require_deploying(machine)
     summary = booted_summary(body)
     locked = await machines.get_machine(conn, machine["system_id"], lock=True)
-    await lifecycle.set_status(conn, locked, Status.DEPLOYED, summary, netboot=False, status_expires=None,
-                               status_timeout=None, error_description="")
+    await lifecycle.set_status(
+        conn,
+        locked,
+        Status.DEPLOYED,
+        summary,
+        netboot=False,
+        status_expires=None,
+        status_timeout=None,
+        error_description="",
+    )
     await events.record(conn, locked, "IMAGE_DEPLOYED", f"Deployed {locked['osystem']}/{locked['distro_series']}")

@@ -13,8 +13,22 @@ from ipaddress import ip_address, ip_network
 from typing import Any
 
 LABEL = re.compile(r"[a-zA-Z0-9]+[a-zA-Z0-9_-]*$")
-KEYS = ("id", "name", "type", "fabric", "fabric_class", "vlan", "vid", "subnet", "subnet_cidr", "space", "tag",
-        "ip", "mode", "link_speed")
+KEYS = (
+    "id",
+    "name",
+    "type",
+    "fabric",
+    "fabric_class",
+    "vlan",
+    "vid",
+    "subnet",
+    "subnet_cidr",
+    "space",
+    "tag",
+    "ip",
+    "mode",
+    "link_speed",
+)
 LabelMap = dict[str, dict[str, list[str]]]
 
 
@@ -26,11 +40,15 @@ def parse(value: str) -> LabelMap:
     for constraint in value.split(";"):
         label, sep, rest = constraint.partition(":")
         if not sep:
-            raise ValueError(f"Malformed constraint: '{constraint}' (required format: "
-                             "'<label>:<key>=<value>[,<key2>=<value2>[,...]]')")
+            raise ValueError(
+                f"Malformed constraint: '{constraint}' (required format: "
+                "'<label>:<key>=<value>[,<key2>=<value2>[,...]]')"
+            )
         if not LABEL.match(label):
-            raise ValueError(f"Invalid label name: '{label}' (Must begin with an alphanumeric character, and "
-                             "include only alphanumeric characters, dashes, and underscores.)")
+            raise ValueError(
+                f"Invalid label name: '{label}' (Must begin with an alphanumeric character, and "
+                "include only alphanumeric characters, dashes, and underscores.)"
+            )
         if label in result:
             raise ValueError(f"Constraint label defined more than once: '{label}'")
         pairs: dict[str, list[str]] = {}
@@ -46,8 +64,9 @@ def parse(value: str) -> LabelMap:
 
 
 def _subnet_hit(spec: str, subnet: dict[str, Any]) -> bool:
-    kind, _, value = spec.partition(":") if ":" in spec and spec.split(":")[0] in ("id", "cidr", "name") \
-        else ("", "", spec)
+    kind, _, value = (
+        spec.partition(":") if ":" in spec and spec.split(":")[0] in ("id", "cidr", "name") else ("", "", spec)
+    )
     if kind == "id" or (not kind and value.isdigit()):
         return str(subnet["id"]) == value
     if kind == "name":

@@ -27,10 +27,26 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metalplane.region.db.tables import node_tokens, node_user_data, nodes
 from metalplane.region.db.transaction import Work
 from metalplane.region.errors import Conflict, Invalid, PermissionDenied
-from metalplane.region.services import allocation, boot_resources, commissioning, events, machine_permissions, machines, power
+from metalplane.region.services import (
+    allocation,
+    boot_resources,
+    commissioning,
+    events,
+    machine_permissions,
+    machines,
+    power,
+)
 from metalplane.region.services import script_results, settings
-from metalplane.region.services.node_status import (ABORTED_TO, FAILED_STATUS_OF, LABELS, RELEASABLE, RELEASE_NOOP, Status,
-                                                    require_transition, timed_out_message)
+from metalplane.region.services.node_status import (
+    ABORTED_TO,
+    FAILED_STATUS_OF,
+    LABELS,
+    RELEASABLE,
+    RELEASE_NOOP,
+    Status,
+    require_transition,
+    timed_out_message,
+)
 from metalplane.region.services.rows import Row
 from metalplane.region.services.users import User
 
@@ -63,10 +79,13 @@ def decode_user_data(text: str) -> bytes:
 
 
 def deployable_images(manifest: dict[str, Any], architecture: str) -> dict[str, Row]:
-    """"OS/SERIES" -> the imported image that has a root tarball for this architecture."""
+    """ "OS/SERIES" -> the imported image that has a root tarball for this architecture."""
     arch = architecture.split("/")[0] or "amd64"
-    return {i["name"]: i for i in manifest.get("images", [])
-            if i["architecture"] == arch and DEPLOY_IMAGE_FILETYPE in i["files"]}
+    return {
+        i["name"]: i
+        for i in manifest.get("images", [])
+        if i["architecture"] == arch and DEPLOY_IMAGE_FILETYPE in i["files"]
+    }
 
 
 def choose_image(manifest: dict[str, Any], architecture: str, osystem: str, series: str) -> Row:
@@ -75,8 +94,9 @@ def choose_image(manifest: dict[str, Any], architecture: str, osystem: str, seri
     image = found.get(f"{osystem}/{series}")
     if image is None:
         choices = ", ".join(sorted(found)) or "none (import one: metalplane images build-debian)"
-        raise Invalid.field("distro_series", f"'{osystem}/{series}' is not a valid distro_series.  "
-                                             f"It should be one of: {choices}.")
+        raise Invalid.field(
+            "distro_series", f"'{osystem}/{series}' is not a valid distro_series.  It should be one of: {choices}."
+        )
     return image
 
 
@@ -86,12 +106,14 @@ async def _machine(conn: AsyncConnection, system_id: str, actor: User, action: s
     return machine
 
 
-async def set_status(conn: AsyncConnection, machine: Row, new: int, description: str = "",
-                     status_event: str | None = None, **values: Any) -> None:
+async def set_status(
+    conn: AsyncConnection, machine: Row, new: int, description: str = "", status_event: str | None = None, **values: Any
+) -> None:
     """One status change: MAAS's transition table, the row, and the events."""
     require_transition(machine["status"], new)
-    await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(status=new, updated=func.now(),
-                                                                                **values))
+    await conn.execute(
+        update(nodes).where(nodes.c.id == machine["id"]).values(status=new, updated=func.now(), **values)
+    )
     await events.status_changed(conn, machine, machine["status"], new, LABELS, description, status_event)
 
 
@@ -121,16 +143,25 @@ async def start_deployment(conn: AsyncConnection, system_id: str, actor: User, o
         await conn.execute(pg_insert(node_user_data).values(node_id=machine["id"], data=options.user_data))
     await _fresh_token(conn, machine["id"])
     await script_results.start_set(conn, machine["id"], script_results.INSTALLATION)
-    await events.record(conn, machine, "REQUEST_NODE_START_DEPLOYMENT", options.comment, action="start",
-                        username=actor.username)
-    await set_status(conn, machine, Status.DEPLOYING, osystem=osystem, distro_series=series, netboot=True,
-                     hwe_kernel=options.hwe_kernel or None, error_description="", status_timeout=seconds,
-                     status_expires=datetime.now(UTC) + timedelta(seconds=seconds))
+    await events.record(
+        conn, machine, "REQUEST_NODE_START_DEPLOYMENT", options.comment, action="start", username=actor.username
+    )
+    await set_status(
+        conn,
+        machine,
+        Status.DEPLOYING,
+        osystem=osystem,
+        distro_series=series,
+        netboot=True,
+        hwe_kernel=options.hwe_kernel or None,
+        error_description="",
+        status_timeout=seconds,
+        status_expires=datetime.now(UTC) + timedelta(seconds=seconds),
+    )
     return await machines.get_machine(conn, system_id)
 
 
-async def deploy(work: Work, rpc_server: Any, system_id: str, actor: User,
-                 options: DeployOptions) -> machines.Machines:
+async def deploy(work: Work, rpc_server: Any, system_id: str, actor: User, options: DeployOptions) -> machines.Machines:
     """`machine deploy`: Deploying, then power on through the BMC so that it PXE-boots the
     installer (cycled when it is on); Failed deployment when the BMC refuses."""
     async with work.tx() as conn:
@@ -153,11 +184,11 @@ async def fail(conn: AsyncConnection, system_id: str, expected: int, message: st
     machine = await machines.get_machine(conn, system_id, lock=True)
     if machine["status"] != expected:
         return False
-    await set_status(conn, machine, FAILED_STATUS_OF[expected], message, status_expires=None,
-                     error_description=message)
+    await set_status(conn, machine, FAILED_STATUS_OF[expected], message, status_expires=None, error_description=message)
     if expected == Status.DEPLOYING:
-        await script_results.end_set(conn, await script_results.current_set_id(conn, machine["id"],
-                                                                                 script_results.INSTALLATION))
+        await script_results.end_set(
+            conn, await script_results.current_set_id(conn, machine["id"], script_results.INSTALLATION)
+        )
     return True
 
 
@@ -185,9 +216,14 @@ async def start_release(conn: AsyncConnection, machine: Row, actor: User, mode: 
     if machine["status"] not in RELEASABLE:
         raise Conflict(f"Machine cannot be released in its current state ('{LABELS.get(machine['status'])}').")
     await events.record(conn, machine, "REQUEST_NODE_RELEASE", comment, action="release", username=actor.username)
-    await set_status(conn, machine, Status.RELEASING, erase_mode=mode,
-                     status_timeout=int(RELEASE_TIMEOUT.total_seconds()),
-                     status_expires=datetime.now(UTC) + RELEASE_TIMEOUT)
+    await set_status(
+        conn,
+        machine,
+        Status.RELEASING,
+        erase_mode=mode,
+        status_timeout=int(RELEASE_TIMEOUT.total_seconds()),
+        status_expires=datetime.now(UTC) + RELEASE_TIMEOUT,
+    )
     return True
 
 
@@ -198,9 +234,23 @@ async def finish_release(conn: AsyncConnection, system_id: str) -> None:
         return
     await conn.execute(delete(node_user_data).where(node_user_data.c.node_id == machine["id"]))
     await conn.execute(delete(node_tokens).where(node_tokens.c.node_id == machine["id"]))
-    await set_status(conn, machine, Status.READY, status_event="RELEASED", owner_id=None, agent_name="",
-                     owner_data={}, osystem="", distro_series="", hwe_kernel=None, netboot=True, locked=False,
-                     status_expires=None, error_description="", erase_mode=None)
+    await set_status(
+        conn,
+        machine,
+        Status.READY,
+        status_event="RELEASED",
+        owner_id=None,
+        agent_name="",
+        owner_data={},
+        osystem="",
+        distro_series="",
+        hwe_kernel=None,
+        netboot=True,
+        locked=False,
+        status_expires=None,
+        error_description="",
+        erase_mode=None,
+    )
 
 
 async def _power_off_and_finish(work: Work, rpc_server: Any, machine: Row) -> None:
@@ -209,16 +259,27 @@ async def _power_off_and_finish(work: Work, rpc_server: Any, machine: Row) -> No
             await power.run(work, rpc_server, machine["system_id"], "off")
         except power.PowerFailed as exc:
             async with work.tx() as conn:
-                await fail(conn, machine["system_id"], Status.RELEASING,
-                           f"Failed to release machine. Powering it off failed: {exc.detail}")
+                await fail(
+                    conn,
+                    machine["system_id"],
+                    Status.RELEASING,
+                    f"Failed to release machine. Powering it off failed: {exc.detail}",
+                )
             raise
     async with work.tx() as conn:
         await finish_release(conn, machine["system_id"])
 
 
-async def release(work: Work, rpc_server: Any, system_id: str, actor: User, erase: bool | None = None,
-                  quick_erase: bool | None = None, secure_erase: bool | None = None,
-                  comment: str = "") -> machines.Machines:
+async def release(
+    work: Work,
+    rpc_server: Any,
+    system_id: str,
+    actor: User,
+    erase: bool | None = None,
+    quick_erase: bool | None = None,
+    secure_erase: bool | None = None,
+    comment: str = "",
+) -> machines.Machines:
     """`machine release`: power off through the BMC, then Ready with the owner dropped.
 
     The wipe `erase` asks for is recorded (erase_mode, the event) and not carried out:
@@ -233,23 +294,29 @@ async def release(work: Work, rpc_server: Any, system_id: str, actor: User, eras
         return await machines.show_machine(conn, system_id)
 
 
-async def release_many(work: Work, rpc_server: Any, system_ids: list[str], actor: User,
-                       comment: str = "") -> list[str]:
+async def release_many(work: Work, rpc_server: Any, system_ids: list[str], actor: User, comment: str = "") -> list[str]:
     """`machines release`: all or none; MAAS's 403/409 name the machines in the way."""
     async with work.tx() as conn:
         found = await machines.list_machines(conn, system_ids)
         missing = sorted(set(system_ids) - {m["system_id"] for m in found})
         if missing:
             raise Invalid.field("machines", f"Unknown machine(s): {', '.join(missing)}.")
-        denied = [m["system_id"] for m in found
-                  if not machine_permissions.allowed(machine_permissions.EDIT, actor, m["owner_id"], m["locked"])]
+        denied = [
+            m["system_id"]
+            for m in found
+            if not machine_permissions.allowed(machine_permissions.EDIT, actor, m["owner_id"], m["locked"])
+        ]
         if denied:
-            raise PermissionDenied("You don't have the required permission to release the following machine(s): "
-                                   f"{', '.join(denied)}.")
+            raise PermissionDenied(
+                f"You don't have the required permission to release the following machine(s): {', '.join(denied)}."
+            )
         stuck = [m for m in found if m["status"] not in RELEASABLE | RELEASE_NOOP]
         if stuck:
-            raise Conflict("Machine(s) cannot be released in their current state: " + ", ".join(
-                f"{m['system_id']} ('{LABELS.get(m['status'])}')" for m in stuck) + ".")
+            raise Conflict(
+                "Machine(s) cannot be released in their current state: "
+                + ", ".join(f"{m['system_id']} ('{LABELS.get(m['status'])}')" for m in stuck)
+                + "."
+            )
         started = []
         for m in found:
             locked = await machines.get_machine(conn, m["system_id"], lock=True)
@@ -262,10 +329,11 @@ async def release_many(work: Work, rpc_server: Any, system_ids: list[str], actor
 
 # -- abort, broken, fixed ----------------------------------------------------------------------------
 
-ABORT_EVENTS = {Status.DEPLOYING: ("REQUEST_NODE_ABORT_DEPLOYMENT", "abort deploying", "ABORTED_DEPLOYMENT"),
-                Status.COMMISSIONING: ("REQUEST_NODE_ABORT_COMMISSIONING", "abort commissioning",
-                                       "ABORTED_COMMISSIONING"),
-                Status.DISK_ERASING: ("REQUEST_NODE_ABORT_ERASE_DISK", "abort disk erasing", "ABORTED_DISK_ERASING")}
+ABORT_EVENTS = {
+    Status.DEPLOYING: ("REQUEST_NODE_ABORT_DEPLOYMENT", "abort deploying", "ABORTED_DEPLOYMENT"),
+    Status.COMMISSIONING: ("REQUEST_NODE_ABORT_COMMISSIONING", "abort commissioning", "ABORTED_COMMISSIONING"),
+    Status.DISK_ERASING: ("REQUEST_NODE_ABORT_ERASE_DISK", "abort disk erasing", "ABORTED_DISK_ERASING"),
+}
 
 
 async def abort(work: Work, rpc_server: Any, system_id: str, actor: User, comment: str = "") -> machines.Machines:
@@ -274,15 +342,17 @@ async def abort(work: Work, rpc_server: Any, system_id: str, actor: User, commen
         machine = await _machine(conn, system_id, actor, "abort")
         target = ABORTED_TO.get(machine["status"])
         if target is None:
-            raise Conflict(f"Cannot abort in current state: node {system_id} is in state "
-                           f"{LABELS.get(machine['status'])}.")
+            raise Conflict(
+                f"Cannot abort in current state: node {system_id} is in state {LABELS.get(machine['status'])}."
+            )
         request, action, done = ABORT_EVENTS[machine["status"]]
         await events.record(conn, machine, request, comment, action=action, username=actor.username)
         await set_status(conn, machine, target, status_event=done, status_expires=None, netboot=True)
         if machine["status"] == Status.DEPLOYING:
             await conn.execute(delete(node_tokens).where(node_tokens.c.node_id == machine["id"]))
-            await script_results.end_set(conn, await script_results.current_set_id(
-                conn, machine["id"], script_results.INSTALLATION))
+            await script_results.end_set(
+                conn, await script_results.current_set_id(conn, machine["id"], script_results.INSTALLATION)
+            )
     if machine["bmc_id"] is not None:
         await power.run(work, rpc_server, system_id, "off")
     async with work.tx() as conn:
@@ -291,10 +361,18 @@ async def abort(work: Work, rpc_server: Any, system_id: str, actor: User, commen
 
 async def mark_broken(conn: AsyncConnection, system_id: str, actor: User, comment: str) -> machines.Machines:
     machine = await _machine(conn, system_id, actor, "mark_broken")
-    await events.record(conn, machine, "REQUEST_NODE_MARK_BROKEN", comment, action="mark broken",
-                        username=actor.username)
-    await set_status(conn, machine, Status.BROKEN, comment, previous_status=machine["status"],
-                     error_description=comment, status_expires=None)
+    await events.record(
+        conn, machine, "REQUEST_NODE_MARK_BROKEN", comment, action="mark broken", username=actor.username
+    )
+    await set_status(
+        conn,
+        machine,
+        Status.BROKEN,
+        comment,
+        previous_status=machine["status"],
+        error_description=comment,
+        status_expires=None,
+    )
     return await machines.show_machine(conn, system_id)
 
 
@@ -303,10 +381,8 @@ async def mark_fixed(conn: AsyncConnection, system_id: str, actor: User, comment
     if machine["status"] != Status.BROKEN:
         raise Conflict("Can't mark a non-broken node as 'Ready'.")
     back = Status.DEPLOYED if machine["previous_status"] == Status.DEPLOYED else Status.READY
-    extra: dict[str, Any] = {} if back == Status.DEPLOYED else {"osystem": "", "distro_series": "",
-                                                                  "hwe_kernel": None}
-    await events.record(conn, machine, "REQUEST_NODE_MARK_FIXED", comment, action="mark fixed",
-                        username=actor.username)
+    extra: dict[str, Any] = {} if back == Status.DEPLOYED else {"osystem": "", "distro_series": "", "hwe_kernel": None}
+    await events.record(conn, machine, "REQUEST_NODE_MARK_FIXED", comment, action="mark fixed", username=actor.username)
     await set_status(conn, machine, back, previous_status=None, error_description="", **extra)
     return await machines.show_machine(conn, system_id)
 
@@ -355,8 +431,9 @@ def merged_owner_data(current: dict[str, str], given: dict[str, str]) -> dict[st
     return out
 
 
-async def set_owner_data(conn: AsyncConnection, system_id: str, actor: User,
-                         given: dict[str, str]) -> machines.Machines:
+async def set_owner_data(
+    conn: AsyncConnection, system_id: str, actor: User, given: dict[str, str]
+) -> machines.Machines:
     machine = await _machine(conn, system_id, actor, "set_owner_data")
     data = merged_owner_data(dict(machine["owner_data"] or {}), given)
     await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(owner_data=data, updated=func.now()))
@@ -369,10 +446,13 @@ async def set_owner_data(conn: AsyncConnection, system_id: str, actor: User,
 async def expire(conn: AsyncConnection) -> list[str]:
     """Machines past their deadline in a timed status: its failed status, with MAAS's words."""
     timed = (Status.DEPLOYING, Status.RELEASING)
-    found = (await conn.execute(
-        select(nodes.c.system_id, nodes.c.status, nodes.c.status_timeout)
-        .where(nodes.c.status.in_(timed), nodes.c.status_expires < func.now())
-        .with_for_update(skip_locked=True))).all()
+    found = (
+        await conn.execute(
+            select(nodes.c.system_id, nodes.c.status, nodes.c.status_timeout)
+            .where(nodes.c.status.in_(timed), nodes.c.status_expires < func.now())
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
     failed = []
     for row in found:
         allowed = timedelta(seconds=row.status_timeout or 0)

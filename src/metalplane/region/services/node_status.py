@@ -42,55 +42,86 @@ class Status(IntEnum):
 
 S = Status
 LABELS: dict[int, str] = {
-    S.NEW: "New", S.COMMISSIONING: "Commissioning", S.FAILED_COMMISSIONING: "Failed commissioning",
-    S.MISSING: "Missing", S.READY: "Ready", S.RESERVED: "Reserved", S.DEPLOYED: "Deployed", S.RETIRED: "Retired",
-    S.BROKEN: "Broken", S.DEPLOYING: "Deploying", S.ALLOCATED: "Allocated", S.FAILED_DEPLOYMENT: "Failed deployment",
-    S.RELEASING: "Releasing", S.FAILED_RELEASING: "Releasing failed", S.DISK_ERASING: "Disk erasing",
-    S.FAILED_DISK_ERASING: "Failed disk erasing", S.RESCUE_MODE: "Rescue mode",
-    S.ENTERING_RESCUE_MODE: "Entering rescue mode", S.FAILED_ENTERING_RESCUE_MODE: "Failed to enter rescue mode",
-    S.EXITING_RESCUE_MODE: "Exiting rescue mode", S.FAILED_EXITING_RESCUE_MODE: "Failed to exit rescue mode",
-    S.TESTING: "Testing", S.FAILED_TESTING: "Failed testing",
+    S.NEW: "New",
+    S.COMMISSIONING: "Commissioning",
+    S.FAILED_COMMISSIONING: "Failed commissioning",
+    S.MISSING: "Missing",
+    S.READY: "Ready",
+    S.RESERVED: "Reserved",
+    S.DEPLOYED: "Deployed",
+    S.RETIRED: "Retired",
+    S.BROKEN: "Broken",
+    S.DEPLOYING: "Deploying",
+    S.ALLOCATED: "Allocated",
+    S.FAILED_DEPLOYMENT: "Failed deployment",
+    S.RELEASING: "Releasing",
+    S.FAILED_RELEASING: "Releasing failed",
+    S.DISK_ERASING: "Disk erasing",
+    S.FAILED_DISK_ERASING: "Failed disk erasing",
+    S.RESCUE_MODE: "Rescue mode",
+    S.ENTERING_RESCUE_MODE: "Entering rescue mode",
+    S.FAILED_ENTERING_RESCUE_MODE: "Failed to enter rescue mode",
+    S.EXITING_RESCUE_MODE: "Exiting rescue mode",
+    S.FAILED_EXITING_RESCUE_MODE: "Failed to exit rescue mode",
+    S.TESTING: "Testing",
+    S.FAILED_TESTING: "Failed testing",
 }
 
 # NODE_TRANSITIONS: status -> the statuses it may change to.
-TRANSITIONS: dict[int, frozenset[int]] = {k: frozenset(v) for k, v in {
-    S.NEW: (1, 3, 4, 7, 8, 17, 21),
-    S.COMMISSIONING: (0, 2, 3, 4, 7, 8, 21),
-    S.FAILED_COMMISSIONING: (1, 3, 7, 8, 17, 21),
-    S.MISSING: (0, 1, 4, 8, 10, 17, 21),
-    S.READY: (1, 3, 5, 7, 8, 10, 17, 21),
-    S.RESERVED: (3, 4, 7, 8, 10, 12, 14, 17, 21),
-    S.DEPLOYED: (3, 4, 8, 10, 12, 14, 17, 21),
-    S.RETIRED: (0, 3, 4, 8, 17, 21),
-    S.BROKEN: (1, 4, 6, 12, 14, 17, 21),
-    S.DEPLOYING: (3, 4, 6, 8, 10, 11, 12, 14),
-    S.ALLOCATED: (3, 4, 7, 8, 9, 12, 14, 17, 21),
-    S.FAILED_DEPLOYMENT: (3, 4, 8, 10, 12, 14, 17, 21),
-    S.RELEASING: (0, 3, 4, 5, 6, 8, 10, 11, 13, 15),
-    S.FAILED_RELEASING: (4, 8, 12, 14, 21),
-    S.DISK_ERASING: (4, 8, 12, 14, 15),
-    S.FAILED_DISK_ERASING: (4, 8, 10, 12, 14, 17, 21),
-    S.RESCUE_MODE: (8, 19, 21),
-    S.ENTERING_RESCUE_MODE: (4, 6, 8, 16, 18, 19),
-    S.FAILED_ENTERING_RESCUE_MODE: (8, 17, 19, 21),
-    S.EXITING_RESCUE_MODE: (0, 2, 3, 4, 5, 6, 7, 8, 10, 11, 13, 15, 16, 18, 20, 22),
-    S.FAILED_EXITING_RESCUE_MODE: (8, 19, 21),
-    S.TESTING: (0, 1, 3, 4, 5, 6, 7, 8, 10, 11, 13, 15, 18, 20, 22),
-    S.FAILED_TESTING: (1, 3, 4, 6, 8, 17, 21),
-}.items()}
+TRANSITIONS: dict[int, frozenset[int]] = {
+    k: frozenset(v)
+    for k, v in {
+        S.NEW: (1, 3, 4, 7, 8, 17, 21),
+        S.COMMISSIONING: (0, 2, 3, 4, 7, 8, 21),
+        S.FAILED_COMMISSIONING: (1, 3, 7, 8, 17, 21),
+        S.MISSING: (0, 1, 4, 8, 10, 17, 21),
+        S.READY: (1, 3, 5, 7, 8, 10, 17, 21),
+        S.RESERVED: (3, 4, 7, 8, 10, 12, 14, 17, 21),
+        S.DEPLOYED: (3, 4, 8, 10, 12, 14, 17, 21),
+        S.RETIRED: (0, 3, 4, 8, 17, 21),
+        S.BROKEN: (1, 4, 6, 12, 14, 17, 21),
+        S.DEPLOYING: (3, 4, 6, 8, 10, 11, 12, 14),
+        S.ALLOCATED: (3, 4, 7, 8, 9, 12, 14, 17, 21),
+        S.FAILED_DEPLOYMENT: (3, 4, 8, 10, 12, 14, 17, 21),
+        S.RELEASING: (0, 3, 4, 5, 6, 8, 10, 11, 13, 15),
+        S.FAILED_RELEASING: (4, 8, 12, 14, 21),
+        S.DISK_ERASING: (4, 8, 12, 14, 15),
+        S.FAILED_DISK_ERASING: (4, 8, 10, 12, 14, 17, 21),
+        S.RESCUE_MODE: (8, 19, 21),
+        S.ENTERING_RESCUE_MODE: (4, 6, 8, 16, 18, 19),
+        S.FAILED_ENTERING_RESCUE_MODE: (8, 17, 19, 21),
+        S.EXITING_RESCUE_MODE: (0, 2, 3, 4, 5, 6, 7, 8, 10, 11, 13, 15, 16, 18, 20, 22),
+        S.FAILED_EXITING_RESCUE_MODE: (8, 19, 21),
+        S.TESTING: (0, 1, 3, 4, 5, 6, 7, 8, 10, 11, 13, 15, 18, 20, 22),
+        S.FAILED_TESTING: (1, 3, 4, 6, 8, 17, 21),
+    }.items()
+}
 
 # A machine in one of these has been released to nobody yet: `release` applies.
-RELEASABLE = frozenset({S.ALLOCATED, S.RESERVED, S.BROKEN, S.DEPLOYING, S.DEPLOYED, S.FAILED_DEPLOYMENT,
-                        S.FAILED_DISK_ERASING, S.FAILED_RELEASING})
+RELEASABLE = frozenset(
+    {
+        S.ALLOCATED,
+        S.RESERVED,
+        S.BROKEN,
+        S.DEPLOYING,
+        S.DEPLOYED,
+        S.FAILED_DEPLOYMENT,
+        S.FAILED_DISK_ERASING,
+        S.FAILED_RELEASING,
+    }
+)
 # `release` of a machine already on its way back (or back) does nothing.
 RELEASE_NOOP = frozenset({S.RELEASING, S.READY})
 # MAAS's abort: what each abortable status becomes.
-ABORTED_TO: dict[int, int] = {S.DISK_ERASING: S.FAILED_DISK_ERASING, S.COMMISSIONING: S.NEW,
-                              S.DEPLOYING: S.ALLOCATED}
+ABORTED_TO: dict[int, int] = {S.DISK_ERASING: S.FAILED_DISK_ERASING, S.COMMISSIONING: S.NEW, S.DEPLOYING: S.ALLOCATED}
 FAILED_STATUS_OF: dict[int, int] = {
-    S.COMMISSIONING: S.FAILED_COMMISSIONING, S.DEPLOYING: S.FAILED_DEPLOYMENT, S.RELEASING: S.FAILED_RELEASING,
-    S.DISK_ERASING: S.FAILED_DISK_ERASING, S.ENTERING_RESCUE_MODE: S.FAILED_ENTERING_RESCUE_MODE,
-    S.EXITING_RESCUE_MODE: S.FAILED_EXITING_RESCUE_MODE, S.TESTING: S.FAILED_TESTING,
+    S.COMMISSIONING: S.FAILED_COMMISSIONING,
+    S.DEPLOYING: S.FAILED_DEPLOYMENT,
+    S.RELEASING: S.FAILED_RELEASING,
+    S.DISK_ERASING: S.FAILED_DISK_ERASING,
+    S.ENTERING_RESCUE_MODE: S.FAILED_ENTERING_RESCUE_MODE,
+    S.EXITING_RESCUE_MODE: S.FAILED_EXITING_RESCUE_MODE,
+    S.TESTING: S.FAILED_TESTING,
 }
 # The statuses a region timer watches, and for how long: node_timeout minutes unless
 # MAAS hard-codes it (Releasing and Exiting rescue mode: 5 minutes). Commissioning has

@@ -48,8 +48,9 @@ async def allocate(ctx: Ctx) -> dict:
     given = {name: ctx.params.get_list(name) for name in ctx.params.names() if name != "op"}
     dry_run = bool(ctx.params.bool("dry_run", False))
     async with ctx.tx() as conn:
-        allocated = await allocation.allocate(conn, ctx.me, given, ctx.params.str("agent_name") or "",
-                                              _comment(ctx), dry_run)
+        allocated = await allocation.allocate(
+            conn, ctx.me, given, ctx.params.str("agent_name") or "", _comment(ctx), dry_run
+        )
     return {**_one(allocated.view), "constraints_by_type": allocated.constraints_by_type}
 
 
@@ -68,12 +69,15 @@ async def release_machines(ctx: Ctx) -> list:
     return await lifecycle.release_many(ctx.work, ctx.rpc, ctx.params.get_list("machines"), ctx.me, _comment(ctx))
 
 
-release_machines.__doc__ = """Release several machines: all of them or none (403/409 name the ones
+release_machines.__doc__ = (
+    """Release several machines: all of them or none (403/409 name the ones
 in the way). Answers the system_ids released (Ready ones are skipped).
 
 :param machines: A system_id to release (repeatable).
 :type machines: unicode
-""" + COMMENT_DOC
+"""
+    + COMMENT_DOC
+)
 machines_h.action("POST", "release")(release_machines)
 
 
@@ -107,7 +111,8 @@ async def deploy(ctx: Ctx) -> dict:
         distro_series=(p.str("distro_series") or "").strip() or None,
         user_data=lifecycle.decode_user_data(raw_user_data) if raw_user_data else None,
         hwe_kernel=(p.str("hwe_kernel") or "").strip() or None,
-        comment=_comment(ctx), agent_name=p.str("agent_name") or "",
+        comment=_comment(ctx),
+        agent_name=p.str("agent_name") or "",
         timeout=p.int("timeout", min_value=10, max_value=7 * 86400),
     )
     for name in ("install_kvm", "register_vmhost", "ephemeral_deploy", "enable_hw_sync"):
@@ -130,8 +135,18 @@ async def release(ctx: Ctx) -> dict:
     :type comment: unicode
     """
     p = ctx.params
-    return _one(await lifecycle.release(ctx.work, ctx.rpc, ctx.path["system_id"], ctx.me, p.bool("erase"),
-                                        p.bool("quick_erase"), p.bool("secure_erase"), _comment(ctx)))
+    return _one(
+        await lifecycle.release(
+            ctx.work,
+            ctx.rpc,
+            ctx.path["system_id"],
+            ctx.me,
+            p.bool("erase"),
+            p.bool("quick_erase"),
+            p.bool("secure_erase"),
+            _comment(ctx),
+        )
+    )
 
 
 @machine_h.action("POST", "abort")
@@ -171,14 +186,22 @@ mark_fixed.__doc__ = (mark_fixed.__doc__ or "") + "\n\n" + COMMENT_DOC
 
 @machine_h.action("POST", "lock")
 async def lock(ctx: Ctx) -> dict:
-    """Lock a Deployed or Deploying machine: no changes until it is unlocked."""
+    """Lock a Deployed or Deploying machine: no changes until it is unlocked.
+
+    :param comment: Optional comment for the event log.
+    :type comment: unicode
+    """
     async with ctx.tx() as conn:
         return _one(await lifecycle.lock(conn, ctx.path["system_id"], ctx.me, _comment(ctx)))
 
 
 @machine_h.action("POST", "unlock")
 async def unlock(ctx: Ctx) -> dict:
-    """Unlock a machine."""
+    """Unlock a machine.
+
+    :param comment: Optional comment for the event log.
+    :type comment: unicode
+    """
     async with ctx.tx() as conn:
         return _one(await lifecycle.unlock(conn, ctx.path["system_id"], ctx.me, _comment(ctx)))
 
@@ -191,6 +214,9 @@ async def set_owner_data(ctx: Ctx) -> dict:
 
 set_owner_data.__doc__ = """Set key=value pairs of the machine's owner data (workload
 annotations); an empty value deletes the key.
+
+:param key: Any key, with its value (give as many as needed); an empty value deletes the key.
+:type key: unicode
 """
 machine_h.action("POST", "set_owner_data")(set_owner_data)
 machine_h.action("POST", "set_workload_annotations")(set_owner_data)
