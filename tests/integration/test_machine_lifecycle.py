@@ -14,6 +14,7 @@ import secrets
 import shutil
 import tarfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -34,6 +35,25 @@ USER_DATA = b"#!/bin/sh\necho hello > /var/tmp/user-data-ran\n"
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEn5yPHtj0TGVRk6hn3A0ZIq9vBUCPQ8eiIl9Xn8R3nT lifecycle@test"
 
 
+def import_test_images(region: RunningRegion, mirror: Path) -> None:
+    """A deployable image (debian/bookworm root-tgz) and the ephemeral image the installer
+    boots (a fake kernel and initrd: nothing boots them here), imported into `region`."""
+    mirror.mkdir(parents=True, exist_ok=True)
+    tarball = mirror.parent / f"{mirror.name}-root-tgz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        info = tarfile.TarInfo("etc/hostname")
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"test\n"))
+    publish_image(mirror, os_name="debian", release="bookworm", arch="amd64", subarch="generic",
+                  version="20261206.1", files={"root-tgz": tarball})
+    kernel, initrd = mirror.parent / f"{mirror.name}-kernel", mirror.parent / f"{mirror.name}-initrd"
+    kernel.write_bytes(b"k" * 5000)
+    initrd.write_bytes(b"i" * 7000)
+    publish_image(mirror, os_name="ephemeral", release="lifecycle", arch="amd64", subarch="generic",
+                  version="20261206.1", files={"boot-kernel": kernel, "boot-initrd": initrd})
+    assert region.import_mirror(mirror)["state"] == "done"
+
+
 @pytest.fixture(scope="module")
 def life_region(databases) -> Iterator[RunningRegion]:
     """A region of its own with a deployable image (debian/bookworm root-tgz), the ephemeral
@@ -45,34 +65,7 @@ def life_region(databases) -> Iterator[RunningRegion]:
     process = RegionProcess(config, root / "region")
     process.start_and_wait()
     region = RunningRegion(process, key)
-    mirror = root / "mirror"
-    tarball = root / "root-tgz"
-    with tarfile.open(tarball, "w:gz") as tar:
-        info = tarfile.TarInfo("etc/hostname")
-        info.size = 5
-        tar.addfile(info, io.BytesIO(b"test\n"))
-    publish_image(
-        mirror,
-        os_name="debian",
-        release="bookworm",
-        arch="amd64",
-        subarch="generic",
-        version="20261206.1",
-        files={"root-tgz": tarball},
-    )
-    kernel, initrd = root / "kernel", root / "initrd"
-    kernel.write_bytes(b"k" * 5000)
-    initrd.write_bytes(b"i" * 7000)
-    publish_image(
-        mirror,
-        os_name="ephemeral",
-        release="lifecycle",
-        arch="amd64",
-        subarch="generic",
-        version="20261206.1",
-        files={"boot-kernel": kernel, "boot-initrd": initrd},
-    )
-    assert region.import_mirror(mirror)["state"] == "done"
+    import_test_images(region, root / "mirror")
 
     async def add_rack(conn):
         await rack_services.register_rack(
