@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from metalplane.region.services import boot_resources, commissioning, machines
+from metalplane.region.services import boot_resources, commissioning, lifecycle, machines
 from metalplane.region.services.node_status import Status
 
 ENLIST, COMMISSION, DEPLOY, LOCAL = "enlist", "commission", "deploy", "local"
@@ -55,6 +55,8 @@ async def boot_config(conn: AsyncConnection, mac: str, architecture: str, metada
     if image is None:
         return {"purpose": LOCAL, "problem": "no ephemeral image is imported; see `metalplane images build-ephemeral`"}
     token = await commissioning.token_for(conn, machine["id"]) if purpose in (COMMISSION, DEPLOY) else None
+    if purpose == DEPLOY:
+        await lifecycle.renew_deadline(conn, machine["id"])  # it PXE-booted: alive
     return {
         "purpose": purpose,
         "kernel": image["files"]["boot-kernel"]["sha256"],

@@ -179,6 +179,7 @@ async def record_step(conn: AsyncConnection, machine: Row, body: Row) -> None:
     require_deploying(machine)
     type_name, description = step_event(body)
     await events.record(conn, machine, type_name, description)
+    await lifecycle.renew_deadline(conn, machine["id"])
 
 
 async def store_installation(

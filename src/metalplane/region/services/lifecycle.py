@@ -443,6 +443,16 @@ async def set_owner_data(
 # -- timeouts ----------------------------------------------------------------------------------------
 
 
+async def renew_deadline(conn: AsyncConnection, node_id: int) -> None:
+    """Sign of life from a machine in a timed status (a PXE boot, an installer report): its
+    deadline starts again, as MAAS renews status_expires."""
+    await conn.execute(
+        update(nodes)
+        .where(nodes.c.id == node_id, nodes.c.status_timeout.is_not(None), nodes.c.status_expires.is_not(None))
+        .values(status_expires=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, nodes.c.status_timeout))
+    )
+
+
 async def expire(conn: AsyncConnection) -> list[str]:
     """Machines past their deadline in a timed status: its failed status, with MAAS's words."""
     timed = (Status.DEPLOYING, Status.RELEASING)
