@@ -2,7 +2,7 @@
 installer's metadata endpoints to Deployed and to Failed deployment), release, abort,
 mark_broken/mark_fixed, lock/unlock, set_owner_data, the bulk ops, timeouts and each 409.
 
-Machines have manual power (no BMC: nothing to call); MACs are 52:54:02:xx:xx:xx.
+Machines have manual power (no BMC: nothing to call); test_machine_lifecycle_power.py has a BMC.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from metalplane.region.db.tables import node_tokens, nodes
 from metalplane.region.services import boot, controllers
 from metalplane.region.services import racks as rack_services
 from tests.conftest import RunningRegion, create_admin, create_user, make_region_config
+from tests.integration import test_api_nodes
 from tests.integration.test_api_nodes import FACTS, commission_with
 from tests.support.databases import world_traversable_tempdir
 from tests.support.processes import RegionProcess, wait_until
@@ -90,31 +91,7 @@ def api(life_region):
         yield client
 
 
-def mac() -> str:
-    value = secrets.randbits(24)
-    return f"52:54:02:{value >> 16 & 255:02x}:{value >> 8 & 255:02x}:{value & 255:02x}"
-
-
-@pytest.fixture
-def machine(api):
-    made: list[str] = []
-
-    def make(**fields) -> dict:
-        fields = {
-            "architecture": "amd64/generic",
-            "mac_addresses": mac(),
-            "commission": "false",
-            "hostname": f"life-{secrets.token_hex(4)}",
-            **fields,
-        }
-        response = api.post("machines/", **fields)
-        assert response.status_code == 200, response.text
-        made.append(response.json()["system_id"])
-        return response.json()
-
-    yield make
-    for system_id in made:
-        api.delete(f"machines/{system_id}/")
+machine = test_api_nodes.machine  # the same fixture, on this module's region (its `api`)
 
 
 @pytest.fixture

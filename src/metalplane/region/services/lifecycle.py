@@ -168,8 +168,7 @@ async def deploy(work: Work, rpc_server: Any, system_id: str, actor: User, optio
         machine = await start_deployment(conn, system_id, actor, options)
     if machine["bmc_id"] is not None:
         try:
-            state = (await power.run(work, rpc_server, system_id, "query"))["state"]
-            await power.run(work, rpc_server, system_id, "cycle" if state == "on" else "on")
+            await power.boot_it(work, rpc_server, system_id)
         except power.PowerFailed as exc:
             async with work.tx() as conn:
                 await fail(conn, system_id, Status.DEPLOYING, f"Powering the machine on failed: {exc.detail}")
