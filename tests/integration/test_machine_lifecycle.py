@@ -38,8 +38,8 @@ SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEn5yPHtj0TGVRk6hn3A0ZIq9vBUCPQ8e
 
 
 def import_test_images(region: RunningRegion, mirror: Path) -> None:
-    """A deployable image (debian/bookworm root-tgz) and the ephemeral image the installer
-    boots (a fake kernel and initrd: nothing boots them here), imported into `region`."""
+    """A deployable image (debian/bookworm root-tgz, made the default) and the ephemeral image
+    the installer boots (a fake kernel and initrd: nothing boots them here), imported into `region`."""
     mirror.mkdir(parents=True, exist_ok=True)
     tarball = mirror.parent / f"{mirror.name}-root-tgz"
     with tarfile.open(tarball, "w:gz") as tar:
@@ -54,6 +54,10 @@ def import_test_images(region: RunningRegion, mirror: Path) -> None:
     publish_image(mirror, os_name="ephemeral", release="lifecycle", arch="amd64", subarch="generic",
                   version="20261206.1", files={"boot-kernel": kernel, "boot-initrd": initrd})
     assert region.import_mirror(mirror)["state"] == "done"
+    with region.api() as api:  # what `deploy` installs when not told (MAAS's defaults are Ubuntu's)
+        for name, value in (("default_osystem", "debian"), ("default_distro_series", "bookworm")):
+            answer = api.post("maas/", op="set_config", name=name, value=value)
+            assert answer.status_code == 200, answer.text
 
 
 @pytest.fixture(scope="module")

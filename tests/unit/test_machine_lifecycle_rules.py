@@ -167,3 +167,12 @@ def test_boot_purpose_of_each_status():
     assert boot.purpose_for(Status.DEPLOYED, netboot=False) == "local"
     assert "mp_after=reboot" in boot.kernel_params("deploy", "http://r/", "T", "52:54:00:00:00:01")
     assert "mp_after=poweroff" in boot.kernel_params("commission", "http://r/", "T", "52:54:00:00:00:01")
+
+
+def test_the_release_to_deploy_comes_from_the_request_the_images_or_the_defaults():
+    images = {"debian/bookworm": {}, "ubuntu/noble": {}}
+    assert lifecycle.release_to_deploy(images, None, None, "ubuntu", "noble") == ("ubuntu", "noble")
+    assert lifecycle.release_to_deploy(images, None, "bookworm", "ubuntu", "noble") == ("debian", "bookworm")
+    assert lifecycle.release_to_deploy(images, None, "debian/trixie", "ubuntu", "noble") == ("debian", "trixie")
+    assert lifecycle.release_to_deploy(images, "centos", "bookworm", "ubuntu", "noble") == ("centos", "bookworm")
+    assert lifecycle.release_to_deploy(images, None, "jammy", "ubuntu", "noble") == ("ubuntu", "jammy")

@@ -100,6 +100,21 @@ def choose_image(manifest: dict[str, Any], architecture: str, osystem: str, seri
     return image
 
 
+def release_to_deploy(
+    images: dict[str, Row], osystem: str | None, series: str | None, default_os: str, default_series: str
+) -> tuple[str, str]:
+    """(OS, series) of a deploy: as given ("os/series" in distro_series too), else the
+    defaults; a series given alone takes the OS of the one imported image that has it."""
+    if series and "/" in series:
+        os_part, _, series = series.partition("/")
+        return os_part, series
+    if series and not osystem:
+        owners = {name.split("/")[0] for name in images if name.split("/", 1)[-1] == series}
+        if len(owners) == 1:
+            return owners.pop(), series
+    return osystem or default_os, series or default_series
+
+
 async def _machine(conn: AsyncConnection, system_id: str, actor: User, action: str) -> Row:
     machine = await machines.get_machine(conn, system_id, lock=True, viewer=actor)
     machine_permissions.require(actor, action, machine)
@@ -132,11 +147,15 @@ async def start_deployment(conn: AsyncConnection, system_id: str, actor: User, o
         machine = await allocation.take(conn, machine, actor, options.agent_name, options.comment)
     if machine["status"] != Status.ALLOCATED:
         raise Conflict(f"Can't deploy a machine that is in the '{LABELS.get(machine['status'])}' state")
-    osystem = options.osystem or await settings.get_setting(conn, "default_osystem")
-    series = options.distro_series or await settings.get_setting(conn, "default_distro_series")
-    if "/" in series:  # MAAS accepts "os/series" in distro_series
-        osystem, _, series = series.partition("/")
-    choose_image(await boot_resources.manifest(conn), machine["architecture"], osystem, series)
+    manifest = await boot_resources.manifest(conn)
+    osystem, series = release_to_deploy(
+        deployable_images(manifest, machine["architecture"]),
+        options.osystem,
+        options.distro_series,
+        await settings.get_setting(conn, "default_osystem"),
+        await settings.get_setting(conn, "default_distro_series"),
+    )
+    choose_image(manifest, machine["architecture"], osystem, series)
     seconds = options.timeout or 60 * await settings.get_setting(conn, "node_timeout")
     await conn.execute(delete(node_user_data).where(node_user_data.c.node_id == machine["id"]))
     if options.user_data:
