@@ -243,7 +243,7 @@ def machine(m: Row, macs: list[Row], bmc: Row | None) -> Row:
         "node_type_name": NodeType(m["node_type"]).label,
         "osystem": "",
         "distro_series": "",
-        "owner": None,
+        "owner": m.get("owner_name"),
         "tag_names": [],
         "bmc": bmc,
         "resource_uri": uri(f"machines/{m['system_id']}/"),

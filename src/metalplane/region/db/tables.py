@@ -106,6 +106,8 @@ nodes = Table(
     Column("instance_power_parameters", JSONB, nullable=False, server_default="{}"),
     Column("power_state", Text, nullable=False, server_default="unknown"),
     Column("power_state_updated", DateTime(timezone=True), nullable=True),
+    # The user a machine belongs to (MAAS's owner): power actions are theirs or an admin's.
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="SET NULL"), nullable=True, index=True),
     *_timestamps(),
 )
 
@@ -325,6 +327,20 @@ node_tokens = Table(
     metadata,
     Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
     Column("token", Text, nullable=False, unique=True),
+    *_timestamps(),
+)
+
+# The one-use credential a commissioning machine's boot config carries instead of
+# its token (services/enrolment.py): bound to the address that fetched the config,
+# exchanged once, from that address, for the token.
+node_enrolments = Table(
+    "node_enrolments",
+    metadata,
+    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
+    Column("secret", Text, nullable=False, unique=True),
+    Column("address", INET, nullable=True),  # null: bound by the first exchange (a rack that sent none)
+    Column("expires", DateTime(timezone=True), nullable=False),
+    Column("used", DateTime(timezone=True), nullable=True),
     *_timestamps(),
 )
 

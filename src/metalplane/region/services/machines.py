@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.rpc import power_schema as schema
-from metalplane.region.db.tables import bmcs, interfaces, nodes, zones
+from metalplane.region.db.tables import bmcs, interfaces, nodes, users, zones
 from metalplane.region.db.transaction import settle
 from metalplane.region.errors import Invalid, NotFound
 from metalplane.region.services import bmcs as bmcs_service
@@ -101,9 +101,11 @@ def _machine_select():
     return (
         select(nodes, zones.c.name.label("zone_name"), zones.c.description.label("zone_description"),
                zones.c.id.label("zone_ref"), bmcs.c.power_type, bmcs.c.power_parameters.label("bmc_parameters"),
-               bmcs.c.owner_rack_id, bmcs.c.failing.label("bmc_failing"), bmcs.c.last_error.label("bmc_error"))
+               bmcs.c.owner_rack_id, bmcs.c.failing.label("bmc_failing"), bmcs.c.last_error.label("bmc_error"),
+               users.c.username.label("owner_name"))
         .join(zones, zones.c.id == nodes.c.zone_id)
         .outerjoin(bmcs, bmcs.c.id == nodes.c.bmc_id)
+        .outerjoin(users, users.c.id == nodes.c.owner_id)
         .where(nodes.c.node_type == NodeType.MACHINE)
     )
 
@@ -182,7 +184,7 @@ async def all_power_parameters(conn: AsyncConnection, system_ids: list[str]) -> 
 
 async def insert_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
     """A new machine (validated) and its interfaces; its consequences are queued."""
-    macs = [normalise_mac(m) for m in fields.get("mac_addresses", []) if m.strip()]
+    macs = list(dict.fromkeys(normalise_mac(m) for m in fields.get("mac_addresses", []) if m.strip()))
     bad = [m for m in macs if not MAC.match(m)]
     if bad:
         raise Invalid.field("mac_addresses", f"'{bad[0]}' is not a valid MAC address.")
@@ -191,10 +193,10 @@ async def insert_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
         raise Invalid.field("hostname", "Nodes must have a valid hostname (letters, digits and hyphens).")
     if hostname and (await conn.execute(select(nodes.c.id).where(nodes.c.hostname == hostname))).first():
         raise Invalid.field("hostname", f"Node with hostname '{hostname}' already exists.")
-    for mac in macs:
-        if (await conn.execute(select(interfaces.c.id).where(interfaces.c.mac == mac))).first():
-            raise Invalid.field("mac_addresses", f"One or more MAC addresses is invalid. "
-                                                          f"('{mac}' is already in use.)")
+    in_use = (await conn.execute(select(interfaces.c.mac).where(interfaces.c.mac.in_(macs)).limit(1))).first()
+    if in_use is not None:
+        raise Invalid.field("mac_addresses", f"One or more MAC addresses is invalid. "
+                                             f"('{in_use.mac}' is already in use.)")
     power_type, params = parse_power_input(fields.get("power_type"), fields.get("power_parameters"),
                                            fields.get("power_flat", {}))
     params = check_power(power_type, params)

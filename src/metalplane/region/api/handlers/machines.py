@@ -137,7 +137,7 @@ async def power_on(ctx: Ctx) -> dict:
     :param comment: Optional comment for the event log.
     :type comment: unicode
     """
-    return render.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "on"))[0]
+    return render.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "on", ctx.user))[0]
 
 
 @machine_h.action("POST", "power_off")
@@ -151,7 +151,7 @@ async def power_off(ctx: Ctx) -> dict:
     """
     if (ctx.params.str("stop_mode") or "hard") not in ("hard", "soft"):
         raise Refused("stop_mode must be 'hard' or 'soft'.")
-    return render.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "off"))[0]
+    return render.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "off", ctx.user))[0]
 
 
 @machine_h.action("POST", "power_cycle")
@@ -161,14 +161,13 @@ async def power_cycle(ctx: Ctx) -> dict:
     :param comment: Optional comment for the event log.
     :type comment: unicode
     """
-    return render.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "cycle"))[0]
+    return render.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "cycle", ctx.user))[0]
 
 
 @machine_h.action("GET", "query_power_state")
 async def query_power_state(ctx: Ctx) -> dict:
     """Query the power state of a machine from its BMC."""
-    result = await power.run(ctx.work, ctx.rpc, ctx.path["system_id"], "query")
-    return {"state": result["state"]}
+    return {"state": await power.query_power_state(ctx.work, ctx.rpc, ctx.path["system_id"], ctx.user)}
 
 
 @machine_h.action("POST", "commission")
@@ -182,11 +181,12 @@ async def commission(ctx: Ctx) -> dict:
     :type timeout: integer
     """
     timeout = ctx.params.int("timeout", min_value=10, max_value=7 * 86400)
-    return render.machines(await commissioning.commission(ctx.work, ctx.rpc, ctx.path["system_id"], timeout))[0]
+    return render.machines(await commissioning.commission(ctx.work, ctx.rpc, ctx.path["system_id"], timeout,
+                                                                  ctx.user))[0]
 
 
 @machine_h.action("GET", "commissioning_results")
 async def commissioning_results(ctx: Ctx) -> list:
     """The output and exit status of each commissioning script of the last run."""
     async with ctx.tx() as conn:
-        return await commissioning.results_of(conn, ctx.path["system_id"])
+        return await commissioning.results_of(conn, ctx.path["system_id"], ctx.user)
