@@ -55,7 +55,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     before a byte is read, else while it streams in."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not declared.isascii() or not declared.isdigit():
             raise Refused("Content-Length is not a number.")
         if int(declared) > limit:
             raise BodyTooLarge(limit)

@@ -30,6 +30,7 @@ INT32_MAX = 2**31 - 1
 ARCHITECTURE = re.compile(r"^[a-z0-9_-]{1,32}(/[a-z0-9_.+-]{1,32})?$")
 BOOT_METHOD = re.compile(r"^[a-z0-9_.-]{1,32}$")
 SCRIPT_NAME = re.compile(r"^[A-Za-z0-9._+-]{1,255}$")
+EXIT_STATUS = re.compile(r"^-?[0-9]{1,3}$")  # ASCII digits only (str.isdigit takes other scripts' too)
 HARDWARE_KEYS = ("cpu_model", "disks", "interfaces", "firmware", "kernel", "image", "memory_mib",
                  "memory_physical_mib")
 DEFAULT_ARCHITECTURE = "amd64/generic"
@@ -114,7 +115,7 @@ def exit_status(raw: str | None) -> int | None:
     """The exit status a script result names (absent: unknown)."""
     if raw is None or raw == "":
         return None
-    if not raw.lstrip("-").isdigit() or len(raw) > 4 or not -1 <= int(raw) <= 255:
+    if not EXIT_STATUS.match(raw) or not -1 <= int(raw) <= 255:
         raise Invalid.field("exit_status", "Expected an integer from -1 to 255.")
     return int(raw)
 
