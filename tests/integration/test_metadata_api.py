@@ -6,7 +6,8 @@ handed to the address its boot config was served to, once.
 The rack's side is a real RPC connection (TLS, the secret's proof, Register) asking
 `GetBootConfig` with the requester's address, as the rack's TFTP and HTTP servers do.
 HTTP clients bind 127.0.0.1 (the machine) or 127.0.0.2 (another host on the boot
-network); the region listens on 127.0.0.1 and sees each one's own address.
+network); the region listens on 127.0.0.1 and sees each one's own address. 127.0.0.3
+plays the HAProxy in front of the region (`trusted_proxies`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from tests.conftest import RunningRegion, create_admin, make_region_config
 from tests.support.databases import world_traversable_tempdir
 from tests.support.processes import RegionProcess
 
-MACHINE_IP, OTHER_IP = "127.0.0.1", "127.0.0.2"
+MACHINE_IP, OTHER_IP, PROXY_IP = "127.0.0.1", "127.0.0.2", "127.0.0.3"
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def region(databases):
     ephemeral image so that boot configs are netboot configs."""
     root = world_traversable_tempdir("mp-metadata-")
     dbname = databases.new_database()
-    config = make_region_config(databases, dbname, root / "data")
+    config = make_region_config(databases, dbname, root / "data", trusted_proxies=[PROXY_IP])
     key = create_admin(config)
     process = RegionProcess(config, root / "region")
     process.start_and_wait()
@@ -384,3 +385,33 @@ def test_known_macs_are_looked_up_in_one_statement_however_many(region):
         return refused, len(seen) - refused
 
     assert asyncio.run(statements([new_mac()])) == asyncio.run(statements([new_mac() for _ in range(62)])) == (1, 1)
+
+
+# -- proxies: X-Forwarded-* only from trusted_proxies ---------------------------------------
+
+
+FORGED = {"X-Forwarded-Host": "evil.example:8443", "X-Forwarded-Proto": "https"}
+
+
+@pytest.mark.parametrize(("source", "believed"), [(MACHINE_IP, False), (OTHER_IP, False), (PROXY_IP, True)])
+def test_forwarded_host_and_proto_are_echoed_only_from_trusted_proxies(region, source, believed):
+    with http(source) as client:
+        described = client.get(region.url + "api/2.0/describe/", headers=FORGED)
+    assert described.status_code == 200
+    uris = {h["auth"]["uri"] for h in described.json()["resources"] if h.get("auth")}
+    assert uris
+    if believed:
+        assert all(u.startswith("https://evil.example:8443/MAAS/api/2.0/") for u in uris)
+    else:
+        assert not any("evil.example" in u or u.startswith("https:") for u in uris), uris
+
+
+def test_enrolment_sees_the_client_behind_a_trusted_proxy_only(region):
+    """The machine reaches the region through HAProxy: the address the credential is
+    bound to comes from X-Forwarded-For, and only when HAProxy sent it."""
+    _, mac = commissioning_machine(region)
+    behind = "10.1.2.3"
+    credential = enrol_credential(boot_config(region, mac, behind))
+    claimed = {"Authorization": f"Enrol {credential}", "X-Forwarded-For": behind}
+    assert post(region, "enrol", b"", source=OTHER_IP, headers=claimed).status_code == 403
+    assert post(region, "enrol", b"", source=PROXY_IP, headers=claimed).status_code == 200

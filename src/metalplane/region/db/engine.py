@@ -21,8 +21,9 @@ Every engine hides statement parameters (`hide_parameters=True`): a failed
 statement's error (logged, or shown in a 500's log line) names the SQL but
 never the values, which may be token secrets or password hashes. PostgreSQL
 repeats values in its own DETAIL line too ("Key (token)=(...) already
-exists"), so errors keep only the server's primary message (`_values_hidden`);
-code that needs more reads `exc.orig.diag`.
+exists") and in data errors' messages, so errors keep only the server's primary
+message, without the value (`_values_hidden`); code that needs more reads
+`exc.orig.diag`.
 """
 
 from __future__ import annotations
@@ -102,12 +103,16 @@ def conninfo(config: RegionConfig, application_name: str = "metalplane") -> str:
 
 
 def _values_hidden(context: ExceptionContext) -> None:
-    """Keep PostgreSQL's primary message only: its DETAIL and CONTEXT lines quote row values."""
+    """Keep PostgreSQL's primary message only: its DETAIL and CONTEXT lines quote row
+    values, and so does the primary message of a data exception (class 22: `invalid
+    input syntax for type integer: "<the value>"`)."""
     orig = context.original_exception
     if not isinstance(orig, psycopg.Error) or not orig.args or not isinstance(orig.args[0], str):
         return
     full = orig.args[0]
     primary = full.split("\n", 1)[0]
+    if (orig.sqlstate or "").startswith("22") and ": " in primary:
+        primary = primary.rsplit(": ", 1)[0] + ": (value hidden)"
     if primary == full:
         return
     orig.args = (primary, *orig.args[1:])
