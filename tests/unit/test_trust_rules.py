@@ -35,7 +35,9 @@ def current(address=MACHINE, used=False, expires=NOW + timedelta(minutes=5)) -> 
     (None, OTHER, "none", False, "issue"),
     (current(), OTHER, "none", False, "refuse"),
     (current(), MACHINE, "none", False, "reuse"),
-    (current(expires=NOW), OTHER, "none", False, "issue"),  # an expired one binds nothing
+    (current(expires=NOW), OTHER, "none", False, "issue"),  # one never exchanged binds nothing once expired
+    (current(used=True, expires=NOW), OTHER, "none", False, "refuse"),  # one exchanged binds the whole run
+    (current(used=True, expires=NOW), MACHINE, "none", False, "issue"),
     # A rack that does not say who asked: one unbound credential, bound by its exchange.
     (None, None, "none", False, "issue"),
     (current(address=None), None, "none", False, "reuse"),

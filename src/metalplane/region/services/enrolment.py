@@ -18,8 +18,10 @@ machine's MAC gets the credential: any other host is refused, whenever it asks
 (`LeasePending` while the lease may still be on its way from the rack: the
 caller waits a few seconds for it). Where the region cannot know (external
 DHCP, or a rack that does not say who asked), the first address that asks
-gets it and no other does after it. A machine that boots again from its own
-address gets a fresh credential (the previous one may have been used).
+gets it and no other does after it, until it expires unused. Once the machine
+has exchanged it, the rest of the commissioning run stays bound to the address
+it enrolled from: booting again from there gets a fresh credential, any other
+address nothing (unless it holds the machine's lease).
 
 Compared with MAAS, whose boot config carries the node's OAuth token to anyone
 who asks for the MAC: a host that fetches the config of another machine gets a
@@ -81,10 +83,18 @@ def decide(current: Current | None, requester: Address | None, lease: str, manag
         return Decision("refuse", f"{requester} holds another machine's DHCP lease")
     if lease == "none" and managed:
         return Decision("wait", f"{requester} holds no DHCP lease of this machine's MAC")
-    if current is None or current.expires <= now:
+    if current is None:
         return Decision("issue")
-    if current.address is None or current.address == requester:
-        return Decision("issue" if current.used else "reuse")
+    bound_here = current.address is None or current.address == requester
+    if current.used:
+        # The machine enrolled from current.address: this run stays bound there (it
+        # may boot again from it), whatever the credential's age.
+        return Decision("issue" if bound_here or lease == "this" else "refuse",
+                        f"the machine enrolled from {current.address}; {requester} is another address")
+    if current.expires <= now:
+        return Decision("issue")  # never exchanged: the binding lapses with it
+    if bound_here:
+        return Decision("reuse")
     if lease == "this":
         return Decision("issue")  # the lease proves the new address is the machine's
     return Decision("refuse", f"the enrolment credential was given to {current.address}; "
@@ -121,8 +131,9 @@ async def credential_for(conn: AsyncConnection, machine: dict[str, Any], mac: st
     requester = peer_ip(client_ip)
     if client_ip is not None and requester is None:
         raise Refused(f"the rack sent {client_ip!r} as the requester's address")
-    row = (await conn.execute(select(node_enrolments).where(node_enrolments.c.node_id == machine["id"])
-                              .with_for_update())).first()
+    # The machine's row, locked: two racks asked at once get one credential, not two.
+    await conn.execute(select(nodes.c.id).where(nodes.c.id == machine["id"]).with_for_update())
+    row = (await conn.execute(select(node_enrolments).where(node_enrolments.c.node_id == machine["id"]))).first()
     current = None if row is None else Current(peer_ip(row.address), row.expires, row.used is not None)
     now = datetime.now(UTC)
     decision = decide(current, requester, await lease_of(conn, requester, mac), await dhcp_managed(conn, requester),

@@ -135,20 +135,21 @@ def _memory_mib(report: dict[str, Any]) -> int:
 
 
 def _architecture(report: dict[str, Any]) -> str | None:
-    value = report.get("architecture")
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str) or not ARCHITECTURE.match(value):
-        raise Invalid.field("architecture", "Architecture not recognised (expected e.g. amd64/generic).")
-    return value if "/" in value else f"{value}/generic"
+    value = _optional_text(report, "architecture", ARCHITECTURE,
+                           "Architecture not recognised (expected e.g. amd64/generic).")
+    return value if value is None or "/" in value else f"{value}/generic"
 
 
 def _boot_method(report: dict[str, Any]) -> str | None:
-    value = report.get("boot_method")
+    return _optional_text(report, "boot_method", BOOT_METHOD, "Expected a boot method such as pxe, ipxe or uefi.")
+
+
+def _optional_text(report: dict[str, Any], key: str, pattern: re.Pattern[str], reason: str) -> str | None:
+    value = report.get(key)
     if value in (None, ""):
         return None
-    if not isinstance(value, str) or not BOOT_METHOD.match(value):
-        raise Invalid.field("boot_method", "Expected a boot method such as pxe, ipxe or uefi.")
+    if not isinstance(value, str) or not pattern.match(value):
+        raise Invalid.field(key, reason)
     return value
 
 
