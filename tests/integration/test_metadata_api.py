@@ -22,7 +22,6 @@ import uuid
 import httpx
 import pytest
 
-from metalplane import __version__
 from sqlalchemy import event
 
 from metalplane.region.bootstrap import run_db
@@ -32,10 +31,10 @@ from metalplane.region.errors import Invalid
 from metalplane.region.services import cluster, commissioning, reports
 from metalplane.rpc.client import open_connection
 from metalplane.rpc.endpoint import Endpoint
-from metalplane.rpc.handshake import ClientHello
-from metalplane.rpc.messages import BootConfig, GetBootConfig, Register
+from metalplane.rpc.messages import BootConfig, GetBootConfig
 from tests.conftest import RunningRegion, create_admin, make_region_config
 from tests.support.databases import world_traversable_tempdir
+from tests.support.light_rack import LightRack
 from tests.support.processes import RegionProcess
 
 MACHINE_IP, OTHER_IP, PROXY_IP = "127.0.0.1", "127.0.0.2", "127.0.0.3"
@@ -86,15 +85,16 @@ def boot_config(region: RunningRegion, mac: str, client_ip: str | None) -> BootC
     async def ask() -> BootConfig:
         async with httpx.AsyncClient() as client:
             endpoint = Endpoint.from_wire((await client.get(region.url + "rpc/")).json()["endpoints"][0])
-        me = ClientHello("rack", "metadata-test-rack", "metadata-test-rack", __version__, None)
-        connection = await open_connection(endpoint.host, endpoint.port, secret, me, None, {})
+        rack = LightRack("metadata-test-rack", [region.url], secret)  # its hello and Register, unstarted
+        connection = await open_connection(endpoint.host, endpoint.port, secret, rack.hello(), None, {})
         serving = asyncio.ensure_future(connection.peer.serve())
         try:
-            await connection.peer.call(Register("metadata-test-rack", __version__, []))
+            await connection.peer.call(await rack.registration())
             return await connection.peer.call(GetBootConfig(mac, "amd64", client_ip), timeout=30)
         finally:
             await connection.ws.close()
             serving.cancel()
+            await rack.stop()
 
     return asyncio.run(ask())
 
