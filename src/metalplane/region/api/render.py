@@ -132,6 +132,41 @@ def space(s: Row, vlans: list[Row], subnets: list[Row], by_id: dict[int, Row]) -
 
 DEFAULT_DOMAIN = {"authoritative": True, "ttl": None, "id": 0, "resource_record_count": 0,
                   "is_default": True, "name": "maas", "resource_uri": uri("domains/0/")}
+# Machines always have a pool; metalplane has one, MAAS's default (resource pools: resourcepool/{id}/).
+DEFAULT_POOL = {"id": 0, "name": "default", "description": "Default pool", "resource_uri": uri("resourcepool/0/")}
+
+# What MAAS shows of hardware it has no data for, and of test results that do not exist.
+UNKNOWN = "Unknown"
+HARDWARE_INFO_KEYS = (
+    "system_vendor", "system_product", "system_family", "system_version", "system_sku", "system_serial",
+    "cpu_model", "mainboard_vendor", "mainboard_product", "mainboard_serial", "mainboard_version",
+    "mainboard_firmware_vendor", "mainboard_firmware_date", "mainboard_firmware_version", "chassis_vendor",
+    "chassis_type", "chassis_serial", "chassis_version",
+)
+RESULT_KINDS = ("commissioning", "testing", "cpu_test", "memory_test", "network_test", "storage_test",
+                "other_test", "interface_test")
+
+
+def hardware_info(hardware: Row | None) -> Row:
+    """MAAS's hardware_info: every key, "Unknown" where commissioning told nothing."""
+    known = {"cpu_model": (hardware or {}).get("cpu_model")}
+    return {key: str(known.get(key) or UNKNOWN) for key in HARDWARE_INFO_KEYS}
+
+
+def node_neutral(hardware: Row | None = None) -> Row:
+    """Node fields every MAAS node handler declares that metalplane does not track yet."""
+    out: Row = {
+        "hardware_uuid": None,
+        "cpu_speed": 0,
+        "hardware_info": hardware_info(hardware),
+        "current_commissioning_result_id": None,
+        "current_testing_result_id": None,
+        "current_installation_result_id": None,
+    }
+    for kind in RESULT_KINDS:
+        out[f"{kind}_status"] = -1
+        out[f"{kind}_status_name"] = UNKNOWN
+    return out
 
 
 def controller(n: Row, collection: str, extra: Row | None = None) -> Row:
@@ -159,35 +194,51 @@ def controller(n: Row, collection: str, extra: Row | None = None) -> Row:
         "node_type_name": NodeType(n["node_type"]).label,
         "version": n["version"] or None,
         "tag_names": [],
+        **node_neutral(),
         **(extra or {}),
         "resource_uri": uri(f"{collection}/{n['system_id']}/"),
+    }
+
+
+def interface_json(i: Row, system_id: str, vlan_json: Row | None, links: list[Row], mtu: int = 1500) -> Row:
+    """One interface, with all of MAAS's InterfaceHandler fields (the same shape wherever it nests)."""
+    return {
+        "id": i["id"],
+        "name": i["name"],
+        "type": i.get("type") or "physical",
+        "enabled": i.get("enabled", True),
+        "mac_address": i["mac"],
+        "vlan": vlan_json,
+        "parents": [],
+        "children": [],
+        "tags": [],
+        "params": {},
+        "discovered": None,
+        "effective_mtu": mtu,
+        "links": links,
+        "vendor": None,
+        "product": None,
+        "firmware_version": None,
+        "link_connected": True,
+        "interface_speed": 0,
+        "link_speed": 0,
+        "numa_node": None,
+        "sriov_max_vf": 0,
+        "system_id": system_id,
+        "resource_uri": uri(f"nodes/{system_id}/interfaces/{i['id']}/"),
     }
 
 
 def interface(i: Row, system_id: str, vlans_by_id: dict[int, Row], subnets_by_id: dict[int, Row]) -> Row:
     """An entry of a node's interface_set."""
     vlan_row = vlans_by_id.get(i["vlan_id"]) if i["vlan_id"] else None
-    return {
-        "id": i["id"],
-        "name": i["name"],
-        "type": i["type"],
-        "enabled": i["enabled"],
-        "mac_address": i["mac"],
-        "vlan": vlan(vlan_row, vlans_by_id) if vlan_row else None,
-        "parents": [],
-        "children": [],
-        "tags": [],
-        "params": "",
-        "discovered": None,
-        "effective_mtu": vlan_row["mtu"] if vlan_row else 1500,
-        "links": [
-            {"id": n, "mode": "static", "ip_address": link["ip"],
-             "subnet": subnet(subnets_by_id[link["subnet_id"]], vlans_by_id) if link["subnet_id"] in subnets_by_id else None}
-            for n, link in enumerate(i["links"], start=1)
-        ],
-        "system_id": system_id,
-        "resource_uri": uri(f"nodes/{system_id}/interfaces/{i['id']}/"),
-    }
+    links = [
+        {"id": n, "mode": "static", "ip_address": link["ip"],
+         "subnet": subnet(subnets_by_id[link["subnet_id"]], vlans_by_id) if link["subnet_id"] in subnets_by_id else None}
+        for n, link in enumerate(i["links"], start=1)
+    ]
+    return interface_json(i, system_id, vlan(vlan_row, vlans_by_id) if vlan_row else None, links,
+                          vlan_row["mtu"] if vlan_row else 1500)
 
 
 DISCOVERED = 6  # MAAS's alloc_type for addresses seen in DHCP leases
@@ -213,14 +264,54 @@ def subnet_addresses(known: list[Row], found: list[Row]) -> list[Row]:
     return out
 
 
+def machine_neutral(m: Row) -> Row:
+    """MachineHandler fields metalplane does not track yet, at MAAS's neutral values."""
+    return {
+        **node_neutral(m.get("hardware")),
+        "owner_data": {},
+        "workload_annotations": {},
+        "locked": False,
+        "cache_sets": [],
+        "bcaches": [],
+        "bios_boot_method": None,
+        "min_hwe_kernel": None,
+        "hwe_kernel": None,
+        "swap_size": None,
+        "storage": 0.0,
+        "ephemeral_deploy": False,
+        "netboot": True,
+        "address_ttl": None,
+        "pool": DEFAULT_POOL,
+        "disable_ipv4": False,
+        "boot_disk": None,
+        "blockdevice_set": [],
+        "physicalblockdevice_set": [],
+        "virtualblockdevice_set": [],
+        "volume_groups": [],
+        "raids": [],
+        "status_action": None,
+        "special_filesystems": [],
+        "parent": None,
+        "pod": None,
+        "default_gateways": {"ipv4": {"gateway_ip": None, "link_id": None},
+                             "ipv6": {"gateway_ip": None, "link_id": None}},
+        "numanode_set": [{"index": 0, "cores": list(range(m.get("cpu_count") or 0)), "memory": m.get("memory") or 0,
+                          "hugepages_set": []}],
+        "virtualmachine_id": None,
+        "last_sync": None,
+        "sync_interval": None,
+        "next_sync": None,
+        "enable_hw_sync": False,
+        "enable_kernel_crash_dump": False,
+        "is_dpu": False,
+    }
+
+
 def machine(m: Row, macs: list[Row], bmc: Row | None) -> Row:
     """A machine as MAAS shows it, plus the BMC it shares (owner, candidates)."""
-    interfaces = [
-        {"id": i["id"], "name": i["name"], "type": "physical", "enabled": True, "mac_address": i["mac"],
-         "vlan": None, "links": [], "resource_uri": uri(f"nodes/{m['system_id']}/interfaces/{i['id']}/")}
-        for i in macs
-    ]
+    interfaces = [interface_json(i, m["system_id"], None, []) for i in macs]
     return {
+        **machine_neutral(m),
         "system_id": m["system_id"],
         "hostname": m["hostname"],
         "fqdn": f"{m['hostname']}.{DEFAULT_DOMAIN['name']}",

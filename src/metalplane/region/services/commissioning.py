@@ -14,6 +14,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.region import validation
 from metalplane.region.db.tables import config, interfaces, node_tokens, nodes, script_results
 from metalplane.region.db.transaction import Work
 from metalplane.region.errors import Invalid, NotFound, Refused
@@ -28,7 +29,7 @@ def memory_mib(facts: dict[str, Any]) -> int:
     """Installed memory: the physical size the image measured when it could, else MemTotal."""
     for key in ("memory_physical_mib", "memory_mib"):
         value = facts.get(key)
-        if isinstance(value, int) and value > 0:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= validation.PG_INT_MAX:
             return value
     return 0
 
@@ -68,7 +69,14 @@ async def node_for_token(conn: AsyncConnection, token: str) -> dict[str, Any] | 
 
 async def enlist(conn: AsyncConnection, report: dict[str, Any]) -> dict[str, Any]:
     """An unknown machine booted: record it as New (or refresh a known one)."""
-    macs = [machines.normalise_mac(m) for m in report.get("mac_addresses") or [] if m]
+    reported = report.get("mac_addresses") or []
+    if not isinstance(reported, list):
+        raise Invalid.field("mac_addresses", "Expected a list of MAC addresses.")
+    macs = validation.check_macs(reported, "mac_addresses")
+    for key in ("architecture", "boot_method"):
+        if report.get(key) is not None and not isinstance(report[key], str):
+            raise Invalid.field(key, "Expected text.")
+        validation.check_word(report.get(key) or "", key, 64)
     if not macs:
         raise Invalid.field("mac_addresses", "An enlisting machine must report at least one MAC address.")
     for mac in macs:
@@ -126,8 +134,13 @@ async def fail(conn: AsyncConnection, node_id: int, message: str) -> None:
 async def store_facts(conn: AsyncConnection, machine: dict[str, Any], facts: dict[str, Any]) -> None:
     _require_commissioning(machine)
     cpu_count = facts.get("cpu_count")
-    if not isinstance(cpu_count, int) or cpu_count < 1:
+    if not isinstance(cpu_count, int) or isinstance(cpu_count, bool) or not 1 <= cpu_count <= 1_000_000:
         raise Invalid.field("cpu_count", "Expected a positive integer.")
+    for key in ("architecture", "boot_method"):
+        if facts.get(key) is not None and not isinstance(facts[key], str):
+            raise Invalid.field(key, "Expected text.")
+        validation.check_word(facts.get(key) or "", key, 64)
+    validation.check_document(facts, "facts")
     await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(
         cpu_count=cpu_count, memory=memory_mib(facts),
         architecture=facts.get("architecture") or machine["architecture"],
@@ -140,13 +153,19 @@ async def store_facts(conn: AsyncConnection, machine: dict[str, Any], facts: dic
 async def store_script(conn: AsyncConnection, machine: dict[str, Any], name: str, exit_status: int | None,
                        output: bytes) -> None:
     _require_commissioning(machine)
-    await conn.execute(insert(script_results).values(
-        node_id=machine["id"], name=name, exit_status=exit_status,
-        output=output[:MAX_OUTPUT].decode("utf-8", errors="replace")))
+    validation.check_word(name, "name")
+    if exit_status is not None:
+        validation.check_int(exit_status, "exit_status")
+    # Output is shown as text: undecodable bytes and NULs (which PostgreSQL's text refuses) become U+FFFD.
+    text = output[:MAX_OUTPUT].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    await conn.execute(insert(script_results).values(node_id=machine["id"], name=name, exit_status=exit_status,
+                                                     output=text))
 
 
 async def finish(conn: AsyncConnection, machine: dict[str, Any], result: str, failed: list[str]) -> None:
     _require_commissioning(machine)
+    validation.check_list(failed, "failed_scripts")
+    failed = [validation.check_word(name, "failed_scripts") for name in failed]
     status, message = finished_status(result, failed)
     await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(
         status=status, status_expires=None, error_description=message, updated=func.now()))
@@ -192,8 +211,9 @@ async def get_script(conn: AsyncConnection, name: str) -> str:
 
 
 async def put_script(conn: AsyncConnection, name: str, content: str) -> None:
-    if not name or not all(c.isalnum() or c in "._+-" for c in name):
-        raise Invalid.field("name", "Use letters, digits and . _ + - only.")
+    if not name or len(name) > 255 or not all(c.isalnum() or c in "._+-" for c in name):
+        raise Invalid.field("name", "Use letters, digits and . _ + - only (at most 255).")
+    validation.check_text(content, "content", validation.MAX_LARGE_TEXT)
     await conn.execute(pg_insert(config).values(name=SCRIPT_PREFIX + name, value=content)
                        .on_conflict_do_update(index_elements=["name"], set_={"value": content}))
 

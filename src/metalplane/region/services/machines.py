@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.rpc import power_schema as schema
+from metalplane.region import validation
 from metalplane.region.db.tables import bmcs, interfaces, nodes, zones
 from metalplane.region.db.transaction import settle
 from metalplane.region.errors import Invalid, NotFound
@@ -33,12 +34,33 @@ STATUS_NAMES = {
     6: "Deployed", 7: "Retired", 8: "Broken", 9: "Deploying", 10: "Allocated", 11: "Failed deployment",
     12: "Releasing", 13: "Failed releasing", 21: "Testing", 22: "Failed testing",
 }
-MAC = re.compile(r"^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$", re.I)
-HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", re.I)
+ARCHITECTURE = re.compile(r"^[\w.+-]+(/[\w.+-]+)?$")  # arch/subarch (or just arch)
 
 
 def normalise_mac(value: str) -> str:
-    return value.strip().lower().replace("-", ":")
+    """aa:bb:cc:dd:ee:ff for any form MAAS accepts; other text as given (lower case), so a
+    lookup by a malformed MAC simply finds nothing."""
+    return validation.normalise_mac(value) or (value.strip().lower() if isinstance(value, str) else "")
+
+
+def check_hostname(hostname: str) -> None:
+    problem = validation.hostname_problem(hostname)
+    if problem:
+        raise Invalid.field("hostname", problem)
+
+
+def check_architecture(architecture: str) -> None:
+    validation.check_max("node.architecture", architecture)
+    if not ARCHITECTURE.match(architecture):
+        raise Invalid.field("architecture", f"'{validation.shown(architecture)}' is not a valid architecture.")
+
+
+async def zone_id(conn: AsyncConnection, name: str | None) -> int:
+    """The zone named `name` (default: "default"); MAAS's model-choice error otherwise."""
+    found = (await conn.execute(select(zones.c.id).where(zones.c.name == (name or "default")))).scalar_one_or_none()
+    if found is None:
+        raise Invalid.field("zone", "Select a valid choice. That choice is not one of the available choices.")
+    return found
 
 
 def parse_power_input(power_type: str | None, raw_json: str | None, flat: dict[str, str]) -> tuple[str, dict[str, str]]:
@@ -182,19 +204,21 @@ async def all_power_parameters(conn: AsyncConnection, system_ids: list[str]) -> 
 
 async def insert_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
     """A new machine (validated) and its interfaces; its consequences are queued."""
-    macs = [normalise_mac(m) for m in fields.get("mac_addresses", []) if m.strip()]
-    bad = [m for m in macs if not MAC.match(m)]
-    if bad:
-        raise Invalid.field("mac_addresses", f"'{bad[0]}' is not a valid MAC address.")
+    macs = validation.check_macs(fields.get("mac_addresses", []), "mac_addresses",
+                                 "One or more MAC addresses is invalid.")
     hostname = (fields.get("hostname") or "").strip()
-    if hostname and not HOSTNAME.match(hostname):
-        raise Invalid.field("hostname", "Nodes must have a valid hostname (letters, digits and hyphens).")
+    if hostname:
+        check_hostname(hostname)
     if hostname and (await conn.execute(select(nodes.c.id).where(nodes.c.hostname == hostname))).first():
         raise Invalid.field("hostname", f"Node with hostname '{hostname}' already exists.")
+    architecture = fields.get("architecture") or "amd64/generic"
+    check_architecture(architecture)
+    zone = await zone_id(conn, fields.get("zone"))
     for mac in macs:
-        if (await conn.execute(select(interfaces.c.id).where(interfaces.c.mac == mac))).first():
-            raise Invalid.field("mac_addresses", f"One or more MAC addresses is invalid. "
-                                                          f"('{mac}' is already in use.)")
+        holder = (await conn.execute(select(nodes.c.hostname).join(interfaces, interfaces.c.node_id == nodes.c.id)
+                                     .where(interfaces.c.mac == mac))).scalar_one_or_none()
+        if holder is not None:
+            raise Invalid.field("mac_addresses", f"MAC address {mac} already in use on {holder}.")
     power_type, params = parse_power_input(fields.get("power_type"), fields.get("power_parameters"),
                                            fields.get("power_flat", {}))
     params = check_power(power_type, params)
@@ -205,10 +229,10 @@ async def insert_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
     system_id = new_system_id()
     values = dict(
         system_id=system_id, hostname=hostname or f"machine-{system_id}", node_type=NodeType.MACHINE,
-        architecture=fields.get("architecture") or "amd64/generic", description=fields.get("description") or "",
+        architecture=architecture, description=fields.get("description") or "",
         status=fields.get("status", NEW), boot_method=fields.get("boot_method"), bmc_id=bmc_id,
         instance_power_parameters=node_params,
-        zone_id=select(zones.c.id).where(zones.c.name == "default").scalar_subquery(),
+        zone_id=zone,
     )
     node_id = (await execute_unique(conn, insert(nodes).values(**values).returning(nodes.c.id),
                                     "hostname", "Node with this hostname already exists.")).scalar_one()
@@ -230,9 +254,10 @@ async def update_machine(conn: AsyncConnection, system_id: str, fields: dict[str
     values: dict[str, Any] = {}
     if "hostname" in fields:
         hostname = fields["hostname"].strip()
-        if not HOSTNAME.match(hostname):
-            raise Invalid.field("hostname", "Nodes must have a valid hostname (letters, digits and hyphens).")
+        check_hostname(hostname)
         values["hostname"] = hostname
+    if "architecture" in fields:
+        check_architecture(fields["architecture"])
     for key in ("description", "architecture"):
         if key in fields:
             values[key] = fields[key]

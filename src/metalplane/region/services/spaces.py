@@ -9,8 +9,8 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import spaces
-from metalplane.region.errors import Invalid, NotFound
-from metalplane.region.services import network, subnets
+from metalplane.region.errors import Invalid, NotFound, raise_if
+from metalplane.region.services import netrules, network, subnets
 from metalplane.region.services.rows import execute_unique, next_id
 
 DUPLICATE = "Space with this Name already exists."
@@ -43,6 +43,8 @@ async def show_spaces(conn: AsyncConnection, space_id: int | None = None) -> Spa
 
 async def create_space(conn: AsyncConnection, name: str | None, description: str) -> Spaces:
     space_id = await next_id(conn, "spaces")
+    if name:
+        raise_if(netrules.check_name("space", name))
     name = name or f"space-{space_id}"
     if name == "undefined":
         raise Invalid.field("name", "Reserved space name.")
@@ -53,6 +55,8 @@ async def create_space(conn: AsyncConnection, name: str | None, description: str
 
 async def update_space(conn: AsyncConnection, space_id: int, changes: dict[str, Any]) -> Spaces:
     await get_space(conn, space_id)
+    if "name" in changes:
+        raise_if(netrules.check_name("space", changes["name"]))
     if changes.get("name") == "undefined":
         raise Invalid.field("name", "Reserved space name.")
     if changes:

@@ -11,6 +11,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.region import validation
 from metalplane.region.db.tables import tokens, users
 from metalplane.region.errors import Invalid, NotFound, Refused
 
@@ -74,7 +75,10 @@ async def get_user(conn: AsyncConnection, username: str) -> User | None:
 
 async def create_user(conn: AsyncConnection, username: str, password: str, email: str = "",
                       is_superuser: bool = False) -> User:
-    """A new account, under a name nobody has."""
+    """A new account, under a name nobody has (Django's username and e-mail rules)."""
+    validation.check_username(username)
+    validation.check_email(email)
+    validation.check_text(password, "password", 4096)
     if await get_user(conn, username) is not None:
         raise Invalid.field("username", "A user with that username already exists.")
     row = (await conn.execute(
