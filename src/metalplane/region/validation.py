@@ -75,8 +75,8 @@ def not_found(model: str) -> str:
 
 # -- text -------------------------------------------------------------------------------------
 
-# C0 controls other than tab/newline/carriage return, and DEL: never part of a name or a word.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 controls and DEL: never part of a word (a key, an id, a name in a URL).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def text_problem(value: str, max_length: int | None = MAX_TEXT) -> str | None:

@@ -200,7 +200,7 @@ def domain_name(value: str) -> str:
     value = value.strip()
     if not re.fullmatch(r"(?:[a-zA-Z0-9](?:[-a-zA-Z0-9]{0,62}[a-zA-Z0-9])?\.)*"
                         r"[a-zA-Z0-9](?:[-a-zA-Z0-9]{0,62}[a-zA-Z0-9])?\.?", value) or len(value) > 255:
-        raise Refusal(f"Invalid domain name: {v.shown(value)}.")
+        raise Refusal(f"Invalid domain name: {value}.")  # whole, as MAAS (MAX_VALUE bounds it)
     return value
 
 
