@@ -119,6 +119,10 @@ def _json_pairs(body: bytes) -> list[tuple[str, str | bytes]]:
         raise Refused(f"Malformed JSON request body: {exc}") from None
     if not isinstance(data, dict):
         raise Refused("The JSON request body must be an object.")
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise Refused("The JSON request body holds text that is not UTF-8 (a lone surrogate escape).") from None
     out: list[tuple[str, str | bytes]] = []
     for key, value in data.items():
         values = value if isinstance(value, list) else [value]

@@ -206,7 +206,7 @@ async def list_scripts(conn: AsyncConnection) -> dict[str, str]:
 async def get_script(conn: AsyncConnection, name: str) -> str:
     found = (await list_scripts(conn)).get(name)
     if found is None:
-        raise NotFound("CommissioningScript")
+        raise NotFound("Script")
     return found
 
 
@@ -221,4 +221,4 @@ async def put_script(conn: AsyncConnection, name: str, content: str) -> None:
 async def delete_script(conn: AsyncConnection, name: str) -> None:
     result = await conn.execute(delete(config).where(config.c.name == SCRIPT_PREFIX + name))
     if result.rowcount == 0:
-        raise NotFound("CommissioningScript")
+        raise NotFound("Script")

@@ -177,7 +177,7 @@ async def show_region(conn: AsyncConnection, system_id: str) -> RegionView:
 async def get_controller(conn: AsyncConnection, types: tuple[int, ...], system_id: str) -> dict:
     found = await list_controllers(conn, types, system_ids=[system_id])
     if not found:
-        raise NotFound("controller")
+        raise NotFound("RegionController" if set(types) == set(REGION_TYPES) else "RackController")
     return found[0]
 
 

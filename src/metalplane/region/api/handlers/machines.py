@@ -44,7 +44,7 @@ async def create_machine(ctx: Ctx) -> dict:
     fields = {
         "hostname": p.str("hostname"), "architecture": p.str("architecture"), "description": p.str("description"),
         "mac_addresses": p.get_list("mac_addresses"), "power_type": p.str("power_type"),
-        "power_parameters": p.str("power_parameters"), "power_flat": power_flat(ctx),
+        "power_parameters": p.str("power_parameters"), "power_flat": power_flat(ctx), "zone": p.str("zone"),
     }
     async with ctx.tx() as conn:
         return render.machines(await machines.create_machine(conn, fields))[0]
@@ -60,6 +60,8 @@ create_machine.__doc__ = """Create a new machine.
 :type hostname: unicode
 :param description: A description of the machine.
 :type description: unicode
+:param zone: Name of the zone the machine is in (default: default).
+:type zone: unicode
 """ + POWER_DOC
 machines_h.action("POST", admin=True)(create_machine)
 
