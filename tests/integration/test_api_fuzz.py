@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import secrets
 import shutil
-from datetime import timedelta
 
 import pytest
 
 from metalplane.client.http import MaasHttp
-from metalplane.region.bootstrap import run_db
-from metalplane.region.services import commissioning
 from tests.conftest import create_admin, create_user, make_region_config
-from tests.support.api_fuzz import Fuzzer, walk
+from tests.support.api_fuzz import Fuzzer, seed_region, walk
 from tests.support.databases import world_traversable_tempdir
 from tests.support.processes import RegionProcess
 
@@ -44,34 +41,17 @@ def fuzz_region(databases):
     user_key = create_user(config, username)
     process = RegionProcess(config, root / "region")
     process.start_and_wait()
-    with MaasHttp(process.url, admin_key) as api:
-        seed_model(api)
-        machine = api.post("machines/", hostname="fuzz-commissioning", architecture="amd64/generic",
-                           mac_addresses="52:54:00:fa:00:01", power_type="manual").json()
-
-    async def commissioning_token(conn):
-        found = await commissioning.start(conn, machine["system_id"], timedelta(hours=1))
-        return await commissioning.token_for(conn, found["id"])
-
-    token = run_db(config, commissioning_token)
-    yield {"url": process.url, "keys": {"admin": admin_key, "user": user_key, "anonymous": None},
-           "protected": {"admin", username}, "token": token, "process": process}
+    token = seed_region(config, process.url, admin_key)
+    yield {
+        "url": process.url,
+        "keys": {"admin": admin_key, "user": user_key, "anonymous": None},
+        "protected": {"admin", username},
+        "token": token,
+        "process": process,
+    }
     process.stop()
     databases.drop_database(dbname)
     shutil.rmtree(root, ignore_errors=True)
-
-
-def seed_model(api: MaasHttp) -> None:
-    """Something of each kind for the walk to find by id."""
-    fabric = api.post("fabrics/", name="fuzz-fabric").json()
-    api.post(f"fabrics/{fabric['id']}/vlans/", vid=42, name="fuzz-vlan")
-    subnet = api.post("subnets/", cidr="10.251.0.0/24", vlan=fabric["vlans"][0]["id"], gateway_ip="10.251.0.1").json()
-    api.post("ipranges/", type="reserved", subnet=subnet["id"], start_ip="10.251.0.10", end_ip="10.251.0.20")
-    api.post("spaces/", name="fuzz-space")
-    api.post("zones/", name="fuzz-zone")
-    api.post("machines/", hostname="fuzz-machine", architecture="amd64/generic", mac_addresses="52:54:00:fa:00:02",
-             power_type="manual")
-    api.post("commissioning-scripts/", name="fuzz-script", content="#!/bin/sh\ntrue\n")
 
 
 @pytest.fixture(scope="module")
@@ -92,14 +72,25 @@ def test_every_action_answers_without_5xx_and_names_the_field(fuzzer, who):
     assert len(fuzzer.actions) >= 50, "describe/ lists every handler's actions"
     fuzzer.failures.clear()
     fuzzer.walk_actions(fuzzer.actions, who, examples_for(who, len(fuzzer.actions)))
-    print(fuzzer.requests, fuzzer.slowest(15))
     assert not fuzzer.failures, fuzzer.report()
+    if who == "admin":
+        # the walk gets past validation into the services: most actions succeeded at least once
+        reached = {a.key for a in fuzzer.actions if not a.anon} & fuzzer.succeeded
+        missed = sorted({a.key for a in fuzzer.actions if not a.anon} - fuzzer.succeeded)
+        assert len(reached) >= 0.75 * len([a for a in fuzzer.actions if not a.anon]), "\n".join(missed)
 
 
 def test_broken_bodies_answer_400_or_413(fuzzer):
     fuzzer.failures.clear()
-    paths = [("POST", "zones/"), ("PUT", "fabrics/0/"), ("POST", "subnets/"), ("POST", "machines/"),
-             ("POST", "maas/?op=set_config"), ("DELETE", "zones/fuzz-zone/"), ("POST", "boot-resources/")]
+    paths = [
+        ("POST", "zones/"),
+        ("PUT", "fabrics/0/"),
+        ("POST", "subnets/"),
+        ("POST", "machines/"),
+        ("POST", "maas/?op=set_config"),
+        ("DELETE", "zones/fuzz-zone/"),
+        ("POST", "boot-resources/"),
+    ]
     fuzzer.walk_bodies(paths, 150)
     assert not fuzzer.failures, fuzzer.report()
 

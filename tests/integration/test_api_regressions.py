@@ -18,7 +18,7 @@ import threading
 import httpx
 import pytest
 
-from metalplane.client.http import MaasHttp, oauth_header
+from metalplane.client.http import oauth_header
 
 BIG = "2147483648"  # 2^31: one past PostgreSQL's integer
 PREFIX = "/MAAS/api/2.0/"
@@ -68,14 +68,27 @@ def signed(shared_region, method: str, path: str, **kwargs) -> httpx.Response:
 # -- ids and references >= 2^31 ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path, model", [
-    (f"subnets/{BIG}/", "Subnet"), (f"fabrics/{BIG}/", "Fabric"), (f"ipranges/{BIG}/", "IPRange"),
-    (f"spaces/{BIG}/", "Space"), (f"vlans/{BIG}/", "VLAN"), (f"boot-resources/{BIG}/", "BootResource"),
-    (f"fabrics/{BIG}/vlans/", "Fabric"), (f"fabrics/{BIG}/vlans/0/", "Fabric"), ("fabrics/-1/", "Fabric"),
-    ("ipranges/99999999999999999999/", "IPRange"), ("vlans/not-a-number/", "VLAN"),
-    ("zones/a%00b/", "Zone"), ("machines/a%00b/", "Machine"), ("rackcontrollers/x%00/", "RackController"),
-    ("users/a%00b/", "User"), (f"machines/{'x' * 300}/", "Machine"),
-])
+@pytest.mark.parametrize(
+    "path, model",
+    [
+        (f"subnets/{BIG}/", "Subnet"),
+        (f"fabrics/{BIG}/", "Fabric"),
+        (f"ipranges/{BIG}/", "IPRange"),
+        (f"spaces/{BIG}/", "Space"),
+        (f"vlans/{BIG}/", "VLAN"),
+        (f"boot-resources/{BIG}/", "BootResource"),
+        (f"fabrics/{BIG}/vlans/", "Fabric"),
+        (f"fabrics/{BIG}/vlans/0/", "Fabric"),
+        ("fabrics/-1/", "Fabric"),
+        ("ipranges/99999999999999999999/", "IPRange"),
+        ("vlans/not-a-number/", "VLAN"),
+        ("zones/a%00b/", "Zone"),
+        ("machines/a%00b/", "Machine"),
+        ("rackcontrollers/x%00/", "RackController"),
+        ("users/a%00b/", "User"),
+        (f"machines/{'x' * 300}/", "Machine"),
+    ],
+)
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
 def test_ids_that_name_nothing_are_not_found(api, path, model, method):
     response = api.request(method, path, data={"description": "x"} if method == "PUT" else None)
@@ -93,34 +106,53 @@ def test_creating_under_a_fabric_out_of_range(api):
     not_found(api.post(f"fabrics/{BIG}/vlans/", vid=5), "Fabric")
 
 
-@pytest.mark.parametrize("fields, field", [
-    ({"vlan": BIG}, "vlan"), ({"fabric": BIG}, "fabric"), ({"vid": BIG}, "vid"), ({"rdns_mode": BIG}, "rdns_mode"),
-])
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"vlan": BIG}, "vlan"),
+        ({"fabric": BIG}, "fabric"),
+        ({"vid": BIG}, "vid"),
+        ({"rdns_mode": BIG}, "rdns_mode"),
+    ],
+)
 def test_subnet_references_out_of_range(api, fields, field):
     rejected(api.post("subnets/", cidr="10.203.9.0/24", **fields), field)
     assert all(s["cidr"] != "10.203.9.0/24" for s in ok(api.get("subnets/")))
 
 
-@pytest.mark.parametrize("fields, field", [
-    ({"relay_vlan": BIG}, "relay_vlan"), ({"space": BIG}, "space"), ({"mtu": BIG}, "mtu"), ({"vid": BIG}, "vid"),
-])
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"relay_vlan": BIG}, "relay_vlan"),
+        ({"space": BIG}, "space"),
+        ({"mtu": BIG}, "mtu"),
+        ({"vid": BIG}, "vid"),
+    ],
+)
 def test_vlan_references_out_of_range(api, net, fields, field):
     rejected(api.put(f"vlans/{net['vlan']['id']}/", **fields), field)
 
 
 def test_range_subnet_out_of_range(api):
-    rejected(api.post("ipranges/", type="reserved", subnet=BIG, start_ip="10.203.1.10", end_ip="10.203.1.20"),
-             "subnet")
+    rejected(api.post("ipranges/", type="reserved", subnet=BIG, start_ip="10.203.1.10", end_ip="10.203.1.20"), "subnet")
 
 
 def test_stop_import_id_out_of_range(api):
-    rejected(api.post("boot-resources/", op="stop_import", id=BIG), "id",
-             "Ensure this value is less than or equal to 2147483647.")
+    rejected(
+        api.post("boot-resources/", op="stop_import", id=BIG),
+        "id",
+        "Ensure this value is less than or equal to 2147483647.",
+    )
 
 
 def test_upload_piece_beyond_bigint_is_not_found(shared_region):
-    response = signed(shared_region, "PUT", "boot-resources/1/upload/9223372036854775808/", content=b"x",
-                      headers={"Content-Type": "application/octet-stream"})
+    response = signed(
+        shared_region,
+        "PUT",
+        "boot-resources/1/upload/9223372036854775808/",
+        content=b"x",
+        headers={"Content-Type": "application/octet-stream"},
+    )
     assert (response.status_code, response.text) == (404, "No BootResourceFile matches the given query.")
 
 
@@ -128,19 +160,23 @@ def test_upload_piece_beyond_bigint_is_not_found(shared_region):
 
 
 def test_range_addresses_with_zone_ids(api, net):
-    response = api.post("ipranges/", type="reserved", subnet=net["subnet"]["id"], start_ip="fe80::1%eth0",
-                        end_ip="fe80::2%eth0")
+    response = api.post(
+        "ipranges/", type="reserved", subnet=net["subnet"]["id"], start_ip="fe80::1%eth0", end_ip="fe80::2%eth0"
+    )
     assert rejected(response, "start_ip") == ["Enter a valid IPv4 or IPv6 address."]
     assert rejected(response, "end_ip") == ["Enter a valid IPv4 or IPv6 address."]
     response = api.post("ipranges/", type="reserved", start_ip="fe80::1%eth0", end_ip="fe80::2%eth0")
     rejected(response, "subnet")  # no subnet given, and none can hold a zone id
 
 
-@pytest.mark.parametrize("fields, field", [
-    ({"cidr": "fd02::/64", "gateway_ip": "fd02::1%eth0"}, "gateway_ip"),
-    ({"cidr": "fe80::%eth0/64"}, "cidr"),
-    ({"cidr": "fd03::/64", "dns_servers": "fd03::53%eth0"}, "dns_servers"),
-])
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"cidr": "fd02::/64", "gateway_ip": "fd02::1%eth0"}, "gateway_ip"),
+        ({"cidr": "fe80::%eth0/64"}, "cidr"),
+        ({"cidr": "fd03::/64", "dns_servers": "fd03::53%eth0"}, "dns_servers"),
+    ],
+)
 def test_subnet_addresses_with_zone_ids(api, fields, field):
     rejected(api.post("subnets/", **fields), field)
 
@@ -153,32 +189,50 @@ def test_subnet_lookup_by_an_address_with_a_zone_id(api, net):
 # -- NUL ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method, path, fields, field", [
-    ("POST", "zones/", {"name": "reg-nul", "description": "a\x00b"}, "description"),
-    ("POST", "zones/", {"name": "a\x00b"}, "name"),
-    ("POST", "fabrics/", {"description": "a\x00b"}, "description"),
-    ("PUT", "fabrics/0/", {"class_type": "a\x00b"}, "class_type"),
-    ("POST", "spaces/", {"name": "reg-nul", "description": "a\x00b"}, "description"),
-    ("POST", "subnets/", {"cidr": "10.203.8.0/24", "name": "a\x00b"}, "name"),
-    ("POST", "machines/", {"architecture": "amd64/generic", "mac_addresses": "52:54:00:fe:00:01",
-                           "description": "a\x00b"}, "description"),
-    ("POST", "users/", {"username": "a\x00b", "password": "pw"}, "username"),
-    ("POST", "maas/?op=set_config", {"name": "maas_name", "value": "a\x00b"}, "value"),
-])
+@pytest.mark.parametrize(
+    "method, path, fields, field",
+    [
+        ("POST", "zones/", {"name": "reg-nul", "description": "a\x00b"}, "description"),
+        ("POST", "zones/", {"name": "a\x00b"}, "name"),
+        ("POST", "fabrics/", {"description": "a\x00b"}, "description"),
+        ("PUT", "fabrics/0/", {"class_type": "a\x00b"}, "class_type"),
+        ("POST", "spaces/", {"name": "reg-nul", "description": "a\x00b"}, "description"),
+        ("POST", "subnets/", {"cidr": "10.203.8.0/24", "name": "a\x00b"}, "name"),
+        (
+            "POST",
+            "machines/",
+            {"architecture": "amd64/generic", "mac_addresses": "52:54:00:fe:00:01", "description": "a\x00b"},
+            "description",
+        ),
+        ("POST", "users/", {"username": "a\x00b", "password": "pw"}, "username"),
+        ("POST", "maas/?op=set_config", {"name": "maas_name", "value": "a\x00b"}, "value"),
+    ],
+)
 def test_nul_in_text_is_refused(api, method, path, fields, field):
     message = rejected(api.request(method, path, data=fields), field)
     assert message == ["Null characters are not allowed."]
 
 
 def test_nul_in_a_range_comment(api, net):
-    response = api.post("ipranges/", type="reserved", subnet=net["subnet"]["id"], start_ip="10.203.1.10",
-                        end_ip="10.203.1.20", comment="a\x00b")
+    response = api.post(
+        "ipranges/",
+        type="reserved",
+        subnet=net["subnet"]["id"],
+        start_ip="10.203.1.10",
+        end_ip="10.203.1.20",
+        comment="a\x00b",
+    )
     assert rejected(response, "comment") == ["Null characters are not allowed."]
 
 
-@pytest.mark.parametrize("path, field", [("machines/?hostname=a%00b", "hostname"),
-                                         ("rackcontrollers/?id=a%00b", "id"),
-                                         ("maas/?op=get_config&name=a%00b", "name")])
+@pytest.mark.parametrize(
+    "path, field",
+    [
+        ("machines/?hostname=a%00b", "hostname"),
+        ("rackcontrollers/?id=a%00b", "id"),
+        ("maas/?op=get_config&name=a%00b", "name"),
+    ],
+)
 def test_nul_in_a_query_value(api, path, field):
     assert rejected(api.get(path), field) == ["Null characters are not allowed."]
 
@@ -186,26 +240,36 @@ def test_nul_in_a_query_value(api, path, field):
 # -- before authentication: headers and bodies ----------------------------------------------------
 
 
-@pytest.mark.parametrize("header", [
-    'OAuth oauth_token="%00", oauth_consumer_key="x", oauth_signature="%26y", oauth_signature_method="PLAINTEXT"',
-    'OAuth oauth_token="a", oauth_consumer_key="%00", oauth_signature="%26y", oauth_signature_method="PLAINTEXT"',
-    "OAuth ,,,=", 'OAuth realm="x", oauth_signature_method="%00"', "OAuth " + "x" * 10000,
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        'OAuth oauth_token="%00", oauth_consumer_key="x", oauth_signature="%26y", oauth_signature_method="PLAINTEXT"',
+        'OAuth oauth_token="a", oauth_consumer_key="%00", oauth_signature="%26y", oauth_signature_method="PLAINTEXT"',
+        "OAuth ,,,=",
+        'OAuth realm="x", oauth_signature_method="%00"',
+        "OAuth " + "x" * 10000,
+    ],
+)
 def test_a_broken_oauth_header_is_401(shared_region, header):
     response = httpx.get(shared_region.url + "api/2.0/users/?op=whoami", headers={"Authorization": header})
     assert response.status_code in (400, 401), response.text
     assert response.headers["x-maas-api-hash"]
 
 
-@pytest.mark.parametrize("content_type, body", [
-    ("application/json", b"{not json"),
-    ("application/json", b'{"name": "\\ud800"}'),
-    ("multipart/form-data; boundary=B",
-     b'--B\r\nContent-Disposition: form-data; name="name"\r\nContent-Type: text/plain; charset=x-nope\r\n\r\n'
-     b'z\r\n--B--\r\n'),
-    ("multipart/form-data", b"--B\r\nbroken"),
-    ("application/x-www-form-urlencoded", b"name=%ff%fe"),
-])
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        ("application/json", b"{not json"),
+        ("application/json", b'{"name": "\\ud800"}'),
+        (
+            "multipart/form-data; boundary=B",
+            b'--B\r\nContent-Disposition: form-data; name="name"\r\nContent-Type: text/plain; charset=x-nope\r\n\r\n'
+            b"z\r\n--B--\r\n",
+        ),
+        ("multipart/form-data", b"--B\r\nbroken"),
+        ("application/x-www-form-urlencoded", b"name=%ff%fe"),
+    ],
+)
 @pytest.mark.parametrize("who", ["anonymous", "admin"])
 def test_broken_bodies_are_400_before_anything_else(shared_region, api, content_type, body, who):
     before = ok(api.get("zones/"))
@@ -233,8 +297,10 @@ def test_an_anonymous_200_mb_body_is_refused_unread(shared_region):
     before = worker_rss_kib(shared_region)
     host, port = httpx.URL(url).host, httpx.URL(url).port
     with socket.create_connection((host, port), timeout=30) as sock:  # declares 200 MB, sends 2 bytes
-        sock.sendall(f"POST {PREFIX}zones/ HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-                     f"Content-Length: {200 << 20}\r\n\r\n{{}}".encode())
+        sock.sendall(
+            f"POST {PREFIX}zones/ HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {200 << 20}\r\n\r\n{{}}".encode()
+        )
         answer = sock.recv(4096).decode(errors="replace")
     assert answer.startswith("HTTP/1.1 413 "), answer
 
@@ -289,15 +355,18 @@ def test_metadata_enlist_garbage_is_400(shared_region, body):
 
 
 def test_range_type_update_is_applied(api, net):
-    made = ok(api.post("ipranges/", type="reserved", subnet=net["subnet"]["id"], start_ip="10.203.1.100",
-                       end_ip="10.203.1.150"))
+    made = ok(
+        api.post(
+            "ipranges/", type="reserved", subnet=net["subnet"]["id"], start_ip="10.203.1.100", end_ip="10.203.1.150"
+        )
+    )
     assert ok(api.put(f"ipranges/{made['id']}/", type="dynamic"))["type"] == "dynamic"
     rejected(api.put(f"ipranges/{made['id']}/", type="static"), "type")
     assert ok(api.get(f"ipranges/{made['id']}/"))["type"] == "dynamic"
 
 
 def test_machine_in_an_unknown_zone_is_refused(api):
-    mac = "52:54:00:fe:00:%02x" % secrets.randbelow(256)
+    mac = f"52:54:00:fe:00:{secrets.randbelow(256):02x}"
     response = api.post("machines/", architecture="amd64/generic", mac_addresses=mac, zone="nosuch")
     assert rejected(response, "zone") == ["Select a valid choice. That choice is not one of the available choices."]
     zone = ok(api.post("zones/", name=f"reg-{secrets.token_hex(2)}"))
@@ -315,31 +384,45 @@ def test_overlapping_subnets_are_refused(api, net, cidr):
     assert response.status_code == 400 and "cidr" in response.json(), response.text
 
 
-@pytest.mark.parametrize("name, message", [
-    ("bad name!", "Enter a valid value."), ("n" * 300, "Ensure this value has at most 255 characters (it has 300).")])
+@pytest.mark.parametrize(
+    "name, message",
+    [("bad name!", "Enter a valid value."), ("n" * 300, "Ensure this value has at most 255 characters (it has 300).")],
+)
 def test_bad_subnet_names_are_refused(api, net, name, message):
     assert rejected(api.put(f"subnets/{net['subnet']['id']}/", name=name), "name") == [message]
 
 
-@pytest.mark.parametrize("fields, field", [
-    ({"username": "a/b", "password": "pw"}, "username"),
-    ({"username": "reg-mail", "password": "pw", "email": "not-an-address"}, "email"),
-    ({"username": "u" * 151, "password": "pw"}, "username"),
-])
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"username": "a/b", "password": "pw"}, "username"),
+        ({"username": "reg-mail", "password": "pw", "email": "not-an-address"}, "email"),
+        ({"username": "u" * 151, "password": "pw"}, "username"),
+    ],
+)
 def test_bad_users_are_refused(api, fields, field):
     rejected(api.post("users/", **fields), field)
 
 
 def test_hostnames_follow_maas(api):
-    response = api.post("machines/", architecture="amd64/generic", mac_addresses="52:54:00:fe:01:01",
-                        hostname="bad_host")
+    response = api.post(
+        "machines/", architecture="amd64/generic", mac_addresses="52:54:00:fe:01:01", hostname="bad_host"
+    )
     assert rejected(response, "hostname") == ["Host label cannot contain underscore: 'bad_host'."]
 
 
 def test_maas_404_wording_per_model(api):
-    for path, model in [("fabrics/999999/", "Fabric"), ("vlans/999999/", "VLAN"), ("subnets/999999/", "Subnet"),
-                        ("ipranges/999999/", "IPRange"), ("spaces/999999/", "Space"), ("zones/nosuch/", "Zone"),
-                        ("machines/nosuch/", "Machine"), ("rackcontrollers/nosuch/", "RackController"),
-                        ("regioncontrollers/nosuch/", "RegionController"), ("users/nosuch/", "User"),
-                        ("boot-resources/999999/", "BootResource")]:
+    for path, model in [
+        ("fabrics/999999/", "Fabric"),
+        ("vlans/999999/", "VLAN"),
+        ("subnets/999999/", "Subnet"),
+        ("ipranges/999999/", "IPRange"),
+        ("spaces/999999/", "Space"),
+        ("zones/nosuch/", "Zone"),
+        ("machines/nosuch/", "Machine"),
+        ("rackcontrollers/nosuch/", "RackController"),
+        ("regioncontrollers/nosuch/", "RegionController"),
+        ("users/nosuch/", "User"),
+        ("boot-resources/999999/", "BootResource"),
+    ]:
         not_found(api.get(path), model)

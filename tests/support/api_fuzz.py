@@ -24,6 +24,7 @@ import json
 import re
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,18 +39,81 @@ from metalplane.client.http import oauth_header
 API = "api/2.0/"
 HASH_HEADER = "x-maas-api-hash"
 BODY_LIMIT = 2 * 1024 * 1024  # what the region reads of an API call's body before refusing it (413)
+SEED_SALT = 0  # mixed into every walk's seed: CI keeps 0 (reproducible), the bench changes it per round
 MAX_QUERY_VALUE = 2000  # characters of one query-string value (a URL has a length limit; a body does not)
 
 # Inputs that broke (or could break) a region: each is tried in every parameter.
 GARBAGE: list[str] = [
-    "", " ", "\x00", "a\x00b", "%00", "\x01\x7f", "\r\n", "x" * 300, "x" * 70_000, "ü" * 300, "𝔘𝔫𝔦𝔠𝔬𝔡𝔢", "日本語",
-    "-1", "0", "2147483647", "2147483648", "-2147483649", "9223372036854775808", "99999999999999999999999",
-    "1e308", "1.5", "NaN", "true", "null", "[]", "{}", "{", "[1, 2]", '{"a": 1}',
-    "fe80::1%eth0", "fd02::1%eth0", "1.2.3.999", "::", "0.0.0.0", "255.255.255.255", "10.0.0.1/33",
-    "fe80::%eth0/64", "0.0.0.0/0", "10.0.0.0/-1", "2001:db8::/129", "10.250.0.0/16",
-    "00:11:22:33:44:5g", "0011.2233.4455", "001122334455", "ff:ff:ff:ff:ff:ff", "aa-bb-cc-dd-ee",
-    "../../etc/passwd", "<script>alert(1)</script>", "' OR 1=1 --", "a/b", "a b", "fabric-0", "undefined",
-    "default", "admin", "ntp_servers", "dynamic", "manual", "amd64/generic",
+    "",
+    " ",
+    "\x00",
+    "a\x00b",
+    "%00",
+    "\x01\x7f",
+    "\r\n",
+    "x" * 300,
+    "x" * 70_000,
+    "ü" * 300,
+    "\U0001d518\U0001d52b\U0001d526",
+    "日本語",
+    "-1",
+    "0",
+    "2147483647",
+    "2147483648",
+    "-2147483649",
+    "9223372036854775808",
+    "99999999999999999999999",
+    "1e308",
+    "1.5",
+    "NaN",
+    "true",
+    "null",
+    "[]",
+    "{}",
+    "{",
+    "[1, 2]",
+    '{"a": 1}',
+    "fe80::1%eth0",
+    "fd02::1%eth0",
+    "1.2.3.999",
+    "::",
+    "0.0.0.0",
+    "255.255.255.255",
+    "10.0.0.1/33",
+    "fe80::%eth0/64",
+    "0.0.0.0/0",
+    "10.0.0.0/-1",
+    "2001:db8::/129",
+    "10.250.0.0/16",
+    "00:11:22:33:44:5g",
+    "0011.2233.4455",
+    "001122334455",
+    "ff:ff:ff:ff:ff:ff",
+    "aa-bb-cc-dd-ee",
+    "../../etc/passwd",
+    "<script>alert(1)</script>",
+    "' OR 1=1 --",
+    "a/b",
+    "a b",
+    "fabric-0",
+    "undefined",
+    "default",
+    "admin",
+    "ntp_servers",
+    "dynamic",
+    "manual",
+    "amd64/generic",
+]
+SETTING_NAMES = [
+    "maas_name",
+    "ntp_servers",
+    "upstream_dns",
+    "dhcp_lease_time",
+    "default_dns_ttl",
+    "kernel_opts",
+    "enable_analytics",
+    "ntp_server",
+    "network_discovery",
 ]
 NAME = st.from_regex(r"\A[a-z][a-z0-9-]{0,14}\Z")
 IPV4 = st.builds(lambda c, d: f"10.250.{c}.{d}", st.integers(0, 255), st.integers(0, 255))
@@ -90,8 +154,18 @@ def walk(description: dict[str, Any]) -> list[Action]:
             for a in handler["actions"]:
                 names = list(dict.fromkeys(PARAM_RE.findall(a["doc"])))
                 types = dict(TYPE_RE.findall(a["doc"]))
-                actions.append(Action(handler["name"], path, list(handler["params"]), a["name"], a["method"], a["op"],
-                                      [(n, types.get(n, "unicode")) for n in names], side == "anon"))
+                actions.append(
+                    Action(
+                        handler["name"],
+                        path,
+                        list(handler["params"]),
+                        a["name"],
+                        a["method"],
+                        a["op"],
+                        [(n, types.get(n, "unicode")) for n in names],
+                        side == "anon",
+                    )
+                )
     return actions
 
 
@@ -106,14 +180,19 @@ class Sent:
     params: list[tuple[str, Any]] = field(default_factory=list)
     note: str = ""
     declared: frozenset[str] = frozenset()  # the parameters the action documents
+    key: str = ""  # the action's key, for coverage
 
     def reproduce(self) -> str:
         body = repr(self.body) if len(self.body) <= 65_536 else f"<{len(self.body)} bytes, see params>"
-        params = [(k, v if not isinstance(v, str) or len(v) <= 200 else f"{v[:50]!r}... ({len(v)} chars)")
-                  for k, v in self.params]
-        return (f"# {self.note}\n# params: {params}\n"
-                f"import httpx; r = httpx.request({self.method!r}, {self.url!r}, headers={self.headers!r}, "
-                f"content={body}); print(r.status_code, r.text[:2000])")
+        params = [
+            (k, v if not isinstance(v, str) or len(v) <= 200 else f"{v[:50]!r}... ({len(v)} chars)")
+            for k, v in self.params
+        ]
+        return (
+            f"# {self.note}\n# params: {params}\n"
+            f"import httpx; r = httpx.request({self.method!r}, {self.url!r}, headers={self.headers!r}, "
+            f"content={body}); print(r.status_code, r.text[:2000])"
+        )
 
 
 @dataclass
@@ -141,9 +220,14 @@ NOT_HTTP = "Invalid HTTP request received."
 
 
 def field_errors(body: Any) -> bool:
-    return isinstance(body, dict) and bool(body) and all(
-        isinstance(k, str) and k and isinstance(v, list) and v and all(isinstance(m, str) for m in v)
-        for k, v in body.items())
+    return (
+        isinstance(body, dict)
+        and bool(body)
+        and all(
+            isinstance(k, str) and k and isinstance(v, list) and v and all(isinstance(m, str) for m in v)
+            for k, v in body.items()
+        )
+    )
 
 
 def judge(sent: Sent, response: httpx.Response, api: bool = True) -> str | None:
@@ -191,8 +275,16 @@ def judge(sent: Sent, response: httpx.Response, api: bool = True) -> str | None:
 class Fuzzer:
     """One region; `keys`: identity -> API key (None for anonymous)."""
 
-    def __init__(self, url: str, keys: dict[str, str | None], examples: int = 20, shrink: bool = False,
-                 exclude: Iterable[str] = (), protected_names: Iterable[str] = (), timeout: float = 60.0):
+    def __init__(
+        self,
+        url: str,
+        keys: dict[str, str | None],
+        examples: int = 20,
+        shrink: bool = False,
+        exclude: Iterable[str] = (),
+        protected_names: Iterable[str] = (),
+        timeout: float = 60.0,
+    ):
         self.base = url.rstrip("/") + "/"  # .../MAAS/
         self.keys = keys
         self.examples = examples
@@ -201,12 +293,16 @@ class Fuzzer:
         self.protected = set(protected_names)  # usernames etc. the walk must not delete
         self.timeout = timeout
         self.http = httpx.Client(timeout=timeout)
-        self.headers = {who: ({"Authorization": oauth_header(key, self.base + API)} if key else {})
-                        for who, key in keys.items()}
+        self.headers = {
+            who: ({"Authorization": oauth_header(key, self.base + API)} if key else {}) for who, key in keys.items()
+        }
         self.failures: list[Failure] = []
         self.requests = 0
         self.known: dict[str, list[str]] = {}
+        self.actions: list[Action] = []  # set from describe/ by the caller (walk(fuzzer.description()))
         self.seconds: dict[str, float] = {}  # time spent per walk key
+        self.statuses: Counter[int] = Counter()
+        self.succeeded: set[str] = set()  # actions that answered 2xx at least once: the walk got past validation
 
     def close(self) -> None:
         self.http.close()
@@ -236,6 +332,9 @@ class Fuzzer:
                 self.failures.append(Failure(f"no answer ({type(exc).__name__}: {exc})", sent, 0, ""))
                 return None
         assert response is not None
+        self.statuses[response.status_code] += 1
+        if response.is_success and sent.key:
+            self.succeeded.add(sent.key)
         problem = judge(sent, response, api)
         if problem:
             self.failures.append(Failure(problem, sent, response.status_code, response.text))
@@ -246,9 +345,11 @@ class Fuzzer:
 
     # -- what exists --------------------------------------------------------------------------
 
-    def collect_known(self, actions: list[Action]) -> None:
+    def collect_known(self, actions: list[Action], refresh: bool = False) -> None:
         """Existing ids, names and system_ids, by the collection a URI parameter indexes."""
         admin = self.headers.get("admin", {})
+        if refresh:
+            self.known.clear()
         for action in actions:
             for param in action.uri_params:
                 prefix = action.path.split("{" + param + "}")[0]
@@ -256,8 +357,9 @@ class Fuzzer:
                     continue
                 values: list[str] = []
                 try:
-                    listed = self.http.get(self.base + API + prefix.format(**self._first_known(prefix)),
-                                           headers=admin).json()
+                    listed = self.http.get(
+                        self.base + API + prefix.format(**self._first_known(prefix)), headers=admin
+                    ).json()
                 except (ValueError, KeyError, httpx.HTTPError):
                     listed = []
                 for item in listed if isinstance(listed, list) else []:
@@ -283,6 +385,17 @@ class Fuzzer:
         likely: list[st.SearchStrategy[str]] = []
         if "ip" in lname.split("_") or lname.endswith("_ip") or lname in ("ip", "gateway_ip", "dns_servers"):
             likely.append(IPV4)
+            networks = [n for n in known if re.fullmatch(r"\d+\.\d+\.\d+\.0/24", n)]
+            if networks:  # an address inside a subnet that exists
+                likely.append(
+                    st.builds(
+                        lambda n, host: n.rsplit(".", 1)[0] + f".{host}", st.sampled_from(networks), st.integers(1, 254)
+                    )
+                )
+        if lname in ("name", "value"):
+            likely.append(st.sampled_from(SETTING_NAMES))
+        if lname == "type":
+            likely.append(st.sampled_from(["dynamic", "reserved", "synced", "uploaded"]))
         if "cidr" in lname or lname == "subnet":
             likely.append(CIDRS)
         if "mac" in lname:
@@ -323,13 +436,13 @@ class Fuzzer:
         per_param = [one(p) for p in action.params]
         extra = st.lists(st.tuples(NAME, st.sampled_from(GARBAGE)), max_size=2)  # parameters nobody declared
         return st.tuples(st.tuples(*per_param) if per_param else st.just(()), extra).map(
-            lambda t: [pair for group in t[0] for pair in group] + t[1])
+            lambda t: [pair for group in t[0] for pair in group] + t[1]
+        )
 
     def request(self, action: Action, who: str) -> st.SearchStrategy[Sent]:
         uri = st.fixed_dictionaries({p: self.uri_value(action, p) for p in action.uri_params})
         encoding = st.sampled_from(["multipart", "plain-multipart", "urlencoded", "json"])
-        return st.builds(lambda u, ps, enc: self.build(action, who, u, ps, enc), uri, self.params_for(action),
-                         encoding)
+        return st.builds(lambda u, ps, enc: self.build(action, who, u, ps, enc), uri, self.params_for(action), encoding)
 
     # -- building requests --------------------------------------------------------------------
 
@@ -340,14 +453,17 @@ class Fuzzer:
             url += "?" + urlencode([(k, v if isinstance(v, str) else v.decode("latin-1")) for k, v in query])
         return url
 
-    def build(self, action: Action, who: str, uri: dict[str, str], params: list[tuple[str, Any]],
-              encoding: str) -> Sent:
+    def build(
+        self, action: Action, who: str, uri: dict[str, str], params: list[tuple[str, Any]], encoding: str
+    ) -> Sent:
         headers = dict(self.headers[who])
         query: list[tuple[str, Any]] = [("op", action.op)] if action.op else []
         body = b""
         if action.method in ("GET", "DELETE") or not params:
-            params = [(k, v[:MAX_QUERY_VALUE] if isinstance(v, str) else v[:MAX_QUERY_VALUE].decode("latin-1"))
-                      for k, v in params]
+            params = [
+                (k, v[:MAX_QUERY_VALUE] if isinstance(v, str) else v[:MAX_QUERY_VALUE].decode("latin-1"))
+                for k, v in params
+            ]
             query += params
             encoding = "query"
         elif encoding == "multipart":
@@ -365,19 +481,40 @@ class Fuzzer:
                 grouped.setdefault(k, []).append(value)
             body = json.dumps({k: vs[0] if len(vs) == 1 else vs for k, vs in grouped.items()}).encode()
         note = f"{action.key} as {who}, {encoding}"
-        return Sent(action.method, self.url(action, uri, query), headers, body, params, note,
-                    frozenset(n for n, _ in action.params))
+        return Sent(
+            action.method,
+            self.url(action, uri, query),
+            headers,
+            body,
+            params,
+            note,
+            frozenset(n for n, _ in action.params),
+            action.key,
+        )
 
     # -- walks --------------------------------------------------------------------------------
 
-    def _run(self, key: str, strategy: st.SearchStrategy[Sent], examples: int, api: bool = True,
-             send: Callable[[Sent], Any] | None = None) -> None:
+    def _run(
+        self,
+        key: str,
+        strategy: st.SearchStrategy[Sent],
+        examples: int,
+        api: bool = True,
+        send: Callable[[Sent], Any] | None = None,
+    ) -> None:
         send = send or (lambda s: self.send(s, api))
         phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if self.shrink else [])
 
-        @seed(zlib.crc32(key.encode()))
-        @settings(max_examples=examples, deadline=None, database=None, phases=phases, derandomize=False,
-                  suppress_health_check=list(HealthCheck), print_blob=False)
+        @seed(zlib.crc32(key.encode()) ^ SEED_SALT)
+        @settings(
+            max_examples=examples,
+            deadline=None,
+            database=None,
+            phases=phases,
+            derandomize=False,
+            suppress_health_check=list(HealthCheck),
+            print_blob=False,
+        )
         @given(strategy)
         def check(sent: Sent) -> None:
             before = len(self.failures)
@@ -393,7 +530,9 @@ class Fuzzer:
         self.seconds[key] = time.monotonic() - start
 
     def walk_actions(self, actions: list[Action], who: str, examples: int | None = None) -> None:
-        for action in actions:
+        """Every action as `who`; deletions last, so the reads and updates find what exists."""
+        self.collect_known(actions, refresh=True)
+        for action in sorted(actions, key=lambda a: a.method == "DELETE"):
             if action.key in self.exclude or (action.anon and who != "anonymous"):
                 continue
             if not action.anon and who == "anonymous":
@@ -405,24 +544,46 @@ class Fuzzer:
     def walk_bodies(self, paths: list[tuple[str, str]], examples: int) -> None:
         """Broken bodies, anonymous and signed: 400 or 413 before anything else, never 5xx."""
         bodies = st.one_of(
-            st.sampled_from([b"{not json", b"[1,2]", b'{"name": "\\ud800"}', b'{"name": NaN}', b"\xff\xfe\x00",
-                             b"--x\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nx\r\n--x--\r\n",
-                             b"x" * (3 * 1024 * 1024)]),
+            st.sampled_from(
+                [
+                    b"{not json",
+                    b"[1,2]",
+                    b'{"name": "\\ud800"}',
+                    b'{"name": NaN}',
+                    b"\xff\xfe\x00",
+                    b'--x\r\nContent-Disposition: form-data; name="name"\r\n\r\nx\r\n--x--\r\n',
+                    b"x" * (3 * 1024 * 1024),
+                ]
+            ),
             st.binary(max_size=200),
         )
-        content_types = st.sampled_from([
-            "application/json", "multipart/form-data", "multipart/form-data; boundary=x",
-            "multipart/form-data; boundary=\"x\"", "application/x-www-form-urlencoded", "text/plain", "",
-            "application/json; charset=x-nope", "multipart/form-data; boundary=x; charset=x-nope",
-        ])
+        content_types = st.sampled_from(
+            [
+                "application/json",
+                "multipart/form-data",
+                "multipart/form-data; boundary=x",
+                'multipart/form-data; boundary="x"',
+                "application/x-www-form-urlencoded",
+                "text/plain",
+                "",
+                "application/json; charset=x-nope",
+                "multipart/form-data; boundary=x; charset=x-nope",
+            ]
+        )
         charset_part = st.builds(
             lambda cs, enc, val: (
                 "multipart/form-data; boundary=B",
-                (f"--B\r\nContent-Disposition: form-data; name=\"name\"\r\nContent-Type: text/plain; charset={cs}\r\n"
-                 f"{'Content-Transfer-Encoding: ' + enc + chr(13) + chr(10) if enc else ''}\r\n").encode()
-                + val + b"\r\n--B--\r\n"),
+                (
+                    f'--B\r\nContent-Disposition: form-data; name="name"\r\nContent-Type: text/plain; charset={cs}\r\n'
+                    f"{'Content-Transfer-Encoding: ' + enc + chr(13) + chr(10) if enc else ''}\r\n"
+                ).encode()
+                + val
+                + b"\r\n--B--\r\n",
+            ),
             st.sampled_from(["x-nope", "utf-8", "latin-1", "utf-16", "\x00"]),
-            st.sampled_from(["", "base64", "quoted-printable", "x-bogus"]), st.binary(max_size=40))
+            st.sampled_from(["", "base64", "quoted-printable", "x-bogus"]),
+            st.binary(max_size=40),
+        )
 
         def sent(method_path: tuple[str, str], who: str, ct_body: tuple[str, bytes]) -> Sent:
             method, path = method_path
@@ -430,30 +591,52 @@ class Fuzzer:
             return Sent(method, self.base + API + path, headers, ct_body[1], [], f"broken body as {who}")
 
         ct_bodies = st.one_of(st.tuples(content_types, bodies), charset_part)
-        self._run("bodies", st.builds(sent, st.sampled_from(paths), st.sampled_from(list(self.headers)), ct_bodies),
-                  examples)
+        self._run(
+            "bodies", st.builds(sent, st.sampled_from(paths), st.sampled_from(list(self.headers)), ct_bodies), examples
+        )
 
     def walk_oauth(self, examples: int) -> None:
         """Authorization headers of every kind of wrong: 401 or 400, never 5xx."""
         key = next((k for k in self.keys.values() if k), "a:b:c")
         consumer, token, secret = key.split(":")
-        piece = st.one_of(st.sampled_from(["%00", "", "%", "%zz", "\x7f", "x" * 5000, "ü", '"', consumer, token,
-                                           "&" + secret]), st.text(max_size=20).map(quote))
-        fields = st.lists(st.tuples(st.sampled_from(["oauth_consumer_key", "oauth_token", "oauth_signature",
-                                                     "oauth_signature_method", "oauth_version", "realm", "x"]),
-                                    piece), max_size=7)
+        piece = st.one_of(
+            st.sampled_from(["%00", "", "%", "%zz", "\x7f", "x" * 5000, "ü", '"', consumer, token, "&" + secret]),
+            st.text(max_size=20).map(quote),
+        )
+        fields = st.lists(
+            st.tuples(
+                st.sampled_from(
+                    [
+                        "oauth_consumer_key",
+                        "oauth_token",
+                        "oauth_signature",
+                        "oauth_signature_method",
+                        "oauth_version",
+                        "realm",
+                        "x",
+                    ]
+                ),
+                piece,
+            ),
+            max_size=7,
+        )
 
         def header(pairs: list[tuple[str, str]], method: str) -> Sent:
             text = "OAuth " + ", ".join(f'{k}="{v}"' for k, v in pairs + [("oauth_signature_method", method)])
             value = text.encode("utf-8").decode("latin-1")  # raw bytes on the wire, as a client may send
-            return Sent("GET", self.base + API + "users/?op=whoami", {"Authorization": value}, b"", [],
-                        "OAuth header garbage")
+            return Sent(
+                "GET", self.base + API + "users/?op=whoami", {"Authorization": value}, b"", [], "OAuth header garbage"
+            )
 
         strategy = st.one_of(
             st.builds(header, fields, st.sampled_from(["PLAINTEXT", "HMAC-SHA1", "", "%00"])),
-            st.sampled_from(["OAuth", "OAuth ,,,", 'OAuth oauth_token="%00"', "OAuth =", "Bearer x", "OAuth x" * 3000])
-            .map(lambda h: Sent("GET", self.base + API + "users/?op=whoami", {"Authorization": h}, b"", [],
-                                "OAuth header garbage")),
+            st.sampled_from(
+                ["OAuth", "OAuth ,,,", 'OAuth oauth_token="%00"', "OAuth =", "Bearer x", "OAuth x" * 3000]
+            ).map(
+                lambda h: Sent(
+                    "GET", self.base + API + "users/?op=whoami", {"Authorization": h}, b"", [], "OAuth header garbage"
+                )
+            ),
         )
         self._run("oauth", strategy, examples)
 
@@ -462,27 +645,60 @@ class Fuzzer:
         base = self.base + "metadata/"
         json_values = st.recursive(
             st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.sampled_from(GARBAGE), MACS),
-            lambda children: st.one_of(st.lists(children, max_size=4),
-                                       st.dictionaries(st.sampled_from(
-                                           ["mac_addresses", "architecture", "boot_method", "cpu_count",
-                                            "memory_mib", "result", "failed_scripts", "disks", "x"]), children,
-                                           max_size=5)),
-            max_leaves=12)
-        bodies = st.one_of(json_values.map(lambda v: json.dumps(v).encode()),
-                           st.sampled_from([b"{not json", b"\xff", b'{"mac_addresses": "\\ud800"}',
-                                            b'{"cpu_count": NaN}', b'{"mac_addresses": [1]}', b"5"]),
-                           st.binary(max_size=100))
+            lambda children: st.one_of(
+                st.lists(children, max_size=4),
+                st.dictionaries(
+                    st.sampled_from(
+                        [
+                            "mac_addresses",
+                            "architecture",
+                            "boot_method",
+                            "cpu_count",
+                            "memory_mib",
+                            "result",
+                            "failed_scripts",
+                            "disks",
+                            "x",
+                        ]
+                    ),
+                    children,
+                    max_size=5,
+                ),
+            ),
+            max_leaves=12,
+        )
+        bodies = st.one_of(
+            json_values.map(lambda v: json.dumps(v).encode()),
+            st.sampled_from(
+                [
+                    b"{not json",
+                    b"\xff",
+                    b'{"mac_addresses": "\\ud800"}',
+                    b'{"cpu_count": NaN}',
+                    b'{"mac_addresses": [1]}',
+                    b"5",
+                ]
+            ),
+            st.binary(max_size=100),
+        )
         tokens = st.sampled_from([t for t in (token, "nope", "%00", "x" * 5000, "") if t is not None])
-        routes = st.sampled_from([("POST", "enlist"), ("POST", "commission/facts"), ("GET", "commission/scripts"),
-                                  ("GET", "commission/scripts/x"), ("POST", "commission/scripts/x?exit_status=1"),
-                                  ("POST", "commission/scripts/%00?exit_status=99999999999"),
-                                  ("POST", "commission/scripts/y?exit_status=x"), ("POST", "commission/done")])
+        routes = st.sampled_from(
+            [
+                ("POST", "enlist"),
+                ("POST", "commission/facts"),
+                ("GET", "commission/scripts"),
+                ("GET", "commission/scripts/x"),
+                ("POST", "commission/scripts/x?exit_status=1"),
+                ("POST", "commission/scripts/%00?exit_status=99999999999"),
+                ("POST", "commission/scripts/y?exit_status=x"),
+                ("POST", "commission/done"),
+            ]
+        )
 
         def sent(route: tuple[str, str], tok: str, body: bytes) -> Sent:
             method, path = route
             headers = {"Authorization": f"Token {tok}"} if tok else {}
-            return Sent(method, base + path, headers, body if method == "POST" else b"", [("body", "")],
-                        "metadata API")
+            return Sent(method, base + path, headers, body if method == "POST" else b"", [("body", "")], "metadata API")
 
         self._run("metadata", st.builds(sent, routes, tokens, bodies), examples, api=False)
 
@@ -490,7 +706,10 @@ class Fuzzer:
         return ", ".join(f"{k}: {v:.1f}s" for k, v in sorted(self.seconds.items(), key=lambda kv: -kv[1])[:n])
 
     def report(self) -> str:
-        lines = [f"{len(self.failures)} failing requests of {self.requests} sent; slowest: {self.slowest()}"]
+        lines = [
+            f"{len(self.failures)} failing requests of {self.requests} sent; answers: "
+            f"{dict(sorted(self.statuses.items()))}; slowest: {self.slowest()}"
+        ]
         seen: set[tuple[str, str]] = set()
         for failure in self.failures:
             key = (failure.problem, failure.sent.note)
@@ -509,11 +728,68 @@ def base64_multipart(fields: list[tuple[str, Any]]) -> tuple[str, bytes]:
         data = value if isinstance(value, bytes) else value.encode("utf-8")
         kind = "application/octet-stream" if isinstance(value, bytes) else 'text/plain; charset="utf-8"'
         filename = '; filename="f"' if isinstance(value, bytes) else ""
-        out += (f"--{boundary}\r\nContent-Type: {kind}\r\nMIME-Version: 1.0\r\n"
+        out += (
+            (
+                f"--{boundary}\r\nContent-Type: {kind}\r\nMIME-Version: 1.0\r\n"
                 f"Content-Transfer-Encoding: base64\r\n"
-                f"Content-Disposition: form-data; name=\"{name}\"{filename}\r\n\r\n").encode() \
-            + base64.encodebytes(data) + b"\r\n"
+                f'Content-Disposition: form-data; name="{name}"{filename}\r\n\r\n'
+            ).encode()
+            + base64.encodebytes(data)
+            + b"\r\n"
+        )
     return f'multipart/form-data; boundary="{boundary}"', out + f"--{boundary}--\r\n".encode()
+
+
+def seed_region(config: Any, url: str, admin_key: str) -> str:
+    """Something of each kind for a walk to find by id (a rack controller node without a
+    rack process: nothing serves DHCP for real), and a commissioning machine whose
+    metadata token the metadata walk uses, which it returns."""
+    from datetime import timedelta
+
+    from metalplane.client.http import MaasHttp
+    from metalplane.identity import new_system_id
+    from metalplane.region.bootstrap import run_db
+    from metalplane.region.services import commissioning, racks
+
+    with MaasHttp(url, admin_key) as api:
+        fabric = api.post("fabrics/", name="fuzz-fabric").json()
+        api.post(f"fabrics/{fabric['id']}/vlans/", vid=42, name="fuzz-vlan")
+        subnet = api.post(
+            "subnets/", cidr="10.251.0.0/24", vlan=fabric["vlans"][0]["id"], gateway_ip="10.251.0.1"
+        ).json()
+        api.post("ipranges/", type="reserved", subnet=subnet["id"], start_ip="10.251.0.10", end_ip="10.251.0.20")
+        api.post("spaces/", name="fuzz-space")
+        api.post("zones/", name="fuzz-zone")
+        api.post(
+            "machines/",
+            hostname="fuzz-machine",
+            architecture="amd64/generic",
+            mac_addresses="52:54:00:fa:00:02",
+            power_type="manual",
+        )
+        api.post("commissioning-scripts/", name="fuzz-script", content="#!/bin/sh\ntrue\n")
+        api.post("users/", username="fuzz-other", password="pw", email="other@example.com")
+        api.post("boot-resources/", name="custom/fuzz", architecture="amd64/generic", sha256="0" * 64, size="1")
+        machine = api.post(
+            "machines/",
+            hostname="fuzz-commissioning",
+            architecture="amd64/generic",
+            mac_addresses="52:54:00:fa:00:01",
+            power_type="manual",
+        ).json()
+
+    async def prepare(conn) -> str:
+        await racks.register_rack(
+            conn,
+            new_system_id(),
+            "fuzz-rack",
+            "0.1.0",
+            [{"name": "eth0", "mac": "52:54:00:fa:00:09", "addresses": ["10.251.0.5/24"]}],
+        )
+        found = await commissioning.start(conn, machine["system_id"], timedelta(hours=1))
+        return await commissioning.token_for(conn, found["id"])
+
+    return run_db(config, prepare)
 
 
 def plain_multipart(fields: list[tuple[str, Any]]) -> tuple[str, bytes]:
@@ -523,8 +799,11 @@ def plain_multipart(fields: list[tuple[str, Any]]) -> tuple[str, bytes]:
     for name, value in fields:
         data = value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass")
         filename = '; filename="f"' if isinstance(value, bytes) else ""
-        out += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"{filename}\r\n\r\n").encode() \
-            + data + b"\r\n"
+        out += (
+            (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"{filename}\r\n\r\n').encode()
+            + data
+            + b"\r\n"
+        )
     return f"multipart/form-data; boundary={boundary}", out + f"--{boundary}--\r\n".encode()
 
 

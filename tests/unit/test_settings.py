@@ -13,8 +13,13 @@ from metalplane.region.services import dhcp, settings
 MAAS = json.loads((Path(__file__).parent.parent / "data" / "maas_settings.json").read_text())
 BY_NAME = {s["name"]: s for s in MAAS["settings"]}
 PROBES = [(s["name"], p) for s in MAAS["settings"] for p in s.get("probes", [])]
-METALPLANE_OWN = {"dhcp_ha_mode", "dhcp_lease_time", "power_poll_interval", "power_max_concurrency",
-                  "commissioning_timeout"}
+METALPLANE_OWN = {
+    "dhcp_ha_mode",
+    "dhcp_lease_time",
+    "power_poll_interval",
+    "power_max_concurrency",
+    "commissioning_timeout",
+}
 
 
 def test_every_maas_name_and_only_those_plus_ours():
@@ -46,33 +51,45 @@ def test_choices_are_maas(name):
         assert str(settings.parse_setting(name, choice)) == choice
     with pytest.raises(Invalid) as info:
         settings.parse_setting(name, "no-such-choice")
-    expected = spec.get("invalid_choice_message", "Select a valid choice. %(value)s is not one of the available "
-                                                 "choices.").replace("%(value)s", "no-such-choice")
+    expected = spec.get(
+        "invalid_choice_message", "Select a valid choice. %(value)s is not one of the available choices."
+    ).replace("%(value)s", "no-such-choice")
     if "%(value)s" not in spec.get("invalid_choice_message", "%(value)s"):
         expected = spec["invalid_choice_message"]
     assert info.value.errors == {name: [expected]}
 
 
-@pytest.mark.parametrize("word, value", [("true", True), ("no", True), ("", False), ("false", False), ("False", False),
-                                         ("0", False), ("1", True)])
+@pytest.mark.parametrize(
+    "word, value",
+    [("true", True), ("no", True), ("", False), ("false", False), ("False", False), ("0", False), ("1", True)],
+)
 def test_booleans_read_as_djangos_boolean_field(word, value):
     assert settings.parse_setting("enable_analytics", word) is value
 
 
-@pytest.mark.parametrize("name, value, message", [
-    ("max_node_commissioning_results", "0", "Ensure this value is greater than or equal to 1."),
-    ("session_length", "9", "Ensure this value is greater than or equal to 10."),
-    ("tls_cert_expiration_notification_interval", "91", "Ensure this value is less than or equal to 90."),
-    ("default_dns_ttl", "soon", "Enter a whole number."),
-    ("upstream_dns", "8.8.8.8 dns.google", "Invalid IP address: dns.google; provide a list of space-separated IP "
-                                           "addresses"),
-    ("upstream_dns", "fe80::1%eth0", "Invalid IP address: fe80::1%eth0; provide a list of space-separated IP "
-                                     "addresses"),
-    ("maas_auto_ipmi_user", "u" * 21, "Ensure this value has at most 20 characters (it has 21)."),
-    ("http_proxy", "not a url", "Enter a valid URL."),
-    ("maas_name", " ", "This field is required."),
-    ("kernel_opts", "a\x00b", "Null characters are not allowed."),
-])
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("max_node_commissioning_results", "0", "Ensure this value is greater than or equal to 1."),
+        ("session_length", "9", "Ensure this value is greater than or equal to 10."),
+        ("tls_cert_expiration_notification_interval", "91", "Ensure this value is less than or equal to 90."),
+        ("default_dns_ttl", "soon", "Enter a whole number."),
+        (
+            "upstream_dns",
+            "8.8.8.8 dns.google",
+            "Invalid IP address: dns.google; provide a list of space-separated IP addresses",
+        ),
+        (
+            "upstream_dns",
+            "fe80::1%eth0",
+            "Invalid IP address: fe80::1%eth0; provide a list of space-separated IP addresses",
+        ),
+        ("maas_auto_ipmi_user", "u" * 21, "Ensure this value has at most 20 characters (it has 21)."),
+        ("http_proxy", "not a url", "Enter a valid URL."),
+        ("maas_name", " ", "This field is required."),
+        ("kernel_opts", "a\x00b", "Null characters are not allowed."),
+    ],
+)
 def test_values_maas_refuses(name, value, message):
     with pytest.raises(Invalid) as info:
         settings.parse_setting(name, value)
@@ -90,10 +107,18 @@ def test_lists_maas_keeps_as_strings_are_strings():
 def test_unknown_names_get_maas_error_and_the_alias_works():
     with pytest.raises(Invalid) as info:
         settings.parse_setting("no_such", "x")
-    assert info.value.errors == {"no_such": [
-        MAAS["unknown_name_message_template"].replace("%s", "no_such", 1)
-        .replace(").", ", main_archive, ports_archive, " + ", ".join(sorted(METALPLANE_OWN, key=list(
-            settings.SETTINGS).index)) + ").")]}
+    assert info.value.errors == {
+        "no_such": [
+            MAAS["unknown_name_message_template"]
+            .replace("%s", "no_such", 1)
+            .replace(
+                ").",
+                ", main_archive, ports_archive, "
+                + ", ".join(sorted(METALPLANE_OWN, key=list(settings.SETTINGS).index))
+                + ").",
+            )
+        ]
+    }
     assert settings.parse_setting("ntp_server", "10.0.0.1") == "10.0.0.1"
 
 

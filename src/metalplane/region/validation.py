@@ -32,11 +32,23 @@ PG_BIGINT_MAX = 2**63 - 1  # sizes in bytes
 MAX_TEXT = 65_536  # any text value without a narrower limit (a description, a comment)
 MAX_LARGE_TEXT = 2 * 1024 * 1024  # file-like text (a script, user data): bounded by the body limit
 MAX_LIST = 1_000  # values of one repeated parameter, items of one list
-MAX_PATH_PART = 255  # a {system_id}, {name}, {username}... in a URL (MAAS's longest keys)
+MAX_PATH_PART = 256  # a {system_id}, {name}, {username}... in a URL (MAAS's longest names: 256)
 
 # Parameters whose values are documents rather than words: only the body limit bounds them.
-LARGE_FIELDS = frozenset({"content", "user_data", "script", "data", "value", "key", "certificate",
-                          "power_parameters", "config", "definition"})
+LARGE_FIELDS = frozenset(
+    {
+        "content",
+        "user_data",
+        "script",
+        "data",
+        "value",
+        "key",
+        "certificate",
+        "power_parameters",
+        "config",
+        "definition",
+    }
+)
 
 # -- messages (MAAS's / Django's, word for word) --------------------------------------------
 
@@ -46,8 +58,7 @@ WHOLE_NUMBER = "Enter a whole number."
 INVALID_VALUE = "Enter a valid value."
 INVALID_IP = "Enter a valid IPv4 or IPv6 address."
 INVALID_EMAIL = "Enter a valid email address."
-INVALID_USERNAME = ("Enter a valid username. This value may contain only letters, numbers, "
-                    "and @/./+/-/_ characters.")
+INVALID_USERNAME = "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters."
 NOT_TEXT = "Enter valid text (UTF-8, no control characters)."
 CIDR_FORMAT = "Required format: <network>/<prefixlen>."
 
@@ -235,8 +246,13 @@ def check_ip(value: str, field: str, version: int | None = None, message: str = 
 def parse_network(value: object, prefix_required: bool = True) -> Network | None:
     """A network as `cidr` stores it (host bits dropped), or None; zone ids refused.
     Without `prefix_required` a bare address is its own /32 or /128."""
-    if not isinstance(value, str) or "%" in value or len(value) > 64 or text_problem(value, None) \
-            or (prefix_required and "/" not in value):
+    if (
+        not isinstance(value, str)
+        or "%" in value
+        or len(value) > 64
+        or text_problem(value, None)
+        or (prefix_required and "/" not in value)
+    ):
         return None
     try:
         return ipaddress.ip_network(value.strip(), strict=False)
@@ -253,8 +269,11 @@ def check_cidr(value: str, field: str = "cidr") -> Network:
 
 # MAAS's accepted input forms: aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff, aabb.ccdd.eeff
 # (one-digit groups allowed in the first two, as MAAS allows).
-_MAC_FORMS = re.compile(r"^(?:(?:[0-9a-f]{1,2}:){5}[0-9a-f]{1,2}|(?:[0-9a-f]{1,2}-){5}[0-9a-f]{1,2}"
-                        r"|(?:[0-9a-f]{3,4}\.){2}[0-9a-f]{3,4})$", re.IGNORECASE)
+_MAC_FORMS = re.compile(
+    r"^(?:(?:[0-9a-f]{1,2}:){5}[0-9a-f]{1,2}|(?:[0-9a-f]{1,2}-){5}[0-9a-f]{1,2}"
+    r"|(?:[0-9a-f]{3,4}\.){2}[0-9a-f]{3,4})$",
+    re.IGNORECASE,
+)
 
 
 def normalise_mac(value: str) -> str | None:
@@ -266,7 +285,7 @@ def normalise_mac(value: str) -> str | None:
         digits = "".join(group.zfill(4) for group in text.split("."))
         if len(digits) != 12:
             return None
-        return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
+        return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
     return ":".join(group.zfill(2) for group in re.split(r"[:-]", text))
 
 
@@ -355,19 +374,38 @@ NAME_RULES: dict[str, NameRule] = {
     "space": NameRule(re.compile(r"^[\w-]+$"), 256, "Invalid space name: {value}."),
     "subnet": NameRule(re.compile(r"^[.: \w/-]+$"), 255),
     "tag": NameRule(re.compile(r"^[a-zA-Z0-9_-]+$"), 256),
-    "interface": NameRule(re.compile(r"^[\w\-_.:]{1,15}$"), 255,
-                          "The interface name must be 1 to 15 characters long and can only contain alphanumeric "
-                          "characters, hyphens ('-'), underscores ('_'), periods ('.'), and colons (':')."),
+    "interface": NameRule(
+        re.compile(r"^[\w\-_.:]{1,15}$"),
+        255,
+        "The interface name must be 1 to 15 characters long and can only contain alphanumeric "
+        "characters, hyphens ('-'), underscores ('_'), periods ('.'), and colons (':').",
+    ),
 }
 
 # MAAS's model max_length for free-text fields (maas_wire.md); others get MAX_TEXT.
 MAX_LENGTHS: dict[str, int] = {
-    "node.hostname": 255, "node.architecture": 31, "node.min_hwe_kernel": 31, "node.hwe_kernel": 31,
-    "node.osystem": 255, "node.distro_series": 255, "node.agent_name": 255, "node.error": 255,
-    "node.license_key": 30, "node.default_user": 32, "node.hardware_uuid": 36,
-    "iprange.comment": 255, "bmc.power_type": 10, "bmc.name": 255, "config.name": 255,
-    "boot_resource.name": 255, "boot_resource.architecture": 255, "interface.vendor": 255,
-    "user.username": 150, "user.email": 254, "sshkey.auth_id": 255, "token.name": 255,
+    "node.hostname": 255,
+    "node.architecture": 31,
+    "node.min_hwe_kernel": 31,
+    "node.hwe_kernel": 31,
+    "node.osystem": 255,
+    "node.distro_series": 255,
+    "node.agent_name": 255,
+    "node.error": 255,
+    "node.license_key": 30,
+    "node.default_user": 32,
+    "node.hardware_uuid": 36,
+    "iprange.comment": 255,
+    "bmc.power_type": 10,
+    "bmc.name": 255,
+    "config.name": 255,
+    "boot_resource.name": 255,
+    "boot_resource.architecture": 255,
+    "interface.vendor": 255,
+    "user.username": 150,
+    "user.email": 254,
+    "sshkey.auth_id": 255,
+    "token.name": 255,
     "event.description": 255,
 }
 
@@ -400,11 +438,12 @@ def check_username(value: str, field: str = "username") -> str:
 
 # Django's EmailValidator, in short: a dot-atom or quoted local part, a domain of DNS
 # labels with a letter TLD (or "localhost"), or an address literal in brackets.
-_EMAIL_USER = re.compile(r"(^[-!#$%&'*+/=?^_`{}|~0-9A-Z]+(\.[-!#$%&'*+/=?^_`{}|~0-9A-Z]+)*\Z"
-                         r'|^"([\001-\010\013\014\016-\037!#-\[\]-\177]|\\[\001-\011\013\014\016-\177])*"\Z)',
-                         re.IGNORECASE)
-_EMAIL_DOMAIN = re.compile(r"((?:[A-Z0-9](?:[A-Z0-9-]{0,61}[A-Z0-9])?\.)+)(?:[A-Z0-9-]{2,63}(?<!-))\Z",
-                           re.IGNORECASE)
+_EMAIL_USER = re.compile(
+    r"(^[-!#$%&'*+/=?^_`{}|~0-9A-Z]+(\.[-!#$%&'*+/=?^_`{}|~0-9A-Z]+)*\Z"
+    r'|^"([\001-\010\013\014\016-\037!#-\[\]-\177]|\\[\001-\011\013\014\016-\177])*"\Z)',
+    re.IGNORECASE,
+)
+_EMAIL_DOMAIN = re.compile(r"((?:[A-Z0-9](?:[A-Z0-9-]{0,61}[A-Z0-9])?\.)+)(?:[A-Z0-9-]{2,63}(?<!-))\Z", re.IGNORECASE)
 
 
 def email_problem(value: str) -> str | None:

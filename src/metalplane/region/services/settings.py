@@ -455,7 +455,7 @@ async def image_choices(conn: AsyncConnection, kind: str) -> list[str]:
         osystem, _, release = name.partition("/")
         if kind == "osystem":
             found.add(osystem)
-        elif kind == "release" and osystem == default_os or kind == "commissioning" and osystem == "ubuntu":
+        elif (kind == "release" and osystem == default_os) or (kind == "commissioning" and osystem == "ubuntu"):
             found.add(release)
         elif kind == "kernel":
             subarches = (extra or {}).get("subarches", "")
