@@ -643,28 +643,26 @@ class Fuzzer:
     def walk_metadata(self, token: str | None, examples: int) -> None:
         """The metadata API the ephemeral image talks to: JSON of every shape, tokens right and wrong."""
         base = self.base + "metadata/"
+        keys = st.sampled_from(
+            [
+                "mac_addresses",
+                "architecture",
+                "boot_method",
+                "cpu_count",
+                "memory_mib",
+                "result",
+                "failed_scripts",
+                "disks",
+                "x",
+            ]
+        )
+
+        def nested(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+            return st.one_of(st.lists(children, max_size=4), st.dictionaries(keys, children, max_size=5))
+
         json_values = st.recursive(
             st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.sampled_from(GARBAGE), MACS),
-            lambda children: st.one_of(
-                st.lists(children, max_size=4),
-                st.dictionaries(
-                    st.sampled_from(
-                        [
-                            "mac_addresses",
-                            "architecture",
-                            "boot_method",
-                            "cpu_count",
-                            "memory_mib",
-                            "result",
-                            "failed_scripts",
-                            "disks",
-                            "x",
-                        ]
-                    ),
-                    children,
-                    max_size=5,
-                ),
-            ),
+            nested,
             max_leaves=12,
         )
         bodies = st.one_of(

@@ -144,30 +144,39 @@ def ip_list(value: str) -> str | None:
     """upstream_dns: addresses, normalised to one space-separated string."""
     items = split_list(value)
     for item in items:
-        if v.parse_ip(item) is None:
-            raise Refusal(f"Invalid IP address: {v.shown(item)}; provide a list of space-separated IP addresses")
-    return " ".join(items) if value.strip() else None
+        _address(item, f"Invalid IP address: {v.shown(item)}; provide a list of space-separated IP addresses")
+    return _joined(items, value)
 
 
 _IPV4_LIKE = r"(?:\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})"
 _IP_LIKE = re.compile(rf"^(?:{_IPV4_LIKE}|(?:(?:[\da-fA-F]+:+)+(?:[\da-fA-F]+|{_IPV4_LIKE})+))$")
 
 
+def _address(item: str, message: str) -> str:
+    address = v.parse_ip(item)
+    if address is None:
+        raise Refusal(message)
+    return str(address)
+
+
+def _hostname(item: str) -> str:
+    problem = v.hostname_problem(item)
+    if problem:
+        raise Refusal(f"Invalid hostname: {problem}")
+    return item
+
+
+def _joined(items: list[str], value: str) -> str | None:
+    return " ".join(items) if value.strip() else None
+
+
 def host_list(value: str) -> str | None:
     """ntp_servers: addresses or hostnames; what looks like an address must be one."""
-    out = []
-    for item in split_list(value):
-        if _IP_LIKE.match(item) or ":" in item:
-            address = v.parse_ip(item)
-            if address is None:
-                raise Refusal(f"Failed to detect a valid IP address from '{v.shown(item)}'.")
-            out.append(str(address))
-        else:
-            problem = v.hostname_problem(item)
-            if problem:
-                raise Refusal(f"Invalid hostname: {problem}")
-            out.append(item)
-    return " ".join(out) if value.strip() else None
+    return _joined([
+        _address(item, f"Failed to detect a valid IP address from '{v.shown(item)}'.")
+        if _IP_LIKE.match(item) or ":" in item else _hostname(item)
+        for item in split_list(value)
+    ], value)
 
 
 _SUBNET_LIKE = re.compile(rf"^(?:{_IPV4_LIKE}|(?:[0-9A-Fa-f]{{1,4}})?:(?:[0-9A-Fa-f]{{1,4}})?:.*)/\d+$")
@@ -182,18 +191,12 @@ def acl_list(value: str) -> str | None:
             network = v.parse_network(item)
             if network is None:
                 raise Refusal(f"Invalid network: {v.shown(item)}.")
-            out.append(item if network.prefixlen == int(item.rsplit("/", 1)[1]) else str(network))
+            out.append(item)  # as given, host bits included (MAAS keeps netaddr's form)
         elif _ACL_IP_LIKE.match(item):
-            address = v.parse_ip(item)
-            if address is None:
-                raise Refusal(f"Invalid IP address: {v.shown(item)}.")
-            out.append(str(address))
+            out.append(_address(item, f"Invalid IP address: {v.shown(item)}."))
         else:
-            problem = v.hostname_problem(item)
-            if problem:
-                raise Refusal(f"Invalid hostname: {problem}")
-            out.append(item)
-    return " ".join(out) if value.strip() else None
+            out.append(_hostname(item))
+    return _joined(out, value)
 
 
 def domain_name(value: str) -> str:
