@@ -23,6 +23,8 @@ from metalplane.rpc.nodes import NodeType
 
 SCRIPT_PREFIX = "commissioning_script:"
 MAX_OUTPUT = 4 * 1024 * 1024
+# MAAS's statuses a machine may be commissioned from: New, Failed commissioning, Ready, Broken.
+COMMISSION_FROM = (machines.NEW, machines.FAILED_COMMISSIONING, machines.READY, 8)
 
 
 def memory_mib(facts: dict[str, Any]) -> int:
@@ -96,8 +98,8 @@ async def enlist(conn: AsyncConnection, report: dict[str, Any]) -> dict[str, Any
 async def start(conn: AsyncConnection, system_id: str, timeout: timedelta) -> dict[str, Any]:
     """Into Commissioning: a fresh token and results, and a deadline."""
     machine = await machines.get_machine(conn, system_id, lock=True)
-    if machine["status"] == machines.COMMISSIONING:
-        raise Refused(f"Machine {machine['hostname']} is already commissioning.")
+    if machine["status"] not in COMMISSION_FROM:
+        raise Invalid({"__all__": ["Commission is not available because of the current state of the node."]})
     await conn.execute(delete(script_results).where(script_results.c.node_id == machine["id"]))
     await conn.execute(delete(node_tokens).where(node_tokens.c.node_id == machine["id"]))
     await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(
