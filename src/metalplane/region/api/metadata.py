@@ -161,9 +161,10 @@ async def script(request: Request) -> Response:
             return PlainTextResponse(await commissioning.get_script(conn, name))
     exit_status = reports.exit_status(request.query_params.get("exit_status"))
     await authenticated_first(request)
+    runtime = reports.runtime(request.query_params.get("runtime"))
     output = reports.script_output(await read_body(request, SCRIPT_BODY))
     async with tx(request) as conn:
-        await commissioning.store_script(conn, await machine_for(request, conn), name, exit_status, output)
+        await commissioning.store_script(conn, await machine_for(request, conn), name, exit_status, output, runtime)
     return PlainTextResponse("OK")
 
 

@@ -138,7 +138,7 @@ def sync_engine(config: RegionConfig, application_name: str = "metalplane") -> E
         pool_size=1,
         max_overflow=0,
         pool_pre_ping=True,
-        hide_parameters=True,
+        hide_parameters=True,  # an error's text would otherwise carry its SQL parameters into a log line
     ))
 
 

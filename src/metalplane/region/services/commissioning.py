@@ -14,13 +14,27 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.region import validation
 from metalplane.region.db.tables import config, interfaces, node_tokens, nodes, script_results
 from metalplane.region.db.transaction import Work
 from metalplane.region.errors import Invalid, NotFound, Refused
-from metalplane.region.services import enrolment, machines, permissions, power, reports, settings
+from metalplane.region.services import (
+    enrolment,
+    events,
+    machines,
+    permissions,
+    power,
+    reports,
+    settings,
+    storage,
+    tags,
+)
+from metalplane.region.services import script_results as script_results_service
 from metalplane.rpc.nodes import NodeType
 
 SCRIPT_PREFIX = "commissioning_script:"
+# MAAS's statuses a machine may be commissioned from: New, Failed commissioning, Ready, Broken.
+COMMISSION_FROM = (machines.NEW, machines.FAILED_COMMISSIONING, machines.READY, 8)
 
 
 def finished_status(outcome: reports.Outcome) -> tuple[int, str]:
@@ -76,18 +90,21 @@ async def enlist(conn: AsyncConnection, report: reports.Enlistment) -> dict[str,
     })
 
 
-async def start(conn: AsyncConnection, system_id: str, timeout: timedelta) -> dict[str, Any]:
+async def start(conn: AsyncConnection, system_id: str, timeout: timedelta, username: str = "") -> dict[str, Any]:
     """Into Commissioning: a fresh token and results, and a deadline."""
     machine = await machines.get_machine(conn, system_id, lock=True)
-    if machine["status"] == machines.COMMISSIONING:
-        raise Refused(f"Machine {machine['hostname']} is already commissioning.")
+    if machine["status"] not in COMMISSION_FROM:
+        raise Invalid({"__all__": ["Commission is not available because of the current state of the node."]})
     await conn.execute(delete(script_results).where(script_results.c.node_id == machine["id"]))
+    await script_results_service.start_set(conn, machine["id"])
     await conn.execute(delete(node_tokens).where(node_tokens.c.node_id == machine["id"]))
     await enrolment.forget(conn, machine["id"])
     await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(
         status=machines.COMMISSIONING, status_expires=datetime.now(UTC) + timeout,
         error_description="", updated=func.now()))
     await token_for(conn, machine["id"])
+    await events.record(conn, machine, "REQUEST_NODE_START_COMMISSIONING", action="commission", username=username)
+    await events.status_changed(conn, machine, machine["status"], machines.COMMISSIONING, machines.STATUS_NAMES)
     return await machines.get_machine(conn, system_id)
 
 
@@ -100,7 +117,7 @@ async def commission(work: Work, rpc_server: Any, system_id: str, timeout: int |
     async with work.tx() as conn:
         permissions.require(actor, "commission", await machines.get_machine(conn, system_id))
         seconds = timeout if timeout is not None else await settings.get_setting(conn, "commissioning_timeout")
-        machine = await start(conn, system_id, timedelta(seconds=seconds))
+        machine = await start(conn, system_id, timedelta(seconds=seconds), getattr(actor, "username", ""))
     if machine["bmc_id"] is not None:
         try:
             state = (await power.run(work, rpc_server, system_id, "query"))["state"]
@@ -114,8 +131,12 @@ async def commission(work: Work, rpc_server: Any, system_id: str, timeout: int |
 
 
 async def fail(conn: AsyncConnection, node_id: int, message: str) -> None:
+    machine = dict((await conn.execute(select(nodes).where(nodes.c.id == node_id).with_for_update())).one()._mapping)
     await conn.execute(update(nodes).where(nodes.c.id == node_id).values(
         status=machines.FAILED_COMMISSIONING, status_expires=None, error_description=message, updated=func.now()))
+    await script_results_service.end_set(conn, await script_results_service.current_set_id(conn, node_id))
+    await events.status_changed(conn, machine, machine["status"], machines.FAILED_COMMISSIONING,
+                                machines.STATUS_NAMES, message)
 
 
 async def store_facts(conn: AsyncConnection, machine: dict[str, Any], facts: reports.Facts) -> None:
@@ -125,10 +146,14 @@ async def store_facts(conn: AsyncConnection, machine: dict[str, Any], facts: rep
         architecture=facts.architecture or machine["architecture"],
         boot_method=facts.boot_method or machine["boot_method"],
         hardware=facts.hardware, updated=func.now()))
+    disks = facts.hardware.get("disks") or []
+    await storage.replace_disks(conn, machine["id"], [d for d in disks if isinstance(d, dict)])
+    await tags.evaluate_node(conn, machine["id"])
+    await events.record(conn, machine, "GATHERING_INFO", "Hardware facts received")
 
 
 async def store_script(conn: AsyncConnection, machine: dict[str, Any], name: str, exit_status: int | None,
-                       output: str) -> None:
+                       output: str, runtime: int | None = None) -> None:
     """One script's result; posting a name again replaces its result. At most
     MAX_SCRIPT_RESULTS results per run."""
     _require_commissioning(machine)
@@ -138,8 +163,17 @@ async def store_script(conn: AsyncConnection, machine: dict[str, Any], name: str
                                 .where(script_results.c.node_id == machine["id"]))).scalar_one()
     if count >= reports.MAX_SCRIPT_RESULTS:
         raise Refused(f"A commissioning run keeps at most {reports.MAX_SCRIPT_RESULTS} script results.")
-    await conn.execute(insert(script_results).values(node_id=machine["id"], name=name, exit_status=exit_status,
-                                                     output=output))
+    set_id = await script_results_service.current_set_id(conn, machine["id"])
+    await conn.execute(insert(script_results).values(
+        node_id=machine["id"], name=name, exit_status=exit_status, script_set_id=set_id,
+        runtime=runtime if runtime is not None and 0 <= runtime < 2**31 else None, output=output))
+    await script_results_service.ping(conn, set_id)
+    status = script_results_service.STATUS_NAMES[script_results_service.result_status(exit_status)]
+    await events.record(conn, machine, "SCRIPT_RESULT_CHANGED_STATUS",
+                        f"{name} changed status from 'Running' to '{status}'")
+    if exit_status != 0:
+        await events.record(conn, machine, "NODE_COMMISSIONING_EVENT_FAILED",
+                            f"'{name}' failed with exit status {exit_status}")
 
 
 async def finish(conn: AsyncConnection, machine: dict[str, Any], outcome: reports.Outcome) -> None:
@@ -147,6 +181,8 @@ async def finish(conn: AsyncConnection, machine: dict[str, Any], outcome: report
     status, message = finished_status(outcome)
     await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(
         status=status, status_expires=None, error_description=message, updated=func.now()))
+    await script_results_service.end_set(conn, await script_results_service.current_set_id(conn, machine["id"]))
+    await events.status_changed(conn, machine, machine["status"], status, machines.STATUS_NAMES, message)
 
 
 def _require_commissioning(machine: dict[str, Any]) -> None:
@@ -156,12 +192,16 @@ def _require_commissioning(machine: dict[str, Any]) -> None:
 
 async def expire(conn: AsyncConnection) -> list[str]:
     """Machines past their commissioning deadline: Failed commissioning (timed out)."""
-    rows = await conn.execute(
+    message = "Commissioning timed out: the machine did not report back in time."
+    expired = [dict(r._mapping) for r in await conn.execute(
         update(nodes).where(nodes.c.status == machines.COMMISSIONING, nodes.c.status_expires < func.now())
-        .values(status=machines.FAILED_COMMISSIONING, status_expires=None,
-                error_description="Commissioning timed out: the machine did not report back in time.")
-        .returning(nodes.c.system_id))
-    return [r.system_id for r in rows]
+        .values(status=machines.FAILED_COMMISSIONING, status_expires=None, error_description=message)
+        .returning(nodes.c.id, nodes.c.system_id, nodes.c.hostname))]
+    for machine in expired:
+        await script_results_service.end_set(conn, await script_results_service.current_set_id(conn, machine["id"]))
+        await events.status_changed(conn, machine, machines.COMMISSIONING, machines.FAILED_COMMISSIONING,
+                                    machines.STATUS_NAMES, message)
+    return [m["system_id"] for m in expired]
 
 
 async def results_of(conn: AsyncConnection, system_id: str, actor: permissions.Actor | None) -> list[dict[str, Any]]:
@@ -185,13 +225,14 @@ async def list_scripts(conn: AsyncConnection) -> dict[str, str]:
 async def get_script(conn: AsyncConnection, name: str) -> str:
     found = (await list_scripts(conn)).get(name)
     if found is None:
-        raise NotFound("CommissioningScript")
+        raise NotFound("Script")
     return found
 
 
 async def put_script(conn: AsyncConnection, name: str, content: str) -> None:
-    if not name or not all(c.isalnum() or c in "._+-" for c in name):
-        raise Invalid.field("name", "Use letters, digits and . _ + - only.")
+    if not name or len(name) > 255 or not all(c.isalnum() or c in "._+-" for c in name):
+        raise Invalid.field("name", "Use letters, digits and . _ + - only (at most 255).")
+    validation.check_text(content, "content", validation.MAX_LARGE_TEXT)
     await conn.execute(pg_insert(config).values(name=SCRIPT_PREFIX + name, value=content)
                        .on_conflict_do_update(index_elements=["name"], set_={"value": content}))
 
@@ -199,4 +240,4 @@ async def put_script(conn: AsyncConnection, name: str, content: str) -> None:
 async def delete_script(conn: AsyncConnection, name: str) -> None:
     result = await conn.execute(delete(config).where(config.c.name == SCRIPT_PREFIX + name))
     if result.rowcount == 0:
-        raise NotFound("CommissioningScript")
+        raise NotFound("Script")

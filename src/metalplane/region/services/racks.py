@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.ha import connections as ha_connections
-from metalplane.ha.rack_health import rackd_status
+from metalplane.ha.rack_health import rackd_status, with_rack_report
 from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import (
     controller_info,
@@ -31,6 +31,7 @@ from metalplane.region.errors import Refused
 from metalplane.region.services import connections, consequences, network
 from metalplane.region.services import subnets as subnets_service
 from metalplane.region.services.controllers import ensure_controller_node, get_controller, list_controllers
+from metalplane.region.services.nodes import interfaces_of
 from metalplane.region.services.rows import Row
 from metalplane.rpc.messages import Ping
 from metalplane.rpc.nodes import RACK_TYPES, NodeType
@@ -51,6 +52,13 @@ async def register_rack(conn: AsyncConnection, system_id: str, hostname: str, ve
     )
     await sync_interfaces(conn, node_id, reported)
     return node_id
+
+
+async def is_rack(conn: AsyncConnection, system_id: str) -> bool:
+    """Whether the region has a rack (or region+rack) controller with this system_id."""
+    found = await conn.execute(select(nodes.c.id).where(nodes.c.system_id == system_id,
+                                                        nodes.c.node_type.in_(RACK_TYPES)))
+    return found.first() is not None
 
 
 async def record_refusal(conn: AsyncConnection, system_id: str, hostname: str, version: str, reason: str) -> None:
@@ -116,8 +124,8 @@ async def sync_interfaces(conn: AsyncConnection, node_id: int, reported: list[di
 async def update_services(conn: AsyncConnection, node_id: int, services: list[dict[str, Any]]) -> None:
     for item in services:
         name, status = str(item["name"]), str(item.get("status", "unknown"))
-        if name not in RACK_SERVICES or name == "rackd":
-            continue  # rackd is the region's judgement, not the rack's
+        if name not in RACK_SERVICES:
+            continue  # (rackd: the rack's own health, combined with the region's judgement when read)
         if status not in SERVICE_STATES:
             status = "unknown"
         values = dict(status=status, status_info=str(item.get("status_info", ""))[:500])
@@ -135,22 +143,6 @@ async def services_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int, d
     return out
 
 
-async def interfaces_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    rows = await conn.execute(
-        select(interfaces).where(interfaces.c.node_id.in_(node_ids)).order_by(interfaces.c.node_id, interfaces.c.name))
-    addresses = await conn.execute(
-        select(ip_addresses.c.interface_id, ip_addresses.c.ip, ip_addresses.c.subnet_id)
-        .join(interfaces, interfaces.c.id == ip_addresses.c.interface_id)
-        .where(interfaces.c.node_id.in_(node_ids)).order_by(ip_addresses.c.id))
-    by_interface: dict[int, list[dict[str, Any]]] = {}
-    for a in addresses:
-        by_interface.setdefault(a.interface_id, []).append({"ip": str(a.ip), "subnet_id": a.subnet_id})
-    out: dict[int, list[dict[str, Any]]] = {}
-    for r in rows:
-        out.setdefault(r.node_id, []).append({**dict(r._mapping), "links": by_interface.get(r.id, [])})
-    return out
-
-
 async def refusals_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int, str]:
     rows = await conn.execute(select(controller_info.c.node_id, controller_info.c.refusal)
                               .where(controller_info.c.node_id.in_(node_ids), controller_info.c.refusal.isnot(None)))
@@ -161,7 +153,7 @@ async def refusals_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int, s
 class RackView:
     node: Row
     services: list[tuple[str, str, str]]  # (name, status, status_info): rackd (the region's judgement) first
-    interfaces: list[Row]  # with their "links": [{"ip", "subnet_id"}]
+    interfaces: list[Row]  # with their "links" (services.nodes.interfaces_of)
 
 
 @dataclass(frozen=True)
@@ -196,8 +188,10 @@ async def _racks(conn: AsyncConnection, nodes_shown: list[Row]) -> Racks:
     subnets_by_id = {s["id"]: s for s in await subnets_service.list_subnets(conn)}
     shown = []
     for node in nodes_shown:
-        rackd = rackd_status(len(connected.get(node["id"], ())), live, per_rack, refusals.get(node["id"]))
         mine = reported.get(node["id"], {})
+        rackd = with_rack_report(
+            rackd_status(len(connected.get(node["id"], ())), live, per_rack, refusals.get(node["id"])),
+            mine.get("rackd"))
         statuses = [("rackd", *rackd)] + [(name, *mine.get(name, ("unknown", ""))) for name in RACK_SERVICES
                                           if name != "rackd"]
         shown.append(RackView(node, statuses, rack_interfaces.get(node["id"], [])))

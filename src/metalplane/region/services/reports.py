@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
+from metalplane.region import validation
 from metalplane.region.errors import Invalid
-from metalplane.region.services.machines import MAC, normalise_mac
 
 MAX_MACS = 64  # NICs one machine reports
 MAX_ITEMS = 256  # disks, interfaces, failed scripts
@@ -66,8 +66,8 @@ def enlistment(report: dict[str, Any]) -> Enlistment:
         raise Invalid.field("mac_addresses", f"Expected at most {MAX_MACS} MAC addresses, got {len(raw)}.")
     macs: list[str] = []
     for value in raw:
-        mac = normalise_mac(value) if isinstance(value, str) and len(value) <= 32 else None
-        if mac is None or not MAC.match(mac):
+        mac = validation.normalise_mac(value) if isinstance(value, str) and len(value) <= 32 else None
+        if mac is None:
             shown = repr(value)[:40]
             raise Invalid.field("mac_addresses", f"One or more MAC addresses is invalid. "
                                                  f"({shown} is not a valid MAC address.)")
@@ -117,6 +117,13 @@ def exit_status(raw: str | None) -> int | None:
         return None
     if not EXIT_STATUS.match(raw) or not -1 <= int(raw) <= 255:
         raise Invalid.field("exit_status", "Expected an integer from -1 to 255.")
+    return int(raw)
+
+
+def runtime(raw: str | None) -> int | None:
+    """A script's runtime in seconds, as reported; absent or not a plain count: unknown."""
+    if raw is None or not raw.isdigit() or len(raw) > 9:
+        return None
     return int(raw)
 
 

@@ -1,20 +1,20 @@
-"""metadata enrolment credentials; machine owners
+"""metadata enrolment credentials
 
-Revision ID: 0012
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 
 `node_enrolments`: the short-lived, one-use credential a commissioning
 machine's boot config carries instead of its metadata token, bound to the
-address that fetched the config. `nodes.owner_id`: the user a machine belongs
-to (MAAS's owner), which the permission rules for power actions read.
+address that fetched the config. (Machine owners, which the permission rules
+read, came with the nodes API in 0006.)
 """
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = '0012'
-down_revision = '0005'
+revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
@@ -32,13 +32,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('node_id'),
     sa.UniqueConstraint('secret')
     )
-    op.add_column('nodes', sa.Column('owner_id', sa.Integer(), nullable=True))
-    op.create_index(op.f('ix_nodes_owner_id'), 'nodes', ['owner_id'], unique=False)
-    op.create_foreign_key('nodes_owner_id_fkey', 'nodes', 'users', ['owner_id'], ['id'], ondelete='SET NULL')
 
 
 def downgrade() -> None:
-    op.drop_constraint('nodes_owner_id_fkey', 'nodes', type_='foreignkey')
-    op.drop_index(op.f('ix_nodes_owner_id'), table_name='nodes')
-    op.drop_column('nodes', 'owner_id')
     op.drop_table('node_enrolments')
