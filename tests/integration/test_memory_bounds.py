@@ -101,7 +101,6 @@ def test_anonymous_metadata_bodies_are_refused_and_memory_stays_bounded(worker, 
     assert_body_refused_within_bounds(*worker, "/MAAS/metadata/enlist", chunked)
 
 
-@pytest.mark.xfail(strict=True, reason="needs h-apicore's body cap (app.py reads API bodies before authentication)")
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_anonymous_api_bodies_are_refused_and_memory_stays_bounded(api_worker, chunked):
     assert_body_refused_within_bounds(*api_worker, "/MAAS/api/2.0/machines/", chunked)

@@ -115,8 +115,9 @@ def machines(region: RunningRegion) -> list[dict]:
 
 
 def create_machine(region: RunningRegion, mac: str, **fields: str) -> dict:
+    fields.setdefault("architecture", "amd64/generic")  # required by MAAS's create form
     with region.api() as api:
-        response = api.post("machines/", mac_addresses=mac, power_type="manual", **fields)
+        response = api.post("machines/", mac_addresses=mac, power_type="manual", commission="false", **fields)
         assert response.status_code == 200, response.text
         return response.json()
 

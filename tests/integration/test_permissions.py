@@ -84,7 +84,8 @@ def new_machine(region: RunningRegion, owner: str | None) -> str:
     digits = uuid.uuid4().hex[:6]
     mac = "52:54:02:" + ":".join(digits[i:i + 2] for i in range(0, 6, 2))
     with region.api() as api:
-        response = api.post("machines/", mac_addresses=mac, power_type="manual", architecture="amd64/generic")
+        response = api.post("machines/", mac_addresses=mac, power_type="manual", architecture="amd64/generic",
+                            commission="false")
         assert response.status_code == 200, response.text
         system_id = response.json()["system_id"]
     if owner is not None:
