@@ -338,8 +338,6 @@ SETTINGS = [  # (getter, setter, a value to set, what the getter then says)
     ("ntp_server", "ntp_server", "ntp.example", "ntp.example"),
     ("enable_third_party_drivers", "enable_third_party_drivers", False, False),
 ]
-# Served already (the lifecycle's settings, with MAAS's types).
-SERVED_HERE = ("name", "enable_disk_erasing_on_release", "default_os", "default_distro_series")
 READ_ONLY_HERE = [
     "default_os",
     "default_distro_series",
@@ -353,7 +351,7 @@ READ_ONLY_HERE = [
 @pytest.mark.parametrize(
     "getter, setter, value, expected",
     [
-        pytest.param(*s, marks=[] if s[0] in SERVED_HERE else [needs("h-apicore", f"the {s[0]} setting with MAAS's type")])
+        pytest.param(*s)
         for s in SETTINGS
     ],
 )
@@ -363,8 +361,7 @@ def test_maas_settings_round_trip(client, getter, setter, value, expected):
 
 
 @pytest.mark.parametrize(
-    "getter", [pytest.param(g, marks=[] if g in SERVED_HERE else needs("h-apicore", f"the {g} setting"))
-               for g in READ_ONLY_HERE]
+    "getter", list(READ_ONLY_HERE)
 )
 def test_maas_settings_read_and_written_back(client, getter):
     value = getattr(client.maas, f"get_{getter}")()

@@ -24,11 +24,12 @@ from sqlalchemy import select
 from metalplane.images.publish import publish_image
 from metalplane.region.bootstrap import run_db
 from metalplane.region.db.tables import node_tokens, nodes
-from metalplane.region.services import boot, controllers
+from metalplane.region.services import controllers
 from metalplane.region.services import racks as rack_services
 from tests.conftest import RunningRegion, create_admin, create_user, make_region_config
 from tests.integration import test_api_nodes
 from tests.integration.test_api_nodes import FACTS, commission_with
+from tests.integration.test_metadata_api import boot_config, enrol_credential
 from tests.support.databases import world_traversable_tempdir
 from tests.support.processes import RegionProcess, wait_until
 
@@ -119,13 +120,9 @@ def token_of(region: RunningRegion, system_id: str) -> str:
     return run_db(region.config, work)
 
 
-def boot_answer(region: RunningRegion, mac_address: str) -> dict:
-    """What the region answers a rack's GetBootConfig for this MAC."""
-
-    async def work(conn) -> dict:
-        return await boot.boot_config(conn, mac_address, "amd64/generic", "http://10.77.0.1:5240/MAAS/metadata/")
-
-    return run_db(region.config, work)
+def boot_answer(region: RunningRegion, mac_address: str):
+    """What the region answers a rack (over RPC) when the machine asks from 127.0.0.1."""
+    return boot_config(region, mac_address, "127.0.0.1")
 
 
 def metadata(region: RunningRegion, token: str | None) -> httpx.Client:
@@ -180,7 +177,7 @@ def test_deploy_drives_deploying_to_deployed_through_the_installers_endpoints(li
     sid = m["system_id"]
     assert api.post("account/prefs/sshkeys/", key=SSH_KEY).status_code in (200, 201)
     answer = boot_answer(life_region, m["boot_interface"]["mac_address"])
-    assert answer["purpose"] == "local"  # Ready
+    assert answer.purpose == "local"  # Ready
     deploying = api.post(
         f"machines/{sid}/",
         op="deploy",
@@ -199,8 +196,11 @@ def test_deploy_drives_deploying_to_deployed_through_the_installers_endpoints(li
     assert body["hwe_kernel"] == "ga-22.04" and body["netboot"] is True
     token = token_of(life_region, sid)
     answer = boot_answer(life_region, m["boot_interface"]["mac_address"])
-    assert answer["purpose"] == "deploy" and f"token={token}" in answer["params"]
-    assert "mp_mode=deploy" in answer["params"] and "mp_after=reboot" in answer["params"]
+    assert answer.purpose == "deploy" and token not in (answer.params or "")  # never the token itself
+    assert "mp_mode=deploy" in answer.params and "mp_after=reboot" in answer.params
+    with metadata(life_region, None) as meta:  # the installer enrols as commissioning does
+        enrolled = meta.post("enrol", headers={"Authorization": f"Enrol {enrol_credential(answer)}"})
+        assert (enrolled.status_code, enrolled.text) == (200, token)
     with metadata(life_region, token) as meta:
         config = meta.get("deploy/config")
         assert config.status_code == 200, config.text
@@ -224,7 +224,7 @@ def test_deploy_drives_deploying_to_deployed_through_the_installers_endpoints(li
         log = b"step image ok\nimage written: 1 bytes\n"
         assert meta.post("deploy/installation?exit_status=0&runtime=146", content=log).status_code == 200
         assert meta.post("deploy/done", json={"result": "ok", "step": "", "message": ""}).status_code == 200
-        assert boot_answer(life_region, m["boot_interface"]["mac_address"])["purpose"] == "local"
+        assert boot_answer(life_region, m["boot_interface"]["mac_address"]).purpose == "local"
         assert api.get(f"machines/{sid}/").json()["netboot"] is False
         booted = meta.post(
             "deploy/booted",
@@ -264,7 +264,7 @@ def test_deploy_drives_deploying_to_deployed_through_the_installers_endpoints(li
     assert released.status_code == 200, released.text
     body = released.json()
     assert (body["status_name"], body["owner"], body["osystem"], body["netboot"]) == ("Ready", None, "", True)
-    assert boot_answer(life_region, m["boot_interface"]["mac_address"])["purpose"] == "local"
+    assert boot_answer(life_region, m["boot_interface"]["mac_address"]).purpose == "local"
     with metadata(life_region, token) as meta:
         assert meta.get("deploy/config").status_code == 401  # the token went with the deployment
     assert {"User releasing node", "Releasing", "Released"} <= {e["type"] for e in events_of(api, sid)}
@@ -317,7 +317,7 @@ def test_the_deploy_endpoints_refuse_bad_bodies_and_strangers(life_region, api, 
         assert meta.post("deploy/events", content=b"[1]").status_code == 400
         assert meta.post("deploy/done", json={"result": "maybe"}).status_code == 400
         huge = meta.post("deploy/events", content=b"{" + b" " * (2 * 1024 * 1024) + b"}")
-        assert huge.status_code == 400 and "larger than" in huge.text
+        assert huge.status_code == 413 and "larger than" in huge.text
         assert meta.post("deploy/installation?exit_status=x", content=b"").status_code == 400
     assert api.get(f"machines/{sid}/").json()["status_name"] == "Deploying"  # nothing half-written
     assert api.post(f"machines/{sid}/", op="abort").json()["status_name"] == "Allocated"

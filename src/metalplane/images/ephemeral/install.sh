@@ -569,8 +569,11 @@ do_deploy() {
     FAILED_STEP=""
     FAIL_MESSAGE=""
     _started=$(centis)
+    if [ -z "$TOKEN" ] && [ -n "$ENROL" ]; then
+        enrol || return 1
+    fi
     if [ -z "$TOKEN" ]; then
-        say "deploying needs token= on the kernel command line"
+        say "deploying needs enrol= (or token=) on the kernel command line"
         return 1
     fi
     _ok=1

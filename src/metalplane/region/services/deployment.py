@@ -197,7 +197,7 @@ async def store_installation(
             exit_status=exit_status,
             script_set_id=set_id,
             runtime=runtime if runtime is not None and 0 <= runtime < 2**31 else None,
-            output=output[-MAX_OUTPUT:].decode("utf-8", errors="replace"),
+            output=output[-MAX_OUTPUT:].decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
         )
     )
     await results_service.ping(conn, set_id)

@@ -28,6 +28,7 @@ from metalplane.region.db.tables import node_tokens, node_user_data, nodes
 from metalplane.region.db.transaction import Work
 from metalplane.region.errors import Conflict, Invalid, PermissionDenied
 from metalplane.region.services import (
+    enrolment,
     allocation,
     boot_resources,
     commissioning,
@@ -161,6 +162,7 @@ async def start_deployment(conn: AsyncConnection, system_id: str, actor: User, o
     if options.user_data:
         await conn.execute(pg_insert(node_user_data).values(node_id=machine["id"], data=options.user_data))
     await _fresh_token(conn, machine["id"])
+    await enrolment.forget(conn, machine["id"])  # a new run: the installer enrols afresh
     await script_results.start_set(conn, machine["id"], script_results.INSTALLATION)
     await events.record(
         conn, machine, "REQUEST_NODE_START_DEPLOYMENT", options.comment, action="start", username=actor.username
