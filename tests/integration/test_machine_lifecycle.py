@@ -430,7 +430,7 @@ def test_other_users_cannot_touch_an_owned_machine(life_region, api, ready):
     api.post("machines/", op="allocate", system_id=sid)
     key = create_user(life_region.config, f"life-{secrets.token_hex(3)}")
     with life_region.api(key) as other:
-        assert other.post(f"machines/{sid}/", op="deploy").status_code == 404  # not even visible
+        assert other.post(f"machines/{sid}/", op="deploy").status_code == 403
         assert other.post("machines/", op="release", machines=[sid]).status_code == 403
         assert other.post("machines/", op="allocate", system_id=sid).status_code == 409
         assert other.get("machines/", op="list_allocated").json() == []

@@ -11,7 +11,7 @@ import pytest
 
 from metalplane.region.errors import Conflict, Invalid, PermissionDenied
 from metalplane.region.services import allocation, boot, deployment, interface_constraints, lifecycle
-from metalplane.region.services import machine_permissions as perms
+from metalplane.region.services import permissions as perms
 from metalplane.region.services.node_status import (
     LABELS,
     Status,
@@ -79,7 +79,7 @@ def test_permissions_follow_maas_rules():
     assert perms.allowed(perms.EDIT, ALICE, None, False) and perms.allowed(perms.EDIT, ALICE, ALICE.id, False)
     assert not perms.allowed(perms.EDIT, ALICE, BOB.id, False) and perms.allowed(perms.EDIT, ADMIN, BOB.id, False)
     assert not perms.allowed(perms.EDIT, ADMIN, ADMIN.id, True)  # locked: nobody edits
-    assert perms.allowed(perms.LOCK, ADMIN, ADMIN.id, True)
+    assert perms.allowed(perms.LOCK, ADMIN, ADMIN.id, True) and not perms.allowed(perms.ADMIN, ADMIN, None, True)
     assert not perms.allowed(perms.OWNER, ADMIN, BOB.id, False)  # admins too are refused others' machines
     assert not perms.allowed(perms.ADMIN, ALICE, None, False)
     with pytest.raises(PermissionDenied):

@@ -1,7 +1,7 @@
 """The machine lifecycle past Ready: deploy, release, abort, broken/fixed, lock, owner data.
 
 MAAS's rules (research/maas_lifecycle.json, maas_deploy.md): every status change
-goes through node_status.require_transition; who may act is machine_permissions';
+goes through node_status.require_transition; who may act is services/permissions.py's table;
 the words of each 409 are MAAS's. What the installer reports while a machine is
 Deploying is services/deployment.py; allocation is services/allocation.py.
 
@@ -33,7 +33,7 @@ from metalplane.region.services import (
     boot_resources,
     commissioning,
     events,
-    machine_permissions,
+    permissions,
     machines,
     power,
 )
@@ -117,8 +117,8 @@ def release_to_deploy(
 
 
 async def _machine(conn: AsyncConnection, system_id: str, actor: User, action: str) -> Row:
-    machine = await machines.get_machine(conn, system_id, lock=True, viewer=actor)
-    machine_permissions.require(actor, action, machine)
+    machine = await machines.get_machine(conn, system_id, lock=True)  # MAAS: 403, not 404, for others'
+    permissions.require(actor, action, machine)
     return machine
 
 
@@ -324,7 +324,7 @@ async def release_many(work: Work, rpc_server: Any, system_ids: list[str], actor
         denied = [
             m["system_id"]
             for m in found
-            if not machine_permissions.allowed(machine_permissions.EDIT, actor, m["owner_id"], m["locked"])
+            if not permissions.allowed(permissions.EDIT, actor, m["owner_id"], m["locked"])
         ]
         if denied:
             raise PermissionDenied(
