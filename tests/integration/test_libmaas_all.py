@@ -351,7 +351,7 @@ READ_ONLY_HERE = [
 @pytest.mark.parametrize(
     "getter, setter, value, expected",
     [
-        pytest.param(*s, marks=[] if s[0] == "name" else [needs("h-apicore", f"the {s[0]} setting with MAAS's type")])
+        pytest.param(*s)
         for s in SETTINGS
     ],
 )
@@ -361,7 +361,7 @@ def test_maas_settings_round_trip(client, getter, setter, value, expected):
 
 
 @pytest.mark.parametrize(
-    "getter", [pytest.param(g, marks=needs("h-apicore", f"the {g} setting")) for g in READ_ONLY_HERE]
+    "getter", list(READ_ONLY_HERE)
 )
 def test_maas_settings_read_and_written_back(client, getter):
     value = getattr(client.maas, f"get_{getter}")()
@@ -372,7 +372,6 @@ def test_maas_settings_read_and_written_back(client, getter):
 # -- what other branches serve -----------------------------------------------------------------------
 
 
-@needs("the machine lifecycle (issue 15)", "machine set_owner_data (owner_data saved) and machines allocate")
 def test_machines_including_save(client):
     made = client.machines.create("amd64/generic", ["52:54:00:c0:ff:ee"], "manual", hostname=f"lib-{tag()}")
     try:

@@ -9,9 +9,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from metalplane import __version__
-from metalplane.region.api.app import site_of
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import API_PREFIX, Handler, describe_api
+from metalplane.region.api.proxies import site_of
 
 # What MAAS 2.x advertises that metalplane honours.
 CAPABILITIES = [
@@ -33,7 +33,8 @@ async def read_version(ctx: Ctx) -> dict:
 
 async def describe(request: Request) -> Response:
     """The whole API; maascli insists on exactly `application/json`."""
-    body = describe_api(request.app.state.handlers, site_of(request))
+    state = request.app.state
+    body = describe_api(state.handlers, site_of(request), getattr(state, "api_hash", None))
     return Response(json.dumps(body, sort_keys=True), media_type="application/json")
 
 
