@@ -21,8 +21,11 @@ def scrape(region: RunningRegion) -> Samples:
     response = httpx.get(region.url + "metrics", timeout=10)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain; version=")
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(response.text) for s in family.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
 
 
 def requests_counted(samples: Samples, handler: str, method: str, status: int, op: str = "") -> float:
@@ -44,8 +47,9 @@ def test_metrics_answer_without_auth_and_count_requests_by_handler_op_and_status
     after = scrape(region)
 
     def grew(handler: str, method: str, status: int, op: str = "") -> float:
-        return (requests_counted(after, handler, method, status, op)
-                - requests_counted(before, handler, method, status, op))
+        return requests_counted(after, handler, method, status, op) - requests_counted(
+            before, handler, method, status, op
+        )
 
     assert grew("MachinesHandler", "GET", 200) == 5
     assert grew("MachineHandler", "GET", 404) == 1
@@ -55,8 +59,13 @@ def test_metrics_answer_without_auth_and_count_requests_by_handler_op_and_status
     assert grew("MachinesHandler", "GET", 400) == 1
     assert grew("MachinesHandler", "GET", 200, op="describe_power_types") == 1
     # Latency is a histogram: buckets, a sum, a count.
-    buckets = [v for (name, labels), v in after.items() if name == "maas_http_request_latency_bucket"
-               and dict(labels)["handler"] == "MachinesHandler" and dict(labels)["status"] == "200"]
+    buckets = [
+        v
+        for (name, labels), v in after.items()
+        if name == "maas_http_request_latency_bucket"
+        and dict(labels)["handler"] == "MachinesHandler"
+        and dict(labels)["status"] == "200"
+    ]
     assert buckets and max(buckets) >= 5
     # The scrape itself is a request like any other.
     assert requests_counted(after, "prometheus_metrics", "GET", 200) >= 1
@@ -70,8 +79,11 @@ def test_a_killed_workers_requests_stay_counted(region: RunningRegion):
     assert counted == 6
     victim, *_ = region.process.worker_pids()
     os.kill(victim, signal.SIGKILL)
-    wait_until(lambda: victim not in region.process.worker_pids() and len(region.process.worker_pids()) == 2, 15,
-               what="the worker restarted")
+    wait_until(
+        lambda: victim not in region.process.worker_pids() and len(region.process.worker_pids()) == 2,
+        15,
+        what="the worker restarted",
+    )
     # Its samples live in the region's metrics dir (files named by pid), not in the dead process.
     assert requests_counted(scrape(region), "ZonesHandler", "GET", 200) == 6
     assert any(p.name.endswith(f"_{victim}.db") for p in (Path(region.config.data_dir) / "metrics").iterdir())

@@ -22,16 +22,23 @@ METRICS_PATH = "/metrics"
 SERVICE_STATUSES = ("running", "degraded", "dead", "off", "unknown")
 
 POWER_ACTIONS = Counter(
-    "maas_rack_power_actions", "Power actions run against BMCs (retries inside one action count once)",
-    ["action", "power_type"])
+    "maas_rack_power_actions",
+    "Power actions run against BMCs (retries inside one action count once)",
+    ["action", "power_type"],
+)
 POWER_FAILURES = Counter(
-    "maas_rack_power_failures", "Power actions that failed after their retries, by failure kind",
-    ["action", "power_type", "kind"])
+    "maas_rack_power_failures",
+    "Power actions that failed after their retries, by failure kind",
+    ["action", "power_type", "kind"],
+)
 LEASES_REPORTED = Counter(
-    "maas_rack_dhcp_leases_reported", "DHCP lease events reported to the region, by action", ["action"])
+    "maas_rack_dhcp_leases_reported", "DHCP lease events reported to the region, by action", ["action"]
+)
 IMAGE_CACHE = Counter(
-    "maas_rack_image_cache_requests", "Requests for image files: served from the cache (hit) or not (miss)",
-    ["protocol", "result"])
+    "maas_rack_image_cache_requests",
+    "Requests for image files: served from the cache (hit) or not (miss)",
+    ["protocol", "result"],
+)
 
 
 def power_action(action: str, power_type: str) -> None:
@@ -53,6 +60,7 @@ def image_lookup(protocol: str, hit: bool) -> None:
 
 # -- state, read at scrape time ---------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class HaVlan:
     """One VLAN served by one Kea instance, and that instance's HA state."""
@@ -67,8 +75,9 @@ class HaVlan:
 def service_states(services: Iterable[tuple[str, str]]) -> GaugeMetricFamily:
     """One series per service and possible status, 1 for the current one (Grafana's state
     timeline reads it as is)."""
-    family = GaugeMetricFamily("maas_rack_service_state", "Rack services' statuses (1: the current one)",
-                               labels=["service", "status"])
+    family = GaugeMetricFamily(
+        "maas_rack_service_state", "Rack services' statuses (1: the current one)", labels=["service", "status"]
+    )
     for name, status in services:
         for candidate in SERVICE_STATUSES:
             family.add_metric([name, candidate], 1.0 if status == candidate else 0.0)
@@ -76,9 +85,11 @@ def service_states(services: Iterable[tuple[str, str]]) -> GaugeMetricFamily:
 
 
 def ha_states(vlans: Iterable[HaVlan]) -> GaugeMetricFamily:
-    family = GaugeMetricFamily("maas_rack_dhcp_ha_state", "Kea's state for each VLAN this rack serves DHCP on "
-                               "(1; state is Kea's HA state, or standalone)",
-                               labels=["instance", "vlan_id", "vid", "role", "state"])
+    family = GaugeMetricFamily(
+        "maas_rack_dhcp_ha_state",
+        "Kea's state for each VLAN this rack serves DHCP on (1; state is Kea's HA state, or standalone)",
+        labels=["instance", "vlan_id", "vid", "role", "state"],
+    )
     for v in vlans:
         family.add_metric([v.instance, str(v.vlan_id), str(v.vid), v.role, v.state], 1.0)
     return family
@@ -106,22 +117,26 @@ class RackCollector(Collector):
         d = self.daemon
         yield service_states((s.name, s.status) for s in d.services.snapshot())
         yield ha_states(dhcp_vlans(d.dhcp))
-        links = GaugeMetricFamily("maas_rack_region_links", "RPC connections to region workers (1: healthy)",
-                                  labels=["region", "worker"])
+        links = GaugeMetricFamily(
+            "maas_rack_region_links", "RPC connections to region workers (1: healthy)", labels=["region", "worker"]
+        )
         for link in list(d.links.links.values()):
             links.add_metric([link.endpoint.region, str(link.endpoint.worker)], 1.0 if link.healthy else 0.0)
         yield links
         tftp, http = d.boot.tftp.stats, d.boot.http.server.stats
-        yield CounterMetricFamily("maas_rack_tftp_bytes_sent", "Bytes of completed TFTP transfers",
-                                  value=tftp.bytes_sent)
+        yield CounterMetricFamily(
+            "maas_rack_tftp_bytes_sent", "Bytes of completed TFTP transfers", value=tftp.bytes_sent
+        )
         transfers = CounterMetricFamily("maas_rack_tftp_transfers", "TFTP transfers by result", labels=["result"])
         transfers.add_metric(["completed"], tftp.completed)
         transfers.add_metric(["failed"], tftp.failed)
         yield transfers
-        yield CounterMetricFamily("maas_rack_http_bytes_sent", "File bytes the HTTP boot server sent (sendfile)",
-                                  value=http.body_bytes)
-        responses = CounterMetricFamily("maas_rack_http_responses", "HTTP boot server responses by status",
-                                        labels=["status"])
+        yield CounterMetricFamily(
+            "maas_rack_http_bytes_sent", "File bytes the HTTP boot server sent (sendfile)", value=http.body_bytes
+        )
+        responses = CounterMetricFamily(
+            "maas_rack_http_responses", "HTTP boot server responses by status", labels=["status"]
+        )
         for status, count in sorted(http.responses.items()):
             responses.add_metric([str(status)], count)
         yield responses

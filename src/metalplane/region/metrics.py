@@ -32,19 +32,26 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METRICS_PATH = "/MAAS/metrics"
 
 REQUEST_LATENCY = Histogram(
-    "maas_http_request_latency", "HTTP request latency (seconds), by handler, method, op and status",
-    ["handler", "method", "op", "status"])
+    "maas_http_request_latency",
+    "HTTP request latency (seconds), by handler, method, op and status",
+    ["handler", "method", "op", "status"],
+)
 RPC_CONNECTIONS = Gauge(
-    "maas_region_rpc_connections", "Rack RPC connections held by each region worker", ["worker"],
-    multiprocess_mode="livesum")
-LEASE_EVENTS = Counter(
-    "maas_region_lease_events", "DHCP lease events received from racks, by action", ["action"])
+    "maas_region_rpc_connections",
+    "Rack RPC connections held by each region worker",
+    ["worker"],
+    multiprocess_mode="livesum",
+)
+LEASE_EVENTS = Counter("maas_region_lease_events", "DHCP lease events received from racks, by action", ["action"])
 POWER_ACTIONS = Counter(
-    "maas_region_power_actions", "Power actions the region ran through a rack, by action and result",
-    ["action", "result"])
+    "maas_region_power_actions",
+    "Power actions the region ran through a rack, by action and result",
+    ["action", "result"],
+)
 
 
 # -- the supervisor's side ----------------------------------------------------------------
+
 
 def metrics_dir(data_dir: str | os.PathLike[str]) -> Path:
     return Path(data_dir) / "metrics"
@@ -68,6 +75,7 @@ def worker_gone(path: Path, pid: int) -> None:
 
 
 # -- what workers record ------------------------------------------------------------------
+
 
 def request_labels(scope: dict[str, Any], status: int) -> dict[str, str]:
     """Bounded labels for one API request: the handler that answered (or "none" when no
@@ -101,6 +109,7 @@ def power_action(action: str, result: str) -> None:
 
 
 # -- the scrape -----------------------------------------------------------------------------
+
 
 def exposition() -> tuple[bytes, str]:
     """The text format: every worker's samples in multiprocess mode, this process's otherwise."""
