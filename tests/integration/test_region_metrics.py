@@ -67,6 +67,9 @@ def test_metrics_answer_without_auth_and_count_requests_by_handler_op_and_status
         and dict(labels)["status"] == "200"
     ]
     assert buckets and max(buckets) >= 5
+    # Credentials are not looked at: a wrong key does not stop a scrape.
+    bogus = httpx.get(region.url + "metrics", headers={"Authorization": 'OAuth oauth_token="nope"'}, timeout=10)
+    assert bogus.status_code == 200 and "maas_http_request_latency" in bogus.text
     # The scrape itself is a request like any other.
     assert requests_counted(after, "prometheus_metrics", "GET", 200) >= 1
 
