@@ -382,6 +382,20 @@ script_sets = Table(
     *_timestamps(),
 )
 
+# The one-use credential a commissioning machine's boot config carries instead of
+# its token (services/enrolment.py): bound to the address that fetched the config,
+# exchanged once, from that address, for the token.
+node_enrolments = Table(
+    "node_enrolments",
+    metadata,
+    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
+    Column("secret", Text, nullable=False, unique=True),
+    Column("address", INET, nullable=True),  # null: bound by the first exchange (a rack that sent none)
+    Column("expires", DateTime(timezone=True), nullable=False),
+    Column("used", DateTime(timezone=True), nullable=True),
+    *_timestamps(),
+)
+
 # Output of commissioning scripts, as MAAS keeps it.
 script_results = Table(
     "script_results",
