@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.system, pytest.mark.timeout(400)]
 CIDR = "10.62.0.0/24"
 PRIMARY, SECONDARY = "10.62.0.2", "10.62.0.3"
 KERNEL = secrets.token_bytes(300_000)
+IMAGE = dict(os_name="ephemeral", release="degraded", arch="amd64", subarch="generic", version="20261206")
 
 
 def tiny_mirror(root: Path) -> str:
@@ -33,16 +34,7 @@ def tiny_mirror(root: Path) -> str:
     kernel = root / "staging" / "boot-kernel"
     kernel.parent.mkdir(parents=True)
     kernel.write_bytes(KERNEL)
-    publish_image(
-        root / "mirror",
-        os_name="ephemeral",
-        release="degraded",
-        arch="amd64",
-        subarch="generic",
-        version="20261206",
-        files={"boot-kernel": kernel},
-        title="degraded mode test",
-    )
+    publish_image(root / "mirror", files={"boot-kernel": kernel}, title="degraded mode test", **IMAGE)
     return hashlib.sha256(KERNEL).hexdigest()
 
 
