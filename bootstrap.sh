@@ -10,7 +10,8 @@ cd "$(dirname "$(readlink -f "$0")")"
 RUNTIME_DEBS=(postgresql-15 python3 python3-venv ca-certificates iproute2 ipxe pxelinux syslinux-common
               kea-dhcp4-server chrony haproxy ipmitool freeipmi-tools busybox-static)
 TEST_DEBS=(kea-admin udhcpc isc-dhcp-client tftpd-hpa tftp-hpa openipmi curl jq
-           ntpsec-ntpdate sntp nginx-light qemu-system-x86 ipxe-qemu radvd procps wget wrk)
+           ntpsec-ntpdate sntp nginx-light qemu-system-x86 ipxe-qemu radvd procps wget wrk
+           chromium)  # tests/browser: Playwright drives Debian's chromium, never a downloaded one
 
 install_debs() {
     local missing=()

@@ -22,6 +22,8 @@ from websockets.exceptions import ConnectionClosed
 
 from metalplane import __version__
 from metalplane.config.region import RegionConfig
+from metalplane.region import changes
+from metalplane.region.changes import ChangeHub
 from metalplane.region.db.engine import conninfo, remember_primary
 from metalplane.region.api.metadata import metadata_url
 from metalplane.region.services import bmcs, boot, boot_resources, cluster, dhcp, leases, machines, racks, rpc
@@ -173,6 +175,7 @@ class RegionRpcServer:
         self.worker_index = worker_index
         self.port = config.rpc_port + worker_index
         self.sessions: dict[str, RackSession] = {}
+        self.changes = ChangeHub()  # the web UI's live pages subscribe here
         self.process_id: int | None = None
         self._peers: dict[tuple[str, int], Connection] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -334,10 +337,14 @@ class RegionRpcServer:
                     remember_primary(self.config, conn)
                     await conn.execute(f"LISTEN {rpc.TARGETS_CHANNEL}")
                     await conn.execute(f"LISTEN {rpc.RACK_EVENTS_CHANNEL}")
+                    await conn.execute(f"LISTEN {changes.CHANNEL}")
                     delay = LISTEN_RETRY_FIRST
                     self._push_wanted.set()  # catch up on anything missed while away
+                    self.changes.publish(changes.EVERYTHING)
                     async for note in conn.notifies():
-                        if note.channel == rpc.TARGETS_CHANNEL:
+                        if note.channel == changes.CHANNEL:
+                            self.changes.publish(note.payload)
+                        elif note.channel == rpc.TARGETS_CHANNEL:
                             self._push_wanted.set()
                         else:
                             await self._rack_event(json.loads(note.payload))

@@ -68,6 +68,7 @@ class Worker:
         self.rpc = RegionRpcServer(self.config, self.db, self.region_id, system_id, self.index)
         await self.rpc.start()
         app.state.rpc = self.rpc
+        app.state.changes = self.rpc.changes
         heartbeat = asyncio.create_task(self._heartbeat())
         log.info("worker %d (pid %d) ready; RPC on port %d", self.index, self.pid, self.rpc_port)
         try:
@@ -100,10 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(config.debug, prefix=f"[worker {args.index}] ")
     worker = Worker(config, args.index, args.region_id)
     sock = socket.socket(fileno=args.fd)
+    app = worker.app()
     server = uvicorn.Server(uvicorn.Config(
-        worker.app(), lifespan="on", log_config=None, access_log=config.debug,
+        app, lifespan="on", log_config=None, access_log=config.debug,
         timeout_graceful_shutdown=5,
     ))
+    # Long-lived responses (the UI's event streams) end themselves when the worker stops.
+    app.state.stopping = lambda: server.should_exit
     server.run(sockets=[sock])
     return 0
 

@@ -1,4 +1,4 @@
-"""The region's own endpoints beside the MAAS API: health for load balancers."""
+"""The region's own endpoints beside the MAAS API: health for load balancers, rack discovery, the web UI."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ def region_routes() -> list[BaseRoute]:
     from metalplane.region.api.handlers.boot_resources import boot_resource_routes
     from metalplane.region.api.handlers.meta import describe_route
     from metalplane.region.api.metadata import metadata_routes
+    from metalplane.region.ui.routes import ui_routes
 
     return [
         describe_route(),
@@ -43,4 +44,5 @@ def region_routes() -> list[BaseRoute]:
         Route(HEALTH_PATH, health, methods=["GET", "HEAD"]),
         Route(RPC_PATH, rpc_endpoints, methods=["GET"]),
         *metadata_routes(),
+        *ui_routes(),
     ]

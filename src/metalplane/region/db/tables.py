@@ -1,4 +1,8 @@
-"""The schema, as SQLAlchemy Core tables. Migrations create exactly these."""
+"""The schema, as SQLAlchemy Core tables. Migrations create exactly these.
+
+Migration 0010 also adds the triggers that NOTIFY `metalplane_changes` for the
+web UI's live pages (see region/changes.py); they are not declared here.
+"""
 
 from __future__ import annotations
 
@@ -63,6 +67,18 @@ tokens = Table(
     *_timestamps(),
 )
 
+# Web UI sessions: any region serves the next request. Only a hash of the
+# cookie's key is stored, so reading the table does not hand out sessions.
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("key_hash", Text, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("csrf_token", Text, nullable=False),
+    Column("expires", DateTime(timezone=True), nullable=False, index=True),
+    *_timestamps(),
+)
+
 zones = Table(
     "zones",
     metadata,
@@ -119,6 +135,8 @@ controller_info = Table(
     Column("api_port", Integer, nullable=True),
     # Why the region last refused this controller's RPC connection (e.g. version).
     Column("refusal", Text, nullable=True),
+    # A region's maas_url: what the UI's "Add rack controller" tells a new rack to use.
+    Column("maas_url", Text, nullable=True),
     *_timestamps(),
 )
 

@@ -49,6 +49,13 @@ def _seconds(value: str) -> int:
     return seconds
 
 
+def _session_length(value: str) -> int:
+    seconds = int(value)
+    if not 10 <= seconds <= 1209600:
+        raise ValueError("must be between 10 seconds and 2 weeks (1209600 seconds)")
+    return seconds
+
+
 def _concurrency(value: str) -> int:
     n = int(value)
     if not 1 <= n <= 256:
@@ -74,6 +81,8 @@ SETTINGS: dict[str, Setting] = {
     "power_max_concurrency": Setting(_concurrency, 16, "Power calls a rack runs at once (all BMCs together)."),
     "commissioning_timeout": Setting(_seconds, 1800,
                                      "Seconds a commissioning machine has to report back before it fails."),
+    "session_length": Setting(_session_length, 1209600,
+                              "Seconds a web UI session lasts without being used (MAAS's default: 2 weeks)."),
 }
 
 

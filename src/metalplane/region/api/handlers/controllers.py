@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from metalplane.ha import balance
-from metalplane.ha.rack_health import rackd_status
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
+from metalplane.region.services import controller_overview as overview
 from metalplane.region.services import controllers as svc
 from metalplane.region.services import network, racks, rpc
 
@@ -44,26 +44,15 @@ async def render_regions(conn, rows: list[dict]) -> list[dict]:
 
 async def render_racks(ctx: Ctx, conn, rows: list[dict]) -> list[dict]:
     ids = [r["id"] for r in rows]
-    services = await racks.services_of(conn, ids)
+    service_sets = await overview.rack_service_sets(conn, ids, ctx.app_state.config.rpc_connections_per_rack)
     interfaces = await racks.interfaces_of(conn, ids)
-    refusals = await racks.refusals_of(conn, ids)
-    connected = await rpc.connected_regions(conn)
-    live = await rpc.live_region_count(conn)
     by_id = {v["id"]: v for v in await network.list_vlans(conn)}
     subnets = {s["id"]: s for s in await network.list_subnets(conn)}
-    per_rack = ctx.app_state.config.rpc_connections_per_rack
     out = []
     for row in rows:
-        status = rackd_status(len(connected.get(row["id"], ())), live, per_rack, refusals.get(row["id"]))
-        reported = services.get(row["id"], {})
-        service_set = [{"name": "rackd", "status": status[0], "status_info": status[1]}] + [
-            {"name": name, "status": reported.get(name, ("unknown", ""))[0],
-             "status_info": reported.get(name, ("unknown", ""))[1]}
-            for name in racks.RACK_SERVICES if name != "rackd"
-        ]
         ifaces = [render.interface(i, row["system_id"], by_id, subnets) for i in interfaces.get(row["id"], [])]
         out.append(render.controller(row, "rackcontrollers", extra={
-            "service_set": service_set,
+            "service_set": [s.wire() for s in service_sets[row["id"]]],
             "interface_set": ifaces,
             "ip_addresses": [link["ip_address"] for i in ifaces for link in i["links"]],
         }))

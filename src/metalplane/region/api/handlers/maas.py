@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
-from metalplane.region.services import dhcp, rpc, settings
+from metalplane.region.services import setting_changes, settings
 
 maas = Handler("MaasHandler", "maas/", "Manage the MAAS server.")
 
@@ -33,9 +33,4 @@ async def set_config(ctx: Ctx) -> object:
     name = ctx.params.str("name", required=True)
     value = ctx.params.str("value", required=True)
     async with ctx.tx() as conn:
-        stored = await settings.set_setting(conn, name, value)
-        if name.startswith("dhcp_") or name == "ntp_servers":
-            await dhcp.announce_change(conn)
-        if name.startswith("power_"):
-            await rpc.announce_rack_event(conn, "bmcs", "", racks=list(await rpc.rack_ids(conn)))
-    return stored
+        return await setting_changes.change_setting(conn, name, value)
