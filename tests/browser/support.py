@@ -139,7 +139,7 @@ class UiLab:
         self.api_key = ""
         self.secret = ""
 
-    def start(self) -> "UiLab":
+    def start(self) -> UiLab:
         for name in self.names:
             self.start_region(name)
         return self

@@ -15,7 +15,7 @@ EVERYTHING = "*"  # published after the LISTEN connection came back: anything ma
 
 
 class Subscription:
-    def __init__(self, hub: "ChangeHub"):
+    def __init__(self, hub: ChangeHub):
         self._hub = hub
         self._pending: set[str] = set()
         self._wake = asyncio.Event()

@@ -140,7 +140,7 @@ async def _region_workers(conn: AsyncConnection, region_ids: list[int]) -> dict[
 
 
 async def _rack_links(conn: AsyncConnection, rack_ids: list[int]) -> dict[int, list[str]]:
-    """For each rack: "region-host:worker" of every live connection it holds."""
+    """For each rack: "region-host · worker N" for every live connection it holds."""
     region = nodes.alias("region")
     rows = await conn.execute(
         select(rpc_connections.c.rack_id, region.c.hostname, region_processes.c.worker_index)
@@ -150,7 +150,7 @@ async def _rack_links(conn: AsyncConnection, rack_ids: list[int]) -> dict[int, l
         .order_by(region.c.hostname, region_processes.c.worker_index))
     out: dict[int, list[str]] = {}
     for r in rows:
-        out.setdefault(r.rack_id, []).append(f"{r.hostname}:{r.worker_index}")
+        out.setdefault(r.rack_id, []).append(f"{r.hostname} · worker {r.worker_index}")
     return out
 
 
