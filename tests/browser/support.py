@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,9 @@ from metalplane.embedded.init import run_db
 from metalplane.region.services import cluster, users
 from metalplane.region.services.defaults import ensure_defaults
 from metalplane.testing.databases import TestDatabases
-from metalplane.testing.processes import RackProcess, RegionProcess
+from metalplane.region.haproxy import RegionServer, render_config
+from metalplane.testing.haproxy import Haproxy
+from metalplane.testing.processes import RackProcess, RegionProcess, free_port_block
 from tests.conftest import make_region_config
 
 CHROMIUM = "/usr/bin/chromium"
@@ -114,6 +117,45 @@ class UiUser:
 
     def close(self) -> None:
         self.context.close()
+
+
+class LocalProcess(subprocess.Popen):
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class Loopback:
+    """testing.haproxy's `host`, on this machine's loopback rather than in a namespace:
+    the browser runs here, and HAProxy binds 127.0.0.1 only."""
+
+    def spawn(self, cmd: list[str], log: Path) -> LocalProcess:
+        with open(log, "ab") as out:
+            proc = LocalProcess(cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc.log_path = log
+        return proc
+
+    def stop(self, proc: subprocess.Popen, timeout: float = 5.0) -> None:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def start_haproxy(root: Path, regions: list["Region"]) -> tuple[Haproxy, str]:
+    """The generated HAProxy config (`metalplane region haproxy-config`) in front of `regions`."""
+    port = free_port_block(1)
+    servers = [RegionServer(r.name, "127.0.0.1", r.process.config.port) for r in regions]
+    config = root / "haproxy.cfg"
+    stats = root / "haproxy.sock"
+    config.write_text(render_config(servers, f"127.0.0.1:{port}", stats_socket=str(stats)))
+    proxy = Haproxy(config, stats, Loopback())
+    proxy.start()
+    return proxy, f"http://127.0.0.1:{port}"
 
 
 @dataclass

@@ -19,7 +19,15 @@ from metalplane.cli.rack_cmd import rack_daemon
 from metalplane.config.rack import rack_config_path, update_rack_config
 from metalplane.identity import read_system_id
 from metalplane.testing.processes import free_port_block, wait_until
-from tests.browser.support import ADMIN, ADMIN_PASSWORD, USER, USER_PASSWORD, UiUser, check_accessibility
+from tests.browser.support import (
+    ADMIN,
+    ADMIN_PASSWORD,
+    USER,
+    USER_PASSWORD,
+    UiUser,
+    check_accessibility,
+    start_haproxy,
+)
 
 LOGIN = "/MAAS/accounts/login/"
 CONTROLLERS = "/MAAS/r/controllers/"
@@ -249,15 +257,31 @@ def test_add_rack_controller_shows_a_command_that_registers_a_rack_which_appears
 
 
 @pytest.mark.timeout(180)
-def test_the_page_says_reconnecting_when_its_region_dies_then_recovers(person, lab):
-    region = lab.start_region("region-c", num_workers=1)
-    page = person.login(ADMIN, ADMIN_PASSWORD, base_url=region.base)
-    assert page.url == region.base + CONTROLLERS
-    person.wait_live()
-    lab.kill_region("region-c")
-    page.wait_for_selector("#live-state[data-state=reconnecting]", timeout=3_000)
-    assert page.inner_text("#live-state") == "reconnecting…"
-    check_accessibility(page)
-    lab.restart_region("region-c")
-    person.wait_live(timeout=30_000)
-    assert page.inner_text("#live-state") == "live"
+def test_behind_haproxy_a_page_says_reconnecting_then_goes_on_with_the_other_region(person, lab):
+    """Its region dies (kill -9): the page says so, HAProxy sends the new stream to the
+    other region, and the page goes on updating itself (it shows the dead region)."""
+    lab.start_region("region-c", num_workers=1)
+    pair = [lab.regions["region-b"], lab.regions["region-c"]]
+    proxy, url = start_haproxy(lab.root, pair)
+    try:
+        wait_until(lambda: set(proxy.server_status().values()) == {"UP"}, 15, what="HAProxy seeing both regions")
+        page = person.login(ADMIN, ADMIN_PASSWORD, base_url=url)
+        assert page.url == url + CONTROLLERS
+        person.wait_live()
+        # The event stream is the one long connection: its region is the one to kill.
+        holder = wait_until(lambda: next((name for name, row in proxy.servers().items() if row["scur"] != "0"), None),
+                            10, what="the stream's region")
+        victim = lab.regions[holder]
+        victim_id = page.get_attribute(f"tr:has(a:text-is('{holder}'))", "data-system-id")
+        page.evaluate("window.__noReload = true")
+        lab.kill_region(holder)
+        page.wait_for_selector("#live-state[data-state=reconnecting]", timeout=3_000)
+        assert page.inner_text("#live-state") == "reconnecting…"
+        check_accessibility(page)
+        person.wait_live(timeout=15_000)
+        # Still the same page, now fed by the survivor: the dead region turns dead on it.
+        page.wait_for_selector(f"tr[data-system-id='{victim_id}'] .status-cell .status--dead", timeout=15_000)
+        assert page.evaluate("window.__noReload") is True
+        assert victim.process.alive() is False
+    finally:
+        proxy.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 import string
 from dataclasses import dataclass
@@ -45,8 +46,11 @@ def random_key(size: int) -> str:
     return "".join(secrets.choice(KEY_CHARS) for _ in range(size))
 
 
-# Verified when the user does not exist, so that a wrong name takes as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the user does not exist, so that a wrong name takes as long as a
+    wrong password. Made on first use: a hash costs tens of milliseconds."""
+    return _hasher.hash(secrets.token_hex(16))
 
 
 def hash_password(password: str) -> str:
@@ -92,7 +96,7 @@ async def authenticate(conn: AsyncConnection, username: str, password: str) -> U
     the worker's event loop keeps serving everyone else meanwhile.
     """
     row = (await conn.execute(select(users).where(users.c.username == username))).first()
-    hashed = row.password if row is not None else _DUMMY_HASH
+    hashed = row.password if row is not None else _dummy_hash()
     matches = await asyncio.to_thread(check_password, hashed, password)
     if row is None or not matches or not row.is_active:
         return None
