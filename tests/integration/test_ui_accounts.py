@@ -158,3 +158,24 @@ def test_an_open_event_stream_does_not_hold_up_a_stopping_region(region):
 def test_pages_need_a_session(shared_region, path):
     response = httpx.get(base_of(shared_region) + path, follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"].startswith("/MAAS/accounts/login/?next=")
+
+
+def test_bad_input_is_a_400_never_a_500(shared_region):
+    base = base_of(shared_region)
+    assert httpx.post(base + "/MAAS/accounts/authenticate/",
+                      data={"username": "ad\x00min", "password": "x"}).status_code == 400
+    with httpx.Client() as client:
+        ui_login(client, base)
+        page = client.get(base + "/MAAS/r/settings/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+        nul = client.post(base + "/MAAS/r/settings/", data={"csrfmiddlewaretoken": token, "maas_name": "a\x00b"})
+        assert nul.status_code == 400 and "Null characters are not allowed." in nul.text
+        huge = client.get(base + "/MAAS/r/controllers/?page=100000000000000000000000")
+        assert huge.status_code == 400
+        assert client.get(base + "/MAAS/r/controller/nosuch/").status_code == 404
+    with httpx.Client() as client:
+        login = client.get(base + "/MAAS/accounts/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text).group(1)
+        refused = client.post(base + "/MAAS/accounts/login/",
+                              data={"csrfmiddlewaretoken": token, "username": "ad\x00min", "password": "x"})
+        assert refused.status_code == 400

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from metalplane.region.api.app import request_params, with_db_retry
 from metalplane.region.api.context import TxLog
-from metalplane.region.errors import ApiError
+from metalplane.region.errors import ApiError, BadRequest
 from metalplane.region.services import sessions, users
 from metalplane.region.ui.guard import (
     CSRF_FIELD,
@@ -27,6 +27,7 @@ from metalplane.region.ui.guard import (
     csrf_matches,
     error_page,
     guarded,
+    has_nul,
     safe_next,
     set_cookie,
 )
@@ -58,6 +59,8 @@ async def _login_attempt(request: Request, txlog: TxLog) -> Response:
         return _login_form(request)
     try:
         params = await request_params(request)
+        if has_nul(params):
+            raise BadRequest("Null characters are not allowed.")
     except ApiError as exc:
         return error_page(request, exc.status, str(exc.body))
     if not csrf_matches(request.cookies.get(LOGIN_CSRF_COOKIE, ""), params.str(CSRF_FIELD)):
@@ -95,6 +98,8 @@ async def _authenticate_attempt(request: Request, txlog: TxLog) -> Response:
     """As MAAS: POST username, password [, consumer] -> the user's API token, or 403."""
     try:
         params = await request_params(request)
+        if has_nul(params):
+            raise BadRequest("Null characters are not allowed.")
     except ApiError as exc:
         return Response(str(exc.body), status_code=exc.status, media_type="text/plain")
     async with request.app.state.db.begin() as conn:

@@ -23,7 +23,7 @@ from starlette.routing import Route
 from metalplane.region.api.app import request_params, site_of, with_db_retry
 from metalplane.region.api.context import Ctx, TxLog
 from metalplane.region.api.params import Params
-from metalplane.region.errors import ApiError, Forbidden, NotFound
+from metalplane.region.errors import ApiError, BadRequest, Forbidden, NotFound
 from metalplane.region.services import sessions, settings
 from metalplane.region.services.sessions import Session
 from metalplane.region.services.users import User
@@ -40,6 +40,11 @@ HOME = UI_PREFIX + "controllers/"
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 View = Callable[["UiRequest"], Awaitable[Response]]
+
+
+def has_nul(params: Params) -> bool:
+    """PostgreSQL cannot store NUL in text: refuse it at the edge, as MAAS does."""
+    return any("\x00" in value for name in params.names() for value in params.get_list(name))
 
 
 def is_secure(request: Request) -> bool:
@@ -124,6 +129,8 @@ def guarded(view: View, admin: bool = False) -> Callable[[Request], Awaitable[Re
         ui: UiRequest | None = None
         try:
             params = await request_params(request)
+            if has_nul(params):
+                raise BadRequest("Null characters are not allowed.")
             session, maas_name = await _load_session(request)
             if session is None:
                 if request.method in SAFE_METHODS:

@@ -14,6 +14,7 @@ from metalplane.region.services import controller_overview as overview
 from metalplane.region.ui.guard import UI_PREFIX, UiRequest, ui_route
 
 PAGE_SIZE = 50
+MAX_PAGE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ def page_count(total: int, size: int = PAGE_SIZE) -> int:
 
 
 async def controllers(ui: UiRequest) -> Response:
-    page = ui.params.int("page", 1, min_value=1) or 1
+    page = ui.params.int("page", 1, min_value=1, max_value=MAX_PAGE) or 1
     adding = ui.params.str("add") == "rack"
     if adding and not ui.user.is_superuser:
         raise Forbidden("Only admins can add rack controllers.")

@@ -8,8 +8,9 @@ Triggers send `NOTIFY metalplane_changes, '<table>'` (nodes: 'nodes.controller',
 region worker's LISTEN connection fans them out to the open pages. Updates
 that change only heartbeat columns (`updated`) notify nothing, so the
 once-a-second heartbeats and the racks' 5-second service reports stay silent
-unless a value a person would see changed. NOTIFY payloads are collapsed per
-transaction, so a statement touching many rows sends one.
+unless a value a person would see changed, and so does an upsert that finds
+its row unchanged. NOTIFY payloads are collapsed per transaction, so a
+statement touching many rows sends one.
 """
 
 import sqlalchemy as sa
@@ -22,7 +23,7 @@ depends_on = None
 
 CHANNEL = 'metalplane_changes'
 
-# (table, columns whose change on UPDATE is worth telling a page about; None: any statement)
+# (table, columns whose change on UPDATE is worth telling a page about; None: any column)
 WATCHED = [
     ('controller_info', ['num_workers', 'api_port', 'refusal', 'maas_url']),
     ('region_processes', ['pid', 'rpc_host', 'rpc_port']),
@@ -82,20 +83,21 @@ def upgrade() -> None:
     op.execute('CREATE TRIGGER ui_changes_update AFTER UPDATE ON nodes FOR EACH ROW '
                f'WHEN {_distinct(NODE_COLUMNS)} EXECUTE FUNCTION metalplane_notify_node()')
     for table, columns in WATCHED:
-        if columns is None:
-            op.execute(f'CREATE TRIGGER ui_changes AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION metalplane_notify_table()')
-        else:
-            op.execute(f'CREATE TRIGGER ui_changes AFTER INSERT OR DELETE OR TRUNCATE ON {table} '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION metalplane_notify_table()')
-            op.execute(f'CREATE TRIGGER ui_changes_update AFTER UPDATE ON {table} FOR EACH ROW '
-                       f'WHEN {_distinct(columns)} EXECUTE FUNCTION metalplane_notify_table()')
+        # Row triggers: a statement that changes nothing (an upsert that finds its row
+        # unchanged, ON CONFLICT DO NOTHING, an UPDATE matching no row) notifies nothing.
+        op.execute(f'CREATE TRIGGER ui_changes AFTER INSERT OR DELETE ON {table} '
+                   'FOR EACH ROW EXECUTE FUNCTION metalplane_notify_table()')
+        op.execute(f'CREATE TRIGGER ui_changes_truncate AFTER TRUNCATE ON {table} '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION metalplane_notify_table()')
+        when = f' WHEN {_distinct(columns)}' if columns else ' WHEN (OLD.* IS DISTINCT FROM NEW.*)'
+        op.execute(f'CREATE TRIGGER ui_changes_update AFTER UPDATE ON {table} FOR EACH ROW{when} '
+                   'EXECUTE FUNCTION metalplane_notify_table()')
 
 
 def downgrade() -> None:
-    for table, columns in WATCHED:
-        op.execute(f'DROP TRIGGER IF EXISTS ui_changes ON {table}')
-        op.execute(f'DROP TRIGGER IF EXISTS ui_changes_update ON {table}')
+    for table, _ in WATCHED:
+        for trigger in ('ui_changes', 'ui_changes_truncate', 'ui_changes_update'):
+            op.execute(f'DROP TRIGGER IF EXISTS {trigger} ON {table}')
     op.execute('DROP TRIGGER IF EXISTS ui_changes_rows ON nodes')
     op.execute('DROP TRIGGER IF EXISTS ui_changes_update ON nodes')
     op.execute('DROP FUNCTION IF EXISTS metalplane_notify_node()')
