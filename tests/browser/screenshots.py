@@ -2,8 +2,10 @@
 
 Starts what the browser tests start (a private PostgreSQL, two regions, two
 racks, one of which is then killed), drives Debian's chromium through the same
-pages, checks each with axe-core, and saves a PNG of each. Nothing is staged:
-every status shown is the real one at that moment.
+pages, checks each with axe-core, and saves a PNG of each. Every status shown is
+the real one at that moment; the one rack that exists only in the database (for
+the DHCP refusal on delete, which must not start Kea on this host) shows as the
+dead rack it is.
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ from playwright.sync_api import sync_playwright
 
 from metalplane.testing.databases import TestDatabases, world_traversable_tempdir
 from metalplane.testing.processes import wait_until
-from tests.browser.support import ADMIN, ADMIN_PASSWORD, UiLab, UiUser, check_accessibility, launch
+from tests.browser.support import (
+    ADMIN,
+    ADMIN_PASSWORD,
+    UiLab,
+    UiUser,
+    check_accessibility,
+    launch,
+    model_rack,
+    serve_dhcp,
+)
 
 DOCS_UI = Path(__file__).resolve().parents[2] / "docs" / "ui"
 VIEWPORT = {"width": 1280, "height": 760}
@@ -68,6 +79,12 @@ def take(out: Path) -> list[Path]:
             region_id = page.get_attribute("tr:has(a:text-is('region-a'))", "data-system-id")
             person.open(f"/MAAS/r/controller/{region_id}/")
             shot("controller-region")
+            # A rack that registered once and is gone, still the DHCP server of a VLAN.
+            gone = model_rack(lab, "10.205.0", connected=False)
+            serve_dhcp(lab, "10.205.0", gone)
+            person.open(f"/MAAS/r/controller/{gone}/?delete=1")
+            person.submit("#delete-panel button[type=submit]")
+            shot("delete-rack-refused")
             person.open("/MAAS/r/settings/")
             shot("settings")
             page.fill("#id_ntp_servers", "ntp.example.com bad name!")

@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Response
+from sqlalchemy import select
 
 from metalplane.client.http import MaasHttp
 from metalplane.embedded.init import run_db
-from metalplane.region.services import cluster, users
+from metalplane.region.db.tables import region_processes
+from metalplane.region.services import cluster, racks, rpc, users
+from metalplane.region.services.controllers import new_system_id
 from metalplane.region.services.defaults import ensure_defaults
 from metalplane.testing.databases import TestDatabases
 from metalplane.region.haproxy import RegionServer, render_config
@@ -244,3 +247,35 @@ async def _make_users(conn) -> str:
     admin = await users.create_user(conn, ADMIN, ADMIN_PASSWORD, "admin@example.com", is_superuser=True)
     await users.create_user(conn, USER, USER_PASSWORD, "alice@example.com", is_superuser=False)
     return (await users.create_token(conn, admin.id, "browser tests")).api_key
+
+
+def model_rack(lab: UiLab, cidr_prefix: str, connected: bool) -> str:
+    """A rack known to the model only, with an interface on CIDR_PREFIX.0/24.
+
+    DHCP rules are about the model; a real rack process given DHCP duties on this host
+    would start Kea on the host's interfaces, which tests must never do. `connected`
+    records a connection to a live worker (the region then judges it running);
+    otherwise it is what it is, a registered rack that is not there (dead).
+    """
+    system_id = new_system_id()
+
+    async def add(conn):
+        node_id = await racks.register_rack(conn, system_id, f"dhcp-{system_id}", "0.1.0", [
+            {"name": "eth0", "mac": "52:54:00:dd:00:01", "addresses": [f"{cidr_prefix}.2/24"]}])
+        if connected:
+            process = (await conn.execute(select(region_processes.c.id).limit(1))).scalar_one()
+            await rpc.add_connection(conn, node_id, process)
+
+    in_thread(run_db, lab.first.process.config, add)
+    return system_id
+
+
+def serve_dhcp(lab: UiLab, cidr_prefix: str, system_id: str) -> str:
+    """Through the API: a dynamic range on CIDR_PREFIX.0/24 and DHCP on from `system_id`; the VLAN's path."""
+    with lab.api() as api:
+        subnet = next(s for s in api.get("subnets/").json() if s["cidr"] == f"{cidr_prefix}.0/24")
+        api.post("ipranges/", type="dynamic", start_ip=f"{cidr_prefix}.100", end_ip=f"{cidr_prefix}.150")
+        vlan = f"fabrics/{subnet['vlan']['fabric_id']}/vlans/{subnet['vlan']['vid']}/"
+        answer = api.put(vlan, primary_rack=system_id, dhcp_on="true")
+        assert answer.status_code == 200, answer.text
+    return vlan

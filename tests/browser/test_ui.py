@@ -26,6 +26,8 @@ from tests.browser.support import (
     USER_PASSWORD,
     UiUser,
     check_accessibility,
+    model_rack,
+    serve_dhcp,
     start_haproxy,
 )
 
@@ -254,6 +256,51 @@ def test_add_rack_controller_shows_a_command_that_registers_a_rack_which_appears
         check_accessibility(page)
     finally:
         rack_daemon(data_dir).stop()
+
+
+def test_deleting_the_dhcp_primary_is_refused_with_the_apis_message_unless_forced(person, lab, browser):
+    system_id = model_rack(lab, "10.205.0", connected=True)
+    vlan = serve_dhcp(lab, "10.205.0", system_id)
+    with lab.api() as api:
+        api_refusal = api.delete(f"rackcontrollers/{system_id}/")
+    assert api_refusal.status_code == 400
+
+    # A non-admin is refused, even by hand with her own token.
+    alice = UiUser(browser, lab.first.base)
+    try:
+        alice.login(USER, USER_PASSWORD)
+        assert alice.open(f"/MAAS/r/controller/{system_id}/").status == 200
+        assert alice.page.locator("#delete-rack").count() == 0
+        assert alice.open(f"/MAAS/r/controller/{system_id}/?delete=1").status == 403
+        by_hand = alice.context.request.post(f"{lab.first.base}/MAAS/r/controller/{system_id}/delete/",
+                                             form={"csrfmiddlewaretoken": csrf_token_of(alice), "force": "true"},
+                                             max_redirects=0)
+        assert by_hand.status == 403
+    finally:
+        alice.close()
+
+    page = person.login(ADMIN, ADMIN_PASSWORD)
+    person.open(f"/MAAS/r/controller/{system_id}/")
+    assert "standalone" in page.inner_text("#dhcp-vlans"), "primary with no secondary"
+    page.click("#delete-rack")
+    page.wait_for_selector("#delete-panel")
+    check_accessibility(page)
+    assert "(standalone)" in page.inner_text("#delete-panel")
+    response = person.submit("#delete-panel button[type=submit]")
+    assert response.status == 400
+    assert page.inner_text("#delete-error") == api_refusal.text
+    with lab.api() as api:
+        assert api.get(f"rackcontrollers/{system_id}/").status_code == 200
+        assert api.get(vlan).json()["dhcp_on"] is True
+
+    page.check("#id_force")
+    person.submit("#delete-panel button[type=submit]")
+    assert page.url.startswith(person.base_url + CONTROLLERS + "?deleted=")
+    assert "was deleted" in page.inner_text("main")
+    assert page.locator(f"tr[data-system-id='{system_id}']").count() == 0
+    with lab.api() as api:
+        assert api.get(f"rackcontrollers/{system_id}/").status_code == 404
+        assert api.get(vlan).json()["dhcp_on"] is False
 
 
 @pytest.mark.timeout(180)

@@ -22,13 +22,14 @@ from metalplane.region.db.tables import (
     vlans,
 )
 from metalplane.region.errors import BadRequest
-from metalplane.region.services import network
+from metalplane.region.services import network, rpc
 from metalplane.region.services.controllers import (
     RACK,
     RACK_TYPES,
     REGION,
     REGION_AND_RACK,
     ensure_controller_node,
+    get_controller,
 )
 
 STICKY = 1  # MAAS's alloc_type for a controller's own configured address
@@ -203,3 +204,14 @@ async def delete_rack(conn: AsyncConnection, node: dict[str, Any], force: bool) 
         await conn.execute(delete(rpc_targets).where(rpc_targets.c.rack_id == node["id"]))
     else:
         await conn.execute(delete(nodes).where(nodes.c.id == node["id"], nodes.c.node_type.in_(RACK_TYPES)))
+
+
+async def remove_rack(conn: AsyncConnection, system_id: str, force: bool, per_rack: int,
+                      threshold: float) -> dict[str, Any]:
+    """Delete a rack (the API's `rack-controller delete` and the UI's Delete): refused while
+    it serves DHCP unless forced; the rack is told to stop and connections are rebalanced."""
+    node = await get_controller(conn, RACK_TYPES, system_id)
+    await delete_rack(conn, node, force)
+    await rpc.announce_rack_event(conn, "deleted", node["system_id"])
+    await rpc.rebalance(conn, per_rack, threshold)
+    return node

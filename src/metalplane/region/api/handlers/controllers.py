@@ -107,12 +107,10 @@ async def delete_rack(ctx: Ctx) -> None:
     :param force: Delete even while the rack serves DHCP.
     :type force: boolean
     """
+    config = ctx.app_state.config
     async with ctx.tx() as conn:
-        row = await svc.get_controller(conn, svc.RACK_TYPES, ctx.path["system_id"])
-        await racks.delete_rack(conn, row, bool(ctx.params.bool("force", False)))
-        await rpc.announce_rack_event(conn, "deleted", row["system_id"])
-        await rpc.rebalance(conn, ctx.app_state.config.rpc_connections_per_rack,
-                            ctx.app_state.config.balance_threshold)
+        await racks.remove_rack(conn, ctx.path["system_id"], bool(ctx.params.bool("force", False)),
+                                config.rpc_connections_per_rack, config.balance_threshold)
 
 
 async def _reachable(ctx: Ctx, system_ids: list[str]) -> dict[str, bool]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import shlex
+from urllib.parse import quote
 from dataclasses import dataclass
 
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from metalplane.region.errors import Forbidden
-from metalplane.region.services import cluster
+from metalplane.region.errors import BadRequest, Forbidden
+from metalplane.region.services import cluster, racks
 from metalplane.region.services import controller_overview as overview
 from metalplane.region.ui.guard import UI_PREFIX, UiRequest, ui_route
 
@@ -51,19 +52,43 @@ async def controllers(ui: UiRequest) -> Response:
     query = f"page={page}" + ("&add=rack" if adding else "")
     return ui.render("controllers.html", parts={"table": "controllers_table.html"}, nav="controllers",
                      live=["controllers"], rows=rows, total=total, page=page, pages=page_count(total),
-                     commands=commands, live_src=f"{UI_PREFIX}controllers/?{query}&part=table")
+                     commands=commands, deleted=ui.params.str("deleted") or "",
+                     live_src=f"{UI_PREFIX}controllers/?{query}&part=table")
 
 
-async def controller(ui: UiRequest) -> Response:
+async def _controller_page(ui: UiRequest, deleting: bool, delete_error: str = "", status: int = 200) -> Response:
     system_id = ui.ctx.path["system_id"]
     async with ui.ctx.tx() as conn:
         detail = await overview.controller_detail(conn, system_id, ui.config.rpc_connections_per_rack)
-    return ui.render("controller.html", parts={"body": "controller_body.html"}, nav="controllers",
-                     live=["controllers"], live_src=f"{UI_PREFIX}controller/{system_id}/?part=body", **detail)
+    query = "delete=1&" if deleting else ""
+    return ui.render("controller.html", parts={"header": "controller_header.html", "body": "controller_body.html"},
+                     status=status, nav="controllers", live=["controllers"],
+                     live_src=f"{UI_PREFIX}controller/{system_id}/?{query}",
+                     deleting=deleting, delete_error=delete_error, **detail)
+
+
+async def controller(ui: UiRequest) -> Response:
+    deleting = ui.params.str("delete") == "1"
+    if deleting and not ui.user.is_superuser:
+        raise Forbidden("Only admins can delete rack controllers.")
+    return await _controller_page(ui, deleting)
+
+
+async def delete_rack(ui: UiRequest) -> Response:
+    """The API's rack delete, same service: refused while the rack serves DHCP unless forced."""
+    force = bool(ui.params.bool("force", False))
+    try:
+        async with ui.ctx.tx() as conn:
+            node = await racks.remove_rack(conn, ui.ctx.path["system_id"], force, ui.config.rpc_connections_per_rack,
+                                           ui.config.balance_threshold)
+    except BadRequest as exc:
+        return await _controller_page(ui, True, str(exc.body), status=400)
+    return ui.redirect(f"{UI_PREFIX}controllers/?deleted={quote(node['hostname'])}")
 
 
 def routes() -> list[BaseRoute]:
     return [
         ui_route(UI_PREFIX + "controllers/", controllers),
         ui_route(UI_PREFIX + "controller/{system_id}/", controller),
+        ui_route(UI_PREFIX + "controller/{system_id}/delete/", delete_rack, admin=True, methods=("POST",)),
     ]
