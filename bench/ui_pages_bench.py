@@ -32,7 +32,7 @@ from metalplane.testing.benchdoc import cpu_model, publish  # noqa: E402
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def timed(client: httpx.Client, url: str, rounds: int) -> list[float]:

@@ -1,4 +1,4 @@
-"""Fixtures for the browser tests: one chromium for the session, one lab per module."""
+"""Fixtures for the browser tests: one chromium and one lab per module."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from metalplane.testing.databases import world_traversable_tempdir
 from tests.browser.support import UiLab, UiUser, launch
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Per module, not per session: while Playwright's sync API runs, its event loop is
+    the running loop of the test thread, and the tests after these need asyncio.run."""
     with sync_playwright() as playwright:
         chromium = launch(playwright)
         yield chromium

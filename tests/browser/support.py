@@ -24,11 +24,11 @@ from sqlalchemy import select
 from metalplane.client.http import MaasHttp
 from metalplane.embedded.init import run_db
 from metalplane.region.db.tables import region_processes
+from metalplane.region.haproxy import RegionServer, render_config
 from metalplane.region.services import cluster, racks, rpc, users
 from metalplane.region.services.controllers import new_system_id
 from metalplane.region.services.defaults import ensure_defaults
 from metalplane.testing.databases import TestDatabases
-from metalplane.region.haproxy import RegionServer, render_config
 from metalplane.testing.haproxy import Haproxy
 from metalplane.testing.processes import RackProcess, RegionProcess, free_port_block
 from tests.conftest import make_region_config
@@ -149,7 +149,7 @@ class Loopback:
                 proc.wait()
 
 
-def start_haproxy(root: Path, regions: list["Region"]) -> tuple[Haproxy, str]:
+def start_haproxy(root: Path, regions: list[Region]) -> tuple[Haproxy, str]:
     """The generated HAProxy config (`metalplane region haproxy-config`) in front of `regions`."""
     port = free_port_block(1)
     servers = [RegionServer(r.name, "127.0.0.1", r.process.config.port) for r in regions]

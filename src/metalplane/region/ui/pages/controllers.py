@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import shlex
-from urllib.parse import quote
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from starlette.responses import Response
 from starlette.routing import BaseRoute
