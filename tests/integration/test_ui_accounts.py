@@ -126,6 +126,11 @@ def test_pages_carry_security_headers_and_static_files_cache_for_good(shared_reg
         again = httpx.get(base + path, headers={"If-None-Match": first.headers["etag"]})
         assert again.status_code == 304 and again.content == b""
     assert httpx.get(base + "/MAAS/r/static/nothing.js").status_code == 404
+    # Behind an https front end (X-Forwarded-Proto), cookies are Secure; over plain http they are not.
+    plain = httpx.get(base + "/MAAS/accounts/login/").headers["set-cookie"]
+    behind_tls = httpx.get(base + "/MAAS/accounts/login/", headers={"X-Forwarded-Proto": "https"}).headers["set-cookie"]
+    assert "httponly" in plain.lower() and "samesite=lax" in plain.lower() and "secure" not in plain.lower()
+    assert "; secure" in behind_tls.lower()
     assert httpx.get(base + "/MAAS/", follow_redirects=False).headers["location"] == "/MAAS/r/"
 
 
