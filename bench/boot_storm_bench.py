@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/boot_storm_bench.py [--clients 200] [--rounds 2] [--write docs/benchmarks.md]
 
-Everything runs in network namespaces (metalplane.testing.netlab) on one bridge,
+Everything runs in network namespaces (tests.support.netlab) on one bridge,
 10.90.0.0/16: `region` (10.90.0.10), `rack1` (10.90.0.2) and `machines` (10.90.0.50),
 where bench/pxe_storm_client.py plays N machines at once (see its docstring for
 the steps each one takes).
@@ -36,14 +36,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "src"))
+sys.path[:0] = [str(REPO / "src"), str(REPO)]  # metalplane, and the test house (tests.support)
+
+from benchdoc import cpu_model, publish  # noqa: E402
 
 from metalplane.images.build import build_ephemeral  # noqa: E402
-from metalplane.testing.benchdoc import cpu_model, publish  # noqa: E402
-from metalplane.testing.databases import TestDatabases  # noqa: E402
-from metalplane.testing.netlab import Host, Lab, NetnsProcess  # noqa: E402
-from metalplane.testing.processes import wait_until  # noqa: E402
-from metalplane.testing.stack import Stack  # noqa: E402
+from tests.support.databases import TestDatabases  # noqa: E402
+from tests.support.netlab import Host, Lab, NetnsProcess  # noqa: E402
+from tests.support.processes import wait_until  # noqa: E402
+from tests.support.stack import Stack  # noqa: E402
 
 CIDR, RACK, REGION, MACHINES = "10.90.0.0/16", "10.90.0.2", "10.90.0.10", "10.90.0.50"
 POOL = ("10.90.1.1", "10.90.3.254")
@@ -196,7 +197,7 @@ def start_stock(rack: Host, workdir: Path, kernel: Path, initrd: Path) -> list[N
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
 
 def machine_line() -> str:

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/dhcp_bench.py [--duration 5] [--failovers 5] [--write docs/benchmarks.md]
 
-Everything runs in network namespaces (metalplane.testing.netlab) on one bridge:
+Everything runs in network namespaces (tests.support.netlab) on one bridge:
 ``rack1`` (10.50.0.2) and ``rack2`` (10.50.0.3) run Kea, ``perf`` (10.50.0.10) runs
 perfdhcp, which relays (giaddr = its address) DORA exchanges for up to 60,000
 random MACs into a 10.50.0.0/16 subnet with a 65,000-address pool.
@@ -46,11 +46,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "src"))
+sys.path[:0] = [str(REPO / "src"), str(REPO)]  # metalplane, and the test house (tests.support)
+
+from benchdoc import cpu_model, publish  # noqa: E402
 
 from metalplane.rack.dhcp import DhcpService, prefix_wrap  # noqa: E402
-from metalplane.testing.benchdoc import cpu_model, publish  # noqa: E402
-from metalplane.testing.netlab import Host, Lab  # noqa: E402
+from tests.support.netlab import Host, Lab  # noqa: E402
 
 NET, RACK1, RACK2, PERF = "10.50.0.0/16", "10.50.0.2", "10.50.0.3", "10.50.0.10"
 POOL = ["10.50.1.0", "10.50.255.254"]
@@ -163,7 +164,7 @@ async def wait_ha(services: list[DhcpService], state: str, timeout: float = 60) 
             proc = next(iter(svc.instances.values()))
             try:
                 states.append((await proc.command("ha-heartbeat", timeout=2))["arguments"]["state"])
-            except Exception:       # noqa: BLE001 - not up yet
+            except Exception:       # not up yet
                 states.append(None)
         if all(s == state for s in states):
             return time.monotonic() - t0
@@ -264,7 +265,7 @@ async def failovers(pair: Pair, args) -> list[dict]:
         while partner_down is None:
             try:
                 st = (await sproc.command("ha-heartbeat", timeout=1))["arguments"]["state"]
-            except Exception:       # noqa: BLE001
+            except Exception:
                 st = None
             if st == "partner-down":
                 partner_down = time.monotonic() - t0

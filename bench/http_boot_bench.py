@@ -43,6 +43,7 @@ import select
 import shutil
 import signal
 import statistics
+import string
 import subprocess
 import sys
 import tempfile
@@ -51,12 +52,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "src"))
+sys.path[:0] = [str(REPO / "src"), str(REPO)]  # metalplane, and the test house (tests.support)
+
+from benchdoc import cpu_model, descendants, publish  # noqa: E402
 
 from metalplane.rack.http.nginx import render_config  # noqa: E402
-from metalplane.testing.benchdoc import cpu_model, descendants, publish  # noqa: E402
 from metalplane.rack.images import ImageCache  # noqa: E402
-from metalplane.testing.fake_region_files import FakeRegionFiles, image  # noqa: E402
+from tests.support.fake_region_files import FakeRegionFiles, image  # noqa: E402
 
 KERNEL_SIZE = 8 * 1000 * 1000
 INITRD_SIZE = 40 * 1000 * 1000
@@ -67,19 +69,19 @@ CONCURRENCY = (1, 50, 200)
 STORM_SERVERS = ("metalplane", "nginx")
 TICK = os.sysconf("SC_CLK_TCK")
 
-WRK_SCRIPT = """
+WRK_SCRIPT = string.Template("""
 local i = 0
-local paths = {"%s", "%s"}
+local paths = {"$first", "$second"}
 request = function()
   i = i + 1
-  return wrk.format("GET", paths[(i %% 2) + 1])
+  return wrk.format("GET", paths[(i % 2) + 1])
 end
 done = function(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("RESULT %%d %%d %%d %%d\\n", summary.requests, summary.bytes, summary.duration,
+  io.write(string.format("RESULT %d %d %d %d\\n", summary.requests, summary.bytes, summary.duration,
                          e.connect + e.read + e.write + e.status + e.timeout))
 end
-""" % PATHS
+""").substitute(first=PATHS[0], second=PATHS[1])
 
 
 # -- servers ------------------------------------------------------------------------------
@@ -452,7 +454,7 @@ def main() -> int:
             print(f"{tool} not found (apt-get install -y {'nginx-light' if tool == 'nginx' else tool})",
                   file=sys.stderr)
             return 2
-    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     t0 = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="mp-http-bench-"))

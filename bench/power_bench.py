@@ -5,7 +5,7 @@ Measures: the time to query every machine's power state through the API (32
 clients at once) against the same queries made straight to the emulators
 (the floor: no region, no rack); the time to reassign a killed rack's BMCs;
 and the BMCs moved on the kill and on the return against the minimum
-`ha.balance` computes.
+`ha.bmc_owners` computes.
 
     .venv/bin/python bench/power_bench.py [--bmcs 500] [--write]
 """
@@ -28,15 +28,16 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchdoc import cpu_model, write_section  # noqa: E402
+
 from metalplane.client.http import MaasHttp  # noqa: E402
-from metalplane.embedded.init import run_db  # noqa: E402
-from metalplane.ha import balance  # noqa: E402
+from metalplane.ha import bmc_owners  # noqa: E402
+from metalplane.region.bootstrap import run_db  # noqa: E402
 from metalplane.region.services import cluster  # noqa: E402
-from metalplane.testing.benchdoc import cpu_model, write_section  # noqa: E402
-from metalplane.testing.bmc_redfish import HttpBmcEmulator, farm  # noqa: E402
-from metalplane.testing.databases import TestDatabases, world_traversable_tempdir  # noqa: E402
-from metalplane.testing.processes import RackProcess, RegionProcess, wait_until  # noqa: E402
 from tests.conftest import create_admin, make_region_config  # noqa: E402
+from tests.support.bmc_redfish import HttpBmcEmulator, farm  # noqa: E402
+from tests.support.databases import TestDatabases, world_traversable_tempdir  # noqa: E402
+from tests.support.processes import RackProcess, RegionProcess, wait_until  # noqa: E402
 
 CLIENTS = 32
 
@@ -142,7 +143,7 @@ def main() -> None:
         # The real candidate sets: racks that proved they reach each BMC.
         candidates = {b["id"]: set(b["candidates"]) for b in overview}
         result["return_moved"] = sum(1 for b in final if final[b] != after_kill[b])
-        result["return_minimum"] = balance.owner_min_moves_lower_bound(list(final), candidates, after_kill, 1.25)
+        result["return_minimum"] = bmc_owners.owner_min_moves_lower_bound(list(final), candidates, after_kill, 1.25)
         counts = [sum(1 for o in final.values() if o == r) for r in rack_ids]
         result["final_owners"] = sorted(counts)
     finally:
@@ -175,7 +176,7 @@ BMCs: Redfish emulators, one process, each BMC on its own 127.0.1.x address.
 | BMC owners after placement | {r['owners']} | max/mean {r['owner_max_over_mean']} (limit 1.25) |
 | time to reassign after `kill -9` of a rack | {r['reassign_after_kill_s']} s | requirement: 5 s |
 | BMCs moved on the kill | {r['kill_moved']} | minimum {r['kill_minimum']} (the BMCs it owned) |
-| BMCs moved on the return | {r['return_moved']} | minimum {r['return_minimum']} (`ha.balance` lower bound over the real candidate sets: racks that proved they reach each BMC); owners now {r['final_owners']} |
+| BMCs moved on the return | {r['return_moved']} | minimum {r['return_minimum']} (`ha.bmc_owners` lower bound over the real candidate sets: racks that proved they reach each BMC); owners now {r['final_owners']} |
 
 """
     write_section(doc, section)

@@ -35,8 +35,9 @@ from pathlib import Path
 import aiohttp
 from scapy.layers.dhcp import BOOTP, DHCP
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-from metalplane.rack.tftp import client as tftp  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO / "src"), str(REPO)]  # metalplane, and the test house (tests.support)
+from tests.support import tftp_client as tftp  # noqa: E402
 
 PXE_VENDOR = b"PXEClient:Arch:00000:UNDI:002001"
 DHCP_RETRIES = (4.0, 8.0, 16.0)
@@ -93,7 +94,7 @@ class DhcpPort:
                 return
             try:
                 packet = BOOTP(data)
-            except Exception:  # noqa: BLE001 - not ours to judge, just not a reply
+            except Exception:  # not ours to judge, just not a reply
                 continue
             queue = self.waiting.get(packet.xid)
             if queue is not None and packet.op == 2 and DHCP in packet:
@@ -196,7 +197,7 @@ async def boot_with(machine: Machine, port: DhcpPort, session: aiohttp.ClientSes
         machine.bytes += await fetch_all(session, kernel.group(1))
         machine.bytes += await fetch_all(session, initrd.group(1))
         stage("images")
-    except Exception as exc:  # noqa: BLE001 - every failure is reported, per machine
+    except Exception as exc:  # every failure is reported, per machine
         machine.error = f"{type(exc).__name__}: {exc}"
     machine.total = round(time.monotonic() - started, 4)
 

@@ -4,7 +4,7 @@ Each simulated rack is a `LightRack`: the real rack connection code
 (`RegionLinks`: TLS, secret proof, Register, SetTargets, failover) without
 services, many per process. Measures: time to connect all, per-worker
 max/mean, connections moved when a worker is killed and when it comes back
-(against the lower bound `ha.balance` computes), and time until every rack is
+(against the lower bound `ha.connections` computes), and time until every rack is
 fully served again.
 
     .venv/bin/python bench/rack_connections_bench.py [--racks 1000] [--procs 4] [--write]
@@ -30,12 +30,12 @@ import uvloop
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from metalplane.testing.benchdoc import cpu_model, write_section  # noqa: E402
+from benchdoc import cpu_model, write_section  # noqa: E402
 
 
 def client_main(urls: list[str], secret: str, first: int, count: int) -> None:
     """One client process: `count` light racks, kept until stdin closes."""
-    from metalplane.testing.light_rack import LightRack
+    from tests.support.light_rack import LightRack
 
     async def run() -> None:
         racks = [LightRack(f"b{first + i:05d}", urls, secret) for i in range(count)]
@@ -84,7 +84,7 @@ def stand_in_for_supervisor(config, pids: list[int], stop: threading.Event) -> N
     the workers it would see running (controllers.heartbeat_live_processes)."""
     from sqlalchemy import text
 
-    from metalplane.embedded.init import run_db
+    from metalplane.region.bootstrap import run_db
 
     async def touch(conn) -> None:
         await conn.execute(text("UPDATE region_processes SET updated = now() WHERE pid = ANY(:p)"), {"p": pids})
@@ -124,11 +124,11 @@ def main() -> None:
         client_main(json.loads(urls), secret, int(first), int(count))
         return
 
-    from metalplane.embedded.init import run_db
+    from metalplane.region.bootstrap import run_db
     from metalplane.region.services import cluster
-    from metalplane.testing.databases import TestDatabases, world_traversable_tempdir
-    from metalplane.testing.processes import RegionProcess
     from tests.conftest import RunningRegion, create_admin, make_region_config
+    from tests.support.databases import TestDatabases, world_traversable_tempdir
+    from tests.support.processes import RegionProcess
 
     dbs = TestDatabases()
     dbs.start()
@@ -202,12 +202,12 @@ def main() -> None:
         result["final_max_over_mean"] = final["max_over_mean"]
         result["final_loads"] = sorted(w["connections"] for w in final["workers"])
         del back
-        from metalplane.ha import balance
+        from metalplane.ha.connections import Endpoint, min_moves_lower_bound
 
-        current = {r: frozenset(balance.Endpoint(*_split(e, after_kill)) for e in eps)
+        current = {r: frozenset(Endpoint(*_split(e, after_kill)) for e in eps)
                    for r, eps in after_kill["racks"].items()}
-        endpoints = [balance.Endpoint(w["region"], w["worker"]) for w in final["workers"]]
-        result["return_lower_bound"] = balance.min_moves_lower_bound(list(current), endpoints, current, 2, threshold)
+        endpoints = [Endpoint(w["region"], w["worker"]) for w in final["workers"]]
+        result["return_lower_bound"] = min_moves_lower_bound(list(current), endpoints, current, 2, threshold)
     finally:
         for client in clients:
             with _quiet():
@@ -251,7 +251,7 @@ def write_doc(result: dict, args) -> None:
 Command: `.venv/bin/python bench/rack_connections_bench.py --racks {args.racks} --procs {args.procs} --write`
 Machine: {result['machine']}; regions, PostgreSQL and the simulated racks all share it.
 Each simulated rack runs the real connection code (`RegionLinks`), {args.racks // args.procs} per process.
-The comparison is the ideal: `ha.balance`'s lower bound on moves, and max/mean 1.0.
+The comparison is the ideal: `ha.connections`'s lower bound on moves, and max/mean 1.0.
 
 | measure | result |
 | --- | --- |

@@ -1,6 +1,6 @@
 """Region HA recovery times: tests/system/test_region_ha.py's scenario, N times, medians.
 
-Each run builds a fresh netlab (metalplane.testing.region_ha.RegionHaLab): two
+Each run builds a fresh netlab (tests.support.region_ha.RegionHaLab): two
 regions (2 workers each) behind a real HAProxy, a PostgreSQL 15 primary with a
 synchronous streaming standby, two racks, and a client making API reads (4
 threads) and writes (1 thread) through HAProxy. Then, under that traffic:
@@ -35,11 +35,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+sys.path[:0] = [str(REPO / "src"), str(REPO)]  # metalplane, and the test house (tests.support)
 
-from metalplane.testing.benchdoc import cpu_model, publish
-from metalplane.testing.netlab import Lab
-from metalplane.testing.region_ha import RegionHaLab
+from benchdoc import cpu_model, publish  # noqa: E402
+
+from tests.support.netlab import Lab  # noqa: E402
+from tests.support.region_ha import RegionHaLab  # noqa: E402
 
 SECTION = "## Region HA recovery"
 

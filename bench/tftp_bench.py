@@ -10,7 +10,7 @@ cancelled (the client sends an ERROR, both servers stop at once) and their bytes
 count. Throughput is content bytes received per second; transfers/s counts completed
 transfers only (so it is ~0 when 200 clients share 30 MB files for a few seconds).
 
-The client is metalplane's asyncio client (`metalplane.rack.tftp.client`) under uvloop
+The client is metalplane's asyncio client (`tests/support/tftp_client.py`) under uvloop
 in `--client-procs` processes; it supports RFC 7440, and against tftpd-hpa (which
 does not) its windowsize request is simply not acknowledged, so that column shows what
 an RFC 7440 client gets from each server. A smaller cross-check with real curl
@@ -42,10 +42,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "src"))
+sys.path[:0] = [str(REPO / "src"), str(REPO)]  # metalplane, and the test house (tests.support)
 
-from metalplane.rack.tftp import client as tftp  # noqa: E402
-from metalplane.testing.benchdoc import cpu_model, descendants, write_section  # noqa: E402
+from benchdoc import cpu_model, descendants, write_section  # noqa: E402
+
+from tests.support import tftp_client as tftp  # noqa: E402
 
 FILES = {"100 KB": ("loader.bin", 100 * 1024), "30 MB": ("initrd.img", 30 * 1024 * 1024)}
 MODES = {"512": (512, None), "1468": (1468, None), "1468 w16": (1468, 16)}
@@ -431,7 +432,7 @@ def main() -> int:
     if args.quick:
         CONCURRENCY = (1, 50)
 
-    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load_before = Path("/proc/loadavg").read_text().split()[:3]
     t_start = time.monotonic()
     ROOT = tempfile.mkdtemp(prefix="mp-tftp-bench-")

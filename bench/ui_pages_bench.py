@@ -25,9 +25,9 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO / "src"), str(REPO)]  # metalplane, and the test house (tests.support)
 
-from metalplane.testing.benchdoc import cpu_model, publish  # noqa: E402
+from benchdoc import cpu_model, publish  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -57,12 +57,11 @@ def main() -> None:
 
     from metalplane.region.db.engine import conninfo
 
-    from metalplane.embedded.init import run_db
+    from metalplane.region.bootstrap import ensure_defaults, run_db
     from metalplane.region.db.tables import region_processes
-    from metalplane.region.services import racks, rpc, users
-    from metalplane.region.services.defaults import ensure_defaults
-    from metalplane.testing.databases import TestDatabases, world_traversable_tempdir
-    from metalplane.testing.processes import RegionProcess
+    from metalplane.region.services import connections, racks, users
+    from tests.support.databases import TestDatabases, world_traversable_tempdir
+    from tests.support.processes import RegionProcess
     from tests.conftest import make_region_config
 
     databases = TestDatabases()
@@ -89,7 +88,7 @@ def main() -> None:
                      "addresses": [f"10.210.{n >> 8 & 255}.{n & 255 or 1}/16"]}])
                 await racks.update_services(conn, node_id, [{"name": "tftp", "status": "running"}])
                 if n % 2 == 0:
-                    await rpc.add_connection(conn, node_id, process)
+                    await connections.add_connection(conn, node_id, process)
                 ids.append(node_id)
             return ids
 

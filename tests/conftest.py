@@ -10,11 +10,10 @@ import pytest
 
 from metalplane.client.http import MaasHttp
 from metalplane.config.region import RegionConfig
-from metalplane.embedded.init import run_db
+from metalplane.region.bootstrap import ensure_admin, run_db
 from metalplane.region.services import users
-from metalplane.region.services.defaults import ensure_defaults
-from metalplane.testing.databases import TestDatabases, world_traversable_tempdir
-from metalplane.testing.processes import RegionProcess, free_port_block
+from tests.support.databases import TestDatabases, world_traversable_tempdir
+from tests.support.processes import RegionProcess, free_port_block
 
 
 @pytest.fixture(scope="session")
@@ -44,9 +43,8 @@ def make_region_config(databases: TestDatabases, dbname: str, data_dir: Path, nu
 
 def create_admin(config: RegionConfig, username: str = "admin", password: str = "test-admin") -> str:
     async def work(conn) -> str:
-        await ensure_defaults(conn)
-        user = await users.create_user(conn, username, password, f"{username}@example.com", is_superuser=True)
-        return (await users.create_token(conn, user.id, "tests")).api_key
+        key, _ = await ensure_admin(conn, username, password, f"{username}@example.com", "tests")
+        return key
 
     return run_db(config, work)
 

@@ -1,12 +1,20 @@
-"""A controller's identity on disk: its system_id, kept across restarts."""
+"""A node's identity: new system_ids, and a controller's on disk, kept across restarts."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import socket
+import string
 from pathlib import Path
 
 MAAS_ID_FILE = "maas_id"
+SYSTEM_ID_CHARS = string.ascii_lowercase + string.digits
+
+
+def new_system_id() -> str:
+    """A fresh six-character system_id, as MAAS makes them (machines and controllers alike)."""
+    return "".join(secrets.choice(SYSTEM_ID_CHARS) for _ in range(6))
 
 
 def read_system_id(data_dir: Path) -> str | None:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from metalplane.testing.databases import world_traversable_tempdir
+from tests.support.databases import world_traversable_tempdir
 from tests.browser.support import UiLab, UiUser, launch
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from metalplane.testing.databases import TestDatabases, world_traversable_tempdir
-from metalplane.testing.processes import wait_until
+from tests.support.databases import TestDatabases, world_traversable_tempdir
+from tests.support.processes import wait_until
 from tests.browser.support import (
     ADMIN,
     ADMIN_PASSWORD,

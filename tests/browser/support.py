@@ -22,15 +22,14 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Respo
 from sqlalchemy import select
 
 from metalplane.client.http import MaasHttp
-from metalplane.embedded.init import run_db
+from metalplane.region.bootstrap import ensure_defaults, run_db
 from metalplane.region.db.tables import region_processes
 from metalplane.region.haproxy import RegionServer, render_config
-from metalplane.region.services import cluster, racks, rpc, users
+from metalplane.region.services import cluster, connections, racks, users
 from metalplane.region.services.controllers import new_system_id
-from metalplane.region.services.defaults import ensure_defaults
-from metalplane.testing.databases import TestDatabases
-from metalplane.testing.haproxy import Haproxy
-from metalplane.testing.processes import RackProcess, RegionProcess, free_port_block
+from tests.support.databases import TestDatabases
+from tests.support.haproxy import Haproxy
+from tests.support.processes import RackProcess, RegionProcess, free_port_block
 from tests.conftest import make_region_config
 
 CHROMIUM = "/usr/bin/chromium"
@@ -264,7 +263,7 @@ def model_rack(lab: UiLab, cidr_prefix: str, connected: bool) -> str:
             {"name": "eth0", "mac": "52:54:00:dd:00:01", "addresses": [f"{cidr_prefix}.2/24"]}])
         if connected:
             process = (await conn.execute(select(region_processes.c.id).limit(1))).scalar_one()
-            await rpc.add_connection(conn, node_id, process)
+            await connections.add_connection(conn, node_id, process)
 
     in_thread(run_db, lab.first.process.config, add)
     return system_id

@@ -18,7 +18,7 @@ import pytest
 from metalplane.cli.rack_cmd import rack_daemon
 from metalplane.config.rack import rack_config_path, update_rack_config
 from metalplane.identity import read_system_id
-from metalplane.testing.processes import free_port_block, wait_until
+from tests.support.processes import free_port_block, wait_until
 from tests.browser.support import (
     ADMIN,
     ADMIN_PASSWORD,

@@ -96,7 +96,7 @@ def test_describe_lists_resources_sorted_with_handlers(description):
 def test_version_is_the_anonymous_resource(description):
     (version,) = [r for r in description["resources"] if r["name"] == "VersionHandler"]
     assert version["auth"] is None and version["anon"]["path"] == PREFIX + "version/"
-    fabrics = [r for r in description["resources"] if r["name"] == "FabricsHandler"][0]
+    fabrics = next(r for r in description["resources"] if r["name"] == "FabricsHandler")
     assert fabrics["anon"] is None and fabrics["auth"]["path"] == PREFIX + "fabrics/"
 
 

@@ -15,10 +15,11 @@ import pytest
 from sqlalchemy import delete, select
 
 from metalplane.client.http import MaasHttp
-from metalplane.embedded.init import run_db
+from metalplane.region.bootstrap import run_db
 from metalplane.region.db.tables import nodes, region_processes
-from metalplane.region.services import controllers, rpc, users
+from metalplane.region.services import connections, controllers, users
 from metalplane.region.services import racks as rack_services
+from metalplane.rpc.nodes import NodeType
 
 # This file creates subnets in 10.202.1-99.0/24. Each test removes its own; a fresh
 # /24 per test keeps one test's failed cleanup from failing the next.
@@ -92,7 +93,7 @@ def racks(shared_region, net):
             node_id = await rack_services.register_rack(conn, system_id, hostname, "0.1.0", [{
                 "name": "eth0", "mac": f"52:54:00:aa:00:{n:02x}", "addresses": [f"{net['prefix']}{200 + n}/24"],
             }])
-            await rpc.add_connection(conn, node_id, process)
+            await connections.add_connection(conn, node_id, process)
 
     async def drop(conn):
         await conn.execute(delete(nodes).where(nodes.c.system_id.in_([s for s, _ in made])))
@@ -309,7 +310,7 @@ def test_unknown_rack_is_rejected(api, net, racks, field):
 
 def test_a_region_controller_is_not_a_rack(api, net):
     region = ok(api.get("regioncontrollers/"))[0]
-    assert region["node_type"] == controllers.REGION
+    assert region["node_type"] == NodeType.REGION_CONTROLLER
     before = snapshot(api)
     assert_rejected(api.put(f"vlans/{net['vlan']['id']}/", primary_rack=region["system_id"]), "primary_rack")
     assert snapshot(api) == before
@@ -527,7 +528,7 @@ def test_concurrent_overlapping_ranges_admit_exactly_one(api, net, shared_region
 def test_dhcp_keeps_a_dynamic_range_under_concurrent_deletes(api, net, racks, shared_region):
     """Two subnets of a DHCP VLAN each hold one dynamic range; deleting both at once must leave one."""
     second = ok(api.post("subnets/", cidr=SECOND_CIDR, vlan=net["vlan"]["id"]))
-    for attempt in range(5):
+    for _attempt in range(5):
         ranges = [add_range(api, net, "dynamic", 100, 200),
                   ok(api.post("ipranges/", type="dynamic", subnet=second["id"],
                               start_ip="10.202.95.100", end_ip="10.202.95.200"))]
@@ -543,7 +544,7 @@ def test_dhcp_keeps_a_dynamic_range_under_concurrent_deletes(api, net, racks, sh
 
 def test_enabling_dhcp_races_deleting_the_only_dynamic_range(api, net, racks, shared_region):
     vlan_path = f"vlans/{net['vlan']['id']}/"
-    for attempt in range(8):
+    for _attempt in range(8):
         dynamic = add_range(api, net, "dynamic", 100, 200)
         responses = at_once(shared_region, [
             ("PUT", vlan_path, {"dhcp_on": "true", "primary_rack": racks[0][0]}),

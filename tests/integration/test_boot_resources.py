@@ -28,11 +28,11 @@ import pytest
 from sqlalchemy import text
 
 from metalplane.client.http import MaasHttp, oauth_header
-from metalplane.embedded.init import run_db
 from metalplane.images.publish import publish_image
+from metalplane.region.bootstrap import run_db
 from metalplane.region.services import boot_resources as svc
-from metalplane.testing.processes import wait_until
 from tests.conftest import start_region
+from tests.support.processes import wait_until
 
 PREFIX = "/MAAS/api/2.0/"
 MiB = 1 << 20
@@ -383,7 +383,7 @@ class MirrorServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/"
 
-    def __enter__(self) -> "MirrorServer":
+    def __enter__(self) -> MirrorServer:
         self.thread.start()
         return self
 

@@ -8,12 +8,12 @@ import time
 
 import psycopg
 
-from metalplane.embedded.init import run_db
+from metalplane.region.bootstrap import run_db
 from metalplane.region.changes import CHANNEL
 from metalplane.region.db.engine import conninfo
-from metalplane.region.services import controllers, racks, settings
+from metalplane.region.services import racks, settings
 from metalplane.region.services.controllers import new_system_id
-from metalplane.testing.processes import wait_until
+from tests.support.processes import wait_until
 
 
 def drain(conn: psycopg.Connection, seconds: float) -> list[str]:
@@ -62,9 +62,5 @@ def test_changes_are_notified_and_heartbeats_are_not(shared_region):
         assert drain(listener, 1.0) == ["config"]
         run_db(config, lambda conn: settings.set_setting(conn, "maas_name", "metalplane"))
 
-        async def delete(conn):
-            row = await controllers.get_controller(conn, controllers.RACK_TYPES, system_id)
-            await racks.delete_rack(conn, row, force=True)
-
-        run_db(config, delete)
+        run_db(config, lambda conn: racks.delete_rack(conn, system_id, force=True))
         assert "nodes.controller" in drain(listener, 1.0)

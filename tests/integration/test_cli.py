@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from metalplane.client.http import MaasHttp
-from metalplane.testing.processes import free_port_block
+from tests.support.processes import free_port_block
 
 
 class Cli:

@@ -17,9 +17,9 @@ from metalplane.region.api.app import build_app, database_unavailable
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
 from metalplane.region.db.engine import async_engine
-from metalplane.testing.pg_cluster import PgCluster, PgNode
-from metalplane.testing.processes import RegionProcess, free_port_block
 from tests.conftest import create_admin
+from tests.support.pg_cluster import PgCluster, PgNode
+from tests.support.processes import RegionProcess, free_port_block
 
 
 def lost_connection() -> OperationalError:

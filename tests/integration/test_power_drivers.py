@@ -17,13 +17,18 @@ import pytest
 
 from metalplane.rack.power.drivers import DriverRegistry
 from metalplane.rack.power.errors import (
-    PowerAuthError, PowerBackoffError, PowerBMCError, PowerConfigError, PowerConnectionError, PowerTimeoutError,
+    PowerAuthError,
+    PowerBackoffError,
+    PowerBMCError,
+    PowerConfigError,
+    PowerConnectionError,
+    PowerTimeoutError,
 )
 from metalplane.rack.power.policy import PowerSettings, max_in_window
 from metalplane.rack.power.runner import PowerPoller, PowerRunner, PowerTarget
-from metalplane.testing.bmc_ipmi import IpmiSimBmc, command_hook
-from metalplane.testing.bmc_redfish import HttpBmc, HttpBmcEmulator, farm
-from metalplane.testing.processes import wait_until
+from tests.support.bmc_ipmi import IpmiSimBmc, command_hook
+from tests.support.bmc_redfish import HttpBmc, HttpBmcEmulator, farm
+from tests.support.processes import wait_until
 
 PASSWORD = "Sup3rSecretPw"          # must never show up in an error message
 
@@ -199,7 +204,7 @@ async def test_ipmi_power_hook_runs_a_process_while_on(tmp_path, registry):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 def test_ipmi_bmc_inside_netlab_namespace(tmp_path):
-    from metalplane.testing.netlab import Lab
+    from tests.support.netlab import Lab
 
     with Lab() as lab:
         lab.add_network("bmc", "10.61.0.0/24")

@@ -19,7 +19,7 @@ import pytest
 
 from metalplane.rack.http import RackHttpService, Request, Response
 from metalplane.rack.images import ImageCache
-from metalplane.testing.fake_region_files import FakeRegionFiles, image
+from tests.support.fake_region_files import FakeRegionFiles, image
 
 KERNEL = os.urandom(3_000_000 + 7)
 INITRD = os.urandom(12_000_000 + 13)
@@ -217,7 +217,7 @@ async def test_a_failing_region_moves_on_to_the_next(tmp_path):
         await dead.stop()  # nothing listens there now
         broken = FakeRegionFiles()
         broken.files = dict(w.region.files)
-        broken.status = {s: 500 for s in broken.files}
+        broken.status = dict.fromkeys(broken.files, 500)
         await broken.start()
         try:
             result = await w.apply(urls=[dead_url, broken.url, w.region.url])
@@ -314,7 +314,7 @@ async def test_restart_without_region_serves_the_cache_and_rehashes_changed_file
             assert (await client.get(f"{URL}/boot-kernel")).status_code == 503
         # the re-sync it triggers fails (no region): degraded, still serving the initrd
         await wait_for(lambda: service.status()[0] == "degraded", what="degraded status")
-        status, info = service.status()
+        _status, info = service.status()
         assert "1 of 2 file(s) not cached" in info
         # the region comes back on the same URL: the background re-sync fetches the kernel
         await region.start(port=region.port)
@@ -593,8 +593,8 @@ def test_socket_family_helper_binds_ipv6_when_asked():
 @pytest.mark.skipif(not shutil.which("nginx"), reason="nginx not installed")
 async def test_nginx_in_front_serves_the_tree_and_passes_the_rest(tmp_path):
     from metalplane.rack.http.nginx import render_config
-    from metalplane.testing.databases import world_traversable_tempdir
-    from metalplane.testing.processes import free_port_block
+    from tests.support.databases import world_traversable_tempdir
+    from tests.support.processes import free_port_block
 
     root = world_traversable_tempdir("mp-nginx-")  # nginx workers run as nobody
     try:

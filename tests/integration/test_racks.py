@@ -11,13 +11,13 @@ import time
 import pytest
 from sqlalchemy import select
 
-from metalplane.embedded.init import run_db
+from metalplane.region.bootstrap import run_db
 from metalplane.region.db.tables import region_processes
-from metalplane.region.services import cluster, rpc
+from metalplane.region.services import cluster, connections
 from metalplane.region.services import racks as racks_service
 from metalplane.region.services.controllers import new_system_id
-from metalplane.testing.processes import RackProcess, RegionProcess, wait_until
 from tests.conftest import RunningRegion, create_admin, start_region
+from tests.support.processes import RackProcess, RegionProcess, wait_until
 
 THRESHOLD = 1.25
 
@@ -183,7 +183,7 @@ def model_rack(lab: Cluster, cidr_prefix: str) -> str:
         process = (await conn.execute(select(region_processes.c.id).limit(1))).scalar_one()
         node_id = await racks_service.register_rack(conn, system_id, f"model-{system_id}", "0.1.0", [
             {"name": "eth0", "mac": "52:54:00:bb:00:01", "addresses": [f"{cidr_prefix}.2/24"]}])
-        await rpc.add_connection(conn, node_id, process)
+        await connections.add_connection(conn, node_id, process)
 
     run_db(lab.regions["region-a"].config, add)
     return system_id
@@ -250,7 +250,7 @@ def test_wrong_secret_is_refused_with_advice(lab, workdir):
 
 
 def test_other_version_is_refused_and_shown(lab):
-    from metalplane.testing.light_rack import try_handshake
+    from tests.support.light_rack import try_handshake
 
     message = try_handshake(lab.regions["region-a"].url, lab.secret, version="9.7.0", system_id="oldver",
                             hostname="old-rack")

@@ -11,10 +11,10 @@ import time
 import httpx
 import pytest
 
-from metalplane.embedded.init import run_db
+from metalplane.region.bootstrap import run_db
 from metalplane.region.services import controllers
-from metalplane.testing.processes import wait_until
 from tests.conftest import RunningRegion, create_admin, start_region
+from tests.support.processes import wait_until
 
 
 @pytest.fixture

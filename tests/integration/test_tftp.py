@@ -21,12 +21,23 @@ from pathlib import Path
 import pytest
 
 from metalplane.rack.tftp import Limits, Routes, StaticRoot, TftpError, TftpServer, chain
-from metalplane.rack.tftp import client as tftp
-from metalplane.rack.tftp.client import TftpClientError
 from metalplane.rack.tftp.protocol import (
-    DATA, ERR_ACCESS, ERR_ILLEGAL_OP, ERR_NOT_FOUND, ERR_OPTIONS, ERROR, RRQ, WRQ, build_ack, build_request,
-    netascii_encode, parse_error,
+    DATA,
+    ERR_ACCESS,
+    ERR_ILLEGAL_OP,
+    ERR_NOT_FOUND,
+    ERR_OPTIONS,
+    ERROR,
+    RRQ,
+    WRQ,
+    build_ack,
+    build_request,
+    netascii_encode,
+    parse_error,
 )
+from tests.support import pythonpath_env
+from tests.support import tftp_client as tftp
+from tests.support.tftp_client import TftpClientError
 
 BIG_SIZE = 65536 * 512 + 1000  # more than 65535 blocks of 512: the block number rolls over
 TEXT = b"DEFAULT linux\nLABEL linux\r\n  KERNEL vmlinuz\rAPPEND quiet\n"
@@ -261,7 +272,7 @@ async def test_windowsize_lowered_to_the_limit(root):
 @pytest.mark.parametrize("blksize, windowsize", [(512, 1), (512, 16), (1468, 8)])
 async def test_big_file_block_numbers_roll_over(root, blksize, windowsize):
     digest = hashlib.sha256()
-    async with serving(StaticRoot(root)) as (server, port):
+    async with serving(StaticRoot(root)) as (_server, port):
         result = await tftp.get("127.0.0.1", port, "big.bin", blksize=blksize, windowsize=windowsize,
                                 sink=digest.update)
     assert result.size == BIG_SIZE
@@ -518,7 +529,7 @@ async def test_bytes_source_with_windows(root):
 async def test_server_close_abandons_transfers(root):
     server = TftpServer(StaticRoot(root))
     _host, port = await server.start("127.0.0.1", 0)
-    sock, reply, _addr = await raw_transfer(port, build_request(RRQ, "loader.bin"))
+    sock, _reply, _addr = await raw_transfer(port, build_request(RRQ, "loader.bin"))
     sock.close()
     assert len(server.transfers) == 1
     server.close()
@@ -551,7 +562,8 @@ async def test_standalone_workers(root, tmp_path):
 
 WILDCARD_SCRIPT = """
 import asyncio
-from metalplane.rack.tftp import TftpServer, client
+from metalplane.rack.tftp import TftpServer
+from tests.support import tftp_client as client
 
 async def main():
     async def resolve(path, peer):
@@ -578,6 +590,6 @@ def test_wildcard_listen_answers_from_the_address_asked(tmp_path):
     script = tmp_path / "wildcard.py"
     script.write_text(WILDCARD_SCRIPT)
     result = subprocess.run(["unshare", "-n", "sh", "-c", f"ip link set lo up && exec {sys.executable} {script}"],
-                            capture_output=True, timeout=60)
+                            capture_output=True, timeout=60, env={**os.environ, **pythonpath_env()})
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().count("ok ") == 5

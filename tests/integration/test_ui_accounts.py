@@ -13,7 +13,7 @@ import pytest
 from maas.client import login as libmaas_login
 from sqlalchemy import select, text
 
-from metalplane.embedded.init import run_db
+from metalplane.region.bootstrap import run_db
 from metalplane.region.db.tables import ui_sessions
 from metalplane.region.services.sessions import key_hash
 

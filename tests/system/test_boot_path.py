@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from metalplane.images.build import BuildError, build_ephemeral
-from metalplane.testing.bmc_ipmi import IpmiSimBmc, command_hook
-from metalplane.testing.netlab import Lab
-from metalplane.testing.processes import wait_until
-from metalplane.testing.stack import Stack
+from tests.support.bmc_ipmi import IpmiSimBmc, command_hook
+from tests.support.netlab import Lab
+from tests.support.processes import wait_until
+from tests.support.stack import Stack
 
 pytestmark = [
     pytest.mark.system,

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from metalplane.rack.dhcp.kea import control
-from metalplane.testing.netlab import Lab
-from metalplane.testing.processes import wait_until
-from metalplane.testing.stack import Stack
+from tests.support.netlab import Lab
+from tests.support.processes import wait_until
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.system
 CIDR = "10.60.0.0/24"
@@ -124,7 +124,7 @@ def test_dhcp_ha_end_to_end(stack):
     wait_until(lambda: lease4_get(stack, "rack1", lease3.ip), 60, interval=0.5, what="the primary to sync")
     for ip in (lease1.ip, lease2.ip, lease3.ip):
         assert lease4_get(stack, "rack1", ip) and lease4_get(stack, "rack2", ip), ip
-    lease4 = wait_until(lambda: (l := c4.dhcp_udhcpc("pxe", timeout=10)) and l.server_id == "10.60.0.2" and l,
+    lease4 = wait_until(lambda: (lease := c4.dhcp_udhcpc("pxe", timeout=10)) and lease.server_id == "10.60.0.2" and lease,
                         30, interval=1, what="the primary serving again")
 
     # kill -9 of the whole primary rack (rackd and its Kea).

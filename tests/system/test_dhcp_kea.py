@@ -1,5 +1,5 @@
 """The rack's DHCP engine against real kea-dhcp4 processes and real DHCP clients,
-each rack and client in its own network namespace (metalplane.testing.netlab)."""
+each rack and client in its own network namespace (tests.support.netlab)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from metalplane.rack.dhcp import DhcpService, InvalidDhcpState, KeaConfigError, prefix_wrap
-from metalplane.testing.netlab import Host, Lab, list_netns
+from tests.support.netlab import Host, Lab, list_netns
 
 pytestmark = [
     pytest.mark.system,
@@ -128,7 +128,7 @@ async def ha_state(svc: DhcpService) -> str | None:
     proc = next(iter(svc.instances.values()))
     try:
         return (await proc.command("ha-heartbeat", timeout=2))["arguments"]["state"]
-    except Exception:       # noqa: BLE001 - not up (yet)
+    except Exception:       # not up (yet)
         return None
 
 
@@ -359,12 +359,12 @@ async def test_lease_events_commit_release_expiry_survive_restart(lab: Lab, serv
     await wait_for(lambda: ("release", mac_rel) in actions() and ("expiry", mac_held) in actions(), 20,
                    "release and expiry events")
     events = svc.events.pending()
-    commit = [e for e in events if e["action"] == "commit" and e["mac"] == mac_held][0]
+    commit = next(e for e in events if e["action"] == "commit" and e["mac"] == mac_held)
     assert commit["ip"] == lease_expiring.ip and commit["lease_time"] == 4 and commit["subnet_id"] == 1
-    release = [e for e in events if e["action"] == "release"][0]
+    release = next(e for e in events if e["action"] == "release")
     assert release["ip"] == lease_released.ip
     ids = [e["id"] for e in events]
-    assert ids == sorted(ids) and len(set(e["key"] for e in events)) == len(events)
+    assert ids == sorted(ids) and len({e["key"] for e in events}) == len(events)
 
     # the rack restarts: a new service object on the same state dir, Kea restarted too
     await svc.stop()

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from metalplane.testing.databases import world_traversable_tempdir
-from metalplane.testing.processes import free_port_block, wait_until
+from tests.support.databases import world_traversable_tempdir
+from tests.support.processes import free_port_block, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 METALPLANE = [sys.executable, "-m", "metalplane"]
@@ -42,7 +42,7 @@ def cli(env, *args, check=True):
 
 
 def test_readme_init_then_login_and_the_seeds_cli_steps(fresh):
-    root, data_dir, env = fresh
+    _root, data_dir, env = fresh
     port = free_port_block(6)
     first = run(["./bootstrap.sh", "init", "--data-dir", str(data_dir), "--port", str(port),
                  "--admin-password", "first-password"], env)
@@ -92,7 +92,7 @@ def test_readme_init_then_login_and_the_seeds_cli_steps(fresh):
 
 
 def test_init_after_stop_restarts_without_recreating(fresh):
-    root, data_dir, env = fresh
+    _root, data_dir, env = fresh
     port = free_port_block(6)
     first = cli(env, "init", "--data-dir", str(data_dir), "--port", str(port))
     generated = re.search(r"generated password: (\S+)\)", first.stdout)

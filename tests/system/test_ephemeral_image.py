@@ -86,7 +86,7 @@ class FakeMetadata:
     def port(self) -> int:
         return self.httpd.server_address[1]
 
-    def __enter__(self) -> "FakeMetadata":
+    def __enter__(self) -> FakeMetadata:
         self.thread.start()
         return self
 
@@ -173,7 +173,7 @@ def test_without_a_network_it_says_so_and_powers_off(image, tmp_path):
 
 
 def _manifest(config) -> dict:
-    from metalplane.embedded.init import run_db
+    from metalplane.region.bootstrap import run_db
     from metalplane.region.services.boot_resources import manifest
 
     return run_db(config, manifest)
@@ -182,7 +182,7 @@ def _manifest(config) -> dict:
 def test_the_build_imports_into_a_region_and_is_served(image, region):
     import httpx
 
-    from metalplane.testing.processes import wait_until
+    from tests.support.processes import wait_until
 
     with region.api() as api:
         response = api.request("POST", "boot-resources/", "import", {"path": str(image.out)})

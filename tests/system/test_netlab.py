@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from metalplane.testing import netlab
-from metalplane.testing.netlab import Host, Lab, LabError, cleanup_stale, list_netns, pid_alive
+from tests.support import netlab
+from tests.support.netlab import Host, Lab, LabError, cleanup_stale, list_netns, pid_alive
 
 pytestmark = [
     pytest.mark.system,
@@ -174,7 +174,7 @@ def test_teardown_runs_when_the_body_raises(tmp_path: Path):
     with pytest.raises(ZeroDivisionError):
         with Lab() as lab:
             pids, _ = _spawn_victims(lab, tmp_path)
-            1 / 0
+            raise ZeroDivisionError  # the body fails
     _assert_gone(lab, pids)
 
 
@@ -190,7 +190,7 @@ def test_teardown_kills_processes_that_ignore_sigterm():
 
 CRASHING_LAB = """
 import json, os, signal, sys, time
-from metalplane.testing.netlab import Lab
+from tests.support.netlab import Lab
 lab = Lab().start()
 lab.add_network("pxe", "10.50.0.0/24")
 host = lab.add_host("h1", {"pxe": "10.50.0.2/24"})
@@ -264,7 +264,7 @@ def test_two_labs_at_once_do_not_clash():
             b = lab.add_host("node1", {"pxe": "10.50.0.3/24"})
             hosts.append((a, b))
         assert not set(one.namespaces) & set(two.namespaces)
-        for a, b in hosts:
+        for a, _b in hosts:
             assert ping(a, "10.50.0.3").returncode == 0
         # Same addresses, separate wires: a listener in lab one is not seen from lab two.
         (a1, _), (_, b2) = hosts
@@ -360,7 +360,7 @@ def test_udhcpc_and_dhclient_get_leases_from_kea(lab: Lab):
     server = lab.add_host("dhcp", {"pxe": "10.50.0.2/24"})
     c1 = lab.add_host("client1", {"pxe": None})
     c2 = lab.add_host("client2", {"pxe": None})
-    kea, work = start_kea(lab, server, "pxe", "10.50.0.100 - 10.50.0.150")
+    _kea, work = start_kea(lab, server, "pxe", "10.50.0.100 - 10.50.0.150")
 
     lease1 = c1.dhcp_udhcpc("pxe", timeout=15)
     assert lease1.client == "udhcpc" and lease1.event == "bound"

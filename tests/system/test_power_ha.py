@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from metalplane.testing.bmc_ipmi import IpmiSimBmc
-from metalplane.testing.bmc_redfish import HttpBmc, HttpBmcEmulator
-from metalplane.testing.netlab import Lab
-from metalplane.testing.processes import wait_until
-from metalplane.testing.stack import PYTHON, Stack
+from tests.support.bmc_ipmi import IpmiSimBmc
+from tests.support.bmc_redfish import HttpBmc, HttpBmcEmulator
+from tests.support.netlab import Lab
+from tests.support.processes import wait_until
+from tests.support.stack import PYTHON, Stack
 
 pytestmark = pytest.mark.system
 RACKS = ("rack1", "rack2", "rack3")

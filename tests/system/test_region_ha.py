@@ -18,12 +18,12 @@ import pytest
 
 from metalplane.config.region import load_region_config, update_region_config
 from metalplane.identity import read_secret
-from metalplane.testing.databases import world_traversable_tempdir
-from metalplane.testing.haproxy import check_config
-from metalplane.testing.netlab import Lab
-from metalplane.testing.ns_api import NsApi
-from metalplane.testing.processes import wait_until
-from metalplane.testing.region_ha import PYTHON, RegionHaLab
+from tests.support.databases import world_traversable_tempdir
+from tests.support.haproxy import check_config
+from tests.support.netlab import Lab
+from tests.support.ns_api import NsApi
+from tests.support.processes import wait_until
+from tests.support.region_ha import PYTHON, RegionHaLab
 
 pytestmark = pytest.mark.system
 

@@ -10,9 +10,9 @@ import pytest
 from metalplane.ha.rack_health import rackd_status
 from metalplane.rack.interfaces import parse_ip_addr
 from metalplane.rack.power.service import failover_plan
-from metalplane.rack.region_links import Endpoint, choose, plan_links
-from metalplane.region.services.bmcs import bmc_host, choose_candidates
-from metalplane.region.services.dhcp import pick_candidate, role_on_vlan
+from metalplane.rack.region_links import choose, plan_links
+from metalplane.region.services.bmcs import bmc_host
+from metalplane.rpc.endpoint import Endpoint
 from metalplane.region.services.leases import lease_row, subnet_for
 from metalplane.region.services.users import parse_api_key
 from metalplane.rpc import auth, versions
@@ -71,26 +71,10 @@ def test_failover_plan_never_repeats_a_completed_action():
     assert failover_plan("cycle", "on") is None
 
 
-def test_bmc_candidates_prefer_the_subnet_then_proven_then_anyone():
-    live = {1, 2, 3}
-    out = choose_candidates([10, 11, 12], {10: {1, 9}}, {11: {2}}, live)
-    assert out == {10: {1}, 11: {2}, 12: {1, 2, 3}}
-    assert choose_candidates([10], {10: {9}}, {}, set()) == {}
-
-
 def test_bmc_host():
     assert bmc_host("ipmi", {"power_address": "10.0.0.5:1623"}) == "10.0.0.5"
     assert bmc_host("redfish", {"power_address": "https://10.0.0.6"}) == "10.0.0.6"
     assert bmc_host("manual", {}) is None
-
-
-def test_dhcp_roles_and_candidate():
-    assert role_on_vlan(1, 1, None) == "standalone"
-    assert role_on_vlan(1, 1, 2) == "primary"
-    assert role_on_vlan(2, 1, 2) == "secondary"
-    assert role_on_vlan(3, 1, 2) is None
-    assert pick_candidate(["r1", "r2", "r3"], "r1", None, {"r1", "r3"}) == "r3"
-    assert pick_candidate(["r1", "r2"], "r1", "r2", {"r1", "r2"}) is None
 
 
 def test_lease_rows_order_by_the_change_not_the_report():

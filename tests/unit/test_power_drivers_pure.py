@@ -8,7 +8,7 @@ from metalplane.rack.power import ipmi, redfish, webhook
 from metalplane.rack.power.errors import (
     PowerAuthError, PowerBackoffError, PowerBMCError, PowerConfigError, PowerConnectionError, PowerTimeoutError,
 )
-from metalplane.rack.power.schema import with_defaults
+from metalplane.rpc.power_schema import with_defaults
 
 PARAMS = with_defaults("ipmi", {"power_address": "10.0.0.5:1623", "power_user": "admin",
                                 "power_pass": "hunter22", "k_g": "kgsecret"})
@@ -26,7 +26,7 @@ def test_ipmitool_command_keeps_secrets_out_of_argv():
 
 def test_ipmitool_command_variants():
     lan = dict(PARAMS, power_driver="LAN", privilege_level="ADMIN", cipher_suite_id="17")
-    argv, env = ipmi.ipmitool_command(lan, ["x"], timeout=5)
+    argv, _env = ipmi.ipmitool_command(lan, ["x"], timeout=5)
     assert argv[2] == "lan" and "-C" not in argv and "-K" not in argv
     assert argv[argv.index("-L") + 1] == "ADMINISTRATOR"
     assert argv[argv.index("-R") + 1] == "1"
@@ -77,7 +77,8 @@ NO_PRIV = ("Loading IANA PEN Registry...\nGet HPM.x Capabilities request failed,
 SILENT = ("Loading IANA PEN Registry...\nGet Auth Capabilities error\n"
           "Error issuing Get Channel Authentication Capabilities request\n"
           "Error: Unable to establish IPMI v2 / RMCP+ session\n")
-NO_NAME = "Address lookup for nosuch.invalid failed\nCould not open socket!\nError: Unable to establish IPMI v2 / RMCP+ session\n"
+NO_NAME = ("Address lookup for nosuch.invalid failed\nCould not open socket!\n"
+           "Error: Unable to establish IPMI v2 / RMCP+ session\n")
 
 
 @pytest.mark.parametrize("output, cls, answer", [

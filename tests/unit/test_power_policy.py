@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
-from hypothesis import given, settings as hsettings
+from hypothesis import given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from metalplane.rack.power import policy
@@ -114,7 +117,7 @@ def test_assign_phases_gap_bound(n_first, n_more):
     assert set(phases) == set(keys)
     values = sorted(phases.values())
     assert all(0 <= v < interval for v in values)
-    gaps = [b - a for a, b in zip(values, values[1:])] + [values[0] + interval - values[-1]]
+    gaps = [b - a for a, b in itertools.pairwise(values)] + [values[0] + interval - values[-1]]
     # No gap is more than twice the even spacing of the initial set, and none collapses to zero.
     assert max(gaps) <= interval / n_first + 1e-9
     assert min(gaps) > 0

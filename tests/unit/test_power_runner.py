@@ -16,7 +16,7 @@ from metalplane.rack.power.errors import (
 from metalplane.rack.power.ipmi import IpmiDriver
 from metalplane.rack.power.policy import PowerSettings, max_in_window
 from metalplane.rack.power.runner import PollResult, PowerPoller, PowerRunner, PowerTarget
-from metalplane.rack.power.schema import REDACTED
+from metalplane.rpc.power_schema import REDACTED
 
 
 class FakeIpmi(IpmiDriver):
@@ -178,9 +178,9 @@ async def test_backoff_grows_and_success_clears(monkeypatch):
 
 async def test_runner_cuts_a_hung_driver(monkeypatch):
     monkeypatch.setattr(runner_mod, "TIMEOUT_GRACE", 0.05)
-    runner, fake = make(PowerSettings(query_timeout=0.1, retries=0), delay=30)
+    runner, _fake = make(PowerSettings(query_timeout=0.1, retries=0), delay=30)
     t0 = time.monotonic()
-    with pytest.raises(PowerTimeoutError, match="no answer from BMC 10.0.0.6"):
+    with pytest.raises(PowerTimeoutError, match=r"no answer from BMC 10\.0\.0\.6"):
         await runner.query("ipmi", bmc("10.0.0.6"))
     assert time.monotonic() - t0 < 1.0
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from metalplane.rack.power.schema import (
+from metalplane.rpc.power_schema import (
     POWER_TYPES, REDACTED, Problem, bmc_address, bmc_identity, describe_power_types, redact, redfish_base_url,
     scrub, secret_values, split_host_port, validate_power_parameters, with_defaults,
 )
@@ -148,7 +148,7 @@ def test_describe_is_maas_shaped_json():
 
 
 def test_schema_import_is_light():
-    code = ("import sys, metalplane.rack.power.schema, metalplane.rack.power.errors; "
+    code = ("import sys, metalplane.rpc.power_schema, metalplane.rack.power.errors; "
             "bad = [m for m in ('httpx', 'asyncio', 'subprocess', 'sqlalchemy', 'starlette') if m in sys.modules]; "
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()

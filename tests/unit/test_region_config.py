@@ -6,7 +6,8 @@ import pytest
 from metalplane.config.files import ConfigError
 from metalplane.config.region import load_region_config, reset_region_config, update_region_config
 from metalplane.region.db.engine import conninfo, ordered_hosts, remember_primary, split_host
-from metalplane.region.services.controllers import RACK, REGION, REGION_AND_RACK, combined_type
+from metalplane.region.services.controllers import combined_type
+from metalplane.rpc.nodes import NodeType
 
 
 def test_update_writes_mode_0640_and_keeps_other_keys(tmp_path):
@@ -75,7 +76,8 @@ def test_new_connections_try_the_last_primary_first(tmp_path):
 
 
 def test_region_and_rack_on_one_host_is_one_node():
-    assert combined_type(REGION, RACK) == REGION_AND_RACK
-    assert combined_type(RACK, REGION) == REGION_AND_RACK
-    assert combined_type(REGION_AND_RACK, RACK) == REGION_AND_RACK
-    assert combined_type(RACK, RACK) == RACK
+    rack, region, both = NodeType.RACK_CONTROLLER, NodeType.REGION_CONTROLLER, NodeType.REGION_AND_RACK_CONTROLLER
+    assert combined_type(region, rack) == both
+    assert combined_type(rack, region) == both
+    assert combined_type(both, rack) == both
+    assert combined_type(rack, rack) == rack

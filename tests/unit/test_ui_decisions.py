@@ -9,12 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from metalplane.region.changes import EVERYTHING, ChangeHub
-from metalplane.region.services.controller_overview import (
-    Service,
-    overall_status,
-    regiond_status,
-    version_check,
-)
+from metalplane.region.services.controller_overview import overall_status, regiond_status, version_check
+from metalplane.region.services.racks import ServiceStatus as Service
 from metalplane.region.services.sessions import key_hash, needs_extension
 from metalplane.region.ui.guard import HOME, csrf_matches, safe_next
 from metalplane.region.ui.live import TOPICS, topics_for

@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 
 import httpx
 
+from metalplane.cli.admin_commands import ADMIN_COMMANDS
 from metalplane.cli.api_output import media_type
 from metalplane.cli.errors import CliError
 from metalplane.cli.profiles import Profile, ProfileStore, api_key
@@ -31,7 +32,7 @@ def one_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def connection_error(url: str, exc: httpx.HTTPError) -> CliError:
+def connection_error(url: str, exc: httpx.HTTPError | httpx.InvalidURL) -> CliError:
     return CliError(f"cannot reach {url}: {one_line(str(exc)) or type(exc).__name__}")
 
 
@@ -94,8 +95,6 @@ def normalise_url(url: str) -> str:
 
 
 def check_profile_name(name: str) -> None:
-    from metalplane.cli.main import ADMIN_COMMANDS  # main imports this package: import late
-
     if not name or name.startswith("-") or any(ch.isspace() for ch in name):
         raise CliError(f"{name!r} cannot be a profile name")
     if name in RESERVED_NAMES or name in ADMIN_COMMANDS:

@@ -14,12 +14,12 @@ from pathlib import Path
 
 from metalplane import __version__
 from metalplane.cli import apiclient
+from metalplane.cli.admin_commands import ADMIN_COMMANDS
 from metalplane.cli.errors import CliError
 from metalplane.config.files import ConfigError
 from metalplane.config.region import DEFAULT_DATA_DIR
 
 CommandFunc = Callable[[argparse.Namespace], int]
-ADMIN_COMMANDS = {"init", "status", "stop", "apikey", "createadmin", "region", "rack", "db", "version", "images"}
 
 
 def data_dir_arg(parser: argparse.ArgumentParser) -> None:

@@ -83,14 +83,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _dbupgrade(args: argparse.Namespace) -> int:
-    from metalplane.region.db.engine import sync_engine
-    from metalplane.region.db.migrate import upgrade
+    from metalplane.region.bootstrap import migrate
 
-    engine = sync_engine(load_region_config(_config_path(args)), "metalplane-dbupgrade")
-    try:
-        upgrade(engine)
-    finally:
-        engine.dispose()
+    migrate(load_region_config(_config_path(args)), "metalplane-dbupgrade")
     print("database schema is current")
     return 0
 

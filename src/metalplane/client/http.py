@@ -59,7 +59,8 @@ def encode_multipart(fields: Fields) -> tuple[str, bytes]:
         part.add_header("Content-Disposition", "form-data", name=name)
         message.attach(part)
     out = io.BytesIO()
-    BytesGenerator(out, policy=email.policy.HTTP).flatten(message)
+    generator: BytesGenerator[Any] = BytesGenerator(out, policy=email.policy.HTTP)  # any Message, not only EmailMessage
+    generator.flatten(message)
     _, _, body = out.getvalue().partition(b"\r\n\r\n")
     return message["Content-Type"], body
 
@@ -89,7 +90,7 @@ class MaasHttp:
     def close(self) -> None:
         self.http.close()
 
-    def __enter__(self) -> "MaasHttp":
+    def __enter__(self) -> MaasHttp:
         return self
 
     def __exit__(self, *exc: object) -> None:

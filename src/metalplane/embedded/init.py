@@ -8,33 +8,29 @@ is not running and says what already runs.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 
+from metalplane.config.rack import rack_config_path, update_rack_config
 from metalplane.config.region import (
     REGION_CONFIG_NAME,
     RegionConfig,
     load_region_config,
     save_region_config,
 )
-from metalplane.config.rack import rack_config_path, update_rack_config
 from metalplane.embedded.daemons import Daemon
 from metalplane.embedded.postgres import Cluster
 from metalplane.identity import read_secret, write_secret
-from metalplane.region.db.engine import async_engine, sync_engine
-from metalplane.region.db.migrate import upgrade
+from metalplane.region import bootstrap
+from metalplane.region.bootstrap import run_db
 from metalplane.region.services import cluster as cluster_settings
 from metalplane.region.services import users
-from metalplane.region.services.defaults import ensure_defaults
 
-T = TypeVar("T")
 API_WAIT = 90.0
 
 
@@ -59,20 +55,6 @@ class Layout:
 
     def rack_daemon(self) -> Daemon:
         return Daemon("rackd", self.data_dir, ("rack", "run", "--data-dir", str(self.data_dir)))
-
-
-def run_db(config: RegionConfig, work: Callable[..., Awaitable[T]]) -> T:
-    """Run one transaction against the region database from a CLI command."""
-
-    async def go() -> T:
-        engine = async_engine(config, "metalplane-cli", pool_size=1)
-        try:
-            async with engine.begin() as conn:
-                return await work(conn)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(go())
 
 
 def api_url(config: RegionConfig) -> str:
@@ -132,28 +114,6 @@ def create_fresh(layout: Layout, port: int, maas_url: str | None, num_workers: i
     return config
 
 
-def migrate(config: RegionConfig) -> None:
-    engine = sync_engine(config, "metalplane-init")
-    try:
-        upgrade(engine)
-    finally:
-        engine.dispose()
-
-
-async def _ensure_admin(conn, username: str, password: str | None, email: str) -> tuple[str, str | None]:
-    """Create the admin if missing. Returns (api key, generated password or None)."""
-    await ensure_defaults(conn)
-    user = await users.get_user(conn, username)
-    generated = None
-    if user is None:
-        if password is None:
-            password = generated = secrets.token_urlsafe(12)
-        user = await users.create_user(conn, username, password, email, is_superuser=True)
-    tokens = await users.list_tokens(conn, user.id)
-    token = tokens[0] if tokens else await users.create_token(conn, user.id, "cli")
-    return token.api_key, generated
-
-
 def rack_ports(api_port: int) -> dict[str, int]:
     """MAAS's ports for the default API port; beside it, ports derived from --port
     so that several data dirs can run side by side."""
@@ -195,11 +155,11 @@ def init(data_dir: Path, port: int, admin_username: str, admin_password: str | N
     else:
         config = create_fresh(layout, port, maas_url, num_workers, listen_address)
         out(f"PostgreSQL: new cluster in {layout.cluster.root} (unix socket {layout.cluster.socket_dir})")
-    migrate(config)
+    bootstrap.migrate(config, "metalplane-init")
 
     async def setup(conn):
         secret = await cluster_settings.shared_secret(conn)
-        key, generated = await _ensure_admin(conn, admin_username, admin_password, admin_email)
+        key, generated = await bootstrap.ensure_admin(conn, admin_username, admin_password, admin_email, "cli")
         return secret, key, generated
 
     secret, api_key, generated = run_db(config, setup)
@@ -235,7 +195,7 @@ def status(data_dir: Path, out: Callable[[str], None] = print) -> int:
     layout = Layout(data_dir)
     if not layout.config_path.exists() and rack_config_path(data_dir).exists():
         rack_pid = layout.rack_daemon().pid()
-        out(f"rackd:      {'running (pid %d)' % rack_pid if rack_pid else 'stopped'}")
+        out(f"rackd:      {f'running (pid {rack_pid})' if rack_pid else 'stopped'}")
         return 0 if rack_pid else 3
     if not layout.config_path.exists():
         out(f"{data_dir}: not initialised (run `metalplane init --data-dir {data_dir}`)")
@@ -252,7 +212,7 @@ def status(data_dir: Path, out: Callable[[str], None] = print) -> int:
     healthy &= answering
     if rack_config_path(data_dir).exists():
         rack_pid = layout.rack_daemon().pid()
-        out(f"rackd:      {'running (pid %d)' % rack_pid if rack_pid else 'stopped'}")
+        out(f"rackd:      {f'running (pid {rack_pid})' if rack_pid else 'stopped'}")
         healthy &= rack_pid is not None
     return 0 if healthy else 3
 
@@ -289,10 +249,7 @@ def apikey(config: RegionConfig, username: str, generate: bool = False) -> str:
 
 
 def createadmin(config: RegionConfig, username: str, password: str, email: str) -> str:
-    async def work(conn) -> str:
-        if await users.get_user(conn, username) is not None:
-            raise InitError(f"a user named {username!r} already exists")
-        user = await users.create_user(conn, username, password, email, is_superuser=True)
-        return (await users.create_token(conn, user.id, "cli")).api_key
-
-    return run_db(config, work)
+    try:
+        return run_db(config, lambda conn: bootstrap.create_admin(conn, username, password, email, "cli"))
+    except bootstrap.AdminExists as exc:
+        raise InitError(str(exc)) from None

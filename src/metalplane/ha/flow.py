@@ -1,6 +1,6 @@
 """A small exact min-cost flow solver (integer capacities and costs), stdlib only.
 
-Used by :mod:`metalplane.ha.balance` to pick the assignment that moves the fewest
+Used by :mod:`metalplane.ha.solver` to pick the assignment that moves the fewest
 connections (or BMC owners) while respecting load caps.  The graphs it sees are
 small: one node per *group* of interchangeable racks/items, not one per rack.
 
@@ -53,12 +53,12 @@ class MinCostFlow:
         """Push up to ``need`` units from ``s`` to ``t`` at minimum cost; returns units pushed."""
         n = len(self._adj)
         to, cap, cost, adj = self._to, self._cap, self._cost, self._adj
-        pot = [0] * n
+        pot: list[float] = [0] * n  # ints in practice; float only for the type of _INF
         flow = 0
         while flow < need:
             dist = [_INF] * n
             dist[s] = 0
-            heap = [(0, s)]
+            heap: list[tuple[float, int]] = [(0, s)]
             while heap:
                 d, u = heapq.heappop(heap)
                 if d > dist[u]:
@@ -83,7 +83,7 @@ class MinCostFlow:
             flow += pushed
         return flow
 
-    def _blocking(self, s: int, t: int, pot: list[int], limit: int) -> int:
+    def _blocking(self, s: int, t: int, pot: list[float], limit: int) -> int:
         """Dinic on the admissible subgraph (residual edges of reduced cost 0)."""
         to, cap, cost, adj = self._to, self._cap, self._cost, self._adj
         n = len(adj)

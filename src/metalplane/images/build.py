@@ -24,7 +24,7 @@ import tarfile
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
@@ -299,7 +299,7 @@ def build_ephemeral(out: Path, *, kernel_deb: Path | None = None, kernel_package
                     log: Log = lambda line: None) -> BuildResult:
     cache = cache_dir(cache)
     release = release or host_codename()
-    version = version or datetime.now(timezone.utc).strftime("%Y%m%d.%H%M%S")
+    version = version or datetime.now(UTC).strftime("%Y%m%d.%H%M%S")
     if kernel_deb is None:
         package = kernel_package_name or kernel_package()
         kernel_deb = fetch_deb(package, cache, log)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import lzma
 import struct
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 MODULE_SUFFIXES = (".ko", ".ko.xz")
@@ -92,7 +93,7 @@ def builtin_names(modules_builtin: str) -> set[str]:
     return {module_name(line.strip()) for line in modules_builtin.splitlines() if line.strip()}
 
 
-def load_order(wanted: Iterable[str], infos: Mapping[str, ModInfo], builtin: set[str] = frozenset(),
+def load_order(wanted: Iterable[str], infos: Mapping[str, ModInfo], builtin: AbstractSet[str] = frozenset(),
                required: Iterable[str] = ()) -> tuple[list[str], list[str]]:
     """(modules to insmod, dependencies first; names wanted but neither found nor built in).
 

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -86,7 +86,7 @@ def publish_image(root: Path, *, os_name: str, release: str, arch: str, subarch:
         sha256, size = file_sha256(target)
         items[ftype] = {"ftype": ftype, "path": relative, "sha256": sha256, "size": size}
         published.append(PublishedFile(ftype, relative, sha256, size))
-    updated = format_datetime(datetime.now(timezone.utc))
+    updated = format_datetime(datetime.now(UTC))
     product = ss.product_id(content_id, release, arch, subarch)
     fields = {"os": os_name, "release": release, "arch": arch, "subarch": subarch, "subarches": subarch,
               "label": label, "release_title": title or f"{os_name}/{release}", **(extra or {})}

@@ -13,7 +13,6 @@ import logging
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 import uvloop
 
@@ -21,6 +20,7 @@ from metalplane import __version__
 from metalplane.config.rack import RackConfig
 from metalplane.identity import (
     local_hostname,
+    new_system_id,
     read_secret,
     read_system_id,
     secret_path,
@@ -29,14 +29,34 @@ from metalplane.identity import (
 from metalplane.rack.boot.service import BootService
 from metalplane.rack.cluster_state import ClusterState
 from metalplane.rack.dhcp import DhcpService, InvalidDhcpState, KeaError
+from metalplane.rack.dhcp.config import State
 from metalplane.rack.images.plan import region_base_urls
 from metalplane.rack.interfaces import local_interfaces
 from metalplane.rack.power.service import PowerService
 from metalplane.rack.region_links import RegionLinks
 from metalplane.rack.services import ServiceBoard
-from metalplane.region.services.controllers import new_system_id
+from metalplane.rpc import wire
+from metalplane.rpc.dispatch import handler_table, handles
 from metalplane.rpc.handshake import ClientHello
-from metalplane.rpc.protocol import ConnectionLost, RemoteError
+from metalplane.rpc.messages import (
+    DhcpChanged,
+    GetDhcpState,
+    GetPowerTargets,
+    ImagesChanged,
+    Interface,
+    LeaseEvent,
+    PowerAction,
+    PowerReport,
+    PowerResult,
+    PowerTargetsChanged,
+    Register,
+    ReportIsolation,
+    ReportLeases,
+    ReportPowerStates,
+    Stop,
+    UpdateServices,
+)
+from metalplane.rpc.protocol import CALL_FAILED
 
 log = logging.getLogger("metalplane.rack")
 REPORT_INTERVAL = 5.0
@@ -68,32 +88,39 @@ class RackDaemon:
         self.dhcp_wanted = asyncio.Event()
         self.power = PowerService(self._report_power)
         self.power_wanted = asyncio.Event()
-        self.boot = BootService(self.data_dir, config.bind_address, config.tftp_port, config.http_port,
-                                lambda *args, **kw: self.links.call(*args, **kw))
         self.images_wanted = asyncio.Event()
-        self.links = RegionLinks(
-            config.maas_url, secret, self.hello, self.state,
-            handlers={"Stop": self._stop_requested, "DhcpChanged": self._dhcp_changed,
-                      "PowerAction": self.power.action, "PowerTargetsChanged": self._power_changed,
-                      "ImagesChanged": self._images_changed},
-            registration=self._registration,
-        )
+        self.links = RegionLinks(config.maas_url, secret, self.hello, self.state, handlers=handler_table(self),
+                                 registration=self._registration)
+        self.boot = BootService(self.data_dir, config.bind_address, config.tftp_port, config.http_port,
+                                self.links.call)
         self.links.on_reconnect = self._reconnected
 
     def hello(self) -> ClientHello:
         return ClientHello("rack", self.system_id, self.hostname, __version__, self.state.uuid)
 
-    async def _registration(self) -> dict[str, Any]:
+    async def _registration(self) -> Register:
         interfaces = await asyncio.to_thread(local_interfaces)
-        return {"hostname": self.hostname, "version": __version__, "interfaces": interfaces}
+        return Register(self.hostname, __version__, wire.decode(list[Interface], interfaces))
 
-    async def _stop_requested(self, reason: str = "") -> None:
-        log.warning("the region asked this rack to stop (%s); stopping", reason)
-        self.stop_reason = reason
+    # -- the region's calls ------------------------------------------------------------------
+
+    @handles(Stop)
+    async def _stop_requested(self, message: Stop) -> None:
+        log.warning("the region asked this rack to stop (%s); stopping", message.reason)
+        self.stop_reason = message.reason
         self.stopping.set()
 
-    async def _dhcp_changed(self) -> None:
-        self.dhcp_wanted.set()
+    @handles(DhcpChanged, ImagesChanged, PowerTargetsChanged)
+    async def _changed(self, message: DhcpChanged | ImagesChanged | PowerTargetsChanged) -> None:
+        """Something the rack follows changed: wake the loop that fetches it again."""
+        {DhcpChanged: self.dhcp_wanted, ImagesChanged: self.images_wanted,
+         PowerTargetsChanged: self.power_wanted}[type(message)].set()
+
+    @handles(PowerAction)
+    async def _power_action(self, message: PowerAction) -> PowerResult:
+        return await self.power.action(message.action, message.power_type, message.params, message.after_failover)
+
+    # -- following the region ----------------------------------------------------------------
 
     async def _follow_dhcp(self) -> None:
         """Fetch and apply the DHCP state after each (re)connection and whenever the
@@ -103,21 +130,19 @@ class RackDaemon:
             await self.links.connected_event.wait()
             self.dhcp_wanted.clear()
             try:
-                state = await self.links.call("GetDhcpState", timeout=30)
-            except (ConnectionLost, TimeoutError, RemoteError) as exc:
-                log.debug("fetching the DHCP state failed: %s", exc)
-                await asyncio.sleep(1)
-                continue
-            problems = state.pop("problems", [])
-            state["boot"] = self.boot.dhcp_boot()
-            try:
-                await self.dhcp.apply(state)
+                state = await self.links.call(GetDhcpState(), timeout=30)
+                problems = list(state.problems)
+                await self.dhcp.apply(State.of(state, self.boot.dhcp_boot()))
             except InvalidDhcpState as exc:
                 log.error("refusing the region's DHCP state: %s", exc)
                 problems = [f"invalid DHCP state from the region: {exc}"]
             except KeaError as exc:
                 log.error("Kea refused its configuration: %s", exc)
                 problems = [f"Kea refused the configuration: {exc}"]
+            except CALL_FAILED as exc:
+                log.debug("fetching the DHCP state failed: %s", exc)
+                await asyncio.sleep(1)
+                continue
             # Until the next change, keep the dhcpd status current.
             while not self.dhcp_wanted.is_set():
                 status, info = self.dhcp.status()
@@ -125,9 +150,6 @@ class RackDaemon:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(DHCP_STATUS_INTERVAL):
                         await self.dhcp_wanted.wait()
-
-    async def _images_changed(self) -> None:
-        self.images_wanted.set()
 
     async def _follow_images(self) -> None:
         """Keep the image cache in step with the region's images (without a region,
@@ -137,7 +159,7 @@ class RackDaemon:
             self.images_wanted.clear()
             try:
                 await self.boot.sync_images(region_base_urls(self.config.maas_url))
-            except (ConnectionLost, TimeoutError, RemoteError) as exc:
+            except CALL_FAILED as exc:
                 log.debug("image sync failed: %s", exc)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(IMAGE_RESYNC):
@@ -149,11 +171,8 @@ class RackDaemon:
                 self.services.set(name, *self.boot.status(name))
             await asyncio.sleep(REPORT_INTERVAL)
 
-    async def _power_changed(self) -> None:
-        self.power_wanted.set()
-
-    async def _report_power(self, results: list[dict[str, Any]]) -> None:
-        await self.links.call("ReportPowerStates", timeout=30, results=results)
+    async def _report_power(self, results: list[PowerReport]) -> None:
+        await self.links.call(ReportPowerStates(results), timeout=30)
 
     async def _follow_power(self) -> None:
         """Poll the BMCs the region says this rack owns; refetch when that changes."""
@@ -161,8 +180,8 @@ class RackDaemon:
             await self.links.connected_event.wait()
             self.power_wanted.clear()
             try:
-                self.power.apply_targets(await self.links.call("GetPowerTargets", timeout=30))
-            except (ConnectionLost, TimeoutError, RemoteError) as exc:
+                self.power.apply_targets(await self.links.call(GetPowerTargets(), timeout=30))
+            except CALL_FAILED as exc:
                 log.debug("fetching power targets failed: %s", exc)
                 await asyncio.sleep(1)
                 continue
@@ -174,10 +193,10 @@ class RackDaemon:
             while True:
                 await self.links.connected_event.wait()
                 try:
-                    await self.links.call("ReportLeases", timeout=30, events=batch)
+                    await self.links.call(ReportLeases(wire.decode(list[LeaseEvent], batch)), timeout=30)
                     self.dhcp.events.ack(batch[-1]["id"])
                     break
-                except (ConnectionLost, TimeoutError, RemoteError) as exc:
+                except CALL_FAILED as exc:
                     log.debug("lease report failed (kept for later): %s", exc)
                     await asyncio.sleep(1)
 
@@ -188,8 +207,8 @@ class RackDaemon:
         if until - since > 1 and self.links.connected_event.is_set():
             log.warning("reconnected after %.0f s without any region; services ran on their last configuration",
                         until - since)
-            with contextlib.suppress(ConnectionLost, TimeoutError, RemoteError):
-                await self.links.call("ReportIsolation", timeout=10, since=since, until=until)
+            with contextlib.suppress(*CALL_FAILED):
+                await self.links.call(ReportIsolation(since, until), timeout=10)
 
     async def _report_services(self) -> None:
         while True:
@@ -199,8 +218,8 @@ class RackDaemon:
             if not self.links.healthy_links():
                 continue
             try:
-                await self.links.call("UpdateServices", timeout=10, services=self.services.snapshot())
-            except (ConnectionLost, TimeoutError, RemoteError) as exc:
+                await self.links.call(UpdateServices(self.services.snapshot()), timeout=10)
+            except CALL_FAILED as exc:
                 log.debug("service report failed: %s", exc)
                 self.services.changed.set()
 

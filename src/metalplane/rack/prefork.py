@@ -28,8 +28,8 @@ def run(coro: Coroutine[Any, Any, None], loop_name: str) -> None:
         try:
             import uvloop
         except ImportError:
-            uvloop = None
-        if uvloop is not None:
+            pass  # the standard loop, below
+        else:
             uvloop.run(coro)
             return
     asyncio.run(coro)

@@ -17,16 +17,20 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 import httpx
 
+from metalplane.background import background
 from metalplane.rack.cluster_state import ClusterState
 from metalplane.rpc.client import Connection, open_connection
+from metalplane.rpc.dispatch import Handlers, handler_table, handles
+from metalplane.rpc.endpoint import Endpoint
 from metalplane.rpc.handshake import ClientHello, HandshakeRefused
-from metalplane.rpc.protocol import ConnectionLost, Handler, RemoteError, RpcPeer
+from metalplane.rpc.messages import Call, Endpoints, GetEndpoints, LinkLost, Ping, Register, SetTargets
+from metalplane.rpc.protocol import CALL_FAILED, ConnectionLost, RpcPeer
 
 log = logging.getLogger("metalplane.rack.links")
 DEFAULT_PER_RACK = 2
@@ -34,22 +38,7 @@ MAX_BACKOFF = 30.0
 RECONCILE_INTERVAL = 0.5
 CLOSE_WAIT = 2.0
 REFRESH_INTERVAL = 10.0
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    region: str
-    worker: int
-    host: str
-    port: int
-
-    @property
-    def key(self) -> tuple[str, int]:
-        return (self.host, self.port)
-
-    @classmethod
-    def from_wire(cls, data: Mapping[str, Any]) -> "Endpoint":
-        return cls(str(data["region"]), int(data["worker"]), str(data["host"]), int(data["port"]))
+R = TypeVar("R")
 
 
 @dataclass
@@ -118,15 +107,16 @@ def plan_links(system_id: str, known: list[Endpoint], targets: list[Endpoint] | 
 
 
 class RegionLinks:
-    """Keeps the rack connected. `handlers` answer the region's calls to the rack."""
+    """Keeps the rack connected. `handlers` answer the region's calls to the rack (this
+    class answers SetTargets and Ping itself); `registration` makes the Register call."""
 
     def __init__(self, urls: list[str], secret: str, me: Callable[[], ClientHello], state: ClusterState,
-                 handlers: Mapping[str, Handler], registration: Callable[[], Awaitable[dict[str, Any]]]):
+                 handlers: Handlers, registration: Callable[[], Awaitable[Register]]):
         self.urls = urls
         self.secret = secret
         self.me = me
         self.state = state
-        self.handlers = {**handlers, "SetTargets": self._set_targets, "Ping": self._ping}
+        self.handlers = {**handlers, **handler_table(self)}
         self.registration = registration
         self.known: dict[tuple[str, int], Endpoint] = {}
         self.targets: list[Endpoint] | None = None
@@ -150,25 +140,27 @@ class RegionLinks:
             return link.connection.peer  # type: ignore[union-attr]
         raise ConnectionLost("no connection to any region")
 
-    async def call(self, method: str, timeout: float = 30.0, **args: Any) -> Any:
+    async def call(self, message: Call[R], timeout: float = 30.0) -> R:
         """Call the region, trying each healthy link once."""
         last: Exception | None = None
         for link in self.healthy_links():
             try:
-                return await link.connection.peer.call(method, timeout=timeout, **args)  # type: ignore[union-attr]
+                return await link.connection.peer.call(message, timeout=timeout)  # type: ignore[union-attr]
             except (ConnectionLost, TimeoutError) as exc:
                 last = exc
         raise last or ConnectionLost("no connection to any region")
 
     # -- region's calls --------------------------------------------------------------------------
 
-    async def _set_targets(self, targets: list[dict[str, Any]]) -> None:
-        self.targets = [Endpoint.from_wire(t) for t in targets]
+    @handles(SetTargets)
+    async def _set_targets(self, message: SetTargets) -> None:
+        self.targets = list(message.targets)
         for endpoint in self.targets:
             self.known.setdefault(endpoint.key, endpoint)
         self.changed.set()
 
-    async def _ping(self) -> str:
+    @handles(Ping)
+    async def _ping(self, message: Ping) -> str:
         return "pong"
 
     # -- the loop --------------------------------------------------------------------------------
@@ -201,7 +193,7 @@ class RegionLinks:
             await self._discover()
         if self.healthy_links() and now - self._last_refresh > REFRESH_INTERVAL:
             self._last_refresh = now
-            asyncio.ensure_future(self._refresh())
+            background(self._refresh())
         plan = plan_links(self.me().system_id, list(self.known.values()), self.targets, self._usable(now),
                           DEFAULT_PER_RACK)
         wanted = {e.key for e in plan}
@@ -222,7 +214,7 @@ class RegionLinks:
             if self._isolated_since is not None:
                 started, self._isolated_since = self._isolated_since, None
                 if self.on_reconnect is not None:
-                    asyncio.ensure_future(self.on_reconnect(started, time.time()))
+                    background(self.on_reconnect(started, time.time()))
         else:
             self.connected_event.clear()
             if self._isolated_since is None:
@@ -243,20 +235,19 @@ class RegionLinks:
                     log.debug("endpoint discovery from %s failed: %s", url, exc)
 
     async def _report_lost(self, endpoint: Endpoint) -> None:
-        with contextlib.suppress(ConnectionLost, TimeoutError, RemoteError):
-            await self.call("LinkLost", timeout=5, region=endpoint.region, worker=endpoint.worker)
+        with contextlib.suppress(*CALL_FAILED):
+            await self.call(LinkLost(endpoint.region, endpoint.worker), timeout=5)
 
     async def _refresh(self) -> None:
-        with contextlib.suppress(ConnectionLost, TimeoutError, RemoteError):
-            self._learn(await self.call("GetEndpoints", timeout=10))
+        with contextlib.suppress(*CALL_FAILED):
+            self._learn(await self.call(GetEndpoints(), timeout=10))
 
-    def _learn(self, answer: Mapping[str, Any]) -> None:
-        live = {Endpoint.from_wire(e) for e in answer.get("endpoints") or []}
-        if live:
+    def _learn(self, answer: Endpoints) -> None:
+        if answer.endpoints:
             # Forget endpoints the region no longer lists, unless we hold a link to them.
-            self.known = {e.key: e for e in live} | {k: link.endpoint for k, link in self.links.items()}
-        if answer.get("targets"):
-            self.targets = [Endpoint.from_wire(t) for t in answer["targets"]]
+            self.known = {e.key: e for e in answer.endpoints} | {k: link.endpoint for k, link in self.links.items()}
+        if answer.targets:
+            self.targets = list(answer.targets)
         self.changed.set()
 
     def _open(self, endpoint: Endpoint) -> None:
@@ -275,7 +266,7 @@ class RegionLinks:
             if self.state.ca_cert is None or self.state.uuid != welcome.cluster:
                 self.state.remember(welcome.cluster, welcome.ca_cert)
             serving = link.serving = asyncio.ensure_future(link.connection.peer.serve())
-            answer = await link.connection.peer.call("Register", timeout=60, **await self.registration())
+            answer = await link.connection.peer.call(await self.registration(), timeout=60)
             if link.closing:
                 return
             link.registered = True
@@ -290,7 +281,7 @@ class RegionLinks:
                             endpoint.host, endpoint.port)
                 self.backoff.setdefault(endpoint.key, Backoff()).fail(time.monotonic())
                 # Tell a surviving region now, rather than when the dead worker's heartbeat times out.
-                asyncio.ensure_future(self._report_lost(endpoint))
+                background(self._report_lost(endpoint))
         except HandshakeRefused as exc:
             self.refused = exc
             log.error("region %s:%d refused this rack (%s): %s", endpoint.host, endpoint.port, exc.reason, exc.message)
@@ -303,7 +294,7 @@ class RegionLinks:
             backoff = self.backoff.setdefault(endpoint.key, Backoff())
             backoff.failures = max(backoff.failures, 6)
             backoff.fail(time.monotonic())
-        except (OSError, TimeoutError, ConnectionLost, RemoteError) as exc:
+        except (OSError, *CALL_FAILED) as exc:
             log.debug("connecting to %s:%d failed: %s", endpoint.host, endpoint.port, exc)
             self.backoff.setdefault(endpoint.key, Backoff()).fail(time.monotonic())
         finally:

@@ -11,10 +11,9 @@ import httpx
 
 from metalplane import __version__
 from metalplane.config.rack import RackConfig, rack_config_path, update_rack_config
-from metalplane.identity import local_hostname, read_system_id, write_secret, write_system_id
+from metalplane.identity import local_hostname, new_system_id, read_system_id, write_secret, write_system_id
 from metalplane.rack.cluster_state import ClusterState
-from metalplane.rack.region_links import Endpoint
-from metalplane.region.services.controllers import new_system_id
+from metalplane.rpc.endpoint import Endpoint
 from metalplane.rpc.client import open_connection
 from metalplane.rpc.handshake import ClientHello, HandshakeRefused
 

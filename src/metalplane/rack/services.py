@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+
+from metalplane.rpc.messages import ServiceStatus
 
 # rackd is judged by the region from the rack's connections; the rack reports the rest.
 REPORTED = ("dhcpd", "dhcpd6", "tftp", "http", "ntp_rack", "dns_rack")
@@ -11,9 +12,7 @@ REPORTED = ("dhcpd", "dhcpd6", "tftp", "http", "ntp_rack", "dns_rack")
 
 class ServiceBoard:
     def __init__(self) -> None:
-        self._status: dict[str, tuple[str, str]] = {
-            name: ("off", "not running on this rack") for name in REPORTED
-        }
+        self._status: dict[str, tuple[str, str]] = dict.fromkeys(REPORTED, ("off", "not running on this rack"))
         self.changed = asyncio.Event()
         self.changed.set()
 
@@ -25,5 +24,5 @@ class ServiceBoard:
     def get(self, name: str) -> tuple[str, str]:
         return self._status[name]
 
-    def snapshot(self) -> list[dict[str, Any]]:
-        return [{"name": n, "status": s, "status_info": i} for n, (s, i) in self._status.items()]
+    def snapshot(self) -> list[ServiceStatus]:
+        return [ServiceStatus(n, s, i) for n, (s, i) in self._status.items()]

@@ -1,67 +1,69 @@
-"""Errors that services raise and the API renders the way MAAS does (status + body)."""
+"""What can go wrong in a region action, in the domain's words.
+
+Services raise these; each front end renders them its own way from one rule:
+the MAAS API turns each kind into a status and MAAS's body shape in exactly one
+place (`region/api/errors.py`), and the metadata API answers the same statuses
+in plain text. The messages are MAAS's, word for word: clients and tests compare
+them, so a service chooses the words and no renderer changes them.
+"""
 
 from __future__ import annotations
 
+FieldErrors = dict[str, list[str]]
 
 
-class ApiError(Exception):
-    status = 500
-    retry_after: int | None = None
+class RegionError(Exception):
+    """A request the region will not or cannot carry out; `detail` says why."""
 
-    def __init__(self, message: str | dict[str, list[str]]):
-        super().__init__(message if isinstance(message, str) else repr(message))
-        self.body = message
-
-
-class BadRequest(ApiError):
-    status = 400
+    def __init__(self, detail: str | FieldErrors):
+        super().__init__(detail if isinstance(detail, str) else repr(detail))
+        self.detail = detail
 
 
-class ValidationFailed(BadRequest):
-    """MAAS's form-error shape: {"field": ["reason", ...]}."""
+class Invalid(RegionError):
+    """Input that breaks a field's rule, per field: {"field": ["reason", ...]}.
+    Nothing was written."""
 
-    def __init__(self, errors: dict[str, list[str]]):
+    def __init__(self, errors: FieldErrors):
         super().__init__(errors)
         self.errors = errors
 
     @classmethod
-    def field(cls, name: str, reason: str) -> "ValidationFailed":
+    def field(cls, name: str, reason: str) -> Invalid:
         return cls({name: [reason]})
 
 
-class Unauthorized(ApiError):
-    status = 401
+class Refused(RegionError):
+    """The request as a whole cannot be done (the object's state, a malformed request)."""
 
 
-class Forbidden(ApiError):
-    status = 403
+class NotFound(RegionError):
+    """The object named does not exist. `kind` is MAAS's model name ("Machine", "VLAN")."""
+
+    def __init__(self, kind: str, message: str | None = None):
+        super().__init__(message or f"No {kind} matches the given query.")
+        self.kind = kind
 
 
-class NotFound(ApiError):
-    status = 404
+class Unauthenticated(RegionError):
+    """The caller did not say who it is, or said it wrongly."""
 
 
-class MethodNotAllowed(ApiError):
-    status = 405
+class PermissionDenied(RegionError):
+    """The caller is known but may not do this."""
 
 
-class Conflict(ApiError):
-    status = 409
+class Conflict(RegionError):
+    """Another action holds what this one needs (an import running, a file being written)."""
 
 
-class ServiceUnavailable(ApiError):
-    status = 503
-    retry_after = 5
+class Unavailable(RegionError):
+    """The region cannot do it now (the database is away, a BMC did not answer).
+    `retry_after`: seconds a client should wait, when there is a sensible figure."""
+
+    retry_after: int | None = 5
 
 
-def merge_errors(*groups: dict[str, list[str]]) -> dict[str, list[str]]:
-    merged: dict[str, list[str]] = {}
-    for group in groups:
-        for key, reasons in group.items():
-            merged.setdefault(key, []).extend(reasons)
-    return merged
-
-
-def raise_if(errors: dict[str, list[str]]) -> None:
+def raise_if(errors: FieldErrors) -> None:
     if errors:
-        raise ValidationFailed(errors)
+        raise Invalid(errors)

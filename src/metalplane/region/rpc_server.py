@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import psycopg
@@ -26,9 +26,37 @@ from metalplane.region import changes
 from metalplane.region.changes import ChangeHub
 from metalplane.region.db.engine import conninfo, remember_primary
 from metalplane.region.api.metadata import metadata_url
-from metalplane.region.services import bmcs, boot, boot_resources, cluster, dhcp, leases, machines, racks, rpc
+from metalplane.region.services import bmcs, boot, boot_resources, cluster, connections, dhcp, leases, machines, racks
+from metalplane.rpc import wire
 from metalplane.rpc.client import Connection, open_connection
+from metalplane.rpc.dhcp import DhcpState
+from metalplane.rpc.dispatch import handler_table, handles
+from metalplane.rpc.endpoint import Endpoint
 from metalplane.rpc.handshake import ClientHello, HandshakeRefused, server_handshake
+from metalplane.rpc.messages import (
+    BootConfig,
+    BootImages,
+    Call,
+    CallRack,
+    DhcpChanged,
+    Endpoints,
+    GetBootConfig,
+    GetBootImages,
+    GetDhcpState,
+    GetEndpoints,
+    GetPowerTargets,
+    ImagesChanged,
+    LinkLost,
+    PowerTargets,
+    PowerTargetsChanged,
+    Register,
+    ReportIsolation,
+    ReportLeases,
+    ReportPowerStates,
+    SetTargets,
+    Stop,
+    UpdateServices,
+)
 from metalplane.rpc.protocol import (
     CLOSE_TIMEOUT,
     MAX_FRAME,
@@ -41,6 +69,7 @@ from metalplane.rpc.protocol import (
 from metalplane.rpc.tls import fingerprint_pem, server_context
 
 log = logging.getLogger("metalplane.region.rpc")
+R = TypeVar("R")
 PUSH_DEBOUNCE = 0.05
 REBALANCE_DEBOUNCE = 0.1
 RACK_LOST = "rack-lost"
@@ -56,25 +85,16 @@ def advertised_host(config: RegionConfig) -> str:
 
 
 class RackSession:
-    def __init__(self, server: "RegionRpcServer", ws: ServerConnection, hello: ClientHello):
+    """One rack's connection to this worker: answers the rack's calls (rack → region)."""
+
+    def __init__(self, server: RegionRpcServer, ws: ServerConnection, hello: ClientHello, protocol: int):
         self.server = server
         self.hello = hello
         self.system_id = hello.system_id
         self.node_id: int | None = None
-        self.pushed: list[dict[str, Any]] | None = None
-        self.peer = RpcPeer(ws, {
-            "Register": self.register,
-            "UpdateServices": self.update_services,
-            "GetEndpoints": self.get_endpoints,
-            "ReportIsolation": self.report_isolation,
-            "LinkLost": self.link_lost,
-            "GetDhcpState": self.get_dhcp_state,
-            "ReportLeases": self.report_leases,
-            "GetPowerTargets": self.get_power_targets,
-            "GetBootImages": self.get_boot_images,
-            "GetBootConfig": self.get_boot_config,
-            "ReportPowerStates": self.report_power_states,
-        }, name=f"rack {hello.hostname} ({hello.system_id})")
+        self.pushed: list[Endpoint] | None = None
+        self.peer = RpcPeer(ws, handler_table(self), name=f"rack {hello.hostname} ({hello.system_id})",
+                            protocol=protocol)
 
     async def run(self) -> None:
         try:
@@ -85,84 +105,99 @@ class RackSession:
             if self.node_id is not None and self.server.process_id is not None:
                 with contextlib.suppress(Exception):
                     async with self.server.db.begin() as conn:
-                        await rpc.remove_connection(conn, self.node_id, self.server.process_id)
-                        last_link = self.node_id not in await rpc.connected_regions(conn)
+                        await connections.remove_connection(conn, self.node_id, self.server.process_id)
+                        last_link = self.node_id not in await connections.connected_regions(conn)
                     if last_link:  # the rack is dead: its BMCs move now
                         await self.server.reassign_bmcs()
             log.info("%s disconnected", self.peer.name)
 
-    async def register(self, hostname: str, version: str, interfaces: list[dict[str, Any]]) -> dict[str, Any]:
+    @handles(Register)
+    async def register(self, message: Register) -> Endpoints:
         async with self.server.db.begin() as conn:
-            self.node_id = await racks.register_rack(conn, self.system_id, hostname, version, interfaces)
+            self.node_id = await racks.register_rack(conn, self.system_id, message.hostname, message.version,
+                                                     wire.encode(message.interfaces))
         # Apart: registration holds its lock, and the connection row locks a process row
         # that the reaper may be deleting under the rebalance lock.
         async with self.server.db.begin() as conn:
-            await rpc.add_connection(conn, self.node_id, self.server.process_id)
+            await connections.add_connection(conn, self.node_id, self.server.process_id)
         self.server.sessions[self.system_id] = self
         await self.server.rebalance()
         await self.server.reassign_bmcs()
-        return await self.get_endpoints()
+        return await self.get_endpoints(GetEndpoints())
 
-    async def update_services(self, services: list[dict[str, Any]]) -> None:
+    @handles(UpdateServices)
+    async def update_services(self, message: UpdateServices) -> None:
         node_id = self._registered()
         async with self.server.db.begin() as conn:
-            await racks.update_services(conn, node_id, services)
+            await racks.update_services(conn, node_id, wire.encode(message.services))
 
     def _registered(self) -> int:
         if self.node_id is None:
             raise RemoteError("not-registered", "call Register first")
         return self.node_id
 
-    async def get_dhcp_state(self) -> dict[str, Any]:
+    @handles(GetDhcpState)
+    async def get_dhcp_state(self, message: GetDhcpState) -> DhcpState:
+        """Built from the model and checked here too: a state no rack could serve is refused
+        ("invalid-dhcp-state"), and the rack shows why in its dhcpd status."""
         async with self.server.db.connect() as conn:
-            return await dhcp.rack_dhcp_state(conn, self._registered())
+            return wire.decode(DhcpState, await dhcp.rack_dhcp_state(conn, self._registered()))
 
-    async def report_leases(self, events: list[dict[str, Any]]) -> int:
+    @handles(ReportLeases)
+    async def report_leases(self, message: ReportLeases) -> int:
         async with self.server.db.begin() as conn:
-            return await leases.apply_events(conn, self._registered(), events)
+            return await leases.apply_events(conn, self._registered(), wire.encode(message.events))
 
-    async def get_boot_images(self) -> dict[str, Any]:
+    @handles(GetBootImages)
+    async def get_boot_images(self, message: GetBootImages) -> BootImages:
         self._registered()
         async with self.server.db.connect() as conn:
-            return await boot_resources.manifest(conn)
+            return wire.decode(BootImages, await boot_resources.manifest(conn))
 
-    async def get_boot_config(self, mac: str, architecture: str = "amd64") -> dict[str, Any]:
+    @handles(GetBootConfig)
+    async def get_boot_config(self, message: GetBootConfig) -> BootConfig:
         self._registered()
         async with self.server.db.begin() as conn:
-            return await boot.boot_config(conn, mac, architecture, metadata_url(self.server.config.maas_url))
+            return wire.decode(BootConfig, await boot.boot_config(conn, message.mac, message.architecture,
+                                                                  metadata_url(self.server.config.maas_url)))
 
-    async def get_power_targets(self) -> dict[str, Any]:
+    @handles(GetPowerTargets)
+    async def get_power_targets(self, message: GetPowerTargets) -> PowerTargets:
         async with self.server.db.connect() as conn:
-            return await bmcs.poll_targets(conn, self._registered())
+            return wire.decode(PowerTargets, await bmcs.poll_targets(conn, self._registered()))
 
-    async def report_power_states(self, results: list[dict[str, Any]]) -> None:
+    @handles(ReportPowerStates)
+    async def report_power_states(self, message: ReportPowerStates) -> None:
         """Background polls: store each machine's state; mark failing BMCs."""
         node_id = self._registered()
         async with self.server.db.begin() as conn:
-            for item in results:
-                ids = await machines.ids_of(conn, [item["system_id"]])
-                if item.get("error"):
-                    await bmcs.record_result(conn, node_id, item["bmc_id"], item["error"])
+            for item in message.results:
+                ids = await machines.ids_of(conn, [item.system_id])
+                if item.error:
+                    await bmcs.record_result(conn, node_id, item.bmc_id, item.error)
                 else:
-                    await machines.set_power_state(conn, ids, item["state"])
-                    await bmcs.record_result(conn, node_id, item["bmc_id"], None)
+                    await machines.set_power_state(conn, ids, item.state)
+                    await bmcs.record_result(conn, node_id, item.bmc_id, None)
 
-    async def link_lost(self, region: str, worker: int) -> None:
+    @handles(LinkLost)
+    async def link_lost(self, message: LinkLost) -> None:
         """The rack lost its link to another worker; forget it before its heartbeat times out."""
         if self.node_id is None:
             return
         async with self.server.db.begin() as conn:
-            await rpc.forget_connection(conn, self.node_id, region, worker)
+            await connections.forget_connection(conn, self.node_id, message.region, message.worker)
 
-    async def report_isolation(self, since: float, until: float) -> None:
+    @handles(ReportIsolation)
+    async def report_isolation(self, message: ReportIsolation) -> None:
         log.warning("%s ran without any region for %.0f s (services kept their last configuration)",
-                    self.peer.name, until - since)
+                    self.peer.name, message.until - message.since)
 
-    async def get_endpoints(self) -> dict[str, Any]:
+    @handles(GetEndpoints)
+    async def get_endpoints(self, message: GetEndpoints) -> Endpoints:
         async with self.server.db.connect() as conn:
-            endpoints = [e.wire() for e in await rpc.live_endpoints(conn)]
-            targets = (await rpc.targets_for(conn, [self.system_id])).get(self.system_id)
-        return {"endpoints": endpoints, "targets": targets}
+            endpoints = [e.endpoint for e in await connections.live_endpoints(conn)]
+            targets = (await connections.targets_for(conn, [self.system_id])).get(self.system_id)
+        return Endpoints(endpoints, targets)
 
 
 class RegionRpcServer:
@@ -185,7 +220,7 @@ class RegionRpcServer:
 
     async def start(self) -> None:
         async with self.db.begin() as conn:
-            tls = await rpc.cluster_tls(conn)
+            tls = await connections.cluster_tls(conn)
             self.secret = await cluster.shared_secret(conn)
             self.cluster = await cluster.cluster_uuid(conn)
             await self.attach(conn)
@@ -203,11 +238,11 @@ class RegionRpcServer:
 
     async def attach(self, conn) -> None:
         """(Re)bind to this worker's process row; restore the connections we hold."""
-        self.process_id = await rpc.process_id(conn, self.region_id, self.worker_index)
-        await rpc.clear_process_connections(conn, self.process_id)
+        self.process_id = await connections.process_id(conn, self.region_id, self.worker_index)
+        await connections.clear_process_connections(conn, self.process_id)
         for session in list(self.sessions.values()):  # racks come and go meanwhile
             if session.node_id is not None:
-                await rpc.add_connection(conn, session.node_id, self.process_id)
+                await connections.add_connection(conn, session.node_id, self.process_id)
 
     async def stop(self) -> None:
         self.server.close()
@@ -236,7 +271,7 @@ class RegionRpcServer:
 
     async def _rebalance_now(self) -> None:
         async with self.db.begin() as conn:
-            await rpc.rebalance(conn, self.config.rpc_connections_per_rack, self.config.balance_threshold)
+            await connections.rebalance(conn, self.config.rpc_connections_per_rack, self.config.balance_threshold)
 
     async def _reassign_now(self) -> None:
         async with self.db.begin() as conn:
@@ -259,8 +294,8 @@ class RegionRpcServer:
     async def _handle(self, ws: ServerConnection) -> None:
         enable_tcp_keepalive(ws.transport)
         try:
-            hello = await server_handshake(ws, self.secret, self.fingerprint, self.region_system_id, self.cluster,
-                                           __version__, self.ca_cert)
+            hello, protocol = await server_handshake(ws, self.secret, self.fingerprint, self.region_system_id,
+                                                     self.cluster, __version__, self.ca_cert)
         except HandshakeRefused as exc:
             who = f"{exc.client.hostname} ({exc.client.system_id})" if exc.client else str(ws.remote_address)
             log.warning("refused RPC connection from %s: %s", who, exc.message)
@@ -274,37 +309,40 @@ class RegionRpcServer:
             log.info("RPC handshake with %s failed: %s", ws.remote_address, exc)
             return
         if hello.role == "region":
-            await RpcPeer(ws, {"CallRack": self._forwarded_call}, name=f"region peer {hello.system_id}").serve()
+            await RpcPeer(ws, handler_table(self), name=f"region peer {hello.system_id}", protocol=protocol).serve()
             return
         log.info("rack %s (%s) connected to worker %d", hello.hostname, hello.system_id, self.worker_index)
-        await RackSession(self, ws, hello).run()
+        await RackSession(self, ws, hello, protocol).run()
 
-    async def _forwarded_call(self, system_id: str, method: str, args: dict[str, Any], rack_timeout: float) -> Any:
-        session = self.sessions.get(system_id)
+    @handles(CallRack)
+    async def _forwarded_call(self, message: CallRack) -> Any:
+        """Another worker's call to a rack held here (region → region)."""
+        session = self.sessions.get(message.system_id)
         if session is None:
-            raise RemoteError("not-connected", f"rack {system_id} is not connected to this worker")
+            raise RemoteError("not-connected", f"rack {message.system_id} is not connected to this worker")
         try:
-            return await session.peer.call(method, timeout=rack_timeout, **args)
+            return await session.peer.call_raw(message.method, message.args, timeout=message.rack_timeout)
         except ConnectionLost as exc:
             raise RemoteError(RACK_LOST, str(exc)) from None
 
     # -- calling racks ---------------------------------------------------------------------
 
-    async def call_rack(self, system_id: str, method: str, timeout: float = 30.0, **args: Any) -> Any:
+    async def call_rack(self, system_id: str, message: Call[R], timeout: float = 30.0) -> R:
         """Call a rack wherever it is connected: here, or through the worker that holds it."""
         session = self.sessions.get(system_id)
         if session is not None and session.peer.is_open:
-            return await session.peer.call(method, timeout=timeout, **args)
+            return await session.peer.call(message, timeout=timeout)
         async with self.db.connect() as conn:
-            holders = await rpc.holders_of(conn, system_id)
+            holders = await connections.holders_of(conn, system_id)
         errors = []
-        for endpoint in holders:
+        for endpoint in (h.endpoint for h in holders):
             if (endpoint.region, endpoint.worker) == (self.region_system_id, self.worker_index):
                 continue
             try:
                 peer = await self._peer(endpoint.host, endpoint.port)
-                return await peer.call("CallRack", timeout=timeout + 5, system_id=system_id, method=method,
-                                       args=args, rack_timeout=timeout)
+                raw = await peer.call(CallRack(system_id, message.name, wire.encode(message), timeout),
+                                      timeout=timeout + 5)
+                return wire.decode(message.reply, raw, root=f"{message.name} reply")
             except (ConnectionLost, OSError, TimeoutError, HandshakeRefused) as exc:
                 errors.append(f"{endpoint.host}:{endpoint.port}: {exc}")
             except RemoteError as exc:
@@ -335,8 +373,8 @@ class RegionRpcServer:
                 async with await psycopg.AsyncConnection.connect(
                         conninfo(self.config, f"metalplane-listen-{self.worker_index}"), autocommit=True) as conn:
                     remember_primary(self.config, conn)
-                    await conn.execute(f"LISTEN {rpc.TARGETS_CHANNEL}")
-                    await conn.execute(f"LISTEN {rpc.RACK_EVENTS_CHANNEL}")
+                    await conn.execute(f"LISTEN {connections.TARGETS_CHANNEL}")
+                    await conn.execute(f"LISTEN {connections.RACK_EVENTS_CHANNEL}")
                     await conn.execute(f"LISTEN {changes.CHANNEL}")
                     delay = LISTEN_RETRY_FIRST
                     self._push_wanted.set()  # catch up on anything missed while away
@@ -344,7 +382,7 @@ class RegionRpcServer:
                     async for note in conn.notifies():
                         if note.channel == changes.CHANNEL:
                             self.changes.publish(note.payload)
-                        elif note.channel == rpc.TARGETS_CHANNEL:
+                        elif note.channel == connections.TARGETS_CHANNEL:
                             self._push_wanted.set()
                         else:
                             await self._rack_event(json.loads(note.payload))
@@ -370,19 +408,19 @@ class RegionRpcServer:
         if not self.sessions:
             return
         async with self.db.connect() as conn:
-            targets = await rpc.targets_for(conn, list(self.sessions))
+            targets = await connections.targets_for(conn, list(self.sessions))
         for system_id, session in list(self.sessions.items()):
             wanted = targets.get(system_id)
             if wanted and wanted != session.pushed:
                 session.pushed = wanted
                 self._spawn(self._send_targets(session, wanted))
 
-    async def _send_targets(self, session: RackSession, targets: list[dict[str, Any]]) -> None:
+    async def _send_targets(self, session: RackSession, targets: list[Endpoint]) -> None:
         with contextlib.suppress(ConnectionLost, TimeoutError, RemoteError):
-            await session.peer.call("SetTargets", timeout=10, targets=targets)
+            await session.peer.call(SetTargets(targets), timeout=10)
 
     async def _rack_event(self, event: dict[str, Any]) -> None:
-        broadcast = {"dhcp": "DhcpChanged", "images": "ImagesChanged"}.get(event.get("kind", ""))
+        broadcast = {"dhcp": DhcpChanged(), "images": ImagesChanged()}.get(event.get("kind", ""))
         if broadcast:
             for session in list(self.sessions.values()):
                 self._spawn(self._notify(session, broadcast))
@@ -390,7 +428,7 @@ class RegionRpcServer:
         if event.get("kind") == "bmcs":
             for system_id in event.get("racks", []):
                 if system_id in self.sessions:
-                    self._spawn(self._notify(self.sessions[system_id], "PowerTargetsChanged"))
+                    self._spawn(self._notify(self.sessions[system_id], PowerTargetsChanged()))
             return
         session = self.sessions.get(event.get("system_id", ""))
         if session is None:
@@ -399,11 +437,11 @@ class RegionRpcServer:
             log.info("%s was deleted through the API; telling it to stop", session.peer.name)
             self._spawn(self._tell_stop(session))
 
-    async def _notify(self, session: RackSession, method: str) -> None:
+    async def _notify(self, session: RackSession, message: Call[None]) -> None:
         with contextlib.suppress(ConnectionLost, TimeoutError, RemoteError):
-            await session.peer.call(method, timeout=10)
+            await session.peer.call(message, timeout=10)
 
     async def _tell_stop(self, session: RackSession) -> None:
         with contextlib.suppress(ConnectionLost, TimeoutError, RemoteError):
-            await session.peer.call("Stop", timeout=5, reason="deleted from the region")
+            await session.peer.call(Stop("deleted from the region"), timeout=5)
         await session.peer.close("deleted")

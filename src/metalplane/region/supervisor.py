@@ -25,12 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from metalplane import __version__
 from metalplane.config.region import RegionConfig
 from metalplane.identity import local_hostname, read_secret, read_system_id, write_secret, write_system_id
+from metalplane.region import bootstrap
 from metalplane.region.budget import compute_budget
 from metalplane.region.db import engine as db_engine
-from metalplane.region.db.migrate import upgrade
 from metalplane.region.db.tables import controller_info
-from metalplane.region.services import bmcs, cluster, commissioning, controllers, rpc
-from metalplane.region.services.defaults import ensure_defaults
+from metalplane.region.services import bmcs, cluster, commissioning, connections, controllers
 
 log = logging.getLogger("metalplane.region")
 
@@ -99,7 +98,7 @@ class Supervisor:
     async def run(self) -> int:
         for warning in worker_count_warnings(self.config.num_workers, os.cpu_count() or 1):
             log.warning(warning)
-        await asyncio.to_thread(self._migrate)
+        await asyncio.to_thread(bootstrap.migrate, self.config)
         self.db = db_engine.async_engine(self.config, "metalplane-supervisor", pool_size=1)
         try:
             await self._register()
@@ -123,19 +122,12 @@ class Supervisor:
         finally:
             await self.db.dispose()
 
-    def _migrate(self) -> None:
-        engine = db_engine.sync_engine(self.config, "metalplane-migrate")
-        try:
-            upgrade(engine)
-        finally:
-            engine.dispose()
-
     async def _register(self) -> None:
         assert self.db is not None
         self.system_id = read_system_id(self.data_dir) or controllers.new_system_id()
         write_system_id(self.data_dir, self.system_id)
         async with self.db.begin() as conn:
-            await ensure_defaults(conn)
+            await bootstrap.ensure_defaults(conn)
             self.region_id = await controllers.register_region(
                 conn, self.system_id, local_hostname(self.config.hostname), __version__,
                 self.config.num_workers, self.config.connections_needed(), self.config.port,
@@ -161,8 +153,8 @@ class Supervisor:
                     await controllers.heartbeat_live_processes(conn, self.region_id, self._live_pids())
                 async with self.db.begin() as conn:
                     # Any region notices a dead one: its workers stop heartbeating.
-                    if await rpc.reap_stale_processes(conn):
-                        await rpc.rebalance(conn, self.config.rpc_connections_per_rack,
+                    if await connections.reap_stale_processes(conn):
+                        await connections.rebalance(conn, self.config.rpc_connections_per_rack,
                                             self.config.balance_threshold)
                     for system_id in await commissioning.expire(conn):
                         log.warning("machine %s failed commissioning: timed out", system_id)
@@ -196,7 +188,7 @@ class Supervisor:
         try:
             async with self.db.begin() as conn:
                 await controllers.remove_process(conn, self.region_id, slot.index, pid)
-                await rpc.rebalance(conn, self.config.rpc_connections_per_rack, self.config.balance_threshold)
+                await connections.rebalance(conn, self.config.rpc_connections_per_rack, self.config.balance_threshold)
         except Exception as exc:
             log.warning("could not remove worker %d's record: %s", slot.index, exc)
 

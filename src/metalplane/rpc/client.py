@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from metalplane.rpc.dispatch import Handlers
 from metalplane.rpc.handshake import ClientHello, Welcome, client_handshake
-from metalplane.rpc.protocol import MAX_FRAME, CLOSE_TIMEOUT, PING_INTERVAL, PING_TIMEOUT, Handler, RpcPeer
+from metalplane.rpc.protocol import (
+    CLOSE_TIMEOUT,
+    MAX_FRAME,
+    PING_INTERVAL,
+    PING_TIMEOUT,
+    RpcPeer,
+)
 from metalplane.rpc.tls import client_context
 
 CONNECT_TIMEOUT = 5.0
@@ -22,7 +28,7 @@ class Connection:
 
 
 async def open_connection(host: str, port: int, secret: str, me: ClientHello, ca_pem: str | None,
-                          handlers: Mapping[str, Handler], name: str | None = None) -> Connection:
+                          handlers: Handlers, name: str | None = None) -> Connection:
     """TLS + handshake. Raises HandshakeRefused, OSError or TimeoutError; the caller
     starts `peer.serve()`."""
     ws = await connect(
@@ -35,4 +41,5 @@ async def open_connection(host: str, port: int, secret: str, me: ClientHello, ca
     except BaseException:
         await ws.close()
         raise
-    return Connection(ws, RpcPeer(ws, handlers, name or f"region {welcome.region}/{host}:{port}"), welcome)
+    return Connection(ws, RpcPeer(ws, handlers, name or f"region {welcome.region}/{host}:{port}", welcome.protocol),
+                      welcome)

@@ -1,22 +1,26 @@
 """The first three frames of every RPC connection: hello, auth, welcome/refused.
 
-    region -> client  hello    {region, cluster, version, nonce}
-    client -> region  auth     {role, nonce, proof, system_id, hostname, version, cluster}
-    region -> client  welcome  {proof, ca, cluster}   or   refused {reason, message}
+    region -> client  hello    {region, cluster, version, nonce, protocol: [lowest, highest]}
+    client -> region  auth     {role, nonce, proof, system_id, hostname, version, cluster,
+                                protocol: [lowest, highest]}
+    region -> client  welcome  {proof, ca, cluster, protocol}   or   refused {reason, message}
 
 The client is a rack (or another region worker forwarding a call). Both sides
 prove the shared secret (rpc.auth); the secret itself never crosses the wire.
+`protocol` carries each side's range of RPC protocol versions and, in the
+welcome, the one the connection speaks (rpc.versions).
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from metalplane.rpc import auth, versions
 from metalplane.rpc.protocol import pack, unpack
 from metalplane.rpc.tls import fingerprint_der
+from metalplane.rpc.versions import SUPPORTED, ProtocolRange
 
 HANDSHAKE_TIMEOUT = 10.0
 
@@ -28,6 +32,7 @@ class ClientHello:
     hostname: str
     version: str
     cluster: str | None
+    protocol: ProtocolRange = SUPPORTED
 
 
 class HandshakeRefused(Exception):
@@ -46,6 +51,14 @@ class Welcome:
     cluster: str
     version: str
     ca_cert: str
+    protocol: int  # the version this connection speaks
+
+
+def _range(message: dict[str, Any]) -> ProtocolRange:
+    sent = message.get("protocol")
+    if isinstance(sent, list) and len(sent) == 2:
+        return ProtocolRange.from_wire(sent[0], sent[1])
+    return ProtocolRange.from_wire(None, None)
 
 
 async def _recv(ws: Any) -> dict[str, Any]:
@@ -77,6 +90,7 @@ async def client_handshake(ws: Any, secret: str, me: ClientHello) -> Welcome:
         "t": "auth", "role": me.role, "nonce": nonce,
         "proof": auth.proof(secret, me.role, hello["nonce"], nonce, fingerprint),
         "system_id": me.system_id, "hostname": me.hostname, "version": me.version, "cluster": me.cluster,
+        "protocol": [me.protocol.lowest, me.protocol.highest],
     }))
     reply = await _recv(ws)
     if reply.get("t") == "refused":
@@ -85,20 +99,27 @@ async def client_handshake(ws: Any, secret: str, me: ClientHello) -> Welcome:
         raise HandshakeRefused("protocol", f"expected welcome, got {reply.get('t')!r}")
     if not auth.verify(secret, "region", nonce, hello["nonce"], fingerprint, reply.get("proof", "")):
         raise HandshakeRefused("secret", "the region could not prove it knows the shared secret")
-    return Welcome(hello["region"], reply["cluster"], hello["version"], reply["ca"])
+    try:
+        agreed = versions.negotiate(_range(hello), me.protocol, me.role)
+    except versions.ProtocolMismatch as exc:
+        raise HandshakeRefused("version", str(exc)) from None
+    return Welcome(hello["region"], reply["cluster"], hello["version"], reply["ca"], agreed)
 
 
 async def server_handshake(ws: Any, secret: str, own_fingerprint: str, region: str, cluster: str,
-                           version: str, ca_cert: str) -> ClientHello:
+                           version: str, ca_cert: str, protocol: ProtocolRange = SUPPORTED
+                           ) -> tuple[ClientHello, int]:
+    """The client's hello and the protocol version the connection speaks."""
     nonce = auth.new_nonce()
-    await ws.send(pack({"t": "hello", "region": region, "cluster": cluster, "version": version, "nonce": nonce}))
+    await ws.send(pack({"t": "hello", "region": region, "cluster": cluster, "version": version, "nonce": nonce,
+                        "protocol": [protocol.lowest, protocol.highest]}))
     msg = await _recv(ws)
     if msg.get("t") != "auth":
         raise HandshakeRefused("protocol", f"expected auth, got {msg.get('t')!r}")
     hello = ClientHello(str(msg.get("role")), str(msg.get("system_id") or ""), str(msg.get("hostname") or ""),
-                        str(msg.get("version") or ""), msg.get("cluster"))
+                        str(msg.get("version") or ""), msg.get("cluster"), _range(msg))
 
-    async def refuse(reason: str, message: str) -> None:
+    async def refuse(reason: str, message: str) -> NoReturn:
         await ws.send(pack({"t": "refused", "reason": reason, "message": message}))
         raise HandshakeRefused(reason, message, hello)
 
@@ -108,10 +129,14 @@ async def server_handshake(ws: Any, secret: str, own_fingerprint: str, region: s
         await refuse("secret", "the shared secret does not match this cluster's secret")
     if not versions.compatible(hello.version, version):
         await refuse("version", versions.mismatch_message(hello.version, version))
+    try:
+        agreed = versions.negotiate(protocol, hello.protocol, hello.role)
+    except versions.ProtocolMismatch as exc:
+        await refuse("version", str(exc))
     if hello.cluster and hello.cluster != cluster:
         await refuse("cluster", f"rack belongs to cluster {hello.cluster}, this is cluster {cluster}")
     await ws.send(pack({
         "t": "welcome", "proof": auth.proof(secret, "region", str(msg["nonce"]), nonce, own_fingerprint),
-        "ca": ca_cert, "cluster": cluster,
+        "ca": ca_cert, "cluster": cluster, "protocol": agreed,
     }))
-    return hello
+    return hello, agreed

@@ -1,7 +1,15 @@
 """Calls in both directions over one websocket: msgpack frames with request ids.
 
 websockets does the framing, TLS and keepalive pings; this module adds
-request/response matching so either side can call the other.
+request/response matching so either side can call the other, with the typed
+messages of rpc.messages:
+
+    call  {"t": "call", "id": N, "m": "GetBootConfig", "a": {"mac": ..., "architecture": ...}}
+    reply {"t": "ok", "id": N, "r": {...}}   or   {"t": "err", "id": N, "e": {"code", "message", "errors"?}}
+
+The answering side decodes "a" into the message class its handler is
+registered for (refusing it as "invalid-message" when it does not decode); the
+caller decodes "r" into the message's reply type.
 """
 
 from __future__ import annotations
@@ -10,16 +18,22 @@ import asyncio
 import itertools
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import msgpack
 from websockets.exceptions import ConnectionClosed
 
+from metalplane.rpc import wire
+from metalplane.rpc.dispatch import Handlers
+from metalplane.rpc.messages import MESSAGES, Call
+from metalplane.rpc.versions import PROTOCOL
+from metalplane.rpc.wire import InvalidMessage
+
 log = logging.getLogger(__name__)
 
-Handler = Callable[..., Awaitable[Any]]
+R = TypeVar("R")
 DEFAULT_TIMEOUT = 30.0
+NO_SUCH_METHOD = "no-such-method"
 # Keepalive, from the rack's side only: a ping every 0.75 s; a region that has
 # not answered within 1.5 s is dropped (after at most CLOSE_TIMEOUT more), so a
 # dead or frozen region is noticed in < 3 s. Regions do not ping (half the
@@ -44,7 +58,8 @@ MAX_FRAME = 64 * 1024 * 1024
 
 
 def pack(message: dict[str, Any]) -> bytes:
-    return msgpack.packb(message, use_bin_type=True)
+    packed: bytes = msgpack.packb(message, use_bin_type=True)
+    return packed
 
 
 def unpack(data: bytes | str) -> dict[str, Any]:
@@ -63,33 +78,75 @@ class ProtocolError(Exception):
 class RemoteError(Exception):
     """The other side answered a call with an error."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, errors: list[str] | None = None):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.errors = errors or []
+
+
+class NoSuchMethod(RemoteError):
+    """The peer does not answer this call (an older protocol version, or a peer without
+    that handler). Callers carry on without it."""
+
+    def __init__(self, message: str):
+        super().__init__(NO_SUCH_METHOD, message)
+
+
+def _remote_error(error: dict[str, Any]) -> RemoteError:
+    code, message = str(error.get("code", "error")), str(error.get("message", ""))
+    if code == NO_SUCH_METHOD:
+        return NoSuchMethod(message)
+    errors = error.get("errors")
+    return RemoteError(code, message, [str(e) for e in errors] if isinstance(errors, list) else None)
 
 
 class ConnectionLost(Exception):
     pass
 
 
-class RpcPeer:
-    """One end of a connection. `handlers` answer the other side's calls."""
+#: What a call can fail with when the peer or the link lets it down (a reply that
+#: does not decode included): loops that retry catch these.
+CALL_FAILED = (ConnectionLost, TimeoutError, RemoteError, InvalidMessage)
 
-    def __init__(self, ws: Any, handlers: Mapping[str, Handler], name: str):
+
+class RpcPeer:
+    """One end of a connection. `handlers` answer the other side's calls; `protocol`
+    is the version the handshake agreed on (rpc.versions)."""
+
+    def __init__(self, ws: Any, handlers: Handlers, name: str, protocol: int = PROTOCOL):
         self.ws = ws
-        self.handlers = handlers
+        self.handlers = {message.name: (message, handler) for message, handler in handlers.items()}
         self.name = name
+        self.protocol = protocol
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future] = {}
-        self._tasks: set[asyncio.Task] = set()
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self.closed = asyncio.Event()
 
     @property
     def is_open(self) -> bool:
         return not self.closed.is_set()
 
-    async def call(self, method: str, /, timeout: float = DEFAULT_TIMEOUT, **args: Any) -> Any:
+    async def call(self, message: Call[R], timeout: float = DEFAULT_TIMEOUT) -> R:
+        """Send `message`; its reply, decoded. A reply that does not decode raises the
+        reply type's InvalidMessage class, as does the peer's refusal to build one."""
+        kind = type(message)
+        try:
+            raw = await self.call_raw(kind.name, wire.encode(message), timeout)
+        except RemoteError as exc:
+            invalid = getattr(kind.reply, "invalid", None)
+            if invalid is not None and exc.code == invalid.code:
+                raise invalid(exc.errors or [exc.message]) from None
+            raise
+        reply: R = wire.decode(kind.reply, raw, root=f"{kind.name} reply")
+        return reply
+
+    async def call_raw(self, method: str, args: dict[str, Any], timeout: float = DEFAULT_TIMEOUT) -> Any:
+        """Send a call by name with its encoded arguments; the reply as it came."""
+        known = MESSAGES.get(method)
+        if known is not None and known.added_in > self.protocol:
+            raise NoSuchMethod(f"{method} needs RPC protocol {known.added_in}; {self.name} speaks {self.protocol}")
         if self.closed.is_set():
             raise ConnectionLost(f"connection to {self.name} is closed")
         call_id = next(self._ids)
@@ -132,24 +189,29 @@ class RpcPeer:
                 task.cancel()
 
     def _resolve(self, message: dict[str, Any]) -> None:
-        future = self._pending.get(message.get("id"))
+        call_id = message.get("id")
+        future = self._pending.get(call_id) if isinstance(call_id, int) else None
         if future is None or future.done():
             return
         if message["t"] == "ok":
             future.set_result(message.get("r"))
         else:
-            error = message.get("e") or {}
-            future.set_exception(RemoteError(error.get("code", "error"), error.get("message", "")))
+            future.set_exception(_remote_error(message.get("e") or {}))
 
     async def _answer(self, message: dict[str, Any]) -> None:
         call_id, method = message.get("id"), message.get("m")
-        handler = self.handlers.get(method)
+        entry = self.handlers.get(method) if isinstance(method, str) else None
+        reply: dict[str, Any]
         try:
-            if handler is None:
-                raise RemoteError("no-such-method", f"unknown method {method!r}")
-            reply = {"t": "ok", "id": call_id, "r": await handler(**(message.get("a") or {}))}
+            if entry is None:
+                raise NoSuchMethod(f"unknown method {method!r}")
+            kind, handler = entry
+            request: Call[Any] = wire.decode(kind, message.get("a") or {}, root=kind.name)
+            reply = {"t": "ok", "id": call_id, "r": wire.encode(await handler(request), kind.reply)}
         except RemoteError as exc:
-            reply = {"t": "err", "id": call_id, "e": {"code": exc.code, "message": exc.message}}
+            reply = {"t": "err", "id": call_id, "e": {"code": exc.code, "message": exc.message, "errors": exc.errors}}
+        except InvalidMessage as exc:
+            reply = {"t": "err", "id": call_id, "e": {"code": exc.code, "message": str(exc), "errors": exc.errors}}
         except asyncio.CancelledError:
             raise
         except Exception as exc:

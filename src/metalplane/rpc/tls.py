@@ -34,7 +34,7 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> str:
 
 def make_cluster_tls(cluster_uuid: str) -> dict[str, str]:
     """A CA and a server certificate signed by it, all as PEM strings."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name(f"metalplane cluster {cluster_uuid}")
     ca_cert = (

@@ -1,6 +1,6 @@
 """`BootService`: the rack's TFTP and HTTP boot serving, and its image cache.
 
-    boot = BootService(data_dir, config, call)     # call: the region RPC (RegionLinks.call)
+    boot = BootService(data_dir, config, call)     # call(message, timeout): the region RPC (RegionLinks.call)
     await boot.start()
     await boot.sync_images(base_urls)              # after (re)connecting, and on change
     boot.dhcp_boot()                               # the "boot" part of the DHCP state
@@ -15,25 +15,33 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from metalplane.rack.boot import configs
 from metalplane.rack.boot.loaders import copy_loaders, dhcp_loaders
 from metalplane.rack.http import RackHttpService, Request, Response
 from metalplane.rack.tftp import RequestCoalescer, Routes, StaticRoot, TftpServer, chain
 from metalplane.rack.tftp.sources import GRUB_MAC, PXELINUX_MAC, normalise_mac
+from metalplane.rpc.messages import BootConfig, Call, GetBootConfig, GetBootImages
 
 log = logging.getLogger("metalplane.rack.boot")
 ANSWER_TTL = 5.0
 IPXE_MAC = re.compile(r"ipxe\.cfg-([0-9a-f]{2}(?:-[0-9a-f]{2}){5})", re.I)
 
-Call = Callable[..., Awaitable[Any]]
+R = TypeVar("R")
+
+
+class RegionCall(Protocol):
+    def __call__(self, message: Call[R], timeout: float) -> Awaitable[R]: ...
+
+
+LOCAL = BootConfig("local")  # what a machine boots when there is no answer
 
 
 class BootService:
-    def __init__(self, data_dir: Path, bind_address: str, tftp_port: int, http_port: int, call: Call):
+    def __init__(self, data_dir: Path, bind_address: str, tftp_port: int, http_port: int, call: RegionCall):
         self.bind_address = bind_address
         self.tftp_port = tftp_port
         self.http_port = http_port
@@ -41,7 +49,7 @@ class BootService:
         self.loader_dir = data_dir / "boot"
         self.loaders: list[str] = []
         self.http = RackHttpService(data_dir / "images", host=bind_address, port=http_port)
-        self.answers: RequestCoalescer[str, dict[str, Any]] = RequestCoalescer(self._ask, ttl=ANSWER_TTL)
+        self.answers: RequestCoalescer[str, BootConfig] = RequestCoalescer(self._ask, ttl=ANSWER_TTL)
         routes = Routes(ttl=ANSWER_TTL)
         routes.add(PXELINUX_MAC, self._pxelinux)
         routes.add(GRUB_MAC, self._grub)
@@ -69,8 +77,8 @@ class BootService:
         await self.http.stop()
 
     async def sync_images(self, base_urls: list[str]) -> None:
-        manifest = await self.call("GetBootImages", timeout=30)
-        result = await self.http.apply_manifest(manifest, base_urls)
+        manifest = await self.call(GetBootImages(), 30)
+        result = await self.http.apply_manifest({"images": manifest.images}, base_urls)
         log.info("image cache: %s", result)
 
     def dhcp_boot(self) -> dict[str, Any]:
@@ -88,18 +96,18 @@ class BootService:
 
     # -- what machines ask for -----------------------------------------------------------
 
-    async def _ask(self, mac: str) -> dict[str, Any]:
-        answer = await self.call("GetBootConfig", timeout=20, mac=mac, architecture="amd64")
-        if answer.get("problem"):
-            log.warning("boot config for %s: %s", mac, answer["problem"])
+    async def _ask(self, mac: str) -> BootConfig:
+        answer = await self.call(GetBootConfig(mac, "amd64"), 20)
+        if answer.problem:
+            log.warning("boot config for %s: %s", mac, answer.problem)
         return answer
 
-    async def _answer(self, mac: str) -> dict[str, Any]:
+    async def _answer(self, mac: str) -> BootConfig:
         try:
             return await self.answers.get(normalise_mac(mac))
         except Exception as exc:  # no region: boot from disk rather than hang the machine
             log.warning("no boot config for %s (%s): local boot", mac, exc)
-            return {"purpose": "local"}
+            return LOCAL
 
     async def _ipxe(self, request: Request) -> Response:
         base = f"http://{request.local[0]}:{self.http_port}/"

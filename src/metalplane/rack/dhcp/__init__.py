@@ -6,46 +6,22 @@
     service.events                          # durable queue of lease events (leases.py)
     await service.stop()
 
-Modules: `config` (pure: validation, grouping into Kea instances, rendering),
+Modules: `config` (pure: the rack's boot part, grouping into Kea instances, rendering),
 `kea` (processes, control socket, supervision), `leases` (lease events from the
 memfile, durable queue), `service` (the three together).
 
 The wire contract: DhcpState
 ----------------------------
-A plain JSON-able dict, sent by the region to each rack (its own view)::
+The region sends each rack its own view (`GetDhcpState`); the type, its wire
+format and every rule a servable state obeys are the contract's:
+`metalplane.rpc.dhcp`. The rack adds its ``"boot"`` part (`config.Boot`)::
 
-    {
-      "server_name": "rack1",        # this rack's name; required when any VLAN is HA
-                                     #   (Kea's this-server-name; the peer knows it by it)
-      "ha_port": 5280,               # optional: TCP port of each rack's HA listener
-                                     #   (same on every rack; default 5280)
-      "vlans": [{
-         "vlan_id": 5001,            # the region's VLAN id (unique)
-         "vid": 0, "mtu": 1500,      # mtu != 1500 is sent as option 26
-         "interface": "eth1",        # the rack's interface on that VLAN (one VLAN each)
-         "self_address": "10.50.0.2",# the rack's IP on it, inside one of the VLAN's subnets
-         "role": "standalone" | "primary" | "secondary",
-         "mode": "hot-standby" | "load-balancing",   # HA only; default hot-standby
-         "peer": {"name": "rack2", "address": "10.50.0.3"} | None,   # HA only
-         "subnets": [{
-            "subnet_id": 1,          # unique, stable: leases are stored by it
-            "cidr": "10.50.0.0/24",
-            "gateway_ip": "10.50.0.1" | None,
-            "dns_servers": [...], "ntp_servers": [...], "domain_name": "maas" | None,
-            "pools": [["10.50.0.100", "10.50.0.199"]],      # dynamic ranges
-            "reserved": [["10.50.0.150", "10.50.0.160"]],   # never handed out (cut out of pools)
-            "lease_time": 600}],     # seconds
-      }],
-      "hosts": [{"mac": "52:54:00:..", "hostname": "node1" | None, "ip": None | "10.50.0.50"}],
       "boot": {"http_port": 5248 | None,   # iPXE: http://<rack's address on the VLAN>:PORT/ipxe.cfg
                "loaders": {"bios": "lpxelinux.0", "uefi-x64": "bootx64.efi",
                            "uefi-arm64": "grubaa64.efi"}},
-    }
 
-``{"vlans": []}`` (or None) means DHCP off. Hosts with an ``ip`` are reserved in
-the subnet holding it (and ignored by the others); hosts without one get their
-hostname in every subnet. A state that cannot be served raises
-`InvalidDhcpState`, whose ``errors`` name each faulty field (e.g.
+A state that cannot be served raises `InvalidDhcpState`, whose ``errors`` name
+each faulty field (e.g.
 ``vlans[0].subnets[0].pools: a dynamic range would hand out gateway_ip 10.50.0.1``).
 
 Kea instances

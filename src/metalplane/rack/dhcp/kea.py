@@ -28,15 +28,15 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from metalplane.lifetimes import die_with_parent
+from metalplane.supervised import Wrap, prefix_wrap  # noqa: F401 - prefix_wrap is re-exported
+from metalplane.supervised import write_atomic as _write_atomic
 
 log = logging.getLogger(__name__)
 
-Wrap = Callable[[list[str]], list[str]]
 MAX_UNIX_PATH = 107
 
 
@@ -51,12 +51,6 @@ class KeaError(RuntimeError):
 
 class KeaConfigError(KeaError):
     """``kea-dhcp4 -t`` (or config-set) rejected a configuration; it was not loaded."""
-
-
-def prefix_wrap(prefix: Sequence[str]) -> Wrap:
-    """A `wrap` that puts `prefix` before each command (e.g. ``ip netns exec NS``)."""
-    pre = list(prefix)
-    return lambda cmd: pre + cmd
 
 
 def _kea_errors(output: str) -> str:
@@ -200,7 +194,7 @@ class KeaProcess:
             if self.running():
                 try:
                     answer = await control(self.socket_path, "config-set", config, timeout=60)
-                except (OSError, asyncio.TimeoutError, KeaError) as e:
+                except (TimeoutError, OSError, KeaError) as e:
                     answer = {"result": 1, "text": f"control socket: {e}"}
                 if answer.get("result") == 0:
                     return "reconfigured"
@@ -251,7 +245,7 @@ class KeaProcess:
                     answer = await control(self.socket_path, "version-get", timeout=2)
                     if answer.get("result") == 0:
                         return
-                except (OSError, asyncio.TimeoutError, KeaError, ValueError):
+                except (TimeoutError, OSError, KeaError, ValueError):
                     pass
             if proc is not None and proc.returncode is not None and self.restart_backoff is None:
                 raise KeaError(f"exited {proc.returncode} at start: {self.tail_log()}", instance=self.name)
@@ -308,7 +302,7 @@ class KeaProcess:
                     proc.send_signal(signal.SIGTERM)
                 try:
                     await asyncio.wait_for(proc.wait(), timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(proc.pid, signal.SIGKILL)
                     await proc.wait()
@@ -323,11 +317,3 @@ class KeaProcess:
                       timeout: float = 10.0) -> dict[str, Any]:
         return await control(self.socket_path, command, arguments, timeout)
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -61,46 +61,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import os
-import sqlite3
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+
+from metalplane.rack.event_queue import EventQueue
 
 log = logging.getLogger(__name__)
 
 ACTIONS = ("commit", "expiry", "release", "decline")
 
 
-class LeaseQueue:
-    """Durable, ordered, at-least-once queue of lease events (SQLite)."""
+class LeaseQueue(EventQueue):
+    """Lease events, with each tailer's file cursor and the last record seen per address
+    stored in the same transaction as the events read up to it."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript("""
-            CREATE TABLE IF NOT EXISTS events (
-                id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
+        super().__init__(path, schema="""
             CREATE TABLE IF NOT EXISTS cursors (
                 source TEXT PRIMARY KEY, dev INTEGER, inode INTEGER, offset INTEGER);
             CREATE TABLE IF NOT EXISTS known (
                 ip TEXT PRIMARY KEY, mac TEXT, expires INTEGER, state INTEGER);
         """)
-        self._wakeup = asyncio.Event()
-        self._delivered = 0           # highest id handed out by batches() since the last rewind
-        self._closed = False
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._wakeup.set()
-            self.db.close()
 
     # producer side
 
@@ -119,26 +103,18 @@ class LeaseQueue:
         """
         added = 0
         now = time.time()
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction() as db:
             for rec in records:
                 event = self._classify(rec)
                 if event is None:
                     continue
                 event["instance"] = source
                 event["time"] = round(now, 3)
-                db.execute("INSERT INTO events (body) VALUES (?)", (json.dumps(event),))
+                self.insert(event)
                 added += 1
             db.execute("INSERT INTO cursors (source, dev, inode, offset) VALUES (?,?,?,?) "
                        "ON CONFLICT(source) DO UPDATE SET dev=excluded.dev, inode=excluded.inode, "
                        "offset=excluded.offset", (source, *cursor))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        if added:
-            self._wakeup.set()
         return added
 
     def _classify(self, rec: dict[str, Any]) -> dict[str, Any] | None:
@@ -166,47 +142,6 @@ class LeaseQueue:
         return {"key": key, "action": action, "ip": ip, "mac": mac, "client_id": rec.get("client_id") or None,
                 "hostname": rec.get("hostname") or None, "subnet_id": rec.get("subnet_id"),
                 "lease_time": lease_time, "expires": expires, "cltt": expires - lease_time}
-
-    # consumer side
-
-    def pending(self, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
-        """Stored (unacked) events with id > after, oldest first."""
-        rows = self.db.execute("SELECT id, body FROM events WHERE id > ? ORDER BY id LIMIT ?",
-                               (after, limit)).fetchall()
-        return [{"id": i, **json.loads(body)} for i, body in rows]
-
-    def __len__(self) -> int:
-        return self.db.execute("SELECT count(*) FROM events").fetchone()[0]
-
-    def ack(self, upto: int) -> int:
-        """The consumer has every event with id <= upto: delete them. Returns how many."""
-        cur = self.db.execute("DELETE FROM events WHERE id <= ?", (upto,))
-        return cur.rowcount
-
-    def rewind(self) -> None:
-        """Deliver every unacked event again (e.g. the region link dropped mid-batch)."""
-        self._delivered = 0
-        self._wakeup.set()
-
-    async def batches(self, max_events: int = 500, linger: float = 0.05) -> AsyncIterator[list[dict[str, Any]]]:
-        """Yield batches of events not yet handed out, waiting for more when none is left.
-
-        Starts with the oldest unacked event. `linger` seconds after the first new
-        event, to gather a batch under load.
-        """
-        self._delivered = 0
-        while not self._closed:
-            batch = self.pending(self._delivered, max_events)
-            if batch:
-                self._delivered = batch[-1]["id"]
-                yield batch
-                continue
-            self._wakeup.clear()
-            if self.pending(self._delivered, 1):
-                continue
-            await self._wakeup.wait()
-            if linger:
-                await asyncio.sleep(linger)
 
 
 # --------------------------------------------------------------------------- the memfile tailer
@@ -275,7 +210,7 @@ class LeaseTailer:
         while True:
             try:
                 self.poll()
-            except Exception:       # noqa: BLE001 - keep following; log and retry
+            except Exception:       # keep following; log and retry
                 log.exception("reading lease file %s", self.path)
             await asyncio.sleep(self.interval)
 

@@ -71,7 +71,7 @@ class DhcpService:
                               restart_backoff=self.restart_backoff)
         return proc
 
-    def render(self, raw: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    def render(self, raw: cfg.State | Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
         """{instance name: kea-dhcp4 config} for `raw`, without applying (raises InvalidDhcpState)."""
         state, insts = cfg.plan(raw)
         out = {}
@@ -81,8 +81,8 @@ class DhcpService:
                                         reclaim_interval=self.reclaim_interval)
         return out
 
-    async def apply(self, raw: Mapping[str, Any] | None) -> dict[str, str]:
-        """Make `raw` (a DhcpState dict) the DHCP service of this rack.
+    async def apply(self, raw: cfg.State | Mapping[str, Any] | None) -> dict[str, str]:
+        """Make `raw` (a config.State, or its wire dict) the DHCP service of this rack.
 
         Returns {instance: "started" | "reconfigured" | "unchanged" | "stopped"}.
         Raises InvalidDhcpState or KeaConfigError (nothing changed) or KeaError.
@@ -182,7 +182,7 @@ class DhcpService:
                 try:
                     answer = await proc.command("ha-heartbeat", timeout=2)
                     proc.ha_state = (answer.get("arguments") or {}).get("state") or answer.get("text")
-                except (OSError, asyncio.TimeoutError, KeaError, ValueError) as e:
+                except (TimeoutError, OSError, KeaError, ValueError) as e:
                     proc.ha_state = f"unknown ({type(e).__name__})"
             await asyncio.sleep(self.ha_poll_interval)
 

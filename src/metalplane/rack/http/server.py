@@ -44,7 +44,7 @@ from email.utils import formatdate
 from typing import Any
 
 from metalplane.rack.http.protocol import (
-    MAX_HEAD, REASONS, UNSATISFIABLE, BadRequest, RequestHead, etag_in, if_range_allows, parse_range,
+    MAX_HEAD, REASONS, BadRequest, RequestHead, etag_in, if_range_allows, parse_range,
     parse_request_head, route_image_path,
 )
 
@@ -126,7 +126,7 @@ class BootHttpServer:
         self.conns: set[_Conn] = set()
         self._dynamic: list[tuple[str, Handler]] = []
         self._sock: socket.socket | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop  # set by start()
         self._sweeper: asyncio.TimerHandle | None = None
         self._date = _DateCache()
         self._closed: asyncio.Event | None = None
@@ -252,7 +252,7 @@ class BootHttpServer:
             conn.respond_bytes(200, req, self._index_json(), b"application/json", b"Cache-Control: no-cache\r\n")
             return
         cache = self.cache
-        sha = route.sha256 if route.sha256 else cache.resolve(*route.ident)
+        sha = route.sha256 if route.sha256 else cache.resolve(*route.ident) if route.ident else None
         if sha is None:
             conn.respond_simple(404, req)
             return
@@ -265,7 +265,7 @@ class BootHttpServer:
                 conn.respond_simple(404, req)
             return
         fd, st, entry = opened
-        if route.sha256 or route.ident[3] != "latest":
+        if route.sha256 or (route.ident and route.ident[3] != "latest"):
             cache_control = b"Cache-Control: public, max-age=31536000, immutable\r\n"
         else:
             cache_control = b"Cache-Control: no-cache\r\n"
@@ -446,7 +446,7 @@ class _Conn:
         rng = None
         if if_range_allows(headers.get("if-range"), etag, last_modified):
             rng = parse_range(headers.get("range"), size)
-        if rng == UNSATISFIABLE:
+        if isinstance(rng, str):  # UNSATISFIABLE
             os.close(fd)
             body = b"416 Range Not Satisfiable\n"
             head = self._head(416, b"Content-Type: text/plain; charset=utf-8\r\nContent-Range: bytes */%d\r\n"
@@ -476,7 +476,7 @@ class _Conn:
             response = await handler(request)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - a handler's bug answers 500, the server goes on
+        except Exception:  # a handler's bug answers 500, the server goes on
             log.exception("dynamic handler for %s failed", request.path)
             response = Response(500, b"500 Internal Server Error\n")
         self.task = None

@@ -110,7 +110,7 @@ class RackHttpService:
                 continue
             try:
                 result = await self.cache.sync()
-            except Exception:  # noqa: BLE001 - keep retrying; the cache keeps serving
+            except Exception:  # keep retrying; the cache keeps serving
                 log.exception("image re-sync failed")
                 result = None
             if result is None or result.failed or self.cache.missing():

@@ -229,7 +229,7 @@ class ImageCache:
             info = recorded.get(name)
             size = info.get("size") if isinstance(info, dict) else None
             fp = tuple(info.get("fingerprint", ())) if isinstance(info, dict) else ()
-            if fp == fingerprint(st) and size == st.st_size:
+            if isinstance(info, dict) and fp == fingerprint(st) and size == st.st_size:
                 self._files[name] = CachedFile(name, size, fp, float(info.get("verified_at", 0)), st.st_mtime)
             else:
                 self._unverified[name] = size if isinstance(size, int) else None
@@ -269,7 +269,7 @@ class ImageCache:
         _fsync_dir(self.dir)
 
     def _rebuild_paths(self) -> None:
-        paths = {}
+        paths: dict[tuple[str, str, str, str, str], str] = {}
         for image in self._images:
             for spec in image.files:
                 paths.setdefault((*image.ident, spec.filetype), spec.sha256)
@@ -371,8 +371,12 @@ class ImageCache:
         if task is None or task.done():
             task = asyncio.ensure_future(self.verify(sha))
             self._verifying[sha] = task
-            task.add_done_callback(lambda t, s=sha: self._verifying.pop(s, None) if self._verifying.get(s) is t
-                                   else None)
+
+            def forget(done: asyncio.Future[Any], sha: str = sha) -> None:
+                if self._verifying.get(sha) is done:
+                    self._verifying.pop(sha, None)
+
+            task.add_done_callback(forget)
         return task
 
     async def verify(self, sha: str) -> bool:
@@ -435,7 +439,7 @@ class ImageCache:
         for listener in list(self.listeners):
             try:
                 listener(sha, reason)
-            except Exception:  # noqa: BLE001 - a listener must not break the cache
+            except Exception:  # a listener must not break the cache
                 log.exception("image cache listener failed")
 
     # ------------------------------------------------------------------ sync

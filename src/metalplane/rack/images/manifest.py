@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _SEGMENT = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]*")  # no leading dot: no "." / ".." / hidden
@@ -90,11 +90,11 @@ class Manifest:
         return {"images": [i.to_json() for i in self.images]}
 
 
-def valid_segment(text: Any) -> bool:
+def valid_segment(text: Any) -> TypeGuard[str]:
     return isinstance(text, str) and len(text) <= 128 and _SEGMENT.fullmatch(text) is not None
 
 
-def valid_name(name: Any) -> bool:
+def valid_name(name: Any) -> TypeGuard[str]:
     if not isinstance(name, str) or not name or len(name) > 255:
         return False
     parts = name.split("/")
@@ -124,7 +124,7 @@ def parse_image(raw: Any) -> ImageSpec:
     name = raw.get("name")
     if not valid_name(name):
         raise ValueError(f"bad image name {name!r}")
-    fields = {}
+    fields: dict[str, str] = {}
     for field in ("architecture", "subarch", "version"):
         value = raw.get(field)
         if not valid_segment(value):

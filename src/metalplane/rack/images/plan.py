@@ -70,7 +70,7 @@ def fit_space(fetches: list[Fetch], free_bytes: int, reserve: int) -> tuple[list
     return fit, left
 
 
-def version_key(version: str) -> tuple:
+def version_key(version: str) -> tuple[tuple[int, int, str], ...]:
     """Natural sort key: digit runs compare as numbers, other runs as text."""
     return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
                  for part in re.findall(r"\d+|\D+", version))

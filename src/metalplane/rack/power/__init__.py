@@ -1,9 +1,10 @@
 """Power control of machines through their BMCs (run on the rack).
 
+The power types and their parameters (what the region validates and what the
+drivers run) are part of the region-rack contract: :mod:`metalplane.rpc.power_schema`.
+
 Layout:
 
-* :mod:`.schema`  -- power types and their parameters: pure, import-light; the
-  region imports it to validate API input and to describe power types.
 * :mod:`.errors`  -- the error classes every driver raises (pure).
 * :mod:`.base`    -- the small driver interface (validate, query, on, off, cycle).
 * :mod:`.ipmi`, :mod:`.redfish`, :mod:`.webhook`, :mod:`.manual` -- drivers.
@@ -12,6 +13,6 @@ Layout:
 * :mod:`.runner`  -- the rack's executor: timeouts, retries, one call per BMC,
   backoff, and the background poller.
 
-This package's ``__init__`` imports nothing, so ``metalplane.rack.power.schema``
+This package's ``__init__`` imports nothing, so ``metalplane.rack.power.errors``
 stays cheap to import.
 """

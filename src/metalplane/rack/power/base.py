@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar, Literal
 
 from metalplane.rack.power.errors import PowerConfigError, PowerTimeoutError, PowerUnsupportedError
-from metalplane.rack.power.schema import (
+from metalplane.rpc.power_schema import (
     PowerType, Problem, bmc_address, bmc_identity, scrub, secret_values, validate_power_parameters,
     with_defaults,
 )
@@ -96,7 +96,7 @@ class PowerDriver(ABC):
                               timeout: float = 30.0) -> None:
         raise PowerUnsupportedError(self.bmc_name(params), f"{self.name} cannot set the boot device")
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - a driver with nothing pooled has nothing to release
         """Release pooled resources (HTTP clients)."""
 
 

@@ -15,7 +15,7 @@ import importlib
 from typing import Any
 
 from metalplane.rack.power.base import PowerDriver
-from metalplane.rack.power.schema import POWER_TYPES, describe_power_types, get_power_type
+from metalplane.rpc.power_schema import POWER_TYPES, describe_power_types, get_power_type
 
 #: power type -> "module:Class"
 DRIVER_CLASSES: dict[str, str] = {

@@ -5,9 +5,9 @@ kept connections: BMC web servers are small, so a connection is reused for the
 back-to-back requests of one action (query then reset) but not held open for
 long. The pool stays small on purpose: httpx's pool costs CPU per request in
 proportion to the connections it holds -- measured against 500 emulated BMCs,
-a query cost ~20 ms of client CPU with 256 kept connections and ~1.5 ms with 16. Redirects are not followed (a BMC has no business
-sending our credentials elsewhere). Transport errors become PowerErrors that
-name the BMC and never carry the credentials.
+a query cost ~20 ms of client CPU with 256 kept connections and ~1.5 ms with 16.
+Redirects are not followed (a BMC has no business sending our credentials elsewhere).
+Transport errors become PowerErrors that name the BMC and never carry the credentials.
 """
 
 from __future__ import annotations

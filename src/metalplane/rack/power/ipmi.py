@@ -28,7 +28,8 @@ from metalplane.rack.power.errors import (
     PowerAuthError, PowerBMCError, PowerConfigError, PowerConnectionError, PowerError, PowerTimeoutError,
     PowerUnsupportedError,
 )
-from metalplane.rack.power.schema import IPMI, format_host_port, split_host_port
+from metalplane.hostport import format_host_port, split_host_port
+from metalplane.rpc.power_schema import IPMI
 
 IPMI_PORT = 623
 

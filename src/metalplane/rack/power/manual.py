@@ -7,7 +7,7 @@ telling the operator to do it by hand.
 from __future__ import annotations
 
 from metalplane.rack.power.base import Params, PowerDriver, PowerState
-from metalplane.rack.power.schema import MANUAL
+from metalplane.rpc.power_schema import MANUAL
 
 
 class ManualDriver(PowerDriver):

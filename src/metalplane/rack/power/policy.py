@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
@@ -108,7 +109,7 @@ def should_retry(action: str, kind: str, retryable: bool, attempt: int, max_atte
 
 def retry_delay(attempt: int, settings: PowerSettings) -> float:
     """Wait after failed attempt number `attempt` (1-based) before the next one."""
-    return min(settings.retry_delay_max, settings.retry_delay * 2 ** max(0, attempt - 1))
+    return min(settings.retry_delay_max, settings.retry_delay * 2.0 ** max(0, attempt - 1))
 
 
 # --------------------------------------------------------------------------- backoff
@@ -120,7 +121,7 @@ def backoff_delay(failures: int, settings: PowerSettings, rand: float = 0.5) -> 
     """
     if failures <= 0:
         return 0.0
-    raw = settings.backoff_base * 2 ** min(failures - 1, 62)
+    raw = settings.backoff_base * 2.0 ** min(failures - 1, 62)
     raw = min(settings.backoff_max, raw)
     jittered = raw * (1 + settings.backoff_jitter * (2 * rand - 1))
     return max(0.0, min(settings.backoff_max, jittered))
@@ -209,7 +210,7 @@ def assign_phases(current: Mapping[str, float], keys: Iterable[str], interval: f
     for key in new:
         # Largest gap on the circle, between consecutive phases (wrapping).
         best_start, best_len = phases[-1], phases[0] + interval - phases[-1]
-        for a, b in zip(phases, phases[1:]):
+        for a, b in itertools.pairwise(phases):
             if b - a > best_len:
                 best_start, best_len = a, b - a
         phase = (best_start + best_len / 2) % interval

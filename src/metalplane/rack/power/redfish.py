@@ -25,7 +25,7 @@ import httpx
 from metalplane.rack.power.base import BOOT_DEVICES, Params, PowerDriver, PowerState, prepare
 from metalplane.rack.power.errors import PowerBMCError, PowerConfigError, PowerTimeoutError, PowerUnsupportedError
 from metalplane.rack.power.httpclient import HttpClients, json_of, raise_for_status, send
-from metalplane.rack.power.schema import REDFISH, redfish_base_url
+from metalplane.rpc.power_schema import REDFISH, redfish_base_url
 
 SYSTEMS = "/redfish/v1/Systems"
 RESET_ACTION = "#ComputerSystem.Reset"
@@ -176,9 +176,10 @@ class _Deadline:
 
     async def __aexit__(self, exc_type, exc, tb) -> bool:
         try:
-            return bool(await self._cm.__aexit__(exc_type, exc, tb))
+            await self._cm.__aexit__(exc_type, exc, tb)  # never suppresses: it raises TimeoutError instead
+            return False
         except TimeoutError:
             raise PowerTimeoutError(self.bmc, f"no answer within {self.timeout:g} s") from None
 
 
-__all__ = ["RedfishDriver", "PowerBMCError", "cycle_reset_type", "power_state_of", "reset_target"]
+__all__ = ["PowerBMCError", "RedfishDriver", "cycle_reset_type", "power_state_of", "reset_target"]

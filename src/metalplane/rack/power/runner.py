@@ -47,7 +47,7 @@ from metalplane.rack.power.errors import (
     PowerBackoffError, PowerBMCError, PowerConfigError, PowerError, PowerTimeoutError,
 )
 from metalplane.rack.power.policy import BmcHealth, PowerSettings
-from metalplane.rack.power.schema import scrub, secret_values
+from metalplane.rpc.power_schema import scrub, secret_values
 
 log = logging.getLogger("metalplane.rack.power")
 

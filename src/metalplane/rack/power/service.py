@@ -13,9 +13,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from metalplane.background import background
 from metalplane.rack.power.errors import PowerError
 from metalplane.rack.power.policy import PowerSettings
 from metalplane.rack.power.runner import PollResult, PowerPoller, PowerRunner, PowerTarget
+from metalplane.rpc.messages import PowerReport, PowerResult, PowerTargets
 from metalplane.rpc.protocol import RemoteError
 
 log = logging.getLogger("metalplane.rack.power")
@@ -37,49 +39,47 @@ def failover_plan(action: str, state: str) -> str | None:
 
 
 class PowerService:
-    def __init__(self, report: Callable[[list[dict[str, Any]]], Awaitable[None]]):
+    def __init__(self, report: Callable[[list[PowerReport]], Awaitable[None]]):
         self.report = report
         self.settings = PowerSettings()
         self.runner = PowerRunner(self.settings)
         self.poller = PowerPoller(self.runner, on_result=self._polled)
         self.bmc_of: dict[str, int] = {}
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[PowerReport] = []
         self._flush: asyncio.Task | None = None
 
     async def action(self, action: str, power_type: str, params: dict[str, Any],
-                     after_failover: bool = False) -> dict[str, Any]:
+                     after_failover: bool = False) -> PowerResult:
         try:
             if action == "query":
-                return {"state": await self.runner.query(power_type, params)}
+                return PowerResult(await self.runner.query(power_type, params))
             todo: str | None = action
             if after_failover:
                 todo = failover_plan(action, await self.runner.query(power_type, params))
                 if todo is None:
-                    return {"state": WANTED[action], "note": "already done before the failover"}
+                    return PowerResult(WANTED[action], "already done before the failover")
             note = await getattr(self.runner, todo)(power_type, params)
-            return {"state": WANTED[todo], "note": note or ""}
+            return PowerResult(WANTED[todo], note or "")
         except PowerError as exc:
             raise RemoteError(f"power-{exc.kind}", str(exc)) from None
 
-    def apply_targets(self, answer: dict[str, Any]) -> None:
-        wanted = PowerSettings(poll_interval=float(answer["settings"]["poll_interval"]),
-                               max_concurrency=int(answer["settings"]["max_concurrency"]))
+    def apply_targets(self, answer: PowerTargets) -> None:
+        wanted = PowerSettings(poll_interval=answer.settings.poll_interval,
+                               max_concurrency=answer.settings.max_concurrency)
         if wanted != self.settings:
-            asyncio.ensure_future(self.poller.stop())
+            background(self.poller.stop())
             self.settings = wanted
             self.runner = PowerRunner(wanted)
             self.poller = PowerPoller(self.runner, on_result=self._polled)
-        targets = answer["targets"]
-        self.bmc_of = {t["system_id"]: t["bmc_id"] for t in targets}
-        self.poller.set_targets({t["system_id"]: PowerTarget(t["power_type"], t["params"]) for t in targets})
+        self.bmc_of = {t.system_id: t.bmc_id for t in answer.targets}
+        self.poller.set_targets({t.system_id: PowerTarget(t.power_type, t.params) for t in answer.targets})
         self.poller.start()
 
     async def _polled(self, result: PollResult) -> None:
         bmc_id = self.bmc_of.get(result.target)
         if bmc_id is None:
             return
-        self._pending.append({"system_id": result.target, "bmc_id": bmc_id, "state": result.state,
-                              "error": result.message})
+        self._pending.append(PowerReport(result.target, bmc_id, result.state, result.message))
         if self._flush is None or self._flush.done():
             self._flush = asyncio.ensure_future(self._send())
 

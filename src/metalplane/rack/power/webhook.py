@@ -21,7 +21,7 @@ import httpx
 from metalplane.rack.power.base import Params, PowerDriver, PowerState, prepare
 from metalplane.rack.power.errors import PowerConfigError
 from metalplane.rack.power.httpclient import HttpClients, raise_for_status, send
-from metalplane.rack.power.schema import WEBHOOK, url_origin
+from metalplane.rpc.power_schema import WEBHOOK, url_origin
 
 
 def match_power_state(body: str, on_regex: str, off_regex: str) -> PowerState:

@@ -10,7 +10,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -38,7 +38,7 @@ class RequestCoalescer(Generic[K, V]):
         self.max_entries = max_entries
         self.clock = clock
         self._cache: OrderedDict[K, tuple[float, V]] = OrderedDict()
-        self._inflight: dict[K, asyncio.Future] = {}
+        self._inflight: dict[K, asyncio.Future[V]] = {}
         self._generation = 0  # bumped by invalidate(): answers of older calls are not kept
         self.calls = 0  # fetches made
         self.hits = 0  # answered from the cache
@@ -98,7 +98,7 @@ class RequestCoalescer(Generic[K, V]):
         return len(self._cache)
 
 
-def _retrieve(future: asyncio.Future) -> None:
+def _retrieve(future: asyncio.Future[Any]) -> None:
     # Every waiter may have gone (cancelled): mark the exception as seen.
     if not future.cancelled():
         future.exception()

@@ -7,6 +7,7 @@ RFC 2349 (timeout, tsize) and RFC 7440 (windowsize).
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 # Opcodes.
@@ -111,7 +112,7 @@ def build_ack(block: int) -> bytes:
     return _HDR.pack(ACK, block & 0xFFFF)
 
 
-def build_oack(options: dict[str, object]) -> bytes:
+def build_oack(options: Mapping[str, object]) -> bytes:
     parts = [struct.pack("!H", OACK)]
     for name, value in options.items():
         parts += [name.encode("ascii"), b"\0", str(value).encode("ascii"), b"\0"]

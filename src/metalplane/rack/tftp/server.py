@@ -65,6 +65,9 @@ class Stats:
     bytes_sent: int = 0  # content of completed transfers
 
 
+DEFAULT_LIMITS = Limits()  # frozen: one instance serves every server
+
+
 class TftpServer:
     """Serve read requests from `resolver` on one UDP address.
 
@@ -75,7 +78,7 @@ class TftpServer:
     windows packet by packet.
     """
 
-    def __init__(self, resolver: Resolver, *, limits: Limits = Limits(), max_retries: int = 5,
+    def __init__(self, resolver: Resolver, *, limits: Limits = DEFAULT_LIMITS, max_retries: int = 5,
                  max_transfers: int = 10000, gso: bool = True):
         self.resolver = resolver
         self.limits = limits
@@ -87,7 +90,7 @@ class TftpServer:
         self._pending: set[tuple] = set()  # requests being resolved (duplicates are dropped)
         self._tasks: set[asyncio.Task] = set()
         self._sock: socket.socket | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop  # set by start()
         self._pktinfo = False
         self._closed: asyncio.Event | None = None
 
@@ -239,11 +242,13 @@ class TftpServer:
             self._pending.discard(key)
 
     def _transfer_socket(self, client: tuple, local: str | None) -> socket.socket:
-        family = self._sock.family
+        listener = self._sock
+        assert listener is not None  # the caller checked: not closed
+        family = listener.family
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)
-            bind_host = local if local is not None else self._sock.getsockname()[0]
+            bind_host = local if local is not None else listener.getsockname()[0]
             sock.bind((bind_host, 0) if family == socket.AF_INET else (bind_host, 0, 0, client[3] if len(client) > 3 else 0))
             sock.connect(client)
         except BaseException:
@@ -266,7 +271,7 @@ class TftpServer:
             except OSError:
                 pass
 
-    def _finished(self, transfer: "_Transfer", ok: bool) -> None:
+    def _finished(self, transfer: _Transfer, ok: bool) -> None:
         self.transfers.discard(transfer)
         if ok:
             self.stats.completed += 1
@@ -367,7 +372,7 @@ class _Transfer:
         self.sent_upto = self.acked
         self.last_send = 0.0
         self.retries = 0
-        self.timer = None
+        self.timer: asyncio.TimerHandle | None = None
         self.gso = server.gso and windowsize > 1 and slots > 1
         self.gso_cmsg = [(SOL_UDP, UDP_SEGMENT, struct.pack("=H", stride))]
         self.rbuf = bytearray(516)
@@ -385,6 +390,7 @@ class _Transfer:
     # -- sending ----------------------------------------------------------------------
 
     def _send_oack(self) -> None:
+        assert self.oack is not None  # only sent when options were negotiated
         self.sent_upto = 0
         self.last_send = _now()
         try:

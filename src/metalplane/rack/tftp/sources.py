@@ -21,12 +21,11 @@ import os
 import re
 import stat
 from collections.abc import Awaitable, Callable
-from typing import Union
 
 from metalplane.rack.tftp.coalesce import RequestCoalescer
 from metalplane.rack.tftp.protocol import ERR_ACCESS, TftpError
 
-Source = Union[bytes, bytearray, memoryview, str, os.PathLike]
+Source = bytes | bytearray | memoryview | str | os.PathLike
 Client = tuple  # (host, port[, flowinfo, scope_id])
 Resolver = Callable[[str, Client], Awaitable[Source | None]]
 
@@ -99,7 +98,7 @@ class Routes:
             if match:
                 # The first requester's call is the one made; merged requests of the same
                 # path get its answer (a per-machine config depends on the path only).
-                return await self.cache.get((index, path), lambda: handler(match, client))
+                return await self.cache.get((index, path), lambda: handler(match, client))  # noqa: B023 - awaited here
         return None
 
 

@@ -18,10 +18,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from metalplane.region.api import auth
-from metalplane.region.api.context import Ctx, TxLog
+from metalplane.region.api.context import Ctx
+from metalplane.region.api.errors import error_response
 from metalplane.region.api.framework import API_PREFIX, Handler
 from metalplane.region.api.params import Params, parse_body
-from metalplane.region.errors import ApiError, NotFound, ServiceUnavailable, Unauthorized
+from metalplane.region.db.transaction import TxLog
+from metalplane.region.errors import NotFound, RegionError, Unauthenticated, Unavailable
 from metalplane.region.services.users import User, user_for_token
 
 log = logging.getLogger(__name__)
@@ -93,20 +95,6 @@ def json_response(data: Any, status: int = 200) -> Response:
     return Response(json.dumps(data, default=str), status_code=status, media_type=JSON)
 
 
-def error_response(exc: ApiError) -> Response:
-    """JSON for form errors ({field: [reasons]}), plain text otherwise, as MAAS."""
-    if isinstance(exc.body, dict):
-        body, content_type = json.dumps(exc.body).encode(), JSON
-    else:
-        body, content_type = str(exc.body).encode(), "text/plain; charset=utf-8"
-    headers = {}
-    if exc.retry_after:
-        headers["Retry-After"] = str(exc.retry_after)
-    if exc.status == 401:
-        headers["WWW-Authenticate"] = 'OAuth realm="OAuth"'
-    return Response(body, status_code=exc.status, media_type=content_type, headers=headers)
-
-
 def render(result: Any) -> Response:
     if isinstance(result, Response):
         return result
@@ -123,10 +111,10 @@ async def authenticate(request: Request, db: AsyncEngine) -> User | None:
     async with db.connect() as conn:
         found = await user_for_token(conn, credentials.consumer_key, credentials.token_key)
     if found is None:
-        raise Unauthorized("Authorization Error: Invalid access token: " + credentials.token_key)
+        raise Unauthenticated("Authorization Error: Invalid access token: " + credentials.token_key)
     user, secret = found
     if not auth.signature_matches(credentials, secret):
-        raise Unauthorized("Authorization Error: Invalid signature")
+        raise Unauthenticated("Authorization Error: Invalid signature")
     return user
 
 
@@ -138,14 +126,14 @@ async def request_params(request: Request) -> Params:
 
 
 async def with_db_retry(request: Request, attempt: Callable[[TxLog], Awaitable[Response]],
-                        unavailable: Callable[[ApiError], Response] = error_response) -> Response:
+                        unavailable: Callable[[RegionError], Response] = error_response) -> Response:
     """Run `attempt`; while the database is away, run it again when that is safe.
 
     Safe: a read (GET/HEAD), or a write whose every transaction failed
     before its COMMIT was sent (PostgreSQL rolled it back, nothing was
     applied). Otherwise, or once the budget is spent, 503 + Retry-After
-    (rendered by `unavailable`): each action's writes are one transaction,
-    so nothing is half-applied.
+    (rendered by `unavailable`: the API's body or the UI's page): each
+    action's writes are one transaction, so nothing is half-applied.
     """
     retry: DatabaseRetry | None = None
     while True:
@@ -159,7 +147,7 @@ async def with_db_retry(request: Request, attempt: Callable[[TxLog], Awaitable[R
             if txlog.commit_sent and request.method not in SAFE_METHODS:
                 log.warning("database lost during COMMIT of %s; outcome unknown, not retried: %s",
                             where, exc.orig)
-                return unavailable(ServiceUnavailable(
+                return unavailable(Unavailable(
                     "The database connection was lost while committing this change; it may or may not "
                     "have been applied. Check before retrying."))
             if retry is None:
@@ -169,7 +157,7 @@ async def with_db_retry(request: Request, attempt: Callable[[TxLog], Awaitable[R
                 continue
             log.warning("database still unavailable after %d attempts of %s: %s", retry.attempts, where,
                         exc.orig)
-            return unavailable(ServiceUnavailable("The database is unavailable; retry shortly."))
+            return unavailable(Unavailable("The database is unavailable; retry shortly."))
         if retry is not None:
             log.info("%s %s succeeded after %d attempts", request.method, request.url.path, retry.attempts)
         return response
@@ -181,13 +169,13 @@ def endpoint_for(handler: Handler):
             params = await request_params(request)  # the body is read once and kept by Starlette
             user = await authenticate(request, db)
             if user is None and not handler.anon:
-                raise Unauthorized("Authorization Error: this resource needs an API key (OAuth PLAINTEXT)")
+                raise Unauthenticated("Authorization Error: this resource needs an API key (OAuth PLAINTEXT)")
             action = handler.resolve(request.method, params.str("op") or None)
             ctx = Ctx(request, params, dict(request.path_params), user, db, site_of(request), txlog)
             if action.admin:
                 ctx.require_admin()
             return render(await action.func(ctx))
-        except ApiError as exc:
+        except RegionError as exc:
             return error_response(exc)
 
     async def endpoint(request: Request) -> Response:
@@ -199,7 +187,7 @@ def endpoint_for(handler: Handler):
 
 
 async def unknown_endpoint(request: Request) -> Response:
-    return error_response(NotFound(f"Unknown API endpoint: {request.url.path}."))
+    return error_response(NotFound("endpoint", f"Unknown API endpoint: {request.url.path}."))
 
 
 def routes_for(handlers: Iterable[Handler]) -> list[BaseRoute]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from oauthlib.oauth1.rfc5849.signature import sign_plaintext
 from oauthlib.oauth1.rfc5849.utils import parse_authorization_header, unescape
 
-from metalplane.region.errors import Unauthorized
+from metalplane.region.errors import Unauthenticated
 
 
 @dataclass(frozen=True)
@@ -25,14 +25,14 @@ def parse_oauth_header(header: str | None) -> OAuthCredentials | None:
     try:
         fields = {k: unescape(v) for k, v in parse_authorization_header(header)}
     except (ValueError, IndexError):
-        raise Unauthorized("Authorization Error: malformed OAuth header") from None
+        raise Unauthenticated("Authorization Error: malformed OAuth header") from None
     method = fields.get("oauth_signature_method", "")
     if method != "PLAINTEXT":
-        raise Unauthorized(f"Authorization Error: unsupported signature method {method!r}; use PLAINTEXT")
+        raise Unauthenticated(f"Authorization Error: unsupported signature method {method!r}; use PLAINTEXT")
     try:
         return OAuthCredentials(fields["oauth_consumer_key"], fields["oauth_token"], fields["oauth_signature"])
     except KeyError as exc:
-        raise Unauthorized(f"Authorization Error: missing {exc.args[0]}") from None
+        raise Unauthenticated(f"Authorization Error: missing {exc.args[0]}") from None
 
 
 def signature_matches(credentials: OAuthCredentials, token_secret: str) -> bool:

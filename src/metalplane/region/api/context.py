@@ -2,35 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 
+from metalplane.config.region import RegionConfig
 from metalplane.region.api.params import Params
-from metalplane.region.errors import Forbidden, NotFound
+from metalplane.region.db.transaction import TxLog, Work
+from metalplane.region.errors import NotFound, PermissionDenied
 from metalplane.region.services.users import User
-
-
-@dataclass
-class TxLog:
-    """What one attempt at an action did, for the retry decision.
-
-    `commit_sent` turns true just before a transaction's COMMIT goes out, or
-    when the action starts work outside the database (`outside_effect`): from
-    then on a lost connection leaves the outcome unknown, so a write must not
-    be replayed (app.py answers 503 instead).
-    """
-
-    commit_sent: bool = False
-    committed: int = 0
-
-    def outside_effect(self) -> None:
-        """The action is about to act outside the database (e.g. power a machine): never replay it."""
-        self.commit_sent = True
 
 
 @dataclass
@@ -47,25 +30,32 @@ class Ctx:
     def app_state(self) -> Any:
         return self.request.app.state
 
-    @contextlib.asynccontextmanager
-    async def tx(self) -> AsyncIterator[AsyncConnection]:
-        """One transaction: everything inside commits together or not at all.
+    @property
+    def config(self) -> RegionConfig | None:
+        return getattr(self.app_state, "config", None)
 
-        A database failure before the COMMIT is sent rolls everything back, so
-        the API may run the whole action again (see app.py); one after it may
-        not.
-        """
-        async with self.db.begin() as conn:
-            yield conn
-            self.txlog.commit_sent = True  # the body finished: begin() commits on the way out
-        self.txlog.committed += 1
+    @property
+    def work(self) -> Work:
+        """This request as services see it: database, settings, and its TxLog."""
+        return Work(self.db, self.config, self.txlog)
+
+    def tx(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """One transaction with its consequences (region.db.transaction): everything
+        commits together or not at all. A database failure before the COMMIT is sent
+        rolls everything back, so the API may run the whole action again (app.py)."""
+        return self.work.tx()
+
+    @property
+    def rpc(self) -> Any:
+        """This worker's RPC server: how services reach the racks."""
+        return self.app_state.rpc
 
     def path_int(self, name: str) -> int:
         """An integer URI part; anything else is simply not found."""
         try:
             return int(self.path[name])
         except (KeyError, ValueError):
-            raise NotFound(f"No object matches {name}={self.path.get(name)!r}.") from None
+            raise NotFound("object", f"No object matches {name}={self.path.get(name)!r}.") from None
 
     @property
     def me(self) -> User:
@@ -74,4 +64,4 @@ class Ctx:
 
     def require_admin(self) -> None:
         if self.user is None or not self.user.is_superuser:
-            raise Forbidden("This method is reserved for admin users.")
+            raise PermissionDenied("This method is reserved for admin users.")

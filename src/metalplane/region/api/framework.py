@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from metalplane.region.errors import BadRequest
+from metalplane.region.errors import Refused
 
 if TYPE_CHECKING:
     from metalplane.region.api.context import Ctx
@@ -105,7 +105,7 @@ class Handler:
     def resolve(self, method: str, op: str | None) -> Action:
         action = self.find(method, op)
         if action is None:
-            raise BadRequest(f"Unrecognised signature: method={method} op={op}")
+            raise Refused(f"Unrecognised signature: method={method} op={op}")
         return action
 
     def describe(self, site: str) -> dict[str, Any]:

@@ -15,8 +15,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from metalplane.region.errors import ApiError
-from metalplane.region.services import commissioning, dhcp
+from metalplane.region.api.errors import plain_text, status_of
+from metalplane.region.db.transaction import transaction
+from metalplane.region.errors import Refused, RegionError, Unauthenticated
+from metalplane.region.services import commissioning
 
 log = logging.getLogger("metalplane.region.metadata")
 PREFIX = "/MAAS/metadata/"
@@ -30,16 +32,10 @@ async def _json(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(await request.body() or b"{}")
     except ValueError:
-        raise _Problem(400, "The body is not valid JSON.") from None
+        raise Refused("The body is not valid JSON.") from None
     if not isinstance(body, dict):
-        raise _Problem(400, "Expected a JSON object.")
+        raise Refused("Expected a JSON object.")
     return body
-
-
-class _Problem(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 async def _machine(request: Request, conn) -> dict[str, Any]:
@@ -47,27 +43,24 @@ async def _machine(request: Request, conn) -> dict[str, Any]:
     token = header[len("Token "):].strip() if header.startswith("Token ") else ""
     machine = await commissioning.node_for_token(conn, token) if token else None
     if machine is None:
-        raise _Problem(401, "Unknown or missing machine token.")
+        raise Unauthenticated("Unknown or missing machine token.")
     return machine
 
 
 def _endpoint(work):
     async def endpoint(request: Request) -> Response:
         try:
-            async with request.app.state.db.begin() as conn:
+            state = request.app.state
+            async with transaction(state.db, getattr(state, "config", None)) as conn:
                 return await work(request, conn)
-        except _Problem as exc:
-            return PlainTextResponse(str(exc), status_code=exc.status)
-        except ApiError as exc:
-            text = exc.body if isinstance(exc.body, str) else json.dumps(exc.body)
-            return PlainTextResponse(text, status_code=exc.status)
+        except RegionError as exc:
+            return PlainTextResponse(plain_text(exc), status_code=status_of(exc))
 
     return endpoint
 
 
 async def enlist(request: Request, conn) -> Response:
     machine = await commissioning.enlist(conn, await _json(request))
-    await dhcp.announce_change(conn)  # its MAC gets a host reservation
     log.info("machine %s enlisted (%s)", machine["system_id"], machine["hostname"])
     return JSONResponse({"system_id": machine["system_id"], "hostname": machine["hostname"]})
 

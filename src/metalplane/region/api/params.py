@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from metalplane.region.errors import BadRequest, ValidationFailed
+from metalplane.region.errors import Invalid, Refused
 
 TRUE_WORDS = {"true", "1", "yes", "on"}
 FALSE_WORDS = {"false", "0", "no", "off", ""}  # Django: an empty value is False
@@ -25,7 +25,7 @@ def parse_multipart(content_type: str, body: bytes) -> list[tuple[str, str | byt
     head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
     if not message.is_multipart():
-        raise BadRequest("Malformed multipart body")
+        raise Refused("Malformed multipart body")
     fields: list[tuple[str, str | bytes]] = []
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
@@ -51,13 +51,13 @@ def parse_body(content_type: str, body: bytes) -> list[tuple[str, str | bytes]]:
     if kind == "application/json":
         data = json.loads(body)
         if not isinstance(data, dict):
-            raise BadRequest("JSON body must be an object")
+            raise Refused("JSON body must be an object")
         out: list[tuple[str, str | bytes]] = []
         for key, value in data.items():
             values = value if isinstance(value, list) else [value]
             out.extend((key, v if isinstance(v, str) else json.dumps(v)) for v in values)
         return out
-    raise BadRequest(f"Unsupported content type: {kind}")
+    raise Refused(f"Unsupported content type: {kind}")
 
 
 class Params:
@@ -86,18 +86,18 @@ class Params:
             try:
                 return value.decode()
             except UnicodeDecodeError:
-                raise ValidationFailed.field(name, "Expected text, got binary data.") from None
+                raise Invalid.field(name, "Expected text, got binary data.") from None
         return str(value)
 
     def str(self, name: str, default: str | None = None, required: bool = False) -> str | None:
         value = self.raw(name)
         if value is None:
             if required:
-                raise ValidationFailed.field(name, "This field is required.")
+                raise Invalid.field(name, "This field is required.")
             return default
         text = self._text(name, value)
         if required and not text.strip():
-            raise ValidationFailed.field(name, "This field is required.")
+            raise Invalid.field(name, "This field is required.")
         return text
 
     def int(self, name: str, default: int | None = None, required: bool = False,
@@ -105,16 +105,16 @@ class Params:
         text = self.str(name, required=required)
         if text is None or text == "":
             if required:
-                raise ValidationFailed.field(name, "This field is required.")
+                raise Invalid.field(name, "This field is required.")
             return default
         try:
             value = int(text)
         except ValueError:
-            raise ValidationFailed.field(name, "Enter a whole number.") from None
+            raise Invalid.field(name, "Enter a whole number.") from None
         if min_value is not None and value < min_value:
-            raise ValidationFailed.field(name, f"Ensure this value is greater than or equal to {min_value}.")
+            raise Invalid.field(name, f"Ensure this value is greater than or equal to {min_value}.")
         if max_value is not None and value > max_value:
-            raise ValidationFailed.field(name, f"Ensure this value is less than or equal to {max_value}.")
+            raise Invalid.field(name, f"Ensure this value is less than or equal to {max_value}.")
         return value
 
     def bool(self, name: str, default: bool | None = None) -> bool | None:
@@ -126,7 +126,7 @@ class Params:
             return True
         if word in FALSE_WORDS:
             return False
-        raise ValidationFailed.field(name, f"'{text}' value must be either True or False.")
+        raise Invalid.field(name, f"'{text}' value must be either True or False.")
 
     def ip(self, name: str, required: bool = False) -> str | None:
         text = self.str(name, required=required)
@@ -135,7 +135,7 @@ class Params:
         try:
             return str(ipaddress.ip_address(text.strip()))
         except ValueError:
-            raise ValidationFailed.field(name, "Enter a valid IPv4 or IPv6 address.") from None
+            raise Invalid.field(name, "Enter a valid IPv4 or IPv6 address.") from None
 
     def given(self, spec: dict[str, str]) -> dict[str, Any]:
         """Typed values of just the fields this request carries (PUT is a partial update)."""

@@ -1,13 +1,22 @@
-"""JSON shapes of MAAS 2.0 objects, built from service rows."""
+"""JSON shapes of MAAS 2.0 objects, built from what services return (rows and views).
+
+Nothing here queries: a service composes everything a response shows (e.g.
+network.Vlans, racks.Racks) and these functions only shape it.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from metalplane.region.api.framework import API_PREFIX
-from metalplane.region.services.controllers import NODE_TYPE_NAMES
-from metalplane.region.services.machines import STATUS_NAMES, power_type_of
+from metalplane.region.services.controllers import RegionView
+from metalplane.region.services.machines import STATUS_NAMES, Machines, power_type_of
+from metalplane.region.services.network import Fabrics, Vlans
+from metalplane.region.services.racks import Racks
+from metalplane.region.services.spaces import Spaces
+from metalplane.region.services.subnets import Ranges, Subnets
 from metalplane.region.services.users import User
+from metalplane.rpc.nodes import NodeType
 
 Row = dict[str, Any]
 UNDEFINED_SPACE = "undefined"
@@ -147,7 +156,7 @@ def controller(n: Row, collection: str, extra: Row | None = None) -> Row:
         "zone": zone_json,
         "status_action": None,
         "node_type": n["node_type"],
-        "node_type_name": NODE_TYPE_NAMES[n["node_type"]],
+        "node_type_name": NodeType(n["node_type"]).label,
         "version": n["version"] or None,
         "tag_names": [],
         **(extra or {}),
@@ -231,7 +240,7 @@ def machine(m: Row, macs: list[Row], bmc: Row | None) -> Row:
         "ip_addresses": [],
         "zone": zone({"id": m["zone_ref"], "name": m["zone_name"], "description": m["zone_description"]}),
         "node_type": m["node_type"],
-        "node_type_name": NODE_TYPE_NAMES[m["node_type"]],
+        "node_type_name": NodeType(m["node_type"]).label,
         "osystem": "",
         "distro_series": "",
         "owner": None,
@@ -239,3 +248,58 @@ def machine(m: Row, macs: list[Row], bmc: Row | None) -> Row:
         "bmc": bmc,
         "resource_uri": uri(f"machines/{m['system_id']}/"),
     }
+
+
+# -- views: what one response shows --------------------------------------------------
+
+
+def fabrics(view: Fabrics) -> list[Row]:
+    by_id = {v["id"]: v for v in view.vlans}
+    return [fabric(f, view.vlans, by_id) for f in view.fabrics]
+
+
+def vlans(view: Vlans) -> list[Row]:
+    """VLANs with the rack the seeds say appears as candidate secondary."""
+    return [vlan(v, view.by_id, extra={"candidate_secondary_rack": view.candidates.get(v["id"])})
+            for v in view.vlans]
+
+
+def subnets(view: Subnets) -> list[Row]:
+    return [subnet(s, view.vlans) for s in view.subnets]
+
+
+def ipranges(view: Ranges) -> list[Row]:
+    return [iprange(r, subnet(view.subnets[r["subnet_id"]], view.vlans), view.owners.get(r["user_id"]))
+            for r in view.ranges]
+
+
+def spaces(view: Spaces) -> list[Row]:
+    by_id = {v["id"]: v for v in view.vlans}
+    return [space(s, view.vlans, view.subnets, by_id) for s in view.spaces]
+
+
+def regions(views: list[RegionView]) -> list[Row]:
+    return [controller(r.node, "regioncontrollers", extra={
+        "processes": [
+            {"pid": p.pid, "worker_index": p.worker_index, "rpc_port": p.rpc_port, "heartbeat": p.updated.isoformat()}
+            for p in r.processes
+        ],
+    }) for r in views]
+
+
+def racks(view: Racks) -> list[Row]:
+    out = []
+    for rack in view.racks:
+        system_id = rack.node["system_id"]
+        ifaces = [interface(i, system_id, view.vlans, view.subnets) for i in rack.interfaces]
+        out.append(controller(rack.node, "rackcontrollers", extra={
+            "service_set": [{"name": name, "status": status, "status_info": info}
+                            for name, status, info in rack.services],
+            "interface_set": ifaces,
+            "ip_addresses": [link["ip_address"] for i in ifaces for link in i["links"]],
+        }))
+    return out
+
+
+def machines(view: Machines) -> list[Row]:
+    return [machine(m, view.macs.get(m["id"], []), view.bmcs.get(m["bmc_id"])) for m in view.machines]

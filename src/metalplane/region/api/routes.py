@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from metalplane.region.services import rpc
+from metalplane.region.services import connections
 
 HEALTH_PATH = "/MAAS/metalplane/health"
 RPC_PATH = "/MAAS/rpc/"
@@ -28,7 +28,7 @@ async def health(request: Request) -> Response:
 async def rpc_endpoints(request: Request) -> Response:
     """Where racks find the region workers' RPC endpoints (anonymous, as in MAAS)."""
     async with request.app.state.db.connect() as conn:
-        endpoints = [e.wire() for e in await rpc.live_endpoints(conn)]
+        endpoints = [e.endpoint.wire() for e in await connections.live_endpoints(conn)]
     return JSONResponse({"endpoints": endpoints})
 
 

@@ -8,11 +8,11 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
+
+from metalplane.region.db.locks import Lock, session_lock
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# Arbitrary constant: every region takes this advisory lock before migrating.
-MIGRATION_LOCK = 0x6D706C6E
 
 
 def alembic_config(connection: Connection | None = None) -> AlembicConfig:
@@ -32,13 +32,7 @@ def current_revision(connection: Connection) -> str | None:
 
 
 def upgrade(engine: Engine) -> None:
-    with engine.connect() as conn:
-        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
-        try:
-            conn.commit()
-            if current_revision(conn) != head_revision():
-                command.upgrade(alembic_config(conn), "head")
-                conn.commit()
-        finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+    with engine.connect() as conn, session_lock(conn, Lock.MIGRATION):
+        if current_revision(conn) != head_revision():
+            command.upgrade(alembic_config(conn), "head")
             conn.commit()

@@ -2,8 +2,9 @@
 
 Candidates for a BMC are the live racks on its layer-2 subnet; failing those,
 live racks that have proven they reach it (a successful call); failing those,
-every live rack (one of them will prove itself). `ha.balance.plan_owners`
-decides, keeping current owners when it can and moving the fewest BMCs.
+every live rack (one of them will prove itself). `ha.bmc_owners` decides both
+the candidates and the owners (keeping current owners when it can and moving
+the fewest BMCs); this module feeds it from the database and stores the plan.
 """
 
 from __future__ import annotations
@@ -12,16 +13,18 @@ import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from metalplane.ha import balance
-from metalplane.rack.power import schema
+from metalplane.hostport import split_host_port
+from metalplane.ha import bmc_owners
+from metalplane.rpc import power_schema as schema
+from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import bmc_routes, bmcs, interfaces, nodes, subnets
-from metalplane.region.services import rpc, settings
-
-ASSIGN_LOCK = 7004
+from metalplane.region.db.transaction import Transaction, on_commit
+from metalplane.region.services import connections, settings
+from metalplane.rpc.nodes import RACK_TYPES
 
 
 def bmc_host(power_type: str, params: dict[str, Any]) -> str | None:
@@ -32,30 +35,17 @@ def bmc_host(power_type: str, params: dict[str, Any]) -> str | None:
     if "://" in address:
         return urlsplit(address).hostname
     try:
-        host, _ = schema.split_host_port(address, 623)
+        host, _ = split_host_port(address, 623)
     except ValueError:
         return None
     return host
-
-
-def choose_candidates(bmc_ids: list[int], on_subnet: dict[int, set[int]], proven: dict[int, set[int]],
-                      live: set[int]) -> dict[int, set[int]]:
-    """Live racks on the BMC's subnet; else live racks that reached it; else all live racks."""
-    out = {}
-    for bmc_id in bmc_ids:
-        for pool in (on_subnet.get(bmc_id, set()), proven.get(bmc_id, set()), live):
-            chosen = pool & live
-            if chosen:
-                out[bmc_id] = chosen
-                break
-    return out
 
 
 async def _racks_by_vlan(conn: AsyncConnection) -> dict[int, set[int]]:
     out: dict[int, set[int]] = {}
     for r in await conn.execute(
         select(interfaces.c.vlan_id, interfaces.c.node_id).join(nodes, nodes.c.id == interfaces.c.node_id)
-        .where(nodes.c.node_type.in_((2, 4)), interfaces.c.vlan_id.isnot(None))
+        .where(nodes.c.node_type.in_(RACK_TYPES), interfaces.c.vlan_id.isnot(None))
     ):
         out.setdefault(r.vlan_id, set()).add(r.node_id)
     return out
@@ -65,34 +55,27 @@ async def candidates(conn: AsyncConnection, exclude: frozenset[int] = frozenset(
                      ) -> tuple[dict[int, set[int]], dict[int, int | None]]:
     """(BMC id -> candidate rack ids, BMC id -> current owner). `exclude`: racks known
     dead a moment before the database hears of it (a call just lost them)."""
-    live = set(await rpc.connected_regions(conn)) - exclude
+    live = set(await connections.connected_regions(conn)) - exclude
     nets = [(r.vlan_id, ipaddress.ip_network(str(r.cidr))) for r in await conn.execute(select(subnets.c.vlan_id, subnets.c.cidr))]
     by_vlan = await _racks_by_vlan(conn)
-    on_subnet: dict[int, set[int]] = {}
     owners: dict[int, int | None] = {}
+    hosts: dict[int, str | None] = {}
     for b in await conn.execute(select(bmcs)):
         owners[b.id] = b.owner_rack_id
-        host = bmc_host(b.power_type, b.power_parameters)
-        try:
-            address = ipaddress.ip_address(host) if host else None
-        except ValueError:
-            address = None
-        if address is not None:
-            for vlan_id, network in nets:
-                if address in network:
-                    on_subnet.setdefault(b.id, set()).update(by_vlan.get(vlan_id, set()))
+        hosts[b.id] = bmc_host(b.power_type, b.power_parameters)
     proven: dict[int, set[int]] = {}
     for r in await conn.execute(select(bmc_routes)):
         proven.setdefault(r.bmc_id, set()).add(r.rack_id)
-    return choose_candidates(list(owners), on_subnet, proven, live), owners
+    on_subnet = bmc_owners.racks_on_subnet(hosts, nets, by_vlan)
+    return bmc_owners.choose_candidates(list(owners), on_subnet, proven, live), owners
 
 
 async def reassign(conn: AsyncConnection, threshold: float, exclude: frozenset[int] = frozenset()) -> int:
     """Give every BMC a live owner with the fewest moves; tell racks whose set changed."""
-    await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ASSIGN_LOCK})
+    await xact_lock(conn, Lock.BMC_OWNERS)
     cands, owners = await candidates(conn, exclude)
     current = {b: o for b, o in owners.items() if o is not None}
-    plan = balance.plan_owners(list(owners), cands, current, threshold)
+    plan = bmc_owners.plan_owners(list(owners), cands, current, threshold)
     changed_racks: set[int] = set()
     moved = 0
     for bmc_id, old in owners.items():
@@ -103,13 +86,22 @@ async def reassign(conn: AsyncConnection, threshold: float, exclude: frozenset[i
             moved += old is not None
     if changed_racks:
         ids = [r.system_id for r in await conn.execute(select(nodes.c.system_id).where(nodes.c.id.in_(changed_racks)))]
-        await rpc.announce_rack_event(conn, "bmcs", "", racks=ids)
+        await connections.announce_rack_event(conn, "bmcs", "", racks=ids)
     return moved
+
+
+def owners_changed(conn: AsyncConnection) -> None:
+    """Queue a recheck of every BMC's owner on this transaction (BMCs or machines changed)."""
+
+    async def recheck(tx: Transaction) -> None:
+        await reassign(tx.conn, tx.region_config.balance_threshold)
+
+    on_commit(conn, "bmc owners", recheck)
 
 
 async def needs_reassignment(conn: AsyncConnection) -> bool:
     """Cheap check for the supervisor: an unowned BMC, or one whose owner is not live."""
-    live = set(await rpc.connected_regions(conn))
+    live = set(await connections.connected_regions(conn))
     for r in await conn.execute(select(bmcs.c.owner_rack_id)):
         if r.owner_rack_id is None or r.owner_rack_id not in live:
             return bool(live)
@@ -154,7 +146,7 @@ async def poll_targets(conn: AsyncConnection, rack_id: int) -> dict[str, Any]:
 async def overview(conn: AsyncConnection) -> list[dict[str, Any]]:
     """Every BMC with its owner and candidates, for the API."""
     cands, _ = await candidates(conn)
-    names = dict((await conn.execute(select(nodes.c.id, nodes.c.system_id).where(nodes.c.node_type.in_((2, 4))))).all())
+    names = dict((await conn.execute(select(nodes.c.id, nodes.c.system_id).where(nodes.c.node_type.in_(RACK_TYPES)))).all())
     machines: dict[int, list[str]] = {}
     for r in await conn.execute(select(nodes.c.bmc_id, nodes.c.system_id).where(nodes.c.bmc_id.isnot(None))):
         machines.setdefault(r.bmc_id, []).append(r.system_id)
@@ -169,6 +161,12 @@ async def overview(conn: AsyncConnection) -> list[dict[str, Any]]:
             "failing": b.failing, "last_error": b.last_error,
         })
     return out
+
+
+async def ownership(conn: AsyncConnection) -> dict[str, Any]:
+    """Every BMC with its owner and candidates, and how evenly owners are spread."""
+    rows = await overview(conn)
+    return {"bmcs": rows, **owner_spread(rows)}
 
 
 def owner_spread(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -29,8 +29,10 @@ from sqlalchemy import exists, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from metalplane.images import simplestreams as ss
+from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import boot_resource_imports
-from metalplane.region.errors import ApiError, Conflict, ValidationFailed
+from metalplane.region.db.transaction import Work, after_commit
+from metalplane.region.errors import Conflict, Invalid, RegionError
 from metalplane.region.services import boot_resources, boot_store
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,6 @@ jobs = boot_resource_imports
 HEARTBEAT_SECONDS = 2.0
 STALE_SECONDS = 15  # a running job whose heartbeat is older than this has lost its worker
 MAX_JSON_BYTES = 16 << 20
-IMPORT_LOCK = 0x6D70626F  # advisory lock: one import starts at a time
 _TASKS: set[asyncio.Task] = set()  # keep running imports referenced
 
 
@@ -162,25 +163,25 @@ def open_source(spec: str) -> tuple[Source, str]:
     parts = urlsplit(spec)
     if parts.scheme in ("http", "https"):
         if not parts.hostname:
-            raise ValidationFailed.field("url", f"{spec!r} is not a valid URL.")
+            raise Invalid.field("url", f"{spec!r} is not a valid URL.")
         base = spec
         if spec.endswith(".json"):
             base, found, _ = spec.rpartition("streams/v1/")
             if not found:
-                raise ValidationFailed.field("url", "A stream URL ends with streams/v1/index.json (or is its root).")
+                raise Invalid.field("url", "A stream URL ends with streams/v1/index.json (or is its root).")
             return HttpSource(base), "streams/v1/" + spec.rpartition("streams/v1/")[2]
         return HttpSource(base), ss.INDEX_PATH
     if parts.scheme == "file":
         spec = parts.path
     elif parts.scheme:
-        raise ValidationFailed.field("url", f"Unsupported scheme {parts.scheme!r}: use http://, https:// or file://.")
+        raise Invalid.field("url", f"Unsupported scheme {parts.scheme!r}: use http://, https:// or file://.")
     path = Path(spec)
     if not path.is_absolute():
-        raise ValidationFailed.field("path", "Give an absolute directory path on the region (or a URL).")
+        raise Invalid.field("path", "Give an absolute directory path on the region (or a URL).")
     if path.is_file() and path.name.endswith(".json") and path.parent.parent.name == "streams":
         return DirectorySource(path.parent.parent.parent), f"streams/{path.parent.name}/{path.name}"
     if not path.is_dir():
-        raise ValidationFailed.field("path", f"{path} is not a directory on this region.")
+        raise Invalid.field("path", f"{path} is not a directory on this region.")
     return DirectorySource(path), ss.INDEX_PATH
 
 
@@ -244,12 +245,32 @@ class Progress:
     errors: list[str] = field(default_factory=list)
 
 
-async def start_import(db: AsyncEngine, spec: str, owner: str) -> dict[str, Any]:
-    """Create the job and start its task in this worker. 409 while another runs."""
+@dataclass(frozen=True)
+class ImportStatus:
+    importing: bool
+    jobs: list[dict[str, Any]]  # the latest first
+
+
+async def status(conn: AsyncConnection) -> ImportStatus:
+    return ImportStatus(await is_importing(conn), await recent_jobs(conn))
+
+
+async def start_import(work: Work, spec: str | None, owner: str) -> dict[str, Any]:
+    """Create the job and, once it is committed, start its task in this worker.
+    Conflict while another import runs."""
+    if not spec:
+        raise Invalid({"url": ["Give the mirror as url=http://... or path=/directory/on/region."]})
     source, index_path = open_source(spec)
+
+    async def run() -> None:
+        task = asyncio.create_task(run_import(work.engine, job["id"], source, index_path),
+                                   name=f"boot-import-{job['id']}")
+        _TASKS.add(task)
+        task.add_done_callback(_TASKS.discard)
+
     try:
-        async with db.begin() as conn:
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": IMPORT_LOCK})
+        async with work.tx() as conn:
+            await xact_lock(conn, Lock.BOOT_IMPORT)
             await reap_stale(conn)
             running = (await conn.execute(select(jobs).where(jobs.c.state == "running"))).first()
             if running is not None:
@@ -257,12 +278,10 @@ async def start_import(db: AsyncEngine, spec: str, owner: str) -> dict[str, Any]
                                f"in {running.owner}); wait for it or stop it with op=stop_import.")
             job = dict((await conn.execute(insert(jobs).values(source=source.description, owner=owner)
                                            .returning(jobs))).one()._mapping)
+            after_commit(conn, ("boot import", job["id"]), run)
     except BaseException:
         await source.close()
         raise
-    task = asyncio.create_task(run_import(db, job["id"], source, index_path), name=f"boot-import-{job['id']}")
-    _TASKS.add(task)
-    task.add_done_callback(_TASKS.discard)
     return job
 
 
@@ -384,8 +403,8 @@ async def run_import(db: AsyncEngine, job_id: int, source: Source, index_path: s
         state, message = "stopped", "stopped on request; run the import again to resume"
     except ss.StreamError as exc:
         state, message = "failed", f"bad stream {source.description}: {exc}"
-    except ApiError as exc:  # e.g. a set's file that the stream now says has other bytes
-        state, message = "failed", f"cannot import {source.description}: {exc.body}"
+    except RegionError as exc:  # e.g. a set's file that the stream now says has other bytes
+        state, message = "failed", f"cannot import {source.description}: {exc.detail}"
     except asyncio.CancelledError:
         state, message = "failed", "interrupted: the worker stopped; run the import again to resume"
         raise

@@ -10,13 +10,17 @@ reach the racks (`manifest`).
 
 from __future__ import annotations
 
+import hashlib
 import re
-from datetime import datetime, timezone
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from metalplane.images.simplestreams import FILETYPES, SEGMENT_RE, valid_name, version_key
 from metalplane.region.db.tables import (
@@ -25,8 +29,9 @@ from metalplane.region.db.tables import (
     boot_resource_sets,
     boot_resources,
 )
-from metalplane.region.errors import BadRequest, NotFound, ValidationFailed, raise_if
-from metalplane.region.services import boot_store, rpc
+from metalplane.region.db.transaction import Work
+from metalplane.region.errors import Conflict, Invalid, NotFound, PermissionDenied, Refused, raise_if
+from metalplane.region.services import boot_store, consequences
 
 Row = dict[str, Any]
 resources, sets, files, contents = boot_resources, boot_resource_sets, boot_resource_files, boot_resource_contents
@@ -113,7 +118,7 @@ async def list_resources(conn: AsyncConnection, rtype: str | None = None) -> lis
 async def get_resource(conn: AsyncConnection, resource_id: int) -> Row:
     row = (await conn.execute(select(resources).where(resources.c.id == resource_id))).first()
     if row is None:
-        raise NotFound("No BootResource matches the given query.")
+        raise NotFound("BootResource")
     return dict(row._mapping)
 
 
@@ -155,6 +160,24 @@ async def sets_of(conn: AsyncConnection, resource_ids: list[int]) -> dict[int, l
     return out
 
 
+async def show_resources(conn: AsyncConnection, rtype: str | None) -> list[Row]:
+    """Resources of type `rtype` (synced, uploaded, generated; None or "all": every one)."""
+    return await list_resources(conn, check_type(rtype))
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A resource as shown: with its sets, their files and their progress."""
+
+    resource: Row
+    sets: list[Row]
+
+
+async def show_resource(conn: AsyncConnection, resource_id: int) -> Resource:
+    resource = await get_resource(conn, resource_id)
+    return Resource(resource, (await sets_of(conn, [resource_id])).get(resource_id, []))
+
+
 async def get_file(conn: AsyncConnection, resource_id: int, file_id: int) -> Row:
     row = (await conn.execute(
         select(files.c.id, files.c.filetype, files.c.content_id, resources.c.rtype, contents.c.sha256,
@@ -165,7 +188,7 @@ async def get_file(conn: AsyncConnection, resource_id: int, file_id: int) -> Row
         .where(files.c.id == file_id, resources.c.id == resource_id)
     )).first()
     if row is None:
-        raise NotFound("No BootResourceFile matches the given query.")
+        raise NotFound("BootResourceFile")
     return dict(row._mapping)
 
 
@@ -213,7 +236,7 @@ async def ensure_file(conn: AsyncConnection, set_id: int, filetype: str, filenam
                                                        files.c.filetype == filetype))).first()
     if existing is not None:
         if existing.content_id != content["id"]:
-            raise ValidationFailed.field(
+            raise Invalid.field(
                 "filetype", f"This set already has a {filetype} file with another sha256; "
                             "use a new version for new content.")
         return dict(existing._mapping), content
@@ -232,7 +255,7 @@ async def create_upload(conn: AsyncConnection, *, name: str, architecture: str, 
                                      {"title": title} if title else {})
     if version is None:
         existing = [s["version"] for s in (await sets_of(conn, [resource["id"]])).get(resource["id"], [])]
-        version = next_version(existing, datetime.now(timezone.utc).strftime("%Y%m%d"))
+        version = next_version(existing, datetime.now(UTC).strftime("%Y%m%d"))
     rset = await ensure_set(conn, resource["id"], version, "uploaded")
     rfile, content = await ensure_file(conn, rset["id"], filetype, filetype, sha256, size)
     return resource, rfile, content
@@ -242,7 +265,92 @@ async def delete_resource(conn: AsyncConnection, resource_id: int) -> None:
     await get_resource(conn, resource_id)
     await conn.execute(delete(resources).where(resources.c.id == resource_id))
     await boot_store.delete_unreferenced(conn)
-    await rpc.announce_rack_event(conn, "images", "")
+    consequences.images_changed(conn)
+
+
+async def upload(work: Work, *, name: str, architecture: str, filetype: str, title: str, version: str | None,
+                 content: bytes | None, sha256: str | None, size: int | None) -> Resource:
+    """`boot-resources create`: a file for a new set (or the set `version` names) of an
+    uploaded resource. With `content` it is stored at once; otherwise `sha256` and
+    `size` announce it and its bytes follow in pieces (`append_upload`)."""
+    name, architecture = clean_name(name), clean_architecture(architecture)
+    cleaned = clean_filetype(filetype)
+    raise_if(upload_errors(name, architecture, cleaned, filetype, version))
+    assert cleaned is not None
+    if content is not None:
+        actual = hashlib.sha256(content).hexdigest()
+        errors: dict[str, list[str]] = {}
+        if sha256 is not None and sha256 != actual:
+            errors["sha256"] = [f"The content's sha256 is {actual}, not {sha256}."]
+        if size is not None and size != len(content):
+            errors["size"] = [f"The content is {len(content)} bytes, not {size}."]
+        raise_if(errors)
+        sha256, size = actual, len(content)
+    else:
+        raise_if({k: ["This field is required."] for k, v in (("sha256", sha256), ("size", size)) if v is None})
+    assert sha256 is not None and size is not None
+    async with work.tx() as conn:
+        resource, _, stored = await create_upload(conn, name=name, architecture=architecture, filetype=cleaned,
+                                                  title=title, sha256=sha256, size=size, version=version)
+    if content is not None and not stored["complete"]:
+        writer = boot_store.ContentWriter(work.engine, stored["id"], f"upload:{uuid.uuid4().hex}")
+        try:
+            await writer.open(resume=False)
+            if not writer.already_complete:
+                await writer.write(content)
+                await writer.finish()
+        except boot_store.WriterBusy as exc:
+            raise Conflict(f"{exc}; try again shortly.") from None
+        except boot_store.ContentError as exc:
+            raise Refused(str(exc)) from None
+    async with work.tx() as conn:
+        return await show_resource(conn, resource["id"])
+
+
+class SenderGone(Exception):
+    """The sender of an upload went away before sending all it announced."""
+
+
+async def append_upload(engine: AsyncEngine, resource_id: int, file_id: int, length: int,
+                        pieces: AsyncIterator[bytes]) -> None:
+    """A piece of an uploaded file (`length` bytes from `pieces`), appended to what is
+    stored; the last piece completes the file when its sha256 matches, and otherwise
+    empties it. Each piece may reach another worker: the write lease passes on."""
+    async with engine.connect() as conn:
+        rfile = await get_file(conn, resource_id, file_id)
+    if rfile["rtype"] != "uploaded":
+        raise PermissionDenied(f"Cannot upload to a resource of type: {rfile['rtype']}.")
+    if rfile["complete"]:
+        raise Refused("Cannot upload to a complete file.")
+    if length <= 0:
+        raise Refused("Missing data.")
+    writer = boot_store.ContentWriter(engine, rfile["content_id"], f"upload:{uuid.uuid4().hex}", hashing=False)
+    try:
+        await writer.open()
+    except boot_store.WriterBusy as exc:
+        raise Conflict(f"{exc}; try again shortly.") from None
+    if writer.already_complete:
+        raise Refused("Cannot upload to a complete file.")
+    received = 0
+    try:
+        async for piece in pieces:
+            received += len(piece)
+            await writer.write(piece)
+    except SenderGone:
+        await writer.release()
+        raise Refused("The client went away before sending all the data.") from None
+    except boot_store.ContentError as exc:
+        raise Refused(str(exc)) from None
+    if received != length:
+        await writer.release()
+        raise Refused("Content-Length doesn't equal size of received data.")
+    if writer.offset != writer.size:
+        await writer.release()
+        return
+    try:
+        await writer.finish()
+    except boot_store.ContentError as exc:
+        raise Refused(str(exc)) from None
 
 
 def check_type(rtype: str | None) -> str | None:
@@ -250,7 +358,7 @@ def check_type(rtype: str | None) -> str | None:
     if rtype is None or rtype == "all":
         return None
     if rtype not in RTYPES:
-        raise BadRequest(f"'{rtype}' is not a valid boot resource type. Available types: {list(RTYPES)}")
+        raise Refused(f"'{rtype}' is not a valid boot resource type. Available types: {list(RTYPES)}")
     return rtype
 
 

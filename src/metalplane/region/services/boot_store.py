@@ -35,8 +35,9 @@ from metalplane.region.db.tables import (
     boot_resource_contents,
     boot_resource_files,
 )
-from metalplane.region.errors import ValidationFailed
-from metalplane.region.services import rpc
+from metalplane.region.db.transaction import transaction
+from metalplane.region.errors import Invalid
+from metalplane.region.services import consequences
 
 CHUNK_SIZE = 1 << 20
 LEASE_SECONDS = 20  # a writer renews at every chunk and from the import heartbeat
@@ -76,7 +77,7 @@ async def ensure_content(conn: AsyncConnection, sha256: str, size: int) -> Row:
     row = await content_by_sha256(conn, sha256)
     assert row is not None
     if row["size"] != size:
-        raise ValidationFailed.field(
+        raise Invalid.field(
             "size", f"A file with sha256 {sha256} is already stored with size {row['size']}, not {size}.")
     return row
 
@@ -250,7 +251,7 @@ class ContentWriter:
         got = digest.hexdigest()
         if got != self.sha256:
             await self.fail(f"Saved content does not match given SHA256 value: expected {self.sha256}, got {got}.")
-        async with self.db.begin() as conn:
+        async with transaction(self.db) as conn:
             done = await conn.execute(
                 update(contents)
                 .where(contents.c.id == self.content_id, contents.c.writer == self.writer,
@@ -259,7 +260,7 @@ class ContentWriter:
             )
             if done.rowcount != 1:
                 raise LostLease(f"{self.sha256}: lost the write lease before completing")
-            await rpc.announce_rack_event(conn, "images", "")  # racks sync their caches
+            consequences.images_changed(conn)  # racks sync their caches
 
     async def fail(self, error: str) -> None:
         """Throw away what was stored, remember why, and raise ContentError."""

@@ -7,7 +7,7 @@ image ↔ metadata API contract"); this module is the region's side.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -15,9 +15,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import config, interfaces, node_tokens, nodes, script_results
-from metalplane.region.errors import BadRequest, NotFound, ValidationFailed
-from metalplane.region.services import machines
-from metalplane.region.services.controllers import MACHINE
+from metalplane.region.db.transaction import Work
+from metalplane.region.errors import Invalid, NotFound, Refused
+from metalplane.region.services import consequences, machines, power, settings
+from metalplane.rpc.nodes import NodeType
 
 SCRIPT_PREFIX = "commissioning_script:"
 MAX_OUTPUT = 4 * 1024 * 1024
@@ -43,7 +44,7 @@ def finished_status(result: str, failed_scripts: list[str]) -> tuple[int, str]:
 async def machine_by_mac(conn: AsyncConnection, mac: str) -> dict[str, Any] | None:
     row = (await conn.execute(
         select(nodes.c.system_id).join(interfaces, interfaces.c.node_id == nodes.c.id)
-        .where(interfaces.c.mac == machines.normalise_mac(mac), nodes.c.node_type == MACHINE)
+        .where(interfaces.c.mac == machines.normalise_mac(mac), nodes.c.node_type == NodeType.MACHINE)
     )).first()
     return await machines.get_machine(conn, row.system_id) if row else None
 
@@ -69,15 +70,16 @@ async def enlist(conn: AsyncConnection, report: dict[str, Any]) -> dict[str, Any
     """An unknown machine booted: record it as New (or refresh a known one)."""
     macs = [machines.normalise_mac(m) for m in report.get("mac_addresses") or [] if m]
     if not macs:
-        raise ValidationFailed.field("mac_addresses", "An enlisting machine must report at least one MAC address.")
+        raise Invalid.field("mac_addresses", "An enlisting machine must report at least one MAC address.")
     for mac in macs:
         known = await machine_by_mac(conn, mac)
         if known is not None:
             await conn.execute(update(nodes).where(nodes.c.id == known["id"]).values(
                 architecture=report.get("architecture") or known["architecture"],
                 boot_method=report.get("boot_method") or known["boot_method"], updated=func.now()))
+            consequences.dhcp_changed(conn)  # its MAC's host reservation
             return await machines.get_machine(conn, known["system_id"])
-    return await machines.create_machine(conn, {
+    return await machines.insert_machine(conn, {
         "mac_addresses": macs, "architecture": report.get("architecture") or "amd64/generic",
         "boot_method": report.get("boot_method"), "power_type": "manual", "status": machines.NEW,
     })
@@ -87,14 +89,33 @@ async def start(conn: AsyncConnection, system_id: str, timeout: timedelta) -> di
     """Into Commissioning: a fresh token and results, and a deadline."""
     machine = await machines.get_machine(conn, system_id, lock=True)
     if machine["status"] == machines.COMMISSIONING:
-        raise BadRequest(f"Machine {machine['hostname']} is already commissioning.")
+        raise Refused(f"Machine {machine['hostname']} is already commissioning.")
     await conn.execute(delete(script_results).where(script_results.c.node_id == machine["id"]))
     await conn.execute(delete(node_tokens).where(node_tokens.c.node_id == machine["id"]))
     await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(
-        status=machines.COMMISSIONING, status_expires=datetime.now(timezone.utc) + timeout,
+        status=machines.COMMISSIONING, status_expires=datetime.now(UTC) + timeout,
         error_description="", updated=func.now()))
     await token_for(conn, machine["id"])
     return await machines.get_machine(conn, system_id)
+
+
+async def commission(work: Work, rpc_server: Any, system_id: str, timeout: int | None) -> machines.Machines:
+    """Into Commissioning, then power the machine on through its BMC (cycled if it is
+    on) so that it boots the ephemeral image; Failed commissioning if that fails.
+    `timeout`: seconds it has to report (default: the commissioning_timeout setting)."""
+    async with work.tx() as conn:
+        seconds = timeout if timeout is not None else await settings.get_setting(conn, "commissioning_timeout")
+        machine = await start(conn, system_id, timedelta(seconds=seconds))
+    if machine["bmc_id"] is not None:
+        try:
+            state = (await power.run(work, rpc_server, system_id, "query"))["state"]
+            await power.run(work, rpc_server, system_id, "cycle" if state == "on" else "on")
+        except power.PowerFailed as exc:
+            async with work.tx() as conn:
+                await fail(conn, machine["id"], f"Powering the machine on failed: {exc.detail}")
+            raise
+    async with work.tx() as conn:
+        return await machines.show_machine(conn, system_id)
 
 
 async def fail(conn: AsyncConnection, node_id: int, message: str) -> None:
@@ -106,7 +127,7 @@ async def store_facts(conn: AsyncConnection, machine: dict[str, Any], facts: dic
     _require_commissioning(machine)
     cpu_count = facts.get("cpu_count")
     if not isinstance(cpu_count, int) or cpu_count < 1:
-        raise ValidationFailed.field("cpu_count", "Expected a positive integer.")
+        raise Invalid.field("cpu_count", "Expected a positive integer.")
     await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(
         cpu_count=cpu_count, memory=memory_mib(facts),
         architecture=facts.get("architecture") or machine["architecture"],
@@ -133,7 +154,7 @@ async def finish(conn: AsyncConnection, machine: dict[str, Any], result: str, fa
 
 def _require_commissioning(machine: dict[str, Any]) -> None:
     if machine["status"] != machines.COMMISSIONING:
-        raise BadRequest(f"Machine {machine['hostname']} is not commissioning.")
+        raise Refused(f"Machine {machine['hostname']} is not commissioning.")
 
 
 async def expire(conn: AsyncConnection) -> list[str]:
@@ -146,8 +167,10 @@ async def expire(conn: AsyncConnection) -> list[str]:
     return [r.system_id for r in rows]
 
 
-async def results_of(conn: AsyncConnection, node_id: int) -> list[dict[str, Any]]:
-    rows = await conn.execute(select(script_results).where(script_results.c.node_id == node_id)
+async def results_of(conn: AsyncConnection, system_id: str) -> list[dict[str, Any]]:
+    """The output and exit status of each commissioning script of the machine's last run."""
+    machine = await machines.get_machine(conn, system_id)
+    rows = await conn.execute(select(script_results).where(script_results.c.node_id == machine["id"])
                               .order_by(script_results.c.id))
     return [{"name": r.name, "exit_status": r.exit_status, "output": r.output,
              "created": r.created.isoformat()} for r in rows]
@@ -164,13 +187,13 @@ async def list_scripts(conn: AsyncConnection) -> dict[str, str]:
 async def get_script(conn: AsyncConnection, name: str) -> str:
     found = (await list_scripts(conn)).get(name)
     if found is None:
-        raise NotFound("No CommissioningScript matches the given query.")
+        raise NotFound("CommissioningScript")
     return found
 
 
 async def put_script(conn: AsyncConnection, name: str, content: str) -> None:
     if not name or not all(c.isalnum() or c in "._+-" for c in name):
-        raise ValidationFailed.field("name", "Use letters, digits and . _ + - only.")
+        raise Invalid.field("name", "Use letters, digits and . _ + - only.")
     await conn.execute(pg_insert(config).values(name=SCRIPT_PREFIX + name, value=content)
                        .on_conflict_do_update(index_elements=["name"], set_={"value": content}))
 
@@ -178,4 +201,4 @@ async def put_script(conn: AsyncConnection, name: str, content: str) -> None:
 async def delete_script(conn: AsyncConnection, name: str) -> None:
     result = await conn.execute(delete(config).where(config.c.name == SCRIPT_PREFIX + name))
     if result.rowcount == 0:
-        raise NotFound("No CommissioningScript matches the given query.")
+        raise NotFound("CommissioningScript")

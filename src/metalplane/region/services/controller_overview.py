@@ -1,12 +1,13 @@
 """Controllers as people look at them: status, services, connections, duties.
 
-The API's rack `service_set` and the web UI's Controllers pages both come from
-here, so "running", "degraded" and "dead" mean the same thing everywhere.
-Every query is bounded by the page of controllers asked for.
+A rack's services come from `racks.service_sets`, as the API's rack
+`service_set` does, so "running", "degraded" and "dead" mean the same thing
+everywhere. Every query is bounded by the page of controllers asked for.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,8 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane import __version__
-from metalplane.ha.rack_health import rackd_status
-from metalplane.rack.power import schema
+from metalplane.ha.dhcp_peers import role_on_vlan
 from metalplane.region.db.tables import (
     bmcs,
     controller_info,
@@ -28,27 +28,13 @@ from metalplane.region.db.tables import (
     subnets,
     vlans,
 )
-from metalplane.region.services import dhcp, racks, rpc
-from metalplane.region.services.controllers import (
-    NODE_TYPE_NAMES,
-    RACK_TYPES,
-    REGION_TYPES,
-    get_controller,
-)
-
-CONTROLLER_TYPES = tuple(sorted({*RACK_TYPES, *REGION_TYPES}))
+from metalplane.region.services import connections, racks
+from metalplane.region.services.controllers import get_controller
+from metalplane.region.services.racks import ServiceStatus
+from metalplane.rpc import power_schema
+from metalplane.rpc.nodes import CONTROLLER_TYPES, RACK_TYPES, REGION_TYPES, NodeType
 # Worst first: a controller's status is the worst of its services'.
 STATUS_ORDER = ("dead", "degraded", "unknown", "running", "off")
-
-
-@dataclass(frozen=True)
-class Service:
-    name: str
-    status: str
-    info: str = ""
-
-    def wire(self) -> dict[str, str]:
-        return {"name": self.name, "status": self.status, "status_info": self.info}
 
 
 @dataclass
@@ -58,14 +44,14 @@ class ControllerRow:
     hostname: str
     node_type: int
     version: str
-    services: list[Service] = field(default_factory=list)
+    services: list[ServiceStatus] = field(default_factory=list)
     connections: list[str] = field(default_factory=list)
     last_seen: datetime | None = None
     maas_url: str | None = None
 
     @property
     def type_name(self) -> str:
-        return NODE_TYPE_NAMES[self.node_type]
+        return NodeType(self.node_type).label
 
     @property
     def is_region(self) -> bool:
@@ -80,7 +66,7 @@ class ControllerRow:
         return overall_status(self.services)
 
 
-def overall_status(services: list[Service]) -> str:
+def overall_status(services: list[ServiceStatus]) -> str:
     """The worst status among services that are meant to run ("off" ones do not count)."""
     statuses = [s.status for s in services if s.status != "off"]
     if not statuses:
@@ -88,12 +74,12 @@ def overall_status(services: list[Service]) -> str:
     return min(statuses, key=lambda s: STATUS_ORDER.index(s) if s in STATUS_ORDER else 2)
 
 
-def regiond_status(live_workers: int, num_workers: int) -> Service:
+def regiond_status(live_workers: int, num_workers: int) -> ServiceStatus:
     if live_workers == 0:
-        return Service("regiond", "dead", "no worker is running")
+        return ServiceStatus("regiond", "dead", "no worker is running")
     if live_workers < num_workers:
-        return Service("regiond", "degraded", f"{live_workers} of {num_workers} workers running")
-    return Service("regiond", "running", f"{live_workers} workers")
+        return ServiceStatus("regiond", "degraded", f"{live_workers} of {num_workers} workers running")
+    return ServiceStatus("regiond", "running", f"{live_workers} workers")
 
 
 def version_check(version: str, mine: str = __version__) -> tuple[bool, str]:
@@ -106,22 +92,6 @@ def version_check(version: str, mine: str = __version__) -> tuple[bool, str]:
     return False, f"{version}: this region runs {mine}; major.minor must match"
 
 
-async def rack_service_sets(conn: AsyncConnection, node_ids: list[int], per_rack: int) -> dict[int, list[Service]]:
-    """Each rack's services: `rackd` judged from its live connections, the rest as it reported them."""
-    reported = await racks.services_of(conn, node_ids)
-    refusals = await racks.refusals_of(conn, node_ids)
-    connected = await rpc.connected_regions(conn, node_ids)
-    live = await rpc.live_region_count(conn)
-    out: dict[int, list[Service]] = {}
-    for node_id in node_ids:
-        status, info = rackd_status(len(connected.get(node_id, ())), live, per_rack, refusals.get(node_id))
-        mine = reported.get(node_id, {})
-        out[node_id] = [Service("rackd", status, info)] + [
-            Service(name, *mine.get(name, ("unknown", ""))) for name in racks.RACK_SERVICES if name != "rackd"
-        ]
-    return out
-
-
 async def _region_workers(conn: AsyncConnection, region_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     """Each region's live workers with the number of rack connections each holds."""
     held = (select(rpc_connections.c.process_id, func.count().label("racks"))
@@ -131,7 +101,7 @@ async def _region_workers(conn: AsyncConnection, region_ids: list[int]) -> dict[
                region_processes.c.rpc_port, region_processes.c.updated,
                func.coalesce(held.c.racks, 0).label("racks"))
         .outerjoin(held, held.c.process_id == region_processes.c.id)
-        .where(region_processes.c.region_id.in_(region_ids), rpc.fresh_process)
+        .where(region_processes.c.region_id.in_(region_ids), connections.fresh_process)
         .order_by(region_processes.c.region_id, region_processes.c.worker_index))
     out: dict[int, list[dict[str, Any]]] = {}
     for r in rows:
@@ -146,7 +116,7 @@ async def _rack_links(conn: AsyncConnection, rack_ids: list[int]) -> dict[int, l
         select(rpc_connections.c.rack_id, region.c.hostname, region_processes.c.worker_index)
         .join(region_processes, region_processes.c.id == rpc_connections.c.process_id)
         .join(region, region.c.id == region_processes.c.region_id)
-        .where(rpc_connections.c.rack_id.in_(rack_ids), rpc.fresh_process)
+        .where(rpc_connections.c.rack_id.in_(rack_ids), connections.fresh_process)
         .order_by(region.c.hostname, region_processes.c.worker_index))
     out: dict[int, list[str]] = {}
     for r in rows:
@@ -162,13 +132,13 @@ async def _rack_last_seen(conn: AsyncConnection, rack_ids: list[int]) -> dict[in
     return {r.node_id: r.seen for r in rows}
 
 
-async def _rows(conn: AsyncConnection, node_rows: list[Any], per_rack: int) -> list[ControllerRow]:
+async def _rows(conn: AsyncConnection, node_rows: Sequence[Any]) -> list[ControllerRow]:
     out = [ControllerRow(r.id, r.system_id, r.hostname, r.node_type, r.version or "", maas_url=r.maas_url,
                          last_seen=r.info_updated) for r in node_rows]
     region_ids = [c.id for c in out if c.is_region]
     rack_ids = [c.id for c in out if c.is_rack]
     workers = await _region_workers(conn, region_ids) if region_ids else {}
-    service_sets = await rack_service_sets(conn, rack_ids, per_rack) if rack_ids else {}
+    service_sets = await racks.service_sets(conn, rack_ids)
     links = await _rack_links(conn, rack_ids) if rack_ids else {}
     reported = await _rack_last_seen(conn, rack_ids) if rack_ids else {}
     num_workers = {r.id: r.num_workers or 0 for r in node_rows}
@@ -196,14 +166,14 @@ def _controller_select():
             .where(nodes.c.node_type.in_(CONTROLLER_TYPES)))
 
 
-async def controller_page(conn: AsyncConnection, per_rack: int, offset: int = 0,
+async def controller_page(conn: AsyncConnection, offset: int = 0,
                           limit: int = 50) -> tuple[list[ControllerRow], int]:
     """One page of controllers by hostname, and how many there are in all."""
     total = (await conn.execute(
         select(func.count()).select_from(nodes).where(nodes.c.node_type.in_(CONTROLLER_TYPES)))).scalar_one()
     page = (await conn.execute(
         _controller_select().order_by(nodes.c.hostname, nodes.c.id).offset(max(offset, 0)).limit(limit))).all()
-    return await _rows(conn, page, per_rack), total
+    return await _rows(conn, page), total
 
 
 async def region_urls(conn: AsyncConnection) -> list[str]:
@@ -222,7 +192,7 @@ async def _dhcp_vlans(conn: AsyncConnection, node_id: int) -> list[dict[str, Any
         out.append({
             "vlan_id": duty["id"], "vid": vlan.vid, "fabric_id": vlan.fabric_id,
             "label": racks.dhcp_vlan_label(duty["fabric_name"], duty["name"]),
-            "role": dhcp.role_on_vlan(node_id, duty["primary_rack_id"], duty["secondary_rack_id"]),
+            "role": role_on_vlan(node_id, duty["primary_rack_id"], duty["secondary_rack_id"]),
         })
     return out
 
@@ -234,7 +204,7 @@ async def _owned_bmcs(conn: AsyncConnection, node_id: int, limit: int = 200) -> 
         select(bmcs, func.coalesce(machines.c.machines, 0).label("machines"))
         .outerjoin(machines, machines.c.bmc_id == bmcs.c.id)
         .where(bmcs.c.owner_rack_id == node_id).order_by(bmcs.c.id).limit(limit))
-    return [{"id": b.id, "power_type": b.power_type, "address": schema.bmc_address(b.power_type, b.power_parameters),
+    return [{"id": b.id, "power_type": b.power_type, "address": power_schema.bmc_address(b.power_type, b.power_parameters),
              "machines": b.machines, "failing": b.failing, "last_error": b.last_error} for b in rows]
 
 
@@ -254,11 +224,11 @@ async def _interfaces(conn: AsyncConnection, node_id: int) -> list[dict[str, Any
     } for i in found]
 
 
-async def controller_detail(conn: AsyncConnection, system_id: str, per_rack: int) -> dict[str, Any]:
+async def controller_detail(conn: AsyncConnection, system_id: str) -> dict[str, Any]:
     """Everything the controller page shows; NotFound when no controller has this system_id."""
     node = await get_controller(conn, CONTROLLER_TYPES, system_id)
     info = (await conn.execute(_controller_select().where(nodes.c.id == node["id"]))).one()
-    (row,) = await _rows(conn, [info], per_rack)
+    (row,) = await _rows(conn, [info])
     compatible, version_text = version_check(row.version)
     detail: dict[str, Any] = {"controller": row, "version_ok": compatible, "version_text": version_text,
                               "workers": [], "dhcp_vlans": [], "bmcs": [], "interfaces": []}

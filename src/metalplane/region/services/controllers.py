@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-import string
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,38 +9,23 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.identity import new_system_id as new_system_id  # re-exported for machines, the supervisor
 from metalplane.region.budget import RegionNeed
 from metalplane.region.db.tables import controller_info, nodes, region_processes, zones
 from metalplane.region.errors import NotFound
+from metalplane.rpc.nodes import CONTROLLER_TYPES, REGION_TYPES, NodeType
 
-MACHINE, DEVICE, RACK, REGION, REGION_AND_RACK = 0, 1, 2, 3, 4
-NODE_TYPE_NAMES = {
-    MACHINE: "Machine",
-    DEVICE: "Device",
-    RACK: "Rack controller",
-    REGION: "Region controller",
-    REGION_AND_RACK: "Region and rack controller",
-}
-REGION_TYPES = (REGION, REGION_AND_RACK)
-RACK_TYPES = (RACK, REGION_AND_RACK)
 # A worker heartbeats every HEARTBEAT_INTERVAL; one silent for PROCESS_TIMEOUT is gone.
 HEARTBEAT_INTERVAL = 1.0
 PROCESS_TIMEOUT = 4.0
-SYSTEM_ID_CHARS = string.ascii_lowercase + string.digits
 
-
-def new_system_id() -> str:
-    return "".join(secrets.choice(SYSTEM_ID_CHARS) for _ in range(6))
-
-
-def combined_type(existing: int, adding: int) -> int:
+def combined_type(existing: int, adding: int) -> NodeType:
     """A host that is both region and rack is one node of type 4, as in MAAS."""
     if existing == adding:
-        return existing
-    roles = {existing, adding}
-    if roles <= {RACK, REGION, REGION_AND_RACK}:
-        return REGION_AND_RACK
-    return adding
+        return NodeType(existing)
+    if {existing, adding} <= set(CONTROLLER_TYPES):
+        return NodeType.REGION_AND_RACK_CONTROLLER
+    return NodeType(adding)
 
 
 @dataclass(frozen=True)
@@ -74,7 +57,7 @@ async def ensure_controller_node(conn: AsyncConnection, system_id: str, hostname
 async def register_region(conn: AsyncConnection, system_id: str, hostname: str, version: str,
                           num_workers: int, connections_needed: int, api_port: int,
                           maas_url: str | None = None) -> int:
-    node_id = await ensure_controller_node(conn, system_id, hostname, REGION, version)
+    node_id = await ensure_controller_node(conn, system_id, hostname, NodeType.REGION_CONTROLLER, version)
     values = dict(num_workers=num_workers, connections_needed=connections_needed, api_port=api_port,
                   maas_url=maas_url)
     await conn.execute(
@@ -176,10 +159,27 @@ async def list_controllers(conn: AsyncConnection, types: tuple[int, ...], system
     return [dict(r._mapping) for r in await conn.execute(query)]
 
 
+@dataclass(frozen=True)
+class RegionView:
+    node: dict
+    processes: list[Process]  # its live workers
+
+
+async def show_regions(conn: AsyncConnection, system_ids: list[str] | None = None,
+                       hostnames: list[str] | None = None) -> list[RegionView]:
+    return [RegionView(node, await live_processes(conn, node["id"]))
+            for node in await list_controllers(conn, REGION_TYPES, system_ids, hostnames)]
+
+
+async def show_region(conn: AsyncConnection, system_id: str) -> RegionView:
+    node = await get_controller(conn, REGION_TYPES, system_id)
+    return RegionView(node, await live_processes(conn, node["id"]))
+
+
 async def get_controller(conn: AsyncConnection, types: tuple[int, ...], system_id: str) -> dict:
     found = await list_controllers(conn, types, system_ids=[system_id])
     if not found:
-        raise NotFound("No controller matches the given query.")
+        raise NotFound("controller")
     return found[0]
 
 

@@ -2,7 +2,8 @@
 
 `rack_dhcp_state` builds the wire dict the rack's DHCP engine applies (see
 metalplane.rack.dhcp for the contract). The decisions — which role a rack has
-on a VLAN, who its peer is — are pure functions below; the queries feed them.
+on a VLAN, who its peer is — are pure functions in metalplane.ha.dhcp_peers;
+the queries here feed them.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.ha.dhcp_peers import pairing, pick_candidate, role_on_vlan
 from metalplane.region.db.tables import interfaces, ip_addresses, ipranges, nodes, subnets, vlans
-from metalplane.region.services import rpc, settings
+from metalplane.region.services import connections, settings
+from metalplane.rpc.nodes import RACK_TYPES, NodeType
 
 DOMAIN = "maas"
 
@@ -29,33 +32,13 @@ class RackOnVlan:
     address: str | None
 
 
-def role_on_vlan(rack_id: int, primary: int | None, secondary: int | None) -> str | None:
-    """standalone, primary or secondary — or None when this rack has no part."""
-    if rack_id == primary:
-        return "primary" if secondary is not None else "standalone"
-    if rack_id == secondary and primary is not None:
-        return "secondary"
-    return None
-
-
-def pick_candidate(racks_on_vlan: list[str], primary: str | None, secondary: str | None,
-                   alive: set[str]) -> str | None:
-    """The rack the seeds say you will see in the 'Secondary controller' field."""
-    if primary is None or secondary is not None:
-        return None
-    for system_id in sorted(racks_on_vlan):
-        if system_id != primary and system_id in alive:
-            return system_id
-    return None
-
-
 async def racks_on_vlans(conn: AsyncConnection) -> dict[int, list[RackOnVlan]]:
     """For each VLAN id: the racks with an interface on it, and their address there."""
     rows = await conn.execute(
         select(interfaces.c.vlan_id, interfaces.c.id.label("iface_id"), interfaces.c.name, nodes.c.id,
                nodes.c.system_id, nodes.c.hostname)
         .join(nodes, nodes.c.id == interfaces.c.node_id)
-        .where(nodes.c.node_type.in_((2, 4)), interfaces.c.vlan_id.isnot(None))
+        .where(nodes.c.node_type.in_(RACK_TYPES), interfaces.c.vlan_id.isnot(None))
         .order_by(nodes.c.system_id, interfaces.c.name)
     )
     addresses: dict[int, list[str]] = {}
@@ -70,10 +53,10 @@ async def racks_on_vlans(conn: AsyncConnection) -> dict[int, list[RackOnVlan]]:
 
 
 async def alive_racks(conn: AsyncConnection) -> set[int]:
-    return set(await rpc.connected_regions(conn))
+    return set(await connections.connected_regions(conn))
 
 
-async def candidates(conn: AsyncConnection) -> dict[int, str | None]:
+async def candidate_secondaries(conn: AsyncConnection) -> dict[int, str | None]:
     """VLAN id -> candidate secondary rack (system_id) for every VLAN with DHCP on."""
     on_vlans = await racks_on_vlans(conn)
     alive = await alive_racks(conn)
@@ -115,11 +98,11 @@ async def rack_dhcp_state(conn: AsyncConnection, rack_id: int) -> dict[str, Any]
         if me is None or me.address is None:
             problems.append(f"no interface with an IPv4 address on VLAN {v.vid} (id {v.id})")
             continue
-        peer_id = v.secondary_rack_id if role == "primary" else v.primary_rack_id if role == "secondary" else None
-        peer = racks.get(peer_id) if peer_id is not None else None
-        if role != "standalone" and (peer is None or peer.address is None):
+        addressed = {r.node_id for r in racks.values() if r.address is not None}
+        serving, peer_id = pairing(role, v.primary_rack_id, v.secondary_rack_id, addressed)
+        if serving != role:
             problems.append(f"the peer rack has no IPv4 address on VLAN {v.vid}; serving it alone")
-            role, peer = "standalone", None
+        role, peer = serving, racks[peer_id] if peer_id is not None else None
         out_subnets = []
         for s in await conn.execute(select(subnets).where(subnets.c.vlan_id == v.id).order_by(subnets.c.id)):
             network = ip_network(str(s.cidr))
@@ -155,13 +138,8 @@ async def known_hosts(conn: AsyncConnection) -> list[dict[str, Any]]:
     """Host reservations for known machines' MACs: their hostname (no fixed address)."""
     rows = await conn.execute(
         select(interfaces.c.mac, nodes.c.hostname).join(nodes, nodes.c.id == interfaces.c.node_id)
-        .where(nodes.c.node_type == 0, interfaces.c.mac.isnot(None)).order_by(interfaces.c.mac))
+        .where(nodes.c.node_type == NodeType.MACHINE, interfaces.c.mac.isnot(None)).order_by(interfaces.c.mac))
     return [{"mac": r.mac, "hostname": r.hostname, "ip": None} for r in rows]
-
-
-async def announce_change(conn: AsyncConnection) -> None:
-    """Tell every rack to fetch its DHCP state again (after this transaction commits)."""
-    await rpc.announce_rack_event(conn, "dhcp", "")
 
 
 async def primary_is_alive(conn: AsyncConnection, rack_id: int) -> bool:

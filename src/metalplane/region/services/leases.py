@@ -7,7 +7,7 @@ queue is at-least-once) change nothing.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from ipaddress import ip_address, ip_network
 from typing import Any
 
@@ -23,7 +23,7 @@ STATES = {"commit": "active", "release": "released", "expiry": "expired", "decli
 def _time(value: Any) -> datetime | None:
     if value in (None, 0, ""):
         return None
-    return datetime.fromtimestamp(float(value), tz=timezone.utc)
+    return datetime.fromtimestamp(float(value), tz=UTC)
 
 
 def subnet_for(ip: str, networks: list[tuple[int, Any]]) -> int | None:
@@ -46,7 +46,7 @@ def event_time(event: dict[str, Any], state: str) -> datetime:
         moment = event.get("expires")
     else:
         moment = event.get("time")
-    return _time(moment) or _time(event.get("time")) or datetime.now(timezone.utc)
+    return _time(moment) or _time(event.get("time")) or datetime.now(UTC)
 
 
 def lease_row(event: dict[str, Any], networks: list[tuple[int, Any]], rack_id: int) -> dict[str, Any] | None:

@@ -3,22 +3,29 @@
 Power parameters are split by scope, as MAAS does: BMC-scope ones (address,
 user, password...) live on the BMC, which every machine with the same BMC
 identity shares; node-scope ones (e.g. the Redfish system id) on the machine.
+Every machine write rechecks the BMCs' owners and announces the change to the
+racks (their DHCP host reservations list every machine's MACs).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from metalplane.rack.power import schema
+from metalplane.rpc import power_schema as schema
 from metalplane.region.db.tables import bmcs, interfaces, nodes, zones
-from metalplane.region.errors import NotFound, ValidationFailed
-from metalplane.region.services.controllers import MACHINE, new_system_id
+from metalplane.region.db.transaction import settle
+from metalplane.region.errors import Invalid, NotFound
+from metalplane.region.services import bmcs as bmcs_service
+from metalplane.region.services import consequences
+from metalplane.region.services.controllers import new_system_id
 from metalplane.region.services.rows import Row, execute_unique, rows
+from metalplane.rpc.nodes import NodeType
 
 NEW, COMMISSIONING, FAILED_COMMISSIONING, READY = 0, 1, 2, 4
 STATUS_NAMES = {
@@ -41,9 +48,9 @@ def parse_power_input(power_type: str | None, raw_json: str | None, flat: dict[s
         try:
             loaded = json.loads(raw_json)
         except ValueError:
-            raise ValidationFailed.field("power_parameters", "Enter valid JSON.") from None
+            raise Invalid.field("power_parameters", "Enter valid JSON.") from None
         if not isinstance(loaded, dict):
-            raise ValidationFailed.field("power_parameters", "Expected a JSON object.")
+            raise Invalid.field("power_parameters", "Expected a JSON object.")
         params.update(loaded)
     params.update(flat)
     return power_type or "manual", {k: "" if v is None else str(v) for k, v in params.items()}
@@ -58,7 +65,7 @@ def check_power(power_type: str, params: dict[str, str]) -> dict[str, str]:
             key = "power_type" if p.field == "power_type" else f"power_parameters_{p.field}"
             reason = "This field is required." if p.reason == "required" else p.reason
             errors.setdefault(key, []).append(reason)
-        raise ValidationFailed(errors)
+        raise Invalid(errors)
     return schema.with_defaults(power_type, params)
 
 
@@ -97,7 +104,7 @@ def _machine_select():
                bmcs.c.owner_rack_id, bmcs.c.failing.label("bmc_failing"), bmcs.c.last_error.label("bmc_error"))
         .join(zones, zones.c.id == nodes.c.zone_id)
         .outerjoin(bmcs, bmcs.c.id == nodes.c.bmc_id)
-        .where(nodes.c.node_type == MACHINE)
+        .where(nodes.c.node_type == NodeType.MACHINE)
     )
 
 
@@ -117,7 +124,7 @@ async def get_machine(conn: AsyncConnection, system_id: str, lock: bool = False)
         query = query.with_for_update(of=nodes)
     row = (await conn.execute(query)).first()
     if row is None:
-        raise NotFound("No Machine matches the given query.")
+        raise NotFound("Machine")
     return dict(row._mapping)
 
 
@@ -139,19 +146,54 @@ async def macs_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int, list[
     return out
 
 
-async def create_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
+@dataclass(frozen=True)
+class Machines:
+    """Machines as shown: each with its interfaces (MACs) and its BMC (owner, candidates)."""
+
+    machines: list[Row]
+    macs: dict[int, list[Row]]  # node id -> interfaces
+    bmcs: dict[int, Row]  # BMC id -> bmcs.overview entry
+
+
+async def show_machines(conn: AsyncConnection, system_ids: list[str] | None = None,
+                        hostnames: list[str] | None = None) -> Machines:
+    return await _shown(conn, await list_machines(conn, system_ids, hostnames))
+
+
+async def show_machine(conn: AsyncConnection, system_id: str) -> Machines:
+    return await _shown(conn, [await get_machine(conn, system_id)])
+
+
+async def _shown(conn: AsyncConnection, shown: list[Row]) -> Machines:
+    macs = await macs_of(conn, [r["id"] for r in shown])
+    by_bmc = {b["id"]: b for b in await bmcs_service.overview(conn)} if any(r["bmc_id"] for r in shown) else {}
+    return Machines(shown, macs, by_bmc)
+
+
+def _changed(conn: AsyncConnection) -> None:
+    bmcs_service.owners_changed(conn)
+    consequences.dhcp_changed(conn)
+
+
+async def all_power_parameters(conn: AsyncConnection, system_ids: list[str]) -> dict[str, dict[str, str]]:
+    """system_id -> every power parameter (secrets included: admins only)."""
+    return {r["system_id"]: power_parameters(r) for r in await list_machines(conn, system_ids)}
+
+
+async def insert_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
+    """A new machine (validated) and its interfaces; its consequences are queued."""
     macs = [normalise_mac(m) for m in fields.get("mac_addresses", []) if m.strip()]
     bad = [m for m in macs if not MAC.match(m)]
     if bad:
-        raise ValidationFailed.field("mac_addresses", f"'{bad[0]}' is not a valid MAC address.")
+        raise Invalid.field("mac_addresses", f"'{bad[0]}' is not a valid MAC address.")
     hostname = (fields.get("hostname") or "").strip()
     if hostname and not HOSTNAME.match(hostname):
-        raise ValidationFailed.field("hostname", "Nodes must have a valid hostname (letters, digits and hyphens).")
+        raise Invalid.field("hostname", "Nodes must have a valid hostname (letters, digits and hyphens).")
     if hostname and (await conn.execute(select(nodes.c.id).where(nodes.c.hostname == hostname))).first():
-        raise ValidationFailed.field("hostname", f"Node with hostname '{hostname}' already exists.")
+        raise Invalid.field("hostname", f"Node with hostname '{hostname}' already exists.")
     for mac in macs:
         if (await conn.execute(select(interfaces.c.id).where(interfaces.c.mac == mac))).first():
-            raise ValidationFailed.field("mac_addresses", f"One or more MAC addresses is invalid. "
+            raise Invalid.field("mac_addresses", f"One or more MAC addresses is invalid. "
                                                           f"('{mac}' is already in use.)")
     power_type, params = parse_power_input(fields.get("power_type"), fields.get("power_parameters"),
                                            fields.get("power_flat", {}))
@@ -162,7 +204,7 @@ async def create_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
         node_params = {**bmc_params, **node_params, "__type__": power_type}
     system_id = new_system_id()
     values = dict(
-        system_id=system_id, hostname=hostname or f"machine-{system_id}", node_type=MACHINE,
+        system_id=system_id, hostname=hostname or f"machine-{system_id}", node_type=NodeType.MACHINE,
         architecture=fields.get("architecture") or "amd64/generic", description=fields.get("description") or "",
         status=fields.get("status", NEW), boot_method=fields.get("boot_method"), bmc_id=bmc_id,
         instance_power_parameters=node_params,
@@ -172,16 +214,24 @@ async def create_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
                                     "hostname", "Node with this hostname already exists.")).scalar_one()
     for n, mac in enumerate(macs):
         await conn.execute(insert(interfaces).values(node_id=node_id, name=f"eth{n}", mac=mac))
+    _changed(conn)
     return await get_machine(conn, system_id)
 
 
-async def update_machine(conn: AsyncConnection, system_id: str, fields: dict[str, Any]) -> Row:
+async def create_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Machines:
+    """`machines create`: the new machine as shown, with its BMC's owner."""
+    machine = await insert_machine(conn, fields)
+    await settle(conn)
+    return await _shown(conn, [machine])
+
+
+async def update_machine(conn: AsyncConnection, system_id: str, fields: dict[str, Any]) -> Machines:
     machine = await get_machine(conn, system_id, lock=True)
     values: dict[str, Any] = {}
     if "hostname" in fields:
         hostname = fields["hostname"].strip()
         if not HOSTNAME.match(hostname):
-            raise ValidationFailed.field("hostname", "Nodes must have a valid hostname (letters, digits and hyphens).")
+            raise Invalid.field("hostname", "Nodes must have a valid hostname (letters, digits and hyphens).")
         values["hostname"] = hostname
     for key in ("description", "architecture"):
         if key in fields:
@@ -200,13 +250,16 @@ async def update_machine(conn: AsyncConnection, system_id: str, fields: dict[str
         await execute_unique(conn, update(nodes).where(nodes.c.id == machine["id"]).values(**values, updated=func.now()),
                              "hostname", "Node with this hostname already exists.")
         await _gc_bmcs(conn)
-    return await get_machine(conn, system_id)
+    _changed(conn)
+    await settle(conn)  # shown with its BMC's owner
+    return await show_machine(conn, system_id)
 
 
 async def delete_machine(conn: AsyncConnection, system_id: str) -> None:
     machine = await get_machine(conn, system_id, lock=True)
     await conn.execute(delete(nodes).where(nodes.c.id == machine["id"]))
     await _gc_bmcs(conn)
+    _changed(conn)
 
 
 async def set_power_state(conn: AsyncConnection, node_ids: list[int], state: str) -> None:

@@ -117,7 +117,7 @@ def check_range(range_type: str | None, start: str | None, end: str | None, cidr
         return _both("Start IP address and end IP address are both required.")
     if first.version != last.version:
         return _both("Start IP address and end IP address must be in the same address family.")
-    if last < first:
+    if int(last) < int(first):  # same family, checked above
         return err("end_ip", "End IP address must not be less than Start IP address.")
     network = ip_network(cidr)
     if first not in network and last not in network:
@@ -133,13 +133,13 @@ def check_range(range_type: str | None, start: str | None, end: str | None, cidr
     if network.version == 6 and range_type == "dynamic" and int(last) - int(first) + 1 < 256:
         return _both("IPv6 dynamic range must be at least 256 addresses in size.")
     for span in existing:
-        if ip_address(span.start) <= last and first <= ip_address(span.end):
+        if int(ip_address(span.start)) <= int(last) and int(first) <= int(ip_address(span.end)):
             if range_type == "dynamic":
                 return _both("Requested dynamic range conflicts with an existing IP address or range.")
             return _both("Requested reserved range conflicts with an existing range.")
     if range_type == "dynamic":
         for used in used_addresses:
-            if first <= ip_address(used) <= last:
+            if int(first) <= int(ip_address(used)) <= int(last):
                 return _both("Requested dynamic range conflicts with an existing IP address or range.")
     return {}
 

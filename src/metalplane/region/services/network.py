@@ -1,24 +1,27 @@
-"""Fabrics, VLANs, subnets and IP ranges: reads and validated writes.
+"""Fabrics and VLANs: reads, validated writes, and what the API and UI show of them.
 
 Writes check MAAS's rules (netrules) inside the transaction, after locking the
 rows a rule depends on, so two regions cannot both pass a check that only one
-of them may pass. A failed check raises before anything is written.
+of them may pass. A failed check raises before anything is written. A VLAN
+change is announced to the racks and triggers a connection balance check
+(services.consequences). Subnets and IP ranges: services.subnets.
 """
 
 from __future__ import annotations
 
-from ipaddress import ip_address, ip_network
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, or_, select, text, update
+from sqlalchemy import delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from metalplane.region.db.tables import fabrics, interfaces, ip_addresses, ipranges, nodes, spaces, subnets, vlans
-from metalplane.region.errors import BadRequest, Forbidden, NotFound, ValidationFailed, raise_if
-from metalplane.region.services import netrules
-from metalplane.region.services.controllers import RACK_TYPES
-from metalplane.region.services.rpc import connected_regions
+from metalplane.region.db.locks import Lock, xact_lock
+from metalplane.region.db.tables import fabrics, interfaces, ipranges, nodes, spaces, subnets, vlans
+from metalplane.region.errors import Invalid, NotFound, Refused, raise_if
+from metalplane.region.services import consequences, dhcp, netrules
 from metalplane.region.services.rows import Row, execute_unique, next_id, one, rows
+from metalplane.region.services.connections import connected_regions
+from metalplane.rpc.nodes import RACK_TYPES
 
 DEFAULT_FABRIC_ID = 0
 NO_VALUE = ("", "none", "null")
@@ -56,7 +59,7 @@ def is_blank(value: str | None) -> bool:
 
 async def ensure_default_fabric(conn: AsyncConnection) -> None:
     """Fabric 0 with its untagged VLAN, as MAAS always has."""
-    await conn.execute(text("SELECT pg_advisory_xact_lock(7001)"))
+    await xact_lock(conn, Lock.DEFAULT_FABRIC)
     if (await conn.execute(select(fabrics.c.id).where(fabrics.c.id == DEFAULT_FABRIC_ID))).first() is None:
         await conn.execute(insert(fabrics).values(id=DEFAULT_FABRIC_ID, name="fabric-0"))
         await conn.execute(insert(vlans).values(fabric_id=DEFAULT_FABRIC_ID, vid=0))
@@ -76,11 +79,26 @@ async def find_fabric(conn: AsyncConnection, ident: str, field: str = "fabric") 
     query = query.where(fabrics.c.id == int(ident)) if ident.isdigit() else query.where(fabrics.c.name == ident)
     row = (await conn.execute(query)).first()
     if row is None:
-        raise ValidationFailed.field(field, f"Select a valid choice. {ident} is not one of the available choices.")
+        raise Invalid.field(field, f"Select a valid choice. {ident} is not one of the available choices.")
     return dict(row._mapping)
 
 
-async def create_fabric(conn: AsyncConnection, name: str | None, description: str, class_type: str | None) -> Row:
+@dataclass(frozen=True)
+class Fabrics:
+    """Fabrics as shown, with every VLAN (a VLAN's relay may be on another fabric)."""
+
+    fabrics: list[Row]
+    vlans: list[Row]
+
+
+async def show_fabrics(conn: AsyncConnection, fabric_id: int | None = None) -> Fabrics:
+    """Every fabric, or the one with `fabric_id` (NotFound otherwise)."""
+    vlan_rows = await list_vlans(conn)
+    shown = [await get_fabric(conn, fabric_id)] if fabric_id is not None else await list_fabrics(conn)
+    return Fabrics(shown, vlan_rows)
+
+
+async def _insert_fabric(conn: AsyncConnection, name: str | None, description: str, class_type: str | None) -> int:
     if name:
         raise_if(netrules.check_fabric_name(name, None))
     fabric_id = await next_id(conn, "fabrics")
@@ -91,29 +109,39 @@ async def create_fabric(conn: AsyncConnection, name: str | None, description: st
         "name", "Fabric with this Name already exists.",
     )
     await conn.execute(insert(vlans).values(fabric_id=fabric_id, vid=0))
-    return await get_fabric(conn, fabric_id)
+    return fabric_id
 
 
-async def update_fabric(conn: AsyncConnection, fabric_id: int, changes: dict[str, Any]) -> Row:
+async def create_fabric(conn: AsyncConnection, name: str | None, description: str, class_type: str | None) -> Fabrics:
+    return await show_fabrics(conn, await _insert_fabric(conn, name, description, class_type))
+
+
+async def new_fabric_vlan(conn: AsyncConnection) -> int:
+    """A new fabric with a default name, for a network no known subnet holds; its untagged VLAN's id."""
+    fabric_id = await _insert_fabric(conn, None, "", None)
+    return (await conn.execute(select(func.min(vlans.c.id)).where(vlans.c.fabric_id == fabric_id))).scalar_one()
+
+
+async def update_fabric(conn: AsyncConnection, fabric_id: int, changes: dict[str, Any]) -> Fabrics:
     await get_fabric(conn, fabric_id)
     if "name" in changes:
         raise_if(netrules.check_fabric_name(changes["name"], fabric_id))
     if changes:
         await execute_unique(conn, update(fabrics).where(fabrics.c.id == fabric_id).values(**changes, updated=func.now()),
                              "name", "Fabric with this Name already exists.")
-    return await get_fabric(conn, fabric_id)
+    return await show_fabrics(conn, fabric_id)
 
 
 async def delete_fabric(conn: AsyncConnection, fabric_id: int) -> None:
     await get_fabric(conn, fabric_id)
     if fabric_id == DEFAULT_FABRIC_ID:
-        raise BadRequest("This fabric is the default fabric, it cannot be deleted.")
+        raise Refused("This fabric is the default fabric, it cannot be deleted.")
     cidrs = (await conn.execute(
         select(subnets.c.cidr).join(vlans, vlans.c.id == subnets.c.vlan_id).where(vlans.c.fabric_id == fabric_id)
     )).scalars().all()
     if cidrs:
-        raise BadRequest("Can't delete fabric; the following subnets are still present: "
-                         + ", ".join(str(c) for c in cidrs))
+        raise Refused("Can't delete fabric; the following subnets are still present: "
+                      + ", ".join(str(c) for c in cidrs))
     await conn.execute(delete(fabrics).where(fabrics.c.id == fabric_id))
 
 
@@ -140,9 +168,47 @@ def vlan_label(vlan: Row) -> str:
     return vlan["name"] or ("untagged" if vlan["is_default"] else str(vlan["vid"]))
 
 
-async def get_vlan_by_vid(conn: AsyncConnection, fabric_id: int, vid: int) -> Row:
-    await get_fabric(conn, fabric_id)
-    return one(await conn.execute(_vlan_select().where(vlans.c.fabric_id == fabric_id, vlans.c.vid == vid)), "VLAN")
+@dataclass(frozen=True)
+class VlanRef:
+    """A VLAN as a URI names it: by id, or by its fabric and VID."""
+
+    vlan_id: int | None = None
+    fabric_id: int | None = None
+    vid: int | None = None
+
+
+async def find_vlan(conn: AsyncConnection, ref: VlanRef) -> Row:
+    if ref.vlan_id is not None:
+        return await get_vlan(conn, ref.vlan_id)
+    assert ref.fabric_id is not None and ref.vid is not None
+    if not 0 <= ref.vid <= 4094:
+        raise NotFound("VLAN", "VLAN tag (VID) out of range (0-4094; 0 for untagged.)")
+    await get_fabric(conn, ref.fabric_id)
+    return one(await conn.execute(
+        _vlan_select().where(vlans.c.fabric_id == ref.fabric_id, vlans.c.vid == ref.vid)), "VLAN")
+
+
+@dataclass(frozen=True)
+class Vlans:
+    """VLANs as shown: each with the rack the seeds call its candidate secondary."""
+
+    vlans: list[Row]
+    by_id: dict[int, Row]  # every VLAN, for relays
+    candidates: dict[int, str | None]  # VLAN id -> candidate secondary rack (system_id), DHCP on only
+
+
+async def show_vlans(conn: AsyncConnection, *, fabric_id: int | None = None, vlan_id: int | None = None) -> Vlans:
+    """The VLANs of a fabric (NotFound for no such fabric), or one VLAN."""
+    if fabric_id is not None:
+        await get_fabric(conn, fabric_id)
+    all_vlans = await list_vlans(conn)
+    by_id = {v["id"]: v for v in all_vlans}
+    shown = [by_id[vlan_id]] if vlan_id is not None else [v for v in all_vlans if v["fabric_id"] == fabric_id]
+    return Vlans(shown, by_id, await dhcp.candidate_secondaries(conn))
+
+
+async def show_vlan(conn: AsyncConnection, ref: VlanRef) -> Vlans:
+    return await show_vlans(conn, vlan_id=(await find_vlan(conn, ref))["id"])
 
 
 async def find_rack(conn: AsyncConnection, ident: str, field: str, vlan_id: int | None = None) -> int:
@@ -155,7 +221,7 @@ async def find_rack(conn: AsyncConnection, ident: str, field: str, vlan_id: int 
         query = query.where(exists().where(interfaces.c.node_id == nodes.c.id, interfaces.c.vlan_id == vlan_id))
     rows = (await conn.execute(query)).scalars().all()
     if len(rows) != 1:
-        raise ValidationFailed.field(field, f"Select a valid choice. {ident} is not one of the available choices.")
+        raise Invalid.field(field, f"Select a valid choice. {ident} is not one of the available choices.")
     return rows[0]
 
 
@@ -171,7 +237,7 @@ async def find_space(conn: AsyncConnection, ident: str) -> int | None:
     query = query.where(spaces.c.id == int(ident)) if ident.isdigit() else query.where(spaces.c.name == ident)
     found = (await conn.execute(query)).scalar_one_or_none()
     if found is None:
-        raise ValidationFailed.field("space", f"Select a valid choice. {ident} is not one of the available choices.")
+        raise Invalid.field("space", f"Select a valid choice. {ident} is not one of the available choices.")
     return found
 
 
@@ -181,7 +247,7 @@ async def vlan_has_dynamic_range(conn: AsyncConnection, vlan_id: int) -> bool:
     )))).scalar())
 
 
-async def create_vlan(conn: AsyncConnection, fabric_id: int, fields: dict[str, Any]) -> Row:
+async def create_vlan(conn: AsyncConnection, fabric_id: int, fields: dict[str, Any]) -> Vlans:
     await get_fabric(conn, fabric_id)
     raise_if(netrules.check_vid(fields.get("vid")))
     raise_if(netrules.check_mtu(fields.get("mtu")))
@@ -192,11 +258,14 @@ async def create_vlan(conn: AsyncConnection, fabric_id: int, fields: dict[str, A
         conn, insert(vlans).values(fabric_id=fabric_id, **values).returning(vlans.c.id),
         "__all__", "A VLAN with the specified VID already exists in the destination fabric.",
     )
-    return await get_vlan(conn, result.scalar_one())
+    return await show_vlans(conn, vlan_id=result.scalar_one())
 
 
-async def update_vlan(conn: AsyncConnection, vlan_id: int, fields: dict[str, Any]) -> Row:
-    """Partial update with MAAS's DHCP rules; racks by system_id or hostname."""
+async def update_vlan(conn: AsyncConnection, ref: VlanRef, fields: dict[str, Any]) -> Vlans:
+    """Partial update with MAAS's DHCP rules; racks by system_id or hostname. The racks
+    refetch their DHCP state and a connection balance check runs (the seeds: toggling
+    DHCP or changing a VLAN triggers one)."""
+    vlan_id = (await find_vlan(conn, ref))["id"]
     current = one(await conn.execute(select(vlans).where(vlans.c.id == vlan_id).with_for_update()), "VLAN")
     values: dict[str, Any] = {k: fields[k] for k in ("name", "description") if k in fields}
     if "vid" in fields:
@@ -240,244 +309,30 @@ async def update_vlan(conn: AsyncConnection, vlan_id: int, fields: dict[str, Any
         conn, update(vlans).where(vlans.c.id == vlan_id).values(**values, updated=func.now()),
         "__all__", "A VLAN with the specified VID already exists in the destination fabric.",
     )
-    return await get_vlan(conn, vlan_id)
+    consequences.dhcp_changed(conn)
+    consequences.connections_to_rebalance(conn)
+    return await show_vlans(conn, vlan_id=vlan_id)
 
 
 async def _relay_vlan(conn: AsyncConnection, ident: str, vlan_id: int) -> int:
     try:
         relay_id = int(ident)
     except ValueError:
-        raise ValidationFailed.field("relay_vlan", f"Select a valid choice. {ident} is not one of the available choices.") from None
+        raise Invalid.field("relay_vlan", f"Select a valid choice. {ident} is not one of the available choices.") from None
     found = (await conn.execute(select(vlans.c.id).where(vlans.c.id == relay_id))).scalar_one_or_none()
     if found is None or found == vlan_id:
-        raise ValidationFailed.field("relay_vlan", f"Select a valid choice. {ident} is not one of the available choices.")
+        raise Invalid.field("relay_vlan", f"Select a valid choice. {ident} is not one of the available choices.")
     return found
 
 
-async def delete_vlan(conn: AsyncConnection, vlan: Row) -> None:
+async def delete_vlan(conn: AsyncConnection, ref: VlanRef) -> None:
+    vlan = await find_vlan(conn, ref)
     if vlan["is_default"]:
-        raise BadRequest("This VLAN is the default VLAN in the fabric, it cannot be deleted.")
+        raise Refused("This VLAN is the default VLAN in the fabric, it cannot be deleted.")
     in_use = (await conn.execute(select(subnets.c.cidr).where(subnets.c.vlan_id == vlan["id"]))).scalars().all()
     if in_use:
-        raise BadRequest("Can't delete VLAN; the following subnets are still present: "
-                         + ", ".join(str(c) for c in in_use))
+        raise Refused("Can't delete VLAN; the following subnets are still present: "
+                      + ", ".join(str(c) for c in in_use))
     await conn.execute(delete(vlans).where(vlans.c.id == vlan["id"]))
 
 
-# -- subnets -------------------------------------------------------------------------
-
-
-async def list_subnets(conn: AsyncConnection) -> list[Row]:
-    return rows(await conn.execute(select(subnets).order_by(subnets.c.id)))
-
-
-async def get_subnet(conn: AsyncConnection, ident: str, lock: bool = False) -> Row:
-    """By id, CIDR or name, as MAAS's subnet specifiers allow."""
-    query = select(subnets)
-    if ident.isdigit():
-        query = query.where(subnets.c.id == int(ident))
-    else:
-        try:
-            query = query.where(subnets.c.cidr == str(ip_network(ident, strict=False)))
-        except ValueError:
-            query = query.where(subnets.c.name == ident)
-    if lock:
-        query = query.with_for_update()
-    return one(await conn.execute(query), "Subnet")
-
-
-async def _vlan_for_subnet(conn: AsyncConnection, fields: dict[str, Any]) -> int:
-    if not is_blank(fields.get("vlan")):
-        ident = fields["vlan"]
-        if not ident.isdigit() or (await conn.execute(select(vlans.c.id).where(vlans.c.id == int(ident)))).first() is None:
-            raise ValidationFailed.field("vlan", f"Select a valid choice. {ident} is not one of the available choices.")
-        vlan_id = int(ident)
-        if not is_blank(fields.get("fabric")):
-            fabric = await find_fabric(conn, fields["fabric"])
-            vlan = await get_vlan(conn, vlan_id)
-            if vlan["fabric_id"] != fabric["id"]:
-                raise ValidationFailed.field("vlan", f"VLAN {vlan_id} is not in fabric {fabric['name']}.")
-        return vlan_id
-    fabric = await find_fabric(conn, fields["fabric"]) if not is_blank(fields.get("fabric")) \
-        else await get_fabric(conn, DEFAULT_FABRIC_ID)
-    if fields.get("vid") is not None:
-        found = (await conn.execute(select(vlans.c.id).where(
-            vlans.c.fabric_id == fabric["id"], vlans.c.vid == fields["vid"]))).scalar_one_or_none()
-        if found is None:
-            where = "default fabric" if fabric["id"] == DEFAULT_FABRIC_ID else f"fabric {fabric['name']}"
-            raise ValidationFailed.field("vid", f"No VLAN with vid {fields['vid']} in {where}.")
-        return found
-    return (await conn.execute(select(func.min(vlans.c.id)).where(vlans.c.fabric_id == fabric["id"]))).scalar_one()
-
-
-def _subnet_values(fields: dict[str, Any], cidr: str) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    network = ip_network(cidr)
-    if "gateway_ip" in fields:
-        gateway = fields["gateway_ip"]
-        gateway = None if is_blank(gateway) else gateway.strip()
-        raise_if(netrules.check_gateway(network, gateway))
-        values["gateway_ip"] = gateway
-    if "dns_servers" in fields:
-        servers, errors = netrules.parse_dns_servers(fields["dns_servers"])
-        raise_if(errors)
-        values["dns_servers"] = servers
-    if "rdns_mode" in fields:
-        if fields["rdns_mode"] not in (0, 1, 2):
-            raise ValidationFailed.field("rdns_mode", f"Select a valid choice. {fields['rdns_mode']} is not one of the available choices.")
-        values["rdns_mode"] = fields["rdns_mode"]
-    for key in ("name", "description", "allow_dns", "allow_proxy", "active_discovery", "managed"):
-        if key in fields and fields[key] is not None:
-            values[key] = fields[key]
-    return values
-
-
-async def create_subnet(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
-    network, errors = netrules.parse_cidr(fields.get("cidr"))
-    raise_if(errors)
-    cidr = str(network)
-    values = _subnet_values(fields, cidr)
-    values["vlan_id"] = await _vlan_for_subnet(conn, fields)
-    values.setdefault("name", cidr)
-    if not values["name"]:
-        values["name"] = cidr
-    result = await execute_unique(conn, insert(subnets).values(cidr=cidr, **values).returning(subnets.c.id),
-                                  "cidr", "Subnet with this Cidr already exists.")
-    return await get_subnet(conn, str(result.scalar_one()))
-
-
-async def update_subnet(conn: AsyncConnection, subnet: Row, fields: dict[str, Any]) -> Row:
-    cidr = str(subnet["cidr"])
-    values: dict[str, Any] = {}
-    if "cidr" in fields:
-        network, errors = netrules.parse_cidr(fields["cidr"])
-        raise_if(errors)
-        cidr = values["cidr"] = str(network)
-        spans = [netrules.Span(str(r["start_ip"]), str(r["end_ip"]), r["type"])
-                 for r in await list_ranges(conn, subnet["id"])]
-        raise_if(netrules.check_ranges_fit(cidr, spans))
-        if "gateway_ip" not in fields and subnet["gateway_ip"] is not None:
-            raise_if(netrules.check_gateway(network, str(subnet["gateway_ip"])))
-    values.update(_subnet_values(fields, cidr))
-    if any(k in fields for k in ("vlan", "fabric", "vid")):
-        values["vlan_id"] = await _vlan_for_subnet(conn, fields)
-    if values:
-        await execute_unique(conn, update(subnets).where(subnets.c.id == subnet["id"]).values(**values, updated=func.now()),
-                             "cidr", "Subnet with this Cidr already exists.")
-    return await get_subnet(conn, str(subnet["id"]))
-
-
-async def delete_subnet(conn: AsyncConnection, ident: str) -> None:
-    # The VLAN first, then the subnet: the order every DHCP-related write takes.
-    await lock_vlan(conn, (await get_subnet(conn, ident))["vlan_id"])
-    subnet = await get_subnet(conn, ident, lock=True)
-    vlan = await get_vlan(conn, subnet["vlan_id"])
-    dynamic = any(r["type"] == "dynamic" for r in await list_ranges(conn, subnet["id"]))
-    if vlan["dhcp_on"] and dynamic:
-        raise BadRequest("Cannot delete a subnet that is actively servicing a dynamic IP range. "
-                         "(Delete the dynamic range or disable DHCP first.)")
-    await conn.execute(delete(subnets).where(subnets.c.id == subnet["id"]))
-
-
-# -- IP ranges -----------------------------------------------------------------------
-
-
-async def list_ranges(conn: AsyncConnection, subnet_id: int | None = None) -> list[Row]:
-    query = select(ipranges).order_by(ipranges.c.id)
-    if subnet_id is not None:
-        query = query.where(ipranges.c.subnet_id == subnet_id)
-    return rows(await conn.execute(query))
-
-
-async def get_range(conn: AsyncConnection, range_id: int) -> Row:
-    return one(await conn.execute(select(ipranges).where(ipranges.c.id == range_id)), "IPRange")
-
-
-async def _subnet_for_range(conn: AsyncConnection, subnet_ident: str | None, start: str | None) -> Row:
-    if not is_blank(subnet_ident):
-        try:
-            return await get_subnet(conn, subnet_ident, lock=True)
-        except NotFound:
-            raise ValidationFailed.field(
-                "subnet", f"Select a valid choice. {subnet_ident} is not one of the available choices.") from None
-    try:
-        address = ip_address(start or "")
-    except ValueError:
-        raise ValidationFailed.field("subnet", "This field is required.") from None
-    row = (await conn.execute(
-        select(subnets.c.id).where(text("cidr >>= CAST(:ip AS inet)")).params(ip=str(address))
-        .order_by(func.masklen(subnets.c.cidr).desc()).limit(1)
-    )).scalar_one_or_none()
-    if row is None:
-        raise ValidationFailed.field("subnet", "This field is required.")
-    return await get_subnet(conn, str(row), lock=True)
-
-
-def _check_against(subnet: Row, kind: str, start: str | None, end: str | None, others: list[Row]) -> None:
-    spans = [netrules.Span(str(r["start_ip"]), str(r["end_ip"]), r["type"]) for r in others]
-    used = [str(subnet["gateway_ip"])] if subnet["gateway_ip"] is not None else []
-    raise_if(netrules.check_range(kind, start, end, str(subnet["cidr"]), spans, used))
-
-
-async def create_range(conn: AsyncConnection, fields: dict[str, Any], user_id: int, is_admin: bool) -> Row:
-    kind = fields.get("type")
-    if kind == "dynamic" and not is_admin:
-        raise Forbidden("Unable to create dynamic IP range. You don't have sufficient privileges.")
-    subnet = await _subnet_for_range(conn, fields.get("subnet"), fields.get("start_ip"))
-    _check_against(subnet, kind, fields.get("start_ip"), fields.get("end_ip"), await list_ranges(conn, subnet["id"]))
-    range_id = (await conn.execute(insert(ipranges).values(
-        subnet_id=subnet["id"], type=kind, start_ip=fields["start_ip"], end_ip=fields["end_ip"],
-        comment=fields.get("comment") or "", user_id=user_id,
-    ).returning(ipranges.c.id))).scalar_one()
-    return await get_range(conn, range_id)
-
-
-def _may_change(iprange: Row, user_id: int, is_admin: bool, verb: str) -> None:
-    if not is_admin and iprange["user_id"] != user_id:
-        raise Forbidden(f"Unable to {verb} IP range. You don't own the IP range.")
-
-
-async def update_range(conn: AsyncConnection, range_id: int, fields: dict[str, Any], user_id: int,
-                       is_admin: bool) -> Row:
-    current = await get_range(conn, range_id)
-    _may_change(current, user_id, is_admin, "modify")
-    subnet = await get_subnet(conn, str(current["subnet_id"]), lock=True)
-    start = fields.get("start_ip", str(current["start_ip"]))
-    end = fields.get("end_ip", str(current["end_ip"]))
-    others = [r for r in await list_ranges(conn, subnet["id"]) if r["id"] != range_id]
-    _check_against(subnet, current["type"], start, end, others)
-    values = {"start_ip": start, "end_ip": end}
-    if "comment" in fields:
-        values["comment"] = fields["comment"] or ""
-    await conn.execute(update(ipranges).where(ipranges.c.id == range_id).values(**values, updated=func.now()))
-    return await get_range(conn, range_id)
-
-
-async def delete_range(conn: AsyncConnection, range_id: int, user_id: int, is_admin: bool) -> None:
-    current = await get_range(conn, range_id)
-    _may_change(current, user_id, is_admin, "delete")
-    if current["type"] == "dynamic":
-        subnet = await get_subnet(conn, str(current["subnet_id"]))
-        # DHCP on the VLAN needs a dynamic range somewhere on it: hold the VLAN, as
-        # update_vlan does, so two deletions cannot each see the other's range left.
-        await lock_vlan(conn, subnet["vlan_id"])
-        vlan = await get_vlan(conn, subnet["vlan_id"])
-        if vlan["dhcp_on"]:
-            await conn.execute(delete(ipranges).where(ipranges.c.id == range_id))
-            if not await vlan_has_dynamic_range(conn, vlan["id"]):
-                raise BadRequest(f"Cannot delete the last dynamic range of VLAN {vlan['fabric_name']}."
-                                 f"{vlan_label(vlan)} while DHCP is on; disable DHCP first.")
-            return
-    await conn.execute(delete(ipranges).where(ipranges.c.id == range_id))
-
-
-async def subnet_addresses(conn: AsyncConnection, subnet_id: int) -> list[Row]:
-    """Addresses on a subnet held by nodes' interfaces, with the node they belong to."""
-    return rows(await conn.execute(
-        select(ip_addresses.c.ip, ip_addresses.c.alloc_type, ip_addresses.c.created, ip_addresses.c.updated,
-               interfaces.c.mac, nodes.c.system_id, nodes.c.hostname, nodes.c.node_type)
-        .join(interfaces, interfaces.c.id == ip_addresses.c.interface_id)
-        .join(nodes, nodes.c.id == interfaces.c.node_id)
-        .where(ip_addresses.c.subnet_id == subnet_id)
-        .order_by(ip_addresses.c.ip)
-    ))

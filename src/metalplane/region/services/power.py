@@ -12,27 +12,28 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, insert, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from metalplane.rack.power import schema
+from metalplane.rpc import power_schema as schema
 from metalplane.region.db.tables import power_actions
-from metalplane.region.errors import ServiceUnavailable
+from metalplane.region.db.transaction import Work
+from metalplane.region.errors import Unavailable
 from metalplane.region.services import bmcs, machines
+from metalplane.rpc.messages import PowerAction
 from metalplane.rpc.protocol import ConnectionLost, RemoteError
 
 ACTIONS = ("on", "off", "cycle", "query")
 CALL_TIMEOUT = 90.0
 
 
-class PowerFailed(ServiceUnavailable):
+class PowerFailed(Unavailable):
     """MAAS answers power problems with 503; the message names the BMC."""
 
     retry_after = None
 
 
-async def _owner(db: AsyncEngine, bmc_id: int, threshold: float, lost: frozenset[int] = frozenset()
-                 ) -> tuple[int, str]:
-    async with db.begin() as conn:
+async def _owner(work: Work, bmc_id: int, lost: frozenset[int] = frozenset()) -> tuple[int, str]:
+    threshold = work.region_config.balance_threshold
+    async with work.tx() as conn:
         owner = await bmcs.owner_of(conn, bmc_id)
         if owner is None or owner[0] in lost:
             await bmcs.reassign(conn, threshold, exclude=lost)
@@ -42,15 +43,17 @@ async def _owner(db: AsyncEngine, bmc_id: int, threshold: float, lost: frozenset
     return owner
 
 
-async def _record(db: AsyncEngine, action_id: int, **values: Any) -> None:
-    async with db.begin() as conn:
+async def _record(work: Work, action_id: int, **values: Any) -> None:
+    async with work.tx() as conn:
         await conn.execute(update(power_actions).where(power_actions.c.id == action_id)
                            .values(**values, updated=func.now()))
 
 
-async def run(db: AsyncEngine, rpc_server: Any, system_id: str, action: str, threshold: float) -> dict[str, Any]:
-    """Run `action` for machine `system_id`; returns {"state": ..., "note": ...}."""
-    async with db.begin() as conn:
+async def run(work: Work, rpc_server: Any, system_id: str, action: str) -> dict[str, Any]:
+    """Run `action` for machine `system_id`; returns {"state": ..., "note": ...}.
+    The work acts outside the database from the start, so it is never replayed."""
+    work.acting_outside()
+    async with work.tx() as conn:
         machine = await machines.get_machine(conn, system_id)
         action_id = (await conn.execute(insert(power_actions).values(
             node_id=machine["id"], action=action, state="running").returning(power_actions.c.id))).scalar_one()
@@ -58,19 +61,19 @@ async def run(db: AsyncEngine, rpc_server: Any, system_id: str, action: str, thr
     params = machines.power_parameters(machine)
     if machine["bmc_id"] is None:  # manual: nothing to call
         note = {"query": "unknown"}.get(action, "power this machine manually")
-        await _record(db, action_id, state="done", result=note)
+        await _record(work, action_id, state="done", result=note)
         return {"state": "unknown", "note": note}
     secrets = schema.secret_values(power_type, params)
     after_failover = False
     lost: frozenset[int] = frozenset()
     for attempt in (1, 2):
-        rack_id, rack = await _owner(db, machine["bmc_id"], threshold, lost)
+        rack_id, rack = await _owner(work, machine["bmc_id"], lost)
         if rack_id in lost:
             break
-        await _record(db, action_id, rack_id=rack_id, attempts=attempt)
+        await _record(work, action_id, rack_id=rack_id, attempts=attempt)
         try:
-            result = await rpc_server.call_rack(rack, "PowerAction", timeout=CALL_TIMEOUT, action=action,
-                                                power_type=power_type, params=params, after_failover=after_failover)
+            result = await rpc_server.call_rack(rack, PowerAction(action, power_type, params, after_failover),
+                                                timeout=CALL_TIMEOUT)
         except ConnectionLost:
             if after_failover:
                 break
@@ -79,15 +82,22 @@ async def run(db: AsyncEngine, rpc_server: Any, system_id: str, action: str, thr
             continue
         except RemoteError as exc:
             message = schema.scrub(exc.message, secrets)
-            async with db.begin() as conn:
+            async with work.tx() as conn:
                 await bmcs.record_result(conn, rack_id, machine["bmc_id"], message)
-            await _record(db, action_id, state="failed", error=message)
+            await _record(work, action_id, state="failed", error=message)
             raise PowerFailed(message) from None
-        async with db.begin() as conn:
+        async with work.tx() as conn:
             await bmcs.record_result(conn, rack_id, machine["bmc_id"], None)
-            await machines.set_power_state(conn, [machine["id"]], result["state"])
-        await _record(db, action_id, state="done", result=result.get("note") or result["state"])
-        return result
-    await _record(db, action_id, state="failed", error="the racks owning this BMC died twice during the action")
+            await machines.set_power_state(conn, [machine["id"]], result.state)
+        await _record(work, action_id, state="done", result=result.note or result.state)
+        return {"state": result.state, "note": result.note}
+    await _record(work, action_id, state="failed", error="the racks owning this BMC died twice during the action")
     raise PowerFailed("The rack controllers owning this machine's BMC were lost during the power action.")
+
+
+async def power_machine(work: Work, rpc_server: Any, system_id: str, action: str) -> machines.Machines:
+    """power_on/power_off/power_cycle: run the action, then the machine as shown."""
+    await run(work, rpc_server, system_id, action)
+    async with work.tx() as conn:
+        return await machines.show_machine(conn, system_id)
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from ipaddress import ip_interface
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.ha import connections as ha_connections
+from metalplane.ha.rack_health import rackd_status
+from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import (
     controller_info,
     fabrics,
@@ -21,28 +26,25 @@ from metalplane.region.db.tables import (
     subnets,
     vlans,
 )
-from metalplane.region.errors import BadRequest
-from metalplane.region.services import network, rpc
-from metalplane.region.services.controllers import (
-    RACK,
-    RACK_TYPES,
-    REGION,
-    REGION_AND_RACK,
-    ensure_controller_node,
-    get_controller,
-)
+from metalplane.region.db.transaction import Work, region_config
+from metalplane.region.errors import Refused
+from metalplane.region.services import connections, consequences, network
+from metalplane.region.services import subnets as subnets_service
+from metalplane.region.services.controllers import ensure_controller_node, get_controller, list_controllers
+from metalplane.region.services.rows import Row
+from metalplane.rpc.messages import Ping
+from metalplane.rpc.nodes import RACK_TYPES, NodeType
 
 STICKY = 1  # MAAS's alloc_type for a controller's own configured address
 RACK_SERVICES = ("rackd", "dhcpd", "dhcpd6", "tftp", "http", "ntp_rack", "dns_rack")
 SERVICE_STATES = ("running", "degraded", "dead", "off", "unknown")
-REGISTRATION_LOCK = 7002
 
 
 async def register_rack(conn: AsyncConnection, system_id: str, hostname: str, version: str,
                         reported: list[dict[str, Any]]) -> int:
     """Create or update the rack node and its interfaces; MAAS creates the fabrics,
     VLANs and subnets a rack sees when they are missing, and so do we."""
-    node_id = await ensure_controller_node(conn, system_id, hostname, RACK, version)
+    node_id = await ensure_controller_node(conn, system_id, hostname, NodeType.RACK_CONTROLLER, version)
     await conn.execute(
         insert(controller_info).values(node_id=node_id, refusal=None)
         .on_conflict_do_update(index_elements=["node_id"], set_={"refusal": None, "updated": func.now()})
@@ -54,7 +56,7 @@ async def register_rack(conn: AsyncConnection, system_id: str, hostname: str, ve
 async def record_refusal(conn: AsyncConnection, system_id: str, hostname: str, version: str, reason: str) -> None:
     if not system_id:
         return
-    node_id = await ensure_controller_node(conn, system_id, hostname or system_id, RACK, version)
+    node_id = await ensure_controller_node(conn, system_id, hostname or system_id, NodeType.RACK_CONTROLLER, version)
     await conn.execute(
         insert(controller_info).values(node_id=node_id, refusal=reason)
         .on_conflict_do_update(index_elements=["node_id"], set_={"refusal": reason, "updated": func.now()})
@@ -74,10 +76,8 @@ async def _vlan_for_addresses(conn: AsyncConnection, addresses: list[str]) -> tu
         if row is None:
             target_vlan = vlan_id
             if target_vlan is None:
-                fabric = await network.create_fabric(conn, None, "", None)
-                target_vlan = (await conn.execute(
-                    select(func.min(vlans.c.id)).where(vlans.c.fabric_id == fabric["id"]))).scalar_one()
-            created = await network.create_subnet(conn, {"cidr": cidr, "vlan": str(target_vlan)})
+                target_vlan = await network.new_fabric_vlan(conn)
+            created = await subnets_service.insert_subnet(conn, {"cidr": cidr, "vlan": str(target_vlan)})
             row_id, row_vlan = created["id"], created["vlan_id"]
         else:
             row_id, row_vlan = row.id, row.vlan_id
@@ -87,7 +87,7 @@ async def _vlan_for_addresses(conn: AsyncConnection, addresses: list[str]) -> tu
 
 
 async def sync_interfaces(conn: AsyncConnection, node_id: int, reported: list[dict[str, Any]]) -> None:
-    await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": REGISTRATION_LOCK})
+    await xact_lock(conn, Lock.RACK_REGISTRATION)
     existing = {r.name: r for r in await conn.execute(select(interfaces).where(interfaces.c.node_id == node_id))}
     for item in reported:
         name = str(item["name"])
@@ -96,9 +96,7 @@ async def sync_interfaces(conn: AsyncConnection, node_id: int, reported: list[di
             old = existing.get(name)
             vlan_id = old.vlan_id if old is not None and old.vlan_id is not None else None
         if vlan_id is None:
-            fabric = await network.create_fabric(conn, None, "", None)
-            vlan_id = (await conn.execute(
-                select(func.min(vlans.c.id)).where(vlans.c.fabric_id == fabric["id"]))).scalar_one()
+            vlan_id = await network.new_fabric_vlan(conn)
         values = dict(mac=item.get("mac"), type=item.get("type", "physical"), enabled=bool(item.get("enabled", True)),
                       vlan_id=vlan_id)
         interface_id = (await conn.execute(
@@ -159,6 +157,114 @@ async def refusals_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int, s
     return {r.node_id: r.refusal for r in rows}
 
 
+class ServiceStatus(NamedTuple):
+    """One entry of a controller's service_set."""
+
+    name: str
+    status: str
+    info: str = ""
+
+
+async def service_sets(conn: AsyncConnection, node_ids: list[int]) -> dict[int, list[ServiceStatus]]:
+    """Each rack's services, rackd first: `rackd` judged from its live connections against the
+    region's rpc_connections_per_rack, the rest as the rack reported them. Every query is
+    bounded by the racks asked for (a page of the UI, the racks an API call names)."""
+    if not node_ids:
+        return {}
+    per_rack = region_config(conn).rpc_connections_per_rack
+    reported = await services_of(conn, node_ids)
+    refusals = await refusals_of(conn, node_ids)
+    connected = await connections.connected_regions(conn, node_ids)
+    live = await connections.live_region_count(conn)
+    out: dict[int, list[ServiceStatus]] = {}
+    for node_id in node_ids:
+        rackd = rackd_status(len(connected.get(node_id, ())), live, per_rack, refusals.get(node_id))
+        mine = reported.get(node_id, {})
+        out[node_id] = [ServiceStatus("rackd", *rackd)] + [
+            ServiceStatus(name, *mine.get(name, ("unknown", ""))) for name in RACK_SERVICES if name != "rackd"]
+    return out
+
+
+@dataclass(frozen=True)
+class RackView:
+    node: Row
+    services: list[ServiceStatus]  # rackd (the region's judgement) first
+    interfaces: list[Row]  # with their "links": [{"ip", "subnet_id"}]
+
+
+@dataclass(frozen=True)
+class Racks:
+    """Rack controllers as shown, with the VLANs and subnets their interfaces are on."""
+
+    racks: list[RackView]
+    vlans: dict[int, Row]
+    subnets: dict[int, Row]
+
+
+async def show_racks(conn: AsyncConnection, system_ids: list[str] | None = None,
+                     hostnames: list[str] | None = None) -> Racks:
+    """Racks (all, or those named), each with every service's status; `rackd` is judged
+    from its live connections against the region's rpc_connections_per_rack."""
+    return await _racks(conn, await list_controllers(conn, RACK_TYPES, system_ids, hostnames))
+
+
+async def show_rack(conn: AsyncConnection, system_id: str) -> Racks:
+    return await _racks(conn, [await get_controller(conn, RACK_TYPES, system_id)])
+
+
+async def _racks(conn: AsyncConnection, nodes_shown: list[Row]) -> Racks:
+    ids = [r["id"] for r in nodes_shown]
+    statuses = await service_sets(conn, ids)
+    rack_interfaces = await interfaces_of(conn, ids)
+    vlans_by_id = {v["id"]: v for v in await network.list_vlans(conn)}
+    subnets_by_id = {s["id"]: s for s in await subnets_service.list_subnets(conn)}
+    shown = [RackView(node, statuses[node["id"]], rack_interfaces.get(node["id"], [])) for node in nodes_shown]
+    return Racks(shown, vlans_by_id, subnets_by_id)
+
+
+async def connection_spread(work: Work, rpc_server: Any, check: bool) -> dict[str, Any]:
+    """How rack RPC connections are spread over the region workers: per worker and per
+    region, each rack's connections, the max/mean ratio over workers and the balance
+    threshold. With `check`, whether each rack answers a ping over RPC from here."""
+    async with work.tx() as conn:
+        endpoints = await connections.live_endpoints(conn)
+        current = await connections.connections_by_rack(conn)
+        all_racks = list(await connections.rack_ids(conn)) if check else []
+    names = {e.endpoint.region: e.region_hostname for e in endpoints}
+    spread = ha_connections.spread({k: frozenset(v) for k, v in current.items()}, [e.key for e in endpoints])
+    loads = {(e.endpoint.region, e.endpoint.worker): spread.endpoint_loads.get(e.key, 0) for e in endpoints}
+    return {
+        "workers": [
+            {"region": w.region, "hostname": names[w.region], "worker": w.worker, "host": w.host, "port": w.port,
+             "connections": loads[(w.region, w.worker)]}
+            for w in (e.endpoint for e in endpoints)
+        ],
+        "regions": [
+            {"region": region, "hostname": hostname,
+             "connections": sum(n for (r, _), n in loads.items() if r == region)}
+            for region, hostname in sorted(names.items())
+        ],
+        "racks": {rack: sorted(f"{names.get(e.region, e.region)}:{e.worker}" for e in eps)
+                  for rack, eps in sorted(current.items())},
+        "max_over_mean": spread.max_over_mean,
+        "threshold": work.region_config.balance_threshold,
+        **({"reachable": await _reachable(rpc_server, all_racks)} if all_racks else {}),
+    }
+
+
+async def _reachable(rpc_server: Any, system_ids: list[str]) -> dict[str, bool]:
+    """Ping every rack over RPC from this region, at once."""
+
+    async def ping(system_id: str) -> bool:
+        try:
+            return await rpc_server.call_rack(system_id, Ping(), timeout=2) == "pong"
+        except Exception:
+            return False
+
+    results = await asyncio.gather(*(ping(s) for s in system_ids))
+    return dict(zip(system_ids, results))
+
+
 def dhcp_vlan_label(fabric_name: str, vlan_name: str | None) -> str:
     return f"{fabric_name}.{vlan_name or 'untagged'}"
 
@@ -176,12 +282,15 @@ async def dhcp_duties(conn: AsyncConnection, node_id: int) -> list[dict[str, Any
     return [dict(r._mapping) for r in rows]
 
 
-async def delete_rack(conn: AsyncConnection, node: dict[str, Any], force: bool) -> None:
-    """Refuse while the rack serves DHCP (unless forced); a region+rack host stays a region."""
+async def delete_rack(conn: AsyncConnection, system_id: str, force: bool) -> Row:
+    """Refuse while the rack serves DHCP (unless forced); a region+rack host stays a region.
+    The rack is told to stop, and the other racks' connections are rebalanced. Returns the
+    rack as it was."""
+    node = await get_controller(conn, RACK_TYPES, system_id)
     duties = await dhcp_duties(conn, node["id"])
     if duties and not force:
         labels = ", ".join(dhcp_vlan_label(d["fabric_name"], d["name"]) for d in duties)
-        raise BadRequest(
+        raise Refused(
             f"Unable to delete '{node['hostname']}'; it is currently set as a primary or secondary rack "
             f"controller on VLANs {labels} with DHCP on. Disable DHCP HA first: move primary_rack/"
             f"secondary_rack to another rack or set dhcp_on=false on those VLANs, or delete with force=true "
@@ -196,22 +305,14 @@ async def delete_rack(conn: AsyncConnection, node: dict[str, Any], force: bool) 
                 secondary_rack_id=None, updated=func.now()))
     await conn.execute(update(vlans).where(vlans.c.primary_rack_id == node["id"]).values(primary_rack_id=None))
     await conn.execute(update(vlans).where(vlans.c.secondary_rack_id == node["id"]).values(secondary_rack_id=None))
-    if node["node_type"] == REGION_AND_RACK:
-        await conn.execute(update(nodes).where(nodes.c.id == node["id"]).values(node_type=REGION))
+    if node["node_type"] == NodeType.REGION_AND_RACK_CONTROLLER:
+        await conn.execute(update(nodes).where(nodes.c.id == node["id"]).values(node_type=NodeType.REGION_CONTROLLER))
         await conn.execute(delete(interfaces).where(interfaces.c.node_id == node["id"]))
         await conn.execute(delete(service_status).where(service_status.c.node_id == node["id"]))
         await conn.execute(delete(rpc_connections).where(rpc_connections.c.rack_id == node["id"]))
         await conn.execute(delete(rpc_targets).where(rpc_targets.c.rack_id == node["id"]))
     else:
         await conn.execute(delete(nodes).where(nodes.c.id == node["id"], nodes.c.node_type.in_(RACK_TYPES)))
-
-
-async def remove_rack(conn: AsyncConnection, system_id: str, force: bool, per_rack: int,
-                      threshold: float) -> dict[str, Any]:
-    """Delete a rack (the API's `rack-controller delete` and the UI's Delete): refused while
-    it serves DHCP unless forced; the rack is told to stop and connections are rebalanced."""
-    node = await get_controller(conn, RACK_TYPES, system_id)
-    await delete_rack(conn, node, force)
-    await rpc.announce_rack_event(conn, "deleted", node["system_id"])
-    await rpc.rebalance(conn, per_rack, threshold)
+    consequences.rack_deleted(conn, node["system_id"])
+    consequences.connections_to_rebalance(conn)
     return node

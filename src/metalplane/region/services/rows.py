@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from metalplane.region.errors import NotFound, ValidationFailed
+from metalplane.region.errors import Invalid, NotFound
 
 Row = dict[str, Any]
 UNIQUE_VIOLATION = "23505"
@@ -21,7 +21,7 @@ def rows(result) -> list[Row]:
 def one(result, what: str) -> Row:
     row = result.first()
     if row is None:
-        raise NotFound(f"No {what} matches the given query.")
+        raise NotFound(what)
     return dict(row._mapping)
 
 
@@ -32,7 +32,7 @@ async def execute_unique(conn: AsyncConnection, statement, field: str, message: 
             return await conn.execute(statement)
     except IntegrityError as exc:
         if getattr(exc.orig, "sqlstate", None) == UNIQUE_VIOLATION:
-            raise ValidationFailed.field(field, message) from None
+            raise Invalid.field(field, message) from None
         raise
 
 

@@ -16,7 +16,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import config
-from metalplane.region.errors import ValidationFailed
+from metalplane.region.errors import Invalid, raise_if
+from metalplane.region.services import consequences
 
 HA_MODES = ("hot-standby", "load-balancing")
 
@@ -88,22 +89,40 @@ SETTINGS: dict[str, Setting] = {
 
 def parse_setting(name: str, value: str) -> Any:
     if name not in SETTINGS:
-        raise ValidationFailed.field("name", f"{name} is not a valid config setting (valid: {', '.join(SETTINGS)}).")
+        raise Invalid.field("name", f"{name} is not a valid config setting (valid: {', '.join(SETTINGS)}).")
     try:
         return SETTINGS[name].parse(value)
     except ValueError as exc:
-        raise ValidationFailed.field("value", f"{name}: {exc}") from None
+        raise Invalid.field("value", f"{name}: {exc}") from None
 
 
 async def get_setting(conn: AsyncConnection, name: str) -> Any:
     if name not in SETTINGS:
-        raise ValidationFailed.field("name", f"{name} is not a valid config setting (valid: {', '.join(SETTINGS)}).")
+        raise Invalid.field("name", f"{name} is not a valid config setting (valid: {', '.join(SETTINGS)}).")
     stored = (await conn.execute(select(config.c.value).where(config.c.name == f"setting:{name}"))).scalar_one_or_none()
     return SETTINGS[name].default if stored is None else stored
 
 
 async def set_setting(conn: AsyncConnection, name: str, value: str) -> Any:
+    """Store a setting; the racks that use it refetch what depends on it."""
     parsed = parse_setting(name, value)
     await conn.execute(insert(config).values(name=f"setting:{name}", value=parsed)
                        .on_conflict_do_update(index_elements=["name"], set_={"value": parsed}))
+    if name.startswith("dhcp_") or name == "ntp_servers":
+        consequences.dhcp_changed(conn)
+    if name.startswith("power_"):
+        consequences.power_settings_changed(conn)
     return parsed
+
+
+async def set_settings(conn: AsyncConnection, values: dict[str, str]) -> dict[str, Any]:
+    """Several settings, all or none (the web UI's Settings form): Invalid names every
+    bad one by its own name, with the reason set-config gives, and nothing is stored."""
+    errors: dict[str, list[str]] = {}
+    for name, value in values.items():
+        try:
+            parse_setting(name, value)
+        except Invalid as exc:
+            errors[name] = [reason for reasons in exc.errors.values() for reason in reasons]
+    raise_if(errors)
+    return {name: await set_setting(conn, name, value) for name, value in values.items()}

@@ -14,6 +14,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import tokens, users
+from metalplane.region.errors import Invalid, NotFound, Refused
 
 KEY_CHARS = string.ascii_letters + string.digits
 KEY_SIZE = 18
@@ -82,6 +83,9 @@ async def get_user(conn: AsyncConnection, username: str) -> User | None:
 
 async def create_user(conn: AsyncConnection, username: str, password: str, email: str = "",
                       is_superuser: bool = False) -> User:
+    """A new account, under a name nobody has."""
+    if await get_user(conn, username) is not None:
+        raise Invalid.field("username", "A user with that username already exists.")
     row = (await conn.execute(
         insert(users).values(username=username, password=hash_password(password), email=email,
                              is_superuser=is_superuser).returning(users)
@@ -115,7 +119,24 @@ async def token_for_consumer(conn: AsyncConnection, user_id: int, consumer: str 
     return Token(row.consumer_key, row.token_key, row.token_secret, row.name)
 
 
-async def create_token(conn: AsyncConnection, user_id: int, name: str = GENERIC_CONSUMER) -> Token:
+async def show_user(conn: AsyncConnection, username: str) -> User:
+    found = await get_user(conn, username)
+    if found is None:
+        raise NotFound("User")
+    return found
+
+
+async def remove_user(conn: AsyncConnection, username: str, by: User) -> None:
+    """`users delete` by an admin, who may not delete themselves."""
+    if username == by.username:
+        raise Refused("An administrator cannot self-delete.")
+    if not await delete_user(conn, username):
+        raise NotFound("User")
+
+
+async def create_token(conn: AsyncConnection, user_id: int, name: str | None = None) -> Token:
+    """A new API token; MAAS names one created without a name GENERIC_CONSUMER."""
+    name = name or GENERIC_CONSUMER
     token = Token(random_key(KEY_SIZE), random_key(KEY_SIZE), random_key(SECRET_SIZE), name)
     await conn.execute(insert(tokens).values(
         user_id=user_id, name=name, consumer_key=token.consumer_key,
@@ -129,11 +150,12 @@ async def list_tokens(conn: AsyncConnection, user_id: int) -> list[Token]:
     return [Token(r.consumer_key, r.token_key, r.token_secret, r.name) for r in rows]
 
 
-async def delete_token(conn: AsyncConnection, user_id: int, token_key: str) -> bool:
+async def delete_token(conn: AsyncConnection, user_id: int, token_key: str) -> None:
     result = await conn.execute(
         delete(tokens).where(tokens.c.user_id == user_id, tokens.c.token_key == token_key)
     )
-    return result.rowcount > 0
+    if result.rowcount == 0:
+        raise NotFound("Token")
 
 
 async def user_for_token(conn: AsyncConnection, consumer_key: str, token_key: str) -> tuple[User, str] | None:

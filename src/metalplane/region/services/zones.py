@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import nodes, zones
-from metalplane.region.errors import BadRequest, NotFound, raise_if
+from metalplane.region.errors import NotFound, Refused, raise_if
 from metalplane.region.services.rows import execute_unique
 
 DEFAULT_ZONE = "default"
@@ -32,7 +32,7 @@ async def list_zones(conn: AsyncConnection) -> list[dict[str, Any]]:
 async def get_zone(conn: AsyncConnection, name: str) -> dict[str, Any]:
     row = (await conn.execute(select(zones).where(zones.c.name == name))).first()
     if row is None:
-        raise NotFound("No Zone matches the given query.")
+        raise NotFound("Zone")
     return dict(row._mapping)
 
 
@@ -47,7 +47,7 @@ async def update_zone(conn: AsyncConnection, name: str, changes: dict[str, Any])
     if "name" in changes:
         raise_if(check_name(changes["name"]))
     if "name" in changes and zone["name"] == DEFAULT_ZONE and changes["name"] != DEFAULT_ZONE:
-        raise BadRequest("This zone is the default zone, it cannot be renamed.")
+        raise Refused("This zone is the default zone, it cannot be renamed.")
     if changes:
         await execute_unique(conn, update(zones).where(zones.c.id == zone["id"]).values(**changes, updated=func.now()),
                              "name", DUPLICATE)
@@ -57,7 +57,7 @@ async def update_zone(conn: AsyncConnection, name: str, changes: dict[str, Any])
 async def delete_zone(conn: AsyncConnection, name: str) -> None:
     zone = await get_zone(conn, name)
     if zone["name"] == DEFAULT_ZONE:
-        raise BadRequest("This zone is the default zone, it cannot be deleted.")
+        raise Refused("This zone is the default zone, it cannot be deleted.")
     default_id = (await get_zone(conn, DEFAULT_ZONE))["id"]
     await conn.execute(update(nodes).where(nodes.c.zone_id == zone["id"]).values(zone_id=default_id))
     await conn.execute(delete(zones).where(zones.c.id == zone["id"]))

@@ -9,14 +9,16 @@ cookie is worthless on every region at once.
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from metalplane.region.api.app import request_params, with_db_retry
-from metalplane.region.api.context import TxLog
-from metalplane.region.errors import ApiError, BadRequest
+from metalplane.region.api.errors import plain_text, status_of
+from metalplane.region.db.transaction import TxLog
+from metalplane.region.errors import RegionError, Refused
 from metalplane.region.services import sessions, users
 from metalplane.region.ui.guard import (
     CSRF_FIELD,
@@ -26,6 +28,7 @@ from metalplane.region.ui.guard import (
     UiRequest,
     csrf_matches,
     error_page,
+    error_page_for,
     guarded,
     has_nul,
     safe_next,
@@ -41,7 +44,7 @@ WRONG_LOGIN = "Please enter a correct username and password. Note that both fiel
 
 def _login_form(request: Request, error: str = "", username: str = "", status: int = 200) -> Response:
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
-    context = {"user": None, "maas_name": "", "csrf_token": token, "csrf_field": CSRF_FIELD, "error": error,
+    context: dict[str, Any] = {"user": None, "maas_name": "", "csrf_token": token, "csrf_field": CSRF_FIELD, "error": error,
                "username": username, "next": safe_next(request.query_params.get("next")), "nav": "", "live": [],
                "logout_path": LOGOUT_PATH}
     response = render_html("login.html", context, status)
@@ -60,9 +63,9 @@ async def _login_attempt(request: Request, txlog: TxLog) -> Response:
     try:
         params = await request_params(request)
         if has_nul(params):
-            raise BadRequest("Null characters are not allowed.")
-    except ApiError as exc:
-        return error_page(request, exc.status, str(exc.body))
+            raise Refused("Null characters are not allowed.")
+    except RegionError as exc:
+        return error_page_for(request, exc)
     if not csrf_matches(request.cookies.get(LOGIN_CSRF_COOKIE, ""), params.str(CSRF_FIELD)):
         return error_page(request, 403, "CSRF verification failed: reload the login page and try again "
                                         "(the browser must accept cookies).")
@@ -83,7 +86,7 @@ async def _login_attempt(request: Request, txlog: TxLog) -> Response:
 
 async def login(request: Request) -> Response:
     return await with_db_retry(request, lambda txlog: _login_attempt(request, txlog),
-                               unavailable=lambda exc: error_page(request, exc.status, str(exc.body)))
+                               unavailable=lambda exc: error_page_for(request, exc))
 
 
 async def logout(ui: UiRequest) -> Response:
@@ -99,9 +102,9 @@ async def _authenticate_attempt(request: Request, txlog: TxLog) -> Response:
     try:
         params = await request_params(request)
         if has_nul(params):
-            raise BadRequest("Null characters are not allowed.")
-    except ApiError as exc:
-        return Response(str(exc.body), status_code=exc.status, media_type="text/plain")
+            raise Refused("Null characters are not allowed.")
+    except RegionError as exc:
+        return Response(plain_text(exc), status_code=status_of(exc), media_type="text/plain")
     async with request.app.state.db.begin() as conn:
         user = await users.authenticate(conn, params.str("username") or "", params.str("password") or "")
         if user is None:

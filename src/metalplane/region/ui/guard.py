@@ -21,9 +21,11 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from metalplane.region.api.app import request_params, site_of, with_db_retry
-from metalplane.region.api.context import Ctx, TxLog
+from metalplane.region.api.context import Ctx
+from metalplane.region.api.errors import status_of
 from metalplane.region.api.params import Params
-from metalplane.region.errors import ApiError, BadRequest, Forbidden, NotFound
+from metalplane.region.db.transaction import TxLog
+from metalplane.region.errors import PermissionDenied, RegionError, Refused
 from metalplane.region.services import sessions, settings
 from metalplane.region.services.sessions import Session
 from metalplane.region.services.users import User
@@ -106,6 +108,18 @@ class UiRequest:
         return RedirectResponse(url, status_code=303)
 
 
+def message_of(exc: RegionError) -> str:
+    """A domain error as one line for a page: the service's words; field errors as "field: reason"."""
+    if isinstance(exc.detail, str):
+        return exc.detail
+    return "; ".join(f"{name}: {' '.join(reasons)}" for name, reasons in exc.detail.items())
+
+
+def error_page_for(request: Request, exc: RegionError, ui: UiRequest | None = None) -> Response:
+    """A domain error as a page, with the status the API answers for it (api/errors.py)."""
+    return error_page(request, status_of(exc), message_of(exc), ui)
+
+
 def error_page(request: Request, status: int, message: str, ui: UiRequest | None = None) -> Response:
     context = ui.context() if ui else {"user": None, "maas_name": "", "csrf_token": "", "csrf_field": CSRF_FIELD,
                                        "logout_path": LOGOUT_PATH, "nav": "", "live": []}
@@ -130,7 +144,7 @@ def guarded(view: View, admin: bool = False) -> Callable[[Request], Awaitable[Re
         try:
             params = await request_params(request)
             if has_nul(params):
-                raise BadRequest("Null characters are not allowed.")
+                raise Refused("Null characters are not allowed.")
             session, maas_name = await _load_session(request)
             if session is None:
                 if request.method in SAFE_METHODS:
@@ -143,18 +157,14 @@ def guarded(view: View, admin: bool = False) -> Callable[[Request], Awaitable[Re
                       site_of(request), txlog)
             ui = UiRequest(ctx, session, maas_name)
             if admin and not session.user.is_superuser:
-                raise Forbidden("This page is reserved for admin users.")
+                raise PermissionDenied("This page is reserved for admin users.")
             return await view(ui)
-        except (NotFound, Forbidden) as exc:
-            return error_page(request, exc.status, str(exc.body), ui)
-        except ApiError as exc:
-            message = str(exc.body) if not isinstance(exc.body, dict) else "; ".join(
-                f"{k}: {' '.join(v)}" for k, v in exc.body.items())
-            return error_page(request, exc.status, message, ui)
+        except RegionError as exc:
+            return error_page_for(request, exc, ui)
 
     async def endpoint(request: Request) -> Response:
         return await with_db_retry(request, lambda txlog: attempt(request, txlog),
-                                   unavailable=lambda exc: error_page(request, exc.status, str(exc.body)))
+                                   unavailable=lambda exc: error_page_for(request, exc))
 
     endpoint.__name__ = getattr(view, "__name__", "ui_view")
     return endpoint

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
-from metalplane.region.errors import BadRequest, NotFound
+from metalplane.region.errors import Refused
 from metalplane.region.services import users as svc
 
 account = Handler("AccountHandler", "account/", "Manage the current logged-in user.")
@@ -18,7 +18,7 @@ async def create_token(ctx: Ctx) -> dict:
     :type name: unicode
     """
     async with ctx.tx() as conn:
-        token = await svc.create_token(conn, ctx.me.id, ctx.params.str("name") or svc.GENERIC_CONSUMER)
+        token = await svc.create_token(conn, ctx.me.id, ctx.params.str("name"))
     return {
         "token_key": token.token_key,
         "token_secret": token.token_secret,
@@ -44,7 +44,6 @@ async def delete_token(ctx: Ctx) -> None:
     """
     token_key = ctx.params.str("token_key")
     if not token_key:
-        raise BadRequest("No provided token_key!")
+        raise Refused("No provided token_key!")
     async with ctx.tx() as conn:
-        if not await svc.delete_token(conn, ctx.me.id, token_key):
-            raise NotFound("No Token matches the given query.")
+        await svc.delete_token(conn, ctx.me.id, token_key)

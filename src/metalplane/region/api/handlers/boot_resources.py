@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
-import hashlib
 import json
 import logging
 import re
-import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -30,19 +29,17 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from metalplane.region.api.app import authenticate, error_response
+from metalplane.region.api.app import authenticate
 from metalplane.region.api.context import Ctx
+from metalplane.region.api.errors import error_response
 from metalplane.region.api.framework import API_PREFIX, Handler
 from metalplane.region.errors import (
-    ApiError,
-    BadRequest,
-    Conflict,
-    Forbidden,
     NotFound,
-    ServiceUnavailable,
-    Unauthorized,
-    ValidationFailed,
-    raise_if,
+    PermissionDenied,
+    Refused,
+    RegionError,
+    Unauthenticated,
+    Unavailable,
 )
 from metalplane.region.services import boot_import, boot_store
 from metalplane.region.services import boot_resources as svc
@@ -127,13 +124,6 @@ def render_job(job: dict) -> dict[str, Any]:
     }
 
 
-async def _resource_json(ctx: Ctx, resource_id: int) -> dict[str, Any]:
-    async with ctx.db.connect() as conn:
-        resource = await svc.get_resource(conn, resource_id)
-        sets = (await svc.sets_of(conn, [resource_id])).get(resource_id, [])
-    return render_resource(resource, sets)
-
-
 # -- boot-resources/ --------------------------------------------------------------------------
 
 @boot_resources.read
@@ -143,9 +133,9 @@ async def list_resources(ctx: Ctx) -> list:
     :param type: Type of boot resources to list: synced, uploaded, generated or all (the default).
     :type type: unicode
     """
-    rtype = svc.check_type(ctx.params.str("type"))
+    rtype = ctx.params.str("type")
     async with ctx.tx() as conn:
-        return [render_resource(r) for r in await svc.list_resources(conn, rtype)]
+        return [render_resource(r) for r in await svc.show_resources(conn, rtype)]
 
 
 def _multipart_bytes(content_type: str, body: bytes, name: str) -> bytes | None:
@@ -201,46 +191,16 @@ async def create_resource(ctx: Ctx) -> Response:
     :type version: unicode
     """
     p = ctx.params
-    name = svc.clean_name(p.str("name", required=True) or "")
-    architecture = svc.clean_architecture(p.str("architecture", required=True) or "")
-    raw_filetype = p.str("filetype") or "tgz"
-    filetype = svc.clean_filetype(raw_filetype)
+    name = p.str("name", required=True) or ""
+    architecture = p.str("architecture", required=True) or ""
+    filetype = p.str("filetype") or "tgz"
     version = p.str("version") or None
-    raise_if(svc.upload_errors(name, architecture, filetype, raw_filetype, version))
-    assert filetype is not None
     content = await _content(ctx)
     sha256 = (p.str("sha256") or "").strip().lower() or None
     size = p.int("size", min_value=0)
-    if content is not None:
-        actual = hashlib.sha256(content).hexdigest()
-        errors: dict[str, list[str]] = {}
-        if sha256 is not None and sha256 != actual:
-            errors["sha256"] = [f"The content's sha256 is {actual}, not {sha256}."]
-        if size is not None and size != len(content):
-            errors["size"] = [f"The content is {len(content)} bytes, not {size}."]
-        raise_if(errors)
-        sha256, size = actual, len(content)
-    else:
-        missing = {k: ["This field is required."] for k, v in (("sha256", sha256), ("size", size)) if v is None}
-        raise_if(missing)
-    assert sha256 is not None and size is not None
-    async with ctx.tx() as conn:
-        resource, _, stored = await svc.create_upload(
-            conn, name=name, architecture=architecture, filetype=filetype, title=p.str("title") or "",
-            sha256=sha256, size=size, version=version)
-    if content is not None and not stored["complete"]:
-        writer = boot_store.ContentWriter(ctx.db, stored["id"], f"upload:{uuid.uuid4().hex}")
-        try:
-            await writer.open(resume=False)
-            if not writer.already_complete:
-                await writer.write(content)
-                await writer.finish()
-        except boot_store.WriterBusy as exc:
-            raise Conflict(f"{exc}; try again shortly.") from None
-        except boot_store.ContentError as exc:
-            raise BadRequest(str(exc)) from None
-    body = await _resource_json(ctx, resource["id"])
-    return Response(json.dumps(body), status_code=201, media_type=JSON)
+    shown = await svc.upload(ctx.work, name=name, architecture=architecture, filetype=filetype,
+                             title=p.str("title") or "", version=version, content=content, sha256=sha256, size=size)
+    return Response(json.dumps(render_resource(shown.resource, shown.sets)), status_code=201, media_type=JSON)
 
 
 @boot_resources.action("POST", "import", admin=True)
@@ -261,11 +221,9 @@ async def import_resources(ctx: Ctx) -> Response:
     :type path: unicode
     """
     spec = ctx.params.str("url") or ctx.params.str("path")
-    if not spec:
-        raise ValidationFailed({"url": ["Give the mirror as url=http://... or path=/directory/on/region."]})
     state = ctx.app_state
     owner = boot_import.owner_name(getattr(state, "region_id", "?"), getattr(state, "worker_index", "?"))
-    job = await boot_import.start_import(ctx.db, spec, owner)
+    job = await boot_import.start_import(ctx.work, spec, owner)
     return PlainTextResponse(f"Import of boot resources started (import {job['id']} from {job['source']})")
 
 
@@ -294,9 +252,8 @@ async def is_importing(ctx: Ctx) -> bool:
 async def import_status(ctx: Ctx) -> dict:
     """The latest imports: state (running, done, failed, stopped), progress and errors."""
     async with ctx.tx() as conn:
-        importing = await boot_import.is_importing(conn)
-        jobs = await boot_import.recent_jobs(conn)
-    return {"importing": importing, "imports": [render_job(j) for j in jobs]}
+        status = await boot_import.status(conn)
+    return {"importing": status.importing, "imports": [render_job(j) for j in status.jobs]}
 
 
 # -- boot-resources/{id}/ ---------------------------------------------------------------------
@@ -304,7 +261,10 @@ async def import_status(ctx: Ctx) -> dict:
 @boot_resource.read
 async def read_resource(ctx: Ctx) -> dict:
     """Read a boot resource, with its sets and files (and their progress)."""
-    return await _resource_json(ctx, ctx.path_int("id"))
+    resource_id = ctx.path_int("id")
+    async with ctx.tx() as conn:
+        shown = await svc.show_resource(conn, resource_id)
+    return render_resource(shown.resource, shown.sets)
 
 
 @boot_resource.action("DELETE", admin=True)
@@ -320,7 +280,7 @@ def _int_param(request: Request, name: str) -> int:
     try:
         return int(request.path_params[name])
     except (KeyError, ValueError):
-        raise NotFound("Not Found") from None
+        raise NotFound("file", "Not Found") from None
 
 
 async def upload_piece(request: Request) -> Response:
@@ -329,55 +289,29 @@ async def upload_piece(request: Request) -> Response:
     try:
         user = await authenticate(request, db)
         if user is None:
-            raise Unauthorized("Authorization Error: this resource needs an API key (OAuth PLAINTEXT)")
+            raise Unauthenticated("Authorization Error: this resource needs an API key (OAuth PLAINTEXT)")
         if not user.is_superuser:
-            raise Forbidden("This method is reserved for admin users.")
+            raise PermissionDenied("This method is reserved for admin users.")
         resource_id, file_id = _int_param(request, "resource_id"), _int_param(request, "file_id")
-        async with db.connect() as conn:
-            rfile = await svc.get_file(conn, resource_id, file_id)
-        if rfile["rtype"] != "uploaded":
-            raise Forbidden(f"Cannot upload to a resource of type: {rfile['rtype']}.")
-        if rfile["complete"]:
-            raise BadRequest("Cannot upload to a complete file.")
         try:
             length = int(request.headers.get("content-length", "0"))
         except ValueError:
-            raise BadRequest("Bad Content-Length.") from None
-        if length <= 0:
-            raise BadRequest("Missing data.")
-        writer = boot_store.ContentWriter(db, rfile["content_id"], f"upload:{uuid.uuid4().hex}", hashing=False)
-        try:
-            await writer.open()
-        except boot_store.WriterBusy as exc:
-            raise Conflict(f"{exc}; try again shortly.") from None
-        if writer.already_complete:
-            raise BadRequest("Cannot upload to a complete file.")
-        received = 0
-        try:
-            async for piece in request.stream():
-                received += len(piece)
-                await writer.write(piece)
-        except ClientDisconnect:
-            await writer.release()
-            raise BadRequest("The client went away before sending all the data.") from None
-        except boot_store.ContentError as exc:
-            raise BadRequest(str(exc)) from None
-        if received != length:
-            await writer.release()
-            raise BadRequest("Content-Length doesn't equal size of received data.")
-        if writer.offset == writer.size:
+            raise Refused("Bad Content-Length.") from None
+
+        async def pieces() -> AsyncIterator[bytes]:
             try:
-                await writer.finish()
-            except boot_store.ContentError as exc:
-                raise BadRequest(str(exc)) from None
-        else:
-            await writer.release()
+                async for piece in request.stream():
+                    yield piece
+            except ClientDisconnect:
+                raise svc.SenderGone() from None
+
+        await svc.append_upload(db, resource_id, file_id, length, pieces())
         return PlainTextResponse("OK")
-    except ApiError as exc:
+    except RegionError as exc:
         return error_response(exc)
     except (OperationalError, DBAPIError) as exc:
         log.warning("database unavailable during upload: %s", exc)
-        return error_response(ServiceUnavailable("The database is unavailable; retry shortly."))
+        return error_response(Unavailable("The database is unavailable; retry shortly."))
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
@@ -421,7 +355,7 @@ async def download_file(request: Request) -> Response:
         async with db.connect() as conn:
             content = await svc.complete_content(conn, sha256)
     except (OperationalError, DBAPIError):
-        return error_response(ServiceUnavailable("The database is unavailable; retry shortly."))
+        return error_response(Unavailable("The database is unavailable; retry shortly."))
     if content is None:
         return PlainTextResponse(f"No complete boot resource file has sha256 {sha256}.", status_code=404)
     size, etag = content["size"], f'"{sha256}"'

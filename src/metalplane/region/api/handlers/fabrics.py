@@ -13,19 +13,11 @@ fabrics = Handler("FabricsHandler", "fabrics/", "Manage fabrics.")
 fabric = Handler("FabricHandler", "fabrics/{id}/", "Manage fabric.")
 
 
-async def _render_one(conn, fabric_id: int) -> dict:
-    row = await network.get_fabric(conn, fabric_id)
-    vlans = await network.list_vlans(conn)
-    return render.fabric(row, vlans, {v["id"]: v for v in vlans})
-
-
 @fabrics.read
 async def list_fabrics(ctx: Ctx) -> list:
     """List all fabrics."""
     async with ctx.tx() as conn:
-        vlans = await network.list_vlans(conn)
-        by_id = {v["id"]: v for v in vlans}
-        return [render.fabric(f, vlans, by_id) for f in await network.list_fabrics(conn)]
+        return render.fabrics(await network.show_fabrics(conn))
 
 
 @fabrics.action("POST", admin=True)
@@ -40,17 +32,16 @@ async def create_fabric(ctx: Ctx) -> dict:
     :type class_type: unicode
     """
     p = ctx.params
+    name, description, class_type = p.str("name") or None, p.str("description", "") or "", p.str("class_type") or None
     async with ctx.tx() as conn:
-        row = await network.create_fabric(conn, p.str("name") or None, p.str("description", "") or "",
-                                          p.str("class_type") or None)
-        return await _render_one(conn, row["id"])
+        return render.fabrics(await network.create_fabric(conn, name, description, class_type))[0]
 
 
 @fabric.read
 async def read_fabric(ctx: Ctx) -> dict:
     """Read a fabric."""
     async with ctx.tx() as conn:
-        return await _render_one(conn, ctx.path_int("id"))
+        return render.fabrics(await network.show_fabrics(conn, ctx.path_int("id")))[0]
 
 
 @fabric.action("PUT", admin=True)
@@ -64,9 +55,9 @@ async def update_fabric(ctx: Ctx) -> dict:
     :param class_type: Class type of the fabric.
     :type class_type: unicode
     """
+    fabric_id, changes = ctx.path_int("id"), ctx.params.given(FIELDS)
     async with ctx.tx() as conn:
-        row = await network.update_fabric(conn, ctx.path_int("id"), ctx.params.given(FIELDS))
-        return await _render_one(conn, row["id"])
+        return render.fabrics(await network.update_fabric(conn, fabric_id, changes))[0]
 
 
 @fabric.action("DELETE", admin=True)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
-from metalplane.region.services import dhcp, network
-from metalplane.region.services import users as user_svc
+from metalplane.region.services import subnets as subnet_svc
 
 FIELDS = {"type": "str", "start_ip": "str", "end_ip": "str", "subnet": "str", "comment": "str"}
 
@@ -14,18 +13,11 @@ ipranges = Handler("IPRangesHandler", "ipranges/", "Manage IP ranges.")
 iprange = Handler("IPRangeHandler", "ipranges/{id}/", "Manage IP range.")
 
 
-async def render_ranges(conn, rows: list[dict]) -> list[dict]:
-    by_id = {v["id"]: v for v in await network.list_vlans(conn)}
-    subnets = {s["id"]: render.subnet(s, by_id) for s in await network.list_subnets(conn)}
-    owners = {u.id: u for u in await user_svc.list_users(conn)}
-    return [render.iprange(r, subnets[r["subnet_id"]], owners.get(r["user_id"])) for r in rows]
-
-
 @ipranges.read
 async def list_ranges(ctx: Ctx) -> list:
     """List all IP ranges."""
     async with ctx.tx() as conn:
-        return await render_ranges(conn, await network.list_ranges(conn))
+        return render.ipranges(await subnet_svc.show_ranges(conn))
 
 
 @ipranges.create
@@ -43,17 +35,17 @@ async def create_range(ctx: Ctx) -> dict:
     :param comment: A description of this range.
     :type comment: unicode
     """
+    fields = ctx.params.given(FIELDS)
     async with ctx.tx() as conn:
-        row = await network.create_range(conn, ctx.params.given(FIELDS), ctx.me.id, ctx.me.is_superuser)
-        await dhcp.announce_change(conn)  # racks serving DHCP refetch their state
-        return (await render_ranges(conn, [row]))[0]
+        return render.ipranges(await subnet_svc.create_range(conn, fields, ctx.me))[0]
 
 
 @iprange.read
 async def read_range(ctx: Ctx) -> dict:
     """Read an IP range."""
+    range_id = ctx.path_int("id")
     async with ctx.tx() as conn:
-        return (await render_ranges(conn, [await network.get_range(conn, ctx.path_int("id"))]))[0]
+        return render.ipranges(await subnet_svc.show_ranges(conn, range_id))[0]
 
 
 @iprange.update
@@ -68,15 +60,14 @@ async def update_range(ctx: Ctx) -> dict:
     :type comment: unicode
     """
     fields = ctx.params.given({k: FIELDS[k] for k in ("start_ip", "end_ip", "comment")})
+    range_id = ctx.path_int("id")
     async with ctx.tx() as conn:
-        row = await network.update_range(conn, ctx.path_int("id"), fields, ctx.me.id, ctx.me.is_superuser)
-        await dhcp.announce_change(conn)  # racks serving DHCP refetch their state
-        return (await render_ranges(conn, [row]))[0]
+        return render.ipranges(await subnet_svc.update_range(conn, range_id, fields, ctx.me))[0]
 
 
 @iprange.delete
 async def delete_range(ctx: Ctx) -> None:
     """Delete an IP range."""
+    range_id = ctx.path_int("id")
     async with ctx.tx() as conn:
-        await network.delete_range(conn, ctx.path_int("id"), ctx.me.id, ctx.me.is_superuser)
-        await dhcp.announce_change(conn)  # racks serving DHCP refetch their state
+        await subnet_svc.delete_range(conn, range_id, ctx.me)

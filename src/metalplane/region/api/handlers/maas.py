@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
-from metalplane.region.services import setting_changes, settings
+from metalplane.region.services import settings
 
 maas = Handler("MaasHandler", "maas/", "Manage the MAAS server.")
 
@@ -33,4 +33,4 @@ async def set_config(ctx: Ctx) -> object:
     name = ctx.params.str("name", required=True)
     value = ctx.params.str("value", required=True)
     async with ctx.tx() as conn:
-        return await setting_changes.change_setting(conn, name, value)
+        return await settings.set_setting(conn, name, value)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
-
-from metalplane.rack.power import schema
+from metalplane.rpc import power_schema as schema
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
-from metalplane.region.errors import BadRequest
-from metalplane.region.services import bmcs, commissioning, dhcp, machines, power, settings
+from metalplane.region.errors import Refused
+from metalplane.region.services import bmcs, commissioning, machines, power
 
 machines_h = Handler("MachinesHandler", "machines/", "Manage the collection of all the machines in the MAAS.")
 machine_h = Handler("MachineHandler", "machines/{system_id}/", "Manage an individual machine.")
@@ -28,18 +25,6 @@ def power_flat(ctx: Ctx) -> dict[str, str]:
     return {name[len(prefix):]: ctx.params.str(name) or "" for name in ctx.params.names() if name.startswith(prefix)}
 
 
-async def render_machines(conn, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    macs = await machines.macs_of(conn, [r["id"] for r in rows])
-    by_bmc = {b["id"]: b for b in await bmcs.overview(conn)} if any(r["bmc_id"] for r in rows) else {}
-    return [render.machine(r, macs.get(r["id"], []), by_bmc.get(r["bmc_id"])) for r in rows]
-
-
-async def reassign(ctx: Ctx, conn) -> None:
-    """After machines change: BMC owners, and DHCP host reservations."""
-    await bmcs.reassign(conn, ctx.app_state.config.balance_threshold)
-    await dhcp.announce_change(conn)
-
-
 @machines_h.read
 async def list_machines(ctx: Ctx) -> list:
     """List machines.
@@ -49,9 +34,9 @@ async def list_machines(ctx: Ctx) -> list:
     :param id: Only machines with this system_id (repeatable).
     :type id: unicode
     """
+    system_ids, hostnames = ctx.params.get_list("id"), ctx.params.get_list("hostname")
     async with ctx.tx() as conn:
-        rows = await machines.list_machines(conn, ctx.params.get_list("id"), ctx.params.get_list("hostname"))
-        return await render_machines(conn, rows)
+        return render.machines(await machines.show_machines(conn, system_ids, hostnames))
 
 
 async def create_machine(ctx: Ctx) -> dict:
@@ -62,9 +47,7 @@ async def create_machine(ctx: Ctx) -> dict:
         "power_parameters": p.str("power_parameters"), "power_flat": power_flat(ctx),
     }
     async with ctx.tx() as conn:
-        row = await machines.create_machine(conn, fields)
-        await reassign(ctx, conn)
-        return (await render_machines(conn, [row]))[0]
+        return render.machines(await machines.create_machine(conn, fields))[0]
 
 
 create_machine.__doc__ = """Create a new machine.
@@ -88,17 +71,16 @@ async def all_power_parameters(ctx: Ctx) -> dict:
     :param id: A system_id to include (repeatable; all machines when omitted).
     :type id: unicode
     """
+    system_ids = ctx.params.get_list("id")
     async with ctx.tx() as conn:
-        rows = await machines.list_machines(conn, ctx.params.get_list("id"))
-    return {r["system_id"]: machines.power_parameters(r) for r in rows}
+        return await machines.all_power_parameters(conn, system_ids)
 
 
 @machines_h.action("GET", "bmcs")
 async def list_bmcs(ctx: Ctx) -> dict:
     """Every BMC with the rack that owns it, its candidate racks, and the spread of owners."""
     async with ctx.tx() as conn:
-        rows = await bmcs.overview(conn)
-    return {"bmcs": rows, **bmcs.owner_spread(rows)}
+        return await bmcs.ownership(conn)
 
 
 @machines_h.action("GET", "describe_power_types")
@@ -111,7 +93,7 @@ async def describe_power_types(ctx: Ctx) -> list:
 async def read_machine(ctx: Ctx) -> dict:
     """Read a machine."""
     async with ctx.tx() as conn:
-        return (await render_machines(conn, [await machines.get_machine(conn, ctx.path["system_id"])]))[0]
+        return render.machines(await machines.show_machine(conn, ctx.path["system_id"]))[0]
 
 
 async def update_machine(ctx: Ctx) -> dict:
@@ -119,9 +101,7 @@ async def update_machine(ctx: Ctx) -> dict:
                                "power_type": "str", "power_parameters": "str"})
     fields["power_flat"] = power_flat(ctx)
     async with ctx.tx() as conn:
-        row = await machines.update_machine(conn, ctx.path["system_id"], fields)
-        await reassign(ctx, conn)
-        return (await render_machines(conn, [row]))[0]
+        return render.machines(await machines.update_machine(conn, ctx.path["system_id"], fields))[0]
 
 
 update_machine.__doc__ = """Update a machine.
@@ -141,7 +121,6 @@ async def delete_machine(ctx: Ctx) -> None:
     """Delete a machine."""
     async with ctx.tx() as conn:
         await machines.delete_machine(conn, ctx.path["system_id"])
-        await reassign(ctx, conn)
 
 
 @machine_h.action("GET", "power_parameters", admin=True)
@@ -151,12 +130,6 @@ async def power_parameters(ctx: Ctx) -> dict:
         return machines.power_parameters(await machines.get_machine(conn, ctx.path["system_id"]))
 
 
-async def _power(ctx: Ctx, action: str) -> dict[str, Any]:
-    ctx.txlog.outside_effect()  # a power change is not replayed if the database goes away meanwhile
-    return await power.run(ctx.db, ctx.app_state.rpc, ctx.path["system_id"], action,
-                           ctx.app_state.config.balance_threshold)
-
-
 @machine_h.action("POST", "power_on")
 async def power_on(ctx: Ctx) -> dict:
     """Turn on a machine.
@@ -164,8 +137,7 @@ async def power_on(ctx: Ctx) -> dict:
     :param comment: Optional comment for the event log.
     :type comment: unicode
     """
-    await _power(ctx, "on")
-    return await read_machine(ctx)
+    return render.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "on"))[0]
 
 
 @machine_h.action("POST", "power_off")
@@ -178,9 +150,8 @@ async def power_off(ctx: Ctx) -> dict:
     :type comment: unicode
     """
     if (ctx.params.str("stop_mode") or "hard") not in ("hard", "soft"):
-        raise BadRequest("stop_mode must be 'hard' or 'soft'.")
-    await _power(ctx, "off")
-    return await read_machine(ctx)
+        raise Refused("stop_mode must be 'hard' or 'soft'.")
+    return render.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "off"))[0]
 
 
 @machine_h.action("POST", "power_cycle")
@@ -190,14 +161,13 @@ async def power_cycle(ctx: Ctx) -> dict:
     :param comment: Optional comment for the event log.
     :type comment: unicode
     """
-    await _power(ctx, "cycle")
-    return await read_machine(ctx)
+    return render.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "cycle"))[0]
 
 
 @machine_h.action("GET", "query_power_state")
 async def query_power_state(ctx: Ctx) -> dict:
     """Query the power state of a machine from its BMC."""
-    result = await _power(ctx, "query")
+    result = await power.run(ctx.work, ctx.rpc, ctx.path["system_id"], "query")
     return {"state": result["state"]}
 
 
@@ -211,25 +181,12 @@ async def commission(ctx: Ctx) -> dict:
         commissioning_timeout setting).
     :type timeout: integer
     """
-    system_id = ctx.path["system_id"]
-    async with ctx.tx() as conn:
-        default = await settings.get_setting(conn, "commissioning_timeout")
-        seconds = ctx.params.int("timeout", default, min_value=10, max_value=7 * 86400)
-        machine = await commissioning.start(conn, system_id, timedelta(seconds=seconds))
-    if machine["bmc_id"] is not None:
-        try:
-            state = (await _power(ctx, "query"))["state"]
-            await _power(ctx, "cycle" if state == "on" else "on")
-        except power.PowerFailed as exc:
-            async with ctx.tx() as conn:
-                await commissioning.fail(conn, machine["id"], f"Powering the machine on failed: {exc.body}")
-            raise
-    return await read_machine(ctx)
+    timeout = ctx.params.int("timeout", min_value=10, max_value=7 * 86400)
+    return render.machines(await commissioning.commission(ctx.work, ctx.rpc, ctx.path["system_id"], timeout))[0]
 
 
 @machine_h.action("GET", "commissioning_results")
 async def commissioning_results(ctx: Ctx) -> list:
     """The output and exit status of each commissioning script of the last run."""
     async with ctx.tx() as conn:
-        machine = await machines.get_machine(conn, ctx.path["system_id"])
-        return await commissioning.results_of(conn, machine["id"])
+        return await commissioning.results_of(conn, ctx.path["system_id"])

@@ -5,25 +5,17 @@ from __future__ import annotations
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
-from metalplane.region.services import network
 from metalplane.region.services import spaces as svc
 
 spaces = Handler("SpacesHandler", "spaces/", "Manage spaces.")
 space = Handler("SpaceHandler", "spaces/{id}/", "Manage space.")
 
 
-async def _render(conn, rows: list[dict]) -> list[dict]:
-    vlans = await network.list_vlans(conn)
-    by_id = {v["id"]: v for v in vlans}
-    subnets = await network.list_subnets(conn)
-    return [render.space(s, vlans, subnets, by_id) for s in rows]
-
-
 @spaces.read
 async def list_spaces(ctx: Ctx) -> list:
     """List all spaces."""
     async with ctx.tx() as conn:
-        return await _render(conn, await svc.list_spaces(conn))
+        return render.spaces(await svc.show_spaces(conn))
 
 
 @spaces.action("POST", admin=True)
@@ -35,17 +27,17 @@ async def create_space(ctx: Ctx) -> dict:
     :param description: Description of the space.
     :type description: unicode
     """
-    p = ctx.params
+    name, description = ctx.params.str("name") or None, ctx.params.str("description", "") or ""
     async with ctx.tx() as conn:
-        row = await svc.create_space(conn, p.str("name") or None, p.str("description", "") or "")
-        return (await _render(conn, [row]))[0]
+        return render.spaces(await svc.create_space(conn, name, description))[0]
 
 
 @space.read
 async def read_space(ctx: Ctx) -> dict:
     """Read a space."""
+    space_id = ctx.path_int("id")
     async with ctx.tx() as conn:
-        return (await _render(conn, [await svc.get_space(conn, ctx.path_int("id"))]))[0]
+        return render.spaces(await svc.show_spaces(conn, space_id))[0]
 
 
 @space.action("PUT", admin=True)
@@ -57,13 +49,14 @@ async def update_space(ctx: Ctx) -> dict:
     :param description: Description of the space.
     :type description: unicode
     """
+    space_id, changes = ctx.path_int("id"), ctx.params.given({"name": "str", "description": "str"})
     async with ctx.tx() as conn:
-        row = await svc.update_space(conn, ctx.path_int("id"), ctx.params.given({"name": "str", "description": "str"}))
-        return (await _render(conn, [row]))[0]
+        return render.spaces(await svc.update_space(conn, space_id, changes))[0]
 
 
 @space.action("DELETE", admin=True)
 async def delete_space(ctx: Ctx) -> None:
     """Delete a space."""
+    space_id = ctx.path_int("id")
     async with ctx.tx() as conn:
-        await svc.delete_space(conn, ctx.path_int("id"))
+        await svc.delete_space(conn, space_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
-from metalplane.region.services import dhcp, leases, network
+from metalplane.region.services import subnets as subnet_svc
 
 FIELDS = {
     "cidr": "str", "name": "str", "description": "str", "vlan": "str", "fabric": "str", "vid": "int",
@@ -54,25 +54,17 @@ def _ident(ctx: Ctx) -> str:
     return f"{ctx.path['address']}/{ctx.path['prefixlen']}"
 
 
-async def render_all(conn) -> tuple[dict, list]:
-    vlans = await network.list_vlans(conn)
-    return {v["id"]: v for v in vlans}, await network.list_subnets(conn)
-
-
 @subnets.read
 async def list_subnets(ctx: Ctx) -> list:
     """List all subnets."""
     async with ctx.tx() as conn:
-        by_id, rows = await render_all(conn)
-    return [render.subnet(s, by_id) for s in rows]
+        return render.subnets(await subnet_svc.show_subnets(conn))
 
 
 async def create_subnet(ctx: Ctx) -> dict:
+    fields = ctx.params.given(FIELDS)
     async with ctx.tx() as conn:
-        row = await network.create_subnet(conn, ctx.params.given(FIELDS))
-        await dhcp.announce_change(conn)  # racks serving DHCP refetch their state
-        by_id = {v["id"]: v for v in await network.list_vlans(conn)}
-    return render.subnet(row, by_id)
+        return render.subnets(await subnet_svc.create_subnet(conn, fields))[0]
 
 
 create_subnet.__doc__ = "Create a subnet.\n" + PARAMS_DOC
@@ -82,18 +74,13 @@ subnets.action("POST", admin=True)(create_subnet)
 async def read_subnet(ctx: Ctx) -> dict:
     """Read a subnet."""
     async with ctx.tx() as conn:
-        row = await network.get_subnet(conn, _ident(ctx))
-        by_id = {v["id"]: v for v in await network.list_vlans(conn)}
-    return render.subnet(row, by_id)
+        return render.subnets(await subnet_svc.show_subnets(conn, _ident(ctx)))[0]
 
 
 async def update_subnet(ctx: Ctx) -> dict:
+    fields = ctx.params.given(FIELDS)
     async with ctx.tx() as conn:
-        row = await network.get_subnet(conn, _ident(ctx), lock=True)
-        row = await network.update_subnet(conn, row, ctx.params.given(FIELDS))
-        await dhcp.announce_change(conn)  # racks serving DHCP refetch their state
-        by_id = {v["id"]: v for v in await network.list_vlans(conn)}
-    return render.subnet(row, by_id)
+        return render.subnets(await subnet_svc.update_subnet(conn, _ident(ctx), fields))[0]
 
 
 update_subnet.__doc__ = "Update a subnet.\n" + PARAMS_DOC
@@ -102,8 +89,7 @@ update_subnet.__doc__ = "Update a subnet.\n" + PARAMS_DOC
 async def delete_subnet(ctx: Ctx) -> None:
     """Delete a subnet."""
     async with ctx.tx() as conn:
-        await network.delete_subnet(conn, _ident(ctx))
-        await dhcp.announce_change(conn)  # racks serving DHCP refetch their state
+        await subnet_svc.delete_subnet(conn, _ident(ctx))
 
 
 async def ip_addresses(ctx: Ctx) -> list:
@@ -116,10 +102,8 @@ async def ip_addresses(ctx: Ctx) -> list:
     :type with_username: boolean
     """
     async with ctx.tx() as conn:
-        row = await network.get_subnet(conn, _ident(ctx))
-        known = await network.subnet_addresses(conn, row["id"])
-        found = await leases.active_leases(conn, row["id"])
-    return render.subnet_addresses(known, found)
+        found = await subnet_svc.subnet_addresses(conn, _ident(ctx))
+    return render.subnet_addresses(found.known, found.leases)
 
 
 for handler in (subnet, subnet_by_cidr):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
-from metalplane.region.errors import BadRequest, NotFound, ValidationFailed
 from metalplane.region.services import users as svc
 
 users = Handler("UsersHandler", "users/", "Manage the user accounts of this MAAS.")
@@ -39,31 +38,22 @@ async def create_user(ctx: Ctx) -> dict:
     :type is_superuser: bool
     """
     p = ctx.params
-    username = p.str("username", required=True)
-    password = p.str("password", required=True)
+    username = p.str("username", required=True) or ""
+    password = p.str("password", required=True) or ""
+    email, is_superuser = p.str("email", "") or "", bool(p.bool("is_superuser", False))
     async with ctx.tx() as conn:
-        if await svc.get_user(conn, username) is not None:
-            raise ValidationFailed.field("username", "A user with that username already exists.")
-        created = await svc.create_user(conn, username, password, p.str("email", "") or "",
-                                        bool(p.bool("is_superuser", False)))
-    return render.user(created)
+        return render.user(await svc.create_user(conn, username, password, email, is_superuser))
 
 
 @user.read
 async def read_user(ctx: Ctx) -> dict:
     """Return a user."""
     async with ctx.tx() as conn:
-        found = await svc.get_user(conn, ctx.path["username"])
-    if found is None:
-        raise NotFound("No User matches the given query.")
-    return render.user(found)
+        return render.user(await svc.show_user(conn, ctx.path["username"]))
 
 
 @user.action("DELETE", admin=True)
 async def delete_user(ctx: Ctx) -> None:
     """Delete a user."""
-    if ctx.path["username"] == ctx.me.username:
-        raise BadRequest("An administrator cannot self-delete.")
     async with ctx.tx() as conn:
-        if not await svc.delete_user(conn, ctx.path["username"]):
-            raise NotFound("No User matches the given query.")
+        await svc.remove_user(conn, ctx.path["username"], ctx.me)

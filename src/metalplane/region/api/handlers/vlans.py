@@ -5,8 +5,7 @@ from __future__ import annotations
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
-from metalplane.region.errors import NotFound
-from metalplane.region.services import dhcp, network, rpc
+from metalplane.region.services import network
 
 FIELDS = {
     "name": "str", "description": "str", "vid": "int", "mtu": "int", "dhcp_on": "bool",
@@ -40,35 +39,18 @@ vlan = Handler("VlanHandler", "fabrics/{fabric_id}/vlans/{vid}/", "Manage a VLAN
 vlan_by_id = Handler("VlanHandler", "vlans/{vlan_id}/", "Manage a VLAN by its id.", described=False)
 
 
-async def render_vlans(conn, rows: list[dict], by_id: dict[int, dict]) -> list[dict]:
-    """VLANs with the rack the seeds say appears as candidate secondary."""
-    candidates = await dhcp.candidates(conn)
-    return [render.vlan(v, by_id, extra={"candidate_secondary_rack": candidates.get(v["id"])}) for v in rows]
-
-
-async def render_vlan(conn, vlan_id: int) -> dict:
-    by_id = {v["id"]: v for v in await network.list_vlans(conn)}
-    return (await render_vlans(conn, [by_id[vlan_id]], by_id))[0]
-
-
-async def _target(ctx: Ctx, conn) -> dict:
+def _ref(ctx: Ctx) -> network.VlanRef:
     if "vlan_id" in ctx.path:
-        return await network.get_vlan(conn, ctx.path_int("vlan_id"))
-    vid = ctx.path_int("vid")
-    if not 0 <= vid <= 4094:
-        raise NotFound("VLAN tag (VID) out of range (0-4094; 0 for untagged.)")
-    return await network.get_vlan_by_vid(conn, ctx.path_int("fabric_id"), vid)
+        return network.VlanRef(vlan_id=ctx.path_int("vlan_id"))
+    return network.VlanRef(vid=ctx.path_int("vid"), fabric_id=ctx.path_int("fabric_id"))
 
 
 @vlans.read
 async def list_vlans(ctx: Ctx) -> list:
     """List all VLANs belonging to fabric."""
+    fabric_id = ctx.path_int("fabric_id")
     async with ctx.tx() as conn:
-        fabric_id = ctx.path_int("fabric_id")
-        await network.get_fabric(conn, fabric_id)
-        all_vlans = await network.list_vlans(conn)
-        by_id = {v["id"]: v for v in all_vlans}
-        return await render_vlans(conn, [v for v in all_vlans if v["fabric_id"] == fabric_id], by_id)
+        return render.vlans(await network.show_vlans(conn, fabric_id=fabric_id))
 
 
 @vlans.action("POST", admin=True)
@@ -86,26 +68,22 @@ async def create_vlan(ctx: Ctx) -> dict:
     :param space: The space this VLAN should be placed in.
     :type space: unicode
     """
+    fabric_id, fields = ctx.path_int("fabric_id"), ctx.params.given(FIELDS)
     async with ctx.tx() as conn:
-        row = await network.create_vlan(conn, ctx.path_int("fabric_id"), ctx.params.given(FIELDS))
-        return await render_vlan(conn, row["id"])
+        return render.vlans(await network.create_vlan(conn, fabric_id, fields))[0]
 
 
 async def read_vlan(ctx: Ctx) -> dict:
     """Retrieve VLAN."""
+    ref = _ref(ctx)
     async with ctx.tx() as conn:
-        return await render_vlan(conn, (await _target(ctx, conn))["id"])
+        return render.vlans(await network.show_vlan(conn, ref))[0]
 
 
 async def update_vlan(ctx: Ctx) -> dict:
+    ref, fields = _ref(ctx), ctx.params.given(FIELDS)
     async with ctx.tx() as conn:
-        target = await _target(ctx, conn)
-        await network.update_vlan(conn, target["id"], ctx.params.given(FIELDS))
-        # The seeds: a network change (toggling DHCP, changing a VLAN) triggers a balance check.
-        await dhcp.announce_change(conn)
-        await rpc.rebalance(conn, ctx.app_state.config.rpc_connections_per_rack,
-                            ctx.app_state.config.balance_threshold)
-        return await render_vlan(conn, target["id"])
+        return render.vlans(await network.update_vlan(conn, ref, fields))[0]
 
 
 update_vlan.__doc__ = UPDATE_DOC
@@ -113,8 +91,9 @@ update_vlan.__doc__ = UPDATE_DOC
 
 async def delete_vlan(ctx: Ctx) -> None:
     """Delete VLAN."""
+    ref = _ref(ctx)
     async with ctx.tx() as conn:
-        await network.delete_vlan(conn, await _target(ctx, conn))
+        await network.delete_vlan(conn, ref)
 
 
 for handler in (vlan, vlan_by_id):

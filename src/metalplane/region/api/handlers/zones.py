@@ -27,9 +27,9 @@ async def create_zone(ctx: Ctx) -> dict:
     :param description: Free-form description of the new zone.
     :type description: unicode
     """
-    p = ctx.params
+    name, description = ctx.params.str("name", required=True) or "", ctx.params.str("description", "") or ""
     async with ctx.tx() as conn:
-        return render.zone(await svc.create_zone(conn, p.str("name", required=True), p.str("description", "") or ""))
+        return render.zone(await svc.create_zone(conn, name, description))
 
 
 @zone.read
@@ -48,8 +48,8 @@ async def update_zone(ctx: Ctx) -> dict:
     :param description: Free-form description of the zone.
     :type description: unicode
     """
+    changes = ctx.params.given({"name": "str", "description": "str"})
     async with ctx.tx() as conn:
-        changes = ctx.params.given({"name": "str", "description": "str"})
         return render.zone(await svc.update_zone(conn, ctx.path["name"], changes))
 
 

@@ -9,10 +9,10 @@ from urllib.parse import quote
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from metalplane.region.errors import BadRequest, Forbidden
+from metalplane.region.errors import PermissionDenied, Refused
 from metalplane.region.services import cluster, racks
 from metalplane.region.services import controller_overview as overview
-from metalplane.region.ui.guard import UI_PREFIX, UiRequest, ui_route
+from metalplane.region.ui.guard import UI_PREFIX, UiRequest, message_of, ui_route
 
 PAGE_SIZE = 50
 MAX_PAGE = 1_000_000
@@ -41,10 +41,9 @@ async def controllers(ui: UiRequest) -> Response:
     page = ui.params.int("page", 1, min_value=1, max_value=MAX_PAGE) or 1
     adding = ui.params.str("add") == "rack"
     if adding and not ui.user.is_superuser:
-        raise Forbidden("Only admins can add rack controllers.")
-    per_rack = ui.config.rpc_connections_per_rack
+        raise PermissionDenied("Only admins can add rack controllers.")
     async with ui.ctx.tx() as conn:
-        rows, total = await overview.controller_page(conn, per_rack, (page - 1) * PAGE_SIZE, PAGE_SIZE)
+        rows, total = await overview.controller_page(conn, (page - 1) * PAGE_SIZE, PAGE_SIZE)
         commands = None
         if adding:
             urls = await overview.region_urls(conn) or [ui.ctx.site + "/MAAS"]
@@ -59,7 +58,7 @@ async def controllers(ui: UiRequest) -> Response:
 async def _controller_page(ui: UiRequest, deleting: bool, delete_error: str = "", status: int = 200) -> Response:
     system_id = ui.ctx.path["system_id"]
     async with ui.ctx.tx() as conn:
-        detail = await overview.controller_detail(conn, system_id, ui.config.rpc_connections_per_rack)
+        detail = await overview.controller_detail(conn, system_id)
     query = "delete=1&" if deleting else ""
     return ui.render("controller.html", parts={"header": "controller_header.html", "body": "controller_body.html"},
                      status=status, nav="controllers", live=["controllers"],
@@ -70,19 +69,19 @@ async def _controller_page(ui: UiRequest, deleting: bool, delete_error: str = ""
 async def controller(ui: UiRequest) -> Response:
     deleting = ui.params.str("delete") == "1"
     if deleting and not ui.user.is_superuser:
-        raise Forbidden("Only admins can delete rack controllers.")
+        raise PermissionDenied("Only admins can delete rack controllers.")
     return await _controller_page(ui, deleting)
 
 
 async def delete_rack(ui: UiRequest) -> Response:
     """The API's rack delete, same service: refused while the rack serves DHCP unless forced."""
     force = bool(ui.params.bool("force", False))
+    system_id = ui.ctx.path["system_id"]
     try:
         async with ui.ctx.tx() as conn:
-            node = await racks.remove_rack(conn, ui.ctx.path["system_id"], force, ui.config.rpc_connections_per_rack,
-                                           ui.config.balance_threshold)
-    except BadRequest as exc:
-        return await _controller_page(ui, True, str(exc.body), status=400)
+            node = await racks.delete_rack(conn, system_id, force)
+    except Refused as exc:
+        return await _controller_page(ui, True, message_of(exc), status=400)
     return ui.redirect(f"{UI_PREFIX}controllers/?deleted={quote(node['hostname'])}")
 
 

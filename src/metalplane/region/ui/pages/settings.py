@@ -8,8 +8,8 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from metalplane.region.errors import ValidationFailed
-from metalplane.region.services import setting_changes, settings
+from metalplane.region.errors import Invalid
+from metalplane.region.services import settings
 from metalplane.region.ui.guard import UI_PREFIX, UiRequest, ui_route
 
 SETTINGS_PATH = UI_PREFIX + "settings/"
@@ -68,8 +68,8 @@ async def save(ui: UiRequest) -> Response:
     changed = {name: value for name, value in submitted.items() if value != current[name]}
     try:
         async with ui.ctx.tx() as conn:
-            await setting_changes.change_settings(conn, changed)
-    except ValidationFailed as exc:
+            await settings.set_settings(conn, changed)
+    except Invalid as exc:
         return ui.render("settings.html", status=400, nav="settings", live=[], live_src="",
                          fields=fields({**current, **submitted}, exc.errors), saved=False)
     return ui.redirect(SETTINGS_PATH + "?saved=1")

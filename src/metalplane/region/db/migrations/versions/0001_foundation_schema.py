@@ -1,7 +1,7 @@
 """Foundation schema: users, tokens, controllers, fabrics, VLANs, subnets, ranges.
 
 Revision ID: 0001
-Revises: 
+Revises:
 """
 
 import sqlalchemy as sa

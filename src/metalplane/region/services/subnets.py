@@ -1,0 +1,314 @@
+"""Subnets and IP ranges: reads, validated writes, and what the API and UI show of them.
+
+Writes check MAAS's rules (netrules) inside the transaction, after locking the
+rows a rule depends on (the VLAN first, then the subnet: the order every
+DHCP-related write takes); a failed check raises before anything is written.
+Every write is announced to the racks serving DHCP (services.consequences),
+except the subnets rack registration records (`insert_subnet`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import ip_address, ip_network
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from metalplane.region.db.tables import interfaces, ip_addresses, ipranges, nodes, subnets, vlans
+from metalplane.region.errors import Invalid, NotFound, PermissionDenied, Refused, raise_if
+from metalplane.region.services import consequences, leases, netrules, users
+from metalplane.region.services.network import (
+    DEFAULT_FABRIC_ID,
+    find_fabric,
+    get_fabric,
+    get_vlan,
+    is_blank,
+    list_vlans,
+    lock_vlan,
+    vlan_has_dynamic_range,
+    vlan_label,
+)
+from metalplane.region.services.rows import Row, execute_unique, one, rows
+from metalplane.region.services.users import User
+
+
+async def list_subnets(conn: AsyncConnection) -> list[Row]:
+    return rows(await conn.execute(select(subnets).order_by(subnets.c.id)))
+
+
+async def get_subnet(conn: AsyncConnection, ident: str, lock: bool = False) -> Row:
+    """By id, CIDR or name, as MAAS's subnet specifiers allow."""
+    query = select(subnets)
+    if ident.isdigit():
+        query = query.where(subnets.c.id == int(ident))
+    else:
+        try:
+            query = query.where(subnets.c.cidr == str(ip_network(ident, strict=False)))
+        except ValueError:
+            query = query.where(subnets.c.name == ident)
+    if lock:
+        query = query.with_for_update()
+    return one(await conn.execute(query), "Subnet")
+
+
+async def _vlan_for_subnet(conn: AsyncConnection, fields: dict[str, Any]) -> int:
+    if not is_blank(fields.get("vlan")):
+        ident = fields["vlan"]
+        if not ident.isdigit() or (await conn.execute(select(vlans.c.id).where(vlans.c.id == int(ident)))).first() is None:
+            raise Invalid.field("vlan", f"Select a valid choice. {ident} is not one of the available choices.")
+        vlan_id = int(ident)
+        if not is_blank(fields.get("fabric")):
+            fabric = await find_fabric(conn, fields["fabric"])
+            vlan = await get_vlan(conn, vlan_id)
+            if vlan["fabric_id"] != fabric["id"]:
+                raise Invalid.field("vlan", f"VLAN {vlan_id} is not in fabric {fabric['name']}.")
+        return vlan_id
+    fabric = await find_fabric(conn, fields["fabric"]) if not is_blank(fields.get("fabric")) \
+        else await get_fabric(conn, DEFAULT_FABRIC_ID)
+    if fields.get("vid") is not None:
+        found = (await conn.execute(select(vlans.c.id).where(
+            vlans.c.fabric_id == fabric["id"], vlans.c.vid == fields["vid"]))).scalar_one_or_none()
+        if found is None:
+            where = "default fabric" if fabric["id"] == DEFAULT_FABRIC_ID else f"fabric {fabric['name']}"
+            raise Invalid.field("vid", f"No VLAN with vid {fields['vid']} in {where}.")
+        return found
+    return (await conn.execute(select(func.min(vlans.c.id)).where(vlans.c.fabric_id == fabric["id"]))).scalar_one()
+
+
+def _subnet_values(fields: dict[str, Any], cidr: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    network = ip_network(cidr)
+    if "gateway_ip" in fields:
+        gateway = fields["gateway_ip"]
+        gateway = None if is_blank(gateway) else gateway.strip()
+        raise_if(netrules.check_gateway(network, gateway))
+        values["gateway_ip"] = gateway
+    if "dns_servers" in fields:
+        servers, errors = netrules.parse_dns_servers(fields["dns_servers"])
+        raise_if(errors)
+        values["dns_servers"] = servers
+    if "rdns_mode" in fields:
+        if fields["rdns_mode"] not in (0, 1, 2):
+            raise Invalid.field("rdns_mode", f"Select a valid choice. {fields['rdns_mode']} is not one of the available choices.")
+        values["rdns_mode"] = fields["rdns_mode"]
+    for key in ("name", "description", "allow_dns", "allow_proxy", "active_discovery", "managed"):
+        if key in fields and fields[key] is not None:
+            values[key] = fields[key]
+    return values
+
+
+@dataclass(frozen=True)
+class Subnets:
+    """Subnets as shown, with every VLAN by id (each subnet shows its VLAN)."""
+
+    subnets: list[Row]
+    vlans: dict[int, Row]
+
+
+async def show_subnets(conn: AsyncConnection, ident: str | None = None) -> Subnets:
+    """Every subnet, or the one `ident` names (id, CIDR or name)."""
+    shown = [await get_subnet(conn, ident)] if ident is not None else None
+    vlans_by_id = {v["id"]: v for v in await list_vlans(conn)}
+    return Subnets(shown if shown is not None else await list_subnets(conn), vlans_by_id)
+
+
+async def insert_subnet(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
+    """A new subnet, not announced: rack registration records the networks a rack
+    reports this way (a new subnet has no ranges, so no rack's DHCP changes)."""
+    network, errors = netrules.parse_cidr(fields.get("cidr"))
+    raise_if(errors)
+    cidr = str(network)
+    values = _subnet_values(fields, cidr)
+    values["vlan_id"] = await _vlan_for_subnet(conn, fields)
+    values.setdefault("name", cidr)
+    if not values["name"]:
+        values["name"] = cidr
+    result = await execute_unique(conn, insert(subnets).values(cidr=cidr, **values).returning(subnets.c.id),
+                                  "cidr", "Subnet with this Cidr already exists.")
+    return await get_subnet(conn, str(result.scalar_one()))
+
+
+async def create_subnet(conn: AsyncConnection, fields: dict[str, Any]) -> Subnets:
+    row = await insert_subnet(conn, fields)
+    consequences.dhcp_changed(conn)  # racks serving DHCP refetch their state
+    return Subnets([row], {v["id"]: v for v in await list_vlans(conn)})
+
+
+async def update_subnet(conn: AsyncConnection, ident: str, fields: dict[str, Any]) -> Subnets:
+    subnet = await get_subnet(conn, ident, lock=True)
+    cidr = str(subnet["cidr"])
+    values: dict[str, Any] = {}
+    if "cidr" in fields:
+        network, errors = netrules.parse_cidr(fields["cidr"])
+        raise_if(errors)
+        assert network is not None  # parse_cidr gives a network whenever it gives no errors
+        cidr = values["cidr"] = str(network)
+        spans = [netrules.Span(str(r["start_ip"]), str(r["end_ip"]), r["type"])
+                 for r in await list_ranges(conn, subnet["id"])]
+        raise_if(netrules.check_ranges_fit(cidr, spans))
+        if "gateway_ip" not in fields and subnet["gateway_ip"] is not None:
+            raise_if(netrules.check_gateway(network, str(subnet["gateway_ip"])))
+    values.update(_subnet_values(fields, cidr))
+    if any(k in fields for k in ("vlan", "fabric", "vid")):
+        values["vlan_id"] = await _vlan_for_subnet(conn, fields)
+    if values:
+        await execute_unique(conn, update(subnets).where(subnets.c.id == subnet["id"]).values(**values, updated=func.now()),
+                             "cidr", "Subnet with this Cidr already exists.")
+    consequences.dhcp_changed(conn)  # racks serving DHCP refetch their state
+    return Subnets([await get_subnet(conn, str(subnet["id"]))], {v["id"]: v for v in await list_vlans(conn)})
+
+
+async def delete_subnet(conn: AsyncConnection, ident: str) -> None:
+    # The VLAN first, then the subnet: the order every DHCP-related write takes.
+    await lock_vlan(conn, (await get_subnet(conn, ident))["vlan_id"])
+    subnet = await get_subnet(conn, ident, lock=True)
+    vlan = await get_vlan(conn, subnet["vlan_id"])
+    dynamic = any(r["type"] == "dynamic" for r in await list_ranges(conn, subnet["id"]))
+    if vlan["dhcp_on"] and dynamic:
+        raise Refused("Cannot delete a subnet that is actively servicing a dynamic IP range. "
+                      "(Delete the dynamic range or disable DHCP first.)")
+    await conn.execute(delete(subnets).where(subnets.c.id == subnet["id"]))
+    consequences.dhcp_changed(conn)  # racks serving DHCP refetch their state
+
+
+# -- IP ranges -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ranges:
+    """IP ranges as shown: each with its subnet (and that subnet's VLAN) and its owner."""
+
+    ranges: list[Row]
+    subnets: dict[int, Row]
+    vlans: dict[int, Row]
+    owners: dict[int, User]
+
+
+async def show_ranges(conn: AsyncConnection, range_id: int | None = None) -> Ranges:
+    shown = [await get_range(conn, range_id)] if range_id is not None else await list_ranges(conn)
+    return await _ranges(conn, shown)
+
+
+async def _ranges(conn: AsyncConnection, shown: list[Row]) -> Ranges:
+    vlans_by_id = {v["id"]: v for v in await list_vlans(conn)}
+    subnets_by_id = {s["id"]: s for s in await list_subnets(conn)}
+    owners = {u.id: u for u in await users.list_users(conn)}
+    return Ranges(shown, subnets_by_id, vlans_by_id, owners)
+
+
+async def list_ranges(conn: AsyncConnection, subnet_id: int | None = None) -> list[Row]:
+    query = select(ipranges).order_by(ipranges.c.id)
+    if subnet_id is not None:
+        query = query.where(ipranges.c.subnet_id == subnet_id)
+    return rows(await conn.execute(query))
+
+
+async def get_range(conn: AsyncConnection, range_id: int) -> Row:
+    return one(await conn.execute(select(ipranges).where(ipranges.c.id == range_id)), "IPRange")
+
+
+async def _subnet_for_range(conn: AsyncConnection, subnet_ident: str | None, start: str | None) -> Row:
+    if not is_blank(subnet_ident):
+        try:
+            return await get_subnet(conn, str(subnet_ident), lock=True)
+        except NotFound:
+            raise Invalid.field(
+                "subnet", f"Select a valid choice. {subnet_ident} is not one of the available choices.") from None
+    try:
+        address = ip_address(start or "")
+    except ValueError:
+        raise Invalid.field("subnet", "This field is required.") from None
+    row = (await conn.execute(
+        select(subnets.c.id).where(text("cidr >>= CAST(:ip AS inet)")).params(ip=str(address))
+        .order_by(func.masklen(subnets.c.cidr).desc()).limit(1)
+    )).scalar_one_or_none()
+    if row is None:
+        raise Invalid.field("subnet", "This field is required.")
+    return await get_subnet(conn, str(row), lock=True)
+
+
+def _check_against(subnet: Row, kind: str | None, start: str | None, end: str | None, others: list[Row]) -> None:
+    spans = [netrules.Span(str(r["start_ip"]), str(r["end_ip"]), r["type"]) for r in others]
+    used = [str(subnet["gateway_ip"])] if subnet["gateway_ip"] is not None else []
+    raise_if(netrules.check_range(kind, start, end, str(subnet["cidr"]), spans, used))
+
+
+async def create_range(conn: AsyncConnection, fields: dict[str, Any], user: User) -> Ranges:
+    kind = fields.get("type")
+    if kind == "dynamic" and not user.is_superuser:
+        raise PermissionDenied("Unable to create dynamic IP range. You don't have sufficient privileges.")
+    subnet = await _subnet_for_range(conn, fields.get("subnet"), fields.get("start_ip"))
+    _check_against(subnet, kind, fields.get("start_ip"), fields.get("end_ip"), await list_ranges(conn, subnet["id"]))
+    range_id = (await conn.execute(insert(ipranges).values(
+        subnet_id=subnet["id"], type=kind, start_ip=fields["start_ip"], end_ip=fields["end_ip"],
+        comment=fields.get("comment") or "", user_id=user.id,
+    ).returning(ipranges.c.id))).scalar_one()
+    consequences.dhcp_changed(conn)  # racks serving DHCP refetch their state
+    return await _ranges(conn, [await get_range(conn, range_id)])
+
+
+def _may_change(iprange: Row, user: User, verb: str) -> None:
+    if not user.is_superuser and iprange["user_id"] != user.id:
+        raise PermissionDenied(f"Unable to {verb} IP range. You don't own the IP range.")
+
+
+async def update_range(conn: AsyncConnection, range_id: int, fields: dict[str, Any], user: User) -> Ranges:
+    current = await get_range(conn, range_id)
+    _may_change(current, user, "modify")
+    subnet = await get_subnet(conn, str(current["subnet_id"]), lock=True)
+    start = fields.get("start_ip", str(current["start_ip"]))
+    end = fields.get("end_ip", str(current["end_ip"]))
+    others = [r for r in await list_ranges(conn, subnet["id"]) if r["id"] != range_id]
+    _check_against(subnet, current["type"], start, end, others)
+    values = {"start_ip": start, "end_ip": end}
+    if "comment" in fields:
+        values["comment"] = fields["comment"] or ""
+    await conn.execute(update(ipranges).where(ipranges.c.id == range_id).values(**values, updated=func.now()))
+    consequences.dhcp_changed(conn)  # racks serving DHCP refetch their state
+    return await _ranges(conn, [await get_range(conn, range_id)])
+
+
+async def delete_range(conn: AsyncConnection, range_id: int, user: User) -> None:
+    current = await get_range(conn, range_id)
+    _may_change(current, user, "delete")
+    consequences.dhcp_changed(conn)  # racks serving DHCP refetch their state
+    if current["type"] == "dynamic":
+        subnet = await get_subnet(conn, str(current["subnet_id"]))
+        # DHCP on the VLAN needs a dynamic range somewhere on it: hold the VLAN, as
+        # update_vlan does, so two deletions cannot each see the other's range left.
+        await lock_vlan(conn, subnet["vlan_id"])
+        vlan = await get_vlan(conn, subnet["vlan_id"])
+        if vlan["dhcp_on"]:
+            await conn.execute(delete(ipranges).where(ipranges.c.id == range_id))
+            if not await vlan_has_dynamic_range(conn, vlan["id"]):
+                raise Refused(f"Cannot delete the last dynamic range of VLAN {vlan['fabric_name']}."
+                              f"{vlan_label(vlan)} while DHCP is on; disable DHCP first.")
+            return
+    await conn.execute(delete(ipranges).where(ipranges.c.id == range_id))
+
+
+@dataclass(frozen=True)
+class SubnetAddresses:
+    """What holds addresses on a subnet: nodes' interfaces, and the DHCP leases racks reported."""
+
+    known: list[Row]
+    leases: list[Row]
+
+
+async def subnet_addresses(conn: AsyncConnection, ident: str) -> SubnetAddresses:
+    subnet = await get_subnet(conn, ident)
+    return SubnetAddresses(await _node_addresses(conn, subnet["id"]), await leases.active_leases(conn, subnet["id"]))
+
+
+async def _node_addresses(conn: AsyncConnection, subnet_id: int) -> list[Row]:
+    """Addresses on a subnet held by nodes' interfaces, with the node they belong to."""
+    return rows(await conn.execute(
+        select(ip_addresses.c.ip, ip_addresses.c.alloc_type, ip_addresses.c.created, ip_addresses.c.updated,
+               interfaces.c.mac, nodes.c.system_id, nodes.c.hostname, nodes.c.node_type)
+        .join(interfaces, interfaces.c.id == ip_addresses.c.interface_id)
+        .join(nodes, nodes.c.id == interfaces.c.node_id)
+        .where(ip_addresses.c.subnet_id == subnet_id)
+        .order_by(ip_addresses.c.ip)
+    ))
