@@ -41,10 +41,13 @@ def test_csrf_tokens_must_match_exactly():
 
 
 def test_each_table_refreshes_the_parts_drawn_from_it():
-    assert topics_for({"rpc_connections"}) == {"controllers"}
-    assert topics_for({"config"}) == {"settings"}
-    assert topics_for({"nodes.machine"}) == set(), "a machine's change does not redraw the controllers"
-    assert topics_for({"nodes.controller", "config"}) == {"controllers", "settings"}
+    assert topics_for({"rpc_connections"}) == {"controllers", "subnets", "images"}
+    assert topics_for({"config"}) == {"settings", "subnets"}, "dhcp_ha_mode shows on a VLAN's page"
+    assert topics_for({"nodes.machine"}) == {"machines"}, "a machine's change does not redraw the controllers"
+    assert topics_for({"script_results"}) == {"machines"}
+    assert topics_for({"service_status"}) == {"controllers", "subnets", "images"}, "dhcpd and the image cache"
+    assert topics_for({"boot_resource_imports"}) == {"images"}
+    assert topics_for({"ipranges"}) == {"subnets"}
     assert topics_for({EVERYTHING}) == set(TOPICS)
 
 

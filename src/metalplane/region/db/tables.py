@@ -14,6 +14,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -79,6 +80,15 @@ ui_sessions = Table(
     *_timestamps(),
 )
 
+# Failed web UI logins per "user:NAME" and "addr:ADDRESS" in the current minute (any region).
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("window_start", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True),
+)
+
 zones = Table(
     "zones",
     metadata,
@@ -124,6 +134,10 @@ nodes = Table(
     Column("power_state_updated", DateTime(timezone=True), nullable=True),
     *_timestamps(),
 )
+# The web UI's Machines page (migration 0015): a page by hostname, the status and zone filters.
+Index("ix_nodes_type_hostname", nodes.c.node_type, nodes.c.hostname, nodes.c.id)
+Index("ix_nodes_type_status", nodes.c.node_type, nodes.c.status)
+Index("ix_nodes_zone_id", nodes.c.zone_id)
 
 # Per-controller facts a region reports: its connection need feeds the budget check.
 controller_info = Table(
@@ -234,6 +248,8 @@ interfaces = Table(
     *_timestamps(),
     UniqueConstraint("node_id", "name"),
 )
+# MAC search, exact or by prefix (LIKE 'aa:bb%').
+Index("ix_interfaces_mac", interfaces.c.mac, postgresql_ops={"mac": "text_pattern_ops"})
 
 # Addresses MAAS knows: controller interface addresses, and (later) DHCP leases.
 ip_addresses = Table(

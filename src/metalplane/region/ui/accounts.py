@@ -16,10 +16,10 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from metalplane.region.api.app import request_params, with_db_retry
-from metalplane.region.api.errors import plain_text, status_of
+from metalplane.region.api.errors import headers_of, plain_text, status_of
 from metalplane.region.db.transaction import TxLog
-from metalplane.region.errors import RegionError, Refused
-from metalplane.region.services import sessions, users
+from metalplane.region.errors import RegionError, Refused, Throttled
+from metalplane.region.services import login_limits, sessions, users
 from metalplane.region.ui.guard import (
     CSRF_FIELD,
     LOGIN_PATH,
@@ -31,6 +31,7 @@ from metalplane.region.ui.guard import (
     error_page_for,
     guarded,
     has_nul,
+    message_of,
     safe_next,
     set_cookie,
 )
@@ -42,12 +43,18 @@ AUTHENTICATE_PATH = "/MAAS/accounts/authenticate/"
 WRONG_LOGIN = "Please enter a correct username and password. Note that both fields may be case-sensitive."
 
 
-def _login_form(request: Request, error: str = "", username: str = "", status: int = 200) -> Response:
+def _address(request: Request) -> str:
+    return login_limits.client_address(request.client.host if request.client else None,
+                                       request.headers.get("x-forwarded-for"))
+
+
+def _login_form(request: Request, error: str = "", username: str = "", status: int = 200,
+                headers: dict[str, str] | None = None) -> Response:
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
     context: dict[str, Any] = {"user": None, "maas_name": "", "csrf_token": token, "csrf_field": CSRF_FIELD, "error": error,
                "username": username, "next": safe_next(request.query_params.get("next")), "nav": "", "live": [],
                "logout_path": LOGOUT_PATH}
-    response = render_html("login.html", context, status)
+    response = render_html("login.html", context, status, headers)
     set_cookie(response, request, LOGIN_CSRF_COOKIE, token, None)
     return response
 
@@ -71,7 +78,10 @@ async def _login_attempt(request: Request, txlog: TxLog) -> Response:
                                         "(the browser must accept cookies).")
     username = params.str("username") or ""
     async with db.begin() as conn:
-        user = await users.authenticate(conn, username, params.str("password") or "")
+        try:
+            user = await login_limits.authenticate(conn, username, params.str("password") or "", _address(request))
+        except Throttled as exc:
+            return _login_form(request, message_of(exc), username, status=429, headers=headers_of(exc))
         if user is None:
             return _login_form(request, WRONG_LOGIN, username, status=200)
         await sessions.purge_expired(conn)
@@ -106,7 +116,12 @@ async def _authenticate_attempt(request: Request, txlog: TxLog) -> Response:
     except RegionError as exc:
         return Response(plain_text(exc), status_code=status_of(exc), media_type="text/plain")
     async with request.app.state.db.begin() as conn:
-        user = await users.authenticate(conn, params.str("username") or "", params.str("password") or "")
+        try:
+            user = await login_limits.authenticate(conn, params.str("username") or "", params.str("password") or "",
+                                                   _address(request))
+        except Throttled as exc:
+            return Response(plain_text(exc), status_code=status_of(exc), media_type="text/plain",
+                            headers=headers_of(exc))
         if user is None:
             return Response("", status_code=403, media_type="text/plain")
         # Replayed after a lost COMMIT, it may make a second token, as a second login would.

@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from metalplane.region.api.app import request_params, site_of, with_db_retry
 from metalplane.region.api.context import Ctx
-from metalplane.region.api.errors import status_of
+from metalplane.region.api.errors import headers_of, status_of
 from metalplane.region.api.params import Params
 from metalplane.region.db.transaction import TxLog
 from metalplane.region.errors import PermissionDenied, RegionError, Refused
@@ -116,14 +116,15 @@ def message_of(exc: RegionError) -> str:
 
 
 def error_page_for(request: Request, exc: RegionError, ui: UiRequest | None = None) -> Response:
-    """A domain error as a page, with the status the API answers for it (api/errors.py)."""
-    return error_page(request, status_of(exc), message_of(exc), ui)
+    """A domain error as a page, with the status and headers the API answers it with (api/errors.py)."""
+    return error_page(request, status_of(exc), message_of(exc), ui, headers_of(exc))
 
 
-def error_page(request: Request, status: int, message: str, ui: UiRequest | None = None) -> Response:
+def error_page(request: Request, status: int, message: str, ui: UiRequest | None = None,
+               headers: dict[str, str] | None = None) -> Response:
     context = ui.context() if ui else {"user": None, "maas_name": "", "csrf_token": "", "csrf_field": CSRF_FIELD,
                                        "logout_path": LOGOUT_PATH, "nav": "", "live": []}
-    return render_html("error.html", {**context, "status": status, "message": message}, status)
+    return render_html("error.html", {**context, "status": status, "message": message}, status, headers)
 
 
 def login_redirect(request: Request) -> Response:

@@ -1,6 +1,6 @@
 """Live pages: server-sent events saying which part of the UI changed.
 
-The stream carries topic names only ("controllers", "settings"); the page
+The stream carries topic names only ("controllers", "machines", ...); the page
 then fetches the part it shows (`?part=...`) through the usual guarded route,
 so what a user sees is always rendered with that user's rights. Events come
 from the worker's `ChangeHub` (fed by the database's NOTIFY), so a stream
@@ -27,6 +27,12 @@ TOPICS: dict[str, frozenset[str]] = {
                               "service_status", "interfaces", "ip_addresses", "vlans", "fabrics", "subnets",
                               "bmcs"}),
     "settings": frozenset({"config"}),
+    # Subnets and a VLAN's page: its racks' dhcpd status (partner-down) comes from service_status.
+    "subnets": frozenset({"fabrics", "vlans", "subnets", "ipranges", "interfaces", "ip_addresses",
+                          "service_status", "rpc_connections", "nodes.controller", "config"}),
+    "machines": frozenset({"nodes.machine", "interfaces", "script_results", "power_actions", "bmcs", "zones"}),
+    "images": frozenset({"boot_resources", "boot_resource_sets", "boot_resource_files", "boot_resource_contents",
+                         "boot_resource_imports", "service_status", "nodes.controller", "rpc_connections"}),
 }
 PING_SECONDS = 5.0
 COALESCE_SECONDS = 0.1  # one refresh for a burst of changes (a rack registering writes many tables)

@@ -9,7 +9,7 @@ from starlette.routing import BaseRoute, Route
 from metalplane.region.ui import live
 from metalplane.region.ui.accounts import account_routes
 from metalplane.region.ui.guard import HOME, UI_PREFIX, ui_route
-from metalplane.region.ui.pages import controllers, settings
+from metalplane.region.ui.pages import controllers, images, machines, settings, subnets
 from metalplane.region.ui.static import static_route
 
 
@@ -29,6 +29,9 @@ def ui_routes() -> list[BaseRoute]:
         static_route(),
         *account_routes(),
         ui_route(live.EVENTS_PATH, live.events),
+        *machines.routes(),
         *controllers.routes(),
+        *subnets.routes(),
+        *images.routes(),
         *settings.routes(),
     ]

@@ -130,7 +130,7 @@ async def power_parameters(ctx: Ctx) -> dict:
         return machines.power_parameters(await machines.get_machine(conn, ctx.path["system_id"]))
 
 
-@machine_h.action("POST", "power_on")
+@machine_h.action("POST", "power_on", admin=True)
 async def power_on(ctx: Ctx) -> dict:
     """Turn on a machine.
 
@@ -140,7 +140,7 @@ async def power_on(ctx: Ctx) -> dict:
     return render.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "on"))[0]
 
 
-@machine_h.action("POST", "power_off")
+@machine_h.action("POST", "power_off", admin=True)
 async def power_off(ctx: Ctx) -> dict:
     """Power off a machine.
 
@@ -154,7 +154,7 @@ async def power_off(ctx: Ctx) -> dict:
     return render.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "off"))[0]
 
 
-@machine_h.action("POST", "power_cycle")
+@machine_h.action("POST", "power_cycle", admin=True)
 async def power_cycle(ctx: Ctx) -> dict:
     """Power cycle a machine (off, then on).
 
@@ -171,7 +171,7 @@ async def query_power_state(ctx: Ctx) -> dict:
     return {"state": result["state"]}
 
 
-@machine_h.action("POST", "commission")
+@machine_h.action("POST", "commission", admin=True)
 async def commission(ctx: Ctx) -> dict:
     """Begin commissioning: the machine is powered on through its BMC, boots the
     ephemeral image over the network, reports its hardware and goes Ready (or
