@@ -29,7 +29,9 @@ from metalplane.region.services import cluster, connections, racks, users
 from metalplane.region.services.controllers import new_system_id
 from tests.support.databases import TestDatabases
 from tests.support.haproxy import Haproxy
-from tests.support.processes import RackProcess, RegionProcess, free_port_block
+from tests.support.netlab import Host, Lab
+from tests.support.processes import RackProcess, RegionProcess, free_port_block, wait_until
+from tests.support.stack import Stack
 from tests.conftest import make_region_config
 
 CHROMIUM = "/usr/bin/chromium"
@@ -50,6 +52,15 @@ def in_thread(func, *args):
 
 def launch(playwright: Playwright) -> Browser:
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def launch_in(playwright: Playwright, host: Host, workdir: Path) -> Browser:
+    """Chromium inside a lab namespace, as a browser on that host: Playwright starts it
+    through a wrapper that enters the namespace (it talks to it over inherited pipes)."""
+    wrapper = workdir / f"chromium-in-{host.name}"
+    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {host.netns} {CHROMIUM} "$@"\n')
+    wrapper.chmod(0o755)
+    return playwright.chromium.launch(executable_path=str(wrapper), args=CHROMIUM_ARGS)
 
 
 class AccessibilityError(AssertionError):
@@ -278,3 +289,51 @@ def serve_dhcp(lab: UiLab, cidr_prefix: str, system_id: str) -> str:
         answer = api.put(vlan, primary_rack=system_id, dhcp_on="true")
         assert answer.status_code == 200, answer.text
     return vlan
+
+
+class DhcpLab:
+    """A region and two racks on one VLAN in network namespaces, with real Kea, and
+    hosts for DHCP clients; the browser runs on the region's host (`launch_in`).
+    The admin is the Stack's (admin / admin-password); USER is a non-admin."""
+
+    CIDR = "10.61.0.0/24"
+    REGION_IP = "10.61.0.10"
+    ADMIN_PASSWORD = "admin-password"
+
+    def __init__(self, databases: TestDatabases, clients: int = 2):
+        self.lab = Lab().start()
+        try:
+            self.lab.add_network("pxe", self.CIDR)
+            self.region = self.lab.add_host("region", {"pxe": f"{self.REGION_IP}/24"})
+            hosts = {name: self.lab.add_host(name, {"pxe": f"10.61.0.{n}/24"}) for n, name in ((2, "rack1"), (3, "rack2"))}
+            self.stack = Stack(self.lab, databases)
+            config = self.stack.start_region(self.region, "pxe")
+            in_thread(run_db, config, _make_user)
+            for name, host in hosts.items():
+                self.stack.add_rack(host, name)
+                self.stack.start_rack(name)
+            wait_until(lambda: len(self.stack.api("rack-controllers", "read")) == 2, 60, what="both racks registered")
+            self.clients = [self.lab.add_host(f"c{i}", {"pxe": None}) for i in range(1, clients + 1)]
+        except BaseException:
+            self.lab.close()
+            raise
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.REGION_IP}:5240"
+
+    def system_id(self, rack: str) -> str:
+        found = self.stack.rack_system_id(rack)
+        assert found, rack
+        return found
+
+    def kea_pids(self, rack: str) -> list[int]:
+        host = self.stack.racks[rack][0]
+        return [pid for pid in host.pids() if Path(f"/proc/{pid}/comm").read_text().strip() == "kea-dhcp4"]
+
+    def close(self) -> None:
+        self.lab.close()
+
+
+async def _make_user(conn) -> None:
+    await users.create_user(conn, USER, USER_PASSWORD, "alice@example.com", is_superuser=False)
