@@ -21,11 +21,11 @@ from metalplane.region.bootstrap import run_db
 from metalplane.region.db.tables import region_processes
 from metalplane.region.services import commissioning, connections, racks
 from metalplane.region.services.controllers import new_system_id
-from tests.conftest import RunningRegion, create_admin, create_user, make_region_config
+from tests.conftest import RunningRegion, create_admin, create_user, start_region
 from tests.support.databases import world_traversable_tempdir
 from tests.support.image_mirror import make_mirror
 from tests.support.machine_fleet import add_machines, fleet_hostname, fleet_mac
-from tests.support.processes import RegionProcess, wait_until
+from tests.support.processes import wait_until
 
 ADMIN_PASSWORD = "test-admin"  # tests.conftest.create_admin
 USER_PASSWORD = "pw"  # tests.conftest.create_user
@@ -68,16 +68,14 @@ def errors_beside(page: str, slot: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def ui_region(databases) -> Iterator[RunningRegion]:
+    """A region of its own (model racks and 130 machines would disturb the shared one)."""
     root = world_traversable_tempdir("mp-ui-pages-")
-    dbname = databases.new_database()
-    config = make_region_config(databases, dbname, root / "data")
-    key = create_admin(config)
-    create_user(config, "ui-user")
-    process = RegionProcess(config, root / "region")
-    process.start_and_wait()
+    process = start_region(databases, root)
+    key = create_admin(process.config)
+    create_user(process.config, "ui-user")
     yield RunningRegion(process, key)
     process.stop()
-    databases.drop_database(dbname)
+    databases.drop_database(process.config.database_name)
     shutil.rmtree(root, ignore_errors=True)
 
 

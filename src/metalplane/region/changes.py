@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 
-CHANNEL = "metalplane_changes"
+from metalplane.region.db.change_triggers import CHANNEL as CHANNEL  # the triggers' NOTIFY channel
+
 EVERYTHING = "*"  # published after the LISTEN connection came back: anything may have changed
 
 

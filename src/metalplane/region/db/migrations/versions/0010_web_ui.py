@@ -16,12 +16,13 @@ statement touching many rows sends one.
 import sqlalchemy as sa
 from alembic import op
 
+from metalplane.region.db import change_triggers
+from metalplane.region.db.change_triggers import CHANNEL, distinct
+
 revision = '0010'
 down_revision = '0005'
 branch_labels = None
 depends_on = None
-
-CHANNEL = 'metalplane_changes'
 
 # (table, columns whose change on UPDATE is worth telling a page about; None: any column)
 WATCHED = [
@@ -40,12 +41,6 @@ WATCHED = [
 ]
 NODE_COLUMNS = ['hostname', 'node_type', 'version', 'zone_id', 'description', 'status', 'error_description',
                 'architecture', 'cpu_count', 'memory', 'bmc_id', 'power_state']
-
-
-def _distinct(columns: list[str]) -> str:
-    old = ', '.join(f'OLD.{c}' for c in columns)
-    new = ', '.join(f'NEW.{c}' for c in columns)
-    return f'(({old}) IS DISTINCT FROM ({new}))'
 
 
 def upgrade() -> None:
@@ -81,23 +76,16 @@ def upgrade() -> None:
     op.execute('CREATE TRIGGER ui_changes_rows AFTER INSERT OR DELETE ON nodes FOR EACH ROW '
                'EXECUTE FUNCTION metalplane_notify_node()')
     op.execute('CREATE TRIGGER ui_changes_update AFTER UPDATE ON nodes FOR EACH ROW '
-               f'WHEN {_distinct(NODE_COLUMNS)} EXECUTE FUNCTION metalplane_notify_node()')
+               f'WHEN {distinct(NODE_COLUMNS)} EXECUTE FUNCTION metalplane_notify_node()')
+    # Row triggers: a statement that changes nothing (an upsert that finds its row
+    # unchanged, ON CONFLICT DO NOTHING, an UPDATE matching no row) notifies nothing.
     for table, columns in WATCHED:
-        # Row triggers: a statement that changes nothing (an upsert that finds its row
-        # unchanged, ON CONFLICT DO NOTHING, an UPDATE matching no row) notifies nothing.
-        op.execute(f'CREATE TRIGGER ui_changes AFTER INSERT OR DELETE ON {table} '
-                   'FOR EACH ROW EXECUTE FUNCTION metalplane_notify_table()')
-        op.execute(f'CREATE TRIGGER ui_changes_truncate AFTER TRUNCATE ON {table} '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION metalplane_notify_table()')
-        when = f' WHEN {_distinct(columns)}' if columns else ' WHEN (OLD.* IS DISTINCT FROM NEW.*)'
-        op.execute(f'CREATE TRIGGER ui_changes_update AFTER UPDATE ON {table} FOR EACH ROW{when} '
-                   'EXECUTE FUNCTION metalplane_notify_table()')
+        change_triggers.create(op.execute, table, columns)
 
 
 def downgrade() -> None:
     for table, _ in WATCHED:
-        for trigger in ('ui_changes', 'ui_changes_truncate', 'ui_changes_update'):
-            op.execute(f'DROP TRIGGER IF EXISTS {trigger} ON {table}')
+        change_triggers.drop(op.execute, table)
     op.execute('DROP TRIGGER IF EXISTS ui_changes_rows ON nodes')
     op.execute('DROP TRIGGER IF EXISTS ui_changes_update ON nodes')
     op.execute('DROP FUNCTION IF EXISTS metalplane_notify_node()')

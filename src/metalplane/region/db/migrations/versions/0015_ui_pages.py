@@ -14,6 +14,8 @@ boot resources and their files' progress, and imports.
 import sqlalchemy as sa
 from alembic import op
 
+from metalplane.region.db import change_triggers
+
 revision = '0015'
 down_revision = '0010'
 branch_labels = None
@@ -33,12 +35,6 @@ WATCHED = [
 ]
 
 
-def _distinct(columns: list[str]) -> str:
-    old = ', '.join(f'OLD.{c}' for c in columns)
-    new = ', '.join(f'NEW.{c}' for c in columns)
-    return f'(({old}) IS DISTINCT FROM ({new}))'
-
-
 def upgrade() -> None:
     op.create_index('ix_nodes_type_hostname', 'nodes', ['node_type', 'hostname', 'id'])
     op.create_index('ix_nodes_type_status', 'nodes', ['node_type', 'status'])
@@ -54,19 +50,12 @@ def upgrade() -> None:
     op.create_index('ix_login_failures_window_start', 'login_failures', ['window_start'])
 
     for table, columns in WATCHED:
-        op.execute(f'CREATE TRIGGER ui_changes AFTER INSERT OR DELETE ON {table} '
-                   'FOR EACH ROW EXECUTE FUNCTION metalplane_notify_table()')
-        op.execute(f'CREATE TRIGGER ui_changes_truncate AFTER TRUNCATE ON {table} '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION metalplane_notify_table()')
-        when = f' WHEN {_distinct(columns)}' if columns else ' WHEN (OLD.* IS DISTINCT FROM NEW.*)'
-        op.execute(f'CREATE TRIGGER ui_changes_update AFTER UPDATE ON {table} FOR EACH ROW{when} '
-                   'EXECUTE FUNCTION metalplane_notify_table()')
+        change_triggers.create(op.execute, table, columns)
 
 
 def downgrade() -> None:
     for table, _ in WATCHED:
-        for trigger in ('ui_changes', 'ui_changes_truncate', 'ui_changes_update'):
-            op.execute(f'DROP TRIGGER IF EXISTS {trigger} ON {table}')
+        change_triggers.drop(op.execute, table)
     op.drop_index('ix_login_failures_window_start', table_name='login_failures')
     op.drop_table('login_failures')
     op.execute('DROP INDEX IF EXISTS ix_interfaces_mac')
