@@ -171,6 +171,8 @@ def machine_pages(lab: UiLab, person: UiUser, shot) -> None:
                    content=b"eth1: no carrier\n")
         image.post("commission/done", json={"result": "ok", "failed_scripts": ["50-network-check"]})
     page.wait_for_selector("#machine-status .status[data-status='2']", timeout=5_000)
+    person.open(f"/MAAS/r/machine/{system_id}/")
+    person.wait_live()
     page.click("#commissioning-results summary:has-text('00-maas-02-disks')")
     page.click("#commissioning-results summary:has-text('50-network-check')")
     shot("machine")
@@ -190,6 +192,7 @@ def images_page(lab: UiLab, person: UiUser, shot) -> None:
         shot("images-importing")
         page.wait_for_selector("#imports tr[data-state=done]", timeout=60_000)
     page.wait_for_selector("#rack-caches tr:has-text('serving 1 of 1 image')", timeout=60_000)
+    person.open("/MAAS/r/images/")
     shot("images")
 
 

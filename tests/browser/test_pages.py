@@ -183,7 +183,7 @@ def test_subnets_group_by_fabric_and_vlan(admin, lab):
         api.post("ipranges/", type="reserved", start_ip="10.207.0.1", end_ip="10.207.0.99")
     page = admin.page
     admin.open("/MAAS/r/subnets/")
-    table = page.locator(f"table[aria-labelledby='fabric-{fabric['id']}']")
+    table = page.locator(f"#subnets tbody[data-fabric-id='{fabric['id']}']")
     assert "storage" in table.inner_text() and "10.207.0.0/24" in table.inner_text()
     assert "39% used" in table.inner_text() and "155 of 254 addresses free" in table.inner_text()
     with page.expect_navigation():

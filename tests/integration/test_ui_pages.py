@@ -134,8 +134,8 @@ def test_subnets_are_grouped_by_fabric_and_vlan_with_ranges_and_usage(ui_region,
         subnet = api.post("subnets/", cidr="10.232.0.0/24", vlan=str(vlan["id"]), gateway_ip="10.232.0.1").json()
         api.post("ipranges/", type="reserved", start_ip="10.232.0.10", end_ip="10.232.0.59", subnet=str(subnet["id"]))
     page = user.get("/MAAS/r/subnets/")
-    section = page[page.index('id="fabric-' + str(fabric["id"]) + '"'):]
-    row = text_of(section[:section.index("</table>")])
+    section = page[page.index(f'<tbody data-fabric-id="{fabric["id"]}">'):]
+    row = text_of(section[:section.index("</tbody>")])
     # 254 usable; the gateway and 50 reserved are taken: 51 of 254 is 20%.
     assert "storage" in row and "10.232.0.0/24" in row and "reserved: 10.232.0.10 \u2013 10.232.0.59" in row
     assert "20% used" in row and "203 of 254 addresses free" in row

@@ -23,6 +23,7 @@ from metalplane.region.services.login_limits import Keys, client_address, retry_
 from metalplane.region.services.machine_list import Search, like_pattern, parse_search
 from metalplane.region.ui.pages.machines import parse_filter, query_of
 from metalplane.region.ui.pages.subnets import place_errors
+from metalplane.region.ui.templating import count
 
 
 # -- addresses ---------------------------------------------------------------------------------
@@ -159,3 +160,9 @@ def test_retry_after_is_what_is_left_of_the_window():
     assert retry_after(start, start + timedelta(seconds=10)) == 50
     assert retry_after(start, start + timedelta(seconds=59, milliseconds=900)) == 1
     assert retry_after(start, start + timedelta(seconds=75)) == 1
+
+
+def test_address_counts_read_as_people_read_them():
+    assert count(254) == "254" and count(1022) == "1,022"
+    assert count(1 << 64) == "2^64"
+    assert count((1 << 64) - 1) == "about 1.84 \u00d7 10^19"

@@ -29,6 +29,15 @@ def when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def count(value: int) -> str:
+    """A number of addresses as people read it: 1,022; an IPv6 subnet's as a power of two."""
+    if value >= 1 << 32 and value & (value - 1) == 0:
+        return f"2^{value.bit_length() - 1}"
+    if value >= 10**9:
+        return f"about {value:.2e}".replace("e+", " \u00d7 10^")
+    return f"{value:,}"
+
+
 @cache
 def environment() -> Environment:
     env = Environment(
@@ -40,6 +49,7 @@ def environment() -> Environment:
     )
     env.globals["asset_url"] = asset_url
     env.filters["when"] = when
+    env.filters["count"] = count
     return env
 
 

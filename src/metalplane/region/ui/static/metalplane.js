@@ -67,7 +67,13 @@
           setState("stale", "changed elsewhere: reload to see it");
           return;
         }
+        // What the reader opened stays open: <details data-key> by key.
+        var open = Array.prototype.map.call(part.querySelectorAll("details[open][data-key]"),
+                                            function (d) { return d.dataset.key; });
         part.innerHTML = html;
+        part.querySelectorAll("details[data-key]").forEach(function (d) {
+          if (open.indexOf(d.dataset.key) >= 0) d.open = true;
+        });
         if (state.again) return round();
       });
     }
