@@ -220,7 +220,7 @@ def test_force_delete_turns_dhcp_off(lab):
         assert after["dhcp_on"] is False and after["primary_rack"] is None
 
 
-def test_deleted_rack_is_told_to_stop_and_registers_again_if_started(lab):
+def test_deleted_rack_is_told_to_stop_and_registers_again_only_when_told(lab):
     wait_until(lambda: fully_spread(lab), 30, interval=0.3, what="racks connected")
     rack = lab.racks["rack2"]
     system_id = rack.system_id
@@ -229,9 +229,24 @@ def test_deleted_rack_is_told_to_stop_and_registers_again_if_started(lab):
         assert system_id not in {r["system_id"] for r in api.get("rackcontrollers/").json()}
     wait_until(lambda: not rack.alive(), 10, what="the deleted rack to stop")
     assert "asked this rack to stop" in rack.log()
-    # Started again (its software still installed), it registers again with the same id.
+    # Started again (its software still installed), it does not re-create itself: it says so and exits.
     rack.start()
-    wait_until(lambda: system_id in {r["system_id"] for r in lab.racks_read()}, 20, what="re-registration")
+    wait_until(lambda: not rack.alive(), 30, what="the deleted rack to give up")
+    assert rack.proc.returncode == 0  # a clean stop: a service manager does not restart it
+    refusals = [line for line in rack.log().splitlines() if "does not re-register by itself" in line]
+    assert len(refusals) == 1 and system_id in refusals[0] and "metalplane rack register" in refusals[0]
+    assert system_id not in {r["system_id"] for r in lab.racks_read()}
+    status = run_cli("status", "--data-dir", str(rack.data_dir))
+    assert status.returncode == 3 and "does not re-register by itself" in status.stdout
+    # Told to register, it comes back as the same rack.
+    try:
+        joined = run_cli("rack", "register", "--url", lab.urls[0], "--secret", lab.secret,
+                         "--data-dir", str(rack.data_dir), "--hostname", "rack2")
+        assert joined.returncode == 0, joined.stderr
+        wait_until(lambda: system_id in {r["system_id"] for r in lab.racks_read()}, 30, what="re-registration")
+        assert [r["hostname"] for r in lab.racks_read()].count("rack2") == 1
+    finally:
+        run_cli("stop", "--data-dir", str(rack.data_dir))
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -51,7 +51,7 @@ class LightRack:
         return ClientHello("rack", self.system_id, f"light-{self.system_id}", __version__, self.state.uuid)
 
     async def registration(self) -> Register:
-        return Register(f"light-{self.system_id}", __version__, [])
+        return Register(f"light-{self.system_id}", __version__, [], enrol=True)
 
     def start(self) -> None:
         self.task = asyncio.ensure_future(self.links.run())

@@ -7,7 +7,7 @@ from ipaddress import ip_network
 
 import pytest
 
-from metalplane.ha.rack_health import rackd_status
+from metalplane.ha.rack_health import rackd_status, with_rack_report
 from metalplane.rack.interfaces import parse_ip_addr
 from metalplane.rack.power.service import failover_plan
 from metalplane.rack.region_links import choose, plan_links
@@ -24,6 +24,17 @@ def test_rackd_status():
     assert rackd_status(1, 2, 2)[0] == "degraded" and "1 of 2" in rackd_status(1, 2, 2)[1]
     assert rackd_status(0, 2, 2)[0] == "dead"
     assert rackd_status(2, 2, 2, refusal="version")[0] == "dead"
+
+
+def test_rackd_status_with_the_racks_own_report():
+    down = ("degraded", "region-links restarted after OSError: [Errno 24] Too many open files (1 death(s))")
+    assert with_rack_report(("running", ""), down) == down
+    assert with_rack_report(("running", ""), ("running", "")) == ("running", "")
+    assert with_rack_report(("running", ""), None) == ("running", "")
+    both = with_rack_report(("degraded", "connected to 1 of 2 region controllers"), down)
+    assert both == ("degraded", "connected to 1 of 2 region controllers; " + down[1])
+    # Not connected: the rack's last report is stale.
+    assert with_rack_report(("dead", "no connection to any region"), down) == ("dead", "no connection to any region")
 
 
 def test_proof_binds_secret_role_nonces_and_certificate():

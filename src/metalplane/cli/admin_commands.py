@@ -8,5 +8,6 @@ these names (`cli.api_session`).
 from __future__ import annotations
 
 ADMIN_COMMANDS = frozenset(
-    {"init", "status", "stop", "apikey", "createadmin", "region", "rack", "db", "version", "images"}
+    {"init", "status", "stop", "apikey", "createadmin", "region", "rack", "db", "version", "images",
+     "install-units", "logs"}
 )

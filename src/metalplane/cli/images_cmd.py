@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from metalplane.cli.errors import CliError
+from metalplane.cli.progress import Progress
 
 UPLOAD_PIECE = 4 << 20  # as maascli uploads
 
@@ -50,13 +51,18 @@ def upload_build(profile_name: str, result, log: Callable[[str], None] = _log) -
                 continue
             url = site + rfile["upload_uri"]
             sent = 0
+            progress = Progress(f.size, bytes_=True, out=sys.stderr)
+            progress.update(0, f"uploading {f.ftype}")
             with open(result.out / f.path, "rb") as data:
                 while piece := data.read(UPLOAD_PIECE):
                     put = api.http.put(url, content=piece, headers={
                         "Content-Type": "application/octet-stream", "Authorization": oauth_header(key, url)})
                     if put.status_code != 200:
+                        progress.finish()
                         raise CliError(f"upload of {f.ftype} failed at byte {sent}: {put.status_code} {put.text}")
                     sent += len(piece)
+                    progress.update(sent)
+            progress.finish()
             log(f"{f.ftype}: uploaded {sent} bytes")
     log(f"uploaded {result.name} {result.architecture} version {result.version} "
         f"as boot resource {resource_id} ({profile['url']})")
@@ -64,17 +70,20 @@ def upload_build(profile_name: str, result, log: Callable[[str], None] = _log) -
 
 
 def _build_ephemeral(args: argparse.Namespace) -> int:
-    from metalplane.images.build import BuildError, build_ephemeral, qemu_command
+    from metalplane.images.build import BUILD_STEPS, BuildError, build_ephemeral, qemu_command
 
     if args.kernel_deb and args.kernel_package:
         raise CliError("give --kernel-deb or --kernel-package, not both")
+    progress = Progress(BUILD_STEPS, steps=True, out=sys.stderr)
     try:
         result = build_ephemeral(
             args.out.resolve(), kernel_deb=args.kernel_deb, kernel_package_name=args.kernel_package,
             busybox=args.busybox, cache=args.cache_dir, release=args.release, version=args.version,
-            extra_modules=args.module or (), log=_log)
+            extra_modules=args.module or (), log=progress.say, step=progress.step)
     except BuildError as exc:
         raise CliError(str(exc)) from None
+    finally:
+        progress.finish()
     out = result.out
     print(f"built {result.name} {result.architecture} version {result.version} in {out}")
     print(f"  kernel {result.kernel_release} (from {result.kernel_package}); "

@@ -28,7 +28,7 @@ def data_dir_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from metalplane.cli import admin, db_cmd, rack_cmd, region_cmd
+    from metalplane.cli import admin, db_cmd, ops_cmd, rack_cmd, region_cmd
 
     parser = argparse.ArgumentParser(
         prog="metalplane",
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     images_cmd.register(sub)
     db_cmd.register(sub, data_dir_arg)
+    ops_cmd.register(sub, data_dir_arg)
     v = sub.add_parser("version", help="print metalplane's version")
     v.set_defaults(func=lambda args: print(__version__) or 0)
     return parser

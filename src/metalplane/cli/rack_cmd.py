@@ -8,14 +8,24 @@ from pathlib import Path
 
 from metalplane.cli.errors import CliError
 from metalplane.config.rack import load_rack_config, rack_config_path
-from metalplane.embedded.daemons import Daemon
+from metalplane.embedded.daemons import Service, data_dir_service, systemd_running
 from metalplane.logs import setup_logging
 from metalplane.rack.cluster_state import ClusterState
 from metalplane.rack.registration import RegistrationError, register
 
 
-def rack_daemon(data_dir: Path) -> Daemon:
-    return Daemon("rackd", data_dir, ("rack", "run", "--data-dir", str(data_dir)))
+def rack_daemon(data_dir: Path) -> Service:
+    return data_dir_service(data_dir, "rackd")
+
+
+def refresh_units(data_dir: Path) -> None:
+    """The data dir's units (the rack's, and the region's if it is one), installed when systemd runs."""
+    from metalplane.embedded.service_units import detected_units, install_units, write_data_dir_units
+
+    units = detected_units(data_dir)
+    write_data_dir_units(data_dir, units)
+    if systemd_running():
+        install_units(units)
 
 
 def register_and_start(data_dir: Path, urls: list[str], secret: str, hostname: str | None = None,
@@ -24,11 +34,12 @@ def register_and_start(data_dir: Path, urls: list[str], secret: str, hostname: s
         outcome = register(data_dir, urls, secret, hostname)
     except RegistrationError as exc:
         raise CliError(f"registration failed: {exc}") from None
+    refresh_units(data_dir)
     daemon = rack_daemon(data_dir)
     verb = "restarted" if daemon.stop() else "started"
     pid = daemon.start()
     out(f"rack {outcome.system_id} registered with cluster {outcome.cluster}; rackd {verb} "
-        f"(pid {pid}, log {daemon.log_file})")
+        f"(pid {pid}, log {daemon.where_logs()})")
     return 0
 
 
@@ -56,6 +67,38 @@ def _reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(args: argparse.Namespace) -> int:
+    """Show rackd.conf, or change it (MAAS's `maas-rack config` flags) and restart a running rackd."""
+    import yaml
+
+    from metalplane.config.rack import update_rack_config
+
+    data_dir = args.data_dir.resolve()
+    path = rack_config_path(data_dir)
+    changes: dict = {}
+    if args.region_url:
+        changes["maas_url"] = args.region_url
+    if args.debug is not None:
+        changes["debug"] = args.debug == "true"
+    for key in ("tftp_port", "http_port", "bind_address", "hostname"):
+        if getattr(args, key) is not None:
+            changes[key] = getattr(args, key)
+    if not changes:
+        print(yaml.safe_dump(load_rack_config(path).model_dump(exclude_none=True), sort_keys=True).rstrip())
+        return 0
+    if not path.exists():
+        raise CliError(f"{path}: no rack config here; register first (`metalplane rack register --url URL "
+                       "--secret SECRET`)")
+    update_rack_config(path, changes)
+    daemon = rack_daemon(data_dir)
+    if daemon.stop():
+        daemon.start()
+        print(f"{path} updated; rackd restarted")
+    else:
+        print(f"{path} updated")
+    return 0
+
+
 def register_commands(sub: argparse._SubParsersAction, data_dir_arg: Callable[[argparse.ArgumentParser], None]) -> None:
     rack = sub.add_parser("rack", help="the rack controller")
     rsub = rack.add_subparsers(dest="rack_command", metavar="COMMAND", required=True)
@@ -71,6 +114,16 @@ def register_commands(sub: argparse._SubParsersAction, data_dir_arg: Callable[[a
     data_dir_arg(p)
     p.add_argument("--config", type=Path, help="rackd.conf (default DATA_DIR/rackd.conf)")
     p.set_defaults(func=_run)
+
+    p = rsub.add_parser("config", help="show rackd.conf, or change it and restart rackd (maas-rack config)")
+    data_dir_arg(p)
+    p.add_argument("--region-url", action="append", metavar="URL", help="a region's MAAS URL; repeat for more")
+    p.add_argument("--debug", choices=["true", "false"], help="debug logging")
+    p.add_argument("--tftp-port", type=int)
+    p.add_argument("--http-port", type=int)
+    p.add_argument("--bind-address")
+    p.add_argument("--hostname")
+    p.set_defaults(func=_config)
 
     p = rsub.add_parser("reset", help="forget the cluster this rack joined (to move it to another)")
     data_dir_arg(p)

@@ -16,7 +16,7 @@ from metalplane.config.region import (
     reset_region_config,
     update_region_config,
 )
-from metalplane.logs import setup_logging
+from metalplane.logs import never_log, setup_logging
 
 # data_dir is where the config lives, so it is chosen with --data-dir, not set.
 CONFIG_KEYS = [k for k in RegionConfig.model_fields if k != "data_dir"]
@@ -79,6 +79,7 @@ def _run(args: argparse.Namespace) -> int:
     path = _config_path(args)
     config = load_region_config(path)
     setup_logging(config.debug, prefix="[regiond] ")
+    never_log(config.database_pass)
     return run_region(config, path)
 
 

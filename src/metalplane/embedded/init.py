@@ -23,15 +23,26 @@ from metalplane.config.region import (
     load_region_config,
     save_region_config,
 )
-from metalplane.embedded.daemons import Daemon
+from metalplane.embedded.daemons import NO_SYSTEMD, Service, SystemdService, data_dir_service, systemd_running
+from metalplane.embedded.external_db import DatabaseRefused, DatabaseSettings, check_database, where
 from metalplane.embedded.postgres import Cluster
-from metalplane.identity import read_secret, write_secret
+from metalplane.embedded.service_units import (
+    install_units,
+    planned_units,
+    uses_embedded_db,
+    write_data_dir_units,
+)
+from metalplane.embedded.units import unit_names, units_dir
+from metalplane.identity import read_secret, read_system_id, write_secret
+from metalplane.rack.cluster_state import ClusterState
 from metalplane.region import bootstrap
 from metalplane.region.bootstrap import run_db
 from metalplane.region.services import cluster as cluster_settings
 from metalplane.region.services import users
 
 API_WAIT = 90.0
+INIT_STEPS = 6
+Say = Callable[[str], None]
 
 
 class InitError(Exception):
@@ -50,11 +61,14 @@ class Layout:
     def cluster(self) -> Cluster:
         return Cluster(self.data_dir / "db")
 
-    def region_daemon(self) -> Daemon:
-        return Daemon("regiond", self.data_dir, ("region", "run", "--config", str(self.config_path)))
+    def region_daemon(self) -> Service:
+        return data_dir_service(self.data_dir, "regiond")
 
-    def rack_daemon(self) -> Daemon:
-        return Daemon("rackd", self.data_dir, ("rack", "run", "--data-dir", str(self.data_dir)))
+    def rack_daemon(self) -> Service:
+        return data_dir_service(self.data_dir, "rackd")
+
+    def embedded_db(self, config: RegionConfig) -> bool:
+        return uses_embedded_db(self.data_dir, config.database_host)
 
 
 def api_url(config: RegionConfig) -> str:
@@ -73,44 +87,66 @@ def api_answers(config: RegionConfig) -> bool:
         return False
 
 
-def wait_for_api(config: RegionConfig, daemon: Daemon, timeout: float = API_WAIT) -> None:
+def wait_for_api(config: RegionConfig, daemon: Service, timeout: float = API_WAIT) -> None:
+    """Until the API answers; an exit of the region meanwhile (its manager restarts it) is a failure."""
     deadline = time.monotonic() + timeout
+    first_pid = None
     while time.monotonic() < deadline:
         if api_answers(config):
             return
-        if daemon.pid() is None:
-            raise InitError(f"the region exited during start-up; its log ({daemon.log_file}) ends:\n"
+        main = daemon.main_pid()
+        if daemon.pid() is None or (first_pid is not None and main != first_pid):
+            raise InitError(f"the region exited during start-up; its log ({daemon.where_logs()}) ends:\n"
                             + daemon.log_tail())
+        first_pid = first_pid or main
         time.sleep(0.3)
-    raise InitError(f"the region did not answer within {timeout:.0f}s; see {daemon.log_file}")
+    raise InitError(f"the region did not answer within {timeout:.0f}s; see {daemon.where_logs()}")
 
 
-def create_fresh(layout: Layout, port: int, maas_url: str | None, num_workers: int | None,
-                 listen_address: str | None) -> RegionConfig:
-    layout.data_dir.mkdir(parents=True, exist_ok=True)
-    layout.data_dir.chmod(0o755)
-    cluster = layout.cluster
-    if not cluster.exists():
-        cluster.init()
-    if not cluster.is_running():
-        cluster.start()
-    password = secrets.token_urlsafe(24)
-    cluster.ensure_role_and_database("maas", password, "maasdb")
-    settings: dict = dict(
-        maas_url=maas_url or f"http://localhost:{port}/MAAS",
-        database_host=str(cluster.socket_dir),
-        database_port=cluster.port,
-        database_pass=password,
-        port=port,
-        rpc_port=port + 10,
-        data_dir=str(layout.data_dir),
-    )
+def start_embedded_db(layout: Layout, systemd: bool) -> None:
+    """The cluster runs under its unit with systemd, else under pg_ctl."""
+    if systemd:
+        SystemdService("postgresql", unit_names(layout.data_dir).postgresql).start()
+    else:
+        layout.cluster.start()
+
+
+def region_settings(layout: Layout, port: int, maas_url: str | None, num_workers: int | None,
+                    listen_address: str | None) -> dict:
+    settings: dict = dict(maas_url=maas_url or f"http://localhost:{port}/MAAS", port=port, rpc_port=port + 10,
+                          data_dir=str(layout.data_dir))
     if num_workers is not None:
         settings["num_workers"] = num_workers
     if listen_address is not None:
         settings["listen_address"] = listen_address
-    config = RegionConfig(**settings)
+    return settings
+
+
+def create_fresh(layout: Layout, settings: dict, systemd: bool) -> RegionConfig:
+    """A new cluster under the data dir (already created), its role and database, and regiond.conf."""
+    cluster = layout.cluster
+    if not cluster.exists():
+        cluster.init()
+    if not cluster.is_running():
+        start_embedded_db(layout, systemd)
+    password = secrets.token_urlsafe(24)
+    cluster.ensure_role_and_database("maas", password, "maasdb")
+    config = RegionConfig(**settings, database_host=str(cluster.socket_dir), database_port=cluster.port,
+                          database_pass=password)
     save_region_config(layout.config_path, config)
+    return config
+
+
+def external_config(layout: Layout, settings: dict, database: DatabaseSettings) -> RegionConfig:
+    """Check the external database first: on any refusal nothing is written."""
+    try:
+        config = RegionConfig(**settings, **database.config_values())
+    except ValueError as exc:
+        raise InitError(f"invalid database settings: {exc}") from None
+    try:
+        check_database(config, read_system_id(layout.data_dir))
+    except DatabaseRefused as exc:
+        raise InitError(str(exc)) from None
     return config
 
 
@@ -122,39 +158,70 @@ def rack_ports(api_port: int) -> dict[str, int]:
     return {"tftp_port": api_port + 9, "http_port": api_port + 8}
 
 
-def start_local_rack(layout: Layout, config: RegionConfig, out: Callable[[str], None]) -> None:
+def start_local_rack(layout: Layout, config: RegionConfig, out: Say) -> None:
     """The all-in-one rack: same data dir (so the same node, a region+rack), same secret."""
     path = rack_config_path(layout.data_dir)
     if not path.exists():
         update_rack_config(path, {"maas_url": [local_api_url(config)], "data_dir": str(layout.data_dir),
                                   "bind_address": config.listen_address, **rack_ports(config.port)})
+        ClusterState(layout.data_dir).request_registration()
     daemon = layout.rack_daemon()
     pid = daemon.pid()
     if pid is not None:
         out(f"rack: already running (pid {pid})")
         return
     pid = daemon.start()
-    out(f"rack: started (pid {pid}, log {daemon.log_file})")
+    out(f"rack: started (pid {pid}, log {daemon.where_logs()})")
 
 
 def init(data_dir: Path, port: int, admin_username: str, admin_password: str | None, admin_email: str,
          maas_url: str | None = None, num_workers: int | None = None,
-         listen_address: str | None = None, with_rack: bool = True, out: Callable[[str], None] = print) -> int:
+         listen_address: str | None = None, with_rack: bool = True, database: DatabaseSettings | None = None,
+         out: Say = print, step: Say = lambda label: None) -> int:
     layout = Layout(data_dir)
-    if layout.config_path.exists():
+    systemd = systemd_running()
+    settings = region_settings(layout, port, maas_url, num_workers, listen_address)
+    existing = layout.config_path.exists()
+    step("checking the data dir and the database")
+    if existing:
         config = load_region_config(layout.config_path)
         out(f"{data_dir} is already initialised; nothing is re-created.")
         if config.port != port:
             out(f"note: this data dir serves port {config.port} (--port {port} ignored)")
-        cluster = layout.cluster
-        if cluster.is_running():
+        if database is not None:
+            out("note: --database-* ignored: this data dir has its database already "
+                "(change it with `metalplane region local-config-set`)")
+    elif database is not None:
+        config = external_config(layout, settings, database)
+    embedded = layout.embedded_db(config) if existing or database is not None else True
+
+    step("writing the service units")
+    layout.data_dir.mkdir(parents=True, exist_ok=True)
+    layout.data_dir.chmod(0o755)
+    units = planned_units(data_dir, region=True, rack=with_rack or rack_config_path(data_dir).exists(),
+                          embedded_db=embedded)
+    write_data_dir_units(data_dir, units)
+    if systemd:
+        for line in install_units(units):
+            out(line)
+    else:
+        out(NO_SYSTEMD.format(units=units_dir(data_dir), run=data_dir / "run", log=data_dir / "log"))
+
+    step("starting PostgreSQL" if embedded else "using the external PostgreSQL")
+    if not existing and database is not None:
+        save_region_config(layout.config_path, config)
+        out(f"PostgreSQL: external, {where(config)}")
+    elif not existing:
+        config = create_fresh(layout, settings, systemd)
+        out(f"PostgreSQL: new cluster in {layout.cluster.root} (unix socket {layout.cluster.socket_dir})")
+    elif embedded:
+        if layout.cluster.is_running():
             out("PostgreSQL: already running")
         else:
-            cluster.start()
+            start_embedded_db(layout, systemd)
             out("PostgreSQL: started")
-    else:
-        config = create_fresh(layout, port, maas_url, num_workers, listen_address)
-        out(f"PostgreSQL: new cluster in {layout.cluster.root} (unix socket {layout.cluster.socket_dir})")
+
+    step("migrating the database and creating the admin")
     bootstrap.migrate(config, "metalplane-init")
 
     async def setup(conn):
@@ -166,14 +233,16 @@ def init(data_dir: Path, port: int, admin_username: str, admin_password: str | N
     if read_secret(data_dir) is None:
         write_secret(data_dir, secret)
 
+    step("starting the region")
     daemon = layout.region_daemon()
     pid = daemon.pid()
     if pid is not None:
         out(f"region: already running (pid {pid})")
     else:
         pid = daemon.start()
-        out(f"region: started (pid {pid}, log {daemon.log_file})")
+        out(f"region: started (pid {pid}, log {daemon.where_logs()})")
     wait_for_api(config, daemon)
+    step("starting the rack" if with_rack else "done")
     if with_rack:
         start_local_rack(layout, config, out)
 
@@ -191,33 +260,50 @@ def init(data_dir: Path, port: int, admin_username: str, admin_password: str | N
     return 0
 
 
-def status(data_dir: Path, out: Callable[[str], None] = print) -> int:
+def _service_line(name: str, daemon: Service, state: str | None = None) -> str:
+    pid, main = daemon.pid(), daemon.main_pid()
+    if pid is None:
+        return f"{name}:{' ' * (11 - len(name))}stopped"
+    detail = f"pid {main}, keeper {pid}" if main is not None and main != pid else f"pid {pid}"
+    return f"{name}:{' ' * (11 - len(name))}{state or 'running'} ({detail})"
+
+
+def _rack_lines(layout: Layout, out: Say) -> bool:
+    daemon = layout.rack_daemon()
+    out(_service_line("rackd", daemon))
+    note = ClusterState(layout.data_dir).unregistered
+    if note and daemon.pid() is None:
+        out(f"            {note}")
+    return daemon.pid() is not None
+
+
+def status(data_dir: Path, out: Say = print) -> int:
     layout = Layout(data_dir)
     if not layout.config_path.exists() and rack_config_path(data_dir).exists():
-        rack_pid = layout.rack_daemon().pid()
-        out(f"rackd:      {f'running (pid {rack_pid})' if rack_pid else 'stopped'}")
-        return 0 if rack_pid else 3
+        return 0 if _rack_lines(layout, out) else 3
     if not layout.config_path.exists():
         out(f"{data_dir}: not initialised (run `metalplane init --data-dir {data_dir}`)")
         return 3
     config = load_region_config(layout.config_path)
     healthy = True
-    db_up = layout.cluster.is_running()
-    out(f"postgresql: {'running' if db_up else 'stopped'} ({layout.cluster.root})")
-    healthy &= db_up
-    pid = layout.region_daemon().pid()
-    answering = pid is not None and api_answers(config)
-    state = "running" if answering else ("starting or unhealthy" if pid else "stopped")
-    out(f"regiond:    {state}" + (f" (pid {pid}, port {config.port}, {config.num_workers} workers)" if pid else ""))
+    if layout.embedded_db(config):
+        db_up = layout.cluster.is_running()
+        out(f"postgresql: {'running' if db_up else 'stopped'} ({layout.cluster.root})")
+        healthy &= db_up
+    else:
+        out(f"postgresql: external ({where(config)})")
+    daemon = layout.region_daemon()
+    answering = daemon.pid() is not None and api_answers(config)
+    line = _service_line("regiond", daemon, "running" if answering else "starting or unhealthy")
+    out(line + (f", port {config.port}, {config.num_workers} workers" if daemon.pid() else ""))
     healthy &= answering
     if rack_config_path(data_dir).exists():
-        rack_pid = layout.rack_daemon().pid()
-        out(f"rackd:      {f'running (pid {rack_pid})' if rack_pid else 'stopped'}")
-        healthy &= rack_pid is not None
+        healthy &= _rack_lines(layout, out)
     return 0 if healthy else 3
 
 
-def stop(data_dir: Path, out: Callable[[str], None] = print) -> int:
+def stop(data_dir: Path, out: Say = print) -> int:
+    """Stop what `init` started (with systemd: `systemctl stop`; the units stay enabled)."""
     layout = Layout(data_dir)
     if not layout.config_path.exists():
         stopped = layout.rack_daemon().stop()
@@ -226,12 +312,18 @@ def stop(data_dir: Path, out: Callable[[str], None] = print) -> int:
     if layout.rack_daemon().stop():
         out("rackd: stopped")
     out("regiond: stopped" if layout.region_daemon().stop() else "regiond: was not running")
+    if not layout.embedded_db(load_region_config(layout.config_path)):
+        return 0
     cluster = layout.cluster
-    if cluster.is_running():
-        cluster.stop()
-        out("postgresql: stopped")
-    else:
+    if not cluster.is_running():
         out("postgresql: was not running")
+        return 0
+    unit = SystemdService("postgresql", unit_names(data_dir).postgresql)
+    if systemd_running() and unit.pid() is not None:
+        unit.stop()
+    else:
+        cluster.stop()
+    out("postgresql: stopped")
     return 0
 
 

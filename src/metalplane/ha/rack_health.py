@@ -1,4 +1,5 @@
-"""The rack's `rackd` status, judged by the region from the rack's connections."""
+"""The rack's `rackd` status: judged by the region from the rack's connections, made
+worse by what the rack says of its own internals (a supervised task down)."""
 
 from __future__ import annotations
 
@@ -15,3 +16,17 @@ def rackd_status(connected_regions: int, live_regions: int, per_rack: int,
     if connected_regions >= wanted:
         return "running", ""
     return "degraded", f"connected to {connected_regions} of {wanted} region controllers"
+
+
+SEVERITY = {"running": 0, "degraded": 1, "dead": 2}
+
+
+def with_rack_report(judged: tuple[str, str], reported: tuple[str, str] | None) -> tuple[str, str]:
+    """The worse of the region's judgement and the rack's own report. A rack with no
+    connection cannot report: then its last report is stale and only the judgement counts."""
+    if reported is None or judged[0] == "dead":
+        return judged
+    status, info = reported
+    if status not in SEVERITY or status == "running" or SEVERITY[status] < SEVERITY.get(judged[0], 0):
+        return judged
+    return status, "; ".join(x for x in (judged[1], info) if x)

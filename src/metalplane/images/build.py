@@ -53,6 +53,9 @@ class BuildError(Exception):
     pass
 
 
+BUILD_STEPS = 4  # the `step` calls of build_ephemeral
+
+
 def cache_dir(override: Path | None = None) -> Path:
     return override or Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE)
 
@@ -296,10 +299,12 @@ class BuildResult:
 def build_ephemeral(out: Path, *, kernel_deb: Path | None = None, kernel_package_name: str | None = None,
                     busybox: Path | None = None, cache: Path | None = None, release: str | None = None,
                     version: str | None = None, extra_modules: Iterable[str] = (),
-                    log: Log = lambda line: None) -> BuildResult:
+                    log: Log = lambda line: None, step: Log = lambda label: None) -> BuildResult:
+    """`step` is called at each of BUILD_STEPS stages (for a progress bar); `log` with details."""
     cache = cache_dir(cache)
     release = release or host_codename()
     version = version or datetime.now(UTC).strftime("%Y%m%d.%H%M%S")
+    step("the kernel package")
     if kernel_deb is None:
         package = kernel_package_name or kernel_package()
         kernel_deb = fetch_deb(package, cache, log)
@@ -308,13 +313,16 @@ def build_ephemeral(out: Path, *, kernel_deb: Path | None = None, kernel_package
     package = kernel_deb.name.split("_", 1)[0]
     extra = list(extra_modules)
     log(f"reading {kernel_deb.name}")
+    step("the kernel and its modules")
     kernel = read_kernel_deb(kernel_deb, [*DEFAULT_MODULES, *extra], required=extra)
     log(f"kernel {kernel.release}: {len(kernel.vmlinuz)} bytes; {len(kernel.modules)} modules for insmod")
     if kernel.missing:
         log(f"not in this kernel (skipped): {', '.join(kernel.missing)}")
+    step("busybox and the initramfs")
     busybox_data, busybox_path = busybox_binary(busybox, cache, log)
     initrd = initramfs(busybox_data, busybox_applets(busybox_path), kernel, version)
     log(f"initramfs: {len(initrd)} bytes (gzip)")
+    step("publishing the image")
     with tempfile.TemporaryDirectory(prefix="mp-ephemeral-") as tmp:
         staging = Path(tmp)
         (staging / "boot-kernel").write_bytes(kernel.vmlinuz)

@@ -2,7 +2,9 @@
 
 It keeps its region connections (region_links), reports its services every few
 seconds and at once on change, and keeps serving on its last configuration when
-every region is gone ("degraded, not dead").
+every region is gone ("degraded, not dead"). Every long-lived task runs under a
+`TaskSupervisor`: one that dies is logged and restarted, and `rackd` reports degraded
+until it has run a while again.
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ from metalplane.identity import (
     secret_path,
     write_system_id,
 )
+from metalplane.logs import never_log
 from metalplane.rack.boot.service import BootService
 from metalplane.rack.cluster_state import ClusterState
 from metalplane.rack.dhcp import DhcpService, InvalidDhcpState, KeaError
 from metalplane.rack.dhcp.config import State
 from metalplane.rack.images.plan import region_base_urls
 from metalplane.rack.interfaces import local_interfaces
+from metalplane.rack.limits import raise_open_files_limit
 from metalplane.rack.power.service import PowerService
 from metalplane.rack.region_links import RegionLinks
 from metalplane.rack.services import ServiceBoard
@@ -57,11 +61,15 @@ from metalplane.rpc.messages import (
     UpdateServices,
 )
 from metalplane.rpc.protocol import CALL_FAILED
+from metalplane.task_supervisor import TaskSupervisor
 
 log = logging.getLogger("metalplane.rack")
 REPORT_INTERVAL = 5.0
 DHCP_STATUS_INTERVAL = 5.0
 IMAGE_RESYNC = 60.0
+# On SIGTERM, power actions in flight get this long to finish (the runner's action timeout, 45 s,
+# plus a query after a failover); the units' TimeoutStopSec leaves room for it and for Kea.
+POWER_DRAIN = 75.0
 
 
 class RackError(Exception):
@@ -77,11 +85,16 @@ class RackDaemon:
         if not secret:
             raise RackError(f"no shared secret in {secret_path(self.data_dir)}; run "
                             f"`metalplane rack register --url URL --secret SECRET --data-dir {self.data_dir}`")
-        self.system_id = read_system_id(self.data_dir) or new_system_id()
+        never_log(secret)
+        known_id = read_system_id(self.data_dir)
+        self.system_id = known_id or new_system_id()
         write_system_id(self.data_dir, self.system_id)
         self.hostname = local_hostname(config.hostname)
         self.state = ClusterState(self.data_dir)
+        # Only a rack that was told to register (or is brand new) may create its record.
+        self.enrol = known_id is None or self.state.registration_requested
         self.services = ServiceBoard()
+        self.supervisor = TaskSupervisor(log, on_change=self._health_changed)
         self.stopping = asyncio.Event()
         self.stop_reason = ""
         self.dhcp = DhcpService(self.data_dir / "dhcp")
@@ -92,15 +105,32 @@ class RackDaemon:
         self.links = RegionLinks(config.maas_url, secret, self.hello, self.state, handlers=handler_table(self),
                                  registration=self._registration)
         self.boot = BootService(self.data_dir, config.bind_address, config.tftp_port, config.http_port,
-                                self.links.call)
+                                self.links.call, self.supervisor, on_change=self.dhcp_wanted.set)
         self.links.on_reconnect = self._reconnected
+        self.links.on_unknown = self._unknown
 
     def hello(self) -> ClientHello:
         return ClientHello("rack", self.system_id, self.hostname, __version__, self.state.uuid)
 
+    def _health_changed(self) -> None:
+        self.services.set("rackd", *self.supervisor.health())
+
     async def _registration(self) -> Register:
         interfaces = await asyncio.to_thread(local_interfaces)
-        return Register(self.hostname, __version__, wire.decode(list[Interface], interfaces))
+        return Register(self.hostname, __version__, wire.decode(list[Interface], interfaces), enrol=self.enrol)
+
+    async def _unknown(self, message: str) -> None:
+        """The region has no record of this rack (deleted while it was down) and it was not told
+        to register: stop, rather than come back as a rack nobody asked for."""
+        if self.stopping.is_set():
+            return
+        line = (f"rack {self.hostname} ({self.system_id}) is not registered with the region ({message}); "
+                f"it does not re-register by itself: run `metalplane rack register --url URL --secret SECRET "
+                f"--data-dir {self.data_dir}` to register it again")
+        log.error(line)
+        self.state.note_unregistered(line)
+        self.stop_reason = "not registered with the region"
+        self.stopping.set()
 
     # -- the region's calls ------------------------------------------------------------------
 
@@ -201,7 +231,11 @@ class RackDaemon:
                     await asyncio.sleep(1)
 
     async def _reconnected(self, since: float, until: float) -> None:
+        if self.enrol:  # registered: from now on this rack's record must exist
+            self.enrol = False
+            self.state.registration_done()
         self.dhcp_wanted.set()  # the model may have changed while we were alone
+        self.services.changed.set()  # and the region has not heard from us
         self.power_wanted.set()
         self.images_wanted.set()
         if until - since > 1 and self.links.connected_event.is_set():
@@ -229,18 +263,20 @@ class RackDaemon:
             loop.add_signal_handler(sig, self.stopping.set)
         log.info("rack %s (%s) starting; regions: %s", self.hostname, self.system_id, ", ".join(self.config.maas_url))
         await self.boot.start()
-        tasks = [asyncio.ensure_future(coro) for coro in (
-            self.links.run(), self._report_services(), self._follow_dhcp(), self._ship_leases(),
-            self._follow_power(), self._follow_images(), self._boot_status())]
+        for name, task in (
+                ("region-links", self.links.run), ("service-reports", self._report_services),
+                ("dhcp-follow", self._follow_dhcp), ("lease-shipping", self._ship_leases),
+                ("power-follow", self._follow_power), ("image-sync", self._follow_images),
+                ("boot-status", self._boot_status), ("tftp", self.boot.serve_tftp), ("http", self.boot.serve_http)):
+            self.supervisor.start(name, task)
         started = time.monotonic()
         try:
             await self.stopping.wait()
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            left = await self.power.drain(POWER_DRAIN)
+            if left:
+                log.warning("stopping with %d power action(s) unfinished after %.0f s", left, POWER_DRAIN)
+            await self.supervisor.stop()
             await self.dhcp.stop()
             await self.power.stop()
             await self.boot.stop()
@@ -250,4 +286,5 @@ class RackDaemon:
 
 
 def run_rack(config: RackConfig) -> int:
+    raise_open_files_limit()  # TFTP and HTTP size their limits from it
     return uvloop.run(RackDaemon(config).run())

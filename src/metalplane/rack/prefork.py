@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import resource
 import signal
 import socket
 from collections.abc import Callable, Coroutine
@@ -15,12 +14,6 @@ from metalplane.lifetimes import die_with_parent
 
 #: serve(sock, announce) -> the coroutine that serves on `sock`; `announce` only in the first process
 Serve = Callable[[socket.socket, bool], Coroutine[Any, Any, None]]
-
-
-def raise_open_files_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def run(coro: Coroutine[Any, Any, None], loop_name: str) -> None:

@@ -30,7 +30,7 @@ from metalplane.rpc.dispatch import Handlers, handler_table, handles
 from metalplane.rpc.endpoint import Endpoint
 from metalplane.rpc.handshake import ClientHello, HandshakeRefused
 from metalplane.rpc.messages import Call, Endpoints, GetEndpoints, LinkLost, Ping, Register, SetTargets
-from metalplane.rpc.protocol import CALL_FAILED, ConnectionLost, RpcPeer
+from metalplane.rpc.protocol import CALL_FAILED, UNKNOWN_RACK, ConnectionLost, RemoteError, RpcPeer
 
 log = logging.getLogger("metalplane.rack.links")
 DEFAULT_PER_RACK = 2
@@ -128,6 +128,9 @@ class RegionLinks:
         self._last_refresh = 0.0
         self._isolated_since: float | None = time.time()
         self.on_reconnect: Callable[[float, float], Awaitable[None]] | None = None
+        self._http: httpx.AsyncClient | None = None  # for discovery; made once per run()
+        # Called when a region has no record of this rack and it was not told to register.
+        self.on_unknown: Callable[[str], Awaitable[None]] | None = None
 
     # -- what other code asks ----------------------------------------------------------------
 
@@ -166,6 +169,9 @@ class RegionLinks:
     # -- the loop --------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        # The loop itself opens no file (the cluster state is in memory, and this client's
+        # TLS setup reads its CA bundle here, once), so running out of descriptors cannot kill it.
+        self._http = httpx.AsyncClient(timeout=3)
         try:
             while True:
                 await self._reconcile()
@@ -176,6 +182,7 @@ class RegionLinks:
         finally:
             for link in list(self.links.values()):
                 await self._close(link)
+            await self._http.aclose()
 
     def _usable(self, now: float) -> set[tuple[str, int]]:
         usable = set()
@@ -223,16 +230,19 @@ class RegionLinks:
 
     async def _discover(self) -> None:
         """Ask the maas_url regions (plain HTTP) for the worker endpoints."""
-        async with httpx.AsyncClient(timeout=3) as client:
-            for url in self.urls:
-                try:
-                    response = await client.get(url.rstrip("/") + "/rpc/")
-                    response.raise_for_status()
-                    for item in response.json()["endpoints"]:
-                        endpoint = Endpoint.from_wire(item)
-                        self.known.setdefault(endpoint.key, endpoint)
-                except (httpx.HTTPError, ValueError, KeyError) as exc:
-                    log.debug("endpoint discovery from %s failed: %s", url, exc)
+        # run()'s client, kept open (a new one per pass would read its CA bundle each time).
+        client = self._http
+        if client is None:  # not running: nothing to ask with
+            return
+        for url in self.urls:
+            try:
+                response = await client.get(url.rstrip("/") + "/rpc/")
+                response.raise_for_status()
+                for item in response.json()["endpoints"]:
+                    endpoint = Endpoint.from_wire(item)
+                    self.known.setdefault(endpoint.key, endpoint)
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                log.debug("endpoint discovery from %s failed: %s", url, exc)
 
     async def _report_lost(self, endpoint: Endpoint) -> None:
         with contextlib.suppress(*CALL_FAILED):
@@ -294,6 +304,14 @@ class RegionLinks:
             backoff = self.backoff.setdefault(endpoint.key, Backoff())
             backoff.failures = max(backoff.failures, 6)
             backoff.fail(time.monotonic())
+        except RemoteError as exc:
+            log.debug("registering with %s:%d failed: %s", endpoint.host, endpoint.port, exc)
+            backoff = self.backoff.setdefault(endpoint.key, Backoff())
+            if exc.code == UNKNOWN_RACK:
+                backoff.failures = max(backoff.failures, 6)  # not transient either
+            backoff.fail(time.monotonic())
+            if exc.code == UNKNOWN_RACK and self.on_unknown is not None:
+                await self.on_unknown(exc.message)
         except (OSError, *CALL_FAILED) as exc:
             log.debug("connecting to %s:%d failed: %s", endpoint.host, endpoint.port, exc)
             self.backoff.setdefault(endpoint.key, Backoff()).fail(time.monotonic())

@@ -93,4 +93,5 @@ def register(data_dir: Path, urls: list[str], secret: str, hostname: str | None 
     outcome = asyncio.run(check_registration(candidate, secret))
     write_secret(data_dir, secret)
     update_rack_config(path, changes)
+    ClusterState(data_dir).request_registration()
     return outcome

@@ -6,13 +6,15 @@ import asyncio
 
 from metalplane.rpc.messages import ServiceStatus
 
-# rackd is judged by the region from the rack's connections; the rack reports the rest.
-REPORTED = ("dhcpd", "dhcpd6", "tftp", "http", "ntp_rack", "dns_rack")
+# rackd: the rack's own health (its supervised tasks); the region combines it with its
+# judgement from the rack's connections.
+REPORTED = ("rackd", "dhcpd", "dhcpd6", "tftp", "http", "ntp_rack", "dns_rack")
 
 
 class ServiceBoard:
     def __init__(self) -> None:
         self._status: dict[str, tuple[str, str]] = dict.fromkeys(REPORTED, ("off", "not running on this rack"))
+        self._status["rackd"] = ("running", "")
         self.changed = asyncio.Event()
         self.changed.set()
 

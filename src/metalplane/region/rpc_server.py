@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed
 
 from metalplane import __version__
 from metalplane.config.region import RegionConfig
+from metalplane.logs import never_log
 from metalplane.region import changes
 from metalplane.region.changes import ChangeHub
 from metalplane.region.db.engine import conninfo, remember_primary
@@ -60,6 +61,7 @@ from metalplane.rpc.messages import (
 from metalplane.rpc.protocol import (
     CLOSE_TIMEOUT,
     MAX_FRAME,
+    UNKNOWN_RACK,
     ConnectionLost,
     ProtocolError,
     RemoteError,
@@ -113,7 +115,13 @@ class RackSession:
 
     @handles(Register)
     async def register(self, message: Register) -> Endpoints:
+        """Create or update the rack's record. Without `enrol` (the rack was told to register)
+        an unknown rack is refused: its record was deleted and it must not come back by itself."""
         async with self.server.db.begin() as conn:
+            if not message.enrol and not await racks.is_rack(conn, self.system_id):
+                log.warning("%s has no record here and was not told to register; refused", self.peer.name)
+                raise RemoteError(UNKNOWN_RACK, f"this region has no rack controller {self.system_id} "
+                                                "(it was deleted)")
             self.node_id = await racks.register_rack(conn, self.system_id, message.hostname, message.version,
                                                      wire.encode(message.interfaces))
         # Apart: registration holds its lock, and the connection row locks a process row
@@ -222,6 +230,7 @@ class RegionRpcServer:
         async with self.db.begin() as conn:
             tls = await connections.cluster_tls(conn)
             self.secret = await cluster.shared_secret(conn)
+            never_log(self.secret)
             self.cluster = await cluster.cluster_uuid(conn)
             await self.attach(conn)
         self.ca_cert = tls["ca_cert"]

@@ -26,6 +26,7 @@ from metalplane import __version__
 from metalplane.config.region import RegionConfig
 from metalplane.identity import local_hostname, read_secret, read_system_id, write_secret, write_system_id
 from metalplane.region import bootstrap
+from metalplane.logs import never_log
 from metalplane.region.budget import compute_budget
 from metalplane.region.db import engine as db_engine
 from metalplane.region.db.tables import controller_info
@@ -135,6 +136,7 @@ class Supervisor:
             )
             await controllers.remove_region_processes(conn, self.region_id)
             secret = await cluster.shared_secret(conn)
+            never_log(secret)
             budget = compute_budget(await controllers.region_needs(conn),
                                     *await controllers.connection_limits(conn))
         (log.info if budget.ok else log.error)(budget.message())

@@ -16,7 +16,8 @@ from starlette.applications import Starlette
 
 from metalplane.config.region import RegionConfig, load_region_config
 from metalplane.lifetimes import die_with_parent
-from metalplane.logs import setup_logging
+from metalplane.logs import never_log, setup_logging
+from metalplane.region.api.access_log import AccessLog
 from metalplane.region.api.app import build_app
 from metalplane.region.api.handlers import all_handlers
 from metalplane.region.api.routes import region_routes
@@ -99,11 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     die_with_parent()
     config = load_region_config(args.config)
     setup_logging(config.debug, prefix=f"[worker {args.index}] ")
+    never_log(config.database_pass)
     worker = Worker(config, args.index, args.region_id)
     sock = socket.socket(fileno=args.fd)
     app = worker.app()
     server = uvicorn.Server(uvicorn.Config(
-        app, lifespan="on", log_config=None, access_log=config.debug,
+        AccessLog(app), lifespan="on", log_config=None, access_log=False,
         timeout_graceful_shutdown=5,
     ))
     # Long-lived responses (the UI's event streams) end themselves when the worker stops.

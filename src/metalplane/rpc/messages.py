@@ -197,6 +197,9 @@ class Register(RackToRegion[Endpoints]):
     hostname: str
     version: str
     interfaces: list[Interface] = Field(default_factory=list)
+    # True only for a rack told to register (or brand new): only then may an unknown
+    # system_id create a record; a deleted rack must not come back by itself.
+    enrol: bool = False
 
 
 @dataclass(frozen=True)

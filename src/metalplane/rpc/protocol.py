@@ -101,6 +101,11 @@ def _remote_error(error: dict[str, Any]) -> RemoteError:
     return RemoteError(code, message, [str(e) for e in errors] if isinstance(errors, list) else None)
 
 
+# Register's answer to a rack the region has no record of, when the rack was not
+# told to register (`enrol`): it was deleted, and must not re-create itself.
+UNKNOWN_RACK = "unknown-rack"
+
+
 class ConnectionLost(Exception):
     pass
 

@@ -1,7 +1,9 @@
 """`BootService`: the rack's TFTP and HTTP boot serving, and its image cache.
 
     boot = BootService(data_dir, config, call)     # call(message, timeout): the region RPC (RegionLinks.call)
-    await boot.start()
+    await boot.start()                             # listens (once; failures are recorded)
+    supervisor.start("tftp", boot.serve_tftp)      # keep listening: retried when it fails
+    supervisor.start("http", boot.serve_http)
     await boot.sync_images(base_urls)              # after (re)connecting, and on change
     boot.dhcp_boot()                               # the "boot" part of the DHCP state
     boot.status("tftp"), boot.status("http")
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -25,6 +27,7 @@ from metalplane.rack.http import RackHttpService, Request, Response
 from metalplane.rack.tftp import RequestCoalescer, Routes, StaticRoot, TftpServer, chain
 from metalplane.rack.tftp.sources import GRUB_MAC, PXELINUX_MAC, normalise_mac
 from metalplane.rpc.messages import BootConfig, Call, GetBootConfig, GetBootImages
+from metalplane.task_supervisor import TaskSupervisor
 
 log = logging.getLogger("metalplane.rack.boot")
 ANSWER_TTL = 5.0
@@ -41,14 +44,16 @@ LOCAL = BootConfig("local")  # what a machine boots when there is no answer
 
 
 class BootService:
-    def __init__(self, data_dir: Path, bind_address: str, tftp_port: int, http_port: int, call: RegionCall):
+    def __init__(self, data_dir: Path, bind_address: str, tftp_port: int, http_port: int, call: RegionCall,
+                 supervisor: TaskSupervisor | None = None, on_change: Callable[[], None] | None = None):
         self.bind_address = bind_address
         self.tftp_port = tftp_port
         self.http_port = http_port
         self.call = call
         self.loader_dir = data_dir / "boot"
         self.loaders: list[str] = []
-        self.http = RackHttpService(data_dir / "images", host=bind_address, port=http_port)
+        self.on_change = on_change  # serving came or went: what DHCP advertises changes
+        self.http = RackHttpService(data_dir / "images", host=bind_address, port=http_port, supervisor=supervisor)
         self.answers: RequestCoalescer[str, BootConfig] = RequestCoalescer(self._ask, ttl=ANSWER_TTL)
         routes = Routes(ttl=ANSWER_TTL)
         routes.add(PXELINUX_MAC, self._pxelinux)
@@ -58,19 +63,42 @@ class BootService:
 
     async def start(self) -> None:
         self.loaders = copy_loaders(self.loader_dir)
-        for name, start in (("http", self._start_http), ("tftp", self._start_tftp)):
+        for name in ("http", "tftp"):
             try:
-                await start()
-            except OSError as exc:
-                self.errors[name] = f"cannot listen on {self.bind_address}: {exc}"
-                log.error("%s service: %s", name, self.errors[name])
+                await self._listen(name)
+            except OSError:
+                pass  # recorded; serve_* (supervised) retries
 
-    async def _start_http(self) -> None:
-        await self.http.start()
-        self.http.add_dynamic("/ipxe.cfg", self._ipxe)
+    async def _listen(self, name: str) -> None:
+        try:
+            if name == "http":
+                await self.http.start()
+                self.http.add_dynamic("/ipxe.cfg", self._ipxe)
+            elif not self.tftp.listening:
+                await self.tftp.start(self.bind_address, self.tftp_port)
+        except OSError as exc:
+            error = f"cannot listen on {self.bind_address}: {exc}"
+            if self.errors.get(name) != error:
+                log.error("%s service: %s", name, error)
+                self.errors[name] = error
+                self._changed()
+            raise
+        if self.errors.pop(name, None) is not None:
+            log.info("%s service listening again", name)
+            self._changed()
 
-    async def _start_tftp(self) -> None:
-        await self.tftp.start(self.bind_address, self.tftp_port)
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
+    async def serve_tftp(self) -> None:
+        """Listen (again) if need be and serve until closed."""
+        await self._listen("tftp")
+        await self.tftp.serve_forever()
+
+    async def serve_http(self) -> None:
+        await self._listen("http")
+        await self.http.server.serve_forever()
 
     async def stop(self) -> None:
         self.tftp.close()
@@ -92,7 +120,13 @@ class BootService:
             return "dead", self.errors[name]
         if name == "http":
             return self.http.status()
-        return "running", f"{len(self.loaders)} boot loaders; port {self.tftp_port}"
+        stats, tftp = self.tftp.stats, self.tftp
+        info = (f"{len(self.loaders)} boot loaders; port {self.tftp_port}; limits {tftp.max_transfers} transfers, "
+                f"{tftp.max_per_client} per client")
+        refused = stats.dropped + stats.busy + stats.evicted
+        if refused:
+            info += f"; {refused} request(s) refused or cut at the limits since start"
+        return "running", info
 
     # -- what machines ask for -----------------------------------------------------------
 

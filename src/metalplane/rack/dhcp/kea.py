@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from metalplane.lifetimes import die_with_parent
+from metalplane.logs import open_log
 from metalplane.supervised import Wrap, prefix_wrap  # noqa: F401 - prefix_wrap is re-exported
 from metalplane.supervised import write_atomic as _write_atomic
 
@@ -221,7 +222,7 @@ class KeaProcess:
             stale.unlink(missing_ok=True)
         self.socket_path.unlink(missing_ok=True)
         env = self._env()
-        with open(self.log_path, "ab") as logf:
+        with open_log(self.log_path) as logf:
             logf.write(f"--- {time.strftime('%F %T')} starting kea-dhcp4 {self.name}\n".encode())
             logf.flush()
             self.proc = await asyncio.create_subprocess_exec(

@@ -27,12 +27,28 @@ Answers: 200 / 206 (one byte range; several ranges get the whole file) / 416 wit
 sha256, or If-Modified-Since equal to Last-Modified) / 404 (unknown) / 503 with
 Retry-After (known to the rack but not cached yet, or being re-verified) / 405 for
 methods other than GET and HEAD. Requests with a body are refused (413, connection closed).
+
+Limits, so that a flood of connections degrades service instead of exhausting the
+rack's descriptors (sized from RLIMIT_NOFILE by `rack.limits` unless given):
+
+- `max_connections` open at once and `max_per_client` per client address. At the
+  global limit the connection idle longest between requests is closed to make room;
+  with none idle, and past the per-client limit, the new connection gets a short 503
+  (Retry-After) and is closed.
+- A request head must be complete (at most MAX_HEAD bytes) within `header_timeout`
+  seconds of its first byte (slowloris), else the connection is closed; an idle
+  keep-alive connection is closed after `idle_timeout`, a stalled response after
+  `send_timeout`.
+- When accept() fails for want of descriptors, accepting pauses briefly (the
+  listening socket would otherwise wake the loop at once, forever).
+- Limits in action are logged at most once per `Throttle` interval, with counts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -47,14 +63,20 @@ from metalplane.rack.http.protocol import (
     MAX_HEAD, REASONS, BadRequest, RequestHead, etag_in, if_range_allows, parse_range,
     parse_request_head, route_image_path,
 )
+from metalplane.rack.limits import Throttle, current_budget
 
 log = logging.getLogger("metalplane.rack.http")
 
 READING, BUSY, WRITING, CLOSED = range(4)
 MAX_SENDFILE = 1 << 30
 MAX_BUFFERED = 1 << 16  # pipelined bytes kept while a response is being written
-SWEEP_INTERVAL = 2.0
+SWEEP_INTERVAL = 1.0
 MSG_MORE = getattr(socket, "MSG_MORE", 0)
+HEADER_TIMEOUT = 10.0
+ACCEPT_PAUSE = 0.5  # after accept() ran out of descriptors
+_OUT_OF_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+_TOO_MANY = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2\r\nContent-Type: text/plain\r\n"
+             b"Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n")
 
 
 @dataclass
@@ -93,6 +115,9 @@ class Stats:
     responses: dict[int, int] = field(default_factory=dict)
     body_bytes: int = 0  # sent
     aborted: int = 0  # connections cut while writing (client gone, stalled, file dropped)
+    refused: int = 0  # connections turned away at a limit (503)
+    evicted: int = 0  # idle connections closed to make room
+    timed_out: int = 0  # request heads not complete in time, idle or stalled connections
 
 
 class _DateCache:
@@ -116,11 +141,18 @@ class BootHttpServer:
     """Serve `cache` (a `metalplane.rack.images.ImageCache`, or None: dynamic routes only)."""
 
     def __init__(self, cache: Any = None, *, idle_timeout: float = 60.0, send_timeout: float = 60.0,
-                 max_connections: int = 20000, server_name: str = "metalplane"):
+                 header_timeout: float = HEADER_TIMEOUT, max_connections: int | None = None,
+                 max_per_client: int | None = None, server_name: str = "metalplane"):
         self.cache = cache
         self.idle_timeout = idle_timeout
         self.send_timeout = send_timeout
-        self.max_connections = max_connections
+        self.header_timeout = header_timeout
+        budget = current_budget()
+        self.max_connections = budget.http_connections if max_connections is None else max_connections
+        self.max_per_client = budget.http_per_client if max_per_client is None else max_per_client
+        self.per_client: dict[str, int] = {}
+        self._said = {kind: Throttle() for kind in ("client", "full", "fds")}
+        self._paused: asyncio.TimerHandle | None = None
         self.server_header = f"Server: {server_name}\r\n".encode()
         self.stats = Stats()
         self.conns: set[_Conn] = set()
@@ -171,6 +203,9 @@ class BootHttpServer:
         return self._sock is not None
 
     def close(self) -> None:
+        if self._paused is not None:
+            self._paused.cancel()
+            self._paused = None
         if self._sock is not None:
             self._loop.remove_reader(self._sock.fileno())
             self._sock.close()
@@ -200,10 +235,17 @@ class BootHttpServer:
                 client, peer = sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:  # EMFILE and friends: back off a little
-                log.warning("HTTP accept failed: %s", exc)
-                return
-            if len(self.conns) >= self.max_connections:
+            except OSError as exc:
+                if exc.errno in _OUT_OF_FDS:
+                    self._pause_accepting(exc)
+                    return
+                log.debug("HTTP accept failed: %s", exc)  # e.g. ECONNABORTED: that client is gone
+                continue
+            host = peer[0]
+            if not self._admit(host):
+                self.stats.refused += 1
+                with contextlib.suppress(OSError):
+                    client.send(_TOO_MANY, socket.MSG_DONTWAIT)
                 client.close()
                 continue
             client.setblocking(False)
@@ -212,15 +254,66 @@ class BootHttpServer:
             self.stats.connections += 1
             conn = _Conn(self, client, peer)
             self.conns.add(conn)
+            self.per_client[host] = self.per_client.get(host, 0) + 1
             self._loop.add_reader(conn.fd, conn.on_readable)
+
+    def _admit(self, host: str) -> bool:
+        """Room for one more connection from `host`: within its share, and within the total
+        (closing the longest-idle keep-alive connection if need be)."""
+        have = self.per_client.get(host, 0)
+        if have >= self.max_per_client:
+            if n := self._said["client"].hit():
+                log.warning("HTTP: %s has %d connections, the per-client limit: refusing more (%d since the "
+                            "last report, %d in all)", host, have, n, self._said["client"].total)
+            return False
+        if len(self.conns) < self.max_connections:
+            return True
+        idle = [c for c in self.conns if c.state == READING and not c.buf]
+        if idle:
+            oldest = min(idle, key=lambda c: c.last)
+            self.stats.evicted += 1
+            oldest.close()
+            return True
+        if n := self._said["full"].hit():
+            log.warning("HTTP: %d connections open, the limit, none idle: refusing more (%d since the last "
+                        "report, %d in all)", len(self.conns), n, self._said["full"].total)
+        return False
+
+    def _pause_accepting(self, exc: OSError) -> None:
+        if n := self._said["fds"].hit():
+            log.warning("HTTP: accept failed (%s); pausing %.1f s (%d time(s) since the last report)", exc,
+                        ACCEPT_PAUSE, n)
+        if self._sock is None or self._paused is not None:
+            return
+        self._loop.remove_reader(self._sock.fileno())
+        self._paused = self._loop.call_later(ACCEPT_PAUSE, self._resume_accepting)
+
+    def _resume_accepting(self) -> None:
+        self._paused = None
+        if self._sock is not None:
+            self._loop.add_reader(self._sock.fileno(), self._on_accept)
+            self._on_accept()
+
+    def _closed_conn(self, conn: _Conn) -> None:
+        self.conns.discard(conn)
+        host = conn.peer[0]
+        left = self.per_client.get(host, 0) - 1
+        if left > 0:
+            self.per_client[host] = left
+        else:
+            self.per_client.pop(host, None)
 
     def _sweep(self) -> None:
         now = time.monotonic()
         for conn in list(self.conns):
-            idle = now - conn.last
-            if conn.state == READING and idle > (self.idle_timeout if not conn.buf else min(30.0, self.idle_timeout)):
-                conn.close()
-            elif conn.state in (WRITING, BUSY) and idle > self.send_timeout:
+            if conn.state == READING:
+                if conn.buf and now - conn.head_since > self.header_timeout:
+                    self.stats.timed_out += 1  # a request head trickling in (slowloris)
+                    conn.close()
+                elif not conn.buf and now - conn.last > self.idle_timeout:
+                    self.stats.timed_out += 1
+                    conn.close()
+            elif conn.state in (WRITING, BUSY) and now - conn.last > self.send_timeout:
                 self.stats.aborted += 1
                 conn.close()
         if self._sock is not None:
@@ -309,7 +402,7 @@ def listen_socket(host: str, port: int, *, reuse_port: bool = False, backlog: in
 class _Conn:
     __slots__ = ("server", "loop", "sock", "fd", "peer", "buf", "state", "last", "out", "out_pos",
                  "file_fd", "file_pos", "file_end", "keep_alive", "sha", "writer", "eof", "task",
-                 "in_process", "status")
+                 "in_process", "status", "head_since")
 
     def __init__(self, server: BootHttpServer, sock: socket.socket, peer: tuple):
         self.server = server
@@ -332,6 +425,7 @@ class _Conn:
         self.task: asyncio.Task | None = None
         self.in_process = False
         self.status = 0
+        self.head_since = self.last  # when the first byte of the request head being read came
 
     # -------------------------------------------------------------- reading
 
@@ -351,6 +445,8 @@ class _Conn:
                 self.loop.remove_reader(self.fd)
             return
         self.last = time.monotonic()
+        if not self.buf:
+            self.head_since = self.last
         self.buf += data
         if self.state == READING:
             self.process()
@@ -563,7 +659,8 @@ class _Conn:
             self.close()
             return
         self.state = READING
-        if self.buf:
+        if self.buf:  # pipelined: the next request's head starts now
+            self.head_since = time.monotonic()
             self.process()
 
     def close(self) -> None:
@@ -584,4 +681,4 @@ class _Conn:
             self.task = None
         with contextlib.suppress(OSError):
             self.sock.close()
-        self.server.conns.discard(self)
+        self.server._closed_conn(self)

@@ -7,7 +7,8 @@
     status, info = http.status()           # for ServiceBoard.set("http", status, info)
     await http.stop()
 
-Background work owned here: re-hash files that changed or were never hashed after a
+Background work owned here (under the rack's `TaskSupervisor` when one is given, as
+"http-verify" and "http-resync"): re-hash files that changed or were never hashed after a
 restart (at start), re-hash everything every `verify_interval` seconds, and sync again
 (with the last manifest and region URLs) when a file was found corrupt or missing or a
 sync left files unfetched, with backoff up to `max_resync_delay`.
@@ -25,6 +26,7 @@ from typing import Any
 from metalplane.rack.http.server import BootHttpServer, Handler
 from metalplane.rack.images.cache import ImageCache, SyncResult
 from metalplane.rack.images.plan import DEFAULT_KEEP_VERSIONS
+from metalplane.task_supervisor import TaskSupervisor
 
 log = logging.getLogger("metalplane.rack.http")
 
@@ -35,12 +37,14 @@ VERIFY_INTERVAL = 6 * 3600.0
 class RackHttpService:
     def __init__(self, cache_dir: str | os.PathLike, *, host: str = "0.0.0.0", port: int = DEFAULT_PORT,
                  keep_versions: int = DEFAULT_KEEP_VERSIONS, verify_interval: float = VERIFY_INTERVAL,
-                 resync_delay: float = 5.0, max_resync_delay: float = 300.0, **cache_options: Any):
+                 resync_delay: float = 5.0, max_resync_delay: float = 300.0,
+                 supervisor: TaskSupervisor | None = None, **cache_options: Any):
         self.host = host
         self.port = port
         self.verify_interval = verify_interval
         self.resync_delay = resync_delay
         self.max_resync_delay = max_resync_delay
+        self.supervisor = supervisor
         self.cache = ImageCache(cache_dir, keep_versions=keep_versions, **cache_options)
         self.server = BootHttpServer(self.cache)
         self.error = ""
@@ -60,18 +64,27 @@ class RackHttpService:
 
     async def start(self) -> None:
         """Load the cache and listen. Raises OSError when the port cannot be bound
-        (status() then says "dead"); the cache is loaded either way."""
-        if self.started:
+        (status() then says "dead"); the cache is loaded either way, and calling
+        start() again tries to listen again."""
+        if not self.started:
+            self.cache.load()
+            self.started = True
+            if self.supervisor is not None:
+                for name, run in (("http-verify", self._verifier), ("http-resync", self._resyncer)):
+                    if name not in self.supervisor.tasks:
+                        self.supervisor.start(name, run)
+            else:
+                self._tasks = [asyncio.ensure_future(self._verifier()), asyncio.ensure_future(self._resyncer())]
+        if self.server.listening:
             return
-        self.cache.load()
-        self.started = True
-        self._tasks = [asyncio.ensure_future(self._verifier()), asyncio.ensure_future(self._resyncer())]
         try:
             await self.server.start(self.host, self.port)
             self.error = ""
         except OSError as exc:
-            self.error = f"cannot listen on {self.host} port {self.port}: {exc}"
-            log.error("HTTP boot server: %s", self.error)
+            error = f"cannot listen on {self.host} port {self.port}: {exc}"
+            if error != self.error:  # retried by the rack's supervisor: say it once
+                log.error("HTTP boot server: %s", error)
+            self.error = error
             raise
 
     async def stop(self) -> None:
@@ -136,6 +149,9 @@ class RackHttpService:
         s = self.cache.summary()
         where = f"{self.host} port {self.address[1]}"
         notes = []
+        limited = self.server.stats.refused + self.server.stats.evicted
+        if limited:
+            notes.append(f"{limited} connection(s) refused or closed at the limits since start")
         if s["unverified"]:
             notes.append(f"verifying {s['unverified']} file(s)")
         recent = [c for c in s["corruptions"] if time.time() - c[2] < 3600]

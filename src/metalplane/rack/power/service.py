@@ -47,9 +47,13 @@ class PowerService:
         self.bmc_of: dict[str, int] = {}
         self._pending: list[PowerReport] = []
         self._flush: asyncio.Task | None = None
+        self._in_flight: set[asyncio.Task] = set()
 
     async def action(self, action: str, power_type: str, params: dict[str, Any],
                      after_failover: bool = False) -> PowerResult:
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
         try:
             if action == "query":
                 return PowerResult(await self.runner.query(power_type, params))
@@ -62,6 +66,19 @@ class PowerService:
             return PowerResult(WANTED[todo], note or "")
         except PowerError as exc:
             raise RemoteError(f"power-{exc.kind}", str(exc)) from None
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+
+    async def drain(self, timeout: float) -> int:
+        """Let power actions in flight finish (a rack that stops mid-cycle leaves a machine off);
+        returns how many were still running at the deadline."""
+        running = {t for t in self._in_flight if not t.done()}
+        if not running:
+            return 0
+        log.info("waiting up to %.0f s for %d power action(s) in flight", timeout, len(running))
+        _, pending = await asyncio.wait(running, timeout=timeout)
+        return len(pending)
 
     def apply_targets(self, answer: PowerTargets) -> None:
         wanted = PowerSettings(poll_interval=answer.settings.poll_interval,

@@ -16,9 +16,14 @@ Behaviour (RFC 1350, 2347, 2348, 2349, 7440):
   fragmentation on the usual path MTU. Raise it (up to 65464) on jumbo-frame networks or
   for loopback tests; a client asking for less always gets what it asked for.
 - windowsize: 1..65535 (else error 8), lowered to `max_windowsize` (default 64).
-- timeout: 1..255 seconds (else error 8); used as the retransmission timeout. Without
-  it, `Limits.default_timeout` (1 s). After `max_retries` (5) resends of the same window
-  the transfer is abandoned.
+- timeout: 1..255 seconds (else error 8); acknowledged as asked, but the server
+  retransmits after at most `Limits.max_timeout` (5 s). Without it,
+  `Limits.default_timeout` (1 s). After `max_retries` (5) resends of the same window, or
+  `max_idle` (15 s) without an ACK, the transfer is abandoned.
+- Limits (sized from RLIMIT_NOFILE, see `rack.limits`): transfers per client address
+  (past it, that address's packets are dropped) and in all (past it, unacknowledged
+  transfers are abandoned to make room, else error 0 "Server busy"). Names longer than
+  NAME_MAX per component or 1024 bytes in all: error 1 "File name too long".
 - tsize: answered with the size of what will be sent (after netascii conversion).
 - Unknown options are ignored; with no known option there is no OACK. Non-numeric
   values of known options get error 8.

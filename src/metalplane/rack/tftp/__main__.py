@@ -9,9 +9,10 @@ import os
 import signal
 import sys
 
-from metalplane.rack.prefork import raise_open_files_limit, serve_in_workers
+from metalplane.rack.limits import current_budget, raise_open_files_limit
+from metalplane.rack.prefork import serve_in_workers
 from metalplane.rack.tftp.protocol import MAX_BLKSIZE, MAX_WINDOWSIZE, MIN_BLKSIZE, Limits
-from metalplane.rack.tftp.server import TftpServer, listen_socket
+from metalplane.rack.tftp.server import MAX_IDLE, TftpServer, listen_socket
 from metalplane.rack.tftp.sources import StaticRoot
 
 
@@ -33,7 +34,17 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"largest windowsize granted (default {Limits.max_windowsize})")
     parser.add_argument("--timeout", type=float, default=Limits.default_timeout,
                         help="retransmission timeout when the client asks for none (seconds)")
+    parser.add_argument("--max-timeout", type=float, default=Limits.max_timeout,
+                        help="longest retransmission interval, whatever timeout a client asks for "
+                             f"(default {Limits.max_timeout:g} s)")
     parser.add_argument("--retries", type=int, default=5, help="resends before giving up")
+    parser.add_argument("--max-idle", type=float, default=MAX_IDLE,
+                        help=f"seconds without an ACK before a transfer is abandoned (default {MAX_IDLE:g})")
+    parser.add_argument("--max-transfers", type=int, default=None,
+                        help="transfers in progress per process (default: from the open-files limit)")
+    parser.add_argument("--max-per-client", type=int, default=None,
+                        help="transfers in progress per client address and process (default: from the "
+                             "open-files limit)")
     parser.add_argument("--no-gso", action="store_true", help="send windows packet by packet")
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes, each with its own socket on the port (SO_REUSEPORT: "
@@ -46,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--max-blksize must be within {MIN_BLKSIZE}..{MAX_BLKSIZE}")
     if not 1 <= args.max_windowsize <= MAX_WINDOWSIZE:
         parser.error(f"--max-windowsize must be within 1..{MAX_WINDOWSIZE}")
+    for name in ("max_transfers", "max_per_client"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.max_timeout <= 0 or args.max_idle <= 0:
+        parser.error("--max-timeout and --max-idle must be positive")
     if not os.path.isdir(args.root):
         parser.error(f"--root {args.root}: not a directory")
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr,
@@ -54,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     raise_open_files_limit()
     host, port = parse_listen(args.listen)
     limits = Limits(max_blksize=args.max_blksize, max_windowsize=args.max_windowsize,
-                    default_timeout=args.timeout)
+                    default_timeout=args.timeout, max_timeout=args.max_timeout)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     return serve_in_workers(args.workers, host, port, listen_socket,
@@ -62,8 +78,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def serve(sock, args, limits: Limits, announce: bool) -> None:
-    server = TftpServer(StaticRoot(args.root), limits=limits, max_retries=args.retries, gso=not args.no_gso)
+    server = TftpServer(StaticRoot(args.root), limits=limits, max_retries=args.retries, max_idle=args.max_idle,
+                        max_transfers=args.max_transfers, max_per_client=args.max_per_client, gso=not args.no_gso)
     await server.start(sock=sock)
+    if announce:
+        logging.getLogger("metalplane.rack.tftp").info(
+            "limits: %d transfers, %d per client (per process; open-files limit %d)", server.max_transfers,
+            server.max_per_client, current_budget().nofile)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.close)

@@ -31,6 +31,8 @@ MIN_WINDOWSIZE = 1
 MAX_WINDOWSIZE = 65535  # RFC 7440
 MIN_TIMEOUT = 1
 MAX_TIMEOUT = 255  # RFC 2349
+NAME_MAX = 255  # bytes per path component (Linux filesystems)
+PATH_MAX = 1024  # bytes in all; well under Linux's 4096 with the served root in front
 
 MODES = ("octet", "netascii")
 
@@ -143,13 +145,17 @@ class Limits:
     max_blksize: int = 1468  # fits a 1500-byte Ethernet MTU without IP fragmentation
     max_windowsize: int = 64
     default_timeout: float = 1.0
+    # The server's own retransmission interval, whatever `timeout` the client asked for:
+    # RFC 2349 allows 255 s, which would let one unacknowledged request hold a socket and
+    # a file for over 20 minutes.
+    max_timeout: float = 5.0
 
 
 @dataclass(frozen=True)
 class Negotiated:
     blksize: int = DEFAULT_BLKSIZE
     windowsize: int = 1
-    timeout: float = 1.0
+    timeout: float = 1.0  # the server's retransmission interval (at most `Limits.max_timeout`)
     oack: dict[str, str] | None = None  # options to acknowledge; None when no OACK is due
 
 
@@ -169,7 +175,9 @@ def negotiate(options: dict[str, str], size: int | None, limits: Limits) -> Nego
     - blksize: values outside RFC 2348's 8..65464 are refused with error 8; valid values
       larger than `limits.max_blksize` are lowered to it (the OACK says so, RFC 2348).
     - windowsize: outside RFC 7440's 1..65535 refused with error 8; lowered to the limit.
-    - timeout: outside RFC 2349's 1..255 refused with error 8; otherwise used as is.
+    - timeout: outside RFC 2349's 1..255 refused with error 8; otherwise acknowledged as
+      asked (RFC 2349 wants it echoed), but the server retransmits after at most
+      `limits.max_timeout` seconds: resending early only costs the client a duplicate.
     - tsize: any non-negative integer; answered with the transfer size when known.
     - unknown options are ignored (left out of the OACK), as RFC 2347 says.
     """
@@ -185,7 +193,7 @@ def negotiate(options: dict[str, str], size: int | None, limits: Limits) -> Nego
     if value is not None:
         if not MIN_TIMEOUT <= value <= MAX_TIMEOUT:
             raise TftpError(ERR_OPTIONS, f"timeout {value} outside {MIN_TIMEOUT}..{MAX_TIMEOUT}")
-        timeout = float(value)
+        timeout = min(float(value), limits.max_timeout)
         oack["timeout"] = str(value)
     value = _int_option(options, "tsize")
     if value is not None and size is not None:
@@ -204,17 +212,33 @@ def sanitize_path(filename: str) -> str:
 
     Leading slashes are dropped (PXE ROMs often ask for "/pxelinux.0"), backslashes are
     treated as separators (some ROMs use them), empty and "." components are dropped.
-    A ".." component, a NUL, or nothing left at all is refused with error 2.
+    A ".." component, a NUL, or nothing left at all is refused with error 2; a component
+    longer than NAME_MAX bytes or a path longer than PATH_MAX with error 1 (no such file
+    can exist, and the filesystem's own error is better not provoked).
     """
     if "\0" in filename:
         raise TftpError(ERR_ACCESS, "Access violation")
+    if len(filename) > PATH_MAX:  # characters: a cheap bound before splitting
+        raise TftpError(ERR_NOT_FOUND, "File name too long")
     parts = []
     for part in filename.replace("\\", "/").split("/"):
         if part in ("", "."):
             continue
         if part == "..":
             raise TftpError(ERR_ACCESS, "Access violation")
+        if len(part.encode("utf-8", "surrogatepass")) > NAME_MAX:
+            raise TftpError(ERR_NOT_FOUND, "File name too long")
         parts.append(part)
     if not parts:
         raise TftpError(ERR_ACCESS, "Access violation")
-    return "/".join(parts)
+    path = "/".join(parts)
+    if len(path.encode("utf-8", "surrogatepass")) > PATH_MAX:
+        raise TftpError(ERR_NOT_FOUND, "File name too long")
+    return path
+
+
+def shown(filename: str, limit: int = 64) -> str:
+    """A requested name as it goes into a log line: quoted, and cut when long."""
+    if len(filename) <= limit:
+        return repr(filename)
+    return f"{filename[:limit]!r}... ({len(filename)} characters)"

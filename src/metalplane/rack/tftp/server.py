@@ -17,12 +17,28 @@ Shape, chosen for speed in a boot storm:
   only retransmits when nothing was sent for a whole timeout.
 - Duplicate ACKs are ignored (no sorcerer's apprentice); retransmission is driven
   by the timer only. Block numbers roll over from 65535 to 0.
+
+Limits, so that a flood of requests (UDP: the source may be spoofed) degrades TFTP
+instead of exhausting the rack's descriptors (sized from RLIMIT_NOFILE, `rack.limits`):
+
+- `max_per_client` requests and transfers in progress per source address; past it, the
+  address's packets are dropped (a real client retransmits and gets in later).
+- `max_transfers` in all; past it, the oldest transfer that no ACK has reached within
+  `UNPROVEN_GRACE` is abandoned to make room (a spoofed or silent requester never
+  acknowledges; a real client does within a round trip), else "Server busy" (error 0).
+- Retransmission after at most `Limits.max_timeout` seconds whatever the client's
+  `timeout` option, and a transfer is abandoned after `max_idle` seconds without an ACK.
+- A retransmitted request (byte-identical, same client port) is ignored while its
+  transfer has not been acknowledged yet, instead of starting a second transfer.
+- Limits in action and unexpected errors are logged at most once per `Throttle`
+  interval with counts; requested names are cut short in logs (`protocol.shown`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+from collections import Counter
 import ipaddress
 import logging
 import os
@@ -35,8 +51,9 @@ from dataclasses import dataclass
 from metalplane.rack.tftp.protocol import (
     ACK, ERR_ACCESS, ERR_ILLEGAL_OP, ERR_NOT_FOUND, ERR_UNDEFINED, ERROR, MODES, RRQ, WRQ, Limits,
     MalformedPacket, TftpError, build_error, build_oack, negotiate, netascii_encode, parse_request,
-    sanitize_path,
+    sanitize_path, shown,
 )
+from metalplane.rack.limits import Throttle, current_budget
 from metalplane.rack.tftp.sources import Resolver
 
 log = logging.getLogger("metalplane.rack.tftp")
@@ -52,6 +69,9 @@ _pack_hdr = _HDR.pack_into
 _now = time.monotonic  # send times; cheaper than loop.time() and finer than uvloop's (ms)
 _IN_PKTINFO = struct.Struct("=I4s4s")  # ifindex, spec_dst, addr
 _IN6_PKTINFO = struct.Struct("=16sI")  # addr, ifindex
+_OUT_OF_FDS = {errno.EMFILE, errno.ENFILE}
+MAX_IDLE = 15.0  # seconds without an ACK before a transfer is abandoned
+UNPROVEN_GRACE = 1.0  # seconds a transfer waits for its first ACK before it may be evicted
 
 
 @dataclass
@@ -63,6 +83,9 @@ class Stats:
     errors_sent: int = 0  # requests answered with an ERROR packet
     retransmits: int = 0  # timer-driven resends
     bytes_sent: int = 0  # content of completed transfers
+    dropped: int = 0  # packets from clients at their per-client limit
+    busy: int = 0  # requests refused at the global limit ("Server busy")
+    evicted: int = 0  # unacknowledged transfers abandoned to make room
 
 
 DEFAULT_LIMITS = Limits()  # frozen: one instance serves every server
@@ -71,23 +94,32 @@ DEFAULT_LIMITS = Limits()  # frozen: one instance serves every server
 class TftpServer:
     """Serve read requests from `resolver` on one UDP address.
 
-    `limits` bounds blksize/windowsize and holds the retransmission timeout used when
-    the client asks for none (see `protocol.negotiate`); `max_retries` is the number of
-    resends of one window (or OACK) before the transfer is abandoned; `max_transfers`
-    bounds transfers in progress (more requests get "Server busy"); `gso=False` sends
+    `limits` bounds blksize/windowsize and the retransmission timeout (see
+    `protocol.negotiate`); `max_retries` is the number of resends of one window (or OACK)
+    before the transfer is abandoned, `max_idle` the seconds without an ACK; `max_transfers`
+    and `max_per_client` bound transfers in progress in all and per source address (by
+    default from the process's file limit, `rack.limits.budget`); `gso=False` sends
     windows packet by packet.
     """
 
     def __init__(self, resolver: Resolver, *, limits: Limits = DEFAULT_LIMITS, max_retries: int = 5,
-                 max_transfers: int = 10000, gso: bool = True):
+                 max_transfers: int | None = None, max_per_client: int | None = None,
+                 max_idle: float = MAX_IDLE, gso: bool = True):
         self.resolver = resolver
         self.limits = limits
         self.max_retries = max_retries
-        self.max_transfers = max_transfers
+        budget = current_budget()
+        self.max_transfers = budget.tftp_transfers if max_transfers is None else max_transfers
+        self.max_per_client = budget.tftp_per_client if max_per_client is None else max_per_client
+        self.max_idle = max_idle
         self.gso = gso
         self.stats = Stats()
         self.transfers: set[_Transfer] = set()
         self._pending: set[tuple] = set()  # requests being resolved (duplicates are dropped)
+        self._slots: Counter[str] = Counter()  # source address -> requests being resolved + transfers
+        self._unproven: dict[_Transfer, None] = {}  # no ACK yet, oldest first (evictable)
+        self._requests: dict[tuple, _Transfer] = {}  # (client, request) of unproven transfers
+        self._said = {kind: Throttle() for kind in ("client", "busy", "fds", "bug")}
         self._tasks: set[asyncio.Task] = set()
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop  # set by start()
@@ -111,6 +143,10 @@ class TftpServer:
         bound = sock.getsockname()
         log.info("TFTP listening on %s port %d", bound[0], bound[1])
         return bound[0], bound[1]
+
+    @property
+    def listening(self) -> bool:
+        return self._sock is not None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -162,6 +198,14 @@ class TftpServer:
         if opcode == ERROR:
             return  # never answer an error with an error
         self.stats.requests += 1
+        host = client[0]
+        if self._slots[host] >= self.max_per_client:
+            self.stats.dropped += 1
+            if n := self._said["client"].hit():
+                log.warning("TFTP: %s has %d transfers in progress, the per-client limit: dropping its "
+                            "packets (%d since the last report, %d in all)", host, self._slots[host], n,
+                            self._said["client"].total)
+            return
         if opcode == WRQ:
             self._reply_error(client, local, ERR_ILLEGAL_OP, "Write requests are not supported")
             return
@@ -169,23 +213,50 @@ class TftpServer:
             self._reply_error(client, local, ERR_ILLEGAL_OP, "Illegal TFTP operation")
             return
         key = (client, data)
-        if key in self._pending:
-            return  # the client retransmitted its request while we are still resolving it
+        if key in self._pending or key in self._requests:
+            return  # the client retransmitted its request: its first copy is still being answered
         try:
             request = parse_request(data)
         except MalformedPacket as exc:
             self._reply_error(client, local, ERR_ILLEGAL_OP, f"Malformed request: {exc}")
             return
-        if len(self.transfers) + len(self._pending) >= self.max_transfers:
+        if len(self.transfers) + len(self._pending) >= self.max_transfers and not self._evict_unproven():
+            self.stats.busy += 1
+            if n := self._said["busy"].hit():
+                log.warning("TFTP: %d transfers in progress, the limit: answering \"Server busy\" "
+                            "(%d since the last report, %d in all)", self.max_transfers, n, self._said["busy"].total)
             self._reply_error(client, local, ERR_UNDEFINED, "Server busy")
             return
+        self._slots[host] += 1
         self._pending.add(key)
         task = self._loop.create_task(self._serve(request, client, local, key))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _evict_unproven(self) -> bool:
+        """Abandon the oldest transfer no ACK has reached in UNPROVEN_GRACE; whether one was."""
+        for transfer in self._unproven:
+            if _now() - transfer.started < UNPROVEN_GRACE:
+                return False
+            self.stats.evicted += 1
+            transfer.finish(False)
+            return True
+        return False
+
+    def _proven(self, transfer: _Transfer) -> None:
+        self._unproven.pop(transfer, None)
+        self._requests.pop(transfer.key, None)
+
+    def _release(self, host: str) -> None:
+        left = self._slots[host] - 1
+        if left > 0:
+            self._slots[host] = left
+        else:
+            self._slots.pop(host, None)
+
     async def _serve(self, request, client: tuple, local: str | None, key: tuple) -> None:
         fd = -1
+        started = False
         try:
             if request.mode not in MODES:
                 raise TftpError(ERR_ILLEGAL_OP, f"Unsupported mode {request.mode!r}")
@@ -200,10 +271,12 @@ class TftpServer:
             else:
                 try:
                     fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
-                except FileNotFoundError:
-                    raise TftpError(ERR_NOT_FOUND, "File not found") from None
                 except PermissionError:
                     raise TftpError(ERR_ACCESS, "Access violation") from None
+                except OSError as exc:
+                    if exc.errno in _OUT_OF_FDS:
+                        raise
+                    raise TftpError(ERR_NOT_FOUND, "File not found") from None
                 st = os.fstat(fd)
                 if not stat.S_ISREG(st.st_mode):
                     raise TftpError(ERR_NOT_FOUND, "File not found")
@@ -221,25 +294,44 @@ class TftpServer:
             sock = self._transfer_socket(client, local)
             transfer = _Transfer(self, sock, client, fd, None if content is None else memoryview(content),
                                  size, options.blksize, options.windowsize, options.timeout,
-                                 build_oack(options.oack) if options.oack else None)
+                                 build_oack(options.oack) if options.oack else None, key)
             fd = -1  # the transfer owns it now
+            started = True  # and its slot
             self.transfers.add(transfer)
+            self._unproven[transfer] = None
+            self._requests[key] = transfer
             self.stats.transfers += 1
             log.debug("TFTP %s:%s %s (%d bytes, blksize %d, windowsize %d)", client[0], client[1],
-                      path, size, options.blksize, options.windowsize)
+                      shown(path), size, options.blksize, options.windowsize)
             transfer.begin()
         except TftpError as exc:
-            log.debug("TFTP %s:%s %r: error %d %s", client[0], client[1], request.filename, exc.code, exc.message)
+            log.debug("TFTP %s:%s %s: error %d %s", client[0], client[1], shown(request.filename), exc.code,
+                      exc.message)
             self._reply_error(client, local, exc.code, exc.message)
         except asyncio.CancelledError:
             raise
+        except OSError as exc:
+            if exc.errno not in _OUT_OF_FDS:
+                self._unexpected(client, local, request.filename)
+            elif n := self._said["fds"].hit():  # no socket to answer from either: dropped
+                log.warning("TFTP: out of file descriptors (%s); dropping requests (%d since the last report)",
+                            exc, n)
         except Exception:
-            log.exception("TFTP %s:%s %r failed", client[0], client[1], request.filename)
-            self._reply_error(client, local, ERR_UNDEFINED, "Internal error")
+            self._unexpected(client, local, request.filename)
         finally:
             if fd >= 0:
                 os.close(fd)
             self._pending.discard(key)
+            if not started:
+                self._release(client[0])
+
+    def _unexpected(self, client: tuple, local: str | None, filename: str) -> None:
+        """A bug, not the request's fault: the traceback once per Throttle interval."""
+        if n := self._said["bug"].hit():
+            # Called from the caller's `except` block, where the traceback is current.
+            log.exception("TFTP %s:%s %s failed (%d failure(s) since the last report)",  # noqa: LOG004
+                          client[0], client[1], shown(filename), n)
+        self._reply_error(client, local, ERR_UNDEFINED, "Internal error")
 
     def _transfer_socket(self, client: tuple, local: str | None) -> socket.socket:
         listener = self._sock
@@ -273,6 +365,8 @@ class TftpServer:
 
     def _finished(self, transfer: _Transfer, ok: bool) -> None:
         self.transfers.discard(transfer)
+        self._proven(transfer)
+        self._release(transfer.client[0])
         if ok:
             self.stats.completed += 1
             self.stats.bytes_sent += transfer.size
@@ -342,11 +436,12 @@ class _Transfer:
         "server", "loop", "sock", "fd", "client", "content", "size", "blksize", "windowsize", "timeout",
         "oack", "nblocks", "stride", "slots", "buf", "mv", "views", "pkts", "buf_first", "buf_count",
         "acked", "sent_upto", "last_send", "retries", "timer", "gso", "gso_cmsg", "rbuf", "done",
+        "key", "started", "proven",
     )
 
     def __init__(self, server: TftpServer, sock: socket.socket, client: tuple, fd: int,
                  content: memoryview | None, size: int, blksize: int, windowsize: int, timeout: float,
-                 oack: bytes | None):
+                 oack: bytes | None, key: tuple = ()):
         self.server = server
         self.loop = server._loop
         self.sock = sock
@@ -377,6 +472,9 @@ class _Transfer:
         self.gso_cmsg = [(SOL_UDP, UDP_SEGMENT, struct.pack("=H", stride))]
         self.rbuf = bytearray(516)
         self.done = False
+        self.key = key  # (client, request packet)
+        self.started = _now()
+        self.proven = False  # an ACK has come: the client is real
 
     def begin(self) -> None:
         self.loop.add_reader(self.sock.fileno(), self._on_readable)
@@ -510,6 +608,9 @@ class _Transfer:
             return  # a duplicate ACK is never answered (sorcerer's apprentice); stale or bogus
         self.acked = k
         self.retries = 0
+        if not self.proven:
+            self.proven = True
+            self.server._proven(self)
         if k >= self.nblocks:
             self.finish(True)
             return
@@ -547,12 +648,12 @@ class _Transfer:
             self.timer = self.loop.call_later(self.timeout - waited, self._on_timer)
             return
         self.retries += 1
-        if self.retries > self.server.max_retries:
-            log.debug("TFTP %s:%s timed out after %d resends", self.client[0], self.client[1],
-                      self.server.max_retries)
+        server = self.server
+        if self.retries > server.max_retries or self.retries * self.timeout >= server.max_idle:
+            log.debug("TFTP %s:%s timed out after %d resends", self.client[0], self.client[1], self.retries - 1)
             self.finish(False)
             return
-        self.server.stats.retransmits += 1
+        server.stats.retransmits += 1
         if self.acked < 0:
             self._send_oack()
         else:

@@ -17,6 +17,7 @@ pxelinux.cfg/01-<mac>, grub.cfg-<mac>, iPXE scripts answered by the region).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -41,10 +42,12 @@ class StaticRoot:
         full = os.path.join(self.root, path)
         try:
             st = os.stat(full)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
         except PermissionError:
             raise TftpError(ERR_ACCESS, "Access violation") from None
+        except OSError as exc:  # not found, not a directory, name too long, symlink loop...
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+                raise  # the server's trouble, not the request's
+            return None
         if not stat.S_ISREG(st.st_mode):
             return None
         # A symlink may point out of the root: refuse those (tftpd-hpa --secure chroots).

@@ -105,6 +105,7 @@ def sync_engine(config: RegionConfig, application_name: str = "metalplane") -> E
         pool_size=1,
         max_overflow=0,
         pool_pre_ping=True,
+        hide_parameters=True,  # an error's text would otherwise carry its SQL parameters into a log line
     )
 
 
@@ -125,4 +126,5 @@ def async_engine(config: RegionConfig, application_name: str = "metalplane-worke
         pool_timeout=30,
         pool_pre_ping=True,
         pool_recycle=3600,
+        hide_parameters=True,
     )

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.ha import connections as ha_connections
-from metalplane.ha.rack_health import rackd_status
+from metalplane.ha.rack_health import rackd_status, with_rack_report
 from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import (
     controller_info,
@@ -51,6 +51,13 @@ async def register_rack(conn: AsyncConnection, system_id: str, hostname: str, ve
     )
     await sync_interfaces(conn, node_id, reported)
     return node_id
+
+
+async def is_rack(conn: AsyncConnection, system_id: str) -> bool:
+    """Whether the region has a rack (or region+rack) controller with this system_id."""
+    found = await conn.execute(select(nodes.c.id).where(nodes.c.system_id == system_id,
+                                                        nodes.c.node_type.in_(RACK_TYPES)))
+    return found.first() is not None
 
 
 async def record_refusal(conn: AsyncConnection, system_id: str, hostname: str, version: str, reason: str) -> None:
@@ -116,8 +123,8 @@ async def sync_interfaces(conn: AsyncConnection, node_id: int, reported: list[di
 async def update_services(conn: AsyncConnection, node_id: int, services: list[dict[str, Any]]) -> None:
     for item in services:
         name, status = str(item["name"]), str(item.get("status", "unknown"))
-        if name not in RACK_SERVICES or name == "rackd":
-            continue  # rackd is the region's judgement, not the rack's
+        if name not in RACK_SERVICES:
+            continue  # (rackd: the rack's own health, combined with the region's judgement when read)
         if status not in SERVICE_STATES:
             status = "unknown"
         values = dict(status=status, status_info=str(item.get("status_info", ""))[:500])
@@ -167,7 +174,8 @@ class ServiceStatus(NamedTuple):
 
 async def service_sets(conn: AsyncConnection, node_ids: list[int]) -> dict[int, list[ServiceStatus]]:
     """Each rack's services, rackd first: `rackd` judged from its live connections against the
-    region's rpc_connections_per_rack, the rest as the rack reported them. Every query is
+    region's rpc_connections_per_rack (worsened by the rack's own report of itself), the rest
+    as the rack reported them. Every query is
     bounded by the racks asked for (a page of the UI, the racks an API call names)."""
     if not node_ids:
         return {}
@@ -178,8 +186,9 @@ async def service_sets(conn: AsyncConnection, node_ids: list[int]) -> dict[int, 
     live = await connections.live_region_count(conn)
     out: dict[int, list[ServiceStatus]] = {}
     for node_id in node_ids:
-        rackd = rackd_status(len(connected.get(node_id, ())), live, per_rack, refusals.get(node_id))
         mine = reported.get(node_id, {})
+        rackd = with_rack_report(rackd_status(len(connected.get(node_id, ())), live, per_rack, refusals.get(node_id)),
+                                 mine.get("rackd"))
         out[node_id] = [ServiceStatus("rackd", *rackd)] + [
             ServiceStatus(name, *mine.get(name, ("unknown", ""))) for name in RACK_SERVICES if name != "rackd"]
     return out
