@@ -354,6 +354,8 @@ def test_import_from_a_directory(region, workdir):
     mirror = workdir / "mirror"
     shas = make_mirror(mirror, "dirtest", {"boot-kernel": kernel, "boot-initrd": initrd})
     with region.api() as api:
+        for source in ok(api.get("boot-sources/")):  # without url or path, the boot sources are used
+            ok(api.delete(f"boot-sources/{source['id']}/"), 204)
         assert api.post("boot-resources/", op="import").status_code == 400
         assert api.request("POST", "boot-resources/", "import", {"path": "relative/dir"}).status_code == 400
         assert api.request("POST", "boot-resources/", "import", {"path": str(workdir / "nope")}).status_code == 400

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from metalplane.region.bootstrap import run_db
 from metalplane.region.db.tables import region_processes
@@ -266,7 +266,7 @@ def test_a_machine_page_shows_each_scripts_output(ui_region, fleet, admin):
 
     run_db(ui_region.config, commissioned)
     page = admin.get(f"/MAAS/r/machine/{system_id}/")
-    results = text_of(page[page.index('id="commissioning-results"'):page.index('id="power-log"')])
+    results = text_of(page[page.index('id="commissioning-results"'):page.index('id="events"')])
     assert "00-maas-01-lshw passed" in results and "<list>lshw says hello</list>" in results
     assert "99-disk-check exit 3" in results and "disk sdz missing" in results
     assert "Failed commissioning" in text_of(page)
@@ -284,7 +284,7 @@ def test_commission_and_power_from_the_machine_page(ui_region, fleet, admin, use
     done = admin.post(path + "power/", {"action": "on"})
     assert done.status_code == 303 and done.headers["location"] == path + "?done=on"
     log = admin.get(path)
-    assert "power this machine manually" in text_of(log[log.index('id="power-log"'):])
+    assert "User powering up node" in text_of(log[log.index('id="events"'):]), "the event log records it"
     assert admin.post(path + "power/", {"action": "reboot"}).status_code == 400
     assert admin.post(path + "commission/", {}).status_code == 303
     with ui_region.api() as api:
@@ -341,3 +341,30 @@ def test_failed_logins_are_limited_per_user_with_429(ui_region):
     assert auth.status_code == 429 and "Retry-After" in auth.headers
     # Another user from the same address is not held up.
     UiClient(base, "ui-user", USER_PASSWORD).close()
+
+
+def test_a_non_admin_sees_unowned_machines_and_their_own_and_powers_only_their_own(ui_region, fleet, user):
+    """MAAS's rules, the API's (nodes.visible_to, nodes.may_edit): nobody else's machines."""
+
+    async def give(conn):
+        other = (await conn.execute(text("SELECT id FROM users WHERE username = 'admin'"))).scalar_one()
+        mine = (await conn.execute(text("SELECT id FROM users WHERE username = 'ui-user'"))).scalar_one()
+        await conn.execute(text("UPDATE nodes SET owner_id = :o WHERE hostname = 'pg-00001'"), {"o": other})
+        await conn.execute(text("UPDATE nodes SET owner_id = :o WHERE hostname = 'pg-00002'"), {"o": mine})
+
+    run_db(ui_region.config, give)
+    try:
+        listed = user.get("/MAAS/r/machines/?q=pg-0000")
+        assert hostnames_in(listed) == ["pg-00000", "pg-00002", "pg-00003", "pg-00004", "pg-00005", "pg-00006",
+                                        "pg-00007", "pg-00008", "pg-00009"], "not pg-00001: someone else's"
+        assert "ui-user" in text_of(listed)
+        user.get("/MAAS/r/machine/pg-00001/", status=404)
+        assert user.post("/MAAS/r/machine/pg-00001/power/", {"action": "on"}).status_code == 404
+        own = user.get("/MAAS/r/machine/pg-00002/")
+        assert 'id="power-on"' in own and 'id="commission"' not in own
+        assert user.post("/MAAS/r/machine/pg-00002/power/", {"action": "off"}).status_code == 303
+        assert user.post("/MAAS/r/machine/pg-00002/commission/", {}).status_code == 403
+        assert user.post("/MAAS/r/machine/pg-00003/power/", {"action": "off"}).status_code == 403, "nobody's"
+    finally:
+        run_db(ui_region.config, lambda conn: conn.execute(
+            text("UPDATE nodes SET owner_id = NULL WHERE hostname IN ('pg-00001', 'pg-00002')")))

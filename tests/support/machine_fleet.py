@@ -50,10 +50,10 @@ async def add_machines(conn: AsyncConnection, count: int, prefix: str = "node", 
                CASE WHEN n % 3 = 0 THEN 'on' ELSE 'off' END
         FROM generate_series(0, :count - 1) AS n"""), {"prefix": prefix, "count": count, "other": OTHER_ZONE})
     await conn.execute(text("""
-        INSERT INTO interfaces (node_id, name, mac)
+        INSERT INTO interfaces (node_id, name, mac, claims_mac)
         SELECT id, 'eth0', '52:54:' || lpad(to_hex(CAST(:base AS integer)), 2, '0') || ':' ||
                lpad(to_hex(n >> 16 & 255), 2, '0') || ':' || lpad(to_hex(n >> 8 & 255), 2, '0') || ':' ||
-               lpad(to_hex(n & 255), 2, '0')
+               lpad(to_hex(n & 255), 2, '0'), true
         FROM (SELECT id, substring(hostname from length(:prefix) + 2)::int AS n FROM nodes
               WHERE node_type = 0 AND hostname LIKE :prefix || '-%') AS fleet"""),
         {"base": mac_base, "prefix": prefix})

@@ -84,7 +84,9 @@ async def script(request: Request, conn) -> Response:
         exit_status = int(request.query_params.get("exit_status", ""))
     except ValueError:
         exit_status = None
-    await commissioning.store_script(conn, machine, name, exit_status, await request.body())
+    runtime = request.query_params.get("runtime", "")
+    await commissioning.store_script(conn, machine, name, exit_status, await request.body(),
+                                     int(runtime) if runtime.isdigit() else None)
     return PlainTextResponse("OK")
 
 

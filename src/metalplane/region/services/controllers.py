@@ -13,7 +13,7 @@ from metalplane.identity import new_system_id as new_system_id  # re-exported fo
 from metalplane.region.budget import RegionNeed
 from metalplane.region.db.tables import controller_info, nodes, region_processes, zones
 from metalplane.region.errors import NotFound
-from metalplane.rpc.nodes import CONTROLLER_TYPES, REGION_TYPES, NodeType
+from metalplane.rpc.nodes import CONTROLLER_TYPES, RACK_TYPES, REGION_TYPES, NodeType
 
 # A worker heartbeats every HEARTBEAT_INTERVAL; one silent for PROCESS_TIMEOUT is gone.
 HEARTBEAT_INTERVAL = 1.0
@@ -177,9 +177,9 @@ async def show_region(conn: AsyncConnection, system_id: str) -> RegionView:
 
 
 async def get_controller(conn: AsyncConnection, types: tuple[int, ...], system_id: str) -> dict:
-    found = await list_controllers(conn, types, system_ids=[system_id])
+    found = await list_controllers(conn, types, system_ids=[system_id]) if "\x00" not in system_id else []
     if not found:
-        raise NotFound("controller")
+        raise NotFound("RackController" if set(types) <= set(RACK_TYPES) else "RegionController")
     return found[0]
 
 

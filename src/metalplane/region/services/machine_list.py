@@ -1,16 +1,14 @@
 """Machines as the web UI lists them: one page at a time, filtered in the database.
 
 Every query is bounded by the page (50 rows): the count and the page's ids come
-from indexed queries over `nodes` (migration 0015: node type + hostname, status,
+from indexed queries over `nodes` (migration 0009: node type + hostname, status,
 zone) and `interfaces.mac`; the page's zones, BMCs and MACs are then read for
 those ids only. A MAC search matches a whole MAC exactly or a MAC prefix (one
 whole octet and a colon at least: hostnames have no colon); anything else
 searches hostnames (substring, any case).
 
-Who sees what: MAAS shows a non-admin the machines nobody owns and their own.
-metalplane does not allocate machines yet, so nobody owns one and everyone sees
-every machine; only admins act on them (commission, power), as in MAAS, where
-acting on a machine nobody owns needs admin rights.
+Who sees what is MAAS's rule, the API's (`nodes.visible_to`): admins every
+machine, others the machines nobody owns and their own.
 """
 
 from __future__ import annotations
@@ -19,13 +17,15 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import Select, and_, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from metalplane.region.db.tables import bmcs, interfaces, nodes, power_actions, zones
+from metalplane.region.db.tables import bmcs, interfaces, nodes, users, zones
 from metalplane.region.errors import Invalid
-from metalplane.region.services import commissioning, machines
+from metalplane.region.services import commissioning, events, machines, node_fields
+from metalplane.region.services import nodes as nodes_service
 from metalplane.region.services.rows import Row
+from metalplane.region.services.users import User
 from metalplane.rpc.nodes import NodeType
 
 PAGE_SIZE = 50
@@ -47,8 +47,8 @@ def parse_search(text: str | None) -> Search:
         return Search("none", "")
     if len(raw) > MAX_SEARCH:
         raise Invalid.field("q", f"Ensure this value has at most {MAX_SEARCH} characters (it has {len(raw)}).")
-    candidate = raw.lower().replace("-", ":")
-    if machines.MAC.match(candidate):
+    candidate = node_fields.normalise_mac(raw)
+    if node_fields.MAC.match(candidate):
         return Search("mac", candidate)
     if MAC_PREFIX.match(candidate):
         return Search("mac_prefix", candidate)
@@ -95,25 +95,30 @@ class MachineRow:
     memory: int  # MiB
     macs: list[str]
     error: str
-    owner: str | None = None  # nobody owns a machine until allocation exists
+    owner: str | None
 
     @property
     def status_name(self) -> str:
         return machines.STATUS_NAMES.get(self.status, str(self.status))
 
 
-async def machine_page(conn: AsyncConnection, flt: MachineFilter, offset: int = 0,
+async def machine_page(conn: AsyncConnection, flt: MachineFilter, viewer: User, offset: int = 0,
                        limit: int = PAGE_SIZE) -> tuple[list[MachineRow], int]:
-    """One page of machines by hostname, and how many match the filter in all."""
+    """One page of the machines `viewer` may see, by hostname, and how many match in all."""
     where = and_(*flt.conditions())
-    total = (await conn.execute(select(func.count()).select_from(nodes).where(where))).scalar_one()
-    page = (await conn.execute(
+
+    def visible(query: Select) -> Select:
+        return nodes_service.visible_to(query.where(where), viewer)
+
+    total = (await conn.execute(visible(select(func.count()).select_from(nodes)))).scalar_one()
+    page = (await conn.execute(visible(
         select(nodes.c.id, nodes.c.system_id, nodes.c.hostname, nodes.c.status, nodes.c.power_state,
                nodes.c.cpu_count, nodes.c.memory, nodes.c.error_description, nodes.c.instance_power_parameters,
-               zones.c.name.label("zone"), bmcs.c.power_type)
+               zones.c.name.label("zone"), bmcs.c.power_type, users.c.username.label("owner"))
         .outerjoin(zones, zones.c.id == nodes.c.zone_id)
         .outerjoin(bmcs, bmcs.c.id == nodes.c.bmc_id)
-        .where(where).order_by(nodes.c.hostname, nodes.c.id).offset(max(offset, 0)).limit(limit))).all()
+        .outerjoin(users, users.c.id == nodes.c.owner_id))
+        .order_by(nodes.c.hostname, nodes.c.id).offset(max(offset, 0)).limit(limit))).all()
     macs: dict[int, list[str]] = {}
     if page:
         for i in await conn.execute(select(interfaces.c.node_id, interfaces.c.mac)
@@ -123,7 +128,7 @@ async def machine_page(conn: AsyncConnection, flt: MachineFilter, offset: int = 
             macs.setdefault(i.node_id, []).append(i.mac)
     rows = [MachineRow(r.system_id, r.hostname, r.status, r.power_state,
                        machines.power_type_of(dict(r._mapping)), r.zone or "", r.cpu_count, r.memory,
-                       macs.get(r.id, []), r.error_description) for r in page]
+                       macs.get(r.id, []), r.error_description, r.owner) for r in page]
     return rows, total
 
 
@@ -131,13 +136,17 @@ async def zone_names(conn: AsyncConnection) -> list[str]:
     return list((await conn.execute(select(zones.c.name).order_by(zones.c.name))).scalars())
 
 
+EVENTS_SHOWN = 20
+
+
 @dataclass(frozen=True)
 class MachineDetail:
     machine: Row
-    macs: list[Row]
+    interfaces: list[Row]
     results: list[dict[str, Any]]  # the last commissioning run: each script's output
-    power_log: list[Row]  # the latest power actions, newest first
+    events: list[Row]  # the latest, newest first (DEBUG and up: power requests and results too)
     bmc_owner: str | None  # hostname of the rack that talks to its BMC
+    may_edit: bool  # power it (MAAS: admins and its owner)
 
     @property
     def status_name(self) -> str:
@@ -148,15 +157,13 @@ class MachineDetail:
         return machines.power_type_of(self.machine)
 
 
-async def machine_detail(conn: AsyncConnection, system_id: str, power_log: int = 20) -> MachineDetail:
-    """Everything the machine page shows; NotFound when no machine has this system_id."""
-    machine = await machines.get_machine(conn, system_id)
-    macs = (await machines.macs_of(conn, [machine["id"]])).get(machine["id"], [])
+async def machine_detail(conn: AsyncConnection, system_id: str, viewer: User) -> MachineDetail:
+    """Everything the machine page shows; NotFound when `viewer` may not see such a machine."""
+    machine = await machines.get_machine(conn, system_id, viewer=viewer)
+    found = (await nodes_service.interfaces_of(conn, [machine["id"]])).get(machine["id"], [])
     results = await commissioning.results_of(conn, system_id)
-    log = [dict(r._mapping) for r in await conn.execute(
-        select(power_actions).where(power_actions.c.node_id == machine["id"])
-        .order_by(power_actions.c.id.desc()).limit(power_log))]
+    log = await events.query(conn, events.Query([machine["id"]], level="DEBUG", limit=EVENTS_SHOWN))
     owner = None
     if machine["owner_rack_id"] is not None:
         owner = (await conn.execute(select(nodes.c.hostname).where(nodes.c.id == machine["owner_rack_id"]))).scalar()
-    return MachineDetail(machine, macs, results, log, owner)
+    return MachineDetail(machine, found, results, log, owner, nodes_service.may_edit(viewer, machine))

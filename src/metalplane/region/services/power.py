@@ -16,8 +16,10 @@ from sqlalchemy import func, insert, update
 from metalplane.rpc import power_schema as schema
 from metalplane.region.db.tables import power_actions
 from metalplane.region.db.transaction import Work
-from metalplane.region.errors import Unavailable
-from metalplane.region.services import bmcs, machines
+from metalplane.region.errors import PermissionDenied, Unavailable
+from metalplane.region.services import bmcs, events, machines
+from metalplane.region.services import nodes as nodes_service
+from metalplane.region.services.users import User
 from metalplane.rpc.messages import PowerAction
 from metalplane.rpc.protocol import ConnectionLost, RemoteError
 
@@ -49,14 +51,17 @@ async def _record(work: Work, action_id: int, **values: Any) -> None:
                            .values(**values, updated=func.now()))
 
 
-async def run(work: Work, rpc_server: Any, system_id: str, action: str) -> dict[str, Any]:
+async def run(work: Work, rpc_server: Any, system_id: str, action: str, username: str = "") -> dict[str, Any]:
     """Run `action` for machine `system_id`; returns {"state": ..., "note": ...}.
-    The work acts outside the database from the start, so it is never replayed."""
+    The work acts outside the database from the start, so it is never replayed.
+    `username`: who asked (the event log records a user's power requests)."""
     work.acting_outside()
     async with work.tx() as conn:
         machine = await machines.get_machine(conn, system_id)
         action_id = (await conn.execute(insert(power_actions).values(
             node_id=machine["id"], action=action, state="running").returning(power_actions.c.id))).scalar_one()
+        if username:
+            await events.power_requested(conn, machine, action, username)
     power_type = machines.power_type_of(machine)
     params = machines.power_parameters(machine)
     if machine["bmc_id"] is None:  # manual: nothing to call
@@ -84,20 +89,28 @@ async def run(work: Work, rpc_server: Any, system_id: str, action: str) -> dict[
             message = schema.scrub(exc.message, secrets)
             async with work.tx() as conn:
                 await bmcs.record_result(conn, rack_id, machine["bmc_id"], message)
+                await events.power_result(conn, machine, action, message)
             await _record(work, action_id, state="failed", error=message)
             raise PowerFailed(message) from None
         async with work.tx() as conn:
             await bmcs.record_result(conn, rack_id, machine["bmc_id"], None)
             await machines.set_power_state(conn, [machine["id"]], result.state)
+            await events.power_result(conn, machine, action, None)
         await _record(work, action_id, state="done", result=result.note or result.state)
         return {"state": result.state, "note": result.note}
     await _record(work, action_id, state="failed", error="the racks owning this BMC died twice during the action")
     raise PowerFailed("The rack controllers owning this machine's BMC were lost during the power action.")
 
 
-async def power_machine(work: Work, rpc_server: Any, system_id: str, action: str) -> machines.Machines:
-    """power_on/power_off/power_cycle: run the action, then the machine as shown."""
-    await run(work, rpc_server, system_id, action)
+async def power_machine(work: Work, rpc_server: Any, system_id: str, action: str, user: User) -> machines.Machines:
+    """power_on/power_off/power_cycle for `user` (the API's and the UI's): MAAS's rules, a
+    machine the user may not see is not found, one they may not edit is refused; then the
+    action runs and the machine is shown."""
+    async with work.tx() as conn:
+        machine = await machines.get_machine(conn, system_id, viewer=user)
+        if not nodes_service.may_edit(user, machine):
+            raise PermissionDenied(f"You do not have permission to power {machine['hostname']}.")
+    await run(work, rpc_server, system_id, action, user.username)
     async with work.tx() as conn:
         return await machines.show_machine(conn, system_id)
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import interfaces, ip_addresses, ipranges, nodes, subnets, vlans
 from metalplane.region.errors import Invalid, NotFound, PermissionDenied, Refused, raise_if
-from metalplane.region.services import consequences, leases, netrules, users
+from metalplane.region.services import consequences, leases, lookups, netrules, users
 from metalplane.region.services.network import (
     DEFAULT_FABRIC_ID,
     find_fabric,
@@ -39,18 +39,9 @@ async def list_subnets(conn: AsyncConnection) -> list[Row]:
 
 
 async def get_subnet(conn: AsyncConnection, ident: str, lock: bool = False) -> Row:
-    """By id, CIDR or name, as MAAS's subnet specifiers allow."""
-    query = select(subnets)
-    if ident.isdigit():
-        query = query.where(subnets.c.id == int(ident))
-    else:
-        try:
-            query = query.where(subnets.c.cidr == str(ip_network(ident, strict=False)))
-        except ValueError:
-            query = query.where(subnets.c.name == ident)
-    if lock:
-        query = query.with_for_update()
-    return one(await conn.execute(query), "Subnet")
+    """By MAAS's subnet specifier: id, CIDR or name, or cidr:, name:, ip: (the most
+    specific subnet holding the address), vlan:, vid:, fabric:, space:, id:."""
+    return await lookups.subnet(conn, ident, lock)
 
 
 async def _vlan_for_subnet(conn: AsyncConnection, fields: dict[str, Any]) -> int:

@@ -30,7 +30,8 @@ TOPICS: dict[str, frozenset[str]] = {
     # Subnets and a VLAN's page: its racks' dhcpd status (partner-down) comes from service_status.
     "subnets": frozenset({"fabrics", "vlans", "subnets", "ipranges", "interfaces", "ip_addresses",
                           "service_status", "rpc_connections", "nodes.controller", "config"}),
-    "machines": frozenset({"nodes.machine", "interfaces", "script_results", "power_actions", "bmcs", "zones"}),
+    "machines": frozenset({"nodes.machine", "interfaces", "script_results", "power_actions", "events", "bmcs",
+                           "zones"}),
     "images": frozenset({"boot_resources", "boot_resource_sets", "boot_resource_files", "boot_resource_contents",
                          "boot_resource_imports", "service_status", "nodes.controller", "rpc_connections"}),
 }

@@ -16,8 +16,6 @@ Besides the two MAAS handlers this module serves two plain routes
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import json
 import logging
 import re
@@ -30,6 +28,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from metalplane.region.api.app import authenticate
+from metalplane.region.api.checks import part_bytes
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.errors import error_response
 from metalplane.region.api.framework import API_PREFIX, Handler
@@ -138,30 +137,6 @@ async def list_resources(ctx: Ctx) -> list:
         return [render_resource(r) for r in await svc.show_resources(conn, rtype)]
 
 
-def _multipart_bytes(content_type: str, body: bytes, name: str) -> bytes | None:
-    """The raw bytes of part `name` (parts without a filename reach the params as text)."""
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
-    if not message.is_multipart():
-        return None
-    for part in message.iter_parts():
-        if part.get_param("name", header="content-disposition") == name:
-            return part.get_payload(decode=True) or b""
-    return None
-
-
-async def _content(ctx: Ctx) -> bytes | None:
-    value = ctx.params.raw("content")
-    if value is None or isinstance(value, bytes):
-        return value
-    content_type = ctx.request.headers.get("content-type", "")
-    if content_type.lower().startswith("multipart/"):
-        raw = _multipart_bytes(content_type, await ctx.request.body(), "content")
-        if raw is not None:
-            return raw
-    return value.encode()
-
-
 @boot_resources.action("POST", admin=True)
 async def create_resource(ctx: Ctx) -> Response:
     """Upload a new boot resource.
@@ -195,7 +170,7 @@ async def create_resource(ctx: Ctx) -> Response:
     architecture = p.str("architecture", required=True) or ""
     filetype = p.str("filetype") or "tgz"
     version = p.str("version") or None
-    content = await _content(ctx)
+    content = await part_bytes(ctx, "content")
     sha256 = (p.str("sha256") or "").strip().lower() or None
     size = p.int("size", min_value=0)
     shown = await svc.upload(ctx.work, name=name, architecture=architecture, filetype=filetype,
@@ -207,20 +182,23 @@ async def create_resource(ctx: Ctx) -> Response:
 async def import_resources(ctx: Ctx) -> Response:
     """Import boot resources from a simplestreams mirror.
 
-    The import runs in the background on the region that was asked; follow it
-    with is_importing and import_status, and per file in boot-resource read
-    ("progress", "complete", "error"). Give `url` (http://, https:// or
-    file://) or `path` (an absolute directory on this region): the mirror root,
-    which holds streams/v1/index.json, or that file itself. The newest version
-    of each product is imported; files already stored are not fetched again,
-    and partly fetched files resume. Only one import runs at a time.
+    Without arguments, as MAAS does: from every boot source (boot-sources), the
+    images its selections (boot-source-selections) select. With `url`
+    (http://, https:// or file://) or `path` (an absolute directory on this
+    region): everything that mirror offers, whatever the boot sources say. A
+    mirror is its root, which holds streams/v1/index.json, or that file itself;
+    streams must be unsigned (index.json). The import runs in the background on
+    the region that was asked; follow it with is_importing and import_status,
+    and per file in boot-resource read ("progress", "complete", "error"). The
+    newest version of each product is imported; files already stored are not
+    fetched again, and partly fetched files resume. Only one import runs at a time.
 
     :param url: Mirror URL, e.g. http://images.example.com/ephemeral/ (or file:///srv/mirror/).
     :type url: unicode
     :param path: Absolute path of a mirror directory on this region, e.g. /srv/mirror.
     :type path: unicode
     """
-    spec = ctx.params.str("url") or ctx.params.str("path")
+    spec = ctx.params.str("url") or ctx.params.str("path") or None
     state = ctx.app_state
     owner = boot_import.owner_name(getattr(state, "region_id", "?"), getattr(state, "worker_index", "?"))
     job = await boot_import.start_import(ctx.work, spec, owner)

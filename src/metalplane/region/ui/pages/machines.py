@@ -1,5 +1,7 @@
 """Machines (paged and filtered in the database) and a machine's page: power,
-commissioning and its results, through the services the API's machine actions use."""
+commissioning and its results, events, through the services the API's machine
+actions use (with their rights: powering is for admins and the machine's owner,
+commissioning for admins, as in MAAS)."""
 
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ async def machine_list_view(ui: UiRequest) -> Response:
     flt = parse_filter(status, zone, search)
     size = machine_list.PAGE_SIZE
     async with ui.ctx.tx() as conn:
-        rows, total = await machine_list.machine_page(conn, flt, (page - 1) * size, size)
+        rows, total = await machine_list.machine_page(conn, flt, ui.user, (page - 1) * size, size)
         zones = await machine_list.zone_names(conn)
     query = query_of(status, zone, search)
     return ui.render("machines.html", parts={"table": "machines_table.html"}, nav="machines", live=["machines"],
@@ -64,7 +66,7 @@ async def machine_list_view(ui: UiRequest) -> Response:
 async def _machine(ui: UiRequest, error: str = "", status: int = 200) -> Response:
     system_id = ui.ctx.path["system_id"]
     async with ui.ctx.tx() as conn:
-        detail = await machine_list.machine_detail(conn, system_id)
+        detail = await machine_list.machine_detail(conn, system_id, ui.user)
     return ui.render("machine.html", parts={"body": "machine_body.html"}, status=status, nav="machines",
                      live=["machines"], live_src=machine_path(system_id) + "?part=body", d=detail,
                      power_actions=POWER_ACTIONS, error=error, done=DONE.get(ui.params.str("done") or "", ""))
@@ -75,13 +77,14 @@ async def machine(ui: UiRequest) -> Response:
 
 
 async def power_action(ui: UiRequest) -> Response:
-    """The API's power_on/power_off/power_cycle (same service): the BMC's owner rack acts."""
+    """The API's power_on/power_off/power_cycle (same service, same rule: admins and the
+    machine's owner); the BMC's owner rack acts."""
     action = ui.params.str("action") or ""
     if action not in POWER_ACTIONS:
         raise Invalid.field("action", f"Select a valid choice. {action} is not one of the available choices.")
     system_id = ui.ctx.path["system_id"]
     try:
-        await power.power_machine(ui.ctx.work, ui.ctx.rpc, system_id, action)
+        await power.power_machine(ui.ctx.work, ui.ctx.rpc, system_id, action, ui.user)
     except power.PowerFailed as exc:
         return await _machine(ui, message_of(exc), status=status_of(exc))
     return ui.redirect(machine_path(system_id) + f"?done={action}")
@@ -91,7 +94,7 @@ async def commission(ui: UiRequest) -> Response:
     """The API's commission (same service): into Commissioning, then powered on to boot."""
     system_id = ui.ctx.path["system_id"]
     try:
-        await commissioning.commission(ui.ctx.work, ui.ctx.rpc, system_id, None)
+        await commissioning.commission(ui.ctx.work, ui.ctx.rpc, system_id, None, ui.user.username)
     except (Refused, Unavailable) as exc:  # not commissionable now, or the BMC did not answer
         return await _machine(ui, message_of(exc), status=status_of(exc))
     return ui.redirect(machine_path(system_id) + "?done=commission")
@@ -101,6 +104,6 @@ def routes() -> list[BaseRoute]:
     return [
         ui_route(MACHINES_PATH, machine_list_view),
         ui_route(UI_PREFIX + "machine/{system_id}/", machine),
-        ui_route(UI_PREFIX + "machine/{system_id}/power/", power_action, admin=True, methods=("POST",)),
+        ui_route(UI_PREFIX + "machine/{system_id}/power/", power_action, methods=("POST",)),
         ui_route(UI_PREFIX + "machine/{system_id}/commission/", commission, admin=True, methods=("POST",)),
     ]

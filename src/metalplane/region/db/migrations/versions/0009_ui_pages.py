@@ -1,14 +1,14 @@
 """web UI pages: machine list indexes, login attempt limits, live updates for machines and images
 
-Revision ID: 0015
-Revises: 0010
+Revision ID: 0009
+Revises: 0008
 
 Indexes for the Machines page with many machines: a page by hostname, the status
 and zone filters, and MAC search (exact, or a prefix: text_pattern_ops). The
 `login_failures` table counts failed logins per user and per address in a
-one-minute window, on every region alike. Change notifications (as 0010) for
+one-minute window, on every region alike. Change notifications (as 0008) for
 what the Machines and Images pages show: commissioning output, power actions,
-boot resources and their files' progress, and imports.
+events, boot resources and their files' progress, and imports.
 """
 
 import sqlalchemy as sa
@@ -16,8 +16,8 @@ from alembic import op
 
 from metalplane.region.db import change_triggers
 
-revision = '0015'
-down_revision = '0010'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
@@ -32,6 +32,7 @@ WATCHED = [
     ('boot_resource_imports', ['state', 'message', 'files_total', 'files_done', 'bytes_total', 'bytes_done',
                                'stop_requested']),
     ('zones', None),
+    ('events', None),
 ]
 
 
