@@ -154,6 +154,20 @@ def test_configure_dhcp_turns_kea_ha_on_at_both_racks_and_a_client_gets_a_lease(
         page.wait_for_selector(f"{row} .dhcpd .status--running", timeout=30_000)
     check_accessibility(page)
 
+    # Each rack's own page: the VLAN it serves, its role, its partner and Kea's HA state,
+    # which then follows the rack's reports while the page is open.
+    rack_pages = {}
+    for system_id, role, partner in ((rack1, "primary", "rack2"), (rack2, "secondary", "rack1")):
+        rack_page = admin.context.new_page()
+        rack_page.goto(f"{admin.base_url}/MAAS/r/controller/{system_id}/")
+        row = rack_page.locator("#dhcp-vlans tbody tr")
+        assert row.count() == 1 and role in row.locator(".dhcp-role").inner_text()
+        assert partner in row.inner_text()
+        rack_page.wait_for_selector("#dhcp-vlans .ha-state .status--running", timeout=30_000)
+        assert row.locator(".ha-state").text_content().strip() == "hot-standby"
+        check_accessibility(rack_page)
+        rack_pages[system_id] = rack_page
+
     lease = lab.clients[0].dhcp_udhcpc("pxe", timeout=20)
     assert lease.server_id == "10.61.0.2", "hot-standby: the primary answers"
     assert 191 <= int(lease.ip.split(".")[-1]) <= 254
@@ -174,5 +188,14 @@ def test_configure_dhcp_turns_kea_ha_on_at_both_racks_and_a_client_gets_a_lease(
     page.wait_for_selector(f"#vlan-racks tr[data-system-id='{rack1}'] .status--dead", timeout=10_000)
     assert page.evaluate("window.__noReload") is True
     check_accessibility(page)
+    # The secondary's page says it serves alone; the primary's, what it last reported.
+    standby = rack_pages[rack2]
+    standby.wait_for_selector("#dhcp-vlans .ha-state .status--degraded", timeout=10_000)
+    assert standby.text_content("#dhcp-vlans .ha-state").strip() == "partner-down"
+    rack_pages[rack1].wait_for_selector("#dhcp-vlans .ha-state .status--unknown", timeout=10_000)
+    assert "last reported" in rack_pages[rack1].inner_text("#dhcp-vlans .ha-state")
+    for rack_page in rack_pages.values():
+        check_accessibility(rack_page)
+        rack_page.close()
     # The standby serves a new client alone.
     assert lab.clients[1].dhcp_udhcpc("pxe", timeout=20).server_id == "10.61.0.3"

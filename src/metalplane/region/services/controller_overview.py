@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane import __version__
-from metalplane.ha.dhcp_peers import role_on_vlan
+from metalplane.ha.dhcp_peers import ha_state_status, kea_ha_state, kea_instance_name, role_on_vlan
 from metalplane.region.db.tables import (
     bmcs,
     controller_info,
@@ -28,7 +28,7 @@ from metalplane.region.db.tables import (
     subnets,
     vlans,
 )
-from metalplane.region.services import connections, racks
+from metalplane.region.services import connections, racks, settings
 from metalplane.region.services.controllers import get_controller
 from metalplane.region.services.racks import ServiceStatus
 from metalplane.rpc import power_schema
@@ -185,14 +185,28 @@ async def region_urls(conn: AsyncConnection) -> list[str]:
     return list(dict.fromkeys(r.maas_url for r in rows))
 
 
-async def _dhcp_vlans(conn: AsyncConnection, node_id: int) -> list[dict[str, Any]]:
+async def _dhcp_vlans(conn: AsyncConnection, rack: ControllerRow) -> list[dict[str, Any]]:
+    """The VLANs the rack serves DHCP on, its role there, and the Kea HA state it last
+    reported for that VLAN's Kea process (the text of its dhcpd service)."""
+    duties = await racks.dhcp_duties(conn, rack.id)
+    peer_ids = {d["primary_rack_id"] for d in duties} | {d["secondary_rack_id"] for d in duties}
+    hostnames = dict((await conn.execute(
+        select(nodes.c.id, nodes.c.hostname).where(nodes.c.id.in_(peer_ids - {None, rack.id})))).all())
+    mode = await settings.get_setting(conn, "dhcp_ha_mode")
+    report = next((s.info for s in rack.services if s.name == "dhcpd"), "")
     out = []
-    for duty in await racks.dhcp_duties(conn, node_id):
+    for duty in duties:
         vlan = (await conn.execute(select(vlans.c.vid, vlans.c.fabric_id).where(vlans.c.id == duty["id"]))).one()
+        role = role_on_vlan(rack.id, duty["primary_rack_id"], duty["secondary_rack_id"])
+        peer = duty["secondary_rack_id"] if role == "primary" else duty["primary_rack_id"]
+        ha_state = None
+        if role in ("primary", "secondary"):
+            ha_state = kea_ha_state(report, kea_instance_name(role, hostnames.get(peer), mode))
         out.append({
             "vlan_id": duty["id"], "vid": vlan.vid, "fabric_id": vlan.fabric_id,
             "label": racks.dhcp_vlan_label(duty["fabric_name"], duty["name"]),
-            "role": role_on_vlan(node_id, duty["primary_rack_id"], duty["secondary_rack_id"]),
+            "role": role, "peer": hostnames.get(peer) if role != "standalone" else None,
+            "ha_state": ha_state, "ha_status": ha_state_status(ha_state),
         })
     return out
 
@@ -235,7 +249,7 @@ async def controller_detail(conn: AsyncConnection, system_id: str) -> dict[str, 
     if row.is_region:
         detail["workers"] = (await _region_workers(conn, [row.id])).get(row.id, [])
     if row.is_rack:
-        detail["dhcp_vlans"] = await _dhcp_vlans(conn, row.id)
+        detail["dhcp_vlans"] = await _dhcp_vlans(conn, row)
         detail["bmcs"] = await _owned_bmcs(conn, row.id)
         detail["interfaces"] = await _interfaces(conn, row.id)
     return detail
