@@ -168,6 +168,21 @@ def test_configure_dhcp_turns_kea_ha_on_at_both_racks_and_a_client_gets_a_lease(
         check_accessibility(rack_page)
         rack_pages[system_id] = rack_page
 
+    # Deleting the HA primary from its page is refused with the API's message; nothing changes.
+    primary_page = rack_pages[rack1]
+    with primary_page.expect_navigation():
+        primary_page.click("#delete-rack")
+    assert ".untagged (primary)" in primary_page.inner_text("#delete-panel")
+    check_accessibility(primary_page)
+    with primary_page.expect_navigation() as navigation:
+        primary_page.click("#delete-panel button[type=submit]")
+    assert navigation.value.status == 400
+    refusal = primary_page.inner_text("#delete-error")
+    assert refusal.startswith("Unable to delete 'rack1'") and "Disable DHCP HA first" in refusal
+    check_accessibility(primary_page)
+    assert vlan_state(lab)["primary"] == rack1 and lab.system_id("rack1") == rack1
+    assert lab.kea_pids("rack1") and lab.kea_pids("rack2")
+
     lease = lab.clients[0].dhcp_udhcpc("pxe", timeout=20)
     assert lease.server_id == "10.61.0.2", "hot-standby: the primary answers"
     assert 191 <= int(lease.ip.split(".")[-1]) <= 254
