@@ -229,6 +229,9 @@ def vlan_pages(lab: DhcpLab, person: UiUser, shot) -> None:
         page.wait_for_selector(f"#vlan-racks tr[data-system-id='{system_id}'] .dhcpd .status--running",
                                timeout=60_000)
     lab.clients[0].dhcp_udhcpc("pxe", timeout=20)
+    person.open(f"/MAAS/r/controller/{rack1}/")
+    page.wait_for_selector("#dhcp-vlans .ha-state .status--running", timeout=60_000)
+    shot("controller-rack-dhcp-ha")
     person.open(href)
     person.wait_live()
     shot("vlan-dhcp-on")
@@ -237,6 +240,9 @@ def vlan_pages(lab: DhcpLab, person: UiUser, shot) -> None:
     page.wait_for_selector(f"#vlan-racks tr[data-system-id='{rack2}'] .dhcpd .status--degraded", timeout=60_000)
     page.wait_for_selector(f"#vlan-racks tr[data-system-id='{rack1}'] .status--dead", timeout=15_000)
     shot("vlan-partner-down")
+    person.open(f"/MAAS/r/controller/{rack2}/")
+    page.wait_for_selector("#dhcp-vlans .ha-state .status--degraded", timeout=30_000)
+    shot("controller-rack-partner-down")
 
 
 def main() -> int:
