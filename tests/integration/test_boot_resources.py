@@ -143,7 +143,7 @@ def test_upload_with_a_content_part(api, shared_region, cleanup):
     listed = ok(api.get("boot-resources/"))
     mine = [r for r in listed if r["id"] == created["id"]]
     assert mine == [{"id": created["id"], "type": "Uploaded", "name": f"custom/{name}",
-                     "architecture": "amd64/generic", "subarches": "generic", "title": "Test kernel",
+                     "architecture": "amd64/generic", "subarches": "generic", "title": "Test kernel", "last_deployed": None,
                      "resource_uri": created["resource_uri"]}]
     assert created["id"] in [r["id"] for r in ok(api.get("boot-resources/", type="uploaded"))]
     assert created["id"] not in [r["id"] for r in ok(api.get("boot-resources/", type="synced"))]

@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from metalplane.region.api.errors import plain_text, status_of
 from metalplane.region.db.transaction import transaction
-from metalplane.region.errors import Refused, RegionError, Unauthenticated
+from metalplane.region.errors import Invalid, Refused, RegionError, Unauthenticated
 from metalplane.region.services import commissioning
 
 log = logging.getLogger("metalplane.region.metadata")
@@ -93,7 +93,10 @@ async def script(request: Request, conn) -> Response:
 async def done(request: Request, conn) -> Response:
     machine = await _machine(request, conn)
     body = await _json(request)
-    failed = [str(n) for n in body.get("failed_scripts") or []]
+    failed_scripts = body.get("failed_scripts") or []
+    if not isinstance(failed_scripts, list):
+        raise Invalid.field("failed_scripts", "Expected a list of script names.")
+    failed = [str(n) for n in failed_scripts]
     await commissioning.finish(conn, machine, str(body.get("result", "failed")), failed)
     log.info("machine %s finished commissioning: %s", machine["system_id"], body.get("result"))
     return PlainTextResponse("OK")

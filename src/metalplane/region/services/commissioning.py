@@ -14,6 +14,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.region import validation
 from metalplane.region.db.tables import config, interfaces, node_tokens, nodes, script_results
 from metalplane.region.db.transaction import Work
 from metalplane.region.errors import Invalid, NotFound, Refused
@@ -23,13 +24,15 @@ from metalplane.rpc.nodes import NodeType
 
 SCRIPT_PREFIX = "commissioning_script:"
 MAX_OUTPUT = 4 * 1024 * 1024
+# MAAS's statuses a machine may be commissioned from: New, Failed commissioning, Ready, Broken.
+COMMISSION_FROM = (machines.NEW, machines.FAILED_COMMISSIONING, machines.READY, 8)
 
 
 def memory_mib(facts: dict[str, Any]) -> int:
     """Installed memory: the physical size the image measured when it could, else MemTotal."""
     for key in ("memory_physical_mib", "memory_mib"):
         value = facts.get(key)
-        if isinstance(value, int) and value > 0:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= validation.PG_INT_MAX:
             return value
     return 0
 
@@ -69,7 +72,14 @@ async def node_for_token(conn: AsyncConnection, token: str) -> dict[str, Any] | 
 
 async def enlist(conn: AsyncConnection, report: dict[str, Any]) -> dict[str, Any]:
     """An unknown machine booted: record it as New (or refresh a known one)."""
-    macs = [machines.normalise_mac(m) for m in report.get("mac_addresses") or [] if m]
+    reported = report.get("mac_addresses") or []
+    if not isinstance(reported, list):
+        raise Invalid.field("mac_addresses", "Expected a list of MAC addresses.")
+    macs = validation.check_macs(reported, "mac_addresses")
+    for key in ("architecture", "boot_method"):
+        if report.get(key) is not None and not isinstance(report[key], str):
+            raise Invalid.field(key, "Expected text.")
+        validation.check_word(report.get(key) or "", key, 64)
     if not macs:
         raise Invalid.field("mac_addresses", "An enlisting machine must report at least one MAC address.")
     for mac in macs:
@@ -89,8 +99,8 @@ async def enlist(conn: AsyncConnection, report: dict[str, Any]) -> dict[str, Any
 async def start(conn: AsyncConnection, system_id: str, timeout: timedelta, username: str = "") -> dict[str, Any]:
     """Into Commissioning: a fresh token and results, and a deadline."""
     machine = await machines.get_machine(conn, system_id, lock=True)
-    if machine["status"] == machines.COMMISSIONING:
-        raise Refused(f"Machine {machine['hostname']} is already commissioning.")
+    if machine["status"] not in COMMISSION_FROM:
+        raise Invalid({"__all__": ["Commission is not available because of the current state of the node."]})
     await conn.execute(delete(script_results).where(script_results.c.node_id == machine["id"]))
     await script_results_service.start_set(conn, machine["id"])
     await conn.execute(delete(node_tokens).where(node_tokens.c.node_id == machine["id"]))
@@ -135,8 +145,13 @@ async def fail(conn: AsyncConnection, node_id: int, message: str) -> None:
 async def store_facts(conn: AsyncConnection, machine: dict[str, Any], facts: dict[str, Any]) -> None:
     _require_commissioning(machine)
     cpu_count = facts.get("cpu_count")
-    if not isinstance(cpu_count, int) or cpu_count < 1:
+    if not isinstance(cpu_count, int) or isinstance(cpu_count, bool) or not 1 <= cpu_count <= 1_000_000:
         raise Invalid.field("cpu_count", "Expected a positive integer.")
+    for key in ("architecture", "boot_method"):
+        if facts.get(key) is not None and not isinstance(facts[key], str):
+            raise Invalid.field(key, "Expected text.")
+        validation.check_word(facts.get(key) or "", key, 64)
+    validation.check_document(facts, "facts")
     await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(
         cpu_count=cpu_count, memory=memory_mib(facts),
         architecture=facts.get("architecture") or machine["architecture"],
@@ -152,11 +167,16 @@ async def store_facts(conn: AsyncConnection, machine: dict[str, Any], facts: dic
 async def store_script(conn: AsyncConnection, machine: dict[str, Any], name: str, exit_status: int | None,
                        output: bytes, runtime: int | None = None) -> None:
     _require_commissioning(machine)
+    validation.check_word(name, "name")
+    if exit_status is not None:
+        validation.check_int(exit_status, "exit_status")
     set_id = await script_results_service.current_set_id(conn, machine["id"])
+    # Output is shown as text: undecodable bytes and NULs (which PostgreSQL's text refuses) become U+FFFD.
+    text = output[:MAX_OUTPUT].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
     await conn.execute(insert(script_results).values(
         node_id=machine["id"], name=name, exit_status=exit_status, script_set_id=set_id,
         runtime=runtime if runtime is not None and 0 <= runtime < 2**31 else None,
-        output=output[:MAX_OUTPUT].decode("utf-8", errors="replace")))
+        output=text))
     await script_results_service.ping(conn, set_id)
     status = script_results_service.STATUS_NAMES[script_results_service.result_status(exit_status)]
     await events.record(conn, machine, "SCRIPT_RESULT_CHANGED_STATUS",
@@ -168,6 +188,8 @@ async def store_script(conn: AsyncConnection, machine: dict[str, Any], name: str
 
 async def finish(conn: AsyncConnection, machine: dict[str, Any], result: str, failed: list[str]) -> None:
     _require_commissioning(machine)
+    validation.check_list(failed, "failed_scripts")
+    failed = [validation.check_word(name, "failed_scripts") for name in failed]
     status, message = finished_status(result, failed)
     await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(
         status=status, status_expires=None, error_description=message, updated=func.now()))
@@ -214,13 +236,14 @@ async def list_scripts(conn: AsyncConnection) -> dict[str, str]:
 async def get_script(conn: AsyncConnection, name: str) -> str:
     found = (await list_scripts(conn)).get(name)
     if found is None:
-        raise NotFound("CommissioningScript")
+        raise NotFound("Script")
     return found
 
 
 async def put_script(conn: AsyncConnection, name: str, content: str) -> None:
-    if not name or not all(c.isalnum() or c in "._+-" for c in name):
-        raise Invalid.field("name", "Use letters, digits and . _ + - only.")
+    if not name or len(name) > 255 or not all(c.isalnum() or c in "._+-" for c in name):
+        raise Invalid.field("name", "Use letters, digits and . _ + - only (at most 255).")
+    validation.check_text(content, "content", validation.MAX_LARGE_TEXT)
     await conn.execute(pg_insert(config).values(name=SCRIPT_PREFIX + name, value=content)
                        .on_conflict_do_update(index_elements=["name"], set_={"value": content}))
 
@@ -228,4 +251,4 @@ async def put_script(conn: AsyncConnection, name: str, content: str) -> None:
 async def delete_script(conn: AsyncConnection, name: str) -> None:
     result = await conn.execute(delete(config).where(config.c.name == SCRIPT_PREFIX + name))
     if result.rowcount == 0:
-        raise NotFound("CommissioningScript")
+        raise NotFound("Script")

@@ -71,6 +71,28 @@ async def candidate_secondaries(conn: AsyncConnection) -> dict[int, str | None]:
     return out
 
 
+def ipv4_only(addresses: list[str]) -> list[str]:
+    """The IPv4 addresses among `addresses`: DHCPv4 options carry nothing else."""
+    out = []
+    for item in addresses:
+        try:
+            if ip_address(item).version == 4:
+                out.append(item)
+        except ValueError:
+            continue  # a hostname: DHCP options carry addresses only
+    return out
+
+
+def ntp_option(rack_address: str, external: list[str], external_only: bool) -> list[str]:
+    """DHCP's NTP servers (option 42, addresses only), as MAAS decides: the rack itself
+    (it serves NTP to its VLANs), or with `ntp_external_only` the external servers
+    given as literal IPv4 addresses (hostnames cannot go in the option; the rack's
+    address stands in when there are none)."""
+    if external_only and external:
+        return external
+    return [rack_address]
+
+
 def _pools(dynamic: list[tuple[str, str]]) -> list[list[str]]:
     return [[s, e] for s, e in sorted(dynamic, key=lambda r: ip_address(r[0]))]
 
@@ -80,8 +102,9 @@ async def rack_dhcp_state(conn: AsyncConnection, rack_id: int) -> dict[str, Any]
     on_vlans = await racks_on_vlans(conn)
     lease_time = await settings.get_setting(conn, "dhcp_lease_time")
     mode = await settings.get_setting(conn, "dhcp_ha_mode")
-    ntp = await settings.get_setting(conn, "ntp_servers")
-    upstream_dns = await settings.get_setting(conn, "upstream_dns")
+    external_ntp = ipv4_only(settings.split_list(await settings.get_setting(conn, "ntp_servers") or ""))
+    ntp_external_only = bool(await settings.get_setting(conn, "ntp_external_only"))
+    upstream_dns = ipv4_only(settings.split_list(await settings.get_setting(conn, "upstream_dns") or ""))
     served = await conn.execute(
         select(vlans).where(vlans.c.dhcp_on.is_(True),
                             (vlans.c.primary_rack_id == rack_id) | (vlans.c.secondary_rack_id == rack_id))
@@ -116,8 +139,8 @@ async def rack_dhcp_state(conn: AsyncConnection, rack_id: int) -> dict[str, Any]
                 "subnet_id": s.id,
                 "cidr": str(network),
                 "gateway_ip": str(s.gateway_ip) if s.gateway_ip is not None else None,
-                "dns_servers": list(s.dns_servers) or list(upstream_dns),
-                "ntp_servers": list(ntp),
+                "dns_servers": ipv4_only(s.dns_servers) or upstream_dns,
+                "ntp_servers": ntp_option(me.address, external_ntp, ntp_external_only),
                 "domain_name": DOMAIN,
                 "pools": _pools(dynamic),
                 "reserved": [[str(r.start_ip), str(r.end_ip)] for r in ranges if r.type == "reserved"],

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.region import validation
 from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import fabrics, interfaces, ipranges, nodes, spaces, subnets, vlans
 from metalplane.region.errors import Invalid, Refused, raise_if
@@ -79,10 +80,11 @@ async def get_fabric(conn: AsyncConnection, fabric: int | str) -> Row:
 async def find_fabric(conn: AsyncConnection, ident: str, field: str = "fabric") -> Row:
     """A fabric by id or name, for form fields."""
     query = select(fabrics)
-    query = query.where(fabrics.c.id == int(ident)) if ident.isdigit() else query.where(fabrics.c.name == ident)
-    row = (await conn.execute(query)).first()
+    fabric_id = validation.as_id(ident)
+    query = query.where(fabrics.c.id == fabric_id) if fabric_id is not None else query.where(fabrics.c.name == ident)
+    row = None if ident.isdigit() and fabric_id is None else (await conn.execute(query)).first()
     if row is None:
-        raise Invalid.field(field, f"Select a valid choice. {ident} is not one of the available choices.")
+        raise Invalid.field(field, validation.not_a_choice(validation.shown(ident)))
     return dict(row._mapping)
 
 
@@ -104,6 +106,8 @@ async def show_fabrics(conn: AsyncConnection, fabric: int | str | None = None) -
 async def _insert_fabric(conn: AsyncConnection, name: str | None, description: str, class_type: str | None) -> int:
     if name:
         raise_if(netrules.check_fabric_name(name, None))
+    if class_type:
+        raise_if(netrules.check_name("fabric_class", class_type, "class_type"))
     fabric_id = await next_id(conn, "fabrics")
     await execute_unique(
         conn,
@@ -129,6 +133,8 @@ async def update_fabric(conn: AsyncConnection, fabric: int | str, changes: dict[
     fabric_id = (await get_fabric(conn, fabric))["id"]
     if "name" in changes:
         raise_if(netrules.check_fabric_name(changes["name"], fabric_id))
+    if changes.get("class_type"):
+        raise_if(netrules.check_name("fabric_class", changes["class_type"], "class_type"))
     if changes:
         await execute_unique(conn, update(fabrics).where(fabrics.c.id == fabric_id).values(**changes, updated=func.now()),
                              "name", "Fabric with this Name already exists.")
@@ -236,10 +242,11 @@ async def find_space(conn: AsyncConnection, ident: str) -> int | None:
     if is_blank(ident) or ident == "undefined":
         return None
     query = select(spaces.c.id)
-    query = query.where(spaces.c.id == int(ident)) if ident.isdigit() else query.where(spaces.c.name == ident)
-    found = (await conn.execute(query)).scalar_one_or_none()
+    space_id = validation.as_id(ident)
+    query = query.where(spaces.c.id == space_id) if space_id is not None else query.where(spaces.c.name == ident)
+    found = None if ident.isdigit() and space_id is None else (await conn.execute(query)).scalar_one_or_none()
     if found is None:
-        raise Invalid.field("space", f"Select a valid choice. {ident} is not one of the available choices.")
+        raise Invalid.field("space", validation.not_a_choice(validation.shown(ident)))
     return found
 
 
@@ -253,6 +260,8 @@ async def create_vlan(conn: AsyncConnection, fabric: int | str, fields: dict[str
     fabric_id = (await get_fabric(conn, fabric))["id"]
     raise_if(netrules.check_vid(fields.get("vid")))
     raise_if(netrules.check_mtu(fields.get("mtu")))
+    if fields.get("name"):
+        raise_if(netrules.check_name("vlan", fields["name"]))
     values = {k: fields[k] for k in ("vid", "name", "description", "mtu") if fields.get(k) is not None}
     if "space" in fields:
         values["space_id"] = await find_space(conn, fields["space"])
@@ -270,6 +279,8 @@ async def update_vlan(conn: AsyncConnection, ref: VlanRef, fields: dict[str, Any
     vlan_id = (await find_vlan(conn, ref))["id"]
     current = one(await conn.execute(select(vlans).where(vlans.c.id == vlan_id).with_for_update()), "VLAN")
     values: dict[str, Any] = {k: fields[k] for k in ("name", "description") if k in fields}
+    if fields.get("name"):
+        raise_if(netrules.check_name("vlan", fields["name"]))
     if "vid" in fields:
         raise_if(netrules.check_vid(fields["vid"]))
         values["vid"] = fields["vid"]
@@ -317,13 +328,11 @@ async def update_vlan(conn: AsyncConnection, ref: VlanRef, fields: dict[str, Any
 
 
 async def _relay_vlan(conn: AsyncConnection, ident: str, vlan_id: int) -> int:
-    try:
-        relay_id = int(ident)
-    except ValueError:
-        raise Invalid.field("relay_vlan", f"Select a valid choice. {ident} is not one of the available choices.") from None
-    found = (await conn.execute(select(vlans.c.id).where(vlans.c.id == relay_id))).scalar_one_or_none()
+    relay_id = validation.as_id(ident)
+    found = None if relay_id is None else \
+        (await conn.execute(select(vlans.c.id).where(vlans.c.id == relay_id))).scalar_one_or_none()
     if found is None or found == vlan_id:
-        raise Invalid.field("relay_vlan", f"Select a valid choice. {ident} is not one of the available choices.")
+        raise Invalid.field("relay_vlan", validation.not_a_choice(validation.shown(ident)))
     return found
 
 

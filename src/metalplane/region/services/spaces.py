@@ -9,8 +9,8 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import spaces
-from metalplane.region.errors import Invalid, NotFound, Refused
-from metalplane.region.services import lookups, network, subnets
+from metalplane.region.errors import Invalid, NotFound, Refused, raise_if
+from metalplane.region.services import lookups, netrules, network, subnets
 from metalplane.region.services.rows import execute_unique, next_id
 
 DUPLICATE = "Space with this Name already exists."
@@ -66,6 +66,8 @@ async def show_spaces(conn: AsyncConnection, space: int | str | None = None) -> 
 
 async def create_space(conn: AsyncConnection, name: str | None, description: str) -> Spaces:
     space_id = await next_id(conn, "spaces")
+    if name:
+        raise_if(netrules.check_name("space", name))
     name = name or f"space-{space_id}"
     if name == "undefined":
         raise Invalid.field("name", "Reserved space name.")
@@ -78,6 +80,8 @@ async def update_space(conn: AsyncConnection, space: int | str, changes: dict[st
     if is_undefined(space):
         raise Refused(f"Space cannot be modified: {UNDEFINED}")
     space_id = (await get_space(conn, space))["id"]
+    if "name" in changes:
+        raise_if(netrules.check_name("space", changes["name"]))
     if changes.get("name") == "undefined":
         raise Invalid.field("name", "Reserved space name.")
     if changes:

@@ -13,6 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.region import validation
 from metalplane.region.db.tables import ipranges, nodes, tokens, users
 from metalplane.region.errors import Invalid, NotFound, Refused, raise_if
 from metalplane.region.services import accountrules
@@ -86,6 +87,7 @@ async def create_user(conn: AsyncConnection, username: str, password: str, email
                       is_superuser: bool = False) -> User:
     """A new account, under a name nobody has, checked by MAAS's (Django's) rules."""
     raise_if({**accountrules.check_username(username), **accountrules.check_email(email)})
+    validation.check_text(password, "password", 4096)
     if await get_user(conn, username) is not None:
         raise Invalid.field("username", "A user with that username already exists.")
     row = (await conn.execute(

@@ -16,7 +16,6 @@ Besides the two MAAS handlers this module serves two plain routes
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -27,7 +26,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from metalplane.region.api.app import authenticate
+from metalplane.region import validation
+from metalplane.region.api.app import authenticate, json_response
 from metalplane.region.api.checks import part_bytes
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.errors import error_response
@@ -44,13 +44,15 @@ from metalplane.region.services import boot_import, boot_store
 from metalplane.region.services import boot_resources as svc
 
 log = logging.getLogger(__name__)
+UPLOAD_BODY_MAX = 1 << 30  # a `content` part sent whole (bigger files: upload_uri in pieces)
 
-boot_resources = Handler("BootResourcesHandler", "boot-resources/", "Manage the boot resources.")
+# A create may carry the file as its `content` part: read only for an authenticated caller.
+boot_resources = Handler("BootResourcesHandler", "boot-resources/", "Manage the boot resources.",
+                         max_body=UPLOAD_BODY_MAX)
 boot_resource = Handler("BootResourceHandler", "boot-resources/{id}/", "Manage a boot resource.")
 
 UPLOAD_PATH = API_PREFIX + "boot-resources/{resource_id}/upload/{file_id}/"
 FILE_ROUTE = svc.FILE_PATH + "{sha256}"
-JSON = "application/json"
 
 
 # -- shapes -------------------------------------------------------------------------------
@@ -97,6 +99,7 @@ def render_resource(r: dict, sets: list[dict] | None = None) -> dict[str, Any]:
         "architecture": r["architecture"],
         "subarches": extra.pop("subarches", r["architecture"].partition("/")[2] or "generic"),
         "title": extra.pop("title", ""),
+        "last_deployed": None,
         **extra,
         "resource_uri": _uri(f"boot-resources/{r['id']}/"),
     }
@@ -172,10 +175,11 @@ async def create_resource(ctx: Ctx) -> Response:
     version = p.str("version") or None
     content = await part_bytes(ctx, "content")
     sha256 = (p.str("sha256") or "").strip().lower() or None
-    size = p.int("size", min_value=0)
+    size_text = p.str("size", max_length=64)
+    size = validation.check_size(size_text, "size") if size_text else None
     shown = await svc.upload(ctx.work, name=name, architecture=architecture, filetype=filetype,
                              title=p.str("title") or "", version=version, content=content, sha256=sha256, size=size)
-    return Response(json.dumps(render_resource(shown.resource, shown.sets)), status_code=201, media_type=JSON)
+    return json_response(render_resource(shown.resource, shown.sets), 201)
 
 
 @boot_resources.action("POST", "import", admin=True)
@@ -255,10 +259,10 @@ async def delete_resource(ctx: Ctx) -> None:
 # -- raw routes ---------------------------------------------------------------------------------
 
 def _int_param(request: Request, name: str) -> int:
-    try:
-        return int(request.path_params[name])
-    except (KeyError, ValueError):
-        raise NotFound("file", "Not Found") from None
+    number = validation.as_id(request.path_params.get(name))
+    if number is None:
+        raise NotFound("BootResourceFile")
+    return number
 
 
 async def upload_piece(request: Request) -> Response:
