@@ -18,6 +18,7 @@ import pytest
 from metalplane.cli.rack_cmd import rack_daemon
 from metalplane.config.rack import rack_config_path, update_rack_config
 from metalplane.identity import read_system_id
+from metalplane.region.services import settings
 from tests.support.processes import free_port_block, wait_until
 from tests.browser.support import (
     ADMIN,
@@ -150,7 +151,7 @@ def test_settings_are_validated_like_the_api_with_the_error_beside_the_field(per
     with lab.api() as api:
         refused = api.post("maas/", op="set_config", name="ntp_servers", value="bad name!")
     assert refused.status_code == 400
-    (api_message,) = refused.json()["value"]
+    (api_message,) = refused.json()["ntp_servers"]
 
     page.fill("#id_ntp_servers", "bad name!")
     page.fill("#id_maas_name", "not-saved-either")
@@ -161,16 +162,25 @@ def test_settings_are_validated_like_the_api_with_the_error_beside_the_field(per
     assert get_config(lab, "ntp_servers") == before
     assert get_config(lab, "maas_name") != "not-saved-either", "nothing is half-written"
 
+    # Every MAAS setting is on the page, in MAAS's sections; a boolean is a true/false choice.
+    assert page.locator("fieldset.group legend").all_inner_texts()[:3] == ["General", "Security", "Network"]
+    assert page.locator(".settings-form [name]:not([type=hidden])").count() == len(settings.SETTINGS)
+    assert page.input_value("#id_ntp_external_only") == "false"
+
     page.fill("#id_ntp_servers", "10.9.8.7 ntp.example.com")
     page.fill("#id_maas_name", "lab-ui")
+    page.select_option("#id_ntp_external_only", "true")
     person.submit(".settings-form button[type=submit]")
     assert page.url == person.base_url + SETTINGS + "?saved=1"
     assert "Settings saved." in page.inner_text("main")
-    assert get_config(lab, "ntp_servers") == ["10.9.8.7", "ntp.example.com"]
+    assert get_config(lab, "ntp_servers") == "10.9.8.7 ntp.example.com"
+    assert get_config(lab, "ntp_external_only") is True
     assert get_config(lab, "maas_name") == "lab-ui"
     assert page.inner_text(".brand").startswith("lab-ui")
+    assert page.input_value("#id_ntp_external_only") == "true"
     with lab.api() as api:
-        api.post("maas/", op="set_config", name="ntp_servers", value=" ".join(before))
+        api.post("maas/", op="set_config", name="ntp_servers", value=before or "")
+        api.post("maas/", op="set_config", name="ntp_external_only", value="false")
 
 
 def test_a_killed_rack_turns_dead_on_an_open_controllers_page_within_2s(person, lab):

@@ -290,7 +290,9 @@ def test_commission_and_power_from_the_machine_page(ui_region, fleet, admin, use
     with ui_region.api() as api:
         assert api.get(f"machines/{system_id}/").json()["status_name"] == "Commissioning"
     again = admin.post(path + "commission/", {})
-    assert again.status_code == 400 and "is already commissioning" in again.text
+    assert again.status_code == 400
+    assert "Commission is not available because of the current state of the node." in text_of(again.text)
+    assert 'id="commission"' in again.text, "the refusal is shown on the machine's page"
 
 
 # -- Images ------------------------------------------------------------------------------------

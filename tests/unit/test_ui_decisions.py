@@ -15,7 +15,8 @@ from metalplane.region.services.sessions import key_hash, needs_extension
 from metalplane.region.ui.guard import HOME, csrf_matches, safe_next
 from metalplane.region.ui.live import TOPICS, topics_for
 from metalplane.region.ui.pages.controllers import page_count, rack_commands
-from metalplane.region.ui.pages.settings import as_text
+from metalplane.region.services import settings
+from metalplane.region.ui.pages.settings import OTHER, SECTIONS, as_text, choices_of, sections
 
 
 @pytest.mark.parametrize("target, expected", [
@@ -117,3 +118,26 @@ def test_only_a_hash_of_the_session_key_is_stored():
 def test_settings_show_lists_as_set_config_takes_them():
     assert as_text(["10.0.0.1", "ntp.example.com"]) == "10.0.0.1 ntp.example.com"
     assert as_text(600) == "600" and as_text(None) == ""
+    assert as_text(True) == "true" and as_text(False) == "false", "as MAAS writes them, and boolean() reads them"
+    assert settings.boolean(as_text(False)) is False and settings.boolean(as_text(True)) is True
+
+
+def test_every_setting_is_on_the_settings_page_once_in_its_section():
+    named = [n for names in SECTIONS.values() for n in names]
+    assert len(named) == len(set(named)) and set(named) <= set(settings.SETTINGS), "no name twice, none unknown"
+    current = dict.fromkeys(settings.SETTINGS, "") | {"enable_http_proxy": "false"}
+    shown = sections(current, {"maas_name": ["This field is required."]}, {})
+    fields = [f for s in shown for f in s.fields]
+    assert sorted(f.name for f in fields) == sorted(settings.SETTINGS)
+    assert [s.title for s in shown][:2] == ["General", "Security"] and shown[-1].title in (OTHER, "Monitoring")
+    assert next(f for f in fields if f.name == "maas_name").errors == ["This field is required."]
+    assert next(f for f in fields if f.name == "enable_http_proxy").choices == ("true", "false")
+
+
+def test_a_select_keeps_the_current_value_and_offers_the_images():
+    osystem = settings.SETTINGS["default_osystem"]
+    assert choices_of(osystem, "ubuntu", []) is None, "no images: a text box (set-config's message says why)"
+    assert choices_of(osystem, "ubuntu", ["centos", "ubuntu"]) == ("centos", "ubuntu")
+    assert choices_of(osystem, "ubuntu", ["centos"]) == ("ubuntu", "centos"), "never changed unasked"
+    assert choices_of(settings.SETTINGS["dhcp_ha_mode"], "hot-standby", []) == settings.HA_MODES
+    assert choices_of(settings.SETTINGS["maas_name"], "x", []) is None

@@ -54,6 +54,15 @@ class Setting:
     choices_from_images: str = ""  # "osystem", "release", "commissioning", "kernel": checked against images
     consequence: Callable[[AsyncConnection], None] | None = field(default=None, compare=False)
 
+    @property
+    def choices(self) -> tuple[str, ...] | None:
+        """The fixed values it takes, when it takes only those; a boolean takes true or false."""
+        if self.parse is boolean:
+            return ("true", "false")
+        if self.parse is ha_mode:
+            return HA_MODES
+        return self.parse.choices if isinstance(self.parse, Choice) else None
+
 
 # -- parsers (each raises Refusal with MAAS's message) ------------------------------------------
 
@@ -103,14 +112,22 @@ def port(allowed: int | None = None) -> Parser:
     return parse
 
 
-def choice(choices: tuple[str, ...], message: str | None = None) -> Parser:
-    def parse(value: str) -> str:
+@dataclass(frozen=True)
+class Choice:
+    """A parser that takes one of `choices` (a form offers them as a list)."""
+
+    choices: tuple[str, ...]
+    message: str | None = None
+
+    def __call__(self, value: str) -> str:
         value = value.strip()
-        if value not in choices:
-            raise Refusal(message % {"value": value} if message else v.not_a_choice(value))
+        if value not in self.choices:
+            raise Refusal(self.message % {"value": value} if self.message else v.not_a_choice(value))
         return value
 
-    return parse
+
+def choice(choices: tuple[str, ...], message: str | None = None) -> Parser:
+    return Choice(choices, message)
 
 
 def invalid_choice_text(name: str, choices: tuple[str, ...]) -> str:

@@ -113,7 +113,8 @@ def message_of(exc: RegionError) -> str:
     """A domain error as one line for a page: the service's words; field errors as "field: reason"."""
     if isinstance(exc.detail, str):
         return exc.detail
-    return "; ".join(f"{name}: {' '.join(reasons)}" for name, reasons in exc.detail.items())
+    return "; ".join(' '.join(reasons) if name == "__all__" else f"{name}: {' '.join(reasons)}"
+                     for name, reasons in exc.detail.items())
 
 
 def error_page_for(request: Request, exc: RegionError, ui: UiRequest | None = None) -> Response:

@@ -95,7 +95,7 @@ async def commission(ui: UiRequest) -> Response:
     system_id = ui.ctx.path["system_id"]
     try:
         await commissioning.commission(ui.ctx.work, ui.ctx.rpc, system_id, None, ui.user.username)
-    except (Refused, Unavailable) as exc:  # not commissionable now, or the BMC did not answer
+    except (Invalid, Refused, Unavailable) as exc:  # not commissionable now, or the BMC did not answer
         return await _machine(ui, message_of(exc), status=status_of(exc))
     return ui.redirect(machine_path(system_id) + "?done=commission")
 
