@@ -109,10 +109,11 @@ def take(out: Path) -> list[Path]:
             person.submit("#delete-panel button[type=submit]")
             shot("delete-rack-refused")
             person.open("/MAAS/r/settings/")
-            shot("settings")
+            shot("settings", full=False)  # the first screen of a long page
             page.fill("#id_ntp_servers", "ntp.example.com bad name!")
             person.submit(".settings-form button[type=submit]")
-            shot("settings-error")
+            page.locator("#error_ntp_servers").scroll_into_view_if_needed()
+            shot("settings-error", full=False)
             machine_pages(lab, person, shot)
             images_page(lab, person, shot)
             subnets_page(lab, person, shot)

@@ -158,6 +158,7 @@ def test_settings_are_validated_like_the_api_with_the_error_beside_the_field(per
     response = person.submit(".settings-form button[type=submit]")
     assert response.status == 400
     assert page.inner_text("#error_ntp_servers") == api_message
+    assert page.inner_text("#settings-refused") == "Nothing was saved: correct NTP servers."
     assert page.get_attribute("#id_ntp_servers", "aria-invalid") == "true"
     assert get_config(lab, "ntp_servers") == before
     assert get_config(lab, "maas_name") != "not-saved-either", "nothing is half-written"
