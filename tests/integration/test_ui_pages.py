@@ -319,6 +319,15 @@ def test_images_import_from_a_path_with_progress_and_the_apis_refusals(ui_region
     job = text_of(body[body.index('id="imports"'):body.index('id="resources"')])
     assert "done" in job and "2 of 2 files" in job and "100.0%" in job
 
+    # Settings that name an image now offer the imported ones (and keep the current value).
+    settings_page = admin.get("/MAAS/r/settings/")
+    offered = re.search(r'<select id="id_default_osystem".*?</select>', settings_page, re.S).group(0)
+    assert re.findall(r'<option value="([^"]*)"', offered) == ["ubuntu", "ephemeral"]
+    assert admin.post("/MAAS/r/settings/", {"default_osystem": "ephemeral"}).status_code == 303
+    with ui_region.api() as api:
+        assert api.get("maas/", op="get_config", name="default_osystem").json() == "ephemeral"
+        # (not set back: "ubuntu" is no image here, so set-config refuses it; nothing else here reads it)
+
 
 # -- Login limits ------------------------------------------------------------------------------
 
