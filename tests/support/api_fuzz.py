@@ -747,7 +747,7 @@ def seed_region(config: Any, url: str, admin_key: str) -> str:
     from metalplane.client.http import MaasHttp
     from metalplane.identity import new_system_id
     from metalplane.region.bootstrap import run_db
-    from metalplane.region.services import commissioning, racks
+    from metalplane.region.services import commissioning, machines, racks
 
     with MaasHttp(url, admin_key) as api:
         fabric = api.post("fabrics/", name="fuzz-fabric").json()
@@ -784,7 +784,9 @@ def seed_region(config: Any, url: str, admin_key: str) -> str:
             "0.1.0",
             [{"name": "eth0", "mac": "52:54:00:fa:00:09", "addresses": ["10.251.0.5/24"]}],
         )
-        found = await commissioning.start(conn, machine["system_id"], timedelta(hours=1))
+        found = await machines.get_machine(conn, machine["system_id"])
+        if found["status"] != machines.COMMISSIONING:  # machines create commissions it already, as MAAS does
+            found = await commissioning.start(conn, machine["system_id"], timedelta(hours=1))
         return await commissioning.token_for(conn, found["id"])
 
     return run_db(config, prepare)
