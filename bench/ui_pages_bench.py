@@ -221,7 +221,7 @@ def main() -> None:
         *(f"| {name} | {len(values)} | {statistics.median(values):.0f} ms | {percentile(values, 0.95):.0f} ms |"
           for name, values in latencies.items() if values),
         "",
-        "Every query of a page is bounded by its 50 rows (count and page from indexes: migration 0009); the event "
+        "Every query of a page is bounded by its 50 rows (count and page from indexes: migration 0011); the event "
         "stream carries topic names only (the page then fetches its part), coalesced over 100 ms.",
     ]
     publish("\n".join(lines), str(REPO / "docs" / "benchmarks.md") if args.write else None)

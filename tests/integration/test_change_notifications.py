@@ -1,4 +1,4 @@
-"""The database tells the regions what changed (migration 0008's triggers), and only that:
+"""The database tells the regions what changed (migration 0010's triggers), and only that:
 heartbeats and upserts that change nothing stay silent, so open pages are not redrawn
 every second and NOTIFY costs nothing on the hot paths."""
 

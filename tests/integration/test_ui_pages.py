@@ -355,7 +355,7 @@ def test_failed_logins_are_limited_per_user_with_429(ui_region):
 
 
 def test_a_non_admin_sees_unowned_machines_and_their_own_and_powers_only_their_own(ui_region, fleet, user):
-    """MAAS's rules, the API's (nodes.visible_to, nodes.may_edit): nobody else's machines."""
+    """MAAS's rules, the API's (nodes.visible_to, services/permissions.py): nobody else's machines."""
 
     async def give(conn):
         other = (await conn.execute(text("SELECT id FROM users WHERE username = 'admin'"))).scalar_one()

@@ -19,7 +19,7 @@ from metalplane.region.services.address_space import (
     usable_block,
     usage,
 )
-from metalplane.region.services.login_limits import Keys, client_address, retry_after
+from metalplane.region.services.login_limits import Keys, retry_after
 from metalplane.region.services.machine_list import Search, like_pattern, parse_search
 from metalplane.region.ui.pages.machines import parse_filter, query_of
 from metalplane.region.ui.pages.subnets import place_errors
@@ -148,9 +148,6 @@ def test_each_api_message_goes_beside_the_field_it_names():
 
 
 def test_failures_count_against_the_address_the_proxy_saw():
-    assert client_address("127.0.0.1", None) == "127.0.0.1"
-    assert client_address("10.0.0.5", "203.0.113.9, 198.51.100.7") == "198.51.100.7", "the hop HAProxy added"
-    assert client_address(None, "") == "unknown"
     keys = Keys.of("alice", "198.51.100.7")
     assert keys.limits() == {"user:alice": 5, "addr:198.51.100.7": 20}
 

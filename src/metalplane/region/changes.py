@@ -1,6 +1,6 @@
 """What changed in the database, fanned out to whoever in this worker listens.
 
-Triggers (migration 0008) send `NOTIFY metalplane_changes, '<table>'`; each
+Triggers (migration 0010) send `NOTIFY metalplane_changes, '<table>'`; each
 worker's one LISTEN connection (rpc_server.py) hands every payload to its
 `ChangeHub`, and the hub wakes its subscribers: the web UI's open pages, over
 server-sent events. No subscriber holds a database connection.

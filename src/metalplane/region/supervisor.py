@@ -30,7 +30,7 @@ from metalplane.logs import never_log
 from metalplane.region.budget import compute_budget
 from metalplane.region.db import engine as db_engine
 from metalplane.region.db.tables import controller_info
-from metalplane.region.services import bmcs, cluster, commissioning, connections, controllers
+from metalplane.region.services import bmcs, cluster, commissioning, connections, controllers, lifecycle
 
 log = logging.getLogger("metalplane.region")
 
@@ -160,6 +160,8 @@ class Supervisor:
                                             self.config.balance_threshold)
                     for system_id in await commissioning.expire(conn):
                         log.warning("machine %s failed commissioning: timed out", system_id)
+                    for system_id in await lifecycle.expire(conn):
+                        log.warning("machine %s timed out deploying or releasing", system_id)
                     # Safety net for BMC ownership (racks vanishing without a clean close).
                     if await bmcs.needs_reassignment(conn):
                         await bmcs.reassign(conn, self.config.balance_threshold)

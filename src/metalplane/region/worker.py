@@ -107,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     server = uvicorn.Server(uvicorn.Config(
         AccessLog(app), lifespan="on", log_config=None, access_log=False,
         timeout_graceful_shutdown=5,
+        # uvicorn would believe X-Forwarded-* from 127.0.0.1 by itself; the region
+        # decides whom to believe (trusted_proxies, region/api/proxies.py).
+        proxy_headers=False,
     ))
     # Long-lived responses (the UI's event streams) end themselves when the worker stops.
     app.state.stopping = lambda: server.should_exit

@@ -17,29 +17,10 @@ from metalplane.region.api.render import DEFAULT_DOMAIN, Row, uri
 from metalplane.region.services import events as events_service
 from metalplane.region.services import script_results as scripts
 from metalplane.region.services.machines import STATUS_NAMES, power_type_of
+from metalplane.region.api.render_controllers import HARDWARE_INFO_KEYS
 from metalplane.region.services.nodes import DISCOVERED, NodesView
 from metalplane.rpc.nodes import NodeType
 
-HARDWARE_INFO_KEYS = (
-    "system_vendor",
-    "system_product",
-    "system_family",
-    "system_version",
-    "system_sku",
-    "system_serial",
-    "cpu_model",
-    "mainboard_vendor",
-    "mainboard_product",
-    "mainboard_serial",
-    "mainboard_version",
-    "mainboard_firmware_vendor",
-    "mainboard_firmware_date",
-    "mainboard_firmware_version",
-    "chassis_vendor",
-    "chassis_type",
-    "chassis_serial",
-    "chassis_version",
-)
 TEST_STATUS_KEYS = ("cpu_test", "memory_test", "network_test", "storage_test", "other_test", "interface_test")
 
 
@@ -181,11 +162,11 @@ def machine(view: NodesView, m: Row) -> Row:
         "swap_size": m["swap_size"],
         "storage": sum(d["size"] for d in disks) / 1000 / 1000,
         "status": m["status"],
-        "osystem": "",
-        "distro_series": "",
+        "osystem": m["osystem"],
+        "distro_series": m["distro_series"],
         "ephemeral_deploy": False,
         "error_description": m["error_description"],
-        "netboot": True,
+        "netboot": m["netboot"],
         "power_type": power_type_of(m),
         "power_state": m["power_state"],
         "tag_names": view.tags.get(m["id"], []),

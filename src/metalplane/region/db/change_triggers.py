@@ -2,7 +2,7 @@
 
 A watched table gets three triggers: INSERT/DELETE (per row), UPDATE (per row,
 only when one of the columns a page shows changed; None: any column) and
-TRUNCATE. Each calls `metalplane_notify_table()` (migration 0008), which sends
+TRUNCATE. Each calls `metalplane_notify_table()` (migration 0010), which sends
 `NOTIFY metalplane_changes, '<table>'`. Migrations call these functions, so they
 must keep creating exactly what they create today: add new functions rather
 than change these.

@@ -1,6 +1,6 @@
 """The schema, as SQLAlchemy Core tables. Migrations create exactly these.
 
-Migration 0008 also adds the triggers that NOTIFY `metalplane_changes` for the
+Migration 0010 also adds the triggers that NOTIFY `metalplane_changes` for the
 web UI's live pages (see region/changes.py); they are not declared here.
 """
 
@@ -148,6 +148,15 @@ nodes = Table(
                                                      name="nodes_gateway_link_ipv4_id_fkey"), nullable=True),
     Column("gateway_link_ipv6_id", Integer, ForeignKey("ip_addresses.id", ondelete="SET NULL", use_alter=True,
                                                      name="nodes_gateway_link_ipv6_id_fkey"), nullable=True),
+    # The deployment lifecycle (migration 0009): what is installed, whether the next PXE
+    # boot netboots (false once the installer is done), the status before Broken or
+    # rescue mode, how a release erases the disks ("quick", "secure", "full").
+    Column("osystem", Text, nullable=False, server_default=""),
+    Column("distro_series", Text, nullable=False, server_default=""),
+    Column("netboot", Boolean, nullable=False, server_default="true"),
+    Column("previous_status", Integer, nullable=True),
+    Column("erase_mode", Text, nullable=True),
+    Column("status_timeout", Integer, nullable=True),  # seconds the current timed status was given
     *_timestamps(),
 )
 # MAAS's Node.hostname is unique; for machines and devices the database holds the
@@ -155,7 +164,7 @@ nodes = Table(
 # and register by system_id: a clash there is refused by the services, not here.
 Index("nodes_hostname_unique", nodes.c.hostname, unique=True,
       postgresql_where=nodes.c.node_type.in_([0, 1]))
-# The web UI's Machines page (migration 0009): a page by hostname, the status and zone filters.
+# The web UI's Machines page (migration 0011): a page by hostname, the status and zone filters.
 Index("ix_nodes_type_hostname", nodes.c.node_type, nodes.c.hostname, nodes.c.id)
 Index("ix_nodes_type_status", nodes.c.node_type, nodes.c.status)
 Index("ix_nodes_zone_id", nodes.c.zone_id)
@@ -402,6 +411,15 @@ node_tokens = Table(
     *_timestamps(),
 )
 
+# What `machine deploy user_data=` gave (MAAS's NodeUserData): served to the installer.
+node_user_data = Table(
+    "node_user_data",
+    metadata,
+    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+    *_timestamps(),
+)
+
 # One run of scripts on a node (MAAS's ScriptSet): result_type 0 commissioning,
 # 1 installation, 2 testing. `ended` is set when the node reports it is done.
 script_sets = Table(
@@ -412,6 +430,20 @@ script_sets = Table(
     Column("result_type", Integer, nullable=False, server_default="0"),
     Column("ended", DateTime(timezone=True), nullable=True),
     Column("last_ping", DateTime(timezone=True), nullable=True),
+    *_timestamps(),
+)
+
+# The one-use credential a commissioning machine's boot config carries instead of
+# its token (services/enrolment.py): bound to the address that fetched the config,
+# exchanged once, from that address, for the token.
+node_enrolments = Table(
+    "node_enrolments",
+    metadata,
+    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
+    Column("secret", Text, nullable=False, unique=True),
+    Column("address", INET, nullable=True),  # null: bound by the first exchange (a rack that sent none)
+    Column("expires", DateTime(timezone=True), nullable=False),
+    Column("used", DateTime(timezone=True), nullable=True),
     *_timestamps(),
 )
 

@@ -41,16 +41,6 @@ class Keys:
         return {self.user: PER_USER, self.address: PER_ADDRESS}
 
 
-def client_address(peer: str | None, forwarded_for: str | None) -> str:
-    """The address to count against: the last X-Forwarded-For hop (the one HAProxy's
-    `option forwardfor` appends, which a client cannot choose) or the peer itself."""
-    if forwarded_for:
-        last = forwarded_for.split(",")[-1].strip()
-        if last:
-            return last
-    return peer or "unknown"
-
-
 def retry_after(window_start: datetime, now: datetime) -> int:
     """Whole seconds until the window that is full ends (at least 1)."""
     return max(1, int((window_start + WINDOW - now).total_seconds() + 0.999))

@@ -1,7 +1,7 @@
 """Machines as the web UI lists them: one page at a time, filtered in the database.
 
 Every query is bounded by the page (50 rows): the count and the page's ids come
-from indexed queries over `nodes` (migration 0009: node type + hostname, status,
+from indexed queries over `nodes` (migration 0011: node type + hostname, status,
 zone) and `interfaces.mac`; the page's zones, BMCs and MACs are then read for
 those ids only. A MAC search matches a whole MAC exactly or a MAC prefix (one
 whole octet and a colon at least: hostnames have no colon); anything else
@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import bmcs, interfaces, nodes, users, zones
 from metalplane.region.errors import Invalid
-from metalplane.region.services import commissioning, events, machines, node_fields
+from metalplane.region.services import commissioning, events, machines, node_fields, permissions
 from metalplane.region.services import nodes as nodes_service
 from metalplane.region.services.rows import Row
 from metalplane.region.services.users import User
@@ -146,7 +146,7 @@ class MachineDetail:
     results: list[dict[str, Any]]  # the last commissioning run: each script's output
     events: list[Row]  # the latest, newest first (DEBUG and up: power requests and results too)
     bmc_owner: str | None  # hostname of the rack that talks to its BMC
-    may_edit: bool  # power it (MAAS: admins and its owner)
+    may_power: bool  # power it (services/permissions.py: its owner or an admin)
 
     @property
     def status_name(self) -> str:
@@ -161,9 +161,9 @@ async def machine_detail(conn: AsyncConnection, system_id: str, viewer: User) ->
     """Everything the machine page shows; NotFound when `viewer` may not see such a machine."""
     machine = await machines.get_machine(conn, system_id, viewer=viewer)
     found = (await nodes_service.interfaces_of(conn, [machine["id"]])).get(machine["id"], [])
-    results = await commissioning.results_of(conn, system_id)
+    results = await commissioning.results_of(conn, system_id, viewer)
     log = await events.query(conn, events.Query([machine["id"]], level="DEBUG", limit=EVENTS_SHOWN))
     owner = None
     if machine["owner_rack_id"] is not None:
         owner = (await conn.execute(select(nodes.c.hostname).where(nodes.c.id == machine["owner_rack_id"]))).scalar()
-    return MachineDetail(machine, found, results, log, owner, nodes_service.may_edit(viewer, machine))
+    return MachineDetail(machine, found, results, log, owner, permissions.permitted(viewer, "power_on", machine))

@@ -89,11 +89,6 @@ def visible_to(query: Select, viewer: User | None) -> Select:
     return query.where(or_(nodes.c.owner_id.is_(None), nodes.c.owner_id == viewer.id))
 
 
-def may_edit(viewer: User, node: Row) -> bool:
-    """MAAS's edit permission (power a machine, change it): admins, and the node's owner."""
-    return viewer.is_superuser or (node["owner_id"] is not None and node["owner_id"] == viewer.id)
-
-
 async def list_nodes(
     conn: AsyncConnection,
     types: tuple[int, ...] = ALL_TYPES,

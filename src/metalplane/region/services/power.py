@@ -16,10 +16,8 @@ from sqlalchemy import func, insert, update
 from metalplane.rpc import power_schema as schema
 from metalplane.region.db.tables import power_actions
 from metalplane.region.db.transaction import Work
-from metalplane.region.errors import PermissionDenied, Unavailable
-from metalplane.region.services import bmcs, events, machines
-from metalplane.region.services import nodes as nodes_service
-from metalplane.region.services.users import User
+from metalplane.region.errors import Unavailable
+from metalplane.region.services import bmcs, events, machines, permissions
 from metalplane.rpc.messages import PowerAction
 from metalplane.rpc.protocol import ConnectionLost, RemoteError
 
@@ -102,15 +100,30 @@ async def run(work: Work, rpc_server: Any, system_id: str, action: str, username
     raise PowerFailed("The rack controllers owning this machine's BMC were lost during the power action.")
 
 
-async def power_machine(work: Work, rpc_server: Any, system_id: str, action: str, user: User) -> machines.Machines:
-    """power_on/power_off/power_cycle for `user` (the API's and the UI's): MAAS's rules, a
-    machine the user may not see is not found, one they may not edit is refused; then the
-    action runs and the machine is shown."""
-    async with work.tx() as conn:
-        machine = await machines.get_machine(conn, system_id, viewer=user)
-        if not nodes_service.may_edit(user, machine):
-            raise PermissionDenied(f"You do not have permission to power {machine['hostname']}.")
-    await run(work, rpc_server, system_id, action, user.username)
+async def boot_it(work: Work, rpc_server: Any, system_id: str) -> None:
+    """Power a machine on so that it PXE-boots now: cycled when it is on (commissioning and
+    deploying both need a fresh boot, whatever it was doing)."""
+    state = (await run(work, rpc_server, system_id, "query"))["state"]
+    await run(work, rpc_server, system_id, "cycle" if state == "on" else "on")
+
+
+async def power_machine(work: Work, rpc_server: Any, system_id: str, action: str,
+                        actor: permissions.Actor | None) -> machines.Machines:
+    """power_on/power_off/power_cycle by `actor` (the owner or an admin): run the
+    action, then the machine as shown."""
+    await _permitted(work, system_id, f"power_{action}", actor)
+    await run(work, rpc_server, system_id, action, getattr(actor, "username", ""))
     async with work.tx() as conn:
         return await machines.show_machine(conn, system_id)
+
+
+async def query_power_state(work: Work, rpc_server: Any, system_id: str, actor: permissions.Actor | None) -> str:
+    """The machine's power state, asked of its BMC now."""
+    await _permitted(work, system_id, "query_power_state", actor)
+    return str((await run(work, rpc_server, system_id, "query"))["state"])
+
+
+async def _permitted(work: Work, system_id: str, action: str, actor: permissions.Actor | None) -> None:
+    async with work.tx() as conn:
+        permissions.require(actor, action, await machines.get_machine(conn, system_id))
 

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from metalplane.region.api import proxies
 from metalplane.region.api.app import request_params, with_db_retry
 from metalplane.region.api.errors import headers_of, plain_text, status_of
 from metalplane.region.db.transaction import TxLog
@@ -44,8 +45,8 @@ WRONG_LOGIN = "Please enter a correct username and password. Note that both fiel
 
 
 def _address(request: Request) -> str:
-    return login_limits.client_address(request.client.host if request.client else None,
-                                       request.headers.get("x-forwarded-for"))
+    """Whom failed logins count against: the client, through trusted proxies only."""
+    return proxies.request_client(request) or "unknown"
 
 
 def _login_form(request: Request, error: str = "", username: str = "", status: int = 200,

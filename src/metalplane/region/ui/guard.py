@@ -51,8 +51,8 @@ def has_nul(params: Params) -> bool:
 
 
 def is_secure(request: Request) -> bool:
-    """Behind an https front end (HAProxy sets X-Forwarded-Proto) or https here."""
-    return (request.headers.get("x-forwarded-proto") or request.url.scheme) == "https"
+    """Behind an https front end (a trusted proxy's X-Forwarded-Proto) or https here."""
+    return site_of(request).startswith("https://")
 
 
 def csrf_matches(expected: str, offered: str | None) -> bool:

@@ -94,7 +94,7 @@ async def commission(ui: UiRequest) -> Response:
     """The API's commission (same service): into Commissioning, then powered on to boot."""
     system_id = ui.ctx.path["system_id"]
     try:
-        await commissioning.commission(ui.ctx.work, ui.ctx.rpc, system_id, None, ui.user.username)
+        await commissioning.commission(ui.ctx.work, ui.ctx.rpc, system_id, None, ui.user)
     except (Invalid, Refused, Unavailable) as exc:  # not commissionable now, or the BMC did not answer
         return await _machine(ui, message_of(exc), status=status_of(exc))
     return ui.redirect(machine_path(system_id) + "?done=commission")

@@ -1,7 +1,7 @@
 """web UI: sessions, each region's URL, change notifications for live pages
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 
 Triggers send `NOTIFY metalplane_changes, '<table>'` (nodes: 'nodes.controller',
 'nodes.machine' or 'nodes.device') when something a page shows changes; each
@@ -19,8 +19,8 @@ from alembic import op
 from metalplane.region.db import change_triggers
 from metalplane.region.db.change_triggers import CHANNEL, distinct
 
-revision = '0008'
-down_revision = '0007'
+revision = '0010'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 

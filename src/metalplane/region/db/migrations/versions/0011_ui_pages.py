@@ -1,12 +1,12 @@
 """web UI pages: machine list indexes, login attempt limits, live updates for machines and images
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 
 Indexes for the Machines page with many machines: a page by hostname, the status
 and zone filters, and MAC search (exact, or a prefix: text_pattern_ops). The
 `login_failures` table counts failed logins per user and per address in a
-one-minute window, on every region alike. Change notifications (as 0008) for
+one-minute window, on every region alike. Change notifications (as 0010) for
 what the Machines and Images pages show: commissioning output, power actions,
 events, boot resources and their files' progress, and imports.
 """
@@ -16,8 +16,8 @@ from alembic import op
 
 from metalplane.region.db import change_triggers
 
-revision = '0009'
-down_revision = '0008'
+revision = '0011'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
