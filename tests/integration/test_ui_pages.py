@@ -19,7 +19,7 @@ from sqlalchemy import select, text
 
 from metalplane.region.bootstrap import run_db
 from metalplane.region.db.tables import region_processes
-from metalplane.region.services import commissioning, connections, racks
+from metalplane.region.services import commissioning, connections, racks, reports
 from metalplane.region.services.controllers import new_system_id
 from tests.conftest import RunningRegion, create_admin, create_user, start_region
 from tests.support.databases import world_traversable_tempdir
@@ -260,9 +260,9 @@ def test_a_machine_page_shows_each_scripts_output(ui_region, fleet, admin):
 
     async def commissioned(conn):
         machine = await commissioning.start(conn, system_id, timedelta(minutes=5))
-        await commissioning.store_script(conn, machine, "00-maas-01-lshw", 0, b"<list>lshw says hello</list>")
-        await commissioning.store_script(conn, machine, "99-disk-check", 3, b"disk sdz missing")
-        await commissioning.finish(conn, machine, "FAILED", ["99-disk-check"])
+        await commissioning.store_script(conn, machine, "00-maas-01-lshw", 0, "<list>lshw says hello</list>")
+        await commissioning.store_script(conn, machine, "99-disk-check", 3, "disk sdz missing")
+        await commissioning.finish(conn, machine, reports.Outcome(False, ["99-disk-check"]))
 
     run_db(ui_region.config, commissioned)
     page = admin.get(f"/MAAS/r/machine/{system_id}/")
@@ -370,7 +370,8 @@ def test_a_non_admin_sees_unowned_machines_and_their_own_and_powers_only_their_o
                                         "pg-00007", "pg-00008", "pg-00009"], "not pg-00001: someone else's"
         assert "ui-user" in text_of(listed)
         user.get("/MAAS/r/machine/pg-00001/", status=404)
-        assert user.post("/MAAS/r/machine/pg-00001/power/", {"action": "on"}).status_code == 404
+        # Its page is not found (not visible to her); powering it is refused, 403 as in MAAS.
+        assert user.post("/MAAS/r/machine/pg-00001/power/", {"action": "on"}).status_code == 403
         own = user.get("/MAAS/r/machine/pg-00002/")
         assert 'id="power-on"' in own and 'id="commission"' not in own
         assert user.post("/MAAS/r/machine/pg-00002/power/", {"action": "off"}).status_code == 303
