@@ -248,7 +248,7 @@ async def query_power_state(ctx: Ctx) -> dict:
     return {"state": await power.query_power_state(ctx.work, ctx.rpc, ctx.path["system_id"], ctx.user)}
 
 
-@machine_h.action("POST", "commission", admin=True)
+@machine_h.action("POST", "commission")
 async def commission(ctx: Ctx) -> dict:
     """Begin commissioning: the machine is powered on through its BMC, boots the
     ephemeral image over the network, reports its hardware and goes Ready (or
