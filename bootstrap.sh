@@ -11,7 +11,8 @@ RUNTIME_DEBS=(postgresql-15 python3 python3-venv ca-certificates iproute2 ipxe p
               kea-dhcp4-server chrony bind9 bind9-utils haproxy ipmitool freeipmi-tools busybox-static jq debootstrap)
 TEST_DEBS=(kea-admin udhcpc isc-dhcp-client tftpd-hpa tftp-hpa openipmi curl
            ntpsec-ntpdate sntp nginx-light qemu-system-x86 ipxe-qemu radvd procps wget wrk systemd
-           bind9-dnsutils dnsperf iputils-arping openssh-client)
+           bind9-dnsutils dnsperf iputils-arping openssh-client
+           chromium)  # tests/browser: Playwright drives Debian's chromium, never a downloaded one
 
 install_debs() {
     local missing=()

@@ -15,12 +15,9 @@ import json
 import os
 import secrets
 import signal
-import threading
-import time
 from email.generator import BytesGenerator
 from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -28,10 +25,10 @@ import pytest
 from sqlalchemy import text
 
 from metalplane.client.http import MaasHttp, oauth_header
-from metalplane.images.publish import publish_image
 from metalplane.region.bootstrap import run_db
 from metalplane.region.services import boot_resources as svc
 from tests.conftest import start_region
+from tests.support.image_mirror import MirrorServer, make_mirror
 from tests.support.processes import wait_until
 
 PREFIX = "/MAAS/api/2.0/"
@@ -331,79 +328,6 @@ def test_download_ranges_and_validators(api, shared_region, cleanup):
 
 
 # -- imports --------------------------------------------------------------------------------------------
-
-class MirrorServer:
-    """A simplestreams mirror over HTTP on 127.0.0.1, with Range, an optional
-    throttle (bytes per second for files), and a log of the requests."""
-
-    def __init__(self, root: Path, rate: int | None = None):
-        self.root = root
-        self.rate = rate
-        self.requests: list[tuple[str, str | None]] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                server.requests.append((self.path, self.headers.get("Range")))
-                path = (server.root / self.path.lstrip("/")).resolve()
-                if server.root.resolve() not in path.parents or not path.is_file():
-                    self.send_error(404)
-                    return
-                data = path.read_bytes()
-                start, status = 0, 200
-                if self.headers.get("Range"):
-                    start = int(self.headers["Range"].split("=")[1].split("-")[0])
-                    status = 206
-                body = data[start:]
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                if status == 206:
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                self.end_headers()
-                throttle = server.rate if path.suffix != ".json" else None
-                step = 64 * 1024
-                try:
-                    for i in range(0, len(body), step):
-                        self.wfile.write(body[i:i + step])
-                        if throttle:
-                            time.sleep(step / throttle)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-
-    def __enter__(self) -> MirrorServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def make_mirror(root: Path, release: str, files: dict[str, bytes], version: str = "20261123.1") -> dict[str, str]:
-    """An ephemeral/<release> amd64 image in a mirror; returns {ftype: sha256}."""
-    staging = root.parent / f"staging-{release}-{version}"
-    staging.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for ftype, data in files.items():
-        paths[ftype] = staging / ftype
-        paths[ftype].write_bytes(data)
-    published = publish_image(root, os_name="ephemeral", release=release, arch="amd64", subarch="generic",
-                              version=version, files=paths, title=f"Test {release}")
-    return {p.ftype: p.sha256 for p in published}
-
 
 def corrupt_sha(root: Path, ftype: str, bogus: str) -> None:
     products = root / "streams/v1/com.metalplane:images.json"

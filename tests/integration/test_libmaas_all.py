@@ -104,7 +104,6 @@ def tag() -> str:
 # -- connecting --------------------------------------------------------------------------------
 
 
-@needs("h-ui", "authenticate-api and POST /MAAS/accounts/authenticate/")
 def test_login_with_username_and_password(lib_region, loop):
     logged_in = login(lib_region.url, username="admin", password=ADMIN_PASSWORD)
     assert logged_in.users.whoami().username == "admin"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -74,9 +75,12 @@ class Stack:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise StackError(f"{name} exited:\n{proc.log()[-3000:]}")
-            if host.run(["curl", "-sf", "--max-time", "5", "-o", "/dev/null", url], check=False,
-                        timeout=10).returncode == 0:
-                return
+            try:
+                if host.run(["curl", "-sf", "-m", "10", "-o", "/dev/null", url], check=False,
+                            timeout=15).returncode == 0:
+                    return
+            except subprocess.TimeoutExpired:
+                pass  # a loaded machine: ask again until the deadline
             time.sleep(0.3)
         raise StackError(f"{name} did not answer at {url}:\n{proc.log()[-3000:]}")
 

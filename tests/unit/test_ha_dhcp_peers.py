@@ -5,7 +5,14 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from metalplane.ha.dhcp_peers import pairing, pick_candidate, role_on_vlan
+from metalplane.ha.dhcp_peers import (
+    ha_state_status,
+    kea_ha_state,
+    kea_instance_name,
+    pairing,
+    pick_candidate,
+    role_on_vlan,
+)
 
 racks = st.sampled_from([1, 2, 3, 4])
 
@@ -62,3 +69,42 @@ def test_candidate_is_the_first_live_other_rack_and_only_without_a_secondary(on_
     eligible = sorted(r for r in set(on_vlan) if r != primary and r in alive)
     assert chosen == (eligible[0] if eligible else None)
     assert pick_candidate(list(reversed(on_vlan)), primary, secondary, alive) == chosen  # input order is irrelevant
+
+
+def kea_report(tmp_path, states: dict[str, str | None], dead: tuple[str, ...] = ()) -> str:
+    """The dhcpd service text a rack sends, made by the rack's own KeaProcess.status()."""
+    from metalplane.rack.dhcp.kea import KeaProcess
+
+    class Running:
+        returncode = None
+
+    parts = []
+    for name, ha_state in states.items():
+        proc = KeaProcess(name, tmp_path / name)
+        proc._wanted = True
+        if name in dead:
+            proc.last_exit = -9
+        else:
+            proc.proc, proc.pid, proc.ha_state = Running(), 4242, ha_state  # type: ignore[assignment]
+        parts.append(proc.status()[1])
+    return "HA partner rack-2.lab is down, serving alone; " + "; ".join(parts)
+
+
+def test_the_kea_ha_state_of_a_vlan_is_read_back_from_the_racks_report(tmp_path):
+    primary = kea_instance_name("primary", "rack-2.lab", "hot-standby")
+    secondary = kea_instance_name("secondary", "rack3", "load-balancing")
+    assert primary == "ha-primary-rack-2_lab-hot-standby"
+    assert kea_instance_name("standalone", None, None) == kea_instance_name("primary", None, "x") == "standalone"
+    report = kea_report(tmp_path, {primary: "partner-down", secondary: None, "standalone": None})
+    assert kea_ha_state(report, primary) == "partner-down"
+    assert kea_ha_state(report, secondary) is None, "Kea has not said its state yet"
+    assert kea_ha_state(report, "standalone") is None
+    assert kea_ha_state(report, "ha-primary-rack9-hot-standby") is None, "not this rack's process"
+    # A name that ends another's ("ha-primary-x-hot-standby" in "ha-primary-x-hot-standby2") is not it.
+    assert kea_ha_state(kea_report(tmp_path, {primary + "2": "hot-standby"}), primary) is None
+    down = kea_report(tmp_path, {primary: "hot-standby"}, dead=(primary,))
+    assert kea_ha_state(down, primary) == "not running"
+    assert [ha_state_status(s) for s in ("hot-standby", "load-balancing", "partner-down", "syncing",
+                                         "not running", None, "Ready")] == [
+        "running", "running", "degraded", "degraded", "dead", "unknown", "unknown"]
+    assert kea_ha_state(kea_report(tmp_path, {"x" + primary: "hot-standby"}), primary) is None

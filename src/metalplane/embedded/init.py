@@ -249,6 +249,7 @@ def init(data_dir: Path, port: int, admin_username: str, admin_password: str | N
     url = api_url(config)
     out("")
     out(f"MAAS URL:      {url}")
+    out(f"Web UI:        {url}r/ (log in as {admin_username})")
     out(f"API key:       {api_key}")
     if generated:
         out(f"Admin user:    {admin_username} (generated password: {generated})")

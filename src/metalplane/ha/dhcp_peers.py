@@ -7,10 +7,18 @@ what it is told (metalplane.rack.dhcp).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Container, Iterable
 from typing import TypeVar
 
 R = TypeVar("R")  # a rack's id
+
+#: Kea HA states in which a server answers clients alone (its partner is gone or being synced).
+HA_ALONE = frozenset({"partner-down", "partner-in-maintenance"})
+#: Kea HA states of a pair that works as configured.
+HA_PAIRED = frozenset({"hot-standby", "load-balancing", "backup", "passive-backup"})
+#: Kea HA states in which a server answers no client.
+HA_NOT_SERVING = frozenset({"waiting", "syncing", "terminated", "unavailable", "in-maintenance"})
 
 
 def role_on_vlan(rack_id: R, primary: R | None, secondary: R | None) -> str | None:
@@ -20,6 +28,42 @@ def role_on_vlan(rack_id: R, primary: R | None, secondary: R | None) -> str | No
     if rack_id == secondary and primary is not None:
         return "secondary"
     return None
+
+
+def kea_instance_name(role: str, peer_name: str | None, mode: str | None) -> str:
+    """The name of the Kea process a rack serves a VLAN with: one per HA relationship
+    ("ha-primary-rack2-hot-standby"), all its VLANs without a partner in "standalone".
+    Filesystem-safe: the rack names the process's directory after it."""
+    if role == "standalone" or peer_name is None:
+        return "standalone"
+    return f"ha-{role}-{re.sub(r'[^A-Za-z0-9_-]', '_', peer_name)}-{mode}"
+
+
+def kea_ha_state(dhcpd_report: str, instance: str) -> str | None:
+    """The Kea HA state (hot-standby, partner-down, ...) of `instance` as the rack's
+    dhcpd service reports it ("NAME: pid N, HA STATE, restarts R; ..."); "not running"
+    when its process is down; None when the report does not mention the instance or
+    Kea has not said its state yet."""
+    for part in dhcpd_report.split("; "):
+        if not part.startswith(f"{instance}: "):
+            continue
+        rest = part.removeprefix(f"{instance}: ")
+        if not rest.startswith("pid "):
+            return "not running"
+        found = re.search(r", HA ([^,;]+),", rest)
+        return found.group(1) if found else None
+    return None
+
+
+def ha_state_status(state: str | None) -> str:
+    """A Kea HA state as a service status word: running (paired), degraded (alone or
+    not serving), dead (its process is down), unknown (anything else: not reported
+    yet, or a text Kea answered instead of a state)."""
+    if state == "not running":
+        return "dead"
+    if state in HA_PAIRED:
+        return "running"
+    return "degraded" if state in HA_ALONE or state in HA_NOT_SERVING else "unknown"
 
 
 def pairing(role: str, primary: R | None, secondary: R | None, addressed: Container[R]) -> tuple[str, R | None]:

@@ -61,6 +61,14 @@ class Conflict(RegionError):
     """Another action holds what this one needs (an import running, a file being written)."""
 
 
+class Throttled(RegionError):
+    """Too many attempts (failed logins) in a short time; `retry_after`: seconds to wait."""
+
+    def __init__(self, detail: str, retry_after: int):
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class Unavailable(RegionError):
     """The region cannot do it now (the database is away, a BMC did not answer).
     `retry_after`: seconds a client should wait, when there is a sensible figure."""

@@ -23,6 +23,8 @@ from websockets.exceptions import ConnectionClosed
 from metalplane import __version__
 from metalplane.config.region import RegionConfig
 from metalplane.logs import never_log
+from metalplane.region import changes
+from metalplane.region.changes import ChangeHub
 from metalplane.region.db.engine import conninfo, remember_primary
 from metalplane.region.api.metadata import metadata_url
 from metalplane.region import metrics
@@ -231,6 +233,7 @@ class RegionRpcServer:
         self.worker_index = worker_index
         self.port = config.rpc_port + worker_index
         self.sessions: dict[str, RackSession] = {}
+        self.changes = ChangeHub()  # the web UI's live pages subscribe here
         self.process_id: int | None = None
         self._peers: dict[tuple[str, int], Connection] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -398,10 +401,14 @@ class RegionRpcServer:
                     remember_primary(self.config, conn)
                     await conn.execute(f"LISTEN {connections.TARGETS_CHANNEL}")
                     await conn.execute(f"LISTEN {connections.RACK_EVENTS_CHANNEL}")
+                    await conn.execute(f"LISTEN {changes.CHANNEL}")
                     delay = LISTEN_RETRY_FIRST
                     self._push_wanted.set()  # catch up on anything missed while away
+                    self.changes.publish(changes.EVERYTHING)
                     async for note in conn.notifies():
-                        if note.channel == connections.TARGETS_CHANNEL:
+                        if note.channel == changes.CHANNEL:
+                            self.changes.publish(note.payload)
+                        elif note.channel == connections.TARGETS_CHANNEL:
                             self._push_wanted.set()
                         else:
                             await self._rack_event(json.loads(note.payload))

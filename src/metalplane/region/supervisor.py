@@ -134,6 +134,7 @@ class Supervisor:
             self.region_id = await controllers.register_region(
                 conn, self.system_id, local_hostname(self.config.hostname), __version__,
                 self.config.num_workers, self.config.connections_needed(), self.config.port,
+                self.config.maas_url,
             )
             await controllers.remove_region_processes(conn, self.region_id)
             secret = await cluster.shared_secret(conn)

@@ -69,6 +69,7 @@ class Worker:
         self.rpc = RegionRpcServer(self.config, self.db, self.region_id, system_id, self.index)
         await self.rpc.start()
         app.state.rpc = self.rpc
+        app.state.changes = self.rpc.changes
         heartbeat = asyncio.create_task(self._heartbeat())
         log.info("worker %d (pid %d) ready; RPC on port %d", self.index, self.pid, self.rpc_port)
         try:
@@ -102,13 +103,16 @@ def main(argv: list[str] | None = None) -> int:
     never_log(config.database_pass)
     worker = Worker(config, args.index, args.region_id)
     sock = socket.socket(fileno=args.fd)
+    app = worker.app()
     server = uvicorn.Server(uvicorn.Config(
-        AccessLog(worker.app()), lifespan="on", log_config=None, access_log=False,
+        AccessLog(app), lifespan="on", log_config=None, access_log=False,
         timeout_graceful_shutdown=5,
         # uvicorn would believe X-Forwarded-* from 127.0.0.1 by itself; the region
         # decides whom to believe (trusted_proxies, region/api/proxies.py).
         proxy_headers=False,
     ))
+    # Long-lived responses (the UI's event streams) end themselves when the worker stops.
+    app.state.stopping = lambda: server.should_exit
     server.run(sockets=[sock])
     return 0
 

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, ConfigDict, Field, PlainValidator, field_validator
 from pydantic.dataclasses import dataclass
 
+from metalplane.ha.dhcp_peers import kea_instance_name
 from metalplane.rpc import wire
 from metalplane.rpc.dhcp import DEFAULT_HA_PORT as DEFAULT_HA_PORT  # re-exported: the contract's, used here
 from metalplane.rpc.dhcp import IP, DhcpState, Host, InvalidDhcpState, Peer, Subnet, Vlan
@@ -141,10 +142,6 @@ def parse_state(raw: Mapping[str, Any] | None) -> State:
 
 # --------------------------------------------------------------------------- instances
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]", "_", name)
-
-
 def instances(state: State) -> list[Instance]:
     """Group the VLANs into Kea instances (one HA relationship each); raises
     InvalidDhcpState when two HA instances would listen on the same address."""
@@ -162,7 +159,7 @@ def instances(state: State) -> list[Instance]:
             continue
         role, peer_name, mode = key
         first = vlans[0]      # both racks see the same VLANs of the pair, so they pick the same one
-        inst = Instance(f"ha-{role}-{_safe(peer_name)}-{mode}", role, mode, first.peer, tuple(vlans),
+        inst = Instance(kea_instance_name(role, peer_name, mode), role, mode, first.peer, tuple(vlans),
                         (first.self_address, state.ha_port), (first.peer.address, state.ha_port))  # type: ignore[union-attr]
         if inst.ha_listen in listens:
             errors.append(f"{inst.name}: its HA listener {inst.ha_listen[0]}:{inst.ha_listen[1]} is also "  # type: ignore[index]

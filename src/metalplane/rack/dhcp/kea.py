@@ -139,6 +139,7 @@ class KeaProcess:
         if not self._wanted:
             return "off", f"{self.name}: stopped"
         if self.running():
+            # ha.dhcp_peers.kea_ha_state reads the HA state back from this text (the controller page)
             extra = f", HA {self.ha_state}" if self.ha_state else ""
             return "running", f"{self.name}: pid {self.pid}{extra}, restarts {self.restarts}"
         if self.last_exit is None:

@@ -28,15 +28,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from metalplane.ha.dhcp_peers import HA_ALONE, HA_NOT_SERVING
 from metalplane.rack.dhcp import config as cfg
 from metalplane.rack.dhcp.kea import KeaConfigError, KeaError, KeaProcess, Wrap
 from metalplane.rack.dhcp.leases import LeaseQueue, LeaseTailer, parse_header, parse_record
 
 log = logging.getLogger(__name__)
 
-#: HA states in which a server answers clients alone (its partner is gone or being synced).
-HA_ALONE = {"partner-down", "partner-in-maintenance"}
-HA_NOT_SERVING = {"waiting", "syncing", "terminated", "unavailable", "in-maintenance"}
 
 
 class DhcpService:

@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -135,6 +135,44 @@ async def request_params(request: Request, limit: int = DEFAULT_MAX_BODY) -> Par
     return Params(pairs)
 
 
+async def with_db_retry(request: Request, attempt: Callable[[TxLog], Awaitable[Response]],
+                        unavailable: Callable[[RegionError], Response] = error_response) -> Response:
+    """Run `attempt`; while the database is away, run it again when that is safe.
+
+    Safe: a read (GET/HEAD), or a write whose every transaction failed
+    before its COMMIT was sent (PostgreSQL rolled it back, nothing was
+    applied). Otherwise, or once the budget is spent, 503 + Retry-After
+    (rendered by `unavailable`: the API's body or the UI's page): each
+    action's writes are one transaction, so nothing is half-applied.
+    """
+    retry: DatabaseRetry | None = None
+    while True:
+        txlog = TxLog()
+        try:
+            response = await attempt(txlog)
+        except DBAPIError as exc:
+            if not database_unavailable(exc):
+                raise
+            where = f"{request.method} {request.url.path}"
+            if txlog.commit_sent and request.method not in SAFE_METHODS:
+                log.warning("database lost during COMMIT of %s; outcome unknown, not retried: %s",
+                            where, exc.orig)
+                return unavailable(Unavailable(
+                    "The database connection was lost while committing this change; it may or may not "
+                    "have been applied. Check before retrying."))
+            if retry is None:
+                retry = DatabaseRetry(db_retry_budget())
+                log.warning("database unavailable during %s, retrying: %s", where, exc.orig)
+            if await retry.wait():
+                continue
+            log.warning("database still unavailable after %d attempts of %s: %s", retry.attempts, where,
+                        exc.orig)
+            return unavailable(Unavailable("The database is unavailable; retry shortly."))
+        if retry is not None:
+            log.info("%s %s succeeded after %d attempts", request.method, request.url.path, retry.attempts)
+        return response
+
+
 def check_path(handler: Handler, path: dict[str, str]) -> None:
     """A URI part that cannot name anything (NUL, control characters, too long) is not
     found, before any query; integer ids are checked where they are read (Ctx.path_int)."""
@@ -168,40 +206,8 @@ def endpoint_for(handler: Handler):
             return error_response(exc)
 
     async def endpoint(request: Request) -> Response:
-        """Run the action; while the database is away, run it again when that is safe.
-
-        Safe: a read (GET/HEAD), or a write whose every transaction failed
-        before its COMMIT was sent (PostgreSQL rolled it back, nothing was
-        applied). Otherwise, or once the budget is spent, 503 + Retry-After:
-        each action's writes are one transaction, so nothing is half-applied.
-        """
         db: AsyncEngine = request.app.state.db
-        retry: DatabaseRetry | None = None
-        while True:
-            txlog = TxLog()
-            try:
-                response = await attempt(request, db, txlog)
-            except DBAPIError as exc:
-                if not database_unavailable(exc):
-                    raise
-                where = f"{request.method} {request.url.path}"
-                if txlog.commit_sent and request.method not in SAFE_METHODS:
-                    log.warning("database lost during COMMIT of %s; outcome unknown, not retried: %s",
-                                where, exc.orig)
-                    return error_response(Unavailable(
-                        "The database connection was lost while committing this change; it may or may not "
-                        "have been applied. Check before retrying."))
-                if retry is None:
-                    retry = DatabaseRetry(db_retry_budget())
-                    log.warning("database unavailable during %s, retrying: %s", where, exc.orig)
-                if await retry.wait():
-                    continue
-                log.warning("database still unavailable after %d attempts of %s: %s", retry.attempts, where,
-                            exc.orig)
-                return error_response(Unavailable("The database is unavailable; retry shortly."))
-            if retry is not None:
-                log.info("%s %s succeeded after %d attempts", request.method, request.url.path, retry.attempts)
-            return response
+        return await with_db_retry(request, lambda txlog: attempt(request, db, txlog))
 
     endpoint.__name__ = handler.name
     endpoint.handler = handler  # type: ignore[attr-defined]  # region.metrics labels requests with its ops

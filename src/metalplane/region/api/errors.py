@@ -11,7 +11,7 @@ import json
 from starlette.responses import Response
 
 from metalplane.region import errors
-from metalplane.region.errors import RegionError, Unauthenticated, Unavailable
+from metalplane.region.errors import RegionError, Throttled, Unauthenticated, Unavailable
 
 JSON = "application/json; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
@@ -24,6 +24,7 @@ STATUS: dict[type[RegionError], int] = {
     errors.PermissionDenied: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
+    errors.Throttled: 429,
     errors.Unavailable: 503,
 }
 
@@ -36,17 +37,22 @@ def status_of(exc: RegionError) -> int:
     raise TypeError(f"{type(exc).__name__} has no HTTP status; add its kind to STATUS")
 
 
+def headers_of(exc: RegionError) -> dict[str, str]:
+    """The headers a status needs: when to come back (503, 429), the OAuth realm (401)."""
+    headers = {}
+    if isinstance(exc, Unavailable | Throttled) and exc.retry_after:
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, Unauthenticated):
+        headers["WWW-Authenticate"] = 'OAuth realm="OAuth"'
+    return headers
+
+
 def error_response(exc: RegionError) -> Response:
     if isinstance(exc.detail, dict):
         body, content_type = json.dumps(exc.detail).encode(), JSON
     else:
         body, content_type = exc.detail.encode(), TEXT
-    headers = {}
-    if isinstance(exc, Unavailable) and exc.retry_after:
-        headers["Retry-After"] = str(exc.retry_after)
-    if isinstance(exc, Unauthenticated):
-        headers["WWW-Authenticate"] = 'OAuth realm="OAuth"'
-    return Response(body, status_code=status_of(exc), media_type=content_type, headers=headers)
+    return Response(body, status_code=status_of(exc), media_type=content_type, headers=headers_of(exc))
 
 
 def plain_text(exc: RegionError) -> str:

@@ -1,4 +1,4 @@
-"""The region's own endpoints beside the MAAS API: health for load balancers, metrics."""
+"""The region's own endpoints beside the MAAS API: health for load balancers, rack discovery, metrics, the web UI."""
 
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ def region_routes() -> list[BaseRoute]:
     from metalplane.region.api.handlers.boot_resources import boot_resource_routes
     from metalplane.region.api.handlers.meta import describe_route
     from metalplane.region.api.metadata import metadata_routes
+    from metalplane.region.ui.routes import ui_routes
 
     return [
         describe_route(),
@@ -51,4 +52,5 @@ def region_routes() -> list[BaseRoute]:
         Route(RPC_PATH, rpc_endpoints, methods=["GET"]),
         Route(metrics.METRICS_PATH, prometheus_metrics, methods=["GET"]),
         *metadata_routes(),
+        *ui_routes(),
     ]

@@ -1,4 +1,8 @@
-"""The schema, as SQLAlchemy Core tables. Migrations create exactly these."""
+"""The schema, as SQLAlchemy Core tables. Migrations create exactly these.
+
+Migration 0010 also adds the triggers that NOTIFY `metalplane_changes` for the
+web UI's live pages (see region/changes.py); they are not declared here.
+"""
 
 from __future__ import annotations
 
@@ -62,6 +66,27 @@ tokens = Table(
     Column("token_key", Text, nullable=False, unique=True),
     Column("token_secret", Text, nullable=False),
     *_timestamps(),
+)
+
+# Web UI sessions: any region serves the next request. Only a hash of the
+# cookie's key is stored, so reading the table does not hand out sessions.
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("key_hash", Text, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("csrf_token", Text, nullable=False),
+    Column("expires", DateTime(timezone=True), nullable=False, index=True),
+    *_timestamps(),
+)
+
+# Failed web UI logins per "user:NAME" and "addr:ADDRESS" in the current minute (any region).
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("window_start", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True),
 )
 
 zones = Table(
@@ -139,6 +164,10 @@ nodes = Table(
 # and register by system_id: a clash there is refused by the services, not here.
 Index("nodes_hostname_unique", nodes.c.hostname, unique=True,
       postgresql_where=nodes.c.node_type.in_([0, 1]))
+# The web UI's Machines page (migration 0011): a page by hostname, the status and zone filters.
+Index("ix_nodes_type_hostname", nodes.c.node_type, nodes.c.hostname, nodes.c.id)
+Index("ix_nodes_type_status", nodes.c.node_type, nodes.c.status)
+Index("ix_nodes_zone_id", nodes.c.zone_id)
 
 # Per-controller facts a region reports: its connection need feeds the budget check.
 controller_info = Table(
@@ -150,6 +179,8 @@ controller_info = Table(
     Column("api_port", Integer, nullable=True),
     # Why the region last refused this controller's RPC connection (e.g. version).
     Column("refusal", Text, nullable=True),
+    # A region's maas_url: what the UI's "Add rack controller" tells a new rack to use.
+    Column("maas_url", Text, nullable=True),
     *_timestamps(),
 )
 
@@ -261,6 +292,8 @@ interfaces = Table(
     UniqueConstraint("node_id", "name"),
 )
 Index("interfaces_mac_unique", interfaces.c.mac, unique=True, postgresql_where=interfaces.c.claims_mac)
+# MAC search, exact or by prefix (LIKE 'aa:bb%').
+Index("ix_interfaces_mac", interfaces.c.mac, postgresql_ops={"mac": "text_pattern_ops"})
 
 # Addresses MAAS knows, MAAS's StaticIPAddress: controller interface addresses and
 # the links of machines' and devices' interfaces (alloc_type AUTO/DHCP/link-up

@@ -27,7 +27,8 @@ from metalplane.rpc.tls import make_cluster_tls
 TLS_KEY = "rpc_tls"
 TARGETS_CHANNEL = "metalplane_rpc_targets"
 RACK_EVENTS_CHANNEL = "metalplane_rack_events"
-_fresh = region_processes.c.updated > func.now() - text(f"interval '{PROCESS_TIMEOUT} seconds'")
+# A worker process whose heartbeat is recent enough to count as alive.
+fresh_process = region_processes.c.updated > func.now() - text(f"interval '{PROCESS_TIMEOUT} seconds'")
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ async def live_endpoints(conn: AsyncConnection) -> list[EndpointRow]:
         select(region_processes.c.id, region_processes.c.worker_index, region_processes.c.rpc_host,
                region_processes.c.rpc_port, nodes.c.system_id, nodes.c.hostname)
         .join(nodes, nodes.c.id == region_processes.c.region_id)
-        .where(_fresh)
+        .where(fresh_process)
         .order_by(nodes.c.system_id, region_processes.c.worker_index)
     )
     return [EndpointRow(r.id, r.hostname, Endpoint(r.system_id, r.worker_index, r.rpc_host, r.rpc_port))
@@ -95,10 +96,10 @@ async def reap_stale_processes(conn: AsyncConnection) -> int:
 
     The rows go under the rebalance lock, taken first: rebalancing (which holds that
     lock) references process rows, so deleting them before the lock deadlocks."""
-    if not (await conn.execute(select(func.count()).select_from(region_processes).where(~_fresh))).scalar_one():
+    if not (await conn.execute(select(func.count()).select_from(region_processes).where(~fresh_process))).scalar_one():
         return 0
     await xact_lock(conn, Lock.REBALANCE)
-    result = await conn.execute(delete(region_processes).where(~_fresh))
+    result = await conn.execute(delete(region_processes).where(~fresh_process))
     return result.rowcount
 
 
@@ -110,7 +111,7 @@ async def connections_by_rack(conn: AsyncConnection) -> dict[str, set[ha_connect
         .join(rack, rack.c.id == rpc_connections.c.rack_id)
         .join(region_processes, region_processes.c.id == rpc_connections.c.process_id)
         .join(region, region.c.id == region_processes.c.region_id)
-        .where(_fresh)
+        .where(fresh_process)
     )
     out: dict[str, set[ha_connections.Endpoint]] = {}
     for r in rows:
@@ -185,15 +186,18 @@ async def announce_rack_event(conn: AsyncConnection, kind: str, system_id: str, 
     await conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": RACK_EVENTS_CHANNEL, "p": payload})
 
 
-async def connected_regions(conn: AsyncConnection) -> dict[int, set[str]]:
-    """For each rack node id: the regions it holds a live connection to."""
+async def connected_regions(conn: AsyncConnection, rack_ids: list[int] | None = None) -> dict[int, set[str]]:
+    """For each rack node id (all, or those in `rack_ids`): the regions it holds a live connection to."""
     region = nodes.alias("region")
-    rows = await conn.execute(
+    query = (
         select(rpc_connections.c.rack_id, region.c.system_id)
         .join(region_processes, region_processes.c.id == rpc_connections.c.process_id)
         .join(region, region.c.id == region_processes.c.region_id)
-        .where(_fresh)
+        .where(fresh_process)
     )
+    if rack_ids is not None:
+        query = query.where(rpc_connections.c.rack_id.in_(rack_ids))
+    rows = await conn.execute(query)
     out: dict[int, set[str]] = {}
     for r in rows:
         out.setdefault(r.rack_id, set()).add(r.system_id)
@@ -201,7 +205,7 @@ async def connected_regions(conn: AsyncConnection) -> dict[int, set[str]]:
 
 
 async def live_region_count(conn: AsyncConnection) -> int:
-    return (await conn.execute(select(func.count(func.distinct(region_processes.c.region_id))).where(_fresh))).scalar_one()
+    return (await conn.execute(select(func.count(func.distinct(region_processes.c.region_id))).where(fresh_process))).scalar_one()
 
 
 async def rack_ids(conn: AsyncConnection) -> dict[str, int]:

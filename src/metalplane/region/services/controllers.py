@@ -55,9 +55,11 @@ async def ensure_controller_node(conn: AsyncConnection, system_id: str, hostname
 
 
 async def register_region(conn: AsyncConnection, system_id: str, hostname: str, version: str,
-                          num_workers: int, connections_needed: int, api_port: int) -> int:
+                          num_workers: int, connections_needed: int, api_port: int,
+                          maas_url: str | None = None) -> int:
     node_id = await ensure_controller_node(conn, system_id, hostname, NodeType.REGION_CONTROLLER, version)
-    values = dict(num_workers=num_workers, connections_needed=connections_needed, api_port=api_port)
+    values = dict(num_workers=num_workers, connections_needed=connections_needed, api_port=api_port,
+                  maas_url=maas_url)
     await conn.execute(
         insert(controller_info).values(node_id=node_id, **values)
         .on_conflict_do_update(index_elements=[controller_info.c.node_id], set_={**values, "updated": func.now()})

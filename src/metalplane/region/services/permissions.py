@@ -89,7 +89,12 @@ def allowed(rule: str, actor: Actor | None, owner_id: int | None, locked: bool =
     raise ValueError(f"unknown rule {rule!r}")
 
 
+def permitted(actor: Actor | None, action: str, machine: Any) -> bool:
+    """Whether `actor` may do `action` to `machine` (a page offers the action only then)."""
+    return allowed(MACHINE_RULES[action], actor, machine.get("owner_id"), bool(machine.get("locked")))
+
+
 def require(actor: Actor | None, action: str, machine: dict[str, Any]) -> None:
     """Raise PermissionDenied (MAAS's empty 403) unless `actor` may do `action` to `machine`."""
-    if not allowed(MACHINE_RULES[action], actor, machine.get("owner_id"), bool(machine.get("locked"))):
+    if not permitted(actor, action, machine):
         raise PermissionDenied("")

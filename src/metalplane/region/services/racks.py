@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from ipaddress import ip_interface
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -188,10 +188,46 @@ async def refusals_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int, s
     return {r.node_id: r.refusal for r in rows}
 
 
+class ServiceStatus(NamedTuple):
+    """One entry of a controller's service_set."""
+
+    name: str
+    status: str
+    info: str = ""
+
+
+async def service_sets(conn: AsyncConnection, node_ids: list[int]) -> dict[int, list[ServiceStatus]]:
+    """Each rack's services, rackd first: `rackd` judged from its live connections against the
+    region's rpc_connections_per_rack (worsened by the rack's own report of itself), the rest
+    as the rack reported them. Every query is
+    bounded by the racks asked for (a page of the UI, the racks an API call names)."""
+    if not node_ids:
+        return {}
+    per_rack = region_config(conn).rpc_connections_per_rack
+    reported = await services_of(conn, node_ids)
+    refusals = await refusals_of(conn, node_ids)
+    connected = await connections.connected_regions(conn, node_ids)
+    live = await connections.live_region_count(conn)
+    on_duty = await connections.dhcp_duty_racks(conn)
+    system_ids = dict((await conn.execute(select(nodes.c.id, nodes.c.system_id)
+                                          .where(nodes.c.id.in_(node_ids)))).tuples().all()) if on_duty else {}
+    out: dict[int, list[ServiceStatus]] = {}
+    for node_id in node_ids:
+        mine = reported.get(node_id, {})
+        wanted = ha_connections.links_wanted(per_rack, live, system_ids.get(node_id) in on_duty) or per_rack
+        rackd = with_rack_report(rackd_status(len(connected.get(node_id, ())), live, wanted, refusals.get(node_id)),
+                                 mine.get("rackd"))
+        if rackd[0] == "dead":  # whatever it last reported is stale now
+            mine = unreachable_services(RACK_SERVICES)
+        out[node_id] = [ServiceStatus("rackd", *rackd)] + [
+            ServiceStatus(name, *mine.get(name, ("unknown", ""))) for name in RACK_SERVICES if name != "rackd"]
+    return out
+
+
 @dataclass(frozen=True)
 class RackView:
     node: Row
-    services: list[tuple[str, str, str]]  # (name, status, status_info): rackd (the region's judgement) first
+    services: list[ServiceStatus]  # rackd (the region's judgement) first
     interfaces: list[Row]  # with their "links" (services.nodes.interfaces_of)
 
 
@@ -216,29 +252,12 @@ async def show_rack(conn: AsyncConnection, system_id: str) -> Racks:
 
 
 async def _racks(conn: AsyncConnection, nodes_shown: list[Row]) -> Racks:
-    per_rack = region_config(conn).rpc_connections_per_rack
     ids = [r["id"] for r in nodes_shown]
-    reported = await services_of(conn, ids)
+    statuses = await service_sets(conn, ids)
     rack_interfaces = await interfaces_of(conn, ids)
-    refusals = await refusals_of(conn, ids)
-    connected = await connections.connected_regions(conn)
-    live = await connections.live_region_count(conn)
-    on_duty = await connections.dhcp_duty_racks(conn)
     vlans_by_id = {v["id"]: v for v in await network.list_vlans(conn)}
     subnets_by_id = {s["id"]: s for s in await subnets_service.list_subnets(conn)}
-    shown = []
-    for node in nodes_shown:
-        mine = reported.get(node["id"], {})
-        rackd = with_rack_report(
-            rackd_status(len(connected.get(node["id"], ())), live,
-                         ha_connections.links_wanted(per_rack, live, node["system_id"] in on_duty) or per_rack,
-                         refusals.get(node["id"])),
-            mine.get("rackd"))
-        if rackd[0] == "dead":  # whatever it last reported is stale now
-            mine = unreachable_services(RACK_SERVICES)
-        statuses = [("rackd", *rackd)] + [(name, *mine.get(name, ("unknown", ""))) for name in RACK_SERVICES
-                                          if name != "rackd"]
-        shown.append(RackView(node, statuses, rack_interfaces.get(node["id"], [])))
+    shown = [RackView(node, statuses[node["id"]], rack_interfaces.get(node["id"], [])) for node in nodes_shown]
     return Racks(shown, vlans_by_id, subnets_by_id)
 
 
@@ -302,9 +321,10 @@ async def dhcp_duties(conn: AsyncConnection, node_id: int) -> list[dict[str, Any
     return [dict(r._mapping) for r in rows]
 
 
-async def delete_rack(conn: AsyncConnection, system_id: str, force: bool) -> None:
+async def delete_rack(conn: AsyncConnection, system_id: str, force: bool) -> Row:
     """Refuse while the rack serves DHCP (unless forced); a region+rack host stays a region.
-    The rack is told to stop, and the other racks' connections are rebalanced."""
+    The rack is told to stop, and the other racks' connections are rebalanced. Returns the
+    rack as it was."""
     node = await get_controller(conn, RACK_TYPES, system_id)
     duties = await dhcp_duties(conn, node["id"])
     if duties and not force:
@@ -334,3 +354,4 @@ async def delete_rack(conn: AsyncConnection, system_id: str, force: bool) -> Non
         await conn.execute(delete(nodes).where(nodes.c.id == node["id"], nodes.c.node_type.in_(RACK_TYPES)))
     consequences.rack_deleted(conn, node["system_id"])
     consequences.connections_to_rebalance(conn)
+    return node

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region import validation as v
 from metalplane.region.db.tables import boot_resources, config
-from metalplane.region.errors import Invalid
+from metalplane.region.errors import Invalid, raise_if
 from metalplane.region.services import consequences
 
 HA_MODES = ("hot-standby", "load-balancing")
@@ -53,6 +53,15 @@ class Setting:
     acts: str = ""  # what metalplane does with it; "" = stored and returned only
     choices_from_images: str = ""  # "osystem", "release", "commissioning", "kernel": checked against images
     consequence: Callable[[AsyncConnection], None] | None = field(default=None, compare=False)
+
+    @property
+    def choices(self) -> tuple[str, ...] | None:
+        """The fixed values it takes, when it takes only those; a boolean takes true or false."""
+        if self.parse is boolean:
+            return ("true", "false")
+        if self.parse is ha_mode:
+            return HA_MODES
+        return self.parse.choices if isinstance(self.parse, Choice) else None
 
 
 # -- parsers (each raises Refusal with MAAS's message) ------------------------------------------
@@ -103,14 +112,22 @@ def port(allowed: int | None = None) -> Parser:
     return parse
 
 
-def choice(choices: tuple[str, ...], message: str | None = None) -> Parser:
-    def parse(value: str) -> str:
+@dataclass(frozen=True)
+class Choice:
+    """A parser that takes one of `choices` (a form offers them as a list)."""
+
+    choices: tuple[str, ...]
+    message: str | None = None
+
+    def __call__(self, value: str) -> str:
         value = value.strip()
-        if value not in choices:
-            raise Refusal(message % {"value": value} if message else v.not_a_choice(value))
+        if value not in self.choices:
+            raise Refusal(self.message % {"value": value} if self.message else v.not_a_choice(value))
         return value
 
-    return parse
+
+def choice(choices: tuple[str, ...], message: str | None = None) -> Parser:
+    return Choice(choices, message)
 
 
 def invalid_choice_text(name: str, choices: tuple[str, ...]) -> str:
@@ -385,7 +402,8 @@ SETTINGS: dict[str, Setting] = {
     "tls_cert_expiration_notification_enabled": Setting(_B, False, "Notify when the certificate is due to expire."),
     "tls_cert_expiration_notification_interval": Setting(integer(1, 90), 30,
                                                          "Certificate expiration reminder (days)."),
-    "session_length": Setting(integer(10, 1209600), 1209600, "Session timeout (seconds)."),
+    "session_length": Setting(integer(10, 1209600), 1209600, "Session timeout (seconds).",
+                              acts="web UI sessions: how long one lasts unused"),
     "auto_vlan_creation": Setting(_B, True, "Automatically create VLANs and fabrics for interfaces."),
     # MAAS keeps these two as its default package repositories' URLs.
     "main_archive": Setting(url, "http://archive.ubuntu.com/ubuntu", "Main archive (amd64, i386)."),
@@ -497,3 +515,16 @@ async def set_setting(conn: AsyncConnection, name: str, value: str) -> Any:
     if found.consequence is not None:
         found.consequence(conn)
     return parsed
+
+
+async def set_settings(conn: AsyncConnection, values: dict[str, str]) -> dict[str, Any]:
+    """Several settings, all or none (the web UI's Settings form): Invalid names every
+    bad one by its own name, with the reason set-config gives, and nothing is stored."""
+    errors: dict[str, list[str]] = {}
+    for name, value in values.items():
+        try:
+            parse_setting(name, value)
+        except Invalid as exc:
+            errors[name] = [reason for reasons in exc.errors.values() for reason in reasons]
+    raise_if(errors)
+    return {name: await set_setting(conn, name, value) for name, value in values.items()}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import secrets
 import string
 from dataclasses import dataclass
@@ -47,6 +49,13 @@ def random_key(size: int) -> str:
     return "".join(secrets.choice(KEY_CHARS) for _ in range(size))
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the user does not exist, so that a wrong name takes as long as a
+    wrong password. Made on first use: a hash costs tens of milliseconds."""
+    return _hasher.hash(secrets.token_hex(16))
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
@@ -65,13 +74,13 @@ def parse_api_key(key: str) -> tuple[str, str, str]:
     return parts[0], parts[1], parts[2]
 
 
-def _user(row) -> User:
+def user_from_row(row) -> User:
     return User(row.id, row.username, row.email, row.is_superuser)
 
 
 async def get_user(conn: AsyncConnection, username: str) -> User | None:
     row = (await conn.execute(select(users).where(users.c.username == username))).first()
-    return _user(row) if row else None
+    return user_from_row(row) if row else None
 
 
 async def create_user(conn: AsyncConnection, username: str, password: str, email: str = "",
@@ -85,7 +94,33 @@ async def create_user(conn: AsyncConnection, username: str, password: str, email
         insert(users).values(username=username, password=hash_password(password), email=email,
                              is_superuser=is_superuser).returning(users)
     )).one()
-    return _user(row)
+    return user_from_row(row)
+
+
+async def authenticate(conn: AsyncConnection, username: str, password: str) -> User | None:
+    """The active user with this username and password, or None.
+
+    argon2 takes tens of milliseconds on purpose: it runs in a thread so that
+    the worker's event loop keeps serving everyone else meanwhile.
+    """
+    row = (await conn.execute(select(users).where(users.c.username == username))).first()
+    hashed = row.password if row is not None else _dummy_hash()
+    matches = await asyncio.to_thread(check_password, hashed, password)
+    if row is None or not matches or not row.is_active:
+        return None
+    return user_from_row(row)
+
+
+async def token_for_consumer(conn: AsyncConnection, user_id: int, consumer: str | None) -> Token:
+    """As MAAS's accounts/authenticate/: the user's first token (named `consumer`
+    when given), created when there is none."""
+    query = select(tokens).where(tokens.c.user_id == user_id).order_by(tokens.c.id).limit(1)
+    if consumer is not None:
+        query = query.where(tokens.c.name == consumer)
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return await create_token(conn, user_id, consumer or GENERIC_CONSUMER)
+    return Token(row.consumer_key, row.token_key, row.token_secret, row.name)
 
 
 async def show_user(conn: AsyncConnection, username: str) -> User:
@@ -167,7 +202,7 @@ async def user_for_token(conn: AsyncConnection, consumer_key: str, token_key: st
         .where(tokens.c.token_key == token_key, tokens.c.consumer_key == consumer_key,
                users.c.is_active.is_(True))
     )).first()
-    return (_user(row), row.token_secret) if row else None
+    return (user_from_row(row), row.token_secret) if row else None
 
 
 async def count_users(conn: AsyncConnection) -> int:
@@ -175,7 +210,7 @@ async def count_users(conn: AsyncConnection) -> int:
 
 
 async def list_users(conn: AsyncConnection) -> list[User]:
-    return [_user(r) for r in await conn.execute(select(users).order_by(users.c.username))]
+    return [user_from_row(r) for r in await conn.execute(select(users).order_by(users.c.username))]
 
 
 async def delete_user(conn: AsyncConnection, username: str) -> bool:

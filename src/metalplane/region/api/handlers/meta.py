@@ -20,6 +20,7 @@ CAPABILITIES = [
     "ipv6-deployment-ubuntu",
     "devices-management",
     "network-deployment-ubuntu",
+    "authenticate-api",  # POST /MAAS/accounts/authenticate/ (python-libmaas login())
 ]
 
 version = Handler("VersionHandler", "version/", "Information about this MAAS instance.", anon=True)

@@ -1,0 +1,1 @@
+"""The web UI: server-rendered pages under /MAAS/r/, sessions, live updates."""

@@ -1,0 +1,1 @@
+"""One module per UI page (MAAS's names), each calling the region's services."""

@@ -1,0 +1,66 @@
+"""The database tells the regions what changed (migration 0010's triggers), and only that:
+heartbeats and upserts that change nothing stay silent, so open pages are not redrawn
+every second and NOTIFY costs nothing on the hot paths."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+
+from metalplane.region.bootstrap import run_db
+from metalplane.region.changes import CHANNEL
+from metalplane.region.db.engine import conninfo
+from metalplane.region.services import racks, settings
+from metalplane.region.services.controllers import new_system_id
+from tests.support.processes import wait_until
+
+
+def drain(conn: psycopg.Connection, seconds: float) -> list[str]:
+    got: list[str] = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        got.extend(n.payload for n in conn.notifies(timeout=left, stop_after=1))
+    return got
+
+
+def workers_up(region) -> bool:
+    with region.api() as api:
+        (found,) = api.get("regioncontrollers/").json()
+    return len(found["processes"]) == region.config.num_workers
+
+
+def test_changes_are_notified_and_heartbeats_are_not(shared_region):
+    config = shared_region.config
+    wait_until(lambda: workers_up(shared_region), 20, what="every worker registered")
+    with psycopg.connect(conninfo(config, "notification-test"), autocommit=True) as listener:
+        listener.execute(f"LISTEN {CHANNEL}")
+        # The region's workers and supervisor heartbeat every second meanwhile.
+        assert drain(listener, 2.5) == []
+
+        system_id = new_system_id()
+        services = [{"name": "tftp", "status": "running", "status_info": "ok"}]
+
+        async def register(conn):
+            node_id = await racks.register_rack(conn, system_id, f"notify-{system_id}", "0.1.0", [
+                {"name": "eth0", "mac": "52:54:00:cc:00:01", "addresses": ["10.204.0.2/24"]}])
+            await racks.update_services(conn, node_id, services)
+            return node_id
+
+        node_id = run_db(config, register)
+        assert {"nodes.controller", "controller_info", "interfaces", "ip_addresses", "service_status"} <= set(
+            drain(listener, 1.0))
+
+        # The rack's 5-second report, unchanged: silent. Changed: one notification.
+        run_db(config, lambda conn: racks.update_services(conn, node_id, services))
+        assert drain(listener, 1.0) == []
+        changed = [{"name": "tftp", "status": "dead", "status_info": "port in use"}]
+        run_db(config, lambda conn: racks.update_services(conn, node_id, changed))
+        assert drain(listener, 1.0) == ["service_status"]
+
+        run_db(config, lambda conn: settings.set_setting(conn, "maas_name", "notified"))
+        assert drain(listener, 1.0) == ["config"]
+        run_db(config, lambda conn: settings.set_setting(conn, "maas_name", "metalplane"))
+
+        run_db(config, lambda conn: racks.delete_rack(conn, system_id, force=True))
+        assert "nodes.controller" in drain(listener, 1.0)
