@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import dhcp_leases, subnets
+from metalplane.region.services import consequences
 
 STATES = {"commit": "active", "release": "released", "expiry": "expired", "decline": "released"}
 
@@ -82,6 +83,8 @@ async def apply_events(conn: AsyncConnection, rack_id: int, events: list[dict[st
             where=dhcp_leases.c.changed <= excluded.changed,
         )
         changed += (await conn.execute(statement)).rowcount
+    if changed:
+        consequences.region_services_changed(conn)   # a known machine's leased address is in DNS
     return changed
 
 

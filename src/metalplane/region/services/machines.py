@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -22,7 +22,7 @@ from metalplane.region.db.tables import bmcs, interfaces, nodes, zones
 from metalplane.region.db.transaction import settle
 from metalplane.region.errors import Invalid, NotFound
 from metalplane.region.services import bmcs as bmcs_service
-from metalplane.region.services import consequences
+from metalplane.region.services import consequences, domain_views
 from metalplane.region.services.controllers import new_system_id
 from metalplane.region.services.rows import Row, execute_unique, rows
 from metalplane.rpc.nodes import NodeType
@@ -153,6 +153,7 @@ class Machines:
     machines: list[Row]
     macs: dict[int, list[Row]]  # node id -> interfaces
     bmcs: dict[int, Row]  # BMC id -> bmcs.overview entry
+    domains: dict[int, Any] = field(default_factory=dict)  # node id -> its DomainView
 
 
 async def show_machines(conn: AsyncConnection, system_ids: list[str] | None = None,
@@ -167,12 +168,13 @@ async def show_machine(conn: AsyncConnection, system_id: str) -> Machines:
 async def _shown(conn: AsyncConnection, shown: list[Row]) -> Machines:
     macs = await macs_of(conn, [r["id"] for r in shown])
     by_bmc = {b["id"]: b for b in await bmcs_service.overview(conn)} if any(r["bmc_id"] for r in shown) else {}
-    return Machines(shown, macs, by_bmc)
+    return Machines(shown, macs, by_bmc, await domain_views.node_domains(conn, shown))
 
 
 def _changed(conn: AsyncConnection) -> None:
     bmcs_service.owners_changed(conn)
     consequences.dhcp_changed(conn)
+    consequences.region_services_changed(conn)   # its name and addresses in DNS
 
 
 async def all_power_parameters(conn: AsyncConnection, system_ids: list[str]) -> dict[str, dict[str, str]]:

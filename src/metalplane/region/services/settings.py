@@ -6,7 +6,6 @@ has a parser that refuses bad input with the reason.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,26 +14,65 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.dns.conf import parse_upstream_dns
+from metalplane.ntp.config import parse_ntp_servers
 from metalplane.region.db.tables import config
 from metalplane.region.errors import Invalid
 from metalplane.region.services import consequences
 
 HA_MODES = ("hot-standby", "load-balancing")
+DNSSEC_MODES = ("auto", "yes", "no")
+NETWORK_DISCOVERY = ("enabled", "disabled")
+#: Settings the regions' named and chronyd follow, and those in the racks' resolver, NTP and discovery.
+REGION_SERVICE_SETTINGS = ("default_dns_ttl", "ntp_servers")
+RACK_SERVICE_SETTINGS = ("upstream_dns", "dnssec_validation", "ntp_servers", "ntp_external_only",
+                         "network_discovery")
 
 
 def _text(value: str) -> str:
     return value.strip()
 
 
-def _addresses(value: str) -> list[str]:
-    items = [v for v in value.replace(",", " ").split() if v]
-    for item in items:
-        try:
-            ipaddress.ip_address(item)
-        except ValueError:
-            if not all(part.isalnum() or part == "-" for part in item.split(".")):
-                raise ValueError(f"{item!r} is neither an IP address nor a host name") from None
-    return items
+def _upstream_dns(value: str) -> list[str]:
+    """Addresses only (MAAS): the resolvers must reach them without a resolver."""
+    return [str(ip) for ip in parse_upstream_dns(value)]
+
+
+def _ntp_servers(value: str) -> list[str]:
+    return list(parse_ntp_servers(value))
+
+
+def _choice(name: str, choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"'{value}' is not a valid {name}.  It should be one of: "
+                             + ", ".join(f"'{c}'" for c in choices) + ".")
+        return value
+    return parse
+
+
+def _flag(value: str) -> bool:
+    """Django's BooleanField: 'false', 'False', '0' and '' are false, anything else true."""
+    return value.strip() not in ("false", "False", "0", "")
+
+
+def _ttl(value: str) -> int:
+    try:
+        ttl = int(value)
+    except ValueError:
+        raise ValueError("Enter a whole number.") from None
+    if not 0 <= ttl <= 2**31 - 1:
+        raise ValueError("Ensure this value is between 0 and 2147483647.")
+    return ttl
+
+
+def as_list(value: Any) -> list[str]:
+    """A stored list setting, whether kept as a list or as MAAS's space-separated string."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v for v in value.replace(",", " ").split() if v]
+    return [str(v) for v in value]
 
 
 def _ha_mode(value: str) -> str:
@@ -66,8 +104,15 @@ class Setting:
 
 SETTINGS: dict[str, Setting] = {
     "maas_name": Setting(_text, "metalplane", "The name of this MAAS."),
-    "ntp_servers": Setting(_addresses, [], "Upstream NTP servers the racks' chrony follows."),
-    "upstream_dns": Setting(_addresses, [], "Upstream DNS servers the region forwards to."),
+    "ntp_servers": Setting(_ntp_servers, [], "Addresses or host names of the NTP servers the regions follow."),
+    "ntp_external_only": Setting(_flag, False, "Racks follow ntp_servers directly instead of the regions."),
+    "upstream_dns": Setting(_upstream_dns, [], "Addresses of the DNS servers the racks' resolvers forward "
+                                                "names outside MAAS to (none: resolve from the root)."),
+    "dnssec_validation": Setting(_choice("dnssec_validation", DNSSEC_MODES), "auto",
+                                 "DNSSEC validation of upstream answers: auto, yes or no."),
+    "default_dns_ttl": Setting(_ttl, 30, "TTL of the DNS records MAAS serves, unless a domain or record sets one."),
+    "network_discovery": Setting(_choice("network_discovery", NETWORK_DISCOVERY), "enabled",
+                                 "Racks listen for ARP on their interfaces and report what they see."),
     "dhcp_ha_mode": Setting(_ha_mode, "hot-standby",
                             "DHCP HA mode: hot-standby (MAAS's split 255) or load-balancing (split 128)."),
     "dhcp_lease_time": Setting(_seconds, 600, "DHCP lease time in seconds."),
@@ -99,8 +144,12 @@ async def set_setting(conn: AsyncConnection, name: str, value: str) -> Any:
     parsed = parse_setting(name, value)
     await conn.execute(insert(config).values(name=f"setting:{name}", value=parsed)
                        .on_conflict_do_update(index_elements=["name"], set_={"value": parsed}))
-    if name.startswith("dhcp_") or name == "ntp_servers":
+    if name.startswith("dhcp_") or name in ("ntp_servers", "ntp_external_only"):
         consequences.dhcp_changed(conn)
+    if name in REGION_SERVICE_SETTINGS:
+        consequences.region_services_changed(conn)
+    if name in RACK_SERVICE_SETTINGS:
+        consequences.rack_services_changed(conn)
     if name.startswith("power_"):
         consequences.power_settings_changed(conn)
     return parsed

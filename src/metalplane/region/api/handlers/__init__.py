@@ -11,6 +11,9 @@ def all_handlers() -> list[Handler]:
         boot_resources,
         commissioning_scripts,
         controllers,
+        discoveries,
+        dnsresources,
+        domains,
         fabrics,
         ipranges,
         maas,
@@ -39,4 +42,7 @@ def all_handlers() -> list[Handler]:
         boot_resources.boot_resources, boot_resources.boot_resource,
         machines.machines_h, machines.machine_h,
         commissioning_scripts.scripts, commissioning_scripts.script,
+        domains.domains, domains.domain,
+        dnsresources.resources, dnsresources.resource, dnsresources.records, dnsresources.record,
+        discoveries.discoveries, discoveries.discovery,
     ]
