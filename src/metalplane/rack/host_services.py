@@ -46,9 +46,10 @@ class RackServices:
         data = Path(data_dir)
         self.config = config
         self.board = board
-        self.resolver = (RackResolver(data / "dns", control_port=config.dns_control_port, on_change=self.publish)
+        # Directories of their own: on a region+rack host the region's named and chronyd share the data dir.
+        self.resolver = (RackResolver(data / "dns-rack", control_port=config.dns_control_port, on_change=self.publish)
                          if config.dns_port else None)
-        self.ntp = ChronyService(data / "ntp", on_change=self.publish) if config.ntp_port else None
+        self.ntp = ChronyService(data / "ntp-rack", on_change=self.publish) if config.ntp_port else None
         self.discovery = DiscoveryService(data / "discovery", on_change=self.publish)
         self.ntp_shared = False
         self.problems: dict[str, str] = {}

@@ -76,10 +76,10 @@ class RegionServices:
         self.region_id = region_id
         self.system_id = system_id
         data = Path(config.data_dir)
-        self.dns = (AuthoritativeDns(data / "dns", control_port=config.dns_control_port,
+        self.dns = (AuthoritativeDns(data / "dns-region", control_port=config.dns_control_port,
                                      options=AuthoritativeOptions(port=config.dns_port),
                                      on_change=self._status_changed) if config.dns_port else None)
-        self.ntp = ChronyService(data / "ntp", on_change=self._status_changed) if config.ntp_port else None
+        self.ntp = ChronyService(data / "ntp-region", on_change=self._status_changed) if config.ntp_port else None
         self.wanted = asyncio.Event()
         self.report_wanted = asyncio.Event()
         self.problems: list[str] = []

@@ -71,6 +71,13 @@ async def candidate_secondaries(conn: AsyncConnection) -> dict[int, str | None]:
     return out
 
 
+def _is_ipv4(text: str) -> bool:
+    try:
+        return ip_address(text).version == 4
+    except ValueError:
+        return False            # a host name (ntp_servers may hold them): no place in a DHCP option
+
+
 def _pools(dynamic: list[tuple[str, str]]) -> list[list[str]]:
     return [[s, e] for s, e in sorted(dynamic, key=lambda r: ip_address(r[0]))]
 
@@ -80,8 +87,8 @@ async def rack_dhcp_state(conn: AsyncConnection, rack_id: int) -> dict[str, Any]
     on_vlans = await racks_on_vlans(conn)
     lease_time = await settings.get_setting(conn, "dhcp_lease_time")
     mode = await settings.get_setting(conn, "dhcp_ha_mode")
-    ntp = await settings.get_setting(conn, "ntp_servers")
-    upstream_dns = await settings.get_setting(conn, "upstream_dns")
+    ntp_servers = settings.as_list(await settings.get_setting(conn, "ntp_servers"))
+    ntp_external_only = bool(await settings.get_setting(conn, "ntp_external_only"))
     served = await conn.execute(
         select(vlans).where(vlans.c.dhcp_on.is_(True),
                             (vlans.c.primary_rack_id == rack_id) | (vlans.c.secondary_rack_id == rack_id))
@@ -103,6 +110,10 @@ async def rack_dhcp_state(conn: AsyncConnection, rack_id: int) -> dict[str, Any]
         if serving != role:
             problems.append(f"the peer rack has no IPv4 address on VLAN {v.vid}; serving it alone")
         role, peer = serving, racks[peer_id] if peer_id is not None else None
+        # MAAS: the machines ask the racks on their VLAN for names and time (the resolver and
+        # chronyd of rack.host_services), both racks of an HA pair, this one first.
+        racks_here = [me.address] + ([peer.address] if peer is not None and peer.address else [])
+        ntp_here = [a for a in ntp_servers if _is_ipv4(a)] if ntp_external_only else racks_here
         out_subnets = []
         for s in await conn.execute(select(subnets).where(subnets.c.vlan_id == v.id).order_by(subnets.c.id)):
             network = ip_network(str(s.cidr))
@@ -116,8 +127,8 @@ async def rack_dhcp_state(conn: AsyncConnection, rack_id: int) -> dict[str, Any]
                 "subnet_id": s.id,
                 "cidr": str(network),
                 "gateway_ip": str(s.gateway_ip) if s.gateway_ip is not None else None,
-                "dns_servers": list(s.dns_servers) or list(upstream_dns),
-                "ntp_servers": list(ntp),
+                "dns_servers": [a for a in s.dns_servers if _is_ipv4(a)] or racks_here,
+                "ntp_servers": ntp_here,
                 "domain_name": DOMAIN,
                 "pools": _pools(dynamic),
                 "reserved": [[str(r.start_ip), str(r.end_ip)] for r in ranges if r.type == "reserved"],

@@ -72,8 +72,8 @@ async def record(conn: AsyncConnection, rack_id: int, observations: list[dict[st
             index_elements=[discoveries.c.rack_id, discoveries.c.interface, discoveries.c.ip],
             set_={"mac": excluded.mac, "vid": excluded.vid, "last_seen": excluded.last_seen},
             where=discoveries.c.last_seen <= excluded.last_seen,
-        )
-        changed += (await conn.execute(statement)).rowcount
+        ).returning(discoveries.c.id)     # rowcount is not reliable for an INSERT: count what it returns
+        changed += len((await conn.execute(statement)).all())
     return changed
 
 

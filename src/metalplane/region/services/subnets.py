@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import interfaces, ip_addresses, ipranges, nodes, subnets, vlans
 from metalplane.region.errors import Invalid, NotFound, PermissionDenied, Refused, raise_if
-from metalplane.region.services import consequences, leases, netrules, users
+from metalplane.region.services import consequences, dns_model, leases, netrules, users
 from metalplane.region.services.network import (
     DEFAULT_FABRIC_ID,
     find_fabric,
@@ -130,9 +130,29 @@ async def insert_subnet(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
     return await get_subnet(conn, str(result.scalar_one()))
 
 
+async def check_overlap(conn: AsyncConnection, cidr: str, exclude: int | None = None) -> None:
+    """MAAS refuses a subnet that contains or is contained in another: one address, one subnet
+    (and one reverse zone owner)."""
+    query = select(subnets.c.cidr).where(subnets.c.cidr.op(">>=")(cidr) | subnets.c.cidr.op("<<=")(cidr))
+    if exclude is not None:
+        query = query.where(subnets.c.id != exclude)
+    if (await conn.execute(query.limit(1))).first() is not None:
+        raise Invalid.field("cidr", f"Subnet {cidr} would overlap with existing subnets.")
+
+
+def _dns_changed(conn: AsyncConnection) -> None:
+    consequences.region_services_changed(conn)  # the regions' reverse zones
+    consequences.rack_services_changed(conn)    # the zones the racks forward, the networks they serve
+
+
 async def create_subnet(conn: AsyncConnection, fields: dict[str, Any]) -> Subnets:
+    network, errors = netrules.parse_cidr(fields.get("cidr"))
+    if network is not None and not errors:
+        await check_overlap(conn, str(network))
     row = await insert_subnet(conn, fields)
+    await dns_model.check(conn, "rdns_mode")
     consequences.dhcp_changed(conn)  # racks serving DHCP refetch their state
+    _dns_changed(conn)
     return Subnets([row], {v["id"]: v for v in await list_vlans(conn)})
 
 
@@ -145,6 +165,7 @@ async def update_subnet(conn: AsyncConnection, ident: str, fields: dict[str, Any
         raise_if(errors)
         assert network is not None  # parse_cidr gives a network whenever it gives no errors
         cidr = values["cidr"] = str(network)
+        await check_overlap(conn, cidr, exclude=subnet["id"])
         spans = [netrules.Span(str(r["start_ip"]), str(r["end_ip"]), r["type"])
                  for r in await list_ranges(conn, subnet["id"])]
         raise_if(netrules.check_ranges_fit(cidr, spans))
@@ -156,6 +177,9 @@ async def update_subnet(conn: AsyncConnection, ident: str, fields: dict[str, Any
     if values:
         await execute_unique(conn, update(subnets).where(subnets.c.id == subnet["id"]).values(**values, updated=func.now()),
                              "cidr", "Subnet with this Cidr already exists.")
+        if "cidr" in values or "rdns_mode" in values:
+            await dns_model.check(conn, "rdns_mode" if "cidr" not in values else "cidr")
+            _dns_changed(conn)
     consequences.dhcp_changed(conn)  # racks serving DHCP refetch their state
     return Subnets([await get_subnet(conn, str(subnet["id"]))], {v["id"]: v for v in await list_vlans(conn)})
 
@@ -171,6 +195,7 @@ async def delete_subnet(conn: AsyncConnection, ident: str) -> None:
                       "(Delete the dynamic range or disable DHCP first.)")
     await conn.execute(delete(subnets).where(subnets.c.id == subnet["id"]))
     consequences.dhcp_changed(conn)  # racks serving DHCP refetch their state
+    _dns_changed(conn)
 
 
 # -- IP ranges -----------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Any
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
+from metalplane.region.services import domain_views
 from metalplane.region.services import domains as svc
 
 domains = Handler("DomainsHandler", "domains/", "Manage domains.")
@@ -25,7 +26,7 @@ def _fields(ctx: Ctx) -> dict[str, Any]:
 async def list_domains(ctx: Ctx) -> list:
     """List all domains."""
     async with ctx.tx() as conn:
-        return [render.domain(d) for d in await svc.list_domains(conn)]
+        return [render.domain(d) for d in await domain_views.list_domains(conn)]
 
 
 @domains.action("POST", admin=True)
@@ -51,7 +52,7 @@ async def create_domain(ctx: Ctx) -> dict:
 async def read_domain(ctx: Ctx) -> dict:
     """Read domain."""
     async with ctx.tx() as conn:
-        return render.domain(await svc.show_domain(conn, ctx.path["id"]))
+        return render.domain(await domain_views.show_domain(conn, ctx.path["id"]))
 
 
 @domain.action("PUT", admin=True)
