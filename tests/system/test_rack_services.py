@@ -20,7 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from metalplane.ntp.config import ChronyConfig, ChronyPaths
+from metalplane.ntp.config import render as render_chrony
+from metalplane.region.bootstrap import run_db
 from metalplane.region.dns import AuthoritativeDns, AuthoritativeOptions, DnsModel, Domain, Record
+from metalplane.region.services import dnsresources
 from tests.support.dns_lab import dig
 from tests.support.netlab import Host, Lab
 from tests.support.processes import wait_until
@@ -38,7 +42,7 @@ MGMT, PXE = "10.76.1.0/24", "10.76.0.0/24"
 REGIONS = {"region1": "10.76.1.11", "region2": "10.76.1.12"}
 RACKS = {"rack1": ("10.76.1.2", "10.76.0.2"), "rack2": ("10.76.1.3", "10.76.0.3")}
 UPSTREAM, OUTSIDE_NAME, OUTSIDE_ADDRESS = "10.76.1.99", "www.example.test", "192.0.2.80"
-ARPING = {f"h{n}": (f"10.76.0.{60 + n}", f"52:54:00:76:00:{60 + n:02x}") for n in range(1, 5)}
+ARPING = {f"h{n}": (f"10.76.0.{60 + n}", f"52:54:00:76:00:{60 + n:02x}") for n in range(1, 6)}
 
 
 def outside_bind(lab: Lab, host: Host) -> None:
@@ -54,6 +58,14 @@ def outside_bind(lab: Lab, host: Host) -> None:
     host.spawn(["named", "-g", "-n", "1", "-c", str(layout.conf)], log=layout.directory / "named.log")
 
 
+def outside_ntp(lab: Lab, host: Host) -> None:
+    """The ntp_servers the regions follow: a chronyd serving its clock at stratum 3."""
+    paths = ChronyPaths(lab.new_workdir("ntp-upstream"))
+    paths.run_dir.mkdir(mode=0o700)
+    paths.conf.write_text(render_chrony(ChronyConfig((), 3, (ipaddress.ip_network(MGMT),)), paths))
+    host.spawn(["chronyd", "-x", "-d", "-u", "root", "-f", str(paths.conf)], log=paths.directory / "chronyd.log")
+
+
 @pytest.fixture(scope="module")
 def stack(databases):
     with Lab() as lab:
@@ -62,19 +74,27 @@ def stack(databases):
         region_hosts = {name: lab.add_host(name, {"mgmt": f"{ip}/24"}) for name, ip in REGIONS.items()}
         rack_hosts = {name: lab.add_host(name, {"mgmt": f"{m}/24", "pxe": f"{p}/24"})
                       for name, (m, p) in RACKS.items()}
-        outside_bind(lab, lab.add_host("upstream", {"mgmt": f"{UPSTREAM}/24"}))
+        upstream = lab.add_host("upstream", {"mgmt": f"{UPSTREAM}/24"})
+        outside_bind(lab, upstream)
+        outside_ntp(lab, upstream)
         s = Stack(lab, databases)
         for name, host in region_hosts.items():
             s.start_region(host, "mgmt", name=name, num_workers=1)
         s.api("maas", "set-config", "name=upstream_dns", f"value={UPSTREAM}")
         s.api("maas", "set-config", "name=dnssec_validation", "value=no")
+        s.api("maas", "set-config", "name=ntp_servers", f"value={UPSTREAM}")
         urls = [f"http://{ip}:5240/MAAS/" for ip in REGIONS.values()]
         for name, host in rack_hosts.items():
             s.add_rack(host, name, urls=urls)
             s.start_rack(name)
         wait_until(lambda: len(s.api("rack-controllers", "read")) == 2, 60, what="both racks registered")
         s.region_hosts, s.rack_hosts = region_hosts, rack_hosts
+        s.client = lab.add_host("client", {"pxe": "10.76.0.50/24"})
+        s.arping_hosts = {name: lab.add_host(name, {"pxe": f"{ip}/24"}, macs={"pxe": mac})
+                          for name, (ip, mac) in ARPING.items()}
+        s.figures = {}
         yield s
+        print("figures:", s.figures)
 
 
 def service(stack: Stack, kind: str, hostname: str, name: str) -> tuple[str, str]:
@@ -101,3 +121,166 @@ def test_the_racks_resolve_maas_names_through_the_regions_and_the_rest_upstream(
                         what="rack2's name through rack1")
     assert answer.data == [RACKS["rack2"][0], RACKS["rack2"][1]] or sorted(answer.data) == sorted(RACKS["rack2"])
     assert dig(rack1, RACKS["rack1"][1], OUTSIDE_NAME).data == [OUTSIDE_ADDRESS]
+
+
+def test_a_machine_s_name_follows_its_dhcp_address_within_seconds(stack):
+    """Created through the API, given an address by the rack's Kea: the name resolves through
+    the rack within 5 s of the lease, the address resolves back to it; a new address (the
+    old one released, the range moved) replaces the old one in DNS just as fast."""
+    rack = RACKS["rack1"][1]
+    stack.serve_dhcp(PXE, "10.76.0.100", "10.76.0.150", "rack1")
+    m1 = stack.lab.add_host("m1", {"pxe": None}, macs={"pxe": "52:54:00:76:01:01"})
+    stack.api("machines", "create", "hostname=m1", "mac_addresses=52:54:00:76:01:01",
+              "architecture=amd64/generic", "power_type=manual")
+    lease = m1.dhcp_udhcpc("pxe", timeout=20)
+    assert lease.env.get("dns", "").split() == [rack]                # DHCP: the rack is the resolver
+    assert lease.env.get("ntpsrv", "").split() == [rack]             # and the time server (option 42)
+    t0 = time.monotonic()
+    wait_until(lambda: dig(m1, rack, "m1.maas").data == [lease.ip], 5, interval=0.05, what="m1.maas through rack1")
+    stack.figures["lease to answer"] = time.monotonic() - t0
+    ptr = ipaddress.ip_address(lease.ip).reverse_pointer
+    assert dig(m1, rack, ptr, "PTR").data == ["m1.maas."]
+
+    client = stack.client
+    running = m1.start_udhcpc("pxe", timeout=20, extra_args=["-R"])
+    running.wait_lease(25)
+    running.stop()                                                   # SIGTERM with -R: DHCPRELEASE
+    wait_until(lambda: dig(client, rack, "m1.maas").status == "NXDOMAIN", 5, interval=0.05,
+               what="the released address gone from DNS")
+    iprange = next(r for r in stack.api("ipranges", "read") if r["start_ip"] == "10.76.0.100")
+    stack.api("iprange", "update", str(iprange["id"]), "start_ip=10.76.0.120")
+    moved = wait_until(lambda: (ls := m1.dhcp_udhcpc("pxe", timeout=10)) and ls.ip != lease.ip and ls, 30,
+                       interval=0.5, what="a new address for m1")
+    t0 = time.monotonic()
+    wait_until(lambda: dig(client, rack, "m1.maas").data == [moved.ip], 5, interval=0.05,
+               what="m1.maas's new address")
+    stack.figures["moved lease to answer"] = time.monotonic() - t0
+    assert dig(client, rack, ipaddress.ip_address(moved.ip).reverse_pointer, "PTR").data == ["m1.maas."]
+
+
+def daemon_pids(host: Host, comm: str) -> list[int]:
+    return [pid for pid in host.pids() if Path(f"/proc/{pid}/comm").read_text().strip() == comm]
+
+
+def restarts(info: str) -> int:
+    return int(info.rsplit("restarts ", 1)[1].split()[0].rstrip(";,")) if "restarts " in info else -1
+
+
+def test_kill_9_of_one_region_s_named_loses_no_query(stack):
+    """The rack forwards the MAAS zones to both regions: with one named killed, 20 names
+    nobody asked before (nothing cached) all resolve; the death shows in bind9 at once."""
+    region = stack.regions["region1"][1]
+
+    async def names(conn):
+        for n in range(20):
+            await dnsresources.create_resource(conn, {"name": f"q{n}", "domain": "maas",
+                                                      "ip_addresses": f"10.76.2.{n + 1}"})
+
+    run_db(region, names)
+    rack, client = RACKS["rack1"][1], stack.client
+    wait_until(lambda: all(service(stack, "region-controllers", r, "bind9")[0] == "running" for r in REGIONS), 10,
+               what="both regions serving the new names")
+    time.sleep(1)       # the zones' reload done everywhere: the 20 names are in both regions' zones
+    before = restarts(service(stack, "region-controllers", "region1", "bind9")[1])
+    (pid,) = daemon_pids(stack.region_hosts["region1"], "named")
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    answers = [dig(client, rack, f"q{n}.maas", timeout=3) for n in range(20)]
+    assert [a.data for a in answers] == [[f"10.76.2.{n + 1}"] for n in range(20)], answers
+    stack.figures["20 uncached names after kill -9 of one named"] = time.monotonic() - killed
+    # the region reports the death and the restart (its supervisor's callback, within 5 s)
+    wait_until(lambda: restarts(service(stack, "region-controllers", "region1", "bind9")[1]) > before, 5,
+               interval=0.2, what="region1's bind9 to show named's restart")
+    assert service(stack, "region-controllers", "region1", "bind9")[0] == "running"
+
+
+def test_bad_input_is_refused_at_the_api_and_a_refused_zone_keeps_the_last_good_one(stack):
+    rack, client = RACKS["rack1"][1], stack.client
+    resolver_conf = stack.racks["rack1"][1] / "dns-rack" / "named" / "named.conf"
+    before = resolver_conf.read_text()
+    bad = stack.cli("admin", "maas", "set-config", "name=upstream_dns", "value=dns.example.com", check=False)
+    assert bad.returncode == 2 and "Invalid IP address: dns.example.com" in bad.stdout
+    bad = stack.cli("admin", "maas", "set-config", "name=ntp_servers", "value=ntp.example.com bad_host!",
+                    check=False)
+    assert bad.returncode == 2 and "bad_host!" in bad.stdout
+    bad = stack.cli("admin", "subnets", "create", "cidr=10.76.0.0/16", check=False)
+    assert bad.returncode == 2 and "would overlap with existing subnets" in bad.stdout
+    bad = stack.cli("admin", "domains", "create", "name=0.76.10.in-addr.arpa", check=False)
+    assert bad.returncode == 2 and "also a reverse zone" in bad.stdout
+    time.sleep(1)
+    assert resolver_conf.read_text() == before          # nothing of it reached the rack's named
+
+    # Valid for MAAS, refused by BIND: an NS for the zone whose name has no address.
+    ns = stack.api("dnsresource-records", "create", "fqdn=maas", "rrtype=NS", "rrdata=ns2.maas.")
+    for region in REGIONS:
+        wait_until(lambda r=region: service(stack, "region-controllers", r, "bind9")[0] == "degraded", 10,
+                   what=f"{region}'s bind9 degraded")
+    info = service(stack, "region-controllers", "region1", "bind9")[1]
+    assert "NS 'ns2.maas' has no address records (A or AAAA)" in info, info
+    assert dig(client, rack, "q1.maas").data == ["10.76.2.2"]       # the last good zone serves
+    stack.api("dnsresource-record", "delete", str(ns["id"]))
+    wait_until(lambda: all(service(stack, "region-controllers", r, "bind9")[0] == "running" for r in REGIONS), 10,
+               what="bind9 running again")
+
+
+def sntp(host: Host, server: str) -> bool:
+    return host.run(["sntp", "-t", "2", server], check=False, timeout=20).returncode == 0
+
+
+def test_machines_get_time_from_their_rack(stack):
+    rack = RACKS["rack1"][1]
+    wait_until(lambda: all(service(stack, "region-controllers", r, "ntp_region")[0] == "running" for r in REGIONS),
+               60, interval=1, what="the regions synchronised to ntp_servers")
+    wait_until(lambda: service(stack, "rack-controllers", "rack1", "ntp_rack")[0] == "running", 60, interval=1,
+               what="rack1 synchronised to the regions")
+    assert sntp(stack.client, rack)
+    info = service(stack, "rack-controllers", "rack1", "ntp_rack")[1]
+    assert any(f"synchronised to {ip} " in info for ip in REGIONS.values()), info
+
+
+def arping(host: Host, target: str) -> None:
+    host.run(["arping", "-c", "1", "-w", "1", "-I", "pxe", target], check=False, timeout=10)
+
+
+def discovered(stack: Stack) -> dict[str, str]:
+    return {d["ip"]: d["mac_address"] for d in stack.api("discoveries", "read")}
+
+
+def test_arp_seen_by_the_racks_is_in_discoveries_within_seconds(stack):
+    t0 = time.monotonic()
+    for name in ("h1", "h2", "h3"):
+        arping(stack.arping_hosts[name], RACKS["rack1"][1])
+    wait_until(lambda: all(discovered(stack).get(ARPING[n][0]) == ARPING[n][1] for n in ("h1", "h2", "h3")), 10,
+               interval=0.25, what="three hosts in discoveries")
+    stack.figures["arping to discoveries"] = time.monotonic() - t0
+    observers = {d["observer"]["hostname"] for d in stack.api("discoveries", "read") if d["ip"] == ARPING["h1"][0]}
+    assert observers <= {"rack1", "rack2"} and observers
+
+
+def test_without_any_region_the_rack_keeps_serving_and_queues_what_it_sees(stack):
+    for region in REGIONS:
+        stack.stop_region(region)
+    stopped = time.monotonic()
+    arping(stack.arping_hosts["h4"], RACKS["rack1"][1])
+    assert sntp(stack.client, RACKS["rack1"][1])                      # the rack still serves time
+    wait_until(lambda: rack_board(stack, "rack1").get("ntp_rack", {}).get("status") == "degraded", 40, interval=0.5,
+               what="rack1 to say its time is degraded")
+    stack.figures["regions stopped to ntp_rack degraded"] = time.monotonic() - stopped
+    assert sntp(stack.client, RACKS["rack1"][1])
+    assert dig(stack.client, RACKS["rack1"][1], OUTSIDE_NAME).data == [OUTSIDE_ADDRESS]
+    for region in REGIONS:
+        stack.restart_region(region)
+    wait_until(lambda: discovered(stack).get(ARPING["h4"][0]) == ARPING["h4"][1], 30, interval=0.5,
+               what="what rack1 saw meanwhile, reported once a region is back")
+
+
+def test_network_discovery_disabled_stops_new_rows(stack):
+    stack.api("maas", "set-config", "name=network_discovery", "value=disabled")
+    wait_until(lambda: rack_board(stack, "rack1").get("discovery", {}).get("status") == "off", 10,
+               what="rack1's listener off")
+    wait_until(lambda: rack_board(stack, "rack2").get("discovery", {}).get("status") == "off", 10,
+               what="rack2's listener off")
+    arping(stack.arping_hosts["h5"], RACKS["rack1"][1])
+    time.sleep(3)
+    assert ARPING["h5"][0] not in discovered(stack)
+    stack.api("maas", "set-config", "name=network_discovery", "value=enabled")

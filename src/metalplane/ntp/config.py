@@ -32,9 +32,9 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 #: ``local stratum`` of a region; a rack's is one more (MAAS's offsets 0 and 1).
 REGION_STRATUM = 8
 RACK_STRATUM = REGION_STRATUM + 1
-#: (minpoll, maxpoll) towards the regions: a LAN source polled every 4..16 s, so a rack
+#: (minpoll, maxpoll) towards the regions: a LAN source polled every 2..8 s, so a rack
 #: notices within a few polls that no region answers.
-REGION_POLL = (2, 4)
+REGION_POLL = (1, 3)
 
 
 

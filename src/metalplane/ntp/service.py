@@ -99,6 +99,9 @@ class ChronyService:
             previous = self.paths.conf.read_text() if self.paths.conf.exists() else None
             if previous == text and self.process.running():
                 self.config = cfg
+                if self.last_refusal:       # what is wanted is what serves (a refused change undone)
+                    self.last_refusal = ""
+                    self._publish()
                 return "unchanged"
             try:
                 await self.check(text)
