@@ -196,11 +196,11 @@ def test_discoveries_shapes_filters_and_clear(api, dns_region):
 
 
 def test_region_controllers_show_their_services(api):
-    def services() -> dict[str, tuple[str, str]]:
+    def shown() -> dict[str, tuple[str, str]]:
         region = ok(api.get("regioncontrollers/"))[0]
         return {s["name"]: (s["status"], s["status_info"]) for s in region["service_set"]}
 
-    services = wait_until(lambda: (found := services()) and found["bind9"][0] != "unknown" and found, 10,
+    services = wait_until(lambda: (found := shown()) and found["bind9"][0] != "unknown" and found, 10,
                           what="the region's first status report")
     region = ok(api.get("regioncontrollers/"))[0]
     assert set(services) == {"regiond", "bind9", "ntp_region"}
