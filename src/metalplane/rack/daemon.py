@@ -102,7 +102,8 @@ class RackDaemon:
         self.supervisor = TaskSupervisor(log, on_change=self._health_changed)
         self.stopping = asyncio.Event()
         self.stop_reason = ""
-        self.dhcp = DhcpService(self.data_dir / "dhcp")
+        self.dhcp = DhcpService(self.data_dir / "dhcp", on_change=self._publish_dhcp)
+        self.dhcp_problems: list[str] = []
         self.dhcp_wanted = asyncio.Event()
         self.power = PowerService(self._report_power)
         self.power_wanted = asyncio.Event()
@@ -166,31 +167,35 @@ class RackDaemon:
 
     # -- following the region ----------------------------------------------------------------
 
+    def _publish_dhcp(self) -> None:
+        """dhcpd and dhcpd6 on the board: at once when a Kea starts or dies, and every few seconds."""
+        for name, family in (("dhcpd", 4), ("dhcpd6", 6)):
+            status, info = self.dhcp.status(family)
+            self.services.set(name, status, "; ".join(x for x in (info, *self.dhcp_problems) if x))
+
     async def _follow_dhcp(self) -> None:
         """Fetch and apply the DHCP state after each (re)connection and whenever the
         region says it changed. Without a region, Kea keeps its last configuration."""
-        problems: list[str] = []
         while True:
             await self.links.connected_event.wait()
             self.dhcp_wanted.clear()
             try:
                 state = await self.links.call(GetDhcpState(), timeout=30)
-                problems = list(state.problems)
+                self.dhcp_problems = list(state.problems)
                 await self.dhcp.apply(State.of(state, self.boot.dhcp_boot()))
             except InvalidDhcpState as exc:
                 log.error("refusing the region's DHCP state: %s", exc)
-                problems = [f"invalid DHCP state from the region: {exc}"]
+                self.dhcp_problems = [f"invalid DHCP state from the region: {exc}"]
             except KeaError as exc:
                 log.error("Kea refused its configuration: %s", exc)
-                problems = [f"Kea refused the configuration: {exc}"]
+                self.dhcp_problems = [f"Kea refused the configuration: {exc}"]
             except CALL_FAILED as exc:
                 log.debug("fetching the DHCP state failed: %s", exc)
                 await asyncio.sleep(1)
                 continue
-            # Until the next change, keep the dhcpd status current.
+            # Until the next change, keep the statuses current (HA states change without a death).
             while not self.dhcp_wanted.is_set():
-                status, info = self.dhcp.status()
-                self.services.set("dhcpd", status, "; ".join(x for x in (info, *problems) if x))
+                self._publish_dhcp()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(DHCP_STATUS_INTERVAL):
                         await self.dhcp_wanted.wait()

@@ -159,7 +159,11 @@ class RackSession:
         """Built from the model and checked here too: a state no rack could serve is refused
         ("invalid-dhcp-state"), and the rack shows why in its dhcpd status."""
         async with self.server.db.connect() as conn:
-            return wire.decode(DhcpState, await dhcp.rack_dhcp_state(conn, self._registered()))
+            state = await dhcp.rack_dhcp_state(conn, self._registered())
+        if self.peer.protocol < 2:      # DhcpState refuses fields it does not know: no DHCPv6 for it
+            if state.pop("vlans6", None):
+                state["problems"].append("DHCPv6 needs a rack of RPC protocol 2: upgrade the rack")
+        return wire.decode(DhcpState, state)
 
     @handles(ReportLeases)
     async def report_leases(self, message: ReportLeases) -> int:

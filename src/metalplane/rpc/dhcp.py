@@ -61,6 +61,8 @@ from pydantic.dataclasses import dataclass
 from metalplane.rpc.wire import InvalidMessage, Problems
 
 DEFAULT_HA_PORT = 5280
+#: Kea's DHCPv6 HA listener, on the racks' IPv4 addresses (a kea-dhcp6 of its own beside kea-dhcp4).
+DEFAULT_HA_PORT6 = 5281
 HA_ROLES = ("primary", "secondary")
 ROLES = ("standalone", *HA_ROLES)
 MODES = ("hot-standby", "load-balancing")
@@ -130,6 +132,32 @@ Range = tuple[Ipv4, Ipv4]
 Ipv4List = Annotated[list[Ipv4], EmptyIfNone]
 RangeList = Annotated[list[Range], EmptyIfNone]
 Network = Annotated[ipaddress.IPv4Network, PlainValidator(_network)]
+
+
+def _ipv6(value: Any) -> ipaddress.IPv6Address:
+    if isinstance(value, ipaddress.IPv6Address):
+        return value
+    if isinstance(value, str):
+        try:
+            return ipaddress.IPv6Address(value)
+        except ValueError:
+            pass
+    raise ValueError(f"expected an IPv6 address, got {value!r}")
+
+
+def _network6(value: Any) -> ipaddress.IPv6Network:
+    if isinstance(value, ipaddress.IPv6Network):
+        return value
+    try:
+        return ipaddress.IPv6Network(value)
+    except (ValueError, TypeError):
+        raise ValueError(f"expected an IPv6 network like fd00::/64 (host bits zero), got {value!r}") from None
+
+
+Ipv6 = Annotated[ipaddress.IPv6Address, PlainValidator(_ipv6)]
+Ipv6List = Annotated[list[Ipv6], EmptyIfNone]
+Range6List = Annotated[list[tuple[Ipv6, Ipv6]], EmptyIfNone]
+Network6 = Annotated[ipaddress.IPv6Network, PlainValidator(_network6)]
 RackName = Annotated[str, _matching(_NAME_RE, "a rack name ([A-Za-z0-9._-], up to 63)")]
 Label = Annotated[str, _matching(_LABEL_RE, "a DNS label")]
 # Integers are strict: "5248" and True are refused, not converted.
@@ -209,6 +237,29 @@ def _check_ranges(ranges: list[Range], cidr: ipaddress.IPv4Network | None) -> No
 
 # --------------------------------------------------------------------------- the model
 
+def _domain_name(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not (value and len(value) <= 253 and all(_LABEL_RE.match(p) for p in value.rstrip(".").split("."))):
+        raise ValueError(f"expected a domain name, got {value!r}")
+    return value.rstrip(".")
+
+
+def _ha_mode(value: str | None, info: ValidationInfo) -> str | None:
+    """None unless the role is HA; then hot-standby unless said otherwise."""
+    if info.data.get("role") not in HA_ROLES:
+        return None
+    if (value or "hot-standby") not in MODES:
+        raise ValueError(f"expected one of {', '.join(MODES)}, got {value!r}")
+    return value or "hot-standby"
+
+
+def _non_empty(value: list[Any]) -> list[Any]:
+    if not value:
+        raise ValueError("expected a non-empty list of subnets")
+    return value
+
+
 @dataclass(frozen=True)
 class Subnet:
     subnet_id: SubnetId
@@ -224,11 +275,7 @@ class Subnet:
     @field_validator("domain_name")
     @classmethod
     def _domain(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not (value and len(value) <= 253 and all(_LABEL_RE.match(p) for p in value.rstrip(".").split("."))):
-            raise ValueError(f"expected a domain name, got {value!r}")
-        return value.rstrip(".")
+        return _domain_name(value)
 
     @field_validator("pools")
     @classmethod
@@ -293,18 +340,12 @@ class Vlan:
     @field_validator("mode")
     @classmethod
     def _mode(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if info.data.get("role") not in HA_ROLES:
-            return None
-        if (value or "hot-standby") not in MODES:
-            raise ValueError(f"expected one of {', '.join(MODES)}, got {value!r}")
-        return value or "hot-standby"
+        return _ha_mode(value, info)
 
     @field_validator("subnets")
     @classmethod
     def _some_subnets(cls, value: list[Subnet]) -> list[Subnet]:
-        if not value:
-            raise ValueError("expected a non-empty list of subnets")
-        return value
+        return _non_empty(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> Vlan:
@@ -326,6 +367,84 @@ class Vlan:
                 problem_ = s.hands_out(what, address)
                 if problem_:
                     found.append((("subnets", j, "pools"), problem_))
+        if found:
+            raise Problems(found)
+        return self
+
+
+@dataclass(frozen=True)
+class Subnet6:
+    """An IPv6 subnet served by kea-dhcp6 (addresses only: no prefix delegation)."""
+
+    subnet_id: SubnetId
+    cidr: Network6
+    dns_servers: Ipv6List = Field(default_factory=list)       # option 23
+    ntp_servers: Ipv6List = Field(default_factory=list)       # option 31 (SNTP servers)
+    domain_name: str | None = None                            # option 24 (domain search list)
+    pools: Range6List = Field(default_factory=list)
+    reserved: Range6List = Field(default_factory=list)
+    lease_time: Seconds = 600
+
+    @field_validator("domain_name")
+    @classmethod
+    def _domain(cls, value: str | None) -> str | None:
+        return _domain_name(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Subnet6:
+        found: list[tuple[tuple[str | int, ...], str]] = []
+        for i, (start, end) in enumerate(self.pools):
+            if start > end:
+                found.append((("pools", i), f"range {start}-{end} ends before it starts"))
+            elif start not in self.cidr or end not in self.cidr:
+                found.append((("pools", i), f"range {start}-{end} is not inside {self.cidr}"))
+        ordered = sorted(self.pools)
+        for (a0, a1), (b0, b1) in zip(ordered, ordered[1:]):
+            if b0 <= a1:
+                found.append((("pools",), f"dynamic ranges {a0}-{a1} and {b0}-{b1} overlap"))
+        if found:
+            raise Problems(found)
+        return self
+
+    @cached_property
+    def dynamic(self) -> tuple[tuple[ipaddress.IPv6Address, ipaddress.IPv6Address], ...]:
+        return tuple(subtract(self.pools, self.reserved))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Vlan6:
+    """A VLAN this rack serves over DHCPv6. Its HA partner is reached on IPv4, like kea-dhcp4's:
+    `self_address` is the rack's IPv4 address on the VLAN (its HA listener; needed for HA)."""
+
+    vlan_id: VlanId
+    interface: Annotated[str, _matching(_IFNAME_RE, "an interface name")]
+    self_address: Ipv4 | None = None
+    vid: Vid = 0
+    role: Annotated[str, _one_of(ROLES)] = "standalone"
+    mode: str | None = Field(default=None, validate_default=True)
+    peer: Peer | None = None
+    subnets: Annotated[list[Subnet6], EmptyIfNone] = Field(default_factory=list, validate_default=True)
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _ha_mode(value, info)
+
+    @field_validator("subnets")
+    @classmethod
+    def _some_subnets(cls, value: list[Subnet6]) -> list[Subnet6]:
+        return _non_empty(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Vlan6:
+        found: list[tuple[tuple[str | int, ...], str]] = []
+        if self.role in HA_ROLES and (self.peer is None or self.self_address is None):
+            found.append((("peer",), f"role {self.role} needs a peer and this rack's IPv4 self_address "
+                                     f"(the HA listener)"))
+        if self.role not in HA_ROLES and self.peer is not None:
+            found.append((("peer",), "a standalone VLAN has no peer (set role primary/secondary for HA)"))
+        if self.peer is not None and self.peer.address == self.self_address:
+            found.append((("peer", "address"), f"the peer's address {self.peer.address} is this rack's own"))
         if found:
             raise Problems(found)
         return self
@@ -356,6 +475,9 @@ class DhcpState:
     vlans: Annotated[list[Vlan], EmptyIfNone] = Field(default_factory=list)
     hosts: Annotated[list[Host], EmptyIfNone] = Field(default_factory=list)
     problems: Annotated[list[str], EmptyIfNone] = Field(default_factory=list)
+    # Protocol 2: DHCPv6 (sent only to racks whose agreed protocol has it: unknown fields are refused).
+    vlans6: Annotated[list[Vlan6], EmptyIfNone] = Field(default_factory=list)
+    ha_port6: TcpPort = DEFAULT_HA_PORT6
 
     @property
     def enabled(self) -> bool:
@@ -363,33 +485,35 @@ class DhcpState:
 
     @model_validator(mode="after")
     def _consistent(self) -> DhcpState:
-        found = _vlan_problems(self.vlans, self.server_name) + _host_problems(self.hosts, self.vlans)
+        found = (_vlan_problems(self.vlans, self.server_name) + _host_problems(self.hosts, self.vlans)
+                 + _vlan_problems(self.vlans6, self.server_name, "vlans6"))
         if found:
             raise Problems(found)
         return self
 
 
-def _vlan_problems(vlans: list[Vlan], server_name: str | None) -> list[tuple[tuple[str | int, ...], str]]:
+def _vlan_problems(vlans: list[Vlan] | list[Vlan6], server_name: str | None,
+                   root: str = "vlans") -> list[tuple[tuple[str | int, ...], str]]:
     found: list[tuple[tuple[str | int, ...], str]] = []
     seen_ids: set[int] = set()
     seen_ifaces: dict[str, int] = {}
     seen_subnet_ids: dict[int, str] = {}
-    nets: list[tuple[ipaddress.IPv4Network, int]] = []
+    nets: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, int]] = []
     for i, v in enumerate(vlans):
         if v.vlan_id in seen_ids:
-            found.append((("vlans", i, "vlan_id"), f"vlan_id {v.vlan_id} appears twice"))
+            found.append(((root, i, "vlan_id"), f"vlan_id {v.vlan_id} appears twice"))
         seen_ids.add(v.vlan_id)
         if v.interface in seen_ifaces:
-            found.append((("vlans", i, "interface"),
+            found.append(((root, i, "interface"),
                           f"interface {v.interface} already serves vlan {seen_ifaces[v.interface]}"))
         seen_ifaces[v.interface] = v.vlan_id
         if v.role != "standalone" and not server_name:
-            found.append((("vlans", i, "role"), f"role {v.role} needs the state's server_name "
+            found.append(((root, i, "role"), f"role {v.role} needs the state's server_name "
                                                 f"(this rack's name, the HA peer name)"))
         if v.peer is not None and server_name and v.peer.name == server_name:
-            found.append((("vlans", i, "peer", "name"), f"the peer {v.peer.name} is this rack itself"))
+            found.append(((root, i, "peer", "name"), f"the peer {v.peer.name} is this rack itself"))
         for j, s in enumerate(v.subnets):
-            where: tuple[str | int, ...] = ("vlans", i, "subnets", j)
+            where: tuple[str | int, ...] = (root, i, "subnets", j)
             if s.subnet_id in seen_subnet_ids:
                 found.append((where + ("subnet_id",), f"subnet_id {s.subnet_id} ({s.cidr}) is also used by "
                                                       f"{seen_subnet_ids[s.subnet_id]}"))
@@ -405,7 +529,7 @@ def _vlan_problems(vlans: list[Vlan], server_name: str | None) -> list[tuple[tup
             roles.setdefault((v.peer.name, v.mode), set()).add(v.role)
     for (peer, mode), rs in roles.items():
         if len(rs) > 1:
-            found.append((("vlans",), f"this rack is both primary and secondary toward {peer} in {mode} mode; "
+            found.append(((root,), f"this rack is both primary and secondary toward {peer} in {mode} mode; "
                                       f"Kea allows one relationship per server pair and mode: make the roles agree"))
     return found
 

@@ -30,6 +30,7 @@ class RackOnVlan:
     hostname: str
     interface: str
     address: str | None
+    addresses6: tuple[str, ...] = ()   # its global IPv6 addresses there
 
 
 async def racks_on_vlans(conn: AsyncConnection) -> dict[int, list[RackOnVlan]]:
@@ -48,7 +49,10 @@ async def racks_on_vlans(conn: AsyncConnection) -> dict[int, list[RackOnVlan]]:
     out: dict[int, list[RackOnVlan]] = {}
     for r in rows:
         v4 = [a for a in addresses.get(r.iface_id, []) if ip_address(a).version == 4]
-        out.setdefault(r.vlan_id, []).append(RackOnVlan(r.id, r.system_id, r.hostname, r.name, v4[0] if v4 else None))
+        v6 = tuple(a for a in addresses.get(r.iface_id, []) if ip_address(a).version == 6
+                   and not ip_address(a).is_link_local)
+        out.setdefault(r.vlan_id, []).append(RackOnVlan(r.id, r.system_id, r.hostname, r.name, v4[0] if v4 else None,
+                                                        v6))
     return out
 
 
@@ -95,6 +99,7 @@ async def rack_dhcp_state(conn: AsyncConnection, rack_id: int) -> dict[str, Any]
         .order_by(vlans.c.id)
     )
     out_vlans: list[dict[str, Any]] = []
+    out_vlans6: list[dict[str, Any]] = []
     problems: list[str] = []
     for v in served:
         role = role_on_vlan(rack_id, v.primary_rack_id, v.secondary_rack_id)
@@ -114,14 +119,18 @@ async def rack_dhcp_state(conn: AsyncConnection, rack_id: int) -> dict[str, Any]
         # chronyd of rack.host_services), both racks of an HA pair, this one first.
         racks_here = [me.address] + ([peer.address] if peer is not None and peer.address else [])
         ntp_here = [a for a in ntp_servers if _is_ipv4(a)] if ntp_external_only else racks_here
-        out_subnets = []
+        out_subnets, out_subnets6 = [], []
         for s in await conn.execute(select(subnets).where(subnets.c.vlan_id == v.id).order_by(subnets.c.id)):
             network = ip_network(str(s.cidr))
-            if network.version != 4 or ip_address(me.address) not in network:
-                continue
             ranges = list(await conn.execute(select(ipranges).where(ipranges.c.subnet_id == s.id)))
             dynamic = [(str(r.start_ip), str(r.end_ip)) for r in ranges if r.type == "dynamic"]
             if not dynamic:
+                continue
+            if network.version == 6:
+                out_subnets6.append(_subnet6(s, network, ranges, dynamic, me, peer, ntp_servers, ntp_external_only,
+                                             lease_time))
+                continue
+            if ip_address(me.address) not in network:
                 continue
             out_subnets.append({
                 "subnet_id": s.id,
@@ -134,15 +143,34 @@ async def rack_dhcp_state(conn: AsyncConnection, rack_id: int) -> dict[str, Any]
                 "reserved": [[str(r.start_ip), str(r.end_ip)] for r in ranges if r.type == "reserved"],
                 "lease_time": lease_time,
             })
-        out_vlans.append({
-            "vlan_id": v.id, "vid": v.vid, "mtu": v.mtu, "interface": me.interface, "self_address": me.address,
-            "role": role, "mode": mode,
-            "peer": {"name": peer.hostname, "address": peer.address} if peer is not None else None,
-            "subnets": out_subnets,
-        })
+        common = {"vlan_id": v.id, "vid": v.vid, "interface": me.interface, "self_address": me.address,
+                  "role": role, "mode": mode,
+                  "peer": {"name": peer.hostname, "address": peer.address} if peer is not None else None}
+        if out_subnets:
+            out_vlans.append({**common, "mtu": v.mtu, "subnets": out_subnets})
+        if out_subnets6:
+            out_vlans6.append({**common, "subnets": out_subnets6})
     hostname = (await conn.execute(select(nodes.c.hostname).where(nodes.c.id == rack_id))).scalar_one()
     # "boot" is the rack's to fill in: its own TFTP/HTTP addresses and loaders.
-    return {"server_name": hostname, "vlans": out_vlans, "hosts": await known_hosts(conn), "problems": problems}
+    return {"server_name": hostname, "vlans": out_vlans, "hosts": await known_hosts(conn), "problems": problems,
+            "vlans6": out_vlans6}
+
+
+def _subnet6(s: Any, network: Any, ranges: list[Any], dynamic: list[tuple[str, str]], me: RackOnVlan,
+             peer: RackOnVlan | None, ntp_servers: list[str], ntp_external_only: bool,
+             lease_time: int) -> dict[str, Any]:
+    """An IPv6 subnet for kea-dhcp6: the racks' IPv6 addresses in it answer DNS and NTP."""
+    racks6 = [a for r in (me, peer) if r is not None for a in r.addresses6 if ip_address(a) in network]
+    return {
+        "subnet_id": s.id,
+        "cidr": str(network),
+        "dns_servers": [a for a in s.dns_servers if not _is_ipv4(a) and ":" in a] or racks6,
+        "ntp_servers": [a for a in ntp_servers if ":" in a] if ntp_external_only else racks6,
+        "domain_name": DOMAIN,
+        "pools": _pools(dynamic),
+        "reserved": [[str(r.start_ip), str(r.end_ip)] for r in ranges if r.type == "reserved"],
+        "lease_time": lease_time,
+    }
 
 
 async def known_hosts(conn: AsyncConnection) -> list[dict[str, Any]]:
