@@ -321,7 +321,9 @@ async def test_ha_hot_standby_failover_and_failback(lab: Lab, services: Services
     after = await udhcpc(lab.add_host("after", {"pxe": None}))
     assert after.server_id == RACK1
     await wait_for(lambda: lease_known(standby, after.ip), 5, "replicated after failback")
-    assert primary.status()[0] == "running" and standby.status()[0] == "running"
+    # the statuses follow the HA states the service polls every 2 s
+    await wait_for(lambda: primary.status()[0] == "running" and standby.status()[0] == "running", 5,
+                   "both running")
 
 
 async def test_ha_load_balancing_serves_from_both(lab: Lab, services: Services):

@@ -41,6 +41,8 @@ pytestmark = [
 MGMT, PXE = "10.76.1.0/24", "10.76.0.0/24"
 REGIONS = {"region1": "10.76.1.11", "region2": "10.76.1.12"}
 RACKS = {"rack1": ("10.76.1.2", "10.76.0.2"), "rack2": ("10.76.1.3", "10.76.0.3")}
+PXE6 = "fd76::/64"
+RACKS6 = {"rack1": "fd76::2", "rack2": "fd76::3"}
 UPSTREAM, OUTSIDE_NAME, OUTSIDE_ADDRESS = "10.76.1.99", "www.example.test", "192.0.2.80"
 ARPING = {f"h{n}": (f"10.76.0.{60 + n}", f"52:54:00:76:00:{60 + n:02x}") for n in range(1, 6)}
 
@@ -74,6 +76,9 @@ def stack(databases):
         region_hosts = {name: lab.add_host(name, {"mgmt": f"{ip}/24"}) for name, ip in REGIONS.items()}
         rack_hosts = {name: lab.add_host(name, {"mgmt": f"{m}/24", "pxe": f"{p}/24"})
                       for name, (m, p) in RACKS.items()}
+        for name, host in rack_hosts.items():       # the machine network is dual-stack
+            host.sysctl("net.ipv6.conf.pxe.accept_dad", 0)
+            host.add_address("pxe", f"{RACKS6[name]}/64")
         upstream = lab.add_host("upstream", {"mgmt": f"{UPSTREAM}/24"})
         outside_bind(lab, upstream)
         outside_ntp(lab, upstream)
@@ -284,3 +289,75 @@ def test_network_discovery_disabled_stops_new_rows(stack):
     time.sleep(3)
     assert ARPING["h5"][0] not in discovered(stack)
     stack.api("maas", "set-config", "name=network_discovery", "value=enabled")
+
+
+def duid(text: str | None) -> tuple[int, ...]:
+    """A DUID as bytes, whether written 00:01:... (Kea) or 0:1:... (dhclient)."""
+    return tuple(int(part, 16) for part in (text or "").strip().split(":") if part)
+
+
+def server_duid(stack: Stack, rack: str) -> tuple[int, ...]:
+    found = sorted((stack.racks[rack][1] / "dhcp").glob("v6-*/kea-dhcp6-serverid"))
+    return duid(found[0].read_text()) if found else ()
+
+
+def new_dhcpv6_lease(clients: list[Host]):
+    """The first lease any of `clients` gets: a new one starts every second and all keep
+    running (dhclient -6 backs off between Solicits). None when none got one."""
+    lease, running = None, []
+    for client in clients:
+        running.append(client.start_dhclient6("pxe", timeout=10))
+        deadline = time.monotonic() + 1.0
+        while lease is None and time.monotonic() < deadline:
+            lease = next((c.current() for c in running if c.current() is not None), None)
+            time.sleep(0.05)
+        if lease is not None:
+            break
+    for client in running:
+        client.stop()
+    return lease
+
+
+def test_dhcpv6_from_the_primary_then_the_secondary_within_5_s_of_its_death(stack):
+    """kea-dhcp6 on both racks of the VLAN (Kea HA hot-standby on the racks' IPv4 addresses):
+    a client gets an address from the primary; after kill -9 of the primary's kea-dhcp6 a new
+    client is served within 5 s (by the standby, or by the primary's Kea restarted by its rack
+    and synced from the standby); after kill -9 of the whole primary rack, by the secondary."""
+    subnet = next(s for s in stack.api("subnets", "read") if s["cidr"] == PXE6)
+    stack.api("ipranges", "create", "type=dynamic", f"subnet={subnet['id']}", "start_ip=fd76::1000",
+              "end_ip=fd76::1fff")
+    fabric_id, vid = str(subnet["vlan"]["fabric_id"]), str(subnet["vlan"]["vid"])
+    stack.api("vlan", "update", fabric_id, vid, "primary_rack=rack1", "secondary_rack=rack2", "dhcp_on=true")
+    for rack in RACKS:
+        wait_until(lambda r=rack: daemon_pids(stack.rack_hosts[r], "kea-dhcp6") and server_duid(stack, r), 30,
+                   what=f"kea-dhcp6 on {rack}")
+    wait_until(lambda: service(stack, "rack-controllers", "rack2", "dhcpd6")[0] == "running", 20,
+               what="dhcpd6 running on the secondary")
+    clients = [stack.lab.add_host(f"c6{n}", {"pxe": None}) for n in "abcdefghijklm"]
+    for client in clients:          # a DHCPv6 client needs its link-local address past DAD
+        wait_until(lambda c=client: "tentative" not in (out := c.run(["ip", "-6", "addr", "show", "dev", "pxe"]).stdout)
+                   and "fe80" in out, 10, what="link-local addresses")
+    first = clients[0].start_dhclient6("pxe").wait_lease(25)
+    assert ipaddress.ip_address(first.ip) in ipaddress.ip_network(PXE6)
+    assert duid(first.server_id) == server_duid(stack, "rack1")          # hot-standby: the primary answers
+    assert service(stack, "rack-controllers", "rack1", "dhcpd6")[0] == "running"
+
+    for pid in daemon_pids(stack.rack_hosts["rack1"], "kea-dhcp6"):
+        os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    lease = new_dhcpv6_lease(clients[1:7])
+    assert lease is not None and time.monotonic() - killed < 5.0, lease
+    stack.figures["kill -9 of the primary's kea-dhcp6 to a new DHCPv6 lease"] = time.monotonic() - killed
+    assert duid(lease.server_id) in (server_duid(stack, "rack1"), server_duid(stack, "rack2"))
+    wait_until(lambda: restarts(service(stack, "rack-controllers", "rack1", "dhcpd6")[1]) >= 1, 10,
+               what="rack1's dhcpd6 to show the restart")
+    wait_until(lambda: duid((c := clients[7].start_dhclient6("pxe").wait_lease(10)).server_id)
+               == server_duid(stack, "rack1") and c, 30, interval=1, what="the primary serving again")
+
+    for pid in stack.rack_hosts["rack1"].pids():        # the whole primary rack: rackd and its daemons
+        os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    lease = new_dhcpv6_lease(clients[8:])
+    assert lease is not None and time.monotonic() - killed < 5.0, lease
+    stack.figures["kill -9 of the primary rack to a new DHCPv6 lease"] = time.monotonic() - killed
+    assert duid(lease.server_id) == server_duid(stack, "rack2")

@@ -42,8 +42,9 @@ ignored.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import Annotated, Any, ClassVar
 
@@ -399,7 +400,7 @@ class Subnet6:
             elif start not in self.cidr or end not in self.cidr:
                 found.append((("pools", i), f"range {start}-{end} is not inside {self.cidr}"))
         ordered = sorted(self.pools)
-        for (a0, a1), (b0, b1) in zip(ordered, ordered[1:]):
+        for (a0, a1), (b0, b1) in itertools.pairwise(ordered):
             if b0 <= a1:
                 found.append((("pools",), f"dynamic ranges {a0}-{a1} and {b0}-{b1} overlap"))
         if found:
@@ -492,7 +493,7 @@ class DhcpState:
         return self
 
 
-def _vlan_problems(vlans: list[Vlan] | list[Vlan6], server_name: str | None,
+def _vlan_problems(vlans: Sequence[Vlan | Vlan6], server_name: str | None,
                    root: str = "vlans") -> list[tuple[tuple[str | int, ...], str]]:
     found: list[tuple[tuple[str | int, ...], str]] = []
     seen_ids: set[int] = set()
@@ -512,7 +513,8 @@ def _vlan_problems(vlans: list[Vlan] | list[Vlan6], server_name: str | None,
                                                 f"(this rack's name, the HA peer name)"))
         if v.peer is not None and server_name and v.peer.name == server_name:
             found.append(((root, i, "peer", "name"), f"the peer {v.peer.name} is this rack itself"))
-        for j, s in enumerate(v.subnets):
+        subnets: Sequence[Subnet | Subnet6] = v.subnets
+        for j, s in enumerate(subnets):
             where: tuple[str | int, ...] = (root, i, "subnets", j)
             if s.subnet_id in seen_subnet_ids:
                 found.append((where + ("subnet_id",), f"subnet_id {s.subnet_id} ({s.cidr}) is also used by "

@@ -373,6 +373,9 @@ def render6(instance: Instance, state: State, paths: Paths, *, threads: int = 0,
         "host-reservation-identifiers": ["hw-address", "duid"],
         "mac-sources": ["any"],
         "server-tag": instance.name,
+        # Preference 255: a client takes the first Advertise at once instead of collecting them
+        # for a second (RFC 8415 18.2.1); only one server of a pair answers anyway.
+        "option-data": [{"name": "preference", "data": "255"}],
         "subnet6": subnets,
         "hooks-libraries": [{"library": f"{HOOKS_DIR}/libdhcp_lease_cmds.so"}],
         "loggers": [{"name": "kea-dhcp6", "output_options": [{"output": "stdout", "pattern": _LOG_PATTERN}],

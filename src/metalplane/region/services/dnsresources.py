@@ -407,7 +407,7 @@ async def create_record(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
 async def update_record(conn: AsyncConnection, ident: str, fields: dict[str, Any]) -> Row:
     record = await get_record(conn, ident, lock=True)
     rrtype = (fields.get("rrtype") or record["rrtype"]).upper()
-    rrdata = fields.get("rrdata") if fields.get("rrdata") is not None else record["rrdata"]
+    rrdata: str = fields["rrdata"] if fields.get("rrdata") is not None else record["rrdata"]
     raise_if(check_rrdata(rrtype, rrdata))
     values: dict[str, Any] = {"rrtype": rrtype, "rrdata": rrdata if rrtype == "TXT" else " ".join(rrdata.split())}
     if "ttl" in fields:
