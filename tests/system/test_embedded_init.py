@@ -43,7 +43,7 @@ def cli(env, *args, check=True):
 
 def test_readme_init_then_login_and_the_seeds_cli_steps(fresh):
     _root, data_dir, env = fresh
-    port = free_port_block(6)
+    port = free_port_block(16)
     first = run(["./bootstrap.sh", "init", "--data-dir", str(data_dir), "--port", str(port),
                  "--admin-password", "first-password"], env)
     out = first.stdout
@@ -93,7 +93,7 @@ def test_readme_init_then_login_and_the_seeds_cli_steps(fresh):
 
 def test_init_after_stop_restarts_without_recreating(fresh):
     _root, data_dir, env = fresh
-    port = free_port_block(6)
+    port = free_port_block(16)
     first = cli(env, "init", "--data-dir", str(data_dir), "--port", str(port))
     generated = re.search(r"generated password: (\S+)\)", first.stdout)
     assert generated, first.stdout
@@ -121,10 +121,10 @@ def test_init_after_stop_restarts_without_recreating(fresh):
 def test_two_data_dirs_run_side_by_side(fresh):
     root, data_dir, env = fresh
     other = root / "other"
-    ports = free_port_block(12)
+    ports = free_port_block(24)      # each uses PORT..PORT+10 with one worker (README)
     try:
         a = cli(env, "init", "--data-dir", str(data_dir), "--port", str(ports), "--num-workers", "1")
-        b = cli(env, "init", "--data-dir", str(other), "--port", str(ports + 6), "--num-workers", "1")
+        b = cli(env, "init", "--data-dir", str(other), "--port", str(ports + 12), "--num-workers", "1")
         key_a = re.search(r"API key:\s+(\S+)", a.stdout).group(1)
         key_b = re.search(r"API key:\s+(\S+)", b.stdout).group(1)
         assert key_a != key_b
@@ -135,7 +135,7 @@ def test_two_data_dirs_run_side_by_side(fresh):
 
 def test_init_mode_rack_joins_a_region(fresh):
     root, data_dir, env = fresh
-    port = free_port_block(6)
+    port = free_port_block(16)
     cli(env, "init", "--data-dir", str(data_dir), "--port", str(port), "--mode", "region")
     secret = (data_dir / "secret").read_text().strip()
     rack_dir = root / "rack-only"

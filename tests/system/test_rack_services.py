@@ -199,6 +199,32 @@ def test_kill_9_of_one_region_s_named_loses_no_query(stack):
     assert service(stack, "region-controllers", "region1", "bind9")[0] == "running"
 
 
+def test_kill_9_of_a_rack_s_named_and_chronyd_shows_in_its_service_set_within_5_s(stack):
+    """The rack's resolver and chronyd are supervised by the rack: each death reaches the
+    region's `service_set` within 5 s (the restart count), and both serve again."""
+    rack, client = stack.rack_hosts["rack1"], stack.client
+    wait_until(lambda: service(stack, "rack-controllers", "rack1", "dns_rack")[0] == "running", 30,
+               what="rack1's resolver running")
+    before = restarts(service(stack, "rack-controllers", "rack1", "dns_rack")[1])
+    (named,) = daemon_pids(rack, "named")
+    os.kill(named, signal.SIGKILL)
+    killed = time.monotonic()
+    wait_until(lambda: restarts(service(stack, "rack-controllers", "rack1", "dns_rack")[1]) > before, 5,
+               interval=0.1, what="rack1's dns_rack to show named's restart")
+    stack.figures["kill -9 of a rack's named to dns_rack in the API"] = time.monotonic() - killed
+    wait_until(lambda: dig(client, RACKS["rack1"][1], "rack2.maas").data, 10, what="rack1 resolving again")
+
+    before = restarts(service(stack, "rack-controllers", "rack1", "ntp_rack")[1])
+    (chronyd,) = daemon_pids(rack, "chronyd")
+    os.kill(chronyd, signal.SIGKILL)
+    killed = time.monotonic()
+    wait_until(lambda: restarts(service(stack, "rack-controllers", "rack1", "ntp_rack")[1]) > max(before, 0), 5,
+               interval=0.1, what="rack1's ntp_rack to show chronyd's restart")
+    stack.figures["kill -9 of a rack's chronyd to ntp_rack in the API"] = time.monotonic() - killed
+    wait_until(lambda: daemon_pids(rack, "chronyd") and sntp(client, RACKS["rack1"][1]), 30, interval=0.5,
+               what="rack1 serving time again")
+
+
 def test_bad_input_is_refused_at_the_api_and_a_refused_zone_keeps_the_last_good_one(stack):
     rack, client = RACKS["rack1"][1], stack.client
     resolver_conf = stack.racks["rack1"][1] / "dns-rack" / "named" / "named.conf"

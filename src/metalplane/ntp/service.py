@@ -199,6 +199,8 @@ class ChronyService:
         if not proc.running():
             return "dead", f"chronyd {proc.death()}; restarts {proc.restarts}"
         status, text = self.judged or ("running", f"chronyd: pid {proc.pid}, starting")
+        if proc.restarts:       # a death the poller never saw still shows
+            text = f"{text}; restarts {proc.restarts}"
         if self.last_refusal:
             return "degraded", f"{text}; serving the last good configuration, refused: {self.last_refusal}"
         return status, text

@@ -59,6 +59,7 @@ from pydantic import (
 )
 from pydantic.dataclasses import dataclass
 
+from metalplane.rpc.fields import IFNAME_RE, matching, one_of
 from metalplane.rpc.wire import InvalidMessage, Problems
 
 DEFAULT_HA_PORT = 5280
@@ -71,7 +72,6 @@ MODES = ("hot-standby", "load-balancing")
 _MAC_RE = re.compile(r"^([0-9a-f]{2})([:-]?[0-9a-f]{2}){5}$")
 _NORMAL_MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
 _LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$", re.IGNORECASE)
-_IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
@@ -105,22 +105,6 @@ def _network(value: Any) -> ipaddress.IPv4Network:
         return ipaddress.IPv4Network(value)
     except (ValueError, TypeError):
         raise ValueError(f"expected an IPv4 network like 10.0.0.0/24 (host bits zero), got {value!r}") from None
-
-
-def _matching(pattern: re.Pattern[str], what: str) -> PlainValidator:
-    def check(value: Any) -> str:
-        if not (isinstance(value, str) and pattern.match(value)):
-            raise ValueError(f"expected {what}, got {value!r}")
-        return value
-    return PlainValidator(check)
-
-
-def _one_of(options: tuple[str, ...]) -> PlainValidator:
-    def check(value: Any) -> str:
-        if value not in options:
-            raise ValueError(f"expected one of {', '.join(options)}, got {value!r}")
-        return value  # type: ignore[no-any-return]
-    return PlainValidator(check)
 
 
 def _none_as_empty(value: Any) -> Any:
@@ -159,8 +143,8 @@ Ipv6 = Annotated[ipaddress.IPv6Address, PlainValidator(_ipv6)]
 Ipv6List = Annotated[list[Ipv6], EmptyIfNone]
 Range6List = Annotated[list[tuple[Ipv6, Ipv6]], EmptyIfNone]
 Network6 = Annotated[ipaddress.IPv6Network, PlainValidator(_network6)]
-RackName = Annotated[str, _matching(_NAME_RE, "a rack name ([A-Za-z0-9._-], up to 63)")]
-Label = Annotated[str, _matching(_LABEL_RE, "a DNS label")]
+RackName = Annotated[str, matching(_NAME_RE, "a rack name ([A-Za-z0-9._-], up to 63)")]
+Label = Annotated[str, matching(_LABEL_RE, "a DNS label")]
 # Integers are strict: "5248" and True are refused, not converted.
 VlanId = Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)]
 SubnetId = Annotated[int, Field(ge=1, le=2**32 - 2, strict=True)]
@@ -329,11 +313,11 @@ class Peer:
 @dataclass(frozen=True)
 class Vlan:
     vlan_id: VlanId
-    interface: Annotated[str, _matching(_IFNAME_RE, "an interface name")]
+    interface: Annotated[str, matching(IFNAME_RE, "an interface name")]
     self_address: Ipv4
     vid: Vid = 0
     mtu: Mtu = 1500
-    role: Annotated[str, _one_of(ROLES)] = "standalone"
+    role: Annotated[str, one_of(ROLES)] = "standalone"
     mode: str | None = Field(default=None, validate_default=True)  # None unless role is HA
     peer: Peer | None = None
     subnets: Annotated[list[Subnet], EmptyIfNone] = Field(default_factory=list, validate_default=True)
@@ -418,10 +402,10 @@ class Vlan6:
     `self_address` is the rack's IPv4 address on the VLAN (its HA listener; needed for HA)."""
 
     vlan_id: VlanId
-    interface: Annotated[str, _matching(_IFNAME_RE, "an interface name")]
+    interface: Annotated[str, matching(IFNAME_RE, "an interface name")]
     self_address: Ipv4 | None = None
     vid: Vid = 0
-    role: Annotated[str, _one_of(ROLES)] = "standalone"
+    role: Annotated[str, one_of(ROLES)] = "standalone"
     mode: str | None = Field(default=None, validate_default=True)
     peer: Peer | None = None
     subnets: Annotated[list[Subnet6], EmptyIfNone] = Field(default_factory=list, validate_default=True)

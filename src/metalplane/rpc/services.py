@@ -31,11 +31,11 @@ from pydantic import Field, PlainValidator
 from pydantic.dataclasses import dataclass
 
 from metalplane.hostport import HOSTNAME_RE
+from metalplane.rpc.fields import IFNAME_RE, matching, one_of
 
 DNSSEC_MODES = ("auto", "yes", "no")
 OBSERVATION_EVENTS = ("NEW", "REFRESHED", "MOVED")
 _ZONE_RE = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*$")
-_IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -60,14 +60,6 @@ def _net(value: Any) -> Net:
         raise ValueError(f"expected a network like 10.0.0.0/24, got {value!r}") from None
 
 
-def _matching(pattern: re.Pattern[str], what: str) -> PlainValidator:
-    def check(value: Any) -> str:
-        if not (isinstance(value, str) and pattern.match(value)):
-            raise ValueError(f"expected {what}, got {value!r}")
-        return value
-    return PlainValidator(check)
-
-
 def _host(value: Any) -> str:
     if isinstance(value, str):
         try:
@@ -78,19 +70,11 @@ def _host(value: Any) -> str:
     raise ValueError(f"expected an IP address or a host name, got {value!r}")
 
 
-def _one_of(options: tuple[str, ...]) -> PlainValidator:
-    def check(value: Any) -> str:
-        if value not in options:
-            raise ValueError(f"expected one of {', '.join(options)}, got {value!r}")
-        return value  # type: ignore[no-any-return]
-    return PlainValidator(check)
-
-
 Address = Annotated[IP, PlainValidator(_ip)]
 Network = Annotated[Net, PlainValidator(_net)]
 Host = Annotated[str, PlainValidator(_host)]
-ZoneName = Annotated[str, _matching(_ZONE_RE, "a zone name")]
-IfName = Annotated[str, _matching(_IFNAME_RE, "an interface name")]
+ZoneName = Annotated[str, matching(_ZONE_RE, "a zone name")]
+IfName = Annotated[str, matching(IFNAME_RE, "an interface name")]
 Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
 Vid = Annotated[int, Field(ge=0, le=4094, strict=True)]
 
@@ -106,7 +90,7 @@ class ResolverSettings:
     zones: list[ZoneName] = Field(default_factory=list)
     regions: list[RegionDnsServer] = Field(default_factory=list)
     upstream_dns: list[Address] = Field(default_factory=list)
-    dnssec_validation: Annotated[str, _one_of(DNSSEC_MODES)] = "auto"
+    dnssec_validation: Annotated[str, one_of(DNSSEC_MODES)] = "auto"
     listen: list[Address] = Field(default_factory=list)
     allow: list[Network] = Field(default_factory=list)
 
@@ -145,9 +129,9 @@ class Observation:
 
     id: int                                      # increasing per rack: acknowledged up to the last
     ip: Address
-    mac: Annotated[str, _matching(_MAC_RE, "a MAC address like 52:54:00:12:34:56")]
+    mac: Annotated[str, matching(_MAC_RE, "a MAC address like 52:54:00:12:34:56")]
     interface: IfName
     vid: Vid | None = None
     time: float = 0.0                            # unix time it was seen
-    event: Annotated[str, _one_of(OBSERVATION_EVENTS)] = "NEW"
+    event: Annotated[str, one_of(OBSERVATION_EVENTS)] = "NEW"
     previous_mac: str | None = None
