@@ -136,7 +136,10 @@ async def check_overlap(conn: AsyncConnection, cidr: str, exclude: int | None = 
     query = select(subnets.c.cidr).where(subnets.c.cidr.op(">>=")(cidr) | subnets.c.cidr.op("<<=")(cidr))
     if exclude is not None:
         query = query.where(subnets.c.id != exclude)
-    if (await conn.execute(query.limit(1))).first() is not None:
+    found = (await conn.execute(query.order_by((subnets.c.cidr == cidr).desc()).limit(1))).first()
+    if found is not None and str(found.cidr) == cidr:
+        raise Invalid.field("cidr", "Subnet with this Cidr already exists.")
+    if found is not None:
         raise Invalid.field("cidr", f"Subnet {cidr} would overlap with existing subnets.")
 
 

@@ -78,6 +78,9 @@ async def set_default(ctx: Ctx) -> dict:
     """Set domain as default.
 
     Every node without a domain of its own is now in this domain.
+
+    :param id: The domain's id (in the URL).
+    :type id: int
     """
     async with ctx.tx() as conn:
         return render.domain(await svc.set_default(conn, ctx.path["id"]))
