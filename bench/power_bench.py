@@ -107,9 +107,10 @@ def main() -> None:
         emulator = HttpBmcEmulator(root / "bmcs", bmcs).start()
         started = time.monotonic()
         system_ids = []
-        for b in bmcs:
+        for n, b in enumerate(bmcs):
             params = {f"power_parameters_{k}": v for k, v in emulator.params(b.name, "1").items()}
             response = api.post("machines/", architecture="amd64/generic", power_type="redfish",
+                                mac_addresses=f"52:54:00:b0:{n >> 8 & 255:02x}:{n & 255:02x}", commission="false",
                                 hostname=f"node-{b.name}", **params)
             assert response.status_code == 200, response.text
             system_ids.append(response.json()["system_id"])

@@ -91,7 +91,7 @@ def racks(shared_region, net):
         process = (await conn.execute(select(region_processes.c.id).limit(1))).scalar_one()
         for n, (system_id, hostname) in enumerate(made):
             node_id = await rack_services.register_rack(conn, system_id, hostname, "0.1.0", [{
-                "name": "eth0", "mac": f"52:54:00:aa:00:{n:02x}", "addresses": [f"{net['prefix']}{200 + n}/24"],
+                "name": "eth0", "mac": f"52:54:00:aa:00:{n:02x}", "addresses": [f"{net['prefix']}{240 + n}/24"],
             }])
             await connections.add_connection(conn, node_id, process)
 
@@ -210,6 +210,22 @@ def test_moving_a_range_onto_another_is_rejected(api, net):
     assert snapshot(api) == before
 
 
+def test_dynamic_range_over_a_racks_own_address_is_rejected(api, net, racks):
+    """DHCP would hand out the rack's address (every rack refuses such a state): 400, as MAAS
+    refuses a dynamic range over any address in use."""
+    before = snapshot(api)
+    response = api.post("ipranges/", type="dynamic", subnet=net["subnet"]["id"],
+                        start_ip=net["prefix"] + "230", end_ip=net["prefix"] + "250")
+    assert_rejected(response, "start_ip", "end_ip",
+                    message="Requested dynamic range conflicts with an existing IP address or range.")
+    dynamic = add_range(api, net, "dynamic", 100, 200)
+    assert_rejected(api.put(f"ipranges/{dynamic['id']}/", end_ip=net["prefix"] + "241"), "start_ip", "end_ip")
+    reserved = add_range(api, net, "reserved", 230, 250)  # reserving the rack's address is fine
+    ok(api.delete(f"ipranges/{reserved['id']}/"), 204)
+    ok(api.delete(f"ipranges/{dynamic['id']}/"), 204)
+    assert snapshot(api) == before
+
+
 def test_dynamic_range_over_the_gateway_is_rejected(api, net):
     before = snapshot(api)
     response = api.post("ipranges/", type="dynamic", subnet=net["subnet"]["id"],
@@ -249,12 +265,25 @@ def test_cidr_change_that_would_cut_a_range_is_rejected(api, net, new_cidr, reas
     assert snapshot(api) == before
 
 
-@pytest.mark.parametrize("name", ["has space", "slash/name", "dot.name"])
-def test_bad_zone_names_are_rejected(api, name):
+@pytest.mark.parametrize("name, message", [
+    ("slash/name", "Enter a valid value."), ("dot.name", "Enter a valid value."),
+    (" leading-space", "Enter a valid value."), ("-leading-dash", "Enter a valid value."),
+    ("z" * 257, "Ensure this value has at most 256 characters (it has 257)."),
+    ("a\x00b", "Null characters are not allowed."),
+])
+def test_bad_zone_names_are_rejected(api, name, message):
     before = ok(api.get("zones/"))
-    assert_rejected(api.post("zones/", name=name), "name", message="Enter a valid value.")
-    assert_rejected(api.put("zones/default/", name=name), "name", message="Enter a valid value.")
+    assert_rejected(api.post("zones/", name=name), "name", message=message)
+    assert_rejected(api.put("zones/default/", name=name), "name", message=message)
     assert ok(api.get("zones/")) == before
+
+
+def test_zone_names_follow_maas_rule(api):
+    """MAAS's MODEL_NAME_VALIDATOR (^\\w[ \\w-]*$): spaces inside and non-ASCII letters are fine."""
+    for name in (f"row {secrets.token_hex(2)}", f"zône-{secrets.token_hex(2)}"):
+        created = ok(api.post("zones/", name=name))
+        assert ok(api.get(f"zones/{name}/")) == created
+        ok(api.delete(f"zones/{name}/"), 204)
 
 
 # -- DHCP on a VLAN ------------------------------------------------------------------------

@@ -146,7 +146,7 @@ def test_upload_with_a_content_part(api, shared_region, cleanup):
     listed = ok(api.get("boot-resources/"))
     mine = [r for r in listed if r["id"] == created["id"]]
     assert mine == [{"id": created["id"], "type": "Uploaded", "name": f"custom/{name}",
-                     "architecture": "amd64/generic", "subarches": "generic", "title": "Test kernel",
+                     "architecture": "amd64/generic", "subarches": "generic", "title": "Test kernel", "last_deployed": None,
                      "resource_uri": created["resource_uri"]}]
     assert created["id"] in [r["id"] for r in ok(api.get("boot-resources/", type="uploaded"))]
     assert created["id"] not in [r["id"] for r in ok(api.get("boot-resources/", type="synced"))]
@@ -430,6 +430,8 @@ def test_import_from_a_directory(region, workdir):
     mirror = workdir / "mirror"
     shas = make_mirror(mirror, "dirtest", {"boot-kernel": kernel, "boot-initrd": initrd})
     with region.api() as api:
+        for source in ok(api.get("boot-sources/")):  # without url or path, the boot sources are used
+            ok(api.delete(f"boot-sources/{source['id']}/"), 204)
         assert api.post("boot-resources/", op="import").status_code == 400
         assert api.request("POST", "boot-resources/", "import", {"path": "relative/dir"}).status_code == 400
         assert api.request("POST", "boot-resources/", "import", {"path": str(workdir / "nope")}).status_code == 400

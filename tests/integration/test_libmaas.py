@@ -140,3 +140,51 @@ def test_spaces(client):
         assert client.spaces.get(made.id).name == made.name
     finally:
         made.delete()
+
+
+def test_maas_config_getters_and_setters(client):
+    """Every MAAS config getter libmaas has, and its setters, round-trip with MAAS's types
+    (upstream_dns is a space-separated string on the wire; libmaas splits it)."""
+    maas = client.maas
+    assert maas.get_upstream_dns() == []
+    assert maas.get_ntp_server() == "ntp.ubuntu.com"  # the legacy alias
+    assert maas.get_default_dns_ttl() == 30
+    assert maas.get_dnssec_validation() == maas.DNSSEC.AUTO
+    assert maas.get_default_storage_layout() == maas.StorageLayout.FLAT
+    assert maas.get_main_archive() == "http://archive.ubuntu.com/ubuntu"
+    assert maas.get_ports_archive() == "http://ports.ubuntu.com/ubuntu-ports"
+    assert (maas.get_default_os(), maas.get_default_distro_series(), maas.get_commissioning_distro_series()) == (
+        "ubuntu", "noble", "noble")
+    assert maas.get_http_proxy() is None and maas.get_enable_http_proxy() is True
+    assert maas.get_curtin_verbose() is True and maas.get_kernel_options() is None
+    assert maas.get_windows_kms_host() is None and maas.get_boot_images_auto_import() is True
+    assert maas.get_default_min_hwe_kernel() is None and maas.get_enable_third_party_drivers() is True
+    assert maas.get_enable_disk_erasing_on_release() is False
+    name = maas.get_name()
+    try:
+        maas.set_upstream_dns(["8.8.8.8", "2001:4860:4860::8888"])
+        assert maas.get_upstream_dns() == ["8.8.8.8", "2001:4860:4860::8888"]
+        maas.set_ntp_server("ntp.example.com 10.0.0.1")
+        assert maas.get_ntp_server() == "ntp.example.com 10.0.0.1"
+        maas.set_default_dns_ttl(300)
+        maas.set_dnssec_validation(maas.DNSSEC.NO)
+        maas.set_default_storage_layout(maas.StorageLayout.LVM)
+        maas.set_http_proxy("http://proxy.example.com:3128/")
+        maas.set_curtin_verbose(False)
+        maas.set_kernel_options("console=ttyS0")
+        maas.set_name("libmaas-region")
+        assert (maas.get_default_dns_ttl(), maas.get_dnssec_validation(), maas.get_default_storage_layout()) == (
+            300, maas.DNSSEC.NO, maas.StorageLayout.LVM)
+        assert maas.get_http_proxy() == "http://proxy.example.com:3128/"
+        assert (maas.get_curtin_verbose(), maas.get_kernel_options(), maas.get_name()) == (
+            False, "console=ttyS0", "libmaas-region")
+    finally:
+        maas.set_upstream_dns(None)
+        maas.set_ntp_server("ntp.ubuntu.com")
+        maas.set_default_dns_ttl(30)
+        maas.set_dnssec_validation(maas.DNSSEC.AUTO)
+        maas.set_default_storage_layout(maas.StorageLayout.FLAT)
+        maas.set_http_proxy(None)
+        maas.set_curtin_verbose(True)
+        maas.set_kernel_options(None)
+        maas.set_name(name)

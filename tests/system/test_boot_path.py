@@ -151,7 +151,7 @@ def test_a_failing_script_fails_commissioning_with_its_output_kept(lab):
 def test_a_machine_that_never_reports_times_out(lab):
     stack = lab.stack
     ghost = stack.api("machines", "create", "architecture=amd64/generic", "mac_addresses=52:54:00:80:00:99",
-                      "power_type=manual", "hostname=ghost")
+                      "power_type=manual", "hostname=ghost", "commission=false")
     done = commission(stack, ghost["system_id"], timeout="10")
     assert done["status_name"] == "Failed commissioning"
     assert "timed out" in done["error_description"]

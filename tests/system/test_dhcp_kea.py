@@ -391,3 +391,58 @@ async def test_lease_events_commit_release_expiry_survive_restart(lab: Lab, serv
     assert sum(1 for e in got if e["action"] == "commit" and e["mac"] == mac_held) == 1
     svc2.events.ack(got[-1]["id"])
     assert svc2.events.pending() == []
+
+
+# --------------------------------------------------------------------------- the region's state, served
+
+async def test_ntp_servers_by_name_leave_dhcp_working(lab: Lab, services: Services, databases):
+    """`set-config name=ntp_servers value=ntp.ubuntu.com` (MAAS's default) is valid, and the
+    DHCP state the region then builds is one a rack serves: option 42 names the rack
+    itself. With ntp_external_only, the literal addresses among ntp_servers are named.
+    (Before, the hostname went into option 42 and every rack refused every DHCP change.)"""
+    from metalplane.identity import new_system_id
+    from metalplane.region.bootstrap import ensure_defaults, run_db
+    from metalplane.region.services import dhcp, network, racks, settings, subnets, users
+
+    rack = lab.add_host("rack1", {"pxe": f"{RACK1}/24"})
+    system_id = new_system_id()
+    dbname = databases.new_database()
+    config = databases.config(dbname)
+
+    async def model(conn) -> int:
+        await ensure_defaults(conn)
+        made = await network.create_fabric(conn, "ntp-lab", "", None)
+        vlan_id = next(v["id"] for v in made.vlans if v["fabric_id"] == made.fabrics[0]["id"])
+        subnet = (await subnets.create_subnet(conn, {"cidr": NET, "vlan": str(vlan_id), "gateway_ip": GW})).subnets[0]
+        rack_id = await racks.register_rack(conn, system_id, "rack1", "test", [
+            {"name": rack.ifname("pxe"), "mac": "52:54:00:ab:cd:01", "addresses": [f"{RACK1}/24"]}])
+        admin = await users.create_user(conn, "ntp-admin", "pw", "", is_superuser=True)
+        await subnets.create_range(conn, {"type": "dynamic", "start_ip": "10.50.0.100", "end_ip": "10.50.0.199",
+                                          "subnet": str(subnet["id"])}, admin)
+        await network.update_vlan(conn, network.VlanRef(vlan_id=vlan_id), {"dhcp_on": True, "primary_rack": system_id})
+        return rack_id
+
+    def state_after(*changes: tuple[str, str]) -> dict[str, Any]:
+        async def work(conn):
+            for name, value in changes:
+                await settings.set_setting(conn, name, value)
+            state = await dhcp.rack_dhcp_state(conn, rack_id)
+            return state | {"boot": dhcp_state()["boot"]}
+        return run_db(config, work)
+
+    try:
+        rack_id = await asyncio.to_thread(run_db, config, model)
+        svc = services.make(rack)
+        state = await asyncio.to_thread(state_after, ("ntp_servers", "ntp.ubuntu.com"))
+        assert state["vlans"][0]["subnets"][0]["ntp_servers"] == [RACK1]
+        assert await svc.apply(state) == {"standalone": "started"}
+        lease = await udhcpc(lab.add_host("client", {"pxe": None}))
+        assert lease.ip.startswith("10.50.0.1") and lease.env.get("ntpsrv") == RACK1
+
+        state = await asyncio.to_thread(state_after, ("ntp_servers", "192.0.2.123 ntp.ubuntu.com"),
+                                        ("ntp_external_only", "true"))
+        assert await svc.apply(state) == {"standalone": "reconfigured"}
+        lease = await udhcpc(lab.add_host("client2", {"pxe": None}))
+        assert lease.env.get("ntpsrv") == "192.0.2.123"
+    finally:
+        databases.drop_database(dbname)

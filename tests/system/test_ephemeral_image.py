@@ -142,7 +142,7 @@ def test_commissioning_boot_follows_the_contract(image, tmp_path):
     assert (data["cpu_count"], data["boot_mac"], data["boot_method"], data["firmware"]) == (1, MAC, "pxe", "bios")
     assert 300 < data["memory_mib"] <= 512
     assert data["disks"] == [{"name": "vda", "size_bytes": 32 << 20, "model": "", "serial": "MPDISK1",
-                              "rotational": True, "removable": False}]
+                              "rotational": True, "removable": False, "partitions": []}]
     assert data["interfaces"] == [{"name": "eth0", "mac": MAC, "driver": "virtio_net", "link_up": True,
                                    "speed_mbps": -1}]
     assert data["architecture"] == "amd64/generic" and data["image"]["version"] == "20261123.1"

@@ -47,13 +47,15 @@ def lab(databases):
         machines = {}
         for n in (101, 102, 103):
             machines[f"ipmi{n}"] = stack.api(
-                "machines", "create", "architecture=amd64/generic", f"mac_addresses=52:54:00:00:01:{n - 100:02x}",
+                "machines", "create", "architecture=amd64/generic", "commission=false",
+                f"mac_addresses=52:54:00:00:01:{n - 100:02x}",
                 f"hostname=node-ipmi{n}", "power_type=ipmi", f"power_parameters_power_address=10.70.0.{n}",
                 "power_parameters_power_user=admin", f"power_parameters_power_pass={PASSWORD}",
                 "power_parameters_cipher_suite_id=3")["system_id"]
         for n in (104, 105, 106):
             machines[f"rf{n}"] = stack.api(
-                "machines", "create", "architecture=amd64/generic", f"mac_addresses=52:54:00:00:02:{n - 100:02x}",
+                "machines", "create", "architecture=amd64/generic", "commission=false",
+                f"mac_addresses=52:54:00:00:02:{n - 100:02x}",
                 f"hostname=node-rf{n}", "power_type=redfish", f"power_parameters_power_address=http://10.70.0.{n}:8000",
                 "power_parameters_power_user=root", f"power_parameters_power_pass={PASSWORD}",
                 "power_parameters_node_id=1")["system_id"]
@@ -156,6 +158,7 @@ def test_a_command_started_just_before_the_kill_completes_exactly_once(lab):
 def test_wrong_password_is_a_clear_error_and_not_hammered(lab):
     stack = lab.stack
     bad = stack.api("machines", "create", "architecture=amd64/generic", "mac_addresses=52:54:00:00:03:07",
+                    "commission=false",
                     "hostname=node-badpass", "power_type=ipmi", "power_parameters_power_address=10.70.0.107",
                     "power_parameters_power_user=admin", "power_parameters_power_pass=not-the-password",
                     "power_parameters_cipher_suite_id=3")["system_id"]

@@ -276,6 +276,9 @@ def fake_machine(root: Path, cmdline: str) -> dict[str, str]:
         (disk / "queue/rotational").write_text(rotational + "\n")
         (disk / "removable").write_text("0\n")
     (sys_ / "block/vda/serial").write_text("SER\"1\n")
+    (sys_ / "block/vda/vda1").mkdir()
+    (sys_ / "block/vda/vda1/partition").write_text("1\n")
+    (sys_ / "block/vda/vda1/size").write_text("2048\n")
     etc.mkdir()
     (etc / "version").write_text("20261123.7\n")
     return {"MP_SOURCE_ONLY": "1", "MP_PROC": str(proc), "MP_SYS": str(sys_), "MP_ETC": str(etc),
@@ -315,9 +318,9 @@ def test_init_facts_and_enlist_documents(tmp_path):
     assert facts["memory_mib"] == 7936 and facts["boot_method"] == "pxe" and facts["firmware"] == "bios"
     assert facts["disks"] == [
         {"name": "sda", "size_bytes": 1953525168 * 512, "model": "WDC WD10", "serial": "", "rotational": True,
-         "removable": False},
+         "removable": False, "partitions": []},
         {"name": "vda", "size_bytes": 32768 * 512, "model": "", "serial": 'SER"1', "rotational": False,
-         "removable": False},
+         "removable": False, "partitions": [{"name": "vda1", "number": 1, "size_bytes": 2048 * 512}]},
     ]
     assert facts["interfaces"] == [
         {"name": "eth1", "mac": "52:54:00:00:00:02", "driver": "virtio_net", "link_up": True, "speed_mbps": -1},

@@ -41,10 +41,15 @@ def test_text_errors_answer_their_status_in_plain_text(exc, status, body):
 def test_form_errors_answer_400_with_maas_json_per_field():
     exc = errors.Invalid({"cidr": ["Subnet with this Cidr already exists."], "vid": ["a", "b"]})
     response = error_response(exc)
-    assert response.status_code == 400 and response.headers["content-type"] == "application/json"
+    assert response.status_code == 400 and response.headers["content-type"] == "application/json; charset=utf-8"
     assert json.loads(response.body) == {"cidr": ["Subnet with this Cidr already exists."], "vid": ["a", "b"]}
     assert json.loads(error_response(errors.Invalid.field("name", "This field is required.")).body) == {
         "name": ["This field is required."]}
+
+
+def test_a_body_over_the_limit_answers_413():
+    response = error_response(errors.TooLarge("The request body is larger than this endpoint accepts (10 bytes)."))
+    assert response.status_code == 413 and response.headers["content-type"] == TEXT
 
 
 def test_unauthenticated_answers_401_naming_the_oauth_realm():

@@ -120,10 +120,31 @@ def test_range_type(kind, message):
     assert check(kind, "10.0.0.10", "10.0.0.20") == {"type": [message]}
 
 
-@pytest.mark.parametrize("start, end", [(None, "10.0.0.5"), ("10.0.0.5", None), ("10.0.0.x", "10.0.0.5"), ("", "")])
+@pytest.mark.parametrize("start, end", [(None, "10.0.0.5"), ("10.0.0.5", None), ("", "")])
 def test_range_needs_both_addresses(start, end):
     message = "Start IP address and end IP address are both required."
     assert check("reserved", start, end) == {"start_ip": [message], "end_ip": [message]}
+
+
+@pytest.mark.parametrize("start, end, fields", [
+    ("10.0.0.x", "10.0.0.5", ["start_ip"]),
+    ("10.0.0.5", "fe80::1%eth0", ["end_ip"]),  # Python takes the zone id, PostgreSQL's inet does not
+    ("fe80::1%eth0", "fe80::2%eth0", ["start_ip", "end_ip"]),
+])
+def test_range_addresses_must_be_addresses(start, end, fields):
+    assert check("reserved", start, end) == {f: ["Enter a valid IPv4 or IPv6 address."] for f in fields}
+
+
+@pytest.mark.parametrize("cidr", ["fe80::%eth0/64", "10.0.0.0/24\x00"])
+def test_cidr_with_a_zone_id_or_nul_is_refused(cidr):
+    assert netrules.parse_cidr(cidr) == (None, {"cidr": ["Required format: <network>/<prefixlen>."]})
+
+
+def test_gateway_with_a_zone_id_is_refused():
+    net = netrules.parse_cidr("fd02::/64")[0]
+    assert netrules.check_gateway(net, "fd02::1%eth0") == {"gateway_ip": ["Enter a valid IPv4 or IPv6 address."]}
+    assert netrules.parse_dns_servers(["10.0.0.1 fd02::1%eth0"]) == ([], {"dns_servers": [
+        "Invalid IP address: fd02::1%eth0."]})
 
 
 def test_range_addresses_in_one_family():

@@ -19,6 +19,7 @@ def test_node_types_have_maas_numbers_and_names():
 def test_advisory_lock_ids_never_change_and_never_collide():
     assert {lock.name: int(lock) for lock in Lock} == {
         "DEFAULT_FABRIC": 7001, "RACK_REGISTRATION": 7002, "REBALANCE": 7003, "BMC_OWNERS": 7004,
+        "SUBNET_NETWORKS": 7020,
         "BOOT_IMPORT": 0x6D70626F, "MIGRATION": 0x6D706C6E,
     }
     assert len({int(lock) for lock in Lock}) == len(Lock)

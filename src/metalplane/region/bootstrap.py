@@ -23,7 +23,7 @@ from metalplane.region.db.migrate import upgrade
 from metalplane.region.db.tables import zones
 from metalplane.region.db.transaction import transaction
 from metalplane.region.errors import Invalid
-from metalplane.region.services import network, users
+from metalplane.region.services import boot_sources, network, package_repositories, resource_pools, users
 from metalplane.region.services.zones import DEFAULT_ZONE
 
 T = TypeVar("T")
@@ -43,9 +43,13 @@ def migrate(config: RegionConfig, application_name: str = "metalplane-migrate") 
 
 
 async def ensure_defaults(conn: AsyncConnection) -> None:
-    """What MAAS always has: the default zone, and fabric-0 with its untagged VLAN."""
+    """What MAAS always has: the default zone, fabric-0 with its untagged VLAN, the
+    default boot source and the main and ports archives."""
     await conn.execute(insert(zones).values(name=DEFAULT_ZONE).on_conflict_do_nothing(index_elements=["name"]))
+    await resource_pools.ensure_default_pool(conn)
     await network.ensure_default_fabric(conn)
+    await boot_sources.ensure_default_source(conn)
+    await package_repositories.ensure_default_archives(conn)
 
 
 async def create_admin(conn: AsyncConnection, username: str, password: str, email: str, token_name: str) -> str:

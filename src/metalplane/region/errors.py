@@ -37,6 +37,10 @@ class Refused(RegionError):
     """The request as a whole cannot be done (the object's state, a malformed request)."""
 
 
+class TooLarge(Refused):
+    """The request is bigger than the endpoint takes (a body over its limit)."""
+
+
 class NotFound(RegionError):
     """The object named does not exist. `kind` is MAAS's model name ("Machine", "VLAN")."""
 

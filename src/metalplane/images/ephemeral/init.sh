@@ -38,7 +38,9 @@
 #        "memory_mib": 7953,                                  (MemTotal of /proc/meminfo)
 #        "memory_physical_mib": 8192,                         (online memory blocks; 0 if unknown)
 #        "disks": [{"name": "vda", "size_bytes": 17179869184, "model": "", "serial": "",
-#                   "rotational": false, "removable": false}, ...],   (/sys/block; no
+#                   "rotational": false, "removable": false,
+#                   "partitions": [{"name": "vda1", "number": 1, "size_bytes": 536870912}, ...]},
+#                  ...],                                       (/sys/block; no
 #                   loop, ram, zram, fd, dm-, md, nbd, sr devices)
 #        "interfaces": [{"name": "eth0", "mac": "...", "driver": "virtio_net",
 #                        "link_up": true, "speed_mbps": -1}, ...],     (/sys/class/net)
@@ -187,11 +189,29 @@ disks_json() {
         _model=$(read_attr "$_path/device/model")
         _serial=$(read_attr "$_path/serial")
         [ -n "$_serial" ] || _serial=$(read_attr "$_path/device/serial")
-        printf '%s{"name": %s, "size_bytes": %s, "model": %s, "serial": %s, "rotational": %s, "removable": %s}' \
+        printf '%s{"name": %s, "size_bytes": %s, "model": %s, "serial": %s, "rotational": %s, "removable": %s, ' \
             "$_sep" "$(json_str "$_d")" "$((_sectors * 512))" "$(json_str "$(echo $_model)")" \
             "$(json_str "$(echo $_serial)")" "$(json_bool "$(read_attr "$_path/queue/rotational")")" \
             "$(json_bool "$(read_attr "$_path/removable")")"
+        printf '"partitions": %s}' "$(partitions_json "$_path")"
         _sep=", "
+    done
+    printf ']'
+}
+
+# A disk's partitions (/sys/block/DISK/DISKn/partition holds the number).
+partitions_json() {
+    _psep=""
+    printf '['
+    for _ppath in "$1"/*/partition; do
+        [ -e "$_ppath" ] || continue
+        _pdir=${_ppath%/partition}
+        _pnum=$(read_attr "$_ppath")
+        _psectors=$(read_attr "$_pdir/size")
+        case "$_pnum$_psectors" in ''|*[!0-9]*) continue ;; esac
+        printf '%s{"name": %s, "number": %s, "size_bytes": %s}' "$_psep" "$(json_str "${_pdir##*/}")" "$_pnum" \
+            "$((_psectors * 512))"
+        _psep=", "
     done
     printf ']'
 }

@@ -13,23 +13,26 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from metalplane.region import validation
 from metalplane.region.api import auth
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.errors import error_response
-from metalplane.region.api.framework import API_PREFIX, Handler
-from metalplane.region.api.params import Params, parse_body
+from metalplane.region.api.framework import API_PREFIX, DEFAULT_MAX_BODY, Handler, api_hash
+from metalplane.region.api.params import Params, parse_body, read_body
 from metalplane.region.db.transaction import TxLog
 from metalplane.region.errors import NotFound, RegionError, Unauthenticated, Unavailable
 from metalplane.region.services.users import User, user_for_token
 
 log = logging.getLogger(__name__)
 
-JSON = "application/json"
+JSON = "application/json; charset=utf-8"  # MAAS's JSON emitter; describe/ alone says plain application/json
 METHODS = ["GET", "POST", "PUT", "DELETE"]
+HASH_HEADER = "X-MAAS-API-Hash"
 
 # While the database is away (a PostgreSQL failover, a restart), a request
 # waits for it, retrying with backoff, for about this long before it answers
@@ -91,8 +94,13 @@ def site_of(request: Request) -> str:
     return f"{scheme}://{host}"
 
 
+def json_body(data: Any) -> bytes:
+    """MAAS's JSON emitter: 4-space indent, non-ASCII as UTF-8 (no \\u escapes)."""
+    return json.dumps(data, indent=4, ensure_ascii=False, default=str).encode("utf-8")
+
+
 def json_response(data: Any, status: int = 200) -> Response:
-    return Response(json.dumps(data, default=str), status_code=status, media_type=JSON)
+    return Response(json_body(data), status_code=status, media_type=JSON)
 
 
 def render(result: Any) -> Response:
@@ -118,22 +126,46 @@ async def authenticate(request: Request, db: AsyncEngine) -> User | None:
     return user
 
 
-async def request_params(request: Request) -> Params:
+async def request_params(request: Request, limit: int = DEFAULT_MAX_BODY) -> Params:
+    """The query string and the body's parameters. The body is read once, under `limit`
+    (413 beyond it), and kept: a request the API runs again reads it from memory."""
     pairs: list[tuple[str, Any]] = list(request.query_params.multi_items())
     if request.method in ("POST", "PUT", "DELETE"):  # libmaas sends DELETE arguments as multipart
-        pairs.extend(parse_body(request.headers.get("content-type", ""), await request.body()))
+        body = getattr(request.state, "body", None)
+        if body is None:
+            body = await read_body(request.stream(), request.headers.get("content-length"), limit)
+            request.state.body = body
+            request._body = body  # what request.body() returns from now on (a handler may ask)
+        pairs.extend(parse_body(request.headers.get("content-type", ""), body))
     return Params(pairs)
+
+
+def check_path(handler: Handler, path: dict[str, str]) -> None:
+    """A URI part that cannot name anything (NUL, control characters, too long) is not
+    found, before any query; integer ids are checked where they are read (Ctx.path_int)."""
+    for name, value in path.items():
+        if not validation.check_path_part(value):
+            raise NotFound(handler.model_for(name))
 
 
 def endpoint_for(handler: Handler):
     async def attempt(request: Request, db: AsyncEngine, txlog: TxLog) -> Response:
         try:
-            params = await request_params(request)  # the body is read once and kept by Starlette
-            user = await authenticate(request, db)
+            user: User | None = None
+            if handler.max_body > DEFAULT_MAX_BODY:
+                # A large body (an upload) is only read for a caller who said who they are.
+                user = await authenticate(request, db)
+                if user is None:
+                    raise Unauthenticated("Authorization Error: this resource needs an API key (OAuth PLAINTEXT)")
+            limit = handler.max_body if user is not None else DEFAULT_MAX_BODY
+            params = await request_params(request, limit)  # 400/413 before authentication
+            if user is None:
+                user = await authenticate(request, db)
             if user is None and not handler.anon:
                 raise Unauthenticated("Authorization Error: this resource needs an API key (OAuth PLAINTEXT)")
-            action = handler.resolve(request.method, params.str("op") or None)
-            ctx = Ctx(request, params, dict(request.path_params), user, db, site_of(request), txlog)
+            action = handler.resolve(request.method, params.str("op", max_length=256) or None)
+            check_path(handler, dict(request.path_params))
+            ctx = Ctx(request, params, dict(request.path_params), user, db, site_of(request), txlog, handler)
             if action.admin:
                 ctx.require_admin()
             return render(await action.func(ctx))
@@ -181,7 +213,28 @@ def endpoint_for(handler: Handler):
 
 
 async def unknown_endpoint(request: Request) -> Response:
-    return error_response(NotFound("endpoint", f"Unknown API endpoint: {request.url.path}."))
+    shown = validation.shown(request.url.path, 200)
+    return error_response(NotFound("endpoint", f"Unknown API endpoint: {shown}."))
+
+
+class ApiHashHeader:
+    """X-MAAS-API-Hash on every response under the API prefix (MAAS sends it from every
+    handler; clients may compare it to notice an API change)."""
+
+    def __init__(self, app, digest: str):
+        self.app = app
+        self.header = (HASH_HEADER.lower().encode(), digest.encode())
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope.get("path", "").startswith(API_PREFIX):
+            return await self.app(scope, receive, send)
+
+        async def with_hash(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), self.header]}
+            await send(message)
+
+        return await self.app(scope, receive, with_hash)
 
 
 def routes_for(handlers: Iterable[Handler]) -> list[BaseRoute]:
@@ -195,9 +248,12 @@ def fallback_routes() -> list[BaseRoute]:
 
 def build_app(db: AsyncEngine, handlers: list[Handler], extra_routes: list[BaseRoute] | None = None,
               state: dict[str, Any] | None = None, lifespan=None) -> Starlette:
-    app = Starlette(routes=[*routes_for(handlers), *(extra_routes or []), *fallback_routes()], lifespan=lifespan)
+    digest = api_hash(handlers)
+    app = Starlette(routes=[*routes_for(handlers), *(extra_routes or []), *fallback_routes()], lifespan=lifespan,
+                    middleware=[Middleware(ApiHashHeader, digest=digest)])
     app.state.db = db
     app.state.handlers = handlers
+    app.state.api_hash = digest
     for key, value in (state or {}).items():
         setattr(app.state, key, value)
     return app

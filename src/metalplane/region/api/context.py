@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 
 from metalplane.config.region import RegionConfig
+from metalplane.region import validation
+from metalplane.region.api.framework import Handler
 from metalplane.region.api.params import Params
 from metalplane.region.db.transaction import TxLog, Work
 from metalplane.region.errors import NotFound, PermissionDenied
@@ -25,6 +27,7 @@ class Ctx:
     db: AsyncEngine
     site: str  # scheme://host:port as the client reached us
     txlog: TxLog = field(default_factory=TxLog)
+    handler: Handler | None = None  # the handler serving this request (its model names 404s)
 
     @property
     def app_state(self) -> Any:
@@ -50,12 +53,13 @@ class Ctx:
         """This worker's RPC server: how services reach the racks."""
         return self.app_state.rpc
 
-    def path_int(self, name: str) -> int:
-        """An integer URI part; anything else is simply not found."""
-        try:
-            return int(self.path[name])
-        except (KeyError, ValueError):
-            raise NotFound("object", f"No object matches {name}={self.path.get(name)!r}.") from None
+    def path_int(self, name: str, model: str | None = None) -> int:
+        """An integer id from the URI, within PostgreSQL's range; anything else names no
+        object: MAAS's 404 ("No Fabric matches the given query."), before any query."""
+        number = validation.as_id(self.path.get(name))
+        if number is None:
+            raise NotFound(model or (self.handler.model_for(name) if self.handler else "object"))
+        return number
 
     @property
     def me(self) -> User:

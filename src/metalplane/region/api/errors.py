@@ -13,12 +13,13 @@ from starlette.responses import Response
 from metalplane.region import errors
 from metalplane.region.errors import RegionError, Unauthenticated, Unavailable
 
-JSON = "application/json"
+JSON = "application/json; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
 
 STATUS: dict[type[RegionError], int] = {
     errors.Invalid: 400,
     errors.Refused: 400,
+    errors.TooLarge: 413,
     errors.Unauthenticated: 401,
     errors.PermissionDenied: 403,
     errors.NotFound: 404,

@@ -23,6 +23,14 @@ if TYPE_CHECKING:
 
 API_PREFIX = "/MAAS/api/2.0/"
 RESTFUL_NAMES = {"GET": "read", "POST": "create", "PUT": "update", "DELETE": "delete"}
+DEFAULT_MAX_BODY = 2 * 1024 * 1024  # bytes of an API call's body (see params.read_body)
+
+# The model a URI parameter names whatever the handler ("No Fabric matches the given query.").
+PARAM_MODELS = {"fabric_id": "Fabric", "vlan_id": "VLAN", "vid": "VLAN", "username": "User"}
+# Handlers whose model is not their name without "Handler" (MAAS's 404 wording).
+HANDLER_MODELS = {"Vlan": "VLAN", "File": "FileStorage", "DNSResourceRecord": "DNSData",
+                  "NodeScriptResult": "ScriptSet", "Discovery": "Discovery"}
+NODE_MODELS = frozenset({"Machine", "Node", "Device", "RackController", "RegionController"})
 
 ActionFunc = Callable[["Ctx"], Awaitable[Any]]
 
@@ -62,6 +70,9 @@ class Handler:
     anon: bool = False
     described: bool = True  # False for a second route of a described handler
     actions: list[Action] = field(default_factory=list)
+    model: str | None = None  # MAAS's model name in 404s; default: the name without "Handler"
+    # Bodies above DEFAULT_MAX_BODY (file uploads) are only read once the caller is authenticated.
+    max_body: int = DEFAULT_MAX_BODY
 
     @property
     def full_path(self) -> str:
@@ -70,6 +81,15 @@ class Handler:
     @property
     def uri_params(self) -> list[str]:
         return re.findall(r"{(\w+)}", self.path)
+
+    def model_for(self, param: str) -> str:
+        """The model a URI parameter names, for MAAS's "No <Model> matches the given query."."""
+        if param in PARAM_MODELS:
+            return PARAM_MODELS[param]
+        own = self.model or HANDLER_MODELS.get(self.name.removesuffix("Handler"), self.name.removesuffix("Handler"))
+        if param == "system_id" and own not in NODE_MODELS:
+            return "Node"
+        return own
 
     def action(self, method: str, op: str | None = None, admin: bool = False) -> Callable[[ActionFunc], ActionFunc]:
         method = method.upper()
@@ -108,19 +128,22 @@ class Handler:
             raise Refused(f"Unrecognised signature: method={method} op={op}")
         return action
 
-    def describe(self, site: str) -> dict[str, Any]:
-        """`site` is scheme://host[:port] as the client reached us."""
-        return {
+    def describe(self, site: str | None) -> dict[str, Any]:
+        """`site` is scheme://host[:port] as the client reached us; None leaves out `uri`
+        (the form MAAS hashes)."""
+        out = {
             "name": self.name,
             "doc": self.doc,
             "params": self.uri_params,
             "path": self.full_path,
-            "uri": site + self.full_path,
             "actions": sorted((a.describe() for a in self.actions), key=lambda a: a["name"]),
         }
+        if site is not None:
+            out["uri"] = site + self.full_path
+        return out
 
 
-def describe_api(handlers: list[Handler], site: str) -> dict[str, Any]:
+def _description(handlers: list[Handler], site: str | None) -> dict[str, Any]:
     """MAAS's shape: resources sorted by name; `handlers` lists anon ones, then auth ones."""
     described = sorted((h for h in handlers if h.described), key=lambda h: h.name)
     pairs = [(h, h.describe(site)) for h in described]
@@ -129,7 +152,37 @@ def describe_api(handlers: list[Handler], site: str) -> dict[str, Any]:
         for h, d in pairs
     ]
     legacy = [d for h, d in pairs if h.anon] + [d for h, d in pairs if not h.anon]
-    # Clients compare this hash only for equality; it changes when the API does.
-    shape = json.dumps([h.describe("") for h in described], sort_keys=True).encode()
-    digest = hashlib.sha1(shape, usedforsecurity=False).hexdigest()
-    return {"doc": "MAAS API", "hash": digest, "handlers": legacy, "resources": resources}
+    return {"doc": "MAAS API", "resources": resources, "handlers": legacy}
+
+
+def _canonical(value: Any) -> Any:
+    """MAAS's canonical form for hashing: lists sorted, dicts as sorted (key, value) pairs."""
+    if isinstance(value, dict):
+        return tuple(sorted(((k, _canonical(v)) for k, v in value.items()), key=_order))
+    if isinstance(value, (list, tuple)):
+        return tuple(sorted((_canonical(v) for v in value), key=_order))
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return value
+
+
+def _order(value: Any) -> tuple:
+    """Python 2's order of mixed types, as MAAS sorts: None < numbers < str < tuple."""
+    if value is None:
+        return (0,)
+    if isinstance(value, (bool, int, float)):
+        return (1, value)
+    if isinstance(value, str):
+        return (2, value)
+    return (3, tuple(_order(v) for v in value))
+
+
+def api_hash(handlers: list[Handler]) -> str:
+    """X-MAAS-API-Hash: the sha1 of the canonical description without absolute URIs."""
+    canonical = _canonical(_description(handlers, None))
+    return hashlib.sha1(json.dumps(canonical).encode("ascii"), usedforsecurity=False).hexdigest()
+
+
+def describe_api(handlers: list[Handler], site: str, digest: str | None = None) -> dict[str, Any]:
+    """describe/: `digest` is api_hash(handlers) when the caller has it already."""
+    return {**_description(handlers, site), "hash": digest or api_hash(handlers)}

@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from metalplane.region.api.errors import plain_text, status_of
 from metalplane.region.db.transaction import transaction
-from metalplane.region.errors import Refused, RegionError, Unauthenticated
+from metalplane.region.errors import Invalid, Refused, RegionError, Unauthenticated
 from metalplane.region.services import commissioning
 
 log = logging.getLogger("metalplane.region.metadata")
@@ -84,14 +84,19 @@ async def script(request: Request, conn) -> Response:
         exit_status = int(request.query_params.get("exit_status", ""))
     except ValueError:
         exit_status = None
-    await commissioning.store_script(conn, machine, name, exit_status, await request.body())
+    runtime = request.query_params.get("runtime", "")
+    await commissioning.store_script(conn, machine, name, exit_status, await request.body(),
+                                     int(runtime) if runtime.isdigit() else None)
     return PlainTextResponse("OK")
 
 
 async def done(request: Request, conn) -> Response:
     machine = await _machine(request, conn)
     body = await _json(request)
-    failed = [str(n) for n in body.get("failed_scripts") or []]
+    failed_scripts = body.get("failed_scripts") or []
+    if not isinstance(failed_scripts, list):
+        raise Invalid.field("failed_scripts", "Expected a list of script names.")
+    failed = [str(n) for n in failed_scripts]
     await commissioning.finish(conn, machine, str(body.get("result", "failed")), failed)
     log.info("machine %s finished commissioning: %s", machine["system_id"], body.get("result"))
     return PlainTextResponse("OK")

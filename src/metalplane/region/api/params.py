@@ -1,67 +1,166 @@
-"""Request arguments: query strings and MAAS's multipart bodies, typed on access."""
+"""Request arguments: the body read under a limit, query strings and MAAS's bodies, typed on access.
+
+Every value is checked by `region.validation` when a handler reads it: text
+without NUL and under a length cap, integers within PostgreSQL's range,
+addresses PostgreSQL's inet accepts. A bad value answers 400 naming the field;
+a body that cannot be parsed answers 400, and one over the route's limit 413,
+both before authentication (nothing about a body needs the database).
+"""
 
 from __future__ import annotations
 
+import binascii
+import codecs
+import email.message
 import email.parser
 import email.policy
-import ipaddress
+import email.utils
 import json
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from metalplane.region.errors import Invalid, Refused
+from metalplane.region import validation as v
+from metalplane.region.errors import Invalid, Refused, TooLarge
 
 TRUE_WORDS = {"true", "1", "yes", "on"}
 FALSE_WORDS = {"false", "0", "no", "off", ""}  # Django: an empty value is False
+API_BODY_MAX = 2 * 1024 * 1024  # any API call's body; uploads go to their own routes
+MAX_FIELDS = 1_500  # parameters in one request (a list may have MAX_LIST values, plus the others)
+
+
+def too_large(limit: int) -> TooLarge:
+    return TooLarge(f"The request body is larger than this endpoint accepts ({limit} bytes).")
+
+
+async def read_body(chunks: AsyncIterator[bytes], content_length: str | None, limit: int) -> bytes:
+    """The body, refused (413) once it passes `limit` bytes: a declared length over the
+    limit is refused before a byte is read, a streamed one as soon as it passes."""
+    if content_length is not None:
+        try:
+            declared = int(content_length)
+        except ValueError:
+            raise Refused("Malformed Content-Length header.") from None
+        if declared > limit:
+            raise too_large(limit)
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            raise too_large(limit)
+    return bytes(body)
+
+
+def _charset_of(part: Any, name: str) -> str:
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        codecs.lookup(charset)
+    except (LookupError, ValueError):
+        raise Invalid.field(name, f"Unknown charset: {v.shown(repr(charset))}.") from None
+    return charset
+
+
+def _boundary(content_type: str) -> bytes | None:
+    head = email.parser.HeaderParser(policy=email.policy.compat32).parsestr(f"Content-Type: {content_type}\r\n\r\n")
+    boundary = head.get_boundary()
+    return boundary.encode("latin-1", "replace") if boundary else None
 
 
 def parse_multipart(content_type: str, body: bytes) -> list[tuple[str, str | bytes]]:
     """Decode form-data parts, honouring Content-Transfer-Encoding (maascli sends base64).
 
     The stdlib email parser handles transfer encodings; python-multipart chokes
-    on the newline that email-built base64 parts end with.
+    on the newline that email-built base64 parts end with. Its compat32 policy
+    is used: the modern one costs ~15 times more per part, which an anonymous
+    body of many small parts would turn into seconds of CPU. The parts are
+    counted before parsing for the same reason. A part that is not text in its
+    charset is kept as bytes: reading it as text is then a 400 naming it, while
+    a file-like parameter takes the bytes.
     """
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
-    if not message.is_multipart():
-        raise Refused("Malformed multipart body")
+    boundary = _boundary(content_type)
+    if boundary is not None and body.count(b"--" + boundary) > MAX_FIELDS + 1:
+        raise Refused(f"Too many parameters in the request body (at most {MAX_FIELDS}).")
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("utf-8", "replace")
+    try:
+        message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(head + body)
+        payload = message.get_payload() if message.is_multipart() else None
+        parts = [p for p in payload if isinstance(p, email.message.Message)] if isinstance(payload, list) else None
+    except (ValueError, LookupError, TypeError, IndexError, binascii.Error) as exc:
+        raise Refused(f"Malformed multipart request body: {exc}") from None
+    if parts is None:
+        raise Refused("Malformed multipart request body (no boundary, or not multipart).")
     fields: list[tuple[str, str | bytes]] = []
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not name:
+    for part in parts:
+        try:
+            name = email.utils.collapse_rfc2231_value(part.get_param("name", header="content-disposition") or "")
+            payload = part.get_payload(decode=True) or b""
+            filename = part.get_filename()
+        except (ValueError, LookupError, TypeError, IndexError, binascii.Error) as exc:
+            raise Refused(f"Malformed multipart request body: {exc}") from None
+        if not name or not isinstance(name, str):
             continue
-        payload = part.get_payload(decode=True) or b""
-        if part.get_filename() is None:
-            charset = part.get_content_charset() or "utf-8"
-            fields.append((str(name), payload.decode(charset, errors="replace")))
+        if not isinstance(payload, bytes):
+            raise Refused("Malformed multipart request body: a part holds another multipart body.")
+        if filename is None:
+            charset = _charset_of(part, name)
+            try:
+                fields.append((name, payload.decode(charset)))
+            except UnicodeDecodeError:
+                fields.append((name, payload))
         else:
-            fields.append((str(name), payload))
+            fields.append((name, payload))
     return fields
 
 
+def _json_pairs(body: bytes) -> list[tuple[str, str | bytes]]:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise Refused(f"Malformed JSON request body: {exc}") from None
+    if not isinstance(data, dict):
+        raise Refused("The JSON request body must be an object.")
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise Refused("The JSON request body holds text that is not UTF-8 (a lone surrogate escape).") from None
+    out: list[tuple[str, str | bytes]] = []
+    for key, value in data.items():
+        values = value if isinstance(value, list) else [value]
+        out.extend((key, item if isinstance(item, str) else json.dumps(item)) for item in values)
+    return out
+
+
 def parse_body(content_type: str, body: bytes) -> list[tuple[str, str | bytes]]:
+    """The parameters a body carries: multipart (maascli, libmaas), form-urlencoded or JSON."""
     kind = content_type.split(";")[0].strip().lower()
     if not body:
         return []
     if kind == "multipart/form-data":
-        return parse_multipart(content_type, body)
-    if kind in ("application/x-www-form-urlencoded", ""):
-        return parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True)
-    if kind == "application/json":
-        data = json.loads(body)
-        if not isinstance(data, dict):
-            raise Refused("JSON body must be an object")
-        out: list[tuple[str, str | bytes]] = []
-        for key, value in data.items():
-            values = value if isinstance(value, list) else [value]
-            out.extend((key, v if isinstance(v, str) else json.dumps(v)) for v in values)
-        return out
-    raise Refused(f"Unsupported content type: {kind}")
+        pairs = parse_multipart(content_type, body)
+    elif kind in ("application/x-www-form-urlencoded", ""):
+        try:
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict",
+                              max_num_fields=MAX_FIELDS)
+        except UnicodeDecodeError:
+            raise Refused("The form-urlencoded request body is not UTF-8.") from None
+        except ValueError as exc:
+            raise Refused(f"Malformed form-urlencoded request body: {exc}") from None
+    elif kind == "application/json":
+        pairs = _json_pairs(body)
+    else:
+        raise Refused(f"Unsupported content type of the request body: {v.shown(kind)}")
+    if len(pairs) > MAX_FIELDS:
+        raise Refused(f"Too many parameters in the request body (at most {MAX_FIELDS}).")
+    return pairs
 
 
 class Params:
-    """Arguments of one request. Every accessor raises a 400 that names the field."""
+    """Arguments of one request. Every accessor raises a 400 that names the field.
+
+    Accessors: `str`, `int`, `bool`, `ip`, `cidr`, `mac`, `macs`, `hostname`,
+    `name` (a model's name rule), `email`, `choice`, `get_list`, `raw` (bytes of
+    file parts), `given` (typed values of the fields present: a partial update).
+    """
 
     def __init__(self, pairs: Iterable[tuple[str, Any]]):
         self._values: dict[str, list[Any]] = {}
@@ -78,47 +177,44 @@ class Params:
         values = self._values.get(name)
         return values[-1] if values else None
 
-    def get_list(self, name: str) -> list[str]:
-        return [self._text(name, v) for v in self._values.get(name, [])]
+    def get_list(self, name: str, max_items: int = v.MAX_LIST, max_length: int | None = None) -> list[str]:
+        values = self._values.get(name, [])
+        v.check_list(values, name, max_items)
+        return [self._text(name, value, max_length) for value in values]
 
-    def _text(self, name: str, value: Any) -> str:
+    def _text(self, name: str, value: Any, max_length: int | None = None) -> str:
         if isinstance(value, bytes):
             try:
-                return value.decode()
+                value = value.decode()
             except UnicodeDecodeError:
                 raise Invalid.field(name, "Expected text, got binary data.") from None
-        return str(value)
+        text = str(value)
+        return v.check_text(text, name, v.default_max_length(name) if max_length is None else max_length)
 
-    def str(self, name: str, default: str | None = None, required: bool = False) -> str | None:
+    def str(self, name: str, default: str | None = None, required: bool = False,
+            max_length: int | None = None) -> str | None:
         value = self.raw(name)
         if value is None:
             if required:
-                raise Invalid.field(name, "This field is required.")
+                raise Invalid.field(name, v.REQUIRED)
             return default
-        text = self._text(name, value)
+        text = self._text(name, value, max_length)
         if required and not text.strip():
-            raise Invalid.field(name, "This field is required.")
+            raise Invalid.field(name, v.REQUIRED)
         return text
 
     def int(self, name: str, default: int | None = None, required: bool = False,
             min_value: int | None = None, max_value: int | None = None) -> int | None:
-        text = self.str(name, required=required)
+        """A whole number; always within PostgreSQL's integer range."""
+        text = self.str(name, required=required, max_length=64)
         if text is None or text == "":
             if required:
-                raise Invalid.field(name, "This field is required.")
+                raise Invalid.field(name, v.REQUIRED)
             return default
-        try:
-            value = int(text)
-        except ValueError:
-            raise Invalid.field(name, "Enter a whole number.") from None
-        if min_value is not None and value < min_value:
-            raise Invalid.field(name, f"Ensure this value is greater than or equal to {min_value}.")
-        if max_value is not None and value > max_value:
-            raise Invalid.field(name, f"Ensure this value is less than or equal to {max_value}.")
-        return value
+        return v.check_int(text, name, min_value, max_value)
 
     def bool(self, name: str, default: bool | None = None) -> bool | None:
-        text = self.str(name)
+        text = self.str(name, max_length=64)
         if text is None:
             return default
         word = text.strip().lower()
@@ -126,18 +222,61 @@ class Params:
             return True
         if word in FALSE_WORDS:
             return False
-        raise Invalid.field(name, f"'{text}' value must be either True or False.")
+        raise Invalid.field(name, f"'{v.shown(text)}' value must be either True or False.")
 
-    def ip(self, name: str, required: bool = False) -> str | None:
-        text = self.str(name, required=required)
+    def ip(self, name: str, required: bool = False, version: int | None = None) -> str | None:
+        """An address PostgreSQL's inet takes (no IPv6 zone id); None when blank."""
+        text = self.str(name, required=required, max_length=256)
+        if text is None or text.strip() == "":
+            return None
+        return v.check_ip(text, name, version)
+
+    def cidr(self, name: str, required: bool = False) -> str | None:
+        text = self.str(name, required=required, max_length=256)
+        if text is None or text.strip() == "":
+            return None
+        return str(v.check_cidr(text, name))
+
+    def mac(self, name: str, required: bool = False) -> str | None:
+        text = self.str(name, required=required, max_length=256)
+        if text is None or text.strip() == "":
+            return None
+        return v.check_mac(text, name)
+
+    def macs(self, name: str) -> list[str]:
+        """Every MAC given (repeated, or comma-separated), normalised."""
+        items = [item for value in self.get_list(name, max_length=4096) for item in value.split(",")]
+        return v.check_macs(items, name)
+
+    def hostname(self, name: str = "hostname", required: bool = False) -> str | None:
+        text = self.str(name, required=required, max_length=256)
         if text is None or text == "":
             return None
-        try:
-            return str(ipaddress.ip_address(text.strip()))
-        except ValueError:
-            raise Invalid.field(name, "Enter a valid IPv4 or IPv6 address.") from None
+        return v.check_hostname(text.strip(), name)
+
+    def name(self, name: str, kind: str, required: bool = False) -> str | None:
+        """A name under MAAS's rule for `kind` (see validation.NAME_RULES)."""
+        text = self.str(name, required=required, max_length=1024)
+        if text is None or text == "":
+            return None
+        return v.check_name(kind, text, name)
+
+    def email(self, name: str = "email", required: bool = False) -> str | None:
+        text = self.str(name, required=required, max_length=1024)
+        if text is None:
+            return None
+        return v.check_email(text.strip(), name, required)
+
+    def choice(self, name: str, choices: Iterable[str], default: str | None = None,
+               required: bool = False) -> str | None:
+        text = self.str(name, required=required, max_length=1024)
+        if text is None:
+            return default
+        return v.check_choice(text, name, choices)
 
     def given(self, spec: dict[str, str]) -> dict[str, Any]:
-        """Typed values of just the fields this request carries (PUT is a partial update)."""
-        readers = {"str": self.str, "int": self.int, "bool": self.bool, "list": self.get_list}
+        """Typed values of just the fields this request carries (PUT is a partial update).
+        Kinds: str, int, bool, list, ip, cidr, mac."""
+        readers = {"str": self.str, "int": self.int, "bool": self.bool, "list": self.get_list,
+                   "ip": self.ip, "cidr": self.cidr, "mac": self.mac}
         return {name: readers[kind](name) for name, kind in spec.items() if name in self}

@@ -7,14 +7,17 @@ network.Vlans, racks.Racks) and these functions only shape it.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from ipaddress import ip_address, ip_network
 from typing import Any
 
 from metalplane.region.api.framework import API_PREFIX
+from metalplane.region.api.render_controllers import controller_neutral
+from metalplane.region.services.controller_ops import power_type_of as controller_power_type
 from metalplane.region.services.controllers import RegionView
 from metalplane.region.services.discoveries import Discovery
-from metalplane.region.services.dnsresources import USER_RESERVED, Resource
-from metalplane.region.services.domains import DomainView
-from metalplane.region.services.machines import STATUS_NAMES, Machines, power_type_of
+from metalplane.region.services.dnsresources import Resource
+from metalplane.region.services.domain_views import DomainView
+from metalplane.region.services.nodes import AUTO, DHCP, DISCOVERED, STICKY, USER_RESERVED
 from metalplane.region.services.network import Fabrics, Vlans
 from metalplane.region.services.racks import Racks
 from metalplane.region.services.spaces import Spaces
@@ -122,7 +125,9 @@ def zone(z: Row) -> Row:
 
 
 def space(s: Row, vlans: list[Row], subnets: list[Row], by_id: dict[int, Row]) -> Row:
-    mine = [v for v in vlans if v["space_id"] == s["id"]]
+    """A space; id -1 is MAAS's "undefined" space: the VLANs without one."""
+    undefined = s["id"] == -1
+    mine = [v for v in vlans if v["space_id"] == (None if undefined else s["id"])]
     ids = {v["id"] for v in mine}
     return {
         "id": s["id"],
@@ -130,7 +135,7 @@ def space(s: Row, vlans: list[Row], subnets: list[Row], by_id: dict[int, Row]) -
         "description": s["description"],
         "vlans": [vlan(v, by_id) for v in mine],
         "subnets": [subnet(sn, by_id) for sn in subnets if sn["vlan_id"] in ids],
-        "resource_uri": uri(f"spaces/{s['id']}/"),
+        "resource_uri": uri(f"spaces/{UNDEFINED_SPACE if undefined else s['id']}/"),
     }
 
 
@@ -208,6 +213,7 @@ def controller(n: Row, collection: str, extra: Row | None = None, in_domain: Dom
     zone_json = zone({"id": n["zone_ref"], "name": n["zone_name"], "description": n["zone_description"]})
     dom = node_domain(in_domain)
     return {
+        **controller_neutral(),
         "system_id": n["system_id"],
         "hostname": n["hostname"],
         "domain": dom,
@@ -219,7 +225,7 @@ def controller(n: Row, collection: str, extra: Row | None = None, in_domain: Dom
         "swap_size": None,
         "osystem": "",
         "distro_series": "",
-        "power_type": "",
+        "power_type": controller_power_type(n),
         "power_state": "unknown",
         "ip_addresses": [],
         "interface_set": [],
@@ -234,33 +240,72 @@ def controller(n: Row, collection: str, extra: Row | None = None, in_domain: Dom
     }
 
 
-def interface(i: Row, system_id: str, vlans_by_id: dict[int, Row], subnets_by_id: dict[int, Row]) -> Row:
-    """An entry of a node's interface_set."""
+def link_mode(link: Row) -> str:
+    """MAAS's link mode from the address's alloc_type (a sticky link without an address is link_up)."""
+    if link["alloc_type"] == AUTO:
+        return "auto"
+    if link["alloc_type"] == DHCP:
+        return "dhcp"
+    if link["alloc_type"] in (STICKY, USER_RESERVED) and link["ip"] is None:
+        return "link_up"
+    return "static"
+
+
+def _subnet_holding(subnets_by_id: dict[int, Row], ip: str) -> Row | None:
+    address = ip_address(ip)
+    for s in subnets_by_id.values():
+        network = ip_network(str(s["cidr"]))
+        if address.version == network.version and address in network:
+            return s
+    return None
+
+
+def interface(i: Row, system_id: str, vlans_by_id: dict[int, Row], subnets_by_id: dict[int, Row],
+              leased: list[str] | None = None) -> Row:
+    """MAAS's interface (InterfaceHandler's 22 fields + resource_uri): the one shape of
+    interfaces read, a node's interface_set and boot_interface, for every node type.
+    `i` carries its links ([{id, alloc_type, ip, subnet_id}]); `leased`: addresses DHCP
+    gave its MAC (MAAS's `discovered`)."""
     vlan_row = vlans_by_id.get(i["vlan_id"]) if i["vlan_id"] else None
+    links = []
+    for item in i["links"]:
+        if item["alloc_type"] == DISCOVERED:
+            continue
+        entry: Row = {"id": item["id"], "mode": link_mode(item)}
+        if item["subnet_id"] in subnets_by_id:
+            entry["subnet"] = subnet(subnets_by_id[item["subnet_id"]], vlans_by_id)
+        if item["ip"] is not None:
+            entry["ip_address"] = item["ip"]
+        links.append(entry)
+    discovered = []
+    for ip in leased or []:
+        holder = _subnet_holding(subnets_by_id, ip)
+        discovered.append({"subnet": subnet(holder, vlans_by_id) if holder else None, "ip_address": ip})
     return {
+        "system_id": system_id,
         "id": i["id"],
         "name": i["name"],
         "type": i["type"],
-        "enabled": i["enabled"],
-        "mac_address": i["mac"],
         "vlan": vlan(vlan_row, vlans_by_id) if vlan_row else None,
+        "mac_address": i["mac"],
         "parents": [],
         "children": [],
-        "tags": [],
-        "params": "",
-        "discovered": None,
-        "effective_mtu": vlan_row["mtu"] if vlan_row else 1500,
-        "links": [
-            {"id": n, "mode": "static", "ip_address": link["ip"],
-             "subnet": subnet(subnets_by_id[link["subnet_id"]], vlans_by_id) if link["subnet_id"] in subnets_by_id else None}
-            for n, link in enumerate(i["links"], start=1)
-        ],
-        "system_id": system_id,
+        "tags": list(i.get("tags") or []),
+        "enabled": i["enabled"],
+        "links": links,
+        "params": i.get("params") or {},
+        "discovered": discovered or None,
+        "effective_mtu": i.get("mtu") or (vlan_row["mtu"] if vlan_row else 1500),
+        "vendor": i.get("vendor"),
+        "product": i.get("product"),
+        "firmware_version": i.get("firmware_version"),
+        "link_connected": i.get("link_connected", True),
+        "interface_speed": i.get("interface_speed", 0),
+        "link_speed": i.get("link_speed", 0),
+        "numa_node": None,
+        "sriov_max_vf": 0,
         "resource_uri": uri(f"nodes/{system_id}/interfaces/{i['id']}/"),
     }
-
-
-DISCOVERED = 6  # MAAS's alloc_type for addresses seen in DHCP leases
 
 
 def subnet_addresses(known: list[Row], found: list[Row]) -> list[Row]:
@@ -281,44 +326,6 @@ def subnet_addresses(known: list[Row], found: list[Row]) -> list[Row]:
         for lease in found
     ]
     return out
-
-
-def machine(m: Row, macs: list[Row], bmc: Row | None, in_domain: DomainView | None = None) -> Row:
-    """A machine as MAAS shows it, plus the BMC it shares (owner, candidates)."""
-    dom = node_domain(in_domain)
-    interfaces = [
-        {"id": i["id"], "name": i["name"], "type": "physical", "enabled": True, "mac_address": i["mac"],
-         "vlan": None, "links": [], "resource_uri": uri(f"nodes/{m['system_id']}/interfaces/{i['id']}/")}
-        for i in macs
-    ]
-    return {
-        "system_id": m["system_id"],
-        "hostname": m["hostname"],
-        "fqdn": f"{m['hostname']}.{dom['name']}",
-        "domain": dom,
-        "description": m["description"],
-        "architecture": m["architecture"],
-        "status": m["status"],
-        "status_name": STATUS_NAMES.get(m["status"], str(m["status"])),
-        "status_message": m["error_description"] or None,
-        "error_description": m["error_description"],
-        "power_type": power_type_of(m),
-        "power_state": m["power_state"],
-        "cpu_count": m["cpu_count"],
-        "memory": m["memory"],
-        "boot_interface": interfaces[0] if interfaces else None,
-        "interface_set": interfaces,
-        "ip_addresses": [],
-        "zone": zone({"id": m["zone_ref"], "name": m["zone_name"], "description": m["zone_description"]}),
-        "node_type": m["node_type"],
-        "node_type_name": NodeType(m["node_type"]).label,
-        "osystem": "",
-        "distro_series": "",
-        "owner": None,
-        "tag_names": [],
-        "bmc": bmc,
-        "resource_uri": uri(f"machines/{m['system_id']}/"),
-    }
 
 
 # -- views: what one response shows --------------------------------------------------
@@ -368,11 +375,6 @@ def racks(view: Racks) -> list[Row]:
             "service_set": [{"name": name, "status": status, "status_info": info}
                             for name, status, info in rack.services],
             "interface_set": ifaces,
-            "ip_addresses": [link["ip_address"] for i in ifaces for link in i["links"]],
+            "ip_addresses": [link["ip_address"] for i in ifaces for link in i["links"] if "ip_address" in link],
         }, in_domain=rack.domain))
     return out
-
-
-def machines(view: Machines) -> list[Row]:
-    return [machine(m, view.macs.get(m["id"], []), view.bmcs.get(m["bmc_id"]), view.domains.get(m["id"]))
-            for m in view.machines]

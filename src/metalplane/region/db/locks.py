@@ -21,6 +21,7 @@ class Lock(IntEnum):
     RACK_REGISTRATION = 7002  # a rack's interfaces, and the fabrics/subnets they create
     REBALANCE = 7003  # rack connection targets; also taken to reap dead workers' rows
     BMC_OWNERS = 7004  # which rack owns each BMC
+    SUBNET_NETWORKS = 7020  # a subnet's network, checked against every other one (no overlaps)
     BOOT_IMPORT = 0x6D70626F  # one boot image import starts at a time
     MIGRATION = 0x6D706C6E  # one region migrates the schema at a time
 

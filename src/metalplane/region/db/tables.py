@@ -10,6 +10,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -81,7 +82,7 @@ spaces = Table(
     *_timestamps(),
 )
 
-# DNS domains (MAAS's): the default one, "maas", has id 0 (created by migration 0014).
+# DNS domains (MAAS's): the default one, "maas", has id 0 (created by migration 0008).
 domains = Table(
     "domains",
     metadata,
@@ -142,11 +143,32 @@ nodes = Table(
     Column("instance_power_parameters", JSONB, nullable=False, server_default="{}"),
     Column("power_state", Text, nullable=False, server_default="unknown"),
     Column("power_state_updated", DateTime(timezone=True), nullable=True),
-    # NULL: the default domain (whichever it is now).
+    # MAAS's node fields beyond the hardware facts (migration 0006).
+    Column("pool_id", Integer, ForeignKey("resource_pools.id"), nullable=True, index=True),
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="SET NULL"), nullable=True, index=True),
+    Column("locked", Boolean, nullable=False, server_default="false"),
+    Column("owner_data", JSONB, nullable=False, server_default="{}"),  # = workload_annotations
+    Column("agent_name", Text, nullable=False, server_default=""),
+    Column("parent_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column("hardware_uuid", Text, nullable=True),
+    Column("swap_size", BigInteger, nullable=True),  # bytes
+    Column("min_hwe_kernel", Text, nullable=True),
+    Column("hwe_kernel", Text, nullable=True),
+    Column("cpu_speed", Integer, nullable=False, server_default="0"),  # MHz
+    Column("gateway_link_ipv4_id", Integer, ForeignKey("ip_addresses.id", ondelete="SET NULL", use_alter=True,
+                                                     name="nodes_gateway_link_ipv4_id_fkey"), nullable=True),
+    Column("gateway_link_ipv6_id", Integer, ForeignKey("ip_addresses.id", ondelete="SET NULL", use_alter=True,
+                                                     name="nodes_gateway_link_ipv6_id_fkey"), nullable=True),
+    # NULL: the default domain (whichever it is now; migration 0008).
     Column("domain_id", Integer, ForeignKey("domains.id", name="nodes_domain_id_fkey"),
            nullable=True, index=True),
     *_timestamps(),
 )
+# MAAS's Node.hostname is unique; for machines and devices the database holds the
+# rule, so concurrent creates cannot both win. Controllers are named by their host
+# and register by system_id: a clash there is refused by the services, not here.
+Index("nodes_hostname_unique", nodes.c.hostname, unique=True,
+      postgresql_where=nodes.c.node_type.in_([0, 1]))
 
 # Per-controller facts a region reports: its connection need feeds the budget check.
 controller_info = Table(
@@ -256,19 +278,38 @@ interfaces = Table(
     Column("type", Text, nullable=False, server_default="physical"),
     Column("enabled", Boolean, nullable=False, server_default="true"),
     Column("vlan_id", Integer, ForeignKey("vlans.id", ondelete="SET NULL"), nullable=True, index=True),
+    # True for the MACs of machines and devices: one interface per MAC in the whole
+    # MAAS. Racks report what their kernel has (VLAN and bridge interfaces repeat
+    # their parent's MAC), so theirs do not claim theirs.
+    Column("claims_mac", Boolean, nullable=False, server_default="false"),
+    Column("mtu", Integer, nullable=True),  # set on the interface; else the VLAN's
+    Column("tags", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("params", JSONB, nullable=False, server_default="{}"),
+    Column("link_connected", Boolean, nullable=False, server_default="true"),
+    Column("interface_speed", Integer, nullable=False, server_default="0"),  # Mbit/s
+    Column("link_speed", Integer, nullable=False, server_default="0"),
+    Column("vendor", Text, nullable=True),
+    Column("product", Text, nullable=True),
+    Column("firmware_version", Text, nullable=True),
     *_timestamps(),
     UniqueConstraint("node_id", "name"),
 )
+Index("interfaces_mac_unique", interfaces.c.mac, unique=True, postgresql_where=interfaces.c.claims_mac)
 
-# Addresses MAAS knows: controller interface addresses, and (later) DHCP leases.
+# Addresses MAAS knows, MAAS's StaticIPAddress: controller interface addresses and
+# the links of machines' and devices' interfaces (alloc_type AUTO/DHCP/link-up
+# links have no address until deployment), and addresses users reserved.
 ip_addresses = Table(
     "ip_addresses",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("ip", INET, nullable=False, index=True),
+    Column("ip", INET, nullable=True, index=True),
     Column("subnet_id", Integer, ForeignKey("subnets.id", ondelete="CASCADE"), nullable=True, index=True),
     Column("alloc_type", Integer, nullable=False),
     Column("interface_id", Integer, ForeignKey("interfaces.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column("hostname", Text, nullable=False, server_default=""),  # given with a reservation
+    Column("mac", Text, nullable=True),  # a reservation for a MAC no node has
     *_timestamps(),
 )
 
@@ -371,6 +412,19 @@ node_tokens = Table(
     *_timestamps(),
 )
 
+# One run of scripts on a node (MAAS's ScriptSet): result_type 0 commissioning,
+# 1 installation, 2 testing. `ended` is set when the node reports it is done.
+script_sets = Table(
+    "script_sets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("result_type", Integer, nullable=False, server_default="0"),
+    Column("ended", DateTime(timezone=True), nullable=True),
+    Column("last_ping", DateTime(timezone=True), nullable=True),
+    *_timestamps(),
+)
+
 # Output of commissioning scripts, as MAAS keeps it.
 script_results = Table(
     "script_results",
@@ -380,7 +434,112 @@ script_results = Table(
     Column("name", Text, nullable=False),
     Column("exit_status", Integer, nullable=True),
     Column("output", Text, nullable=False, server_default=""),
+    Column("script_set_id", Integer, ForeignKey("script_sets.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column("runtime", Integer, nullable=True),  # seconds, as the image measured
     *_timestamps(),
+)
+
+# Resource pools: every machine is in one (the default pool has id 0, as in MAAS).
+resource_pools = Table(
+    "resource_pools",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("description", Text, nullable=False, server_default=""),
+    *_timestamps(),
+)
+
+# Tags: manual ones (no definition) and automatic ones (an XPath over each node's
+# hardware document, docs/tags.md).
+tags = Table(
+    "tags",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("definition", Text, nullable=False, server_default=""),
+    Column("comment", Text, nullable=False, server_default=""),
+    Column("kernel_opts", Text, nullable=False, server_default=""),
+    *_timestamps(),
+)
+
+node_tags = Table(
+    "node_tags",
+    metadata,
+    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag_id", Integer, ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+# Disks the node reported at commissioning (MAAS's PhysicalBlockDevice) and their partitions.
+block_devices = Table(
+    "block_devices",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", Text, nullable=False),
+    Column("id_path", Text, nullable=True),
+    Column("model", Text, nullable=False, server_default=""),
+    Column("serial", Text, nullable=False, server_default=""),
+    Column("size", BigInteger, nullable=False),  # bytes
+    Column("block_size", Integer, nullable=False, server_default="512"),
+    Column("tags", ARRAY(Text), nullable=False, server_default="{}"),
+    *_timestamps(),
+    UniqueConstraint("node_id", "name"),
+)
+
+partitions = Table(
+    "partitions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("block_device_id", Integer, ForeignKey("block_devices.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("number", Integer, nullable=False),
+    Column("uuid", Text, nullable=True),
+    Column("size", BigInteger, nullable=False),
+    Column("bootable", Boolean, nullable=False, server_default="false"),
+    Column("tags", ARRAY(Text), nullable=False, server_default="{}"),
+    *_timestamps(),
+    UniqueConstraint("block_device_id", "number"),
+)
+
+# MAAS's node event log: status changes, power actions, commissioning results.
+# The node's system_id and hostname are copied, so the log outlives the node.
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="SET NULL"), nullable=True, index=True),
+    Column("node_system_id", Text, nullable=True),
+    Column("node_hostname", Text, nullable=False, server_default=""),
+    Column("type_name", Text, nullable=False),
+    Column("type_description", Text, nullable=False),
+    Column("level", Integer, nullable=False),  # logging levels; AUDIT is 0
+    Column("action", Text, nullable=False, server_default=""),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("username", Text, nullable=False, server_default=""),
+    Column("created", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ident", Text, nullable=True, unique=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    Column("users", Boolean, nullable=False, server_default="false"),
+    Column("admins", Boolean, nullable=False, server_default="false"),
+    Column("message", Text, nullable=False),
+    Column("context", JSONB, nullable=False, server_default="{}"),
+    Column("category", Text, nullable=False, server_default="info"),
+    Column("dismissable", Boolean, nullable=False, server_default="true"),
+    *_timestamps(),
+    CheckConstraint("category IN ('error', 'warning', 'success', 'info')", name="notifications_category"),
+)
+
+notification_dismissals = Table(
+    "notification_dismissals",
+    metadata,
+    Column("notification_id", Integer, ForeignKey("notifications.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
 )
 
 
@@ -492,4 +651,138 @@ discoveries = Table(
     Column("first_seen", DateTime(timezone=True), nullable=False),
     Column("last_seen", DateTime(timezone=True), nullable=False),
     UniqueConstraint("rack_id", "interface", "ip"),
+)
+
+
+# -- Accounts, images' sources, repositories and the small MAAS objects (migration 0013) --
+
+# SSH public keys; `digest` (sha256 of the normalised key) makes the key unique per
+# user and source without indexing long text. protocol/auth_id are "" for keys
+# added by hand, e.g. "gh"/"octocat" for imported ones.
+sshkeys = Table(
+    "sshkeys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("key", Text, nullable=False),
+    Column("digest", Text, nullable=False),
+    Column("protocol", Text, nullable=False, server_default=""),
+    Column("auth_id", Text, nullable=False, server_default=""),
+    *_timestamps(),
+    UniqueConstraint("user_id", "digest", "protocol", "auth_id"),
+)
+
+sslkeys = Table(
+    "sslkeys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("key", Text, nullable=False),
+    Column("digest", Text, nullable=False),
+    *_timestamps(),
+    UniqueConstraint("user_id", "digest"),
+)
+
+boot_sources = Table(
+    "boot_sources",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("url", Text, nullable=False, unique=True),
+    Column("keyring_filename", Text, nullable=False, server_default=""),
+    Column("keyring_data", LargeBinary, nullable=False, server_default=""),
+    *_timestamps(),
+)
+
+boot_source_selections = Table(
+    "boot_source_selections",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("boot_source_id", Integer, ForeignKey("boot_sources.id", ondelete="CASCADE"), nullable=False),
+    Column("os", Text, nullable=False, server_default=""),
+    Column("release", Text, nullable=False, server_default=""),
+    Column("arches", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("subarches", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("labels", ARRAY(Text), nullable=False, server_default="{}"),
+    *_timestamps(),
+    UniqueConstraint("boot_source_id", "os", "release"),
+)
+
+package_repositories = Table(
+    "package_repositories",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("url", Text, nullable=False),
+    Column("distributions", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("disabled_pockets", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("disabled_components", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("disable_sources", Boolean, nullable=False, server_default="true"),
+    Column("components", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("arches", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("key", Text, nullable=False, server_default=""),
+    Column("is_default", Boolean, nullable=False, server_default="false"),  # main_archive, ports_archive
+    Column("enabled", Boolean, nullable=False, server_default="true"),
+    *_timestamps(),
+)
+
+license_keys = Table(
+    "license_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("osystem", Text, nullable=False),
+    Column("distro_series", Text, nullable=False),
+    Column("license_key", Text, nullable=False),
+    *_timestamps(),
+    UniqueConstraint("osystem", "distro_series"),
+)
+
+# DHCP snippets are stored and versioned as MAAS keeps them; racks do not use them yet.
+dhcp_snippets = Table(
+    "dhcp_snippets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("enabled", Boolean, nullable=False, server_default="true"),
+    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column("subnet_id", Integer, ForeignKey("subnets.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column("iprange_id", Integer, ForeignKey("ipranges.id", ondelete="CASCADE"), nullable=True, index=True),
+    *_timestamps(),
+    CheckConstraint("node_id IS NULL OR subnet_id IS NULL", name="dhcp_snippets_one_target"),
+)
+
+# Every value a snippet had, newest last: the newest is its value, all of them its history.
+dhcp_snippet_versions = Table(
+    "dhcp_snippet_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("snippet_id", Integer, ForeignKey("dhcp_snippets.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("data", Text, nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# MAAS's FileStorage: a user's named files, each also readable anonymously by its key.
+files = Table(
+    "files",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("filename", Text, nullable=False),
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("key", Text, nullable=False, unique=True),
+    Column("content", LargeBinary, nullable=False),
+    *_timestamps(),
+    UniqueConstraint("filename", "owner_id"),
+)
+
+static_routes = Table(
+    "static_routes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source_id", Integer, ForeignKey("subnets.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("destination_id", Integer, ForeignKey("subnets.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("gateway_ip", INET, nullable=False),
+    Column("metric", Integer, nullable=False, server_default="0"),
+    *_timestamps(),
+    UniqueConstraint("source_id", "destination_id", "gateway_ip"),
+    CheckConstraint("metric >= 0", name="static_routes_metric"),
 )

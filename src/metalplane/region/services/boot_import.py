@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import boot_resource_imports
 from metalplane.region.db.transaction import Work, after_commit
 from metalplane.region.errors import Conflict, Invalid, RegionError
-from metalplane.region.services import boot_resources, boot_store
+from metalplane.region.services import boot_resources, boot_sources, boot_store
 
 log = logging.getLogger(__name__)
 jobs = boot_resource_imports
@@ -255,16 +255,41 @@ async def status(conn: AsyncConnection) -> ImportStatus:
     return ImportStatus(await is_importing(conn), await recent_jobs(conn))
 
 
+@dataclass(frozen=True)
+class Origin:
+    """A mirror to import from, and which of its images to take (None: all of them)."""
+
+    source: Source
+    index_path: str
+    wants: Callable[[ss.StreamImage], bool] | None = None
+
+
+async def _origins(work: Work, spec: str | None) -> list[Origin]:
+    """The mirror `spec` names, or (no spec) every configured boot source with its selections."""
+    if spec:
+        return [Origin(*open_source(spec))]
+    async with work.tx() as conn:
+        chosen = await boot_sources.configured(conn)
+    origins: list[Origin] = []
+    try:
+        for c in chosen:
+            origins.append(Origin(*open_source(c.url), c.wants))
+    except BaseException:
+        for origin in origins:
+            await origin.source.close()
+        raise
+    return origins
+
+
 async def start_import(work: Work, spec: str | None, owner: str) -> dict[str, Any]:
     """Create the job and, once it is committed, start its task in this worker.
-    Conflict while another import runs."""
-    if not spec:
-        raise Invalid({"url": ["Give the mirror as url=http://... or path=/directory/on/region."]})
-    source, index_path = open_source(spec)
+    Without `spec`, import what the boot sources' selections select. Conflict
+    while another import runs."""
+    origins = await _origins(work, spec)
+    description = "; ".join(o.source.description for o in origins)
 
     async def run() -> None:
-        task = asyncio.create_task(run_import(work.engine, job["id"], source, index_path),
-                                   name=f"boot-import-{job['id']}")
+        task = asyncio.create_task(run_import(work.engine, job["id"], origins), name=f"boot-import-{job['id']}")
         _TASKS.add(task)
         task.add_done_callback(_TASKS.discard)
 
@@ -276,11 +301,12 @@ async def start_import(work: Work, spec: str | None, owner: str) -> dict[str, An
             if running is not None:
                 raise Conflict(f"An import is already running (import {running.id} from {running.source}, "
                                f"in {running.owner}); wait for it or stop it with op=stop_import.")
-            job = dict((await conn.execute(insert(jobs).values(source=source.description, owner=owner)
+            job = dict((await conn.execute(insert(jobs).values(source=description, owner=owner)
                                            .returning(jobs))).one()._mapping)
             after_commit(conn, ("boot import", job["id"]), run)
     except BaseException:
-        await source.close()
+        for origin in origins:
+            await origin.source.close()
         raise
     return job
 
@@ -376,35 +402,48 @@ async def _fetch(db: AsyncEngine, source: Source, item: Pending, progress: Progr
     await w.finish()
 
 
-async def run_import(db: AsyncEngine, job_id: int, source: Source, index_path: str) -> None:
+async def _import_from(db: AsyncEngine, origin: Origin, progress: Progress) -> tuple[int, int]:
+    """Plan and fetch what `origin` offers (and wants); (images, files fetched)."""
+    images = await load_stream(origin.source, origin.index_path)
+    if origin.wants is not None:
+        images = [i for i in images if origin.wants(i)]
+    pending = await _plan(db, images, progress.job_id)
+    log.info("import %d from %s: %d images, %d files to fetch", progress.job_id, origin.source.description,
+             len(images), len(pending))
+    for item in pending:
+        try:
+            await _fetch(db, origin.source, item, progress)
+        except (boot_store.ContentError, ss.StreamError, OSError) as exc:
+            progress.errors.append(f"{item.path}: {exc}")
+            log.warning("import %d: %s: %s", progress.job_id, item.path, exc)
+        progress.files_done += 1
+    return len(images), len(pending)
+
+
+async def run_import(db: AsyncEngine, job_id: int, origins: list[Origin]) -> None:
     progress = Progress(job_id)
     beat = asyncio.create_task(_heartbeat(db, progress))
     state, message = "failed", ""
+    where = "; ".join(o.source.description for o in origins)
     try:
-        images = await load_stream(source, index_path)
-        pending = await _plan(db, images, job_id)
-        log.info("import %d from %s: %d images, %d files to fetch", job_id, source.description,
-                 len(images), len(pending))
-        for item in pending:
+        images = fetched = 0
+        for origin in origins:
             try:
-                await _fetch(db, source, item, progress)
-            except (boot_store.ContentError, ss.StreamError, OSError) as exc:
-                progress.errors.append(f"{item.path}: {exc}")
-                log.warning("import %d: %s: %s", job_id, item.path, exc)
-            progress.files_done += 1
+                n_images, n_files = await _import_from(db, origin, progress)
+            except ss.StreamError as exc:
+                progress.errors.append(f"bad stream {origin.source.description}: {exc}")
+                continue
+            images, fetched = images + n_images, fetched + n_files
         if progress.errors:
             state = "failed"
-            message = (f"{len(progress.errors)} of {len(pending)} files failed (not marked complete): "
-                       + "; ".join(progress.errors))
+            message = f"{len(progress.errors)} problems (files not marked complete): " + "; ".join(progress.errors)
         else:
             state = "done"
-            message = f"imported {len(images)} images from {source.description}: {len(pending)} files fetched"
+            message = f"imported {images} images from {where}: {fetched} files fetched"
     except Stopped:
         state, message = "stopped", "stopped on request; run the import again to resume"
-    except ss.StreamError as exc:
-        state, message = "failed", f"bad stream {source.description}: {exc}"
     except RegionError as exc:  # e.g. a set's file that the stream now says has other bytes
-        state, message = "failed", f"cannot import {source.description}: {exc.detail}"
+        state, message = "failed", f"cannot import {where}: {exc.detail}"
     except asyncio.CancelledError:
         state, message = "failed", "interrupted: the worker stopped; run the import again to resume"
         raise
@@ -413,8 +452,9 @@ async def run_import(db: AsyncEngine, job_id: int, source: Source, index_path: s
         state, message = "failed", f"{type(exc).__name__}: {exc}"
     finally:
         beat.cancel()
-        with contextlib.suppress(BaseException):
-            await source.close()
+        for origin in origins:
+            with contextlib.suppress(BaseException):
+                await origin.source.close()
         try:
             await asyncio.shield(_finish(db, progress, state, message))
         except BaseException as exc:  # the heartbeat stops anyway: the job reads as dead soon

@@ -15,7 +15,7 @@ from metalplane.region.budget import RegionNeed
 from metalplane.region.db.tables import controller_info, nodes, region_processes, service_status, zones
 from metalplane.region.errors import NotFound
 from metalplane.region.services import domain_views
-from metalplane.rpc.nodes import CONTROLLER_TYPES, REGION_TYPES, NodeType
+from metalplane.rpc.nodes import CONTROLLER_TYPES, RACK_TYPES, REGION_TYPES, NodeType
 
 # A worker heartbeats every HEARTBEAT_INTERVAL; one silent for PROCESS_TIMEOUT is gone.
 HEARTBEAT_INTERVAL = 1.0
@@ -212,9 +212,9 @@ async def show_region(conn: AsyncConnection, system_id: str) -> RegionView:
 
 
 async def get_controller(conn: AsyncConnection, types: tuple[int, ...], system_id: str) -> dict:
-    found = await list_controllers(conn, types, system_ids=[system_id])
+    found = await list_controllers(conn, types, system_ids=[system_id]) if "\x00" not in system_id else []
     if not found:
-        raise NotFound("controller")
+        raise NotFound("RackController" if set(types) <= set(RACK_TYPES) else "RegionController")
     return found[0]
 
 

@@ -75,11 +75,30 @@ async def candidate_secondaries(conn: AsyncConnection) -> dict[int, str | None]:
     return out
 
 
-def _is_ipv4(text: str) -> bool:
-    try:
-        return ip_address(text).version == 4
-    except ValueError:
-        return False            # a host name (ntp_servers may hold them): no place in a DHCP option
+def addresses_of(version: int, addresses: list[str]) -> list[str]:
+    """The IPv`version` addresses among `addresses`: a DHCP option carries its family's only."""
+    out = []
+    for item in addresses:
+        try:
+            if ip_address(item).version == version:
+                out.append(item)
+        except ValueError:
+            continue  # a hostname (ntp_servers may hold them): DHCP options carry addresses only
+    return out
+
+
+def ipv4_only(addresses: list[str]) -> list[str]:
+    return addresses_of(4, addresses)
+
+
+def ntp_option(racks: list[str], external: list[str], external_only: bool) -> list[str]:
+    """DHCP's NTP servers (addresses only), as MAAS decides: the racks on the VLAN (each
+    serves NTP to its VLANs), or with `ntp_external_only` the external servers given as
+    literal addresses (hostnames cannot go in the option; the racks stand in when there
+    are none)."""
+    if external_only and external:
+        return external
+    return racks
 
 
 def _pools(dynamic: list[tuple[str, str]]) -> list[list[str]]:
@@ -118,7 +137,6 @@ async def rack_dhcp_state(conn: AsyncConnection, rack_id: int) -> dict[str, Any]
         # MAAS: the machines ask the racks on their VLAN for names and time (the resolver and
         # chronyd of rack.host_services), both racks of an HA pair, this one first.
         racks_here = [me.address] + ([peer.address] if peer is not None and peer.address else [])
-        ntp_here = [a for a in ntp_servers if _is_ipv4(a)] if ntp_external_only else racks_here
         out_subnets, out_subnets6 = [], []
         for s in await conn.execute(select(subnets).where(subnets.c.vlan_id == v.id).order_by(subnets.c.id)):
             network = ip_network(str(s.cidr))
@@ -136,8 +154,8 @@ async def rack_dhcp_state(conn: AsyncConnection, rack_id: int) -> dict[str, Any]
                 "subnet_id": s.id,
                 "cidr": str(network),
                 "gateway_ip": str(s.gateway_ip) if s.gateway_ip is not None else None,
-                "dns_servers": [a for a in s.dns_servers if _is_ipv4(a)] or racks_here,
-                "ntp_servers": ntp_here,
+                "dns_servers": ipv4_only(s.dns_servers) or racks_here,
+                "ntp_servers": ntp_option(racks_here, ipv4_only(ntp_servers), ntp_external_only),
                 "domain_name": DOMAIN,
                 "pools": _pools(dynamic),
                 "reserved": [[str(r.start_ip), str(r.end_ip)] for r in ranges if r.type == "reserved"],
@@ -164,8 +182,8 @@ def _subnet6(s: Any, network: Any, ranges: list[Any], dynamic: list[tuple[str, s
     return {
         "subnet_id": s.id,
         "cidr": str(network),
-        "dns_servers": [a for a in s.dns_servers if not _is_ipv4(a) and ":" in a] or racks6,
-        "ntp_servers": [a for a in ntp_servers if ":" in a] if ntp_external_only else racks6,
+        "dns_servers": addresses_of(6, s.dns_servers) or racks6,
+        "ntp_servers": ntp_option(racks6, addresses_of(6, ntp_servers), ntp_external_only),
         "domain_name": DOMAIN,
         "pools": _pools(dynamic),
         "reserved": [[str(r.start_ip), str(r.end_ip)] for r in ranges if r.type == "reserved"],

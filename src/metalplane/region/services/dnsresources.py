@@ -29,7 +29,6 @@ from metalplane.region.services.rows import Row
 
 #: What dnsresourcerecords take (addresses are the resource's ip_addresses).
 RECORD_TYPES = tuple(t for t in RRTYPES if t not in ("A", "AAAA"))
-USER_RESERVED = 4          # MAAS's alloc_type of an address given to a DNS resource
 # MAAS's messages (maasserver/models/dnsdata.py, dnsresource.py), word for word.
 CNAME_AND_OTHER = "CNAME records for a name cannot coexist with non-CNAME records."
 MULTI_CNAME = "Only one CNAME can be associated with a name."

@@ -10,35 +10,38 @@ racks (their DHCP host reservations list every machine's MACs).
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.rpc import power_schema as schema
-from metalplane.region.db.tables import bmcs, interfaces, nodes, zones
+from metalplane.region.db.tables import bmcs, interfaces, nodes, users, zones
 from metalplane.region.db.transaction import settle
-from metalplane.region.errors import Invalid, NotFound
+from metalplane.region.errors import Invalid
+from metalplane.region.services import architectures, consequences, events, network, node_fields, node_filters
 from metalplane.region.services import bmcs as bmcs_service
-from metalplane.region.services import consequences, domain_views
+from metalplane.region.services import nodes as nodes_service
+from metalplane.region.services import resource_pools
+from metalplane.region.services import subnets as subnets_service
+from metalplane.region.services import tags as tags_service
 from metalplane.region.services.controllers import new_system_id
 from metalplane.region.services.rows import Row, execute_unique, rows
+from metalplane.region.services.users import User
 from metalplane.rpc.nodes import NodeType
 
-NEW, COMMISSIONING, FAILED_COMMISSIONING, READY = 0, 1, 2, 4
+NEW, COMMISSIONING, FAILED_COMMISSIONING, READY, DEPLOYED = 0, 1, 2, 4, 6
+# MAAS's NODE_STATUS labels (maas_lifecycle.json; 13 is "Releasing failed").
 STATUS_NAMES = {
     0: "New", 1: "Commissioning", 2: "Failed commissioning", 3: "Missing", 4: "Ready", 5: "Reserved",
     6: "Deployed", 7: "Retired", 8: "Broken", 9: "Deploying", 10: "Allocated", 11: "Failed deployment",
-    12: "Releasing", 13: "Failed releasing", 21: "Testing", 22: "Failed testing",
+    12: "Releasing", 13: "Releasing failed", 14: "Disk erasing", 15: "Failed disk erasing", 16: "Rescue mode",
+    17: "Entering rescue mode", 18: "Failed to enter rescue mode", 19: "Exiting rescue mode",
+    20: "Failed to exit rescue mode", 21: "Testing", 22: "Failed testing",
 }
-MAC = re.compile(r"^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$", re.I)
-HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", re.I)
-
-
-def normalise_mac(value: str) -> str:
-    return value.strip().lower().replace("-", ":")
+MACHINE_TYPES = (int(NodeType.MACHINE),)
+normalise_mac = node_fields.normalise_mac
 
 
 def parse_power_input(power_type: str | None, raw_json: str | None, flat: dict[str, str]) -> tuple[str, dict[str, str]]:
@@ -97,20 +100,9 @@ async def _gc_bmcs(conn: AsyncConnection) -> None:
     await conn.execute(delete(bmcs).where(~select(nodes.c.id).where(nodes.c.bmc_id == bmcs.c.id).exists()))
 
 
-def _machine_select():
-    return (
-        select(nodes, zones.c.name.label("zone_name"), zones.c.description.label("zone_description"),
-               zones.c.id.label("zone_ref"), bmcs.c.power_type, bmcs.c.power_parameters.label("bmc_parameters"),
-               bmcs.c.owner_rack_id, bmcs.c.failing.label("bmc_failing"), bmcs.c.last_error.label("bmc_error"))
-        .join(zones, zones.c.id == nodes.c.zone_id)
-        .outerjoin(bmcs, bmcs.c.id == nodes.c.bmc_id)
-        .where(nodes.c.node_type == NodeType.MACHINE)
-    )
-
-
 async def list_machines(conn: AsyncConnection, system_ids: list[str] | None = None,
                         hostnames: list[str] | None = None) -> list[Row]:
-    query = _machine_select().order_by(nodes.c.id)
+    query = nodes_service.node_select(MACHINE_TYPES)
     if system_ids:
         query = query.where(nodes.c.system_id.in_(system_ids))
     if hostnames:
@@ -118,14 +110,9 @@ async def list_machines(conn: AsyncConnection, system_ids: list[str] | None = No
     return rows(await conn.execute(query))
 
 
-async def get_machine(conn: AsyncConnection, system_id: str, lock: bool = False) -> Row:
-    query = _machine_select().where(nodes.c.system_id == system_id)
-    if lock:
-        query = query.with_for_update(of=nodes)
-    row = (await conn.execute(query)).first()
-    if row is None:
-        raise NotFound("Machine")
-    return dict(row._mapping)
+async def get_machine(conn: AsyncConnection, system_id: str, lock: bool = False,
+                      viewer: User | None = None) -> Row:
+    return await nodes_service.get_node(conn, system_id, MACHINE_TYPES, viewer, lock, model="Machine")
 
 
 def power_type_of(machine: Row) -> str:
@@ -138,37 +125,39 @@ def power_parameters(machine: Row) -> dict[str, str]:
     return {**(machine["bmc_parameters"] or {}), **node}
 
 
-async def macs_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int, list[Row]]:
-    out: dict[int, list[Row]] = {}
-    for r in await conn.execute(select(interfaces).where(interfaces.c.node_id.in_(node_ids))
-                                .order_by(interfaces.c.node_id, interfaces.c.id)):
-        out.setdefault(r.node_id, []).append(dict(r._mapping))
-    return out
+# Machines as shown: each with everything its JSON has (services.nodes).
+Machines = nodes_service.NodesView
 
 
-@dataclass(frozen=True)
-class Machines:
-    """Machines as shown: each with its interfaces (MACs) and its BMC (owner, candidates)."""
+async def filter_known(conn: AsyncConnection) -> node_filters.Known:
+    """What `machines read` filters may name."""
+    return node_filters.Known(
+        zones=frozenset((await conn.execute(select(zones.c.name))).scalars()),
+        pools=frozenset(p["name"] for p in await resource_pools.list_pools(conn)),
+        tags=frozenset(await tags_service.known_names(conn)),
+        owners=frozenset((await conn.execute(select(users.c.username))).scalars()),
+        architectures=frozenset(await architectures.known_for_filters(conn)),
+        subnets=tuple({"id": s["id"], "cidr": str(s["cidr"]), "name": s["name"]}
+                      for s in await subnets_service.list_subnets(conn)),
+        vlans=tuple({"id": v["id"], "vid": v["vid"], "name": v["name"], "fabric_id": v["fabric_id"],
+                     "fabric_name": v["fabric_name"]} for v in await network.list_vlans(conn)),
+    )
 
-    machines: list[Row]
-    macs: dict[int, list[Row]]  # node id -> interfaces
-    bmcs: dict[int, Row]  # BMC id -> bmcs.overview entry
-    domains: dict[int, Any] = field(default_factory=dict)  # node id -> its DomainView
+
+async def read_machines(conn: AsyncConnection, given: dict[str, list[str]], viewer: User | None) -> Machines:
+    """`machines read`: the machines `viewer` may see that pass MAAS's filters, by id."""
+    constraints = node_filters.parse(given, await filter_known(conn))
+    view = await nodes_service.show(conn, await nodes_service.list_nodes(conn, MACHINE_TYPES, viewer))
+    return replace(view, nodes=[n for n in view.nodes if node_filters.matches(constraints, view.facts(n))])
+
+
+async def show_machine(conn: AsyncConnection, system_id: str, viewer: User | None = None) -> Machines:
+    return await nodes_service.show(conn, [await get_machine(conn, system_id, viewer=viewer)])
 
 
 async def show_machines(conn: AsyncConnection, system_ids: list[str] | None = None,
                         hostnames: list[str] | None = None) -> Machines:
-    return await _shown(conn, await list_machines(conn, system_ids, hostnames))
-
-
-async def show_machine(conn: AsyncConnection, system_id: str) -> Machines:
-    return await _shown(conn, [await get_machine(conn, system_id)])
-
-
-async def _shown(conn: AsyncConnection, shown: list[Row]) -> Machines:
-    macs = await macs_of(conn, [r["id"] for r in shown])
-    by_bmc = {b["id"]: b for b in await bmcs_service.overview(conn)} if any(r["bmc_id"] for r in shown) else {}
-    return Machines(shown, macs, by_bmc, await domain_views.node_domains(conn, shown))
+    return await nodes_service.show(conn, await list_machines(conn, system_ids, hostnames))
 
 
 def _changed(conn: AsyncConnection) -> None:
@@ -182,21 +171,41 @@ async def all_power_parameters(conn: AsyncConnection, system_ids: list[str]) -> 
     return {r["system_id"]: power_parameters(r) for r in await list_machines(conn, system_ids)}
 
 
+def _unsupported_commissioning_options(fields: dict[str, Any]) -> None:
+    """Options of MAAS's commissioning environment that metalplane's image has not: refused, not ignored."""
+    for name in ("enable_ssh", "skip_bmc_config", "skip_networking", "skip_storage", "is_dpu"):
+        if fields.get(name):
+            raise Invalid.field(name, "metalplane's commissioning environment does not support this option.")
+    for name in ("commissioning_scripts", "testing_scripts"):
+        if (fields.get(name) or "none").strip().lower() not in ("", "none"):
+            raise Invalid.field(name, "metalplane runs the image's and the region's commissioning scripts; "
+                                      "choosing scripts is not supported.")
+
+
 async def insert_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
-    """A new machine (validated) and its interfaces; its consequences are queued."""
-    macs = [normalise_mac(m) for m in fields.get("mac_addresses", []) if m.strip()]
-    bad = [m for m in macs if not MAC.match(m)]
-    if bad:
-        raise Invalid.field("mac_addresses", f"'{bad[0]}' is not a valid MAC address.")
-    hostname = (fields.get("hostname") or "").strip()
-    if hostname and not HOSTNAME.match(hostname):
-        raise Invalid.field("hostname", "Nodes must have a valid hostname (letters, digits and hyphens).")
-    if hostname and (await conn.execute(select(nodes.c.id).where(nodes.c.hostname == hostname))).first():
-        raise Invalid.field("hostname", f"Node with hostname '{hostname}' already exists.")
-    for mac in macs:
-        if (await conn.execute(select(interfaces.c.id).where(interfaces.c.mac == mac))).first():
-            raise Invalid.field("mac_addresses", f"One or more MAC addresses is invalid. "
-                                                          f"('{mac}' is already in use.)")
+    """A new machine (validated) and its interfaces; its consequences are queued.
+
+    `fields`: hostname, architecture, subarchitecture, min_hwe_kernel, description, domain,
+    zone, pool, mac_addresses, power_type, power_parameters, power_flat, deployed, status,
+    boot_method (enlistment)."""
+    _unsupported_commissioning_options(fields)
+    power_type_given = fields.get("power_type") or ""
+    required = not (power_type_given == "ipmi" or (fields.get("deployed") and not power_type_given))
+    macs = node_fields.parse_macs(fields.get("mac_addresses") or [])
+    if required and not macs:
+        raise Invalid.field("mac_addresses", "This field is required.")
+    if required and not (fields.get("architecture") or "").strip():
+        raise Invalid.field("architecture", "This field is required.")
+    architecture = await architectures.check(conn, fields["architecture"], fields.get("subarchitecture")) \
+        if (fields.get("architecture") or "").strip() else None
+    hostname = node_fields.clean_hostname(fields["hostname"]) if (fields.get("hostname") or "").strip() else ""
+    node_fields.check_domain(fields.get("domain"))
+    zone_id = await node_fields.zone_id_for(conn, fields.get("zone"))
+    pool_id = await resource_pools.pool_id_for(conn, fields["pool"]) if fields.get("pool") \
+        else resource_pools.DEFAULT_POOL_ID
+    if hostname:
+        await node_fields.check_hostname_free(conn, hostname)
+    await node_fields.check_macs_free(conn, macs)
     power_type, params = parse_power_input(fields.get("power_type"), fields.get("power_parameters"),
                                            fields.get("power_flat", {}))
     params = check_power(power_type, params)
@@ -205,44 +214,71 @@ async def insert_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
     if bmc_id is None:
         node_params = {**bmc_params, **node_params, "__type__": power_type}
     system_id = new_system_id()
+    status = DEPLOYED if fields.get("deployed") else fields.get("status", NEW)
     values = dict(
         system_id=system_id, hostname=hostname or f"machine-{system_id}", node_type=NodeType.MACHINE,
-        architecture=fields.get("architecture") or "amd64/generic", description=fields.get("description") or "",
-        status=fields.get("status", NEW), boot_method=fields.get("boot_method"), bmc_id=bmc_id,
-        instance_power_parameters=node_params,
-        zone_id=select(zones.c.id).where(zones.c.name == "default").scalar_subquery(),
+        architecture=architecture, description=fields.get("description") or "",
+        min_hwe_kernel=fields.get("min_hwe_kernel") or None, status=status, boot_method=fields.get("boot_method"),
+        bmc_id=bmc_id, instance_power_parameters=node_params, zone_id=zone_id, pool_id=pool_id,
     )
+    # The unique indexes decide between concurrent creates: the loser gets MAAS's 400.
     node_id = (await execute_unique(conn, insert(nodes).values(**values).returning(nodes.c.id),
-                                    "hostname", "Node with this hostname already exists.")).scalar_one()
+                                    "hostname", node_fields.DUPLICATE_HOSTNAME)).scalar_one()
     for n, mac in enumerate(macs):
-        await conn.execute(insert(interfaces).values(node_id=node_id, name=f"eth{n}", mac=mac))
+        await execute_unique(conn, insert(interfaces).values(node_id=node_id, name=f"eth{n}", mac=mac,
+                                                             claims_mac=True),
+                             "mac_addresses", f"MAC address {mac} already in use.")
+    machine = await get_machine(conn, system_id)
+    await events.status_changed(conn, machine, status, status, STATUS_NAMES)
     _changed(conn)
-    return await get_machine(conn, system_id)
+    return machine
 
 
 async def create_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Machines:
-    """`machines create`: the new machine as shown, with its BMC's owner."""
+    """A new machine as shown, with its BMC's owner (commissioning is started by the caller)."""
     machine = await insert_machine(conn, fields)
     await settle(conn)
-    return await _shown(conn, [machine])
+    return await nodes_service.show(conn, [machine])
+
+
+UPDATE_FIELDS = ("hostname", "description", "domain", "architecture", "min_hwe_kernel", "power_type",
+                 "power_parameters", "power_parameters_skip_check", "pool", "zone", "swap_size", "disable_ipv4",
+                 "cpu_count", "memory")
 
 
 async def update_machine(conn: AsyncConnection, system_id: str, fields: dict[str, Any]) -> Machines:
+    """MAAS's AdminMachineForm: every field given is applied, or nothing is and the answer is 400."""
     machine = await get_machine(conn, system_id, lock=True)
     values: dict[str, Any] = {}
     if "hostname" in fields:
-        hostname = fields["hostname"].strip()
-        if not HOSTNAME.match(hostname):
-            raise Invalid.field("hostname", "Nodes must have a valid hostname (letters, digits and hyphens).")
-        values["hostname"] = hostname
-    for key in ("description", "architecture"):
-        if key in fields:
-            values[key] = fields[key]
+        values["hostname"] = node_fields.clean_hostname(fields["hostname"] or "")
+        await node_fields.check_hostname_free(conn, values["hostname"], machine["id"])
+    if "domain" in fields:
+        node_fields.check_domain(fields["domain"])
+    if "description" in fields:
+        values["description"] = fields["description"] or ""
+    if "architecture" in fields:
+        values["architecture"] = await architectures.check(conn, fields["architecture"] or "")
+    if "min_hwe_kernel" in fields:
+        values["min_hwe_kernel"] = fields["min_hwe_kernel"] or None
+    if "zone" in fields:
+        values["zone_id"] = await node_fields.zone_id_for(conn, fields["zone"] or "default")
+    if "pool" in fields:
+        values["pool_id"] = await resource_pools.pool_id_for(conn, fields["pool"] or resource_pools.DEFAULT_POOL_NAME)
+    if "swap_size" in fields:
+        values["swap_size"] = node_fields.parse_swap_size(fields["swap_size"] or "")
+    if fields.get("disable_ipv4"):
+        raise Invalid.field("disable_ipv4", "If specified, disable_ipv4 must be False.")
+    for name in ("cpu_count", "memory"):
+        if fields.get(name) is not None:
+            values[name] = node_fields.bounded_int(fields, name)
     if "power_type" in fields or "power_parameters" in fields or fields.get("power_flat"):
         power_type = fields.get("power_type") or power_type_of(machine)
         merged = {} if "power_type" in fields and power_type != power_type_of(machine) else power_parameters(machine)
         power_type, new = parse_power_input(power_type, fields.get("power_parameters"), fields.get("power_flat", {}))
-        params = check_power(power_type, {**merged, **new})
+        params = {**merged, **new}
+        if not fields.get("power_parameters_skip_check"):
+            params = check_power(power_type, params)
         bmc_params, node_params = split_scopes(power_type, params)
         bmc_id = await upsert_bmc(conn, power_type, bmc_params)
         if bmc_id is None:
@@ -250,7 +286,7 @@ async def update_machine(conn: AsyncConnection, system_id: str, fields: dict[str
         values.update(bmc_id=bmc_id, instance_power_parameters=node_params)
     if values:
         await execute_unique(conn, update(nodes).where(nodes.c.id == machine["id"]).values(**values, updated=func.now()),
-                             "hostname", "Node with this hostname already exists.")
+                             "hostname", node_fields.DUPLICATE_HOSTNAME)
         await _gc_bmcs(conn)
     _changed(conn)
     await settle(conn)  # shown with its BMC's owner

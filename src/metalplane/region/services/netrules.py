@@ -11,11 +11,13 @@ import re
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
+from metalplane.region import validation
+from metalplane.region.errors import Invalid
+
 Errors = dict[str, list[str]]
 Network = IPv4Network | IPv6Network
 ALL = "__all__"
 RANGE_TYPES = ("dynamic", "reserved")
-FABRIC_NAME = re.compile(r"^[\w-]+$")
 RESERVED_FABRIC_NAME = re.compile(r"^fabric-(\d+)$")
 
 
@@ -26,12 +28,9 @@ def err(field: str, reason: str) -> Errors:
 def parse_cidr(text: str | None) -> tuple[Network | None, Errors]:
     if text is None or not text.strip():
         return None, err("cidr", "This field is required.")
-    if "/" not in text:
-        return None, err("cidr", "Required format: <network>/<prefixlen>.")
-    try:
-        network = ip_network(text.strip(), strict=False)
-    except ValueError:
-        return None, err("cidr", "Required format: <network>/<prefixlen>.")
+    network = validation.parse_network(text)
+    if network is None:
+        return None, err("cidr", validation.CIDR_FORMAT)
     if network.prefixlen == 0:
         return None, err("cidr", "Prefix length must be greater than 0.")
     return network, {}
@@ -40,10 +39,9 @@ def parse_cidr(text: str | None) -> tuple[Network | None, Errors]:
 def check_gateway(network: Network, gateway: str | None) -> Errors:
     if not gateway:
         return {}
-    try:
-        address = ip_address(gateway)
-    except ValueError:
-        return err("gateway_ip", "Enter a valid IPv4 or IPv6 address.")
+    address = validation.parse_ip(gateway)
+    if address is None:
+        return err("gateway_ip", validation.INVALID_IP)
     if address.version == 6 and address.is_link_local and network.version == 6:
         return {}
     if address not in network:
@@ -57,16 +55,28 @@ def parse_dns_servers(values: list[str]) -> tuple[list[str], Errors]:
         for item in re.split(r"[,\s]+", value.strip()):
             if not item:
                 continue
-            try:
-                servers.append(str(ip_address(item)))
-            except ValueError:
-                return [], err("dns_servers", f"Invalid IP address: {item}.")
+            address = validation.parse_ip(item)
+            if address is None:
+                return [], err("dns_servers", f"Invalid IP address: {validation.shown(item)}.")
+            servers.append(str(address))
+    if len(servers) > validation.MAX_LIST:
+        return [], err("dns_servers", f"Ensure this list has at most {validation.MAX_LIST} items.")
     return servers, {}
 
 
+def check_name(kind: str, name: str, field: str = "name") -> Errors:
+    """MAAS's name rule for `kind` (validation.NAME_RULES), as an error dict."""
+    try:
+        validation.check_name(kind, name, field)
+    except Invalid as exc:
+        return exc.errors
+    return {}
+
+
 def check_fabric_name(name: str, fabric_id: int | None) -> Errors:
-    if not FABRIC_NAME.match(name):
-        return err("name", f"Invalid fabric name: {name}.")
+    problems = check_name("fabric", name)
+    if problems:
+        return problems
     reserved = RESERVED_FABRIC_NAME.match(name)
     if reserved and (fabric_id is None or int(reserved.group(1)) != fabric_id):
         return err("name", "Reserved fabric name.")
@@ -111,10 +121,12 @@ def check_range(range_type: str | None, start: str | None, end: str | None, cidr
         return err("type", "This field is required.")
     if range_type not in RANGE_TYPES:
         return err("type", f"Select a valid choice. {range_type} is not one of the available choices.")
-    try:
-        first, last = ip_address(start or ""), ip_address(end or "")
-    except ValueError:
+    if not start or not end:
         return _both("Start IP address and end IP address are both required.")
+    first, last = validation.parse_ip(start), validation.parse_ip(end)
+    if first is None or last is None:
+        return {name: [validation.INVALID_IP] for name, value in (("start_ip", first), ("end_ip", last))
+                if value is None}
     if first.version != last.version:
         return _both("Start IP address and end IP address must be in the same address family.")
     if int(last) < int(first):  # same family, checked above

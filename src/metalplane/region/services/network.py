@@ -15,10 +15,11 @@ from typing import Any
 from sqlalchemy import delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.region import validation
 from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import fabrics, interfaces, ipranges, nodes, spaces, subnets, vlans
-from metalplane.region.errors import Invalid, NotFound, Refused, raise_if
-from metalplane.region.services import consequences, dhcp, netrules
+from metalplane.region.errors import Invalid, Refused, raise_if
+from metalplane.region.services import consequences, dhcp, lookups, netrules
 from metalplane.region.services.rows import Row, execute_unique, next_id, one, rows
 from metalplane.region.services.connections import connected_regions
 from metalplane.rpc.nodes import RACK_TYPES
@@ -69,17 +70,21 @@ async def list_fabrics(conn: AsyncConnection) -> list[Row]:
     return rows(await conn.execute(select(fabrics).order_by(fabrics.c.id)))
 
 
-async def get_fabric(conn: AsyncConnection, fabric_id: int) -> Row:
-    return one(await conn.execute(select(fabrics).where(fabrics.c.id == fabric_id)), "Fabric")
+async def get_fabric(conn: AsyncConnection, fabric: int | str) -> Row:
+    """By id, or by a MAAS fabric specifier (id, name, "fabric-3", "name:", "class:")."""
+    if isinstance(fabric, str):
+        return await lookups.fabric(conn, fabric)
+    return one(await conn.execute(select(fabrics).where(fabrics.c.id == fabric)), "Fabric")
 
 
 async def find_fabric(conn: AsyncConnection, ident: str, field: str = "fabric") -> Row:
     """A fabric by id or name, for form fields."""
     query = select(fabrics)
-    query = query.where(fabrics.c.id == int(ident)) if ident.isdigit() else query.where(fabrics.c.name == ident)
-    row = (await conn.execute(query)).first()
+    fabric_id = validation.as_id(ident)
+    query = query.where(fabrics.c.id == fabric_id) if fabric_id is not None else query.where(fabrics.c.name == ident)
+    row = None if ident.isdigit() and fabric_id is None else (await conn.execute(query)).first()
     if row is None:
-        raise Invalid.field(field, f"Select a valid choice. {ident} is not one of the available choices.")
+        raise Invalid.field(field, validation.not_a_choice(validation.shown(ident)))
     return dict(row._mapping)
 
 
@@ -91,16 +96,18 @@ class Fabrics:
     vlans: list[Row]
 
 
-async def show_fabrics(conn: AsyncConnection, fabric_id: int | None = None) -> Fabrics:
-    """Every fabric, or the one with `fabric_id` (NotFound otherwise)."""
+async def show_fabrics(conn: AsyncConnection, fabric: int | str | None = None) -> Fabrics:
+    """Every fabric, or the one `fabric` names (NotFound otherwise)."""
     vlan_rows = await list_vlans(conn)
-    shown = [await get_fabric(conn, fabric_id)] if fabric_id is not None else await list_fabrics(conn)
+    shown = [await get_fabric(conn, fabric)] if fabric is not None else await list_fabrics(conn)
     return Fabrics(shown, vlan_rows)
 
 
 async def _insert_fabric(conn: AsyncConnection, name: str | None, description: str, class_type: str | None) -> int:
     if name:
         raise_if(netrules.check_fabric_name(name, None))
+    if class_type:
+        raise_if(netrules.check_name("fabric_class", class_type, "class_type"))
     fabric_id = await next_id(conn, "fabrics")
     await execute_unique(
         conn,
@@ -122,18 +129,20 @@ async def new_fabric_vlan(conn: AsyncConnection) -> int:
     return (await conn.execute(select(func.min(vlans.c.id)).where(vlans.c.fabric_id == fabric_id))).scalar_one()
 
 
-async def update_fabric(conn: AsyncConnection, fabric_id: int, changes: dict[str, Any]) -> Fabrics:
-    await get_fabric(conn, fabric_id)
+async def update_fabric(conn: AsyncConnection, fabric: int | str, changes: dict[str, Any]) -> Fabrics:
+    fabric_id = (await get_fabric(conn, fabric))["id"]
     if "name" in changes:
         raise_if(netrules.check_fabric_name(changes["name"], fabric_id))
+    if changes.get("class_type"):
+        raise_if(netrules.check_name("fabric_class", changes["class_type"], "class_type"))
     if changes:
         await execute_unique(conn, update(fabrics).where(fabrics.c.id == fabric_id).values(**changes, updated=func.now()),
                              "name", "Fabric with this Name already exists.")
     return await show_fabrics(conn, fabric_id)
 
 
-async def delete_fabric(conn: AsyncConnection, fabric_id: int) -> None:
-    await get_fabric(conn, fabric_id)
+async def delete_fabric(conn: AsyncConnection, fabric: int | str) -> None:
+    fabric_id = (await get_fabric(conn, fabric))["id"]
     if fabric_id == DEFAULT_FABRIC_ID:
         raise Refused("This fabric is the default fabric, it cannot be deleted.")
     cidrs = (await conn.execute(
@@ -170,22 +179,20 @@ def vlan_label(vlan: Row) -> str:
 
 @dataclass(frozen=True)
 class VlanRef:
-    """A VLAN as a URI names it: by id, or by its fabric and VID."""
+    """A VLAN as a URI names it: by id, or by its fabric and VID (each an id or a
+    MAAS specifier: "fabric-1", "untagged", "name:storage", ...)."""
 
     vlan_id: int | None = None
-    fabric_id: int | None = None
-    vid: int | None = None
+    fabric: int | str | None = None
+    vid: int | str | None = None
 
 
 async def find_vlan(conn: AsyncConnection, ref: VlanRef) -> Row:
     if ref.vlan_id is not None:
         return await get_vlan(conn, ref.vlan_id)
-    assert ref.fabric_id is not None and ref.vid is not None
-    if not 0 <= ref.vid <= 4094:
-        raise NotFound("VLAN", "VLAN tag (VID) out of range (0-4094; 0 for untagged.)")
-    await get_fabric(conn, ref.fabric_id)
-    return one(await conn.execute(
-        _vlan_select().where(vlans.c.fabric_id == ref.fabric_id, vlans.c.vid == ref.vid)), "VLAN")
+    assert ref.fabric is not None and ref.vid is not None
+    fabric_id = (await get_fabric(conn, ref.fabric))["id"]
+    return await get_vlan(conn, (await lookups.vlan_in_fabric(conn, fabric_id, str(ref.vid)))["id"])
 
 
 @dataclass(frozen=True)
@@ -197,10 +204,11 @@ class Vlans:
     candidates: dict[int, str | None]  # VLAN id -> candidate secondary rack (system_id), DHCP on only
 
 
-async def show_vlans(conn: AsyncConnection, *, fabric_id: int | None = None, vlan_id: int | None = None) -> Vlans:
+async def show_vlans(conn: AsyncConnection, *, fabric: int | str | None = None, vlan_id: int | None = None) -> Vlans:
     """The VLANs of a fabric (NotFound for no such fabric), or one VLAN."""
-    if fabric_id is not None:
-        await get_fabric(conn, fabric_id)
+    fabric_id = None
+    if fabric is not None:
+        fabric_id = (await get_fabric(conn, fabric))["id"]
     all_vlans = await list_vlans(conn)
     by_id = {v["id"]: v for v in all_vlans}
     shown = [by_id[vlan_id]] if vlan_id is not None else [v for v in all_vlans if v["fabric_id"] == fabric_id]
@@ -234,10 +242,11 @@ async def find_space(conn: AsyncConnection, ident: str) -> int | None:
     if is_blank(ident) or ident == "undefined":
         return None
     query = select(spaces.c.id)
-    query = query.where(spaces.c.id == int(ident)) if ident.isdigit() else query.where(spaces.c.name == ident)
-    found = (await conn.execute(query)).scalar_one_or_none()
+    space_id = validation.as_id(ident)
+    query = query.where(spaces.c.id == space_id) if space_id is not None else query.where(spaces.c.name == ident)
+    found = None if ident.isdigit() and space_id is None else (await conn.execute(query)).scalar_one_or_none()
     if found is None:
-        raise Invalid.field("space", f"Select a valid choice. {ident} is not one of the available choices.")
+        raise Invalid.field("space", validation.not_a_choice(validation.shown(ident)))
     return found
 
 
@@ -247,10 +256,12 @@ async def vlan_has_dynamic_range(conn: AsyncConnection, vlan_id: int) -> bool:
     )))).scalar())
 
 
-async def create_vlan(conn: AsyncConnection, fabric_id: int, fields: dict[str, Any]) -> Vlans:
-    await get_fabric(conn, fabric_id)
+async def create_vlan(conn: AsyncConnection, fabric: int | str, fields: dict[str, Any]) -> Vlans:
+    fabric_id = (await get_fabric(conn, fabric))["id"]
     raise_if(netrules.check_vid(fields.get("vid")))
     raise_if(netrules.check_mtu(fields.get("mtu")))
+    if fields.get("name"):
+        raise_if(netrules.check_name("vlan", fields["name"]))
     values = {k: fields[k] for k in ("vid", "name", "description", "mtu") if fields.get(k) is not None}
     if "space" in fields:
         values["space_id"] = await find_space(conn, fields["space"])
@@ -268,6 +279,8 @@ async def update_vlan(conn: AsyncConnection, ref: VlanRef, fields: dict[str, Any
     vlan_id = (await find_vlan(conn, ref))["id"]
     current = one(await conn.execute(select(vlans).where(vlans.c.id == vlan_id).with_for_update()), "VLAN")
     values: dict[str, Any] = {k: fields[k] for k in ("name", "description") if k in fields}
+    if fields.get("name"):
+        raise_if(netrules.check_name("vlan", fields["name"]))
     if "vid" in fields:
         raise_if(netrules.check_vid(fields["vid"]))
         values["vid"] = fields["vid"]
@@ -315,13 +328,11 @@ async def update_vlan(conn: AsyncConnection, ref: VlanRef, fields: dict[str, Any
 
 
 async def _relay_vlan(conn: AsyncConnection, ident: str, vlan_id: int) -> int:
-    try:
-        relay_id = int(ident)
-    except ValueError:
-        raise Invalid.field("relay_vlan", f"Select a valid choice. {ident} is not one of the available choices.") from None
-    found = (await conn.execute(select(vlans.c.id).where(vlans.c.id == relay_id))).scalar_one_or_none()
+    relay_id = validation.as_id(ident)
+    found = None if relay_id is None else \
+        (await conn.execute(select(vlans.c.id).where(vlans.c.id == relay_id))).scalar_one_or_none()
     if found is None or found == vlan_id:
-        raise Invalid.field("relay_vlan", f"Select a valid choice. {ident} is not one of the available choices.")
+        raise Invalid.field("relay_vlan", validation.not_a_choice(validation.shown(ident)))
     return found
 
 

@@ -17,7 +17,7 @@ from metalplane.rpc import power_schema as schema
 from metalplane.region.db.tables import power_actions
 from metalplane.region.db.transaction import Work
 from metalplane.region.errors import Unavailable
-from metalplane.region.services import bmcs, machines
+from metalplane.region.services import bmcs, events, machines
 from metalplane.rpc.messages import PowerAction
 from metalplane.rpc.protocol import ConnectionLost, RemoteError
 
@@ -49,14 +49,17 @@ async def _record(work: Work, action_id: int, **values: Any) -> None:
                            .values(**values, updated=func.now()))
 
 
-async def run(work: Work, rpc_server: Any, system_id: str, action: str) -> dict[str, Any]:
+async def run(work: Work, rpc_server: Any, system_id: str, action: str, username: str = "") -> dict[str, Any]:
     """Run `action` for machine `system_id`; returns {"state": ..., "note": ...}.
-    The work acts outside the database from the start, so it is never replayed."""
+    The work acts outside the database from the start, so it is never replayed.
+    `username`: who asked (the event log records a user's power requests)."""
     work.acting_outside()
     async with work.tx() as conn:
         machine = await machines.get_machine(conn, system_id)
         action_id = (await conn.execute(insert(power_actions).values(
             node_id=machine["id"], action=action, state="running").returning(power_actions.c.id))).scalar_one()
+        if username:
+            await events.power_requested(conn, machine, action, username)
     power_type = machines.power_type_of(machine)
     params = machines.power_parameters(machine)
     if machine["bmc_id"] is None:  # manual: nothing to call
@@ -84,20 +87,23 @@ async def run(work: Work, rpc_server: Any, system_id: str, action: str) -> dict[
             message = schema.scrub(exc.message, secrets)
             async with work.tx() as conn:
                 await bmcs.record_result(conn, rack_id, machine["bmc_id"], message)
+                await events.power_result(conn, machine, action, message)
             await _record(work, action_id, state="failed", error=message)
             raise PowerFailed(message) from None
         async with work.tx() as conn:
             await bmcs.record_result(conn, rack_id, machine["bmc_id"], None)
             await machines.set_power_state(conn, [machine["id"]], result.state)
+            await events.power_result(conn, machine, action, None)
         await _record(work, action_id, state="done", result=result.note or result.state)
         return {"state": result.state, "note": result.note}
     await _record(work, action_id, state="failed", error="the racks owning this BMC died twice during the action")
     raise PowerFailed("The rack controllers owning this machine's BMC were lost during the power action.")
 
 
-async def power_machine(work: Work, rpc_server: Any, system_id: str, action: str) -> machines.Machines:
+async def power_machine(work: Work, rpc_server: Any, system_id: str, action: str,
+                        username: str = "") -> machines.Machines:
     """power_on/power_off/power_cycle: run the action, then the machine as shown."""
-    await run(work, rpc_server, system_id, action)
+    await run(work, rpc_server, system_id, action, username)
     async with work.tx() as conn:
         return await machines.show_machine(conn, system_id)
 

@@ -31,6 +31,7 @@ from metalplane.region.errors import Refused
 from metalplane.region.services import connections, consequences, domain_views, network
 from metalplane.region.services import subnets as subnets_service
 from metalplane.region.services.controllers import ensure_controller_node, get_controller, list_controllers
+from metalplane.region.services.nodes import interfaces_of
 from metalplane.region.services.rows import Row
 from metalplane.rpc.messages import Ping
 from metalplane.rpc.nodes import RACK_TYPES, NodeType
@@ -154,22 +155,6 @@ async def services_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int, d
     return out
 
 
-async def interfaces_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    rows = await conn.execute(
-        select(interfaces).where(interfaces.c.node_id.in_(node_ids)).order_by(interfaces.c.node_id, interfaces.c.name))
-    addresses = await conn.execute(
-        select(ip_addresses.c.interface_id, ip_addresses.c.ip, ip_addresses.c.subnet_id)
-        .join(interfaces, interfaces.c.id == ip_addresses.c.interface_id)
-        .where(interfaces.c.node_id.in_(node_ids)).order_by(ip_addresses.c.id))
-    by_interface: dict[int, list[dict[str, Any]]] = {}
-    for a in addresses:
-        by_interface.setdefault(a.interface_id, []).append({"ip": str(a.ip), "subnet_id": a.subnet_id})
-    out: dict[int, list[dict[str, Any]]] = {}
-    for r in rows:
-        out.setdefault(r.node_id, []).append({**dict(r._mapping), "links": by_interface.get(r.id, [])})
-    return out
-
-
 async def refusals_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int, str]:
     rows = await conn.execute(select(controller_info.c.node_id, controller_info.c.refusal)
                               .where(controller_info.c.node_id.in_(node_ids), controller_info.c.refusal.isnot(None)))
@@ -180,7 +165,7 @@ async def refusals_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int, s
 class RackView:
     node: Row
     services: list[tuple[str, str, str]]  # (name, status, status_info): rackd (the region's judgement) first
-    interfaces: list[Row]  # with their "links": [{"ip", "subnet_id"}]
+    interfaces: list[Row]  # with their "links" (services.nodes.interfaces_of)
     domain: Any = None  # its DomainView
 
 

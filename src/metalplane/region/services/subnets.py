@@ -10,15 +10,17 @@ except the subnets rack registration records (`insert_subnet`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import ip_address, ip_network
+from ipaddress import ip_network
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.region import validation
+from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import interfaces, ip_addresses, ipranges, nodes, subnets, vlans
 from metalplane.region.errors import Invalid, NotFound, PermissionDenied, Refused, raise_if
-from metalplane.region.services import consequences, dns_model, leases, netrules, users
+from metalplane.region.services import consequences, dns_model, leases, lookups, netrules, users
 from metalplane.region.services.network import (
     DEFAULT_FABRIC_ID,
     find_fabric,
@@ -39,26 +41,17 @@ async def list_subnets(conn: AsyncConnection) -> list[Row]:
 
 
 async def get_subnet(conn: AsyncConnection, ident: str, lock: bool = False) -> Row:
-    """By id, CIDR or name, as MAAS's subnet specifiers allow."""
-    query = select(subnets)
-    if ident.isdigit():
-        query = query.where(subnets.c.id == int(ident))
-    else:
-        try:
-            query = query.where(subnets.c.cidr == str(ip_network(ident, strict=False)))
-        except ValueError:
-            query = query.where(subnets.c.name == ident)
-    if lock:
-        query = query.with_for_update()
-    return one(await conn.execute(query), "Subnet")
+    """By MAAS's subnet specifier: id, CIDR or name, or cidr:, name:, ip: (the most
+    specific subnet holding the address), vlan:, vid:, fabric:, space:, id:."""
+    return await lookups.subnet(conn, ident, lock)
 
 
 async def _vlan_for_subnet(conn: AsyncConnection, fields: dict[str, Any]) -> int:
     if not is_blank(fields.get("vlan")):
         ident = fields["vlan"]
-        if not ident.isdigit() or (await conn.execute(select(vlans.c.id).where(vlans.c.id == int(ident)))).first() is None:
-            raise Invalid.field("vlan", f"Select a valid choice. {ident} is not one of the available choices.")
-        vlan_id = int(ident)
+        vlan_id = validation.as_id(ident)
+        if vlan_id is None or (await conn.execute(select(vlans.c.id).where(vlans.c.id == vlan_id))).first() is None:
+            raise Invalid.field("vlan", validation.not_a_choice(validation.shown(ident)))
         if not is_blank(fields.get("fabric")):
             fabric = await find_fabric(conn, fields["fabric"])
             vlan = await get_vlan(conn, vlan_id)
@@ -93,6 +86,8 @@ def _subnet_values(fields: dict[str, Any], cidr: str) -> dict[str, Any]:
         if fields["rdns_mode"] not in (0, 1, 2):
             raise Invalid.field("rdns_mode", f"Select a valid choice. {fields['rdns_mode']} is not one of the available choices.")
         values["rdns_mode"] = fields["rdns_mode"]
+    if fields.get("name"):
+        raise_if(netrules.check_name("subnet", fields["name"]))
     for key in ("name", "description", "allow_dns", "allow_proxy", "active_discovery", "managed"):
         if key in fields and fields[key] is not None:
             values[key] = fields[key]
@@ -114,14 +109,29 @@ async def show_subnets(conn: AsyncConnection, ident: str | None = None) -> Subne
     return Subnets(shown if shown is not None else await list_subnets(conn), vlans_by_id)
 
 
-async def insert_subnet(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
-    """A new subnet, not announced: rack registration records the networks a rack
-    reports this way (a new subnet has no ranges, so no rack's DHCP changes)."""
+async def _refuse_overlap(conn: AsyncConnection, cidr: str, subnet_id: int | None) -> None:
+    """MAAS: a subnet may not contain, or lie in, another one. API writes of a network
+    take one lock for this check, so two overlapping creates cannot both pass."""
+    await xact_lock(conn, Lock.SUBNET_NETWORKS)
+    query = select(subnets.c.cidr).where(text("(cidr >>= CAST(:net AS cidr) OR cidr <<= CAST(:net AS cidr))"))
+    if subnet_id is not None:
+        query = query.where(subnets.c.id != subnet_id)
+    found = (await conn.execute(query.params(net=cidr).limit(1))).first()
+    if found is not None and str(found.cidr) != cidr:
+        raise Invalid.field("cidr", f"Subnet {cidr} would overlap with existing subnets.")
+
+
+async def insert_subnet(conn: AsyncConnection, fields: dict[str, Any], check_overlap: bool = False) -> Row:
+    """A new subnet. Not announced: rack registration records the networks a rack
+    reports this way (a new subnet has no ranges, so no rack's DHCP changes); the
+    API's create also refuses a network overlapping another (`check_overlap`)."""
     network, errors = netrules.parse_cidr(fields.get("cidr"))
     raise_if(errors)
     cidr = str(network)
     values = _subnet_values(fields, cidr)
     values["vlan_id"] = await _vlan_for_subnet(conn, fields)
+    if check_overlap:
+        await _refuse_overlap(conn, cidr, None)
     values.setdefault("name", cidr)
     if not values["name"]:
         values["name"] = cidr
@@ -130,29 +140,13 @@ async def insert_subnet(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
     return await get_subnet(conn, str(result.scalar_one()))
 
 
-async def check_overlap(conn: AsyncConnection, cidr: str, exclude: int | None = None) -> None:
-    """MAAS refuses a subnet that contains or is contained in another: one address, one subnet
-    (and one reverse zone owner)."""
-    query = select(subnets.c.cidr).where(subnets.c.cidr.op(">>=")(cidr) | subnets.c.cidr.op("<<=")(cidr))
-    if exclude is not None:
-        query = query.where(subnets.c.id != exclude)
-    found = (await conn.execute(query.order_by((subnets.c.cidr == cidr).desc()).limit(1))).first()
-    if found is not None and str(found.cidr) == cidr:
-        raise Invalid.field("cidr", "Subnet with this Cidr already exists.")
-    if found is not None:
-        raise Invalid.field("cidr", f"Subnet {cidr} would overlap with existing subnets.")
-
-
 def _dns_changed(conn: AsyncConnection) -> None:
     consequences.region_services_changed(conn)  # the regions' reverse zones
     consequences.rack_services_changed(conn)    # the zones the racks forward, the networks they serve
 
 
 async def create_subnet(conn: AsyncConnection, fields: dict[str, Any]) -> Subnets:
-    network, errors = netrules.parse_cidr(fields.get("cidr"))
-    if network is not None and not errors:
-        await check_overlap(conn, str(network))
-    row = await insert_subnet(conn, fields)
+    row = await insert_subnet(conn, fields, check_overlap=True)
     await dns_model.check(conn, "rdns_mode")
     consequences.dhcp_changed(conn)  # racks serving DHCP refetch their state
     _dns_changed(conn)
@@ -168,10 +162,10 @@ async def update_subnet(conn: AsyncConnection, ident: str, fields: dict[str, Any
         raise_if(errors)
         assert network is not None  # parse_cidr gives a network whenever it gives no errors
         cidr = values["cidr"] = str(network)
-        await check_overlap(conn, cidr, exclude=subnet["id"])
         spans = [netrules.Span(str(r["start_ip"]), str(r["end_ip"]), r["type"])
                  for r in await list_ranges(conn, subnet["id"])]
         raise_if(netrules.check_ranges_fit(cidr, spans))
+        await _refuse_overlap(conn, cidr, subnet["id"])
         if "gateway_ip" not in fields and subnet["gateway_ip"] is not None:
             raise_if(netrules.check_gateway(network, str(subnet["gateway_ip"])))
     values.update(_subnet_values(fields, cidr))
@@ -244,10 +238,9 @@ async def _subnet_for_range(conn: AsyncConnection, subnet_ident: str | None, sta
         except NotFound:
             raise Invalid.field(
                 "subnet", f"Select a valid choice. {subnet_ident} is not one of the available choices.") from None
-    try:
-        address = ip_address(start or "")
-    except ValueError:
-        raise Invalid.field("subnet", "This field is required.") from None
+    address = validation.parse_ip(start)
+    if address is None:
+        raise Invalid.field("subnet", "This field is required.")
     row = (await conn.execute(
         select(subnets.c.id).where(text("cidr >>= CAST(:ip AS inet)")).params(ip=str(address))
         .order_by(func.masklen(subnets.c.cidr).desc()).limit(1)
@@ -257,21 +250,34 @@ async def _subnet_for_range(conn: AsyncConnection, subnet_ident: str | None, sta
     return await get_subnet(conn, str(row), lock=True)
 
 
-def _check_against(subnet: Row, kind: str | None, start: str | None, end: str | None, others: list[Row]) -> None:
+async def _check_against(conn: AsyncConnection, subnet: Row, kind: str | None, start: str | None, end: str | None,
+                         others: list[Row]) -> tuple[str, str]:
+    """MAAS's range rules on `subnet`; a dynamic range must also stay clear of the gateway
+    and of every address in use there (a rack's own address: DHCP handing it out would
+    break the rack). The addresses in their normal form."""
     spans = [netrules.Span(str(r["start_ip"]), str(r["end_ip"]), r["type"]) for r in others]
     used = [str(subnet["gateway_ip"])] if subnet["gateway_ip"] is not None else []
+    if kind == "dynamic":
+        used += [str(ip) for ip in (await conn.execute(
+            select(ip_addresses.c.ip).where(ip_addresses.c.subnet_id == subnet["id"]))).scalars()]
     raise_if(netrules.check_range(kind, start, end, str(subnet["cidr"]), spans, used))
+    return str(validation.parse_ip(start)), str(validation.parse_ip(end))
+
+
+def _comment(fields: dict[str, Any]) -> str:
+    return validation.check_max("iprange.comment", fields.get("comment") or "")
 
 
 async def create_range(conn: AsyncConnection, fields: dict[str, Any], user: User) -> Ranges:
     kind = fields.get("type")
     if kind == "dynamic" and not user.is_superuser:
         raise PermissionDenied("Unable to create dynamic IP range. You don't have sufficient privileges.")
+    comment = _comment(fields)
     subnet = await _subnet_for_range(conn, fields.get("subnet"), fields.get("start_ip"))
-    _check_against(subnet, kind, fields.get("start_ip"), fields.get("end_ip"), await list_ranges(conn, subnet["id"]))
+    start, end = await _check_against(conn, subnet, kind, fields.get("start_ip"), fields.get("end_ip"),
+                                      await list_ranges(conn, subnet["id"]))
     range_id = (await conn.execute(insert(ipranges).values(
-        subnet_id=subnet["id"], type=kind, start_ip=fields["start_ip"], end_ip=fields["end_ip"],
-        comment=fields.get("comment") or "", user_id=user.id,
+        subnet_id=subnet["id"], type=kind, start_ip=start, end_ip=end, comment=comment, user_id=user.id,
     ).returning(ipranges.c.id))).scalar_one()
     consequences.dhcp_changed(conn)  # racks serving DHCP refetch their state
     return await _ranges(conn, [await get_range(conn, range_id)])
@@ -283,17 +289,33 @@ def _may_change(iprange: Row, user: User, verb: str) -> None:
 
 
 async def update_range(conn: AsyncConnection, range_id: int, fields: dict[str, Any], user: User) -> Ranges:
+    """Partial update of type, addresses, subnet and comment, under the create's rules.
+    A dynamic range that stops being one (or moves away) must not leave a VLAN with
+    DHCP on without one."""
     current = await get_range(conn, range_id)
     _may_change(current, user, "modify")
-    subnet = await get_subnet(conn, str(current["subnet_id"]), lock=True)
+    kind = fields.get("type", current["type"])
+    if kind == "dynamic" and current["type"] != "dynamic" and not user.is_superuser:
+        raise PermissionDenied("Unable to modify IP range. You don't have sufficient privileges.")
+    old_subnet = await get_subnet(conn, str(current["subnet_id"]))
+    await lock_vlan(conn, old_subnet["vlan_id"])  # the VLAN first, as every DHCP-related write
+    if is_blank(fields.get("subnet")):
+        subnet = await get_subnet(conn, str(current["subnet_id"]), lock=True)
+    else:
+        subnet = await _subnet_for_range(conn, fields["subnet"], None)
     start = fields.get("start_ip", str(current["start_ip"]))
     end = fields.get("end_ip", str(current["end_ip"]))
     others = [r for r in await list_ranges(conn, subnet["id"]) if r["id"] != range_id]
-    _check_against(subnet, current["type"], start, end, others)
-    values = {"start_ip": start, "end_ip": end}
+    start, end = await _check_against(conn, subnet, kind, start, end, others)
+    values: dict[str, Any] = {"start_ip": start, "end_ip": end, "type": kind, "subnet_id": subnet["id"]}
     if "comment" in fields:
-        values["comment"] = fields["comment"] or ""
+        values["comment"] = _comment(fields)
     await conn.execute(update(ipranges).where(ipranges.c.id == range_id).values(**values, updated=func.now()))
+    if current["type"] == "dynamic" and (kind != "dynamic" or subnet["vlan_id"] != old_subnet["vlan_id"]):
+        vlan = await get_vlan(conn, old_subnet["vlan_id"])
+        if vlan["dhcp_on"] and not await vlan_has_dynamic_range(conn, vlan["id"]):
+            raise Refused(f"Cannot remove the last dynamic range of VLAN {vlan['fabric_name']}."
+                          f"{vlan_label(vlan)} while DHCP is on; disable DHCP first.")
     consequences.dhcp_changed(conn)  # racks serving DHCP refetch their state
     return await _ranges(conn, [await get_range(conn, range_id)])
 

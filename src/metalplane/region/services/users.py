@@ -8,11 +8,13 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from metalplane.region.db.tables import tokens, users
-from metalplane.region.errors import Invalid, NotFound, Refused
+from metalplane.region import validation
+from metalplane.region.db.tables import ipranges, nodes, tokens, users
+from metalplane.region.errors import Invalid, NotFound, Refused, raise_if
+from metalplane.region.services import accountrules
 
 KEY_CHARS = string.ascii_letters + string.digits
 KEY_SIZE = 18
@@ -74,7 +76,9 @@ async def get_user(conn: AsyncConnection, username: str) -> User | None:
 
 async def create_user(conn: AsyncConnection, username: str, password: str, email: str = "",
                       is_superuser: bool = False) -> User:
-    """A new account, under a name nobody has."""
+    """A new account, under a name nobody has, checked by MAAS's (Django's) rules."""
+    raise_if({**accountrules.check_username(username), **accountrules.check_email(email)})
+    validation.check_text(password, "password", 4096)
     if await get_user(conn, username) is not None:
         raise Invalid.field("username", "A user with that username already exists.")
     row = (await conn.execute(
@@ -91,12 +95,33 @@ async def show_user(conn: AsyncConnection, username: str) -> User:
     return found
 
 
-async def remove_user(conn: AsyncConnection, username: str, by: User) -> None:
-    """`users delete` by an admin, who may not delete themselves."""
+# What a user can own that keeps it from being deleted (MAAS: nodes, static IP
+# addresses, IP ranges): (column pointing at the owner, MAAS's words for it).
+OWNED = [(ipranges.c.user_id, "IP range(s)"), (nodes.c.owner_id, "node(s)")]
+
+
+async def remove_user(conn: AsyncConnection, username: str, by: User, transfer_to: str | None = None) -> None:
+    """`users delete` by an admin, who may not delete themselves. What the user owns
+    goes to `transfer_to` first when given; anything still owned refuses the delete.
+    Their keys, files and tokens go with them. A user that does not exist is already
+    gone (MAAS answers 204 too)."""
     if username == by.username:
         raise Refused("An administrator cannot self-delete.")
-    if not await delete_user(conn, username):
-        raise NotFound("User")
+    user = (await conn.execute(select(users).where(users.c.username == username).with_for_update())).first()
+    if user is None:
+        return
+    if transfer_to:
+        heir = await show_user(conn, transfer_to)
+        for column, _ in OWNED:
+            await conn.execute(update(column.table).where(column == user.id).values({column.name: heir.id}))
+    owned = []
+    for column, words in OWNED:
+        count = (await conn.execute(select(func.count()).where(column == user.id))).scalar_one()
+        if count:
+            owned.append(f"{count} {words}")
+    if owned:
+        raise Refused(f"User {username} cannot be deleted: {', '.join(owned)} are still allocated")
+    await delete_user(conn, username)
 
 
 async def create_token(conn: AsyncConnection, user_id: int, name: str | None = None) -> Token:
@@ -119,6 +144,17 @@ async def delete_token(conn: AsyncConnection, user_id: int, token_key: str) -> N
     result = await conn.execute(
         delete(tokens).where(tokens.c.user_id == user_id, tokens.c.token_key == token_key)
     )
+    if result.rowcount == 0:
+        raise NotFound("Token")
+
+
+async def rename_token(conn: AsyncConnection, user_id: int, token: str, name: str) -> None:
+    """`update_token_name`: `token` is the token key or the whole API key."""
+    parts = token.split(":")
+    token_key = parts[1] if len(parts) == 3 else token
+    result = await conn.execute(
+        update(tokens).where(tokens.c.user_id == user_id, tokens.c.token_key == token_key)
+        .values(name=name, updated=func.now()))
     if result.rowcount == 0:
         raise NotFound("Token")
 

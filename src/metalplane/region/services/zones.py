@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -10,19 +9,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import nodes, zones
 from metalplane.region.errors import NotFound, Refused, raise_if
+from metalplane.region.services import netrules
 from metalplane.region.services.rows import execute_unique
 
 DEFAULT_ZONE = "default"
 DUPLICATE = "Physical zone with this Name already exists."
-ZONE_NAME = re.compile(r"^[\w-]+$")  # MAAS's ZONE_NAME_VALIDATOR; the name is also the URL key
 
 
 def check_name(name: str) -> dict[str, list[str]]:
+    """MAAS's zone name rule (letters, digits, spaces, '-' and '_'; not starting with a
+    space or '-'; at most 256 characters); the name is also the URL key."""
     if not name.strip():
         return {"name": ["This field is required."]}
-    if not ZONE_NAME.match(name):
-        return {"name": ["Enter a valid value."]}  # Django RegexValidator's message
-    return {}
+    return netrules.check_name("zone", name)
 
 
 async def list_zones(conn: AsyncConnection) -> list[dict[str, Any]]:

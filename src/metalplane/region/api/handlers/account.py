@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from starlette.responses import PlainTextResponse, Response
+
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
+from metalplane.region.api.checks import mandatory
 from metalplane.region.errors import Refused
 from metalplane.region.services import users as svc
 
@@ -47,3 +50,18 @@ async def delete_token(ctx: Ctx) -> None:
         raise Refused("No provided token_key!")
     async with ctx.tx() as conn:
         await svc.delete_token(conn, ctx.me.id, token_key)
+
+
+@account.action("POST", "update_token_name")
+async def update_token_name(ctx: Ctx) -> Response:
+    """Modify the consumer name of an authorisation OAuth token.
+
+    :param token: The token key, or the whole API key (consumer_key:token_key:token_secret).
+    :type token: unicode
+    :param name: The new name of the token.
+    :type name: unicode
+    """
+    token, name = mandatory(ctx.params, "token"), mandatory(ctx.params, "name")
+    async with ctx.tx() as conn:
+        await svc.rename_token(conn, ctx.me.id, token, name)
+    return PlainTextResponse("Accepted", status_code=202)

@@ -16,9 +16,6 @@ Besides the two MAAS handlers this module serves two plain routes
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
-import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -29,7 +26,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from metalplane.region.api.app import authenticate
+from metalplane.region import validation
+from metalplane.region.api.app import authenticate, json_response
+from metalplane.region.api.checks import part_bytes
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.errors import error_response
 from metalplane.region.api.framework import API_PREFIX, Handler
@@ -45,13 +44,15 @@ from metalplane.region.services import boot_import, boot_store
 from metalplane.region.services import boot_resources as svc
 
 log = logging.getLogger(__name__)
+UPLOAD_BODY_MAX = 1 << 30  # a `content` part sent whole (bigger files: upload_uri in pieces)
 
-boot_resources = Handler("BootResourcesHandler", "boot-resources/", "Manage the boot resources.")
+# A create may carry the file as its `content` part: read only for an authenticated caller.
+boot_resources = Handler("BootResourcesHandler", "boot-resources/", "Manage the boot resources.",
+                         max_body=UPLOAD_BODY_MAX)
 boot_resource = Handler("BootResourceHandler", "boot-resources/{id}/", "Manage a boot resource.")
 
 UPLOAD_PATH = API_PREFIX + "boot-resources/{resource_id}/upload/{file_id}/"
 FILE_ROUTE = svc.FILE_PATH + "{sha256}"
-JSON = "application/json"
 
 
 # -- shapes -------------------------------------------------------------------------------
@@ -98,6 +99,7 @@ def render_resource(r: dict, sets: list[dict] | None = None) -> dict[str, Any]:
         "architecture": r["architecture"],
         "subarches": extra.pop("subarches", r["architecture"].partition("/")[2] or "generic"),
         "title": extra.pop("title", ""),
+        "last_deployed": None,
         **extra,
         "resource_uri": _uri(f"boot-resources/{r['id']}/"),
     }
@@ -138,30 +140,6 @@ async def list_resources(ctx: Ctx) -> list:
         return [render_resource(r) for r in await svc.show_resources(conn, rtype)]
 
 
-def _multipart_bytes(content_type: str, body: bytes, name: str) -> bytes | None:
-    """The raw bytes of part `name` (parts without a filename reach the params as text)."""
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
-    if not message.is_multipart():
-        return None
-    for part in message.iter_parts():
-        if part.get_param("name", header="content-disposition") == name:
-            return part.get_payload(decode=True) or b""
-    return None
-
-
-async def _content(ctx: Ctx) -> bytes | None:
-    value = ctx.params.raw("content")
-    if value is None or isinstance(value, bytes):
-        return value
-    content_type = ctx.request.headers.get("content-type", "")
-    if content_type.lower().startswith("multipart/"):
-        raw = _multipart_bytes(content_type, await ctx.request.body(), "content")
-        if raw is not None:
-            return raw
-    return value.encode()
-
-
 @boot_resources.action("POST", admin=True)
 async def create_resource(ctx: Ctx) -> Response:
     """Upload a new boot resource.
@@ -195,32 +173,36 @@ async def create_resource(ctx: Ctx) -> Response:
     architecture = p.str("architecture", required=True) or ""
     filetype = p.str("filetype") or "tgz"
     version = p.str("version") or None
-    content = await _content(ctx)
+    content = await part_bytes(ctx, "content")
     sha256 = (p.str("sha256") or "").strip().lower() or None
-    size = p.int("size", min_value=0)
+    size_text = p.str("size", max_length=64)
+    size = validation.check_size(size_text, "size") if size_text else None
     shown = await svc.upload(ctx.work, name=name, architecture=architecture, filetype=filetype,
                              title=p.str("title") or "", version=version, content=content, sha256=sha256, size=size)
-    return Response(json.dumps(render_resource(shown.resource, shown.sets)), status_code=201, media_type=JSON)
+    return json_response(render_resource(shown.resource, shown.sets), 201)
 
 
 @boot_resources.action("POST", "import", admin=True)
 async def import_resources(ctx: Ctx) -> Response:
     """Import boot resources from a simplestreams mirror.
 
-    The import runs in the background on the region that was asked; follow it
-    with is_importing and import_status, and per file in boot-resource read
-    ("progress", "complete", "error"). Give `url` (http://, https:// or
-    file://) or `path` (an absolute directory on this region): the mirror root,
-    which holds streams/v1/index.json, or that file itself. The newest version
-    of each product is imported; files already stored are not fetched again,
-    and partly fetched files resume. Only one import runs at a time.
+    Without arguments, as MAAS does: from every boot source (boot-sources), the
+    images its selections (boot-source-selections) select. With `url`
+    (http://, https:// or file://) or `path` (an absolute directory on this
+    region): everything that mirror offers, whatever the boot sources say. A
+    mirror is its root, which holds streams/v1/index.json, or that file itself;
+    streams must be unsigned (index.json). The import runs in the background on
+    the region that was asked; follow it with is_importing and import_status,
+    and per file in boot-resource read ("progress", "complete", "error"). The
+    newest version of each product is imported; files already stored are not
+    fetched again, and partly fetched files resume. Only one import runs at a time.
 
     :param url: Mirror URL, e.g. http://images.example.com/ephemeral/ (or file:///srv/mirror/).
     :type url: unicode
     :param path: Absolute path of a mirror directory on this region, e.g. /srv/mirror.
     :type path: unicode
     """
-    spec = ctx.params.str("url") or ctx.params.str("path")
+    spec = ctx.params.str("url") or ctx.params.str("path") or None
     state = ctx.app_state
     owner = boot_import.owner_name(getattr(state, "region_id", "?"), getattr(state, "worker_index", "?"))
     job = await boot_import.start_import(ctx.work, spec, owner)
@@ -277,10 +259,10 @@ async def delete_resource(ctx: Ctx) -> None:
 # -- raw routes ---------------------------------------------------------------------------------
 
 def _int_param(request: Request, name: str) -> int:
-    try:
-        return int(request.path_params[name])
-    except (KeyError, ValueError):
-        raise NotFound("file", "Not Found") from None
+    number = validation.as_id(request.path_params.get(name))
+    if number is None:
+        raise NotFound("BootResourceFile")
+    return number
 
 
 async def upload_piece(request: Request) -> Response:

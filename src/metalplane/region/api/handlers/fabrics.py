@@ -39,9 +39,9 @@ async def create_fabric(ctx: Ctx) -> dict:
 
 @fabric.read
 async def read_fabric(ctx: Ctx) -> dict:
-    """Read a fabric."""
+    """Read a fabric, by id or by MAAS's specifier (a name, "fabric-3", "name:NAME", "class:CLASS")."""
     async with ctx.tx() as conn:
-        return render.fabrics(await network.show_fabrics(conn, ctx.path_int("id")))[0]
+        return render.fabrics(await network.show_fabrics(conn, ctx.path["id"]))[0]
 
 
 @fabric.action("PUT", admin=True)
@@ -55,13 +55,13 @@ async def update_fabric(ctx: Ctx) -> dict:
     :param class_type: Class type of the fabric.
     :type class_type: unicode
     """
-    fabric_id, changes = ctx.path_int("id"), ctx.params.given(FIELDS)
+    changes = ctx.params.given(FIELDS)
     async with ctx.tx() as conn:
-        return render.fabrics(await network.update_fabric(conn, fabric_id, changes))[0]
+        return render.fabrics(await network.update_fabric(conn, ctx.path["id"], changes))[0]
 
 
 @fabric.action("DELETE", admin=True)
 async def delete_fabric(ctx: Ctx) -> None:
     """Delete a fabric."""
     async with ctx.tx() as conn:
-        await network.delete_fabric(conn, ctx.path_int("id"))
+        await network.delete_fabric(conn, ctx.path["id"])

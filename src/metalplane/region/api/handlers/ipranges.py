@@ -52,14 +52,18 @@ async def read_range(ctx: Ctx) -> dict:
 async def update_range(ctx: Ctx) -> dict:
     """Update an IP range.
 
+    :param type: Type of this range: `dynamic` or `reserved`.
+    :type type: unicode
     :param start_ip: Start IP address of this range (inclusive).
     :type start_ip: unicode
     :param end_ip: End IP address of this range (inclusive).
     :type end_ip: unicode
+    :param subnet: Subnet (id or CIDR) this range belongs to.
+    :type subnet: unicode
     :param comment: A description of this range.
     :type comment: unicode
     """
-    fields = ctx.params.given({k: FIELDS[k] for k in ("start_ip", "end_ip", "comment")})
+    fields = ctx.params.given(FIELDS)
     range_id = ctx.path_int("id")
     async with ctx.tx() as conn:
         return render.ipranges(await subnet_svc.update_range(conn, range_id, fields, ctx.me))[0]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from starlette.responses import Response
+
 from metalplane.rpc import power_schema as schema
-from metalplane.region.api import render
+from metalplane.region.api import render_nodes
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
+from metalplane.region.api.handlers.node_docs import READ_FILTERS_DOC, bson_details
+from metalplane.region.api.handlers import nodes as nodes_handlers
+from metalplane.region.api.handlers.nodes import filter_values
 from metalplane.region.errors import Refused
-from metalplane.region.services import bmcs, commissioning, machines, power
+from metalplane.region.services import bmcs, commissioning, machine_create, machines, power
 
 machines_h = Handler("MachinesHandler", "machines/", "Manage the collection of all the machines in the MAAS.")
 machine_h = Handler("MachineHandler", "machines/{system_id}/", "Manage an individual machine.")
@@ -25,43 +30,84 @@ def power_flat(ctx: Ctx) -> dict[str, str]:
     return {name[len(prefix):]: ctx.params.str(name) or "" for name in ctx.params.names() if name.startswith(prefix)}
 
 
-@machines_h.read
 async def list_machines(ctx: Ctx) -> list:
-    """List machines.
-
-    :param hostname: Only machines with this hostname (repeatable).
-    :type hostname: unicode
-    :param id: Only machines with this system_id (repeatable).
-    :type id: unicode
-    """
-    system_ids, hostnames = ctx.params.get_list("id"), ctx.params.get_list("hostname")
     async with ctx.tx() as conn:
-        return render.machines(await machines.show_machines(conn, system_ids, hostnames))
+        return render_nodes.machines(await machines.read_machines(conn, filter_values(ctx), ctx.me))
+
+
+list_machines.__doc__ = """List Nodes visible to the user, optionally filtered by criteria.
+
+Values of one parameter are alternatives (give it several times); different
+parameters must all match. `not_*` parameters exclude.
+""" + READ_FILTERS_DOC
+machines_h.read(list_machines)
+
+
+def create_fields(ctx: Ctx) -> dict:
+    p = ctx.params
+    return {
+        **p.given({"hostname": "str", "architecture": "str", "subarchitecture": "str", "min_hwe_kernel": "str",
+                   "description": "str", "domain": "str", "zone": "str", "pool": "str", "power_type": "str",
+                   "power_parameters": "str", "commission": "bool", "deployed": "bool", "enable_ssh": "bool",
+                   "skip_bmc_config": "bool", "skip_networking": "bool", "skip_storage": "bool",
+                   "commissioning_scripts": "str", "testing_scripts": "str", "is_dpu": "bool"}),
+        "mac_addresses": p.get_list("mac_addresses"), "power_flat": power_flat(ctx),
+    }
 
 
 async def create_machine(ctx: Ctx) -> dict:
-    p = ctx.params
-    fields = {
-        "hostname": p.str("hostname"), "architecture": p.str("architecture"), "description": p.str("description"),
-        "mac_addresses": p.get_list("mac_addresses"), "power_type": p.str("power_type"),
-        "power_parameters": p.str("power_parameters"), "power_flat": power_flat(ctx),
-    }
-    async with ctx.tx() as conn:
-        return render.machines(await machines.create_machine(conn, fields))[0]
+    view = await machine_create.create(ctx.work, ctx.rpc, create_fields(ctx), ctx.me)
+    return render_nodes.machines(view)[0]
 
 
-create_machine.__doc__ = """Create a new machine.
+create_machine.__doc__ = """Create a new machine. An admin's new machine starts commissioning
+(powered on through its BMC) unless commission=false.
 
-:param architecture: The architecture type of the machine (e.g. amd64/generic).
+:param architecture: The architecture type of the machine, e.g. amd64/generic (or amd64, with
+    subarchitecture). Required unless power_type is ipmi.
 :type architecture: unicode
-:param mac_addresses: One or more MAC addresses for the machine.
+:param subarchitecture: The subarchitecture, when architecture has none (default: generic).
+:type subarchitecture: unicode
+:param min_hwe_kernel: The minimum kernel version allowed to run on this machine.
+:type min_hwe_kernel: unicode
+:param mac_addresses: One or more MAC addresses for the machine (repeatable). Required unless
+    power_type is ipmi.
 :type mac_addresses: unicode
 :param hostname: A hostname. If not given, one is generated.
 :type hostname: unicode
 :param description: A description of the machine.
 :type description: unicode
+:param domain: The domain of the machine (only the default domain, maas, exists).
+:type domain: unicode
+:param zone: The physical zone of the machine (default: the default zone).
+:type zone: unicode
+:param pool: The resource pool of the machine (default: the default pool).
+:type pool: unicode
+:param commission: Whether to commission the machine (admins only; default true).
+:type commission: boolean
+:param deployed: Register a machine that is already deployed (no commissioning).
+:type deployed: boolean
+:param enable_ssh: Not supported by metalplane's commissioning environment: 0 only.
+:type enable_ssh: integer
+:param skip_bmc_config: Not supported: 0 only.
+:type skip_bmc_config: integer
+:param skip_networking: Not supported: 0 only.
+:type skip_networking: integer
+:param skip_storage: Not supported: 0 only.
+:type skip_storage: integer
+:param commissioning_scripts: Not supported: empty or none only.
+:type commissioning_scripts: unicode
+:param testing_scripts: Not supported: empty or none only.
+:type testing_scripts: unicode
+:param is_dpu: Not supported: false only.
+:type is_dpu: boolean
 """ + POWER_DOC
-machines_h.action("POST", admin=True)(create_machine)
+machines_h.action("POST")(create_machine)
+
+
+# MAAS's machines/ collection has the nodes/ collection's operations.
+machines_h.action("GET", "is_registered")(nodes_handlers.is_registered)
+machines_h.action("POST", "set_zone", admin=True)(nodes_handlers.set_zone)
 
 
 @machines_h.action("GET", "power_parameters", admin=True)
@@ -93,27 +139,56 @@ async def describe_power_types(ctx: Ctx) -> list:
 async def read_machine(ctx: Ctx) -> dict:
     """Read a machine."""
     async with ctx.tx() as conn:
-        return render.machines(await machines.show_machine(conn, ctx.path["system_id"]))[0]
+        return render_nodes.machines(await machines.show_machine(conn, ctx.path["system_id"], ctx.me))[0]
 
 
 async def update_machine(ctx: Ctx) -> dict:
-    fields = ctx.params.given({"hostname": "str", "description": "str", "architecture": "str",
-                               "power_type": "str", "power_parameters": "str"})
+    fields = ctx.params.given({"hostname": "str", "description": "str", "domain": "str", "architecture": "str",
+                               "min_hwe_kernel": "str", "power_type": "str", "power_parameters": "str",
+                               "power_parameters_skip_check": "bool", "pool": "str", "zone": "str",
+                               "swap_size": "str", "disable_ipv4": "bool", "cpu_count": "int", "memory": "int"})
     fields["power_flat"] = power_flat(ctx)
     async with ctx.tx() as conn:
-        return render.machines(await machines.update_machine(conn, ctx.path["system_id"], fields))[0]
+        return render_nodes.machines(await machines.update_machine(conn, ctx.path["system_id"], fields))[0]
 
 
-update_machine.__doc__ = """Update a machine.
+update_machine.__doc__ = """Update a machine. Every field given is applied, or none is (400).
 
 :param hostname: The new hostname.
 :type hostname: unicode
 :param description: The new description.
 :type description: unicode
-:param architecture: The new architecture.
+:param domain: The domain (only the default domain, maas, exists).
+:type domain: unicode
+:param architecture: The new architecture, e.g. amd64/generic.
 :type architecture: unicode
+:param min_hwe_kernel: The minimum kernel version allowed to run on this machine.
+:type min_hwe_kernel: unicode
+:param power_parameters_skip_check: Store the power parameters without checking them.
+:type power_parameters_skip_check: boolean
+:param pool: The name of the resource pool the machine moves to.
+:type pool: unicode
+:param zone: The name of the zone the machine moves to.
+:type zone: unicode
+:param swap_size: The swap size in bytes, or with K, M, G or T (powers of 1000).
+:type swap_size: unicode
+:param disable_ipv4: Deprecated: false only.
+:type disable_ipv4: boolean
+:param cpu_count: The number of CPUs.
+:type cpu_count: integer
+:param memory: The memory in MiB.
+:type memory: integer
 """ + POWER_DOC
 machine_h.action("PUT", admin=True)(update_machine)
+
+
+@machine_h.action("GET", "details")
+async def machine_details(ctx: Ctx) -> Response:
+    """Get system details: a BSON document with the hardware document (lshw vocabulary,
+    docs/tags.md) under "lshw"."""
+    async with ctx.tx() as conn:
+        found = await machines.get_machine(conn, ctx.path["system_id"], viewer=ctx.me)
+    return bson_details(found)
 
 
 @machine_h.action("DELETE", admin=True)
@@ -137,7 +212,8 @@ async def power_on(ctx: Ctx) -> dict:
     :param comment: Optional comment for the event log.
     :type comment: unicode
     """
-    return render.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "on"))[0]
+    return render_nodes.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "on",
+                                                           ctx.me.username))[0]
 
 
 @machine_h.action("POST", "power_off")
@@ -151,7 +227,8 @@ async def power_off(ctx: Ctx) -> dict:
     """
     if (ctx.params.str("stop_mode") or "hard") not in ("hard", "soft"):
         raise Refused("stop_mode must be 'hard' or 'soft'.")
-    return render.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "off"))[0]
+    return render_nodes.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "off",
+                                                           ctx.me.username))[0]
 
 
 @machine_h.action("POST", "power_cycle")
@@ -161,7 +238,8 @@ async def power_cycle(ctx: Ctx) -> dict:
     :param comment: Optional comment for the event log.
     :type comment: unicode
     """
-    return render.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "cycle"))[0]
+    return render_nodes.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "cycle",
+                                                           ctx.me.username))[0]
 
 
 @machine_h.action("GET", "query_power_state")
@@ -182,7 +260,8 @@ async def commission(ctx: Ctx) -> dict:
     :type timeout: integer
     """
     timeout = ctx.params.int("timeout", min_value=10, max_value=7 * 86400)
-    return render.machines(await commissioning.commission(ctx.work, ctx.rpc, ctx.path["system_id"], timeout))[0]
+    return render_nodes.machines(await commissioning.commission(ctx.work, ctx.rpc, ctx.path["system_id"], timeout,
+                                                                ctx.me.username))[0]
 
 
 @machine_h.action("GET", "commissioning_results")

@@ -33,7 +33,8 @@ async def read_version(ctx: Ctx) -> dict:
 
 async def describe(request: Request) -> Response:
     """The whole API; maascli insists on exactly `application/json`."""
-    body = describe_api(request.app.state.handlers, site_of(request))
+    state = request.app.state
+    body = describe_api(state.handlers, site_of(request), getattr(state, "api_hash", None))
     return Response(json.dumps(body, sort_keys=True), media_type="application/json")
 
 

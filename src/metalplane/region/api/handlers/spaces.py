@@ -34,10 +34,9 @@ async def create_space(ctx: Ctx) -> dict:
 
 @space.read
 async def read_space(ctx: Ctx) -> dict:
-    """Read a space."""
-    space_id = ctx.path_int("id")
+    """Read a space, by id or name (or "undefined": the VLANs without a space)."""
     async with ctx.tx() as conn:
-        return render.spaces(await svc.show_spaces(conn, space_id))[0]
+        return render.spaces(await svc.show_spaces(conn, ctx.path["id"]))[0]
 
 
 @space.action("PUT", admin=True)
@@ -49,14 +48,13 @@ async def update_space(ctx: Ctx) -> dict:
     :param description: Description of the space.
     :type description: unicode
     """
-    space_id, changes = ctx.path_int("id"), ctx.params.given({"name": "str", "description": "str"})
+    changes = ctx.params.given({"name": "str", "description": "str"})
     async with ctx.tx() as conn:
-        return render.spaces(await svc.update_space(conn, space_id, changes))[0]
+        return render.spaces(await svc.update_space(conn, ctx.path["id"], changes))[0]
 
 
 @space.action("DELETE", admin=True)
 async def delete_space(ctx: Ctx) -> None:
     """Delete a space."""
-    space_id = ctx.path_int("id")
     async with ctx.tx() as conn:
-        await svc.delete_space(conn, space_id)
+        await svc.delete_space(conn, ctx.path["id"])

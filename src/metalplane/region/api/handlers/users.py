@@ -5,6 +5,8 @@ from __future__ import annotations
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
+from metalplane.region.api.checks import mandatory
+from metalplane.region.errors import Invalid
 from metalplane.region.services import users as svc
 
 users = Handler("UsersHandler", "users/", "Manage the user accounts of this MAAS.")
@@ -28,6 +30,9 @@ async def whoami(ctx: Ctx) -> dict:
 async def create_user(ctx: Ctx) -> dict:
     """Create a MAAS user account.
 
+    The username follows Django's rule (letters, digits and @/./+/-/_, at most
+    150 characters) and the e-mail address must be valid.
+
     :param username: Identifier-style username for the new user.
     :type username: unicode
     :param email: Email address for the new user.
@@ -38,9 +43,11 @@ async def create_user(ctx: Ctx) -> dict:
     :type is_superuser: bool
     """
     p = ctx.params
-    username = p.str("username", required=True) or ""
-    password = p.str("password", required=True) or ""
-    email, is_superuser = p.str("email", "") or "", bool(p.bool("is_superuser", False))
+    username, email, password = mandatory(p, "username"), mandatory(p, "email"), mandatory(p, "password")
+    mandatory(p, "is_superuser")
+    is_superuser = bool(p.bool("is_superuser"))
+    if not email:
+        raise Invalid.field("email", "This field is required.")
     async with ctx.tx() as conn:
         return render.user(await svc.create_user(conn, username, password, email, is_superuser))
 
@@ -54,6 +61,15 @@ async def read_user(ctx: Ctx) -> dict:
 
 @user.action("DELETE", admin=True)
 async def delete_user(ctx: Ctx) -> None:
-    """Delete a user."""
+    """Delete a user.
+
+    A user who still owns IP ranges (or machines) cannot be deleted unless they
+    are given to another user first with transfer_resources_to. The user's SSH
+    and SSL keys, files and API tokens are deleted with them.
+
+    :param transfer_resources_to: An optional username: what the deleted user owns goes to this user.
+    :type transfer_resources_to: unicode
+    """
+    heir = ctx.params.str("transfer_resources_to") or None
     async with ctx.tx() as conn:
-        await svc.remove_user(conn, ctx.path["username"], ctx.me)
+        await svc.remove_user(conn, ctx.path["username"], ctx.me, heir)

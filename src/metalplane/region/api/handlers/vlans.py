@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from metalplane.region.api import render
+from metalplane.region.api.checks import path_id
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
 from metalplane.region.services import network
@@ -41,16 +42,15 @@ vlan_by_id = Handler("VlanHandler", "vlans/{vlan_id}/", "Manage a VLAN by its id
 
 def _ref(ctx: Ctx) -> network.VlanRef:
     if "vlan_id" in ctx.path:
-        return network.VlanRef(vlan_id=ctx.path_int("vlan_id"))
-    return network.VlanRef(vid=ctx.path_int("vid"), fabric_id=ctx.path_int("fabric_id"))
+        return network.VlanRef(vlan_id=path_id(ctx, "vlan_id", "VLAN"))
+    return network.VlanRef(vid=ctx.path["vid"], fabric=ctx.path["fabric_id"])
 
 
 @vlans.read
 async def list_vlans(ctx: Ctx) -> list:
     """List all VLANs belonging to fabric."""
-    fabric_id = ctx.path_int("fabric_id")
     async with ctx.tx() as conn:
-        return render.vlans(await network.show_vlans(conn, fabric_id=fabric_id))
+        return render.vlans(await network.show_vlans(conn, fabric=ctx.path["fabric_id"]))
 
 
 @vlans.action("POST", admin=True)
@@ -68,9 +68,9 @@ async def create_vlan(ctx: Ctx) -> dict:
     :param space: The space this VLAN should be placed in.
     :type space: unicode
     """
-    fabric_id, fields = ctx.path_int("fabric_id"), ctx.params.given(FIELDS)
+    fields = ctx.params.given(FIELDS)
     async with ctx.tx() as conn:
-        return render.vlans(await network.create_vlan(conn, fabric_id, fields))[0]
+        return render.vlans(await network.create_vlan(conn, ctx.path["fabric_id"], fields))[0]
 
 
 async def read_vlan(ctx: Ctx) -> dict:

@@ -1,0 +1,141 @@
+"""The fields every node form shares (MAAS's NodeForm): hostname, domain, zone, MACs, swap.
+
+Pure checks first, then the lookups that need the database; each error is MAAS's
+text under the field it is about.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from metalplane.region.db.tables import interfaces, nodes, zones
+from metalplane.region.errors import Invalid
+
+MAC = re.compile(r"^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$", re.I)
+LABEL_CHARS = re.compile(r"^[a-zA-Z0-9-]*$")
+DEFAULT_DOMAIN = "maas"
+DEFAULT_DOMAIN_ID = 0
+NO_CHOICE = "Select a valid choice. That choice is not one of the available choices."
+DUPLICATE_HOSTNAME = "Node with this Hostname already exists."
+
+
+def hostname_error(hostname: str) -> str | None:
+    """MAAS's hostname rules (RFC 952/1123), in its words; None when valid."""
+    if len(hostname) > 255:
+        return "Hostname is too long.  Maximum allowed is 255 characters."
+    host = hostname.split(".")[0]
+    if "_" in host:
+        return f"Host label cannot contain underscore: {host!r}."
+    for label in hostname.split("."):
+        if not label:
+            return "DNS name contains an empty label."
+        if len(label) > 63:
+            return f"Label is too long: {label!r}.  Maximum allowed is 63 characters."
+        if label.startswith("-") or label.endswith("-"):
+            return f"Label cannot start or end with hyphen: {label!r}."
+        if not LABEL_CHARS.match(label):
+            return f"Label contains disallowed characters: {label!r}."
+    return None
+
+
+def clean_hostname(value: str) -> str:
+    """The host label of `value` (a `.maas` suffix is the default domain); 400 otherwise."""
+    value = value.strip()
+    error = hostname_error(value)
+    if error:
+        raise Invalid.field("hostname", error)
+    host, _, domain = value.partition(".")
+    if domain and domain.rstrip(".") != DEFAULT_DOMAIN:
+        raise Invalid.field("hostname", f"Unable to find domain {domain}")
+    return host
+
+
+def check_domain(value: str | None) -> None:
+    """Only the default domain exists here; MAAS's NodeForm accepts its id or name."""
+    if value and value.strip() not in (DEFAULT_DOMAIN, str(DEFAULT_DOMAIN_ID)):
+        raise Invalid.field("domain", f"Unable to find domain {value}")
+
+
+def normalise_mac(value: str) -> str:
+    return value.strip().lower().replace("-", ":")
+
+
+def parse_macs(values: list[str], field: str = "mac_addresses") -> list[str]:
+    macs = [normalise_mac(m) for m in values if m.strip()]
+    bad = [f"'{m}' is not a valid MAC address." for m in macs if not MAC.match(m)]
+    if len(bad) == 1 and len(macs) == 1:
+        raise Invalid.field(field, bad[0])
+    if bad:
+        raise Invalid.field(field, f"One or more MAC addresses is invalid. ({' — '.join(bad)})")
+    return list(dict.fromkeys(macs))
+
+
+async def check_macs_free(
+    conn: AsyncConnection, macs: list[str], node_id: int | None = None, field: str = "mac_addresses"
+) -> None:
+    """A MAC belongs to one node's interface in the whole MAAS (controllers included)."""
+    if not macs:
+        return
+    query = (
+        select(interfaces.c.mac, nodes.c.hostname)
+        .join(nodes, nodes.c.id == interfaces.c.node_id)
+        .where(interfaces.c.mac.in_(macs))
+    )
+    if node_id is not None:
+        query = query.where(interfaces.c.node_id != node_id)
+    taken = {r.mac: r.hostname for r in await conn.execute(query)}
+    if taken:
+        raise Invalid({field: [f"MAC address {mac} already in use on {taken[mac]}." for mac in macs if mac in taken]})
+
+
+async def check_hostname_free(conn: AsyncConnection, hostname: str, node_id: int | None = None) -> None:
+    query = select(nodes.c.id).where(nodes.c.hostname == hostname)
+    if node_id is not None:
+        query = query.where(nodes.c.id != node_id)
+    if (await conn.execute(query.limit(1))).first():
+        raise Invalid.field("hostname", DUPLICATE_HOSTNAME)
+
+
+async def zone_id_for(conn: AsyncConnection, name: str | None, field: str = "zone") -> int:
+    """The zone named (the default zone when none is); 400 for `field` when there is none."""
+    if name and "\x00" in name:
+        raise Invalid.field(field, NO_CHOICE)
+    row = (await conn.execute(select(zones.c.id).where(zones.c.name == (name or "default")))).first()
+    if row is None:
+        raise Invalid.field(field, NO_CHOICE)
+    return row.id
+
+
+def parse_swap_size(value: str) -> int | None:
+    """MAAS's swap_size: bytes, or a number with K, M, G or T (powers of 1000)."""
+    value = value.strip()
+    if value == "":
+        return None
+    factor = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}.get(value[-1:], 1)
+    number = value[:-1] if factor != 1 else value
+    try:
+        size = int(number) * factor
+    except ValueError:
+        raise Invalid.field("swap_size", f"Invalid size for swap: {value}") from None
+    if not 0 <= size < 2**63:
+        raise Invalid.field("swap_size", f"Invalid size for swap: {value}")
+    return size
+
+
+def bounded_int(fields: dict[str, Any], name: str) -> int | None:
+    """An integer form field stored in a PostgreSQL integer."""
+    value = fields.get(name)
+    if value is None:
+        return None
+    if not 0 <= value < 2**31:
+        raise Invalid.field(
+            name,
+            "Ensure this value is greater than or equal to 0."
+            if value < 0
+            else f"Ensure this value is less than or equal to {2**31 - 1}.",
+        )
+    return value
