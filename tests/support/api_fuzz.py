@@ -774,6 +774,7 @@ def seed_region(config: Any, url: str, admin_key: str) -> str:
             architecture="amd64/generic",
             mac_addresses="52:54:00:fa:00:01",
             power_type="manual",
+            commission="false",  # commissioned below, with a token the walk uses
         ).json()
 
     async def prepare(conn) -> str:

@@ -88,7 +88,7 @@ async def enlist(conn: AsyncConnection, report: dict[str, Any]) -> dict[str, Any
             await conn.execute(update(nodes).where(nodes.c.id == known["id"]).values(
                 architecture=report.get("architecture") or known["architecture"],
                 boot_method=report.get("boot_method") or known["boot_method"], updated=func.now()))
-            consequences.dhcp_changed(conn)  # its MAC's host reservation
+            consequences.node_addresses_changed(conn)  # its MAC's host reservation, its name in DNS
             return await machines.get_machine(conn, known["system_id"])
     return await machines.insert_machine(conn, {
         "mac_addresses": macs, "architecture": report.get("architecture") or "amd64/generic",

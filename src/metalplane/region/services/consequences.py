@@ -43,6 +43,12 @@ def region_services_changed(conn: AsyncConnection) -> None:
     on_commit(conn, "region services changed", announce)
 
 
+def node_addresses_changed(conn: AsyncConnection) -> None:
+    """A node's name or addresses changed: DHCP (host reservations) and DNS (its records) follow."""
+    dhcp_changed(conn)
+    region_services_changed(conn)
+
+
 def rack_services_changed(conn: AsyncConnection) -> None:
     """Every rack refetches its resolver, NTP and discovery configuration (GetServicesConfig)."""
 
