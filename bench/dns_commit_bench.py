@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> dict:
             stack = Stack(lab, databases)
             for name, ip in REGIONS.items():
                 stack.start_region(lab.add_host(name, {"mgmt": f"{ip}/24"}), "mgmt", name=name, num_workers=1)
-            stack.api("maas", "set-config", "name=dnssec_validation", "value=no")
+            stack.cli("admin", "maas", "set-config", "name=dnssec_validation", "value=no")
             rack = lab.add_host("rack1", {"mgmt": f"{RACK[0]}/24", "pxe": f"{RACK[1]}/24"})
             stack.add_rack(rack, "rack1", urls=[f"http://{ip}:5240/MAAS/" for ip in REGIONS.values()])
             stack.start_rack("rack1")

@@ -85,9 +85,9 @@ def stack(databases):
         s = Stack(lab, databases)
         for name, host in region_hosts.items():
             s.start_region(host, "mgmt", name=name, num_workers=1)
-        s.api("maas", "set-config", "name=upstream_dns", f"value={UPSTREAM}")
-        s.api("maas", "set-config", "name=dnssec_validation", "value=no")
-        s.api("maas", "set-config", "name=ntp_servers", f"value={UPSTREAM}")
+        s.cli("admin", "maas", "set-config", "name=upstream_dns", f"value={UPSTREAM}")
+        s.cli("admin", "maas", "set-config", "name=dnssec_validation", "value=no")
+        s.cli("admin", "maas", "set-config", "name=ntp_servers", f"value={UPSTREAM}")
         urls = [f"http://{ip}:5240/MAAS/" for ip in REGIONS.values()]
         for name, host in rack_hosts.items():
             s.add_rack(host, name, urls=urls)
@@ -308,7 +308,7 @@ def test_without_any_region_the_rack_keeps_serving_and_queues_what_it_sees(stack
 
 
 def test_network_discovery_disabled_stops_new_rows(stack):
-    stack.api("maas", "set-config", "name=network_discovery", "value=disabled")
+    stack.cli("admin", "maas", "set-config", "name=network_discovery", "value=disabled")
     wait_until(lambda: rack_board(stack, "rack1").get("discovery", {}).get("status") == "off", 10,
                what="rack1's listener off")
     wait_until(lambda: rack_board(stack, "rack2").get("discovery", {}).get("status") == "off", 10,
@@ -316,7 +316,7 @@ def test_network_discovery_disabled_stops_new_rows(stack):
     arping(stack.arping_hosts["h5"], RACKS["rack1"][1])
     time.sleep(3)
     assert ARPING["h5"][0] not in discovered(stack)
-    stack.api("maas", "set-config", "name=network_discovery", "value=enabled")
+    stack.cli("admin", "maas", "set-config", "name=network_discovery", "value=enabled")
 
 
 def duid(text: str | None) -> tuple[int, ...]:
