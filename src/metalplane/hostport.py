@@ -59,6 +59,20 @@ def is_ip(host: str) -> bool:
         return False
 
 
+def peer_ip(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """A peer's address as compared everywhere: zone id dropped, an IPv4-mapped IPv6
+    address (a dual-stack socket's view of an IPv4 peer) as IPv4; None if not an address."""
+    if value is None:
+        return None
+    try:
+        address = ipaddress.ip_address(str(value).split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
 def format_host_port(host: str, port: int, default_port: int | None = None) -> str:
     """"host", "host:port" or "[v6]:port" (the port left out when it is the default)."""
     shown = f"[{host}]" if ":" in host else host

@@ -401,7 +401,8 @@ def test_bad_subnet_names_are_refused(api, net, name, message):
     ],
 )
 def test_bad_users_are_refused(api, fields, field):
-    rejected(api.post("users/", **fields), field)
+    # MAAS requires email and is_superuser before it looks at the values
+    rejected(api.post("users/", **{"email": "u@example.com", "is_superuser": "0", **fields}), field)
 
 
 def test_hostnames_follow_maas(api):

@@ -24,7 +24,7 @@ def world(api) -> Iterator[dict]:
     space = ok(api.post("spaces/", name=f"look-space-{tag}"))
     vlan = ok(api.post(f"fabrics/{fabric['id']}/vlans/", vid="77", name=f"look-vlan-{tag}", space=space["name"]))
     untagged = ok(api.get(f"fabrics/{fabric['id']}/vlans/0/"))
-    outer = ok(api.post("subnets/", cidr="10.202.150.0/23", name=f"outer-{tag}", vlan=untagged["id"]))
+    outer = ok(api.post("subnets/", cidr="10.202.151.0/24", name=f"outer-{tag}", vlan=untagged["id"]))
     inner = ok(api.post("subnets/", cidr="10.202.150.0/24", name=f"inner-{tag}", vlan=vlan["id"]))
     v6 = ok(api.post("subnets/", cidr="fd20:2:150::/64", name=f"six-{tag}", vlan=vlan["id"]))
     yield {

@@ -1,7 +1,10 @@
 """A real machine boots from the rack: a qemu VM (TCG, iPXE ROM) on a TAP in the lab,
 Kea + TFTP + HTTP on the rack, the ephemeral image from the region. It enlists,
 then commissions through its BMC (an ipmi_sim whose power hook starts and stops
-the VM, like virtualbmc), and ends Ready with its CPU count and memory."""
+the VM, like virtualbmc), and ends Ready with its CPU count and memory. Another host
+on the boot network that fetches the VM's boot config meanwhile gets nothing to act
+as the VM with (the config carries an enrolment credential only for the VM's own
+leased address)."""
 
 from __future__ import annotations
 
@@ -102,8 +105,10 @@ def test_an_unknown_machine_pxe_boots_and_enlists_as_new(lab):
     assert "metalplane: finished" in (lab.workdir / "enlist.serial").read_text(errors="replace")
 
 
-def commission(stack: Stack, system_id: str, **extra: str) -> dict:
+def commission(stack: Stack, system_id: str, meanwhile=None, **extra: str) -> dict:
     stack.api("machine", "commission", system_id, *[f"{k}={v}" for k, v in extra.items()])
+    if meanwhile is not None:
+        meanwhile()
     return wait_until(lambda: (m := stack.api("machine", "read", system_id))["status_name"] != "Commissioning" and m,
                       BOOT_TIMEOUT, interval=2, what="commissioning to end")
 
@@ -120,9 +125,25 @@ def test_commissioning_through_the_bmc_ends_ready_with_the_vms_facts(lab):
     stack.api("machine", "update", machine["system_id"], "power_type=ipmi",
               "power_parameters_power_address=10.80.0.100", "power_parameters_power_user=admin",
               "power_parameters_power_pass=vm-bmc-pass", "power_parameters_cipher_suite_id=3")
-    done = commission(stack, machine["system_id"])
-    assert done["status_name"] == "Ready", (done["error_description"], (lab.workdir / "commission.serial").read_text(
-        errors="replace")[-3000:])
+    intruder = lab.add_host("intruder", {"pxe": "10.80.0.61/24"})
+    stolen: list[str] = []
+
+    def another_host_asks_for_the_vms_config() -> None:
+        """Right after commission is asked, before the VM has booted: another host on the
+        boot network fetches the VM's boot config over TFTP and over HTTP."""
+        out = lab.workdir / "intruder.cfg"
+        intruder.run(["busybox", "tftp", "-g", "-b", "512", "-r", f"pxelinux.cfg/01-{VM_MAC.replace(':', '-')}",
+                      "-l", str(out), "10.80.0.2"])
+        stolen.append(out.read_text())
+        stolen.append(intruder.run(["curl", "-s", f"http://10.80.0.2:5248/ipxe.cfg-{VM_MAC.replace(':', '-')}"]).stdout)
+
+    done = commission(stack, machine["system_id"], meanwhile=another_host_asks_for_the_vms_config)
+    serial = (lab.workdir / "commission.serial").read_text(errors="replace")
+    assert done["status_name"] == "Ready", (done["error_description"], serial[-3000:])
+    # The intruder got configs with nothing to act as the VM with; the VM got its token.
+    assert len(stolen) == 2 and all("LOCALBOOT" in c or "exit" in c for c in stolen), stolen
+    assert not any("enrol=" in c or "token=" in c for c in stolen), stolen
+    assert "enrolled: got this machine's metadata token" in serial
     assert done["cpu_count"] == VM_CPUS
     assert done["memory"] == VM_MEMORY
     results = stack.api("machine", "commissioning-results", machine["system_id"])

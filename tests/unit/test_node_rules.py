@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from metalplane.region import validation
 from metalplane.region.api.render_nodes import bson_document
 from metalplane.region.errors import Invalid, Refused
 from metalplane.region.services import architectures, events, hardware_xml, node_fields, node_filters, storage
@@ -118,7 +119,7 @@ def test_label_constraints_are_refused_not_ignored():
     ],
 )
 def test_hostname_rules(hostname, error):
-    assert node_fields.hostname_error(hostname) == error
+    assert validation.hostname_problem(hostname) == error
 
 
 def test_a_domain_suffix_must_be_the_default_domain():

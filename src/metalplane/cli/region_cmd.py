@@ -20,6 +20,9 @@ from metalplane.logs import never_log, setup_logging
 
 # data_dir is where the config lives, so it is chosen with --data-dir, not set.
 CONFIG_KEYS = [k for k in RegionConfig.model_fields if k != "data_dir"]
+# Keys given by repeating the flag or comma-separating.
+LIST_KEYS = {"database_host": "database host or socket dir; repeat or comma-separate for HA",
+             "trusted_proxies": "a proxy's address or CIDR (the HAProxy hosts); repeat or comma-separate"}
 
 
 def flag(key: str) -> str:
@@ -36,9 +39,9 @@ def _value_changes(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, key, None)
         if value is None:
             continue
-        if key == "database_host":
-            hosts = [h.strip() for item in value for h in item.split(",") if h.strip()]
-            value = hosts[0] if len(hosts) == 1 else hosts
+        if key in LIST_KEYS:
+            items = [h.strip() for item in value for h in item.split(",") if h.strip()]
+            value = items[0] if key == "database_host" and len(items) == 1 else items
         changes[key] = value
     return changes
 
@@ -157,9 +160,8 @@ def register(sub: argparse._SubParsersAction, data_dir_arg: Callable[[argparse.A
     p = rsub.add_parser("local-config-set", help="set regiond.conf keys (validated; file mode 0640)")
     _config_location(p, data_dir_arg)
     for key in CONFIG_KEYS:
-        if key == "database_host":
-            p.add_argument(flag(key), dest=key, action="append", metavar="HOST",
-                           help="database host or socket dir; repeat or comma-separate for HA")
+        if key in LIST_KEYS:
+            p.add_argument(flag(key), dest=key, action="append", metavar="ADDRESS", help=LIST_KEYS[key])
         else:
             p.add_argument(flag(key), dest=key, metavar="VALUE")
     p.set_defaults(func=_set)

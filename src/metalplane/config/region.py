@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +25,7 @@ CONFIG_MODE = 0o640
 # Connections one worker may hold: its bounded SQLAlchemy pool plus one
 # dedicated LISTEN connection. The supervisor holds one more for the region.
 DEFAULT_POOL_SIZE = 8
+DEFAULT_TRUSTED_PROXIES = ("127.0.0.0/8", "::1/128")
 
 
 def _check_url(value: str) -> str:
@@ -64,6 +66,10 @@ class RegionConfig(BaseModel):
     dns_port: int = Field(5247, ge=0, le=65535)
     dns_control_port: int = Field(5245, ge=1, le=65535)
     ntp_port: int = Field(123, ge=0, le=65535)
+    # Addresses (or CIDRs) of the proxies in front of the region (HAProxy): only
+    # their X-Forwarded-For/-Host/-Proto headers are believed. Loopback by default,
+    # so a proxy on the region's own host works; add the HAProxy hosts otherwise.
+    trusted_proxies: list[str] = Field(default_factory=lambda: list(DEFAULT_TRUSTED_PROXIES))
 
     @field_validator("maas_url")
     @classmethod
@@ -83,6 +89,16 @@ class RegionConfig(BaseModel):
                 except ValueError as exc:
                     raise ValueError(f"{host!r}: {exc} (HOST, HOST:PORT, [V6]:PORT or /socket/dir)") from None
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or a CIDR (e.g. 10.0.0.5 or 10.0.0.0/24)") from None
+        return [entry.strip() for entry in value]
 
     @property
     def database_hosts(self) -> list[str]:

@@ -294,7 +294,11 @@ class RegionLinks:
                 background(self._report_lost(endpoint))
         except HandshakeRefused as exc:
             self.refused = exc
-            log.error("region %s:%d refused this rack (%s): %s", endpoint.host, endpoint.port, exc.reason, exc.message)
+            if exc.reason == "region-secret":  # the region failed, not this rack
+                log.error("region %s:%d is not trusted: %s", endpoint.host, endpoint.port, exc.message)
+            else:
+                log.error("region %s:%d refused this rack (%s): %s", endpoint.host, endpoint.port, exc.reason,
+                          exc.message)
             backoff = self.backoff.setdefault(endpoint.key, Backoff())
             backoff.failures = max(backoff.failures, 6)  # refusals are not transient
             backoff.fail(time.monotonic())

@@ -29,10 +29,16 @@ class Outcome:
     cluster: str
 
 
-def refusal_advice(exc: HandshakeRefused) -> str:
+def refusal_advice(exc: HandshakeRefused, endpoint: Endpoint) -> str:
+    """Which side failed, and what to do."""
+    where = f"{endpoint.host}:{endpoint.port}"
     if exc.reason == "secret":
-        return ("the region refused the shared secret. Use the secret stored on a region host in "
-                "DATA_DIR/secret (/var/lib/metalplane/secret by default; `metalplane init` prints its path)")
+        return (f"the region at {where} refused this rack's shared secret. Use the secret stored on a region "
+                "host in DATA_DIR/secret (/var/lib/metalplane/secret by default; `metalplane init` prints its path)")
+    if exc.reason == "region-secret":
+        return (f"the region at {where} could not prove that it knows the shared secret (this rack's secret was "
+                "not refused): it is not a region of the cluster this secret belongs to, or something between "
+                "the rack and the region answers in its place. Check the --url")
     return exc.message
 
 
@@ -69,7 +75,7 @@ async def check_registration(config: RackConfig, secret: str) -> Outcome:
         try:
             connection = await open_connection(endpoint.host, endpoint.port, secret, me, state.ca_cert, {})
         except HandshakeRefused as exc:
-            raise RegistrationError(refusal_advice(exc)) from None
+            raise RegistrationError(refusal_advice(exc, endpoint)) from None
         except ssl.SSLCertVerificationError:
             raise RegistrationError(foreign_cluster_message(state.uuid, endpoint)) from None
         except (OSError, TimeoutError) as exc:

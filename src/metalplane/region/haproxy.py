@@ -24,6 +24,11 @@ consistent`, `retries 3`, `option redispatch`, `option http-server-close`,
   same regions checked only for a listening socket: each region waits for
   the new primary (retrying safe work, see region/api/app.py) and answers
   either the result or a 503 with Retry-After.
+
+`option forwardfor` passes the client's address on; regions believe it (and
+X-Forwarded-Host/-Proto) only from the addresses in their `trusted_proxies`
+(regiond.conf), so operators list the HAProxy hosts there
+(docs/operations.md, "HAProxy in front of the regions").
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ from metalplane.rpc.client import Connection, open_connection
 from metalplane.rpc.dhcp import DhcpState
 from metalplane.rpc.dispatch import handler_table, handles
 from metalplane.rpc.endpoint import Endpoint
-from metalplane.rpc.handshake import ClientHello, HandshakeRefused, server_handshake
+from metalplane.rpc.handshake import HANDSHAKE_TIMEOUT, ClientHello, HandshakeRefused, server_handshake
 from metalplane.rpc.messages import (
     BootConfig,
     BootImages,
@@ -74,7 +74,7 @@ from metalplane.rpc.messages import (
 from metalplane.rpc.services import ServicesConfig
 from metalplane.rpc.protocol import (
     CLOSE_TIMEOUT,
-    MAX_FRAME,
+    PRE_AUTH_FRAME,
     UNKNOWN_RACK,
     ConnectionLost,
     ProtocolError,
@@ -190,9 +190,9 @@ class RackSession:
     @handles(GetBootConfig)
     async def get_boot_config(self, message: GetBootConfig) -> BootConfig:
         self._registered()
-        async with self.server.db.begin() as conn:
-            return wire.decode(BootConfig, await boot.boot_config(conn, message.mac, message.architecture,
-                                                                  metadata_url(self.server.config.maas_url)))
+        return wire.decode(BootConfig, await boot.boot_config(self.server.db, message.mac, message.architecture,
+                                                              metadata_url(self.server.config.maas_url),
+                                                              message.client_ip))
 
     @handles(GetPowerTargets)
     async def get_power_targets(self, message: GetPowerTargets) -> PowerTargets:
@@ -261,7 +261,9 @@ class RegionRpcServer:
         self.fingerprint = fingerprint_pem(tls["cert"])
         self.server = await serve(
             self._handle, self.config.listen_address, self.port, ssl=server_context(tls["cert"], tls["key"]),
-            ping_interval=None, close_timeout=CLOSE_TIMEOUT, max_size=MAX_FRAME, compression=None,
+            ping_interval=None, close_timeout=CLOSE_TIMEOUT, compression=None,
+            # Until the handshake: small frames, and TLS + upgrade + handshake each bounded.
+            max_size=PRE_AUTH_FRAME, open_timeout=HANDSHAKE_TIMEOUT, ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
         )
         self._spawn(self._listen())
         self._spawn(self._pusher())

@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     server = uvicorn.Server(uvicorn.Config(
         AccessLog(worker.app()), lifespan="on", log_config=None, access_log=False,
         timeout_graceful_shutdown=5,
+        # uvicorn would believe X-Forwarded-* from 127.0.0.1 by itself; the region
+        # decides whom to believe (trusted_proxies, region/api/proxies.py).
+        proxy_headers=False,
     ))
     server.run(sockets=[sock])
     return 0

@@ -10,9 +10,9 @@ from metalplane.rpc.dispatch import Handlers
 from metalplane.rpc.handshake import ClientHello, Welcome, client_handshake
 from metalplane.rpc.protocol import (
     CLOSE_TIMEOUT,
-    MAX_FRAME,
     PING_INTERVAL,
     PING_TIMEOUT,
+    PRE_AUTH_FRAME,
     RpcPeer,
 )
 from metalplane.rpc.tls import client_context
@@ -33,7 +33,7 @@ async def open_connection(host: str, port: int, secret: str, me: ClientHello, ca
     starts `peer.serve()`."""
     ws = await connect(
         f"wss://{host}:{port}/rpc", ssl=client_context(ca_pem), open_timeout=CONNECT_TIMEOUT,
-        ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT, close_timeout=CLOSE_TIMEOUT, max_size=MAX_FRAME, compression=None,
+        ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT, close_timeout=CLOSE_TIMEOUT, max_size=PRE_AUTH_FRAME, compression=None,
         server_hostname="metalplane-region",
     )
     try:

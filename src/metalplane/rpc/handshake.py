@@ -7,6 +7,9 @@
 
 The client is a rack (or another region worker forwarding a call). Both sides
 prove the shared secret (rpc.auth); the secret itself never crosses the wire.
+Until then frames are limited to PRE_AUTH_FRAME (rpc.protocol) and the whole
+exchange to HANDSHAKE_TIMEOUT; each side lifts the frame limit once the other
+has proven the secret.
 `protocol` carries each side's range of RPC protocol versions and, in the
 welcome, the one the connection speaks (rpc.versions).
 """
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from metalplane.rpc import auth, versions
-from metalplane.rpc.protocol import pack, unpack
+from metalplane.rpc.protocol import allow_full_frames, pack, unpack
 from metalplane.rpc.tls import fingerprint_der
 from metalplane.rpc.versions import SUPPORTED, ProtocolRange
 
@@ -36,7 +39,9 @@ class ClientHello:
 
 
 class HandshakeRefused(Exception):
-    """`reason` is one of: secret, version, cluster, protocol."""
+    """`reason` is one of: secret (the region refused the client's proof), region-secret
+    (the client refused the region's: it is not a region of this cluster), version,
+    cluster, protocol."""
 
     def __init__(self, reason: str, message: str, client: ClientHello | None = None):
         super().__init__(message)
@@ -62,8 +67,7 @@ def _range(message: dict[str, Any]) -> ProtocolRange:
 
 
 async def _recv(ws: Any) -> dict[str, Any]:
-    async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-        return unpack(await ws.recv())
+    return unpack(await ws.recv())
 
 
 def server_fingerprint(ws: Any) -> str:
@@ -74,21 +78,27 @@ def server_fingerprint(ws: Any) -> str:
 
 
 async def client_handshake(ws: Any, secret: str, me: ClientHello) -> Welcome:
+    """The region's welcome; raises HandshakeRefused, or TimeoutError after HANDSHAKE_TIMEOUT."""
+    async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+        return await _client_handshake(ws, secret, me)
+
+
+async def _client_handshake(ws: Any, secret: str, me: ClientHello) -> Welcome:
     hello = await _recv(ws)
     if hello.get("t") != "hello":
         raise HandshakeRefused("protocol", f"expected hello, got {hello.get('t')!r}")
-    if me.cluster and hello["cluster"] != me.cluster:
+    if me.cluster and hello.get("cluster") != me.cluster:
         raise HandshakeRefused(
             "cluster",
             f"this rack is registered to cluster {me.cluster}, but the region belongs to cluster "
-            f"{hello['cluster']}; moving a rack between clusters risks data loss — run "
+            f"{hello.get('cluster')}; moving a rack between clusters risks data loss — run "
             f"`metalplane rack reset` first if you really mean to move it",
         )
     fingerprint = server_fingerprint(ws)
     nonce = auth.new_nonce()
     await ws.send(pack({
         "t": "auth", "role": me.role, "nonce": nonce,
-        "proof": auth.proof(secret, me.role, hello["nonce"], nonce, fingerprint),
+        "proof": auth.proof(secret, me.role, str(hello.get("nonce")), nonce, fingerprint),
         "system_id": me.system_id, "hostname": me.hostname, "version": me.version, "cluster": me.cluster,
         "protocol": [me.protocol.lowest, me.protocol.highest],
     }))
@@ -97,19 +107,32 @@ async def client_handshake(ws: Any, secret: str, me: ClientHello) -> Welcome:
         raise HandshakeRefused(reply.get("reason", "protocol"), reply.get("message", ""))
     if reply.get("t") != "welcome":
         raise HandshakeRefused("protocol", f"expected welcome, got {reply.get('t')!r}")
-    if not auth.verify(secret, "region", nonce, hello["nonce"], fingerprint, reply.get("proof", "")):
-        raise HandshakeRefused("secret", "the region could not prove it knows the shared secret")
+    if not auth.verify(secret, "region", nonce, str(hello.get("nonce")), fingerprint, str(reply.get("proof", ""))):
+        raise HandshakeRefused(
+            "region-secret",
+            "the region accepted this side's proof but could not prove that it knows the shared secret itself: "
+            "it is not a region of this cluster, or something between them answers in its place; "
+            "this side's secret was not refused")
     try:
         agreed = versions.negotiate(_range(hello), me.protocol, me.role)
     except versions.ProtocolMismatch as exc:
         raise HandshakeRefused("version", str(exc)) from None
+    allow_full_frames(ws)
     return Welcome(hello["region"], reply["cluster"], hello["version"], reply["ca"], agreed)
 
 
 async def server_handshake(ws: Any, secret: str, own_fingerprint: str, region: str, cluster: str,
                            version: str, ca_cert: str, protocol: ProtocolRange = SUPPORTED
                            ) -> tuple[ClientHello, int]:
-    """The client's hello and the protocol version the connection speaks."""
+    """The client's hello and the protocol version the connection speaks; raises
+    HandshakeRefused, or TimeoutError after HANDSHAKE_TIMEOUT (a peer that connects
+    and says nothing holds a connection for no longer than that)."""
+    async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+        return await _server_handshake(ws, secret, own_fingerprint, region, cluster, version, ca_cert, protocol)
+
+
+async def _server_handshake(ws: Any, secret: str, own_fingerprint: str, region: str, cluster: str,
+                            version: str, ca_cert: str, protocol: ProtocolRange) -> tuple[ClientHello, int]:
     nonce = auth.new_nonce()
     await ws.send(pack({"t": "hello", "region": region, "cluster": cluster, "version": version, "nonce": nonce,
                         "protocol": [protocol.lowest, protocol.highest]}))
@@ -135,6 +158,7 @@ async def server_handshake(ws: Any, secret: str, own_fingerprint: str, region: s
         await refuse("version", str(exc))
     if hello.cluster and hello.cluster != cluster:
         await refuse("cluster", f"rack belongs to cluster {hello.cluster}, this is cluster {cluster}")
+    allow_full_frames(ws)  # before the welcome: the client's next frame may be large
     await ws.send(pack({
         "t": "welcome", "proof": auth.proof(secret, "region", str(msg["nonce"]), nonce, own_fingerprint),
         "ca": ca_cert, "cluster": cluster, "protocol": agreed,

@@ -255,10 +255,13 @@ class GetBootImages(RackToRegion[BootImages]):
 
 @dataclass(frozen=True)
 class GetBootConfig(RackToRegion[BootConfig]):
-    """What the machine with this MAC should boot."""
+    """What the machine with this MAC should boot. `client_ip`: the address the TFTP or
+    HTTP request for the config came from (a commissioning machine's enrolment
+    credential is bound to it); None from racks that do not send it."""
 
     mac: str
     architecture: str = "amd64"
+    client_ip: str | None = None
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,23 @@ def enable_tcp_keepalive(transport: Any) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, probes)
+
+
 MAX_FRAME = 64 * 1024 * 1024
+# Until the handshake has proven that the peer knows the shared secret, frames
+# are small: the handshake's three frames are under 1 KiB (the welcome carries
+# the cluster CA, ~600 bytes). A peer that has proven nothing can make a worker
+# buffer no more than this per connection; websockets refuses a larger frame
+# from its header (close code 1009), before reading its payload.
+PRE_AUTH_FRAME = 8 * 1024
+
+
+def allow_full_frames(ws: Any) -> None:
+    """The peer proved the secret: frames up to MAX_FRAME from now on. websockets
+    reads the limit when a frame's first byte arrives, so this must happen before
+    the peer can send its first post-handshake frame (rpc.handshake does it before
+    the welcome goes out, and on the client once the welcome is verified)."""
+    ws.protocol.max_message_size = MAX_FRAME
 
 
 def pack(message: dict[str, Any]) -> bytes:

@@ -8,7 +8,10 @@
 # KERNEL COMMAND LINE (from the boot config the rack hands out):
 #   metadata_url=URL   base URL of the metadata API, e.g.
 #                      http://10.0.0.2:5240/MAAS/metadata/ (a trailing "/" is added)
-#   token=TOKEN        this machine's metadata token (commissioning; optional for enlist)
+#   enrol=CREDENTIAL   (commissioning) a one-use enrolment credential, bound to the address
+#                      that fetched the boot config: exchanged once for the machine's token
+#   token=TOKEN        this machine's metadata token itself (debugging; the region's boot
+#                      configs never carry it)
 #   mp_mode=MODE       enlist | commission
 #   mp_after=ACTION    poweroff (default) | reboot | shell (debugging: a shell on the console)
 #   mp_boot_method=M   how it booted, reported as is (e.g. pxe, ipxe, uefi-http);
@@ -17,7 +20,7 @@
 #   mp_script_timeout=SECONDS     per commissioning script (default 600)
 #
 # REQUESTS (busybox wget, HTTP/1.1; URLs relative to metadata_url; every request
-# carries "User-Agent: Wget" and, when token= is set, "Authorization: Token TOKEN").
+# carries "User-Agent: Wget" and, once the token is known, "Authorization: Token TOKEN").
 # Any 2xx answer is success (busybox wget takes 200-299 with a body; a 204 must
 # have no body). A request that fails without a 4xx answer is retried twice (after 2 s,
 # then 5 s); a 4xx answer is final.
@@ -30,7 +33,10 @@
 #        "hostname": "<DHCP host name or empty>", "ip": "<leased address>",
 #        "image": {"version": "<image version>", "kernel": "<uname -r>"}}
 #
-#   commission mode (token= required):
+#   commission mode (enrol= or token= required):
+#     POST enrol                           (with enrol=) "Authorization: Enrol CREDENTIAL", empty
+#                                          body; the answer (text/plain) is the token. Once,
+#                                          from the address the boot config was served to.
 #     POST commission/facts               Content-Type: application/json
 #       {"architecture": "amd64/generic", "boot_method": "pxe", "boot_mac": "...",
 #        "firmware": "bios" | "uefi", "kernel": "<uname -r>",
@@ -275,7 +281,7 @@ request() {
         _tries=$((_tries + 1))
         # (busybox 1.35's own "wget -T" crashes: the timeout applet bounds it instead.)
         set -- timeout 60 wget -q -O "$MP_RUN/response"
-        [ -n "$TOKEN" ] && set -- "$@" --header "Authorization: Token $TOKEN"
+        [ -n "$AUTH" ] && set -- "$@" --header "Authorization: $AUTH"
         if [ "$_method" = POST ]; then
             set -- "$@" --header "Content-Type: $_ctype" --post-file "$_body"
         fi
@@ -351,10 +357,28 @@ run_script() {
         "$MP_RUN/script.post" || FAILED="$FAILED $_name"
 }
 
+# The boot config carries a one-use enrolment credential, not the token: exchange
+# it for the token (from this address: the one the boot config was served to).
+enrol() {
+    : > "$MP_RUN/empty"
+    AUTH="Enrol $ENROL"
+    if ! post enrol text/plain "$MP_RUN/empty"; then
+        AUTH=""
+        say "the region refused the enrolment credential: cannot commission"
+        return 1
+    fi
+    TOKEN=$(tr -d '\r\n' < "$MP_RUN/response")
+    AUTH="Token $TOKEN"
+    say "enrolled: got this machine's metadata token"
+}
+
 do_commission() {
     FAILED=""
+    if [ -z "$TOKEN" ] && [ -n "$ENROL" ]; then
+        enrol || return 1
+    fi
     if [ -z "$TOKEN" ]; then
-        say "commissioning needs token= on the kernel command line"
+        say "commissioning needs enrol= (or token=) on the kernel command line"
         return 1
     fi
     facts_json > "$MP_RUN/facts.json"
@@ -445,13 +469,16 @@ main() {
     MODE=$(cmdline_arg mp_mode "")
     METADATA_URL=$(cmdline_arg metadata_url "")
     TOKEN=$(cmdline_arg token "")
+    ENROL=$(cmdline_arg enrol "")
+    AUTH=""
+    [ -n "$TOKEN" ] && AUTH="Token $TOKEN"
     AFTER=$(cmdline_arg mp_after poweroff)
     SCRIPT_TIMEOUT=$(cmdline_arg mp_script_timeout 600)
     BOOT_METHOD=$(cmdline_arg mp_boot_method "")
     [ -n "$BOOT_METHOD" ] || { [ "$(firmware)" = uefi ] && BOOT_METHOD=uefi || BOOT_METHOD=pxe; }
     BOOT_MAC=$(boot_mac_from_cmdline)
     case "$METADATA_URL" in ''|*/) ;; *) METADATA_URL="$METADATA_URL/" ;; esac
-    say "mode=${MODE:-none} metadata_url=${METADATA_URL:-none} token=$([ -n "$TOKEN" ] && echo set || echo none) after=$AFTER"
+    say "mode=${MODE:-none} metadata_url=${METADATA_URL:-none} token=$([ -n "$TOKEN" ] && echo set || echo none) enrol=$([ -n "$ENROL" ] && echo set || echo none) after=$AFTER"
     case "$MODE" in
         enlist|commission) ;;
         *) say "no mp_mode=enlist|commission on the kernel command line: nothing to do"; finish 1 ;;

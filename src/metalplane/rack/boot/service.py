@@ -8,9 +8,11 @@
     boot.dhcp_boot()                               # the "boot" part of the DHCP state
     boot.status("tftp"), boot.status("http")
 
-Per-machine configs ask the region what the machine should boot (`GetBootConfig`);
-identical concurrent requests (a boot storm retrying) are merged and answers kept
-a few seconds.
+Per-machine configs ask the region what the machine should boot (`GetBootConfig`),
+naming the address that asked: a commissioning machine's config carries a
+credential bound to it (region.services.enrolment). Identical concurrent
+requests (a boot storm retrying) from one address are merged and answers kept a
+few seconds per MAC and address, so one host never gets another's answer.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from metalplane.hostport import peer_ip
 from metalplane.rack.boot import configs
 from metalplane.rack.boot.loaders import copy_loaders, dhcp_loaders
 from metalplane.rack.http import RackHttpService, Request, Response
@@ -43,6 +46,12 @@ class RegionCall(Protocol):
 LOCAL = BootConfig("local")  # what a machine boots when there is no answer
 
 
+def requester_ip(client: tuple) -> str | None:
+    """The address a TFTP or HTTP request came from, as the region compares it."""
+    address = peer_ip(client[0]) if client else None
+    return str(address) if address is not None else None
+
+
 class BootService:
     def __init__(self, data_dir: Path, bind_address: str, tftp_port: int, http_port: int, call: RegionCall,
                  supervisor: TaskSupervisor | None = None, on_change: Callable[[], None] | None = None):
@@ -54,8 +63,9 @@ class BootService:
         self.loaders: list[str] = []
         self.on_change = on_change  # serving came or went: what DHCP advertises changes
         self.http = RackHttpService(data_dir / "images", host=bind_address, port=http_port, supervisor=supervisor)
-        self.answers: RequestCoalescer[str, BootConfig] = RequestCoalescer(self._ask, ttl=ANSWER_TTL)
-        routes = Routes(ttl=ANSWER_TTL)
+        self.answers: RequestCoalescer[tuple[str, str | None], BootConfig] = RequestCoalescer(
+            self._ask, ttl=ANSWER_TTL)
+        routes = Routes(ttl=ANSWER_TTL, per_client=True)
         routes.add(PXELINUX_MAC, self._pxelinux)
         routes.add(GRUB_MAC, self._grub)
         self.tftp = TftpServer(chain(routes, StaticRoot(self.loader_dir), self._image))
@@ -130,15 +140,16 @@ class BootService:
 
     # -- what machines ask for -----------------------------------------------------------
 
-    async def _ask(self, mac: str) -> BootConfig:
-        answer = await self.call(GetBootConfig(mac, "amd64"), 20)
+    async def _ask(self, key: tuple[str, str | None]) -> BootConfig:
+        mac, client_ip = key
+        answer = await self.call(GetBootConfig(mac, "amd64", client_ip), 20)
         if answer.problem:
-            log.warning("boot config for %s: %s", mac, answer.problem)
+            log.warning("boot config for %s (asked from %s): %s", mac, client_ip, answer.problem)
         return answer
 
-    async def _answer(self, mac: str) -> BootConfig:
+    async def _answer(self, mac: str, client: tuple) -> BootConfig:
         try:
-            return await self.answers.get(normalise_mac(mac))
+            return await self.answers.get((normalise_mac(mac), requester_ip(client)))
         except Exception as exc:  # no region: boot from disk rather than hang the machine
             log.warning("no boot config for %s (%s): local boot", mac, exc)
             return LOCAL
@@ -150,14 +161,14 @@ class BootService:
             return Response(body=configs.ipxe_chain(base).encode())
         if match is None:
             return Response(status=404, body=b"not found\n")
-        answer = await self._answer(match.group(1))
+        answer = await self._answer(match.group(1), request.client)
         return Response(body=configs.ipxe_script(answer, base).encode())
 
     async def _pxelinux(self, match: re.Match, client: tuple) -> bytes:
-        return configs.pxelinux_config(await self._answer(match.group("mac"))).encode()
+        return configs.pxelinux_config(await self._answer(match.group("mac"), client)).encode()
 
     async def _grub(self, match: re.Match, client: tuple) -> bytes:
-        return configs.grub_config(await self._answer(match.group("mac"))).encode()
+        return configs.grub_config(await self._answer(match.group("mac"), client)).encode()
 
     async def _image(self, path: str, client: tuple) -> str | None:
         """TFTP access to cached images by sha256 (pxelinux and GRUB load kernels this way)."""

@@ -82,13 +82,15 @@ class Routes:
     client)` is called once for any number of concurrent requests of the same path and
     its answer (including None) is reused for `ttl` seconds. Patterns are matched in
     full against the lower-cased path when `ignore_case` (the default: MACs and UUIDs
-    arrive in either case).
+    arrive in either case). With `per_client`, answers are merged and kept per path
+    *and client address* (boot configs that depend on who asks: rack.boot.service).
     """
 
-    def __init__(self, ttl: float = 5.0, ignore_case: bool = True):
+    def __init__(self, ttl: float = 5.0, ignore_case: bool = True, per_client: bool = False):
         self._routes: list[tuple[re.Pattern, Generator]] = []
         self.ignore_case = ignore_case
-        self.cache: RequestCoalescer[tuple[int, str], Source | None] = RequestCoalescer(ttl=ttl)
+        self.per_client = per_client
+        self.cache: RequestCoalescer[tuple[int, str, str], Source | None] = RequestCoalescer(ttl=ttl)
 
     def add(self, pattern: str, handler: Generator) -> None:
         self._routes.append((re.compile(pattern), handler))
@@ -100,8 +102,9 @@ class Routes:
             match = pattern.fullmatch(path)
             if match:
                 # The first requester's call is the one made; merged requests of the same
-                # path get its answer (a per-machine config depends on the path only).
-                return await self.cache.get((index, path), lambda: handler(match, client))  # noqa: B023 - awaited here
+                # path (and client, when per_client) get its answer.
+                who = str(client[0]) if self.per_client else ""
+                return await self.cache.get((index, path, who), lambda: handler(match, client))  # noqa: B023 - awaited here
         return None
 
 

@@ -24,6 +24,7 @@ from metalplane.region.api.context import Ctx
 from metalplane.region.api.errors import error_response
 from metalplane.region.api.framework import API_PREFIX, DEFAULT_MAX_BODY, Handler, api_hash
 from metalplane.region.api.params import Params, parse_body, read_body
+from metalplane.region.api.proxies import site_of
 from metalplane.region.db.transaction import TxLog
 from metalplane.region.errors import NotFound, RegionError, Unauthenticated, Unavailable
 from metalplane.region.services.users import User, user_for_token
@@ -86,12 +87,6 @@ class DatabaseRetry:
         self.delay = min(self.delay * 2, DB_RETRY_MAX_DELAY)
         self.attempts += 1
         return True
-
-
-def site_of(request: Request) -> str:
-    scheme = request.headers.get("x-forwarded-proto") or request.url.scheme
-    host = request.headers.get("x-forwarded-host") or request.headers.get("host") or request.url.netloc
-    return f"{scheme}://{host}"
 
 
 def json_body(data: Any) -> bytes:

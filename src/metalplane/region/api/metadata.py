@@ -1,14 +1,23 @@
 """The metadata API the ephemeral image talks to (contract: docs/boot.md).
 
-Enlistment is anonymous, as in MAAS; commissioning calls carry the machine's
-token (`Authorization: Token ...`). Errors are 4xx with a plain-text reason,
-which the image does not retry.
+Enlistment is anonymous, as in MAAS; a commissioning machine first exchanges
+the enrolment credential its boot config carried for its token (`enrol`,
+services/enrolment.py), then every call carries the token (`Authorization:
+Token ...`). Errors are 4xx with a plain-text reason, which the image does not
+retry.
+
+Nothing here costs more than its bounded input: each route reads at most its
+body limit (413 past it, counted as the bytes arrive, before any of it is
+parsed), holds no database connection while a body arrives, checks a token
+before reading a large body, and checks every value (services/reports.py)
+before it is looked up or written.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -16,97 +25,165 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from metalplane.region.api.errors import plain_text, status_of
+from metalplane.region.api.proxies import request_client
 from metalplane.region.db.transaction import transaction
-from metalplane.region.errors import Invalid, Refused, RegionError, Unauthenticated
-from metalplane.region.services import commissioning
+from metalplane.region.errors import Refused, RegionError, Unauthenticated
+from metalplane.region.services import commissioning, enrolment, reports
 
 log = logging.getLogger("metalplane.region.metadata")
 PREFIX = "/MAAS/metadata/"
+
+# Bodies each route reads at most (bytes).
+ENLIST_BODY = 64 * 1024
+FACTS_BODY = 1024 * 1024
+DONE_BODY = 64 * 1024
+SCRIPT_BODY = reports.MAX_SCRIPT_OUTPUT
+MAX_CREDENTIAL = 128  # tokens and enrolment credentials are 32 characters
+
+
+class BodyTooLarge(Exception):
+    def __init__(self, limit: int):
+        super().__init__(f"The request body is larger than this endpoint accepts ({limit} bytes).")
 
 
 def metadata_url(maas_url: str) -> str:
     return maas_url.rstrip("/") + "/metadata/"
 
 
-async def _json(request: Request) -> dict[str, Any]:
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused as soon as it is known to pass `limit`: from Content-Length
+    before a byte is read, else while it streams in."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isascii() or not declared.isdigit():
+            raise Refused("Content-Length is not a number.")
+        if int(declared) > limit:
+            raise BodyTooLarge(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, limit: int) -> dict[str, Any]:
+    raw = await read_body(request, limit)
     try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError:
+        body = json.loads(raw or b"{}")
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past Python's stack
         raise Refused("The body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise Refused("Expected a JSON object.")
     return body
 
 
-async def _machine(request: Request, conn) -> dict[str, Any]:
+def credential(request: Request, scheme: str) -> str:
+    """`Authorization: <scheme> <value>`'s value; '' when absent or not plausible."""
     header = request.headers.get("authorization", "")
-    token = header[len("Token "):].strip() if header.startswith("Token ") else ""
+    value = header[len(scheme) + 1:].strip() if header.startswith(scheme + " ") else ""
+    return value if 0 < len(value) <= MAX_CREDENTIAL else ""
+
+
+async def machine_for(request: Request, conn: Any) -> dict[str, Any]:
+    token = credential(request, "Token")
     machine = await commissioning.node_for_token(conn, token) if token else None
     if machine is None:
         raise Unauthenticated("Unknown or missing machine token.")
     return machine
 
 
-def _endpoint(work):
-    async def endpoint(request: Request) -> Response:
+async def authenticated_first(request: Request) -> None:
+    """Check the token before a large body is read (no transaction held meanwhile)."""
+    async with request.app.state.db.connect() as conn:
+        await machine_for(request, conn)
+
+
+def tx(request: Request):
+    state = request.app.state
+    return transaction(state.db, getattr(state, "config", None))
+
+
+def endpoint(work: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    async def answer(request: Request) -> Response:
         try:
-            state = request.app.state
-            async with transaction(state.db, getattr(state, "config", None)) as conn:
-                return await work(request, conn)
+            return await work(request)
+        except BodyTooLarge as exc:
+            return PlainTextResponse(str(exc), status_code=413, headers={"Connection": "close"})
         except RegionError as exc:
             return PlainTextResponse(plain_text(exc), status_code=status_of(exc))
 
-    return endpoint
+    return answer
 
 
-async def enlist(request: Request, conn) -> Response:
-    machine = await commissioning.enlist(conn, await _json(request))
-    log.info("machine %s enlisted (%s)", machine["system_id"], machine["hostname"])
+async def enlist(request: Request) -> Response:
+    report = reports.enlistment(await read_json(request, ENLIST_BODY))
+    async with tx(request) as conn:
+        machine = await commissioning.enlist(conn, report)
+    log.info("machine %s enlisted (%s) from %s", machine["system_id"], machine["hostname"], request_client(request))
     return JSONResponse({"system_id": machine["system_id"], "hostname": machine["hostname"]})
 
 
-async def facts(request: Request, conn) -> Response:
-    await commissioning.store_facts(conn, await _machine(request, conn), await _json(request))
-    return PlainTextResponse("OK")
-
-
-async def scripts(request: Request, conn) -> Response:
-    await _machine(request, conn)
-    return PlainTextResponse("".join(f"{name}\n" for name in await commissioning.list_scripts(conn)))
-
-
-async def script(request: Request, conn) -> Response:
-    machine = await _machine(request, conn)
-    name = request.path_params["name"]
-    if request.method == "GET":
-        return PlainTextResponse(await commissioning.get_script(conn, name))
+async def enrol(request: Request) -> Response:
+    """The token, for the enrolment credential the boot config carried (once, from its address)."""
+    secret, client = credential(request, "Enrol"), request_client(request)
     try:
-        exit_status = int(request.query_params.get("exit_status", ""))
-    except ValueError:
-        exit_status = None
-    runtime = request.query_params.get("runtime", "")
-    await commissioning.store_script(conn, machine, name, exit_status, await request.body(),
-                                     int(runtime) if runtime.isdigit() else None)
+        async with tx(request) as conn:
+            token = await enrolment.exchange(conn, secret, client)
+    except RegionError as exc:
+        log.warning("enrolment refused for %s: %s", client, plain_text(exc))
+        raise
+    log.info("enrolment credential exchanged for a metadata token by %s", client)
+    return PlainTextResponse(token)
+
+
+async def facts(request: Request) -> Response:
+    await authenticated_first(request)
+    report = reports.facts(await read_json(request, FACTS_BODY))
+    async with tx(request) as conn:
+        await commissioning.store_facts(conn, await machine_for(request, conn), report)
     return PlainTextResponse("OK")
 
 
-async def done(request: Request, conn) -> Response:
-    machine = await _machine(request, conn)
-    body = await _json(request)
-    failed_scripts = body.get("failed_scripts") or []
-    if not isinstance(failed_scripts, list):
-        raise Invalid.field("failed_scripts", "Expected a list of script names.")
-    failed = [str(n) for n in failed_scripts]
-    await commissioning.finish(conn, machine, str(body.get("result", "failed")), failed)
-    log.info("machine %s finished commissioning: %s", machine["system_id"], body.get("result"))
+async def scripts(request: Request) -> Response:
+    async with tx(request) as conn:
+        await machine_for(request, conn)
+        names = await commissioning.list_scripts(conn)
+    return PlainTextResponse("".join(f"{name}\n" for name in names))
+
+
+async def script(request: Request) -> Response:
+    name = reports.script_name(request.path_params["name"])
+    if request.method == "GET":
+        async with tx(request) as conn:
+            await machine_for(request, conn)
+            return PlainTextResponse(await commissioning.get_script(conn, name))
+    exit_status = reports.exit_status(request.query_params.get("exit_status"))
+    await authenticated_first(request)
+    runtime = reports.runtime(request.query_params.get("runtime"))
+    output = reports.script_output(await read_body(request, SCRIPT_BODY))
+    async with tx(request) as conn:
+        await commissioning.store_script(conn, await machine_for(request, conn), name, exit_status, output, runtime)
+    return PlainTextResponse("OK")
+
+
+async def done(request: Request) -> Response:
+    await authenticated_first(request)
+    outcome = reports.outcome(await read_json(request, DONE_BODY))
+    async with tx(request) as conn:
+        machine = await machine_for(request, conn)
+        await commissioning.finish(conn, machine, outcome)
+    log.info("machine %s finished commissioning: %s", machine["system_id"], "ok" if outcome.ok else "failed")
     return PlainTextResponse("OK")
 
 
 def metadata_routes() -> list[BaseRoute]:
     return [
-        Route(PREFIX + "enlist", _endpoint(enlist), methods=["POST"]),
-        Route(PREFIX + "commission/facts", _endpoint(facts), methods=["POST"]),
-        Route(PREFIX + "commission/scripts", _endpoint(scripts), methods=["GET"]),
-        Route(PREFIX + "commission/scripts/{name}", _endpoint(script), methods=["GET", "POST"]),
-        Route(PREFIX + "commission/done", _endpoint(done), methods=["POST"]),
+        Route(PREFIX + "enlist", endpoint(enlist), methods=["POST"]),
+        Route(PREFIX + "enrol", endpoint(enrol), methods=["POST"]),
+        Route(PREFIX + "commission/facts", endpoint(facts), methods=["POST"]),
+        Route(PREFIX + "commission/scripts", endpoint(scripts), methods=["GET"]),
+        Route(PREFIX + "commission/scripts/{name}", endpoint(script), methods=["GET", "POST"]),
+        Route(PREFIX + "commission/done", endpoint(done), methods=["POST"]),
     ]

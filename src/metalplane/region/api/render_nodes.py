@@ -17,29 +17,10 @@ from metalplane.region.api.render import Row, node_domain, uri
 from metalplane.region.services import events as events_service
 from metalplane.region.services import script_results as scripts
 from metalplane.region.services.machines import STATUS_NAMES, power_type_of
+from metalplane.region.api.render_controllers import HARDWARE_INFO_KEYS
 from metalplane.region.services.nodes import DISCOVERED, NodesView
 from metalplane.rpc.nodes import NodeType
 
-HARDWARE_INFO_KEYS = (
-    "system_vendor",
-    "system_product",
-    "system_family",
-    "system_version",
-    "system_sku",
-    "system_serial",
-    "cpu_model",
-    "mainboard_vendor",
-    "mainboard_product",
-    "mainboard_serial",
-    "mainboard_version",
-    "mainboard_firmware_vendor",
-    "mainboard_firmware_date",
-    "mainboard_firmware_version",
-    "chassis_vendor",
-    "chassis_type",
-    "chassis_serial",
-    "chassis_version",
-)
 TEST_STATUS_KEYS = ("cpu_test", "memory_test", "network_test", "storage_test", "other_test", "interface_test")
 
 

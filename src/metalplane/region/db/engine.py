@@ -16,6 +16,14 @@ dead old primary.
 TCP keepalives and `tcp_user_timeout` make a vanished database host (power
 loss, partition: no RST ever arrives) an error within seconds instead of
 the kernel's ~15 minutes of retransmissions.
+
+Every engine hides statement parameters (`hide_parameters=True`): a failed
+statement's error (logged, or shown in a 500's log line) names the SQL but
+never the values, which may be token secrets or password hashes. PostgreSQL
+repeats values in its own DETAIL line too ("Key (token)=(...) already
+exists") and in data errors' messages, so errors keep only the server's primary
+message, without the value (`_values_hidden`); code that needs more reads
+`exc.orig.diag`.
 """
 
 from __future__ import annotations
@@ -24,7 +32,8 @@ from typing import Any
 
 import psycopg
 from psycopg.conninfo import make_conninfo
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from metalplane.config.region import RegionConfig
@@ -93,20 +102,44 @@ def conninfo(config: RegionConfig, application_name: str = "metalplane") -> str:
     return make_conninfo(**params)
 
 
+def _values_hidden(context: ExceptionContext) -> None:
+    """Keep PostgreSQL's primary message only: its DETAIL and CONTEXT lines quote row
+    values, and so does the primary message of a data exception (class 22: `invalid
+    input syntax for type integer: "<the value>"`)."""
+    orig = context.original_exception
+    if not isinstance(orig, psycopg.Error) or not orig.args or not isinstance(orig.args[0], str):
+        return
+    full = orig.args[0]
+    primary = full.split("\n", 1)[0]
+    if (orig.sqlstate or "").startswith("22") and ": " in primary:
+        primary = primary.rsplit(": ", 1)[0] + ": (value hidden)"
+    if primary == full:
+        return
+    orig.args = (primary, *orig.args[1:])
+    wrapped = context.sqlalchemy_exception
+    if wrapped is not None and wrapped.args and isinstance(wrapped.args[0], str):
+        wrapped.args = (wrapped.args[0].replace(full, primary), *wrapped.args[1:])
+
+
+def _hiding_values(engine: Engine) -> Engine:
+    event.listen(engine, "handle_error", _values_hidden)
+    return engine
+
+
 def sync_engine(config: RegionConfig, application_name: str = "metalplane") -> Engine:
     def connect() -> psycopg.Connection:
         conn = psycopg.connect(conninfo(config, application_name))
         remember_primary(config, conn)
         return conn
 
-    return create_engine(
+    return _hiding_values(create_engine(
         "postgresql+psycopg://",
         creator=connect,
         pool_size=1,
         max_overflow=0,
         pool_pre_ping=True,
         hide_parameters=True,  # an error's text would otherwise carry its SQL parameters into a log line
-    )
+    ))
 
 
 def async_engine(config: RegionConfig, application_name: str = "metalplane-worker",
@@ -118,7 +151,7 @@ def async_engine(config: RegionConfig, application_name: str = "metalplane-worke
         remember_primary(config, conn)
         return conn
 
-    return create_async_engine(
+    engine = create_async_engine(
         "postgresql+psycopg_async://",
         async_creator=connect,
         pool_size=pool_size or config.database_pool_size,
@@ -128,3 +161,5 @@ def async_engine(config: RegionConfig, application_name: str = "metalplane-worke
         pool_recycle=3600,
         hide_parameters=True,
     )
+    _hiding_values(engine.sync_engine)
+    return engine

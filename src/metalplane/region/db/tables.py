@@ -82,7 +82,7 @@ spaces = Table(
     *_timestamps(),
 )
 
-# DNS domains (MAAS's): the default one, "maas", has id 0 (created by migration 0008).
+# DNS domains (MAAS's): the default one, "maas", has id 0 (created by migration 0009).
 domains = Table(
     "domains",
     metadata,
@@ -159,7 +159,7 @@ nodes = Table(
                                                      name="nodes_gateway_link_ipv4_id_fkey"), nullable=True),
     Column("gateway_link_ipv6_id", Integer, ForeignKey("ip_addresses.id", ondelete="SET NULL", use_alter=True,
                                                      name="nodes_gateway_link_ipv6_id_fkey"), nullable=True),
-    # NULL: the default domain (whichever it is now; migration 0008).
+    # NULL: the default domain (whichever it is now; migration 0009).
     Column("domain_id", Integer, ForeignKey("domains.id", name="nodes_domain_id_fkey"),
            nullable=True, index=True),
     *_timestamps(),
@@ -422,6 +422,20 @@ script_sets = Table(
     Column("result_type", Integer, nullable=False, server_default="0"),
     Column("ended", DateTime(timezone=True), nullable=True),
     Column("last_ping", DateTime(timezone=True), nullable=True),
+    *_timestamps(),
+)
+
+# The one-use credential a commissioning machine's boot config carries instead of
+# its token (services/enrolment.py): bound to the address that fetched the config,
+# exchanged once, from that address, for the token.
+node_enrolments = Table(
+    "node_enrolments",
+    metadata,
+    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
+    Column("secret", Text, nullable=False, unique=True),
+    Column("address", INET, nullable=True),  # null: bound by the first exchange (a rack that sent none)
+    Column("expires", DateTime(timezone=True), nullable=False),
+    Column("used", DateTime(timezone=True), nullable=True),
     *_timestamps(),
 )
 

@@ -152,6 +152,10 @@ def check_ssl_key(text: str) -> FieldErrors:
     return {}
 
 
+class BadAuthId(ValueError):
+    """The user name part of a keysource cannot be one (refused naming the field)."""
+
+
 def parse_keysource(keysource: str | None) -> tuple[str, str]:
     """ "gh:octocat" -> ("gh", "octocat"); a bare id means Launchpad, as in MAAS."""
     if keysource is None or not keysource.strip():
@@ -162,5 +166,5 @@ def parse_keysource(keysource: str | None) -> tuple[str, str]:
     if protocol not in KEY_PROTOCOLS:
         raise ValueError(f"Unknown protocol {protocol}. Valid protocols are 'lp' and 'gh'.")
     if not auth_id or not re.match(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$", auth_id):
-        raise ValueError(f"Invalid {protocol} user name: {auth_id!r}.")
+        raise BadAuthId(f"Invalid {protocol} user name: {auth_id!r}.")
     return protocol, auth_id

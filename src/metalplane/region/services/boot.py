@@ -1,18 +1,29 @@
 """What a PXE-booting machine should boot: the region's answer to the rack.
 
 Unknown MAC -> enlist (ephemeral image); commissioning -> ephemeral image with
-its metadata token; anything else -> its local disk.
+an enrolment credential for the address that asked (services/enrolment.py),
+which the image exchanges for its metadata token; anything else -> its local
+disk.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from metalplane.region.services import boot_resources, commissioning, machines
+from metalplane.region.errors import Refused
+from metalplane.region.services import boot_resources, commissioning, enrolment, machines
 
+log = logging.getLogger(__name__)
 ENLIST, COMMISSION, LOCAL = "enlist", "commission", "local"
+# How long a config request from a machine's address waits for its DHCP lease to
+# reach the region (racks report leases within a second or so), polling.
+LEASE_WAIT = 5.0
+LEASE_POLL = 0.25
 
 
 def purpose_for(status: int | None) -> str:
@@ -31,27 +42,54 @@ def pick_image(manifest: dict[str, Any], architecture: str) -> dict[str, Any] | 
     return max(found, key=lambda i: i["version"]) if found else None
 
 
-def kernel_params(purpose: str, metadata_url: str, token: str | None, mac: str) -> str:
+def kernel_params(purpose: str, metadata_url: str, credential: str | None, mac: str) -> str:
     params = ["console=tty0", "console=ttyS0,115200", f"mp_mode={purpose}", f"metadata_url={metadata_url}",
               "mp_after=poweroff", "BOOTIF=01-" + mac.replace(":", "-")]
-    if token:
-        params.append(f"token={token}")
+    if credential:
+        params.append(f"enrol={credential}")
     return " ".join(params)
 
 
-async def boot_config(conn: AsyncConnection, mac: str, architecture: str, metadata_url: str) -> dict[str, Any]:
-    mac = machines.normalise_mac(mac)
-    machine = await commissioning.machine_by_mac(conn, mac)
+async def boot_config(engine: AsyncEngine, mac: str, architecture: str, metadata_url: str,
+                      client_ip: str | None = None, lease_wait: float = LEASE_WAIT) -> dict[str, Any]:
+    """The answer for `mac`, asked from `client_ip`. A commissioning machine's address
+    may not have its DHCP lease recorded yet: wait up to `lease_wait` for it, a short
+    transaction per look."""
+    deadline = time.monotonic() + lease_wait
+    while True:
+        try:
+            async with engine.begin() as conn:
+                return await _boot_config(conn, machines.normalise_mac(mac), architecture, metadata_url, client_ip)
+        except enrolment.LeasePending as exc:
+            if time.monotonic() + LEASE_POLL > deadline:
+                return _refused(mac, client_ip, exc)
+        except Refused as exc:
+            return _refused(mac, client_ip, exc)
+        await asyncio.sleep(LEASE_POLL)
+
+
+def _refused(mac: str, client_ip: str | None, exc: Refused) -> dict[str, Any]:
+    problem = f"no enrolment credential for {mac} asked from {client_ip}: {exc.detail}"
+    log.warning("boot config: %s; it boots from its local disk", problem)
+    return {"purpose": LOCAL, "problem": problem}
+
+
+async def _boot_config(conn: AsyncConnection, mac: str, architecture: str, metadata_url: str,
+                       client_ip: str | None) -> dict[str, Any]:
+    machine = (await commissioning.machines_with_macs(conn, [mac])).get(mac)
     purpose = purpose_for(machine["status"] if machine else None)
     if purpose == LOCAL:
         return {"purpose": LOCAL}
     image = pick_image(await boot_resources.manifest(conn), machine["architecture"] if machine else architecture)
     if image is None:
         return {"purpose": LOCAL, "problem": "no ephemeral image is imported; see `metalplane images build-ephemeral`"}
-    token = await commissioning.token_for(conn, machine["id"]) if purpose == COMMISSION else None
+    credential = None
+    if purpose == COMMISSION:
+        assert machine is not None
+        credential = await enrolment.credential_for(conn, machine, mac, client_ip)
     return {
         "purpose": purpose,
         "kernel": image["files"]["boot-kernel"]["sha256"],
         "initrd": image["files"]["boot-initrd"]["sha256"],
-        "params": kernel_params(purpose, metadata_url, token, mac),
+        "params": kernel_params(purpose, metadata_url, credential, mac),
     }

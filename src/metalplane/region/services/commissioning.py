@@ -18,39 +18,45 @@ from metalplane.region import validation
 from metalplane.region.db.tables import config, interfaces, node_tokens, nodes, script_results
 from metalplane.region.db.transaction import Work
 from metalplane.region.errors import Invalid, NotFound, Refused
-from metalplane.region.services import consequences, events, machines, power, settings, storage, tags
+from metalplane.region.services import (
+    enrolment,
+    events,
+    machines,
+    permissions,
+    power,
+    reports,
+    settings,
+    storage,
+    tags,
+)
 from metalplane.region.services import script_results as script_results_service
 from metalplane.rpc.nodes import NodeType
 
 SCRIPT_PREFIX = "commissioning_script:"
-MAX_OUTPUT = 4 * 1024 * 1024
 # MAAS's statuses a machine may be commissioned from: New, Failed commissioning, Ready, Broken.
 COMMISSION_FROM = (machines.NEW, machines.FAILED_COMMISSIONING, machines.READY, 8)
 
 
-def memory_mib(facts: dict[str, Any]) -> int:
-    """Installed memory: the physical size the image measured when it could, else MemTotal."""
-    for key in ("memory_physical_mib", "memory_mib"):
-        value = facts.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= validation.PG_INT_MAX:
-            return value
-    return 0
-
-
-def finished_status(result: str, failed_scripts: list[str]) -> tuple[int, str]:
+def finished_status(outcome: reports.Outcome) -> tuple[int, str]:
     """READY, or FAILED_COMMISSIONING with the reason MAAS would show."""
-    if result == "ok" and not failed_scripts:
+    if outcome.ok:
         return machines.READY, ""
-    names = ", ".join(failed_scripts) if failed_scripts else "the commissioning environment"
+    names = ", ".join(outcome.failed_scripts) if outcome.failed_scripts else "the commissioning environment"
     return machines.FAILED_COMMISSIONING, f"Commissioning failed: {names} reported an error."
 
 
-async def machine_by_mac(conn: AsyncConnection, mac: str) -> dict[str, Any] | None:
-    row = (await conn.execute(
-        select(nodes.c.system_id).join(interfaces, interfaces.c.node_id == nodes.c.id)
-        .where(interfaces.c.mac == machines.normalise_mac(mac), nodes.c.node_type == NodeType.MACHINE)
-    )).first()
-    return await machines.get_machine(conn, row.system_id) if row else None
+async def machines_with_macs(conn: AsyncConnection, macs: list[str]) -> dict[str, dict[str, Any]]:
+    """The machines having any of these (normalised) MACs, by MAC: one query for the
+    MACs, however many there are, then one per machine found."""
+    if not macs:
+        return {}
+    rows = (await conn.execute(
+        select(interfaces.c.mac, nodes.c.system_id).join(nodes, interfaces.c.node_id == nodes.c.id)
+        .where(interfaces.c.mac.in_(macs), nodes.c.node_type == NodeType.MACHINE))).all()
+    found: dict[str, dict[str, Any]] = {}
+    for system_id in dict.fromkeys(r.system_id for r in rows):
+        found[system_id] = await machines.get_machine(conn, system_id)
+    return {r.mac: found[r.system_id] for r in rows}
 
 
 async def token_for(conn: AsyncConnection, node_id: int) -> str:
@@ -70,29 +76,17 @@ async def node_for_token(conn: AsyncConnection, token: str) -> dict[str, Any] | 
     return await machines.get_machine(conn, row.system_id) if row else None
 
 
-async def enlist(conn: AsyncConnection, report: dict[str, Any]) -> dict[str, Any]:
-    """An unknown machine booted: record it as New (or refresh a known one)."""
-    reported = report.get("mac_addresses") or []
-    if not isinstance(reported, list):
-        raise Invalid.field("mac_addresses", "Expected a list of MAC addresses.")
-    macs = validation.check_macs(reported, "mac_addresses")
-    for key in ("architecture", "boot_method"):
-        if report.get(key) is not None and not isinstance(report[key], str):
-            raise Invalid.field(key, "Expected text.")
-        validation.check_word(report.get(key) or "", key, 64)
-    if not macs:
-        raise Invalid.field("mac_addresses", "An enlisting machine must report at least one MAC address.")
-    for mac in macs:
-        known = await machine_by_mac(conn, mac)
-        if known is not None:
-            await conn.execute(update(nodes).where(nodes.c.id == known["id"]).values(
-                architecture=report.get("architecture") or known["architecture"],
-                boot_method=report.get("boot_method") or known["boot_method"], updated=func.now()))
-            consequences.node_addresses_changed(conn)  # its MAC's host reservation, its name in DNS
-            return await machines.get_machine(conn, known["system_id"])
+async def enlist(conn: AsyncConnection, report: reports.Enlistment) -> dict[str, Any]:
+    """An unknown machine booted: record it as New. A MAC the region knows already
+    (any node's) changes nothing and is refused in MAAS's words, without naming the
+    node: enlistment is anonymous, and must neither rewrite a known machine nor tell
+    its system_id to whoever asks."""
+    known = (await conn.execute(select(interfaces.c.mac).where(interfaces.c.mac.in_(report.macs)).limit(1))).first()
+    if known is not None:
+        raise Invalid.field("mac_addresses", f"MAC address {known.mac} already in use.")
     return await machines.insert_machine(conn, {
-        "mac_addresses": macs, "architecture": report.get("architecture") or "amd64/generic",
-        "boot_method": report.get("boot_method"), "power_type": "manual", "status": machines.NEW,
+        "mac_addresses": report.macs, "architecture": report.architecture, "boot_method": report.boot_method,
+        "power_type": "manual", "status": machines.NEW,
     })
 
 
@@ -104,6 +98,7 @@ async def start(conn: AsyncConnection, system_id: str, timeout: timedelta, usern
     await conn.execute(delete(script_results).where(script_results.c.node_id == machine["id"]))
     await script_results_service.start_set(conn, machine["id"])
     await conn.execute(delete(node_tokens).where(node_tokens.c.node_id == machine["id"]))
+    await enrolment.forget(conn, machine["id"])
     await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(
         status=machines.COMMISSIONING, status_expires=datetime.now(UTC) + timeout,
         error_description="", updated=func.now()))
@@ -114,13 +109,15 @@ async def start(conn: AsyncConnection, system_id: str, timeout: timedelta, usern
 
 
 async def commission(work: Work, rpc_server: Any, system_id: str, timeout: int | None,
-                     username: str = "") -> machines.Machines:
+                     actor: permissions.Actor | None) -> machines.Machines:
     """Into Commissioning, then power the machine on through its BMC (cycled if it is
     on) so that it boots the ephemeral image; Failed commissioning if that fails.
-    `timeout`: seconds it has to report (default: the commissioning_timeout setting)."""
+    `timeout`: seconds it has to report (default: the commissioning_timeout setting).
+    Admins only, as in MAAS."""
     async with work.tx() as conn:
+        permissions.require(actor, "commission", await machines.get_machine(conn, system_id))
         seconds = timeout if timeout is not None else await settings.get_setting(conn, "commissioning_timeout")
-        machine = await start(conn, system_id, timedelta(seconds=seconds), username)
+        machine = await start(conn, system_id, timedelta(seconds=seconds), getattr(actor, "username", ""))
     if machine["bmc_id"] is not None:
         try:
             state = (await power.run(work, rpc_server, system_id, "query"))["state"]
@@ -142,41 +139,34 @@ async def fail(conn: AsyncConnection, node_id: int, message: str) -> None:
                                 machines.STATUS_NAMES, message)
 
 
-async def store_facts(conn: AsyncConnection, machine: dict[str, Any], facts: dict[str, Any]) -> None:
+async def store_facts(conn: AsyncConnection, machine: dict[str, Any], facts: reports.Facts) -> None:
     _require_commissioning(machine)
-    cpu_count = facts.get("cpu_count")
-    if not isinstance(cpu_count, int) or isinstance(cpu_count, bool) or not 1 <= cpu_count <= 1_000_000:
-        raise Invalid.field("cpu_count", "Expected a positive integer.")
-    for key in ("architecture", "boot_method"):
-        if facts.get(key) is not None and not isinstance(facts[key], str):
-            raise Invalid.field(key, "Expected text.")
-        validation.check_word(facts.get(key) or "", key, 64)
-    validation.check_document(facts, "facts")
     await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(
-        cpu_count=cpu_count, memory=memory_mib(facts),
-        architecture=facts.get("architecture") or machine["architecture"],
-        boot_method=facts.get("boot_method") or machine["boot_method"],
-        hardware={k: facts.get(k) for k in ("cpu_model", "disks", "interfaces", "firmware", "kernel", "image",
-                                            "memory_mib", "memory_physical_mib")},
-        updated=func.now()))
-    await storage.replace_disks(conn, machine["id"], [d for d in facts.get("disks") or [] if isinstance(d, dict)])
+        cpu_count=facts.cpu_count, memory=facts.memory,
+        architecture=facts.architecture or machine["architecture"],
+        boot_method=facts.boot_method or machine["boot_method"],
+        hardware=facts.hardware, updated=func.now()))
+    disks = facts.hardware.get("disks") or []
+    await storage.replace_disks(conn, machine["id"], [d for d in disks if isinstance(d, dict)])
     await tags.evaluate_node(conn, machine["id"])
     await events.record(conn, machine, "GATHERING_INFO", "Hardware facts received")
 
 
 async def store_script(conn: AsyncConnection, machine: dict[str, Any], name: str, exit_status: int | None,
-                       output: bytes, runtime: int | None = None) -> None:
+                       output: str, runtime: int | None = None) -> None:
+    """One script's result; posting a name again replaces its result. At most
+    MAX_SCRIPT_RESULTS results per run."""
     _require_commissioning(machine)
-    validation.check_word(name, "name")
-    if exit_status is not None:
-        validation.check_int(exit_status, "exit_status")
+    await conn.execute(delete(script_results).where(script_results.c.node_id == machine["id"],
+                                                    script_results.c.name == name))
+    count = (await conn.execute(select(func.count()).select_from(script_results)
+                                .where(script_results.c.node_id == machine["id"]))).scalar_one()
+    if count >= reports.MAX_SCRIPT_RESULTS:
+        raise Refused(f"A commissioning run keeps at most {reports.MAX_SCRIPT_RESULTS} script results.")
     set_id = await script_results_service.current_set_id(conn, machine["id"])
-    # Output is shown as text: undecodable bytes and NULs (which PostgreSQL's text refuses) become U+FFFD.
-    text = output[:MAX_OUTPUT].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
     await conn.execute(insert(script_results).values(
         node_id=machine["id"], name=name, exit_status=exit_status, script_set_id=set_id,
-        runtime=runtime if runtime is not None and 0 <= runtime < 2**31 else None,
-        output=text))
+        runtime=runtime if runtime is not None and 0 <= runtime < 2**31 else None, output=output))
     await script_results_service.ping(conn, set_id)
     status = script_results_service.STATUS_NAMES[script_results_service.result_status(exit_status)]
     await events.record(conn, machine, "SCRIPT_RESULT_CHANGED_STATUS",
@@ -186,11 +176,9 @@ async def store_script(conn: AsyncConnection, machine: dict[str, Any], name: str
                             f"'{name}' failed with exit status {exit_status}")
 
 
-async def finish(conn: AsyncConnection, machine: dict[str, Any], result: str, failed: list[str]) -> None:
+async def finish(conn: AsyncConnection, machine: dict[str, Any], outcome: reports.Outcome) -> None:
     _require_commissioning(machine)
-    validation.check_list(failed, "failed_scripts")
-    failed = [validation.check_word(name, "failed_scripts") for name in failed]
-    status, message = finished_status(result, failed)
+    status, message = finished_status(outcome)
     await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(
         status=status, status_expires=None, error_description=message, updated=func.now()))
     await script_results_service.end_set(conn, await script_results_service.current_set_id(conn, machine["id"]))
@@ -216,9 +204,10 @@ async def expire(conn: AsyncConnection) -> list[str]:
     return [m["system_id"] for m in expired]
 
 
-async def results_of(conn: AsyncConnection, system_id: str) -> list[dict[str, Any]]:
+async def results_of(conn: AsyncConnection, system_id: str, actor: permissions.Actor | None) -> list[dict[str, Any]]:
     """The output and exit status of each commissioning script of the machine's last run."""
     machine = await machines.get_machine(conn, system_id)
+    permissions.require(actor, "commissioning_results", machine)
     rows = await conn.execute(select(script_results).where(script_results.c.node_id == machine["id"])
                               .order_by(script_results.c.id))
     return [{"name": r.name, "exit_status": r.exit_status, "output": r.output,

@@ -10,11 +10,11 @@ match the given query."); an empty specifier is a 400. Nothing here writes.
 from __future__ import annotations
 
 import re
-from ipaddress import ip_address, ip_network
 
 from sqlalchemy import ColumnElement, and_, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.region import validation
 from metalplane.region.db.tables import fabrics, spaces, subnets, vlans
 from metalplane.region.errors import Invalid, NotFound, PermissionDenied, Refused
 from metalplane.region.services.rows import Row
@@ -138,15 +138,14 @@ async def subnet_condition(conn: AsyncConnection, spec: str) -> ColumnElement[bo
     if kind == "name":
         return subnets.c.name == value
     if kind == "cidr":
-        try:
-            return subnets.c.cidr == str(ip_network(value, strict=False))
-        except ValueError:
-            raise Invalid.field("cidr", f"'{value}' is not a valid CIDR.") from None
+        network = validation.parse_network(value, prefix_required=False)
+        if network is None:
+            raise Invalid.field("cidr", f"'{validation.shown(value)}' is not a valid CIDR.")
+        return subnets.c.cidr == str(network)
     if kind == "ip":
-        try:
-            address = ip_address(value)
-        except ValueError:
-            raise Invalid.field("ip", "Enter a valid IPv4 or IPv6 address.") from None
+        address = validation.parse_ip(value)
+        if address is None:
+            raise Invalid.field("ip", "Enter a valid IPv4 or IPv6 address.")
         # The most specific subnet holding the address (nested subnets are not ambiguous).
         inner = (
             select(subnets.c.id)
@@ -163,10 +162,8 @@ async def subnet_condition(conn: AsyncConnection, spec: str) -> ColumnElement[bo
     number = object_id(value, "subnet")
     if number is not None and number >= 0:
         return subnets.c.id == number
-    try:
-        return subnets.c.cidr == str(ip_network(value, strict=False))
-    except ValueError:
-        return subnets.c.name == value
+    network = validation.parse_network(value, prefix_required=False)
+    return subnets.c.cidr == str(network) if network is not None else subnets.c.name == value
 
 
 # -- lookups ------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ async def create(work: Work, rpc_server: Any, fields: dict[str, Any], user: User
     if not user.is_superuser or fields.get("commission") is False or fields.get("deployed"):
         return created
     try:
-        return await commissioning.commission(work, rpc_server, system_id, None, user.username)
+        return await commissioning.commission(work, rpc_server, system_id, None, user)
     except power.PowerFailed:
         async with work.tx() as conn:
             return await machines.show_machine(conn, system_id)

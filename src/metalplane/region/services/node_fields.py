@@ -12,40 +12,21 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.region import validation
 from metalplane.region.db.tables import interfaces, nodes, zones
 from metalplane.region.errors import Invalid
 
 MAC = re.compile(r"^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$", re.I)
-LABEL_CHARS = re.compile(r"^[a-zA-Z0-9-]*$")
 DEFAULT_DOMAIN = "maas"
 DEFAULT_DOMAIN_ID = 0
 NO_CHOICE = "Select a valid choice. That choice is not one of the available choices."
 DUPLICATE_HOSTNAME = "Node with this Hostname already exists."
 
 
-def hostname_error(hostname: str) -> str | None:
-    """MAAS's hostname rules (RFC 952/1123), in its words; None when valid."""
-    if len(hostname) > 255:
-        return "Hostname is too long.  Maximum allowed is 255 characters."
-    host = hostname.split(".")[0]
-    if "_" in host:
-        return f"Host label cannot contain underscore: {host!r}."
-    for label in hostname.split("."):
-        if not label:
-            return "DNS name contains an empty label."
-        if len(label) > 63:
-            return f"Label is too long: {label!r}.  Maximum allowed is 63 characters."
-        if label.startswith("-") or label.endswith("-"):
-            return f"Label cannot start or end with hyphen: {label!r}."
-        if not LABEL_CHARS.match(label):
-            return f"Label contains disallowed characters: {label!r}."
-    return None
-
-
 def clean_hostname(value: str) -> str:
     """The host label of `value` (a `.maas` suffix is the default domain); 400 otherwise."""
     value = value.strip()
-    error = hostname_error(value)
+    error = validation.hostname_problem(value)
     if error:
         raise Invalid.field("hostname", error)
     host, _, domain = value.partition(".")

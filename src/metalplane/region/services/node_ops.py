@@ -8,6 +8,7 @@ from dataclasses import replace
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.region import validation
 from metalplane.region.db.tables import interfaces, nodes
 from metalplane.region.errors import Invalid, Refused
 from metalplane.region.services import devices, machines, node_fields, racks
@@ -35,7 +36,7 @@ def filtered(view: nodes_service.NodesView, given: dict[str, list[str]]) -> node
     macs = {node_fields.normalise_mac(m) for m in _listed(given, "mac_address")}
     bad = [m for m in macs if not node_fields.MAC.match(m)]
     if bad:
-        raise Refused(f"Invalid MAC address(es): {', '.join(sorted(bad))}")
+        raise Invalid.field("mac_address", f"Invalid MAC address(es): {', '.join(sorted(validation.shown(m) for m in bad))}")
     domains = set(_listed(given, "domain"))
     zone, pool, agent = (_last(given, name) for name in ("zone", "pool", "agent_name"))
 
@@ -102,7 +103,7 @@ async def is_registered(conn: AsyncConnection, mac: str | None) -> bool:
         raise Refused("No provided mac_address!")
     normalised = node_fields.normalise_mac(mac)
     if not node_fields.MAC.match(normalised):
-        raise Refused(f"Invalid MAC address(es): {mac}")
+        raise Invalid.field("mac_address", f"Invalid MAC address(es): {validation.shown(mac)}")
     found = await conn.execute(
         select(interfaces.c.id)
         .join(nodes, nodes.c.id == interfaces.c.node_id)

@@ -17,7 +17,7 @@ from metalplane.rpc import power_schema as schema
 from metalplane.region.db.tables import power_actions
 from metalplane.region.db.transaction import Work
 from metalplane.region.errors import Unavailable
-from metalplane.region.services import bmcs, events, machines
+from metalplane.region.services import bmcs, events, machines, permissions
 from metalplane.rpc.messages import PowerAction
 from metalplane.rpc.protocol import ConnectionLost, RemoteError
 
@@ -101,9 +101,22 @@ async def run(work: Work, rpc_server: Any, system_id: str, action: str, username
 
 
 async def power_machine(work: Work, rpc_server: Any, system_id: str, action: str,
-                        username: str = "") -> machines.Machines:
-    """power_on/power_off/power_cycle: run the action, then the machine as shown."""
-    await run(work, rpc_server, system_id, action, username)
+                        actor: permissions.Actor | None) -> machines.Machines:
+    """power_on/power_off/power_cycle by `actor` (the owner or an admin): run the
+    action, then the machine as shown."""
+    await _permitted(work, system_id, f"power_{action}", actor)
+    await run(work, rpc_server, system_id, action, getattr(actor, "username", ""))
     async with work.tx() as conn:
         return await machines.show_machine(conn, system_id)
+
+
+async def query_power_state(work: Work, rpc_server: Any, system_id: str, actor: permissions.Actor | None) -> str:
+    """The machine's power state, asked of its BMC now."""
+    await _permitted(work, system_id, "query_power_state", actor)
+    return str((await run(work, rpc_server, system_id, "query"))["state"])
+
+
+async def _permitted(work: Work, system_id: str, action: str, actor: permissions.Actor | None) -> None:
+    async with work.tx() as conn:
+        permissions.require(actor, action, await machines.get_machine(conn, system_id))
 

@@ -519,7 +519,9 @@ async def set_setting(conn: AsyncConnection, name: str, value: str) -> Any:
     name = canonical_name(name)
     found = setting(name)
     parsed = parse_setting(name, value)
-    if found.choices_from_images:
+    # Writing back the value in force changes nothing, so it needs no image to back it
+    # (clients that save every setting they read, as python-libmaas does, keep working).
+    if found.choices_from_images and parsed != await get_setting(conn, name):
         await check_image_choice(conn, name, found.choices_from_images, parsed)
     await conn.execute(insert(config).values(name=f"setting:{name}", value=parsed)
                        .on_conflict_do_update(index_elements=["name"], set_={"value": parsed}))

@@ -151,8 +151,10 @@ async def import_ssh_keys(work: Work, by: User, keysource_text: str | None) -> I
     key, then store the new ones in one transaction."""
     try:
         protocol, auth_id = accountrules.parse_keysource(keysource_text)
+    except accountrules.BadAuthId as exc:
+        raise Invalid.field("keysource", str(exc)) from None
     except ValueError as exc:
-        raise Refused(str(exc)) from None
+        raise Refused(str(exc)) from None  # MAAS's plain-text answers
     fetched = await fetch_keys(protocol, auth_id)
     normalised = []
     for key in fetched:

@@ -52,6 +52,8 @@ def check(fields: dict[str, Any]) -> dict[str, list[str]]:
             hardware_xml.compile_definition(definition)
         except etree.XPathSyntaxError as exc:
             errors["definition"] = [f"Invalid XPath expression: {exc}"]
+        except ValueError as exc:  # lxml refuses control characters before parsing
+            errors["definition"] = [f"Invalid XPath expression: {exc}"]
     return errors
 
 

@@ -213,7 +213,7 @@ async def power_on(ctx: Ctx) -> dict:
     :type comment: unicode
     """
     return render_nodes.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "on",
-                                                           ctx.me.username))[0]
+                                                           ctx.me))[0]
 
 
 @machine_h.action("POST", "power_off")
@@ -228,7 +228,7 @@ async def power_off(ctx: Ctx) -> dict:
     if (ctx.params.str("stop_mode") or "hard") not in ("hard", "soft"):
         raise Refused("stop_mode must be 'hard' or 'soft'.")
     return render_nodes.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "off",
-                                                           ctx.me.username))[0]
+                                                           ctx.me))[0]
 
 
 @machine_h.action("POST", "power_cycle")
@@ -239,14 +239,13 @@ async def power_cycle(ctx: Ctx) -> dict:
     :type comment: unicode
     """
     return render_nodes.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "cycle",
-                                                           ctx.me.username))[0]
+                                                           ctx.me))[0]
 
 
 @machine_h.action("GET", "query_power_state")
 async def query_power_state(ctx: Ctx) -> dict:
     """Query the power state of a machine from its BMC."""
-    result = await power.run(ctx.work, ctx.rpc, ctx.path["system_id"], "query")
-    return {"state": result["state"]}
+    return {"state": await power.query_power_state(ctx.work, ctx.rpc, ctx.path["system_id"], ctx.user)}
 
 
 @machine_h.action("POST", "commission")
@@ -261,11 +260,11 @@ async def commission(ctx: Ctx) -> dict:
     """
     timeout = ctx.params.int("timeout", min_value=10, max_value=7 * 86400)
     return render_nodes.machines(await commissioning.commission(ctx.work, ctx.rpc, ctx.path["system_id"], timeout,
-                                                                ctx.me.username))[0]
+                                                                ctx.me))[0]
 
 
 @machine_h.action("GET", "commissioning_results")
 async def commissioning_results(ctx: Ctx) -> list:
     """The output and exit status of each commissioning script of the last run."""
     async with ctx.tx() as conn:
-        return await commissioning.results_of(conn, ctx.path["system_id"])
+        return await commissioning.results_of(conn, ctx.path["system_id"], ctx.user)

@@ -9,9 +9,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from metalplane import __version__
-from metalplane.region.api.app import site_of
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import API_PREFIX, Handler, describe_api
+from metalplane.region.api.proxies import site_of
 
 # What MAAS 2.x advertises that metalplane honours.
 CAPABILITIES = [
