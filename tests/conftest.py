@@ -67,6 +67,17 @@ class RunningRegion:
     def api(self, api_key: str | None = None) -> MaasHttp:
         return MaasHttp(self.url, self.api_key if api_key is None else api_key)
 
+    def import_mirror(self, path: Path, timeout: float = 60) -> dict:
+        """`boot-resources import path=PATH`, waited for; the import job as import-status shows it."""
+        from tests.support.processes import wait_until
+
+        with self.api() as api:
+            response = api.request("POST", "boot-resources/", "import", {"path": str(path)})
+            assert response.status_code == 200, response.text
+            wait_until(lambda: api.get("boot-resources/", op="is_importing").json() is False, timeout, 0.2,
+                       "the import")
+            return api.get("boot-resources/", op="import_status").json()["imports"][0]
+
 
 def start_region(databases: TestDatabases, root: Path, name: str = "region-a", num_workers: int = 2,
                  dbname: str | None = None, **overrides) -> RegionProcess:

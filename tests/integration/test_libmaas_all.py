@@ -372,7 +372,6 @@ def test_maas_settings_read_and_written_back(client, getter):
 # -- what other branches serve -----------------------------------------------------------------------
 
 
-@needs("the machine lifecycle (issue 15)", "machine set_owner_data (owner_data saved) and machines allocate")
 def test_machines_including_save(client):
     made = client.machines.create("amd64/generic", ["52:54:00:c0:ff:ee"], "manual", hostname=f"lib-{tag()}")
     try:

@@ -6,7 +6,7 @@ The rules live in the service layer (region/services/permissions.py), so the web
 gets the same answers. To add an action (allocate, deploy, release...): one line in
 permissions.MACHINE_RULES, one entry in ACTIONS and its row in TABLE.
 
-Until machines can be allocated through the API, the owner is set in the database.
+The owner is set in the database (allocation itself is test_machine_lifecycle.py's).
 """
 
 from __future__ import annotations
@@ -33,6 +33,14 @@ ACTIONS = {
     "query_power_state": ("GET", "query_power_state"),
     "commission": ("POST", "commission"),
     "commissioning_results": ("GET", "commissioning_results"),
+    "deploy": ("POST", "deploy"),
+    "release": ("POST", "release"),
+    "abort": ("POST", "abort"),
+    "mark_broken": ("POST", "mark_broken"),
+    "mark_fixed": ("POST", "mark_fixed"),
+    "lock": ("POST", "lock"),
+    "unlock": ("POST", "unlock"),
+    "set_owner_data": ("POST", "set_owner_data"),
 }
 
 # Callers. "owner"/"other"/"admin" act on a machine owned by the user "owner";
@@ -51,7 +59,18 @@ TABLE: dict[str, dict[str, tuple[int, int | None]]] = {
     "commission": dict(zip(ROLES, [(200, 200), (403, 403), (403, 403), (401, 401), (403, 403), (200, 200)])),
     "commissioning_results": dict(zip(ROLES, [(200, 200), (200, 200), (403, 403), (401, 401), (200, 200),
                                               (200, 200)])),
+    # The lifecycle, on a New machine: allowed callers get the state's 409.
+    "deploy": dict(zip(ROLES, [(409, 409), (409, 409), (403, 403), (401, 401), (409, 409), (409, 409)])),
+    "release": dict(zip(ROLES, [(409, 409), (409, 409), (403, 403), (401, 401), (409, 409), (409, 409)])),
+    "abort": dict(zip(ROLES, [(409, 409), (409, 409), (403, 403), (401, 401), (409, 409), (409, 409)])),
+    "mark_broken": dict(zip(ROLES, [(403, 403), (200, 200), (403, 403), (401, 401), (200, 403), (200, 403)])),
+    "mark_fixed": dict(zip(ROLES, [(409, 409), (403, 403), (403, 403), (401, 401), (403, 403), (409, 409)])),
+    "lock": dict(zip(ROLES, [(409, 409), (409, 409), (403, 403), (401, 401), (409, 409), (409, 409)])),
+    "unlock": dict(zip(ROLES, [(409, 409), (409, 409), (403, 403), (401, 401), (409, 409), (409, 409)])),
+    "set_owner_data": dict(zip(ROLES, [(403, 403), (200, 200), (403, 403), (401, 401), (200, 409), (200, 409)])),
 }
+# What a machine's status is after an action that was allowed (others leave it New).
+STATUS_AFTER = {"commission": "Commissioning", "mark_broken": "Broken"}
 
 # Where metalplane answers otherwise than MAAS, and why (docs/security.md, "API").
 DEVIATIONS = {
@@ -60,6 +79,11 @@ DEVIATIONS = {
     ("power_on", "admin, unowned"): "MAAS refuses admins too (409); metalplane has no allocation yet, and admins "
                                     "power pool machines for maintenance",
     ("power_off", "user, unowned"): "MAAS's edit permission lets any user power off a machine nobody owns",
+    ("mark_broken", "user, unowned"): "MAAS: only the owner; a pool machine may be marked broken by a user here",
+    ("mark_broken", "admin, unowned"): "MAAS: only the owner, admins included",
+    ("set_owner_data", "user, unowned"): "MAAS: 409 \"it hasn't been acquired\"; python-libmaas's save() of a "
+                                         "new machine's owner_data needs it",
+    ("set_owner_data", "admin, unowned"): "as for a user",
 }
 
 
@@ -122,4 +146,4 @@ def test_permission_table(lab, action, role):
         assert response.text == ""  # MAAS's empty body for node permission failures
     with region.api() as api:
         status = api.get(f"machines/{system_id}/").json()["status_name"]
-    assert status == ("Commissioning" if action == "commission" and expected == 200 else "New")
+    assert status == (STATUS_AFTER.get(action, "New") if expected == 200 else "New")

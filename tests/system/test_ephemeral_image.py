@@ -182,14 +182,8 @@ def _manifest(config) -> dict:
 def test_the_build_imports_into_a_region_and_is_served(image, region):
     import httpx
 
-    from tests.support.processes import wait_until
-
-    with region.api() as api:
-        response = api.request("POST", "boot-resources/", "import", {"path": str(image.out)})
-        assert response.status_code == 200, response.text
-        wait_until(lambda: api.get("boot-resources/", op="is_importing").json() is False, 60, 0.2, "the import")
-        job = api.get("boot-resources/", op="import_status").json()["imports"][0]
-        assert job["state"] == "done", job
+    job = region.import_mirror(image.out)
+    assert job["state"] == "done", job
     (entry,) = _manifest(region.config)["images"]
     assert (entry["name"], entry["architecture"], entry["subarch"], entry["version"]) == (
         "ephemeral/bookworm", "amd64", "generic", "20261123.1")

@@ -38,7 +38,7 @@ def upload_build(profile_name: str, result, log: Callable[[str], None] = _log) -
             try:
                 response = api.post("boot-resources/", name=result.name, architecture=result.architecture,
                                     filetype=f.ftype, sha256=f.sha256, size=str(f.size), version=result.version,
-                                    title=f"metalplane ephemeral (kernel {result.kernel_release})")
+                                    title=f"metalplane {result.name} (kernel {result.kernel_release})")
             except httpx.HTTPError as exc:
                 raise CliError(f"cannot reach {profile['url']}: {exc}") from None
             if response.status_code != 201:
@@ -104,6 +104,31 @@ def _build_ephemeral(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_debian(args: argparse.Namespace) -> int:
+    from metalplane.images.build import BuildError
+    from metalplane.images.debian import build_debian
+
+    try:
+        result = build_debian(args.out.resolve(), release=args.release, cache=args.cache_dir, version=args.version,
+                              mirror=args.mirror, kernel=args.kernel, extra_packages=args.package or (),
+                              lean=not args.full,
+                              log=_log)
+    except BuildError as exc:
+        raise CliError(str(exc)) from None
+    out = result.out
+    print(f"built {result.name} {result.architecture} version {result.version} in {out} "
+          f"({result.seconds:.0f} s: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items()) + ")")
+    print(f"  {result.packages} packages from {result.mirror}; kernel {result.kernel_release}; "
+          f"root {result.root_bytes / 1e6:.0f} MB unpacked")
+    for f in sorted(result.files, key=lambda f: f.ftype):
+        print(f"  {f.ftype:12} {f.size:>10}  sha256 {f.sha256}  {f.path}")
+    print("import it into a region (on the region's host, or serve the directory over HTTP):")
+    print(f"  metalplane PROFILE boot-resources import path={shlex.quote(str(out))}")
+    if args.import_into:
+        return upload_build(args.import_into, result)
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     images = sub.add_parser("images", help="build boot images")
     isub = images.add_subparsers(dest="images_command", metavar="COMMAND", required=True)
@@ -134,3 +159,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--import-into", metavar="PROFILE",
                    help="also upload the image to the region of this `metalplane login` profile")
     p.set_defaults(func=_build_ephemeral)
+
+    d = isub.add_parser(
+        "build-debian",
+        help="build a deployable Debian root image with debootstrap, as a simplestreams mirror",
+        description="Build a Debian root image (root-tgz) that machines are deployed with: debootstrap "
+                    "from the mirror this host's apt sources name, minbase plus the kernel, systemd-networkd, "
+                    "openssh-server, GRUB and metalplane's first-boot agent (runs user_data, reports "
+                    "deployed). Downloads are cached; the output is a simplestreams mirror directory the "
+                    "region imports (boot-resources import). Needs root.",
+    )
+    d.add_argument("--release", default="bookworm", help="the Debian release (default bookworm)")
+    d.add_argument("--out", type=Path, default=Path("metalplane-images"), metavar="DIR",
+                   help="the mirror directory to add the image to (default ./metalplane-images)")
+    d.add_argument("--cache-dir", type=Path, metavar="DIR",
+                   help="where downloads are kept (default $METALPLANE_CACHE_DIR or /var/cache/metalplane)")
+    d.add_argument("--version", help="the image version (default: UTC YYYYMMDD.HHMMSS)")
+    d.add_argument("--mirror", metavar="URL",
+                   help="the Debian archive to use (default: the one this host's apt sources name)")
+    d.add_argument("--kernel", default="linux-image-amd64", metavar="PACKAGE",
+                   help="the kernel package (default linux-image-amd64; linux-image-cloud-amd64 is Debian's "
+                        "smaller kernel for virtual machines)")
+    d.add_argument("--package", action="append", metavar="NAME", help="another package to install (repeatable)")
+    d.add_argument("--full", action="store_true",
+                   help="keep docs, man pages, locales and every kernel module (default: the lean variant)")
+    d.add_argument("--import-into", metavar="PROFILE",
+                   help="also upload the image to the region of this `metalplane login` profile")
+    d.set_defaults(func=_build_debian)

@@ -7,7 +7,9 @@
   busybox-static .deb), metalplane's /init (ephemeral/init.sh), its udhcpc
   script and built-in commissioning scripts, and the kernel modules for
   common virtual and physical NICs and disks (Debian builds virtio, e1000,
-  ahci, nvme... as modules), ordered by their `depends=` for insmod.
+  ahci, nvme... as modules), ordered by their `depends=` for insmod; the
+  installer (ephemeral/install.sh) and the tools busybox lacks for it (sfdisk,
+  mke2fs, mkfs.fat with their shared libraries, taken from .debs: debtools.py).
 - The output: a simplestreams mirror (publish.py) the region imports with
   `boot-resources import path=DIR` (or url=), or uploaded through the API.
 
@@ -20,7 +22,6 @@ import os
 import re
 import struct
 import subprocess
-import tarfile
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,6 +30,9 @@ from importlib import resources
 from pathlib import Path
 
 from metalplane.images import cpio
+from metalplane.images.debtools import Collected, collect_tools, deb_members
+from metalplane.images.elf import is_static_elf
+from metalplane.images.errors import BuildError
 from metalplane.images.modinfo import ModInfo, ModuleError, builtin_names, decompress, load_order, parse_modinfo
 from metalplane.images.publish import PublishedFile, publish_image
 from metalplane.images.simplestreams import version_key
@@ -36,9 +40,12 @@ from metalplane.images.simplestreams import version_key
 CACHE_ENV = "METALPLANE_CACHE_DIR"
 DEFAULT_CACHE = Path("/var/cache/metalplane")
 KERNEL_METAPACKAGE = "linux-image-amd64"
-# NICs and disks of qemu/KVM (virtio, e1000, e1000e, AHCI/PIIX) and common hardware.
+# NICs and disks of qemu/KVM (virtio, e1000, e1000e, AHCI/PIIX) and common hardware, and
+# the file systems the installer makes: ext4 (whose checksums need crc32c, which the crypto
+# API would otherwise ask modprobe for) and FAT for an EFI system partition.
 DEFAULT_MODULES = ("virtio_pci", "virtio_net", "virtio_blk", "virtio_scsi", "e1000", "e1000e",
-                   "ahci", "ata_piix", "sd_mod", "nvme")
+                   "ahci", "ata_piix", "sd_mod", "nvme", "crc32c_generic", "ext4", "vfat", "nls_cp437", "nls_ascii",
+                   "nls_utf8")
 # Applets /init and the scripts need, if `busybox --list-full` cannot run.
 FALLBACK_APPLETS = ("bin/sh", "bin/cat", "bin/echo", "bin/mount", "bin/mkdir", "bin/sleep", "bin/ls",
                     "bin/ip", "bin/sed", "bin/grep", "bin/rm", "bin/cp", "bin/cut", "bin/dmesg", "bin/sync",
@@ -47,10 +54,6 @@ FALLBACK_APPLETS = ("bin/sh", "bin/cat", "bin/echo", "bin/mount", "bin/mkdir", "
                     "usr/bin/timeout", "usr/bin/basename", "usr/bin/setsid", "usr/bin/tail", "bin/cttyhack")
 
 Log = Callable[[str], None]
-
-
-class BuildError(Exception):
-    pass
 
 
 BUILD_STEPS = 4  # the `step` calls of build_ephemeral
@@ -112,29 +115,6 @@ def fetch_deb(package: str, cache: Path, log: Log) -> Path:
     return target
 
 
-def _deb_members(deb: Path):
-    """(name, file object) of each regular file of a .deb's data, streamed (dpkg-deb)."""
-    try:
-        proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-    except FileNotFoundError:
-        raise BuildError("dpkg-deb is not installed (package dpkg)") from None
-    try:
-        assert proc.stdout is not None
-        with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
-            for member in tar:
-                if member.isfile():
-                    yield member.name.lstrip("./"), tar.extractfile(member)
-    except tarfile.TarError as exc:
-        raise BuildError(f"{deb}: {exc}") from None
-    finally:
-        if proc.stdout:
-            proc.stdout.close()
-        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-        if proc.wait() != 0 and err:
-            raise BuildError(f"dpkg-deb --fsys-tarfile {deb}: {err.strip()}")
-
-
 @dataclass
 class Kernel:
     release: str
@@ -150,14 +130,17 @@ def read_kernel_deb(deb: Path, wanted: Iterable[str], required: Iterable[str] = 
     infos: dict[str, ModInfo] = {}
     paths: dict[str, str] = {}
     builtin_text = ""
-    for name, f in _deb_members(deb):
+    for m in deb_members(deb):
+        name = m.path
+        if m.link is not None:
+            continue
         if re.fullmatch(r"boot/vmlinuz-.+", name):
-            vmlinuz, release = f.read(), name.split("vmlinuz-", 1)[1]
+            vmlinuz, release = m.data, name.split("vmlinuz-", 1)[1]
         elif re.fullmatch(r"lib/modules/[^/]+/modules\.builtin", name):
-            builtin_text = f.read().decode(errors="replace")
+            builtin_text = m.data.decode(errors="replace")
         elif name.startswith("lib/modules/") and name.endswith((".ko", ".ko.xz")):
             try:
-                info = parse_modinfo(name, decompress(name, f.read()))
+                info = parse_modinfo(name, decompress(name, m.data))
             except (ModuleError, ValueError, struct.error, EOFError) as exc:
                 raise BuildError(f"{deb}: {name}: {exc}") from None
             infos[info.name] = info
@@ -171,34 +154,15 @@ def read_kernel_deb(deb: Path, wanted: Iterable[str], required: Iterable[str] = 
     by_path = {paths[n]: n for n in order}
     found: dict[str, bytes] = {}
     if by_path:
-        for name, f in _deb_members(deb):
-            if name in by_path:
-                found[by_path[name]] = decompress(name, f.read())
+        for m in deb_members(deb):
+            if m.link is None and m.path in by_path:
+                found[by_path[m.path]] = decompress(m.path, m.data)
     prefix = f"lib/modules/{release}/"
     modules = []
     for n in order:
         relative = paths[n][len(prefix):] if paths[n].startswith(prefix) else paths[n].rsplit("/", 1)[-1]
         modules.append((relative.removesuffix(".xz"), found[n]))
     return Kernel(release, vmlinuz, modules, missing)
-
-
-def is_static_elf(data: bytes) -> bool:
-    """An ELF executable with no program interpreter (PT_INTERP) needs no libraries."""
-    if data[:4] != b"\x7fELF":
-        return False
-    is64, little = data[4] == 2, data[5] == 1
-    end = "<" if little else ">"
-    if is64:
-        phoff, = struct.unpack_from(end + "Q", data, 0x20)
-        phentsize, phnum = struct.unpack_from(end + "HH", data, 0x36)
-    else:
-        phoff, = struct.unpack_from(end + "I", data, 0x1C)
-        phentsize, phnum = struct.unpack_from(end + "HH", data, 0x2A)
-    for i in range(phnum):
-        p_type, = struct.unpack_from(end + "I", data, phoff + i * phentsize)
-        if p_type == 3:  # PT_INTERP
-            return False
-    return True
 
 
 def busybox_binary(given: Path | None, cache: Path, log: Log) -> tuple[bytes, Path | None]:
@@ -212,9 +176,9 @@ def busybox_binary(given: Path | None, cache: Path, log: Log) -> tuple[bytes, Pa
             if given:
                 raise BuildError(f"{given} is not a static executable: use busybox-static's")
     deb = fetch_deb("busybox-static", cache, log)
-    for name, f in _deb_members(deb):
-        if name in ("bin/busybox", "usr/bin/busybox"):
-            data = f.read()
+    for m in deb_members(deb):
+        if m.link is None and m.path in ("bin/busybox", "usr/bin/busybox"):
+            data = m.data
             target = cache / "busybox-static"
             target.write_bytes(data)
             target.chmod(0o755)
@@ -243,8 +207,10 @@ def builtin_scripts() -> list[tuple[str, bytes]]:
     return sorted((p.name.removesuffix(".sh"), p.read_bytes()) for p in folder.iterdir() if p.name.endswith(".sh"))
 
 
-def initramfs(busybox: bytes, applets: list[str], kernel: Kernel, version: str) -> bytes:
-    """The gzipped newc archive: busybox + /init + scripts + modules (+ /dev/console)."""
+def initramfs(busybox: bytes, applets: list[str], kernel: Kernel, version: str,
+              tools: Collected | None = None) -> bytes:
+    """The gzipped newc archive: busybox + /init + scripts + modules (+ /dev/console), and the
+    installer's tools with their libraries (they replace busybox applets of the same name)."""
     entries: dict[str, cpio.Entry] = {}
 
     def add(entry: cpio.Entry) -> None:
@@ -265,6 +231,12 @@ def initramfs(busybox: bytes, applets: list[str], kernel: Kernel, version: str) 
     add(cpio.char_device("dev/null", 1, 3, 0o666))
     add(cpio.file("init", _asset("init.sh"), 0o755))
     add(cpio.file("etc/metalplane/udhcpc.sh", _asset("udhcpc.sh"), 0o755))
+    add(cpio.file("etc/metalplane/install.sh", _asset("install.sh"), 0o644))
+    for member in (tools.members.values() if tools else ()):
+        if member.link is not None:
+            add(cpio.symlink(member.path, member.link))
+        else:
+            add(cpio.file(member.path, member.data, member.mode))
     add(cpio.file("etc/metalplane/version", f"{version}\n".encode()))
     for name, data in builtin_scripts():
         add(cpio.file(f"etc/metalplane/scripts/{name}", data, 0o755))
@@ -320,7 +292,9 @@ def build_ephemeral(out: Path, *, kernel_deb: Path | None = None, kernel_package
         log(f"not in this kernel (skipped): {', '.join(kernel.missing)}")
     step("busybox and the initramfs")
     busybox_data, busybox_path = busybox_binary(busybox, cache, log)
-    initrd = initramfs(busybox_data, busybox_applets(busybox_path), kernel, version)
+    tools = collect_tools(lambda package: fetch_deb(package, cache, log))
+    log(f"installer tools: {len(tools.members)} files, {tools.size} bytes, from {', '.join(tools.packages)}")
+    initrd = initramfs(busybox_data, busybox_applets(busybox_path), kernel, version, tools)
     log(f"initramfs: {len(initrd)} bytes (gzip)")
     step("publishing the image")
     with tempfile.TemporaryDirectory(prefix="mp-ephemeral-") as tmp:

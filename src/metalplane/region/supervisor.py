@@ -33,7 +33,15 @@ from metalplane.region.db.tables import controller_info
 from metalplane.region.db.transaction import transaction
 from metalplane.region.host_services import RegionServices, region_address
 from metalplane.region.rpc_server import advertised_host
-from metalplane.region.services import bmcs, cluster, commissioning, connections, consequences, controllers
+from metalplane.region.services import (
+    bmcs,
+    cluster,
+    commissioning,
+    connections,
+    consequences,
+    controllers,
+    lifecycle,
+)
 
 log = logging.getLogger("metalplane.region")
 
@@ -176,6 +184,8 @@ class Supervisor:
                                             self.config.balance_threshold)
                     for system_id in await commissioning.expire(conn):
                         log.warning("machine %s failed commissioning: timed out", system_id)
+                    for system_id in await lifecycle.expire(conn):
+                        log.warning("machine %s timed out deploying or releasing", system_id)
                     # Safety net for BMC ownership (racks vanishing without a clean close).
                     if await bmcs.needs_reassignment(conn):
                         await bmcs.reassign(conn, self.config.balance_threshold)

@@ -180,7 +180,7 @@ class BootImages:
 
 @dataclass(frozen=True)
 class BootConfig:
-    """What one machine boots: enlist, commission or local (from its disk)."""
+    """What one machine boots: enlist, commission, deploy (the installer) or local (from its disk)."""
 
     purpose: str
     kernel: str | None = None  # sha256 of the cached file

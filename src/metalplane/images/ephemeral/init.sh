@@ -8,11 +8,12 @@
 # KERNEL COMMAND LINE (from the boot config the rack hands out):
 #   metadata_url=URL   base URL of the metadata API, e.g.
 #                      http://10.0.0.2:5240/MAAS/metadata/ (a trailing "/" is added)
-#   enrol=CREDENTIAL   (commissioning) a one-use enrolment credential, bound to the address
-#                      that fetched the boot config: exchanged once for the machine's token
+#   enrol=CREDENTIAL   (commission, deploy) a one-use enrolment credential, bound to the
+#                      address that fetched the boot config: exchanged once for the token
 #   token=TOKEN        this machine's metadata token itself (debugging; the region's boot
 #                      configs never carry it)
-#   mp_mode=MODE       enlist | commission
+#   mp_mode=MODE       enlist | commission | deploy (install.sh: partition the disk, write
+#                      the root image, install GRUB; then mp_after=reboot boots the disk)
 #   mp_after=ACTION    poweroff (default) | reboot | shell (debugging: a shell on the console)
 #   mp_boot_method=M   how it booted, reported as is (e.g. pxe, ipxe, uefi-http);
 #                      default: "uefi" if /sys/firmware/efi exists, else "pxe"
@@ -66,6 +67,9 @@
 #       {"result": "ok" | "failed", "failed_scripts": ["NAME", ...], "message": "..."}
 #                                          failed: the facts were refused or a script
 #                                          exited non-zero
+#
+#   deploy mode (enrol= or token= required; enrolled as commissioning is): see install.sh,
+#   sourced from $MP_ETC/install.sh.
 #
 # Everything it does is also printed on the console as "metalplane: ..." lines.
 # With no network (no NIC, or no DHCP answer on any NIC) it says so, and why,
@@ -364,7 +368,7 @@ enrol() {
     AUTH="Enrol $ENROL"
     if ! post enrol text/plain "$MP_RUN/empty"; then
         AUTH=""
-        say "the region refused the enrolment credential: cannot commission"
+        say "the region refused the enrolment credential: cannot go on"
         return 1
     fi
     TOKEN=$(tr -d '\r\n' < "$MP_RUN/response")
@@ -480,8 +484,8 @@ main() {
     case "$METADATA_URL" in ''|*/) ;; *) METADATA_URL="$METADATA_URL/" ;; esac
     say "mode=${MODE:-none} metadata_url=${METADATA_URL:-none} token=$([ -n "$TOKEN" ] && echo set || echo none) enrol=$([ -n "$ENROL" ] && echo set || echo none) after=$AFTER"
     case "$MODE" in
-        enlist|commission) ;;
-        *) say "no mp_mode=enlist|commission on the kernel command line: nothing to do"; finish 1 ;;
+        enlist|commission|deploy) ;;
+        *) say "no mp_mode=enlist|commission|deploy on the kernel command line: nothing to do"; finish 1 ;;
     esac
     if [ -z "$METADATA_URL" ]; then
         say "no metadata_url= on the kernel command line: cannot report"
@@ -491,7 +495,11 @@ main() {
         say "cannot reach $METADATA_URL without a network: giving up"
         finish 1
     fi
-    if [ "$MODE" = enlist ]; then do_enlist; else do_commission; fi
+    case "$MODE" in
+        enlist) do_enlist ;;
+        commission) do_commission ;;
+        deploy) . "$MP_ETC/install.sh" && do_deploy ;;
+    esac
     finish $?
 }
 

@@ -28,7 +28,7 @@ from metalplane.region.api.errors import plain_text, status_of
 from metalplane.region.api.proxies import request_client
 from metalplane.region.db.transaction import transaction
 from metalplane.region.errors import Refused, RegionError, Unauthenticated
-from metalplane.region.services import commissioning, enrolment, reports
+from metalplane.region.services import commissioning, deployment, enrolment, reports
 
 log = logging.getLogger("metalplane.region.metadata")
 PREFIX = "/MAAS/metadata/"
@@ -38,6 +38,8 @@ ENLIST_BODY = 64 * 1024
 FACTS_BODY = 1024 * 1024
 DONE_BODY = 64 * 1024
 SCRIPT_BODY = reports.MAX_SCRIPT_OUTPUT
+DEPLOY_REPORT_BODY = 64 * 1024  # deploy/events, done, booted (booted carries user_data's last 64 KiB)
+INSTALL_LOG_BODY = 8 * 1024 * 1024  # the installer's output (its last 4 MiB are kept)
 MAX_CREDENTIAL = 128  # tokens and enrolment credentials are 32 characters
 
 
@@ -178,6 +180,57 @@ async def done(request: Request) -> Response:
     return PlainTextResponse("OK")
 
 
+async def deploy_config(request: Request) -> Response:
+    async with tx(request) as conn:
+        return JSONResponse(await deployment.config_for(conn, await machine_for(request, conn)))
+
+
+async def deploy_user_data(request: Request) -> Response:
+    async with tx(request) as conn:
+        data = await deployment.user_data_of(conn, await machine_for(request, conn))
+    if data is None:
+        return PlainTextResponse("No user data.", status_code=404)
+    return Response(data, media_type="application/octet-stream")
+
+
+async def deploy_events(request: Request) -> Response:
+    await authenticated_first(request)
+    body = await read_json(request, DEPLOY_REPORT_BODY)
+    async with tx(request) as conn:
+        await deployment.record_step(conn, await machine_for(request, conn), body)
+    return PlainTextResponse("OK")
+
+
+async def deploy_installation(request: Request) -> Response:
+    exit_status = reports.exit_status(request.query_params.get("exit_status"))
+    runtime = reports.runtime(request.query_params.get("runtime"))
+    await authenticated_first(request)
+    output = await read_body(request, INSTALL_LOG_BODY)
+    async with tx(request) as conn:
+        await deployment.store_installation(conn, await machine_for(request, conn), exit_status, runtime, output)
+    return PlainTextResponse("OK")
+
+
+async def deploy_done(request: Request) -> Response:
+    await authenticated_first(request)
+    body = await read_json(request, DEPLOY_REPORT_BODY)
+    async with tx(request) as conn:
+        machine = await machine_for(request, conn)
+        await deployment.finish_install(conn, machine, body)
+    log.info("machine %s: installer finished: %s", machine["system_id"], body.get("result"))
+    return PlainTextResponse("OK")
+
+
+async def deploy_booted(request: Request) -> Response:
+    await authenticated_first(request)
+    body = await read_json(request, DEPLOY_REPORT_BODY)
+    async with tx(request) as conn:
+        machine = await machine_for(request, conn)
+        await deployment.booted(conn, machine, body)
+    log.info("machine %s deployed: booted from its disk", machine["system_id"])
+    return PlainTextResponse("OK")
+
+
 def metadata_routes() -> list[BaseRoute]:
     return [
         Route(PREFIX + "enlist", endpoint(enlist), methods=["POST"]),
@@ -186,4 +239,10 @@ def metadata_routes() -> list[BaseRoute]:
         Route(PREFIX + "commission/scripts", endpoint(scripts), methods=["GET"]),
         Route(PREFIX + "commission/scripts/{name}", endpoint(script), methods=["GET", "POST"]),
         Route(PREFIX + "commission/done", endpoint(done), methods=["POST"]),
+        Route(PREFIX + "deploy/config", endpoint(deploy_config), methods=["GET"]),
+        Route(PREFIX + "deploy/user-data", endpoint(deploy_user_data), methods=["GET"]),
+        Route(PREFIX + "deploy/events", endpoint(deploy_events), methods=["POST"]),
+        Route(PREFIX + "deploy/installation", endpoint(deploy_installation), methods=["POST"]),
+        Route(PREFIX + "deploy/done", endpoint(deploy_done), methods=["POST"]),
+        Route(PREFIX + "deploy/booted", endpoint(deploy_booted), methods=["POST"]),
     ]

@@ -82,7 +82,7 @@ spaces = Table(
     *_timestamps(),
 )
 
-# DNS domains (MAAS's): the default one, "maas", has id 0 (created by migration 0009).
+# DNS domains (MAAS's): the default one, "maas", has id 0 (created by migration 0010).
 domains = Table(
     "domains",
     metadata,
@@ -159,7 +159,16 @@ nodes = Table(
                                                      name="nodes_gateway_link_ipv4_id_fkey"), nullable=True),
     Column("gateway_link_ipv6_id", Integer, ForeignKey("ip_addresses.id", ondelete="SET NULL", use_alter=True,
                                                      name="nodes_gateway_link_ipv6_id_fkey"), nullable=True),
-    # NULL: the default domain (whichever it is now; migration 0009).
+    # The deployment lifecycle (migration 0009): what is installed, whether the next PXE
+    # boot netboots (false once the installer is done), the status before Broken or
+    # rescue mode, how a release erases the disks ("quick", "secure", "full").
+    Column("osystem", Text, nullable=False, server_default=""),
+    Column("distro_series", Text, nullable=False, server_default=""),
+    Column("netboot", Boolean, nullable=False, server_default="true"),
+    Column("previous_status", Integer, nullable=True),
+    Column("erase_mode", Text, nullable=True),
+    Column("status_timeout", Integer, nullable=True),  # seconds the current timed status was given
+    # NULL: the default domain (whichever it is now; migration 0010).
     Column("domain_id", Integer, ForeignKey("domains.id", name="nodes_domain_id_fkey"),
            nullable=True, index=True),
     *_timestamps(),
@@ -409,6 +418,15 @@ node_tokens = Table(
     metadata,
     Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
     Column("token", Text, nullable=False, unique=True),
+    *_timestamps(),
+)
+
+# What `machine deploy user_data=` gave (MAAS's NodeUserData): served to the installer.
+node_user_data = Table(
+    "node_user_data",
+    metadata,
+    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
     *_timestamps(),
 )
 

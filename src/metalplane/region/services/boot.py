@@ -1,9 +1,9 @@
 """What a PXE-booting machine should boot: the region's answer to the rack.
 
-Unknown MAC -> enlist (ephemeral image); commissioning -> ephemeral image with
-an enrolment credential for the address that asked (services/enrolment.py),
-which the image exchanges for its metadata token; anything else -> its local
-disk.
+Unknown MAC -> enlist (ephemeral image); commissioning, and deploying until the
+installer is done -> ephemeral image with an enrolment credential for the address
+that asked (services/enrolment.py), which the image exchanges for its metadata
+token; anything else (Deployed...) -> its local disk.
 """
 
 from __future__ import annotations
@@ -16,21 +16,24 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from metalplane.region.errors import Refused
-from metalplane.region.services import boot_resources, commissioning, enrolment, machines
+from metalplane.region.services import boot_resources, commissioning, enrolment, lifecycle, machines
+from metalplane.region.services.node_status import Status
 
 log = logging.getLogger(__name__)
-ENLIST, COMMISSION, LOCAL = "enlist", "commission", "local"
+ENLIST, COMMISSION, DEPLOY, LOCAL = "enlist", "commission", "deploy", "local"
 # How long a config request from a machine's address waits for its DHCP lease to
 # reach the region (racks report leases within a second or so), polling.
 LEASE_WAIT = 5.0
 LEASE_POLL = 0.25
 
 
-def purpose_for(status: int | None) -> str:
+def purpose_for(status: int | None, netboot: bool = True) -> str:
     if status is None:
         return ENLIST
     if status == machines.COMMISSIONING:
         return COMMISSION
+    if status == Status.DEPLOYING and netboot:
+        return DEPLOY
     return LOCAL
 
 
@@ -44,7 +47,7 @@ def pick_image(manifest: dict[str, Any], architecture: str) -> dict[str, Any] | 
 
 def kernel_params(purpose: str, metadata_url: str, credential: str | None, mac: str) -> str:
     params = ["console=tty0", "console=ttyS0,115200", f"mp_mode={purpose}", f"metadata_url={metadata_url}",
-              "mp_after=poweroff", "BOOTIF=01-" + mac.replace(":", "-")]
+              f"mp_after={'reboot' if purpose == DEPLOY else 'poweroff'}", "BOOTIF=01-" + mac.replace(":", "-")]
     if credential:
         params.append(f"enrol={credential}")
     return " ".join(params)
@@ -77,16 +80,19 @@ def _refused(mac: str, client_ip: str | None, exc: Refused) -> dict[str, Any]:
 async def _boot_config(conn: AsyncConnection, mac: str, architecture: str, metadata_url: str,
                        client_ip: str | None) -> dict[str, Any]:
     machine = (await commissioning.machines_with_macs(conn, [mac])).get(mac)
-    purpose = purpose_for(machine["status"] if machine else None)
+    purpose = purpose_for(machine["status"] if machine else None, machine["netboot"] if machine else True)
     if purpose == LOCAL:
         return {"purpose": LOCAL}
     image = pick_image(await boot_resources.manifest(conn), machine["architecture"] if machine else architecture)
     if image is None:
         return {"purpose": LOCAL, "problem": "no ephemeral image is imported; see `metalplane images build-ephemeral`"}
     credential = None
-    if purpose == COMMISSION:
+    if purpose in (COMMISSION, DEPLOY):
         assert machine is not None
         credential = await enrolment.credential_for(conn, machine, mac, client_ip)
+    if purpose == DEPLOY:
+        assert machine is not None
+        await lifecycle.renew_deadline(conn, machine["id"])  # it PXE-booted the installer: alive
     return {
         "purpose": purpose,
         "kernel": image["files"]["boot-kernel"]["sha256"],

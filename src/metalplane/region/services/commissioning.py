@@ -120,8 +120,7 @@ async def commission(work: Work, rpc_server: Any, system_id: str, timeout: int |
         machine = await start(conn, system_id, timedelta(seconds=seconds), getattr(actor, "username", ""))
     if machine["bmc_id"] is not None:
         try:
-            state = (await power.run(work, rpc_server, system_id, "query"))["state"]
-            await power.run(work, rpc_server, system_id, "cycle" if state == "on" else "on")
+            await power.boot_it(work, rpc_server, system_id)
         except power.PowerFailed as exc:
             async with work.tx() as conn:
                 await fail(conn, machine["id"], f"Powering the machine on failed: {exc.detail}")

@@ -48,6 +48,7 @@ from metalplane.hostport import peer_ip
 from metalplane.region.db.tables import dhcp_leases, node_enrolments, node_tokens, nodes, subnets, vlans
 from metalplane.region.errors import PermissionDenied, Refused, Unauthenticated
 from metalplane.region.services import machines
+from metalplane.region.services.node_status import Status
 
 ENROL_TTL = timedelta(minutes=15)
 Address = IPv4Address | IPv6Address
@@ -167,8 +168,8 @@ async def exchange(conn: AsyncConnection, secret: str, client_ip: str | None) ->
     if bound is not None and requester != bound:
         raise PermissionDenied(f"This enrolment credential was given to another address than {requester}.")
     machine = await machines.get_machine(conn, row.system_id)
-    if machine["status"] != machines.COMMISSIONING:
-        raise Refused(f"Machine {machine['hostname']} is not commissioning.")
+    if machine["status"] not in (machines.COMMISSIONING, Status.DEPLOYING):  # the installer enrols too
+        raise Refused(f"Machine {machine['hostname']} is not commissioning or deploying.")
     await conn.execute(update(node_enrolments).where(node_enrolments.c.node_id == row.node_id).values(
         used=func.now(), address=str(bound or requester) if (bound or requester) else None, updated=func.now()))
     token = (await conn.execute(select(node_tokens.c.token).where(node_tokens.c.node_id == row.node_id))).scalar()

@@ -51,6 +51,41 @@ TYPES: dict[str, tuple[str, int]] = {
     "FAILED_COMMISSIONING": ("Failed commissioning", logging.INFO),
     "READY": ("Ready", logging.INFO),
     "GATHERING_INFO": ("Gathering information", logging.INFO),
+    # The deployment lifecycle.
+    "REQUEST_NODE_ACQUIRE": ("User acquiring node", logging.DEBUG),
+    "REQUEST_NODE_START_DEPLOYMENT": ("User starting deployment", logging.DEBUG),
+    "REQUEST_NODE_ABORT_DEPLOYMENT": ("User aborting deployment", logging.DEBUG),
+    "REQUEST_NODE_ABORT_COMMISSIONING": ("User aborting node commissioning", logging.DEBUG),
+    "REQUEST_NODE_ABORT_ERASE_DISK": ("User aborting disk erase", logging.DEBUG),
+    "REQUEST_NODE_RELEASE": ("User releasing node", logging.DEBUG),
+    "REQUEST_NODE_ERASE_DISK": ("User erasing disk", logging.DEBUG),
+    "REQUEST_NODE_MARK_BROKEN": ("User marking node broken", logging.DEBUG),
+    "REQUEST_NODE_MARK_FIXED": ("User marking node fixed", logging.DEBUG),
+    "REQUEST_NODE_MARK_FAILED_SYSTEM": ("Marking node failed", logging.ERROR),
+    "REQUEST_NODE_LOCK": ("User locking node", logging.DEBUG),
+    "REQUEST_NODE_UNLOCK": ("User unlocking node", logging.DEBUG),
+    "REQUEST_NODE_START_RESCUE_MODE": ("User starting rescue mode", logging.DEBUG),
+    "REQUEST_NODE_STOP_RESCUE_MODE": ("User stopping rescue mode", logging.DEBUG),
+    "NODE_INSTALL_EVENT": ("Node installation", logging.DEBUG),
+    "NODE_INSTALL_EVENT_FAILED": ("Node installation failure", logging.ERROR),
+    "NODE_INSTALLATION_FINISHED": ("Installation complete", logging.DEBUG),
+    "NODE_DISKS_ERASED": ("Disks erased", logging.INFO),
+    "PERFORMING_PXE_BOOT": ("Performing PXE boot", logging.INFO),
+    "INSTALLING_OS": ("Installing OS", logging.INFO),
+    "CONFIGURING_OS": ("Configuring OS", logging.INFO),
+    "REBOOTING": ("Rebooting", logging.INFO),
+    "DEPLOYING": ("Deploying", logging.INFO),
+    "DEPLOYED": ("Deployed", logging.INFO),
+    "IMAGE_DEPLOYED": ("Image Deployed", logging.INFO),
+    "RELEASING": ("Releasing", logging.INFO),
+    "RELEASED": ("Released", logging.INFO),
+    "ABORTED_DEPLOYMENT": ("Aborted deployment", logging.INFO),
+    "ABORTED_COMMISSIONING": ("Aborted commissioning", logging.INFO),
+    "ABORTED_DISK_ERASING": ("Aborted disk erasing", logging.INFO),
+    "ENTERING_RESCUE_MODE": ("Entering rescue mode", logging.INFO),
+    "RESCUE_MODE": ("Rescue mode", logging.INFO),
+    "EXITED_RESCUE_MODE": ("Exited rescue mode", logging.INFO),
+    "FAILED_EXITING_RESCUE_MODE": ("Failed exiting rescue mode", logging.INFO),
 }
 POWER_REQUESTS = {
     "on": ("REQUEST_NODE_START", "start"),
@@ -65,7 +100,8 @@ POWER_FAILED = {
     "query": "NODE_POWER_QUERY_FAILED",
 }
 # The INFO event a node's new status shows (status_message), by status number.
-STATUS_EVENTS = {0: "NEW", 1: "COMMISSIONING", 2: "FAILED_COMMISSIONING", 4: "READY"}
+STATUS_EVENTS = {0: "NEW", 1: "COMMISSIONING", 2: "FAILED_COMMISSIONING", 4: "READY", 6: "DEPLOYED", 9: "DEPLOYING",
+                 12: "RELEASING", 16: "RESCUE_MODE", 17: "ENTERING_RESCUE_MODE"}
 
 
 async def record(
@@ -94,13 +130,16 @@ async def record(
 
 
 async def status_changed(
-    conn: AsyncConnection, node: dict[str, Any], old: int, new: int, labels: dict[int, str], description: str = ""
+    conn: AsyncConnection, node: dict[str, Any], old: int, new: int, labels: dict[int, str], description: str = "",
+    status_event: str | None = None,
 ) -> None:
-    """MAAS's NODE_CHANGED_STATUS ("From 'New' to 'Commissioning'") and the new status's own event."""
+    """MAAS's NODE_CHANGED_STATUS ("From 'New' to 'Commissioning'") and the new status's own
+    event (`status_event` when the change has its own, e.g. RELEASED for a release back to Ready)."""
     if old != new:
         await record(conn, node, "NODE_CHANGED_STATUS", f"From '{labels.get(old, old)}' to '{labels.get(new, new)}'")
-    if new in STATUS_EVENTS:
-        await record(conn, node, STATUS_EVENTS[new], description)
+    shown = status_event or STATUS_EVENTS.get(new)
+    if shown is not None:
+        await record(conn, node, shown, description)
 
 
 async def power_requested(

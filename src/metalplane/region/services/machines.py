@@ -21,6 +21,7 @@ from metalplane.region.db.tables import bmcs, interfaces, nodes, users, zones
 from metalplane.region.db.transaction import settle
 from metalplane.region.errors import Invalid
 from metalplane.region.services import architectures, consequences, events, network, node_fields, node_filters
+from metalplane.region.services import node_status
 from metalplane.region.services import bmcs as bmcs_service
 from metalplane.region.services import nodes as nodes_service
 from metalplane.region.services import resource_pools
@@ -32,14 +33,7 @@ from metalplane.region.services.users import User
 from metalplane.rpc.nodes import NodeType
 
 NEW, COMMISSIONING, FAILED_COMMISSIONING, READY, DEPLOYED = 0, 1, 2, 4, 6
-# MAAS's NODE_STATUS labels (maas_lifecycle.json; 13 is "Releasing failed").
-STATUS_NAMES = {
-    0: "New", 1: "Commissioning", 2: "Failed commissioning", 3: "Missing", 4: "Ready", 5: "Reserved",
-    6: "Deployed", 7: "Retired", 8: "Broken", 9: "Deploying", 10: "Allocated", 11: "Failed deployment",
-    12: "Releasing", 13: "Releasing failed", 14: "Disk erasing", 15: "Failed disk erasing", 16: "Rescue mode",
-    17: "Entering rescue mode", 18: "Failed to enter rescue mode", 19: "Exiting rescue mode",
-    20: "Failed to exit rescue mode", 21: "Testing", 22: "Failed testing",
-}
+STATUS_NAMES = node_status.LABELS  # MAAS's NODE_STATUS labels (13 is "Releasing failed")
 MACHINE_TYPES = (int(NodeType.MACHINE),)
 normalise_mac = node_fields.normalise_mac
 

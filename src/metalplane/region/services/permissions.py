@@ -4,22 +4,29 @@ MAAS's node permissions (maasserver NodePermission, 3.7), which metalplane's
 rules are named after:
 
 - view:  the machine has no owner, or the caller owns it, or is an admin;
-- edit:  as view (and the machine is not locked);
-- admin: the caller is an admin (and the machine is not locked).
+- edit:  as view, and the machine is not locked;
+- admin: the caller is an admin, and the machine is not locked;
+- lock:  as view (lock and unlock themselves);
+- owner: the machine is the caller's or nobody's, and not locked (mark_broken,
+  set_owner_data: admins are refused another user's machine, as MAAS refuses them).
 
 A refusal is 403 with an empty body, as MAAS answers node permission failures.
 
-Where metalplane is stricter than MAAS, on purpose (issue 12):
+Where metalplane answers otherwise than MAAS, on purpose (issues 12 and 15):
 
 - power_on, power_off and power_cycle are **owner-or-admin**: MAAS's `edit` lets
   any user power off a machine nobody owns, and answers power_on of a machine
   nobody owns with 409 "Can't start node: it hasn't been allocated." (admins
   included). Here nobody but an admin switches a pool machine on or off, and
-  an admin may (metalplane has no allocation yet to give machines owners).
-- metalplane has no machine locks yet, so `locked` never refuses anything.
+  an admin may (admins power pool machines for maintenance).
+- a locked machine refuses every rule but view and lock, admins included.
+- mark_broken and set_owner_data on a machine nobody owns: MAAS requires the caller
+  to be the owner (403, or 409 "Cannot set workload annotation: it hasn't been
+  acquired."); metalplane lets a user act on a pool machine (python-libmaas's
+  Machine.save() of a new machine's owner_data needs it).
 
-Adding an action (allocate, deploy, release...) is one line in MACHINE_RULES and
-its row in tests/integration/test_permissions.py's table.
+Adding an action is one line in MACHINE_RULES and its row in
+tests/integration/test_permissions.py's table.
 """
 
 from __future__ import annotations
@@ -29,8 +36,11 @@ from typing import Any, Protocol
 from metalplane.region.errors import PermissionDenied
 
 VIEW = "view"  # unowned, owner or admin
+EDIT = "edit"  # as view, not locked
 OWNER_OR_ADMIN = "owner-or-admin"
 ADMIN = "admin"
+LOCK = "lock"
+OWNER = "owner"
 
 MACHINE_RULES: dict[str, str] = {
     "query_power_state": VIEW,
@@ -39,6 +49,16 @@ MACHINE_RULES: dict[str, str] = {
     "power_off": OWNER_OR_ADMIN,
     "power_cycle": OWNER_OR_ADMIN,
     "commission": ADMIN,
+    # The lifecycle (services/lifecycle.py). allocate and list_allocated need only a user:
+    # which machines one may take is allocation's rule (unowned or one's own, Ready, unlocked).
+    "deploy": EDIT,
+    "release": EDIT,
+    "abort": EDIT,
+    "mark_broken": OWNER,
+    "mark_fixed": ADMIN,
+    "lock": LOCK,
+    "unlock": LOCK,
+    "set_owner_data": OWNER,
 }
 
 
@@ -50,21 +70,26 @@ class Actor(Protocol):
     def is_superuser(self) -> bool: ...
 
 
-def allowed(rule: str, actor: Actor | None, owner_id: int | None) -> bool:
+def allowed(rule: str, actor: Actor | None, owner_id: int | None, locked: bool = False) -> bool:
     if actor is None:
         return False
-    if actor.is_superuser:
-        return True
-    if rule == ADMIN:
+    mine_or_free = owner_id is None or owner_id == actor.id
+    if rule in (VIEW, LOCK):
+        return actor.is_superuser or mine_or_free
+    if locked:
         return False
+    if rule == EDIT:
+        return actor.is_superuser or mine_or_free
+    if rule == OWNER:
+        return mine_or_free
     if rule == OWNER_OR_ADMIN:
-        return owner_id is not None and owner_id == actor.id
-    if rule == VIEW:
-        return owner_id is None or owner_id == actor.id
+        return actor.is_superuser or (owner_id is not None and owner_id == actor.id)
+    if rule == ADMIN:
+        return actor.is_superuser
     raise ValueError(f"unknown rule {rule!r}")
 
 
 def require(actor: Actor | None, action: str, machine: dict[str, Any]) -> None:
     """Raise PermissionDenied (MAAS's empty 403) unless `actor` may do `action` to `machine`."""
-    if not allowed(MACHINE_RULES[action], actor, machine.get("owner_id")):
+    if not allowed(MACHINE_RULES[action], actor, machine.get("owner_id"), bool(machine.get("locked"))):
         raise PermissionDenied("")

@@ -100,6 +100,13 @@ async def run(work: Work, rpc_server: Any, system_id: str, action: str, username
     raise PowerFailed("The rack controllers owning this machine's BMC were lost during the power action.")
 
 
+async def boot_it(work: Work, rpc_server: Any, system_id: str) -> None:
+    """Power a machine on so that it PXE-boots now: cycled when it is on (commissioning and
+    deploying both need a fresh boot, whatever it was doing)."""
+    state = (await run(work, rpc_server, system_id, "query"))["state"]
+    await run(work, rpc_server, system_id, "cycle" if state == "on" else "on")
+
+
 async def power_machine(work: Work, rpc_server: Any, system_id: str, action: str,
                         actor: permissions.Actor | None) -> machines.Machines:
     """power_on/power_off/power_cycle by `actor` (the owner or an admin): run the

@@ -24,6 +24,7 @@ def all_handlers() -> list[Handler]:
         ipaddresses,
         ipranges,
         maas,
+        machine_lifecycle,  # noqa: F401 (its actions join machines_h and machine_h)
         machines,
         meta,
         nodes,

@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""One VM through the whole lifecycle on the real region and rack: PXE enlist -> New,
+commission (through its IPMI BMC) -> Ready, `machines allocate` -> Allocated, `machine deploy`
+(user_data, the sshkeys API's key) -> Deploying -> Deployed (installer from the rack, first boot
+from its own disk), SSH into it with the key, user_data's file there, then
+`machine release erase=true quick_erase=true` -> Ready and powered off.
+
+Too long for the test suite under TCG (10-20 min on 2 shared cores), hence bench/. The lab is
+tests/system/test_boot_path.py's (network namespaces, Kea/TFTP/HTTP on the rack, an ipmi_sim
+whose power hook runs qemu) with a disk on the VM, 1 GiB of memory, and no -no-reboot (the
+installer reboots into the disk).
+
+    sudo .venv/bin/python bench/lifecycle_bench.py [--keep]
+
+Prints the time of each state and exits non-zero at the first thing that does not happen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO / "src"), str(REPO)]  # metalplane, and the test house (tests.support)
+
+from metalplane.images.build import build_ephemeral  # noqa: E402
+from tests.support.bmc_ipmi import IpmiSimBmc, command_hook  # noqa: E402
+from tests.support.databases import TestDatabases, world_traversable_tempdir  # noqa: E402
+from tests.support.deploy_lab import DISK_SERIAL, cached_debian_image, make_ssh_key  # noqa: E402
+from tests.support.netlab import Lab  # noqa: E402
+from tests.support.processes import wait_until  # noqa: E402
+from tests.support.stack import Stack  # noqa: E402
+
+CIDR = "10.81.0.0/24"
+VM_MAC = "52:54:00:81:00:42"
+USER_DATA = b"#!/bin/sh\necho 'user_data was here' > /var/tmp/user-data-ran\n"
+
+
+def vm_command(tap: str, serial: Path, disk: Path) -> list[str]:
+    return [
+        "qemu-system-x86_64",
+        "-accel",
+        "tcg",
+        "-m",
+        "1024",
+        "-smp",
+        "2",
+        "-display",
+        "none",
+        "-serial",
+        f"file:{serial}",
+        "-netdev",
+        f"tap,id=n0,ifname={tap},script=no,downscript=no",
+        "-device",
+        f"virtio-net-pci,netdev=n0,mac={VM_MAC},bootindex=1",
+        "-drive",
+        f"file={disk},if=none,id=d0,format=raw,cache=unsafe",
+        "-device",
+        f"virtio-blk-pci,drive=d0,serial={DISK_SERIAL},bootindex=2",
+    ]
+
+
+def machine_of(stack: Stack) -> dict | None:
+    return next(
+        (m for m in stack.api("machines", "read") if any(i["mac_address"] == VM_MAC for i in m["interface_set"])), None
+    )
+
+
+def wait_status(stack: Stack, system_id: str, wanted: str, timeout: float, serial: Path) -> dict:
+    def seen():
+        m = stack.api("machine", "read", system_id)
+        return m if m["status_name"] != waiting_in else None
+
+    waiting_in = stack.api("machine", "read", system_id)["status_name"]
+    try:
+        m = wait_until(seen, timeout, 3.0, f"leaving {waiting_in}")
+    except TimeoutError:
+        raise SystemExit(
+            f"still {waiting_in} after {timeout:.0f} s; console:\n" + serial.read_text(errors="replace")[-4000:]
+        ) from None
+    if m["status_name"] != wanted:
+        raise SystemExit(
+            f"{waiting_in} ended in {m['status_name']}: {m['error_description']}\n"
+            + serial.read_text(errors="replace")[-4000:]
+        )
+    return m
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--keep", action="store_true", help="print the lab's work dir and keep the images")
+    args = parser.parse_args()
+    times: dict[str, float] = {}
+    work = world_traversable_tempdir("mp-lifecycle-bench-")
+    started = time.monotonic()
+    ephemeral = build_ephemeral(work / "ephemeral", version="20261206.1", release="bookworm")
+    debian = cached_debian_image(log=print)
+    times["images"] = time.monotonic() - started
+    databases = TestDatabases()
+    databases.start()
+    try:
+        with Lab() as lab:
+            lab.add_network("pxe", CIDR)
+            region = lab.add_host("region", {"pxe": "10.81.0.10/24"})
+            rack = lab.add_host("rack1", {"pxe": "10.81.0.2/24"})
+            bmchost = lab.add_host("bmchost", {"pxe": "10.81.0.100/24"})
+            stack = Stack(lab, databases)
+            stack.start_region(region, "pxe")
+            stack.add_rack(rack, "rack1")
+            stack.start_rack("rack1")
+            wait_until(lambda: len(stack.api("rack-controllers", "read")) == 1, 30, what="the rack")
+            stack.import_image(ephemeral.out, timeout=180)
+            stack.import_image(debian.out, timeout=600)
+            stack.cli("admin", "maas", "set-config", "name=default_osystem", "value=debian")
+            stack.cli("admin", "maas", "set-config", "name=default_distro_series", "value=bookworm")
+            stack.serve_dhcp(CIDR, "10.81.0.100", "10.81.0.199", "rack1")
+            workdir = lab.new_workdir("vm")
+            tap = lab.add_tap("pxe")
+            disk = workdir / "disk.raw"
+            with open(disk, "wb") as f:
+                f.truncate(4 << 30)
+            serial = workdir / "console.serial"
+            hook = command_hook(
+                workdir / "vm-power", ["ip", "netns", "exec", lab.fabric.netns, *vm_command(tap, serial, disk)]
+            )
+            time.sleep(20)  # the rack caches the images
+            # Enlist: the VM PXE-boots on its own (power on through the BMC, which knows no machine yet).
+            bmc = IpmiSimBmc(
+                workdir / "bmc", "10.81.0.100", 623, user="admin", password="vm-bmc-pass", name="vmbmc", hook=hook
+            ).start(host=bmchost)
+            t = time.monotonic()
+            bmchost.run(
+                [
+                    "ipmitool",
+                    "-I",
+                    "lanplus",
+                    "-H",
+                    "10.81.0.100",
+                    "-U",
+                    "admin",
+                    "-P",
+                    "vm-bmc-pass",
+                    "chassis",
+                    "power",
+                    "on",
+                ]
+            )
+            machine = wait_until(lambda: machine_of(stack), 600, 3.0, "the VM to enlist")
+            sid = machine["system_id"]
+            wait_until(lambda: not bmc.power, 300, 2.0, "the VM to power off after enlisting")
+            times["enlist"] = time.monotonic() - t
+            stack.api(
+                "machine",
+                "update",
+                sid,
+                "power_type=ipmi",
+                "power_parameters_power_address=10.81.0.100",
+                "power_parameters_power_user=admin",
+                "power_parameters_power_pass=vm-bmc-pass",
+                "power_parameters_cipher_suite_id=3",
+            )
+            t = time.monotonic()
+            stack.api("machine", "commission", sid)
+            wait_status(stack, sid, "Ready", 900, serial)
+            times["commission"] = time.monotonic() - t
+            key, public = make_ssh_key(workdir)
+            stack.api("sshkeys", "create", f"key={public}")
+            allocated = stack.api("machines", "allocate", f"system_id={sid}")
+            assert allocated["status_name"] == "Allocated", allocated
+            t = time.monotonic()
+            deploying = stack.api(
+                "machine", "deploy", sid, "distro_series=bookworm", f"user_data={base64.b64encode(USER_DATA).decode()}"
+            )
+            assert deploying["status_name"] == "Deploying", deploying
+            deployed = wait_status(stack, sid, "Deployed", 1800, serial)
+            times["deploy (PXE, install, first boot)"] = time.monotonic() - t
+            address = next(ip for ip in deployed["ip_addresses"] if ip.startswith("10.81."))
+            ssh = [
+                "ssh",
+                "-i",
+                str(key),
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=20",
+                f"debian@{address}",
+                "cat /var/tmp/user-data-ran",
+            ]
+            said = wait_until(
+                lambda: (r := region.run(ssh, check=False, timeout=60)).returncode == 0 and r,
+                300,
+                5.0,
+                "SSH into the deployed machine",
+            )
+            assert said.stdout.strip() == "user_data was here", said.stdout
+            t = time.monotonic()
+            released = stack.api("machine", "release", sid, "erase=true", "quick_erase=true")
+            assert (released["status_name"], released["owner"]) == ("Ready", None), released
+            wait_until(lambda: not bmc.power, 120, 2.0, "the VM to be powered off")
+            times["release"] = time.monotonic() - t
+            if args.keep:
+                print(f"lab work dir: {workdir}")
+    finally:
+        databases.stop()
+    for name, seconds in times.items():
+        print(f"{name:40s} {seconds:7.1f} s")
+    print(f"{'total':40s} {time.monotonic() - started:7.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Files of the deployable Debian image: the first-boot agent (firstboot.sh)."""

@@ -1,0 +1,468 @@
+"""The machine lifecycle past Ready against a real region: allocate, deploy (driven through the
+installer's metadata endpoints to Deployed and to Failed deployment), release, abort,
+mark_broken/mark_fixed, lock/unlock, set_owner_data, the bulk ops, timeouts and each 409.
+
+Machines have manual power (no BMC: nothing to call); test_machine_lifecycle_power.py has a BMC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import secrets
+import shutil
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from metalplane.images.publish import publish_image
+from metalplane.region.bootstrap import run_db
+from metalplane.region.db.tables import node_tokens, nodes
+from metalplane.region.services import controllers
+from metalplane.region.services import racks as rack_services
+from tests.conftest import RunningRegion, create_admin, create_user, make_region_config
+from tests.integration import test_api_nodes
+from tests.integration.test_api_nodes import FACTS, commission_with
+from tests.integration.test_metadata_api import boot_config, enrol_credential
+from tests.support.databases import world_traversable_tempdir
+from tests.support.processes import RegionProcess, wait_until
+
+RACK_IP = "10.77.0.2"
+USER_DATA = b"#!/bin/sh\necho hello > /var/tmp/user-data-ran\n"
+SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEn5yPHtj0TGVRk6hn3A0ZIq9vBUCPQ8eiIl9Xn8R3nT lifecycle@test"
+
+
+def import_test_images(region: RunningRegion, mirror: Path) -> None:
+    """A deployable image (debian/bookworm root-tgz, made the default) and the ephemeral image
+    the installer boots (a fake kernel and initrd: nothing boots them here), imported into `region`."""
+    mirror.mkdir(parents=True, exist_ok=True)
+    tarball = mirror.parent / f"{mirror.name}-root-tgz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        info = tarfile.TarInfo("etc/hostname")
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"test\n"))
+    publish_image(mirror, os_name="debian", release="bookworm", arch="amd64", subarch="generic",
+                  version="20261206.1", files={"root-tgz": tarball})
+    kernel, initrd = mirror.parent / f"{mirror.name}-kernel", mirror.parent / f"{mirror.name}-initrd"
+    kernel.write_bytes(b"k" * 5000)
+    initrd.write_bytes(b"i" * 7000)
+    publish_image(mirror, os_name="ephemeral", release="lifecycle", arch="amd64", subarch="generic",
+                  version="20261206.1", files={"boot-kernel": kernel, "boot-initrd": initrd})
+    assert region.import_mirror(mirror)["state"] == "done"
+    with region.api() as api:  # what `deploy` installs when not told (MAAS's defaults are Ubuntu's)
+        for name, value in (("default_osystem", "debian"), ("default_distro_series", "bookworm")):
+            answer = api.post("maas/", op="set_config", name=name, value=value)
+            assert answer.status_code == 200, answer.text
+
+
+@pytest.fixture(scope="module")
+def life_region(databases) -> Iterator[RunningRegion]:
+    """A region of its own with a deployable image (debian/bookworm root-tgz), the ephemeral
+    image the installer boots (fake kernel and initrd: nothing boots them here) and a rack."""
+    root = world_traversable_tempdir("mp-lifecycle-")
+    dbname = databases.new_database()
+    config = make_region_config(databases, dbname, root / "data")
+    key = create_admin(config)
+    process = RegionProcess(config, root / "region")
+    process.start_and_wait()
+    region = RunningRegion(process, key)
+    import_test_images(region, root / "mirror")
+
+    async def add_rack(conn):
+        await rack_services.register_rack(
+            conn,
+            controllers.new_system_id(),
+            "lifecycle-rack",
+            "0.1",
+            [{"name": "eth0", "mac": "52:54:02:00:00:01", "addresses": [f"{RACK_IP}/24"]}],
+        )
+
+    run_db(config, add_rack)
+    yield region
+    process.stop()
+    databases.drop_database(dbname)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def api(life_region):
+    with life_region.api() as client:
+        yield client
+
+
+machine = test_api_nodes.machine  # the same fixture, on this module's region (its `api`)
+
+
+@pytest.fixture
+def ready(life_region, api, machine):
+    """A Ready machine (commissioned through the metadata API)."""
+
+    def make(**fields) -> dict:
+        m = machine(**fields)
+        done = commission_with(life_region, api, m["system_id"], FACTS, {"00-cpuinfo": 0})
+        assert done["status_name"] == "Ready", done
+        return done
+
+    return make
+
+
+def token_of(region: RunningRegion, system_id: str) -> str:
+    async def work(conn) -> str:
+        node_id = (await conn.execute(select(nodes.c.id).where(nodes.c.system_id == system_id))).scalar_one()
+        return (await conn.execute(select(node_tokens.c.token).where(node_tokens.c.node_id == node_id))).scalar_one()
+
+    return run_db(region.config, work)
+
+
+def boot_answer(region: RunningRegion, mac_address: str):
+    """What the region answers a rack (over RPC) when the machine asks from 127.0.0.1."""
+    return boot_config(region, mac_address, "127.0.0.1")
+
+
+def metadata(region: RunningRegion, token: str | None) -> httpx.Client:
+    base = region.url.rstrip("/").removesuffix("/MAAS") + "/MAAS/metadata/"
+    return httpx.Client(base_url=base, headers={"Authorization": f"Token {token}"} if token else {})
+
+
+def events_of(api, system_id: str) -> list[dict]:
+    return api.get("events/", op="query", id=system_id, level="DEBUG", limit=100).json()["events"]
+
+
+# -- allocate --------------------------------------------------------------------------------------
+
+
+def test_allocate_takes_a_matching_ready_machine_and_409s_when_none_matches(api, ready):
+    m = ready()
+    wrong = api.post("machines/", op="allocate", name="no-such-machine")
+    assert wrong.status_code == 409
+    assert wrong.text == (
+        "No available machine matches constraints: [('name', ['no-such-machine'])] "
+        '(resolved to "name=no-such-machine")'
+    )
+    assert api.post("machines/", op="allocate", foo="1").json() == {"foo": ["No such constraint."]}
+    assert api.post("machines/", op="allocate", system_id=m["system_id"], cpu_count="64").status_code == 409
+    got = api.post(
+        "machines/",
+        op="allocate",
+        system_id=m["system_id"],
+        cpu_count="2",
+        mem="4096",
+        zone="default",
+        pool="default",
+        not_tags="nope",
+        arch="amd64",
+        agent_name="juju",
+    )
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert (body["system_id"], body["status_name"], body["owner"]) == (m["system_id"], "Allocated", "admin")
+    assert body["constraints_by_type"] == {}
+    assert m["system_id"] in [x["system_id"] for x in api.get("machines/", op="list_allocated").json()]
+    again = api.post("machines/", op="allocate", system_id=m["system_id"])
+    assert (again.status_code, again.text) == (409, f"No machine with system ID {m['system_id']} available.")
+    assert any(e["type"] == "User acquiring node" for e in events_of(api, m["system_id"]))
+
+
+# -- deploy: the installer's endpoints -------------------------------------------------------------
+
+
+def test_deploy_drives_deploying_to_deployed_through_the_installers_endpoints(life_region, api, ready):
+    m = ready()
+    sid = m["system_id"]
+    assert api.post("account/prefs/sshkeys/", key=SSH_KEY).status_code in (200, 201)
+    answer = boot_answer(life_region, m["boot_interface"]["mac_address"])
+    assert answer.purpose == "local"  # Ready
+    deploying = api.post(
+        f"machines/{sid}/",
+        op="deploy",
+        distro_series="bookworm",
+        hwe_kernel="ga-22.04",
+        user_data=base64.encodebytes(USER_DATA).decode(),
+    )
+    assert deploying.status_code == 200, deploying.text
+    body = deploying.json()
+    assert (body["status_name"], body["owner"], body["osystem"], body["distro_series"]) == (
+        "Deploying",
+        "admin",
+        "debian",
+        "bookworm",
+    )
+    assert body["hwe_kernel"] == "ga-22.04" and body["netboot"] is True
+    token = token_of(life_region, sid)
+    answer = boot_answer(life_region, m["boot_interface"]["mac_address"])
+    assert answer.purpose == "deploy" and token not in (answer.params or "")  # never the token itself
+    assert "mp_mode=deploy" in answer.params and "mp_after=reboot" in answer.params
+    with metadata(life_region, None) as meta:  # the installer enrols as commissioning does
+        enrolled = meta.post("enrol", headers={"Authorization": f"Enrol {enrol_credential(answer)}"})
+        assert (enrolled.status_code, enrolled.text) == (200, token)
+    with metadata(life_region, token) as meta:
+        config = meta.get("deploy/config")
+        assert config.status_code == 200, config.text
+        orders = config.json()
+        assert orders["system_id"] == sid and orders["layout"] == "flat"
+        assert orders["disk"] == {"serial": "MPDISK1", "name": "vda"}
+        image = orders["image"]
+        assert image["filetype"] == "root-tgz" and image["name"] == "debian/bookworm"
+        assert image["urls"] == [f"http://{RACK_IP}:5248/images/by-sha256/{image['sha256']}"]
+        assert SSH_KEY in orders["ssh_keys"]
+        assert orders["interfaces"][0]["mac"] == m["boot_interface"]["mac_address"]
+        assert orders["interfaces"][0]["mode"] == "dhcp"
+        assert meta.get("deploy/user-data").content == USER_DATA
+        assert meta.post("deploy/events", json={"step": "image", "status": "started"}).status_code == 200
+        assert (
+            meta.post(
+                "deploy/events", json={"step": "image", "status": "ok", "runtime": 97.5, "message": "written"}
+            ).status_code
+            == 200
+        )
+        log = b"step image ok\nimage written: 1 bytes\n"
+        assert meta.post("deploy/installation?exit_status=0&runtime=146", content=log).status_code == 200
+        assert meta.post("deploy/done", json={"result": "ok", "step": "", "message": ""}).status_code == 200
+        assert boot_answer(life_region, m["boot_interface"]["mac_address"]).purpose == "local"
+        assert api.get(f"machines/{sid}/").json()["netboot"] is False
+        booted = meta.post(
+            "deploy/booted",
+            json={
+                "result": "ok",
+                "system_id": sid,
+                "kernel": "6.1.0-50-amd64",
+                "user_data": {"ran": True, "exit_status": 0},
+            },
+        )
+        assert booted.status_code == 200, booted.text
+        # The installed system reported: the installer's calls are over.
+        assert meta.post("deploy/done", json={"result": "ok"}).status_code == 400
+    deployed = api.get(f"machines/{sid}/").json()
+    assert deployed["status_name"] == "Deployed" and deployed["status_message"].startswith("Image Deployed")
+    types = [e["type"] for e in events_of(api, sid)]
+    assert {
+        "User starting deployment",
+        "Deploying",
+        "Node installation",
+        "Installation complete",
+        "Deployed",
+        "Image Deployed",
+    } <= set(types)
+    described = [e["description"] for e in events_of(api, sid) if e["type"] == "Node installation"]
+    assert "image ok (97.5 s): written" in described
+    results = api.get(f"nodes/{sid}/results/current-installation/", include_output="1").json()
+    assert results["results"][0]["name"] == "/tmp/install.log"
+    assert base64.b64decode(results["results"][0]["output"]) == log
+    # Deployed: lock, then nothing changes until unlock; release -> Ready, owner dropped.
+    assert api.post(f"machines/{sid}/", op="lock").json()["locked"] is True
+    assert api.post(f"machines/{sid}/", op="lock").text == "Machine is already locked"
+    assert api.post(f"machines/{sid}/", op="release").status_code == 403
+    assert api.post(f"machines/{sid}/", op="unlock").json()["locked"] is False
+    assert api.post(f"machines/{sid}/", op="unlock").text == "Machine is not locked"
+    released = api.post(f"machines/{sid}/", op="release", erase="true", quick_erase="true")
+    assert released.status_code == 200, released.text
+    body = released.json()
+    assert (body["status_name"], body["owner"], body["osystem"], body["netboot"]) == ("Ready", None, "", True)
+    assert boot_answer(life_region, m["boot_interface"]["mac_address"]).purpose == "local"
+    with metadata(life_region, token) as meta:
+        assert meta.get("deploy/config").status_code == 401  # the token went with the deployment
+    assert {"User releasing node", "Releasing", "Released"} <= {e["type"] for e in events_of(api, sid)}
+
+
+def test_an_installer_failure_ends_in_failed_deployment_with_its_output(life_region, api, ready):
+    m = ready()
+    sid = m["system_id"]
+    assert api.post(f"machines/{sid}/", op="deploy").json()["status_name"] == "Deploying"
+    token = token_of(life_region, sid)
+    output = b"step disk failed: no disk to install to: /sys/block has no disk\n"
+    with metadata(life_region, token) as meta:
+        assert meta.get("deploy/user-data").status_code == 404  # none given
+        assert (
+            meta.post(
+                "deploy/events", json={"step": "disk", "status": "failed", "message": "no disk to install to"}
+            ).status_code
+            == 200
+        )
+        assert meta.post("deploy/installation?exit_status=1&runtime=4", content=output).status_code == 200
+        assert (
+            meta.post(
+                "deploy/done", json={"result": "failed", "step": "disk", "message": "no disk to install to"}
+            ).status_code
+            == 200
+        )
+    failed = api.get(f"machines/{sid}/").json()
+    assert failed["status_name"] == "Failed deployment"
+    assert failed["error_description"] == (
+        "Installation failed (refer to the installation log for more information). disk: no disk to install to"
+    )
+    results = api.get(f"nodes/{sid}/results/current-installation/", include_output="1").json()
+    assert base64.b64decode(results["results"][0]["output"]) == output
+    assert results["results"][0]["exit_status"] == 1
+    assert "Node installation failure" in {e["type"] for e in events_of(api, sid)}
+    assert api.post(f"machines/{sid}/", op="release").json()["status_name"] == "Ready"
+
+
+def test_the_deploy_endpoints_refuse_bad_bodies_and_strangers(life_region, api, ready, machine):
+    m = ready()
+    sid = m["system_id"]
+    with metadata(life_region, None) as meta:
+        assert meta.get("deploy/config").status_code == 401
+    with metadata(life_region, "not-a-token") as meta:
+        assert meta.post("deploy/booted", json={"result": "ok"}).status_code == 401
+    assert api.post(f"machines/{sid}/", op="deploy").status_code == 200
+    with metadata(life_region, token_of(life_region, sid)) as meta:
+        assert meta.post("deploy/events", json={"step": "dance", "status": "ok"}).status_code == 400
+        assert meta.post("deploy/events", json={"step": "image", "status": "ok", "runtime": "x"}).status_code == 400
+        assert meta.post("deploy/events", content=b"[1]").status_code == 400
+        assert meta.post("deploy/done", json={"result": "maybe"}).status_code == 400
+        huge = meta.post("deploy/events", content=b"{" + b" " * (2 * 1024 * 1024) + b"}")
+        assert huge.status_code == 413 and "larger than" in huge.text
+        assert meta.post("deploy/installation?exit_status=x", content=b"").status_code == 400
+    assert api.get(f"machines/{sid}/").json()["status_name"] == "Deploying"  # nothing half-written
+    assert api.post(f"machines/{sid}/", op="abort").json()["status_name"] == "Allocated"
+
+
+# -- deploy, abort, release: the 409s and 400s -------------------------------------------------------
+
+
+def test_deploy_of_a_new_machine_and_of_an_unknown_series_are_refused(api, machine, ready):
+    new = machine()
+    refused = api.post(f"machines/{new['system_id']}/", op="deploy")
+    assert (refused.status_code, refused.text) == (409, "Can't deploy a machine that is in the 'New' state")
+    m = ready()
+    unknown = api.post(f"machines/{m['system_id']}/", op="deploy", distro_series="trixie")
+    assert unknown.status_code == 400 and list(unknown.json()) == ["distro_series"]
+    assert "debian/bookworm" in unknown.json()["distro_series"][0]
+    assert api.get(f"machines/{m['system_id']}/").json()["status_name"] == "Ready"  # nothing half-written
+    bad = api.post(f"machines/{m['system_id']}/", op="deploy", timeout="2")
+    assert bad.status_code == 400 and list(bad.json()) == ["timeout"]
+
+
+def test_abort_during_deploying_goes_back_to_allocated_with_the_event(api, ready):
+    m = ready()
+    sid = m["system_id"]
+    refused = api.post(f"machines/{sid}/", op="abort")
+    assert (refused.status_code, refused.text) == (409, f"Cannot abort in current state: node {sid} is in state Ready.")
+    assert api.post(f"machines/{sid}/", op="deploy").json()["status_name"] == "Deploying"
+    aborted = api.post(f"machines/{sid}/", op="abort", comment="wrong image")
+    assert aborted.status_code == 200, aborted.text
+    assert (aborted.json()["status_name"], aborted.json()["owner"]) == ("Allocated", "admin")
+    kinds = {(e["type"], e["description"]) for e in events_of(api, sid)}
+    assert ("User aborting deployment", "wrong image") in kinds and ("Aborted deployment", "") in kinds
+    assert api.post(f"machines/{sid}/", op="release").json()["status_name"] == "Ready"
+
+
+def test_release_refuses_a_new_machine_and_is_a_no_op_on_a_ready_one(api, machine, ready):
+    new = machine()
+    refused = api.post(f"machines/{new['system_id']}/", op="release")
+    assert (refused.status_code, refused.text) == (409, "Machine cannot be released in its current state ('New').")
+    m = ready()
+    assert api.post(f"machines/{m['system_id']}/", op="release").json()["status_name"] == "Ready"
+
+
+def test_deploying_times_out_into_failed_deployment_with_the_reason(life_region, api, ready):
+    m = ready()
+    sid = m["system_id"]
+    assert api.post(f"machines/{sid}/", op="deploy", timeout="10").json()["status_name"] == "Deploying"
+    # Reports renew the deadline (as MAAS's do): 14 s of them, past the 10 s given.
+    with metadata(life_region, token_of(life_region, sid)) as meta:
+        for _ in range(4):
+            assert meta.post("deploy/events", json={"step": "image", "status": "started"}).status_code == 200
+            time.sleep(3.5)
+    assert api.get(f"machines/{sid}/").json()["status_name"] == "Deploying"
+    wait_until(
+        lambda: api.get(f"machines/{sid}/").json()["status_name"] == "Failed deployment",
+        30,
+        0.5,
+        "the deploy timeout",
+    )
+    failed = api.get(f"machines/{sid}/").json()
+    assert failed["error_description"] == "Node operation 'Deploying' timed out after 10 seconds."
+    assert api.post(f"machines/{sid}/", op="release").json()["status_name"] == "Ready"
+
+
+# -- broken, fixed, owner data, bulk ops, other users ----------------------------------------------
+
+
+def test_mark_broken_and_fixed_return_to_where_the_machine_was(api, ready):
+    m = ready()
+    sid = m["system_id"]
+    fixed = api.post(f"machines/{sid}/", op="mark_fixed")
+    assert (fixed.status_code, fixed.text) == (409, "Can't mark a non-broken node as 'Ready'.")
+    broken = api.post(f"machines/{sid}/", op="mark_broken", comment="fan died").json()
+    assert (broken["status_name"], broken["error_description"]) == ("Broken", "fan died")
+    assert api.post(f"machines/{sid}/", op="deploy").status_code == 409
+    assert api.post(f"machines/{sid}/", op="mark_fixed").json()["status_name"] == "Ready"
+    allocated = api.post("machines/", op="allocate", system_id=sid).json()
+    assert allocated["status_name"] == "Allocated"
+    locked = api.post(f"machines/{sid}/", op="lock")
+    assert (locked.status_code, locked.text) == (409, "Can't lock, node is not deployed or deploying")
+    assert api.post(f"machines/{sid}/", op="mark_broken").json()["status_name"] == "Broken"
+    assert api.post(f"machines/{sid}/", op="mark_fixed").json()["status_name"] == "Ready"
+
+
+def test_set_owner_data_sets_and_deletes_keys(api, ready):
+    sid = ready()["system_id"]
+    api.post("machines/", op="allocate", system_id=sid)
+    body = api.post(f"machines/{sid}/", op="set_owner_data", team="infra", env="prod").json()
+    assert body["owner_data"] == {"team": "infra", "env": "prod"} == body["workload_annotations"]
+    assert api.post(f"machines/{sid}/", op="set_owner_data", env="").json()["owner_data"] == {"team": "infra"}
+    assert api.post(f"machines/{sid}/", op="release").json()["owner_data"] == {}
+
+
+def test_bulk_release_is_all_or_nothing(api, machine, ready):
+    a, b, new = ready()["system_id"], ready()["system_id"], machine()["system_id"]
+    for sid in (a, b):
+        api.post("machines/", op="allocate", system_id=sid)
+    refused = api.post("machines/", op="release", machines=[a, new])
+    assert (refused.status_code, refused.text) == (
+        409,
+        f"Machine(s) cannot be released in their current state: {new} ('New').",
+    )
+    assert api.get(f"machines/{a}/").json()["status_name"] == "Allocated"
+    assert sorted(api.post("machines/", op="release", machines=[a, b]).json()) == sorted([a, b])
+    assert {api.get(f"machines/{s}/").json()["status_name"] for s in (a, b)} == {"Ready"}
+
+
+def test_other_users_cannot_touch_an_owned_machine(life_region, api, ready):
+    sid = ready()["system_id"]
+    api.post("machines/", op="allocate", system_id=sid)
+    key = create_user(life_region.config, f"life-{secrets.token_hex(3)}")
+    with life_region.api(key) as other:
+        assert other.post(f"machines/{sid}/", op="deploy").status_code == 403
+        assert other.post("machines/", op="release", machines=[sid]).status_code == 403
+        assert other.post("machines/", op="allocate", system_id=sid).status_code == 409
+        assert other.get("machines/", op="list_allocated").json() == []
+    api.post(f"machines/{sid}/", op="release")
+
+
+# -- python-libmaas --------------------------------------------------------------------------------
+
+
+def test_python_libmaas_allocates_deploys_and_releases(life_region, ready):
+    from maas.client import connect
+    from maas.client.enum import NodeStatus
+
+    m = ready()
+    loop = asyncio.new_event_loop()  # libmaas runs its coroutines on the thread's loop
+    asyncio.set_event_loop(loop)
+    try:
+        client = connect(life_region.url, apikey=life_region.api_key)
+        got = client.machines.allocate(hostname=m["hostname"], cpus=2)
+        assert (got.system_id, got.status, got.owner.username) == (m["system_id"], NodeStatus.ALLOCATED, "admin")
+        got.deploy(user_data=USER_DATA, distro_series="bookworm", hwe_kernel="ga-22.04", comment="libmaas")
+        assert (got.status, got.osystem, got.distro_series) == (NodeStatus.DEPLOYING, "debian", "bookworm")
+        token = token_of(life_region, m["system_id"])
+        asyncio.set_event_loop(loop)  # run_db's asyncio.run unset it
+        with metadata(life_region, token) as meta:
+            assert meta.get("deploy/user-data").content == USER_DATA  # libmaas's base64, decoded
+            assert meta.post("deploy/done", json={"result": "ok"}).status_code == 200
+            assert meta.post("deploy/booted", json={"result": "ok"}).status_code == 200
+        got.refresh()
+        assert got.status == NodeStatus.DEPLOYED
+        got.release(comment="libmaas done")
+        assert (got.status, got.owner) == (NodeStatus.READY, None)
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
