@@ -87,7 +87,8 @@ class Stack:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise StackError(f"{name} exited:\n{proc.log()[-3000:]}")
-            if host.run(["curl", "-sf", "-o", "/dev/null", url], check=False, timeout=10).returncode == 0:
+            if host.run(["curl", "-sf", "--max-time", "5", "-o", "/dev/null", url], check=False,
+                        timeout=10).returncode == 0:
                 return
             time.sleep(0.3)
         raise StackError(f"{name} did not answer at {url}:\n{proc.log()[-3000:]}")

@@ -31,9 +31,11 @@ from metalplane.identity import (
 from metalplane.logs import never_log
 from metalplane.rack.boot.service import BootService
 from metalplane.rack.cluster_state import ClusterState
+from metalplane.rack import metrics
 from metalplane.rack.dhcp import DhcpService, InvalidDhcpState, KeaError
 from metalplane.rack.dhcp.config import State
 from metalplane.rack.host_services import RackServices
+from metalplane.rack.http import Request, Response
 from metalplane.rack.images.plan import region_base_urls
 from metalplane.rack.interfaces import local_interfaces
 from metalplane.rack.limits import raise_open_files_limit
@@ -115,6 +117,7 @@ class RackDaemon:
                                  registration=self._registration)
         self.boot = BootService(self.data_dir, config.bind_address, config.tftp_port, config.http_port,
                                 self.links.call, self.supervisor, on_change=self.dhcp_wanted.set)
+        self.boot.http.add_dynamic(metrics.METRICS_PATH, self._metrics)  # Prometheus, beside the boot files
         self.links.on_reconnect = self._reconnected
         self.links.on_unknown = self._unknown
 
@@ -140,6 +143,12 @@ class RackDaemon:
         self.state.note_unregistered(line)
         self.stop_reason = "not registered with the region"
         self.stopping.set()
+
+    async def _metrics(self, request: Request) -> Response | None:
+        if request.path != metrics.METRICS_PATH:
+            return None
+        body, content_type = metrics.exposition(self)
+        return Response(body=body, content_type=content_type)
 
     # -- the region's calls ------------------------------------------------------------------
 
@@ -283,6 +292,7 @@ class RackDaemon:
                 try:
                     await self.links.call(ReportLeases(wire.decode(list[LeaseEvent], batch)), timeout=30)
                     self.dhcp.events.ack(batch[-1]["id"])
+                    metrics.leases_reported(batch)
                     break
                 except CALL_FAILED as exc:
                     log.debug("lease report failed (kept for later): %s", exc)

@@ -24,6 +24,7 @@ from metalplane.config.region import RegionConfig
 from metalplane.logs import never_log
 from metalplane.region.db.notifications import listen_forever
 from metalplane.region.api.metadata import metadata_url
+from metalplane.region import metrics
 from metalplane.region.db.transaction import transaction
 from metalplane.region.services import (
     bmcs,
@@ -114,6 +115,7 @@ class RackSession:
         finally:
             if self.server.sessions.get(self.system_id) is self:
                 del self.server.sessions[self.system_id]
+                metrics.rpc_connections(self.server.worker_index, len(self.server.sessions))
             if self.node_id is not None and self.server.process_id is not None:
                 with contextlib.suppress(Exception):
                     async with self.server.db.begin() as conn:
@@ -139,6 +141,7 @@ class RackSession:
         async with self.server.db.begin() as conn:
             await connections.add_connection(conn, self.node_id, self.server.process_id)
         self.server.sessions[self.system_id] = self
+        metrics.rpc_connections(self.server.worker_index, len(self.server.sessions))
         await self.server.rebalance()
         await self.server.reassign_bmcs()
         return await self.get_endpoints(GetEndpoints())
@@ -168,7 +171,9 @@ class RackSession:
     @handles(ReportLeases)
     async def report_leases(self, message: ReportLeases) -> int:
         async with transaction(self.server.db, self.server.config) as conn:
-            return await leases.apply_events(conn, self._registered(), wire.encode(message.events))
+            applied = await leases.apply_events(conn, self._registered(), wire.encode(message.events))
+        metrics.lease_events([event.action for event in message.events])
+        return applied
 
     @handles(GetServicesConfig)
     async def get_services_config(self, message: GetServicesConfig) -> ServicesConfig:

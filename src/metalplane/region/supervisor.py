@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from metalplane import __version__
 from metalplane.config.region import RegionConfig
 from metalplane.identity import local_hostname, read_secret, read_system_id, write_secret, write_system_id
-from metalplane.region import bootstrap
+from metalplane.region import bootstrap, metrics
 from metalplane.logs import never_log
 from metalplane.region.budget import compute_budget
 from metalplane.region.db import engine as db_engine
@@ -106,11 +106,13 @@ class Supervisor:
         self.slots = [WorkerSlot(i) for i in range(config.num_workers)]
         self.region_id = 0
         self.db: AsyncEngine | None = None
+        self.metrics_dir = metrics.metrics_dir(self.data_dir)
 
     async def run(self) -> int:
         for warning in worker_count_warnings(self.config.num_workers, os.cpu_count() or 1):
             log.warning(warning)
         await asyncio.to_thread(bootstrap.migrate, self.config)
+        metrics.reset_dir(self.metrics_dir)  # the workers' samples (region.metrics), from zero
         self.db = db_engine.async_engine(self.config, "metalplane-supervisor", pool_size=1)
         try:
             await self._register()
@@ -201,7 +203,7 @@ class Supervisor:
             "--config", str(self.config_path), "--index", str(slot.index),
             "--fd", str(fd), "--region-id", str(self.region_id),
         ]
-        slot.proc = subprocess.Popen(args, pass_fds=(fd,))
+        slot.proc = subprocess.Popen(args, pass_fds=(fd,), env=metrics.worker_env(self.metrics_dir))
         slot.started = time.monotonic()
         log.info("worker %d started (pid %d)", slot.index, slot.proc.pid)
 
@@ -210,6 +212,7 @@ class Supervisor:
         pid, code = slot.proc.pid, slot.proc.returncode
         log.warning("worker %d (pid %d) exited with %s; restarting", slot.index, pid, code)
         slot.proc = None
+        metrics.worker_gone(self.metrics_dir, pid)
         now = time.monotonic()
         slot.crashes = [t for t in slot.crashes if now - t < 30] + [now]
         slot.due = now + restart_delay(len(slot.crashes))

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from metalplane.hostport import peer_ip
+from metalplane.rack import metrics
 from metalplane.rack.boot import configs
 from metalplane.rack.boot.loaders import copy_loaders, dhcp_loaders
 from metalplane.rack.http import RackHttpService, Request, Response
@@ -176,6 +177,8 @@ class BootService:
         if not path.startswith(configs.IMAGE_PATH):
             return None
         sha = path[len(configs.IMAGE_PATH):]
-        if sha not in self.http.cache.complete():
+        cached = sha in self.http.cache.complete()
+        metrics.image_lookup("tftp", cached)
+        if not cached:
             return None  # never a file that is not verified complete
         return str(self.http.cache.path_of(sha))

@@ -59,6 +59,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
 
+from metalplane.rack import metrics
 from metalplane.rack.http.protocol import (
     MAX_HEAD, REASONS, BadRequest, RequestHead, etag_in, if_range_allows, parse_range,
     parse_request_head, route_image_path,
@@ -346,10 +347,11 @@ class BootHttpServer:
             return
         cache = self.cache
         sha = route.sha256 if route.sha256 else cache.resolve(*route.ident) if route.ident else None
+        opened = cache.open(sha) if sha is not None else None
+        metrics.image_lookup("http", opened is not None)
         if sha is None:
             conn.respond_simple(404, req)
             return
-        opened = cache.open(sha)
         if opened is None:
             if cache.known(sha):
                 conn.respond_simple(503, req, extra=b"Retry-After: 10\r\n",

@@ -40,6 +40,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from metalplane.rack import metrics
 from metalplane.rack.power import policy
 from metalplane.rack.power.base import PowerDriver, PowerState, prepare
 from metalplane.rack.power.drivers import DriverRegistry
@@ -124,6 +125,15 @@ class PowerRunner:
         """
         if action not in ACTIONS:
             raise ValueError(f"unknown power action {action!r}")
+        metrics.power_action(action, power_type)
+        try:
+            return await self._execute(action, power_type, params, background, kwargs)
+        except PowerError as error:
+            metrics.power_failure(action, power_type, error.kind)
+            raise
+
+    async def _execute(self, action: str, power_type: str, params: Mapping[str, object], background: bool,
+                       kwargs: dict[str, Any]) -> Any:
         driver = self._driver(power_type, params)
         p = prepare(driver, params)
         key = driver.bmc_key(p)

@@ -1,4 +1,5 @@
-"""One log line per API request: client, method, path, status, duration.
+"""One log line per API request: client, method, path, status, duration (and its
+sample in `maas_http_request_latency`, region.metrics).
 
 The query string is left out (it may carry anything a client put there),
 except MAAS's `op=`, which says what the request did; headers never appear,
@@ -12,6 +13,7 @@ import logging
 import time
 from urllib.parse import parse_qs
 
+from metalplane.region import metrics
 from metalplane.region.api.routes import HEALTH_PATH
 
 log = logging.getLogger("metalplane.region.access")
@@ -55,8 +57,10 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_and_note)
         finally:
+            seconds = time.perf_counter() - started
+            metrics.observe_request(scope, status, seconds)
             client = scope.get("client")
             log.log(access_level(scope["path"], status),
                     access_line(client[0] if client else "-", scope["method"],
                                 request_target(scope["path"], scope.get("query_string", b"")),
-                                status, time.perf_counter() - started))
+                                status, seconds))

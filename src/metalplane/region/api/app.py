@@ -204,6 +204,7 @@ def endpoint_for(handler: Handler):
             return response
 
     endpoint.__name__ = handler.name
+    endpoint.handler = handler  # type: ignore[attr-defined]  # region.metrics labels requests with its ops
     return endpoint
 
 

@@ -1,4 +1,4 @@
-"""The region's own endpoints beside the MAAS API: health for load balancers."""
+"""The region's own endpoints beside the MAAS API: health for load balancers, metrics."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from metalplane.region import metrics
 from metalplane.region.services import connections
 
 HEALTH_PATH = "/MAAS/metalplane/health"
@@ -32,6 +33,12 @@ async def rpc_endpoints(request: Request) -> Response:
     return JSONResponse({"endpoints": endpoints})
 
 
+async def prometheus_metrics(request: Request) -> Response:
+    """Prometheus's scrape (anonymous, as in MAAS): the whole region's samples (region.metrics)."""
+    body, content_type = metrics.exposition()
+    return Response(body, media_type=content_type)
+
+
 def region_routes() -> list[BaseRoute]:
     from metalplane.region.api.handlers.boot_resources import boot_resource_routes
     from metalplane.region.api.handlers.meta import describe_route
@@ -42,5 +49,6 @@ def region_routes() -> list[BaseRoute]:
         *boot_resource_routes(),
         Route(HEALTH_PATH, health, methods=["GET", "HEAD"]),
         Route(RPC_PATH, rpc_endpoints, methods=["GET"]),
+        Route(metrics.METRICS_PATH, prometheus_metrics, methods=["GET"]),
         *metadata_routes(),
     ]

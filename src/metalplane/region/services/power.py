@@ -16,6 +16,7 @@ from sqlalchemy import func, insert, update
 from metalplane.rpc import power_schema as schema
 from metalplane.region.db.tables import power_actions
 from metalplane.region.db.transaction import Work
+from metalplane.region import metrics
 from metalplane.region.errors import Unavailable
 from metalplane.region.services import bmcs, events, machines, permissions
 from metalplane.rpc.messages import PowerAction
@@ -53,6 +54,16 @@ async def run(work: Work, rpc_server: Any, system_id: str, action: str, username
     """Run `action` for machine `system_id`; returns {"state": ..., "note": ...}.
     The work acts outside the database from the start, so it is never replayed.
     `username`: who asked (the event log records a user's power requests)."""
+    try:
+        result = await _run(work, rpc_server, system_id, action, username)
+    except PowerFailed:
+        metrics.power_action(action, "failed")
+        raise
+    metrics.power_action(action, "done")
+    return result
+
+
+async def _run(work: Work, rpc_server: Any, system_id: str, action: str, username: str) -> dict[str, Any]:
     work.acting_outside()
     async with work.tx() as conn:
         machine = await machines.get_machine(conn, system_id)
