@@ -168,6 +168,22 @@ class Stack:
         """)
 
 
+def region_and_two_racks(lab: Lab, databases: TestDatabases, cidr: str) -> tuple[Stack, Host, dict[str, Host]]:
+    """A region (.10) and racks rack1 (.2) and rack2 (.3) on one network `pxe` of `cidr`
+    (a /24), both registered."""
+    prefix = cidr.rsplit(".", 1)[0]
+    lab.add_network("pxe", cidr)
+    region = lab.add_host("region", {"pxe": f"{prefix}.10/24"})
+    racks = {name: lab.add_host(name, {"pxe": f"{prefix}.{n}/24"}) for n, name in ((2, "rack1"), (3, "rack2"))}
+    stack = Stack(lab, databases)
+    stack.start_region(region, "pxe")
+    for name, host in racks.items():
+        stack.add_rack(host, name)
+        stack.start_rack(name)
+    wait_until(lambda: len(stack.api("rack-controllers", "read")) == 2, 30, what="both racks registered")
+    return stack, region, racks
+
+
 async def _make_admin(conn) -> str:
     key, _ = await ensure_admin(conn, "admin", "admin-password", "admin@example.com", "lab")
     return key

@@ -15,7 +15,7 @@ import pytest
 from metalplane.rack.dhcp.kea import control
 from tests.support.netlab import Lab
 from tests.support.processes import wait_until
-from tests.support.stack import Stack
+from tests.support.stack import Stack, region_and_two_racks
 
 pytestmark = pytest.mark.system
 CIDR = "10.60.0.0/24"
@@ -24,15 +24,7 @@ CIDR = "10.60.0.0/24"
 @pytest.fixture(scope="module")
 def stack(databases):
     with Lab() as lab:
-        lab.add_network("pxe", CIDR)
-        region = lab.add_host("region", {"pxe": "10.60.0.10/24"})
-        rack_hosts = {name: lab.add_host(name, {"pxe": f"10.60.0.{n}/24"}) for n, name in ((2, "rack1"), (3, "rack2"))}
-        s = Stack(lab, databases)
-        s.start_region(region, "pxe")
-        for name, host in rack_hosts.items():
-            s.add_rack(host, name)
-            s.start_rack(name)
-        wait_until(lambda: len(s.api("rack-controllers", "read")) == 2, 30, what="both racks registered")
+        s, _, _ = region_and_two_racks(lab, databases, CIDR)
         s.clients = [lab.add_host(f"c{i}", {"pxe": None}) for i in range(1, 7)]
         yield s
 

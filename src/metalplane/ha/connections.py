@@ -150,12 +150,29 @@ def _by_region(endpoints: Iterable[Endpoint]) -> dict[str, list[Endpoint]]:
     return dict(sorted(by_region.items()))
 
 
-def _caps(n: int, by_region: Mapping[str, list[Endpoint]], per_rack: int, t: Fraction) -> ConnectionCaps:
+DHCP_REGIONS = 2  # regions a DHCP primary or secondary stays linked to, when that many live
+
+
+def links_wanted(per_rack: int, regions: int, dhcp_duty: bool) -> int:
+    """How many regions a rack connects to: ``per_rack``, but a rack that is DHCP primary
+    or secondary on some VLAN keeps links to two regions when two live, even with
+    ``per_rack`` 1. Its lease reports (the write every booting machine makes) and the
+    DHCP changes pushed to it then survive the death of one region without waiting for a
+    reconnect, as the seeds' "rebalance when DHCP is toggled or a VLAN changes" needs
+    some effect of DHCP on the plan. Never more than the live regions."""
+    wanted = max(per_rack, DHCP_REGIONS) if dhcp_duty else per_rack
+    return min(wanted, regions)
+
+
+def _caps(n: int, by_region: Mapping[str, list[Endpoint]], per_rack: int, t: Fraction,
+          on_duty: int = 0) -> ConnectionCaps:
+    """``on_duty`` of the ``n`` racks are on DHCP duty (:func:`links_wanted`)."""
     if per_rack < 0:
         raise ValueError("per_rack must be >= 0")
     k = min(per_rack, len(by_region))
+    total = n * k + on_duty * (links_wanted(per_rack, len(by_region), True) - k)
     weights = {g: len(es) for g, es in by_region.items()}
-    shares = _water_fill(weights, n * k, n) if n and k else {g: Fraction(0) for g in weights}
+    shares = _water_fill(weights, total, n) if n and total else {g: Fraction(0) for g in weights}
     regions = {}
     for g, w in weights.items():
         s = shares[g]
@@ -184,12 +201,15 @@ def _valid_current(
 
 
 def plan_connections(
-    racks: Iterable[str], endpoints: Iterable[Endpoint], current: Assignment, per_rack: int = 2, threshold: float = 1.25
+    racks: Iterable[str], endpoints: Iterable[Endpoint], current: Assignment, per_rack: int = 2, threshold: float = 1.25,
+    on_duty: Collection[str] = (),
 ) -> dict[str, frozenset[Endpoint]]:
     """Which endpoints each rack should connect to.
 
     Every rack in ``racks`` gets exactly ``k = min(per_rack, live regions)``
-    endpoints from ``endpoints`` (the live ones), on ``k`` distinct regions, with
+    endpoints (a rack in ``on_duty``, DHCP primary or secondary somewhere, gets
+    :func:`links_wanted`: at least two when two regions live)
+    from ``endpoints`` (the live ones), on ``k`` distinct regions, with
     every endpoint and region load within its cap (:func:`connection_caps`).
     Starting from ``current`` (anything stale in it is ignored), the plan keeps
     as many connections as possible: it has the fewest :func:`moves` of all plans
@@ -199,9 +219,11 @@ def plan_connections(
     t = threshold_of(threshold)
     rack_list = canonical(racks)
     by_region = _by_region(endpoints)
-    caps = _caps(len(rack_list), by_region, per_rack, t)
+    duty = set(on_duty) & set(rack_list)
+    caps = _caps(len(rack_list), by_region, per_rack, t, len(duty))
     k = caps.per_rack
-    if not rack_list or k == 0:
+    k_duty = links_wanted(per_rack, len(by_region), True)
+    if not rack_list or (k == 0 and not duty) or k_duty == 0:
         return {r: frozenset() for r in rack_list}
     live = {e for es in by_region.values() for e in es}
     valid = _valid_current(rack_list, live, current)
@@ -210,7 +232,7 @@ def plan_connections(
 
     # Group racks by signature: per region they hold, the over-cap ("hot")
     # worker or a marker for "a worker within cap" (whose keeping is free).
-    groups: dict[tuple[Endpoint, ...], list[str]] = defaultdict(list)
+    groups: dict[tuple[bool, tuple[Endpoint, ...]], list[str]] = defaultdict(list)
     own: dict[str, dict[str, Endpoint]] = {}
     for r in rack_list:
         sig: set[Endpoint] = set()
@@ -222,18 +244,18 @@ def plan_connections(
                 sig.add(Endpoint(e.region, -1))
                 mine.setdefault(e.region, e)
         own[r] = mine
-        groups[tuple(sorted(sig))].append(r)
+        groups[(r in duty, tuple(sorted(sig)))].append(r)
 
     regions = list(by_region)
     bins = {g: tiers(rc.share, rc.cap, rc.workers > 1) for g, rc in caps.regions.items()}
     capped = {e: (e.region, caps.worker_cap(e)) for e in sorted(hot)}
     specs: list[Group[str, str]] = []
-    for signature in sorted(groups):
-        members = sorted(groups[signature], key=lambda r: (stable_hash(r), r))
+    for on_dhcp_duty, signature in sorted(groups):
+        members = sorted(groups[(on_dhcp_duty, signature)], key=lambda r: (stable_hash(r), r))
         keeps: dict[str, list[Endpoint]] = defaultdict(list)
         for p in signature:
             keeps[p.region].append(p)
-        specs.append(Group(members, k, dict(keeps), regions))
+        specs.append(Group(members, k_duty if on_dhcp_duty else k, dict(keeps), regions))
     solved = solve(bins, specs, capped)
 
     # Endpoints by index: Endpoint hashing is slow enough to matter here.
@@ -305,16 +327,19 @@ def is_balanced(
     endpoints: Iterable[Endpoint],
     per_rack: int = 2,
     threshold: float = 1.25,
+    on_duty: Collection[str] = (),
 ) -> bool:
     """True when ``assignment`` is a valid plan within every cap (nothing to move)."""
     rack_list = canonical(racks)
     by_region = _by_region(endpoints)
-    caps = _caps(len(rack_list), by_region, per_rack, threshold_of(threshold))
+    duty = set(on_duty) & set(rack_list)
+    caps = _caps(len(rack_list), by_region, per_rack, threshold_of(threshold), len(duty))
+    k_duty = links_wanted(per_rack, len(by_region), True)
     live = {e for es in by_region.values() for e in es}
     loads: Counter[Endpoint] = Counter()
     for r in rack_list:
         es = as_set(assignment.get(r))
-        if len(es) != caps.per_rack or len({e.region for e in es}) != len(es) or not es <= live:
+        if len(es) != (k_duty if r in duty else caps.per_rack) or len({e.region for e in es}) != len(es) or not es <= live:
             return False
         loads.update(es)
     if set(assignment) - set(rack_list):

@@ -72,6 +72,7 @@ from metalplane.task_supervisor import TaskSupervisor
 
 log = logging.getLogger("metalplane.rack")
 REPORT_INTERVAL = 5.0
+DEGRADED_MODE = "no region controller reachable: DHCP, TFTP and HTTP serve their last configuration"
 DHCP_STATUS_INTERVAL = 5.0
 IMAGE_RESYNC = 60.0
 # On SIGTERM, power actions in flight get this long to finish (the runner's action timeout, 45 s,
@@ -119,13 +120,18 @@ class RackDaemon:
                                 self.links.call, self.supervisor, on_change=self.dhcp_wanted.set)
         self.boot.http.add_dynamic(metrics.METRICS_PATH, self._metrics)  # Prometheus, beside the boot files
         self.links.on_reconnect = self._reconnected
+        self.links.on_isolated = self._health_changed
         self.links.on_unknown = self._unknown
 
     def hello(self) -> ClientHello:
         return ClientHello("rack", self.system_id, self.hostname, __version__, self.state.uuid)
 
     def _health_changed(self) -> None:
-        self.services.set("rackd", *self.supervisor.health())
+        """rackd: the supervised tasks' health, degraded while no region is reachable."""
+        status, info = self.supervisor.health()
+        if getattr(self, "links", None) is not None and self.links.isolated:
+            status, info = "degraded", "; ".join(x for x in (DEGRADED_MODE, info) if x)
+        self.services.set("rackd", status, info)
 
     async def _registration(self) -> Register:
         interfaces = await asyncio.to_thread(local_interfaces)
@@ -302,6 +308,7 @@ class RackDaemon:
         if self.enrol:  # registered: from now on this rack's record must exist
             self.enrol = False
             self.state.registration_done()
+        self._health_changed()  # not degraded any more
         self.dhcp_wanted.set()  # the model may have changed while we were alone
         self.services.changed.set()  # and the region has not heard from us
         self.power_wanted.set()

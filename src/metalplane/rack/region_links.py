@@ -35,6 +35,7 @@ from metalplane.rpc.protocol import CALL_FAILED, UNKNOWN_RACK, ConnectionLost, R
 log = logging.getLogger("metalplane.rack.links")
 DEFAULT_PER_RACK = 2
 MAX_BACKOFF = 30.0
+COMEBACK_SPREAD = 1.0  # s: racks reconnecting to a region that answers again, spread over this
 RECONCILE_INTERVAL = 0.5
 CLOSE_WAIT = 2.0
 REFRESH_INTERVAL = 10.0
@@ -128,11 +129,17 @@ class RegionLinks:
         self._last_refresh = 0.0
         self._isolated_since: float | None = time.time()
         self.on_reconnect: Callable[[float, float], Awaitable[None]] | None = None
+        self.on_isolated: Callable[[], None] | None = None  # every region lost
         self._http: httpx.AsyncClient | None = None  # for discovery; made once per run()
         # Called when a region has no record of this rack and it was not told to register.
         self.on_unknown: Callable[[str], Awaitable[None]] | None = None
 
     # -- what other code asks ----------------------------------------------------------------
+
+    @property
+    def isolated(self) -> bool:
+        """No healthy link to any region (also before the first one)."""
+        return self._isolated_since is not None
 
     def healthy_links(self) -> list[Link]:
         return [link for link in self.links.values() if link.healthy]
@@ -160,7 +167,19 @@ class RegionLinks:
         self.targets = list(message.targets)
         for endpoint in self.targets:
             self.known.setdefault(endpoint.key, endpoint)
+        # A region targets only workers whose heartbeat is fresh: alive again, if we had given up.
+        self._worth_a_try([e.key for e in self.targets if e.key not in self.links])
         self.changed.set()
+
+    def _worth_a_try(self, keys: list[tuple[str, int]]) -> None:
+        """Endpoints known to be back: try them within COMEBACK_SPREAD, not when a backoff
+        grown during a long outage (up to 30 s) ends; jittered, so that a fleet of racks
+        does not come back in one instant. Never puts a sooner retry off."""
+        now = time.monotonic()
+        for key in keys:
+            backoff = self.backoff.get(key)
+            if backoff is not None and backoff.retry_at > now + COMEBACK_SPREAD:
+                self.backoff[key] = Backoff(retry_at=now + random.uniform(0, COMEBACK_SPREAD))
 
     @handles(Ping)
     async def _ping(self, message: Ping) -> str:
@@ -226,7 +245,10 @@ class RegionLinks:
             self.connected_event.clear()
             if self._isolated_since is None:
                 self._isolated_since = time.time()
-                log.warning("lost every region controller; services keep running on their last configuration")
+                log.warning("degraded: lost every region controller; services keep running on their last "
+                            "configuration")
+                if self.on_isolated is not None:
+                    self.on_isolated()
 
     async def _discover(self) -> None:
         """Ask the maas_url regions (plain HTTP) for the worker endpoints."""
@@ -238,9 +260,11 @@ class RegionLinks:
             try:
                 response = await client.get(url.rstrip("/") + "/rpc/")
                 response.raise_for_status()
-                for item in response.json()["endpoints"]:
-                    endpoint = Endpoint.from_wire(item)
+                listed = [Endpoint.from_wire(item) for item in response.json()["endpoints"]]
+                for endpoint in listed:
                     self.known.setdefault(endpoint.key, endpoint)
+                if not self.healthy_links():  # a region answers again
+                    self._worth_a_try([e.key for e in listed])
             except (httpx.HTTPError, ValueError, KeyError) as exc:
                 log.debug("endpoint discovery from %s failed: %s", url, exc)
 

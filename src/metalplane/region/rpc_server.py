@@ -120,8 +120,16 @@ class RackSession:
                 with contextlib.suppress(Exception):
                     async with self.server.db.begin() as conn:
                         await connections.remove_connection(conn, self.node_id, self.server.process_id)
+                    # Apart, after the commit: two workers losing the rack's two links at
+                    # once would each still see the other's link inside its own transaction.
+                    async with self.server.db.begin() as conn:
                         last_link = self.node_id not in await connections.connected_regions(conn)
-                    if last_link:  # the rack is dead: its BMCs move now
+                        if last_link:  # the rack is dead as far as the regions can tell
+                            changes = await racks.mark_unreachable(conn, self.node_id)
+                    if last_link:  # its BMCs move now
+                        if changes:
+                            log.warning("%s has no connection to any region left: %s", self.peer.name,
+                                        ", ".join(f"{n} {new}" for n, _, new in changes))
                         await self.server.reassign_bmcs()
             log.info("%s disconnected", self.peer.name)
 
@@ -227,8 +235,10 @@ class RackSession:
 
     @handles(ReportIsolation)
     async def report_isolation(self, message: ReportIsolation) -> None:
-        log.warning("%s ran without any region for %.0f s (services kept their last configuration)",
+        log.warning("%s ran degraded, without any region, for %.0f s (services kept their last configuration)",
                     self.peer.name, message.until - message.since)
+        async with self.server.db.begin() as conn:
+            await racks.record_isolation(conn, self._registered(), message.until - message.since)
 
     @handles(GetEndpoints)
     async def get_endpoints(self, message: GetEndpoints) -> Endpoints:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.ha import connections as ha_connections
 from metalplane.region.db.locks import Lock, xact_lock
-from metalplane.region.db.tables import nodes, region_processes, rpc_connections, rpc_targets
+from metalplane.region.db.tables import nodes, region_processes, rpc_connections, rpc_targets, vlans
 from metalplane.region.services import cluster
 from metalplane.region.services.controllers import PROCESS_TIMEOUT
 from metalplane.rpc.endpoint import Endpoint
@@ -123,7 +123,8 @@ async def rebalance(conn: AsyncConnection, per_rack: int, threshold: float) -> d
     await xact_lock(conn, Lock.REBALANCE)
     endpoints = await live_endpoints(conn)
     current = await connections_by_rack(conn)
-    plan = ha_connections.plan_connections(list(current), [e.key for e in endpoints], current, per_rack, threshold)
+    plan = ha_connections.plan_connections(list(current), [e.key for e in endpoints], current, per_rack, threshold,
+                                           on_duty=await dhcp_duty_racks(conn))
     by_key = {e.key: e.process_id for e in endpoints}
     rack_ids = dict((await conn.execute(
         select(nodes.c.system_id, nodes.c.id).where(nodes.c.system_id.in_(list(plan)))
@@ -139,6 +140,17 @@ async def rebalance(conn: AsyncConnection, per_rack: int, threshold: float) -> d
     if added or stored - wanted:
         await conn.execute(text("SELECT pg_notify(:c, '')"), {"c": TARGETS_CHANNEL})
     return plan
+
+
+async def dhcp_duty_racks(conn: AsyncConnection) -> set[str]:
+    """System ids of the racks that are primary or secondary on a VLAN with DHCP on: the
+    planner keeps them on two regions (ha.connections.links_wanted)."""
+    out: set[str] = set()
+    for column in (vlans.c.primary_rack_id, vlans.c.secondary_rack_id):
+        rows = await conn.execute(select(nodes.c.system_id).join(vlans, column == nodes.c.id)
+                                  .where(vlans.c.dhcp_on.is_(True)))
+        out.update(r.system_id for r in rows)
+    return out
 
 
 async def holders_of(conn: AsyncConnection, rack_system_id: str) -> list[EndpointRow]:

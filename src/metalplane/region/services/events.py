@@ -86,6 +86,10 @@ TYPES: dict[str, tuple[str, int]] = {
     "RESCUE_MODE": ("Rescue mode", logging.INFO),
     "EXITED_RESCUE_MODE": ("Exited rescue mode", logging.INFO),
     "FAILED_EXITING_RESCUE_MODE": ("Failed exiting rescue mode", logging.INFO),
+    # Not in MAAS's catalogue (MAAS logs service changes without an event): a controller's
+    # service changed status, and a rack ran cut off from every region.
+    "SERVICE_STATUS_CHANGED": ("Service status changed", logging.INFO),
+    "RACK_DEGRADED_MODE": ("Rack ran without any region controller", logging.WARNING),
 }
 POWER_REQUESTS = {
     "on": ("REQUEST_NODE_START", "start"),

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.ha import connections as ha_connections
-from metalplane.ha.rack_health import rackd_status, with_rack_report
+from metalplane.ha.rack_health import rackd_status, status_changes, unreachable_services, with_rack_report
 from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import (
     controller_info,
@@ -28,7 +28,7 @@ from metalplane.region.db.tables import (
 )
 from metalplane.region.db.transaction import Work, region_config
 from metalplane.region.errors import Refused
-from metalplane.region.services import connections, consequences, domain_views, network
+from metalplane.region.services import connections, consequences, domain_views, events, network
 from metalplane.region.services import subnets as subnets_service
 from metalplane.region.services.controllers import ensure_controller_node, get_controller, list_controllers
 from metalplane.region.services.nodes import interfaces_of
@@ -134,17 +134,56 @@ async def sync_interfaces(conn: AsyncConnection, node_id: int, reported: list[di
 
 
 async def update_services(conn: AsyncConnection, node_id: int, services: list[dict[str, Any]]) -> None:
+    """Store what the rack reports (rackd: its own health, combined with the region's
+    judgement when read); each status change is an event."""
+    reported: dict[str, tuple[str, str]] = {}
     for item in services:
         name, status = str(item["name"]), str(item.get("status", "unknown"))
         if name not in RACK_SERVICES:
-            continue  # (rackd: the rack's own health, combined with the region's judgement when read)
-        if status not in SERVICE_STATES:
-            status = "unknown"
-        values = dict(status=status, status_info=str(item.get("status_info", ""))[:500])
+            continue
+        reported[name] = (status if status in SERVICE_STATES else "unknown", str(item.get("status_info", ""))[:500])
+    await _store_services(conn, node_id, reported)
+
+
+async def mark_unreachable(conn: AsyncConnection, node_id: int) -> list[tuple[str, str, str]]:
+    """The rack's last connection is gone: rackd dead, its other services unknown (with
+    events). Idempotent: the rows are locked first, so of two workers losing the rack's
+    two links at once, the second finds nothing left to change."""
+    return await _store_services(conn, node_id, unreachable_services(RACK_SERVICES))
+
+
+async def _store_services(conn: AsyncConnection, node_id: int,
+                          wanted: dict[str, tuple[str, str]]) -> list[tuple[str, str, str]]:
+    rows = await conn.execute(select(service_status.c.name, service_status.c.status, service_status.c.status_info)
+                              .where(service_status.c.node_id == node_id).with_for_update())
+    before = {r.name: (r.status, r.status_info) for r in rows}
+    for name, (status, info) in wanted.items():
+        if before.get(name) == (status, info):
+            continue
+        values = dict(status=status, status_info=info)
         await conn.execute(
             insert(service_status).values(node_id=node_id, name=name, **values)
             .on_conflict_do_update(index_elements=["node_id", "name"], set_={**values, "updated": func.now()})
         )
+    changes = status_changes(before, wanted)
+    if changes:
+        node = (await conn.execute(select(nodes.c.id, nodes.c.system_id, nodes.c.hostname)
+                                   .where(nodes.c.id == node_id))).one()._mapping
+        for name, old, new in changes:
+            info = wanted[name][1]
+            await events.record(conn, dict(node), "SERVICE_STATUS_CHANGED",
+                                f"{name}: {old} -> {new}" + (f" ({info})" if info else ""))
+    return changes
+
+
+async def record_isolation(conn: AsyncConnection, node_id: int, seconds: float) -> None:
+    """The rack says it served alone (degraded mode) for `seconds`: an event, since nobody
+    could see its status meanwhile."""
+    node = (await conn.execute(select(nodes.c.id, nodes.c.system_id, nodes.c.hostname)
+                               .where(nodes.c.id == node_id))).one()._mapping
+    await events.record(conn, dict(node), "RACK_DEGRADED_MODE",
+                        f"degraded: no region controller for {seconds:.0f} s; DHCP, TFTP and HTTP kept "
+                        "serving their last configuration")
 
 
 async def services_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int, dict[str, tuple[str, str]]]:
@@ -197,6 +236,7 @@ async def _racks(conn: AsyncConnection, nodes_shown: list[Row]) -> Racks:
     refusals = await refusals_of(conn, ids)
     connected = await connections.connected_regions(conn)
     live = await connections.live_region_count(conn)
+    on_duty = await connections.dhcp_duty_racks(conn)
     vlans_by_id = {v["id"]: v for v in await network.list_vlans(conn)}
     subnets_by_id = {s["id"]: s for s in await subnets_service.list_subnets(conn)}
     in_domains = await domain_views.node_domains(conn, nodes_shown)
@@ -204,8 +244,12 @@ async def _racks(conn: AsyncConnection, nodes_shown: list[Row]) -> Racks:
     for node in nodes_shown:
         mine = reported.get(node["id"], {})
         rackd = with_rack_report(
-            rackd_status(len(connected.get(node["id"], ())), live, per_rack, refusals.get(node["id"])),
+            rackd_status(len(connected.get(node["id"], ())), live,
+                         ha_connections.links_wanted(per_rack, live, node["system_id"] in on_duty) or per_rack,
+                         refusals.get(node["id"])),
             mine.get("rackd"))
+        if rackd[0] == "dead":  # whatever it last reported is stale now
+            mine = unreachable_services(RACK_SERVICES)
         statuses = [("rackd", *rackd)] + [(name, *shown_status(name, mine)) for name in RACK_SERVICES
                                           if name != "rackd"]
         shown.append(RackView(node, statuses, rack_interfaces.get(node["id"], []), in_domains.get(node["id"])))
