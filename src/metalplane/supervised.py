@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from metalplane.lifetimes import die_with_parent
+from metalplane.logs import open_log
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +85,14 @@ class Supervised:
     restart_backoff: (first delay, cap) in seconds, doubling after each quick death
     and reset once the process has lived `young` seconds; None: never restart.
     error_filter: picks the lines of its output that explain a death (default: the last 3).
+    prepare: runs before each start (e.g. to remove what a killed process left behind).
     """
 
     def __init__(self, name: str, argv: Sequence[str], *, log_path: Path, wrap: Wrap | None = None,
                  env: Mapping[str, str] | None = None,
                  restart_backoff: tuple[float, float] | None = (0.5, 30.0), young: float = 60.0,
                  error_filter: Callable[[list[str]], list[str]] | None = None,
-                 on_change: Callable[[], None] | None = None):
+                 on_change: Callable[[], None] | None = None, prepare: Callable[[], None] | None = None):
         self.name = name
         self.argv = list(argv)
         self.log_path = Path(log_path)
@@ -100,6 +102,7 @@ class Supervised:
         self.young = young
         self.error_filter = error_filter or (lambda lines: lines[-3:])
         self.on_change = on_change
+        self.prepare = prepare
         self.proc: asyncio.subprocess.Process | None = None
         self.pid: int | None = None
         self.restarts = 0
@@ -194,8 +197,9 @@ class Supervised:
                 log.exception("%s: status callback failed", self.name)
 
     async def _spawn(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as logf:
+        if self.prepare is not None:
+            self.prepare()
+        with open_log(self.log_path) as logf:
             logf.write(f"\n--- {time.strftime('%F %T')} starting {self.name}\n".encode())
             logf.flush()
             self.proc = await asyncio.create_subprocess_exec(

@@ -146,11 +146,11 @@ def test_budget_check_adds_up_every_registered_region(databases, workdir):
         process.stop()
     line = next(line for line in log.splitlines() if "database connection budget" in line)
     assert "exceeded" in line
-    assert "2 region(s) need up to 409 connections" in line  # 390 + 2 workers x (8 + 1) + 1
+    assert "2 region(s) need up to 410 connections" in line  # 390 + 2 workers x (8 + 1) + 2
     assert "max_connections=400" in line
-    assert "set max_connections to at least 412" in line
+    assert "set max_connections to at least 413" in line
 
 
 def test_budget_check_ok_line(region4):
     line = next(line for line in region4.process.log().splitlines() if "database connection budget" in line)
-    assert "budget OK" in line and "need up to 37 connections" in line
+    assert "budget OK" in line and "need up to 38 connections" in line

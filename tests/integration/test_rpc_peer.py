@@ -21,7 +21,7 @@ from metalplane.rpc.handshake import ClientHello, HandshakeRefused, server_hands
 from metalplane.rpc.messages import BootConfig, GetBootConfig, GetDhcpState, Ping, Stop
 from metalplane.rpc.protocol import NoSuchMethod, RemoteError, RpcPeer
 from metalplane.rpc.tls import fingerprint_pem, make_cluster_tls, server_context
-from metalplane.rpc.versions import SUPPORTED, ProtocolRange
+from metalplane.rpc.versions import PROTOCOL, SUPPORTED, ProtocolRange
 
 SECRET = "s3cret-for-the-test"
 CLUSTER = str(uuid.uuid4())
@@ -87,7 +87,7 @@ async def test_calls_are_typed_both_ways():
         answer = await link.rack.peer.call(GetBootConfig(MAC), timeout=5)
         assert answer == BootConfig("commission", "k" * 64, "i" * 64, f"mac={MAC} arch=amd64")
         assert await link.region.call(Ping(), timeout=5) == "pong"
-        assert link.rack.welcome.protocol == link.region.protocol == link.rack.peer.protocol == 1
+        assert link.rack.welcome.protocol == link.region.protocol == link.rack.peer.protocol == PROTOCOL
 
 
 async def test_a_call_the_peer_does_not_know_is_no_such_method_and_the_link_lives_on():

@@ -486,6 +486,10 @@ class Host(Netns):
         return dhcp_clients.start_dhclient(self, network, timeout=timeout, once=once, set_route=set_route,
                                            config=config, extra_args=extra_args)
 
+    def start_dhclient6(self, network: str, *, timeout: float = 20.0) -> DhcpClient:
+        """A running ISC dhclient -6 on `network` (an IPv6 address from DHCPv6)."""
+        return dhcp_clients.start_dhclient6(self, network, timeout=timeout)
+
     def dhcp_udhcpc(self, network: str, *, timeout: float = 20.0, keep: bool = False,
                     set_route: bool = False, extra_args: Sequence[str] = ()) -> Lease:
         """Get a lease with udhcpc (``-q``: it exits; the address stays on the

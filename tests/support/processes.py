@@ -106,8 +106,15 @@ class MetalplaneProcess:
             return ""
 
 
+#: A region or rack on this host's own network (not in a lab namespace) runs no named or
+#: chronyd unless the test asks: their ports are the host's, shared with parallel test runs.
+HOST_NETWORK_SERVICES_OFF = {"dns_port": 0, "ntp_port": 0}
+
+
 class RegionProcess(MetalplaneProcess):
     def __init__(self, config: RegionConfig, workdir: Path):
+        off = {k: v for k, v in HOST_NETWORK_SERVICES_OFF.items() if k not in config.model_fields_set}
+        config = config.model_copy(update=off)
         self.config = config
         self.config_path = workdir / "regiond.conf"
         workdir.mkdir(parents=True, exist_ok=True)
@@ -152,7 +159,8 @@ class RackProcess(MetalplaneProcess):
         write_secret(data_dir, secret)
         # On this host's own network: loopback only, on free ports, never 69/5248 on real interfaces.
         port = free_port_block(2)
-        settings = {"bind_address": "127.0.0.1", "tftp_port": port, "http_port": port + 1, **settings}
+        settings = {"bind_address": "127.0.0.1", "tftp_port": port, "http_port": port + 1,
+                    **HOST_NETWORK_SERVICES_OFF, "discovery": False, **settings}
         update_rack_config(rack_config_path(data_dir),
                            {"maas_url": urls, "data_dir": str(data_dir), "hostname": hostname, **settings})
         super().__init__(["rack", "run", "--data-dir", str(data_dir)], data_dir / "rackd.log")

@@ -58,17 +58,30 @@ class Stack:
             self.dbname, port=port, rpc_port=port + 10, num_workers=num_workers, listen_address="0.0.0.0",
             data_dir=str(data_dir), maas_url=f"http://{address}:{port}/MAAS", hostname=name,
         )
-        path = data_dir / "regiond.conf"
-        save_region_config(path, config)
-        proc = host.spawn([*PYTHON, "region", "run", "--config", str(path)], log=data_dir / "regiond.log")
-        self.regions[name] = (host, config, proc)
-        self._wait_http(host, f"http://{address}:{port}/MAAS/api/2.0/version/", proc, name)
+        save_region_config(data_dir / "regiond.conf", config)
+        self._run_region(name, host, config)
         if not self.api_key:
             self.api_key = run_db(config, _make_admin)
             self.secret = run_db(config, cluster.shared_secret)
             self.cli_host, self.url = host, f"http://{address}:{port}/MAAS/"
             self.cli("login", "admin", self.url, self.api_key)
         return config
+
+    def _run_region(self, name: str, host: Host, config: RegionConfig) -> None:
+        data_dir = Path(config.data_dir)
+        proc = host.spawn([*PYTHON, "region", "run", "--config", str(data_dir / "regiond.conf")],
+                          log=data_dir / "regiond.log")
+        self.regions[name] = (host, config, proc)
+        self._wait_http(host, f"{config.maas_url.rstrip('/')}/api/2.0/version/", proc, name)
+
+    def stop_region(self, name: str) -> None:
+        """SIGTERM: the region stops its workers, named and chronyd."""
+        host, _, proc = self.regions[name]
+        host.stop(proc, timeout=20)
+
+    def restart_region(self, name: str) -> None:
+        host, config, _ = self.regions[name]
+        self._run_region(name, host, config)
 
     def _wait_http(self, host: Host, url: str, proc: NetnsProcess, name: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -14,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.databases import world_traversable_tempdir
-from tests.support.processes import free_port_block, wait_until
+from metalplane.config.rack import rack_config_path, update_rack_config
+from tests.support.processes import HOST_NETWORK_SERVICES_OFF, free_port_block, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 METALPLANE = [sys.executable, "-m", "metalplane"]
@@ -43,7 +45,7 @@ def cli(env, *args, check=True):
 
 def test_readme_init_then_login_and_the_seeds_cli_steps(fresh):
     _root, data_dir, env = fresh
-    port = free_port_block(6)
+    port = free_port_block(16)
     first = run(["./bootstrap.sh", "init", "--data-dir", str(data_dir), "--port", str(port),
                  "--admin-password", "first-password"], env)
     out = first.stdout
@@ -63,6 +65,19 @@ def test_readme_init_then_login_and_the_seeds_cli_steps(fresh):
     regions = json.loads(cli(env, "admin", "region-controllers", "read").stdout)
     assert [r["system_id"] for r in racks] == [r["system_id"] for r in regions]
     assert racks[0]["node_type_name"] == "Region and rack controller"
+    # Both roles' named on one host without a clash (docs/architecture.md): the rack's resolver
+    # (PORT+1) answers the host's own name from the region's zone (named on PORT+7).
+    fqdn = f"{regions[0]['hostname']}.{regions[0]['domain']['name']}"
+
+    def addresses() -> list[str]:
+        out = run(["dig", "@127.0.0.1", "-p", str(port + 1), "+short", "+time=1", "+tries=1", fqdn], env,
+                  check=False).stdout.split()
+        try:
+            return [str(ipaddress.ip_address(a)) for a in out]
+        except ValueError:          # ";; communications error ...": not serving yet
+            return []
+
+    assert wait_until(addresses, 30, interval=1, what=f"{fqdn} through the local rack's resolver")
     fabrics = json.loads(cli(env, "admin", "fabrics", "read").stdout)
     assert fabrics[0]["name"] == "fabric-0"  # plus any fabric the local rack's interfaces brought
     subnet = json.loads(cli(env, "admin", "subnets", "create", "cidr=10.99.0.0/24", "gateway_ip=10.99.0.1").stdout)
@@ -93,7 +108,7 @@ def test_readme_init_then_login_and_the_seeds_cli_steps(fresh):
 
 def test_init_after_stop_restarts_without_recreating(fresh):
     _root, data_dir, env = fresh
-    port = free_port_block(6)
+    port = free_port_block(16)
     first = cli(env, "init", "--data-dir", str(data_dir), "--port", str(port))
     generated = re.search(r"generated password: (\S+)\)", first.stdout)
     assert generated, first.stdout
@@ -121,10 +136,10 @@ def test_init_after_stop_restarts_without_recreating(fresh):
 def test_two_data_dirs_run_side_by_side(fresh):
     root, data_dir, env = fresh
     other = root / "other"
-    ports = free_port_block(12)
+    ports = free_port_block(24)      # each uses PORT..PORT+10 with one worker (README)
     try:
         a = cli(env, "init", "--data-dir", str(data_dir), "--port", str(ports), "--num-workers", "1")
-        b = cli(env, "init", "--data-dir", str(other), "--port", str(ports + 6), "--num-workers", "1")
+        b = cli(env, "init", "--data-dir", str(other), "--port", str(ports + 12), "--num-workers", "1")
         key_a = re.search(r"API key:\s+(\S+)", a.stdout).group(1)
         key_b = re.search(r"API key:\s+(\S+)", b.stdout).group(1)
         assert key_a != key_b
@@ -135,10 +150,17 @@ def test_two_data_dirs_run_side_by_side(fresh):
 
 def test_init_mode_rack_joins_a_region(fresh):
     root, data_dir, env = fresh
-    port = free_port_block(6)
+    port = free_port_block(16)
     cli(env, "init", "--data-dir", str(data_dir), "--port", str(port), "--mode", "region")
     secret = (data_dir / "secret").read_text().strip()
     rack_dir = root / "rack-only"
+    # On this host's own network: loopback and free ports, no resolver, chronyd or ARP listener
+    # on its interfaces (registration keeps what rackd.conf already says).
+    rack_port = free_port_block(2)
+    update_rack_config(rack_config_path(rack_dir), {"data_dir": str(rack_dir), "bind_address": "127.0.0.1",
+                                                    "tftp_port": rack_port,
+                                                    "http_port": rack_port + 1, **HOST_NETWORK_SERVICES_OFF,
+                                                    "discovery": False})
     try:
         joined = cli(env, "init", "--mode", "rack", "--maas-url", f"http://localhost:{port}/MAAS",
                      "--secret", secret, "--data-dir", str(rack_dir))

@@ -32,7 +32,7 @@ def lab(databases):
             bmchost.add_address("bmc", f"10.70.0.{n}/24")
         stack = Stack(lab, databases)
         stack.start_region(region, "ctl")
-        stack.api("maas", "set-config", "name=power_poll_interval", "value=30")
+        stack.cli("admin", "maas", "set-config", "name=power_poll_interval", "value=30")
         for n, name in enumerate(RACKS, start=2):
             host = lab.add_host(name, {"ctl": f"10.71.0.{n}/24", "bmc": f"10.70.0.{n}/24"})
             stack.add_rack(host, name)

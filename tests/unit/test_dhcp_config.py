@@ -326,7 +326,7 @@ def test_a_new_instance_is_seeded_with_the_leases_of_its_subnets(tmp_path):
     svc = DhcpService(tmp_path)
     raw = state(vlan(5001, role="primary", mode="hot-standby", peer=("rack2", "10.50.0.3"), subnet_id=1))
     _, (inst,) = c.plan(raw)
-    proc = svc._process(inst.name)
+    proc = svc._process(inst)
     assert svc._seed_leases(proc, inst) == 1
     assert proc.lease_file.read_text() == HEADER + rec("10.50.0.5", "aa:bb:cc:00:00:01", 600, 1600)
     assert svc._seed_leases(proc, inst) == 0          # never over an existing lease file

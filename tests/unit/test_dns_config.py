@@ -94,7 +94,7 @@ def test_upstream_dns_is_maas_s_string_of_addresses():
     assert parse_upstream_dns(" 192.0.2.1  192.0.2.2,2001:db8::1 ") == (A("192.0.2.1"), A("192.0.2.2"),
                                                                           A("2001:db8::1"))
     assert parse_upstream_dns("") == ()
-    with pytest.raises(ValueError, match=r"'dns\.example\.com' is not an IP address"):
+    with pytest.raises(ValueError, match=r"Invalid IP address: dns\.example\.com; provide a list"):
         parse_upstream_dns("192.0.2.1 dns.example.com")
 
 

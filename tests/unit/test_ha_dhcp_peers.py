@@ -81,11 +81,12 @@ def kea_report(tmp_path, states: dict[str, str | None], dead: tuple[str, ...] = 
     parts = []
     for name, ha_state in states.items():
         proc = KeaProcess(name, tmp_path / name)
-        proc._wanted = True
+        proc.process._wanted = True
         if name in dead:
-            proc.last_exit = -9
+            proc.process.last_exit = -9
         else:
-            proc.proc, proc.pid, proc.ha_state = Running(), 4242, ha_state  # type: ignore[assignment]
+            proc.process.proc, proc.process.pid = Running(), 4242  # type: ignore[assignment]
+            proc.ha_state = ha_state
         parts.append(proc.status()[1])
     return "HA partner rack-2.lab is down, serving alone; " + "; ".join(parts)
 

@@ -54,8 +54,8 @@ def test_a_region_follows_ntp_servers_and_peers_with_the_other_regions():
 
 def test_a_rack_follows_every_region_unless_ntp_external_only():
     cfg = rack_config(["10.1.0.12", "10.1.0.11", "10.1.0.12"], ["ntp.ubuntu.com"])
-    assert [s.line() for s in cfg.sources] == ["server 10.1.0.11 iburst minpoll 2 maxpoll 4",
-                                               "server 10.1.0.12 iburst minpoll 2 maxpoll 4"]
+    assert [s.line() for s in cfg.sources] == ["server 10.1.0.11 iburst minpoll 1 maxpoll 3",
+                                               "server 10.1.0.12 iburst minpoll 1 maxpoll 3"]
     assert cfg.stratum == 9
     external = rack_config(["10.1.0.11"], ["ntp.ubuntu.com", "10.0.0.1"], ntp_external_only=True)
     assert [s.line() for s in external.sources] == ["pool ntp.ubuntu.com iburst", "server 10.0.0.1 iburst"]
@@ -65,7 +65,7 @@ def test_chrony_conf_serves_its_subnets_with_a_private_command_socket():
     paths = ChronyPaths(Path("/srv/ntp"))
     text = render(rack_config(["10.1.0.11"], allow=[N("10.50.0.0/24"), N("2001:db8::/64")]), paths)
     assert text.splitlines()[1:] == [
-        "server 10.1.0.11 iburst minpoll 2 maxpoll 4", "local stratum 9 orphan", "allow 10.50.0.0/24",
+        "server 10.1.0.11 iburst minpoll 1 maxpoll 3", "local stratum 9 orphan", "allow 10.50.0.0/24",
         "allow 2001:db8::/64", "cmdport 0", "bindcmdaddress /srv/ntp/run/chronyd.sock",
         "pidfile /srv/ntp/run/chronyd.pid"]
 

@@ -30,6 +30,7 @@ from metalplane.rpc.messages import (
     GetDhcpState,
     GetEndpoints,
     GetPowerTargets,
+    GetServicesConfig,
     ImagesChanged,
     Interface,
     LeaseEvent,
@@ -43,9 +44,11 @@ from metalplane.rpc.messages import (
     PowerTargets,
     PowerTargetsChanged,
     Register,
+    ReportDiscoveries,
     ReportIsolation,
     ReportLeases,
     ReportPowerStates,
+    ServicesChanged,
     ServiceStatus,
     SetTargets,
     Stop,
@@ -53,6 +56,7 @@ from metalplane.rpc.messages import (
     contract_table,
     messages_for,
 )
+from metalplane.rpc.services import Observation, ServicesConfig
 from metalplane.rpc.versions import ProtocolMismatch, ProtocolRange, negotiate
 from metalplane.rpc.wire import InvalidMessage
 
@@ -90,6 +94,15 @@ SAMPLES: dict[type, tuple[Any, Any]] = {
     ImagesChanged: (ImagesChanged(), None),
     PowerAction: (PowerAction("cycle", "ipmi", {"power_address": "10.0.0.9"}, True), PowerResult("on", "done")),
     CallRack: (CallRack("rack1", "Ping", {}, 2.0), "pong"),
+    GetServicesConfig: (GetServicesConfig(), wire.decode(ServicesConfig, {
+        "dns": {"zones": ["maas", "0.50.10.in-addr.arpa"], "regions": [{"address": "10.50.1.11", "port": 5247}],
+                "upstream_dns": ["192.0.2.53", "2001:db8::53"], "dnssec_validation": "no",
+                "listen": ["10.50.0.2"], "allow": ["10.50.0.0/24"]},
+        "ntp": {"regions": [{"host": "10.50.1.11"}], "ntp_servers": ["ntp.example.com"], "allow": ["10.50.0.0/24"]},
+        "discovery": {"enabled": True, "interfaces": {"eth1": 0, "eth1.20": 20}}})),
+    ReportDiscoveries: (ReportDiscoveries([Observation(4, ipaddress.ip_address("10.50.0.77"), "52:54:00:aa:bb:02",
+                                                       "eth1", 20, 1000.5, "MOVED", "52:54:00:aa:bb:01")]), 1),
+    ServicesChanged: (ServicesChanged(["maas"]), None),
 }
 
 

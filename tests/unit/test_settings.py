@@ -124,7 +124,8 @@ def test_unknown_names_get_maas_error_and_the_alias_works():
 
 def test_every_setting_says_whether_it_acts():
     acting = {name for name, s in settings.SETTINGS.items() if s.acts}
-    assert {"ntp_servers", "ntp_external_only", "upstream_dns", "session_length"} | METALPLANE_OWN == acting
+    assert {"ntp_servers", "ntp_external_only", "upstream_dns", "dnssec_validation", "default_dns_ttl",
+            "network_discovery", "session_length"} | METALPLANE_OWN == acting
     docs = (Path(__file__).parents[2] / "docs" / "settings.md").read_text()
     for name in settings.SETTINGS:
         assert f"`{name}`" in docs, f"docs/settings.md does not mention {name}"
@@ -136,9 +137,9 @@ def test_every_setting_says_whether_it_acts():
 def test_dhcp_ntp_servers_are_addresses_the_rack_can_serve():
     # MAAS's default is a hostname: DHCP then names the rack itself (it serves NTP to its VLANs).
     names = settings.split_list("ntp.ubuntu.com")
-    assert dhcp.ntp_option("10.0.0.2", dhcp.ipv4_only(names), False) == ["10.0.0.2"]
-    assert dhcp.ntp_option("10.0.0.2", dhcp.ipv4_only(names), True) == ["10.0.0.2"]
+    assert dhcp.ntp_option(["10.0.0.2"], dhcp.ipv4_only(names), False) == ["10.0.0.2"]
+    assert dhcp.ntp_option(["10.0.0.2"], dhcp.ipv4_only(names), True) == ["10.0.0.2"]
     external = dhcp.ipv4_only(settings.split_list("192.0.2.1 ntp.example.com 2001:db8::1"))
     assert external == ["192.0.2.1"]
-    assert dhcp.ntp_option("10.0.0.2", external, True) == ["192.0.2.1"]
-    assert dhcp.ntp_option("10.0.0.2", external, False) == ["10.0.0.2"]
+    assert dhcp.ntp_option(["10.0.0.2"], external, True) == ["192.0.2.1"]
+    assert dhcp.ntp_option(["10.0.0.2"], external, False) == ["10.0.0.2"]

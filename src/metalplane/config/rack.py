@@ -25,6 +25,12 @@ class RackConfig(BaseModel):
     tftp_port: int = Field(69, ge=1, le=65535)
     http_port: int = Field(5248, ge=1, le=65535)
     bind_address: str = "0.0.0.0"
+    # The rack's resolver and chronyd (port 0: this rack runs none of it), and whether it may
+    # listen for ARP (the region's network_discovery setting says whether it does).
+    dns_port: int = Field(53, ge=0, le=65535)
+    dns_control_port: int = Field(5246, ge=1, le=65535)
+    ntp_port: int = Field(123, ge=0, le=65535)
+    discovery: bool = True
 
     @field_validator("maas_url", mode="before")
     @classmethod

@@ -61,6 +61,11 @@ class RegionConfig(BaseModel):
     balance_threshold: float = Field(1.25, gt=1.0, le=10.0)
     # Each rack keeps this many RPC connections, each to a different region.
     rpc_connections_per_rack: int = Field(2, ge=1, le=16)
+    # The region's named (authoritative, racks forward to it) and chronyd (docs/architecture.md,
+    # "Port plan"); port 0: this region runs none of it.
+    dns_port: int = Field(5247, ge=0, le=65535)
+    dns_control_port: int = Field(5245, ge=1, le=65535)
+    ntp_port: int = Field(123, ge=0, le=65535)
     # Addresses (or CIDRs) of the proxies in front of the region (HAProxy): only
     # their X-Forwarded-For/-Host/-Proto headers are believed. Loopback by default,
     # so a proxy on the region's own host works; add the HAProxy hosts otherwise.
@@ -103,8 +108,9 @@ class RegionConfig(BaseModel):
         return self.database_pool_size + 1
 
     def connections_needed(self) -> int:
-        """What this region can hold open at peak: every worker plus the supervisor."""
-        return self.num_workers * self.connections_per_worker() + 1
+        """What this region can hold open at peak: every worker, plus the supervisor's one
+        and its LISTEN connection (for its named and chronyd)."""
+        return self.num_workers * self.connections_per_worker() + 2
 
 
 def region_config_path(data_dir: Path | None = None, config: Path | None = None) -> Path:

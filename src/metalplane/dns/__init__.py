@@ -10,8 +10,8 @@ rndc key and control channel); each role adds its options and zones. See
 `named` for the checks, reloads and supervision.
 """
 
-from metalplane.dns.conf import Layout, address_list, quote, render_named_conf
+from metalplane.dns.conf import Layout, address_list, parse_upstream_dns, quote, render_named_conf
 from metalplane.dns.named import NamedConfigError, NamedError, NamedServer, ZoneFile
 
-__all__ = ["Layout", "NamedConfigError", "NamedError", "NamedServer", "ZoneFile", "address_list", "quote",
-           "render_named_conf"]
+__all__ = ["Layout", "NamedConfigError", "NamedError", "NamedServer", "ZoneFile", "address_list",
+           "parse_upstream_dns", "quote", "render_named_conf"]

@@ -9,11 +9,13 @@ namespace, authenticated by a key made for it (`NamedServer` writes it).
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 KEY_NAME = "metalplane-rndc"
+IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class FieldErrors(ValueError):
@@ -108,3 +110,18 @@ def render_rndc_conf(layout: Layout, secret_b64: str) -> str:
     return render_key(secret_b64) + (
         f"options {{\n    default-key {quote(KEY_NAME)};\n    default-server 127.0.0.1;\n"
         f"    default-port {layout.control_port};\n}};\n")
+
+
+def parse_upstream_dns(text: str) -> tuple[IP, ...]:
+    """MAAS's `upstream_dns` setting: addresses separated by spaces or commas.
+    ValueError naming the first entry that is not an IP address (a name would need a resolver
+    to reach the resolver, so MAAS takes addresses only)."""
+    out = []
+    for part in re.split(r"[,\s]+", text.strip()):
+        if not part:
+            continue
+        try:
+            out.append(ipaddress.ip_address(part))
+        except ValueError:
+            raise ValueError(f"Invalid IP address: {part}; provide a list of space-separated IP addresses") from None
+    return tuple(out)

@@ -42,6 +42,8 @@ from metalplane.supervised import Supervised, Wrap, no_wrap, run_command, write_
 log = logging.getLogger(__name__)
 
 _SERIAL_RE = re.compile(r"^serial:\s*(\d+)", re.MULTILINE)
+#: A checker's lines that say all is well (left out of its complaint).
+_SUCCESS_RE = re.compile(r"loaded serial \d+|^OK$")
 #: named's own lines that say why it refused or died.
 _ERROR_RE = re.compile(r"\b(failed|errors?|not loaded|unknown|unexpected|missing|bad|could not|redefined|"
                        r"address in use|permission denied|invalid|not found|fatal|exiting)\b", re.IGNORECASE)
@@ -68,9 +70,10 @@ class ZoneFile:
 
 
 def bind_errors(output: str, staging: Path | None = None, live: Path | None = None) -> str:
-    """BIND's meaningful lines from a checker's or named's output, joined with " | "."""
+    """BIND's meaningful lines from a checker's or rndc's output (a tool that failed: all it
+    says but its success lines, e.g. "NS 'ns2.maas' has no address records"), joined with " | "."""
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
-    picked = [ln for ln in lines if _ERROR_RE.search(ln)] or lines[-3:]
+    picked = [ln for ln in lines if not _SUCCESS_RE.search(ln)][-5:] or lines[-3:]
     text = " | ".join(picked) or "(no output)"
     if staging is not None and live is not None:
         text = text.replace(str(staging), str(live))
@@ -184,6 +187,7 @@ class NamedServer:
             conf_changed = self._read(lay.conf) != conf
             running = self.process.running()
             if not (changed or removed or conf_changed) and running:
+                self.last_refusal = ""      # what is wanted is what serves (a refused change undone)
                 return "unchanged"
             try:
                 await self.check(conf if conf_changed else None, changed)

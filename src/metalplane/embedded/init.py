@@ -114,7 +114,7 @@ def start_embedded_db(layout: Layout, systemd: bool) -> None:
 def region_settings(layout: Layout, port: int, maas_url: str | None, num_workers: int | None,
                     listen_address: str | None) -> dict:
     settings: dict = dict(maas_url=maas_url or f"http://localhost:{port}/MAAS", port=port, rpc_port=port + 10,
-                          data_dir=str(layout.data_dir))
+                          data_dir=str(layout.data_dir), **region_service_ports(port))
     if num_workers is not None:
         settings["num_workers"] = num_workers
     if listen_address is not None:
@@ -150,12 +150,22 @@ def external_config(layout: Layout, settings: dict, database: DatabaseSettings) 
     return config
 
 
+def region_service_ports(api_port: int) -> dict[str, int]:
+    """The region's named and chronyd: the port plan's for the default API port
+    (docs/architecture.md), else derived from --port (several data dirs side by side)."""
+    if api_port == 5240:
+        return {"dns_port": 5247, "dns_control_port": 5245, "ntp_port": 123}
+    return {"dns_port": api_port + 7, "dns_control_port": api_port + 5, "ntp_port": api_port + 2}
+
+
 def rack_ports(api_port: int) -> dict[str, int]:
     """MAAS's ports for the default API port; beside it, ports derived from --port
-    so that several data dirs can run side by side."""
+    so that several data dirs can run side by side. (The host's one chronyd is the
+    region's: the rack runs none, see rack.host_services.)"""
     if api_port == 5240:
-        return {"tftp_port": 69, "http_port": 5248}
-    return {"tftp_port": api_port + 9, "http_port": api_port + 8}
+        return {"tftp_port": 69, "http_port": 5248, "dns_port": 53, "dns_control_port": 5246}
+    return {"tftp_port": api_port + 9, "http_port": api_port + 8, "dns_port": api_port + 1,
+            "dns_control_port": api_port + 6}
 
 
 def start_local_rack(layout: Layout, config: RegionConfig, out: Say) -> None:

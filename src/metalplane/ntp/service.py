@@ -99,6 +99,9 @@ class ChronyService:
             previous = self.paths.conf.read_text() if self.paths.conf.exists() else None
             if previous == text and self.process.running():
                 self.config = cfg
+                if self.last_refusal:       # what is wanted is what serves (a refused change undone)
+                    self.last_refusal = ""
+                    self._publish()
                 return "unchanged"
             try:
                 await self.check(text)
@@ -196,6 +199,8 @@ class ChronyService:
         if not proc.running():
             return "dead", f"chronyd {proc.death()}; restarts {proc.restarts}"
         status, text = self.judged or ("running", f"chronyd: pid {proc.pid}, starting")
+        if proc.restarts:       # a death the poller never saw still shows
+            text = f"{text}; restarts {proc.restarts}"
         if self.last_refusal:
             return "degraded", f"{text}; serving the last good configuration, refused: {self.last_refusal}"
         return status, text

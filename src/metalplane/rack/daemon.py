@@ -34,13 +34,14 @@ from metalplane.rack.cluster_state import ClusterState
 from metalplane.rack import metrics
 from metalplane.rack.dhcp import DhcpService, InvalidDhcpState, KeaError
 from metalplane.rack.dhcp.config import State
+from metalplane.rack.host_services import RackServices
 from metalplane.rack.http import Request, Response
 from metalplane.rack.images.plan import region_base_urls
 from metalplane.rack.interfaces import local_interfaces
 from metalplane.rack.limits import raise_open_files_limit
 from metalplane.rack.power.service import PowerService
 from metalplane.rack.region_links import RegionLinks
-from metalplane.rack.services import ServiceBoard
+from metalplane.rack.services import BOARD_FILE, ServiceBoard
 from metalplane.rpc import wire
 from metalplane.rpc.dispatch import handler_table, handles
 from metalplane.rpc.handshake import ClientHello
@@ -48,6 +49,7 @@ from metalplane.rpc.messages import (
     DhcpChanged,
     GetDhcpState,
     GetPowerTargets,
+    GetServicesConfig,
     ImagesChanged,
     Interface,
     LeaseEvent,
@@ -56,13 +58,16 @@ from metalplane.rpc.messages import (
     PowerResult,
     PowerTargetsChanged,
     Register,
+    ReportDiscoveries,
     ReportIsolation,
     ReportLeases,
     ReportPowerStates,
+    ServicesChanged,
     Stop,
     UpdateServices,
 )
-from metalplane.rpc.protocol import CALL_FAILED
+from metalplane.rpc.protocol import CALL_FAILED, NoSuchMethod
+from metalplane.rpc.services import Observation
 from metalplane.task_supervisor import TaskSupervisor
 
 log = logging.getLogger("metalplane.rack")
@@ -96,15 +101,19 @@ class RackDaemon:
         self.state = ClusterState(self.data_dir)
         # Only a rack that was told to register (or is brand new) may create its record.
         self.enrol = known_id is None or self.state.registration_requested
-        self.services = ServiceBoard()
+        self.services = ServiceBoard(self.data_dir / BOARD_FILE)
         self.supervisor = TaskSupervisor(log, on_change=self._health_changed)
         self.stopping = asyncio.Event()
         self.stop_reason = ""
-        self.dhcp = DhcpService(self.data_dir / "dhcp")
+        self.dhcp = DhcpService(self.data_dir / "dhcp", on_change=self._publish_dhcp)
+        self.dhcp_problems: list[str] = []
         self.dhcp_wanted = asyncio.Event()
         self.power = PowerService(self._report_power)
         self.power_wanted = asyncio.Event()
         self.images_wanted = asyncio.Event()
+        self.host_services = RackServices(self.data_dir, config, self.services)
+        self.services_wanted = asyncio.Event()
+        self.flush_wanted: set[str] = set()
         self.links = RegionLinks(config.maas_url, secret, self.hello, self.state, handlers=handler_table(self),
                                  registration=self._registration)
         self.boot = BootService(self.data_dir, config.bind_address, config.tftp_port, config.http_port,
@@ -161,40 +170,89 @@ class RackDaemon:
         {DhcpChanged: self.dhcp_wanted, ImagesChanged: self.images_wanted,
          PowerTargetsChanged: self.power_wanted}[type(message)].set()
 
+    @handles(ServicesChanged)
+    async def _services_changed(self, message: ServicesChanged) -> None:
+        """Refetch the services configuration; forget what the resolver cached of `flush`."""
+        self.flush_wanted.update(message.flush)
+        self.services_wanted.set()
+
     @handles(PowerAction)
     async def _power_action(self, message: PowerAction) -> PowerResult:
         return await self.power.action(message.action, message.power_type, message.params, message.after_failover)
 
     # -- following the region ----------------------------------------------------------------
 
+    def _publish_dhcp(self) -> None:
+        """dhcpd and dhcpd6 on the board: at once when a Kea starts or dies, and every few seconds."""
+        for name, family in (("dhcpd", 4), ("dhcpd6", 6)):
+            status, info = self.dhcp.status(family)
+            self.services.set(name, status, "; ".join(x for x in (info, *self.dhcp_problems) if x))
+
     async def _follow_dhcp(self) -> None:
         """Fetch and apply the DHCP state after each (re)connection and whenever the
         region says it changed. Without a region, Kea keeps its last configuration."""
-        problems: list[str] = []
         while True:
             await self.links.connected_event.wait()
             self.dhcp_wanted.clear()
             try:
                 state = await self.links.call(GetDhcpState(), timeout=30)
-                problems = list(state.problems)
+                self.dhcp_problems = list(state.problems)
                 await self.dhcp.apply(State.of(state, self.boot.dhcp_boot()))
             except InvalidDhcpState as exc:
                 log.error("refusing the region's DHCP state: %s", exc)
-                problems = [f"invalid DHCP state from the region: {exc}"]
+                self.dhcp_problems = [f"invalid DHCP state from the region: {exc}"]
             except KeaError as exc:
                 log.error("Kea refused its configuration: %s", exc)
-                problems = [f"Kea refused the configuration: {exc}"]
+                self.dhcp_problems = [f"Kea refused the configuration: {exc}"]
             except CALL_FAILED as exc:
                 log.debug("fetching the DHCP state failed: %s", exc)
                 await asyncio.sleep(1)
                 continue
-            # Until the next change, keep the dhcpd status current.
+            # Until the next change, keep the statuses current (HA states change without a death).
             while not self.dhcp_wanted.is_set():
-                status, info = self.dhcp.status()
-                self.services.set("dhcpd", status, "; ".join(x for x in (info, *problems) if x))
+                self._publish_dhcp()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(DHCP_STATUS_INTERVAL):
                         await self.dhcp_wanted.wait()
+
+    async def _follow_services(self) -> None:
+        """Fetch and apply the resolver, NTP and discovery configuration after each
+        (re)connection and whenever the region says it changed; then flush the zones a
+        region changed. Without a region, each daemon keeps its last configuration."""
+        while True:
+            await self.links.connected_event.wait()
+            self.services_wanted.clear()
+            flush, self.flush_wanted = sorted(self.flush_wanted), set()
+            try:
+                config = await self.links.call(GetServicesConfig(), timeout=30)
+            except NoSuchMethod:
+                log.warning("the region does not send a services configuration (an older region); "
+                            "the resolver, chronyd and ARP listener stay as they are")
+                await self.services_wanted.wait()
+                continue
+            except CALL_FAILED as exc:
+                log.debug("fetching the services configuration failed: %s", exc)
+                self.flush_wanted.update(flush)
+                await asyncio.sleep(1)
+                continue
+            await self.host_services.apply(config)
+            await self.host_services.flush(flush)
+            await self.services_wanted.wait()
+
+    async def _ship_discoveries(self) -> None:
+        """ARP observations to the region, at least once, in order; kept on disk meanwhile."""
+        async for batch in self.host_services.discovery.events.batches(max_events=500):
+            while True:
+                await self.links.connected_event.wait()
+                try:
+                    await self.links.call(ReportDiscoveries(wire.decode(list[Observation], batch)), timeout=30)
+                    self.host_services.discovery.events.ack(batch[-1]["id"])
+                    break
+                except NoSuchMethod:        # an older region: keep them until a region takes them
+                    await asyncio.sleep(30)
+                except CALL_FAILED as exc:
+                    log.debug("discovery report failed (kept for later): %s", exc)
+                    await asyncio.sleep(1)
 
     async def _follow_images(self) -> None:
         """Keep the image cache in step with the region's images (without a region,
@@ -255,6 +313,7 @@ class RackDaemon:
         self.services.changed.set()  # and the region has not heard from us
         self.power_wanted.set()
         self.images_wanted.set()
+        self.services_wanted.set()
         if until - since > 1 and self.links.connected_event.is_set():
             log.warning("reconnected after %.0f s without any region; services ran on their last configuration",
                         until - since)
@@ -284,7 +343,8 @@ class RackDaemon:
                 ("region-links", self.links.run), ("service-reports", self._report_services),
                 ("dhcp-follow", self._follow_dhcp), ("lease-shipping", self._ship_leases),
                 ("power-follow", self._follow_power), ("image-sync", self._follow_images),
-                ("boot-status", self._boot_status), ("tftp", self.boot.serve_tftp), ("http", self.boot.serve_http)):
+                ("boot-status", self._boot_status), ("tftp", self.boot.serve_tftp), ("http", self.boot.serve_http),
+                ("services-follow", self._follow_services), ("discovery-shipping", self._ship_discoveries)):
             self.supervisor.start(name, task)
         started = time.monotonic()
         try:
@@ -297,6 +357,7 @@ class RackDaemon:
             await self.dhcp.stop()
             await self.power.stop()
             await self.boot.stop()
+            await self.host_services.stop()
         log.info("rack stopped after %.0f s%s", time.monotonic() - started,
                  f" ({self.stop_reason})" if self.stop_reason else "")
         return 0

@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import psycopg
 from sqlalchemy.ext.asyncio import AsyncEngine
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -25,10 +24,23 @@ from metalplane.config.region import RegionConfig
 from metalplane.logs import never_log
 from metalplane.region import changes
 from metalplane.region.changes import ChangeHub
-from metalplane.region.db.engine import conninfo, remember_primary
+from metalplane.region.db.notifications import listen_forever
 from metalplane.region.api.metadata import metadata_url
 from metalplane.region import metrics
-from metalplane.region.services import bmcs, boot, boot_resources, cluster, connections, dhcp, leases, machines, racks
+from metalplane.region.db.transaction import transaction
+from metalplane.region.services import (
+    bmcs,
+    boot,
+    boot_resources,
+    cluster,
+    connections,
+    dhcp,
+    discoveries,
+    leases,
+    machines,
+    rack_services,
+    racks,
+)
 from metalplane.rpc import wire
 from metalplane.rpc.client import Connection, open_connection
 from metalplane.rpc.dhcp import DhcpState
@@ -47,18 +59,22 @@ from metalplane.rpc.messages import (
     GetDhcpState,
     GetEndpoints,
     GetPowerTargets,
+    GetServicesConfig,
     ImagesChanged,
     LinkLost,
     PowerTargets,
     PowerTargetsChanged,
     Register,
+    ReportDiscoveries,
     ReportIsolation,
     ReportLeases,
     ReportPowerStates,
+    ServicesChanged,
     SetTargets,
     Stop,
     UpdateServices,
 )
+from metalplane.rpc.services import ServicesConfig
 from metalplane.rpc.protocol import (
     CLOSE_TIMEOUT,
     PRE_AUTH_FRAME,
@@ -76,10 +92,6 @@ R = TypeVar("R")
 PUSH_DEBOUNCE = 0.05
 REBALANCE_DEBOUNCE = 0.1
 RACK_LOST = "rack-lost"
-# The LISTEN connection comes back after a database failover with backoff:
-# 0.1 s doubling to 2 s, from the first attempt after a good connection.
-LISTEN_RETRY_FIRST = 0.1
-LISTEN_RETRY_MAX = 2.0
 
 
 def advertised_host(config: RegionConfig) -> str:
@@ -127,7 +139,7 @@ class RackSession:
     async def register(self, message: Register) -> Endpoints:
         """Create or update the rack's record. Without `enrol` (the rack was told to register)
         an unknown rack is refused: its record was deleted and it must not come back by itself."""
-        async with self.server.db.begin() as conn:
+        async with transaction(self.server.db, self.server.config) as conn:
             if not message.enrol and not await racks.is_rack(conn, self.system_id):
                 log.warning("%s has no record here and was not told to register; refused", self.peer.name)
                 raise RemoteError(UNKNOWN_RACK, f"this region has no rack controller {self.system_id} "
@@ -160,14 +172,29 @@ class RackSession:
         """Built from the model and checked here too: a state no rack could serve is refused
         ("invalid-dhcp-state"), and the rack shows why in its dhcpd status."""
         async with self.server.db.connect() as conn:
-            return wire.decode(DhcpState, await dhcp.rack_dhcp_state(conn, self._registered()))
+            state = await dhcp.rack_dhcp_state(conn, self._registered())
+        if self.peer.protocol < 2:      # DhcpState refuses fields it does not know: no DHCPv6 for it
+            if state.pop("vlans6", None):
+                state["problems"].append("DHCPv6 needs a rack of RPC protocol 2: upgrade the rack")
+        return wire.decode(DhcpState, state)
 
     @handles(ReportLeases)
     async def report_leases(self, message: ReportLeases) -> int:
-        async with self.server.db.begin() as conn:
+        async with transaction(self.server.db, self.server.config) as conn:
             applied = await leases.apply_events(conn, self._registered(), wire.encode(message.events))
         metrics.lease_events([event.action for event in message.events])
         return applied
+
+    @handles(GetServicesConfig)
+    async def get_services_config(self, message: GetServicesConfig) -> ServicesConfig:
+        """What this rack's resolver, chronyd and ARP listener follow (checked here too)."""
+        async with self.server.db.connect() as conn:
+            return wire.decode(ServicesConfig, await rack_services.rack_services(conn, self._registered()))
+
+    @handles(ReportDiscoveries)
+    async def report_discoveries(self, message: ReportDiscoveries) -> int:
+        async with self.server.db.begin() as conn:
+            return await discoveries.record(conn, self._registered(), wire.encode(message.observations))
 
     @handles(GetBootImages)
     async def get_boot_images(self, message: GetBootImages) -> BootImages:
@@ -393,31 +420,22 @@ class RegionRpcServer:
     # -- notifications -----------------------------------------------------------------------
 
     async def _listen(self) -> None:
-        delay = LISTEN_RETRY_FIRST
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                        conninfo(self.config, f"metalplane-listen-{self.worker_index}"), autocommit=True) as conn:
-                    remember_primary(self.config, conn)
-                    await conn.execute(f"LISTEN {connections.TARGETS_CHANNEL}")
-                    await conn.execute(f"LISTEN {connections.RACK_EVENTS_CHANNEL}")
-                    await conn.execute(f"LISTEN {changes.CHANNEL}")
-                    delay = LISTEN_RETRY_FIRST
-                    self._push_wanted.set()  # catch up on anything missed while away
-                    self.changes.publish(changes.EVERYTHING)
-                    async for note in conn.notifies():
-                        if note.channel == changes.CHANNEL:
-                            self.changes.publish(note.payload)
-                        elif note.channel == connections.TARGETS_CHANNEL:
-                            self._push_wanted.set()
-                        else:
-                            await self._rack_event(json.loads(note.payload))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("notification listener lost its database connection (retry in %.1fs): %s", delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, LISTEN_RETRY_MAX)
+        await listen_forever(self.config, f"metalplane-listen-{self.worker_index}",
+                             [connections.TARGETS_CHANNEL, connections.RACK_EVENTS_CHANNEL, changes.CHANNEL],
+                             self._note, on_connected=self._caught_up)
+
+    def _caught_up(self) -> None:
+        """Notifications sent while the listener was away are lost: catch up on all of them."""
+        self._push_wanted.set()
+        self.changes.publish(changes.EVERYTHING)
+
+    async def _note(self, channel: str, payload: str) -> None:
+        if channel == changes.CHANNEL:
+            self.changes.publish(payload)
+        elif channel == connections.TARGETS_CHANNEL:
+            self._push_wanted.set()
+        else:
+            await self._rack_event(json.loads(payload))
 
     async def _pusher(self) -> None:
         """Coalesce bursts of target changes into one push per rack."""
@@ -450,6 +468,11 @@ class RegionRpcServer:
         if broadcast:
             for session in list(self.sessions.values()):
                 self._spawn(self._notify(session, broadcast))
+            return
+        if event.get("kind") == "services":      # the racks refetch; `flush`: zones a region changed
+            changed = ServicesChanged([str(z) for z in event.get("flush", [])])
+            for session in list(self.sessions.values()):
+                self._spawn(self._notify(session, changed))   # a protocol-1 rack: NoSuchMethod, ignored
             return
         if event.get("kind") == "bmcs":
             for system_id in event.get("racks", []):

@@ -30,7 +30,18 @@ from metalplane.logs import never_log
 from metalplane.region.budget import compute_budget
 from metalplane.region.db import engine as db_engine
 from metalplane.region.db.tables import controller_info
-from metalplane.region.services import bmcs, cluster, commissioning, connections, controllers, lifecycle
+from metalplane.region.db.transaction import transaction
+from metalplane.region.host_services import RegionServices, region_address
+from metalplane.region.rpc_server import advertised_host
+from metalplane.region.services import (
+    bmcs,
+    cluster,
+    commissioning,
+    connections,
+    consequences,
+    controllers,
+    lifecycle,
+)
 
 log = logging.getLogger("metalplane.region")
 
@@ -112,11 +123,15 @@ class Supervisor:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stopping.set)
             heartbeat = asyncio.create_task(self._heartbeat())
+            services = RegionServices(self.config, self.db, self.region_id, self.system_id)
+            services_task = asyncio.create_task(services.run(), name="region-services")
             try:
                 await self._supervise(sock)
             finally:
                 heartbeat.cancel()
+                services_task.cancel()
                 await self._stop_workers()
+                await services.stop()
                 sock.close()
                 async with self.db.begin() as conn:
                     await controllers.remove_region_processes(conn, self.region_id)
@@ -129,13 +144,22 @@ class Supervisor:
         assert self.db is not None
         self.system_id = read_system_id(self.data_dir) or controllers.new_system_id()
         write_system_id(self.data_dir, self.system_id)
-        async with self.db.begin() as conn:
+        try:
+            address: str | None = region_address(advertised_host(self.config))
+        except OSError as exc:
+            address = None
+            log.error("cannot tell the racks where this region's DNS and NTP are: %s (maas_url %s)",
+                      exc, self.config.maas_url)
+        async with transaction(self.db, self.config) as conn:
             await bootstrap.ensure_defaults(conn)
             self.region_id = await controllers.register_region(
                 conn, self.system_id, local_hostname(self.config.hostname), __version__,
                 self.config.num_workers, self.config.connections_needed(), self.config.port,
-                self.config.maas_url,
+                self.config.maas_url, address, self.config.dns_port, self.config.ntp_port,
             )
+            # Its address is the zones' NS address and a forwarder and NTP source of every rack.
+            consequences.region_services_changed(conn)
+            consequences.rack_services_changed(conn)
             await controllers.remove_region_processes(conn, self.region_id)
             secret = await cluster.shared_secret(conn)
             never_log(secret)

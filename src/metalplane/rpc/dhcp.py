@@ -42,8 +42,9 @@ ignored.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import Annotated, Any, ClassVar
 
@@ -58,9 +59,12 @@ from pydantic import (
 )
 from pydantic.dataclasses import dataclass
 
+from metalplane.rpc.fields import IFNAME_RE, matching, one_of
 from metalplane.rpc.wire import InvalidMessage, Problems
 
 DEFAULT_HA_PORT = 5280
+#: Kea's DHCPv6 HA listener, on the racks' IPv4 addresses (a kea-dhcp6 of its own beside kea-dhcp4).
+DEFAULT_HA_PORT6 = 5281
 HA_ROLES = ("primary", "secondary")
 ROLES = ("standalone", *HA_ROLES)
 MODES = ("hot-standby", "load-balancing")
@@ -68,7 +72,6 @@ MODES = ("hot-standby", "load-balancing")
 _MAC_RE = re.compile(r"^([0-9a-f]{2})([:-]?[0-9a-f]{2}){5}$")
 _NORMAL_MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
 _LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$", re.IGNORECASE)
-_IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
@@ -104,22 +107,6 @@ def _network(value: Any) -> ipaddress.IPv4Network:
         raise ValueError(f"expected an IPv4 network like 10.0.0.0/24 (host bits zero), got {value!r}") from None
 
 
-def _matching(pattern: re.Pattern[str], what: str) -> PlainValidator:
-    def check(value: Any) -> str:
-        if not (isinstance(value, str) and pattern.match(value)):
-            raise ValueError(f"expected {what}, got {value!r}")
-        return value
-    return PlainValidator(check)
-
-
-def _one_of(options: tuple[str, ...]) -> PlainValidator:
-    def check(value: Any) -> str:
-        if value not in options:
-            raise ValueError(f"expected one of {', '.join(options)}, got {value!r}")
-        return value  # type: ignore[no-any-return]
-    return PlainValidator(check)
-
-
 def _none_as_empty(value: Any) -> Any:
     return [] if value is None else value
 
@@ -130,8 +117,34 @@ Range = tuple[Ipv4, Ipv4]
 Ipv4List = Annotated[list[Ipv4], EmptyIfNone]
 RangeList = Annotated[list[Range], EmptyIfNone]
 Network = Annotated[ipaddress.IPv4Network, PlainValidator(_network)]
-RackName = Annotated[str, _matching(_NAME_RE, "a rack name ([A-Za-z0-9._-], up to 63)")]
-Label = Annotated[str, _matching(_LABEL_RE, "a DNS label")]
+
+
+def _ipv6(value: Any) -> ipaddress.IPv6Address:
+    if isinstance(value, ipaddress.IPv6Address):
+        return value
+    if isinstance(value, str):
+        try:
+            return ipaddress.IPv6Address(value)
+        except ValueError:
+            pass
+    raise ValueError(f"expected an IPv6 address, got {value!r}")
+
+
+def _network6(value: Any) -> ipaddress.IPv6Network:
+    if isinstance(value, ipaddress.IPv6Network):
+        return value
+    try:
+        return ipaddress.IPv6Network(value)
+    except (ValueError, TypeError):
+        raise ValueError(f"expected an IPv6 network like fd00::/64 (host bits zero), got {value!r}") from None
+
+
+Ipv6 = Annotated[ipaddress.IPv6Address, PlainValidator(_ipv6)]
+Ipv6List = Annotated[list[Ipv6], EmptyIfNone]
+Range6List = Annotated[list[tuple[Ipv6, Ipv6]], EmptyIfNone]
+Network6 = Annotated[ipaddress.IPv6Network, PlainValidator(_network6)]
+RackName = Annotated[str, matching(_NAME_RE, "a rack name ([A-Za-z0-9._-], up to 63)")]
+Label = Annotated[str, matching(_LABEL_RE, "a DNS label")]
 # Integers are strict: "5248" and True are refused, not converted.
 VlanId = Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)]
 SubnetId = Annotated[int, Field(ge=1, le=2**32 - 2, strict=True)]
@@ -209,6 +222,29 @@ def _check_ranges(ranges: list[Range], cidr: ipaddress.IPv4Network | None) -> No
 
 # --------------------------------------------------------------------------- the model
 
+def _domain_name(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not (value and len(value) <= 253 and all(_LABEL_RE.match(p) for p in value.rstrip(".").split("."))):
+        raise ValueError(f"expected a domain name, got {value!r}")
+    return value.rstrip(".")
+
+
+def _ha_mode(value: str | None, info: ValidationInfo) -> str | None:
+    """None unless the role is HA; then hot-standby unless said otherwise."""
+    if info.data.get("role") not in HA_ROLES:
+        return None
+    if (value or "hot-standby") not in MODES:
+        raise ValueError(f"expected one of {', '.join(MODES)}, got {value!r}")
+    return value or "hot-standby"
+
+
+def _non_empty(value: list[Any]) -> list[Any]:
+    if not value:
+        raise ValueError("expected a non-empty list of subnets")
+    return value
+
+
 @dataclass(frozen=True)
 class Subnet:
     subnet_id: SubnetId
@@ -224,11 +260,7 @@ class Subnet:
     @field_validator("domain_name")
     @classmethod
     def _domain(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not (value and len(value) <= 253 and all(_LABEL_RE.match(p) for p in value.rstrip(".").split("."))):
-            raise ValueError(f"expected a domain name, got {value!r}")
-        return value.rstrip(".")
+        return _domain_name(value)
 
     @field_validator("pools")
     @classmethod
@@ -281,11 +313,11 @@ class Peer:
 @dataclass(frozen=True)
 class Vlan:
     vlan_id: VlanId
-    interface: Annotated[str, _matching(_IFNAME_RE, "an interface name")]
+    interface: Annotated[str, matching(IFNAME_RE, "an interface name")]
     self_address: Ipv4
     vid: Vid = 0
     mtu: Mtu = 1500
-    role: Annotated[str, _one_of(ROLES)] = "standalone"
+    role: Annotated[str, one_of(ROLES)] = "standalone"
     mode: str | None = Field(default=None, validate_default=True)  # None unless role is HA
     peer: Peer | None = None
     subnets: Annotated[list[Subnet], EmptyIfNone] = Field(default_factory=list, validate_default=True)
@@ -293,18 +325,12 @@ class Vlan:
     @field_validator("mode")
     @classmethod
     def _mode(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if info.data.get("role") not in HA_ROLES:
-            return None
-        if (value or "hot-standby") not in MODES:
-            raise ValueError(f"expected one of {', '.join(MODES)}, got {value!r}")
-        return value or "hot-standby"
+        return _ha_mode(value, info)
 
     @field_validator("subnets")
     @classmethod
     def _some_subnets(cls, value: list[Subnet]) -> list[Subnet]:
-        if not value:
-            raise ValueError("expected a non-empty list of subnets")
-        return value
+        return _non_empty(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> Vlan:
@@ -326,6 +352,84 @@ class Vlan:
                 problem_ = s.hands_out(what, address)
                 if problem_:
                     found.append((("subnets", j, "pools"), problem_))
+        if found:
+            raise Problems(found)
+        return self
+
+
+@dataclass(frozen=True)
+class Subnet6:
+    """An IPv6 subnet served by kea-dhcp6 (addresses only: no prefix delegation)."""
+
+    subnet_id: SubnetId
+    cidr: Network6
+    dns_servers: Ipv6List = Field(default_factory=list)       # option 23
+    ntp_servers: Ipv6List = Field(default_factory=list)       # option 31 (SNTP servers)
+    domain_name: str | None = None                            # option 24 (domain search list)
+    pools: Range6List = Field(default_factory=list)
+    reserved: Range6List = Field(default_factory=list)
+    lease_time: Seconds = 600
+
+    @field_validator("domain_name")
+    @classmethod
+    def _domain(cls, value: str | None) -> str | None:
+        return _domain_name(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Subnet6:
+        found: list[tuple[tuple[str | int, ...], str]] = []
+        for i, (start, end) in enumerate(self.pools):
+            if start > end:
+                found.append((("pools", i), f"range {start}-{end} ends before it starts"))
+            elif start not in self.cidr or end not in self.cidr:
+                found.append((("pools", i), f"range {start}-{end} is not inside {self.cidr}"))
+        ordered = sorted(self.pools)
+        for (a0, a1), (b0, b1) in itertools.pairwise(ordered):
+            if b0 <= a1:
+                found.append((("pools",), f"dynamic ranges {a0}-{a1} and {b0}-{b1} overlap"))
+        if found:
+            raise Problems(found)
+        return self
+
+    @cached_property
+    def dynamic(self) -> tuple[tuple[ipaddress.IPv6Address, ipaddress.IPv6Address], ...]:
+        return tuple(subtract(self.pools, self.reserved))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Vlan6:
+    """A VLAN this rack serves over DHCPv6. Its HA partner is reached on IPv4, like kea-dhcp4's:
+    `self_address` is the rack's IPv4 address on the VLAN (its HA listener; needed for HA)."""
+
+    vlan_id: VlanId
+    interface: Annotated[str, matching(IFNAME_RE, "an interface name")]
+    self_address: Ipv4 | None = None
+    vid: Vid = 0
+    role: Annotated[str, one_of(ROLES)] = "standalone"
+    mode: str | None = Field(default=None, validate_default=True)
+    peer: Peer | None = None
+    subnets: Annotated[list[Subnet6], EmptyIfNone] = Field(default_factory=list, validate_default=True)
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _ha_mode(value, info)
+
+    @field_validator("subnets")
+    @classmethod
+    def _some_subnets(cls, value: list[Subnet6]) -> list[Subnet6]:
+        return _non_empty(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Vlan6:
+        found: list[tuple[tuple[str | int, ...], str]] = []
+        if self.role in HA_ROLES and (self.peer is None or self.self_address is None):
+            found.append((("peer",), f"role {self.role} needs a peer and this rack's IPv4 self_address "
+                                     f"(the HA listener)"))
+        if self.role not in HA_ROLES and self.peer is not None:
+            found.append((("peer",), "a standalone VLAN has no peer (set role primary/secondary for HA)"))
+        if self.peer is not None and self.peer.address == self.self_address:
+            found.append((("peer", "address"), f"the peer's address {self.peer.address} is this rack's own"))
         if found:
             raise Problems(found)
         return self
@@ -356,6 +460,9 @@ class DhcpState:
     vlans: Annotated[list[Vlan], EmptyIfNone] = Field(default_factory=list)
     hosts: Annotated[list[Host], EmptyIfNone] = Field(default_factory=list)
     problems: Annotated[list[str], EmptyIfNone] = Field(default_factory=list)
+    # Protocol 2: DHCPv6 (sent only to racks whose agreed protocol has it: unknown fields are refused).
+    vlans6: Annotated[list[Vlan6], EmptyIfNone] = Field(default_factory=list)
+    ha_port6: TcpPort = DEFAULT_HA_PORT6
 
     @property
     def enabled(self) -> bool:
@@ -363,33 +470,36 @@ class DhcpState:
 
     @model_validator(mode="after")
     def _consistent(self) -> DhcpState:
-        found = _vlan_problems(self.vlans, self.server_name) + _host_problems(self.hosts, self.vlans)
+        found = (_vlan_problems(self.vlans, self.server_name) + _host_problems(self.hosts, self.vlans)
+                 + _vlan_problems(self.vlans6, self.server_name, "vlans6"))
         if found:
             raise Problems(found)
         return self
 
 
-def _vlan_problems(vlans: list[Vlan], server_name: str | None) -> list[tuple[tuple[str | int, ...], str]]:
+def _vlan_problems(vlans: Sequence[Vlan | Vlan6], server_name: str | None,
+                   root: str = "vlans") -> list[tuple[tuple[str | int, ...], str]]:
     found: list[tuple[tuple[str | int, ...], str]] = []
     seen_ids: set[int] = set()
     seen_ifaces: dict[str, int] = {}
     seen_subnet_ids: dict[int, str] = {}
-    nets: list[tuple[ipaddress.IPv4Network, int]] = []
+    nets: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, int]] = []
     for i, v in enumerate(vlans):
         if v.vlan_id in seen_ids:
-            found.append((("vlans", i, "vlan_id"), f"vlan_id {v.vlan_id} appears twice"))
+            found.append(((root, i, "vlan_id"), f"vlan_id {v.vlan_id} appears twice"))
         seen_ids.add(v.vlan_id)
         if v.interface in seen_ifaces:
-            found.append((("vlans", i, "interface"),
+            found.append(((root, i, "interface"),
                           f"interface {v.interface} already serves vlan {seen_ifaces[v.interface]}"))
         seen_ifaces[v.interface] = v.vlan_id
         if v.role != "standalone" and not server_name:
-            found.append((("vlans", i, "role"), f"role {v.role} needs the state's server_name "
+            found.append(((root, i, "role"), f"role {v.role} needs the state's server_name "
                                                 f"(this rack's name, the HA peer name)"))
         if v.peer is not None and server_name and v.peer.name == server_name:
-            found.append((("vlans", i, "peer", "name"), f"the peer {v.peer.name} is this rack itself"))
-        for j, s in enumerate(v.subnets):
-            where: tuple[str | int, ...] = ("vlans", i, "subnets", j)
+            found.append(((root, i, "peer", "name"), f"the peer {v.peer.name} is this rack itself"))
+        subnets: Sequence[Subnet | Subnet6] = v.subnets
+        for j, s in enumerate(subnets):
+            where: tuple[str | int, ...] = (root, i, "subnets", j)
             if s.subnet_id in seen_subnet_ids:
                 found.append((where + ("subnet_id",), f"subnet_id {s.subnet_id} ({s.cidr}) is also used by "
                                                       f"{seen_subnet_ids[s.subnet_id]}"))
@@ -405,7 +515,7 @@ def _vlan_problems(vlans: list[Vlan], server_name: str | None) -> list[tuple[tup
             roles.setdefault((v.peer.name, v.mode), set()).add(v.role)
     for (peer, mode), rs in roles.items():
         if len(rs) > 1:
-            found.append((("vlans",), f"this rack is both primary and secondary toward {peer} in {mode} mode; "
+            found.append(((root,), f"this rack is both primary and secondary toward {peer} in {mode} mode; "
                                       f"Kea allows one relationship per server pair and mode: make the roles agree"))
     return found
 

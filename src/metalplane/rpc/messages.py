@@ -28,6 +28,7 @@ from pydantic.dataclasses import dataclass
 
 from metalplane.rpc.dhcp import DhcpState
 from metalplane.rpc.endpoint import Endpoint
+from metalplane.rpc.services import Observation, ServicesConfig
 
 R = TypeVar("R")
 
@@ -270,6 +271,21 @@ class ReportPowerStates(RackToRegion[None]):
     results: list[PowerReport]
 
 
+@dataclass(frozen=True)
+class GetServicesConfig(RackToRegion[ServicesConfig]):
+    """What this rack's resolver, chronyd and ARP listener follow (rpc.services)."""
+
+    added_in: ClassVar[int] = 2
+
+
+@dataclass(frozen=True)
+class ReportDiscoveries(RackToRegion[int]):
+    """A batch of ARP observations (at least once, in order); the reply: rows changed."""
+
+    added_in: ClassVar[int] = 2
+    observations: list[Observation]
+
+
 # --------------------------------------------------------------------------- region → rack
 
 @dataclass(frozen=True)
@@ -304,6 +320,15 @@ class PowerTargetsChanged(RegionToRack[None]):
 @dataclass(frozen=True)
 class ImagesChanged(RegionToRack[None]):
     """Sync the image cache again (GetBootImages)."""
+
+
+@dataclass(frozen=True)
+class ServicesChanged(RegionToRack[None]):
+    """Fetch the services configuration again (GetServicesConfig), and forget what the
+    resolver cached under `flush` (zones a region has just changed)."""
+
+    added_in: ClassVar[int] = 2
+    flush: list[str] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PROTOCOL = 1  # the newest protocol version this build speaks
+PROTOCOL = 2  # the newest protocol version this build speaks (2: services config, discoveries)
 MIN_PROTOCOL = 1  # the oldest it still speaks
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
@@ -24,7 +25,7 @@ from pydantic.dataclasses import dataclass
 from metalplane.ha.dhcp_peers import kea_instance_name
 from metalplane.rpc import wire
 from metalplane.rpc.dhcp import DEFAULT_HA_PORT as DEFAULT_HA_PORT  # re-exported: the contract's, used here
-from metalplane.rpc.dhcp import IP, DhcpState, Host, InvalidDhcpState, Peer, Subnet, Vlan
+from metalplane.rpc.dhcp import IP, DhcpState, Host, InvalidDhcpState, Peer, Subnet, Subnet6, Vlan, Vlan6
 from metalplane.rpc.dhcp import subtract as subtract
 from metalplane.rpc.wire import Problems
 
@@ -112,18 +113,19 @@ class State(DhcpState):
 
 @dataclasses.dataclass(frozen=True)
 class Instance:
-    """One kea-dhcp4 process: its VLANs and (for HA) its one relationship."""
+    """One kea-dhcp4 (or kea-dhcp6) process: its VLANs and (for HA) its one relationship."""
 
     name: str                         #: stable, filesystem-safe: "standalone", "ha-primary-rack2-hot-standby"
     role: str                         #: "standalone" | "primary" | "secondary"
     mode: str | None
     peer: Peer | None
-    vlans: tuple[Vlan, ...]
+    vlans: tuple[Vlan, ...] | tuple[Vlan6, ...]
     ha_listen: tuple[IP, int] | None = None   #: this server's HA URL (address, port)
     ha_peer: tuple[IP, int] | None = None     #: the partner's HA URL
+    family: int = 4                   #: 4: kea-dhcp4, 6: kea-dhcp6 ("v6-" names)
 
     @property
-    def subnets(self) -> tuple[Subnet, ...]:
+    def subnets(self) -> tuple[Subnet | Subnet6, ...]:
         return tuple(s for v in self.vlans for s in v.subnets)
 
 
@@ -143,24 +145,31 @@ def parse_state(raw: Mapping[str, Any] | None) -> State:
 # --------------------------------------------------------------------------- instances
 
 def instances(state: State) -> list[Instance]:
-    """Group the VLANs into Kea instances (one HA relationship each); raises
-    InvalidDhcpState when two HA instances would listen on the same address."""
-    groups: dict[tuple, list[Vlan]] = {}
-    for v in state.vlans:
+    """Group the VLANs into Kea instances (one HA relationship each), kea-dhcp4's then
+    kea-dhcp6's; raises InvalidDhcpState when two HA instances would listen on the same address."""
+    return _group(state.vlans, state.ha_port, 4) + _group(state.vlans6, state.ha_port6, 6)
+
+
+def _group(vlans_in: list[Vlan] | list[Vlan6], ha_port: int, family: int) -> list[Instance]:
+    groups: dict[tuple, list[Vlan | Vlan6]] = {}
+    for v in vlans_in:
         key = ("standalone",) if v.role == "standalone" else (v.role, v.peer.name, v.mode)  # type: ignore[union-attr]
         groups.setdefault(key, []).append(v)
+    prefix = "" if family == 4 else "v6-"
     out: list[Instance] = []
     listens: dict[tuple[IP, int], str] = {}
     errors: list[str] = []
     for key, vlans in sorted(groups.items()):
         vlans.sort(key=lambda v: v.vlan_id)
         if key[0] == "standalone":
-            out.append(Instance("standalone", "standalone", None, None, tuple(vlans)))
+            out.append(Instance(f"{prefix}standalone", "standalone", None, None, tuple(vlans),  # type: ignore[arg-type]
+                                family=family))
             continue
         role, peer_name, mode = key
         first = vlans[0]      # both racks see the same VLANs of the pair, so they pick the same one
-        inst = Instance(kea_instance_name(role, peer_name, mode), role, mode, first.peer, tuple(vlans),
-                        (first.self_address, state.ha_port), (first.peer.address, state.ha_port))  # type: ignore[union-attr]
+        inst = Instance(prefix + kea_instance_name(role, peer_name, mode), role, mode, first.peer,  # type: ignore[arg-type]
+                        tuple(vlans), (first.self_address, ha_port), (first.peer.address, ha_port),  # type: ignore[union-attr,arg-type]
+                        family=family)
         if inst.ha_listen in listens:
             errors.append(f"{inst.name}: its HA listener {inst.ha_listen[0]}:{inst.ha_listen[1]} is also "  # type: ignore[index]
                           f"{listens[inst.ha_listen]}'s")  # type: ignore[index]
@@ -287,34 +296,94 @@ def render(instance: Instance, state: State, paths: Paths, *, threads: int = 0,
     if classes:                     # Kea 2.2's parser refuses an empty list here
         dhcp4["client-classes"] = classes
     if instance.role != "standalone":
-        assert instance.peer is not None and instance.ha_listen and instance.ha_peer
-        kea_role = "standby" if (instance.mode == "hot-standby" and instance.role == "secondary") else instance.role
-        peer_role = {"primary": "secondary", "secondary": "primary"}[instance.role]
-        if instance.mode == "hot-standby" and peer_role == "secondary":
-            peer_role = "standby"
-        me = {"name": state.server_name, "url": _url(instance.ha_listen), "role": kea_role,
-              "auto-failover": True}
-        other = {"name": instance.peer.name, "url": _url(instance.ha_peer), "role": peer_role,
-                 "auto-failover": True}
-        peers = [me, other] if instance.role == "primary" else [other, me]
-        ha = {
-            "this-server-name": state.server_name,
-            "mode": instance.mode,
-            **HA_TIMERS,
-            "send-lease-updates": True,
-            "sync-leases": True,
-            "sync-timeout": 60000,
-            "sync-page-limit": 10000,
-            "wait-backup-ack": False,
-            # more HTTP threads than cores: lease updates wait on the network, not the CPU
-            # (bench/dhcp_bench.py, hot-standby on a loaded 2-core box: ~500-1,000 -> ~1,250 leases/s)
-            "multi-threading": {"enable-multi-threading": True, "http-dedicated-listener": True,
-                                "http-listener-threads": 4, "http-client-threads": 8},
-            "peers": peers,
-        }
-        dhcp4["hooks-libraries"].append(
-            {"library": f"{HOOKS_DIR}/libdhcp_ha.so", "parameters": {"high-availability": [ha]}})
+        dhcp4["hooks-libraries"].append(_ha_library(instance, state.server_name))
     return {"Dhcp4": dhcp4}
+
+
+def _ha_library(instance: Instance, server_name: str | None) -> dict[str, Any]:
+    """The HA hook of an HA instance (the same for kea-dhcp4 and kea-dhcp6)."""
+    assert instance.peer is not None and instance.ha_listen and instance.ha_peer
+    kea_role = "standby" if (instance.mode == "hot-standby" and instance.role == "secondary") else instance.role
+    peer_role = {"primary": "secondary", "secondary": "primary"}[instance.role]
+    if instance.mode == "hot-standby" and peer_role == "secondary":
+        peer_role = "standby"
+    me = {"name": server_name, "url": _url(instance.ha_listen), "role": kea_role, "auto-failover": True}
+    other = {"name": instance.peer.name, "url": _url(instance.ha_peer), "role": peer_role, "auto-failover": True}
+    peers = [me, other] if instance.role == "primary" else [other, me]
+    ha = {
+        "this-server-name": server_name,
+        "mode": instance.mode,
+        **HA_TIMERS,
+        "send-lease-updates": True,
+        "sync-leases": True,
+        "sync-timeout": 60000,
+        "sync-page-limit": 10000,
+        "wait-backup-ack": False,
+        # more HTTP threads than cores: lease updates wait on the network, not the CPU
+        # (bench/dhcp_bench.py, hot-standby on a loaded 2-core box: ~500-1,000 -> ~1,250 leases/s)
+        "multi-threading": {"enable-multi-threading": True, "http-dedicated-listener": True,
+                            "http-listener-threads": 4, "http-client-threads": 8},
+        "peers": peers,
+    }
+    return {"library": f"{HOOKS_DIR}/libdhcp_ha.so", "parameters": {"high-availability": [ha]}}
+
+
+def render6(instance: Instance, state: State, paths: Paths, *, threads: int = 0,
+            reclaim_interval: int = 5) -> dict[str, Any]:
+    """The complete kea-dhcp6 configuration ({"Dhcp6": ...}) for one v6 instance: addresses
+    (IA_NA) from the dynamic ranges, the racks as DNS (23) and SNTP (31) servers, host
+    reservations by hardware address (Kea learns it from the DUID or the link layer)."""
+    ifaces = [v.interface for v in instance.vlans]
+    subnets = []
+    for v in instance.vlans:
+        for sub in v.subnets:
+            assert isinstance(sub, Subnet6)
+            options: list[dict[str, Any]] = []
+            if sub.dns_servers:
+                options.append({"name": "dns-servers", "data": ", ".join(map(str, sub.dns_servers))})
+            if sub.ntp_servers:
+                options.append({"name": "sntp-servers", "data": ", ".join(map(str, sub.ntp_servers))})
+            if sub.domain_name:
+                options.append({"name": "domain-search", "data": sub.domain_name})
+            subnets.append({
+                "id": sub.subnet_id, "subnet": str(sub.cidr), "interface": v.interface,
+                "preferred-lifetime": sub.lease_time // 2 or 1, "valid-lifetime": sub.lease_time,
+                "min-valid-lifetime": sub.lease_time, "max-valid-lifetime": sub.lease_time,
+                "pools": [{"pool": f"{a} - {b}"} for a, b in sub.dynamic],
+                "option-data": options,
+                "reservations": [{"hw-address": h.mac, **({"hostname": h.hostname} if h.hostname else {})}
+                                 for h in state.hosts if h.ip is None],
+                "user-context": {"vlan_id": v.vlan_id, "vid": v.vid},
+            })
+    dhcp6: dict[str, Any] = {
+        "interfaces-config": {"interfaces": ifaces, "service-sockets-max-retries": 5,
+                              "service-sockets-retry-wait-time": 2000},
+        "control-socket": {"socket-type": "unix", "socket-name": paths.control_socket},
+        "lease-database": {"type": "memfile", "persist": True, "name": paths.lease_file, "lfc-interval": 3600},
+        # the server's DUID file lives with its leases, not in /var/lib/kea
+        "data-directory": str(Path(paths.lease_file).parent),
+        "expired-leases-processing": {"reclaim-timer-wait-time": reclaim_interval,
+                                      "flush-reclaimed-timer-wait-time": 25, "hold-reclaimed-time": 3600,
+                                      "max-reclaim-leases": 100, "max-reclaim-time": 250,
+                                      "unwarned-reclaim-cycles": 5},
+        "multi-threading": {"enable-multi-threading": True, "thread-pool-size": threads, "packet-queue-size": 64},
+        "host-reservation-identifiers": ["hw-address", "duid"],
+        "mac-sources": ["any"],
+        "server-tag": instance.name,
+        # Preference 255: a client takes the first Advertise at once instead of collecting them
+        # for a second (RFC 8415 18.2.1); only one server of a pair answers anyway.
+        "option-data": [{"name": "preference", "data": "255"}],
+        "subnet6": subnets,
+        "hooks-libraries": [{"library": f"{HOOKS_DIR}/libdhcp_lease_cmds.so"}],
+        "loggers": [{"name": "kea-dhcp6", "output_options": [{"output": "stdout", "pattern": _LOG_PATTERN}],
+                     "severity": "WARN"},
+                    {"name": "kea-dhcp6.ha-hooks", "output_options": [{"output": "stdout", "pattern": _LOG_PATTERN}],
+                     "severity": "INFO"}],
+        "user-context": {"generated-by": "metalplane.rack.dhcp", "instance": instance.name},
+    }
+    if instance.role != "standalone":
+        dhcp6["hooks-libraries"].append(_ha_library(instance, state.server_name))
+    return {"Dhcp6": dhcp6}
 
 
 def _url(addr: tuple[IP, int]) -> str:

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +39,15 @@ log = logging.getLogger(__name__)
 
 class DhcpService:
     def __init__(self, state_dir: str | Path, *, wrap: Wrap | None = None, kea_bin: str = "kea-dhcp4",
-                 threads: int = 0, restart_backoff: tuple[float, float] | None = (1.0, 30.0),
-                 tail_interval: float = 0.25, ha_poll_interval: float = 2.0, reclaim_interval: int = 5):
+                 kea6_bin: str = "kea-dhcp6", threads: int = 0,
+                 restart_backoff: tuple[float, float] | None = (1.0, 30.0),
+                 tail_interval: float = 0.25, ha_poll_interval: float = 2.0, reclaim_interval: int = 5,
+                 on_change: Callable[[], None] | None = None):
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.wrap = wrap
-        self.kea_bin = kea_bin
+        self.kea_bins = {4: kea_bin, 6: kea6_bin}
+        self.on_change = on_change
         self.threads = threads
         self.restart_backoff = restart_backoff
         self.tail_interval = tail_interval
@@ -62,22 +65,23 @@ class DhcpService:
 
     # ------------------------------------------------------------------ apply
 
-    def _process(self, name: str) -> KeaProcess:
-        proc = self.instances.get(name)
+    def _process(self, inst: cfg.Instance) -> KeaProcess:
+        proc = self.instances.get(inst.name)
         if proc is None:
-            proc = KeaProcess(name, self.state_dir / name, wrap=self.wrap, kea_bin=self.kea_bin,
-                              restart_backoff=self.restart_backoff)
+            proc = KeaProcess(inst.name, self.state_dir / inst.name, wrap=self.wrap, family=inst.family,
+                              kea_bin=self.kea_bins[inst.family], restart_backoff=self.restart_backoff,
+                              on_change=self.on_change)
         return proc
 
+    def _render(self, inst: cfg.Instance, state: cfg.State, proc: KeaProcess) -> dict[str, Any]:
+        render = cfg.render if inst.family == 4 else cfg.render6
+        return render(inst, state, cfg.Paths(*proc.paths()), threads=self.threads,
+                      reclaim_interval=self.reclaim_interval)
+
     def render(self, raw: cfg.State | Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
-        """{instance name: kea-dhcp4 config} for `raw`, without applying (raises InvalidDhcpState)."""
+        """{instance name: kea-dhcp4/6 config} for `raw`, without applying (raises InvalidDhcpState)."""
         state, insts = cfg.plan(raw)
-        out = {}
-        for inst in insts:
-            proc = self._process(inst.name)
-            out[inst.name] = cfg.render(inst, state, cfg.Paths(*proc.paths()), threads=self.threads,
-                                        reclaim_interval=self.reclaim_interval)
-        return out
+        return {inst.name: self._render(inst, state, self._process(inst)) for inst in insts}
 
     async def apply(self, raw: cfg.State | Mapping[str, Any] | None) -> dict[str, str]:
         """Make `raw` (a config.State, or its wire dict) the DHCP service of this rack.
@@ -93,9 +97,8 @@ class DhcpService:
             except cfg.InvalidDhcpState as e:
                 self.last_error = str(e)
                 raise
-            procs = {i.name: self._process(i.name) for i in insts}
-            configs = {i.name: cfg.render(i, state, cfg.Paths(*procs[i.name].paths()), threads=self.threads,
-                                          reclaim_interval=self.reclaim_interval) for i in insts}
+            procs = {i.name: self._process(i) for i in insts}
+            configs = {i.name: self._render(i, state, procs[i.name]) for i in insts}
             # 1. every config through `kea-dhcp4 -t` before any Kea sees one
             todo = [n for n in configs if procs[n].config != configs[n] or not procs[n].running()]
             results = await asyncio.gather(*(procs[n].check(configs[n]) for n in todo), return_exceptions=True)
@@ -118,15 +121,16 @@ class DhcpService:
             # 3. new and changed instances
             for inst in insts:
                 proc = procs[inst.name]
-                if inst.name not in self.instances:
+                if inst.family == 4 and inst.name not in self.instances:
                     self._seed_leases(proc, inst)
                 self.instances[inst.name] = proc
                 self.plans[inst.name] = inst
-                tailer = self.tailers.get(inst.name)
-                if tailer is None:
-                    tailer = self.tailers[inst.name] = LeaseTailer(inst.name, proc.lease_file, self.events,
-                                                                   interval=self.tail_interval)
-                tailer.start()
+                if inst.family == 4:        # the region learns DHCPv4 leases (v6 ones stay with Kea)
+                    tailer = self.tailers.get(inst.name)
+                    if tailer is None:
+                        tailer = self.tailers[inst.name] = LeaseTailer(inst.name, proc.lease_file, self.events,
+                                                                       interval=self.tail_interval)
+                    tailer.start()
                 outcome[inst.name] = await proc.apply(configs[inst.name], checked=inst.name in todo)
             self.state = state
             self.last_error = ""
@@ -184,21 +188,23 @@ class DhcpService:
                     proc.ha_state = f"unknown ({type(e).__name__})"
             await asyncio.sleep(self.ha_poll_interval)
 
-    def status(self) -> tuple[str, str]:
-        """(status, info) for the rack's "dhcpd" service: off | running | degraded | dead."""
-        if not self.instances:
-            info = "DHCP is off on this rack"
+    def status(self, family: int = 4) -> tuple[str, str]:
+        """(status, info) for the rack's "dhcpd" (family 4) or "dhcpd6" (6) service:
+        off | running | degraded | dead."""
+        mine = {name: proc for name, proc in self.instances.items() if proc.family == family}
+        if not mine:
+            info = f"DHCP{'v6' if family == 6 else ''} is off on this rack"
             if self.last_error:
                 info += f"; last change refused: {self.last_error}"
             return "off", info
-        statuses = {name: proc.status() for name, proc in sorted(self.instances.items())}
+        statuses = {name: proc.status() for name, proc in sorted(mine.items())}
         infos = [info for _, info in statuses.values()]
         if self.last_error:
             infos.append(f"last change refused: {self.last_error}")
         info = "; ".join(infos)
         if any(s == "dead" for s, _ in statuses.values()):
             return "dead", info
-        for name, proc in self.instances.items():
+        for name, proc in mine.items():
             plan = self.plans.get(name)
             if proc.ha_state in HA_ALONE and plan and plan.peer:
                 return "degraded", f"HA partner {plan.peer.name} is down, serving alone; {info}"

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 from metalplane.dns.conf import FieldErrors, Layout, address_list, listen_lists, quote, render_named_conf
+from metalplane.dns.conf import parse_upstream_dns as parse_upstream_dns  # MAAS's setting, shared with the region
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -52,20 +53,6 @@ class ResolverConfig:
     listen: tuple[IP, ...] = ()              #: the rack's addresses on its VLANs (127.0.0.1 always)
     allow: tuple[Network, ...] = ()          #: who may ask besides localhost/localnets: the VLANs' subnets
     port: int = RESOLVER_PORT
-
-
-def parse_upstream_dns(text: str) -> tuple[IP, ...]:
-    """MAAS's `upstream_dns` setting: addresses separated by spaces or commas.
-    ValueError naming the first entry that is not an IP address."""
-    out = []
-    for part in re.split(r"[,\s]+", text.strip()):
-        if not part:
-            continue
-        try:
-            out.append(ipaddress.ip_address(part))
-        except ValueError:
-            raise ValueError(f"{part!r} is not an IP address") from None
-    return tuple(out)
 
 
 def validate(cfg: ResolverConfig) -> None:

@@ -6,6 +6,7 @@ network.Vlans, racks.Racks) and these functions only shape it.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from ipaddress import ip_address, ip_network
 from typing import Any
 
@@ -13,6 +14,9 @@ from metalplane.region.api.framework import API_PREFIX
 from metalplane.region.api.render_controllers import controller_neutral
 from metalplane.region.services.controller_ops import power_type_of as controller_power_type
 from metalplane.region.services.controllers import RegionView
+from metalplane.region.services.discoveries import Discovery
+from metalplane.region.services.dnsresources import Resource
+from metalplane.region.services.domain_views import DomainView
 from metalplane.region.services.nodes import AUTO, DHCP, DISCOVERED, STICKY, USER_RESERVED
 from metalplane.region.services.network import Fabrics, Vlans
 from metalplane.region.services.racks import Racks
@@ -139,15 +143,81 @@ DEFAULT_DOMAIN = {"authoritative": True, "ttl": None, "id": 0, "resource_record_
                   "is_default": True, "name": "maas", "resource_uri": uri("domains/0/")}
 
 
-def controller(n: Row, collection: str, extra: Row | None = None) -> Row:
+def when(moment: datetime) -> str:
+    """Django's JSON dates, as MAAS sends them: ISO 8601, milliseconds, UTC as "Z"."""
+    text = moment.astimezone(UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
+def domain(d: DomainView) -> Row:
+    r = d.row
+    return {
+        "id": r["id"],
+        "name": r["name"],
+        "ttl": r["ttl"],
+        "authoritative": r["authoritative"],
+        "resource_record_count": d.resource_record_count,
+        "is_default": d.is_default,
+        "resource_uri": uri(f"domains/{r['id']}/"),
+    }
+
+
+def dnsresource_record(rec: Row) -> Row:
+    return {
+        "id": rec["id"],
+        "fqdn": rec["fqdn"],
+        "ttl": rec["ttl"],
+        "rrtype": rec["rrtype"],
+        "rrdata": rec["rrdata"],
+        "resource_uri": uri(f"dnsresourcerecords/{rec['id']}/"),
+    }
+
+
+def dnsresource(r: Resource) -> Row:
+    """A DNS resource; a node's implied records (id -1, `all=true`) carry their data inline."""
+    implied = r.ips is None
+    return {
+        "id": r.id,
+        "fqdn": r.fqdn,
+        "address_ttl": r.address_ttl,
+        "ip_addresses": None if implied else [
+            {"ip": ip, "alloc_type": USER_RESERVED, "alloc_type_name": "User reserved"} for ip in r.ips or []],
+        "resource_records": r.records if implied else [dnsresource_record(rec) for rec in r.records],
+        "resource_uri": uri(f"dnsresources/{r.id}/"),
+    }
+
+
+def discovery(d: Discovery) -> Row:
+    return {
+        "discovery_id": d.discovery_id,
+        "ip": d.ip,
+        "mac_address": d.mac,
+        "mac_organization": None,
+        "last_seen": when(d.last_seen),
+        "hostname": None,
+        "fabric_name": d.fabric_name,
+        "vid": d.vid,
+        "observer": {"system_id": d.rack_system_id, "hostname": d.rack_hostname,
+                     "interface_id": d.interface_id, "interface_name": d.interface_name},
+        "resource_uri": uri(f"discovery/{d.discovery_id}/"),
+    }
+
+
+def node_domain(view: DomainView | None) -> Row:
+    """A node's domain; DEFAULT_DOMAIN when the service did not say (its row is id 0, "maas")."""
+    return domain(view) if view is not None else DEFAULT_DOMAIN
+
+
+def controller(n: Row, collection: str, extra: Row | None = None, in_domain: DomainView | None = None) -> Row:
     """A region or rack controller, with MAAS's node fields."""
     zone_json = zone({"id": n["zone_ref"], "name": n["zone_name"], "description": n["zone_description"]})
+    dom = node_domain(in_domain)
     return {
         **controller_neutral(),
         "system_id": n["system_id"],
         "hostname": n["hostname"],
-        "domain": DEFAULT_DOMAIN,
-        "fqdn": f"{n['hostname']}.{DEFAULT_DOMAIN['name']}",
+        "domain": dom,
+        "fqdn": f"{n['hostname']}.{dom['name']}",
         "description": n["description"],
         "architecture": None,
         "cpu_count": 0,
@@ -292,7 +362,8 @@ def regions(views: list[RegionView]) -> list[Row]:
             {"pid": p.pid, "worker_index": p.worker_index, "rpc_port": p.rpc_port, "heartbeat": p.updated.isoformat()}
             for p in r.processes
         ],
-    }) for r in views]
+        "service_set": [{"name": name, "status": status, "status_info": info} for name, status, info in r.services],
+    }, in_domain=r.domain) for r in views]
 
 
 def racks(view: Racks) -> list[Row]:
@@ -305,5 +376,5 @@ def racks(view: Racks) -> list[Row]:
                             for name, status, info in rack.services],
             "interface_set": ifaces,
             "ip_addresses": [link["ip_address"] for i in ifaces for link in i["links"] if "ip_address" in link],
-        }))
+        }, in_domain=rack.domain))
     return out

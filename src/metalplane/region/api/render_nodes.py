@@ -13,7 +13,7 @@ from email.utils import format_datetime
 from typing import Any
 
 from metalplane.region.api import render
-from metalplane.region.api.render import DEFAULT_DOMAIN, Row, uri
+from metalplane.region.api.render import Row, node_domain, uri
 from metalplane.region.services import events as events_service
 from metalplane.region.services import script_results as scripts
 from metalplane.region.services.machines import STATUS_NAMES, power_type_of
@@ -144,8 +144,8 @@ def machine(view: NodesView, m: Row) -> Row:
         "hostname": m["hostname"],
         "description": m["description"],
         "hardware_uuid": m["hardware_uuid"],
-        "domain": DEFAULT_DOMAIN,
-        "fqdn": f"{m['hostname']}.{DEFAULT_DOMAIN['name']}",
+        "domain": node_domain(view.domains.get(m["id"])),
+        "fqdn": f"{m['hostname']}.{view.domain_name(m)}",
         "owner": m["owner_name"],
         "owner_data": dict(m["owner_data"] or {}),
         "locked": m["locked"],
@@ -225,8 +225,8 @@ def device(view: NodesView, d: Row) -> Row:
         "system_id": d["system_id"],
         "hostname": d["hostname"],
         "description": d["description"],
-        "domain": DEFAULT_DOMAIN,
-        "fqdn": f"{d['hostname']}.{DEFAULT_DOMAIN['name']}",
+        "domain": node_domain(view.domains.get(d["id"])),
+        "fqdn": f"{d['hostname']}.{view.domain_name(d)}",
         "owner": d["owner_name"],
         "owner_data": dict(d["owner_data"] or {}),
         "parent": d["parent_system_id"],

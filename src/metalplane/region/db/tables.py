@@ -107,6 +107,42 @@ spaces = Table(
     *_timestamps(),
 )
 
+# DNS domains (MAAS's): the default one, "maas", has id 0 (created by migration 0012).
+domains = Table(
+    "domains",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("authoritative", Boolean, nullable=False, server_default="true"),
+    Column("ttl", Integer, nullable=True),
+    *_timestamps(),
+)
+
+# Names in a domain with addresses (A/AAAA) and other records (dnsdata).
+dnsresources = Table(
+    "dnsresources",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("domain_id", Integer, ForeignKey("domains.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("address_ttl", Integer, nullable=True),
+    Column("ips", ARRAY(INET), nullable=False, server_default="{}"),
+    *_timestamps(),
+    UniqueConstraint("domain_id", "name"),
+)
+
+dnsdata = Table(
+    "dnsdata",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("dnsresource_id", Integer, ForeignKey("dnsresources.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("rrtype", Text, nullable=False),
+    Column("rrdata", Text, nullable=False),
+    Column("ttl", Integer, nullable=True),
+    *_timestamps(),
+)
+
 # Machines, devices and controllers: one table, as in MAAS, told apart by node_type.
 nodes = Table(
     "nodes",
@@ -157,6 +193,9 @@ nodes = Table(
     Column("previous_status", Integer, nullable=True),
     Column("erase_mode", Text, nullable=True),
     Column("status_timeout", Integer, nullable=True),  # seconds the current timed status was given
+    # NULL: the default domain (whichever it is now; migration 0012).
+    Column("domain_id", Integer, ForeignKey("domains.id", name="nodes_domain_id_fkey"),
+           nullable=True, index=True),
     *_timestamps(),
 )
 # MAAS's Node.hostname is unique; for machines and devices the database holds the
@@ -181,6 +220,10 @@ controller_info = Table(
     Column("refusal", Text, nullable=True),
     # A region's maas_url: what the UI's "Add rack controller" tells a new rack to use.
     Column("maas_url", Text, nullable=True),
+    # A region's address as racks reach it, and the ports of its named and chronyd (0: none).
+    Column("address", INET, nullable=True),
+    Column("dns_port", Integer, nullable=False, server_default="0"),
+    Column("ntp_port", Integer, nullable=False, server_default="0"),
     *_timestamps(),
 )
 
@@ -657,6 +700,22 @@ boot_resource_imports = Table(
     Column("heartbeat", DateTime(timezone=True), nullable=False, server_default=func.now()),
     *_timestamps(),
     CheckConstraint("state IN ('running', 'done', 'failed', 'stopped')", name="boot_resource_imports_state"),
+)
+
+
+# What racks saw on their networks (ARP): one row per (rack, interface, ip), its MAC the last seen.
+discoveries = Table(
+    "discoveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("rack_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), nullable=False),
+    Column("interface", Text, nullable=False),
+    Column("vid", Integer, nullable=True),
+    Column("ip", INET, nullable=False, index=True),
+    Column("mac", Text, nullable=False, index=True),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("rack_id", "interface", "ip"),
 )
 
 

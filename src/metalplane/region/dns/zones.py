@@ -151,6 +151,43 @@ def validate(model: DnsModel) -> None:
         raise InvalidDnsModel(errs)
 
 
+def name_conflicts(records: Iterable[Record]) -> list[str]:
+    """MAAS's rules for one domain's records: a CNAME stands alone on its name (no second
+    CNAME, no other record, no address); BIND refuses the zone otherwise."""
+    by_name: dict[str, list[str]] = {}
+    for rec in records:
+        by_name.setdefault(rec.name.lower(), []).append(rec.rrtype)
+    out = []
+    for name, types in sorted(by_name.items()):
+        cnames = types.count("CNAME")
+        if cnames > 1:
+            out.append(f"{name}: Only one CNAME can be associated with a name.")
+        elif cnames and len(types) > 1:
+            out.append(f"{name}: CNAME records for a name cannot coexist with non-CNAME records.")
+    return out
+
+
+def servable(model: DnsModel) -> tuple[DnsModel, list[str]]:
+    """`model` without the records BIND could not serve (a bad name or data, a CNAME beside
+    other data), and why each was left out: what the database holds is served as far as it
+    can be, rather than not at all."""
+    problems: list[str] = []
+    domains = []
+    for dom in model.domains:
+        kept = []
+        for rec in dom.records:
+            errs = _record_errors(rec, f"{dom.name}: {rec.name} {rec.rrtype}")
+            problems += errs
+            if not errs:
+                kept.append(rec)
+        clash = {line.split(":", 1)[0] for line in name_conflicts(kept)}
+        problems += [f"{dom.name}: {line}; its CNAME left out" for line in name_conflicts(kept)]
+        kept = [r for r in kept if not (r.name.lower() in clash and r.rrtype == "CNAME")]
+        domains.append(Domain(dom.name, tuple(kept), dom.ttl, dom.authoritative))
+    return DnsModel(tuple(domains), model.subnets, model.default_domain, model.default_ttl,
+                    model.nameservers), problems
+
+
 def _ttl_ok(ttl: object) -> bool:
     return isinstance(ttl, int) and not isinstance(ttl, bool) and 0 <= ttl <= MAX_TTL
 

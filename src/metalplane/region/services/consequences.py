@@ -5,16 +5,22 @@ Each function queues one consequence on the caller's transaction
 writes asked for it, as the transaction's last work before COMMIT, so it commits
 with the change or not at all. The announcements are NOTIFYs on
 `metalplane_rack_events`, which PostgreSQL delivers to every region's workers
-only on COMMIT; each worker passes them to the racks it holds.
+only on COMMIT; each worker passes them to the racks it holds; and on
+`metalplane_region_services`, which every region's supervisor hears (its named
+and chronyd).
 BMC owners are rechecked by bmcs.owners_changed (it needs bmcs itself).
 """
 
 from __future__ import annotations
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.transaction import Transaction, on_commit
 from metalplane.region.services import connections
+
+#: Each region's supervisor LISTENs here and rebuilds its named's zones and chronyd's sources.
+REGION_SERVICES_CHANNEL = "metalplane_region_services"
 
 
 def dhcp_changed(conn: AsyncConnection) -> None:
@@ -24,6 +30,32 @@ def dhcp_changed(conn: AsyncConnection) -> None:
         await connections.announce_rack_event(tx.conn, "dhcp", "")
 
     on_commit(conn, "dhcp changed", announce)
+
+
+def region_services_changed(conn: AsyncConnection) -> None:
+    """Every region rebuilds what its named and chronyd serve (DNS records, domains, subnets'
+    reverse zones, the regions themselves, default_dns_ttl, ntp_servers); a region whose zones
+    changed then tells the racks to forget them (region.host_services)."""
+
+    async def announce(tx: Transaction) -> None:
+        await tx.conn.execute(text("SELECT pg_notify(:c, '')"), {"c": REGION_SERVICES_CHANNEL})
+
+    on_commit(conn, "region services changed", announce)
+
+
+def node_addresses_changed(conn: AsyncConnection) -> None:
+    """A node's name or addresses changed: DHCP (host reservations) and DNS (its records) follow."""
+    dhcp_changed(conn)
+    region_services_changed(conn)
+
+
+def rack_services_changed(conn: AsyncConnection) -> None:
+    """Every rack refetches its resolver, NTP and discovery configuration (GetServicesConfig)."""
+
+    async def announce(tx: Transaction) -> None:
+        await connections.announce_rack_event(tx.conn, "services", "")
+
+    on_commit(conn, "rack services changed", announce)
 
 
 def images_changed(conn: AsyncConnection) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -11,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.identity import new_system_id as new_system_id  # re-exported for machines, the supervisor
 from metalplane.region.budget import RegionNeed
-from metalplane.region.db.tables import controller_info, nodes, region_processes, zones
+from metalplane.region.db.tables import controller_info, nodes, region_processes, service_status, zones
 from metalplane.region.errors import NotFound
+from metalplane.region.services import domain_views
 from metalplane.rpc.nodes import CONTROLLER_TYPES, RACK_TYPES, REGION_TYPES, NodeType
 
 # A worker heartbeats every HEARTBEAT_INTERVAL; one silent for PROCESS_TIMEOUT is gone.
@@ -56,10 +58,13 @@ async def ensure_controller_node(conn: AsyncConnection, system_id: str, hostname
 
 async def register_region(conn: AsyncConnection, system_id: str, hostname: str, version: str,
                           num_workers: int, connections_needed: int, api_port: int,
-                          maas_url: str | None = None) -> int:
+                          maas_url: str | None = None, address: str | None = None,
+                          dns_port: int = 0, ntp_port: int = 0) -> int:
+    """Record the region; `address` and the ports are where racks reach its named and chronyd
+    (a change there changes the zones' NS addresses and every rack's forwarders)."""
     node_id = await ensure_controller_node(conn, system_id, hostname, NodeType.REGION_CONTROLLER, version)
     values = dict(num_workers=num_workers, connections_needed=connections_needed, api_port=api_port,
-                  maas_url=maas_url)
+                  maas_url=maas_url, address=address, dns_port=dns_port, ntp_port=ntp_port)
     await conn.execute(
         insert(controller_info).values(node_id=node_id, **values)
         .on_conflict_do_update(index_elements=[controller_info.c.node_id], set_={**values, "updated": func.now()})
@@ -159,21 +164,52 @@ async def list_controllers(conn: AsyncConnection, types: tuple[int, ...], system
     return [dict(r._mapping) for r in await conn.execute(query)]
 
 
+#: A region's services as region-controllers read shows them (MAAS's names).
+REGION_SERVICES = ("regiond", "bind9", "ntp_region")
+
+
 @dataclass(frozen=True)
 class RegionView:
     node: dict
     processes: list[Process]  # its live workers
+    services: list[tuple[str, str, str]]  # (name, status, status_info): regiond, bind9, ntp_region
+    domain: Any = None  # its DomainView
+
+
+def regiond_status(live: int, wanted: int) -> tuple[str, str]:
+    """The region's own health, from its workers' heartbeats (a silent one is gone in 4 s)."""
+    if live == 0:
+        return "dead", "no live worker: the region is not running"
+    if live < wanted:
+        return "degraded", f"{live} of {wanted} workers live"
+    return "running", f"{live} workers live"
+
+
+async def _region_view(conn: AsyncConnection, node: dict) -> RegionView:
+    processes = await live_processes(conn, node["id"])
+    wanted = (await conn.execute(select(controller_info.c.num_workers)
+                                 .where(controller_info.c.node_id == node["id"]))).scalar() or len(processes)
+    regiond = regiond_status(len(processes), wanted)
+    rows = await conn.execute(select(service_status.c.name, service_status.c.status, service_status.c.status_info)
+                              .where(service_status.c.node_id == node["id"]))
+    reported = {r.name: (r.status, r.status_info) for r in rows}
+    services = [("regiond", *regiond)]
+    for name in REGION_SERVICES[1:]:
+        status, info = reported.get(name, ("unknown", ""))
+        if regiond[0] == "dead" and status != "off":   # its daemons die with it (and cannot say so)
+            status, info = "dead", "the region is not running"
+        services.append((name, status, info))
+    return RegionView(node, processes, services, (await domain_views.node_domains(conn, [node])).get(node["id"]))
 
 
 async def show_regions(conn: AsyncConnection, system_ids: list[str] | None = None,
                        hostnames: list[str] | None = None) -> list[RegionView]:
-    return [RegionView(node, await live_processes(conn, node["id"]))
+    return [await _region_view(conn, node)
             for node in await list_controllers(conn, REGION_TYPES, system_ids, hostnames)]
 
 
 async def show_region(conn: AsyncConnection, system_id: str) -> RegionView:
-    node = await get_controller(conn, REGION_TYPES, system_id)
-    return RegionView(node, await live_processes(conn, node["id"]))
+    return await _region_view(conn, await get_controller(conn, REGION_TYPES, system_id))
 
 
 async def get_controller(conn: AsyncConnection, types: tuple[int, ...], system_id: str) -> dict:

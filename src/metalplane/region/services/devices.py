@@ -82,7 +82,7 @@ async def create_device(conn: AsyncConnection, fields: dict[str, Any], user: Use
             "mac_addresses",
             f"MAC address {mac} already in use.",
         )
-    consequences.dhcp_changed(conn)
+    consequences.node_addresses_changed(conn)
     return await nodes_service.show(conn, [await get_device(conn, system_id)])
 
 
@@ -117,7 +117,7 @@ async def delete_device(conn: AsyncConnection, system_id: str, user: User | None
     device = await get_device(conn, system_id, user, lock=True)
     _may_edit(device, user)
     await conn.execute(delete(nodes).where(nodes.c.id == device["id"]))
-    consequences.dhcp_changed(conn)
+    consequences.node_addresses_changed(conn)
 
 
 async def set_annotations(

@@ -30,6 +30,7 @@ class RackOnVlan:
     hostname: str
     interface: str
     address: str | None
+    addresses6: tuple[str, ...] = ()   # its global IPv6 addresses there
 
 
 async def racks_on_vlans(conn: AsyncConnection) -> dict[int, list[RackOnVlan]]:
@@ -48,7 +49,10 @@ async def racks_on_vlans(conn: AsyncConnection) -> dict[int, list[RackOnVlan]]:
     out: dict[int, list[RackOnVlan]] = {}
     for r in rows:
         v4 = [a for a in addresses.get(r.iface_id, []) if ip_address(a).version == 4]
-        out.setdefault(r.vlan_id, []).append(RackOnVlan(r.id, r.system_id, r.hostname, r.name, v4[0] if v4 else None))
+        v6 = tuple(a for a in addresses.get(r.iface_id, []) if ip_address(a).version == 6
+                   and not ip_address(a).is_link_local)
+        out.setdefault(r.vlan_id, []).append(RackOnVlan(r.id, r.system_id, r.hostname, r.name, v4[0] if v4 else None,
+                                                        v6))
     return out
 
 
@@ -71,26 +75,30 @@ async def candidate_secondaries(conn: AsyncConnection) -> dict[int, str | None]:
     return out
 
 
-def ipv4_only(addresses: list[str]) -> list[str]:
-    """The IPv4 addresses among `addresses`: DHCPv4 options carry nothing else."""
+def addresses_of(version: int, addresses: list[str]) -> list[str]:
+    """The IPv`version` addresses among `addresses`: a DHCP option carries its family's only."""
     out = []
     for item in addresses:
         try:
-            if ip_address(item).version == 4:
+            if ip_address(item).version == version:
                 out.append(item)
         except ValueError:
-            continue  # a hostname: DHCP options carry addresses only
+            continue  # a hostname (ntp_servers may hold them): DHCP options carry addresses only
     return out
 
 
-def ntp_option(rack_address: str, external: list[str], external_only: bool) -> list[str]:
-    """DHCP's NTP servers (option 42, addresses only), as MAAS decides: the rack itself
-    (it serves NTP to its VLANs), or with `ntp_external_only` the external servers
-    given as literal IPv4 addresses (hostnames cannot go in the option; the rack's
-    address stands in when there are none)."""
+def ipv4_only(addresses: list[str]) -> list[str]:
+    return addresses_of(4, addresses)
+
+
+def ntp_option(racks: list[str], external: list[str], external_only: bool) -> list[str]:
+    """DHCP's NTP servers (addresses only), as MAAS decides: the racks on the VLAN (each
+    serves NTP to its VLANs), or with `ntp_external_only` the external servers given as
+    literal addresses (hostnames cannot go in the option; the racks stand in when there
+    are none)."""
     if external_only and external:
         return external
-    return [rack_address]
+    return racks
 
 
 def _pools(dynamic: list[tuple[str, str]]) -> list[list[str]]:
@@ -102,15 +110,15 @@ async def rack_dhcp_state(conn: AsyncConnection, rack_id: int) -> dict[str, Any]
     on_vlans = await racks_on_vlans(conn)
     lease_time = await settings.get_setting(conn, "dhcp_lease_time")
     mode = await settings.get_setting(conn, "dhcp_ha_mode")
-    external_ntp = ipv4_only(settings.split_list(await settings.get_setting(conn, "ntp_servers") or ""))
+    ntp_servers = settings.as_list(await settings.get_setting(conn, "ntp_servers"))
     ntp_external_only = bool(await settings.get_setting(conn, "ntp_external_only"))
-    upstream_dns = ipv4_only(settings.split_list(await settings.get_setting(conn, "upstream_dns") or ""))
     served = await conn.execute(
         select(vlans).where(vlans.c.dhcp_on.is_(True),
                             (vlans.c.primary_rack_id == rack_id) | (vlans.c.secondary_rack_id == rack_id))
         .order_by(vlans.c.id)
     )
     out_vlans: list[dict[str, Any]] = []
+    out_vlans6: list[dict[str, Any]] = []
     problems: list[str] = []
     for v in served:
         role = role_on_vlan(rack_id, v.primary_rack_id, v.secondary_rack_id)
@@ -126,35 +134,61 @@ async def rack_dhcp_state(conn: AsyncConnection, rack_id: int) -> dict[str, Any]
         if serving != role:
             problems.append(f"the peer rack has no IPv4 address on VLAN {v.vid}; serving it alone")
         role, peer = serving, racks[peer_id] if peer_id is not None else None
-        out_subnets = []
+        # MAAS: the machines ask the racks on their VLAN for names and time (the resolver and
+        # chronyd of rack.host_services), both racks of an HA pair, this one first.
+        racks_here = [me.address] + ([peer.address] if peer is not None and peer.address else [])
+        out_subnets, out_subnets6 = [], []
         for s in await conn.execute(select(subnets).where(subnets.c.vlan_id == v.id).order_by(subnets.c.id)):
             network = ip_network(str(s.cidr))
-            if network.version != 4 or ip_address(me.address) not in network:
-                continue
             ranges = list(await conn.execute(select(ipranges).where(ipranges.c.subnet_id == s.id)))
             dynamic = [(str(r.start_ip), str(r.end_ip)) for r in ranges if r.type == "dynamic"]
             if not dynamic:
+                continue
+            if network.version == 6:
+                out_subnets6.append(_subnet6(s, network, ranges, dynamic, me, peer, ntp_servers, ntp_external_only,
+                                             lease_time))
+                continue
+            if ip_address(me.address) not in network:
                 continue
             out_subnets.append({
                 "subnet_id": s.id,
                 "cidr": str(network),
                 "gateway_ip": str(s.gateway_ip) if s.gateway_ip is not None else None,
-                "dns_servers": ipv4_only(s.dns_servers) or upstream_dns,
-                "ntp_servers": ntp_option(me.address, external_ntp, ntp_external_only),
+                "dns_servers": ipv4_only(s.dns_servers) or racks_here,
+                "ntp_servers": ntp_option(racks_here, ipv4_only(ntp_servers), ntp_external_only),
                 "domain_name": DOMAIN,
                 "pools": _pools(dynamic),
                 "reserved": [[str(r.start_ip), str(r.end_ip)] for r in ranges if r.type == "reserved"],
                 "lease_time": lease_time,
             })
-        out_vlans.append({
-            "vlan_id": v.id, "vid": v.vid, "mtu": v.mtu, "interface": me.interface, "self_address": me.address,
-            "role": role, "mode": mode,
-            "peer": {"name": peer.hostname, "address": peer.address} if peer is not None else None,
-            "subnets": out_subnets,
-        })
+        common = {"vlan_id": v.id, "vid": v.vid, "interface": me.interface, "self_address": me.address,
+                  "role": role, "mode": mode,
+                  "peer": {"name": peer.hostname, "address": peer.address} if peer is not None else None}
+        if out_subnets:
+            out_vlans.append({**common, "mtu": v.mtu, "subnets": out_subnets})
+        if out_subnets6:
+            out_vlans6.append({**common, "subnets": out_subnets6})
     hostname = (await conn.execute(select(nodes.c.hostname).where(nodes.c.id == rack_id))).scalar_one()
     # "boot" is the rack's to fill in: its own TFTP/HTTP addresses and loaders.
-    return {"server_name": hostname, "vlans": out_vlans, "hosts": await known_hosts(conn), "problems": problems}
+    return {"server_name": hostname, "vlans": out_vlans, "hosts": await known_hosts(conn), "problems": problems,
+            "vlans6": out_vlans6}
+
+
+def _subnet6(s: Any, network: Any, ranges: list[Any], dynamic: list[tuple[str, str]], me: RackOnVlan,
+             peer: RackOnVlan | None, ntp_servers: list[str], ntp_external_only: bool,
+             lease_time: int) -> dict[str, Any]:
+    """An IPv6 subnet for kea-dhcp6: the racks' IPv6 addresses in it answer DNS and NTP."""
+    racks6 = [a for r in (me, peer) if r is not None for a in r.addresses6 if ip_address(a) in network]
+    return {
+        "subnet_id": s.id,
+        "cidr": str(network),
+        "dns_servers": addresses_of(6, s.dns_servers) or racks6,
+        "ntp_servers": ntp_option(racks6, addresses_of(6, ntp_servers), ntp_external_only),
+        "domain_name": DOMAIN,
+        "pools": _pools(dynamic),
+        "reserved": [[str(r.start_ip), str(r.end_ip)] for r in ranges if r.type == "reserved"],
+        "lease_time": lease_time,
+    }
 
 
 async def known_hosts(conn: AsyncConnection) -> list[dict[str, Any]]:

@@ -175,7 +175,7 @@ async def create_physical(
     ).scalar_one()
     if values["vlan_id"] is not None:
         await conn.execute(insert(ip_addresses).values(interface_id=new_id, alloc_type=STICKY, ip=None))
-    consequences.dhcp_changed(conn)
+    consequences.node_addresses_changed(conn)
     return node, new_id, await _shown(conn, node)
 
 
@@ -240,7 +240,7 @@ async def update_interface(
         await conn.execute(
             update(interfaces).where(interfaces.c.id == iface["id"]).values(**values, updated=func.now())
         )
-        consequences.dhcp_changed(conn)
+        consequences.node_addresses_changed(conn)
     return node, iface["id"], await _shown(conn, node)
 
 
@@ -250,7 +250,7 @@ async def delete_interface(conn: AsyncConnection, system_id: str, ident: str, us
     _not_controller(node, "delete interface")
     _may_change(node, user, "delete interface")
     await conn.execute(delete(interfaces).where(interfaces.c.id == iface["id"]))
-    consequences.dhcp_changed(conn)
+    consequences.node_addresses_changed(conn)
 
 
 async def _links(conn: AsyncConnection, iface_id: int) -> list[Row]:
@@ -348,7 +348,7 @@ async def link_subnet(
     if default_gateway and subnet is not None:
         key = "gateway_link_ipv4_id" if ip_network(str(subnet["cidr"])).version == 4 else "gateway_link_ipv6_id"
         await conn.execute(update(nodes).where(nodes.c.id == node["id"]).values(**{key: link_id}))
-    consequences.dhcp_changed(conn)
+    consequences.node_addresses_changed(conn)
     return node, iface["id"], await _shown(conn, node)
 
 
@@ -368,7 +368,7 @@ async def unlink_subnet(
     await conn.execute(delete(ip_addresses).where(ip_addresses.c.id == chosen[0]["id"]))
     if len(links) == 1 and iface["vlan_id"] is not None:
         await conn.execute(insert(ip_addresses).values(interface_id=iface["id"], alloc_type=STICKY, ip=None))
-    consequences.dhcp_changed(conn)
+    consequences.node_addresses_changed(conn)
     return node, iface["id"], await _shown(conn, node)
 
 
@@ -425,7 +425,7 @@ async def disconnect(conn: AsyncConnection, system_id: str, ident: str, user: Us
     await conn.execute(
         update(interfaces).where(interfaces.c.id == iface["id"]).values(vlan_id=None, updated=func.now())
     )
-    consequences.dhcp_changed(conn)
+    consequences.node_addresses_changed(conn)
     return node, iface["id"], await _shown(conn, node)
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import dhcp_leases, subnets
+from metalplane.region.services import consequences
 
 STATES = {"commit": "active", "release": "released", "expiry": "expired", "decline": "released"}
 
@@ -80,8 +81,10 @@ async def apply_events(conn: AsyncConnection, rack_id: int, events: list[dict[st
             index_elements=[dhcp_leases.c.ip],
             set_={k: excluded[k] for k in row if k != "ip"} | {"updated": func.now()},
             where=dhcp_leases.c.changed <= excluded.changed,
-        )
-        changed += (await conn.execute(statement)).rowcount
+        ).returning(dhcp_leases.c.ip)     # rowcount is not reliable for an INSERT: count what it returns
+        changed += len((await conn.execute(statement)).all())
+    if changed:
+        consequences.region_services_changed(conn)   # a known machine's leased address is in DNS
     return changed
 
 

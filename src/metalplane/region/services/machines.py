@@ -157,6 +157,7 @@ async def show_machines(conn: AsyncConnection, system_ids: list[str] | None = No
 def _changed(conn: AsyncConnection) -> None:
     bmcs_service.owners_changed(conn)
     consequences.dhcp_changed(conn)
+    consequences.region_services_changed(conn)   # its name and addresses in DNS
 
 
 async def all_power_parameters(conn: AsyncConnection, system_ids: list[str]) -> dict[str, dict[str, str]]:

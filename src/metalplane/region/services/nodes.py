@@ -33,8 +33,9 @@ from metalplane.region.db.tables import (
 )
 from metalplane.region.errors import NotFound
 from metalplane.region.services import bmcs as bmcs_service
-from metalplane.region.services import events, network
+from metalplane.region.services import domain_views, events, network
 from metalplane.region.services import subnets as subnets_service
+from metalplane.region.services.domain_views import DomainView
 from metalplane.region.services.rows import Row, rows
 from metalplane.region.services.users import User
 from metalplane.rpc.nodes import NodeType
@@ -245,6 +246,11 @@ class NodesView:
     script_sets: dict[int, dict[int, Row]] = field(default_factory=dict)
     shown_events: dict[int, Row] = field(default_factory=dict)  # node id -> newest INFO+ event
     leases: dict[str, list[str]] = field(default_factory=dict)  # MAC -> leased addresses
+    domains: dict[int, DomainView] = field(default_factory=dict)  # node id -> its domain (own or default)
+
+    def domain_name(self, node: Row) -> str:
+        found = self.domains.get(node["id"])
+        return str(found.row["name"]) if found is not None else "maas"
 
     def facts(self, node: Row) -> dict[str, Any]:
         """What machines read filters look at (services.node_filters.matches)."""
@@ -253,7 +259,7 @@ class NodesView:
         return {
             "system_id": node["system_id"],
             "hostname": node["hostname"],
-            "domain": "maas",
+            "domain": self.domain_name(node),
             "zone": node["zone_name"],
             "pool": node["pool_name"],
             "status": node["status"],
@@ -291,6 +297,7 @@ async def show(conn: AsyncConnection, shown: list[Row]) -> NodesView:
         script_sets=await current_script_sets(conn, ids),
         shown_events=await events.latest_shown(conn, ids),
         leases=await leases_of(conn, macs),
+        domains=await domain_views.node_domains(conn, shown),
     )
 
 

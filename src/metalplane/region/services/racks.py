@@ -28,7 +28,7 @@ from metalplane.region.db.tables import (
 )
 from metalplane.region.db.transaction import Work, region_config
 from metalplane.region.errors import Refused
-from metalplane.region.services import connections, consequences, events, network
+from metalplane.region.services import connections, consequences, domain_views, events, network
 from metalplane.region.services import subnets as subnets_service
 from metalplane.region.services.controllers import ensure_controller_node, get_controller, list_controllers
 from metalplane.region.services.nodes import interfaces_of
@@ -44,14 +44,26 @@ SERVICE_STATES = ("running", "degraded", "dead", "off", "unknown")
 async def register_rack(conn: AsyncConnection, system_id: str, hostname: str, version: str,
                         reported: list[dict[str, Any]]) -> int:
     """Create or update the rack node and its interfaces; MAAS creates the fabrics,
-    VLANs and subnets a rack sees when they are missing, and so do we."""
+    VLANs and subnets a rack sees when they are missing, and so do we. When its
+    interfaces changed, the regions' DNS (its name's addresses) and its own services
+    configuration (what it listens on and serves) follow."""
     node_id = await ensure_controller_node(conn, system_id, hostname, NodeType.RACK_CONTROLLER, version)
     await conn.execute(
         insert(controller_info).values(node_id=node_id, refusal=None)
         .on_conflict_do_update(index_elements=["node_id"], set_={"refusal": None, "updated": func.now()})
     )
+    before = await interfaces_of(conn, [node_id])
     await sync_interfaces(conn, node_id, reported)
+    if _shape(before) != _shape(await interfaces_of(conn, [node_id])):
+        consequences.region_services_changed(conn)
+        consequences.rack_services_changed(conn)
     return node_id
+
+
+def _shape(found: dict[int, list[dict[str, Any]]]) -> list[tuple[Any, ...]]:
+    """What of a node's interfaces the services depend on: names, MACs, VLANs, addresses."""
+    return sorted((i["name"], i["mac"], i["vlan_id"], tuple(sorted(link["ip"] for link in i["links"])))
+                  for rows in found.values() for i in rows)
 
 
 async def is_rack(conn: AsyncConnection, system_id: str) -> bool:
@@ -220,7 +232,7 @@ async def service_sets(conn: AsyncConnection, node_ids: list[int]) -> dict[int, 
         if rackd[0] == "dead":  # whatever it last reported is stale now
             mine = unreachable_services(RACK_SERVICES)
         out[node_id] = [ServiceStatus("rackd", *rackd)] + [
-            ServiceStatus(name, *mine.get(name, ("unknown", ""))) for name in RACK_SERVICES if name != "rackd"]
+            ServiceStatus(name, *shown_status(name, mine)) for name in RACK_SERVICES if name != "rackd"]
     return out
 
 
@@ -229,6 +241,7 @@ class RackView:
     node: Row
     services: list[ServiceStatus]  # rackd (the region's judgement) first
     interfaces: list[Row]  # with their "links" (services.nodes.interfaces_of)
+    domain: Any = None  # its DomainView
 
 
 @dataclass(frozen=True)
@@ -257,8 +270,20 @@ async def _racks(conn: AsyncConnection, nodes_shown: list[Row]) -> Racks:
     rack_interfaces = await interfaces_of(conn, ids)
     vlans_by_id = {v["id"]: v for v in await network.list_vlans(conn)}
     subnets_by_id = {s["id"]: s for s in await subnets_service.list_subnets(conn)}
-    shown = [RackView(node, statuses[node["id"]], rack_interfaces.get(node["id"], [])) for node in nodes_shown]
+    in_domains = await domain_views.node_domains(conn, nodes_shown)
+    shown = [RackView(node, statuses[node["id"]], rack_interfaces.get(node["id"], []), in_domains.get(node["id"]))
+             for node in nodes_shown]
     return Racks(shown, vlans_by_id, subnets_by_id)
+
+
+def shown_status(name: str, reported: dict[str, tuple[str, str]]) -> tuple[str, str]:
+    """A rack service's status; on a host that is region and rack, one chronyd (the region's)
+    serves the rack's networks too, so ntp_rack is what the region says of it."""
+    region_ntp = reported.get("ntp_region")
+    if name == "ntp_rack" and region_ntp is not None and region_ntp[0] != "off" \
+            and reported.get("ntp_rack", ("off", ""))[0] == "off":
+        return region_ntp[0], f"the region's chronyd on this host: {region_ntp[1]}"
+    return reported.get(name, ("unknown", ""))
 
 
 async def connection_spread(work: Work, rpc_server: Any, check: bool) -> dict[str, Any]:
@@ -347,7 +372,8 @@ async def delete_rack(conn: AsyncConnection, system_id: str, force: bool) -> Row
     if node["node_type"] == NodeType.REGION_AND_RACK_CONTROLLER:
         await conn.execute(update(nodes).where(nodes.c.id == node["id"]).values(node_type=NodeType.REGION_CONTROLLER))
         await conn.execute(delete(interfaces).where(interfaces.c.node_id == node["id"]))
-        await conn.execute(delete(service_status).where(service_status.c.node_id == node["id"]))
+        await conn.execute(delete(service_status).where(service_status.c.node_id == node["id"],
+                                                        service_status.c.name.in_(RACK_SERVICES)))
         await conn.execute(delete(rpc_connections).where(rpc_connections.c.rack_id == node["id"]))
         await conn.execute(delete(rpc_targets).where(rpc_targets.c.rack_id == node["id"]))
     else:

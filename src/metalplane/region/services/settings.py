@@ -157,6 +157,11 @@ def split_list(value: str) -> list[str]:
     return [item for item in (i.strip() for i in SEPARATORS.split(value)) if item]
 
 
+def as_list(value: Any) -> list[str]:
+    """A stored list setting (MAAS's space-separated string; None: empty) as a list."""
+    return split_list(value or "") if not isinstance(value, list) else [str(item) for item in value]
+
+
 def ip_list(value: str) -> str | None:
     """upstream_dns: addresses, normalised to one space-separated string."""
     items = split_list(value)
@@ -311,6 +316,25 @@ def _power(conn: AsyncConnection) -> None:
     consequences.power_settings_changed(conn)
 
 
+def _regions(conn: AsyncConnection) -> None:
+    consequences.region_services_changed(conn)
+
+
+def _racks(conn: AsyncConnection) -> None:
+    consequences.rack_services_changed(conn)
+
+
+def _all_of(*each: Callable[[AsyncConnection], None]) -> Callable[[AsyncConnection], None]:
+    def consequence(conn: AsyncConnection) -> None:
+        for one in each:
+            one(conn)
+    return consequence
+
+
+REGIONS_DNS = "regions' named"
+RACKS_DNS = "racks' resolvers"
+
+
 SETTINGS: dict[str, Setting] = {
     "maas_name": Setting(text(required=True), socket.gethostname(), "The name of this MAAS."),
     "theme": Setting(text(), "", "The web UI theme."),
@@ -320,30 +344,37 @@ SETTINGS: dict[str, Setting] = {
     "use_peer_proxy": Setting(_B, False, "Use the built-in proxy with an external proxy as a peer."),
     "prefer_v4_proxy": Setting(_B, False, "Sets IPv4 DNS resolution before IPv6."),
     "http_proxy": Setting(url, None, "Proxy for APT or YUM and HTTP/HTTPS."),
-    "default_dns_ttl": Setting(integer(), 30, "Default Time-To-Live for the DNS."),
+    "default_dns_ttl": Setting(integer(), 30, "Default Time-To-Live for the DNS.",
+                               acts=f"{REGIONS_DNS}: the TTL of records whose domain or record sets none",
+                               consequence=_regions),
     "upstream_dns": Setting(ip_list, None, "Upstream DNS used to resolve domains not managed by this MAAS "
                             "(space-separated IP addresses).",
-                            acts=f"{DHCP}: the DNS servers of a subnet that names none (IPv4 only)",
-                            consequence=_dhcp),
+                            acts=f"{RACKS_DNS}: where names outside MAAS's zones are forwarded (none: "
+                                 "resolved from the root)", consequence=_racks),
     "dnssec_validation": Setting(choice(("auto", "yes", "no"),
                                         invalid_choice_text("dnssec_validation", ("auto", "yes", "no"))),
-                                 "auto", "Enable DNSSEC validation of upstream zones."),
+                                 "auto", "Enable DNSSEC validation of upstream zones.",
+                                 acts=f"{RACKS_DNS}: dnssec-validation", consequence=_racks),
     "maas_internal_domain": Setting(domain_name, "maas-internal",
                                     "Domain name used by MAAS for internal mapping of MAAS provided services."),
     "dns_trusted_acl": Setting(acl_list, None, "List of external networks that will be allowed to use MAAS for "
                                "DNS resolution."),
     "ntp_servers": Setting(host_list, "ntp.ubuntu.com", "Addresses of NTP servers.",
-                           acts=f"{DHCP}: with ntp_external_only, the literal IPv4 addresses among them are "
-                                "DHCP's NTP servers (option 42); otherwise each rack offers itself",
-                           consequence=_dhcp),
+                           acts="regions' chronyd follows them; with ntp_external_only the racks' chronyd too, "
+                                f"and in the {DHCP} the literal addresses among them are the NTP servers "
+                                "(option 42); otherwise the racks offer themselves",
+                           consequence=_all_of(_dhcp, _regions, _racks)),
     "ntp_external_only": Setting(_B, False, "Use external NTP servers only.",
-                                 acts=f"{DHCP}: which NTP servers option 42 names", consequence=_dhcp),
+                                 acts="racks' chronyd follows ntp_servers instead of the regions; "
+                                      f"{DHCP}: which NTP servers option 42 names",
+                                 consequence=_all_of(_dhcp, _racks)),
     "allow_only_trusted_transfers": Setting(_B, False, "Allow only trusted zone transfers."),
     "remote_syslog": Setting(remote_syslog, None, "Remote syslog server to forward machine logs."),
     "maas_syslog_port": Setting(port(5247), 5247, "Port to bind the MAAS built-in syslog."),
     "network_discovery": Setting(choice(("enabled", "disabled"),
                                         invalid_choice_text("network_discovery", ("enabled", "disabled"))),
-                                 "enabled", "Passive network discovery."),
+                                 "enabled", "Passive network discovery.",
+                                 acts="racks' ARP listeners", consequence=_racks),
     "active_discovery_interval": Setting(
         lambda value: int(choice(_DISCOVERY_INTERVALS, invalid_choice_text("active_discovery_interval",
                                                                            _DISCOVERY_INTERVALS))(value)),

@@ -20,7 +20,7 @@ from metalplane.region import validation
 from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import interfaces, ip_addresses, ipranges, nodes, subnets, vlans
 from metalplane.region.errors import Invalid, NotFound, PermissionDenied, Refused, raise_if
-from metalplane.region.services import consequences, leases, lookups, netrules, users
+from metalplane.region.services import consequences, dns_model, leases, lookups, netrules, users
 from metalplane.region.services.network import (
     DEFAULT_FABRIC_ID,
     find_fabric,
@@ -140,9 +140,16 @@ async def insert_subnet(conn: AsyncConnection, fields: dict[str, Any], check_ove
     return await get_subnet(conn, str(result.scalar_one()))
 
 
+def _dns_changed(conn: AsyncConnection) -> None:
+    consequences.region_services_changed(conn)  # the regions' reverse zones
+    consequences.rack_services_changed(conn)    # the zones the racks forward, the networks they serve
+
+
 async def create_subnet(conn: AsyncConnection, fields: dict[str, Any]) -> Subnets:
     row = await insert_subnet(conn, fields, check_overlap=True)
+    await dns_model.check(conn, "rdns_mode")
     consequences.dhcp_changed(conn)  # racks serving DHCP refetch their state
+    _dns_changed(conn)
     return Subnets([row], {v["id"]: v for v in await list_vlans(conn)})
 
 
@@ -167,6 +174,9 @@ async def update_subnet(conn: AsyncConnection, ident: str, fields: dict[str, Any
     if values:
         await execute_unique(conn, update(subnets).where(subnets.c.id == subnet["id"]).values(**values, updated=func.now()),
                              "cidr", "Subnet with this Cidr already exists.")
+        if "cidr" in values or "rdns_mode" in values:
+            await dns_model.check(conn, "rdns_mode" if "cidr" not in values else "cidr")
+            _dns_changed(conn)
     consequences.dhcp_changed(conn)  # racks serving DHCP refetch their state
     return Subnets([await get_subnet(conn, str(subnet["id"]))], {v["id"]: v for v in await list_vlans(conn)})
 
@@ -182,6 +192,7 @@ async def delete_subnet(conn: AsyncConnection, ident: str) -> None:
                       "(Delete the dynamic range or disable DHCP first.)")
     await conn.execute(delete(subnets).where(subnets.c.id == subnet["id"]))
     consequences.dhcp_changed(conn)  # racks serving DHCP refetch their state
+    _dns_changed(conn)
 
 
 # -- IP ranges -----------------------------------------------------------------------
