@@ -68,9 +68,19 @@ class Run:
 
 
 def storm(machines: Host, clients: int, mac_prefix: str) -> dict:
-    out = machines.run([sys.executable, str(CLIENT), "--ifname", machines.ifname("storm"), "--clients", str(clients),
-                        "--mac-prefix", mac_prefix],
-                       timeout=900)
+    out = machines.run(
+        [
+            sys.executable,
+            str(CLIENT),
+            "--ifname",
+            machines.ifname("storm"),
+            "--clients",
+            str(clients),
+            "--mac-prefix",
+            mac_prefix,
+        ],
+        timeout=900,
+    )
     return json.loads(out.stdout)
 
 
@@ -78,8 +88,16 @@ def summarise(stack: str, raw: dict) -> Run:
     ok = [m for m in raw["machines"] if not m["error"]]
     errors = sorted({m["error"] for m in raw["machines"] if m["error"]})
     stages = {s: statistics.median(m["stages"][s] for m in ok) for s in STAGES} if ok else {}
-    return Run(stack, raw["wall"], len(ok), len(raw["machines"]) - len(ok), errors,
-               sorted(m["total"] for m in ok), stages, sum(m["bytes"] for m in ok))
+    return Run(
+        stack,
+        raw["wall"],
+        len(ok),
+        len(raw["machines"]) - len(ok),
+        errors,
+        sorted(m["total"] for m in ok),
+        stages,
+        sum(m["bytes"] for m in ok),
+    )
 
 
 # -- stack a: metalplane --------------------------------------------------------------
@@ -125,20 +143,30 @@ def stop_rack(stack: Stack) -> None:
 
 
 def kea_config(workdir: Path, ifname: str) -> dict:
-    return {"Dhcp4": {
-        "interfaces-config": {"interfaces": [ifname], "dhcp-socket-type": "raw"},
-        "lease-database": {"type": "memfile", "persist": True, "name": str(workdir / "leases.csv")},
-        "valid-lifetime": 600,
-        "client-classes": [
-            {"name": "ipxe", "test": "substring(option[77].hex,0,4) == 'iPXE'",
-             "boot-file-name": f"http://{RACK}:{STOCK_HTTP_PORT}/boot.ipxe"},
-            {"name": "pxe-bios", "test": "option[93].hex == 0x0000 and not member('ipxe')",
-             "boot-file-name": LOADER, "next-server": RACK},
-        ],
-        "subnet4": [{"id": 1, "subnet": CIDR, "pools": [{"pool": f"{POOL[0]} - {POOL[1]}"}]}],
-        "loggers": [{"name": "kea-dhcp4", "severity": "WARN",
-                     "output_options": [{"output": str(workdir / "kea.log")}]}],
-    }}
+    return {
+        "Dhcp4": {
+            "interfaces-config": {"interfaces": [ifname], "dhcp-socket-type": "raw"},
+            "lease-database": {"type": "memfile", "persist": True, "name": str(workdir / "leases.csv")},
+            "valid-lifetime": 600,
+            "client-classes": [
+                {
+                    "name": "ipxe",
+                    "test": "substring(option[77].hex,0,4) == 'iPXE'",
+                    "boot-file-name": f"http://{RACK}:{STOCK_HTTP_PORT}/boot.ipxe",
+                },
+                {
+                    "name": "pxe-bios",
+                    "test": "option[93].hex == 0x0000 and not member('ipxe')",
+                    "boot-file-name": LOADER,
+                    "next-server": RACK,
+                },
+            ],
+            "subnet4": [{"id": 1, "subnet": CIDR, "pools": [{"pool": f"{POOL[0]} - {POOL[1]}"}]}],
+            "loggers": [
+                {"name": "kea-dhcp4", "severity": "WARN", "output_options": [{"output": str(workdir / "kea.log")}]}
+            ],
+        }
+    }
 
 
 NGINX = """daemon off;
@@ -178,12 +206,26 @@ def start_stock(rack: Host, workdir: Path, kernel: Path, initrd: Path) -> list[N
     rack.run(["kea-dhcp4", "-t", str(config)], env=env)
     procs = [
         rack.spawn(["kea-dhcp4", "-c", str(config)], env=env, log=workdir / "kea.out"),
-        rack.spawn(["/usr/sbin/in.tftpd", "--foreground", "--address", f"{RACK}:69", "--secure", "--user", "root",
-                    str(tftp_root)], log=workdir / "tftpd.out"),
+        rack.spawn(
+            [
+                "/usr/sbin/in.tftpd",
+                "--foreground",
+                "--address",
+                f"{RACK}:69",
+                "--secure",
+                "--user",
+                "root",
+                str(tftp_root),
+            ],
+            log=workdir / "tftpd.out",
+        ),
         rack.spawn(["nginx", "-c", str(workdir / "nginx.conf")], log=workdir / "nginx.out"),
     ]
-    wait_until(lambda: rack.run(["curl", "-sf", "-o", "/dev/null", f"{base}/boot.ipxe"], check=False).returncode == 0,
-               20, what="nginx")
+    wait_until(
+        lambda: rack.run(["curl", "-sf", "-o", "/dev/null", f"{base}/boot.ipxe"], check=False).returncode == 0,
+        20,
+        what="nginx",
+    )
     time.sleep(1.0)  # Kea and tftpd have no readiness signal worth more than this
     for proc in procs:
         if proc.poll() is not None:
@@ -201,11 +243,14 @@ def pct(values: list[float], q: float) -> float:
 
 
 def machine_line() -> str:
-    return f"{os.cpu_count()} CPUs (nproc), {cpu_model()}; Linux {platform.release()}, Python {platform.python_version()}"
+    return (
+        f"{os.cpu_count()} CPUs (nproc), {cpu_model()}; Linux {platform.release()}, Python {platform.python_version()}"
+    )
 
 
-def report(runs: list[Run], args: argparse.Namespace, started: str, wall: float, sizes: dict[str, int],
-           load: tuple[str, str]) -> str:
+def report(
+    runs: list[Run], args: argparse.Namespace, started: str, wall: float, sizes: dict[str, int], load: tuple[str, str]
+) -> str:
     lines = [
         SECTION,
         "",
@@ -228,9 +273,11 @@ def report(runs: list[Run], args: argparse.Namespace, started: str, wall: float,
     ]
     for i, run in enumerate(runs):
         st = " / ".join(f"{run.stages[s]:.2f}" for s in STAGES) if run.stages else "-"
-        lines.append(f"| {i // 2 + 1} | {run.stack} | {run.wall:.2f} | {run.booted} | {run.failed} | "
-                     f"{pct(run.per_machine, 0.5):.2f} / {pct(run.per_machine, 0.95):.2f} | {st} | "
-                     f"{run.bytes / run.wall / 1e6:,.0f} |")
+        lines.append(
+            f"| {i // 2 + 1} | {run.stack} | {run.wall:.2f} | {run.booted} | {run.failed} | "
+            f"{pct(run.per_machine, 0.5):.2f} / {pct(run.per_machine, 0.95):.2f} | {st} | "
+            f"{run.bytes / run.wall / 1e6:,.0f} |"
+        )
     mp = [r for r in runs if r.stack == "metalplane"]
     stock = [r for r in runs if r.stack == "stock"]
     ratio = statistics.median(r.wall for r in mp) / statistics.median(r.wall for r in stock)
@@ -239,7 +286,8 @@ def report(runs: list[Run], args: argparse.Namespace, started: str, wall: float,
         "",
         f"- time to all booted, metalplane / stock (median of rounds): {ratio:.2f}; "
         f"failures: metalplane {sum(r.failed for r in mp)}, stock {sum(r.failed for r in stock)}"
-        + (f" ({'; '.join(errors[:3])})" if errors else "") + ".",
+        + (f" ({'; '.join(errors[:3])})" if errors else "")
+        + ".",
         "- The stock stack serves one static script to everybody; metalplane asks the region for each "
         "unknown machine's script (RPC, then the region's database), as a real enlistment storm does: "
         "that is the `script` stage's difference.",
@@ -269,8 +317,11 @@ def main() -> int:
             image = build_ephemeral(lab.new_workdir("mirror"), version="20261123.1")
             files = {f.ftype: image.out / f.path for f in image.files}
             kernel, initrd = files["boot-kernel"], files["boot-initrd"]
-            sizes = {"loader": Path(f"/usr/lib/ipxe/{LOADER}").stat().st_size,
-                     "kernel": kernel.stat().st_size, "initrd": initrd.stat().st_size}
+            sizes = {
+                "loader": Path(f"/usr/lib/ipxe/{LOADER}").stat().st_size,
+                "kernel": kernel.stat().st_size,
+                "initrd": initrd.stat().st_size,
+            }
             lab.add_network("storm", CIDR)
             region = lab.add_host("region", {"storm": f"{REGION}/16"})
             rack = lab.add_host("rack1", {"storm": f"{RACK}/16"})

@@ -46,10 +46,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "src"), str(REPO)]  # metalplane, and the test house (tests.support)
 
-from metalplane.images.build import build_ephemeral  # noqa: E402
 from benchdoc import cpu_model, publish  # noqa: E402
-from tests.support.deploy_lab import (LOCAL_BOOT_SCRIPT, VM_IP, VM_MAC, DeployLab,  # noqa: E402
-                                      cached_debian_image, make_ssh_key)
+
+from metalplane.images.build import build_ephemeral  # noqa: E402
+from tests.support.deploy_lab import LOCAL_BOOT_SCRIPT, VM_IP, VM_MAC, DeployLab, cached_debian_image, make_ssh_key  # noqa: E402
 from tests.support.netlab import Lab  # noqa: E402
 
 USER_DATA = b"#!/bin/sh\necho 'user_data was here' > /var/tmp/user-data-ran\necho ran as $(id -u)\n"
@@ -77,11 +77,18 @@ def check_first_boot(dl: DeployLab, booted: dict, key: Path, console: str) -> No
     user_data = booted.get("user_data", {})
     if (user_data.get("ran"), user_data.get("exit_status"), user_data.get("output")) != (True, 0, "ran as 0"):
         problems.append(f"user_data: {user_data}")
-    out = dl.client.run(dl.ssh_command(key, "cat /etc/hostname /var/tmp/user-data-ran; sudo -n id -u; "
-                                            "findmnt -n -o FSTYPE,LABEL /; cat /proc/cmdline"),
-                        timeout=120).stdout.splitlines()
-    if out[:3] != ["deployed1", "user_data was here", "0"] or out[3].split() != ["ext4", "root"] \
-            or "root=UUID=" not in out[4]:
+    out = dl.client.run(
+        dl.ssh_command(
+            key,
+            "cat /etc/hostname /var/tmp/user-data-ran; sudo -n id -u; findmnt -n -o FSTYPE,LABEL /; cat /proc/cmdline",
+        ),
+        timeout=120,
+    ).stdout.splitlines()
+    if (
+        out[:3] != ["deployed1", "user_data was here", "0"]
+        or out[3].split() != ["ext4", "root"]
+        or "root=UUID=" not in out[4]
+    ):
         problems.append(f"over SSH: {out}")
     if problems:
         raise RuntimeError("the deployed machine is not right: " + "; ".join(problems))
@@ -90,8 +97,13 @@ def check_first_boot(dl: DeployLab, booted: dict, key: Path, console: str) -> No
 def one_round(dl: DeployLab, ephemeral, key: Path, n: int) -> dict[str, float]:
     disk = dl.new_disk(dl.workdir / f"disk-{n}.raw")
     dl.clear_records()
-    install = dl.run_vm(dl.install_command(ephemeral.path("boot-kernel"), ephemeral.path("boot-initrd"), disk,
-                                           dl.serial(f"install-{n}")), f"install-{n}", 1800)
+    install = dl.run_vm(
+        dl.install_command(
+            ephemeral.path("boot-kernel"), ephemeral.path("boot-initrd"), disk, dl.serial(f"install-{n}")
+        ),
+        f"install-{n}",
+        1800,
+    )
     (done,) = dl.posts("deploy/done")
     if json.loads(done["body"])["result"] != "ok":
         raise RuntimeError(f"round {n}: the install failed: {done['body']}")
@@ -109,9 +121,14 @@ def one_round(dl: DeployLab, ephemeral, key: Path, n: int) -> dict[str, float]:
     finally:
         dl.lab.fabric.stop(vm)
     disk.unlink()
-    return {"install": install, "installer": float(result["query"]["runtime"][0]),
-            "image": step_seconds(log, "image"), "bootloader": step_seconds(log, "bootloader"),
-            "first_boot": first_boot, "total": install + first_boot}
+    return {
+        "install": install,
+        "installer": float(result["query"]["runtime"][0]),
+        "image": step_seconds(log, "image"),
+        "bootloader": step_seconds(log, "bootloader"),
+        "first_boot": first_boot,
+        "total": install + first_boot,
+    }
 
 
 def unpacked_bytes(tgz: Path) -> int:
@@ -125,8 +142,11 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--rebuild", action="store_true", help="build the Debian image again (and time it)")
-    p.add_argument("--kernel", default="linux-image-amd64",
-                   help="the image's kernel package (default linux-image-amd64; the tests use linux-image-cloud-amd64)")
+    p.add_argument(
+        "--kernel",
+        default="linux-image-amd64",
+        help="the image's kernel package (default linux-image-amd64; the tests use linux-image-cloud-amd64)",
+    )
     p.add_argument("--firmware", choices=("bios", "uefi"), default="bios")
     p.add_argument("--write", metavar="FILE", help="replace this benchmark's section of FILE (docs/benchmarks.md)")
     args = p.parse_args()
@@ -144,8 +164,9 @@ def main() -> int:
         key, public = make_ssh_key(Path(tmp))
         rounds = []
         with Lab() as lab:
-            dl = DeployLab(lab, debian.out, debian.root_tgz, [public], user_data=USER_DATA,
-                           firmware=args.firmware).start()
+            dl = DeployLab(
+                lab, debian.out, debian.root_tgz, [public], user_data=USER_DATA, firmware=args.firmware
+            ).start()
             for n in range(1, args.rounds + 1):
                 rounds.append(one_round(dl, ephemeral, key, n))
                 print(f"round {n}: " + ", ".join(f"{k} {v:.1f} s" for k, v in rounds[-1].items()), flush=True)
@@ -167,7 +188,8 @@ def main() -> int:
         ("total (install + first boot)", "total"),
     ]
     lines = [
-        "## Deploy to disk (installer and first boot, qemu TCG)" if args.firmware == "bios"
+        "## Deploy to disk (installer and first boot, qemu TCG)"
+        if args.firmware == "bios"
         else "## Deploy to disk, UEFI (installer and first boot, qemu TCG, OVMF)",
         "",
         "A VM installed to its disk and booted from it, in the namespace lab of "
@@ -180,7 +202,8 @@ def main() -> int:
         "",
         f"- command: `.venv/bin/python bench/deploy_bench.py --rounds {args.rounds}"
         + (f" --kernel {args.kernel}" if args.kernel != "linux-image-amd64" else "")
-        + (" --firmware uefi" if args.firmware == "uefi" else "") + " --write docs/benchmarks.md`",
+        + (" --firmware uefi" if args.firmware == "uefi" else "")
+        + " --write docs/benchmarks.md`",
         f"- machine: {os.cpu_count()} x {cpu_model()}, Linux {platform.release()}",
         f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; bench wall time "
         f"{time.monotonic() - wall:.0f} s; load average before/after: {' '.join(load_before)} / {' '.join(load_after)}",

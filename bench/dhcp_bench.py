@@ -73,34 +73,61 @@ NOTES = """Notes:
 """
 
 
-def dhcp_state(name: str, address: str, role: str = "standalone", mode: str | None = None,
-               peer: tuple[str, str] | None = None) -> dict:
-    hosts = [{"mac": f"52:54:00:00:{i // 256:02x}:{i % 256:02x}", "hostname": f"node{i}",
-              "ip": f"10.50.0.{100 + i}"} for i in range(50)]
+def dhcp_state(
+    name: str, address: str, role: str = "standalone", mode: str | None = None, peer: tuple[str, str] | None = None
+) -> dict:
+    hosts = [
+        {"mac": f"52:54:00:00:{i // 256:02x}:{i % 256:02x}", "hostname": f"node{i}", "ip": f"10.50.0.{100 + i}"}
+        for i in range(50)
+    ]
     return {
         "server_name": name,
-        "vlans": [{"vlan_id": 1, "vid": 0, "mtu": 1500, "interface": "pxe", "self_address": address,
-                   "role": role, "mode": mode, "peer": {"name": peer[0], "address": peer[1]} if peer else None,
-                   "subnets": [{"subnet_id": 1, "cidr": NET, "gateway_ip": "10.50.0.1",
-                                "dns_servers": [RACK1], "ntp_servers": [RACK1], "domain_name": "maas",
-                                "pools": [POOL], "reserved": [["10.50.200.0", "10.50.200.255"]],
-                                "lease_time": 3600}]}],
+        "vlans": [
+            {
+                "vlan_id": 1,
+                "vid": 0,
+                "mtu": 1500,
+                "interface": "pxe",
+                "self_address": address,
+                "role": role,
+                "mode": mode,
+                "peer": {"name": peer[0], "address": peer[1]} if peer else None,
+                "subnets": [
+                    {
+                        "subnet_id": 1,
+                        "cidr": NET,
+                        "gateway_ip": "10.50.0.1",
+                        "dns_servers": [RACK1],
+                        "ntp_servers": [RACK1],
+                        "domain_name": "maas",
+                        "pools": [POOL],
+                        "reserved": [["10.50.200.0", "10.50.200.255"]],
+                        "lease_time": 3600,
+                    }
+                ],
+            }
+        ],
         "hosts": hosts,
-        "boot": {"http_port": 5248,
-                 "loaders": {"bios": "lpxelinux.0", "uefi-x64": "bootx64.efi", "uefi-arm64": "grubaa64.efi"}},
+        "boot": {
+            "http_port": 5248,
+            "loaders": {"bios": "lpxelinux.0", "uefi-x64": "bootx64.efi", "uefi-arm64": "grubaa64.efi"},
+        },
     }
 
 
 def bare_config(workdir: Path) -> dict:
-    return {"Dhcp4": {
-        "interfaces-config": {"interfaces": ["pxe"], "dhcp-socket-type": "raw"},
-        "lease-database": {"type": "memfile", "persist": True, "name": str(workdir / "leases4.csv")},
-        "valid-lifetime": 3600,
-        "subnet4": [{"id": 1, "subnet": NET, "pools": [{"pool": f"{POOL[0]}-{POOL[1]}"}]}],
-    }}
+    return {
+        "Dhcp4": {
+            "interfaces-config": {"interfaces": ["pxe"], "dhcp-socket-type": "raw"},
+            "lease-database": {"type": "memfile", "persist": True, "name": str(workdir / "leases4.csv")},
+            "valid-lifetime": 3600,
+            "subnet4": [{"id": 1, "subnet": NET, "pools": [{"pool": f"{POOL[0]}-{POOL[1]}"}]}],
+        }
+    }
 
 
 # --------------------------------------------------------------------------- perfdhcp
+
 
 def perfdhcp_cmd(rate: int, duration: int, target: str, iface: str = "IFACE") -> list[str]:
     return ["perfdhcp", "-4", "-r", str(rate), "-R", "60000", "-p", str(duration), "-l", iface, target]
@@ -118,6 +145,7 @@ def run_perfdhcp(perf: Host, rate: int, duration: int, target: str, iface: str) 
 
 def capacity(perf: Host, target: str, args: argparse.Namespace, label: str, iface: str) -> dict:
     """Highest rate sustained with <= tolerance % drops: climb x1.5, then bisect."""
+
     def ok(r: dict) -> bool:
         return max(r["drops"]) <= args.tolerance
 
@@ -126,8 +154,11 @@ def capacity(perf: Host, target: str, args: argparse.Namespace, label: str, ifac
     def trial(rate: int) -> dict:
         r = run_perfdhcp(perf, rate, args.duration, target, iface)
         runs.append(r)
-        print(f"  {label}: offered {rate:>6}/s -> {r['rate']:8.1f}/s, drops "
-              f"{r['drops'][0]:.2f}% / {r['drops'][1]:.2f}%{'' if ok(r) else '  (fail)'}", flush=True)
+        print(
+            f"  {label}: offered {rate:>6}/s -> {r['rate']:8.1f}/s, drops "
+            f"{r['drops'][0]:.2f}% / {r['drops'][1]:.2f}%{'' if ok(r) else '  (fail)'}",
+            flush=True,
+        )
         return r
 
     best = None
@@ -156,6 +187,7 @@ def capacity(perf: Host, target: str, args: argparse.Namespace, label: str, ifac
 
 # --------------------------------------------------------------------------- servers
 
+
 async def wait_ha(services: list[DhcpService], state: str, timeout: float = 60) -> float:
     t0 = time.monotonic()
     while True:
@@ -164,7 +196,7 @@ async def wait_ha(services: list[DhcpService], state: str, timeout: float = 60) 
             proc = next(iter(svc.instances.values()))
             try:
                 states.append((await proc.command("ha-heartbeat", timeout=2))["arguments"]["state"])
-            except Exception:       # not up yet
+            except Exception:  # not up yet
                 states.append(None)
         if all(s == state for s in states):
             return time.monotonic() - t0
@@ -207,8 +239,9 @@ class Bare(Setup):
         conf = bare_config(d)
         conf["Dhcp4"]["interfaces-config"]["interfaces"] = [self.net]
         (d / "kea.json").write_text(json.dumps(conf))
-        kea = self.r1.spawn(["kea-dhcp4", "-c", str(d / "kea.json")],
-                            env={"KEA_PIDFILE_DIR": str(d), "KEA_LOCKFILE_DIR": str(d)})
+        kea = self.r1.spawn(
+            ["kea-dhcp4", "-c", str(d / "kea.json")], env={"KEA_PIDFILE_DIR": str(d), "KEA_LOCKFILE_DIR": str(d)}
+        )
         deadline = time.monotonic() + 15
         while "DHCP4_STARTED" not in kea.log():
             if kea.poll() is not None or time.monotonic() > deadline:
@@ -231,23 +264,28 @@ class Pair(Setup):
         self.mode = mode
         self.kw = kw
         self.r2 = lab.add_host(f"{key}-rack2", {net: f"{RACK2}/16"})
-        self.label = {"hot-standby": "c1. metalplane HA pair, hot-standby (-> primary)",
-                      "load-balancing": "c2. metalplane HA pair, load-balancing (broadcast)"}[mode]
+        self.label = {
+            "hot-standby": "c1. metalplane HA pair, hot-standby (-> primary)",
+            "load-balancing": "c2. metalplane HA pair, load-balancing (broadcast)",
+        }[mode]
         self.target = RACK1 if mode == "hot-standby" else "all"
 
     async def start(self) -> None:
         self.s1 = self.state("rack1", RACK1, "primary", self.mode, ("rack2", RACK2))
         self.s2 = self.state("rack2", RACK2, "secondary", self.mode, ("rack1", RACK1))
-        self.primary = DhcpService(self.lab.new_workdir(f"{self.key}1"), wrap=prefix_wrap(self.r1.command([])),
-                                   **self.kw)
+        self.primary = DhcpService(
+            self.lab.new_workdir(f"{self.key}1"), wrap=prefix_wrap(self.r1.command([])), **self.kw
+        )
         self.secondary = DhcpService(self.lab.new_workdir(f"{self.key}2"), wrap=prefix_wrap(self.r2.command([])))
         self.services += [self.primary, self.secondary]
         await asyncio.gather(self.primary.apply(self.s1), self.secondary.apply(self.s2))
         await wait_ha([self.primary, self.secondary], self.mode)
 
     async def states(self) -> list[str]:
-        return [(await next(iter(s.instances.values())).command("ha-heartbeat"))["arguments"]["state"]
-                for s in self.services]
+        return [
+            (await next(iter(s.instances.values())).command("ha-heartbeat"))["arguments"]["state"]
+            for s in self.services
+        ]
 
 
 async def failovers(pair: Pair, args) -> list[dict]:
@@ -257,7 +295,7 @@ async def failovers(pair: Pair, args) -> list[dict]:
         client = pair.lab.add_host(f"fo{n}", {pair.net: None})
         proc = next(iter(primary.instances.values()))
         sproc = next(iter(standby.instances.values()))
-        await asyncio.sleep(1.0)                   # steady state: heartbeats flowing
+        await asyncio.sleep(1.0)  # steady state: heartbeats flowing
         os.kill(proc.pid, signal.SIGKILL)
         t0 = time.monotonic()
         lease_task = asyncio.create_task(asyncio.to_thread(client.dhcp_udhcpc, pair.net, timeout=30))
@@ -281,13 +319,17 @@ async def failovers(pair: Pair, args) -> list[dict]:
         await wait_ha([primary, standby], "hot-standby")
         failback = time.monotonic() - t1
         run = {"partner_down": partner_down, "lease": leased, "failback": failback}
-        print(f"  failover {n + 1}: partner-down {partner_down:.2f}s, lease from standby {leased:.2f}s, "
-              f"failback {failback:.2f}s", flush=True)
+        print(
+            f"  failover {n + 1}: partner-down {partner_down:.2f}s, lease from standby {leased:.2f}s, "
+            f"failback {failback:.2f}s",
+            flush=True,
+        )
         out.append(run)
     return out
 
 
 # --------------------------------------------------------------------------- report
+
 
 def machine() -> str:
     cpu = cpu_model()
@@ -311,7 +353,8 @@ def report(setups: dict[str, Setup], fo: list[dict], args) -> str:
         return f"| {setups[key].label} | {b['rate']:,.0f} | {per_round} | {ratio} |"
 
     lines = [
-        SECTION, "",
+        SECTION,
+        "",
         f"Measured {datetime.date.today().isoformat()} by `bench/dhcp_bench.py --rounds {args.rounds} "
         f"--duration {args.duration}` on {machine()}; load average before the run {args.loadavg}. "
         "Servers and perfdhcp share the same cores, each in its own network namespace; every setup has "
@@ -332,8 +375,10 @@ def report(setups: dict[str, Setup], fo: list[dict], args) -> str:
     if a and best("c1") and best("b"):
         pen = (best("c1")["rate"] / a - 1) * 100
         pen_b = (best("c1")["rate"] / best("b")["rate"] - 1) * 100
-        lines.append(f"Hot-standby: {pen:+.0f} % vs bare Kea (a), {pen_b:+.0f} % vs the same generated config "
-                     "standalone (b). ISC's published Kea HA hot-standby penalty: about -52 %.")
+        lines.append(
+            f"Hot-standby: {pen:+.0f} % vs bare Kea (a), {pen_b:+.0f} % vs the same generated config "
+            "standalone (b). ISC's published Kea HA hot-standby penalty: about -52 %."
+        )
         lines.append("")
     if fo:
         med = {k: statistics.median(r[k] for r in fo) for k in ("partner_down", "lease", "failback")}
@@ -344,9 +389,11 @@ def report(setups: dict[str, Setup], fo: list[dict], args) -> str:
             "| after kill -9 of the primary's kea-dhcp4 | median | min | max |",
             "| --- | ---: | ---: | ---: |",
         ]
-        for key, label in (("partner_down", "standby in partner-down"),
-                           ("lease", "a new client (udhcpc, DISCOVER every 1 s) leased by the standby"),
-                           ("failback", "primary restarted -> both back in hot-standby")):
+        for key, label in (
+            ("partner_down", "standby in partner-down"),
+            ("lease", "a new client (udhcpc, DISCOVER every 1 s) leased by the standby"),
+            ("failback", "primary restarted -> both back in hot-standby"),
+        ):
             vals = [r[key] for r in fo]
             lines.append(f"| {label} | {med[key]:.2f} s | {min(vals):.2f} s | {max(vals):.2f} s |")
         lines.append("")
@@ -354,8 +401,9 @@ def report(setups: dict[str, Setup], fo: list[dict], args) -> str:
     lines.append("All perfdhcp runs (offered -> measured leases/s, drops % DISCOVER-OFFER/REQUEST-ACK):")
     lines.append("")
     for key in ("a", "b", "c1", "c2"):
-        runs = ", ".join(f"{r['offered']}->{r['rate']:.0f} ({r['drops'][0]:.1f}/{r['drops'][1]:.1f})"
-                         for r in setups[key].runs)
+        runs = ", ".join(
+            f"{r['offered']}->{r['rate']:.0f} ({r['drops'][0]:.1f}/{r['drops'][1]:.1f})" for r in setups[key].runs
+        )
         lines.append(f"- {key}: {runs}")
     lines.append("")
     return "\n".join(lines)
@@ -365,7 +413,8 @@ async def main(args: argparse.Namespace) -> None:
     args.loadavg = " ".join(f"{x:.2f}" for x in os.getloadavg())
     with Lab() as lab:
         setups: dict[str, Setup] = {
-            "a": Bare(lab, "a", "neta"), "b": Generated(lab, "b", "netb"),
+            "a": Bare(lab, "a", "neta"),
+            "b": Generated(lab, "b", "netb"),
             "c1": Pair(lab, "c1", "netc", "hot-standby", restart_backoff=None),
             "c2": Pair(lab, "c2", "netd", "load-balancing"),
         }
@@ -374,8 +423,7 @@ async def main(args: argparse.Namespace) -> None:
             for rnd in range(args.rounds):
                 for key, setup in setups.items():
                     print(f"round {rnd + 1}: {setup.label}", flush=True)
-                    result = await asyncio.to_thread(capacity, setup.perf, setup.target, args, key,
-                                                     setup.net)
+                    result = await asyncio.to_thread(capacity, setup.perf, setup.target, args, key, setup.net)
                     setup.runs += result["runs"]
                     setup.best.append(result["best"])
             for key in ("c1", "c2"):

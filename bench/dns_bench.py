@@ -41,8 +41,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "src"), str(REPO)]  # metalplane, and the test house (tests.support)
 
-from metalplane.region.dns import DnsModel, Domain, Record, Subnet  # noqa: E402
 from benchdoc import cpu_model, publish  # noqa: E402
+
+from metalplane.region.dns import DnsModel, Domain, Record, Subnet  # noqa: E402
 from tests.support.dns_lab import PXE, RACK_PXE, DnsLab, region_address  # noqa: E402
 from tests.support.netlab import Host, Lab  # noqa: E402
 
@@ -56,9 +57,11 @@ def model(records: int, ttl: int | None = None, moved: int = 0) -> DnsModel:
     for i in range(records):
         n = i + 10 + (moved if i == 0 else 0)
         recs.append(Record(f"node{i}", "A", str(ipaddress.ip_address("10.70.0.0") + 256 * 2 + n)))
-    return DnsModel(domains=(Domain("maas", tuple(recs), ttl=ttl),),
-                    subnets=(Subnet(ipaddress.ip_network(PXE)),),
-                    nameservers=tuple(ipaddress.ip_address(region_address(i)) for i in range(2)))
+    return DnsModel(
+        domains=(Domain("maas", tuple(recs), ttl=ttl),),
+        subnets=(Subnet(ipaddress.ip_network(PXE)),),
+        nameservers=tuple(ipaddress.ip_address(region_address(i)) for i in range(2)),
+    )
 
 
 def start_bare(lab: Lab, zone_text: str) -> Host:
@@ -67,8 +70,9 @@ def start_bare(lab: Lab, zone_text: str) -> Host:
     (d / "db.maas").write_text(zone_text)
     (d / "named.conf").write_text(
         f'options {{ directory "{d}"; listen-on port 53 {{ {BARE}; }}; listen-on-v6 {{ none; }};\n'
-        f'  recursion no; pid-file none; session-keyfile none; }};\n'
-        f'zone "maas" {{ type primary; file "db.maas"; }};\n')
+        f"  recursion no; pid-file none; session-keyfile none; }};\n"
+        f'zone "maas" {{ type primary; file "db.maas"; }};\n'
+    )
     host.spawn(["named", "-g", "-c", str(d / "named.conf")])
     return host
 
@@ -76,13 +80,18 @@ def start_bare(lab: Lab, zone_text: str) -> Host:
 def dnsperf(client: Host, server: str, names: list[str], seconds: int, workdir: Path) -> dict:
     data = workdir / "queries.txt"
     data.write_text("".join(f"{n} A\n" for n in names))
-    out = client.run(["dnsperf", "-s", server, "-d", str(data), "-l", str(seconds), "-c", "20", "-q", "200",
-                      "-t", "2"], timeout=seconds + 60).stdout
+    out = client.run(
+        ["dnsperf", "-s", server, "-d", str(data), "-l", str(seconds), "-c", "20", "-q", "200", "-t", "2"],
+        timeout=seconds + 60,
+    ).stdout
     qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))
     lost = re.search(r"Queries lost:\s+(\d+) \(([\d.]+)%\)", out)
     latency = re.search(r"Average Latency \(s\):\s+([\d.]+)", out)
-    return {"qps": qps, "lost_pct": float(lost.group(2)) if lost else 0.0,
-            "latency_ms": float(latency.group(1)) * 1000 if latency else 0.0}
+    return {
+        "qps": qps,
+        "lost_pct": float(lost.group(2)) if lost else 0.0,
+        "latency_ms": float(latency.group(1)) * 1000 if latency else 0.0,
+    }
 
 
 async def propagation(dl: DnsLab, records: int, changes: int) -> list[float]:
@@ -114,11 +123,11 @@ async def main(args: argparse.Namespace) -> None:
             assert dl.dig("node5.maas", server=BARE).data == ["10.70.2.15"], "bare BIND not answering"
             work = lab.new_workdir("dnsperf")
             for _ in range(args.rounds):
-                await dl.publish(model(args.records))                       # TTL 30: cached after warm-up
-                dnsperf(dl.client, RACK_PXE, names, 1, work)                  # warm the cache
+                await dl.publish(model(args.records))  # TTL 30: cached after warm-up
+                dnsperf(dl.client, RACK_PXE, names, 1, work)  # warm the cache
                 results["cached"].append(dnsperf(dl.client, RACK_PXE, names, args.duration, work))
                 results["bare"].append(dnsperf(dl.client, BARE, names, args.duration, work))
-                await dl.publish(model(args.records, ttl=0))                 # TTL 0: every query forwarded
+                await dl.publish(model(args.records, ttl=0))  # TTL 0: every query forwarded
                 results["forwarded"].append(dnsperf(dl.client, RACK_PXE, names, args.duration, work))
             small = await propagation(dl, args.records, args.changes)
             big = await propagation(dl, args.big_records, max(5, args.changes // 4))
@@ -130,8 +139,15 @@ async def main(args: argparse.Namespace) -> None:
     publish(text, args.write)
 
 
-def report(args: argparse.Namespace, best: dict, results: dict, small: list[float], big: list[float],
-           wall: float, load_before: tuple[float, ...]) -> str:
+def report(
+    args: argparse.Namespace,
+    best: dict,
+    results: dict,
+    small: list[float],
+    big: list[float],
+    wall: float,
+    load_before: tuple[float, ...],
+) -> str:
     def ms(values: list[float], q: int) -> str:
         if len(values) < 2:
             return "-"
@@ -141,42 +157,47 @@ def report(args: argparse.Namespace, best: dict, results: dict, small: list[floa
         r = best[key]
         ratio = r["qps"] / best["bare"]["qps"]
         every = " / ".join(f"{x['qps']:.0f}" for x in results[key])
-        return (f"| {label} | {r['qps']:.0f} | {ratio:.2f} | {r['latency_ms']:.2f} | {r['lost_pct']:.2f} | "
-                f"{every} |")
+        return f"| {label} | {r['qps']:.0f} | {ratio:.2f} | {r['latency_ms']:.2f} | {r['lost_pct']:.2f} | {every} |"
 
     named = os.popen("named -v").read().strip()
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return "\n".join([
-        SECTION, "",
-        "The rack's resolver (`RackResolver`: BIND 9 forwarding the MAAS zones to two regions) against a bare "
-        "BIND serving the same zone itself, in one run; and the time from a change at the regions to the "
-        "client's answer. Everything in network namespaces on one machine; compare by the ratios.",
-        "",
-        f"- command: `.venv/bin/python bench/dns_bench.py --records {args.records} --big-records "
-        f"{args.big_records} --duration {args.duration} --rounds {args.rounds} --changes {args.changes} "
-        f"--write docs/benchmarks.md`",
-        f"- machine: {os.cpu_count()} x {cpu_model()}, Linux {platform.release()}, {named}",
-        f"- date: {now}; bench wall time {wall:.0f} s; load average before: "
-        + " ".join(f"{x:.2f}" for x in load_before),
-        f"- load: dnsperf from the client namespace, 20 clients, 200 queries outstanding, {args.duration} s per "
-        f"cell, the {args.records} names of the zone in a loop; best of {args.rounds} rounds (servers in turn)",
-        "",
-        "| server | queries/s | ratio to bare BIND | avg latency ms | lost % | every round q/s |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
-        row("a. bare BIND, authoritative for the zone", "bare"),
-        row("b. rack resolver, answers cached (TTL 30)", "cached"),
-        row("c. rack resolver, every query forwarded to a region (TTL 0)", "forwarded"),
-        "",
-        "Propagation (one A record's address changes; both regions write, check and `rndc reload` the zone, "
-        "the rack flushes the changed zones; timed until dig from the client gets the new address):",
-        "",
-        "| zone size | changes | median ms | p90 ms | max ms |",
-        "| ---: | ---: | ---: | ---: | ---: |",
-        f"| {args.records} names | {len(small)} | {statistics.median(small) * 1000:.0f} | {ms(small, 90)} | "
-        f"{max(small) * 1000:.0f} |",
-        f"| {args.big_records} names | {len(big)} | {statistics.median(big) * 1000:.0f} | {ms(big, 90)} | "
-        f"{max(big) * 1000:.0f} |",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                SECTION,
+                "",
+                "The rack's resolver (`RackResolver`: BIND 9 forwarding the MAAS zones to two regions) against a bare "
+                "BIND serving the same zone itself, in one run; and the time from a change at the regions to the "
+                "client's answer. Everything in network namespaces on one machine; compare by the ratios.",
+                "",
+                f"- command: `.venv/bin/python bench/dns_bench.py --records {args.records} --big-records "
+                f"{args.big_records} --duration {args.duration} --rounds {args.rounds} --changes {args.changes} "
+                f"--write docs/benchmarks.md`",
+                f"- machine: {os.cpu_count()} x {cpu_model()}, Linux {platform.release()}, {named}",
+                f"- date: {now}; bench wall time {wall:.0f} s; load average before: "
+                + " ".join(f"{x:.2f}" for x in load_before),
+                f"- load: dnsperf from the client namespace, 20 clients, 200 queries outstanding, {args.duration} s per "
+                f"cell, the {args.records} names of the zone in a loop; best of {args.rounds} rounds (servers in turn)",
+                "",
+                "| server | queries/s | ratio to bare BIND | avg latency ms | lost % | every round q/s |",
+                "| --- | ---: | ---: | ---: | ---: | --- |",
+                row("a. bare BIND, authoritative for the zone", "bare"),
+                row("b. rack resolver, answers cached (TTL 30)", "cached"),
+                row("c. rack resolver, every query forwarded to a region (TTL 0)", "forwarded"),
+                "",
+                "Propagation (one A record's address changes; both regions write, check and `rndc reload` the zone, "
+                "the rack flushes the changed zones; timed until dig from the client gets the new address):",
+                "",
+                "| zone size | changes | median ms | p90 ms | max ms |",
+                "| ---: | ---: | ---: | ---: | ---: |",
+                f"| {args.records} names | {len(small)} | {statistics.median(small) * 1000:.0f} | {ms(small, 90)} | "
+                f"{max(small) * 1000:.0f} |",
+                f"| {args.big_records} names | {len(big)} | {statistics.median(big) * 1000:.0f} | {ms(big, 90)} | "
+                f"{max(big) * 1000:.0f} |",
+            ]
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

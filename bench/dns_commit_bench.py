@@ -30,9 +30,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "src"), str(REPO)]  # metalplane, and the test house (tests.support)
 
+from benchdoc import cpu_model, publish  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
-from benchdoc import cpu_model, publish  # noqa: E402
 from metalplane.region.bootstrap import run_db  # noqa: E402
 from metalplane.region.db.tables import dnsresources  # noqa: E402
 from metalplane.region.services import dnsresources as dnsresource_service  # noqa: E402

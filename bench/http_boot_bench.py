@@ -63,8 +63,10 @@ from tests.support.fake_region_files import FakeRegionFiles, image  # noqa: E402
 KERNEL_SIZE = 8 * 1000 * 1000
 INITRD_SIZE = 40 * 1000 * 1000
 BOOT_BYTES = KERNEL_SIZE + INITRD_SIZE
-PATHS = ("/images/ephemeral/bookworm/amd64/generic/20261123/boot-kernel",
-         "/images/ephemeral/bookworm/amd64/generic/20261123/boot-initrd")
+PATHS = (
+    "/images/ephemeral/bookworm/amd64/generic/20261123/boot-kernel",
+    "/images/ephemeral/bookworm/amd64/generic/20261123/boot-initrd",
+)
 CONCURRENCY = (1, 50, 200)
 STORM_SERVERS = ("metalplane", "nginx")
 TICK = os.sysconf("SC_CLK_TCK")
@@ -112,6 +114,7 @@ class Server:
             while True:
                 try:
                     import socket
+
                     socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                     break
                 except OSError:
@@ -160,6 +163,7 @@ app = Starlette(routes=[Route("/images/{rest:path}", serve)])
 
 def free_port() -> int:
     import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -182,9 +186,25 @@ class Cell:
 
 def run_wrk(port: int, clients: int, duration: float, script: Path) -> tuple[int, int, float, int]:
     threads = 1 if clients == 1 else 2
-    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(clients), "-d", f"{max(1, round(duration))}s", "--timeout", "60s",
-                          "-s", str(script), f"http://127.0.0.1:{port}/"],
-                         capture_output=True, text=True, timeout=duration + 120)
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            str(threads),
+            "-c",
+            str(clients),
+            "-d",
+            f"{max(1, round(duration))}s",
+            "--timeout",
+            "60s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration + 120,
+    )
     m = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+)", out.stdout)
     if not m:
         raise RuntimeError(f"wrk output not understood: {out.stdout} {out.stderr}")
@@ -257,22 +277,41 @@ def measure(server: Server, load: str, clients: int, duration: float, script: Pa
         requests, nbytes, seconds, errors = run_wrk(server.port, clients, duration, script)
         cpu = server.cpu() - cpu0
         gb = nbytes / 1e9
-        return Cell(load, clients, server.name, nbytes / 1e6 / seconds, requests / seconds, errors,
-                    cpu * 1000 / gb if gb else None)
+        return Cell(
+            load,
+            clients,
+            server.name,
+            nbytes / 1e6 / seconds,
+            requests / seconds,
+            errors,
+            cpu * 1000 / gb if gb else None,
+        )
     import uvloop
+
     seconds, nbytes, errors = uvloop.run(storm(server.port, clients))
     cpu = server.cpu() - cpu0
     gb = nbytes / 1e9
     boots = clients * boots_per_machine(clients)
-    return Cell(load, clients, server.name, boots * BOOT_BYTES / 1e6 / seconds, boots / seconds, errors,
-                cpu * 1000 / gb if gb else None, seconds)
+    return Cell(
+        load,
+        clients,
+        server.name,
+        boots * BOOT_BYTES / 1e6 / seconds,
+        boots / seconds,
+        errors,
+        cpu * 1000 / gb if gb else None,
+        seconds,
+    )
 
 
 # -- report -------------------------------------------------------------------------------
 
 
 def machine() -> tuple[str, str]:
-    return f"{os.cpu_count()} CPUs (nproc), {cpu_model()}", f"Linux {platform.release()}, Python {platform.python_version()}"
+    return (
+        f"{os.cpu_count()} CPUs (nproc), {cpu_model()}",
+        f"Linux {platform.release()}, Python {platform.python_version()}",
+    )
 
 
 def version(argv: list[str]) -> str:
@@ -355,8 +394,12 @@ def report(runs: dict[tuple, list[Cell]], args, started: str, load: tuple[str, s
             f"{fmt(med('wrk', n, 'nginx-1w'))} | {fmt(med('wrk', n, 'metalplane', 'cpu_ms_per_gb'))} / "
             f"{fmt(med('wrk', n, 'nginx', 'cpu_ms_per_gb'))} | {errors('wrk', n, 'metalplane')} / "
             f"{errors('wrk', n, 'nginx')} |"
-            + (f" {fmt(med('wrk', n, 'starlette'))} | {fmt(med('wrk', n, 'starlette', 'cpu_ms_per_gb'))} |"
-               if starlette else ""))
+            + (
+                f" {fmt(med('wrk', n, 'starlette'))} | {fmt(med('wrk', n, 'starlette', 'cpu_ms_per_gb'))} |"
+                if starlette
+                else ""
+            )
+        )
     lines += [
         "",
         "### Boot storm (C machines at once, each kernel then initrd on one connection, asyncio client; "
@@ -378,7 +421,8 @@ def report(runs: dict[tuple, list[Cell]], args, started: str, load: tuple[str, s
             f"{fmt(med('storm', n, 'nginx'))} | {fmt(r, '.2f')} | {fmt(med('storm', n, 'metalplane', 'rps'), '.1f')} | "
             f"{fmt(med('storm', n, 'nginx', 'rps'), '.1f')} | {fmt(med('storm', n, 'metalplane', 'cpu_ms_per_gb'))} / "
             f"{fmt(med('storm', n, 'nginx', 'cpu_ms_per_gb'))} | {errors('storm', n, 'metalplane')} / "
-            f"{errors('storm', n, 'nginx')} |")
+            f"{errors('storm', n, 'nginx')} |"
+        )
     values = [r for _, _, r in ratios]
     lines += [
         "",
@@ -409,9 +453,11 @@ def report(runs: dict[tuple, list[Cell]], args, started: str, load: tuple[str, s
     ]
     for load_ in ("wrk", "storm"):
         for n in CONCURRENCY:
-            parts = [f"{name} " + "/".join(f"{c.mbps:.0f}" for c in runs[(load_, n, name)])
-                     for name in ("metalplane", "nginx", "mp-2w", "nginx-1w", "starlette")
-                     if runs.get((load_, n, name))]
+            parts = [
+                f"{name} " + "/".join(f"{c.mbps:.0f}" for c in runs[(load_, n, name)])
+                for name in ("metalplane", "nginx", "mp-2w", "nginx-1w", "starlette")
+                if runs.get((load_, n, name))
+            ]
             if parts:
                 lines.append(f"- {load_} {n}: " + "; ".join(parts))
     return "\n".join(lines) + "\n"
@@ -440,19 +486,20 @@ def main() -> int:
     global CONCURRENCY
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=4, help="seconds of wrk load per server per cell")
-    parser.add_argument("--rounds", type=int, default=5,
-                        help="rounds; medians are reported, and every round's value")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds; medians are reported, and every round's value")
     parser.add_argument("--quick", action="store_true", help="1 and 50 clients only")
-    parser.add_argument("--with-starlette", action="store_true",
-                        help="also uvicorn + Starlette FileResponse (sustained load only)")
+    parser.add_argument(
+        "--with-starlette", action="store_true", help="also uvicorn + Starlette FileResponse (sustained load only)"
+    )
     parser.add_argument("--write", metavar="FILE", help="write the HTTP boot assets section into this file")
     args = parser.parse_args()
     if args.quick:
         CONCURRENCY = (1, 50)
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool):
-            print(f"{tool} not found (apt-get install -y {'nginx-light' if tool == 'nginx' else tool})",
-                  file=sys.stderr)
+            print(
+                f"{tool} not found (apt-get install -y {'nginx-light' if tool == 'nginx' else tool})", file=sys.stderr
+            )
             return 2
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -462,31 +509,66 @@ def main() -> int:
     servers: list[Server] = []
     try:
         import uvloop
+
         want = uvloop.run(build_cache(root / "cache"))
         script = root / "boot.lua"
         script.write_text(WRK_SCRIPT)
         os.environ["PYTHONPATH"] = str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")
-        mp_cmd = [sys.executable, "-m", "metalplane.rack.http", "--cache", str(root / "cache"),
-                  "--listen", "127.0.0.1:0"]
+        mp_cmd = [
+            sys.executable,
+            "-m",
+            "metalplane.rack.http",
+            "--cache",
+            str(root / "cache"),
+            "--listen",
+            "127.0.0.1:0",
+        ]
         servers = [Server("metalplane", mp_cmd), Server("mp-2w", mp_cmd + ["--workers", "2"])]
         for name, workers in (("nginx", "auto"), ("nginx-1w", "1")):
             prefix = root / name
             prefix.mkdir()
             port = free_port()
             conf = prefix / "nginx.conf"
-            conf.write_text(render_config(root / "cache", listen=f"127.0.0.1:{port}", worker_processes=workers,
-                                          prefix_dir=prefix))
-            servers.append(Server(name, ["nginx", "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
-                                  port=port, ready_line=False))
+            conf.write_text(
+                render_config(root / "cache", listen=f"127.0.0.1:{port}", worker_processes=workers, prefix_dir=prefix)
+            )
+            servers.append(
+                Server(
+                    name,
+                    ["nginx", "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
+                    port=port,
+                    ready_line=False,
+                )
+            )
         if args.with_starlette:
             (root / "mp_bench_app.py").write_text(STARLETTE_APP)
             os.environ["PYTHONPATH"] = str(root) + os.pathsep + os.environ["PYTHONPATH"]
             os.environ["MP_BENCH_TREE"] = str(root / "cache" / "tree")
             port = free_port()
-            servers.append(Server("starlette", [
-                sys.executable, "-m", "uvicorn", "mp_bench_app:app", "--host", "127.0.0.1", "--port", str(port),
-                "--loop", "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log"],
-                port=port, ready_line=False))
+            servers.append(
+                Server(
+                    "starlette",
+                    [
+                        sys.executable,
+                        "-m",
+                        "uvicorn",
+                        "mp_bench_app:app",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--loop",
+                        "uvloop",
+                        "--http",
+                        "httptools",
+                        "--log-level",
+                        "warning",
+                        "--no-access-log",
+                    ],
+                    port=port,
+                    ready_line=False,
+                )
+            )
         for server in servers:
             server.start(root)
             uvloop.run(fetch_check(server.port, want))  # right bytes, and warms the page cache
@@ -499,9 +581,11 @@ def main() -> int:
                 for server in targets[k:] + targets[:k]:
                     cell = measure(server, load, n, args.duration, script)
                     runs.setdefault((load, n, server.name), []).append(cell)
-                    print(f"round {round_ + 1} {load:5} {n:3} {server.name:11} {cell.mbps:8.0f} MB/s "
-                          f"{cell.rps:7.1f}/s errors {cell.errors} cpu {cell.cpu_ms_per_gb or 0:.0f} ms/GB",
-                          flush=True)
+                    print(
+                        f"round {round_ + 1} {load:5} {n:3} {server.name:11} {cell.mbps:8.0f} MB/s "
+                        f"{cell.rps:7.1f}/s errors {cell.errors} cpu {cell.cpu_ms_per_gb or 0:.0f} ms/GB",
+                        flush=True,
+                    )
         load_after = " ".join(Path("/proc/loadavg").read_text().split()[:3])
         section = report(runs, args, started, (load_before, load_after), time.monotonic() - t0)
         publish(section, args.write)

@@ -66,10 +66,12 @@ async def query_direct(bmcs: list, password: str) -> float:
     started = time.monotonic()
     sem = asyncio.Semaphore(CLIENTS)
     async with httpx.AsyncClient(auth=("admin", password), limits=limits) as client:
+
         async def one(b) -> None:
             async with sem:
                 response = await client.get(f"http://{b.url}/redfish/v1/Systems/1")
                 response.raise_for_status()
+
         await asyncio.gather(*(one(b) for b in bmcs))
     return time.monotonic() - started
 
@@ -109,9 +111,15 @@ def main() -> None:
         system_ids = []
         for n, b in enumerate(bmcs):
             params = {f"power_parameters_{k}": v for k, v in emulator.params(b.name, "1").items()}
-            response = api.post("machines/", architecture="amd64/generic", power_type="redfish",
-                                mac_addresses=f"52:54:00:b0:{n >> 8 & 255:02x}:{n & 255:02x}", commission="false",
-                                hostname=f"node-{b.name}", **params)
+            response = api.post(
+                "machines/",
+                architecture="amd64/generic",
+                power_type="redfish",
+                mac_addresses=f"52:54:00:b0:{n >> 8 & 255:02x}:{n & 255:02x}",
+                commission="false",
+                hostname=f"node-{b.name}",
+                **params,
+            )
             assert response.status_code == 200, response.text
             system_ids.append(response.json()["system_id"])
         result["create_all_s"] = round(time.monotonic() - started, 1)
@@ -128,8 +136,12 @@ def main() -> None:
         victim_id = victim.system_id
         victim.kill(signal.SIGKILL)
         killed = time.monotonic()
-        after_kill = wait_until(lambda: (o := owners(api)) and victim_id not in o.values() and all(o.values()) and o,
-                                60, interval=0.05, what="reassignment")
+        after_kill = wait_until(
+            lambda: (o := owners(api)) and victim_id not in o.values() and all(o.values()) and o,
+            60,
+            interval=0.05,
+            what="reassignment",
+        )
         result["reassign_after_kill_s"] = round(time.monotonic() - killed, 2)
         result["kill_moved"] = sum(1 for b in before if before[b] != after_kill[b])
         result["kill_minimum"] = sum(1 for o in before.values() if o == victim_id)
@@ -165,19 +177,19 @@ def main() -> None:
 def write_doc(result: dict) -> None:
     doc = REPO / "docs" / "benchmarks.md"
     r = result
-    section = f"""## Power and BMC ownership ({r['bmcs']} BMCs, 3 racks)
+    section = f"""## Power and BMC ownership ({r["bmcs"]} BMCs, 3 racks)
 
-Command: `.venv/bin/python bench/power_bench.py --bmcs {r['bmcs']} --write`
-Machine: {r['machine']}; region (2 workers), 3 racks, PostgreSQL and the emulators share it.
+Command: `.venv/bin/python bench/power_bench.py --bmcs {r["bmcs"]} --write`
+Machine: {r["machine"]}; region (2 workers), 3 racks, PostgreSQL and the emulators share it.
 BMCs: Redfish emulators, one process, each BMC on its own 127.0.1.x address.
 
 | measure | result | comparison |
 | --- | --- | --- |
-| query every power state through the API ({CLIENTS} clients) | {r['query_all_api_s']} s | the same {r['bmcs']} queries straight at the emulators: {r['query_all_direct_s']} s (ratio {round(r['query_all_api_s'] / max(r['query_all_direct_s'], 0.001), 1)}x) |
-| BMC owners after placement | {r['owners']} | max/mean {r['owner_max_over_mean']} (limit 1.25) |
-| time to reassign after `kill -9` of a rack | {r['reassign_after_kill_s']} s | requirement: 5 s |
-| BMCs moved on the kill | {r['kill_moved']} | minimum {r['kill_minimum']} (the BMCs it owned) |
-| BMCs moved on the return | {r['return_moved']} | minimum {r['return_minimum']} (`ha.bmc_owners` lower bound over the real candidate sets: racks that proved they reach each BMC); owners now {r['final_owners']} |
+| query every power state through the API ({CLIENTS} clients) | {r["query_all_api_s"]} s | the same {r["bmcs"]} queries straight at the emulators: {r["query_all_direct_s"]} s (ratio {round(r["query_all_api_s"] / max(r["query_all_direct_s"], 0.001), 1)}x) |
+| BMC owners after placement | {r["owners"]} | max/mean {r["owner_max_over_mean"]} (limit 1.25) |
+| time to reassign after `kill -9` of a rack | {r["reassign_after_kill_s"]} s | requirement: 5 s |
+| BMCs moved on the kill | {r["kill_moved"]} | minimum {r["kill_minimum"]} (the BMCs it owned) |
+| BMCs moved on the return | {r["return_moved"]} | minimum {r["return_minimum"]} (`ha.bmc_owners` lower bound over the real candidate sets: racks that proved they reach each BMC); owners now {r["final_owners"]} |
 
 """
     write_section(doc, section)

@@ -62,8 +62,12 @@ def options_of(packet: BOOTP) -> dict[str, object]:
 
 
 def request_packet(kind: str, mac: bytes, xid: int, ipxe: bool, offer: BOOTP | None = None) -> bytes:
-    opts: list = [("message-type", kind), ("pxe_client_architecture", b"\x00\x00"),
-                  ("vendor_class_id", PXE_VENDOR), ("param_req_list", [1, 3, 6, 43, 54, 60, 66, 67])]
+    opts: list = [
+        ("message-type", kind),
+        ("pxe_client_architecture", b"\x00\x00"),
+        ("vendor_class_id", PXE_VENDOR),
+        ("param_req_list", [1, 3, 6, 43, 54, 60, 66, 67]),
+    ]
     if ipxe:
         opts.append(("user_class", b"iPXE"))
     if offer is not None:
@@ -100,8 +104,9 @@ class DhcpPort:
             if queue is not None and packet.op == 2 and DHCP in packet:
                 queue.put_nowait(packet)
 
-    async def exchange(self, kind: str, mac: bytes, xid: int, ipxe: bool, want: int,
-                       offer: BOOTP | None = None) -> BOOTP:
+    async def exchange(
+        self, kind: str, mac: bytes, xid: int, ipxe: bool, want: int, offer: BOOTP | None = None
+    ) -> BOOTP:
         queue: asyncio.Queue[BOOTP] = self.waiting.setdefault(xid, asyncio.Queue())
         payload = request_packet(kind, mac, xid, ipxe, offer)
         for wait in DHCP_RETRIES:
@@ -180,8 +185,9 @@ async def boot_with(machine: Machine, port: DhcpPort, session: aiohttp.ClientSes
         if server == "0.0.0.0" or not loader:
             raise RuntimeError(f"PXE answer without a loader (next-server {server}, file {loader!r})")
         stage("dhcp")
-        result = await tftp.get(server, 69, loader, blksize=TFTP_BLKSIZE, tsize=True, timeout=2.0,
-                                sink=lambda view: None)
+        result = await tftp.get(
+            server, 69, loader, blksize=TFTP_BLKSIZE, tsize=True, timeout=2.0, sink=lambda view: None
+        )
         machine.bytes += result.size
         stage("tftp")
         ack = await port.lease(mac, ipxe=True)
@@ -203,7 +209,7 @@ async def boot_with(machine: Machine, port: DhcpPort, session: aiohttp.ClientSes
 
 
 async def storm(clients: int, mac_prefix: str, ifname: str) -> dict:
-    machines = [Machine(f"{mac_prefix}:{i >> 8 & 0xff:02x}:{i & 0xff:02x}") for i in range(clients)]
+    machines = [Machine(f"{mac_prefix}:{i >> 8 & 0xFF:02x}:{i & 0xFF:02x}") for i in range(clients)]
     port = DhcpPort(ifname)
     started = time.monotonic()
     await asyncio.gather(*(boot(m, port) for m in machines))

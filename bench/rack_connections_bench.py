@@ -98,7 +98,9 @@ def snapshot_summary(data: dict | None) -> str:
         return "no answer from the region"
     short = sum(1 for eps in data["racks"].values() if len(eps) < 2)
     loads = sorted(w["connections"] for w in data["workers"])
-    return f"{len(data['racks'])} racks ({short} with fewer than 2 links), {len(data['workers'])} workers, loads {loads}"
+    return (
+        f"{len(data['racks'])} racks ({short} with fewer than 2 links), {len(data['workers'])} workers, loads {loads}"
+    )
 
 
 def wait(predicate, timeout: float, interval: float = 0.25):
@@ -150,14 +152,32 @@ def main() -> None:
         per_proc = args.racks // args.procs
         started = time.monotonic()
         for p in range(args.procs):
-            clients.append(subprocess.Popen(
-                [sys.executable, __file__, "--client", json.dumps([r.url for r in regions]), secret,
-                 str(p * per_proc), str(per_proc)],
-                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=open(root / f"client{p}.log", "w"),
-            ))
+            clients.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--client",
+                        json.dumps([r.url for r in regions]),
+                        secret,
+                        str(p * per_proc),
+                        str(per_proc),
+                    ],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=open(root / f"client{p}.log", "w"),
+                )
+            )
         racks = per_proc * args.procs
-        first_all = wait(lambda: (d := snapshot(api)) and len(d["racks"]) >= racks
-                         and all(len(e) == 2 for e in d["racks"].values()) and d, 600)
+        first_all = wait(
+            lambda: (
+                (d := snapshot(api))
+                and len(d["racks"]) >= racks
+                and all(len(e) == 2 for e in d["racks"].values())
+                and d
+            ),
+            600,
+        )
         connect_all = time.monotonic() - started
         settled = wait(lambda: (d := snapshot(api)) and fully_served(d, racks, 2, threshold) and d, 300)
         balanced_after = time.monotonic() - started
@@ -176,15 +196,26 @@ def main() -> None:
         victim_label = f"region-a:{victim_index}"
         before = pairs(settled)
         stop_vouching = threading.Event()
-        vouching = threading.Thread(target=stand_in_for_supervisor, daemon=True, args=(
-            regions[0].config, [p for p in regions[0].worker_pids() if p != victim_pid], stop_vouching))
+        vouching = threading.Thread(
+            target=stand_in_for_supervisor,
+            daemon=True,
+            args=(regions[0].config, [p for p in regions[0].worker_pids() if p != victim_pid], stop_vouching),
+        )
         os.kill(regions[0].pid, signal.SIGSTOP)
         vouching.start()
         os.kill(victim_pid, signal.SIGKILL)
         killed = time.monotonic()
         victim_load = sum(1 for _, ep in before if ep == victim_label)
-        after_kill = wait(lambda: (d := snapshot(api)) and fully_served(d, racks, 2, threshold)
-                          and len(d["workers"]) == 2 * args.workers - 1 and d, 120, 0.1)
+        after_kill = wait(
+            lambda: (
+                (d := snapshot(api))
+                and fully_served(d, racks, 2, threshold)
+                and len(d["workers"]) == 2 * args.workers - 1
+                and d
+            ),
+            120,
+            0.1,
+        )
         result["kill_served_again_s"] = round(time.monotonic() - killed, 1)
         result["kill_moved"] = len(pairs(after_kill) - before)
         result["kill_victim_held"] = victim_load
@@ -192,11 +223,27 @@ def main() -> None:
         stop_vouching.set()
         vouching.join()
         os.kill(regions[0].pid, signal.SIGCONT)
-        back = wait(lambda: (d := snapshot(api)) and len(d["workers"]) == 2 * args.workers
-                    and fully_served(d, racks, 2, threshold) and d, 120, 0.1)
+        back = wait(
+            lambda: (
+                (d := snapshot(api))
+                and len(d["workers"]) == 2 * args.workers
+                and fully_served(d, racks, 2, threshold)
+                and d
+            ),
+            120,
+            0.1,
+        )
         returned = time.monotonic()
-        final = wait(lambda: (d := snapshot(api)) and fully_served(d, racks, 2, threshold)
-                     and min(w["connections"] for w in d["workers"]) > 0 and d, 120, 0.25)
+        final = wait(
+            lambda: (
+                (d := snapshot(api))
+                and fully_served(d, racks, 2, threshold)
+                and min(w["connections"] for w in d["workers"]) > 0
+                and d
+            ),
+            120,
+            0.25,
+        )
         result["return_settled_s"] = round(time.monotonic() - returned, 1)
         result["return_moved"] = len(pairs(final) - pairs(after_kill))
         result["final_max_over_mean"] = final["max_over_mean"]
@@ -204,8 +251,9 @@ def main() -> None:
         del back
         from metalplane.ha.connections import Endpoint, min_moves_lower_bound
 
-        current = {r: frozenset(Endpoint(*_split(e, after_kill)) for e in eps)
-                   for r, eps in after_kill["racks"].items()}
+        current = {
+            r: frozenset(Endpoint(*_split(e, after_kill)) for e in eps) for r, eps in after_kill["racks"].items()
+        }
         endpoints = [Endpoint(w["region"], w["worker"]) for w in final["workers"]]
         result["return_lower_bound"] = min_moves_lower_bound(list(current), endpoints, current, 2, threshold)
     finally:
@@ -249,20 +297,20 @@ def write_doc(result: dict, args) -> None:
     section = f"""## Rack connections ({args.racks:,} racks, 2 regions x {args.workers} workers)
 
 Command: `.venv/bin/python bench/rack_connections_bench.py --racks {args.racks} --procs {args.procs} --write`
-Machine: {result['machine']}; regions, PostgreSQL and the simulated racks all share it.
+Machine: {result["machine"]}; regions, PostgreSQL and the simulated racks all share it.
 Each simulated rack runs the real connection code (`RegionLinks`), {args.racks // args.procs} per process.
 The comparison is the ideal: `ha.connections`'s lower bound on moves, and max/mean 1.0.
 
 | measure | result |
 | --- | --- |
-| racks | {result['racks']} (2 connections each, one per region) |
-| time to connect all | {result['connect_all_s']} s |
-| time until balanced | {result['balanced_s']} s |
-| per-worker max/mean | {result['max_over_mean']} (loads {result['loads']}) |
-| worker killed: connections moved | {result['kill_moved']} (the worker held {result['kill_victim_held']}) |
-| worker killed: every rack fully served again | {result['kill_served_again_s']} s |
-| worker back: connections moved | {result['return_moved']} (lower bound {result['return_lower_bound']}) |
-| worker back: settled | {result['return_settled_s']} s, max/mean {result['final_max_over_mean']} (loads {result['final_loads']}) |
+| racks | {result["racks"]} (2 connections each, one per region) |
+| time to connect all | {result["connect_all_s"]} s |
+| time until balanced | {result["balanced_s"]} s |
+| per-worker max/mean | {result["max_over_mean"]} (loads {result["loads"]}) |
+| worker killed: connections moved | {result["kill_moved"]} (the worker held {result["kill_victim_held"]}) |
+| worker killed: every rack fully served again | {result["kill_served_again_s"]} s |
+| worker back: connections moved | {result["return_moved"]} (lower bound {result["return_lower_bound"]}) |
+| worker back: settled | {result["return_settled_s"]} s, max/mean {result["final_max_over_mean"]} (loads {result["final_loads"]}) |
 
 Notes: everything (8 region workers, PostgreSQL, 4 processes of simulated racks) shares 2 CPUs, so
 connecting 1,000 racks is CPU-bound on TLS handshakes and registrations; while it lasts some racks'

@@ -79,9 +79,13 @@ def one_run(index: int, promote_after: float, mode: str) -> dict:
             "read_back_s": failover["read_back_after_promotion_s"],
             "db_write_failures": len(failover["write_failures"]),
             "db_read_failures": len(failover["read_failures"]),
-            "db_failure_statuses": sorted({r["status"] for r in failover["write_failures"] + failover["read_failures"]}),
-            "db_failure_causes": [(r.get("body") or r.get("error") or "").strip()[:120]
-                                  for r in failover["write_failures"] + failover["read_failures"]],
+            "db_failure_statuses": sorted(
+                {r["status"] for r in failover["write_failures"] + failover["read_failures"]}
+            ),
+            "db_failure_causes": [
+                (r.get("body") or r.get("error") or "").strip()[:120]
+                for r in failover["write_failures"] + failover["read_failures"]
+            ],
             "db_max_write_latency_s": failover["max_write_latency"],
             "db_all_regions_down_in_haproxy": failover["haproxy_all_down_seen"],
             "acknowledged_writes": acknowledged,
@@ -127,8 +131,7 @@ DB_ROWS = [
 
 
 def table(runs: list[dict], rows: list[tuple[str, str, str, str]], title: str) -> list[str]:
-    lines = [f"| {title} ({len(runs)} runs) | median | min | max | requirement |",
-             "| --- | ---: | ---: | ---: | --- |"]
+    lines = [f"| {title} ({len(runs)} runs) | median | min | max | requirement |", "| --- | ---: | ---: | ---: | --- |"]
     for key, label, unit, requirement in rows:
         values = [r[key] for r in runs if r.get(key) is not None]
         if not values:
@@ -145,7 +148,9 @@ def table(runs: list[dict], rows: list[tuple[str, str, str, str]], title: str) -
 
 def report(runs: list[dict], args: argparse.Namespace, wall: float, load_before: str) -> str:
     cpu = cpu_model()
-    pg = subprocess.run(["/usr/lib/postgresql/15/bin/postgres", "--version"], check=False, capture_output=True, text=True).stdout
+    pg = subprocess.run(
+        ["/usr/lib/postgresql/15/bin/postgres", "--version"], check=False, capture_output=True, text=True
+    ).stdout
     hap = subprocess.run(["haproxy", "-v"], check=False, capture_output=True, text=True).stdout.splitlines()[0]
     load_after = " ".join(f"{x:.2f}" for x in os.getloadavg())
     lines = [
@@ -167,12 +172,18 @@ def report(runs: list[dict], args: argparse.Namespace, wall: float, load_before:
         "the first observation. A write in flight to region A when it dies gets no answer or a 502: it may",
         "have committed, so neither HAProxy nor the region replays it.",
         "",
-        (f"- command: `cd /work/main && .venv/bin/python bench/region_ha_bench.py --runs {args.runs} "
-        f"--promote-after {args.promote_after:g} --modes {','.join(args.modes)} --write docs/benchmarks.md`"),
-        (f"- machine: {os.cpu_count()} CPUs, {cpu}; Linux {platform.release()}, Python {platform.python_version()}; "
-        f"{pg.strip()}; {hap}"),
-        (f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; wall time {wall:.0f} s; "
-        f"load average before/after: {load_before} / {load_after} (the machine is shared with other test runs)"),
+        (
+            f"- command: `cd /work/main && .venv/bin/python bench/region_ha_bench.py --runs {args.runs} "
+            f"--promote-after {args.promote_after:g} --modes {','.join(args.modes)} --write docs/benchmarks.md`"
+        ),
+        (
+            f"- machine: {os.cpu_count()} CPUs, {cpu}; Linux {platform.release()}, Python {platform.python_version()}; "
+            f"{pg.strip()}; {hap}"
+        ),
+        (
+            f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; wall time {wall:.0f} s; "
+            f"load average before/after: {load_before} / {load_after} (the machine is shared with other test runs)"
+        ),
         "",
     ]
     lines += table(runs, REGION_ROWS, "kill -9 of region A")
@@ -184,20 +195,24 @@ def report(runs: list[dict], args: argparse.Namespace, wall: float, load_before:
     statuses = sorted({s for r in runs for s in r["db_failure_statuses"]})
     lines += [
         "",
-        (f"Totals: {sum(r['kill_reads'] for r in runs)} reads in the region-kill windows, "
-        f"{sum(r['kill_read_failures'] for r in runs)} failed; "
-        f"{sum(r['acknowledged_writes'] for r in runs)} acknowledged writes, "
-        f"{sum(r['lost_acknowledged_writes'] for r in runs)} lost; "
-        f"HAProxy saw every region DOWN during the database outage in "
-        f"{sum(bool(r['db_all_regions_down_in_haproxy']) for r in runs)} of {len(runs)} runs "
-        "(requests then went to the `maas_nodb` backend and waited in a region); "
-        f"statuses of requests that failed across the database failover: {statuses or 'none'}; "
-        f"rack connections balanced at the end of {sum(bool(r['balanced_after']) for r in runs)} of {len(runs)} runs."),
+        (
+            f"Totals: {sum(r['kill_reads'] for r in runs)} reads in the region-kill windows, "
+            f"{sum(r['kill_read_failures'] for r in runs)} failed; "
+            f"{sum(r['acknowledged_writes'] for r in runs)} acknowledged writes, "
+            f"{sum(r['lost_acknowledged_writes'] for r in runs)} lost; "
+            f"HAProxy saw every region DOWN during the database outage in "
+            f"{sum(bool(r['db_all_regions_down_in_haproxy']) for r in runs)} of {len(runs)} runs "
+            "(requests then went to the `maas_nodb` backend and waited in a region); "
+            f"statuses of requests that failed across the database failover: {statuses or 'none'}; "
+            f"rack connections balanced at the end of {sum(bool(r['balanced_after']) for r in runs)} of {len(runs)} runs."
+        ),
         "",
-        "Per run (seconds): " + "; ".join(
+        "Per run (seconds): "
+        + "; ".join(
             f"{i + 1} ({r['mode']}): racks {fmt(r['racks_reachable_s'], '')}/{fmt(r['racks_on_survivor_s'], '')}, "
             f"rebalanced {fmt(r['restart_balanced_s'], '')}, write back {fmt(r['write_back_s'], '')}"
-            for i, r in enumerate(runs)),
+            for i, r in enumerate(runs)
+        ),
         "",
     ]
     return "\n".join(lines)
@@ -206,10 +221,15 @@ def report(runs: list[dict], args: argparse.Namespace, wall: float, load_before:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--promote-after", type=float, default=3.0,
-                        help="seconds between the primary's death and the promotion")
-    parser.add_argument("--modes", default="kill,unplug", type=lambda v: [m for m in v.split(",") if m],
-                        help="database failure modes to run (kill, unplug)")
+    parser.add_argument(
+        "--promote-after", type=float, default=3.0, help="seconds between the primary's death and the promotion"
+    )
+    parser.add_argument(
+        "--modes",
+        default="kill,unplug",
+        type=lambda v: [m for m in v.split(",") if m],
+        help="database failure modes to run (kill, unplug)",
+    )
     parser.add_argument("--write", help="markdown file whose Region HA section to replace")
     args = parser.parse_args()
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -28,33 +28,96 @@ from metalplane.rpc.messages import Endpoints, Register, ReportLeases
 
 
 def lease_batch(n: int) -> dict[str, Any]:
-    return {"events": [{"id": i, "key": f"{i:024x}", "action": "commit",
-                        "ip": f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}",
-                        "mac": f"52:54:00:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}", "client_id": None,
-                        "hostname": f"node{i}", "subnet_id": 1, "lease_time": 600, "expires": 1_800_000_000 + i,
-                        "cltt": 1_799_999_400 + i, "instance": "standalone", "time": 1_799_999_400.5}
-                       for i in range(n)]}
+    return {
+        "events": [
+            {
+                "id": i,
+                "key": f"{i:024x}",
+                "action": "commit",
+                "ip": f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}",
+                "mac": f"52:54:00:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}",
+                "client_id": None,
+                "hostname": f"node{i}",
+                "subnet_id": 1,
+                "lease_time": 600,
+                "expires": 1_800_000_000 + i,
+                "cltt": 1_799_999_400 + i,
+                "instance": "standalone",
+                "time": 1_799_999_400.5,
+            }
+            for i in range(n)
+        ]
+    }
 
 
 def dhcp_state(vlans: int, hosts: int) -> dict[str, Any]:
-    return {"server_name": "rack1", "vlans": [
-        {"vlan_id": 5000 + v, "vid": v, "mtu": 1500, "interface": f"eth{v}", "self_address": f"10.{v}.0.2",
-         "role": "primary", "mode": "hot-standby", "peer": {"name": "rack2", "address": f"10.{v}.0.3"},
-         "subnets": [{"subnet_id": v + 1, "cidr": f"10.{v}.0.0/16", "gateway_ip": f"10.{v}.0.1",
-                      "dns_servers": [f"10.{v}.0.2"], "ntp_servers": [f"10.{v}.0.2"], "domain_name": "maas",
-                      "pools": [[f"10.{v}.1.0", f"10.{v}.200.255"]], "reserved": [[f"10.{v}.100.0", f"10.{v}.100.255"]],
-                      "lease_time": 600}]} for v in range(vlans)],
-        "hosts": [{"mac": f"52:54:01:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}", "hostname": f"m{i}",
-                   "ip": None} for i in range(hosts)], "problems": []}
+    return {
+        "server_name": "rack1",
+        "vlans": [
+            {
+                "vlan_id": 5000 + v,
+                "vid": v,
+                "mtu": 1500,
+                "interface": f"eth{v}",
+                "self_address": f"10.{v}.0.2",
+                "role": "primary",
+                "mode": "hot-standby",
+                "peer": {"name": "rack2", "address": f"10.{v}.0.3"},
+                "subnets": [
+                    {
+                        "subnet_id": v + 1,
+                        "cidr": f"10.{v}.0.0/16",
+                        "gateway_ip": f"10.{v}.0.1",
+                        "dns_servers": [f"10.{v}.0.2"],
+                        "ntp_servers": [f"10.{v}.0.2"],
+                        "domain_name": "maas",
+                        "pools": [[f"10.{v}.1.0", f"10.{v}.200.255"]],
+                        "reserved": [[f"10.{v}.100.0", f"10.{v}.100.255"]],
+                        "lease_time": 600,
+                    }
+                ],
+            }
+            for v in range(vlans)
+        ],
+        "hosts": [
+            {"mac": f"52:54:01:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}", "hostname": f"m{i}", "ip": None}
+            for i in range(hosts)
+        ],
+        "problems": [],
+    }
 
 
 CASES: list[tuple[str, Any, Callable[[], dict[str, Any]]]] = [
-    ("Register, 8 interfaces", Register, lambda: {"hostname": "rack1", "version": "0.1.0", "interfaces": [
-        {"name": f"eth{i}", "mac": f"52:54:00:00:00:{i:02x}", "type": "physical", "enabled": True,
-         "addresses": [f"10.{i}.0.2/16", f"fd00:{i}::2/64"]} for i in range(8)]}),
-    ("Endpoints, 2 regions x 4 workers", Endpoints, lambda: {"endpoints": [
-        {"region": f"r{r}", "worker": w, "host": f"10.0.0.{r}", "port": 5250 + w} for r in range(2) for w in range(4)],
-        "targets": [{"region": "r0", "worker": 1, "host": "10.0.0.0", "port": 5251}]}),
+    (
+        "Register, 8 interfaces",
+        Register,
+        lambda: {
+            "hostname": "rack1",
+            "version": "0.1.0",
+            "interfaces": [
+                {
+                    "name": f"eth{i}",
+                    "mac": f"52:54:00:00:00:{i:02x}",
+                    "type": "physical",
+                    "enabled": True,
+                    "addresses": [f"10.{i}.0.2/16", f"fd00:{i}::2/64"],
+                }
+                for i in range(8)
+            ],
+        },
+    ),
+    (
+        "Endpoints, 2 regions x 4 workers",
+        Endpoints,
+        lambda: {
+            "endpoints": [
+                {"region": f"r{r}", "worker": w, "host": f"10.0.0.{r}", "port": 5250 + w}
+                for r in range(2)
+                for w in range(4)
+            ],
+            "targets": [{"region": "r0", "worker": 1, "host": "10.0.0.0", "port": 5251}],
+        },
+    ),
     ("ReportLeases, 500 events", ReportLeases, lambda: lease_batch(500)),
     ("DhcpState, 20 HA VLANs, 1,000 hosts", DhcpState, lambda: dhcp_state(20, 1000)),
 ]
@@ -78,10 +141,15 @@ def main() -> None:
     for label, tp, make in CASES:
         raw = make()
         typed = wire.decode(tp, raw)
-        plain = median_ms(lambda raw=raw: msgpack.unpackb(msgpack.packb(raw, use_bin_type=True), raw=False),
-                          args.rounds)
-        full = median_ms(lambda tp=tp, typed=typed: wire.decode(tp, msgpack.unpackb(
-            msgpack.packb(wire.encode(typed, tp), use_bin_type=True), raw=False)), args.rounds)
+        plain = median_ms(
+            lambda raw=raw: msgpack.unpackb(msgpack.packb(raw, use_bin_type=True), raw=False), args.rounds
+        )
+        full = median_ms(
+            lambda tp=tp, typed=typed: wire.decode(
+                tp, msgpack.unpackb(msgpack.packb(wire.encode(typed, tp), use_bin_type=True), raw=False)
+            ),
+            args.rounds,
+        )
         print(f"| {label} | {plain:.3f} | {full:.3f} |")
 
 

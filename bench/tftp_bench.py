@@ -77,7 +77,9 @@ class Server:
             time.sleep(0.5)
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}")
-        self.cgroup = make_cgroup(f"mp-tftp-bench-{os.getpid()}-{self.name}", [self.proc.pid] + descendants(self.proc.pid))
+        self.cgroup = make_cgroup(
+            f"mp-tftp-bench-{os.getpid()}-{self.name}", [self.proc.pid] + descendants(self.proc.pid)
+        )
 
     def cpu(self) -> float | None:
         """Seconds of CPU used by the server and every process it forked, so far."""
@@ -88,8 +90,11 @@ class Server:
     def stop(self) -> None:
         # tftpd-hpa's children of the last cancelled transfers: let them end first.
         deadline = time.monotonic() + 5
-        while self.proc is not None and time.monotonic() < deadline and any(
-                state(pid) not in ("Z", "X", None) for pid in descendants(self.proc.pid)):
+        while (
+            self.proc is not None
+            and time.monotonic() < deadline
+            and any(state(pid) not in ("Z", "X", None) for pid in descendants(self.proc.pid))
+        ):
             time.sleep(0.1)
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -157,8 +162,9 @@ def _worker(port, filename, blksize, windowsize, concurrency, start, duration, c
         async def loop_forever():
             while True:
                 try:
-                    await tftp.get("127.0.0.1", port, filename, blksize=blksize, windowsize=windowsize,
-                                   sink=sink, timeout=1.0)
+                    await tftp.get(
+                        "127.0.0.1", port, filename, blksize=blksize, windowsize=windowsize, sink=sink, timeout=1.0
+                    )
                     done[0] += 1
                 except (tftp.TftpClientError, TimeoutError, OSError):
                     errors[0] += 1
@@ -212,7 +218,8 @@ def run_curl_clients(port, filename, blksize, concurrency, total) -> tuple[int, 
             while left[0] > 0:
                 left[0] -= 1
                 proc = await asyncio.create_subprocess_exec(
-                    "curl", "-s", "-o", "/dev/null", "--tftp-blksize", str(blksize), url)
+                    "curl", "-s", "-o", "/dev/null", "--tftp-blksize", str(blksize), url
+                )
                 if await proc.wait() != 0:
                     failures[0] += 1
 
@@ -243,14 +250,23 @@ class Cell:
 ROOT = ""
 
 
-def measure(server: Server, client: str, file_label: str, mode: str, concurrency: int, duration: float,
-            procs: int, total: int = 0) -> Cell:
+def measure(
+    server: Server,
+    client: str,
+    file_label: str,
+    mode: str,
+    concurrency: int,
+    duration: float,
+    procs: int,
+    total: int = 0,
+) -> Cell:
     filename, _size = FILES[file_label]
     blksize, windowsize = MODES[mode]
     cpu0 = server.cpu()
     if client == "python":
-        received, done, errors = run_python_clients(server.port, filename, blksize, windowsize, concurrency,
-                                                    duration, procs)
+        received, done, errors = run_python_clients(
+            server.port, filename, blksize, windowsize, concurrency, duration, procs
+        )
         seconds = duration
     else:
         received, seconds, errors = run_curl_clients(server.port, filename, blksize, concurrency, total)
@@ -326,7 +342,8 @@ def report(cells: list[Cell], args, started: str, load: tuple[str, str], wall: f
                 lines.append(
                     f"| {file_label} | {mode} | {n} | {mp.mbps:.1f} | {hpa.mbps:.1f} | {fmt_ratio(mp.mbps, hpa.mbps)} |"
                     f" {one_mbps} | {one_ratio} | {mp.tps:.1f} | {hpa.tps:.1f} |"
-                    f" {fmt_cpu(mp.cpu_ms_per_mb)} / {fmt_cpu(hpa.cpu_ms_per_mb)} |")
+                    f" {fmt_cpu(mp.cpu_ms_per_mb)} / {fmt_cpu(hpa.cpu_ms_per_mb)} |"
+                )
     curl_cells = [c for c in cells if c.client == "curl"]
     if curl_cells:
         lines += [
@@ -340,13 +357,15 @@ def report(cells: list[Cell], args, started: str, load: tuple[str, str], wall: f
             " tftpd-hpa xfer/s |",
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
-        for (file_label, mode, n, total) in CURL_CELLS:
+        for file_label, mode, n, total in CURL_CELLS:
             mp = by.get(("curl", file_label, mode, n, "metalplane"))
             hpa = by.get(("curl", file_label, mode, n, "tftpd-hpa"))
             if mp is None or hpa is None:
                 continue
-            lines.append(f"| {file_label} | {mode} | {n} | {total} | {mp.mbps:.1f} | {hpa.mbps:.1f} |"
-                         f" {fmt_ratio(mp.mbps, hpa.mbps)} | {mp.tps:.1f} | {hpa.tps:.1f} |")
+            lines.append(
+                f"| {file_label} | {mode} | {n} | {total} | {mp.mbps:.1f} | {hpa.mbps:.1f} |"
+                f" {fmt_ratio(mp.mbps, hpa.mbps)} | {mp.tps:.1f} | {hpa.tps:.1f} |"
+            )
     errors = sum(c.errors for c in cells)
     lines += ["", f"Client-side failed transfers in the whole run: {errors}.", ""]
 
@@ -360,24 +379,32 @@ def report(cells: list[Cell], args, started: str, load: tuple[str, str], wall: f
             return ""
         pairs.sort()
         behind = [f"{label} ({ratio:.2f})" for ratio, label in pairs if ratio < 1]
-        text = (f"{client} client: metalplane/tftpd-hpa throughput ratio {pairs[0][0]:.2f} to {pairs[-1][0]:.2f},"
-                f" at or above 1 in {sum(r >= 1 for r, _ in pairs)} of {len(pairs)} cells")
+        text = (
+            f"{client} client: metalplane/tftpd-hpa throughput ratio {pairs[0][0]:.2f} to {pairs[-1][0]:.2f},"
+            f" at or above 1 in {sum(r >= 1 for r, _ in pairs)} of {len(pairs)} cells"
+        )
         return text + (f"; behind in: {', '.join(behind)}." if behind else ".")
 
     lines += ["### Summary and notes", ""]
     for client in ("python", "curl"):
         if summary(client):
             lines.append(f"- {summary(client)}")
-    cpu_pairs = [(cell, by[(c, f, m, n, "tftpd-hpa")]) for (c, f, m, n, name), cell in by.items()
-                 if name == "metalplane" and (c, f, m, n, "tftpd-hpa") in by and cell.cpu_ms_per_mb is not None
-                 and by[(c, f, m, n, "tftpd-hpa")].cpu_ms_per_mb is not None]
+    cpu_pairs = [
+        (cell, by[(c, f, m, n, "tftpd-hpa")])
+        for (c, f, m, n, name), cell in by.items()
+        if name == "metalplane"
+        and (c, f, m, n, "tftpd-hpa") in by
+        and cell.cpu_ms_per_mb is not None
+        and by[(c, f, m, n, "tftpd-hpa")].cpu_ms_per_mb is not None
+    ]
     if cpu_pairs:
         busy = [(a, b) for a, b in cpu_pairs if a.concurrency > 1]
         lower = sum(a.cpu_ms_per_mb < b.cpu_ms_per_mb for a, b in busy)
         lines.append(
             f"- Server CPU per MB: metalplane spends less than tftpd-hpa in {lower} of {len(busy)} cells with"
             f" more than one client, and in {sum(a.cpu_ms_per_mb < b.cpu_ms_per_mb for a, b in cpu_pairs)}"
-            f" of {len(cpu_pairs)} cells in all.")
+            f" of {len(cpu_pairs)} cells in all."
+        )
     lines += [
         "- Server CPU (ms per MB served) comes from a cpuacct cgroup per server, so it counts every",
         "  forked tftpd-hpa child and every metalplane worker, and does not depend on how the kernel",
@@ -406,22 +433,26 @@ def report(cells: list[Cell], args, started: str, load: tuple[str, str], wall: f
 
 
 # (file, mode, concurrency, transfers in all)
-CURL_CELLS = [("100 KB", "1468", 1, 40), ("100 KB", "1468", 50, 400), ("30 MB", "512", 1, 2),
-              ("30 MB", "1468", 1, 3), ("30 MB", "1468", 10, 10)]
+CURL_CELLS = [
+    ("100 KB", "1468", 1, 40),
+    ("100 KB", "1468", 50, 400),
+    ("30 MB", "512", 1, 2),
+    ("30 MB", "1468", 1, 3),
+    ("30 MB", "1468", 10, 10),
+]
 
 
 def main() -> int:
     global ROOT
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=1.5, help="seconds of load per server per cell")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="run every cell this many times; the best of each is reported")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="run every cell this many times; the best of each is reported"
+    )
     parser.add_argument("--client-procs", type=int, default=1, help="processes running the python client")
     parser.add_argument("--no-curl", action="store_true", help="skip the curl cross-check")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="metalplane worker processes (default: one per CPU)")
-    parser.add_argument("--no-single", action="store_true",
-                        help="skip the extra single-process metalplane column")
+    parser.add_argument("--workers", type=int, default=0, help="metalplane worker processes (default: one per CPU)")
+    parser.add_argument("--no-single", action="store_true", help="skip the extra single-process metalplane column")
     parser.add_argument("--quick", action="store_true", help="concurrency 1 and 50, 30 MB 1468 modes only")
     parser.add_argument("--write", metavar="FILE", help="write the TFTP section into this markdown file")
     args = parser.parse_args()
@@ -444,13 +475,30 @@ def main() -> int:
             with open(Path(ROOT) / filename, "wb") as f:
                 f.write(os.urandom(size))
             os.chmod(Path(ROOT) / filename, 0o644)
-        mp = Server("metalplane", [sys.executable, "-m", "metalplane.rack.tftp", "--root", ROOT,
-                                   "--listen", "127.0.0.1:0", "--workers", str(workers)])
-        mp1 = Server("metalplane-1w", [sys.executable, "-m", "metalplane.rack.tftp", "--root", ROOT,
-                                       "--listen", "127.0.0.1:0", "--workers", "1"])
+        mp = Server(
+            "metalplane",
+            [
+                sys.executable,
+                "-m",
+                "metalplane.rack.tftp",
+                "--root",
+                ROOT,
+                "--listen",
+                "127.0.0.1:0",
+                "--workers",
+                str(workers),
+            ],
+        )
+        mp1 = Server(
+            "metalplane-1w",
+            [sys.executable, "-m", "metalplane.rack.tftp", "--root", ROOT, "--listen", "127.0.0.1:0", "--workers", "1"],
+        )
         hpa_port = free_udp_port()
-        hpa = Server("tftpd-hpa", [IN_TFTPD, "--foreground", "--address", f"127.0.0.1:{hpa_port}", "--secure", ROOT],
-                     port=hpa_port)
+        hpa = Server(
+            "tftpd-hpa",
+            [IN_TFTPD, "--foreground", "--address", f"127.0.0.1:{hpa_port}", "--secure", ROOT],
+            port=hpa_port,
+        )
         env_path = str(REPO / "src")
         os.environ["PYTHONPATH"] = env_path + os.pathsep + os.environ.get("PYTHONPATH", "")
         servers = [mp, hpa] + ([] if args.no_single else [mp1])
@@ -462,8 +510,13 @@ def main() -> int:
                 asyncio.run(tftp.get("127.0.0.1", server.port, filename, blksize=1468, sink=lambda v: None))
 
         cells: list[Cell] = []
-        plan = [("python", f, m, n, 0) for f in FILES for m in MODES for n in CONCURRENCY
-                if not args.quick or f == "30 MB" or m == "1468"]
+        plan = [
+            ("python", f, m, n, 0)
+            for f in FILES
+            for m in MODES
+            for n in CONCURRENCY
+            if not args.quick or f == "30 MB" or m == "1468"
+        ]
         if not args.no_curl and shutil.which("curl"):
             plan += [("curl", f, m, n, total) for f, m, n, total in CURL_CELLS if not args.quick or total < 100]
         best: dict[tuple, Cell] = {}
@@ -478,17 +531,21 @@ def main() -> int:
                     key = (client, file_label, mode, n, server.name)
                     if key not in best or cell.mbps > best[key].mbps:
                         best[key] = cell
-                    print(f"round {round_ + 1} {client:6} {file_label:6} {mode:8} {n:3} {server.name:13}"
-                          f" {cell.mbps:8.1f} MB/s {cell.tps:8.1f} xfer/s  errors {cell.errors:3}"
-                          f"  cpu {fmt_cpu(cell.cpu_ms_per_mb)} ms/MB", flush=True)
+                    print(
+                        f"round {round_ + 1} {client:6} {file_label:6} {mode:8} {n:3} {server.name:13}"
+                        f" {cell.mbps:8.1f} MB/s {cell.tps:8.1f} xfer/s  errors {cell.errors:3}"
+                        f"  cpu {fmt_cpu(cell.cpu_ms_per_mb)} ms/MB",
+                        flush=True,
+                    )
         cells = list(best.values())
     finally:
         for server in servers:
             server.stop()
         shutil.rmtree(ROOT, ignore_errors=True)
     load_after = Path("/proc/loadavg").read_text().split()[:3]
-    section = report(cells, args, started, (" ".join(load_before), " ".join(load_after)),
-                     time.monotonic() - t_start, workers)
+    section = report(
+        cells, args, started, (" ".join(load_before), " ".join(load_after)), time.monotonic() - t_start, workers
+    )
     print()
     print(section)
     if args.write:

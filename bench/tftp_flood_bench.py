@@ -41,8 +41,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "src"), str(REPO)]  # metalplane, and the test house (tests.support)
 
-from metalplane.rack.limits import budget, current_nofile  # noqa: E402
 from benchdoc import cpu_model, publish  # noqa: E402
+
+from metalplane.rack.limits import budget, current_nofile  # noqa: E402
 from tests.support import pythonpath_env  # noqa: E402
 
 LOADER = Path("/usr/lib/ipxe/undionly.kpxe")
@@ -64,8 +65,12 @@ class Run:
 
 def start_server(src: Path, root: Path, log) -> tuple[subprocess.Popen, int]:
     env = {**os.environ, "PYTHONPATH": str(src)}
-    proc = subprocess.Popen([sys.executable, "-m", "metalplane.rack.tftp", "--root", str(root),
-                             "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=log, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "metalplane.rack.tftp", "--root", str(root), "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        env=env,
+    )
     line = proc.stdout.readline().decode()
     if not line.startswith("ready "):
         proc.kill()
@@ -75,8 +80,20 @@ def start_server(src: Path, root: Path, log) -> tuple[subprocess.Popen, int]:
 
 def fetch(port: int, out: Path) -> float | None:
     t0 = time.monotonic()
-    done = subprocess.run(["curl", "-sS", "--max-time", "30", "--tftp-blksize", "1468", "-o", str(out),
-                           f"tftp://127.0.0.1:{port}/undionly.kpxe"], capture_output=True)
+    done = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "--max-time",
+            "30",
+            "--tftp-blksize",
+            "1468",
+            "-o",
+            str(out),
+            f"tftp://127.0.0.1:{port}/undionly.kpxe",
+        ],
+        capture_output=True,
+    )
     if done.returncode != 0 or out.read_bytes() != LOADER.read_bytes():
         return None
     return time.monotonic() - t0
@@ -99,6 +116,7 @@ def run(code: str, src: Path, scenario: str, workdir: Path) -> Run:
         proc, port = start_server(src, root, log)
     out = workdir / "fetched"
     try:
+
         def sample(phase: str, count: int) -> None:
             for _ in range(count):
                 took = fetch(port, out)
@@ -108,10 +126,26 @@ def run(code: str, src: Path, scenario: str, workdir: Path) -> Run:
                     result.fetches[phase].append(took)
 
         sample("before", 5)
-        flood = subprocess.Popen([sys.executable, "-m", "tests.support.tftp_flood", "--server", "127.0.0.1",
-                                  "--port", str(port), "--count", str(FLOOD), "--rate", str(RATE), "--hold", "5",
-                                  *[f"--source={a}" for a in SCENARIOS[scenario]]],
-                                 stdout=subprocess.PIPE, env={**os.environ, **pythonpath_env()})
+        flood = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.support.tftp_flood",
+                "--server",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--count",
+                str(FLOOD),
+                "--rate",
+                str(RATE),
+                "--hold",
+                "5",
+                *[f"--source={a}" for a in SCENARIOS[scenario]],
+            ],
+            stdout=subprocess.PIPE,
+            env={**os.environ, **pythonpath_env()},
+        )
         watching = True
 
         def watch() -> None:
@@ -177,16 +211,17 @@ def report(runs: list[Run], before_label: str, args) -> str:
     ]
     for r in runs:
         label = before_label if r.code == "before" else "this branch"
-        errors = ", ".join(f"{n} \"{m}\"" for m, n in r.flood.get("errors", {}).items())
+        errors = ", ".join(f'{n} "{m}"' for m, n in r.flood.get("errors", {}).items())
         lines.append(
             f"| {label} | {r.scenario} | {cell(r.fetches['before'], r.failures['before'])} | "
             f"{cell(r.fetches['during'], r.failures['during'])} | {cell(r.fetches['after'], r.failures['after'])} | "
             f"{r.flood.get('transfers_started', 0):,}{' (' + errors + ')' if errors else ''} | "
-            f"{r.peak_fds:,} of {nofile:,} | {r.limits_line or 'none'} |")
+            f"{r.peak_fds:,} of {nofile:,} | {r.limits_line or 'none'} |"
+        )
     lines += [
         "",
         "Notes:",
-        "- \"during\" fetches start 1 s into the flood and repeat until it ends (~18 s); a failed fetch is "
+        '- "during" fetches start 1 s into the flood and repeat until it ends (~18 s); a failed fetch is '
         "curl giving up (30 s) or a wrong file.",
         "- The per-client limit drops a flooding address's packets unanswered (cheap: no socket, no file); "
         "the global limit first abandons transfers no ACK has reached for 1 s (a spoofed or silent "
@@ -198,11 +233,13 @@ def report(runs: list[Run], before_label: str, args) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--before-src", metavar="DIR",
-                        help="the src/ directory of another tree to run the server from, for comparison")
+    parser.add_argument(
+        "--before-src", metavar="DIR", help="the src/ directory of another tree to run the server from, for comparison"
+    )
     parser.add_argument("--before-label", default="before", help="its name in the table (e.g. a commit)")
-    parser.add_argument("--scenario", choices=sorted(SCENARIOS), action="append",
-                        help="run only these scenarios (default: all)")
+    parser.add_argument(
+        "--scenario", choices=sorted(SCENARIOS), action="append", help="run only these scenarios (default: all)"
+    )
     parser.add_argument("--write", metavar="FILE", help="write the section into this markdown file")
     args = parser.parse_args()
     if not LOADER.exists() or not shutil.which("curl"):

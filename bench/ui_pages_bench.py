@@ -121,9 +121,19 @@ def main() -> None:
             process = (await conn.execute(select(region_processes.c.id).limit(1))).scalar_one()
             ids = []
             for n in range(args.racks):
-                node_id = await racks.register_rack(conn, f"b{n:05d}", f"rack{n:05d}", "0.1.0", [
-                    {"name": "eth0", "mac": f"52:54:00:{n >> 16 & 255:02x}:{n >> 8 & 255:02x}:{n & 255:02x}",
-                     "addresses": [f"10.210.{n >> 8 & 255}.{n & 255 or 1}/16"]}])
+                node_id = await racks.register_rack(
+                    conn,
+                    f"b{n:05d}",
+                    f"rack{n:05d}",
+                    "0.1.0",
+                    [
+                        {
+                            "name": "eth0",
+                            "mac": f"52:54:00:{n >> 16 & 255:02x}:{n >> 8 & 255:02x}:{n & 255:02x}",
+                            "addresses": [f"10.210.{n >> 8 & 255}.{n & 255 or 1}/16"],
+                        }
+                    ],
+                )
                 await racks.update_services(conn, node_id, [{"name": "tftp", "status": "running"}])
                 if n % 2 == 0:
                     await connections.add_connection(conn, node_id, process)
@@ -134,7 +144,7 @@ def main() -> None:
         node_ids = run_db(config, add_racks)
         racks_s = time.monotonic() - started
         started = time.monotonic()
-        run_db(config, lambda conn: add_machines(conn, args.machines, prefix="node", mac_base=0xc3))
+        run_db(config, lambda conn: add_machines(conn, args.machines, prefix="node", mac_base=0xC3))
         machines_s = time.monotonic() - started
         with psycopg.connect(conninfo(config, "ui-bench"), autocommit=True) as db:
             db.execute("ANALYZE")
@@ -143,8 +153,10 @@ def main() -> None:
         with httpx.Client(base_url=base, timeout=30) as client:
             form = client.get("/MAAS/accounts/login/")
             token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
-            client.post("/MAAS/accounts/login/",
-                        data={"csrfmiddlewaretoken": token, "username": "admin", "password": "bench-password"})
+            client.post(
+                "/MAAS/accounts/login/",
+                data={"csrfmiddlewaretoken": token, "username": "admin", "password": "bench-password"},
+            )
             rack_pages = -(-(args.racks + 1) // 50)
             machine_pages = -(-args.machines // 50)
             urls = {
@@ -155,12 +167,12 @@ def main() -> None:
                 "Machines, page 1 (50 rows)": "/MAAS/r/machines/",
                 f"Machines, page {machine_pages}": f"/MAAS/r/machines/?page={machine_pages}",
                 "Machines, the live part (`?part=table`)": "/MAAS/r/machines/?page=1&part=table",
-                "Machines, MAC search (a whole MAC)": "/MAAS/r/machines/?" + str(httpx.QueryParams(
-                    {"q": fleet_mac(0xc3, middle)})),
-                "Machines, MAC prefix search (4 octets)": "/MAAS/r/machines/?" + str(httpx.QueryParams(
-                    {"q": fleet_mac(0xc3, middle)[:11]})),
-                "Machines, hostname search (substring)": "/MAAS/r/machines/?" + str(httpx.QueryParams(
-                    {"q": fleet_hostname("node", middle)[-4:]})),
+                "Machines, MAC search (a whole MAC)": "/MAAS/r/machines/?"
+                + str(httpx.QueryParams({"q": fleet_mac(0xC3, middle)})),
+                "Machines, MAC prefix search (4 octets)": "/MAAS/r/machines/?"
+                + str(httpx.QueryParams({"q": fleet_mac(0xC3, middle)[:11]})),
+                "Machines, hostname search (substring)": "/MAAS/r/machines/?"
+                + str(httpx.QueryParams({"q": fleet_hostname("node", middle)[-4:]})),
                 "Machines, status Ready, page 2": "/MAAS/r/machines/?status=4&page=2",
                 "Machines, zone filter": "/MAAS/r/machines/?zone=zone-b",
                 "a machine's page": f"/MAAS/r/machine/{'node-' + format(middle, '05x')}/",
@@ -173,25 +185,30 @@ def main() -> None:
             results = {name: timed(client, path, args.rounds) for name, path in urls.items()}
 
             with psycopg.connect(conninfo(config, "ui-bench")) as db:
+
                 def rack_change(n: int) -> float:
-                    db.execute("UPDATE service_status SET status = %s WHERE node_id = %s AND name = 'tftp'",
-                               ("dead" if n % 2 == 0 else "running", node_ids[1]))
+                    db.execute(
+                        "UPDATE service_status SET status = %s WHERE node_id = %s AND name = 'tftp'",
+                        ("dead" if n % 2 == 0 else "running", node_ids[1]),
+                    )
                     sent = time.perf_counter()
                     db.commit()
                     return sent
 
                 def machine_change(n: int) -> float:
-                    db.execute("UPDATE nodes SET status = %s WHERE hostname = %s",
-                               (1 if n % 2 == 0 else 4, fleet_hostname("node", middle)))  # it starts Ready
+                    db.execute(
+                        "UPDATE nodes SET status = %s WHERE hostname = %s",
+                        (1 if n % 2 == 0 else 4, fleet_hostname("node", middle)),
+                    )  # it starts Ready
                     sent = time.perf_counter()
                     db.commit()
                     return sent
 
                 rounds = min(args.rounds, 20)
-                latencies["a rack's service change"] = stream_latency(client, base, "controllers", rack_change,
-                                                                      rounds)
-                latencies["a machine's status change"] = stream_latency(client, base, "machines", machine_change,
-                                                                        rounds)
+                latencies["a rack's service change"] = stream_latency(client, base, "controllers", rack_change, rounds)
+                latencies["a machine's status change"] = stream_latency(
+                    client, base, "machines", machine_change, rounds
+                )
     finally:
         if region is not None:
             region.stop()
@@ -212,14 +229,19 @@ def main() -> None:
         "",
         "| request | region median | region p95 | round trip median | round trip p95 |",
         "| --- | ---: | ---: | ---: | ---: |",
-        *(f"| {name} | {statistics.median(server):.0f} ms | {percentile(server, 0.95):.0f} ms | "
-          f"{statistics.median(trips):.0f} ms | {percentile(trips, 0.95):.0f} ms |"
-          for name, (trips, server) in results.items()),
+        *(
+            f"| {name} | {statistics.median(server):.0f} ms | {percentile(server, 0.95):.0f} ms | "
+            f"{statistics.median(trips):.0f} ms | {percentile(trips, 0.95):.0f} ms |"
+            for name, (trips, server) in results.items()
+        ),
         "",
         "| COMMIT of ... → the topic on an open event stream | changes | median | p95 |",
         "| --- | ---: | ---: | ---: |",
-        *(f"| {name} | {len(values)} | {statistics.median(values):.0f} ms | {percentile(values, 0.95):.0f} ms |"
-          for name, values in latencies.items() if values),
+        *(
+            f"| {name} | {len(values)} | {statistics.median(values):.0f} ms | {percentile(values, 0.95):.0f} ms |"
+            for name, values in latencies.items()
+            if values
+        ),
         "",
         "Every query of a page is bounded by its 50 rows (count and page from indexes: migration 0011); the event "
         "stream carries topic names only (the page then fetches its part), coalesced over 100 ms.",

@@ -32,12 +32,20 @@ def workdir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def make_region_config(databases: TestDatabases, dbname: str, data_dir: Path, num_workers: int = 2,
-                       hostname: str = "region-a", **overrides) -> RegionConfig:
+def make_region_config(
+    databases: TestDatabases, dbname: str, data_dir: Path, num_workers: int = 2, hostname: str = "region-a", **overrides
+) -> RegionConfig:
     port = free_port_block(1 + num_workers + 1)
     return databases.config(
-        dbname, port=port, rpc_port=port + 1, num_workers=num_workers, listen_address="127.0.0.1",
-        data_dir=str(data_dir), maas_url=f"http://127.0.0.1:{port}/MAAS", hostname=hostname, **overrides,
+        dbname,
+        port=port,
+        rpc_port=port + 1,
+        num_workers=num_workers,
+        listen_address="127.0.0.1",
+        data_dir=str(data_dir),
+        maas_url=f"http://127.0.0.1:{port}/MAAS",
+        hostname=hostname,
+        **overrides,
     )
 
 
@@ -74,13 +82,20 @@ class RunningRegion:
         with self.api() as api:
             response = api.request("POST", "boot-resources/", "import", {"path": str(path)})
             assert response.status_code == 200, response.text
-            wait_until(lambda: api.get("boot-resources/", op="is_importing").json() is False, timeout, 0.2,
-                       "the import")
+            wait_until(
+                lambda: api.get("boot-resources/", op="is_importing").json() is False, timeout, 0.2, "the import"
+            )
             return api.get("boot-resources/", op="import_status").json()["imports"][0]
 
 
-def start_region(databases: TestDatabases, root: Path, name: str = "region-a", num_workers: int = 2,
-                 dbname: str | None = None, **overrides) -> RegionProcess:
+def start_region(
+    databases: TestDatabases,
+    root: Path,
+    name: str = "region-a",
+    num_workers: int = 2,
+    dbname: str | None = None,
+    **overrides,
+) -> RegionProcess:
     dbname = dbname or databases.new_database()
     config = make_region_config(databases, dbname, root / name / "data", num_workers, name, **overrides)
     process = RegionProcess(config, root / name)

@@ -1,6 +1,7 @@
 """metalplane: a bare-metal provisioning control plane speaking the MAAS 2.0 API."""
 
-from importlib.metadata import PackageNotFoundError, version as _dist_version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _dist_version
 
 try:
     __version__ = _dist_version("metalplane")

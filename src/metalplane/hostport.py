@@ -9,8 +9,10 @@ from __future__ import annotations
 import ipaddress
 import re
 
-HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
-                          r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
+HOSTNAME_RE = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
 
 
 def split_host_port(value: str, default_port: int) -> tuple[str, int]:
@@ -26,14 +28,14 @@ def split_host_port(value: str, default_port: int) -> tuple[str, int]:
         end = value.find("]")
         if end < 0:
             raise ValueError("unclosed '[' in address")
-        host, rest = value[1:end], value[end + 1:]
+        host, rest = value[1:end], value[end + 1 :]
         if rest:
             if not rest.startswith(":"):
                 raise ValueError("unexpected text after ']'")
             port = port_number(rest[1:])
-        ipaddress.IPv6Address(host.split("%")[0])      # raises ValueError
+        ipaddress.IPv6Address(host.split("%")[0])  # raises ValueError
         return host, port
-    if value.count(":") > 1:                             # bare IPv6
+    if value.count(":") > 1:  # bare IPv6
         ipaddress.IPv6Address(value.split("%")[0])
         return value, port
     host, sep, port_text = value.partition(":")
@@ -74,6 +76,6 @@ def peer_ip(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
 
 
 def format_host_port(host: str, port: int, default_port: int | None = None) -> str:
-    """"host", "host:port" or "[v6]:port" (the port left out when it is the default)."""
+    """ "host", "host:port" or "[v6]:port" (the port left out when it is the default)."""
     shown = f"[{host}]" if ":" in host else host
     return shown if port == default_port else f"{shown}:{port}"

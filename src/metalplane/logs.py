@@ -31,7 +31,8 @@ MASK = "****"
 PRIORITIES = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 # key=value and key: value pairs whose key names a credential (power_pass=..., database_pass: ..., secret=...).
 SECRET_PAIR = re.compile(
-    r"(?i)\b([\w-]*?(?:pass|passwd|password|secret|token|k_g|api_?key))(['\"]?\s*[=:]\s*)(['\"]?)([^\s'\",;&)}\]]+)")
+    r"(?i)\b([\w-]*?(?:pass|passwd|password|secret|token|k_g|api_?key))(['\"]?\s*[=:]\s*)(['\"]?)([^\s'\",;&)}\]]+)"
+)
 AUTH_HEADER = re.compile(r"(?i)\b(authorization\s*[:=]\s*)([^\r\n]+)")
 # PostgreSQL quotes the offending input in some errors: the values of SQL parameters by another road.
 SQL_VALUES = (

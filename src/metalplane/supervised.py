@@ -58,16 +58,21 @@ def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
     os.replace(tmp, path)
 
 
-async def run_command(cmd: Sequence[str], *, wrap: Wrap = no_wrap, timeout: float = 30.0,
-                      env: Mapping[str, str] | None = None) -> tuple[int, str]:
+async def run_command(
+    cmd: Sequence[str], *, wrap: Wrap = no_wrap, timeout: float = 30.0, env: Mapping[str, str] | None = None
+) -> tuple[int, str]:
     """Run a short command (a config check, a control command): (exit status, stdout+stderr).
 
     On timeout its process group is killed and TimeoutError raised.
     """
     proc = await asyncio.create_subprocess_exec(
-        *wrap(list(cmd)), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, **env} if env else None)
+        *wrap(list(cmd)),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, **env} if env else None,
+    )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
     except BaseException:
@@ -88,11 +93,20 @@ class Supervised:
     prepare: runs before each start (e.g. to remove what a killed process left behind).
     """
 
-    def __init__(self, name: str, argv: Sequence[str], *, log_path: Path, wrap: Wrap | None = None,
-                 env: Mapping[str, str] | None = None,
-                 restart_backoff: tuple[float, float] | None = (0.5, 30.0), young: float = 60.0,
-                 error_filter: Callable[[list[str]], list[str]] | None = None,
-                 on_change: Callable[[], None] | None = None, prepare: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        log_path: Path,
+        wrap: Wrap | None = None,
+        env: Mapping[str, str] | None = None,
+        restart_backoff: tuple[float, float] | None = (0.5, 30.0),
+        young: float = 60.0,
+        error_filter: Callable[[list[str]], list[str]] | None = None,
+        on_change: Callable[[], None] | None = None,
+        prepare: Callable[[], None] | None = None,
+    ):
         self.name = name
         self.argv = list(argv)
         self.log_path = Path(log_path)
@@ -193,7 +207,7 @@ class Supervised:
         if self.on_change is not None:
             try:
                 self.on_change()
-            except Exception:   # a status callback must not kill supervision
+            except Exception:  # a status callback must not kill supervision
                 log.exception("%s: status callback failed", self.name)
 
     async def _spawn(self) -> None:
@@ -203,9 +217,14 @@ class Supervised:
             logf.write(f"\n--- {time.strftime('%F %T')} starting {self.name}\n".encode())
             logf.flush()
             self.proc = await asyncio.create_subprocess_exec(
-                *self.wrap(list(self.argv)), stdin=asyncio.subprocess.DEVNULL, stdout=logf,
-                stderr=asyncio.subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,
-                env={**os.environ, **self.env} if self.env else None)
+                *self.wrap(list(self.argv)),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=logf,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+                env={**os.environ, **self.env} if self.env else None,
+            )
         self.pid = self.proc.pid
         self.starts += 1
         self.started_at = time.monotonic()
@@ -234,7 +253,7 @@ class Supervised:
                         delay = self.restart_backoff[0]
                 self._restart_now.clear()
                 if self.restart_backoff is None:
-                    await self._restart_now.wait()       # only an explicit restart_now()/start()
+                    await self._restart_now.wait()  # only an explicit restart_now()/start()
                 else:
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(self._restart_now.wait(), delay)

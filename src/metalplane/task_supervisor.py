@@ -32,8 +32,14 @@ MAX_DELAY = 5.0
 STABLE_AFTER = 10.0
 
 
-def next_delay(delay: float, ran: float, *, first: float = FIRST_DELAY, maximum: float = MAX_DELAY,
-               stable_after: float = STABLE_AFTER) -> float:
+def next_delay(
+    delay: float,
+    ran: float,
+    *,
+    first: float = FIRST_DELAY,
+    maximum: float = MAX_DELAY,
+    stable_after: float = STABLE_AFTER,
+) -> float:
     """The wait before the next restart, given the last wait and how long the run lasted."""
     if ran >= stable_after:
         return first
@@ -75,9 +81,15 @@ class TaskState:
 
 
 class TaskSupervisor:
-    def __init__(self, log: logging.Logger, *, on_change: Callable[[], None] | None = None,
-                 first_delay: float = FIRST_DELAY, max_delay: float = MAX_DELAY,
-                 stable_after: float = STABLE_AFTER):
+    def __init__(
+        self,
+        log: logging.Logger,
+        *,
+        on_change: Callable[[], None] | None = None,
+        first_delay: float = FIRST_DELAY,
+        max_delay: float = MAX_DELAY,
+        stable_after: float = STABLE_AFTER,
+    ):
         self.log = log
         self.on_change = on_change
         self.first_delay = first_delay
@@ -130,8 +142,9 @@ class TaskSupervisor:
             recovery.cancel()
             try:
                 ran = time.monotonic() - started
-                delay = next_delay(delay, ran, first=self.first_delay, maximum=self.max_delay,
-                                   stable_after=self.stable_after)
+                delay = next_delay(
+                    delay, ran, first=self.first_delay, maximum=self.max_delay, stable_after=self.stable_after
+                )
                 self._died(state, error, ran, delay)
             except Exception:
                 with contextlib.suppress(Exception):
@@ -151,11 +164,23 @@ class TaskSupervisor:
         state.repeats = state.repeats + 1 if sig == state.last_signature else 1
         state.last_signature = sig
         if state.repeats == 1:
-            self.log.error("task %s died after %.1f s: %s; restarting in %.1f s", state.name, ran, state.cause,
-                           delay, exc_info=(type(error), error, error.__traceback__) if error else None)
+            self.log.error(
+                "task %s died after %.1f s: %s; restarting in %.1f s",
+                state.name,
+                ran,
+                state.cause,
+                delay,
+                exc_info=(type(error), error, error.__traceback__) if error else None,
+            )
         elif state.repeats & (state.repeats - 1) == 0:  # 2, 4, 8...: a crash loop stays visible, quietly
-            self.log.error("task %s died again after %.1f s (same cause, %d times in a row): %s; "
-                           "restarting in %.1f s", state.name, ran, state.repeats, state.cause, delay)
+            self.log.error(
+                "task %s died again after %.1f s (same cause, %d times in a row): %s; restarting in %.1f s",
+                state.name,
+                ran,
+                state.repeats,
+                state.cause,
+                delay,
+            )
         self._changed()
 
     def _recovered(self, state: TaskState) -> None:

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from tests.support.databases import world_traversable_tempdir
 from tests.browser.support import UiLab, UiUser, launch
+from tests.support.databases import world_traversable_tempdir
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,10 @@ it is.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 import os
 import secrets
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -27,10 +27,6 @@ from sqlalchemy import select
 
 from metalplane.region.bootstrap import run_db
 from metalplane.region.db.tables import node_tokens, nodes
-from tests.support.databases import TestDatabases, world_traversable_tempdir
-from tests.support.image_mirror import MirrorServer, make_mirror
-from tests.support.machine_fleet import add_machines, fleet_mac
-from tests.support.processes import wait_until
 from tests.browser.support import (
     ADMIN,
     ADMIN_PASSWORD,
@@ -44,6 +40,10 @@ from tests.browser.support import (
     model_rack,
     serve_dhcp,
 )
+from tests.support.databases import TestDatabases, world_traversable_tempdir
+from tests.support.image_mirror import MirrorServer, make_mirror
+from tests.support.machine_fleet import add_machines, fleet_mac
+from tests.support.processes import wait_until
 
 DOCS_UI = Path(__file__).resolve().parents[2] / "docs" / "ui"
 VIEWPORT = {"width": 1280, "height": 760}
@@ -146,10 +146,10 @@ def take(out: Path) -> list[Path]:
 def machine_pages(lab: UiLab, person: UiUser, shot) -> None:
     """The list with 240 machines, a MAC search, and a machine commissioned as the image does it."""
     page = person.page
-    in_thread(run_db, lab.first.process.config, lambda conn: add_machines(conn, 240, prefix="node", mac_base=0xd4))
+    in_thread(run_db, lab.first.process.config, lambda conn: add_machines(conn, 240, prefix="node", mac_base=0xD4))
     person.open("/MAAS/r/machines/")
     shot("machines", full=False)
-    page.fill("#id_q", fleet_mac(0xd4, 123))
+    page.fill("#id_q", fleet_mac(0xD4, 123))
     person.submit(".filters button[type=submit]")
     shot("machines-search", full=False)
     system_id = "node-0007b"  # node-00123
@@ -157,19 +157,30 @@ def machine_pages(lab: UiLab, person: UiUser, shot) -> None:
     person.submit("#commission")
 
     async def token_of(conn):
-        return (await conn.execute(select(node_tokens.c.token).join(nodes, nodes.c.id == node_tokens.c.node_id)
-                                   .where(nodes.c.system_id == system_id))).scalar_one()
+        return (
+            await conn.execute(
+                select(node_tokens.c.token)
+                .join(nodes, nodes.c.id == node_tokens.c.node_id)
+                .where(nodes.c.system_id == system_id)
+            )
+        ).scalar_one()
 
     token = in_thread(run_db, lab.first.process.config, token_of)
-    with httpx.Client(base_url=lab.first.base + "/MAAS/metadata/", timeout=30,
-                      headers={"Authorization": f"Token {token}"}) as image:
+    with httpx.Client(
+        base_url=lab.first.base + "/MAAS/metadata/", timeout=30, headers={"Authorization": f"Token {token}"}
+    ) as image:
         image.post("commission/facts", json={"cpu_count": 16, "memory_mib": 65536, "architecture": "amd64/generic"})
-        image.post("commission/scripts/00-maas-01-cpuinfo", params={"exit_status": 0},
-                   content=b"model name: AMD EPYC 7B13\ncpu cores: 16\n")
-        image.post("commission/scripts/00-maas-02-disks", params={"exit_status": 0},
-                   content=b"NAME SIZE MODEL\nsda 480G SAMSUNG MZ7LH480\nsdb 4T HGST HUS726T4\n")
-        image.post("commission/scripts/50-network-check", params={"exit_status": 1},
-                   content=b"eth1: no carrier\n")
+        image.post(
+            "commission/scripts/00-maas-01-cpuinfo",
+            params={"exit_status": 0},
+            content=b"model name: AMD EPYC 7B13\ncpu cores: 16\n",
+        )
+        image.post(
+            "commission/scripts/00-maas-02-disks",
+            params={"exit_status": 0},
+            content=b"NAME SIZE MODEL\nsda 480G SAMSUNG MZ7LH480\nsdb 4T HGST HUS726T4\n",
+        )
+        image.post("commission/scripts/50-network-check", params={"exit_status": 1}, content=b"eth1: no carrier\n")
         image.post("commission/done", json={"result": "ok", "failed_scripts": ["50-network-check"]})
     page.wait_for_selector("#machine-status .status[data-status='2']", timeout=5_000)
     person.open(f"/MAAS/r/machine/{system_id}/")
@@ -183,8 +194,11 @@ def images_page(lab: UiLab, person: UiUser, shot) -> None:
     """An import from a throttled mirror, photographed while it runs and when it is done."""
     page = person.page
     mirror = lab.root / "mirror"
-    make_mirror(mirror, "bookworm", {"boot-kernel": secrets.token_bytes(2_000_000),
-                                     "boot-initrd": secrets.token_bytes(6_000_000)})
+    make_mirror(
+        mirror,
+        "bookworm",
+        {"boot-kernel": secrets.token_bytes(2_000_000), "boot-initrd": secrets.token_bytes(6_000_000)},
+    )
     with MirrorServer(mirror, rate=1_500_000) as server:
         person.open("/MAAS/r/images/")
         page.fill("#id_source", server.url)
@@ -202,8 +216,7 @@ def subnets_page(lab: UiLab, person: UiUser, shot) -> None:
         fabric = api.post("fabrics/", name="fabric-storage").json()
         vlan = api.post(f"fabrics/{fabric['id']}/vlans/", vid="300", name="storage").json()
         api.post("subnets/", cidr="10.207.0.0/24", vlan=str(vlan["id"]), gateway_ip="10.207.0.1")
-        api.post("ipranges/", type="reserved", start_ip="10.207.0.2", end_ip="10.207.0.49",
-                 comment="switches and PDUs")
+        api.post("ipranges/", type="reserved", start_ip="10.207.0.2", end_ip="10.207.0.49", comment="switches and PDUs")
         api.post("subnets/", cidr="10.208.0.0/22", vlan=str(vlan["id"]))
     person.open("/MAAS/r/subnets/")
     shot("subnets")
@@ -227,8 +240,7 @@ def vlan_pages(lab: DhcpLab, person: UiUser, shot) -> None:
     person.submit("#submit-dhcp")
     person.wait_live()
     for system_id in (rack1, rack2):
-        page.wait_for_selector(f"#vlan-racks tr[data-system-id='{system_id}'] .dhcpd .status--running",
-                               timeout=60_000)
+        page.wait_for_selector(f"#vlan-racks tr[data-system-id='{system_id}'] .dhcpd .status--running", timeout=60_000)
     lab.clients[0].dhcp_udhcpc("pxe", timeout=20)
     person.open(f"/MAAS/r/controller/{rack1}/")
     page.wait_for_selector("#dhcp-vlans .ha-state .status--running", timeout=60_000)

@@ -27,16 +27,23 @@ from metalplane.region.db.tables import region_processes
 from metalplane.region.haproxy import RegionServer, render_config
 from metalplane.region.services import cluster, connections, racks, users
 from metalplane.region.services.controllers import new_system_id
+from tests.conftest import make_region_config
 from tests.support.databases import TestDatabases
 from tests.support.haproxy import Haproxy
 from tests.support.netlab import Host, Lab
 from tests.support.processes import RackProcess, RegionProcess, free_port_block, wait_until
 from tests.support.stack import Stack
-from tests.conftest import make_region_config
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 ADMIN, ADMIN_PASSWORD = "admin", "admin-secret-pw"
 USER, USER_PASSWORD = "alice", "alice-secret-pw"
@@ -75,12 +82,15 @@ def accessibility_violations(page: Page) -> list[dict[str, Any]]:
     """
     if not page.evaluate("() => typeof window.axe !== 'undefined'"):
         page.evaluate(AXE.read_text())
-    return page.evaluate("""async (impacts) => {
+    return page.evaluate(
+        """async (impacts) => {
         const result = await axe.run(document, {resultTypes: ["violations"]});
         return result.violations.filter(v => impacts.includes(v.impact)).map(v => ({
             id: v.id, impact: v.impact, help: v.help,
             nodes: v.nodes.map(n => n.target.join(" ") + ": " + n.failureSummary)}));
-    }""", list(BLOCKING_IMPACTS))
+    }""",
+        list(BLOCKING_IMPACTS),
+    )
 
 
 def check_accessibility(page: Page) -> None:
@@ -270,8 +280,13 @@ def model_rack(lab: UiLab, cidr_prefix: str, connected: bool) -> str:
     system_id = new_system_id()
 
     async def add(conn):
-        node_id = await racks.register_rack(conn, system_id, f"dhcp-{system_id}", "0.1.0", [
-            {"name": "eth0", "mac": "52:54:00:dd:00:01", "addresses": [f"{cidr_prefix}.2/24"]}])
+        node_id = await racks.register_rack(
+            conn,
+            system_id,
+            f"dhcp-{system_id}",
+            "0.1.0",
+            [{"name": "eth0", "mac": "52:54:00:dd:00:01", "addresses": [f"{cidr_prefix}.2/24"]}],
+        )
         if connected:
             process = (await conn.execute(select(region_processes.c.id).limit(1))).scalar_one()
             await connections.add_connection(conn, node_id, process)
@@ -305,7 +320,9 @@ class DhcpLab:
         try:
             self.lab.add_network("pxe", self.CIDR)
             self.region = self.lab.add_host("region", {"pxe": f"{self.REGION_IP}/24"})
-            hosts = {name: self.lab.add_host(name, {"pxe": f"10.61.0.{n}/24"}) for n, name in ((2, "rack1"), (3, "rack2"))}
+            hosts = {
+                name: self.lab.add_host(name, {"pxe": f"10.61.0.{n}/24"}) for n, name in ((2, "rack1"), (3, "rack2"))
+            }
             self.stack = Stack(self.lab, databases)
             config = self.stack.start_region(self.region, "pxe")
             in_thread(run_db, config, _make_user)

@@ -58,8 +58,12 @@ def vlan_state(lab: DhcpLab) -> dict:
     subnet = next(s for s in lab.stack.api("subnets", "read") if s["cidr"] == lab.CIDR)
     vlan = lab.stack.api("vlan", "read", str(subnet["vlan"]["fabric_id"]), str(subnet["vlan"]["vid"]))
     ranges = [r for r in lab.stack.api("ipranges", "read") if r["subnet"]["cidr"] == lab.CIDR]
-    return {"dhcp_on": vlan["dhcp_on"], "primary": vlan["primary_rack"], "secondary": vlan["secondary_rack"],
-            "ranges": [(r["type"], r["start_ip"], r["end_ip"]) for r in ranges]}
+    return {
+        "dhcp_on": vlan["dhcp_on"],
+        "primary": vlan["primary_rack"],
+        "secondary": vlan["secondary_rack"],
+        "ranges": [(r["type"], r["start_ip"], r["end_ip"]) for r in ranges],
+    }
 
 
 def open_dialog(person: UiUser, lab: DhcpLab) -> None:
@@ -79,10 +83,13 @@ def dhcpd_committed(lab: DhcpLab, rack: str) -> tuple[str, str, float]:
     config = lab.stack.regions["region"][1]
 
     async def read(conn):
-        row = (await conn.execute(
-            select(service_status.c.status, service_status.c.status_info, service_status.c.updated)
-            .join(nodes, nodes.c.id == service_status.c.node_id)
-            .where(nodes.c.hostname == rack, service_status.c.name == "dhcpd"))).one()
+        row = (
+            await conn.execute(
+                select(service_status.c.status, service_status.c.status_info, service_status.c.updated)
+                .join(nodes, nodes.c.id == service_status.c.node_id)
+                .where(nodes.c.hostname == rack, service_status.c.name == "dhcpd")
+            )
+        ).one()
         return row.status, row.status_info, row.updated.timestamp()
 
     return in_thread(run_db, config, read)
@@ -100,12 +107,23 @@ def test_a_non_admin_cannot_turn_dhcp_on_even_by_hand(lab_browser, dhcp_lab):
         token = alice.page.get_attribute("form.logout input[name=csrfmiddlewaretoken]", "value")
         # From the page itself: the browser is the one in the lab (Playwright's own request
         # client runs outside it).
-        by_hand = alice.page.evaluate("""async ([url, form]) => {
+        by_hand = alice.page.evaluate(
+            """async ([url, form]) => {
             const answer = await fetch(url, {method: "POST", body: new URLSearchParams(form), redirect: "manual"});
             return [answer.status, await answer.text()];
-        }""", [vlan_href + "dhcp/", {
-            "csrfmiddlewaretoken": token, "primary_rack": dhcp_lab.system_id("rack1"), "secondary_rack": "",
-            "dynamic_range": "new", "start_ip": "10.61.0.100", "end_ip": "10.61.0.150"}])
+        }""",
+            [
+                vlan_href + "dhcp/",
+                {
+                    "csrfmiddlewaretoken": token,
+                    "primary_rack": dhcp_lab.system_id("rack1"),
+                    "secondary_rack": "",
+                    "dynamic_range": "new",
+                    "start_ip": "10.61.0.100",
+                    "end_ip": "10.61.0.150",
+                },
+            ],
+        )
         assert by_hand[0] == 403 and "reserved for admin users" in by_hand[1]
         assert vlan_state(dhcp_lab) == {"dhcp_on": False, "primary": None, "secondary": None, "ranges": []}
     finally:
@@ -142,8 +160,12 @@ def test_configure_dhcp_turns_kea_ha_on_at_both_racks_and_a_client_gets_a_lease(
     page.check("#id_range_new")
     admin.submit("#submit-dhcp")
     assert page.url.endswith("?done=on") and "DHCP is on" in page.inner_text("main")
-    assert vlan_state(lab) == {"dhcp_on": True, "primary": rack1, "secondary": rack2,
-                               "ranges": [("dynamic", "10.61.0.191", "10.61.0.254")]}
+    assert vlan_state(lab) == {
+        "dhcp_on": True,
+        "primary": rack1,
+        "secondary": rack2,
+        "ranges": [("dynamic", "10.61.0.191", "10.61.0.254")],
+    }
     wait_until(lambda: lab.kea_pids("rack1") and lab.kea_pids("rack2"), 30, what="Kea on both racks")
     admin.wait_live()
     # The page follows the racks: both report dhcpd running in HA, without a reload.
@@ -197,8 +219,10 @@ def test_configure_dhcp_turns_kea_ha_on_at_both_racks_and_a_client_gets_a_lease(
     status, info, committed = dhcpd_committed(lab, "rack2")
     assert status == "degraded" and "partner" in info and "down" in info
     assert "down" in page.inner_text(f"#vlan-racks tr[data-system-id='{rack2}'] .dhcpd")
-    print(f"partner-down shown {shown - committed:.2f} s after its commit "
-          f"({datetime.fromtimestamp(committed, UTC):%H:%M:%S.%f})")
+    print(
+        f"partner-down shown {shown - committed:.2f} s after its commit "
+        f"({datetime.fromtimestamp(committed, UTC):%H:%M:%S.%f})"
+    )
     assert shown - committed < 2.0
     page.wait_for_selector(f"#vlan-racks tr[data-system-id='{rack1}'] .status--dead", timeout=10_000)
     assert page.evaluate("window.__noReload") is True

@@ -38,7 +38,7 @@ MACHINES = "/MAAS/r/machines/"
 def lab(databases) -> Iterator[UiLab]:
     """One region (its pages are what is tested here) with 10,000 machines and one rack."""
     lab = UiLab(databases, world_traversable_tempdir("mp-ui-pages-"), regions=("region-a",)).start()
-    in_thread(run_db, lab.first.process.config, lambda conn: add_machines(conn, FLEET, prefix="node", mac_base=0xb2))
+    in_thread(run_db, lab.first.process.config, lambda conn: add_machines(conn, FLEET, prefix="node", mac_base=0xB2))
     yield lab
     lab.stop()
 
@@ -67,11 +67,11 @@ def test_the_machines_page_with_10000_machines_shows_its_first_page_and_finds_a_
     assert shown_hostnames(admin) == [fleet_hostname("node", n) for n in range(50)], "50 rows, by hostname"
     first_ms = server_ms(response)
 
-    page.fill("#id_q", fleet_mac(0xb2, 7777).upper())
+    page.fill("#id_q", fleet_mac(0xB2, 7777).upper())
     found = admin.submit(".filters button[type=submit]")
     assert shown_hostnames(admin) == [fleet_hostname("node", 7777)]
     assert page.inner_text("#machine-count").startswith("1 machine matches")
-    assert fleet_mac(0xb2, 7777) in page.inner_text("#machines")
+    assert fleet_mac(0xB2, 7777) in page.inner_text("#machines")
     search_ms = server_ms(found)
 
     page.fill("#id_q", "")
@@ -104,13 +104,22 @@ def test_a_machine_finishing_commissioning_shows_on_its_open_page_within_2s(admi
     page.evaluate("window.__noReload = true")
 
     async def token_of(conn):
-        return (await conn.execute(select(node_tokens.c.token).join(nodes, nodes.c.id == node_tokens.c.node_id)
-                                   .where(nodes.c.system_id == system_id))).scalar_one()
+        return (
+            await conn.execute(
+                select(node_tokens.c.token)
+                .join(nodes, nodes.c.id == node_tokens.c.node_id)
+                .where(nodes.c.system_id == system_id)
+            )
+        ).scalar_one()
 
     token = in_thread(run_db, lab.first.process.config, token_of)
     with image_of_a_machine(lab.first.base, token) as image:
-        assert image.post("commission/facts", json={"cpu_count": 8, "memory_mib": 16384,
-                                                    "architecture": "amd64/generic"}).text == "OK"
+        assert (
+            image.post(
+                "commission/facts", json={"cpu_count": 8, "memory_mib": 16384, "architecture": "amd64/generic"}
+            ).text
+            == "OK"
+        )
         for name, status, output in (("00-lshw", 0, b"<node>lshw</node>"), ("10-disks", 0, b"sda 500G")):
             assert image.post(f"commission/scripts/{name}", params={"exit_status": status}, content=output).text == "OK"
         assert image.post("commission/done", json={"result": "ok"}).text == "OK"
@@ -141,8 +150,11 @@ def test_an_import_shows_its_progress_live_and_the_racks_report_their_caches(adm
     rack = lab.start_rack("rack-images")
     system_id = wait_until(lambda: rack.system_id, 30, what="the rack's system_id")
     mirror = workdir / "mirror"
-    make_mirror(mirror, "uipages", {"boot-kernel": secrets.token_bytes(1_500_000),
-                                    "boot-initrd": secrets.token_bytes(2_500_000)})
+    make_mirror(
+        mirror,
+        "uipages",
+        {"boot-kernel": secrets.token_bytes(1_500_000), "boot-initrd": secrets.token_bytes(2_500_000)},
+    )
     page = admin.page
     with MirrorServer(mirror, rate=1_000_000) as server:  # 4 MB at 1 MB/s: a few seconds of progress
         admin.open("/MAAS/r/images/")

@@ -19,7 +19,6 @@ from metalplane.cli.rack_cmd import rack_daemon
 from metalplane.config.rack import rack_config_path, update_rack_config
 from metalplane.identity import read_system_id
 from metalplane.region.services import settings
-from tests.support.processes import free_port_block, wait_until
 from tests.browser.support import (
     ADMIN,
     ADMIN_PASSWORD,
@@ -31,6 +30,7 @@ from tests.browser.support import (
     serve_dhcp,
     start_haproxy,
 )
+from tests.support.processes import free_port_block, wait_until
 
 LOGIN = "/MAAS/accounts/login/"
 CONTROLLERS = "/MAAS/r/controllers/"
@@ -122,8 +122,9 @@ def test_a_non_admin_sees_no_secret_and_the_server_refuses_admin_actions(person,
     # Sent by hand, with her own valid CSRF token: still refused, nothing written.
     token = csrf_token_of(person)
     before = get_config(lab, "maas_name")
-    response = person.context.request.post(person.base_url + SETTINGS, max_redirects=0,
-                                           form={"csrfmiddlewaretoken": token, "maas_name": "alice-was-here"})
+    response = person.context.request.post(
+        person.base_url + SETTINGS, max_redirects=0, form={"csrfmiddlewaretoken": token, "maas_name": "alice-was-here"}
+    )
     assert response.status == 403
     assert "reserved for admin users" in response.text()
     assert get_config(lab, "maas_name") == before
@@ -217,17 +218,24 @@ def test_controller_pages_show_services_workers_and_interfaces(person, lab):
     assert page.locator("#services tr[data-service=rackd] .status--running").count() == 1
     assert page.locator("#dhcp-vlans").count() == 1 and page.locator("#bmcs").count() == 1
     assert page.locator("#interfaces tbody tr").count() >= 1
-    assert "compatible with this region" in page.inner_text(".summary-list") or \
-        "the same as this region" in page.inner_text(".summary-list")
+    assert "compatible with this region" in page.inner_text(
+        ".summary-list"
+    ) or "the same as this region" in page.inner_text(".summary-list")
 
     region = lab.regions["region-a"]
     person.open(CONTROLLERS)
     region_id = page.get_attribute(f"tr:has(a:text-is('{region.name}'))", "data-system-id")
     # A worker counts while its heartbeat (1 s) is under 4 s old: on a loaded machine one
     # may be late for a moment, so look again rather than read one instant.
-    wait_until(lambda: person.open(f"/MAAS/r/controller/{region_id}/") and
-               page.locator("#workers tbody tr").count() == region.process.config.num_workers, 15,
-               interval=1, what="every worker on the region's page")
+    wait_until(
+        lambda: (
+            person.open(f"/MAAS/r/controller/{region_id}/")
+            and page.locator("#workers tbody tr").count() == region.process.config.num_workers
+        ),
+        15,
+        interval=1,
+        what="every worker on the region's page",
+    )
     assert page.locator("#services tr[data-service=regiond] .status--running").count() == 1
 
 
@@ -253,15 +261,27 @@ def test_add_rack_controller_shows_a_command_that_registers_a_rack_which_appears
     # machine the rack's TFTP and HTTP stay on loopback and free ports (never 69/5248).
     data_dir = lab.root / "added-rack"
     port = free_port_block(2)
-    update_rack_config(rack_config_path(data_dir), {
-        "data_dir": str(data_dir), "hostname": "rack-added", "bind_address": "127.0.0.1",
-        "tftp_port": port, "http_port": port + 1})
+    update_rack_config(
+        rack_config_path(data_dir),
+        {
+            "data_dir": str(data_dir),
+            "hostname": "rack-added",
+            "bind_address": "127.0.0.1",
+            "tftp_port": port,
+            "http_port": port + 1,
+        },
+    )
     argv = shlex.split(command)
     assert argv[:3] == ["metalplane", "rack", "register"]
     metalplane = str(Path(sys.executable).with_name("metalplane"))  # the installed `metalplane` command
     try:
-        done = subprocess.run([metalplane, *argv[1:], "--data-dir", str(data_dir)], capture_output=True,
-                              text=True, timeout=60, check=False)
+        done = subprocess.run(
+            [metalplane, *argv[1:], "--data-dir", str(data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         system_id = read_system_id(data_dir)
         page.wait_for_selector(running_row(system_id), timeout=30_000)
@@ -286,9 +306,11 @@ def test_deleting_the_dhcp_primary_is_refused_with_the_apis_message_unless_force
         assert alice.open(f"/MAAS/r/controller/{system_id}/").status == 200
         assert alice.page.locator("#delete-rack").count() == 0
         assert alice.open(f"/MAAS/r/controller/{system_id}/?delete=1").status == 403
-        by_hand = alice.context.request.post(f"{lab.first.base}/MAAS/r/controller/{system_id}/delete/",
-                                             form={"csrfmiddlewaretoken": csrf_token_of(alice), "force": "true"},
-                                             max_redirects=0)
+        by_hand = alice.context.request.post(
+            f"{lab.first.base}/MAAS/r/controller/{system_id}/delete/",
+            form={"csrfmiddlewaretoken": csrf_token_of(alice), "force": "true"},
+            max_redirects=0,
+        )
         assert by_hand.status == 403
     finally:
         alice.close()
@@ -330,8 +352,11 @@ def test_behind_haproxy_a_page_says_reconnecting_then_goes_on_with_the_other_reg
         assert page.url == url + CONTROLLERS
         person.wait_live()
         # The event stream is the one long connection: its region is the one to kill.
-        holder = wait_until(lambda: next((name for name, row in proxy.servers().items() if row["scur"] != "0"), None),
-                            10, what="the stream's region")
+        holder = wait_until(
+            lambda: next((name for name, row in proxy.servers().items() if row["scur"] != "0"), None),
+            10,
+            what="the stream's region",
+        )
         victim = lab.regions[holder]
         victim_id = page.get_attribute(f"tr:has(a:text-is('{holder}'))", "data-system-id")
         page.evaluate("window.__noReload = true")

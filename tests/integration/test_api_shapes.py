@@ -100,13 +100,25 @@ def test_version_is_the_anonymous_resource(description):
     assert fabrics["anon"] is None and fabrics["auth"]["path"] == PREFIX + "fabrics/"
 
 
-@pytest.mark.parametrize("name, params", [
-    ("FabricHandler", ["id"]), ("FabricsHandler", []), ("VlanHandler", ["fabric_id", "vid"]),
-    ("VlansHandler", ["fabric_id"]), ("ZoneHandler", ["name"]), ("SubnetHandler", ["id"]),
-    ("IPRangeHandler", ["id"]), ("SpaceHandler", ["id"]), ("RackControllerHandler", ["system_id"]),
-    ("RegionControllerHandler", ["system_id"]), ("UserHandler", ["username"]), ("AccountHandler", []),
-    ("UsersHandler", []), ("VersionHandler", []),
-])
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("FabricHandler", ["id"]),
+        ("FabricsHandler", []),
+        ("VlanHandler", ["fabric_id", "vid"]),
+        ("VlansHandler", ["fabric_id"]),
+        ("ZoneHandler", ["name"]),
+        ("SubnetHandler", ["id"]),
+        ("IPRangeHandler", ["id"]),
+        ("SpaceHandler", ["id"]),
+        ("RackControllerHandler", ["system_id"]),
+        ("RegionControllerHandler", ["system_id"]),
+        ("UserHandler", ["username"]),
+        ("AccountHandler", []),
+        ("UsersHandler", []),
+        ("VersionHandler", []),
+    ],
+)
 def test_handler_params_match_libmaas(description, name, params):
     found = handler(description, name)
     assert found["params"] == params
@@ -116,9 +128,13 @@ def test_handler_params_match_libmaas(description, name, params):
 
 # POST actions MAAS documents without any parameter.
 NO_ARGUMENTS = {
-    ("DeviceHandler", "restore_default_configuration"), ("DeviceHandler", "restore_networking_configuration"),
-    ("InterfaceHandler", "disconnect"), ("TagHandler", "rebuild"), ("NotificationHandler", "dismiss"),
-    ("RackControllerHandler", "import_boot_images"), ("RackControllersHandler", "import_boot_images"),
+    ("DeviceHandler", "restore_default_configuration"),
+    ("DeviceHandler", "restore_networking_configuration"),
+    ("InterfaceHandler", "disconnect"),
+    ("TagHandler", "rebuild"),
+    ("NotificationHandler", "dismiss"),
+    ("RackControllerHandler", "import_boot_images"),
+    ("RackControllersHandler", "import_boot_images"),
 }
 
 
@@ -141,13 +157,22 @@ def test_the_vlan_handler_is_described_once_with_the_fabric_route(description):
     assert vlans[0]["auth"]["path"] == PREFIX + "fabrics/{fabric_id}/vlans/{vid}/"
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("UsersHandler", {("read", "GET"), ("create", "POST"), ("whoami", "GET")}),
-    ("AccountHandler", {("create_authorisation_token", "POST"), ("delete_authorisation_token", "POST"),
-                        ("list_authorisation_tokens", "GET")}),
-    ("FabricHandler", {("read", "GET"), ("update", "PUT"), ("delete", "DELETE")}),
-    ("IPRangesHandler", {("read", "GET"), ("create", "POST")}),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("UsersHandler", {("read", "GET"), ("create", "POST"), ("whoami", "GET")}),
+        (
+            "AccountHandler",
+            {
+                ("create_authorisation_token", "POST"),
+                ("delete_authorisation_token", "POST"),
+                ("list_authorisation_tokens", "GET"),
+            },
+        ),
+        ("FabricHandler", {("read", "GET"), ("update", "PUT"), ("delete", "DELETE")}),
+        ("IPRangesHandler", {("read", "GET"), ("create", "POST")}),
+    ],
+)
 def test_actions(description, name, expected):
     actions = {(a["name"], a["method"]) for a in handler(description, name)["actions"]}
     assert expected <= actions
@@ -172,10 +197,18 @@ def test_fabric_crud(api):
     name = unique("shape-fab")
     created = ok(api.post("fabrics/", name=name, description="first", class_type="10g"))
     assert without(created, "id", "vlans") == {
-        "name": name, "class_type": "10g", "description": "first", "resource_uri": f"{PREFIX}fabrics/{created['id']}/"}
+        "name": name,
+        "class_type": "10g",
+        "description": "first",
+        "resource_uri": f"{PREFIX}fabrics/{created['id']}/",
+    }
     (untagged,) = created["vlans"]
-    assert (untagged["vid"], untagged["name"], untagged["mtu"], untagged["fabric_id"]) == (0, "untagged", 1500,
-                                                                                          created["id"])
+    assert (untagged["vid"], untagged["name"], untagged["mtu"], untagged["fabric_id"]) == (
+        0,
+        "untagged",
+        1500,
+        created["id"],
+    )
     assert ok(api.get(f"fabrics/{created['id']}/")) == created
     assert created in ok(api.get("fabrics/"))
 
@@ -194,16 +227,28 @@ def test_default_fabric_and_default_vlan_cannot_be_deleted(api, fabric):
     assert (response.status_code, response.text) == (400, "This fabric is the default fabric, it cannot be deleted.")
     response = api.delete(f"fabrics/{fabric['id']}/vlans/0/")
     assert (response.status_code, response.text) == (
-        400, "This VLAN is the default VLAN in the fabric, it cannot be deleted.")
+        400,
+        "This VLAN is the default VLAN in the fabric, it cannot be deleted.",
+    )
 
 
 def test_vlan_crud_on_both_routes(api, fabric):
     base = f"fabrics/{fabric['id']}/vlans/"
     created = ok(api.post(base, vid=202, name="v202", mtu=9000, description="tagged"))
     assert without(created, "id") == {
-        "name": "v202", "vid": 202, "fabric": fabric["name"], "fabric_id": fabric["id"], "mtu": 9000,
-        "description": "tagged", "primary_rack": None, "secondary_rack": None, "dhcp_on": False,
-        "external_dhcp": None, "relay_vlan": None, "space": "undefined", "candidate_secondary_rack": None,
+        "name": "v202",
+        "vid": 202,
+        "fabric": fabric["name"],
+        "fabric_id": fabric["id"],
+        "mtu": 9000,
+        "description": "tagged",
+        "primary_rack": None,
+        "secondary_rack": None,
+        "dhcp_on": False,
+        "external_dhcp": None,
+        "relay_vlan": None,
+        "space": "undefined",
+        "candidate_secondary_rack": None,
         "resource_uri": f"{PREFIX}vlans/{created['id']}/",
     }
     assert ok(api.get(f"{base}202/")) == created
@@ -236,12 +281,29 @@ def test_vlan_space_by_name(api, fabric):
 def test_subnet_crud_by_id_and_by_cidr(api, fabric):
     vlan = fabric["vlans"][0]
     cidr = "10.202.100.0/24"
-    created = ok(api.post("subnets/", cidr="10.202.100.77/24", vlan=vlan["id"], gateway_ip="10.202.100.1",
-                          dns_servers="10.202.100.2, 10.202.100.3", description="lab"))
+    created = ok(
+        api.post(
+            "subnets/",
+            cidr="10.202.100.77/24",
+            vlan=vlan["id"],
+            gateway_ip="10.202.100.1",
+            dns_servers="10.202.100.2, 10.202.100.3",
+            description="lab",
+        )
+    )
     assert without(created, "id", "vlan") == {
-        "name": cidr, "description": "lab", "cidr": cidr, "gateway_ip": "10.202.100.1",
-        "dns_servers": ["10.202.100.2", "10.202.100.3"], "rdns_mode": 2, "allow_dns": True, "allow_proxy": True,
-        "active_discovery": False, "managed": True, "disabled_boot_architectures": [], "space": "undefined",
+        "name": cidr,
+        "description": "lab",
+        "cidr": cidr,
+        "gateway_ip": "10.202.100.1",
+        "dns_servers": ["10.202.100.2", "10.202.100.3"],
+        "rdns_mode": 2,
+        "allow_dns": True,
+        "allow_proxy": True,
+        "active_discovery": False,
+        "managed": True,
+        "disabled_boot_architectures": [],
+        "space": "undefined",
         "resource_uri": f"{PREFIX}subnets/{created['id']}/",
     }
     assert created["vlan"] == vlan
@@ -260,13 +322,26 @@ def test_subnet_crud_by_id_and_by_cidr(api, fabric):
     gone(api.get(f"subnets/{cidr}/"))
 
 
-@pytest.mark.parametrize("word, value", [
-    ("true", True), ("True", True), ("1", True), ("on", True),
-    ("false", False), ("False", False), ("0", False), ("off", False), ("", False),
-])
+@pytest.mark.parametrize(
+    "word, value",
+    [
+        ("true", True),
+        ("True", True),
+        ("1", True),
+        ("on", True),
+        ("false", False),
+        ("False", False),
+        ("0", False),
+        ("off", False),
+        ("", False),
+    ],
+)
 def test_boolean_fields_read_as_django_does(api, fabric, word, value):
-    subnet = ok(api.post("subnets/", cidr="10.202.104.0/24", vlan=fabric["vlans"][0]["id"],
-                         allow_dns=not value, managed=not value))
+    subnet = ok(
+        api.post(
+            "subnets/", cidr="10.202.104.0/24", vlan=fabric["vlans"][0]["id"], allow_dns=not value, managed=not value
+        )
+    )
     updated = ok(api.put(f"subnets/{subnet['id']}/", allow_dns=word, managed=word))
     assert updated == {**subnet, "allow_dns": value, "managed": value}
     response = api.put(f"subnets/{subnet['id']}/", allow_dns="maybe")
@@ -278,22 +353,33 @@ def test_subnet_on_a_fabric_and_vid(api, fabric):
     created = ok(api.post("subnets/", cidr="10.202.101.0/24", fabric=fabric["name"], vid=101))
     assert (created["vlan"]["fabric_id"], created["vlan"]["vid"]) == (fabric["id"], 101)
     response = api.post("subnets/", cidr="10.202.102.0/24", fabric=fabric["id"], vid=102)
-    assert (response.status_code, response.json()) == (400, {"vid": [f"No VLAN with vid 102 in fabric {fabric['name']}."]})
+    assert (response.status_code, response.json()) == (
+        400,
+        {"vid": [f"No VLAN with vid 102 in fabric {fabric['name']}."]},
+    )
 
 
 def test_iprange_crud(api, fabric):
     subnet = ok(api.post("subnets/", cidr="10.202.103.0/24", vlan=fabric["vlans"][0]["id"]))
-    created = ok(api.post("ipranges/", type="reserved", start_ip="10.202.103.10", end_ip="10.202.103.20",
-                          comment="switches"))
+    created = ok(
+        api.post("ipranges/", type="reserved", start_ip="10.202.103.10", end_ip="10.202.103.20", comment="switches")
+    )
     me = ok(api.get("users/", op="whoami"))
     assert created == {
-        "id": created["id"], "type": "reserved", "start_ip": "10.202.103.10", "end_ip": "10.202.103.20",
-        "comment": "switches", "user": me, "subnet": subnet, "resource_uri": f"{PREFIX}ipranges/{created['id']}/",
+        "id": created["id"],
+        "type": "reserved",
+        "start_ip": "10.202.103.10",
+        "end_ip": "10.202.103.20",
+        "comment": "switches",
+        "user": me,
+        "subnet": subnet,
+        "resource_uri": f"{PREFIX}ipranges/{created['id']}/",
     }
     assert ok(api.get(f"ipranges/{created['id']}/")) == created
     assert created in ok(api.get("ipranges/"))
-    dynamic = ok(api.post("ipranges/", type="dynamic", subnet=subnet["cidr"], start_ip="10.202.103.100",
-                          end_ip="10.202.103.200"))
+    dynamic = ok(
+        api.post("ipranges/", type="dynamic", subnet=subnet["cidr"], start_ip="10.202.103.100", end_ip="10.202.103.200")
+    )
     assert (dynamic["type"], dynamic["comment"]) == ("dynamic", "")
 
     updated = ok(api.put(f"ipranges/{created['id']}/", comment="routers"))  # partial: addresses stay
@@ -309,8 +395,14 @@ def test_iprange_crud(api, fabric):
 def test_space_crud(api):
     name = unique("shape-space")
     created = ok(api.post("spaces/", name=name, description="dmz"))
-    assert created == {"id": created["id"], "name": name, "description": "dmz", "vlans": [], "subnets": [],
-                       "resource_uri": f"{PREFIX}spaces/{created['id']}/"}
+    assert created == {
+        "id": created["id"],
+        "name": name,
+        "description": "dmz",
+        "vlans": [],
+        "subnets": [],
+        "resource_uri": f"{PREFIX}spaces/{created['id']}/",
+    }
     assert ok(api.get(f"spaces/{created['id']}/")) == created
     assert created in ok(api.get("spaces/"))
     assert ok(api.put(f"spaces/{created['id']}/", description="edge")) == {**created, "description": "edge"}
@@ -322,14 +414,22 @@ def test_space_crud(api):
 def test_zone_crud(api):
     name = unique("shape-zone")
     created = ok(api.post("zones/", name=name, description="rack row 1"))
-    assert created == {"id": created["id"], "name": name, "description": "rack row 1",
-                       "resource_uri": f"{PREFIX}zones/{name}/"}
+    assert created == {
+        "id": created["id"],
+        "name": name,
+        "description": "rack row 1",
+        "resource_uri": f"{PREFIX}zones/{name}/",
+    }
     assert ok(api.get(f"zones/{name}/")) == created
     assert created in ok(api.get("zones/"))
     assert ok(api.put(f"zones/{name}/", description="row 2")) == {**created, "description": "row 2"}
     renamed = ok(api.put(f"zones/{name}/", name=name + "-b"))
-    assert renamed == {**created, "name": name + "-b", "description": "row 2",
-                       "resource_uri": f"{PREFIX}zones/{name}-b/"}
+    assert renamed == {
+        **created,
+        "name": name + "-b",
+        "description": "row 2",
+        "resource_uri": f"{PREFIX}zones/{name}-b/",
+    }
     gone(api.get(f"zones/{name}/"))
     response = api.post("zones/", name=name + "-b")
     assert (response.status_code, response.json()) == (400, {"name": ["Physical zone with this Name already exists."]})
@@ -393,8 +493,13 @@ def test_account_errors(api):
 
 def test_whoami_and_user_read(api):
     me = ok(api.get("users/", op="whoami"))
-    assert me == {"username": "admin", "email": "admin@example.com", "is_superuser": True, "is_local": True,
-                  "resource_uri": f"{PREFIX}users/admin/"}
+    assert me == {
+        "username": "admin",
+        "email": "admin@example.com",
+        "is_superuser": True,
+        "is_local": True,
+        "resource_uri": f"{PREFIX}users/admin/",
+    }
     assert ok(api.get("users/admin/")) == me
     assert me in ok(api.get("users/"))
 
@@ -436,14 +541,24 @@ def test_request_body_encodings(api, shared_region, encoding):
     if encoding == "client":
         response = api.post("zones/", **fields)
     elif encoding == "urlencoded":
-        response = signed(shared_region, "POST", "zones/", content=urlencode(fields),
-                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+        response = signed(
+            shared_region,
+            "POST",
+            "zones/",
+            content=urlencode(fields),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
     else:
         boundary = "===============1988393219770087686==" if encoding == "base64" else "xYzZYxBoundaryBoundary"
         encode = base64_multipart if encoding == "base64" else plain_multipart
         quoted = f'"{boundary}"' if encoding == "base64" else boundary
-        response = signed(shared_region, "POST", "zones/", content=encode(fields, boundary),
-                          headers={"Content-Type": f"multipart/form-data; boundary={quoted}"})
+        response = signed(
+            shared_region,
+            "POST",
+            "zones/",
+            content=encode(fields, boundary),
+            headers={"Content-Type": f"multipart/form-data; boundary={quoted}"},
+        )
     try:
         assert without(ok(response), "id", "resource_uri") == fields
     finally:
@@ -454,8 +569,13 @@ def test_update_with_form_urlencoded_body(api, shared_region):
     name = unique("enc-put")
     ok(api.post("zones/", name=name))
     try:
-        response = signed(shared_region, "PUT", f"zones/{name}/", content=urlencode({"description": "via form"}),
-                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+        response = signed(
+            shared_region,
+            "PUT",
+            f"zones/{name}/",
+            content=urlencode({"description": "via form"}),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         assert ok(response)["description"] == "via form"
     finally:
         api.delete(f"zones/{name}/")
@@ -464,9 +584,13 @@ def test_update_with_form_urlencoded_body(api, shared_region):
 def test_empty_multipart_as_libmaas_sends_it(api, shared_region):
     """libmaas sends `--B\\r\\n\\r\\n--B--` when an action has no data."""
     boundary = "===============0123456789=="
-    response = signed(shared_region, "POST", "account/?op=create_authorisation_token",
-                      content=f"--{boundary}\r\n\r\n--{boundary}--".encode(),
-                      headers={"Content-Type": f'multipart/form-data; boundary="{boundary}"'})
+    response = signed(
+        shared_region,
+        "POST",
+        "account/?op=create_authorisation_token",
+        content=f"--{boundary}\r\n\r\n--{boundary}--".encode(),
+        headers={"Content-Type": f'multipart/form-data; boundary="{boundary}"'},
+    )
     token = ok(response)
     ok(api.post("account/", op="delete_authorisation_token", token_key=token["token_key"]), 204)
 
@@ -479,7 +603,12 @@ def test_post_with_no_body(api, shared_region):
 
 def test_every_error_has_a_content_type(api, shared_region):
     with MaasHttp(shared_region.url) as anonymous:
-        responses = [anonymous.get("fabrics/"), api.get("fabrics/999999/"), api.post("fabrics/", name="bad name"),
-                     api.post("fabrics/", op="nonsense"), api.delete("fabrics/0/")]
+        responses = [
+            anonymous.get("fabrics/"),
+            api.get("fabrics/999999/"),
+            api.post("fabrics/", name="bad name"),
+            api.post("fabrics/", op="nonsense"),
+            api.delete("fabrics/0/"),
+        ]
     assert [r.status_code for r in responses] == [401, 404, 400, 400, 400]
     assert all(r.headers.get("content-type") for r in responses)

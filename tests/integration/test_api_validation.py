@@ -90,9 +90,19 @@ def racks(shared_region, net):
     async def add(conn):
         process = (await conn.execute(select(region_processes.c.id).limit(1))).scalar_one()
         for n, (system_id, hostname) in enumerate(made):
-            node_id = await rack_services.register_rack(conn, system_id, hostname, "0.1.0", [{
-                "name": "eth0", "mac": f"52:54:00:aa:00:{n:02x}", "addresses": [f"{net['prefix']}{240 + n}/24"],
-            }])
+            node_id = await rack_services.register_rack(
+                conn,
+                system_id,
+                hostname,
+                "0.1.0",
+                [
+                    {
+                        "name": "eth0",
+                        "mac": f"52:54:00:aa:00:{n:02x}",
+                        "addresses": [f"{net['prefix']}{240 + n}/24"],
+                    }
+                ],
+            )
             await connections.add_connection(conn, node_id, process)
 
     async def drop(conn):
@@ -121,21 +131,31 @@ def user_api(shared_region):
 
 
 def add_range(api, net, kind: str, first: int, last: int) -> dict:
-    return ok(api.post("ipranges/", type=kind, subnet=net["subnet"]["id"],
-                       start_ip=net["prefix"] + str(first), end_ip=net["prefix"] + str(last)))
+    return ok(
+        api.post(
+            "ipranges/",
+            type=kind,
+            subnet=net["subnet"]["id"],
+            start_ip=net["prefix"] + str(first),
+            end_ip=net["prefix"] + str(last),
+        )
+    )
 
 
 # -- subnets and IP ranges -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cidr, message", [
-    ("10.202.250.0/33", "Required format: <network>/<prefixlen>."),
-    ("10.202.250.0", "Required format: <network>/<prefixlen>."),
-    ("10.202.256.0/24", "Required format: <network>/<prefixlen>."),
-    ("lab-network", "Required format: <network>/<prefixlen>."),
-    ("0.0.0.0/0", "Prefix length must be greater than 0."),
-    ("", "This field is required."),
-])
+@pytest.mark.parametrize(
+    "cidr, message",
+    [
+        ("10.202.250.0/33", "Required format: <network>/<prefixlen>."),
+        ("10.202.250.0", "Required format: <network>/<prefixlen>."),
+        ("10.202.256.0/24", "Required format: <network>/<prefixlen>."),
+        ("lab-network", "Required format: <network>/<prefixlen>."),
+        ("0.0.0.0/0", "Prefix length must be greater than 0."),
+        ("", "This field is required."),
+    ],
+)
 def test_bad_cidr_is_rejected(api, cidr, message):
     before = snapshot(api)
     assert_rejected(api.post("subnets/", cidr=cidr), "cidr", message=message)
@@ -162,41 +182,61 @@ def test_duplicate_cidr_is_rejected(api, net):
 
 def test_gateway_outside_the_subnet_is_rejected(api, net):
     before = snapshot(api)
-    assert_rejected(api.put(f"subnets/{net['subnet']['id']}/", gateway_ip="10.203.0.1"), "gateway_ip",
-                    message="Gateway IP must be within CIDR range.")
+    assert_rejected(
+        api.put(f"subnets/{net['subnet']['id']}/", gateway_ip="10.203.0.1"),
+        "gateway_ip",
+        message="Gateway IP must be within CIDR range.",
+    )
     assert snapshot(api) == before
 
 
-@pytest.mark.parametrize("start, end, fields, message", [
-    ("10.202.99.10", "10.202.99.20", ("start_ip", "end_ip"), "IP addresses must be within subnet: {cidr}."),
-    ("10.202.0.250", "{prefix}20", ("start_ip",), "Start IP address must be within subnet: {cidr}."),
-    ("{prefix}250", "10.202.250.10", ("end_ip",), "End IP address must be within subnet: {cidr}."),
-    ("{prefix}0", "{prefix}20", ("start_ip",), "Reserved network address cannot be included in IP range."),
-    ("{prefix}200", "{prefix}255", ("end_ip",), "Broadcast address cannot be included in IP range."),
-    ("{prefix}20", "{prefix}10", ("end_ip",), "End IP address must not be less than Start IP address."),
-    ("{prefix}10", "2001:db8::1", ("start_ip", "end_ip"),
-     "Start IP address and end IP address must be in the same address family."),
-])
+@pytest.mark.parametrize(
+    "start, end, fields, message",
+    [
+        ("10.202.99.10", "10.202.99.20", ("start_ip", "end_ip"), "IP addresses must be within subnet: {cidr}."),
+        ("10.202.0.250", "{prefix}20", ("start_ip",), "Start IP address must be within subnet: {cidr}."),
+        ("{prefix}250", "10.202.250.10", ("end_ip",), "End IP address must be within subnet: {cidr}."),
+        ("{prefix}0", "{prefix}20", ("start_ip",), "Reserved network address cannot be included in IP range."),
+        ("{prefix}200", "{prefix}255", ("end_ip",), "Broadcast address cannot be included in IP range."),
+        ("{prefix}20", "{prefix}10", ("end_ip",), "End IP address must not be less than Start IP address."),
+        (
+            "{prefix}10",
+            "2001:db8::1",
+            ("start_ip", "end_ip"),
+            "Start IP address and end IP address must be in the same address family.",
+        ),
+    ],
+)
 def test_range_outside_its_subnet_is_rejected(api, net, start, end, fields, message):
     def fill(text: str) -> str:
         return text.format(cidr=net["cidr"], prefix=net["prefix"])
 
     before = snapshot(api)
-    response = api.post("ipranges/", type="reserved", subnet=net["subnet"]["id"], start_ip=fill(start), end_ip=fill(end))
+    response = api.post(
+        "ipranges/", type="reserved", subnet=net["subnet"]["id"], start_ip=fill(start), end_ip=fill(end)
+    )
     assert_rejected(response, *fields, message=fill(message))
     assert snapshot(api) == before
 
 
-@pytest.mark.parametrize("kind, message", [
-    ("reserved", "Requested reserved range conflicts with an existing range."),
-    ("dynamic", "Requested dynamic range conflicts with an existing IP address or range."),
-])
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("reserved", "Requested reserved range conflicts with an existing range."),
+        ("dynamic", "Requested dynamic range conflicts with an existing IP address or range."),
+    ],
+)
 @pytest.mark.parametrize("first, last", [(15, 25), (5, 10), (20, 30), (12, 13), (2, 100)])
 def test_range_overlapping_another_is_rejected(api, net, kind, message, first, last):
     add_range(api, net, "reserved", 10, 20)
     before = snapshot(api)
-    response = api.post("ipranges/", type=kind, subnet=net["subnet"]["id"],
-                        start_ip=net["prefix"] + str(first), end_ip=net["prefix"] + str(last))
+    response = api.post(
+        "ipranges/",
+        type=kind,
+        subnet=net["subnet"]["id"],
+        start_ip=net["prefix"] + str(first),
+        end_ip=net["prefix"] + str(last),
+    )
     assert_rejected(response, "start_ip", "end_ip", message=message)
     assert snapshot(api) == before
 
@@ -214,10 +254,19 @@ def test_dynamic_range_over_a_racks_own_address_is_rejected(api, net, racks):
     """DHCP would hand out the rack's address (every rack refuses such a state): 400, as MAAS
     refuses a dynamic range over any address in use."""
     before = snapshot(api)
-    response = api.post("ipranges/", type="dynamic", subnet=net["subnet"]["id"],
-                        start_ip=net["prefix"] + "230", end_ip=net["prefix"] + "250")
-    assert_rejected(response, "start_ip", "end_ip",
-                    message="Requested dynamic range conflicts with an existing IP address or range.")
+    response = api.post(
+        "ipranges/",
+        type="dynamic",
+        subnet=net["subnet"]["id"],
+        start_ip=net["prefix"] + "230",
+        end_ip=net["prefix"] + "250",
+    )
+    assert_rejected(
+        response,
+        "start_ip",
+        "end_ip",
+        message="Requested dynamic range conflicts with an existing IP address or range.",
+    )
     dynamic = add_range(api, net, "dynamic", 100, 200)
     assert_rejected(api.put(f"ipranges/{dynamic['id']}/", end_ip=net["prefix"] + "241"), "start_ip", "end_ip")
     reserved = add_range(api, net, "reserved", 230, 250)  # reserving the rack's address is fine
@@ -228,10 +277,19 @@ def test_dynamic_range_over_a_racks_own_address_is_rejected(api, net, racks):
 
 def test_dynamic_range_over_the_gateway_is_rejected(api, net):
     before = snapshot(api)
-    response = api.post("ipranges/", type="dynamic", subnet=net["subnet"]["id"],
-                        start_ip=net["prefix"] + "1", end_ip=net["prefix"] + "50")
-    assert_rejected(response, "start_ip", "end_ip",
-                    message="Requested dynamic range conflicts with an existing IP address or range.")
+    response = api.post(
+        "ipranges/",
+        type="dynamic",
+        subnet=net["subnet"]["id"],
+        start_ip=net["prefix"] + "1",
+        end_ip=net["prefix"] + "50",
+    )
+    assert_rejected(
+        response,
+        "start_ip",
+        "end_ip",
+        message="Requested dynamic range conflicts with an existing IP address or range.",
+    )
     assert snapshot(api) == before
 
 
@@ -239,8 +297,11 @@ def test_range_type_is_checked(api, net):
     before = snapshot(api)
     fields = {"subnet": net["subnet"]["id"], "start_ip": net["prefix"] + "10", "end_ip": net["prefix"] + "20"}
     assert_rejected(api.post("ipranges/", **fields), "type", message="This field is required.")
-    assert_rejected(api.post("ipranges/", type="static", **fields), "type",
-                    message="Select a valid choice. static is not one of the available choices.")
+    assert_rejected(
+        api.post("ipranges/", type="static", **fields),
+        "type",
+        message="Select a valid choice. static is not one of the available choices.",
+    )
     assert snapshot(api) == before
 
 
@@ -251,10 +312,13 @@ def test_range_without_a_subnet_for_its_addresses_is_rejected(api):
     assert snapshot(api) == before
 
 
-@pytest.mark.parametrize("new_cidr, reason", [
-    ("{prefix}0/25", "IP addresses must be within subnet: {prefix}0/25."),
-    ("{prefix}128/25", "Reserved network address cannot be included in IP range."),
-])
+@pytest.mark.parametrize(
+    "new_cidr, reason",
+    [
+        ("{prefix}0/25", "IP addresses must be within subnet: {prefix}0/25."),
+        ("{prefix}128/25", "Reserved network address cannot be included in IP range."),
+    ],
+)
 def test_cidr_change_that_would_cut_a_range_is_rejected(api, net, new_cidr, reason):
     add_range(api, net, "reserved", 128, 200)
     new_cidr, reason = new_cidr.format(prefix=net["prefix"]), reason.format(prefix=net["prefix"])
@@ -265,12 +329,17 @@ def test_cidr_change_that_would_cut_a_range_is_rejected(api, net, new_cidr, reas
     assert snapshot(api) == before
 
 
-@pytest.mark.parametrize("name, message", [
-    ("slash/name", "Enter a valid value."), ("dot.name", "Enter a valid value."),
-    (" leading-space", "Enter a valid value."), ("-leading-dash", "Enter a valid value."),
-    ("z" * 257, "Ensure this value has at most 256 characters (it has 257)."),
-    ("a\x00b", "Null characters are not allowed."),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("slash/name", "Enter a valid value."),
+        ("dot.name", "Enter a valid value."),
+        (" leading-space", "Enter a valid value."),
+        ("-leading-dash", "Enter a valid value."),
+        ("z" * 257, "Ensure this value has at most 256 characters (it has 257)."),
+        ("a\x00b", "Null characters are not allowed."),
+    ],
+)
 def test_bad_zone_names_are_rejected(api, name, message):
     before = ok(api.get("zones/"))
     assert_rejected(api.post("zones/", name=name), "name", message=message)
@@ -292,8 +361,11 @@ def test_zone_names_follow_maas_rule(api):
 def test_dhcp_on_without_a_primary_rack_is_rejected(api, net):
     add_range(api, net, "dynamic", 100, 200)
     before = snapshot(api)
-    assert_rejected(api.put(f"vlans/{net['vlan']['id']}/", dhcp_on=True), "__all__",
-                    message="dhcp can only be turned on when a primary rack controller is set.")
+    assert_rejected(
+        api.put(f"vlans/{net['vlan']['id']}/", dhcp_on=True),
+        "__all__",
+        message="dhcp can only be turned on when a primary rack controller is set.",
+    )
     assert snapshot(api) == before
 
 
@@ -310,8 +382,12 @@ def test_primary_equal_to_secondary_is_rejected(api, net, racks, secondary_by):
     add_range(api, net, "dynamic", 100, 200)
     system_id, hostname = racks[0]
     before = snapshot(api)
-    response = api.put(f"vlans/{net['vlan']['id']}/", dhcp_on=True, primary_rack=system_id,
-                       secondary_rack=system_id if secondary_by == "system_id" else hostname)
+    response = api.put(
+        f"vlans/{net['vlan']['id']}/",
+        dhcp_on=True,
+        primary_rack=system_id,
+        secondary_rack=system_id if secondary_by == "system_id" else hostname,
+    )
     assert_rejected(response, "__all__", message="The primary and secondary rack must be different")
     assert snapshot(api) == before
 
@@ -322,8 +398,11 @@ def test_secondary_equal_to_the_current_primary_is_rejected(api, net, racks):
     vlan = ok(api.put(f"vlans/{net['vlan']['id']}/", dhcp_on=True, primary_rack=hostname))
     assert (vlan["dhcp_on"], vlan["primary_rack"], vlan["secondary_rack"]) == (True, system_id, None)
     before = snapshot(api)
-    assert_rejected(api.put(f"vlans/{net['vlan']['id']}/", secondary_rack=system_id), "__all__",
-                    message=f"{system_id} is already set as the primary rack controller")
+    assert_rejected(
+        api.put(f"vlans/{net['vlan']['id']}/", secondary_rack=system_id),
+        "__all__",
+        message=f"{system_id} is already set as the primary rack controller",
+    )
     assert snapshot(api) == before
 
 
@@ -360,9 +439,13 @@ def test_dhcp_keeps_its_last_dynamic_range_and_subnet(api, net, racks):
     ok(api.put(f"vlans/{net['vlan']['id']}/", dhcp_on=True, primary_rack=racks[0][0]))
     before = snapshot(api)
     response = api.delete(f"subnets/{net['subnet']['id']}/")
-    assert (response.status_code, response.text) == (400, (
-        "Cannot delete a subnet that is actively servicing a dynamic IP range. "
-        "(Delete the dynamic range or disable DHCP first.)"))
+    assert (response.status_code, response.text) == (
+        400,
+        (
+            "Cannot delete a subnet that is actively servicing a dynamic IP range. "
+            "(Delete the dynamic range or disable DHCP first.)"
+        ),
+    )
     assert response.headers["content-type"].startswith("text/plain")
     response = api.delete(f"ipranges/{dynamic['id']}/")
     assert response.status_code == 400
@@ -370,13 +453,16 @@ def test_dhcp_keeps_its_last_dynamic_range_and_subnet(api, net, racks):
     assert snapshot(api) == before
 
 
-@pytest.mark.parametrize("fields, key, message", [
-    ({"vid": "4095"}, "vid", "VID must be between 0 and 4094."),
-    ({"vid": "abc"}, "vid", "Enter a whole number."),
-    ({"vid": "202", "mtu": "100"}, "mtu", "Ensure this value is greater than or equal to 552."),
-    ({"vid": "202", "mtu": "65536"}, "mtu", "MTU must be between 552 and 65535."),
-    ({}, "vid", "This field is required."),
-])
+@pytest.mark.parametrize(
+    "fields, key, message",
+    [
+        ({"vid": "4095"}, "vid", "VID must be between 0 and 4094."),
+        ({"vid": "abc"}, "vid", "Enter a whole number."),
+        ({"vid": "202", "mtu": "100"}, "mtu", "Ensure this value is greater than or equal to 552."),
+        ({"vid": "202", "mtu": "65536"}, "mtu", "MTU must be between 552 and 65535."),
+        ({}, "vid", "This field is required."),
+    ],
+)
 def test_bad_vlan_is_rejected(api, net, fields, key, message):
     before = snapshot(api)
     assert_rejected(api.post(f"fabrics/{net['fabric']['id']}/vlans/", **fields), key, message=message)
@@ -397,17 +483,21 @@ def test_fabric_with_subnets_cannot_be_deleted(api, net):
     before = snapshot(api)
     response = api.delete(f"fabrics/{net['fabric']['id']}/")
     assert (response.status_code, response.text) == (
-        400, f"Can't delete fabric; the following subnets are still present: {net['cidr']}")
+        400,
+        f"Can't delete fabric; the following subnets are still present: {net['cidr']}",
+    )
     assert snapshot(api) == before
 
 
 def test_bad_fabric_names_are_rejected(api, net):
     before = snapshot(api)
     assert_rejected(api.post("fabrics/", name="has space"), "name", message="Invalid fabric name: has space.")
-    assert_rejected(api.post("fabrics/", name=net["fabric"]["name"]), "name",
-                    message="Fabric with this Name already exists.")
-    assert_rejected(api.put(f"fabrics/{net['fabric']['id']}/", name="fabric-0"), "name",
-                    message="Reserved fabric name.")
+    assert_rejected(
+        api.post("fabrics/", name=net["fabric"]["name"]), "name", message="Fabric with this Name already exists."
+    )
+    assert_rejected(
+        api.put(f"fabrics/{net['fabric']['id']}/", name="fabric-0"), "name", message="Reserved fabric name."
+    )
     assert snapshot(api) == before
 
 
@@ -430,10 +520,18 @@ def test_an_administrator_cannot_delete_itself(shared_region):
         assert admin.get(f"users/{username}/").status_code == 404
 
 
-@pytest.mark.parametrize("method, path", [
-    ("GET", "fabrics/"), ("GET", "subnets/"), ("GET", "zones/default/"), ("POST", "zones/"),
-    ("GET", "users/?op=whoami"), ("GET", "rackcontrollers/"), ("GET", "account/?op=list_authorisation_tokens"),
-])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "fabrics/"),
+        ("GET", "subnets/"),
+        ("GET", "zones/default/"),
+        ("POST", "zones/"),
+        ("GET", "users/?op=whoami"),
+        ("GET", "rackcontrollers/"),
+        ("GET", "account/?op=list_authorisation_tokens"),
+    ],
+)
 def test_unauthenticated_calls_get_401(shared_region, method, path):
     with MaasHttp(shared_region.url) as anonymous:
         response = anonymous.request(method, path, data={"name": "nope"} if method == "POST" else None)
@@ -456,17 +554,30 @@ def test_anonymous_resources_need_no_key(shared_region):
         assert anonymous.get("describe/").status_code == 200
 
 
-MISSING = ["fabrics/987654/", "fabrics/not-a-number/", "subnets/987654/", "subnets/10.202.254.0/24/",
-           "ipranges/987654/", "vlans/987654/", "fabrics/0/vlans/3999/", "fabrics/987654/vlans/0/",
-           "zones/no-such-zone/", "spaces/987654/"]
+MISSING = [
+    "fabrics/987654/",
+    "fabrics/not-a-number/",
+    "subnets/987654/",
+    "subnets/10.202.254.0/24/",
+    "ipranges/987654/",
+    "vlans/987654/",
+    "fabrics/0/vlans/3999/",
+    "fabrics/987654/vlans/0/",
+    "zones/no-such-zone/",
+    "spaces/987654/",
+]
 
 
 # The VLAN collection has no PUT or DELETE, and MAAS users have no update (deleting a
 # missing user answers 204 in MAAS), so those paths are only read.
-@pytest.mark.parametrize("method, path", [
-    *[(m, p) for p in MISSING for m in ("GET", "PUT", "DELETE")],
-    ("GET", "fabrics/987654/vlans/"), ("GET", "users/no-such-user/"),
-])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        *[(m, p) for p in MISSING for m in ("GET", "PUT", "DELETE")],
+        ("GET", "fabrics/987654/vlans/"),
+        ("GET", "users/no-such-user/"),
+    ],
+)
 def test_missing_objects_get_404(api, path, method):
     before = snapshot(api)
     response = api.request(method, path, data={"description": "x"} if method == "PUT" else None)
@@ -475,23 +586,26 @@ def test_missing_objects_get_404(api, path, method):
     assert snapshot(api) == before
 
 
-@pytest.mark.parametrize("method, path, fields", [
-    ("POST", "fabrics/", {"name": "not-allowed"}),
-    ("PUT", "fabrics/0/", {"description": "not allowed"}),
-    ("DELETE", "fabrics/{fabric}/", {}),
-    ("POST", "fabrics/{fabric}/vlans/", {"vid": "202"}),
-    ("PUT", "vlans/{vlan}/", {"name": "not-allowed"}),
-    ("POST", "subnets/", {"cidr": "10.202.252.0/24"}),
-    ("PUT", "subnets/{subnet}/", {"description": "not allowed"}),
-    ("DELETE", "subnets/{subnet}/", {}),
-    ("POST", "zones/", {"name": "not-allowed"}),
-    ("POST", "spaces/", {"name": "not-allowed"}),
-    ("POST", "users/", {"username": "sneaky", "password": "pw"}),
-    ("DELETE", "users/admin/", {}),
-    ("DELETE", "vlans/{vlan}/", {}),
-    ("PUT", "zones/default/", {"description": "not allowed"}),
-    ("DELETE", "zones/default/", {}),
-])
+@pytest.mark.parametrize(
+    "method, path, fields",
+    [
+        ("POST", "fabrics/", {"name": "not-allowed"}),
+        ("PUT", "fabrics/0/", {"description": "not allowed"}),
+        ("DELETE", "fabrics/{fabric}/", {}),
+        ("POST", "fabrics/{fabric}/vlans/", {"vid": "202"}),
+        ("PUT", "vlans/{vlan}/", {"name": "not-allowed"}),
+        ("POST", "subnets/", {"cidr": "10.202.252.0/24"}),
+        ("PUT", "subnets/{subnet}/", {"description": "not allowed"}),
+        ("DELETE", "subnets/{subnet}/", {}),
+        ("POST", "zones/", {"name": "not-allowed"}),
+        ("POST", "spaces/", {"name": "not-allowed"}),
+        ("POST", "users/", {"username": "sneaky", "password": "pw"}),
+        ("DELETE", "users/admin/", {}),
+        ("DELETE", "vlans/{vlan}/", {}),
+        ("PUT", "zones/default/", {"description": "not allowed"}),
+        ("DELETE", "zones/default/", {}),
+    ],
+)
 def test_non_admin_gets_403_for_admin_actions(api, user_api, net, method, path, fields):
     path = path.format(fabric=net["fabric"]["id"], vlan=net["vlan"]["id"], subnet=net["subnet"]["id"])
     before = snapshot(api), ok(api.get("zones/")), ok(api.get("users/"))
@@ -507,8 +621,13 @@ def test_non_admin_may_read_and_manage_only_own_reserved_ranges(api, user_api, n
     assert ok(user_api.get("users/", op="whoami"))["is_superuser"] is False
 
     before = snapshot(api)
-    response = user_api.post("ipranges/", type="dynamic", subnet=net["subnet"]["id"],
-                             start_ip=net["prefix"] + "100", end_ip=net["prefix"] + "120")
+    response = user_api.post(
+        "ipranges/",
+        type="dynamic",
+        subnet=net["subnet"]["id"],
+        start_ip=net["prefix"] + "100",
+        end_ip=net["prefix"] + "120",
+    )
     assert response.status_code == 403
     assert response.text == "Unable to create dynamic IP range. You don't have sufficient privileges."
     assert snapshot(api) == before
@@ -521,8 +640,15 @@ def test_non_admin_may_read_and_manage_only_own_reserved_ranges(api, user_api, n
     assert (response.status_code, response.text) == (403, "Unable to modify IP range. You don't own the IP range.")
     assert snapshot(api) == before
 
-    own = ok(user_api.post("ipranges/", type="reserved", subnet=net["subnet"]["id"],
-                           start_ip=net["prefix"] + "30", end_ip=net["prefix"] + "40"))
+    own = ok(
+        user_api.post(
+            "ipranges/",
+            type="reserved",
+            subnet=net["subnet"]["id"],
+            start_ip=net["prefix"] + "30",
+            end_ip=net["prefix"] + "40",
+        )
+    )
     assert own["user"]["username"] == ok(user_api.get("users/", op="whoami"))["username"]
     ok(user_api.delete(f"ipranges/{own['id']}/"), 204)
 
@@ -545,9 +671,19 @@ def at_once(shared_region, calls) -> list:
 
 
 def test_concurrent_overlapping_ranges_admit_exactly_one(api, net, shared_region):
-    calls = [("POST", "ipranges/", {"type": "reserved", "subnet": net["subnet"]["id"],
-                                     "start_ip": net["prefix"] + str(10 + i), "end_ip": net["prefix"] + str(50 + i)})
-             for i in range(8)]
+    calls = [
+        (
+            "POST",
+            "ipranges/",
+            {
+                "type": "reserved",
+                "subnet": net["subnet"]["id"],
+                "start_ip": net["prefix"] + str(10 + i),
+                "end_ip": net["prefix"] + str(50 + i),
+            },
+        )
+        for i in range(8)
+    ]
     responses = at_once(shared_region, calls)
     assert sorted(r.status_code for r in responses) == [200] + [400] * 7
     mine = [r for r in ok(api.get("ipranges/")) if r["subnet"]["id"] == net["subnet"]["id"]]
@@ -558,9 +694,14 @@ def test_dhcp_keeps_a_dynamic_range_under_concurrent_deletes(api, net, racks, sh
     """Two subnets of a DHCP VLAN each hold one dynamic range; deleting both at once must leave one."""
     second = ok(api.post("subnets/", cidr=SECOND_CIDR, vlan=net["vlan"]["id"]))
     for _attempt in range(5):
-        ranges = [add_range(api, net, "dynamic", 100, 200),
-                  ok(api.post("ipranges/", type="dynamic", subnet=second["id"],
-                              start_ip="10.202.95.100", end_ip="10.202.95.200"))]
+        ranges = [
+            add_range(api, net, "dynamic", 100, 200),
+            ok(
+                api.post(
+                    "ipranges/", type="dynamic", subnet=second["id"], start_ip="10.202.95.100", end_ip="10.202.95.200"
+                )
+            ),
+        ]
         ok(api.put(f"vlans/{net['vlan']['id']}/", dhcp_on=True, primary_rack=racks[0][0]))
         responses = at_once(shared_region, [("DELETE", f"ipranges/{r['id']}/", None) for r in ranges])
         assert sorted(r.status_code for r in responses) == [204, 400], [r.text for r in responses]
@@ -575,10 +716,13 @@ def test_enabling_dhcp_races_deleting_the_only_dynamic_range(api, net, racks, sh
     vlan_path = f"vlans/{net['vlan']['id']}/"
     for _attempt in range(8):
         dynamic = add_range(api, net, "dynamic", 100, 200)
-        responses = at_once(shared_region, [
-            ("PUT", vlan_path, {"dhcp_on": "true", "primary_rack": racks[0][0]}),
-            ("DELETE", f"ipranges/{dynamic['id']}/", None),
-        ])
+        responses = at_once(
+            shared_region,
+            [
+                ("PUT", vlan_path, {"dhcp_on": "true", "primary_rack": racks[0][0]}),
+                ("DELETE", f"ipranges/{dynamic['id']}/", None),
+            ],
+        )
         vlan = ok(api.get(vlan_path))
         left = [r for r in ok(api.get("ipranges/")) if r["subnet"]["vlan"]["id"] == net["vlan"]["id"]]
         assert not (vlan["dhcp_on"] and not left), [r.text for r in responses]

@@ -80,8 +80,9 @@ def multipart_with_file(fields: dict[str, str], name: str, filename: str, data: 
 def post_file(api: MaasHttp, fields: dict[str, str], data: bytes, filename: str = "vmlinuz") -> httpx.Response:
     url = api.url("boot-resources/")
     content_type, body = multipart_with_file(fields, "content", filename, data)
-    return api.http.post(url, content=body, headers={"Content-Type": content_type,
-                                                     "Authorization": oauth_header(api.api_key, url)})
+    return api.http.post(
+        url, content=body, headers={"Content-Type": content_type, "Authorization": oauth_header(api.api_key, url)}
+    )
 
 
 def put_pieces(api: MaasHttp, upload_uri: str, data: bytes, piece: int = 4 * MiB) -> list[httpx.Response]:
@@ -89,9 +90,14 @@ def put_pieces(api: MaasHttp, upload_uri: str, data: bytes, piece: int = 4 * MiB
     url = api.root.split(PREFIX)[0] + upload_uri
     out = []
     for start in range(0, len(data), piece):
-        chunk = data[start:start + piece]
-        out.append(api.http.put(url, content=chunk, headers={
-            "Content-Type": "application/octet-stream", "Authorization": oauth_header(api.api_key, url)}))
+        chunk = data[start : start + piece]
+        out.append(
+            api.http.put(
+                url,
+                content=chunk,
+                headers={"Content-Type": "application/octet-stream", "Authorization": oauth_header(api.api_key, url)},
+            )
+        )
     return out
 
 
@@ -110,41 +116,81 @@ def cleanup(api):
 
 # -- describe/ --------------------------------------------------------------------------------
 
+
 def test_boot_resources_are_described(shared_region):
     body = httpx.get(shared_region.url + "api/2.0/describe/").json()
     found = {r["name"]: r["auth"] for r in body["resources"]}
     assert found["BootResourcesHandler"]["path"] == PREFIX + "boot-resources/"
     assert found["BootResourceHandler"]["params"] == ["id"]
     actions = {(a["name"], a["method"]) for a in found["BootResourcesHandler"]["actions"]}
-    assert {("read", "GET"), ("create", "POST"), ("import", "POST"), ("is_importing", "GET"),
-            ("stop_import", "POST"), ("import_status", "GET")} <= actions
+    assert {
+        ("read", "GET"),
+        ("create", "POST"),
+        ("import", "POST"),
+        ("is_importing", "GET"),
+        ("stop_import", "POST"),
+        ("import_status", "GET"),
+    } <= actions
     assert {(a["name"], a["method"]) for a in found["BootResourceHandler"]["actions"]} == {
-        ("read", "GET"), ("delete", "DELETE")}
+        ("read", "GET"),
+        ("delete", "DELETE"),
+    }
 
 
 # -- upload --------------------------------------------------------------------------------------
 
+
 def test_upload_with_a_content_part(api, shared_region, cleanup):
     data = secrets.token_bytes(MiB + 4321)  # two chunks, the second partial
     name = unique()
-    created = ok(post_file(api, {"name": f"custom/{name}", "architecture": "amd64/generic",
-                                 "filetype": "boot-kernel", "title": "Test kernel"}, data), 201)
+    created = ok(
+        post_file(
+            api,
+            {
+                "name": f"custom/{name}",
+                "architecture": "amd64/generic",
+                "filetype": "boot-kernel",
+                "title": "Test kernel",
+            },
+            data,
+        ),
+        201,
+    )
     cleanup.append(created["id"])
     assert {k: created[k] for k in ("type", "name", "architecture", "subarches", "title")} == {
-        "type": "Uploaded", "name": f"custom/{name}", "architecture": "amd64/generic", "subarches": "generic",
-        "title": "Test kernel"}
+        "type": "Uploaded",
+        "name": f"custom/{name}",
+        "architecture": "amd64/generic",
+        "subarches": "generic",
+        "title": "Test kernel",
+    }
     assert created["resource_uri"] == f"{PREFIX}boot-resources/{created['id']}/"
     rset = only_set(created)
     assert rset["complete"] and rset["progress"] == 100.0 and rset["label"] == "uploaded"
     assert rset["files"]["boot-kernel"] == {
-        "filename": "boot-kernel", "filetype": "boot-kernel", "sha256": sha(data), "size": len(data),
-        "complete": True, "progress": 100.0, "download_uri": "/MAAS/boot-resources/file/" + sha(data)}
+        "filename": "boot-kernel",
+        "filetype": "boot-kernel",
+        "sha256": sha(data),
+        "size": len(data),
+        "complete": True,
+        "progress": 100.0,
+        "download_uri": "/MAAS/boot-resources/file/" + sha(data),
+    }
 
     listed = ok(api.get("boot-resources/"))
     mine = [r for r in listed if r["id"] == created["id"]]
-    assert mine == [{"id": created["id"], "type": "Uploaded", "name": f"custom/{name}",
-                     "architecture": "amd64/generic", "subarches": "generic", "title": "Test kernel", "last_deployed": None,
-                     "resource_uri": created["resource_uri"]}]
+    assert mine == [
+        {
+            "id": created["id"],
+            "type": "Uploaded",
+            "name": f"custom/{name}",
+            "architecture": "amd64/generic",
+            "subarches": "generic",
+            "title": "Test kernel",
+            "last_deployed": None,
+            "resource_uri": created["resource_uri"],
+        }
+    ]
     assert created["id"] in [r["id"] for r in ok(api.get("boot-resources/", type="uploaded"))]
     assert created["id"] not in [r["id"] for r in ok(api.get("boot-resources/", type="synced"))]
     response = api.get("boot-resources/", type="nonsense")
@@ -164,8 +210,12 @@ def test_upload_with_a_content_part(api, shared_region, cleanup):
 def test_upload_in_pieces_as_maascli_does(api, shared_region, cleanup):
     data = secrets.token_bytes(9 * MiB + 77)  # three 4 MiB PUTs, the last one short
     name = unique()
-    created = ok(api.post("boot-resources/", name=name, architecture="amd64", filetype="ddraw",
-                          sha256=sha(data), size=str(len(data))), 201)
+    created = ok(
+        api.post(
+            "boot-resources/", name=name, architecture="amd64", filetype="ddraw", sha256=sha(data), size=str(len(data))
+        ),
+        201,
+    )
     cleanup.append(created["id"])
     assert created["name"] == f"custom/{name}" and created["architecture"] == "amd64/generic"
     rset = only_set(created)
@@ -173,14 +223,14 @@ def test_upload_in_pieces_as_maascli_does(api, shared_region, cleanup):
     assert (rfile["complete"], rfile["progress"], rset["complete"]) == (False, 0.0, False)
     assert rfile["upload_uri"].startswith(f"{PREFIX}boot-resources/{created['id']}/upload/")
 
-    responses = put_pieces(api, rfile["upload_uri"], data[:4 * MiB])
+    responses = put_pieces(api, rfile["upload_uri"], data[: 4 * MiB])
     assert [r.status_code for r in responses] == [200]
     partial = only_set(ok(api.get(f"boot-resources/{created['id']}/")))
     assert partial["files"]["root-dd.raw"]["progress"] == round(4 * MiB * 100 / len(data), 1)
     assert not partial["complete"]
     assert httpx.get(file_url(shared_region.url, sha(data))).status_code == 404  # not served until complete
 
-    assert [r.status_code for r in put_pieces(api, rfile["upload_uri"], data[4 * MiB:])] == [200, 200]
+    assert [r.status_code for r in put_pieces(api, rfile["upload_uri"], data[4 * MiB :])] == [200, 200]
     done = only_set(ok(api.get(f"boot-resources/{created['id']}/")))
     assert done["complete"] and done["files"]["root-dd.raw"]["complete"]
     assert "upload_uri" not in done["files"]["root-dd.raw"]
@@ -189,8 +239,17 @@ def test_upload_in_pieces_as_maascli_does(api, shared_region, cleanup):
     assert (again[0].status_code, again[0].text) == (400, "Cannot upload to a complete file.")
 
     # The same bytes again: complete at once (maascli then uploads nothing).
-    second = ok(api.post("boot-resources/", name=unique(), architecture="amd64/generic", filetype="ddraw",
-                         sha256=sha(data), size=str(len(data))), 201)
+    second = ok(
+        api.post(
+            "boot-resources/",
+            name=unique(),
+            architecture="amd64/generic",
+            filetype="ddraw",
+            sha256=sha(data),
+            size=str(len(data)),
+        ),
+        201,
+    )
     cleanup.append(second["id"])
     assert only_set(second)["files"]["root-dd.raw"]["complete"]
 
@@ -198,42 +257,82 @@ def test_upload_in_pieces_as_maascli_does(api, shared_region, cleanup):
 def test_upload_in_odd_pieces(api, shared_region, cleanup):
     """Pieces that do not line up with the 1 MiB chunks (python-libmaas, curl...)."""
     data = secrets.token_bytes(3 * MiB + 333)
-    created = ok(api.post("boot-resources/", name=unique(), architecture="amd64/generic", filetype="squashfs",
-                          sha256=sha(data), size=str(len(data))), 201)
+    created = ok(
+        api.post(
+            "boot-resources/",
+            name=unique(),
+            architecture="amd64/generic",
+            filetype="squashfs",
+            sha256=sha(data),
+            size=str(len(data)),
+        ),
+        201,
+    )
     cleanup.append(created["id"])
     upload_uri = only_set(created)["files"]["squashfs"]["upload_uri"]
     assert {r.status_code for r in put_pieces(api, upload_uri, data, piece=700_001)} == {200}
     assert only_set(ok(api.get(f"boot-resources/{created['id']}/")))["complete"]
     got = httpx.get(file_url(shared_region.url, sha(data)), headers={"Range": f"bytes={MiB - 3}-{MiB + 2}"})
-    assert got.content == data[MiB - 3:MiB + 3]
+    assert got.content == data[MiB - 3 : MiB + 3]
     assert httpx.get(file_url(shared_region.url, sha(data))).content == data
 
 
 def test_kernel_and_initrd_in_one_set(api, shared_region, cleanup):
     kernel, initrd = secrets.token_bytes(3000), secrets.token_bytes(5000)
     name = f"ephemeral/{unique()}"
-    first = ok(post_file(api, {"name": name, "architecture": "amd64/generic", "filetype": "boot-kernel",
-                               "version": "20261123.1"}, kernel), 201)
+    first = ok(
+        post_file(
+            api,
+            {"name": name, "architecture": "amd64/generic", "filetype": "boot-kernel", "version": "20261123.1"},
+            kernel,
+        ),
+        201,
+    )
     cleanup.append(first["id"])
-    both = ok(post_file(api, {"name": name, "architecture": "amd64/generic", "filetype": "boot-initrd",
-                              "version": "20261123.1"}, initrd, "initrd.gz"), 201)
+    both = ok(
+        post_file(
+            api,
+            {"name": name, "architecture": "amd64/generic", "filetype": "boot-initrd", "version": "20261123.1"},
+            initrd,
+            "initrd.gz",
+        ),
+        201,
+    )
     assert both["id"] == first["id"]
     rset = both["sets"]["20261123.1"]
     assert set(rset["files"]) == {"boot-kernel", "boot-initrd"} and rset["complete"]
     assert rset["size"] == len(kernel) + len(initrd)
-    clash = post_file(api, {"name": name, "architecture": "amd64/generic", "filetype": "boot-initrd",
-                            "version": "20261123.1"}, b"other")
+    clash = post_file(
+        api,
+        {"name": name, "architecture": "amd64/generic", "filetype": "boot-initrd", "version": "20261123.1"},
+        b"other",
+    )
     assert clash.status_code == 400 and "already has a boot-initrd" in clash.text
 
     async def manifest(conn):
         return await svc.manifest(conn)
 
     images = [i for i in run_db(shared_region.config, manifest)["images"] if i["name"] == name]
-    assert images == [{"name": name, "architecture": "amd64", "subarch": "generic", "version": "20261123.1",
-                       "files": {"boot-kernel": {"sha256": sha(kernel), "size": len(kernel),
-                                                 "path": f"/MAAS/boot-resources/file/{sha(kernel)}"},
-                                 "boot-initrd": {"sha256": sha(initrd), "size": len(initrd),
-                                                 "path": f"/MAAS/boot-resources/file/{sha(initrd)}"}}}]
+    assert images == [
+        {
+            "name": name,
+            "architecture": "amd64",
+            "subarch": "generic",
+            "version": "20261123.1",
+            "files": {
+                "boot-kernel": {
+                    "sha256": sha(kernel),
+                    "size": len(kernel),
+                    "path": f"/MAAS/boot-resources/file/{sha(kernel)}",
+                },
+                "boot-initrd": {
+                    "sha256": sha(initrd),
+                    "size": len(initrd),
+                    "path": f"/MAAS/boot-resources/file/{sha(initrd)}",
+                },
+            },
+        }
+    ]
 
 
 def test_upload_refusals(api, shared_region, cleanup):
@@ -243,16 +342,27 @@ def test_upload_refusals(api, shared_region, cleanup):
     assert response.json() == {"sha256": ["This field is required."], "size": ["This field is required."]}
     response = post_file(api, {"name": unique(), "architecture": "amd64/generic", "sha256": "0" * 64}, data)
     assert response.status_code == 400 and f"The content's sha256 is {sha(data)}" in response.json()["sha256"][0]
-    response = api.post("boot-resources/", name="bad name!", architecture="amd64", filetype="nope",
-                        sha256=sha(data), size="5")
+    response = api.post(
+        "boot-resources/", name="bad name!", architecture="amd64", filetype="nope", sha256=sha(data), size="5"
+    )
     assert set(response.json()) == {"name", "filetype"}
-    assert api.post("boot-resources/", name=unique(), architecture="a/b/c", sha256=sha(data),
-                    size="5").json().keys() == {"architecture"}
+    assert api.post(
+        "boot-resources/", name=unique(), architecture="a/b/c", sha256=sha(data), size="5"
+    ).json().keys() == {"architecture"}
 
     # Pieces whose bytes are not what sha256 promised: refused, emptied, never complete.
     wrong = secrets.token_bytes(len(data))
-    created = ok(api.post("boot-resources/", name=unique(), architecture="amd64/generic", filetype="tgz",
-                          sha256=sha(data), size=str(len(data))), 201)
+    created = ok(
+        api.post(
+            "boot-resources/",
+            name=unique(),
+            architecture="amd64/generic",
+            filetype="tgz",
+            sha256=sha(data),
+            size=str(len(data)),
+        ),
+        201,
+    )
     cleanup.append(created["id"])
     upload_uri = only_set(created)["files"]["root-tgz"]["upload_uri"]
     last = put_pieces(api, upload_uri, wrong, piece=MiB)[-1]
@@ -289,6 +399,7 @@ def test_non_admins_read_but_do_not_change(shared_region, api, cleanup):
 
 # -- the file download ------------------------------------------------------------------------------
 
+
 def test_download_ranges_and_validators(api, shared_region, cleanup):
     data = secrets.token_bytes(3 * MiB + 100)
     created = ok(post_file(api, {"name": unique(), "architecture": "amd64/generic"}, data), 201)
@@ -299,8 +410,8 @@ def test_download_ranges_and_validators(api, shared_region, cleanup):
     cases = [
         ("bytes=0-0", data[:1], f"bytes 0-0/{size}"),
         ("bytes=100-199", data[100:200], f"bytes 100-199/{size}"),
-        (f"bytes={MiB - 10}-{2 * MiB + 9}", data[MiB - 10:2 * MiB + 10], f"bytes {MiB - 10}-{2 * MiB + 9}/{size}"),
-        (f"bytes={3 * MiB}-", data[3 * MiB:], f"bytes {3 * MiB}-{size - 1}/{size}"),
+        (f"bytes={MiB - 10}-{2 * MiB + 9}", data[MiB - 10 : 2 * MiB + 10], f"bytes {MiB - 10}-{2 * MiB + 9}/{size}"),
+        (f"bytes={3 * MiB}-", data[3 * MiB :], f"bytes {3 * MiB}-{size - 1}/{size}"),
         ("bytes=-50", data[-50:], f"bytes {size - 50}-{size - 1}/{size}"),
         (f"bytes=10-{size * 2}", data[10:], f"bytes 10-{size - 1}/{size}"),
     ]
@@ -328,6 +439,7 @@ def test_download_ranges_and_validators(api, shared_region, cleanup):
 
 
 # -- imports --------------------------------------------------------------------------------------------
+
 
 def corrupt_sha(root: Path, ftype: str, bogus: str) -> None:
     products = root / "streams/v1/com.metalplane:images.json"
@@ -366,11 +478,16 @@ def test_import_from_a_directory(region, workdir):
         assert (job["files_total"], job["files_done"], job["bytes_total"]) == (2, 2, len(kernel) + len(initrd))
         resource = resource_named(api, "ephemeral/dirtest")
         assert (resource["type"], resource["architecture"], resource["title"]) == (
-            "Synced", "amd64/generic", "Test dirtest")
+            "Synced",
+            "amd64/generic",
+            "Test dirtest",
+        )
         rset = resource["sets"]["20261123.1"]
         assert rset["complete"] and rset["label"] == "stable"
         assert {n: (f["sha256"], f["complete"]) for n, f in rset["files"].items()} == {
-            "boot-kernel": (shas["boot-kernel"], True), "boot-initrd": (shas["boot-initrd"], True)}
+            "boot-kernel": (shas["boot-kernel"], True),
+            "boot-initrd": (shas["boot-initrd"], True),
+        }
         assert httpx.get(file_url(region.url, shas["boot-initrd"])).content == initrd
 
         # Again, with a newer version that shares the kernel: only the new initrd is fetched.
@@ -408,8 +525,12 @@ def test_import_over_http_shows_progress(region, workdir):
 
         wait_until(partway, 30, 0.1, "a partly imported initrd")
         # The job's own counters follow with its heartbeat (every 2 s).
-        status = wait_until(lambda: (s := ok(api.get("boot-resources/", op="import_status")))
-                            ["imports"][0]["bytes_done"] > 0 and s, 10, 0.2, "job progress")
+        status = wait_until(
+            lambda: (s := ok(api.get("boot-resources/", op="import_status")))["imports"][0]["bytes_done"] > 0 and s,
+            10,
+            0.2,
+            "job progress",
+        )
         job = status["imports"][0]
         assert status["importing"] and job["state"] == "running"
         assert 0 < job["bytes_done"] < job["bytes_total"] and 0 < job["progress"] < 100
@@ -422,8 +543,9 @@ def test_import_over_http_shows_progress(region, workdir):
         # All bytes stored but never checked (a crash between the last chunk and the check):
         # the next import checks them without fetching anything.
         async def uncheck(conn):
-            await conn.execute(text("UPDATE boot_resource_contents SET complete = false WHERE sha256 = :s"),
-                               {"s": shas["boot-initrd"]})
+            await conn.execute(
+                text("UPDATE boot_resource_contents SET complete = false WHERE sha256 = :s"), {"s": shas["boot-initrd"]}
+            )
 
         run_db(region.config, uncheck)
         server.requests.clear()
@@ -439,8 +561,12 @@ def test_stop_import_keeps_what_is_stored(region, workdir):
     make_mirror(mirror, "stoptest", {"boot-initrd": initrd})
     with MirrorServer(mirror, rate=MiB) as server, region.api() as api:
         started(api.post("boot-resources/", op="import", url=server.url))
-        wait_until(lambda: ok(api.get("boot-resources/", op="import_status"))["imports"][0]["bytes_done"] > 0,
-                   20, 0.2, "some progress")
+        wait_until(
+            lambda: ok(api.get("boot-resources/", op="import_status"))["imports"][0]["bytes_done"] > 0,
+            20,
+            0.2,
+            "some progress",
+        )
         response = api.post("boot-resources/", op="stop_import", id="999999")  # another import: no effect
         assert response.status_code == 200
         assert api.get("boot-resources/", op="is_importing").json() is True
@@ -484,8 +610,9 @@ def test_import_refuses_a_sha256_mismatch(region, workdir):
 def test_bad_streams_fail_with_a_reason(region, workdir):
     mirror = workdir / "mirror"
     (mirror / "streams/v1").mkdir(parents=True)
-    (mirror / "streams/v1/index.json").write_text(json.dumps({"format": "index:1.0", "index": {
-        "x": {"datatype": "image-downloads", "path": "../../etc/passwd"}}}))
+    (mirror / "streams/v1/index.json").write_text(
+        json.dumps({"format": "index:1.0", "index": {"x": {"datatype": "image-downloads", "path": "../../etc/passwd"}}})
+    )
     with region.api() as api:
         started(api.request("POST", "boot-resources/", "import", {"path": str(mirror)}))
         job = wait_import(api)
@@ -533,8 +660,12 @@ def test_a_killed_import_resumes_and_never_completes_half_a_file(region, workdir
             assert rfile["complete"] is False
             assert httpx.get(file_url(region.url, shas["boot-initrd"])).status_code == 404
             # The job counts as running until its heartbeat is stale, then not.
-            wait_until(lambda: api.get("boot-resources/", op="is_importing").json() is False, 40, 0.5,
-                       "the dead import to stop counting")
+            wait_until(
+                lambda: api.get("boot-resources/", op="is_importing").json() is False,
+                40,
+                0.5,
+                "the dead import to stop counting",
+            )
             server.requests.clear()
             server.rate = None
             started(api.post("boot-resources/", op="import", url=server.url))
@@ -574,10 +705,10 @@ def test_a_40_mib_file_never_sits_in_a_worker(region, workdir):
 def test_a_second_region_serves_the_same_files(region, databases, workdir):
     data = secrets.token_bytes(2 * MiB + 9)
     with region.api() as api:
-        created = ok(post_file(api, {"name": unique(), "architecture": "amd64/generic",
-                                     "filetype": "boot-initrd"}, data), 201)
-    other = start_region(databases, workdir, name="region-b", num_workers=1,
-                         dbname=region.config.database_name)
+        created = ok(
+            post_file(api, {"name": unique(), "architecture": "amd64/generic", "filetype": "boot-initrd"}, data), 201
+        )
+    other = start_region(databases, workdir, name="region-b", num_workers=1, dbname=region.config.database_name)
     try:
         url = file_url(other.url, sha(data))
         assert httpx.get(url).content == data
@@ -600,16 +731,30 @@ def test_the_cli_grammar(shared_region, tmp_path):
     env = {**os.environ, "METALPLANE_PROFILES": str(tmp_path / "profiles.json")}
 
     def cli(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "metalplane", *args], capture_output=True, text=True,
-                              env=env, timeout=120, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            [sys.executable, "-m", "metalplane", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
         assert done.returncode == 0, (args, done.stdout, done.stderr)
         return done.stdout
 
     cli("login", "bt", shared_region.url, shared_region.api_key)
     data = bytes(range(256)) * 5000  # not UTF-8
     (tmp_path / "root.tgz").write_bytes(data)
-    created = json.loads(cli("bt", "boot-resources", "create", f"name={unique()}", "architecture=amd64/generic",
-                             f"content@={tmp_path / 'root.tgz'}"))
+    created = json.loads(
+        cli(
+            "bt",
+            "boot-resources",
+            "create",
+            f"name={unique()}",
+            "architecture=amd64/generic",
+            f"content@={tmp_path / 'root.tgz'}",
+        )
+    )
     try:
         assert only_set(created)["files"]["root-tgz"]["sha256"] == sha(data)
         read = json.loads(cli("bt", "boot-resource", "read", str(created["id"])))

@@ -42,14 +42,20 @@ def test_changes_are_notified_and_heartbeats_are_not(shared_region):
         services = [{"name": "tftp", "status": "running", "status_info": "ok"}]
 
         async def register(conn):
-            node_id = await racks.register_rack(conn, system_id, f"notify-{system_id}", "0.1.0", [
-                {"name": "eth0", "mac": "52:54:00:cc:00:01", "addresses": ["10.204.0.2/24"]}])
+            node_id = await racks.register_rack(
+                conn,
+                system_id,
+                f"notify-{system_id}",
+                "0.1.0",
+                [{"name": "eth0", "mac": "52:54:00:cc:00:01", "addresses": ["10.204.0.2/24"]}],
+            )
             await racks.update_services(conn, node_id, services)
             return node_id
 
         node_id = run_db(config, register)
         assert {"nodes.controller", "controller_info", "interfaces", "ip_addresses", "service_status"} <= set(
-            drain(listener, 1.0))
+            drain(listener, 1.0)
+        )
 
         # The rack's 5-second report, unchanged: silent. Changed: one notification.
         run_db(config, lambda conn: racks.update_services(conn, node_id, services))

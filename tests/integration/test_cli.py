@@ -25,8 +25,13 @@ class Cli:
     def run(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "METALPLANE_PROFILES": str(self.profiles)}
         return subprocess.run(
-            [sys.executable, "-m", "metalplane", *args], input=input, capture_output=True, text=True,
-            env=env, timeout=120, **({} if input is not None else {"stdin": subprocess.DEVNULL}),
+            [sys.executable, "-m", "metalplane", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            **({} if input is not None else {"stdin": subprocess.DEVNULL}),
         )
 
     def ok(self, *args: str) -> str:
@@ -83,7 +88,9 @@ def test_login_key_from_stdin(fresh_cli, shared_region):
     assert fresh_cli.stored()["mp"]["credentials"] == shared_region.api_key.split(":")
 
 
-@pytest.mark.parametrize("bad_key", ["aaaaaaaaaaaaaaaaaa:bbbbbbbbbbbbbbbbbb:cccccccccccccccccccccccccccccccc", "WRONG-SECRET"])
+@pytest.mark.parametrize(
+    "bad_key", ["aaaaaaaaaaaaaaaaaa:bbbbbbbbbbbbbbbbbb:cccccccccccccccccccccccccccccccc", "WRONG-SECRET"]
+)
 def test_login_rejected_key(fresh_cli, shared_region, bad_key):
     if bad_key == "WRONG-SECRET":  # real consumer and token, wrong secret: the signature must be checked
         ck, tk, _ = shared_region.api_key.split(":")
@@ -94,7 +101,9 @@ def test_login_rejected_key(fresh_cli, shared_region, bad_key):
 
 
 def test_login_malformed_key_and_unreachable_url(fresh_cli, shared_region):
-    assert "consumer_key:token_key:token_secret" in one_line_error(fresh_cli.run("login", "p", shared_region.url, "nope"))
+    assert "consumer_key:token_key:token_secret" in one_line_error(
+        fresh_cli.run("login", "p", shared_region.url, "nope")
+    )
     port = free_port_block(1)
     line = one_line_error(fresh_cli.run("login", "p", f"http://127.0.0.1:{port}/MAAS/", shared_region.api_key))
     assert "cannot reach" in line
@@ -122,8 +131,15 @@ def test_fabrics_read_is_json(cli):
 
 
 def test_subnets_create_then_read(cli, api):
-    created = cli.json("admin", "subnets", "create", "cidr=10.201.1.0/24", "name=cli-subnet", "dns_servers=10.201.1.2",
-                       "dns_servers=10.201.1.3")
+    created = cli.json(
+        "admin",
+        "subnets",
+        "create",
+        "cidr=10.201.1.0/24",
+        "name=cli-subnet",
+        "dns_servers=10.201.1.2",
+        "dns_servers=10.201.1.3",
+    )
     try:
         assert created["cidr"] == "10.201.1.0/24" and created["name"] == "cli-subnet"
         assert created["vlan"]["fabric_id"] == 0
@@ -152,7 +168,9 @@ def test_value_from_file_and_validation_error(cli, api, tmp_path):
 def test_ipranges_create_dynamic(cli, api):
     subnet = cli.json("admin", "subnets", "create", "cidr=10.201.2.0/24")
     try:
-        created = cli.json("admin", "ipranges", "create", "type=dynamic", "start_ip=10.201.2.100", "end_ip=10.201.2.150")
+        created = cli.json(
+            "admin", "ipranges", "create", "type=dynamic", "start_ip=10.201.2.100", "end_ip=10.201.2.150"
+        )
         try:
             assert created["type"] == "dynamic"
             assert (created["start_ip"], created["end_ip"]) == ("10.201.2.100", "10.201.2.150")

@@ -34,15 +34,24 @@ METALPLANE = [sys.executable, "-m", "metalplane"]
 
 
 def run(args: list[str], *, input: str | None = None, timeout: float = 180, env: dict | None = None):
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, input=input,
-                          stdin=None if input is not None else subprocess.DEVNULL, env=env)
+    return subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        env=env,
+    )
 
 
 def loopback_rack_dir(data_dir: Path) -> Path:
     """A rack data dir whose services listen on loopback only, on free ports (never 69/5248 of this host)."""
     port = free_port_block(2)
-    update_rack_config(rack_config_path(data_dir), {"data_dir": str(data_dir), "bind_address": "127.0.0.1",
-                                                    "tftp_port": port, "http_port": port + 1})
+    update_rack_config(
+        rack_config_path(data_dir),
+        {"data_dir": str(data_dir), "bind_address": "127.0.0.1", "tftp_port": port, "http_port": port + 1},
+    )
     return data_dir
 
 
@@ -56,22 +65,39 @@ def stop_data_dir(data_dir: Path) -> None:
 
 
 def log_files(*roots: Path) -> list[Path]:
-    return [p for root in roots for p in root.rglob("*") if p.is_file() and (p.suffix == ".log" or
-                                                                            p.parent.name == "log")]
+    return [
+        p for root in roots for p in root.rglob("*") if p.is_file() and (p.suffix == ".log" or p.parent.name == "log")
+    ]
 
 
 # -- the seeds' command names ---------------------------------------------------------------
+
 
 def test_maas_rack_register_registers_a_rack_and_maas_rack_config_shows_it(region, workdir):
     secret = run_db(region.config, cluster.shared_secret)
     data_dir = loopback_rack_dir(workdir / "compat-rack")
     try:
-        done = run([str(BIN / "maas-rack"), "register", "--url", region.url, "--secret", secret,
-                    "--data-dir", str(data_dir), "--hostname", "compat-rack"])
+        done = run(
+            [
+                str(BIN / "maas-rack"),
+                "register",
+                "--url",
+                region.url,
+                "--secret",
+                secret,
+                "--data-dir",
+                str(data_dir),
+                "--hostname",
+                "compat-rack",
+            ]
+        )
         assert done.returncode == 0, done.stderr
         assert "registered with cluster" in done.stdout
-        found = wait_until(lambda: [r for r in racks(region) if r["hostname"] == "compat-rack"], 30,
-                           what="the rack registered through maas-rack")
+        found = wait_until(
+            lambda: [r for r in racks(region) if r["hostname"] == "compat-rack"],
+            30,
+            what="the rack registered through maas-rack",
+        )
         assert found[0]["system_id"] == (data_dir / "maas_id").read_text().strip()
         shown = yaml.safe_load(run([str(BIN / "maas-rack"), "config", "--data-dir", str(data_dir)]).stdout)
         assert shown["maas_url"] == [region.url] and shown["hostname"] == "compat-rack"
@@ -82,8 +108,19 @@ def test_maas_rack_register_registers_a_rack_and_maas_rack_config_shows_it(regio
         refused = run([str(BIN / "maas-rack"), "register", "--data-dir", str(workdir / "other")])
         assert refused.returncode == 2 and "--url URL is required" in refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1
-        piped = run([str(BIN / "maas-rack"), "register", "--url", region.url, "--data-dir", str(data_dir),
-                     "--hostname", "compat-rack"], input=secret + "\n")
+        piped = run(
+            [
+                str(BIN / "maas-rack"),
+                "register",
+                "--url",
+                region.url,
+                "--data-dir",
+                str(data_dir),
+                "--hostname",
+                "compat-rack",
+            ],
+            input=secret + "\n",
+        )
         assert piped.returncode == 0, piped.stderr
         assert len([r for r in racks(region) if r["hostname"] == "compat-rack"]) == 1
     finally:
@@ -93,8 +130,21 @@ def test_maas_rack_register_registers_a_rack_and_maas_rack_config_shows_it(regio
 def test_maas_region_local_config_set_edits_the_region_config(workdir):
     maas_region = str(BIN / "maas-region")
     data = ["--data-dir", str(workdir)]
-    done = run([maas_region, "local_config_set", *data, "--database-host", "db1,db2", "--database-name", "maas2",
-                "--maas-url", "http://10.0.0.5:5240/MAAS", "--num-workers", "2"])
+    done = run(
+        [
+            maas_region,
+            "local_config_set",
+            *data,
+            "--database-host",
+            "db1,db2",
+            "--database-name",
+            "maas2",
+            "--maas-url",
+            "http://10.0.0.5:5240/MAAS",
+            "--num-workers",
+            "2",
+        ]
+    )
     assert done.returncode == 0, done.stderr
     config = load_region_config(workdir / "regiond.conf")
     assert config.database_host == ["db1", "db2"] and config.database_name == "maas2" and config.num_workers == 2
@@ -110,15 +160,41 @@ def test_maas_region_local_config_set_edits_the_region_config(workdir):
 
 # -- init on an external PostgreSQL ------------------------------------------------------------
 
+
 def init_region(data_dir: Path, *db_args: str, port: int | None = None) -> subprocess.CompletedProcess:
     port = port or free_port_block(12)
-    return run([*METALPLANE, "init", "--mode", "region", "--data-dir", str(data_dir), "--port", str(port),
-                "--listen-address", "127.0.0.1", "--num-workers", "1", *db_args])
+    return run(
+        [
+            *METALPLANE,
+            "init",
+            "--mode",
+            "region",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+            "--listen-address",
+            "127.0.0.1",
+            "--num-workers",
+            "1",
+            *db_args,
+        ]
+    )
 
 
 def db_flags(databases, dbname: str, user: str = ROLE, password: str = PASSWORD) -> list[str]:
-    return ["--database-host", str(databases.cluster.socket_dir), "--database-port", str(databases.cluster.port),
-            "--database-name", dbname, "--database-user", user, "--database-pass", password]
+    return [
+        "--database-host",
+        str(databases.cluster.socket_dir),
+        "--database-port",
+        str(databases.cluster.port),
+        "--database-name",
+        dbname,
+        "--database-user",
+        user,
+        "--database-pass",
+        password,
+    ]
 
 
 def assert_nothing_created(data_dir: Path, result: subprocess.CompletedProcess) -> None:
@@ -148,8 +224,9 @@ def test_init_refuses_an_external_database_it_cannot_use(databases, workdir):
     assert "lacks CREATE on schema public" in lacking.stderr
 
     # 64 workers x (8 + 1) connections: more than the test cluster's max_connections (400).
-    budget = init_region(data_dir, *db_flags(databases, dbname)[:-2], "--database-pass", PASSWORD,
-                         "--num-workers", "64")
+    budget = init_region(
+        data_dir, *db_flags(databases, dbname)[:-2], "--database-pass", PASSWORD, "--num-workers", "64"
+    )
     assert_nothing_created(data_dir, budget)
     assert "database connection budget exceeded" in budget.stderr and "max_connections" in budget.stderr
     databases.drop_database(dbname)
@@ -180,8 +257,7 @@ def test_init_on_an_external_database_units_and_logs(databases, workdir):
         installed = run([*METALPLANE, "install-units", "--data-dir", str(data_dir), "--root", str(root)])
         assert installed.returncode == 0, installed.stderr
         wants = root / "etc/systemd/system/multi-user.target.wants" / units[0].name
-        assert wants.is_symlink() and (root / "etc/systemd/system" / units[0].name).read_text() == \
-            units[0].read_text()
+        assert wants.is_symlink() and (root / "etc/systemd/system" / units[0].name).read_text() == units[0].read_text()
 
         # Logs: DATA/log, mode 0640, one line per request, readable with `metalplane logs`.
         log = data_dir / "log" / "regiond.log"
@@ -197,6 +273,7 @@ def test_init_on_an_external_database_units_and_logs(databases, workdir):
 
 
 # -- no secret in any log ---------------------------------------------------------------------
+
 
 def test_canary_secrets_never_reach_a_log(region, databases, workdir):
     """A unique BMC password and the cluster's shared secret, through registration and power
@@ -214,18 +291,40 @@ def test_canary_secrets_never_reach_a_log(region, databases, workdir):
     try:
         ipmi.start()
         redfish.start()
-        joined = run([*METALPLANE, "rack", "register", "--url", region.url, "--secret", shared,
-                      "--data-dir", str(data_dir), "--hostname", "canary-rack"])
+        joined = run(
+            [
+                *METALPLANE,
+                "rack",
+                "register",
+                "--url",
+                region.url,
+                "--secret",
+                shared,
+                "--data-dir",
+                str(data_dir),
+                "--hostname",
+                "canary-rack",
+            ]
+        )
         assert joined.returncode == 0, joined.stderr
         wait_until(lambda: any(r["hostname"] == "canary-rack" for r in racks(region)), 30, what="the rack")
         machines = []
         with region.api() as api:
-            for n, (ptype, params) in enumerate((("ipmi", ipmi.params()), ("redfish", redfish.params("rf")),
-                                                 ("redfish", {**redfish.params("rf"), "power_user": "nobody",
-                                                              "power_pass": wrong_canary}))):
-                created = api.post("machines/", architecture="amd64/generic", power_type=ptype,
-                                   mac_addresses=f"52:54:00:99:00:{n:02x}", hostname=f"canary-{n}",
-                                   **{f"power_parameters_{k}": v for k, v in params.items()})
+            for n, (ptype, params) in enumerate(
+                (
+                    ("ipmi", ipmi.params()),
+                    ("redfish", redfish.params("rf")),
+                    ("redfish", {**redfish.params("rf"), "power_user": "nobody", "power_pass": wrong_canary}),
+                )
+            ):
+                created = api.post(
+                    "machines/",
+                    architecture="amd64/generic",
+                    power_type=ptype,
+                    mac_addresses=f"52:54:00:99:00:{n:02x}",
+                    hostname=f"canary-{n}",
+                    **{f"power_parameters_{k}": v for k, v in params.items()},
+                )
                 assert created.status_code in (200, 201), created.text
                 machines.append(created.json()["system_id"])
             ipmi_id, rf_id, bad_id = machines

@@ -28,6 +28,7 @@ def lost_connection() -> OperationalError:
 
 # -- the retry rules, in process against a real database --------------------------------------
 
+
 @pytest.fixture
 async def probe(databases, monkeypatch):
     """An app with one anonymous handler whose behaviour each test scripts, and a table it writes."""
@@ -164,6 +165,7 @@ async def test_errors_that_are_not_about_availability_are_not_retried(probe):
 
 # -- a real region on a real primary + synchronous standby ------------------------------------
 
+
 class FailoverRig:
     def __init__(self, root, retry_seconds: float | None = None):
         base = free_port_block(6)
@@ -171,8 +173,14 @@ class FailoverRig:
         self.pg.start()
         port = free_port_block(4, start=base + 100)
         config = self.pg.region_config(
-            port=port, rpc_port=port + 1, num_workers=1, listen_address="127.0.0.1", data_dir=str(root / "data"),
-            maas_url=f"http://127.0.0.1:{port}/MAAS", hostname="failover-region")
+            port=port,
+            rpc_port=port + 1,
+            num_workers=1,
+            listen_address="127.0.0.1",
+            data_dir=str(root / "data"),
+            maas_url=f"http://127.0.0.1:{port}/MAAS",
+            hostname="failover-region",
+        )
         self.region = RegionProcess(config, root / "region")
         if retry_seconds is not None:
             self.region.env = {"METALPLANE_DB_RETRY_SECONDS": str(retry_seconds)}

@@ -54,8 +54,17 @@ def api(dns_region):
 
 def test_domains_default_create_rules_set_default_and_delete(api, dns_region):
     default = ok(api.get("domains/"))
-    assert default == [{"id": 0, "name": "maas", "ttl": None, "authoritative": True, "resource_record_count": 0,
-                        "is_default": True, "resource_uri": "/MAAS/api/2.0/domains/0/"}]
+    assert default == [
+        {
+            "id": 0,
+            "name": "maas",
+            "ttl": None,
+            "authoritative": True,
+            "resource_record_count": 0,
+            "is_default": True,
+            "resource_uri": "/MAAS/api/2.0/domains/0/",
+        }
+    ]
     lab = ok(api.post("domains/", name="lab.example", ttl="120"))
     assert (lab["name"], lab["ttl"], lab["is_default"]) == ("lab.example", 120, False)
     refused(api.post("domains/", name="lab.example"), "name", "already exists")
@@ -68,15 +77,16 @@ def test_domains_default_create_rules_set_default_and_delete(api, dns_region):
     refused(api.post("subnets/", cidr="10.203.0.0/16"), "cidr", "would overlap with existing subnets")
     assert [d["name"] for d in ok(api.get("domains/"))] == ["maas", "lab.example"]
 
-    machine = ok(api.post("machines/", mac_addresses="52:54:00:d0:00:01", architecture="amd64/generic",
-                          power_type="manual"))
+    machine = ok(
+        api.post("machines/", mac_addresses="52:54:00:d0:00:01", architecture="amd64/generic", power_type="manual")
+    )
     assert machine["domain"]["name"] == "maas" and machine["fqdn"].endswith(".maas")
     assert ok(api.get(machine["domain"]["resource_uri"].removeprefix("/MAAS/api/2.0/")))["name"] == "maas"
     ok(api.post(f"domains/{lab['id']}/", op="set_default"))
     machine = ok(api.get(f"machines/{machine['system_id']}/"))
     assert machine["domain"]["id"] == lab["id"] and machine["fqdn"] == f"{machine['hostname']}.lab.example"
     assert [d["is_default"] for d in ok(api.get("domains/"))] == [False, True]
-    assert api.delete(f"domains/{lab['id']}/").status_code == 400       # the default cannot go
+    assert api.delete(f"domains/{lab['id']}/").status_code == 400  # the default cannot go
     ok(api.post("domains/0/", op="set_default"))
     ok(api.delete(f"domains/{lab['id']}/"), 204)
     assert api.get(f"domains/{lab['id']}/").status_code == 404
@@ -85,8 +95,9 @@ def test_domains_default_create_rules_set_default_and_delete(api, dns_region):
 
 
 def test_dns_resources_and_records_with_maas_s_rules(api, dns_region):
-    www = ok(api.post("dnsresources/", name="www", domain="maas", ip_addresses="10.203.1.5 2001:db8::5",
-                      address_ttl="60"))
+    www = ok(
+        api.post("dnsresources/", name="www", domain="maas", ip_addresses="10.203.1.5 2001:db8::5", address_ttl="60")
+    )
     assert www["fqdn"] == "www.maas" and www["address_ttl"] == 60
     assert [a["ip"] for a in www["ip_addresses"]] == ["10.203.1.5", "2001:db8::5"]
     assert ok(api.get(f"dnsresources/{www['id']}/")) == www
@@ -97,40 +108,62 @@ def test_dns_resources_and_records_with_maas_s_rules(api, dns_region):
 
     cname = ok(api.post("dnsresourcerecords/", fqdn="alias.maas", rrtype="cname", rrdata="www"))
     assert (cname["fqdn"], cname["rrtype"], cname["rrdata"]) == ("alias.maas", "CNAME", "www")
-    refused(api.post("dnsresourcerecords/", fqdn="www.maas", rrtype="CNAME", rrdata="x"), "rrtype",
-            "cannot coexist")
-    refused(api.post("dnsresourcerecords/", fqdn="alias.maas", rrtype="TXT", rrdata="hello"), "rrtype",
-            "cannot coexist")
+    refused(api.post("dnsresourcerecords/", fqdn="www.maas", rrtype="CNAME", rrdata="x"), "rrtype", "cannot coexist")
+    refused(
+        api.post("dnsresourcerecords/", fqdn="alias.maas", rrtype="TXT", rrdata="hello"), "rrtype", "cannot coexist"
+    )
     alias = ok(api.get("dnsresources/", fqdn="alias.maas"))[0]
-    refused(api.put(f"dnsresources/{alias['id']}/", ip_addresses="10.203.1.7"), "ip_addresses",
-            "Cannot add address: CNAME present.")
-    refused(api.post("dnsresourcerecords/", fqdn="mail.maas", rrtype="MX", rrdata="70000 mx"), "rrdata",
-            "Invalid MX")
-    refused(api.post("dnsresourcerecords/", fqdn="mail.maas", rrtype="A", rrdata="10.0.0.1"), "rrtype",
-            "is not one of")
+    refused(
+        api.put(f"dnsresources/{alias['id']}/", ip_addresses="10.203.1.7"),
+        "ip_addresses",
+        "Cannot add address: CNAME present.",
+    )
+    refused(api.post("dnsresourcerecords/", fqdn="mail.maas", rrtype="MX", rrdata="70000 mx"), "rrdata", "Invalid MX")
+    refused(api.post("dnsresourcerecords/", fqdn="mail.maas", rrtype="A", rrdata="10.0.0.1"), "rrtype", "is not one of")
     mx = ok(api.post("dnsresourcerecords/", name="@", domain="0", rrtype="MX", rrdata="10 www.maas."))
     assert mx["fqdn"] == "maas"
     assert {r["rrtype"] for r in ok(api.get("dnsresourcerecords/", domain="maas"))} == {"CNAME", "MX"}
-    assert ok(api.get("domains/0/"))["resource_record_count"] == 3       # 2 records + 1 address
+    assert ok(api.get("domains/0/"))["resource_record_count"] == 3  # 2 records + 1 address
     ok(api.put(f"dnsresourcerecords/{mx['id']}/", rrdata="20 www.maas."))
     assert ok(api.get(f"dnsresourcerecords/{mx['id']}/"))["rrdata"] == "20 www.maas."
     for record in (cname, mx):
         ok(api.delete(f"dnsresourcerecords/{record['id']}/"), 204)
-    assert api.get(f"dnsresources/{alias['id']}/").status_code == 404      # nothing left on it
+    assert api.get(f"dnsresources/{alias['id']}/").status_code == 404  # nothing left on it
     ok(api.delete(f"dnsresources/{www['id']}/"), 204)
     assert ok(api.get("dnsresources/")) == []
 
 
 def test_implied_records_of_nodes_with_leased_addresses(api, dns_region):
     process, _ = dns_region
-    machine = ok(api.post("machines/", hostname="leased1", mac_addresses="52:54:00:d0:00:02",
-                          architecture="amd64/generic", power_type="manual"))
+    machine = ok(
+        api.post(
+            "machines/",
+            hostname="leased1",
+            mac_addresses="52:54:00:d0:00:02",
+            architecture="amd64/generic",
+            power_type="manual",
+        )
+    )
     rack_id = run_db(process.config, lambda conn: racks.register_rack(conn, "rk0001", "rack0", "0.1.0", []))
 
     async def lease(conn):
-        return await leases.apply_events(conn, rack_id, [{
-            "id": 1, "key": "k1", "action": "commit", "ip": "10.203.2.50", "mac": "52:54:00:d0:00:02",
-            "lease_time": 600, "expires": int(time.time()) + 600, "cltt": int(time.time()), "time": time.time()}])
+        return await leases.apply_events(
+            conn,
+            rack_id,
+            [
+                {
+                    "id": 1,
+                    "key": "k1",
+                    "action": "commit",
+                    "ip": "10.203.2.50",
+                    "mac": "52:54:00:d0:00:02",
+                    "lease_time": 600,
+                    "expires": int(time.time()) + 600,
+                    "cltt": int(time.time()),
+                    "time": time.time(),
+                }
+            ],
+        )
 
     assert run_db(process.config, lease) == 1
     implied = [r for r in ok(api.get("dnsresources/", all="true")) if r["fqdn"] == "leased1.maas"]
@@ -143,8 +176,11 @@ def test_implied_records_of_nodes_with_leased_addresses(api, dns_region):
 def test_settings_are_checked_before_any_daemon_sees_them(api):
     for name, value, part in [
         ("upstream_dns", "192.0.2.1 dns.example.com", "Invalid IP address: dns.example.com"),
-        ("ntp_servers", "ntp.example.com bad_host!", "Invalid hostname: Host label cannot contain underscore: "
-                                                   "'bad_host!'"),
+        (
+            "ntp_servers",
+            "ntp.example.com bad_host!",
+            "Invalid hostname: Host label cannot contain underscore: 'bad_host!'",
+        ),
         ("dnssec_validation", "sure", "'sure' is not a valid dnssec_validation"),
         ("network_discovery", "maybe", "'maybe' is not a valid network_discovery"),
         ("default_dns_ttl", "soon", "Enter a whole number."),
@@ -158,25 +194,47 @@ def test_settings_are_checked_before_any_daemon_sees_them(api):
 
 def test_discoveries_shapes_filters_and_clear(api, dns_region):
     process, _ = dns_region
-    rack_id = run_db(process.config, lambda conn: racks.register_rack(conn, "rk0002", "rack2", "0.1.0", [
-        {"name": "eth1", "mac": "52:54:00:d0:01:01", "addresses": ["10.203.3.2/24"]}]))
+    rack_id = run_db(
+        process.config,
+        lambda conn: racks.register_rack(
+            conn,
+            "rk0002",
+            "rack2",
+            "0.1.0",
+            [{"name": "eth1", "mac": "52:54:00:d0:01:01", "addresses": ["10.203.3.2/24"]}],
+        ),
+    )
     now = time.time()
 
     async def report(conn):
-        return await discoveries.record(conn, rack_id, [
-            {"ip": "10.203.3.77", "mac": "52:54:00:d0:01:77", "interface": "eth1", "vid": None, "time": now - 5},
-            {"ip": "10.203.3.78", "mac": "52:54:00:d0:01:78", "interface": "eth1", "vid": None, "time": now},
-            {"ip": "10.203.3.2", "mac": "52:54:00:d0:01:01", "interface": "eth1", "vid": None, "time": now - 1},
-            # a replay older than what is stored changes nothing
-            {"ip": "10.203.3.77", "mac": "52:54:00:d0:01:99", "interface": "eth1", "vid": None, "time": now - 60},
-        ])
+        return await discoveries.record(
+            conn,
+            rack_id,
+            [
+                {"ip": "10.203.3.77", "mac": "52:54:00:d0:01:77", "interface": "eth1", "vid": None, "time": now - 5},
+                {"ip": "10.203.3.78", "mac": "52:54:00:d0:01:78", "interface": "eth1", "vid": None, "time": now},
+                {"ip": "10.203.3.2", "mac": "52:54:00:d0:01:01", "interface": "eth1", "vid": None, "time": now - 1},
+                # a replay older than what is stored changes nothing
+                {"ip": "10.203.3.77", "mac": "52:54:00:d0:01:99", "interface": "eth1", "vid": None, "time": now - 60},
+            ],
+        )
 
     assert run_db(process.config, report) == 3
     found = ok(api.get("discovery/"))
-    assert [d["ip"] for d in found] == ["10.203.3.78", "10.203.3.2", "10.203.3.77"]      # newest first
+    assert [d["ip"] for d in found] == ["10.203.3.78", "10.203.3.2", "10.203.3.77"]  # newest first
     first = found[0]
-    assert set(first) == {"discovery_id", "ip", "mac_address", "mac_organization", "last_seen", "hostname",
-                          "fabric_name", "vid", "observer", "resource_uri"}
+    assert set(first) == {
+        "discovery_id",
+        "ip",
+        "mac_address",
+        "mac_organization",
+        "last_seen",
+        "hostname",
+        "fabric_name",
+        "vid",
+        "observer",
+        "resource_uri",
+    }
     assert first["observer"]["hostname"] == "rack2" and first["observer"]["interface_name"] == "eth1"
     assert first["fabric_name"] and first["last_seen"].endswith("Z")
     assert ok(api.get(first["resource_uri"].removeprefix("/MAAS/api/2.0/"))) == first
@@ -201,8 +259,11 @@ def test_region_controllers_show_their_services(api):
         region = ok(api.get("regioncontrollers/"))[0]
         return {s["name"]: (s["status"], s["status_info"]) for s in region["service_set"]}
 
-    services = wait_until(lambda: (found := shown()) and found["bind9"][0] != "unknown" and found, 10,
-                          what="the region's first status report")
+    services = wait_until(
+        lambda: (found := shown()) and found["bind9"][0] != "unknown" and found,
+        10,
+        what="the region's first status report",
+    )
     region = ok(api.get("regioncontrollers/"))[0]
     assert set(services) == {"regiond", "bind9", "ntp_region"}
     assert services["regiond"][0] == "running"

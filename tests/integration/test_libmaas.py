@@ -67,8 +67,14 @@ def test_list_fabrics_and_their_vlans(client, api, fabric):
 
 def test_create_subnet_and_dynamic_range(client, api, fabric):
     vlan = fabric.vlans.get_default()
-    subnet = client.subnets.create(CIDR, vlan, name="libmaas-net", gateway_ip="10.202.180.1",
-                                   dns_servers=["10.202.180.2", "10.202.180.3"], rdns_mode=RDNSMode.ENABLED)
+    subnet = client.subnets.create(
+        CIDR,
+        vlan,
+        name="libmaas-net",
+        gateway_ip="10.202.180.1",
+        dns_servers=["10.202.180.2", "10.202.180.3"],
+        rdns_mode=RDNSMode.ENABLED,
+    )
     assert (subnet.cidr, subnet.name, subnet.gateway_ip) == (CIDR, "libmaas-net", "10.202.180.1")
     assert subnet.dns_servers == ["10.202.180.2", "10.202.180.3"]
     assert subnet.rdns_mode == RDNSMode.ENABLED
@@ -76,10 +82,15 @@ def test_create_subnet_and_dynamic_range(client, api, fabric):
     assert CIDR in [s.cidr for s in client.subnets.list()]
     assert client.subnets.get(subnet.id).cidr == CIDR
 
-    dynamic = client.ip_ranges.create("10.202.180.100", "10.202.180.200", type=IPRangeType.DYNAMIC,
-                                      subnet=subnet, comment="pxe")
+    dynamic = client.ip_ranges.create(
+        "10.202.180.100", "10.202.180.200", type=IPRangeType.DYNAMIC, subnet=subnet, comment="pxe"
+    )
     assert (dynamic.start_ip, dynamic.end_ip, dynamic.type, dynamic.comment) == (
-        "10.202.180.100", "10.202.180.200", IPRangeType.DYNAMIC, "pxe")
+        "10.202.180.100",
+        "10.202.180.200",
+        IPRangeType.DYNAMIC,
+        "pxe",
+    )
     assert dynamic.subnet.id == subnet.id
     reserved = client.ip_ranges.create("10.202.180.10", "10.202.180.20")  # subnet found from the address
     assert reserved.subnet.id == subnet.id and reserved.type == IPRangeType.RESERVED
@@ -154,7 +165,10 @@ def test_maas_config_getters_and_setters(client):
     assert maas.get_main_archive() == "http://archive.ubuntu.com/ubuntu"
     assert maas.get_ports_archive() == "http://ports.ubuntu.com/ubuntu-ports"
     assert (maas.get_default_os(), maas.get_default_distro_series(), maas.get_commissioning_distro_series()) == (
-        "ubuntu", "noble", "noble")
+        "ubuntu",
+        "noble",
+        "noble",
+    )
     assert maas.get_http_proxy() is None and maas.get_enable_http_proxy() is True
     assert maas.get_curtin_verbose() is True and maas.get_kernel_options() is None
     assert maas.get_windows_kms_host() is None and maas.get_boot_images_auto_import() is True
@@ -174,10 +188,16 @@ def test_maas_config_getters_and_setters(client):
         maas.set_kernel_options("console=ttyS0")
         maas.set_name("libmaas-region")
         assert (maas.get_default_dns_ttl(), maas.get_dnssec_validation(), maas.get_default_storage_layout()) == (
-            300, maas.DNSSEC.NO, maas.StorageLayout.LVM)
+            300,
+            maas.DNSSEC.NO,
+            maas.StorageLayout.LVM,
+        )
         assert maas.get_http_proxy() == "http://proxy.example.com:3128/"
         assert (maas.get_curtin_verbose(), maas.get_kernel_options(), maas.get_name()) == (
-            False, "console=ttyS0", "libmaas-region")
+            False,
+            "console=ttyS0",
+            "libmaas-region",
+        )
     finally:
         maas.set_upstream_dns(None)
         maas.set_ntp_server("ntp.ubuntu.com")

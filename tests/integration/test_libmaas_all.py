@@ -349,19 +349,14 @@ READ_ONLY_HERE = [
 
 @pytest.mark.parametrize(
     "getter, setter, value, expected",
-    [
-        pytest.param(*s)
-        for s in SETTINGS
-    ],
+    [pytest.param(*s) for s in SETTINGS],
 )
 def test_maas_settings_round_trip(client, getter, setter, value, expected):
     getattr(client.maas, f"set_{setter}")(value)
     assert getattr(client.maas, f"get_{getter}")() == expected
 
 
-@pytest.mark.parametrize(
-    "getter", list(READ_ONLY_HERE)
-)
+@pytest.mark.parametrize("getter", list(READ_ONLY_HERE))
 def test_maas_settings_read_and_written_back(client, getter):
     value = getattr(client.maas, f"get_{getter}")()
     getattr(client.maas, f"set_{getter}")(value)

@@ -47,13 +47,27 @@ def import_test_images(region: RunningRegion, mirror: Path) -> None:
         info = tarfile.TarInfo("etc/hostname")
         info.size = 5
         tar.addfile(info, io.BytesIO(b"test\n"))
-    publish_image(mirror, os_name="debian", release="bookworm", arch="amd64", subarch="generic",
-                  version="20261206.1", files={"root-tgz": tarball})
+    publish_image(
+        mirror,
+        os_name="debian",
+        release="bookworm",
+        arch="amd64",
+        subarch="generic",
+        version="20261206.1",
+        files={"root-tgz": tarball},
+    )
     kernel, initrd = mirror.parent / f"{mirror.name}-kernel", mirror.parent / f"{mirror.name}-initrd"
     kernel.write_bytes(b"k" * 5000)
     initrd.write_bytes(b"i" * 7000)
-    publish_image(mirror, os_name="ephemeral", release="lifecycle", arch="amd64", subarch="generic",
-                  version="20261206.1", files={"boot-kernel": kernel, "boot-initrd": initrd})
+    publish_image(
+        mirror,
+        os_name="ephemeral",
+        release="lifecycle",
+        arch="amd64",
+        subarch="generic",
+        version="20261206.1",
+        files={"boot-kernel": kernel, "boot-initrd": initrd},
+    )
     assert region.import_mirror(mirror)["state"] == "done"
     with region.api() as api:  # what `deploy` installs when not told (MAAS's defaults are Ubuntu's)
         for name, value in (("default_osystem", "debian"), ("default_distro_series", "bookworm")):

@@ -27,15 +27,37 @@ def test_deploy_and_release_power_the_machine_through_its_bmc(region, workdir):
     try:
         redfish.start()
         shared = run_db(region.config, cluster.shared_secret)
-        joined = subprocess.run([*METALPLANE, "rack", "register", "--url", region.url, "--secret", shared,
-                                 "--data-dir", str(data_dir), "--hostname", "life-rack"],
-                                capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+        joined = subprocess.run(
+            [
+                *METALPLANE,
+                "rack",
+                "register",
+                "--url",
+                region.url,
+                "--secret",
+                shared,
+                "--data-dir",
+                str(data_dir),
+                "--hostname",
+                "life-rack",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            stdin=subprocess.DEVNULL,
+        )
         assert joined.returncode == 0, joined.stderr
         wait_until(lambda: any(r["hostname"] == "life-rack" for r in racks(region)), 30, what="the rack")
         with region.api() as api:
-            created = api.post("machines/", architecture="amd64/generic", power_type="redfish", commission="false",
-                               mac_addresses="52:54:02:aa:00:01", hostname=f"bmc-{secrets.token_hex(3)}",
-                               **{f"power_parameters_{k}": v for k, v in redfish.params("rf").items()})
+            created = api.post(
+                "machines/",
+                architecture="amd64/generic",
+                power_type="redfish",
+                commission="false",
+                mac_addresses="52:54:02:aa:00:01",
+                hostname=f"bmc-{secrets.token_hex(3)}",
+                **{f"power_parameters_{k}": v for k, v in redfish.params("rf").items()},
+            )
             assert created.status_code == 200, created.text
             sid = created.json()["system_id"]
             assert commission_with(region, api, sid, FACTS, {"00-cpuinfo": 0})["status_name"] == "Ready"

@@ -76,8 +76,9 @@ def test_pre_auth_rpc_frames_are_refused_and_memory_stays_bounded(worker):
     warm_up(process, pid)
     endpoint = worker_endpoints(process.url)[0]
     results: list = []
-    growth = peak_growth(pid, lambda: results.extend(asyncio.run(
-        flood(endpoint.host, endpoint.port, 64 * MiB, connections=8))))
+    growth = peak_growth(
+        pid, lambda: results.extend(asyncio.run(flood(endpoint.host, endpoint.port, 64 * MiB, connections=8)))
+    )
     assert all(r.closed for r in results), results
     assert sum(r.sent for r in results) < 8 * 16 * MiB, results
     assert growth < LIMIT, f"worker peak RSS grew {growth / MB:.1f} MB"
@@ -89,8 +90,12 @@ def assert_body_refused_within_bounds(process, pid: int, path: str, chunked: boo
     worker's peak RSS rises less than LIMIT."""
     warm_up(process, pid)
     results: list = []
-    growth = peak_growth(pid, lambda: results.extend(asyncio.run(post_flood(
-        "127.0.0.1", process.config.port, path, 200 * MB, connections=1, chunked=chunked))))
+    growth = peak_growth(
+        pid,
+        lambda: results.extend(
+            asyncio.run(post_flood("127.0.0.1", process.config.port, path, 200 * MB, connections=1, chunked=chunked))
+        ),
+    )
     (result,) = results
     assert result.status == 413 and result.closed, result
     assert growth < LIMIT, f"worker peak RSS grew {growth / MB:.1f} MB"

@@ -21,7 +21,6 @@ import uuid
 
 import httpx
 import pytest
-
 from sqlalchemy import event
 
 from metalplane.region.bootstrap import run_db
@@ -53,8 +52,14 @@ def region(databases):
     running = RunningRegion(process, key)
     with running.api() as api:
         for filetype, content in (("boot-kernel", b"kernel"), ("boot-initrd", b"initrd")):
-            response = api.post("boot-resources/", name="ephemeral/bookworm", architecture="amd64/generic",
-                                filetype=filetype, version="1", content=content)
+            response = api.post(
+                "boot-resources/",
+                name="ephemeral/bookworm",
+                architecture="amd64/generic",
+                filetype=filetype,
+                version="1",
+                content=content,
+            )
             assert response.status_code == 201, response.text
     yield running
     process.stop()
@@ -70,12 +75,19 @@ def metadata(region: RunningRegion, path: str) -> str:
     return f"{region.url}metadata/{path}"
 
 
-def post(region: RunningRegion, path: str, body: bytes | str | dict | list | int, *, source: str = MACHINE_IP,
-         headers: dict[str, str] | None = None) -> httpx.Response:
+def post(
+    region: RunningRegion,
+    path: str,
+    body: bytes | str | dict | list | int,
+    *,
+    source: str = MACHINE_IP,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
     content = body if isinstance(body, bytes) else (body if isinstance(body, str) else json.dumps(body)).encode()
     with http(source) as client:
-        return client.post(metadata(region, path), content=content,
-                           headers={"Content-Type": "application/json", **(headers or {})})
+        return client.post(
+            metadata(region, path), content=content, headers={"Content-Type": "application/json", **(headers or {})}
+        )
 
 
 def boot_config(region: RunningRegion, mac: str, client_ip: str | None) -> BootConfig:
@@ -106,7 +118,7 @@ def enrol_credential(config: BootConfig) -> str | None:
 
 def new_mac() -> str:
     digits = uuid.uuid4().hex[:6]
-    return "52:54:01:" + ":".join(digits[i:i + 2] for i in range(0, 6, 2))
+    return "52:54:01:" + ":".join(digits[i : i + 2] for i in range(0, 6, 2))
 
 
 def machines(region: RunningRegion) -> list[dict]:
@@ -148,24 +160,27 @@ def read_machine(region: RunningRegion, system_id: str) -> dict:
 # -- enlist: anonymous, bounded, never a 5xx --------------------------------------------------
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"mac_addresses": [1]}, "mac_addresses"),
-    ({"mac_addresses": 5}, "mac_addresses"),
-    ({"mac_addresses": "52:54:00:12:34:56"}, "mac_addresses"),
-    ({"mac_addresses": [None]}, "mac_addresses"),
-    ({"mac_addresses": [{"a": 1}]}, "mac_addresses"),
-    ({"mac_addresses": []}, "mac_addresses"),
-    ({}, "mac_addresses"),
-    ({"mac_addresses": ["52:54:00:12:34:zz"]}, "mac_addresses"),
-    ({"mac_addresses": ["52:54:00:12:34:56\u0000"]}, "mac_addresses"),
-    ({"mac_addresses": ["52:54:00:12:34:56"], "architecture": 5}, "architecture"),
-    ({"mac_addresses": ["52:54:00:12:34:56"], "architecture": "x/" * 40}, "architecture"),
-    ({"mac_addresses": ["52:54:00:12:34:56"], "boot_method": "pxe\u0000"}, "boot_method"),
-    (5, None),
-    ([1], None),
-    ("{not json", None),
-    ("[" * 60_000, None),  # nested past Python's recursion limit
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"mac_addresses": [1]}, "mac_addresses"),
+        ({"mac_addresses": 5}, "mac_addresses"),
+        ({"mac_addresses": "52:54:00:12:34:56"}, "mac_addresses"),
+        ({"mac_addresses": [None]}, "mac_addresses"),
+        ({"mac_addresses": [{"a": 1}]}, "mac_addresses"),
+        ({"mac_addresses": []}, "mac_addresses"),
+        ({}, "mac_addresses"),
+        ({"mac_addresses": ["52:54:00:12:34:zz"]}, "mac_addresses"),
+        ({"mac_addresses": ["52:54:00:12:34:56\u0000"]}, "mac_addresses"),
+        ({"mac_addresses": ["52:54:00:12:34:56"], "architecture": 5}, "architecture"),
+        ({"mac_addresses": ["52:54:00:12:34:56"], "architecture": "x/" * 40}, "architecture"),
+        ({"mac_addresses": ["52:54:00:12:34:56"], "boot_method": "pxe\u0000"}, "boot_method"),
+        (5, None),
+        ([1], None),
+        ("{not json", None),
+        ("[" * 60_000, None),  # nested past Python's recursion limit
+    ],
+)
 def test_bad_enlistments_are_400s_naming_the_field_and_create_nothing(region, body, field):
     before = len(machines(region))
     response = post(region, "enlist", body)
@@ -194,8 +209,9 @@ def test_an_oversized_body_is_refused_before_it_is_read(region):
 
 def test_enlisting_an_unknown_machine_with_many_macs(region):
     macs = [new_mac() for _ in range(63)]
-    response = post(region, "enlist", {"mac_addresses": [*macs, macs[0].upper()], "architecture": "amd64",
-                                       "boot_method": "pxe"})
+    response = post(
+        region, "enlist", {"mac_addresses": [*macs, macs[0].upper()], "architecture": "amd64", "boot_method": "pxe"}
+    )
     assert response.status_code == 200, response.text
     enlisted = read_machine(region, response.json()["system_id"])
     assert enlisted["status_name"] == "New" and enlisted["architecture"] == "amd64/generic"
@@ -206,8 +222,11 @@ def test_enlisting_with_a_known_mac_changes_nothing_and_names_no_machine(region)
     known_mac = new_mac()
     known = create_machine(region, known_mac, architecture="amd64/generic", hostname="known-one")
     before = machines(region)
-    response = post(region, "enlist", {"mac_addresses": [new_mac(), known_mac.upper()], "architecture": "arm64/generic",
-                                       "boot_method": "uefi"})
+    response = post(
+        region,
+        "enlist",
+        {"mac_addresses": [new_mac(), known_mac.upper()], "architecture": "arm64/generic", "boot_method": "uefi"},
+    )
     assert response.status_code == 400
     assert response.json() == {"mac_addresses": [f"MAC address {known_mac} already in use."]}
     assert known["system_id"] not in response.text and "known-one" not in response.text
@@ -225,8 +244,10 @@ def test_a_commissioning_boot_config_carries_a_credential_not_the_token(region):
     credential = enrol_credential(config)
     assert credential and "token=" not in (config.params or "")
     # The credential itself is no token.
-    assert post(region, "commission/facts", {"cpu_count": 1},
-                headers={"Authorization": f"Token {credential}"}).status_code == 401
+    assert (
+        post(region, "commission/facts", {"cpu_count": 1}, headers={"Authorization": f"Token {credential}"}).status_code
+        == 401
+    )
     # The same address asking again (a retried TFTP request) gets the same credential.
     assert enrol_credential(boot_config(region, mac, MACHINE_IP)) == credential
 
@@ -241,8 +262,7 @@ def test_another_host_gets_no_credential_and_cannot_use_the_machines(region):
     # It read the machine's credential off the wire: from its own address it is worth nothing.
     refused = post(region, "enrol", b"", source=OTHER_IP, headers={"Authorization": f"Enrol {credential}"})
     assert refused.status_code == 403
-    for path, body in (("commission/facts", {"cpu_count": 64, "memory_mib": 1}),
-                       ("commission/done", {"result": "ok"})):
+    for path, body in (("commission/facts", {"cpu_count": 64, "memory_mib": 1}), ("commission/done", {"result": "ok"})):
         forged = post(region, path, body, source=OTHER_IP, headers={"Authorization": f"Token {credential}"})
         assert forged.status_code == 401
     assert read_machine(region, machine["system_id"])["status_name"] == "Commissioning"
@@ -253,8 +273,12 @@ def test_another_host_gets_no_credential_and_cannot_use_the_machines(region):
     assert again.status_code == 401
     # Fetching the config after the machine enrolled gives another host nothing either.
     assert enrol_credential(boot_config(region, mac, OTHER_IP)) is None
-    facts = post(region, "commission/facts", {"cpu_count": 2, "memory_mib": 512},
-                 headers={"Authorization": f"Token {token.text}"})
+    facts = post(
+        region,
+        "commission/facts",
+        {"cpu_count": 2, "memory_mib": 512},
+        headers={"Authorization": f"Token {token.text}"},
+    )
     assert facts.status_code == 200
     done = post(region, "commission/done", {"result": "ok"}, headers={"Authorization": f"Token {token.text}"})
     assert done.status_code == 200
@@ -275,13 +299,17 @@ def test_commissioning_again_voids_the_previous_credential_and_token(region):
     machine, mac = commissioning_machine(region)
     credential = enrol_credential(boot_config(region, mac, MACHINE_IP))
     token = post(region, "enrol", b"", headers={"Authorization": f"Enrol {credential}"}).text
-    assert post(region, "commission/done", {"result": "failed"},
-                headers={"Authorization": f"Token {token}"}).status_code == 200
+    assert (
+        post(region, "commission/done", {"result": "failed"}, headers={"Authorization": f"Token {token}"}).status_code
+        == 200
+    )
     with region.api() as api:
         assert api.post(f"machines/{machine['system_id']}/", op="commission").status_code == 200
     assert post(region, "enrol", b"", headers={"Authorization": f"Enrol {credential}"}).status_code == 401
-    assert post(region, "commission/facts", {"cpu_count": 1},
-                headers={"Authorization": f"Token {token}"}).status_code == 401
+    assert (
+        post(region, "commission/facts", {"cpu_count": 1}, headers={"Authorization": f"Token {token}"}).status_code
+        == 401
+    )
     fresh = enrol_credential(boot_config(region, mac, MACHINE_IP))
     assert fresh and fresh != credential
 
@@ -295,21 +323,24 @@ def test_bad_enrolment_credentials_are_401s(region, header):
 # -- facts, scripts, done: a token, then bounded input -----------------------------------------
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"mac_addresses": [1]}, "cpu_count"),
-    ({"cpu_count": "4"}, "cpu_count"),
-    ({"cpu_count": True}, "cpu_count"),
-    ({"cpu_count": 0}, "cpu_count"),
-    ({"cpu_count": 2**40}, "cpu_count"),
-    ({"cpu_count": 1, "memory_mib": 2**40}, "memory_mib"),
-    ({"cpu_count": 1, "memory_physical_mib": -1}, "memory_physical_mib"),
-    ({"cpu_count": 1, "architecture": ["amd64"]}, "architecture"),
-    ({"cpu_count": 1, "cpu_model": "x\u0000y"}, "cpu_model"),
-    ({"cpu_count": 1, "disks": [{"name": "d"}] * 300}, "disks"),
-    ({"cpu_count": 1, "interfaces": [[[[[[["deep"]]]]]]]}, "interfaces"),
-    ({"cpu_count": 1, "image": {"k" * 100: 1}}, "image"),
-    ({"cpu_count": 1, "kernel": "k" * 5000}, "kernel"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"mac_addresses": [1]}, "cpu_count"),
+        ({"cpu_count": "4"}, "cpu_count"),
+        ({"cpu_count": True}, "cpu_count"),
+        ({"cpu_count": 0}, "cpu_count"),
+        ({"cpu_count": 2**40}, "cpu_count"),
+        ({"cpu_count": 1, "memory_mib": 2**40}, "memory_mib"),
+        ({"cpu_count": 1, "memory_physical_mib": -1}, "memory_physical_mib"),
+        ({"cpu_count": 1, "architecture": ["amd64"]}, "architecture"),
+        ({"cpu_count": 1, "cpu_model": "x\u0000y"}, "cpu_model"),
+        ({"cpu_count": 1, "disks": [{"name": "d"}] * 300}, "disks"),
+        ({"cpu_count": 1, "interfaces": [[[[[[["deep"]]]]]]]}, "interfaces"),
+        ({"cpu_count": 1, "image": {"k" * 100: 1}}, "image"),
+        ({"cpu_count": 1, "kernel": "k" * 5000}, "kernel"),
+    ],
+)
 def test_bad_facts_are_400s_naming_the_field(region, body, field):
     machine, token = enrolled_token(region)
     response = post(region, "commission/facts", body, headers={"Authorization": f"Token {token}"})
@@ -320,8 +351,12 @@ def test_bad_facts_are_400s_naming_the_field(region, body, field):
 
 def test_facts_and_done_need_a_token(region):
     for path in ("commission/facts", "commission/done", "commission/scripts/00-cpuinfo"):
-        for headers in (None, {"Authorization": "Token"}, {"Authorization": "Token unknown"},
-                        {"Authorization": "Bearer x"}):
+        for headers in (
+            None,
+            {"Authorization": "Token"},
+            {"Authorization": "Token unknown"},
+            {"Authorization": "Bearer x"},
+        ):
             assert post(region, path, {"mac_addresses": [1]}, headers=headers).status_code == 401
     with http() as client:
         assert client.get(metadata(region, "commission/scripts")).status_code == 401
@@ -352,13 +387,16 @@ def test_script_results_are_bounded(region):
     assert (kept["exit_status"], kept["output"]) == (1, "second")
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"result": 5}, "result"),
-    ({"result": "maybe"}, "result"),
-    ({"result": "ok", "failed_scripts": 5}, "failed_scripts"),
-    ({"result": "ok", "failed_scripts": ["a\u0000"]}, "failed_scripts"),
-    ({"result": "ok", "failed_scripts": ["x"] * 300}, "failed_scripts"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"result": 5}, "result"),
+        ({"result": "maybe"}, "result"),
+        ({"result": "ok", "failed_scripts": 5}, "failed_scripts"),
+        ({"result": "ok", "failed_scripts": ["a\u0000"]}, "failed_scripts"),
+        ({"result": "ok", "failed_scripts": ["x"] * 300}, "failed_scripts"),
+    ],
+)
 def test_bad_done_reports_are_400s_and_leave_it_commissioning(region, body, field):
     machine, token = enrolled_token(region)
     response = post(region, "commission/done", body, headers={"Authorization": f"Token {token}"})

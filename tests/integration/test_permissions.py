@@ -57,8 +57,7 @@ TABLE: dict[str, dict[str, tuple[int, int | None]]] = {
     "power_cycle": dict(zip(ROLES, [(200, None), (200, None), (403, None), (401, None), (403, None), (200, None)])),
     "query_power_state": dict(zip(ROLES, [(200, 200), (200, 200), (403, 403), (401, 401), (200, 200), (200, 200)])),
     "commission": dict(zip(ROLES, [(200, 200), (403, 403), (403, 403), (401, 401), (403, 403), (200, 200)])),
-    "commissioning_results": dict(zip(ROLES, [(200, 200), (200, 200), (403, 403), (401, 401), (200, 200),
-                                              (200, 200)])),
+    "commissioning_results": dict(zip(ROLES, [(200, 200), (200, 200), (403, 403), (401, 401), (200, 200), (200, 200)])),
     # The lifecycle, on a New machine: allowed callers get the state's 409.
     "deploy": dict(zip(ROLES, [(409, 409), (409, 409), (403, 403), (401, 401), (409, 409), (409, 409)])),
     "release": dict(zip(ROLES, [(409, 409), (409, 409), (403, 403), (401, 401), (409, 409), (409, 409)])),
@@ -75,14 +74,14 @@ STATUS_AFTER = {"commission": "Commissioning", "mark_broken": "Broken"}
 # Where metalplane answers otherwise than MAAS, and why (docs/security.md, "API").
 DEVIATIONS = {
     ("power_on", "user, unowned"): "MAAS: 409 \"Can't start node: it hasn't been allocated.\"; a pool machine "
-                                   "is no user's to power: 403",
+    "is no user's to power: 403",
     ("power_on", "admin, unowned"): "MAAS refuses admins too (409); metalplane has no allocation yet, and admins "
-                                    "power pool machines for maintenance",
+    "power pool machines for maintenance",
     ("power_off", "user, unowned"): "MAAS's edit permission lets any user power off a machine nobody owns",
     ("mark_broken", "user, unowned"): "MAAS: only the owner; a pool machine may be marked broken by a user here",
     ("mark_broken", "admin, unowned"): "MAAS: only the owner, admins included",
     ("set_owner_data", "user, unowned"): "MAAS: 409 \"it hasn't been acquired\"; python-libmaas's save() of a "
-                                         "new machine's owner_data needs it",
+    "new machine's owner_data needs it",
     ("set_owner_data", "admin, unowned"): "as for a user",
 }
 
@@ -92,8 +91,7 @@ def lab(databases):
     root = world_traversable_tempdir("mp-perms-")
     dbname = databases.new_database()
     config = make_region_config(databases, dbname, root / "data")
-    keys = {"admin": create_admin(config), "owner": create_user(config, "owner"),
-            "other": create_user(config, "other")}
+    keys = {"admin": create_admin(config), "owner": create_user(config, "owner"), "other": create_user(config, "other")}
     keys["user, unowned"] = keys["other"]
     keys["admin, unowned"] = keys["admin"]
     process = RegionProcess(config, root / "region")
@@ -106,13 +104,15 @@ def lab(databases):
 
 def new_machine(region: RunningRegion, owner: str | None) -> str:
     digits = uuid.uuid4().hex[:6]
-    mac = "52:54:02:" + ":".join(digits[i:i + 2] for i in range(0, 6, 2))
+    mac = "52:54:02:" + ":".join(digits[i : i + 2] for i in range(0, 6, 2))
     with region.api() as api:
-        response = api.post("machines/", mac_addresses=mac, power_type="manual", architecture="amd64/generic",
-                            commission="false")
+        response = api.post(
+            "machines/", mac_addresses=mac, power_type="manual", architecture="amd64/generic", commission="false"
+        )
         assert response.status_code == 200, response.text
         system_id = response.json()["system_id"]
     if owner is not None:
+
         async def own(conn) -> None:
             user_id = users.select().where(users.c.username == owner).with_only_columns(users.c.id).scalar_subquery()
             await conn.execute(update(nodes).where(nodes.c.system_id == system_id).values(owner_id=user_id))
@@ -127,8 +127,12 @@ def test_every_rule_has_a_row_and_every_row_a_rule():
 
 
 def test_deviations_from_maas_are_exactly_the_listed_ones():
-    differing = {(action, role) for action, row in TABLE.items() for role, (ours, maas) in row.items()
-                 if maas is not None and ours != maas}
+    differing = {
+        (action, role)
+        for action, row in TABLE.items()
+        for role, (ours, maas) in row.items()
+        if maas is not None and ours != maas
+    }
     assert differing == set(DEVIATIONS)
 
 

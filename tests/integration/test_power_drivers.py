@@ -30,7 +30,7 @@ from tests.support.bmc_ipmi import IpmiSimBmc, command_hook
 from tests.support.bmc_redfish import HttpBmc, HttpBmcEmulator, farm
 from tests.support.processes import wait_until
 
-PASSWORD = "Sup3rSecretPw"          # must never show up in an error message
+PASSWORD = "Sup3rSecretPw"  # must never show up in an error message
 
 
 def loopback_address() -> str:
@@ -53,8 +53,9 @@ def assert_clean(error: BaseException, bmc_name: str) -> None:
 @pytest.fixture(scope="module")
 def ipmi_bmc(tmp_path_factory):
     address = loopback_address()
-    bmc = IpmiSimBmc(tmp_path_factory.mktemp("ipmi"), address, free_udp_port(address), user="admin",
-                     password=PASSWORD, debug=True)
+    bmc = IpmiSimBmc(
+        tmp_path_factory.mktemp("ipmi"), address, free_udp_port(address), user="admin", password=PASSWORD, debug=True
+    )
     bmc.start()
     yield bmc
     bmc.stop()
@@ -63,12 +64,15 @@ def ipmi_bmc(tmp_path_factory):
 @pytest.fixture(scope="module")
 def http_bmcs(tmp_path_factory):
     address = loopback_address()
-    emu = HttpBmcEmulator(tmp_path_factory.mktemp("redfish"), [
-        HttpBmc("rf1", address, 0, username="root", password=PASSWORD, systems=["1", "2"]),
-        HttpBmc("rf2", address, 0, username="root", password=PASSWORD, systems=["1"]),
-        HttpBmc("hook", address, 0, kind="webhook", token=PASSWORD),
-        HttpBmc("hookb", address, 0, kind="webhook", username="ops", password=PASSWORD),
-    ])
+    emu = HttpBmcEmulator(
+        tmp_path_factory.mktemp("redfish"),
+        [
+            HttpBmc("rf1", address, 0, username="root", password=PASSWORD, systems=["1", "2"]),
+            HttpBmc("rf2", address, 0, username="root", password=PASSWORD, systems=["1"]),
+            HttpBmc("hook", address, 0, kind="webhook", token=PASSWORD),
+            HttpBmc("hookb", address, 0, kind="webhook", username="ops", password=PASSWORD),
+        ],
+    )
     emu.start()
     yield emu
     emu.stop()
@@ -82,6 +86,7 @@ async def registry():
 
 
 # --------------------------------------------------------------------------- IPMI
+
 
 @pytest.mark.parametrize("client", ["ipmitool", "freeipmi"])
 async def test_ipmi_on_off_query_cycle_change_the_bmc(ipmi_bmc, registry, client):
@@ -100,10 +105,14 @@ async def test_ipmi_on_off_query_cycle_change_the_bmc(ipmi_bmc, registry, client
     # cycle of an on machine: ipmi_sim powers off, then on again about 1 s later
     before = len(ipmi_bmc.chassis_calls())
     assert await driver.cycle(params) is None
-    wait_until(lambda: ipmi_bmc.power and "set power 1" in ipmi_bmc.chassis_calls()[before:], 5,
-               what="power back on after cycle")
-    assert ipmi_bmc.chassis_calls()[before:].index("set power 0") < \
-        ipmi_bmc.chassis_calls()[before:].index("set power 1")
+    wait_until(
+        lambda: ipmi_bmc.power and "set power 1" in ipmi_bmc.chassis_calls()[before:],
+        5,
+        what="power back on after cycle",
+    )
+    assert ipmi_bmc.chassis_calls()[before:].index("set power 0") < ipmi_bmc.chassis_calls()[before:].index(
+        "set power 1"
+    )
 
 
 async def test_ipmi_boot_device_and_soft_off(ipmi_bmc, registry):
@@ -144,8 +153,7 @@ async def test_ipmi_parameter_problems_are_config_errors(ipmi_bmc, registry):
 
 async def test_ipmi_unreachable_bmc_times_out(registry):
     address = loopback_address()
-    params = {"power_address": f"{address}:{free_udp_port(address)}", "power_user": "admin",
-              "power_pass": PASSWORD}
+    params = {"power_address": f"{address}:{free_udp_port(address)}", "power_user": "admin", "power_pass": PASSWORD}
     runner = PowerRunner(PowerSettings(query_timeout=3, retries=0), registry)
     t0 = time.monotonic()
     with pytest.raises(PowerTimeoutError) as err:
@@ -157,8 +165,9 @@ async def test_ipmi_unreachable_bmc_times_out(registry):
 async def test_runner_wrong_ipmi_password_is_not_hammered(ipmi_bmc, registry):
     """A poller every 0.1 s against a BMC with a wrong password: it opens a session only at start and
     when its backoff ends, not ten times a second."""
-    settings = PowerSettings(poll_interval=0.1, retries=2, backoff_base=1.0, backoff_max=1.0, backoff_jitter=0,
-                             query_timeout=3)
+    settings = PowerSettings(
+        poll_interval=0.1, retries=2, backoff_base=1.0, backoff_max=1.0, backoff_jitter=0, query_timeout=3
+    )
     runner = PowerRunner(settings, registry)
     bad = ipmi_bmc.params(power_pass="wrong-password")
     before = ipmi_bmc.session_attempts()
@@ -169,7 +178,7 @@ async def test_runner_wrong_ipmi_password_is_not_hammered(ipmi_bmc, registry):
     await asyncio.sleep(2.5)
     await poller.stop()
     sessions = ipmi_bmc.session_attempts() - before
-    assert 2 <= sessions <= 3, sessions          # t=0, t~1, t~2 -- not ~25 (and no retries of a wrong password)
+    assert 2 <= sessions <= 3, sessions  # t=0, t~1, t~2 -- not ~25 (and no retries of a wrong password)
     health = runner.health_of("ipmi", bad)
     assert health.failing and health.last_error_kind == "auth"
     assert "RAKP 2 HMAC is invalid" in health.last_error and PASSWORD not in health.last_error
@@ -187,19 +196,28 @@ async def test_ipmi_power_hook_runs_a_process_while_on(tmp_path, registry):
         assert await driver.query(bmc.params()) == "off"
         await driver.on(bmc.params())
         pid = int((tmp_path / "bmc" / "vm.pid").read_text())
-        wait_until(lambda: Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] == b"sleep", 5,
-                   what="setsid to exec the hooked command")
+        wait_until(
+            lambda: Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] == b"sleep",
+            5,
+            what="setsid to exec the hooked command",
+        )
         assert await driver.query(bmc.params()) == "on"
         await driver.off(bmc.params())
-        wait_until(lambda: not Path(f"/proc/{pid}").exists() or
-                   Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z", 5, what="hooked process gone")
+        wait_until(
+            lambda: not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z",
+            5,
+            what="hooked process gone",
+        )
         assert await driver.query(bmc.params()) == "off"
         await driver.on(bmc.params())
         pid2 = int((tmp_path / "bmc" / "vm.pid").read_text())
     finally:
-        bmc.stop()                   # powers the hook off first
-    wait_until(lambda: not Path(f"/proc/{pid2}").exists() or
-               Path(f"/proc/{pid2}/stat").read_text().split()[2] == "Z", 5, what="hooked process gone at stop")
+        bmc.stop()  # powers the hook off first
+    wait_until(
+        lambda: not Path(f"/proc/{pid2}").exists() or Path(f"/proc/{pid2}/stat").read_text().split()[2] == "Z",
+        5,
+        what="hooked process gone at stop",
+    )
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
@@ -225,7 +243,8 @@ def test_ipmi_bmc_inside_netlab_namespace(tmp_path):
             "    except PowerError as e:\n"
             "        out.append(str(e))\n"
             "    print(json.dumps(out))\n"
-            "asyncio.run(main())\n")
+            "asyncio.run(main())\n"
+        )
         result = rack.run([sys.executable, "-c", script, json.dumps(bmc.params())], timeout=60)
         out = json.loads(result.stdout.strip().splitlines()[-1])
         assert out[:3] == ["off", None, "on"]
@@ -237,16 +256,17 @@ def test_ipmi_bmc_inside_netlab_namespace(tmp_path):
 
 # --------------------------------------------------------------------------- Redfish
 
+
 async def test_redfish_on_off_query_cycle_change_the_bmc(http_bmcs, registry):
     driver = registry.get("redfish")
     http_bmcs.set_power("rf1", "1", "Off")
     http_bmcs.set_power("rf1", "2", "Off")
-    first = http_bmcs.params("rf1")                    # no node_id: the first system is discovered
+    first = http_bmcs.params("rf1")  # no node_id: the first system is discovered
     second = http_bmcs.params("rf1", "2")
     assert await driver.query(first) == "off"
     assert await driver.on(first) is None
     assert http_bmcs.power_state("rf1", "1") == "On" and http_bmcs.power_state("rf1", "2") == "Off"
-    assert await driver.on(first) == "already on"       # no redundant reset (BMCs answer 409 to it)
+    assert await driver.on(first) == "already on"  # no redundant reset (BMCs answer 409 to it)
     assert await driver.on(second) is None
     assert await driver.query(second) == "on"
     assert await driver.cycle(second) is None
@@ -287,7 +307,7 @@ async def test_redfish_slow_bmc_times_out(http_bmcs, registry):
         t0 = time.monotonic()
         with pytest.raises(PowerTimeoutError) as err:
             await runner.query("redfish", http_bmcs.params("rf2"))
-        assert time.monotonic() - t0 < 2.5                # two attempts of 0.5 s, not 6 s
+        assert time.monotonic() - t0 < 2.5  # two attempts of 0.5 s, not 6 s
         assert_clean(err.value, http_bmcs.bmcs["rf2"].url)
     finally:
         http_bmcs.set_delay("rf2", 0.0)
@@ -308,11 +328,12 @@ async def test_redfish_over_https_with_self_signed_certificate(tmp_path, registr
             await driver.query({**params, "power_verify_ssl": "y"})
         assert_clean(err.value, emu.bmcs["tls"].address)
     finally:
-        await registry.aclose()      # a kept-alive TLS connection would hold up the server's shutdown
+        await registry.aclose()  # a kept-alive TLS connection would hold up the server's shutdown
         emu.stop()
 
 
 # --------------------------------------------------------------------------- webhook
+
 
 @pytest.mark.parametrize("name", ["hook", "hookb"])
 async def test_webhook_power(http_bmcs, registry, name):
@@ -330,7 +351,7 @@ async def test_webhook_power(http_bmcs, registry, name):
     with pytest.raises(PowerAuthError) as err:
         await driver.on({**params, secret_field: "wrong-" + PASSWORD})
     assert_clean(err.value, f"http://{http_bmcs.bmcs[name].url}")
-    assert "/machines/" not in str(err.value)            # named by origin only
+    assert "/machines/" not in str(err.value)  # named by origin only
     assert http_bmcs.power_state(name) == "Off"
 
 
@@ -341,6 +362,7 @@ async def test_manual(registry):
 
 
 # --------------------------------------------------------------------------- runner against real BMCs
+
 
 async def test_runner_one_call_at_a_time_per_real_bmc(http_bmcs, registry):
     http_bmcs.set_delay("rf1", 0.1)
@@ -358,14 +380,15 @@ async def test_runner_one_call_at_a_time_per_real_bmc(http_bmcs, registry):
         http_bmcs.set_delay("rf1", 0.0)
         http_bmcs.set_delay("rf2", 0.0)
     rf1, rf2 = http_bmcs.state("rf1"), http_bmcs.state("rf2")
-    assert rf1["max_in_flight"] == 1 and rf2["max_in_flight"] == 1     # the BMCs saw one request at a time
+    assert rf1["max_in_flight"] == 1 and rf2["max_in_flight"] == 1  # the BMCs saw one request at a time
     assert rf1["requests"] == 8 and rf2["requests"] == 4
-    assert 0.75 < elapsed < 1.6          # rf1's 8 calls in series (0.8 s), rf2's alongside them
+    assert 0.75 < elapsed < 1.6  # rf1's 8 calls in series (0.8 s), rf2's alongside them
 
 
 async def test_runner_backs_off_a_failing_redfish_bmc(http_bmcs, registry):
-    settings = PowerSettings(poll_interval=0.1, backoff_base=0.5, backoff_max=1.0, backoff_jitter=0,
-                             retries=2, retry_delay=0.05)
+    settings = PowerSettings(
+        poll_interval=0.1, backoff_base=0.5, backoff_max=1.0, backoff_jitter=0, retries=2, retry_delay=0.05
+    )
     runner = PowerRunner(settings, registry)
     poller = PowerPoller(runner)
     bad = http_bmcs.params("rf2", "1", power_pass="wrong-password")
@@ -398,5 +421,5 @@ async def test_poller_spreads_queries_over_real_bmcs(tmp_path, registry):
         emu.stop()
     assert len(times) >= 12
     assert {r.state for r in poller.results.values()} == {"off"} and len(poller.results) == 12
-    assert max_in_window(times, 0.05) <= 2, sorted(times)       # 12 polls 0.1 s apart, not a burst
+    assert max_in_window(times, 0.05) <= 2, sorted(times)  # 12 polls 0.1 s apart, not a burst
     assert max(times) - min(times) > 0.9

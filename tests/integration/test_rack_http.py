@@ -54,8 +54,9 @@ class World:
         return await self.service.apply_manifest(manifest or self.manifest, urls or [self.region.url])
 
 
-def make_manifest(region: FakeRegionFiles, version: str = VERSION, kernel: bytes = KERNEL,
-                  initrd: bytes = INITRD) -> dict:
+def make_manifest(
+    region: FakeRegionFiles, version: str = VERSION, kernel: bytes = KERNEL, initrd: bytes = INITRD
+) -> dict:
     return {"images": [image(NAME, version, {"boot-kernel": region.add(kernel), "boot-initrd": region.add(initrd)})]}
 
 
@@ -102,9 +103,12 @@ async def test_sync_downloads_verifies_and_serves(tmp_path):
         assert set(index["files"]) == {sha(KERNEL), sha(INITRD)}
         assert index["base_urls"] == [w.region.url]
         async with w.http() as client:
-            for path, data in ((f"{URL}/boot-kernel", KERNEL), (f"{URL}/boot-initrd", INITRD),
-                               (f"/images/by-sha256/{sha(INITRD)}", INITRD),
-                               (f"/images/{NAME}/amd64/generic/latest/boot-kernel", KERNEL)):
+            for path, data in (
+                (f"{URL}/boot-kernel", KERNEL),
+                (f"{URL}/boot-initrd", INITRD),
+                (f"/images/by-sha256/{sha(INITRD)}", INITRD),
+                (f"/images/{NAME}/amd64/generic/latest/boot-kernel", KERNEL),
+            ):
                 r = await client.get(path)
                 assert r.status_code == 200, path
                 assert sha(r.content) == sha(data)
@@ -264,9 +268,16 @@ async def test_verify_finds_corruption_even_when_the_file_looks_untouched(tmp_pa
             f.write(data)
         entry = w.cache.entry(s)
         # pretend the fingerprint still matches (as after bit rot), then verify
-        entry.fingerprint = tuple(int(x) for x in (
-            os.stat(path).st_dev, os.stat(path).st_ino, os.stat(path).st_size, os.stat(path).st_mtime_ns,
-            os.stat(path).st_ctime_ns))
+        entry.fingerprint = tuple(
+            int(x)
+            for x in (
+                os.stat(path).st_dev,
+                os.stat(path).st_ino,
+                os.stat(path).st_size,
+                os.stat(path).st_mtime_ns,
+                os.stat(path).st_ctime_ns,
+            )
+        )
         assert w.cache.open(s) is not None  # the fingerprint check alone cannot see it
         os.close(w.cache.open(s)[0])
         assert await w.cache.verify(s) is False
@@ -309,8 +320,9 @@ async def test_restart_without_region_serves_the_cache_and_rehashes_changed_file
         async with httpx.AsyncClient(base_url=base) as client:
             r = await client.get(f"{URL}/boot-initrd")
             assert r.status_code == 200 and sha(r.content) == sha(INITRD)
-            await wait_for(lambda: any(c.sha256 == sha(KERNEL) for c in service.cache.corruptions),
-                           what="re-hash after restart")
+            await wait_for(
+                lambda: any(c.sha256 == sha(KERNEL) for c in service.cache.corruptions), what="re-hash after restart"
+            )
             assert (await client.get(f"{URL}/boot-kernel")).status_code == 503
         # the re-sync it triggers fails (no region): degraded, still serving the initrd
         await wait_for(lambda: service.status()[0] == "degraded", what="degraded status")
@@ -357,7 +369,8 @@ async def test_versions_are_kept_then_garbage_collected(tmp_path):
             r = await client.get(f"/images/{NAME}/amd64/generic/latest/boot-kernel")
             assert r.content == versions["20261215"][0]
         assert sorted(os.listdir(tmp_path / "cache" / "files")) == sorted(
-            sha(d) for v in ("20261201", "20261215") for d in versions[v])
+            sha(d) for v in ("20261201", "20261215") for d in versions[v]
+        )
         # the image leaves the manifest: everything goes
         result = await w.apply({"images": []})
         assert len(result.deleted) == 4 and os.listdir(tmp_path / "cache" / "files") == []
@@ -415,8 +428,10 @@ async def test_raw_http_keepalive_pipelining_http10_and_bad_requests(tmp_path):
             return out
 
         # two pipelined requests on one connection, then close
-        out = await exchange(f"GET {k} HTTP/1.1\r\nHost: x\r\nRange: bytes=0-4\r\n\r\n"
-                             f"HEAD {k} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        out = await exchange(
+            f"GET {k} HTTP/1.1\r\nHost: x\r\nRange: bytes=0-4\r\n\r\n"
+            f"HEAD {k} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        )
         assert out.count(b"HTTP/1.1 206") == 1 and out.count(b"HTTP/1.1 200") == 1
         assert KERNEL[:5] in out and out.endswith(b"\r\n\r\n")
         # HTTP/1.0 closes by default
@@ -425,8 +440,9 @@ async def test_raw_http_keepalive_pipelining_http10_and_bad_requests(tmp_path):
         assert (await exchange(b"BLAH\r\n\r\n")).startswith(b"HTTP/1.1 400")
         assert (await exchange(b"GET / HTTP/2.0\r\n\r\n")).startswith(b"HTTP/1.1 505")
         assert (await exchange(b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n")).startswith(b"HTTP/1.1 431")
-        assert (await exchange(f"GET {k} HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc".encode())
-                ).startswith(b"HTTP/1.1 413")
+        assert (await exchange(f"GET {k} HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc".encode())).startswith(
+            b"HTTP/1.1 413"
+        )
         # a client that goes away mid-transfer does not disturb the server
         reader, writer = await asyncio.open_connection(host, port)
         writer.write(f"GET {URL}/boot-initrd HTTP/1.1\r\nHost: x\r\n\r\n".encode())
@@ -451,8 +467,13 @@ async def test_concurrent_clients_get_correct_content(tmp_path):
                     writer.write(f"GET {URL}/{filetype} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
                     head = (await reader.readuntil(b"\r\n\r\n")).decode()
                     assert head.startswith("HTTP/1.1 200"), head
-                    length = int(next(line.split(":")[1] for line in head.split("\r\n")
-                                      if line.lower().startswith("content-length")))
+                    length = int(
+                        next(
+                            line.split(":")[1]
+                            for line in head.split("\r\n")
+                            if line.lower().startswith("content-length")
+                        )
+                    )
                     h = hashlib.sha256()
                     left = length
                     while left:
@@ -553,7 +574,7 @@ async def test_curl(tmp_path):
         code, out = await run("curl", "-sfS", "-r", "0-99", url)
         assert code == 0 and out == INITRD[:100]
         code, out = await run("curl", "-sfSI", url)
-        assert code == 0 and b"Content-Length: %d" % len(INITRD) in out and b"ETag: \"" in out
+        assert code == 0 and b"Content-Length: %d" % len(INITRD) in out and b'ETag: "' in out
         # resume a partial download (curl -C -)
         out_file.write_bytes(INITRD[:1_000_000])
         code, out = await run("curl", "-sfS", "-C", "-", "-o", str(out_file), url)
@@ -562,8 +583,18 @@ async def test_curl(tmp_path):
         code, out = await run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-r", f"{len(INITRD)}-", url)
         assert out == b"416"
         # several files on one connection
-        code, out = await run("curl", "-sfS", "-o", "/dev/null", "-o", "/dev/null", "-w", "%{num_connects} ",
-                              url, f"{w.base}{URL}/boot-kernel")
+        code, out = await run(
+            "curl",
+            "-sfS",
+            "-o",
+            "/dev/null",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{num_connects} ",
+            url,
+            f"{w.base}{URL}/boot-kernel",
+        )
         assert code == 0 and out.split() == [b"1", b"0"]
 
 
@@ -582,6 +613,7 @@ async def test_wget(tmp_path):
 
 def test_socket_family_helper_binds_ipv6_when_asked():
     from metalplane.rack.http.server import listen_socket
+
     try:
         sock = listen_socket("::1", 0)
     except OSError:
@@ -599,6 +631,7 @@ async def test_nginx_in_front_serves_the_tree_and_passes_the_rest(tmp_path):
     root = world_traversable_tempdir("mp-nginx-")  # nginx workers run as nobody
     try:
         async with world(root) as w:
+
             async def hello(request: Request) -> Response:
                 return Response(body=b"dynamic " + request.subpath.encode())
 
@@ -607,13 +640,20 @@ async def test_nginx_in_front_serves_the_tree_and_passes_the_rest(tmp_path):
             prefix = root / "nginx"
             prefix.mkdir()
             conf = prefix / "nginx.conf"
-            conf.write_text(render_config(root / "cache", listen=f"127.0.0.1:{port}",
-                                          upstream=f"127.0.0.1:{w.service.address[1]}", worker_processes="1",
-                                          prefix_dir=prefix))
+            conf.write_text(
+                render_config(
+                    root / "cache",
+                    listen=f"127.0.0.1:{port}",
+                    upstream=f"127.0.0.1:{w.service.address[1]}",
+                    worker_processes="1",
+                    prefix_dir=prefix,
+                )
+            )
             code, out = await run("nginx", "-t", "-p", str(prefix), "-c", str(conf))
             assert code == 0, out
-            proc = await asyncio.create_subprocess_exec("nginx", "-p", str(prefix), "-c", str(conf), "-g",
-                                                        "daemon off;", stderr=asyncio.subprocess.DEVNULL)
+            proc = await asyncio.create_subprocess_exec(
+                "nginx", "-p", str(prefix), "-c", str(conf), "-g", "daemon off;", stderr=asyncio.subprocess.DEVNULL
+            )
             try:
                 async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
                     for _ in range(100):

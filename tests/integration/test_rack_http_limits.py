@@ -76,8 +76,7 @@ async def test_past_the_per_client_limit_connections_get_503(caplog):
         for sock in socks:
             sock.close()
         server.close()
-    assert any(f"HTTP: {ATTACKER} has 3 connections, the per-client limit" in r.getMessage()
-               for r in caplog.records)
+    assert any(f"HTTP: {ATTACKER} has 3 connections, the per-client limit" in r.getMessage() for r in caplog.records)
 
 
 async def test_at_the_global_limit_the_longest_idle_connection_makes_room():
@@ -169,10 +168,25 @@ def test_out_of_descriptors_the_server_pauses_accepting_instead_of_spinning(tmp_
     (tmp_path / "cache").mkdir()
     log = tmp_path / "server.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(["prlimit", "--nofile=64:64", sys.executable, "-m", "metalplane.rack.http",
-                                 "--cache", str(tmp_path / "cache"), "--listen", "127.0.0.1:0",
-                                 "--max-connections", "1000", "--max-per-client", "1000"],
-                                stdout=subprocess.PIPE, stderr=out)
+        proc = subprocess.Popen(
+            [
+                "prlimit",
+                "--nofile=64:64",
+                sys.executable,
+                "-m",
+                "metalplane.rack.http",
+                "--cache",
+                str(tmp_path / "cache"),
+                "--listen",
+                "127.0.0.1:0",
+                "--max-connections",
+                "1000",
+                "--max-per-client",
+                "1000",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=out,
+        )
     socks = []
     try:
         line = proc.stdout.readline().decode()

@@ -26,10 +26,10 @@ import pytest
 
 from metalplane.embedded.init import run_db
 from metalplane.region.services import cluster
-from tests.support.processes import RackProcess, RegionProcess, wait_until
 from tests.conftest import RunningRegion, create_admin, start_region
+from tests.support.processes import RackProcess, RegionProcess, wait_until
 
-LAUNCHER = '''
+LAUNCHER = """
 import errno, os, sys
 from metalplane.rack import region_links
 
@@ -46,7 +46,7 @@ async def faulty(self):
 region_links.RegionLinks._reconcile = faulty
 from metalplane.cli.main import main
 sys.exit(main(sys.argv[1:]))
-'''
+"""
 
 
 class Lab:
@@ -90,9 +90,14 @@ class LaunchedRack(RackProcess):
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, str(self.launcher), *self.args], stdout=log, stderr=log,
-                                         stdin=subprocess.DEVNULL, env={**os.environ, **(self.env or {})},
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, str(self.launcher), *self.args],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(self.env or {})},
+                start_new_session=True,
+            )
 
 
 @pytest.fixture
@@ -116,8 +121,12 @@ def test_a_dead_tftp_task_is_logged_retried_reported_and_recovers(lab):
     try:
         rack.start()
         wait_until(lambda: "task tftp died" in rack.log(), 30, what="the tftp task to die")
-        down = wait_until(lambda: (s := lab.service("rack-tftp", "rackd")) and s[0] == "degraded" and s, 30,
-                          interval=0.3, what="rackd degraded")
+        down = wait_until(
+            lambda: (s := lab.service("rack-tftp", "rackd")) and s[0] == "degraded" and s,
+            30,
+            interval=0.3,
+            what="rackd degraded",
+        )
         assert "tftp" in down[1] and "Address already in use" in down[1]
         tftp = lab.service("rack-tftp", "tftp")
         assert tftp[0] == "dead" and "cannot listen" in tftp[1]
@@ -125,8 +134,9 @@ def test_a_dead_tftp_task_is_logged_retried_reported_and_recovers(lab):
     finally:
         blocker.close()
     wait_until(lambda: lab.service("rack-tftp", "tftp")[0] == "running", 30, interval=0.3, what="tftp running")
-    wait_until(lambda: lab.service("rack-tftp", "rackd") == ("running", ""), 30, interval=0.3,
-               what="rackd running again")
+    wait_until(
+        lambda: lab.service("rack-tftp", "rackd") == ("running", ""), 30, interval=0.3, what="rackd running again"
+    )
     log = rack.log()
     assert log.count("Traceback") == 1  # the cause once; the repeats in one line each
     assert "died again" in log and "same cause" in log
@@ -147,8 +157,12 @@ def test_out_of_descriptors_while_the_region_restarts_the_rack_comes_back(lab):
     assert "Too many open files" in rack.log() or "lost every region" in rack.log()
     assert lab.service("rack-fds", "rackd")[0] == "dead"
     subprocess.run(["prlimit", f"--pid={rack.pid}", "--nofile=20000:20000"], check=True)
-    wait_until(lambda: lab.service("rack-fds", "rackd") == ("running", ""), 60, interval=0.5,
-               what="the rack connected and running again")
+    wait_until(
+        lambda: lab.service("rack-fds", "rackd") == ("running", ""),
+        60,
+        interval=0.5,
+        what="the rack connected and running again",
+    )
     assert rack.alive()
 
 
@@ -158,20 +172,28 @@ def test_a_failing_region_link_task_is_restarted_and_logged(lab, workdir):
     mark = workdir / "fault"
     rack = lab.rack("rack-links", launcher=launcher, env={"METALPLANE_TEST_FAULT": str(mark)})
     rack.start()
-    wait_until(lambda: lab.service("rack-links", "rackd") == ("running", ""), 60, interval=0.3,
-               what="rack running")
+    wait_until(lambda: lab.service("rack-links", "rackd") == ("running", ""), 60, interval=0.3, what="rack running")
     mark.touch()
     wait_until(lambda: "task region-links died" in rack.log(), 10, what="the link task to die")
-    wait_until(lambda: lab.service("rack-links", "rackd")[0] == "dead", 15, interval=0.3,
-               what="the region to see the rack gone")
+    wait_until(
+        lambda: lab.service("rack-links", "rackd")[0] == "dead",
+        15,
+        interval=0.3,
+        what="the region to see the rack gone",
+    )
     time.sleep(2)
     mark.unlink()
     # Reconnected, and saying which task died until it has run a while again.
-    back = wait_until(lambda: (s := lab.service("rack-links", "rackd")) and s[0] == "degraded" and s, 15,
-                      interval=0.2, what="the rack to reconnect and report")
+    back = wait_until(
+        lambda: (s := lab.service("rack-links", "rackd")) and s[0] == "degraded" and s,
+        15,
+        interval=0.2,
+        what="the rack to reconnect and report",
+    )
     assert "region-links restarted after OSError: [Errno 24]" in back[1], back
-    wait_until(lambda: lab.service("rack-links", "rackd") == ("running", ""), 30, interval=0.3,
-               what="rackd running again")
+    wait_until(
+        lambda: lab.service("rack-links", "rackd") == ("running", ""), 30, interval=0.3, what="rackd running again"
+    )
     log = rack.log()
     assert log.count("Traceback") == 1 and "injected by the test" in log
     assert "task region-links has run" in log  # healthy again

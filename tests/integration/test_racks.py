@@ -92,8 +92,9 @@ def test_racks_connect_to_every_region_balanced(lab):
     loads = [w["connections"] for w in data["workers"]]
     assert len(loads) == 4 and sum(loads) == 8
     assert max(loads) / (sum(loads) / len(loads)) <= THRESHOLD
-    racks = wait_until(lambda: (r := lab.racks_read()) and all(rackd(x)[0] == "running" for x in r) and r,
-                       15, what="rackd running")
+    racks = wait_until(
+        lambda: (r := lab.racks_read()) and all(rackd(x)[0] == "running" for x in r) and r, 15, what="rackd running"
+    )
     assert sorted(r["hostname"] for r in racks) == ["rack1", "rack2", "rack3", "rack4"]
     for rack in racks:
         names = [s["name"] for s in rack["service_set"]]
@@ -114,6 +115,7 @@ def test_kill_a_region_racks_stay_served_then_rebalance(lab):
     killed = time.monotonic()
 
     with lab.api("region-b") as api:
+
         def all_reachable():
             answer = api.get("rackcontrollers/", op="connections", check="true").json()
             return len(answer["reachable"]) == 4 and all(answer["reachable"].values())
@@ -149,8 +151,9 @@ def test_a_frozen_region_is_noticed_by_heartbeat_within_3s(lab):
         os.kill(pid, signal.SIGSTOP)
     stopped = time.monotonic()
     try:
+
         def every_rack_noticed():
-            return all("lost region" in rack.log()[marks[name]:] for name, rack in lab.racks.items())
+            return all("lost region" in rack.log()[marks[name] :] for name, rack in lab.racks.items())
 
         wait_until(every_rack_noticed, 4, interval=0.1, what="racks noticing the frozen region")
         assert time.monotonic() - stopped < 3.5  # ping every 1 s, 1.5 s to answer
@@ -181,8 +184,13 @@ def model_rack(lab: Cluster, cidr_prefix: str) -> str:
 
     async def add(conn):
         process = (await conn.execute(select(region_processes.c.id).limit(1))).scalar_one()
-        node_id = await racks_service.register_rack(conn, system_id, f"model-{system_id}", "0.1.0", [
-            {"name": "eth0", "mac": "52:54:00:bb:00:01", "addresses": [f"{cidr_prefix}.2/24"]}])
+        node_id = await racks_service.register_rack(
+            conn,
+            system_id,
+            f"model-{system_id}",
+            "0.1.0",
+            [{"name": "eth0", "mac": "52:54:00:bb:00:01", "addresses": [f"{cidr_prefix}.2/24"]}],
+        )
         await connections.add_connection(conn, node_id, process)
 
     run_db(lab.regions["region-a"].config, add)
@@ -240,8 +248,18 @@ def test_deleted_rack_is_told_to_stop_and_registers_again_only_when_told(lab):
     assert status.returncode == 3 and "does not re-register by itself" in status.stdout
     # Told to register, it comes back as the same rack.
     try:
-        joined = run_cli("rack", "register", "--url", lab.urls[0], "--secret", lab.secret,
-                         "--data-dir", str(rack.data_dir), "--hostname", "rack2")
+        joined = run_cli(
+            "rack",
+            "register",
+            "--url",
+            lab.urls[0],
+            "--secret",
+            lab.secret,
+            "--data-dir",
+            str(rack.data_dir),
+            "--hostname",
+            "rack2",
+        )
         assert joined.returncode == 0, joined.stderr
         wait_until(lambda: system_id in {r["system_id"] for r in lab.racks_read()}, 30, what="re-registration")
         assert [r["hostname"] for r in lab.racks_read()].count("rack2") == 1
@@ -254,21 +272,35 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_wrong_secret_is_refused_with_advice(lab, workdir):
-    result = run_cli("rack", "register", "--url", lab.urls[0], "--secret", "0" * 64,
-                     "--data-dir", str(workdir / "intruder"), "--hostname", "intruder")
+    result = run_cli(
+        "rack",
+        "register",
+        "--url",
+        lab.urls[0],
+        "--secret",
+        "0" * 64,
+        "--data-dir",
+        str(workdir / "intruder"),
+        "--hostname",
+        "intruder",
+    )
     assert result.returncode != 0
     assert "shared secret" in result.stderr and "DATA_DIR/secret" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     # Discovery may send the attempt to any region's worker; the one that refused logs it.
-    wait_until(lambda: any("shared secret does not match" in r.log() for r in lab.regions.values()), 5,
-               what="a region log naming the refusal")
+    wait_until(
+        lambda: any("shared secret does not match" in r.log() for r in lab.regions.values()),
+        5,
+        what="a region log naming the refusal",
+    )
 
 
 def test_other_version_is_refused_and_shown(lab):
     from tests.support.light_rack import try_handshake
 
-    message = try_handshake(lab.regions["region-a"].url, lab.secret, version="9.7.0", system_id="oldver",
-                            hostname="old-rack")
+    message = try_handshake(
+        lab.regions["region-a"].url, lab.secret, version="9.7.0", system_id="oldver", hostname="old-rack"
+    )
     assert "9.7.0" in message and "0.1" in message
     racks = wait_until(lambda: [r for r in lab.racks_read() if r["system_id"] == "oldver"], 5, what="refused rack")
     status, info = rackd(racks[0])
@@ -280,16 +312,16 @@ def test_rack_of_another_cluster_is_refused_until_reset(lab, databases, workdir)
     try:
         other_secret = run_db(other.config, cluster.shared_secret)
         data_dir = workdir / "rack1"  # rack1 already joined lab's cluster
-        result = run_cli("rack", "register", "--url", other.url, "--secret", other_secret,
-                         "--data-dir", str(data_dir))
+        result = run_cli("rack", "register", "--url", other.url, "--secret", other_secret, "--data-dir", str(data_dir))
         assert result.returncode != 0 and "metalplane rack reset" in result.stderr
         lab.racks["rack1"].stop()
         reset = run_cli("rack", "reset", "--data-dir", str(data_dir))
         assert reset.returncode == 0
-        joined = run_cli("rack", "register", "--url", other.url, "--secret", other_secret,
-                         "--data-dir", str(data_dir))
+        joined = run_cli("rack", "register", "--url", other.url, "--secret", other_secret, "--data-dir", str(data_dir))
         assert joined.returncode == 0, joined.stderr
     finally:
-        subprocess.run([sys.executable, "-m", "metalplane", "rack", "reset", "--data-dir", str(workdir / "rack1")],
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "metalplane", "rack", "reset", "--data-dir", str(workdir / "rack1")],
+            capture_output=True,
+        )
         other.stop()

@@ -69,7 +69,9 @@ def test_killed_worker_is_back_within_5s_and_others_keep_answering(region4):
         # ...and a replacement registers within 5 s of the kill.
         procs = wait_until(
             lambda: (p := processes_of(region4)) and len(p) == 4 and victim not in {x["pid"] for x in p} and p,
-            5, interval=0.1, what="the replacement worker",
+            5,
+            interval=0.1,
+            what="the replacement worker",
         )
         back_after = time.monotonic() - killed
     finally:
@@ -133,8 +135,9 @@ def test_budget_check_adds_up_every_registered_region(databases, workdir):
     dbname = databases.new_database()
 
     async def register_big_region(conn):
-        await controllers.register_region(conn, "bigone", "big-region", "0.1.0", num_workers=40,
-                                          connections_needed=390, api_port=5240)
+        await controllers.register_region(
+            conn, "bigone", "big-region", "0.1.0", num_workers=40, connections_needed=390, api_port=5240
+        )
 
     from tests.conftest import make_region_config
 

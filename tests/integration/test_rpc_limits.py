@@ -53,8 +53,9 @@ def test_a_peer_that_says_nothing_is_dropped_after_the_handshake_timeout(shared_
                 pass
             return time.monotonic() - started
 
-        upgraded, raw = await asyncio.wait_for(asyncio.gather(hung_up(reader), hung_up(raw_reader)),
-                                               HANDSHAKE_TIMEOUT + 10)
+        upgraded, raw = await asyncio.wait_for(
+            asyncio.gather(hung_up(reader), hung_up(raw_reader)), HANDSHAKE_TIMEOUT + 10
+        )
         writer.close()
         raw_writer.close()
         return upgraded, raw
@@ -88,11 +89,20 @@ def test_a_region_that_cannot_prove_the_secret_is_blamed_not_the_racks_secret(wo
     tls = make_cluster_tls(str(uuid.uuid4()))
 
     async def impostor(ws) -> None:
-        await ws.send(pack({"t": "hello", "region": "fake", "cluster": "c", "version": __version__,
-                            "nonce": "00" * 16, "protocol": [1, 1]}))
+        await ws.send(
+            pack(
+                {
+                    "t": "hello",
+                    "region": "fake",
+                    "cluster": "c",
+                    "version": __version__,
+                    "nonce": "00" * 16,
+                    "protocol": [1, 1],
+                }
+            )
+        )
         unpack(await ws.recv())
-        await ws.send(pack({"t": "welcome", "proof": "00" * 32, "ca": tls["ca_cert"], "cluster": "c",
-                            "protocol": 1}))
+        await ws.send(pack({"t": "welcome", "proof": "00" * 32, "ca": tls["ca_cert"], "cluster": "c", "protocol": 1}))
         await asyncio.sleep(1)
 
     async def register() -> HandshakeRefused:
@@ -108,6 +118,8 @@ def test_a_region_that_cannot_prove_the_secret_is_blamed_not_the_racks_secret(wo
     advice = refusal_advice(refused, Endpoint("fake", 0, "127.0.0.1", 5250))
     assert "could not prove" in advice and "was not refused" in advice and "127.0.0.1:5250" in advice
     assert "refused this rack" not in advice
-    wrong = refusal_advice(HandshakeRefused("secret", "the shared secret does not match this cluster's secret"),
-                           Endpoint("r", 0, "10.0.0.1", 5250))
+    wrong = refusal_advice(
+        HandshakeRefused("secret", "the shared secret does not match this cluster's secret"),
+        Endpoint("r", 0, "10.0.0.1", 5250),
+    )
     assert "refused this rack's shared secret" in wrong and "DATA_DIR/secret" in wrong

@@ -39,8 +39,19 @@ class RegionSide:
     @handles(GetDhcpState)
     async def dhcp_state(self, message: GetDhcpState) -> DhcpState:
         # A model no rack could serve: the region refuses to send it, with the reasons.
-        return wire.decode(DhcpState, {"vlans": [{"vlan_id": 1, "interface": "eth1", "self_address": "10.9.0.2",
-                                                  "subnets": [{"subnet_id": 1, "cidr": "10.8.0.0/24"}]}]})
+        return wire.decode(
+            DhcpState,
+            {
+                "vlans": [
+                    {
+                        "vlan_id": 1,
+                        "interface": "eth1",
+                        "self_address": "10.9.0.2",
+                        "subnets": [{"subnet_id": 1, "cidr": "10.8.0.0/24"}],
+                    }
+                ]
+            },
+        )
 
 
 class RackSide:
@@ -56,14 +67,14 @@ class Link:
 
 
 @contextlib.asynccontextmanager
-async def linked(region_range: ProtocolRange = SUPPORTED, rack_range: ProtocolRange = SUPPORTED
-                 ) -> AsyncIterator[Link]:
+async def linked(region_range: ProtocolRange = SUPPORTED, rack_range: ProtocolRange = SUPPORTED) -> AsyncIterator[Link]:
     ends: asyncio.Queue[RpcPeer] = asyncio.Queue()
 
     async def accept(ws) -> None:
         try:
-            hello, protocol = await server_handshake(ws, SECRET, fingerprint_pem(TLS["cert"]), "region1", CLUSTER,
-                                                     __version__, TLS["ca_cert"], region_range)
+            hello, protocol = await server_handshake(
+                ws, SECRET, fingerprint_pem(TLS["cert"]), "region1", CLUSTER, __version__, TLS["ca_cert"], region_range
+            )
         except HandshakeRefused:
             return
         peer = RpcPeer(ws, handler_table(RegionSide()), f"rack {hello.hostname}", protocol)
@@ -111,8 +122,7 @@ async def test_a_dhcp_state_the_region_refuses_to_send_reaches_the_rack_as_inval
     async with linked() as link:
         with pytest.raises(InvalidDhcpState) as caught:
             await link.rack.peer.call(GetDhcpState(), timeout=5)
-        assert caught.value.errors == [
-            "vlans[0].self_address: 10.9.0.2 is in none of the VLAN's subnets (10.8.0.0/24)"]
+        assert caught.value.errors == ["vlans[0].self_address: 10.9.0.2 is in none of the VLAN's subnets (10.8.0.0/24)"]
 
 
 async def test_a_message_newer_than_the_agreed_version_is_not_sent(monkeypatch):
@@ -125,10 +135,13 @@ async def test_a_message_newer_than_the_agreed_version_is_not_sent(monkeypatch):
         assert link.region.protocol == 2 and await link.region.call(Ping(), timeout=5) == "pong"
 
 
-@pytest.mark.parametrize("region_range, rack_range, advice", [
-    (ProtocolRange(2, 3), ProtocolRange(1, 1), "upgrade the rack"),
-    (ProtocolRange(1, 2), ProtocolRange(3, 3), "upgrade the regions first"),
-])
+@pytest.mark.parametrize(
+    "region_range, rack_range, advice",
+    [
+        (ProtocolRange(2, 3), ProtocolRange(1, 1), "upgrade the rack"),
+        (ProtocolRange(1, 2), ProtocolRange(3, 3), "upgrade the regions first"),
+    ],
+)
 async def test_racks_outside_the_regions_protocol_range_are_refused(region_range, rack_range, advice):
     with pytest.raises(HandshakeRefused) as caught:
         async with linked(region_range, rack_range):

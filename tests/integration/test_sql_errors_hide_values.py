@@ -31,13 +31,19 @@ def test_async_engine_errors_name_the_statement_but_no_value(databases, caplog):
         engine = async_engine(config, pool_size=1)
         try:
             async with engine.begin() as conn:
-                node_id = (await conn.execute(insert(nodes).values(system_id="abc123", hostname="m", node_type=0)
-                                              .returning(nodes.c.id))).scalar_one()
+                node_id = (
+                    await conn.execute(
+                        insert(nodes).values(system_id="abc123", hostname="m", node_type=0).returning(nodes.c.id)
+                    )
+                ).scalar_one()
                 await conn.execute(insert(node_tokens).values(node_id=node_id, token=SECRET))
             with pytest.raises(IntegrityError) as caught:
                 async with engine.begin() as conn:
-                    other = (await conn.execute(insert(nodes).values(system_id="def456", hostname="n", node_type=0)
-                                                .returning(nodes.c.id))).scalar_one()
+                    other = (
+                        await conn.execute(
+                            insert(nodes).values(system_id="def456", hostname="n", node_type=0).returning(nodes.c.id)
+                        )
+                    ).scalar_one()
                     await conn.execute(insert(node_tokens).values(node_id=other, token=SECRET))
             return caught.value
         finally:

@@ -81,7 +81,9 @@ def standalone(root, tmp_path_factory):
 def start_standalone(root: Path, log, *extra: str) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "metalplane.rack.tftp", "--root", str(root), "--listen", "127.0.0.1:0", *extra],
-        stdout=subprocess.PIPE, stderr=log)
+        stdout=subprocess.PIPE,
+        stderr=log,
+    )
     ready, _, _ = select.select([proc.stdout], [], [], 20)
     if not ready:
         proc.kill()
@@ -109,10 +111,20 @@ def run(args, cwd, timeout=60):
 
 
 @pytest.mark.skipif(not needs["curl"], reason="curl not installed")
-@pytest.mark.parametrize("name, blksize", [
-    ("loader.bin", None), ("loader.bin", 8), ("loader.bin", 512), ("loader.bin", 1468), ("loader.bin", 65464),
-    ("big.bin", 512), ("empty.bin", None), ("exact.bin", 512), ("boot/grub/grub.cfg", 1468),
-])
+@pytest.mark.parametrize(
+    "name, blksize",
+    [
+        ("loader.bin", None),
+        ("loader.bin", 8),
+        ("loader.bin", 512),
+        ("loader.bin", 1468),
+        ("loader.bin", 65464),
+        ("big.bin", 512),
+        ("empty.bin", None),
+        ("exact.bin", 512),
+        ("boot/grub/grub.cfg", 1468),
+    ],
+)
 def test_curl(standalone, root, tmp_path, name, blksize):
     out = tmp_path / "out"
     args = ["curl", "-sS", "-o", str(out)]
@@ -131,15 +143,24 @@ def test_curl(standalone, root, tmp_path, name, blksize):
 def test_curl_errors(standalone, tmp_path):
     missing = run(["curl", "-sS", "-o", str(tmp_path / "x"), f"tftp://127.0.0.1:{standalone}/missing.bin"], tmp_path)
     assert missing.returncode == 68, missing.stderr  # CURLE_TFTP_NOTFOUND
-    escape = run(["curl", "-sS", "--path-as-is", "-o", str(tmp_path / "y"),
-                  f"tftp://127.0.0.1:{standalone}/../outside.txt"], tmp_path)
+    escape = run(
+        ["curl", "-sS", "--path-as-is", "-o", str(tmp_path / "y"), f"tftp://127.0.0.1:{standalone}/../outside.txt"],
+        tmp_path,
+    )
     assert escape.returncode == 69, escape.stderr  # CURLE_TFTP_PERM: access violation
 
 
 @pytest.mark.skipif(not needs["busybox"], reason="busybox not installed")
-@pytest.mark.parametrize("name, blksize", [
-    ("loader.bin", None), ("loader.bin", 512), ("loader.bin", 1468), ("big.bin", 512), ("empty.bin", 1468),
-])
+@pytest.mark.parametrize(
+    "name, blksize",
+    [
+        ("loader.bin", None),
+        ("loader.bin", 512),
+        ("loader.bin", 1468),
+        ("big.bin", 512),
+        ("empty.bin", 1468),
+    ],
+)
 def test_busybox(standalone, root, tmp_path, name, blksize):
     out = tmp_path / "out"
     args = ["busybox", "tftp", "-g"]
@@ -152,8 +173,9 @@ def test_busybox(standalone, root, tmp_path, name, blksize):
 
 @pytest.mark.skipif(not needs["busybox"], reason="busybox not installed")
 def test_busybox_missing_file(standalone, tmp_path):
-    result = run(["busybox", "tftp", "-g", "-r", "nope", "-l", str(tmp_path / "o"), "127.0.0.1", str(standalone)],
-                 tmp_path)
+    result = run(
+        ["busybox", "tftp", "-g", "-r", "nope", "-l", str(tmp_path / "o"), "127.0.0.1", str(standalone)], tmp_path
+    )
     assert result.returncode != 0
     assert b"not found" in result.stderr.lower()
 
@@ -170,21 +192,24 @@ def test_tftp_hpa_binary(standalone, root, tmp_path, name):
 @pytest.mark.skipif(not needs["tftp"], reason="tftp-hpa not installed")
 def test_tftp_hpa_netascii(standalone, tmp_path):
     out = tmp_path / "out"
-    result = run(["tftp", "-m", "netascii", "127.0.0.1", str(standalone), "-c", "get", "small.txt", str(out)],
-                 tmp_path)
+    result = run(["tftp", "-m", "netascii", "127.0.0.1", str(standalone), "-c", "get", "small.txt", str(out)], tmp_path)
     assert result.returncode == 0 and not result.stderr, result.stderr
     assert out.read_bytes() == TEXT
 
 
 @pytest.mark.skipif(not needs["tftp"], reason="tftp-hpa not installed")
-@pytest.mark.parametrize("name, message", [
-    ("missing.bin", b"Error code 1: File not found"),
-    ("../outside.txt", b"Error code 2: Access violation"),
-    ("/../../etc/passwd", b"Error code 2: Access violation"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("missing.bin", b"Error code 1: File not found"),
+        ("../outside.txt", b"Error code 2: Access violation"),
+        ("/../../etc/passwd", b"Error code 2: Access violation"),
+    ],
+)
 def test_tftp_hpa_errors(standalone, tmp_path, name, message):
-    result = run(["tftp", "-m", "binary", "127.0.0.1", str(standalone), "-c", "get", name, str(tmp_path / "o")],
-                 tmp_path)
+    result = run(
+        ["tftp", "-m", "binary", "127.0.0.1", str(standalone), "-c", "get", name, str(tmp_path / "o")], tmp_path
+    )
     assert message in result.stderr + result.stdout
 
 
@@ -232,9 +257,16 @@ async def test_unknown_options_only_means_plain_transfer(root):
     assert result.oack is None and result.data == TEXT
 
 
-@pytest.mark.parametrize("asked, max_blksize, granted", [
-    (8, 1468, 8), (1468, 1468, 1468), (65464, 1468, 1468), (65464, 65464, 65464), (9000, 65464, 9000),
-])
+@pytest.mark.parametrize(
+    "asked, max_blksize, granted",
+    [
+        (8, 1468, 8),
+        (1468, 1468, 1468),
+        (65464, 1468, 1468),
+        (65464, 65464, 65464),
+        (9000, 65464, 9000),
+    ],
+)
 async def test_blksize_bounds(root, asked, max_blksize, granted):
     async with serving(StaticRoot(root), limits=Limits(max_blksize=max_blksize)) as (_server, port):
         result = await tftp.get("127.0.0.1", port, "loader.bin", blksize=asked)
@@ -242,9 +274,17 @@ async def test_blksize_bounds(root, asked, max_blksize, granted):
     assert sha(result.data) == sha(content(root, "loader.bin"))
 
 
-@pytest.mark.parametrize("options", [
-    {"blksize": 7}, {"blksize": 65465}, {"blksize": "big"}, {"windowsize": 0}, {"timeout": 0}, {"timeout": 300},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"blksize": 7},
+        {"blksize": 65465},
+        {"blksize": "big"},
+        {"windowsize": 0},
+        {"timeout": 0},
+        {"timeout": 300},
+    ],
+)
 async def test_bad_options_answered_with_error_8(root, options):
     async with serving(StaticRoot(root)) as (server, port):
         with pytest.raises(TftpClientError) as info:
@@ -273,8 +313,9 @@ async def test_windowsize_lowered_to_the_limit(root):
 async def test_big_file_block_numbers_roll_over(root, blksize, windowsize):
     digest = hashlib.sha256()
     async with serving(StaticRoot(root)) as (_server, port):
-        result = await tftp.get("127.0.0.1", port, "big.bin", blksize=blksize, windowsize=windowsize,
-                                sink=digest.update)
+        result = await tftp.get(
+            "127.0.0.1", port, "big.bin", blksize=blksize, windowsize=windowsize, sink=digest.update
+        )
     assert result.size == BIG_SIZE
     assert digest.hexdigest() == sha(content(root, "big.bin"))
 
@@ -286,8 +327,7 @@ async def test_missing_file_is_error_1(root):
     assert info.value.code == ERR_NOT_FOUND and info.value.message == "File not found"
 
 
-@pytest.mark.parametrize("name", ["../outside.txt", "/../outside.txt", "boot/../../outside.txt",
-                                  "..\\outside.txt"])
+@pytest.mark.parametrize("name", ["../outside.txt", "/../outside.txt", "boot/../../outside.txt", "..\\outside.txt"])
 async def test_path_traversal_refused(root, name):
     async with serving(StaticRoot(root)) as (_server, port):
         with pytest.raises(TftpClientError) as info:
@@ -329,8 +369,13 @@ async def exchange(port: int, packet: bytes, wait: float = 2.0) -> tuple[bytes, 
 
 async def test_write_requests_and_other_opcodes_refused(root):
     async with serving(StaticRoot(root)) as (_server, port):
-        for packet in (build_request(WRQ, "upload.bin"), build_ack(1), b"\x00\x03\x00\x01data",
-                       b"\x00\x01file\x00mail\x00", b"\x00\x01file-without-mode"):
+        for packet in (
+            build_request(WRQ, "upload.bin"),
+            build_ack(1),
+            b"\x00\x03\x00\x01data",
+            b"\x00\x01file\x00mail\x00",
+            b"\x00\x01file-without-mode",
+        ):
             reply, (_host, tid) = await exchange(port, packet)
             assert reply[:2] == struct.pack("!H", ERROR)
             assert parse_error(reply)[0] == ERR_ILLEGAL_OP, packet
@@ -350,8 +395,9 @@ async def test_window_ack_dropped_and_block_lost(root):
     # the windows restart at 3 (3..10, 11..18, ...); the ACK of 18 lost: the server resends
     # 11..18 on its timer; 40 and 100 lost: recovered like 3.
     async with serving(StaticRoot(root), limits=Limits(default_timeout=0.2)) as (server, port):
-        result = await tftp.get("127.0.0.1", port, "loader.bin", blksize=1024, windowsize=8,
-                                drop_acks={18}, drop_blocks={3, 40, 100})
+        result = await tftp.get(
+            "127.0.0.1", port, "loader.bin", blksize=1024, windowsize=8, drop_acks={18}, drop_blocks={3, 40, 100}
+        )
     assert sha(result.data) == sha(content(root, "loader.bin"))
     assert server.stats.retransmits >= 1  # the lost ACK; lost blocks are recovered by the client's ACK
     assert server.stats.completed == 1
@@ -507,9 +553,12 @@ async def test_resolver_errors(root):
 async def test_many_concurrent_transfers(root):
     want = sha(content(root, "loader.bin"))
     async with serving(StaticRoot(root)) as (server, port):
-        results = await asyncio.gather(*(
-            tftp.get("127.0.0.1", port, "loader.bin", blksize=(512, 1468)[i % 2], windowsize=(1, 8, 16)[i % 3])
-            for i in range(200)))
+        results = await asyncio.gather(
+            *(
+                tftp.get("127.0.0.1", port, "loader.bin", blksize=(512, 1468)[i % 2], windowsize=(1, 8, 16)[i % 3])
+                for i in range(200)
+            )
+        )
     assert all(sha(r.data) == want for r in results)
     assert server.stats.completed == 200 and not server.transfers
 
@@ -544,9 +593,9 @@ async def test_standalone_workers(root, tmp_path):
             children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
             assert len(children) == 2
             want = sha(content(root, "loader.bin"))
-            results = await asyncio.gather(*(
-                tftp.get("127.0.0.1", port, "loader.bin", blksize=1468, windowsize=(1, 16)[i % 2])
-                for i in range(60)))
+            results = await asyncio.gather(
+                *(tftp.get("127.0.0.1", port, "loader.bin", blksize=1468, windowsize=(1, 16)[i % 2]) for i in range(60))
+            )
             assert all(sha(r.data) == want for r in results)
         finally:
             stop(proc)
@@ -555,8 +604,10 @@ async def test_standalone_workers(root, tmp_path):
             break
         await asyncio.sleep(0.1)
     assert not any(Path(f"/proc/{pid}").exists() for pid in children)
-    served = [int(m) for m in re.findall(rb"TFTP stopped \(pid \d+\): Stats\(requests=(\d+)",
-                                          (tmp_path / "server.log").read_bytes())]
+    served = [
+        int(m)
+        for m in re.findall(rb"TFTP stopped \(pid \d+\): Stats\(requests=(\d+)", (tmp_path / "server.log").read_bytes())
+    ]
     assert len(served) == 3 and sum(served) == 60
 
 
@@ -583,13 +634,19 @@ asyncio.run(main())
 """
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"),
-                    reason="needs root, unshare and ip for a private network namespace")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"),
+    reason="needs root, unshare and ip for a private network namespace",
+)
 def test_wildcard_listen_answers_from_the_address_asked(tmp_path):
     """Listening on 0.0.0.0 / :: (inside a private network namespace with only lo)."""
     script = tmp_path / "wildcard.py"
     script.write_text(WILDCARD_SCRIPT)
-    result = subprocess.run(["unshare", "-n", "sh", "-c", f"ip link set lo up && exec {sys.executable} {script}"],
-                            capture_output=True, timeout=60, env={**os.environ, **pythonpath_env()})
+    result = subprocess.run(
+        ["unshare", "-n", "sh", "-c", f"ip link set lo up && exec {sys.executable} {script}"],
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, **pythonpath_env()},
+    )
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().count("ok ") == 5

@@ -6,9 +6,9 @@ The attacker sends from 127.0.0.2 (one socket, `testing.tftp_flood`), the real c
 
 from __future__ import annotations
 
-import itertools
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import resource
@@ -22,11 +22,20 @@ import pytest
 
 from metalplane.rack.limits import budget
 from metalplane.rack.tftp import StaticRoot, TftpServer
-from tests.support import tftp_client as tftp
 from metalplane.rack.tftp import server as tftp_server
 from metalplane.rack.tftp.protocol import (
-    ERR_NOT_FOUND, ERR_UNDEFINED, ERROR, OACK, RRQ, Limits, build_ack, build_request, parse_error, parse_oack,
+    ERR_NOT_FOUND,
+    ERR_UNDEFINED,
+    ERROR,
+    OACK,
+    RRQ,
+    Limits,
+    build_ack,
+    build_request,
+    parse_error,
+    parse_oack,
 )
+from tests.support import tftp_client as tftp
 from tests.support.tftp_flood import flood
 
 ATTACKER = "127.0.0.2"
@@ -73,8 +82,9 @@ async def replies(sock: socket.socket, duration: float) -> list[tuple[float, byt
 async def test_one_flooding_address_gets_its_share_and_a_real_client_is_served(root, caplog):
     caplog.set_level(logging.WARNING, logger="metalplane.rack.tftp")
     async with serving(root, max_per_client=5, max_transfers=50) as (server, port, _):
-        report = await asyncio.to_thread(flood, "127.0.0.1", port, count=500, filename="loader.bin",
-                                         rate=5000, hold=0.5, source=ATTACKER)
+        report = await asyncio.to_thread(
+            flood, "127.0.0.1", port, count=500, filename="loader.bin", rate=5000, hold=0.5, source=ATTACKER
+        )
         assert report["sent"] == 500
         assert report["transfers_started"] == 5  # the rest were dropped, not answered
         assert server.stats.dropped == 495 and server.stats.busy == 0
@@ -112,7 +122,7 @@ async def test_at_the_global_limit_with_live_transfers_the_answer_is_server_busy
     async with serving(root, "127.0.0.1", "127.0.0.1", max_per_client=10, max_transfers=2) as (server, port, socks):
         for sock in socks:  # two transfers that acknowledge their first block, then stall
             sock.sendto(build_request(RRQ, "loader.bin"), ("127.0.0.1", port))
-            (_t, data, peer), = await replies(sock, 0.2)
+            ((_t, data, peer),) = await replies(sock, 0.2)
             assert data[:4] == struct.pack("!HH", 3, 1)
             sock.sendto(build_ack(1), peer)
         await asyncio.sleep(0.2)
@@ -167,17 +177,40 @@ def test_the_standalone_server_applies_the_limits(root, tmp_path):
     """`python -m metalplane.rack.tftp`: a flood from one address is cut at its limit, curl is served."""
     log = tmp_path / "server.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "metalplane.rack.tftp", "--root", str(root),
-                                 "--listen", "127.0.0.1:0", "--max-per-client", "4"], stdout=subprocess.PIPE,
-                                stderr=out)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "metalplane.rack.tftp",
+                "--root",
+                str(root),
+                "--listen",
+                "127.0.0.1:0",
+                "--max-per-client",
+                "4",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=out,
+        )
     try:
         line = proc.stdout.readline().decode()
         assert line.startswith("ready "), line
         port = int(line.split()[2])
         report = flood("127.0.0.1", port, count=300, filename="loader.bin", rate=3000, hold=0.5, source=ATTACKER)
         assert report["transfers_started"] == 4
-        fetched = subprocess.run(["curl", "-sS", "--tftp-blksize", "1468", "-o", str(tmp_path / "out"),
-                                  f"tftp://127.0.0.1:{port}/loader.bin"], capture_output=True, timeout=30)
+        fetched = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "--tftp-blksize",
+                "1468",
+                "-o",
+                str(tmp_path / "out"),
+                f"tftp://127.0.0.1:{port}/loader.bin",
+            ],
+            capture_output=True,
+            timeout=30,
+        )
         assert fetched.returncode == 0, fetched.stderr
         assert (tmp_path / "out").read_bytes() == (root / "loader.bin").read_bytes()
     finally:

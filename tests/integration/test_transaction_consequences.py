@@ -60,6 +60,7 @@ async def rows(engine) -> list[str]:
 def record(what: str):
     async def action(tx) -> None:
         await tx.conn.execute(text("INSERT INTO effects VALUES (:w)"), {"w": what})
+
     return action
 
 

@@ -28,8 +28,9 @@ def ui_login(client: httpx.Client, base: str, username: str = "admin", password:
     """Log in through the form, as a browser does; the session key."""
     form = client.get(base + "/MAAS/accounts/login/")
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
-    done = client.post(base + "/MAAS/accounts/login/",
-                       data={"csrfmiddlewaretoken": token, "username": username, "password": password})
+    done = client.post(
+        base + "/MAAS/accounts/login/", data={"csrfmiddlewaretoken": token, "username": username, "password": password}
+    )
     assert done.status_code == 303, done.text
     return client.cookies["sessionid"]
 
@@ -80,15 +81,20 @@ def test_sessions_expire_and_are_extended_on_use(shared_region, api):
             key = ui_login(client, base)
 
             async def expires(conn):
-                return (await conn.execute(select(ui_sessions.c.expires, text("now()"))
-                                           .where(ui_sessions.c.key_hash == key_hash(key)))).one()
+                return (
+                    await conn.execute(
+                        select(ui_sessions.c.expires, text("now()")).where(ui_sessions.c.key_hash == key_hash(key))
+                    )
+                ).one()
 
             until, now = run_db(config, expires)
             assert 590 <= (until - now).total_seconds() <= 600
 
             async def set_left(conn, seconds: int):
-                await conn.execute(text("UPDATE ui_sessions SET expires = now() + make_interval(secs => :s) "
-                                        "WHERE key_hash = :k"), {"s": seconds, "k": key_hash(key)})
+                await conn.execute(
+                    text("UPDATE ui_sessions SET expires = now() + make_interval(secs => :s) WHERE key_hash = :k"),
+                    {"s": seconds, "k": key_hash(key)},
+                )
 
             # Used with less than half its length left: extended to the full length again.
             run_db(config, lambda conn: set_left(conn, 100))
@@ -168,8 +174,10 @@ def test_pages_need_a_session(shared_region, path):
 
 def test_bad_input_is_a_400_never_a_500(shared_region):
     base = base_of(shared_region)
-    assert httpx.post(base + "/MAAS/accounts/authenticate/",
-                      data={"username": "ad\x00min", "password": "x"}).status_code == 400
+    assert (
+        httpx.post(base + "/MAAS/accounts/authenticate/", data={"username": "ad\x00min", "password": "x"}).status_code
+        == 400
+    )
     with httpx.Client() as client:
         ui_login(client, base)
         page = client.get(base + "/MAAS/r/settings/")
@@ -182,6 +190,8 @@ def test_bad_input_is_a_400_never_a_500(shared_region):
     with httpx.Client() as client:
         login = client.get(base + "/MAAS/accounts/login/")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text).group(1)
-        refused = client.post(base + "/MAAS/accounts/login/",
-                              data={"csrfmiddlewaretoken": token, "username": "ad\x00min", "password": "x"})
+        refused = client.post(
+            base + "/MAAS/accounts/login/",
+            data={"csrfmiddlewaretoken": token, "username": "ad\x00min", "password": "x"},
+        )
         assert refused.status_code == 400

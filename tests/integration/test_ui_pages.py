@@ -39,8 +39,10 @@ class UiClient:
         self.base = base
         self.http = httpx.Client(base_url=base, follow_redirects=False, timeout=30)
         form = self.http.get("/MAAS/accounts/login/")
-        done = self.http.post("/MAAS/accounts/login/", data={
-            "csrfmiddlewaretoken": CSRF.search(form.text).group(1), "username": username, "password": password})
+        done = self.http.post(
+            "/MAAS/accounts/login/",
+            data={"csrfmiddlewaretoken": CSRF.search(form.text).group(1), "username": username, "password": password},
+        )
         assert done.status_code == 303, done.text
         self.token = CSRF.search(self.http.get("/MAAS/r/controllers/").text).group(1)
 
@@ -62,8 +64,14 @@ def text_of(page: str) -> str:
 
 
 def errors_beside(page: str, slot: str) -> list[str]:
-    return [html.unescape(m) for m in re.findall(rf'<p class="field-error" id="error_{slot}(?:_\d+)?" role="alert">'
-                                                 r"([^<]*)</p>", page)]
+    return [
+        html.unescape(m)
+        for m in re.findall(
+            rf'<p class="field-error" id="error_{slot}(?:_\d+)?" role="alert">'
+            r"([^<]*)</p>",
+            page,
+        )
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +114,13 @@ def model_racks(region: RunningRegion, prefix: str, count: int) -> list[str]:
         process = (await conn.execute(select(region_processes.c.id).limit(1))).scalar_one()
         for n in range(count):
             system_id = new_system_id()
-            node_id = await racks.register_rack(conn, system_id, f"rack-{prefix.replace('.', '-')}-{n}", "0.1.0", [
-                {"name": "eth0", "mac": f"52:54:00:ee:{n:02x}:01", "addresses": [f"{prefix}.{n + 2}/24"]}])
+            node_id = await racks.register_rack(
+                conn,
+                system_id,
+                f"rack-{prefix.replace('.', '-')}-{n}",
+                "0.1.0",
+                [{"name": "eth0", "mac": f"52:54:00:ee:{n:02x}:01", "addresses": [f"{prefix}.{n + 2}/24"]}],
+            )
             await connections.add_connection(conn, node_id, process)
             made.append(system_id)
 
@@ -134,8 +147,8 @@ def test_subnets_are_grouped_by_fabric_and_vlan_with_ranges_and_usage(ui_region,
         subnet = api.post("subnets/", cidr="10.232.0.0/24", vlan=str(vlan["id"]), gateway_ip="10.232.0.1").json()
         api.post("ipranges/", type="reserved", start_ip="10.232.0.10", end_ip="10.232.0.59", subnet=str(subnet["id"]))
     page = user.get("/MAAS/r/subnets/")
-    section = page[page.index(f'<tbody data-fabric-id="{fabric["id"]}">'):]
-    row = text_of(section[:section.index("</tbody>")])
+    section = page[page.index(f'<tbody data-fabric-id="{fabric["id"]}">') :]
+    row = text_of(section[: section.index("</tbody>")])
     # 254 usable; the gateway and 50 reserved are taken: 51 of 254 is 20%.
     assert "storage" in row and "10.232.0.0/24" in row and "reserved: 10.232.0.10 \u2013 10.232.0.59" in row
     assert "20% used" in row and "203 of 254 addresses free" in row
@@ -152,8 +165,15 @@ def test_configure_dhcp_refusals_show_the_api_message_and_change_nothing(ui_regi
     # Only the racks on this VLAN are offered; the suggestion is MAAS's: the top quarter of the free block.
     assert primary in dialog and secondary in dialog
     assert 'value="10.233.0.191"' in dialog and 'value="10.233.0.254"' in dialog
-    good = {"primary_rack": primary, "secondary_rack": secondary, "dynamic_range": "new", "subnet": str(subnet_id),
-            "start_ip": "10.233.0.191", "end_ip": "10.233.0.254", "dhcp_ha_mode": "hot-standby"}
+    good = {
+        "primary_rack": primary,
+        "secondary_rack": secondary,
+        "dynamic_range": "new",
+        "subnet": str(subnet_id),
+        "start_ip": "10.233.0.191",
+        "end_ip": "10.233.0.254",
+        "dhcp_ha_mode": "hot-standby",
+    }
 
     refused = admin.post(path + "dhcp/", {**good, "secondary_rack": primary})
     assert refused.status_code == 400
@@ -161,7 +181,8 @@ def test_configure_dhcp_refusals_show_the_api_message_and_change_nothing(ui_regi
     refused = admin.post(path + "dhcp/", {**good, "dynamic_range": "none"})
     assert refused.status_code == 400
     assert errors_beside(refused.text, "dynamic_range") == [
-        "dhcp can only be turned on when a dynamic IP range is defined."]
+        "dhcp can only be turned on when a dynamic IP range is defined."
+    ]
     refused = admin.post(path + "dhcp/", {**good, "start_ip": "10.232.9.5"})
     assert refused.status_code == 400
     assert errors_beside(refused.text, "start_ip") == ["Start IP address must be within subnet: 10.233.0.0/24."]
@@ -182,13 +203,14 @@ def test_configure_dhcp_refusals_show_the_api_message_and_change_nothing(ui_regi
         assert (made["start_ip"], made["end_ip"]) == ("10.233.0.191", "10.233.0.254")
     page = admin.get(path + "?done=on")
     assert "Reconfigure DHCP" in page and "DHCP is on" in page
-    roles = text_of(page[page.index('id="vlan-racks"'):page.index('id="vlan-subnets"')])
+    roles = text_of(page[page.index('id="vlan-racks"') : page.index('id="vlan-subnets"')])
     assert "primary" in roles and "secondary" in roles
     # Reconfigure: the existing range is offered and kept; swapping the racks works as the API does.
     dialog = admin.get(path + "?dhcp=configure")
     assert 'id="id_range_existing"' in dialog and "10.233.0.191 \u2013 10.233.0.254" in text_of(dialog)
-    swapped = admin.post(path + "dhcp/", {**good, "primary_rack": secondary, "secondary_rack": primary,
-                                          "dynamic_range": "existing"})
+    swapped = admin.post(
+        path + "dhcp/", {**good, "primary_rack": secondary, "secondary_rack": primary, "dynamic_range": "existing"}
+    )
     assert swapped.status_code == 303
     with ui_region.api() as api:
         after = vlan_of(api, "10.233.0.0/24")
@@ -207,8 +229,16 @@ def test_a_non_admin_sees_the_vlan_but_cannot_configure_dhcp(ui_region, user):
     page = user.get(path)
     assert "Configure DHCP" not in page and rack in page
     user.get(path + "?dhcp=configure", status=403)
-    refused = user.post(path + "dhcp/", {"primary_rack": rack, "secondary_rack": "", "dynamic_range": "new",
-                                         "start_ip": "10.235.0.100", "end_ip": "10.235.0.120"})
+    refused = user.post(
+        path + "dhcp/",
+        {
+            "primary_rack": rack,
+            "secondary_rack": "",
+            "dynamic_range": "new",
+            "start_ip": "10.235.0.100",
+            "end_ip": "10.235.0.120",
+        },
+    )
     assert refused.status_code == 403
     assert user.post(path + "dhcp/off/", {}).status_code == 403
     with ui_region.api() as api:
@@ -220,7 +250,7 @@ def test_a_non_admin_sees_the_vlan_but_cannot_configure_dhcp(ui_region, user):
 
 @pytest.fixture(scope="module")
 def fleet(ui_region) -> str:
-    run_db(ui_region.config, lambda conn: add_machines(conn, 130, prefix="pg", mac_base=0xa1))
+    run_db(ui_region.config, lambda conn: add_machines(conn, 130, prefix="pg", mac_base=0xA1))
     return "pg"
 
 
@@ -235,13 +265,12 @@ def test_the_machine_list_is_paged_and_filtered_on_the_server(fleet, user):
     last = user.get("/MAAS/r/machines/?page=3")
     assert hostnames_in(last) == [fleet_hostname(fleet, n) for n in range(100, 130)]
     # MAC search: whole (any case, dashes), and a prefix; hostname substring.
-    for query in (fleet_mac(0xa1, 77), fleet_mac(0xa1, 77).upper().replace(":", "-")):
+    for query in (fleet_mac(0xA1, 77), fleet_mac(0xA1, 77).upper().replace(":", "-")):
         found = user.get("/MAAS/r/machines/?" + str(httpx.QueryParams({"q": query})))
         assert hostnames_in(found) == [fleet_hostname(fleet, 77)]
     prefix = user.get("/MAAS/r/machines/?q=52:54:a1:00:00:0")
     assert hostnames_in(prefix) == [fleet_hostname(fleet, n) for n in range(16)]
-    assert hostnames_in(user.get("/MAAS/r/machines/?q=PG-0012")) == [
-        fleet_hostname(fleet, n) for n in range(120, 130)]
+    assert hostnames_in(user.get("/MAAS/r/machines/?q=PG-0012")) == [fleet_hostname(fleet, n) for n in range(120, 130)]
     # Status and zone filters, kept while paging.
     ready = user.get("/MAAS/r/machines/?status=4&zone=default")
     expected = [n for n in range(130) if n % 6 in (1, 2, 3) and n % 10 != 0]
@@ -249,7 +278,8 @@ def test_the_machine_list_is_paged_and_filtered_on_the_server(fleet, user):
     assert hostnames_in(ready) == [fleet_hostname(fleet, n) for n in expected[:50]]
     assert 'href="/MAAS/r/machines/?status=4&amp;zone=default&amp;page=2"' in ready
     assert hostnames_in(user.get("/MAAS/r/machines/?zone=zone-b")) == [
-        fleet_hostname(fleet, n) for n in range(0, 130, 10)]
+        fleet_hostname(fleet, n) for n in range(0, 130, 10)
+    ]
     assert "No machine matches the filter" in user.get("/MAAS/r/machines/?q=no-such-host")
     user.get("/MAAS/r/machines/?status=99", status=400)
     user.get("/MAAS/r/machines/?page=0", status=400)
@@ -266,7 +296,7 @@ def test_a_machine_page_shows_each_scripts_output(ui_region, fleet, admin):
 
     run_db(ui_region.config, commissioned)
     page = admin.get(f"/MAAS/r/machine/{system_id}/")
-    results = text_of(page[page.index('id="commissioning-results"'):page.index('id="events"')])
+    results = text_of(page[page.index('id="commissioning-results"') : page.index('id="events"')])
     assert "00-maas-01-lshw passed" in results and "<list>lshw says hello</list>" in results
     assert "99-disk-check exit 3" in results and "disk sdz missing" in results
     assert "Failed commissioning" in text_of(page)
@@ -284,7 +314,7 @@ def test_commission_and_power_from_the_machine_page(ui_region, fleet, admin, use
     done = admin.post(path + "power/", {"action": "on"})
     assert done.status_code == 303 and done.headers["location"] == path + "?done=on"
     log = admin.get(path)
-    assert "User powering up node" in text_of(log[log.index('id="events"'):]), "the event log records it"
+    assert "User powering up node" in text_of(log[log.index('id="events"') :]), "the event log records it"
     assert admin.post(path + "power/", {"action": "reboot"}).status_code == 400
     assert admin.post(path + "commission/", {}).status_code == 303
     with ui_region.api() as api:
@@ -308,15 +338,16 @@ def test_images_import_from_a_path_with_progress_and_the_apis_refusals(ui_region
     assert 'id="start-import"' not in user.get("/MAAS/r/images/")
 
     mirror = workdir / "mirror"
-    make_mirror(mirror, "uitest", {"boot-kernel": secrets.token_bytes(300_000),
-                                   "boot-initrd": secrets.token_bytes(600_000)})
+    make_mirror(
+        mirror, "uitest", {"boot-kernel": secrets.token_bytes(300_000), "boot-initrd": secrets.token_bytes(600_000)}
+    )
     started = admin.post("/MAAS/r/images/import/", {"source": str(mirror)})
     assert started.status_code == 303
     with ui_region.api() as api:
         wait_until(lambda: not api.get("boot-resources/", op="is_importing").json(), 60, 0.2, "the import")
     body = admin.get("/MAAS/r/images/?part=body")
     assert "ephemeral/uitest" in body and "synced" in body
-    job = text_of(body[body.index('id="imports"'):body.index('id="resources"')])
+    job = text_of(body[body.index('id="imports"') : body.index('id="resources"')])
     assert "done" in job and "2 of 2 files" in job and "100.0%" in job
 
     # Settings that name an image now offer the imported ones (and keep the current value).
@@ -340,8 +371,9 @@ def test_failed_logins_are_limited_per_user_with_429(ui_region):
         token = CSRF.search(client.get("/MAAS/accounts/login/").text).group(1)
 
         def attempt(password: str) -> httpx.Response:
-            return client.post("/MAAS/accounts/login/", data={"csrfmiddlewaretoken": token, "username": username,
-                                                               "password": password})
+            return client.post(
+                "/MAAS/accounts/login/", data={"csrfmiddlewaretoken": token, "username": username, "password": password}
+            )
 
         for _ in range(5):
             assert attempt("wrong").status_code == 200
@@ -366,8 +398,17 @@ def test_a_non_admin_sees_unowned_machines_and_their_own_and_powers_only_their_o
     run_db(ui_region.config, give)
     try:
         listed = user.get("/MAAS/r/machines/?q=pg-0000")
-        assert hostnames_in(listed) == ["pg-00000", "pg-00002", "pg-00003", "pg-00004", "pg-00005", "pg-00006",
-                                        "pg-00007", "pg-00008", "pg-00009"], "not pg-00001: someone else's"
+        assert hostnames_in(listed) == [
+            "pg-00000",
+            "pg-00002",
+            "pg-00003",
+            "pg-00004",
+            "pg-00005",
+            "pg-00006",
+            "pg-00007",
+            "pg-00008",
+            "pg-00009",
+        ], "not pg-00001: someone else's"
         assert "ui-user" in text_of(listed)
         user.get("/MAAS/r/machine/pg-00001/", status=404)
         # Its page is not found (not visible to her); powering it is refused, 403 as in MAAS.
@@ -378,5 +419,9 @@ def test_a_non_admin_sees_unowned_machines_and_their_own_and_powers_only_their_o
         assert user.post("/MAAS/r/machine/pg-00002/commission/", {}).status_code == 403
         assert user.post("/MAAS/r/machine/pg-00003/power/", {"action": "off"}).status_code == 403, "nobody's"
     finally:
-        run_db(ui_region.config, lambda conn: conn.execute(
-            text("UPDATE nodes SET owner_id = NULL WHERE hostname IN ('pg-00001', 'pg-00002')")))
+        run_db(
+            ui_region.config,
+            lambda conn: conn.execute(
+                text("UPDATE nodes SET owner_id = NULL WHERE hostname IN ('pg-00001', 'pg-00002')")
+            ),
+        )

@@ -134,16 +134,17 @@ esac
 class IpmiUser:
     name: str
     password: str
-    privilege: str = "admin"        # callback | user | operator | admin
+    privilege: str = "admin"  # callback | user | operator | admin
     enabled: bool = True
 
 
-def command_hook(path: Path, argv: Sequence[str], *, env: dict[str, str] | None = None,
-                 grace: float = 5.0) -> Path:
+def command_hook(path: Path, argv: Sequence[str], *, env: dict[str, str] | None = None, grace: float = 5.0) -> Path:
     """Write a power hook that runs `argv` while the BMC's machine is on; returns its path."""
-    text = (COMMAND_HOOK.replace("__CMD__", " ".join(shlex.quote(str(a)) for a in argv))
-            .replace("__ENV__", " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items()))
-            .replace("__GRACE__", str(max(1, int(grace * 10)))))
+    text = (
+        COMMAND_HOOK.replace("__CMD__", " ".join(shlex.quote(str(a)) for a in argv))
+        .replace("__ENV__", " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items()))
+        .replace("__GRACE__", str(max(1, int(grace * 10))))
+    )
     path.write_text(text)
     path.chmod(0o755)
     return path
@@ -165,12 +166,18 @@ def _lan_conf(name: str, address: str, port: int, users: Sequence[IpmiUser], cha
         f'  chassis_control "{chassis} 0x20"',
     ]
     for number, user in enumerate(users, start=2):
-        if any('"' in t or "\n" in t for t in (user.name, user.password)) \
-                or len(user.name) > 16 or len(user.password) > 20:
-            raise ValueError(f"unusable IPMI user for ipmi_sim (name <= 16, password <= 20 chars, "
-                             f"no quotes): {user.name!r}")
-        lines.append(f'  user {number} {"true" if user.enabled else "false"} "{user.name}" '
-                     f'"{user.password}" {user.privilege} 10 {AUTHS}')
+        if (
+            any('"' in t or "\n" in t for t in (user.name, user.password))
+            or len(user.name) > 16
+            or len(user.password) > 20
+        ):
+            raise ValueError(
+                f"unusable IPMI user for ipmi_sim (name <= 16, password <= 20 chars, no quotes): {user.name!r}"
+            )
+        lines.append(
+            f'  user {number} {"true" if user.enabled else "false"} "{user.name}" '
+            f'"{user.password}" {user.privilege} 10 {AUTHS}'
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -184,10 +191,20 @@ mc_enable 0x20
 class IpmiSimBmc:
     """One emulated BMC: an ipmi_sim process listening on (address, port) UDP."""
 
-    def __init__(self, workdir: str | Path, address: str = "127.0.0.1", port: int = 623, *,
-                 user: str = "admin", password: str = "password", users: Sequence[IpmiUser] | None = None,
-                 name: str = "bmc", power_on: bool = False, hook: str | Path | None = None,
-                 debug: bool = False):
+    def __init__(
+        self,
+        workdir: str | Path,
+        address: str = "127.0.0.1",
+        port: int = 623,
+        *,
+        user: str = "admin",
+        password: str = "password",
+        users: Sequence[IpmiUser] | None = None,
+        name: str = "bmc",
+        power_on: bool = False,
+        hook: str | Path | None = None,
+        debug: bool = False,
+    ):
         self.workdir = Path(workdir)
         self.address = address
         self.port = port
@@ -215,19 +232,27 @@ class IpmiSimBmc:
     def write_config(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "state").mkdir(exist_ok=True)
-        script = (CHASSIS_SCRIPT.replace("__DIR__", shlex.quote(str(self.workdir.resolve())))
-                  .replace("__HOOK__", shlex.quote(str(self.hook.resolve())) if self.hook else "''"))
+        script = CHASSIS_SCRIPT.replace("__DIR__", shlex.quote(str(self.workdir.resolve()))).replace(
+            "__HOOK__", shlex.quote(str(self.hook.resolve())) if self.hook else "''"
+        )
         self.chassis_script.write_text(script)
         self.chassis_script.chmod(0o755)
         (self.workdir / "lan.conf").write_text(
-            _lan_conf(self.name, self.address, self.port, self.users, self.chassis_script.resolve()))
+            _lan_conf(self.name, self.address, self.port, self.users, self.chassis_script.resolve())
+        )
         (self.workdir / "bmc.emu").write_text(EMU)
         if not (self.workdir / "power").exists():
             self.set_power(self._initial_power)
 
     def command(self) -> list[str]:
-        args = ["-c", str(self.workdir / "lan.conf"), "-f", str(self.workdir / "bmc.emu"),
-                "-s", str(self.workdir / "state")]
+        args = [
+            "-c",
+            str(self.workdir / "lan.conf"),
+            "-f",
+            str(self.workdir / "bmc.emu"),
+            "-s",
+            str(self.workdir / "state"),
+        ]
         return [IPMI_SIM, *args, "-d"] if self.debug else [IPMI_SIM, "-n", *args]
 
     # -- process --------------------------------------------------------------
@@ -239,7 +264,7 @@ class IpmiSimBmc:
         self.write_config()
         stdin: Any = subprocess.DEVNULL
         read_end = None
-        if self.debug:       # the console must stay open, or ipmi_sim exits
+        if self.debug:  # the console must stay open, or ipmi_sim exits
             read_end, self._stdin_w = os.pipe()
             stdin = read_end
         try:
@@ -248,8 +273,14 @@ class IpmiSimBmc:
                 self.proc = host.spawn(self.command(), log=self.log_path, stdin=stdin, cwd=str(self.workdir))
             else:
                 with open(self.log_path, "ab") as log:
-                    self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                                 stdin=stdin, cwd=str(self.workdir), start_new_session=True)
+                    self.proc = subprocess.Popen(
+                        self.command(),
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        stdin=stdin,
+                        cwd=str(self.workdir),
+                        start_new_session=True,
+                    )
         finally:
             if read_end is not None:
                 os.close(read_end)
@@ -284,8 +315,9 @@ class IpmiSimBmc:
     def stop(self, timeout: float = 5.0) -> None:
         """Power the hook off (if any), then stop the ipmi_sim process this object started."""
         if self.hook is not None and (self.workdir / "vm.pid").exists():
-            subprocess.run([str(self.hook), "power-off"], env={**os.environ, "BMC_DIR": str(self.workdir)},
-                           timeout=30, check=False)
+            subprocess.run(
+                [str(self.hook), "power-off"], env={**os.environ, "BMC_DIR": str(self.workdir)}, timeout=30, check=False
+            )
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
             if self._host is not None:
@@ -322,8 +354,13 @@ class IpmiSimBmc:
     def power(self) -> bool:
         """The emulated chassis power (True: on), as the BMC reports it."""
         if self.hook is not None:
-            out = subprocess.run([str(self.hook), "status"], capture_output=True, text=True,
-                                 env={**os.environ, "BMC_DIR": str(self.workdir)}, timeout=30).stdout.strip()
+            out = subprocess.run(
+                [str(self.hook), "status"],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "BMC_DIR": str(self.workdir)},
+                timeout=30,
+            ).stdout.strip()
             if out in ("1", "on", "0", "off"):
                 return out in ("1", "on")
         try:
@@ -373,9 +410,14 @@ class IpmiSimBmc:
     def params(self, **extra: str) -> dict[str, str]:
         """metalplane power parameters (type ipmi) that reach this BMC."""
         from metalplane.rpc.power_schema import format_host_port
-        out = {"power_address": format_host_port(self.address, self.port, 623),
-               "power_user": self.user, "power_pass": self.password, "cipher_suite_id": "3",
-               "privilege_level": "ADMIN"}
+
+        out = {
+            "power_address": format_host_port(self.address, self.port, 623),
+            "power_user": self.user,
+            "power_pass": self.password,
+            "cipher_suite_id": "3",
+            "privilege_level": "ADMIN",
+        }
         out.update(extra)
         return out
 
@@ -383,12 +425,21 @@ class IpmiSimBmc:
 class IpmiSimFarm:
     """Many IpmiSimBmc, one process each: start them in parallel batches, stop them all."""
 
-    def __init__(self, workdir: str | Path, endpoints: Iterable[tuple[str, int]], *, user: str = "admin",
-                 password: str = "password", host: Any = None):
+    def __init__(
+        self,
+        workdir: str | Path,
+        endpoints: Iterable[tuple[str, int]],
+        *,
+        user: str = "admin",
+        password: str = "password",
+        host: Any = None,
+    ):
         self.workdir = Path(workdir)
         self.host = host
-        self.bmcs = [IpmiSimBmc(self.workdir / f"bmc{i}", addr, port, user=user, password=password,
-                                name=f"bmc{i}") for i, (addr, port) in enumerate(endpoints)]
+        self.bmcs = [
+            IpmiSimBmc(self.workdir / f"bmc{i}", addr, port, user=user, password=password, name=f"bmc{i}")
+            for i, (addr, port) in enumerate(endpoints)
+        ]
 
     def start(self, timeout: float = 30.0) -> IpmiSimFarm:
         for bmc in self.bmcs:
@@ -398,16 +449,21 @@ class IpmiSimFarm:
                     bmc._host = self.host
                     bmc.proc = self.host.spawn(bmc.command(), log=bmc.log_path, cwd=str(bmc.workdir))
                 else:
-                    bmc.proc = subprocess.Popen(bmc.command(), stdout=log, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL, cwd=str(bmc.workdir),
-                                                start_new_session=True)
+                    bmc.proc = subprocess.Popen(
+                        bmc.command(),
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        cwd=str(bmc.workdir),
+                        start_new_session=True,
+                    )
         deadline = time.monotonic() + timeout
         for bmc in self.bmcs:
             bmc.wait_listening(max(0.1, deadline - time.monotonic()))
         return self
 
     def stop(self) -> None:
-        for bmc in self.bmcs:       # SIGTERM all first, then reap: fast for hundreds
+        for bmc in self.bmcs:  # SIGTERM all first, then reap: fast for hundreds
             if bmc.proc is not None and bmc.proc.poll() is None:
                 try:
                     os.killpg(bmc.proc.pid, signal.SIGTERM)

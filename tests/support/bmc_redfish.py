@@ -74,14 +74,22 @@ class EmulatedSystem:
     def resource(self, allowable: list[str]) -> dict[str, Any]:
         path = f"/redfish/v1/Systems/{self.id}"
         return {
-            "@odata.id": path, "@odata.type": "#ComputerSystem.v1_13_0.ComputerSystem",
-            "Id": self.id, "Name": f"System {self.id}", "PowerState": self.power_state,
-            "Boot": {"BootSourceOverrideTarget": self.boot_target,
-                     "BootSourceOverrideEnabled": self.boot_enabled,
-                     "BootSourceOverrideTarget@Redfish.AllowableValues": ["None", "Pxe", "Hdd"]},
-            "Actions": {"#ComputerSystem.Reset": {
-                "target": f"{path}/Actions/ComputerSystem.Reset",
-                "ResetType@Redfish.AllowableValues": allowable}},
+            "@odata.id": path,
+            "@odata.type": "#ComputerSystem.v1_13_0.ComputerSystem",
+            "Id": self.id,
+            "Name": f"System {self.id}",
+            "PowerState": self.power_state,
+            "Boot": {
+                "BootSourceOverrideTarget": self.boot_target,
+                "BootSourceOverrideEnabled": self.boot_enabled,
+                "BootSourceOverrideTarget@Redfish.AllowableValues": ["None", "Pxe", "Hdd"],
+            },
+            "Actions": {
+                "#ComputerSystem.Reset": {
+                    "target": f"{path}/Actions/ComputerSystem.Reset",
+                    "ResetType@Redfish.AllowableValues": allowable,
+                }
+            },
         }
 
 
@@ -113,20 +121,41 @@ class HttpBmc:
             self.machines = {sid: EmulatedSystem(sid) for sid in self.systems}
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "address": self.address, "port": self.port, "kind": self.kind,
-                "username": self.username, "password": self.password, "token": self.token,
-                "systems": list(self.systems), "allowable": self.allowable, "lenient": self.lenient,
-                "delay": self.delay}
+        return {
+            "name": self.name,
+            "address": self.address,
+            "port": self.port,
+            "kind": self.kind,
+            "username": self.username,
+            "password": self.password,
+            "token": self.token,
+            "systems": list(self.systems),
+            "allowable": self.allowable,
+            "lenient": self.lenient,
+            "delay": self.delay,
+        }
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "name": self.name, "address": self.address, "port": self.port, "kind": self.kind,
-            "systems": {sid: {"PowerState": m.power_state, "BootSourceOverrideTarget": m.boot_target,
-                              "BootSourceOverrideEnabled": m.boot_enabled, "resets": list(m.resets)}
-                        for sid, m in self.machines.items()},
-            "requests": self.requests, "unauthorized": self.unauthorized,
-            "in_flight": self.in_flight, "max_in_flight": self.max_in_flight,
-            "request_times": list(self.request_times), "delay": self.delay,
+            "name": self.name,
+            "address": self.address,
+            "port": self.port,
+            "kind": self.kind,
+            "systems": {
+                sid: {
+                    "PowerState": m.power_state,
+                    "BootSourceOverrideTarget": m.boot_target,
+                    "BootSourceOverrideEnabled": m.boot_enabled,
+                    "resets": list(m.resets),
+                }
+                for sid, m in self.machines.items()
+            },
+            "requests": self.requests,
+            "unauthorized": self.unauthorized,
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
+            "request_times": list(self.request_times),
+            "delay": self.delay,
         }
 
     @property
@@ -139,15 +168,13 @@ class HttpBmc:
         if self.kind == "webhook":
             sid = system or self.systems[0]
             base = f"{scheme}://{self.url}/machines/{sid}"
-            out = {"power_on_uri": f"{base}/on", "power_off_uri": f"{base}/off",
-                   "power_query_uri": f"{base}/status"}
+            out = {"power_on_uri": f"{base}/on", "power_off_uri": f"{base}/off", "power_query_uri": f"{base}/status"}
             if self.token:
                 out["power_token"] = self.token
             else:
                 out.update(power_user=self.username, power_pass=self.password)
         else:
-            out = {"power_address": f"{scheme}://{self.url}", "power_user": self.username,
-                   "power_pass": self.password}
+            out = {"power_address": f"{scheme}://{self.url}", "power_user": self.username, "power_pass": self.password}
             if system is not None:
                 out["node_id"] = system
         out.update(extra)
@@ -156,10 +183,17 @@ class HttpBmc:
 
 # --------------------------------------------------------------------------- the app
 
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None):
     from starlette.responses import JSONResponse
-    body = {"error": {"code": "Base.1.0.GeneralError", "message": message,
-                      "@Message.ExtendedInfo": [{"MessageId": "Base.1.0.GeneralError", "Message": message}]}}
+
+    body = {
+        "error": {
+            "code": "Base.1.0.GeneralError",
+            "message": message,
+            "@Message.ExtendedInfo": [{"MessageId": "Base.1.0.GeneralError", "Message": message}],
+        }
+    }
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -191,7 +225,7 @@ def make_app(bmcs: dict[tuple[str, int], HttpBmc]):
         server = request.scope.get("server") or ("", 0)
         host, port = server[0], server[1]
         bmc = bmcs.get((host, port))
-        if bmc is None and len(by_port.get(port, [])) == 1:     # e.g. a wildcard bind
+        if bmc is None and len(by_port.get(port, [])) == 1:  # e.g. a wildcard bind
             bmc = by_port[port][0]
         return bmc
 
@@ -235,12 +269,21 @@ def make_app(bmcs: dict[tuple[str, int], HttpBmc]):
                 await asyncio.sleep(bmc.delay)
             path = "/" + request.path_params["path"].rstrip("/")
             if bmc.kind == "redfish" and path == "/redfish/v1" and request.method == "GET":
-                return JSONResponse({"@odata.id": "/redfish/v1", "Id": "RootService", "RedfishVersion": "1.11.0",
-                                     "Systems": {"@odata.id": "/redfish/v1/Systems"}})
+                return JSONResponse(
+                    {
+                        "@odata.id": "/redfish/v1",
+                        "Id": "RootService",
+                        "RedfishVersion": "1.11.0",
+                        "Systems": {"@odata.id": "/redfish/v1/Systems"},
+                    }
+                )
             if not _authorized(bmc, request):
                 bmc.unauthorized += 1
-                return _error(401, "Authentication required: invalid user name or password",
-                              {"WWW-Authenticate": 'Basic realm="emulated BMC"'})
+                return _error(
+                    401,
+                    "Authentication required: invalid user name or password",
+                    {"WWW-Authenticate": 'Basic realm="emulated BMC"'},
+                )
             if bmc.kind == "webhook":
                 return await webhook(bmc, request, path)
             return await redfish(bmc, request, path)
@@ -250,9 +293,14 @@ def make_app(bmcs: dict[tuple[str, int], HttpBmc]):
     async def redfish(bmc: HttpBmc, request: Request, path: str) -> Response:
         parts = path.strip("/").split("/")
         if parts == ["redfish", "v1", "Systems"] and request.method == "GET":
-            return JSONResponse({"@odata.id": "/redfish/v1/Systems", "Name": "Systems",
-                                 "Members@odata.count": len(bmc.machines),
-                                 "Members": [{"@odata.id": f"/redfish/v1/Systems/{sid}"} for sid in bmc.machines]})
+            return JSONResponse(
+                {
+                    "@odata.id": "/redfish/v1/Systems",
+                    "Name": "Systems",
+                    "Members@odata.count": len(bmc.machines),
+                    "Members": [{"@odata.id": f"/redfish/v1/Systems/{sid}"} for sid in bmc.machines],
+                }
+            )
         if len(parts) >= 4 and parts[:3] == ["redfish", "v1", "Systems"]:
             machine = bmc.machines.get(parts[3])
             if machine is None:
@@ -275,8 +323,9 @@ def make_app(bmcs: dict[tuple[str, int], HttpBmc]):
                     return _error(400, "malformed JSON")
                 reset = body.get("ResetType") if isinstance(body, dict) else None
                 if reset not in bmc.allowable:
-                    return _error(400, f"The value {reset} for the property ResetType is not in the list "
-                                       f"of acceptable values")
+                    return _error(
+                        400, f"The value {reset} for the property ResetType is not in the list of acceptable values"
+                    )
                 on = machine.power_state == "On"
                 if not bmc.lenient and ((reset == "On" and on) or (reset == "ForceOff" and not on)):
                     return _error(409, f"The system is already {'on' if on else 'off'}")
@@ -308,13 +357,16 @@ def make_app(bmcs: dict[tuple[str, int], HttpBmc]):
         return _error(404, f"{request.method} {path} is not supported")
 
     methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
-    return Starlette(routes=[
-        Route("/_emulator/{what}", control, methods=["GET", "POST"]),
-        Route("/{path:path}", handle, methods=methods),
-    ])
+    return Starlette(
+        routes=[
+            Route("/_emulator/{what}", control, methods=["GET", "POST"]),
+            Route("/{path:path}", handle, methods=methods),
+        ]
+    )
 
 
 # --------------------------------------------------------------------------- serving
+
 
 def _bind(address: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -347,20 +399,34 @@ def self_signed_cert(directory: Path, hosts: Sequence[str]) -> tuple[Path, Path]
         except ValueError:
             alt.append(x509.DNSName(host))
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName(alt), critical=False).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = directory / "bmc-cert.pem", directory / "bmc-key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     key_path.chmod(0o600)
     return cert_path, key_path
 
 
-async def serve(bmcs: list[HttpBmc], *, tls: bool = False, workdir: Path | None = None,
-                ready: Path | None = None, stop: asyncio.Event | None = None) -> None:
+async def serve(
+    bmcs: list[HttpBmc],
+    *,
+    tls: bool = False,
+    workdir: Path | None = None,
+    ready: Path | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
     """Serve `bmcs` until `stop` is set (or forever). Port 0 picks a free port (written back)."""
     import uvicorn
 
@@ -374,8 +440,9 @@ async def serve(bmcs: list[HttpBmc], *, tls: bool = False, workdir: Path | None 
     if tls:
         cert, key = self_signed_cert(workdir or Path("."), [b.address for b in bmcs])
         ssl_args = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
-    config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
-                            timeout_keep_alive=30, **ssl_args)
+    config = uvicorn.Config(
+        app, lifespan="off", log_level="warning", access_log=False, timeout_keep_alive=30, **ssl_args
+    )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
 
@@ -442,8 +509,15 @@ class HttpBmcEmulator:
             self.proc = host.spawn(cmd, log=self.log_path, cwd=str(self.workdir), env=env)
         else:
             with open(self.log_path, "ab") as log:
-                self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                             cwd=str(self.workdir), env={**os.environ, **env}, start_new_session=True)
+                self.proc = subprocess.Popen(
+                    cmd,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=str(self.workdir),
+                    env={**os.environ, **env},
+                    start_new_session=True,
+                )
         self._wait_ready(timeout, lambda: self.proc is not None and self.proc.poll() is None)
         return self
 
@@ -458,8 +532,11 @@ class HttpBmcEmulator:
             self._loop = loop
             self._stop = asyncio.Event()
             started.set()
-            loop.run_until_complete(serve(list(self.bmcs.values()), tls=self.tls, workdir=self.workdir,
-                                          ready=self.ready_file, stop=self._stop))
+            loop.run_until_complete(
+                serve(
+                    list(self.bmcs.values()), tls=self.tls, workdir=self.workdir, ready=self.ready_file, stop=self._stop
+                )
+            )
             loop.close()
 
         self._thread = threading.Thread(target=main, name="http-bmc-emulator", daemon=True)
@@ -517,6 +594,7 @@ class HttpBmcEmulator:
 
     def _control(self, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         import httpx
+
         if self._client is None:
             self._client = httpx.Client(verify=False, timeout=10.0)
         bmc = self.bmcs[name]
@@ -543,6 +621,7 @@ class HttpBmcEmulator:
     def all_states(self) -> dict[str, Any]:
         first = next(iter(self.bmcs))
         import httpx
+
         if self._client is None:
             self._client = httpx.Client(verify=False, timeout=10.0)
         response = self._client.get(f"{self.scheme}://{self.bmcs[first].url}/_emulator/all")
@@ -553,20 +632,43 @@ class HttpBmcEmulator:
         return self.bmcs[name].params(system, scheme=self.scheme, **extra)
 
 
-def farm(count: int, *, first_address: str = "127.0.1.1", port: int = 0, kind: str = "redfish",
-         username: str = "admin", password: str = "password", systems_per_bmc: int = 1) -> list[HttpBmc]:
+def farm(
+    count: int,
+    *,
+    first_address: str = "127.0.1.1",
+    port: int = 0,
+    kind: str = "redfish",
+    username: str = "admin",
+    password: str = "password",
+    systems_per_bmc: int = 1,
+) -> list[HttpBmc]:
     """`count` BMCs on consecutive addresses (127.0.1.1, 127.0.1.2, ...) sharing one port number."""
     import ipaddress
+
     base = ipaddress.ip_address(first_address)
-    return [HttpBmc(f"bmc{i}", str(base + i), port, kind=kind, username=username, password=password,
-                    systems=[str(n + 1) for n in range(systems_per_bmc)]) for i in range(count)]
+    return [
+        HttpBmc(
+            f"bmc{i}",
+            str(base + i),
+            port,
+            kind=kind,
+            username=username,
+            password=password,
+            systems=[str(n + 1) for n in range(systems_per_bmc)],
+        )
+        for i in range(count)
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.support.bmc_redfish",
-                                     description="Serve emulated Redfish BMCs / webhook servers.")
-    parser.add_argument("config", help='JSON: {"tls": false, "bmcs": [{"name", "address", "port", "kind", '
-                                       '"username", "password", "token", "systems": [...]}]}')
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.support.bmc_redfish", description="Serve emulated Redfish BMCs / webhook servers."
+    )
+    parser.add_argument(
+        "config",
+        help='JSON: {"tls": false, "bmcs": [{"name", "address", "port", "kind", '
+        '"username", "password", "token", "systems": [...]}]}',
+    )
     parser.add_argument("--ready", help="file to write {name: port} to once listening")
     args = parser.parse_args(argv)
     data = json.loads(Path(args.config).read_text())
@@ -577,8 +679,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve(bmcs, tls=bool(data.get("tls")), workdir=Path(args.config).parent,
-                    ready=Path(args.ready) if args.ready else None, stop=stop)
+        await serve(
+            bmcs,
+            tls=bool(data.get("tls")),
+            workdir=Path(args.config).parent,
+            ready=Path(args.ready) if args.ready else None,
+            stop=stop,
+        )
 
     asyncio.run(run())
     return 0

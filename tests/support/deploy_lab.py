@@ -65,6 +65,7 @@ OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 
 # -- the deployable image, built once per input ------------------------------------------------
 
+
 def _image_inputs_key(release: str, kernel: str) -> str:
     from importlib import resources
 
@@ -93,8 +94,9 @@ def _read_image(out: Path) -> PublishedFile:
     raise FileNotFoundError(f"{out} has no root-tgz")
 
 
-def cached_debian_image(release: str = "bookworm", kernel: str = "linux-image-amd64",
-                        log: Callable[[str], None] = lambda line: None) -> BuiltImage:
+def cached_debian_image(
+    release: str = "bookworm", kernel: str = "linux-image-amd64", log: Callable[[str], None] = lambda line: None
+) -> BuiltImage:
     """The deployable image of the current sources, built (or found) under the cache."""
     from metalplane.images.debian import build_debian
 
@@ -118,14 +120,24 @@ def cached_debian_image(release: str = "bookworm", kernel: str = "linux-image-am
 
 # -- what the region would serve (pure) --------------------------------------------------------
 
-def deploy_config(image: PublishedFile, ssh_keys: list[str], *, hostname: str = "deployed1",
-                  image_url: str | None = None) -> dict:
+
+def deploy_config(
+    image: PublishedFile, ssh_keys: list[str], *, hostname: str = "deployed1", image_url: str | None = None
+) -> dict:
     """deploy/config for the lab's VM: its disk, a static address on its NIC, the image."""
     return {
-        "system_id": "lab001", "hostname": hostname, "domain": "maas",
-        "disk": {"serial": DISK_SERIAL, "name": "vda"}, "layout": "flat",
-        "image": {"urls": [image_url or f"http://{REGION_IP}:{PORT}/images/{image.sha256}"],
-                  "sha256": image.sha256, "size": image.size, "filetype": "root-tgz", "name": "debian/bookworm"},
+        "system_id": "lab001",
+        "hostname": hostname,
+        "domain": "maas",
+        "disk": {"serial": DISK_SERIAL, "name": "vda"},
+        "layout": "flat",
+        "image": {
+            "urls": [image_url or f"http://{REGION_IP}:{PORT}/images/{image.sha256}"],
+            "sha256": image.sha256,
+            "size": image.size,
+            "filetype": "root-tgz",
+            "name": "debian/bookworm",
+        },
         "interfaces": [{"mac": VM_MAC, "name": "eth0", "mode": "static", "address": f"{VM_IP}/24"}],
         "dns": {"servers": [REGION_IP], "search": ["maas"]},
         "ssh_keys": ssh_keys,
@@ -133,20 +145,25 @@ def deploy_config(image: PublishedFile, ssh_keys: list[str], *, hostname: str = 
 
 
 def udhcpd_config(interface: str, leases: Path, pidfile: Path) -> str:
-    return (f"start {VM_IP}\nend 10.90.0.59\ninterface {interface}\nlease_file {leases}\npidfile {pidfile}\n"
-            f"option subnet 255.255.255.0\noption dns {REGION_IP}\noption lease 600\n"
-            f"static_lease {VM_MAC} {VM_IP}\n"
-            # iPXE (the ROM of qemu's NIC) runs this script: the rack's answer for a deployed machine
-            f"boot_file http://{REGION_IP}:{PORT}/images/{LOCAL_BOOT_SCRIPT}\n")
+    return (
+        f"start {VM_IP}\nend 10.90.0.59\ninterface {interface}\nlease_file {leases}\npidfile {pidfile}\n"
+        f"option subnet 255.255.255.0\noption dns {REGION_IP}\noption lease 600\n"
+        f"static_lease {VM_MAC} {VM_IP}\n"
+        # iPXE (the ROM of qemu's NIC) runs this script: the rack's answer for a deployed machine
+        f"boot_file http://{REGION_IP}:{PORT}/images/{LOCAL_BOOT_SCRIPT}\n"
+    )
 
 
 def radvd_config(interface: str) -> str:
     """Router advertisements that only end iPXE's IPv6 wait (no default route, no addresses)."""
-    return (f"interface {interface} {{\n  AdvSendAdvert on;\n  MinRtrAdvInterval 3;\n  MaxRtrAdvInterval 10;\n"
-            "  AdvDefaultLifetime 0;\n  prefix fd90::/64 { AdvOnLink on; AdvAutonomous off; };\n};\n")
+    return (
+        f"interface {interface} {{\n  AdvSendAdvert on;\n  MinRtrAdvInterval 3;\n  MaxRtrAdvInterval 10;\n"
+        "  AdvDefaultLifetime 0;\n  prefix fd90::/64 { AdvOnLink on; AdvAutonomous off; };\n};\n"
+    )
 
 
 # -- reading an installed disk from the host ---------------------------------------------------
+
 
 @dataclass(frozen=True)
 class GptPartition:
@@ -165,7 +182,7 @@ def gpt_partitions(head: bytes) -> list[GptPartition]:
     found = []
     for i in range(count):
         at = entries_lba * 512 + i * size
-        entry = head[at:at + size]
+        entry = head[at : at + size]
         if len(entry) < 128:
             raise ValueError("the partition entries are beyond the bytes given")
         if entry[:16] == bytes(16):
@@ -176,15 +193,33 @@ def gpt_partitions(head: bytes) -> list[GptPartition]:
     return found
 
 
-def read_installed(disk: Path, partition: GptPartition,
-                   paths: Iterable[str]) -> dict[str, tuple[tarfile.TarInfo, bytes | None]]:
+def read_installed(
+    disk: Path, partition: GptPartition, paths: Iterable[str]
+) -> dict[str, tuple[tarfile.TarInfo, bytes | None]]:
     """Files of an installed partition, read through a read-only loop mount that only a private
     mount namespace sees (unshare -m): {path: (its tar header: mode, owner, link; its bytes)}."""
     with tempfile.TemporaryDirectory(prefix="mp-disk-") as mnt:
-        script = (f'mount -o ro,noload,loop,offset={partition.first_lba * 512} "$1" "$2" && '
-                  'cd "$2" && shift 2 && exec tar -cf - --ignore-failed-read "$@"')
-        done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
-                               str(disk), mnt, *[p.lstrip("/") for p in paths]], capture_output=True, timeout=120)
+        script = (
+            f'mount -o ro,noload,loop,offset={partition.first_lba * 512} "$1" "$2" && '
+            'cd "$2" && shift 2 && exec tar -cf - --ignore-failed-read "$@"'
+        )
+        done = subprocess.run(
+            [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+                "sh",
+                str(disk),
+                mnt,
+                *[p.lstrip("/") for p in paths],
+            ],
+            capture_output=True,
+            timeout=120,
+        )
     if not done.stdout:
         raise RuntimeError(f"could not read {disk}: {done.stderr.decode(errors='replace')}")
     found: dict[str, tuple[tarfile.TarInfo, bytes | None]] = {}
@@ -197,17 +232,31 @@ def read_installed(disk: Path, partition: GptPartition,
 
 # -- the lab -----------------------------------------------------------------------------------
 
+
 def make_ssh_key(directory: Path) -> tuple[Path, str]:
     key = directory / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "deploy-lab", "-f", str(key)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "deploy-lab", "-f", str(key)],
+        check=True,
+        capture_output=True,
+    )
     return key, (directory / "id_ed25519.pub").read_text().strip()
 
 
 class DeployLab:
-    def __init__(self, lab: Lab, mirror: Path, image: PublishedFile, ssh_keys: list[str], *,
-                 user_data: bytes | None = None, cpus: int = 2, memory_mib: int = 1024,
-                 config: dict | None = None, firmware: str = "bios"):
+    def __init__(
+        self,
+        lab: Lab,
+        mirror: Path,
+        image: PublishedFile,
+        ssh_keys: list[str],
+        *,
+        user_data: bytes | None = None,
+        cpus: int = 2,
+        memory_mib: int = 1024,
+        config: dict | None = None,
+        firmware: str = "bios",
+    ):
         self.lab = lab
         self.mirror = mirror
         self.image = image
@@ -230,15 +279,26 @@ class DeployLab:
         (images / LOCAL_BOOT_SCRIPT).write_text(ipxe_local_boot())
         (self.workdir / "config.json").write_text(json.dumps(self.config, indent=1))
         udhcpd = self.workdir / "udhcpd.conf"
-        udhcpd.write_text(udhcpd_config(self.region.ifname(NETWORK), self.workdir / "udhcpd.leases",
-                                        self.workdir / "udhcpd.pid"))
+        udhcpd.write_text(
+            udhcpd_config(self.region.ifname(NETWORK), self.workdir / "udhcpd.leases", self.workdir / "udhcpd.pid")
+        )
         (self.workdir / "udhcpd.leases").touch()
         self.region.spawn(["busybox", "udhcpd", "-f", str(udhcpd)])
         radvd = self.workdir / "radvd.conf"
         radvd.write_text(radvd_config(self.region.ifname(NETWORK)))
         self.region.spawn(["radvd", "-n", "-C", str(radvd), "-p", str(self.workdir / "radvd.pid"), "-m", "stderr"])
-        args = ["--listen", f"{REGION_IP}:{PORT}", "--token", TOKEN, "--config", str(self.workdir / "config.json"),
-                "--image-dir", str(images), "--record", str(self.record)]
+        args = [
+            "--listen",
+            f"{REGION_IP}:{PORT}",
+            "--token",
+            TOKEN,
+            "--config",
+            str(self.workdir / "config.json"),
+            "--image-dir",
+            str(images),
+            "--record",
+            str(self.record),
+        ]
         if self.user_data is not None:
             (self.workdir / "user_data").write_bytes(self.user_data)
             args += ["--user-data", str(self.workdir / "user_data")]
@@ -261,22 +321,53 @@ class DeployLab:
             variables = (disk or self.workdir / "nodisk").with_suffix(".vars")
             if not variables.exists():
                 shutil.copyfile(OVMF_VARS, variables)
-            firmware = ["-machine", "q35", "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
-                        "-drive", f"if=pflash,format=raw,file={variables}"]
+            firmware = [
+                "-machine",
+                "q35",
+                "-drive",
+                f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+                "-drive",
+                f"if=pflash,format=raw,file={variables}",
+            ]
         nic = f"virtio-net-pci,netdev=n0,mac={VM_MAC}" + (",bootindex=1" if net_boot else "")
         drive = []
         if disk is not None:
             # cache=unsafe: the host does not flush a throwaway test disk to its own storage.
-            drive = ["-drive", f"file={disk},if=none,id=d0,format=raw,cache=unsafe",
-                     "-device", f"virtio-blk-pci,drive=d0,serial={DISK_SERIAL},bootindex=2"]
-        return ["qemu-system-x86_64", "-accel", "tcg", "-m", str(self.memory_mib), "-smp", str(self.cpus),
-                *firmware, "-no-reboot", "-display", "none", "-serial", f"file:{serial}",
-                "-netdev", f"tap,id=n0,ifname={self.tap},script=no,downscript=no", "-device", nic, *drive, *extra]
+            drive = [
+                "-drive",
+                f"file={disk},if=none,id=d0,format=raw,cache=unsafe",
+                "-device",
+                f"virtio-blk-pci,drive=d0,serial={DISK_SERIAL},bootindex=2",
+            ]
+        return [
+            "qemu-system-x86_64",
+            "-accel",
+            "tcg",
+            "-m",
+            str(self.memory_mib),
+            "-smp",
+            str(self.cpus),
+            *firmware,
+            "-no-reboot",
+            "-display",
+            "none",
+            "-serial",
+            f"file:{serial}",
+            "-netdev",
+            f"tap,id=n0,ifname={self.tap},script=no,downscript=no",
+            "-device",
+            nic,
+            *drive,
+            *extra,
+        ]
 
-    def install_command(self, kernel: Path, initrd: Path, disk: Path | None, serial: Path,
-                        after: str = "reboot") -> list[str]:
-        append = (f"console=ttyS0 mp_mode=deploy mp_after={after} token={TOKEN} metadata_url={METADATA_URL} "
-                  f"BOOTIF=01-{VM_MAC.replace(':', '-')}")
+    def install_command(
+        self, kernel: Path, initrd: Path, disk: Path | None, serial: Path, after: str = "reboot"
+    ) -> list[str]:
+        append = (
+            f"console=ttyS0 mp_mode=deploy mp_after={after} token={TOKEN} metadata_url={METADATA_URL} "
+            f"BOOTIF=01-{VM_MAC.replace(':', '-')}"
+        )
         return self._vm(serial, ["-kernel", str(kernel), "-initrd", str(initrd), "-append", append], disk, False)
 
     def disk_command(self, disk: Path, serial: Path, *, pxe_first: bool = False) -> list[str]:
@@ -293,8 +384,9 @@ class DeployLab:
             vm.wait(timeout)
         except subprocess.TimeoutExpired:
             self.lab.fabric.stop(vm)
-            raise TimeoutError(f"the {name} VM did not finish within {timeout:.0f} s; console:\n"
-                               + self.console(name)[-4000:]) from None
+            raise TimeoutError(
+                f"the {name} VM did not finish within {timeout:.0f} s; console:\n" + self.console(name)[-4000:]
+            ) from None
         return time.monotonic() - started
 
     def serial(self, name: str) -> Path:
@@ -327,21 +419,37 @@ class DeployLab:
     def posts(self, endpoint: str) -> list[dict]:
         return [r for r in self.records() if r["method"] == "POST" and r["path"] == f"/MAAS/metadata/{endpoint}"]
 
-    def wait_for_post(self, endpoint: str, timeout: float, vm: NetnsProcess | None = None,
-                      name: str = "") -> dict:
+    def wait_for_post(self, endpoint: str, timeout: float, vm: NetnsProcess | None = None, name: str = "") -> dict:
         def seen():
             found = self.posts(endpoint)
             if not found and vm is not None and vm.poll() is not None:
-                raise RuntimeError(f"the {name} VM stopped before POST {endpoint}; console:\n"
-                                   + self.console(name)[-4000:])
+                raise RuntimeError(
+                    f"the {name} VM stopped before POST {endpoint}; console:\n" + self.console(name)[-4000:]
+                )
             return found[0] if found else None
 
         try:
             return wait_until(seen, timeout, 1.0, f"POST {endpoint}")
         except TimeoutError:
-            raise TimeoutError(f"no POST {endpoint} within {timeout:.0f} s; console:\n"
-                               + self.console(name)[-4000:]) from None
+            raise TimeoutError(
+                f"no POST {endpoint} within {timeout:.0f} s; console:\n" + self.console(name)[-4000:]
+            ) from None
 
     def ssh_command(self, key: Path, command: str) -> list[str]:
-        return ["ssh", "-i", str(key), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", "-o", "LogLevel=ERROR", f"debian@{VM_IP}", command]
+        return [
+            "ssh",
+            "-i",
+            str(key),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=20",
+            "-o",
+            "LogLevel=ERROR",
+            f"debian@{VM_IP}",
+            command,
+        ]

@@ -44,8 +44,13 @@ def make_handler(token: str, config: bytes, user_data: bytes | None, image_dir: 
 
         def _record(self, body: bytes) -> None:
             url = urlsplit(self.path)
-            entry = {"method": self.command, "path": url.path, "query": parse_qs(url.query),
-                     "auth": self.headers.get("Authorization"), "content_type": self.headers.get("Content-Type")}
+            entry = {
+                "method": self.command,
+                "path": url.path,
+                "query": parse_qs(url.query),
+                "auth": self.headers.get("Authorization"),
+                "content_type": self.headers.get("Content-Type"),
+            }
             try:
                 entry["body"] = body.decode()
             except UnicodeDecodeError:
@@ -118,8 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--record", type=Path, required=True)
     args = p.parse_args(argv)
     host, _, port = args.listen.rpartition(":")
-    handler = make_handler(args.token, args.config.read_bytes(),
-                           args.user_data.read_bytes() if args.user_data else None, args.image_dir, args.record)
+    handler = make_handler(
+        args.token,
+        args.config.read_bytes(),
+        args.user_data.read_bytes() if args.user_data else None,
+        args.image_dir,
+        args.record,
+    )
     server = ThreadingHTTPServer((host, int(port)), handler)
     server.daemon_threads = True
     print(f"deploy stub listening on {args.listen} (pid {os.getpid()})", flush=True)

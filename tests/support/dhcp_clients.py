@@ -125,8 +125,9 @@ exit 0
 def write_script(path: Path, kind: str, iface: str, events: Path, set_route: bool) -> Path:
     """Write the event script for client `kind` ("udhcpc", "dhclient" or "dhclient6")."""
     body = {"udhcpc": _UDHCPC_BODY, "dhclient": _DHCLIENT_BODY, "dhclient6": _DHCLIENT6_BODY}[kind]
-    head = _SCRIPT_HEAD.format(iface=shlex.quote(iface), events=shlex.quote(str(events)),
-                               set_route="1" if set_route else "0")
+    head = _SCRIPT_HEAD.format(
+        iface=shlex.quote(iface), events=shlex.quote(str(events)), set_route="1" if set_route else "0"
+    )
     path.write_text(head + body)
     path.chmod(0o755)
     return path
@@ -144,14 +145,14 @@ def _prefixlen(mask: str | None) -> int | None:
 class Lease:
     """One lease as the client's script saw it."""
 
-    client: str                 #: "udhcpc" or "dhclient"
-    event: str                  #: e.g. "bound" (udhcpc) or "BOUND" (dhclient)
-    interface: str              #: interface name inside the host namespace
-    ip: str                     #: leased address, e.g. "10.50.0.100"
-    prefixlen: int | None       #: from the subnet mask option
-    server_id: str | None       #: DHCP server identifier (option 54)
-    routers: tuple[str, ...]    #: option 3
-    lease_time: int | None      #: seconds (option 51)
+    client: str  #: "udhcpc" or "dhclient"
+    event: str  #: e.g. "bound" (udhcpc) or "BOUND" (dhclient)
+    interface: str  #: interface name inside the host namespace
+    ip: str  #: leased address, e.g. "10.50.0.100"
+    prefixlen: int | None  #: from the subnet mask option
+    server_id: str | None  #: DHCP server identifier (option 54)
+    routers: tuple[str, ...]  #: option 3
+    lease_time: int | None  #: seconds (option 51)
     env: dict[str, str] = field(repr=False, compare=False)  #: everything the script saw
 
     @property
@@ -171,10 +172,17 @@ class Lease:
             ip, mask = env.get("new_ip_address", ""), env.get("new_subnet_mask")
             server, routers = env.get("new_dhcp_server_identifier"), env.get("new_routers", "")
             lease = env.get("new_dhcp_lease_time")
-        return cls(client=client, event=env.get("NETLAB_EVENT", ""), interface=env.get("interface", ""),
-                   ip=ip, prefixlen=_prefixlen(mask), server_id=server or None,
-                   routers=tuple(routers.split()), lease_time=int(lease) if lease and lease.isdigit() else None,
-                   env=env)
+        return cls(
+            client=client,
+            event=env.get("NETLAB_EVENT", ""),
+            interface=env.get("interface", ""),
+            ip=ip,
+            prefixlen=_prefixlen(mask),
+            server_id=server or None,
+            routers=tuple(routers.split()),
+            lease_time=int(lease) if lease and lease.isdigit() else None,
+            env=env,
+        )
 
 
 @dataclass(frozen=True)
@@ -191,8 +199,9 @@ class DhcpClient:
     The process belongs to the lab: it is killed at teardown if still running.
     """
 
-    def __init__(self, host: Host, kind: str, network: str, process: NetnsProcess, events_dir: Path,
-                 bound_events: frozenset[str]):
+    def __init__(
+        self, host: Host, kind: str, network: str, process: NetnsProcess, events_dir: Path, bound_events: frozenset[str]
+    ):
         self.host = host
         self.kind = kind
         self.network = network
@@ -234,12 +243,16 @@ class DhcpClient:
             if len(leases) > after:
                 return leases[after]
             if self.process.poll() is not None and len(self.leases()) <= after:
-                raise TimeoutError(f"{self.kind} on {self.host.name}/{self.network} exited "
-                                   f"{self.process.returncode} without a lease; log:\n{self.log()}")
+                raise TimeoutError(
+                    f"{self.kind} on {self.host.name}/{self.network} exited "
+                    f"{self.process.returncode} without a lease; log:\n{self.log()}"
+                )
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no lease for {self.kind} on {self.host.name}/{self.network} "
-                                   f"within {timeout}s; events {[e.name for e in self.events()]}; "
-                                   f"log:\n{self.log()}")
+                raise TimeoutError(
+                    f"no lease for {self.kind} on {self.host.name}/{self.network} "
+                    f"within {timeout}s; events {[e.name for e in self.events()]}; "
+                    f"log:\n{self.log()}"
+                )
             time.sleep(0.05)
 
     def stop(self, sig: int | None = None, timeout: float = 5.0) -> None:
@@ -250,8 +263,15 @@ class DhcpClient:
             self.host.kill(self.process, sig)
 
 
-def start_udhcpc(host: Host, network: str, *, timeout: float = 20.0, once: bool = True,
-                 set_route: bool = False, extra_args: Sequence[str] = ()) -> DhcpClient:
+def start_udhcpc(
+    host: Host,
+    network: str,
+    *,
+    timeout: float = 20.0,
+    once: bool = True,
+    set_route: bool = False,
+    extra_args: Sequence[str] = (),
+) -> DhcpClient:
     """Start ``udhcpc -f`` on `network`'s interface of `host`.
 
     once=True: ``-q -n``, i.e. exit after the first lease, or with status 1 when
@@ -264,8 +284,22 @@ def start_udhcpc(host: Host, network: str, *, timeout: float = 20.0, once: bool 
     events.mkdir()
     script = write_script(workdir / "udhcpc.script", "udhcpc", iface, events, set_route)
     tries = max(2, int(timeout))
-    cmd = ["udhcpc", "-f", "-i", iface, "-s", str(script), "-p", str(workdir / "udhcpc.pid"),
-           "-t", str(tries), "-T", "1", "-A", "1"]
+    cmd = [
+        "udhcpc",
+        "-f",
+        "-i",
+        iface,
+        "-s",
+        str(script),
+        "-p",
+        str(workdir / "udhcpc.pid"),
+        "-t",
+        str(tries),
+        "-T",
+        "1",
+        "-A",
+        "1",
+    ]
     if once:
         cmd += ["-q", "-n"]
     cmd += list(extra_args)
@@ -273,8 +307,16 @@ def start_udhcpc(host: Host, network: str, *, timeout: float = 20.0, once: bool 
     return DhcpClient(host, "udhcpc", network, proc, events, UDHCPC_BOUND)
 
 
-def start_dhclient(host: Host, network: str, *, timeout: float = 20.0, once: bool = True,
-                   set_route: bool = False, config: str = "", extra_args: Sequence[str] = ()) -> DhcpClient:
+def start_dhclient(
+    host: Host,
+    network: str,
+    *,
+    timeout: float = 20.0,
+    once: bool = True,
+    set_route: bool = False,
+    config: str = "",
+    extra_args: Sequence[str] = (),
+) -> DhcpClient:
     """Start ``dhclient -4 -d`` on `network`'s interface of `host`.
 
     It gets its own script (``-sf``), lease file (``-lf``), pid file (``-pf``)
@@ -288,10 +330,21 @@ def start_dhclient(host: Host, network: str, *, timeout: float = 20.0, once: boo
     events.mkdir()
     script = write_script(workdir / "dhclient.script", "dhclient", iface, events, set_route)
     conf = workdir / "dhclient.conf"
-    conf.write_text(f"timeout {max(1, int(timeout))};\nretry 1;\ninitial-interval 1;\n"
-                    f"backoff-cutoff 2;\n{config}\n")
-    cmd = ["dhclient", "-4", "-d", "-v", "-sf", str(script), "-lf", str(workdir / "dhclient.leases"),
-           "-pf", str(workdir / "dhclient.pid"), "-cf", str(conf)]
+    conf.write_text(f"timeout {max(1, int(timeout))};\nretry 1;\ninitial-interval 1;\nbackoff-cutoff 2;\n{config}\n")
+    cmd = [
+        "dhclient",
+        "-4",
+        "-d",
+        "-v",
+        "-sf",
+        str(script),
+        "-lf",
+        str(workdir / "dhclient.leases"),
+        "-pf",
+        str(workdir / "dhclient.pid"),
+        "-cf",
+        str(conf),
+    ]
     if once:
         cmd.append("-1")
     cmd += [*extra_args, iface]
@@ -309,8 +362,22 @@ def start_dhclient6(host: Host, network: str, *, timeout: float = 20.0) -> DhcpC
     script = write_script(workdir / "dhclient6.script", "dhclient6", iface, events, False)
     conf = workdir / "dhclient6.conf"
     conf.write_text(f"timeout {max(1, int(timeout))};\ninitial-delay 0;\n")
-    cmd = ["dhclient", "-6", "-d", "-v", "-1", "-sf", str(script), "-lf", str(workdir / "dhclient6.leases"),
-           "-pf", str(workdir / "dhclient6.pid"), "-cf", str(conf), iface]
+    cmd = [
+        "dhclient",
+        "-6",
+        "-d",
+        "-v",
+        "-1",
+        "-sf",
+        str(script),
+        "-lf",
+        str(workdir / "dhclient6.leases"),
+        "-pf",
+        str(workdir / "dhclient6.pid"),
+        "-cf",
+        str(conf),
+        iface,
+    ]
     proc = host.spawn(cmd, log=workdir / "dhclient6.log")
     return DhcpClient(host, "dhclient6", network, proc, events, DHCLIENT6_BOUND)
 

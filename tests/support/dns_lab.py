@@ -24,7 +24,13 @@ from dataclasses import dataclass
 
 from metalplane.rack.dns import RackResolver, RegionDns, ResolverConfig
 from metalplane.region.dns import (
-    AuthoritativeDns, AuthoritativeOptions, DnsApplied, DnsModel, Domain, Record, zone_names,
+    AuthoritativeDns,
+    AuthoritativeOptions,
+    DnsApplied,
+    DnsModel,
+    Domain,
+    Record,
+    zone_names,
 )
 from metalplane.supervised import prefix_wrap
 from tests.support.netlab import Host, Lab
@@ -38,8 +44,8 @@ _STATUS_RE = re.compile(r"status: ([A-Z]+)")
 
 @dataclass(frozen=True)
 class Answer:
-    status: str                  #: NOERROR, NXDOMAIN, SERVFAIL, REFUSED, or "TIMEOUT"
-    data: list[str]              #: the answer section's data, in order
+    status: str  #: NOERROR, NXDOMAIN, SERVFAIL, REFUSED, or "TIMEOUT"
+    data: list[str]  #: the answer section's data, in order
 
 
 def region_address(i: int) -> str:
@@ -48,13 +54,30 @@ def region_address(i: int) -> str:
 
 def dig(host: Host, server: str, name: str, rtype: str = "A", port: int = 53, timeout: float = 1.0) -> Answer:
     """One query with the real dig, from `host`, one try."""
-    out = host.run(["dig", f"@{server}", "-p", str(port), f"+time={max(1, int(timeout))}", "+tries=1",
-                    "+nocookie", "+noall", "+answer", "+comments", name, rtype], check=False, timeout=30).stdout
+    out = host.run(
+        [
+            "dig",
+            f"@{server}",
+            "-p",
+            str(port),
+            f"+time={max(1, int(timeout))}",
+            "+tries=1",
+            "+nocookie",
+            "+noall",
+            "+answer",
+            "+comments",
+            name,
+            rtype,
+        ],
+        check=False,
+        timeout=30,
+    ).stdout
     m = _STATUS_RE.search(out)
     if m is None:
         return Answer("TIMEOUT", [])
-    data = [ln.split(None, 4)[4] for ln in out.splitlines()
-            if ln and not ln.startswith(";") and len(ln.split(None, 4)) == 5]
+    data = [
+        ln.split(None, 4)[4] for ln in out.splitlines() if ln and not ln.startswith(";") and len(ln.split(None, 4)) == 5
+    ]
     return Answer(m.group(1), data)
 
 
@@ -65,34 +88,50 @@ class DnsLab:
         self.lab = lab
         lab.add_network("mgmt", MGMT)
         lab.add_network("pxe", PXE)
-        self.region_hosts = [lab.add_host(f"region{i + 1}", {"mgmt": f"{region_address(i)}/24"})
-                             for i in range(regions)]
+        self.region_hosts = [
+            lab.add_host(f"region{i + 1}", {"mgmt": f"{region_address(i)}/24"}) for i in range(regions)
+        ]
         self.rack = lab.add_host("rack", {"mgmt": f"{RACK_MGMT}/24", "pxe": f"{RACK_PXE}/24"})
         self.upstream = lab.add_host("upstream", {"mgmt": f"{UPSTREAM}/24"})
         self.client = lab.add_host("client", {"pxe": f"{CLIENT}/24"})
-        self.regions = [AuthoritativeDns(lab.workdir / f"dns-{h.name}", wrap=prefix_wrap(h.command([])),
-                                         threads=threads,
-                                         options=AuthoritativeOptions(listen=(ipaddress.ip_address(region_address(i)),
-                                                                              ipaddress.ip_address("127.0.0.1"))))
-                        for i, h in enumerate(self.region_hosts)]
-        self.outside = AuthoritativeDns(lab.workdir / "dns-upstream", wrap=prefix_wrap(self.upstream.command([])),
-                                        threads=threads, options=AuthoritativeOptions(port=53))
-        self.resolver = RackResolver(lab.workdir / "dns-rack", wrap=prefix_wrap(self.rack.command([])),
-                                     threads=threads)
+        self.regions = [
+            AuthoritativeDns(
+                lab.workdir / f"dns-{h.name}",
+                wrap=prefix_wrap(h.command([])),
+                threads=threads,
+                options=AuthoritativeOptions(
+                    listen=(ipaddress.ip_address(region_address(i)), ipaddress.ip_address("127.0.0.1"))
+                ),
+            )
+            for i, h in enumerate(self.region_hosts)
+        ]
+        self.outside = AuthoritativeDns(
+            lab.workdir / "dns-upstream",
+            wrap=prefix_wrap(self.upstream.command([])),
+            threads=threads,
+            options=AuthoritativeOptions(port=53),
+        )
+        self.resolver = RackResolver(lab.workdir / "dns-rack", wrap=prefix_wrap(self.rack.command([])), threads=threads)
         self.dnssec_validation = "no"
 
     @staticmethod
     def outside_model() -> DnsModel:
-        return DnsModel(domains=(Domain(OUTSIDE_DOMAIN, (Record("www", "A", OUTSIDE_ADDRESS),)),),
-                        default_domain=OUTSIDE_DOMAIN, nameservers=(ipaddress.ip_address(UPSTREAM),))
+        return DnsModel(
+            domains=(Domain(OUTSIDE_DOMAIN, (Record("www", "A", OUTSIDE_ADDRESS),)),),
+            default_domain=OUTSIDE_DOMAIN,
+            nameservers=(ipaddress.ip_address(UPSTREAM),),
+        )
 
     def resolver_config(self, model: DnsModel) -> ResolverConfig:
         """What the wiring will send the rack: the model's zones, every region, the upstream."""
         return ResolverConfig(
             zones=zone_names(model),
             regions=tuple(RegionDns(ipaddress.ip_address(region_address(i))) for i in range(len(self.regions))),
-            upstream_dns=(ipaddress.ip_address(UPSTREAM),), dnssec_validation=self.dnssec_validation,
-            listen=(ipaddress.ip_address(RACK_PXE),), allow=(ipaddress.ip_network(PXE),))
+            upstream_dns=(ipaddress.ip_address(UPSTREAM),),
+            dnssec_validation=self.dnssec_validation,
+            listen=(ipaddress.ip_address(RACK_PXE),),
+            allow=(ipaddress.ip_network(PXE),),
+        )
 
     async def start(self, model: DnsModel, dnssec_validation: str = "no") -> None:
         self.dnssec_validation = dnssec_validation
@@ -118,8 +157,9 @@ class DnsLab:
     async def adig(self, name: str, rtype: str = "A", server: str = RACK_PXE, port: int = 53) -> Answer:
         return await asyncio.to_thread(dig, self.client, server, name, rtype, port)
 
-    async def until_answer(self, name: str, expected: list[str], rtype: str = "A", timeout: float = 10.0,
-                           interval: float = 0.02) -> float:
+    async def until_answer(
+        self, name: str, expected: list[str], rtype: str = "A", timeout: float = 10.0, interval: float = 0.02
+    ) -> float:
         """Seconds until the client gets `expected` for `name` through the rack; TimeoutError
         with the last answer otherwise."""
         t0 = time.monotonic()
@@ -132,5 +172,6 @@ class DnsLab:
             await asyncio.sleep(interval)
 
     async def stop(self) -> None:
-        await asyncio.gather(self.resolver.stop(), self.outside.stop(), *(r.stop() for r in self.regions),
-                             return_exceptions=True)
+        await asyncio.gather(
+            self.resolver.stop(), self.outside.stop(), *(r.stop() for r in self.regions), return_exceptions=True
+        )

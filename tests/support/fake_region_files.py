@@ -22,8 +22,9 @@ from typing import Any
 PREFIX = "/MAAS/boot-resources/file/"
 
 
-def image(name: str, version: str, files: dict[str, dict[str, Any]], architecture: str = "amd64",
-          subarch: str = "generic") -> dict[str, Any]:
+def image(
+    name: str, version: str, files: dict[str, dict[str, Any]], architecture: str = "amd64", subarch: str = "generic"
+) -> dict[str, Any]:
     return {"name": name, "architecture": architecture, "subarch": subarch, "version": version, "files": files}
 
 
@@ -69,8 +70,12 @@ class FakeRegionFiles:
             while True:
                 try:
                     head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError,
-                        asyncio.CancelledError):
+                except (
+                    asyncio.IncompleteReadError,
+                    asyncio.LimitOverrunError,
+                    ConnectionError,
+                    asyncio.CancelledError,
+                ):
                     return
                 lines = head.decode("latin-1").split("\r\n")
                 method, target, _ = lines[0].split(" ", 2)
@@ -87,7 +92,7 @@ class FakeRegionFiles:
             writer.close()
 
     async def _answer(self, writer: asyncio.StreamWriter, method: str, target: str, headers: dict) -> bool:
-        sha = target[len(PREFIX):] if target.startswith(PREFIX) else ""
+        sha = target[len(PREFIX) :] if target.startswith(PREFIX) else ""
         if sha not in self.files:
             writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
             await writer.drain()
@@ -106,15 +111,21 @@ class FakeRegionFiles:
             start = int(first)
             end = int(last) + 1 if last else size
             if start >= size:
-                writer.write(b"HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */%d\r\n"
-                             b"Content-Length: 0\r\n\r\n" % size)
+                writer.write(
+                    b"HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */%d\r\n"
+                    b"Content-Length: 0\r\n\r\n" % size
+                )
                 await writer.drain()
                 return True
             end = min(end, size)
             status = 206
-        head = [f"HTTP/1.1 {status} {'OK' if status == 200 else 'Partial Content'}",
-                f"Content-Length: {end - start}", f"ETag: {etag}", "Accept-Ranges: bytes",
-                "Content-Type: application/octet-stream"]
+        head = [
+            f"HTTP/1.1 {status} {'OK' if status == 200 else 'Partial Content'}",
+            f"Content-Length: {end - start}",
+            f"ETag: {etag}",
+            "Accept-Ranges: bytes",
+            "Content-Type: application/octet-stream",
+        ]
         if status == 206:
             head.append(f"Content-Range: bytes {start}-{end - 1}/{size}")
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
@@ -126,7 +137,7 @@ class FakeRegionFiles:
         drops = self.drop_after.get(sha)
         if drops:
             cut = drops.pop(0)
-            writer.write(content[start:min(end, start + cut)])
+            writer.write(content[start : min(end, start + cut)])
             await writer.drain()
             writer.close()  # flushes what was written, then FIN: the body ends early
             with contextlib.suppress(ConnectionError):
@@ -134,6 +145,6 @@ class FakeRegionFiles:
             return False
         view = memoryview(content)[start:end]
         for i in range(0, len(view), 1 << 20):
-            writer.write(view[i:i + (1 << 20)])
+            writer.write(view[i : i + (1 << 20)])
             await writer.drain()
         return True

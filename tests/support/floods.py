@@ -52,8 +52,12 @@ async def open_upgraded(host: str, port: int) -> tuple[asyncio.StreamReader, asy
     """TLS + the websocket upgrade, as any client may do; the region's hello is read."""
     reader, writer = await asyncio.open_connection(host, port, ssl=insecure_tls(), server_hostname="metalplane-region")
     key = base64.b64encode(os.urandom(16)).decode()
-    writer.write((f"GET /rpc HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    writer.write(
+        (
+            f"GET /rpc HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
     head = await reader.readuntil(b"\r\n\r\n")
     if b" 101 " not in head.split(b"\r\n", 1)[0]:
         raise RuntimeError(f"no websocket upgrade: {head[:200]!r}")
@@ -85,7 +89,7 @@ async def flood_one(host: str, port: int, size: int) -> FloodResult:
     writer.write(frame_header(size))
     try:
         while sent < size and not region_closed.done():
-            writer.write(piece[:min(PIECE, size - sent)])
+            writer.write(piece[: min(PIECE, size - sent)])
             await asyncio.wait_for(writer.drain(), 30)
             sent += min(PIECE, size - sent)
     except (ConnectionError, ssl.SSLError, TimeoutError):
@@ -105,8 +109,9 @@ async def flood(host: str, port: int, size: int, connections: int) -> list[Flood
 async def post_one(host: str, port: int, path: str, size: int, chunked: bool) -> FloodResult:
     reader, writer = await asyncio.open_connection(host, port)
     length = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}"
-    writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-                 f"{length}\r\n\r\n".encode())
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n{length}\r\n\r\n".encode()
+    )
     started = time.monotonic()
     piece = os.urandom(PIECE)
     answer = asyncio.ensure_future(reader.read(4096))  # the status line, once the region answers
@@ -129,6 +134,7 @@ async def post_one(host: str, port: int, path: str, size: int, chunked: bool) ->
     return FloodResult(sent, time.monotonic() - started, sent < size, status)
 
 
-async def post_flood(host: str, port: int, path: str, size: int, connections: int,
-                     chunked: bool = False) -> list[FloodResult]:
+async def post_flood(
+    host: str, port: int, path: str, size: int, connections: int, chunked: bool = False
+) -> list[FloodResult]:
     return list(await asyncio.gather(*(post_one(host, port, path, size, chunked) for _ in range(connections))))

@@ -91,8 +91,11 @@ class Haproxy:
         return list(csv.DictReader(io.StringIO(text)))
 
     def servers(self, backend: str = "maas") -> dict[str, dict[str, str]]:
-        return {row["svname"]: row for row in self.stats()
-                if row["pxname"] == backend and row["svname"] not in ("FRONTEND", "BACKEND")}
+        return {
+            row["svname"]: row
+            for row in self.stats()
+            if row["pxname"] == backend and row["svname"] not in ("FRONTEND", "BACKEND")
+        }
 
     def server_status(self, backend: str = "maas") -> dict[str, str]:
         """{server: "UP" | "DOWN" | "UP 1/2" | ...}"""

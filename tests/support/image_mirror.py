@@ -48,7 +48,7 @@ class MirrorServer:
                 step = 64 * 1024
                 try:
                     for i in range(0, len(body), step):
-                        self.wfile.write(body[i:i + step])
+                        self.wfile.write(body[i : i + step])
                         if throttle:
                             time.sleep(step / throttle)
                 except (BrokenPipeError, ConnectionResetError):
@@ -79,6 +79,14 @@ def make_mirror(root: Path, release: str, files: dict[str, bytes], version: str 
     for ftype, data in files.items():
         paths[ftype] = staging / ftype
         paths[ftype].write_bytes(data)
-    published = publish_image(root, os_name="ephemeral", release=release, arch="amd64", subarch="generic",
-                              version=version, files=paths, title=f"Test {release}")
+    published = publish_image(
+        root,
+        os_name="ephemeral",
+        release=release,
+        arch="amd64",
+        subarch="generic",
+        version=version,
+        files=paths,
+        title=f"Test {release}",
+    )
     return {p.ftype: p.sha256 for p in published}

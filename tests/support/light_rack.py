@@ -11,6 +11,7 @@ import asyncio
 import shutil
 import tempfile
 from pathlib import Path
+
 import httpx
 
 from metalplane import __version__

@@ -34,12 +34,15 @@ def fleet_zone(n: int) -> str:
     return OTHER_ZONE if n % ZONE_EVERY == 0 else "default"
 
 
-async def add_machines(conn: AsyncConnection, count: int, prefix: str = "node", mac_base: int = 0xf0) -> None:
+async def add_machines(conn: AsyncConnection, count: int, prefix: str = "node", mac_base: int = 0xF0) -> None:
     """Machines 0..count-1 (see the module's doc); the default zone must exist."""
-    await conn.execute(text("INSERT INTO zones (name, description) VALUES (:z, 'second zone') "
-                            "ON CONFLICT (name) DO NOTHING"), {"z": OTHER_ZONE})
+    await conn.execute(
+        text("INSERT INTO zones (name, description) VALUES (:z, 'second zone') ON CONFLICT (name) DO NOTHING"),
+        {"z": OTHER_ZONE},
+    )
     statuses = "ARRAY[" + ",".join(str(s) for s in STATUSES) + "]"
-    await conn.execute(text(f"""
+    await conn.execute(
+        text(f"""
         INSERT INTO nodes (system_id, hostname, node_type, status, architecture, cpu_count, memory,
                            instance_power_parameters, zone_id, power_state)
         SELECT :prefix || '-' || lpad(to_hex(n), 5, '0'), :prefix || '-' || lpad(n::text, 5, '0'), 0,
@@ -48,12 +51,16 @@ async def add_machines(conn: AsyncConnection, count: int, prefix: str = "node", 
                CASE WHEN n % {ZONE_EVERY} = 0 THEN (SELECT id FROM zones WHERE name = :other)
                     ELSE (SELECT id FROM zones WHERE name = 'default') END,
                CASE WHEN n % 3 = 0 THEN 'on' ELSE 'off' END
-        FROM generate_series(0, :count - 1) AS n"""), {"prefix": prefix, "count": count, "other": OTHER_ZONE})
-    await conn.execute(text("""
+        FROM generate_series(0, :count - 1) AS n"""),
+        {"prefix": prefix, "count": count, "other": OTHER_ZONE},
+    )
+    await conn.execute(
+        text("""
         INSERT INTO interfaces (node_id, name, mac, claims_mac)
         SELECT id, 'eth0', '52:54:' || lpad(to_hex(CAST(:base AS integer)), 2, '0') || ':' ||
                lpad(to_hex(n >> 16 & 255), 2, '0') || ':' || lpad(to_hex(n >> 8 & 255), 2, '0') || ':' ||
                lpad(to_hex(n & 255), 2, '0'), true
         FROM (SELECT id, substring(hostname from length(:prefix) + 2)::int AS n FROM nodes
               WHERE node_type = 0 AND hostname LIKE :prefix || '-%') AS fleet"""),
-        {"base": mac_base, "prefix": prefix})
+        {"base": mac_base, "prefix": prefix},
+    )

@@ -76,10 +76,10 @@ PREFIX_START = "mpl"
 #: Namespaces whose names match this belong to some lab (``<prefix>-<name>``).
 DEFAULT_PATTERN = r"^mpl[0-9a-z]{2,9}-"
 PREFIX_RE = re.compile(r"^mpl[0-9a-z]{2,9}$")
-NETWORK_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")      # host-side ifname = network name (<= 10)
+NETWORK_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")  # host-side ifname = network name (<= 10)
 HOST_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 FABRIC = "fabric"
-IFNAMSIZ = 16                                          # including the NUL
+IFNAMSIZ = 16  # including the NUL
 _ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -89,8 +89,10 @@ class LabError(RuntimeError):
 
 # --------------------------------------------------------------------------- helpers
 
-def _ip(args: Sequence[str], *, netns: str | None = None, batch: Iterable[str] | None = None,
-        check: bool = True) -> subprocess.CompletedProcess:
+
+def _ip(
+    args: Sequence[str], *, netns: str | None = None, batch: Iterable[str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
     """Run iproute2's ``ip`` (``-n NETNS`` if given; ``-batch -`` with `batch` lines)."""
     cmd = ["ip"]
     if netns is not None:
@@ -120,7 +122,7 @@ def _proc_stat(pid: int) -> tuple[str, int] | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    fields = raw[raw.rfind(")") + 2:].split()
+    fields = raw[raw.rfind(")") + 2 :].split()
     return fields[0], int(fields[19])
 
 
@@ -229,7 +231,7 @@ def _write_json_atomic(path: Path, data: Mapping[str, Any], exclusive: bool = Fa
     tmp.write_text(json.dumps(data, indent=1))
     try:
         if exclusive:
-            os.link(tmp, path)          # fails if `path` exists: claims the prefix
+            os.link(tmp, path)  # fails if `path` exists: claims the prefix
         else:
             os.replace(tmp, path)
     finally:
@@ -273,11 +275,12 @@ def cleanup_stale(pattern: str = DEFAULT_PATTERN) -> list[str]:
             try:
                 state = json.loads(path.read_text())
             except (OSError, ValueError):
-                continue                # being written, or unreadable: leave it be
+                continue  # being written, or unreadable: leave it be
             if _owner_alive(state.get("owner", {})):
                 continue
-        names = sorted(set(by_prefix.get(prefix, [])) | {n for n in state.get("namespaces", [])
-                                                          if n.startswith(prefix + "-")})
+        names = sorted(
+            set(by_prefix.get(prefix, [])) | {n for n in state.get("namespaces", []) if n.startswith(prefix + "-")}
+        )
         names = [n for n in names if (NETNS_DIR / n).exists()]
         if state.get("owner", {}).get("boot_id") == _boot_id():
             _kill_recorded(state.get("pids", []))
@@ -291,6 +294,7 @@ def cleanup_stale(pattern: str = DEFAULT_PATTERN) -> list[str]:
 
 
 # --------------------------------------------------------------------------- model
+
 
 @dataclass
 class Network:
@@ -307,10 +311,10 @@ class Interface:
     """A host's interface on one network."""
 
     network: str
-    ifname: str                                  #: name inside the host namespace
-    peer: str                                    #: bridge port in the fabric namespace
+    ifname: str  #: name inside the host namespace
+    peer: str  #: bridge port in the fabric namespace
     mac: str
-    address: ipaddress.IPv4Interface | None      #: static address given at creation
+    address: ipaddress.IPv4Interface | None  #: static address given at creation
 
 
 class NetnsProcess(subprocess.Popen):
@@ -318,7 +322,7 @@ class NetnsProcess(subprocess.Popen):
 
     netns: str
     log_path: Path | None
-    start_time: int          #: in clock ticks since boot, as in /proc/PID/stat (tells PID reuse apart)
+    start_time: int  #: in clock ticks since boot, as in /proc/PID/stat (tells PID reuse apart)
 
     def log(self) -> str:
         if self.log_path is None:
@@ -346,9 +350,16 @@ class Netns:
             raise TypeError("pass the command as a list of arguments")
         return ["ip", "netns", "exec", self.netns, *map(str, cmd)]
 
-    def run(self, cmd: Sequence[str], *, check: bool = True, timeout: float = 60.0,
-            env: Mapping[str, str] | None = None, input: str | None = None,
-            cwd: str | Path | None = None) -> subprocess.CompletedProcess:
+    def run(
+        self,
+        cmd: Sequence[str],
+        *,
+        check: bool = True,
+        timeout: float = 60.0,
+        env: Mapping[str, str] | None = None,
+        input: str | None = None,
+        cwd: str | Path | None = None,
+    ) -> subprocess.CompletedProcess:
         """Run `cmd` inside the namespace and wait (text output captured).
 
         check=True raises LabError with the output on a non-zero exit. On
@@ -356,9 +367,16 @@ class Netns:
         """
         self.lab._check_open()
         full = self.command(cmd)
-        proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                                text=True, env=_env(env), cwd=cwd, start_new_session=True)
+        proc = subprocess.Popen(
+            full,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            text=True,
+            env=_env(env),
+            cwd=cwd,
+            start_new_session=True,
+        )
         try:
             out, err = proc.communicate(input, timeout=timeout)
         except BaseException:
@@ -367,13 +385,21 @@ class Netns:
             raise
         result = subprocess.CompletedProcess(list(map(str, cmd)), proc.returncode, out, err)
         if check and proc.returncode != 0:
-            raise LabError(f"{self.name}: {' '.join(result.args)} exited {proc.returncode}\n"
-                           f"stdout:\n{out}\nstderr:\n{err}")
+            raise LabError(
+                f"{self.name}: {' '.join(result.args)} exited {proc.returncode}\nstdout:\n{out}\nstderr:\n{err}"
+            )
         return result
 
-    def spawn(self, cmd: Sequence[str], *, log: str | Path | None = None,
-              env: Mapping[str, str] | None = None, cwd: str | Path | None = None,
-              stdin: int | IO[Any] | None = subprocess.DEVNULL, pass_fds: Sequence[int] = ()) -> NetnsProcess:
+    def spawn(
+        self,
+        cmd: Sequence[str],
+        *,
+        log: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | Path | None = None,
+        stdin: int | IO[Any] | None = subprocess.DEVNULL,
+        pass_fds: Sequence[int] = (),
+    ) -> NetnsProcess:
         """Start `cmd` in the namespace, in a new session; the lab tracks and kills it.
 
         stdout and stderr go to `log` (appended), by default a file in the
@@ -387,8 +413,16 @@ class Netns:
         log = Path(log)
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as out:
-            proc = NetnsProcess(self.command(cmd), stdout=out, stderr=subprocess.STDOUT, stdin=stdin,
-                                env=_env(env), cwd=cwd, start_new_session=True, pass_fds=tuple(pass_fds))
+            proc = NetnsProcess(
+                self.command(cmd),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=stdin,
+                env=_env(env),
+                cwd=cwd,
+                start_new_session=True,
+                pass_fds=tuple(pass_fds),
+            )
         proc.netns = self.netns
         proc.log_path = log
         proc.start_time = (_proc_stat(proc.pid) or ("", 0))[1]
@@ -457,9 +491,12 @@ class Host(Netns):
     def addresses(self, network: str) -> list[ipaddress.IPv4Interface]:
         """The IPv4 addresses the interface has now (static or from DHCP)."""
         out = self.run(["ip", "-j", "-4", "addr", "show", "dev", self.ifname(network)]).stdout
-        return [ipaddress.IPv4Interface(f"{a['local']}/{a['prefixlen']}")
-                for link in json.loads(out or "[]") for a in link.get("addr_info", [])
-                if a.get("scope") == "global"]
+        return [
+            ipaddress.IPv4Interface(f"{a['local']}/{a['prefixlen']}")
+            for link in json.loads(out or "[]")
+            for a in link.get("addr_info", [])
+            if a.get("scope") == "global"
+        ]
 
     def add_address(self, network: str, address: str) -> None:
         self.run(["ip", "addr", "add", address, "dev", self.ifname(network)])
@@ -474,36 +511,68 @@ class Host(Netns):
 
     # DHCP clients (see tests.support.dhcp_clients)
 
-    def start_udhcpc(self, network: str, *, timeout: float = 20.0, once: bool = False,
-                     set_route: bool = False, extra_args: Sequence[str] = ()) -> DhcpClient:
+    def start_udhcpc(
+        self,
+        network: str,
+        *,
+        timeout: float = 20.0,
+        once: bool = False,
+        set_route: bool = False,
+        extra_args: Sequence[str] = (),
+    ) -> DhcpClient:
         """A running busybox udhcpc on `network` (keeps renewing unless once=True)."""
-        return dhcp_clients.start_udhcpc(self, network, timeout=timeout, once=once,
-                                         set_route=set_route, extra_args=extra_args)
+        return dhcp_clients.start_udhcpc(
+            self, network, timeout=timeout, once=once, set_route=set_route, extra_args=extra_args
+        )
 
-    def start_dhclient(self, network: str, *, timeout: float = 20.0, once: bool = False,
-                       set_route: bool = False, config: str = "", extra_args: Sequence[str] = ()) -> DhcpClient:
+    def start_dhclient(
+        self,
+        network: str,
+        *,
+        timeout: float = 20.0,
+        once: bool = False,
+        set_route: bool = False,
+        config: str = "",
+        extra_args: Sequence[str] = (),
+    ) -> DhcpClient:
         """A running ISC dhclient on `network` (keeps renewing until stopped)."""
-        return dhcp_clients.start_dhclient(self, network, timeout=timeout, once=once, set_route=set_route,
-                                           config=config, extra_args=extra_args)
+        return dhcp_clients.start_dhclient(
+            self, network, timeout=timeout, once=once, set_route=set_route, config=config, extra_args=extra_args
+        )
 
     def start_dhclient6(self, network: str, *, timeout: float = 20.0) -> DhcpClient:
         """A running ISC dhclient -6 on `network` (an IPv6 address from DHCPv6)."""
         return dhcp_clients.start_dhclient6(self, network, timeout=timeout)
 
-    def dhcp_udhcpc(self, network: str, *, timeout: float = 20.0, keep: bool = False,
-                    set_route: bool = False, extra_args: Sequence[str] = ()) -> Lease:
+    def dhcp_udhcpc(
+        self,
+        network: str,
+        *,
+        timeout: float = 20.0,
+        keep: bool = False,
+        set_route: bool = False,
+        extra_args: Sequence[str] = (),
+    ) -> Lease:
         """Get a lease with udhcpc (``-q``: it exits; the address stays on the
         interface), or keep it running with keep=True. Raises TimeoutError."""
-        client = self.start_udhcpc(network, timeout=timeout, once=not keep, set_route=set_route,
-                                   extra_args=extra_args)
+        client = self.start_udhcpc(network, timeout=timeout, once=not keep, set_route=set_route, extra_args=extra_args)
         return dhcp_clients.one_lease(client, timeout + 5, keep)
 
-    def dhcp_dhclient(self, network: str, *, timeout: float = 20.0, keep: bool = False,
-                      set_route: bool = False, config: str = "", extra_args: Sequence[str] = ()) -> Lease:
+    def dhcp_dhclient(
+        self,
+        network: str,
+        *,
+        timeout: float = 20.0,
+        keep: bool = False,
+        set_route: bool = False,
+        config: str = "",
+        extra_args: Sequence[str] = (),
+    ) -> Lease:
         """Get a lease with dhclient; stops it afterwards (SIGTERM: no release, the
         address stays on the interface) unless keep=True."""
-        client = self.start_dhclient(network, timeout=timeout, once=True, set_route=set_route,
-                                     config=config, extra_args=extra_args)
+        client = self.start_dhclient(
+            network, timeout=timeout, once=True, set_route=set_route, config=config, extra_args=extra_args
+        )
         return dhcp_clients.one_lease(client, timeout + 5, keep)
 
 
@@ -532,7 +601,7 @@ def _close_live_labs() -> None:
         if lab.owner_pid == os.getpid():
             try:
                 lab.close()
-            except Exception:       # best effort at exit
+            except Exception:  # best effort at exit
                 pass
 
 
@@ -555,8 +624,15 @@ class Lab:
     grace: seconds between SIGTERM and SIGKILL for tracked processes at teardown.
     """
 
-    def __init__(self, prefix: str | None = None, *, workdir_base: str | Path | None = None,
-                 keep_workdir: bool = False, clean_stale: bool = True, grace: float = 1.0):
+    def __init__(
+        self,
+        prefix: str | None = None,
+        *,
+        workdir_base: str | Path | None = None,
+        keep_workdir: bool = False,
+        clean_stale: bool = True,
+        grace: float = 1.0,
+    ):
         if prefix is not None and not PREFIX_RE.match(prefix):
             raise ValueError(f"lab prefix must match {PREFIX_RE.pattern}: {prefix!r}")
         self._requested_prefix = prefix
@@ -568,8 +644,8 @@ class Lab:
         self.owner_pid = os.getpid()
         self.networks: dict[str, Network] = {}
         self.hosts: dict[str, Host] = {}
-        self.taps: dict[str, str] = {}           # tap name -> network
-        self.namespaces: list[str] = []           # every namespace created, in order
+        self.taps: dict[str, str] = {}  # tap name -> network
+        self.namespaces: list[str] = []  # every namespace created, in order
         self.processes: list[NetnsProcess] = []
         self.fabric: Fabric
         self.workdir: Path
@@ -615,8 +691,7 @@ class Lab:
         return self
 
     def _claim_prefix(self) -> None:
-        owner = {"pid": self.owner_pid, "start": (_proc_stat(self.owner_pid) or ("", 0))[1],
-                 "boot_id": _boot_id()}
+        owner = {"pid": self.owner_pid, "start": (_proc_stat(self.owner_pid) or ("", 0))[1], "boot_id": _boot_id()}
         for _ in range(20):
             prefix = self._requested_prefix or PREFIX_START + "".join(secrets.choice(_ALPHABET) for _ in range(5))
             if any(n.startswith(prefix + "-") for n in list_netns()):
@@ -625,8 +700,11 @@ class Lab:
                 continue
             path = STATE_DIR / f"{prefix}.json"
             try:
-                _write_json_atomic(path, {"prefix": prefix, "owner": owner, "namespaces": [], "pids": [],
-                                          "workdir": None}, exclusive=True)
+                _write_json_atomic(
+                    path,
+                    {"prefix": prefix, "owner": owner, "namespaces": [], "pids": [], "workdir": None},
+                    exclusive=True,
+                )
             except FileExistsError:
                 if self._requested_prefix:
                     raise LabError(f"lab prefix {prefix} is in use ({path})") from None
@@ -640,10 +718,16 @@ class Lab:
     def _save_state(self) -> None:
         if self._state_path is None:
             return
-        _write_json_atomic(self._state_path, {
-            "prefix": self.prefix, "owner": self._owner, "namespaces": list(self.namespaces),
-            "pids": [[p.pid, p.start_time] for p in self.processes], "workdir": str(getattr(self, "workdir", "")) or None,
-        })
+        _write_json_atomic(
+            self._state_path,
+            {
+                "prefix": self.prefix,
+                "owner": self._owner,
+                "namespaces": list(self.namespaces),
+                "pids": [[p.pid, p.start_time] for p in self.processes],
+                "workdir": str(getattr(self, "workdir", "")) or None,
+            },
+        )
 
     def _check_open(self) -> None:
         if not self._started or self._closed:
@@ -686,17 +770,20 @@ class Lab:
         if name in self.networks:
             raise ValueError(f"network {name} exists")
         bridge = f"br-{name}"
-        _ip([], netns=self.fabric.netns, batch=[
-            f"link add {bridge} type bridge stp_state 0 forward_delay 0 mcast_snooping 0",
-            f"link set {bridge} up",
-        ])
+        _ip(
+            [],
+            netns=self.fabric.netns,
+            batch=[
+                f"link add {bridge} type bridge stp_state 0 forward_delay 0 mcast_snooping 0",
+                f"link set {bridge} up",
+            ],
+        )
         net = Network(name, bridge, ipaddress.IPv4Network(subnet) if subnet else None, len(self.networks))
         self.networks[name] = net
         self.timings.build += time.monotonic() - t0
         return net
 
-    def add_host(self, name: str, networks: Mapping[str, str | None], *,
-                 macs: Mapping[str, str] | None = None) -> Host:
+    def add_host(self, name: str, networks: Mapping[str, str | None], *, macs: Mapping[str, str] | None = None) -> Host:
         """A host namespace ``<prefix>-<name>`` with ``lo`` up and an interface per network.
 
         networks: {network: "10.50.0.2/24" | "10.50.0.2" | None}; None leaves the
@@ -728,8 +815,10 @@ class Lab:
             assert len(peer) < IFNAMSIZ and len(ifname) < IFNAMSIZ
             mac = (macs or {}).get(net_name)
             mac_arg = f" address {mac}" if mac else ""
-            fabric_cmds += [f"link add {peer} type veth peer name {ifname}{mac_arg} netns {netns}",
-                            f"link set {peer} master {net.bridge} up"]
+            fabric_cmds += [
+                f"link add {peer} type veth peer name {ifname}{mac_arg} netns {netns}",
+                f"link set {peer} master {net.bridge} up",
+            ]
             address = _parse_address(spec, net)
             if address is not None:
                 host_cmds.append(f"addr add {address.with_prefixlen} dev {ifname}")

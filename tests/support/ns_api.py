@@ -35,12 +35,18 @@ KEY_ENV = "METALPLANE_API_KEY"
 
 # ----------------------------------------------------------------------------- in the namespace
 
+
 def _call(api, method: str, path: str, op: str | None, data: Any) -> dict:
     t0 = time.monotonic()
     try:
         response = api.request(method, path, op, data)
-        return {"status": response.status_code, "body": response.text, "t0": t0, "t1": time.monotonic(),
-                "retry_after": response.headers.get("retry-after")}
+        return {
+            "status": response.status_code,
+            "body": response.text,
+            "t0": t0,
+            "t1": time.monotonic(),
+            "retry_after": response.headers.get("retry-after"),
+        }
     except Exception as exc:  # reported to the test
         return {"status": 0, "error": f"{type(exc).__name__}: {exc}", "t0": t0, "t1": time.monotonic()}
 
@@ -59,8 +65,7 @@ def agent_main(url: str, timeout: float) -> int:
     return 0
 
 
-def loop_main(url: str, out: Path, readers: int, writers: int, interval: float, prefix: str,
-              timeout: float) -> int:
+def loop_main(url: str, out: Path, readers: int, writers: int, interval: float, prefix: str, timeout: float) -> int:
     from metalplane.client.http import MaasHttp
 
     stop = threading.Event()
@@ -125,12 +130,20 @@ def main(argv: list[str] | None = None) -> int:
 
 # ----------------------------------------------------------------------------- in the test
 
+
 def _spawn_piped(host, cmd: list[str], env: dict[str, str]):
     """A NetnsProcess with pipes, tracked by the lab (killed at teardown)."""
     from tests.support.netlab import NetnsProcess, _proc_stat
 
-    proc = NetnsProcess(host.command(cmd), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                        text=True, env={**os.environ, **env}, start_new_session=True)
+    proc = NetnsProcess(
+        host.command(cmd),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, **env},
+        start_new_session=True,
+    )
     proc.netns, proc.log_path = host.netns, None
     proc.start_time = (_proc_stat(proc.pid) or ("", 0))[1]
     host.lab._track(proc)
@@ -160,7 +173,9 @@ class NsApi:
     def json(self, method: str, path: str, op: str | None = None, **data: Any) -> Any:
         answer = self.request(method, path, op, **data)
         if answer["status"] not in (200, 201):
-            raise RuntimeError(f"{method} {path} op={op}: {answer['status']} {answer.get('body') or answer.get('error')}")
+            raise RuntimeError(
+                f"{method} {path} op={op}: {answer['status']} {answer.get('body') or answer.get('error')}"
+            )
         return json.loads(answer["body"])
 
     def close(self) -> None:
@@ -176,11 +191,33 @@ class NsApi:
 class TrafficLoop:
     """The `loop` program inside `host`'s namespace, writing its records to `out`."""
 
-    def __init__(self, host, url: str, api_key: str, out: Path, readers: int = 2, writers: int = 1,
-                 interval: float = 0.02, prefix: str = "ha"):
+    def __init__(
+        self,
+        host,
+        url: str,
+        api_key: str,
+        out: Path,
+        readers: int = 2,
+        writers: int = 1,
+        interval: float = 0.02,
+        prefix: str = "ha",
+    ):
         self.out = out
-        cmd, env = module_command("tests.support.ns_api", "loop", url, "--out", str(out), "--readers", str(readers),
-                                  "--writers", str(writers), "--interval", str(interval), "--prefix", prefix)
+        cmd, env = module_command(
+            "tests.support.ns_api",
+            "loop",
+            url,
+            "--out",
+            str(out),
+            "--readers",
+            str(readers),
+            "--writers",
+            str(writers),
+            "--interval",
+            str(interval),
+            "--prefix",
+            prefix,
+        )
         self.proc = host.spawn(cmd, env={**env, KEY_ENV: api_key})
 
     def records(self) -> list[dict]:

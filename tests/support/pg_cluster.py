@@ -92,8 +92,14 @@ class PgNode:
     def _owner_cmd(self, cmd: list[str]) -> list[str]:
         if os.geteuid() != 0:
             return cmd
-        return ["setpriv", f"--reuid={self.cluster.owner}", f"--regid={self.cluster.owner}", "--init-groups",
-                "--", *cmd]
+        return [
+            "setpriv",
+            f"--reuid={self.cluster.owner}",
+            f"--regid={self.cluster.owner}",
+            "--init-groups",
+            "--",
+            *cmd,
+        ]
 
     # -- processes ---------------------------------------------------------------------
 
@@ -107,8 +113,14 @@ class PgNode:
             self.proc = self.host.spawn(cmd, log=log, cwd=self.root)
         else:
             with open(log, "ab") as out:
-                self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                             cwd=self.root, start_new_session=True)
+                self.proc = subprocess.Popen(
+                    cmd,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=self.root,
+                    start_new_session=True,
+                )
         deadline = time.monotonic() + timeout
         while not self.answers():
             if not self.alive():
@@ -125,8 +137,11 @@ class PgNode:
         return self.proc.pid if self.alive() else None
 
     def answers(self) -> bool:
-        proc = subprocess.run([str(find_pg_bin() / "pg_isready"), "-q", "-h", str(self.cluster.socket_dir),
-                               "-p", str(self.port)], check=False, capture_output=True)
+        proc = subprocess.run(
+            [str(find_pg_bin() / "pg_isready"), "-q", "-h", str(self.cluster.socket_dir), "-p", str(self.port)],
+            check=False,
+            capture_output=True,
+        )
         return proc.returncode == 0
 
     def kill(self) -> None:
@@ -158,8 +173,7 @@ class PgNode:
 
     def promote(self, timeout: int = 60) -> None:
         """`pg_ctl promote -w`: returns once the standby accepts writes."""
-        self.cluster._run([str(find_pg_bin() / "pg_ctl"), "-D", str(self.data), "-w", "-t", str(timeout),
-                           "promote"])
+        self.cluster._run([str(find_pg_bin() / "pg_ctl"), "-D", str(self.data), "-w", "-t", str(timeout), "promote"])
 
     def log(self) -> str:
         try:
@@ -224,18 +238,22 @@ class PgCluster:
         with open(primary.data / "postgresql.conf", "a") as fh:
             fh.write("\n".join(settings))
         owner = cluster_owner()
-        hba = "\n".join([
-            f"local all {owner} peer",
-            f"local replication {owner} peer",
-            "local all all scram-sha-256",
-            f"host replication {REPLICATION_ROLE} {allow} scram-sha-256",
-            f"host all all {allow} scram-sha-256",
-            "",
-        ])
+        hba = "\n".join(
+            [
+                f"local all {owner} peer",
+                f"local replication {owner} peer",
+                "local all all scram-sha-256",
+                f"host replication {REPLICATION_ROLE} {allow} scram-sha-256",
+                f"host all all {allow} scram-sha-256",
+                "",
+            ]
+        )
         (primary.data / "pg_hba.conf").write_text(hba)
         primary.start()
         primary.cluster.ensure_role_and_database(ROLE, PASSWORD, DBNAME)
-        primary.psql(f"CREATE ROLE {REPLICATION_ROLE} LOGIN REPLICATION PASSWORD {quote_literal(REPLICATION_PASSWORD)};")
+        primary.psql(
+            f"CREATE ROLE {REPLICATION_ROLE} LOGIN REPLICATION PASSWORD {quote_literal(REPLICATION_PASSWORD)};"
+        )
         for standby in self.standbys:
             self.clone(standby, primary)
             standby.start()
@@ -259,12 +277,27 @@ class PgCluster:
         info = pwd.getpwnam(owner)
         for path in (root, root / "run"):
             os.chown(path, info.pw_uid, info.pw_gid)
-        source.cluster._run([
-            str(find_pg_bin() / "pg_basebackup"), "-h", str(source.cluster.socket_dir), "-p", str(source.port),
-            "-U", owner, "-D", str(standby.data), "-X", "stream", "-c", "fast",
-        ])
-        conninfo = (f"host={source.address} port={source.port} user={REPLICATION_ROLE} "
-                    f"password={REPLICATION_PASSWORD} application_name={standby.name} connect_timeout=2")
+        source.cluster._run(
+            [
+                str(find_pg_bin() / "pg_basebackup"),
+                "-h",
+                str(source.cluster.socket_dir),
+                "-p",
+                str(source.port),
+                "-U",
+                owner,
+                "-D",
+                str(standby.data),
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+            ]
+        )
+        conninfo = (
+            f"host={source.address} port={source.port} user={REPLICATION_ROLE} "
+            f"password={REPLICATION_PASSWORD} application_name={standby.name} connect_timeout=2"
+        )
         settings = [
             "# metalplane test cluster: this node is a standby",
             f"listen_addresses = '{standby.address}'",
@@ -286,8 +319,10 @@ class PgCluster:
     def wait_sync(self, primary: PgNode, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            state = primary.psql("SELECT string_agg(application_name || '=' || state || '/' || sync_state, ',') "
-                                 "FROM pg_stat_replication;")
+            state = primary.psql(
+                "SELECT string_agg(application_name || '=' || state || '/' || sync_state, ',') "
+                "FROM pg_stat_replication;"
+            )
             if "streaming/sync" in state:
                 return
             if time.monotonic() > deadline:
@@ -298,7 +333,10 @@ class PgCluster:
         """A region config listing every node (libpq picks the writable one)."""
         return RegionConfig(
             database_host=[n.dsn_host for n in self.node_list],
-            database_name=DBNAME, database_user=ROLE, database_pass=PASSWORD, **overrides,
+            database_name=DBNAME,
+            database_user=ROLE,
+            database_pass=PASSWORD,
+            **overrides,
         )
 
     def stop(self) -> None:

@@ -70,8 +70,11 @@ class MetalplaneProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "metalplane", *self.args],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-            env={**os.environ, **(self.env or {})}, start_new_session=True,
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(self.env or {})},
+            start_new_session=True,
         )
         log.close()
 
@@ -159,10 +162,17 @@ class RackProcess(MetalplaneProcess):
         write_secret(data_dir, secret)
         # On this host's own network: loopback only, on free ports, never 69/5248 on real interfaces.
         port = free_port_block(2)
-        settings = {"bind_address": "127.0.0.1", "tftp_port": port, "http_port": port + 1,
-                    **HOST_NETWORK_SERVICES_OFF, "discovery": False, **settings}
-        update_rack_config(rack_config_path(data_dir),
-                           {"maas_url": urls, "data_dir": str(data_dir), "hostname": hostname, **settings})
+        settings = {
+            "bind_address": "127.0.0.1",
+            "tftp_port": port,
+            "http_port": port + 1,
+            **HOST_NETWORK_SERVICES_OFF,
+            "discovery": False,
+            **settings,
+        }
+        update_rack_config(
+            rack_config_path(data_dir), {"maas_url": urls, "data_dir": str(data_dir), "hostname": hostname, **settings}
+        )
         super().__init__(["rack", "run", "--data-dir", str(data_dir)], data_dir / "rackd.log")
 
     @property

@@ -87,8 +87,14 @@ def spread_ratio(data: dict) -> float:
 
 
 class RegionHaLab:
-    def __init__(self, lab: Lab, subnet: str = "10.72.0", workers: int = 2, racks: int = 2,
-                 log: Callable[[str], None] = lambda _: None):
+    def __init__(
+        self,
+        lab: Lab,
+        subnet: str = "10.72.0",
+        workers: int = 2,
+        racks: int = 2,
+        log: Callable[[str], None] = lambda _: None,
+    ):
         self.lab = lab
         self.subnet = subnet
         self.workers = workers
@@ -125,6 +131,7 @@ class RegionHaLab:
         t0 = time.monotonic()
         lab = self.lab
         lab.add_network(NET, f"{self.subnet}.0/24")
+
         def add(name: str, last: int) -> Host:
             return lab.add_host(name, {NET: f"{self.addr(last)}/24"})
 
@@ -159,8 +166,12 @@ class RegionHaLab:
 
     def _region_config(self, region: Region):
         return self.pg.region_config(
-            port=API_PORT, rpc_port=API_PORT + 10, num_workers=self.workers, listen_address="0.0.0.0",
-            data_dir=str(region.data_dir), maas_url=f"http://{region.address}:{API_PORT}/MAAS",
+            port=API_PORT,
+            rpc_port=API_PORT + 10,
+            num_workers=self.workers,
+            listen_address="0.0.0.0",
+            data_dir=str(region.data_dir),
+            maas_url=f"http://{region.address}:{API_PORT}/MAAS",
             hostname=region.name,
         )
 
@@ -170,8 +181,20 @@ class RegionHaLab:
         save_region_config(region.config_path, self._region_config(region))
         self.regions[region.name] = region
         self.start_region(region.name)
-        out = host.run([*PYTHON, "createadmin", "--data-dir", str(region.data_dir), "--username", "admin",
-                        "--password", ADMIN_PASSWORD, "--email", "admin@example.com"])
+        out = host.run(
+            [
+                *PYTHON,
+                "createadmin",
+                "--data-dir",
+                str(region.data_dir),
+                "--username",
+                "admin",
+                "--password",
+                ADMIN_PASSWORD,
+                "--email",
+                "admin@example.com",
+            ]
+        )
         self.api_key = out.stdout.strip().splitlines()[-1]
         self.direct[region.name] = self._agent(region.url)
         self.say(f"region-a up at {region.url}")
@@ -185,9 +208,20 @@ class RegionHaLab:
         # Lab only: both "hosts" share one filesystem, so the copied data_dir (where
         # maas_id and the secret live) must be made this host's own.
         update_region_config(region.config_path, {"data_dir": str(region.data_dir)})
-        host.run([*PYTHON, "region", "local-config-set", "--data-dir", str(region.data_dir),
-                  *[a for n in self.pg.node_list for a in ("--database-host", n.dsn_host)],
-                  "--maas-url", region.url.rstrip("/"), "--hostname", region.name])
+        host.run(
+            [
+                *PYTHON,
+                "region",
+                "local-config-set",
+                "--data-dir",
+                str(region.data_dir),
+                *[a for n in self.pg.node_list for a in ("--database-host", n.dsn_host)],
+                "--maas-url",
+                region.url.rstrip("/"),
+                "--hostname",
+                region.name,
+            ]
+        )
         self.regions[region.name] = region
         self.start_region(region.name)
         self.direct[region.name] = self._agent(region.url)
@@ -197,8 +231,9 @@ class RegionHaLab:
         """Start (or restart) a region; returns seconds until its API answered."""
         region = self.regions[name]
         t0 = time.monotonic()
-        region.proc = region.host.spawn([*PYTHON, "region", "run", "--data-dir", str(region.data_dir)],
-                                        log=region.data_dir / "regiond.log")
+        region.proc = region.host.spawn(
+            [*PYTHON, "region", "run", "--data-dir", str(region.data_dir)], log=region.data_dir / "regiond.log"
+        )
         probe = ["curl", "-sf", "-o", "/dev/null", "-m", "2", region.url + "api/2.0/version/"]
         deadline = t0 + timeout
         while region.host.run(probe, check=False, timeout=10).returncode != 0:
@@ -232,22 +267,37 @@ class RegionHaLab:
 
     def _start_haproxy(self) -> None:
         config, sock = self.root / "haproxy.cfg", self.root / "haproxy.sock"
-        args = ["region", "haproxy-config", "--bind", f"{self.addr(5)}:80", "--stats-socket", str(sock),
-                "--log", "stderr", "--check", "--output", str(config)]
+        args = [
+            "region",
+            "haproxy-config",
+            "--bind",
+            f"{self.addr(5)}:80",
+            "--stats-socket",
+            str(sock),
+            "--log",
+            "stderr",
+            "--check",
+            "--output",
+            str(config),
+        ]
         for region in self.regions.values():
             args += ["--region", f"{region.name}={region.address}:{API_PORT}"]
         self.lb.run([*PYTHON, *args])
         self.haproxy = Haproxy(config, sock, host=self.lb)
         self.haproxy.start()
-        wait_until(lambda: all(s == "UP" for s in self.haproxy.server_status().values()), 20,
-                   what="HAProxy to see every region healthy")
+        wait_until(
+            lambda: all(s == "UP" for s in self.haproxy.server_status().values()),
+            20,
+            what="HAProxy to see every region healthy",
+        )
         self.say(f"HAProxy at {self.lb_url} (pid {self.haproxy.pid})")
 
     def _hashed_to(self, source: str) -> str:
         """The region HAProxy sends a request from `source` to (`balance source`)."""
         before = {n: int(r["stot"]) for n, r in self.haproxy.servers().items()}
-        self.client.run(["curl", "-sf", "-o", "/dev/null", "-m", "5", "--interface", source,
-                         self.lb_url + "api/2.0/version/"])
+        self.client.run(
+            ["curl", "-sf", "-o", "/dev/null", "-m", "5", "--interface", source, self.lb_url + "api/2.0/version/"]
+        )
         after = {n: int(r["stot"]) for n, r in self.haproxy.servers().items()}
         return max(after, key=lambda n: after[n] - before.get(n, 0))
 
@@ -272,10 +322,16 @@ class RegionHaLab:
         secret = read_secret(self.regions["region-a"].data_dir)
         write_secret(data_dir, secret)
         # Only the first region's URL: the rack learns the others from it.
-        update_rack_config(rack_config_path(data_dir), {
-            "maas_url": [self.regions["region-a"].url], "data_dir": str(data_dir), "hostname": name,
-            "tftp_port": 69, "http_port": 5248,
-        })
+        update_rack_config(
+            rack_config_path(data_dir),
+            {
+                "maas_url": [self.regions["region-a"].url],
+                "data_dir": str(data_dir),
+                "hostname": name,
+                "tftp_port": 69,
+                "http_port": 5248,
+            },
+        )
         self.racks[name] = (host, data_dir, None)
         self.start_rack(name)
 
@@ -320,13 +376,20 @@ class RegionHaLab:
         after = {n: int(r["stot"]) for n, r in self.haproxy.servers().items()}
         return max(after, key=lambda n: after[n] - before.get(n, 0))
 
-    def start_traffic(self, readers: int = 4, writers: int = 1, interval: float = 0.01,
-                      prefix: str = "ha") -> TrafficLoop:
+    def start_traffic(
+        self, readers: int = 4, writers: int = 1, interval: float = 0.01, prefix: str = "ha"
+    ) -> TrafficLoop:
         out = self.root / f"traffic-{len(self.loops) + 1}.jsonl"
         loop = TrafficLoop(self.client, self.lb_url, self.api_key, out, readers, writers, interval, prefix)
         self.loops.append(loop)
-        wait_until(lambda: any(r["kind"] == "read" and r["status"] == 200 for r in loop.records()) and any(
-            r["kind"] == "write" and r["status"] == 200 for r in loop.records()), 30, what="client traffic flowing")
+        wait_until(
+            lambda: (
+                any(r["kind"] == "read" and r["status"] == 200 for r in loop.records())
+                and any(r["kind"] == "write" and r["status"] == 200 for r in loop.records())
+            ),
+            30,
+            what="client traffic flowing",
+        )
         return loop
 
     def zone_names(self) -> set[str]:
@@ -350,8 +413,12 @@ class RegionHaLab:
                 if reach_at is None and len(reachable) == len(self.racks) and all(reachable.values()):
                     reach_at = data["_t1"]
                 racks = data["racks"]
-                if moved_at is None and reach_at is not None and len(racks) == len(self.racks) and all(
-                        eps and all(e.startswith(survivor + ":") for e in eps) for eps in racks.values()):
+                if (
+                    moved_at is None
+                    and reach_at is not None
+                    and len(racks) == len(self.racks)
+                    and all(eps and all(e.startswith(survivor + ":") for e in eps) for eps in racks.values())
+                ):
                     moved_at = data["_t1"]
             if down_at is None and self.haproxy.server_status().get(victim, "").startswith("DOWN"):
                 down_at = time.monotonic()
@@ -362,11 +429,15 @@ class RegionHaLab:
         writes = [r for r in window if r["kind"] == "write"]
         in_flight = [r for r in reads if r["t0"] < killed < r["t1"]]
         return {
-            "victim": victim, "survivor": survivor, "victim_served_client": served_client,
-            "reads": len(reads), "read_failures": [r for r in reads if r["status"] != 200],
+            "victim": victim,
+            "survivor": survivor,
+            "victim_served_client": served_client,
+            "reads": len(reads),
+            "read_failures": [r for r in reads if r["status"] != 200],
             "reads_in_flight_at_kill": len(in_flight),
             "max_read_latency": max((r["t1"] - r["t0"] for r in reads), default=0.0),
-            "writes": len(writes), "write_failures": [r for r in writes if r["status"] not in (200,)],
+            "writes": len(writes),
+            "write_failures": [r for r in writes if r["status"] not in (200,)],
             "racks_reachable_s": None if reach_at is None else reach_at - killed,
             "racks_on_survivor_s": None if moved_at is None else moved_at - killed,
             "haproxy_marked_down_s": None if down_at is None else down_at - killed,
@@ -376,11 +447,22 @@ class RegionHaLab:
         t0 = time.monotonic()
         up = self.start_region(name)
         data = self.wait_balanced(timeout)
-        return {"region": name, "api_up_s": up, "balanced_s": data["_t1"] - t0, "max_over_mean": spread_ratio(data),
-                "workers": data["workers"]}
+        return {
+            "region": name,
+            "api_up_s": up,
+            "balanced_s": data["_t1"] - t0,
+            "max_over_mean": spread_ratio(data),
+            "workers": data["workers"],
+        }
 
-    def db_failover_phase(self, loop: TrafficLoop, promote_after: float = 1.0, settle: float = 4.0,
-                          timeout: float = 40.0, mode: str = "kill") -> dict:
+    def db_failover_phase(
+        self,
+        loop: TrafficLoop,
+        promote_after: float = 1.0,
+        settle: float = 4.0,
+        timeout: float = 40.0,
+        mode: str = "kill",
+    ) -> dict:
         """Lose the primary, promote the standby after `promote_after` s, measure until writes are back.
 
         mode "kill": kill -9 of the primary (its host stays: connections are refused at once);
@@ -424,11 +506,15 @@ class RegionHaLab:
             "write_back_after_promotion_s": min(ok_writes) - promoted,
             "read_back_after_promotion_s": (min(ok_reads) - promoted) if ok_reads else None,
             "last_failed_write_after_promotion_s": max((r["t1"] for r in failed_writes), default=promoted) - promoted,
-            "writes": len(writes), "write_failures": failed_writes,
-            "reads": len(reads), "read_failures": failed_reads,
+            "writes": len(writes),
+            "write_failures": failed_writes,
+            "reads": len(reads),
+            "read_failures": failed_reads,
             "max_write_latency": max((r["t1"] - r["t0"] for r in writes), default=0.0),
             "haproxy_all_down_seen": bool(all_down),
-            "promoted": promoted, "killed": killed, "mode": mode,
+            "promoted": promoted,
+            "killed": killed,
+            "mode": mode,
         }
 
     def missing_acknowledged_writes(self, loop: TrafficLoop) -> tuple[int, set[str]]:

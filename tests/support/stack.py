@@ -49,14 +49,21 @@ class Stack:
 
     # -- regions ---------------------------------------------------------------------
 
-    def start_region(self, host: Host, network: str, name: str = "region", num_workers: int = 2,
-                     port: int = 5240) -> RegionConfig:
+    def start_region(
+        self, host: Host, network: str, name: str = "region", num_workers: int = 2, port: int = 5240
+    ) -> RegionConfig:
         address = host.ip(network)
         data_dir = self.root / name
         data_dir.mkdir(parents=True, exist_ok=True)
         config = self.databases.config(
-            self.dbname, port=port, rpc_port=port + 10, num_workers=num_workers, listen_address="0.0.0.0",
-            data_dir=str(data_dir), maas_url=f"http://{address}:{port}/MAAS", hostname=name,
+            self.dbname,
+            port=port,
+            rpc_port=port + 10,
+            num_workers=num_workers,
+            listen_address="0.0.0.0",
+            data_dir=str(data_dir),
+            maas_url=f"http://{address}:{port}/MAAS",
+            hostname=name,
         )
         save_region_config(data_dir / "regiond.conf", config)
         self._run_region(name, host, config)
@@ -69,8 +76,9 @@ class Stack:
 
     def _run_region(self, name: str, host: Host, config: RegionConfig) -> None:
         data_dir = Path(config.data_dir)
-        proc = host.spawn([*PYTHON, "region", "run", "--config", str(data_dir / "regiond.conf")],
-                          log=data_dir / "regiond.log")
+        proc = host.spawn(
+            [*PYTHON, "region", "run", "--config", str(data_dir / "regiond.conf")], log=data_dir / "regiond.log"
+        )
         self.regions[name] = (host, config, proc)
         self._wait_http(host, f"{config.maas_url.rstrip('/')}/api/2.0/version/", proc, name)
 
@@ -89,8 +97,10 @@ class Stack:
             if proc.poll() is not None:
                 raise StackError(f"{name} exited:\n{proc.log()[-3000:]}")
             try:
-                if host.run(["curl", "-sf", "-m", "10", "-o", "/dev/null", url], check=False,
-                            timeout=15).returncode == 0:
+                if (
+                    host.run(["curl", "-sf", "-m", "10", "-o", "/dev/null", url], check=False, timeout=15).returncode
+                    == 0
+                ):
                     return
             except subprocess.TimeoutExpired:
                 pass  # a loaded machine: ask again until the deadline
@@ -103,10 +113,16 @@ class Stack:
         data_dir = self.root / name
         data_dir.mkdir(parents=True, exist_ok=True)
         write_secret(data_dir, self.secret)
-        update_rack_config(rack_config_path(data_dir), {
-            "maas_url": urls or [self.url], "data_dir": str(data_dir), "hostname": name,
-            "tftp_port": 69, "http_port": 5248,
-        })
+        update_rack_config(
+            rack_config_path(data_dir),
+            {
+                "maas_url": urls or [self.url],
+                "data_dir": str(data_dir),
+                "hostname": name,
+                "tftp_port": 69,
+                "http_port": 5248,
+            },
+        )
         self.racks[name] = (host, data_dir, None)
         return data_dir
 
@@ -134,7 +150,9 @@ class Stack:
         assert self.cli_host is not None
         result = self.cli_host.run([*PYTHON, *args], check=False, env=self.env(), timeout=60)
         if check and result.returncode != 0:
-            raise StackError(f"metalplane {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+            raise StackError(
+                f"metalplane {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def api(self, *args: str) -> Any:
@@ -145,22 +163,31 @@ class Stack:
     def shell(self, script: str, check: bool = True):
         """Run a shell script in the region's namespace, with `metalplane` and `$PROFILE`."""
         assert self.cli_host is not None
-        prelude = f"metalplane() {{ {' '.join(PYTHON)} \"$@\"; }}\nPROFILE=admin\n"
-        result = self.cli_host.run(["bash", "-euo", "pipefail", "-c", prelude + script], check=False,
-                                   env=self.env(), timeout=120)
+        prelude = f'metalplane() {{ {" ".join(PYTHON)} "$@"; }}\nPROFILE=admin\n'
+        result = self.cli_host.run(
+            ["bash", "-euo", "pipefail", "-c", prelude + script], check=False, env=self.env(), timeout=120
+        )
         if check and result.returncode != 0:
             raise StackError(f"script failed ({result.returncode}):\n{script}\n{result.stdout}\n{result.stderr}")
         return result
-
 
     # -- common set-ups ------------------------------------------------------------------
 
     def import_image(self, mirror: Path, timeout: float = 180) -> None:
         """`boot-resources import path=MIRROR`, then wait until a set is complete."""
         self.cli("admin", "boot-resources", "import", f"path={mirror}")
-        wait_until(lambda: not self.api("boot-resources", "is-importing") and any(
-            s["complete"] for r in self.api("boot-resources", "read")
-            for s in self.api("boot-resource", "read", str(r["id"]))["sets"].values()), timeout, what="the image")
+        wait_until(
+            lambda: (
+                not self.api("boot-resources", "is-importing")
+                and any(
+                    s["complete"]
+                    for r in self.api("boot-resources", "read")
+                    for s in self.api("boot-resource", "read", str(r["id"]))["sets"].values()
+                )
+            ),
+            timeout,
+            what="the image",
+        )
 
     def serve_dhcp(self, cidr: str, start_ip: str, end_ip: str, rack: str) -> None:
         """The seeds' CLI sequence: a dynamic range on the subnet, DHCP on its VLAN from `rack`."""

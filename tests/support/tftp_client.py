@@ -51,12 +51,24 @@ class Result:
     extra: dict = field(default_factory=dict)
 
 
-async def get(host: str, port: int, filename: str, *, mode: str = "octet", blksize: int | None = None,
-              windowsize: int | None = None, tsize: bool = False, timeout_option: int | None = None,
-              options: dict[str, object] | None = None, timeout: float = 1.0, max_retries: int = 5,
-              sink: Callable[[memoryview], object] | None = None,
-              drop_acks: set[int] | None = None, drop_blocks: set[int] | None = None,
-              abort_after: int | None = None) -> Result:
+async def get(
+    host: str,
+    port: int,
+    filename: str,
+    *,
+    mode: str = "octet",
+    blksize: int | None = None,
+    windowsize: int | None = None,
+    tsize: bool = False,
+    timeout_option: int | None = None,
+    options: dict[str, object] | None = None,
+    timeout: float = 1.0,
+    max_retries: int = 5,
+    sink: Callable[[memoryview], object] | None = None,
+    drop_acks: set[int] | None = None,
+    drop_blocks: set[int] | None = None,
+    abort_after: int | None = None,
+) -> Result:
     """Read `filename`. Raises `TftpClientError` on an ERROR packet, `TimeoutError` when
     the server stops answering.
 
@@ -77,8 +89,19 @@ async def get(host: str, port: int, filename: str, *, mode: str = "octet", blksi
         opts["windowsize"] = windowsize
     opts.update(options or {})
     loop = asyncio.get_running_loop()
-    reader = _Reader(loop, host, port, build_request(RRQ, filename, mode, opts), bool(opts), timeout,
-                     max_retries, sink, set(drop_acks or ()), set(drop_blocks or ()), abort_after)
+    reader = _Reader(
+        loop,
+        host,
+        port,
+        build_request(RRQ, filename, mode, opts),
+        bool(opts),
+        timeout,
+        max_retries,
+        sink,
+        set(drop_acks or ()),
+        set(drop_blocks or ()),
+        abort_after,
+    )
     try:
         return await reader.run(mode == "netascii")
     finally:
@@ -86,8 +109,9 @@ async def get(host: str, port: int, filename: str, *, mode: str = "octet", blksi
 
 
 class _Reader:
-    def __init__(self, loop, host, port, request, asked_options, timeout, max_retries, sink, drop_acks,
-                 drop_blocks, abort_after):
+    def __init__(
+        self, loop, host, port, request, asked_options, timeout, max_retries, sink, drop_acks, drop_blocks, abort_after
+    ):
         self.loop = loop
         family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -138,8 +162,17 @@ class _Reader:
             data = bytes(self.out)
             if netascii:
                 data = netascii_decode(data)
-        return Result(data, self.size, self.oack, self.blksize, self.windowsize, self.tid or 0,
-                      self.duplicates, self.resent, self.expected - 1)
+        return Result(
+            data,
+            self.size,
+            self.oack,
+            self.blksize,
+            self.windowsize,
+            self.tid or 0,
+            self.duplicates,
+            self.resent,
+            self.expected - 1,
+        )
 
     def close(self) -> None:
         if self.timer is not None:

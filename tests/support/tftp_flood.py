@@ -40,8 +40,16 @@ def _socket(source: str) -> socket.socket:
     return sock
 
 
-def flood(server: str, port: int = 69, count: int = 14000, filename: str = "undionly.kpxe",
-          rate: float = 3000.0, hold: float = 20.0, source: str = "", sources: Sequence[str] = ()) -> dict:
+def flood(
+    server: str,
+    port: int = 69,
+    count: int = 14000,
+    filename: str = "undionly.kpxe",
+    rate: float = 3000.0,
+    hold: float = 20.0,
+    source: str = "",
+    sources: Sequence[str] = (),
+) -> dict:
     options = {"timeout": 255, "tsize": 0, "blksize": 1468}
     socks = [_socket(s) for s in (sources or [source])]
     transfers: set[tuple] = set()
@@ -67,8 +75,9 @@ def flood(server: str, port: int = 69, count: int = 14000, filename: str = "undi
         due = min(count, int((time.monotonic() - started) * rate) + 1)
         while sent < due:
             try:
-                socks[sent % len(socks)].sendto(build_request(RRQ, filename, "octet", {**options, "seq": sent}),
-                                                (server, port))
+                socks[sent % len(socks)].sendto(
+                    build_request(RRQ, filename, "octet", {**options, "seq": sent}), (server, port)
+                )
                 sent += 1
             except (BlockingIOError, InterruptedError):
                 break
@@ -81,21 +90,32 @@ def flood(server: str, port: int = 69, count: int = 14000, filename: str = "undi
         drain()
     for sock in socks:
         sock.close()
-    return {"sent": sent, "send_seconds": round(send_seconds, 2), "transfers_started": len(transfers),
-            "errors": dict(errors)}
+    return {
+        "sent": sent,
+        "send_seconds": round(send_seconds, 2),
+        "transfers_started": len(transfers),
+        "errors": dict(errors),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.support.tftp_flood", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.support.tftp_flood",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--server", required=True)
     parser.add_argument("--port", type=int, default=69)
     parser.add_argument("--count", type=int, default=14000)
     parser.add_argument("--filename", default="undionly.kpxe")
     parser.add_argument("--rate", type=float, default=3000.0, help="requests per second")
     parser.add_argument("--hold", type=float, default=20.0, help="seconds to keep the socket open afterwards")
-    parser.add_argument("--source", action="append", default=[],
-                        help="local address to send from (repeat: one socket per address, taking turns)")
+    parser.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        help="local address to send from (repeat: one socket per address, taking turns)",
+    )
     args = parser.parse_args(argv)
     result = flood(args.server, args.port, args.count, args.filename, args.rate, args.hold, sources=args.source)
     print(json.dumps(result), flush=True)

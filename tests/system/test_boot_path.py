@@ -31,10 +31,26 @@ BOOT_TIMEOUT = 240  # TCG on 2 shared cores
 
 
 def vm_command(tap: str, serial: Path) -> list[str]:
-    return ["qemu-system-x86_64", "-accel", "tcg", "-m", str(VM_MEMORY), "-smp", str(VM_CPUS),
-            "-boot", "n", "-no-reboot", "-display", "none", "-serial", f"file:{serial}",
-            "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
-            "-device", f"virtio-net-pci,netdev=n0,mac={VM_MAC}"]
+    return [
+        "qemu-system-x86_64",
+        "-accel",
+        "tcg",
+        "-m",
+        str(VM_MEMORY),
+        "-smp",
+        str(VM_CPUS),
+        "-boot",
+        "n",
+        "-no-reboot",
+        "-display",
+        "none",
+        "-serial",
+        f"file:{serial}",
+        "-netdev",
+        f"tap,id=n0,ifname={tap},script=no,downscript=no",
+        "-device",
+        f"virtio-net-pci,netdev=n0,mac={VM_MAC}",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +74,11 @@ def lab(databases, tmp_path_factory):
         workdir = lab.new_workdir("vm")
         tap = lab.add_tap("pxe")
         lab.stack, lab.workdir, lab.tap, lab.bmchost = stack, workdir, tap, bmchost
-        wait_until(lambda: http_status(stack)[0] == "running" and "image" in http_status(stack)[1], 120,
-                   what="the rack to cache the image")
+        wait_until(
+            lambda: http_status(stack)[0] == "running" and "image" in http_status(stack)[1],
+            120,
+            what="the rack to cache the image",
+        )
         yield lab
 
 
@@ -78,15 +97,29 @@ def machine_by_mac(stack: Stack, mac: str) -> dict | None:
 
 def test_tftp_serves_loaders_and_per_machine_configs_to_real_clients(lab):
     client = lab.add_host("tftpc", {"pxe": "10.80.0.60/24"})
-    loader = client.run(["curl", "-s", "--tftp-blksize", "1468", "-o", "/dev/null", "-w", "%{size_download}",
-                         "tftp://10.80.0.2/undionly.kpxe"])
+    loader = client.run(
+        [
+            "curl",
+            "-s",
+            "--tftp-blksize",
+            "1468",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download}",
+            "tftp://10.80.0.2/undionly.kpxe",
+        ]
+    )
     assert int(loader.stdout) == Path("/usr/lib/ipxe/undionly.kpxe").stat().st_size
     out = lab.workdir / "pxelinux.cfg"
-    client.run(["busybox", "tftp", "-g", "-b", "512", "-r", "pxelinux.cfg/01-52-54-00-99-99-99", "-l", str(out),
-                "10.80.0.2"])
+    client.run(
+        ["busybox", "tftp", "-g", "-b", "512", "-r", "pxelinux.cfg/01-52-54-00-99-99-99", "-l", str(out), "10.80.0.2"]
+    )
     assert "mp_mode=enlist" in out.read_text()  # an unknown MAC enlists
-    hpa = client.run(["tftp", "-m", "binary", "10.80.0.2", "-c", "get", "grub.cfg-52-54-00-99-99-99",
-                      str(lab.workdir / "grub.cfg")], check=False)
+    hpa = client.run(
+        ["tftp", "-m", "binary", "10.80.0.2", "-c", "get", "grub.cfg-52-54-00-99-99-99", str(lab.workdir / "grub.cfg")],
+        check=False,
+    )
     assert hpa.returncode == 0 and "mp_mode=enlist" in (lab.workdir / "grub.cfg").read_text()
 
 
@@ -94,8 +127,7 @@ def test_an_unknown_machine_pxe_boots_and_enlists_as_new(lab):
     stack = lab.stack
     vm = lab.fabric.spawn(vm_command(lab.tap, lab.workdir / "enlist.serial"), log=lab.workdir / "enlist.log")
     try:
-        machine = wait_until(lambda: machine_by_mac(stack, VM_MAC), BOOT_TIMEOUT, interval=2,
-                             what="the VM to enlist")
+        machine = wait_until(lambda: machine_by_mac(stack, VM_MAC), BOOT_TIMEOUT, interval=2, what="the VM to enlist")
         assert machine["status_name"] == "New"
         assert machine["architecture"] == "amd64/generic"
         assert machine["boot_interface"]["mac_address"] == VM_MAC
@@ -109,22 +141,36 @@ def commission(stack: Stack, system_id: str, meanwhile=None, **extra: str) -> di
     stack.api("machine", "commission", system_id, *[f"{k}={v}" for k, v in extra.items()])
     if meanwhile is not None:
         meanwhile()
-    return wait_until(lambda: (m := stack.api("machine", "read", system_id))["status_name"] != "Commissioning" and m,
-                      BOOT_TIMEOUT, interval=2, what="commissioning to end")
+    return wait_until(
+        lambda: (m := stack.api("machine", "read", system_id))["status_name"] != "Commissioning" and m,
+        BOOT_TIMEOUT,
+        interval=2,
+        what="commissioning to end",
+    )
 
 
 def test_commissioning_through_the_bmc_ends_ready_with_the_vms_facts(lab):
     stack = lab.stack
     machine = machine_by_mac(stack, VM_MAC)
     assert machine is not None, "the enlistment test runs first"
-    hook = command_hook(lab.workdir / "vm-power",
-                        ["ip", "netns", "exec", lab.fabric.netns, *vm_command(lab.tap, lab.workdir / "commission.serial")])
-    bmc = IpmiSimBmc(lab.workdir / "bmc", "10.80.0.100", 623, user="admin", password="vm-bmc-pass",
-                     name="vmbmc", hook=hook).start(host=lab.bmchost)
+    hook = command_hook(
+        lab.workdir / "vm-power",
+        ["ip", "netns", "exec", lab.fabric.netns, *vm_command(lab.tap, lab.workdir / "commission.serial")],
+    )
+    bmc = IpmiSimBmc(
+        lab.workdir / "bmc", "10.80.0.100", 623, user="admin", password="vm-bmc-pass", name="vmbmc", hook=hook
+    ).start(host=lab.bmchost)
     lab.bmc = bmc
-    stack.api("machine", "update", machine["system_id"], "power_type=ipmi",
-              "power_parameters_power_address=10.80.0.100", "power_parameters_power_user=admin",
-              "power_parameters_power_pass=vm-bmc-pass", "power_parameters_cipher_suite_id=3")
+    stack.api(
+        "machine",
+        "update",
+        machine["system_id"],
+        "power_type=ipmi",
+        "power_parameters_power_address=10.80.0.100",
+        "power_parameters_power_user=admin",
+        "power_parameters_power_pass=vm-bmc-pass",
+        "power_parameters_cipher_suite_id=3",
+    )
     intruder = lab.add_host("intruder", {"pxe": "10.80.0.61/24"})
     stolen: list[str] = []
 
@@ -132,8 +178,20 @@ def test_commissioning_through_the_bmc_ends_ready_with_the_vms_facts(lab):
         """Right after commission is asked, before the VM has booted: another host on the
         boot network fetches the VM's boot config over TFTP and over HTTP."""
         out = lab.workdir / "intruder.cfg"
-        intruder.run(["busybox", "tftp", "-g", "-b", "512", "-r", f"pxelinux.cfg/01-{VM_MAC.replace(':', '-')}",
-                      "-l", str(out), "10.80.0.2"])
+        intruder.run(
+            [
+                "busybox",
+                "tftp",
+                "-g",
+                "-b",
+                "512",
+                "-r",
+                f"pxelinux.cfg/01-{VM_MAC.replace(':', '-')}",
+                "-l",
+                str(out),
+                "10.80.0.2",
+            ]
+        )
         stolen.append(out.read_text())
         stolen.append(intruder.run(["curl", "-s", f"http://10.80.0.2:5248/ipxe.cfg-{VM_MAC.replace(':', '-')}"]).stdout)
 
@@ -164,21 +222,35 @@ def test_a_failing_script_fails_commissioning_with_its_output_kept(lab):
         stack.cli("admin", "commissioning-script", "delete", "99-fail")
     assert done["status_name"] == "Failed commissioning"
     assert "99-fail" in done["error_description"]
-    failed = next(r for r in stack.api("machine", "commissioning-results", machine["system_id"]) if r["name"] == "99-fail")
+    failed = next(
+        r for r in stack.api("machine", "commissioning-results", machine["system_id"]) if r["name"] == "99-fail"
+    )
     assert failed["exit_status"] == 1 and "bad sectors" in failed["output"]
     wait_until(lambda: not lab.bmc.power, 60, what="the VM to power off")
 
 
 def test_a_machine_that_never_reports_times_out(lab):
     stack = lab.stack
-    ghost = stack.api("machines", "create", "architecture=amd64/generic", "mac_addresses=52:54:00:80:00:99",
-                      "power_type=manual", "hostname=ghost", "commission=false")
+    ghost = stack.api(
+        "machines",
+        "create",
+        "architecture=amd64/generic",
+        "mac_addresses=52:54:00:80:00:99",
+        "power_type=manual",
+        "hostname=ghost",
+        "commission=false",
+    )
     done = commission(stack, ghost["system_id"], timeout="10")
     assert done["status_name"] == "Failed commissioning"
     assert "timed out" in done["error_description"]
 
 
 def test_the_vm_was_given_its_lease_by_the_rack(lab):
-    known = [a for s in lab.stack.api("subnets", "read") if s["cidr"] == CIDR
-             for a in lab.stack.api("subnet", "ip-addresses", str(s["id"])) if a.get("mac_address") == VM_MAC]
+    known = [
+        a
+        for s in lab.stack.api("subnets", "read")
+        if s["cidr"] == CIDR
+        for a in lab.stack.api("subnet", "ip-addresses", str(s["id"]))
+        if a.get("mac_address") == VM_MAC
+    ]
     assert known, "the VM's DHCP lease reached the region"

@@ -29,8 +29,18 @@ import pytest
 
 from metalplane.images.build import BuildError, build_ephemeral
 from metalplane.images.simplestreams import INDEX_PATH, parse_products, product_paths
-from tests.support.deploy_lab import (METADATA_URL, REGION_IP, TOKEN, VM_IP, VM_MAC, DeployLab,
-                                           cached_debian_image, gpt_partitions, make_ssh_key, read_installed)
+from tests.support.deploy_lab import (
+    METADATA_URL,
+    REGION_IP,
+    TOKEN,
+    VM_IP,
+    VM_MAC,
+    DeployLab,
+    cached_debian_image,
+    gpt_partitions,
+    make_ssh_key,
+    read_installed,
+)
 from tests.support.netlab import Lab
 
 pytestmark = [
@@ -70,8 +80,11 @@ def deploy(images, tmp_path_factory):
 
 def install(dl: DeployLab, images, disk, name: str, after: str = "reboot") -> float:
     ephemeral, _ = images
-    return dl.run_vm(dl.install_command(ephemeral.path("boot-kernel"), ephemeral.path("boot-initrd"), disk,
-                                        dl.serial(name), after), name, INSTALL_TIMEOUT)
+    return dl.run_vm(
+        dl.install_command(ephemeral.path("boot-kernel"), ephemeral.path("boot-initrd"), disk, dl.serial(name), after),
+        name,
+        INSTALL_TIMEOUT,
+    )
 
 
 def body(record: dict) -> dict:
@@ -136,8 +149,11 @@ def test_the_installer_writes_the_image_and_grub_to_the_disk(deploy, images):
     assert f"image written: {debian.root_tgz.size} bytes fetched, checked and unpacked" in log
     assert 'name="bios_grub"' in log and "grub-install --target=i386-pc /dev/vda" in log
     fetched = [r["path"] for r in deploy.records() if r["method"] == "GET"]
-    assert fetched == ["/MAAS/metadata/deploy/config", "/MAAS/metadata/deploy/user-data",
-                       f"/images/{debian.root_tgz.sha256}"]
+    assert fetched == [
+        "/MAAS/metadata/deploy/config",
+        "/MAAS/metadata/deploy/user-data",
+        f"/images/{debian.root_tgz.sha256}",
+    ]
     print(f"\ninstall VM run: {took:.0f} s")
 
 
@@ -148,22 +164,40 @@ def test_the_disk_holds_maas_flat_layout_grub_and_the_configured_debian(deploy):
         head = f.read(1 << 20)
     bios_grub, root = gpt_partitions(head)
     assert (bios_grub.name, bios_grub.type, bios_grub.first_lba, bios_grub.last_lba) == (
-        "bios_grub", "21686148-6449-6E6F-744E-656564454649", 2048, 4095)  # 1 MiB at 1 MiB
+        "bios_grub",
+        "21686148-6449-6E6F-744E-656564454649",
+        2048,
+        4095,
+    )  # 1 MiB at 1 MiB
     assert (root.name, root.type, root.first_lba) == ("root", "0FC63DAF-8483-4772-8E79-3D69D8477DE4", 8192)
     # to the end: its size a multiple of 4 MiB, at least 1 MiB left free after it
     assert (root.last_lba + 1 - root.first_lba) * 512 % (4 << 20) == 0
     assert (2 << 30) - (5 << 20) < (root.last_lba + 1) * 512 <= (2 << 30) - (1 << 20)
     assert b"GRUB" in head[:512]  # GRUB's boot.img in the protective MBR
-    files = read_installed(deploy.disk, root, [
-        "/etc/fstab", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/etc/systemd/network/50-metalplane-0.network",
-        "/home/debian/.ssh/authorized_keys", "/etc/metalplane/agent.conf", "/var/lib/metalplane/user_data",
-        "/boot/grub/grub.cfg", "/usr/bin/sudo", "/etc/ssh/ssh_host_ed25519_key"])
+    files = read_installed(
+        deploy.disk,
+        root,
+        [
+            "/etc/fstab",
+            "/etc/hostname",
+            "/etc/hosts",
+            "/etc/resolv.conf",
+            "/etc/systemd/network/50-metalplane-0.network",
+            "/home/debian/.ssh/authorized_keys",
+            "/etc/metalplane/agent.conf",
+            "/var/lib/metalplane/user_data",
+            "/boot/grub/grub.cfg",
+            "/usr/bin/sudo",
+            "/etc/ssh/ssh_host_ed25519_key",
+        ],
+    )
 
     def text(path: str) -> str:
         return files[path][1].decode()
 
-    (root_uuid,) = [line.split()[0].removeprefix("UUID=") for line in text("/etc/fstab").splitlines()
-                    if line.startswith("UUID=")]
+    (root_uuid,) = [
+        line.split()[0].removeprefix("UUID=") for line in text("/etc/fstab").splitlines() if line.startswith("UUID=")
+    ]
     assert f"UUID={root_uuid} / ext4 errors=remount-ro 0 1" in text("/etc/fstab")
     assert f"root=UUID={root_uuid}" in text("/boot/grub/grub.cfg")  # update-grub found it by UUID
     assert "console=ttyS0,115200n8" in text("/boot/grub/grub.cfg")

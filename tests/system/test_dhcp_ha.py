@@ -31,8 +31,7 @@ def stack(databases):
 
 def lease4_get(stack: Stack, rack: str, ip: str) -> dict | None:
     """Ask the rack's running Kea (its newest control socket) for a lease."""
-    sockets = sorted((stack.racks[rack][1] / "dhcp").glob("*/kea.sock"), key=lambda p: p.stat().st_mtime,
-                     reverse=True)
+    sockets = sorted((stack.racks[rack][1] / "dhcp").glob("*/kea.sock"), key=lambda p: p.stat().st_mtime, reverse=True)
     for path in sockets:
         try:
             answer = asyncio.run(control(path, "lease4-get", {"ip-address": ip}, timeout=5))
@@ -116,8 +115,12 @@ def test_dhcp_ha_end_to_end(stack):
     wait_until(lambda: lease4_get(stack, "rack1", lease3.ip), 60, interval=0.5, what="the primary to sync")
     for ip in (lease1.ip, lease2.ip, lease3.ip):
         assert lease4_get(stack, "rack1", ip) and lease4_get(stack, "rack2", ip), ip
-    lease4 = wait_until(lambda: (lease := c4.dhcp_udhcpc("pxe", timeout=10)) and lease.server_id == "10.60.0.2" and lease,
-                        30, interval=1, what="the primary serving again")
+    lease4 = wait_until(
+        lambda: (lease := c4.dhcp_udhcpc("pxe", timeout=10)) and lease.server_id == "10.60.0.2" and lease,
+        30,
+        interval=1,
+        what="the primary serving again",
+    )
 
     # kill -9 of the whole primary rack (rackd and its Kea).
     rack1_host = stack.racks["rack1"][0]
@@ -132,8 +135,15 @@ def test_dhcp_ha_end_to_end(stack):
     for lease in (lease1, lease2, lease3, lease4, lease5):
         assert lease4_get(stack, "rack1", lease.ip) and lease4_get(stack, "rack2", lease.ip), lease.ip
     # Both racks report; the region stores each lease once.
-    known = wait_until(lambda: (k := known_ips(stack, subnet["id"])) and len(set(k) & {
-        lease1.ip, lease2.ip, lease3.ip, lease4.ip, lease5.ip}) == 5 and k, 20, what="all leases at the region")
+    known = wait_until(
+        lambda: (
+            (k := known_ips(stack, subnet["id"]))
+            and len(set(k) & {lease1.ip, lease2.ip, lease3.ip, lease4.ip, lease5.ip}) == 5
+            and k
+        ),
+        20,
+        what="all leases at the region",
+    )
     assert len(known) == len(set(known))
 
     # Deleting the primary while DHCP HA is on is refused, naming the VLAN.

@@ -22,7 +22,7 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root"),
     pytest.mark.skipif(shutil.which("kea-dhcp4") is None, reason="kea-dhcp4 not installed"),
     pytest.mark.timeout(180),
-    pytest.mark.asyncio(loop_scope="session"),     # the same loop as the fixtures
+    pytest.mark.asyncio(loop_scope="session"),  # the same loop as the fixtures
 ]
 
 NET = "10.50.0.0/24"
@@ -31,29 +31,58 @@ KNOWN_MAC = "52:54:00:aa:bb:01"
 
 
 def subnet(**over: Any) -> dict[str, Any]:
-    s = {"subnet_id": 1, "cidr": NET, "gateway_ip": GW, "dns_servers": [RACK1], "ntp_servers": [RACK1],
-         "domain_name": "maas", "pools": [["10.50.0.100", "10.50.0.199"]], "reserved": [], "lease_time": 60}
+    s = {
+        "subnet_id": 1,
+        "cidr": NET,
+        "gateway_ip": GW,
+        "dns_servers": [RACK1],
+        "ntp_servers": [RACK1],
+        "domain_name": "maas",
+        "pools": [["10.50.0.100", "10.50.0.199"]],
+        "reserved": [],
+        "lease_time": 60,
+    }
     s.update(over)
     return s
 
 
-def dhcp_state(name: str = "rack1", address: str = RACK1, role: str = "standalone", mode: str | None = None,
-               peer: tuple[str, str] | None = None, hosts: list | None = None, **subnet_over: Any) -> dict[str, Any]:
+def dhcp_state(
+    name: str = "rack1",
+    address: str = RACK1,
+    role: str = "standalone",
+    mode: str | None = None,
+    peer: tuple[str, str] | None = None,
+    hosts: list | None = None,
+    **subnet_over: Any,
+) -> dict[str, Any]:
     return {
         "server_name": name,
-        "vlans": [{"vlan_id": 5001, "vid": 0, "mtu": 1500, "interface": "pxe", "self_address": address,
-                   "role": role, "mode": mode,
-                   "peer": {"name": peer[0], "address": peer[1]} if peer else None,
-                   "subnets": [subnet(**subnet_over)]}],
+        "vlans": [
+            {
+                "vlan_id": 5001,
+                "vid": 0,
+                "mtu": 1500,
+                "interface": "pxe",
+                "self_address": address,
+                "role": role,
+                "mode": mode,
+                "peer": {"name": peer[0], "address": peer[1]} if peer else None,
+                "subnets": [subnet(**subnet_over)],
+            }
+        ],
         "hosts": hosts or [],
-        "boot": {"http_port": 5248,
-                 "loaders": {"bios": "lpxelinux.0", "uefi-x64": "bootx64.efi", "uefi-arm64": "grubaa64.efi"}},
+        "boot": {
+            "http_port": 5248,
+            "loaders": {"bios": "lpxelinux.0", "uefi-x64": "bootx64.efi", "uefi-arm64": "grubaa64.efi"},
+        },
     }
 
 
 def ha_states(mode: str) -> tuple[dict, dict]:
-    return (dhcp_state("rack1", RACK1, "primary", mode, ("rack2", RACK2)),
-            dhcp_state("rack2", RACK2, "secondary", mode, ("rack1", RACK1)))
+    return (
+        dhcp_state("rack1", RACK1, "primary", mode, ("rack2", RACK2)),
+        dhcp_state("rack2", RACK2, "secondary", mode, ("rack1", RACK1)),
+    )
 
 
 @pytest.fixture
@@ -91,7 +120,7 @@ async def services(lab: Lab) -> AsyncIterator[Services]:
         for svc in s.made:
             if not svc._closed:
                 await svc.stop()
-        for svc in s.made:      # nothing of ours outlives the test
+        for svc in s.made:  # nothing of ours outlives the test
             for proc in svc.instances.values():
                 assert not proc.running()
 
@@ -128,13 +157,14 @@ async def ha_state(svc: DhcpService) -> str | None:
     proc = next(iter(svc.instances.values()))
     try:
         return (await proc.command("ha-heartbeat", timeout=2))["arguments"]["state"]
-    except Exception:       # not up (yet)
+    except Exception:  # not up (yet)
         return None
 
 
 async def wait_ha(primary: DhcpService, secondary: DhcpService, state: str, timeout: float = 30) -> None:
     async def both() -> bool:
         return (await ha_state(primary), await ha_state(secondary)) == (state, state)
+
     await wait_for(both, timeout, f"both servers in {state}")
 
 
@@ -146,18 +176,26 @@ async def lease_known(svc: DhcpService, ip: str) -> bool:
 
 # --------------------------------------------------------------------------- single rack
 
+
 async def test_single_rack_pools_reservations_and_boot_classes(lab: Lab, services: Services):
     rack = lab.add_host("rack1", {"pxe": f"{RACK1}/24"})
     svc = services.make(rack)
     # dynamic 100-105 with 101-104 reserved: only .100 and .105 may ever be handed out
-    state = dhcp_state(pools=[["10.50.0.100", "10.50.0.105"]], reserved=[["10.50.0.101", "10.50.0.104"]],
-                       hosts=[{"mac": KNOWN_MAC, "hostname": "node1", "ip": "10.50.0.50"},
-                              {"mac": "52:54:00:aa:bb:02", "hostname": "node2", "ip": None}])
+    state = dhcp_state(
+        pools=[["10.50.0.100", "10.50.0.105"]],
+        reserved=[["10.50.0.101", "10.50.0.104"]],
+        hosts=[
+            {"mac": KNOWN_MAC, "hostname": "node1", "ip": "10.50.0.50"},
+            {"mac": "52:54:00:aa:bb:02", "hostname": "node2", "ip": None},
+        ],
+    )
     assert await svc.apply(state) == {"standalone": "started"}
     assert svc.status()[0] == "running"
     config = json.loads((svc.state_dir / "standalone" / "kea-dhcp4.json").read_text())
-    assert config["Dhcp4"]["subnet4"][0]["pools"] == [{"pool": "10.50.0.100-10.50.0.100"},
-                                                      {"pool": "10.50.0.105-10.50.0.105"}]
+    assert config["Dhcp4"]["subnet4"][0]["pools"] == [
+        {"pool": "10.50.0.100-10.50.0.100"},
+        {"pool": "10.50.0.105-10.50.0.105"},
+    ]
 
     known = lab.add_host("known", {"pxe": None}, macs={"pxe": KNOWN_MAC})
     lease = await udhcpc(known)
@@ -167,10 +205,13 @@ async def test_single_rack_pools_reservations_and_boot_classes(lab: Lab, service
 
     # PXE by architecture (option 93) and iPXE (option 77), seen by udhcpc as siaddr/boot_file
     uefi = await udhcpc(lab.add_host("uefi", {"pxe": None}), "-x", "0x5d:0007")
-    bios = await asyncio.to_thread(lab.add_host("bios", {"pxe": None}).dhcp_dhclient, "pxe", timeout=15,
-                                   config="option pxe-arch code 93 = unsigned integer 16;\n"
-                                          "send pxe-arch 0;\n")
-    assert {uefi.ip, bios.ip} == {"10.50.0.100", "10.50.0.105"}            # never the reserved .101-.104
+    bios = await asyncio.to_thread(
+        lab.add_host("bios", {"pxe": None}).dhcp_dhclient,
+        "pxe",
+        timeout=15,
+        config="option pxe-arch code 93 = unsigned integer 16;\nsend pxe-arch 0;\n",
+    )
+    assert {uefi.ip, bios.ip} == {"10.50.0.100", "10.50.0.105"}  # never the reserved .101-.104
     assert uefi.env.get("boot_file") == "bootx64.efi" and uefi.env.get("siaddr") == RACK1
     assert bios.client == "dhclient" and bios.env.get("new_filename") == "lpxelinux.0"
     # the pool is exhausted now: a third client gets nothing from the reserved range
@@ -191,9 +232,20 @@ async def test_each_vlan_is_sent_to_the_racks_address_on_it(lab: Lab, services: 
     lab.add_network("pxe2", "10.60.0.0/24")
     rack = lab.add_host("rack1", {"pxe": f"{RACK1}/24", "pxe2": "10.60.0.2/24"})
     second = dhcp_state()["vlans"][0] | {
-        "vlan_id": 5002, "interface": rack.ifname("pxe2"), "self_address": "10.60.0.2",
-        "subnets": [subnet(subnet_id=2, cidr="10.60.0.0/24", gateway_ip="10.60.0.1", dns_servers=[],
-                           ntp_servers=[], pools=[["10.60.0.100", "10.60.0.199"]])]}
+        "vlan_id": 5002,
+        "interface": rack.ifname("pxe2"),
+        "self_address": "10.60.0.2",
+        "subnets": [
+            subnet(
+                subnet_id=2,
+                cidr="10.60.0.0/24",
+                gateway_ip="10.60.0.1",
+                dns_servers=[],
+                ntp_servers=[],
+                pools=[["10.60.0.100", "10.60.0.199"]],
+            )
+        ],
+    }
     state = dhcp_state()
     state["vlans"][0]["interface"] = rack.ifname("pxe")
     state["vlans"].append(second)
@@ -201,8 +253,9 @@ async def test_each_vlan_is_sent_to_the_racks_address_on_it(lab: Lab, services: 
     assert await svc.apply(state) == {"standalone": "started"}
     for network, address in (("pxe", RACK1), ("pxe2", "10.60.0.2")):
         host = lab.add_host(f"ipxe-{network}", {network: None})
-        ipxe = await asyncio.to_thread(host.dhcp_udhcpc, network, timeout=15,
-                                       extra_args=["-x", "0x5d:0000", "-x", "0x4d:69505845"])
+        ipxe = await asyncio.to_thread(
+            host.dhcp_udhcpc, network, timeout=15, extra_args=["-x", "0x5d:0000", "-x", "0x4d:69505845"]
+        )
         assert ipxe.env.get("boot_file") == f"http://{address}:5248/ipxe.cfg"
         host = lab.add_host(f"bios-{network}", {network: None})
         bios = await asyncio.to_thread(host.dhcp_udhcpc, network, timeout=15, extra_args=["-x", "0x5d:0000"])
@@ -212,7 +265,7 @@ async def test_each_vlan_is_sent_to_the_racks_address_on_it(lab: Lab, services: 
 async def test_bad_states_never_reach_kea(lab: Lab, services: Services):
     rack = lab.add_host("rack1", {"pxe": f"{RACK1}/24"})
     svc = services.make(rack)
-    bad = dhcp_state(pools=[["10.50.0.1", "10.50.0.20"]])           # hands out the gateway
+    bad = dhcp_state(pools=[["10.50.0.1", "10.50.0.20"]])  # hands out the gateway
     with pytest.raises(InvalidDhcpState) as err:
         await svc.apply(bad)
     assert "gateway_ip 10.50.0.1" in str(err.value) and "vlans[0].subnets[0].pools" in str(err.value)
@@ -242,11 +295,14 @@ async def test_config_change_keeps_leases_and_off_stops_kea(lab: Lab, services: 
     leases = [await udhcpc(lab.add_host(f"c{i}", {"pxe": None})) for i in range(3)]
     pid = kea_pids(rack)
     # new DNS, lease time and an extra pool: applied live through the control socket
-    changed = dhcp_state(dns_servers=["10.50.0.9"], lease_time=120,
-                         pools=[["10.50.0.100", "10.50.0.199"], ["10.50.0.210", "10.50.0.219"]])
+    changed = dhcp_state(
+        dns_servers=["10.50.0.9"],
+        lease_time=120,
+        pools=[["10.50.0.100", "10.50.0.199"], ["10.50.0.210", "10.50.0.219"]],
+    )
     assert await svc.apply(changed) == {"standalone": "reconfigured"}
     assert await svc.apply(changed) == {"standalone": "unchanged"}
-    assert kea_pids(rack) == pid                                     # same process
+    assert kea_pids(rack) == pid  # same process
     for lease in leases:
         assert await lease_known(svc, lease.ip)
     new = await udhcpc(lab.add_host("after", {"pxe": None}))
@@ -280,6 +336,7 @@ async def test_crashed_kea_is_restarted(lab: Lab, services: Services):
 
 # --------------------------------------------------------------------------- HA
 
+
 async def test_ha_hot_standby_failover_and_failback(lab: Lab, services: Services):
     r1 = lab.add_host("rack1", {"pxe": f"{RACK1}/24"})
     r2 = lab.add_host("rack2", {"pxe": f"{RACK2}/24"})
@@ -293,9 +350,9 @@ async def test_ha_hot_standby_failover_and_failback(lab: Lab, services: Services
     before = []
     for i in range(3):
         lease = await udhcpc(lab.add_host(f"c{i}", {"pxe": None}))
-        assert lease.server_id == RACK1                              # the primary answers everything
+        assert lease.server_id == RACK1  # the primary answers everything
         before.append(lease)
-    for lease in before:                                             # replicated at once
+    for lease in before:  # replicated at once
         assert await lease_known(standby, lease.ip)
 
     spare = lab.add_host("new", {"pxe": None})
@@ -322,8 +379,7 @@ async def test_ha_hot_standby_failover_and_failback(lab: Lab, services: Services
     assert after.server_id == RACK1
     await wait_for(lambda: lease_known(standby, after.ip), 5, "replicated after failback")
     # the statuses follow the HA states the service polls every 2 s
-    await wait_for(lambda: primary.status()[0] == "running" and standby.status()[0] == "running", 5,
-                   "both running")
+    await wait_for(lambda: primary.status()[0] == "running" and standby.status()[0] == "running", 5, "both running")
 
 
 async def test_ha_load_balancing_serves_from_both(lab: Lab, services: Services):
@@ -342,6 +398,7 @@ async def test_ha_load_balancing_serves_from_both(lab: Lab, services: Services):
 
 # --------------------------------------------------------------------------- lease events
 
+
 async def test_lease_events_commit_release_expiry_survive_restart(lab: Lab, services: Services):
     rack = lab.add_host("rack1", {"pxe": f"{RACK1}/24"})
     state_dir = lab.workdir / "dhcp-rack1"
@@ -349,17 +406,19 @@ async def test_lease_events_commit_release_expiry_survive_restart(lab: Lab, serv
     await svc.apply(dhcp_state(lease_time=4))
     # consumer offline: nothing is acked
     held = lab.add_host("held", {"pxe": None})
-    lease_expiring = await udhcpc(held)                   # exits, no release: will expire
+    lease_expiring = await udhcpc(held)  # exits, no release: will expire
     rel = lab.add_host("rel", {"pxe": None})
     client = await asyncio.to_thread(rel.start_udhcpc, "pxe", once=False, extra_args=["-R"])
     lease_released = await asyncio.to_thread(client.wait_lease, 15)
-    client.stop()                                         # SIGTERM + -R: DHCPRELEASE
+    client.stop()  # SIGTERM + -R: DHCPRELEASE
     mac_held, mac_rel = held.mac("pxe"), rel.mac("pxe")
 
     def actions() -> list[tuple[str, str]]:
         return [(e["action"], e["mac"]) for e in svc.events.pending()]
-    await wait_for(lambda: ("release", mac_rel) in actions() and ("expiry", mac_held) in actions(), 20,
-                   "release and expiry events")
+
+    await wait_for(
+        lambda: ("release", mac_rel) in actions() and ("expiry", mac_held) in actions(), 20, "release and expiry events"
+    )
     events = svc.events.pending()
     commit = next(e for e in events if e["action"] == "commit" and e["mac"] == mac_held)
     assert commit["ip"] == lease_expiring.ip and commit["lease_time"] == 4 and commit["subnet_id"] == 1
@@ -372,7 +431,7 @@ async def test_lease_events_commit_release_expiry_survive_restart(lab: Lab, serv
     await svc.stop()
     svc2 = services.make(rack, reclaim_interval=1)
     assert svc2.state_dir == state_dir
-    assert [e["id"] for e in svc2.events.pending()] == ids          # all still there, in order
+    assert [e["id"] for e in svc2.events.pending()] == ids  # all still there, in order
     await svc2.apply(dhcp_state(lease_time=4))
     third_host = lab.add_host("third", {"pxe": None})
     third = await udhcpc(third_host)
@@ -383,8 +442,9 @@ async def test_lease_events_commit_release_expiry_survive_restart(lab: Lab, serv
             got.extend(batch)
             if any(e["action"] == "commit" and e["mac"] == third_host.mac("pxe") for e in batch):
                 return
+
     await asyncio.wait_for(consume(), 10)
-    assert [e["id"] for e in got][:len(ids)] == ids                 # replayed first, none lost
+    assert [e["id"] for e in got][: len(ids)] == ids  # replayed first, none lost
     assert len({e["id"] for e in got}) == len(got)
     assert [e["ip"] for e in got if e["mac"] == third_host.mac("pxe")] == [third.ip]
     # the reread lease file added no duplicates
@@ -394,6 +454,7 @@ async def test_lease_events_commit_release_expiry_survive_restart(lab: Lab, serv
 
 
 # --------------------------------------------------------------------------- the region's state, served
+
 
 async def test_ntp_servers_by_name_leave_dhcp_working(lab: Lab, services: Services, databases):
     """`set-config name=ntp_servers value=ntp.ubuntu.com` (MAAS's default) is valid, and the
@@ -414,11 +475,19 @@ async def test_ntp_servers_by_name_leave_dhcp_working(lab: Lab, services: Servic
         made = await network.create_fabric(conn, "ntp-lab", "", None)
         vlan_id = next(v["id"] for v in made.vlans if v["fabric_id"] == made.fabrics[0]["id"])
         subnet = (await subnets.create_subnet(conn, {"cidr": NET, "vlan": str(vlan_id), "gateway_ip": GW})).subnets[0]
-        rack_id = await racks.register_rack(conn, system_id, "rack1", "test", [
-            {"name": rack.ifname("pxe"), "mac": "52:54:00:ab:cd:01", "addresses": [f"{RACK1}/24"]}])
+        rack_id = await racks.register_rack(
+            conn,
+            system_id,
+            "rack1",
+            "test",
+            [{"name": rack.ifname("pxe"), "mac": "52:54:00:ab:cd:01", "addresses": [f"{RACK1}/24"]}],
+        )
         admin = await users.create_user(conn, "ntp-admin", "pw", "", is_superuser=True)
-        await subnets.create_range(conn, {"type": "dynamic", "start_ip": "10.50.0.100", "end_ip": "10.50.0.199",
-                                          "subnet": str(subnet["id"])}, admin)
+        await subnets.create_range(
+            conn,
+            {"type": "dynamic", "start_ip": "10.50.0.100", "end_ip": "10.50.0.199", "subnet": str(subnet["id"])},
+            admin,
+        )
         await network.update_vlan(conn, network.VlanRef(vlan_id=vlan_id), {"dhcp_on": True, "primary_rack": system_id})
         return rack_id
 
@@ -428,6 +497,7 @@ async def test_ntp_servers_by_name_leave_dhcp_working(lab: Lab, services: Servic
                 await settings.set_setting(conn, name, value)
             state = await dhcp.rack_dhcp_state(conn, rack_id)
             return state | {"boot": dhcp_state()["boot"]}
+
         return run_db(config, work)
 
     try:
@@ -439,8 +509,9 @@ async def test_ntp_servers_by_name_leave_dhcp_working(lab: Lab, services: Servic
         lease = await udhcpc(lab.add_host("client", {"pxe": None}))
         assert lease.ip.startswith("10.50.0.1") and lease.env.get("ntpsrv") == RACK1
 
-        state = await asyncio.to_thread(state_after, ("ntp_servers", "192.0.2.123 ntp.ubuntu.com"),
-                                        ("ntp_external_only", "true"))
+        state = await asyncio.to_thread(
+            state_after, ("ntp_servers", "192.0.2.123 ntp.ubuntu.com"), ("ntp_external_only", "true")
+        )
         assert await svc.apply(state) == {"standalone": "reconfigured"}
         lease = await udhcpc(lab.add_host("client2", {"pxe": None}))
         assert lease.env.get("ntpsrv") == "192.0.2.123"

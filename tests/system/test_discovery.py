@@ -25,8 +25,11 @@ pytestmark = [
 ]
 
 RACK = "10.73.0.2"
-HOSTS = {"h1": ("10.73.0.11", "52:54:00:12:34:11"), "h2": ("10.73.0.12", "52:54:00:12:34:12"),
-         "h3": ("10.73.0.13", "52:54:00:12:34:13")}
+HOSTS = {
+    "h1": ("10.73.0.11", "52:54:00:12:34:11"),
+    "h2": ("10.73.0.12", "52:54:00:12:34:12"),
+    "h3": ("10.73.0.13", "52:54:00:12:34:13"),
+}
 
 
 @pytest.fixture
@@ -52,11 +55,24 @@ def arping(host: Host, target: str, *extra: str) -> None:
 def tagged_arp(host: Host, vid: int, sender: str, target: str) -> None:
     """An 802.1Q-tagged ARP request from `host`, sent on a raw socket (this kernel has no VLAN devices)."""
     mac = bytes.fromhex(host.mac("pxe").replace(":", ""))
-    frame = (b"\xff" * 6 + mac + struct.pack("!HHH", 0x8100, vid, 0x0806)
-             + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + socket.inet_aton(sender) + b"\0" * 6
-             + socket.inet_aton(target))
-    host.run(["python3", "-c", "import socket,sys; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); "
-              f"s.bind(('pxe', 0)); s.send(bytes.fromhex('{frame.hex()}'))"])
+    frame = (
+        b"\xff" * 6
+        + mac
+        + struct.pack("!HHH", 0x8100, vid, 0x0806)
+        + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)
+        + mac
+        + socket.inet_aton(sender)
+        + b"\0" * 6
+        + socket.inet_aton(target)
+    )
+    host.run(
+        [
+            "python3",
+            "-c",
+            "import socket,sys; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); "
+            f"s.bind(('pxe', 0)); s.send(bytes.fromhex('{frame.hex()}'))",
+        ]
+    )
 
 
 async def until_events(svc: DiscoveryService, count: int, timeout: float = 10.0) -> list[dict]:
@@ -78,7 +94,8 @@ async def test_arping_from_three_hosts_is_reported_once_each_and_survives_a_rest
     events = await until_events(svc, 3)
     took = time.monotonic() - t0
     assert {(e["ip"], e["mac"], e["interface"], e["vid"], e["event"]) for e in events} == {
-        (ip, mac, "pxe", None, "NEW") for ip, mac in HOSTS.values()}
+        (ip, mac, "pxe", None, "NEW") for ip, mac in HOSTS.values()
+    }
     assert all(abs(e["time"] - time.time()) < 30 for e in events)
     # again: nothing new (within the refresh interval); a gratuitous ARP from a new MAC is a move
     for name in HOSTS:
@@ -87,7 +104,11 @@ async def test_arping_from_three_hosts_is_reported_once_each_and_survives_a_rest
     await asyncio.to_thread(arping, lab.hosts["h3"], HOSTS["h3"][0], "-U")
     moved = (await until_events(svc, 4))[3]
     assert (moved["ip"], moved["mac"], moved["event"], moved["previous_mac"]) == (
-        HOSTS["h3"][0], "52:54:00:99:99:99", "MOVED", HOSTS["h3"][1])
+        HOSTS["h3"][0],
+        "52:54:00:99:99:99",
+        "MOVED",
+        HOSTS["h3"][1],
+    )
     assert len(svc.events.pending()) == 4
     print(f"three arpings -> three observations queued in {took:.2f}s")
 

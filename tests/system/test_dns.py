@@ -31,8 +31,9 @@ from tests.support.netlab import Lab, list_netns
 pytestmark = [
     pytest.mark.system,
     pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root"),
-    pytest.mark.skipif(shutil.which("named") is None or shutil.which("dig") is None,
-                       reason="bind9 and bind9-dnsutils not installed"),
+    pytest.mark.skipif(
+        shutil.which("named") is None or shutil.which("dig") is None, reason="bind9 and bind9-dnsutils not installed"
+    ),
     pytest.mark.timeout(180),
     pytest.mark.asyncio(loop_scope="session"),
 ]
@@ -42,12 +43,12 @@ N = ipaddress.ip_network
 
 
 def model(*records: Record, ttl: int | None = None) -> DnsModel:
-    base = (Record("node1", "A", "10.70.0.5"), Record("node2", "A", "10.70.0.150"),
-            Record("web", "CNAME", "node1"))
+    base = (Record("node1", "A", "10.70.0.5"), Record("node2", "A", "10.70.0.150"), Record("web", "CNAME", "node1"))
     return DnsModel(
         domains=(Domain("maas", base + records, ttl=ttl), Domain("lab.maas", (Record("bmc1", "A", "10.70.1.40"),))),
         subnets=(Subnet(N(PXE), "enabled"), Subnet(N("10.70.0.128/26"), "rfc2317"), Subnet(N("10.70.1.0/24"))),
-        nameservers=tuple(A(region_address(i)) for i in range(2)))
+        nameservers=tuple(A(region_address(i)) for i in range(2)),
+    )
 
 
 @pytest.fixture
@@ -69,12 +70,11 @@ async def dns() -> AsyncIterator[DnsLab]:
 async def test_names_reverse_names_and_outside_names_through_the_rack(dns: DnsLab):
     assert dns.dig("node1.maas").data == ["10.70.0.5"]
     assert dns.dig("web.maas").data == ["node1.maas.", "10.70.0.5"]
-    assert dns.dig("bmc1.lab.maas").data == ["10.70.1.40"]               # a child domain, delegated
+    assert dns.dig("bmc1.lab.maas").data == ["10.70.1.40"]  # a child domain, delegated
     assert dns.dig("nothing.maas").status == "NXDOMAIN"
     assert dns.dig("5.0.70.10.in-addr.arpa", "PTR").data == ["node1.maas."]
     # RFC 2317: 10.70.0.150 lives in the /26's own zone, reached through the /24's CNAME glue
-    assert dns.dig("150.0.70.10.in-addr.arpa", "PTR").data == ["150.128-26.0.70.10.in-addr.arpa.",
-                                                                 "node2.maas."]
+    assert dns.dig("150.0.70.10.in-addr.arpa", "PTR").data == ["150.128-26.0.70.10.in-addr.arpa.", "node2.maas."]
     assert dns.dig("40.1.70.10.in-addr.arpa", "PTR").data == ["bmc1.lab.maas."]
     # everything else goes to upstream_dns, a BIND in its own namespace
     assert dns.dig(OUTSIDE_NAME).data == [OUTSIDE_ADDRESS]
@@ -104,8 +104,8 @@ async def test_dnssec_validation_on_still_answers_the_maas_zones(dns: DnsLab):
 
 
 async def test_a_change_reaches_the_clients_within_5_seconds(dns: DnsLab):
-    assert dns.dig("node1.maas").data == ["10.70.0.5"]                  # now cached by the rack (TTL 30)
-    assert dns.dig("new1.maas").status == "NXDOMAIN"                     # and so is this "no"
+    assert dns.dig("node1.maas").data == ["10.70.0.5"]  # now cached by the rack (TTL 30)
+    assert dns.dig("new1.maas").status == "NXDOMAIN"  # and so is this "no"
     t0 = time.monotonic()
     applied = await dns.publish(model(Record("new1", "A", "10.70.0.77")))
     assert sorted(applied[0].changed) == ["0.70.10.in-addr.arpa", "maas"]
@@ -156,7 +156,7 @@ async def test_kill_9_of_one_region_the_other_answers(dns: DnsLab):
 async def test_a_refused_configuration_keeps_the_last_good_one_serving(dns: DnsLab):
     region = dns.regions[0]
     good_serials = dict(region.server.serials)
-    bad = model(Record("web", "A", "10.70.0.9"))            # web is a CNAME already: BIND refuses the zone
+    bad = model(Record("web", "A", "10.70.0.9"))  # web is a CNAME already: BIND refuses the zone
     with pytest.raises(NamedConfigError) as err:
         await region.apply(bad)
     assert "CNAME and other data" in err.value.message
@@ -194,7 +194,7 @@ async def test_a_zone_named_does_not_load_as_expected_is_rolled_back(dns: DnsLab
     path = server.layout.zone_file("maas")
     before = path.read_text()
     serial = server.serials["maas"]
-    changed = before.replace("10.70.0.5", "10.70.0.6")        # the SOA inside still says `serial`
+    changed = before.replace("10.70.0.5", "10.70.0.6")  # the SOA inside still says `serial`
     with pytest.raises(NamedConfigError, match="did not load maas"):
         await server.apply(server.layout.conf.read_text(), {"maas": ZoneFile(changed, serial + 1)})
     assert path.read_text() == before and server.serials["maas"] == serial
@@ -209,15 +209,28 @@ async def test_region_and_rack_on_one_host_share_it_without_a_port_clash(dns: Dn
     """The all-in-one plan: the authoritative named on :5247, the resolver on :53, two control ports."""
     host = dns.lab.add_host("allinone", {"pxe": "10.70.0.3/24"})
     wrap = prefix_wrap(host.command([]))
-    region = AuthoritativeDns(dns.lab.workdir / "aio-region", wrap=wrap, threads=1,
-                              options=AuthoritativeOptions(listen=(A("10.70.0.3"), A("127.0.0.1"))))
+    region = AuthoritativeDns(
+        dns.lab.workdir / "aio-region",
+        wrap=wrap,
+        threads=1,
+        options=AuthoritativeOptions(listen=(A("10.70.0.3"), A("127.0.0.1"))),
+    )
     rack = RackResolver(dns.lab.workdir / "aio-rack", wrap=wrap, threads=1)
     try:
-        local = DnsModel(domains=(Domain("maas", (Record("solo", "A", "10.70.0.33"),)),),
-                         subnets=(Subnet(N(PXE)),), nameservers=(A("10.70.0.3"),))
+        local = DnsModel(
+            domains=(Domain("maas", (Record("solo", "A", "10.70.0.33"),)),),
+            subnets=(Subnet(N(PXE)),),
+            nameservers=(A("10.70.0.3"),),
+        )
         await region.apply(local)
-        await rack.apply(ResolverConfig(zones=("maas", "0.70.10.in-addr.arpa"), regions=(RegionDns(A("127.0.0.1")),),
-                                        listen=(A("10.70.0.3"),), allow=(N(PXE),)))
+        await rack.apply(
+            ResolverConfig(
+                zones=("maas", "0.70.10.in-addr.arpa"),
+                regions=(RegionDns(A("127.0.0.1")),),
+                listen=(A("10.70.0.3"),),
+                allow=(N(PXE),),
+            )
+        )
         assert dig(dns.client, "10.70.0.3", "solo.maas").data == ["10.70.0.33"]
         assert dig(dns.client, "10.70.0.3", "33.0.70.10.in-addr.arpa", "PTR").data == ["solo.maas."]
         assert region.status()[0] == rack.status()[0] == "running"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.databases import world_traversable_tempdir
 from metalplane.config.rack import rack_config_path, update_rack_config
+from tests.support.databases import world_traversable_tempdir
 from tests.support.processes import HOST_NETWORK_SERVICES_OFF, free_port_block, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,8 +46,19 @@ def cli(env, *args, check=True):
 def test_readme_init_then_login_and_the_seeds_cli_steps(fresh):
     _root, data_dir, env = fresh
     port = free_port_block(16)
-    first = run(["./bootstrap.sh", "init", "--data-dir", str(data_dir), "--port", str(port),
-                 "--admin-password", "first-password"], env)
+    first = run(
+        [
+            "./bootstrap.sh",
+            "init",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+            "--admin-password",
+            "first-password",
+        ],
+        env,
+    )
     out = first.stdout
     url = re.search(r"MAAS URL:\s+(\S+)", out).group(1)
     key = re.search(r"API key:\s+(\S+)", out).group(1)
@@ -60,8 +71,9 @@ def test_readme_init_then_login_and_the_seeds_cli_steps(fresh):
 
     cli(env, "login", "admin", url, key)
     # All-in-one: the rack on this host shares the region's node (type 4) and secret.
-    racks = wait_until(lambda: json.loads(cli(env, "admin", "rack-controllers", "read").stdout), 30,
-                       what="the local rack to register")
+    racks = wait_until(
+        lambda: json.loads(cli(env, "admin", "rack-controllers", "read").stdout), 30, what="the local rack to register"
+    )
     regions = json.loads(cli(env, "admin", "region-controllers", "read").stdout)
     assert [r["system_id"] for r in racks] == [r["system_id"] for r in regions]
     assert racks[0]["node_type_name"] == "Region and rack controller"
@@ -70,11 +82,12 @@ def test_readme_init_then_login_and_the_seeds_cli_steps(fresh):
     fqdn = f"{regions[0]['hostname']}.{regions[0]['domain']['name']}"
 
     def addresses() -> list[str]:
-        out = run(["dig", "@127.0.0.1", "-p", str(port + 1), "+short", "+time=1", "+tries=1", fqdn], env,
-                  check=False).stdout.split()
+        out = run(
+            ["dig", "@127.0.0.1", "-p", str(port + 1), "+short", "+time=1", "+tries=1", fqdn], env, check=False
+        ).stdout.split()
         try:
             return [str(ipaddress.ip_address(a)) for a in out]
-        except ValueError:          # ";; communications error ...": not serving yet
+        except ValueError:  # ";; communications error ...": not serving yet
             return []
 
     assert wait_until(addresses, 30, interval=1, what=f"{fqdn} through the local rack's resolver")
@@ -82,8 +95,9 @@ def test_readme_init_then_login_and_the_seeds_cli_steps(fresh):
     assert fabrics[0]["name"] == "fabric-0"  # plus any fabric the local rack's interfaces brought
     subnet = json.loads(cli(env, "admin", "subnets", "create", "cidr=10.99.0.0/24", "gateway_ip=10.99.0.1").stdout)
     assert subnet["cidr"] == "10.99.0.0/24"
-    iprange = json.loads(cli(env, "admin", "ipranges", "create", "type=dynamic",
-                             "start_ip=10.99.0.100", "end_ip=10.99.0.199").stdout)
+    iprange = json.loads(
+        cli(env, "admin", "ipranges", "create", "type=dynamic", "start_ip=10.99.0.100", "end_ip=10.99.0.199").stdout
+    )
     assert iprange["subnet"]["id"] == subnet["id"]
     vid, fabric_id = subnet["vlan"]["vid"], subnet["vlan"]["fabric_id"]
     vlan = json.loads(cli(env, "admin", "vlan", "update", str(fabric_id), str(vid), "name=provisioning").stdout)
@@ -92,8 +106,19 @@ def test_readme_init_then_login_and_the_seeds_cli_steps(fresh):
     # A second run destroys nothing: same key, same secret, same data, same password.
     secret_before = secret.read_text()
     config_before = (data_dir / "regiond.conf").read_text()
-    second = run(["./bootstrap.sh", "init", "--data-dir", str(data_dir), "--port", str(port),
-                  "--admin-password", "other-password"], env)
+    second = run(
+        [
+            "./bootstrap.sh",
+            "init",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+            "--admin-password",
+            "other-password",
+        ],
+        env,
+    )
     assert "already initialised" in second.stdout
     assert "region: already running" in second.stdout
     assert "PostgreSQL: already running" in second.stdout
@@ -128,15 +153,16 @@ def test_init_after_stop_restarts_without_recreating(fresh):
     cli(env, "login", "ops", f"http://localhost:{port}/MAAS/", ops_key)
     me = json.loads(cli(env, "ops", "users", "whoami").stdout)
     assert me["username"] == "ops" and me["is_superuser"] is True
-    duplicate = cli(env, "createadmin", "--data-dir", str(data_dir), "--username", "ops", "--password", "x",
-                    check=False)
+    duplicate = cli(
+        env, "createadmin", "--data-dir", str(data_dir), "--username", "ops", "--password", "x", check=False
+    )
     assert duplicate.returncode != 0 and "already exists" in duplicate.stderr
 
 
 def test_two_data_dirs_run_side_by_side(fresh):
     root, data_dir, env = fresh
     other = root / "other"
-    ports = free_port_block(24)      # each uses PORT..PORT+10 with one worker (README)
+    ports = free_port_block(24)  # each uses PORT..PORT+10 with one worker (README)
     try:
         a = cli(env, "init", "--data-dir", str(data_dir), "--port", str(ports), "--num-workers", "1")
         b = cli(env, "init", "--data-dir", str(other), "--port", str(ports + 12), "--num-workers", "1")
@@ -157,21 +183,50 @@ def test_init_mode_rack_joins_a_region(fresh):
     # On this host's own network: loopback and free ports, no resolver, chronyd or ARP listener
     # on its interfaces (registration keeps what rackd.conf already says).
     rack_port = free_port_block(2)
-    update_rack_config(rack_config_path(rack_dir), {"data_dir": str(rack_dir), "bind_address": "127.0.0.1",
-                                                    "tftp_port": rack_port,
-                                                    "http_port": rack_port + 1, **HOST_NETWORK_SERVICES_OFF,
-                                                    "discovery": False})
+    update_rack_config(
+        rack_config_path(rack_dir),
+        {
+            "data_dir": str(rack_dir),
+            "bind_address": "127.0.0.1",
+            "tftp_port": rack_port,
+            "http_port": rack_port + 1,
+            **HOST_NETWORK_SERVICES_OFF,
+            "discovery": False,
+        },
+    )
     try:
-        joined = cli(env, "init", "--mode", "rack", "--maas-url", f"http://localhost:{port}/MAAS",
-                     "--secret", secret, "--data-dir", str(rack_dir))
+        joined = cli(
+            env,
+            "init",
+            "--mode",
+            "rack",
+            "--maas-url",
+            f"http://localhost:{port}/MAAS",
+            "--secret",
+            secret,
+            "--data-dir",
+            str(rack_dir),
+        )
         assert "registered with cluster" in joined.stdout
         key = cli(env, "apikey", "--data-dir", str(data_dir), "--username", "admin").stdout.strip()
         cli(env, "login", "admin", f"http://localhost:{port}/MAAS/", key)
-        racks = wait_until(lambda: json.loads(cli(env, "admin", "rack-controllers", "read").stdout), 30,
-                           what="the rack to register")
+        racks = wait_until(
+            lambda: json.loads(cli(env, "admin", "rack-controllers", "read").stdout), 30, what="the rack to register"
+        )
         assert racks[0]["node_type_name"] == "Rack controller"
-        bad = cli(env, "init", "--mode", "rack", "--maas-url", f"http://localhost:{port}/MAAS",
-                  "--secret", "wrong", "--data-dir", str(root / "other-rack"), check=False)
+        bad = cli(
+            env,
+            "init",
+            "--mode",
+            "rack",
+            "--maas-url",
+            f"http://localhost:{port}/MAAS",
+            "--secret",
+            "wrong",
+            "--data-dir",
+            str(root / "other-rack"),
+            check=False,
+        )
         assert bad.returncode != 0 and "secret" in bad.stderr
     finally:
         subprocess.run([*METALPLANE, "stop", "--data-dir", str(rack_dir)], capture_output=True, env=env, timeout=60)

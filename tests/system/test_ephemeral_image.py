@@ -61,8 +61,7 @@ class FakeMetadata:
                 self.wfile.write(body)
 
             def do_GET(self) -> None:
-                outer.requests.append({"method": "GET", "path": self.path,
-                                       "auth": self.headers.get("Authorization")})
+                outer.requests.append({"method": "GET", "path": self.path, "auth": self.headers.get("Authorization")})
                 path = urlsplit(self.path).path
                 if path == "/MAAS/metadata/commission/scripts":
                     self._answer(200, b"region-check\n", "text/plain")
@@ -73,9 +72,15 @@ class FakeMetadata:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                outer.requests.append({"method": "POST", "path": self.path, "body": body,
-                                       "auth": self.headers.get("Authorization"),
-                                       "type": self.headers.get("Content-Type")})
+                outer.requests.append(
+                    {
+                        "method": "POST",
+                        "path": self.path,
+                        "body": body,
+                        "auth": self.headers.get("Authorization"),
+                        "type": self.headers.get("Content-Type"),
+                    }
+                )
                 self._answer(200, b"{}")
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -128,12 +133,22 @@ def test_commissioning_boot_follows_the_contract(image, tmp_path):
     with open(disk, "r+b") as f:
         f.truncate(32 << 20)
     with FakeMetadata() as meta:
-        console = boot(image, f"console=ttyS0 quiet mp_mode=commission token=secret-token "
-                              f"metadata_url=http://10.0.2.2:{meta.port}/MAAS/metadata BOOTIF=01-{MAC.replace(':', '-')}",
-                       ["-netdev", "user,id=n0", "-device", f"virtio-net-pci,netdev=n0,mac={MAC}",
-                        "-drive", f"file={disk},if=none,id=d0,format=raw",
-                        "-device", "virtio-blk-pci,drive=d0,serial=MPDISK1"],
-                       tmp_path / "console.log")
+        console = boot(
+            image,
+            f"console=ttyS0 quiet mp_mode=commission token=secret-token "
+            f"metadata_url=http://10.0.2.2:{meta.port}/MAAS/metadata BOOTIF=01-{MAC.replace(':', '-')}",
+            [
+                "-netdev",
+                "user,id=n0",
+                "-device",
+                f"virtio-net-pci,netdev=n0,mac={MAC}",
+                "-drive",
+                f"file={disk},if=none,id=d0,format=raw",
+                "-device",
+                "virtio-blk-pci,drive=d0,serial=MPDISK1",
+            ],
+            tmp_path / "console.log",
+        )
     assert "metalplane: network up on eth0" in console, console[-3000:]
     assert all(r["auth"] == "Token secret-token" for r in meta.requests), meta.requests
     (facts,) = meta.posts("/MAAS/metadata/commission/facts")
@@ -141,16 +156,36 @@ def test_commissioning_boot_follows_the_contract(image, tmp_path):
     data = json.loads(facts["body"])
     assert (data["cpu_count"], data["boot_mac"], data["boot_method"], data["firmware"]) == (1, MAC, "pxe", "bios")
     assert 300 < data["memory_mib"] <= 512
-    assert data["disks"] == [{"name": "vda", "size_bytes": 32 << 20, "model": "", "serial": "MPDISK1",
-                              "rotational": True, "removable": False, "partitions": []}]
-    assert data["interfaces"] == [{"name": "eth0", "mac": MAC, "driver": "virtio_net", "link_up": True,
-                                   "speed_mbps": -1}]
+    assert data["disks"] == [
+        {
+            "name": "vda",
+            "size_bytes": 32 << 20,
+            "model": "",
+            "serial": "MPDISK1",
+            "rotational": True,
+            "removable": False,
+            "partitions": [],
+        }
+    ]
+    assert data["interfaces"] == [
+        {"name": "eth0", "mac": MAC, "driver": "virtio_net", "link_up": True, "speed_mbps": -1}
+    ]
     assert data["architecture"] == "amd64/generic" and data["image"]["version"] == "20261123.1"
 
-    scripts = {urlsplit(r["path"]).path.rsplit("/", 1)[1]: r for r in meta.requests
-               if r["method"] == "POST" and "/commission/scripts/" in r["path"]}
-    assert list(scripts) == ["00-cpuinfo", "10-meminfo", "20-block-devices", "30-network", "40-pci-devices",
-                             "90-dmesg", "region-check"]
+    scripts = {
+        urlsplit(r["path"]).path.rsplit("/", 1)[1]: r
+        for r in meta.requests
+        if r["method"] == "POST" and "/commission/scripts/" in r["path"]
+    }
+    assert list(scripts) == [
+        "00-cpuinfo",
+        "10-meminfo",
+        "20-block-devices",
+        "30-network",
+        "40-pci-devices",
+        "90-dmesg",
+        "region-check",
+    ]
     for name, request in scripts.items():
         query = parse_qs(urlsplit(request["path"]).query)
         assert query["exit_status"] == (["3"] if name == "region-check" else ["0"]), name
@@ -158,14 +193,21 @@ def test_commissioning_boot_follows_the_contract(image, tmp_path):
     assert b"vda size=33554432" in scripts["20-block-devices"]["body"]
     assert scripts["region-check"]["body"] == b"from the region\n"
     (done,) = meta.posts("/MAAS/metadata/commission/done")
-    assert json.loads(done["body"]) == {"result": "failed", "failed_scripts": ["region-check"],
-                                        "message": "scripts failed: region-check"}
+    assert json.loads(done["body"]) == {
+        "result": "failed",
+        "failed_scripts": ["region-check"],
+        "message": "scripts failed: region-check",
+    }
     assert "metalplane: powering off" in console and "reboot: Power down" in console
 
 
 def test_without_a_network_it_says_so_and_powers_off(image, tmp_path):
-    console = boot(image, "console=ttyS0 quiet mp_mode=enlist metadata_url=http://10.0.2.2:9/MAAS/metadata/",
-                   ["-nic", "none"], tmp_path / "console.log")
+    console = boot(
+        image,
+        "console=ttyS0 quiet mp_mode=enlist metadata_url=http://10.0.2.2:9/MAAS/metadata/",
+        ["-nic", "none"],
+        tmp_path / "console.log",
+    )
     assert "metalplane: mode=enlist metadata_url=http://10.0.2.2:9/MAAS/metadata/" in console, console[-3000:]
     assert "metalplane: NO NETWORK: this machine has no network interface" in console
     assert "metalplane: finished: FAILED" in console
@@ -186,7 +228,11 @@ def test_the_build_imports_into_a_region_and_is_served(image, region):
     assert job["state"] == "done", job
     (entry,) = _manifest(region.config)["images"]
     assert (entry["name"], entry["architecture"], entry["subarch"], entry["version"]) == (
-        "ephemeral/bookworm", "amd64", "generic", "20261123.1")
+        "ephemeral/bookworm",
+        "amd64",
+        "generic",
+        "20261123.1",
+    )
     for f in image.files:
         served = httpx.get(region.url.rstrip("/").removesuffix("/MAAS") + entry["files"][f.ftype]["path"])
         assert served.status_code == 200 and served.content == (image.out / f.path).read_bytes()
@@ -198,8 +244,13 @@ def test_the_build_uploads_through_the_api(image, region, tmp_path, monkeypatch)
 
     monkeypatch.setenv("METALPLANE_PROFILES", str(tmp_path / "profiles.json"))
     with ProfileStore().editing() as profiles:
-        profiles["test"] = {"name": "test", "url": region.url + "api/2.0/",
-                            "credentials": region.api_key.split(":"), "description": {}, "cacerts": None}
+        profiles["test"] = {
+            "name": "test",
+            "url": region.url + "api/2.0/",
+            "credentials": region.api_key.split(":"),
+            "description": {},
+            "cacerts": None,
+        }
     lines: list[str] = []
     assert upload_build("test", image, lines.append) == 0
     assert any("boot-initrd: uploaded" in line for line in lines), lines

@@ -58,6 +58,7 @@ def ping(host: Host, ip: str) -> subprocess.CompletedProcess:
 
 # --------------------------------------------------------------------------- connectivity
 
+
 def test_hosts_on_a_network_reach_each_other_and_only_it(lab: Lab):
     links_before = root_links()
     lab.add_network("pxe", "10.50.0.0/24")
@@ -66,8 +67,12 @@ def test_hosts_on_a_network_reach_each_other_and_only_it(lab: Lab):
     node = lab.add_host("node1", {"pxe": "10.50.0.10"}, macs={"pxe": "52:54:00:aa:bb:01"})
     bmc = lab.add_host("bmc1", {"bmc": "10.51.0.10/24"})
 
-    assert lab.namespaces == [f"{lab.prefix}-fabric", f"{lab.prefix}-rack1", f"{lab.prefix}-node1",
-                              f"{lab.prefix}-bmc1"]
+    assert lab.namespaces == [
+        f"{lab.prefix}-fabric",
+        f"{lab.prefix}-rack1",
+        f"{lab.prefix}-node1",
+        f"{lab.prefix}-bmc1",
+    ]
     assert sorted(lab_namespaces(lab.prefix)) == sorted(lab.namespaces)
     assert root_links() == links_before, "the lab put an interface in the machine's namespace"
 
@@ -98,12 +103,19 @@ def test_a_host_binds_its_address_and_serves_another(lab: Lab):
     lab.add_network("pxe", "10.50.0.0/24")
     server = lab.add_host("server", {"pxe": "10.50.0.2/24"})
     client = lab.add_host("client", {"pxe": "10.50.0.3/24"})
-    code = ("import socket; s = socket.socket(); s.bind(('10.50.0.2', 8080)); s.listen(); print('ready', flush=True);"
-            "c, a = s.accept(); c.sendall(('hello ' + a[0]).encode()); c.close()")
+    code = (
+        "import socket; s = socket.socket(); s.bind(('10.50.0.2', 8080)); s.listen(); print('ready', flush=True);"
+        "c, a = s.accept(); c.sendall(('hello ' + a[0]).encode()); c.close()"
+    )
     proc = server.spawn([sys.executable, "-c", code])
     wait_for(lambda: "ready" in proc.log(), 10, "listener")
-    reply = client.run([sys.executable, "-c", "import socket; s = socket.create_connection(('10.50.0.2', 8080), 5);"
-                                              "print(s.recv(100).decode())"]).stdout
+    reply = client.run(
+        [
+            sys.executable,
+            "-c",
+            "import socket; s = socket.create_connection(('10.50.0.2', 8080), 5);print(s.recv(100).decode())",
+        ]
+    ).stdout
     assert reply.strip() == "hello 10.50.0.3"
     assert proc.wait(5) == 0
 
@@ -113,8 +125,9 @@ def test_a_host_cannot_reach_the_machine_namespace(lab: Lab):
     host = lab.add_host("h1", {"pxe": "10.50.0.2/24"})
     # The machine's own addresses (read, never changed).
     out = subprocess.run(["ip", "-j", "-4", "addr", "show"], capture_output=True, text=True, check=True).stdout
-    machine_ips = [a["local"] for link in json.loads(out) for a in link["addr_info"]
-                   if not a["local"].startswith("127.")]
+    machine_ips = [
+        a["local"] for link in json.loads(out) for a in link["addr_info"] if not a["local"].startswith("127.")
+    ]
     routes = json.loads(host.run(["ip", "-j", "-4", "route", "show"]).stdout)
     assert [r["dst"] for r in routes] == ["10.50.0.0/24"], routes
     for ip in machine_ips:
@@ -127,14 +140,16 @@ def test_a_host_cannot_reach_the_machine_namespace(lab: Lab):
     listener.listen()
     try:
         port = listener.getsockname()[1]
-        probe = host.run([sys.executable, "-c", f"import socket; socket.create_connection(('127.0.0.1', {port}), 2)"],
-                         check=False)
+        probe = host.run(
+            [sys.executable, "-c", f"import socket; socket.create_connection(('127.0.0.1', {port}), 2)"], check=False
+        )
         assert probe.returncode != 0 and "ConnectionRefusedError" in probe.stderr
     finally:
         listener.close()
 
 
 # --------------------------------------------------------------------------- teardown
+
 
 def _spawn_victims(lab: Lab, tmp: Path) -> tuple[list[int], int]:
     """A tracked sleeper, and a daemon that left its process group (found via the netns)."""
@@ -145,7 +160,7 @@ def _spawn_victims(lab: Lab, tmp: Path) -> tuple[list[int], int]:
     parent = host.spawn(["sh", "-c", f"setsid sleep 1001 & echo $! > {pidfile}; exec sleep 1002"])
     escaped = wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 10, "escaped pid")
     escaped_pid = int(escaped)
-    wait_for(lambda: os.getpgid(escaped_pid) != parent.pid, 10, "setsid")   # (setsid runs after the fork)
+    wait_for(lambda: os.getpgid(escaped_pid) != parent.pid, 10, "setsid")  # (setsid runs after the fork)
     assert set(host.pids()) >= {sleeper.pid, parent.pid, escaped_pid}
     return [sleeper.pid, parent.pid, escaped_pid], escaped_pid
 
@@ -209,8 +224,9 @@ else:
 
 
 def _run_lab_script(mode: str) -> tuple[subprocess.Popen, dict]:
-    proc = subprocess.Popen([sys.executable, "-c", CRASHING_LAB, mode], stdout=subprocess.PIPE, text=True,
-                            cwd=REPO, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_LAB, mode], stdout=subprocess.PIPE, text=True, cwd=REPO, start_new_session=True
+    )
     line = proc.stdout.readline()
     assert line, "lab script printed nothing"
     return proc, json.loads(line)
@@ -268,11 +284,17 @@ def test_two_labs_at_once_do_not_clash():
             assert ping(a, "10.50.0.3").returncode == 0
         # Same addresses, separate wires: a listener in lab one is not seen from lab two.
         (a1, _), (_, b2) = hosts
-        proc = a1.spawn([sys.executable, "-c", "import socket, time; s = socket.socket(); "
-                                               "s.bind(('10.50.0.2', 9000)); s.listen(); time.sleep(60)"])
+        proc = a1.spawn(
+            [
+                sys.executable,
+                "-c",
+                "import socket, time; s = socket.socket(); s.bind(('10.50.0.2', 9000)); s.listen(); time.sleep(60)",
+            ]
+        )
         wait_for(lambda: "10.50.0.2:9000" in a1.run(["ss", "-Htln"]).stdout, 10, "listener")
-        probe = b2.run([sys.executable, "-c", "import socket; socket.create_connection(('10.50.0.2', 9000), 2)"],
-                       check=False)
+        probe = b2.run(
+            [sys.executable, "-c", "import socket; socket.create_connection(('10.50.0.2', 9000), 2)"], check=False
+        )
         assert probe.returncode != 0
         one.close()
         assert lab_namespaces(one.prefix) == [] and not pid_alive(proc.pid)
@@ -285,17 +307,17 @@ def test_prefixes_and_names_are_checked():
         Lab(prefix="lab1")
     with pytest.raises(ValueError):
         Lab(prefix="mpl-with-dash")
-    prefix = f"mplt{os.getpid()}"          # fixed, yet unique to this test run
+    prefix = f"mplt{os.getpid()}"  # fixed, yet unique to this test run
     with Lab(prefix=prefix) as lab:
         assert lab.namespaces == [f"{prefix}-fabric"]
         with pytest.raises(LabError):
-            Lab(prefix=prefix).start()       # taken by a live lab
+            Lab(prefix=prefix).start()  # taken by a live lab
         assert lab_namespaces(prefix) == [f"{prefix}-fabric"]
         with pytest.raises(ValueError):
             lab.add_network("averyveryverylongname")
         lab.add_network("pxe", "10.50.0.0/24")
         with pytest.raises(ValueError):
-            lab.add_host("h1", {"pxe": "10.60.0.2/24"})   # outside the network
+            lab.add_host("h1", {"pxe": "10.60.0.2/24"})  # outside the network
         with pytest.raises(KeyError):
             lab.add_host("h2", {"nope": None})
         with pytest.raises(ValueError):
@@ -314,24 +336,41 @@ def test_tap_device_is_a_bridge_port_in_the_fabric(lab: Lab):
 
 # --------------------------------------------------------------------------- DHCP clients vs kea
 
+
 def start_kea(lab: Lab, host: Host, network: str, pool: str, lifetime: int = 600):
     """A minimal kea-dhcp4 serving `network`'s subnet from `host`; waits until it serves."""
     subnet = str(lab.networks[network].subnet)
     work = lab.new_workdir(f"kea-{host.name}")
-    config = {"Dhcp4": {
-        "interfaces-config": {"interfaces": [host.ifname(network)], "dhcp-socket-type": "raw"},
-        "lease-database": {"type": "memfile", "persist": True, "name": str(work / "leases4.csv"),
-                           "lfc-interval": 0},
-        "valid-lifetime": lifetime,
-        "subnet4": [{"id": 1, "subnet": subnet, "pools": [{"pool": pool}],
-                     "option-data": [{"name": "routers", "data": host.ip(network)},
-                                     {"name": "domain-name-servers", "data": "10.50.0.53"},
-                                     {"name": "domain-name", "data": "lab.invalid"}]}],
-        "loggers": [{"name": "kea-dhcp4", "output_options": [{"output": "stdout"}], "severity": "INFO"}],
-    }}
+    config = {
+        "Dhcp4": {
+            "interfaces-config": {"interfaces": [host.ifname(network)], "dhcp-socket-type": "raw"},
+            "lease-database": {
+                "type": "memfile",
+                "persist": True,
+                "name": str(work / "leases4.csv"),
+                "lfc-interval": 0,
+            },
+            "valid-lifetime": lifetime,
+            "subnet4": [
+                {
+                    "id": 1,
+                    "subnet": subnet,
+                    "pools": [{"pool": pool}],
+                    "option-data": [
+                        {"name": "routers", "data": host.ip(network)},
+                        {"name": "domain-name-servers", "data": "10.50.0.53"},
+                        {"name": "domain-name", "data": "lab.invalid"},
+                    ],
+                }
+            ],
+            "loggers": [{"name": "kea-dhcp4", "output_options": [{"output": "stdout"}], "severity": "INFO"}],
+        }
+    }
     (work / "kea-dhcp4.json").write_text(json.dumps(config))
-    proc = host.spawn(["kea-dhcp4", "-c", str(work / "kea-dhcp4.json")],
-                      env={"KEA_PIDFILE_DIR": str(work), "KEA_LOCKFILE_DIR": str(work)})
+    proc = host.spawn(
+        ["kea-dhcp4", "-c", str(work / "kea-dhcp4.json")],
+        env={"KEA_PIDFILE_DIR": str(work), "KEA_LOCKFILE_DIR": str(work)},
+    )
     wait_for(lambda: "DHCP4_STARTED" in proc.log() or proc.poll() is not None, 20, "kea start")
     assert proc.poll() is None, proc.log()
     return proc, work

@@ -22,15 +22,17 @@ from tests.support.netlab import Host, Lab, list_netns
 pytestmark = [
     pytest.mark.system,
     pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root"),
-    pytest.mark.skipif(shutil.which("chronyd") is None or shutil.which("ntpdate") is None,
-                       reason="chrony and ntpsec-ntpdate not installed"),
+    pytest.mark.skipif(
+        shutil.which("chronyd") is None or shutil.which("ntpdate") is None,
+        reason="chrony and ntpsec-ntpdate not installed",
+    ),
     pytest.mark.timeout(180),
     pytest.mark.asyncio(loop_scope="session"),
 ]
 
 MGMT, PXE = ipaddress.ip_network("10.71.1.0/24"), ipaddress.ip_network("10.71.0.0/24")
 UPSTREAM, REGION, RACK_MGMT, RACK_PXE = "10.71.1.99", "10.71.1.11", "10.71.1.2", "10.71.0.2"
-TEST_POLL = (0, 1)          # rack -> region every 1-2 s, so losing the region shows in seconds
+TEST_POLL = (0, 1)  # rack -> region every 1-2 s, so losing the region shows in seconds
 
 
 @dataclass
@@ -55,9 +57,11 @@ async def ntp() -> AsyncIterator[NtpLab]:
     try:
         lab.add_network("mgmt", str(MGMT))
         lab.add_network("pxe", str(PXE))
-        hosts = {"upstream": lab.add_host("upstream", {"mgmt": f"{UPSTREAM}/24"}),
-                 "region": lab.add_host("region", {"mgmt": f"{REGION}/24"}),
-                 "rack": lab.add_host("rack", {"mgmt": f"{RACK_MGMT}/24", "pxe": f"{RACK_PXE}/24"})}
+        hosts = {
+            "upstream": lab.add_host("upstream", {"mgmt": f"{UPSTREAM}/24"}),
+            "region": lab.add_host("region", {"mgmt": f"{REGION}/24"}),
+            "rack": lab.add_host("rack", {"mgmt": f"{RACK_MGMT}/24", "pxe": f"{RACK_PXE}/24"}),
+        }
         made = [service(lab, h) for h in hosts.values()]
         upstream, region, rack = made
         # the "internet" time source: a chronyd serving its own clock at stratum 1
@@ -124,7 +128,7 @@ async def test_a_refused_configuration_keeps_the_last_good_one(ntp: NtpLab):
     assert "Invalid directive at line 2" in err.value.message
     status, text = ntp.rack.status()
     assert status == "degraded" and "Invalid directive" in text
-    assert ntp.rack.process.pid == pid                         # never restarted
+    assert ntp.rack.process.pid == pid  # never restarted
     assert (await asyncio.to_thread(query, ntp.client))[0] == RACK_PXE
     # a good one again: restarted with it, and the refusal is forgotten
     assert await ntp.rack.apply(rack_config([REGION, UPSTREAM], allow=[PXE], region_poll=TEST_POLL)) == "restarted"
@@ -133,7 +137,7 @@ async def test_a_refused_configuration_keeps_the_last_good_one(ntp: NtpLab):
 
 async def test_without_any_upstream_a_region_serves_its_own_clock_degraded(ntp: NtpLab):
     await ntp.upstream.stop()
-    await ntp.region.apply(region_config([], allow=[MGMT]))        # ntp_servers empty
+    await ntp.region.apply(region_config([], allow=[MGMT]))  # ntp_servers empty
     await until_status(ntp.region, "degraded", 10, text="serving its own clock at stratum 8 (orphan)")
     # the rack follows it, and knows that it has no time source itself
     await until_status(ntp.rack, "degraded", 20, text=f"following {REGION}, which has no time source itself")

@@ -37,7 +37,7 @@ def readme_walkthrough() -> list[str]:
     """The README's DHCP walk-through: the fenced block after its marker, one command per line."""
     text = (REPO / "README.md").read_text()
     assert WALKTHROUGH in text, "the README lost its DHCP walk-through marker"
-    block = re.search(r"```sh\n(.*?)```", text[text.index(WALKTHROUGH):], re.S)
+    block = re.search(r"```sh\n(.*?)```", text[text.index(WALKTHROUGH) :], re.S)
     assert block is not None
     return [line for line in block.group(1).splitlines() if line.strip()]
 
@@ -54,9 +54,10 @@ class Embedded:
 
     def shell(self, script: str) -> subprocess.CompletedProcess:
         """bash in the namespace, with `metalplane` as the README's reader has it."""
-        prelude = f"metalplane() {{ {' '.join(PYTHON)} \"$@\"; }}\n"
-        return self.host.run(["bash", "-euo", "pipefail", "-c", prelude + script], env=self.env, check=False,
-                             timeout=120)
+        prelude = f'metalplane() {{ {" ".join(PYTHON)} "$@"; }}\n'
+        return self.host.run(
+            ["bash", "-euo", "pipefail", "-c", prelude + script], env=self.env, check=False, timeout=120
+        )
 
     def api(self, *args: str):
         return json.loads(self.metalplane("admin", *args).stdout)
@@ -85,8 +86,14 @@ class Embedded:
         return pids
 
     def answering(self) -> bool:
-        return self.host.run(["curl", "-sf", "--max-time", "3", "-o", "/dev/null",
-                              "http://127.0.0.1:5240/MAAS/api/2.0/version/"], check=False, timeout=15).returncode == 0
+        return (
+            self.host.run(
+                ["curl", "-sf", "--max-time", "3", "-o", "/dev/null", "http://127.0.0.1:5240/MAAS/api/2.0/version/"],
+                check=False,
+                timeout=15,
+            ).returncode
+            == 0
+        )
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +127,7 @@ def test_readme_dhcp_walkthrough_on_the_embedded_default(embedded):
     script = "trap 'echo \"README command failed: $BASH_COMMAND\" >&2' ERR\n" + "\n".join(readme_walkthrough())
     result = e.shell(script)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert json.loads(result.stdout[result.stdout.rindex("{"):]) == {"dhcp_on": True}
+    assert json.loads(result.stdout[result.stdout.rindex("{") :]) == {"dhcp_on": True}
     assert "rack " in result.stdout and "10.66.0.0/24" in result.stdout
     # The rack modelled its NIC only: no fabric for the down ifb and veth devices.
     rack = e.api("rack-controllers", "read")[0]
@@ -145,8 +152,12 @@ def test_units_restart_on_kill_and_stop_cleanly_with_kea(embedded):
 
     # kill -9 of the region supervisor: Restart=on-failure brings it back after RestartSec.
     os.kill(first, signal.SIGKILL)
-    wait_until(lambda: (pid := e.main_pid("regiond")) and pid != first and e.answering(), 90, interval=0.5,
-               what="the region restarted by its keeper")
+    wait_until(
+        lambda: (pid := e.main_pid("regiond")) and pid != first and e.answering(),
+        90,
+        interval=0.5,
+        what="the region restarted by its keeper",
+    )
     assert "killed by SIGKILL; restarting in 2 s (Restart=on-failure)" in e.log("regiond")
 
     # kill -9 of the rack: it comes back, and brings Kea back.
@@ -154,8 +165,11 @@ def test_units_restart_on_kill_and_stop_cleanly_with_kea(embedded):
     rack_first = e.main_pid("rackd")
     os.kill(rack_first, signal.SIGKILL)
     wait_until(lambda: (pid := e.main_pid("rackd")) and pid != rack_first, 30, what="the rack restarted")
-    wait_until(lambda: (now := e.comm_pids("kea-dhcp4")) and set(now).isdisjoint(kea_before), 60,
-               what="Kea started again by the restarted rack")
+    wait_until(
+        lambda: (now := e.comm_pids("kea-dhcp4")) and set(now).isdisjoint(kea_before),
+        60,
+        what="Kea started again by the restarted rack",
+    )
 
     # SIGTERM is a clean stop, which Restart=on-failure does not undo; init starts it again.
     region_pid = e.main_pid("regiond")

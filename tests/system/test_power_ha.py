@@ -39,26 +39,51 @@ def lab(databases):
             stack.start_rack(name)
         wait_until(lambda: len(stack.api("rack-controllers", "read")) == 3, 30, what="3 racks")
         root = lab.new_workdir("bmcs")
-        ipmi = {n: IpmiSimBmc(root / f"ipmi{n}", f"10.70.0.{n}", 623, user="admin", password=PASSWORD,
-                              name=f"ipmi{n}", debug=(n == 107)).start(host=bmchost) for n in (101, 102, 103, 107)}
-        redfish = HttpBmcEmulator(root / "redfish", [
-            HttpBmc(f"rf{n}", f"10.70.0.{n}", 8000, username="root", password=PASSWORD) for n in (104, 105, 106)
-        ]).start(host=bmchost)
+        ipmi = {
+            n: IpmiSimBmc(
+                root / f"ipmi{n}",
+                f"10.70.0.{n}",
+                623,
+                user="admin",
+                password=PASSWORD,
+                name=f"ipmi{n}",
+                debug=(n == 107),
+            ).start(host=bmchost)
+            for n in (101, 102, 103, 107)
+        }
+        redfish = HttpBmcEmulator(
+            root / "redfish",
+            [HttpBmc(f"rf{n}", f"10.70.0.{n}", 8000, username="root", password=PASSWORD) for n in (104, 105, 106)],
+        ).start(host=bmchost)
         machines = {}
         for n in (101, 102, 103):
             machines[f"ipmi{n}"] = stack.api(
-                "machines", "create", "architecture=amd64/generic", "commission=false",
+                "machines",
+                "create",
+                "architecture=amd64/generic",
+                "commission=false",
                 f"mac_addresses=52:54:00:00:01:{n - 100:02x}",
-                f"hostname=node-ipmi{n}", "power_type=ipmi", f"power_parameters_power_address=10.70.0.{n}",
-                "power_parameters_power_user=admin", f"power_parameters_power_pass={PASSWORD}",
-                "power_parameters_cipher_suite_id=3")["system_id"]
+                f"hostname=node-ipmi{n}",
+                "power_type=ipmi",
+                f"power_parameters_power_address=10.70.0.{n}",
+                "power_parameters_power_user=admin",
+                f"power_parameters_power_pass={PASSWORD}",
+                "power_parameters_cipher_suite_id=3",
+            )["system_id"]
         for n in (104, 105, 106):
             machines[f"rf{n}"] = stack.api(
-                "machines", "create", "architecture=amd64/generic", "commission=false",
+                "machines",
+                "create",
+                "architecture=amd64/generic",
+                "commission=false",
                 f"mac_addresses=52:54:00:00:02:{n - 100:02x}",
-                f"hostname=node-rf{n}", "power_type=redfish", f"power_parameters_power_address=http://10.70.0.{n}:8000",
-                "power_parameters_power_user=root", f"power_parameters_power_pass={PASSWORD}",
-                "power_parameters_node_id=1")["system_id"]
+                f"hostname=node-rf{n}",
+                "power_type=redfish",
+                f"power_parameters_power_address=http://10.70.0.{n}:8000",
+                "power_parameters_power_user=root",
+                f"power_parameters_power_pass={PASSWORD}",
+                "power_parameters_node_id=1",
+            )["system_id"]
         lab.stack, lab.bmchost, lab.ipmi, lab.redfish, lab.machines = stack, bmchost, ipmi, redfish, machines
         yield lab
 
@@ -106,8 +131,9 @@ def test_power_through_the_cli_changes_the_emulators(lab):
 
 
 def test_bmcs_are_spread_over_the_racks(lab):
-    data = wait_until(lambda: (d := bmcs(lab.stack)) and all(b["owner"] for b in d["bmcs"]) and d, 15,
-                      what="every BMC owned")
+    data = wait_until(
+        lambda: (d := bmcs(lab.stack)) and all(b["owner"] for b in d["bmcs"]) and d, 15, what="every BMC owned"
+    )
     assert len(data["bmcs"]) == 6
     assert all(len(b["candidates"]) == 3 for b in data["bmcs"])  # all three racks are on the BMC subnet
     counts = list(data["owners"].values())
@@ -121,16 +147,23 @@ def test_killed_rack_loses_its_bmcs_within_5s_and_power_still_works(lab):
     kill_rack(stack, victim)
     killed = time.monotonic()
     dead_id = stack.rack_system_id(victim)
-    wait_until(lambda: all(b["owner"] and b["owner"] != dead_id for b in bmcs(stack)["bmcs"]), 5, interval=0.2,
-               what="new owners")
+    wait_until(
+        lambda: all(b["owner"] and b["owner"] != dead_id for b in bmcs(stack)["bmcs"]),
+        5,
+        interval=0.2,
+        what="new owners",
+    )
     assert time.monotonic() - killed < 5.0
     stack.api("machine", "power-on", node)
     assert lab.ipmi[102].power is True
     # The rack comes back and gets its share again, with the fewest moves.
     before = {b["id"]: b["owner"] for b in bmcs(stack)["bmcs"]}
     stack.start_rack(victim)
-    after = wait_until(lambda: (d := bmcs(stack)) and dead_id in d["owners"] and d["owners"][dead_id] >= 2 and d,
-                       30, what="the rack's fair share back")
+    after = wait_until(
+        lambda: (d := bmcs(stack)) and dead_id in d["owners"] and d["owners"][dead_id] >= 2 and d,
+        30,
+        what="the rack's fair share back",
+    )
     moved = sum(1 for b in after["bmcs"] if before[b["id"]] != b["owner"])
     assert moved == 2
 
@@ -139,35 +172,69 @@ def test_a_command_started_just_before_the_kill_completes_exactly_once(lab):
     stack = lab.stack
     node = lab.machines["rf105"]
     owner = rack_name(stack, owner_of(stack, node))
-    lab.bmchost.run(["curl", "-s", "-X", "POST", "-H", "Content-Type: application/json", "-d", '{"delay": 3}',
-                     "http://10.70.0.105:8000/_emulator/state"])
+    lab.bmchost.run(
+        [
+            "curl",
+            "-s",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            '{"delay": 3}',
+            "http://10.70.0.105:8000/_emulator/state",
+        ]
+    )
     resets_before = list(redfish_state(lab, 105)["resets"])
-    call = stack.cli_host.spawn([*PYTHON, "admin", "machine", "power-on", node], env=stack.env(),
-                                log=stack.root / "inflight.log")
+    call = stack.cli_host.spawn(
+        [*PYTHON, "admin", "machine", "power-on", node], env=stack.env(), log=stack.root / "inflight.log"
+    )
     time.sleep(1.5)  # the owner is now waiting on the slow BMC
     kill_rack(stack, owner)
     assert call.wait(60) == 0, call.log()
-    lab.bmchost.run(["curl", "-s", "-X", "POST", "-H", "Content-Type: application/json", "-d", '{"delay": 0}',
-                     "http://10.70.0.105:8000/_emulator/state"])
+    lab.bmchost.run(
+        [
+            "curl",
+            "-s",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            '{"delay": 0}',
+            "http://10.70.0.105:8000/_emulator/state",
+        ]
+    )
     state = redfish_state(lab, 105)
     assert state["PowerState"] == "On"
-    assert state["resets"][len(resets_before):] == ["On"]
+    assert state["resets"][len(resets_before) :] == ["On"]
     stack.start_rack(owner)
 
 
 def test_wrong_password_is_a_clear_error_and_not_hammered(lab):
     stack = lab.stack
-    bad = stack.api("machines", "create", "architecture=amd64/generic", "mac_addresses=52:54:00:00:03:07",
-                    "commission=false",
-                    "hostname=node-badpass", "power_type=ipmi", "power_parameters_power_address=10.70.0.107",
-                    "power_parameters_power_user=admin", "power_parameters_power_pass=not-the-password",
-                    "power_parameters_cipher_suite_id=3")["system_id"]
+    bad = stack.api(
+        "machines",
+        "create",
+        "architecture=amd64/generic",
+        "mac_addresses=52:54:00:00:03:07",
+        "commission=false",
+        "hostname=node-badpass",
+        "power_type=ipmi",
+        "power_parameters_power_address=10.70.0.107",
+        "power_parameters_power_user=admin",
+        "power_parameters_power_pass=not-the-password",
+        "power_parameters_cipher_suite_id=3",
+    )["system_id"]
     result = stack.cli("admin", "machine", "power-on", bad, check=False)
     assert result.returncode == 2
     assert "10.70.0.107" in result.stdout and "auth" in result.stdout.lower()
     assert "not-the-password" not in result.stdout
-    marked = wait_until(lambda: next((b for b in bmcs(stack)["bmcs"] if bad in b["machines"] and b["failing"]), None),
-                        10, what="the BMC marked failing")
+    marked = wait_until(
+        lambda: next((b for b in bmcs(stack)["bmcs"] if bad in b["machines"] and b["failing"]), None),
+        10,
+        what="the BMC marked failing",
+    )
     assert "10.70.0.107" in marked["last_error"]
     attempts = lab.ipmi[107].session_attempts()
     time.sleep(8)

@@ -91,8 +91,12 @@ def lab(databases):
         lab.stack = stack
         lab.api = NsApi(region, stack.url, stack.api_key, timeout=10)
         try:
-            wait_until(lambda: stack.api("rack-controllers", "read") and rackd(lab.api)[0] == "running", 60,
-                       interval=0.5, what="the rack to connect")
+            wait_until(
+                lambda: stack.api("rack-controllers", "read") and rackd(lab.api)[0] == "running",
+                60,
+                interval=0.5,
+                what="the rack to connect",
+            )
             yield lab
         finally:
             lab.api.close()
@@ -104,19 +108,21 @@ def boot_once(lab, tag: str) -> dict[str, float | str]:
     times: dict[str, float | str] = {}
     out = lab.workdir / f"loader-{tag}"
     t0 = time.monotonic()
-    hpa = lab.client.run(["tftp", "-m", "binary", RACK, "-c", "get", "undionly.kpxe", str(out)],
-                         check=False, timeout=60)
+    hpa = lab.client.run(
+        ["tftp", "-m", "binary", RACK, "-c", "get", "undionly.kpxe", str(out)], check=False, timeout=60
+    )
     ok = hpa.returncode == 0 and out.exists() and out.read_bytes() == LOADER.read_bytes()
     times["tftp"] = time.monotonic() - t0 if ok else f"failed: {hpa.stdout.strip()} {hpa.stderr.strip()}"
     # A fresh MAC each time, so the rack asks the region (no cached answer); with no image
     # imported the answer is "local disk", and the rack log says when no region answered.
     lab.macs = getattr(lab, "macs", 0) + 1
     mac = f"52-54-00-81-00-{lab.macs:02x}"
-    for name, path, expect in (("http-chain", "ipxe.cfg", "#!ipxe"),
-                               ("http-machine", f"ipxe.cfg-{mac}", "booting from the local disk")):
+    for name, path, expect in (
+        ("http-chain", "ipxe.cfg", "#!ipxe"),
+        ("http-machine", f"ipxe.cfg-{mac}", "booting from the local disk"),
+    ):
         t0 = time.monotonic()
-        got = lab.client.run(["curl", "-sS", "--max-time", "30", f"http://{RACK}:5248/{path}"],
-                             check=False, timeout=60)
+        got = lab.client.run(["curl", "-sS", "--max-time", "30", f"http://{RACK}:5248/{path}"], check=False, timeout=60)
         ok = got.returncode == 0 and expect in got.stdout
         times[name] = time.monotonic() - t0 if ok else f"failed: {got.stdout.strip()} {got.stderr.strip()}"
     return times
@@ -127,8 +133,9 @@ def test_a_tftp_flood_degrades_the_rack_but_it_stays_on_its_region(lab):
     before = boot_once(lab, "before")
     watch = StatusWatch(api)
     watch.start()
-    cmd, env = module_command("tests.support.tftp_flood", "--server", RACK,
-                              "--count", str(FLOOD), "--rate", "800", "--hold", "5")
+    cmd, env = module_command(
+        "tests.support.tftp_flood", "--server", RACK, "--count", str(FLOOD), "--rate", "800", "--hold", "5"
+    )
     flood = lab.flooder.spawn(cmd, env=env, log=lab.workdir / "flood.log")
     during = []
     try:
@@ -146,15 +153,23 @@ def test_a_tftp_flood_degrades_the_rack_but_it_stays_on_its_region(lab):
     watch.done.set()
     watch.join(10)
     log = stack.rack_log("rack1")
-    summary = {"flood": report, "before": before, "during": during, "after": after,
-               "longest outage": watch.longest_outage(), "final": rackd(api),
-               "not running": [s for s in watch.samples if s[1] != "running"][:10],
-               "rack log problems": [line[:300] for line in log.splitlines()
-                                     if "[ERROR]" in line or "Errno" in line][:10]}
+    summary = {
+        "flood": report,
+        "before": before,
+        "during": during,
+        "after": after,
+        "longest outage": watch.longest_outage(),
+        "final": rackd(api),
+        "not running": [s for s in watch.samples if s[1] != "running"][:10],
+        "rack log problems": [line[:300] for line in log.splitlines() if "[ERROR]" in line or "Errno" in line][:10],
+    }
     print(json.dumps(summary, indent=1))
     assert report["sent"] == FLOOD
-    failed = [(tag, t) for tag, t in (("before", before), *(("during", d) for d in during), ("after", after))
-              if any(isinstance(v, str) for v in t.values())]
+    failed = [
+        (tag, t)
+        for tag, t in (("before", before), *(("during", d) for d in during), ("after", after))
+        if any(isinstance(v, str) for v in t.values())
+    ]
     assert not failed, summary
     assert watch.longest_outage() <= MAX_OUTAGE, summary
     assert summary["final"][0] == "running", summary
@@ -162,8 +177,12 @@ def test_a_tftp_flood_degrades_the_rack_but_it_stays_on_its_region(lab):
     assert "no boot config for" not in log, log[-3000:]  # every per-machine script came from the region
     assert re.search(r"TFTP: \S+ has \d+ transfers in progress.*per-client limit", log), log[-3000:]
     # The rack says so in its tftp status (reported every 5 s).
-    tftp = wait_until(lambda: (t := rackd(api, "tftp")) and "at the limits" in t[1] and t, 15, interval=0.5,
-                      what="the tftp status to mention the limits")
+    tftp = wait_until(
+        lambda: (t := rackd(api, "tftp")) and "at the limits" in t[1] and t,
+        15,
+        interval=0.5,
+        what="the tftp status to mention the limits",
+    )
     assert tftp[0] == "running", tftp
     # The per-client limit held the flooder to its share (twice over at most: the first
     # ones time out after MAX_IDLE and make room while the flood goes on).

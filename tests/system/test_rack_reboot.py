@@ -42,8 +42,7 @@ def stack(databases):
 
 def ha_state(stack: Stack, rack: str) -> str | None:
     """Kea's own HA state on `rack` (its newest control socket that answers)."""
-    sockets = sorted((stack.racks[rack][1] / "dhcp").glob("*/kea.sock"), key=lambda p: p.stat().st_mtime,
-                     reverse=True)
+    sockets = sorted((stack.racks[rack][1] / "dhcp").glob("*/kea.sock"), key=lambda p: p.stat().st_mtime, reverse=True)
     for path in sockets:
         try:
             answer = asyncio.run(control(path, "ha-heartbeat", timeout=3))
@@ -83,8 +82,12 @@ def test_a_rebooted_rack_comes_back_as_itself_and_resumes_dhcp_ha(stack):
 
     reboot_down(host)
     assert "rack stopped after" in stack.rack_log("rack1")  # SIGTERM: a clean stop, Kea stopped by the rack
-    wait_until(lambda: ha_state(stack, "rack2") in ("partner-down", "communication-recovery"), 30, interval=0.5,
-               what="the standby to notice its partner is gone")
+    wait_until(
+        lambda: ha_state(stack, "rack2") in ("partner-down", "communication-recovery"),
+        30,
+        interval=0.5,
+        what="the standby to notice its partner is gone",
+    )
     stack.start_rack("rack1")
 
     wait_until(lambda: both_hot_standby(stack), 90, interval=1, what="DHCP HA back in hot-standby")
@@ -111,9 +114,23 @@ def test_a_rack_deleted_while_down_registers_again_only_when_told(stack):
     status = host.run([*PYTHON, "status", "--data-dir", str(data_dir)], check=False)
     assert status.returncode == 3 and "does not re-register by itself" in status.stdout
 
-    joined = host.run([*PYTHON, "rack", "register", "--url", stack.url, "--secret", stack.secret,
-                       "--data-dir", str(data_dir), "--hostname", "rack2"], check=False, timeout=120)
+    joined = host.run(
+        [
+            *PYTHON,
+            "rack",
+            "register",
+            "--url",
+            stack.url,
+            "--secret",
+            stack.secret,
+            "--data-dir",
+            str(data_dir),
+            "--hostname",
+            "rack2",
+        ],
+        check=False,
+        timeout=120,
+    )
     assert joined.returncode == 0, joined.stderr
     wait_until(lambda: racks_by_hostname(stack).get("rack2") == [system_id], 60, what="rack2 registered again")
-    assert "does not re-register" not in host.run([*PYTHON, "status", "--data-dir", str(data_dir)],
-                                                  check=False).stdout
+    assert "does not re-register" not in host.run([*PYTHON, "status", "--data-dir", str(data_dir)], check=False).stdout

@@ -33,8 +33,10 @@ from tests.support.stack import Stack
 pytestmark = [
     pytest.mark.system,
     pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root"),
-    pytest.mark.skipif(any(shutil.which(t) is None for t in ("named", "dig", "chronyd", "sntp", "arping")),
-                       reason="bind9, bind9-dnsutils, chrony, sntp and iputils-arping are needed"),
+    pytest.mark.skipif(
+        any(shutil.which(t) is None for t in ("named", "dig", "chronyd", "sntp", "arping")),
+        reason="bind9, bind9-dnsutils, chrony, sntp and iputils-arping are needed",
+    ),
     pytest.mark.timeout(600),
 ]
 
@@ -51,8 +53,13 @@ def outside_bind(lab: Lab, host: Host) -> None:
     """The upstream_dns a MAAS operator points at: a BIND of its own, authoritative for
     example.test (its files rendered as a region's, run as a plain lab process)."""
     dns = AuthoritativeDns(lab.workdir / "dns-upstream", threads=1, options=AuthoritativeOptions(port=53))
-    plan = dns.render(DnsModel(domains=(Domain("example.test", (Record("www", "A", OUTSIDE_ADDRESS),)),),
-                               default_domain="example.test", nameservers=(ipaddress.ip_address(UPSTREAM),)))
+    plan = dns.render(
+        DnsModel(
+            domains=(Domain("example.test", (Record("www", "A", OUTSIDE_ADDRESS),)),),
+            default_domain="example.test",
+            nameservers=(ipaddress.ip_address(UPSTREAM),),
+        )
+    )
     layout = dns.server.layout
     layout.conf.write_text(plan.conf)
     for zone, zone_file in plan.files.items():
@@ -74,9 +81,8 @@ def stack(databases):
         lab.add_network("mgmt", MGMT)
         lab.add_network("pxe", PXE)
         region_hosts = {name: lab.add_host(name, {"mgmt": f"{ip}/24"}) for name, ip in REGIONS.items()}
-        rack_hosts = {name: lab.add_host(name, {"mgmt": f"{m}/24", "pxe": f"{p}/24"})
-                      for name, (m, p) in RACKS.items()}
-        for name, host in rack_hosts.items():       # the machine network is dual-stack
+        rack_hosts = {name: lab.add_host(name, {"mgmt": f"{m}/24", "pxe": f"{p}/24"}) for name, (m, p) in RACKS.items()}
+        for name, host in rack_hosts.items():  # the machine network is dual-stack
             host.sysctl("net.ipv6.conf.pxe.accept_dad", 0)
             host.add_address("pxe", f"{RACKS6[name]}/64")
         upstream = lab.add_host("upstream", {"mgmt": f"{UPSTREAM}/24"})
@@ -95,8 +101,9 @@ def stack(databases):
         wait_until(lambda: len(s.api("rack-controllers", "read")) == 2, 60, what="both racks registered")
         s.region_hosts, s.rack_hosts = region_hosts, rack_hosts
         s.client = lab.add_host("client", {"pxe": "10.76.0.50/24"})
-        s.arping_hosts = {name: lab.add_host(name, {"pxe": f"{ip}/24"}, macs={"pxe": mac})
-                          for name, (ip, mac) in ARPING.items()}
+        s.arping_hosts = {
+            name: lab.add_host(name, {"pxe": f"{ip}/24"}, macs={"pxe": mac}) for name, (ip, mac) in ARPING.items()
+        }
         s.figures = {}
         yield s
         print("figures:", s.figures)
@@ -118,12 +125,19 @@ def rack_board(stack: Stack, rack: str) -> dict[str, dict[str, str]]:
 
 def test_the_racks_resolve_maas_names_through_the_regions_and_the_rest_upstream(stack):
     rack1 = stack.rack_hosts["rack1"]
-    wait_until(lambda: service(stack, "rack-controllers", "rack1", "dns_rack")[0] == "running", 30,
-               what="rack1's resolver running")
-    wait_until(lambda: all(service(stack, "region-controllers", r, "bind9")[0] == "running" for r in REGIONS), 30,
-               what="both regions' named running")
-    answer = wait_until(lambda: (a := dig(rack1, RACKS["rack1"][1], "rack2.maas")).data and a, 15,
-                        what="rack2's name through rack1")
+    wait_until(
+        lambda: service(stack, "rack-controllers", "rack1", "dns_rack")[0] == "running",
+        30,
+        what="rack1's resolver running",
+    )
+    wait_until(
+        lambda: all(service(stack, "region-controllers", r, "bind9")[0] == "running" for r in REGIONS),
+        30,
+        what="both regions' named running",
+    )
+    answer = wait_until(
+        lambda: (a := dig(rack1, RACKS["rack1"][1], "rack2.maas")).data and a, 15, what="rack2's name through rack1"
+    )
     assert answer.data == [RACKS["rack2"][0], RACKS["rack2"][1]] or sorted(answer.data) == sorted(RACKS["rack2"])
     assert dig(rack1, RACKS["rack1"][1], OUTSIDE_NAME).data == [OUTSIDE_ADDRESS]
 
@@ -135,11 +149,17 @@ def test_a_machine_s_name_follows_its_dhcp_address_within_seconds(stack):
     rack = RACKS["rack1"][1]
     stack.serve_dhcp(PXE, "10.76.0.100", "10.76.0.150", "rack1")
     m1 = stack.lab.add_host("m1", {"pxe": None}, macs={"pxe": "52:54:00:76:01:01"})
-    stack.api("machines", "create", "hostname=m1", "mac_addresses=52:54:00:76:01:01",
-              "architecture=amd64/generic", "power_type=manual")
+    stack.api(
+        "machines",
+        "create",
+        "hostname=m1",
+        "mac_addresses=52:54:00:76:01:01",
+        "architecture=amd64/generic",
+        "power_type=manual",
+    )
     lease = m1.dhcp_udhcpc("pxe", timeout=20)
-    assert lease.env.get("dns", "").split() == [rack]                # DHCP: the rack is the resolver
-    assert lease.env.get("ntpsrv", "").split() == [rack]             # and the time server (option 42)
+    assert lease.env.get("dns", "").split() == [rack]  # DHCP: the rack is the resolver
+    assert lease.env.get("ntpsrv", "").split() == [rack]  # and the time server (option 42)
     t0 = time.monotonic()
     wait_until(lambda: dig(m1, rack, "m1.maas").data == [lease.ip], 5, interval=0.05, what="m1.maas through rack1")
     stack.figures["lease to answer"] = time.monotonic() - t0
@@ -149,16 +169,23 @@ def test_a_machine_s_name_follows_its_dhcp_address_within_seconds(stack):
     client = stack.client
     running = m1.start_udhcpc("pxe", timeout=20, extra_args=["-R"])
     running.wait_lease(25)
-    running.stop()                                                   # SIGTERM with -R: DHCPRELEASE
-    wait_until(lambda: dig(client, rack, "m1.maas").status == "NXDOMAIN", 5, interval=0.05,
-               what="the released address gone from DNS")
+    running.stop()  # SIGTERM with -R: DHCPRELEASE
+    wait_until(
+        lambda: dig(client, rack, "m1.maas").status == "NXDOMAIN",
+        5,
+        interval=0.05,
+        what="the released address gone from DNS",
+    )
     iprange = next(r for r in stack.api("ipranges", "read") if r["start_ip"] == "10.76.0.100")
     stack.api("iprange", "update", str(iprange["id"]), "start_ip=10.76.0.120")
-    moved = wait_until(lambda: (ls := m1.dhcp_udhcpc("pxe", timeout=10)) and ls.ip != lease.ip and ls, 30,
-                       interval=0.5, what="a new address for m1")
+    moved = wait_until(
+        lambda: (ls := m1.dhcp_udhcpc("pxe", timeout=10)) and ls.ip != lease.ip and ls,
+        30,
+        interval=0.5,
+        what="a new address for m1",
+    )
     t0 = time.monotonic()
-    wait_until(lambda: dig(client, rack, "m1.maas").data == [moved.ip], 5, interval=0.05,
-               what="m1.maas's new address")
+    wait_until(lambda: dig(client, rack, "m1.maas").data == [moved.ip], 5, interval=0.05, what="m1.maas's new address")
     stack.figures["moved lease to answer"] = time.monotonic() - t0
     assert dig(client, rack, ipaddress.ip_address(moved.ip).reverse_pointer, "PTR").data == ["m1.maas."]
 
@@ -178,14 +205,18 @@ def test_kill_9_of_one_region_s_named_loses_no_query(stack):
 
     async def names(conn):
         for n in range(20):
-            await dnsresources.create_resource(conn, {"name": f"q{n}", "domain": "maas",
-                                                      "ip_addresses": f"10.76.2.{n + 1}"})
+            await dnsresources.create_resource(
+                conn, {"name": f"q{n}", "domain": "maas", "ip_addresses": f"10.76.2.{n + 1}"}
+            )
 
     run_db(region, names)
     rack, client = RACKS["rack1"][1], stack.client
-    wait_until(lambda: all(service(stack, "region-controllers", r, "bind9")[0] == "running" for r in REGIONS), 10,
-               what="both regions serving the new names")
-    time.sleep(1)       # the zones' reload done everywhere: the 20 names are in both regions' zones
+    wait_until(
+        lambda: all(service(stack, "region-controllers", r, "bind9")[0] == "running" for r in REGIONS),
+        10,
+        what="both regions serving the new names",
+    )
+    time.sleep(1)  # the zones' reload done everywhere: the 20 names are in both regions' zones
     before = restarts(service(stack, "region-controllers", "region1", "bind9")[1])
     (pid,) = daemon_pids(stack.region_hosts["region1"], "named")
     os.kill(pid, signal.SIGKILL)
@@ -194,8 +225,12 @@ def test_kill_9_of_one_region_s_named_loses_no_query(stack):
     assert [a.data for a in answers] == [[f"10.76.2.{n + 1}"] for n in range(20)], answers
     stack.figures["20 uncached names after kill -9 of one named"] = time.monotonic() - killed
     # the region reports the death and the restart (its supervisor's callback, within 5 s)
-    wait_until(lambda: restarts(service(stack, "region-controllers", "region1", "bind9")[1]) > before, 5,
-               interval=0.2, what="region1's bind9 to show named's restart")
+    wait_until(
+        lambda: restarts(service(stack, "region-controllers", "region1", "bind9")[1]) > before,
+        5,
+        interval=0.2,
+        what="region1's bind9 to show named's restart",
+    )
     assert service(stack, "region-controllers", "region1", "bind9")[0] == "running"
 
 
@@ -203,14 +238,21 @@ def test_kill_9_of_a_rack_s_named_and_chronyd_shows_in_its_service_set_within_5_
     """The rack's resolver and chronyd are supervised by the rack: each death reaches the
     region's `service_set` within 5 s (the restart count), and both serve again."""
     rack, client = stack.rack_hosts["rack1"], stack.client
-    wait_until(lambda: service(stack, "rack-controllers", "rack1", "dns_rack")[0] == "running", 30,
-               what="rack1's resolver running")
+    wait_until(
+        lambda: service(stack, "rack-controllers", "rack1", "dns_rack")[0] == "running",
+        30,
+        what="rack1's resolver running",
+    )
     before = restarts(service(stack, "rack-controllers", "rack1", "dns_rack")[1])
     (named,) = daemon_pids(rack, "named")
     os.kill(named, signal.SIGKILL)
     killed = time.monotonic()
-    wait_until(lambda: restarts(service(stack, "rack-controllers", "rack1", "dns_rack")[1]) > before, 5,
-               interval=0.1, what="rack1's dns_rack to show named's restart")
+    wait_until(
+        lambda: restarts(service(stack, "rack-controllers", "rack1", "dns_rack")[1]) > before,
+        5,
+        interval=0.1,
+        what="rack1's dns_rack to show named's restart",
+    )
     stack.figures["kill -9 of a rack's named to dns_rack in the API"] = time.monotonic() - killed
     wait_until(lambda: dig(client, RACKS["rack1"][1], "rack2.maas").data, 10, what="rack1 resolving again")
 
@@ -218,11 +260,19 @@ def test_kill_9_of_a_rack_s_named_and_chronyd_shows_in_its_service_set_within_5_
     (chronyd,) = daemon_pids(rack, "chronyd")
     os.kill(chronyd, signal.SIGKILL)
     killed = time.monotonic()
-    wait_until(lambda: restarts(service(stack, "rack-controllers", "rack1", "ntp_rack")[1]) > max(before, 0), 5,
-               interval=0.1, what="rack1's ntp_rack to show chronyd's restart")
+    wait_until(
+        lambda: restarts(service(stack, "rack-controllers", "rack1", "ntp_rack")[1]) > max(before, 0),
+        5,
+        interval=0.1,
+        what="rack1's ntp_rack to show chronyd's restart",
+    )
     stack.figures["kill -9 of a rack's chronyd to ntp_rack in the API"] = time.monotonic() - killed
-    wait_until(lambda: daemon_pids(rack, "chronyd") and sntp(client, RACKS["rack1"][1]), 30, interval=0.5,
-               what="rack1 serving time again")
+    wait_until(
+        lambda: daemon_pids(rack, "chronyd") and sntp(client, RACKS["rack1"][1]),
+        30,
+        interval=0.5,
+        what="rack1 serving time again",
+    )
 
 
 def test_bad_input_is_refused_at_the_api_and_a_refused_zone_keeps_the_last_good_one(stack):
@@ -231,27 +281,32 @@ def test_bad_input_is_refused_at_the_api_and_a_refused_zone_keeps_the_last_good_
     before = resolver_conf.read_text()
     bad = stack.cli("admin", "maas", "set-config", "name=upstream_dns", "value=dns.example.com", check=False)
     assert bad.returncode == 2 and "Invalid IP address: dns.example.com" in bad.stdout
-    bad = stack.cli("admin", "maas", "set-config", "name=ntp_servers", "value=ntp.example.com bad_host!",
-                    check=False)
+    bad = stack.cli("admin", "maas", "set-config", "name=ntp_servers", "value=ntp.example.com bad_host!", check=False)
     assert bad.returncode == 2 and "bad_host!" in bad.stdout
     bad = stack.cli("admin", "subnets", "create", "cidr=10.76.0.0/16", check=False)
     assert bad.returncode == 2 and "would overlap with existing subnets" in bad.stdout
     bad = stack.cli("admin", "domains", "create", "name=0.76.10.in-addr.arpa", check=False)
     assert bad.returncode == 2 and "also a reverse zone" in bad.stdout
     time.sleep(1)
-    assert resolver_conf.read_text() == before          # nothing of it reached the rack's named
+    assert resolver_conf.read_text() == before  # nothing of it reached the rack's named
 
     # Valid for MAAS, refused by BIND: an NS for the zone whose name has no address.
     ns = stack.api("dnsresource-records", "create", "fqdn=maas", "rrtype=NS", "rrdata=ns2.maas.")
     for region in REGIONS:
-        wait_until(lambda r=region: service(stack, "region-controllers", r, "bind9")[0] == "degraded", 10,
-                   what=f"{region}'s bind9 degraded")
+        wait_until(
+            lambda r=region: service(stack, "region-controllers", r, "bind9")[0] == "degraded",
+            10,
+            what=f"{region}'s bind9 degraded",
+        )
     info = service(stack, "region-controllers", "region1", "bind9")[1]
     assert "NS 'ns2.maas' has no address records (A or AAAA)" in info, info
-    assert dig(client, rack, "q1.maas").data == ["10.76.2.2"]       # the last good zone serves
+    assert dig(client, rack, "q1.maas").data == ["10.76.2.2"]  # the last good zone serves
     stack.api("dnsresource-record", "delete", str(ns["id"]))
-    wait_until(lambda: all(service(stack, "region-controllers", r, "bind9")[0] == "running" for r in REGIONS), 10,
-               what="bind9 running again")
+    wait_until(
+        lambda: all(service(stack, "region-controllers", r, "bind9")[0] == "running" for r in REGIONS),
+        10,
+        what="bind9 running again",
+    )
 
 
 def sntp(host: Host, server: str) -> bool:
@@ -260,10 +315,18 @@ def sntp(host: Host, server: str) -> bool:
 
 def test_machines_get_time_from_their_rack(stack):
     rack = RACKS["rack1"][1]
-    wait_until(lambda: all(service(stack, "region-controllers", r, "ntp_region")[0] == "running" for r in REGIONS),
-               60, interval=1, what="the regions synchronised to ntp_servers")
-    wait_until(lambda: service(stack, "rack-controllers", "rack1", "ntp_rack")[0] == "running", 60, interval=1,
-               what="rack1 synchronised to the regions")
+    wait_until(
+        lambda: all(service(stack, "region-controllers", r, "ntp_region")[0] == "running" for r in REGIONS),
+        60,
+        interval=1,
+        what="the regions synchronised to ntp_servers",
+    )
+    wait_until(
+        lambda: service(stack, "rack-controllers", "rack1", "ntp_rack")[0] == "running",
+        60,
+        interval=1,
+        what="rack1 synchronised to the regions",
+    )
     assert sntp(stack.client, rack)
     info = service(stack, "rack-controllers", "rack1", "ntp_rack")[1]
     assert any(f"synchronised to {ip} " in info for ip in REGIONS.values()), info
@@ -281,8 +344,12 @@ def test_arp_seen_by_the_racks_is_in_discoveries_within_seconds(stack):
     t0 = time.monotonic()
     for name in ("h1", "h2", "h3"):
         arping(stack.arping_hosts[name], RACKS["rack1"][1])
-    wait_until(lambda: all(discovered(stack).get(ARPING[n][0]) == ARPING[n][1] for n in ("h1", "h2", "h3")), 10,
-               interval=0.25, what="three hosts in discoveries")
+    wait_until(
+        lambda: all(discovered(stack).get(ARPING[n][0]) == ARPING[n][1] for n in ("h1", "h2", "h3")),
+        10,
+        interval=0.25,
+        what="three hosts in discoveries",
+    )
     stack.figures["arping to discoveries"] = time.monotonic() - t0
     observers = {d["observer"]["hostname"] for d in stack.api("discoveries", "read") if d["ip"] == ARPING["h1"][0]}
     assert observers <= {"rack1", "rack2"} and observers
@@ -295,24 +362,34 @@ def test_without_any_region_the_rack_keeps_serving_and_queues_what_it_sees(stack
     unseen = ("h4", "h6", "h7")
     for name in unseen:
         arping(stack.arping_hosts[name], RACKS["rack1"][1])
-    assert sntp(stack.client, RACKS["rack1"][1])                      # the rack still serves time
-    wait_until(lambda: rack_board(stack, "rack1").get("ntp_rack", {}).get("status") == "degraded", 40, interval=0.5,
-               what="rack1 to say its time is degraded")
+    assert sntp(stack.client, RACKS["rack1"][1])  # the rack still serves time
+    wait_until(
+        lambda: rack_board(stack, "rack1").get("ntp_rack", {}).get("status") == "degraded",
+        40,
+        interval=0.5,
+        what="rack1 to say its time is degraded",
+    )
     stack.figures["regions stopped to ntp_rack degraded"] = time.monotonic() - stopped
     assert sntp(stack.client, RACKS["rack1"][1])
     assert dig(stack.client, RACKS["rack1"][1], OUTSIDE_NAME).data == [OUTSIDE_ADDRESS]
     for region in REGIONS:
         stack.restart_region(region)
-    wait_until(lambda: all(discovered(stack).get(ARPING[n][0]) == ARPING[n][1] for n in unseen), 30, interval=0.5,
-               what="what rack1 saw meanwhile, reported once a region is back")
+    wait_until(
+        lambda: all(discovered(stack).get(ARPING[n][0]) == ARPING[n][1] for n in unseen),
+        30,
+        interval=0.5,
+        what="what rack1 saw meanwhile, reported once a region is back",
+    )
 
 
 def test_network_discovery_disabled_stops_new_rows(stack):
     stack.cli("admin", "maas", "set-config", "name=network_discovery", "value=disabled")
-    wait_until(lambda: rack_board(stack, "rack1").get("discovery", {}).get("status") == "off", 10,
-               what="rack1's listener off")
-    wait_until(lambda: rack_board(stack, "rack2").get("discovery", {}).get("status") == "off", 10,
-               what="rack2's listener off")
+    wait_until(
+        lambda: rack_board(stack, "rack1").get("discovery", {}).get("status") == "off", 10, what="rack1's listener off"
+    )
+    wait_until(
+        lambda: rack_board(stack, "rack2").get("discovery", {}).get("status") == "off", 10, what="rack2's listener off"
+    )
     arping(stack.arping_hosts["h5"], RACKS["rack1"][1])
     time.sleep(3)
     assert ARPING["h5"][0] not in discovered(stack)
@@ -352,25 +429,40 @@ def test_dhcpv6_from_the_primary_then_the_secondary_within_5_s_of_its_death(stac
     client is served within 5 s (by the standby, or by the primary's Kea restarted by its rack
     and synced from the standby); after kill -9 of the whole primary rack, by the secondary."""
     subnet = next(s for s in stack.api("subnets", "read") if s["cidr"] == PXE6)
-    stack.api("ipranges", "create", "type=dynamic", f"subnet={subnet['id']}", "start_ip=fd76::1000",
-              "end_ip=fd76::1fff")
+    stack.api(
+        "ipranges", "create", "type=dynamic", f"subnet={subnet['id']}", "start_ip=fd76::1000", "end_ip=fd76::1fff"
+    )
     fabric_id, vid = str(subnet["vlan"]["fabric_id"]), str(subnet["vlan"]["vid"])
     stack.api("vlan", "update", fabric_id, vid, "primary_rack=rack1", "secondary_rack=rack2", "dhcp_on=true")
     for rack in RACKS:
-        wait_until(lambda r=rack: daemon_pids(stack.rack_hosts[r], "kea-dhcp6") and server_duid(stack, r), 30,
-                   what=f"kea-dhcp6 on {rack}")
-    wait_until(lambda: service(stack, "rack-controllers", "rack2", "dhcpd6")[0] == "running", 20,
-               what="dhcpd6 running on the secondary")
+        wait_until(
+            lambda r=rack: daemon_pids(stack.rack_hosts[r], "kea-dhcp6") and server_duid(stack, r),
+            30,
+            what=f"kea-dhcp6 on {rack}",
+        )
+    wait_until(
+        lambda: service(stack, "rack-controllers", "rack2", "dhcpd6")[0] == "running",
+        20,
+        what="dhcpd6 running on the secondary",
+    )
     clients = [stack.lab.add_host(f"c6{n}", {"pxe": None}) for n in "abcdefghijklm"]
-    for client in clients:          # a DHCPv6 client needs its link-local address past DAD
-        wait_until(lambda c=client: "tentative" not in (out := c.run(["ip", "-6", "addr", "show", "dev", "pxe"]).stdout)
-                   and "fe80" in out, 10, what="link-local addresses")
+    for client in clients:  # a DHCPv6 client needs its link-local address past DAD
+        wait_until(
+            lambda c=client: (
+                "tentative" not in (out := c.run(["ip", "-6", "addr", "show", "dev", "pxe"]).stdout) and "fe80" in out
+            ),
+            10,
+            what="link-local addresses",
+        )
     first = clients[0].start_dhclient6("pxe").wait_lease(25)
     assert ipaddress.ip_address(first.ip) in ipaddress.ip_network(PXE6)
-    assert duid(first.server_id) == server_duid(stack, "rack1")          # hot-standby: the primary answers
+    assert duid(first.server_id) == server_duid(stack, "rack1")  # hot-standby: the primary answers
     # dhcpd6 follows the HA state, which the rack polls every 2 s (degraded until hot-standby)
-    wait_until(lambda: service(stack, "rack-controllers", "rack1", "dhcpd6")[0] == "running", 5,
-               what="dhcpd6 running on the primary")
+    wait_until(
+        lambda: service(stack, "rack-controllers", "rack1", "dhcpd6")[0] == "running",
+        5,
+        what="dhcpd6 running on the primary",
+    )
 
     for pid in daemon_pids(stack.rack_hosts["rack1"], "kea-dhcp6"):
         os.kill(pid, signal.SIGKILL)
@@ -379,12 +471,21 @@ def test_dhcpv6_from_the_primary_then_the_secondary_within_5_s_of_its_death(stac
     assert lease is not None and time.monotonic() - killed < 5.0, lease
     stack.figures["kill -9 of the primary's kea-dhcp6 to a new DHCPv6 lease"] = time.monotonic() - killed
     assert duid(lease.server_id) in (server_duid(stack, "rack1"), server_duid(stack, "rack2"))
-    wait_until(lambda: restarts(service(stack, "rack-controllers", "rack1", "dhcpd6")[1]) >= 1, 10,
-               what="rack1's dhcpd6 to show the restart")
-    wait_until(lambda: duid((c := clients[7].start_dhclient6("pxe").wait_lease(10)).server_id)
-               == server_duid(stack, "rack1") and c, 30, interval=1, what="the primary serving again")
+    wait_until(
+        lambda: restarts(service(stack, "rack-controllers", "rack1", "dhcpd6")[1]) >= 1,
+        10,
+        what="rack1's dhcpd6 to show the restart",
+    )
+    wait_until(
+        lambda: (
+            duid((c := clients[7].start_dhclient6("pxe").wait_lease(10)).server_id) == server_duid(stack, "rack1") and c
+        ),
+        30,
+        interval=1,
+        what="the primary serving again",
+    )
 
-    for pid in stack.rack_hosts["rack1"].pids():        # the whole primary rack: rackd and its daemons
+    for pid in stack.rack_hosts["rack1"].pids():  # the whole primary rack: rackd and its daemons
         os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
     lease = new_dhcpv6_lease(clients[8:])

@@ -42,10 +42,17 @@ def ha():
 def test_generated_haproxy_config_passes_haproxy_c(ha):
     text = ha.haproxy.config_path.read_text()
     check_config(ha.haproxy.config_path)
-    for line in ("balance source", "hash-type consistent", "retries 3", "option redispatch 1",
-                 "option http-server-close", "http-check send meth GET uri /MAAS/metalplane/health",
-                 f"bind {ha.addr(5)}:80", f"server region-a {ha.addr(11)}:5240 check",
-                 f"server region-b {ha.addr(12)}:5240 check"):
+    for line in (
+        "balance source",
+        "hash-type consistent",
+        "retries 3",
+        "option redispatch 1",
+        "option http-server-close",
+        "http-check send meth GET uri /MAAS/metalplane/health",
+        f"bind {ha.addr(5)}:80",
+        f"server region-a {ha.addr(11)}:5240 check",
+        f"server region-b {ha.addr(12)}:5240 check",
+    ):
         assert line in text
     assert ha.haproxy.server_status() == {"region-a": "UP", "region-b": "UP"}
 
@@ -111,8 +118,11 @@ def test_region_kill_database_failover_and_region_restart_under_traffic(ha):
     assert {w["hostname"] for w in restart["workers"]} == {"region-a", "region-b"}
     # Every worker, region B's included, listens for notifications on the new primary again.
     listening = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'metalplane-listen-%';"
-    wait_until(lambda: int(ha.pg.nodes["db2"].psql(listening)) == 2 * ha.workers, 10,
-               what="every worker's LISTEN connection on the new primary")
+    wait_until(
+        lambda: int(ha.pg.nodes["db2"].psql(listening)) == 2 * ha.workers,
+        10,
+        what="every worker's LISTEN connection on the new primary",
+    )
     assert ha.api.request("POST", "zones/", name="after-restart", description="")["status"] == 200
     assert "after-restart" in {z["name"] for z in ha.direct["region-a"].json("GET", "zones/")}
 
@@ -123,8 +133,10 @@ def test_region_kill_database_failover_and_region_restart_under_traffic(ha):
 
     # The connection budget held under all this: no region ever needs more than the formula says.
     needed = load_region_config(ha.regions["region-a"].config_path).connections_needed()
-    per_region = ha.pg.nodes["db2"].psql("SELECT string_agg(n::text, ',') FROM (SELECT count(*) AS n "
-                                         "FROM pg_stat_activity WHERE datname = 'maasdb' GROUP BY client_addr) c;")
+    per_region = ha.pg.nodes["db2"].psql(
+        "SELECT string_agg(n::text, ',') FROM (SELECT count(*) AS n "
+        "FROM pg_stat_activity WHERE datname = 'maasdb' GROUP BY client_addr) c;"
+    )
     assert per_region and all(0 < int(n) <= needed for n in per_region.split(",")), (per_region, needed)
 
 
@@ -147,8 +159,23 @@ def test_add_region_host_on_the_embedded_database():
 
 def _embedded_second_region(lab, host_a, host_b, dir_a, dir_b):
     url_a, url_b = "http://10.73.0.11:5240/MAAS/", "http://10.73.0.12:5240/MAAS/"
-    host_a.run([*PYTHON, "init", "--mode", "region", "--data-dir", str(dir_a), "--num-workers", "1",
-                "--maas-url", url_a.rstrip("/"), "--admin-password", "pw"], timeout=180)
+    host_a.run(
+        [
+            *PYTHON,
+            "init",
+            "--mode",
+            "region",
+            "--data-dir",
+            str(dir_a),
+            "--num-workers",
+            "1",
+            "--maas-url",
+            url_a.rstrip("/"),
+            "--admin-password",
+            "pw",
+        ],
+        timeout=180,
+    )
     key = host_a.run([*PYTHON, "apikey", "--data-dir", str(dir_a), "--username", "admin"]).stdout.strip()
     listen = host_a.run(["ss", "-ltnH", "sport = :5432"]).stdout
     assert listen.strip() == "", "the embedded cluster starts on its unix socket only"
@@ -171,12 +198,26 @@ def _embedded_second_region(lab, host_a, host_b, dir_a, dir_b):
     dir_b.mkdir()
     shutil.copy2(dir_a / "regiond.conf", dir_b / "regiond.conf")
     update_region_config(dir_b / "regiond.conf", {"data_dir": str(dir_b)})  # lab only: one shared filesystem
-    host_b.run([*PYTHON, "region", "local-config-set", "--data-dir", str(dir_b), "--database-host", "10.73.0.11",
-                "--maas-url", url_b.rstrip("/"), "--hostname", "region-b"])
+    host_b.run(
+        [
+            *PYTHON,
+            "region",
+            "local-config-set",
+            "--data-dir",
+            str(dir_b),
+            "--database-host",
+            "10.73.0.11",
+            "--maas-url",
+            url_b.rstrip("/"),
+            "--hostname",
+            "region-b",
+        ]
+    )
     proc = host_b.spawn([*PYTHON, "region", "run", "--data-dir", str(dir_b)], log=dir_b / "regiond.log")
     api_b = NsApi(host_a, url_b, key)
-    wait_until(lambda: api_b.request("GET", "version/")["status"] == 200 or proc.poll() is not None, 60,
-               what="region B")
+    wait_until(
+        lambda: api_b.request("GET", "version/")["status"] == 200 or proc.poll() is not None, 60, what="region B"
+    )
     assert proc.poll() is None, proc.log()[-3000:]
     # Same secret, same users (A's key works on B), same objects, both regions registered.
     wait_until(lambda: read_secret(dir_b), 10, what="region B's copy of the secret")

@@ -17,32 +17,38 @@ from metalplane.cli.describe_commands import (
 )
 
 
-@pytest.mark.parametrize("handler, cli", [
-    ("RackControllersHandler", "rack-controllers"),
-    ("RackControllerHandler", "rack-controller"),
-    ("RegionControllersHandler", "region-controllers"),
-    ("IPRangesHandler", "ipranges"),
-    ("IPRangeHandler", "iprange"),
-    ("VlansHandler", "vlans"),
-    ("VlanHandler", "vlan"),
-    ("BootResourcesHandler", "boot-resources"),
-    ("AnonMachinesHandler", "anon-machines"),
-    ("MaasHandler", "maas"),
-    ("SSHKeysHandler", "sshkeys"),
-    ("AccountHandler", "account"),
-    ("DNSResourceRecordsHandler", "dnsresource-records"),
-])
+@pytest.mark.parametrize(
+    "handler, cli",
+    [
+        ("RackControllersHandler", "rack-controllers"),
+        ("RackControllerHandler", "rack-controller"),
+        ("RegionControllersHandler", "region-controllers"),
+        ("IPRangesHandler", "ipranges"),
+        ("IPRangeHandler", "iprange"),
+        ("VlansHandler", "vlans"),
+        ("VlanHandler", "vlan"),
+        ("BootResourcesHandler", "boot-resources"),
+        ("AnonMachinesHandler", "anon-machines"),
+        ("MaasHandler", "maas"),
+        ("SSHKeysHandler", "sshkeys"),
+        ("AccountHandler", "account"),
+        ("DNSResourceRecordsHandler", "dnsresource-records"),
+    ],
+)
 def test_handler_command_name(handler, cli):
     assert handler_command_name(handler) == cli
 
 
-@pytest.mark.parametrize("action, cli", [
-    ("create_authorisation_token", "create-authorisation-token"),
-    ("power_parameters", "power-parameters"),
-    ("reserved_ip_ranges", "reserved-ip-ranges"),
-    ("read", "read"),
-    ("whoami", "whoami"),
-])
+@pytest.mark.parametrize(
+    "action, cli",
+    [
+        ("create_authorisation_token", "create-authorisation-token"),
+        ("power_parameters", "power-parameters"),
+        ("reserved_ip_ranges", "reserved-ip-ranges"),
+        ("read", "read"),
+        ("whoami", "whoami"),
+    ],
+)
 def test_action_name(action, cli):
     assert safe_name(action) == cli
 
@@ -61,8 +67,14 @@ def action(name, method="GET", op=None, doc="Doc."):
 
 def handler(name, actions, params=(), path=None):
     path = path or "/MAAS/api/2.0/" + name.lower() + "/"
-    return {"name": name, "doc": f"{name} doc.\n\nMore.", "params": list(params), "path": path,
-            "uri": "http://describe-host:5240" + path, "actions": actions}
+    return {
+        "name": name,
+        "doc": f"{name} doc.\n\nMore.",
+        "params": list(params),
+        "path": path,
+        "uri": "http://describe-host:5240" + path,
+        "actions": actions,
+    }
 
 
 DESCRIPTION = {
@@ -70,14 +82,31 @@ DESCRIPTION = {
     "hash": "abc",
     "resources": [
         {"name": "VersionHandler", "anon": handler("VersionHandler", [action("read")]), "auth": None},
-        {"name": "MachinesHandler",
-         "anon": handler("AnonMachinesHandler", [action("read", doc="Anon read."), action("is_registered", op="is_registered")]),
-         "auth": handler("MachinesHandler", [action("read", doc="Auth read."), action("create", "POST"),
-                                             action("power_parameters", op="power_parameters")])},
+        {
+            "name": "MachinesHandler",
+            "anon": handler(
+                "AnonMachinesHandler", [action("read", doc="Anon read."), action("is_registered", op="is_registered")]
+            ),
+            "auth": handler(
+                "MachinesHandler",
+                [
+                    action("read", doc="Auth read."),
+                    action("create", "POST"),
+                    action("power_parameters", op="power_parameters"),
+                ],
+            ),
+        },
         {"name": "EmptyHandler", "anon": None, "auth": handler("EmptyHandler", [])},
-        {"name": "VlanHandler", "anon": None,
-         "auth": handler("VlanHandler", [action("update", "PUT", doc="Update VLAN.\n\n:param name: Name.")],
-                         params=["fabric_id", "vid"], path="/MAAS/api/2.0/fabrics/{fabric_id}/vlans/{vid}/")},
+        {
+            "name": "VlanHandler",
+            "anon": None,
+            "auth": handler(
+                "VlanHandler",
+                [action("update", "PUT", doc="Update VLAN.\n\n:param name: Name.")],
+                params=["fabric_id", "vid"],
+                path="/MAAS/api/2.0/fabrics/{fabric_id}/vlans/{vid}/",
+            ),
+        },
     ],
 }
 
@@ -111,14 +140,17 @@ def test_build_handlers_rejects_malformed(bad):
         build_handlers(bad, anonymous=False)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("name=value", ("name", "value")),
-    ("name=a=b", ("name", "a=b")),
-    ("name=", ("name", "")),
-    ("name=a@=b", ("name", "a@=b")),
-    ("content@=/tmp/f", ("content", FileArg("/tmp/f"))),
-    ("k@=a=b", ("k", FileArg("a=b"))),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("name=value", ("name", "value")),
+        ("name=a=b", ("name", "a=b")),
+        ("name=", ("name", "")),
+        ("name=a@=b", ("name", "a@=b")),
+        ("content@=/tmp/f", ("content", FileArg("/tmp/f"))),
+        ("k@=a=b", ("k", FileArg("a=b"))),
+    ],
+)
 def test_parse_data_item(text, expected):
     assert parse_data_item(text) == expected
 
@@ -167,8 +199,9 @@ def test_parse_action_args_help_wins_over_errors():
 
 
 def vlan_handler(path="/MAAS/api/2.0/fabrics/{fabric_id}/vlans/{vid}/", uri="http://elsewhere/x/{fabric_id}/{vid}/"):
-    return HandlerSpec(name="vlan", api_name="VlanHandler", title="", body="", params=("fabric_id", "vid"),
-                       path=path, uri=uri)
+    return HandlerSpec(
+        name="vlan", api_name="VlanHandler", title="", body="", params=("fabric_id", "vid"), path=path, uri=uri
+    )
 
 
 def test_action_url_uses_profile_root_not_describe_host():
@@ -177,11 +210,20 @@ def test_action_url_uses_profile_root_not_describe_host():
 
 
 def test_action_url_quotes_values_and_falls_back_to_uri():
-    h = HandlerSpec(name="zone", api_name="ZoneHandler", title="", body="", params=("name",),
-                    path="/MAAS/api/2.0/zones/{name}/", uri="")
+    h = HandlerSpec(
+        name="zone",
+        api_name="ZoneHandler",
+        title="",
+        body="",
+        params=("name",),
+        path="/MAAS/api/2.0/zones/{name}/",
+        uri="",
+    )
     assert action_url("http://h/MAAS/api/2.0/", h, {"name": "a b?"}) == "http://h/MAAS/api/2.0/zones/a%20b%3F/"
-    assert action_url("http://h/MAAS/api/2.0/", vlan_handler(path=""), {"fabric_id": "1", "vid": "2"}) \
+    assert (
+        action_url("http://h/MAAS/api/2.0/", vlan_handler(path=""), {"fabric_id": "1", "vid": "2"})
         == "http://elsewhere/x/1/2/"
+    )
     with pytest.raises(DescribeError, match="VID"):
         action_url("http://h/MAAS/api/2.0/", vlan_handler(), {"fabric_id": "1"})
     with pytest.raises(DescribeError, match="no path"):

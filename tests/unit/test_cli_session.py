@@ -8,12 +8,15 @@ from metalplane.cli import api_session
 from metalplane.cli.errors import CliError
 
 
-@pytest.mark.parametrize("given, root", [
-    ("http://h:5240/MAAS", "http://h:5240/MAAS/api/2.0/"),
-    ("http://h:5240/MAAS/", "http://h:5240/MAAS/api/2.0/"),
-    ("http://h:5240/MAAS/api/2.0", "http://h:5240/MAAS/api/2.0/"),
-    ("https://h/MAAS/api/2.0/", "https://h/MAAS/api/2.0/"),
-])
+@pytest.mark.parametrize(
+    "given, root",
+    [
+        ("http://h:5240/MAAS", "http://h:5240/MAAS/api/2.0/"),
+        ("http://h:5240/MAAS/", "http://h:5240/MAAS/api/2.0/"),
+        ("http://h:5240/MAAS/api/2.0", "http://h:5240/MAAS/api/2.0/"),
+        ("https://h/MAAS/api/2.0/", "https://h/MAAS/api/2.0/"),
+    ],
+)
 def test_normalise_url(given, root):
     assert api_session.normalise_url(given) == root
 

@@ -46,7 +46,8 @@ def test_one_line_sources_are_parsed():
     sources = debian.parse_one_line_sources(
         "# comment\ndeb [signed-by=/k.gpg arch=amd64] http://mirror.example/debian trixie main contrib\n"
         "deb-src http://mirror.example/debian trixie main\n"
-        "deb http://security.example/debian-security trixie-security main\n")
+        "deb http://security.example/debian-security trixie-security main\n"
+    )
     assert sources[0] == debian.AptSource(("http://mirror.example/debian",), ("trixie",), ("main", "contrib"))
     assert sources[1].types == ("deb-src",) and sources[2].is_security
 
@@ -65,32 +66,40 @@ def test_host_sources_reads_sources_d_and_sources_list(tmp_path):
     (tmp_path / "sources.list.d/debian.sources").write_text(DEB822)
     (tmp_path / "sources.list").write_text("deb http://other.example/debian bookworm main\n")
     assert [s.uris[0] for s in debian.host_sources(tmp_path)] == [
-        "http://deb.debian.org/debian", "http://deb.debian.org/debian-security", "http://other.example/debian"]
+        "http://deb.debian.org/debian",
+        "http://deb.debian.org/debian-security",
+        "http://other.example/debian",
+    ]
 
 
 def test_the_images_own_sources_name_updates_and_security():
     text = debian.image_sources("bookworm", "http://m/debian", "http://m/debian-security")
     stanzas = debian.parse_deb822_sources(text)
     assert [(s.uris[0], s.suites) for s in stanzas] == [
-        ("http://m/debian", ("bookworm", "bookworm-updates")), ("http://m/debian-security", ("bookworm-security",))]
+        ("http://m/debian", ("bookworm", "bookworm-updates")),
+        ("http://m/debian-security", ("bookworm-security",)),
+    ]
     assert len(debian.parse_deb822_sources(debian.image_sources("bookworm", "http://m/debian", None))) == 1
 
 
-@pytest.mark.parametrize("path, excluded", [
-    ("/usr/share/doc/sudo/changelog.gz", True),
-    ("/usr/share/doc/sudo/copyright", False),
-    ("/usr/share/man/man8/sudo.8.gz", True),
-    ("/usr/share/locale/de/LC_MESSAGES/sudo.mo", True),
-    ("/usr/share/locale/locale.alias", False),
-    ("/lib/modules/6.1.0-50-amd64/kernel/sound/core/snd.ko", True),
-    ("/usr/lib/modules/6.1.0-50-amd64/kernel/drivers/net/wireless/intel/iwlwifi/iwlwifi.ko", True),
-    ("/lib/modules/6.1.0-50-amd64/kernel/drivers/gpu/drm/amd/amdgpu/amdgpu.ko", True),
-    ("/lib/modules/6.1.0-50-amd64/kernel/drivers/gpu/drm/ast/ast.ko", False),
-    ("/lib/modules/6.1.0-50-amd64/kernel/drivers/net/ethernet/intel/e1000e/e1000e.ko", False),
-    ("/lib/modules/6.1.0-50-amd64/kernel/lib/test_bpf.ko", True),
-    ("/lib/modules/6.1.0-50-amd64/kernel/fs/ext4/ext4.ko", False),
-    ("/usr/bin/sudo", False),
-])
+@pytest.mark.parametrize(
+    "path, excluded",
+    [
+        ("/usr/share/doc/sudo/changelog.gz", True),
+        ("/usr/share/doc/sudo/copyright", False),
+        ("/usr/share/man/man8/sudo.8.gz", True),
+        ("/usr/share/locale/de/LC_MESSAGES/sudo.mo", True),
+        ("/usr/share/locale/locale.alias", False),
+        ("/lib/modules/6.1.0-50-amd64/kernel/sound/core/snd.ko", True),
+        ("/usr/lib/modules/6.1.0-50-amd64/kernel/drivers/net/wireless/intel/iwlwifi/iwlwifi.ko", True),
+        ("/lib/modules/6.1.0-50-amd64/kernel/drivers/gpu/drm/amd/amdgpu/amdgpu.ko", True),
+        ("/lib/modules/6.1.0-50-amd64/kernel/drivers/gpu/drm/ast/ast.ko", False),
+        ("/lib/modules/6.1.0-50-amd64/kernel/drivers/net/ethernet/intel/e1000e/e1000e.ko", False),
+        ("/lib/modules/6.1.0-50-amd64/kernel/lib/test_bpf.ko", True),
+        ("/lib/modules/6.1.0-50-amd64/kernel/fs/ext4/ext4.ko", False),
+        ("/usr/bin/sudo", False),
+    ],
+)
 def test_lean_rules_follow_dpkg_semantics(path, excluded):
     assert debian.lean_excludes(path) is excluded
 
@@ -102,8 +111,13 @@ def test_the_dpkg_config_has_every_rule_in_order():
 
 
 def test_prune_removes_what_the_rules_exclude(tmp_path):
-    for path in ("usr/share/doc/a/changelog.gz", "usr/share/doc/a/copyright", "usr/share/man/man1/a.1.gz",
-                 "usr/lib/modules/6.1/kernel/sound/snd.ko", "usr/lib/modules/6.1/kernel/fs/ext4.ko"):
+    for path in (
+        "usr/share/doc/a/changelog.gz",
+        "usr/share/doc/a/copyright",
+        "usr/share/man/man1/a.1.gz",
+        "usr/lib/modules/6.1/kernel/sound/snd.ko",
+        "usr/lib/modules/6.1/kernel/fs/ext4.ko",
+    ):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_bytes(b"x" * 10)
     assert debian.prune(tmp_path) == 30
@@ -134,7 +148,9 @@ def test_elf_links_of_real_binaries():
 
 
 def test_package_relations():
-    fields = ("Package: e2fsprogs\nPre-Depends: libblkid1 (>= 2.36), libc6 (>= 2.34), libext2fs2 (= 1.47.0-2+b2)\n"
-              "Depends: logsave\nRecommends: e2fsprogs-l10n\n")
+    fields = (
+        "Package: e2fsprogs\nPre-Depends: libblkid1 (>= 2.36), libc6 (>= 2.34), libext2fs2 (= 1.47.0-2+b2)\n"
+        "Depends: logsave\nRecommends: e2fsprogs-l10n\n"
+    )
     assert depends(fields) == ["libblkid1", "libc6", "libext2fs2", "logsave"]
     assert depends("Depends: libc6:any | libc6.1, debconf (>= 0.5) | debconf-2.0\n") == ["libc6", "debconf"]

@@ -12,10 +12,10 @@ from metalplane.rack.interfaces import parse_ip_addr
 from metalplane.rack.power.service import failover_plan
 from metalplane.rack.region_links import choose, plan_links
 from metalplane.region.services.bmcs import bmc_host
-from metalplane.rpc.endpoint import Endpoint
 from metalplane.region.services.leases import lease_row, subnet_for
 from metalplane.region.services.users import parse_api_key
 from metalplane.rpc import auth, versions
+from metalplane.rpc.endpoint import Endpoint
 
 
 def test_rackd_status():
@@ -40,15 +40,21 @@ def test_rackd_status_with_the_racks_own_report():
 def test_proof_binds_secret_role_nonces_and_certificate():
     p = auth.proof("s", "rack", "n1", "n2", "fp")
     assert auth.verify("s", "rack", "n1", "n2", "fp", p)
-    for args in (("t", "rack", "n1", "n2", "fp"), ("s", "region", "n1", "n2", "fp"),
-                 ("s", "rack", "n2", "n1", "fp"), ("s", "rack", "n1", "n2", "other")):
+    for args in (
+        ("t", "rack", "n1", "n2", "fp"),
+        ("s", "region", "n1", "n2", "fp"),
+        ("s", "rack", "n2", "n1", "fp"),
+        ("s", "rack", "n1", "n2", "other"),
+    ):
         assert not auth.verify(*args, p)
 
 
 def test_versions_must_share_major_minor():
     assert versions.compatible("0.1.0", "0.1.7")
     assert not versions.compatible("0.2.0", "0.1.0")
-    assert "0.2.0" in versions.mismatch_message("0.2.0", "0.1.0") and "0.1.0" in versions.mismatch_message("0.2.0", "0.1.0")
+    assert "0.2.0" in versions.mismatch_message("0.2.0", "0.1.0") and "0.1.0" in versions.mismatch_message(
+        "0.2.0", "0.1.0"
+    )
 
 
 E = [Endpoint("a", 0, "h", 1), Endpoint("a", 1, "h", 2), Endpoint("b", 0, "h", 3), Endpoint("b", 1, "h", 4)]
@@ -91,8 +97,11 @@ def test_bmc_host():
 def test_lease_rows_order_by_the_change_not_the_report():
     nets = [(1, ip_network("10.0.0.0/24")), (2, ip_network("10.0.0.0/16"))]
     assert subnet_for("10.0.0.5", nets) == 1
-    commit = lease_row({"action": "commit", "ip": "10.0.0.5", "mac": "AA:BB:cc:dd:ee:ff", "cltt": 100,
-                        "expires": 700, "time": 500}, nets, 7)
+    commit = lease_row(
+        {"action": "commit", "ip": "10.0.0.5", "mac": "AA:BB:cc:dd:ee:ff", "cltt": 100, "expires": 700, "time": 500},
+        nets,
+        7,
+    )
     release = lease_row({"action": "release", "ip": "10.0.0.5", "mac": "aa:bb:cc:dd:ee:ff", "time": 200}, nets, 7)
     assert commit["state"] == "active" and commit["mac"] == "aa:bb:cc:dd:ee:ff"
     assert release["state"] == "released" and release["expires"] is None
@@ -101,15 +110,35 @@ def test_lease_rows_order_by_the_change_not_the_report():
 
 
 def test_parse_ip_addr_keeps_real_interfaces_and_addresses():
-    sample = json.dumps([
-        {"ifname": "lo", "link_type": "loopback", "address": "00:00:00:00:00:00", "flags": ["UP"],
-         "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8, "scope": "host"}]},
-        {"ifname": "eth0", "link_type": "ether", "address": "52:54:00:12:34:56", "flags": ["UP"],
-         "addr_info": [{"family": "inet", "local": "10.0.0.2", "prefixlen": 24, "scope": "global"},
-                       {"family": "inet6", "local": "fe80::1", "prefixlen": 64, "scope": "link"}]},
-        {"ifname": "br0", "link_type": "ether", "address": "52:54:00:00:00:01", "flags": [],
-         "linkinfo": {"info_kind": "bridge"}, "addr_info": []},
-    ])
+    sample = json.dumps(
+        [
+            {
+                "ifname": "lo",
+                "link_type": "loopback",
+                "address": "00:00:00:00:00:00",
+                "flags": ["UP"],
+                "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8, "scope": "host"}],
+            },
+            {
+                "ifname": "eth0",
+                "link_type": "ether",
+                "address": "52:54:00:12:34:56",
+                "flags": ["UP"],
+                "addr_info": [
+                    {"family": "inet", "local": "10.0.0.2", "prefixlen": 24, "scope": "global"},
+                    {"family": "inet6", "local": "fe80::1", "prefixlen": 64, "scope": "link"},
+                ],
+            },
+            {
+                "ifname": "br0",
+                "link_type": "ether",
+                "address": "52:54:00:00:00:01",
+                "flags": [],
+                "linkinfo": {"info_kind": "bridge"},
+                "addr_info": [],
+            },
+        ]
+    )
     out = parse_ip_addr(sample)
     assert [i["name"] for i in out] == ["eth0", "br0"]
     assert out[0]["addresses"] == ["10.0.0.2/24", "fe80::1/64"] and out[0]["enabled"]

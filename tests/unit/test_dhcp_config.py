@@ -17,23 +17,53 @@ from metalplane.rack.dhcp import config as c
 IP = ipaddress.IPv4Address
 
 
-def vlan(vlan_id: int = 5001, iface: str = "eth1", net: str = "10.50.0", role: str = "standalone",
-         mode: str | None = None, peer: tuple[str, str] | None = None, subnet_id: int | None = None,
-         **subnet: Any) -> dict[str, Any]:
-    s = {"subnet_id": subnet_id or vlan_id, "cidr": f"{net}.0/24", "gateway_ip": f"{net}.1",
-         "dns_servers": [f"{net}.2"], "ntp_servers": [f"{net}.2"], "domain_name": "maas",
-         "pools": [[f"{net}.100", f"{net}.199"]], "reserved": [[f"{net}.150", f"{net}.160"]], "lease_time": 600}
+def vlan(
+    vlan_id: int = 5001,
+    iface: str = "eth1",
+    net: str = "10.50.0",
+    role: str = "standalone",
+    mode: str | None = None,
+    peer: tuple[str, str] | None = None,
+    subnet_id: int | None = None,
+    **subnet: Any,
+) -> dict[str, Any]:
+    s = {
+        "subnet_id": subnet_id or vlan_id,
+        "cidr": f"{net}.0/24",
+        "gateway_ip": f"{net}.1",
+        "dns_servers": [f"{net}.2"],
+        "ntp_servers": [f"{net}.2"],
+        "domain_name": "maas",
+        "pools": [[f"{net}.100", f"{net}.199"]],
+        "reserved": [[f"{net}.150", f"{net}.160"]],
+        "lease_time": 600,
+    }
     s.update(subnet)
-    return {"vlan_id": vlan_id, "vid": 0, "mtu": 1500, "interface": iface, "self_address": f"{net}.2",
-            "role": role, "mode": mode, "peer": {"name": peer[0], "address": peer[1]} if peer else None,
-            "subnets": [s]}
+    return {
+        "vlan_id": vlan_id,
+        "vid": 0,
+        "mtu": 1500,
+        "interface": iface,
+        "self_address": f"{net}.2",
+        "role": role,
+        "mode": mode,
+        "peer": {"name": peer[0], "address": peer[1]} if peer else None,
+        "subnets": [s],
+    }
 
 
 def state(*vlans: dict, hosts: list | None = None, boot: dict | None = None, name: str = "rack1") -> dict:
-    return {"server_name": name, "vlans": list(vlans) or [vlan()], "hosts": hosts or [],
-            "boot": boot if boot is not None else {
-                "http_port": 5248,
-                "loaders": {"bios": "lpxelinux.0", "uefi-x64": "bootx64.efi", "uefi-arm64": "grubaa64.efi"}}}
+    return {
+        "server_name": name,
+        "vlans": list(vlans) or [vlan()],
+        "hosts": hosts or [],
+        "boot": boot
+        if boot is not None
+        else {
+            "http_port": 5248,
+            "loaders": {"bios": "lpxelinux.0", "uefi-x64": "bootx64.efi", "uefi-arm64": "grubaa64.efi"},
+        },
+    }
 
 
 def rendered(raw: dict) -> list[dict]:
@@ -49,56 +79,89 @@ def errors_of(raw: dict) -> str:
 
 # --------------------------------------------------------------------------- pools
 
+
 def r(a: str, b: str) -> tuple[IP, IP]:
     return IP(a), IP(b)
 
 
 def test_subtract_cuts_reserved_ranges_out_of_pools():
-    assert c.subtract([r("10.0.0.100", "10.0.0.199")], [r("10.0.0.150", "10.0.0.160")]) == \
-        [r("10.0.0.100", "10.0.0.149"), r("10.0.0.161", "10.0.0.199")]
-    assert c.subtract([r("10.0.0.100", "10.0.0.199")], [r("10.0.0.50", "10.0.0.120"), r("10.0.0.190", "10.0.1.9")]) \
-        == [r("10.0.0.121", "10.0.0.189")]
+    assert c.subtract([r("10.0.0.100", "10.0.0.199")], [r("10.0.0.150", "10.0.0.160")]) == [
+        r("10.0.0.100", "10.0.0.149"),
+        r("10.0.0.161", "10.0.0.199"),
+    ]
+    assert c.subtract([r("10.0.0.100", "10.0.0.199")], [r("10.0.0.50", "10.0.0.120"), r("10.0.0.190", "10.0.1.9")]) == [
+        r("10.0.0.121", "10.0.0.189")
+    ]
     assert c.subtract([r("10.0.0.100", "10.0.0.110")], [r("10.0.0.100", "10.0.0.110")]) == []
     assert c.subtract([r("10.0.0.1", "10.0.0.5"), r("10.0.0.6", "10.0.0.9")], []) == [r("10.0.0.1", "10.0.0.9")]
 
 
 def test_rendered_pools_never_contain_reserved_addresses():
-    (d,) = rendered(state(vlan(pools=[["10.50.0.100", "10.50.0.199"], ["10.50.0.210", "10.50.0.220"]],
-                               reserved=[["10.50.0.150", "10.50.0.160"], ["10.50.0.215", "10.50.0.215"]])))
+    (d,) = rendered(
+        state(
+            vlan(
+                pools=[["10.50.0.100", "10.50.0.199"], ["10.50.0.210", "10.50.0.220"]],
+                reserved=[["10.50.0.150", "10.50.0.160"], ["10.50.0.215", "10.50.0.215"]],
+            )
+        )
+    )
     pools = [p["pool"] for p in d["subnet4"][0]["pools"]]
-    assert pools == ["10.50.0.100-10.50.0.149", "10.50.0.161-10.50.0.199",
-                     "10.50.0.210-10.50.0.214", "10.50.0.216-10.50.0.220"]
+    assert pools == [
+        "10.50.0.100-10.50.0.149",
+        "10.50.0.161-10.50.0.199",
+        "10.50.0.210-10.50.0.214",
+        "10.50.0.216-10.50.0.220",
+    ]
 
 
 # --------------------------------------------------------------------------- rendering
 
+
 def test_standalone_render_has_options_leases_classes_and_reservations():
-    hosts = [{"mac": "52-54-00-AA-BB-01", "hostname": "node1", "ip": "10.50.0.50"},
-             {"mac": "52:54:00:aa:bb:02", "hostname": "node2", "ip": None},
-             {"mac": "52:54:00:aa:bb:03", "hostname": "far", "ip": "10.60.0.9"}]     # another rack's subnet
+    hosts = [
+        {"mac": "52-54-00-AA-BB-01", "hostname": "node1", "ip": "10.50.0.50"},
+        {"mac": "52:54:00:aa:bb:02", "hostname": "node2", "ip": None},
+        {"mac": "52:54:00:aa:bb:03", "hostname": "far", "ip": "10.60.0.9"},
+    ]  # another rack's subnet
     (d,) = rendered(state(hosts=hosts))
-    assert d["interfaces-config"] == {"interfaces": ["eth1"], "dhcp-socket-type": "raw",
-                                      "service-sockets-max-retries": 5, "service-sockets-retry-wait-time": 2000}
+    assert d["interfaces-config"] == {
+        "interfaces": ["eth1"],
+        "dhcp-socket-type": "raw",
+        "service-sockets-max-retries": 5,
+        "service-sockets-retry-wait-time": 2000,
+    }
     assert d["lease-database"]["type"] == "memfile" and d["lease-database"]["persist"] is True
     assert d["lease-database"]["name"] == "/tmp/standalone.csv"
     assert d["control-socket"] == {"socket-type": "unix", "socket-name": "/tmp/standalone.sock"}
     sub = d["subnet4"][0]
     assert sub["id"] == 5001 and sub["subnet"] == "10.50.0.0/24" and sub["valid-lifetime"] == 600
     opts = {o["name"]: o["data"] for o in sub["option-data"]}
-    assert opts == {"routers": "10.50.0.1", "domain-name-servers": "10.50.0.2", "ntp-servers": "10.50.0.2",
-                    "domain-name": "maas"}
-    assert sub["reservations"] == [{"hw-address": "52:54:00:aa:bb:01", "ip-address": "10.50.0.50", "hostname": "node1"},
-                                   {"hw-address": "52:54:00:aa:bb:02", "hostname": "node2"}]
+    assert opts == {
+        "routers": "10.50.0.1",
+        "domain-name-servers": "10.50.0.2",
+        "ntp-servers": "10.50.0.2",
+        "domain-name": "maas",
+    }
+    assert sub["reservations"] == [
+        {"hw-address": "52:54:00:aa:bb:01", "ip-address": "10.50.0.50", "hostname": "node1"},
+        {"hw-address": "52:54:00:aa:bb:02", "hostname": "node2"},
+    ]
     classes = {k["name"]: k for k in d["client-classes"]}
     assert classes["ipxe"]["test"] == "substring(option[77].hex,0,4) == 'iPXE'"
     assert "boot-file-name" not in classes["ipxe"]
     # the script URL is the rack's address on this VLAN, from a class the VLAN's subnets require
-    assert classes["ipxe-vlan5001"] == {"name": "ipxe-vlan5001", "test": "member('ipxe')", "only-if-required": True,
-                                        "boot-file-name": "http://10.50.0.2:5248/ipxe.cfg"}
+    assert classes["ipxe-vlan5001"] == {
+        "name": "ipxe-vlan5001",
+        "test": "member('ipxe')",
+        "only-if-required": True,
+        "boot-file-name": "http://10.50.0.2:5248/ipxe.cfg",
+    }
     assert sub["require-client-classes"] == ["ipxe-vlan5001"] and sub["next-server"] == "10.50.0.2"
     assert classes["pxe-bios"]["test"] == "option[93].hex == 0x0000 and not member('ipxe')"
-    assert classes["pxe-uefi-x64"]["test"] == \
-        "(option[93].hex == 0x0007 or option[93].hex == 0x0009) and not member('ipxe')"
+    assert (
+        classes["pxe-uefi-x64"]["test"]
+        == "(option[93].hex == 0x0007 or option[93].hex == 0x0009) and not member('ipxe')"
+    )
     assert classes["pxe-uefi-arm64"]["test"] == "option[93].hex == 0x000b and not member('ipxe')"
     assert {k.get("boot-file-name") for k in classes.values()} >= {"lpxelinux.0", "bootx64.efi", "grubaa64.efi"}
     assert not any("next-server" in k for k in classes.values())  # per subnet, not per class
@@ -129,11 +192,13 @@ def test_no_boot_means_no_client_classes():
 
 
 def test_vlans_group_into_one_instance_per_relationship():
-    raw = state(vlan(5001, "eth1", "10.50.0"),
-                vlan(5002, "eth2", "10.51.0", "primary", "hot-standby", ("rack2", "10.51.0.3")),
-                vlan(5003, "eth3", "10.52.0", "primary", "hot-standby", ("rack2", "10.52.0.3")),
-                vlan(5004, "eth4", "10.53.0", "secondary", "load-balancing", ("rack3", "10.53.0.3")),
-                vlan(5005, "eth5", "10.54.0"))
+    raw = state(
+        vlan(5001, "eth1", "10.50.0"),
+        vlan(5002, "eth2", "10.51.0", "primary", "hot-standby", ("rack2", "10.51.0.3")),
+        vlan(5003, "eth3", "10.52.0", "primary", "hot-standby", ("rack2", "10.52.0.3")),
+        vlan(5004, "eth4", "10.53.0", "secondary", "load-balancing", ("rack3", "10.53.0.3")),
+        vlan(5005, "eth5", "10.54.0"),
+    )
     st, insts = c.plan(raw)
     by_name = {i.name: i for i in insts}
     assert sorted(by_name) == ["ha-primary-rack2-hot-standby", "ha-secondary-rack3-load-balancing", "standalone"]
@@ -150,10 +215,15 @@ def test_vlans_group_into_one_instance_per_relationship():
     assert ha["mode"] == "hot-standby" and ha["this-server-name"] == "rack1"
     assert ha["peers"] == [
         {"name": "rack1", "url": "http://10.51.0.2:5280/", "role": "primary", "auto-failover": True},
-        {"name": "rack2", "url": "http://10.51.0.3:5280/", "role": "standby", "auto-failover": True}]
+        {"name": "rack2", "url": "http://10.51.0.3:5280/", "role": "standby", "auto-failover": True},
+    ]
     assert ha["multi-threading"]["http-dedicated-listener"] is True
-    for k, v in {"heartbeat-delay": 1000, "max-response-delay": 3000, "max-ack-delay": 1000,
-                 "max-unacked-clients": 0}.items():
+    for k, v in {
+        "heartbeat-delay": 1000,
+        "max-response-delay": 3000,
+        "max-ack-delay": 1000,
+        "max-unacked-clients": 0,
+    }.items():
         assert ha[k] == v
     lb = c.render(by_name["ha-secondary-rack3-load-balancing"], st, c.Paths("/l", "/s"))["Dhcp4"]
     lb_ha = lb["hooks-libraries"][1]["parameters"]["high-availability"][0]
@@ -175,35 +245,54 @@ def test_both_racks_of_a_pair_render_matching_peers():
 
 # --------------------------------------------------------------------------- refusals
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda s: s["vlans"][0]["subnets"][0].update(pools=[["10.50.0.1", "10.50.0.20"]]),
-     "vlans[0].subnets[0].pools: a dynamic range would hand out gateway_ip 10.50.0.1"),
-    (lambda s: s["vlans"][0]["subnets"][0].update(pools=[["10.50.0.200", "10.50.0.100"]]),
-     "ends before it starts"),
-    (lambda s: s["vlans"][0]["subnets"][0].update(pools=[["10.50.0.100", "10.50.1.10"]]),
-     "not inside 10.50.0.0/24"),
-    (lambda s: s["vlans"][0]["subnets"][0].update(pools=[["10.50.0.100", "10.50.0.150"], ["10.50.0.140", "10.50.0.199"]]),
-     "overlap"),
-    (lambda s: s["vlans"][0]["subnets"][0].update(cidr="10.50.0.1/24"), "host bits zero"),
-    (lambda s: s["vlans"][0]["subnets"][0].update(gateway_ip="10.60.0.1"), "10.60.0.1 is not in 10.50.0.0/24"),
-    (lambda s: s["vlans"][0]["subnets"][0].update(lease_time=0), "lease_time"),
-    (lambda s: s["vlans"][0].update(self_address="10.70.0.2"), "is in none of the VLAN's subnets"),
-    (lambda s: s["vlans"][0].update(role="primary"), "needs a peer"),
-    (lambda s: s["vlans"][0].update(role="primary", peer={"name": "rack2", "address": "10.50.0.2"}),
-     "this rack's own"),
-    (lambda s: s["vlans"][0].update(role="boss"), "expected one of standalone, primary, secondary"),
-    (lambda s: s["vlans"][0].update(role="primary", mode="split", peer={"name": "r2", "address": "10.50.0.3"}),
-     "vlans[0].mode"),
-    (lambda s: s["hosts"].append({"mac": "nope", "ip": None}), "hosts[0].mac"),
-    (lambda s: s["hosts"].extend([{"mac": "52:54:00:00:00:01", "ip": "10.50.0.9"},
-                                  {"mac": "52:54:00:00:00:02", "ip": "10.50.0.9"}]), "reserved for both"),
-    (lambda s: s["hosts"].append({"mac": "52:54:00:00:00:01", "ip": "10.50.0.1"}), "belongs to a rack or gateway"),
-    (lambda s: s.update(surprise=1), "unknown field 'surprise'"),
-    (lambda s: s["boot"].update(http_port="5248"), "boot.http_port: expected a TCP port"),
-    (lambda s: s["boot"].update(http_port=0), "boot.http_port: expected a TCP port"),
-    (lambda s: s["boot"].update(tftp_server="10.50.0.2"), "unknown field 'tftp_server'"),
-    (lambda s: s["boot"]["loaders"].update(sparc="x"), "unknown architecture 'sparc'"),
-])
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (
+            lambda s: s["vlans"][0]["subnets"][0].update(pools=[["10.50.0.1", "10.50.0.20"]]),
+            "vlans[0].subnets[0].pools: a dynamic range would hand out gateway_ip 10.50.0.1",
+        ),
+        (lambda s: s["vlans"][0]["subnets"][0].update(pools=[["10.50.0.200", "10.50.0.100"]]), "ends before it starts"),
+        (
+            lambda s: s["vlans"][0]["subnets"][0].update(pools=[["10.50.0.100", "10.50.1.10"]]),
+            "not inside 10.50.0.0/24",
+        ),
+        (
+            lambda s: s["vlans"][0]["subnets"][0].update(
+                pools=[["10.50.0.100", "10.50.0.150"], ["10.50.0.140", "10.50.0.199"]]
+            ),
+            "overlap",
+        ),
+        (lambda s: s["vlans"][0]["subnets"][0].update(cidr="10.50.0.1/24"), "host bits zero"),
+        (lambda s: s["vlans"][0]["subnets"][0].update(gateway_ip="10.60.0.1"), "10.60.0.1 is not in 10.50.0.0/24"),
+        (lambda s: s["vlans"][0]["subnets"][0].update(lease_time=0), "lease_time"),
+        (lambda s: s["vlans"][0].update(self_address="10.70.0.2"), "is in none of the VLAN's subnets"),
+        (lambda s: s["vlans"][0].update(role="primary"), "needs a peer"),
+        (
+            lambda s: s["vlans"][0].update(role="primary", peer={"name": "rack2", "address": "10.50.0.2"}),
+            "this rack's own",
+        ),
+        (lambda s: s["vlans"][0].update(role="boss"), "expected one of standalone, primary, secondary"),
+        (
+            lambda s: s["vlans"][0].update(role="primary", mode="split", peer={"name": "r2", "address": "10.50.0.3"}),
+            "vlans[0].mode",
+        ),
+        (lambda s: s["hosts"].append({"mac": "nope", "ip": None}), "hosts[0].mac"),
+        (
+            lambda s: s["hosts"].extend(
+                [{"mac": "52:54:00:00:00:01", "ip": "10.50.0.9"}, {"mac": "52:54:00:00:00:02", "ip": "10.50.0.9"}]
+            ),
+            "reserved for both",
+        ),
+        (lambda s: s["hosts"].append({"mac": "52:54:00:00:00:01", "ip": "10.50.0.1"}), "belongs to a rack or gateway"),
+        (lambda s: s.update(surprise=1), "unknown field 'surprise'"),
+        (lambda s: s["boot"].update(http_port="5248"), "boot.http_port: expected a TCP port"),
+        (lambda s: s["boot"].update(http_port=0), "boot.http_port: expected a TCP port"),
+        (lambda s: s["boot"].update(tftp_server="10.50.0.2"), "unknown field 'tftp_server'"),
+        (lambda s: s["boot"]["loaders"].update(sparc="x"), "unknown architecture 'sparc'"),
+    ],
+)
 def test_impossible_states_are_refused_with_the_field(mutate, message):
     raw = state()
     mutate(raw)
@@ -214,8 +303,10 @@ def test_refusals_across_vlans():
     assert "interface eth1 already serves vlan 5001" in errors_of(state(vlan(5001), vlan(5002, net="10.51.0")))
     assert "overlaps 10.50.0.0/24" in errors_of(state(vlan(5001), vlan(5002, "eth2", "10.50.0", subnet_id=7)))
     assert "subnet_id 5001" in errors_of(state(vlan(5001), vlan(5002, "eth2", "10.51.0", subnet_id=5001)))
-    mixed = state(vlan(5001, "eth1", "10.50.0", "primary", "hot-standby", ("rack2", "10.50.0.3")),
-                  vlan(5002, "eth2", "10.51.0", "secondary", "hot-standby", ("rack2", "10.51.0.3")))
+    mixed = state(
+        vlan(5001, "eth1", "10.50.0", "primary", "hot-standby", ("rack2", "10.50.0.3")),
+        vlan(5002, "eth2", "10.51.0", "secondary", "hot-standby", ("rack2", "10.51.0.3")),
+    )
     assert "both primary and secondary toward rack2" in errors_of(mixed)
     no_name = state(vlan(role="primary", mode="hot-standby", peer=("rack2", "10.50.0.3")))
     del no_name["server_name"]
@@ -243,13 +334,22 @@ KEA = shutil.which("kea-dhcp4")
 
 
 @pytest.mark.skipif(KEA is None, reason="kea-dhcp4 not installed")
-@pytest.mark.parametrize("role, mode", [("standalone", None), ("primary", "hot-standby"),
-                                        ("secondary", "hot-standby"), ("primary", "load-balancing"),
-                                        ("secondary", "load-balancing")])
+@pytest.mark.parametrize(
+    "role, mode",
+    [
+        ("standalone", None),
+        ("primary", "hot-standby"),
+        ("secondary", "hot-standby"),
+        ("primary", "load-balancing"),
+        ("secondary", "load-balancing"),
+    ],
+)
 def test_kea_dhcp4_accepts_the_rendered_config(tmp_path, role, mode):
     # interface "lo" exists everywhere; `kea-dhcp4 -t` checks interfaces exist
-    raw = state(vlan(iface="lo", role=role, mode=mode, peer=("rack2", "10.50.0.3") if mode else None),
-                hosts=[{"mac": "52:54:00:aa:bb:01", "hostname": "node1", "ip": "10.50.0.50"}])
+    raw = state(
+        vlan(iface="lo", role=role, mode=mode, peer=("rack2", "10.50.0.3") if mode else None),
+        hosts=[{"mac": "52:54:00:aa:bb:01", "hostname": "node1", "ip": "10.50.0.50"}],
+    )
     for d in rendered(raw):
         d["lease-database"]["name"] = str(tmp_path / "leases.csv")
         d["control-socket"]["socket-name"] = str(tmp_path / "k.sock")
@@ -276,21 +376,26 @@ def test_memfile_records_become_deduplicated_events(tmp_path):
     path = tmp_path / "leases4.csv"
     q = LeaseQueue(tmp_path / "q.sqlite3")
     t = LeaseTailer("standalone", path, q)
-    path.write_text(HEADER + rec("10.0.0.5", "aa:bb:cc:00:00:01", 600, 1600, host="n1&#x2cx")
-                    + "10.0.0.6,aa:bb")                          # a record Kea is still writing
+    path.write_text(
+        HEADER + rec("10.0.0.5", "aa:bb:cc:00:00:01", 600, 1600, host="n1&#x2cx") + "10.0.0.6,aa:bb"
+    )  # a record Kea is still writing
     assert t.poll() == 1
     with open(path, "a") as f:
-        f.write(":cc:00:00:02,,600,1600,1,0,0,,0,\n")          # ... now complete
-        f.write(rec("10.0.0.5", "aa:bb:cc:00:00:01", 600, 1600))   # the same lease again (HA sync)
-        f.write(rec("10.0.0.5", "aa:bb:cc:00:00:01", 600, 1900))   # renewed
-        f.write(rec("10.0.0.6", "aa:bb:cc:00:00:02", 0, 1700))     # released (deleted)
+        f.write(":cc:00:00:02,,600,1600,1,0,0,,0,\n")  # ... now complete
+        f.write(rec("10.0.0.5", "aa:bb:cc:00:00:01", 600, 1600))  # the same lease again (HA sync)
+        f.write(rec("10.0.0.5", "aa:bb:cc:00:00:01", 600, 1900))  # renewed
+        f.write(rec("10.0.0.6", "aa:bb:cc:00:00:02", 0, 1700))  # released (deleted)
         f.write(rec("10.0.0.5", "aa:bb:cc:00:00:01", 600, 1900, state=2))  # expired, reclaimed
-        f.write(rec("10.0.0.5", "aa:bb:cc:00:00:01", 0, 1900, state=2))    # flushed later: no event
+        f.write(rec("10.0.0.5", "aa:bb:cc:00:00:01", 0, 1900, state=2))  # flushed later: no event
     t.poll()
     events = q.pending()
     assert [(e["action"], e["ip"]) for e in events] == [
-        ("commit", "10.0.0.5"), ("commit", "10.0.0.6"), ("commit", "10.0.0.5"), ("release", "10.0.0.6"),
-        ("expiry", "10.0.0.5")]
+        ("commit", "10.0.0.5"),
+        ("commit", "10.0.0.6"),
+        ("commit", "10.0.0.5"),
+        ("release", "10.0.0.6"),
+        ("expiry", "10.0.0.5"),
+    ]
     assert events[0]["hostname"] == "n1,x" and events[0]["cltt"] == 1000 and events[0]["lease_time"] == 600
     assert [e["id"] for e in events] == sorted(e["id"] for e in events)
     assert len({e["key"] for e in events}) == 5
@@ -299,18 +404,25 @@ def test_memfile_records_become_deduplicated_events(tmp_path):
     with open(path, "a") as f:
         f.write(rec("10.0.0.7", "aa:bb:cc:00:00:03", 600, 2000))
     path.rename(tmp_path / "leases4.csv.2")
-    path.write_text(HEADER + rec("10.0.0.7", "aa:bb:cc:00:00:03", 600, 2000)   # compacted copy: no event
-                    + rec("10.0.0.8", "aa:bb:cc:00:00:04", 600, 2100))
+    path.write_text(
+        HEADER
+        + rec("10.0.0.7", "aa:bb:cc:00:00:03", 600, 2000)  # compacted copy: no event
+        + rec("10.0.0.8", "aa:bb:cc:00:00:04", 600, 2100)
+    )
     t.poll()
     assert [(e["action"], e["ip"]) for e in q.pending(events[-1]["id"])] == [
-        ("commit", "10.0.0.7"), ("commit", "10.0.0.8")]
+        ("commit", "10.0.0.7"),
+        ("commit", "10.0.0.8"),
+    ]
 
     # durable: a new queue and tailer on the same files repeat nothing and lose nothing
     q.ack(events[1]["id"])
     q.close()
     q2 = LeaseQueue(tmp_path / "q.sqlite3")
-    assert [e["id"] for e in q2.pending()] == [e["id"] for e in events[2:]] + [events[-1]["id"] + 1,
-                                                                               events[-1]["id"] + 2]
+    assert [e["id"] for e in q2.pending()] == [e["id"] for e in events[2:]] + [
+        events[-1]["id"] + 1,
+        events[-1]["id"] + 2,
+    ]
     t2 = LeaseTailer("standalone", path, q2)
     assert t2.poll() == 0
     q2.close()
@@ -321,13 +433,14 @@ def test_a_new_instance_is_seeded_with_the_leases_of_its_subnets(tmp_path):
 
     old = tmp_path / "standalone"
     old.mkdir()
-    (old / "leases4.csv").write_text(HEADER + rec("10.50.0.5", "aa:bb:cc:00:00:01", 600, 1600)
-                                     + "10.60.0.5,aa:bb:cc:00:00:02,,600,1600,9,0,0,,0,\n")
+    (old / "leases4.csv").write_text(
+        HEADER + rec("10.50.0.5", "aa:bb:cc:00:00:01", 600, 1600) + "10.60.0.5,aa:bb:cc:00:00:02,,600,1600,9,0,0,,0,\n"
+    )
     svc = DhcpService(tmp_path)
     raw = state(vlan(5001, role="primary", mode="hot-standby", peer=("rack2", "10.50.0.3"), subnet_id=1))
     _, (inst,) = c.plan(raw)
     proc = svc._process(inst)
     assert svc._seed_leases(proc, inst) == 1
     assert proc.lease_file.read_text() == HEADER + rec("10.50.0.5", "aa:bb:cc:00:00:01", 600, 1600)
-    assert svc._seed_leases(proc, inst) == 0          # never over an existing lease file
+    assert svc._seed_leases(proc, inst) == 0  # never over an existing lease file
     svc.events.close()

@@ -26,9 +26,14 @@ LAYOUT = Layout(Path("/srv/dns"), 5245)
 
 
 def resolver(**kw) -> ResolverConfig:
-    base = dict(zones=("maas", "0.50.10.in-addr.arpa"), regions=(RegionDns(A("10.0.0.11")), RegionDns(A("10.0.0.12"))),
-                upstream_dns=(A("192.0.2.53"), A("2001:db8::53")), dnssec_validation="auto",
-                listen=(A("10.50.0.2"), A("2001:db8:50::2")), allow=(N("10.50.0.0/24"), N("2001:db8:50::/64")))
+    base = dict(
+        zones=("maas", "0.50.10.in-addr.arpa"),
+        regions=(RegionDns(A("10.0.0.11")), RegionDns(A("10.0.0.12"))),
+        upstream_dns=(A("192.0.2.53"), A("2001:db8::53")),
+        dnssec_validation="auto",
+        listen=(A("10.50.0.2"), A("2001:db8:50::2")),
+        allow=(N("10.50.0.0/24"), N("2001:db8:50::/64")),
+    )
     base.update(kw)
     return ResolverConfig(**base)
 
@@ -36,7 +41,7 @@ def resolver(**kw) -> ResolverConfig:
 def options_block(conf: str) -> list[str]:
     lines = conf.splitlines()
     start = lines.index("options {")
-    return [ln.strip() for ln in lines[start + 1: lines.index("};", start)]]
+    return [ln.strip() for ln in lines[start + 1 : lines.index("};", start)]]
 
 
 def test_shared_frame_private_directory_key_and_control_channel():
@@ -44,20 +49,30 @@ def test_shared_frame_private_directory_key_and_control_channel():
     assert 'include "/srv/dns/rndc.key";' in conf
     assert 'inet 127.0.0.1 port 5245 allow { 127.0.0.1; } keys { "metalplane-rndc"; };' in conf
     opts = options_block(conf)
-    for line in ('directory "/srv/dns";', "pid-file none;", "session-keyfile none;",
-                 'managed-keys-directory "/srv/dns";', "version none;"):
+    for line in (
+        'directory "/srv/dns";',
+        "pid-file none;",
+        "session-keyfile none;",
+        'managed-keys-directory "/srv/dns";',
+        "version none;",
+    ):
         assert line in opts
 
 
 def test_authoritative_serves_its_zones_and_never_recurses():
-    conf = render_authoritative(LAYOUT, ["maas", "0.50.10.in-addr.arpa"],
-                                AuthoritativeOptions(listen=(A("10.0.0.11"),), allow_query=(N("10.0.0.0/16"),)))
+    conf = render_authoritative(
+        LAYOUT,
+        ["maas", "0.50.10.in-addr.arpa"],
+        AuthoritativeOptions(listen=(A("10.0.0.11"),), allow_query=(N("10.0.0.0/16"),)),
+    )
     opts = options_block(conf)
     assert "listen-on port 5247 { 10.0.0.11; };" in opts and "listen-on-v6 port 5247 { none; };" in opts
     assert "recursion no;" in opts and "allow-query { 10.0.0.0/16; };" in opts and "notify no;" in opts
-    assert conf.endswith('zone "0.50.10.in-addr.arpa" { type primary; '
-                         'file "/srv/dns/zones/db.0.50.10.in-addr.arpa"; };\n'
-                         'zone "maas" { type primary; file "/srv/dns/zones/db.maas"; };\n')
+    assert conf.endswith(
+        'zone "0.50.10.in-addr.arpa" { type primary; '
+        'file "/srv/dns/zones/db.0.50.10.in-addr.arpa"; };\n'
+        'zone "maas" { type primary; file "/srv/dns/zones/db.maas"; };\n'
+    )
     every = options_block(render_authoritative(LAYOUT, [], AuthoritativeOptions()))
     assert "listen-on port 5247 { any; };" in every and "allow-query { any; };" in every
 
@@ -72,8 +87,9 @@ def test_resolver_forwards_maas_zones_to_every_region_and_the_rest_upstream():
     assert "dnssec-validation auto;" in opts
     assert 'validate-except { "0.50.10.in-addr.arpa"; "maas"; };' in opts
     assert 'acl "trusted" { 10.50.0.0/24; 2001:db8:50::/64; localhost; localnets; };' in conf
-    assert ('zone "maas" { type forward; forward only; forwarders { 10.0.0.11 port 5247; 10.0.0.12 port 5247; }; };'
-            in conf)
+    assert (
+        'zone "maas" { type forward; forward only; forwarders { 10.0.0.11 port 5247; 10.0.0.12 port 5247; }; };' in conf
+    )
 
 
 def test_resolver_without_upstream_resolves_itself_and_without_validation_lists_no_exceptions():
@@ -91,8 +107,11 @@ def test_resolver_config_is_validated():
 
 
 def test_upstream_dns_is_maas_s_string_of_addresses():
-    assert parse_upstream_dns(" 192.0.2.1  192.0.2.2,2001:db8::1 ") == (A("192.0.2.1"), A("192.0.2.2"),
-                                                                          A("2001:db8::1"))
+    assert parse_upstream_dns(" 192.0.2.1  192.0.2.2,2001:db8::1 ") == (
+        A("192.0.2.1"),
+        A("192.0.2.2"),
+        A("2001:db8::1"),
+    )
     assert parse_upstream_dns("") == ()
     with pytest.raises(ValueError, match=r"Invalid IP address: dns\.example\.com; provide a list"):
         parse_upstream_dns("192.0.2.1 dns.example.com")
@@ -111,8 +130,9 @@ def test_named_checkconf_accepts_what_we_render(tmp_path: Path, which: str):
     layout.zones_dir.mkdir()
     layout.key_file.write_text(render_key("c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI="))
     if which == "authoritative":
-        conf = render_authoritative(layout, ["maas", "0.50.10.in-addr.arpa"],
-                                    AuthoritativeOptions(listen=(A("10.0.0.11"), A("::1"))))
+        conf = render_authoritative(
+            layout, ["maas", "0.50.10.in-addr.arpa"], AuthoritativeOptions(listen=(A("10.0.0.11"), A("::1")))
+        )
     elif which == "resolver":
         conf = render_resolver(layout, resolver())
     else:

@@ -21,16 +21,28 @@ def every_kind(cls: type = RegionError) -> set[type]:
     return found
 
 
-@pytest.mark.parametrize("exc, status, body", [
-    (errors.NotFound("Machine"), 404, "No Machine matches the given query."),
-    (errors.NotFound("VLAN", "VLAN tag (VID) out of range (0-4094; 0 for untagged.)"), 404,
-     "VLAN tag (VID) out of range (0-4094; 0 for untagged.)"),
-    (errors.Refused("This fabric is the default fabric, it cannot be deleted."), 400,
-     "This fabric is the default fabric, it cannot be deleted."),
-    (errors.PermissionDenied("This method is reserved for admin users."), 403,
-     "This method is reserved for admin users."),
-    (errors.Conflict("An import is already running"), 409, "An import is already running"),
-])
+@pytest.mark.parametrize(
+    "exc, status, body",
+    [
+        (errors.NotFound("Machine"), 404, "No Machine matches the given query."),
+        (
+            errors.NotFound("VLAN", "VLAN tag (VID) out of range (0-4094; 0 for untagged.)"),
+            404,
+            "VLAN tag (VID) out of range (0-4094; 0 for untagged.)",
+        ),
+        (
+            errors.Refused("This fabric is the default fabric, it cannot be deleted."),
+            400,
+            "This fabric is the default fabric, it cannot be deleted.",
+        ),
+        (
+            errors.PermissionDenied("This method is reserved for admin users."),
+            403,
+            "This method is reserved for admin users.",
+        ),
+        (errors.Conflict("An import is already running"), 409, "An import is already running"),
+    ],
+)
 def test_text_errors_answer_their_status_in_plain_text(exc, status, body):
     response = error_response(exc)
     assert response.status_code == status
@@ -44,7 +56,8 @@ def test_form_errors_answer_400_with_maas_json_per_field():
     assert response.status_code == 400 and response.headers["content-type"] == "application/json; charset=utf-8"
     assert json.loads(response.body) == {"cidr": ["Subnet with this Cidr already exists."], "vid": ["a", "b"]}
     assert json.loads(error_response(errors.Invalid.field("name", "This field is required.")).body) == {
-        "name": ["This field is required."]}
+        "name": ["This field is required."]
+    }
 
 
 def test_a_body_over_the_limit_answers_413():
@@ -69,8 +82,9 @@ def test_unavailable_answers_503_with_retry_after_unless_there_is_no_sensible_wa
 def test_every_kind_of_error_has_a_status():
     for kind in every_kind():
         assert status_of(kind.__new__(kind)) in STATUS.values(), kind
-    assert set(STATUS) == {v for v in vars(errors).values()
-                           if isinstance(v, type) and issubclass(v, RegionError) and v is not RegionError}
+    assert set(STATUS) == {
+        v for v in vars(errors).values() if isinstance(v, type) and issubclass(v, RegionError) and v is not RegionError
+    }
 
 
 def test_plain_text_front_ends_show_form_errors_as_json_text():

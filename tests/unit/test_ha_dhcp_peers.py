@@ -105,7 +105,8 @@ def test_the_kea_ha_state_of_a_vlan_is_read_back_from_the_racks_report(tmp_path)
     assert kea_ha_state(kea_report(tmp_path, {primary + "2": "hot-standby"}), primary) is None
     down = kea_report(tmp_path, {primary: "hot-standby"}, dead=(primary,))
     assert kea_ha_state(down, primary) == "not running"
-    assert [ha_state_status(s) for s in ("hot-standby", "load-balancing", "partner-down", "syncing",
-                                         "not running", None, "Ready")] == [
-        "running", "running", "degraded", "degraded", "dead", "unknown", "unknown"]
+    assert [
+        ha_state_status(s)
+        for s in ("hot-standby", "load-balancing", "partner-down", "syncing", "not running", None, "Ready")
+    ] == ["running", "running", "degraded", "degraded", "dead", "unknown", "unknown"]
     assert kea_ha_state(kea_report(tmp_path, {"x" + primary: "hot-standby"}), primary) is None

@@ -48,11 +48,19 @@ def test_the_seeds_shape_with_its_settings_where_haproxy_reads_them():
     # retries/redispatch are backend settings: HAProxy ignores them in a frontend (where the seeds put them).
     assert not any(line.startswith(("retries", "option redispatch")) for line in s["frontend maas"])
     backend = s["backend maas"]
-    for line in ("balance source", "hash-type consistent", "retries 3", "option redispatch 1",
-                 "retry-on conn-failure empty-response response-timeout",
-                 "http-request disable-l7-retry unless { method GET HEAD }", "option httpchk",
-                 f"http-check send meth GET uri {HEALTH_PATH}", "http-check expect status 200",
-                 "server region1 10.0.0.1:5240 check", "server region2 10.0.0.2:5240 check"):
+    for line in (
+        "balance source",
+        "hash-type consistent",
+        "retries 3",
+        "option redispatch 1",
+        "retry-on conn-failure empty-response response-timeout",
+        "http-request disable-l7-retry unless { method GET HEAD }",
+        "option httpchk",
+        f"http-check send meth GET uri {HEALTH_PATH}",
+        "http-check expect status 200",
+        "server region1 10.0.0.1:5240 check",
+        "server region2 10.0.0.2:5240 check",
+    ):
         assert line in backend, line
     default_server = next(line for line in backend if line.startswith("default-server"))
     assert "inter 1s" in default_server and "fall 2" in default_server and "rise 2" in default_server
@@ -65,9 +73,14 @@ def test_the_seeds_shape_with_its_settings_where_haproxy_reads_them():
 
 
 def test_options():
-    text = render_config([parse_server("10.0.0.1", 1)], "127.0.0.1:8080", nodb_backend=False,
-                         stats_socket="/run/haproxy/admin.sock", log_target="/dev/log",
-                         timing=Timing(inter="2s", fall=3))
+    text = render_config(
+        [parse_server("10.0.0.1", 1)],
+        "127.0.0.1:8080",
+        nodb_backend=False,
+        stats_socket="/run/haproxy/admin.sock",
+        log_target="/dev/log",
+        timing=Timing(inter="2s", fall=3),
+    )
     s = sections(text)
     assert "bind 127.0.0.1:8080" in s["frontend maas"]
     assert "backend maas_nodb" not in s and not any("nbsrv" in line for line in s["frontend maas"])
@@ -87,12 +100,15 @@ def test_health_path_is_the_regions():
 
 
 @needs_haproxy
-@pytest.mark.parametrize("kwargs", [
-    {},
-    {"nodb_backend": False},
-    {"stats_socket": "/tmp/mp-haproxy-test.sock", "log_target": "stderr"},
-    {"bind": "127.0.0.1:18080", "backend": "api"},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"nodb_backend": False},
+        {"stats_socket": "/tmp/mp-haproxy-test.sock", "log_target": "stderr"},
+        {"bind": "127.0.0.1:18080", "backend": "api"},
+    ],
+)
 def test_haproxy_c_accepts_it(tmp_path, kwargs):
     servers = [parse_server("10.0.0.1", 1), parse_server("b=10.0.0.2:5240", 2), parse_server("[fd00::3]", 3)]
     path = tmp_path / "haproxy.cfg"
@@ -105,8 +121,22 @@ def test_haproxy_c_accepts_it(tmp_path, kwargs):
 
 @needs_haproxy
 def test_cli_prints_a_checked_config(capsys, tmp_path):
-    assert main(["region", "haproxy-config", "--region", "10.0.0.1", "--region", "10.0.0.2:5240",
-                 "--bind", "127.0.0.1:8080", "--check"]) == 0
+    assert (
+        main(
+            [
+                "region",
+                "haproxy-config",
+                "--region",
+                "10.0.0.1",
+                "--region",
+                "10.0.0.2:5240",
+                "--bind",
+                "127.0.0.1:8080",
+                "--check",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert out == render_config([parse_server("10.0.0.1", 1), parse_server("10.0.0.2:5240", 2)], "127.0.0.1:8080")
     target = tmp_path / "haproxy.cfg"

@@ -9,33 +9,42 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from metalplane.rack.http.protocol import (
-    UNSATISFIABLE, BadRequest, etag_in, if_range_allows, parse_range, parse_request_head, route_image_path,
+    UNSATISFIABLE,
+    BadRequest,
+    etag_in,
+    if_range_allows,
+    parse_range,
+    parse_request_head,
+    route_image_path,
 )
 
 SHA = hashlib.sha256(b"x").hexdigest()
 
 
-@pytest.mark.parametrize("value, size, expected", [
-    (None, 100, None),
-    ("bytes=0-99", 100, (0, 99)),
-    ("bytes=0-0", 100, (0, 0)),
-    ("bytes=10-", 100, (10, 99)),
-    ("bytes=90-200", 100, (90, 99)),
-    ("bytes=-10", 100, (90, 99)),
-    ("bytes=-1000", 100, (0, 99)),
-    ("BYTES = 5-6", 100, (5, 6)),
-    ("bytes=100-", 100, UNSATISFIABLE),
-    ("bytes=100-200", 100, UNSATISFIABLE),
-    ("bytes=-0", 100, UNSATISFIABLE),
-    ("bytes=0-", 0, UNSATISFIABLE),
-    ("bytes=-5", 0, UNSATISFIABLE),
-    ("bytes=5-4", 100, None),  # invalid: ignored, whole file
-    ("bytes=0-1,5-6", 100, None),  # several ranges: whole file
-    ("items=0-1", 100, None),
-    ("bytes=a-b", 100, None),
-    ("bytes=-", 100, None),
-    ("bytes=1", 100, None),
-])
+@pytest.mark.parametrize(
+    "value, size, expected",
+    [
+        (None, 100, None),
+        ("bytes=0-99", 100, (0, 99)),
+        ("bytes=0-0", 100, (0, 0)),
+        ("bytes=10-", 100, (10, 99)),
+        ("bytes=90-200", 100, (90, 99)),
+        ("bytes=-10", 100, (90, 99)),
+        ("bytes=-1000", 100, (0, 99)),
+        ("BYTES = 5-6", 100, (5, 6)),
+        ("bytes=100-", 100, UNSATISFIABLE),
+        ("bytes=100-200", 100, UNSATISFIABLE),
+        ("bytes=-0", 100, UNSATISFIABLE),
+        ("bytes=0-", 0, UNSATISFIABLE),
+        ("bytes=-5", 0, UNSATISFIABLE),
+        ("bytes=5-4", 100, None),  # invalid: ignored, whole file
+        ("bytes=0-1,5-6", 100, None),  # several ranges: whole file
+        ("items=0-1", 100, None),
+        ("bytes=a-b", 100, None),
+        ("bytes=-", 100, None),
+        ("bytes=1", 100, None),
+    ],
+)
 def test_parse_range(value, size, expected):
     assert parse_range(value, size) == expected
 
@@ -77,15 +86,18 @@ def test_parse_request_head():
     assert parse_request_head(b"GET http://h:1/images/x HTTP/1.1\r\nHost: h").path == "/images/x"
 
 
-@pytest.mark.parametrize("head, status", [
-    (b"GET /", 400),
-    (b"GET / HTTP/2.0\r\nHost: h", 505),
-    (b"GET / HTTP/1.1", 400),  # no Host
-    (b"GET x HTTP/1.1\r\nHost: h", 400),
-    (b"GET / HTTP/1.1\r\nHost: h\r\nbad header", 400),
-    (b"GET /%00 HTTP/1.1\r\nHost: h", 400),
-    (b"GET /%ff HTTP/1.1\r\nHost: h", 400),
-])
+@pytest.mark.parametrize(
+    "head, status",
+    [
+        (b"GET /", 400),
+        (b"GET / HTTP/2.0\r\nHost: h", 505),
+        (b"GET / HTTP/1.1", 400),  # no Host
+        (b"GET x HTTP/1.1\r\nHost: h", 400),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nbad header", 400),
+        (b"GET /%00 HTTP/1.1\r\nHost: h", 400),
+        (b"GET /%ff HTTP/1.1\r\nHost: h", 400),
+    ],
+)
 def test_bad_request_heads(head, status):
     with pytest.raises(BadRequest) as err:
         parse_request_head(head)
@@ -98,6 +110,12 @@ def test_image_routes():
     assert route_image_path("/images/ubuntu/amd64/ga-24.04/latest/boot-initrd").ident[3] == "latest"
     assert route_image_path(f"/images/by-sha256/{SHA.upper()}").sha256 == SHA
     assert route_image_path("/images/index.json").index
-    for bad in ("/images/by-sha256/xyz", "/images/a/b/c/d", "/images/../x/a/b/c/d",
-                "/images/a/../b/c/d/e", "/other/a/b/c/d/e", "/images/by-sha256/x/a/b/c/d"):
+    for bad in (
+        "/images/by-sha256/xyz",
+        "/images/a/b/c/d",
+        "/images/../x/a/b/c/d",
+        "/images/a/../b/c/d/e",
+        "/other/a/b/c/d/e",
+        "/images/by-sha256/x/a/b/c/d",
+    ):
         assert route_image_path(bad) is None, bad

@@ -10,8 +10,17 @@ from hypothesis import strategies as st
 
 from metalplane.rack.images.manifest import ManifestError, parse_manifest
 from metalplane.rack.images.plan import (
-    Fetch, file_url, fit_space, latest_complete, plan_fetch, plan_gc, plan_retention, region_base_urls, resume_offset,
-    url_order, version_key,
+    Fetch,
+    file_url,
+    fit_space,
+    latest_complete,
+    plan_fetch,
+    plan_gc,
+    plan_retention,
+    region_base_urls,
+    resume_offset,
+    url_order,
+    version_key,
 )
 
 
@@ -24,8 +33,13 @@ def f(name: str, size: int = 10) -> dict:
 
 
 def img(version: str, kernel: str, initrd: str, name: str = "ephemeral/bookworm", arch: str = "amd64") -> dict:
-    return {"name": name, "architecture": arch, "subarch": "generic", "version": version,
-            "files": {"boot-kernel": f(kernel, 8), "boot-initrd": f(initrd, 40)}}
+    return {
+        "name": name,
+        "architecture": arch,
+        "subarch": "generic",
+        "version": version,
+        "files": {"boot-kernel": f(kernel, 8), "boot-initrd": f(initrd, 40)},
+    }
 
 
 def manifest(*images: dict):
@@ -45,19 +59,22 @@ def test_manifest_parses_and_dedupes_shared_files():
     assert m.images[0].url_path("boot-kernel") == "/images/ephemeral/bookworm/amd64/generic/1/boot-kernel"
 
 
-@pytest.mark.parametrize("change, words", [
-    ({"name": "../etc"}, "bad image name"),
-    ({"name": "by-sha256/x"}, "bad image name"),
-    ({"name": "a//b"}, "bad image name"),
-    ({"version": ".."}, "bad version"),
-    ({"architecture": "amd64/x"}, "bad architecture"),
-    ({"files": {}}, "no files"),
-    ({"files": {"boot-kernel": {"sha256": "xyz", "size": 1, "path": "/p"}}}, "bad sha256"),
-    ({"files": {"boot-kernel": {"sha256": sha("a"), "size": -1, "path": "/p"}}}, "bad size"),
-    ({"files": {"boot-kernel": {"sha256": sha("a"), "size": True, "path": "/p"}}}, "bad size"),
-    ({"files": {"boot-kernel": {"sha256": sha("a"), "size": 1, "path": "relative"}}}, "bad path"),
-    ({"files": {"../x": f("a")}}, "bad file type"),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"name": "../etc"}, "bad image name"),
+        ({"name": "by-sha256/x"}, "bad image name"),
+        ({"name": "a//b"}, "bad image name"),
+        ({"version": ".."}, "bad version"),
+        ({"architecture": "amd64/x"}, "bad architecture"),
+        ({"files": {}}, "no files"),
+        ({"files": {"boot-kernel": {"sha256": "xyz", "size": 1, "path": "/p"}}}, "bad sha256"),
+        ({"files": {"boot-kernel": {"sha256": sha("a"), "size": -1, "path": "/p"}}}, "bad size"),
+        ({"files": {"boot-kernel": {"sha256": sha("a"), "size": True, "path": "/p"}}}, "bad size"),
+        ({"files": {"boot-kernel": {"sha256": sha("a"), "size": 1, "path": "relative"}}}, "bad path"),
+        ({"files": {"../x": f("a")}}, "bad file type"),
+    ],
+)
 def test_bad_images_are_skipped_with_a_problem(change, words):
     bad = {**img("1", "k", "i"), **change}
     m, problems = parse_manifest({"images": [bad, img("2", "k2", "i2", name="ubuntu/noble")]})
@@ -109,9 +126,17 @@ def test_fit_space_takes_what_fits_in_order():
     assert fit_space(fetches, 10, 50) == ([], fetches)
 
 
-@pytest.mark.parametrize("partial, size, offset", [
-    (None, 10, 0), (0, 10, 0), (5, 10, 5), (10, 10, 10), (11, 10, 0), (-1, 10, 0),
-])
+@pytest.mark.parametrize(
+    "partial, size, offset",
+    [
+        (None, 10, 0),
+        (0, 10, 0),
+        (5, 10, 5),
+        (10, 10, 10),
+        (11, 10, 0),
+        (-1, 10, 0),
+    ],
+)
 def test_resume_offset(partial, size, offset):
     assert resume_offset(partial, size) == offset
 
@@ -163,8 +188,10 @@ def test_latest_complete():
     assert latest_complete(images, ("ephemeral/bookworm", "arm64", "generic"), have) is None
 
 
-@given(st.lists(st.from_regex(r"[1-9][0-9]{0,3}(\.[1-9][0-9]{0,2}){0,2}", fullmatch=True), min_size=1, max_size=8),
-       st.integers(1, 4))
+@given(
+    st.lists(st.from_regex(r"[1-9][0-9]{0,3}(\.[1-9][0-9]{0,2}){0,2}", fullmatch=True), min_size=1, max_size=8),
+    st.integers(1, 4),
+)
 def test_retention_properties(versions, keep):
     images = [manifest(img(v, f"k{v}", f"i{v}")).images[0] for v in dict.fromkeys(versions)]
     current, previous = images[0], images[1:]
@@ -175,7 +202,8 @@ def test_retention_properties(versions, keep):
     assert len({i.version for i in kept}) == len(kept)
     older = sorted((i for i in previous), key=lambda i: version_key(i.version), reverse=True)
     assert [i.ident for i in kept if i is not current and i.ident != current.ident] == [
-        i.ident for i in older[:keep - 1]]
+        i.ident for i in older[: keep - 1]
+    ]
 
 
 def test_version_key():
@@ -202,4 +230,6 @@ def test_file_url_and_region_base_urls():
     with pytest.raises(ValueError):
         file_url("nope", path)
     assert region_base_urls(["http://a:5240/MAAS", "http://a:5240/MAAS/", "http://[fd00::1]:5240/MAAS"]) == [
-        "http://a:5240", "http://[fd00::1]:5240"]
+        "http://a:5240",
+        "http://[fd00::1]:5240",
+    ]

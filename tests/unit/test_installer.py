@@ -20,18 +20,34 @@ BUSYBOX = shutil.which("busybox")
 needs_busybox = pytest.mark.skipif(BUSYBOX is None, reason="busybox not installed")
 
 CONFIG = {
-    "system_id": "abc123", "hostname": "node1", "domain": "maas",
-    "disk": {"name": "vda", "serial": "SER2"}, "layout": "flat",
-    "image": {"urls": ["http://10.0.0.2:5248/images/by-sha256/" + "a" * 64, "http://10.0.0.3:5248/x"],
-              "sha256": "a" * 64, "size": 123, "filetype": "root-tgz"},
-    "interfaces": [{"mac": "52:54:00:00:00:01", "name": "eth0", "mode": "static", "address": "10.0.0.5/24",
-                    "gateway": "10.0.0.1", "mtu": 9000},
-                   {"mac": "52:54:00:00:00:02", "mode": "dhcp"},
-                   {"mac": "52:54:00:00:00:03", "mode": "link_up", "address": None}],
+    "system_id": "abc123",
+    "hostname": "node1",
+    "domain": "maas",
+    "disk": {"name": "vda", "serial": "SER2"},
+    "layout": "flat",
+    "image": {
+        "urls": ["http://10.0.0.2:5248/images/by-sha256/" + "a" * 64, "http://10.0.0.3:5248/x"],
+        "sha256": "a" * 64,
+        "size": 123,
+        "filetype": "root-tgz",
+    },
+    "interfaces": [
+        {
+            "mac": "52:54:00:00:00:01",
+            "name": "eth0",
+            "mode": "static",
+            "address": "10.0.0.5/24",
+            "gateway": "10.0.0.1",
+            "mtu": 9000,
+        },
+        {"mac": "52:54:00:00:00:02", "mode": "dhcp"},
+        {"mac": "52:54:00:00:00:03", "mode": "link_up", "address": None},
+    ],
     "dns": {"servers": ["10.0.0.2", "10.0.0.3"], "search": ["maas", "example.com"]},
-    "ssh_keys": ["ssh-ed25519 AAAAC3Nza user@host", "ssh-rsa AAAAB3 other \"quoted\" ü"],
+    "ssh_keys": ["ssh-ed25519 AAAAC3Nza user@host", 'ssh-rsa AAAAB3 other "quoted" ü'],
     "kernel_params": "quiet",
-    "empty": [], "nested": {"deeper": {"x": True, "n": -1.5e3}},
+    "empty": [],
+    "nested": {"deeper": {"x": True, "n": -1.5e3}},
 }
 
 
@@ -50,13 +66,26 @@ def machine(root: Path, disks: dict[str, tuple[int, str, str]]) -> dict[str, str
     (proc / "sys/kernel/random/uuid").write_text("0b9c7f59-40a5-4b6a-9c36-0b1d2e3f4a5b\n")
     (proc / "uptime").write_text("12.34 5.00\n")
     run.mkdir()
-    return {"MP_SOURCE_ONLY": "1", "MP_SYS": str(sys_), "MP_PROC": str(proc), "MP_RUN": str(run),
-            "MP_DEV": str(root / "dev"), "MP_TARGET": str(root / "target"), "PATH": os.environ["PATH"]}
+    return {
+        "MP_SOURCE_ONLY": "1",
+        "MP_SYS": str(sys_),
+        "MP_PROC": str(proc),
+        "MP_RUN": str(run),
+        "MP_DEV": str(root / "dev"),
+        "MP_TARGET": str(root / "target"),
+        "PATH": os.environ["PATH"],
+    }
 
 
 def installer(env: dict[str, str], code: str, stdin: str | None = None, check: bool = True):
-    done = subprocess.run([BUSYBOX, "sh", "-c", f". {INIT}\n. {INSTALL}\n{code}\n"], env=env, input=stdin,
-                          capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [BUSYBOX, "sh", "-c", f". {INIT}\n. {INSTALL}\n{code}\n"],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     if check:
         assert done.returncode == 0, done.stderr
     return done
@@ -102,10 +131,23 @@ def test_json_flatten_rejects_broken_json(tmp_path, text):
 @needs_busybox
 def test_config_lookups(tmp_path):
     env = with_config(tmp_path)
-    out = installer(env, 'cfg hostname; cfg image.sha256; cfg missing; echo "<"; cfg_list image.urls; '
-                         'cfg_list dns.search; cfg_indices interfaces; cfg_list interfaces').stdout
-    assert out.splitlines() == ["node1", "a" * 64, "<", CONFIG["image"]["urls"][0], CONFIG["image"]["urls"][1],
-                                "maas", "example.com", "0", "1", "2"]
+    out = installer(
+        env,
+        'cfg hostname; cfg image.sha256; cfg missing; echo "<"; cfg_list image.urls; '
+        "cfg_list dns.search; cfg_indices interfaces; cfg_list interfaces",
+    ).stdout
+    assert out.splitlines() == [
+        "node1",
+        "a" * 64,
+        "<",
+        CONFIG["image"]["urls"][0],
+        CONFIG["image"]["urls"][1],
+        "maas",
+        "example.com",
+        "0",
+        "1",
+        "2",
+    ]
 
 
 @needs_busybox
@@ -130,15 +172,24 @@ def test_flat_layout_follows_maas(tmp_path):
 @needs_busybox
 def test_partition_names(tmp_path):
     env = machine(tmp_path, {})
-    out = installer(env, "partition_name vda 2; partition_name nvme0n1 1; partition_name mmcblk0 2; "
-                         "partition_name sda 1").stdout
+    out = installer(
+        env, "partition_name vda 2; partition_name nvme0n1 1; partition_name mmcblk0 2; partition_name sda 1"
+    ).stdout
     assert out.split() == ["vda2", "nvme0n1p1", "mmcblk0p2", "sda1"]
 
 
 @needs_busybox
 def test_the_boot_disk_is_found_by_serial_then_name_and_never_guessed(tmp_path):
-    env = machine(tmp_path, {"loop0": (100, "", "0"), "sr0": (100, "", "1"), "sdz": (100, "USB", "1"),
-                             "vda": (4194304, "SER1", "0"), "vdb": (4194304, "SER2", "0")})
+    env = machine(
+        tmp_path,
+        {
+            "loop0": (100, "", "0"),
+            "sr0": (100, "", "1"),
+            "sdz": (100, "USB", "1"),
+            "vda": (4194304, "SER1", "0"),
+            "vdb": (4194304, "SER2", "0"),
+        },
+    )
     out = installer(env, 'pick_disk SER2 vda; pick_disk "" vdb; pick_disk "" ""; install_disks | tr "\\n" " "').stdout
     assert out.splitlines() == ["vdb", "vdb", "vda", "vda vdb "]
     gone = installer(env, "pick_disk NOPE nope", check=False)
@@ -151,16 +202,23 @@ def test_the_boot_disk_is_found_by_serial_then_name_and_never_guessed(tmp_path):
 def test_the_installed_systems_files(tmp_path):
     env = with_config(tmp_path)
     static = installer(env, "network_file 0").stdout
-    assert static == ("# written by the metalplane installer\n[Match]\nMACAddress=52:54:00:00:00:01\n\n"
-                      "[Link]\nMTUBytes=9000\n\n[Network]\nAddress=10.0.0.5/24\nGateway=10.0.0.1\n"
-                      "DNS=10.0.0.2\nDNS=10.0.0.3\nDomains=maas example.com\n")
+    assert static == (
+        "# written by the metalplane installer\n[Match]\nMACAddress=52:54:00:00:00:01\n\n"
+        "[Link]\nMTUBytes=9000\n\n[Network]\nAddress=10.0.0.5/24\nGateway=10.0.0.1\n"
+        "DNS=10.0.0.2\nDNS=10.0.0.3\nDomains=maas example.com\n"
+    )
     assert "[Network]\nDHCP=ipv4\n" in installer(env, "network_file 1").stdout
     link_up = installer(env, "network_file 2").stdout
     assert "RequiredForOnline=no" in link_up and "LinkLocalAddressing=no" in link_up and "\nAddress=" not in link_up
     assert installer(env, "resolv_conf").stdout.splitlines()[1:] == [
-        "search maas example.com", "nameserver 10.0.0.2", "nameserver 10.0.0.3"]
+        "search maas example.com",
+        "nameserver 10.0.0.2",
+        "nameserver 10.0.0.3",
+    ]
     assert installer(env, "fstab U1 ABCD-1234").stdout.splitlines()[1:] == [
-        "UUID=U1 / ext4 errors=remount-ro 0 1", "UUID=ABCD-1234 /boot/efi vfat umask=0077 0 1"]
+        "UUID=U1 / ext4 errors=remount-ro 0 1",
+        "UUID=ABCD-1234 /boot/efi vfat umask=0077 0 1",
+    ]
     assert installer(env, "fstab U1").stdout.splitlines()[1:] == ["UUID=U1 / ext4 errors=remount-ro 0 1"]
 
 
@@ -170,12 +228,16 @@ def test_configure_writes_keys_agent_and_user_data_into_the_target(tmp_path):
     target = Path(env["MP_TARGET"])
     (target / "etc/metalplane").mkdir(parents=True)
     (target / "etc/metalplane/image.conf").write_text("name=debian/bookworm\ndefault_user=debian\n")
-    (target / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\n"
-                                       f"debian:x:{os.getuid()}:{os.getgid()}:Debian:/home/debian:/bin/bash\n")
+    (target / "etc/passwd").write_text(
+        f"root:x:0:0:root:/root:/bin/bash\ndebian:x:{os.getuid()}:{os.getgid()}:Debian:/home/debian:/bin/bash\n"
+    )
     (target / "etc/hosts").write_text("127.0.0.1 localhost\n")
     Path(env["MP_RUN"], "user_data").write_text("#!/bin/sh\necho hi\n")
-    out = installer(env, "METADATA_URL=http://10.0.0.2:5240/MAAS/metadata/; TOKEN=tok; ROOT_UUID=U1; EFI_UUID=; "
-                         "step_configure 3>/dev/null").stdout
+    out = installer(
+        env,
+        "METADATA_URL=http://10.0.0.2:5240/MAAS/metadata/; TOKEN=tok; ROOT_UUID=U1; EFI_UUID=; "
+        "step_configure 3>/dev/null",
+    ).stdout
     assert "configured node1" in out
     assert (target / "home/debian/.ssh/authorized_keys").read_text().splitlines() == CONFIG["ssh_keys"]
     assert oct((target / "home/debian/.ssh/authorized_keys").stat().st_mode & 0o777) == "0o600"
@@ -186,9 +248,13 @@ def test_configure_writes_keys_agent_and_user_data_into_the_target(tmp_path):
     assert (target / "etc/hostname").read_text() == "node1\n"
     assert "127.0.1.1\tnode1.maas node1" in (target / "etc/hosts").read_text()
     assert sorted(p.name for p in (target / "etc/systemd/network").iterdir()) == [
-        "50-metalplane-0.network", "50-metalplane-1.network", "50-metalplane-2.network"]
-    assert (target / "etc/default/grub.d/90-metalplane-deploy.cfg").read_text() == \
-        'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX quiet"\n'
+        "50-metalplane-0.network",
+        "50-metalplane-1.network",
+        "50-metalplane-2.network",
+    ]
+    assert (
+        target / "etc/default/grub.d/90-metalplane-deploy.cfg"
+    ).read_text() == 'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX quiet"\n'
 
 
 def firstboot(tmp_path: Path, code: str) -> str:
@@ -198,11 +264,15 @@ def firstboot(tmp_path: Path, code: str) -> str:
         (sys_ / name / "address").write_text(mac + "\n")
     (sys_ / "ens3/device").mkdir(exist_ok=True)
     (tmp_path / "agent.conf").write_text("metadata_url=http://10.0.0.2:5240/MAAS/metadata\ntoken=t0k\nsystem_id=x1\n")
-    env = {"MP_SOURCE_ONLY": "1", "MP_SYS": str(tmp_path / "sys"), "MP_STATE": str(tmp_path / "state"),
-           "MP_AGENT_CONF": str(tmp_path / "agent.conf"), "PATH": os.environ["PATH"]}
+    env = {
+        "MP_SOURCE_ONLY": "1",
+        "MP_SYS": str(tmp_path / "sys"),
+        "MP_STATE": str(tmp_path / "state"),
+        "MP_AGENT_CONF": str(tmp_path / "agent.conf"),
+        "PATH": os.environ["PATH"],
+    }
     (tmp_path / "state").mkdir(exist_ok=True)
-    done = subprocess.run(["sh", "-c", f". {FIRSTBOOT}\n{code}\n"], env=env, capture_output=True, text=True,
-                          timeout=30)
+    done = subprocess.run(["sh", "-c", f". {FIRSTBOOT}\n{code}\n"], env=env, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()[-1]  # after its "metalplane-firstboot: ..." lines
 
@@ -210,12 +280,18 @@ def firstboot(tmp_path: Path, code: str) -> str:
 def test_firstboot_runs_a_user_data_script_once_and_reports_it(tmp_path):
     state = tmp_path / "state"
     state.mkdir()
-    (state / "user_data").write_text('#!/bin/sh\necho "ran \\"here\\""\nprintf "tab\\there\\n" >&2\n'
-                                     f"echo x >> {tmp_path}/count\nexit 3\n")
+    (state / "user_data").write_text(
+        f'#!/bin/sh\necho "ran \\"here\\""\nprintf "tab\\there\\n" >&2\necho x >> {tmp_path}/count\nexit 3\n'
+    )
     report = json.loads(firstboot(tmp_path, "run_user_data; run_user_data; report_json"))
     assert (tmp_path / "count").read_text() == "x\n"  # once
-    assert report["user_data"] == {"ran": True, "exit_status": 3, "runtime": report["user_data"]["runtime"],
-                                   "output": 'ran "here"\ntab\there', "message": ""}
+    assert report["user_data"] == {
+        "ran": True,
+        "exit_status": 3,
+        "runtime": report["user_data"]["runtime"],
+        "output": 'ran "here"\ntab\there',
+        "message": "",
+    }
     assert report["system_id"] == "x1" and report["result"] == "ok"
     assert report["interfaces"] == [{"name": "ens3", "mac": "52:54:00:00:00:01", "addresses": []}]
 
@@ -225,8 +301,9 @@ def test_firstboot_does_not_run_cloud_config(tmp_path):
     (tmp_path / "state/user_data").write_text("#cloud-config\nruncmd: [touch, /x]\n")
     report = json.loads(firstboot(tmp_path, "run_user_data; report_json"))
     assert report["user_data"]["ran"] is False and "cloud-init" in report["user_data"]["message"]
-    assert json.loads(firstboot(tmp_path / "none", "run_user_data; report_json"))["user_data"]["message"] == \
-        "no user_data"
+    assert (
+        json.loads(firstboot(tmp_path / "none", "run_user_data; report_json"))["user_data"]["message"] == "no user_data"
+    )
 
 
 def tarball(path: Path, files: dict[str, bytes]) -> tuple[str, int]:
@@ -249,14 +326,19 @@ def test_the_image_is_fetched_checked_and_unpacked_in_one_pass(tmp_path):
     Path(env["MP_TARGET"]).mkdir()
     sha, size = tarball(tmp_path / "root.tgz", {"./etc/os-release": b"ID=debian\n", "./usr/bin/sudo": b"\x7fELF"})
     # wget is the test's: a shell function wins over busybox's applet.
-    fake = f'wget() {{ cat {tmp_path}/root.tgz; }}; IMAGE_SIZE={size}; '
+    fake = f"wget() {{ cat {tmp_path}/root.tgz; }}; IMAGE_SIZE={size}; "
     ok = installer(env, fake + f"IMAGE_SHA256={sha}; fetch_extract http://rack/x 3>/dev/null; echo rc=$?")
     assert "rc=0" in ok.stdout and f"image written: {size} bytes fetched, checked and unpacked" in ok.stdout
     assert (Path(env["MP_TARGET"]) / "etc/os-release").read_text() == "ID=debian\n"
     assert oct((Path(env["MP_TARGET"]) / "usr/bin/sudo").stat().st_mode & 0o7777) == "0o4755"
-    bad = installer(env, fake + f"IMAGE_SHA256={'0' * 64}; fetch_extract http://rack/x 3>/dev/null; "
-                                "echo rc=$? mismatch=$SHA_MISMATCH")
+    bad = installer(
+        env,
+        fake + f"IMAGE_SHA256={'0' * 64}; fetch_extract http://rack/x 3>/dev/null; echo rc=$? mismatch=$SHA_MISMATCH",
+    )
     assert "rc=1 mismatch=1" in bad.stdout and f"sha256 {sha}, expected {'0' * 64}" in bad.stdout
-    cut = installer(env, f'wget() {{ head -c 100 {tmp_path}/root.tgz; return 1; }}; IMAGE_SHA256={sha}; '
-                         "fetch_extract http://rack/x 3>/dev/null; echo rc=$? mismatch=${SHA_MISMATCH:-0}")
+    cut = installer(
+        env,
+        f"wget() {{ head -c 100 {tmp_path}/root.tgz; return 1; }}; IMAGE_SHA256={sha}; "
+        "fetch_extract http://rack/x 3>/dev/null; echo rc=$? mismatch=${SHA_MISMATCH:-0}",
+    )
     assert "rc=1 mismatch=0" in cut.stdout and "fetching or unpacking http://rack/x failed" in cut.stdout

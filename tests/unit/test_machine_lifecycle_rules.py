@@ -4,8 +4,8 @@ constraints, permissions, user_data, erase modes, owner data, and the deploy con
 from __future__ import annotations
 
 import base64
-from itertools import pairwise
 from datetime import timedelta
+from itertools import pairwise
 
 import pytest
 

@@ -21,31 +21,37 @@ def check(kind, start, end, cidr="10.0.0.0/24", existing=(), used=()):
 # -- CIDR, gateway, DNS servers -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("10.1.2.0/24", "10.1.2.0/24"),
-    ("10.1.2.77/24", "10.1.2.0/24"),  # host bits are dropped, as MAAS stores network.cidr
-    (" 192.168.0.0/16 ", "192.168.0.0/16"),
-    ("2001:db8::/64", "2001:db8::/64"),
-    ("10.9.9.9/32", "10.9.9.9/32"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("10.1.2.0/24", "10.1.2.0/24"),
+        ("10.1.2.77/24", "10.1.2.0/24"),  # host bits are dropped, as MAAS stores network.cidr
+        (" 192.168.0.0/16 ", "192.168.0.0/16"),
+        ("2001:db8::/64", "2001:db8::/64"),
+        ("10.9.9.9/32", "10.9.9.9/32"),
+    ],
+)
 def test_parse_cidr_accepts_networks(text, expected):
     network, errors = netrules.parse_cidr(text)
     assert errors == {}
     assert str(network) == expected
 
 
-@pytest.mark.parametrize("text, message", [
-    (None, "This field is required."),
-    ("", "This field is required."),
-    ("   ", "This field is required."),
-    ("nonsense", "Required format: <network>/<prefixlen>."),
-    ("10.1.2.0", "Required format: <network>/<prefixlen>."),
-    ("10.1.2.0/33", "Required format: <network>/<prefixlen>."),
-    ("10.1.300.0/24", "Required format: <network>/<prefixlen>."),
-    ("2001:db8::/129", "Required format: <network>/<prefixlen>."),
-    ("0.0.0.0/0", "Prefix length must be greater than 0."),
-    ("::/0", "Prefix length must be greater than 0."),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (None, "This field is required."),
+        ("", "This field is required."),
+        ("   ", "This field is required."),
+        ("nonsense", "Required format: <network>/<prefixlen>."),
+        ("10.1.2.0", "Required format: <network>/<prefixlen>."),
+        ("10.1.2.0/33", "Required format: <network>/<prefixlen>."),
+        ("10.1.300.0/24", "Required format: <network>/<prefixlen>."),
+        ("2001:db8::/129", "Required format: <network>/<prefixlen>."),
+        ("0.0.0.0/0", "Prefix length must be greater than 0."),
+        ("::/0", "Prefix length must be greater than 0."),
+    ],
+)
 def test_parse_cidr_rejects_with_maas_message(text, message):
     network, errors = netrules.parse_cidr(text)
     assert network is None
@@ -70,7 +76,9 @@ def test_ipv6_link_local_gateway_is_allowed_on_ipv6_only():
 
 def test_dns_servers_split_on_commas_and_spaces():
     assert netrules.parse_dns_servers(["8.8.8.8, 1.1.1.1", "2001:db8::53"]) == (
-        ["8.8.8.8", "1.1.1.1", "2001:db8::53"], {})
+        ["8.8.8.8", "1.1.1.1", "2001:db8::53"],
+        {},
+    )
     assert netrules.parse_dns_servers(["8.8.8.8 9.9.9.9"]) == (["8.8.8.8", "9.9.9.9"], {})
     assert netrules.parse_dns_servers([""]) == ([], {})
     assert netrules.parse_dns_servers(["8.8.8.8,bogus"]) == ([], {"dns_servers": ["Invalid IP address: bogus."]})
@@ -87,18 +95,30 @@ def test_fabric_names():
     assert netrules.check_fabric_name("fabric-7", 7) == {}  # a fabric may keep its own default name
 
 
-@pytest.mark.parametrize("vid, errors", [
-    (0, {}), (4094, {}), (None, {"vid": ["This field is required."]}),
-    (-1, {"vid": ["VID must be between 0 and 4094."]}), (4095, {"vid": ["VID must be between 0 and 4094."]}),
-])
+@pytest.mark.parametrize(
+    "vid, errors",
+    [
+        (0, {}),
+        (4094, {}),
+        (None, {"vid": ["This field is required."]}),
+        (-1, {"vid": ["VID must be between 0 and 4094."]}),
+        (4095, {"vid": ["VID must be between 0 and 4094."]}),
+    ],
+)
 def test_vid(vid, errors):
     assert netrules.check_vid(vid) == errors
 
 
-@pytest.mark.parametrize("mtu, errors", [
-    (None, {}), (552, {}), (65535, {}),
-    (551, {"mtu": ["Ensure this value is greater than or equal to 552."]}), (65536, {"mtu": ["MTU must be between 552 and 65535."]}),
-])
+@pytest.mark.parametrize(
+    "mtu, errors",
+    [
+        (None, {}),
+        (552, {}),
+        (65535, {}),
+        (551, {"mtu": ["Ensure this value is greater than or equal to 552."]}),
+        (65536, {"mtu": ["MTU must be between 552 and 65535."]}),
+    ],
+)
 def test_mtu(mtu, errors):
     assert netrules.check_mtu(mtu) == errors
 
@@ -111,11 +131,14 @@ def test_a_range_inside_the_subnet_is_accepted():
     assert check("dynamic", "10.0.0.100", "10.0.0.100") == {}
 
 
-@pytest.mark.parametrize("kind, message", [
-    (None, "This field is required."),
-    ("", "This field is required."),
-    ("static", "Select a valid choice. static is not one of the available choices."),
-])
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        (None, "This field is required."),
+        ("", "This field is required."),
+        ("static", "Select a valid choice. static is not one of the available choices."),
+    ],
+)
 def test_range_type(kind, message):
     assert check(kind, "10.0.0.10", "10.0.0.20") == {"type": [message]}
 
@@ -126,11 +149,14 @@ def test_range_needs_both_addresses(start, end):
     assert check("reserved", start, end) == {"start_ip": [message], "end_ip": [message]}
 
 
-@pytest.mark.parametrize("start, end, fields", [
-    ("10.0.0.x", "10.0.0.5", ["start_ip"]),
-    ("10.0.0.5", "fe80::1%eth0", ["end_ip"]),  # Python takes the zone id, PostgreSQL's inet does not
-    ("fe80::1%eth0", "fe80::2%eth0", ["start_ip", "end_ip"]),
-])
+@pytest.mark.parametrize(
+    "start, end, fields",
+    [
+        ("10.0.0.x", "10.0.0.5", ["start_ip"]),
+        ("10.0.0.5", "fe80::1%eth0", ["end_ip"]),  # Python takes the zone id, PostgreSQL's inet does not
+        ("fe80::1%eth0", "fe80::2%eth0", ["start_ip", "end_ip"]),
+    ],
+)
 def test_range_addresses_must_be_addresses(start, end, fields):
     assert check("reserved", start, end) == {f: ["Enter a valid IPv4 or IPv6 address."] for f in fields}
 
@@ -143,8 +169,10 @@ def test_cidr_with_a_zone_id_or_nul_is_refused(cidr):
 def test_gateway_with_a_zone_id_is_refused():
     net = netrules.parse_cidr("fd02::/64")[0]
     assert netrules.check_gateway(net, "fd02::1%eth0") == {"gateway_ip": ["Enter a valid IPv4 or IPv6 address."]}
-    assert netrules.parse_dns_servers(["10.0.0.1 fd02::1%eth0"]) == ([], {"dns_servers": [
-        "Invalid IP address: fd02::1%eth0."]})
+    assert netrules.parse_dns_servers(["10.0.0.1 fd02::1%eth0"]) == (
+        [],
+        {"dns_servers": ["Invalid IP address: fd02::1%eth0."]},
+    )
 
 
 def test_range_addresses_in_one_family():
@@ -154,47 +182,58 @@ def test_range_addresses_in_one_family():
 
 def test_range_order_is_reported_on_end_ip_only():
     assert check("reserved", "10.0.0.20", "10.0.0.10") == {
-        "end_ip": ["End IP address must not be less than Start IP address."]}
+        "end_ip": ["End IP address must not be less than Start IP address."]
+    }
 
 
 def test_range_outside_the_subnet():
     both = "IP addresses must be within subnet: 10.0.0.0/24."
     assert check("reserved", "10.0.1.1", "10.0.1.5") == {"start_ip": [both], "end_ip": [both]}
     assert check("reserved", "9.255.255.250", "10.0.0.5") == {
-        "start_ip": ["Start IP address must be within subnet: 10.0.0.0/24."]}
+        "start_ip": ["Start IP address must be within subnet: 10.0.0.0/24."]
+    }
     assert check("reserved", "10.0.0.250", "10.0.1.5") == {
-        "end_ip": ["End IP address must be within subnet: 10.0.0.0/24."]}
+        "end_ip": ["End IP address must be within subnet: 10.0.0.0/24."]
+    }
     assert check("reserved", "2001:db8::1", "2001:db8::5") == {"start_ip": [both], "end_ip": [both]}
 
 
 def test_range_excludes_network_and_broadcast_addresses():
     assert check("reserved", "10.0.0.0", "10.0.0.10") == {
-        "start_ip": ["Reserved network address cannot be included in IP range."]}
+        "start_ip": ["Reserved network address cannot be included in IP range."]
+    }
     assert check("dynamic", "10.0.0.200", "10.0.0.255") == {
-        "end_ip": ["Broadcast address cannot be included in IP range."]}
+        "end_ip": ["Broadcast address cannot be included in IP range."]
+    }
     # /31 and /32 have neither (RFC 3021).
     assert check("reserved", "10.0.0.0", "10.0.0.1", cidr="10.0.0.0/31") == {}
     assert check("reserved", "10.0.0.7", "10.0.0.7", cidr="10.0.0.7/32") == {}
     # IPv6 has no broadcast, but the subnet-router anycast address is still excluded.
     assert check("reserved", "2001:db8::", "2001:db8::ff", cidr="2001:db8::/64") == {
-        "start_ip": ["Reserved network address cannot be included in IP range."]}
+        "start_ip": ["Reserved network address cannot be included in IP range."]
+    }
 
 
 def test_ipv6_dynamic_ranges_hold_at_least_256_addresses():
     message = "IPv6 dynamic range must be at least 256 addresses in size."
     assert check("dynamic", "2001:db8::100", "2001:db8::1fe", cidr="2001:db8::/64") == {
-        "start_ip": [message], "end_ip": [message]}
+        "start_ip": [message],
+        "end_ip": [message],
+    }
     assert check("dynamic", "2001:db8::100", "2001:db8::1ff", cidr="2001:db8::/64") == {}
     assert check("reserved", "2001:db8::100", "2001:db8::101", cidr="2001:db8::/64") == {}
 
 
-@pytest.mark.parametrize("start, end", [
-    ("10.0.0.15", "10.0.0.25"),  # overlaps the top
-    ("10.0.0.5", "10.0.0.10"),   # touches the first address
-    ("10.0.0.20", "10.0.0.30"),  # touches the last address
-    ("10.0.0.12", "10.0.0.13"),  # inside
-    ("10.0.0.1", "10.0.0.100"),  # around
-])
+@pytest.mark.parametrize(
+    "start, end",
+    [
+        ("10.0.0.15", "10.0.0.25"),  # overlaps the top
+        ("10.0.0.5", "10.0.0.10"),  # touches the first address
+        ("10.0.0.20", "10.0.0.30"),  # touches the last address
+        ("10.0.0.12", "10.0.0.13"),  # inside
+        ("10.0.0.1", "10.0.0.100"),  # around
+    ],
+)
 def test_overlapping_ranges_are_rejected(start, end):
     existing = [Span("10.0.0.10", "10.0.0.20", "reserved")]
     reserved = "Requested reserved range conflicts with an existing range."
@@ -211,8 +250,7 @@ def test_adjacent_ranges_do_not_overlap():
 
 def test_used_addresses_block_dynamic_ranges_only():
     dynamic = "Requested dynamic range conflicts with an existing IP address or range."
-    assert check("dynamic", "10.0.0.1", "10.0.0.9", used=["10.0.0.1"]) == {
-        "start_ip": [dynamic], "end_ip": [dynamic]}
+    assert check("dynamic", "10.0.0.1", "10.0.0.9", used=["10.0.0.1"]) == {"start_ip": [dynamic], "end_ip": [dynamic]}
     assert check("reserved", "10.0.0.1", "10.0.0.9", used=["10.0.0.1"]) == {}
     assert check("dynamic", "10.0.0.2", "10.0.0.9", used=["10.0.0.1"]) == {}
 
@@ -221,21 +259,29 @@ def test_ranges_must_still_fit_a_changed_cidr():
     ranges = [Span("10.0.0.10", "10.0.0.20", "reserved"), Span("10.0.0.128", "10.0.0.200", "dynamic")]
     assert netrules.check_ranges_fit("10.0.0.0/24", ranges) == {}
     assert netrules.check_ranges_fit("10.0.0.0/23", ranges) == {}
-    assert netrules.check_ranges_fit("10.0.0.0/25", ranges) == {"cidr": [
-        "IP range 10.0.0.128-10.0.0.200 would not fit 10.0.0.0/25: "
-        "IP addresses must be within subnet: 10.0.0.0/25."]}
-    assert netrules.check_ranges_fit("10.0.0.128/25", ranges[1:]) == {"cidr": [
-        "IP range 10.0.0.128-10.0.0.200 would not fit 10.0.0.128/25: "
-        "Reserved network address cannot be included in IP range."]}
-    assert netrules.check_ranges_fit("10.0.0.0/28", ranges[:1]) == {"cidr": [
-        "IP range 10.0.0.10-10.0.0.20 would not fit 10.0.0.0/28: "
-        "End IP address must be within subnet: 10.0.0.0/28."]}
+    assert netrules.check_ranges_fit("10.0.0.0/25", ranges) == {
+        "cidr": [
+            "IP range 10.0.0.128-10.0.0.200 would not fit 10.0.0.0/25: IP addresses must be within subnet: 10.0.0.0/25."
+        ]
+    }
+    assert netrules.check_ranges_fit("10.0.0.128/25", ranges[1:]) == {
+        "cidr": [
+            "IP range 10.0.0.128-10.0.0.200 would not fit 10.0.0.128/25: "
+            "Reserved network address cannot be included in IP range."
+        ]
+    }
+    assert netrules.check_ranges_fit("10.0.0.0/28", ranges[:1]) == {
+        "cidr": [
+            "IP range 10.0.0.10-10.0.0.20 would not fit 10.0.0.0/28: End IP address must be within subnet: 10.0.0.0/28."
+        ]
+    }
     assert netrules.check_ranges_fit("10.0.0.0/24", []) == {}
 
 
 SUBNETS = st.builds(
     lambda base, prefix: IPv4Network((base, prefix), strict=False),
-    st.integers(0, 2**32 - 1), st.integers(20, 30),
+    st.integers(0, 2**32 - 1),
+    st.integers(20, 30),
 )
 
 
@@ -307,7 +353,8 @@ def test_dhcp_on_with_primary_and_dynamic_range_is_fine():
 def test_dhcp_needs_a_dynamic_range_first():
     # MAAS's field cleaner runs before clean(), so this wins over the missing primary.
     assert dhcp(primary=None, has_dynamic_range=False) == {
-        "dhcp_on": ["dhcp can only be turned on when a dynamic IP range is defined."]}
+        "dhcp_on": ["dhcp can only be turned on when a dynamic IP range is defined."]
+    }
 
 
 def test_dhcp_needs_a_primary_rack():
@@ -322,7 +369,8 @@ def test_primary_and_secondary_must_differ():
 
 def test_secondary_needs_a_primary():
     assert dhcp(dhcp_on=False, primary=None, secondary=2) == {
-        "secondary_rack": ["A secondary rack controller needs a primary rack controller."]}
+        "secondary_rack": ["A secondary rack controller needs a primary rack controller."]
+    }
 
 
 def test_secondary_needs_a_live_primary():
@@ -334,7 +382,8 @@ def test_secondary_needs_a_live_primary():
 
 def test_secondary_may_not_repeat_the_current_primary():
     assert netrules.check_secondary_not_primary(1, primary_given=False, secondary=1, label="rack-a") == {
-        ALL: ["rack-a is already set as the primary rack controller"]}
+        ALL: ["rack-a is already set as the primary rack controller"]
+    }
     assert netrules.check_secondary_not_primary(1, primary_given=True, secondary=1, label="rack-a") == {}
     assert netrules.check_secondary_not_primary(1, primary_given=False, secondary=2, label="rack-b") == {}
     assert netrules.check_secondary_not_primary(None, primary_given=False, secondary=None, label="") == {}
@@ -343,9 +392,12 @@ def test_secondary_may_not_repeat_the_current_primary():
 def rack_change(current=(None, None), primary=None, secondary=None):
     """`primary`/`secondary`: omitted (None), cleared ("") or a rack id."""
     return netrules.resolve_rack_change(
-        current[0], current[1],
-        None if primary in (None, "") else primary, None if secondary in (None, "") else secondary,
-        primary is not None, secondary is not None,
+        current[0],
+        current[1],
+        None if primary in (None, "") else primary,
+        None if secondary in (None, "") else secondary,
+        primary is not None,
+        secondary is not None,
     )
 
 

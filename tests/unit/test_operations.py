@@ -36,23 +36,35 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
 def all_units(data_dir: str = "/srv/mp data"):
-    return units_for(Path(data_dir), "/opt/venv/bin/python", region=True, rack=True, embedded_db=True,
-                     pg_bin=PG_BIN, pg_owner="postgres")
+    return units_for(
+        Path(data_dir),
+        "/opt/venv/bin/python",
+        region=True,
+        rack=True,
+        embedded_db=True,
+        pg_bin=PG_BIN,
+        pg_owner="postgres",
+    )
 
 
 # -- units --------------------------------------------------------------------------------
 
+
 def test_default_data_dir_has_plain_unit_names_and_others_carry_their_path():
     plain = unit_names(Path("/var/lib/metalplane"))
     assert (plain.postgresql, plain.regiond, plain.rackd) == (
-        "metalplane-postgresql.service", "metalplane-regiond.service", "metalplane-rackd.service")
+        "metalplane-postgresql.service",
+        "metalplane-regiond.service",
+        "metalplane-rackd.service",
+    )
     assert unit_names(Path("/tmp/mp-1/data")).regiond == "metalplane-regiond-tmp-mp\\x2d1-data.service"
 
 
 @pytest.mark.parametrize("path", ["/tmp/mp-init-abc/data", "/var/lib/my.data dir/x_y", "/.hidden/a", "/a//b/"])
 def test_escape_matches_systemd_escape(path):
-    expected = subprocess.run(["systemd-escape", "--path", path], capture_output=True, text=True,
-                              check=True).stdout.strip()
+    expected = subprocess.run(
+        ["systemd-escape", "--path", path], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert systemd_escape_path(Path(path)) == expected
 
 
@@ -83,7 +95,7 @@ def test_external_database_means_no_postgresql_unit():
 
 
 def test_exec_start_round_trips_through_the_file():
-    _, region, rack = all_units("/srv/100% mp/$HOME/\"q\"")
+    _, region, rack = all_units('/srv/100% mp/$HOME/"q"')
     for unit in (region, rack):
         text = render_unit(unit)
         assert policy_from_unit(text).argv == unit.exec_start
@@ -104,11 +116,20 @@ def test_parse_unit_keeps_repeated_keys_and_refuses_garbage():
 
 # -- the keeper: systemd's restart rules -----------------------------------------------------
 
-@pytest.mark.parametrize(("restart", "code", "expected"), [
-    ("on-failure", 0, False), ("on-failure", 1, True), ("on-failure", -signal.SIGKILL, True),
-    ("on-failure", -signal.SIGSEGV, True), ("on-failure", -signal.SIGTERM, False),
-    ("on-failure", -signal.SIGINT, False), ("no", 1, False), ("always", 0, True),
-])
+
+@pytest.mark.parametrize(
+    ("restart", "code", "expected"),
+    [
+        ("on-failure", 0, False),
+        ("on-failure", 1, True),
+        ("on-failure", -signal.SIGKILL, True),
+        ("on-failure", -signal.SIGSEGV, True),
+        ("on-failure", -signal.SIGTERM, False),
+        ("on-failure", -signal.SIGINT, False),
+        ("no", 1, False),
+        ("always", 0, True),
+    ],
+)
 def test_restart_rules_are_systemds(restart, code, expected):
     assert should_restart(restart, code) is expected
 
@@ -131,9 +152,12 @@ def test_keeper_reads_the_policy_from_the_unit():
 
 # -- log lines ------------------------------------------------------------------------------
 
+
 def test_redaction_masks_registered_values_and_credential_pairs():
-    text = ("power_pass=hunter22 user=admin {'power_pass': 'x1y2'} url?token=abc&op=on the-shared-secret-value "
-            "Authorization: OAuth oauth_signature=%26s")
+    text = (
+        "power_pass=hunter22 user=admin {'power_pass': 'x1y2'} url?token=abc&op=on the-shared-secret-value "
+        "Authorization: OAuth oauth_signature=%26s"
+    )
     out = redact(text, {"the-shared-secret-value"})
     for secret in ("hunter22", "x1y2", "oauth_signature", "abc", "the-shared-secret-value"):
         assert secret not in out
@@ -142,8 +166,9 @@ def test_redaction_masks_registered_values_and_credential_pairs():
 
 
 def test_journal_lines_carry_the_priority_and_one_event_is_one_line():
-    record = logging.LogRecord("metalplane.rack", logging.WARNING, __file__, 1, "two\nlines database_pass=pw",
-                               None, None)
+    record = logging.LogRecord(
+        "metalplane.rack", logging.WARNING, __file__, 1, "two\nlines database_pass=pw", None, None
+    )
     line = LineFormatter("%(name)s %(message)s", journal=True).format(record)
     assert line == "<4>metalplane.rack two\\nlines database_pass=****"
     assert [priority(level) for level in (10, 20, 30, 40, 50)] == [7, 6, 4, 3, 2]
@@ -151,6 +176,7 @@ def test_journal_lines_carry_the_priority_and_one_event_is_one_line():
         raise ValueError("boom\nsecond line")
     except ValueError:
         import sys
+
         record.exc_info = sys.exc_info()
     assert "\n" not in LineFormatter("%(message)s").format(record)
 
@@ -162,8 +188,9 @@ def test_journal_stream_detection():
 
 
 def test_request_lines_keep_the_op_and_nothing_else_of_the_query():
-    assert request_target("/MAAS/api/2.0/machines/", b"op=power_on&power_pass=x") == \
-        "/MAAS/api/2.0/machines/?op=power_on"
+    assert (
+        request_target("/MAAS/api/2.0/machines/", b"op=power_on&power_pass=x") == "/MAAS/api/2.0/machines/?op=power_on"
+    )
     assert request_target("/MAAS/api/2.0/users/", b"token=abc") == "/MAAS/api/2.0/users/"
     assert request_target("/x", b"op=a%20b") == "/x"
     assert access_line("10.0.0.1", "GET", "/p", 200, 0.0123) == "10.0.0.1 GET /p 200 12.3ms"
@@ -172,6 +199,7 @@ def test_request_lines_keep_the_op_and_nothing_else_of_the_query():
 
 
 # -- progress -------------------------------------------------------------------------------
+
 
 def test_progress_is_a_bar_on_a_terminal_and_lines_elsewhere():
     assert bar_line(5, 10, "x", width=10) == "[#####.....]  50% x"
@@ -195,16 +223,26 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_elsewhere():
 
 # -- compatibility names ----------------------------------------------------------------------
 
+
 def test_maas_region_names_map_onto_metalplane():
-    assert translate(["local_config_set", "--database-host", "db1"], REGION_COMMANDS) == \
-        ["region", "local-config-set", "--database-host", "db1"]
+    assert translate(["local_config_set", "--database-host", "db1"], REGION_COMMANDS) == [
+        "region",
+        "local-config-set",
+        "--database-host",
+        "db1",
+    ]
     assert translate(["nonsense"], REGION_COMMANDS) is None and translate([], REGION_COMMANDS) is None
 
 
 def test_maas_rack_register_asks_on_a_terminal_and_reads_the_secret_from_stdin_elsewhere():
     asked = []
-    argv = complete_register(["rack", "register"], True, lambda p: asked.append(p) or "http://r:5240/MAAS",
-                             lambda p: asked.append(p) or "s3cret", lambda: "unused")
+    argv = complete_register(
+        ["rack", "register"],
+        True,
+        lambda p: asked.append(p) or "http://r:5240/MAAS",
+        lambda p: asked.append(p) or "s3cret",
+        lambda: "unused",
+    )
     assert argv == ["rack", "register", "--url", "http://r:5240/MAAS", "--secret", "s3cret"]
     assert asked == ["MAAS region controller URL: ", "Secret (hex/base16 encoded): "]
     piped = complete_register(["rack", "register", "--url", "u"], False, None, None, lambda: "abc\n")
@@ -231,32 +269,59 @@ def test_logs_come_from_files_without_systemd_and_the_journal_with_it(tmp_path):
     assert log_commands(files, 20, follow=False) == [["tail", "-n", "20", str(files[1].path)]]  # region's not there
     journal = log_sources(Path("/var/lib/metalplane"), ["region", "rack"], systemd=True)
     assert log_commands(journal, 5, follow=True) == [
-        ["journalctl", "--no-pager", "-n", "5", "-f", "-u", "metalplane-regiond.service",
-         "-u", "metalplane-rackd.service"]]
+        [
+            "journalctl",
+            "--no-pager",
+            "-n",
+            "5",
+            "-f",
+            "-u",
+            "metalplane-regiond.service",
+            "-u",
+            "metalplane-rackd.service",
+        ]
+    ]
 
 
 # -- rack interfaces ------------------------------------------------------------------------
 
+
 def link(name, kind=None, up=True, addresses=(), link_type="ether"):
-    data = {"ifname": name, "link_type": link_type, "address": "52:54:00:00:00:01",
-            "flags": ["BROADCAST", "UP"] if up else ["BROADCAST", "NOARP"],
-            "addr_info": [{"family": "inet6" if ":" in a else "inet", "local": a.split("/")[0],
-                           "prefixlen": int(a.split("/")[1]), "scope": "global"} for a in addresses]}
+    data = {
+        "ifname": name,
+        "link_type": link_type,
+        "address": "52:54:00:00:00:01",
+        "flags": ["BROADCAST", "UP"] if up else ["BROADCAST", "NOARP"],
+        "addr_info": [
+            {
+                "family": "inet6" if ":" in a else "inet",
+                "local": a.split("/")[0],
+                "prefixlen": int(a.split("/")[1]),
+                "scope": "global",
+            }
+            for a in addresses
+        ],
+    }
     if kind:
         data["linkinfo"] = {"info_kind": kind}
     return data
 
 
 def test_a_stock_hosts_ifb_devices_are_not_modelled():
-    sample = json.dumps([
-        link("lo", link_type="loopback", addresses=["127.0.0.1/8"]),
-        link("ifb0", "ifb", up=False), link("ifb1", "ifb", up=False),
-        link("eth0", addresses=["192.0.2.2/24", "fe80::1/64"]),
-        link("dummy0", "dummy", up=False, addresses=["198.51.100.1/24"]),
-        link("veth-up", "veth", addresses=["10.0.0.2/24"]),
-        link("veth-ll", "veth", addresses=["fe80::2/64"]),
-        link("br0", "bridge", up=False), link("bond0", "bond"), link("eth0.5", "vlan"),
-    ])
+    sample = json.dumps(
+        [
+            link("lo", link_type="loopback", addresses=["127.0.0.1/8"]),
+            link("ifb0", "ifb", up=False),
+            link("ifb1", "ifb", up=False),
+            link("eth0", addresses=["192.0.2.2/24", "fe80::1/64"]),
+            link("dummy0", "dummy", up=False, addresses=["198.51.100.1/24"]),
+            link("veth-up", "veth", addresses=["10.0.0.2/24"]),
+            link("veth-ll", "veth", addresses=["fe80::2/64"]),
+            link("br0", "bridge", up=False),
+            link("bond0", "bond"),
+            link("eth0.5", "vlan"),
+        ]
+    )
     out = {i["name"]: i for i in parse_ip_addr(sample)}
     assert sorted(out) == ["bond0", "br0", "eth0", "eth0.5", "veth-up"]
     assert out["veth-up"]["type"] == "physical" and out["br0"]["type"] == "bridge"

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from metalplane.rack.power import policy
 from metalplane.rack.power.policy import BmcHealth, PowerSettings
 
-S = PowerSettings(backoff_base=10, backoff_max=300, backoff_jitter=0.0, failing_after=3, retries=2,
-                  retry_delay=1, retry_delay_max=3)
+S = PowerSettings(
+    backoff_base=10, backoff_max=300, backoff_jitter=0.0, failing_after=3, retries=2, retry_delay=1, retry_delay_max=3
+)
 
 
 def test_settings_validation_and_mapping():
@@ -34,9 +35,9 @@ def test_settings_validation_and_mapping():
 def test_should_retry():
     assert policy.should_retry("query", "timeout", True, 1, 3)
     assert policy.should_retry("query", "timeout", True, 2, 3)
-    assert not policy.should_retry("query", "timeout", True, 3, 3)            # bounded
-    assert not policy.should_retry("on", "auth", False, 1, 3)                 # wrong password: never
-    assert not policy.should_retry("cycle", "timeout", True, 1, 3)            # may have cycled already
+    assert not policy.should_retry("query", "timeout", True, 3, 3)  # bounded
+    assert not policy.should_retry("on", "auth", False, 1, 3)  # wrong password: never
+    assert not policy.should_retry("cycle", "timeout", True, 1, 3)  # may have cycled already
     assert policy.should_retry("cycle", "unreachable", True, 1, 3)
 
 
@@ -47,11 +48,11 @@ def test_retry_delay_doubles_and_caps():
 def test_backoff_schedule():
     assert policy.backoff_delay(0, S) == 0
     assert [policy.backoff_delay(n, S) for n in range(1, 8)] == [10, 20, 40, 80, 160, 300, 300]
-    assert policy.backoff_delay(10_000, S) == 300                              # no overflow
+    assert policy.backoff_delay(10_000, S) == 300  # no overflow
     jittery = PowerSettings(backoff_base=100, backoff_max=1000, backoff_jitter=0.1)
     assert policy.backoff_delay(1, jittery, rand=0.0) == pytest.approx(90)
     assert policy.backoff_delay(1, jittery, rand=0.999999) == pytest.approx(110, abs=0.01)
-    assert policy.backoff_delay(20, jittery, rand=0.999999) == 1000            # capped after jitter
+    assert policy.backoff_delay(20, jittery, rand=0.999999) == 1000  # capped after jitter
 
 
 @given(st.integers(0, 200), st.floats(0, 0.999999))
@@ -71,21 +72,23 @@ def test_health_failures_mark_failing_and_success_clears():
     h = policy.record_failure(h, 110.0, message="timeout 2", kind="timeout", persistent=False, settings=S)
     h = policy.record_failure(h, 130.0, message="timeout 3", kind="timeout", persistent=False, settings=S)
     assert h.failing and h.failures == 3 and h.last_error == "timeout 3" and h.retry_at == 170.0
-    assert policy.max_attempts(h, S) == 1                                     # no retries while failing
+    assert policy.max_attempts(h, S) == 1  # no retries while failing
     h = policy.record_success(h, 200.0)
     assert (h.failures, h.failing, h.last_error, h.retry_at, h.last_success) == (0, False, None, 0.0, 200.0)
 
 
 def test_auth_failure_is_failing_at_once():
     h = BmcHealth("k")
-    h = policy.record_failure(h, 0.0, message="authentication failed at BMC x", kind="auth", persistent=True,
-                              settings=S)
+    h = policy.record_failure(
+        h, 0.0, message="authentication failed at BMC x", kind="auth", persistent=True, settings=S
+    )
     assert h.failing and h.failures == 3 and h.retry_at == 40.0
 
 
 def test_changed_parameters_reset_health():
-    h = policy.record_failure(BmcHealth("k", fingerprint="a"), 0.0, message="m", kind="auth", persistent=True,
-                              settings=S)
+    h = policy.record_failure(
+        BmcHealth("k", fingerprint="a"), 0.0, message="m", kind="auth", persistent=True, settings=S
+    )
     assert policy.refresh(h, "a") is h
     fresh = policy.refresh(h, "b")
     assert not fresh.failing and fresh.failures == 0 and fresh.fingerprint == "b"

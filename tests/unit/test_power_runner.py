@@ -11,7 +11,11 @@ import pytest
 from metalplane.rack.power import runner as runner_mod
 from metalplane.rack.power.drivers import DriverRegistry
 from metalplane.rack.power.errors import (
-    PowerAuthError, PowerBackoffError, PowerBMCError, PowerConfigError, PowerTimeoutError,
+    PowerAuthError,
+    PowerBackoffError,
+    PowerBMCError,
+    PowerConfigError,
+    PowerTimeoutError,
 )
 from metalplane.rack.power.ipmi import IpmiDriver
 from metalplane.rack.power.policy import PowerSettings, max_in_window
@@ -25,12 +29,12 @@ class FakeIpmi(IpmiDriver):
     def __init__(self, delay: float = 0.0):
         super().__init__()
         self.delay = delay
-        self.calls: list[tuple[float, str, str]] = []       # (time, action, address)
+        self.calls: list[tuple[float, str, str]] = []  # (time, action, address)
         self.in_flight: dict[str, int] = defaultdict(int)
         self.max_in_flight: dict[str, int] = defaultdict(int)
         self.total = 0
         self.max_total = 0
-        self.script: dict[str, list] = defaultdict(list)     # address -> outcomes (exception or value)
+        self.script: dict[str, list] = defaultdict(list)  # address -> outcomes (exception or value)
         self.always: dict[str, Exception] = {}
 
     async def _do(self, action, params, timeout):
@@ -72,8 +76,9 @@ class FakeIpmi(IpmiDriver):
 
 def make(settings: PowerSettings | None = None, delay: float = 0.0) -> tuple[PowerRunner, FakeIpmi]:
     fake = FakeIpmi(delay)
-    settings = settings or PowerSettings(retry_delay=0.01, retry_delay_max=0.02, backoff_base=5, backoff_max=60,
-                                         query_timeout=5, action_timeout=5)
+    settings = settings or PowerSettings(
+        retry_delay=0.01, retry_delay_max=0.02, backoff_base=5, backoff_max=60, query_timeout=5, action_timeout=5
+    )
     return PowerRunner(settings, DriverRegistry({"ipmi": fake})), fake
 
 
@@ -88,15 +93,18 @@ async def test_one_call_at_a_time_per_bmc():
     results = await asyncio.gather(*same, *other)
     assert results[:6] == ["on"] * 6
     assert fake.max_in_flight == {"10.0.0.1": 1, "10.0.0.2": 1}
-    assert fake.max_total == 2                       # the two BMCs did run in parallel
+    assert fake.max_total == 2  # the two BMCs did run in parallel
     assert runner.stats.max_in_flight_per_bmc == 1
-    assert runner._slots == {}                       # locks are dropped when unused
+    assert runner._slots == {}  # locks are dropped when unused
 
 
 async def test_same_bmc_different_port_or_user_is_another_bmc():
     runner, fake = make(delay=0.05)
-    await asyncio.gather(runner.query("ipmi", bmc("10.0.0.1")), runner.query("ipmi", bmc("10.0.0.1:624")),
-                         runner.query("ipmi", {**bmc("10.0.0.1"), "power_user": "root"}))
+    await asyncio.gather(
+        runner.query("ipmi", bmc("10.0.0.1")),
+        runner.query("ipmi", bmc("10.0.0.1:624")),
+        runner.query("ipmi", {**bmc("10.0.0.1"), "power_user": "root"}),
+    )
     assert fake.max_total == 3
 
 
@@ -118,7 +126,7 @@ async def test_bounded_retries_then_success_and_failure():
     fake.always["10.0.0.3"] = PowerTimeoutError("10.0.0.3", "gone")
     with pytest.raises(PowerTimeoutError):
         await runner.query("ipmi", p)
-    assert len(fake.calls_to("10.0.0.3")) == 6                 # 3 more: retries are bounded
+    assert len(fake.calls_to("10.0.0.3")) == 6  # 3 more: retries are bounded
     health = runner.health_of("ipmi", p)
     assert health.failures == 1 and not health.failing and "gone" in health.last_error
 
@@ -126,8 +134,9 @@ async def test_bounded_retries_then_success_and_failure():
 async def test_wrong_password_is_not_retried_and_marks_failing():
     runner, fake = make()
     p = bmc("10.0.0.4")
-    fake.always["10.0.0.4"] = PowerAuthError("10.0.0.4", "wrong user name, password or BMC key",
-                                             answer="RAKP 2 HMAC is invalid")
+    fake.always["10.0.0.4"] = PowerAuthError(
+        "10.0.0.4", "wrong user name, password or BMC key", answer="RAKP 2 HMAC is invalid"
+    )
     with pytest.raises(PowerAuthError) as err:
         await runner.query("ipmi", p)
     assert "10.0.0.4" in str(err.value) and "RAKP 2 HMAC is invalid" in str(err.value)
@@ -251,7 +260,7 @@ async def test_poller_leaves_failing_bmc_alone_and_skips_busy_targets():
     poller.start()
     await asyncio.sleep(1.0)
     await poller.stop()
-    assert 2 <= len(fake2.calls) <= 4          # not 10 queued-up queries
+    assert 2 <= len(fake2.calls) <= 4  # not 10 queued-up queries
     assert fake2.max_total == 1
 
 

@@ -9,8 +9,19 @@ import sys
 import pytest
 
 from metalplane.rpc.power_schema import (
-    POWER_TYPES, REDACTED, Problem, bmc_address, bmc_identity, describe_power_types, redact, redfish_base_url,
-    scrub, secret_values, split_host_port, validate_power_parameters, with_defaults,
+    POWER_TYPES,
+    REDACTED,
+    Problem,
+    bmc_address,
+    bmc_identity,
+    describe_power_types,
+    redact,
+    redfish_base_url,
+    scrub,
+    secret_values,
+    split_host_port,
+    validate_power_parameters,
+    with_defaults,
 )
 
 
@@ -21,13 +32,34 @@ def fields_of(problems: list[Problem]) -> set[str]:
 def test_power_types_are_maas_names():
     assert set(POWER_TYPES) == {"ipmi", "redfish", "webhook", "manual"}
     ipmi = {f.name for f in POWER_TYPES["ipmi"].fields}
-    assert {"power_address", "power_user", "power_pass", "power_driver", "cipher_suite_id",
-            "privilege_level", "power_boot_type", "k_g", "workaround_flags"} <= ipmi
-    assert {f.name for f in POWER_TYPES["redfish"].fields} >= {"power_address", "power_user", "power_pass",
-                                                              "node_id", "power_verify_ssl"}
+    assert {
+        "power_address",
+        "power_user",
+        "power_pass",
+        "power_driver",
+        "cipher_suite_id",
+        "privilege_level",
+        "power_boot_type",
+        "k_g",
+        "workaround_flags",
+    } <= ipmi
+    assert {f.name for f in POWER_TYPES["redfish"].fields} >= {
+        "power_address",
+        "power_user",
+        "power_pass",
+        "node_id",
+        "power_verify_ssl",
+    }
     assert {f.name for f in POWER_TYPES["webhook"].fields} >= {
-        "power_on_uri", "power_off_uri", "power_query_uri", "power_on_regex", "power_off_regex",
-        "power_user", "power_pass", "power_token"}
+        "power_on_uri",
+        "power_off_uri",
+        "power_query_uri",
+        "power_on_regex",
+        "power_off_regex",
+        "power_user",
+        "power_pass",
+        "power_token",
+    }
     assert POWER_TYPES["manual"].fields == ()
 
 
@@ -43,41 +75,55 @@ def test_valid_ipmi_and_defaults():
     assert full["k_g"] == ""
 
 
-@pytest.mark.parametrize("params, bad", [
-    ({}, {"power_address"}),
-    ({"power_address": "10.0.0.5", "cipher_suite_id": "4"}, {"cipher_suite_id"}),
-    ({"power_address": "10.0.0.5", "privilege_level": "ROOT"}, {"privilege_level"}),
-    ({"power_address": "10.0.0.5", "power_driver": "LAN_3"}, {"power_driver"}),
-    ({"power_address": "10.0.0.5:70000"}, {"power_address"}),
-    ({"power_address": "bad host!"}, {"power_address"}),
-    ({"power_address": "10.0.0.5", "workaround_flags": "opensesspriv,bogus"}, {"workaround_flags"}),
-    ({"power_address": "10.0.0.5", "nonsense": "1"}, {"nonsense"}),
-    ({"power_address": "10.0.0.5", "power_user": {"a": 1}}, {"power_user"}),
-    ({"power_address": "10.0.0.5", "mac_address": "zz"}, {"mac_address"}),
-    ({"power_address": "10.0.0.5\n"}, set()),          # stripped: fine
-    ({"power_address": "10.0.0.5", "power_user": "a\nb"}, {"power_user"}),
-])
+@pytest.mark.parametrize(
+    "params, bad",
+    [
+        ({}, {"power_address"}),
+        ({"power_address": "10.0.0.5", "cipher_suite_id": "4"}, {"cipher_suite_id"}),
+        ({"power_address": "10.0.0.5", "privilege_level": "ROOT"}, {"privilege_level"}),
+        ({"power_address": "10.0.0.5", "power_driver": "LAN_3"}, {"power_driver"}),
+        ({"power_address": "10.0.0.5:70000"}, {"power_address"}),
+        ({"power_address": "bad host!"}, {"power_address"}),
+        ({"power_address": "10.0.0.5", "workaround_flags": "opensesspriv,bogus"}, {"workaround_flags"}),
+        ({"power_address": "10.0.0.5", "nonsense": "1"}, {"nonsense"}),
+        ({"power_address": "10.0.0.5", "power_user": {"a": 1}}, {"power_user"}),
+        ({"power_address": "10.0.0.5", "mac_address": "zz"}, {"mac_address"}),
+        ({"power_address": "10.0.0.5\n"}, set()),  # stripped: fine
+        ({"power_address": "10.0.0.5", "power_user": "a\nb"}, {"power_user"}),
+    ],
+)
 def test_ipmi_problems(params, bad):
     assert fields_of(validate_power_parameters("ipmi", params)) == bad
 
 
 def test_unknown_type_and_unknown_allowed():
     assert validate_power_parameters("virsh", {}) == [
-        Problem("power_type", "unknown power type 'virsh'; known: ipmi, manual, redfish, webhook")]
+        Problem("power_type", "unknown power type 'virsh'; known: ipmi, manual, redfish, webhook")
+    ]
     assert validate_power_parameters("manual", {"x": "1"}, allow_unknown=True) == []
 
 
 def test_multiple_choice_accepts_lists():
-    assert validate_power_parameters("ipmi", {"power_address": "h", "workaround_flags": ["opensesspriv",
-                                                                                         "authcap"]}) == []
+    assert (
+        validate_power_parameters("ipmi", {"power_address": "h", "workaround_flags": ["opensesspriv", "authcap"]}) == []
+    )
     assert with_defaults("ipmi", {"power_address": "h", "workaround_flags": ["a", "b"]})["workaround_flags"] == "a,b"
 
 
-@pytest.mark.parametrize("address, ok", [
-    ("bmc1.example.com", True), ("https://10.0.0.6", True), ("http://127.0.0.1:8000", True),
-    ("10.0.0.6:8443", True), ("[fd00::5]:443", True), ("ftp://x", False), ("https://u:p@x", False),
-    ("https://x/redfish/v1", False), ("", False),
-])
+@pytest.mark.parametrize(
+    "address, ok",
+    [
+        ("bmc1.example.com", True),
+        ("https://10.0.0.6", True),
+        ("http://127.0.0.1:8000", True),
+        ("10.0.0.6:8443", True),
+        ("[fd00::5]:443", True),
+        ("ftp://x", False),
+        ("https://u:p@x", False),
+        ("https://x/redfish/v1", False),
+        ("", False),
+    ],
+)
 def test_redfish_address(address, ok):
     problems = validate_power_parameters("redfish", {"power_address": address})
     assert (problems == []) is ok, problems
@@ -130,7 +176,7 @@ def test_redact_and_scrub():
     assert shown["power_pass"] == REDACTED and shown["k_g"] == REDACTED and shown["power_user"] == "admin"
     assert sorted(secret_values("ipmi", params)) == ["hunter22", "kgkey1"]
     assert scrub("bad password hunter22 at 10.0.0.5", ["hunter22"]) == f"bad password {REDACTED} at 10.0.0.5"
-    assert scrub("a message", ["a"]) == "a message"           # too short to scrub sensibly
+    assert scrub("a message", ["a"]) == "a message"  # too short to scrub sensibly
 
 
 def test_describe_is_maas_shaped_json():
@@ -148,8 +194,10 @@ def test_describe_is_maas_shaped_json():
 
 
 def test_schema_import_is_light():
-    code = ("import sys, metalplane.rpc.power_schema, metalplane.rack.power.errors; "
-            "bad = [m for m in ('httpx', 'asyncio', 'subprocess', 'sqlalchemy', 'starlette') if m in sys.modules]; "
-            "print(','.join(bad))")
+    code = (
+        "import sys, metalplane.rpc.power_schema, metalplane.rack.power.errors; "
+        "bad = [m for m in ('httpx', 'asyncio', 'subprocess', 'sqlalchemy', 'starlette') if m in sys.modules]; "
+        "print(','.join(bad))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""

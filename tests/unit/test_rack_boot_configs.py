@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from metalplane.rack.boot.configs import (grub_config, ipxe_local_boot, ipxe_script, pxelinux_config,
-                                          pxelinux_local_boot)
+from metalplane.rack.boot.configs import grub_config, ipxe_local_boot, ipxe_script, pxelinux_config, pxelinux_local_boot
 from metalplane.rpc.messages import BootConfig
 
 
@@ -18,8 +17,11 @@ def test_ipxe_local_boot_sanboots_the_bios_disks_in_order_and_exits_under_uefi()
 
 
 def test_machines_that_do_not_netboot_get_the_local_boot_configs():
-    for answer in (BootConfig("local"), BootConfig("local", problem="no image"),
-                   BootConfig("commission")):  # no kernel: nothing to netboot
+    for answer in (
+        BootConfig("local"),
+        BootConfig("local", problem="no image"),
+        BootConfig("commission"),
+    ):  # no kernel: nothing to netboot
         assert ipxe_script(answer, "http://10.0.0.2:5248/") == ipxe_local_boot()
         assert pxelinux_config(answer) == pxelinux_local_boot() == "DEFAULT local\nLABEL local\n  LOCALBOOT 0\n"
         assert "exit" in grub_config(answer)

@@ -19,18 +19,21 @@ def test_update_writes_mode_0640_and_keeps_other_keys(tmp_path):
     assert (config.database_host, config.num_workers) == ("db1", 8)
 
 
-@pytest.mark.parametrize("changes, key", [
-    ({"num_workers": "many"}, "num_workers"),
-    ({"num_workers": 0}, "num_workers"),
-    ({"database_port": 70000}, "database_port"),
-    ({"maas_url": "ftp://x"}, "maas_url"),
-    ({"database_host": []}, "database_host"),
-    ({"database_host": "db1:abc"}, "database_host"),
-    ({"database_host": ["db1", "db2:99999"]}, "database_host"),
-    ({"database_host": "[fd00::1"}, "database_host"),
-    ({"database_host": "db1,db2"}, "database_host"),  # libpq's list separator: give a list instead
-    ({"no_such_key": 1}, "no_such_key"),
-])
+@pytest.mark.parametrize(
+    "changes, key",
+    [
+        ({"num_workers": "many"}, "num_workers"),
+        ({"num_workers": 0}, "num_workers"),
+        ({"database_port": 70000}, "database_port"),
+        ({"maas_url": "ftp://x"}, "maas_url"),
+        ({"database_host": []}, "database_host"),
+        ({"database_host": "db1:abc"}, "database_host"),
+        ({"database_host": ["db1", "db2:99999"]}, "database_host"),
+        ({"database_host": "[fd00::1"}, "database_host"),
+        ({"database_host": "db1,db2"}, "database_host"),  # libpq's list separator: give a list instead
+        ({"no_such_key": 1}, "no_such_key"),
+    ],
+)
 def test_invalid_value_names_the_key_and_writes_nothing(tmp_path, changes, key):
     path = tmp_path / "regiond.conf"
     update_region_config(path, {"num_workers": 2})

@@ -62,30 +62,75 @@ from metalplane.rpc.wire import InvalidMessage
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
 E1, E2 = Endpoint("r1", 0, "10.0.0.1", 5250), Endpoint("r2", 1, "10.0.0.2", 5251)
-STATE = {"server_name": "rack1", "vlans": [{
-    "vlan_id": 5001, "interface": "eth1", "self_address": "10.50.0.2", "role": "primary", "mode": None,
-    "peer": {"name": "rack2", "address": "10.50.0.3"},
-    "subnets": [{"subnet_id": 1, "cidr": "10.50.0.0/24", "gateway_ip": "10.50.0.1", "dns_servers": ["10.50.0.2"],
-                 "pools": [["10.50.0.100", "10.50.0.199"]], "reserved": [["10.50.0.150", "10.50.0.160"]]}]}],
-    "hosts": [{"mac": "52-54-00-AA-BB-01", "hostname": "node1", "ip": None}], "problems": ["no address on VLAN 7"]}
+STATE = {
+    "server_name": "rack1",
+    "vlans": [
+        {
+            "vlan_id": 5001,
+            "interface": "eth1",
+            "self_address": "10.50.0.2",
+            "role": "primary",
+            "mode": None,
+            "peer": {"name": "rack2", "address": "10.50.0.3"},
+            "subnets": [
+                {
+                    "subnet_id": 1,
+                    "cidr": "10.50.0.0/24",
+                    "gateway_ip": "10.50.0.1",
+                    "dns_servers": ["10.50.0.2"],
+                    "pools": [["10.50.0.100", "10.50.0.199"]],
+                    "reserved": [["10.50.0.150", "10.50.0.160"]],
+                }
+            ],
+        }
+    ],
+    "hosts": [{"mac": "52-54-00-AA-BB-01", "hostname": "node1", "ip": None}],
+    "problems": ["no address on VLAN 7"],
+}
 
 # One request and one reply of every call: a new message needs its sample here.
 SAMPLES: dict[type, tuple[Any, Any]] = {
-    Register: (Register("rack1", "0.1.0", [Interface("eth0", "52:54:00:00:00:01", "physical", True, ["10.0.0.5/24"])]),
-               Endpoints([E1, E2], [E2])),
+    Register: (
+        Register("rack1", "0.1.0", [Interface("eth0", "52:54:00:00:00:01", "physical", True, ["10.0.0.5/24"])]),
+        Endpoints([E1, E2], [E2]),
+    ),
     UpdateServices: (UpdateServices([ServiceStatus("dhcpd", "running", "2 VLANs")]), None),
     GetEndpoints: (GetEndpoints(), Endpoints([E1], None)),
     ReportIsolation: (ReportIsolation(1000.5, 1060.25), None),
     LinkLost: (LinkLost("r1", 3), None),
     GetDhcpState: (GetDhcpState(), wire.decode(DhcpState, STATE)),
-    ReportLeases: (ReportLeases([LeaseEvent(7, "abc", "commit", "10.50.0.120", "52:54:00:aa:bb:01", None, "node1",
-                                            1, 600, 1600, 1000, "standalone", 1000.125)]), 1),
-    GetPowerTargets: (GetPowerTargets(), PowerTargets([PollTarget("m1", 3, "ipmi", {"power_address": "10.0.0.9"})],
-                                                      PollSettings(300.0, 16))),
+    ReportLeases: (
+        ReportLeases(
+            [
+                LeaseEvent(
+                    7,
+                    "abc",
+                    "commit",
+                    "10.50.0.120",
+                    "52:54:00:aa:bb:01",
+                    None,
+                    "node1",
+                    1,
+                    600,
+                    1600,
+                    1000,
+                    "standalone",
+                    1000.125,
+                )
+            ]
+        ),
+        1,
+    ),
+    GetPowerTargets: (
+        GetPowerTargets(),
+        PowerTargets([PollTarget("m1", 3, "ipmi", {"power_address": "10.0.0.9"})], PollSettings(300.0, 16)),
+    ),
     GetBootImages: (GetBootImages(), BootImages([{"name": "ephemeral/bookworm", "files": {}}])),
     GetBootConfig: (GetBootConfig("52:54:00:aa:bb:01"), BootConfig("commission", "a" * 64, "b" * 64, "ro quiet")),
-    ReportPowerStates: (ReportPowerStates([PowerReport("m1", 3, "on"), PowerReport("m2", 3, "unknown", "timeout")]),
-                        None),
+    ReportPowerStates: (
+        ReportPowerStates([PowerReport("m1", 3, "on"), PowerReport("m2", 3, "unknown", "timeout")]),
+        None,
+    ),
     SetTargets: (SetTargets([E1, E2]), None),
     Ping: (Ping(), "pong"),
     Stop: (Stop("deleted from the region"), None),
@@ -94,14 +139,45 @@ SAMPLES: dict[type, tuple[Any, Any]] = {
     ImagesChanged: (ImagesChanged(), None),
     PowerAction: (PowerAction("cycle", "ipmi", {"power_address": "10.0.0.9"}, True), PowerResult("on", "done")),
     CallRack: (CallRack("rack1", "Ping", {}, 2.0), "pong"),
-    GetServicesConfig: (GetServicesConfig(), wire.decode(ServicesConfig, {
-        "dns": {"zones": ["maas", "0.50.10.in-addr.arpa"], "regions": [{"address": "10.50.1.11", "port": 5247}],
-                "upstream_dns": ["192.0.2.53", "2001:db8::53"], "dnssec_validation": "no",
-                "listen": ["10.50.0.2"], "allow": ["10.50.0.0/24"]},
-        "ntp": {"regions": [{"host": "10.50.1.11"}], "ntp_servers": ["ntp.example.com"], "allow": ["10.50.0.0/24"]},
-        "discovery": {"enabled": True, "interfaces": {"eth1": 0, "eth1.20": 20}}})),
-    ReportDiscoveries: (ReportDiscoveries([Observation(4, ipaddress.ip_address("10.50.0.77"), "52:54:00:aa:bb:02",
-                                                       "eth1", 20, 1000.5, "MOVED", "52:54:00:aa:bb:01")]), 1),
+    GetServicesConfig: (
+        GetServicesConfig(),
+        wire.decode(
+            ServicesConfig,
+            {
+                "dns": {
+                    "zones": ["maas", "0.50.10.in-addr.arpa"],
+                    "regions": [{"address": "10.50.1.11", "port": 5247}],
+                    "upstream_dns": ["192.0.2.53", "2001:db8::53"],
+                    "dnssec_validation": "no",
+                    "listen": ["10.50.0.2"],
+                    "allow": ["10.50.0.0/24"],
+                },
+                "ntp": {
+                    "regions": [{"host": "10.50.1.11"}],
+                    "ntp_servers": ["ntp.example.com"],
+                    "allow": ["10.50.0.0/24"],
+                },
+                "discovery": {"enabled": True, "interfaces": {"eth1": 0, "eth1.20": 20}},
+            },
+        ),
+    ),
+    ReportDiscoveries: (
+        ReportDiscoveries(
+            [
+                Observation(
+                    4,
+                    ipaddress.ip_address("10.50.0.77"),
+                    "52:54:00:aa:bb:02",
+                    "eth1",
+                    20,
+                    1000.5,
+                    "MOVED",
+                    "52:54:00:aa:bb:01",
+                )
+            ]
+        ),
+        1,
+    ),
     ServicesChanged: (ServicesChanged(["maas"]), None),
 }
 
@@ -126,9 +202,11 @@ def test_requests_and_replies_come_through_the_wire_unchanged(message):
 
 
 def test_each_side_answers_exactly_the_calls_of_its_direction():
-    sides = {Direction.REGION_TO_RACK: (RackDaemon, RegionLinks),
-             Direction.RACK_TO_REGION: (RackSession,),
-             Direction.REGION_TO_REGION: (RegionRpcServer,)}
+    sides = {
+        Direction.REGION_TO_RACK: (RackDaemon, RegionLinks),
+        Direction.RACK_TO_REGION: (RackSession,),
+        Direction.REGION_TO_REGION: (RegionRpcServer,),
+    }
     for direction, classes in sides.items():
         handled = handled_by(*classes)
         assert unanswered(direction, handled) == set(), direction
@@ -165,9 +243,10 @@ def test_a_request_that_does_not_decode_names_every_faulty_field():
     with pytest.raises(InvalidMessage) as caught:
         wire.decode(LinkLost, {"region": 5, "worker": "two"})
     assert caught.value.code == "invalid-message" and str(caught.value).startswith("invalid LinkLost:\n")
-    assert caught.value.errors == ["region: input should be a valid string, got 5",
-                                   "worker: input should be a valid integer, unable to parse string as an integer, "
-                                   "got 'two'"]
+    assert caught.value.errors == [
+        "region: input should be a valid string, got 5",
+        "worker: input should be a valid integer, unable to parse string as an integer, got 'two'",
+    ]
     with pytest.raises(InvalidMessage, match=r"targets\[0\].port: input should be less than or equal to 65535"):
         wire.decode(SetTargets, {"targets": [{"region": "r", "worker": 0, "host": "h", "port": 70000}]})
     with pytest.raises(InvalidMessage, match="invalid ReportLeases:\n  events: required"):
@@ -181,7 +260,9 @@ def test_the_dhcp_state_decodes_typed_and_normalised_and_refuses_with_its_own_er
     assert vlan.peer.address == ipaddress.IPv4Address("10.50.0.3")
     assert state.hosts[0].mac == "52:54:00:aa:bb:01" and state.problems == ["no address on VLAN 7"]
     assert [(str(a), str(b)) for a, b in vlan.subnets[0].dynamic] == [
-        ("10.50.0.100", "10.50.0.149"), ("10.50.0.161", "10.50.0.199")]
+        ("10.50.0.100", "10.50.0.149"),
+        ("10.50.0.161", "10.50.0.199"),
+    ]
     bad = {**STATE, "vlans": [{**STATE["vlans"][0], "self_address": "10.99.0.2"}]}
     with pytest.raises(InvalidDhcpState) as caught:
         wire.decode(DhcpState, bad)

@@ -124,8 +124,15 @@ def test_unknown_names_get_maas_error_and_the_alias_works():
 
 def test_every_setting_says_whether_it_acts():
     acting = {name for name, s in settings.SETTINGS.items() if s.acts}
-    assert {"ntp_servers", "ntp_external_only", "upstream_dns", "dnssec_validation", "default_dns_ttl",
-            "network_discovery", "session_length"} | METALPLANE_OWN == acting
+    assert {
+        "ntp_servers",
+        "ntp_external_only",
+        "upstream_dns",
+        "dnssec_validation",
+        "default_dns_ttl",
+        "network_discovery",
+        "session_length",
+    } | METALPLANE_OWN == acting
     docs = (Path(__file__).parents[2] / "docs" / "settings.md").read_text()
     for name in settings.SETTINGS:
         assert f"`{name}`" in docs, f"docs/settings.md does not mention {name}"

@@ -88,8 +88,11 @@ async def test_a_task_that_returns_is_restarted_too(caplog):
 
 async def test_a_new_cause_gets_its_traceback_again(caplog):
     caplog.set_level(logging.ERROR, logger="test.task_supervisor")
-    causes = [OSError(errno.EMFILE, "Too many open files"), OSError(errno.EMFILE, "Too many open files"),
-              KeyError("dhcp")]
+    causes = [
+        OSError(errno.EMFILE, "Too many open files"),
+        OSError(errno.EMFILE, "Too many open files"),
+        KeyError("dhcp"),
+    ]
 
     async def dies() -> None:
         if causes:

@@ -7,8 +7,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from metalplane.rack.tftp.protocol import (
-    ERR_ACCESS, ERR_OPTIONS, RRQ, WRQ, Limits, MalformedPacket, TftpError, build_oack, build_request,
-    negotiate, netascii_decode, netascii_encode, parse_oack, parse_request, sanitize_path,
+    ERR_ACCESS,
+    ERR_OPTIONS,
+    RRQ,
+    WRQ,
+    Limits,
+    MalformedPacket,
+    TftpError,
+    build_oack,
+    build_request,
+    negotiate,
+    netascii_decode,
+    netascii_encode,
+    parse_oack,
+    parse_request,
+    sanitize_path,
 )
 from metalplane.rack.tftp.sources import machine_key, normalise_mac
 
@@ -31,14 +44,17 @@ def test_parse_write_request():
     assert parse_request(build_request(WRQ, "x")).opcode == WRQ
 
 
-@pytest.mark.parametrize("packet", [
-    b"",
-    b"\x00\x01",
-    b"\x00\x03\x00\x01data",  # DATA is not a request
-    b"\x00\x01file\x00octet",  # mode not NUL terminated
-    b"\x00\x01\x00octet\x00",  # empty filename
-    b"\x00\x01file\x00",  # no mode
-])
+@pytest.mark.parametrize(
+    "packet",
+    [
+        b"",
+        b"\x00\x01",
+        b"\x00\x03\x00\x01data",  # DATA is not a request
+        b"\x00\x01file\x00octet",  # mode not NUL terminated
+        b"\x00\x01\x00octet\x00",  # empty filename
+        b"\x00\x01file\x00",  # no mode
+    ],
+)
 def test_parse_request_refuses_malformed(packet):
     with pytest.raises(MalformedPacket):
         parse_request(packet)
@@ -48,9 +64,10 @@ def test_parse_request_non_utf8_filename_falls_back_to_latin1():
     assert parse_request(b"\x00\x01caf\xe9\x00octet\x00").filename == "caf\xe9"
 
 
-@given(st.text(alphabet=st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)), min_size=1),
-       st.dictionaries(st.sampled_from(["blksize", "tsize", "timeout", "windowsize", "x-opt"]),
-                       st.integers(0, 70000)))
+@given(
+    st.text(alphabet=st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)), min_size=1),
+    st.dictionaries(st.sampled_from(["blksize", "tsize", "timeout", "windowsize", "x-opt"]), st.integers(0, 70000)),
+)
 def test_request_round_trip(filename, options):
     request = parse_request(build_request(RRQ, filename, "octet", options))
     assert request.filename == filename
@@ -89,11 +106,22 @@ def test_negotiate_blksize_limit_is_configurable():
     assert negotiate({"blksize": "65464"}, 0, Limits(max_blksize=65464)).blksize == 65464
 
 
-@pytest.mark.parametrize("options", [
-    {"blksize": "7"}, {"blksize": "0"}, {"blksize": "65465"}, {"blksize": "abc"}, {"blksize": "-512"},
-    {"blksize": ""}, {"windowsize": "0"}, {"windowsize": "65536"}, {"timeout": "0"}, {"timeout": "256"},
-    {"tsize": "x"},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"blksize": "7"},
+        {"blksize": "0"},
+        {"blksize": "65465"},
+        {"blksize": "abc"},
+        {"blksize": "-512"},
+        {"blksize": ""},
+        {"windowsize": "0"},
+        {"windowsize": "65536"},
+        {"timeout": "0"},
+        {"timeout": "256"},
+        {"tsize": "x"},
+    ],
+)
 def test_negotiate_refuses_bad_values_with_error_8(options):
     with pytest.raises(TftpError) as info:
         negotiate(options, 0, LIMITS)
@@ -105,20 +133,24 @@ def test_negotiate_windowsize_lowered_to_the_limit():
     assert result.windowsize == 64 and result.oack == {"windowsize": "64"}
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("pxelinux.0", "pxelinux.0"),
-    ("/pxelinux.0", "pxelinux.0"),
-    ("//boot//./grub/grub.cfg", "boot/grub/grub.cfg"),
-    ("\\boot\\bootx64.efi", "boot/bootx64.efi"),
-    ("pxelinux.cfg/01-aa-bb-cc-dd-ee-ff", "pxelinux.cfg/01-aa-bb-cc-dd-ee-ff"),
-    ("a..b", "a..b"),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("pxelinux.0", "pxelinux.0"),
+        ("/pxelinux.0", "pxelinux.0"),
+        ("//boot//./grub/grub.cfg", "boot/grub/grub.cfg"),
+        ("\\boot\\bootx64.efi", "boot/bootx64.efi"),
+        ("pxelinux.cfg/01-aa-bb-cc-dd-ee-ff", "pxelinux.cfg/01-aa-bb-cc-dd-ee-ff"),
+        ("a..b", "a..b"),
+    ],
+)
 def test_sanitize_path(name, expected):
     assert sanitize_path(name) == expected
 
 
-@pytest.mark.parametrize("name", ["..", "../etc/passwd", "/../../etc/passwd", "a/../../b", "a\\..\\..\\b",
-                                  "/", "", ".", "a\0b"])
+@pytest.mark.parametrize(
+    "name", ["..", "../etc/passwd", "/../../etc/passwd", "a/../../b", "a\\..\\..\\b", "/", "", ".", "a\0b"]
+)
 def test_sanitize_path_refuses_escapes(name):
     with pytest.raises(TftpError) as info:
         sanitize_path(name)
@@ -146,18 +178,21 @@ def test_netascii_round_trip(data):
     assert netascii_decode(netascii_encode(data)) == data
 
 
-@pytest.mark.parametrize("path, key", [
-    ("pxelinux.cfg/01-AA-BB-CC-DD-EE-FF", ("mac", "aa:bb:cc:dd:ee:ff")),
-    ("/bios/pxelinux.cfg/01-aa-bb-cc-dd-ee-ff", ("mac", "aa:bb:cc:dd:ee:ff")),
-    ("bios/pxelinux.cfg/01-aa-bb-cc-dd-ee-ff", ("mac", "aa:bb:cc:dd:ee:ff")),
-    ("grub/grub.cfg-aa:bb:cc:dd:ee:ff", ("mac", "aa:bb:cc:dd:ee:ff")),
-    ("grub.cfg-01-02-03-04-05-06", ("mac", "01:02:03:04:05:06")),
-    ("ipxe/aabbccddeeff.ipxe", ("mac", "aa:bb:cc:dd:ee:ff")),
-    ("pxelinux.cfg/4C4C4544-0042-3510-8052-B4C04F384D31", ("uuid", "4c4c4544-0042-3510-8052-b4c04f384d31")),
-    ("pxelinux.cfg/default", None),
-    ("pxelinux.cfg/C0A8", None),
-    ("grub/grub.cfg", None),
-])
+@pytest.mark.parametrize(
+    "path, key",
+    [
+        ("pxelinux.cfg/01-AA-BB-CC-DD-EE-FF", ("mac", "aa:bb:cc:dd:ee:ff")),
+        ("/bios/pxelinux.cfg/01-aa-bb-cc-dd-ee-ff", ("mac", "aa:bb:cc:dd:ee:ff")),
+        ("bios/pxelinux.cfg/01-aa-bb-cc-dd-ee-ff", ("mac", "aa:bb:cc:dd:ee:ff")),
+        ("grub/grub.cfg-aa:bb:cc:dd:ee:ff", ("mac", "aa:bb:cc:dd:ee:ff")),
+        ("grub.cfg-01-02-03-04-05-06", ("mac", "01:02:03:04:05:06")),
+        ("ipxe/aabbccddeeff.ipxe", ("mac", "aa:bb:cc:dd:ee:ff")),
+        ("pxelinux.cfg/4C4C4544-0042-3510-8052-B4C04F384D31", ("uuid", "4c4c4544-0042-3510-8052-b4c04f384d31")),
+        ("pxelinux.cfg/default", None),
+        ("pxelinux.cfg/C0A8", None),
+        ("grub/grub.cfg", None),
+    ],
+)
 def test_machine_key(path, key):
     assert machine_key(path) == key
 

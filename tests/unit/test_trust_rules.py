@@ -22,27 +22,30 @@ def current(address=MACHINE, used=False, expires=NOW + timedelta(minutes=5)) -> 
     return Current(address, expires, used)
 
 
-@pytest.mark.parametrize(("stored", "requester", "lease", "managed", "action"), [
-    # Where metalplane serves DHCP, only the address leased to the machine's MAC gets it.
-    (None, MACHINE, "this", True, "issue"),
-    (None, OTHER, "none", True, "wait"),  # the lease may still be on its way; then refused
-    (None, OTHER, "other", True, "refuse"),
-    (current(), MACHINE, "this", True, "reuse"),  # a retried request: the same credential
-    (current(used=True), MACHINE, "this", True, "issue"),  # the machine booted again
-    (current(address=OTHER), MACHINE, "this", True, "issue"),  # the lease proves the new address
-    (current(), OTHER, "other", True, "refuse"),
-    # Where the region cannot know (external DHCP): the first address, and nobody after it.
-    (None, OTHER, "none", False, "issue"),
-    (current(), OTHER, "none", False, "refuse"),
-    (current(), MACHINE, "none", False, "reuse"),
-    (current(expires=NOW), OTHER, "none", False, "issue"),  # one never exchanged binds nothing once expired
-    (current(used=True, expires=NOW), OTHER, "none", False, "refuse"),  # one exchanged binds the whole run
-    (current(used=True, expires=NOW), MACHINE, "none", False, "issue"),
-    # A rack that does not say who asked: one unbound credential, bound by its exchange.
-    (None, None, "none", False, "issue"),
-    (current(address=None), None, "none", False, "reuse"),
-    (current(address=None), OTHER, "none", False, "reuse"),
-])
+@pytest.mark.parametrize(
+    ("stored", "requester", "lease", "managed", "action"),
+    [
+        # Where metalplane serves DHCP, only the address leased to the machine's MAC gets it.
+        (None, MACHINE, "this", True, "issue"),
+        (None, OTHER, "none", True, "wait"),  # the lease may still be on its way; then refused
+        (None, OTHER, "other", True, "refuse"),
+        (current(), MACHINE, "this", True, "reuse"),  # a retried request: the same credential
+        (current(used=True), MACHINE, "this", True, "issue"),  # the machine booted again
+        (current(address=OTHER), MACHINE, "this", True, "issue"),  # the lease proves the new address
+        (current(), OTHER, "other", True, "refuse"),
+        # Where the region cannot know (external DHCP): the first address, and nobody after it.
+        (None, OTHER, "none", False, "issue"),
+        (current(), OTHER, "none", False, "refuse"),
+        (current(), MACHINE, "none", False, "reuse"),
+        (current(expires=NOW), OTHER, "none", False, "issue"),  # one never exchanged binds nothing once expired
+        (current(used=True, expires=NOW), OTHER, "none", False, "refuse"),  # one exchanged binds the whole run
+        (current(used=True, expires=NOW), MACHINE, "none", False, "issue"),
+        # A rack that does not say who asked: one unbound credential, bound by its exchange.
+        (None, None, "none", False, "issue"),
+        (current(address=None), None, "none", False, "reuse"),
+        (current(address=None), OTHER, "none", False, "reuse"),
+    ],
+)
 def test_who_gets_the_enrolment_credential(stored, requester, lease, managed, action):
     assert decide(stored, requester, lease, managed, NOW).action == action
 
@@ -50,15 +53,18 @@ def test_who_gets_the_enrolment_credential(stored, requester, lease, managed, ac
 TRUSTED = networks(("127.0.0.0/8", "10.9.0.5/32"))
 
 
-@pytest.mark.parametrize(("peer", "forwarded", "client"), [
-    ("203.0.113.7", "1.2.3.4", "203.0.113.7"),  # not a proxy: its header is ignored
-    ("10.9.0.5", "203.0.113.7", "203.0.113.7"),  # HAProxy says who the client is
-    ("10.9.0.5", "1.2.3.4, 203.0.113.7", "203.0.113.7"),  # what the client wrote itself is left of it
-    ("10.9.0.5", "203.0.113.7, 127.0.0.1", "203.0.113.7"),  # two proxies
-    ("10.9.0.5", "not-an-ip", "10.9.0.5"),
-    ("::ffff:10.9.0.5", "203.0.113.8", "203.0.113.8"),
-    ("10.9.0.5", None, "10.9.0.5"),
-])
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "client"),
+    [
+        ("203.0.113.7", "1.2.3.4", "203.0.113.7"),  # not a proxy: its header is ignored
+        ("10.9.0.5", "203.0.113.7", "203.0.113.7"),  # HAProxy says who the client is
+        ("10.9.0.5", "1.2.3.4, 203.0.113.7", "203.0.113.7"),  # what the client wrote itself is left of it
+        ("10.9.0.5", "203.0.113.7, 127.0.0.1", "203.0.113.7"),  # two proxies
+        ("10.9.0.5", "not-an-ip", "10.9.0.5"),
+        ("::ffff:10.9.0.5", "203.0.113.8", "203.0.113.8"),
+        ("10.9.0.5", None, "10.9.0.5"),
+    ],
+)
 def test_client_address_through_trusted_proxies(peer, forwarded, client):
     assert client_address(peer, forwarded, TRUSTED) == client
 
@@ -69,11 +75,14 @@ def test_trust_needs_an_address_in_the_list():
     assert peer_ip("fe80::1%eth0") == ip_address("fe80::1") and peer_ip("::ffff:1.2.3.4") == ip_address("1.2.3.4")
 
 
-@pytest.mark.parametrize(("report", "field"), [
-    ({"mac_addresses": ["52:54:00:00:00:01"] * 65}, "mac_addresses"),
-    ({"mac_addresses": ["5" * 40]}, "mac_addresses"),
-    ({"mac_addresses": ["52:54:00:00:00:01"], "architecture": "AMD64"}, "architecture"),
-])
+@pytest.mark.parametrize(
+    ("report", "field"),
+    [
+        ({"mac_addresses": ["52:54:00:00:00:01"] * 65}, "mac_addresses"),
+        ({"mac_addresses": ["5" * 40]}, "mac_addresses"),
+        ({"mac_addresses": ["52:54:00:00:00:01"], "architecture": "AMD64"}, "architecture"),
+    ],
+)
 def test_enlistment_reports_are_bounded(report, field):
     with pytest.raises(Invalid) as caught:
         reports.enlistment(report)
@@ -81,8 +90,9 @@ def test_enlistment_reports_are_bounded(report, field):
 
 
 def test_enlistment_normalises_and_dedupes():
-    found = reports.enlistment({"mac_addresses": ["52-54-00-00-00-0A", "52:54:00:00:00:0a", "52:54:00:00:00:0b"],
-                                "architecture": "arm64"})
+    found = reports.enlistment(
+        {"mac_addresses": ["52-54-00-00-00-0A", "52:54:00:00:00:0a", "52:54:00:00:00:0b"], "architecture": "arm64"}
+    )
     assert found.macs == ["52:54:00:00:00:0a", "52:54:00:00:00:0b"] and found.architecture == "arm64/generic"
 
 

@@ -9,27 +9,30 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from metalplane.region.changes import EVERYTHING, ChangeHub
+from metalplane.region.services import settings
 from metalplane.region.services.controller_overview import overall_status, regiond_status, version_check
 from metalplane.region.services.racks import ServiceStatus as Service
 from metalplane.region.services.sessions import key_hash, needs_extension
 from metalplane.region.ui.guard import HOME, csrf_matches, safe_next
 from metalplane.region.ui.live import TOPICS, topics_for
 from metalplane.region.ui.pages.controllers import page_count, rack_commands
-from metalplane.region.services import settings
 from metalplane.region.ui.pages.settings import OTHER, SECTIONS, as_text, choices_of, sections
 
 
-@pytest.mark.parametrize("target, expected", [
-    ("/MAAS/r/settings/", "/MAAS/r/settings/"),
-    ("/MAAS/r/controllers/?page=2", "/MAAS/r/controllers/?page=2"),
-    ("https://evil.example/", HOME),
-    ("//evil.example/MAAS/", HOME),
-    ("/MAAS//evil.example", HOME),
-    ("/MAAS/\\evil", HOME),
-    ("/elsewhere/", HOME),
-    ("", HOME),
-    (None, HOME),
-])
+@pytest.mark.parametrize(
+    "target, expected",
+    [
+        ("/MAAS/r/settings/", "/MAAS/r/settings/"),
+        ("/MAAS/r/controllers/?page=2", "/MAAS/r/controllers/?page=2"),
+        ("https://evil.example/", HOME),
+        ("//evil.example/MAAS/", HOME),
+        ("/MAAS//evil.example", HOME),
+        ("/MAAS/\\evil", HOME),
+        ("/elsewhere/", HOME),
+        ("", HOME),
+        (None, HOME),
+    ],
+)
 def test_after_login_only_paths_on_this_site_are_followed(target, expected):
     assert safe_next(target) == expected
 
@@ -73,8 +76,9 @@ def test_the_hub_coalesces_changes_per_subscriber():
 
 def test_rack_commands_name_every_region_and_quote_what_needs_it():
     commands = rack_commands(["http://10.0.0.1:5240/MAAS", "http://10.0.0.2:5240/MAAS"], "s3cr3t")
-    assert commands.register == ("metalplane rack register --url http://10.0.0.1:5240/MAAS "
-                                 "--url http://10.0.0.2:5240/MAAS --secret s3cr3t")
+    assert commands.register == (
+        "metalplane rack register --url http://10.0.0.1:5240/MAAS --url http://10.0.0.2:5240/MAAS --secret s3cr3t"
+    )
     assert commands.init == "metalplane init --mode rack --maas-url http://10.0.0.1:5240/MAAS --secret s3cr3t"
     odd = rack_commands(["http://h/MAAS?a=1&b=2"], "x y")
     assert shlex.split(odd.register)[-3:] == ["http://h/MAAS?a=1&b=2", "--secret", "x y"]

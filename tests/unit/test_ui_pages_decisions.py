@@ -25,7 +25,6 @@ from metalplane.region.ui.pages.machines import parse_filter, query_of
 from metalplane.region.ui.pages.subnets import place_errors
 from metalplane.region.ui.templating import count
 
-
 # -- addresses ---------------------------------------------------------------------------------
 
 
@@ -50,8 +49,10 @@ def test_the_suggestion_is_maas_top_quarter_of_an_empty_subnet():
 
 def test_the_suggestion_takes_at_most_half_of_what_is_left():
     # .2-.205 taken: 49 free (.206-.254), the largest block is all of them: half (24) at its top.
-    assert suggest_dynamic_range("10.0.0.0/24", [("10.0.0.2", "10.0.0.205")], ["10.0.0.1"]) == \
-        ("10.0.0.231", "10.0.0.254")
+    assert suggest_dynamic_range("10.0.0.0/24", [("10.0.0.2", "10.0.0.205")], ["10.0.0.1"]) == (
+        "10.0.0.231",
+        "10.0.0.254",
+    )
 
 
 def test_no_suggestion_when_nothing_sensible_is_free():
@@ -101,18 +102,21 @@ def test_a_suggestion_is_free_bounded_and_accounted(case):
 # -- machine search ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("", Search("none", "")),
-    ("   ", Search("none", "")),
-    ("52:54:00:AB:cd:01", Search("mac", "52:54:00:ab:cd:01")),
-    ("52-54-00-ab-cd-01", Search("mac", "52:54:00:ab:cd:01")),
-    ("52:54:00", Search("mac_prefix", "52:54:00")),
-    ("52:54:0", Search("mac_prefix", "52:54:0")),
-    ("52:", Search("mac_prefix", "52:")),
-    ("52", Search("hostname", "52")),
-    ("node-12", Search("hostname", "node-12")),
-    ("Node_%", Search("hostname", "Node_%")),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("", Search("none", "")),
+        ("   ", Search("none", "")),
+        ("52:54:00:AB:cd:01", Search("mac", "52:54:00:ab:cd:01")),
+        ("52-54-00-ab-cd-01", Search("mac", "52:54:00:ab:cd:01")),
+        ("52:54:00", Search("mac_prefix", "52:54:00")),
+        ("52:54:0", Search("mac_prefix", "52:54:0")),
+        ("52:", Search("mac_prefix", "52:")),
+        ("52", Search("hostname", "52")),
+        ("node-12", Search("hostname", "node-12")),
+        ("Node_%", Search("hostname", "Node_%")),
+    ],
+)
 def test_a_search_is_a_mac_a_mac_prefix_or_part_of_a_hostname(text, expected):
     assert parse_search(text) == expected
 

@@ -46,10 +46,18 @@ def _init(args: argparse.Namespace) -> int:
     progress = Progress(embedded.INIT_STEPS, steps=True)
     try:
         return embedded.init(
-            args.data_dir.resolve(), args.port, args.admin_username, args.admin_password,
-            args.admin_email, maas_url=args.maas_url, num_workers=args.num_workers,
-            listen_address=args.listen_address, with_rack=args.mode in ("all", "region+rack"),
-            database=database, out=progress.say, step=progress.step,
+            args.data_dir.resolve(),
+            args.port,
+            args.admin_username,
+            args.admin_password,
+            args.admin_email,
+            maas_url=args.maas_url,
+            num_workers=args.num_workers,
+            listen_address=args.listen_address,
+            with_rack=args.mode in ("all", "region+rack"),
+            database=database,
+            out=progress.say,
+            step=progress.step,
         )
     except (embedded.InitError, PostgresError, UnitsError) as exc:
         raise CliError(str(exc)) from None
@@ -90,9 +98,12 @@ def _createadmin(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction, data_dir_arg: Callable[[argparse.ArgumentParser], None]) -> None:
     p = sub.add_parser("init", help="set up and start the embedded default (PostgreSQL + region)")
     data_dir_arg(p)
-    p.add_argument("--mode", choices=["all", "region+rack", "region", "rack"], default="all",
-                   help="all (or MAAS's region+rack): region + rack (default); region; "
-                        "rack: join --maas-url with --secret")
+    p.add_argument(
+        "--mode",
+        choices=["all", "region+rack", "region", "rack"],
+        default="all",
+        help="all (or MAAS's region+rack): region + rack (default); region; rack: join --maas-url with --secret",
+    )
     p.add_argument("--secret", help="with --mode rack: the region's shared secret")
     p.add_argument("--port", type=int, default=5240, help="API port (default 5240; RPC uses PORT+10 up)")
     p.add_argument("--maas-url", help="URL racks and clients use (default http://localhost:PORT/MAAS)")
@@ -101,16 +112,22 @@ def register(sub: argparse._SubParsersAction, data_dir_arg: Callable[[argparse.A
     p.add_argument("--admin-username", default="admin")
     p.add_argument("--admin-password", help="generated and printed when omitted")
     p.add_argument("--admin-email", default="admin@localhost")
-    db = p.add_argument_group("an existing PostgreSQL instead of the embedded one (checked before anything "
-                              "is written)")
-    db.add_argument("--database-host", action="append", metavar="HOST[,HOST2]",
-                    help="host, HOST:PORT or socket dir; repeat or comma-separate for HA")
+    db = p.add_argument_group("an existing PostgreSQL instead of the embedded one (checked before anything is written)")
+    db.add_argument(
+        "--database-host",
+        action="append",
+        metavar="HOST[,HOST2]",
+        help="host, HOST:PORT or socket dir; repeat or comma-separate for HA",
+    )
     db.add_argument("--database-port", type=int, help="default 5432")
     db.add_argument("--database-name", help="default maasdb")
     db.add_argument("--database-user", help="default maas")
     db.add_argument("--database-pass")
-    db.add_argument("--database-uri", metavar="postgres://USER:PASS@HOST[:PORT]/NAME",
-                    help="all of the above in one (MAAS's `maas init --database-uri`)")
+    db.add_argument(
+        "--database-uri",
+        metavar="postgres://USER:PASS@HOST[:PORT]/NAME",
+        help="all of the above in one (MAAS's `maas init --database-uri`)",
+    )
     p.set_defaults(func=_init)
 
     p = sub.add_parser("status", help="show what runs for a data dir")

@@ -8,6 +8,18 @@ these names (`cli.api_session`).
 from __future__ import annotations
 
 ADMIN_COMMANDS = frozenset(
-    {"init", "status", "stop", "apikey", "createadmin", "region", "rack", "db", "version", "images",
-     "install-units", "logs"}
+    {
+        "init",
+        "status",
+        "stop",
+        "apikey",
+        "createadmin",
+        "region",
+        "rack",
+        "db",
+        "version",
+        "images",
+        "install-units",
+        "logs",
+    }
 )

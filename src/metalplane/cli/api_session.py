@@ -44,8 +44,7 @@ def fetch_description(url: str, insecure: bool = False) -> dict[str, Any]:
     except httpx.HTTPError as exc:
         raise connection_error(url, exc) from None
     if response.status_code != 200:
-        raise CliError(f"describe/ answered {response.status_code} {response.reason_phrase}: "
-                       f"{one_line(response.text)}")
+        raise CliError(f"describe/ answered {response.status_code} {response.reason_phrase}: {one_line(response.text)}")
     kind = media_type(response.headers.get("content-type"))
     if kind != "application/json":
         raise CliError(f"describe/: expected application/json, got {kind or 'no content type'}")
@@ -68,8 +67,10 @@ def check_api_key(url: str, key: str, insecure: bool = False) -> None:
     if response.status_code in (401, 403):
         raise CliError("The MAAS server rejected your API key.")
     if response.status_code != 200:
-        raise CliError(f"The MAAS server gave an unexpected response: {response.status_code} "
-                       f"{response.reason_phrase} (is {url} a MAAS API URL?)")
+        raise CliError(
+            f"The MAAS server gave an unexpected response: {response.status_code} "
+            f"{response.reason_phrase} (is {url} a MAAS API URL?)"
+        )
 
 
 def obtain_credentials(given: str | None) -> list[str] | None:
@@ -102,13 +103,19 @@ def check_profile_name(name: str) -> None:
 
 
 def login(argv: list[str]) -> int:
-    parser = OneLineParser(prog="metalplane login",
-                           description="Log in to a MAAS API, storing its description and your API key.")
+    parser = OneLineParser(
+        prog="metalplane login", description="Log in to a MAAS API, storing its description and your API key."
+    )
     parser.add_argument("profile", metavar="PROFILE", help="the name you will use for this server and key")
     parser.add_argument("url", metavar="URL", help="the API URL, e.g. http://HOST:5240/MAAS/")
-    parser.add_argument("key", metavar="KEY", nargs="?", default=None,
-                        help="API key consumer_key:token_key:token_secret; '-' reads it from stdin; "
-                             "omit for a prompt (or anonymous access when stdin is not a terminal)")
+    parser.add_argument(
+        "key",
+        metavar="KEY",
+        nargs="?",
+        default=None,
+        help="API key consumer_key:token_key:token_secret; '-' reads it from stdin; "
+        "omit for a prompt (or anonymous access when stdin is not a terminal)",
+    )
     parser.add_argument("-k", "--insecure", action="store_true", help="do not verify the server's TLS certificate")
     args = parser.parse_args(argv)
     check_profile_name(args.profile)
@@ -117,12 +124,19 @@ def login(argv: list[str]) -> int:
     if credentials:
         check_api_key(url, ":".join(credentials), args.insecure)
     description = fetch_description(url, args.insecure)
-    profile: Profile = {"name": args.profile, "url": url, "credentials": credentials,
-                        "description": description, "cacerts": None}
+    profile: Profile = {
+        "name": args.profile,
+        "url": url,
+        "credentials": credentials,
+        "description": description,
+        "cacerts": None,
+    }
     with ProfileStore().editing() as profiles:
         profiles[args.profile] = profile
-    print(f"You are now logged in to the MAAS server at {url} with the profile name '{args.profile}'.\n\n"
-          f"For help with the available commands, try:\n\n  metalplane {args.profile} --help\n")
+    print(
+        f"You are now logged in to the MAAS server at {url} with the profile name '{args.profile}'.\n\n"
+        f"For help with the available commands, try:\n\n  metalplane {args.profile} --help\n"
+    )
     return 0
 
 
@@ -168,5 +182,8 @@ def refresh(argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
-    "login": login, "logout": logout, "list": list_profiles, "refresh": refresh,
+    "login": login,
+    "logout": logout,
+    "list": list_profiles,
+    "refresh": refresh,
 }

@@ -48,8 +48,10 @@ def main(argv: list[str]) -> int:
     profile = profiles.get(word)
     if profile is None:
         known = ", ".join(sorted(profiles)) or "none"
-        raise CliError(f"{word!r} is neither a metalplane command nor a profile{_suggest(word, profiles)}; "
-                       f"profiles: {known}; log in with `metalplane login PROFILE URL KEY`")
+        raise CliError(
+            f"{word!r} is neither a metalplane command nor a profile{_suggest(word, profiles)}; "
+            f"profiles: {known}; log in with `metalplane login PROFILE URL KEY`"
+        )
     return run_profile(word, profile, rest)
 
 
@@ -62,20 +64,25 @@ def run_profile(name: str, profile: Profile, args: list[str]) -> int:
         return _show(profile_help(name, profile.get("url", ""), handlers), ok=bool(args))
     handler = handlers.get(args[0])
     if handler is None:
-        raise CliError(f"profile {name!r} has no handler {args[0]!r}{_suggest(args[0], handlers)}; "
-                       f"see `metalplane {name} --help`")
+        raise CliError(
+            f"profile {name!r} has no handler {args[0]!r}{_suggest(args[0], handlers)}; see `metalplane {name} --help`"
+        )
     rest = args[1:]
     if not rest or rest[0] in HELP:
         return _show(handler_help(name, handler), ok=bool(rest))
     action = handler.actions.get(rest[0])
     if action is None:
-        raise CliError(f"{handler.name} has no action {rest[0]!r}{_suggest(rest[0], handler.actions)}; "
-                       f"see `metalplane {name} {handler.name} --help`")
+        raise CliError(
+            f"{handler.name} has no action {rest[0]!r}{_suggest(rest[0], handler.actions)}; "
+            f"see `metalplane {name} {handler.name} --help`"
+        )
     try:
         invocation = parse_action_args(handler.params, rest[1:])
     except DescribeError as exc:
-        raise CliError(f"metalplane {name} {handler.name} {action.name}: {exc} "
-                       f"(see `metalplane {name} {handler.name} {action.name} --help`)") from None
+        raise CliError(
+            f"metalplane {name} {handler.name} {action.name}: {exc} "
+            f"(see `metalplane {name} {handler.name} {action.name} --help`)"
+        ) from None
     if invocation.help:
         return _show(action_help(name, handler, action), ok=True)
     return call(profile, handler, action, invocation)
@@ -128,8 +135,10 @@ def warn_if_stale(profile: Profile, response: httpx.Response) -> None:
     served = response.headers.get("x-maas-api-hash")
     stored = (profile.get("description") or {}).get("hash")
     if served and served != stored:
-        print("warning: the server's API differs from this profile's stored description; "
-              "run `metalplane refresh`", file=sys.stderr)
+        print(
+            "warning: the server's API differs from this profile's stored description; run `metalplane refresh`",
+            file=sys.stderr,
+        )
 
 
 def write_stdout(data: bytes) -> None:

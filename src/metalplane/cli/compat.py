@@ -34,8 +34,11 @@ SECRET_PROMPT = "Secret (hex/base16 encoded): "
 
 
 def _usage(prog: str, commands: dict[str, list[str]]) -> int:
-    print(f"usage: {prog} {{{','.join(commands)}}} [options]   (compatibility names for `metalplane`; "
-          f"see `metalplane --help`)", file=sys.stderr)
+    print(
+        f"usage: {prog} {{{','.join(commands)}}} [options]   (compatibility names for `metalplane`; "
+        f"see `metalplane --help`)",
+        file=sys.stderr,
+    )
     return 2
 
 
@@ -50,15 +53,22 @@ def has_flag(argv: list[str], flag: str) -> bool:
     return any(a == flag or a.startswith(flag + "=") for a in argv)
 
 
-def complete_register(argv: list[str], interactive: bool, ask: Callable[[str], str],
-                      ask_secret: Callable[[str], str], read_stdin: Callable[[], str]) -> list[str]:
+def complete_register(
+    argv: list[str],
+    interactive: bool,
+    ask: Callable[[str], str],
+    ask_secret: Callable[[str], str],
+    read_stdin: Callable[[], str],
+) -> list[str]:
     """Add --url/--secret when missing, as MAAS's register does: on a terminal by asking; otherwise
     the secret may come on stdin but the URL must be given. ValueError says what is missing."""
     argv = list(argv)
     if not has_flag(argv, "--url"):
         if not interactive:
-            raise ValueError("--url URL is required when stdin is not a terminal (only the secret may come "
-                             "on stdin): maas-rack register --url URL --secret SECRET")
+            raise ValueError(
+                "--url URL is required when stdin is not a terminal (only the secret may come "
+                "on stdin): maas-rack register --url URL --secret SECRET"
+            )
         url = ask(URL_PROMPT).strip()
         if not url:
             raise ValueError("a region controller URL is required")
@@ -66,8 +76,10 @@ def complete_register(argv: list[str], interactive: bool, ask: Callable[[str], s
     if not has_flag(argv, "--secret"):
         secret = (ask_secret(SECRET_PROMPT) if interactive else read_stdin()).strip()
         if not secret:
-            raise ValueError("a shared secret is required: --secret SECRET, typed at the prompt, or on stdin "
-                             "(the region's DATA_DIR/secret)")
+            raise ValueError(
+                "a shared secret is required: --secret SECRET, typed at the prompt, or on stdin "
+                "(the region's DATA_DIR/secret)"
+            )
         argv += ["--secret", secret]
     return argv
 
@@ -87,8 +99,9 @@ def maas_rack(argv: list[str] | None = None) -> int:
         return _usage("maas-rack", RACK_COMMANDS)
     if argv[0] == "register" and not has_flag(argv, "--help") and not has_flag(argv, "-h"):
         try:
-            translated = complete_register(translated, sys.stdin.isatty(), input, getpass.getpass,
-                                           lambda: sys.stdin.readline())
+            translated = complete_register(
+                translated, sys.stdin.isatty(), input, getpass.getpass, lambda: sys.stdin.readline()
+            )
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

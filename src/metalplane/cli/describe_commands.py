@@ -77,8 +77,14 @@ class HandlerSpec:
 
 def _action(raw: Mapping[str, Any]) -> ActionSpec:
     title, body = parse_docstring(raw.get("doc"))
-    return ActionSpec(name=safe_name(raw["name"]), api_name=raw["name"], method=str(raw["method"]).upper(),
-                      op=raw.get("op") or None, title=title, body=body)
+    return ActionSpec(
+        name=safe_name(raw["name"]),
+        api_name=raw["name"],
+        method=str(raw["method"]).upper(),
+        op=raw.get("op") or None,
+        title=title,
+        body=body,
+    )
 
 
 def build_handlers(description: Mapping[str, Any], anonymous: bool) -> dict[str, HandlerSpec]:
@@ -106,11 +112,19 @@ def build_handlers(description: Mapping[str, Any], anonymous: bool) -> dict[str,
                 continue
             title, body = parse_docstring(represent.get("doc"))
             name = handler_command_name(resource["name"])
-            handlers.setdefault(name, HandlerSpec(
-                name=name, api_name=resource["name"], title=title, body=body,
-                params=tuple(represent.get("params") or ()), path=represent.get("path") or "",
-                uri=represent.get("uri") or "", actions=dict(sorted(actions.items())),
-            ))
+            handlers.setdefault(
+                name,
+                HandlerSpec(
+                    name=name,
+                    api_name=resource["name"],
+                    title=title,
+                    body=body,
+                    params=tuple(represent.get("params") or ()),
+                    path=represent.get("path") or "",
+                    uri=represent.get("uri") or "",
+                    actions=dict(sorted(actions.items())),
+                ),
+            )
     except (KeyError, TypeError, AttributeError) as exc:
         raise DescribeError(f"the stored API description is malformed ({exc!r}); run `metalplane refresh`") from None
     return handlers
@@ -119,6 +133,7 @@ def build_handlers(description: Mapping[str, Any], anonymous: bool) -> dict[str,
 @dataclass(frozen=True)
 class FileArg:
     """`key@=filename`: the file's content is the value."""
+
     path: str
 
 
@@ -130,7 +145,7 @@ def parse_data_item(text: str) -> DataItem:
     match = re.search(r"@=|=", text)
     if match is None or match.start() == 0:
         raise DescribeError(f"{text!r} is not a key=value or key@=filename pair")
-    key, value = text[:match.start()], text[match.end():]
+    key, value = text[: match.start()], text[match.end() :]
     return (key, FileArg(value)) if match.group() == "@=" else (key, value)
 
 
@@ -176,10 +191,10 @@ def parse_action_args(params: Sequence[str], args: Sequence[str]) -> Invocation:
     if inv.help:
         return inv
     if len(words) < len(params):
-        missing = " ".join(p.upper() for p in params[len(words):])
+        missing = " ".join(p.upper() for p in params[len(words) :])
         raise DescribeError(f"missing {missing}")
     inv.positional = dict(zip(params, words))
-    inv.data = [parse_data_item(word) for word in words[len(params):]]
+    inv.data = [parse_data_item(word) for word in words[len(params) :]]
     return inv
 
 
@@ -191,7 +206,7 @@ def action_url(api_root: str, handler: HandlerSpec, values: Mapping[str, str]) -
     Host header the describe request had). Falls back to `uri`.
     """
     match = RE_API_PREFIX.match(handler.path)
-    template = api_root.rstrip("/") + "/" + handler.path[match.end():] if match else handler.uri
+    template = api_root.rstrip("/") + "/" + handler.path[match.end() :] if match else handler.uri
     if not template:
         raise DescribeError(f"handler {handler.api_name} has no path in the stored API description")
 

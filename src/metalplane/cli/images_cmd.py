@@ -36,9 +36,16 @@ def upload_build(profile_name: str, result, log: Callable[[str], None] = _log) -
         site = api.root.split("/MAAS/")[0]
         for f in sorted(result.files, key=lambda f: f.ftype != "boot-kernel"):
             try:
-                response = api.post("boot-resources/", name=result.name, architecture=result.architecture,
-                                    filetype=f.ftype, sha256=f.sha256, size=str(f.size), version=result.version,
-                                    title=f"metalplane {result.name} (kernel {result.kernel_release})")
+                response = api.post(
+                    "boot-resources/",
+                    name=result.name,
+                    architecture=result.architecture,
+                    filetype=f.ftype,
+                    sha256=f.sha256,
+                    size=str(f.size),
+                    version=result.version,
+                    title=f"metalplane {result.name} (kernel {result.kernel_release})",
+                )
             except httpx.HTTPError as exc:
                 raise CliError(f"cannot reach {profile['url']}: {exc}") from None
             if response.status_code != 201:
@@ -55,8 +62,11 @@ def upload_build(profile_name: str, result, log: Callable[[str], None] = _log) -
             progress.update(0, f"uploading {f.ftype}")
             with open(result.out / f.path, "rb") as data:
                 while piece := data.read(UPLOAD_PIECE):
-                    put = api.http.put(url, content=piece, headers={
-                        "Content-Type": "application/octet-stream", "Authorization": oauth_header(key, url)})
+                    put = api.http.put(
+                        url,
+                        content=piece,
+                        headers={"Content-Type": "application/octet-stream", "Authorization": oauth_header(key, url)},
+                    )
                     if put.status_code != 200:
                         progress.finish()
                         raise CliError(f"upload of {f.ftype} failed at byte {sent}: {put.status_code} {put.text}")
@@ -64,8 +74,10 @@ def upload_build(profile_name: str, result, log: Callable[[str], None] = _log) -
                     progress.update(sent)
             progress.finish()
             log(f"{f.ftype}: uploaded {sent} bytes")
-    log(f"uploaded {result.name} {result.architecture} version {result.version} "
-        f"as boot resource {resource_id} ({profile['url']})")
+    log(
+        f"uploaded {result.name} {result.architecture} version {result.version} "
+        f"as boot resource {resource_id} ({profile['url']})"
+    )
     return 0
 
 
@@ -77,17 +89,27 @@ def _build_ephemeral(args: argparse.Namespace) -> int:
     progress = Progress(BUILD_STEPS, steps=True, out=sys.stderr)
     try:
         result = build_ephemeral(
-            args.out.resolve(), kernel_deb=args.kernel_deb, kernel_package_name=args.kernel_package,
-            busybox=args.busybox, cache=args.cache_dir, release=args.release, version=args.version,
-            extra_modules=args.module or (), log=progress.say, step=progress.step)
+            args.out.resolve(),
+            kernel_deb=args.kernel_deb,
+            kernel_package_name=args.kernel_package,
+            busybox=args.busybox,
+            cache=args.cache_dir,
+            release=args.release,
+            version=args.version,
+            extra_modules=args.module or (),
+            log=progress.say,
+            step=progress.step,
+        )
     except BuildError as exc:
         raise CliError(str(exc)) from None
     finally:
         progress.finish()
     out = result.out
     print(f"built {result.name} {result.architecture} version {result.version} in {out}")
-    print(f"  kernel {result.kernel_release} (from {result.kernel_package}); "
-          f"modules: {' '.join(m.removesuffix('.ko') for m in result.modules) or 'none'}")
+    print(
+        f"  kernel {result.kernel_release} (from {result.kernel_package}); "
+        f"modules: {' '.join(m.removesuffix('.ko') for m in result.modules) or 'none'}"
+    )
     if result.missing_modules:
         print(f"  not in this kernel (skipped): {' '.join(result.missing_modules)}")
     for f in sorted(result.files, key=lambda f: f.ftype != "boot-kernel"):
@@ -109,17 +131,28 @@ def _build_debian(args: argparse.Namespace) -> int:
     from metalplane.images.debian import build_debian
 
     try:
-        result = build_debian(args.out.resolve(), release=args.release, cache=args.cache_dir, version=args.version,
-                              mirror=args.mirror, kernel=args.kernel, extra_packages=args.package or (),
-                              lean=not args.full,
-                              log=_log)
+        result = build_debian(
+            args.out.resolve(),
+            release=args.release,
+            cache=args.cache_dir,
+            version=args.version,
+            mirror=args.mirror,
+            kernel=args.kernel,
+            extra_packages=args.package or (),
+            lean=not args.full,
+            log=_log,
+        )
     except BuildError as exc:
         raise CliError(str(exc)) from None
     out = result.out
-    print(f"built {result.name} {result.architecture} version {result.version} in {out} "
-          f"({result.seconds:.0f} s: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items()) + ")")
-    print(f"  {result.packages} packages from {result.mirror}; kernel {result.kernel_release}; "
-          f"root {result.root_bytes / 1e6:.0f} MB unpacked")
+    print(
+        f"built {result.name} {result.architecture} version {result.version} in {out} "
+        f"({result.seconds:.0f} s: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items()) + ")"
+    )
+    print(
+        f"  {result.packages} packages from {result.mirror}; kernel {result.kernel_release}; "
+        f"root {result.root_bytes / 1e6:.0f} MB unpacked"
+    )
     for f in sorted(result.files, key=lambda f: f.ftype):
         print(f"  {f.ftype:12} {f.size:>10}  sha256 {f.sha256}  {f.path}")
     print("import it into a region (on the region's host, or serve the directory over HTTP):")
@@ -136,53 +169,94 @@ def register(sub: argparse._SubParsersAction) -> None:
         "build-ephemeral",
         help="build the ephemeral (enlist/commission) image offline, as a simplestreams mirror",
         description="Build a kernel + initramfs that enlists or commissions a machine: the Debian "
-                    "kernel from a linux-image .deb (never installed), busybox-static, metalplane's "
-                    "/init and the kernel modules for common NICs and disks. The output is a "
-                    "simplestreams mirror directory the region imports (boot-resources import).",
+        "kernel from a linux-image .deb (never installed), busybox-static, metalplane's "
+        "/init and the kernel modules for common NICs and disks. The output is a "
+        "simplestreams mirror directory the region imports (boot-resources import).",
     )
     source = p.add_mutually_exclusive_group()
     source.add_argument("--kernel-deb", type=Path, metavar="FILE", help="a linux-image-*-amd64 .deb to use")
-    source.add_argument("--download", action="store_true",
-                        help="fetch the kernel .deb with apt-get download (the default; cached)")
-    p.add_argument("--kernel-package", metavar="NAME",
-                   help="the kernel package to download (default: what linux-image-amd64 depends on)")
-    p.add_argument("--busybox", type=Path, metavar="FILE",
-                   help="a static busybox (default: the host's if static, else busybox-static's .deb)")
-    p.add_argument("--out", type=Path, default=Path("metalplane-images"), metavar="DIR",
-                   help="the mirror directory to add the image to (default ./metalplane-images)")
-    p.add_argument("--cache-dir", type=Path, metavar="DIR",
-                   help="where downloads are kept (default $METALPLANE_CACHE_DIR or /var/cache/metalplane)")
+    source.add_argument(
+        "--download", action="store_true", help="fetch the kernel .deb with apt-get download (the default; cached)"
+    )
+    p.add_argument(
+        "--kernel-package",
+        metavar="NAME",
+        help="the kernel package to download (default: what linux-image-amd64 depends on)",
+    )
+    p.add_argument(
+        "--busybox",
+        type=Path,
+        metavar="FILE",
+        help="a static busybox (default: the host's if static, else busybox-static's .deb)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("metalplane-images"),
+        metavar="DIR",
+        help="the mirror directory to add the image to (default ./metalplane-images)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="where downloads are kept (default $METALPLANE_CACHE_DIR or /var/cache/metalplane)",
+    )
     p.add_argument("--release", help="the image's release name (default: this host's codename)")
     p.add_argument("--version", help="the image version (default: UTC YYYYMMDD.HHMMSS)")
-    p.add_argument("--module", action="append", metavar="NAME",
-                   help="another kernel module to include and load (repeatable)")
-    p.add_argument("--import-into", metavar="PROFILE",
-                   help="also upload the image to the region of this `metalplane login` profile")
+    p.add_argument(
+        "--module", action="append", metavar="NAME", help="another kernel module to include and load (repeatable)"
+    )
+    p.add_argument(
+        "--import-into",
+        metavar="PROFILE",
+        help="also upload the image to the region of this `metalplane login` profile",
+    )
     p.set_defaults(func=_build_ephemeral)
 
     d = isub.add_parser(
         "build-debian",
         help="build a deployable Debian root image with debootstrap, as a simplestreams mirror",
         description="Build a Debian root image (root-tgz) that machines are deployed with: debootstrap "
-                    "from the mirror this host's apt sources name, minbase plus the kernel, systemd-networkd, "
-                    "openssh-server, GRUB and metalplane's first-boot agent (runs user_data, reports "
-                    "deployed). Downloads are cached; the output is a simplestreams mirror directory the "
-                    "region imports (boot-resources import). Needs root.",
+        "from the mirror this host's apt sources name, minbase plus the kernel, systemd-networkd, "
+        "openssh-server, GRUB and metalplane's first-boot agent (runs user_data, reports "
+        "deployed). Downloads are cached; the output is a simplestreams mirror directory the "
+        "region imports (boot-resources import). Needs root.",
     )
     d.add_argument("--release", default="bookworm", help="the Debian release (default bookworm)")
-    d.add_argument("--out", type=Path, default=Path("metalplane-images"), metavar="DIR",
-                   help="the mirror directory to add the image to (default ./metalplane-images)")
-    d.add_argument("--cache-dir", type=Path, metavar="DIR",
-                   help="where downloads are kept (default $METALPLANE_CACHE_DIR or /var/cache/metalplane)")
+    d.add_argument(
+        "--out",
+        type=Path,
+        default=Path("metalplane-images"),
+        metavar="DIR",
+        help="the mirror directory to add the image to (default ./metalplane-images)",
+    )
+    d.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="where downloads are kept (default $METALPLANE_CACHE_DIR or /var/cache/metalplane)",
+    )
     d.add_argument("--version", help="the image version (default: UTC YYYYMMDD.HHMMSS)")
-    d.add_argument("--mirror", metavar="URL",
-                   help="the Debian archive to use (default: the one this host's apt sources name)")
-    d.add_argument("--kernel", default="linux-image-amd64", metavar="PACKAGE",
-                   help="the kernel package (default linux-image-amd64; linux-image-cloud-amd64 is Debian's "
-                        "smaller kernel for virtual machines)")
+    d.add_argument(
+        "--mirror", metavar="URL", help="the Debian archive to use (default: the one this host's apt sources name)"
+    )
+    d.add_argument(
+        "--kernel",
+        default="linux-image-amd64",
+        metavar="PACKAGE",
+        help="the kernel package (default linux-image-amd64; linux-image-cloud-amd64 is Debian's "
+        "smaller kernel for virtual machines)",
+    )
     d.add_argument("--package", action="append", metavar="NAME", help="another package to install (repeatable)")
-    d.add_argument("--full", action="store_true",
-                   help="keep docs, man pages, locales and every kernel module (default: the lean variant)")
-    d.add_argument("--import-into", metavar="PROFILE",
-                   help="also upload the image to the region of this `metalplane login` profile")
+    d.add_argument(
+        "--full",
+        action="store_true",
+        help="keep docs, man pages, locales and every kernel module (default: the lean variant)",
+    )
+    d.add_argument(
+        "--import-into",
+        metavar="PROFILE",
+        help="also upload the image to the region of this `metalplane login` profile",
+    )
     d.set_defaults(func=_build_debian)

@@ -23,8 +23,9 @@ CommandFunc = Callable[[argparse.Namespace], int]
 
 
 def data_dir_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
-                        help=f"where state lives (default {DEFAULT_DATA_DIR})")
+    parser.add_argument(
+        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=f"where state lives (default {DEFAULT_DATA_DIR})"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

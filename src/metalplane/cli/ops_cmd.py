@@ -21,7 +21,7 @@ LOG_SOURCES = ("region", "rack", "dhcp", "db")
 class LogSource:
     what: str
     path: Path | None = None  # a file ...
-    unit: str | None = None   # ... or a systemd unit's journal
+    unit: str | None = None  # ... or a systemd unit's journal
 
 
 def log_sources(data_dir: Path, wanted: list[str], systemd: bool) -> list[LogSource]:
@@ -36,8 +36,11 @@ def log_sources(data_dir: Path, wanted: list[str], systemd: bool) -> list[LogSou
             unit = {"region": names.regiond, "rack": names.rackd, "db": names.postgresql}[what]
             sources.append(LogSource(what, unit=unit))
         else:
-            path = {"region": data_dir / "log" / "regiond.log", "rack": data_dir / "log" / "rackd.log",
-                    "db": data_dir / "db" / "postgres.log"}[what]
+            path = {
+                "region": data_dir / "log" / "regiond.log",
+                "rack": data_dir / "log" / "rackd.log",
+                "db": data_dir / "db" / "postgres.log",
+            }[what]
             sources.append(LogSource(what, path=path))
     return sources
 
@@ -47,8 +50,16 @@ def log_commands(sources: list[LogSource], lines: int, follow: bool) -> list[lis
     commands = []
     units = [s.unit for s in sources if s.unit]
     if units:
-        commands.append(["journalctl", "--no-pager", "-n", str(lines), *(["-f"] if follow else []),
-                         *(arg for unit in units for arg in ("-u", unit))])
+        commands.append(
+            [
+                "journalctl",
+                "--no-pager",
+                "-n",
+                str(lines),
+                *(["-f"] if follow else []),
+                *(arg for unit in units for arg in ("-u", unit)),
+            ]
+        )
     files = [str(s.path) for s in sources if s.path is not None and (follow or s.path.exists())]
     if files:
         commands.append(["tail", "-n", str(lines), *(["-F"] if follow else []), *files])
@@ -96,15 +107,18 @@ def _install_units(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction, data_dir_arg: Callable[[argparse.ArgumentParser], None]) -> None:
     p = sub.add_parser("install-units", help=f"install and enable the data dir's systemd units in {SYSTEM_UNIT_DIR}")
     data_dir_arg(p)
-    p.add_argument("--root", type=Path, default=Path("/"),
-                   help="install under this root directory instead (an image being built; enabled offline)")
+    p.add_argument(
+        "--root",
+        type=Path,
+        default=Path("/"),
+        help="install under this root directory instead (an image being built; enabled offline)",
+    )
     p.add_argument("--now", action="store_true", help="start them too (systemd must be running)")
     p.set_defaults(func=_install_units)
 
     p = sub.add_parser("logs", help="show a data dir's logs (the journal under systemd, else DATA/log/*.log)")
     data_dir_arg(p)
-    p.add_argument("what", nargs="*", metavar="WHAT",
-                   help=f"any of {', '.join(LOG_SOURCES)} (default: all)")
+    p.add_argument("what", nargs="*", metavar="WHAT", help=f"any of {', '.join(LOG_SOURCES)} (default: all)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     p.add_argument("-n", "--lines", type=int, default=50, help="lines to show from each (default 50)")
     p.set_defaults(func=_logs)

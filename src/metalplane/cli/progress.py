@@ -42,8 +42,16 @@ def tenths_crossed(before: float, after: float, total: float) -> list[int]:
 
 
 class Progress:
-    def __init__(self, total: float, *, steps: bool = False, bytes_: bool = False,
-                 stream: TextIO | None = None, out: TextIO | None = None, tty: bool | None = None):
+    def __init__(
+        self,
+        total: float,
+        *,
+        steps: bool = False,
+        bytes_: bool = False,
+        stream: TextIO | None = None,
+        out: TextIO | None = None,
+        tty: bool | None = None,
+    ):
         self.total = total
         self.steps = steps
         self.bytes = bytes_

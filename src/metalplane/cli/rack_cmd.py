@@ -28,8 +28,9 @@ def refresh_units(data_dir: Path) -> None:
         install_units(units)
 
 
-def register_and_start(data_dir: Path, urls: list[str], secret: str, hostname: str | None = None,
-                       out: Callable[[str], None] = print) -> int:
+def register_and_start(
+    data_dir: Path, urls: list[str], secret: str, hostname: str | None = None, out: Callable[[str], None] = print
+) -> int:
     try:
         outcome = register(data_dir, urls, secret, hostname)
     except RegistrationError as exc:
@@ -38,8 +39,10 @@ def register_and_start(data_dir: Path, urls: list[str], secret: str, hostname: s
     daemon = rack_daemon(data_dir)
     verb = "restarted" if daemon.stop() else "started"
     pid = daemon.start()
-    out(f"rack {outcome.system_id} registered with cluster {outcome.cluster}; rackd {verb} "
-        f"(pid {pid}, log {daemon.where_logs()})")
+    out(
+        f"rack {outcome.system_id} registered with cluster {outcome.cluster}; rackd {verb} "
+        f"(pid {pid}, log {daemon.where_logs()})"
+    )
     return 0
 
 
@@ -62,8 +65,10 @@ def _reset(args: argparse.Namespace) -> int:
     data_dir = args.data_dir.resolve()
     stopped = rack_daemon(data_dir).stop()
     ClusterState(data_dir).forget()
-    print(("rackd stopped; " if stopped else "") + f"{data_dir} no longer belongs to any cluster; "
-          "register it again with `metalplane rack register`")
+    print(
+        ("rackd stopped; " if stopped else "") + f"{data_dir} no longer belongs to any cluster; "
+        "register it again with `metalplane rack register`"
+    )
     return 0
 
 
@@ -87,8 +92,9 @@ def _config(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(load_rack_config(path).model_dump(exclude_none=True), sort_keys=True).rstrip())
         return 0
     if not path.exists():
-        raise CliError(f"{path}: no rack config here; register first (`metalplane rack register --url URL "
-                       "--secret SECRET`)")
+        raise CliError(
+            f"{path}: no rack config here; register first (`metalplane rack register --url URL --secret SECRET`)"
+        )
     update_rack_config(path, changes)
     daemon = rack_daemon(data_dir)
     if daemon.stop():

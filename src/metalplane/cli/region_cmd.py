@@ -21,8 +21,10 @@ from metalplane.logs import never_log, setup_logging
 # data_dir is where the config lives, so it is chosen with --data-dir, not set.
 CONFIG_KEYS = [k for k in RegionConfig.model_fields if k != "data_dir"]
 # Keys given by repeating the flag or comma-separating.
-LIST_KEYS = {"database_host": "database host or socket dir; repeat or comma-separate for HA",
-             "trusted_proxies": "a proxy's address or CIDR (the HAProxy hosts); repeat or comma-separate"}
+LIST_KEYS = {
+    "database_host": "database host or socket dir; repeat or comma-separate for HA",
+    "trusted_proxies": "a proxy's address or CIDR (the HAProxy hosts); repeat or comma-separate",
+}
 
 
 def flag(key: str) -> str:
@@ -104,9 +106,15 @@ def _haproxy_config(args: argparse.Namespace) -> int:
 
     try:
         servers = [parse_server(spec, n) for n, spec in enumerate(args.region, 1)]
-        text = render_config(servers, args.bind, backend=args.backend, nodb_backend=not args.no_nodb_backend,
-                             stats_socket=args.stats_socket, log_target=args.log,
-                             timing=Timing(inter=args.check_interval))
+        text = render_config(
+            servers,
+            args.bind,
+            backend=args.backend,
+            nodb_backend=not args.no_nodb_backend,
+            stats_socket=args.stats_socket,
+            log_target=args.log,
+            timing=Timing(inter=args.check_interval),
+        )
     except (HaproxyConfigError, ValueError) as exc:
         raise CliError(str(exc)) from None
     if args.check:
@@ -144,15 +152,21 @@ def register(sub: argparse._SubParsersAction, data_dir_arg: Callable[[argparse.A
     p.set_defaults(func=_dbupgrade)
 
     p = rsub.add_parser("haproxy-config", help="print an HAProxy configuration balancing the API over regions")
-    p.add_argument("--region", action="append", required=True, metavar="[NAME=]HOST[:PORT]",
-                   help="a region's API address (port 5240 by default); repeat for each region")
+    p.add_argument(
+        "--region",
+        action="append",
+        required=True,
+        metavar="[NAME=]HOST[:PORT]",
+        help="a region's API address (port 5240 by default); repeat for each region",
+    )
     p.add_argument("--bind", default="*:80", metavar="ADDR:PORT", help="the frontend's bind (default *:80)")
     p.add_argument("--backend", default="maas", help="backend name (default maas)")
     p.add_argument("--check-interval", default="1s", metavar="TIME", help="health-check interval (default 1s)")
     p.add_argument("--stats-socket", metavar="PATH", help="add an admin stats socket (e.g. /run/haproxy/admin.sock)")
     p.add_argument("--log", metavar="TARGET", help="log requests to TARGET (e.g. /dev/log, stderr)")
-    p.add_argument("--no-nodb-backend", action="store_true",
-                   help="answer 503 at once while no region reaches a writable database")
+    p.add_argument(
+        "--no-nodb-backend", action="store_true", help="answer 503 at once while no region reaches a writable database"
+    )
     p.add_argument("--check", action="store_true", help="validate the result with `haproxy -c` first")
     p.add_argument("--output", "-o", type=Path, metavar="FILE", help="write to FILE instead of stdout")
     p.set_defaults(func=_haproxy_config)

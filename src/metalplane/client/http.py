@@ -40,9 +40,15 @@ def split_key(api_key: str) -> tuple[str, str, str]:
 
 def oauth_header(api_key: str, url: str) -> str:
     consumer_key, token_key, token_secret = split_key(api_key)
-    client = Client(consumer_key, client_secret="", resource_owner_key=token_key,
-                    resource_owner_secret=token_secret, signature_method=SIGNATURE_PLAINTEXT,
-                    nonce=uuid.uuid4().hex, timestamp=str(int(time.time())))
+    client = Client(
+        consumer_key,
+        client_secret="",
+        resource_owner_key=token_key,
+        resource_owner_secret=token_secret,
+        signature_method=SIGNATURE_PLAINTEXT,
+        nonce=uuid.uuid4().hex,
+        timestamp=str(int(time.time())),
+    )
     _, headers, _ = client.sign(url)
     return headers["Authorization"]
 
@@ -99,8 +105,13 @@ class MaasHttp:
     def url(self, path: str) -> str:
         return path if "://" in path else self.root + path.lstrip("/")
 
-    def request(self, method: str, path: str, op: str | None = None,
-                data: dict[str, Any] | Iterable[tuple[str, Any]] | None = None) -> httpx.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        op: str | None = None,
+        data: dict[str, Any] | Iterable[tuple[str, Any]] | None = None,
+    ) -> httpx.Response:
         method = method.upper()
         url = self.url(path)
         fields = as_fields(data)

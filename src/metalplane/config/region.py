@@ -124,7 +124,9 @@ def region_config_path(data_dir: Path | None = None, config: Path | None = None)
 
 def load_region_config(path: Path) -> RegionConfig:
     if not path.exists():
-        raise ConfigError(f"{path}: no such config file (run `metalplane init` or `metalplane region local-config-set`)")
+        raise ConfigError(
+            f"{path}: no such config file (run `metalplane init` or `metalplane region local-config-set`)"
+        )
     return load_model(RegionConfig, path)
 
 

@@ -13,5 +13,14 @@ rndc key and control channel); each role adds its options and zones. See
 from metalplane.dns.conf import Layout, address_list, parse_upstream_dns, quote, render_named_conf
 from metalplane.dns.named import NamedConfigError, NamedError, NamedServer, ZoneFile
 
-__all__ = ["Layout", "NamedConfigError", "NamedError", "NamedServer", "ZoneFile", "address_list",
-           "parse_upstream_dns", "quote", "render_named_conf"]
+__all__ = [
+    "Layout",
+    "NamedConfigError",
+    "NamedError",
+    "NamedServer",
+    "ZoneFile",
+    "address_list",
+    "parse_upstream_dns",
+    "quote",
+    "render_named_conf",
+]

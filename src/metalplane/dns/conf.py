@@ -68,13 +68,11 @@ def address_list(items: Iterable[object], empty: str = "none") -> str:
     return "{ " + " ".join(f"{p};" for p in (parts or [empty])) + " }"
 
 
-def listen_lists(addresses: Sequence[ipaddress.IPv4Address | ipaddress.IPv6Address],
-                 port: int) -> list[str]:
+def listen_lists(addresses: Sequence[ipaddress.IPv4Address | ipaddress.IPv6Address], port: int) -> list[str]:
     """listen-on / listen-on-v6 for exactly these addresses (both families; none = none)."""
     v4 = [a for a in addresses if a.version == 4]
     v6 = [a for a in addresses if a.version == 6]
-    return [f"listen-on port {port} {address_list(v4)};",
-            f"listen-on-v6 port {port} {address_list(v6)};"]
+    return [f"listen-on port {port} {address_list(v4)};", f"listen-on-v6 port {port} {address_list(v6)};"]
 
 
 def render_named_conf(layout: Layout, options: Sequence[str], body: Sequence[str]) -> str:
@@ -109,7 +107,8 @@ def render_key(secret_b64: str) -> str:
 def render_rndc_conf(layout: Layout, secret_b64: str) -> str:
     return render_key(secret_b64) + (
         f"options {{\n    default-key {quote(KEY_NAME)};\n    default-server 127.0.0.1;\n"
-        f"    default-port {layout.control_port};\n}};\n")
+        f"    default-port {layout.control_port};\n}};\n"
+    )
 
 
 def parse_upstream_dns(text: str) -> tuple[IP, ...]:

@@ -45,8 +45,11 @@ _SERIAL_RE = re.compile(r"^serial:\s*(\d+)", re.MULTILINE)
 #: A checker's lines that say all is well (left out of its complaint).
 _SUCCESS_RE = re.compile(r"loaded serial \d+|^OK$")
 #: named's own lines that say why it refused or died.
-_ERROR_RE = re.compile(r"\b(failed|errors?|not loaded|unknown|unexpected|missing|bad|could not|redefined|"
-                       r"address in use|permission denied|invalid|not found|fatal|exiting)\b", re.IGNORECASE)
+_ERROR_RE = re.compile(
+    r"\b(failed|errors?|not loaded|unknown|unexpected|missing|bad|could not|redefined|"
+    r"address in use|permission denied|invalid|not found|fatal|exiting)\b",
+    re.IGNORECASE,
+)
 
 
 class NamedError(RuntimeError):
@@ -92,10 +95,20 @@ class NamedServer:
     on_change: called when named starts or dies (for a status board).
     """
 
-    def __init__(self, name: str, directory: str | Path, *, control_port: int, wrap: Wrap | None = None,
-                 named_bin: str = "named", threads: int | None = None,
-                 restart_backoff: tuple[float, float] | None = (0.5, 30.0), ready_timeout: float = 20.0,
-                 reload_timeout: float = 10.0, on_change: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        name: str,
+        directory: str | Path,
+        *,
+        control_port: int,
+        wrap: Wrap | None = None,
+        named_bin: str = "named",
+        threads: int | None = None,
+        restart_backoff: tuple[float, float] | None = (0.5, 30.0),
+        ready_timeout: float = 20.0,
+        reload_timeout: float = 10.0,
+        on_change: Callable[[], None] | None = None,
+    ):
         self.name = name
         self.layout = Layout(Path(directory), control_port)
         self.wrap: Wrap = wrap or no_wrap
@@ -107,9 +120,15 @@ class NamedServer:
         argv = [named_bin, "-g", "-c", str(self.layout.conf)]
         if threads:
             argv += ["-n", str(threads)]
-        self.process = Supervised(f"named {name}", argv, log_path=self.layout.directory / "named.log",
-                                  wrap=self.wrap, restart_backoff=restart_backoff,
-                                  error_filter=_named_log_errors, on_change=on_change)
+        self.process = Supervised(
+            f"named {name}",
+            argv,
+            log_path=self.layout.directory / "named.log",
+            wrap=self.wrap,
+            restart_backoff=restart_backoff,
+            error_filter=_named_log_errors,
+            on_change=on_change,
+        )
         self._lock = asyncio.Lock()
         self._ensure_key()
 
@@ -138,8 +157,9 @@ class NamedServer:
 
     async def rndc(self, *args: str, timeout: float = 10.0) -> str:
         """Run one rndc command against this named; NamedError with rndc's words if it fails."""
-        code, out = await run_command(["rndc", "-c", str(self.layout.rndc_conf), *args], wrap=self.wrap,
-                                      timeout=timeout)
+        code, out = await run_command(
+            ["rndc", "-c", str(self.layout.rndc_conf), *args], wrap=self.wrap, timeout=timeout
+        )
         if code != 0:
             raise NamedError(f"rndc {' '.join(args)}: {bind_errors(out)}")
         return out
@@ -187,7 +207,7 @@ class NamedServer:
             conf_changed = self._read(lay.conf) != conf
             running = self.process.running()
             if not (changed or removed or conf_changed) and running:
-                self.last_refusal = ""      # what is wanted is what serves (a refused change undone)
+                self.last_refusal = ""  # what is wanted is what serves (a refused change undone)
                 return "unchanged"
             try:
                 await self.check(conf if conf_changed else None, changed)
@@ -236,11 +256,13 @@ class NamedServer:
                     return
                 except (NamedError, TimeoutError):
                     pass
-            elif self.process.starts > before:      # the named started for us died already
+            elif self.process.starts > before:  # the named started for us died already
                 raise NamedError(f"named {self.name} {self.process.death()}")
             if time.monotonic() > deadline:
-                raise NamedError(f"named {self.name} not answering rndc after {self.ready_timeout}s: "
-                                 f"{self.process.last_error or self.process.tail_errors()}")
+                raise NamedError(
+                    f"named {self.name} not answering rndc after {self.ready_timeout}s: "
+                    f"{self.process.last_error or self.process.tail_errors()}"
+                )
             await asyncio.sleep(0.05)
 
     async def _await_serials(self, wanted: Mapping[str, int]) -> None:
@@ -264,8 +286,10 @@ class NamedServer:
                 return
             if time.monotonic() > deadline:
                 lines = [ln for ln in self.process.tail_errors().split(" | ") if any(z in ln for z in pending)]
-                raise NamedConfigError(f"named did not load {', '.join(sorted(pending))}: "
-                                       f"{' | '.join(lines) or self.process.tail_errors()}")
+                raise NamedConfigError(
+                    f"named did not load {', '.join(sorted(pending))}: "
+                    f"{' | '.join(lines) or self.process.tail_errors()}"
+                )
             await asyncio.sleep(0.02)
 
     async def _roll_back(self, previous: Mapping[str, str | None], previous_conf: str | None) -> None:

@@ -16,9 +16,11 @@ from typing import Protocol
 
 from metalplane.embedded.units import SYSTEM_UNIT_DIR, unit_names, units_dir
 
-NO_SYSTEMD = ("systemd is not PID 1 here: metalplane's keeper runs the daemons from {units} "
-              "(Restart=on-failure honoured; pid files in {run}, logs in {log}); "
-              "`metalplane install-units` installs them for systemd")
+NO_SYSTEMD = (
+    "systemd is not PID 1 here: metalplane's keeper runs the daemons from {units} "
+    "(Restart=on-failure honoured; pid files in {run}, logs in {log}); "
+    "`metalplane install-units` installs them for systemd"
+)
 
 
 def systemd_running() -> bool:
@@ -92,9 +94,21 @@ class Daemon:
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
         with open(os.devnull, "rb") as devnull, open(os.devnull, "wb") as null_out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "metalplane.embedded.keeper", "--log", str(self.log_file),
-                 "--main-pid", str(self.main_pid_file), str(self.unit)],
-                stdin=devnull, stdout=null_out, stderr=null_out, start_new_session=True, close_fds=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "metalplane.embedded.keeper",
+                    "--log",
+                    str(self.log_file),
+                    "--main-pid",
+                    str(self.main_pid_file),
+                    str(self.unit),
+                ],
+                stdin=devnull,
+                stdout=null_out,
+                stderr=null_out,
+                start_new_session=True,
+                close_fds=True,
             )
         self.pid_file.write_text(f"{proc.pid}\n")
         return proc.pid
@@ -167,8 +181,12 @@ class SystemdService:
         return f"journalctl -u {self.unit_name}"
 
     def log_tail(self, lines: int = 20) -> str:
-        return subprocess.run(["journalctl", "-u", self.unit_name, "-n", str(lines), "--no-pager"],
-                              capture_output=True, text=True, check=False).stdout
+        return subprocess.run(
+            ["journalctl", "-u", self.unit_name, "-n", str(lines), "--no-pager"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
 
 
 def service(name: str, data_dir: Path, unit_name: str, unit_dir: Path) -> Service:

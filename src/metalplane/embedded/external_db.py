@@ -38,8 +38,12 @@ class DatabaseSettings:
 
     def config_values(self) -> dict:
         values: dict = {"database_host": self.hosts[0] if len(self.hosts) == 1 else self.hosts}
-        for key, value in (("database_port", self.port), ("database_name", self.name),
-                           ("database_user", self.user), ("database_pass", self.password)):
+        for key, value in (
+            ("database_port", self.port),
+            ("database_name", self.name),
+            ("database_user", self.user),
+            ("database_pass", self.password),
+        ):
             if value is not None:
                 values[key] = value
         return values
@@ -61,8 +65,9 @@ def parse_database_uri(uri: str) -> DatabaseSettings:
         port = int(next(iter(ports)))
         hosts = [h[: -len(str(port)) - 1] for h in hosts]
     name = unquote(parts.path.lstrip("/")) or None
-    return DatabaseSettings([unquote(h) for h in hosts], port, name, unquote(user) or None,
-                            unquote(password) if password else None)
+    return DatabaseSettings(
+        [unquote(h) for h in hosts], port, name, unquote(user) or None, unquote(password) if password else None
+    )
 
 
 def first_line(exc: BaseException) -> str:
@@ -80,24 +85,36 @@ async def _inspect(config: RegionConfig, system_id: str | None) -> list[str]:
     engine = async_engine(config, "metalplane-init-check", pool_size=1)
     try:
         async with engine.connect() as conn:
-            rights = (await conn.execute(text(
-                "SELECT has_database_privilege(current_user, current_database(), 'CREATE'), "
-                "has_schema_privilege(current_user, 'public', 'CREATE')"))).one()
+            rights = (
+                await conn.execute(
+                    text(
+                        "SELECT has_database_privilege(current_user, current_database(), 'CREATE'), "
+                        "has_schema_privilege(current_user, 'public', 'CREATE')"
+                    )
+                )
+            ).one()
             problems = []
             if not rights[0]:
-                problems.append(f"user {config.database_user!r} lacks CREATE on database {config.database_name!r} "
-                                f"(GRANT CREATE ON DATABASE {config.database_name} TO {config.database_user}, "
-                                "or make it the owner)")
+                problems.append(
+                    f"user {config.database_user!r} lacks CREATE on database {config.database_name!r} "
+                    f"(GRANT CREATE ON DATABASE {config.database_name} TO {config.database_user}, "
+                    "or make it the owner)"
+                )
             if not rights[1]:
-                problems.append(f"user {config.database_user!r} lacks CREATE on schema public of "
-                                f"{config.database_name!r} (GRANT CREATE ON SCHEMA public TO {config.database_user}, "
-                                "or make it the database's owner)")
+                problems.append(
+                    f"user {config.database_user!r} lacks CREATE on schema public of "
+                    f"{config.database_name!r} (GRANT CREATE ON SCHEMA public TO {config.database_user}, "
+                    "or make it the database's owner)"
+                )
             if problems:
                 return problems
             needs = [RegionNeed(f"{socket.gethostname().split('.')[0]} (this host)", config.connections_needed())]
             if (await conn.execute(text("SELECT to_regclass('public.controller_info') IS NOT NULL"))).scalar():
-                needs += [n for n in await controllers.region_needs(conn)
-                          if not (system_id and n.hostname.endswith(f"({system_id})"))]
+                needs += [
+                    n
+                    for n in await controllers.region_needs(conn)
+                    if not (system_id and n.hostname.endswith(f"({system_id})"))
+                ]
             budget = compute_budget(needs, *await controllers.connection_limits(conn))
             return [] if budget.ok else [budget.message()]
     finally:

@@ -96,8 +96,9 @@ def wait_for_api(config: RegionConfig, daemon: Service, timeout: float = API_WAI
             return
         main = daemon.main_pid()
         if daemon.pid() is None or (first_pid is not None and main != first_pid):
-            raise InitError(f"the region exited during start-up; its log ({daemon.where_logs()}) ends:\n"
-                            + daemon.log_tail())
+            raise InitError(
+                f"the region exited during start-up; its log ({daemon.where_logs()}) ends:\n" + daemon.log_tail()
+            )
         first_pid = first_pid or main
         time.sleep(0.3)
     raise InitError(f"the region did not answer within {timeout:.0f}s; see {daemon.where_logs()}")
@@ -111,10 +112,16 @@ def start_embedded_db(layout: Layout, systemd: bool) -> None:
         layout.cluster.start()
 
 
-def region_settings(layout: Layout, port: int, maas_url: str | None, num_workers: int | None,
-                    listen_address: str | None) -> dict:
-    settings: dict = dict(maas_url=maas_url or f"http://localhost:{port}/MAAS", port=port, rpc_port=port + 10,
-                          data_dir=str(layout.data_dir), **region_service_ports(port))
+def region_settings(
+    layout: Layout, port: int, maas_url: str | None, num_workers: int | None, listen_address: str | None
+) -> dict:
+    settings: dict = dict(
+        maas_url=maas_url or f"http://localhost:{port}/MAAS",
+        port=port,
+        rpc_port=port + 10,
+        data_dir=str(layout.data_dir),
+        **region_service_ports(port),
+    )
     if num_workers is not None:
         settings["num_workers"] = num_workers
     if listen_address is not None:
@@ -131,8 +138,9 @@ def create_fresh(layout: Layout, settings: dict, systemd: bool) -> RegionConfig:
         start_embedded_db(layout, systemd)
     password = secrets.token_urlsafe(24)
     cluster.ensure_role_and_database("maas", password, "maasdb")
-    config = RegionConfig(**settings, database_host=str(cluster.socket_dir), database_port=cluster.port,
-                          database_pass=password)
+    config = RegionConfig(
+        **settings, database_host=str(cluster.socket_dir), database_port=cluster.port, database_pass=password
+    )
     save_region_config(layout.config_path, config)
     return config
 
@@ -164,16 +172,27 @@ def rack_ports(api_port: int) -> dict[str, int]:
     region's: the rack runs none, see rack.host_services.)"""
     if api_port == 5240:
         return {"tftp_port": 69, "http_port": 5248, "dns_port": 53, "dns_control_port": 5246}
-    return {"tftp_port": api_port + 9, "http_port": api_port + 8, "dns_port": api_port + 1,
-            "dns_control_port": api_port + 6}
+    return {
+        "tftp_port": api_port + 9,
+        "http_port": api_port + 8,
+        "dns_port": api_port + 1,
+        "dns_control_port": api_port + 6,
+    }
 
 
 def start_local_rack(layout: Layout, config: RegionConfig, out: Say) -> None:
     """The all-in-one rack: same data dir (so the same node, a region+rack), same secret."""
     path = rack_config_path(layout.data_dir)
     if not path.exists():
-        update_rack_config(path, {"maas_url": [local_api_url(config)], "data_dir": str(layout.data_dir),
-                                  "bind_address": config.listen_address, **rack_ports(config.port)})
+        update_rack_config(
+            path,
+            {
+                "maas_url": [local_api_url(config)],
+                "data_dir": str(layout.data_dir),
+                "bind_address": config.listen_address,
+                **rack_ports(config.port),
+            },
+        )
         ClusterState(layout.data_dir).request_registration()
     daemon = layout.rack_daemon()
     pid = daemon.pid()
@@ -184,10 +203,20 @@ def start_local_rack(layout: Layout, config: RegionConfig, out: Say) -> None:
     out(f"rack: started (pid {pid}, log {daemon.where_logs()})")
 
 
-def init(data_dir: Path, port: int, admin_username: str, admin_password: str | None, admin_email: str,
-         maas_url: str | None = None, num_workers: int | None = None,
-         listen_address: str | None = None, with_rack: bool = True, database: DatabaseSettings | None = None,
-         out: Say = print, step: Say = lambda label: None) -> int:
+def init(
+    data_dir: Path,
+    port: int,
+    admin_username: str,
+    admin_password: str | None,
+    admin_email: str,
+    maas_url: str | None = None,
+    num_workers: int | None = None,
+    listen_address: str | None = None,
+    with_rack: bool = True,
+    database: DatabaseSettings | None = None,
+    out: Say = print,
+    step: Say = lambda label: None,
+) -> int:
     layout = Layout(data_dir)
     systemd = systemd_running()
     settings = region_settings(layout, port, maas_url, num_workers, listen_address)
@@ -199,8 +228,10 @@ def init(data_dir: Path, port: int, admin_username: str, admin_password: str | N
         if config.port != port:
             out(f"note: this data dir serves port {config.port} (--port {port} ignored)")
         if database is not None:
-            out("note: --database-* ignored: this data dir has its database already "
-                "(change it with `metalplane region local-config-set`)")
+            out(
+                "note: --database-* ignored: this data dir has its database already "
+                "(change it with `metalplane region local-config-set`)"
+            )
     elif database is not None:
         config = external_config(layout, settings, database)
     embedded = layout.embedded_db(config) if existing or database is not None else True
@@ -208,8 +239,9 @@ def init(data_dir: Path, port: int, admin_username: str, admin_password: str | N
     step("writing the service units")
     layout.data_dir.mkdir(parents=True, exist_ok=True)
     layout.data_dir.chmod(0o755)
-    units = planned_units(data_dir, region=True, rack=with_rack or rack_config_path(data_dir).exists(),
-                          embedded_db=embedded)
+    units = planned_units(
+        data_dir, region=True, rack=with_rack or rack_config_path(data_dir).exists(), embedded_db=embedded
+    )
     write_data_dir_units(data_dir, units)
     if systemd:
         for line in install_units(units):

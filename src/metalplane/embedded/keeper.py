@@ -139,8 +139,15 @@ class Keeper:
     def _spawn(self) -> subprocess.Popen:
         with open_log(self.log_path) as out, open(os.devnull, "rb") as devnull:
             proc = subprocess.Popen(
-                list(self.policy.argv), stdin=devnull, stdout=out, stderr=out, close_fds=True,
-                env={**os.environ, **self.policy.env}, start_new_session=True, preexec_fn=die_with_parent)
+                list(self.policy.argv),
+                stdin=devnull,
+                stdout=out,
+                stderr=out,
+                close_fds=True,
+                env={**os.environ, **self.policy.env},
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
         if self.main_pid_file is not None:
             self.main_pid_file.parent.mkdir(parents=True, exist_ok=True)
             self.main_pid_file.write_text(f"{proc.pid}\n")
@@ -164,8 +171,12 @@ class Keeper:
             try:
                 return proc.wait(self.policy.timeout_stop_sec)
             except subprocess.TimeoutExpired:
-                log.warning("%s: still running %.0f s after %s; killing it (TimeoutStopSec)", self.name,
-                            self.policy.timeout_stop_sec, signal.Signals(self.policy.kill_signal).name)
+                log.warning(
+                    "%s: still running %.0f s after %s; killing it (TimeoutStopSec)",
+                    self.name,
+                    self.policy.timeout_stop_sec,
+                    signal.Signals(self.policy.kill_signal).name,
+                )
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -189,8 +200,12 @@ class Keeper:
         while not self.stopping:
             now = time.monotonic()
             if start_limit_hit(starts, now, self.policy.start_limit_interval, self.policy.start_limit_burst):
-                log.error("%s: started %d times within %.0f s; giving up (StartLimitBurst)", self.name,
-                          self.policy.start_limit_burst, self.policy.start_limit_interval)
+                log.error(
+                    "%s: started %d times within %.0f s; giving up (StartLimitBurst)",
+                    self.name,
+                    self.policy.start_limit_burst,
+                    self.policy.start_limit_interval,
+                )
                 return self._done(1)
             starts.append(now)
             proc = self._spawn()
@@ -203,8 +218,13 @@ class Keeper:
             if not should_restart(self.policy.restart, code):
                 log.info("%s: %s; not restarted (Restart=%s)", self.name, describe_exit(code), self.policy.restart)
                 return self._done(0 if code == 0 or -code in CLEAN_SIGNALS else 1)
-            log.warning("%s: %s; restarting in %g s (Restart=%s)", self.name, describe_exit(code),
-                        self.policy.restart_sec, self.policy.restart)
+            log.warning(
+                "%s: %s; restarting in %g s (Restart=%s)",
+                self.name,
+                describe_exit(code),
+                self.policy.restart_sec,
+                self.policy.restart,
+            )
             self._pause(self.policy.restart_sec)
         return self._done(0)
 

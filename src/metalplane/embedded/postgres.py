@@ -39,10 +39,10 @@ class AllowResult:
 
     hba_line: str
     hba_added: bool
-    listen_before: str          # what the server listened on (or was configured to, when stopped)
-    listen_after: str           # what postgresql.conf says now
+    listen_before: str  # what the server listened on (or was configured to, when stopped)
+    listen_after: str  # what postgresql.conf says now
     restarted: bool
-    restart_needed: bool        # listen_addresses changed but restart=False (or the server is stopped)
+    restart_needed: bool  # listen_addresses changed but restart=False (or the server is stopped)
     reloaded: bool
 
 
@@ -83,8 +83,13 @@ def merge_listen_addresses(current: str, add: str) -> str:
 def hba_allows(lines: list[str], dbname: str, user: str, cidr: str) -> bool:
     for line in lines:
         fields = line.split("#", 1)[0].split()
-        if len(fields) >= 5 and fields[0] in ("host", "hostssl") and fields[1] == dbname and \
-                fields[2] == user and fields[3] == cidr:
+        if (
+            len(fields) >= 5
+            and fields[0] in ("host", "hostssl")
+            and fields[1] == dbname
+            and fields[2] == user
+            and fields[3] == cidr
+        ):
             return True
     return False
 
@@ -176,7 +181,9 @@ class Cluster:
             extra_groups=[] if as_other else None,
         )
         if check and proc.returncode != 0:
-            raise PostgresError(f"{Path(args[0]).name} failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
+            raise PostgresError(
+                f"{Path(args[0]).name} failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}"
+            )
         return proc
 
     def init(self, max_connections: int = 200) -> None:
@@ -192,29 +199,43 @@ class Cluster:
         for path in (self.root, self.socket_dir):
             os.chown(path, owner.pw_uid, owner.pw_gid)
         bindir = find_pg_bin()
-        self._run([
-            str(bindir / "initdb"), "-D", str(self.data), "-U", self.owner, "-E", "UTF8",
-            "--locale=C.UTF-8", "--auth-local=peer", "--auth-host=scram-sha-256",
-        ])
-        conf = "\n".join([
-            "# metalplane: private cluster",
-            "listen_addresses = ''",
-            f"port = {self.port}",
-            f"unix_socket_directories = '{self.socket_dir}'",
-            f"max_connections = {max_connections}",
-            "password_encryption = 'scram-sha-256'",
-            "fsync = on",
-            "synchronous_commit = on",
-            "",
-        ])
+        self._run(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                self.owner,
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--auth-local=peer",
+                "--auth-host=scram-sha-256",
+            ]
+        )
+        conf = "\n".join(
+            [
+                "# metalplane: private cluster",
+                "listen_addresses = ''",
+                f"port = {self.port}",
+                f"unix_socket_directories = '{self.socket_dir}'",
+                f"max_connections = {max_connections}",
+                "password_encryption = 'scram-sha-256'",
+                "fsync = on",
+                "synchronous_commit = on",
+                "",
+            ]
+        )
         with open(self.data / "postgresql.conf", "a") as fh:
             fh.write(conf)
-        hba = "\n".join([
-            "# metalplane: the owner by peer, the region role by password",
-            f"local all {self.owner} peer",
-            "local all all scram-sha-256",
-            "",
-        ])
+        hba = "\n".join(
+            [
+                "# metalplane: the owner by peer, the region role by password",
+                f"local all {self.owner} peer",
+                "local all all scram-sha-256",
+                "",
+            ]
+        )
         (self.data / "pg_hba.conf").write_text(hba)
 
     def is_running(self) -> bool:
@@ -224,10 +245,19 @@ class Cluster:
         return proc.returncode == 0
 
     def start(self) -> None:
-        self._run([
-            str(find_pg_bin() / "pg_ctl"), "-D", str(self.data), "-l", str(self.log_file),
-            "-w", "-t", "60", "start",
-        ])
+        self._run(
+            [
+                str(find_pg_bin() / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log_file),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        )
 
     def stop(self) -> None:
         if self.is_running():
@@ -240,8 +270,23 @@ class Cluster:
         """Run SQL as the cluster owner; statements arrive on stdin, never in argv."""
         psql = shutil.which("psql") or str(find_pg_bin() / "psql")
         proc = self._run(
-            [psql, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", str(self.socket_dir),
-             "-p", str(self.port), "-U", self.owner, "-d", dbname],
+            [
+                psql,
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                str(self.socket_dir),
+                "-p",
+                str(self.port),
+                "-U",
+                self.owner,
+                "-d",
+                dbname,
+            ],
             input=sql,
         )
         return proc.stdout.strip()
@@ -295,8 +340,14 @@ class Cluster:
             lines[last] = setting
         self._write_owned(self.conf_file, "\n".join(lines) + "\n")
 
-    def allow_host(self, address: str, dbname: str = "maasdb", user: str = "maas",
-                   listen_addresses: str | None = None, restart: bool = True) -> AllowResult:
+    def allow_host(
+        self,
+        address: str,
+        dbname: str = "maasdb",
+        user: str = "maas",
+        listen_addresses: str | None = None,
+        restart: bool = True,
+    ) -> AllowResult:
         """Let a region host at `address` in: a pg_hba.conf line and a TCP listener.
 
         pg_hba.conf gets `host DB USER ADDRESS/32 scram-sha-256` (a reload
@@ -311,9 +362,12 @@ class Cluster:
         db, role = quote_ident(dbname), quote_ident(user)
         hba_line = f"host {db} {role} {cidr} {HBA_METHOD}"
         if (self.data / "postgresql.auto.conf").exists() and any(
-                LISTEN_RE.match(line) for line in (self.data / "postgresql.auto.conf").read_text().splitlines()):
-            raise PostgresError("postgresql.auto.conf sets listen_addresses (ALTER SYSTEM), which would override "
-                                "postgresql.conf; run ALTER SYSTEM RESET listen_addresses first")
+            LISTEN_RE.match(line) for line in (self.data / "postgresql.auto.conf").read_text().splitlines()
+        ):
+            raise PostgresError(
+                "postgresql.auto.conf sets listen_addresses (ALTER SYSTEM), which would override "
+                "postgresql.conf; run ALTER SYSTEM RESET listen_addresses first"
+            )
         running = self.is_running()
         before = self.setting("listen_addresses") if running else self.configured_listen_addresses()
         if listen_addresses is None:
@@ -343,10 +397,30 @@ class Cluster:
             if wanted != before and restart:
                 self.restart()
                 restarted = True
-        return AllowResult(hba_line, added, before, wanted, restarted,
-                           restart_needed=wanted != before and not restarted, reloaded=reloaded)
+        return AllowResult(
+            hba_line,
+            added,
+            before,
+            wanted,
+            restarted,
+            restart_needed=wanted != before and not restarted,
+            reloaded=reloaded,
+        )
 
     def restart(self) -> None:
         """Fast restart: open transactions roll back, clients are disconnected and must reconnect."""
-        self._run([str(find_pg_bin() / "pg_ctl"), "-D", str(self.data), "-l", str(self.log_file),
-                   "-m", "fast", "-w", "-t", "60", "restart"])
+        self._run(
+            [
+                str(find_pg_bin() / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log_file),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "60",
+                "restart",
+            ]
+        )

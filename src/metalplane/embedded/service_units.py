@@ -30,8 +30,15 @@ def planned_units(data_dir: Path, *, region: bool, rack: bool, embedded_db: bool
         from metalplane.embedded.postgres import cluster_owner, find_pg_bin
 
         pg_bin, pg_owner = find_pg_bin(), cluster_owner()
-    return units_for(Path(data_dir), sys.executable, region=region, rack=rack, embedded_db=embedded_db,
-                     pg_bin=pg_bin, pg_owner=pg_owner or "postgres")
+    return units_for(
+        Path(data_dir),
+        sys.executable,
+        region=region,
+        rack=rack,
+        embedded_db=embedded_db,
+        pg_bin=pg_bin,
+        pg_owner=pg_owner or "postgres",
+    )
 
 
 def detected_units(data_dir: Path) -> list[Unit]:
@@ -41,8 +48,9 @@ def detected_units(data_dir: Path) -> list[Unit]:
     region = region_conf.exists()
     rack = rack_config_path(data_dir).exists()
     if not region and not rack:
-        raise UnitsError(f"{data_dir} holds no regiond.conf or rackd.conf: run `metalplane init` "
-                         "or `metalplane rack register` first")
+        raise UnitsError(
+            f"{data_dir} holds no regiond.conf or rackd.conf: run `metalplane init` or `metalplane rack register` first"
+        )
     embedded = region and uses_embedded_db(data_dir, load_region_config(region_conf).database_host)
     return planned_units(data_dir, region=region, rack=rack, embedded_db=embedded)
 

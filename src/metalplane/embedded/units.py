@@ -97,14 +97,22 @@ def quote_arg(arg: str) -> str:
 
 
 def render_unit(unit: Unit) -> str:
-    lines = ["# Written by metalplane (`metalplane install-units`); changes are overwritten.",
-             "[Unit]", "Description=" + unit.description.replace("%", "%%")]
+    lines = [
+        "# Written by metalplane (`metalplane install-units`); changes are overwritten.",
+        "[Unit]",
+        "Description=" + unit.description.replace("%", "%%"),
+    ]
     if unit.wants:
         lines.append("Wants=" + " ".join(unit.wants))
     if unit.after:
         lines.append("After=" + " ".join(unit.after))
-    lines += [f"StartLimitIntervalSec={START_LIMIT_INTERVAL}", f"StartLimitBurst={START_LIMIT_BURST}",
-              "", "[Service]", f"Type={unit.service_type}"]
+    lines += [
+        f"StartLimitIntervalSec={START_LIMIT_INTERVAL}",
+        f"StartLimitBurst={START_LIMIT_BURST}",
+        "",
+        "[Service]",
+        f"Type={unit.service_type}",
+    ]
     if unit.user:
         lines.append(f"User={unit.user}")
     for key, value in unit.environment:
@@ -112,9 +120,13 @@ def render_unit(unit: Unit) -> str:
     lines.append("ExecStart=" + " ".join(quote_arg(a) for a in unit.exec_start))
     if unit.exec_reload:
         lines.append(f"ExecReload={unit.exec_reload}")
-    lines += [f"Restart={unit.restart}", f"RestartSec={unit.restart_sec}",
-              f"TimeoutStopSec={unit.timeout_stop_sec}", f"KillMode={unit.kill_mode}",
-              f"KillSignal={unit.kill_signal}"]
+    lines += [
+        f"Restart={unit.restart}",
+        f"RestartSec={unit.restart_sec}",
+        f"TimeoutStopSec={unit.timeout_stop_sec}",
+        f"KillMode={unit.kill_mode}",
+        f"KillSignal={unit.kill_signal}",
+    ]
     lines += [f"{key}={value}" for key, value in unit.extra_service]
     lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
     return "\n".join(lines)
@@ -186,7 +198,9 @@ def region_unit(names: UnitNames, data_dir: Path, python: str, embedded_db: bool
         name=names.regiond,
         description=f"metalplane region controller ({data_dir})",
         exec_start=metalplane_command(python, "region", "run", "--config", str(data_dir / "regiond.conf")),
-        wants=deps, after=deps, timeout_stop_sec=REGION_STOP_TIMEOUT,
+        wants=deps,
+        after=deps,
+        timeout_stop_sec=REGION_STOP_TIMEOUT,
     )
 
 
@@ -196,13 +210,22 @@ def rack_unit(names: UnitNames, data_dir: Path, python: str, with_region: bool) 
         name=names.rackd,
         description=f"metalplane rack controller ({data_dir})",
         exec_start=metalplane_command(python, "rack", "run", "--data-dir", str(data_dir)),
-        wants=(NETWORK,), after=(NETWORK, names.regiond) if with_region else (NETWORK,),
+        wants=(NETWORK,),
+        after=(NETWORK, names.regiond) if with_region else (NETWORK,),
         timeout_stop_sec=RACK_STOP_TIMEOUT,
     )
 
 
-def units_for(data_dir: Path, python: str, *, region: bool, rack: bool, embedded_db: bool,
-              pg_bin: Path | None = None, pg_owner: str = "postgres") -> list[Unit]:
+def units_for(
+    data_dir: Path,
+    python: str,
+    *,
+    region: bool,
+    rack: bool,
+    embedded_db: bool,
+    pg_bin: Path | None = None,
+    pg_owner: str = "postgres",
+) -> list[Unit]:
     """Every unit a data dir needs, in start order."""
     names = unit_names(data_dir)
     units = []

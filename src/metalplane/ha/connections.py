@@ -164,8 +164,9 @@ def links_wanted(per_rack: int, regions: int, dhcp_duty: bool) -> int:
     return min(wanted, regions)
 
 
-def _caps(n: int, by_region: Mapping[str, list[Endpoint]], per_rack: int, t: Fraction,
-          on_duty: int = 0) -> ConnectionCaps:
+def _caps(
+    n: int, by_region: Mapping[str, list[Endpoint]], per_rack: int, t: Fraction, on_duty: int = 0
+) -> ConnectionCaps:
     """``on_duty`` of the ``n`` racks are on DHCP duty (:func:`links_wanted`)."""
     if per_rack < 0:
         raise ValueError("per_rack must be >= 0")
@@ -201,7 +202,11 @@ def _valid_current(
 
 
 def plan_connections(
-    racks: Iterable[str], endpoints: Iterable[Endpoint], current: Assignment, per_rack: int = 2, threshold: float = 1.25,
+    racks: Iterable[str],
+    endpoints: Iterable[Endpoint],
+    current: Assignment,
+    per_rack: int = 2,
+    threshold: float = 1.25,
     on_duty: Collection[str] = (),
 ) -> dict[str, frozenset[Endpoint]]:
     """Which endpoints each rack should connect to.
@@ -339,7 +344,11 @@ def is_balanced(
     loads: Counter[Endpoint] = Counter()
     for r in rack_list:
         es = as_set(assignment.get(r))
-        if len(es) != (k_duty if r in duty else caps.per_rack) or len({e.region for e in es}) != len(es) or not es <= live:
+        if (
+            len(es) != (k_duty if r in duty else caps.per_rack)
+            or len({e.region for e in es}) != len(es)
+            or not es <= live
+        ):
             return False
         loads.update(es)
     if set(assignment) - set(rack_list):

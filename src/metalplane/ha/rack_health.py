@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 
-def rackd_status(connected_regions: int, live_regions: int, per_rack: int,
-                 refusal: str | None = None) -> tuple[str, str]:
+def rackd_status(
+    connected_regions: int, live_regions: int, per_rack: int, refusal: str | None = None
+) -> tuple[str, str]:
     """running when connected to as many regions as it should be; degraded with
     the reason when fewer; dead with no connection at all."""
     if refusal:
@@ -46,8 +47,9 @@ def unreachable_services(names: Iterable[str]) -> dict[str, tuple[str, str]]:
     return {name: ("dead", UNREACHABLE) if name == "rackd" else ("unknown", UNREACHABLE) for name in names}
 
 
-def status_changes(before: Mapping[str, tuple[str, str]],
-                   after: Mapping[str, tuple[str, str]]) -> list[tuple[str, str, str]]:
+def status_changes(
+    before: Mapping[str, tuple[str, str]], after: Mapping[str, tuple[str, str]]
+) -> list[tuple[str, str, str]]:
     """(service, old status, new status) for each service whose status (not its info)
     changed; a service seen for the first time changes from `unknown`."""
     out = []

@@ -43,15 +43,59 @@ KERNEL_METAPACKAGE = "linux-image-amd64"
 # NICs and disks of qemu/KVM (virtio, e1000, e1000e, AHCI/PIIX) and common hardware, and
 # the file systems the installer makes: ext4 (whose checksums need crc32c, which the crypto
 # API would otherwise ask modprobe for) and FAT for an EFI system partition.
-DEFAULT_MODULES = ("virtio_pci", "virtio_net", "virtio_blk", "virtio_scsi", "e1000", "e1000e",
-                   "ahci", "ata_piix", "sd_mod", "nvme", "crc32c_generic", "ext4", "vfat", "nls_cp437", "nls_ascii",
-                   "nls_utf8")
+DEFAULT_MODULES = (
+    "virtio_pci",
+    "virtio_net",
+    "virtio_blk",
+    "virtio_scsi",
+    "e1000",
+    "e1000e",
+    "ahci",
+    "ata_piix",
+    "sd_mod",
+    "nvme",
+    "crc32c_generic",
+    "ext4",
+    "vfat",
+    "nls_cp437",
+    "nls_ascii",
+    "nls_utf8",
+)
 # Applets /init and the scripts need, if `busybox --list-full` cannot run.
-FALLBACK_APPLETS = ("bin/sh", "bin/cat", "bin/echo", "bin/mount", "bin/mkdir", "bin/sleep", "bin/ls",
-                    "bin/ip", "bin/sed", "bin/grep", "bin/rm", "bin/cp", "bin/cut", "bin/dmesg", "bin/sync",
-                    "bin/uname", "bin/readlink", "bin/printf", "sbin/insmod", "sbin/lsmod", "sbin/poweroff",
-                    "sbin/reboot", "sbin/udhcpc", "usr/bin/wget", "usr/bin/awk", "usr/bin/tr", "usr/bin/head",
-                    "usr/bin/timeout", "usr/bin/basename", "usr/bin/setsid", "usr/bin/tail", "bin/cttyhack")
+FALLBACK_APPLETS = (
+    "bin/sh",
+    "bin/cat",
+    "bin/echo",
+    "bin/mount",
+    "bin/mkdir",
+    "bin/sleep",
+    "bin/ls",
+    "bin/ip",
+    "bin/sed",
+    "bin/grep",
+    "bin/rm",
+    "bin/cp",
+    "bin/cut",
+    "bin/dmesg",
+    "bin/sync",
+    "bin/uname",
+    "bin/readlink",
+    "bin/printf",
+    "sbin/insmod",
+    "sbin/lsmod",
+    "sbin/poweroff",
+    "sbin/reboot",
+    "sbin/udhcpc",
+    "usr/bin/wget",
+    "usr/bin/awk",
+    "usr/bin/tr",
+    "usr/bin/head",
+    "usr/bin/timeout",
+    "usr/bin/basename",
+    "usr/bin/setsid",
+    "usr/bin/tail",
+    "bin/cttyhack",
+)
 
 Log = Callable[[str], None]
 
@@ -160,7 +204,7 @@ def read_kernel_deb(deb: Path, wanted: Iterable[str], required: Iterable[str] = 
     prefix = f"lib/modules/{release}/"
     modules = []
     for n in order:
-        relative = paths[n][len(prefix):] if paths[n].startswith(prefix) else paths[n].rsplit("/", 1)[-1]
+        relative = paths[n][len(prefix) :] if paths[n].startswith(prefix) else paths[n].rsplit("/", 1)[-1]
         modules.append((relative.removesuffix(".xz"), found[n]))
     return Kernel(release, vmlinuz, modules, missing)
 
@@ -207,8 +251,9 @@ def builtin_scripts() -> list[tuple[str, bytes]]:
     return sorted((p.name.removesuffix(".sh"), p.read_bytes()) for p in folder.iterdir() if p.name.endswith(".sh"))
 
 
-def initramfs(busybox: bytes, applets: list[str], kernel: Kernel, version: str,
-              tools: Collected | None = None) -> bytes:
+def initramfs(
+    busybox: bytes, applets: list[str], kernel: Kernel, version: str, tools: Collected | None = None
+) -> bytes:
     """The gzipped newc archive: busybox + /init + scripts + modules (+ /dev/console), and the
     installer's tools with their libraries (they replace busybox applets of the same name)."""
     entries: dict[str, cpio.Entry] = {}
@@ -220,8 +265,21 @@ def initramfs(busybox: bytes, applets: list[str], kernel: Kernel, version: str,
             entries.setdefault(parent, cpio.directory(parent))
         entries[entry.path] = entry
 
-    for d in ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "run", "tmp", "root",
-              "lib/modules", "etc/metalplane/scripts"):
+    for d in (
+        "bin",
+        "sbin",
+        "usr/bin",
+        "usr/sbin",
+        "etc",
+        "proc",
+        "sys",
+        "dev",
+        "run",
+        "tmp",
+        "root",
+        "lib/modules",
+        "etc/metalplane/scripts",
+    ):
         add(cpio.directory(d, 0o1777 if d == "tmp" else 0o755))
     add(cpio.file("bin/busybox", busybox, 0o755))
     for applet in applets:
@@ -232,7 +290,7 @@ def initramfs(busybox: bytes, applets: list[str], kernel: Kernel, version: str,
     add(cpio.file("init", _asset("init.sh"), 0o755))
     add(cpio.file("etc/metalplane/udhcpc.sh", _asset("udhcpc.sh"), 0o755))
     add(cpio.file("etc/metalplane/install.sh", _asset("install.sh"), 0o644))
-    for member in (tools.members.values() if tools else ()):
+    for member in tools.members.values() if tools else ():
         if member.link is not None:
             add(cpio.symlink(member.path, member.link))
         else:
@@ -268,10 +326,19 @@ class BuildResult:
         return self.out / next(f.path for f in self.files if f.ftype == ftype)
 
 
-def build_ephemeral(out: Path, *, kernel_deb: Path | None = None, kernel_package_name: str | None = None,
-                    busybox: Path | None = None, cache: Path | None = None, release: str | None = None,
-                    version: str | None = None, extra_modules: Iterable[str] = (),
-                    log: Log = lambda line: None, step: Log = lambda label: None) -> BuildResult:
+def build_ephemeral(
+    out: Path,
+    *,
+    kernel_deb: Path | None = None,
+    kernel_package_name: str | None = None,
+    busybox: Path | None = None,
+    cache: Path | None = None,
+    release: str | None = None,
+    version: str | None = None,
+    extra_modules: Iterable[str] = (),
+    log: Log = lambda line: None,
+    step: Log = lambda label: None,
+) -> BuildResult:
     """`step` is called at each of BUILD_STEPS stages (for a progress bar); `log` with details."""
     cache = cache_dir(cache)
     release = release or host_codename()
@@ -302,17 +369,42 @@ def build_ephemeral(out: Path, *, kernel_deb: Path | None = None, kernel_package
         (staging / "boot-kernel").write_bytes(kernel.vmlinuz)
         (staging / "boot-initrd").write_bytes(initrd)
         files = publish_image(
-            out, os_name="ephemeral", release=release, arch="amd64", subarch="generic", version=version,
+            out,
+            os_name="ephemeral",
+            release=release,
+            arch="amd64",
+            subarch="generic",
+            version=version,
             files={"boot-kernel": staging / "boot-kernel", "boot-initrd": staging / "boot-initrd"},
             title=f"metalplane ephemeral ({release}, kernel {kernel.release})",
             extra={"kflavor": "generic", "kernel_release": kernel.release, "kernel_package": package},
         )
-    return BuildResult(name=f"ephemeral/{release}", architecture="amd64/generic", version=version,
-                       kernel_package=package, kernel_release=kernel.release,
-                       modules=[m.rsplit("/", 1)[-1] for m, _ in kernel.modules],
-                       missing_modules=kernel.missing, out=out, files=files)
+    return BuildResult(
+        name=f"ephemeral/{release}",
+        architecture="amd64/generic",
+        version=version,
+        kernel_package=package,
+        kernel_release=kernel.release,
+        modules=[m.rsplit("/", 1)[-1] for m, _ in kernel.modules],
+        missing_modules=kernel.missing,
+        out=out,
+        files=files,
+    )
 
 
 def qemu_command(kernel: Path, initrd: Path, append: str, memory_mib: int = 512) -> list[str]:
-    return ["qemu-system-x86_64", "-accel", "tcg", "-m", str(memory_mib), "-kernel", str(kernel),
-            "-initrd", str(initrd), "-append", append, "-nographic", "-no-reboot"]
+    return [
+        "qemu-system-x86_64",
+        "-accel",
+        "tcg",
+        "-m",
+        str(memory_mib),
+        "-kernel",
+        str(kernel),
+        "-initrd",
+        str(initrd),
+        "-append",
+        append,
+        "-nographic",
+        "-no-reboot",
+    ]

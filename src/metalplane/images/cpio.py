@@ -54,9 +54,19 @@ def newc(entries: list[Entry], mtime: int = 0) -> bytes:
         encoded = name.encode() + b"\0"
         is_trailer = name == "TRAILER!!!"
         fields = [
-            0 if is_trailer else ino, entry.mode, 0, 0,
+            0 if is_trailer else ino,
+            entry.mode,
+            0,
+            0,
             2 if stat.S_ISDIR(entry.mode) else 1 if not is_trailer else 0,
-            0 if is_trailer else mtime, len(entry.data), 0, 0, entry.rdev[0], entry.rdev[1], len(encoded), 0,
+            0 if is_trailer else mtime,
+            len(entry.data),
+            0,
+            0,
+            entry.rdev[0],
+            entry.rdev[1],
+            len(encoded),
+            0,
         ]
         header = b"070701" + b"".join(b"%08X" % f for f in fields)
         out.write(header + encoded + _pad(len(header) + len(encoded)))

@@ -33,7 +33,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
@@ -45,8 +45,20 @@ Log = Callable[[str], None]
 APT_DIR = Path("/etc/apt")
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 DEFAULT_USER = "debian"
-PACKAGES = ("systemd-sysv", "udev", "dbus", "libpam-systemd", "openssh-server", "grub-pc", "grub-efi-amd64-bin",
-            "sudo", "wget", "iproute2", "e2fsprogs", "netbase")
+PACKAGES = (
+    "systemd-sysv",
+    "udev",
+    "dbus",
+    "libpam-systemd",
+    "openssh-server",
+    "grub-pc",
+    "grub-efi-amd64-bin",
+    "sudo",
+    "wget",
+    "iproute2",
+    "e2fsprogs",
+    "netbase",
+)
 # Debian's kernel for any machine; linux-image-cloud-amd64 is its smaller flavour for virtual machines.
 KERNEL = "linux-image-amd64"
 # dpkg's path-exclude/path-include rules of the lean variant, in order (the last match wins).
@@ -61,12 +73,28 @@ LEAN_RULES = (
     ("exclude", "/usr/share/info/*"),
     ("exclude", "/usr/share/locale/*"),
     ("include", "/usr/share/locale/locale.alias"),
-    *(("exclude", f"{lib}/modules/*/kernel/{tree}/*")
-      for lib in ("/lib", "/usr/lib")
-      for tree in ("sound", "drivers/media", "drivers/net/wireless", "net/wireless", "net/mac80211",
-                   "net/bluetooth", "drivers/bluetooth", "drivers/staging", "drivers/comedi", "drivers/iio",
-                   "drivers/gpu/drm/amd", "drivers/gpu/drm/radeon", "drivers/gpu/drm/nouveau",
-                   "drivers/gpu/drm/i915", "drivers/usb/gadget", "drivers/isdn")),
+    *(
+        ("exclude", f"{lib}/modules/*/kernel/{tree}/*")
+        for lib in ("/lib", "/usr/lib")
+        for tree in (
+            "sound",
+            "drivers/media",
+            "drivers/net/wireless",
+            "net/wireless",
+            "net/mac80211",
+            "net/bluetooth",
+            "drivers/bluetooth",
+            "drivers/staging",
+            "drivers/comedi",
+            "drivers/iio",
+            "drivers/gpu/drm/amd",
+            "drivers/gpu/drm/radeon",
+            "drivers/gpu/drm/nouveau",
+            "drivers/gpu/drm/i915",
+            "drivers/usb/gadget",
+            "drivers/isdn",
+        )
+    ),
     *(("exclude", f"{lib}/modules/*/kernel/lib/test_*") for lib in ("/lib", "/usr/lib")),
 )
 FIRSTBOOT = "/usr/lib/metalplane/firstboot"
@@ -75,6 +103,7 @@ AGENT_CONF = "/etc/metalplane/agent.conf"
 
 
 # -- apt sources (pure) ------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class AptSource:
@@ -107,9 +136,14 @@ def parse_deb822_sources(text: str) -> list[AptSource]:
             fields[key] = value.strip()
         if not fields.get("uris") or fields.get("enabled", "yes").lower() == "no":
             continue
-        found.append(AptSource(uris=tuple(fields["uris"].split()), suites=tuple(fields.get("suites", "").split()),
-                               components=tuple(fields.get("components", "").split()),
-                               types=tuple(fields.get("types", "deb").split())))
+        found.append(
+            AptSource(
+                uris=tuple(fields["uris"].split()),
+                suites=tuple(fields.get("suites", "").split()),
+                components=tuple(fields.get("components", "").split()),
+                types=tuple(fields.get("types", "deb").split()),
+            )
+        )
     return found
 
 
@@ -119,8 +153,9 @@ def parse_one_line_sources(text: str) -> list[AptSource]:
     for line in text.splitlines():
         words = re.sub(r"\[[^]]*\]", " ", line.split("#", 1)[0]).split()
         if len(words) >= 3 and words[0] in ("deb", "deb-src"):
-            found.append(AptSource(uris=(words[1],), suites=(words[2],), components=tuple(words[3:]),
-                                   types=(words[0],)))
+            found.append(
+                AptSource(uris=(words[1],), suites=(words[2],), components=tuple(words[3:]), types=(words[0],))
+            )
     return found
 
 
@@ -142,8 +177,10 @@ def archive_mirror(sources: Iterable[AptSource], release: str) -> str:
             return s.uris[0]
     if archives:
         return archives[0].uris[0]
-    raise BuildError("this host's apt sources name no Debian archive with 'main' "
-                     "(looked in /etc/apt/sources.list.d/*.sources and sources.list): give --mirror URL")
+    raise BuildError(
+        "this host's apt sources name no Debian archive with 'main' "
+        "(looked in /etc/apt/sources.list.d/*.sources and sources.list): give --mirror URL"
+    )
 
 
 def security_mirror(sources: Iterable[AptSource]) -> str | None:
@@ -155,14 +192,14 @@ def security_mirror(sources: Iterable[AptSource]) -> str | None:
 
 def image_sources(release: str, mirror: str, security: str | None) -> str:
     """The deployed machine's /etc/apt/sources.list.d/debian.sources: the build's mirrors."""
-    text = (f"Types: deb\nURIs: {mirror}\nSuites: {release} {release}-updates\nComponents: main\n"
-            f"Signed-By: {KEYRING}\n")
+    text = f"Types: deb\nURIs: {mirror}\nSuites: {release} {release}-updates\nComponents: main\nSigned-By: {KEYRING}\n"
     if security:
         text += f"\nTypes: deb\nURIs: {security}\nSuites: {release}-security\nComponents: main\nSigned-By: {KEYRING}\n"
     return text
 
 
 # -- the lean variant (pure) -------------------------------------------------------------------
+
 
 def dpkg_lean_config(rules: Iterable[tuple[str, str]] = LEAN_RULES) -> str:
     lines = ["# metalplane's lean image: what dpkg does not unpack (see `man dpkg`, --path-exclude)."]
@@ -184,28 +221,35 @@ def lean_excludes(path: str, rules: Iterable[tuple[str, str]] = LEAN_RULES) -> b
 
 # -- files the build writes into the image (pure) ----------------------------------------------
 
+
 def hostkeys_unit() -> str:
-    return ("[Unit]\nDescription=metalplane: this machine's own SSH host keys\n"
-            "Before=ssh.service\n\n"
-            "[Service]\nType=oneshot\nExecStart=/usr/bin/ssh-keygen -A\n\n"
-            "[Install]\nWantedBy=ssh.service\n")
+    return (
+        "[Unit]\nDescription=metalplane: this machine's own SSH host keys\n"
+        "Before=ssh.service\n\n"
+        "[Service]\nType=oneshot\nExecStart=/usr/bin/ssh-keygen -A\n\n"
+        "[Install]\nWantedBy=ssh.service\n"
+    )
 
 
 def firstboot_unit() -> str:
-    return ("[Unit]\nDescription=metalplane: first boot (run user_data, report deployed)\n"
-            "Wants=network-online.target\nAfter=network-online.target ssh.service\n"
-            f"ConditionPathExists={AGENT_CONF}\nConditionPathExists=!{FIRSTBOOT_DONE}\n\n"
-            f"[Service]\nType=oneshot\nExecStart={FIRSTBOOT}\nStandardOutput=journal+console\n"
-            "TimeoutStartSec=infinity\n\n"
-            "[Install]\nWantedBy=multi-user.target\n")
+    return (
+        "[Unit]\nDescription=metalplane: first boot (run user_data, report deployed)\n"
+        "Wants=network-online.target\nAfter=network-online.target ssh.service\n"
+        f"ConditionPathExists={AGENT_CONF}\nConditionPathExists=!{FIRSTBOOT_DONE}\n\n"
+        f"[Service]\nType=oneshot\nExecStart={FIRSTBOOT}\nStandardOutput=journal+console\n"
+        "TimeoutStartSec=infinity\n\n"
+        "[Install]\nWantedBy=multi-user.target\n"
+    )
 
 
 def grub_defaults() -> str:
     """Serial and VGA console (servers are watched through their BMC's serial-over-LAN)."""
-    return ('# metalplane: consoles for servers (VGA and serial-over-LAN), a short menu timeout.\n'
-            'GRUB_TIMEOUT=1\nGRUB_CMDLINE_LINUX_DEFAULT=""\n'
-            'GRUB_CMDLINE_LINUX="console=tty0 console=ttyS0,115200n8"\n'
-            'GRUB_TERMINAL="console serial"\nGRUB_SERIAL_COMMAND="serial --speed=115200"\n')
+    return (
+        "# metalplane: consoles for servers (VGA and serial-over-LAN), a short menu timeout.\n"
+        'GRUB_TIMEOUT=1\nGRUB_CMDLINE_LINUX_DEFAULT=""\n'
+        'GRUB_CMDLINE_LINUX="console=tty0 console=ttyS0,115200n8"\n'
+        'GRUB_TERMINAL="console serial"\nGRUB_SERIAL_COMMAND="serial --speed=115200"\n'
+    )
 
 
 def image_conf(name: str, version: str, user: str = DEFAULT_USER) -> str:
@@ -214,6 +258,7 @@ def image_conf(name: str, version: str, user: str = DEFAULT_USER) -> str:
 
 
 # -- running things ----------------------------------------------------------------------------
+
 
 def _run(args: list[str], log: Log, timeout: float = 1800, env: dict[str, str] | None = None) -> str:
     try:
@@ -228,8 +273,12 @@ def _run(args: list[str], log: Log, timeout: float = 1800, env: dict[str, str] |
     return done.stdout
 
 
-CHROOT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive",
-              "HOME": "/root"}
+CHROOT_ENV = {
+    "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+    "LC_ALL": "C.UTF-8",
+    "DEBIAN_FRONTEND": "noninteractive",
+    "HOME": "/root",
+}
 
 
 def _chroot(root: Path, args: list[str], log: Log, timeout: float = 1800) -> str:
@@ -268,8 +317,7 @@ def _agent_script() -> str:
     return resources.files("metalplane.images.deployed").joinpath("firstboot.sh").read_text()
 
 
-def configure(root: Path, name: str, version: str, release: str, mirror: str, security: str | None,
-              log: Log) -> None:
+def configure(root: Path, name: str, version: str, release: str, mirror: str, security: str | None, log: Log) -> None:
     """metalplane's part of the image, inside the debootstrapped tree."""
     _write(root, "/etc/apt/sources.list.d/debian.sources", image_sources(release, mirror, security))
     (root / "etc/apt/sources.list").unlink(missing_ok=True)
@@ -278,22 +326,54 @@ def configure(root: Path, name: str, version: str, release: str, mirror: str, se
     _write(root, "/etc/systemd/system/metalplane-firstboot.service", firstboot_unit())
     _write(root, "/etc/default/grub.d/50-metalplane.cfg", grub_defaults())
     _write(root, "/etc/metalplane/image.conf", image_conf(name, version))
-    _write(root, "/etc/ssh/sshd_config.d/metalplane.conf",
-           "# metalplane: keys only (the installer writes the user's authorized_keys).\nPasswordAuthentication no\n")
+    _write(
+        root,
+        "/etc/ssh/sshd_config.d/metalplane.conf",
+        "# metalplane: keys only (the installer writes the user's authorized_keys).\nPasswordAuthentication no\n",
+    )
     _write(root, f"/etc/sudoers.d/90-metalplane-{DEFAULT_USER}", f"{DEFAULT_USER} ALL=(ALL) NOPASSWD:ALL\n", 0o440)
     # network-online is reached when any link is up (else a NIC without a DHCP answer holds the first boot 2 min).
-    _write(root, "/etc/systemd/system/systemd-networkd-wait-online.service.d/metalplane.conf",
-           "[Service]\nExecStart=\nExecStart=/lib/systemd/systemd-networkd-wait-online --any --timeout=120\n")
+    _write(
+        root,
+        "/etc/systemd/system/systemd-networkd-wait-online.service.d/metalplane.conf",
+        "[Service]\nExecStart=\nExecStart=/lib/systemd/systemd-networkd-wait-online --any --timeout=120\n",
+    )
     _write(root, "/etc/hostname", "localhost\n")
     # debootstrap copied the build host's: the installer writes the machine's own.
-    _write(root, "/etc/hosts", "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n"
-                               "ff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n")
+    _write(
+        root,
+        "/etc/hosts",
+        "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n"
+        "ff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n",
+    )
     _write(root, "/etc/resolv.conf", "")
     _write(root, "/etc/fstab", "# written by the metalplane installer\n")
-    _chroot(root, ["useradd", "--create-home", "--shell", "/bin/bash", "--groups", "sudo",
-                   "--comment", "Debian (metalplane default user)", DEFAULT_USER], log)
-    _chroot(root, ["systemctl", "enable", "systemd-networkd.service", "metalplane-hostkeys.service",
-                   "metalplane-firstboot.service"], log)
+    _chroot(
+        root,
+        [
+            "useradd",
+            "--create-home",
+            "--shell",
+            "/bin/bash",
+            "--groups",
+            "sudo",
+            "--comment",
+            "Debian (metalplane default user)",
+            DEFAULT_USER,
+        ],
+        log,
+    )
+    _chroot(
+        root,
+        [
+            "systemctl",
+            "enable",
+            "systemd-networkd.service",
+            "metalplane-hostkeys.service",
+            "metalplane-firstboot.service",
+        ],
+        log,
+    )
     # Nothing machine-specific: host keys come at first boot, the machine id too.
     for key in (root / "etc/ssh").glob("ssh_host_*"):
         key.unlink()
@@ -303,9 +383,17 @@ def configure(root: Path, name: str, version: str, release: str, mirror: str, se
 
 def clean(root: Path) -> None:
     """Caches, package lists and logs of the build: not part of the image."""
-    for pattern in ("var/cache/apt/archives/*.deb", "var/cache/apt/*.bin", "var/lib/apt/lists/*",
-                    "var/cache/debconf/*-old", "var/lib/dpkg/*-old", "var/log/*.log", "var/log/apt/*",
-                    "tmp/*", "var/tmp/*"):
+    for pattern in (
+        "var/cache/apt/archives/*.deb",
+        "var/cache/apt/*.bin",
+        "var/lib/apt/lists/*",
+        "var/cache/debconf/*-old",
+        "var/lib/dpkg/*-old",
+        "var/log/*.log",
+        "var/log/apt/*",
+        "tmp/*",
+        "var/tmp/*",
+    ):
         for path in root.glob(pattern):
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
@@ -349,15 +437,25 @@ class DebianBuildResult:
 def _check_tools() -> None:
     for tool in ("debootstrap", "chroot", "tar", "gzip"):
         if shutil.which(tool) is None:
-            raise BuildError(f"{tool} is not installed" + (" (apt-get install debootstrap)"
-                                                            if tool == "debootstrap" else ""))
+            raise BuildError(
+                f"{tool} is not installed" + (" (apt-get install debootstrap)" if tool == "debootstrap" else "")
+            )
     if os.geteuid() != 0:
         raise BuildError("building a Debian root image needs root (debootstrap, chroot)")
 
 
-def build_debian(out: Path, *, release: str = "bookworm", cache: Path | None = None, version: str | None = None,
-                 mirror: str | None = None, kernel: str = KERNEL, extra_packages: Iterable[str] = (),
-                 lean: bool = True, log: Log = lambda line: None) -> DebianBuildResult:
+def build_debian(
+    out: Path,
+    *,
+    release: str = "bookworm",
+    cache: Path | None = None,
+    version: str | None = None,
+    mirror: str | None = None,
+    kernel: str = KERNEL,
+    extra_packages: Iterable[str] = (),
+    lean: bool = True,
+    log: Log = lambda line: None,
+) -> DebianBuildResult:
     _check_tools()
     started = time.monotonic()
     timings: dict[str, float] = {}
@@ -373,8 +471,20 @@ def build_debian(out: Path, *, release: str = "bookworm", cache: Path | None = N
     with tempfile.TemporaryDirectory(dir=out, prefix=".build-debian-") as tmp:
         root = Path(tmp) / "root"
         log(f"debootstrap {release} from {mirror} (downloads cached in {downloads})")
-        _run(["debootstrap", "--foreign", "--variant=minbase", "--arch=amd64", f"--cache-dir={downloads}",
-              f"--include={','.join(packages)}", release, str(root), mirror], log)
+        _run(
+            [
+                "debootstrap",
+                "--foreign",
+                "--variant=minbase",
+                "--arch=amd64",
+                f"--cache-dir={downloads}",
+                f"--include={','.join(packages)}",
+                release,
+                str(root),
+                mirror,
+            ],
+            log,
+        )
         timings["first stage"] = time.monotonic() - started
         if lean:
             _write(root, "/etc/dpkg/dpkg.cfg.d/metalplane-lean", dpkg_lean_config())
@@ -398,17 +508,39 @@ def build_debian(out: Path, *, release: str = "bookworm", cache: Path | None = N
         (staging / "manifest").write_text(manifest)
         log(f"root: {root_bytes >> 20} MiB, {manifest.count(chr(10))} packages; writing root-tgz")
         # Numeric owners: the installer's busybox tar has no user database to map names.
-        _run(["tar", "--numeric-owner", "--one-file-system", "-C", str(root), "-czf", str(staging / "root-tgz"), "."],
-             log)
+        _run(
+            ["tar", "--numeric-owner", "--one-file-system", "-C", str(root), "-czf", str(staging / "root-tgz"), "."],
+            log,
+        )
         timings["tarball"] = time.monotonic() - mark
         files = publish_image(
-            out, os_name="debian", release=release, arch="amd64", subarch="generic", version=version,
+            out,
+            os_name="debian",
+            release=release,
+            arch="amd64",
+            subarch="generic",
+            version=version,
             files={"root-tgz": staging / "root-tgz", "manifest": staging / "manifest"},
-            title=f"Debian {release} (metalplane, kernel {release_name})", link=True,
-            extra={"kflavor": "cloud" if "-cloud-" in release_name else "generic", "kernel_release": release_name,
-                   "kernel_package": kernel, "default_user": DEFAULT_USER},
+            title=f"Debian {release} (metalplane, kernel {release_name})",
+            link=True,
+            extra={
+                "kflavor": "cloud" if "-cloud-" in release_name else "generic",
+                "kernel_release": release_name,
+                "kernel_package": kernel,
+                "default_user": DEFAULT_USER,
+            },
         )
     seconds = time.monotonic() - started
-    return DebianBuildResult(name=name, architecture="amd64/generic", version=version, kernel_release=release_name,
-                             mirror=mirror, packages=manifest.count("\n"), root_bytes=root_bytes, seconds=seconds,
-                             out=out, files=files, timings=timings)
+    return DebianBuildResult(
+        name=name,
+        architecture="amd64/generic",
+        version=version,
+        kernel_release=release_name,
+        mirror=mirror,
+        packages=manifest.count("\n"),
+        root_bytes=root_bytes,
+        seconds=seconds,
+        out=out,
+        files=files,
+        timings=timings,
+    )

@@ -42,6 +42,7 @@ class Member:
 
 # -- package relations (pure) ------------------------------------------------------------
 
+
 def depends(control_fields: str) -> list[str]:
     """Package names of Pre-Depends and Depends (first alternative, no versions)."""
     names = []
@@ -59,11 +60,13 @@ def depends(control_fields: str) -> list[str]:
 
 # -- .deb reading ------------------------------------------------------------------------------
 
+
 def deb_members(deb: Path) -> Iterator[Member]:
     """Regular files and symlinks of a .deb's data (dpkg-deb --fsys-tarfile)."""
     try:
-        proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            ["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
     except FileNotFoundError:
         raise BuildError("dpkg-deb is not installed (package dpkg)") from None
     assert proc.stdout is not None
@@ -98,6 +101,7 @@ def _resolve(path: str, link: str) -> str:
 
 
 # -- collecting --------------------------------------------------------------------------------
+
 
 @dataclass
 class Collected:
@@ -153,8 +157,7 @@ def collect_tools(fetch: FetchDeb, tools: dict[str, tuple[str, ...]] = INSTALLER
     while any(missing()):
         if not queue:
             lacking_sonames, lacking_paths = missing()
-            raise BuildError("no package the tools depend on has "
-                             f"{', '.join(sorted(lacking_sonames | lacking_paths))}")
+            raise BuildError(f"no package the tools depend on has {', '.join(sorted(lacking_sonames | lacking_paths))}")
         package = queue.pop(0)
         if package in seen:
             continue
@@ -162,8 +165,9 @@ def collect_tools(fetch: FetchDeb, tools: dict[str, tuple[str, ...]] = INSTALLER
         deb, by_path = read(package)
         lacking_sonames, lacking_paths = missing()
         for member in by_path.values():
-            if member.path in lacking_paths or (posixpath.basename(member.path) in lacking_sonames
-                                        and re.search(r"(^|/)lib[^/]*/", member.path)):
+            if member.path in lacking_paths or (
+                posixpath.basename(member.path) in lacking_sonames and re.search(r"(^|/)lib[^/]*/", member.path)
+            ):
                 take(member, by_path)
         queue += depends(control(deb))
     return out

@@ -21,10 +21,10 @@ def elf_links(data: bytes) -> ElfLinks | None:
         return None
     is64, end = data[4] == 2, "<" if data[5] == 1 else ">"
     if is64:
-        phoff, = struct.unpack_from(end + "Q", data, 0x20)
+        (phoff,) = struct.unpack_from(end + "Q", data, 0x20)
         phentsize, phnum = struct.unpack_from(end + "HH", data, 0x36)
     else:
-        phoff, = struct.unpack_from(end + "I", data, 0x1C)
+        (phoff,) = struct.unpack_from(end + "I", data, 0x1C)
         phentsize, phnum = struct.unpack_from(end + "HH", data, 0x2A)
     interpreter = None
     loads: list[tuple[int, int, int]] = []  # (vaddr, offset, filesz)
@@ -36,7 +36,7 @@ def elf_links(data: bytes) -> ElfLinks | None:
         else:
             p_type, offset, vaddr, _paddr, filesz = struct.unpack_from(end + "IIIII", data, at)
         if p_type == PT_INTERP:
-            interpreter = data[offset:offset + filesz].rstrip(b"\0").decode()
+            interpreter = data[offset : offset + filesz].rstrip(b"\0").decode()
         elif p_type == PT_LOAD:
             loads.append((vaddr, offset, filesz))
         elif p_type == PT_DYNAMIC:
@@ -60,7 +60,7 @@ def elf_links(data: bytes) -> ElfLinks | None:
     for tag, value in entries:
         if tag == DT_NEEDED:
             stop = data.index(b"\0", strtab + value)
-            needed.append(data[strtab + value:stop].decode())
+            needed.append(data[strtab + value : stop].decode())
     return ElfLinks(interpreter, tuple(needed))
 
 

@@ -50,10 +50,10 @@ def elf_section(data: bytes, wanted: str) -> bytes | None:
     if data[5] != 1:
         raise ModuleError("big-endian ELF is not supported")
     if is64:
-        shoff, = struct.unpack_from("<Q", data, 0x28)
+        (shoff,) = struct.unpack_from("<Q", data, 0x28)
         shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
     else:
-        shoff, = struct.unpack_from("<I", data, 0x20)
+        (shoff,) = struct.unpack_from("<I", data, 0x20)
         shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x2E)
 
     def header(index: int) -> tuple[int, int, int]:
@@ -67,12 +67,12 @@ def elf_section(data: bytes, wanted: str) -> bytes | None:
     if shnum == 0 or shstrndx >= shnum:
         return None
     _, str_off, str_size = header(shstrndx)
-    names = data[str_off:str_off + str_size]
+    names = data[str_off : str_off + str_size]
     for i in range(shnum):
         name_off, offset, size = header(i)
         end = names.find(b"\0", name_off)
         if names[name_off:end].decode(errors="replace") == wanted:
-            return data[offset:offset + size]
+            return data[offset : offset + size]
     return None
 
 
@@ -93,8 +93,12 @@ def builtin_names(modules_builtin: str) -> set[str]:
     return {module_name(line.strip()) for line in modules_builtin.splitlines() if line.strip()}
 
 
-def load_order(wanted: Iterable[str], infos: Mapping[str, ModInfo], builtin: AbstractSet[str] = frozenset(),
-               required: Iterable[str] = ()) -> tuple[list[str], list[str]]:
+def load_order(
+    wanted: Iterable[str],
+    infos: Mapping[str, ModInfo],
+    builtin: AbstractSet[str] = frozenset(),
+    required: Iterable[str] = (),
+) -> tuple[list[str], list[str]]:
     """(modules to insmod, dependencies first; names wanted but neither found nor built in).
 
     Built-in modules need no loading. A missing name in `required` raises; other

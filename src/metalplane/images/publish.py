@@ -58,10 +58,21 @@ def _write_json(path: Path, doc: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def publish_image(root: Path, *, os_name: str, release: str, arch: str, subarch: str, version: str,
-                  files: dict[str, Path], label: str = "stable", title: str | None = None,
-                  extra: dict[str, Any] | None = None, content_id: str = CONTENT_ID,
-                  link: bool = False) -> list[PublishedFile]:
+def publish_image(
+    root: Path,
+    *,
+    os_name: str,
+    release: str,
+    arch: str,
+    subarch: str,
+    version: str,
+    files: dict[str, Path],
+    label: str = "stable",
+    title: str | None = None,
+    extra: dict[str, Any] | None = None,
+    content_id: str = CONTENT_ID,
+    link: bool = False,
+) -> list[PublishedFile]:
     """Add one version of image OS/RELEASE ARCH/SUBARCH with `files` {ftype: local path}."""
     for segment in (os_name, release, arch, subarch, version):
         if not ss.SEGMENT_RE.match(segment):
@@ -88,13 +99,21 @@ def publish_image(root: Path, *, os_name: str, release: str, arch: str, subarch:
         published.append(PublishedFile(ftype, relative, sha256, size))
     updated = format_datetime(datetime.now(UTC))
     product = ss.product_id(content_id, release, arch, subarch)
-    fields = {"os": os_name, "release": release, "arch": arch, "subarch": subarch, "subarches": subarch,
-              "label": label, "release_title": title or f"{os_name}/{release}", **(extra or {})}
+    fields = {
+        "os": os_name,
+        "release": release,
+        "arch": arch,
+        "subarch": subarch,
+        "subarches": subarch,
+        "label": label,
+        "release_title": title or f"{os_name}/{release}",
+        **(extra or {}),
+    }
     products_rel = f"streams/v1/{content_id}.json"
-    products = ss.merge_products(_read_json(root / products_rel), content_id, product, fields, version, items,
-                                 updated)
+    products = ss.merge_products(_read_json(root / products_rel), content_id, product, fields, version, items, updated)
     _write_json(root / products_rel, products)
-    index = ss.merge_index(_read_json(root / ss.INDEX_PATH), content_id, products_rel,
-                           list(products["products"]), updated)
+    index = ss.merge_index(
+        _read_json(root / ss.INDEX_PATH), content_id, products_rel, list(products["products"]), updated
+    )
     _write_json(root / ss.INDEX_PATH, index)
     return published

@@ -37,9 +37,24 @@ SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 SEGMENT_RE = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]*$")
 # File types a boot resource set may hold (MAAS's names).
 FILETYPES = (
-    "boot-kernel", "boot-initrd", "boot-dtb", "squashfs", "root-tgz", "root-tbz", "root-txz",
-    "root-dd", "root-dd.tar", "root-dd.raw", "root-dd.bz2", "root-dd.gz", "root-dd.xz",
-    "root-dd.tar.xz", "root-image.gz", "manifest", "self-test", "archive.tar.xz",
+    "boot-kernel",
+    "boot-initrd",
+    "boot-dtb",
+    "squashfs",
+    "root-tgz",
+    "root-tbz",
+    "root-txz",
+    "root-dd",
+    "root-dd.tar",
+    "root-dd.raw",
+    "root-dd.bz2",
+    "root-dd.gz",
+    "root-dd.xz",
+    "root-dd.tar.xz",
+    "root-image.gz",
+    "manifest",
+    "self-test",
+    "archive.tar.xz",
 )
 
 
@@ -74,12 +89,11 @@ class StreamImage:
 
 def version_key(version: str) -> tuple:
     """Natural order: digit runs compare as numbers ("20261123.10" > "20261123.9")."""
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
-                 for part in re.findall(r"\d+|\D+", version))
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.findall(r"\d+|\D+", version))
 
 
 def valid_name(name: str) -> bool:
-    """"os/release"-style names: "/"-separated segments the rack can put in URLs."""
+    """ "os/release"-style names: "/"-separated segments the rack can put in URLs."""
     return bool(name) and all(SEGMENT_RE.match(s) for s in name.split("/"))
 
 
@@ -153,8 +167,12 @@ def parse_products(products_path: str, doc: Any) -> list[StreamImage]:
         if not isinstance(name, str) or not valid_name(name):
             raise StreamError(f"{where}: needs 'os' and 'release' (or 'name') made of [A-Za-z0-9._+-]")
         arch, subarch = p.get("arch"), p.get("subarch", "generic")
-        if not isinstance(arch, str) or not SEGMENT_RE.match(arch) \
-                or not isinstance(subarch, str) or not SEGMENT_RE.match(subarch):
+        if (
+            not isinstance(arch, str)
+            or not SEGMENT_RE.match(arch)
+            or not isinstance(subarch, str)
+            or not SEGMENT_RE.match(subarch)
+        ):
             raise StreamError(f"{where}: needs 'arch' (and optionally 'subarch') like amd64 / generic")
         versions = p.get("versions")
         if not isinstance(versions, dict) or not versions:
@@ -166,29 +184,45 @@ def parse_products(products_path: str, doc: Any) -> list[StreamImage]:
         items_raw = v.get("items") if isinstance(v, dict) else None
         if not isinstance(items_raw, dict) or not items_raw:
             raise StreamError(f"{where}: version {version!r} has no items")
-        items = tuple(sorted((_item(f"{where} version {version!r}", k, r) for k, r in items_raw.items()),
-                             key=lambda i: i.ftype))
+        items = tuple(
+            sorted((_item(f"{where} version {version!r}", k, r) for k, r in items_raw.items()), key=lambda i: i.ftype)
+        )
         ftypes = [i.ftype for i in items]
         if len(set(ftypes)) != len(ftypes):
             raise StreamError(f"{where} version {version!r}: two items of the same ftype")
         extra = {k: p[k] for k in ("kflavor", "kernel_release", "os", "release") if isinstance(p.get(k), str)}
-        images.append(StreamImage(
-            product=product, name=name, architecture=f"{arch}/{subarch}",
-            subarches=str(p.get("subarches") or subarch), version=version,
-            label=str(v.get("label") or p.get("label") or "stable"),
-            title=str(p.get("release_title") or p.get("title") or name), items=items, extra=extra,
-        ))
+        images.append(
+            StreamImage(
+                product=product,
+                name=name,
+                architecture=f"{arch}/{subarch}",
+                subarches=str(p.get("subarches") or subarch),
+                version=version,
+                label=str(v.get("label") or p.get("label") or "stable"),
+                title=str(p.get("release_title") or p.get("title") or name),
+                items=items,
+                extra=extra,
+            )
+        )
     return images
 
 
 # -- writing (metalplane images build-ephemeral) ----------------------------------------
 
+
 def product_id(content_id: str, release: str, arch: str, subarch: str) -> str:
     return f"{content_id}:{release}:{arch}:{subarch}"
 
 
-def merge_products(doc: dict[str, Any] | None, content_id: str, product: str, fields: dict[str, Any],
-                   version: str, items: dict[str, dict[str, Any]], updated: str) -> dict[str, Any]:
+def merge_products(
+    doc: dict[str, Any] | None,
+    content_id: str,
+    product: str,
+    fields: dict[str, Any],
+    version: str,
+    items: dict[str, dict[str, Any]],
+    updated: str,
+) -> dict[str, Any]:
     """A products document with `version` of `product` added (other versions kept)."""
     doc = dict(doc or {})
     doc.update({"format": PRODUCTS_FORMAT, "datatype": DATATYPE, "content_id": content_id, "updated": updated})
@@ -203,12 +237,18 @@ def merge_products(doc: dict[str, Any] | None, content_id: str, product: str, fi
     return doc
 
 
-def merge_index(doc: dict[str, Any] | None, content_id: str, products_path: str, products: list[str],
-                updated: str) -> dict[str, Any]:
+def merge_index(
+    doc: dict[str, Any] | None, content_id: str, products_path: str, products: list[str], updated: str
+) -> dict[str, Any]:
     doc = dict(doc or {})
     doc.update({"format": INDEX_FORMAT, "updated": updated})
     index = dict(doc.get("index") or {})
-    index[content_id] = {"datatype": DATATYPE, "format": PRODUCTS_FORMAT, "path": products_path,
-                         "products": sorted(products), "updated": updated}
+    index[content_id] = {
+        "datatype": DATATYPE,
+        "format": PRODUCTS_FORMAT,
+        "path": products_path,
+        "products": sorted(products),
+        "updated": updated,
+    }
     doc["index"] = index
     return doc

@@ -26,6 +26,21 @@ from metalplane.ntp.config import (
 )
 from metalplane.ntp.service import ChronyConfigError, ChronyError, ChronyService
 
-__all__ = ["RACK_STRATUM", "REGION_POLL", "REGION_STRATUM", "ChronyConfig", "ChronyConfigError", "ChronyError",
-           "ChronyPaths", "ChronyService", "Source", "judge", "parse_ntp_servers", "parse_sources", "parse_tracking",
-           "rack_config", "region_config", "render"]
+__all__ = [
+    "RACK_STRATUM",
+    "REGION_POLL",
+    "REGION_STRATUM",
+    "ChronyConfig",
+    "ChronyConfigError",
+    "ChronyError",
+    "ChronyPaths",
+    "ChronyService",
+    "Source",
+    "judge",
+    "parse_ntp_servers",
+    "parse_sources",
+    "parse_tracking",
+    "rack_config",
+    "region_config",
+    "render",
+]

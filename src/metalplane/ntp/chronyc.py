@@ -23,10 +23,10 @@ ORPHAN_STRATUM = REGION_STRATUM
 
 @dataclass(frozen=True)
 class Tracking:
-    ref_id: str                  #: hex, e.g. "0A3C0001"
-    ref_name: str                #: the source's address ("" for the local clock)
+    ref_id: str  #: hex, e.g. "0A3C0001"
+    ref_name: str  #: the source's address ("" for the local clock)
     stratum: int
-    leap: str                    #: "Normal" | "Not synchronised" | ...
+    leap: str  #: "Normal" | "Not synchronised" | ...
 
     @property
     def local(self) -> bool:
@@ -35,13 +35,13 @@ class Tracking:
 
 @dataclass(frozen=True)
 class SourceState:
-    mode: str                    #: "^" server, "=" peer, "#" reference clock
-    state: str                   #: "*" selected, "+" combined, "-", "?" unreachable, "x", "~"
+    mode: str  #: "^" server, "=" peer, "#" reference clock
+    state: str  #: "*" selected, "+" combined, "-", "?" unreachable, "x", "~"
     name: str
     stratum: int
-    poll: int                    #: log2 seconds
-    reach: int                   #: the last 8 polls, newest in bit 0
-    last_rx: int                 #: seconds since the last good sample
+    poll: int  #: log2 seconds
+    reach: int  #: the last 8 polls, newest in bit 0
+    last_rx: int  #: seconds since the last good sample
 
     @property
     def answering(self) -> bool:
@@ -72,17 +72,23 @@ def judge(tracking: Tracking, sources: list[SourceState], local_stratum: int) ->
     selected = next((s for s in sources if s.state == "*"), None)
     others = ", ".join(f"{s.name} {_words(s)}" for s in sources) or "none configured"
     if tracking.local or selected is None:
-        return "degraded", (f"no time source answers (sources: {others}); serving its own clock "
-                            f"at stratum {local_stratum} (orphan)")
+        return "degraded", (
+            f"no time source answers (sources: {others}); serving its own clock at stratum {local_stratum} (orphan)"
+        )
     if not selected.answering:
-        return "degraded", (f"{selected.name} stopped answering (last reply {selected.last_rx}s ago); "
-                            f"serving at stratum {tracking.stratum} on its last synchronisation "
-                            f"(sources: {others})")
+        return "degraded", (
+            f"{selected.name} stopped answering (last reply {selected.last_rx}s ago); "
+            f"serving at stratum {tracking.stratum} on its last synchronisation "
+            f"(sources: {others})"
+        )
     if selected.stratum >= ORPHAN_STRATUM:
-        return "degraded", (f"following {selected.name}, which has no time source itself (stratum "
-                            f"{selected.stratum}); serving at stratum {tracking.stratum}")
-    return "running", (f"synchronised to {selected.name} (stratum {selected.stratum}); "
-                       f"serving at stratum {tracking.stratum}")
+        return "degraded", (
+            f"following {selected.name}, which has no time source itself (stratum "
+            f"{selected.stratum}); serving at stratum {tracking.stratum}"
+        )
+    return "running", (
+        f"synchronised to {selected.name} (stratum {selected.stratum}); serving at stratum {tracking.stratum}"
+    )
 
 
 def _words(s: SourceState) -> str:
@@ -90,5 +96,6 @@ def _words(s: SourceState) -> str:
         return "selected"
     if not s.reach:
         return "unreachable"
-    return {"+": "combined", "-": "not combined", "?": "unusable", "x": "falseticker",
-            "~": "too variable"}.get(s.state, s.state)
+    return {"+": "combined", "-": "not combined", "?": "unusable", "x": "falseticker", "~": "too variable"}.get(
+        s.state, s.state
+    )

@@ -37,15 +37,14 @@ RACK_STRATUM = REGION_STRATUM + 1
 REGION_POLL = (1, 3)
 
 
-
 NTP_PORT = 123
 
 
 @dataclass(frozen=True)
 class Source:
-    host: str                              #: an address or a hostname
-    kind: str = "server"                   #: "server" | "pool" | "peer"
-    poll: tuple[int, int] | None = None    #: (minpoll, maxpoll) as log2 seconds; None: chrony's
+    host: str  #: an address or a hostname
+    kind: str = "server"  #: "server" | "pool" | "peer"
+    poll: tuple[int, int] | None = None  #: (minpoll, maxpoll) as log2 seconds; None: chrony's
     port: int = NTP_PORT
 
     def line(self) -> str:
@@ -59,9 +58,9 @@ class Source:
 @dataclass(frozen=True)
 class ChronyConfig:
     sources: tuple[Source, ...]
-    stratum: int                           #: local stratum in orphan mode
-    allow: tuple[Network, ...] = ()        #: the networks it serves
-    port: int = NTP_PORT                   #: where it serves them
+    stratum: int  #: local stratum in orphan mode
+    allow: tuple[Network, ...] = ()  #: the networks it serves
+    port: int = NTP_PORT  #: where it serves them
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,7 @@ def parse_ntp_servers(text: str) -> tuple[str, ...]:
                 raise ValueError(f"{part!r} is neither an IP address nor a hostname") from None
             out.append(part.rstrip(".").lower())
             continue
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:      # chrony prefers the plain IPv4
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:  # chrony prefers the plain IPv4
             ip = ip.ipv4_mapped
         out.append(str(ip))
     return tuple(out)
@@ -116,16 +115,25 @@ def _host_port(entry: str | tuple[str, int]) -> tuple[str, int]:
     return (entry, NTP_PORT) if isinstance(entry, str) else entry
 
 
-def region_config(ntp_servers: Iterable[str], other_regions: Iterable[str | tuple[str, int]] = (),
-                  allow: Iterable[Network] = (), port: int = NTP_PORT) -> ChronyConfig:
+def region_config(
+    ntp_servers: Iterable[str],
+    other_regions: Iterable[str | tuple[str, int]] = (),
+    allow: Iterable[Network] = (),
+    port: int = NTP_PORT,
+) -> ChronyConfig:
     """A region: follows `ntp_servers`, peers with the other regions (address or (address, port))."""
     peers = tuple(Source(h, "peer", port=p) for h, p in sorted({_host_port(r) for r in other_regions}))
     return ChronyConfig(external_sources(ntp_servers) + peers, REGION_STRATUM, tuple(allow), port)
 
 
-def rack_config(regions: Iterable[str | tuple[str, int]], ntp_servers: Iterable[str] = (),
-                ntp_external_only: bool = False, allow: Iterable[Network] = (),
-                region_poll: tuple[int, int] | None = REGION_POLL, port: int = NTP_PORT) -> ChronyConfig:
+def rack_config(
+    regions: Iterable[str | tuple[str, int]],
+    ntp_servers: Iterable[str] = (),
+    ntp_external_only: bool = False,
+    allow: Iterable[Network] = (),
+    region_poll: tuple[int, int] | None = REGION_POLL,
+    port: int = NTP_PORT,
+) -> ChronyConfig:
     """A rack: follows every region, address or (address, port) (or `ntp_servers` when
     `ntp_external_only`)."""
     if ntp_external_only:

@@ -51,10 +51,18 @@ def _chrony_errors(lines: list[str]) -> list[str]:
 
 
 class ChronyService:
-    def __init__(self, state_dir: str | Path, *, wrap: Wrap | None = None, chronyd_bin: str = "chronyd",
-                 chronyc_bin: str = "chronyc", poll_interval: float = 1.0, ready_timeout: float = 10.0,
-                 restart_backoff: tuple[float, float] | None = (0.5, 30.0),
-                 on_change: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        state_dir: str | Path,
+        *,
+        wrap: Wrap | None = None,
+        chronyd_bin: str = "chronyd",
+        chronyc_bin: str = "chronyc",
+        poll_interval: float = 1.0,
+        ready_timeout: float = 10.0,
+        restart_backoff: tuple[float, float] | None = (0.5, 30.0),
+        on_change: Callable[[], None] | None = None,
+    ):
         self.paths = ChronyPaths(Path(state_dir))
         self.wrap: Wrap = wrap or no_wrap
         self.chronyd_bin = chronyd_bin
@@ -65,10 +73,15 @@ class ChronyService:
         self.config: ChronyConfig | None = None
         self.last_refusal = ""
         self.judged: tuple[str, str] | None = None
-        self.process = Supervised("chronyd", [chronyd_bin, "-x", "-d", "-u", "root", "-f", str(self.paths.conf)],
-                                  log_path=self.paths.directory / "chronyd.log", wrap=self.wrap,
-                                  restart_backoff=restart_backoff, error_filter=_chrony_errors,
-                                  on_change=self._process_changed)
+        self.process = Supervised(
+            "chronyd",
+            [chronyd_bin, "-x", "-d", "-u", "root", "-f", str(self.paths.conf)],
+            log_path=self.paths.directory / "chronyd.log",
+            wrap=self.wrap,
+            restart_backoff=restart_backoff,
+            error_filter=_chrony_errors,
+            on_change=self._process_changed,
+        )
         self._lock = asyncio.Lock()
         self._poller: asyncio.Task | None = None
         self._reported: tuple[str, str] | None = None
@@ -99,7 +112,7 @@ class ChronyService:
             previous = self.paths.conf.read_text() if self.paths.conf.exists() else None
             if previous == text and self.process.running():
                 self.config = cfg
-                if self.last_refusal:       # what is wanted is what serves (a refused change undone)
+                if self.last_refusal:  # what is wanted is what serves (a refused change undone)
                     self.last_refusal = ""
                     self._publish()
                 return "unchanged"
@@ -141,7 +154,7 @@ class ChronyService:
                 if code == 0:
                     return
             elif self.process.starts > before:
-                await asyncio.sleep(0.05)       # let the supervisor record why
+                await asyncio.sleep(0.05)  # let the supervisor record why
                 raise ChronyError(f"chronyd {self.process.death()}")
             if time.monotonic() > deadline:
                 raise ChronyError(f"chronyd not answering after {self.ready_timeout}s: {self.process.tail_errors()}")
@@ -151,8 +164,9 @@ class ChronyService:
 
     async def _chronyc(self, what: str) -> tuple[int, str]:
         try:
-            return await run_command([self.chronyc_bin, "-h", str(self.paths.socket), "-n", "-c", what],
-                                     wrap=self.wrap, timeout=5)
+            return await run_command(
+                [self.chronyc_bin, "-h", str(self.paths.socket), "-n", "-c", what], wrap=self.wrap, timeout=5
+            )
         except TimeoutError:
             return 1, f"chronyc {what}: no answer within 5s"
 
@@ -162,8 +176,9 @@ class ChronyService:
             (c1, tracking), (c2, sources) = await asyncio.gather(self._chronyc("tracking"), self._chronyc("sources"))
             if c1 == 0 and c2 == 0:
                 try:
-                    self.judged = chronyc.judge(chronyc.parse_tracking(tracking), chronyc.parse_sources(sources),
-                                                self.config.stratum)
+                    self.judged = chronyc.judge(
+                        chronyc.parse_tracking(tracking), chronyc.parse_sources(sources), self.config.stratum
+                    )
                 except ValueError as e:
                     self.judged = ("degraded", f"cannot read chrony's state: {e}")
             else:
@@ -175,7 +190,7 @@ class ChronyService:
         while self.process.wanted:
             try:
                 await self.refresh()
-            except Exception:       # keep reporting
+            except Exception:  # keep reporting
                 log.exception("chrony status")
             await asyncio.sleep(self.poll_interval)
 
@@ -199,7 +214,7 @@ class ChronyService:
         if not proc.running():
             return "dead", f"chronyd {proc.death()}; restarts {proc.restarts}"
         status, text = self.judged or ("running", f"chronyd: pid {proc.pid}, starting")
-        if proc.restarts:       # a death the poller never saw still shows
+        if proc.restarts:  # a death the poller never saw still shows
             text = f"{text}; restarts {proc.restarts}"
         if self.last_refusal:
             return "degraded", f"{text}; serving the last good configuration, refused: {self.last_refusal}"

@@ -29,9 +29,9 @@ from metalplane.identity import (
     write_system_id,
 )
 from metalplane.logs import never_log
+from metalplane.rack import metrics
 from metalplane.rack.boot.service import BootService
 from metalplane.rack.cluster_state import ClusterState
-from metalplane.rack import metrics
 from metalplane.rack.dhcp import DhcpService, InvalidDhcpState, KeaError
 from metalplane.rack.dhcp.config import State
 from metalplane.rack.host_services import RackServices
@@ -91,8 +91,10 @@ class RackDaemon:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         secret = read_secret(self.data_dir)
         if not secret:
-            raise RackError(f"no shared secret in {secret_path(self.data_dir)}; run "
-                            f"`metalplane rack register --url URL --secret SECRET --data-dir {self.data_dir}`")
+            raise RackError(
+                f"no shared secret in {secret_path(self.data_dir)}; run "
+                f"`metalplane rack register --url URL --secret SECRET --data-dir {self.data_dir}`"
+            )
         never_log(secret)
         known_id = read_system_id(self.data_dir)
         self.system_id = known_id or new_system_id()
@@ -114,10 +116,23 @@ class RackDaemon:
         self.host_services = RackServices(self.data_dir, config, self.services)
         self.services_wanted = asyncio.Event()
         self.flush_wanted: set[str] = set()
-        self.links = RegionLinks(config.maas_url, secret, self.hello, self.state, handlers=handler_table(self),
-                                 registration=self._registration)
-        self.boot = BootService(self.data_dir, config.bind_address, config.tftp_port, config.http_port,
-                                self.links.call, self.supervisor, on_change=self.dhcp_wanted.set)
+        self.links = RegionLinks(
+            config.maas_url,
+            secret,
+            self.hello,
+            self.state,
+            handlers=handler_table(self),
+            registration=self._registration,
+        )
+        self.boot = BootService(
+            self.data_dir,
+            config.bind_address,
+            config.tftp_port,
+            config.http_port,
+            self.links.call,
+            self.supervisor,
+            on_change=self.dhcp_wanted.set,
+        )
         self.boot.http.add_dynamic(metrics.METRICS_PATH, self._metrics)  # Prometheus, beside the boot files
         self.links.on_reconnect = self._reconnected
         self.links.on_isolated = self._health_changed
@@ -142,9 +157,11 @@ class RackDaemon:
         to register: stop, rather than come back as a rack nobody asked for."""
         if self.stopping.is_set():
             return
-        line = (f"rack {self.hostname} ({self.system_id}) is not registered with the region ({message}); "
-                f"it does not re-register by itself: run `metalplane rack register --url URL --secret SECRET "
-                f"--data-dir {self.data_dir}` to register it again")
+        line = (
+            f"rack {self.hostname} ({self.system_id}) is not registered with the region ({message}); "
+            f"it does not re-register by itself: run `metalplane rack register --url URL --secret SECRET "
+            f"--data-dir {self.data_dir}` to register it again"
+        )
         log.error(line)
         self.state.note_unregistered(line)
         self.stop_reason = "not registered with the region"
@@ -167,8 +184,9 @@ class RackDaemon:
     @handles(DhcpChanged, ImagesChanged, PowerTargetsChanged)
     async def _changed(self, message: DhcpChanged | ImagesChanged | PowerTargetsChanged) -> None:
         """Something the rack follows changed: wake the loop that fetches it again."""
-        {DhcpChanged: self.dhcp_wanted, ImagesChanged: self.images_wanted,
-         PowerTargetsChanged: self.power_wanted}[type(message)].set()
+        {DhcpChanged: self.dhcp_wanted, ImagesChanged: self.images_wanted, PowerTargetsChanged: self.power_wanted}[
+            type(message)
+        ].set()
 
     @handles(ServicesChanged)
     async def _services_changed(self, message: ServicesChanged) -> None:
@@ -226,8 +244,10 @@ class RackDaemon:
             try:
                 config = await self.links.call(GetServicesConfig(), timeout=30)
             except NoSuchMethod:
-                log.warning("the region does not send a services configuration (an older region); "
-                            "the resolver, chronyd and ARP listener stay as they are")
+                log.warning(
+                    "the region does not send a services configuration (an older region); "
+                    "the resolver, chronyd and ARP listener stay as they are"
+                )
                 await self.services_wanted.wait()
                 continue
             except CALL_FAILED as exc:
@@ -248,7 +268,7 @@ class RackDaemon:
                     await self.links.call(ReportDiscoveries(wire.decode(list[Observation], batch)), timeout=30)
                     self.host_services.discovery.events.ack(batch[-1]["id"])
                     break
-                except NoSuchMethod:        # an older region: keep them until a region takes them
+                except NoSuchMethod:  # an older region: keep them until a region takes them
                     await asyncio.sleep(30)
                 except CALL_FAILED as exc:
                     log.debug("discovery report failed (kept for later): %s", exc)
@@ -315,8 +335,9 @@ class RackDaemon:
         self.images_wanted.set()
         self.services_wanted.set()
         if until - since > 1 and self.links.connected_event.is_set():
-            log.warning("reconnected after %.0f s without any region; services ran on their last configuration",
-                        until - since)
+            log.warning(
+                "reconnected after %.0f s without any region; services ran on their last configuration", until - since
+            )
             with contextlib.suppress(*CALL_FAILED):
                 await self.links.call(ReportIsolation(since, until), timeout=10)
 
@@ -340,11 +361,18 @@ class RackDaemon:
         log.info("rack %s (%s) starting; regions: %s", self.hostname, self.system_id, ", ".join(self.config.maas_url))
         await self.boot.start()
         for name, task in (
-                ("region-links", self.links.run), ("service-reports", self._report_services),
-                ("dhcp-follow", self._follow_dhcp), ("lease-shipping", self._ship_leases),
-                ("power-follow", self._follow_power), ("image-sync", self._follow_images),
-                ("boot-status", self._boot_status), ("tftp", self.boot.serve_tftp), ("http", self.boot.serve_http),
-                ("services-follow", self._follow_services), ("discovery-shipping", self._ship_discoveries)):
+            ("region-links", self.links.run),
+            ("service-reports", self._report_services),
+            ("dhcp-follow", self._follow_dhcp),
+            ("lease-shipping", self._ship_leases),
+            ("power-follow", self._follow_power),
+            ("image-sync", self._follow_images),
+            ("boot-status", self._boot_status),
+            ("tftp", self.boot.serve_tftp),
+            ("http", self.boot.serve_http),
+            ("services-follow", self._follow_services),
+            ("discovery-shipping", self._ship_discoveries),
+        ):
             self.supervisor.start(name, task)
         started = time.monotonic()
         try:
@@ -358,8 +386,11 @@ class RackDaemon:
             await self.power.stop()
             await self.boot.stop()
             await self.host_services.stop()
-        log.info("rack stopped after %.0f s%s", time.monotonic() - started,
-                 f" ({self.stop_reason})" if self.stop_reason else "")
+        log.info(
+            "rack stopped after %.0f s%s",
+            time.monotonic() - started,
+            f" ({self.stop_reason})" if self.stop_reason else "",
+        )
         return 0
 
 

@@ -38,11 +38,12 @@ class EventQueue:
         self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript("CREATE TABLE IF NOT EXISTS events ("
-                              "id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);" + schema)
+        self.db.executescript(
+            "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);" + schema
+        )
         self._wakeup = asyncio.Event()
-        self._delivered = 0           # highest id handed out by batches() since the last rewind
-        self._inserted = 0            # events inserted in the open transaction
+        self._delivered = 0  # highest id handed out by batches() since the last rewind
+        self._inserted = 0  # events inserted in the open transaction
         self._closed = False
 
     def close(self) -> None:
@@ -83,8 +84,9 @@ class EventQueue:
 
     def pending(self, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         """Stored (unacked) events with id > after, oldest first."""
-        rows = self.db.execute("SELECT id, body FROM events WHERE id > ? ORDER BY id LIMIT ?",
-                               (after, limit)).fetchall()
+        rows = self.db.execute(
+            "SELECT id, body FROM events WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+        ).fetchall()
         return [{"id": i, **json.loads(body)} for i, body in rows]
 
     def __len__(self) -> int:

@@ -47,8 +47,11 @@ class RackServices:
         self.config = config
         self.board = board
         # Directories of their own: on a region+rack host the region's named and chronyd share the data dir.
-        self.resolver = (RackResolver(data / "dns-rack", control_port=config.dns_control_port, on_change=self.publish)
-                         if config.dns_port else None)
+        self.resolver = (
+            RackResolver(data / "dns-rack", control_port=config.dns_control_port, on_change=self.publish)
+            if config.dns_port
+            else None
+        )
         self.ntp = ChronyService(data / "ntp-rack", on_change=self.publish) if config.ntp_port else None
         self.discovery = DiscoveryService(data / "discovery", on_change=self.publish)
         self.ntp_shared = False
@@ -74,7 +77,7 @@ class RackServices:
         except InvalidResolverConfig as exc:
             self.problems["dns_rack"] = f"refused the region's resolver configuration: {exc}"
             log.error("%s", self.problems["dns_rack"])
-        except NamedError as exc:       # BIND refused it (the last good one serves) or named would not start
+        except NamedError as exc:  # BIND refused it (the last good one serves) or named would not start
             log.error("resolver: %s", exc.message)
 
     async def _apply_ntp(self, settings: NtpSettings) -> None:
@@ -82,12 +85,19 @@ class RackServices:
             return
         self.ntp_shared = settings.shared
         try:
-            if settings.shared:     # one chronyd per host: the region's serves this rack's networks
+            if settings.shared:  # one chronyd per host: the region's serves this rack's networks
                 await self.ntp.apply(None)
                 return
-            await self.ntp.apply(rack_config([(s.host, s.port) for s in settings.regions], settings.ntp_servers,
-                                             settings.external_only, settings.allow, port=self.config.ntp_port))
-        except ChronyError as exc:      # refused: the running chronyd keeps its last good configuration
+            await self.ntp.apply(
+                rack_config(
+                    [(s.host, s.port) for s in settings.regions],
+                    settings.ntp_servers,
+                    settings.external_only,
+                    settings.allow,
+                    port=self.config.ntp_port,
+                )
+            )
+        except ChronyError as exc:  # refused: the running chronyd keeps its last good configuration
             log.error("chronyd: %s", exc.message)
 
     async def flush(self, zones: list[str]) -> None:

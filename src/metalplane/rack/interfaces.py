@@ -37,18 +37,23 @@ def parse_ip_addr(output: str) -> list[dict[str, Any]]:
         if link.get("link_type") in SKIP_LINK_TYPES or not link.get("address"):
             continue
         info = link.get("linkinfo", {}).get("info_kind")
-        addresses = [f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", [])
-                     if a.get("family") in ("inet", "inet6") and a.get("scope") != "host"]
+        addresses = [
+            f"{a['local']}/{a['prefixlen']}"
+            for a in link.get("addr_info", [])
+            if a.get("family") in ("inet", "inet6") and a.get("scope") != "host"
+        ]
         up = "UP" in link.get("flags", [])
         if not should_model(info, up, addresses):
             continue
-        interfaces.append({
-            "name": link["ifname"],
-            "mac": link["address"],
-            "type": info if info in MODELLED_KINDS else "physical",
-            "enabled": up,
-            "addresses": addresses,
-        })
+        interfaces.append(
+            {
+                "name": link["ifname"],
+                "mac": link["address"],
+                "type": info if info in MODELLED_KINDS else "physical",
+                "enabled": up,
+                "addresses": addresses,
+            }
+        )
     return interfaces
 
 

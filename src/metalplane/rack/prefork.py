@@ -28,8 +28,9 @@ def run(coro: Coroutine[Any, Any, None], loop_name: str) -> None:
     asyncio.run(coro)
 
 
-def serve_in_workers(workers: int, host: str, port: int, listen: Callable[..., socket.socket],
-                     serve: Serve, loop_name: str) -> int:
+def serve_in_workers(
+    workers: int, host: str, port: int, listen: Callable[..., socket.socket], serve: Serve, loop_name: str
+) -> int:
     """Serve in this process and `workers - 1` forked ones; stops the forked ones (by PID) at the end."""
     sock = listen(host, port, reuse_port=workers > 1)
     port = sock.getsockname()[1]  # when asked for port 0, the workers join the one we got

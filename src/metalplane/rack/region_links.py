@@ -87,8 +87,9 @@ def choose(system_id: str, candidates: list[Endpoint], wanted: int, avoid_region
     return chosen
 
 
-def plan_links(system_id: str, known: list[Endpoint], targets: list[Endpoint] | None, usable: set[tuple[str, int]],
-               per_rack: int) -> list[Endpoint]:
+def plan_links(
+    system_id: str, known: list[Endpoint], targets: list[Endpoint] | None, usable: set[tuple[str, int]], per_rack: int
+) -> list[Endpoint]:
     """Which endpoints to be connected to now: the region's targets, with any
     unusable one replaced by a usable endpoint (same region first), topped up
     to one link per region up to the wanted count."""
@@ -111,8 +112,15 @@ class RegionLinks:
     """Keeps the rack connected. `handlers` answer the region's calls to the rack (this
     class answers SetTargets and Ping itself); `registration` makes the Register call."""
 
-    def __init__(self, urls: list[str], secret: str, me: Callable[[], ClientHello], state: ClusterState,
-                 handlers: Handlers, registration: Callable[[], Awaitable[Register]]):
+    def __init__(
+        self,
+        urls: list[str],
+        secret: str,
+        me: Callable[[], ClientHello],
+        state: ClusterState,
+        handlers: Handlers,
+        registration: Callable[[], Awaitable[Register]],
+    ):
         self.urls = urls
         self.secret = secret
         self.me = me
@@ -220,8 +228,9 @@ class RegionLinks:
         if self.healthy_links() and now - self._last_refresh > REFRESH_INTERVAL:
             self._last_refresh = now
             background(self._refresh())
-        plan = plan_links(self.me().system_id, list(self.known.values()), self.targets, self._usable(now),
-                          DEFAULT_PER_RACK)
+        plan = plan_links(
+            self.me().system_id, list(self.known.values()), self.targets, self._usable(now), DEFAULT_PER_RACK
+        )
         wanted = {e.key for e in plan}
         for endpoint in plan:
             if endpoint.key not in self.links:
@@ -245,8 +254,7 @@ class RegionLinks:
             self.connected_event.clear()
             if self._isolated_since is None:
                 self._isolated_since = time.time()
-                log.warning("degraded: lost every region controller; services keep running on their last "
-                            "configuration")
+                log.warning("degraded: lost every region controller; services keep running on their last configuration")
                 if self.on_isolated is not None:
                     self.on_isolated()
 
@@ -293,7 +301,8 @@ class RegionLinks:
         endpoint = link.endpoint
         try:
             link.connection = await open_connection(
-                endpoint.host, endpoint.port, self.secret, self.me(), self.state.ca_cert, self.handlers)
+                endpoint.host, endpoint.port, self.secret, self.me(), self.state.ca_cert, self.handlers
+            )
             if link.closing:
                 return
             welcome = link.connection.welcome
@@ -306,13 +315,19 @@ class RegionLinks:
             link.registered = True
             self.refused = None
             self.backoff[endpoint.key] = Backoff()
-            log.info("connected to region %s worker %d at %s:%d", endpoint.region, endpoint.worker,
-                     endpoint.host, endpoint.port)
+            log.info(
+                "connected to region %s worker %d at %s:%d",
+                endpoint.region,
+                endpoint.worker,
+                endpoint.host,
+                endpoint.port,
+            )
             self._learn(answer)
             await serving
             if not link.closing:
-                log.warning("lost region %s worker %d at %s:%d", endpoint.region, endpoint.worker,
-                            endpoint.host, endpoint.port)
+                log.warning(
+                    "lost region %s worker %d at %s:%d", endpoint.region, endpoint.worker, endpoint.host, endpoint.port
+                )
                 self.backoff.setdefault(endpoint.key, Backoff()).fail(time.monotonic())
                 # Tell a surviving region now, rather than when the dead worker's heartbeat times out.
                 background(self._report_lost(endpoint))
@@ -321,14 +336,20 @@ class RegionLinks:
             if exc.reason == "region-secret":  # the region failed, not this rack
                 log.error("region %s:%d is not trusted: %s", endpoint.host, endpoint.port, exc.message)
             else:
-                log.error("region %s:%d refused this rack (%s): %s", endpoint.host, endpoint.port, exc.reason,
-                          exc.message)
+                log.error(
+                    "region %s:%d refused this rack (%s): %s", endpoint.host, endpoint.port, exc.reason, exc.message
+                )
             backoff = self.backoff.setdefault(endpoint.key, Backoff())
             backoff.failures = max(backoff.failures, 6)  # refusals are not transient
             backoff.fail(time.monotonic())
         except ssl.SSLCertVerificationError:
-            log.error("%s:%d presents a certificate from another cluster (this rack belongs to cluster %s); "
-                      "run `metalplane rack reset` to move it", endpoint.host, endpoint.port, self.state.uuid)
+            log.error(
+                "%s:%d presents a certificate from another cluster (this rack belongs to cluster %s); "
+                "run `metalplane rack reset` to move it",
+                endpoint.host,
+                endpoint.port,
+                self.state.uuid,
+            )
             backoff = self.backoff.setdefault(endpoint.key, Backoff())
             backoff.failures = max(backoff.failures, 6)
             backoff.fail(time.monotonic())

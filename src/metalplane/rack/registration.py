@@ -13,8 +13,8 @@ from metalplane import __version__
 from metalplane.config.rack import RackConfig, rack_config_path, update_rack_config
 from metalplane.identity import local_hostname, new_system_id, read_system_id, write_secret, write_system_id
 from metalplane.rack.cluster_state import ClusterState
-from metalplane.rpc.endpoint import Endpoint
 from metalplane.rpc.client import open_connection
+from metalplane.rpc.endpoint import Endpoint
 from metalplane.rpc.handshake import ClientHello, HandshakeRefused
 
 
@@ -33,19 +33,25 @@ def refusal_advice(exc: HandshakeRefused, endpoint: Endpoint) -> str:
     """Which side failed, and what to do."""
     where = f"{endpoint.host}:{endpoint.port}"
     if exc.reason == "secret":
-        return (f"the region at {where} refused this rack's shared secret. Use the secret stored on a region "
-                "host in DATA_DIR/secret (/var/lib/metalplane/secret by default; `metalplane init` prints its path)")
+        return (
+            f"the region at {where} refused this rack's shared secret. Use the secret stored on a region "
+            "host in DATA_DIR/secret (/var/lib/metalplane/secret by default; `metalplane init` prints its path)"
+        )
     if exc.reason == "region-secret":
-        return (f"the region at {where} could not prove that it knows the shared secret (this rack's secret was "
-                "not refused): it is not a region of the cluster this secret belongs to, or something between "
-                "the rack and the region answers in its place. Check the --url")
+        return (
+            f"the region at {where} could not prove that it knows the shared secret (this rack's secret was "
+            "not refused): it is not a region of the cluster this secret belongs to, or something between "
+            "the rack and the region answers in its place. Check the --url"
+        )
     return exc.message
 
 
 def foreign_cluster_message(cluster: str | None, endpoint: Endpoint) -> str:
-    return (f"{endpoint.host}:{endpoint.port} presents a certificate from another cluster: this rack is registered "
-            f"to cluster {cluster}. Moving a rack between clusters risks data loss; run `metalplane rack reset` "
-            f"first if you really mean to move it")
+    return (
+        f"{endpoint.host}:{endpoint.port} presents a certificate from another cluster: this rack is registered "
+        f"to cluster {cluster}. Moving a rack between clusters risks data loss; run `metalplane rack reset` "
+        f"first if you really mean to move it"
+    )
 
 
 async def _endpoints(urls: list[str]) -> list[Endpoint]:

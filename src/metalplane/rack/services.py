@@ -49,9 +49,17 @@ class ServiceBoard:
         if self.path is None:
             return
         try:
-            write_atomic(self.path, json.dumps({"updated": time.time(), "services": {
-                n: {"status": s, "status_info": i} for n, (s, i) in self._status.items()}}, indent=1))
-        except OSError as exc:      # a full disk must not stop the statuses reaching the region
+            write_atomic(
+                self.path,
+                json.dumps(
+                    {
+                        "updated": time.time(),
+                        "services": {n: {"status": s, "status_info": i} for n, (s, i) in self._status.items()},
+                    },
+                    indent=1,
+                ),
+            )
+        except OSError as exc:  # a full disk must not stop the statuses reaching the region
             log.debug("cannot write %s: %s", self.path, exc)
 
 

@@ -61,8 +61,9 @@ async def create_admin(conn: AsyncConnection, username: str, password: str, emai
     return (await users.create_token(conn, user.id, token_name)).api_key
 
 
-async def ensure_admin(conn: AsyncConnection, username: str, password: str | None, email: str,
-                       token_name: str) -> tuple[str, str | None]:
+async def ensure_admin(
+    conn: AsyncConnection, username: str, password: str | None, email: str, token_name: str
+) -> tuple[str, str | None]:
     """The defaults, the admin (created when missing, with a generated password when
     none is given) and its first API key. Returns (api key, generated password or None)."""
     await ensure_defaults(conn)
@@ -77,8 +78,9 @@ async def ensure_admin(conn: AsyncConnection, username: str, password: str | Non
     return token.api_key, generated
 
 
-def run_db(config: RegionConfig, work: Callable[[AsyncConnection], Awaitable[T]],
-           application_name: str = "metalplane-cli") -> T:
+def run_db(
+    config: RegionConfig, work: Callable[[AsyncConnection], Awaitable[T]], application_name: str = "metalplane-cli"
+) -> T:
     """Run `work` in one transaction against the region database, from outside a region
     process (a CLI command, a test)."""
 

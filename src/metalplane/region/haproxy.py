@@ -64,9 +64,9 @@ class RegionServer:
 class Timing:
     """Health-check and timeout figures (HAProxy time units)."""
 
-    inter: str = "1s"          # check interval while up
-    fastinter: str = "250ms"   # while changing state
-    downinter: str = "1s"      # while down
+    inter: str = "1s"  # check interval while up
+    fastinter: str = "250ms"  # while changing state
+    downinter: str = "1s"  # while down
     rise: int = 2
     fall: int = 2
     timeout_check: str = "2s"
@@ -91,9 +91,17 @@ def parse_server(spec: str, index: int) -> RegionServer:
     return RegionServer(name, host, port)
 
 
-def render_config(regions: list[RegionServer], bind: str = "*:80", *, backend: str = "maas",
-                  timing: Timing = Timing(), nodb_backend: bool = True, stats_socket: str | None = None,
-                  log_target: str | None = None, maxconn: int = 4096) -> str:
+def render_config(
+    regions: list[RegionServer],
+    bind: str = "*:80",
+    *,
+    backend: str = "maas",
+    timing: Timing = Timing(),
+    nodb_backend: bool = True,
+    stats_socket: str | None = None,
+    log_target: str | None = None,
+    maxconn: int = 4096,
+) -> str:
     """The whole haproxy.cfg for `regions`; check it with `haproxy -c -f FILE`."""
     if not regions:
         raise HaproxyConfigError("at least one --region is needed")

@@ -76,9 +76,16 @@ class RegionServices:
         self.region_id = region_id
         self.system_id = system_id
         data = Path(config.data_dir)
-        self.dns = (AuthoritativeDns(data / "dns-region", control_port=config.dns_control_port,
-                                     options=AuthoritativeOptions(port=config.dns_port),
-                                     on_change=self._status_changed) if config.dns_port else None)
+        self.dns = (
+            AuthoritativeDns(
+                data / "dns-region",
+                control_port=config.dns_control_port,
+                options=AuthoritativeOptions(port=config.dns_port),
+                on_change=self._status_changed,
+            )
+            if config.dns_port
+            else None
+        )
         self.ntp = ChronyService(data / "ntp-region", on_change=self._status_changed) if config.ntp_port else None
         self.wanted = asyncio.Event()
         self.report_wanted = asyncio.Event()
@@ -93,8 +100,10 @@ class RegionServices:
             await self._report()
             return
         self.wanted.set()
-        tasks = [asyncio.create_task(self._listen(), name="region-services-listen"),
-                 asyncio.create_task(self._reporter(), name="region-services-report")]
+        tasks = [
+            asyncio.create_task(self._listen(), name="region-services-listen"),
+            asyncio.create_task(self._reporter(), name="region-services-report"),
+        ]
         try:
             await self._follow()
         finally:
@@ -107,8 +116,13 @@ class RegionServices:
         async def note(channel: str, payload: str) -> None:
             self.wanted.set()
 
-        await listen_forever(self.config, "metalplane-region-services", [consequences.REGION_SERVICES_CHANNEL],
-                             note, on_connected=self.wanted.set)
+        await listen_forever(
+            self.config,
+            "metalplane-region-services",
+            [consequences.REGION_SERVICES_CHANNEL],
+            note,
+            on_connected=self.wanted.set,
+        )
 
     async def _follow(self) -> None:
         while True:
@@ -121,9 +135,10 @@ class RegionServices:
                 await self.rebuild()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:      # the database failing over, a daemon that would not start
-                log.warning("region services: rebuild failed (retrying at the next change or in %.0fs): %s",
-                            RESYNC, exc)
+            except Exception as exc:  # the database failing over, a daemon that would not start
+                log.warning(
+                    "region services: rebuild failed (retrying at the next change or in %.0fs): %s", RESYNC, exc
+                )
                 await asyncio.sleep(1)
 
     async def rebuild(self) -> list[str]:
@@ -141,9 +156,10 @@ class RegionServices:
             changed = await self._apply_dns(model)
         if self.ntp is not None:
             try:
-                await self.ntp.apply(region_config(ntp_servers, peers, [ip_network(n) for n in known],
-                                                   port=self.config.ntp_port))
-            except ChronyError as exc:      # refused: status degraded, the last good one serves
+                await self.ntp.apply(
+                    region_config(ntp_servers, peers, [ip_network(n) for n in known], port=self.config.ntp_port)
+                )
+            except ChronyError as exc:  # refused: status degraded, the last good one serves
                 log.error("chronyd: %s", exc.message)
         if changed:
             async with transaction(self.db, self.config) as conn:
@@ -153,14 +169,14 @@ class RegionServices:
 
     async def _apply_dns(self, model: DnsModel) -> list[str]:
         assert self.dns is not None
-        if not model.nameservers:      # this region's own row is not there yet
+        if not model.nameservers:  # this region's own row is not there yet
             return []
         try:
             applied = await self.dns.apply(model)
         except InvalidDnsModel as exc:
             log.error("DNS: the model cannot be served: %s", exc)
             return []
-        except NamedError as exc:      # refused (status degraded, the last good zones serve) or not started
+        except NamedError as exc:  # refused (status degraded, the last good zones serve) or not started
             log.error("DNS: %s", exc.message)
             return []
         if applied.changed:
@@ -203,9 +219,11 @@ class RegionServices:
         async with self.db.begin() as conn:
             for name, (status, info) in self.statuses().items():
                 values = dict(status=status, status_info=info[:500])
-                await conn.execute(insert(service_status).values(node_id=self.region_id, name=name, **values)
-                                   .on_conflict_do_update(index_elements=["node_id", "name"],
-                                                          set_={**values, "updated": func.now()}))
+                await conn.execute(
+                    insert(service_status)
+                    .values(node_id=self.region_id, name=name, **values)
+                    .on_conflict_do_update(index_elements=["node_id", "name"], set_={**values, "updated": func.now()})
+                )
 
     async def stop(self) -> None:
         for service in (self.dns, self.ntp):

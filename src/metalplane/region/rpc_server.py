@@ -22,11 +22,10 @@ from websockets.exceptions import ConnectionClosed
 from metalplane import __version__
 from metalplane.config.region import RegionConfig
 from metalplane.logs import never_log
-from metalplane.region import changes
+from metalplane.region import changes, metrics
+from metalplane.region.api.metadata import metadata_url
 from metalplane.region.changes import ChangeHub
 from metalplane.region.db.notifications import listen_forever
-from metalplane.region.api.metadata import metadata_url
-from metalplane.region import metrics
 from metalplane.region.db.transaction import transaction
 from metalplane.region.services import (
     bmcs,
@@ -74,7 +73,6 @@ from metalplane.rpc.messages import (
     Stop,
     UpdateServices,
 )
-from metalplane.rpc.services import ServicesConfig
 from metalplane.rpc.protocol import (
     CLOSE_TIMEOUT,
     PRE_AUTH_FRAME,
@@ -85,6 +83,7 @@ from metalplane.rpc.protocol import (
     RpcPeer,
     enable_tcp_keepalive,
 )
+from metalplane.rpc.services import ServicesConfig
 from metalplane.rpc.tls import fingerprint_pem, server_context
 
 log = logging.getLogger("metalplane.region.rpc")
@@ -108,8 +107,9 @@ class RackSession:
         self.system_id = hello.system_id
         self.node_id: int | None = None
         self.pushed: list[Endpoint] | None = None
-        self.peer = RpcPeer(ws, handler_table(self), name=f"rack {hello.hostname} ({hello.system_id})",
-                            protocol=protocol)
+        self.peer = RpcPeer(
+            ws, handler_table(self), name=f"rack {hello.hostname} ({hello.system_id})", protocol=protocol
+        )
 
     async def run(self) -> None:
         try:
@@ -130,8 +130,11 @@ class RackSession:
                             changes = await racks.mark_unreachable(conn, self.node_id)
                     if last_link:  # its BMCs move now
                         if changes:
-                            log.warning("%s has no connection to any region left: %s", self.peer.name,
-                                        ", ".join(f"{n} {new}" for n, _, new in changes))
+                            log.warning(
+                                "%s has no connection to any region left: %s",
+                                self.peer.name,
+                                ", ".join(f"{n} {new}" for n, _, new in changes),
+                            )
                         await self.server.reassign_bmcs()
             log.info("%s disconnected", self.peer.name)
 
@@ -142,10 +145,10 @@ class RackSession:
         async with transaction(self.server.db, self.server.config) as conn:
             if not message.enrol and not await racks.is_rack(conn, self.system_id):
                 log.warning("%s has no record here and was not told to register; refused", self.peer.name)
-                raise RemoteError(UNKNOWN_RACK, f"this region has no rack controller {self.system_id} "
-                                                "(it was deleted)")
-            self.node_id = await racks.register_rack(conn, self.system_id, message.hostname, message.version,
-                                                     wire.encode(message.interfaces))
+                raise RemoteError(UNKNOWN_RACK, f"this region has no rack controller {self.system_id} (it was deleted)")
+            self.node_id = await racks.register_rack(
+                conn, self.system_id, message.hostname, message.version, wire.encode(message.interfaces)
+            )
         # Apart: registration holds its lock, and the connection row locks a process row
         # that the reaper may be deleting under the rebalance lock.
         async with self.server.db.begin() as conn:
@@ -173,7 +176,7 @@ class RackSession:
         ("invalid-dhcp-state"), and the rack shows why in its dhcpd status."""
         async with self.server.db.connect() as conn:
             state = await dhcp.rack_dhcp_state(conn, self._registered())
-        if self.peer.protocol < 2:      # DhcpState refuses fields it does not know: no DHCPv6 for it
+        if self.peer.protocol < 2:  # DhcpState refuses fields it does not know: no DHCPv6 for it
             if state.pop("vlans6", None):
                 state["problems"].append("DHCPv6 needs a rack of RPC protocol 2: upgrade the rack")
         return wire.decode(DhcpState, state)
@@ -205,9 +208,16 @@ class RackSession:
     @handles(GetBootConfig)
     async def get_boot_config(self, message: GetBootConfig) -> BootConfig:
         self._registered()
-        return wire.decode(BootConfig, await boot.boot_config(self.server.db, message.mac, message.architecture,
-                                                              metadata_url(self.server.config.maas_url),
-                                                              message.client_ip))
+        return wire.decode(
+            BootConfig,
+            await boot.boot_config(
+                self.server.db,
+                message.mac,
+                message.architecture,
+                metadata_url(self.server.config.maas_url),
+                message.client_ip,
+            ),
+        )
 
     @handles(GetPowerTargets)
     async def get_power_targets(self, message: GetPowerTargets) -> PowerTargets:
@@ -237,8 +247,11 @@ class RackSession:
 
     @handles(ReportIsolation)
     async def report_isolation(self, message: ReportIsolation) -> None:
-        log.warning("%s ran degraded, without any region, for %.0f s (services kept their last configuration)",
-                    self.peer.name, message.until - message.since)
+        log.warning(
+            "%s ran degraded, without any region, for %.0f s (services kept their last configuration)",
+            self.peer.name,
+            message.until - message.since,
+        )
         async with self.server.db.begin() as conn:
             await racks.record_isolation(conn, self._registered(), message.until - message.since)
 
@@ -251,8 +264,7 @@ class RackSession:
 
 
 class RegionRpcServer:
-    def __init__(self, config: RegionConfig, db: AsyncEngine, region_id: int, region_system_id: str,
-                 worker_index: int):
+    def __init__(self, config: RegionConfig, db: AsyncEngine, region_id: int, region_system_id: str, worker_index: int):
         self.config = config
         self.db = db
         self.region_id = region_id
@@ -278,10 +290,17 @@ class RegionRpcServer:
         self.ca_cert = tls["ca_cert"]
         self.fingerprint = fingerprint_pem(tls["cert"])
         self.server = await serve(
-            self._handle, self.config.listen_address, self.port, ssl=server_context(tls["cert"], tls["key"]),
-            ping_interval=None, close_timeout=CLOSE_TIMEOUT, compression=None,
+            self._handle,
+            self.config.listen_address,
+            self.port,
+            ssl=server_context(tls["cert"], tls["key"]),
+            ping_interval=None,
+            close_timeout=CLOSE_TIMEOUT,
+            compression=None,
             # Until the handshake: small frames, and TLS + upgrade + handshake each bounded.
-            max_size=PRE_AUTH_FRAME, open_timeout=HANDSHAKE_TIMEOUT, ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
+            max_size=PRE_AUTH_FRAME,
+            open_timeout=HANDSHAKE_TIMEOUT,
+            ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
         )
         self._spawn(self._listen())
         self._spawn(self._pusher())
@@ -347,15 +366,17 @@ class RegionRpcServer:
     async def _handle(self, ws: ServerConnection) -> None:
         enable_tcp_keepalive(ws.transport)
         try:
-            hello, protocol = await server_handshake(ws, self.secret, self.fingerprint, self.region_system_id,
-                                                     self.cluster, __version__, self.ca_cert)
+            hello, protocol = await server_handshake(
+                ws, self.secret, self.fingerprint, self.region_system_id, self.cluster, __version__, self.ca_cert
+            )
         except HandshakeRefused as exc:
             who = f"{exc.client.hostname} ({exc.client.system_id})" if exc.client else str(ws.remote_address)
             log.warning("refused RPC connection from %s: %s", who, exc.message)
             if exc.reason == "version" and exc.client is not None:
                 async with self.db.begin() as conn:
-                    await racks.record_refusal(conn, exc.client.system_id, exc.client.hostname,
-                                               exc.client.version, exc.message)
+                    await racks.record_refusal(
+                        conn, exc.client.system_id, exc.client.hostname, exc.client.version, exc.message
+                    )
             await ws.close(1008, exc.reason)
             return
         except (TimeoutError, ConnectionClosed, ProtocolError, ValueError) as exc:
@@ -393,8 +414,9 @@ class RegionRpcServer:
                 continue
             try:
                 peer = await self._peer(endpoint.host, endpoint.port)
-                raw = await peer.call(CallRack(system_id, message.name, wire.encode(message), timeout),
-                                      timeout=timeout + 5)
+                raw = await peer.call(
+                    CallRack(system_id, message.name, wire.encode(message), timeout), timeout=timeout + 5
+                )
                 return wire.decode(message.reply, raw, root=f"{message.name} reply")
             except (ConnectionLost, OSError, TimeoutError, HandshakeRefused) as exc:
                 errors.append(f"{endpoint.host}:{endpoint.port}: {exc}")
@@ -404,8 +426,9 @@ class RegionRpcServer:
                 if exc.code != "not-connected":
                     raise
                 errors.append(exc.message)
-        raise ConnectionLost(f"rack {system_id} is not connected to any region"
-                             + (f" ({'; '.join(errors)})" if errors else ""))
+        raise ConnectionLost(
+            f"rack {system_id} is not connected to any region" + (f" ({'; '.join(errors)})" if errors else "")
+        )
 
     async def _peer(self, host: str, port: int) -> RpcPeer:
         existing = self._peers.get((host, port))
@@ -420,9 +443,13 @@ class RegionRpcServer:
     # -- notifications -----------------------------------------------------------------------
 
     async def _listen(self) -> None:
-        await listen_forever(self.config, f"metalplane-listen-{self.worker_index}",
-                             [connections.TARGETS_CHANNEL, connections.RACK_EVENTS_CHANNEL, changes.CHANNEL],
-                             self._note, on_connected=self._caught_up)
+        await listen_forever(
+            self.config,
+            f"metalplane-listen-{self.worker_index}",
+            [connections.TARGETS_CHANNEL, connections.RACK_EVENTS_CHANNEL, changes.CHANNEL],
+            self._note,
+            on_connected=self._caught_up,
+        )
 
     def _caught_up(self) -> None:
         """Notifications sent while the listener was away are lost: catch up on all of them."""
@@ -469,10 +496,10 @@ class RegionRpcServer:
             for session in list(self.sessions.values()):
                 self._spawn(self._notify(session, broadcast))
             return
-        if event.get("kind") == "services":      # the racks refetch; `flush`: zones a region changed
+        if event.get("kind") == "services":  # the racks refetch; `flush`: zones a region changed
             changed = ServicesChanged([str(z) for z in event.get("flush", [])])
             for session in list(self.sessions.values()):
-                self._spawn(self._notify(session, changed))   # a protocol-1 rack: NoSuchMethod, ignored
+                self._spawn(self._notify(session, changed))  # a protocol-1 rack: NoSuchMethod, ignored
             return
         if event.get("kind") == "bmcs":
             for system_id in event.get("racks", []):

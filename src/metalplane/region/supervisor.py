@@ -25,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from metalplane import __version__
 from metalplane.config.region import RegionConfig
 from metalplane.identity import local_hostname, read_secret, read_system_id, write_secret, write_system_id
-from metalplane.region import bootstrap, metrics
 from metalplane.logs import never_log
+from metalplane.region import bootstrap, metrics
 from metalplane.region.budget import compute_budget
 from metalplane.region.db import engine as db_engine
 from metalplane.region.db.tables import controller_info
@@ -55,8 +55,10 @@ def worker_count_warnings(num_workers: int, cpus: int) -> list[str]:
     """The seeds: one worker per CPU, up to eight. Warn beyond either; never refuse."""
     warnings = []
     if num_workers > cpus:
-        warnings.append(f"num_workers={num_workers} is more than this host's {cpus} CPUs; "
-                        "more workers than CPUs may reduce performance")
+        warnings.append(
+            f"num_workers={num_workers} is more than this host's {cpus} CPUs; "
+            "more workers than CPUs may reduce performance"
+        )
     if num_workers > 8:
         warnings.append(f"num_workers={num_workers} is above the recommended maximum of 8; use at your own risk")
     return warnings
@@ -117,8 +119,13 @@ class Supervisor:
         try:
             await self._register()
             sock = bind_api_socket(self.config.listen_address, self.config.port)
-            log.info("region %s serving the API on %s:%d with %d workers",
-                     self.system_id, self.config.listen_address, self.config.port, self.config.num_workers)
+            log.info(
+                "region %s serving the API on %s:%d with %d workers",
+                self.system_id,
+                self.config.listen_address,
+                self.config.port,
+                self.config.num_workers,
+            )
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stopping.set)
@@ -148,14 +155,23 @@ class Supervisor:
             address: str | None = region_address(advertised_host(self.config))
         except OSError as exc:
             address = None
-            log.error("cannot tell the racks where this region's DNS and NTP are: %s (maas_url %s)",
-                      exc, self.config.maas_url)
+            log.error(
+                "cannot tell the racks where this region's DNS and NTP are: %s (maas_url %s)", exc, self.config.maas_url
+            )
         async with transaction(self.db, self.config) as conn:
             await bootstrap.ensure_defaults(conn)
             self.region_id = await controllers.register_region(
-                conn, self.system_id, local_hostname(self.config.hostname), __version__,
-                self.config.num_workers, self.config.connections_needed(), self.config.port,
-                self.config.maas_url, address, self.config.dns_port, self.config.ntp_port,
+                conn,
+                self.system_id,
+                local_hostname(self.config.hostname),
+                __version__,
+                self.config.num_workers,
+                self.config.connections_needed(),
+                self.config.port,
+                self.config.maas_url,
+                address,
+                self.config.dns_port,
+                self.config.ntp_port,
             )
             # Its address is the zones' NS address and a forwarder and NTP source of every rack.
             consequences.region_services_changed(conn)
@@ -163,8 +179,7 @@ class Supervisor:
             await controllers.remove_region_processes(conn, self.region_id)
             secret = await cluster.shared_secret(conn)
             never_log(secret)
-            budget = compute_budget(await controllers.region_needs(conn),
-                                    *await controllers.connection_limits(conn))
+            budget = compute_budget(await controllers.region_needs(conn), *await controllers.connection_limits(conn))
         (log.info if budget.ok else log.error)(budget.message())
         if read_secret(self.data_dir) != secret:
             write_secret(self.data_dir, secret)
@@ -175,15 +190,18 @@ class Supervisor:
             await asyncio.sleep(REGION_HEARTBEAT)
             try:
                 async with self.db.begin() as conn:  # alone, so that nothing below can undo it
-                    await conn.execute(update(controller_info)
-                                       .where(controller_info.c.node_id == self.region_id)
-                                       .values(updated=func.now()))
+                    await conn.execute(
+                        update(controller_info)
+                        .where(controller_info.c.node_id == self.region_id)
+                        .values(updated=func.now())
+                    )
                     await controllers.heartbeat_live_processes(conn, self.region_id, self._live_pids())
                 async with self.db.begin() as conn:
                     # Any region notices a dead one: its workers stop heartbeating.
                     if await connections.reap_stale_processes(conn):
-                        await connections.rebalance(conn, self.config.rpc_connections_per_rack,
-                                            self.config.balance_threshold)
+                        await connections.rebalance(
+                            conn, self.config.rpc_connections_per_rack, self.config.balance_threshold
+                        )
                     for system_id in await commissioning.expire(conn):
                         log.warning("machine %s failed commissioning: timed out", system_id)
                     for system_id in await lifecycle.expire(conn):
@@ -199,9 +217,17 @@ class Supervisor:
 
     def _spawn(self, slot: WorkerSlot, fd: int) -> None:
         args = [
-            sys.executable, "-m", "metalplane.region.worker",
-            "--config", str(self.config_path), "--index", str(slot.index),
-            "--fd", str(fd), "--region-id", str(self.region_id),
+            sys.executable,
+            "-m",
+            "metalplane.region.worker",
+            "--config",
+            str(self.config_path),
+            "--index",
+            str(slot.index),
+            "--fd",
+            str(fd),
+            "--region-id",
+            str(self.region_id),
         ]
         slot.proc = subprocess.Popen(args, pass_fds=(fd,), env=metrics.worker_env(self.metrics_dir))
         slot.started = time.monotonic()

@@ -57,8 +57,13 @@ class Worker:
 
     async def _register(self, conn) -> None:
         await controllers.register_process(
-            conn, self.region_id, self.index, self.pid, advertised_host(self.config),
-            self.rpc_port, self.config.database_pool_size,
+            conn,
+            self.region_id,
+            self.index,
+            self.pid,
+            advertised_host(self.config),
+            self.rpc_port,
+            self.config.database_pool_size,
         )
 
     @contextlib.asynccontextmanager
@@ -84,7 +89,9 @@ class Worker:
 
     def app(self) -> Starlette:
         return build_app(
-            self.db, all_handlers(), extra_routes=region_routes(),
+            self.db,
+            all_handlers(),
+            extra_routes=region_routes(),
             state={"config": self.config, "region_id": self.region_id, "worker_index": self.index},
             lifespan=self.lifespan,
         )
@@ -104,13 +111,18 @@ def main(argv: list[str] | None = None) -> int:
     worker = Worker(config, args.index, args.region_id)
     sock = socket.socket(fileno=args.fd)
     app = worker.app()
-    server = uvicorn.Server(uvicorn.Config(
-        AccessLog(app), lifespan="on", log_config=None, access_log=False,
-        timeout_graceful_shutdown=5,
-        # uvicorn would believe X-Forwarded-* from 127.0.0.1 by itself; the region
-        # decides whom to believe (trusted_proxies, region/api/proxies.py).
-        proxy_headers=False,
-    ))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            AccessLog(app),
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=5,
+            # uvicorn would believe X-Forwarded-* from 127.0.0.1 by itself; the region
+            # decides whom to believe (trusted_proxies, region/api/proxies.py).
+            proxy_headers=False,
+        )
+    )
     # Long-lived responses (the UI's event streams) end themselves when the worker stops.
     app.state.stopping = lambda: server.should_exit
     server.run(sockets=[sock])

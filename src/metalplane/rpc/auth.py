@@ -24,7 +24,8 @@ def proof(secret: str, role: str, first_nonce: str, second_nonce: str, fingerpri
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-def verify(expected_secret: str, role: str, first_nonce: str, second_nonce: str, fingerprint: str,
-           presented: str) -> bool:
+def verify(
+    expected_secret: str, role: str, first_nonce: str, second_nonce: str, fingerprint: str, presented: str
+) -> bool:
     expected = proof(expected_secret, role, first_nonce, second_nonce, fingerprint)
     return hmac.compare_digest(expected.encode(), presented.encode())

@@ -27,13 +27,20 @@ class Connection:
     welcome: Welcome
 
 
-async def open_connection(host: str, port: int, secret: str, me: ClientHello, ca_pem: str | None,
-                          handlers: Handlers, name: str | None = None) -> Connection:
+async def open_connection(
+    host: str, port: int, secret: str, me: ClientHello, ca_pem: str | None, handlers: Handlers, name: str | None = None
+) -> Connection:
     """TLS + handshake. Raises HandshakeRefused, OSError or TimeoutError; the caller
     starts `peer.serve()`."""
     ws = await connect(
-        f"wss://{host}:{port}/rpc", ssl=client_context(ca_pem), open_timeout=CONNECT_TIMEOUT,
-        ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT, close_timeout=CLOSE_TIMEOUT, max_size=PRE_AUTH_FRAME, compression=None,
+        f"wss://{host}:{port}/rpc",
+        ssl=client_context(ca_pem),
+        open_timeout=CONNECT_TIMEOUT,
+        ping_interval=PING_INTERVAL,
+        ping_timeout=PING_TIMEOUT,
+        close_timeout=CLOSE_TIMEOUT,
+        max_size=PRE_AUTH_FRAME,
+        compression=None,
         server_hostname="metalplane-region",
     )
     try:
@@ -41,5 +48,6 @@ async def open_connection(host: str, port: int, secret: str, me: ClientHello, ca
     except BaseException:
         await ws.close()
         raise
-    return Connection(ws, RpcPeer(ws, handlers, name or f"region {welcome.region}/{host}:{port}", welcome.protocol),
-                      welcome)
+    return Connection(
+        ws, RpcPeer(ws, handlers, name or f"region {welcome.region}/{host}:{port}", welcome.protocol), welcome
+    )

@@ -155,7 +155,7 @@ TcpPort = Annotated[int, Field(ge=1, le=65535, strict=True)]
 
 
 def normalise_mac(value: Any) -> str | None:
-    """"52-54-00-AA-BB-01" -> "52:54:00:aa:bb:01"; None when it is not a MAC address."""
+    """ "52-54-00-AA-BB-01" -> "52:54:00:aa:bb:01"; None when it is not a MAC address."""
     if not isinstance(value, str):
         return None
     if _NORMAL_MAC_RE.match(value):  # as the region stores them: most hosts, fast
@@ -164,10 +164,11 @@ def normalise_mac(value: Any) -> str | None:
     if not _MAC_RE.match(mac):
         return None
     digits = mac.replace(":", "").replace("-", "")
-    return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
 
 
 # --------------------------------------------------------------------------- ranges
+
 
 def subtract(pools: Iterable[Range], holes: Iterable[Range]) -> list[Range]:
     """`pools` minus every address in `holes`, as sorted, merged ranges."""
@@ -221,6 +222,7 @@ def _check_ranges(ranges: list[Range], cidr: ipaddress.IPv4Network | None) -> No
 
 
 # --------------------------------------------------------------------------- the model
+
 
 def _domain_name(value: str | None) -> str | None:
     if value is None:
@@ -283,8 +285,12 @@ class Subnet:
         for a in range(len(pools)):
             for b in range(a + 1, len(pools)):
                 if pools[a][0] <= pools[b][1] and pools[b][0] <= pools[a][1]:
-                    found.append((("pools",), f"dynamic ranges {pools[a][0]}-{pools[a][1]} and "
-                                              f"{pools[b][0]}-{pools[b][1]} overlap"))
+                    found.append(
+                        (
+                            ("pools",),
+                            f"dynamic ranges {pools[a][0]}-{pools[a][1]} and {pools[b][0]}-{pools[b][1]} overlap",
+                        )
+                    )
         problem_ = self.hands_out("gateway_ip", self.gateway_ip)
         if problem_:
             found.append((("pools",), problem_))
@@ -342,13 +348,20 @@ class Vlan:
         if self.peer is not None and self.peer.address == self.self_address:
             found.append((("peer", "address"), f"the peer's address {self.peer.address} is this rack's own"))
         if not any(self.self_address in s.cidr for s in self.subnets):
-            found.append((("self_address",), f"{self.self_address} is in none of the VLAN's subnets "
-                                             f"({', '.join(str(s.cidr) for s in self.subnets)})"))
+            found.append(
+                (
+                    ("self_address",),
+                    f"{self.self_address} is in none of the VLAN's subnets "
+                    f"({', '.join(str(s.cidr) for s in self.subnets)})",
+                )
+            )
         if self.peer is not None and not any(self.peer.address in s.cidr for s in self.subnets):
             found.append((("peer", "address"), f"{self.peer.address} is in none of the VLAN's subnets"))
         for j, s in enumerate(self.subnets):
-            for what, address in (("the rack's own address", self.self_address),
-                                  ("the peer's address", self.peer.address if self.peer else None)):
+            for what, address in (
+                ("the rack's own address", self.self_address),
+                ("the peer's address", self.peer.address if self.peer else None),
+            ):
                 problem_ = s.hands_out(what, address)
                 if problem_:
                     found.append((("subnets", j, "pools"), problem_))
@@ -363,9 +376,9 @@ class Subnet6:
 
     subnet_id: SubnetId
     cidr: Network6
-    dns_servers: Ipv6List = Field(default_factory=list)       # option 23
-    ntp_servers: Ipv6List = Field(default_factory=list)       # option 31 (SNTP servers)
-    domain_name: str | None = None                            # option 24 (domain search list)
+    dns_servers: Ipv6List = Field(default_factory=list)  # option 23
+    ntp_servers: Ipv6List = Field(default_factory=list)  # option 31 (SNTP servers)
+    domain_name: str | None = None  # option 24 (domain search list)
     pools: Range6List = Field(default_factory=list)
     reserved: Range6List = Field(default_factory=list)
     lease_time: Seconds = 600
@@ -424,8 +437,9 @@ class Vlan6:
     def _consistent(self) -> Vlan6:
         found: list[tuple[tuple[str | int, ...], str]] = []
         if self.role in HA_ROLES and (self.peer is None or self.self_address is None):
-            found.append((("peer",), f"role {self.role} needs a peer and this rack's IPv4 self_address "
-                                     f"(the HA listener)"))
+            found.append(
+                (("peer",), f"role {self.role} needs a peer and this rack's IPv4 self_address (the HA listener)")
+            )
         if self.role not in HA_ROLES and self.peer is not None:
             found.append((("peer",), "a standalone VLAN has no peer (set role primary/secondary for HA)"))
         if self.peer is not None and self.peer.address == self.self_address:
@@ -470,15 +484,19 @@ class DhcpState:
 
     @model_validator(mode="after")
     def _consistent(self) -> DhcpState:
-        found = (_vlan_problems(self.vlans, self.server_name) + _host_problems(self.hosts, self.vlans)
-                 + _vlan_problems(self.vlans6, self.server_name, "vlans6"))
+        found = (
+            _vlan_problems(self.vlans, self.server_name)
+            + _host_problems(self.hosts, self.vlans)
+            + _vlan_problems(self.vlans6, self.server_name, "vlans6")
+        )
         if found:
             raise Problems(found)
         return self
 
 
-def _vlan_problems(vlans: Sequence[Vlan | Vlan6], server_name: str | None,
-                   root: str = "vlans") -> list[tuple[tuple[str | int, ...], str]]:
+def _vlan_problems(
+    vlans: Sequence[Vlan | Vlan6], server_name: str | None, root: str = "vlans"
+) -> list[tuple[tuple[str | int, ...], str]]:
     found: list[tuple[tuple[str | int, ...], str]] = []
     seen_ids: set[int] = set()
     seen_ifaces: dict[str, int] = {}
@@ -489,20 +507,26 @@ def _vlan_problems(vlans: Sequence[Vlan | Vlan6], server_name: str | None,
             found.append(((root, i, "vlan_id"), f"vlan_id {v.vlan_id} appears twice"))
         seen_ids.add(v.vlan_id)
         if v.interface in seen_ifaces:
-            found.append(((root, i, "interface"),
-                          f"interface {v.interface} already serves vlan {seen_ifaces[v.interface]}"))
+            found.append(
+                ((root, i, "interface"), f"interface {v.interface} already serves vlan {seen_ifaces[v.interface]}")
+            )
         seen_ifaces[v.interface] = v.vlan_id
         if v.role != "standalone" and not server_name:
-            found.append(((root, i, "role"), f"role {v.role} needs the state's server_name "
-                                                f"(this rack's name, the HA peer name)"))
+            found.append(
+                ((root, i, "role"), f"role {v.role} needs the state's server_name (this rack's name, the HA peer name)")
+            )
         if v.peer is not None and server_name and v.peer.name == server_name:
             found.append(((root, i, "peer", "name"), f"the peer {v.peer.name} is this rack itself"))
         subnets: Sequence[Subnet | Subnet6] = v.subnets
         for j, s in enumerate(subnets):
             where: tuple[str | int, ...] = (root, i, "subnets", j)
             if s.subnet_id in seen_subnet_ids:
-                found.append((where + ("subnet_id",), f"subnet_id {s.subnet_id} ({s.cidr}) is also used by "
-                                                      f"{seen_subnet_ids[s.subnet_id]}"))
+                found.append(
+                    (
+                        where + ("subnet_id",),
+                        f"subnet_id {s.subnet_id} ({s.cidr}) is also used by {seen_subnet_ids[s.subnet_id]}",
+                    )
+                )
             seen_subnet_ids[s.subnet_id] = str(s.cidr)
             for other, owner in nets:
                 if s.cidr.overlaps(other):
@@ -515,8 +539,13 @@ def _vlan_problems(vlans: Sequence[Vlan | Vlan6], server_name: str | None,
             roles.setdefault((v.peer.name, v.mode), set()).add(v.role)
     for (peer, mode), rs in roles.items():
         if len(rs) > 1:
-            found.append(((root,), f"this rack is both primary and secondary toward {peer} in {mode} mode; "
-                                      f"Kea allows one relationship per server pair and mode: make the roles agree"))
+            found.append(
+                (
+                    (root,),
+                    f"this rack is both primary and secondary toward {peer} in {mode} mode; "
+                    f"Kea allows one relationship per server pair and mode: make the roles agree",
+                )
+            )
     return found
 
 
@@ -542,5 +571,3 @@ def _host_problems(hosts: list[Host], vlans: list[Vlan]) -> list[tuple[tuple[str
                 if h.ip in (v.self_address, s.gateway_ip) or (v.peer and h.ip == v.peer.address):
                     found.append((("hosts", i, "ip"), f"{h.ip} belongs to a rack or gateway on vlan {v.vlan_id}"))
     return found
-
-

@@ -14,17 +14,21 @@ IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
 
 def matching(pattern: re.Pattern[str], what: str) -> PlainValidator:
     """A string `pattern` matches ("expected WHAT, got ...")."""
+
     def check(value: Any) -> str:
         if not (isinstance(value, str) and pattern.match(value)):
             raise ValueError(f"expected {what}, got {value!r}")
         return value
+
     return PlainValidator(check)
 
 
 def one_of(options: tuple[str, ...]) -> PlainValidator:
     """One of `options`, exactly."""
+
     def check(value: Any) -> str:
         if value not in options:
             raise ValueError(f"expected one of {', '.join(options)}, got {value!r}")
         return value  # type: ignore[no-any-return]
+
     return PlainValidator(check)

@@ -96,12 +96,21 @@ async def _client_handshake(ws: Any, secret: str, me: ClientHello) -> Welcome:
         )
     fingerprint = server_fingerprint(ws)
     nonce = auth.new_nonce()
-    await ws.send(pack({
-        "t": "auth", "role": me.role, "nonce": nonce,
-        "proof": auth.proof(secret, me.role, str(hello.get("nonce")), nonce, fingerprint),
-        "system_id": me.system_id, "hostname": me.hostname, "version": me.version, "cluster": me.cluster,
-        "protocol": [me.protocol.lowest, me.protocol.highest],
-    }))
+    await ws.send(
+        pack(
+            {
+                "t": "auth",
+                "role": me.role,
+                "nonce": nonce,
+                "proof": auth.proof(secret, me.role, str(hello.get("nonce")), nonce, fingerprint),
+                "system_id": me.system_id,
+                "hostname": me.hostname,
+                "version": me.version,
+                "cluster": me.cluster,
+                "protocol": [me.protocol.lowest, me.protocol.highest],
+            }
+        )
+    )
     reply = await _recv(ws)
     if reply.get("t") == "refused":
         raise HandshakeRefused(reply.get("reason", "protocol"), reply.get("message", ""))
@@ -112,7 +121,8 @@ async def _client_handshake(ws: Any, secret: str, me: ClientHello) -> Welcome:
             "region-secret",
             "the region accepted this side's proof but could not prove that it knows the shared secret itself: "
             "it is not a region of this cluster, or something between them answers in its place; "
-            "this side's secret was not refused")
+            "this side's secret was not refused",
+        )
     try:
         agreed = versions.negotiate(_range(hello), me.protocol, me.role)
     except versions.ProtocolMismatch as exc:
@@ -121,9 +131,16 @@ async def _client_handshake(ws: Any, secret: str, me: ClientHello) -> Welcome:
     return Welcome(hello["region"], reply["cluster"], hello["version"], reply["ca"], agreed)
 
 
-async def server_handshake(ws: Any, secret: str, own_fingerprint: str, region: str, cluster: str,
-                           version: str, ca_cert: str, protocol: ProtocolRange = SUPPORTED
-                           ) -> tuple[ClientHello, int]:
+async def server_handshake(
+    ws: Any,
+    secret: str,
+    own_fingerprint: str,
+    region: str,
+    cluster: str,
+    version: str,
+    ca_cert: str,
+    protocol: ProtocolRange = SUPPORTED,
+) -> tuple[ClientHello, int]:
     """The client's hello and the protocol version the connection speaks; raises
     HandshakeRefused, or TimeoutError after HANDSHAKE_TIMEOUT (a peer that connects
     and says nothing holds a connection for no longer than that)."""
@@ -131,16 +148,40 @@ async def server_handshake(ws: Any, secret: str, own_fingerprint: str, region: s
         return await _server_handshake(ws, secret, own_fingerprint, region, cluster, version, ca_cert, protocol)
 
 
-async def _server_handshake(ws: Any, secret: str, own_fingerprint: str, region: str, cluster: str,
-                            version: str, ca_cert: str, protocol: ProtocolRange) -> tuple[ClientHello, int]:
+async def _server_handshake(
+    ws: Any,
+    secret: str,
+    own_fingerprint: str,
+    region: str,
+    cluster: str,
+    version: str,
+    ca_cert: str,
+    protocol: ProtocolRange,
+) -> tuple[ClientHello, int]:
     nonce = auth.new_nonce()
-    await ws.send(pack({"t": "hello", "region": region, "cluster": cluster, "version": version, "nonce": nonce,
-                        "protocol": [protocol.lowest, protocol.highest]}))
+    await ws.send(
+        pack(
+            {
+                "t": "hello",
+                "region": region,
+                "cluster": cluster,
+                "version": version,
+                "nonce": nonce,
+                "protocol": [protocol.lowest, protocol.highest],
+            }
+        )
+    )
     msg = await _recv(ws)
     if msg.get("t") != "auth":
         raise HandshakeRefused("protocol", f"expected auth, got {msg.get('t')!r}")
-    hello = ClientHello(str(msg.get("role")), str(msg.get("system_id") or ""), str(msg.get("hostname") or ""),
-                        str(msg.get("version") or ""), msg.get("cluster"), _range(msg))
+    hello = ClientHello(
+        str(msg.get("role")),
+        str(msg.get("system_id") or ""),
+        str(msg.get("hostname") or ""),
+        str(msg.get("version") or ""),
+        msg.get("cluster"),
+        _range(msg),
+    )
 
     async def refuse(reason: str, message: str) -> NoReturn:
         await ws.send(pack({"t": "refused", "reason": reason, "message": message}))
@@ -159,8 +200,15 @@ async def _server_handshake(ws: Any, secret: str, own_fingerprint: str, region: 
     if hello.cluster and hello.cluster != cluster:
         await refuse("cluster", f"rack belongs to cluster {hello.cluster}, this is cluster {cluster}")
     allow_full_frames(ws)  # before the welcome: the client's next frame may be large
-    await ws.send(pack({
-        "t": "welcome", "proof": auth.proof(secret, "region", str(msg["nonce"]), nonce, own_fingerprint),
-        "ca": ca_cert, "cluster": cluster, "protocol": agreed,
-    }))
+    await ws.send(
+        pack(
+            {
+                "t": "welcome",
+                "proof": auth.proof(secret, "region", str(msg["nonce"]), nonce, own_fingerprint),
+                "ca": ca_cert,
+                "cluster": cluster,
+                "protocol": agreed,
+            }
+        )
+    )
     return hello, agreed

@@ -87,6 +87,7 @@ def messages_for(direction: Direction) -> set[type[Call[Any]]]:
 
 # --------------------------------------------------------------------------- shared parts
 
+
 @dataclass(frozen=True)
 class Endpoints:
     """Every live region worker, and the ones this rack should be connected to (its targets)."""
@@ -191,6 +192,7 @@ class BootConfig:
 
 # --------------------------------------------------------------------------- rack → region
 
+
 @dataclass(frozen=True)
 class Register(RackToRegion[Endpoints]):
     """First call on every connection: create or update the rack and its interfaces."""
@@ -288,6 +290,7 @@ class ReportDiscoveries(RackToRegion[int]):
 
 # --------------------------------------------------------------------------- region → rack
 
+
 @dataclass(frozen=True)
 class SetTargets(RegionToRack[None]):
     """The region workers this rack should be connected to now (make before break)."""
@@ -344,6 +347,7 @@ class PowerAction(RegionToRack[PowerResult]):
 
 # --------------------------------------------------------------------------- region → region
 
+
 @dataclass(frozen=True)
 class CallRack(RegionToRegion[Any]):
     """Make `method` with `args` on a rack held by the answering worker, and return its
@@ -356,6 +360,7 @@ class CallRack(RegionToRegion[Any]):
 
 
 # --------------------------------------------------------------------------- the contract, for the docs
+
 
 def _type_text(tp: Any) -> str:
     if tp is None or tp is type(None):
@@ -379,8 +384,10 @@ def _fields(tp: Any) -> dict[str, Any]:
 
 
 def _fields_text(tp: Any) -> str:
-    parts = [f"`{name}`: {_type_text(info.annotation)}" + ("" if info.is_required() else " (optional)")
-             for name, info in _fields(tp).items()]
+    parts = [
+        f"`{name}`: {_type_text(info.annotation)}" + ("" if info.is_required() else " (optional)")
+        for name, info in _fields(tp).items()
+    ]
     return ", ".join(parts) or "—"
 
 
@@ -401,8 +408,9 @@ def contract_table() -> str:
     used: dict[str, Any] = {}
     for direction in Direction:
         for m in [m for m in MESSAGES.values() if m.direction is direction]:
-            lines.append(f"| `{m.name}` | {direction.value} | {m.added_in} | {_fields_text(m)} | "
-                         f"{_type_text(m.reply)} |")
+            lines.append(
+                f"| `{m.name}` | {direction.value} | {m.added_in} | {_fields_text(m)} | {_type_text(m.reply)} |"
+            )
             for info in _fields(m).values():
                 _named_types(info.annotation, used)
             _named_types(m.reply, used)

@@ -68,9 +68,14 @@ class PowerField:
         if self.field_type == "multiple_choice":
             default = [v for v in self.default.split(",") if v]
         return {
-            "name": self.name, "label": self.label, "required": self.required,
-            "field_type": self.field_type, "choices": [list(c) for c in self.choices],
-            "default": default, "scope": self.scope, "secret": self.secret,
+            "name": self.name,
+            "label": self.label,
+            "required": self.required,
+            "field_type": self.field_type,
+            "choices": [list(c) for c in self.choices],
+            "default": default,
+            "scope": self.scope,
+            "secret": self.secret,
         }
 
 
@@ -101,9 +106,12 @@ class PowerType:
 
     def describe(self, missing_packages: Iterable[str] = ()) -> dict[str, Any]:
         return {
-            "name": self.name, "description": self.description,
+            "name": self.name,
+            "description": self.description,
             "fields": [f.describe() for f in self.fields],
-            "queryable": self.queryable, "chassis": False, "can_probe": False,
+            "queryable": self.queryable,
+            "chassis": False,
+            "can_probe": False,
             "can_set_boot_order": self.can_set_boot_device,
             "missing_packages": sorted(set(missing_packages)),
         }
@@ -112,11 +120,19 @@ class PowerType:
 # --------------------------------------------------------------------------- the types
 
 IPMI_WORKAROUNDS = (
-    ("opensesspriv", "Opensesspriv"), ("authcap", "Authcap"), ("idzero", "Idzero"),
-    ("unexpectedauth", "Unexpectedauth"), ("forcepermsg", "Forcepermsg"), ("endianseq", "Endianseq"),
-    ("intel20", "Intel20"), ("supermicro20", "Supermicro20"), ("sun20", "Sun20"),
-    ("nochecksumcheck", "Nochecksumcheck"), ("integritycheckvalue", "Integritycheckvalue"),
-    ("ipmiping", "Ipmiping"), ("none", "None"),
+    ("opensesspriv", "Opensesspriv"),
+    ("authcap", "Authcap"),
+    ("idzero", "Idzero"),
+    ("unexpectedauth", "Unexpectedauth"),
+    ("forcepermsg", "Forcepermsg"),
+    ("endianseq", "Endianseq"),
+    ("intel20", "Intel20"),
+    ("supermicro20", "Supermicro20"),
+    ("sun20", "Sun20"),
+    ("nochecksumcheck", "Nochecksumcheck"),
+    ("integritycheckvalue", "Integritycheckvalue"),
+    ("ipmiping", "Ipmiping"),
+    ("none", "None"),
 )
 
 _YES_NO = (("n", "No"), ("y", "Yes"))
@@ -125,30 +141,66 @@ IPMI = PowerType(
     name="ipmi",
     description="IPMI",
     fields=(
-        PowerField("power_driver", "Power driver", "choice", default="LAN_2_0",
-                   choices=(("LAN", "LAN [IPMI 1.5]"), ("LAN_2_0", "LAN_2_0 [IPMI 2.0]"))),
-        PowerField("power_boot_type", "Power boot type", "choice", default="auto",
-                   choices=(("auto", "Automatic"), ("legacy", "Legacy boot"), ("efi", "EFI boot"))),
+        PowerField(
+            "power_driver",
+            "Power driver",
+            "choice",
+            default="LAN_2_0",
+            choices=(("LAN", "LAN [IPMI 1.5]"), ("LAN_2_0", "LAN_2_0 [IPMI 2.0]")),
+        ),
+        PowerField(
+            "power_boot_type",
+            "Power boot type",
+            "choice",
+            default="auto",
+            choices=(("auto", "Automatic"), ("legacy", "Legacy boot"), ("efi", "EFI boot")),
+        ),
         PowerField("power_address", "IP address", "ip_address", required=True),
         PowerField("power_user", "Power user"),
         PowerField("power_pass", "Power password", "password", secret=True),
         PowerField("k_g", "K_g BMC key", "password", secret=True),
-        PowerField("cipher_suite_id", "Cipher suite ID", "choice", default="3", choices=(
-            ("17", "17 - HMAC-SHA256::HMAC_SHA256_128::AES-CBC-128"),
-            ("3", "3 - HMAC-SHA1::HMAC-SHA1-96::AES-CBC-128"),
-            ("", "client default"),
-            ("8", "8 - HMAC-MD5::HMAC-MD5-128::AES-CBC-128"),
-            ("12", "12 - HMAC-MD5::MD5-128::AES-CBC-128"),
-        )),
-        PowerField("privilege_level", "Privilege level", "choice", default="OPERATOR",
-                   choices=(("USER", "User"), ("OPERATOR", "Operator"), ("ADMIN", "Administrator"))),
-        PowerField("workaround_flags", "Workaround flags (FreeIPMI)", "multiple_choice",
-                   default="opensesspriv", choices=IPMI_WORKAROUNDS),
-        PowerField("power_off_mode", "Power off mode", "choice", default="hard",
-                   choices=(("hard", "Hard"), ("soft", "Soft (ACPI)"))),
+        PowerField(
+            "cipher_suite_id",
+            "Cipher suite ID",
+            "choice",
+            default="3",
+            choices=(
+                ("17", "17 - HMAC-SHA256::HMAC_SHA256_128::AES-CBC-128"),
+                ("3", "3 - HMAC-SHA1::HMAC-SHA1-96::AES-CBC-128"),
+                ("", "client default"),
+                ("8", "8 - HMAC-MD5::HMAC-MD5-128::AES-CBC-128"),
+                ("12", "12 - HMAC-MD5::MD5-128::AES-CBC-128"),
+            ),
+        ),
+        PowerField(
+            "privilege_level",
+            "Privilege level",
+            "choice",
+            default="OPERATOR",
+            choices=(("USER", "User"), ("OPERATOR", "Operator"), ("ADMIN", "Administrator")),
+        ),
+        PowerField(
+            "workaround_flags",
+            "Workaround flags (FreeIPMI)",
+            "multiple_choice",
+            default="opensesspriv",
+            choices=IPMI_WORKAROUNDS,
+        ),
+        PowerField(
+            "power_off_mode",
+            "Power off mode",
+            "choice",
+            default="hard",
+            choices=(("hard", "Hard"), ("soft", "Soft (ACPI)")),
+        ),
         # metalplane extension: which client the rack runs against this BMC.
-        PowerField("ipmi_client", "IPMI client", "choice", default="ipmitool",
-                   choices=(("ipmitool", "ipmitool"), ("freeipmi", "FreeIPMI ipmipower"))),
+        PowerField(
+            "ipmi_client",
+            "IPMI client",
+            "choice",
+            default="ipmitool",
+            choices=(("ipmitool", "ipmitool"), ("freeipmi", "FreeIPMI ipmipower")),
+        ),
         PowerField("mac_address", "Power MAC", "mac_address", scope="node"),
     ),
     can_set_boot_device=True,
@@ -164,8 +216,7 @@ REDFISH = PowerType(
         PowerField("power_user", "Redfish user"),
         PowerField("power_pass", "Redfish password", "password", secret=True),
         PowerField("node_id", "Node ID (Redfish system id)", scope="node"),
-        PowerField("power_verify_ssl", "Verify the BMC's TLS certificate", "choice", default="n",
-                   choices=_YES_NO),
+        PowerField("power_verify_ssl", "Verify the BMC's TLS certificate", "choice", default="n", choices=_YES_NO),
     ),
     can_set_boot_device=True,
     identity=("power_user",),
@@ -178,15 +229,12 @@ WEBHOOK = PowerType(
         PowerField("power_on_uri", "URI to power on the node", "url", required=True),
         PowerField("power_off_uri", "URI to power off the node", "url", required=True),
         PowerField("power_query_uri", "URI to query the node's power status", "url"),
-        PowerField("power_on_regex", "Regex to confirm the node is on", "regex",
-                   default=r"status.*\:.*running"),
-        PowerField("power_off_regex", "Regex to confirm the node is off", "regex",
-                   default=r"status.*\:.*stopped"),
+        PowerField("power_on_regex", "Regex to confirm the node is on", "regex", default=r"status.*\:.*running"),
+        PowerField("power_off_regex", "Regex to confirm the node is off", "regex", default=r"status.*\:.*stopped"),
         PowerField("power_user", "Power user"),
         PowerField("power_pass", "Power password", "password", secret=True),
         PowerField("power_token", "Power token (Bearer)", "password", secret=True),
-        PowerField("power_verify_ssl", "Verify the server's TLS certificate", "choice", default="n",
-                   choices=_YES_NO),
+        PowerField("power_verify_ssl", "Verify the server's TLS certificate", "choice", default="n", choices=_YES_NO),
     ),
     identity=("power_user",),
 )
@@ -264,6 +312,7 @@ def url_origin(value: str) -> str:
 
 # --------------------------------------------------------------------------- validation
 
+
 def _check_value(ptype: PowerType, f: PowerField, value: str) -> str | None:
     """Why `value` is not acceptable for `f`, or None."""
     if f.field_type == "choice":
@@ -312,8 +361,9 @@ def _as_text(value: object) -> str | None:
     return None
 
 
-def validate_power_parameters(power_type: str, params: Mapping[str, object], *,
-                              allow_unknown: bool = False) -> list[Problem]:
+def validate_power_parameters(
+    power_type: str, params: Mapping[str, object], *, allow_unknown: bool = False
+) -> list[Problem]:
     """Everything wrong with `params` for `power_type` (empty list: valid). Pure.
 
     Checks: the type exists, required fields are given, choices, address and
@@ -379,8 +429,7 @@ def redact(power_type: str, params: Mapping[str, object]) -> dict[str, object]:
     """A copy of `params` with every secret replaced by ``********`` (safe to log)."""
     ptype = POWER_TYPES.get(power_type)
     secret = ptype.secrets if ptype else frozenset()
-    return {k: (REDACTED if (k in secret or "pass" in k or "token" in k) and v else v)
-            for k, v in params.items()}
+    return {k: (REDACTED if (k in secret or "pass" in k or "token" in k) and v else v) for k, v in params.items()}
 
 
 def scrub(text: str, secrets: Iterable[str], *, min_length: int = 4) -> str:
@@ -396,6 +445,7 @@ def scrub(text: str, secrets: Iterable[str], *, min_length: int = 4) -> str:
 
 
 # --------------------------------------------------------------------------- identity
+
 
 def bmc_address(power_type: str, params: Mapping[str, object]) -> str | None:
     """How to name the BMC in a message ("10.0.0.5", "10.0.0.5:1623", "https://bmc1"); no secrets."""

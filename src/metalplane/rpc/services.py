@@ -107,7 +107,7 @@ class NtpSettings:
     ntp_servers: list[Host] = Field(default_factory=list)
     external_only: bool = False
     allow: list[Network] = Field(default_factory=list)
-    shared: bool = False      # a region on this host runs the one chronyd, which serves this rack too
+    shared: bool = False  # a region on this host runs the one chronyd, which serves this rack too
 
 
 @dataclass(frozen=True)
@@ -127,11 +127,11 @@ class ServicesConfig:
 class Observation:
     """One binding seen in ARP (rack.discovery.observations): new, moved or refreshed."""
 
-    id: int                                      # increasing per rack: acknowledged up to the last
+    id: int  # increasing per rack: acknowledged up to the last
     ip: Address
     mac: Annotated[str, matching(_MAC_RE, "a MAC address like 52:54:00:12:34:56")]
     interface: IfName
     vid: Vid | None = None
-    time: float = 0.0                            # unix time it was seen
+    time: float = 0.0  # unix time it was seen
     event: Annotated[str, one_of(OBSERVATION_EVENTS)] = "NEW"
     previous_mac: str | None = None

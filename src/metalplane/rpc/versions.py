@@ -57,10 +57,12 @@ def negotiate(region: ProtocolRange, client: ProtocolRange, client_role: str = "
     if client.highest < region.lowest:
         raise ProtocolMismatch(
             f"the {client_role} speaks RPC protocol versions {client.lowest}-{client.highest}, but this region "
-            f"needs {region.lowest}-{region.highest}: upgrade the {client_role}")
+            f"needs {region.lowest}-{region.highest}: upgrade the {client_role}"
+        )
     raise ProtocolMismatch(
         f"the {client_role} needs RPC protocol versions {client.lowest}-{client.highest}, but this region speaks "
-        f"{region.lowest}-{region.highest}: upgrade the regions first")
+        f"{region.lowest}-{region.highest}: upgrade the regions first"
+    )
 
 
 def major_minor(version: str) -> tuple[str, str]:
@@ -73,5 +75,7 @@ def compatible(rack_version: str, region_version: str) -> bool:
 
 
 def mismatch_message(rack_version: str, region_version: str) -> str:
-    return (f"rack version {rack_version} does not match region version {region_version}: "
-            f"rack controllers must run the same major.minor version as the region")
+    return (
+        f"rack version {rack_version} does not match region version {region_version}: "
+        f"rack controllers must run the same major.minor version as the region"
+    )

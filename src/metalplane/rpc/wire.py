@@ -62,7 +62,7 @@ def path_text(path: Path) -> str:
 
 def _shown(value: Any) -> str:
     text = repr(value)
-    return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN - 3] + "..."
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
 
 
 def describe(exc: ValidationError, root: str) -> list[str]:
@@ -80,8 +80,9 @@ def describe(exc: ValidationError, root: str) -> list[str]:
         elif isinstance(cause, ValueError):
             out.append(f"{path_text(loc) or root}: {cause}")
         else:
-            out.append(f"{path_text(loc) or root}: {error['msg'][:1].lower()}{error['msg'][1:]}, "
-                       f"got {_shown(error['input'])}")
+            out.append(
+                f"{path_text(loc) or root}: {error['msg'][:1].lower()}{error['msg'][1:]}, got {_shown(error['input'])}"
+            )
     return out
 
 

@@ -40,9 +40,11 @@ def ipxe_local_boot() -> str:
     booted into GRUB on the disk under qemu (SeaBIOS with its iPXE ROM).
     """
     sanboots = "".join(f"sanboot --no-describe --drive {d} ||\n" for d in LOCAL_DRIVES)
-    return ("#!ipxe\necho metalplane: booting from the local disk\n"
-            "iseq ${platform} efi && goto firmware ||\n"
-            f"{sanboots}:firmware\nexit\n")
+    return (
+        "#!ipxe\necho metalplane: booting from the local disk\n"
+        "iseq ${platform} efi && goto firmware ||\n"
+        f"{sanboots}:firmware\nexit\n"
+    )
 
 
 def pxelinux_local_boot() -> str:

@@ -54,8 +54,16 @@ def requester_ip(client: tuple) -> str | None:
 
 
 class BootService:
-    def __init__(self, data_dir: Path, bind_address: str, tftp_port: int, http_port: int, call: RegionCall,
-                 supervisor: TaskSupervisor | None = None, on_change: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        bind_address: str,
+        tftp_port: int,
+        http_port: int,
+        call: RegionCall,
+        supervisor: TaskSupervisor | None = None,
+        on_change: Callable[[], None] | None = None,
+    ):
         self.bind_address = bind_address
         self.tftp_port = tftp_port
         self.http_port = http_port
@@ -64,8 +72,7 @@ class BootService:
         self.loaders: list[str] = []
         self.on_change = on_change  # serving came or went: what DHCP advertises changes
         self.http = RackHttpService(data_dir / "images", host=bind_address, port=http_port, supervisor=supervisor)
-        self.answers: RequestCoalescer[tuple[str, str | None], BootConfig] = RequestCoalescer(
-            self._ask, ttl=ANSWER_TTL)
+        self.answers: RequestCoalescer[tuple[str, str | None], BootConfig] = RequestCoalescer(self._ask, ttl=ANSWER_TTL)
         routes = Routes(ttl=ANSWER_TTL, per_client=True)
         routes.add(PXELINUX_MAC, self._pxelinux)
         routes.add(GRUB_MAC, self._grub)
@@ -132,8 +139,10 @@ class BootService:
         if name == "http":
             return self.http.status()
         stats, tftp = self.tftp.stats, self.tftp
-        info = (f"{len(self.loaders)} boot loaders; port {self.tftp_port}; limits {tftp.max_transfers} transfers, "
-                f"{tftp.max_per_client} per client")
+        info = (
+            f"{len(self.loaders)} boot loaders; port {self.tftp_port}; limits {tftp.max_transfers} transfers, "
+            f"{tftp.max_per_client} per client"
+        )
         refused = stats.dropped + stats.busy + stats.evicted
         if refused:
             info += f"; {refused} request(s) refused or cut at the limits since start"
@@ -176,7 +185,7 @@ class BootService:
         path = path.lstrip("/")
         if not path.startswith(configs.IMAGE_PATH):
             return None
-        sha = path[len(configs.IMAGE_PATH):]
+        sha = path[len(configs.IMAGE_PATH) :]
         cached = sha in self.http.cache.complete()
         metrics.image_lookup("tftp", cached)
         if not cached:

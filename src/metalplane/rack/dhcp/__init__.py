@@ -47,6 +47,15 @@ from metalplane.rack.dhcp.leases import LeaseQueue, LeaseTailer
 from metalplane.rack.dhcp.service import DhcpService
 
 __all__ = [
-    "DhcpService", "InvalidDhcpState", "KeaConfigError", "KeaError", "KeaProcess", "LeaseQueue",
-    "LeaseTailer", "parse_state", "plan", "prefix_wrap", "render",
+    "DhcpService",
+    "InvalidDhcpState",
+    "KeaConfigError",
+    "KeaError",
+    "KeaProcess",
+    "LeaseQueue",
+    "LeaseTailer",
+    "parse_state",
+    "plan",
+    "prefix_wrap",
+    "render",
 ]

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from pathlib import Path
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, ConfigDict, Field, PlainValidator, field_validator
@@ -51,6 +51,7 @@ _LOADER_RE = re.compile(r"^[^\s'\"]{1,127}$")
 
 # --------------------------------------------------------------------------- this rack's part
 
+
 def _tcp_port(value: Any) -> int | None:
     if value is None:
         return None
@@ -75,9 +76,13 @@ class Boot:
     @classmethod
     def _loaders(cls, value: dict[str, str]) -> dict[str, str]:
         found: list[tuple[tuple[str | int, ...], str]] = [
-            ((), f"unknown architecture {arch!r} (known: {', '.join(ARCHES)})") for arch in value if arch not in ARCHES]
-        found += [((arch,), f"expected a file name up to 127 characters, got {name!r}")
-                  for arch, name in value.items() if arch in ARCHES and not _LOADER_RE.match(name)]
+            ((), f"unknown architecture {arch!r} (known: {', '.join(ARCHES)})") for arch in value if arch not in ARCHES
+        ]
+        found += [
+            ((arch,), f"expected a file name up to 127 characters, got {name!r}")
+            for arch, name in value.items()
+            if arch in ARCHES and not _LOADER_RE.match(name)
+        ]
         if found:
             raise Problems(found)
         return value
@@ -102,27 +107,29 @@ def ipxe_url(address: IP, http_port: int) -> str:
 @dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class State(DhcpState):
     """The region's DhcpState with this rack's boot settings: everything Kea is configured from."""
+
     boot: Annotated[Boot, BeforeValidator(_empty_if_none)] = Field(default_factory=Boot)
 
     @classmethod
     def of(cls, dhcp: DhcpState, boot: Mapping[str, Any]) -> State:
         """The region's state with this rack's boot part; raises InvalidDhcpState."""
-        return wire.decode(cls, {**{f.name: getattr(dhcp, f.name) for f in dataclasses.fields(DhcpState)},
-                                 "boot": boot})
+        return wire.decode(
+            cls, {**{f.name: getattr(dhcp, f.name) for f in dataclasses.fields(DhcpState)}, "boot": boot}
+        )
 
 
 @dataclasses.dataclass(frozen=True)
 class Instance:
     """One kea-dhcp4 (or kea-dhcp6) process: its VLANs and (for HA) its one relationship."""
 
-    name: str                         #: stable, filesystem-safe: "standalone", "ha-primary-rack2-hot-standby"
-    role: str                         #: "standalone" | "primary" | "secondary"
+    name: str  #: stable, filesystem-safe: "standalone", "ha-primary-rack2-hot-standby"
+    role: str  #: "standalone" | "primary" | "secondary"
     mode: str | None
     peer: Peer | None
     vlans: tuple[Vlan, ...] | tuple[Vlan6, ...]
-    ha_listen: tuple[IP, int] | None = None   #: this server's HA URL (address, port)
-    ha_peer: tuple[IP, int] | None = None     #: the partner's HA URL
-    family: int = 4                   #: 4: kea-dhcp4, 6: kea-dhcp6 ("v6-" names)
+    ha_listen: tuple[IP, int] | None = None  #: this server's HA URL (address, port)
+    ha_peer: tuple[IP, int] | None = None  #: the partner's HA URL
+    family: int = 4  #: 4: kea-dhcp4, 6: kea-dhcp6 ("v6-" names)
 
     @property
     def subnets(self) -> tuple[Subnet | Subnet6, ...]:
@@ -144,6 +151,7 @@ def parse_state(raw: Mapping[str, Any] | None) -> State:
 
 # --------------------------------------------------------------------------- instances
 
+
 def instances(state: State) -> list[Instance]:
     """Group the VLANs into Kea instances (one HA relationship each), kea-dhcp4's then
     kea-dhcp6's; raises InvalidDhcpState when two HA instances would listen on the same address."""
@@ -162,17 +170,34 @@ def _group(vlans_in: list[Vlan] | list[Vlan6], ha_port: int, family: int) -> lis
     for key, vlans in sorted(groups.items()):
         vlans.sort(key=lambda v: v.vlan_id)
         if key[0] == "standalone":
-            out.append(Instance(f"{prefix}standalone", "standalone", None, None, tuple(vlans),  # type: ignore[arg-type]
-                                family=family))
+            out.append(
+                Instance(
+                    f"{prefix}standalone",
+                    "standalone",
+                    None,
+                    None,
+                    tuple(vlans),  # type: ignore[arg-type]
+                    family=family,
+                )
+            )
             continue
         role, peer_name, mode = key
-        first = vlans[0]      # both racks see the same VLANs of the pair, so they pick the same one
-        inst = Instance(prefix + kea_instance_name(role, peer_name, mode), role, mode, first.peer,  # type: ignore[arg-type]
-                        tuple(vlans), (first.self_address, ha_port), (first.peer.address, ha_port),  # type: ignore[union-attr,arg-type]
-                        family=family)
+        first = vlans[0]  # both racks see the same VLANs of the pair, so they pick the same one
+        inst = Instance(
+            prefix + kea_instance_name(role, peer_name, mode),
+            role,
+            mode,
+            first.peer,  # type: ignore[arg-type]
+            tuple(vlans),
+            (first.self_address, ha_port),
+            (first.peer.address, ha_port),  # type: ignore[union-attr,arg-type]
+            family=family,
+        )
         if inst.ha_listen in listens:
-            errors.append(f"{inst.name}: its HA listener {inst.ha_listen[0]}:{inst.ha_listen[1]} is also "  # type: ignore[index]
-                          f"{listens[inst.ha_listen]}'s")  # type: ignore[index]
+            errors.append(
+                f"{inst.name}: its HA listener {inst.ha_listen[0]}:{inst.ha_listen[1]} is also "  # type: ignore[index]
+                f"{listens[inst.ha_listen]}'s"
+            )  # type: ignore[index]
         listens[inst.ha_listen] = inst.name  # type: ignore[index]
         out.append(inst)
     if errors:
@@ -188,14 +213,22 @@ def plan(raw: State | Mapping[str, Any] | None) -> tuple[State, list[Instance]]:
 
 # --------------------------------------------------------------------------- rendering
 
+
 def _client_classes(boot: Boot, vlans: tuple[Vlan, ...]) -> list[dict[str, Any]]:
     """Global classes pick the loader by architecture; the iPXE script URL differs per VLAN
     (the rack's address there), so it comes from a class each VLAN's subnets require."""
     classes: list[dict[str, Any]] = []
     if boot.http_port is not None:
         classes.append({"name": "ipxe", "test": "substring(option[77].hex,0,4) == 'iPXE'"})
-        classes += [{"name": _ipxe_class(v), "test": "member('ipxe')", "only-if-required": True,
-                     "boot-file-name": ipxe_url(v.self_address, boot.http_port)} for v in vlans]
+        classes += [
+            {
+                "name": _ipxe_class(v),
+                "test": "member('ipxe')",
+                "only-if-required": True,
+                "boot-file-name": ipxe_url(v.self_address, boot.http_port),
+            }
+            for v in vlans
+        ]
     not_ipxe = " and not member('ipxe')" if boot.http_port is not None else ""
     for arch, loader in boot.ordered_loaders:
         codes = ARCHES[arch]
@@ -225,7 +258,7 @@ def _subnet(s: Subnet, vlan: Vlan, hosts: Sequence[Host], boot: Boot) -> dict[st
     reservations = []
     for h in hosts:
         if h.ip is not None and h.ip not in s.cidr:
-            continue           # reserved in another subnet
+            continue  # reserved in another subnet
         r: dict[str, Any] = {"hw-address": h.mac}
         if h.ip is not None:
             r["ip-address"] = str(h.ip)
@@ -254,8 +287,9 @@ def _subnet(s: Subnet, vlan: Vlan, hosts: Sequence[Host], boot: Boot) -> dict[st
 _LOG_PATTERN = "%d{%H:%M:%S.%q} %-5p [%c] %m\n"
 
 
-def render(instance: Instance, state: State, paths: Paths, *, threads: int = 0,
-           reclaim_interval: int = 5) -> dict[str, Any]:
+def render(
+    instance: Instance, state: State, paths: Paths, *, threads: int = 0, reclaim_interval: int = 5
+) -> dict[str, Any]:
     """The complete kea-dhcp4 configuration ({"Dhcp4": ...}) for one instance.
 
     threads: Kea worker threads (0 = one per CPU). reclaim_interval: seconds
@@ -263,22 +297,32 @@ def render(instance: Instance, state: State, paths: Paths, *, threads: int = 0,
     """
     ifaces = [v.interface for v in instance.vlans]
     dhcp4: dict[str, Any] = {
-        "interfaces-config": {"interfaces": ifaces, "dhcp-socket-type": "raw",
-                              "service-sockets-max-retries": 5, "service-sockets-retry-wait-time": 2000},
+        "interfaces-config": {
+            "interfaces": ifaces,
+            "dhcp-socket-type": "raw",
+            "service-sockets-max-retries": 5,
+            "service-sockets-retry-wait-time": 2000,
+        },
         "control-socket": {"socket-type": "unix", "socket-name": paths.control_socket},
-        "lease-database": {"type": "memfile", "persist": True, "name": paths.lease_file,
-                           # LFC compacts the file hourly; leases.py follows the rotation.
-                           "lfc-interval": 3600},
-        "expired-leases-processing": {"reclaim-timer-wait-time": reclaim_interval,
-                                      "flush-reclaimed-timer-wait-time": 25,
-                                      "hold-reclaimed-time": 3600,
-                                      "max-reclaim-leases": 100, "max-reclaim-time": 250,
-                                      "unwarned-reclaim-cycles": 5},
-        "multi-threading": {"enable-multi-threading": True, "thread-pool-size": threads,
-                            "packet-queue-size": 64},
+        "lease-database": {
+            "type": "memfile",
+            "persist": True,
+            "name": paths.lease_file,
+            # LFC compacts the file hourly; leases.py follows the rotation.
+            "lfc-interval": 3600,
+        },
+        "expired-leases-processing": {
+            "reclaim-timer-wait-time": reclaim_interval,
+            "flush-reclaimed-timer-wait-time": 25,
+            "hold-reclaimed-time": 3600,
+            "max-reclaim-leases": 100,
+            "max-reclaim-time": 250,
+            "unwarned-reclaim-cycles": 5,
+        },
+        "multi-threading": {"enable-multi-threading": True, "thread-pool-size": threads, "packet-queue-size": 64},
         "calculate-tee-times": True,
         "authoritative": True,
-        "match-client-id": False,      # MAAS matches on MAC: PXE ROM, iPXE and the OS share one lease
+        "match-client-id": False,  # MAAS matches on MAC: PXE ROM, iPXE and the OS share one lease
         "host-reservation-identifiers": ["hw-address"],
         "server-tag": instance.name,
         "subnet4": [_subnet(s, v, state.hosts, state.boot) for v in instance.vlans for s in v.subnets],
@@ -286,14 +330,22 @@ def render(instance: Instance, state: State, paths: Paths, *, threads: int = 0,
         "hooks-libraries": [{"library": f"{HOOKS_DIR}/libdhcp_lease_cmds.so"}],
         # INFO logs two lines per lease and one per HA lease update. Leases reach the
         # region from the memfile (leases.py), so only warnings are logged, and HA state changes.
-        "loggers": [{"name": "kea-dhcp4", "output_options": [{"output": "stdout", "pattern": _LOG_PATTERN}],
-                     "severity": "WARN"},
-                    {"name": "kea-dhcp4.ha-hooks", "output_options": [{"output": "stdout", "pattern": _LOG_PATTERN}],
-                     "severity": "INFO"}],
+        "loggers": [
+            {
+                "name": "kea-dhcp4",
+                "output_options": [{"output": "stdout", "pattern": _LOG_PATTERN}],
+                "severity": "WARN",
+            },
+            {
+                "name": "kea-dhcp4.ha-hooks",
+                "output_options": [{"output": "stdout", "pattern": _LOG_PATTERN}],
+                "severity": "INFO",
+            },
+        ],
         "user-context": {"generated-by": "metalplane.rack.dhcp", "instance": instance.name},
     }
     classes = _client_classes(state.boot, instance.vlans)
-    if classes:                     # Kea 2.2's parser refuses an empty list here
+    if classes:  # Kea 2.2's parser refuses an empty list here
         dhcp4["client-classes"] = classes
     if instance.role != "standalone":
         dhcp4["hooks-libraries"].append(_ha_library(instance, state.server_name))
@@ -321,15 +373,20 @@ def _ha_library(instance: Instance, server_name: str | None) -> dict[str, Any]:
         "wait-backup-ack": False,
         # more HTTP threads than cores: lease updates wait on the network, not the CPU
         # (bench/dhcp_bench.py, hot-standby on a loaded 2-core box: ~500-1,000 -> ~1,250 leases/s)
-        "multi-threading": {"enable-multi-threading": True, "http-dedicated-listener": True,
-                            "http-listener-threads": 4, "http-client-threads": 8},
+        "multi-threading": {
+            "enable-multi-threading": True,
+            "http-dedicated-listener": True,
+            "http-listener-threads": 4,
+            "http-client-threads": 8,
+        },
         "peers": peers,
     }
     return {"library": f"{HOOKS_DIR}/libdhcp_ha.so", "parameters": {"high-availability": [ha]}}
 
 
-def render6(instance: Instance, state: State, paths: Paths, *, threads: int = 0,
-            reclaim_interval: int = 5) -> dict[str, Any]:
+def render6(
+    instance: Instance, state: State, paths: Paths, *, threads: int = 0, reclaim_interval: int = 5
+) -> dict[str, Any]:
     """The complete kea-dhcp6 configuration ({"Dhcp6": ...}) for one v6 instance: addresses
     (IA_NA) from the dynamic ranges, the racks as DNS (23) and SNTP (31) servers, host
     reservations by hardware address (Kea learns it from the DUID or the link layer)."""
@@ -345,27 +402,43 @@ def render6(instance: Instance, state: State, paths: Paths, *, threads: int = 0,
                 options.append({"name": "sntp-servers", "data": ", ".join(map(str, sub.ntp_servers))})
             if sub.domain_name:
                 options.append({"name": "domain-search", "data": sub.domain_name})
-            subnets.append({
-                "id": sub.subnet_id, "subnet": str(sub.cidr), "interface": v.interface,
-                "preferred-lifetime": sub.lease_time // 2 or 1, "valid-lifetime": sub.lease_time,
-                "min-valid-lifetime": sub.lease_time, "max-valid-lifetime": sub.lease_time,
-                "pools": [{"pool": f"{a} - {b}"} for a, b in sub.dynamic],
-                "option-data": options,
-                "reservations": [{"hw-address": h.mac, **({"hostname": h.hostname} if h.hostname else {})}
-                                 for h in state.hosts if h.ip is None],
-                "user-context": {"vlan_id": v.vlan_id, "vid": v.vid},
-            })
+            subnets.append(
+                {
+                    "id": sub.subnet_id,
+                    "subnet": str(sub.cidr),
+                    "interface": v.interface,
+                    "preferred-lifetime": sub.lease_time // 2 or 1,
+                    "valid-lifetime": sub.lease_time,
+                    "min-valid-lifetime": sub.lease_time,
+                    "max-valid-lifetime": sub.lease_time,
+                    "pools": [{"pool": f"{a} - {b}"} for a, b in sub.dynamic],
+                    "option-data": options,
+                    "reservations": [
+                        {"hw-address": h.mac, **({"hostname": h.hostname} if h.hostname else {})}
+                        for h in state.hosts
+                        if h.ip is None
+                    ],
+                    "user-context": {"vlan_id": v.vlan_id, "vid": v.vid},
+                }
+            )
     dhcp6: dict[str, Any] = {
-        "interfaces-config": {"interfaces": ifaces, "service-sockets-max-retries": 5,
-                              "service-sockets-retry-wait-time": 2000},
+        "interfaces-config": {
+            "interfaces": ifaces,
+            "service-sockets-max-retries": 5,
+            "service-sockets-retry-wait-time": 2000,
+        },
         "control-socket": {"socket-type": "unix", "socket-name": paths.control_socket},
         "lease-database": {"type": "memfile", "persist": True, "name": paths.lease_file, "lfc-interval": 3600},
         # the server's DUID file lives with its leases, not in /var/lib/kea
         "data-directory": str(Path(paths.lease_file).parent),
-        "expired-leases-processing": {"reclaim-timer-wait-time": reclaim_interval,
-                                      "flush-reclaimed-timer-wait-time": 25, "hold-reclaimed-time": 3600,
-                                      "max-reclaim-leases": 100, "max-reclaim-time": 250,
-                                      "unwarned-reclaim-cycles": 5},
+        "expired-leases-processing": {
+            "reclaim-timer-wait-time": reclaim_interval,
+            "flush-reclaimed-timer-wait-time": 25,
+            "hold-reclaimed-time": 3600,
+            "max-reclaim-leases": 100,
+            "max-reclaim-time": 250,
+            "unwarned-reclaim-cycles": 5,
+        },
         "multi-threading": {"enable-multi-threading": True, "thread-pool-size": threads, "packet-queue-size": 64},
         "host-reservation-identifiers": ["hw-address", "duid"],
         "mac-sources": ["any"],
@@ -375,10 +448,18 @@ def render6(instance: Instance, state: State, paths: Paths, *, threads: int = 0,
         "option-data": [{"name": "preference", "data": "255"}],
         "subnet6": subnets,
         "hooks-libraries": [{"library": f"{HOOKS_DIR}/libdhcp_lease_cmds.so"}],
-        "loggers": [{"name": "kea-dhcp6", "output_options": [{"output": "stdout", "pattern": _LOG_PATTERN}],
-                     "severity": "WARN"},
-                    {"name": "kea-dhcp6.ha-hooks", "output_options": [{"output": "stdout", "pattern": _LOG_PATTERN}],
-                     "severity": "INFO"}],
+        "loggers": [
+            {
+                "name": "kea-dhcp6",
+                "output_options": [{"output": "stdout", "pattern": _LOG_PATTERN}],
+                "severity": "WARN",
+            },
+            {
+                "name": "kea-dhcp6.ha-hooks",
+                "output_options": [{"output": "stdout", "pattern": _LOG_PATTERN}],
+                "severity": "INFO",
+            },
+        ],
         "user-context": {"generated-by": "metalplane.rack.dhcp", "instance": instance.name},
     }
     if instance.role != "standalone":

@@ -64,8 +64,9 @@ def _kea_errors(output: str) -> str:
     return "\n".join(_kea_lines(lines) or lines[-5:]) or "(no output)"
 
 
-async def control(socket_path: str | Path, command: str, arguments: dict[str, Any] | None = None,
-                  timeout: float = 10.0) -> dict[str, Any]:
+async def control(
+    socket_path: str | Path, command: str, arguments: dict[str, Any] | None = None, timeout: float = 10.0
+) -> dict[str, Any]:
     """Send one command on a Kea unix control socket; return its answer ({"result": 0, ...})."""
     msg: dict[str, Any] = {"command": command}
     if arguments is not None:
@@ -89,7 +90,7 @@ async def control(socket_path: str | Path, command: str, arguments: dict[str, An
                     raise KeaError(f"control socket closed without an answer to {command}")
                 else:
                     answer = json.loads(buf)
-                if isinstance(answer, list):      # commands sent to several services answer a list
+                if isinstance(answer, list):  # commands sent to several services answer a list
                     answer = answer[0]
                 return answer
         finally:
@@ -104,10 +105,18 @@ class KeaProcess:
     """One kea-dhcp4 (or kea-dhcp6) instance: config check, start, live reconfiguration;
     the process itself is a `Supervised` (restarted with backoff, its death reported at once)."""
 
-    def __init__(self, name: str, directory: str | Path, *, wrap: Wrap | None = None,
-                 kea_bin: str | None = None, family: int = 4,
-                 restart_backoff: tuple[float, float] | None = (1.0, 30.0), ready_timeout: float = 15.0,
-                 on_change: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        name: str,
+        directory: str | Path,
+        *,
+        wrap: Wrap | None = None,
+        kea_bin: str | None = None,
+        family: int = 4,
+        restart_backoff: tuple[float, float] | None = (1.0, 30.0),
+        ready_timeout: float = 15.0,
+        on_change: Callable[[], None] | None = None,
+    ):
         self.name = name
         self.dir = Path(directory)
         self.family = family
@@ -122,11 +131,19 @@ class KeaProcess:
         if len(str(self.socket_path)) > MAX_UNIX_PATH:
             raise ValueError(f"control socket path too long for a unix socket: {self.socket_path}")
         self.config: dict[str, Any] | None = None
-        self.ha_state: str | None = None        # filled by the service's poller
+        self.ha_state: str | None = None  # filled by the service's poller
         self.process = Supervised(
-            f"kea-dhcp{family} {name}", [self.kea_bin, "-c", str(self.config_path)], log_path=self.log_path,
-            wrap=self.wrap, env=self._env(), restart_backoff=restart_backoff, young=60.0,
-            error_filter=_kea_lines, on_change=on_change, prepare=self._clean)
+            f"kea-dhcp{family} {name}",
+            [self.kea_bin, "-c", str(self.config_path)],
+            log_path=self.log_path,
+            wrap=self.wrap,
+            env=self._env(),
+            restart_backoff=restart_backoff,
+            young=60.0,
+            error_filter=_kea_lines,
+            on_change=on_change,
+            prepare=self._clean,
+        )
         self._lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ status
@@ -163,8 +180,7 @@ class KeaProcess:
         self.dir.mkdir(parents=True, exist_ok=True)
         candidate = self.dir / "candidate.json"
         candidate.write_text(json.dumps(config, indent=1))
-        code, out = await run_command([self.kea_bin, "-t", str(candidate)], wrap=self.wrap, timeout=60,
-                                      env=self._env())
+        code, out = await run_command([self.kea_bin, "-t", str(candidate)], wrap=self.wrap, timeout=60, env=self._env())
         if code != 0:
             os.replace(candidate, self.dir / "rejected.json")
             raise KeaConfigError(_kea_errors(out), instance=self.name)
@@ -196,7 +212,7 @@ class KeaProcess:
                     self.config = json.loads(previous)
                 raise KeaConfigError(answer.get("text", str(answer)), instance=self.name)
             before = self.process.starts
-            await self.process.start()      # or, dead and waiting out a backoff: start now
+            await self.process.start()  # or, dead and waiting out a backoff: start now
             await self._wait_ready(before)
             return "started"
 
@@ -237,6 +253,7 @@ class KeaProcess:
             await self.process.stop(timeout)
             self.config = None
 
-    async def command(self, command: str, arguments: dict[str, Any] | None = None,
-                      timeout: float = 10.0) -> dict[str, Any]:
+    async def command(
+        self, command: str, arguments: dict[str, Any] | None = None, timeout: float = 10.0
+    ) -> dict[str, Any]:
         return await control(self.socket_path, command, arguments, timeout)

@@ -79,12 +79,15 @@ class LeaseQueue(EventQueue):
     stored in the same transaction as the events read up to it."""
 
     def __init__(self, path: str | Path):
-        super().__init__(path, schema="""
+        super().__init__(
+            path,
+            schema="""
             CREATE TABLE IF NOT EXISTS cursors (
                 source TEXT PRIMARY KEY, dev INTEGER, inode INTEGER, offset INTEGER);
             CREATE TABLE IF NOT EXISTS known (
                 ip TEXT PRIMARY KEY, mac TEXT, expires INTEGER, state INTEGER);
-        """)
+        """,
+        )
 
     # producer side
 
@@ -112,39 +115,54 @@ class LeaseQueue(EventQueue):
                 event["time"] = round(now, 3)
                 self.insert(event)
                 added += 1
-            db.execute("INSERT INTO cursors (source, dev, inode, offset) VALUES (?,?,?,?) "
-                       "ON CONFLICT(source) DO UPDATE SET dev=excluded.dev, inode=excluded.inode, "
-                       "offset=excluded.offset", (source, *cursor))
+            db.execute(
+                "INSERT INTO cursors (source, dev, inode, offset) VALUES (?,?,?,?) "
+                "ON CONFLICT(source) DO UPDATE SET dev=excluded.dev, inode=excluded.inode, "
+                "offset=excluded.offset",
+                (source, *cursor),
+            )
         return added
 
     def _classify(self, rec: dict[str, Any]) -> dict[str, Any] | None:
         ip, mac, state = rec["ip"], rec["mac"], rec["state"]
         expires, lease_time = rec["expires"], rec["lease_time"]
         prev = self.db.execute("SELECT mac, expires, state FROM known WHERE ip=?", (ip,)).fetchone()
-        if lease_time == 0:                       # deleted
+        if lease_time == 0:  # deleted
             if prev is None:
                 return None
             self.db.execute("DELETE FROM known WHERE ip=?", (ip,))
-            if prev[2] != 0:                      # flush of a reclaimed/declined lease
+            if prev[2] != 0:  # flush of a reclaimed/declined lease
                 return None
             action = "release"
             mac = mac or prev[0]
         else:
             if prev is not None and tuple(prev) == (mac, expires, state):
-                return None                       # the same lease again
-            self.db.execute("INSERT INTO known (ip, mac, expires, state) VALUES (?,?,?,?) ON CONFLICT(ip) "
-                            "DO UPDATE SET mac=excluded.mac, expires=excluded.expires, state=excluded.state",
-                            (ip, mac, expires, state))
+                return None  # the same lease again
+            self.db.execute(
+                "INSERT INTO known (ip, mac, expires, state) VALUES (?,?,?,?) ON CONFLICT(ip) "
+                "DO UPDATE SET mac=excluded.mac, expires=excluded.expires, state=excluded.state",
+                (ip, mac, expires, state),
+            )
             action = {0: "commit", 1: "decline", 2: "expiry"}.get(state)
             if action is None:
                 return None
         key = hashlib.sha256(f"{action}|{ip}|{mac}|{expires}|{state}".encode()).hexdigest()[:24]
-        return {"key": key, "action": action, "ip": ip, "mac": mac, "client_id": rec.get("client_id") or None,
-                "hostname": rec.get("hostname") or None, "subnet_id": rec.get("subnet_id"),
-                "lease_time": lease_time, "expires": expires, "cltt": expires - lease_time}
+        return {
+            "key": key,
+            "action": action,
+            "ip": ip,
+            "mac": mac,
+            "client_id": rec.get("client_id") or None,
+            "hostname": rec.get("hostname") or None,
+            "subnet_id": rec.get("subnet_id"),
+            "lease_time": lease_time,
+            "expires": expires,
+            "cltt": expires - lease_time,
+        }
 
 
 # --------------------------------------------------------------------------- the memfile tailer
+
 
 def parse_header(line: str) -> list[str]:
     return [c.strip() for c in line.strip().split(",")]
@@ -210,7 +228,7 @@ class LeaseTailer:
         while True:
             try:
                 self.poll()
-            except Exception:       # keep following; log and retry
+            except Exception:  # keep following; log and retry
                 log.exception("reading lease file %s", self.path)
             await asyncio.sleep(self.interval)
 
@@ -259,7 +277,7 @@ class LeaseTailer:
         end = data.rfind(b"\n")
         if end < 0:
             return 0
-        chunk = data[:end + 1]
+        chunk = data[: end + 1]
         records = []
         for raw in chunk.decode(errors="replace").splitlines():
             if not raw.strip():

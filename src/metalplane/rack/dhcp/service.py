@@ -36,13 +36,21 @@ from metalplane.rack.dhcp.leases import LeaseQueue, LeaseTailer, parse_header, p
 log = logging.getLogger(__name__)
 
 
-
 class DhcpService:
-    def __init__(self, state_dir: str | Path, *, wrap: Wrap | None = None, kea_bin: str = "kea-dhcp4",
-                 kea6_bin: str = "kea-dhcp6", threads: int = 0,
-                 restart_backoff: tuple[float, float] | None = (1.0, 30.0),
-                 tail_interval: float = 0.25, ha_poll_interval: float = 2.0, reclaim_interval: int = 5,
-                 on_change: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        state_dir: str | Path,
+        *,
+        wrap: Wrap | None = None,
+        kea_bin: str = "kea-dhcp4",
+        kea6_bin: str = "kea-dhcp6",
+        threads: int = 0,
+        restart_backoff: tuple[float, float] | None = (1.0, 30.0),
+        tail_interval: float = 0.25,
+        ha_poll_interval: float = 2.0,
+        reclaim_interval: int = 5,
+        on_change: Callable[[], None] | None = None,
+    ):
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.wrap = wrap
@@ -68,15 +76,22 @@ class DhcpService:
     def _process(self, inst: cfg.Instance) -> KeaProcess:
         proc = self.instances.get(inst.name)
         if proc is None:
-            proc = KeaProcess(inst.name, self.state_dir / inst.name, wrap=self.wrap, family=inst.family,
-                              kea_bin=self.kea_bins[inst.family], restart_backoff=self.restart_backoff,
-                              on_change=self.on_change)
+            proc = KeaProcess(
+                inst.name,
+                self.state_dir / inst.name,
+                wrap=self.wrap,
+                family=inst.family,
+                kea_bin=self.kea_bins[inst.family],
+                restart_backoff=self.restart_backoff,
+                on_change=self.on_change,
+            )
         return proc
 
     def _render(self, inst: cfg.Instance, state: cfg.State, proc: KeaProcess) -> dict[str, Any]:
         render = cfg.render if inst.family == 4 else cfg.render6
-        return render(inst, state, cfg.Paths(*proc.paths()), threads=self.threads,
-                      reclaim_interval=self.reclaim_interval)
+        return render(
+            inst, state, cfg.Paths(*proc.paths()), threads=self.threads, reclaim_interval=self.reclaim_interval
+        )
 
     def render(self, raw: cfg.State | Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
         """{instance name: kea-dhcp4/6 config} for `raw`, without applying (raises InvalidDhcpState)."""
@@ -125,11 +140,12 @@ class DhcpService:
                     self._seed_leases(proc, inst)
                 self.instances[inst.name] = proc
                 self.plans[inst.name] = inst
-                if inst.family == 4:        # the region learns DHCPv4 leases (v6 ones stay with Kea)
+                if inst.family == 4:  # the region learns DHCPv4 leases (v6 ones stay with Kea)
                     tailer = self.tailers.get(inst.name)
                     if tailer is None:
-                        tailer = self.tailers[inst.name] = LeaseTailer(inst.name, proc.lease_file, self.events,
-                                                                       interval=self.tail_interval)
+                        tailer = self.tailers[inst.name] = LeaseTailer(
+                            inst.name, proc.lease_file, self.events, interval=self.tail_interval
+                        )
                     tailer.start()
                 outcome[inst.name] = await proc.apply(configs[inst.name], checked=inst.name in todo)
             self.state = state

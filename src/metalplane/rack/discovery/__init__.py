@@ -10,5 +10,13 @@ from metalplane.rack.discovery.arp import ArpPacket, bindings, parse_arp, parse_
 from metalplane.rack.discovery.observations import DEFAULT_REFRESH, Bindings, Observation
 from metalplane.rack.discovery.service import DiscoveryService
 
-__all__ = ["DEFAULT_REFRESH", "ArpPacket", "Bindings", "DiscoveryService", "Observation", "bindings", "parse_arp",
-           "parse_frame"]
+__all__ = [
+    "DEFAULT_REFRESH",
+    "ArpPacket",
+    "Bindings",
+    "DiscoveryService",
+    "Observation",
+    "bindings",
+    "parse_arp",
+    "parse_frame",
+]

@@ -28,7 +28,7 @@ class ArpPacket:
     sender_ip: ipaddress.IPv4Address
     target_mac: str
     target_ip: ipaddress.IPv4Address
-    vid: int | None = None            #: the 802.1Q VLAN the frame came on, when known
+    vid: int | None = None  #: the 802.1Q VLAN the frame came on, when known
 
     @property
     def gratuitous(self) -> bool:
@@ -50,7 +50,7 @@ def parse_frame(frame: bytes, vid: int | None = None) -> ArpPacket | None:
         if len(frame) < offset + 4:
             return None
         tci, ethertype = struct.unpack_from("!HH", frame, offset)
-        vid = tci & 0x0FFF                  # the innermost tag is the VLAN
+        vid = tci & 0x0FFF  # the innermost tag is the VLAN
         offset += 4
     if ethertype != ETH_P_ARP:
         return None
@@ -65,8 +65,7 @@ def parse_arp(payload: bytes, vid: int | None = None) -> ArpPacket | None:
     if htype not in _HTYPES or ptype != 0x0800 or hlen != 6 or plen != 4 or op not in (OP_REQUEST, OP_REPLY):
         return None
     sha, spa, tha, tpa = payload[8:14], payload[14:18], payload[18:24], payload[24:28]
-    return ArpPacket(op, mac_text(sha), ipaddress.IPv4Address(spa), mac_text(tha), ipaddress.IPv4Address(tpa),
-                     vid)
+    return ArpPacket(op, mac_text(sha), ipaddress.IPv4Address(spa), mac_text(tha), ipaddress.IPv4Address(tpa), vid)
 
 
 def bindings(pkt: ArpPacket) -> list[tuple[ipaddress.IPv4Address, str]]:
@@ -74,7 +73,11 @@ def bindings(pkt: ArpPacket) -> list[tuple[ipaddress.IPv4Address, str]]:
     out = []
     if not pkt.sender_ip.is_unspecified and pkt.sender_mac != "00:00:00:00:00:00":
         out.append((pkt.sender_ip, pkt.sender_mac))
-    if (pkt.op == OP_REPLY and not pkt.gratuitous and not pkt.target_ip.is_unspecified
-            and pkt.target_mac not in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff")):
+    if (
+        pkt.op == OP_REPLY
+        and not pkt.gratuitous
+        and not pkt.target_ip.is_unspecified
+        and pkt.target_mac not in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff")
+    ):
         out.append((pkt.target_ip, pkt.target_mac))
     return out

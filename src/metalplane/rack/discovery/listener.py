@@ -38,15 +38,15 @@ PACKET_AUXDATA = 8
 PACKET_OUTGOING = 4
 TP_STATUS_VLAN_VALID = 1 << 4
 CLONE_NEWNET = 0x40000000
-_AUX = struct.Struct("=IIIHHHH")      # struct tpacket_auxdata
+_AUX = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata
 #: classic BPF: ethertype (offset 12) is ARP, or a VLAN tag still in the frame -> keep; else drop
 ARP_FILTER = [
-    (0x28, 0, 0, 12),           # ldh [12]
-    (0x15, 3, 0, 0x0806),       # jeq #ARP -> keep
-    (0x15, 2, 0, 0x8100),       # jeq #802.1Q -> keep
-    (0x15, 1, 0, 0x88A8),       # jeq #802.1ad -> keep
-    (0x06, 0, 0, 0),            # drop
-    (0x06, 0, 0, 0x40000),      # keep: ret #262144
+    (0x28, 0, 0, 12),  # ldh [12]
+    (0x15, 3, 0, 0x0806),  # jeq #ARP -> keep
+    (0x15, 2, 0, 0x8100),  # jeq #802.1Q -> keep
+    (0x15, 1, 0, 0x88A8),  # jeq #802.1ad -> keep
+    (0x06, 0, 0, 0),  # drop
+    (0x06, 0, 0, 0x40000),  # keep: ret #262144
 ]
 
 
@@ -67,10 +67,10 @@ def open_socket(interface: str, netns: str | None = None) -> socket.socket:
             finally:
                 os.close(fd)
             result.append(_open(interface))
-        except BaseException as e:      # handed to the caller
+        except BaseException as e:  # handed to the caller
             result.append(e)
 
-    thread = threading.Thread(target=inside, name=f"netns-{netns}")   # a thread of its own: it ends in netns
+    thread = threading.Thread(target=inside, name=f"netns-{netns}")  # a thread of its own: it ends in netns
     thread.start()
     thread.join()
     if isinstance(result[0], BaseException):
@@ -81,7 +81,7 @@ def open_socket(interface: str, netns: str | None = None) -> socket.socket:
 def _attach_filter(sock: socket.socket) -> None:
     program = b"".join(struct.pack("=HBBI", *ins) for ins in ARP_FILTER)
     buf = ctypes.create_string_buffer(program)
-    fprog = struct.pack("=HxxxxxxQ", len(ARP_FILTER), ctypes.addressof(buf))     # struct sock_fprog
+    fprog = struct.pack("=HxxxxxxQ", len(ARP_FILTER), ctypes.addressof(buf))  # struct sock_fprog
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
 
@@ -113,7 +113,7 @@ def read_packets(sock: socket.socket, limit: int = 256) -> list[ArpPacket]:
         for level, kind, raw in ancdata:
             if level == SOL_PACKET and kind == PACKET_AUXDATA and len(raw) >= _AUX.size:
                 status, _len, _snap, _mac, _net, tci, _tpid = _AUX.unpack_from(raw)
-                if status & TP_STATUS_VLAN_VALID and tci & 0x0FFF:      # VLAN 0: priority tag only
+                if status & TP_STATUS_VLAN_VALID and tci & 0x0FFF:  # VLAN 0: priority tag only
                     vid = tci & 0x0FFF
         pkt = parse_frame(data, vid)
         if pkt is not None:
@@ -124,8 +124,7 @@ def read_packets(sock: socket.socket, limit: int = 256) -> list[ArpPacket]:
 class ArpListener:
     """Reads ARP on one interface and hands each burst of packets to `on_packets`."""
 
-    def __init__(self, interface: str, on_packets: Callable[[str, list[ArpPacket]], None], *,
-                 netns: str | None = None):
+    def __init__(self, interface: str, on_packets: Callable[[str, list[ArpPacket]], None], *, netns: str | None = None):
         self.interface = interface
         self.on_packets = on_packets
         self.sock = open_socket(interface, netns)

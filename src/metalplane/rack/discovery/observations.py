@@ -23,8 +23,8 @@ class Observation:
     mac: str
     interface: str
     vid: int | None
-    time: float                   #: unix time the packet was seen
-    event: str                    #: NEW | REFRESHED | MOVED
+    time: float  #: unix time the packet was seen
+    event: str  #: NEW | REFRESHED | MOVED
     previous_mac: str | None = None
 
     def as_event(self) -> dict[str, object]:
@@ -41,8 +41,9 @@ class Bindings:
     def __len__(self) -> int:
         return len(self._seen)
 
-    def observe(self, interface: str, vid: int | None, ip: ipaddress.IPv4Address, mac: str,
-                now: float) -> Observation | None:
+    def observe(
+        self, interface: str, vid: int | None, ip: ipaddress.IPv4Address, mac: str, now: float
+    ) -> Observation | None:
         """The observation to report for this sighting, or None when nothing is new."""
         key = (interface, vid, str(ip))
         previous = self._seen.get(key)

@@ -36,8 +36,15 @@ log = logging.getLogger(__name__)
 
 
 class DiscoveryService:
-    def __init__(self, state_dir: str | Path, *, refresh: float = DEFAULT_REFRESH, netns: str | None = None,
-                 clock: Callable[[], float] = time.time, on_change: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        state_dir: str | Path,
+        *,
+        refresh: float = DEFAULT_REFRESH,
+        netns: str | None = None,
+        clock: Callable[[], float] = time.time,
+        on_change: Callable[[], None] | None = None,
+    ):
         self.state_dir = Path(state_dir)
         self.events = EventQueue(self.state_dir / "discovery.sqlite3")
         self.bindings = Bindings(refresh)
@@ -92,11 +99,14 @@ class DiscoveryService:
         """("off" | "running" | "degraded", text)."""
         if not self.enabled:
             return "off", f"network discovery is disabled; {len(self.events)} observations queued"
-        text = (f"listening on {', '.join(sorted(self.listeners)) or 'no interface'}; "
-                f"{len(self.bindings)} bindings seen, {len(self.events)} observations queued")
+        text = (
+            f"listening on {', '.join(sorted(self.listeners)) or 'no interface'}; "
+            f"{len(self.bindings)} bindings seen, {len(self.events)} observations queued"
+        )
         if self.errors:
-            return "degraded", text + "; cannot listen on " + ", ".join(f"{n} ({e})" for n, e in
-                                                                        sorted(self.errors.items()))
+            return "degraded", text + "; cannot listen on " + ", ".join(
+                f"{n} ({e})" for n, e in sorted(self.errors.items())
+            )
         return "running", text
 
     def _changed(self) -> None:

@@ -12,5 +12,13 @@ from metalplane.rack.dns.config import (
 )
 from metalplane.rack.dns.service import RackResolver
 
-__all__ = ["CONTROL_PORT", "DNSSEC_MODES", "RESOLVER_PORT", "InvalidResolverConfig", "RackResolver", "RegionDns",
-           "ResolverConfig", "parse_upstream_dns"]
+__all__ = [
+    "CONTROL_PORT",
+    "DNSSEC_MODES",
+    "RESOLVER_PORT",
+    "InvalidResolverConfig",
+    "RackResolver",
+    "RegionDns",
+    "ResolverConfig",
+    "parse_upstream_dns",
+]

@@ -46,12 +46,12 @@ class RegionDns:
 
 @dataclass(frozen=True)
 class ResolverConfig:
-    zones: tuple[str, ...]                   #: MAAS domains and reverse zones: sent to the regions
-    regions: tuple[RegionDns, ...]           #: every region's authoritative DNS
-    upstream_dns: tuple[IP, ...] = ()        #: everything else; () = resolve from the root
+    zones: tuple[str, ...]  #: MAAS domains and reverse zones: sent to the regions
+    regions: tuple[RegionDns, ...]  #: every region's authoritative DNS
+    upstream_dns: tuple[IP, ...] = ()  #: everything else; () = resolve from the root
     dnssec_validation: str = "auto"
-    listen: tuple[IP, ...] = ()              #: the rack's addresses on its VLANs (127.0.0.1 always)
-    allow: tuple[Network, ...] = ()          #: who may ask besides localhost/localnets: the VLANs' subnets
+    listen: tuple[IP, ...] = ()  #: the rack's addresses on its VLANs (127.0.0.1 always)
+    allow: tuple[Network, ...] = ()  #: who may ask besides localhost/localnets: the VLANs' subnets
     port: int = RESOLVER_PORT
 
 

@@ -24,14 +24,27 @@ from metalplane.supervised import Wrap
 
 
 class RackResolver:
-    def __init__(self, state_dir: str | Path, *, wrap: Wrap | None = None,
-                 control_port: int = config.CONTROL_PORT,
-                 restart_backoff: tuple[float, float] | None = (0.5, 30.0),
-                 on_change: Callable[[], None] | None = None, named_bin: str = "named",
-                 threads: int | None = None):
-        self.server = NamedServer("resolver", Path(state_dir) / "named", control_port=control_port, wrap=wrap,
-                                  restart_backoff=restart_backoff, on_change=on_change, named_bin=named_bin,
-                                  threads=threads)
+    def __init__(
+        self,
+        state_dir: str | Path,
+        *,
+        wrap: Wrap | None = None,
+        control_port: int = config.CONTROL_PORT,
+        restart_backoff: tuple[float, float] | None = (0.5, 30.0),
+        on_change: Callable[[], None] | None = None,
+        named_bin: str = "named",
+        threads: int | None = None,
+    ):
+        self.server = NamedServer(
+            "resolver",
+            Path(state_dir) / "named",
+            control_port=control_port,
+            wrap=wrap,
+            restart_backoff=restart_backoff,
+            on_change=on_change,
+            named_bin=named_bin,
+            threads=threads,
+        )
         self.config: config.ResolverConfig | None = None
 
     def render(self, cfg: config.ResolverConfig) -> str:

@@ -27,12 +27,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", required=True, help="image cache directory (ImageCache layout)")
     parser.add_argument("--listen", default="0.0.0.0:5248", help="HOST:PORT (default 0.0.0.0:5248)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (SO_REUSEPORT)")
-    parser.add_argument("--max-connections", type=int, default=None,
-                        help="connections open at once per process (default: from the open-files limit)")
-    parser.add_argument("--max-per-client", type=int, default=None,
-                        help="connections per client address and process (default: from the open-files limit)")
-    parser.add_argument("--header-timeout", type=float, default=HEADER_TIMEOUT,
-                        help=f"seconds to send a whole request head (default {HEADER_TIMEOUT:g})")
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help="connections open at once per process (default: from the open-files limit)",
+    )
+    parser.add_argument(
+        "--max-per-client",
+        type=int,
+        default=None,
+        help="connections per client address and process (default: from the open-files limit)",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=HEADER_TIMEOUT,
+        help=f"seconds to send a whole request head (default {HEADER_TIMEOUT:g})",
+    )
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
@@ -43,8 +55,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.header_timeout <= 0:
         parser.error("--header-timeout must be positive")
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(process)d %(name)s [%(levelname)s] %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(process)d %(name)s [%(levelname)s] %(message)s",
+    )
     raise_open_files_limit()
     host, port = parse_listen(args.listen) if ":" in args.listen else (args.listen, 5248)
 
@@ -53,20 +68,28 @@ def main(argv: list[str] | None = None) -> int:
     if cache._unverified:
         asyncio.run(cache.verify_pending())
 
-    return serve_in_workers(args.workers, host, port, listen_socket,
-                            lambda sock, announce: serve(sock, args, announce), args.loop)
+    return serve_in_workers(
+        args.workers, host, port, listen_socket, lambda sock, announce: serve(sock, args, announce), args.loop
+    )
 
 
 async def serve(sock, args, announce: bool) -> None:
     cache = ImageCache(args.cache, symlink_tree=False)
     cache.load()
-    server = BootHttpServer(cache, max_connections=args.max_connections, max_per_client=args.max_per_client,
-                            header_timeout=args.header_timeout)
+    server = BootHttpServer(
+        cache,
+        max_connections=args.max_connections,
+        max_per_client=args.max_per_client,
+        header_timeout=args.header_timeout,
+    )
     await server.start(sock=sock)
     if announce:
         logging.getLogger("metalplane.rack.http").info(
-            "limits: %d connections, %d per client (per process; open-files limit %d)", server.max_connections,
-            server.max_per_client, current_budget().nofile)
+            "limits: %d connections, %d per client (per process; open-files limit %d)",
+            server.max_connections,
+            server.max_per_client,
+            current_budget().nofile,
+        )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.close)

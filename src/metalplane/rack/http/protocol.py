@@ -18,10 +18,20 @@ MAX_HEAD = 16384  # bytes of request line + headers
 UNSATISFIABLE = "unsatisfiable"
 
 REASONS = {
-    200: "OK", 206: "Partial Content", 304: "Not Modified", 400: "Bad Request", 404: "Not Found",
-    405: "Method Not Allowed", 408: "Request Timeout", 413: "Content Too Large",
-    416: "Range Not Satisfiable", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
-    501: "Not Implemented", 503: "Service Unavailable", 505: "HTTP Version Not Supported",
+    200: "OK",
+    206: "Partial Content",
+    304: "Not Modified",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    416: "Range Not Satisfiable",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
 }
 
 
@@ -149,7 +159,7 @@ def if_range_allows(if_range: str | None, etag: str | None, last_modified: str |
     if not if_range:
         return True
     value = if_range.strip()
-    if value.startswith(("\"", "W/")):
+    if value.startswith(('"', "W/")):
         return etag is not None and not value.startswith("W/") and value == etag
     return last_modified is not None and value == last_modified
 
@@ -166,7 +176,7 @@ def route_image_path(path: str) -> ImageRoute | None:
     (the name may hold "/"; `version` may be "latest"), /images/index.json; else None."""
     if not path.startswith("/images/"):
         return None
-    rest = path[len("/images/"):]
+    rest = path[len("/images/") :]
     if rest == "index.json":
         return ImageRoute(index=True)
     parts = rest.split("/")

@@ -61,8 +61,15 @@ from typing import Any
 
 from metalplane.rack import metrics
 from metalplane.rack.http.protocol import (
-    MAX_HEAD, REASONS, BadRequest, RequestHead, etag_in, if_range_allows, parse_range,
-    parse_request_head, route_image_path,
+    MAX_HEAD,
+    REASONS,
+    BadRequest,
+    RequestHead,
+    etag_in,
+    if_range_allows,
+    parse_range,
+    parse_request_head,
+    route_image_path,
 )
 from metalplane.rack.limits import Throttle, current_budget
 
@@ -76,13 +83,16 @@ MSG_MORE = getattr(socket, "MSG_MORE", 0)
 HEADER_TIMEOUT = 10.0
 ACCEPT_PAUSE = 0.5  # after accept() ran out of descriptors
 _OUT_OF_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-_TOO_MANY = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2\r\nContent-Type: text/plain\r\n"
-             b"Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n")
+_TOO_MANY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n"
+)
 
 
 @dataclass
 class Request:
     """What a dynamic handler sees."""
+
     method: str
     path: str  # percent-decoded
     query: str
@@ -93,12 +103,13 @@ class Request:
 
     @property
     def subpath(self) -> str:
-        return self.path[len(self.prefix):]
+        return self.path[len(self.prefix) :]
 
 
 @dataclass
 class Response:
     """What a dynamic handler answers. `file` is served with sendfile (and ranges)."""
+
     status: int = 200
     body: bytes = b""
     content_type: str = "text/plain; charset=utf-8"
@@ -141,9 +152,17 @@ def http_date(ts: float) -> str:
 class BootHttpServer:
     """Serve `cache` (a `metalplane.rack.images.ImageCache`, or None: dynamic routes only)."""
 
-    def __init__(self, cache: Any = None, *, idle_timeout: float = 60.0, send_timeout: float = 60.0,
-                 header_timeout: float = HEADER_TIMEOUT, max_connections: int | None = None,
-                 max_per_client: int | None = None, server_name: str = "metalplane"):
+    def __init__(
+        self,
+        cache: Any = None,
+        *,
+        idle_timeout: float = 60.0,
+        send_timeout: float = 60.0,
+        header_timeout: float = HEADER_TIMEOUT,
+        max_connections: int | None = None,
+        max_per_client: int | None = None,
+        server_name: str = "metalplane",
+    ):
         self.cache = cache
         self.idle_timeout = idle_timeout
         self.send_timeout = send_timeout
@@ -173,14 +192,22 @@ class BootHttpServer:
         The handler answers a `Response`, or None for 404; raising answers 500."""
         if not prefix.startswith("/"):
             raise ValueError("a prefix starts with /")
-        self._dynamic = sorted([*((p, h) for p, h in self._dynamic if p != prefix), (prefix, handler)],
-                               key=lambda item: -len(item[0]))
+        self._dynamic = sorted(
+            [*((p, h) for p, h in self._dynamic if p != prefix), (prefix, handler)], key=lambda item: -len(item[0])
+        )
 
     def remove_dynamic(self, prefix: str) -> None:
         self._dynamic = [(p, h) for p, h in self._dynamic if p != prefix]
 
-    async def start(self, host: str = "0.0.0.0", port: int = 5248, *, sock: socket.socket | None = None,
-                    reuse_port: bool = False, backlog: int = 2048) -> tuple[str, int]:
+    async def start(
+        self,
+        host: str = "0.0.0.0",
+        port: int = 5248,
+        *,
+        sock: socket.socket | None = None,
+        reuse_port: bool = False,
+        backlog: int = 2048,
+    ) -> tuple[str, int]:
         self._loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
         if sock is None:
@@ -264,8 +291,14 @@ class BootHttpServer:
         have = self.per_client.get(host, 0)
         if have >= self.max_per_client:
             if n := self._said["client"].hit():
-                log.warning("HTTP: %s has %d connections, the per-client limit: refusing more (%d since the "
-                            "last report, %d in all)", host, have, n, self._said["client"].total)
+                log.warning(
+                    "HTTP: %s has %d connections, the per-client limit: refusing more (%d since the "
+                    "last report, %d in all)",
+                    host,
+                    have,
+                    n,
+                    self._said["client"].total,
+                )
             return False
         if len(self.conns) < self.max_connections:
             return True
@@ -276,14 +309,19 @@ class BootHttpServer:
             oldest.close()
             return True
         if n := self._said["full"].hit():
-            log.warning("HTTP: %d connections open, the limit, none idle: refusing more (%d since the last "
-                        "report, %d in all)", len(self.conns), n, self._said["full"].total)
+            log.warning(
+                "HTTP: %d connections open, the limit, none idle: refusing more (%d since the last report, %d in all)",
+                len(self.conns),
+                n,
+                self._said["full"].total,
+            )
         return False
 
     def _pause_accepting(self, exc: OSError) -> None:
         if n := self._said["fds"].hit():
-            log.warning("HTTP: accept failed (%s); pausing %.1f s (%d time(s) since the last report)", exc,
-                        ACCEPT_PAUSE, n)
+            log.warning(
+                "HTTP: accept failed (%s); pausing %.1f s (%d time(s) since the last report)", exc, ACCEPT_PAUSE, n
+            )
         if self._sock is None or self._paused is not None:
             return
         self._loop.remove_reader(self._sock.fileno())
@@ -354,8 +392,9 @@ class BootHttpServer:
             return
         if opened is None:
             if cache.known(sha):
-                conn.respond_simple(503, req, extra=b"Retry-After: 10\r\n",
-                                    text=b"not cached on this rack yet, or being verified\n")
+                conn.respond_simple(
+                    503, req, extra=b"Retry-After: 10\r\n", text=b"not cached on this rack yet, or being verified\n"
+                )
             else:
                 conn.respond_simple(404, req)
             return
@@ -371,11 +410,25 @@ class BootHttpServer:
         complete = cache.complete()
         images = []
         for image in cache.images:
-            files = {f.filetype: {"sha256": f.sha256, "size": f.size, "url": image.url_path(f.filetype),
-                                  "cached": f.sha256 in complete} for f in image.files}
-            images.append({"name": image.name, "architecture": image.architecture, "subarch": image.subarch,
-                           "version": image.version, "files": files,
-                           "complete": all(v["cached"] for v in files.values())})
+            files = {
+                f.filetype: {
+                    "sha256": f.sha256,
+                    "size": f.size,
+                    "url": image.url_path(f.filetype),
+                    "cached": f.sha256 in complete,
+                }
+                for f in image.files
+            }
+            images.append(
+                {
+                    "name": image.name,
+                    "architecture": image.architecture,
+                    "subarch": image.subarch,
+                    "version": image.version,
+                    "files": files,
+                    "complete": all(v["cached"] for v in files.values()),
+                }
+            )
         return json.dumps({"images": images}, indent=1).encode()
 
     def date(self) -> bytes:
@@ -402,9 +455,29 @@ def listen_socket(host: str, port: int, *, reuse_port: bool = False, backlog: in
 
 
 class _Conn:
-    __slots__ = ("server", "loop", "sock", "fd", "peer", "buf", "state", "last", "out", "out_pos",
-                 "file_fd", "file_pos", "file_end", "keep_alive", "sha", "writer", "eof", "task",
-                 "in_process", "status", "head_since")
+    __slots__ = (
+        "server",
+        "loop",
+        "sock",
+        "fd",
+        "peer",
+        "buf",
+        "state",
+        "last",
+        "out",
+        "out_pos",
+        "file_fd",
+        "file_pos",
+        "file_end",
+        "keep_alive",
+        "sha",
+        "writer",
+        "eof",
+        "task",
+        "in_process",
+        "status",
+        "head_since",
+    )
 
     def __init__(self, server: BootHttpServer, sock: socket.socket, peer: tuple):
         self.server = server
@@ -471,7 +544,7 @@ class _Conn:
                         self._error(431, "request head too large")
                     return
                 head = bytes(buf[:end])
-                del buf[:end + 4]
+                del buf[: end + 4]
                 try:
                     req = parse_request_head(head)
                 except BadRequest as exc:
@@ -496,8 +569,14 @@ class _Conn:
         server = self.server
         server.stats.responses[status] = server.stats.responses.get(status, 0) + 1
         self.status = status
-        parts = [b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, "Unknown").encode()),
-                 server.server_header, b"Date: ", server.date(), b"\r\n", extra]
+        parts = [
+            b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, "Unknown").encode()),
+            server.server_header,
+            b"Date: ",
+            server.date(),
+            b"\r\n",
+            extra,
+        ]
         if length is not None:
             parts.append(b"Content-Length: %d\r\n" % length)
         parts.append(b"\r\n" if self.keep_alive else b"Connection: close\r\n\r\n")
@@ -512,18 +591,28 @@ class _Conn:
         body = text if text is not None else f"{status} {REASONS.get(status, '')}\n".encode()
         self.respond_bytes(status, req, body, b"text/plain; charset=utf-8", extra)
 
-    def respond_bytes(self, status: int, req: RequestHead, body: bytes, content_type: bytes,
-                      extra: bytes = b"") -> None:
+    def respond_bytes(
+        self, status: int, req: RequestHead, body: bytes, content_type: bytes, extra: bytes = b""
+    ) -> None:
         if req.version == "HTTP/1.0" and self.keep_alive:
             extra += b"Connection: keep-alive\r\n"
-        head = self._head(status, b"Content-Type: " + content_type + b"\r\n" + extra,
-                          None if status == 304 else len(body))
+        head = self._head(
+            status, b"Content-Type: " + content_type + b"\r\n" + extra, None if status == 304 else len(body)
+        )
         self.out = head if req.method == "HEAD" or status == 304 else head + body
         self._start_write()
 
-    def respond_file(self, req: RequestHead, fd: int, size: int, etag: str | None, last_modified: str | None,
-                     extra: bytes = b"", sha: str | None = None, content_type: bytes = b"application/octet-stream"
-                     ) -> None:
+    def respond_file(
+        self,
+        req: RequestHead,
+        fd: int,
+        size: int,
+        etag: str | None,
+        last_modified: str | None,
+        extra: bytes = b"",
+        sha: str | None = None,
+        content_type: bytes = b"application/octet-stream",
+    ) -> None:
         """Answer with (part of) an open file; `fd` is owned (closed) from here on."""
         headers = req.headers
         validators = b""
@@ -535,7 +624,8 @@ class _Conn:
             extra += b"Connection: keep-alive\r\n"
         inm = headers.get("if-none-match")
         if (etag and etag_in(inm, etag)) or (
-                inm is None and last_modified and headers.get("if-modified-since") == last_modified):
+            inm is None and last_modified and headers.get("if-modified-since") == last_modified
+        ):
             os.close(fd)
             self.out = self._head(304, validators + extra, None)
             self._start_write()
@@ -547,8 +637,11 @@ class _Conn:
         if isinstance(rng, str):  # UNSATISFIABLE
             os.close(fd)
             body = b"416 Range Not Satisfiable\n"
-            head = self._head(416, b"Content-Type: text/plain; charset=utf-8\r\nContent-Range: bytes */%d\r\n"
-                              % size + common, len(body))
+            head = self._head(
+                416,
+                b"Content-Type: text/plain; charset=utf-8\r\nContent-Range: bytes */%d\r\n" % size + common,
+                len(body),
+            )
             self.out = head if req.method == "HEAD" else head + body
             self._start_write()
             return
@@ -595,10 +688,12 @@ class _Conn:
                 return
             etag = response.headers.get("ETag")
             if etag:
-                extra = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in response.headers.items()
-                                 if k.lower() != "etag")
-            self.respond_file(req, fd, st.st_size, etag, http_date(st.st_mtime), extra,
-                              content_type=response.content_type.encode())
+                extra = b"".join(
+                    f"{k}: {v}\r\n".encode("latin-1") for k, v in response.headers.items() if k.lower() != "etag"
+                )
+            self.respond_file(
+                req, fd, st.st_size, etag, http_date(st.st_mtime), extra, content_type=response.content_type.encode()
+            )
         else:
             self.respond_bytes(response.status, req, response.body, response.content_type.encode(), extra)
 
@@ -617,7 +712,7 @@ class _Conn:
             out = self.out
             pending = len(out) - self.out_pos
             if pending:
-                n = self.sock.send(memoryview(out)[self.out_pos:], MSG_MORE if self.file_fd >= 0 else 0)
+                n = self.sock.send(memoryview(out)[self.out_pos :], MSG_MORE if self.file_fd >= 0 else 0)
                 self.out_pos += n
                 if n < pending:
                     return self._wait_writable()

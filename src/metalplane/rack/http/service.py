@@ -35,10 +35,19 @@ VERIFY_INTERVAL = 6 * 3600.0
 
 
 class RackHttpService:
-    def __init__(self, cache_dir: str | os.PathLike, *, host: str = "0.0.0.0", port: int = DEFAULT_PORT,
-                 keep_versions: int = DEFAULT_KEEP_VERSIONS, verify_interval: float = VERIFY_INTERVAL,
-                 resync_delay: float = 5.0, max_resync_delay: float = 300.0,
-                 supervisor: TaskSupervisor | None = None, **cache_options: Any):
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike,
+        *,
+        host: str = "0.0.0.0",
+        port: int = DEFAULT_PORT,
+        keep_versions: int = DEFAULT_KEEP_VERSIONS,
+        verify_interval: float = VERIFY_INTERVAL,
+        resync_delay: float = 5.0,
+        max_resync_delay: float = 300.0,
+        supervisor: TaskSupervisor | None = None,
+        **cache_options: Any,
+    ):
         self.host = host
         self.port = port
         self.verify_interval = verify_interval
@@ -159,11 +168,14 @@ class RackHttpService:
             notes.append(f"{len(recent)} corrupt or missing file(s) dropped in the last hour (re-fetched)")
         last = s["last_sync"]
         if self.cache.manifest is None:
-            return "running", "; ".join([f"no image manifest from a region yet; serving {s['files']} cached "
-                                         f"file(s) on {where}", *notes])
+            return "running", "; ".join(
+                [f"no image manifest from a region yet; serving {s['files']} cached file(s) on {where}", *notes]
+            )
         missing = s["missing"]
-        head = (f"serving {s['images_servable']} of {s['images']} image(s), {s['files']} file(s), "
-                f"{s['bytes'] / 1e6:.0f} MB on {where}")
+        head = (
+            f"serving {s['images_servable']} of {s['images']} image(s), {s['files']} file(s), "
+            f"{s['bytes'] / 1e6:.0f} MB on {where}"
+        )
         if missing:
             failed = s["failed"]
             if failed:

@@ -13,6 +13,15 @@ from metalplane.rack.images.manifest import FileSpec, ImageSpec, Manifest, Manif
 from metalplane.rack.images.plan import DEFAULT_KEEP_VERSIONS, region_base_urls
 
 __all__ = [
-    "DEFAULT_KEEP_VERSIONS", "CachedFile", "FileSpec", "ImageCache", "ImageSpec", "Manifest", "ManifestError",
-    "SyncResult", "hash_file", "parse_manifest", "region_base_urls",
+    "DEFAULT_KEEP_VERSIONS",
+    "CachedFile",
+    "FileSpec",
+    "ImageCache",
+    "ImageSpec",
+    "Manifest",
+    "ManifestError",
+    "SyncResult",
+    "hash_file",
+    "parse_manifest",
+    "region_base_urls",
 ]

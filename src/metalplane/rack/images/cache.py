@@ -54,11 +54,25 @@ from typing import Any
 import httpx
 
 from metalplane.rack.images.manifest import (
-    SHA256_RE, ImageSpec, Manifest, ManifestError, images_from_json, parse_manifest,
+    SHA256_RE,
+    ImageSpec,
+    Manifest,
+    ManifestError,
+    images_from_json,
+    parse_manifest,
 )
 from metalplane.rack.images.plan import (
-    DEFAULT_KEEP_VERSIONS, Fetch, file_url, fit_space, image_complete, latest_complete, plan_fetch, plan_gc,
-    plan_retention, resume_offset, url_order,
+    DEFAULT_KEEP_VERSIONS,
+    Fetch,
+    file_url,
+    fit_space,
+    image_complete,
+    latest_complete,
+    plan_fetch,
+    plan_gc,
+    plan_retention,
+    resume_offset,
+    url_order,
 )
 
 log = logging.getLogger("metalplane.rack.images")
@@ -151,11 +165,20 @@ def _fsync_dir(path: Path) -> None:
 class ImageCache:
     """See the module docstring. Use from one event loop; `load()` before anything else."""
 
-    def __init__(self, cache_dir: str | os.PathLike, *, keep_versions: int = DEFAULT_KEEP_VERSIONS,
-                 concurrency: int = 4, attempts: int | None = None, retry_delay: float = 0.5,
-                 timeout: float = 30.0, transport: httpx.AsyncBaseTransport | None = None,
-                 symlink_tree: bool = True, headers: dict[str, str] | None = None,
-                 min_free_bytes: int = 256 * 1024 * 1024):
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike,
+        *,
+        keep_versions: int = DEFAULT_KEEP_VERSIONS,
+        concurrency: int = 4,
+        attempts: int | None = None,
+        retry_delay: float = 0.5,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        symlink_tree: bool = True,
+        headers: dict[str, str] | None = None,
+        min_free_bytes: int = 256 * 1024 * 1024,
+    ):
         self.dir = Path(cache_dir)
         self.files_dir = self.dir / "files"
         self.partial_dir = self.dir / "partial"
@@ -203,12 +226,16 @@ class ImageCache:
             try:
                 data = json.loads(self.index_path.read_text())
                 if data.get("format") != INDEX_FORMAT:
-                    log.warning("image cache index %s has format %r; starting from the files", self.index_path,
-                                data.get("format"))
+                    log.warning(
+                        "image cache index %s has format %r; starting from the files",
+                        self.index_path,
+                        data.get("format"),
+                    )
                     data = {}
             except (OSError, ValueError) as exc:
-                log.error("image cache index %s unreadable (%s); every cached file will be re-hashed",
-                          self.index_path, exc)
+                log.error(
+                    "image cache index %s unreadable (%s); every cached file will be re-hashed", self.index_path, exc
+                )
                 data = {}
         self._images = images_from_json(data.get("images", []))
         if data.get("manifest") is not None:
@@ -240,8 +267,13 @@ class ImageCache:
         self._loaded = True
         if self.symlink_tree:
             self._rebuild_tree(frozenset(self._files), list(self._images))
-        log.info("image cache %s: %d file(s) ready, %d to re-hash, %d image(s) kept", self.dir,
-                 len(self._files), len(self._unverified), len(self._images))
+        log.info(
+            "image cache %s: %d file(s) ready, %d to re-hash, %d image(s) kept",
+            self.dir,
+            len(self._files),
+            len(self._unverified),
+            len(self._images),
+        )
 
     def _index_data(self) -> dict[str, Any]:
         return {
@@ -395,8 +427,7 @@ class ImageCache:
                 await self._save()
                 return False
             if digest != sha or (expected is not None and size != expected):
-                reason = (f"sha256 mismatch (got {digest})" if digest != sha
-                          else f"size {size}, expected {expected}")
+                reason = f"sha256 mismatch (got {digest})" if digest != sha else f"size {size}, expected {expected}"
                 self._drop(sha, reason)
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
@@ -462,8 +493,9 @@ class ImageCache:
             return []
         return sorted(sha for sha in self.manifest.wanted() if sha not in self._files)
 
-    async def sync(self, manifest: dict[str, Any] | Manifest | None = None,
-                   base_urls: Iterable[str] | None = None) -> SyncResult:
+    async def sync(
+        self, manifest: dict[str, Any] | Manifest | None = None, base_urls: Iterable[str] | None = None
+    ) -> SyncResult:
         """Make the cache hold `manifest` (default: the last one) from `base_urls` (default:
         the last ones). Raises ManifestError for a manifest of the wrong shape (nothing changes)."""
         assert self._loaded, "load() first"
@@ -477,8 +509,9 @@ class ImageCache:
             finally:
                 self.syncing = False
 
-    async def _sync(self, manifest: Manifest | None, base_urls: Iterable[str] | None,
-                    problems: list[str]) -> SyncResult:
+    async def _sync(
+        self, manifest: Manifest | None, base_urls: Iterable[str] | None, problems: list[str]
+    ) -> SyncResult:
         started = time.monotonic()
         result = SyncResult(problems=problems)
         if manifest is not None:
@@ -501,12 +534,18 @@ class ImageCache:
         free = shutil.disk_usage(self.partial_dir).free
         fetches, no_room = fit_space(fetches, free, self.min_free_bytes)
         for fetch in no_room:
-            result.failed[fetch.sha256] = (f"not enough disk space in {self.dir}: {fetch.size - fetch.resume_from} "
-                                           f"bytes needed, {max(0, free - self.min_free_bytes)} available")
+            result.failed[fetch.sha256] = (
+                f"not enough disk space in {self.dir}: {fetch.size - fetch.resume_from} "
+                f"bytes needed, {max(0, free - self.min_free_bytes)} available"
+            )
             log.error("image file %s not fetched: %s", fetch.sha256, result.failed[fetch.sha256])
         if fetches:
-            log.info("image cache: fetching %d file(s), %d bytes, from %s", len(fetches),
-                     sum(f.size - f.resume_from for f in fetches), ", ".join(self.base_urls) or "no region")
+            log.info(
+                "image cache: fetching %d file(s), %d bytes, from %s",
+                len(fetches),
+                sum(f.size - f.resume_from for f in fetches),
+                ", ".join(self.base_urls) or "no region",
+            )
             sem = asyncio.Semaphore(max(1, self.concurrency))
             outcomes = await asyncio.gather(*(self._fetch(f, sem) for f in fetches))
             for fetch, (ok, detail, nbytes) in zip(fetches, outcomes):
@@ -533,17 +572,26 @@ class ImageCache:
         result.finished_at = time.time()
         self.last_sync = result
         level = logging.WARNING if result.failed else logging.INFO
-        log.log(level, "image sync: %d fetched (%d bytes), %d failed, %d deleted in %.1f s",
-                len(result.fetched), result.bytes_downloaded, len(result.failed), len(result.deleted),
-                result.seconds)
+        log.log(
+            level,
+            "image sync: %d fetched (%d bytes), %d failed, %d deleted in %.1f s",
+            len(result.fetched),
+            result.bytes_downloaded,
+            len(result.failed),
+            len(result.deleted),
+            result.seconds,
+        )
         return result
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(
-                transport=self.transport, follow_redirects=True, headers=self.headers,
+                transport=self.transport,
+                follow_redirects=True,
+                headers=self.headers,
                 timeout=httpx.Timeout(self.timeout, connect=min(5.0, self.timeout)),
-                limits=httpx.Limits(max_connections=max(4, self.concurrency * 2)))
+                limits=httpx.Limits(max_connections=max(4, self.concurrency * 2)),
+            )
         return self._client
 
     async def close(self) -> None:
@@ -581,15 +629,26 @@ class ImageCache:
                     received += counter[0]
                     mismatches += 0 if exc.resumed else 1
                     error = f"{url}: {exc}"
-                    log.error("image file %s from %s refused: %s%s", fetch.sha256, url, exc,
-                              " (resumed from a partial download: starting over)" if exc.resumed else "")
+                    log.error(
+                        "image file %s from %s refused: %s%s",
+                        fetch.sha256,
+                        url,
+                        exc,
+                        " (resumed from a partial download: starting over)" if exc.resumed else "",
+                    )
                     if mismatches >= len(urls):
                         break  # every region gave the wrong bytes: wait for a new manifest/sync
                 except (httpx.HTTPError, OSError, DownloadError) as exc:
                     received += counter[0]
                     error = f"{url}: {type(exc).__name__}: {exc}" if str(exc) else f"{url}: {type(exc).__name__}"
-                    log.warning("image file %s from %s failed (attempt %d of %d): %s", fetch.sha256, url,
-                                attempt + 1, attempts, error)
+                    log.warning(
+                        "image file %s from %s failed (attempt %d of %d): %s",
+                        fetch.sha256,
+                        url,
+                        attempt + 1,
+                        attempts,
+                        error,
+                    )
             return False, error, received
 
     async def _download(self, url: str, fetch: Fetch, counter: list[int]) -> None:
@@ -643,8 +702,9 @@ class ImageCache:
             view = view[n:]
         hasher.update(data)
 
-    async def _stream(self, url: str, fetch: Fetch, fd: int, offset: int, hasher: Any,
-                      counter: list[int]) -> tuple[int, Any]:
+    async def _stream(
+        self, url: str, fetch: Fetch, fd: int, offset: int, hasher: Any, counter: list[int]
+    ) -> tuple[int, Any]:
         """Append the region's answer to the partial file: (bytes now in it, hasher of them)."""
         headers = {"Accept-Encoding": "identity"}
         if offset:
@@ -654,8 +714,9 @@ class ImageCache:
             if resp.status_code == 206 and offset:
                 start, total = _content_range(resp.headers.get("content-range", ""))
                 if start != offset or total not in (None, fetch.size):
-                    raise DownloadError(f"bad Content-Range {resp.headers.get('content-range')!r} "
-                                        f"for a resume at {offset}")
+                    raise DownloadError(
+                        f"bad Content-Range {resp.headers.get('content-range')!r} for a resume at {offset}"
+                    )
             elif resp.status_code == 200:
                 if offset:
                     log.info("region sent the whole of %s instead of a range; starting over", fetch.sha256)

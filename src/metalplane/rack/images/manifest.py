@@ -70,8 +70,13 @@ class ImageSpec:
         return "/images/" + "/".join((*self.ident, filetype))
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "architecture": self.architecture, "subarch": self.subarch,
-                "version": self.version, "files": {f.filetype: f.to_json() for f in self.files}}
+        return {
+            "name": self.name,
+            "architecture": self.architecture,
+            "subarch": self.subarch,
+            "version": self.version,
+            "files": {f.filetype: f.to_json() for f in self.files},
+        }
 
 
 @dataclass(frozen=True)
@@ -159,8 +164,10 @@ def parse_manifest(raw: Any) -> tuple[Manifest, list[str]]:
             continue
         clash = [f for f in image.files if sizes.get(f.sha256, f.size) != f.size]
         if clash:
-            problems.append(f"{'/'.join(image.ident)}: {clash[0].filetype} has sha256 {clash[0].sha256} "
-                            f"with another size elsewhere in the manifest")
+            problems.append(
+                f"{'/'.join(image.ident)}: {clash[0].filetype} has sha256 {clash[0].sha256} "
+                f"with another size elsewhere in the manifest"
+            )
             continue
         for f in image.files:
             sizes[f.sha256] = f.size

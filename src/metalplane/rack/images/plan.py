@@ -45,13 +45,15 @@ def resume_offset(partial_size: int | None, expected_size: int) -> int:
     return partial_size
 
 
-def plan_fetch(wanted: Mapping[str, FileSpec], complete: Iterable[str],
-               partials: Mapping[str, int]) -> list[Fetch]:
+def plan_fetch(wanted: Mapping[str, FileSpec], complete: Iterable[str], partials: Mapping[str, int]) -> list[Fetch]:
     """Downloads needed for `wanted` (by sha256), smallest first: kernels land before
     initrds and squashfs images, so more images become bootable sooner."""
     have = set(complete)
-    fetches = [Fetch(sha, spec.size, spec.path, resume_offset(partials.get(sha), spec.size))
-               for sha, spec in wanted.items() if sha not in have]
+    fetches = [
+        Fetch(sha, spec.size, spec.path, resume_offset(partials.get(sha), spec.size))
+        for sha, spec in wanted.items()
+        if sha not in have
+    ]
     return sorted(fetches, key=lambda f: (f.size - f.resume_from, f.sha256))
 
 
@@ -72,16 +74,19 @@ def fit_space(fetches: list[Fetch], free_bytes: int, reserve: int) -> tuple[list
 
 def version_key(version: str) -> tuple[tuple[int, int, str], ...]:
     """Natural sort key: digit runs compare as numbers, other runs as text."""
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
-                 for part in re.findall(r"\d+|\D+", version))
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.findall(r"\d+|\D+", version))
 
 
 def image_complete(image: ImageSpec, complete: set[str] | frozenset[str]) -> bool:
     return all(f.sha256 in complete for f in image.files)
 
 
-def plan_retention(manifest: Manifest, previous: Iterable[ImageSpec], complete: Iterable[str],
-                   keep_versions: int = DEFAULT_KEEP_VERSIONS) -> list[ImageSpec]:
+def plan_retention(
+    manifest: Manifest,
+    previous: Iterable[ImageSpec],
+    complete: Iterable[str],
+    keep_versions: int = DEFAULT_KEEP_VERSIONS,
+) -> list[ImageSpec]:
     """The images to keep indexed after applying `manifest`, newest version first per image.
 
     Every manifest image is kept (fetched if missing). For each (name, arch, subarch) of
@@ -106,13 +111,14 @@ def plan_retention(manifest: Manifest, previous: Iterable[ImageSpec], complete: 
     for key, current in by_key.items():
         complete_count = sum(1 for image in current if image_complete(image, have))
         extra = sorted(older.get(key, []), key=lambda i: version_key(i.version), reverse=True)
-        extra = extra[:max(0, keep_versions - complete_count)]
+        extra = extra[: max(0, keep_versions - complete_count)]
         kept.extend(sorted(current + extra, key=lambda i: version_key(i.version), reverse=True))
     return kept
 
 
-def plan_gc(kept: Iterable[ImageSpec], complete: Iterable[str], partials: Iterable[str],
-            wanted: Iterable[str]) -> GcPlan:
+def plan_gc(
+    kept: Iterable[ImageSpec], complete: Iterable[str], partials: Iterable[str], wanted: Iterable[str]
+) -> GcPlan:
     needed: set[str] = set()
     for image in kept:
         needed |= image.shas()
@@ -120,8 +126,9 @@ def plan_gc(kept: Iterable[ImageSpec], complete: Iterable[str], partials: Iterab
     return GcPlan(frozenset(set(complete) - needed), frozenset(set(partials) - wanted_set))
 
 
-def latest_complete(images: Iterable[ImageSpec], key: tuple[str, str, str],
-                    complete: set[str] | frozenset[str]) -> ImageSpec | None:
+def latest_complete(
+    images: Iterable[ImageSpec], key: tuple[str, str, str], complete: set[str] | frozenset[str]
+) -> ImageSpec | None:
     """The newest fully cached version of an image (the `latest` URL alias)."""
     candidates = [i for i in images if i.key == key and image_complete(i, complete)]
     return max(candidates, key=lambda i: version_key(i.version), default=None)

@@ -32,7 +32,13 @@ from typing import ClassVar, Literal
 
 from metalplane.rack.power.errors import PowerConfigError, PowerTimeoutError, PowerUnsupportedError
 from metalplane.rpc.power_schema import (
-    PowerType, Problem, bmc_address, bmc_identity, scrub, secret_values, validate_power_parameters,
+    PowerType,
+    Problem,
+    bmc_address,
+    bmc_identity,
+    scrub,
+    secret_values,
+    validate_power_parameters,
     with_defaults,
 )
 
@@ -92,8 +98,9 @@ class PowerDriver(ABC):
     @abstractmethod
     async def cycle(self, params: Params, *, timeout: float = 30.0) -> str | None: ...
 
-    async def set_boot_device(self, params: Params, device: str = "pxe", *, persistent: bool = False,
-                              timeout: float = 30.0) -> None:
+    async def set_boot_device(
+        self, params: Params, device: str = "pxe", *, persistent: bool = False, timeout: float = 30.0
+    ) -> None:
         raise PowerUnsupportedError(self.bmc_name(params), f"{self.name} cannot set the boot device")
 
     async def aclose(self) -> None:  # noqa: B027 - a driver with nothing pooled has nothing to release
@@ -104,12 +111,14 @@ def prepare(driver: PowerDriver, params: Mapping[str, object]) -> dict[str, str]
     """`params` completed with defaults, or PowerConfigError listing every problem."""
     problems = driver.validate(params)
     if problems:
-        raise PowerConfigError(driver.bmc_name(params), "invalid power parameters: "
-                               + "; ".join(str(p) for p in problems))
+        raise PowerConfigError(
+            driver.bmc_name(params), "invalid power parameters: " + "; ".join(str(p) for p in problems)
+        )
     return with_defaults(driver.name, params)
 
 
 # --------------------------------------------------------------------------- subprocesses
+
 
 #: The environment a BMC client runs with: nothing inherited but PATH, messages in English.
 def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -118,8 +127,7 @@ def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-async def run_tool(argv: Sequence[str], *, env: Mapping[str, str], timeout: float,
-                   bmc: str | None) -> tuple[int, str]:
+async def run_tool(argv: Sequence[str], *, env: Mapping[str, str], timeout: float, bmc: str | None) -> tuple[int, str]:
     """Run a BMC client; (exit status, stdout+stderr as text).
 
     On timeout or cancellation the child (which we started) is killed by its
@@ -127,8 +135,13 @@ async def run_tool(argv: Sequence[str], *, env: Mapping[str, str], timeout: floa
     """
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, env=dict(env), start_new_session=True)
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=dict(env),
+            start_new_session=True,
+        )
     except FileNotFoundError:
         raise PowerUnsupportedError(bmc, f"{argv[0]} is not installed on this rack") from None
     try:

@@ -27,7 +27,7 @@ DRIVER_CLASSES: dict[str, str] = {
 
 
 def driver_class(power_type: str) -> type[PowerDriver]:
-    get_power_type(power_type)          # KeyError naming the known types
+    get_power_type(power_type)  # KeyError naming the known types
     module, _, name = DRIVER_CLASSES[power_type].partition(":")
     return getattr(importlib.import_module(module), name)
 

@@ -25,8 +25,9 @@ class PowerError(Exception):
     persistent: ClassVar[bool] = False
     summary: ClassVar[str] = "power action failed at {bmc}"
 
-    def __init__(self, bmc: str | None, detail: str = "", *, answer: str | None = None,
-                 answer_from: str = "BMC answered"):
+    def __init__(
+        self, bmc: str | None, detail: str = "", *, answer: str | None = None, answer_from: str = "BMC answered"
+    ):
         self.bmc = bmc
         self.detail = detail
         self.answer = answer
@@ -107,8 +108,7 @@ class PowerBackoffError(PowerError):
     retryable = False
     summary = "{bmc} is failing; not called until its backoff ends"
 
-    def __init__(self, bmc: str | None, detail: str = "", *, last_error: str | None = None,
-                 retry_in: float = 0.0):
+    def __init__(self, bmc: str | None, detail: str = "", *, last_error: str | None = None, retry_in: float = 0.0):
         self.last_error = last_error
         self.retry_in = retry_in
         super().__init__(bmc, detail)

@@ -20,7 +20,11 @@ from typing import Any
 import httpx
 
 from metalplane.rack.power.errors import (
-    PowerAuthError, PowerBMCError, PowerConnectionError, PowerError, PowerTimeoutError,
+    PowerAuthError,
+    PowerBMCError,
+    PowerConnectionError,
+    PowerError,
+    PowerTimeoutError,
 )
 
 
@@ -30,15 +34,17 @@ class HttpClients:
     def __init__(self, *, keepalive_expiry: float = 5.0, max_keepalive: int = 16):
         self._clients: dict[tuple[int, bool], httpx.AsyncClient] = {}
         # No cap on connections (the runner caps concurrency); few kept alive.
-        self._limits = httpx.Limits(max_connections=None, max_keepalive_connections=max_keepalive,
-                                    keepalive_expiry=keepalive_expiry)
+        self._limits = httpx.Limits(
+            max_connections=None, max_keepalive_connections=max_keepalive, keepalive_expiry=keepalive_expiry
+        )
 
     def get(self, verify: bool) -> httpx.AsyncClient:
         key = (id(asyncio.get_running_loop()), verify)
         client = self._clients.get(key)
         if client is None or client.is_closed:
-            client = httpx.AsyncClient(verify=verify, limits=self._limits, follow_redirects=False,
-                                       headers={"User-Agent": "metalplane-rack"})
+            client = httpx.AsyncClient(
+                verify=verify, limits=self._limits, follow_redirects=False, headers={"User-Agent": "metalplane-rack"}
+            )
             self._clients[key] = client
         return client
 
@@ -50,14 +56,24 @@ class HttpClients:
                 del self._clients[key]
 
 
-async def send(clients: HttpClients, bmc: str, method: str, url: str, *, verify: bool, timeout: float,
-               auth: httpx.Auth | None = None, headers: dict[str, str] | None = None,
-               json_body: Any = None) -> httpx.Response:
+async def send(
+    clients: HttpClients,
+    bmc: str,
+    method: str,
+    url: str,
+    *,
+    verify: bool,
+    timeout: float,
+    auth: httpx.Auth | None = None,
+    headers: dict[str, str] | None = None,
+    json_body: Any = None,
+) -> httpx.Response:
     """One request; transport failures raised as PowerErrors naming `bmc`."""
     client = clients.get(verify)
     try:
-        return await client.request(method, url, auth=auth, headers=headers, json=json_body,
-                                    timeout=httpx.Timeout(timeout))
+        return await client.request(
+            method, url, auth=auth, headers=headers, json=json_body, timeout=httpx.Timeout(timeout)
+        )
     except httpx.TimeoutException:
         raise PowerTimeoutError(bmc, f"no HTTP answer within {timeout:g} s") from None
     except httpx.ConnectError as exc:
@@ -70,7 +86,7 @@ def _reason(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     cause = exc.__cause__ or exc.__context__
     seen = 0
-    while cause is not None and seen < 5:         # httpx hides "[Errno 111] Connection refused"
+    while cause is not None and seen < 5:  # httpx hides "[Errno 111] Connection refused"
         if isinstance(cause, OSError) and (cause.errno or cause.strerror):
             text = f"{text} ({os.strerror(cause.errno) if cause.errno else cause.strerror})"
             break
@@ -109,8 +125,11 @@ def raise_for_status(response: httpx.Response, bmc: str, what: str) -> None:
         return
     answer = error_text(response)
     if response.status_code in (401, 403):
-        raise PowerAuthError(bmc, "wrong user name or password" if response.status_code == 401
-                             else "the user may not do this", answer=answer)
+        raise PowerAuthError(
+            bmc,
+            "wrong user name or password" if response.status_code == 401 else "the user may not do this",
+            answer=answer,
+        )
     raise PowerBMCError(bmc, f"{what} failed", answer=answer)
 
 
@@ -118,8 +137,7 @@ def json_of(response: httpx.Response, bmc: str, what: str) -> dict[str, Any]:
     try:
         data = response.json()
     except ValueError:
-        raise PowerBMCError(bmc, f"{what}: the answer is not JSON",
-                            answer=response.text.strip()[:120]) from None
+        raise PowerBMCError(bmc, f"{what}: the answer is not JSON", answer=response.text.strip()[:120]) from None
     if not isinstance(data, dict):
         raise PowerBMCError(bmc, f"{what}: the answer is not a JSON object")
     return data

@@ -23,12 +23,17 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 
+from metalplane.hostport import format_host_port, split_host_port
 from metalplane.rack.power.base import BOOT_DEVICES, Params, PowerDriver, PowerState, prepare, run_tool, tool_env
 from metalplane.rack.power.errors import (
-    PowerAuthError, PowerBMCError, PowerConfigError, PowerConnectionError, PowerError, PowerTimeoutError,
+    PowerAuthError,
+    PowerBMCError,
+    PowerConfigError,
+    PowerConnectionError,
+    PowerError,
+    PowerTimeoutError,
     PowerUnsupportedError,
 )
-from metalplane.hostport import format_host_port, split_host_port
 from metalplane.rpc.power_schema import IPMI
 
 IPMI_PORT = 623
@@ -50,16 +55,16 @@ def ipmitool_retries(timeout: float) -> int:
     return 1
 
 
-def ipmitool_command(params: Params, args: list[str], *, timeout: float,
-                     binary: str = "ipmitool") -> tuple[list[str], dict[str, str]]:
+def ipmitool_command(
+    params: Params, args: list[str], *, timeout: float, binary: str = "ipmitool"
+) -> tuple[list[str], dict[str, str]]:
     """(argv, environment) for ipmitool running `args` against the BMC. Pure.
 
     The password and the BMC key travel in the environment only.
     """
     host, port = split_host_port(params["power_address"], IPMI_PORT)
     interface = "lan" if params.get("power_driver") == "LAN" else "lanplus"
-    argv = [binary, "-I", interface, "-H", host, "-p", str(port), "-v",
-            "-N", "1", "-R", str(ipmitool_retries(timeout))]
+    argv = [binary, "-I", interface, "-H", host, "-p", str(port), "-v", "-N", "1", "-R", str(ipmitool_retries(timeout))]
     if interface == "lanplus" and params.get("cipher_suite_id"):
         argv += ["-C", params["cipher_suite_id"]]
     priv = params.get("privilege_level") or "OPERATOR"
@@ -75,9 +80,14 @@ def ipmitool_command(params: Params, args: list[str], *, timeout: float,
 
 
 def ipmitool_action_args(action: str) -> list[str]:
-    return {"status": ["chassis", "power", "status"], "on": ["chassis", "power", "on"],
-            "off": ["chassis", "power", "off"], "soft": ["chassis", "power", "soft"],
-            "cycle": ["chassis", "power", "cycle"], "reset": ["chassis", "power", "reset"]}[action]
+    return {
+        "status": ["chassis", "power", "status"],
+        "on": ["chassis", "power", "on"],
+        "off": ["chassis", "power", "off"],
+        "soft": ["chassis", "power", "soft"],
+        "cycle": ["chassis", "power", "cycle"],
+        "reset": ["chassis", "power", "reset"],
+    }[action]
 
 
 def ipmitool_bootdev_args(device: str, *, persistent: bool, boot_type: str) -> list[str]:
@@ -92,22 +102,32 @@ def ipmitool_bootdev_args(device: str, *, persistent: bool, boot_type: str) -> l
     return args
 
 
-def ipmipower_command(params: Params, action: str, *, config_file: str, timeout: float,
-                      binary: str = "ipmipower") -> list[str]:
+def ipmipower_command(
+    params: Params, action: str, *, config_file: str, timeout: float, binary: str = "ipmipower"
+) -> list[str]:
     """argv for FreeIPMI's ipmipower; credentials come from `config_file`. Pure."""
     host, port = split_host_port(params["power_address"], IPMI_PORT)
     driver = "LAN" if params.get("power_driver") == "LAN" else "LAN_2_0"
-    argv = [binary, "--config-file", config_file, "-D", driver,
-            "-h", format_host_port(host, port, IPMI_PORT),
-            "--session-timeout", str(max(1000, int(min(timeout - 0.5, 20.0) * 1000)))]
+    argv = [
+        binary,
+        "--config-file",
+        config_file,
+        "-D",
+        driver,
+        "-h",
+        format_host_port(host, port, IPMI_PORT),
+        "--session-timeout",
+        str(max(1000, int(min(timeout - 0.5, 20.0) * 1000))),
+    ]
     if driver == "LAN_2_0" and params.get("cipher_suite_id"):
         argv += ["-I", params["cipher_suite_id"]]
     argv += ["-l", params.get("privilege_level") or "OPERATOR"]
     flags = [f for f in (params.get("workaround_flags") or "").split(",") if f and f != "none"]
     if flags:
         argv += ["-W", ",".join(flags)]
-    flag = {"status": "--stat", "on": "--on", "off": "--off", "soft": "--soft",
-            "cycle": "--cycle", "reset": "--reset"}[action]
+    flag = {"status": "--stat", "on": "--on", "off": "--off", "soft": "--soft", "cycle": "--cycle", "reset": "--reset"}[
+        action
+    ]
     return argv + [flag]
 
 
@@ -129,10 +149,15 @@ _STATUS_RE = re.compile(r"Chassis Power is (on|off)", re.I)
 
 #: ipmitool -v chatter that says nothing about a failure.
 _NOISE = (
-    "loading iana pen registry", "running get vso capabilities", "discovered ipmb address",
-    "get hpm.x capabilities request failed", "invalid completion code received: invalid command",
+    "loading iana pen registry",
+    "running get vso capabilities",
+    "discovered ipmb address",
+    "get hpm.x capabilities request failed",
+    "invalid completion code received: invalid command",
     "invalid completion code received: insufficient privilege level",
-    "get device id command failed", "rakp", "get auth capabilities error",
+    "get device id command failed",
+    "rakp",
+    "get auth capabilities error",
 )
 _GENERIC = ("unable to establish", "error: unable to establish")
 
@@ -154,24 +179,58 @@ def bmc_answer(output: str) -> str:
             continue
         if line not in picked:
             picked.append(line)
-    if not picked:   # only the generic lines: keep the last of them
+    if not picked:  # only the generic lines: keep the last of them
         generic = [ln.strip() for ln in output.splitlines() if ln.strip().lower().startswith(_GENERIC)]
         picked = generic[-1:]
     return "; ".join(picked)[:500]
 
 
-_AUTH = ("rakp 2 hmac is invalid", "hmac is invalid", "unauthorized name", "invalid user name",
-         "activate session command failed", "password invalid", "username invalid", "k_g invalid",
-         "invalid session", "password verification timeout", "authentication failed")
-_CONFIG = ("invalid authentication algorithm", "invalid integrity algorithm", "invalid confidentiality algorithm",
-           "no matching cipher suite", "cipher suite id unavailable", "unsupported cipher",
-           "insufficient privilege", "privilege level insufficient", "privilege level cannot be obtained",
-           "requires atleast operator", "requires at least operator", "authentication type unavailable",
-           "ipmi 2.0 unavailable", "ipmi 1.5 unavailable", "invalid role")
-_UNREACHABLE = ("address lookup for", "could not open socket", "invalid hostname", "no route to host",
-                "network is unreachable", "connection refused")
-_TIMEOUT = ("get auth capabilities error", "error issuing get channel authentication capabilities",
-            "no response", "connection timeout", "session timeout", "timeout")
+_AUTH = (
+    "rakp 2 hmac is invalid",
+    "hmac is invalid",
+    "unauthorized name",
+    "invalid user name",
+    "activate session command failed",
+    "password invalid",
+    "username invalid",
+    "k_g invalid",
+    "invalid session",
+    "password verification timeout",
+    "authentication failed",
+)
+_CONFIG = (
+    "invalid authentication algorithm",
+    "invalid integrity algorithm",
+    "invalid confidentiality algorithm",
+    "no matching cipher suite",
+    "cipher suite id unavailable",
+    "unsupported cipher",
+    "insufficient privilege",
+    "privilege level insufficient",
+    "privilege level cannot be obtained",
+    "requires atleast operator",
+    "requires at least operator",
+    "authentication type unavailable",
+    "ipmi 2.0 unavailable",
+    "ipmi 1.5 unavailable",
+    "invalid role",
+)
+_UNREACHABLE = (
+    "address lookup for",
+    "could not open socket",
+    "invalid hostname",
+    "no route to host",
+    "network is unreachable",
+    "connection refused",
+)
+_TIMEOUT = (
+    "get auth capabilities error",
+    "error issuing get channel authentication capabilities",
+    "no response",
+    "connection timeout",
+    "session timeout",
+    "timeout",
+)
 
 
 def classify_failure(bmc: str | None, output: str, tool: str = "ipmitool") -> PowerError:
@@ -207,11 +266,11 @@ def parse_ipmipower(output: str) -> str:
 
 # --------------------------------------------------------------------------- driver
 
+
 class IpmiDriver(PowerDriver):
     power_type = IPMI
 
-    def __init__(self, *, ipmitool: str = "ipmitool", ipmipower: str = "ipmipower",
-                 tmpdir: str | None = None):
+    def __init__(self, *, ipmitool: str = "ipmitool", ipmipower: str = "ipmipower", tmpdir: str | None = None):
         self.ipmitool = ipmitool
         self.ipmipower = ipmipower
         self.tmpdir = tmpdir
@@ -221,8 +280,11 @@ class IpmiDriver(PowerDriver):
         out = await self._run(p, "status", timeout)
         state = parse_ipmitool_status(out) if p["ipmi_client"] == "ipmitool" else parse_ipmipower(out)
         if state not in ("on", "off"):
-            raise PowerBMCError(self.bmc_name(p), "unexpected answer to a power status query",
-                                answer=self.scrub(bmc_answer(out) or out.strip()[:200], p))
+            raise PowerBMCError(
+                self.bmc_name(p),
+                "unexpected answer to a power status query",
+                answer=self.scrub(bmc_answer(out) or out.strip()[:200], p),
+            )
         return state  # type: ignore[return-value]
 
     async def on(self, params: Params, *, timeout: float = 30.0) -> str | None:
@@ -246,8 +308,9 @@ class IpmiDriver(PowerDriver):
         await self._run(p, "cycle", left)
         return None
 
-    async def set_boot_device(self, params: Params, device: str = "pxe", *, persistent: bool = False,
-                              timeout: float = 30.0) -> None:
+    async def set_boot_device(
+        self, params: Params, device: str = "pxe", *, persistent: bool = False, timeout: float = 30.0
+    ) -> None:
         p = prepare(self, params)
         if device not in BOOT_DEVICES:
             raise PowerUnsupportedError(self.bmc_name(p), f"unknown boot device {device!r}")
@@ -289,4 +352,3 @@ class IpmiDriver(PowerDriver):
     def _scrubbed(self, error: PowerError, p: Mapping[str, str]) -> PowerError:
         clean = self.scrub(error.message, p)
         return error if clean == error.message else error.with_message(clean)
-

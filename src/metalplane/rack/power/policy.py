@@ -98,6 +98,7 @@ class PowerSettings:
 
 # --------------------------------------------------------------------------- retries
 
+
 def should_retry(action: str, kind: str, retryable: bool, attempt: int, max_attempts: int) -> bool:
     """Whether attempt number `attempt` (1-based), which failed with `kind`, is followed by another."""
     if attempt >= max_attempts or not retryable:
@@ -113,6 +114,7 @@ def retry_delay(attempt: int, settings: PowerSettings) -> float:
 
 
 # --------------------------------------------------------------------------- backoff
+
 
 def backoff_delay(failures: int, settings: PowerSettings, rand: float = 0.5) -> float:
     """Seconds without background calls after `failures` consecutive failures.
@@ -158,18 +160,33 @@ def refresh(health: BmcHealth, fingerprint: str) -> BmcHealth:
 
 
 def record_success(health: BmcHealth, now: float) -> BmcHealth:
-    return replace(health, failures=0, failing=False, last_error=None, last_error_kind=None,
-                   retry_at=0.0, last_success=now)
+    return replace(
+        health, failures=0, failing=False, last_error=None, last_error_kind=None, retry_at=0.0, last_success=now
+    )
 
 
-def record_failure(health: BmcHealth, now: float, *, message: str, kind: str, persistent: bool,
-                   settings: PowerSettings, rand: float = 0.5) -> BmcHealth:
+def record_failure(
+    health: BmcHealth,
+    now: float,
+    *,
+    message: str,
+    kind: str,
+    persistent: bool,
+    settings: PowerSettings,
+    rand: float = 0.5,
+) -> BmcHealth:
     failures = health.failures + 1
     if persistent:
         failures = max(failures, settings.failing_after)
-    return replace(health, failures=failures, failing=failures >= settings.failing_after,
-                   last_error=message, last_error_kind=kind, last_failure=now,
-                   retry_at=now + backoff_delay(failures, settings, rand))
+    return replace(
+        health,
+        failures=failures,
+        failing=failures >= settings.failing_after,
+        last_error=message,
+        last_error_kind=kind,
+        last_failure=now,
+        retry_at=now + backoff_delay(failures, settings, rand),
+    )
 
 
 def background_allowed(health: BmcHealth, now: float) -> bool:
@@ -183,6 +200,7 @@ def max_attempts(health: BmcHealth, settings: PowerSettings) -> int:
 
 
 # --------------------------------------------------------------------------- poll spread
+
 
 def _hash(key: str) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")

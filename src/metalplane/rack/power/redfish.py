@@ -92,13 +92,18 @@ class RedfishDriver(PowerDriver):
             await self._reset(p, system, path, reset, timeout)
         return "machine was off: powered on" if reset == "On" else None
 
-    async def set_boot_device(self, params: Params, device: str = "pxe", *, persistent: bool = False,
-                              timeout: float = 30.0) -> None:
+    async def set_boot_device(
+        self, params: Params, device: str = "pxe", *, persistent: bool = False, timeout: float = 30.0
+    ) -> None:
         p = prepare(self, params)
         if device not in BOOT_DEVICES:
             raise PowerUnsupportedError(self.bmc_name(p), f"unknown boot device {device!r}")
-        body = {"Boot": {"BootSourceOverrideTarget": "Pxe" if device == "pxe" else "Hdd",
-                         "BootSourceOverrideEnabled": "Continuous" if persistent else "Once"}}
+        body = {
+            "Boot": {
+                "BootSourceOverrideTarget": "Pxe" if device == "pxe" else "Hdd",
+                "BootSourceOverrideEnabled": "Continuous" if persistent else "Once",
+            }
+        }
         async with self._deadline(p, timeout):
             path = await self._system_path(p, timeout)
             response = await self._send(p, "PATCH", path, timeout, json_body=body)
@@ -121,10 +126,10 @@ class RedfishDriver(PowerDriver):
     async def _reset(self, p: Params, system: dict[str, Any], path: str, reset: str, timeout: float) -> None:
         allowed = allowed_reset_types(system)
         if allowed is not None and reset not in allowed:
-            raise PowerUnsupportedError(self._bmc(p), f"reset type {reset} is not among the BMC's "
-                                        f"allowable values ({', '.join(allowed)})")
-        response = await self._send(p, "POST", reset_target(system, path), timeout,
-                                    json_body={"ResetType": reset})
+            raise PowerUnsupportedError(
+                self._bmc(p), f"reset type {reset} is not among the BMC's allowable values ({', '.join(allowed)})"
+            )
+        response = await self._send(p, "POST", reset_target(system, path), timeout, json_body={"ResetType": reset})
         raise_for_status(response, self._bmc(p), f"ComputerSystem.Reset {reset}")
 
     async def _system_path(self, p: Params, timeout: float) -> str:
@@ -147,14 +152,26 @@ class RedfishDriver(PowerDriver):
         raise_for_status(response, self._bmc(p), f"reading {path}")
         return path, json_of(response, self._bmc(p), path)
 
-    async def _send(self, p: Params, method: str, path: str, timeout: float, *,
-                    json_body: Any = None) -> httpx.Response:
+    async def _send(
+        self, p: Params, method: str, path: str, timeout: float, *, json_body: Any = None
+    ) -> httpx.Response:
         base = redfish_base_url(p["power_address"])
-        auth = httpx.BasicAuth(p.get("power_user") or "", p.get("power_pass") or "") \
-            if (p.get("power_user") or p.get("power_pass")) else None
-        return await send(self.clients, self._bmc(p), method, base + path, verify=p["power_verify_ssl"] == "y",
-                          timeout=timeout, auth=auth, json_body=json_body,
-                          headers={"Accept": "application/json", "OData-Version": "4.0"})
+        auth = (
+            httpx.BasicAuth(p.get("power_user") or "", p.get("power_pass") or "")
+            if (p.get("power_user") or p.get("power_pass"))
+            else None
+        )
+        return await send(
+            self.clients,
+            self._bmc(p),
+            method,
+            base + path,
+            verify=p["power_verify_ssl"] == "y",
+            timeout=timeout,
+            auth=auth,
+            json_body=json_body,
+            headers={"Accept": "application/json", "OData-Version": "4.0"},
+        )
 
     def _bmc(self, p: Params) -> str:
         return self.bmc_name(p) or "?"

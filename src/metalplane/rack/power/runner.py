@@ -45,7 +45,11 @@ from metalplane.rack.power import policy
 from metalplane.rack.power.base import PowerDriver, PowerState, prepare
 from metalplane.rack.power.drivers import DriverRegistry
 from metalplane.rack.power.errors import (
-    PowerBackoffError, PowerBMCError, PowerConfigError, PowerError, PowerTimeoutError,
+    PowerBackoffError,
+    PowerBMCError,
+    PowerConfigError,
+    PowerError,
+    PowerTimeoutError,
 )
 from metalplane.rack.power.policy import BmcHealth, PowerSettings
 from metalplane.rpc.power_schema import scrub, secret_values
@@ -74,9 +78,9 @@ class _BmcSlot:
 
 @dataclass
 class RunnerStats:
-    calls: int = 0                 # driver attempts started
-    failures: int = 0              # actions that failed (after retries)
-    refused: int = 0               # background calls refused by backoff
+    calls: int = 0  # driver attempts started
+    failures: int = 0  # actions that failed (after retries)
+    refused: int = 0  # background calls refused by backoff
     in_flight: int = 0
     max_in_flight: int = 0
     max_in_flight_per_bmc: int = 0
@@ -85,8 +89,14 @@ class RunnerStats:
 class PowerRunner:
     """Runs power actions with timeouts, bounded retries, one call per BMC and backoff."""
 
-    def __init__(self, settings: PowerSettings | None = None, registry: DriverRegistry | None = None, *,
-                 clock: Callable[[], float] = time.monotonic, rand: Callable[[], float] = random.random):
+    def __init__(
+        self,
+        settings: PowerSettings | None = None,
+        registry: DriverRegistry | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+    ):
         self.settings = settings or PowerSettings()
         self.registry = registry or DriverRegistry()
         self.clock = clock
@@ -99,8 +109,7 @@ class PowerRunner:
 
     # -- public actions -------------------------------------------------------
 
-    async def query(self, power_type: str, params: Mapping[str, object], *,
-                    background: bool = False) -> PowerState:
+    async def query(self, power_type: str, params: Mapping[str, object], *, background: bool = False) -> PowerState:
         return await self.execute("query", power_type, params, background=background)
 
     async def on(self, power_type: str, params: Mapping[str, object]) -> str | None:
@@ -112,12 +121,14 @@ class PowerRunner:
     async def cycle(self, power_type: str, params: Mapping[str, object]) -> str | None:
         return await self.execute("cycle", power_type, params)
 
-    async def set_boot_device(self, power_type: str, params: Mapping[str, object], device: str = "pxe", *,
-                              persistent: bool = False) -> None:
+    async def set_boot_device(
+        self, power_type: str, params: Mapping[str, object], device: str = "pxe", *, persistent: bool = False
+    ) -> None:
         await self.execute("set_boot_device", power_type, params, device=device, persistent=persistent)
 
-    async def execute(self, action: str, power_type: str, params: Mapping[str, object], *,
-                      background: bool = False, **kwargs: Any) -> Any:
+    async def execute(
+        self, action: str, power_type: str, params: Mapping[str, object], *, background: bool = False, **kwargs: Any
+    ) -> Any:
         """Run `action` against the BMC of `params`; raises PowerError (scrubbed) on failure.
 
         background=True (the poller) is refused with PowerBackoffError, without
@@ -132,12 +143,13 @@ class PowerRunner:
             metrics.power_failure(action, power_type, error.kind)
             raise
 
-    async def _execute(self, action: str, power_type: str, params: Mapping[str, object], background: bool,
-                       kwargs: dict[str, Any]) -> Any:
+    async def _execute(
+        self, action: str, power_type: str, params: Mapping[str, object], background: bool, kwargs: dict[str, Any]
+    ) -> Any:
         driver = self._driver(power_type, params)
         p = prepare(driver, params)
         key = driver.bmc_key(p)
-        if key is None:                     # no BMC (manual): nothing to protect
+        if key is None:  # no BMC (manual): nothing to protect
             return await self._attempt(driver, action, p, kwargs)
         health = self._refresh(key, driver.bmc_name(p), params_fingerprint(power_type, p))
         self._check_backoff(health, background)
@@ -203,12 +215,16 @@ class PowerRunner:
         now = self.clock()
         if background and not policy.background_allowed(health, now):
             self.stats.refused += 1
-            raise PowerBackoffError(health.bmc, f"retry in {health.retry_at - now:.0f} s; last error: "
-                                    f"{health.last_error}", last_error=health.last_error,
-                                    retry_in=health.retry_at - now)
+            raise PowerBackoffError(
+                health.bmc,
+                f"retry in {health.retry_at - now:.0f} s; last error: {health.last_error}",
+                last_error=health.last_error,
+                retry_in=health.retry_at - now,
+            )
 
-    async def _run_attempts(self, driver: PowerDriver, action: str, p: dict[str, str], kwargs: dict[str, Any],
-                            key: str, slot: _BmcSlot) -> Any:
+    async def _run_attempts(
+        self, driver: PowerDriver, action: str, p: dict[str, str], kwargs: dict[str, Any], key: str, slot: _BmcSlot
+    ) -> Any:
         attempts = policy.max_attempts(self._health[key], self.settings)
         attempt = 0
         while True:
@@ -230,13 +246,23 @@ class PowerRunner:
                 self.stats.failures += 1
                 was_failing = self._health[key].failing
                 self._health[key] = policy.record_failure(
-                    self._health[key], self.clock(), message=str(error), kind=error.kind,
-                    persistent=error.persistent, settings=self.settings, rand=self.rand())
+                    self._health[key],
+                    self.clock(),
+                    message=str(error),
+                    kind=error.kind,
+                    persistent=error.persistent,
+                    settings=self.settings,
+                    rand=self.rand(),
+                )
                 health = self._health[key]
                 if health.failing and not was_failing:
-                    log.warning("BMC %s marked failing after %d failure(s); background calls paused "
-                                "for %.0f s: %s", health.bmc, health.failures,
-                                health.retry_at - self.clock(), error)
+                    log.warning(
+                        "BMC %s marked failing after %d failure(s); background calls paused for %.0f s: %s",
+                        health.bmc,
+                        health.failures,
+                        health.retry_at - self.clock(),
+                        error,
+                    )
                 else:
                     log.info("power %s failed: %s", action, error)
                 raise
@@ -264,7 +290,7 @@ class PowerRunner:
         except PowerError as error:
             clean = scrub(str(error), secret_values(driver.name, p))
             raise (error if clean == str(error) else error.with_message(clean)) from None
-        except Exception as exc:      # a driver bug: still a failure of this call, still scrubbed
+        except Exception as exc:  # a driver bug: still a failure of this call, still scrubbed
             log.exception("power driver %s crashed during %s", driver.name, action)
             text = scrub(f"{type(exc).__name__}: {exc}", secret_values(driver.name, p))
             raise PowerBMCError(bmc, f"driver error: {text}") from None
@@ -273,6 +299,7 @@ class PowerRunner:
 
 
 # --------------------------------------------------------------------------- poller
+
 
 @dataclass(frozen=True)
 class PowerTarget:
@@ -285,7 +312,7 @@ class PowerTarget:
 @dataclass(frozen=True)
 class PollResult:
     target: str
-    state: str                        # "on" | "off" | "unknown" | "error"
+    state: str  # "on" | "off" | "unknown" | "error"
     error: PowerError | None
     at: float
 
@@ -300,8 +327,9 @@ OnResult = Callable[[PollResult], Awaitable[None] | None]
 class PowerPoller:
     """Queries a set of machines' power state once per poll_interval each, spread over the interval."""
 
-    def __init__(self, runner: PowerRunner, *, on_result: OnResult | None = None,
-                 clock: Callable[[], float] | None = None):
+    def __init__(
+        self, runner: PowerRunner, *, on_result: OnResult | None = None, clock: Callable[[], float] | None = None
+    ):
         self.runner = runner
         self.on_result = on_result
         self.clock = clock or runner.clock
@@ -318,7 +346,7 @@ class PowerPoller:
     def set_targets(self, targets: Mapping[str, PowerTarget]) -> None:
         """Replace the set of machines to poll (new ones fit into the gaps of the schedule)."""
         now = self.clock()
-        if not self._due:                   # (re)starting from nothing: the schedule starts now
+        if not self._due:  # (re)starting from nothing: the schedule starts now
             self.origin = now
         self.targets = dict(targets)
         self.phases = policy.assign_phases(self.phases, self.targets, self.interval)
@@ -352,9 +380,10 @@ class PowerPoller:
             for key, due in list(self._due.items()):
                 if due > now:
                     continue
-                self._due[key] = policy.next_occurrence(self.phases[key], self.interval, self.origin,
-                                                        max(now, due + self.interval * 0.5))
-                if key in self._running:            # previous poll still going: skip this round
+                self._due[key] = policy.next_occurrence(
+                    self.phases[key], self.interval, self.origin, max(now, due + self.interval * 0.5)
+                )
+                if key in self._running:  # previous poll still going: skip this round
                     continue
                 self._running[key] = asyncio.get_running_loop().create_task(self._poll(key))
             wait = min(self._due.values(), default=now + self.interval) - self.clock()

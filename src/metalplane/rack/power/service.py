@@ -49,8 +49,9 @@ class PowerService:
         self._flush: asyncio.Task | None = None
         self._in_flight: set[asyncio.Task] = set()
 
-    async def action(self, action: str, power_type: str, params: dict[str, Any],
-                     after_failover: bool = False) -> PowerResult:
+    async def action(
+        self, action: str, power_type: str, params: dict[str, Any], after_failover: bool = False
+    ) -> PowerResult:
         task = asyncio.current_task()
         if task is not None:
             self._in_flight.add(task)
@@ -81,8 +82,9 @@ class PowerService:
         return len(pending)
 
     def apply_targets(self, answer: PowerTargets) -> None:
-        wanted = PowerSettings(poll_interval=answer.settings.poll_interval,
-                               max_concurrency=answer.settings.max_concurrency)
+        wanted = PowerSettings(
+            poll_interval=answer.settings.poll_interval, max_concurrency=answer.settings.max_concurrency
+        )
         if wanted != self.settings:
             background(self.poller.stop())
             self.settings = wanted

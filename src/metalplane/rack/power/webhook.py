@@ -76,8 +76,16 @@ class WebhookDriver(PowerDriver):
             headers["Authorization"] = f"Bearer {p['power_token']}"
         elif p.get("power_user"):
             auth = httpx.BasicAuth(p["power_user"], p.get("power_pass") or "")
-        response = await send(self.clients, bmc, method, url, verify=p["power_verify_ssl"] == "y",
-                              timeout=timeout, auth=auth, headers=headers)
+        response = await send(
+            self.clients,
+            bmc,
+            method,
+            url,
+            verify=p["power_verify_ssl"] == "y",
+            timeout=timeout,
+            auth=auth,
+            headers=headers,
+        )
         try:
             raise_for_status(response, bmc, f"{method} {field}")
         except Exception as exc:

@@ -47,6 +47,15 @@ from metalplane.rack.tftp.server import Stats, TftpServer
 from metalplane.rack.tftp.sources import Resolver, Routes, Source, StaticRoot, chain, machine_key
 
 __all__ = [
-    "Limits", "RequestCoalescer", "Resolver", "Routes", "Source", "StaticRoot", "Stats", "TftpError",
-    "TftpServer", "chain", "machine_key",
+    "Limits",
+    "RequestCoalescer",
+    "Resolver",
+    "Routes",
+    "Source",
+    "StaticRoot",
+    "Stats",
+    "TftpError",
+    "TftpServer",
+    "chain",
+    "machine_key",
 ]

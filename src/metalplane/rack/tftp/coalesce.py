@@ -29,9 +29,14 @@ class RequestCoalescer(Generic[K, V]):
     coroutine function) instead of the constructor's `fetch(key)`.
     """
 
-    def __init__(self, fetch: Callable[[K], Awaitable[V]] | None = None, ttl: float = 5.0,
-                 negative_ttl: float | None = None, max_entries: int = 4096,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        fetch: Callable[[K], Awaitable[V]] | None = None,
+        ttl: float = 5.0,
+        negative_ttl: float | None = None,
+        max_entries: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._fetch = fetch
         self.ttl = ttl
         self.negative_ttl = ttl if negative_ttl is None else negative_ttl

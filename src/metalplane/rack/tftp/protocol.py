@@ -125,8 +125,10 @@ def parse_oack(packet: bytes) -> dict[str, str]:
     fields = packet[2:].split(b"\0")
     if fields and fields[-1] == b"":
         fields.pop()
-    return {fields[i].decode("ascii", "replace").lower(): fields[i + 1].decode("ascii", "replace")
-            for i in range(0, len(fields) - 1, 2)}
+    return {
+        fields[i].decode("ascii", "replace").lower(): fields[i + 1].decode("ascii", "replace")
+        for i in range(0, len(fields) - 1, 2)
+    }
 
 
 def netascii_encode(data: bytes) -> bytes:

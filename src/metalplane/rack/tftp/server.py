@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-from collections import Counter
 import ipaddress
 import logging
 import os
@@ -46,14 +45,31 @@ import socket
 import stat
 import struct
 import time
+from collections import Counter
 from dataclasses import dataclass
 
-from metalplane.rack.tftp.protocol import (
-    ACK, ERR_ACCESS, ERR_ILLEGAL_OP, ERR_NOT_FOUND, ERR_UNDEFINED, ERROR, MODES, RRQ, WRQ, Limits,
-    MalformedPacket, TftpError, build_error, build_oack, negotiate, netascii_encode, parse_request,
-    sanitize_path, shown,
-)
 from metalplane.rack.limits import Throttle, current_budget
+from metalplane.rack.tftp.protocol import (
+    ACK,
+    ERR_ACCESS,
+    ERR_ILLEGAL_OP,
+    ERR_NOT_FOUND,
+    ERR_UNDEFINED,
+    ERROR,
+    MODES,
+    RRQ,
+    WRQ,
+    Limits,
+    MalformedPacket,
+    TftpError,
+    build_error,
+    build_oack,
+    negotiate,
+    netascii_encode,
+    parse_request,
+    sanitize_path,
+    shown,
+)
 from metalplane.rack.tftp.sources import Resolver
 
 log = logging.getLogger("metalplane.rack.tftp")
@@ -102,9 +118,17 @@ class TftpServer:
     windows packet by packet.
     """
 
-    def __init__(self, resolver: Resolver, *, limits: Limits = DEFAULT_LIMITS, max_retries: int = 5,
-                 max_transfers: int | None = None, max_per_client: int | None = None,
-                 max_idle: float = MAX_IDLE, gso: bool = True):
+    def __init__(
+        self,
+        resolver: Resolver,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        max_retries: int = 5,
+        max_transfers: int | None = None,
+        max_per_client: int | None = None,
+        max_idle: float = MAX_IDLE,
+        gso: bool = True,
+    ):
         self.resolver = resolver
         self.limits = limits
         self.max_retries = max_retries
@@ -128,8 +152,9 @@ class TftpServer:
 
     # -- lifecycle ------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 69, *,
-                    sock: socket.socket | None = None) -> tuple[str, int]:
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 69, *, sock: socket.socket | None = None
+    ) -> tuple[str, int]:
         """Listen on host:port, or on `sock` (from `listen_socket`)."""
         self._loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
@@ -202,9 +227,14 @@ class TftpServer:
         if self._slots[host] >= self.max_per_client:
             self.stats.dropped += 1
             if n := self._said["client"].hit():
-                log.warning("TFTP: %s has %d transfers in progress, the per-client limit: dropping its "
-                            "packets (%d since the last report, %d in all)", host, self._slots[host], n,
-                            self._said["client"].total)
+                log.warning(
+                    "TFTP: %s has %d transfers in progress, the per-client limit: dropping its "
+                    "packets (%d since the last report, %d in all)",
+                    host,
+                    self._slots[host],
+                    n,
+                    self._said["client"].total,
+                )
             return
         if opcode == WRQ:
             self._reply_error(client, local, ERR_ILLEGAL_OP, "Write requests are not supported")
@@ -223,8 +253,13 @@ class TftpServer:
         if len(self.transfers) + len(self._pending) >= self.max_transfers and not self._evict_unproven():
             self.stats.busy += 1
             if n := self._said["busy"].hit():
-                log.warning("TFTP: %d transfers in progress, the limit: answering \"Server busy\" "
-                            "(%d since the last report, %d in all)", self.max_transfers, n, self._said["busy"].total)
+                log.warning(
+                    'TFTP: %d transfers in progress, the limit: answering "Server busy" '
+                    "(%d since the last report, %d in all)",
+                    self.max_transfers,
+                    n,
+                    self._said["busy"].total,
+                )
             self._reply_error(client, local, ERR_UNDEFINED, "Server busy")
             return
         self._slots[host] += 1
@@ -292,21 +327,39 @@ class TftpServer:
             if self._sock is None:
                 return  # closed while resolving
             sock = self._transfer_socket(client, local)
-            transfer = _Transfer(self, sock, client, fd, None if content is None else memoryview(content),
-                                 size, options.blksize, options.windowsize, options.timeout,
-                                 build_oack(options.oack) if options.oack else None, key)
+            transfer = _Transfer(
+                self,
+                sock,
+                client,
+                fd,
+                None if content is None else memoryview(content),
+                size,
+                options.blksize,
+                options.windowsize,
+                options.timeout,
+                build_oack(options.oack) if options.oack else None,
+                key,
+            )
             fd = -1  # the transfer owns it now
             started = True  # and its slot
             self.transfers.add(transfer)
             self._unproven[transfer] = None
             self._requests[key] = transfer
             self.stats.transfers += 1
-            log.debug("TFTP %s:%s %s (%d bytes, blksize %d, windowsize %d)", client[0], client[1],
-                      shown(path), size, options.blksize, options.windowsize)
+            log.debug(
+                "TFTP %s:%s %s (%d bytes, blksize %d, windowsize %d)",
+                client[0],
+                client[1],
+                shown(path),
+                size,
+                options.blksize,
+                options.windowsize,
+            )
             transfer.begin()
         except TftpError as exc:
-            log.debug("TFTP %s:%s %s: error %d %s", client[0], client[1], shown(request.filename), exc.code,
-                      exc.message)
+            log.debug(
+                "TFTP %s:%s %s: error %d %s", client[0], client[1], shown(request.filename), exc.code, exc.message
+            )
             self._reply_error(client, local, exc.code, exc.message)
         except asyncio.CancelledError:
             raise
@@ -314,8 +367,7 @@ class TftpServer:
             if exc.errno not in _OUT_OF_FDS:
                 self._unexpected(client, local, request.filename)
             elif n := self._said["fds"].hit():  # no socket to answer from either: dropped
-                log.warning("TFTP: out of file descriptors (%s); dropping requests (%d since the last report)",
-                            exc, n)
+                log.warning("TFTP: out of file descriptors (%s); dropping requests (%d since the last report)", exc, n)
         except Exception:
             self._unexpected(client, local, request.filename)
         finally:
@@ -329,8 +381,13 @@ class TftpServer:
         """A bug, not the request's fault: the traceback once per Throttle interval."""
         if n := self._said["bug"].hit():
             # Called from the caller's `except` block, where the traceback is current.
-            log.exception("TFTP %s:%s %s failed (%d failure(s) since the last report)",  # noqa: LOG004
-                          client[0], client[1], shown(filename), n)
+            log.exception(  # noqa: LOG004
+                "TFTP %s:%s %s failed (%d failure(s) since the last report)",
+                client[0],
+                client[1],
+                shown(filename),
+                n,
+            )
         self._reply_error(client, local, ERR_UNDEFINED, "Internal error")
 
     def _transfer_socket(self, client: tuple, local: str | None) -> socket.socket:
@@ -341,7 +398,9 @@ class TftpServer:
         try:
             sock.setblocking(False)
             bind_host = local if local is not None else listener.getsockname()[0]
-            sock.bind((bind_host, 0) if family == socket.AF_INET else (bind_host, 0, 0, client[3] if len(client) > 3 else 0))
+            sock.bind(
+                (bind_host, 0) if family == socket.AF_INET else (bind_host, 0, 0, client[3] if len(client) > 3 else 0)
+            )
             sock.connect(client)
         except BaseException:
             sock.close()
@@ -433,15 +492,54 @@ class _Transfer:
     """
 
     __slots__ = (
-        "server", "loop", "sock", "fd", "client", "content", "size", "blksize", "windowsize", "timeout",
-        "oack", "nblocks", "stride", "slots", "buf", "mv", "views", "pkts", "buf_first", "buf_count",
-        "acked", "sent_upto", "last_send", "retries", "timer", "gso", "gso_cmsg", "rbuf", "done",
-        "key", "started", "proven",
+        "server",
+        "loop",
+        "sock",
+        "fd",
+        "client",
+        "content",
+        "size",
+        "blksize",
+        "windowsize",
+        "timeout",
+        "oack",
+        "nblocks",
+        "stride",
+        "slots",
+        "buf",
+        "mv",
+        "views",
+        "pkts",
+        "buf_first",
+        "buf_count",
+        "acked",
+        "sent_upto",
+        "last_send",
+        "retries",
+        "timer",
+        "gso",
+        "gso_cmsg",
+        "rbuf",
+        "done",
+        "key",
+        "started",
+        "proven",
     )
 
-    def __init__(self, server: TftpServer, sock: socket.socket, client: tuple, fd: int,
-                 content: memoryview | None, size: int, blksize: int, windowsize: int, timeout: float,
-                 oack: bytes | None, key: tuple = ()):
+    def __init__(
+        self,
+        server: TftpServer,
+        sock: socket.socket,
+        client: tuple,
+        fd: int,
+        content: memoryview | None,
+        size: int,
+        blksize: int,
+        windowsize: int,
+        timeout: float,
+        oack: bytes | None,
+        key: tuple = (),
+    ):
         self.server = server
         self.loop = server._loop
         self.sock = sock
@@ -459,8 +557,8 @@ class _Transfer:
         self.slots = slots = max(1, min(UDP_MAX_SEGMENTS, MAX_UDP_PAYLOAD // stride, self.nblocks))
         self.buf = bytearray(slots * stride)
         self.mv = mv = memoryview(self.buf)
-        self.views = [mv[i * stride + 4:(i + 1) * stride] for i in range(slots)]  # block contents
-        self.pkts = [mv[i * stride:(i + 1) * stride] for i in range(slots)]  # whole full-size packets
+        self.views = [mv[i * stride + 4 : (i + 1) * stride] for i in range(slots)]  # block contents
+        self.pkts = [mv[i * stride : (i + 1) * stride] for i in range(slots)]  # whole full-size packets
         self.buf_first = 0
         self.buf_count = 0
         self.acked = -1 if oack is not None else 0  # the OACK is acknowledged as block 0
@@ -510,7 +608,7 @@ class _Transfer:
                     self.sock.send(self.pkts[i])
                 else:
                     start = i * self.stride
-                    self.sock.send(self.mv[start:start + 4 + self.size - (first - 1) * self.blksize])
+                    self.sock.send(self.mv[start : start + 4 + self.size - (first - 1) * self.blksize])
             else:
                 block = first
                 while block <= last:
@@ -548,7 +646,7 @@ class _Transfer:
                 n = nbytes - i * blksize
                 if n > blksize:
                     n = blksize
-                views[i][:n] = content[start:start + n]
+                views[i][:n] = content[start : start + n]
         buf, stride = self.buf, self.stride
         for i in range(count):
             _pack_hdr(buf, i * stride, 3, (first + i) & 0xFFFF)
@@ -582,7 +680,7 @@ class _Transfer:
         pkts = self.pkts
         for j in range(i, i + count - 1):
             sock.send(pkts[j])
-        sock.send(self.mv[start + (count - 1) * stride:stop])
+        sock.send(self.mv[start + (count - 1) * stride : stop])
         return end + 1
 
     # -- receiving --------------------------------------------------------------------

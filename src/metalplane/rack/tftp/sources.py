@@ -122,7 +122,7 @@ def normalise_mac(text: str) -> str:
     digits = re.sub(r"[^0-9a-fA-F]", "", text).lower()
     if len(digits) != 12:
         raise ValueError(f"not a MAC address: {text!r}")
-    return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
 
 
 def machine_key(path: str) -> tuple[str, str] | None:

@@ -60,7 +60,13 @@ class AccessLog:
             seconds = time.perf_counter() - started
             metrics.observe_request(scope, status, seconds)
             client = scope.get("client")
-            log.log(access_level(scope["path"], status),
-                    access_line(client[0] if client else "-", scope["method"],
-                                request_target(scope["path"], scope.get("query_string", b"")),
-                                status, seconds))
+            log.log(
+                access_level(scope["path"], status),
+                access_line(
+                    client[0] if client else "-",
+                    scope["method"],
+                    request_target(scope["path"], scope.get("query_string", b"")),
+                    status,
+                    seconds,
+                ),
+            )

@@ -135,8 +135,11 @@ async def request_params(request: Request, limit: int = DEFAULT_MAX_BODY) -> Par
     return Params(pairs)
 
 
-async def with_db_retry(request: Request, attempt: Callable[[TxLog], Awaitable[Response]],
-                        unavailable: Callable[[RegionError], Response] = error_response) -> Response:
+async def with_db_retry(
+    request: Request,
+    attempt: Callable[[TxLog], Awaitable[Response]],
+    unavailable: Callable[[RegionError], Response] = error_response,
+) -> Response:
     """Run `attempt`; while the database is away, run it again when that is safe.
 
     Safe: a read (GET/HEAD), or a write whose every transaction failed
@@ -155,18 +158,19 @@ async def with_db_retry(request: Request, attempt: Callable[[TxLog], Awaitable[R
                 raise
             where = f"{request.method} {request.url.path}"
             if txlog.commit_sent and request.method not in SAFE_METHODS:
-                log.warning("database lost during COMMIT of %s; outcome unknown, not retried: %s",
-                            where, exc.orig)
-                return unavailable(Unavailable(
-                    "The database connection was lost while committing this change; it may or may not "
-                    "have been applied. Check before retrying."))
+                log.warning("database lost during COMMIT of %s; outcome unknown, not retried: %s", where, exc.orig)
+                return unavailable(
+                    Unavailable(
+                        "The database connection was lost while committing this change; it may or may not "
+                        "have been applied. Check before retrying."
+                    )
+                )
             if retry is None:
                 retry = DatabaseRetry(db_retry_budget())
                 log.warning("database unavailable during %s, retrying: %s", where, exc.orig)
             if await retry.wait():
                 continue
-            log.warning("database still unavailable after %d attempts of %s: %s", retry.attempts, where,
-                        exc.orig)
+            log.warning("database still unavailable after %d attempts of %s: %s", retry.attempts, where, exc.orig)
             return unavailable(Unavailable("The database is unavailable; retry shortly."))
         if retry is not None:
             log.info("%s %s succeeded after %d attempts", request.method, request.url.path, retry.attempts)
@@ -248,11 +252,19 @@ def fallback_routes() -> list[BaseRoute]:
     return [Route(API_PREFIX + "{rest:path}", unknown_endpoint, methods=METHODS)]
 
 
-def build_app(db: AsyncEngine, handlers: list[Handler], extra_routes: list[BaseRoute] | None = None,
-              state: dict[str, Any] | None = None, lifespan=None) -> Starlette:
+def build_app(
+    db: AsyncEngine,
+    handlers: list[Handler],
+    extra_routes: list[BaseRoute] | None = None,
+    state: dict[str, Any] | None = None,
+    lifespan=None,
+) -> Starlette:
     digest = api_hash(handlers)
-    app = Starlette(routes=[*routes_for(handlers), *(extra_routes or []), *fallback_routes()], lifespan=lifespan,
-                    middleware=[Middleware(ApiHashHeader, digest=digest)])
+    app = Starlette(
+        routes=[*routes_for(handlers), *(extra_routes or []), *fallback_routes()],
+        lifespan=lifespan,
+        middleware=[Middleware(ApiHashHeader, digest=digest)],
+    )
     app.state.db = db
     app.state.handlers = handlers
     app.state.api_hash = digest

@@ -28,8 +28,13 @@ DEFAULT_MAX_BODY = 2 * 1024 * 1024  # bytes of an API call's body (see params.re
 # The model a URI parameter names whatever the handler ("No Fabric matches the given query.").
 PARAM_MODELS = {"fabric_id": "Fabric", "vlan_id": "VLAN", "vid": "VLAN", "username": "User"}
 # Handlers whose model is not their name without "Handler" (MAAS's 404 wording).
-HANDLER_MODELS = {"Vlan": "VLAN", "File": "FileStorage", "DNSResourceRecord": "DNSData",
-                  "NodeScriptResult": "ScriptSet", "Discovery": "Discovery"}
+HANDLER_MODELS = {
+    "Vlan": "VLAN",
+    "File": "FileStorage",
+    "DNSResourceRecord": "DNSData",
+    "NodeScriptResult": "ScriptSet",
+    "Discovery": "Discovery",
+}
 NODE_MODELS = frozenset({"Machine", "Node", "Device", "RackController", "RegionController"})
 
 ActionFunc = Callable[["Ctx"], Awaitable[Any]]
@@ -147,10 +152,7 @@ def _description(handlers: list[Handler], site: str | None) -> dict[str, Any]:
     """MAAS's shape: resources sorted by name; `handlers` lists anon ones, then auth ones."""
     described = sorted((h for h in handlers if h.described), key=lambda h: h.name)
     pairs = [(h, h.describe(site)) for h in described]
-    resources = [
-        {"name": h.name, "anon": d if h.anon else None, "auth": None if h.anon else d}
-        for h, d in pairs
-    ]
+    resources = [{"name": h.name, "anon": d if h.anon else None, "auth": None if h.anon else d} for h, d in pairs]
     legacy = [d for h, d in pairs if h.anon] + [d for h, d in pairs if not h.anon]
     return {"doc": "MAAS API", "resources": resources, "handlers": legacy}
 

@@ -84,7 +84,7 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
 def credential(request: Request, scheme: str) -> str:
     """`Authorization: <scheme> <value>`'s value; '' when absent or not plausible."""
     header = request.headers.get("authorization", "")
-    value = header[len(scheme) + 1:].strip() if header.startswith(scheme + " ") else ""
+    value = header[len(scheme) + 1 :].strip() if header.startswith(scheme + " ") else ""
     return value if 0 < len(value) <= MAX_CREDENTIAL else ""
 
 

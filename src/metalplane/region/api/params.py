@@ -139,8 +139,7 @@ def parse_body(content_type: str, body: bytes) -> list[tuple[str, str | bytes]]:
         pairs = parse_multipart(content_type, body)
     elif kind in ("application/x-www-form-urlencoded", ""):
         try:
-            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict",
-                              max_num_fields=MAX_FIELDS)
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)
         except UnicodeDecodeError:
             raise Refused("The form-urlencoded request body is not UTF-8.") from None
         except ValueError as exc:
@@ -191,8 +190,9 @@ class Params:
         text = str(value)
         return v.check_text(text, name, v.default_max_length(name) if max_length is None else max_length)
 
-    def str(self, name: str, default: str | None = None, required: bool = False,
-            max_length: int | None = None) -> str | None:
+    def str(
+        self, name: str, default: str | None = None, required: bool = False, max_length: int | None = None
+    ) -> str | None:
         value = self.raw(name)
         if value is None:
             if required:
@@ -203,8 +203,14 @@ class Params:
             raise Invalid.field(name, v.REQUIRED)
         return text
 
-    def int(self, name: str, default: int | None = None, required: bool = False,
-            min_value: int | None = None, max_value: int | None = None) -> int | None:
+    def int(
+        self,
+        name: str,
+        default: int | None = None,
+        required: bool = False,
+        min_value: int | None = None,
+        max_value: int | None = None,
+    ) -> int | None:
         """A whole number; always within PostgreSQL's integer range."""
         text = self.str(name, required=required, max_length=64)
         if text is None or text == "":
@@ -267,8 +273,9 @@ class Params:
             return None
         return v.check_email(text.strip(), name, required)
 
-    def choice(self, name: str, choices: Iterable[str], default: str | None = None,
-               required: bool = False) -> str | None:
+    def choice(
+        self, name: str, choices: Iterable[str], default: str | None = None, required: bool = False
+    ) -> str | None:
         text = self.str(name, required=required, max_length=1024)
         if text is None:
             return default
@@ -277,6 +284,13 @@ class Params:
     def given(self, spec: dict[str, str]) -> dict[str, Any]:
         """Typed values of just the fields this request carries (PUT is a partial update).
         Kinds: str, int, bool, list, ip, cidr, mac."""
-        readers = {"str": self.str, "int": self.int, "bool": self.bool, "list": self.get_list,
-                   "ip": self.ip, "cidr": self.cidr, "mac": self.mac}
+        readers = {
+            "str": self.str,
+            "int": self.int,
+            "bool": self.bool,
+            "list": self.get_list,
+            "ip": self.ip,
+            "cidr": self.cidr,
+            "mac": self.mac,
+        }
         return {name: readers[kind](name) for name, kind in spec.items() if name in self}

@@ -17,8 +17,8 @@ from metalplane.region.services.controllers import RegionView
 from metalplane.region.services.discoveries import Discovery
 from metalplane.region.services.dnsresources import Resource
 from metalplane.region.services.domain_views import DomainView
-from metalplane.region.services.nodes import AUTO, DHCP, DISCOVERED, STICKY, USER_RESERVED
 from metalplane.region.services.network import Fabrics, Vlans
+from metalplane.region.services.nodes import AUTO, DHCP, DISCOVERED, STICKY, USER_RESERVED
 from metalplane.region.services.racks import Racks
 from metalplane.region.services.spaces import Spaces
 from metalplane.region.services.subnets import Ranges, Subnets
@@ -139,8 +139,15 @@ def space(s: Row, vlans: list[Row], subnets: list[Row], by_id: dict[int, Row]) -
     }
 
 
-DEFAULT_DOMAIN = {"authoritative": True, "ttl": None, "id": 0, "resource_record_count": 0,
-                  "is_default": True, "name": "maas", "resource_uri": uri("domains/0/")}
+DEFAULT_DOMAIN = {
+    "authoritative": True,
+    "ttl": None,
+    "id": 0,
+    "resource_record_count": 0,
+    "is_default": True,
+    "name": "maas",
+    "resource_uri": uri("domains/0/"),
+}
 
 
 def when(moment: datetime) -> str:
@@ -180,8 +187,9 @@ def dnsresource(r: Resource) -> Row:
         "id": r.id,
         "fqdn": r.fqdn,
         "address_ttl": r.address_ttl,
-        "ip_addresses": None if implied else [
-            {"ip": ip, "alloc_type": USER_RESERVED, "alloc_type_name": "User reserved"} for ip in r.ips or []],
+        "ip_addresses": None
+        if implied
+        else [{"ip": ip, "alloc_type": USER_RESERVED, "alloc_type_name": "User reserved"} for ip in r.ips or []],
         "resource_records": r.records if implied else [dnsresource_record(rec) for rec in r.records],
         "resource_uri": uri(f"dnsresources/{r.id}/"),
     }
@@ -197,8 +205,12 @@ def discovery(d: Discovery) -> Row:
         "hostname": None,
         "fabric_name": d.fabric_name,
         "vid": d.vid,
-        "observer": {"system_id": d.rack_system_id, "hostname": d.rack_hostname,
-                     "interface_id": d.interface_id, "interface_name": d.interface_name},
+        "observer": {
+            "system_id": d.rack_system_id,
+            "hostname": d.rack_hostname,
+            "interface_id": d.interface_id,
+            "interface_name": d.interface_name,
+        },
         "resource_uri": uri(f"discovery/{d.discovery_id}/"),
     }
 
@@ -260,8 +272,9 @@ def _subnet_holding(subnets_by_id: dict[int, Row], ip: str) -> Row | None:
     return None
 
 
-def interface(i: Row, system_id: str, vlans_by_id: dict[int, Row], subnets_by_id: dict[int, Row],
-              leased: list[str] | None = None) -> Row:
+def interface(
+    i: Row, system_id: str, vlans_by_id: dict[int, Row], subnets_by_id: dict[int, Row], leased: list[str] | None = None
+) -> Row:
     """MAAS's interface (InterfaceHandler's 22 fields + resource_uri): the one shape of
     interfaces read, a node's interface_set and boot_interface, for every node type.
     `i` carries its links ([{id, alloc_type, ip, subnet_id}]); `leased`: addresses DHCP
@@ -311,18 +324,36 @@ def interface(i: Row, system_id: str, vlans_by_id: dict[int, Row], subnets_by_id
 def subnet_addresses(known: list[Row], found: list[Row]) -> list[Row]:
     """MAAS's subnet ip_addresses entries: node addresses, then DHCP leases."""
     out: list[Row] = [
-        {"ip": str(a["ip"]), "alloc_type": a["alloc_type"], "alloc_type_name": "Sticky",
-         "created": a["created"].isoformat(), "updated": a["updated"].isoformat(), "user": None,
-         "mac_address": a["mac"],
-         "node_summary": {"system_id": a["system_id"], "node_type": a["node_type"], "hostname": a["hostname"],
-                          "fqdn": f"{a['hostname']}.{DEFAULT_DOMAIN['name']}", "via": None}}
+        {
+            "ip": str(a["ip"]),
+            "alloc_type": a["alloc_type"],
+            "alloc_type_name": "Sticky",
+            "created": a["created"].isoformat(),
+            "updated": a["updated"].isoformat(),
+            "user": None,
+            "mac_address": a["mac"],
+            "node_summary": {
+                "system_id": a["system_id"],
+                "node_type": a["node_type"],
+                "hostname": a["hostname"],
+                "fqdn": f"{a['hostname']}.{DEFAULT_DOMAIN['name']}",
+                "via": None,
+            },
+        }
         for a in known
     ]
     out += [
-        {"ip": str(lease["ip"]), "alloc_type": DISCOVERED, "alloc_type_name": "Discovered",
-         "created": lease["created"].isoformat(), "updated": lease["updated"].isoformat(), "user": None,
-         "mac_address": lease["mac"], "hostname": lease["hostname"] or None,
-         "lease_expires": lease["expires"].isoformat() if lease["expires"] else None}
+        {
+            "ip": str(lease["ip"]),
+            "alloc_type": DISCOVERED,
+            "alloc_type_name": "Discovered",
+            "created": lease["created"].isoformat(),
+            "updated": lease["updated"].isoformat(),
+            "user": None,
+            "mac_address": lease["mac"],
+            "hostname": lease["hostname"] or None,
+            "lease_expires": lease["expires"].isoformat() if lease["expires"] else None,
+        }
         for lease in found
     ]
     return out
@@ -338,8 +369,7 @@ def fabrics(view: Fabrics) -> list[Row]:
 
 def vlans(view: Vlans) -> list[Row]:
     """VLANs with the rack the seeds say appears as candidate secondary."""
-    return [vlan(v, view.by_id, extra={"candidate_secondary_rack": view.candidates.get(v["id"])})
-            for v in view.vlans]
+    return [vlan(v, view.by_id, extra={"candidate_secondary_rack": view.candidates.get(v["id"])}) for v in view.vlans]
 
 
 def subnets(view: Subnets) -> list[Row]:
@@ -347,8 +377,9 @@ def subnets(view: Subnets) -> list[Row]:
 
 
 def ipranges(view: Ranges) -> list[Row]:
-    return [iprange(r, subnet(view.subnets[r["subnet_id"]], view.vlans), view.owners.get(r["user_id"]))
-            for r in view.ranges]
+    return [
+        iprange(r, subnet(view.subnets[r["subnet_id"]], view.vlans), view.owners.get(r["user_id"])) for r in view.ranges
+    ]
 
 
 def spaces(view: Spaces) -> list[Row]:
@@ -357,13 +388,28 @@ def spaces(view: Spaces) -> list[Row]:
 
 
 def regions(views: list[RegionView]) -> list[Row]:
-    return [controller(r.node, "regioncontrollers", extra={
-        "processes": [
-            {"pid": p.pid, "worker_index": p.worker_index, "rpc_port": p.rpc_port, "heartbeat": p.updated.isoformat()}
-            for p in r.processes
-        ],
-        "service_set": [{"name": name, "status": status, "status_info": info} for name, status, info in r.services],
-    }, in_domain=r.domain) for r in views]
+    return [
+        controller(
+            r.node,
+            "regioncontrollers",
+            extra={
+                "processes": [
+                    {
+                        "pid": p.pid,
+                        "worker_index": p.worker_index,
+                        "rpc_port": p.rpc_port,
+                        "heartbeat": p.updated.isoformat(),
+                    }
+                    for p in r.processes
+                ],
+                "service_set": [
+                    {"name": name, "status": status, "status_info": info} for name, status, info in r.services
+                ],
+            },
+            in_domain=r.domain,
+        )
+        for r in views
+    ]
 
 
 def racks(view: Racks) -> list[Row]:
@@ -371,10 +417,18 @@ def racks(view: Racks) -> list[Row]:
     for rack in view.racks:
         system_id = rack.node["system_id"]
         ifaces = [interface(i, system_id, view.vlans, view.subnets) for i in rack.interfaces]
-        out.append(controller(rack.node, "rackcontrollers", extra={
-            "service_set": [{"name": name, "status": status, "status_info": info}
-                            for name, status, info in rack.services],
-            "interface_set": ifaces,
-            "ip_addresses": [link["ip_address"] for i in ifaces for link in i["links"] if "ip_address" in link],
-        }, in_domain=rack.domain))
+        out.append(
+            controller(
+                rack.node,
+                "rackcontrollers",
+                extra={
+                    "service_set": [
+                        {"name": name, "status": status, "status_info": info} for name, status, info in rack.services
+                    ],
+                    "interface_set": ifaces,
+                    "ip_addresses": [link["ip_address"] for i in ifaces for link in i["links"] if "ip_address" in link],
+                },
+                in_domain=rack.domain,
+            )
+        )
     return out

@@ -14,10 +14,10 @@ from typing import Any
 
 from metalplane.region.api import render
 from metalplane.region.api.render import Row, node_domain, uri
+from metalplane.region.api.render_controllers import HARDWARE_INFO_KEYS
 from metalplane.region.services import events as events_service
 from metalplane.region.services import script_results as scripts
 from metalplane.region.services.machines import STATUS_NAMES, power_type_of
-from metalplane.region.api.render_controllers import HARDWARE_INFO_KEYS
 from metalplane.region.services.nodes import DISCOVERED, NodesView
 from metalplane.rpc.nodes import NodeType
 

@@ -24,13 +24,19 @@ def distinct(columns: Sequence[str]) -> str:
 
 
 def create(execute: Callable[[str], object], table: str, columns: Sequence[str] | None) -> None:
-    execute(f"CREATE TRIGGER ui_changes AFTER INSERT OR DELETE ON {table} "
-            "FOR EACH ROW EXECUTE FUNCTION metalplane_notify_table()")
-    execute(f"CREATE TRIGGER ui_changes_truncate AFTER TRUNCATE ON {table} "
-            "FOR EACH STATEMENT EXECUTE FUNCTION metalplane_notify_table()")
+    execute(
+        f"CREATE TRIGGER ui_changes AFTER INSERT OR DELETE ON {table} "
+        "FOR EACH ROW EXECUTE FUNCTION metalplane_notify_table()"
+    )
+    execute(
+        f"CREATE TRIGGER ui_changes_truncate AFTER TRUNCATE ON {table} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION metalplane_notify_table()"
+    )
     when = f" WHEN {distinct(columns)}" if columns else " WHEN (OLD.* IS DISTINCT FROM NEW.*)"
-    execute(f"CREATE TRIGGER ui_changes_update AFTER UPDATE ON {table} FOR EACH ROW{when} "
-            "EXECUTE FUNCTION metalplane_notify_table()")
+    execute(
+        f"CREATE TRIGGER ui_changes_update AFTER UPDATE ON {table} FOR EACH ROW{when} "
+        "EXECUTE FUNCTION metalplane_notify_table()"
+    )
 
 
 def drop(execute: Callable[[str], object], table: str) -> None:

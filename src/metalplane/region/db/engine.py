@@ -132,18 +132,21 @@ def sync_engine(config: RegionConfig, application_name: str = "metalplane") -> E
         remember_primary(config, conn)
         return conn
 
-    return _hiding_values(create_engine(
-        "postgresql+psycopg://",
-        creator=connect,
-        pool_size=1,
-        max_overflow=0,
-        pool_pre_ping=True,
-        hide_parameters=True,  # an error's text would otherwise carry its SQL parameters into a log line
-    ))
+    return _hiding_values(
+        create_engine(
+            "postgresql+psycopg://",
+            creator=connect,
+            pool_size=1,
+            max_overflow=0,
+            pool_pre_ping=True,
+            hide_parameters=True,  # an error's text would otherwise carry its SQL parameters into a log line
+        )
+    )
 
 
-def async_engine(config: RegionConfig, application_name: str = "metalplane-worker",
-                 pool_size: int | None = None) -> AsyncEngine:
+def async_engine(
+    config: RegionConfig, application_name: str = "metalplane-worker", pool_size: int | None = None
+) -> AsyncEngine:
     """A bounded pool (`database_pool_size`, no overflow) so the budget holds."""
 
     async def connect() -> psycopg.AsyncConnection:

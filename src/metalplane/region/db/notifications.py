@@ -26,14 +26,19 @@ RETRY_FIRST = 0.1
 RETRY_MAX = 2.0
 
 
-async def listen_forever(config: RegionConfig, application_name: str, channels: Sequence[str],
-                         on_note: Callable[[str, str], Awaitable[None]],
-                         on_connected: Callable[[], None] | None = None) -> None:
+async def listen_forever(
+    config: RegionConfig,
+    application_name: str,
+    channels: Sequence[str],
+    on_note: Callable[[str, str], Awaitable[None]],
+    on_connected: Callable[[], None] | None = None,
+) -> None:
     delay = RETRY_FIRST
     while True:
         try:
-            async with await psycopg.AsyncConnection.connect(conninfo(config, application_name),
-                                                             autocommit=True) as conn:
+            async with await psycopg.AsyncConnection.connect(
+                conninfo(config, application_name), autocommit=True
+            ) as conn:
                 remember_primary(config, conn)
                 for channel in channels:
                     await conn.execute(f"LISTEN {channel}")

@@ -7,10 +7,10 @@ web UI's live pages (see region/changes.py); they are not declared here.
 from __future__ import annotations
 
 from sqlalchemy import (
+    DDL,
     BigInteger,
     Boolean,
     CheckConstraint,
-    DDL,
     Column,
     DateTime,
     ForeignKey,
@@ -135,8 +135,7 @@ dnsdata = Table(
     "dnsdata",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("dnsresource_id", Integer, ForeignKey("dnsresources.id", ondelete="CASCADE"), nullable=False,
-           index=True),
+    Column("dnsresource_id", Integer, ForeignKey("dnsresources.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("rrtype", Text, nullable=False),
     Column("rrdata", Text, nullable=False),
     Column("ttl", Integer, nullable=True),
@@ -163,8 +162,13 @@ nodes = Table(
     Column("cpu_count", Integer, nullable=False, server_default="0"),
     Column("memory", Integer, nullable=False, server_default="0"),  # MiB
     Column("hardware", JSONB, nullable=False, server_default="{}"),
-    Column("bmc_id", Integer, ForeignKey("bmcs.id", ondelete="SET NULL", use_alter=True,
-                                        name="nodes_bmc_id_fkey"), nullable=True, index=True),
+    Column(
+        "bmc_id",
+        Integer,
+        ForeignKey("bmcs.id", ondelete="SET NULL", use_alter=True, name="nodes_bmc_id_fkey"),
+        nullable=True,
+        index=True,
+    ),
     Column("instance_power_parameters", JSONB, nullable=False, server_default="{}"),
     Column("power_state", Text, nullable=False, server_default="unknown"),
     Column("power_state_updated", DateTime(timezone=True), nullable=True),
@@ -180,10 +184,18 @@ nodes = Table(
     Column("min_hwe_kernel", Text, nullable=True),
     Column("hwe_kernel", Text, nullable=True),
     Column("cpu_speed", Integer, nullable=False, server_default="0"),  # MHz
-    Column("gateway_link_ipv4_id", Integer, ForeignKey("ip_addresses.id", ondelete="SET NULL", use_alter=True,
-                                                     name="nodes_gateway_link_ipv4_id_fkey"), nullable=True),
-    Column("gateway_link_ipv6_id", Integer, ForeignKey("ip_addresses.id", ondelete="SET NULL", use_alter=True,
-                                                     name="nodes_gateway_link_ipv6_id_fkey"), nullable=True),
+    Column(
+        "gateway_link_ipv4_id",
+        Integer,
+        ForeignKey("ip_addresses.id", ondelete="SET NULL", use_alter=True, name="nodes_gateway_link_ipv4_id_fkey"),
+        nullable=True,
+    ),
+    Column(
+        "gateway_link_ipv6_id",
+        Integer,
+        ForeignKey("ip_addresses.id", ondelete="SET NULL", use_alter=True, name="nodes_gateway_link_ipv6_id_fkey"),
+        nullable=True,
+    ),
     # The deployment lifecycle (migration 0009): what is installed, whether the next PXE
     # boot netboots (false once the installer is done), the status before Broken or
     # rescue mode, how a release erases the disks ("quick", "secure", "full").
@@ -194,15 +206,13 @@ nodes = Table(
     Column("erase_mode", Text, nullable=True),
     Column("status_timeout", Integer, nullable=True),  # seconds the current timed status was given
     # NULL: the default domain (whichever it is now; migration 0012).
-    Column("domain_id", Integer, ForeignKey("domains.id", name="nodes_domain_id_fkey"),
-           nullable=True, index=True),
+    Column("domain_id", Integer, ForeignKey("domains.id", name="nodes_domain_id_fkey"), nullable=True, index=True),
     *_timestamps(),
 )
 # MAAS's Node.hostname is unique; for machines and devices the database holds the
 # rule, so concurrent creates cannot both win. Controllers are named by their host
 # and register by system_id: a clash there is refused by the services, not here.
-Index("nodes_hostname_unique", nodes.c.hostname, unique=True,
-      postgresql_where=nodes.c.node_type.in_([0, 1]))
+Index("nodes_hostname_unique", nodes.c.hostname, unique=True, postgresql_where=nodes.c.node_type.in_([0, 1]))
 # The web UI's Machines page (migration 0011): a page by hostname, the status and zone filters.
 Index("ix_nodes_type_hostname", nodes.c.node_type, nodes.c.hostname, nodes.c.id)
 Index("ix_nodes_type_status", nodes.c.node_type, nodes.c.status)
@@ -360,8 +370,7 @@ rpc_connections = Table(
     "rpc_connections",
     metadata,
     Column("rack_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
-    Column("process_id", Integer, ForeignKey("region_processes.id", ondelete="CASCADE"), primary_key=True,
-           index=True),
+    Column("process_id", Integer, ForeignKey("region_processes.id", ondelete="CASCADE"), primary_key=True, index=True),
     *_timestamps(),
 )
 
@@ -370,8 +379,7 @@ rpc_targets = Table(
     "rpc_targets",
     metadata,
     Column("rack_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
-    Column("process_id", Integer, ForeignKey("region_processes.id", ondelete="CASCADE"), primary_key=True,
-           index=True),
+    Column("process_id", Integer, ForeignKey("region_processes.id", ondelete="CASCADE"), primary_key=True, index=True),
 )
 
 service_status = Table(
@@ -555,8 +563,7 @@ partitions = Table(
     "partitions",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("block_device_id", Integer, ForeignKey("block_devices.id", ondelete="CASCADE"), nullable=False,
-           index=True),
+    Column("block_device_id", Integer, ForeignKey("block_devices.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("number", Integer, nullable=False),
     Column("uuid", Text, nullable=True),
     Column("size", BigInteger, nullable=False),
@@ -659,14 +666,14 @@ boot_resource_contents = Table(
 boot_resource_chunks = Table(
     "boot_resource_chunks",
     metadata,
-    Column("content_id", Integer, ForeignKey("boot_resource_contents.id", ondelete="CASCADE"),
-           primary_key=True),
+    Column("content_id", Integer, ForeignKey("boot_resource_contents.id", ondelete="CASCADE"), primary_key=True),
     Column("seq", Integer, primary_key=True),
     Column("data", LargeBinary, nullable=False),
 )
 # As migration 0005 does: the chunks are compressed files already, so no pglz.
-event.listen(boot_resource_chunks, "after_create",
-             DDL("ALTER TABLE boot_resource_chunks ALTER COLUMN data SET STORAGE EXTERNAL"))
+event.listen(
+    boot_resource_chunks, "after_create", DDL("ALTER TABLE boot_resource_chunks ALTER COLUMN data SET STORAGE EXTERNAL")
+)
 
 boot_resource_files = Table(
     "boot_resource_files",

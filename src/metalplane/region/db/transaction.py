@@ -96,8 +96,10 @@ _open: dict[AsyncConnection, Transaction] = {}
 def current(conn: AsyncConnection) -> Transaction:
     found = _open.get(conn)
     if found is None:
-        raise RuntimeError("a change with consequences must run in a transaction opened by "
-                           "metalplane.region.db.transaction.transaction()")
+        raise RuntimeError(
+            "a change with consequences must run in a transaction opened by "
+            "metalplane.region.db.transaction.transaction()"
+        )
     return found
 
 
@@ -124,8 +126,9 @@ def after_commit(conn: AsyncConnection, key: Hashable, effect: Effect) -> None:
 
 
 @contextlib.asynccontextmanager
-async def transaction(engine: AsyncEngine, config: RegionConfig | None = None,
-                      txlog: TxLog | None = None) -> AsyncIterator[AsyncConnection]:
+async def transaction(
+    engine: AsyncEngine, config: RegionConfig | None = None, txlog: TxLog | None = None
+) -> AsyncIterator[AsyncConnection]:
     """One transaction: the body and its consequences commit together or not at all.
 
     A database failure before COMMIT is sent rolls everything back, so the

@@ -15,5 +15,18 @@ from metalplane.region.dns.config import AUTHORITATIVE_PORT, CONTROL_PORT, Autho
 from metalplane.region.dns.service import AuthoritativeDns, DnsApplied, next_serial
 from metalplane.region.dns.zones import DnsModel, Domain, InvalidDnsModel, Record, Subnet, Zone, zone_names
 
-__all__ = ["AUTHORITATIVE_PORT", "CONTROL_PORT", "AuthoritativeDns", "AuthoritativeOptions", "DnsApplied",
-           "DnsModel", "Domain", "InvalidDnsModel", "Record", "Subnet", "Zone", "next_serial", "zone_names"]
+__all__ = [
+    "AUTHORITATIVE_PORT",
+    "CONTROL_PORT",
+    "AuthoritativeDns",
+    "AuthoritativeOptions",
+    "DnsApplied",
+    "DnsModel",
+    "Domain",
+    "InvalidDnsModel",
+    "Record",
+    "Subnet",
+    "Zone",
+    "next_serial",
+    "zone_names",
+]

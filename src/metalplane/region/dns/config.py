@@ -26,9 +26,9 @@ CONTROL_PORT = 5245
 
 @dataclass(frozen=True)
 class AuthoritativeOptions:
-    listen: tuple[IP, ...] = ()             #: () = every address of the host
+    listen: tuple[IP, ...] = ()  #: () = every address of the host
     port: int = AUTHORITATIVE_PORT
-    allow_query: tuple[Network, ...] = ()   #: () = anyone (MAAS: allow-query { any; })
+    allow_query: tuple[Network, ...] = ()  #: () = anyone (MAAS: allow-query { any; })
 
 
 def render(layout: Layout, zone_names: Iterable[str], options: AuthoritativeOptions) -> str:
@@ -46,6 +46,5 @@ def render(layout: Layout, zone_names: Iterable[str], options: AuthoritativeOpti
         "empty-zones-enable no;",
         "dnssec-validation no;",
     ]
-    body = [f"zone {quote(z)} {{ type primary; file {quote(str(layout.zone_file(z)))}; }};"
-            for z in sorted(zone_names)]
+    body = [f"zone {quote(z)} {{ type primary; file {quote(str(layout.zone_file(z)))}; }};" for z in sorted(zone_names)]
     return render_named_conf(layout, opts, body)

@@ -30,16 +30,16 @@ MAX_SERIAL = 2**32 - 1
 
 @dataclass(frozen=True)
 class DnsApplied:
-    outcome: str                     #: "started" | "reconfigured" | "reloaded" | "unchanged"
-    changed: tuple[str, ...]         #: zones added, changed or removed
+    outcome: str  #: "started" | "reconfigured" | "reloaded" | "unchanged"
+    changed: tuple[str, ...]  #: zones added, changed or removed
     serials: dict[str, int]
 
 
 @dataclass(frozen=True)
 class DnsPlan:
-    conf: str                        #: named.conf
-    files: dict[str, ZoneFile]       #: {zone: zone file}
-    digests: dict[str, str]          #: {zone: digest of its content without the serial}
+    conf: str  #: named.conf
+    files: dict[str, ZoneFile]  #: {zone: zone file}
+    digests: dict[str, str]  #: {zone: digest of its content without the serial}
     changed: list[str]
 
 
@@ -53,19 +53,33 @@ def next_serial(previous: int | None, now: float) -> int:
 
 
 class AuthoritativeDns:
-    def __init__(self, state_dir: str | Path, *, wrap: Wrap | None = None,
-                 control_port: int = config.CONTROL_PORT,
-                 options: config.AuthoritativeOptions | None = None,
-                 restart_backoff: tuple[float, float] | None = (0.5, 30.0),
-                 on_change: Callable[[], None] | None = None, clock: Callable[[], float] = time.time,
-                 named_bin: str = "named", threads: int | None = None):
+    def __init__(
+        self,
+        state_dir: str | Path,
+        *,
+        wrap: Wrap | None = None,
+        control_port: int = config.CONTROL_PORT,
+        options: config.AuthoritativeOptions | None = None,
+        restart_backoff: tuple[float, float] | None = (0.5, 30.0),
+        on_change: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.time,
+        named_bin: str = "named",
+        threads: int | None = None,
+    ):
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.options = options or config.AuthoritativeOptions()
         self.clock = clock
-        self.server = NamedServer("authoritative", self.state_dir / "named", control_port=control_port,
-                                  wrap=wrap, restart_backoff=restart_backoff, on_change=on_change,
-                                  named_bin=named_bin, threads=threads)
+        self.server = NamedServer(
+            "authoritative",
+            self.state_dir / "named",
+            control_port=control_port,
+            wrap=wrap,
+            restart_backoff=restart_backoff,
+            on_change=on_change,
+            named_bin=named_bin,
+            threads=threads,
+        )
         self._serials_path = self.state_dir / "serials.json"
         self.model: zones.DnsModel | None = None
 
@@ -98,16 +112,14 @@ class AuthoritativeDns:
         conf = config.render(self.server.layout, files, options or self.options)
         return DnsPlan(conf, files, digests, changed)
 
-    async def apply(self, model: zones.DnsModel,
-                    options: config.AuthoritativeOptions | None = None) -> DnsApplied:
+    async def apply(self, model: zones.DnsModel, options: config.AuthoritativeOptions | None = None) -> DnsApplied:
         """Serve `model`. Raises InvalidDnsModel, or NamedConfigError (BIND refused it: the last
         good zones keep serving), or NamedError (named would not start)."""
         if options is not None:
             self.options = options
         plan = self.render(model)
         outcome = await self.server.apply(plan.conf, plan.files)
-        write_atomic(self._serials_path,
-                     json.dumps({z: [f.serial, plan.digests[z]] for z, f in plan.files.items()}))
+        write_atomic(self._serials_path, json.dumps({z: [f.serial, plan.digests[z]] for z, f in plan.files.items()}))
         self.model = model
         return DnsApplied(outcome, tuple(plan.changed), {z: f.serial for z, f in plan.files.items()})
 

@@ -46,7 +46,7 @@ RRTYPES = ("A", "AAAA", "CNAME", "MX", "NS", "SRV", "SSHFP", "TXT")
 #: MAAS's default_dns_ttl.
 DEFAULT_TTL = 30
 MAX_TTL = 2**31 - 1
-SOA_TIMERS = (600, 1800, 604800)         # refresh, retry, expire (MAAS's zone template)
+SOA_TIMERS = (600, 1800, 604800)  # refresh, retry, expire (MAAS's zone template)
 SOA_RNAME = "nobody.example.com."
 
 _LABEL = r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)"
@@ -70,6 +70,7 @@ class InvalidDnsModel(FieldErrors):
 
 # --------------------------------------------------------------------------- model
 
+
 @dataclass(frozen=True)
 class Record:
     """One record of a domain; `name` is relative to it ("@" is the domain itself)."""
@@ -84,8 +85,8 @@ class Record:
 class Domain:
     name: str
     records: tuple[Record, ...] = ()
-    ttl: int | None = None                 #: None: default_ttl
-    authoritative: bool = True             #: MAAS serves zones only for authoritative domains
+    ttl: int | None = None  #: None: default_ttl
+    authoritative: bool = True  #: MAAS serves zones only for authoritative domains
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class DnsModel:
     subnets: tuple[Subnet, ...] = ()
     default_domain: str = "maas"
     default_ttl: int = DEFAULT_TTL
-    nameservers: tuple[IP, ...] = ()       #: the regions' DNS addresses: A/AAAA of the NS name
+    nameservers: tuple[IP, ...] = ()  #: the regions' DNS addresses: A/AAAA of the NS name
 
 
 @dataclass(frozen=True)
@@ -113,11 +114,12 @@ class Zone:
     ttl: int
     lines: tuple[str, ...]
     network: Network | None = None
-    glue_only: bool = False                #: made only to hold RFC 2317 glue
+    glue_only: bool = False  #: made only to hold RFC 2317 glue
     covers: tuple[Network, ...] = field(default=(), compare=False)
 
 
 # --------------------------------------------------------------------------- validation
+
 
 def validate(model: DnsModel) -> None:
     """Raise InvalidDnsModel naming every field that cannot be served."""
@@ -184,8 +186,7 @@ def servable(model: DnsModel) -> tuple[DnsModel, list[str]]:
         problems += [f"{dom.name}: {line}; its CNAME left out" for line in name_conflicts(kept)]
         kept = [r for r in kept if not (r.name.lower() in clash and r.rrtype == "CNAME")]
         domains.append(Domain(dom.name, tuple(kept), dom.ttl, dom.authoritative))
-    return DnsModel(tuple(domains), model.subnets, model.default_domain, model.default_ttl,
-                    model.nameservers), problems
+    return DnsModel(tuple(domains), model.subnets, model.default_domain, model.default_ttl, model.nameservers), problems
 
 
 def _ttl_ok(ttl: object) -> bool:
@@ -219,6 +220,7 @@ def _record_errors(rec: Record, where: str) -> list[str]:
 
 # --------------------------------------------------------------------------- reverse zones
 
+
 def reverse_zone_networks(cidr: Network) -> list[Network]:
     """The networks of the reverse zones that cover `cidr`: octet (IPv6: nibble) boundaries,
     a subnet smaller than a /24 (/124) being its own zone."""
@@ -241,7 +243,7 @@ def reverse_zone_name(network: Network) -> str:
     labels = network.network_address.reverse_pointer.split(".")
     rest = _drop_count(network)
     if rest > 1:
-        return ".".join(labels[rest - 1:])
+        return ".".join(labels[rest - 1 :])
     return f"{labels[0]}-{network.prefixlen}." + ".".join(labels[1:])
 
 
@@ -267,11 +269,11 @@ def rfc2317_glue(child: Network) -> str:
     first = int(child.network_address) - int(parent.network_address)
     last = first + child.num_addresses - 1
     digit = "$" if child.version == 4 else "${0,1,x}"
-    return (f"$GENERATE {first}-{last} {digit}.{reverse_zone_name(parent)}. IN CNAME "
-            f"{digit}.{reverse_zone_name(child)}.")
+    return f"$GENERATE {first}-{last} {digit}.{reverse_zone_name(parent)}. IN CNAME {digit}.{reverse_zone_name(child)}."
 
 
 # --------------------------------------------------------------------------- zones
+
 
 def _fqdn(name: str, domain: str) -> str:
     return f"{domain}." if name == "@" else f"{name}.{domain}."
@@ -307,7 +309,7 @@ def forward_zones(model: DnsModel) -> list[Zone]:
         for child in sorted(_children(name, names)):
             label = child[: -len(name) - 1]
             lines.append(f"{label} IN NS {default}.")
-            if default == child or default.endswith("." + child):    # the NS name is inside: glue
+            if default == child or default.endswith("." + child):  # the NS name is inside: glue
                 owner = default[: -len(name) - 1]
                 lines += [_address_line(owner, ip) for ip in model.nameservers]
         lines += [_record_line(r) for r in dom.records]
@@ -341,8 +343,9 @@ def reverse_zones(model: DnsModel) -> list[Zone]:
     for sub in sorted(wanted, key=lambda s: (s.cidr.version, s.cidr)):
         for net in reverse_zone_networks(sub.cidr):
             zone_nets.setdefault(net, []).append(sub.cidr)
-    glue_children = sorted({s.cidr for s in wanted if s.rdns_mode == "rfc2317" and rfc2317_parent(s.cidr)},
-                           key=lambda n: (n.version, n))
+    glue_children = sorted(
+        {s.cidr for s in wanted if s.rdns_mode == "rfc2317" and rfc2317_parent(s.cidr)}, key=lambda n: (n.version, n)
+    )
     glue_only = set()
     for child in glue_children:
         parent = rfc2317_parent(child)
@@ -353,14 +356,21 @@ def reverse_zones(model: DnsModel) -> list[Zone]:
     addresses = _addresses(model)
     zones = []
     for net in sorted(zone_nets, key=lambda n: (n.version, n)):
-        children = [c for c in glue_children if c.version == net.version and c != net
-                    and c.subnet_of(net)]  # type: ignore[arg-type]
+        children = [c for c in glue_children if c.version == net.version and c != net and c.subnet_of(net)]  # type: ignore[arg-type]
         lines = [rfc2317_glue(c) for c in children]
         for ip, fqdn, ttl in addresses:
             if ip.version == net.version and ip in net and not any(ip in c for c in children):
                 lines.append(f"{ptr_owner(ip, net)}{f' {ttl}' if ttl is not None else ''} IN PTR {fqdn}")
-        zones.append(Zone(reverse_zone_name(net), model.default_ttl, tuple(lines), network=net,
-                          glue_only=net in glue_only, covers=tuple(zone_nets[net])))
+        zones.append(
+            Zone(
+                reverse_zone_name(net),
+                model.default_ttl,
+                tuple(lines),
+                network=net,
+                glue_only=net in glue_only,
+                covers=tuple(zone_nets[net]),
+            )
+        )
     return zones
 
 
@@ -370,7 +380,7 @@ def zones(model: DnsModel) -> list[Zone]:
     result = forward_zones(model) + reverse_zones(model)
     seen: dict[str, Zone] = {}
     for zone in result:
-        if zone.name in seen:       # a domain named like a reverse zone: refuse rather than serve one
+        if zone.name in seen:  # a domain named like a reverse zone: refuse rather than serve one
             raise InvalidDnsModel([f"domains: {zone.name} is also a reverse zone of a subnet"])
         seen[zone.name] = zone
     return result

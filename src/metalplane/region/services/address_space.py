@@ -93,8 +93,9 @@ def usage(cidr: str, ranges: Iterable[tuple[str, str]], addresses: Iterable[str]
     return Usage(total, sum(b.size for b in taken), max((b.size for b in free), default=0))
 
 
-def suggest_dynamic_range(cidr: str, ranges: Iterable[tuple[str, str]],
-                          addresses: Iterable[str]) -> tuple[str, str] | None:
+def suggest_dynamic_range(
+    cidr: str, ranges: Iterable[tuple[str, str]], addresses: Iterable[str]
+) -> tuple[str, str] | None:
     """(start, end) for a new dynamic range from the largest free block, or None when no
     sensible block is left. `ranges` are the subnet's ranges of any type, `addresses`
     its gateway and the addresses nodes and leases hold. Ties go to the lowest block."""

@@ -17,13 +17,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from metalplane.hostport import split_host_port
 from metalplane.ha import bmc_owners
-from metalplane.rpc import power_schema as schema
+from metalplane.hostport import split_host_port
 from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import bmc_routes, bmcs, interfaces, nodes, subnets
 from metalplane.region.db.transaction import Transaction, on_commit
 from metalplane.region.services import connections, settings
+from metalplane.rpc import power_schema as schema
 from metalplane.rpc.nodes import RACK_TYPES
 
 
@@ -44,19 +44,24 @@ def bmc_host(power_type: str, params: dict[str, Any]) -> str | None:
 async def _racks_by_vlan(conn: AsyncConnection) -> dict[int, set[int]]:
     out: dict[int, set[int]] = {}
     for r in await conn.execute(
-        select(interfaces.c.vlan_id, interfaces.c.node_id).join(nodes, nodes.c.id == interfaces.c.node_id)
+        select(interfaces.c.vlan_id, interfaces.c.node_id)
+        .join(nodes, nodes.c.id == interfaces.c.node_id)
         .where(nodes.c.node_type.in_(RACK_TYPES), interfaces.c.vlan_id.isnot(None))
     ):
         out.setdefault(r.vlan_id, set()).add(r.node_id)
     return out
 
 
-async def candidates(conn: AsyncConnection, exclude: frozenset[int] = frozenset()
-                     ) -> tuple[dict[int, set[int]], dict[int, int | None]]:
+async def candidates(
+    conn: AsyncConnection, exclude: frozenset[int] = frozenset()
+) -> tuple[dict[int, set[int]], dict[int, int | None]]:
     """(BMC id -> candidate rack ids, BMC id -> current owner). `exclude`: racks known
     dead a moment before the database hears of it (a call just lost them)."""
     live = set(await connections.connected_regions(conn)) - exclude
-    nets = [(r.vlan_id, ipaddress.ip_network(str(r.cidr))) for r in await conn.execute(select(subnets.c.vlan_id, subnets.c.cidr))]
+    nets = [
+        (r.vlan_id, ipaddress.ip_network(str(r.cidr)))
+        for r in await conn.execute(select(subnets.c.vlan_id, subnets.c.cidr))
+    ]
     by_vlan = await _racks_by_vlan(conn)
     owners: dict[int, int | None] = {}
     hosts: dict[int, str | None] = {}
@@ -109,19 +114,27 @@ async def needs_reassignment(conn: AsyncConnection) -> bool:
 
 
 async def owner_of(conn: AsyncConnection, bmc_id: int) -> tuple[int, str] | None:
-    row = (await conn.execute(
-        select(nodes.c.id, nodes.c.system_id).join(bmcs, bmcs.c.owner_rack_id == nodes.c.id).where(bmcs.c.id == bmc_id)
-    )).first()
+    row = (
+        await conn.execute(
+            select(nodes.c.id, nodes.c.system_id)
+            .join(bmcs, bmcs.c.owner_rack_id == nodes.c.id)
+            .where(bmcs.c.id == bmc_id)
+        )
+    ).first()
     return (row.id, row.system_id) if row else None
 
 
 async def record_result(conn: AsyncConnection, rack_id: int, bmc_id: int, error: str | None) -> None:
     """A call's outcome: success proves the route; failure marks the BMC with the error."""
     if error is None:
-        await conn.execute(insert(bmc_routes).values(bmc_id=bmc_id, rack_id=rack_id).on_conflict_do_update(
-            index_elements=["bmc_id", "rack_id"], set_={"updated": func.now()}))
-        await conn.execute(update(bmcs).where(bmcs.c.id == bmc_id, bmcs.c.failing.is_(True))
-                           .values(failing=False, last_error=""))
+        await conn.execute(
+            insert(bmc_routes)
+            .values(bmc_id=bmc_id, rack_id=rack_id)
+            .on_conflict_do_update(index_elements=["bmc_id", "rack_id"], set_={"updated": func.now()})
+        )
+        await conn.execute(
+            update(bmcs).where(bmcs.c.id == bmc_id, bmcs.c.failing.is_(True)).values(failing=False, last_error="")
+        )
     else:
         await conn.execute(update(bmcs).where(bmcs.c.id == bmc_id).values(failing=True, last_error=error[:1000]))
 
@@ -130,36 +143,58 @@ async def poll_targets(conn: AsyncConnection, rack_id: int) -> dict[str, Any]:
     """The machines behind the BMCs this rack owns, with their full power parameters,
     and the polling settings."""
     rows = await conn.execute(
-        select(nodes.c.system_id, nodes.c.instance_power_parameters, bmcs.c.id.label("bmc_id"), bmcs.c.power_type,
-               bmcs.c.power_parameters)
-        .join(bmcs, bmcs.c.id == nodes.c.bmc_id).where(bmcs.c.owner_rack_id == rack_id).order_by(nodes.c.system_id)
+        select(
+            nodes.c.system_id,
+            nodes.c.instance_power_parameters,
+            bmcs.c.id.label("bmc_id"),
+            bmcs.c.power_type,
+            bmcs.c.power_parameters,
+        )
+        .join(bmcs, bmcs.c.id == nodes.c.bmc_id)
+        .where(bmcs.c.owner_rack_id == rack_id)
+        .order_by(nodes.c.system_id)
     )
-    targets = [{"system_id": r.system_id, "bmc_id": r.bmc_id, "power_type": r.power_type,
-                "params": {**r.power_parameters, **r.instance_power_parameters}} for r in rows]
+    targets = [
+        {
+            "system_id": r.system_id,
+            "bmc_id": r.bmc_id,
+            "power_type": r.power_type,
+            "params": {**r.power_parameters, **r.instance_power_parameters},
+        }
+        for r in rows
+    ]
     return {
         "targets": targets,
-        "settings": {"poll_interval": await settings.get_setting(conn, "power_poll_interval"),
-                     "max_concurrency": await settings.get_setting(conn, "power_max_concurrency")},
+        "settings": {
+            "poll_interval": await settings.get_setting(conn, "power_poll_interval"),
+            "max_concurrency": await settings.get_setting(conn, "power_max_concurrency"),
+        },
     }
 
 
 async def overview(conn: AsyncConnection) -> list[dict[str, Any]]:
     """Every BMC with its owner and candidates, for the API."""
     cands, _ = await candidates(conn)
-    names = dict((await conn.execute(select(nodes.c.id, nodes.c.system_id).where(nodes.c.node_type.in_(RACK_TYPES)))).all())
+    names = dict(
+        (await conn.execute(select(nodes.c.id, nodes.c.system_id).where(nodes.c.node_type.in_(RACK_TYPES)))).all()
+    )
     machines: dict[int, list[str]] = {}
     for r in await conn.execute(select(nodes.c.bmc_id, nodes.c.system_id).where(nodes.c.bmc_id.isnot(None))):
         machines.setdefault(r.bmc_id, []).append(r.system_id)
     out = []
     for b in await conn.execute(select(bmcs).order_by(bmcs.c.id)):
-        out.append({
-            "id": b.id, "power_type": b.power_type,
-            "address": schema.bmc_address(b.power_type, b.power_parameters),
-            "owner": names.get(b.owner_rack_id),
-            "candidates": sorted(names[r] for r in cands.get(b.id, set()) if r in names),
-            "machines": sorted(machines.get(b.id, [])),
-            "failing": b.failing, "last_error": b.last_error,
-        })
+        out.append(
+            {
+                "id": b.id,
+                "power_type": b.power_type,
+                "address": schema.bmc_address(b.power_type, b.power_parameters),
+                "owner": names.get(b.owner_rack_id),
+                "candidates": sorted(names[r] for r in cands.get(b.id, set()) if r in names),
+                "machines": sorted(machines.get(b.id, [])),
+                "failing": b.failing,
+                "last_error": b.last_error,
+            }
+        )
     return out
 
 

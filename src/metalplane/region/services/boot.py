@@ -40,21 +40,38 @@ def purpose_for(status: int | None, netboot: bool = True) -> str:
 def pick_image(manifest: dict[str, Any], architecture: str) -> dict[str, Any] | None:
     """The newest ephemeral image for this architecture ("amd64" or "amd64/generic")."""
     arch = architecture.split("/")[0] or "amd64"
-    found = [i for i in manifest.get("images", []) if i["architecture"] == arch
-             and i["name"].startswith("ephemeral/") and {"boot-kernel", "boot-initrd"} <= set(i["files"])]
+    found = [
+        i
+        for i in manifest.get("images", [])
+        if i["architecture"] == arch
+        and i["name"].startswith("ephemeral/")
+        and {"boot-kernel", "boot-initrd"} <= set(i["files"])
+    ]
     return max(found, key=lambda i: i["version"]) if found else None
 
 
 def kernel_params(purpose: str, metadata_url: str, credential: str | None, mac: str) -> str:
-    params = ["console=tty0", "console=ttyS0,115200", f"mp_mode={purpose}", f"metadata_url={metadata_url}",
-              f"mp_after={'reboot' if purpose == DEPLOY else 'poweroff'}", "BOOTIF=01-" + mac.replace(":", "-")]
+    params = [
+        "console=tty0",
+        "console=ttyS0,115200",
+        f"mp_mode={purpose}",
+        f"metadata_url={metadata_url}",
+        f"mp_after={'reboot' if purpose == DEPLOY else 'poweroff'}",
+        "BOOTIF=01-" + mac.replace(":", "-"),
+    ]
     if credential:
         params.append(f"enrol={credential}")
     return " ".join(params)
 
 
-async def boot_config(engine: AsyncEngine, mac: str, architecture: str, metadata_url: str,
-                      client_ip: str | None = None, lease_wait: float = LEASE_WAIT) -> dict[str, Any]:
+async def boot_config(
+    engine: AsyncEngine,
+    mac: str,
+    architecture: str,
+    metadata_url: str,
+    client_ip: str | None = None,
+    lease_wait: float = LEASE_WAIT,
+) -> dict[str, Any]:
     """The answer for `mac`, asked from `client_ip`. A commissioning machine's address
     may not have its DHCP lease recorded yet: wait up to `lease_wait` for it, a short
     transaction per look."""
@@ -77,8 +94,9 @@ def _refused(mac: str, client_ip: str | None, exc: Refused) -> dict[str, Any]:
     return {"purpose": LOCAL, "problem": problem}
 
 
-async def _boot_config(conn: AsyncConnection, mac: str, architecture: str, metadata_url: str,
-                       client_ip: str | None) -> dict[str, Any]:
+async def _boot_config(
+    conn: AsyncConnection, mac: str, architecture: str, metadata_url: str, client_ip: str | None
+) -> dict[str, Any]:
     machine = (await commissioning.machines_with_macs(conn, [mac])).get(mac)
     purpose = purpose_for(machine["status"] if machine else None, machine["netboot"] if machine else True)
     if purpose == LOCAL:

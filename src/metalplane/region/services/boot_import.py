@@ -46,6 +46,7 @@ _TASKS: set[asyncio.Task] = set()  # keep running imports referenced
 
 # -- sources ------------------------------------------------------------------------------
 
+
 class Source:
     description = ""
 
@@ -197,18 +198,30 @@ async def load_stream(source: Source, index_path: str) -> list[ss.StreamImage]:
 
 # -- jobs ---------------------------------------------------------------------------------
 
+
 def _stale():
     return func.now() - text(f"interval '{STALE_SECONDS} seconds'")
 
 
 async def reap_stale(conn: AsyncConnection) -> list[int]:
     """Mark jobs whose worker died as failed and free their file leases."""
-    dead = [r.id for r in await conn.execute(
-        update(jobs).where(jobs.c.state == "running", jobs.c.heartbeat < _stale())
-        .values(state="failed", updated=func.now(),
-                message=func.concat("interrupted: the worker running this import stopped "
-                                    "(heartbeat lost); run the import again to resume. ", jobs.c.message))
-        .returning(jobs.c.id))]
+    dead = [
+        r.id
+        for r in await conn.execute(
+            update(jobs)
+            .where(jobs.c.state == "running", jobs.c.heartbeat < _stale())
+            .values(
+                state="failed",
+                updated=func.now(),
+                message=func.concat(
+                    "interrupted: the worker running this import stopped "
+                    "(heartbeat lost); run the import again to resume. ",
+                    jobs.c.message,
+                ),
+            )
+            .returning(jobs.c.id)
+        )
+    ]
     for job_id in dead:
         await boot_store.release_writer(conn, writer_of(job_id))
     return dead
@@ -219,8 +232,9 @@ def writer_of(job_id: int) -> str:
 
 
 async def is_importing(conn: AsyncConnection) -> bool:
-    return bool((await conn.execute(select(exists().where(
-        jobs.c.state == "running", jobs.c.heartbeat >= _stale())))).scalar())
+    return bool(
+        (await conn.execute(select(exists().where(jobs.c.state == "running", jobs.c.heartbeat >= _stale())))).scalar()
+    )
 
 
 async def recent_jobs(conn: AsyncConnection, limit: int = 5) -> list[dict[str, Any]]:
@@ -299,10 +313,15 @@ async def start_import(work: Work, spec: str | None, owner: str) -> dict[str, An
             await reap_stale(conn)
             running = (await conn.execute(select(jobs).where(jobs.c.state == "running"))).first()
             if running is not None:
-                raise Conflict(f"An import is already running (import {running.id} from {running.source}, "
-                               f"in {running.owner}); wait for it or stop it with op=stop_import.")
-            job = dict((await conn.execute(insert(jobs).values(source=description, owner=owner)
-                                           .returning(jobs))).one()._mapping)
+                raise Conflict(
+                    f"An import is already running (import {running.id} from {running.source}, "
+                    f"in {running.owner}); wait for it or stop it with op=stop_import."
+                )
+            job = dict(
+                (await conn.execute(insert(jobs).values(source=description, owner=owner).returning(jobs)))
+                .one()
+                ._mapping
+            )
             after_commit(conn, ("boot import", job["id"]), run)
     except BaseException:
         for origin in origins:
@@ -316,11 +335,19 @@ async def _heartbeat(db: AsyncEngine, progress: Progress) -> None:
         await asyncio.sleep(HEARTBEAT_SECONDS)
         try:
             async with db.begin() as conn:
-                stop = (await conn.execute(
-                    update(jobs).where(jobs.c.id == progress.job_id)
-                    .values(heartbeat=func.now(), updated=func.now(), files_done=progress.files_done,
-                            bytes_done=progress.bytes_done)
-                    .returning(jobs.c.stop_requested))).scalar()
+                stop = (
+                    await conn.execute(
+                        update(jobs)
+                        .where(jobs.c.id == progress.job_id)
+                        .values(
+                            heartbeat=func.now(),
+                            updated=func.now(),
+                            files_done=progress.files_done,
+                            bytes_done=progress.bytes_done,
+                        )
+                        .returning(jobs.c.stop_requested)
+                    )
+                ).scalar()
                 await boot_store.renew_leases(conn, writer_of(progress.job_id))
             progress.stop = progress.stop or bool(stop)
         except Exception as exc:  # database away: the chunk writes will fail and say so
@@ -329,9 +356,18 @@ async def _heartbeat(db: AsyncEngine, progress: Progress) -> None:
 
 async def _finish(db: AsyncEngine, progress: Progress, state: str, message: str) -> None:
     async with db.begin() as conn:
-        await conn.execute(update(jobs).where(jobs.c.id == progress.job_id).values(
-            state=state, message=message, files_done=progress.files_done, bytes_done=progress.bytes_done,
-            heartbeat=func.now(), updated=func.now()))
+        await conn.execute(
+            update(jobs)
+            .where(jobs.c.id == progress.job_id)
+            .values(
+                state=state,
+                message=message,
+                files_done=progress.files_done,
+                bytes_done=progress.bytes_done,
+                heartbeat=func.now(),
+                updated=func.now(),
+            )
+        )
         await boot_store.release_writer(conn, writer_of(progress.job_id))
 
 
@@ -352,12 +388,16 @@ async def _plan(db: AsyncEngine, images: list[ss.StreamImage], job_id: int) -> l
             resource = await boot_resources.ensure_resource(conn, "synced", image.name, image.architecture, extra)
             rset = await boot_resources.ensure_set(conn, resource["id"], image.version, image.label)
             for item in image.items:
-                _, content = await boot_resources.ensure_file(conn, rset["id"], item.ftype, item.filename,
-                                                              item.sha256, item.size, {"path": item.path})
+                _, content = await boot_resources.ensure_file(
+                    conn, rset["id"], item.ftype, item.filename, item.sha256, item.size, {"path": item.path}
+                )
                 if not content["complete"]:
                     pending.setdefault(content["id"], Pending(content["id"], item.sha256, item.size, item.path))
-        await conn.execute(update(jobs).where(jobs.c.id == job_id).values(
-            files_total=len(pending), bytes_total=sum(p.size for p in pending.values()), updated=func.now()))
+        await conn.execute(
+            update(jobs)
+            .where(jobs.c.id == job_id)
+            .values(files_total=len(pending), bytes_total=sum(p.size for p in pending.values()), updated=func.now())
+        )
     return list(pending.values())
 
 
@@ -408,8 +448,13 @@ async def _import_from(db: AsyncEngine, origin: Origin, progress: Progress) -> t
     if origin.wants is not None:
         images = [i for i in images if origin.wants(i)]
     pending = await _plan(db, images, progress.job_id)
-    log.info("import %d from %s: %d images, %d files to fetch", progress.job_id, origin.source.description,
-             len(images), len(pending))
+    log.info(
+        "import %d from %s: %d images, %d files to fetch",
+        progress.job_id,
+        origin.source.description,
+        len(images),
+        len(pending),
+    )
     for item in pending:
         try:
             await _fetch(db, origin.source, item, progress)

@@ -41,9 +41,17 @@ FILE_PATH = "/MAAS/boot-resources/file/"  # + sha256: served by every region (an
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 # MAAS's upload file types (the `filetype` of boot-resources create) and what they store.
 UPLOAD_FILETYPES = {
-    "tgz": "root-tgz", "tbz": "root-tbz", "txz": "root-txz",
-    "ddtgz": "root-dd", "ddtbz": "root-dd.tar.bz2", "ddtxz": "root-dd.tar.xz", "ddtar": "root-dd.tar",
-    "ddbz2": "root-dd.bz2", "ddgz": "root-dd.gz", "ddxz": "root-dd.xz", "ddraw": "root-dd.raw",
+    "tgz": "root-tgz",
+    "tbz": "root-tbz",
+    "txz": "root-txz",
+    "ddtgz": "root-dd",
+    "ddtbz": "root-dd.tar.bz2",
+    "ddtxz": "root-dd.tar.xz",
+    "ddtar": "root-dd.tar",
+    "ddbz2": "root-dd.bz2",
+    "ddgz": "root-dd.gz",
+    "ddxz": "root-dd.xz",
+    "ddraw": "root-dd.raw",
 }
 
 
@@ -52,6 +60,7 @@ def file_path(sha256: str) -> str:
 
 
 # -- validation (pure) ----------------------------------------------------------------
+
 
 def clean_name(name: str) -> str:
     """MAAS: a name without "os/" is a custom image."""
@@ -71,15 +80,20 @@ def clean_filetype(filetype: str) -> str | None:
     return filetype if filetype in FILETYPES or filetype in UPLOAD_FILETYPES.values() else None
 
 
-def upload_errors(name: str, architecture: str, filetype: str | None, raw_filetype: str,
-                  version: str | None) -> dict[str, list[str]]:
+def upload_errors(
+    name: str, architecture: str, filetype: str | None, raw_filetype: str, version: str | None
+) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     if not valid_name(name) or len(name) > 255:
-        errors["name"] = ["Name must be made of '/'-separated parts of letters, digits and ._+- "
-                          "(e.g. custom/myimage or ephemeral/bookworm)."]
+        errors["name"] = [
+            "Name must be made of '/'-separated parts of letters, digits and ._+- "
+            "(e.g. custom/myimage or ephemeral/bookworm)."
+        ]
     arch_parts = architecture.split("/")
     if len(arch_parts) != 2 or not all(SEGMENT_RE.match(p) for p in arch_parts):
-        errors["architecture"] = [f"'{architecture}' is not a valid architecture: use ARCH/SUBARCH, e.g. amd64/generic."]
+        errors["architecture"] = [
+            f"'{architecture}' is not a valid architecture: use ARCH/SUBARCH, e.g. amd64/generic."
+        ]
     if filetype is None:
         choices = ", ".join([*UPLOAD_FILETYPES, *FILETYPES])
         errors["filetype"] = [f"Select a valid choice. {raw_filetype} is not one of the available choices: {choices}."]
@@ -108,6 +122,7 @@ def progress(stored: int, size: int, complete: bool) -> float:
 
 # -- queries ------------------------------------------------------------------------------
 
+
 async def list_resources(conn: AsyncConnection, rtype: str | None = None) -> list[Row]:
     query = select(resources).order_by(resources.c.rtype, resources.c.name, resources.c.architecture)
     if rtype is not None:
@@ -123,8 +138,9 @@ async def get_resource(conn: AsyncConnection, resource_id: int) -> Row:
 
 
 async def find_resource(conn: AsyncConnection, name: str, architecture: str) -> Row | None:
-    row = (await conn.execute(select(resources).where(resources.c.name == name,
-                                                     resources.c.architecture == architecture))).first()
+    row = (
+        await conn.execute(select(resources).where(resources.c.name == name, resources.c.architecture == architecture))
+    ).first()
     return dict(row._mapping) if row else None
 
 
@@ -133,24 +149,51 @@ async def sets_of(conn: AsyncConnection, resource_ids: list[int]) -> dict[int, l
     if not resource_ids:
         return {}
     query = (
-        select(sets.c.id.label("set_id"), sets.c.resource_id, sets.c.version, sets.c.label,
-               files.c.id.label("file_id"), files.c.filetype, files.c.filename, files.c.extra,
-               contents.c.id.label("content_id"), contents.c.sha256, contents.c.size, contents.c.stored,
-               contents.c.complete, contents.c.error, contents.c.writer)
-        .select_from(sets.outerjoin(files, files.c.set_id == sets.c.id)
-                     .outerjoin(contents, contents.c.id == files.c.content_id))
+        select(
+            sets.c.id.label("set_id"),
+            sets.c.resource_id,
+            sets.c.version,
+            sets.c.label,
+            files.c.id.label("file_id"),
+            files.c.filetype,
+            files.c.filename,
+            files.c.extra,
+            contents.c.id.label("content_id"),
+            contents.c.sha256,
+            contents.c.size,
+            contents.c.stored,
+            contents.c.complete,
+            contents.c.error,
+            contents.c.writer,
+        )
+        .select_from(
+            sets.outerjoin(files, files.c.set_id == sets.c.id).outerjoin(contents, contents.c.id == files.c.content_id)
+        )
         .where(sets.c.resource_id.in_(resource_ids))
         .order_by(sets.c.id, files.c.filetype)
     )
     by_set: dict[int, Row] = {}
     for r in await conn.execute(query):
-        s = by_set.setdefault(r.set_id, {"id": r.set_id, "resource_id": r.resource_id, "version": r.version,
-                                         "label": r.label, "files": []})
+        s = by_set.setdefault(
+            r.set_id,
+            {"id": r.set_id, "resource_id": r.resource_id, "version": r.version, "label": r.label, "files": []},
+        )
         if r.file_id is not None:
-            s["files"].append({"id": r.file_id, "filetype": r.filetype, "filename": r.filename,
-                               "extra": r.extra, "content_id": r.content_id, "sha256": r.sha256,
-                               "size": r.size, "stored": r.stored, "complete": r.complete,
-                               "error": r.error, "writer": r.writer})
+            s["files"].append(
+                {
+                    "id": r.file_id,
+                    "filetype": r.filetype,
+                    "filename": r.filename,
+                    "extra": r.extra,
+                    "content_id": r.content_id,
+                    "sha256": r.sha256,
+                    "size": r.size,
+                    "stored": r.stored,
+                    "complete": r.complete,
+                    "error": r.error,
+                    "writer": r.writer,
+                }
+            )
     out: dict[int, list[Row]] = {}
     for s in by_set.values():
         s["complete"] = bool(s["files"]) and all(f["complete"] for f in s["files"])
@@ -179,14 +222,26 @@ async def show_resource(conn: AsyncConnection, resource_id: int) -> Resource:
 
 
 async def get_file(conn: AsyncConnection, resource_id: int, file_id: int) -> Row:
-    row = (await conn.execute(
-        select(files.c.id, files.c.filetype, files.c.content_id, resources.c.rtype, contents.c.sha256,
-               contents.c.size, contents.c.stored, contents.c.complete)
-        .select_from(files.join(sets, sets.c.id == files.c.set_id)
-                     .join(resources, resources.c.id == sets.c.resource_id)
-                     .join(contents, contents.c.id == files.c.content_id))
-        .where(files.c.id == file_id, resources.c.id == resource_id)
-    )).first()
+    row = (
+        await conn.execute(
+            select(
+                files.c.id,
+                files.c.filetype,
+                files.c.content_id,
+                resources.c.rtype,
+                contents.c.sha256,
+                contents.c.size,
+                contents.c.stored,
+                contents.c.complete,
+            )
+            .select_from(
+                files.join(sets, sets.c.id == files.c.set_id)
+                .join(resources, resources.c.id == sets.c.resource_id)
+                .join(contents, contents.c.id == files.c.content_id)
+            )
+            .where(files.c.id == file_id, resources.c.id == resource_id)
+        )
+    ).first()
     if row is None:
         raise NotFound("BootResourceFile")
     return dict(row._mapping)
@@ -194,17 +249,24 @@ async def get_file(conn: AsyncConnection, resource_id: int, file_id: int) -> Row
 
 async def complete_content(conn: AsyncConnection, sha256: str) -> Row | None:
     """A stored file anyone may download: complete and still part of some set."""
-    row = (await conn.execute(
-        select(contents).where(contents.c.sha256 == sha256, contents.c.complete.is_(True),
-                               contents.c.id.in_(select(files.c.content_id)))
-    )).first()
+    row = (
+        await conn.execute(
+            select(contents).where(
+                contents.c.sha256 == sha256,
+                contents.c.complete.is_(True),
+                contents.c.id.in_(select(files.c.content_id)),
+            )
+        )
+    ).first()
     return dict(row._mapping) if row else None
 
 
 # -- writes -------------------------------------------------------------------------------
 
-async def ensure_resource(conn: AsyncConnection, rtype: str, name: str, architecture: str,
-                          extra: dict[str, Any]) -> Row:
+
+async def ensure_resource(
+    conn: AsyncConnection, rtype: str, name: str, architecture: str, extra: dict[str, Any]
+) -> Row:
     """Create or update (type and extra fields) the resource name + architecture."""
     stmt = insert(resources).values(rtype=rtype, name=name, architecture=architecture, extra=extra)
     stmt = stmt.on_conflict_do_update(
@@ -218,41 +280,62 @@ async def ensure_resource(conn: AsyncConnection, rtype: str, name: str, architec
 
 
 async def ensure_set(conn: AsyncConnection, resource_id: int, version: str, label: str) -> Row:
-    await conn.execute(insert(sets).values(resource_id=resource_id, version=version, label=label)
-                       .on_conflict_do_nothing(index_elements=["resource_id", "version"]))
-    row = (await conn.execute(select(sets).where(sets.c.resource_id == resource_id,
-                                                sets.c.version == version))).first()
+    await conn.execute(
+        insert(sets)
+        .values(resource_id=resource_id, version=version, label=label)
+        .on_conflict_do_nothing(index_elements=["resource_id", "version"])
+    )
+    row = (await conn.execute(select(sets).where(sets.c.resource_id == resource_id, sets.c.version == version))).first()
     assert row is not None
     return dict(row._mapping)
 
 
-async def ensure_file(conn: AsyncConnection, set_id: int, filetype: str, filename: str, sha256: str,
-                      size: int, extra: dict[str, Any] | None = None) -> tuple[Row, Row]:
+async def ensure_file(
+    conn: AsyncConnection,
+    set_id: int,
+    filetype: str,
+    filename: str,
+    sha256: str,
+    size: int,
+    extra: dict[str, Any] | None = None,
+) -> tuple[Row, Row]:
     """(file row, content row) for filetype in the set. An existing file of that type is
     kept when it has the same sha256, and refused otherwise: a set's files never change
     under a rack that may already serve them."""
     content = await boot_store.ensure_content(conn, sha256, size)
-    existing = (await conn.execute(select(files).where(files.c.set_id == set_id,
-                                                       files.c.filetype == filetype))).first()
+    existing = (await conn.execute(select(files).where(files.c.set_id == set_id, files.c.filetype == filetype))).first()
     if existing is not None:
         if existing.content_id != content["id"]:
             raise Invalid.field(
-                "filetype", f"This set already has a {filetype} file with another sha256; "
-                            "use a new version for new content.")
+                "filetype",
+                f"This set already has a {filetype} file with another sha256; use a new version for new content.",
+            )
         return dict(existing._mapping), content
-    row = (await conn.execute(insert(files).values(set_id=set_id, filetype=filetype, filename=filename,
-                                                   content_id=content["id"], extra=extra or {})
-                              .returning(files))).first()
+    row = (
+        await conn.execute(
+            insert(files)
+            .values(set_id=set_id, filetype=filetype, filename=filename, content_id=content["id"], extra=extra or {})
+            .returning(files)
+        )
+    ).first()
     return dict(row._mapping), content
 
 
-async def create_upload(conn: AsyncConnection, *, name: str, architecture: str, filetype: str, title: str,
-                        sha256: str, size: int, version: str | None) -> tuple[Row, Row, Row]:
+async def create_upload(
+    conn: AsyncConnection,
+    *,
+    name: str,
+    architecture: str,
+    filetype: str,
+    title: str,
+    sha256: str,
+    size: int,
+    version: str | None,
+) -> tuple[Row, Row, Row]:
     """`boot-resources create`: (resource, file, content). The content is complete at
     once when those bytes are already stored (maascli then skips the upload)."""
     raise_if({} if SHA256_RE.match(sha256) else {"sha256": ["Enter a sha256 of 64 lower-case hex digits."]})
-    resource = await ensure_resource(conn, "uploaded", name, architecture,
-                                     {"title": title} if title else {})
+    resource = await ensure_resource(conn, "uploaded", name, architecture, {"title": title} if title else {})
     if version is None:
         existing = [s["version"] for s in (await sets_of(conn, [resource["id"]])).get(resource["id"], [])]
         version = next_version(existing, datetime.now(UTC).strftime("%Y%m%d"))
@@ -268,8 +351,18 @@ async def delete_resource(conn: AsyncConnection, resource_id: int) -> None:
     consequences.images_changed(conn)
 
 
-async def upload(work: Work, *, name: str, architecture: str, filetype: str, title: str, version: str | None,
-                 content: bytes | None, sha256: str | None, size: int | None) -> Resource:
+async def upload(
+    work: Work,
+    *,
+    name: str,
+    architecture: str,
+    filetype: str,
+    title: str,
+    version: str | None,
+    content: bytes | None,
+    sha256: str | None,
+    size: int | None,
+) -> Resource:
     """`boot-resources create`: a file for a new set (or the set `version` names) of an
     uploaded resource. With `content` it is stored at once; otherwise `sha256` and
     `size` announce it and its bytes follow in pieces (`append_upload`)."""
@@ -290,8 +383,16 @@ async def upload(work: Work, *, name: str, architecture: str, filetype: str, tit
         raise_if({k: ["This field is required."] for k, v in (("sha256", sha256), ("size", size)) if v is None})
     assert sha256 is not None and size is not None
     async with work.tx() as conn:
-        resource, _, stored = await create_upload(conn, name=name, architecture=architecture, filetype=cleaned,
-                                                  title=title, sha256=sha256, size=size, version=version)
+        resource, _, stored = await create_upload(
+            conn,
+            name=name,
+            architecture=architecture,
+            filetype=cleaned,
+            title=title,
+            sha256=sha256,
+            size=size,
+            version=version,
+        )
     if content is not None and not stored["complete"]:
         writer = boot_store.ContentWriter(work.engine, stored["id"], f"upload:{uuid.uuid4().hex}")
         try:
@@ -311,8 +412,9 @@ class SenderGone(Exception):
     """The sender of an upload went away before sending all it announced."""
 
 
-async def append_upload(engine: AsyncEngine, resource_id: int, file_id: int, length: int,
-                        pieces: AsyncIterator[bytes]) -> None:
+async def append_upload(
+    engine: AsyncEngine, resource_id: int, file_id: int, length: int, pieces: AsyncIterator[bytes]
+) -> None:
     """A piece of an uploaded file (`length` bytes from `pieces`), appended to what is
     stored; the last piece completes the file when its sha256 matches, and otherwise
     empties it. Each piece may reach another worker: the write lease passes on."""
@@ -368,6 +470,7 @@ async def touch(conn: AsyncConnection, resource_id: int) -> None:
 
 # -- for the racks ------------------------------------------------------------------------
 
+
 async def manifest(conn: AsyncConnection) -> dict[str, Any]:
     """What racks cache and serve: the newest complete set of every resource.
 
@@ -383,12 +486,16 @@ async def manifest(conn: AsyncConnection) -> dict[str, Any]:
             continue
         newest = max(complete, key=lambda s: version_key(s["version"]))
         arch, _, subarch = r["architecture"].partition("/")
-        images.append({
-            "name": r["name"],
-            "architecture": arch,
-            "subarch": subarch or "generic",
-            "version": newest["version"],
-            "files": {f["filetype"]: {"sha256": f["sha256"], "size": f["size"], "path": file_path(f["sha256"])}
-                      for f in newest["files"]},
-        })
+        images.append(
+            {
+                "name": r["name"],
+                "architecture": arch,
+                "subarch": subarch or "generic",
+                "version": newest["version"],
+                "files": {
+                    f["filetype"]: {"sha256": f["sha256"], "size": f["size"], "path": file_path(f["sha256"])}
+                    for f in newest["files"]
+                },
+            }
+        )
     return {"images": images}

@@ -72,13 +72,15 @@ async def content_by_sha256(conn: AsyncConnection, sha256: str) -> Row | None:
 async def ensure_content(conn: AsyncConnection, sha256: str, size: int) -> Row:
     """The content row for sha256 (created empty when new). A known sha256 with a
     different size is refused: one of the two claims is wrong."""
-    await conn.execute(insert(contents).values(sha256=sha256, size=size)
-                       .on_conflict_do_nothing(index_elements=["sha256"]))
+    await conn.execute(
+        insert(contents).values(sha256=sha256, size=size).on_conflict_do_nothing(index_elements=["sha256"])
+    )
     row = await content_by_sha256(conn, sha256)
     assert row is not None
     if row["size"] != size:
         raise Invalid.field(
-            "size", f"A file with sha256 {sha256} is already stored with size {row['size']}, not {size}.")
+            "size", f"A file with sha256 {sha256} is already stored with size {row['size']}, not {size}."
+        )
     return row
 
 
@@ -91,13 +93,15 @@ async def delete_unreferenced(conn: AsyncConnection) -> int:
 
 async def release_writer(conn: AsyncConnection, writer: str) -> None:
     """Forget the leases of a writer known to be gone (e.g. a dead import job)."""
-    await conn.execute(update(contents).where(contents.c.writer == writer)
-                       .values(writer=None, writer_until=None))
+    await conn.execute(update(contents).where(contents.c.writer == writer).values(writer=None, writer_until=None))
 
 
 async def renew_leases(conn: AsyncConnection, writer: str) -> None:
-    await conn.execute(update(contents).where(contents.c.writer == writer)
-                       .values(writer_until=func.now() + text(f"interval '{LEASE_SECONDS} seconds'")))
+    await conn.execute(
+        update(contents)
+        .where(contents.c.writer == writer)
+        .values(writer_until=func.now() + text(f"interval '{LEASE_SECONDS} seconds'"))
+    )
 
 
 async def stored_sha256(db: AsyncEngine, content_id: int, upto: int) -> Any:
@@ -123,11 +127,11 @@ async def read_range(db: AsyncEngine, content_id: int, first: int, last: int) ->
         start = max(first - seq * CHUNK_SIZE, 0)
         end = min(last - seq * CHUNK_SIZE, CHUNK_SIZE - 1)
         length = end - start + 1
-        part = func.substring(chunks.c.data, start + 1, length) if (start, length) != (0, CHUNK_SIZE) \
-            else chunks.c.data
+        part = func.substring(chunks.c.data, start + 1, length) if (start, length) != (0, CHUNK_SIZE) else chunks.c.data
         async with db.connect() as conn:
-            data = (await conn.execute(select(part).where(chunks.c.content_id == content_id,
-                                                          chunks.c.seq == seq))).scalar()
+            data = (
+                await conn.execute(select(part).where(chunks.c.content_id == content_id, chunks.c.seq == seq))
+            ).scalar()
         if data is None or len(data) != length:
             raise ContentError(f"content {content_id}: chunk {seq} is missing or short (deleted meanwhile?)")
         yield bytes(data)
@@ -165,14 +169,20 @@ class ContentWriter:
         of a content that is already complete (nothing to write)."""
         lease = func.now() + text(f"interval '{LEASE_SECONDS} seconds'")
         async with self.db.begin() as conn:
-            row = (await conn.execute(
-                update(contents)
-                .where(contents.c.id == self.content_id, contents.c.complete.is_(False),
-                       (contents.c.writer.is_(None)) | (contents.c.writer == self.writer)
-                       | (contents.c.writer_until < func.now()))
-                .values(writer=self.writer, writer_until=lease, error="")
-                .returning(contents)
-            )).first()
+            row = (
+                await conn.execute(
+                    update(contents)
+                    .where(
+                        contents.c.id == self.content_id,
+                        contents.c.complete.is_(False),
+                        (contents.c.writer.is_(None))
+                        | (contents.c.writer == self.writer)
+                        | (contents.c.writer_until < func.now()),
+                    )
+                    .values(writer=self.writer, writer_until=lease, error="")
+                    .returning(contents)
+                )
+            ).first()
             if row is None:
                 current = await get_content(conn, self.content_id)
                 if current is None:
@@ -191,8 +201,11 @@ class ContentWriter:
             self.seq, partial = divmod(stored, CHUNK_SIZE)
             self.buffer = bytearray()
             if partial:
-                data = (await conn.execute(select(chunks.c.data).where(
-                    chunks.c.content_id == self.content_id, chunks.c.seq == self.seq))).scalar()
+                data = (
+                    await conn.execute(
+                        select(chunks.c.data).where(chunks.c.content_id == self.content_id, chunks.c.seq == self.seq)
+                    )
+                ).scalar()
                 if data is None or len(data) != partial:  # inconsistent: start over
                     await self._reset(conn, "", keep_writer=True)
                     self.seq = 0
@@ -221,15 +234,21 @@ class ContentWriter:
 
     async def _store(self, seq: int, data: bytes, stored: int) -> None:
         async with self.db.begin() as conn:
-            await conn.execute(insert(chunks).values(content_id=self.content_id, seq=seq, data=data)
-                               .on_conflict_do_update(index_elements=["content_id", "seq"],
-                                                      set_={"data": data}))
+            await conn.execute(
+                insert(chunks)
+                .values(content_id=self.content_id, seq=seq, data=data)
+                .on_conflict_do_update(index_elements=["content_id", "seq"], set_={"data": data})
+            )
             moved = await conn.execute(
                 update(contents)
-                .where(contents.c.id == self.content_id, contents.c.writer == self.writer,
-                       contents.c.complete.is_(False))
-                .values(stored=stored, updated=func.now(),
-                        writer_until=func.now() + text(f"interval '{LEASE_SECONDS} seconds'"))
+                .where(
+                    contents.c.id == self.content_id, contents.c.writer == self.writer, contents.c.complete.is_(False)
+                )
+                .values(
+                    stored=stored,
+                    updated=func.now(),
+                    writer_until=func.now() + text(f"interval '{LEASE_SECONDS} seconds'"),
+                )
             )
             if moved.rowcount != 1:
                 raise LostLease(f"{self.sha256}: lost the write lease to another writer")
@@ -238,9 +257,11 @@ class ContentWriter:
         """Store what is buffered and let the next writer in (uploads between PUTs)."""
         await self.flush()
         async with self.db.begin() as conn:
-            await conn.execute(update(contents)
-                               .where(contents.c.id == self.content_id, contents.c.writer == self.writer)
-                               .values(writer=None, writer_until=None))
+            await conn.execute(
+                update(contents)
+                .where(contents.c.id == self.content_id, contents.c.writer == self.writer)
+                .values(writer=None, writer_until=None)
+            )
 
     async def finish(self) -> None:
         """All bytes are in: check them and mark the content complete, or fail."""
@@ -254,8 +275,11 @@ class ContentWriter:
         async with transaction(self.db) as conn:
             done = await conn.execute(
                 update(contents)
-                .where(contents.c.id == self.content_id, contents.c.writer == self.writer,
-                       contents.c.stored == contents.c.size)
+                .where(
+                    contents.c.id == self.content_id,
+                    contents.c.writer == self.writer,
+                    contents.c.stored == contents.c.size,
+                )
                 .values(complete=True, writer=None, writer_until=None, error="", updated=func.now())
             )
             if done.rowcount != 1:
@@ -274,6 +298,6 @@ class ContentWriter:
         values: dict[str, Any] = {"stored": 0, "error": error, "updated": func.now()}
         if not keep_writer:
             values.update(writer=None, writer_until=None)
-        await conn.execute(update(contents)
-                           .where(contents.c.id == self.content_id, contents.c.complete.is_(False))
-                           .values(**values))
+        await conn.execute(
+            update(contents).where(contents.c.id == self.content_id, contents.c.complete.is_(False)).values(**values)
+        )

@@ -50,9 +50,13 @@ async def machines_with_macs(conn: AsyncConnection, macs: list[str]) -> dict[str
     MACs, however many there are, then one per machine found."""
     if not macs:
         return {}
-    rows = (await conn.execute(
-        select(interfaces.c.mac, nodes.c.system_id).join(nodes, interfaces.c.node_id == nodes.c.id)
-        .where(interfaces.c.mac.in_(macs), nodes.c.node_type == NodeType.MACHINE))).all()
+    rows = (
+        await conn.execute(
+            select(interfaces.c.mac, nodes.c.system_id)
+            .join(nodes, interfaces.c.node_id == nodes.c.id)
+            .where(interfaces.c.mac.in_(macs), nodes.c.node_type == NodeType.MACHINE)
+        )
+    ).all()
     found: dict[str, dict[str, Any]] = {}
     for system_id in dict.fromkeys(r.system_id for r in rows):
         found[system_id] = await machines.get_machine(conn, system_id)
@@ -69,10 +73,13 @@ async def token_for(conn: AsyncConnection, node_id: int) -> str:
 
 
 async def node_for_token(conn: AsyncConnection, token: str) -> dict[str, Any] | None:
-    row = (await conn.execute(
-        select(nodes.c.system_id).join(node_tokens, node_tokens.c.node_id == nodes.c.id)
-        .where(node_tokens.c.token == token)
-    )).first()
+    row = (
+        await conn.execute(
+            select(nodes.c.system_id)
+            .join(node_tokens, node_tokens.c.node_id == nodes.c.id)
+            .where(node_tokens.c.token == token)
+        )
+    ).first()
     return await machines.get_machine(conn, row.system_id) if row else None
 
 
@@ -84,10 +91,16 @@ async def enlist(conn: AsyncConnection, report: reports.Enlistment) -> dict[str,
     known = (await conn.execute(select(interfaces.c.mac).where(interfaces.c.mac.in_(report.macs)).limit(1))).first()
     if known is not None:
         raise Invalid.field("mac_addresses", f"MAC address {known.mac} already in use.")
-    return await machines.insert_machine(conn, {
-        "mac_addresses": report.macs, "architecture": report.architecture, "boot_method": report.boot_method,
-        "power_type": "manual", "status": machines.NEW,
-    })
+    return await machines.insert_machine(
+        conn,
+        {
+            "mac_addresses": report.macs,
+            "architecture": report.architecture,
+            "boot_method": report.boot_method,
+            "power_type": "manual",
+            "status": machines.NEW,
+        },
+    )
 
 
 async def start(conn: AsyncConnection, system_id: str, timeout: timedelta, username: str = "") -> dict[str, Any]:
@@ -99,17 +112,25 @@ async def start(conn: AsyncConnection, system_id: str, timeout: timedelta, usern
     await script_results_service.start_set(conn, machine["id"])
     await conn.execute(delete(node_tokens).where(node_tokens.c.node_id == machine["id"]))
     await enrolment.forget(conn, machine["id"])
-    await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(
-        status=machines.COMMISSIONING, status_expires=datetime.now(UTC) + timeout,
-        error_description="", updated=func.now()))
+    await conn.execute(
+        update(nodes)
+        .where(nodes.c.id == machine["id"])
+        .values(
+            status=machines.COMMISSIONING,
+            status_expires=datetime.now(UTC) + timeout,
+            error_description="",
+            updated=func.now(),
+        )
+    )
     await token_for(conn, machine["id"])
     await events.record(conn, machine, "REQUEST_NODE_START_COMMISSIONING", action="commission", username=username)
     await events.status_changed(conn, machine, machine["status"], machines.COMMISSIONING, machines.STATUS_NAMES)
     return await machines.get_machine(conn, system_id)
 
 
-async def commission(work: Work, rpc_server: Any, system_id: str, timeout: int | None,
-                     actor: permissions.Actor | None) -> machines.Machines:
+async def commission(
+    work: Work, rpc_server: Any, system_id: str, timeout: int | None, actor: permissions.Actor | None
+) -> machines.Machines:
     """Into Commissioning, then power the machine on through its BMC (cycled if it is
     on) so that it boots the ephemeral image; Failed commissioning if that fails.
     `timeout`: seconds it has to report (default: the commissioning_timeout setting).
@@ -131,55 +152,90 @@ async def commission(work: Work, rpc_server: Any, system_id: str, timeout: int |
 
 async def fail(conn: AsyncConnection, node_id: int, message: str) -> None:
     machine = dict((await conn.execute(select(nodes).where(nodes.c.id == node_id).with_for_update())).one()._mapping)
-    await conn.execute(update(nodes).where(nodes.c.id == node_id).values(
-        status=machines.FAILED_COMMISSIONING, status_expires=None, error_description=message, updated=func.now()))
+    await conn.execute(
+        update(nodes)
+        .where(nodes.c.id == node_id)
+        .values(
+            status=machines.FAILED_COMMISSIONING, status_expires=None, error_description=message, updated=func.now()
+        )
+    )
     await script_results_service.end_set(conn, await script_results_service.current_set_id(conn, node_id))
-    await events.status_changed(conn, machine, machine["status"], machines.FAILED_COMMISSIONING,
-                                machines.STATUS_NAMES, message)
+    await events.status_changed(
+        conn, machine, machine["status"], machines.FAILED_COMMISSIONING, machines.STATUS_NAMES, message
+    )
 
 
 async def store_facts(conn: AsyncConnection, machine: dict[str, Any], facts: reports.Facts) -> None:
     _require_commissioning(machine)
-    await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(
-        cpu_count=facts.cpu_count, memory=facts.memory,
-        architecture=facts.architecture or machine["architecture"],
-        boot_method=facts.boot_method or machine["boot_method"],
-        hardware=facts.hardware, updated=func.now()))
+    await conn.execute(
+        update(nodes)
+        .where(nodes.c.id == machine["id"])
+        .values(
+            cpu_count=facts.cpu_count,
+            memory=facts.memory,
+            architecture=facts.architecture or machine["architecture"],
+            boot_method=facts.boot_method or machine["boot_method"],
+            hardware=facts.hardware,
+            updated=func.now(),
+        )
+    )
     disks = facts.hardware.get("disks") or []
     await storage.replace_disks(conn, machine["id"], [d for d in disks if isinstance(d, dict)])
     await tags.evaluate_node(conn, machine["id"])
     await events.record(conn, machine, "GATHERING_INFO", "Hardware facts received")
 
 
-async def store_script(conn: AsyncConnection, machine: dict[str, Any], name: str, exit_status: int | None,
-                       output: str, runtime: int | None = None) -> None:
+async def store_script(
+    conn: AsyncConnection,
+    machine: dict[str, Any],
+    name: str,
+    exit_status: int | None,
+    output: str,
+    runtime: int | None = None,
+) -> None:
     """One script's result; posting a name again replaces its result. At most
     MAX_SCRIPT_RESULTS results per run."""
     _require_commissioning(machine)
-    await conn.execute(delete(script_results).where(script_results.c.node_id == machine["id"],
-                                                    script_results.c.name == name))
-    count = (await conn.execute(select(func.count()).select_from(script_results)
-                                .where(script_results.c.node_id == machine["id"]))).scalar_one()
+    await conn.execute(
+        delete(script_results).where(script_results.c.node_id == machine["id"], script_results.c.name == name)
+    )
+    count = (
+        await conn.execute(
+            select(func.count()).select_from(script_results).where(script_results.c.node_id == machine["id"])
+        )
+    ).scalar_one()
     if count >= reports.MAX_SCRIPT_RESULTS:
         raise Refused(f"A commissioning run keeps at most {reports.MAX_SCRIPT_RESULTS} script results.")
     set_id = await script_results_service.current_set_id(conn, machine["id"])
-    await conn.execute(insert(script_results).values(
-        node_id=machine["id"], name=name, exit_status=exit_status, script_set_id=set_id,
-        runtime=runtime if runtime is not None and 0 <= runtime < 2**31 else None, output=output))
+    await conn.execute(
+        insert(script_results).values(
+            node_id=machine["id"],
+            name=name,
+            exit_status=exit_status,
+            script_set_id=set_id,
+            runtime=runtime if runtime is not None and 0 <= runtime < 2**31 else None,
+            output=output,
+        )
+    )
     await script_results_service.ping(conn, set_id)
     status = script_results_service.STATUS_NAMES[script_results_service.result_status(exit_status)]
-    await events.record(conn, machine, "SCRIPT_RESULT_CHANGED_STATUS",
-                        f"{name} changed status from 'Running' to '{status}'")
+    await events.record(
+        conn, machine, "SCRIPT_RESULT_CHANGED_STATUS", f"{name} changed status from 'Running' to '{status}'"
+    )
     if exit_status != 0:
-        await events.record(conn, machine, "NODE_COMMISSIONING_EVENT_FAILED",
-                            f"'{name}' failed with exit status {exit_status}")
+        await events.record(
+            conn, machine, "NODE_COMMISSIONING_EVENT_FAILED", f"'{name}' failed with exit status {exit_status}"
+        )
 
 
 async def finish(conn: AsyncConnection, machine: dict[str, Any], outcome: reports.Outcome) -> None:
     _require_commissioning(machine)
     status, message = finished_status(outcome)
-    await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(
-        status=status, status_expires=None, error_description=message, updated=func.now()))
+    await conn.execute(
+        update(nodes)
+        .where(nodes.c.id == machine["id"])
+        .values(status=status, status_expires=None, error_description=message, updated=func.now())
+    )
     await script_results_service.end_set(conn, await script_results_service.current_set_id(conn, machine["id"]))
     await events.status_changed(conn, machine, machine["status"], status, machines.STATUS_NAMES, message)
 
@@ -192,14 +248,20 @@ def _require_commissioning(machine: dict[str, Any]) -> None:
 async def expire(conn: AsyncConnection) -> list[str]:
     """Machines past their commissioning deadline: Failed commissioning (timed out)."""
     message = "Commissioning timed out: the machine did not report back in time."
-    expired = [dict(r._mapping) for r in await conn.execute(
-        update(nodes).where(nodes.c.status == machines.COMMISSIONING, nodes.c.status_expires < func.now())
-        .values(status=machines.FAILED_COMMISSIONING, status_expires=None, error_description=message)
-        .returning(nodes.c.id, nodes.c.system_id, nodes.c.hostname))]
+    expired = [
+        dict(r._mapping)
+        for r in await conn.execute(
+            update(nodes)
+            .where(nodes.c.status == machines.COMMISSIONING, nodes.c.status_expires < func.now())
+            .values(status=machines.FAILED_COMMISSIONING, status_expires=None, error_description=message)
+            .returning(nodes.c.id, nodes.c.system_id, nodes.c.hostname)
+        )
+    ]
     for machine in expired:
         await script_results_service.end_set(conn, await script_results_service.current_set_id(conn, machine["id"]))
-        await events.status_changed(conn, machine, machines.COMMISSIONING, machines.FAILED_COMMISSIONING,
-                                    machines.STATUS_NAMES, message)
+        await events.status_changed(
+            conn, machine, machines.COMMISSIONING, machines.FAILED_COMMISSIONING, machines.STATUS_NAMES, message
+        )
     return [m["system_id"] for m in expired]
 
 
@@ -207,10 +269,13 @@ async def results_of(conn: AsyncConnection, system_id: str, actor: permissions.A
     """The output and exit status of each commissioning script of the machine's last run."""
     machine = await machines.get_machine(conn, system_id)
     permissions.require(actor, "commissioning_results", machine)
-    rows = await conn.execute(select(script_results).where(script_results.c.node_id == machine["id"])
-                              .order_by(script_results.c.id))
-    return [{"name": r.name, "exit_status": r.exit_status, "output": r.output,
-             "created": r.created.isoformat()} for r in rows]
+    rows = await conn.execute(
+        select(script_results).where(script_results.c.node_id == machine["id"]).order_by(script_results.c.id)
+    )
+    return [
+        {"name": r.name, "exit_status": r.exit_status, "output": r.output, "created": r.created.isoformat()}
+        for r in rows
+    ]
 
 
 # -- commissioning scripts the operator adds (MAAS 2.0's commissioning-scripts) ------------
@@ -218,7 +283,7 @@ async def results_of(conn: AsyncConnection, system_id: str, actor: permissions.A
 
 async def list_scripts(conn: AsyncConnection) -> dict[str, str]:
     rows = await conn.execute(select(config).where(config.c.name.startswith(SCRIPT_PREFIX)).order_by(config.c.name))
-    return {r.name[len(SCRIPT_PREFIX):]: r.value for r in rows}
+    return {r.name[len(SCRIPT_PREFIX) :]: r.value for r in rows}
 
 
 async def get_script(conn: AsyncConnection, name: str) -> str:
@@ -232,8 +297,11 @@ async def put_script(conn: AsyncConnection, name: str, content: str) -> None:
     if not name or len(name) > 255 or not all(c.isalnum() or c in "._+-" for c in name):
         raise Invalid.field("name", "Use letters, digits and . _ + - only (at most 255).")
     validation.check_text(content, "content", validation.MAX_LARGE_TEXT)
-    await conn.execute(pg_insert(config).values(name=SCRIPT_PREFIX + name, value=content)
-                       .on_conflict_do_update(index_elements=["name"], set_={"value": content}))
+    await conn.execute(
+        pg_insert(config)
+        .values(name=SCRIPT_PREFIX + name, value=content)
+        .on_conflict_do_update(index_elements=["name"], set_={"value": content})
+    )
 
 
 async def delete_script(conn: AsyncConnection, name: str) -> None:

@@ -55,36 +55,51 @@ async def cluster_tls(conn: AsyncConnection) -> dict[str, str]:
 
 async def live_endpoints(conn: AsyncConnection) -> list[EndpointRow]:
     rows = await conn.execute(
-        select(region_processes.c.id, region_processes.c.worker_index, region_processes.c.rpc_host,
-               region_processes.c.rpc_port, nodes.c.system_id, nodes.c.hostname)
+        select(
+            region_processes.c.id,
+            region_processes.c.worker_index,
+            region_processes.c.rpc_host,
+            region_processes.c.rpc_port,
+            nodes.c.system_id,
+            nodes.c.hostname,
+        )
         .join(nodes, nodes.c.id == region_processes.c.region_id)
         .where(fresh_process)
         .order_by(nodes.c.system_id, region_processes.c.worker_index)
     )
-    return [EndpointRow(r.id, r.hostname, Endpoint(r.system_id, r.worker_index, r.rpc_host, r.rpc_port))
-            for r in rows]
+    return [EndpointRow(r.id, r.hostname, Endpoint(r.system_id, r.worker_index, r.rpc_host, r.rpc_port)) for r in rows]
 
 
 async def process_id(conn: AsyncConnection, region_id: int, worker_index: int) -> int | None:
-    return (await conn.execute(select(region_processes.c.id).where(
-        region_processes.c.region_id == region_id, region_processes.c.worker_index == worker_index))).scalar_one_or_none()
+    return (
+        await conn.execute(
+            select(region_processes.c.id).where(
+                region_processes.c.region_id == region_id, region_processes.c.worker_index == worker_index
+            )
+        )
+    ).scalar_one_or_none()
 
 
 async def add_connection(conn: AsyncConnection, rack_id: int, process: int) -> None:
-    await conn.execute(pg_insert(rpc_connections).values(rack_id=rack_id, process_id=process)
-                       .on_conflict_do_nothing())
+    await conn.execute(pg_insert(rpc_connections).values(rack_id=rack_id, process_id=process).on_conflict_do_nothing())
 
 
 async def remove_connection(conn: AsyncConnection, rack_id: int, process: int) -> None:
-    await conn.execute(delete(rpc_connections).where(rpc_connections.c.rack_id == rack_id,
-                                                     rpc_connections.c.process_id == process))
+    await conn.execute(
+        delete(rpc_connections).where(rpc_connections.c.rack_id == rack_id, rpc_connections.c.process_id == process)
+    )
 
 
 async def forget_connection(conn: AsyncConnection, rack_id: int, region_system_id: str, worker: int) -> None:
-    process = select(region_processes.c.id).join(nodes, nodes.c.id == region_processes.c.region_id).where(
-        nodes.c.system_id == region_system_id, region_processes.c.worker_index == worker).scalar_subquery()
-    await conn.execute(delete(rpc_connections).where(rpc_connections.c.rack_id == rack_id,
-                                                     rpc_connections.c.process_id == process))
+    process = (
+        select(region_processes.c.id)
+        .join(nodes, nodes.c.id == region_processes.c.region_id)
+        .where(nodes.c.system_id == region_system_id, region_processes.c.worker_index == worker)
+        .scalar_subquery()
+    )
+    await conn.execute(
+        delete(rpc_connections).where(rpc_connections.c.rack_id == rack_id, rpc_connections.c.process_id == process)
+    )
 
 
 async def clear_process_connections(conn: AsyncConnection, process: int) -> None:
@@ -124,17 +139,19 @@ async def rebalance(conn: AsyncConnection, per_rack: int, threshold: float) -> d
     await xact_lock(conn, Lock.REBALANCE)
     endpoints = await live_endpoints(conn)
     current = await connections_by_rack(conn)
-    plan = ha_connections.plan_connections(list(current), [e.key for e in endpoints], current, per_rack, threshold,
-                                           on_duty=await dhcp_duty_racks(conn))
+    plan = ha_connections.plan_connections(
+        list(current), [e.key for e in endpoints], current, per_rack, threshold, on_duty=await dhcp_duty_racks(conn)
+    )
     by_key = {e.key: e.process_id for e in endpoints}
-    rack_ids = dict((await conn.execute(
-        select(nodes.c.system_id, nodes.c.id).where(nodes.c.system_id.in_(list(plan)))
-    )).all())
+    rack_ids = dict(
+        (await conn.execute(select(nodes.c.system_id, nodes.c.id).where(nodes.c.system_id.in_(list(plan))))).all()
+    )
     wanted = {(rack_ids[rack], by_key[e]) for rack, eps in plan.items() for e in eps if rack in rack_ids}
     stored = {(r.rack_id, r.process_id) for r in await conn.execute(select(rpc_targets))}
     for rack_id, process in stored - wanted:
-        await conn.execute(delete(rpc_targets).where(rpc_targets.c.rack_id == rack_id,
-                                                     rpc_targets.c.process_id == process))
+        await conn.execute(
+            delete(rpc_targets).where(rpc_targets.c.rack_id == rack_id, rpc_targets.c.process_id == process)
+        )
     added = [{"rack_id": r, "process_id": p} for r, p in wanted - stored]
     if added:
         await conn.execute(insert(rpc_targets), added)
@@ -148,8 +165,9 @@ async def dhcp_duty_racks(conn: AsyncConnection) -> set[str]:
     planner keeps them on two regions (ha.connections.links_wanted)."""
     out: set[str] = set()
     for column in (vlans.c.primary_rack_id, vlans.c.secondary_rack_id):
-        rows = await conn.execute(select(nodes.c.system_id).join(vlans, column == nodes.c.id)
-                                  .where(vlans.c.dhcp_on.is_(True)))
+        rows = await conn.execute(
+            select(nodes.c.system_id).join(vlans, column == nodes.c.id).where(vlans.c.dhcp_on.is_(True))
+        )
         out.update(r.system_id for r in rows)
     return out
 
@@ -205,8 +223,12 @@ async def connected_regions(conn: AsyncConnection, rack_ids: list[int] | None = 
 
 
 async def live_region_count(conn: AsyncConnection) -> int:
-    return (await conn.execute(select(func.count(func.distinct(region_processes.c.region_id))).where(fresh_process))).scalar_one()
+    return (
+        await conn.execute(select(func.count(func.distinct(region_processes.c.region_id))).where(fresh_process))
+    ).scalar_one()
 
 
 async def rack_ids(conn: AsyncConnection) -> dict[str, int]:
-    return dict((await conn.execute(select(nodes.c.system_id, nodes.c.id).where(nodes.c.node_type.in_(RACK_TYPES)))).all())
+    return dict(
+        (await conn.execute(select(nodes.c.system_id, nodes.c.id).where(nodes.c.node_type.in_(RACK_TYPES)))).all()
+    )

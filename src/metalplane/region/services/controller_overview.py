@@ -33,6 +33,7 @@ from metalplane.region.services.controllers import get_controller
 from metalplane.region.services.racks import ServiceStatus
 from metalplane.rpc import power_schema
 from metalplane.rpc.nodes import CONTROLLER_TYPES, RACK_TYPES, REGION_TYPES, NodeType
+
 # Worst first: a controller's status is the worst of its services'.
 STATUS_ORDER = ("dead", "degraded", "unknown", "running", "off")
 
@@ -94,15 +95,24 @@ def version_check(version: str, mine: str = __version__) -> tuple[bool, str]:
 
 async def _region_workers(conn: AsyncConnection, region_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     """Each region's live workers with the number of rack connections each holds."""
-    held = (select(rpc_connections.c.process_id, func.count().label("racks"))
-            .group_by(rpc_connections.c.process_id).subquery())
+    held = (
+        select(rpc_connections.c.process_id, func.count().label("racks"))
+        .group_by(rpc_connections.c.process_id)
+        .subquery()
+    )
     rows = await conn.execute(
-        select(region_processes.c.region_id, region_processes.c.worker_index, region_processes.c.pid,
-               region_processes.c.rpc_port, region_processes.c.updated,
-               func.coalesce(held.c.racks, 0).label("racks"))
+        select(
+            region_processes.c.region_id,
+            region_processes.c.worker_index,
+            region_processes.c.pid,
+            region_processes.c.rpc_port,
+            region_processes.c.updated,
+            func.coalesce(held.c.racks, 0).label("racks"),
+        )
         .outerjoin(held, held.c.process_id == region_processes.c.id)
         .where(region_processes.c.region_id.in_(region_ids), connections.fresh_process)
-        .order_by(region_processes.c.region_id, region_processes.c.worker_index))
+        .order_by(region_processes.c.region_id, region_processes.c.worker_index)
+    )
     out: dict[int, list[dict[str, Any]]] = {}
     for r in rows:
         out.setdefault(r.region_id, []).append(dict(r._mapping))
@@ -117,7 +127,8 @@ async def _rack_links(conn: AsyncConnection, rack_ids: list[int]) -> dict[int, l
         .join(region_processes, region_processes.c.id == rpc_connections.c.process_id)
         .join(region, region.c.id == region_processes.c.region_id)
         .where(rpc_connections.c.rack_id.in_(rack_ids), connections.fresh_process)
-        .order_by(region.c.hostname, region_processes.c.worker_index))
+        .order_by(region.c.hostname, region_processes.c.worker_index)
+    )
     out: dict[int, list[str]] = {}
     for r in rows:
         out.setdefault(r.rack_id, []).append(f"{r.hostname} · worker {r.worker_index}")
@@ -128,13 +139,19 @@ async def _rack_last_seen(conn: AsyncConnection, rack_ids: list[int]) -> dict[in
     """When each rack last reported its services (every 5 s while connected)."""
     rows = await conn.execute(
         select(service_status.c.node_id, func.max(service_status.c.updated).label("seen"))
-        .where(service_status.c.node_id.in_(rack_ids)).group_by(service_status.c.node_id))
+        .where(service_status.c.node_id.in_(rack_ids))
+        .group_by(service_status.c.node_id)
+    )
     return {r.node_id: r.seen for r in rows}
 
 
 async def _rows(conn: AsyncConnection, node_rows: Sequence[Any]) -> list[ControllerRow]:
-    out = [ControllerRow(r.id, r.system_id, r.hostname, r.node_type, r.version or "", maas_url=r.maas_url,
-                         last_seen=r.info_updated) for r in node_rows]
+    out = [
+        ControllerRow(
+            r.id, r.system_id, r.hostname, r.node_type, r.version or "", maas_url=r.maas_url, last_seen=r.info_updated
+        )
+        for r in node_rows
+    ]
     region_ids = [c.id for c in out if c.is_region]
     rack_ids = [c.id for c in out if c.is_rack]
     workers = await _region_workers(conn, region_ids) if region_ids else {}
@@ -147,8 +164,9 @@ async def _rows(conn: AsyncConnection, node_rows: Sequence[Any]) -> list[Control
         if c.is_region:
             mine = workers.get(c.id, [])
             c.services.append(regiond_status(len(mine), num_workers[c.id]))
-            c.connections.extend(f"worker {w['worker_index']}: {w['racks']} rack{'s' if w['racks'] != 1 else ''}"
-                                 for w in mine)
+            c.connections.extend(
+                f"worker {w['worker_index']}: {w['racks']} rack{'s' if w['racks'] != 1 else ''}" for w in mine
+            )
             seen.extend(w["updated"] for w in mine)
         if c.is_rack:
             c.services.extend(service_sets[c.id])
@@ -159,29 +177,43 @@ async def _rows(conn: AsyncConnection, node_rows: Sequence[Any]) -> list[Control
 
 
 def _controller_select():
-    return (select(nodes.c.id, nodes.c.system_id, nodes.c.hostname, nodes.c.node_type, nodes.c.version,
-                   controller_info.c.num_workers, controller_info.c.maas_url,
-                   controller_info.c.updated.label("info_updated"))
-            .outerjoin(controller_info, controller_info.c.node_id == nodes.c.id)
-            .where(nodes.c.node_type.in_(CONTROLLER_TYPES)))
+    return (
+        select(
+            nodes.c.id,
+            nodes.c.system_id,
+            nodes.c.hostname,
+            nodes.c.node_type,
+            nodes.c.version,
+            controller_info.c.num_workers,
+            controller_info.c.maas_url,
+            controller_info.c.updated.label("info_updated"),
+        )
+        .outerjoin(controller_info, controller_info.c.node_id == nodes.c.id)
+        .where(nodes.c.node_type.in_(CONTROLLER_TYPES))
+    )
 
 
-async def controller_page(conn: AsyncConnection, offset: int = 0,
-                          limit: int = 50) -> tuple[list[ControllerRow], int]:
+async def controller_page(conn: AsyncConnection, offset: int = 0, limit: int = 50) -> tuple[list[ControllerRow], int]:
     """One page of controllers by hostname, and how many there are in all."""
-    total = (await conn.execute(
-        select(func.count()).select_from(nodes).where(nodes.c.node_type.in_(CONTROLLER_TYPES)))).scalar_one()
-    page = (await conn.execute(
-        _controller_select().order_by(nodes.c.hostname, nodes.c.id).offset(max(offset, 0)).limit(limit))).all()
+    total = (
+        await conn.execute(select(func.count()).select_from(nodes).where(nodes.c.node_type.in_(CONTROLLER_TYPES)))
+    ).scalar_one()
+    page = (
+        await conn.execute(
+            _controller_select().order_by(nodes.c.hostname, nodes.c.id).offset(max(offset, 0)).limit(limit)
+        )
+    ).all()
     return await _rows(conn, page), total
 
 
 async def region_urls(conn: AsyncConnection) -> list[str]:
     """Every region's maas_url, as each region recorded it when it started."""
     rows = await conn.execute(
-        select(controller_info.c.maas_url).join(nodes, nodes.c.id == controller_info.c.node_id)
+        select(controller_info.c.maas_url)
+        .join(nodes, nodes.c.id == controller_info.c.node_id)
         .where(nodes.c.node_type.in_(REGION_TYPES), controller_info.c.maas_url.isnot(None))
-        .order_by(nodes.c.hostname))
+        .order_by(nodes.c.hostname)
+    )
     return list(dict.fromkeys(r.maas_url for r in rows))
 
 
@@ -190,8 +222,11 @@ async def _dhcp_vlans(conn: AsyncConnection, rack: ControllerRow) -> list[dict[s
     reported for that VLAN's Kea process (the text of its dhcpd service)."""
     duties = await racks.dhcp_duties(conn, rack.id)
     peer_ids = {d["primary_rack_id"] for d in duties} | {d["secondary_rack_id"] for d in duties}
-    hostnames = dict((await conn.execute(
-        select(nodes.c.id, nodes.c.hostname).where(nodes.c.id.in_(peer_ids - {None, rack.id})))).all())
+    hostnames = dict(
+        (
+            await conn.execute(select(nodes.c.id, nodes.c.hostname).where(nodes.c.id.in_(peer_ids - {None, rack.id})))
+        ).all()
+    )
     mode = await settings.get_setting(conn, "dhcp_ha_mode")
     report = next((s.info for s in rack.services if s.name == "dhcpd"), "")
     out = []
@@ -202,24 +237,46 @@ async def _dhcp_vlans(conn: AsyncConnection, rack: ControllerRow) -> list[dict[s
         ha_state = None
         if role in ("primary", "secondary"):
             ha_state = kea_ha_state(report, kea_instance_name(role, hostnames.get(peer), mode))
-        out.append({
-            "vlan_id": duty["id"], "vid": vlan.vid, "fabric_id": vlan.fabric_id,
-            "label": racks.dhcp_vlan_label(duty["fabric_name"], duty["name"]),
-            "role": role, "peer": hostnames.get(peer) if role != "standalone" else None,
-            "ha_state": ha_state, "ha_status": ha_state_status(ha_state),
-        })
+        out.append(
+            {
+                "vlan_id": duty["id"],
+                "vid": vlan.vid,
+                "fabric_id": vlan.fabric_id,
+                "label": racks.dhcp_vlan_label(duty["fabric_name"], duty["name"]),
+                "role": role,
+                "peer": hostnames.get(peer) if role != "standalone" else None,
+                "ha_state": ha_state,
+                "ha_status": ha_state_status(ha_state),
+            }
+        )
     return out
 
 
 async def _owned_bmcs(conn: AsyncConnection, node_id: int, limit: int = 200) -> list[dict[str, Any]]:
-    machines = (select(nodes.c.bmc_id, func.count().label("machines")).where(nodes.c.bmc_id.isnot(None))
-                .group_by(nodes.c.bmc_id).subquery())
+    machines = (
+        select(nodes.c.bmc_id, func.count().label("machines"))
+        .where(nodes.c.bmc_id.isnot(None))
+        .group_by(nodes.c.bmc_id)
+        .subquery()
+    )
     rows = await conn.execute(
         select(bmcs, func.coalesce(machines.c.machines, 0).label("machines"))
         .outerjoin(machines, machines.c.bmc_id == bmcs.c.id)
-        .where(bmcs.c.owner_rack_id == node_id).order_by(bmcs.c.id).limit(limit))
-    return [{"id": b.id, "power_type": b.power_type, "address": power_schema.bmc_address(b.power_type, b.power_parameters),
-             "machines": b.machines, "failing": b.failing, "last_error": b.last_error} for b in rows]
+        .where(bmcs.c.owner_rack_id == node_id)
+        .order_by(bmcs.c.id)
+        .limit(limit)
+    )
+    return [
+        {
+            "id": b.id,
+            "power_type": b.power_type,
+            "address": power_schema.bmc_address(b.power_type, b.power_parameters),
+            "machines": b.machines,
+            "failing": b.failing,
+            "last_error": b.last_error,
+        }
+        for b in rows
+    ]
 
 
 async def _interfaces(conn: AsyncConnection, node_id: int) -> list[dict[str, Any]]:
@@ -227,15 +284,25 @@ async def _interfaces(conn: AsyncConnection, node_id: int) -> list[dict[str, Any
     subnet_ids = {link["subnet_id"] for i in found for link in i["links"] if link["subnet_id"]}
     vlan_ids = {i["vlan_id"] for i in found if i["vlan_id"]}
     cidrs = dict((await conn.execute(select(subnets.c.id, subnets.c.cidr).where(subnets.c.id.in_(subnet_ids)))).all())
-    labels = {r.id: f"{r.fabric_name}.{r.name or ('untagged' if r.vid == 0 else r.vid)}"
-              for r in await conn.execute(
-                  select(vlans.c.id, vlans.c.name, vlans.c.vid, fabrics.c.name.label("fabric_name"))
-                  .join(fabrics, fabrics.c.id == vlans.c.fabric_id).where(vlans.c.id.in_(vlan_ids)))}
-    return [{
-        "name": i["name"], "mac": i["mac"], "type": i["type"], "enabled": i["enabled"],
-        "vlan": labels.get(i["vlan_id"], ""),
-        "addresses": [f"{link['ip']} ({cidrs.get(link['subnet_id'], 'no subnet')})" for link in i["links"]],
-    } for i in found]
+    labels = {
+        r.id: f"{r.fabric_name}.{r.name or ('untagged' if r.vid == 0 else r.vid)}"
+        for r in await conn.execute(
+            select(vlans.c.id, vlans.c.name, vlans.c.vid, fabrics.c.name.label("fabric_name"))
+            .join(fabrics, fabrics.c.id == vlans.c.fabric_id)
+            .where(vlans.c.id.in_(vlan_ids))
+        )
+    }
+    return [
+        {
+            "name": i["name"],
+            "mac": i["mac"],
+            "type": i["type"],
+            "enabled": i["enabled"],
+            "vlan": labels.get(i["vlan_id"], ""),
+            "addresses": [f"{link['ip']} ({cidrs.get(link['subnet_id'], 'no subnet')})" for link in i["links"]],
+        }
+        for i in found
+    ]
 
 
 async def controller_detail(conn: AsyncConnection, system_id: str) -> dict[str, Any]:
@@ -244,8 +311,15 @@ async def controller_detail(conn: AsyncConnection, system_id: str) -> dict[str, 
     info = (await conn.execute(_controller_select().where(nodes.c.id == node["id"]))).one()
     (row,) = await _rows(conn, [info])
     compatible, version_text = version_check(row.version)
-    detail: dict[str, Any] = {"controller": row, "version_ok": compatible, "version_text": version_text,
-                              "workers": [], "dhcp_vlans": [], "bmcs": [], "interfaces": []}
+    detail: dict[str, Any] = {
+        "controller": row,
+        "version_ok": compatible,
+        "version_text": version_text,
+        "workers": [],
+        "dhcp_vlans": [],
+        "bmcs": [],
+        "interfaces": [],
+    }
     if row.is_region:
         detail["workers"] = (await _region_workers(conn, [row.id])).get(row.id, [])
     if row.is_rack:

@@ -21,6 +21,7 @@ from metalplane.rpc.nodes import CONTROLLER_TYPES, RACK_TYPES, REGION_TYPES, Nod
 HEARTBEAT_INTERVAL = 1.0
 PROCESS_TIMEOUT = 4.0
 
+
 def combined_type(existing: int, adding: int) -> NodeType:
     """A host that is both region and rack is one node of type 4, as in MAAS."""
     if existing == adding:
@@ -39,44 +40,77 @@ class Process:
     updated: datetime
 
 
-async def ensure_controller_node(conn: AsyncConnection, system_id: str, hostname: str, role: int,
-                                 version: str) -> int:
+async def ensure_controller_node(conn: AsyncConnection, system_id: str, hostname: str, role: int, version: str) -> int:
     """Create or update a controller's node; safe when two connections register at once."""
     await conn.execute(
-        insert(nodes).values(system_id=system_id, hostname=hostname, node_type=role, version=version,
-                             zone_id=select(zones.c.id).where(zones.c.name == "default").scalar_subquery())
+        insert(nodes)
+        .values(
+            system_id=system_id,
+            hostname=hostname,
+            node_type=role,
+            version=version,
+            zone_id=select(zones.c.id).where(zones.c.name == "default").scalar_subquery(),
+        )
         .on_conflict_do_nothing(index_elements=[nodes.c.system_id])
     )
-    row = (await conn.execute(
-        select(nodes.c.id, nodes.c.node_type).where(nodes.c.system_id == system_id).with_for_update()
-    )).one()
-    await conn.execute(update(nodes).where(nodes.c.id == row.id).values(
-        hostname=hostname, node_type=combined_type(row.node_type, role), version=version, updated=func.now(),
-    ))
+    row = (
+        await conn.execute(
+            select(nodes.c.id, nodes.c.node_type).where(nodes.c.system_id == system_id).with_for_update()
+        )
+    ).one()
+    await conn.execute(
+        update(nodes)
+        .where(nodes.c.id == row.id)
+        .values(
+            hostname=hostname,
+            node_type=combined_type(row.node_type, role),
+            version=version,
+            updated=func.now(),
+        )
+    )
     return row.id
 
 
-async def register_region(conn: AsyncConnection, system_id: str, hostname: str, version: str,
-                          num_workers: int, connections_needed: int, api_port: int,
-                          maas_url: str | None = None, address: str | None = None,
-                          dns_port: int = 0, ntp_port: int = 0) -> int:
+async def register_region(
+    conn: AsyncConnection,
+    system_id: str,
+    hostname: str,
+    version: str,
+    num_workers: int,
+    connections_needed: int,
+    api_port: int,
+    maas_url: str | None = None,
+    address: str | None = None,
+    dns_port: int = 0,
+    ntp_port: int = 0,
+) -> int:
     """Record the region; `address` and the ports are where racks reach its named and chronyd
     (a change there changes the zones' NS addresses and every rack's forwarders)."""
     node_id = await ensure_controller_node(conn, system_id, hostname, NodeType.REGION_CONTROLLER, version)
-    values = dict(num_workers=num_workers, connections_needed=connections_needed, api_port=api_port,
-                  maas_url=maas_url, address=address, dns_port=dns_port, ntp_port=ntp_port)
+    values = dict(
+        num_workers=num_workers,
+        connections_needed=connections_needed,
+        api_port=api_port,
+        maas_url=maas_url,
+        address=address,
+        dns_port=dns_port,
+        ntp_port=ntp_port,
+    )
     await conn.execute(
-        insert(controller_info).values(node_id=node_id, **values)
+        insert(controller_info)
+        .values(node_id=node_id, **values)
         .on_conflict_do_update(index_elements=[controller_info.c.node_id], set_={**values, "updated": func.now()})
     )
     return node_id
 
 
-async def register_process(conn: AsyncConnection, region_id: int, worker_index: int, pid: int,
-                           rpc_host: str, rpc_port: int, pool_size: int) -> None:
+async def register_process(
+    conn: AsyncConnection, region_id: int, worker_index: int, pid: int, rpc_host: str, rpc_port: int, pool_size: int
+) -> None:
     values = dict(pid=pid, rpc_host=rpc_host, rpc_port=rpc_port, pool_size=pool_size)
     await conn.execute(
-        insert(region_processes).values(region_id=region_id, worker_index=worker_index, **values)
+        insert(region_processes)
+        .values(region_id=region_id, worker_index=worker_index, **values)
         .on_conflict_do_update(
             index_elements=[region_processes.c.region_id, region_processes.c.worker_index],
             set_={**values, "created": func.now(), "updated": func.now()},
@@ -88,8 +122,11 @@ async def heartbeat_process(conn: AsyncConnection, region_id: int, worker_index:
     """False when the row is gone or belongs to another pid (we were replaced)."""
     result = await conn.execute(
         update(region_processes)
-        .where(region_processes.c.region_id == region_id, region_processes.c.worker_index == worker_index,
-               region_processes.c.pid == pid)
+        .where(
+            region_processes.c.region_id == region_id,
+            region_processes.c.worker_index == worker_index,
+            region_processes.c.pid == pid,
+        )
         .values(updated=func.now())
     )
     return result.rowcount == 1
@@ -100,9 +137,11 @@ async def heartbeat_live_processes(conn: AsyncConnection, region_id: int, pids: 
     stall behind a busy event loop (hundreds of racks handshaking); reaping it then
     would cut its racks' connections out of the model and set off rebalancing."""
     if pids:
-        await conn.execute(update(region_processes)
-                           .where(region_processes.c.region_id == region_id, region_processes.c.pid.in_(pids))
-                           .values(updated=func.now()))
+        await conn.execute(
+            update(region_processes)
+            .where(region_processes.c.region_id == region_id, region_processes.c.pid.in_(pids))
+            .values(updated=func.now())
+        )
 
 
 async def remove_process(conn: AsyncConnection, region_id: int, worker_index: int, pid: int | None = None) -> None:
@@ -121,8 +160,10 @@ async def remove_region_processes(conn: AsyncConnection, region_id: int) -> None
 async def live_processes(conn: AsyncConnection, region_id: int) -> list[Process]:
     rows = await conn.execute(
         select(region_processes)
-        .where(region_processes.c.region_id == region_id,
-               region_processes.c.updated > func.now() - text(f"interval '{PROCESS_TIMEOUT} seconds'"))
+        .where(
+            region_processes.c.region_id == region_id,
+            region_processes.c.updated > func.now() - text(f"interval '{PROCESS_TIMEOUT} seconds'"),
+        )
         .order_by(region_processes.c.worker_index)
     )
     return [Process(r.pid, r.worker_index, r.rpc_host, r.rpc_port, r.updated) for r in rows]
@@ -139,20 +180,30 @@ async def region_needs(conn: AsyncConnection) -> list[RegionNeed]:
 
 async def connection_limits(conn: AsyncConnection) -> tuple[int, int]:
     """max_connections and the slots reserved for superusers (and, on 16+, reserved roles)."""
-    rows = await conn.execute(text(
-        "SELECT name, setting FROM pg_settings "
-        "WHERE name IN ('max_connections', 'superuser_reserved_connections', 'reserved_connections')"
-    ))
+    rows = await conn.execute(
+        text(
+            "SELECT name, setting FROM pg_settings "
+            "WHERE name IN ('max_connections', 'superuser_reserved_connections', 'reserved_connections')"
+        )
+    )
     settings = {r.name: int(r.setting) for r in rows}
     reserved = settings.get("superuser_reserved_connections", 0) + settings.get("reserved_connections", 0)
     return settings["max_connections"], reserved
 
 
-async def list_controllers(conn: AsyncConnection, types: tuple[int, ...], system_ids: list[str] | None = None,
-                           hostnames: list[str] | None = None) -> list[dict]:
+async def list_controllers(
+    conn: AsyncConnection,
+    types: tuple[int, ...],
+    system_ids: list[str] | None = None,
+    hostnames: list[str] | None = None,
+) -> list[dict]:
     query = (
-        select(nodes, zones.c.name.label("zone_name"), zones.c.description.label("zone_description"),
-               zones.c.id.label("zone_ref"))
+        select(
+            nodes,
+            zones.c.name.label("zone_name"),
+            zones.c.description.label("zone_description"),
+            zones.c.id.label("zone_ref"),
+        )
         .join(zones, zones.c.id == nodes.c.zone_id)
         .where(nodes.c.node_type.in_(types))
         .order_by(nodes.c.id)
@@ -187,25 +238,31 @@ def regiond_status(live: int, wanted: int) -> tuple[str, str]:
 
 async def _region_view(conn: AsyncConnection, node: dict) -> RegionView:
     processes = await live_processes(conn, node["id"])
-    wanted = (await conn.execute(select(controller_info.c.num_workers)
-                                 .where(controller_info.c.node_id == node["id"]))).scalar() or len(processes)
+    wanted = (
+        await conn.execute(select(controller_info.c.num_workers).where(controller_info.c.node_id == node["id"]))
+    ).scalar() or len(processes)
     regiond = regiond_status(len(processes), wanted)
-    rows = await conn.execute(select(service_status.c.name, service_status.c.status, service_status.c.status_info)
-                              .where(service_status.c.node_id == node["id"]))
+    rows = await conn.execute(
+        select(service_status.c.name, service_status.c.status, service_status.c.status_info).where(
+            service_status.c.node_id == node["id"]
+        )
+    )
     reported = {r.name: (r.status, r.status_info) for r in rows}
     services = [("regiond", *regiond)]
     for name in REGION_SERVICES[1:]:
         status, info = reported.get(name, ("unknown", ""))
-        if regiond[0] == "dead" and status != "off":   # its daemons die with it (and cannot say so)
+        if regiond[0] == "dead" and status != "off":  # its daemons die with it (and cannot say so)
             status, info = "dead", "the region is not running"
         services.append((name, status, info))
     return RegionView(node, processes, services, (await domain_views.node_domains(conn, [node])).get(node["id"]))
 
 
-async def show_regions(conn: AsyncConnection, system_ids: list[str] | None = None,
-                       hostnames: list[str] | None = None) -> list[RegionView]:
-    return [await _region_view(conn, node)
-            for node in await list_controllers(conn, REGION_TYPES, system_ids, hostnames)]
+async def show_regions(
+    conn: AsyncConnection, system_ids: list[str] | None = None, hostnames: list[str] | None = None
+) -> list[RegionView]:
+    return [
+        await _region_view(conn, node) for node in await list_controllers(conn, REGION_TYPES, system_ids, hostnames)
+    ]
 
 
 async def show_region(conn: AsyncConnection, system_id: str) -> RegionView:

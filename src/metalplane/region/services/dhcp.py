@@ -30,29 +30,40 @@ class RackOnVlan:
     hostname: str
     interface: str
     address: str | None
-    addresses6: tuple[str, ...] = ()   # its global IPv6 addresses there
+    addresses6: tuple[str, ...] = ()  # its global IPv6 addresses there
 
 
 async def racks_on_vlans(conn: AsyncConnection) -> dict[int, list[RackOnVlan]]:
     """For each VLAN id: the racks with an interface on it, and their address there."""
     rows = await conn.execute(
-        select(interfaces.c.vlan_id, interfaces.c.id.label("iface_id"), interfaces.c.name, nodes.c.id,
-               nodes.c.system_id, nodes.c.hostname)
+        select(
+            interfaces.c.vlan_id,
+            interfaces.c.id.label("iface_id"),
+            interfaces.c.name,
+            nodes.c.id,
+            nodes.c.system_id,
+            nodes.c.hostname,
+        )
         .join(nodes, nodes.c.id == interfaces.c.node_id)
         .where(nodes.c.node_type.in_(RACK_TYPES), interfaces.c.vlan_id.isnot(None))
         .order_by(nodes.c.system_id, interfaces.c.name)
     )
     addresses: dict[int, list[str]] = {}
-    for a in await conn.execute(select(ip_addresses.c.interface_id, ip_addresses.c.ip)
-                                .where(ip_addresses.c.interface_id.isnot(None)).order_by(ip_addresses.c.id)):
+    for a in await conn.execute(
+        select(ip_addresses.c.interface_id, ip_addresses.c.ip)
+        .where(ip_addresses.c.interface_id.isnot(None))
+        .order_by(ip_addresses.c.id)
+    ):
         addresses.setdefault(a.interface_id, []).append(str(a.ip))
     out: dict[int, list[RackOnVlan]] = {}
     for r in rows:
         v4 = [a for a in addresses.get(r.iface_id, []) if ip_address(a).version == 4]
-        v6 = tuple(a for a in addresses.get(r.iface_id, []) if ip_address(a).version == 6
-                   and not ip_address(a).is_link_local)
-        out.setdefault(r.vlan_id, []).append(RackOnVlan(r.id, r.system_id, r.hostname, r.name, v4[0] if v4 else None,
-                                                        v6))
+        v6 = tuple(
+            a for a in addresses.get(r.iface_id, []) if ip_address(a).version == 6 and not ip_address(a).is_link_local
+        )
+        out.setdefault(r.vlan_id, []).append(
+            RackOnVlan(r.id, r.system_id, r.hostname, r.name, v4[0] if v4 else None, v6)
+        )
     return out
 
 
@@ -69,7 +80,9 @@ async def candidate_secondaries(conn: AsyncConnection) -> dict[int, str | None]:
     for v in await conn.execute(select(vlans).where(vlans.c.dhcp_on.is_(True))):
         racks = on_vlans.get(v.id, [])
         out[v.id] = pick_candidate(
-            [r.system_id for r in racks], system_ids.get(v.primary_rack_id), system_ids.get(v.secondary_rack_id),
+            [r.system_id for r in racks],
+            system_ids.get(v.primary_rack_id),
+            system_ids.get(v.secondary_rack_id),
             {r.system_id for r in racks if r.node_id in alive},
         )
     return out
@@ -113,8 +126,8 @@ async def rack_dhcp_state(conn: AsyncConnection, rack_id: int) -> dict[str, Any]
     ntp_servers = settings.as_list(await settings.get_setting(conn, "ntp_servers"))
     ntp_external_only = bool(await settings.get_setting(conn, "ntp_external_only"))
     served = await conn.execute(
-        select(vlans).where(vlans.c.dhcp_on.is_(True),
-                            (vlans.c.primary_rack_id == rack_id) | (vlans.c.secondary_rack_id == rack_id))
+        select(vlans)
+        .where(vlans.c.dhcp_on.is_(True), (vlans.c.primary_rack_id == rack_id) | (vlans.c.secondary_rack_id == rack_id))
         .order_by(vlans.c.id)
     )
     out_vlans: list[dict[str, Any]] = []
@@ -145,38 +158,60 @@ async def rack_dhcp_state(conn: AsyncConnection, rack_id: int) -> dict[str, Any]
             if not dynamic:
                 continue
             if network.version == 6:
-                out_subnets6.append(_subnet6(s, network, ranges, dynamic, me, peer, ntp_servers, ntp_external_only,
-                                             lease_time))
+                out_subnets6.append(
+                    _subnet6(s, network, ranges, dynamic, me, peer, ntp_servers, ntp_external_only, lease_time)
+                )
                 continue
             if ip_address(me.address) not in network:
                 continue
-            out_subnets.append({
-                "subnet_id": s.id,
-                "cidr": str(network),
-                "gateway_ip": str(s.gateway_ip) if s.gateway_ip is not None else None,
-                "dns_servers": ipv4_only(s.dns_servers) or racks_here,
-                "ntp_servers": ntp_option(racks_here, ipv4_only(ntp_servers), ntp_external_only),
-                "domain_name": DOMAIN,
-                "pools": _pools(dynamic),
-                "reserved": [[str(r.start_ip), str(r.end_ip)] for r in ranges if r.type == "reserved"],
-                "lease_time": lease_time,
-            })
-        common = {"vlan_id": v.id, "vid": v.vid, "interface": me.interface, "self_address": me.address,
-                  "role": role, "mode": mode,
-                  "peer": {"name": peer.hostname, "address": peer.address} if peer is not None else None}
+            out_subnets.append(
+                {
+                    "subnet_id": s.id,
+                    "cidr": str(network),
+                    "gateway_ip": str(s.gateway_ip) if s.gateway_ip is not None else None,
+                    "dns_servers": ipv4_only(s.dns_servers) or racks_here,
+                    "ntp_servers": ntp_option(racks_here, ipv4_only(ntp_servers), ntp_external_only),
+                    "domain_name": DOMAIN,
+                    "pools": _pools(dynamic),
+                    "reserved": [[str(r.start_ip), str(r.end_ip)] for r in ranges if r.type == "reserved"],
+                    "lease_time": lease_time,
+                }
+            )
+        common = {
+            "vlan_id": v.id,
+            "vid": v.vid,
+            "interface": me.interface,
+            "self_address": me.address,
+            "role": role,
+            "mode": mode,
+            "peer": {"name": peer.hostname, "address": peer.address} if peer is not None else None,
+        }
         if out_subnets:
             out_vlans.append({**common, "mtu": v.mtu, "subnets": out_subnets})
         if out_subnets6:
             out_vlans6.append({**common, "subnets": out_subnets6})
     hostname = (await conn.execute(select(nodes.c.hostname).where(nodes.c.id == rack_id))).scalar_one()
     # "boot" is the rack's to fill in: its own TFTP/HTTP addresses and loaders.
-    return {"server_name": hostname, "vlans": out_vlans, "hosts": await known_hosts(conn), "problems": problems,
-            "vlans6": out_vlans6}
+    return {
+        "server_name": hostname,
+        "vlans": out_vlans,
+        "hosts": await known_hosts(conn),
+        "problems": problems,
+        "vlans6": out_vlans6,
+    }
 
 
-def _subnet6(s: Any, network: Any, ranges: list[Any], dynamic: list[tuple[str, str]], me: RackOnVlan,
-             peer: RackOnVlan | None, ntp_servers: list[str], ntp_external_only: bool,
-             lease_time: int) -> dict[str, Any]:
+def _subnet6(
+    s: Any,
+    network: Any,
+    ranges: list[Any],
+    dynamic: list[tuple[str, str]],
+    me: RackOnVlan,
+    peer: RackOnVlan | None,
+    ntp_servers: list[str],
+    ntp_external_only: bool,
+    lease_time: int,
+) -> dict[str, Any]:
     """An IPv6 subnet for kea-dhcp6: the racks' IPv6 addresses in it answer DNS and NTP."""
     racks6 = [a for r in (me, peer) if r is not None for a in r.addresses6 if ip_address(a) in network]
     return {
@@ -194,8 +229,11 @@ def _subnet6(s: Any, network: Any, ranges: list[Any], dynamic: list[tuple[str, s
 async def known_hosts(conn: AsyncConnection) -> list[dict[str, Any]]:
     """Host reservations for known machines' MACs: their hostname (no fixed address)."""
     rows = await conn.execute(
-        select(interfaces.c.mac, nodes.c.hostname).join(nodes, nodes.c.id == interfaces.c.node_id)
-        .where(nodes.c.node_type == NodeType.MACHINE, interfaces.c.mac.isnot(None)).order_by(interfaces.c.mac))
+        select(interfaces.c.mac, nodes.c.hostname)
+        .join(nodes, nodes.c.id == interfaces.c.node_id)
+        .where(nodes.c.node_type == NodeType.MACHINE, interfaces.c.mac.isnot(None))
+        .order_by(interfaces.c.mac)
+    )
     return [{"mac": r.mac, "hostname": r.hostname, "ip": None} for r in rows]
 
 
@@ -205,6 +243,8 @@ async def primary_is_alive(conn: AsyncConnection, rack_id: int) -> bool:
 
 async def rack_on_vlan(conn: AsyncConnection, rack_id: int, vlan_id: int) -> bool:
     found = await conn.execute(
-        select(text("1")).select_from(interfaces).where(interfaces.c.node_id == rack_id, interfaces.c.vlan_id == vlan_id)
+        select(text("1"))
+        .select_from(interfaces)
+        .where(interfaces.c.node_id == rack_id, interfaces.c.vlan_id == vlan_id)
     )
     return found.first() is not None

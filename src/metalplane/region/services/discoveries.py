@@ -65,42 +65,74 @@ async def record(conn: AsyncConnection, rack_id: int, observations: list[dict[st
     changed = 0
     for obs in observations:
         seen = datetime.fromtimestamp(float(obs.get("time") or 0) or datetime.now(UTC).timestamp(), UTC)
-        values = dict(rack_id=rack_id, interface=str(obs["interface"]), vid=obs.get("vid"), ip=str(obs["ip"]),
-                      mac=str(obs["mac"]).lower(), first_seen=seen, last_seen=seen)
+        values = dict(
+            rack_id=rack_id,
+            interface=str(obs["interface"]),
+            vid=obs.get("vid"),
+            ip=str(obs["ip"]),
+            mac=str(obs["mac"]).lower(),
+            first_seen=seen,
+            last_seen=seen,
+        )
         excluded = insert(discoveries).excluded
-        statement = insert(discoveries).values(**values).on_conflict_do_update(
-            index_elements=[discoveries.c.rack_id, discoveries.c.interface, discoveries.c.ip],
-            set_={"mac": excluded.mac, "vid": excluded.vid, "last_seen": excluded.last_seen},
-            where=discoveries.c.last_seen <= excluded.last_seen,
-        ).returning(discoveries.c.id)     # rowcount is not reliable for an INSERT: count what it returns
+        statement = (
+            insert(discoveries)
+            .values(**values)
+            .on_conflict_do_update(
+                index_elements=[discoveries.c.rack_id, discoveries.c.interface, discoveries.c.ip],
+                set_={"mac": excluded.mac, "vid": excluded.vid, "last_seen": excluded.last_seen},
+                where=discoveries.c.last_seen <= excluded.last_seen,
+            )
+            .returning(discoveries.c.id)
+        )  # rowcount is not reliable for an INSERT: count what it returns
         changed += len((await conn.execute(statement)).all())
     return changed
 
 
 def _shown_query() -> Any:
     rack = nodes.alias("rack")
-    return (select(discoveries, rack.c.system_id.label("rack_system_id"), rack.c.hostname.label("rack_hostname"),
-                   interfaces.c.id.label("interface_id"), fabrics.c.name.label("fabric_name"))
-            .join(rack, rack.c.id == discoveries.c.rack_id)
-            .outerjoin(interfaces, (interfaces.c.node_id == discoveries.c.rack_id)
-                       & (interfaces.c.name == discoveries.c.interface))
-            .outerjoin(vlans, vlans.c.id == interfaces.c.vlan_id)
-            .outerjoin(fabrics, fabrics.c.id == vlans.c.fabric_id))
+    return (
+        select(
+            discoveries,
+            rack.c.system_id.label("rack_system_id"),
+            rack.c.hostname.label("rack_hostname"),
+            interfaces.c.id.label("interface_id"),
+            fabrics.c.name.label("fabric_name"),
+        )
+        .join(rack, rack.c.id == discoveries.c.rack_id)
+        .outerjoin(
+            interfaces, (interfaces.c.node_id == discoveries.c.rack_id) & (interfaces.c.name == discoveries.c.interface)
+        )
+        .outerjoin(vlans, vlans.c.id == interfaces.c.vlan_id)
+        .outerjoin(fabrics, fabrics.c.id == vlans.c.fabric_id)
+    )
 
 
 def _views(rows: Any) -> list[Discovery]:
     """One per (mac, ip): the most recent sighting (MAAS's DISTINCT ON), newest first."""
     best: dict[tuple[str, str], Discovery] = {}
     for r in rows:
-        d = Discovery(str(r.ip), r.mac, r.vid, r.first_seen, r.last_seen, r.rack_system_id, r.rack_hostname,
-                      r.interface_id, r.interface, r.fabric_name)
+        d = Discovery(
+            str(r.ip),
+            r.mac,
+            r.vid,
+            r.first_seen,
+            r.last_seen,
+            r.rack_system_id,
+            r.rack_hostname,
+            r.interface_id,
+            r.interface,
+            r.fabric_name,
+        )
         key = (d.mac, d.ip)
         if key not in best or d.last_seen > best[key].last_seen:
             best[key] = d
     return sorted(best.values(), key=lambda d: d.last_seen, reverse=True)
 
 
-async def list_discoveries(conn: AsyncConnection, unknown_mac: bool = False, unknown_ip: bool = False) -> list[Discovery]:
+async def list_discoveries(
+    conn: AsyncConnection, unknown_mac: bool = False, unknown_ip: bool = False
+) -> list[Discovery]:
     """Every discovery, newest first; optionally only those whose MAC (an interface MAAS
     knows) or address (a node's, or a MAAS DHCP lease's) MAAS does not know."""
     query = _shown_query()
@@ -124,8 +156,10 @@ async def get_discovery(conn: AsyncConnection, ident: str) -> Discovery:
 async def clear(conn: AsyncConnection, everything: bool, mdns: bool, neighbours: bool) -> None:
     """MAAS's clear: neighbours (or all) deletes every observation; metalplane keeps no mDNS."""
     if not (everything or mdns or neighbours):
-        raise Refused("Bad request: could not determine what data to clear.\n"
-                      "Must specify mdns=True, neighbours=True, or all=True.")
+        raise Refused(
+            "Bad request: could not determine what data to clear.\n"
+            "Must specify mdns=True, neighbours=True, or all=True."
+        )
     if everything or neighbours:
         await conn.execute(delete(discoveries))
 
@@ -135,7 +169,8 @@ async def clear_by_mac_and_ip(conn: AsyncConnection, ip: str, mac: str) -> None:
         ip = str(ipaddress.ip_address(ip.strip()))
     except ValueError:
         raise Invalid.field("ip", "Enter a valid IPv4 or IPv6 address.") from None
-    result = await conn.execute(delete(discoveries).where(discoveries.c.ip == ip,
-                                                          discoveries.c.mac == mac.strip().lower()))
+    result = await conn.execute(
+        delete(discoveries).where(discoveries.c.ip == ip, discoveries.c.mac == mac.strip().lower())
+    )
     if not result.rowcount:
         raise NotFound("Discovery")

@@ -61,11 +61,17 @@ class RegionService:
 async def region_services(conn: AsyncConnection) -> list[RegionService]:
     """Every registered region with an address, ordered by system_id."""
     rows = await conn.execute(
-        select(nodes.c.system_id, nodes.c.hostname, controller_info.c.address, controller_info.c.dns_port,
-               controller_info.c.ntp_port)
+        select(
+            nodes.c.system_id,
+            nodes.c.hostname,
+            controller_info.c.address,
+            controller_info.c.dns_port,
+            controller_info.c.ntp_port,
+        )
         .join(controller_info, controller_info.c.node_id == nodes.c.id)
         .where(nodes.c.node_type.in_(REGION_TYPES), controller_info.c.address.isnot(None))
-        .order_by(nodes.c.system_id))
+        .order_by(nodes.c.system_id)
+    )
     return [RegionService(r.system_id, r.hostname, str(r.address), r.dns_port, r.ntp_port) for r in rows]
 
 
@@ -73,15 +79,17 @@ async def node_addresses(conn: AsyncConnection) -> dict[int, set[str]]:
     """node id -> its interfaces' addresses and its MACs' active DHCP leases."""
     out: dict[int, set[str]] = {}
     static = await conn.execute(
-        select(interfaces.c.node_id, ip_addresses.c.ip)
-        .join(ip_addresses, ip_addresses.c.interface_id == interfaces.c.id))
+        select(interfaces.c.node_id, ip_addresses.c.ip).join(
+            ip_addresses, ip_addresses.c.interface_id == interfaces.c.id
+        )
+    )
     for r in static:
         out.setdefault(r.node_id, set()).add(str(r.ip))
     leased = await conn.execute(
         select(interfaces.c.node_id, dhcp_leases.c.ip)
         .join(dhcp_leases, and_(func.lower(dhcp_leases.c.mac) == func.lower(interfaces.c.mac)))
-        .where(dhcp_leases.c.state == "active",
-               dhcp_leases.c.expires.is_(None) | (dhcp_leases.c.expires > func.now())))
+        .where(dhcp_leases.c.state == "active", dhcp_leases.c.expires.is_(None) | (dhcp_leases.c.expires > func.now()))
+    )
     for r in leased:
         out.setdefault(r.node_id, set()).add(str(r.ip))
     return out
@@ -115,8 +123,10 @@ async def build(conn: AsyncConnection, nameservers: list[str] | None = None) -> 
     default_ttl = await settings.get_setting(conn, "default_dns_ttl")
     model = zones.DnsModel(
         domains=tuple(zones.Domain(d.name, tuple(records[d.id]), d.ttl, d.authoritative) for d in rows),
-        subnets=tuple(zones.Subnet(ip_network(str(s.cidr)), RDNS_MODES.get(s.rdns_mode, "enabled"))
-                      for s in await conn.execute(select(subnets.c.cidr, subnets.c.rdns_mode).order_by(subnets.c.id))),
+        subnets=tuple(
+            zones.Subnet(ip_network(str(s.cidr)), RDNS_MODES.get(s.rdns_mode, "enabled"))
+            for s in await conn.execute(select(subnets.c.cidr, subnets.c.rdns_mode).order_by(subnets.c.id))
+        ),
         default_domain=names.get(default_id, "maas"),
         default_ttl=int(default_ttl),
         nameservers=tuple(ip_address(a) for a in sorted(set(nameservers), key=lambda a: ip_address(a).packed)),
@@ -137,8 +147,9 @@ async def check(conn: AsyncConnection, field: str) -> None:
     named like a subnet's reverse zone: the check runs in the change's own transaction."""
     model, _ = await build(conn)
     if not model.nameservers:
-        model = zones.DnsModel(model.domains, model.subnets, model.default_domain, model.default_ttl,
-                               (PLACEHOLDER_NAMESERVER,))
+        model = zones.DnsModel(
+            model.domains, model.subnets, model.default_domain, model.default_ttl, (PLACEHOLDER_NAMESERVER,)
+        )
     try:
         zones.zones(model)
     except zones.InvalidDnsModel as exc:

@@ -37,8 +37,10 @@ NOT_UNIQUE = "Labels must be unique within their zone."
 INVALID_RRDATA = {
     "CNAME": "Invalid CNAME: Should be '<server>'.",
     "MX": "Invalid MX: Should be '<preference> <server>'. Range for preference is 0-65535.",
-    "SRV": ("Invalid SRV: Should be '<priority> <weight> <port> <server>'. Range for priority, weight, "
-            "and port are 0-65536."),
+    "SRV": (
+        "Invalid SRV: Should be '<priority> <weight> <port> <server>'. Range for priority, weight, "
+        "and port are 0-65536."
+    ),
     "SSHFP": "Invalid SSHFP: Should be '<algorithm> <fptype> <fingerprint>'.",
     "NS": "Invalid NS: Should be '<server>'.",
     "TXT": "Invalid TXT: Should be printable text on one line.",
@@ -58,6 +60,7 @@ _SRV_NAME = re.compile(r"^_[a-zA-Z0-9-]{1,62}\._(tcp|udp|sctp|dccp)(\.([a-zA-Z0-
 
 
 # --------------------------------------------------------------------------- pure checks
+
 
 def check_resource_name(name: str, rrtype: str | None = None) -> FieldErrors:
     if name == "@":
@@ -119,6 +122,7 @@ def split_fqdn(fqdn: str, domain_names: list[str], rrtype: str | None = None) ->
 
 # --------------------------------------------------------------------------- views
 
+
 @dataclass(frozen=True)
 class Resource:
     """A DNS resource as shown (id -1: a node's implied records, MAAS's `all=true`)."""
@@ -128,7 +132,7 @@ class Resource:
     domain: str
     address_ttl: int | None
     ips: list[str] | None
-    records: list[Row]       # dnsdata rows with "fqdn" (or implied {"rrtype", "rrdata", "ttl"})
+    records: list[Row]  # dnsdata rows with "fqdn" (or implied {"rrtype", "rrdata", "ttl"})
 
     @property
     def fqdn(self) -> str:
@@ -146,8 +150,9 @@ async def _domain_names(conn: AsyncConnection) -> dict[int, str]:
 async def _records(conn: AsyncConnection, resource_ids: list[int]) -> dict[int, list[Row]]:
     out: dict[int, list[Row]] = {}
     if resource_ids:
-        rows = await conn.execute(select(dnsdata).where(dnsdata.c.dnsresource_id.in_(resource_ids))
-                                  .order_by(dnsdata.c.rrtype, dnsdata.c.id))
+        rows = await conn.execute(
+            select(dnsdata).where(dnsdata.c.dnsresource_id.in_(resource_ids)).order_by(dnsdata.c.rrtype, dnsdata.c.id)
+        )
         for r in rows:
             out.setdefault(r.dnsresource_id, []).append(dict(r._mapping))
     return out
@@ -164,8 +169,9 @@ async def _resources(conn: AsyncConnection, rows: list[Row]) -> list[Resource]:
     return out
 
 
-async def _filters(conn: AsyncConnection, fqdn: str | None, domain: str | None, name: str | None,
-                   rrtype: str | None) -> tuple[int | None, str | None]:
+async def _filters(
+    conn: AsyncConnection, fqdn: str | None, domain: str | None, name: str | None, rrtype: str | None
+) -> tuple[int | None, str | None]:
     """(domain id or None, name or None) from MAAS's read filters."""
     if domain is None and name is None and fqdn is not None:
         split = split_fqdn(fqdn, list((await _domain_names(conn)).values()), rrtype)
@@ -176,9 +182,14 @@ async def _filters(conn: AsyncConnection, fqdn: str | None, domain: str | None, 
     return domain_id, name
 
 
-async def list_resources(conn: AsyncConnection, fqdn: str | None = None, domain: str | None = None,
-                         name: str | None = None, rrtype: str | None = None,
-                         implied: bool = False) -> list[Resource]:
+async def list_resources(
+    conn: AsyncConnection,
+    fqdn: str | None = None,
+    domain: str | None = None,
+    name: str | None = None,
+    rrtype: str | None = None,
+    implied: bool = False,
+) -> list[Resource]:
     """MAAS's dnsresources read; `implied` (all=true) adds each node's address records."""
     rrtype = rrtype.upper() if rrtype else None
     domain_id, name = await _filters(conn, fqdn, domain, name, rrtype)
@@ -195,8 +206,9 @@ async def list_resources(conn: AsyncConnection, fqdn: str | None = None, domain:
     return shown
 
 
-async def _node_resources(conn: AsyncConnection, domain_id: int | None, name: str | None,
-                          rrtype: str | None) -> list[Resource]:
+async def _node_resources(
+    conn: AsyncConnection, domain_id: int | None, name: str | None, rrtype: str | None
+) -> list[Resource]:
     names = await _domain_names(conn)
     default = await default_domain_id(conn)
     ttl = int(await settings.get_setting(conn, "default_dns_ttl"))
@@ -206,8 +218,10 @@ async def _node_resources(conn: AsyncConnection, domain_id: int | None, name: st
         node_domain = n.domain_id if n.domain_id in names else default
         if (domain_id is not None and node_domain != domain_id) or (name is not None and n.hostname != name):
             continue
-        recs = [{"rrtype": "A" if ip_address(ip).version == 4 else "AAAA", "rrdata": ip, "ttl": ttl}
-                for ip in sorted(addresses.get(n.id, ()))]
+        recs = [
+            {"rrtype": "A" if ip_address(ip).version == 4 else "AAAA", "rrdata": ip, "ttl": ttl}
+            for ip in sorted(addresses.get(n.id, ()))
+        ]
         recs = [r for r in recs if rrtype is None or r["rrtype"] == rrtype]
         if recs:
             out.append(Resource(-1, n.hostname, names[node_domain], None, None, recs))
@@ -256,33 +270,41 @@ async def _target(conn: AsyncConnection, fields: dict[str, Any], rrtype: str | N
     try:
         domain_id = (await get_domain_row(conn, domain))["id"] if domain else await default_domain_id(conn)
     except NotFound:
-        raise Invalid.field("domain", f"Select a valid choice. {domain} is not one of the available choices.") \
-            from None
+        raise Invalid.field("domain", f"Select a valid choice. {domain} is not one of the available choices.") from None
     raise_if(check_resource_name(name, rrtype))
     return name, domain_id
 
 
-async def _insert_resource(conn: AsyncConnection, name: str, domain_id: int, address_ttl: int | None,
-                           ips: list[str]) -> int:
-    exists = await conn.execute(select(dnsresources.c.id).where(dnsresources.c.name == name,
-                                                                dnsresources.c.domain_id == domain_id))
+async def _insert_resource(
+    conn: AsyncConnection, name: str, domain_id: int, address_ttl: int | None, ips: list[str]
+) -> int:
+    exists = await conn.execute(
+        select(dnsresources.c.id).where(dnsresources.c.name == name, dnsresources.c.domain_id == domain_id)
+    )
     if exists.first() is not None:
         raise Invalid.field("name", NOT_UNIQUE)
-    return (await conn.execute(insert(dnsresources).values(name=name, domain_id=domain_id, address_ttl=address_ttl,
-                                                           ips=ips).returning(dnsresources.c.id))).scalar_one()
+    return (
+        await conn.execute(
+            insert(dnsresources)
+            .values(name=name, domain_id=domain_id, address_ttl=address_ttl, ips=ips)
+            .returning(dnsresources.c.id)
+        )
+    ).scalar_one()
 
 
 async def _has_cname(conn: AsyncConnection, resource_id: int) -> bool:
-    found = await conn.execute(select(dnsdata.c.id).where(dnsdata.c.dnsresource_id == resource_id,
-                                                          dnsdata.c.rrtype == "CNAME"))
+    found = await conn.execute(
+        select(dnsdata.c.id).where(dnsdata.c.dnsresource_id == resource_id, dnsdata.c.rrtype == "CNAME")
+    )
     return found.first() is not None
 
 
 async def create_resource(conn: AsyncConnection, fields: dict[str, Any]) -> Resource:
     name, domain_id = await _target(conn, fields, None)
     ips = parse_addresses(fields.get("ip_addresses"))
-    resource_id = await _insert_resource(conn, name, domain_id, parse_ttl("address_ttl", fields.get("address_ttl")),
-                                         ips)
+    resource_id = await _insert_resource(
+        conn, name, domain_id, parse_ttl("address_ttl", fields.get("address_ttl")), ips
+    )
     await dns_model.check(conn, "name")
     _changed(conn)
     return await show_resource(conn, resource_id)
@@ -292,15 +314,19 @@ async def update_resource(conn: AsyncConnection, ident: str, fields: dict[str, A
     row = await get_resource_row(conn, ident, lock=True)
     values: dict[str, Any] = {}
     if any(fields.get(k) is not None for k in ("name", "domain", "fqdn")):
-        merged = {"name": fields.get("name") or (None if fields.get("fqdn") and not fields.get("domain")
-                                                  else row["name"]),
-                  "domain": fields.get("domain") or (None if fields.get("fqdn") and not fields.get("name")
-                                                      else str(row["domain_id"])),
-                  "fqdn": fields.get("fqdn")}
+        merged = {
+            "name": fields.get("name") or (None if fields.get("fqdn") and not fields.get("domain") else row["name"]),
+            "domain": fields.get("domain")
+            or (None if fields.get("fqdn") and not fields.get("name") else str(row["domain_id"])),
+            "fqdn": fields.get("fqdn"),
+        }
         name, domain_id = await _target(conn, merged, None)
         if (name, domain_id) != (row["name"], row["domain_id"]):
-            clash = await conn.execute(select(dnsresources.c.id).where(
-                dnsresources.c.name == name, dnsresources.c.domain_id == domain_id, dnsresources.c.id != row["id"]))
+            clash = await conn.execute(
+                select(dnsresources.c.id).where(
+                    dnsresources.c.name == name, dnsresources.c.domain_id == domain_id, dnsresources.c.id != row["id"]
+                )
+            )
             if clash.first() is not None:
                 raise Invalid.field("name", NOT_UNIQUE)
             values.update(name=name, domain_id=domain_id)
@@ -311,8 +337,9 @@ async def update_resource(conn: AsyncConnection, ident: str, fields: dict[str, A
         if values["ips"] and await _has_cname(conn, row["id"]):
             raise Invalid.field("ip_addresses", CNAME_PRESENT)
     if values:
-        await conn.execute(update(dnsresources).where(dnsresources.c.id == row["id"]).values(**values,
-                                                                                           updated=func.now()))
+        await conn.execute(
+            update(dnsresources).where(dnsresources.c.id == row["id"]).values(**values, updated=func.now())
+        )
         await dns_model.check(conn, "name")
         _changed(conn)
     return await show_resource(conn, row["id"])
@@ -326,13 +353,21 @@ async def delete_resource(conn: AsyncConnection, ident: str) -> None:
 
 # --------------------------------------------------------------------------- records (DNSData)
 
-async def list_records(conn: AsyncConnection, fqdn: str | None = None, domain: str | None = None,
-                       name: str | None = None, rrtype: str | None = None) -> list[Row]:
+
+async def list_records(
+    conn: AsyncConnection,
+    fqdn: str | None = None,
+    domain: str | None = None,
+    name: str | None = None,
+    rrtype: str | None = None,
+) -> list[Row]:
     domain_id, name = await _filters(conn, fqdn, domain, name, rrtype.upper() if rrtype else None)
-    query = (select(dnsdata, dnsresources.c.name, domains.c.name.label("domain_name"))
-             .join(dnsresources, dnsresources.c.id == dnsdata.c.dnsresource_id)
-             .join(domains, domains.c.id == dnsresources.c.domain_id)
-             .order_by(dnsresources.c.domain_id, dnsresources.c.name, dnsdata.c.id))
+    query = (
+        select(dnsdata, dnsresources.c.name, domains.c.name.label("domain_name"))
+        .join(dnsresources, dnsresources.c.id == dnsdata.c.dnsresource_id)
+        .join(domains, domains.c.id == dnsresources.c.domain_id)
+        .order_by(dnsresources.c.domain_id, dnsresources.c.name, dnsdata.c.id)
+    )
     if domain_id is not None:
         query = query.where(dnsresources.c.domain_id == domain_id)
     if name is not None:
@@ -344,17 +379,25 @@ async def list_records(conn: AsyncConnection, fqdn: str | None = None, domain: s
 
 def _record_row(r: Any) -> Row:
     m = dict(r._mapping)
-    return {"id": m["id"], "ttl": m["ttl"], "rrtype": m["rrtype"], "rrdata": m["rrdata"],
-            "fqdn": fqdn_of(m["name"], m["domain_name"])}
+    return {
+        "id": m["id"],
+        "ttl": m["ttl"],
+        "rrtype": m["rrtype"],
+        "rrdata": m["rrdata"],
+        "fqdn": fqdn_of(m["name"], m["domain_name"]),
+    }
 
 
 async def get_record(conn: AsyncConnection, ident: str | int, lock: bool = False) -> Row:
     text = str(ident)
     if not text.isdigit() or int(text) >= 2**31:
         raise NotFound("DNSData")
-    query = (select(dnsdata, dnsresources.c.name, domains.c.name.label("domain_name"))
-             .join(dnsresources, dnsresources.c.id == dnsdata.c.dnsresource_id)
-             .join(domains, domains.c.id == dnsresources.c.domain_id).where(dnsdata.c.id == int(text)))
+    query = (
+        select(dnsdata, dnsresources.c.name, domains.c.name.label("domain_name"))
+        .join(dnsresources, dnsresources.c.id == dnsdata.c.dnsresource_id)
+        .join(domains, domains.c.id == dnsresources.c.domain_id)
+        .where(dnsdata.c.id == int(text))
+    )
     row = (await conn.execute(query.with_for_update(of=dnsdata) if lock else query)).first()
     if row is None:
         raise NotFound("DNSData")
@@ -385,19 +428,31 @@ async def create_record(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
     raise_if(check_rrdata(rrtype, rrdata))
     ttl = parse_ttl("ttl", fields.get("ttl"))
     name, domain_id = await _target(conn, fields, rrtype)
-    found = (await conn.execute(select(dnsresources).where(dnsresources.c.name == name,
-                                                           dnsresources.c.domain_id == domain_id)
-                                .with_for_update())).first()
+    found = (
+        await conn.execute(
+            select(dnsresources)
+            .where(dnsresources.c.name == name, dnsresources.c.domain_id == domain_id)
+            .with_for_update()
+        )
+    ).first()
     if found is None:
         resource_id = await _insert_resource(conn, name, domain_id, None, [])
         resource = await get_resource_row(conn, resource_id)
     else:
         resource = dict(found._mapping)
     await _check_cname_rules(conn, resource, rrtype, None)
-    record_id = (await conn.execute(insert(dnsdata).values(dnsresource_id=resource["id"], rrtype=rrtype,
-                                                           rrdata=" ".join(rrdata.split()) if rrtype != "TXT"
-                                                           else rrdata.strip(), ttl=ttl)
-                                    .returning(dnsdata.c.id))).scalar_one()
+    record_id = (
+        await conn.execute(
+            insert(dnsdata)
+            .values(
+                dnsresource_id=resource["id"],
+                rrtype=rrtype,
+                rrdata=" ".join(rrdata.split()) if rrtype != "TXT" else rrdata.strip(),
+                ttl=ttl,
+            )
+            .returning(dnsdata.c.id)
+        )
+    ).scalar_one()
     await dns_model.check(conn, "rrdata")
     _changed(conn)
     return await get_record(conn, record_id)

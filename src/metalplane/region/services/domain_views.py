@@ -37,13 +37,19 @@ async def _views(conn: AsyncConnection, rows: list[Row]) -> list[DomainView]:
     counts: dict[int, int] = {}
     if ids:
         # MAAS counts a domain's DNS data and addresses of its resources (not its nodes).
-        data = await conn.execute(select(dnsresources.c.domain_id, func.count(dnsdata.c.id))
-                                  .join(dnsdata, dnsdata.c.dnsresource_id == dnsresources.c.id)
-                                  .where(dnsresources.c.domain_id.in_(ids)).group_by(dnsresources.c.domain_id))
+        data = await conn.execute(
+            select(dnsresources.c.domain_id, func.count(dnsdata.c.id))
+            .join(dnsdata, dnsdata.c.dnsresource_id == dnsresources.c.id)
+            .where(dnsresources.c.domain_id.in_(ids))
+            .group_by(dnsresources.c.domain_id)
+        )
         for domain_id, n in data:
             counts[domain_id] = counts.get(domain_id, 0) + n
-        ips = await conn.execute(select(dnsresources.c.domain_id, func.sum(func.cardinality(dnsresources.c.ips)))
-                                 .where(dnsresources.c.domain_id.in_(ids)).group_by(dnsresources.c.domain_id))
+        ips = await conn.execute(
+            select(dnsresources.c.domain_id, func.sum(func.cardinality(dnsresources.c.ips)))
+            .where(dnsresources.c.domain_id.in_(ids))
+            .group_by(dnsresources.c.domain_id)
+        )
         for domain_id, n in ips:
             counts[domain_id] = counts.get(domain_id, 0) + int(n or 0)
     return [DomainView(r, counts.get(r["id"], 0), r["id"] == default) for r in rows]
@@ -60,7 +66,7 @@ async def get_domain_row(conn: AsyncConnection, ident: str | int, lock: bool = F
     if text.startswith("name:"):
         clause = domains.c.name == text[5:]
     elif text.lstrip("-").isdigit():
-        if not -2**31 <= int(text) < 2**31:
+        if not -(2**31) <= int(text) < 2**31:
             raise NotFound("Domain")
         clause = domains.c.id == int(text)
     else:
@@ -79,8 +85,10 @@ async def node_domains(conn: AsyncConnection, node_rows: list[Row]) -> dict[int,
     def domain_id(r: Row) -> int:
         return default if r.get("domain_id") is None else r["domain_id"]
 
-    rows = [dict(r._mapping) for r in
-            await conn.execute(select(domains).where(domains.c.id.in_({domain_id(r) for r in node_rows})))]
+    rows = [
+        dict(r._mapping)
+        for r in await conn.execute(select(domains).where(domains.c.id.in_({domain_id(r) for r in node_rows})))
+    ]
     views = {v.row["id"]: v for v in await _views(conn, rows)}
     return {r["id"]: views[domain_id(r)] for r in node_rows if domain_id(r) in views}
 

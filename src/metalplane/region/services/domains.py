@@ -32,7 +32,7 @@ from metalplane.region.services.rows import execute_unique
 # MAAS's NAMESPEC (maascommon.utils.dns): labels of letters, digits and inner hyphens.
 _LABEL = r"[a-zA-Z0-9]([-a-zA-Z0-9]{0,62}[a-zA-Z0-9]){0,1}"
 NAMESPEC = re.compile(rf"^({_LABEL}[.])*{_LABEL}[.]?$")
-MAX_TTL = 604800          # DomainForm: ttl between 1 and 604800
+MAX_TTL = 604800  # DomainForm: ttl between 1 and 604800
 DUPLICATE = "Domain with this Name already exists."
 IS_DEFAULT = "This domain is the default domain, it cannot be deleted."
 
@@ -53,14 +53,17 @@ def check_ttl(ttl: int | None) -> FieldErrors:
     if ttl is None:
         return {}
     if not 1 <= ttl <= MAX_TTL:
-        return {"ttl": [f"Ensure this value is {'greater' if ttl < 1 else 'less'} than or equal to "
-                        f"{1 if ttl < 1 else MAX_TTL}."]}
+        return {
+            "ttl": [
+                f"Ensure this value is {'greater' if ttl < 1 else 'less'} than or equal to {1 if ttl < 1 else MAX_TTL}."
+            ]
+        }
     return {}
 
 
 def _changed(conn: AsyncConnection) -> None:
     consequences.region_services_changed(conn)
-    consequences.rack_services_changed(conn)     # the zones the racks forward may change
+    consequences.rack_services_changed(conn)  # the zones the racks forward may change
 
 
 async def create_domain(conn: AsyncConnection, fields: dict[str, Any]) -> DomainView:
@@ -88,9 +91,12 @@ async def update_domain(conn: AsyncConnection, ident: str, fields: dict[str, Any
     if fields.get("authoritative") is not None:
         values["authoritative"] = fields["authoritative"]
     if values:
-        await execute_unique(conn, update(domains).where(domains.c.id == row["id"]).values(**values,
-                                                                                          updated=func.now()),
-                             "name", DUPLICATE)
+        await execute_unique(
+            conn,
+            update(domains).where(domains.c.id == row["id"]).values(**values, updated=func.now()),
+            "name",
+            DUPLICATE,
+        )
         await dns_model.check(conn, "name")
         _changed(conn)
     return await show_domain(conn, row["id"])
@@ -101,8 +107,11 @@ async def set_default(conn: AsyncConnection, ident: str) -> DomainView:
     row = await get_domain_row(conn, ident, lock=True)
     if not row["authoritative"]:
         raise Refused(f"Domain {row['name']} is not authoritative; the default domain must be.")
-    await conn.execute(pg_insert(config).values(name=DEFAULT_DOMAIN_KEY, value=row["id"])
-                       .on_conflict_do_update(index_elements=["name"], set_={"value": row["id"]}))
+    await conn.execute(
+        pg_insert(config)
+        .values(name=DEFAULT_DOMAIN_KEY, value=row["id"])
+        .on_conflict_do_update(index_elements=["name"], set_={"value": row["id"]})
+    )
     await dns_model.check(conn, "id")
     _changed(conn)
     return await show_domain(conn, row["id"])
@@ -112,8 +121,9 @@ async def delete_domain(conn: AsyncConnection, ident: str) -> None:
     row = await get_domain_row(conn, ident, lock=True)
     if row["id"] == await default_domain_id(conn):
         raise Refused(IS_DEFAULT)
-    in_use = (await conn.execute(select(func.count()).select_from(nodes)
-                                 .where(nodes.c.domain_id == row["id"]))).scalar_one()
+    in_use = (
+        await conn.execute(select(func.count()).select_from(nodes).where(nodes.c.domain_id == row["id"]))
+    ).scalar_one()
     if in_use:
         raise Refused(f"Cannot delete domain {row['name']}: {in_use} node(s) are in it; move them first.")
     await conn.execute(delete(domains).where(domains.c.id == row["id"]))
@@ -123,5 +133,6 @@ async def delete_domain(conn: AsyncConnection, ident: str) -> None:
 def check_forward_servers(value: str | None) -> None:
     """metalplane's domains are served by MAAS only: forward_dns_servers is refused, not ignored."""
     if value:
-        raise Invalid.field("forward_dns_servers",
-                            "Forwarding a domain to other DNS servers is not supported; leave it empty.")
+        raise Invalid.field(
+            "forward_dns_servers", "Forwarding a domain to other DNS servers is not supported; leave it empty."
+        )

@@ -74,8 +74,7 @@ class LeasePending(Refused):
     heard of it yet (racks report leases within a second or so): ask again shortly."""
 
 
-def decide(current: Current | None, requester: Address | None, lease: str, managed: bool,
-           now: datetime) -> Decision:
+def decide(current: Current | None, requester: Address | None, lease: str, managed: bool, now: datetime) -> Decision:
     """Whether `requester` gets the machine's credential. `lease`: what the region's DHCP
     leases say of the requester's address: "this" (leased to the machine's MAC),
     "other" (to another MAC) or "none"; `managed`: metalplane serves DHCP there, so
@@ -90,24 +89,33 @@ def decide(current: Current | None, requester: Address | None, lease: str, manag
     if current.used:
         # The machine enrolled from current.address: this run stays bound there (it
         # may boot again from it), whatever the credential's age.
-        return Decision("issue" if bound_here or lease == "this" else "refuse",
-                        f"the machine enrolled from {current.address}; {requester} is another address")
+        return Decision(
+            "issue" if bound_here or lease == "this" else "refuse",
+            f"the machine enrolled from {current.address}; {requester} is another address",
+        )
     if current.expires <= now:
         return Decision("issue")  # never exchanged: the binding lapses with it
     if bound_here:
         return Decision("reuse")
     if lease == "this":
         return Decision("issue")  # the lease proves the new address is the machine's
-    return Decision("refuse", f"the enrolment credential was given to {current.address}; "
-                              f"{requester or 'a rack that does not say who asked'} cannot have it")
+    return Decision(
+        "refuse",
+        f"the enrolment credential was given to {current.address}; "
+        f"{requester or 'a rack that does not say who asked'} cannot have it",
+    )
 
 
 async def lease_of(conn: AsyncConnection, address: Address | None, mac: str) -> str:
     if address is None:
         return "none"
-    rows = await conn.execute(select(dhcp_leases.c.mac).where(
-        dhcp_leases.c.ip == str(address), dhcp_leases.c.state == "active",
-        or_(dhcp_leases.c.expires.is_(None), dhcp_leases.c.expires > func.now())))
+    rows = await conn.execute(
+        select(dhcp_leases.c.mac).where(
+            dhcp_leases.c.ip == str(address),
+            dhcp_leases.c.state == "active",
+            or_(dhcp_leases.c.expires.is_(None), dhcp_leases.c.expires > func.now()),
+        )
+    )
     leased = {r.mac.lower() for r in rows}
     if not leased:
         return "none"
@@ -119,9 +127,14 @@ async def dhcp_managed(conn: AsyncConnection, address: Address | None) -> bool:
     if address is None:
         return False
     found = await conn.execute(
-        select(subnets.c.id).join(vlans, vlans.c.id == subnets.c.vlan_id)
-        .where(subnets.c.cidr.op(">>=")(cast(str(address), INET)),
-               or_(vlans.c.dhcp_on.is_(True), vlans.c.relay_vlan_id.is_not(None))).limit(1))
+        select(subnets.c.id)
+        .join(vlans, vlans.c.id == subnets.c.vlan_id)
+        .where(
+            subnets.c.cidr.op(">>=")(cast(str(address), INET)),
+            or_(vlans.c.dhcp_on.is_(True), vlans.c.relay_vlan_id.is_not(None)),
+        )
+        .limit(1)
+    )
     return found.first() is not None
 
 
@@ -137,8 +150,9 @@ async def credential_for(conn: AsyncConnection, machine: dict[str, Any], mac: st
     row = (await conn.execute(select(node_enrolments).where(node_enrolments.c.node_id == machine["id"]))).first()
     current = None if row is None else Current(peer_ip(row.address), row.expires, row.used is not None)
     now = datetime.now(UTC)
-    decision = decide(current, requester, await lease_of(conn, requester, mac), await dhcp_managed(conn, requester),
-                      now)
+    decision = decide(
+        current, requester, await lease_of(conn, requester, mac), await dhcp_managed(conn, requester), now
+    )
     if decision.action == "wait":
         raise LeasePending(decision.reason)
     if decision.action == "refuse":
@@ -149,18 +163,35 @@ async def credential_for(conn: AsyncConnection, machine: dict[str, Any], mac: st
     if machine.get("status_expires") is not None:
         expires = min(expires, machine["status_expires"])
     secret = secrets.token_urlsafe(24)
-    values = {"secret": secret, "address": str(requester) if requester else None, "expires": expires,
-              "used": None, "updated": func.now()}
-    await conn.execute(pg_insert(node_enrolments).values(node_id=machine["id"], **values)
-                       .on_conflict_do_update(index_elements=["node_id"], set_=values))
+    values = {
+        "secret": secret,
+        "address": str(requester) if requester else None,
+        "expires": expires,
+        "used": None,
+        "updated": func.now(),
+    }
+    await conn.execute(
+        pg_insert(node_enrolments)
+        .values(node_id=machine["id"], **values)
+        .on_conflict_do_update(index_elements=["node_id"], set_=values)
+    )
     return secret
 
 
 async def exchange(conn: AsyncConnection, secret: str, client_ip: str | None) -> str:
     """The machine's token for its enrolment credential, once, from the address it was given to."""
-    row = (await conn.execute(
-        select(node_enrolments, nodes.c.system_id).join(nodes, nodes.c.id == node_enrolments.c.node_id)
-        .where(node_enrolments.c.secret == secret).with_for_update(of=node_enrolments))).first() if secret else None
+    row = (
+        (
+            await conn.execute(
+                select(node_enrolments, nodes.c.system_id)
+                .join(nodes, nodes.c.id == node_enrolments.c.node_id)
+                .where(node_enrolments.c.secret == secret)
+                .with_for_update(of=node_enrolments)
+            )
+        ).first()
+        if secret
+        else None
+    )
     if row is None or row.used is not None or row.expires <= datetime.now(UTC):
         raise Unauthenticated("Unknown, used or expired enrolment credential.")
     requester = peer_ip(client_ip)
@@ -170,8 +201,11 @@ async def exchange(conn: AsyncConnection, secret: str, client_ip: str | None) ->
     machine = await machines.get_machine(conn, row.system_id)
     if machine["status"] not in (machines.COMMISSIONING, Status.DEPLOYING):  # the installer enrols too
         raise Refused(f"Machine {machine['hostname']} is not commissioning or deploying.")
-    await conn.execute(update(node_enrolments).where(node_enrolments.c.node_id == row.node_id).values(
-        used=func.now(), address=str(bound or requester) if (bound or requester) else None, updated=func.now()))
+    await conn.execute(
+        update(node_enrolments)
+        .where(node_enrolments.c.node_id == row.node_id)
+        .values(used=func.now(), address=str(bound or requester) if (bound or requester) else None, updated=func.now())
+    )
     token = (await conn.execute(select(node_tokens.c.token).where(node_tokens.c.node_id == row.node_id))).scalar()
     if token is None:
         raise Refused(f"Machine {machine['hostname']} has no metadata token: commission it again.")

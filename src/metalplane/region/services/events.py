@@ -104,8 +104,17 @@ POWER_FAILED = {
     "query": "NODE_POWER_QUERY_FAILED",
 }
 # The INFO event a node's new status shows (status_message), by status number.
-STATUS_EVENTS = {0: "NEW", 1: "COMMISSIONING", 2: "FAILED_COMMISSIONING", 4: "READY", 6: "DEPLOYED", 9: "DEPLOYING",
-                 12: "RELEASING", 16: "RESCUE_MODE", 17: "ENTERING_RESCUE_MODE"}
+STATUS_EVENTS = {
+    0: "NEW",
+    1: "COMMISSIONING",
+    2: "FAILED_COMMISSIONING",
+    4: "READY",
+    6: "DEPLOYED",
+    9: "DEPLOYING",
+    12: "RELEASING",
+    16: "RESCUE_MODE",
+    17: "ENTERING_RESCUE_MODE",
+}
 
 
 async def record(
@@ -134,7 +143,12 @@ async def record(
 
 
 async def status_changed(
-    conn: AsyncConnection, node: dict[str, Any], old: int, new: int, labels: dict[int, str], description: str = "",
+    conn: AsyncConnection,
+    node: dict[str, Any],
+    old: int,
+    new: int,
+    labels: dict[int, str],
+    description: str = "",
     status_event: str | None = None,
 ) -> None:
     """MAAS's NODE_CHANGED_STATUS ("From 'New' to 'Commissioning'") and the new status's own

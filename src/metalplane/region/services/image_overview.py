@@ -46,11 +46,19 @@ class ImageRow:
 def image_row(resource: Row, sets: list[Row]) -> ImageRow:
     newest = max(sets, key=lambda s: s["id"]) if sets else None
     files = newest["files"] if newest else []
-    return ImageRow(resource["id"], resource["name"], resource["architecture"], resource["rtype"],
-                    (resource["extra"] or {}).get("title", ""), newest["version"] if newest else None,
-                    len(files), newest["size"] if newest else 0, newest["stored"] if newest else 0,
-                    bool(newest and newest["complete"]),
-                    [f"{f['filename']}: {f['error']}" for f in files if f["error"] and not f["complete"]])
+    return ImageRow(
+        resource["id"],
+        resource["name"],
+        resource["architecture"],
+        resource["rtype"],
+        (resource["extra"] or {}).get("title", ""),
+        newest["version"] if newest else None,
+        len(files),
+        newest["size"] if newest else 0,
+        newest["stored"] if newest else 0,
+        bool(newest and newest["complete"]),
+        [f"{f['filename']}: {f['error']}" for f in files if f["error"] and not f["complete"]],
+    )
 
 
 @dataclass(frozen=True)
@@ -78,13 +86,29 @@ async def images_page(conn: AsyncConnection) -> ImagesPage:
     status = await boot_import.status(conn)
     rack_filter = nodes.c.node_type.in_(RACK_TYPES)
     count = (await conn.execute(select(func.count()).select_from(nodes).where(rack_filter))).scalar_one()
-    shown = (await conn.execute(
-        select(nodes.c.id, nodes.c.system_id, nodes.c.hostname, service_status.c.status, service_status.c.status_info,
-               service_status.c.updated)
-        .outerjoin(service_status, and_(service_status.c.node_id == nodes.c.id, service_status.c.name == "http"))
-        .where(rack_filter).order_by(nodes.c.hostname).limit(RACKS_SHOWN))).all()
+    shown = (
+        await conn.execute(
+            select(
+                nodes.c.id,
+                nodes.c.system_id,
+                nodes.c.hostname,
+                service_status.c.status,
+                service_status.c.status_info,
+                service_status.c.updated,
+            )
+            .outerjoin(service_status, and_(service_status.c.node_id == nodes.c.id, service_status.c.name == "http"))
+            .where(rack_filter)
+            .order_by(nodes.c.hostname)
+            .limit(RACKS_SHOWN)
+        )
+    ).all()
     judged = await service_sets(conn, [r.id for r in shown])
-    racks = [RackCache(r.system_id, r.hostname, judged[r.id][0].status, r.status or "unknown", r.status_info or "",
-                       r.updated) for r in shown]
-    return ImagesPage([image_row(r, sets.get(r["id"], [])) for r in resources], status.importing, status.jobs,
-                      racks, count)
+    racks = [
+        RackCache(
+            r.system_id, r.hostname, judged[r.id][0].status, r.status or "unknown", r.status_info or "", r.updated
+        )
+        for r in shown
+    ]
+    return ImagesPage(
+        [image_row(r, sets.get(r["id"], [])) for r in resources], status.importing, status.jobs, racks, count
+    )

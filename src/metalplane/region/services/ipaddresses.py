@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metalplane.region.db.tables import dhcp_leases, interfaces, ip_addresses, ipranges, nodes, subnets, users
 from metalplane.region.errors import Invalid, NotFound, PermissionDenied, Refused, Unavailable
 from metalplane.region.services import node_fields
-from metalplane.region.services import users as users_service
 from metalplane.region.services import subnets as subnets_service
+from metalplane.region.services import users as users_service
 from metalplane.region.services.nodes import DISCOVERED, USER_RESERVED, NodesView, node_select
 from metalplane.region.services.nodes import show as show_nodes
 from metalplane.region.services.rows import Row, rows

@@ -77,20 +77,26 @@ async def apply_events(conn: AsyncConnection, rack_id: int, events: list[dict[st
         if row is None:
             continue
         excluded = insert(dhcp_leases).excluded
-        statement = insert(dhcp_leases).values(**row).on_conflict_do_update(
-            index_elements=[dhcp_leases.c.ip],
-            set_={k: excluded[k] for k in row if k != "ip"} | {"updated": func.now()},
-            where=dhcp_leases.c.changed <= excluded.changed,
-        ).returning(dhcp_leases.c.ip)     # rowcount is not reliable for an INSERT: count what it returns
+        statement = (
+            insert(dhcp_leases)
+            .values(**row)
+            .on_conflict_do_update(
+                index_elements=[dhcp_leases.c.ip],
+                set_={k: excluded[k] for k in row if k != "ip"} | {"updated": func.now()},
+                where=dhcp_leases.c.changed <= excluded.changed,
+            )
+            .returning(dhcp_leases.c.ip)
+        )  # rowcount is not reliable for an INSERT: count what it returns
         changed += len((await conn.execute(statement)).all())
     if changed:
-        consequences.region_services_changed(conn)   # a known machine's leased address is in DNS
+        consequences.region_services_changed(conn)  # a known machine's leased address is in DNS
     return changed
 
 
 async def active_leases(conn: AsyncConnection, subnet_id: int | None = None) -> list[dict[str, Any]]:
-    query = select(dhcp_leases).where(dhcp_leases.c.state == "active",
-                                      (dhcp_leases.c.expires.is_(None)) | (dhcp_leases.c.expires > func.now()))
+    query = select(dhcp_leases).where(
+        dhcp_leases.c.state == "active", (dhcp_leases.c.expires.is_(None)) | (dhcp_leases.c.expires > func.now())
+    )
     if subnet_id is not None:
         query = query.where(dhcp_leases.c.subnet_id == subnet_id)
     return [dict(r._mapping) for r in await conn.execute(query.order_by(dhcp_leases.c.ip))]

@@ -28,16 +28,17 @@ from metalplane.region.db.tables import node_tokens, node_user_data, nodes
 from metalplane.region.db.transaction import Work
 from metalplane.region.errors import Conflict, Invalid, PermissionDenied
 from metalplane.region.services import (
-    enrolment,
     allocation,
     boot_resources,
     commissioning,
+    enrolment,
     events,
-    permissions,
     machines,
+    permissions,
     power,
+    script_results,
+    settings,
 )
-from metalplane.region.services import script_results, settings
 from metalplane.region.services.node_status import (
     ABORTED_TO,
     FAILED_STATUS_OF,

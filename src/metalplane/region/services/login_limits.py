@@ -49,9 +49,13 @@ def retry_after(window_start: datetime, now: datetime) -> int:
 async def blocked_for(conn: AsyncConnection, keys: Keys) -> int | None:
     """Seconds to wait when the user or the address has used up its failures, else None."""
     limits = keys.limits()
-    rows = (await conn.execute(
-        select(login_failures.c.key, login_failures.c.failures, login_failures.c.window_start, func.now())
-        .where(login_failures.c.key.in_(list(limits)), login_failures.c.window_start > func.now() - WINDOW))).all()
+    rows = (
+        await conn.execute(
+            select(login_failures.c.key, login_failures.c.failures, login_failures.c.window_start, func.now()).where(
+                login_failures.c.key.in_(list(limits)), login_failures.c.window_start > func.now() - WINDOW
+            )
+        )
+    ).all()
     waits = [retry_after(r.window_start, r.now) for r in rows if r.failures >= limits[r.key]]
     return max(waits) if waits else None
 
@@ -61,10 +65,15 @@ async def record_failure(conn: AsyncConnection, keys: Keys) -> None:
     stale = login_failures.c.window_start <= func.now() - WINDOW
     for key in keys.limits():
         statement = insert(login_failures).values(key=key, failures=1)
-        await conn.execute(statement.on_conflict_do_update(index_elements=["key"], set_={
-            "failures": text(f"CASE WHEN {_EXPIRED} THEN 1 ELSE login_failures.failures + 1 END"),
-            "window_start": text(f"CASE WHEN {_EXPIRED} THEN now() ELSE login_failures.window_start END"),
-        }))
+        await conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["key"],
+                set_={
+                    "failures": text(f"CASE WHEN {_EXPIRED} THEN 1 ELSE login_failures.failures + 1 END"),
+                    "window_start": text(f"CASE WHEN {_EXPIRED} THEN now() ELSE login_failures.window_start END"),
+                },
+            )
+        )
     await conn.execute(delete(login_failures).where(stale, login_failures.c.key.notin_(list(keys.limits()))))
 
 

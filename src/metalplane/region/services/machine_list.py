@@ -76,8 +76,9 @@ class MachineFilter:
         if kind == "mac":
             where.append(exists().where(interfaces.c.node_id == nodes.c.id, interfaces.c.mac == value))
         elif kind == "mac_prefix":
-            where.append(exists().where(interfaces.c.node_id == nodes.c.id,
-                                        interfaces.c.mac.like(like_pattern(value) + "%")))
+            where.append(
+                exists().where(interfaces.c.node_id == nodes.c.id, interfaces.c.mac.like(like_pattern(value) + "%"))
+            )
         elif kind == "hostname":
             where.append(nodes.c.hostname.ilike("%" + like_pattern(value) + "%"))
         return where
@@ -102,8 +103,9 @@ class MachineRow:
         return machines.STATUS_NAMES.get(self.status, str(self.status))
 
 
-async def machine_page(conn: AsyncConnection, flt: MachineFilter, viewer: User, offset: int = 0,
-                       limit: int = PAGE_SIZE) -> tuple[list[MachineRow], int]:
+async def machine_page(
+    conn: AsyncConnection, flt: MachineFilter, viewer: User, offset: int = 0, limit: int = PAGE_SIZE
+) -> tuple[list[MachineRow], int]:
     """One page of the machines `viewer` may see, by hostname, and how many match in all."""
     where = and_(*flt.conditions())
 
@@ -111,24 +113,56 @@ async def machine_page(conn: AsyncConnection, flt: MachineFilter, viewer: User, 
         return nodes_service.visible_to(query.where(where), viewer)
 
     total = (await conn.execute(visible(select(func.count()).select_from(nodes)))).scalar_one()
-    page = (await conn.execute(visible(
-        select(nodes.c.id, nodes.c.system_id, nodes.c.hostname, nodes.c.status, nodes.c.power_state,
-               nodes.c.cpu_count, nodes.c.memory, nodes.c.error_description, nodes.c.instance_power_parameters,
-               zones.c.name.label("zone"), bmcs.c.power_type, users.c.username.label("owner"))
-        .outerjoin(zones, zones.c.id == nodes.c.zone_id)
-        .outerjoin(bmcs, bmcs.c.id == nodes.c.bmc_id)
-        .outerjoin(users, users.c.id == nodes.c.owner_id))
-        .order_by(nodes.c.hostname, nodes.c.id).offset(max(offset, 0)).limit(limit))).all()
+    page = (
+        await conn.execute(
+            visible(
+                select(
+                    nodes.c.id,
+                    nodes.c.system_id,
+                    nodes.c.hostname,
+                    nodes.c.status,
+                    nodes.c.power_state,
+                    nodes.c.cpu_count,
+                    nodes.c.memory,
+                    nodes.c.error_description,
+                    nodes.c.instance_power_parameters,
+                    zones.c.name.label("zone"),
+                    bmcs.c.power_type,
+                    users.c.username.label("owner"),
+                )
+                .outerjoin(zones, zones.c.id == nodes.c.zone_id)
+                .outerjoin(bmcs, bmcs.c.id == nodes.c.bmc_id)
+                .outerjoin(users, users.c.id == nodes.c.owner_id)
+            )
+            .order_by(nodes.c.hostname, nodes.c.id)
+            .offset(max(offset, 0))
+            .limit(limit)
+        )
+    ).all()
     macs: dict[int, list[str]] = {}
     if page:
-        for i in await conn.execute(select(interfaces.c.node_id, interfaces.c.mac)
-                                    .where(interfaces.c.node_id.in_([r.id for r in page]),
-                                           interfaces.c.mac.isnot(None))
-                                    .order_by(interfaces.c.node_id, interfaces.c.id)):
+        for i in await conn.execute(
+            select(interfaces.c.node_id, interfaces.c.mac)
+            .where(interfaces.c.node_id.in_([r.id for r in page]), interfaces.c.mac.isnot(None))
+            .order_by(interfaces.c.node_id, interfaces.c.id)
+        ):
             macs.setdefault(i.node_id, []).append(i.mac)
-    rows = [MachineRow(r.system_id, r.hostname, r.status, r.power_state,
-                       machines.power_type_of(dict(r._mapping)), r.zone or "", r.cpu_count, r.memory,
-                       macs.get(r.id, []), r.error_description, r.owner) for r in page]
+    rows = [
+        MachineRow(
+            r.system_id,
+            r.hostname,
+            r.status,
+            r.power_state,
+            machines.power_type_of(dict(r._mapping)),
+            r.zone or "",
+            r.cpu_count,
+            r.memory,
+            macs.get(r.id, []),
+            r.error_description,
+            r.owner,
+        )
+        for r in page
+    ]
     return rows, total
 
 

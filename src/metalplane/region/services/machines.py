@@ -16,20 +16,27 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from metalplane.rpc import power_schema as schema
 from metalplane.region.db.tables import bmcs, interfaces, nodes, users, zones
 from metalplane.region.db.transaction import settle
 from metalplane.region.errors import Invalid
-from metalplane.region.services import architectures, consequences, events, network, node_fields, node_filters
-from metalplane.region.services import node_status
+from metalplane.region.services import (
+    architectures,
+    consequences,
+    events,
+    network,
+    node_fields,
+    node_filters,
+    node_status,
+    resource_pools,
+)
 from metalplane.region.services import bmcs as bmcs_service
 from metalplane.region.services import nodes as nodes_service
-from metalplane.region.services import resource_pools
 from metalplane.region.services import subnets as subnets_service
 from metalplane.region.services import tags as tags_service
 from metalplane.region.services.controllers import new_system_id
 from metalplane.region.services.rows import Row, execute_unique, rows
 from metalplane.region.services.users import User
+from metalplane.rpc import power_schema as schema
 from metalplane.rpc.nodes import NodeType
 
 NEW, COMMISSIONING, FAILED_COMMISSIONING, READY, DEPLOYED = 0, 1, 2, 4, 6
@@ -79,23 +86,33 @@ async def upsert_bmc(conn: AsyncConnection, power_type: str, bmc_params: dict[st
     identity = schema.bmc_identity(power_type, bmc_params)
     if identity is None:
         return None
-    found = (await conn.execute(select(bmcs.c.id).where(bmcs.c.power_type == power_type,
-                                                        bmcs.c.identity == identity))).scalar_one_or_none()
+    found = (
+        await conn.execute(select(bmcs.c.id).where(bmcs.c.power_type == power_type, bmcs.c.identity == identity))
+    ).scalar_one_or_none()
     if found is not None:
         # New credentials for a known BMC replace the old ones for every machine behind it.
-        await conn.execute(update(bmcs).where(bmcs.c.id == found).values(
-            power_parameters=bmc_params, failing=False, last_error="", updated=func.now()))
+        await conn.execute(
+            update(bmcs)
+            .where(bmcs.c.id == found)
+            .values(power_parameters=bmc_params, failing=False, last_error="", updated=func.now())
+        )
         return found
-    return (await conn.execute(insert(bmcs).values(power_type=power_type, identity=identity,
-                                                   power_parameters=bmc_params).returning(bmcs.c.id))).scalar_one()
+    return (
+        await conn.execute(
+            insert(bmcs)
+            .values(power_type=power_type, identity=identity, power_parameters=bmc_params)
+            .returning(bmcs.c.id)
+        )
+    ).scalar_one()
 
 
 async def _gc_bmcs(conn: AsyncConnection) -> None:
     await conn.execute(delete(bmcs).where(~select(nodes.c.id).where(nodes.c.bmc_id == bmcs.c.id).exists()))
 
 
-async def list_machines(conn: AsyncConnection, system_ids: list[str] | None = None,
-                        hostnames: list[str] | None = None) -> list[Row]:
+async def list_machines(
+    conn: AsyncConnection, system_ids: list[str] | None = None, hostnames: list[str] | None = None
+) -> list[Row]:
     query = nodes_service.node_select(MACHINE_TYPES)
     if system_ids:
         query = query.where(nodes.c.system_id.in_(system_ids))
@@ -104,8 +121,7 @@ async def list_machines(conn: AsyncConnection, system_ids: list[str] | None = No
     return rows(await conn.execute(query))
 
 
-async def get_machine(conn: AsyncConnection, system_id: str, lock: bool = False,
-                      viewer: User | None = None) -> Row:
+async def get_machine(conn: AsyncConnection, system_id: str, lock: bool = False, viewer: User | None = None) -> Row:
     return await nodes_service.get_node(conn, system_id, MACHINE_TYPES, viewer, lock, model="Machine")
 
 
@@ -131,10 +147,19 @@ async def filter_known(conn: AsyncConnection) -> node_filters.Known:
         tags=frozenset(await tags_service.known_names(conn)),
         owners=frozenset((await conn.execute(select(users.c.username))).scalars()),
         architectures=frozenset(await architectures.known_for_filters(conn)),
-        subnets=tuple({"id": s["id"], "cidr": str(s["cidr"]), "name": s["name"]}
-                      for s in await subnets_service.list_subnets(conn)),
-        vlans=tuple({"id": v["id"], "vid": v["vid"], "name": v["name"], "fabric_id": v["fabric_id"],
-                     "fabric_name": v["fabric_name"]} for v in await network.list_vlans(conn)),
+        subnets=tuple(
+            {"id": s["id"], "cidr": str(s["cidr"]), "name": s["name"]} for s in await subnets_service.list_subnets(conn)
+        ),
+        vlans=tuple(
+            {
+                "id": v["id"],
+                "vid": v["vid"],
+                "name": v["name"],
+                "fabric_id": v["fabric_id"],
+                "fabric_name": v["fabric_name"],
+            }
+            for v in await network.list_vlans(conn)
+        ),
     )
 
 
@@ -149,15 +174,16 @@ async def show_machine(conn: AsyncConnection, system_id: str, viewer: User | Non
     return await nodes_service.show(conn, [await get_machine(conn, system_id, viewer=viewer)])
 
 
-async def show_machines(conn: AsyncConnection, system_ids: list[str] | None = None,
-                        hostnames: list[str] | None = None) -> Machines:
+async def show_machines(
+    conn: AsyncConnection, system_ids: list[str] | None = None, hostnames: list[str] | None = None
+) -> Machines:
     return await nodes_service.show(conn, await list_machines(conn, system_ids, hostnames))
 
 
 def _changed(conn: AsyncConnection) -> None:
     bmcs_service.owners_changed(conn)
     consequences.dhcp_changed(conn)
-    consequences.region_services_changed(conn)   # its name and addresses in DNS
+    consequences.region_services_changed(conn)  # its name and addresses in DNS
 
 
 async def all_power_parameters(conn: AsyncConnection, system_ids: list[str]) -> dict[str, dict[str, str]]:
@@ -172,8 +198,11 @@ def _unsupported_commissioning_options(fields: dict[str, Any]) -> None:
             raise Invalid.field(name, "metalplane's commissioning environment does not support this option.")
     for name in ("commissioning_scripts", "testing_scripts"):
         if (fields.get(name) or "none").strip().lower() not in ("", "none"):
-            raise Invalid.field(name, "metalplane runs the image's and the region's commissioning scripts; "
-                                      "choosing scripts is not supported.")
+            raise Invalid.field(
+                name,
+                "metalplane runs the image's and the region's commissioning scripts; "
+                "choosing scripts is not supported.",
+            )
 
 
 async def insert_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
@@ -190,18 +219,23 @@ async def insert_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
         raise Invalid.field("mac_addresses", "This field is required.")
     if required and not (fields.get("architecture") or "").strip():
         raise Invalid.field("architecture", "This field is required.")
-    architecture = await architectures.check(conn, fields["architecture"], fields.get("subarchitecture")) \
-        if (fields.get("architecture") or "").strip() else None
+    architecture = (
+        await architectures.check(conn, fields["architecture"], fields.get("subarchitecture"))
+        if (fields.get("architecture") or "").strip()
+        else None
+    )
     hostname = node_fields.clean_hostname(fields["hostname"]) if (fields.get("hostname") or "").strip() else ""
     node_fields.check_domain(fields.get("domain"))
     zone_id = await node_fields.zone_id_for(conn, fields.get("zone"))
-    pool_id = await resource_pools.pool_id_for(conn, fields["pool"]) if fields.get("pool") \
-        else resource_pools.DEFAULT_POOL_ID
+    pool_id = (
+        await resource_pools.pool_id_for(conn, fields["pool"]) if fields.get("pool") else resource_pools.DEFAULT_POOL_ID
+    )
     if hostname:
         await node_fields.check_hostname_free(conn, hostname)
     await node_fields.check_macs_free(conn, macs)
-    power_type, params = parse_power_input(fields.get("power_type"), fields.get("power_parameters"),
-                                           fields.get("power_flat", {}))
+    power_type, params = parse_power_input(
+        fields.get("power_type"), fields.get("power_parameters"), fields.get("power_flat", {})
+    )
     params = check_power(power_type, params)
     bmc_params, node_params = split_scopes(power_type, params)
     bmc_id = await upsert_bmc(conn, power_type, bmc_params)
@@ -210,18 +244,32 @@ async def insert_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
     system_id = new_system_id()
     status = DEPLOYED if fields.get("deployed") else fields.get("status", NEW)
     values = dict(
-        system_id=system_id, hostname=hostname or f"machine-{system_id}", node_type=NodeType.MACHINE,
-        architecture=architecture, description=fields.get("description") or "",
-        min_hwe_kernel=fields.get("min_hwe_kernel") or None, status=status, boot_method=fields.get("boot_method"),
-        bmc_id=bmc_id, instance_power_parameters=node_params, zone_id=zone_id, pool_id=pool_id,
+        system_id=system_id,
+        hostname=hostname or f"machine-{system_id}",
+        node_type=NodeType.MACHINE,
+        architecture=architecture,
+        description=fields.get("description") or "",
+        min_hwe_kernel=fields.get("min_hwe_kernel") or None,
+        status=status,
+        boot_method=fields.get("boot_method"),
+        bmc_id=bmc_id,
+        instance_power_parameters=node_params,
+        zone_id=zone_id,
+        pool_id=pool_id,
     )
     # The unique indexes decide between concurrent creates: the loser gets MAAS's 400.
-    node_id = (await execute_unique(conn, insert(nodes).values(**values).returning(nodes.c.id),
-                                    "hostname", node_fields.DUPLICATE_HOSTNAME)).scalar_one()
+    node_id = (
+        await execute_unique(
+            conn, insert(nodes).values(**values).returning(nodes.c.id), "hostname", node_fields.DUPLICATE_HOSTNAME
+        )
+    ).scalar_one()
     for n, mac in enumerate(macs):
-        await execute_unique(conn, insert(interfaces).values(node_id=node_id, name=f"eth{n}", mac=mac,
-                                                             claims_mac=True),
-                             "mac_addresses", f"MAC address {mac} already in use.")
+        await execute_unique(
+            conn,
+            insert(interfaces).values(node_id=node_id, name=f"eth{n}", mac=mac, claims_mac=True),
+            "mac_addresses",
+            f"MAC address {mac} already in use.",
+        )
     machine = await get_machine(conn, system_id)
     await events.status_changed(conn, machine, status, status, STATUS_NAMES)
     _changed(conn)
@@ -235,9 +283,22 @@ async def create_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Machi
     return await nodes_service.show(conn, [machine])
 
 
-UPDATE_FIELDS = ("hostname", "description", "domain", "architecture", "min_hwe_kernel", "power_type",
-                 "power_parameters", "power_parameters_skip_check", "pool", "zone", "swap_size", "disable_ipv4",
-                 "cpu_count", "memory")
+UPDATE_FIELDS = (
+    "hostname",
+    "description",
+    "domain",
+    "architecture",
+    "min_hwe_kernel",
+    "power_type",
+    "power_parameters",
+    "power_parameters_skip_check",
+    "pool",
+    "zone",
+    "swap_size",
+    "disable_ipv4",
+    "cpu_count",
+    "memory",
+)
 
 
 async def update_machine(conn: AsyncConnection, system_id: str, fields: dict[str, Any]) -> Machines:
@@ -279,8 +340,12 @@ async def update_machine(conn: AsyncConnection, system_id: str, fields: dict[str
             node_params = {**bmc_params, **node_params, "__type__": power_type}
         values.update(bmc_id=bmc_id, instance_power_parameters=node_params)
     if values:
-        await execute_unique(conn, update(nodes).where(nodes.c.id == machine["id"]).values(**values, updated=func.now()),
-                             "hostname", node_fields.DUPLICATE_HOSTNAME)
+        await execute_unique(
+            conn,
+            update(nodes).where(nodes.c.id == machine["id"]).values(**values, updated=func.now()),
+            "hostname",
+            node_fields.DUPLICATE_HOSTNAME,
+        )
         await _gc_bmcs(conn)
     _changed(conn)
     await settle(conn)  # shown with its BMC's owner
@@ -296,8 +361,9 @@ async def delete_machine(conn: AsyncConnection, system_id: str) -> None:
 
 async def set_power_state(conn: AsyncConnection, node_ids: list[int], state: str) -> None:
     if node_ids:
-        await conn.execute(update(nodes).where(nodes.c.id.in_(node_ids)).values(
-            power_state=state, power_state_updated=func.now()))
+        await conn.execute(
+            update(nodes).where(nodes.c.id.in_(node_ids)).values(power_state=state, power_state_updated=func.now())
+        )
 
 
 async def ids_of(conn: AsyncConnection, system_ids: list[str]) -> list[int]:

@@ -114,8 +114,14 @@ def _both(reason: str) -> Errors:
     return {"start_ip": [reason], "end_ip": [reason]}
 
 
-def check_range(range_type: str | None, start: str | None, end: str | None, cidr: str,
-                existing: list[Span], used_addresses: list[str]) -> Errors:
+def check_range(
+    range_type: str | None,
+    start: str | None,
+    end: str | None,
+    cidr: str,
+    existing: list[Span],
+    used_addresses: list[str],
+) -> Errors:
     """MAAS's IPRange.clean(): addresses, order, subnet bounds and overlaps."""
     if not range_type:
         return err("type", "This field is required.")
@@ -125,8 +131,9 @@ def check_range(range_type: str | None, start: str | None, end: str | None, cidr
         return _both("Start IP address and end IP address are both required.")
     first, last = validation.parse_ip(start), validation.parse_ip(end)
     if first is None or last is None:
-        return {name: [validation.INVALID_IP] for name, value in (("start_ip", first), ("end_ip", last))
-                if value is None}
+        return {
+            name: [validation.INVALID_IP] for name, value in (("start_ip", first), ("end_ip", last)) if value is None
+        }
     if first.version != last.version:
         return _both("Start IP address and end IP address must be in the same address family.")
     if int(last) < int(first):  # same family, checked above
@@ -178,9 +185,14 @@ class DhcpState:
     primary_alive: bool = True
 
 
-def resolve_rack_change(current_primary: int | None, current_secondary: int | None,
-                        primary: int | None, secondary: int | None,
-                        primary_given: bool, secondary_given: bool) -> tuple[int | None, int | None]:
+def resolve_rack_change(
+    current_primary: int | None,
+    current_secondary: int | None,
+    primary: int | None,
+    secondary: int | None,
+    primary_given: bool,
+    secondary_given: bool,
+) -> tuple[int | None, int | None]:
     """MAAS's side rules: clearing the primary promotes the secondary; making the
     secondary the primary clears the secondary."""
     new_primary = primary if primary_given else current_primary
@@ -192,8 +204,9 @@ def resolve_rack_change(current_primary: int | None, current_secondary: int | No
     return new_primary, new_secondary
 
 
-def check_secondary_not_primary(current_primary: int | None, primary_given: bool, secondary: int | None,
-                                label: str) -> Errors:
+def check_secondary_not_primary(
+    current_primary: int | None, primary_given: bool, secondary: int | None, label: str
+) -> Errors:
     """MAAS refuses a secondary that is already this VLAN's (unchanged) primary."""
     if secondary is not None and not primary_given and secondary == current_primary:
         return err(ALL, f"{label} is already set as the primary rack controller")

@@ -20,8 +20,8 @@ from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import fabrics, interfaces, ipranges, nodes, spaces, subnets, vlans
 from metalplane.region.errors import Invalid, Refused, raise_if
 from metalplane.region.services import consequences, dhcp, lookups, netrules
-from metalplane.region.services.rows import Row, execute_unique, next_id, one, rows
 from metalplane.region.services.connections import connected_regions
+from metalplane.region.services.rows import Row, execute_unique, next_id, one, rows
 from metalplane.rpc.nodes import RACK_TYPES
 
 DEFAULT_FABRIC_ID = 0
@@ -111,9 +111,11 @@ async def _insert_fabric(conn: AsyncConnection, name: str | None, description: s
     fabric_id = await next_id(conn, "fabrics")
     await execute_unique(
         conn,
-        insert(fabrics).values(id=fabric_id, name=name or f"fabric-{fabric_id}", description=description,
-                               class_type=class_type),
-        "name", "Fabric with this Name already exists.",
+        insert(fabrics).values(
+            id=fabric_id, name=name or f"fabric-{fabric_id}", description=description, class_type=class_type
+        ),
+        "name",
+        "Fabric with this Name already exists.",
     )
     await conn.execute(insert(vlans).values(fabric_id=fabric_id, vid=0))
     return fabric_id
@@ -136,8 +138,12 @@ async def update_fabric(conn: AsyncConnection, fabric: int | str, changes: dict[
     if changes.get("class_type"):
         raise_if(netrules.check_name("fabric_class", changes["class_type"], "class_type"))
     if changes:
-        await execute_unique(conn, update(fabrics).where(fabrics.c.id == fabric_id).values(**changes, updated=func.now()),
-                             "name", "Fabric with this Name already exists.")
+        await execute_unique(
+            conn,
+            update(fabrics).where(fabrics.c.id == fabric_id).values(**changes, updated=func.now()),
+            "name",
+            "Fabric with this Name already exists.",
+        )
     return await show_fabrics(conn, fabric_id)
 
 
@@ -145,12 +151,21 @@ async def delete_fabric(conn: AsyncConnection, fabric: int | str) -> None:
     fabric_id = (await get_fabric(conn, fabric))["id"]
     if fabric_id == DEFAULT_FABRIC_ID:
         raise Refused("This fabric is the default fabric, it cannot be deleted.")
-    cidrs = (await conn.execute(
-        select(subnets.c.cidr).join(vlans, vlans.c.id == subnets.c.vlan_id).where(vlans.c.fabric_id == fabric_id)
-    )).scalars().all()
+    cidrs = (
+        (
+            await conn.execute(
+                select(subnets.c.cidr)
+                .join(vlans, vlans.c.id == subnets.c.vlan_id)
+                .where(vlans.c.fabric_id == fabric_id)
+            )
+        )
+        .scalars()
+        .all()
+    )
     if cidrs:
-        raise Refused("Can't delete fabric; the following subnets are still present: "
-                      + ", ".join(str(c) for c in cidrs))
+        raise Refused(
+            "Can't delete fabric; the following subnets are still present: " + ", ".join(str(c) for c in cidrs)
+        )
     await conn.execute(delete(fabrics).where(fabrics.c.id == fabric_id))
 
 
@@ -223,8 +238,9 @@ async def find_rack(conn: AsyncConnection, ident: str, field: str, vlan_id: int 
     """A rack controller by system_id or hostname, as MAAS's rack fields accept.
     With `vlan_id`, only racks with an interface on that VLAN qualify (they
     are the ones that can serve DHCP there)."""
-    query = select(nodes.c.id).where(nodes.c.node_type.in_(RACK_TYPES),
-                                     or_(nodes.c.system_id == ident, nodes.c.hostname == ident))
+    query = select(nodes.c.id).where(
+        nodes.c.node_type.in_(RACK_TYPES), or_(nodes.c.system_id == ident, nodes.c.hostname == ident)
+    )
     if vlan_id is not None:
         query = query.where(exists().where(interfaces.c.node_id == nodes.c.id, interfaces.c.vlan_id == vlan_id))
     rows = (await conn.execute(query)).scalars().all()
@@ -251,9 +267,19 @@ async def find_space(conn: AsyncConnection, ident: str) -> int | None:
 
 
 async def vlan_has_dynamic_range(conn: AsyncConnection, vlan_id: int) -> bool:
-    return bool((await conn.execute(select(exists().where(
-        ipranges.c.type == "dynamic", ipranges.c.subnet_id == subnets.c.id, subnets.c.vlan_id == vlan_id,
-    )))).scalar())
+    return bool(
+        (
+            await conn.execute(
+                select(
+                    exists().where(
+                        ipranges.c.type == "dynamic",
+                        ipranges.c.subnet_id == subnets.c.id,
+                        subnets.c.vlan_id == vlan_id,
+                    )
+                )
+            )
+        ).scalar()
+    )
 
 
 async def create_vlan(conn: AsyncConnection, fabric: int | str, fields: dict[str, Any]) -> Vlans:
@@ -266,8 +292,10 @@ async def create_vlan(conn: AsyncConnection, fabric: int | str, fields: dict[str
     if "space" in fields:
         values["space_id"] = await find_space(conn, fields["space"])
     result = await execute_unique(
-        conn, insert(vlans).values(fabric_id=fabric_id, **values).returning(vlans.c.id),
-        "__all__", "A VLAN with the specified VID already exists in the destination fabric.",
+        conn,
+        insert(vlans).values(fabric_id=fabric_id, **values).returning(vlans.c.id),
+        "__all__",
+        "A VLAN with the specified VID already exists in the destination fabric.",
     )
     return await show_vlans(conn, vlan_id=result.scalar_one())
 
@@ -300,27 +328,45 @@ async def update_vlan(conn: AsyncConnection, ref: VlanRef, fields: dict[str, Any
         if field in fields:
             racks[field] = None if is_blank(fields[field]) else await find_rack(conn, fields[field], field, vlan_id)
     primary, secondary = netrules.resolve_rack_change(
-        current["primary_rack_id"], current["secondary_rack_id"],
-        racks.get("primary_rack"), racks.get("secondary_rack"),
-        "primary_rack" in racks, "secondary_rack" in racks,
+        current["primary_rack_id"],
+        current["secondary_rack_id"],
+        racks.get("primary_rack"),
+        racks.get("secondary_rack"),
+        "primary_rack" in racks,
+        "secondary_rack" in racks,
     )
     dhcp_on = fields.get("dhcp_on", current["dhcp_on"])
-    raise_if(netrules.check_secondary_not_primary(current["primary_rack_id"], "primary_rack" in racks,
-                                                  racks.get("secondary_rack"), fields.get("secondary_rack", "")))
-    new_secondary = secondary is not None and (secondary != current["secondary_rack_id"]
-                                               or primary != current["primary_rack_id"])
-    raise_if(netrules.check_dhcp(netrules.DhcpState(
-        dhcp_on=dhcp_on, primary=primary, secondary=secondary,
-        has_dynamic_range=await vlan_has_dynamic_range(conn, vlan_id) if dhcp_on else True,
-        # Only a secondary being set now needs a live primary to sync leases from.
-        primary_alive=await rack_is_connected(conn, primary) if new_secondary and primary is not None else True,
-    )))
+    raise_if(
+        netrules.check_secondary_not_primary(
+            current["primary_rack_id"],
+            "primary_rack" in racks,
+            racks.get("secondary_rack"),
+            fields.get("secondary_rack", ""),
+        )
+    )
+    new_secondary = secondary is not None and (
+        secondary != current["secondary_rack_id"] or primary != current["primary_rack_id"]
+    )
+    raise_if(
+        netrules.check_dhcp(
+            netrules.DhcpState(
+                dhcp_on=dhcp_on,
+                primary=primary,
+                secondary=secondary,
+                has_dynamic_range=await vlan_has_dynamic_range(conn, vlan_id) if dhcp_on else True,
+                # Only a secondary being set now needs a live primary to sync leases from.
+                primary_alive=await rack_is_connected(conn, primary) if new_secondary and primary is not None else True,
+            )
+        )
+    )
     values.update(dhcp_on=dhcp_on, primary_rack_id=primary, secondary_rack_id=secondary)
     if dhcp_on and not current["dhcp_on"]:
         values["relay_vlan_id"] = None  # MAAS: serving DHCP here replaces relaying it
     await execute_unique(
-        conn, update(vlans).where(vlans.c.id == vlan_id).values(**values, updated=func.now()),
-        "__all__", "A VLAN with the specified VID already exists in the destination fabric.",
+        conn,
+        update(vlans).where(vlans.c.id == vlan_id).values(**values, updated=func.now()),
+        "__all__",
+        "A VLAN with the specified VID already exists in the destination fabric.",
     )
     consequences.dhcp_changed(conn)
     consequences.connections_to_rebalance(conn)
@@ -329,8 +375,11 @@ async def update_vlan(conn: AsyncConnection, ref: VlanRef, fields: dict[str, Any
 
 async def _relay_vlan(conn: AsyncConnection, ident: str, vlan_id: int) -> int:
     relay_id = validation.as_id(ident)
-    found = None if relay_id is None else \
-        (await conn.execute(select(vlans.c.id).where(vlans.c.id == relay_id))).scalar_one_or_none()
+    found = (
+        None
+        if relay_id is None
+        else (await conn.execute(select(vlans.c.id).where(vlans.c.id == relay_id))).scalar_one_or_none()
+    )
     if found is None or found == vlan_id:
         raise Invalid.field("relay_vlan", validation.not_a_choice(validation.shown(ident)))
     return found
@@ -342,8 +391,7 @@ async def delete_vlan(conn: AsyncConnection, ref: VlanRef) -> None:
         raise Refused("This VLAN is the default VLAN in the fabric, it cannot be deleted.")
     in_use = (await conn.execute(select(subnets.c.cidr).where(subnets.c.vlan_id == vlan["id"]))).scalars().all()
     if in_use:
-        raise Refused("Can't delete VLAN; the following subnets are still present: "
-                      + ", ".join(str(c) for c in in_use))
+        raise Refused(
+            "Can't delete VLAN; the following subnets are still present: " + ", ".join(str(c) for c in in_use)
+        )
     await conn.execute(delete(vlans).where(vlans.c.id == vlan["id"]))
-
-

@@ -73,8 +73,16 @@ class FabricView:
 
 
 def _vlan_view(v: Row) -> VlanView:
-    return VlanView(v["id"], v["vid"], network.vlan_label(v), v["fabric_id"], v["fabric_name"], v["dhcp_on"],
-                    v["primary_rack"], v["secondary_rack"])
+    return VlanView(
+        v["id"],
+        v["vid"],
+        network.vlan_label(v),
+        v["fabric_id"],
+        v["fabric_name"],
+        v["dhcp_on"],
+        v["primary_rack"],
+        v["secondary_rack"],
+    )
 
 
 async def _subnet_views(conn: AsyncConnection, subnet_rows: Sequence[Any]) -> list[SubnetView]:
@@ -83,17 +91,22 @@ async def _subnet_views(conn: AsyncConnection, subnet_rows: Sequence[Any]) -> li
     if not ids:
         return []
     ranges: dict[int, list[RangeView]] = {}
-    for r in await conn.execute(select(ipranges).where(ipranges.c.subnet_id.in_(ids))
-                                .order_by(ipranges.c.subnet_id, ipranges.c.start_ip)):
+    for r in await conn.execute(
+        select(ipranges).where(ipranges.c.subnet_id.in_(ids)).order_by(ipranges.c.subnet_id, ipranges.c.start_ip)
+    ):
         ranges.setdefault(r.subnet_id, []).append(RangeView(r.id, r.type, str(r.start_ip), str(r.end_ip), r.comment))
     held: dict[int, list[str]] = {}
-    for a in await conn.execute(select(ip_addresses.c.subnet_id, ip_addresses.c.ip)
-                                .where(ip_addresses.c.subnet_id.in_(ids))):
+    for a in await conn.execute(
+        select(ip_addresses.c.subnet_id, ip_addresses.c.ip).where(ip_addresses.c.subnet_id.in_(ids))
+    ):
         held.setdefault(a.subnet_id, []).append(str(a.ip))
     for lease in await conn.execute(
-            select(dhcp_leases.c.subnet_id, dhcp_leases.c.ip)
-            .where(dhcp_leases.c.subnet_id.in_(ids), dhcp_leases.c.state == "active",
-                   or_(dhcp_leases.c.expires.is_(None), dhcp_leases.c.expires > func.now()))):
+        select(dhcp_leases.c.subnet_id, dhcp_leases.c.ip).where(
+            dhcp_leases.c.subnet_id.in_(ids),
+            dhcp_leases.c.state == "active",
+            or_(dhcp_leases.c.expires.is_(None), dhcp_leases.c.expires > func.now()),
+        )
+    ):
         held.setdefault(lease.subnet_id, []).append(str(lease.ip))
     out = []
     for s in subnet_rows:
@@ -101,10 +114,17 @@ async def _subnet_views(conn: AsyncConnection, subnet_rows: Sequence[Any]) -> li
         spans = [(r.start_ip, r.end_ip) for r in ranges.get(s.id, [])]
         addresses = held.get(s.id, []) + ([str(s.gateway_ip)] if s.gateway_ip is not None else [])
         has_dynamic = any(r.type == "dynamic" for r in ranges.get(s.id, []))
-        out.append(SubnetView(
-            s.id, cidr, s.name, str(s.gateway_ip) if s.gateway_ip is not None else None, ranges.get(s.id, []),
-            address_space.usage(cidr, spans, addresses),
-            None if has_dynamic else address_space.suggest_dynamic_range(cidr, spans, addresses)))
+        out.append(
+            SubnetView(
+                s.id,
+                cidr,
+                s.name,
+                str(s.gateway_ip) if s.gateway_ip is not None else None,
+                ranges.get(s.id, []),
+                address_space.usage(cidr, spans, addresses),
+                None if has_dynamic else address_space.suggest_dynamic_range(cidr, spans, addresses),
+            )
+        )
     return out
 
 
@@ -155,24 +175,36 @@ async def vlan_page(conn: AsyncConnection, vlan_id: int) -> VlanPage:
     """One VLAN (NotFound otherwise) with its subnets and the racks that could serve it."""
     row = await network.get_vlan(conn, vlan_id)
     vlan = _vlan_view(row)
-    subnet_rows = (await conn.execute(select(subnets).where(subnets.c.vlan_id == vlan_id)
-                                      .order_by(subnets.c.cidr))).all()
+    subnet_rows = (
+        await conn.execute(select(subnets).where(subnets.c.vlan_id == vlan_id).order_by(subnets.c.cidr))
+    ).all()
     vlan.subnets = await _subnet_views(conn, subnet_rows)
     on_vlan = (await dhcp.racks_on_vlans(conn)).get(vlan_id, [])
     node_ids = list(dict.fromkeys(r.node_id for r in on_vlan))
     judged = await service_sets(conn, node_ids)
-    dhcpd = {r.node_id: (r.status, r.status_info) for r in await conn.execute(
-        select(service_status).where(service_status.c.node_id.in_(node_ids), service_status.c.name == "dhcpd"))}
+    dhcpd = {
+        r.node_id: (r.status, r.status_info)
+        for r in await conn.execute(
+            select(service_status).where(service_status.c.node_id.in_(node_ids), service_status.c.name == "dhcpd")
+        )
+    }
     racks, seen = [], set()
     for r in on_vlan:
         if r.node_id in seen:
             continue
         seen.add(r.node_id)
         status, info = dhcpd.get(r.node_id, ("unknown", ""))
-        racks.append(RackOnVlan(r.system_id, r.hostname, r.address,
-                                role_on_vlan(r.node_id, row["primary_rack_id"], row["secondary_rack_id"])
-                                if row["dhcp_on"] else None,
-                                judged[r.node_id][0].status, status, info))
+        racks.append(
+            RackOnVlan(
+                r.system_id,
+                r.hostname,
+                r.address,
+                role_on_vlan(r.node_id, row["primary_rack_id"], row["secondary_rack_id"]) if row["dhcp_on"] else None,
+                judged[r.node_id][0].status,
+                status,
+                info,
+            )
+        )
     racks.sort(key=lambda r: r.hostname)
     candidates = await dhcp.candidate_secondaries(conn) if row["dhcp_on"] else {}
     return VlanPage(vlan, racks, await settings.get_setting(conn, "dhcp_ha_mode"), candidates.get(vlan_id))

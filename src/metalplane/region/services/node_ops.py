@@ -36,7 +36,9 @@ def filtered(view: nodes_service.NodesView, given: dict[str, list[str]]) -> node
     macs = {node_fields.normalise_mac(m) for m in _listed(given, "mac_address")}
     bad = [m for m in macs if not node_fields.MAC.match(m)]
     if bad:
-        raise Invalid.field("mac_address", f"Invalid MAC address(es): {', '.join(sorted(validation.shown(m) for m in bad))}")
+        raise Invalid.field(
+            "mac_address", f"Invalid MAC address(es): {', '.join(sorted(validation.shown(m) for m in bad))}"
+        )
     domains = set(_listed(given, "domain"))
     zone, pool, agent = (_last(given, name) for name in ("zone", "pool", "agent_name"))
 

@@ -13,12 +13,12 @@ from typing import Any
 
 from sqlalchemy import func, insert, update
 
-from metalplane.rpc import power_schema as schema
+from metalplane.region import metrics
 from metalplane.region.db.tables import power_actions
 from metalplane.region.db.transaction import Work
-from metalplane.region import metrics
 from metalplane.region.errors import Unavailable
 from metalplane.region.services import bmcs, events, machines, permissions
+from metalplane.rpc import power_schema as schema
 from metalplane.rpc.messages import PowerAction
 from metalplane.rpc.protocol import ConnectionLost, RemoteError
 
@@ -46,8 +46,9 @@ async def _owner(work: Work, bmc_id: int, lost: frozenset[int] = frozenset()) ->
 
 async def _record(work: Work, action_id: int, **values: Any) -> None:
     async with work.tx() as conn:
-        await conn.execute(update(power_actions).where(power_actions.c.id == action_id)
-                           .values(**values, updated=func.now()))
+        await conn.execute(
+            update(power_actions).where(power_actions.c.id == action_id).values(**values, updated=func.now())
+        )
 
 
 async def run(work: Work, rpc_server: Any, system_id: str, action: str, username: str = "") -> dict[str, Any]:
@@ -67,8 +68,13 @@ async def _run(work: Work, rpc_server: Any, system_id: str, action: str, usernam
     work.acting_outside()
     async with work.tx() as conn:
         machine = await machines.get_machine(conn, system_id)
-        action_id = (await conn.execute(insert(power_actions).values(
-            node_id=machine["id"], action=action, state="running").returning(power_actions.c.id))).scalar_one()
+        action_id = (
+            await conn.execute(
+                insert(power_actions)
+                .values(node_id=machine["id"], action=action, state="running")
+                .returning(power_actions.c.id)
+            )
+        ).scalar_one()
         if username:
             await events.power_requested(conn, machine, action, username)
     power_type = machines.power_type_of(machine)
@@ -86,8 +92,9 @@ async def _run(work: Work, rpc_server: Any, system_id: str, action: str, usernam
             break
         await _record(work, action_id, rack_id=rack_id, attempts=attempt)
         try:
-            result = await rpc_server.call_rack(rack, PowerAction(action, power_type, params, after_failover),
-                                                timeout=CALL_TIMEOUT)
+            result = await rpc_server.call_rack(
+                rack, PowerAction(action, power_type, params, after_failover), timeout=CALL_TIMEOUT
+            )
         except ConnectionLost:
             if after_failover:
                 break
@@ -118,8 +125,9 @@ async def boot_it(work: Work, rpc_server: Any, system_id: str) -> None:
     await run(work, rpc_server, system_id, "cycle" if state == "on" else "on")
 
 
-async def power_machine(work: Work, rpc_server: Any, system_id: str, action: str,
-                        actor: permissions.Actor | None) -> machines.Machines:
+async def power_machine(
+    work: Work, rpc_server: Any, system_id: str, action: str, actor: permissions.Actor | None
+) -> machines.Machines:
     """power_on/power_off/power_cycle by `actor` (the owner or an admin): run the
     action, then the machine as shown."""
     await _permitted(work, system_id, f"power_{action}", actor)
@@ -137,4 +145,3 @@ async def query_power_state(work: Work, rpc_server: Any, system_id: str, actor: 
 async def _permitted(work: Work, system_id: str, action: str, actor: permissions.Actor | None) -> None:
     async with work.tx() as conn:
         permissions.require(actor, action, await machines.get_machine(conn, system_id))
-

@@ -28,17 +28,22 @@ from metalplane.rpc.nodes import NodeType
 
 async def rack_networks(conn: AsyncConnection, rack_id: int) -> tuple[list[str], list[str], dict[str, int | None]]:
     """(the rack's addresses, the subnets they are on, {interface: vid} for interfaces with a VLAN)."""
-    rows = await conn.execute(select(interfaces.c.id, interfaces.c.name, vlans.c.vid)
-                              .outerjoin(vlans, vlans.c.id == interfaces.c.vlan_id)
-                              .where(interfaces.c.node_id == rack_id).order_by(interfaces.c.name))
+    rows = await conn.execute(
+        select(interfaces.c.id, interfaces.c.name, vlans.c.vid)
+        .outerjoin(vlans, vlans.c.id == interfaces.c.vlan_id)
+        .where(interfaces.c.node_id == rack_id)
+        .order_by(interfaces.c.name)
+    )
     ifaces = {r.id: (r.name, r.vid) for r in rows}
     addresses: list[str] = []
     networks: list[str] = []
     if ifaces:
-        found = await conn.execute(select(ip_addresses.c.ip, subnets.c.cidr)
-                                   .outerjoin(subnets, subnets.c.id == ip_addresses.c.subnet_id)
-                                   .where(ip_addresses.c.interface_id.in_(list(ifaces)))
-                                   .order_by(ip_addresses.c.id))
+        found = await conn.execute(
+            select(ip_addresses.c.ip, subnets.c.cidr)
+            .outerjoin(subnets, subnets.c.id == ip_addresses.c.subnet_id)
+            .where(ip_addresses.c.interface_id.in_(list(ifaces)))
+            .order_by(ip_addresses.c.id)
+        )
         for ip, cidr in found:
             if ip_address(str(ip)).is_link_local:
                 continue
@@ -53,9 +58,13 @@ async def rack_services(conn: AsyncConnection, rack_id: int) -> dict[str, Any]:
     regions = await dns_model.region_services(conn)
     dns_regions = [r for r in regions if r.dns_port]
     addresses, networks, by_interface = await rack_networks(conn, rack_id)
-    node = (await conn.execute(select(nodes.c.node_type, controller_info.c.ntp_port)
-                               .outerjoin(controller_info, controller_info.c.node_id == nodes.c.id)
-                               .where(nodes.c.id == rack_id))).one()
+    node = (
+        await conn.execute(
+            select(nodes.c.node_type, controller_info.c.ntp_port)
+            .outerjoin(controller_info, controller_info.c.node_id == nodes.c.id)
+            .where(nodes.c.id == rack_id)
+        )
+    ).one()
     shared = node.node_type == NodeType.REGION_AND_RACK_CONTROLLER and bool(node.ntp_port)
     return {
         "dns": {
@@ -80,10 +89,15 @@ async def rack_services(conn: AsyncConnection, rack_id: int) -> dict[str, Any]:
     }
 
 
-async def region_ntp_sources(conn: AsyncConnection, system_id: str) -> tuple[list[str], list[tuple[str, int]], list[str]]:
+async def region_ntp_sources(
+    conn: AsyncConnection, system_id: str
+) -> tuple[list[str], list[tuple[str, int]], list[str]]:
     """A region's chronyd: (ntp_servers, the other regions' (address, port) to peer with, every
     subnet MAAS knows: the machines it may serve, directly or as the host's one chronyd)."""
-    others = [(r.address, r.ntp_port) for r in await dns_model.region_services(conn)
-              if r.ntp_port and r.system_id != system_id]
+    others = [
+        (r.address, r.ntp_port)
+        for r in await dns_model.region_services(conn)
+        if r.ntp_port and r.system_id != system_id
+    ]
     known = [str(c) for (c,) in await conn.execute(select(subnets.c.cidr).order_by(subnets.c.id))]
     return settings.as_list(await settings.get_setting(conn, "ntp_servers")), others, known

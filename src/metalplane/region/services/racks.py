@@ -41,15 +41,17 @@ RACK_SERVICES = ("rackd", "dhcpd", "dhcpd6", "tftp", "http", "ntp_rack", "dns_ra
 SERVICE_STATES = ("running", "degraded", "dead", "off", "unknown")
 
 
-async def register_rack(conn: AsyncConnection, system_id: str, hostname: str, version: str,
-                        reported: list[dict[str, Any]]) -> int:
+async def register_rack(
+    conn: AsyncConnection, system_id: str, hostname: str, version: str, reported: list[dict[str, Any]]
+) -> int:
     """Create or update the rack node and its interfaces; MAAS creates the fabrics,
     VLANs and subnets a rack sees when they are missing, and so do we. When its
     interfaces changed, the regions' DNS (its name's addresses) and its own services
     configuration (what it listens on and serves) follow."""
     node_id = await ensure_controller_node(conn, system_id, hostname, NodeType.RACK_CONTROLLER, version)
     await conn.execute(
-        insert(controller_info).values(node_id=node_id, refusal=None)
+        insert(controller_info)
+        .values(node_id=node_id, refusal=None)
         .on_conflict_do_update(index_elements=["node_id"], set_={"refusal": None, "updated": func.now()})
     )
     before = await interfaces_of(conn, [node_id])
@@ -62,14 +64,18 @@ async def register_rack(conn: AsyncConnection, system_id: str, hostname: str, ve
 
 def _shape(found: dict[int, list[dict[str, Any]]]) -> list[tuple[Any, ...]]:
     """What of a node's interfaces the services depend on: names, MACs, VLANs, addresses."""
-    return sorted((i["name"], i["mac"], i["vlan_id"], tuple(sorted(link["ip"] for link in i["links"])))
-                  for rows in found.values() for i in rows)
+    return sorted(
+        (i["name"], i["mac"], i["vlan_id"], tuple(sorted(link["ip"] for link in i["links"])))
+        for rows in found.values()
+        for i in rows
+    )
 
 
 async def is_rack(conn: AsyncConnection, system_id: str) -> bool:
     """Whether the region has a rack (or region+rack) controller with this system_id."""
-    found = await conn.execute(select(nodes.c.id).where(nodes.c.system_id == system_id,
-                                                        nodes.c.node_type.in_(RACK_TYPES)))
+    found = await conn.execute(
+        select(nodes.c.id).where(nodes.c.system_id == system_id, nodes.c.node_type.in_(RACK_TYPES))
+    )
     return found.first() is not None
 
 
@@ -78,7 +84,8 @@ async def record_refusal(conn: AsyncConnection, system_id: str, hostname: str, v
         return
     node_id = await ensure_controller_node(conn, system_id, hostname or system_id, NodeType.RACK_CONTROLLER, version)
     await conn.execute(
-        insert(controller_info).values(node_id=node_id, refusal=reason)
+        insert(controller_info)
+        .values(node_id=node_id, refusal=reason)
         .on_conflict_do_update(index_elements=["node_id"], set_={"refusal": reason, "updated": func.now()})
     )
 
@@ -117,17 +124,25 @@ async def sync_interfaces(conn: AsyncConnection, node_id: int, reported: list[di
             vlan_id = old.vlan_id if old is not None and old.vlan_id is not None else None
         if vlan_id is None:
             vlan_id = await network.new_fabric_vlan(conn)
-        values = dict(mac=item.get("mac"), type=item.get("type", "physical"), enabled=bool(item.get("enabled", True)),
-                      vlan_id=vlan_id)
-        interface_id = (await conn.execute(
-            insert(interfaces).values(node_id=node_id, name=name, **values)
-            .on_conflict_do_update(index_elements=["node_id", "name"], set_={**values, "updated": func.now()})
-            .returning(interfaces.c.id)
-        )).scalar_one()
+        values = dict(
+            mac=item.get("mac"),
+            type=item.get("type", "physical"),
+            enabled=bool(item.get("enabled", True)),
+            vlan_id=vlan_id,
+        )
+        interface_id = (
+            await conn.execute(
+                insert(interfaces)
+                .values(node_id=node_id, name=name, **values)
+                .on_conflict_do_update(index_elements=["node_id", "name"], set_={**values, "updated": func.now()})
+                .returning(interfaces.c.id)
+            )
+        ).scalar_one()
         await conn.execute(delete(ip_addresses).where(ip_addresses.c.interface_id == interface_id))
         for ip, subnet_id in placed:
-            await conn.execute(insert(ip_addresses).values(ip=ip, subnet_id=subnet_id, alloc_type=STICKY,
-                                                           interface_id=interface_id))
+            await conn.execute(
+                insert(ip_addresses).values(ip=ip, subnet_id=subnet_id, alloc_type=STICKY, interface_id=interface_id)
+            )
     gone = set(existing) - {str(i["name"]) for i in reported}
     if gone:
         await conn.execute(delete(interfaces).where(interfaces.c.node_id == node_id, interfaces.c.name.in_(gone)))
@@ -152,38 +167,54 @@ async def mark_unreachable(conn: AsyncConnection, node_id: int) -> list[tuple[st
     return await _store_services(conn, node_id, unreachable_services(RACK_SERVICES))
 
 
-async def _store_services(conn: AsyncConnection, node_id: int,
-                          wanted: dict[str, tuple[str, str]]) -> list[tuple[str, str, str]]:
-    rows = await conn.execute(select(service_status.c.name, service_status.c.status, service_status.c.status_info)
-                              .where(service_status.c.node_id == node_id).with_for_update())
+async def _store_services(
+    conn: AsyncConnection, node_id: int, wanted: dict[str, tuple[str, str]]
+) -> list[tuple[str, str, str]]:
+    rows = await conn.execute(
+        select(service_status.c.name, service_status.c.status, service_status.c.status_info)
+        .where(service_status.c.node_id == node_id)
+        .with_for_update()
+    )
     before = {r.name: (r.status, r.status_info) for r in rows}
     for name, (status, info) in wanted.items():
         if before.get(name) == (status, info):
             continue
         values = dict(status=status, status_info=info)
         await conn.execute(
-            insert(service_status).values(node_id=node_id, name=name, **values)
+            insert(service_status)
+            .values(node_id=node_id, name=name, **values)
             .on_conflict_do_update(index_elements=["node_id", "name"], set_={**values, "updated": func.now()})
         )
     changes = status_changes(before, wanted)
     if changes:
-        node = (await conn.execute(select(nodes.c.id, nodes.c.system_id, nodes.c.hostname)
-                                   .where(nodes.c.id == node_id))).one()._mapping
+        node = (
+            (await conn.execute(select(nodes.c.id, nodes.c.system_id, nodes.c.hostname).where(nodes.c.id == node_id)))
+            .one()
+            ._mapping
+        )
         for name, old, new in changes:
             info = wanted[name][1]
-            await events.record(conn, dict(node), "SERVICE_STATUS_CHANGED",
-                                f"{name}: {old} -> {new}" + (f" ({info})" if info else ""))
+            await events.record(
+                conn, dict(node), "SERVICE_STATUS_CHANGED", f"{name}: {old} -> {new}" + (f" ({info})" if info else "")
+            )
     return changes
 
 
 async def record_isolation(conn: AsyncConnection, node_id: int, seconds: float) -> None:
     """The rack says it served alone (degraded mode) for `seconds`: an event, since nobody
     could see its status meanwhile."""
-    node = (await conn.execute(select(nodes.c.id, nodes.c.system_id, nodes.c.hostname)
-                               .where(nodes.c.id == node_id))).one()._mapping
-    await events.record(conn, dict(node), "RACK_DEGRADED_MODE",
-                        f"degraded: no region controller for {seconds:.0f} s; DHCP, TFTP and HTTP kept "
-                        "serving their last configuration")
+    node = (
+        (await conn.execute(select(nodes.c.id, nodes.c.system_id, nodes.c.hostname).where(nodes.c.id == node_id)))
+        .one()
+        ._mapping
+    )
+    await events.record(
+        conn,
+        dict(node),
+        "RACK_DEGRADED_MODE",
+        f"degraded: no region controller for {seconds:.0f} s; DHCP, TFTP and HTTP kept "
+        "serving their last configuration",
+    )
 
 
 async def services_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int, dict[str, tuple[str, str]]]:
@@ -195,8 +226,11 @@ async def services_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int, d
 
 
 async def refusals_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int, str]:
-    rows = await conn.execute(select(controller_info.c.node_id, controller_info.c.refusal)
-                              .where(controller_info.c.node_id.in_(node_ids), controller_info.c.refusal.isnot(None)))
+    rows = await conn.execute(
+        select(controller_info.c.node_id, controller_info.c.refusal).where(
+            controller_info.c.node_id.in_(node_ids), controller_info.c.refusal.isnot(None)
+        )
+    )
     return {r.node_id: r.refusal for r in rows}
 
 
@@ -221,18 +255,23 @@ async def service_sets(conn: AsyncConnection, node_ids: list[int]) -> dict[int, 
     connected = await connections.connected_regions(conn, node_ids)
     live = await connections.live_region_count(conn)
     on_duty = await connections.dhcp_duty_racks(conn)
-    system_ids = dict((await conn.execute(select(nodes.c.id, nodes.c.system_id)
-                                          .where(nodes.c.id.in_(node_ids)))).tuples().all()) if on_duty else {}
+    system_ids = (
+        dict((await conn.execute(select(nodes.c.id, nodes.c.system_id).where(nodes.c.id.in_(node_ids)))).tuples().all())
+        if on_duty
+        else {}
+    )
     out: dict[int, list[ServiceStatus]] = {}
     for node_id in node_ids:
         mine = reported.get(node_id, {})
         wanted = ha_connections.links_wanted(per_rack, live, system_ids.get(node_id) in on_duty) or per_rack
-        rackd = with_rack_report(rackd_status(len(connected.get(node_id, ())), live, wanted, refusals.get(node_id)),
-                                 mine.get("rackd"))
+        rackd = with_rack_report(
+            rackd_status(len(connected.get(node_id, ())), live, wanted, refusals.get(node_id)), mine.get("rackd")
+        )
         if rackd[0] == "dead":  # whatever it last reported is stale now
             mine = unreachable_services(RACK_SERVICES)
         out[node_id] = [ServiceStatus("rackd", *rackd)] + [
-            ServiceStatus(name, *shown_status(name, mine)) for name in RACK_SERVICES if name != "rackd"]
+            ServiceStatus(name, *shown_status(name, mine)) for name in RACK_SERVICES if name != "rackd"
+        ]
     return out
 
 
@@ -253,8 +292,9 @@ class Racks:
     subnets: dict[int, Row]
 
 
-async def show_racks(conn: AsyncConnection, system_ids: list[str] | None = None,
-                     hostnames: list[str] | None = None) -> Racks:
+async def show_racks(
+    conn: AsyncConnection, system_ids: list[str] | None = None, hostnames: list[str] | None = None
+) -> Racks:
     """Racks (all, or those named), each with every service's status; `rackd` is judged
     from its live connections against the region's rpc_connections_per_rack."""
     return await _racks(conn, await list_controllers(conn, RACK_TYPES, system_ids, hostnames))
@@ -271,8 +311,10 @@ async def _racks(conn: AsyncConnection, nodes_shown: list[Row]) -> Racks:
     vlans_by_id = {v["id"]: v for v in await network.list_vlans(conn)}
     subnets_by_id = {s["id"]: s for s in await subnets_service.list_subnets(conn)}
     in_domains = await domain_views.node_domains(conn, nodes_shown)
-    shown = [RackView(node, statuses[node["id"]], rack_interfaces.get(node["id"], []), in_domains.get(node["id"]))
-             for node in nodes_shown]
+    shown = [
+        RackView(node, statuses[node["id"]], rack_interfaces.get(node["id"], []), in_domains.get(node["id"]))
+        for node in nodes_shown
+    ]
     return Racks(shown, vlans_by_id, subnets_by_id)
 
 
@@ -280,8 +322,12 @@ def shown_status(name: str, reported: dict[str, tuple[str, str]]) -> tuple[str, 
     """A rack service's status; on a host that is region and rack, one chronyd (the region's)
     serves the rack's networks too, so ntp_rack is what the region says of it."""
     region_ntp = reported.get("ntp_region")
-    if name == "ntp_rack" and region_ntp is not None and region_ntp[0] != "off" \
-            and reported.get("ntp_rack", ("off", ""))[0] == "off":
+    if (
+        name == "ntp_rack"
+        and region_ntp is not None
+        and region_ntp[0] != "off"
+        and reported.get("ntp_rack", ("off", ""))[0] == "off"
+    ):
         return region_ntp[0], f"the region's chronyd on this host: {region_ntp[1]}"
     return reported.get(name, ("unknown", ""))
 
@@ -299,17 +345,28 @@ async def connection_spread(work: Work, rpc_server: Any, check: bool) -> dict[st
     loads = {(e.endpoint.region, e.endpoint.worker): spread.endpoint_loads.get(e.key, 0) for e in endpoints}
     return {
         "workers": [
-            {"region": w.region, "hostname": names[w.region], "worker": w.worker, "host": w.host, "port": w.port,
-             "connections": loads[(w.region, w.worker)]}
+            {
+                "region": w.region,
+                "hostname": names[w.region],
+                "worker": w.worker,
+                "host": w.host,
+                "port": w.port,
+                "connections": loads[(w.region, w.worker)],
+            }
             for w in (e.endpoint for e in endpoints)
         ],
         "regions": [
-            {"region": region, "hostname": hostname,
-             "connections": sum(n for (r, _), n in loads.items() if r == region)}
+            {
+                "region": region,
+                "hostname": hostname,
+                "connections": sum(n for (r, _), n in loads.items() if r == region),
+            }
             for region, hostname in sorted(names.items())
         ],
-        "racks": {rack: sorted(f"{names.get(e.region, e.region)}:{e.worker}" for e in eps)
-                  for rack, eps in sorted(current.items())},
+        "racks": {
+            rack: sorted(f"{names.get(e.region, e.region)}:{e.worker}" for e in eps)
+            for rack, eps in sorted(current.items())
+        },
         "max_over_mean": spread.max_over_mean,
         "threshold": work.region_config.balance_threshold,
         **({"reachable": await _reachable(rpc_server, all_racks)} if all_racks else {}),
@@ -336,11 +393,15 @@ def dhcp_vlan_label(fabric_name: str, vlan_name: str | None) -> str:
 async def dhcp_duties(conn: AsyncConnection, node_id: int) -> list[dict[str, Any]]:
     """VLANs with DHCP on where this rack is primary or secondary."""
     rows = await conn.execute(
-        select(vlans.c.id, vlans.c.name, vlans.c.primary_rack_id, vlans.c.secondary_rack_id,
-               fabrics.c.name.label("fabric_name"))
+        select(
+            vlans.c.id,
+            vlans.c.name,
+            vlans.c.primary_rack_id,
+            vlans.c.secondary_rack_id,
+            fabrics.c.name.label("fabric_name"),
+        )
         .join(fabrics, fabrics.c.id == vlans.c.fabric_id)
-        .where(vlans.c.dhcp_on.is_(True),
-               (vlans.c.primary_rack_id == node_id) | (vlans.c.secondary_rack_id == node_id))
+        .where(vlans.c.dhcp_on.is_(True), (vlans.c.primary_rack_id == node_id) | (vlans.c.secondary_rack_id == node_id))
         .order_by(vlans.c.id)
     )
     return [dict(r._mapping) for r in rows]
@@ -362,18 +423,25 @@ async def delete_rack(conn: AsyncConnection, system_id: str, force: bool) -> Row
         )
     for duty in duties:
         if duty["primary_rack_id"] == node["id"]:
-            await conn.execute(update(vlans).where(vlans.c.id == duty["id"]).values(
-                dhcp_on=False, primary_rack_id=None, secondary_rack_id=None, updated=func.now()))
+            await conn.execute(
+                update(vlans)
+                .where(vlans.c.id == duty["id"])
+                .values(dhcp_on=False, primary_rack_id=None, secondary_rack_id=None, updated=func.now())
+            )
         else:
-            await conn.execute(update(vlans).where(vlans.c.id == duty["id"]).values(
-                secondary_rack_id=None, updated=func.now()))
+            await conn.execute(
+                update(vlans).where(vlans.c.id == duty["id"]).values(secondary_rack_id=None, updated=func.now())
+            )
     await conn.execute(update(vlans).where(vlans.c.primary_rack_id == node["id"]).values(primary_rack_id=None))
     await conn.execute(update(vlans).where(vlans.c.secondary_rack_id == node["id"]).values(secondary_rack_id=None))
     if node["node_type"] == NodeType.REGION_AND_RACK_CONTROLLER:
         await conn.execute(update(nodes).where(nodes.c.id == node["id"]).values(node_type=NodeType.REGION_CONTROLLER))
         await conn.execute(delete(interfaces).where(interfaces.c.node_id == node["id"]))
-        await conn.execute(delete(service_status).where(service_status.c.node_id == node["id"],
-                                                        service_status.c.name.in_(RACK_SERVICES)))
+        await conn.execute(
+            delete(service_status).where(
+                service_status.c.node_id == node["id"], service_status.c.name.in_(RACK_SERVICES)
+            )
+        )
         await conn.execute(delete(rpc_connections).where(rpc_connections.c.rack_id == node["id"]))
         await conn.execute(delete(rpc_targets).where(rpc_targets.c.rack_id == node["id"]))
     else:

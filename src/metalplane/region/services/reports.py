@@ -31,8 +31,7 @@ ARCHITECTURE = re.compile(r"^[a-z0-9_-]{1,32}(/[a-z0-9_.+-]{1,32})?$")
 BOOT_METHOD = re.compile(r"^[a-z0-9_.-]{1,32}$")
 SCRIPT_NAME = re.compile(r"^[A-Za-z0-9._+-]{1,255}$")
 EXIT_STATUS = re.compile(r"^-?[0-9]{1,3}$")  # ASCII digits only (str.isdigit takes other scripts' too)
-HARDWARE_KEYS = ("cpu_model", "disks", "interfaces", "firmware", "kernel", "image", "memory_mib",
-                 "memory_physical_mib")
+HARDWARE_KEYS = ("cpu_model", "disks", "interfaces", "firmware", "kernel", "image", "memory_mib", "memory_physical_mib")
 DEFAULT_ARCHITECTURE = "amd64/generic"
 
 
@@ -69,8 +68,9 @@ def enlistment(report: dict[str, Any]) -> Enlistment:
         mac = validation.normalise_mac(value) if isinstance(value, str) and len(value) <= 32 else None
         if mac is None:
             shown = repr(value)[:40]
-            raise Invalid.field("mac_addresses", f"One or more MAC addresses is invalid. "
-                                                 f"({shown} is not a valid MAC address.)")
+            raise Invalid.field(
+                "mac_addresses", f"One or more MAC addresses is invalid. ({shown} is not a valid MAC address.)"
+            )
         if mac not in macs:
             macs.append(mac)
     return Enlistment(macs, _architecture(report) or DEFAULT_ARCHITECTURE, _boot_method(report))
@@ -142,8 +142,9 @@ def _memory_mib(report: dict[str, Any]) -> int:
 
 
 def _architecture(report: dict[str, Any]) -> str | None:
-    value = _optional_text(report, "architecture", ARCHITECTURE,
-                           "Architecture not recognised (expected e.g. amd64/generic).")
+    value = _optional_text(
+        report, "architecture", ARCHITECTURE, "Architecture not recognised (expected e.g. amd64/generic)."
+    )
     return value if value is None or "/" in value else f"{value}/generic"
 
 

@@ -48,11 +48,15 @@ async def create_session(conn: AsyncConnection, user: User) -> Session:
     key = secrets.token_urlsafe(KEY_BYTES)
     csrf = secrets.token_urlsafe(KEY_BYTES)
     length = await session_length(conn)
-    expires = (await conn.execute(
-        insert(ui_sessions).values(key_hash=key_hash(key), user_id=user.id, csrf_token=csrf,
-                                   expires=func.now() + timedelta(seconds=length))
-        .returning(ui_sessions.c.expires)
-    )).scalar_one()
+    expires = (
+        await conn.execute(
+            insert(ui_sessions)
+            .values(
+                key_hash=key_hash(key), user_id=user.id, csrf_token=csrf, expires=func.now() + timedelta(seconds=length)
+            )
+            .returning(ui_sessions.c.expires)
+        )
+    ).scalar_one()
     return Session(key, user, csrf, expires)
 
 
@@ -60,22 +64,28 @@ async def session_for(conn: AsyncConnection, key: str | None) -> Session | None:
     """The live session of an active user for this key, extended if due; None otherwise."""
     if not key or len(key) > 200:
         return None
-    row = (await conn.execute(
-        select(users, ui_sessions.c.csrf_token, ui_sessions.c.expires, func.now().label("now"))
-        .join(ui_sessions, ui_sessions.c.user_id == users.c.id)
-        .where(ui_sessions.c.key_hash == key_hash(key), ui_sessions.c.expires > func.now(),
-               users.c.is_active.is_(True))
-    )).first()
+    row = (
+        await conn.execute(
+            select(users, ui_sessions.c.csrf_token, ui_sessions.c.expires, func.now().label("now"))
+            .join(ui_sessions, ui_sessions.c.user_id == users.c.id)
+            .where(
+                ui_sessions.c.key_hash == key_hash(key), ui_sessions.c.expires > func.now(), users.c.is_active.is_(True)
+            )
+        )
+    ).first()
     if row is None:
         return None
     expires = row.expires
     length = await session_length(conn)
     if needs_extension(expires, row.now, length):
-        expires = (await conn.execute(
-            update(ui_sessions).where(ui_sessions.c.key_hash == key_hash(key))
-            .values(expires=func.now() + timedelta(seconds=length), updated=func.now())
-            .returning(ui_sessions.c.expires)
-        )).scalar_one()
+        expires = (
+            await conn.execute(
+                update(ui_sessions)
+                .where(ui_sessions.c.key_hash == key_hash(key))
+                .values(expires=func.now() + timedelta(seconds=length), updated=func.now())
+                .returning(ui_sessions.c.expires)
+            )
+        ).scalar_one()
     return Session(key, user_from_row(row), row.csrf_token, expires)
 
 

@@ -143,8 +143,12 @@ def url(value: str) -> str | None:
         return None
     parts = urlsplit(value)
     host = parts.hostname or ""
-    if parts.scheme not in ("http", "https", "ftp", "ftps") or not host or len(value) > 2048 \
-            or (v.hostname_problem(host) and v.parse_ip(host) is None):
+    if (
+        parts.scheme not in ("http", "https", "ftp", "ftps")
+        or not host
+        or len(value) > 2048
+        or (v.hostname_problem(host) and v.parse_ip(host) is None)
+    ):
         raise Refusal("Enter a valid URL.")
     try:
         parts.port  # noqa: B018 -- a bad port raises here
@@ -194,11 +198,15 @@ def _joined(items: list[str], value: str) -> str | None:
 
 def host_list(value: str) -> str | None:
     """ntp_servers: addresses or hostnames; what looks like an address must be one."""
-    return _joined([
-        _address(item, f"Failed to detect a valid IP address from '{v.shown(item)}'.")
-        if _IP_LIKE.match(item) or ":" in item else _hostname(item)
-        for item in split_list(value)
-    ], value)
+    return _joined(
+        [
+            _address(item, f"Failed to detect a valid IP address from '{v.shown(item)}'.")
+            if _IP_LIKE.match(item) or ":" in item
+            else _hostname(item)
+            for item in split_list(value)
+        ],
+        value,
+    )
 
 
 _SUBNET_LIKE = re.compile(rf"^(?:{_IPV4_LIKE}|(?:[0-9A-Fa-f]{{1,4}})?:(?:[0-9A-Fa-f]{{1,4}})?:.*)/\d+$")
@@ -223,8 +231,14 @@ def acl_list(value: str) -> str | None:
 
 def domain_name(value: str) -> str:
     value = value.strip()
-    if not re.fullmatch(r"(?:[a-zA-Z0-9](?:[-a-zA-Z0-9]{0,62}[a-zA-Z0-9])?\.)*"
-                        r"[a-zA-Z0-9](?:[-a-zA-Z0-9]{0,62}[a-zA-Z0-9])?\.?", value) or len(value) > 255:
+    if (
+        not re.fullmatch(
+            r"(?:[a-zA-Z0-9](?:[-a-zA-Z0-9]{0,62}[a-zA-Z0-9])?\.)*"
+            r"[a-zA-Z0-9](?:[-a-zA-Z0-9]{0,62}[a-zA-Z0-9])?\.?",
+            value,
+        )
+        or len(value) > 255
+    ):
         raise Refusal(f"Invalid domain name: {value}.")  # whole, as MAAS (MAX_VALUE bounds it)
     return value
 
@@ -249,24 +263,43 @@ def k_g(value: str) -> str:
     """An IPMI K_g key: empty, 20 characters, or 0x and 40 hex digits."""
     if value == "" or len(value) == 20 or re.fullmatch(r"0x[0-9a-fA-F]{40}", value):
         return value
-    raise Refusal('Error: K_g must either be 20 characters in length, or 40 hexadecimal characters '
-                  f'prefixed with "0x" (current length is {len(value)}).')
+    raise Refusal(
+        "Error: K_g must either be 20 characters in length, or 40 hexadecimal characters "
+        f'prefixed with "0x" (current length is {len(value)}).'
+    )
 
 
-_INTERVAL = re.compile(r"((?P<hours>\d+?)(\s?(hours?|hr|h))\s?)?((?P<minutes>\d+?)(\s?(minutes?|min|m))\s?)?"
-                       r"((?P<seconds>\d+?)(\s?(seconds?|sec|s))\s?)?")
+_INTERVAL = re.compile(
+    r"((?P<hours>\d+?)(\s?(hours?|hr|h))\s?)?((?P<minutes>\d+?)(\s?(minutes?|min|m))\s?)?"
+    r"((?P<seconds>\d+?)(\s?(seconds?|sec|s))\s?)?"
+)
 
 
 def systemd_interval(value: str) -> str:
     value = value.strip()
     if not value or not _INTERVAL.fullmatch(value):
-        raise Refusal(f"'{v.shown(value)}' is not a valid interval. Only 'h|hr|hour|hours, m|min|minute|minutes."
-                      "s|sec|second|seconds' are valid units")
+        raise Refusal(
+            f"'{v.shown(value)}' is not a valid interval. Only 'h|hr|hour|hours, m|min|minute|minutes."
+            "s|sec|second|seconds' are valid units"
+        )
     return value
 
 
-WORKAROUND_FLAGS = ("opensesspriv", "authcap", "idzero", "unexpectedauth", "forcepermsg", "endianseq", "intel20",
-                    "supermicro20", "sun20", "nochecksumcheck", "integritycheckvalue", "ipmiping", "")
+WORKAROUND_FLAGS = (
+    "opensesspriv",
+    "authcap",
+    "idzero",
+    "unexpectedauth",
+    "forcepermsg",
+    "endianseq",
+    "intel20",
+    "supermicro20",
+    "sun20",
+    "nochecksumcheck",
+    "integritycheckvalue",
+    "ipmiping",
+    "",
+)
 
 
 def workaround_flags(value: str) -> list[str]:
@@ -328,6 +361,7 @@ def _all_of(*each: Callable[[AsyncConnection], None]) -> Callable[[AsyncConnecti
     def consequence(conn: AsyncConnection) -> None:
         for one in each:
             one(conn)
+
     return consequence
 
 
@@ -344,54 +378,85 @@ SETTINGS: dict[str, Setting] = {
     "use_peer_proxy": Setting(_B, False, "Use the built-in proxy with an external proxy as a peer."),
     "prefer_v4_proxy": Setting(_B, False, "Sets IPv4 DNS resolution before IPv6."),
     "http_proxy": Setting(url, None, "Proxy for APT or YUM and HTTP/HTTPS."),
-    "default_dns_ttl": Setting(integer(), 30, "Default Time-To-Live for the DNS.",
-                               acts=f"{REGIONS_DNS}: the TTL of records whose domain or record sets none",
-                               consequence=_regions),
-    "upstream_dns": Setting(ip_list, None, "Upstream DNS used to resolve domains not managed by this MAAS "
-                            "(space-separated IP addresses).",
-                            acts=f"{RACKS_DNS}: where names outside MAAS's zones are forwarded (none: "
-                                 "resolved from the root)", consequence=_racks),
-    "dnssec_validation": Setting(choice(("auto", "yes", "no"),
-                                        invalid_choice_text("dnssec_validation", ("auto", "yes", "no"))),
-                                 "auto", "Enable DNSSEC validation of upstream zones.",
-                                 acts=f"{RACKS_DNS}: dnssec-validation", consequence=_racks),
-    "maas_internal_domain": Setting(domain_name, "maas-internal",
-                                    "Domain name used by MAAS for internal mapping of MAAS provided services."),
-    "dns_trusted_acl": Setting(acl_list, None, "List of external networks that will be allowed to use MAAS for "
-                               "DNS resolution."),
-    "ntp_servers": Setting(host_list, "ntp.ubuntu.com", "Addresses of NTP servers.",
-                           acts="regions' chronyd follows them; with ntp_external_only the racks' chronyd too, "
-                                f"and in the {DHCP} the literal addresses among them are the NTP servers "
-                                "(option 42); otherwise the racks offer themselves",
-                           consequence=_all_of(_dhcp, _regions, _racks)),
-    "ntp_external_only": Setting(_B, False, "Use external NTP servers only.",
-                                 acts="racks' chronyd follows ntp_servers instead of the regions; "
-                                      f"{DHCP}: which NTP servers option 42 names",
-                                 consequence=_all_of(_dhcp, _racks)),
+    "default_dns_ttl": Setting(
+        integer(),
+        30,
+        "Default Time-To-Live for the DNS.",
+        acts=f"{REGIONS_DNS}: the TTL of records whose domain or record sets none",
+        consequence=_regions,
+    ),
+    "upstream_dns": Setting(
+        ip_list,
+        None,
+        "Upstream DNS used to resolve domains not managed by this MAAS (space-separated IP addresses).",
+        acts=f"{RACKS_DNS}: where names outside MAAS's zones are forwarded (none: resolved from the root)",
+        consequence=_racks,
+    ),
+    "dnssec_validation": Setting(
+        choice(("auto", "yes", "no"), invalid_choice_text("dnssec_validation", ("auto", "yes", "no"))),
+        "auto",
+        "Enable DNSSEC validation of upstream zones.",
+        acts=f"{RACKS_DNS}: dnssec-validation",
+        consequence=_racks,
+    ),
+    "maas_internal_domain": Setting(
+        domain_name, "maas-internal", "Domain name used by MAAS for internal mapping of MAAS provided services."
+    ),
+    "dns_trusted_acl": Setting(
+        acl_list, None, "List of external networks that will be allowed to use MAAS for DNS resolution."
+    ),
+    "ntp_servers": Setting(
+        host_list,
+        "ntp.ubuntu.com",
+        "Addresses of NTP servers.",
+        acts="regions' chronyd follows them; with ntp_external_only the racks' chronyd too, "
+        f"and in the {DHCP} the literal addresses among them are the NTP servers "
+        "(option 42); otherwise the racks offer themselves",
+        consequence=_all_of(_dhcp, _regions, _racks),
+    ),
+    "ntp_external_only": Setting(
+        _B,
+        False,
+        "Use external NTP servers only.",
+        acts=f"racks' chronyd follows ntp_servers instead of the regions; {DHCP}: which NTP servers option 42 names",
+        consequence=_all_of(_dhcp, _racks),
+    ),
     "allow_only_trusted_transfers": Setting(_B, False, "Allow only trusted zone transfers."),
     "remote_syslog": Setting(remote_syslog, None, "Remote syslog server to forward machine logs."),
     "maas_syslog_port": Setting(port(5247), 5247, "Port to bind the MAAS built-in syslog."),
-    "network_discovery": Setting(choice(("enabled", "disabled"),
-                                        invalid_choice_text("network_discovery", ("enabled", "disabled"))),
-                                 "enabled", "Passive network discovery.",
-                                 acts="racks' ARP listeners", consequence=_racks),
+    "network_discovery": Setting(
+        choice(("enabled", "disabled"), invalid_choice_text("network_discovery", ("enabled", "disabled"))),
+        "enabled",
+        "Passive network discovery.",
+        acts="racks' ARP listeners",
+        consequence=_racks,
+    ),
     "active_discovery_interval": Setting(
-        lambda value: int(choice(_DISCOVERY_INTERVALS, invalid_choice_text("active_discovery_interval",
-                                                                           _DISCOVERY_INTERVALS))(value)),
-        10800, "Active subnet mapping interval."),
-    "default_boot_interface_link_type": Setting(choice(("auto", "dhcp", "static", "link_up")), "auto",
-                                                "Default boot interface IP mode."),
-    "default_osystem": Setting(dynamic_choice, "ubuntu", "Default operating system used for deployment.",
-                               choices_from_images="osystem"),
-    "default_distro_series": Setting(dynamic_choice, "noble", "Default OS release used for deployment.",
-                                     choices_from_images="release"),
-    "default_min_hwe_kernel": Setting(dynamic_choice, "", "Default minimum kernel version.",
-                                      choices_from_images="kernel"),
+        lambda value: int(
+            choice(_DISCOVERY_INTERVALS, invalid_choice_text("active_discovery_interval", _DISCOVERY_INTERVALS))(value)
+        ),
+        10800,
+        "Active subnet mapping interval.",
+    ),
+    "default_boot_interface_link_type": Setting(
+        choice(("auto", "dhcp", "static", "link_up")), "auto", "Default boot interface IP mode."
+    ),
+    "default_osystem": Setting(
+        dynamic_choice, "ubuntu", "Default operating system used for deployment.", choices_from_images="osystem"
+    ),
+    "default_distro_series": Setting(
+        dynamic_choice, "noble", "Default OS release used for deployment.", choices_from_images="release"
+    ),
+    "default_min_hwe_kernel": Setting(
+        dynamic_choice, "", "Default minimum kernel version.", choices_from_images="kernel"
+    ),
     "enable_kernel_crash_dump": Setting(_B, False, "Enable the kernel crash dump feature in deployed machines."),
-    "default_storage_layout": Setting(choice(("bcache", "blank", "custom", "flat", "lvm", "vmfs6", "vmfs7")),
-                                      "flat", "Default storage layout."),
-    "commissioning_distro_series": Setting(dynamic_choice, "noble", "Default Ubuntu release used for "
-                                           "commissioning.", choices_from_images="commissioning"),
+    "default_storage_layout": Setting(
+        choice(("bcache", "blank", "custom", "flat", "lvm", "vmfs6", "vmfs7")), "flat", "Default storage layout."
+    ),
+    "commissioning_distro_series": Setting(
+        dynamic_choice, "noble", "Default Ubuntu release used for commissioning.", choices_from_images="commissioning"
+    ),
     "enable_third_party_drivers": Setting(_B, True, "Enable the installation of proprietary drivers."),
     "windows_kms_host": Setting(text(), None, "Windows KMS activation host."),
     "enable_disk_erasing_on_release": Setting(_B, False, "Erase nodes' disks prior to releasing."),
@@ -418,12 +483,15 @@ SETTINGS: dict[str, Setting] = {
     "promtail_port": Setting(integer(), 5238, "TCP port of the Promtail push API."),
     "enlist_commissioning": Setting(_B, True, "Whether to run commissioning during enlistment."),
     "maas_auto_ipmi_user": Setting(text(20), "maas", "MAAS IPMI user."),
-    "maas_auto_ipmi_user_privilege_level": Setting(choice(("USER", "OPERATOR", "ADMIN"),
-                                                          "Valid choices are ADMIN, OPERATOR, or USER"),
-                                                   "ADMIN", "MAAS IPMI privilege level."),
+    "maas_auto_ipmi_user_privilege_level": Setting(
+        choice(("USER", "OPERATOR", "ADMIN"), "Valid choices are ADMIN, OPERATOR, or USER"),
+        "ADMIN",
+        "MAAS IPMI privilege level.",
+    ),
     "maas_auto_ipmi_k_g_bmc_key": Setting(k_g, "", "The IPMI K_g key to set during BMC configuration."),
-    "maas_auto_ipmi_cipher_suite_id": Setting(choice(("17", "3", "", "8", "12"), "Valid choices are 17,3,,8,12"),
-                                              "3", "MAAS IPMI default Cipher Suite ID."),
+    "maas_auto_ipmi_cipher_suite_id": Setting(
+        choice(("17", "3", "", "8", "12"), "Valid choices are 17,3,,8,12"), "3", "MAAS IPMI default Cipher Suite ID."
+    ),
     "maas_auto_ipmi_workaround_flags": Setting(workaround_flags, None, "IPMI workaround flags."),
     "vcenter_server": Setting(text(), "", "VMware vCenter server FQDN or IP address."),
     "vcenter_username": Setting(text(), "", "VMware vCenter username."),
@@ -431,27 +499,45 @@ SETTINGS: dict[str, Setting] = {
     "vcenter_datacenter": Setting(text(), "", "VMware vCenter datacenter."),
     "hardware_sync_interval": Setting(systemd_interval, "15m", "Hardware Sync Interval."),
     "tls_cert_expiration_notification_enabled": Setting(_B, False, "Notify when the certificate is due to expire."),
-    "tls_cert_expiration_notification_interval": Setting(integer(1, 90), 30,
-                                                         "Certificate expiration reminder (days)."),
-    "session_length": Setting(integer(10, 1209600), 1209600, "Session timeout (seconds).",
-                              acts="web UI sessions: how long one lasts unused"),
+    "tls_cert_expiration_notification_interval": Setting(integer(1, 90), 30, "Certificate expiration reminder (days)."),
+    "session_length": Setting(
+        integer(10, 1209600), 1209600, "Session timeout (seconds).", acts="web UI sessions: how long one lasts unused"
+    ),
     "auto_vlan_creation": Setting(_B, True, "Automatically create VLANs and fabrics for interfaces."),
     # MAAS keeps these two as its default package repositories' URLs.
     "main_archive": Setting(url, "http://archive.ubuntu.com/ubuntu", "Main archive (amd64, i386)."),
     "ports_archive": Setting(url, "http://ports.ubuntu.com/ubuntu-ports", "Ports archive (other architectures)."),
     # metalplane's own.
-    "dhcp_ha_mode": Setting(ha_mode, "hot-standby",
-                            "DHCP HA mode: hot-standby (MAAS's split 255) or load-balancing (split 128).",
-                            acts=f"{DHCP}: the HA mode of VLANs with two racks", consequence=_dhcp),
-    "dhcp_lease_time": Setting(seconds, 600, "DHCP lease time in seconds.", acts=f"{DHCP}: the lease time",
-                               consequence=_dhcp),
-    "power_poll_interval": Setting(seconds, 300, "Seconds between background power queries of each machine.",
-                                   acts="racks' power polling", consequence=_power),
-    "power_max_concurrency": Setting(concurrency, 16, "Power calls a rack runs at once (all BMCs together).",
-                                     acts="racks' power calls", consequence=_power),
-    "commissioning_timeout": Setting(seconds, 1800,
-                                     "Seconds a commissioning machine has to report back before it fails.",
-                                     acts="commissioning deadlines"),
+    "dhcp_ha_mode": Setting(
+        ha_mode,
+        "hot-standby",
+        "DHCP HA mode: hot-standby (MAAS's split 255) or load-balancing (split 128).",
+        acts=f"{DHCP}: the HA mode of VLANs with two racks",
+        consequence=_dhcp,
+    ),
+    "dhcp_lease_time": Setting(
+        seconds, 600, "DHCP lease time in seconds.", acts=f"{DHCP}: the lease time", consequence=_dhcp
+    ),
+    "power_poll_interval": Setting(
+        seconds,
+        300,
+        "Seconds between background power queries of each machine.",
+        acts="racks' power polling",
+        consequence=_power,
+    ),
+    "power_max_concurrency": Setting(
+        concurrency,
+        16,
+        "Power calls a rack runs at once (all BMCs together).",
+        acts="racks' power calls",
+        consequence=_power,
+    ),
+    "commissioning_timeout": Setting(
+        seconds,
+        1800,
+        "Seconds a commissioning machine has to report back before it fails.",
+        acts="commissioning deadlines",
+    ),
 }
 
 
@@ -515,8 +601,12 @@ async def image_choices(conn: AsyncConnection, kind: str) -> list[str]:
     return sorted(found)
 
 
-CHOICE_WORDS = {"osystem": "osystem", "release": "release", "commissioning": "commissioning_distro_series",
-                "kernel": "default_min_hwe_kernel"}
+CHOICE_WORDS = {
+    "osystem": "osystem",
+    "release": "release",
+    "commissioning": "commissioning_distro_series",
+    "kernel": "default_min_hwe_kernel",
+}
 
 
 async def check_image_choice(conn: AsyncConnection, name: str, kind: str, value: str) -> None:
@@ -528,8 +618,9 @@ async def check_image_choice(conn: AsyncConnection, name: str, kind: str, value:
     if value not in choices:
         shown = [""] + choices if kind == "kernel" else choices
         listed = ", ".join(f"'{c}'" for c in shown)
-        raise Invalid.field(name, f"'{v.shown(value)}' is not a valid {CHOICE_WORDS[kind]}.  "
-                                  f"It should be one of: {listed}.")
+        raise Invalid.field(
+            name, f"'{v.shown(value)}' is not a valid {CHOICE_WORDS[kind]}.  It should be one of: {listed}."
+        )
 
 
 async def set_setting(conn: AsyncConnection, name: str, value: str) -> Any:
@@ -541,8 +632,11 @@ async def set_setting(conn: AsyncConnection, name: str, value: str) -> Any:
     # (clients that save every setting they read, as python-libmaas does, keep working).
     if found.choices_from_images and parsed != await get_setting(conn, name):
         await check_image_choice(conn, name, found.choices_from_images, parsed)
-    await conn.execute(insert(config).values(name=f"setting:{name}", value=parsed)
-                       .on_conflict_do_update(index_elements=["name"], set_={"value": parsed}))
+    await conn.execute(
+        insert(config)
+        .values(name=f"setting:{name}", value=parsed)
+        .on_conflict_do_update(index_elements=["name"], set_={"value": parsed})
+    )
     if found.consequence is not None:
         found.consequence(conn)
     return parsed

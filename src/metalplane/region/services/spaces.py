@@ -16,8 +16,11 @@ from metalplane.region.services.rows import execute_unique, next_id
 DUPLICATE = "Space with this Name already exists."
 UNDEFINED = lookups.UNDEFINED_SPACE
 # MAAS's pseudo-space of every VLAN without a space: read as spaces/-1/ or spaces/undefined/.
-UNDEFINED_SPACE = {"id": -1, "name": UNDEFINED, "description": "Backward compatibility object to ensure objects "
-                   "not associated with a space can be found."}
+UNDEFINED_SPACE = {
+    "id": -1,
+    "name": UNDEFINED,
+    "description": "Backward compatibility object to ensure objects not associated with a space can be found.",
+}
 
 
 def is_undefined(space: int | str) -> bool:
@@ -71,8 +74,9 @@ async def create_space(conn: AsyncConnection, name: str | None, description: str
     name = name or f"space-{space_id}"
     if name == "undefined":
         raise Invalid.field("name", "Reserved space name.")
-    await execute_unique(conn, insert(spaces).values(id=space_id, name=name, description=description),
-                         "name", DUPLICATE)
+    await execute_unique(
+        conn, insert(spaces).values(id=space_id, name=name, description=description), "name", DUPLICATE
+    )
     return await show_spaces(conn, space_id)
 
 
@@ -85,8 +89,9 @@ async def update_space(conn: AsyncConnection, space: int | str, changes: dict[st
     if changes.get("name") == "undefined":
         raise Invalid.field("name", "Reserved space name.")
     if changes:
-        await execute_unique(conn, update(spaces).where(spaces.c.id == space_id).values(**changes, updated=func.now()),
-                             "name", DUPLICATE)
+        await execute_unique(
+            conn, update(spaces).where(spaces.c.id == space_id).values(**changes, updated=func.now()), "name", DUPLICATE
+        )
     return await show_spaces(conn, space_id)
 
 

@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 from dataclasses import dataclass
+
 import httpx
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection

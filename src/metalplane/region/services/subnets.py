@@ -58,11 +58,17 @@ async def _vlan_for_subnet(conn: AsyncConnection, fields: dict[str, Any]) -> int
             if vlan["fabric_id"] != fabric["id"]:
                 raise Invalid.field("vlan", f"VLAN {vlan_id} is not in fabric {fabric['name']}.")
         return vlan_id
-    fabric = await find_fabric(conn, fields["fabric"]) if not is_blank(fields.get("fabric")) \
+    fabric = (
+        await find_fabric(conn, fields["fabric"])
+        if not is_blank(fields.get("fabric"))
         else await get_fabric(conn, DEFAULT_FABRIC_ID)
+    )
     if fields.get("vid") is not None:
-        found = (await conn.execute(select(vlans.c.id).where(
-            vlans.c.fabric_id == fabric["id"], vlans.c.vid == fields["vid"]))).scalar_one_or_none()
+        found = (
+            await conn.execute(
+                select(vlans.c.id).where(vlans.c.fabric_id == fabric["id"], vlans.c.vid == fields["vid"])
+            )
+        ).scalar_one_or_none()
         if found is None:
             where = "default fabric" if fabric["id"] == DEFAULT_FABRIC_ID else f"fabric {fabric['name']}"
             raise Invalid.field("vid", f"No VLAN with vid {fields['vid']} in {where}.")
@@ -84,7 +90,9 @@ def _subnet_values(fields: dict[str, Any], cidr: str) -> dict[str, Any]:
         values["dns_servers"] = servers
     if "rdns_mode" in fields:
         if fields["rdns_mode"] not in (0, 1, 2):
-            raise Invalid.field("rdns_mode", f"Select a valid choice. {fields['rdns_mode']} is not one of the available choices.")
+            raise Invalid.field(
+                "rdns_mode", f"Select a valid choice. {fields['rdns_mode']} is not one of the available choices."
+            )
         values["rdns_mode"] = fields["rdns_mode"]
     if fields.get("name"):
         raise_if(netrules.check_name("subnet", fields["name"]))
@@ -135,14 +143,18 @@ async def insert_subnet(conn: AsyncConnection, fields: dict[str, Any], check_ove
     values.setdefault("name", cidr)
     if not values["name"]:
         values["name"] = cidr
-    result = await execute_unique(conn, insert(subnets).values(cidr=cidr, **values).returning(subnets.c.id),
-                                  "cidr", "Subnet with this Cidr already exists.")
+    result = await execute_unique(
+        conn,
+        insert(subnets).values(cidr=cidr, **values).returning(subnets.c.id),
+        "cidr",
+        "Subnet with this Cidr already exists.",
+    )
     return await get_subnet(conn, str(result.scalar_one()))
 
 
 def _dns_changed(conn: AsyncConnection) -> None:
     consequences.region_services_changed(conn)  # the regions' reverse zones
-    consequences.rack_services_changed(conn)    # the zones the racks forward, the networks they serve
+    consequences.rack_services_changed(conn)  # the zones the racks forward, the networks they serve
 
 
 async def create_subnet(conn: AsyncConnection, fields: dict[str, Any]) -> Subnets:
@@ -162,8 +174,10 @@ async def update_subnet(conn: AsyncConnection, ident: str, fields: dict[str, Any
         raise_if(errors)
         assert network is not None  # parse_cidr gives a network whenever it gives no errors
         cidr = values["cidr"] = str(network)
-        spans = [netrules.Span(str(r["start_ip"]), str(r["end_ip"]), r["type"])
-                 for r in await list_ranges(conn, subnet["id"])]
+        spans = [
+            netrules.Span(str(r["start_ip"]), str(r["end_ip"]), r["type"])
+            for r in await list_ranges(conn, subnet["id"])
+        ]
         raise_if(netrules.check_ranges_fit(cidr, spans))
         await _refuse_overlap(conn, cidr, subnet["id"])
         if "gateway_ip" not in fields and subnet["gateway_ip"] is not None:
@@ -172,8 +186,12 @@ async def update_subnet(conn: AsyncConnection, ident: str, fields: dict[str, Any
     if any(k in fields for k in ("vlan", "fabric", "vid")):
         values["vlan_id"] = await _vlan_for_subnet(conn, fields)
     if values:
-        await execute_unique(conn, update(subnets).where(subnets.c.id == subnet["id"]).values(**values, updated=func.now()),
-                             "cidr", "Subnet with this Cidr already exists.")
+        await execute_unique(
+            conn,
+            update(subnets).where(subnets.c.id == subnet["id"]).values(**values, updated=func.now()),
+            "cidr",
+            "Subnet with this Cidr already exists.",
+        )
         if "cidr" in values or "rdns_mode" in values:
             await dns_model.check(conn, "rdns_mode" if "cidr" not in values else "cidr")
             _dns_changed(conn)
@@ -188,8 +206,10 @@ async def delete_subnet(conn: AsyncConnection, ident: str) -> None:
     vlan = await get_vlan(conn, subnet["vlan_id"])
     dynamic = any(r["type"] == "dynamic" for r in await list_ranges(conn, subnet["id"]))
     if vlan["dhcp_on"] and dynamic:
-        raise Refused("Cannot delete a subnet that is actively servicing a dynamic IP range. "
-                      "(Delete the dynamic range or disable DHCP first.)")
+        raise Refused(
+            "Cannot delete a subnet that is actively servicing a dynamic IP range. "
+            "(Delete the dynamic range or disable DHCP first.)"
+        )
     await conn.execute(delete(subnets).where(subnets.c.id == subnet["id"]))
     consequences.dhcp_changed(conn)  # racks serving DHCP refetch their state
     _dns_changed(conn)
@@ -237,29 +257,40 @@ async def _subnet_for_range(conn: AsyncConnection, subnet_ident: str | None, sta
             return await get_subnet(conn, str(subnet_ident), lock=True)
         except NotFound:
             raise Invalid.field(
-                "subnet", f"Select a valid choice. {subnet_ident} is not one of the available choices.") from None
+                "subnet", f"Select a valid choice. {subnet_ident} is not one of the available choices."
+            ) from None
     address = validation.parse_ip(start)
     if address is None:
         raise Invalid.field("subnet", "This field is required.")
-    row = (await conn.execute(
-        select(subnets.c.id).where(text("cidr >>= CAST(:ip AS inet)")).params(ip=str(address))
-        .order_by(func.masklen(subnets.c.cidr).desc()).limit(1)
-    )).scalar_one_or_none()
+    row = (
+        await conn.execute(
+            select(subnets.c.id)
+            .where(text("cidr >>= CAST(:ip AS inet)"))
+            .params(ip=str(address))
+            .order_by(func.masklen(subnets.c.cidr).desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
     if row is None:
         raise Invalid.field("subnet", "This field is required.")
     return await get_subnet(conn, str(row), lock=True)
 
 
-async def _check_against(conn: AsyncConnection, subnet: Row, kind: str | None, start: str | None, end: str | None,
-                         others: list[Row]) -> tuple[str, str]:
+async def _check_against(
+    conn: AsyncConnection, subnet: Row, kind: str | None, start: str | None, end: str | None, others: list[Row]
+) -> tuple[str, str]:
     """MAAS's range rules on `subnet`; a dynamic range must also stay clear of the gateway
     and of every address in use there (a rack's own address: DHCP handing it out would
     break the rack). The addresses in their normal form."""
     spans = [netrules.Span(str(r["start_ip"]), str(r["end_ip"]), r["type"]) for r in others]
     used = [str(subnet["gateway_ip"])] if subnet["gateway_ip"] is not None else []
     if kind == "dynamic":
-        used += [str(ip) for ip in (await conn.execute(
-            select(ip_addresses.c.ip).where(ip_addresses.c.subnet_id == subnet["id"]))).scalars()]
+        used += [
+            str(ip)
+            for ip in (
+                await conn.execute(select(ip_addresses.c.ip).where(ip_addresses.c.subnet_id == subnet["id"]))
+            ).scalars()
+        ]
     raise_if(netrules.check_range(kind, start, end, str(subnet["cidr"]), spans, used))
     return str(validation.parse_ip(start)), str(validation.parse_ip(end))
 
@@ -274,11 +305,23 @@ async def create_range(conn: AsyncConnection, fields: dict[str, Any], user: User
         raise PermissionDenied("Unable to create dynamic IP range. You don't have sufficient privileges.")
     comment = _comment(fields)
     subnet = await _subnet_for_range(conn, fields.get("subnet"), fields.get("start_ip"))
-    start, end = await _check_against(conn, subnet, kind, fields.get("start_ip"), fields.get("end_ip"),
-                                      await list_ranges(conn, subnet["id"]))
-    range_id = (await conn.execute(insert(ipranges).values(
-        subnet_id=subnet["id"], type=kind, start_ip=start, end_ip=end, comment=comment, user_id=user.id,
-    ).returning(ipranges.c.id))).scalar_one()
+    start, end = await _check_against(
+        conn, subnet, kind, fields.get("start_ip"), fields.get("end_ip"), await list_ranges(conn, subnet["id"])
+    )
+    range_id = (
+        await conn.execute(
+            insert(ipranges)
+            .values(
+                subnet_id=subnet["id"],
+                type=kind,
+                start_ip=start,
+                end_ip=end,
+                comment=comment,
+                user_id=user.id,
+            )
+            .returning(ipranges.c.id)
+        )
+    ).scalar_one()
     consequences.dhcp_changed(conn)  # racks serving DHCP refetch their state
     return await _ranges(conn, [await get_range(conn, range_id)])
 
@@ -314,8 +357,10 @@ async def update_range(conn: AsyncConnection, range_id: int, fields: dict[str, A
     if current["type"] == "dynamic" and (kind != "dynamic" or subnet["vlan_id"] != old_subnet["vlan_id"]):
         vlan = await get_vlan(conn, old_subnet["vlan_id"])
         if vlan["dhcp_on"] and not await vlan_has_dynamic_range(conn, vlan["id"]):
-            raise Refused(f"Cannot remove the last dynamic range of VLAN {vlan['fabric_name']}."
-                          f"{vlan_label(vlan)} while DHCP is on; disable DHCP first.")
+            raise Refused(
+                f"Cannot remove the last dynamic range of VLAN {vlan['fabric_name']}."
+                f"{vlan_label(vlan)} while DHCP is on; disable DHCP first."
+            )
     consequences.dhcp_changed(conn)  # racks serving DHCP refetch their state
     return await _ranges(conn, [await get_range(conn, range_id)])
 
@@ -333,8 +378,10 @@ async def delete_range(conn: AsyncConnection, range_id: int, user: User) -> None
         if vlan["dhcp_on"]:
             await conn.execute(delete(ipranges).where(ipranges.c.id == range_id))
             if not await vlan_has_dynamic_range(conn, vlan["id"]):
-                raise Refused(f"Cannot delete the last dynamic range of VLAN {vlan['fabric_name']}."
-                              f"{vlan_label(vlan)} while DHCP is on; disable DHCP first.")
+                raise Refused(
+                    f"Cannot delete the last dynamic range of VLAN {vlan['fabric_name']}."
+                    f"{vlan_label(vlan)} while DHCP is on; disable DHCP first."
+                )
             return
     await conn.execute(delete(ipranges).where(ipranges.c.id == range_id))
 
@@ -354,11 +401,21 @@ async def subnet_addresses(conn: AsyncConnection, ident: str) -> SubnetAddresses
 
 async def _node_addresses(conn: AsyncConnection, subnet_id: int) -> list[Row]:
     """Addresses on a subnet held by nodes' interfaces, with the node they belong to."""
-    return rows(await conn.execute(
-        select(ip_addresses.c.ip, ip_addresses.c.alloc_type, ip_addresses.c.created, ip_addresses.c.updated,
-               interfaces.c.mac, nodes.c.system_id, nodes.c.hostname, nodes.c.node_type)
-        .join(interfaces, interfaces.c.id == ip_addresses.c.interface_id)
-        .join(nodes, nodes.c.id == interfaces.c.node_id)
-        .where(ip_addresses.c.subnet_id == subnet_id)
-        .order_by(ip_addresses.c.ip)
-    ))
+    return rows(
+        await conn.execute(
+            select(
+                ip_addresses.c.ip,
+                ip_addresses.c.alloc_type,
+                ip_addresses.c.created,
+                ip_addresses.c.updated,
+                interfaces.c.mac,
+                nodes.c.system_id,
+                nodes.c.hostname,
+                nodes.c.node_type,
+            )
+            .join(interfaces, interfaces.c.id == ip_addresses.c.interface_id)
+            .join(nodes, nodes.c.id == interfaces.c.node_id)
+            .where(ip_addresses.c.subnet_id == subnet_id)
+            .order_by(ip_addresses.c.ip)
+        )
+    )

@@ -83,17 +83,21 @@ async def get_user(conn: AsyncConnection, username: str) -> User | None:
     return user_from_row(row) if row else None
 
 
-async def create_user(conn: AsyncConnection, username: str, password: str, email: str = "",
-                      is_superuser: bool = False) -> User:
+async def create_user(
+    conn: AsyncConnection, username: str, password: str, email: str = "", is_superuser: bool = False
+) -> User:
     """A new account, under a name nobody has, checked by MAAS's (Django's) rules."""
     raise_if({**accountrules.check_username(username), **accountrules.check_email(email)})
     validation.check_text(password, "password", 4096)
     if await get_user(conn, username) is not None:
         raise Invalid.field("username", "A user with that username already exists.")
-    row = (await conn.execute(
-        insert(users).values(username=username, password=hash_password(password), email=email,
-                             is_superuser=is_superuser).returning(users)
-    )).one()
+    row = (
+        await conn.execute(
+            insert(users)
+            .values(username=username, password=hash_password(password), email=email, is_superuser=is_superuser)
+            .returning(users)
+        )
+    ).one()
     return user_from_row(row)
 
 
@@ -163,10 +167,15 @@ async def create_token(conn: AsyncConnection, user_id: int, name: str | None = N
     """A new API token; MAAS names one created without a name GENERIC_CONSUMER."""
     name = name or GENERIC_CONSUMER
     token = Token(random_key(KEY_SIZE), random_key(KEY_SIZE), random_key(SECRET_SIZE), name)
-    await conn.execute(insert(tokens).values(
-        user_id=user_id, name=name, consumer_key=token.consumer_key,
-        token_key=token.token_key, token_secret=token.token_secret,
-    ))
+    await conn.execute(
+        insert(tokens).values(
+            user_id=user_id,
+            name=name,
+            consumer_key=token.consumer_key,
+            token_key=token.token_key,
+            token_secret=token.token_secret,
+        )
+    )
     return token
 
 
@@ -176,9 +185,7 @@ async def list_tokens(conn: AsyncConnection, user_id: int) -> list[Token]:
 
 
 async def delete_token(conn: AsyncConnection, user_id: int, token_key: str) -> None:
-    result = await conn.execute(
-        delete(tokens).where(tokens.c.user_id == user_id, tokens.c.token_key == token_key)
-    )
+    result = await conn.execute(delete(tokens).where(tokens.c.user_id == user_id, tokens.c.token_key == token_key))
     if result.rowcount == 0:
         raise NotFound("Token")
 
@@ -188,20 +195,23 @@ async def rename_token(conn: AsyncConnection, user_id: int, token: str, name: st
     parts = token.split(":")
     token_key = parts[1] if len(parts) == 3 else token
     result = await conn.execute(
-        update(tokens).where(tokens.c.user_id == user_id, tokens.c.token_key == token_key)
-        .values(name=name, updated=func.now()))
+        update(tokens)
+        .where(tokens.c.user_id == user_id, tokens.c.token_key == token_key)
+        .values(name=name, updated=func.now())
+    )
     if result.rowcount == 0:
         raise NotFound("Token")
 
 
 async def user_for_token(conn: AsyncConnection, consumer_key: str, token_key: str) -> tuple[User, str] | None:
     """The token's user and its secret, or None."""
-    row = (await conn.execute(
-        select(users, tokens.c.token_secret)
-        .join(tokens, tokens.c.user_id == users.c.id)
-        .where(tokens.c.token_key == token_key, tokens.c.consumer_key == consumer_key,
-               users.c.is_active.is_(True))
-    )).first()
+    row = (
+        await conn.execute(
+            select(users, tokens.c.token_secret)
+            .join(tokens, tokens.c.user_id == users.c.id)
+            .where(tokens.c.token_key == token_key, tokens.c.consumer_key == consumer_key, users.c.is_active.is_(True))
+        )
+    ).first()
     return (user_from_row(row), row.token_secret) if row else None
 
 

@@ -55,15 +55,29 @@ async def configure_dhcp(conn: AsyncConnection, vlan_id: int, choice: DhcpChoice
             raise Invalid({"dhcp_ha_mode": [m for reasons in exc.errors.values() for m in reasons]}) from None
     if choice.dynamic_range == "new":
         if not await _on_vlan(conn, choice.subnet, vlan_id):
-            raise Invalid.field("subnet", f"Select a valid choice. {choice.subnet} is not one of the available "
-                                          "choices.")
-        await subnet_service.create_range(conn, {
-            "type": "dynamic", "subnet": choice.subnet, "start_ip": choice.start_ip, "end_ip": choice.end_ip,
-            "comment": NEW_RANGE_COMMENT,
-        }, user)
-    return await network.update_vlan(conn, network.VlanRef(vlan_id=vlan_id), {
-        "primary_rack": choice.primary_rack, "secondary_rack": choice.secondary_rack, "dhcp_on": True,
-    })
+            raise Invalid.field(
+                "subnet", f"Select a valid choice. {choice.subnet} is not one of the available choices."
+            )
+        await subnet_service.create_range(
+            conn,
+            {
+                "type": "dynamic",
+                "subnet": choice.subnet,
+                "start_ip": choice.start_ip,
+                "end_ip": choice.end_ip,
+                "comment": NEW_RANGE_COMMENT,
+            },
+            user,
+        )
+    return await network.update_vlan(
+        conn,
+        network.VlanRef(vlan_id=vlan_id),
+        {
+            "primary_rack": choice.primary_rack,
+            "secondary_rack": choice.secondary_rack,
+            "dhcp_on": True,
+        },
+    )
 
 
 async def disable_dhcp(conn: AsyncConnection, vlan_id: int) -> network.Vlans:

@@ -48,8 +48,9 @@ async def update_zone(conn: AsyncConnection, name: str, changes: dict[str, Any])
     if "name" in changes and zone["name"] == DEFAULT_ZONE and changes["name"] != DEFAULT_ZONE:
         raise Refused("This zone is the default zone, it cannot be renamed.")
     if changes:
-        await execute_unique(conn, update(zones).where(zones.c.id == zone["id"]).values(**changes, updated=func.now()),
-                             "name", DUPLICATE)
+        await execute_unique(
+            conn, update(zones).where(zones.c.id == zone["id"]).values(**changes, updated=func.now()), "name", DUPLICATE
+        )
     return await get_zone(conn, changes.get("name", name))
 
 

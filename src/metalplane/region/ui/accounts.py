@@ -19,7 +19,7 @@ from metalplane.region.api import proxies
 from metalplane.region.api.app import request_params, with_db_retry
 from metalplane.region.api.errors import headers_of, plain_text, status_of
 from metalplane.region.db.transaction import TxLog
-from metalplane.region.errors import RegionError, Refused, Throttled
+from metalplane.region.errors import Refused, RegionError, Throttled
 from metalplane.region.services import login_limits, sessions, users
 from metalplane.region.ui.guard import (
     CSRF_FIELD,
@@ -49,12 +49,22 @@ def _address(request: Request) -> str:
     return proxies.request_client(request) or "unknown"
 
 
-def _login_form(request: Request, error: str = "", username: str = "", status: int = 200,
-                headers: dict[str, str] | None = None) -> Response:
+def _login_form(
+    request: Request, error: str = "", username: str = "", status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
-    context: dict[str, Any] = {"user": None, "maas_name": "", "csrf_token": token, "csrf_field": CSRF_FIELD, "error": error,
-               "username": username, "next": safe_next(request.query_params.get("next")), "nav": "", "live": [],
-               "logout_path": LOGOUT_PATH}
+    context: dict[str, Any] = {
+        "user": None,
+        "maas_name": "",
+        "csrf_token": token,
+        "csrf_field": CSRF_FIELD,
+        "error": error,
+        "username": username,
+        "next": safe_next(request.query_params.get("next")),
+        "nav": "",
+        "live": [],
+        "logout_path": LOGOUT_PATH,
+    }
     response = render_html("login.html", context, status, headers)
     set_cookie(response, request, LOGIN_CSRF_COOKIE, token, None)
     return response
@@ -75,8 +85,11 @@ async def _login_attempt(request: Request, txlog: TxLog) -> Response:
     except RegionError as exc:
         return error_page_for(request, exc)
     if not csrf_matches(request.cookies.get(LOGIN_CSRF_COOKIE, ""), params.str(CSRF_FIELD)):
-        return error_page(request, 403, "CSRF verification failed: reload the login page and try again "
-                                        "(the browser must accept cookies).")
+        return error_page(
+            request,
+            403,
+            "CSRF verification failed: reload the login page and try again (the browser must accept cookies).",
+        )
     username = params.str("username") or ""
     async with db.begin() as conn:
         try:
@@ -96,8 +109,9 @@ async def _login_attempt(request: Request, txlog: TxLog) -> Response:
 
 
 async def login(request: Request) -> Response:
-    return await with_db_retry(request, lambda txlog: _login_attempt(request, txlog),
-                               unavailable=lambda exc: error_page_for(request, exc))
+    return await with_db_retry(
+        request, lambda txlog: _login_attempt(request, txlog), unavailable=lambda exc: error_page_for(request, exc)
+    )
 
 
 async def logout(ui: UiRequest) -> Response:
@@ -118,17 +132,25 @@ async def _authenticate_attempt(request: Request, txlog: TxLog) -> Response:
         return Response(plain_text(exc), status_code=status_of(exc), media_type="text/plain")
     async with request.app.state.db.begin() as conn:
         try:
-            user = await login_limits.authenticate(conn, params.str("username") or "", params.str("password") or "",
-                                                   _address(request))
+            user = await login_limits.authenticate(
+                conn, params.str("username") or "", params.str("password") or "", _address(request)
+            )
         except Throttled as exc:
-            return Response(plain_text(exc), status_code=status_of(exc), media_type="text/plain",
-                            headers=headers_of(exc))
+            return Response(
+                plain_text(exc), status_code=status_of(exc), media_type="text/plain", headers=headers_of(exc)
+            )
         if user is None:
             return Response("", status_code=403, media_type="text/plain")
         # Replayed after a lost COMMIT, it may make a second token, as a second login would.
         token = await users.token_for_consumer(conn, user.id, params.str("consumer"))
-    return JSONResponse({"consumer_key": token.consumer_key, "name": token.name, "token_key": token.token_key,
-                         "token_secret": token.token_secret})
+    return JSONResponse(
+        {
+            "consumer_key": token.consumer_key,
+            "name": token.name,
+            "token_key": token.token_key,
+            "token_secret": token.token_secret,
+        }
+    )
 
 
 async def authenticate(request: Request) -> Response:

@@ -26,7 +26,7 @@ from metalplane.region.api.context import Ctx
 from metalplane.region.api.errors import headers_of, status_of
 from metalplane.region.api.params import Params
 from metalplane.region.db.transaction import TxLog
-from metalplane.region.errors import PermissionDenied, RegionError, Refused
+from metalplane.region.errors import PermissionDenied, Refused, RegionError
 from metalplane.region.services import sessions, settings
 from metalplane.region.services.sessions import Session
 from metalplane.region.services.users import User
@@ -67,8 +67,9 @@ def safe_next(target: str | None) -> str:
 
 
 def set_cookie(response: Response, request: Request, name: str, value: str, max_age: int | None) -> None:
-    response.set_cookie(name, value, max_age=max_age, path=COOKIE_PATH, secure=is_secure(request),
-                        httponly=True, samesite="lax")
+    response.set_cookie(
+        name, value, max_age=max_age, path=COOKIE_PATH, secure=is_secure(request), httponly=True, samesite="lax"
+    )
 
 
 @dataclass
@@ -94,11 +95,18 @@ class UiRequest:
         return self.ctx.app_state.config
 
     def context(self, **extra: Any) -> dict[str, Any]:
-        return {"user": self.user, "csrf_token": self.session.csrf_token, "maas_name": self.maas_name,
-                "csrf_field": CSRF_FIELD, "logout_path": LOGOUT_PATH, "nav": "", "live": [], **extra}
+        return {
+            "user": self.user,
+            "csrf_token": self.session.csrf_token,
+            "maas_name": self.maas_name,
+            "csrf_field": CSRF_FIELD,
+            "logout_path": LOGOUT_PATH,
+            "nav": "",
+            "live": [],
+            **extra,
+        }
 
-    def render(self, template: str, parts: dict[str, str] | None = None, status: int = 200,
-               **context: Any) -> Response:
+    def render(self, template: str, parts: dict[str, str] | None = None, status: int = 200, **context: Any) -> Response:
         """The page, or just one live part of it (`?part=NAME`) for the page's script to swap in."""
         part = self.request.query_params.get("part")
         if parts and part in parts:
@@ -113,8 +121,10 @@ def message_of(exc: RegionError) -> str:
     """A domain error as one line for a page: the service's words; field errors as "field: reason"."""
     if isinstance(exc.detail, str):
         return exc.detail
-    return "; ".join(' '.join(reasons) if name == "__all__" else f"{name}: {' '.join(reasons)}"
-                     for name, reasons in exc.detail.items())
+    return "; ".join(
+        " ".join(reasons) if name == "__all__" else f"{name}: {' '.join(reasons)}"
+        for name, reasons in exc.detail.items()
+    )
 
 
 def error_page_for(request: Request, exc: RegionError, ui: UiRequest | None = None) -> Response:
@@ -122,10 +132,22 @@ def error_page_for(request: Request, exc: RegionError, ui: UiRequest | None = No
     return error_page(request, status_of(exc), message_of(exc), ui, headers_of(exc))
 
 
-def error_page(request: Request, status: int, message: str, ui: UiRequest | None = None,
-               headers: dict[str, str] | None = None) -> Response:
-    context = ui.context() if ui else {"user": None, "maas_name": "", "csrf_token": "", "csrf_field": CSRF_FIELD,
-                                       "logout_path": LOGOUT_PATH, "nav": "", "live": []}
+def error_page(
+    request: Request, status: int, message: str, ui: UiRequest | None = None, headers: dict[str, str] | None = None
+) -> Response:
+    context = (
+        ui.context()
+        if ui
+        else {
+            "user": None,
+            "maas_name": "",
+            "csrf_token": "",
+            "csrf_field": CSRF_FIELD,
+            "logout_path": LOGOUT_PATH,
+            "nav": "",
+            "live": [],
+        }
+    )
     return render_html("error.html", {**context, "status": status, "message": message}, status, headers)
 
 
@@ -156,8 +178,9 @@ def guarded(view: View, admin: bool = False) -> Callable[[Request], Awaitable[Re
             offered = params.str(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
             if request.method not in SAFE_METHODS and not csrf_matches(session.csrf_token, offered):
                 return error_page(request, 403, "CSRF verification failed: reload the page and try again.")
-            ctx = Ctx(request, params, dict(request.path_params), session.user, request.app.state.db,
-                      site_of(request), txlog)
+            ctx = Ctx(
+                request, params, dict(request.path_params), session.user, request.app.state.db, site_of(request), txlog
+            )
             ui = UiRequest(ctx, session, maas_name)
             if admin and not session.user.is_superuser:
                 raise PermissionDenied("This page is reserved for admin users.")
@@ -167,8 +190,9 @@ def guarded(view: View, admin: bool = False) -> Callable[[Request], Awaitable[Re
 
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()
-        response = await with_db_retry(request, lambda txlog: attempt(request, txlog),
-                                       unavailable=lambda exc: error_page_for(request, exc))
+        response = await with_db_retry(
+            request, lambda txlog: attempt(request, txlog), unavailable=lambda exc: error_page_for(request, exc)
+        )
         # The region's own time for the page (W3C Server-Timing): what benches and tests read.
         response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
         return response

@@ -23,17 +23,52 @@ from metalplane.region.ui.guard import UiRequest
 EVENTS_PATH = "/MAAS/r/events/"
 # Which tables each live part of the UI is drawn from (payloads of metalplane_changes).
 TOPICS: dict[str, frozenset[str]] = {
-    "controllers": frozenset({"nodes.controller", "controller_info", "region_processes", "rpc_connections",
-                              "service_status", "interfaces", "ip_addresses", "vlans", "fabrics", "subnets",
-                              "bmcs"}),
+    "controllers": frozenset(
+        {
+            "nodes.controller",
+            "controller_info",
+            "region_processes",
+            "rpc_connections",
+            "service_status",
+            "interfaces",
+            "ip_addresses",
+            "vlans",
+            "fabrics",
+            "subnets",
+            "bmcs",
+        }
+    ),
     "settings": frozenset({"config"}),
     # Subnets and a VLAN's page: its racks' dhcpd status (partner-down) comes from service_status.
-    "subnets": frozenset({"fabrics", "vlans", "subnets", "ipranges", "interfaces", "ip_addresses",
-                          "service_status", "rpc_connections", "nodes.controller", "config"}),
-    "machines": frozenset({"nodes.machine", "interfaces", "script_results", "power_actions", "events", "bmcs",
-                           "zones"}),
-    "images": frozenset({"boot_resources", "boot_resource_sets", "boot_resource_files", "boot_resource_contents",
-                         "boot_resource_imports", "service_status", "nodes.controller", "rpc_connections"}),
+    "subnets": frozenset(
+        {
+            "fabrics",
+            "vlans",
+            "subnets",
+            "ipranges",
+            "interfaces",
+            "ip_addresses",
+            "service_status",
+            "rpc_connections",
+            "nodes.controller",
+            "config",
+        }
+    ),
+    "machines": frozenset(
+        {"nodes.machine", "interfaces", "script_results", "power_actions", "events", "bmcs", "zones"}
+    ),
+    "images": frozenset(
+        {
+            "boot_resources",
+            "boot_resource_sets",
+            "boot_resource_files",
+            "boot_resource_contents",
+            "boot_resource_imports",
+            "service_status",
+            "nodes.controller",
+            "rpc_connections",
+        }
+    ),
 }
 PING_SECONDS = 5.0
 COALESCE_SECONDS = 0.1  # one refresh for a burst of changes (a rack registering writes many tables)
@@ -79,5 +114,8 @@ async def events(ui: UiRequest) -> Response:
         return PlainTextResponse("live updates are not available on this region\n", status_code=503)
     wanted = set(ui.params.get_list("topic")) & set(TOPICS) or set(TOPICS)
     stopping = getattr(state, "stopping", lambda: False)
-    return StreamingResponse(stream(hub, wanted, stopping), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        stream(hub, wanted, stopping),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

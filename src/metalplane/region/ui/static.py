@@ -17,8 +17,13 @@ from starlette.routing import Route
 
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_PREFIX = "/MAAS/r/static/"
-TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-         ".svg": "image/svg+xml", ".png": "image/png", ".txt": "text/plain; charset=utf-8"}
+TYPES = {
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".txt": "text/plain; charset=utf-8",
+}
 YEAR = 365 * 24 * 3600
 
 
@@ -48,8 +53,7 @@ async def serve_static(request: Request) -> Response:
     if asset is None:
         return PlainTextResponse("Not found\n", status_code=404)
     etag = f'"{asset.digest}"'
-    headers = {"Cache-Control": f"public, max-age={YEAR}, immutable", "ETag": etag,
-               "X-Content-Type-Options": "nosniff"}
+    headers = {"Cache-Control": f"public, max-age={YEAR}, immutable", "ETag": etag, "X-Content-Type-Options": "nosniff"}
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
     return Response(asset.body, media_type=asset.media_type, headers=headers)

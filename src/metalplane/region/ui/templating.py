@@ -13,8 +13,10 @@ from metalplane.region.ui.static import asset_url
 
 # Everything comes from this region: no inline script, nothing fetched elsewhere.
 SECURITY_HEADERS = {
-    "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                                "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -53,7 +55,8 @@ def environment() -> Environment:
     return env
 
 
-def render_html(template: str, context: dict[str, Any], status: int = 200,
-                headers: dict[str, str] | None = None) -> HTMLResponse:
+def render_html(
+    template: str, context: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> HTMLResponse:
     body = environment().get_template(template).render(**context)
     return HTMLResponse(body, status_code=status, headers={**SECURITY_HEADERS, **(headers or {})})

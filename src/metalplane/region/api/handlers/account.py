@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from starlette.responses import PlainTextResponse, Response
 
+from metalplane.region.api.checks import mandatory
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
-from metalplane.region.api.checks import mandatory
 from metalplane.region.errors import Refused
 from metalplane.region.services import users as svc
 

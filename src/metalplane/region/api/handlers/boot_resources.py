@@ -47,8 +47,9 @@ log = logging.getLogger(__name__)
 UPLOAD_BODY_MAX = 1 << 30  # a `content` part sent whole (bigger files: upload_uri in pieces)
 
 # A create may carry the file as its `content` part: read only for an authenticated caller.
-boot_resources = Handler("BootResourcesHandler", "boot-resources/", "Manage the boot resources.",
-                         max_body=UPLOAD_BODY_MAX)
+boot_resources = Handler(
+    "BootResourcesHandler", "boot-resources/", "Manage the boot resources.", max_body=UPLOAD_BODY_MAX
+)
 boot_resource = Handler("BootResourceHandler", "boot-resources/{id}/", "Manage a boot resource.")
 
 UPLOAD_PATH = API_PREFIX + "boot-resources/{resource_id}/upload/{file_id}/"
@@ -56,6 +57,7 @@ FILE_ROUTE = svc.FILE_PATH + "{sha256}"
 
 
 # -- shapes -------------------------------------------------------------------------------
+
 
 def _uri(path: str) -> str:
     return API_PREFIX + path
@@ -128,6 +130,7 @@ def render_job(job: dict) -> dict[str, Any]:
 
 # -- boot-resources/ --------------------------------------------------------------------------
 
+
 @boot_resources.read
 async def list_resources(ctx: Ctx) -> list:
     """List boot resources.
@@ -177,8 +180,17 @@ async def create_resource(ctx: Ctx) -> Response:
     sha256 = (p.str("sha256") or "").strip().lower() or None
     size_text = p.str("size", max_length=64)
     size = validation.check_size(size_text, "size") if size_text else None
-    shown = await svc.upload(ctx.work, name=name, architecture=architecture, filetype=filetype,
-                             title=p.str("title") or "", version=version, content=content, sha256=sha256, size=size)
+    shown = await svc.upload(
+        ctx.work,
+        name=name,
+        architecture=architecture,
+        filetype=filetype,
+        title=p.str("title") or "",
+        version=version,
+        content=content,
+        sha256=sha256,
+        size=size,
+    )
     return json_response(render_resource(shown.resource, shown.sets), 201)
 
 
@@ -240,6 +252,7 @@ async def import_status(ctx: Ctx) -> dict:
 
 # -- boot-resources/{id}/ ---------------------------------------------------------------------
 
+
 @boot_resource.read
 async def read_resource(ctx: Ctx) -> dict:
     """Read a boot resource, with its sets and files (and their progress)."""
@@ -257,6 +270,7 @@ async def delete_resource(ctx: Ctx) -> None:
 
 
 # -- raw routes ---------------------------------------------------------------------------------
+
 
 def _int_param(request: Request, name: str) -> int:
     number = validation.as_id(request.path_params.get(name))
@@ -350,8 +364,9 @@ async def download_file(request: Request) -> Response:
     if if_range is not None and if_range.strip() != etag:
         wanted = None  # the client's partial copy is of something else: send it all
     if wanted == "unsatisfiable":
-        return PlainTextResponse("Requested range not satisfiable.", status_code=416,
-                                 headers={**headers, "Content-Range": f"bytes */{size}"})
+        return PlainTextResponse(
+            "Requested range not satisfiable.", status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"}
+        )
     status, first, last = 200, 0, size - 1
     if isinstance(wanted, tuple):
         status, (first, last) = 206, wanted
@@ -359,8 +374,12 @@ async def download_file(request: Request) -> Response:
     headers["Content-Length"] = str(last - first + 1)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
-    return StreamingResponse(boot_store.read_range(db, content["id"], first, last), status_code=status,
-                             headers=headers, media_type="application/octet-stream")
+    return StreamingResponse(
+        boot_store.read_range(db, content["id"], first, last),
+        status_code=status,
+        headers=headers,
+        media_type="application/octet-stream",
+    )
 
 
 def boot_resource_routes() -> list[BaseRoute]:

@@ -15,15 +15,18 @@ from metalplane.rpc import power_schema
 from metalplane.rpc.nodes import RACK_TYPES, REGION_TYPES
 
 region_controllers = Handler("RegionControllersHandler", "regioncontrollers/", "Manage region controllers.")
-region_controller = Handler("RegionControllerHandler", "regioncontrollers/{system_id}/",
-                            "Manage an individual region controller.")
+region_controller = Handler(
+    "RegionControllerHandler", "regioncontrollers/{system_id}/", "Manage an individual region controller."
+)
 rack_controllers = Handler("RackControllersHandler", "rackcontrollers/", "Manage rack controllers.")
-rack_controller = Handler("RackControllerHandler", "rackcontrollers/{system_id}/",
-                          "Manage an individual rack controller.")
+rack_controller = Handler(
+    "RackControllerHandler", "rackcontrollers/{system_id}/", "Manage an individual rack controller."
+)
 
 READ_DOC = """List Nodes visible to the user, optionally filtered by criteria.
 
-:param hostname: An optional hostname. Only nodes relating to the node with the matching hostname will be returned. This can be specified multiple times to see multiple nodes.
+:param hostname: An optional hostname. Only nodes relating to the node with the matching hostname will
+    be returned. This can be specified multiple times to see multiple nodes.
 :type hostname: unicode
 :param id: An optional list of system ids.  Only nodes relating to the nodes with matching system ids will be returned.
 :type id: unicode
@@ -107,15 +110,17 @@ UPDATE_DOC = """Update a {kind} controller.
 :type power_type: unicode
 :param power_parameters: The power parameters as a JSON object, or give each as power_parameters_NAME.
 :type power_parameters: unicode
-:param power_parameters_skip_check: Whether or not the new power parameters should be checked against the driver's schema.
+:param power_parameters_skip_check: Whether or not the new power parameters should be checked against
+    the driver's schema.
 :type power_parameters_skip_check: boolean
 """
 
 
 def _update_fields(ctx: Ctx) -> dict[str, Any]:
     p = ctx.params
-    fields: dict[str, Any] = {k: p.str(k) for k in ("description", "zone", "domain", "power_type",
-                                                    "power_parameters") if k in p}
+    fields: dict[str, Any] = {
+        k: p.str(k) for k in ("description", "zone", "domain", "power_type", "power_parameters") if k in p
+    }
     fields["power_flat"] = power_flat(ctx)
     fields["power_parameters_skip_check"] = bool(p.bool("power_parameters_skip_check", False))
     return fields
@@ -148,6 +153,7 @@ def _details(types: tuple[int, ...]):
         async with ctx.tx() as conn:
             found = await controller_ops.details(conn, types, ctx.path["system_id"])
         return Response(bson.encode(found), media_type="application/bson")
+
     return details
 
 
@@ -156,6 +162,7 @@ def _power_parameters(types: tuple[int, ...]):
         """Get the power parameters of this controller (secrets included: admins only)."""
         async with ctx.tx() as conn:
             return await controller_ops.power_parameters(conn, types, ctx.path["system_id"])
+
     return power_parameters
 
 
@@ -168,11 +175,14 @@ def _all_power_parameters(types: tuple[int, ...]):
         """
         async with ctx.tx() as conn:
             return await controller_ops.all_power_parameters(conn, types, ctx.params.get_list("id"))
+
     return all_power_parameters
 
 
-for types, one, many in ((REGION_TYPES, region_controller, region_controllers),
-                         (RACK_TYPES, rack_controller, rack_controllers)):
+for types, one, many in (
+    (REGION_TYPES, region_controller, region_controllers),
+    (RACK_TYPES, rack_controller, rack_controllers),
+):
     one.action("GET", "details")(_details(types))
     one.action("GET", "power_parameters", admin=True)(_power_parameters(types))
     many.action("GET", "power_parameters", admin=True)(_all_power_parameters(types))

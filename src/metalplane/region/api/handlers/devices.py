@@ -7,8 +7,8 @@ from starlette.responses import Response
 from metalplane.region.api import render_nodes
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
-from metalplane.region.api.handlers.node_docs import NODE_FILTERS_DOC, bson_details
 from metalplane.region.api.handlers import nodes as nodes_handlers
+from metalplane.region.api.handlers.node_docs import NODE_FILTERS_DOC, bson_details
 from metalplane.region.api.handlers.nodes import filter_values
 from metalplane.region.services import devices as svc
 from metalplane.region.services import node_ops

@@ -10,8 +10,9 @@ from metalplane.region.services import dnsresources as svc
 
 resources = Handler("DNSResourcesHandler", "dnsresources/", "Manage dnsresources.")
 resource = Handler("DNSResourceHandler", "dnsresources/{id}/", "Manage dnsresource.")
-records = Handler("DNSResourceRecordsHandler", "dnsresourcerecords/",
-                  "Manage DNS resource records (e.g. CNAME, MX, NS, SRV, TXT)")
+records = Handler(
+    "DNSResourceRecordsHandler", "dnsresourcerecords/", "Manage DNS resource records (e.g. CNAME, MX, NS, SRV, TXT)"
+)
 record = Handler("DNSResourceRecordHandler", "dnsresourcerecords/{id}/", "Manage dnsresourcerecord.")
 
 RESOURCE_FIELDS = {"fqdn": "str", "name": "str", "domain": "str", "address_ttl": "str", "ip_addresses": "str"}
@@ -34,8 +35,9 @@ async def list_resources(ctx: Ctx) -> list:
     """
     p = ctx.params
     async with ctx.tx() as conn:
-        found = await svc.list_resources(conn, p.str("fqdn"), p.str("domain"), p.str("name"), p.str("rrtype"),
-                                         bool(p.bool("all", False)))
+        found = await svc.list_resources(
+            conn, p.str("fqdn"), p.str("domain"), p.str("name"), p.str("rrtype"), bool(p.bool("all", False))
+        )
         return [render.dnsresource(r) for r in found]
 
 
@@ -129,8 +131,9 @@ async def create_record(ctx: Ctx) -> dict:
     :param ttl: The TTL of the record (none: the domain's).
     :type ttl: unicode
     """
-    fields = ctx.params.given({"fqdn": "str", "name": "str", "domain": "str", "rrtype": "str", "rrdata": "str",
-                               "ttl": "str"})
+    fields = ctx.params.given(
+        {"fqdn": "str", "name": "str", "domain": "str", "rrtype": "str", "rrdata": "str", "ttl": "str"}
+    )
     async with ctx.tx() as conn:
         return render.dnsresource_record(await svc.create_record(conn, fields))
 

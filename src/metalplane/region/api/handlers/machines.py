@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from metalplane.rpc import power_schema as schema
 from metalplane.region.api import render_nodes
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
-from metalplane.region.api.handlers.node_docs import READ_FILTERS_DOC, bson_details
 from metalplane.region.api.handlers import nodes as nodes_handlers
+from metalplane.region.api.handlers.node_docs import READ_FILTERS_DOC, bson_details
 from metalplane.region.api.handlers.nodes import filter_values
 from metalplane.region.errors import Refused
 from metalplane.region.services import bmcs, commissioning, machine_create, machines, power
+from metalplane.rpc import power_schema as schema
 
 machines_h = Handler("MachinesHandler", "machines/", "Manage the collection of all the machines in the MAAS.")
 machine_h = Handler("MachineHandler", "machines/{system_id}/", "Manage an individual machine.")
@@ -27,7 +27,7 @@ POWER_DOC = """
 
 def power_flat(ctx: Ctx) -> dict[str, str]:
     prefix = "power_parameters_"
-    return {name[len(prefix):]: ctx.params.str(name) or "" for name in ctx.params.names() if name.startswith(prefix)}
+    return {name[len(prefix) :]: ctx.params.str(name) or "" for name in ctx.params.names() if name.startswith(prefix)}
 
 
 async def list_machines(ctx: Ctx) -> list:
@@ -35,23 +35,45 @@ async def list_machines(ctx: Ctx) -> list:
         return render_nodes.machines(await machines.read_machines(conn, filter_values(ctx), ctx.me))
 
 
-list_machines.__doc__ = """List Nodes visible to the user, optionally filtered by criteria.
+list_machines.__doc__ = (
+    """List Nodes visible to the user, optionally filtered by criteria.
 
 Values of one parameter are alternatives (give it several times); different
 parameters must all match. `not_*` parameters exclude.
-""" + READ_FILTERS_DOC
+"""
+    + READ_FILTERS_DOC
+)
 machines_h.read(list_machines)
 
 
 def create_fields(ctx: Ctx) -> dict:
     p = ctx.params
     return {
-        **p.given({"hostname": "str", "architecture": "str", "subarchitecture": "str", "min_hwe_kernel": "str",
-                   "description": "str", "domain": "str", "zone": "str", "pool": "str", "power_type": "str",
-                   "power_parameters": "str", "commission": "bool", "deployed": "bool", "enable_ssh": "bool",
-                   "skip_bmc_config": "bool", "skip_networking": "bool", "skip_storage": "bool",
-                   "commissioning_scripts": "str", "testing_scripts": "str", "is_dpu": "bool"}),
-        "mac_addresses": p.get_list("mac_addresses"), "power_flat": power_flat(ctx),
+        **p.given(
+            {
+                "hostname": "str",
+                "architecture": "str",
+                "subarchitecture": "str",
+                "min_hwe_kernel": "str",
+                "description": "str",
+                "domain": "str",
+                "zone": "str",
+                "pool": "str",
+                "power_type": "str",
+                "power_parameters": "str",
+                "commission": "bool",
+                "deployed": "bool",
+                "enable_ssh": "bool",
+                "skip_bmc_config": "bool",
+                "skip_networking": "bool",
+                "skip_storage": "bool",
+                "commissioning_scripts": "str",
+                "testing_scripts": "str",
+                "is_dpu": "bool",
+            }
+        ),
+        "mac_addresses": p.get_list("mac_addresses"),
+        "power_flat": power_flat(ctx),
     }
 
 
@@ -60,7 +82,8 @@ async def create_machine(ctx: Ctx) -> dict:
     return render_nodes.machines(view)[0]
 
 
-create_machine.__doc__ = """Create a new machine. An admin's new machine starts commissioning
+create_machine.__doc__ = (
+    """Create a new machine. An admin's new machine starts commissioning
 (powered on through its BMC) unless commission=false.
 
 :param architecture: The architecture type of the machine, e.g. amd64/generic (or amd64, with
@@ -101,7 +124,9 @@ create_machine.__doc__ = """Create a new machine. An admin's new machine starts 
 :type testing_scripts: unicode
 :param is_dpu: Not supported: false only.
 :type is_dpu: boolean
-""" + POWER_DOC
+"""
+    + POWER_DOC
+)
 machines_h.action("POST")(create_machine)
 
 
@@ -143,16 +168,31 @@ async def read_machine(ctx: Ctx) -> dict:
 
 
 async def update_machine(ctx: Ctx) -> dict:
-    fields = ctx.params.given({"hostname": "str", "description": "str", "domain": "str", "architecture": "str",
-                               "min_hwe_kernel": "str", "power_type": "str", "power_parameters": "str",
-                               "power_parameters_skip_check": "bool", "pool": "str", "zone": "str",
-                               "swap_size": "str", "disable_ipv4": "bool", "cpu_count": "int", "memory": "int"})
+    fields = ctx.params.given(
+        {
+            "hostname": "str",
+            "description": "str",
+            "domain": "str",
+            "architecture": "str",
+            "min_hwe_kernel": "str",
+            "power_type": "str",
+            "power_parameters": "str",
+            "power_parameters_skip_check": "bool",
+            "pool": "str",
+            "zone": "str",
+            "swap_size": "str",
+            "disable_ipv4": "bool",
+            "cpu_count": "int",
+            "memory": "int",
+        }
+    )
     fields["power_flat"] = power_flat(ctx)
     async with ctx.tx() as conn:
         return render_nodes.machines(await machines.update_machine(conn, ctx.path["system_id"], fields))[0]
 
 
-update_machine.__doc__ = """Update a machine. Every field given is applied, or none is (400).
+update_machine.__doc__ = (
+    """Update a machine. Every field given is applied, or none is (400).
 
 :param hostname: The new hostname.
 :type hostname: unicode
@@ -178,7 +218,9 @@ update_machine.__doc__ = """Update a machine. Every field given is applied, or n
 :type cpu_count: integer
 :param memory: The memory in MiB.
 :type memory: integer
-""" + POWER_DOC
+"""
+    + POWER_DOC
+)
 machine_h.action("PUT", admin=True)(update_machine)
 
 
@@ -212,8 +254,7 @@ async def power_on(ctx: Ctx) -> dict:
     :param comment: Optional comment for the event log.
     :type comment: unicode
     """
-    return render_nodes.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "on",
-                                                           ctx.me))[0]
+    return render_nodes.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "on", ctx.me))[0]
 
 
 @machine_h.action("POST", "power_off")
@@ -227,8 +268,7 @@ async def power_off(ctx: Ctx) -> dict:
     """
     if (ctx.params.str("stop_mode") or "hard") not in ("hard", "soft"):
         raise Refused("stop_mode must be 'hard' or 'soft'.")
-    return render_nodes.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "off",
-                                                           ctx.me))[0]
+    return render_nodes.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "off", ctx.me))[0]
 
 
 @machine_h.action("POST", "power_cycle")
@@ -238,8 +278,9 @@ async def power_cycle(ctx: Ctx) -> dict:
     :param comment: Optional comment for the event log.
     :type comment: unicode
     """
-    return render_nodes.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "cycle",
-                                                           ctx.me))[0]
+    return render_nodes.machines(await power.power_machine(ctx.work, ctx.rpc, ctx.path["system_id"], "cycle", ctx.me))[
+        0
+    ]
 
 
 @machine_h.action("GET", "query_power_state")
@@ -259,8 +300,9 @@ async def commission(ctx: Ctx) -> dict:
     :type timeout: integer
     """
     timeout = ctx.params.int("timeout", min_value=10, max_value=7 * 86400)
-    return render_nodes.machines(await commissioning.commission(ctx.work, ctx.rpc, ctx.path["system_id"], timeout,
-                                                                ctx.me))[0]
+    return render_nodes.machines(
+        await commissioning.commission(ctx.work, ctx.rpc, ctx.path["system_id"], timeout, ctx.me)
+    )[0]
 
 
 @machine_h.action("GET", "commissioning_results")

@@ -6,9 +6,9 @@ from starlette.responses import Response
 
 from metalplane.region.api import render_accounts as render
 from metalplane.region.api.app import json_response
+from metalplane.region.api.checks import path_id
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
-from metalplane.region.api.checks import path_id
 from metalplane.region.services import sshkeys as svc
 
 sshkeys = Handler("SSHKeysHandler", "account/prefs/sshkeys/", "Manage the collection of all the SSH keys in this MAAS.")
@@ -49,7 +49,8 @@ async def import_ssh_keys(ctx: Ctx) -> list:
     seconds; without internet access the answer is one 503 line naming the
     host that could not be reached.
 
-    :param keysource: The source of the keys, protocol:auth_id: lp:USER (Launchpad) or gh:USER (GitHub); a bare USER means Launchpad.
+    :param keysource: The source of the keys, protocol:auth_id: lp:USER (Launchpad) or gh:USER (GitHub);
+        a bare USER means Launchpad.
     :type keysource: unicode
     """
     imported = await svc.import_ssh_keys(ctx.work, ctx.me, ctx.params.str("keysource"))

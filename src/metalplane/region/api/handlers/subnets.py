@@ -8,9 +8,19 @@ from metalplane.region.api.framework import Handler
 from metalplane.region.services import subnets as subnet_svc
 
 FIELDS = {
-    "cidr": "str", "name": "str", "description": "str", "vlan": "str", "fabric": "str", "vid": "int",
-    "gateway_ip": "str", "dns_servers": "list", "rdns_mode": "int", "allow_dns": "bool",
-    "allow_proxy": "bool", "active_discovery": "bool", "managed": "bool",
+    "cidr": "str",
+    "name": "str",
+    "description": "str",
+    "vlan": "str",
+    "fabric": "str",
+    "vid": "int",
+    "gateway_ip": "str",
+    "dns_servers": "list",
+    "rdns_mode": "int",
+    "allow_dns": "bool",
+    "allow_proxy": "bool",
+    "active_discovery": "bool",
+    "managed": "bool",
 }
 PARAMS_DOC = """
 :param cidr: The network CIDR for this subnet.

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from metalplane.region.api import render
+from metalplane.region.api.checks import mandatory
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
-from metalplane.region.api.checks import mandatory
 from metalplane.region.errors import Invalid
 from metalplane.region.services import users as svc
 

@@ -9,8 +9,16 @@ from metalplane.region.api.framework import Handler
 from metalplane.region.services import network
 
 FIELDS = {
-    "name": "str", "description": "str", "vid": "int", "mtu": "int", "dhcp_on": "bool",
-    "primary_rack": "str", "secondary_rack": "str", "relay_vlan": "str", "space": "str", "fabric": "str",
+    "name": "str",
+    "description": "str",
+    "vid": "int",
+    "mtu": "int",
+    "dhcp_on": "bool",
+    "primary_rack": "str",
+    "secondary_rack": "str",
+    "relay_vlan": "str",
+    "space": "str",
+    "fabric": "str",
 }
 UPDATE_DOC = """Update VLAN.
 

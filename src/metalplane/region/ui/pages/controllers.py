@@ -27,8 +27,9 @@ class RackCommands:
 
 def rack_commands(urls: list[str], secret: str) -> RackCommands:
     """What to run on a new rack host: `rack register` with every region, or `init --mode rack` with one."""
-    register = " ".join(["metalplane rack register", *(f"--url {shlex.quote(u)}" for u in urls),
-                         f"--secret {shlex.quote(secret)}"])
+    register = " ".join(
+        ["metalplane rack register", *(f"--url {shlex.quote(u)}" for u in urls), f"--secret {shlex.quote(secret)}"]
+    )
     init = f"metalplane init --mode rack --maas-url {shlex.quote(urls[0])} --secret {shlex.quote(secret)}"
     return RackCommands(urls, register, init)
 
@@ -49,10 +50,19 @@ async def controllers(ui: UiRequest) -> Response:
             urls = await overview.region_urls(conn) or [ui.ctx.site + "/MAAS"]
             commands = rack_commands(urls, await cluster.get_value(conn, cluster.SECRET_KEY) or "")
     query = f"page={page}" + ("&add=rack" if adding else "")
-    return ui.render("controllers.html", parts={"table": "controllers_table.html"}, nav="controllers",
-                     live=["controllers"], rows=rows, total=total, page=page, pages=page_count(total),
-                     commands=commands, deleted=ui.params.str("deleted") or "",
-                     live_src=f"{UI_PREFIX}controllers/?{query}&part=table")
+    return ui.render(
+        "controllers.html",
+        parts={"table": "controllers_table.html"},
+        nav="controllers",
+        live=["controllers"],
+        rows=rows,
+        total=total,
+        page=page,
+        pages=page_count(total),
+        commands=commands,
+        deleted=ui.params.str("deleted") or "",
+        live_src=f"{UI_PREFIX}controllers/?{query}&part=table",
+    )
 
 
 async def _controller_page(ui: UiRequest, deleting: bool, delete_error: str = "", status: int = 200) -> Response:
@@ -60,10 +70,17 @@ async def _controller_page(ui: UiRequest, deleting: bool, delete_error: str = ""
     async with ui.ctx.tx() as conn:
         detail = await overview.controller_detail(conn, system_id)
     query = "delete=1&" if deleting else ""
-    return ui.render("controller.html", parts={"header": "controller_header.html", "body": "controller_body.html"},
-                     status=status, nav="controllers", live=["controllers"],
-                     live_src=f"{UI_PREFIX}controller/{system_id}/?{query}",
-                     deleting=deleting, delete_error=delete_error, **detail)
+    return ui.render(
+        "controller.html",
+        parts={"header": "controller_header.html", "body": "controller_body.html"},
+        status=status,
+        nav="controllers",
+        live=["controllers"],
+        live_src=f"{UI_PREFIX}controller/{system_id}/?{query}",
+        deleting=deleting,
+        delete_error=delete_error,
+        **detail,
+    )
 
 
 async def controller(ui: UiRequest) -> Response:

@@ -14,14 +14,24 @@ IMAGES_PATH = UI_PREFIX + "images/"
 DONE = {"import": "Import started.", "stop": "The import is being stopped; what is stored stays stored."}
 
 
-async def _images(ui: UiRequest, source: str = "", errors: dict[str, list[str]] | None = None,
-                  status: int = 200) -> Response:
+async def _images(
+    ui: UiRequest, source: str = "", errors: dict[str, list[str]] | None = None, status: int = 200
+) -> Response:
     async with ui.ctx.tx() as conn:
         page = await image_overview.images_page(conn)
-    return ui.render("images.html", parts={"body": "images_body.html"}, status=status, nav="images",
-                     live=["images"], live_src=IMAGES_PATH + "?part=body", page=page, source=source,
-                     errors=errors or {}, progress=boot_resources.progress,
-                     done=DONE.get(ui.params.str("done") or "", ""))
+    return ui.render(
+        "images.html",
+        parts={"body": "images_body.html"},
+        status=status,
+        nav="images",
+        live=["images"],
+        live_src=IMAGES_PATH + "?part=body",
+        page=page,
+        source=source,
+        errors=errors or {},
+        progress=boot_resources.progress,
+        done=DONE.get(ui.params.str("done") or "", ""),
+    )
 
 
 async def images(ui: UiRequest) -> Response:

@@ -20,8 +20,12 @@ from metalplane.region.ui.pages.controllers import MAX_PAGE, page_count
 MACHINES_PATH = UI_PREFIX + "machines/"
 POWER_ACTIONS = {"on": "Power on", "off": "Power off", "cycle": "Power cycle"}
 # What the page says after an action (fixed words: nothing from the URL is shown).
-DONE = {"on": "Powered on.", "off": "Powered off.", "cycle": "Power cycled.",
-        "commission": "Commissioning started: the machine boots the ephemeral image and reports back."}
+DONE = {
+    "on": "Powered on.",
+    "off": "Powered off.",
+    "cycle": "Power cycled.",
+    "commission": "Commissioning started: the machine boots the ephemeral image and reports back.",
+}
 
 
 def machine_path(system_id: str) -> str:
@@ -56,20 +60,41 @@ async def machine_list_view(ui: UiRequest) -> Response:
         rows, total = await machine_list.machine_page(conn, flt, ui.user, (page - 1) * size, size)
         zones = await machine_list.zone_names(conn)
     query = query_of(status, zone, search)
-    return ui.render("machines.html", parts={"table": "machines_table.html"}, nav="machines", live=["machines"],
-                     live_src=f"{MACHINES_PATH}?{query_of(status, zone, search, page)}&part=table",
-                     rows=rows, total=total, page=page, pages=page_count(total, size),
-                     pager_base=f"{MACHINES_PATH}?{query + '&' if query else ''}",
-                     statuses=machines.STATUS_NAMES, zones=zones, status_filter=status, zone=zone, search=search)
+    return ui.render(
+        "machines.html",
+        parts={"table": "machines_table.html"},
+        nav="machines",
+        live=["machines"],
+        live_src=f"{MACHINES_PATH}?{query_of(status, zone, search, page)}&part=table",
+        rows=rows,
+        total=total,
+        page=page,
+        pages=page_count(total, size),
+        pager_base=f"{MACHINES_PATH}?{query + '&' if query else ''}",
+        statuses=machines.STATUS_NAMES,
+        zones=zones,
+        status_filter=status,
+        zone=zone,
+        search=search,
+    )
 
 
 async def _machine(ui: UiRequest, error: str = "", status: int = 200) -> Response:
     system_id = ui.ctx.path["system_id"]
     async with ui.ctx.tx() as conn:
         detail = await machine_list.machine_detail(conn, system_id, ui.user)
-    return ui.render("machine.html", parts={"body": "machine_body.html"}, status=status, nav="machines",
-                     live=["machines"], live_src=machine_path(system_id) + "?part=body", d=detail,
-                     power_actions=POWER_ACTIONS, error=error, done=DONE.get(ui.params.str("done") or "", ""))
+    return ui.render(
+        "machine.html",
+        parts={"body": "machine_body.html"},
+        status=status,
+        nav="machines",
+        live=["machines"],
+        live_src=machine_path(system_id) + "?part=body",
+        d=detail,
+        power_actions=POWER_ACTIONS,
+        error=error,
+        done=DONE.get(ui.params.str("done") or "", ""),
+    )
 
 
 async def machine(ui: UiRequest) -> Response:

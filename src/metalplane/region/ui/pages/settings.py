@@ -17,28 +17,80 @@ SETTINGS_PATH = UI_PREFIX + "settings/"
 # named here (a new one) lands in "Other" with its API name, so none is ever hidden.
 SECTIONS: dict[str, tuple[str, ...]] = {
     "General": ("maas_name", "theme", "enable_analytics", "release_notifications"),
-    "Security": ("session_length", "tls_cert_expiration_notification_enabled",
-                 "tls_cert_expiration_notification_interval"),
-    "Network": ("enable_http_proxy", "http_proxy", "use_peer_proxy", "prefer_v4_proxy", "maas_proxy_port",
-                "upstream_dns", "dnssec_validation", "maas_internal_domain", "dns_trusted_acl", "default_dns_ttl",
-                "allow_only_trusted_transfers", "use_rack_proxy", "ntp_servers", "ntp_external_only",
-                "remote_syslog", "maas_syslog_port", "network_discovery", "active_discovery_interval",
-                "auto_vlan_creation"),
+    "Security": (
+        "session_length",
+        "tls_cert_expiration_notification_enabled",
+        "tls_cert_expiration_notification_interval",
+    ),
+    "Network": (
+        "enable_http_proxy",
+        "http_proxy",
+        "use_peer_proxy",
+        "prefer_v4_proxy",
+        "maas_proxy_port",
+        "upstream_dns",
+        "dnssec_validation",
+        "maas_internal_domain",
+        "dns_trusted_acl",
+        "default_dns_ttl",
+        "allow_only_trusted_transfers",
+        "use_rack_proxy",
+        "ntp_servers",
+        "ntp_external_only",
+        "remote_syslog",
+        "maas_syslog_port",
+        "network_discovery",
+        "active_discovery_interval",
+        "auto_vlan_creation",
+    ),
     "DHCP and power": ("dhcp_ha_mode", "dhcp_lease_time", "power_poll_interval", "power_max_concurrency"),
-    "Commissioning": ("commissioning_distro_series", "default_min_hwe_kernel", "enlist_commissioning",
-                      "commissioning_timeout", "maas_auto_ipmi_user", "maas_auto_ipmi_user_privilege_level",
-                      "maas_auto_ipmi_k_g_bmc_key", "maas_auto_ipmi_cipher_suite_id",
-                      "maas_auto_ipmi_workaround_flags"),
-    "Deploy": ("default_osystem", "default_distro_series", "kernel_opts", "default_boot_interface_link_type",
-               "enable_kernel_crash_dump", "enable_third_party_drivers", "curtin_verbose", "force_v1_network_yaml",
-               "node_timeout", "hardware_sync_interval", "windows_kms_host", "vcenter_server", "vcenter_username",
-               "vcenter_password", "vcenter_datacenter"),
-    "Storage": ("default_storage_layout", "enable_disk_erasing_on_release", "disk_erase_with_secure_erase",
-                "disk_erase_with_quick_erase"),
+    "Commissioning": (
+        "commissioning_distro_series",
+        "default_min_hwe_kernel",
+        "enlist_commissioning",
+        "commissioning_timeout",
+        "maas_auto_ipmi_user",
+        "maas_auto_ipmi_user_privilege_level",
+        "maas_auto_ipmi_k_g_bmc_key",
+        "maas_auto_ipmi_cipher_suite_id",
+        "maas_auto_ipmi_workaround_flags",
+    ),
+    "Deploy": (
+        "default_osystem",
+        "default_distro_series",
+        "kernel_opts",
+        "default_boot_interface_link_type",
+        "enable_kernel_crash_dump",
+        "enable_third_party_drivers",
+        "curtin_verbose",
+        "force_v1_network_yaml",
+        "node_timeout",
+        "hardware_sync_interval",
+        "windows_kms_host",
+        "vcenter_server",
+        "vcenter_username",
+        "vcenter_password",
+        "vcenter_datacenter",
+    ),
+    "Storage": (
+        "default_storage_layout",
+        "enable_disk_erasing_on_release",
+        "disk_erase_with_secure_erase",
+        "disk_erase_with_quick_erase",
+    ),
     "Images": ("boot_images_auto_import", "boot_images_no_proxy", "main_archive", "ports_archive"),
-    "Monitoring": ("prometheus_enabled", "prometheus_push_gateway", "prometheus_push_interval", "promtail_enabled",
-                   "promtail_port", "subnet_ip_exhaustion_threshold_count", "max_node_commissioning_results",
-                   "max_node_testing_results", "max_node_installation_results", "max_node_release_results"),
+    "Monitoring": (
+        "prometheus_enabled",
+        "prometheus_push_gateway",
+        "prometheus_push_interval",
+        "promtail_enabled",
+        "promtail_port",
+        "subnet_ip_exhaustion_threshold_count",
+        "max_node_commissioning_results",
+        "max_node_testing_results",
+        "max_node_installation_results",
+        "max_node_release_results",
+    ),
 }
 OTHER = "Other"
 # How MAAS's settings pages name them; anything not listed shows its API name.
@@ -106,33 +158,52 @@ def choices_of(spec: settings.Setting, value: str, from_images: list[str]) -> tu
     return offered if value in offered else (value, *offered)
 
 
-def sections(current: dict[str, str], errors: dict[str, list[str]],
-             image_choices: dict[str, list[str]]) -> list[Section]:
+def sections(
+    current: dict[str, str], errors: dict[str, list[str]], image_choices: dict[str, list[str]]
+) -> list[Section]:
     def field_of(name: str) -> Field:
         spec, value = settings.SETTINGS[name], current[name]
-        return Field(name, label_of(name), spec.doc + (f" Acts: {spec.acts}." if spec.acts else ""), value,
-                     choices_of(spec, value, image_choices.get(name, [])), errors.get(name, []))
+        return Field(
+            name,
+            label_of(name),
+            spec.doc + (f" Acts: {spec.acts}." if spec.acts else ""),
+            value,
+            choices_of(spec, value, image_choices.get(name, [])),
+            errors.get(name, []),
+        )
 
     named = {title: [n for n in names if n in settings.SETTINGS] for title, names in SECTIONS.items()}
     named[OTHER] = [n for n in settings.SETTINGS if section_of(n) == OTHER]
-    return [Section(title, "section-" + title.lower().replace(" ", "-"), [field_of(n) for n in names])
-            for title, names in named.items() if names]
+    return [
+        Section(title, "section-" + title.lower().replace(" ", "-"), [field_of(n) for n in names])
+        for title, names in named.items()
+        if names
+    ]
 
 
 async def _current(ui: UiRequest) -> tuple[dict[str, str], dict[str, list[str]]]:
     """Every setting's value as text, and the images' values for the settings that take them."""
     async with ui.ctx.tx() as conn:
         current = {name: as_text(await settings.get_setting(conn, name)) for name in settings.SETTINGS}
-        offered = {name: await settings.image_choices(conn, spec.choices_from_images)
-                   for name, spec in settings.SETTINGS.items() if spec.choices_from_images}
+        offered = {
+            name: await settings.image_choices(conn, spec.choices_from_images)
+            for name, spec in settings.SETTINGS.items()
+            if spec.choices_from_images
+        }
     return current, offered
 
 
 async def show(ui: UiRequest) -> Response:
     current, offered = await _current(ui)
-    return ui.render("settings.html", parts={"form": "settings_form.html"}, nav="settings", live=["settings"],
-                     live_src=SETTINGS_PATH + "?part=form", sections=sections(current, {}, offered),
-                     saved=ui.params.str("saved") == "1")
+    return ui.render(
+        "settings.html",
+        parts={"form": "settings_form.html"},
+        nav="settings",
+        live=["settings"],
+        live_src=SETTINGS_PATH + "?part=form",
+        sections=sections(current, {}, offered),
+        saved=ui.params.str("saved") == "1",
+    )
 
 
 async def save(ui: UiRequest) -> Response:
@@ -144,8 +215,15 @@ async def save(ui: UiRequest) -> Response:
         async with ui.ctx.tx() as conn:
             await settings.set_settings(conn, changed)
     except Invalid as exc:
-        return ui.render("settings.html", status=400, nav="settings", live=[], live_src="",
-                         sections=sections({**current, **submitted}, exc.errors, offered), saved=False)
+        return ui.render(
+            "settings.html",
+            status=400,
+            nav="settings",
+            live=[],
+            live_src="",
+            sections=sections({**current, **submitted}, exc.errors, offered),
+            saved=False,
+        )
     return ui.redirect(SETTINGS_PATH + "?saved=1")
 
 

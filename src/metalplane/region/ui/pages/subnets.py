@@ -87,16 +87,28 @@ def default_form(page: VlanPage) -> DhcpForm:
 
 def submitted_form(ui: UiRequest) -> DhcpForm:
     p = ui.params
-    return DhcpForm(p.str("primary_rack") or "", p.str("secondary_rack") or "", p.str("dynamic_range") or "",
-                    p.str("subnet") or "", (p.str("start_ip") or "").strip(), (p.str("end_ip") or "").strip(),
-                    p.str("dhcp_ha_mode") or "")
+    return DhcpForm(
+        p.str("primary_rack") or "",
+        p.str("secondary_rack") or "",
+        p.str("dynamic_range") or "",
+        p.str("subnet") or "",
+        (p.str("start_ip") or "").strip(),
+        (p.str("end_ip") or "").strip(),
+        p.str("dhcp_ha_mode") or "",
+    )
 
 
 async def subnets(ui: UiRequest) -> Response:
     async with ui.ctx.tx() as conn:
         fabrics = await overview.subnets_by_fabric(conn)
-    return ui.render("subnets.html", parts={"table": "subnets_table.html"}, nav="subnets", live=["subnets"],
-                     live_src=SUBNETS_PATH + "?part=table", fabrics=fabrics)
+    return ui.render(
+        "subnets.html",
+        parts={"table": "subnets_table.html"},
+        nav="subnets",
+        live=["subnets"],
+        live_src=SUBNETS_PATH + "?part=table",
+        fabrics=fabrics,
+    )
 
 
 async def _vlan(ui: UiRequest, form: DhcpForm | None = None, status: int = 200, message: str = "") -> Response:
@@ -106,10 +118,18 @@ async def _vlan(ui: UiRequest, form: DhcpForm | None = None, status: int = 200, 
     configuring = form is not None or ui.params.str("dhcp") == "configure"
     if configuring and not ui.user.is_superuser:
         raise PermissionDenied("Only admins can configure DHCP.")
-    return ui.render("vlan.html", parts={"body": "vlan_body.html"}, status=status, nav="subnets",
-                     live=["subnets"], live_src=vlan_path(vlan_id) + "?part=body", page=page,
-                     form=(form or default_form(page)) if configuring else None, ha_modes=settings.HA_MODES,
-                     message=message or DONE.get(ui.params.str("done") or "", ""))
+    return ui.render(
+        "vlan.html",
+        parts={"body": "vlan_body.html"},
+        status=status,
+        nav="subnets",
+        live=["subnets"],
+        live_src=vlan_path(vlan_id) + "?part=body",
+        page=page,
+        form=(form or default_form(page)) if configuring else None,
+        ha_modes=settings.HA_MODES,
+        message=message or DONE.get(ui.params.str("done") or "", ""),
+    )
 
 
 async def vlan(ui: UiRequest) -> Response:
@@ -118,9 +138,14 @@ async def vlan(ui: UiRequest) -> Response:
 
 def choice_of(form: DhcpForm) -> vlan_dhcp.DhcpChoice:
     return vlan_dhcp.DhcpChoice(
-        primary_rack=form.primary_rack, secondary_rack=form.secondary_rack,
-        dynamic_range=vlan_dhcp.parse_range_choice(form.dynamic_range), subnet=form.subnet,
-        start_ip=form.start_ip, end_ip=form.end_ip, ha_mode=form.ha_mode or None)
+        primary_rack=form.primary_rack,
+        secondary_rack=form.secondary_rack,
+        dynamic_range=vlan_dhcp.parse_range_choice(form.dynamic_range),
+        subnet=form.subnet,
+        start_ip=form.start_ip,
+        end_ip=form.end_ip,
+        ha_mode=form.ha_mode or None,
+    )
 
 
 async def configure(ui: UiRequest) -> Response:
@@ -151,4 +176,3 @@ def routes() -> list[BaseRoute]:
         ui_route(UI_PREFIX + "vlan/{vlan_id}/dhcp/", configure, admin=True, methods=("POST",)),
         ui_route(UI_PREFIX + "vlan/{vlan_id}/dhcp/off/", disable, admin=True, methods=("POST",)),
     ]
-

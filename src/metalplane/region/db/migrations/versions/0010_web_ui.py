@@ -19,44 +19,57 @@ from alembic import op
 from metalplane.region.db import change_triggers
 from metalplane.region.db.change_triggers import CHANNEL, distinct
 
-revision = '0010'
-down_revision = '0009'
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
 # (table, columns whose change on UPDATE is worth telling a page about; None: any column)
 WATCHED = [
-    ('controller_info', ['num_workers', 'api_port', 'refusal', 'maas_url']),
-    ('region_processes', ['pid', 'rpc_host', 'rpc_port']),
-    ('rpc_connections', None),
-    ('service_status', ['status', 'status_info']),
-    ('interfaces', None),
-    ('ip_addresses', None),
-    ('vlans', None),
-    ('subnets', None),
-    ('ipranges', None),
-    ('fabrics', None),
-    ('bmcs', ['owner_rack_id', 'failing', 'last_error', 'power_type']),
-    ('config', None),
+    ("controller_info", ["num_workers", "api_port", "refusal", "maas_url"]),
+    ("region_processes", ["pid", "rpc_host", "rpc_port"]),
+    ("rpc_connections", None),
+    ("service_status", ["status", "status_info"]),
+    ("interfaces", None),
+    ("ip_addresses", None),
+    ("vlans", None),
+    ("subnets", None),
+    ("ipranges", None),
+    ("fabrics", None),
+    ("bmcs", ["owner_rack_id", "failing", "last_error", "power_type"]),
+    ("config", None),
 ]
-NODE_COLUMNS = ['hostname', 'node_type', 'version', 'zone_id', 'description', 'status', 'error_description',
-                'architecture', 'cpu_count', 'memory', 'bmc_id', 'power_state']
+NODE_COLUMNS = [
+    "hostname",
+    "node_type",
+    "version",
+    "zone_id",
+    "description",
+    "status",
+    "error_description",
+    "architecture",
+    "cpu_count",
+    "memory",
+    "bmc_id",
+    "power_state",
+]
 
 
 def upgrade() -> None:
-    op.create_table('ui_sessions',
-    sa.Column('key_hash', sa.Text(), nullable=False),
-    sa.Column('user_id', sa.Integer(), nullable=False),
-    sa.Column('csrf_token', sa.Text(), nullable=False),
-    sa.Column('expires', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('created', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('updated', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('key_hash')
+    op.create_table(
+        "ui_sessions",
+        sa.Column("key_hash", sa.Text(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("csrf_token", sa.Text(), nullable=False),
+        sa.Column("expires", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("updated", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("key_hash"),
     )
-    op.create_index(op.f('ix_ui_sessions_user_id'), 'ui_sessions', ['user_id'], unique=False)
-    op.create_index(op.f('ix_ui_sessions_expires'), 'ui_sessions', ['expires'], unique=False)
-    op.add_column('controller_info', sa.Column('maas_url', sa.Text(), nullable=True))
+    op.create_index(op.f("ix_ui_sessions_user_id"), "ui_sessions", ["user_id"], unique=False)
+    op.create_index(op.f("ix_ui_sessions_expires"), "ui_sessions", ["expires"], unique=False)
+    op.add_column("controller_info", sa.Column("maas_url", sa.Text(), nullable=True))
 
     op.execute(f"""
         CREATE FUNCTION metalplane_notify_table() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -73,10 +86,14 @@ def upgrade() -> None:
                                                      ELSE 'nodes.controller' END);
             RETURN NULL;
         END $$""")
-    op.execute('CREATE TRIGGER ui_changes_rows AFTER INSERT OR DELETE ON nodes FOR EACH ROW '
-               'EXECUTE FUNCTION metalplane_notify_node()')
-    op.execute('CREATE TRIGGER ui_changes_update AFTER UPDATE ON nodes FOR EACH ROW '
-               f'WHEN {distinct(NODE_COLUMNS)} EXECUTE FUNCTION metalplane_notify_node()')
+    op.execute(
+        "CREATE TRIGGER ui_changes_rows AFTER INSERT OR DELETE ON nodes FOR EACH ROW "
+        "EXECUTE FUNCTION metalplane_notify_node()"
+    )
+    op.execute(
+        "CREATE TRIGGER ui_changes_update AFTER UPDATE ON nodes FOR EACH ROW "
+        f"WHEN {distinct(NODE_COLUMNS)} EXECUTE FUNCTION metalplane_notify_node()"
+    )
     # Row triggers: a statement that changes nothing (an upsert that finds its row
     # unchanged, ON CONFLICT DO NOTHING, an UPDATE matching no row) notifies nothing.
     for table, columns in WATCHED:
@@ -86,11 +103,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table, _ in WATCHED:
         change_triggers.drop(op.execute, table)
-    op.execute('DROP TRIGGER IF EXISTS ui_changes_rows ON nodes')
-    op.execute('DROP TRIGGER IF EXISTS ui_changes_update ON nodes')
-    op.execute('DROP FUNCTION IF EXISTS metalplane_notify_node()')
-    op.execute('DROP FUNCTION IF EXISTS metalplane_notify_table()')
-    op.drop_column('controller_info', 'maas_url')
-    op.drop_index(op.f('ix_ui_sessions_expires'), table_name='ui_sessions')
-    op.drop_index(op.f('ix_ui_sessions_user_id'), table_name='ui_sessions')
-    op.drop_table('ui_sessions')
+    op.execute("DROP TRIGGER IF EXISTS ui_changes_rows ON nodes")
+    op.execute("DROP TRIGGER IF EXISTS ui_changes_update ON nodes")
+    op.execute("DROP FUNCTION IF EXISTS metalplane_notify_node()")
+    op.execute("DROP FUNCTION IF EXISTS metalplane_notify_table()")
+    op.drop_column("controller_info", "maas_url")
+    op.drop_index(op.f("ix_ui_sessions_expires"), table_name="ui_sessions")
+    op.drop_index(op.f("ix_ui_sessions_user_id"), table_name="ui_sessions")
+    op.drop_table("ui_sessions")
