@@ -151,8 +151,9 @@ class RackSession:
             )
         # Apart: registration holds its lock, and the connection row locks a process row
         # that the reaper may be deleting under the rebalance lock.
-        async with self.server.db.begin() as conn:
-            await connections.add_connection(conn, self.node_id, self.server.process_id)
+        if self.server.process_id is not None:  # else attach() records it once the worker's row exists
+            async with self.server.db.begin() as conn:
+                await connections.add_connection(conn, self.node_id, self.server.process_id)
         self.server.sessions[self.system_id] = self
         metrics.rpc_connections(self.server.worker_index, len(self.server.sessions))
         await self.server.rebalance()
@@ -310,11 +311,14 @@ class RegionRpcServer:
 
     async def attach(self, conn) -> None:
         """(Re)bind to this worker's process row; restore the connections we hold."""
-        self.process_id = await connections.process_id(conn, self.region_id, self.worker_index)
-        await connections.clear_process_connections(conn, self.process_id)
+        process_id = await connections.process_id(conn, self.region_id, self.worker_index)
+        if process_id is None:
+            raise RuntimeError(f"worker {self.worker_index} has no process row to attach to (reaped?)")
+        self.process_id = process_id
+        await connections.clear_process_connections(conn, process_id)
         for session in list(self.sessions.values()):  # racks come and go meanwhile
             if session.node_id is not None:
-                await connections.add_connection(conn, session.node_id, self.process_id)
+                await connections.add_connection(conn, session.node_id, process_id)
 
     async def stop(self) -> None:
         self.server.close()
@@ -506,12 +510,12 @@ class RegionRpcServer:
                 if system_id in self.sessions:
                     self._spawn(self._notify(self.sessions[system_id], PowerTargetsChanged()))
             return
-        session = self.sessions.get(event.get("system_id", ""))
-        if session is None:
+        target = self.sessions.get(event.get("system_id", ""))
+        if target is None:
             return
         if event.get("kind") == "deleted":
-            log.info("%s was deleted through the API; telling it to stop", session.peer.name)
-            self._spawn(self._tell_stop(session))
+            log.info("%s was deleted through the API; telling it to stop", target.peer.name)
+            self._spawn(self._tell_stop(target))
 
     async def _notify(self, session: RackSession, message: Call[None]) -> None:
         with contextlib.suppress(ConnectionLost, TimeoutError, RemoteError):

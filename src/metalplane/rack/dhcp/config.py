@@ -17,7 +17,7 @@ import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from pydantic import BeforeValidator, ConfigDict, Field, PlainValidator, field_validator
 from pydantic.dataclasses import dataclass
@@ -159,46 +159,36 @@ def instances(state: State) -> list[Instance]:
 
 
 def _group(vlans_in: list[Vlan] | list[Vlan6], ha_port: int, family: int) -> list[Instance]:
-    groups: dict[tuple, list[Vlan | Vlan6]] = {}
+    groups: dict[tuple[str, str | None, str | None], list[Vlan | Vlan6]] = {}
     for v in vlans_in:
-        key = ("standalone",) if v.role == "standalone" else (v.role, v.peer.name, v.mode)  # type: ignore[union-attr]
+        key = ("standalone", None, None) if v.role == "standalone" or v.peer is None else (v.role, v.peer.name, v.mode)
         groups.setdefault(key, []).append(v)
     prefix = "" if family == 4 else "v6-"
     out: list[Instance] = []
     listens: dict[tuple[IP, int], str] = {}
     errors: list[str] = []
-    for key, vlans in sorted(groups.items()):
+    for (role, peer_name, mode), vlans in sorted(groups.items(), key=lambda item: tuple(p or "" for p in item[0])):
         vlans.sort(key=lambda v: v.vlan_id)
-        if key[0] == "standalone":
-            out.append(
-                Instance(
-                    f"{prefix}standalone",
-                    "standalone",
-                    None,
-                    None,
-                    tuple(vlans),  # type: ignore[arg-type]
-                    family=family,
-                )
-            )
+        members = cast(tuple[Vlan, ...] | tuple[Vlan6, ...], tuple(vlans))  # one family per call
+        if role == "standalone":
+            out.append(Instance(f"{prefix}standalone", "standalone", None, None, members, family=family))
             continue
-        role, peer_name, mode = key
         first = vlans[0]  # both racks see the same VLANs of the pair, so they pick the same one
+        peer = cast(Peer, first.peer)  # an HA group's VLANs all have their partner
+        listen = (cast(IP, first.self_address), ha_port)
         inst = Instance(
             prefix + kea_instance_name(role, peer_name, mode),
             role,
             mode,
-            first.peer,  # type: ignore[arg-type]
-            tuple(vlans),
-            (first.self_address, ha_port),
-            (first.peer.address, ha_port),  # type: ignore[union-attr,arg-type]
+            peer,
+            members,
+            listen,
+            (peer.address, ha_port),
             family=family,
         )
-        if inst.ha_listen in listens:
-            errors.append(
-                f"{inst.name}: its HA listener {inst.ha_listen[0]}:{inst.ha_listen[1]} is also "  # type: ignore[index]
-                f"{listens[inst.ha_listen]}'s"
-            )  # type: ignore[index]
-        listens[inst.ha_listen] = inst.name  # type: ignore[index]
+        if listen in listens:
+            errors.append(f"{inst.name}: its HA listener {listen[0]}:{listen[1]} is also {listens[listen]}'s")
+        listens[listen] = inst.name
         out.append(inst)
     if errors:
         raise InvalidDhcpState(errors)
@@ -295,7 +285,8 @@ def render(
     threads: Kea worker threads (0 = one per CPU). reclaim_interval: seconds
     between expired-lease reclamation runs (expiry events come this late at most).
     """
-    ifaces = [v.interface for v in instance.vlans]
+    vlans = cast(tuple[Vlan, ...], instance.vlans)  # a kea-dhcp4 instance holds IPv4 VLANs only
+    ifaces = [v.interface for v in vlans]
     dhcp4: dict[str, Any] = {
         "interfaces-config": {
             "interfaces": ifaces,
@@ -325,7 +316,7 @@ def render(
         "match-client-id": False,  # MAAS matches on MAC: PXE ROM, iPXE and the OS share one lease
         "host-reservation-identifiers": ["hw-address"],
         "server-tag": instance.name,
-        "subnet4": [_subnet(s, v, state.hosts, state.boot) for v in instance.vlans for s in v.subnets],
+        "subnet4": [_subnet(s, v, state.hosts, state.boot) for v in vlans for s in v.subnets],
         # lease_cmds everywhere: lease4-get & co. for the rack and for HA lease updates
         "hooks-libraries": [{"library": f"{HOOKS_DIR}/libdhcp_lease_cmds.so"}],
         # INFO logs two lines per lease and one per HA lease update. Leases reach the
@@ -344,7 +335,7 @@ def render(
         ],
         "user-context": {"generated-by": "metalplane.rack.dhcp", "instance": instance.name},
     }
-    classes = _client_classes(state.boot, instance.vlans)
+    classes = _client_classes(state.boot, vlans)
     if classes:  # Kea 2.2's parser refuses an empty list here
         dhcp4["client-classes"] = classes
     if instance.role != "standalone":

@@ -143,9 +143,10 @@ class LeaseQueue(EventQueue):
                 "DO UPDATE SET mac=excluded.mac, expires=excluded.expires, state=excluded.state",
                 (ip, mac, expires, state),
             )
-            action = {0: "commit", 1: "decline", 2: "expiry"}.get(state)
-            if action is None:
+            named = {0: "commit", 1: "decline", 2: "expiry"}.get(state)
+            if named is None:
                 return None
+            action = named
         key = hashlib.sha256(f"{action}|{ip}|{mac}|{expires}|{state}".encode()).hexdigest()[:24]
         return {
             "key": key,

@@ -120,9 +120,9 @@ class DhcpService:
             errors = [r for r in results if isinstance(r, BaseException)]
             if errors:
                 self.last_error = "; ".join(str(e) for e in errors)
-                for e in errors:
-                    if not isinstance(e, KeaConfigError):
-                        raise e
+                for err in errors:
+                    if not isinstance(err, KeaConfigError):
+                        raise err
                 raise KeaConfigError("\n".join(f"[{e.instance}] {e.message}" for e in errors))  # type: ignore[attr-defined]
             outcome: dict[str, str] = {}
             # 2. instances no longer wanted (VLANs moved elsewhere, or DHCP off)

@@ -58,11 +58,12 @@ class PowerService:
         try:
             if action == "query":
                 return PowerResult(await self.runner.query(power_type, params))
-            todo: str | None = action
+            todo = action
             if after_failover:
-                todo = failover_plan(action, await self.runner.query(power_type, params))
-                if todo is None:
+                planned = failover_plan(action, await self.runner.query(power_type, params))
+                if planned is None:
                     return PowerResult(WANTED[action], "already done before the failover")
+                todo = planned
             note = await getattr(self.runner, todo)(power_type, params)
             return PowerResult(WANTED[todo], note or "")
         except PowerError as exc:

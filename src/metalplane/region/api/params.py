@@ -10,13 +10,14 @@ both before authentication (nothing about a body needs the database).
 from __future__ import annotations
 
 import binascii
+import builtins
 import codecs
 import email.message
 import email.parser
 import email.policy
 import email.utils
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -139,7 +140,9 @@ def parse_body(content_type: str, body: bytes) -> list[tuple[str, str | bytes]]:
         pairs = parse_multipart(content_type, body)
     elif kind in ("application/x-www-form-urlencoded", ""):
         try:
-            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)
+            pairs = list(
+                parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)
+            )
         except UnicodeDecodeError:
             raise Refused("The form-urlencoded request body is not UTF-8.") from None
         except ValueError as exc:
@@ -189,46 +192,6 @@ class Params:
                 raise Invalid.field(name, "Expected text, got binary data.") from None
         text = str(value)
         return v.check_text(text, name, v.default_max_length(name) if max_length is None else max_length)
-
-    def str(
-        self, name: str, default: str | None = None, required: bool = False, max_length: int | None = None
-    ) -> str | None:
-        value = self.raw(name)
-        if value is None:
-            if required:
-                raise Invalid.field(name, v.REQUIRED)
-            return default
-        text = self._text(name, value, max_length)
-        if required and not text.strip():
-            raise Invalid.field(name, v.REQUIRED)
-        return text
-
-    def int(
-        self,
-        name: str,
-        default: int | None = None,
-        required: bool = False,
-        min_value: int | None = None,
-        max_value: int | None = None,
-    ) -> int | None:
-        """A whole number; always within PostgreSQL's integer range."""
-        text = self.str(name, required=required, max_length=64)
-        if text is None or text == "":
-            if required:
-                raise Invalid.field(name, v.REQUIRED)
-            return default
-        return v.check_int(text, name, min_value, max_value)
-
-    def bool(self, name: str, default: bool | None = None) -> bool | None:
-        text = self.str(name, max_length=64)
-        if text is None:
-            return default
-        word = text.strip().lower()
-        if word in TRUE_WORDS:
-            return True
-        if word in FALSE_WORDS:
-            return False
-        raise Invalid.field(name, f"'{v.shown(text)}' value must be either True or False.")
 
     def ip(self, name: str, required: bool = False, version: int | None = None) -> str | None:
         """An address PostgreSQL's inet takes (no IPv6 zone id); None when blank."""
@@ -284,7 +247,7 @@ class Params:
     def given(self, spec: dict[str, str]) -> dict[str, Any]:
         """Typed values of just the fields this request carries (PUT is a partial update).
         Kinds: str, int, bool, list, ip, cidr, mac."""
-        readers = {
+        readers: dict[str, Callable[[str], Any]] = {
             "str": self.str,
             "int": self.int,
             "bool": self.bool,
@@ -294,3 +257,49 @@ class Params:
             "mac": self.mac,
         }
         return {name: readers[kind](name) for name, kind in spec.items() if name in self}
+
+    # The typed readers are named after the types they read: they come last in the class (so
+    # annotations above still mean the builtins) and name the builtins explicitly.
+    def str(
+        self,
+        name: builtins.str,
+        default: builtins.str | None = None,
+        required: builtins.bool = False,
+        max_length: builtins.int | None = None,
+    ) -> builtins.str | None:
+        value = self.raw(name)
+        if value is None:
+            if required:
+                raise Invalid.field(name, v.REQUIRED)
+            return default
+        text = self._text(name, value, max_length)
+        if required and not text.strip():
+            raise Invalid.field(name, v.REQUIRED)
+        return text
+
+    def int(
+        self,
+        name: builtins.str,
+        default: builtins.int | None = None,
+        required: builtins.bool = False,
+        min_value: builtins.int | None = None,
+        max_value: builtins.int | None = None,
+    ) -> builtins.int | None:
+        """A whole number; always within PostgreSQL's integer range."""
+        text = self.str(name, required=required, max_length=64)
+        if text is None or text == "":
+            if required:
+                raise Invalid.field(name, v.REQUIRED)
+            return default
+        return v.check_int(text, name, min_value, max_value)
+
+    def bool(self, name: builtins.str, default: builtins.bool | None = None) -> builtins.bool | None:
+        text = self.str(name, max_length=64)
+        if text is None:
+            return default
+        word = text.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        raise Invalid.field(name, f"'{v.shown(text)}' value must be either True or False.")

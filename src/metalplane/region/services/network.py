@@ -335,7 +335,7 @@ async def update_vlan(conn: AsyncConnection, ref: VlanRef, fields: dict[str, Any
         "primary_rack" in racks,
         "secondary_rack" in racks,
     )
-    dhcp_on = fields.get("dhcp_on", current["dhcp_on"])
+    dhcp_on = bool(fields.get("dhcp_on", current["dhcp_on"]))
     raise_if(
         netrules.check_secondary_not_primary(
             current["primary_rack_id"],

@@ -32,9 +32,9 @@ async def create_script(ctx: Ctx) -> dict:
     :param content: The script itself (a file upload with `content@=FILE`).
     :type content: unicode
     """
-    name = ctx.params.str("name", required=True)
+    name = ctx.params.str("name", required=True) or ""  # required: never None
     content = ctx.params.raw("content")
-    text = content.decode() if isinstance(content, bytes) else ctx.params.str("content", required=True)
+    text = content.decode() if isinstance(content, bytes) else ctx.params.str("content", required=True) or ""
     async with ctx.tx() as conn:
         await commissioning.put_script(conn, name, text)
     return _render(name)
