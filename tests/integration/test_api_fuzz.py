@@ -44,18 +44,20 @@ def fuzz_region(databases):
     username = f"fuzz-user-{secrets.token_hex(2)}"
     user_key = create_user(config, username)
     process = RegionProcess(config, root / "region")
-    process.start_and_wait()
-    token = seed_region(config, process.url, admin_key)
-    yield {
-        "url": process.url,
-        "keys": {"admin": admin_key, "user": user_key, "anonymous": None},
-        "protected": {"admin", username},
-        "token": token,
-        "process": process,
-    }
-    process.stop()
-    databases.drop_database(dbname)
-    shutil.rmtree(root, ignore_errors=True)
+    try:
+        process.start_and_wait()
+        token = seed_region(config, process.url, admin_key)
+        yield {
+            "url": process.url,
+            "keys": {"admin": admin_key, "user": user_key, "anonymous": None},
+            "protected": {"admin", username},
+            "token": token,
+            "process": process,
+        }
+    finally:  # also when seeding fails: no region left running
+        process.stop()
+        databases.drop_database(dbname)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
