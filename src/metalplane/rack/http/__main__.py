@@ -77,8 +77,8 @@ async def serve(sock, args, announce: bool) -> None:
         header_timeout=args.header_timeout,
     )
     await server.start(sock=sock)
-    limits = f"{server.max_connections} connections, {server.max_per_client} per client"
-    await serve_until_signalled(server, logging.getLogger("metalplane.rack.http"), "HTTP", limits, announce)
+    caps = f"{server.max_connections} connections, {server.max_per_client} per client"
+    await serve_until_signalled(server, logging.getLogger("metalplane.rack.http"), "HTTP", caps, announce)
 
 
 if __name__ == "__main__":

@@ -121,8 +121,8 @@ async def serve(sock, args, limits: Limits, announce: bool) -> None:
         gso=not args.no_gso,
     )
     await server.start(sock=sock)
-    limits = f"{server.max_transfers} transfers, {server.max_per_client} per client"
-    await serve_until_signalled(server, logging.getLogger("metalplane.rack.tftp"), "TFTP", limits, announce)
+    caps = f"{server.max_transfers} transfers, {server.max_per_client} per client"
+    await serve_until_signalled(server, logging.getLogger("metalplane.rack.tftp"), "TFTP", caps, announce)
 
 
 if __name__ == "__main__":
