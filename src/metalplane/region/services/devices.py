@@ -91,14 +91,7 @@ async def update_device(
 ) -> nodes_service.NodesView:
     device = await get_device(conn, system_id, user, lock=True)
     _may_edit(device, user)
-    values: dict[str, Any] = {}
-    if "hostname" in fields:
-        values["hostname"] = node_fields.clean_hostname(fields["hostname"] or "")
-        await node_fields.check_hostname_free(conn, values["hostname"], device["id"])
-    if "domain" in fields:
-        node_fields.check_domain(fields["domain"])
-    if "description" in fields:
-        values["description"] = fields["description"] or ""
+    values = await node_fields.naming_changes(conn, fields, device["id"])
     if "parent" in fields:
         values["parent_id"] = await _parent_id(conn, fields["parent"])
     if "zone" in fields:

@@ -304,14 +304,7 @@ UPDATE_FIELDS = (
 async def update_machine(conn: AsyncConnection, system_id: str, fields: dict[str, Any]) -> Machines:
     """MAAS's AdminMachineForm: every field given is applied, or nothing is and the answer is 400."""
     machine = await get_machine(conn, system_id, lock=True)
-    values: dict[str, Any] = {}
-    if "hostname" in fields:
-        values["hostname"] = node_fields.clean_hostname(fields["hostname"] or "")
-        await node_fields.check_hostname_free(conn, values["hostname"], machine["id"])
-    if "domain" in fields:
-        node_fields.check_domain(fields["domain"])
-    if "description" in fields:
-        values["description"] = fields["description"] or ""
+    values = await node_fields.naming_changes(conn, fields, machine["id"])
     if "architecture" in fields:
         values["architecture"] = await architectures.check(conn, fields["architecture"] or "")
     if "min_hwe_kernel" in fields:

@@ -81,6 +81,20 @@ async def check_hostname_free(conn: AsyncConnection, hostname: str, node_id: int
         raise Invalid.field("hostname", DUPLICATE_HOSTNAME)
 
 
+async def naming_changes(conn: AsyncConnection, fields: dict[str, Any], node_id: int) -> dict[str, Any]:
+    """The columns an update of a node (machine or device) sets from hostname, domain and
+    description, each given one checked: a hostname must be valid and free."""
+    values: dict[str, Any] = {}
+    if "hostname" in fields:
+        values["hostname"] = clean_hostname(fields["hostname"] or "")
+        await check_hostname_free(conn, values["hostname"], node_id)
+    if "domain" in fields:
+        check_domain(fields["domain"])
+    if "description" in fields:
+        values["description"] = fields["description"] or ""
+    return values
+
+
 async def zone_id_for(conn: AsyncConnection, name: str | None, field: str = "zone") -> int:
     """The zone named (the default zone when none is); 400 for `field` when there is none."""
     if name and "\x00" in name:
