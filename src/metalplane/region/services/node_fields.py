@@ -9,12 +9,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region import validation
 from metalplane.region.db.tables import interfaces, nodes, zones
 from metalplane.region.errors import Invalid
+from metalplane.region.services.rows import execute_unique
 
 MAC = re.compile(r"^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$", re.I)
 DEFAULT_DOMAIN = "maas"
@@ -134,3 +135,19 @@ def bounded_int(fields: dict[str, Any], name: str) -> int | None:
             else f"Ensure this value is less than or equal to {2**31 - 1}.",
         )
     return value
+
+
+async def insert_node(conn: AsyncConnection, values: dict[str, Any], macs: list[str]) -> int:
+    """A new node's row and its interfaces eth0, eth1, ... on `macs`; its id. The unique indexes
+    decide between concurrent creates: the loser gets MAAS's 400 naming the hostname or the MAC."""
+    node_id = (
+        await execute_unique(conn, insert(nodes).values(**values).returning(nodes.c.id), "hostname", DUPLICATE_HOSTNAME)
+    ).scalar_one()
+    for n, mac in enumerate(macs):
+        await execute_unique(
+            conn,
+            insert(interfaces).values(node_id=node_id, name=f"eth{n}", mac=mac, claims_mac=True),
+            "mac_addresses",
+            f"MAC address {mac} already in use.",
+        )
+    return node_id
