@@ -162,6 +162,23 @@ def _build_debian(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_out_and_cache(parser: argparse.ArgumentParser) -> None:
+    """--out and --cache-dir, which every image build takes."""
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("metalplane-images"),
+        metavar="DIR",
+        help="the mirror directory to add the image to (default ./metalplane-images)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="where downloads are kept (default $METALPLANE_CACHE_DIR or /var/cache/metalplane)",
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     images = sub.add_parser("images", help="build boot images")
     isub = images.add_subparsers(dest="images_command", metavar="COMMAND", required=True)
@@ -189,19 +206,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="a static busybox (default: the host's if static, else busybox-static's .deb)",
     )
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=Path("metalplane-images"),
-        metavar="DIR",
-        help="the mirror directory to add the image to (default ./metalplane-images)",
-    )
-    p.add_argument(
-        "--cache-dir",
-        type=Path,
-        metavar="DIR",
-        help="where downloads are kept (default $METALPLANE_CACHE_DIR or /var/cache/metalplane)",
-    )
+    _add_out_and_cache(p)
     p.add_argument("--release", help="the image's release name (default: this host's codename)")
     p.add_argument("--version", help="the image version (default: UTC YYYYMMDD.HHMMSS)")
     p.add_argument(
@@ -224,19 +229,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "region imports (boot-resources import). Needs root.",
     )
     d.add_argument("--release", default="bookworm", help="the Debian release (default bookworm)")
-    d.add_argument(
-        "--out",
-        type=Path,
-        default=Path("metalplane-images"),
-        metavar="DIR",
-        help="the mirror directory to add the image to (default ./metalplane-images)",
-    )
-    d.add_argument(
-        "--cache-dir",
-        type=Path,
-        metavar="DIR",
-        help="where downloads are kept (default $METALPLANE_CACHE_DIR or /var/cache/metalplane)",
-    )
+    _add_out_and_cache(d)
     d.add_argument("--version", help="the image version (default: UTC YYYYMMDD.HHMMSS)")
     d.add_argument(
         "--mirror", metavar="URL", help="the Debian archive to use (default: the one this host's apt sources name)"

@@ -165,6 +165,9 @@ class Cluster:
     def exists(self) -> bool:
         return (self.data / "PG_VERSION").exists()
 
+    def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self._run([str(find_pg_bin() / "pg_ctl"), "-D", str(self.data), *args], check=check)
+
     def _run(self, args: list[str], input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
         owner = pwd.getpwnam(self.owner)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": owner.pw_dir, "LC_ALL": "C.UTF-8"}
@@ -241,30 +244,18 @@ class Cluster:
     def is_running(self) -> bool:
         if not self.exists():
             return False
-        proc = self._run([str(find_pg_bin() / "pg_ctl"), "-D", str(self.data), "status"], check=False)
+        proc = self._pg_ctl("status", check=False)
         return proc.returncode == 0
 
     def start(self) -> None:
-        self._run(
-            [
-                str(find_pg_bin() / "pg_ctl"),
-                "-D",
-                str(self.data),
-                "-l",
-                str(self.log_file),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ]
-        )
+        self._pg_ctl("-l", str(self.log_file), "-w", "-t", "60", "start")
 
     def stop(self) -> None:
         if self.is_running():
-            self._run([str(find_pg_bin() / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop"])
+            self._pg_ctl("-m", "fast", "-w", "-t", "60", "stop")
 
     def reload(self) -> None:
-        self._run([str(find_pg_bin() / "pg_ctl"), "-D", str(self.data), "reload"])
+        self._pg_ctl("reload")
 
     def psql(self, sql: str, dbname: str = "postgres") -> str:
         """Run SQL as the cluster owner; statements arrive on stdin, never in argv."""
@@ -409,18 +400,4 @@ class Cluster:
 
     def restart(self) -> None:
         """Fast restart: open transactions roll back, clients are disconnected and must reconnect."""
-        self._run(
-            [
-                str(find_pg_bin() / "pg_ctl"),
-                "-D",
-                str(self.data),
-                "-l",
-                str(self.log_file),
-                "-m",
-                "fast",
-                "-w",
-                "-t",
-                "60",
-                "restart",
-            ]
-        )
+        self._pg_ctl("-l", str(self.log_file), "-m", "fast", "-w", "-t", "60", "restart")

@@ -317,7 +317,36 @@ class Peer:
 
 
 @dataclass(frozen=True)
-class Vlan:
+class _ServedVlan:
+    """The field checks a VLAN served by kea-dhcp4 (Vlan) and one served by kea-dhcp6 (Vlan6) share."""
+
+    @field_validator("mode", check_fields=False)
+    @classmethod
+    def _mode(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _ha_mode(value, info)
+
+    @field_validator("subnets", check_fields=False)
+    @classmethod
+    def _some_subnets(cls, value: list[Any]) -> list[Any]:
+        return _non_empty(value)
+
+
+def _pairing_problems(
+    role: str, peer: Peer | None, self_address: IP | None, lacking: str | None
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """What is wrong with a VLAN's HA pairing; `lacking` names what an HA role misses (None: nothing)."""
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    if role in HA_ROLES and lacking is not None:
+        found.append((("peer",), lacking))
+    if role not in HA_ROLES and peer is not None:
+        found.append((("peer",), "a standalone VLAN has no peer (set role primary/secondary for HA)"))
+    if peer is not None and peer.address == self_address:
+        found.append((("peer", "address"), f"the peer's address {peer.address} is this rack's own"))
+    return found
+
+
+@dataclass(frozen=True)
+class Vlan(_ServedVlan):
     vlan_id: VlanId
     interface: Annotated[str, matching(IFNAME_RE, "an interface name")]
     self_address: Ipv4
@@ -328,25 +357,10 @@ class Vlan:
     peer: Peer | None = None
     subnets: Annotated[list[Subnet], EmptyIfNone] = Field(default_factory=list, validate_default=True)
 
-    @field_validator("mode")
-    @classmethod
-    def _mode(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return _ha_mode(value, info)
-
-    @field_validator("subnets")
-    @classmethod
-    def _some_subnets(cls, value: list[Subnet]) -> list[Subnet]:
-        return _non_empty(value)
-
     @model_validator(mode="after")
     def _consistent(self) -> Vlan:
-        found: list[tuple[tuple[str | int, ...], str]] = []
-        if self.role in HA_ROLES and self.peer is None:
-            found.append((("peer",), f"role {self.role} needs a peer {{name, address}}, got None"))
-        if self.role not in HA_ROLES and self.peer is not None:
-            found.append((("peer",), "a standalone VLAN has no peer (set role primary/secondary for HA)"))
-        if self.peer is not None and self.peer.address == self.self_address:
-            found.append((("peer", "address"), f"the peer's address {self.peer.address} is this rack's own"))
+        lacking = f"role {self.role} needs a peer {{name, address}}, got None" if self.peer is None else None
+        found = _pairing_problems(self.role, self.peer, self.self_address, lacking)
         if not any(self.self_address in s.cidr for s in self.subnets):
             found.append(
                 (
@@ -410,7 +424,7 @@ class Subnet6:
 
 
 @dataclass(frozen=True)
-class Vlan6:
+class Vlan6(_ServedVlan):
     """A VLAN this rack serves over DHCPv6. Its HA partner is reached on IPv4, like kea-dhcp4's:
     `self_address` is the rack's IPv4 address on the VLAN (its HA listener; needed for HA)."""
 
@@ -423,27 +437,12 @@ class Vlan6:
     peer: Peer | None = None
     subnets: Annotated[list[Subnet6], EmptyIfNone] = Field(default_factory=list, validate_default=True)
 
-    @field_validator("mode")
-    @classmethod
-    def _mode(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return _ha_mode(value, info)
-
-    @field_validator("subnets")
-    @classmethod
-    def _some_subnets(cls, value: list[Subnet6]) -> list[Subnet6]:
-        return _non_empty(value)
-
     @model_validator(mode="after")
     def _consistent(self) -> Vlan6:
-        found: list[tuple[tuple[str | int, ...], str]] = []
-        if self.role in HA_ROLES and (self.peer is None or self.self_address is None):
-            found.append(
-                (("peer",), f"role {self.role} needs a peer and this rack's IPv4 self_address (the HA listener)")
-            )
-        if self.role not in HA_ROLES and self.peer is not None:
-            found.append((("peer",), "a standalone VLAN has no peer (set role primary/secondary for HA)"))
-        if self.peer is not None and self.peer.address == self.self_address:
-            found.append((("peer", "address"), f"the peer's address {self.peer.address} is this rack's own"))
+        lacking = None
+        if self.peer is None or self.self_address is None:
+            lacking = f"role {self.role} needs a peer and this rack's IPv4 self_address (the HA listener)"
+        found = _pairing_problems(self.role, self.peer, self.self_address, lacking)
         if found:
             raise Problems(found)
         return self

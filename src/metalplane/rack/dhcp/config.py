@@ -277,6 +277,26 @@ def _subnet(s: Subnet, vlan: Vlan, hosts: Sequence[Host], boot: Boot) -> dict[st
 _LOG_PATTERN = "%d{%H:%M:%S.%q} %-5p [%c] %m\n"
 
 
+def _expired_leases(reclaim_interval: int) -> dict[str, int]:
+    """How kea-dhcp4 and kea-dhcp6 reclaim expired leases (the same for both)."""
+    return {
+        "reclaim-timer-wait-time": reclaim_interval,
+        "flush-reclaimed-timer-wait-time": 25,
+        "hold-reclaimed-time": 3600,
+        "max-reclaim-leases": 100,
+        "max-reclaim-time": 250,
+        "unwarned-reclaim-cycles": 5,
+    }
+
+
+def _loggers(daemon: str) -> list[dict[str, Any]]:
+    """The daemon's loggers: warnings only, and HA state changes (INFO) from its HA hook."""
+    return [
+        {"name": name, "output_options": [{"output": "stdout", "pattern": _LOG_PATTERN}], "severity": severity}
+        for name, severity in ((daemon, "WARN"), (f"{daemon}.ha-hooks", "INFO"))
+    ]
+
+
 def render(
     instance: Instance, state: State, paths: Paths, *, threads: int = 0, reclaim_interval: int = 5
 ) -> dict[str, Any]:
@@ -302,14 +322,7 @@ def render(
             # LFC compacts the file hourly; leases.py follows the rotation.
             "lfc-interval": 3600,
         },
-        "expired-leases-processing": {
-            "reclaim-timer-wait-time": reclaim_interval,
-            "flush-reclaimed-timer-wait-time": 25,
-            "hold-reclaimed-time": 3600,
-            "max-reclaim-leases": 100,
-            "max-reclaim-time": 250,
-            "unwarned-reclaim-cycles": 5,
-        },
+        "expired-leases-processing": _expired_leases(reclaim_interval),
         "multi-threading": {"enable-multi-threading": True, "thread-pool-size": threads, "packet-queue-size": 64},
         "calculate-tee-times": True,
         "authoritative": True,
@@ -321,18 +334,7 @@ def render(
         "hooks-libraries": [{"library": f"{HOOKS_DIR}/libdhcp_lease_cmds.so"}],
         # INFO logs two lines per lease and one per HA lease update. Leases reach the
         # region from the memfile (leases.py), so only warnings are logged, and HA state changes.
-        "loggers": [
-            {
-                "name": "kea-dhcp4",
-                "output_options": [{"output": "stdout", "pattern": _LOG_PATTERN}],
-                "severity": "WARN",
-            },
-            {
-                "name": "kea-dhcp4.ha-hooks",
-                "output_options": [{"output": "stdout", "pattern": _LOG_PATTERN}],
-                "severity": "INFO",
-            },
-        ],
+        "loggers": _loggers("kea-dhcp4"),
         "user-context": {"generated-by": "metalplane.rack.dhcp", "instance": instance.name},
     }
     classes = _client_classes(state.boot, vlans)
@@ -422,14 +424,7 @@ def render6(
         "lease-database": {"type": "memfile", "persist": True, "name": paths.lease_file, "lfc-interval": 3600},
         # the server's DUID file lives with its leases, not in /var/lib/kea
         "data-directory": str(Path(paths.lease_file).parent),
-        "expired-leases-processing": {
-            "reclaim-timer-wait-time": reclaim_interval,
-            "flush-reclaimed-timer-wait-time": 25,
-            "hold-reclaimed-time": 3600,
-            "max-reclaim-leases": 100,
-            "max-reclaim-time": 250,
-            "unwarned-reclaim-cycles": 5,
-        },
+        "expired-leases-processing": _expired_leases(reclaim_interval),
         "multi-threading": {"enable-multi-threading": True, "thread-pool-size": threads, "packet-queue-size": 64},
         "host-reservation-identifiers": ["hw-address", "duid"],
         "mac-sources": ["any"],
@@ -439,18 +434,7 @@ def render6(
         "option-data": [{"name": "preference", "data": "255"}],
         "subnet6": subnets,
         "hooks-libraries": [{"library": f"{HOOKS_DIR}/libdhcp_lease_cmds.so"}],
-        "loggers": [
-            {
-                "name": "kea-dhcp6",
-                "output_options": [{"output": "stdout", "pattern": _LOG_PATTERN}],
-                "severity": "WARN",
-            },
-            {
-                "name": "kea-dhcp6.ha-hooks",
-                "output_options": [{"output": "stdout", "pattern": _LOG_PATTERN}],
-                "severity": "INFO",
-            },
-        ],
+        "loggers": _loggers("kea-dhcp6"),
         "user-context": {"generated-by": "metalplane.rack.dhcp", "instance": instance.name},
     }
     if instance.role != "standalone":

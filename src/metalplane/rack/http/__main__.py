@@ -11,14 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
-import signal
 import sys
 
 from metalplane.rack.http.server import HEADER_TIMEOUT, BootHttpServer, listen_socket
 from metalplane.rack.images.cache import ImageCache
-from metalplane.rack.limits import current_budget, raise_open_files_limit
-from metalplane.rack.prefork import serve_in_workers
+from metalplane.rack.limits import raise_open_files_limit
+from metalplane.rack.prefork import log_to_stderr, serve_in_workers, serve_until_signalled
 from metalplane.rack.tftp.__main__ import parse_listen
 
 
@@ -55,11 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.header_timeout <= 0:
         parser.error("--header-timeout must be positive")
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(process)d %(name)s [%(levelname)s] %(message)s",
-    )
+    log_to_stderr(args.debug)
     raise_open_files_limit()
     host, port = parse_listen(args.listen) if ":" in args.listen else (args.listen, 5248)
 
@@ -83,20 +77,8 @@ async def serve(sock, args, announce: bool) -> None:
         header_timeout=args.header_timeout,
     )
     await server.start(sock=sock)
-    if announce:
-        logging.getLogger("metalplane.rack.http").info(
-            "limits: %d connections, %d per client (per process; open-files limit %d)",
-            server.max_connections,
-            server.max_per_client,
-            current_budget().nofile,
-        )
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, server.close)
-    if announce:
-        print(f"ready {server.address[0]} {server.address[1]}", flush=True)
-    await server.serve_forever()
-    logging.getLogger("metalplane.rack.http").info("HTTP stopped (pid %d): %s", os.getpid(), server.stats)
+    caps = f"{server.max_connections} connections, {server.max_per_client} per client"
+    await serve_until_signalled(server, logging.getLogger("metalplane.rack.http"), "HTTP", caps, announce)
 
 
 if __name__ == "__main__":

@@ -117,6 +117,14 @@ def prepare(driver: PowerDriver, params: Mapping[str, object]) -> dict[str, str]
     return with_defaults(driver.name, params)
 
 
+def prepare_boot_device(driver: PowerDriver, params: Mapping[str, object], device: str) -> dict[str, str]:
+    """`prepare`, for setting the boot device: PowerUnsupportedError for a device not in BOOT_DEVICES."""
+    p = prepare(driver, params)
+    if device not in BOOT_DEVICES:
+        raise PowerUnsupportedError(driver.bmc_name(p), f"unknown boot device {device!r}")
+    return p
+
+
 # --------------------------------------------------------------------------- subprocesses
 
 

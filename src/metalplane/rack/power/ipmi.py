@@ -24,7 +24,15 @@ import tempfile
 from collections.abc import Mapping
 
 from metalplane.hostport import format_host_port, split_host_port
-from metalplane.rack.power.base import BOOT_DEVICES, Params, PowerDriver, PowerState, prepare, run_tool, tool_env
+from metalplane.rack.power.base import (
+    Params,
+    PowerDriver,
+    PowerState,
+    prepare,
+    prepare_boot_device,
+    run_tool,
+    tool_env,
+)
 from metalplane.rack.power.errors import (
     PowerAuthError,
     PowerBMCError,
@@ -311,9 +319,7 @@ class IpmiDriver(PowerDriver):
     async def set_boot_device(
         self, params: Params, device: str = "pxe", *, persistent: bool = False, timeout: float = 30.0
     ) -> None:
-        p = prepare(self, params)
-        if device not in BOOT_DEVICES:
-            raise PowerUnsupportedError(self.bmc_name(p), f"unknown boot device {device!r}")
+        p = prepare_boot_device(self, params, device)
         if not shutil.which(self.ipmitool):
             raise PowerUnsupportedError(self.bmc_name(p), "setting the boot device needs ipmitool on the rack")
         args = ipmitool_bootdev_args(device, persistent=persistent, boot_type=p["power_boot_type"])

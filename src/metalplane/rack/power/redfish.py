@@ -22,7 +22,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from metalplane.rack.power.base import BOOT_DEVICES, Params, PowerDriver, PowerState, prepare
+from metalplane.rack.power.base import Params, PowerDriver, PowerState, prepare, prepare_boot_device
 from metalplane.rack.power.errors import PowerBMCError, PowerConfigError, PowerTimeoutError, PowerUnsupportedError
 from metalplane.rack.power.httpclient import HttpClients, json_of, raise_for_status, send
 from metalplane.rpc.power_schema import REDFISH, redfish_base_url
@@ -95,9 +95,7 @@ class RedfishDriver(PowerDriver):
     async def set_boot_device(
         self, params: Params, device: str = "pxe", *, persistent: bool = False, timeout: float = 30.0
     ) -> None:
-        p = prepare(self, params)
-        if device not in BOOT_DEVICES:
-            raise PowerUnsupportedError(self.bmc_name(p), f"unknown boot device {device!r}")
+        p = prepare_boot_device(self, params, device)
         body = {
             "Boot": {
                 "BootSourceOverrideTarget": "Pxe" if device == "pxe" else "Hdd",

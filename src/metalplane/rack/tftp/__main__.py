@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
-import signal
 import sys
 
-from metalplane.rack.limits import current_budget, raise_open_files_limit
-from metalplane.rack.prefork import serve_in_workers
+from metalplane.rack.limits import raise_open_files_limit
+from metalplane.rack.prefork import log_to_stderr, serve_in_workers, serve_until_signalled
 from metalplane.rack.tftp.protocol import MAX_BLKSIZE, MAX_WINDOWSIZE, MIN_BLKSIZE, Limits
 from metalplane.rack.tftp.server import MAX_IDLE, TftpServer, listen_socket
 from metalplane.rack.tftp.sources import StaticRoot
@@ -95,11 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--max-timeout and --max-idle must be positive")
     if not os.path.isdir(args.root):
         parser.error(f"--root {args.root}: not a directory")
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(process)d %(name)s [%(levelname)s] %(message)s",
-    )
+    log_to_stderr(args.debug)
     # Each transfer holds a socket and a file: allow as many as the hard limit does.
     raise_open_files_limit()
     host, port = parse_listen(args.listen)
@@ -127,20 +121,8 @@ async def serve(sock, args, limits: Limits, announce: bool) -> None:
         gso=not args.no_gso,
     )
     await server.start(sock=sock)
-    if announce:
-        logging.getLogger("metalplane.rack.tftp").info(
-            "limits: %d transfers, %d per client (per process; open-files limit %d)",
-            server.max_transfers,
-            server.max_per_client,
-            current_budget().nofile,
-        )
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, server.close)
-    if announce:
-        print(f"ready {server.address[0]} {server.address[1]}", flush=True)
-    await server.serve_forever()
-    logging.getLogger("metalplane.rack.tftp").info("TFTP stopped (pid %d): %s", os.getpid(), server.stats)
+    caps = f"{server.max_transfers} transfers, {server.max_per_client} per client"
+    await serve_until_signalled(server, logging.getLogger("metalplane.rack.tftp"), "TFTP", caps, announce)
 
 
 if __name__ == "__main__":

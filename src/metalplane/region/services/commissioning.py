@@ -207,17 +207,7 @@ async def store_script(
     if count >= reports.MAX_SCRIPT_RESULTS:
         raise Refused(f"A commissioning run keeps at most {reports.MAX_SCRIPT_RESULTS} script results.")
     set_id = await script_results_service.current_set_id(conn, machine["id"])
-    await conn.execute(
-        insert(script_results).values(
-            node_id=machine["id"],
-            name=name,
-            exit_status=exit_status,
-            script_set_id=set_id,
-            runtime=runtime if runtime is not None and 0 <= runtime < 2**31 else None,
-            output=output,
-        )
-    )
-    await script_results_service.ping(conn, set_id)
+    await script_results_service.add_result(conn, machine["id"], set_id, name, exit_status, runtime, output)
     status = script_results_service.STATUS_NAMES[script_results_service.result_status(exit_status)]
     await events.record(
         conn, machine, "SCRIPT_RESULT_CHANGED_STATUS", f"{name} changed status from 'Running' to '{status}'"

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import ipaddress
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from metalplane.region.db.tables import interfaces, ip_addresses, node_user_data, nodes, script_results, subnets
+from metalplane.region.db.tables import interfaces, ip_addresses, node_user_data, nodes, subnets
 from metalplane.region.errors import Invalid, Refused
 from metalplane.region.services import boot_resources, events, lifecycle, machines, sshkeys
 from metalplane.region.services import nodes as nodes_service
@@ -190,17 +190,8 @@ async def store_installation(
     set_id = await results_service.current_set_id(conn, machine["id"], results_service.INSTALLATION)
     if set_id is None:
         set_id = await results_service.start_set(conn, machine["id"], results_service.INSTALLATION)
-    await conn.execute(
-        insert(script_results).values(
-            node_id=machine["id"],
-            name=INSTALL_LOG,
-            exit_status=exit_status,
-            script_set_id=set_id,
-            runtime=runtime if runtime is not None and 0 <= runtime < 2**31 else None,
-            output=output[-MAX_OUTPUT:].decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
-        )
-    )
-    await results_service.ping(conn, set_id)
+    text = output[-MAX_OUTPUT:].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    await results_service.add_result(conn, machine["id"], set_id, INSTALL_LOG, exit_status, runtime, text)
 
 
 def done_outcome(body: Row) -> tuple[bool, str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import interfaces, ip_addresses, nodes
@@ -57,31 +57,16 @@ async def create_device(conn: AsyncConnection, fields: dict[str, Any], user: Use
         await node_fields.check_hostname_free(conn, hostname)
     await node_fields.check_macs_free(conn, macs)
     system_id = new_system_id()
-    node_id = (
-        await execute_unique(
-            conn,
-            insert(nodes)
-            .values(
-                system_id=system_id,
-                hostname=hostname or f"device-{system_id}",
-                node_type=NodeType.DEVICE,
-                description=fields.get("description") or "",
-                parent_id=parent_id,
-                zone_id=zone_id,
-                owner_id=user.id,
-            )
-            .returning(nodes.c.id),
-            "hostname",
-            node_fields.DUPLICATE_HOSTNAME,
-        )
-    ).scalar_one()
-    for n, mac in enumerate(macs):
-        await execute_unique(
-            conn,
-            insert(interfaces).values(node_id=node_id, name=f"eth{n}", mac=mac, claims_mac=True),
-            "mac_addresses",
-            f"MAC address {mac} already in use.",
-        )
+    values = dict(
+        system_id=system_id,
+        hostname=hostname or f"device-{system_id}",
+        node_type=NodeType.DEVICE,
+        description=fields.get("description") or "",
+        parent_id=parent_id,
+        zone_id=zone_id,
+        owner_id=user.id,
+    )
+    await node_fields.insert_node(conn, values, macs)
     consequences.node_addresses_changed(conn)
     return await nodes_service.show(conn, [await get_device(conn, system_id)])
 
@@ -91,14 +76,7 @@ async def update_device(
 ) -> nodes_service.NodesView:
     device = await get_device(conn, system_id, user, lock=True)
     _may_edit(device, user)
-    values: dict[str, Any] = {}
-    if "hostname" in fields:
-        values["hostname"] = node_fields.clean_hostname(fields["hostname"] or "")
-        await node_fields.check_hostname_free(conn, values["hostname"], device["id"])
-    if "domain" in fields:
-        node_fields.check_domain(fields["domain"])
-    if "description" in fields:
-        values["description"] = fields["description"] or ""
+    values = await node_fields.naming_changes(conn, fields, device["id"])
     if "parent" in fields:
         values["parent_id"] = await _parent_id(conn, fields["parent"])
     if "zone" in fields:

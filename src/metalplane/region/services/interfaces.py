@@ -81,6 +81,17 @@ async def _interface(conn: AsyncConnection, node: Row, ident: str) -> Row:
     return dict(found._mapping)
 
 
+async def _changeable(
+    conn: AsyncConnection, system_id: str, ident: str, user: User | None, operation: str
+) -> tuple[Row, Row]:
+    """The node (locked) and its interface, for an operation a controller's interfaces refuse."""
+    node = await _node(conn, system_id, user, lock=True)
+    iface = await _interface(conn, node, ident)
+    _not_controller(node, operation)
+    _may_change(node, user, operation)
+    return node, iface
+
+
 async def _shown(conn: AsyncConnection, node: Row) -> NodesView:
     return await nodes_service.show(conn, [await nodes_service.get_node(conn, node["system_id"])])
 
@@ -245,10 +256,7 @@ async def update_interface(
 
 
 async def delete_interface(conn: AsyncConnection, system_id: str, ident: str, user: User) -> None:
-    node = await _node(conn, system_id, user, lock=True)
-    iface = await _interface(conn, node, ident)
-    _not_controller(node, "delete interface")
-    _may_change(node, user, "delete interface")
+    _, iface = await _changeable(conn, system_id, ident, user, "delete interface")
     await conn.execute(delete(interfaces).where(interfaces.c.id == iface["id"]))
     consequences.node_addresses_changed(conn)
 
@@ -265,10 +273,7 @@ async def _links(conn: AsyncConnection, iface_id: int) -> list[Row]:
 async def link_subnet(
     conn: AsyncConnection, system_id: str, ident: str, fields: dict[str, Any], user: User
 ) -> tuple[Row, int, NodesView]:
-    node = await _node(conn, system_id, user, lock=True)
-    iface = await _interface(conn, node, ident)
-    _not_controller(node, "link subnet")
-    _may_change(node, user, "link subnet")
+    node, iface = await _changeable(conn, system_id, ident, user, "link subnet")
     modes = MACHINE_MODES if node["node_type"] == NodeType.MACHINE else DEVICE_MODES
     force = bool(fields.get("force"))
     raw_mode = (fields.get("mode") or "").strip()
@@ -355,10 +360,7 @@ async def link_subnet(
 async def unlink_subnet(
     conn: AsyncConnection, system_id: str, ident: str, link_id: str | None, user: User
 ) -> tuple[Row, int, NodesView]:
-    node = await _node(conn, system_id, user, lock=True)
-    iface = await _interface(conn, node, ident)
-    _not_controller(node, "unlink subnet")
-    _may_change(node, user, "unlink subnet")
+    node, iface = await _changeable(conn, system_id, ident, user, "unlink subnet")
     links = await _links(conn, iface["id"])
     if not link_id:
         raise Invalid.field("id", "This field is required.")
@@ -375,10 +377,7 @@ async def unlink_subnet(
 async def set_default_gateway(
     conn: AsyncConnection, system_id: str, ident: str, link_id: str | None, user: User
 ) -> tuple[Row, int, NodesView]:
-    node = await _node(conn, system_id, user, lock=True)
-    iface = await _interface(conn, node, ident)
-    _not_controller(node, "set default gateway")
-    _may_change(node, user, "set default gateway")
+    node, iface = await _changeable(conn, system_id, ident, user, "set default gateway")
     subnets_by_id = {s["id"]: s for s in await subnets_service.list_subnets(conn)}
     usable = [
         x
@@ -417,10 +416,7 @@ async def set_default_gateway(
 
 
 async def disconnect(conn: AsyncConnection, system_id: str, ident: str, user: User) -> tuple[Row, int, NodesView]:
-    node = await _node(conn, system_id, user, lock=True)
-    iface = await _interface(conn, node, ident)
-    _not_controller(node, "disconnect")
-    _may_change(node, user, "disconnect")
+    node, iface = await _changeable(conn, system_id, ident, user, "disconnect")
     await conn.execute(delete(ip_addresses).where(ip_addresses.c.interface_id == iface["id"]))
     await conn.execute(
         update(interfaces).where(interfaces.c.id == iface["id"]).values(vlan_id=None, updated=func.now())

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from metalplane.region.db.tables import bmcs, interfaces, nodes, users, zones
+from metalplane.region.db.tables import bmcs, nodes, users, zones
 from metalplane.region.db.transaction import settle
 from metalplane.region.errors import Invalid
 from metalplane.region.services import (
@@ -257,19 +257,7 @@ async def insert_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
         zone_id=zone_id,
         pool_id=pool_id,
     )
-    # The unique indexes decide between concurrent creates: the loser gets MAAS's 400.
-    node_id = (
-        await execute_unique(
-            conn, insert(nodes).values(**values).returning(nodes.c.id), "hostname", node_fields.DUPLICATE_HOSTNAME
-        )
-    ).scalar_one()
-    for n, mac in enumerate(macs):
-        await execute_unique(
-            conn,
-            insert(interfaces).values(node_id=node_id, name=f"eth{n}", mac=mac, claims_mac=True),
-            "mac_addresses",
-            f"MAC address {mac} already in use.",
-        )
+    await node_fields.insert_node(conn, values, macs)
     machine = await get_machine(conn, system_id)
     await events.status_changed(conn, machine, status, status, STATUS_NAMES)
     _changed(conn)
@@ -304,14 +292,7 @@ UPDATE_FIELDS = (
 async def update_machine(conn: AsyncConnection, system_id: str, fields: dict[str, Any]) -> Machines:
     """MAAS's AdminMachineForm: every field given is applied, or nothing is and the answer is 400."""
     machine = await get_machine(conn, system_id, lock=True)
-    values: dict[str, Any] = {}
-    if "hostname" in fields:
-        values["hostname"] = node_fields.clean_hostname(fields["hostname"] or "")
-        await node_fields.check_hostname_free(conn, values["hostname"], machine["id"])
-    if "domain" in fields:
-        node_fields.check_domain(fields["domain"])
-    if "description" in fields:
-        values["description"] = fields["description"] or ""
+    values = await node_fields.naming_changes(conn, fields, machine["id"])
     if "architecture" in fields:
         values["architecture"] = await architectures.check(conn, fields["architecture"] or "")
     if "min_hwe_kernel" in fields:

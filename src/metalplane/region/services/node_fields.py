@@ -9,12 +9,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region import validation
 from metalplane.region.db.tables import interfaces, nodes, zones
 from metalplane.region.errors import Invalid
+from metalplane.region.services.rows import execute_unique
 
 MAC = re.compile(r"^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$", re.I)
 DEFAULT_DOMAIN = "maas"
@@ -81,6 +82,20 @@ async def check_hostname_free(conn: AsyncConnection, hostname: str, node_id: int
         raise Invalid.field("hostname", DUPLICATE_HOSTNAME)
 
 
+async def naming_changes(conn: AsyncConnection, fields: dict[str, Any], node_id: int) -> dict[str, Any]:
+    """The columns an update of a node (machine or device) sets from hostname, domain and
+    description, each given one checked: a hostname must be valid and free."""
+    values: dict[str, Any] = {}
+    if "hostname" in fields:
+        values["hostname"] = clean_hostname(fields["hostname"] or "")
+        await check_hostname_free(conn, values["hostname"], node_id)
+    if "domain" in fields:
+        check_domain(fields["domain"])
+    if "description" in fields:
+        values["description"] = fields["description"] or ""
+    return values
+
+
 async def zone_id_for(conn: AsyncConnection, name: str | None, field: str = "zone") -> int:
     """The zone named (the default zone when none is); 400 for `field` when there is none."""
     if name and "\x00" in name:
@@ -120,3 +135,19 @@ def bounded_int(fields: dict[str, Any], name: str) -> int | None:
             else f"Ensure this value is less than or equal to {2**31 - 1}.",
         )
     return value
+
+
+async def insert_node(conn: AsyncConnection, values: dict[str, Any], macs: list[str]) -> int:
+    """A new node's row and its interfaces eth0, eth1, ... on `macs`; its id. The unique indexes
+    decide between concurrent creates: the loser gets MAAS's 400 naming the hostname or the MAC."""
+    node_id = (
+        await execute_unique(conn, insert(nodes).values(**values).returning(nodes.c.id), "hostname", DUPLICATE_HOSTNAME)
+    ).scalar_one()
+    for n, mac in enumerate(macs):
+        await execute_unique(
+            conn,
+            insert(interfaces).values(node_id=node_id, name=f"eth{n}", mac=mac, claims_mac=True),
+            "mac_addresses",
+            f"MAC address {mac} already in use.",
+        )
+    return node_id

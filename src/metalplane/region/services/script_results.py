@@ -130,6 +130,29 @@ async def ping(conn: AsyncConnection, set_id: int | None) -> None:
         await conn.execute(update(script_sets).where(script_sets.c.id == set_id).values(last_ping=func.now()))
 
 
+async def add_result(
+    conn: AsyncConnection,
+    node_id: int,
+    set_id: int | None,
+    name: str,
+    exit_status: int | None,
+    runtime: int | None,
+    output: str,
+) -> None:
+    """One script's result in the set, which is pinged; a runtime the column cannot hold is dropped."""
+    await conn.execute(
+        insert(script_results).values(
+            node_id=node_id,
+            name=name,
+            exit_status=exit_status,
+            script_set_id=set_id,
+            runtime=runtime if runtime is not None and 0 <= runtime < 2**31 else None,
+            output=output,
+        )
+    )
+    await ping(conn, set_id)
+
+
 async def end_set(conn: AsyncConnection, set_id: int | None) -> None:
     if set_id is not None:
         await conn.execute(
