@@ -336,7 +336,8 @@ def test_lists_are_strings_and_ntp_server_is_an_alias(api):
             "maybe",
             "'maybe' is not a valid dnssec_validation.  It should be one of: 'auto', 'yes', 'no'.",
         ),
-        ("default_osystem", "ubuntu", "Unable to determine supported operating systems, due to missing boot images."),
+        # (not "ubuntu": writing back the value in force is accepted without images)
+        ("default_osystem", "centos", "Unable to determine supported operating systems, due to missing boot images."),
         ("dhcp_lease_time", "5", "dhcp_lease_time: must be between 30 and 604800 seconds"),
     ],
 )

@@ -57,12 +57,13 @@ def test_changes_are_notified_and_heartbeats_are_not(shared_region):
             drain(listener, 1.0)
         )
 
-        # The rack's 5-second report, unchanged: silent. Changed: one notification.
+        # The rack's 5-second report, unchanged: silent. Changed: the status, and the
+        # event that records the change (issue 16), one notification each.
         run_db(config, lambda conn: racks.update_services(conn, node_id, services))
         assert drain(listener, 1.0) == []
         changed = [{"name": "tftp", "status": "dead", "status_info": "port in use"}]
         run_db(config, lambda conn: racks.update_services(conn, node_id, changed))
-        assert drain(listener, 1.0) == ["service_status"]
+        assert sorted(drain(listener, 1.0)) == ["events", "service_status"]
 
         run_db(config, lambda conn: settings.set_setting(conn, "maas_name", "notified"))
         assert drain(listener, 1.0) == ["config"]
