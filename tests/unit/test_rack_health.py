@@ -27,6 +27,21 @@ def test_a_lost_rack_is_dead_and_its_services_unknown():
     assert all(info == UNREACHABLE for _, info in lost.values())
 
 
+def test_a_lost_racks_services_keep_what_they_last_reported_in_their_info():
+    last = {
+        "dhcpd": ("running", "ha-primary-rack2-hot-standby: pid 7, HA hot-standby, restarts 0"),
+        "tftp": ("off", ""),
+    }
+    lost = unreachable_services(NAMES, last)
+    assert lost["dhcpd"] == (
+        "unknown",
+        f"{UNREACHABLE}; last reported running; ha-primary-rack2-hot-standby: pid 7, HA hot-standby, restarts 0",
+    )
+    assert lost["tftp"] == ("unknown", f"{UNREACHABLE}; last reported off")
+    assert lost["http"] == ("unknown", UNREACHABLE)  # nothing reported yet
+    assert unreachable_services(NAMES, lost) == lost, "losing it again changes nothing"
+
+
 def test_status_changes_ignore_info_and_start_from_unknown():
     before = {"tftp": ("running", "3 loaders"), "dhcpd": ("off", "")}
     after = {"tftp": ("running", "4 loaders"), "dhcpd": ("running", "serving"), "http": ("running", "")}

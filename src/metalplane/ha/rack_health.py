@@ -40,11 +40,27 @@ def with_rack_report(judged: tuple[str, str], reported: tuple[str, str] | None) 
 UNREACHABLE = "the rack controller has no connection to any region controller"
 
 
-def unreachable_services(names: Iterable[str]) -> dict[str, tuple[str, str]]:
+def unreachable_services(
+    names: Iterable[str], last: Mapping[str, tuple[str, str]] | None = None
+) -> dict[str, tuple[str, str]]:
     """What the region can say of a rack it has lost: rackd is dead, every other service
     unknown — a rack cut off from the regions (not dead) keeps serving DHCP, TFTP and HTTP,
-    so claiming them dead would be as false as showing their last `running`."""
-    return {name: ("dead", UNREACHABLE) if name == "rackd" else ("unknown", UNREACHABLE) for name in names}
+    so claiming them dead would be as false as showing their last `running`. What each
+    service `last` reported stays in its info ("...; last reported running; TEXT"), for
+    the pages that show it (a Kea HA state); an info that already says so is kept."""
+    out = {}
+    for name in names:
+        if name == "rackd":
+            out[name] = ("dead", UNREACHABLE)
+            continue
+        status, info = (last or {}).get(name, ("unknown", ""))
+        if info.startswith(UNREACHABLE):
+            out[name] = ("unknown", info)
+        elif status == "unknown" and not info:
+            out[name] = ("unknown", UNREACHABLE)
+        else:
+            out[name] = ("unknown", f"{UNREACHABLE}; last reported {status}" + (f"; {info}" if info else ""))
+    return out
 
 
 def status_changes(

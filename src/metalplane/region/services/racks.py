@@ -164,18 +164,20 @@ async def mark_unreachable(conn: AsyncConnection, node_id: int) -> list[tuple[st
     """The rack's last connection is gone: rackd dead, its other services unknown (with
     events). Idempotent: the rows are locked first, so of two workers losing the rack's
     two links at once, the second finds nothing left to change."""
-    return await _store_services(conn, node_id, unreachable_services(RACK_SERVICES))
+    return await _store_services(conn, node_id, None)
 
 
 async def _store_services(
-    conn: AsyncConnection, node_id: int, wanted: dict[str, tuple[str, str]]
+    conn: AsyncConnection, node_id: int, reported: dict[str, tuple[str, str]] | None
 ) -> list[tuple[str, str, str]]:
+    """Store `reported`, or (None) the lost rack's statuses made from what it last reported."""
     rows = await conn.execute(
         select(service_status.c.name, service_status.c.status, service_status.c.status_info)
         .where(service_status.c.node_id == node_id)
         .with_for_update()
     )
     before = {r.name: (r.status, r.status_info) for r in rows}
+    wanted = reported if reported is not None else unreachable_services(RACK_SERVICES, before)
     for name, (status, info) in wanted.items():
         if before.get(name) == (status, info):
             continue
@@ -193,7 +195,7 @@ async def _store_services(
             ._mapping
         )
         for name, old, new in changes:
-            info = wanted[name][1]
+            info = wanted[name][1][:200]
             await events.record(
                 conn, dict(node), "SERVICE_STATUS_CHANGED", f"{name}: {old} -> {new}" + (f" ({info})" if info else "")
             )
@@ -267,8 +269,8 @@ async def service_sets(conn: AsyncConnection, node_ids: list[int]) -> dict[int, 
         rackd = with_rack_report(
             rackd_status(len(connected.get(node_id, ())), live, wanted, refusals.get(node_id)), mine.get("rackd")
         )
-        if rackd[0] == "dead":  # whatever it last reported is stale now
-            mine = unreachable_services(RACK_SERVICES)
+        if rackd[0] == "dead":  # whatever it last reported is stale now (kept in the info)
+            mine = unreachable_services(RACK_SERVICES, mine)
         out[node_id] = [ServiceStatus("rackd", *rackd)] + [
             ServiceStatus(name, *shown_status(name, mine)) for name in RACK_SERVICES if name != "rackd"
         ]
