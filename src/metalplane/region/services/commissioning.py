@@ -138,7 +138,7 @@ async def commission(
     async with work.tx() as conn:
         permissions.require(actor, "commission", await machines.get_machine(conn, system_id))
         seconds = timeout if timeout is not None else await settings.get_setting(conn, "commissioning_timeout")
-        machine = await start(conn, system_id, timedelta(seconds=seconds), getattr(actor, "username", ""))
+        machine = await start(conn, system_id, timedelta(seconds=seconds), actor.username if actor else "")
     if machine["bmc_id"] is not None:
         try:
             await power.boot_it(work, rpc_server, system_id)

@@ -160,16 +160,21 @@ async def rebalance(conn: AsyncConnection, per_rack: int, threshold: float) -> d
     return plan
 
 
+async def dhcp_duty_node_ids(conn: AsyncConnection) -> set[int]:
+    """Node ids of the racks that are primary or secondary on a VLAN with DHCP on."""
+    rows = await conn.execute(
+        select(vlans.c.primary_rack_id, vlans.c.secondary_rack_id).where(vlans.c.dhcp_on.is_(True))
+    )
+    return {rack_id for row in rows for rack_id in row if rack_id is not None}
+
+
 async def dhcp_duty_racks(conn: AsyncConnection) -> set[str]:
-    """System ids of the racks that are primary or secondary on a VLAN with DHCP on: the
-    planner keeps them on two regions (ha.connections.links_wanted)."""
-    out: set[str] = set()
-    for column in (vlans.c.primary_rack_id, vlans.c.secondary_rack_id):
-        rows = await conn.execute(
-            select(nodes.c.system_id).join(vlans, column == nodes.c.id).where(vlans.c.dhcp_on.is_(True))
-        )
-        out.update(r.system_id for r in rows)
-    return out
+    """System ids of the racks on DHCP duty: the planner keeps them on two regions
+    (ha.connections.links_wanted)."""
+    ids = await dhcp_duty_node_ids(conn)
+    if not ids:
+        return set()
+    return set((await conn.execute(select(nodes.c.system_id).where(nodes.c.id.in_(ids)))).scalars())
 
 
 async def holders_of(conn: AsyncConnection, rack_system_id: str) -> list[EndpointRow]:

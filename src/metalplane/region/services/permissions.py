@@ -69,6 +69,9 @@ class Actor(Protocol):
     @property
     def is_superuser(self) -> bool: ...
 
+    @property
+    def username(self) -> str: ...
+
 
 def allowed(rule: str, actor: Actor | None, owner_id: int | None, locked: bool = False) -> bool:
     if actor is None:

@@ -131,7 +131,7 @@ async def power_machine(
     """power_on/power_off/power_cycle by `actor` (the owner or an admin): run the
     action, then the machine as shown."""
     await _permitted(work, system_id, f"power_{action}", actor)
-    await run(work, rpc_server, system_id, action, getattr(actor, "username", ""))
+    await run(work, rpc_server, system_id, action, actor.username if actor else "")
     async with work.tx() as conn:
         return await machines.show_machine(conn, system_id)
 

@@ -256,16 +256,11 @@ async def service_sets(conn: AsyncConnection, node_ids: list[int]) -> dict[int, 
     refusals = await refusals_of(conn, node_ids)
     connected = await connections.connected_regions(conn, node_ids)
     live = await connections.live_region_count(conn)
-    on_duty = await connections.dhcp_duty_racks(conn)
-    system_ids = (
-        dict((await conn.execute(select(nodes.c.id, nodes.c.system_id).where(nodes.c.id.in_(node_ids)))).tuples().all())
-        if on_duty
-        else {}
-    )
+    on_duty = await connections.dhcp_duty_node_ids(conn)
     out: dict[int, list[ServiceStatus]] = {}
     for node_id in node_ids:
         mine = reported.get(node_id, {})
-        wanted = ha_connections.links_wanted(per_rack, live, system_ids.get(node_id) in on_duty) or per_rack
+        wanted = ha_connections.links_wanted(per_rack, live, node_id in on_duty) or per_rack
         rackd = with_rack_report(
             rackd_status(len(connected.get(node_id, ())), live, wanted, refusals.get(node_id)), mine.get("rackd")
         )
