@@ -30,7 +30,7 @@ from tests.browser.support import (
     serve_dhcp,
     start_haproxy,
 )
-from tests.support.processes import free_port_block, wait_until
+from tests.support.processes import HOST_NETWORK_SERVICES_OFF, free_port_block, wait_until
 
 LOGIN = "/MAAS/accounts/login/"
 CONTROLLERS = "/MAAS/r/controllers/"
@@ -258,7 +258,9 @@ def test_add_rack_controller_shows_a_command_that_registers_a_rack_which_appears
     person.wait_live()
     page.evaluate("window.__noReload = true")
     # A fresh data dir. Only the host's own settings are written first: on this test
-    # machine the rack's TFTP and HTTP stay on loopback and free ports (never 69/5248).
+    # machine the rack's TFTP and HTTP stay on loopback and free ports (never 69/5248), and
+    # it runs no resolver, chronyd or ARP listener on the host's own interfaces (a port
+    # 53/123 taken by anything else would leave it degraded, not running).
     data_dir = lab.root / "added-rack"
     port = free_port_block(2)
     update_rack_config(
@@ -269,6 +271,8 @@ def test_add_rack_controller_shows_a_command_that_registers_a_rack_which_appears
             "bind_address": "127.0.0.1",
             "tftp_port": port,
             "http_port": port + 1,
+            **HOST_NETWORK_SERVICES_OFF,
+            "discovery": False,
         },
     )
     argv = shlex.split(command)

@@ -7,12 +7,15 @@ daemon starts again on the same data dir.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
+from metalplane.embedded.units import RACK_STOP_TIMEOUT
 from metalplane.rack.dhcp.kea import control
 from tests.support.netlab import Host, Lab
 from tests.support.processes import wait_until
@@ -56,16 +59,21 @@ def both_hot_standby(stack: Stack) -> bool:
     return ha_state(stack, "rack1") == "hot-standby" and ha_state(stack, "rack2") == "hot-standby"
 
 
-def reboot_down(host: Host, grace: float = 30.0) -> None:
-    """What a reboot does to a host's processes: SIGTERM to all, SIGKILL to what is left."""
+def reboot_down(host: Host, grace: float = RACK_STOP_TIMEOUT) -> list[str]:
+    """What a reboot does to a host's processes: SIGTERM to all, SIGKILL to what is left after
+    the unit's TimeoutStopSec (as systemd gives it). Returns the command lines it had to kill."""
     for pid in host.pids():
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while host.pids() and time.monotonic() < deadline:
         time.sleep(0.2)
+    killed = []
     for pid in host.pids():
+        with contextlib.suppress(OSError):
+            killed.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
         os.kill(pid, signal.SIGKILL)
     wait_until(lambda: not host.pids(), 10, what="the host's processes to be gone")
+    return killed
 
 
 def racks_by_hostname(stack: Stack) -> dict[str, list[str]]:
@@ -80,8 +88,10 @@ def test_a_rebooted_rack_comes_back_as_itself_and_resumes_dhcp_ha(stack):
     system_id = stack.rack_system_id("rack1")
     host = stack.racks["rack1"][0]
 
-    reboot_down(host)
-    assert "rack stopped after" in stack.rack_log("rack1")  # SIGTERM: a clean stop, Kea stopped by the rack
+    killed = reboot_down(host)
+    log_tail = stack.rack_log("rack1")[-3000:]
+    # SIGTERM: a clean stop, Kea stopped by the rack
+    assert not killed and "rack stopped after" in log_tail, (killed, log_tail)
     wait_until(
         lambda: ha_state(stack, "rack2") in ("partner-down", "communication-recovery"),
         30,

@@ -24,6 +24,7 @@ from metalplane.region.api.routes import region_routes
 from metalplane.region.db.engine import async_engine
 from metalplane.region.rpc_server import RegionRpcServer, advertised_host
 from metalplane.region.services import controllers
+from metalplane.region.whole_responses import WholeResponseProtocol
 
 log = logging.getLogger("metalplane.region.worker")
 
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     server = uvicorn.Server(
         uvicorn.Config(
             AccessLog(app),
+            http=WholeResponseProtocol,
             lifespan="on",
             log_config=None,
             access_log=False,
