@@ -185,6 +185,59 @@ def capacity(perf: Host, target: str, args: argparse.Namespace, label: str, ifac
     return {"best": best, "runs": runs}
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes and all their threads so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / tick
+
+
+def cpu_cost(setup: Setup, rate: int, duration: int) -> dict:
+    """CPU per lease at a rate every setup sustains: where the time goes, independent of load.
+
+    On a machine whose cores are all busy (perfdhcp and the servers share 2 CPUs here), the
+    leases/s a setup can reach is bounded by the CPU it spends per lease, so the ratio of
+    these costs is the throughput ratio these cores allow, whatever else runs beside."""
+    hosts = {host.name: host.pids() for host in setup.server_hosts()}
+    servers = [pid for pids in hosts.values() for pid in pids]
+    idle_from = cpu_seconds(servers)
+    time.sleep(duration)  # what the servers spend without traffic (HA heartbeats, timers, threads)
+    idle = cpu_seconds(servers) - idle_from
+    before = cpu_seconds(servers)
+    before_by_host = {name: cpu_seconds(pids) for name, pids in hosts.items()}
+    t0 = time.monotonic()
+    proc = setup.perf.spawn(perfdhcp_cmd(rate, duration, setup.target, setup.net))
+    perf_cpu = 0.0
+    while proc.poll() is None:  # `ip netns exec` execs perfdhcp: the same pid
+        perf_cpu = max(perf_cpu, cpu_seconds([proc.pid]))  # gone once it exits: keep the last reading
+        time.sleep(0.05)
+    wall = time.monotonic() - t0
+    out = proc.log()
+    m = re.search(r"Rate: ([\d.]+) 4-way exchanges/second", out)
+    leases = float(m.group(1)) * duration if m else 0.0
+    server_cpu = cpu_seconds(servers) - before
+    busy = max(server_cpu - idle * wall / duration, 0.0)
+    return {
+        "rate": rate,
+        "leases": leases,
+        "server_ms": 1000 * server_cpu / leases if leases else float("nan"),
+        "busy_ms": 1000 * busy / leases if leases else float("nan"),
+        "idle_cpu_per_s": idle / duration,
+        "perf_ms": 1000 * perf_cpu / leases if leases else float("nan"),
+        "by_host_ms": {
+            name: round(1000 * (cpu_seconds(pids) - before_by_host[name]) / leases, 3) if leases else None
+            for name, pids in hosts.items()
+        },
+        "wall": wall,
+    }
+
+
 # --------------------------------------------------------------------------- servers
 
 
@@ -218,6 +271,7 @@ class Setup:
         self.target = RACK1
         self.runs: list[dict] = []
         self.best: list[dict | None] = []
+        self.costs: list[dict] = []
 
     def state(self, name: str, address: str, *a, **kw) -> dict:
         st = dhcp_state(name, address, *a, **kw)
@@ -226,6 +280,9 @@ class Setup:
 
     async def start(self) -> None:
         raise NotImplementedError
+
+    def server_hosts(self) -> list[Host]:
+        return [self.r1]
 
     async def stop(self) -> None:
         await asyncio.gather(*(s.stop() for s in self.services), return_exceptions=True)
@@ -280,6 +337,9 @@ class Pair(Setup):
         self.services += [self.primary, self.secondary]
         await asyncio.gather(self.primary.apply(self.s1), self.secondary.apply(self.s2))
         await wait_ha([self.primary, self.secondary], self.mode)
+
+    def server_hosts(self) -> list[Host]:
+        return [self.r1, self.r2]
 
     async def states(self) -> list[str]:
         return [
@@ -337,6 +397,33 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs (nproc), {cpu}; Linux {platform.release()}; kea-dhcp4 {kea}"
 
 
+def cost_lines(setups: dict[str, Setup], args) -> list[str]:
+    def med(key: str, field: str) -> float:
+        return statistics.median(c[field] for c in setups[key].costs)
+
+    a_server, a_all = med("a", "server_ms"), med("a", "server_ms") + med("a", "perf_ms")
+    lines = [
+        f"CPU per lease (perfdhcp at {args.cpu_rate}/s for {args.duration} s, which every setup sustains; "
+        f"median of {args.cpu_runs}; CPU = user + system of every server process in the setup's "
+        "namespaces, from /proc): the throughput ratio a CPU-bound machine allows is the inverse "
+        "ratio of these costs.",
+        "",
+        "| server | server CPU ms/lease | of which idle | + perfdhcp ms/lease | CPU bound vs a (servers) | "
+        "(servers + perfdhcp) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for key in ("a", "b", "c1", "c2"):
+        if not setups[key].costs:
+            continue
+        server, perf = med(key, "server_ms"), med(key, "perf_ms")
+        idle = server - med(key, "busy_ms")
+        lines.append(
+            f"| {setups[key].label} | {server:.3f} | {idle:.3f} | {server + perf:.3f} | {a_server / server:.2f} | "
+            f"{a_all / (server + perf):.2f} |"
+        )
+    return [*lines, ""]
+
+
 def report(setups: dict[str, Setup], fo: list[dict], args) -> str:
     def best(key: str) -> dict | None:
         cands = [b for b in setups[key].best if b is not None]
@@ -380,6 +467,8 @@ def report(setups: dict[str, Setup], fo: list[dict], args) -> str:
             "standalone (b). ISC's published Kea HA hot-standby penalty: about -52 %."
         )
         lines.append("")
+    if all(setups[k].costs for k in ("a", "c1")):
+        lines += cost_lines(setups, args)
     if fo:
         med = {k: statistics.median(r[k] for r in fo) for k in ("partner_down", "lease", "failback")}
         lines += [
@@ -426,6 +515,11 @@ async def main(args: argparse.Namespace) -> None:
                     result = await asyncio.to_thread(capacity, setup.perf, setup.target, args, key, setup.net)
                     setup.runs += result["runs"]
                     setup.best.append(result["best"])
+            for key, setup in setups.items():
+                for _ in range(args.cpu_runs):
+                    cost = await asyncio.to_thread(cpu_cost, setup, args.cpu_rate, args.duration)
+                    print(f"  {key}: CPU per lease {cost}", flush=True)
+                    setup.costs.append(cost)
             for key in ("c1", "c2"):
                 states = await setups[key].states()  # type: ignore[attr-defined]
                 print(f"{key} HA states after the load: {states}")
@@ -446,5 +540,7 @@ if __name__ == "__main__":
     ap.add_argument("--tolerance", type=float, default=1.0, help="max drop %% per exchange")
     ap.add_argument("--failovers", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3, help="capacity searches per setup, taken in turn")
+    ap.add_argument("--cpu-rate", type=int, default=400, help="offered rate of the CPU-per-lease runs")
+    ap.add_argument("--cpu-runs", type=int, default=3, help="CPU-per-lease runs per setup (median kept)")
     ap.add_argument("--write", help="markdown file whose DHCP section to replace (e.g. docs/benchmarks.md)")
     asyncio.run(main(ap.parse_args()))
