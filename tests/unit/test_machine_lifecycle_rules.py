@@ -102,7 +102,8 @@ def test_erase_mode_from_flags_and_settings():
         "disk_erase_with_secure_erase": True,
     }
     assert lifecycle.erase_mode(None, None, None, off) is None
-    assert lifecycle.erase_mode(True, True, None, off) == "quick"
+    assert lifecycle.erase_mode(True, True, None, off) == "secure-quick"  # secure where the disk has it
+    assert lifecycle.erase_mode(True, True, False, off) == "quick"
     assert lifecycle.erase_mode(True, None, None, off) == "secure"
     assert lifecycle.erase_mode(True, False, False, off) == "full"
     assert lifecycle.erase_mode(None, None, None, {**off, "enable_disk_erasing_on_release": True}) == "secure"

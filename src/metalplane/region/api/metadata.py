@@ -28,7 +28,8 @@ from metalplane.region.api.errors import plain_text, status_of
 from metalplane.region.api.proxies import request_client
 from metalplane.region.db.transaction import transaction
 from metalplane.region.errors import Refused, RegionError, Unauthenticated
-from metalplane.region.services import commissioning, deployment, enrolment, reports
+from metalplane.region.db.transaction import Work
+from metalplane.region.services import commissioning, deployment, enrolment, erasing, lifecycle, reports, rescue
 
 log = logging.getLogger("metalplane.region.metadata")
 PREFIX = "/MAAS/metadata/"
@@ -231,6 +232,46 @@ async def deploy_booted(request: Request) -> Response:
     return PlainTextResponse("OK")
 
 
+async def erase_config(request: Request) -> Response:
+    async with tx(request) as conn:
+        return JSONResponse(erasing.config_for(await machine_for(request, conn)))
+
+
+async def erase_output(request: Request) -> Response:
+    exit_status = reports.exit_status(request.query_params.get("exit_status"))
+    runtime = reports.runtime(request.query_params.get("runtime"))
+    await authenticated_first(request)
+    output = await read_body(request, INSTALL_LOG_BODY)
+    async with tx(request) as conn:
+        await erasing.store_output(conn, await machine_for(request, conn), exit_status, runtime, output)
+    return PlainTextResponse("OK")
+
+
+async def erase_done(request: Request) -> Response:
+    """The wipe's outcome; done: the machine is powered off through its BMC and released."""
+    await authenticated_first(request)
+    body = await read_json(request, DEPLOY_REPORT_BODY)
+    async with tx(request) as conn:
+        machine = await machine_for(request, conn)
+        releasing = await erasing.finish(conn, machine, body)
+    log.info("machine %s: disk erasing finished: %s", machine["system_id"], body.get("result"))
+    if releasing is not None:
+        state = request.app.state
+        work = Work(state.db, getattr(state, "config", None))
+        await lifecycle.power_off_and_finish(work, getattr(state, "rpc", None), releasing)
+    return PlainTextResponse("OK")
+
+
+async def rescue_booted(request: Request) -> Response:
+    await authenticated_first(request)
+    body = await read_json(request, DEPLOY_REPORT_BODY)
+    async with tx(request) as conn:
+        machine = await machine_for(request, conn)
+        await rescue.booted(conn, machine, body)
+    log.info("machine %s: rescue environment reported: %s", machine["system_id"], body.get("result"))
+    return PlainTextResponse("OK")
+
+
 def metadata_routes() -> list[BaseRoute]:
     return [
         Route(PREFIX + "enlist", endpoint(enlist), methods=["POST"]),
@@ -245,4 +286,8 @@ def metadata_routes() -> list[BaseRoute]:
         Route(PREFIX + "deploy/installation", endpoint(deploy_installation), methods=["POST"]),
         Route(PREFIX + "deploy/done", endpoint(deploy_done), methods=["POST"]),
         Route(PREFIX + "deploy/booted", endpoint(deploy_booted), methods=["POST"]),
+        Route(PREFIX + "erase/config", endpoint(erase_config), methods=["GET"]),
+        Route(PREFIX + "erase/output", endpoint(erase_output), methods=["POST"]),
+        Route(PREFIX + "erase/done", endpoint(erase_done), methods=["POST"]),
+        Route(PREFIX + "rescue/booted", endpoint(rescue_booted), methods=["POST"]),
     ]
