@@ -577,8 +577,10 @@ def test_disk_erasing_times_out_into_failed_disk_erasing(life_region, api, ready
     wait_until(
         lambda: api.get(f"machines/{sid}/").json()["status_name"] == "Failed disk erasing", 30, 0.5, "the timeout"
     )
-    assert api.get(f"machines/{sid}/").json()["error_description"].startswith(
-        "Node operation 'Disk erasing' timed out after "
+    assert (
+        api.get(f"machines/{sid}/")
+        .json()["error_description"]
+        .startswith("Node operation 'Disk erasing' timed out after ")
     )
 
 

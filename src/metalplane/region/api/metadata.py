@@ -26,9 +26,8 @@ from starlette.routing import BaseRoute, Route
 
 from metalplane.region.api.errors import plain_text, status_of
 from metalplane.region.api.proxies import request_client
-from metalplane.region.db.transaction import transaction
+from metalplane.region.db.transaction import Work, transaction
 from metalplane.region.errors import Refused, RegionError, Unauthenticated
-from metalplane.region.db.transaction import Work
 from metalplane.region.services import commissioning, deployment, enrolment, erasing, lifecycle, reports, rescue
 
 log = logging.getLogger("metalplane.region.metadata")

@@ -130,12 +130,11 @@ async def leave(work: Work, rpc_server: Any, system_id: str, actor: User) -> mac
         try:
             await power.run(work, rpc_server, system_id, exit_rescue_power(previous))
         except power.PowerFailed as exc:
+            reason = f"{EXIT_RESCUE_FAILED} Powering it failed: {exc.detail}"
             async with work.tx() as conn:
                 failed = await machines.get_machine(conn, system_id)
-                await events.record(conn, failed, "FAILED_EXITING_RESCUE_MODE", exc.detail)
-                await lifecycle.fail(
-                    conn, system_id, Status.EXITING_RESCUE_MODE, f"{EXIT_RESCUE_FAILED} Powering it failed: {exc.detail}"
-                )
+                await events.record(conn, failed, "FAILED_EXITING_RESCUE_MODE", reason)
+                await lifecycle.fail(conn, system_id, Status.EXITING_RESCUE_MODE, reason)
             raise
     async with work.tx() as conn:
         await exited(conn, system_id)
