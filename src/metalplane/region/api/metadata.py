@@ -201,14 +201,19 @@ async def deploy_events(request: Request) -> Response:
     return PlainTextResponse("OK")
 
 
-async def deploy_installation(request: Request) -> Response:
-    exit_status = reports.exit_status(request.query_params.get("exit_status"))
-    runtime = reports.runtime(request.query_params.get("runtime"))
-    await authenticated_first(request)
-    output = await read_body(request, INSTALL_LOG_BODY)
-    async with tx(request) as conn:
-        await deployment.store_installation(conn, await machine_for(request, conn), exit_status, runtime, output)
-    return PlainTextResponse("OK")
+def run_output(store: Callable[..., Awaitable[None]]) -> Callable[[Request], Awaitable[Response]]:
+    """A POST of a run's whole output (?exit_status=N&runtime=S, the output as the body)."""
+
+    async def receive(request: Request) -> Response:
+        exit_status = reports.exit_status(request.query_params.get("exit_status"))
+        runtime = reports.runtime(request.query_params.get("runtime"))
+        await authenticated_first(request)
+        output = await read_body(request, INSTALL_LOG_BODY)
+        async with tx(request) as conn:
+            await store(conn, await machine_for(request, conn), exit_status, runtime, output)
+        return PlainTextResponse("OK")
+
+    return receive
 
 
 async def deploy_done(request: Request) -> Response:
@@ -234,16 +239,6 @@ async def deploy_booted(request: Request) -> Response:
 async def erase_config(request: Request) -> Response:
     async with tx(request) as conn:
         return JSONResponse(erasing.config_for(await machine_for(request, conn)))
-
-
-async def erase_output(request: Request) -> Response:
-    exit_status = reports.exit_status(request.query_params.get("exit_status"))
-    runtime = reports.runtime(request.query_params.get("runtime"))
-    await authenticated_first(request)
-    output = await read_body(request, INSTALL_LOG_BODY)
-    async with tx(request) as conn:
-        await erasing.store_output(conn, await machine_for(request, conn), exit_status, runtime, output)
-    return PlainTextResponse("OK")
 
 
 async def erase_done(request: Request) -> Response:
@@ -282,11 +277,11 @@ def metadata_routes() -> list[BaseRoute]:
         Route(PREFIX + "deploy/config", endpoint(deploy_config), methods=["GET"]),
         Route(PREFIX + "deploy/user-data", endpoint(deploy_user_data), methods=["GET"]),
         Route(PREFIX + "deploy/events", endpoint(deploy_events), methods=["POST"]),
-        Route(PREFIX + "deploy/installation", endpoint(deploy_installation), methods=["POST"]),
+        Route(PREFIX + "deploy/installation", endpoint(run_output(deployment.store_installation)), methods=["POST"]),
         Route(PREFIX + "deploy/done", endpoint(deploy_done), methods=["POST"]),
         Route(PREFIX + "deploy/booted", endpoint(deploy_booted), methods=["POST"]),
         Route(PREFIX + "erase/config", endpoint(erase_config), methods=["GET"]),
-        Route(PREFIX + "erase/output", endpoint(erase_output), methods=["POST"]),
+        Route(PREFIX + "erase/output", endpoint(run_output(erasing.store_output)), methods=["POST"]),
         Route(PREFIX + "erase/done", endpoint(erase_done), methods=["POST"]),
         Route(PREFIX + "rescue/booted", endpoint(rescue_booted), methods=["POST"]),
     ]

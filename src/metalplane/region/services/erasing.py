@@ -37,8 +37,9 @@ def config_for(machine: Row) -> Row:
     return {"system_id": machine["system_id"], "mode": mode}
 
 
-def done_outcome(body: Row) -> tuple[bool, str]:
-    """(succeeded, the reason a failure gives) from an `erase/done` report."""
+def outcome(body: Row, failed_text: str) -> tuple[bool, str]:
+    """(succeeded, the reason a failure gives) from a `{"result": "ok" | "failed",
+    "message": "..."}` report of the ephemeral environment (erase/done, rescue/booted)."""
     result = body.get("result")
     if result not in ("ok", "failed"):
         raise Invalid.field("result", "Expected ok or failed.")
@@ -47,7 +48,11 @@ def done_outcome(body: Row) -> tuple[bool, str]:
         raise Invalid.field("message", "Expected a string.")
     if result == "ok":
         return True, ""
-    return False, f"{ERASE_FAILED} {message[:MAX_MESSAGE]}".strip()
+    return False, f"{failed_text} {message[:MAX_MESSAGE]}".strip()
+
+
+def done_outcome(body: Row) -> tuple[bool, str]:
+    return outcome(body, ERASE_FAILED)
 
 
 async def store_output(
@@ -55,11 +60,9 @@ async def store_output(
 ) -> None:
     """The wipe's whole output, as the wipe-disks result of the release script set."""
     require_erasing(machine)
-    set_id = await results_service.current_set_id(conn, machine["id"], results_service.RELEASE)
-    if set_id is None:
-        set_id = await results_service.start_set(conn, machine["id"], results_service.RELEASE)
-    text = output[-MAX_OUTPUT:].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-    await results_service.add_result(conn, machine["id"], set_id, SCRIPT_NAME, exit_status, runtime, text)
+    await results_service.store_output(
+        conn, machine["id"], results_service.RELEASE, SCRIPT_NAME, exit_status, runtime, output, MAX_OUTPUT
+    )
     await lifecycle.renew_deadline(conn, machine["id"])
 
 

@@ -25,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import node_tokens
 from metalplane.region.db.transaction import Work
-from metalplane.region.errors import Invalid, Refused
-from metalplane.region.services import commissioning, enrolment, events, lifecycle, machines, power, settings
+from metalplane.region.errors import Refused
+from metalplane.region.services import commissioning, enrolment, erasing, events, lifecycle, machines, power, settings
 from metalplane.region.services.node_status import (
     EXIT_RESCUE_FAILED,
     HARD_TIMEOUTS,
@@ -37,8 +37,6 @@ from metalplane.region.services.node_status import (
 )
 from metalplane.region.services.rows import Row
 from metalplane.region.services.users import User
-
-MAX_MESSAGE = 2000
 
 
 async def start(conn: AsyncConnection, system_id: str, actor: User) -> Row:
@@ -86,13 +84,7 @@ async def enter(work: Work, rpc_server: Any, system_id: str, actor: User) -> mac
 
 def booted_outcome(body: Row) -> tuple[bool, str]:
     """(up, the reason a failure gives) from a `rescue/booted` report."""
-    result = body.get("result")
-    if result not in ("ok", "failed"):
-        raise Invalid.field("result", "Expected ok or failed.")
-    message = body.get("message") or ""
-    if not isinstance(message, str):
-        raise Invalid.field("message", "Expected a string.")
-    return result == "ok", f"{RESCUE_FAILED} {message[:MAX_MESSAGE]}".strip()
+    return erasing.outcome(body, RESCUE_FAILED)
 
 
 async def booted(conn: AsyncConnection, machine: Row, body: Row) -> None:
