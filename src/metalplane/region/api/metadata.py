@@ -216,24 +216,24 @@ def run_output(store: Callable[..., Awaitable[None]]) -> Callable[[Request], Awa
     return receive
 
 
-async def deploy_done(request: Request) -> Response:
-    await authenticated_first(request)
-    body = await read_json(request, DEPLOY_REPORT_BODY)
-    async with tx(request) as conn:
-        machine = await machine_for(request, conn)
-        await deployment.finish_install(conn, machine, body)
-    log.info("machine %s: installer finished: %s", machine["system_id"], body.get("result"))
-    return PlainTextResponse("OK")
+def environment_report(step: Callable[[Any, Any, dict], Awaitable[Any]], said: str) -> Callable:
+    """The endpoint of one report of the ephemeral environment (or of a deployed machine's first
+    boot): authenticated, its JSON body given to `step` with the machine, logged as `said`."""
+
+    async def endpoint(request: Request) -> Response:
+        await authenticated_first(request)
+        body = await read_json(request, DEPLOY_REPORT_BODY)
+        async with tx(request) as conn:
+            machine = await machine_for(request, conn)
+            await step(conn, machine, body)
+        log.info(said, machine["system_id"], body.get("result"))
+        return PlainTextResponse("OK")
+
+    return endpoint
 
 
-async def deploy_booted(request: Request) -> Response:
-    await authenticated_first(request)
-    body = await read_json(request, DEPLOY_REPORT_BODY)
-    async with tx(request) as conn:
-        machine = await machine_for(request, conn)
-        await deployment.booted(conn, machine, body)
-    log.info("machine %s deployed: booted from its disk", machine["system_id"])
-    return PlainTextResponse("OK")
+deploy_done = environment_report(deployment.finish_install, "machine %s: installer finished: %s")
+deploy_booted = environment_report(deployment.booted, "machine %s: booted from its disk: %s")
 
 
 async def erase_config(request: Request) -> Response:
@@ -256,14 +256,7 @@ async def erase_done(request: Request) -> Response:
     return PlainTextResponse("OK")
 
 
-async def rescue_booted(request: Request) -> Response:
-    await authenticated_first(request)
-    body = await read_json(request, DEPLOY_REPORT_BODY)
-    async with tx(request) as conn:
-        machine = await machine_for(request, conn)
-        await rescue.booted(conn, machine, body)
-    log.info("machine %s: rescue environment reported: %s", machine["system_id"], body.get("result"))
-    return PlainTextResponse("OK")
+rescue_booted = environment_report(rescue.booted, "machine %s: rescue environment reported: %s")
 
 
 def metadata_routes() -> list[BaseRoute]:

@@ -136,6 +136,18 @@ async def set_status(
     await events.status_changed(conn, machine, machine["status"], new, LABELS, description, status_event)
 
 
+async def set_timed_status(conn: AsyncConnection, machine: Row, new: int, timeout: timedelta, **values: Any) -> None:
+    """A status with a deadline (`expire` ends it when the machine never reports)."""
+    await set_status(
+        conn,
+        machine,
+        new,
+        status_timeout=int(timeout.total_seconds()),
+        status_expires=datetime.now(UTC) + timeout,
+        **values,
+    )
+
+
 async def _fresh_token(conn: AsyncConnection, node_id: int) -> None:
     await conn.execute(delete(node_tokens).where(node_tokens.c.node_id == node_id))
     await commissioning.token_for(conn, node_id)
@@ -170,7 +182,7 @@ async def start_deployment(conn: AsyncConnection, system_id: str, actor: User, o
     await events.record(
         conn, machine, "REQUEST_NODE_START_DEPLOYMENT", options.comment, action="start", username=actor.username
     )
-    await set_status(
+    await set_timed_status(
         conn,
         machine,
         Status.DEPLOYING,
@@ -179,8 +191,7 @@ async def start_deployment(conn: AsyncConnection, system_id: str, actor: User, o
         netboot=True,
         hwe_kernel=options.hwe_kernel or None,
         error_description="",
-        status_timeout=seconds,
-        status_expires=datetime.now(UTC) + timedelta(seconds=seconds),
+        timeout=timedelta(seconds=seconds),
     )
     return await machines.get_machine(conn, system_id)
 
@@ -251,13 +262,12 @@ async def start_release(conn: AsyncConnection, machine: Row, actor: User, mode: 
     if machine["status"] not in RELEASABLE:
         raise Conflict(f"Machine cannot be released in its current state ('{LABELS.get(machine['status'])}').")
     await events.record(conn, machine, "REQUEST_NODE_RELEASE", comment, action="release", username=actor.username)
-    await set_status(
+    await set_timed_status(
         conn,
         machine,
         Status.RELEASING,
         erase_mode=mode,
-        status_timeout=int(RELEASE_TIMEOUT.total_seconds()),
-        status_expires=datetime.now(UTC) + RELEASE_TIMEOUT,
+        timeout=RELEASE_TIMEOUT,
     )
     return True
 
@@ -277,15 +287,14 @@ async def start_erasing(conn: AsyncConnection, machine: Row, actor: User, mode: 
     await _fresh_token(conn, machine["id"])
     await enrolment.forget(conn, machine["id"])
     await script_results.start_set(conn, machine["id"], script_results.RELEASE)
-    await set_status(
+    await set_timed_status(
         conn,
         machine,
         Status.DISK_ERASING,
         erase_mode=mode,
         netboot=True,
         error_description="",
-        status_timeout=seconds,
-        status_expires=datetime.now(UTC) + timedelta(seconds=seconds),
+        timeout=timedelta(seconds=seconds),
     )
     return True
 
@@ -299,12 +308,11 @@ async def erased(conn: AsyncConnection, system_id: str) -> Row | None:
         return None
     await end_run(conn, machine)
     await events.record(conn, machine, "NODE_DISKS_ERASED")
-    await set_status(
+    await set_timed_status(
         conn,
         machine,
         Status.RELEASING,
-        status_timeout=int(RELEASE_TIMEOUT.total_seconds()),
-        status_expires=datetime.now(UTC) + RELEASE_TIMEOUT,
+        timeout=RELEASE_TIMEOUT,
     )
     return machine
 

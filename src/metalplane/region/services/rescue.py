@@ -17,7 +17,7 @@ status back).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete
@@ -50,14 +50,13 @@ async def start(conn: AsyncConnection, system_id: str, actor: User) -> Row:
     await conn.execute(delete(node_tokens).where(node_tokens.c.node_id == machine["id"]))
     await commissioning.token_for(conn, machine["id"])
     await enrolment.forget(conn, machine["id"])
-    await lifecycle.set_status(
+    await lifecycle.set_timed_status(
         conn,
         machine,
         Status.ENTERING_RESCUE_MODE,
         previous_status=previous,
         error_description="",
-        status_timeout=seconds,
-        status_expires=datetime.now(UTC) + timedelta(seconds=seconds),
+        timeout=timedelta(seconds=seconds),
     )
     return machine
 
@@ -110,13 +109,12 @@ async def leave(work: Work, rpc_server: Any, system_id: str, actor: User) -> mac
         await events.record(
             conn, machine, "REQUEST_NODE_STOP_RESCUE_MODE", action="stop rescue mode", username=actor.username
         )
-        await lifecycle.set_status(
+        await lifecycle.set_timed_status(
             conn,
             machine,
             Status.EXITING_RESCUE_MODE,
             previous_status=previous,
-            status_timeout=int(timeout.total_seconds()),
-            status_expires=datetime.now(UTC) + timeout,
+            timeout=timeout,
         )
     if machine["bmc_id"] is not None:
         try:
