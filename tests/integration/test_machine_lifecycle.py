@@ -1,5 +1,6 @@
 """The machine lifecycle past Ready against a real region: allocate, deploy (driven through the
-installer's metadata endpoints to Deployed and to Failed deployment), release, abort,
+installer's metadata endpoints to Deployed and to Failed deployment), release, release with
+disk erasing and rescue mode (driven through the ephemeral environment's endpoints), abort,
 mark_broken/mark_fixed, lock/unlock, set_owner_data, the bulk ops, timeouts and each 409.
 
 Machines have manual power (no BMC: nothing to call); test_machine_lifecycle_power.py has a BMC.
@@ -15,6 +16,7 @@ import shutil
 import tarfile
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -274,7 +276,7 @@ def test_deploy_drives_deploying_to_deployed_through_the_installers_endpoints(li
     assert api.post(f"machines/{sid}/", op="release").status_code == 403
     assert api.post(f"machines/{sid}/", op="unlock").json()["locked"] is False
     assert api.post(f"machines/{sid}/", op="unlock").text == "Machine is not locked"
-    released = api.post(f"machines/{sid}/", op="release", erase="true", quick_erase="true")
+    released = api.post(f"machines/{sid}/", op="release")
     assert released.status_code == 200, released.text
     body = released.json()
     assert (body["status_name"], body["owner"], body["osystem"], body["netboot"]) == ("Ready", None, "", True)
@@ -480,3 +482,143 @@ def test_python_libmaas_allocates_deploys_and_releases(life_region, ready):
     finally:
         asyncio.set_event_loop(None)
         loop.close()
+
+
+# -- disk erasing, rescue mode: the ephemeral environment's endpoints -------------------------------
+
+
+def enrolled_token(region: RunningRegion, mac: str, mode: str) -> str:
+    """Boot the machine as a rack would ask for it: the ephemeral image in `mode`; enrol."""
+    answer = boot_answer(region, mac)
+    assert answer.purpose == mode and f"mp_mode={mode}" in answer.params, answer
+    with metadata(region, None) as meta:
+        enrolled = meta.post("enrol", headers={"Authorization": f"Enrol {enrol_credential(answer)}"})
+        assert enrolled.status_code == 200, enrolled.text
+        return enrolled.text
+
+
+def release_set(api, sid: str) -> dict:
+    sets = api.get(f"nodes/{sid}/results/", type="release").json()
+    assert len(sets) == 1, sets
+    return api.get(f"nodes/{sid}/results/{sets[0]['id']}/", include_output="1").json()
+
+
+def test_release_with_erase_wipes_through_the_ephemeral_environment_then_ready(life_region, api, ready):
+    m = ready()
+    sid, mac = m["system_id"], m["boot_interface"]["mac_address"]
+    assert api.post("machines/", op="allocate", system_id=sid).status_code == 200
+    erasing = api.post(f"machines/{sid}/", op="release", erase="true", quick_erase="true", comment="wipe it")
+    assert erasing.status_code == 200, erasing.text
+    assert (erasing.json()["status_name"], erasing.json()["status"]) == ("Disk erasing", 14)
+    assert "mp_after=poweroff" in boot_answer(life_region, mac).params
+    token = enrolled_token(life_region, mac, "erase")
+    output = b"disks to be wiped (secure-quick): vda\nvda: successfully wiped (quick).\n"
+    with metadata(life_region, token) as meta:
+        config = meta.get("erase/config")
+        assert config.json() == {"system_id": sid, "mode": "secure-quick"}  # secure erase is on by default
+        assert meta.get("deploy/config").status_code == 400  # not deploying
+        assert meta.post("erase/output?exit_status=0&runtime=3", content=output).status_code == 200
+        assert meta.post("erase/done", json={"result": "ok"}).status_code == 200
+        assert meta.get("erase/config").status_code == 401  # released: the token went with it
+    shown = api.get(f"machines/{sid}/").json()
+    assert (shown["status_name"], shown["owner"]) == ("Ready", None)
+    assert boot_answer(life_region, mac).purpose == "local"
+    kinds = {(e["type"], e["description"]) for e in events_of(api, sid)}
+    assert {("User erasing disk", "wipe it"), ("Disks erased", ""), ("Released", "")} <= kinds
+    result = release_set(api, sid)["results"][0]
+    assert (result["name"], result["exit_status"]) == ("wipe-disks", 0)
+    assert base64.b64decode(result["output"]) == output
+
+
+def test_a_failed_wipe_ends_in_failed_disk_erasing_with_its_output(life_region, api, ready):
+    m = ready()
+    sid, mac = m["system_id"], m["boot_interface"]["mac_address"]
+    assert api.post("machines/", op="allocate", system_id=sid).status_code == 200
+    erasing = api.post(f"machines/{sid}/", op="release", erase="true", secure_erase="false", quick_erase="false")
+    assert erasing.json()["status_name"] == "Disk erasing"
+    output = b"vda: failed to be wiped (full).\nfailed: vda\n"
+    with metadata(life_region, enrolled_token(life_region, mac, "erase")) as meta:
+        assert meta.get("erase/config").json()["mode"] == "full"
+        assert meta.post("erase/done", json={"result": "maybe"}).status_code == 400
+        assert meta.post("erase/output?exit_status=1&runtime=9", content=output).status_code == 200
+        assert meta.post("erase/done", json={"result": "failed", "message": "failed: vda"}).status_code == 200
+    failed = api.get(f"machines/{sid}/").json()
+    assert (failed["status_name"], failed["status"]) == ("Failed disk erasing", 15)
+    assert failed["error_description"] == "Failed to erase disks. failed: vda"
+    result = release_set(api, sid)["results"][0]
+    assert base64.b64decode(result["output"]) == output and result["exit_status"] == 1
+    assert api.post(f"machines/{sid}/", op="release").json()["status_name"] == "Ready"
+
+
+def test_abort_during_disk_erasing_fails_it_with_the_event(api, ready):
+    m = ready()
+    sid = m["system_id"]
+    assert api.post("machines/", op="allocate", system_id=sid).status_code == 200
+    assert api.post(f"machines/{sid}/", op="release", erase="true").json()["status_name"] == "Disk erasing"
+    aborted = api.post(f"machines/{sid}/", op="abort", comment="wrong machine")
+    assert aborted.status_code == 200, aborted.text
+    assert aborted.json()["status_name"] == "Failed disk erasing"
+    kinds = {(e["type"], e["description"]) for e in events_of(api, sid)}
+    assert ("User aborting disk erase", "wrong machine") in kinds and ("Aborted disk erasing", "") in kinds
+
+
+def test_disk_erasing_times_out_into_failed_disk_erasing(life_region, api, ready):
+    m = ready()
+    sid = m["system_id"]
+    assert api.post("machines/", op="allocate", system_id=sid).status_code == 200
+    assert api.post(f"machines/{sid}/", op="release", erase="true").json()["status_name"] == "Disk erasing"
+
+    async def past_deadline(conn) -> None:  # node_timeout is in minutes: move the deadline instead
+        await conn.execute(
+            nodes.update().where(nodes.c.system_id == sid).values(status_expires=nodes.c.updated - timedelta(seconds=1))
+        )
+
+    run_db(life_region.config, past_deadline)
+    wait_until(
+        lambda: api.get(f"machines/{sid}/").json()["status_name"] == "Failed disk erasing", 30, 0.5, "the timeout"
+    )
+    assert (
+        api.get(f"machines/{sid}/")
+        .json()["error_description"]
+        .startswith("Node operation 'Disk erasing' timed out after ")
+    )
+
+
+def test_rescue_mode_enters_when_the_environment_reports_and_exits_to_the_status_before(life_region, api, ready):
+    m = ready()
+    sid, mac = m["system_id"], m["boot_interface"]["mac_address"]
+    assert api.post("machines/", op="allocate", system_id=sid).status_code == 200
+    entering = api.post(f"machines/{sid}/", op="rescue_mode")
+    assert entering.status_code == 200, entering.text
+    assert (entering.json()["status_name"], entering.json()["status"]) == ("Entering rescue mode", 17)
+    with metadata(life_region, enrolled_token(life_region, mac, "rescue")) as meta:
+        assert meta.post("rescue/booted", json={"result": "ok"}).status_code == 200
+        assert api.get(f"machines/{sid}/").json()["status_name"] == "Rescue mode"
+        assert meta.post("rescue/booted", json={"result": "ok"}).status_code == 200  # again: nothing
+    assert boot_answer(life_region, mac).purpose == "rescue"
+    exited = api.post(f"machines/{sid}/", op="exit_rescue_mode")
+    assert exited.status_code == 200, exited.text
+    assert (exited.json()["status_name"], exited.json()["owner"]) == ("Allocated", "admin")
+    types = [e["type"] for e in events_of(api, sid)]
+    assert {"User starting rescue mode", "Entering rescue mode", "Rescue mode", "User stopping rescue mode"} <= set(
+        types
+    )
+    assert "Exited rescue mode" in types
+    refused = api.post(f"machines/{sid}/", op="exit_rescue_mode")
+    assert (refused.status_code, refused.text) == (409, "Invalid transition: Allocated -> Exiting rescue mode.")
+
+
+def test_a_rescue_environment_that_fails_ends_in_failed_to_enter_rescue_mode(life_region, api, ready):
+    m = ready()
+    sid, mac = m["system_id"], m["boot_interface"]["mac_address"]
+    assert api.post(f"machines/{sid}/", op="rescue_mode").json()["status_name"] == "Entering rescue mode"
+    with metadata(life_region, enrolled_token(life_region, mac, "rescue")) as meta:
+        assert meta.post("erase/config").status_code == 405
+        assert meta.get("erase/config").status_code == 400  # not erasing
+        assert meta.post("rescue/booted", json={"result": "failed", "message": "no disk"}).status_code == 200
+    failed = api.get(f"machines/{sid}/").json()
+    assert (failed["status_name"], failed["error_description"]) == (
+        "Failed to enter rescue mode",
+        "Failed to enter rescue mode. no disk",
+    )
+    assert api.post(f"machines/{sid}/", op="exit_rescue_mode").json()["status_name"] == "Ready"

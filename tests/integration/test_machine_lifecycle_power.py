@@ -1,5 +1,7 @@
 """Deploy and release through a real BMC: a region, a rack (loopback services) and an emulated
-Redfish BMC. Deploy powers the machine on; release powers it off and leaves it Ready; a BMC that
+Redfish BMC. Deploy powers the machine on; release powers it off and leaves it Ready; release with
+erase powers it on for the wipe and off when the wipe is done; rescue mode powers it on and its
+exit off; a BMC that
 cannot be reached ends the deploy in Failed deployment and the release in Releasing failed,
 each with the BMC's reason."""
 
@@ -13,7 +15,7 @@ from metalplane.embedded.init import run_db
 from metalplane.region.services import cluster
 from tests.integration.test_api_nodes import FACTS, commission_with
 from tests.integration.test_cli_ops import loopback_rack_dir, racks, stop_data_dir
-from tests.integration.test_machine_lifecycle import import_test_images
+from tests.integration.test_machine_lifecycle import import_test_images, metadata, token_of
 from tests.support.bmc_redfish import HttpBmc, HttpBmcEmulator
 from tests.support.processes import wait_until
 
@@ -70,6 +72,21 @@ def test_deploy_and_release_power_the_machine_through_its_bmc(region, workdir):
             assert released.status_code == 200, released.text
             assert (released.json()["status_name"], released.json()["owner"]) == ("Ready", None)
             assert redfish.power_state("rf") == "Off"
+            # release erase=true: powered on to PXE-boot the wipe; its done report -> off, Ready.
+            assert api.post("machines/", op="allocate", system_id=sid).status_code == 200
+            erasing = api.post(f"machines/{sid}/", op="release", erase="true", quick_erase="true")
+            assert erasing.json()["status_name"] == "Disk erasing", erasing.text
+            assert redfish.power_state("rf") == "On"
+            with metadata(region, token_of(region, sid)) as meta:
+                assert meta.post("erase/done", json={"result": "ok"}).status_code == 200
+            assert (api.get(f"machines/{sid}/").json()["status_name"], redfish.power_state("rf")) == ("Ready", "Off")
+            # rescue mode: powered on; the environment reports; exit powers a Ready machine off.
+            assert api.post(f"machines/{sid}/", op="rescue_mode").json()["status_name"] == "Entering rescue mode"
+            assert redfish.power_state("rf") == "On"
+            with metadata(region, token_of(region, sid)) as meta:
+                assert meta.post("rescue/booted", json={"result": "ok"}).status_code == 200
+            exited = api.post(f"machines/{sid}/", op="exit_rescue_mode")
+            assert (exited.json()["status_name"], redfish.power_state("rf")) == ("Ready", "Off")
             redfish.stop()  # the BMC goes away
             failed = api.post(f"machines/{sid}/", op="deploy")
             assert failed.status_code == 503

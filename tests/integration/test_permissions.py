@@ -41,6 +41,8 @@ ACTIONS = {
     "lock": ("POST", "lock"),
     "unlock": ("POST", "unlock"),
     "set_owner_data": ("POST", "set_owner_data"),
+    "rescue_mode": ("POST", "rescue_mode"),
+    "exit_rescue_mode": ("POST", "exit_rescue_mode"),
 }
 
 # Callers. "owner"/"other"/"admin" act on a machine owned by the user "owner";
@@ -67,9 +69,12 @@ TABLE: dict[str, dict[str, tuple[int, int | None]]] = {
     "lock": dict(zip(ROLES, [(409, 409), (409, 409), (403, 403), (401, 401), (409, 409), (409, 409)])),
     "unlock": dict(zip(ROLES, [(409, 409), (409, 409), (403, 403), (401, 401), (409, 409), (409, 409)])),
     "set_owner_data": dict(zip(ROLES, [(403, 403), (200, 200), (403, 403), (401, 401), (200, 409), (200, 409)])),
+    # Rescue mode: admins (MAAS asks NodePermission.admin); a New machine may enter it, not exit it.
+    "rescue_mode": dict(zip(ROLES, [(200, 200), (403, 403), (403, 403), (401, 401), (403, 403), (200, 200)])),
+    "exit_rescue_mode": dict(zip(ROLES, [(409, 409), (403, 403), (403, 403), (401, 401), (403, 403), (409, 409)])),
 }
 # What a machine's status is after an action that was allowed (others leave it New).
-STATUS_AFTER = {"commission": "Commissioning", "mark_broken": "Broken"}
+STATUS_AFTER = {"commission": "Commissioning", "mark_broken": "Broken", "rescue_mode": "Entering rescue mode"}
 
 # Where metalplane answers otherwise than MAAS, and why (docs/security.md, "API").
 DEVIATIONS = {

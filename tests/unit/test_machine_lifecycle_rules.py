@@ -10,7 +10,16 @@ from itertools import pairwise
 import pytest
 
 from metalplane.region.errors import Conflict, Invalid, PermissionDenied
-from metalplane.region.services import allocation, boot, deployment, interface_constraints, lifecycle
+from metalplane.region.services import (
+    allocation,
+    boot,
+    deployment,
+    erasing,
+    interface_constraints,
+    lifecycle,
+    node_status,
+    rescue,
+)
 from metalplane.region.services import permissions as perms
 from metalplane.region.services.node_status import (
     LABELS,
@@ -102,7 +111,8 @@ def test_erase_mode_from_flags_and_settings():
         "disk_erase_with_secure_erase": True,
     }
     assert lifecycle.erase_mode(None, None, None, off) is None
-    assert lifecycle.erase_mode(True, True, None, off) == "quick"
+    assert lifecycle.erase_mode(True, True, None, off) == "secure-quick"  # secure where the disk has it
+    assert lifecycle.erase_mode(True, True, False, off) == "quick"
     assert lifecycle.erase_mode(True, None, None, off) == "secure"
     assert lifecycle.erase_mode(True, False, False, off) == "full"
     assert lifecycle.erase_mode(None, None, None, {**off, "enable_disk_erasing_on_release": True}) == "secure"
@@ -176,3 +186,35 @@ def test_the_release_to_deploy_comes_from_the_request_the_images_or_the_defaults
     assert lifecycle.release_to_deploy(images, None, "debian/trixie", "ubuntu", "noble") == ("debian", "trixie")
     assert lifecycle.release_to_deploy(images, "centos", "bookworm", "ubuntu", "noble") == ("centos", "bookworm")
     assert lifecycle.release_to_deploy(images, None, "jammy", "ubuntu", "noble") == ("ubuntu", "jammy")
+
+
+def test_the_ephemeral_modes_of_erasing_and_rescue_mode():
+    assert boot.purpose_for(Status.DISK_ERASING) == "erase"
+    assert boot.purpose_for(Status.ENTERING_RESCUE_MODE) == boot.purpose_for(Status.RESCUE_MODE) == "rescue"
+    assert boot.purpose_for(Status.EXITING_RESCUE_MODE) == "local"
+    assert boot.purpose_for(Status.FAILED_DISK_ERASING) == "local"
+    assert "mp_after=poweroff" in boot.kernel_params("erase", "http://r/", "c", "52:54:00:00:00:01")
+
+
+def test_rescue_mode_returns_to_the_status_before_with_maas_power_action():
+    assert node_status.rescue_previous(Status.DEPLOYED, None) == Status.DEPLOYED  # entering from Deployed
+    assert node_status.rescue_previous(Status.RESCUE_MODE, Status.DEPLOYED) == Status.DEPLOYED
+    assert (
+        node_status.rescue_previous(Status.FAILED_ENTERING_RESCUE_MODE, Status.ALLOCATED) == Status.ALLOCATED
+    )  # a retry
+    assert node_status.rescue_previous(Status.RESCUE_MODE, None) == Status.READY
+    assert node_status.exit_rescue_power(Status.DEPLOYED) == "cycle"
+    assert node_status.exit_rescue_power(Status.READY) == node_status.exit_rescue_power(Status.BROKEN) == "off"
+
+
+def test_erase_and_rescue_reports_are_checked():
+    assert erasing.done_outcome({"result": "ok"}) == (True, "")
+    assert erasing.done_outcome({"result": "failed", "message": "vda"}) == (False, "Failed to erase disks. vda")
+    with pytest.raises(Invalid):
+        erasing.done_outcome({"result": "done"})
+    with pytest.raises(Invalid):
+        rescue.booted_outcome({"result": "ok", "message": 3})
+    assert erasing.config_for({"status": Status.DISK_ERASING, "system_id": "x", "erase_mode": None}) == {
+        "system_id": "x",
+        "mode": "full",
+    }

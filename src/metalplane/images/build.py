@@ -290,6 +290,7 @@ def initramfs(
     add(cpio.file("init", _asset("init.sh"), 0o755))
     add(cpio.file("etc/metalplane/udhcpc.sh", _asset("udhcpc.sh"), 0o755))
     add(cpio.file("etc/metalplane/install.sh", _asset("install.sh"), 0o644))
+    add(cpio.file("etc/metalplane/erase.sh", _asset("erase.sh"), 0o644))
     for member in tools.members.values() if tools else ():
         if member.link is not None:
             add(cpio.symlink(member.path, member.link))

@@ -205,7 +205,7 @@ class Supervisor:
                     for system_id in await commissioning.expire(conn):
                         log.warning("machine %s failed commissioning: timed out", system_id)
                     for system_id in await lifecycle.expire(conn):
-                        log.warning("machine %s timed out deploying or releasing", system_id)
+                        log.warning("machine %s timed out (deploying, releasing, erasing or rescue mode)", system_id)
                     # Safety net for BMC ownership (racks vanishing without a clean close).
                     if await bmcs.needs_reassignment(conn):
                         await bmcs.reassign(conn, self.config.balance_threshold)

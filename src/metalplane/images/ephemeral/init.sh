@@ -14,6 +14,7 @@
 #                      configs never carry it)
 #   mp_mode=MODE       enlist | commission | deploy (install.sh: partition the disk, write
 #                      the root image, install GRUB; then mp_after=reboot boots the disk)
+#                      | erase (erase.sh: wipe every disk) | rescue (erase.sh: report, stay up)
 #   mp_after=ACTION    poweroff (default) | reboot | shell (debugging: a shell on the console)
 #   mp_boot_method=M   how it booted, reported as is (e.g. pxe, ipxe, uefi-http);
 #                      default: "uefi" if /sys/firmware/efi exists, else "pxe"
@@ -69,7 +70,7 @@
 #                                          exited non-zero
 #
 #   deploy mode (enrol= or token= required; enrolled as commissioning is): see install.sh,
-#   sourced from $MP_ETC/install.sh.
+#   sourced from $MP_ETC/install.sh. erase and rescue modes: see erase.sh.
 #
 # Everything it does is also printed on the console as "metalplane: ..." lines.
 # With no network (no NIC, or no DHCP answer on any NIC) it says so, and why,
@@ -484,8 +485,8 @@ main() {
     case "$METADATA_URL" in ''|*/) ;; *) METADATA_URL="$METADATA_URL/" ;; esac
     say "mode=${MODE:-none} metadata_url=${METADATA_URL:-none} token=$([ -n "$TOKEN" ] && echo set || echo none) enrol=$([ -n "$ENROL" ] && echo set || echo none) after=$AFTER"
     case "$MODE" in
-        enlist|commission|deploy) ;;
-        *) say "no mp_mode=enlist|commission|deploy on the kernel command line: nothing to do"; finish 1 ;;
+        enlist|commission|deploy|erase|rescue) ;;
+        *) say "no mp_mode=enlist|commission|deploy|erase|rescue on the kernel command line: nothing to do"; finish 1 ;;
     esac
     if [ -z "$METADATA_URL" ]; then
         say "no metadata_url= on the kernel command line: cannot report"
@@ -499,6 +500,8 @@ main() {
         enlist) do_enlist ;;
         commission) do_commission ;;
         deploy) . "$MP_ETC/install.sh" && do_deploy ;;
+        erase) . "$MP_ETC/erase.sh" && do_erase ;;
+        rescue) . "$MP_ETC/erase.sh" && do_rescue ;;
     esac
     finish $?
 }

@@ -13,7 +13,8 @@ from metalplane.rpc.messages import BootConfig
 IMAGE_PATH = "images/by-sha256/"
 
 
-NETBOOT_PURPOSES = ("enlist", "commission", "deploy")  # the ephemeral image's modes (mp_mode=)
+# the ephemeral image's modes (mp_mode=)
+NETBOOT_PURPOSES = ("enlist", "commission", "deploy", "erase", "rescue")
 
 
 def netboots(answer: BootConfig) -> bool:

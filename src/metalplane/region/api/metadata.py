@@ -26,9 +26,9 @@ from starlette.routing import BaseRoute, Route
 
 from metalplane.region.api.errors import plain_text, status_of
 from metalplane.region.api.proxies import request_client
-from metalplane.region.db.transaction import transaction
+from metalplane.region.db.transaction import Work, transaction
 from metalplane.region.errors import Refused, RegionError, Unauthenticated
-from metalplane.region.services import commissioning, deployment, enrolment, reports
+from metalplane.region.services import commissioning, deployment, enrolment, erasing, lifecycle, reports, rescue
 
 log = logging.getLogger("metalplane.region.metadata")
 PREFIX = "/MAAS/metadata/"
@@ -201,34 +201,62 @@ async def deploy_events(request: Request) -> Response:
     return PlainTextResponse("OK")
 
 
-async def deploy_installation(request: Request) -> Response:
-    exit_status = reports.exit_status(request.query_params.get("exit_status"))
-    runtime = reports.runtime(request.query_params.get("runtime"))
-    await authenticated_first(request)
-    output = await read_body(request, INSTALL_LOG_BODY)
+def run_output(store: Callable[..., Awaitable[None]]) -> Callable[[Request], Awaitable[Response]]:
+    """A POST of a run's whole output (?exit_status=N&runtime=S, the output as the body)."""
+
+    async def receive(request: Request) -> Response:
+        exit_status = reports.exit_status(request.query_params.get("exit_status"))
+        runtime = reports.runtime(request.query_params.get("runtime"))
+        await authenticated_first(request)
+        output = await read_body(request, INSTALL_LOG_BODY)
+        async with tx(request) as conn:
+            await store(conn, await machine_for(request, conn), exit_status, runtime, output)
+        return PlainTextResponse("OK")
+
+    return receive
+
+
+def environment_report(step: Callable[[Any, Any, dict], Awaitable[Any]], said: str) -> Callable:
+    """The endpoint of one report of the ephemeral environment (or of a deployed machine's first
+    boot): authenticated, its JSON body given to `step` with the machine, logged as `said`."""
+
+    async def endpoint(request: Request) -> Response:
+        await authenticated_first(request)
+        body = await read_json(request, DEPLOY_REPORT_BODY)
+        async with tx(request) as conn:
+            machine = await machine_for(request, conn)
+            await step(conn, machine, body)
+        log.info(said, machine["system_id"], body.get("result"))
+        return PlainTextResponse("OK")
+
+    return endpoint
+
+
+deploy_done = environment_report(deployment.finish_install, "machine %s: installer finished: %s")
+deploy_booted = environment_report(deployment.booted, "machine %s: booted from its disk: %s")
+
+
+async def erase_config(request: Request) -> Response:
     async with tx(request) as conn:
-        await deployment.store_installation(conn, await machine_for(request, conn), exit_status, runtime, output)
-    return PlainTextResponse("OK")
+        return JSONResponse(erasing.config_for(await machine_for(request, conn)))
 
 
-async def deploy_done(request: Request) -> Response:
+async def erase_done(request: Request) -> Response:
+    """The wipe's outcome; done: the machine is powered off through its BMC and released."""
     await authenticated_first(request)
     body = await read_json(request, DEPLOY_REPORT_BODY)
     async with tx(request) as conn:
         machine = await machine_for(request, conn)
-        await deployment.finish_install(conn, machine, body)
-    log.info("machine %s: installer finished: %s", machine["system_id"], body.get("result"))
+        releasing = await erasing.finish(conn, machine, body)
+    log.info("machine %s: disk erasing finished: %s", machine["system_id"], body.get("result"))
+    if releasing is not None:
+        state = request.app.state
+        work = Work(state.db, getattr(state, "config", None))
+        await lifecycle.power_off_and_finish(work, getattr(state, "rpc", None), releasing)
     return PlainTextResponse("OK")
 
 
-async def deploy_booted(request: Request) -> Response:
-    await authenticated_first(request)
-    body = await read_json(request, DEPLOY_REPORT_BODY)
-    async with tx(request) as conn:
-        machine = await machine_for(request, conn)
-        await deployment.booted(conn, machine, body)
-    log.info("machine %s deployed: booted from its disk", machine["system_id"])
-    return PlainTextResponse("OK")
+rescue_booted = environment_report(rescue.booted, "machine %s: rescue environment reported: %s")
 
 
 def metadata_routes() -> list[BaseRoute]:
@@ -242,7 +270,11 @@ def metadata_routes() -> list[BaseRoute]:
         Route(PREFIX + "deploy/config", endpoint(deploy_config), methods=["GET"]),
         Route(PREFIX + "deploy/user-data", endpoint(deploy_user_data), methods=["GET"]),
         Route(PREFIX + "deploy/events", endpoint(deploy_events), methods=["POST"]),
-        Route(PREFIX + "deploy/installation", endpoint(deploy_installation), methods=["POST"]),
+        Route(PREFIX + "deploy/installation", endpoint(run_output(deployment.store_installation)), methods=["POST"]),
         Route(PREFIX + "deploy/done", endpoint(deploy_done), methods=["POST"]),
         Route(PREFIX + "deploy/booted", endpoint(deploy_booted), methods=["POST"]),
+        Route(PREFIX + "erase/config", endpoint(erase_config), methods=["GET"]),
+        Route(PREFIX + "erase/output", endpoint(run_output(erasing.store_output)), methods=["POST"]),
+        Route(PREFIX + "erase/done", endpoint(erase_done), methods=["POST"]),
+        Route(PREFIX + "rescue/booted", endpoint(rescue_booted), methods=["POST"]),
     ]

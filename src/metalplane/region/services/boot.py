@@ -1,9 +1,9 @@
 """What a PXE-booting machine should boot: the region's answer to the rack.
 
-Unknown MAC -> enlist (ephemeral image); commissioning, and deploying until the
-installer is done -> ephemeral image with an enrolment credential for the address
-that asked (services/enrolment.py), which the image exchanges for its metadata
-token; anything else (Deployed...) -> its local disk.
+Unknown MAC -> enlist (ephemeral image); commissioning, deploying until the
+installer is done, disk erasing and rescue mode -> ephemeral image with an enrolment
+credential for the address that asked (services/enrolment.py), which the image
+exchanges for its metadata token; anything else (Deployed...) -> its local disk.
 """
 
 from __future__ import annotations
@@ -20,7 +20,13 @@ from metalplane.region.services import boot_resources, commissioning, enrolment,
 from metalplane.region.services.node_status import Status
 
 log = logging.getLogger(__name__)
-ENLIST, COMMISSION, DEPLOY, LOCAL = "enlist", "commission", "deploy", "local"
+ENLIST, COMMISSION, DEPLOY, ERASE, RESCUE, LOCAL = "enlist", "commission", "deploy", "erase", "rescue", "local"
+# The statuses whose machine boots the ephemeral image, and in which mode.
+NETBOOT_MODES: dict[int, str] = {
+    Status.DISK_ERASING: ERASE,
+    Status.ENTERING_RESCUE_MODE: RESCUE,
+    Status.RESCUE_MODE: RESCUE,
+}
 # How long a config request from a machine's address waits for its DHCP lease to
 # reach the region (racks report leases within a second or so), polling.
 LEASE_WAIT = 5.0
@@ -34,7 +40,7 @@ def purpose_for(status: int | None, netboot: bool = True) -> str:
         return COMMISSION
     if status == Status.DEPLOYING and netboot:
         return DEPLOY
-    return LOCAL
+    return NETBOOT_MODES.get(status, LOCAL)
 
 
 def pick_image(manifest: dict[str, Any], architecture: str) -> dict[str, Any] | None:
@@ -105,12 +111,12 @@ async def _boot_config(
     if image is None:
         return {"purpose": LOCAL, "problem": "no ephemeral image is imported; see `metalplane images build-ephemeral`"}
     credential = None
-    if purpose in (COMMISSION, DEPLOY):
+    if purpose != ENLIST:
         assert machine is not None
         credential = await enrolment.credential_for(conn, machine, mac, client_ip)
-    if purpose == DEPLOY:
+    if purpose in (DEPLOY, ERASE, RESCUE):
         assert machine is not None
-        await lifecycle.renew_deadline(conn, machine["id"])  # it PXE-booted the installer: alive
+        await lifecycle.renew_deadline(conn, machine["id"])  # it PXE-booted the ephemeral image: alive
     return {
         "purpose": purpose,
         "kernel": image["files"]["boot-kernel"]["sha256"],

@@ -187,11 +187,9 @@ async def store_installation(
 ) -> None:
     """The installer's whole output: the installation result (MAAS's /tmp/install.log)."""
     require_deploying(machine)
-    set_id = await results_service.current_set_id(conn, machine["id"], results_service.INSTALLATION)
-    if set_id is None:
-        set_id = await results_service.start_set(conn, machine["id"], results_service.INSTALLATION)
-    text = output[-MAX_OUTPUT:].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-    await results_service.add_result(conn, machine["id"], set_id, INSTALL_LOG, exit_status, runtime, text)
+    await results_service.store_output(
+        conn, machine["id"], results_service.INSTALLATION, INSTALL_LOG, exit_status, runtime, output, MAX_OUTPUT
+    )
 
 
 def done_outcome(body: Row) -> tuple[bool, str]:

@@ -48,7 +48,7 @@ from metalplane.hostport import peer_ip
 from metalplane.region.db.tables import dhcp_leases, node_enrolments, node_tokens, nodes, subnets, vlans
 from metalplane.region.errors import PermissionDenied, Refused, Unauthenticated
 from metalplane.region.services import machines
-from metalplane.region.services.node_status import Status
+from metalplane.region.services.node_status import ENROLLING
 
 ENROL_TTL = timedelta(minutes=15)
 Address = IPv4Address | IPv6Address
@@ -199,8 +199,8 @@ async def exchange(conn: AsyncConnection, secret: str, client_ip: str | None) ->
     if bound is not None and requester != bound:
         raise PermissionDenied(f"This enrolment credential was given to another address than {requester}.")
     machine = await machines.get_machine(conn, row.system_id)
-    if machine["status"] not in (machines.COMMISSIONING, Status.DEPLOYING):  # the installer enrols too
-        raise Refused(f"Machine {machine['hostname']} is not commissioning or deploying.")
+    if machine["status"] not in ENROLLING:  # commissioning, the installer, the wipe, rescue mode
+        raise Refused(f"Machine {machine['hostname']} is not running the ephemeral environment.")
     await conn.execute(
         update(node_enrolments)
         .where(node_enrolments.c.node_id == row.node_id)

@@ -41,10 +41,12 @@ from metalplane.region.services import (
 )
 from metalplane.region.services.node_status import (
     ABORTED_TO,
+    ERASE_FAILED,
     FAILED_STATUS_OF,
     LABELS,
     RELEASABLE,
     RELEASE_NOOP,
+    TIMED,
     Status,
     require_transition,
     timed_out_message,
@@ -117,7 +119,7 @@ def release_to_deploy(
     return osystem or default_os, series or default_series
 
 
-async def _machine(conn: AsyncConnection, system_id: str, actor: User, action: str) -> Row:
+async def acting_on(conn: AsyncConnection, system_id: str, actor: User, action: str) -> Row:
     machine = await machines.get_machine(conn, system_id, lock=True)  # MAAS: 403, not 404, for others'
     permissions.require(actor, action, machine)
     return machine
@@ -134,6 +136,18 @@ async def set_status(
     await events.status_changed(conn, machine, machine["status"], new, LABELS, description, status_event)
 
 
+async def set_timed_status(conn: AsyncConnection, machine: Row, new: int, timeout: timedelta, **values: Any) -> None:
+    """A status with a deadline (`expire` ends it when the machine never reports)."""
+    await set_status(
+        conn,
+        machine,
+        new,
+        status_timeout=int(timeout.total_seconds()),
+        status_expires=datetime.now(UTC) + timeout,
+        **values,
+    )
+
+
 async def _fresh_token(conn: AsyncConnection, node_id: int) -> None:
     await conn.execute(delete(node_tokens).where(node_tokens.c.node_id == node_id))
     await commissioning.token_for(conn, node_id)
@@ -144,7 +158,7 @@ async def _fresh_token(conn: AsyncConnection, node_id: int) -> None:
 
 async def start_deployment(conn: AsyncConnection, system_id: str, actor: User, options: DeployOptions) -> Row:
     """Allocated (or Ready, taken first) -> Deploying, with its image, user_data, token and deadline."""
-    machine = await _machine(conn, system_id, actor, "deploy")
+    machine = await acting_on(conn, system_id, actor, "deploy")
     if machine["status"] == Status.READY:
         machine = await allocation.take(conn, machine, actor, options.agent_name, options.comment)
     if machine["status"] != Status.ALLOCATED:
@@ -168,7 +182,7 @@ async def start_deployment(conn: AsyncConnection, system_id: str, actor: User, o
     await events.record(
         conn, machine, "REQUEST_NODE_START_DEPLOYMENT", options.comment, action="start", username=actor.username
     )
-    await set_status(
+    await set_timed_status(
         conn,
         machine,
         Status.DEPLOYING,
@@ -177,8 +191,7 @@ async def start_deployment(conn: AsyncConnection, system_id: str, actor: User, o
         netboot=True,
         hwe_kernel=options.hwe_kernel or None,
         error_description="",
-        status_timeout=seconds,
-        status_expires=datetime.now(UTC) + timedelta(seconds=seconds),
+        timeout=timedelta(seconds=seconds),
     )
     return await machines.get_machine(conn, system_id)
 
@@ -206,23 +219,35 @@ async def fail(conn: AsyncConnection, system_id: str, expected: int, message: st
     if machine["status"] != expected:
         return False
     await set_status(conn, machine, FAILED_STATUS_OF[expected], message, status_expires=None, error_description=message)
-    if expected == Status.DEPLOYING:
-        await script_results.end_set(
-            conn, await script_results.current_set_id(conn, machine["id"], script_results.INSTALLATION)
-        )
+    await end_run(conn, machine)
     return True
+
+
+# The script set each timed run of the ephemeral environment writes its output to.
+RUN_RESULTS = {Status.DEPLOYING: script_results.INSTALLATION, Status.DISK_ERASING: script_results.RELEASE}
+
+
+async def end_run(conn: AsyncConnection, machine: Row) -> None:
+    """The run `machine` was in (its status before this change) is over: its script set ends."""
+    result_type = RUN_RESULTS.get(machine["status"])
+    if result_type is not None:
+        await script_results.end_set(conn, await script_results.current_set_id(conn, machine["id"], result_type))
 
 
 # -- release -----------------------------------------------------------------------------------------
 
 
 def erase_mode(erase: bool | None, quick: bool | None, secure: bool | None, defaults: dict[str, bool]) -> str | None:
-    """None (no wipe), "quick", "secure" or "full", as MAAS picks it from the flags and settings."""
+    """None (no wipe), "secure-quick", "secure", "quick" or "full", as MAAS picks it from the
+    flags and settings: secure erase where a disk has it, else the quick wipe when quick
+    was asked too, else the whole disk zeroed (MAAS's wipe-disks)."""
     if not (erase or defaults["enable_disk_erasing_on_release"]):
         return None
     quick = defaults["disk_erase_with_quick_erase"] if quick is None else quick
     secure = defaults["disk_erase_with_secure_erase"] if secure is None else secure
-    return "quick" if quick else "secure" if secure else "full"
+    if secure:
+        return "secure-quick" if quick else "secure"
+    return "quick" if quick else "full"
 
 
 async def _erase_defaults(conn: AsyncConnection) -> dict[str, bool]:
@@ -237,15 +262,59 @@ async def start_release(conn: AsyncConnection, machine: Row, actor: User, mode: 
     if machine["status"] not in RELEASABLE:
         raise Conflict(f"Machine cannot be released in its current state ('{LABELS.get(machine['status'])}').")
     await events.record(conn, machine, "REQUEST_NODE_RELEASE", comment, action="release", username=actor.username)
-    await set_status(
+    await set_timed_status(
         conn,
         machine,
         Status.RELEASING,
         erase_mode=mode,
-        status_timeout=int(RELEASE_TIMEOUT.total_seconds()),
-        status_expires=datetime.now(UTC) + RELEASE_TIMEOUT,
+        timeout=RELEASE_TIMEOUT,
     )
     return True
+
+
+async def start_erasing(conn: AsyncConnection, machine: Row, actor: User, mode: str, comment: str) -> bool:
+    """Into Disk erasing (MAAS's release with only its wipe-disks script): a fresh token, a
+    release script set for the wipe's output, the deadline; the next PXE boot runs the wipe.
+    False: already Ready or Releasing, nothing to do (as a release without erase)."""
+    if machine["status"] in RELEASE_NOOP:
+        return False
+    if machine["status"] not in RELEASABLE:
+        raise Conflict(f"Machine cannot be released in its current state ('{LABELS.get(machine['status'])}').")
+    await events.record(
+        conn, machine, "REQUEST_NODE_ERASE_DISK", comment, action="start disk erasing", username=actor.username
+    )
+    seconds = 60 * await settings.get_setting(conn, "node_timeout")
+    await _fresh_token(conn, machine["id"])
+    await enrolment.forget(conn, machine["id"])
+    await script_results.start_set(conn, machine["id"], script_results.RELEASE)
+    await set_timed_status(
+        conn,
+        machine,
+        Status.DISK_ERASING,
+        erase_mode=mode,
+        netboot=True,
+        error_description="",
+        timeout=timedelta(seconds=seconds),
+    )
+    return True
+
+
+async def erased(conn: AsyncConnection, system_id: str) -> Row | None:
+    """The wipe is done: Disk erasing -> Releasing (MAAS releases the machine once its
+    ephemeral environment has finished); the caller powers it off and finishes the release.
+    None when the machine has moved on meanwhile."""
+    machine = await machines.get_machine(conn, system_id, lock=True)
+    if machine["status"] != Status.DISK_ERASING:
+        return None
+    await end_run(conn, machine)
+    await events.record(conn, machine, "NODE_DISKS_ERASED")
+    await set_timed_status(
+        conn,
+        machine,
+        Status.RELEASING,
+        timeout=RELEASE_TIMEOUT,
+    )
+    return machine
 
 
 async def finish_release(conn: AsyncConnection, system_id: str) -> None:
@@ -274,7 +343,7 @@ async def finish_release(conn: AsyncConnection, system_id: str) -> None:
     )
 
 
-async def _power_off_and_finish(work: Work, rpc_server: Any, machine: Row) -> None:
+async def power_off_and_finish(work: Work, rpc_server: Any, machine: Row) -> None:
     if machine["bmc_id"] is not None:
         try:
             await power.run(work, rpc_server, machine["system_id"], "off")
@@ -303,16 +372,36 @@ async def release(
 ) -> machines.Machines:
     """`machine release`: power off through the BMC, then Ready with the owner dropped.
 
-    The wipe `erase` asks for is recorded (erase_mode, the event) and not carried out:
-    metalplane's ephemeral image has no erase mode yet (docs/boot.md)."""
+    With `erase` (or enable_disk_erasing_on_release): Disk erasing first, the machine
+    PXE-boots the ephemeral environment's wipe (services/erasing.py has its reports), and
+    is released when the wipe reports it is done (docs/boot.md, "Disk erasing")."""
     async with work.tx() as conn:
-        machine = await _machine(conn, system_id, actor, "release")
+        machine = await acting_on(conn, system_id, actor, "release")
         mode = erase_mode(erase, quick_erase, secure_erase, await _erase_defaults(conn))
-        started = await start_release(conn, machine, actor, mode, comment)
-    if started:
-        await _power_off_and_finish(work, rpc_server, machine)
+        started = mode is None and await start_release(conn, machine, actor, None, comment)
+    if mode is not None:
+        await _erase(work, rpc_server, machine, actor, mode, comment)
+    elif started:
+        await power_off_and_finish(work, rpc_server, machine)
     async with work.tx() as conn:
         return await machines.show_machine(conn, system_id)
+
+
+async def _erase(work: Work, rpc_server: Any, machine: Row, actor: User, mode: str, comment: str) -> None:
+    """Disk erasing, then power on through the BMC so that it PXE-boots the wipe (cycled
+    when it is on); Failed disk erasing when the BMC refuses (MAAS)."""
+    async with work.tx() as conn:
+        started = await start_erasing(conn, machine, actor, mode, comment)
+    if not started or machine["bmc_id"] is None:
+        return
+    try:
+        await power.boot_it(work, rpc_server, machine["system_id"])
+    except power.PowerFailed as exc:
+        async with work.tx() as conn:
+            await fail(
+                conn, machine["system_id"], Status.DISK_ERASING, f"{ERASE_FAILED} Powering it on failed: {exc.detail}"
+            )
+        raise
 
 
 async def release_many(work: Work, rpc_server: Any, system_ids: list[str], actor: User, comment: str = "") -> list[str]:
@@ -344,7 +433,7 @@ async def release_many(work: Work, rpc_server: Any, system_ids: list[str], actor
             if await start_release(conn, locked, actor, None, comment):
                 started.append(locked)
     for m in started:
-        await _power_off_and_finish(work, rpc_server, m)
+        await power_off_and_finish(work, rpc_server, m)
     return [m["system_id"] for m in started]
 
 
@@ -360,7 +449,7 @@ ABORT_EVENTS = {
 async def abort(work: Work, rpc_server: Any, system_id: str, actor: User, comment: str = "") -> machines.Machines:
     """Deploying -> Allocated, Commissioning -> New, Disk erasing -> Failed disk erasing; powered off."""
     async with work.tx() as conn:
-        machine = await _machine(conn, system_id, actor, "abort")
+        machine = await acting_on(conn, system_id, actor, "abort")
         target = ABORTED_TO.get(machine["status"])
         if target is None:
             raise Conflict(
@@ -371,9 +460,7 @@ async def abort(work: Work, rpc_server: Any, system_id: str, actor: User, commen
         await set_status(conn, machine, target, status_event=done, status_expires=None, netboot=True)
         if machine["status"] == Status.DEPLOYING:
             await conn.execute(delete(node_tokens).where(node_tokens.c.node_id == machine["id"]))
-            await script_results.end_set(
-                conn, await script_results.current_set_id(conn, machine["id"], script_results.INSTALLATION)
-            )
+        await end_run(conn, machine)
     if machine["bmc_id"] is not None:
         await power.run(work, rpc_server, system_id, "off")
     async with work.tx() as conn:
@@ -381,7 +468,7 @@ async def abort(work: Work, rpc_server: Any, system_id: str, actor: User, commen
 
 
 async def mark_broken(conn: AsyncConnection, system_id: str, actor: User, comment: str) -> machines.Machines:
-    machine = await _machine(conn, system_id, actor, "mark_broken")
+    machine = await acting_on(conn, system_id, actor, "mark_broken")
     await events.record(
         conn, machine, "REQUEST_NODE_MARK_BROKEN", comment, action="mark broken", username=actor.username
     )
@@ -398,7 +485,7 @@ async def mark_broken(conn: AsyncConnection, system_id: str, actor: User, commen
 
 
 async def mark_fixed(conn: AsyncConnection, system_id: str, actor: User, comment: str) -> machines.Machines:
-    machine = await _machine(conn, system_id, actor, "mark_fixed")
+    machine = await acting_on(conn, system_id, actor, "mark_fixed")
     if machine["status"] != Status.BROKEN:
         raise Conflict("Can't mark a non-broken node as 'Ready'.")
     back = Status.DEPLOYED if machine["previous_status"] == Status.DEPLOYED else Status.READY
@@ -412,7 +499,7 @@ async def mark_fixed(conn: AsyncConnection, system_id: str, actor: User, comment
 
 
 async def lock(conn: AsyncConnection, system_id: str, actor: User, comment: str) -> machines.Machines:
-    machine = await _machine(conn, system_id, actor, "lock")
+    machine = await acting_on(conn, system_id, actor, "lock")
     if machine["locked"]:
         raise Conflict("Machine is already locked")
     if machine["status"] not in (Status.DEPLOYED, Status.DEPLOYING):
@@ -423,7 +510,7 @@ async def lock(conn: AsyncConnection, system_id: str, actor: User, comment: str)
 
 
 async def unlock(conn: AsyncConnection, system_id: str, actor: User, comment: str) -> machines.Machines:
-    machine = await _machine(conn, system_id, actor, "unlock")
+    machine = await acting_on(conn, system_id, actor, "unlock")
     if not machine["locked"]:
         raise Conflict("Machine is not locked")
     await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(locked=False, updated=func.now()))
@@ -455,7 +542,7 @@ def merged_owner_data(current: dict[str, str], given: dict[str, str]) -> dict[st
 async def set_owner_data(
     conn: AsyncConnection, system_id: str, actor: User, given: dict[str, str]
 ) -> machines.Machines:
-    machine = await _machine(conn, system_id, actor, "set_owner_data")
+    machine = await acting_on(conn, system_id, actor, "set_owner_data")
     data = merged_owner_data(dict(machine["owner_data"] or {}), given)
     await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(owner_data=data, updated=func.now()))
     return await machines.show_machine(conn, system_id)
@@ -476,7 +563,7 @@ async def renew_deadline(conn: AsyncConnection, node_id: int) -> None:
 
 async def expire(conn: AsyncConnection) -> list[str]:
     """Machines past their deadline in a timed status: its failed status, with MAAS's words."""
-    timed = (Status.DEPLOYING, Status.RELEASING)
+    timed = sorted(TIMED)  # Deploying, Releasing, Disk erasing, Entering and Exiting rescue mode
     found = (
         await conn.execute(
             select(nodes.c.system_id, nodes.c.status, nodes.c.status_timeout)

@@ -134,6 +134,28 @@ INSTALLATION_FAILED = "Installation failed (refer to the installation log for mo
 ERASE_FAILED = "Failed to erase disks."
 RELEASE_FAILED = "Failed to release machine."
 RESCUE_FAILED = "Failed to enter rescue mode."
+EXIT_RESCUE_FAILED = "Failed to exit rescue mode."
+
+# The statuses whose machine runs the ephemeral environment, which enrols for its token
+# (services/enrolment.py): commissioning, the installer, the disk wipe, rescue mode.
+ENROLLING = frozenset({S.COMMISSIONING, S.DEPLOYING, S.DISK_ERASING, S.ENTERING_RESCUE_MODE, S.RESCUE_MODE})
+RESCUE_STATUSES = frozenset(
+    {S.RESCUE_MODE, S.ENTERING_RESCUE_MODE, S.FAILED_ENTERING_RESCUE_MODE, S.FAILED_EXITING_RESCUE_MODE}
+)
+
+
+def rescue_previous(current: int, previous: int | None) -> int:
+    """The status exit_rescue_mode returns to: the one before rescue mode, kept through a
+    retry from a failed rescue status (MAAS's previous_status)."""
+    if current in RESCUE_STATUSES:
+        return S.READY if previous is None else previous
+    return current
+
+
+def exit_rescue_power(previous: int) -> str:
+    """How leaving rescue mode powers the machine (MAAS's stop_rescue_mode): a Deployed machine
+    is cycled to boot its disk again; any other is switched off."""
+    return "cycle" if previous == S.DEPLOYED else "off"
 
 
 def label(status: int) -> str:

@@ -59,6 +59,8 @@ MACHINE_RULES: dict[str, str] = {
     "lock": LOCK,
     "unlock": LOCK,
     "set_owner_data": OWNER,
+    "rescue_mode": ADMIN,  # MAAS's API asks NodePermission.admin for both
+    "exit_rescue_mode": ADMIN,
 }
 
 

@@ -1,5 +1,6 @@
 """The lifecycle ops of machines/ and machines/{system_id}/: allocate, deploy, release,
-abort, mark_broken/mark_fixed, lock/unlock, set_owner_data (services/lifecycle.py)."""
+abort, mark_broken/mark_fixed, lock/unlock, set_owner_data (services/lifecycle.py), rescue_mode
+and exit_rescue_mode (services/rescue.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from metalplane.region.api import render_nodes
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.handlers.machines import machine_h, machines_h
 from metalplane.region.errors import Invalid
-from metalplane.region.services import allocation, lifecycle
+from metalplane.region.services import allocation, lifecycle, rescue
 
 COMMENT_DOC = """:param comment: Optional comment for the event log.
 :type comment: unicode
@@ -125,11 +126,13 @@ async def deploy(ctx: Ctx) -> dict:
 async def release(ctx: Ctx) -> dict:
     """Release a machine: powered off through its BMC, the owner dropped, Ready again.
 
-    :param erase: Wipe the disks (recorded; the wipe itself is not done yet, see docs/boot.md).
+    :param erase: Wipe the disks first: Disk erasing, the machine boots the ephemeral
+        environment's wipe, then it is released (default: enable_disk_erasing_on_release).
     :type erase: boolean
-    :param secure_erase: Use the disks' secure erase.
+    :param secure_erase: Use the disks' ATA secure erase where they have it (else quick when
+        quick_erase is given too, else zero the whole disk).
     :type secure_erase: boolean
-    :param quick_erase: Wipe only the first and last MB of each disk.
+    :param quick_erase: Zero only the first and last 2 MiB of each disk.
     :type quick_erase: boolean
     :param comment: Optional comment for the event log.
     :type comment: unicode
@@ -220,3 +223,16 @@ annotations); an empty value deletes the key.
 """
 machine_h.action("POST", "set_owner_data")(set_owner_data)
 machine_h.action("POST", "set_workload_annotations")(set_owner_data)
+
+
+@machine_h.action("POST", "rescue_mode")
+async def rescue_mode(ctx: Ctx) -> dict:
+    """Begin rescue mode (admins): the machine boots the ephemeral environment, which stays up;
+    Entering rescue mode, then Rescue mode when it reports in."""
+    return _one(await rescue.enter(ctx.work, ctx.rpc, ctx.path["system_id"], ctx.me))
+
+
+@machine_h.action("POST", "exit_rescue_mode")
+async def exit_rescue_mode(ctx: Ctx) -> dict:
+    """Exit rescue mode (admins): powered off (cycled when it was Deployed), back to the status before."""
+    return _one(await rescue.leave(ctx.work, ctx.rpc, ctx.path["system_id"], ctx.me))
