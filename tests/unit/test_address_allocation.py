@@ -29,6 +29,7 @@ def test_ties_go_to_the_lowest_block_and_the_gateway_is_never_handed_out():
     assert next_free("10.0.0.0/29", [("dynamic", "10.0.0.5", "10.0.0.5")], []) == "10.0.0.6"  # .1-.4 vs .6
     assert next_free("10.0.0.0/29", [("dynamic", "10.0.0.3", "10.0.0.6")], ["10.0.0.1"]) == "10.0.0.2"
 
+
 def test_a_full_subnet_has_none():
     full = [("dynamic", "10.0.0.3", "10.0.0.6")]
     assert next_free("10.0.0.0/29", full, ["10.0.0.1"]) == "10.0.0.2"

@@ -408,8 +408,7 @@ def render6(
                     "option-data": options,
                     # every host's name (a host's address is IPv4, no concern of DHCPv6)
                     "reservations": [
-                        {"hw-address": h.mac, **({"hostname": h.hostname} if h.hostname else {})}
-                        for h in state.hosts
+                        {"hw-address": h.mac, **({"hostname": h.hostname} if h.hostname else {})} for h in state.hosts
                     ],
                     "user-context": {"vlan_id": v.vlan_id, "vid": v.vid},
                 }

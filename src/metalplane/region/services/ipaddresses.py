@@ -33,6 +33,7 @@ from metalplane.region.services.nodes import show as show_nodes
 from metalplane.region.services.rows import Row, rows
 from metalplane.region.services.users import User
 
+
 class Exhausted(Unavailable):
     retry_after = None
 
