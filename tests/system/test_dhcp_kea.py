@@ -456,14 +456,41 @@ async def test_lease_events_commit_release_expiry_survive_restart(lab: Lab, serv
 # --------------------------------------------------------------------------- the region's state, served
 
 
+async def served_model(conn, rack: Host, system_id: str) -> tuple[int, dict[str, Any], Any]:
+    """In the region's database: NET on a VLAN whose DHCP `rack` serves alone (dynamic
+    .100-.199). (The rack's id, the subnet, an admin.)"""
+    from metalplane.region.bootstrap import ensure_defaults
+    from metalplane.region.services import network, racks, subnets, users
+
+    await ensure_defaults(conn)
+    made = await network.create_fabric(conn, "dhcp-lab", "", None)
+    vlan_id = next(v["id"] for v in made.vlans if v["fabric_id"] == made.fabrics[0]["id"])
+    subnet = (await subnets.create_subnet(conn, {"cidr": NET, "vlan": str(vlan_id), "gateway_ip": GW})).subnets[0]
+    rack_id = await racks.register_rack(
+        conn,
+        system_id,
+        "rack1",
+        "test",
+        [{"name": rack.ifname("pxe"), "mac": "52:54:00:ab:cd:01", "addresses": [f"{RACK1}/24"]}],
+    )
+    admin = await users.create_user(conn, "dhcp-admin", "pw", "", is_superuser=True)
+    await subnets.create_range(
+        conn,
+        {"type": "dynamic", "start_ip": "10.50.0.100", "end_ip": "10.50.0.199", "subnet": str(subnet["id"])},
+        admin,
+    )
+    await network.update_vlan(conn, network.VlanRef(vlan_id=vlan_id), {"dhcp_on": True, "primary_rack": system_id})
+    return rack_id, subnet, admin
+
+
 async def test_ntp_servers_by_name_leave_dhcp_working(lab: Lab, services: Services, databases):
     """`set-config name=ntp_servers value=ntp.ubuntu.com` (MAAS's default) is valid, and the
     DHCP state the region then builds is one a rack serves: option 42 names the rack
     itself. With ntp_external_only, the literal addresses among ntp_servers are named.
     (Before, the hostname went into option 42 and every rack refused every DHCP change.)"""
     from metalplane.identity import new_system_id
-    from metalplane.region.bootstrap import ensure_defaults, run_db
-    from metalplane.region.services import dhcp, network, racks, settings, subnets, users
+    from metalplane.region.bootstrap import run_db
+    from metalplane.region.services import dhcp, settings
 
     rack = lab.add_host("rack1", {"pxe": f"{RACK1}/24"})
     system_id = new_system_id()
@@ -471,25 +498,7 @@ async def test_ntp_servers_by_name_leave_dhcp_working(lab: Lab, services: Servic
     config = databases.config(dbname)
 
     async def model(conn) -> int:
-        await ensure_defaults(conn)
-        made = await network.create_fabric(conn, "ntp-lab", "", None)
-        vlan_id = next(v["id"] for v in made.vlans if v["fabric_id"] == made.fabrics[0]["id"])
-        subnet = (await subnets.create_subnet(conn, {"cidr": NET, "vlan": str(vlan_id), "gateway_ip": GW})).subnets[0]
-        rack_id = await racks.register_rack(
-            conn,
-            system_id,
-            "rack1",
-            "test",
-            [{"name": rack.ifname("pxe"), "mac": "52:54:00:ab:cd:01", "addresses": [f"{RACK1}/24"]}],
-        )
-        admin = await users.create_user(conn, "ntp-admin", "pw", "", is_superuser=True)
-        await subnets.create_range(
-            conn,
-            {"type": "dynamic", "start_ip": "10.50.0.100", "end_ip": "10.50.0.199", "subnet": str(subnet["id"])},
-            admin,
-        )
-        await network.update_vlan(conn, network.VlanRef(vlan_id=vlan_id), {"dhcp_on": True, "primary_rack": system_id})
-        return rack_id
+        return (await served_model(conn, rack, system_id))[0]
 
     def state_after(*changes: tuple[str, str]) -> dict[str, Any]:
         async def work(conn):
@@ -528,9 +537,9 @@ async def test_a_claimed_auto_address_is_what_the_machine_gets_by_dhcp_until_rel
     from sqlalchemy import update
 
     from metalplane.identity import new_system_id
-    from metalplane.region.bootstrap import ensure_defaults, run_db
+    from metalplane.region.bootstrap import run_db
     from metalplane.region.db.tables import nodes
-    from metalplane.region.services import auto_addresses, dhcp, interfaces, machines, network, racks, subnets, users
+    from metalplane.region.services import auto_addresses, dhcp, interfaces, machines
 
     rack = lab.add_host("rack1", {"pxe": f"{RACK1}/24"})
     system_id = new_system_id()
@@ -538,24 +547,7 @@ async def test_a_claimed_auto_address_is_what_the_machine_gets_by_dhcp_until_rel
     config = databases.config(dbname)
 
     async def model(conn) -> tuple[int, int]:
-        await ensure_defaults(conn)
-        made = await network.create_fabric(conn, "auto-lab", "", None)
-        vlan_id = next(v["id"] for v in made.vlans if v["fabric_id"] == made.fabrics[0]["id"])
-        subnet = (await subnets.create_subnet(conn, {"cidr": NET, "vlan": str(vlan_id), "gateway_ip": GW})).subnets[0]
-        rack_id = await racks.register_rack(
-            conn,
-            system_id,
-            "rack1",
-            "test",
-            [{"name": rack.ifname("pxe"), "mac": "52:54:00:ab:cd:01", "addresses": [f"{RACK1}/24"]}],
-        )
-        admin = await users.create_user(conn, "auto-admin", "pw", "", is_superuser=True)
-        await subnets.create_range(
-            conn,
-            {"type": "dynamic", "start_ip": "10.50.0.100", "end_ip": "10.50.0.199", "subnet": str(subnet["id"])},
-            admin,
-        )
-        await network.update_vlan(conn, network.VlanRef(vlan_id=vlan_id), {"dhcp_on": True, "primary_rack": system_id})
+        rack_id, subnet, admin = await served_model(conn, rack, system_id)
         shown = await machines.create_machine(
             conn, {"hostname": "auto1", "mac_addresses": [KNOWN_MAC], "deployed": True}
         )
