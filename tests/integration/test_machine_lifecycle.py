@@ -1,7 +1,8 @@
 """The machine lifecycle past Ready against a real region: allocate, deploy (driven through the
 installer's metadata endpoints to Deployed and to Failed deployment), release, release with
 disk erasing and rescue mode (driven through the ephemeral environment's endpoints), abort,
-mark_broken/mark_fixed, lock/unlock, set_owner_data, the bulk ops, timeouts and each 409.
+mark_broken/mark_fixed, lock/unlock, set_owner_data, the bulk ops, timeouts and each 409;
+AUTO links' addresses from deploy to release (the DHCP reservation and DNS record they make).
 
 Machines have manual power (no BMC: nothing to call); test_machine_lifecycle_power.py has a BMC.
 """
@@ -16,7 +17,9 @@ import shutil
 import tarfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 
 import httpx
@@ -24,9 +27,10 @@ import pytest
 from sqlalchemy import select
 
 from metalplane.images.publish import publish_image
+from metalplane.rack.dhcp import config as dhcp_config
 from metalplane.region.bootstrap import run_db
 from metalplane.region.db.tables import node_tokens, nodes
-from metalplane.region.services import controllers
+from metalplane.region.services import controllers, dhcp
 from metalplane.region.services import racks as rack_services
 from tests.conftest import RunningRegion, create_admin, create_user, make_region_config
 from tests.integration import test_api_nodes
@@ -622,3 +626,131 @@ def test_a_rescue_environment_that_fails_ends_in_failed_to_enter_rescue_mode(lif
         "Failed to enter rescue mode. no disk",
     )
     assert api.post(f"machines/{sid}/", op="exit_rescue_mode").json()["status_name"] == "Ready"
+
+
+# -- AUTO links: an address from deploy to release (MAAS's claim_auto_ips) ----------------------------
+
+BOOT = {"http_port": 5248, "loaders": {"bios": "lpxelinux.0"}}
+
+
+def link_auto(api, m: dict, subnet_id: int) -> dict:
+    iface = m["interface_set"][0]
+    linked = api.post(
+        f"nodes/{m['system_id']}/interfaces/{iface['id']}/", op="link_subnet", mode="AUTO", subnet=str(subnet_id)
+    )
+    assert linked.status_code == 200, linked.text
+    (link,) = linked.json()["links"]
+    assert link["mode"] == "auto" and "ip_address" not in link
+    return link
+
+
+def shown(api, sid: str) -> tuple[dict, list[str], dict]:
+    """The machine, its ip_addresses and its first interface's link."""
+    body = api.get(f"machines/{sid}/").json()
+    (link,) = body["interface_set"][0]["links"]
+    return body, body["ip_addresses"], link
+
+
+def rack_dhcp(region: RunningRegion) -> dict:
+    async def work(conn):
+        rack_id = (await conn.execute(select(nodes.c.id).where(nodes.c.hostname == "lifecycle-rack"))).scalar_one()
+        return await dhcp.rack_dhcp_state(conn, rack_id)
+
+    return run_db(region.config, work)
+
+
+def kea_reservations(state: dict) -> list[dict]:
+    """What the rack hands kea-dhcp4 for that state (the rack's own planning and rendering)."""
+    planned, instances = dhcp_config.plan(state | {"boot": BOOT})
+    out = []
+    for inst in instances:
+        rendered = dhcp_config.render(inst, planned, dhcp_config.Paths("/tmp/x.csv", "/tmp/x.sock"))
+        out += [r for s in rendered["Dhcp4"]["subnet4"] for r in s["reservations"]]
+    return out
+
+
+def a_records(api, hostname: str) -> list[tuple[str, str]]:
+    found = [r for r in api.get("dnsresources/", all="true").json() if r["fqdn"] == f"{hostname}.maas"]
+    return [(r["rrtype"], r["rrdata"]) for x in found for r in x["resource_records"]]
+
+
+def test_an_auto_link_gets_an_address_at_deploy_which_dhcp_and_dns_serve_until_release(life_region, api, ready):
+    rack_subnet = next(s for s in api.get("subnets/").json() if s["cidr"] == str(ip_network(f"{RACK_IP}/24", False)))
+    vlan = rack_subnet["vlan"]
+    made = api.post(
+        "ipranges/", type="dynamic", start_ip="10.77.0.100", end_ip="10.77.0.199", subnet=str(rack_subnet["id"])
+    )
+    assert made.status_code == 200, made.text
+    rack_sid = api.get("rackcontrollers/").json()[0]["system_id"]
+    on = api.put(f"fabrics/{vlan['fabric_id']}/vlans/{vlan['vid']}/", dhcp_on="true", primary_rack=rack_sid)
+    assert on.status_code == 200, on.text
+    hostname = test_api_nodes.name("auto")
+    m = ready(hostname=hostname)
+    sid, mac = m["system_id"], m["interface_set"][0]["mac_address"]
+    link = link_auto(api, m, rack_subnet["id"])
+    assert a_records(api, hostname) == []
+
+    deploying = api.post(f"machines/{sid}/", op="deploy")
+    assert deploying.status_code == 200, deploying.text
+    assert deploying.json()["status_name"] == "Deploying"
+    _, addresses, after = shown(api, sid)
+    (ip,) = addresses
+    assert after["id"] == link["id"] and after["mode"] == "auto" and after["ip_address"] == ip
+    assert ip_address(ip) in ip_network("10.77.0.0/24") and ip not in (RACK_IP, "10.77.0.0", "10.77.0.255")
+    assert not ip_address("10.77.0.100") <= ip_address(ip) <= ip_address("10.77.0.199")
+    # The rack serving the VLAN reserves it for the machine's MAC; the zone names it.
+    state = rack_dhcp(life_region)
+    assert {"mac": mac, "hostname": hostname, "ip": ip} in state["hosts"]
+    assert {"hw-address": mac, "ip-address": ip, "hostname": hostname} in kea_reservations(state)
+    assert a_records(api, hostname) == [("A", ip)]
+    # Abort keeps it (MAAS frees AUTO addresses on release only); a redeploy keeps the same one.
+    assert api.post(f"machines/{sid}/", op="abort").json()["status_name"] == "Allocated"
+    assert api.post(f"machines/{sid}/", op="deploy").status_code == 200
+    assert shown(api, sid)[1] == [ip]
+
+    released = api.post(f"machines/{sid}/", op="release")
+    assert released.status_code == 200, released.text
+    body, addresses, after = shown(api, sid)
+    assert body["status_name"] == "Ready" and addresses == []
+    assert after["id"] == link["id"] and after["mode"] == "auto" and "ip_address" not in after
+    state = rack_dhcp(life_region)
+    assert {"mac": mac, "hostname": hostname, "ip": None} in state["hosts"]
+    assert ip not in {r.get("ip-address") for r in kea_reservations(state)}
+    assert a_records(api, hostname) == []
+
+
+def test_concurrent_deploys_get_distinct_addresses_and_a_full_subnet_refuses_the_next(life_region, api, ready):
+    fabric = api.post("fabrics/", name=test_api_nodes.name("f")).json()
+    # a /28 with the gateway and a dynamic range: .7-.14, 8 addresses left
+    subnet = api.post("subnets/", cidr="10.78.0.0/28", vlan=str(fabric["vlans"][0]["id"]), gateway_ip="10.78.0.1")
+    assert subnet.status_code == 200, subnet.text
+    subnet_id = subnet.json()["id"]
+    made = api.post("ipranges/", type="dynamic", start_ip="10.78.0.2", end_ip="10.78.0.6", subnet=str(subnet_id))
+    assert made.status_code == 200, made.text
+    machines = [ready() for _ in range(9)]
+    for m in machines:
+        link_auto(api, m, subnet_id)
+
+    def deploy(sid: str):
+        with life_region.api() as client:
+            return client.post(f"machines/{sid}/", op="deploy")
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(deploy, [m["system_id"] for m in machines[:8]]))
+    assert [a.status_code for a in answers] == [200] * 8, [a.text for a in answers]
+    got = [shown(api, m["system_id"])[1] for m in machines[:8]]
+    assert sorted(ip_address(ip) for (ip,) in got) == [ip_address(f"10.78.0.{n}") for n in range(7, 15)]
+
+    last = machines[8]["system_id"]
+    full = api.post(f"machines/{last}/", op="deploy")
+    assert (full.status_code, full.text) == (503, f"{last}: Unable to allocate static IP due to address exhaustion.")
+    body, addresses, link = shown(api, last)
+    assert (body["status_name"], body["owner"], addresses) == ("Ready", None, [])
+    assert "ip_address" not in link
+
+    # A release gives its address back: the refused machine deploys with it.
+    freed = got[3][0]
+    assert api.post(f"machines/{machines[3]['system_id']}/", op="release").status_code == 200
+    again = api.post(f"machines/{last}/", op="deploy")
+    assert again.status_code == 200, again.text
+    assert shown(api, last)[1] == [freed]

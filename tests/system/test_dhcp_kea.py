@@ -456,14 +456,41 @@ async def test_lease_events_commit_release_expiry_survive_restart(lab: Lab, serv
 # --------------------------------------------------------------------------- the region's state, served
 
 
+async def served_model(conn, rack: Host, system_id: str) -> tuple[int, dict[str, Any], Any]:
+    """In the region's database: NET on a VLAN whose DHCP `rack` serves alone (dynamic
+    .100-.199). (The rack's id, the subnet, an admin.)"""
+    from metalplane.region.bootstrap import ensure_defaults
+    from metalplane.region.services import network, racks, subnets, users
+
+    await ensure_defaults(conn)
+    made = await network.create_fabric(conn, "dhcp-lab", "", None)
+    vlan_id = next(v["id"] for v in made.vlans if v["fabric_id"] == made.fabrics[0]["id"])
+    subnet = (await subnets.create_subnet(conn, {"cidr": NET, "vlan": str(vlan_id), "gateway_ip": GW})).subnets[0]
+    rack_id = await racks.register_rack(
+        conn,
+        system_id,
+        "rack1",
+        "test",
+        [{"name": rack.ifname("pxe"), "mac": "52:54:00:ab:cd:01", "addresses": [f"{RACK1}/24"]}],
+    )
+    admin = await users.create_user(conn, "dhcp-admin", "pw", "", is_superuser=True)
+    await subnets.create_range(
+        conn,
+        {"type": "dynamic", "start_ip": "10.50.0.100", "end_ip": "10.50.0.199", "subnet": str(subnet["id"])},
+        admin,
+    )
+    await network.update_vlan(conn, network.VlanRef(vlan_id=vlan_id), {"dhcp_on": True, "primary_rack": system_id})
+    return rack_id, subnet, admin
+
+
 async def test_ntp_servers_by_name_leave_dhcp_working(lab: Lab, services: Services, databases):
     """`set-config name=ntp_servers value=ntp.ubuntu.com` (MAAS's default) is valid, and the
     DHCP state the region then builds is one a rack serves: option 42 names the rack
     itself. With ntp_external_only, the literal addresses among ntp_servers are named.
     (Before, the hostname went into option 42 and every rack refused every DHCP change.)"""
     from metalplane.identity import new_system_id
-    from metalplane.region.bootstrap import ensure_defaults, run_db
-    from metalplane.region.services import dhcp, network, racks, settings, subnets, users
+    from metalplane.region.bootstrap import run_db
+    from metalplane.region.services import dhcp, settings
 
     rack = lab.add_host("rack1", {"pxe": f"{RACK1}/24"})
     system_id = new_system_id()
@@ -471,25 +498,7 @@ async def test_ntp_servers_by_name_leave_dhcp_working(lab: Lab, services: Servic
     config = databases.config(dbname)
 
     async def model(conn) -> int:
-        await ensure_defaults(conn)
-        made = await network.create_fabric(conn, "ntp-lab", "", None)
-        vlan_id = next(v["id"] for v in made.vlans if v["fabric_id"] == made.fabrics[0]["id"])
-        subnet = (await subnets.create_subnet(conn, {"cidr": NET, "vlan": str(vlan_id), "gateway_ip": GW})).subnets[0]
-        rack_id = await racks.register_rack(
-            conn,
-            system_id,
-            "rack1",
-            "test",
-            [{"name": rack.ifname("pxe"), "mac": "52:54:00:ab:cd:01", "addresses": [f"{RACK1}/24"]}],
-        )
-        admin = await users.create_user(conn, "ntp-admin", "pw", "", is_superuser=True)
-        await subnets.create_range(
-            conn,
-            {"type": "dynamic", "start_ip": "10.50.0.100", "end_ip": "10.50.0.199", "subnet": str(subnet["id"])},
-            admin,
-        )
-        await network.update_vlan(conn, network.VlanRef(vlan_id=vlan_id), {"dhcp_on": True, "primary_rack": system_id})
-        return rack_id
+        return (await served_model(conn, rack, system_id))[0]
 
     def state_after(*changes: tuple[str, str]) -> dict[str, Any]:
         async def work(conn):
@@ -515,5 +524,66 @@ async def test_ntp_servers_by_name_leave_dhcp_working(lab: Lab, services: Servic
         assert await svc.apply(state) == {"standalone": "reconfigured"}
         lease = await udhcpc(lab.add_host("client2", {"pxe": None}))
         assert lease.env.get("ntpsrv") == "192.0.2.123"
+    finally:
+        databases.drop_database(dbname)
+
+
+async def test_a_claimed_auto_address_is_what_the_machine_gets_by_dhcp_until_released(
+    lab: Lab, services: Services, databases
+):
+    """A machine's AUTO link claimed at deploy (auto_addresses.claim, as start_deployment does)
+    becomes a host reservation in the state the region builds: real Kea hands the machine's MAC
+    exactly that address and its hostname. Released, the MAC gets a pool address again."""
+    from sqlalchemy import update
+
+    from metalplane.identity import new_system_id
+    from metalplane.region.bootstrap import run_db
+    from metalplane.region.db.tables import nodes
+    from metalplane.region.services import auto_addresses, dhcp, interfaces, machines
+
+    rack = lab.add_host("rack1", {"pxe": f"{RACK1}/24"})
+    system_id = new_system_id()
+    dbname = databases.new_database()
+    config = databases.config(dbname)
+
+    async def model(conn) -> tuple[int, int]:
+        rack_id, subnet, admin = await served_model(conn, rack, system_id)
+        shown = await machines.create_machine(
+            conn, {"hostname": "auto1", "mac_addresses": [KNOWN_MAC], "deployed": True}
+        )
+        node = shown.nodes[0]
+        await conn.execute(update(nodes).where(nodes.c.id == node["id"]).values(status=10))  # Allocated
+        await interfaces.link_subnet(
+            conn, node["system_id"], f"mac:{KNOWN_MAC}", {"mode": "auto", "subnet": str(subnet["id"])}, admin
+        )
+        return rack_id, node["id"]
+
+    def state_after(work) -> dict[str, Any]:
+        async def go(conn):
+            await work(conn)
+            return await dhcp.rack_dhcp_state(conn, rack_id) | {"boot": dhcp_state()["boot"]}
+
+        return run_db(config, go)
+
+    try:
+        rack_id, node_id = await asyncio.to_thread(run_db, config, model)
+        claimed: list[str] = []
+
+        async def claim(conn) -> None:
+            claimed.extend(await auto_addresses.claim(conn, node_id))
+
+        state = await asyncio.to_thread(state_after, claim)
+        (ip,) = claimed
+        assert ip.startswith("10.50.0.") and ip not in (GW, RACK1) and not 100 <= int(ip.rsplit(".", 1)[1]) <= 199
+        svc = services.make(rack)
+        assert await svc.apply(state) == {"standalone": "started"}
+        lease = await udhcpc(lab.add_host("machine", {"pxe": None}, macs={"pxe": KNOWN_MAC}))
+        assert lease.ip == ip and lease.env.get("hostname") == "auto1"
+
+        state = await asyncio.to_thread(state_after, lambda conn: auto_addresses.release(conn, node_id))
+        assert {"mac": KNOWN_MAC, "hostname": "auto1", "ip": None} in state["hosts"]
+        assert await svc.apply(state) == {"standalone": "reconfigured"}
+        again = await udhcpc(lab.add_host("machine2", {"pxe": None}, macs={"pxe": KNOWN_MAC}))
+        assert again.ip.startswith("10.50.0.1") and again.ip != ip and again.env.get("hostname") == "auto1"
     finally:
         databases.drop_database(dbname)

@@ -444,3 +444,28 @@ def test_a_new_instance_is_seeded_with_the_leases_of_its_subnets(tmp_path):
     assert proc.lease_file.read_text() == HEADER + rec("10.50.0.5", "aa:bb:cc:00:00:01", 600, 1600)
     assert svc._seed_leases(proc, inst) == 0  # never over an existing lease file
     svc.events.close()
+
+
+def test_dhcpv6_names_every_host_also_those_with_an_ipv4_reservation():
+    """A machine whose AUTO link holds an IPv4 address keeps its name under DHCPv6."""
+    raw = {
+        "server_name": "rack1",
+        "vlans6": [
+            {
+                "vlan_id": 5001,
+                "interface": "eth1",
+                "subnets": [{"subnet_id": 7, "cidr": "2001:db8::/64", "pools": [["2001:db8::1:0", "2001:db8::1:ff"]]}],
+            }
+        ],
+        "hosts": [
+            {"mac": "52:54:00:aa:bb:01", "hostname": "node1", "ip": "10.50.0.50"},
+            {"mac": "52:54:00:aa:bb:02", "hostname": "node2", "ip": None},
+        ],
+    }
+    st, insts = c.plan(raw)
+    (v6,) = [i for i in insts if i.family == 6]
+    d = c.render6(v6, st, c.Paths("/tmp/v6.csv", "/tmp/v6.sock"))["Dhcp6"]
+    assert d["subnet6"][0]["reservations"] == [
+        {"hw-address": "52:54:00:aa:bb:01", "hostname": "node1"},
+        {"hw-address": "52:54:00:aa:bb:02", "hostname": "node2"},
+    ]

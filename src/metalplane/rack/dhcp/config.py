@@ -406,10 +406,9 @@ def render6(
                     "max-valid-lifetime": sub.lease_time,
                     "pools": [{"pool": f"{a} - {b}"} for a, b in sub.dynamic],
                     "option-data": options,
+                    # every host's name (a host's address is IPv4, no concern of DHCPv6)
                     "reservations": [
-                        {"hw-address": h.mac, **({"hostname": h.hostname} if h.hostname else {})}
-                        for h in state.hosts
-                        if h.ip is None
+                        {"hw-address": h.mac, **({"hostname": h.hostname} if h.hostname else {})} for h in state.hosts
                     ],
                     "user-context": {"vlan_id": v.vlan_id, "vid": v.vid},
                 }

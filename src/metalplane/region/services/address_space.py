@@ -7,6 +7,13 @@ dynamic range and every address a node or a lease holds are unavailable; usage
 is unavailable / total. A suggested dynamic range is taken from the top of the
 largest free block, never more than a quarter of the subnet nor more than half
 of what is still free, and is offered only while the subnet has no dynamic range.
+
+A new address (a static or AUTO link, a reservation) is MAAS's
+get_next_ip_for_allocation: the first address of the *smallest* free block (ties:
+the lowest), so large blocks stay whole. A managed subnet hands out anything
+outside its ranges; an unmanaged one only inside its reserved ranges. An IPv6
+subnet keeps its router anycast address (::0, below /127) and, as a /64,
+::1 to ::ffff:ffff (kept for MAAS's future per-node scheme) out of it.
 """
 
 from __future__ import annotations
@@ -121,3 +128,40 @@ def address_text(cidr: str, value: int) -> str:
     """An address of this subnet's family as text (::5 stays IPv6)."""
     kind = IPv4Address if ip_network(cidr).version == 4 else IPv6Address
     return str(kind(value))
+
+
+def _ipv6_kept(cidr: str) -> list[tuple[str, str]]:
+    network = ip_network(cidr)
+    if network.version != 6:
+        return []
+    first = int(network.network_address)
+    kept = [(address_text(cidr, first), address_text(cidr, first))] if network.prefixlen < 127 else []
+    if network.prefixlen == 64:
+        kept.append((address_text(cidr, first + 1), address_text(cidr, first + 0xFFFFFFFF)))
+    return kept
+
+
+def next_free(
+    cidr: str,
+    ranges: Iterable[tuple[str, str, str]],
+    addresses: Iterable[str],
+    managed: bool = True,
+) -> str | None:
+    """The address to hand out next, or None when the subnet is full. `ranges` are
+    (type, start, end) with type "dynamic" or "reserved"; `addresses` what is in use
+    (held, leased, the gateway, the subnet's DNS servers, static routes' gateways)."""
+    ranges = list(ranges)
+    kept = [(start, end) for kind, start, end in ranges if managed or kind != "reserved"]
+    taken = taken_blocks(cidr, kept + _ipv6_kept(cidr), addresses)
+    free = free_blocks(cidr, taken)
+    if not managed:
+        allowed = [Block(int(ip_address(s)), int(ip_address(e))) for kind, s, e in ranges if kind == "reserved"]
+        free = _merge(
+            Block(max(f.first, a.first), min(f.last, a.last))
+            for f in free
+            for a in allowed
+            if max(f.first, a.first) <= min(f.last, a.last)
+        )
+    if not free:
+        return None
+    return address_text(cidr, min(free, key=lambda b: (b.size, b.first)).first)

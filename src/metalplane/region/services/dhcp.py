@@ -227,14 +227,60 @@ def _subnet6(
 
 
 async def known_hosts(conn: AsyncConnection) -> list[dict[str, Any]]:
-    """Host reservations for known machines' MACs: their hostname (no fixed address)."""
-    rows = await conn.execute(
-        select(interfaces.c.mac, nodes.c.hostname)
+    """Host reservations for known machines' MACs: their hostname and the IPv4 address the
+    region gave the interface (an AUTO link's claimed at deploy, a static one), so the
+    machine gets exactly that address by DHCP (MAAS's make_hosts_for_subnets)."""
+    from metalplane.region.services.nodes import AUTO, STICKY, USER_RESERVED  # nodes imports network imports us
+
+    found = await conn.execute(
+        select(interfaces.c.id, interfaces.c.mac, nodes.c.hostname)
         .join(nodes, nodes.c.id == interfaces.c.node_id)
         .where(nodes.c.node_type == NodeType.MACHINE, interfaces.c.mac.isnot(None))
         .order_by(interfaces.c.mac)
     )
-    return [{"mac": r.mac, "hostname": r.hostname, "ip": None} for r in rows]
+    macs = [(r.id, r.mac, r.hostname) for r in found]
+    held: dict[int, list[str]] = {}
+    for a in await conn.execute(
+        select(ip_addresses.c.interface_id, ip_addresses.c.ip)
+        .where(
+            ip_addresses.c.interface_id.in_([i for i, _, _ in macs]),
+            ip_addresses.c.alloc_type.in_((AUTO, STICKY, USER_RESERVED)),
+            ip_addresses.c.ip.isnot(None),
+        )
+        .order_by(ip_addresses.c.id)
+    ):
+        held.setdefault(a.interface_id, []).append(str(a.ip))
+    gateways = {str(g) for g in (await conn.execute(select(subnets.c.gateway_ip))).scalars() if g is not None}
+    racks = {
+        str(ip)
+        for ip in (
+            await conn.execute(
+                select(ip_addresses.c.ip)
+                .join(interfaces, interfaces.c.id == ip_addresses.c.interface_id)
+                .join(nodes, nodes.c.id == interfaces.c.node_id)
+                .where(nodes.c.node_type.in_(RACK_TYPES), ip_addresses.c.ip.isnot(None))
+            )
+        ).scalars()
+    }
+    return host_entries(macs, held, gateways | racks)
+
+
+def host_entries(
+    macs: list[tuple[int, str, str]], held: dict[int, list[str]], unusable: set[str]
+) -> list[dict[str, Any]]:
+    """One host per MAC ((interface id, MAC, hostname)): its interface's first IPv4 address, or
+    none where that address is a gateway's or a rack's or already another MAC's (a reservation
+    the rack would refuse, which would stop its whole DHCP state)."""
+    given: set[str] = set()
+    out = []
+    for iface_id, mac, hostname in macs:
+        ip = next((a for a in held.get(iface_id, []) if ip_address(a).version == 4), None)
+        if ip in unusable or ip in given:
+            ip = None
+        if ip is not None:
+            given.add(ip)
+        out.append({"mac": mac, "hostname": hostname, "ip": ip})
+    return out
 
 
 async def primary_is_alive(conn: AsyncConnection, rack_id: int) -> bool:

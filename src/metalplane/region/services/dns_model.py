@@ -79,9 +79,9 @@ async def node_addresses(conn: AsyncConnection) -> dict[int, set[str]]:
     """node id -> its interfaces' addresses and its MACs' active DHCP leases."""
     out: dict[int, set[str]] = {}
     static = await conn.execute(
-        select(interfaces.c.node_id, ip_addresses.c.ip).join(
-            ip_addresses, ip_addresses.c.interface_id == interfaces.c.id
-        )
+        select(interfaces.c.node_id, ip_addresses.c.ip)
+        .join(ip_addresses, ip_addresses.c.interface_id == interfaces.c.id)
+        .where(ip_addresses.c.ip.isnot(None))  # an AUTO link before deployment, a link-up one
     )
     for r in static:
         out.setdefault(r.node_id, set()).add(str(r.ip))

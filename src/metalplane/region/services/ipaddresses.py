@@ -1,21 +1,31 @@
 """Addresses MAAS hands out: free ones picked from a subnet, user reservations (ipaddresses/).
 
 A pick locks the subnet's row, so two concurrent picks on one subnet never get the
-same address. Free means: in the subnet, not its gateway, not in any IP range, not
-held by an interface, a reservation or an active DHCP lease.
+same address. Free means: in the subnet, not its gateway, DNS servers or a static
+route's gateway, not in any IP range, not held by an interface, a reservation or an
+active DHCP lease; which free one is address_space.next_free's rule (MAAS's).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import ip_address, ip_network
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from metalplane.region.db.tables import dhcp_leases, interfaces, ip_addresses, ipranges, nodes, subnets, users
+from metalplane.region.db.tables import (
+    dhcp_leases,
+    interfaces,
+    ip_addresses,
+    ipranges,
+    nodes,
+    static_routes,
+    subnets,
+    users,
+)
 from metalplane.region.errors import Invalid, NotFound, PermissionDenied, Refused, Unavailable
-from metalplane.region.services import node_fields
+from metalplane.region.services import address_space, node_fields
 from metalplane.region.services import subnets as subnets_service
 from metalplane.region.services import users as users_service
 from metalplane.region.services.nodes import DISCOVERED, USER_RESERVED, NodesView, node_select
@@ -23,17 +33,20 @@ from metalplane.region.services.nodes import show as show_nodes
 from metalplane.region.services.rows import Row, rows
 from metalplane.region.services.users import User
 
-SCAN_LIMIT = 1 << 16  # addresses looked at before a (huge IPv6) subnet counts as full
-
 
 class Exhausted(Unavailable):
     retry_after = None
 
 
 async def _taken(conn: AsyncConnection, subnet_id: int) -> set[str]:
+    cidr = select(subnets.c.cidr).where(subnets.c.id == subnet_id).scalar_subquery()
     held = (
         await conn.execute(
-            select(ip_addresses.c.ip).where(ip_addresses.c.subnet_id == subnet_id, ip_addresses.c.ip.isnot(None))
+            select(ip_addresses.c.ip).where(
+                ip_addresses.c.ip.isnot(None),
+                # also an address recorded before its subnet was (a rack's, with no subnet_id)
+                (ip_addresses.c.subnet_id == subnet_id) | ip_addresses.c.ip.op("<<=")(cidr),
+            )
         )
     ).scalars()
     leased = (
@@ -77,21 +90,35 @@ async def subnet_named(conn: AsyncConnection, ident: str) -> Row:
     return await subnets_service.get_subnet(conn, ident, lock=True)
 
 
+async def free_address(conn: AsyncConnection, subnet: Row, exclude: frozenset[str] = frozenset()) -> str:
+    """The next free address of `subnet` (whose row the caller has locked); 503 when full."""
+    network = ip_network(str(subnet["cidr"]))
+    taken = await _taken(conn, subnet["id"]) | set(exclude)
+    routes = await conn.execute(select(static_routes.c.gateway_ip).where(static_routes.c.source_id == subnet["id"]))
+    taken |= {str(ip) for ip in routes.scalars()}
+    taken |= {s for s in subnet["dns_servers"] or [] if _inside(s, network)}
+    if subnet["gateway_ip"] is not None:
+        taken.add(str(subnet["gateway_ip"]))
+    ranges = [(r["type"], str(r["start_ip"]), str(r["end_ip"])) for r in await _ranges(conn, subnet["id"])]
+    found = address_space.next_free(
+        str(network), ranges, [a for a in taken if _inside(a, network)], managed=subnet["managed"]
+    )
+    if found is None:
+        raise Exhausted(f"No more IPs available in subnet: {subnet['cidr']}.")
+    return found
+
+
+def _inside(address: str, network: IPv4Network | IPv6Network) -> bool:
+    try:
+        return ip_address(address) in network
+    except ValueError:
+        return False  # a name among the DNS servers
+
+
 async def pick_free(conn: AsyncConnection, subnet_ident: str) -> tuple[Row, str]:
     """A free address of the subnet (locked for this transaction); 503 when there is none."""
     subnet = await subnet_named(conn, subnet_ident)
-    network = ip_network(str(subnet["cidr"]))
-    taken = await _taken(conn, subnet["id"])
-    if subnet["gateway_ip"] is not None:
-        taken.add(str(subnet["gateway_ip"]))
-    spans = [(ip_address(str(r["start_ip"])), ip_address(str(r["end_ip"]))) for r in await _ranges(conn, subnet["id"])]
-    for n, candidate in enumerate(network.hosts()):
-        if n >= SCAN_LIMIT:
-            break
-        if str(candidate) in taken or any(start <= candidate <= end for start, end in spans):
-            continue
-        return subnet, str(candidate)
-    raise Exhausted(f"No more IPs available in subnet: {subnet['cidr']}.")
+    return subnet, await free_address(conn, subnet)
 
 
 # -- ipaddresses/ ------------------------------------------------------------------------

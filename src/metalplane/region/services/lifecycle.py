@@ -29,10 +29,12 @@ from metalplane.region.db.transaction import Work
 from metalplane.region.errors import Conflict, Invalid, PermissionDenied
 from metalplane.region.services import (
     allocation,
+    auto_addresses,
     boot_resources,
     commissioning,
     enrolment,
     events,
+    ipaddresses,
     machines,
     permissions,
     power,
@@ -157,7 +159,8 @@ async def _fresh_token(conn: AsyncConnection, node_id: int) -> None:
 
 
 async def start_deployment(conn: AsyncConnection, system_id: str, actor: User, options: DeployOptions) -> Row:
-    """Allocated (or Ready, taken first) -> Deploying, with its image, user_data, token and deadline."""
+    """Allocated (or Ready, taken first) -> Deploying, with its image, user_data, token, deadline and
+    its AUTO links' addresses (a full subnet: 503 and nothing changes, as MAAS's deploy)."""
     machine = await acting_on(conn, system_id, actor, "deploy")
     if machine["status"] == Status.READY:
         machine = await allocation.take(conn, machine, actor, options.agent_name, options.comment)
@@ -172,6 +175,10 @@ async def start_deployment(conn: AsyncConnection, system_id: str, actor: User, o
         await settings.get_setting(conn, "default_distro_series"),
     )
     choose_image(manifest, machine["architecture"], osystem, series)
+    try:
+        await auto_addresses.claim(conn, machine["id"])
+    except ipaddresses.Exhausted:
+        raise ipaddresses.Exhausted(auto_addresses.exhausted_message(system_id)) from None
     seconds = options.timeout or 60 * await settings.get_setting(conn, "node_timeout")
     await conn.execute(delete(node_user_data).where(node_user_data.c.node_id == machine["id"]))
     if options.user_data:
@@ -206,7 +213,8 @@ async def deploy(work: Work, rpc_server: Any, system_id: str, actor: User, optio
             await power.boot_it(work, rpc_server, system_id)
         except power.PowerFailed as exc:
             async with work.tx() as conn:
-                await fail(conn, system_id, Status.DEPLOYING, f"Powering the machine on failed: {exc.detail}")
+                if await fail(conn, system_id, Status.DEPLOYING, f"Powering the machine on failed: {exc.detail}"):
+                    await auto_addresses.release(conn, machine["id"])  # MAAS: a start that fails gives them back
             raise
     async with work.tx() as conn:
         return await machines.show_machine(conn, system_id)
@@ -318,12 +326,14 @@ async def erased(conn: AsyncConnection, system_id: str) -> Row | None:
 
 
 async def finish_release(conn: AsyncConnection, system_id: str) -> None:
-    """Releasing -> Ready: owner, deployment, user_data and token dropped; next PXE boot netboots."""
+    """Releasing -> Ready: owner, deployment, user_data, token and AUTO links' addresses
+    dropped; next PXE boot netboots."""
     machine = await machines.get_machine(conn, system_id, lock=True)
     if machine["status"] != Status.RELEASING:
         return
     await conn.execute(delete(node_user_data).where(node_user_data.c.node_id == machine["id"]))
     await conn.execute(delete(node_tokens).where(node_tokens.c.node_id == machine["id"]))
+    await auto_addresses.release(conn, machine["id"])
     await set_status(
         conn,
         machine,
