@@ -16,6 +16,18 @@ records = Handler(
 record = Handler("DNSResourceRecordHandler", "dnsresourcerecords/{id}/", "Manage dnsresourcerecord.")
 
 RESOURCE_FIELDS = {"fqdn": "str", "name": "str", "domain": "str", "address_ttl": "str", "ip_addresses": "str"}
+RESOURCE_DOC = """
+:param fqdn: Hostname (with domain) for the dnsresource.
+:type fqdn: unicode
+:param name: Hostname (without domain).
+:type name: unicode
+:param domain: Domain (name or id).
+:type domain: unicode
+:param address_ttl: Default TTL for entries in this zone.
+:type address_ttl: unicode
+:param ip_addresses: Address (ip or id) to assign to the dnsresource.
+:type ip_addresses: unicode
+"""
 
 
 @resources.read
@@ -41,21 +53,8 @@ async def list_resources(ctx: Ctx) -> list:
         return [render.dnsresource(r) for r in found]
 
 
-@resources.action("POST", admin=True)
+@resources.action("POST", admin=True, doc="Create a DNS resource.\n" + RESOURCE_DOC)
 async def create_resource(ctx: Ctx) -> dict:
-    """Create a DNS resource.
-
-    :param fqdn: Hostname (with domain) for the dnsresource.
-    :type fqdn: unicode
-    :param name: Hostname (without domain).
-    :type name: unicode
-    :param domain: Domain (name or id).
-    :type domain: unicode
-    :param address_ttl: Default TTL for entries in this zone.
-    :type address_ttl: unicode
-    :param ip_addresses: Address (ip or id) to assign to the dnsresource.
-    :type ip_addresses: unicode
-    """
     fields = ctx.params.given(RESOURCE_FIELDS)
     async with ctx.tx() as conn:
         return render.dnsresource(await svc.create_resource(conn, fields))
@@ -68,21 +67,8 @@ async def read_resource(ctx: Ctx) -> dict:
         return render.dnsresource(await svc.show_resource(conn, ctx.path["id"]))
 
 
-@resource.action("PUT", admin=True)
+@resource.action("PUT", admin=True, doc="Update a DNS resource.\n" + RESOURCE_DOC)
 async def update_resource(ctx: Ctx) -> dict:
-    """Update a DNS resource.
-
-    :param fqdn: Hostname (with domain) for the dnsresource.
-    :type fqdn: unicode
-    :param name: Hostname (without domain).
-    :type name: unicode
-    :param domain: Domain (name or id).
-    :type domain: unicode
-    :param address_ttl: Default TTL for entries in this zone.
-    :type address_ttl: unicode
-    :param ip_addresses: Address (ip or id) to assign to the dnsresource.
-    :type ip_addresses: unicode
-    """
     fields = ctx.params.given(RESOURCE_FIELDS)
     async with ctx.tx() as conn:
         return render.dnsresource(await svc.update_resource(conn, ctx.path["id"], fields))

@@ -8,6 +8,14 @@ from metalplane.region.api.framework import Handler
 from metalplane.region.services import network
 
 FIELDS = {"name": "str", "description": "str", "class_type": "str"}
+FIELDS_DOC = """
+:param name: Name of the fabric.
+:type name: unicode
+:param description: Description of the fabric.
+:type description: unicode
+:param class_type: Class type of the fabric.
+:type class_type: unicode
+"""
 
 fabrics = Handler("FabricsHandler", "fabrics/", "Manage fabrics.")
 fabric = Handler("FabricHandler", "fabrics/{id}/", "Manage fabric.")
@@ -20,17 +28,8 @@ async def list_fabrics(ctx: Ctx) -> list:
         return render.fabrics(await network.show_fabrics(conn))
 
 
-@fabrics.action("POST", admin=True)
+@fabrics.action("POST", admin=True, doc="Create a fabric.\n" + FIELDS_DOC)
 async def create_fabric(ctx: Ctx) -> dict:
-    """Create a fabric.
-
-    :param name: Name of the fabric.
-    :type name: unicode
-    :param description: Description of the fabric.
-    :type description: unicode
-    :param class_type: Class type of the fabric.
-    :type class_type: unicode
-    """
     p = ctx.params
     name, description, class_type = p.str("name") or None, p.str("description", "") or "", p.str("class_type") or None
     async with ctx.tx() as conn:
@@ -44,17 +43,8 @@ async def read_fabric(ctx: Ctx) -> dict:
         return render.fabrics(await network.show_fabrics(conn, ctx.path["id"]))[0]
 
 
-@fabric.action("PUT", admin=True)
+@fabric.action("PUT", admin=True, doc="Update fabric.\n" + FIELDS_DOC)
 async def update_fabric(ctx: Ctx) -> dict:
-    """Update fabric.
-
-    :param name: Name of the fabric.
-    :type name: unicode
-    :param description: Description of the fabric.
-    :type description: unicode
-    :param class_type: Class type of the fabric.
-    :type class_type: unicode
-    """
     changes = ctx.params.given(FIELDS)
     async with ctx.tx() as conn:
         return render.fabrics(await network.update_fabric(conn, ctx.path["id"], changes))[0]

@@ -21,6 +21,15 @@ commissioning_results = Handler(
 )
 script_sets = Handler("NodeScriptResultsHandler", "nodes/{system_id}/results/", "Manage node script results.")
 script_set = Handler("NodeScriptResultHandler", "nodes/{system_id}/results/{id}/", "Manage node script results.")
+# The parameters that choose what a script set shows.
+VIEW_DOC = """
+:param hardware_type: Only results for this hardware type (node).
+:type hardware_type: unicode
+:param include_output: Include each result's output, base64 encoded.
+:type include_output: boolean
+:param filters: Only results of these scripts (comma separated names or ids).
+:type filters: unicode
+"""
 
 
 async def read_node_results(ctx: Ctx) -> list:
@@ -56,19 +65,15 @@ def _no_hardware_type(ctx: Ctx) -> None:
         raise Invalid.field("hardware_type", "metalplane's commissioning scripts are all of hardware type node.")
 
 
-@script_sets.read
-async def list_script_sets(ctx: Ctx) -> list:
-    """The node's script sets (commissioning runs), each with its results.
+@script_sets.action(
+    "GET",
+    doc="""The node's script sets (commissioning runs), each with its results.
 
-    :param type: Only sets of this type: commissioning, testing, installation or release.
-    :type type: unicode
-    :param hardware_type: Only results for this hardware type (node).
-    :type hardware_type: unicode
-    :param include_output: Include each result's output, base64 encoded.
-    :type include_output: boolean
-    :param filters: Only results of these scripts (comma separated names or ids).
-    :type filters: unicode
-    """
+:param type: Only sets of this type: commissioning, testing, installation or release.
+:type type: unicode"""
+    + VIEW_DOC,
+)
+async def list_script_sets(ctx: Ctx) -> list:
     _no_hardware_type(ctx)
     include = "include_output" in ctx.params
     async with ctx.tx() as conn:
@@ -76,17 +81,10 @@ async def list_script_sets(ctx: Ctx) -> list:
     return [render_nodes.script_set(node, s, include, _filters(ctx)) for s in sets]
 
 
-@script_set.read
+@script_set.action(
+    "GET", doc="One script set: by id, or current-commissioning, current-testing, current-installation.\n" + VIEW_DOC
+)
 async def read_script_set(ctx: Ctx) -> dict:
-    """One script set: by id, or current-commissioning, current-testing, current-installation.
-
-    :param hardware_type: Only results for this hardware type (node).
-    :type hardware_type: unicode
-    :param include_output: Include each result's output, base64 encoded.
-    :type include_output: boolean
-    :param filters: Only results of these scripts (comma separated names or ids).
-    :type filters: unicode
-    """
     _no_hardware_type(ctx)
     async with ctx.tx() as conn:
         node, found = await svc.node_set(conn, ctx.path["system_id"], ctx.path["id"], ctx.me)
