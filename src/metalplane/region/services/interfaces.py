@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.region import validation
 from metalplane.region.db.tables import interfaces, ip_addresses, nodes, subnets, vlans
 from metalplane.region.errors import Conflict, Invalid, NotFound, PermissionDenied, raise_if
 from metalplane.region.services import consequences, ipaddresses, node_fields
@@ -72,7 +73,8 @@ async def _interface(conn: AsyncConnection, node: Row, ident: str) -> Row:
             raise NotFound("Interface")
         query = query.where(interfaces.c.id == int(value))
     elif kind == "mac":
-        query = query.where(interfaces.c.mac == node_fields.normalise_mac(value))
+        # A value that is no MAC matches no interface.
+        query = query.where(interfaces.c.mac == (validation.normalise_mac(value) or value))
     else:
         query = query.where(interfaces.c.name == value)
     found = (await conn.execute(query.with_for_update())).first()

@@ -13,6 +13,7 @@ from ipaddress import ip_address, ip_network
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.region import validation
 from metalplane.region.db.tables import dhcp_leases, interfaces, ip_addresses, ipranges, nodes, subnets, users
 from metalplane.region.errors import Invalid, NotFound, PermissionDenied, Refused, Unavailable
 from metalplane.region.services import node_fields
@@ -115,9 +116,9 @@ async def reserve(
 ) -> Addresses:
     """A USER_RESERVED address for `user`: the one asked for, or a free one of the subnet."""
     if mac:
-        mac = node_fields.normalise_mac(mac)
-        if not node_fields.MAC.match(mac):
-            raise Invalid.field("mac", f"'{mac}' is not a valid MAC address.")
+        given, mac = mac, validation.normalise_mac(mac)
+        if mac is None:
+            raise Invalid.field("mac", f"'{validation.shown(given)}' is not a valid MAC address.")
         owner = (
             await conn.execute(
                 select(nodes.c.hostname)

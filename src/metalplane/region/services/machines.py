@@ -42,7 +42,6 @@ from metalplane.rpc.nodes import NodeType
 NEW, COMMISSIONING, FAILED_COMMISSIONING, READY, DEPLOYED = 0, 1, 2, 4, 6
 STATUS_NAMES = node_status.LABELS  # MAAS's NODE_STATUS labels (13 is "Releasing failed")
 MACHINE_TYPES = (int(NodeType.MACHINE),)
-normalise_mac = node_fields.normalise_mac
 
 
 def parse_power_input(power_type: str | None, raw_json: str | None, flat: dict[str, str]) -> tuple[str, dict[str, str]]:
