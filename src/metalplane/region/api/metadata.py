@@ -20,6 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -29,6 +30,7 @@ from metalplane.region.api.proxies import request_client
 from metalplane.region.db.transaction import transaction
 from metalplane.region.errors import Refused, RegionError, Unauthenticated
 from metalplane.region.services import commissioning, deployment, enrolment, reports
+from metalplane.region.services.rows import Row
 
 log = logging.getLogger("metalplane.region.metadata")
 PREFIX = "/MAAS/metadata/"
@@ -193,11 +195,22 @@ async def deploy_user_data(request: Request) -> Response:
     return Response(data, media_type="application/octet-stream")
 
 
-async def deploy_events(request: Request) -> Response:
+DeployRecord = Callable[[AsyncConnection, Row, Row], Awaitable[None]]
+
+
+async def _deploy_report(request: Request, record: DeployRecord) -> tuple[Row, Row]:
+    """The calling machine's deployment report (a JSON body), recorded by `record`:
+    (the machine, the report)."""
     await authenticated_first(request)
     body = await read_json(request, DEPLOY_REPORT_BODY)
     async with tx(request) as conn:
-        await deployment.record_step(conn, await machine_for(request, conn), body)
+        machine = await machine_for(request, conn)
+        await record(conn, machine, body)
+    return machine, body
+
+
+async def deploy_events(request: Request) -> Response:
+    await _deploy_report(request, deployment.record_step)
     return PlainTextResponse("OK")
 
 
@@ -212,21 +225,13 @@ async def deploy_installation(request: Request) -> Response:
 
 
 async def deploy_done(request: Request) -> Response:
-    await authenticated_first(request)
-    body = await read_json(request, DEPLOY_REPORT_BODY)
-    async with tx(request) as conn:
-        machine = await machine_for(request, conn)
-        await deployment.finish_install(conn, machine, body)
+    machine, body = await _deploy_report(request, deployment.finish_install)
     log.info("machine %s: installer finished: %s", machine["system_id"], body.get("result"))
     return PlainTextResponse("OK")
 
 
 async def deploy_booted(request: Request) -> Response:
-    await authenticated_first(request)
-    body = await read_json(request, DEPLOY_REPORT_BODY)
-    async with tx(request) as conn:
-        machine = await machine_for(request, conn)
-        await deployment.booted(conn, machine, body)
+    machine, _ = await _deploy_report(request, deployment.booted)
     log.info("machine %s deployed: booted from its disk", machine["system_id"])
     return PlainTextResponse("OK")
 
