@@ -42,36 +42,31 @@ iprange = Handler("IPRangeHandler", "ipranges/{id}/", "Manage IP range.")
 @ipranges.read
 async def list_ranges(ctx: Ctx) -> list:
     """List all IP ranges."""
-    async with ctx.tx() as conn:
-        return render.ipranges(await subnet_svc.show_ranges(conn))
+    return render.ipranges(await ctx.run(subnet_svc.show_ranges))
 
 
 @ipranges.action("POST", doc=CREATE_DOC)
 async def create_range(ctx: Ctx) -> dict:
     fields = ctx.params.given(FIELDS)
-    async with ctx.tx() as conn:
-        return render.ipranges(await subnet_svc.create_range(conn, fields, ctx.me))[0]
+    return render.ipranges(await ctx.run(subnet_svc.create_range, fields, ctx.me))[0]
 
 
 @iprange.read
 async def read_range(ctx: Ctx) -> dict:
     """Read an IP range."""
     range_id = ctx.path_int("id")
-    async with ctx.tx() as conn:
-        return render.ipranges(await subnet_svc.show_ranges(conn, range_id))[0]
+    return render.ipranges(await ctx.run(subnet_svc.show_ranges, range_id))[0]
 
 
 @iprange.action("PUT", doc=UPDATE_DOC)
 async def update_range(ctx: Ctx) -> dict:
     fields = ctx.params.given(FIELDS)
     range_id = ctx.path_int("id")
-    async with ctx.tx() as conn:
-        return render.ipranges(await subnet_svc.update_range(conn, range_id, fields, ctx.me))[0]
+    return render.ipranges(await ctx.run(subnet_svc.update_range, range_id, fields, ctx.me))[0]
 
 
 @iprange.delete
 async def delete_range(ctx: Ctx) -> None:
     """Delete an IP range."""
     range_id = ctx.path_int("id")
-    async with ctx.tx() as conn:
-        await subnet_svc.delete_range(conn, range_id, ctx.me)
+    await ctx.run(subnet_svc.delete_range, range_id, ctx.me)

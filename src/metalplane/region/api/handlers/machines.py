@@ -31,8 +31,7 @@ def power_flat(ctx: Ctx) -> dict[str, str]:
 
 
 async def list_machines(ctx: Ctx) -> list:
-    async with ctx.tx() as conn:
-        return render_nodes.machines(await machines.read_machines(conn, filter_values(ctx), ctx.me))
+    return render_nodes.machines(await ctx.run(machines.read_machines, filter_values(ctx), ctx.me))
 
 
 list_machines.__doc__ = (
@@ -143,15 +142,13 @@ async def all_power_parameters(ctx: Ctx) -> dict:
     :type id: unicode
     """
     system_ids = ctx.params.get_list("id")
-    async with ctx.tx() as conn:
-        return await machines.all_power_parameters(conn, system_ids)
+    return await ctx.run(machines.all_power_parameters, system_ids)
 
 
 @machines_h.action("GET", "bmcs")
 async def list_bmcs(ctx: Ctx) -> dict:
     """Every BMC with the rack that owns it, its candidate racks, and the spread of owners."""
-    async with ctx.tx() as conn:
-        return await bmcs.ownership(conn)
+    return await ctx.run(bmcs.ownership)
 
 
 @machines_h.action("GET", "describe_power_types")
@@ -163,8 +160,7 @@ async def describe_power_types(ctx: Ctx) -> list:
 @machine_h.read
 async def read_machine(ctx: Ctx) -> dict:
     """Read a machine."""
-    async with ctx.tx() as conn:
-        return render_nodes.machines(await machines.show_machine(conn, ctx.path["system_id"], ctx.me))[0]
+    return render_nodes.machines(await ctx.run(machines.show_machine, ctx.path["system_id"], ctx.me))[0]
 
 
 async def update_machine(ctx: Ctx) -> dict:
@@ -187,8 +183,7 @@ async def update_machine(ctx: Ctx) -> dict:
         }
     )
     fields["power_flat"] = power_flat(ctx)
-    async with ctx.tx() as conn:
-        return render_nodes.machines(await machines.update_machine(conn, ctx.path["system_id"], fields))[0]
+    return render_nodes.machines(await ctx.run(machines.update_machine, ctx.path["system_id"], fields))[0]
 
 
 update_machine.__doc__ = (
@@ -228,23 +223,20 @@ machine_h.action("PUT", admin=True)(update_machine)
 async def machine_details(ctx: Ctx) -> Response:
     """Get system details: a BSON document with the hardware document (lshw vocabulary,
     docs/tags.md) under "lshw"."""
-    async with ctx.tx() as conn:
-        found = await machines.get_machine(conn, ctx.path["system_id"], viewer=ctx.me)
+    found = await ctx.run(machines.get_machine, ctx.path["system_id"], viewer=ctx.me)
     return bson_details(found)
 
 
 @machine_h.action("DELETE", admin=True)
 async def delete_machine(ctx: Ctx) -> None:
     """Delete a machine."""
-    async with ctx.tx() as conn:
-        await machines.delete_machine(conn, ctx.path["system_id"])
+    await ctx.run(machines.delete_machine, ctx.path["system_id"])
 
 
 @machine_h.action("GET", "power_parameters", admin=True)
 async def power_parameters(ctx: Ctx) -> dict:
     """Get the power parameters of this machine (passwords included; admin only)."""
-    async with ctx.tx() as conn:
-        return machines.power_parameters(await machines.get_machine(conn, ctx.path["system_id"]))
+    return machines.power_parameters(await ctx.run(machines.get_machine, ctx.path["system_id"]))
 
 
 @machine_h.action("POST", "power_on")
@@ -308,5 +300,4 @@ async def commission(ctx: Ctx) -> dict:
 @machine_h.action("GET", "commissioning_results")
 async def commissioning_results(ctx: Ctx) -> list:
     """The output and exit status of each commissioning script of the last run."""
-    async with ctx.tx() as conn:
-        return await commissioning.results_of(conn, ctx.path["system_id"], ctx.user)
+    return await ctx.run(commissioning.results_of, ctx.path["system_id"], ctx.user)

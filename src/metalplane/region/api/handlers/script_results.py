@@ -76,8 +76,7 @@ def _no_hardware_type(ctx: Ctx) -> None:
 async def list_script_sets(ctx: Ctx) -> list:
     _no_hardware_type(ctx)
     include = "include_output" in ctx.params
-    async with ctx.tx() as conn:
-        node, sets = await svc.node_sets(conn, ctx.path["system_id"], ctx.me, ctx.params.str("type"))
+    node, sets = await ctx.run(svc.node_sets, ctx.path["system_id"], ctx.me, ctx.params.str("type"))
     return [render_nodes.script_set(node, s, include, _filters(ctx)) for s in sets]
 
 
@@ -86,8 +85,7 @@ async def list_script_sets(ctx: Ctx) -> list:
 )
 async def read_script_set(ctx: Ctx) -> dict:
     _no_hardware_type(ctx)
-    async with ctx.tx() as conn:
-        node, found = await svc.node_set(conn, ctx.path["system_id"], ctx.path["id"], ctx.me)
+    node, found = await ctx.run(svc.node_set, ctx.path["system_id"], ctx.path["id"], ctx.me)
     return render_nodes.script_set(node, found, "include_output" in ctx.params, _filters(ctx))
 
 
@@ -109,8 +107,7 @@ async def download(ctx: Ctx) -> Response:
     if output not in ("combined", "stdout", "stderr", "result", "all"):
         raise Invalid.field("output", f"'{output}' is not one of combined, stdout, stderr, all.")
     filetype = ctx.params.str("filetype") or "txt"
-    async with ctx.tx() as conn:
-        node, found = await svc.node_set(conn, ctx.path["system_id"], ctx.path["id"], ctx.me)
+    node, found = await ctx.run(svc.node_set, ctx.path["system_id"], ctx.path["id"], ctx.me)
     body = svc.download(node, found, _filters(ctx), output, filetype)
     return Response(body, media_type="application/x-tar" if filetype == "tar.xz" else "application/binary")
 
@@ -118,8 +115,7 @@ async def download(ctx: Ctx) -> Response:
 @script_set.action("DELETE", admin=True)
 async def delete_script_set(ctx: Ctx) -> None:
     """Delete a script set and its results."""
-    async with ctx.tx() as conn:
-        await svc.delete_set(conn, ctx.path["system_id"], ctx.path["id"])
+    await ctx.run(svc.delete_set, ctx.path["system_id"], ctx.path["id"])
 
 
 @script_set.action("PUT", admin=True)
@@ -138,6 +134,5 @@ async def update_script_set(ctx: Ctx) -> dict:
     _no_hardware_type(ctx)
     if ctx.params.bool("suppressed", False):
         raise Invalid.field("suppressed", "Suppressing results is not supported.")
-    async with ctx.tx() as conn:
-        node, found = await svc.node_set(conn, ctx.path["system_id"], ctx.path["id"], ctx.me)
+    node, found = await ctx.run(svc.node_set, ctx.path["system_id"], ctx.path["id"], ctx.me)
     return render_nodes.script_set(node, found, "include_output" in ctx.params, _filters(ctx))

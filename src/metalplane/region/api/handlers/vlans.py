@@ -68,35 +68,30 @@ def _ref(ctx: Ctx) -> network.VlanRef:
 @vlans.read
 async def list_vlans(ctx: Ctx) -> list:
     """List all VLANs belonging to fabric."""
-    async with ctx.tx() as conn:
-        return render.vlans(await network.show_vlans(conn, fabric=ctx.path["fabric_id"]))
+    return render.vlans(await ctx.run(network.show_vlans, fabric=ctx.path["fabric_id"]))
 
 
 @vlans.action("POST", admin=True, doc=CREATE_DOC)
 async def create_vlan(ctx: Ctx) -> dict:
     fields = ctx.params.given(FIELDS)
-    async with ctx.tx() as conn:
-        return render.vlans(await network.create_vlan(conn, ctx.path["fabric_id"], fields))[0]
+    return render.vlans(await ctx.run(network.create_vlan, ctx.path["fabric_id"], fields))[0]
 
 
 async def read_vlan(ctx: Ctx) -> dict:
     """Retrieve VLAN."""
     ref = _ref(ctx)
-    async with ctx.tx() as conn:
-        return render.vlans(await network.show_vlan(conn, ref))[0]
+    return render.vlans(await ctx.run(network.show_vlan, ref))[0]
 
 
 async def update_vlan(ctx: Ctx) -> dict:
     ref, fields = _ref(ctx), ctx.params.given(FIELDS)
-    async with ctx.tx() as conn:
-        return render.vlans(await network.update_vlan(conn, ref, fields))[0]
+    return render.vlans(await ctx.run(network.update_vlan, ref, fields))[0]
 
 
 async def delete_vlan(ctx: Ctx) -> None:
     """Delete VLAN."""
     ref = _ref(ctx)
-    async with ctx.tx() as conn:
-        await network.delete_vlan(conn, ref)
+    await ctx.run(network.delete_vlan, ref)
 
 
 for handler in (vlan, vlan_by_id):
