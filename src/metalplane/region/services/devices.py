@@ -16,7 +16,7 @@ from metalplane.region.errors import Conflict, Invalid, PermissionDenied
 from metalplane.region.services import consequences, node_fields
 from metalplane.region.services import nodes as nodes_service
 from metalplane.region.services.controllers import new_system_id
-from metalplane.region.services.rows import Row, execute_unique
+from metalplane.region.services.rows import Row, execute_unique, stamped_update
 from metalplane.region.services.users import User
 from metalplane.rpc.nodes import NodeType
 
@@ -84,7 +84,7 @@ async def update_device(
     if values:
         await execute_unique(
             conn,
-            update(nodes).where(nodes.c.id == device["id"]).values(**values, updated=func.now()),
+            stamped_update(nodes, device["id"], values),
             "hostname",
             node_fields.DUPLICATE_HOSTNAME,
         )

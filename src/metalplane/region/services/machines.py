@@ -34,7 +34,7 @@ from metalplane.region.services import nodes as nodes_service
 from metalplane.region.services import subnets as subnets_service
 from metalplane.region.services import tags as tags_service
 from metalplane.region.services.controllers import new_system_id
-from metalplane.region.services.rows import Row, execute_unique, rows
+from metalplane.region.services.rows import Row, execute_unique, rows, stamped_update
 from metalplane.region.services.users import User
 from metalplane.rpc import power_schema as schema
 from metalplane.rpc.nodes import NodeType
@@ -322,7 +322,7 @@ async def update_machine(conn: AsyncConnection, system_id: str, fields: dict[str
     if values:
         await execute_unique(
             conn,
-            update(nodes).where(nodes.c.id == machine["id"]).values(**values, updated=func.now()),
+            stamped_update(nodes, machine["id"], values),
             "hostname",
             node_fields.DUPLICATE_HOSTNAME,
         )
