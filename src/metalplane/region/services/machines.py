@@ -34,7 +34,7 @@ from metalplane.region.services import nodes as nodes_service
 from metalplane.region.services import subnets as subnets_service
 from metalplane.region.services import tags as tags_service
 from metalplane.region.services.controllers import new_system_id
-from metalplane.region.services.rows import Row, execute_unique, rows, stamped_update
+from metalplane.region.services.rows import Row, rows
 from metalplane.region.services.users import User
 from metalplane.rpc import power_schema as schema
 from metalplane.rpc.nodes import NodeType
@@ -320,12 +320,7 @@ async def update_machine(conn: AsyncConnection, system_id: str, fields: dict[str
             node_params = {**bmc_params, **node_params, "__type__": power_type}
         values.update(bmc_id=bmc_id, instance_power_parameters=node_params)
     if values:
-        await execute_unique(
-            conn,
-            stamped_update(nodes, machine["id"], values),
-            "hostname",
-            node_fields.DUPLICATE_HOSTNAME,
-        )
+        await node_fields.update_node(conn, machine["id"], values)
         await _gc_bmcs(conn)
     _changed(conn)
     await settle(conn)  # shown with its BMC's owner

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metalplane.region import validation
 from metalplane.region.db.tables import interfaces, nodes, zones
 from metalplane.region.errors import Invalid
-from metalplane.region.services.rows import execute_unique
+from metalplane.region.services.rows import execute_unique, stamped_update
 
 DEFAULT_DOMAIN = "maas"
 DEFAULT_DOMAIN_ID = 0
@@ -130,6 +130,11 @@ def bounded_int(fields: dict[str, Any], name: str) -> int | None:
             else f"Ensure this value is less than or equal to {2**31 - 1}.",
         )
     return value
+
+
+async def update_node(conn: AsyncConnection, node_id: int, values: dict[str, Any]) -> None:
+    """A node's row changed to `values`: the unique index decides a race for a hostname (MAAS's 400)."""
+    await execute_unique(conn, stamped_update(nodes, node_id, values), "hostname", DUPLICATE_HOSTNAME)
 
 
 async def insert_node(conn: AsyncConnection, values: dict[str, Any], macs: list[str]) -> int:
