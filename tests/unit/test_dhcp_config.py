@@ -444,3 +444,18 @@ def test_a_new_instance_is_seeded_with_the_leases_of_its_subnets(tmp_path):
     assert proc.lease_file.read_text() == HEADER + rec("10.50.0.5", "aa:bb:cc:00:00:01", 600, 1600)
     assert svc._seed_leases(proc, inst) == 0  # never over an existing lease file
     svc.events.close()
+
+
+def test_option_data_keeps_options_with_a_value_and_joins_lists():
+    assert c._option_data(
+        ("routers", ipaddress.IPv4Address("10.0.0.1")),
+        ("dns-servers", [ipaddress.IPv6Address("fd00::2"), ipaddress.IPv6Address("fd00::3")]),
+        ("sntp-servers", []),
+        ("domain-search", None),
+        ("domain-name", ""),
+        ("interface-mtu", 9000),
+    ) == [
+        {"name": "routers", "data": "10.0.0.1"},
+        {"name": "dns-servers", "data": "fd00::2, fd00::3"},
+        {"name": "interface-mtu", "data": "9000"},
+    ]
