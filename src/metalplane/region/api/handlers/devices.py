@@ -8,7 +8,7 @@ from metalplane.region.api import render_nodes
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
 from metalplane.region.api.handlers import nodes as nodes_handlers
-from metalplane.region.api.handlers.node_docs import NODE_FILTERS_DOC, bson_details
+from metalplane.region.api.handlers.node_docs import NODE_FILTERS_DOC, bson_details, naming_doc
 from metalplane.region.api.handlers.nodes import filter_values
 from metalplane.region.services import devices as svc
 from metalplane.region.services import node_ops
@@ -25,23 +25,19 @@ list_devices.__doc__ = "List devices visible to the user, optionally filtered by
 devices.read(list_devices)
 
 
-@devices.action("POST")
+@devices.action(
+    "POST",
+    doc="Create a new device; it belongs to the caller.\n"
+    + naming_doc("device")
+    + """:param mac_addresses: One or more MAC addresses for the device (repeatable).
+:type mac_addresses: unicode
+:param parent: The system_id of the device's parent node.
+:type parent: unicode
+:param zone: The zone of the device (default: the default zone).
+:type zone: unicode
+""",
+)
 async def create_device(ctx: Ctx) -> dict:
-    """Create a new device; it belongs to the caller.
-
-    :param hostname: A hostname. If not given, one is generated.
-    :type hostname: unicode
-    :param description: A description of the device.
-    :type description: unicode
-    :param domain: The domain of the device (only the default domain, maas, exists).
-    :type domain: unicode
-    :param mac_addresses: One or more MAC addresses for the device (repeatable).
-    :type mac_addresses: unicode
-    :param parent: The system_id of the device's parent node.
-    :type parent: unicode
-    :param zone: The zone of the device (default: the default zone).
-    :type zone: unicode
-    """
     fields = {
         **ctx.params.given({"hostname": "str", "description": "str", "domain": "str", "parent": "str", "zone": "str"}),
         "mac_addresses": ctx.params.get_list("mac_addresses"),

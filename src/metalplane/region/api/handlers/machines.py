@@ -8,7 +8,7 @@ from metalplane.region.api import render_nodes
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
 from metalplane.region.api.handlers import nodes as nodes_handlers
-from metalplane.region.api.handlers.node_docs import READ_FILTERS_DOC, bson_details
+from metalplane.region.api.handlers.node_docs import READ_FILTERS_DOC, bson_details, naming_doc
 from metalplane.region.api.handlers.nodes import filter_values
 from metalplane.region.errors import Refused
 from metalplane.region.services import bmcs, commissioning, machine_create, machines, power
@@ -94,14 +94,9 @@ create_machine.__doc__ = (
 :type min_hwe_kernel: unicode
 :param mac_addresses: One or more MAC addresses for the machine (repeatable). Required unless
     power_type is ipmi.
-:type mac_addresses: unicode
-:param hostname: A hostname. If not given, one is generated.
-:type hostname: unicode
-:param description: A description of the machine.
-:type description: unicode
-:param domain: The domain of the machine (only the default domain, maas, exists).
-:type domain: unicode
-:param zone: The physical zone of the machine (default: the default zone).
+:type mac_addresses: unicode"""
+    + naming_doc("machine")
+    + """:param zone: The physical zone of the machine (default: the default zone).
 :type zone: unicode
 :param pool: The resource pool of the machine (default: the default pool).
 :type pool: unicode
