@@ -8,7 +8,7 @@ from metalplane.region.api import render_nodes
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
 from metalplane.region.api.handlers import nodes as nodes_handlers
-from metalplane.region.api.handlers.node_docs import NODE_FILTERS_DOC, bson_details, naming_doc
+from metalplane.region.api.handlers.node_docs import NODE_FILTERS_DOC, RENAMING_DOC, bson_details, naming_doc
 from metalplane.region.api.handlers.nodes import filter_values
 from metalplane.region.services import devices as svc
 from metalplane.region.services import node_ops
@@ -56,21 +56,17 @@ async def read_device(ctx: Ctx) -> dict:
     return render_nodes.devices(await ctx.run(svc.show_device, ctx.path["system_id"], ctx.me))[0]
 
 
-@device.action("PUT")
+@device.action(
+    "PUT",
+    doc="Update a device (its owner or an admin).\n"
+    + RENAMING_DOC
+    + """:param parent: The system_id of the device's parent node (empty: none).
+:type parent: unicode
+:param zone: The name of the zone the device moves to.
+:type zone: unicode
+""",
+)
 async def update_device(ctx: Ctx) -> dict:
-    """Update a device (its owner or an admin).
-
-    :param hostname: The new hostname.
-    :type hostname: unicode
-    :param description: The new description.
-    :type description: unicode
-    :param domain: The domain (only the default domain, maas, exists).
-    :type domain: unicode
-    :param parent: The system_id of the device's parent node (empty: none).
-    :type parent: unicode
-    :param zone: The name of the zone the device moves to.
-    :type zone: unicode
-    """
     fields = ctx.params.given(
         {"hostname": "str", "description": "str", "domain": "str", "parent": "str", "zone": "str"}
     )

@@ -8,7 +8,7 @@ from metalplane.region.api import render_nodes
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
 from metalplane.region.api.handlers import nodes as nodes_handlers
-from metalplane.region.api.handlers.node_docs import READ_FILTERS_DOC, bson_details, naming_doc
+from metalplane.region.api.handlers.node_docs import READ_FILTERS_DOC, RENAMING_DOC, bson_details, naming_doc
 from metalplane.region.api.handlers.nodes import filter_values
 from metalplane.region.errors import Refused
 from metalplane.region.services import bmcs, commissioning, machine_create, machines, power
@@ -182,15 +182,9 @@ async def update_machine(ctx: Ctx) -> dict:
 
 
 update_machine.__doc__ = (
-    """Update a machine. Every field given is applied, or none is (400).
-
-:param hostname: The new hostname.
-:type hostname: unicode
-:param description: The new description.
-:type description: unicode
-:param domain: The domain (only the default domain, maas, exists).
-:type domain: unicode
-:param architecture: The new architecture, e.g. amd64/generic.
+    "Update a machine. Every field given is applied, or none is (400).\n"
+    + RENAMING_DOC
+    + """:param architecture: The new architecture, e.g. amd64/generic.
 :type architecture: unicode
 :param min_hwe_kernel: The minimum kernel version allowed to run on this machine.
 :type min_hwe_kernel: unicode

@@ -38,6 +38,17 @@ def naming_doc(kind: str) -> str:
 """
 
 
+# What updating a node (machine, device) changes of its naming.
+RENAMING_DOC = """
+:param hostname: The new hostname.
+:type hostname: unicode
+:param description: The new description.
+:type description: unicode
+:param domain: The domain (only the default domain, maas, exists).
+:type domain: unicode
+"""
+
+
 READ_FILTERS_DOC = (
     NODE_FILTERS_DOC
     + """
