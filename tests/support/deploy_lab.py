@@ -43,8 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from metalplane.images.build import cache_dir
-from metalplane.images.publish import PublishedFile
-from metalplane.images.simplestreams import INDEX_PATH, parse_products, product_paths
+from metalplane.images.simplestreams import INDEX_PATH, StreamItem, parse_products, product_paths
 from metalplane.rack.boot.configs import ipxe_local_boot
 from tests.support import module_command
 from tests.support.netlab import Lab, NetnsProcess
@@ -80,17 +79,17 @@ def _image_inputs_key(release: str, kernel: str) -> str:
 @dataclass(frozen=True)
 class BuiltImage:
     out: Path  # the simplestreams mirror
-    root_tgz: PublishedFile
+    root_tgz: StreamItem
     built_seconds: float | None  # None when it came from the cache
 
 
-def _read_image(out: Path) -> PublishedFile:
+def _read_image(out: Path) -> StreamItem:
     index = json.loads((out / INDEX_PATH).read_text())
     for products in product_paths(index):
         for image in parse_products(products, json.loads((out / products).read_text())):
             for item in image.items:
                 if item.ftype == "root-tgz":
-                    return PublishedFile(item.ftype, item.path, item.sha256, item.size)
+                    return item
     raise FileNotFoundError(f"{out} has no root-tgz")
 
 
@@ -122,7 +121,7 @@ def cached_debian_image(
 
 
 def deploy_config(
-    image: PublishedFile, ssh_keys: list[str], *, hostname: str = "deployed1", image_url: str | None = None
+    image: StreamItem, ssh_keys: list[str], *, hostname: str = "deployed1", image_url: str | None = None
 ) -> dict:
     """deploy/config for the lab's VM: its disk, a static address on its NIC, the image."""
     return {
@@ -248,7 +247,7 @@ class DeployLab:
         self,
         lab: Lab,
         mirror: Path,
-        image: PublishedFile,
+        image: StreamItem,
         ssh_keys: list[str],
         *,
         user_data: bytes | None = None,

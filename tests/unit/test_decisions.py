@@ -7,13 +7,13 @@ from ipaddress import ip_network
 
 import pytest
 
+from metalplane.client.http import split_key
 from metalplane.ha.rack_health import rackd_status, with_rack_report
 from metalplane.rack.interfaces import parse_ip_addr
 from metalplane.rack.power.service import failover_plan
 from metalplane.rack.region_links import choose, plan_links
 from metalplane.region.services.bmcs import bmc_host
 from metalplane.region.services.leases import lease_row, subnet_for
-from metalplane.region.services.users import parse_api_key
 from metalplane.rpc import auth, versions
 from metalplane.rpc.endpoint import Endpoint
 
@@ -148,4 +148,4 @@ def test_parse_ip_addr_keeps_real_interfaces_and_addresses():
 @pytest.mark.parametrize("bad", ["", "a:b", "a::c"])
 def test_api_keys_have_three_parts(bad):
     with pytest.raises(ValueError):
-        parse_api_key(bad)
+        split_key(bad)

@@ -469,3 +469,18 @@ def test_dhcpv6_names_every_host_also_those_with_an_ipv4_reservation():
         {"hw-address": "52:54:00:aa:bb:01", "hostname": "node1"},
         {"hw-address": "52:54:00:aa:bb:02", "hostname": "node2"},
     ]
+
+
+def test_option_data_keeps_options_with_a_value_and_joins_lists():
+    assert c._option_data(
+        ("routers", ipaddress.IPv4Address("10.0.0.1")),
+        ("dns-servers", [ipaddress.IPv6Address("fd00::2"), ipaddress.IPv6Address("fd00::3")]),
+        ("sntp-servers", []),
+        ("domain-search", None),
+        ("domain-name", ""),
+        ("interface-mtu", 9000),
+    ) == [
+        {"name": "routers", "data": "10.0.0.1"},
+        {"name": "dns-servers", "data": "fd00::2, fd00::3"},
+        {"name": "interface-mtu", "data": "9000"},
+    ]

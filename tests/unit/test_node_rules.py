@@ -236,3 +236,18 @@ def test_bson_document():
     import bson  # pymongo's (python-libmaas brings it): an independent decoder
 
     assert bson.decode(document) == {"lshw": b"<list/>", "lldp": None}
+
+
+def test_node_macs_are_read_as_validation_reads_them_and_every_bad_one_is_named():
+    assert node_fields.parse_macs(["52-54-00-AB-CD-01", " ", "5254.00ab.cd01", "a:b:c:d:e:f"]) == [
+        "52:54:00:ab:cd:01",
+        "0a:0b:0c:0d:0e:0f",
+    ]
+    with pytest.raises(Invalid) as refused:
+        node_fields.parse_macs(["zz", "52:54:00:ab:cd:01", "1:2"])
+    assert refused.value.errors == {
+        "mac_addresses": [
+            "One or more MAC addresses is invalid. "
+            "('zz' is not a valid MAC address. — '1:2' is not a valid MAC address.)"
+        ]
+    }

@@ -326,3 +326,13 @@ def test_a_stock_hosts_ifb_devices_are_not_modelled():
     assert sorted(out) == ["bond0", "br0", "eth0", "eth0.5", "veth-up"]
     assert out["veth-up"]["type"] == "physical" and out["br0"]["type"] == "bridge"
     assert out["eth0.5"]["type"] == "vlan" and not out["br0"]["enabled"]
+
+
+@pytest.mark.parametrize("verb", ["set", "reset"])
+def test_local_config_set_and_reset_without_a_key_name_the_keys(verb, tmp_path, capsys):
+    from metalplane.cli.main import main
+
+    assert main(["region", f"local-config-{verb}", "--data-dir", str(tmp_path)]) == 2
+    said = capsys.readouterr().out
+    assert said.startswith(f"nothing to {verb}; give one or more of: --maas-url --database-host")
+    assert not any(tmp_path.iterdir())

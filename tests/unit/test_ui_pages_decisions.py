@@ -109,6 +109,7 @@ def test_a_suggestion_is_free_bounded_and_accounted(case):
         ("   ", Search("none", "")),
         ("52:54:00:AB:cd:01", Search("mac", "52:54:00:ab:cd:01")),
         ("52-54-00-ab-cd-01", Search("mac", "52:54:00:ab:cd:01")),
+        ("5254.00ab.cd01", Search("mac", "52:54:00:ab:cd:01")),
         ("52:54:00", Search("mac_prefix", "52:54:00")),
         ("52:54:0", Search("mac_prefix", "52:54:0")),
         ("52:", Search("mac_prefix", "52:")),

@@ -48,11 +48,16 @@ def _value_changes(args: argparse.Namespace) -> dict[str, Any]:
     return changes
 
 
+def _nothing_to(verb: str) -> int:
+    """A `set` or `reset` given no key: say which there are (exit status 2)."""
+    print(f"nothing to {verb}; give one or more of: " + " ".join(flag(k) for k in CONFIG_KEYS))
+    return 2
+
+
 def _set(args: argparse.Namespace) -> int:
     changes = _value_changes(args)
     if not changes:
-        print("nothing to set; give one or more of: " + " ".join(flag(k) for k in CONFIG_KEYS))
-        return 2
+        return _nothing_to("set")
     update_region_config(_config_path(args), changes)
     return 0
 
@@ -72,8 +77,7 @@ def _get(args: argparse.Namespace) -> int:
 def _reset(args: argparse.Namespace) -> int:
     keys = _selected(args)
     if not keys:
-        print("nothing to reset; give one or more of: " + " ".join(flag(k) for k in CONFIG_KEYS))
-        return 2
+        return _nothing_to("reset")
     reset_region_config(_config_path(args), keys)
     return 0
 

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from metalplane.dns.conf import Layout, render_key, render_rndc_conf
 from metalplane.supervised import Supervised, Wrap, no_wrap, run_command, write_atomic
@@ -85,6 +86,16 @@ def bind_errors(output: str, staging: Path | None = None, live: Path | None = No
 
 def _named_log_errors(lines: list[str]) -> list[str]:
     return [ln for ln in lines if _ERROR_RE.search(ln)][-3:]
+
+
+class NamedOptions(TypedDict, total=False):
+    """How the region's and the rack's DNS services run their named (see NamedServer)."""
+
+    wrap: Wrap | None
+    named_bin: str
+    threads: int | None
+    restart_backoff: tuple[float, float] | None
+    on_change: Callable[[], None] | None
 
 
 class NamedServer:

@@ -34,8 +34,8 @@ from metalplane.images.debtools import Collected, collect_tools, deb_members
 from metalplane.images.elf import is_static_elf
 from metalplane.images.errors import BuildError
 from metalplane.images.modinfo import ModInfo, ModuleError, builtin_names, decompress, load_order, parse_modinfo
-from metalplane.images.publish import PublishedFile, publish_image
-from metalplane.images.simplestreams import version_key
+from metalplane.images.publish import publish_image
+from metalplane.images.simplestreams import StreamItem, version_key
 
 CACHE_ENV = "METALPLANE_CACHE_DIR"
 DEFAULT_CACHE = Path("/var/cache/metalplane")
@@ -321,7 +321,7 @@ class BuildResult:
     modules: list[str]
     missing_modules: list[str]
     out: Path
-    files: list[PublishedFile]
+    files: list[StreamItem]
 
     def path(self, ftype: str) -> Path:
         return self.out / next(f.path for f in self.files if f.ftype == ftype)

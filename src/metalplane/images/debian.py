@@ -38,7 +38,8 @@ from importlib import resources
 from pathlib import Path
 
 from metalplane.images.build import BuildError, cache_dir
-from metalplane.images.publish import PublishedFile, publish_image
+from metalplane.images.publish import publish_image
+from metalplane.images.simplestreams import StreamItem
 
 Log = Callable[[str], None]
 
@@ -427,7 +428,7 @@ class DebianBuildResult:
     root_bytes: int
     seconds: float
     out: Path
-    files: list[PublishedFile] = field(default_factory=list)
+    files: list[StreamItem] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
     def path(self, ftype: str) -> Path:

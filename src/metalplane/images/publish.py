@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -22,14 +21,6 @@ from typing import Any
 from metalplane.images import simplestreams as ss
 
 CONTENT_ID = "com.metalplane:images"
-
-
-@dataclass(frozen=True)
-class PublishedFile:
-    ftype: str
-    path: str  # relative to the mirror root
-    sha256: str
-    size: int
 
 
 def file_sha256(path: Path) -> tuple[str, int]:
@@ -72,7 +63,7 @@ def publish_image(
     extra: dict[str, Any] | None = None,
     content_id: str = CONTENT_ID,
     link: bool = False,
-) -> list[PublishedFile]:
+) -> list[ss.StreamItem]:
     """Add one version of image OS/RELEASE ARCH/SUBARCH with `files` {ftype: local path}."""
     for segment in (os_name, release, arch, subarch, version):
         if not ss.SEGMENT_RE.match(segment):
@@ -96,7 +87,7 @@ def publish_image(
         target.chmod(0o644)
         sha256, size = file_sha256(target)
         items[ftype] = {"ftype": ftype, "path": relative, "sha256": sha256, "size": size}
-        published.append(PublishedFile(ftype, relative, sha256, size))
+        published.append(ss.StreamItem(ftype, relative, sha256, size))
     updated = format_datetime(datetime.now(UTC))
     product = ss.product_id(content_id, release, arch, subarch)
     fields = {

@@ -109,13 +109,19 @@ def safe_relative_path(path: Any) -> str:
     return path
 
 
+def _listing(where: str, doc: Any, what: str, doc_format: str, key: str) -> dict[str, Any]:
+    """The object under `key` of a simplestreams document (`what`) of `doc_format`."""
+    if not isinstance(doc, dict) or doc.get("format") != doc_format:
+        raise StreamError(f"{where}: not a {what} (format must be {doc_format!r})")
+    listed = doc.get(key)
+    if not isinstance(listed, dict):
+        raise StreamError(f"{where}: no {key!r} object")
+    return listed
+
+
 def product_paths(index: Any) -> list[str]:
     """The products files an index names (image-downloads only)."""
-    if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
-        raise StreamError(f"{INDEX_PATH}: not a simplestreams index (format must be {INDEX_FORMAT!r})")
-    entries = index.get("index")
-    if not isinstance(entries, dict):
-        raise StreamError(f"{INDEX_PATH}: no 'index' object")
+    entries = _listing(INDEX_PATH, index, "simplestreams index", INDEX_FORMAT, "index")
     paths = []
     for content_id, entry in sorted(entries.items()):
         if not isinstance(entry, dict):
@@ -153,11 +159,7 @@ def _item(where: str, key: str, raw: Any) -> StreamItem:
 
 def parse_products(products_path: str, doc: Any) -> list[StreamImage]:
     """The newest version of every product of one products file."""
-    if not isinstance(doc, dict) or doc.get("format") != PRODUCTS_FORMAT:
-        raise StreamError(f"{products_path}: not a products file (format must be {PRODUCTS_FORMAT!r})")
-    products = doc.get("products")
-    if not isinstance(products, dict):
-        raise StreamError(f"{products_path}: no 'products' object")
+    products = _listing(products_path, doc, "products file", PRODUCTS_FORMAT, "products")
     images = []
     for product, p in sorted(products.items()):
         where = f"{products_path}: product {product!r}"

@@ -52,14 +52,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    PlainValidator,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic.dataclasses import dataclass
 
-from metalplane.rpc.fields import IFNAME_RE, matching, one_of
+from metalplane.rpc.fields import IFNAME_RE, matching, one_of, parsed
 from metalplane.rpc.wire import InvalidMessage, Problems
 
 DEFAULT_HA_PORT = 5280
@@ -87,62 +86,26 @@ class InvalidDhcpState(InvalidMessage):
 IP = ipaddress.IPv4Address
 
 
-def _ipv4(value: Any) -> IP:
-    if isinstance(value, IP):
-        return value
-    if isinstance(value, str):
-        try:
-            return IP(value)
-        except ValueError:
-            pass
-    raise ValueError(f"expected an IPv4 address, got {value!r}")
-
-
-def _network(value: Any) -> ipaddress.IPv4Network:
-    if isinstance(value, ipaddress.IPv4Network):
-        return value
-    try:
-        return ipaddress.IPv4Network(value)
-    except (ValueError, TypeError):
-        raise ValueError(f"expected an IPv4 network like 10.0.0.0/24 (host bits zero), got {value!r}") from None
-
-
 def _none_as_empty(value: Any) -> Any:
     return [] if value is None else value
 
 
 EmptyIfNone = BeforeValidator(_none_as_empty)  # None on the wire means an empty list
-Ipv4 = Annotated[IP, PlainValidator(_ipv4)]
+Ipv4 = Annotated[IP, parsed(IP, "an IPv4 address")]
 Range = tuple[Ipv4, Ipv4]
 Ipv4List = Annotated[list[Ipv4], EmptyIfNone]
 RangeList = Annotated[list[Range], EmptyIfNone]
-Network = Annotated[ipaddress.IPv4Network, PlainValidator(_network)]
-
-
-def _ipv6(value: Any) -> ipaddress.IPv6Address:
-    if isinstance(value, ipaddress.IPv6Address):
-        return value
-    if isinstance(value, str):
-        try:
-            return ipaddress.IPv6Address(value)
-        except ValueError:
-            pass
-    raise ValueError(f"expected an IPv6 address, got {value!r}")
-
-
-def _network6(value: Any) -> ipaddress.IPv6Network:
-    if isinstance(value, ipaddress.IPv6Network):
-        return value
-    try:
-        return ipaddress.IPv6Network(value)
-    except (ValueError, TypeError):
-        raise ValueError(f"expected an IPv6 network like fd00::/64 (host bits zero), got {value!r}") from None
-
-
-Ipv6 = Annotated[ipaddress.IPv6Address, PlainValidator(_ipv6)]
+Network = Annotated[
+    ipaddress.IPv4Network,
+    parsed(ipaddress.IPv4Network, "an IPv4 network like 10.0.0.0/24 (host bits zero)"),
+]
+Ipv6 = Annotated[ipaddress.IPv6Address, parsed(ipaddress.IPv6Address, "an IPv6 address")]
 Ipv6List = Annotated[list[Ipv6], EmptyIfNone]
 Range6List = Annotated[list[tuple[Ipv6, Ipv6]], EmptyIfNone]
-Network6 = Annotated[ipaddress.IPv6Network, PlainValidator(_network6)]
+Network6 = Annotated[
+    ipaddress.IPv6Network,
+    parsed(ipaddress.IPv6Network, "an IPv6 network like fd00::/64 (host bits zero)"),
+]
 RackName = Annotated[str, matching(_NAME_RE, "a rack name ([A-Za-z0-9._-], up to 63)")]
 Label = Annotated[str, matching(_LABEL_RE, "a DNS label")]
 # Integers are strict: "5248" and True are refused, not converted.

@@ -4,6 +4,7 @@ with a message naming what was expected and what came."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import PlainValidator
@@ -19,6 +20,25 @@ def matching(pattern: re.Pattern[str], what: str) -> PlainValidator:
         if not (isinstance(value, str) and pattern.match(value)):
             raise ValueError(f"expected {what}, got {value!r}")
         return value
+
+    return PlainValidator(check)
+
+
+def parsed(kind: type | tuple[type, ...], what: str, parse: Callable[[str], Any] | None = None) -> PlainValidator:
+    """A value of `kind` as it is, or a string `parse` (default: `kind`) reads: an address,
+    a network...; nothing else, as the wire carries them as strings."""
+    read = parse or kind
+    assert callable(read)
+
+    def check(value: Any) -> Any:
+        if isinstance(value, kind):
+            return value
+        if isinstance(value, str):
+            try:
+                return read(value)
+            except ValueError:
+                pass
+        raise ValueError(f"expected {what}, got {value!r}")
 
     return PlainValidator(check)
 

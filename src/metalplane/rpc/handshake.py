@@ -145,70 +145,57 @@ async def server_handshake(
     HandshakeRefused, or TimeoutError after HANDSHAKE_TIMEOUT (a peer that connects
     and says nothing holds a connection for no longer than that)."""
     async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-        return await _server_handshake(ws, secret, own_fingerprint, region, cluster, version, ca_cert, protocol)
-
-
-async def _server_handshake(
-    ws: Any,
-    secret: str,
-    own_fingerprint: str,
-    region: str,
-    cluster: str,
-    version: str,
-    ca_cert: str,
-    protocol: ProtocolRange,
-) -> tuple[ClientHello, int]:
-    nonce = auth.new_nonce()
-    await ws.send(
-        pack(
-            {
-                "t": "hello",
-                "region": region,
-                "cluster": cluster,
-                "version": version,
-                "nonce": nonce,
-                "protocol": [protocol.lowest, protocol.highest],
-            }
+        nonce = auth.new_nonce()
+        await ws.send(
+            pack(
+                {
+                    "t": "hello",
+                    "region": region,
+                    "cluster": cluster,
+                    "version": version,
+                    "nonce": nonce,
+                    "protocol": [protocol.lowest, protocol.highest],
+                }
+            )
         )
-    )
-    msg = await _recv(ws)
-    if msg.get("t") != "auth":
-        raise HandshakeRefused("protocol", f"expected auth, got {msg.get('t')!r}")
-    hello = ClientHello(
-        str(msg.get("role")),
-        str(msg.get("system_id") or ""),
-        str(msg.get("hostname") or ""),
-        str(msg.get("version") or ""),
-        msg.get("cluster"),
-        _range(msg),
-    )
-
-    async def refuse(reason: str, message: str) -> NoReturn:
-        await ws.send(pack({"t": "refused", "reason": reason, "message": message}))
-        raise HandshakeRefused(reason, message, hello)
-
-    if hello.role not in ("rack", "region"):
-        await refuse("protocol", f"unknown role {hello.role!r}")
-    if not auth.verify(secret, hello.role, nonce, str(msg.get("nonce")), own_fingerprint, str(msg.get("proof"))):
-        await refuse("secret", "the shared secret does not match this cluster's secret")
-    if not versions.compatible(hello.version, version):
-        await refuse("version", versions.mismatch_message(hello.version, version))
-    try:
-        agreed = versions.negotiate(protocol, hello.protocol, hello.role)
-    except versions.ProtocolMismatch as exc:
-        await refuse("version", str(exc))
-    if hello.cluster and hello.cluster != cluster:
-        await refuse("cluster", f"rack belongs to cluster {hello.cluster}, this is cluster {cluster}")
-    allow_full_frames(ws)  # before the welcome: the client's next frame may be large
-    await ws.send(
-        pack(
-            {
-                "t": "welcome",
-                "proof": auth.proof(secret, "region", str(msg["nonce"]), nonce, own_fingerprint),
-                "ca": ca_cert,
-                "cluster": cluster,
-                "protocol": agreed,
-            }
+        msg = await _recv(ws)
+        if msg.get("t") != "auth":
+            raise HandshakeRefused("protocol", f"expected auth, got {msg.get('t')!r}")
+        hello = ClientHello(
+            str(msg.get("role")),
+            str(msg.get("system_id") or ""),
+            str(msg.get("hostname") or ""),
+            str(msg.get("version") or ""),
+            msg.get("cluster"),
+            _range(msg),
         )
-    )
-    return hello, agreed
+
+        async def refuse(reason: str, message: str) -> NoReturn:
+            await ws.send(pack({"t": "refused", "reason": reason, "message": message}))
+            raise HandshakeRefused(reason, message, hello)
+
+        if hello.role not in ("rack", "region"):
+            await refuse("protocol", f"unknown role {hello.role!r}")
+        if not auth.verify(secret, hello.role, nonce, str(msg.get("nonce")), own_fingerprint, str(msg.get("proof"))):
+            await refuse("secret", "the shared secret does not match this cluster's secret")
+        if not versions.compatible(hello.version, version):
+            await refuse("version", versions.mismatch_message(hello.version, version))
+        try:
+            agreed = versions.negotiate(protocol, hello.protocol, hello.role)
+        except versions.ProtocolMismatch as exc:
+            await refuse("version", str(exc))
+        if hello.cluster and hello.cluster != cluster:
+            await refuse("cluster", f"rack belongs to cluster {hello.cluster}, this is cluster {cluster}")
+        allow_full_frames(ws)  # before the welcome: the client's next frame may be large
+        await ws.send(
+            pack(
+                {
+                    "t": "welcome",
+                    "proof": auth.proof(secret, "region", str(msg["nonce"]), nonce, own_fingerprint),
+                    "ca": ca_cert,
+                    "cluster": cluster,
+                    "protocol": agreed,
+                }
+            )
+        )
+        return hello, agreed

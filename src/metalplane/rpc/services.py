@@ -31,7 +31,7 @@ from pydantic import Field, PlainValidator
 from pydantic.dataclasses import dataclass
 
 from metalplane.hostport import HOSTNAME_RE
-from metalplane.rpc.fields import IFNAME_RE, matching, one_of
+from metalplane.rpc.fields import IFNAME_RE, matching, one_of, parsed
 
 DNSSEC_MODES = ("auto", "yes", "no")
 OBSERVATION_EVENTS = ("NEW", "REFRESHED", "MOVED")
@@ -40,24 +40,6 @@ _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 Net = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def _ip(value: Any) -> IP:
-    if isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
-        return value
-    try:
-        return ipaddress.ip_address(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"expected an IP address, got {value!r}") from None
-
-
-def _net(value: Any) -> Net:
-    if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
-        return value
-    try:
-        return ipaddress.ip_network(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"expected a network like 10.0.0.0/24, got {value!r}") from None
 
 
 def _host(value: Any) -> str:
@@ -70,8 +52,10 @@ def _host(value: Any) -> str:
     raise ValueError(f"expected an IP address or a host name, got {value!r}")
 
 
-Address = Annotated[IP, PlainValidator(_ip)]
-Network = Annotated[Net, PlainValidator(_net)]
+Address = Annotated[IP, parsed((ipaddress.IPv4Address, ipaddress.IPv6Address), "an IP address", ipaddress.ip_address)]
+Network = Annotated[
+    Net, parsed((ipaddress.IPv4Network, ipaddress.IPv6Network), "a network like 10.0.0.0/24", ipaddress.ip_network)
+]
 Host = Annotated[str, PlainValidator(_host)]
 ZoneName = Annotated[str, matching(_ZONE_RE, "a zone name")]
 IfName = Annotated[str, matching(IFNAME_RE, "an interface name")]

@@ -233,18 +233,26 @@ def _ipxe_class(vlan: Vlan) -> str:
     return f"ipxe-vlan{vlan.vlan_id}"
 
 
+def _option_data(*options: tuple[str, Any]) -> list[dict[str, Any]]:
+    """Kea's option-data for the (name, value) pairs that have a value; a list's items
+    are comma separated."""
+    out: list[dict[str, Any]] = []
+    for name, value in options:
+        if value is None or value == "" or (isinstance(value, (list, tuple)) and not value):
+            continue
+        data = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+        out.append({"name": name, "data": data})
+    return out
+
+
 def _subnet(s: Subnet, vlan: Vlan, hosts: Sequence[Host], boot: Boot) -> dict[str, Any]:
-    options: list[dict[str, Any]] = []
-    if s.gateway_ip is not None:
-        options.append({"name": "routers", "data": str(s.gateway_ip)})
-    if s.dns_servers:
-        options.append({"name": "domain-name-servers", "data": ", ".join(map(str, s.dns_servers))})
-    if s.ntp_servers:
-        options.append({"name": "ntp-servers", "data": ", ".join(map(str, s.ntp_servers))})
-    if s.domain_name:
-        options.append({"name": "domain-name", "data": s.domain_name})
-    if vlan.mtu != 1500:
-        options.append({"name": "interface-mtu", "data": str(vlan.mtu)})
+    options = _option_data(
+        ("routers", s.gateway_ip),
+        ("domain-name-servers", s.dns_servers),
+        ("ntp-servers", s.ntp_servers),
+        ("domain-name", s.domain_name),
+        ("interface-mtu", vlan.mtu if vlan.mtu != 1500 else None),
+    )
     reservations = []
     for h in hosts:
         if h.ip is not None and h.ip not in s.cidr:
@@ -388,13 +396,11 @@ def render6(
     for v in instance.vlans:
         for sub in v.subnets:
             assert isinstance(sub, Subnet6)
-            options: list[dict[str, Any]] = []
-            if sub.dns_servers:
-                options.append({"name": "dns-servers", "data": ", ".join(map(str, sub.dns_servers))})
-            if sub.ntp_servers:
-                options.append({"name": "sntp-servers", "data": ", ".join(map(str, sub.ntp_servers))})
-            if sub.domain_name:
-                options.append({"name": "domain-search", "data": sub.domain_name})
+            options = _option_data(
+                ("dns-servers", sub.dns_servers),
+                ("sntp-servers", sub.ntp_servers),
+                ("domain-search", sub.domain_name),
+            )
             subnets.append(
                 {
                     "id": sub.subnet_id,

@@ -15,36 +15,19 @@ what it cached for the changed zones: the region reports them
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Unpack
 
-from metalplane.dns.named import NamedServer
+from metalplane.dns.named import NamedOptions, NamedServer
 from metalplane.rack.dns import config
-from metalplane.supervised import Wrap
 
 
 class RackResolver:
     def __init__(
-        self,
-        state_dir: str | Path,
-        *,
-        wrap: Wrap | None = None,
-        control_port: int = config.CONTROL_PORT,
-        restart_backoff: tuple[float, float] | None = (0.5, 30.0),
-        on_change: Callable[[], None] | None = None,
-        named_bin: str = "named",
-        threads: int | None = None,
+        self, state_dir: str | Path, *, control_port: int = config.CONTROL_PORT, **named: Unpack[NamedOptions]
     ):
-        self.server = NamedServer(
-            "resolver",
-            Path(state_dir) / "named",
-            control_port=control_port,
-            wrap=wrap,
-            restart_backoff=restart_backoff,
-            on_change=on_change,
-            named_bin=named_bin,
-            threads=threads,
-        )
+        self.server = NamedServer("resolver", Path(state_dir) / "named", control_port=control_port, **named)
         self.config: config.ResolverConfig | None = None
 
     def render(self, cfg: config.ResolverConfig) -> str:

@@ -72,6 +72,7 @@ from metalplane.rack.http.protocol import (
     route_image_path,
 )
 from metalplane.rack.limits import Throttle, current_budget
+from metalplane.rack.socket_server import SocketServer
 
 log = logging.getLogger("metalplane.rack.http")
 
@@ -149,7 +150,7 @@ def http_date(ts: float) -> str:
     return formatdate(ts, usegmt=True)
 
 
-class BootHttpServer:
+class BootHttpServer(SocketServer):
     """Serve `cache` (a `metalplane.rack.images.ImageCache`, or None: dynamic routes only)."""
 
     def __init__(
@@ -163,6 +164,7 @@ class BootHttpServer:
         max_per_client: int | None = None,
         server_name: str = "metalplane",
     ):
+        super().__init__()
         self.cache = cache
         self.idle_timeout = idle_timeout
         self.send_timeout = send_timeout
@@ -177,11 +179,8 @@ class BootHttpServer:
         self.stats = Stats()
         self.conns: set[_Conn] = set()
         self._dynamic: list[tuple[str, Handler]] = []
-        self._sock: socket.socket | None = None
-        self._loop: asyncio.AbstractEventLoop  # set by start()
         self._sweeper: asyncio.TimerHandle | None = None
         self._date = _DateCache()
-        self._closed: asyncio.Event | None = None
         if cache is not None:
             cache.listeners.append(self._file_dropped)
 
@@ -208,36 +207,21 @@ class BootHttpServer:
         reuse_port: bool = False,
         backlog: int = 2048,
     ) -> tuple[str, int]:
-        self._loop = asyncio.get_running_loop()
-        self._closed = asyncio.Event()
+        self._starting()
         if sock is None:
             sock = listen_socket(host, port, reuse_port=reuse_port, backlog=backlog)
         sock.setblocking(False)
-        self._sock = sock
-        self._loop.add_reader(sock.fileno(), self._on_accept)
+        self._listen_on(sock, self._on_accept)
         self._sweeper = self._loop.call_later(SWEEP_INTERVAL, self._sweep)
         bound = self.address
         log.info("HTTP boot server listening on %s port %d", bound[0], bound[1])
         return bound
 
-    @property
-    def address(self) -> tuple[str, int]:
-        assert self._sock is not None
-        name = self._sock.getsockname()
-        return name[0], name[1]
-
-    @property
-    def listening(self) -> bool:
-        return self._sock is not None
-
     def close(self) -> None:
         if self._paused is not None:
             self._paused.cancel()
             self._paused = None
-        if self._sock is not None:
-            self._loop.remove_reader(self._sock.fileno())
-            self._sock.close()
-            self._sock = None
+        self._stop_listening()
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
@@ -245,12 +229,7 @@ class BootHttpServer:
             conn.close()
         if self.cache is not None and self._file_dropped in self.cache.listeners:
             self.cache.listeners.remove(self._file_dropped)
-        if self._closed is not None:
-            self._closed.set()
-
-    async def serve_forever(self) -> None:
-        assert self._closed is not None, "start() first"
-        await self._closed.wait()
+        self._closing_done()
 
     # ------------------------------------------------------------------ connections
 

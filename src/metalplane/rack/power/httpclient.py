@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from metalplane.rack.power.base import PowerDriver
 from metalplane.rack.power.errors import (
     PowerAuthError,
     PowerBMCError,
@@ -143,4 +144,14 @@ def json_of(response: httpx.Response, bmc: str, what: str) -> dict[str, Any]:
     return data
 
 
-__all__ = ["HttpClients", "PowerError", "error_text", "json_of", "raise_for_status", "send"]
+class HttpDriver(PowerDriver):
+    """A driver that speaks HTTP to its BMCs, through one set of clients."""
+
+    def __init__(self, clients: HttpClients | None = None):
+        self.clients = clients or HttpClients()
+
+    async def aclose(self) -> None:
+        await self.clients.aclose()
+
+
+__all__ = ["HttpClients", "HttpDriver", "PowerError", "error_text", "json_of", "raise_for_status", "send"]

@@ -22,9 +22,9 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from metalplane.rack.power.base import Params, PowerDriver, PowerState, prepare, prepare_boot_device
+from metalplane.rack.power.base import Params, PowerState, prepare, prepare_boot_device
 from metalplane.rack.power.errors import PowerBMCError, PowerConfigError, PowerTimeoutError, PowerUnsupportedError
-from metalplane.rack.power.httpclient import HttpClients, json_of, raise_for_status, send
+from metalplane.rack.power.httpclient import HttpDriver, json_of, raise_for_status, send
 from metalplane.rpc.power_schema import REDFISH, redfish_base_url
 
 SYSTEMS = "/redfish/v1/Systems"
@@ -66,11 +66,8 @@ def cycle_reset_type(system: dict[str, Any]) -> str:
     return "ForceRestart" if "ForceRestart" in allowed else "GracefulRestart"
 
 
-class RedfishDriver(PowerDriver):
+class RedfishDriver(HttpDriver):
     power_type = REDFISH
-
-    def __init__(self, clients: HttpClients | None = None):
-        self.clients = clients or HttpClients()
 
     async def query(self, params: Params, *, timeout: float = 30.0) -> PowerState:
         p = prepare(self, params)
@@ -106,9 +103,6 @@ class RedfishDriver(PowerDriver):
             path = await self._system_path(p, timeout)
             response = await self._send(p, "PATCH", path, timeout, json_body=body)
             raise_for_status(response, self._bmc(p), "setting the boot device")
-
-    async def aclose(self) -> None:
-        await self.clients.aclose()
 
     # -- plumbing -------------------------------------------------------------
 

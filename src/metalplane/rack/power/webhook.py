@@ -18,9 +18,9 @@ import re
 
 import httpx
 
-from metalplane.rack.power.base import Params, PowerDriver, PowerState, prepare
+from metalplane.rack.power.base import Params, PowerState, prepare
 from metalplane.rack.power.errors import PowerConfigError
-from metalplane.rack.power.httpclient import HttpClients, raise_for_status, send
+from metalplane.rack.power.httpclient import HttpDriver, raise_for_status, send
 from metalplane.rpc.power_schema import WEBHOOK, url_origin
 
 
@@ -33,11 +33,8 @@ def match_power_state(body: str, on_regex: str, off_regex: str) -> PowerState:
     return "unknown"
 
 
-class WebhookDriver(PowerDriver):
+class WebhookDriver(HttpDriver):
     power_type = WEBHOOK
-
-    def __init__(self, clients: HttpClients | None = None):
-        self.clients = clients or HttpClients()
 
     async def query(self, params: Params, *, timeout: float = 30.0) -> PowerState:
         p = prepare(self, params)
@@ -61,9 +58,6 @@ class WebhookDriver(PowerDriver):
             await self._call(p, "POST", "power_off_uri", timeout)
         await self._call(p, "POST", "power_on_uri", timeout)
         return "machine was off: powered on" if state == "off" else None
-
-    async def aclose(self) -> None:
-        await self.clients.aclose()
 
     async def _call(self, p: Params, method: str, field: str, timeout: float) -> httpx.Response:
         url = p.get(field) or ""

@@ -171,6 +171,14 @@ def _int_option(options: dict[str, str], name: str) -> int | None:
     return int(raw)
 
 
+def _ranged_option(options: dict[str, str], name: str, low: int, high: int) -> int | None:
+    """An integer option the RFCs bound: outside low..high it is refused (error 8)."""
+    value = _int_option(options, name)
+    if value is not None and not low <= value <= high:
+        raise TftpError(ERR_OPTIONS, f"{name} {value} outside {low}..{high}")
+    return value
+
+
 def negotiate(options: dict[str, str], size: int | None, limits: Limits) -> Negotiated:
     """Options a read request asked for -> what the transfer uses and what the OACK says.
 
@@ -185,25 +193,19 @@ def negotiate(options: dict[str, str], size: int | None, limits: Limits) -> Nego
     """
     oack: dict[str, str] = {}
     blksize, windowsize, timeout = DEFAULT_BLKSIZE, 1, limits.default_timeout
-    value = _int_option(options, "blksize")
+    value = _ranged_option(options, "blksize", MIN_BLKSIZE, MAX_BLKSIZE)
     if value is not None:
-        if not MIN_BLKSIZE <= value <= MAX_BLKSIZE:
-            raise TftpError(ERR_OPTIONS, f"blksize {value} outside {MIN_BLKSIZE}..{MAX_BLKSIZE}")
         blksize = min(value, limits.max_blksize)
         oack["blksize"] = str(blksize)
-    value = _int_option(options, "timeout")
+    value = _ranged_option(options, "timeout", MIN_TIMEOUT, MAX_TIMEOUT)
     if value is not None:
-        if not MIN_TIMEOUT <= value <= MAX_TIMEOUT:
-            raise TftpError(ERR_OPTIONS, f"timeout {value} outside {MIN_TIMEOUT}..{MAX_TIMEOUT}")
         timeout = min(float(value), limits.max_timeout)
         oack["timeout"] = str(value)
     value = _int_option(options, "tsize")
     if value is not None and size is not None:
         oack["tsize"] = str(size)
-    value = _int_option(options, "windowsize")
+    value = _ranged_option(options, "windowsize", MIN_WINDOWSIZE, MAX_WINDOWSIZE)
     if value is not None:
-        if not MIN_WINDOWSIZE <= value <= MAX_WINDOWSIZE:
-            raise TftpError(ERR_OPTIONS, f"windowsize {value} outside {MIN_WINDOWSIZE}..{MAX_WINDOWSIZE}")
         windowsize = min(value, limits.max_windowsize)
         oack["windowsize"] = str(windowsize)
     return Negotiated(blksize, windowsize, timeout, oack or None)

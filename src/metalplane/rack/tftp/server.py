@@ -49,6 +49,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from metalplane.rack.limits import Throttle, current_budget
+from metalplane.rack.socket_server import SocketServer
 from metalplane.rack.tftp.protocol import (
     ACK,
     ERR_ACCESS,
@@ -107,7 +108,7 @@ class Stats:
 DEFAULT_LIMITS = Limits()  # frozen: one instance serves every server
 
 
-class TftpServer:
+class TftpServer(SocketServer):
     """Serve read requests from `resolver` on one UDP address.
 
     `limits` bounds blksize/windowsize and the retransmission timeout (see
@@ -129,6 +130,7 @@ class TftpServer:
         max_idle: float = MAX_IDLE,
         gso: bool = True,
     ):
+        super().__init__()
         self.resolver = resolver
         self.limits = limits
         self.max_retries = max_retries
@@ -145,10 +147,7 @@ class TftpServer:
         self._requests: dict[tuple, _Transfer] = {}  # (client, request) of unproven transfers
         self._said = {kind: Throttle() for kind in ("client", "busy", "fds", "bug")}
         self._tasks: set[asyncio.Task] = set()
-        self._sock: socket.socket | None = None
-        self._loop: asyncio.AbstractEventLoop  # set by start()
         self._pktinfo = False
-        self._closed: asyncio.Event | None = None
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -156,45 +155,25 @@ class TftpServer:
         self, host: str = "127.0.0.1", port: int = 69, *, sock: socket.socket | None = None
     ) -> tuple[str, int]:
         """Listen on host:port, or on `sock` (from `listen_socket`)."""
-        self._loop = asyncio.get_running_loop()
-        self._closed = asyncio.Event()
+        self._starting()
         if sock is None:
             sock = listen_socket(host, port)
         sock.setblocking(False)
         name = sock.getsockname()
         self._pktinfo = ipaddress.ip_address(name[0]).is_unspecified
-        self._sock = sock
-        self._loop.add_reader(sock.fileno(), self._on_request)
+        self._listen_on(sock, self._on_request)
         bound = sock.getsockname()
         log.info("TFTP listening on %s port %d", bound[0], bound[1])
         return bound[0], bound[1]
 
-    @property
-    def listening(self) -> bool:
-        return self._sock is not None
-
-    @property
-    def address(self) -> tuple[str, int]:
-        assert self._sock is not None
-        name = self._sock.getsockname()
-        return name[0], name[1]
-
     def close(self) -> None:
         """Stop listening and abandon every transfer."""
-        if self._sock is not None:
-            self._loop.remove_reader(self._sock.fileno())
-            self._sock.close()
-            self._sock = None
+        self._stop_listening()
         for task in list(self._tasks):
             task.cancel()
         for transfer in list(self.transfers):
             transfer.finish(False)
-        if self._closed is not None:
-            self._closed.set()
-
-    async def serve_forever(self) -> None:
-        assert self._closed is not None, "start() first"
-        await self._closed.wait()
+        self._closing_done()
 
     # -- requests -------------------------------------------------------------------
 

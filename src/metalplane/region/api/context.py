@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
@@ -16,6 +17,9 @@ from metalplane.region.api.params import Params
 from metalplane.region.db.transaction import TxLog, Work
 from metalplane.region.errors import NotFound, PermissionDenied
 from metalplane.region.services.users import User
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass
@@ -47,6 +51,14 @@ class Ctx:
         commits together or not at all. A database failure before the COMMIT is sent
         rolls everything back, so the API may run the whole action again (app.py)."""
         return self.work.tx()
+
+    async def run(
+        self, service: Callable[Concatenate[AsyncConnection, P], Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """`service(conn, *args, **kwargs)` as one transaction (tx): what most actions do
+        between reading their parameters and rendering the answer."""
+        async with self.tx() as conn:
+            return await service(conn, *args, **kwargs)
 
     @property
     def rpc(self) -> Any:

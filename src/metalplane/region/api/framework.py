@@ -3,7 +3,8 @@
 A handler module declares a `Handler` and decorates async functions with
 `@handler.read`, `@handler.create`, `@handler.action("POST", "op_name")`...
 The docstring of each function is the action's `doc` that describe/ serves, so
-its `:param name:` lines are what clients may pass.
+its `:param name:` lines are what clients may pass; `action(..., doc=...)` gives the
+doc instead, where several actions share their `:param` lines.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Action:
     op: str | None
     func: ActionFunc
     admin: bool
+    text: str | None = None  # the doc when not the function's docstring
 
     @property
     def name(self) -> str:
@@ -53,6 +55,8 @@ class Action:
 
     @property
     def doc(self) -> str:
+        if self.text is not None:
+            return inspect.cleandoc(self.text)
         return inspect.getdoc(self.func) or ""
 
     def describe(self) -> dict[str, Any]:
@@ -96,7 +100,9 @@ class Handler:
             return "Node"
         return own
 
-    def action(self, method: str, op: str | None = None, admin: bool = False) -> Callable[[ActionFunc], ActionFunc]:
+    def action(
+        self, method: str, op: str | None = None, admin: bool = False, doc: str | None = None
+    ) -> Callable[[ActionFunc], ActionFunc]:
         method = method.upper()
         if method not in RESTFUL_NAMES:
             raise ValueError(f"unsupported method {method}")
@@ -104,7 +110,7 @@ class Handler:
         def register(func: ActionFunc) -> ActionFunc:
             if self.find(method, op) is not None:
                 raise ValueError(f"{self.name}: duplicate action {method} op={op}")
-            self.actions.append(Action(method, op, func, admin))
+            self.actions.append(Action(method, op, func, admin, doc))
             return func
 
         return register

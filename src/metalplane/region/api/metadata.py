@@ -20,6 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -29,6 +30,7 @@ from metalplane.region.api.proxies import request_client
 from metalplane.region.db.transaction import Work, transaction
 from metalplane.region.errors import Refused, RegionError, Unauthenticated
 from metalplane.region.services import commissioning, deployment, enrolment, erasing, lifecycle, reports, rescue
+from metalplane.region.services.rows import Row
 
 log = logging.getLogger("metalplane.region.metadata")
 PREFIX = "/MAAS/metadata/"
@@ -193,11 +195,22 @@ async def deploy_user_data(request: Request) -> Response:
     return Response(data, media_type="application/octet-stream")
 
 
-async def deploy_events(request: Request) -> Response:
+DeployRecord = Callable[[AsyncConnection, Row, Row], Awaitable[None]]
+
+
+async def _deploy_report(request: Request, record: DeployRecord) -> tuple[Row, Row]:
+    """The calling machine's deployment report (a JSON body), recorded by `record`:
+    (the machine, the report)."""
     await authenticated_first(request)
     body = await read_json(request, DEPLOY_REPORT_BODY)
     async with tx(request) as conn:
-        await deployment.record_step(conn, await machine_for(request, conn), body)
+        machine = await machine_for(request, conn)
+        await record(conn, machine, body)
+    return machine, body
+
+
+async def deploy_events(request: Request) -> Response:
+    await _deploy_report(request, deployment.record_step)
     return PlainTextResponse("OK")
 
 
@@ -216,16 +229,12 @@ def run_output(store: Callable[..., Awaitable[None]]) -> Callable[[Request], Awa
     return receive
 
 
-def environment_report(step: Callable[[Any, Any, dict], Awaitable[Any]], said: str) -> Callable:
+def environment_report(step: DeployRecord, said: str) -> Callable[[Request], Awaitable[Response]]:
     """The endpoint of one report of the ephemeral environment (or of a deployed machine's first
-    boot): authenticated, its JSON body given to `step` with the machine, logged as `said`."""
+    boot): its JSON body given to `step` with the machine, logged as `said`."""
 
     async def endpoint(request: Request) -> Response:
-        await authenticated_first(request)
-        body = await read_json(request, DEPLOY_REPORT_BODY)
-        async with tx(request) as conn:
-            machine = await machine_for(request, conn)
-            await step(conn, machine, body)
+        machine, body = await _deploy_report(request, step)
         log.info(said, machine["system_id"], body.get("result"))
         return PlainTextResponse("OK")
 

@@ -103,12 +103,7 @@ def _default_gateways(view: NodesView, node: Row) -> Row:
 def _pool(node: Row) -> Row | None:
     if node.get("pool_id") is None:
         return None
-    return {
-        "id": node["pool_id"],
-        "name": node["pool_name"],
-        "description": node["pool_description"],
-        "resource_uri": uri(f"resourcepool/{node['pool_id']}/"),
-    }
+    return pool({"id": node["pool_id"], "name": node["pool_name"], "description": node["pool_description"]})
 
 
 def pool(p: Row) -> Row:

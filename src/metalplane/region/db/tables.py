@@ -6,6 +6,8 @@ web UI's live pages (see region/changes.py); they are not declared here.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     DDL,
     BigInteger,
@@ -29,6 +31,25 @@ from sqlalchemy.dialects.postgresql import ARRAY, CIDR, INET, JSONB
 metadata = MetaData()
 
 
+def _id() -> Column:
+    return Column("id", Integer, primary_key=True)
+
+
+def _ref(name: str, target: str, ondelete: str | None = "CASCADE", **options: Any) -> Column:
+    """An integer column naming a row of `target` ("table.id"): by default the row goes with
+    the one it names; ondelete=None: that one cannot go while named."""
+    return Column(name, Integer, ForeignKey(target, ondelete=ondelete), **options)
+
+
+def _flag(name: str, default: bool) -> Column:
+    return Column(name, Boolean, nullable=False, server_default=str(default).lower())
+
+
+def _text(name: str) -> Column:
+    """Text that is empty, never NULL, when not given."""
+    return Column(name, Text, nullable=False, server_default="")
+
+
 def _timestamps() -> list[Column]:
     return [
         Column("created", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -47,21 +68,21 @@ config = Table(
 users = Table(
     "users",
     metadata,
-    Column("id", Integer, primary_key=True),
+    _id(),
     Column("username", Text, nullable=False, unique=True),
-    Column("email", Text, nullable=False, server_default=""),
+    _text("email"),
     Column("password", Text, nullable=False),
-    Column("is_superuser", Boolean, nullable=False, server_default="false"),
-    Column("is_active", Boolean, nullable=False, server_default="true"),
+    _flag("is_superuser", False),
+    _flag("is_active", True),
     *_timestamps(),
 )
 
 tokens = Table(
     "tokens",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("name", Text, nullable=False, server_default=""),
+    _id(),
+    _ref("user_id", "users.id", nullable=False, index=True),
+    _text("name"),
     Column("consumer_key", Text, nullable=False),
     Column("token_key", Text, nullable=False, unique=True),
     Column("token_secret", Text, nullable=False),
@@ -74,7 +95,7 @@ ui_sessions = Table(
     "ui_sessions",
     metadata,
     Column("key_hash", Text, primary_key=True),
-    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    _ref("user_id", "users.id", nullable=False, index=True),
     Column("csrf_token", Text, nullable=False),
     Column("expires", DateTime(timezone=True), nullable=False, index=True),
     *_timestamps(),
@@ -89,31 +110,29 @@ login_failures = Table(
     Column("window_start", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True),
 )
 
-zones = Table(
-    "zones",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("name", Text, nullable=False, unique=True),
-    Column("description", Text, nullable=False, server_default=""),
-    *_timestamps(),
-)
 
-spaces = Table(
-    "spaces",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("name", Text, nullable=False, unique=True),
-    Column("description", Text, nullable=False, server_default=""),
-    *_timestamps(),
-)
+def _named_objects(name: str) -> Table:
+    """A table of plain MAAS objects: a unique name and a description."""
+    return Table(
+        name,
+        metadata,
+        _id(),
+        Column("name", Text, nullable=False, unique=True),
+        _text("description"),
+        *_timestamps(),
+    )
+
+
+zones = _named_objects("zones")
+spaces = _named_objects("spaces")
 
 # DNS domains (MAAS's): the default one, "maas", has id 0 (created by migration 0012).
 domains = Table(
     "domains",
     metadata,
-    Column("id", Integer, primary_key=True),
+    _id(),
     Column("name", Text, nullable=False, unique=True),
-    Column("authoritative", Boolean, nullable=False, server_default="true"),
+    _flag("authoritative", True),
     Column("ttl", Integer, nullable=True),
     *_timestamps(),
 )
@@ -122,9 +141,9 @@ domains = Table(
 dnsresources = Table(
     "dnsresources",
     metadata,
-    Column("id", Integer, primary_key=True),
+    _id(),
     Column("name", Text, nullable=False),
-    Column("domain_id", Integer, ForeignKey("domains.id", ondelete="CASCADE"), nullable=False, index=True),
+    _ref("domain_id", "domains.id", nullable=False, index=True),
     Column("address_ttl", Integer, nullable=True),
     Column("ips", ARRAY(INET), nullable=False, server_default="{}"),
     *_timestamps(),
@@ -134,8 +153,8 @@ dnsresources = Table(
 dnsdata = Table(
     "dnsdata",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("dnsresource_id", Integer, ForeignKey("dnsresources.id", ondelete="CASCADE"), nullable=False, index=True),
+    _id(),
+    _ref("dnsresource_id", "dnsresources.id", nullable=False, index=True),
     Column("rrtype", Text, nullable=False),
     Column("rrdata", Text, nullable=False),
     Column("ttl", Integer, nullable=True),
@@ -146,17 +165,17 @@ dnsdata = Table(
 nodes = Table(
     "nodes",
     metadata,
-    Column("id", Integer, primary_key=True),
+    _id(),
     Column("system_id", Text, nullable=False, unique=True),
     Column("hostname", Text, nullable=False),
     Column("node_type", Integer, nullable=False),
-    Column("version", Text, nullable=False, server_default=""),
-    Column("zone_id", Integer, ForeignKey("zones.id"), nullable=True),
-    Column("description", Text, nullable=False, server_default=""),
+    _text("version"),
+    _ref("zone_id", "zones.id", ondelete=None, nullable=True),
+    _text("description"),
     # Machines (node_type 0): MAAS's status and facts.
     Column("status", Integer, nullable=False, server_default="0"),
     Column("status_expires", DateTime(timezone=True), nullable=True),
-    Column("error_description", Text, nullable=False, server_default=""),
+    _text("error_description"),
     Column("architecture", Text, nullable=True),
     Column("boot_method", Text, nullable=True),
     Column("cpu_count", Integer, nullable=False, server_default="0"),
@@ -173,12 +192,12 @@ nodes = Table(
     Column("power_state", Text, nullable=False, server_default="unknown"),
     Column("power_state_updated", DateTime(timezone=True), nullable=True),
     # MAAS's node fields beyond the hardware facts (migration 0006).
-    Column("pool_id", Integer, ForeignKey("resource_pools.id"), nullable=True, index=True),
-    Column("owner_id", Integer, ForeignKey("users.id", ondelete="SET NULL"), nullable=True, index=True),
-    Column("locked", Boolean, nullable=False, server_default="false"),
+    _ref("pool_id", "resource_pools.id", ondelete=None, nullable=True, index=True),
+    _ref("owner_id", "users.id", ondelete="SET NULL", nullable=True, index=True),
+    _flag("locked", False),
     Column("owner_data", JSONB, nullable=False, server_default="{}"),  # = workload_annotations
-    Column("agent_name", Text, nullable=False, server_default=""),
-    Column("parent_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), nullable=True, index=True),
+    _text("agent_name"),
+    _ref("parent_id", "nodes.id", nullable=True, index=True),
     Column("hardware_uuid", Text, nullable=True),
     Column("swap_size", BigInteger, nullable=True),  # bytes
     Column("min_hwe_kernel", Text, nullable=True),
@@ -199,9 +218,9 @@ nodes = Table(
     # The deployment lifecycle (migration 0009): what is installed, whether the next PXE
     # boot netboots (false once the installer is done), the status before Broken or
     # rescue mode, how a release erases the disks ("quick", "secure", "full").
-    Column("osystem", Text, nullable=False, server_default=""),
-    Column("distro_series", Text, nullable=False, server_default=""),
-    Column("netboot", Boolean, nullable=False, server_default="true"),
+    _text("osystem"),
+    _text("distro_series"),
+    _flag("netboot", True),
     Column("previous_status", Integer, nullable=True),
     Column("erase_mode", Text, nullable=True),
     Column("status_timeout", Integer, nullable=True),  # seconds the current timed status was given
@@ -222,7 +241,7 @@ Index("ix_nodes_zone_id", nodes.c.zone_id)
 controller_info = Table(
     "controller_info",
     metadata,
-    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
+    _ref("node_id", "nodes.id", primary_key=True),
     Column("num_workers", Integer, nullable=False, server_default="0"),
     Column("connections_needed", Integer, nullable=False, server_default="0"),
     Column("api_port", Integer, nullable=True),
@@ -241,11 +260,11 @@ controller_info = Table(
 region_processes = Table(
     "region_processes",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("region_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), nullable=False, index=True),
+    _id(),
+    _ref("region_id", "nodes.id", nullable=False, index=True),
     Column("pid", Integer, nullable=False),
     Column("worker_index", Integer, nullable=False),
-    Column("rpc_host", Text, nullable=False, server_default=""),
+    _text("rpc_host"),
     Column("rpc_port", Integer, nullable=False),
     Column("pool_size", Integer, nullable=False, server_default="0"),
     *_timestamps(),
@@ -255,28 +274,28 @@ region_processes = Table(
 fabrics = Table(
     "fabrics",
     metadata,
-    Column("id", Integer, primary_key=True),
+    _id(),
     Column("name", Text, nullable=False, unique=True),
     Column("class_type", Text, nullable=True),
-    Column("description", Text, nullable=False, server_default=""),
+    _text("description"),
     *_timestamps(),
 )
 
 vlans = Table(
     "vlans",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("fabric_id", Integer, ForeignKey("fabrics.id", ondelete="CASCADE"), nullable=False),
+    _id(),
+    _ref("fabric_id", "fabrics.id", nullable=False),
     Column("vid", Integer, nullable=False),
     Column("name", Text, nullable=True),
-    Column("description", Text, nullable=False, server_default=""),
+    _text("description"),
     Column("mtu", Integer, nullable=False, server_default="1500"),
-    Column("dhcp_on", Boolean, nullable=False, server_default="false"),
+    _flag("dhcp_on", False),
     Column("external_dhcp", Text, nullable=True),
-    Column("primary_rack_id", Integer, ForeignKey("nodes.id", ondelete="SET NULL"), nullable=True),
-    Column("secondary_rack_id", Integer, ForeignKey("nodes.id", ondelete="SET NULL"), nullable=True),
-    Column("relay_vlan_id", Integer, ForeignKey("vlans.id", ondelete="SET NULL"), nullable=True),
-    Column("space_id", Integer, ForeignKey("spaces.id", ondelete="SET NULL"), nullable=True),
+    _ref("primary_rack_id", "nodes.id", ondelete="SET NULL", nullable=True),
+    _ref("secondary_rack_id", "nodes.id", ondelete="SET NULL", nullable=True),
+    _ref("relay_vlan_id", "vlans.id", ondelete="SET NULL", nullable=True),
+    _ref("space_id", "spaces.id", ondelete="SET NULL", nullable=True),
     *_timestamps(),
     UniqueConstraint("fabric_id", "vid"),
     CheckConstraint("vid >= 0 AND vid <= 4094", name="vlans_vid_range"),
@@ -286,18 +305,18 @@ vlans = Table(
 subnets = Table(
     "subnets",
     metadata,
-    Column("id", Integer, primary_key=True),
+    _id(),
     Column("name", Text, nullable=False),
-    Column("description", Text, nullable=False, server_default=""),
+    _text("description"),
     Column("cidr", CIDR, nullable=False, unique=True),
-    Column("vlan_id", Integer, ForeignKey("vlans.id"), nullable=False, index=True),
+    _ref("vlan_id", "vlans.id", ondelete=None, nullable=False, index=True),
     Column("gateway_ip", INET, nullable=True),
     Column("dns_servers", ARRAY(Text), nullable=False, server_default="{}"),
     Column("rdns_mode", Integer, nullable=False, server_default="2"),
-    Column("allow_dns", Boolean, nullable=False, server_default="true"),
-    Column("allow_proxy", Boolean, nullable=False, server_default="true"),
-    Column("active_discovery", Boolean, nullable=False, server_default="false"),
-    Column("managed", Boolean, nullable=False, server_default="true"),
+    _flag("allow_dns", True),
+    _flag("allow_proxy", True),
+    _flag("active_discovery", False),
+    _flag("managed", True),
     Column("disabled_boot_architectures", ARRAY(Text), nullable=False, server_default="{}"),
     *_timestamps(),
 )
@@ -305,13 +324,13 @@ subnets = Table(
 ipranges = Table(
     "ipranges",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("subnet_id", Integer, ForeignKey("subnets.id", ondelete="CASCADE"), nullable=False, index=True),
+    _id(),
+    _ref("subnet_id", "subnets.id", nullable=False, index=True),
     Column("type", Text, nullable=False),
     Column("start_ip", INET, nullable=False),
     Column("end_ip", INET, nullable=False),
-    Column("comment", Text, nullable=False, server_default=""),
-    Column("user_id", Integer, ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    _text("comment"),
+    _ref("user_id", "users.id", ondelete="SET NULL", nullable=True),
     *_timestamps(),
     CheckConstraint("type IN ('dynamic', 'reserved')", name="ipranges_type"),
     CheckConstraint("start_ip <= end_ip", name="ipranges_order"),
@@ -321,21 +340,21 @@ ipranges = Table(
 interfaces = Table(
     "interfaces",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), nullable=False, index=True),
+    _id(),
+    _ref("node_id", "nodes.id", nullable=False, index=True),
     Column("name", Text, nullable=False),
     Column("mac", Text, nullable=True),
     Column("type", Text, nullable=False, server_default="physical"),
-    Column("enabled", Boolean, nullable=False, server_default="true"),
-    Column("vlan_id", Integer, ForeignKey("vlans.id", ondelete="SET NULL"), nullable=True, index=True),
+    _flag("enabled", True),
+    _ref("vlan_id", "vlans.id", ondelete="SET NULL", nullable=True, index=True),
     # True for the MACs of machines and devices: one interface per MAC in the whole
     # MAAS. Racks report what their kernel has (VLAN and bridge interfaces repeat
     # their parent's MAC), so theirs do not claim theirs.
-    Column("claims_mac", Boolean, nullable=False, server_default="false"),
+    _flag("claims_mac", False),
     Column("mtu", Integer, nullable=True),  # set on the interface; else the VLAN's
     Column("tags", ARRAY(Text), nullable=False, server_default="{}"),
     Column("params", JSONB, nullable=False, server_default="{}"),
-    Column("link_connected", Boolean, nullable=False, server_default="true"),
+    _flag("link_connected", True),
     Column("interface_speed", Integer, nullable=False, server_default="0"),  # Mbit/s
     Column("link_speed", Integer, nullable=False, server_default="0"),
     Column("vendor", Text, nullable=True),
@@ -354,13 +373,13 @@ Index("ix_interfaces_mac", interfaces.c.mac, postgresql_ops={"mac": "text_patter
 ip_addresses = Table(
     "ip_addresses",
     metadata,
-    Column("id", Integer, primary_key=True),
+    _id(),
     Column("ip", INET, nullable=True, index=True),
-    Column("subnet_id", Integer, ForeignKey("subnets.id", ondelete="CASCADE"), nullable=True, index=True),
+    _ref("subnet_id", "subnets.id", nullable=True, index=True),
     Column("alloc_type", Integer, nullable=False),
-    Column("interface_id", Integer, ForeignKey("interfaces.id", ondelete="CASCADE"), nullable=True, index=True),
-    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True),
-    Column("hostname", Text, nullable=False, server_default=""),  # given with a reservation
+    _ref("interface_id", "interfaces.id", nullable=True, index=True),
+    _ref("user_id", "users.id", nullable=True, index=True),
+    _text("hostname"),  # given with a reservation
     Column("mac", Text, nullable=True),  # a reservation for a MAC no node has
     *_timestamps(),
 )
@@ -369,8 +388,8 @@ ip_addresses = Table(
 rpc_connections = Table(
     "rpc_connections",
     metadata,
-    Column("rack_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
-    Column("process_id", Integer, ForeignKey("region_processes.id", ondelete="CASCADE"), primary_key=True, index=True),
+    _ref("rack_id", "nodes.id", primary_key=True),
+    _ref("process_id", "region_processes.id", primary_key=True, index=True),
     *_timestamps(),
 )
 
@@ -378,17 +397,17 @@ rpc_connections = Table(
 rpc_targets = Table(
     "rpc_targets",
     metadata,
-    Column("rack_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
-    Column("process_id", Integer, ForeignKey("region_processes.id", ondelete="CASCADE"), primary_key=True, index=True),
+    _ref("rack_id", "nodes.id", primary_key=True),
+    _ref("process_id", "region_processes.id", primary_key=True, index=True),
 )
 
 service_status = Table(
     "service_status",
     metadata,
-    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
+    _ref("node_id", "nodes.id", primary_key=True),
     Column("name", Text, primary_key=True),
     Column("status", Text, nullable=False, server_default="unknown"),
-    Column("status_info", Text, nullable=False, server_default=""),
+    _text("status_info"),
     *_timestamps(),
 )
 
@@ -399,12 +418,12 @@ dhcp_leases = Table(
     metadata,
     Column("ip", INET, primary_key=True),
     Column("mac", Text, nullable=False),
-    Column("hostname", Text, nullable=False, server_default=""),
-    Column("subnet_id", Integer, ForeignKey("subnets.id", ondelete="CASCADE"), nullable=True, index=True),
+    _text("hostname"),
+    _ref("subnet_id", "subnets.id", nullable=True, index=True),
     Column("state", Text, nullable=False),
     Column("expires", DateTime(timezone=True), nullable=True),
     Column("changed", DateTime(timezone=True), nullable=False),
-    Column("reported_by", Integer, ForeignKey("nodes.id", ondelete="SET NULL"), nullable=True),
+    _ref("reported_by", "nodes.id", ondelete="SET NULL", nullable=True),
     *_timestamps(),
     CheckConstraint("state IN ('active', 'released', 'expired')", name="dhcp_leases_state"),
 )
@@ -415,13 +434,13 @@ dhcp_leases = Table(
 bmcs = Table(
     "bmcs",
     metadata,
-    Column("id", Integer, primary_key=True),
+    _id(),
     Column("power_type", Text, nullable=False),
     Column("identity", Text, nullable=False),
     Column("power_parameters", JSONB, nullable=False, server_default="{}"),
-    Column("owner_rack_id", Integer, ForeignKey("nodes.id", ondelete="SET NULL"), nullable=True, index=True),
-    Column("failing", Boolean, nullable=False, server_default="false"),
-    Column("last_error", Text, nullable=False, server_default=""),
+    _ref("owner_rack_id", "nodes.id", ondelete="SET NULL", nullable=True, index=True),
+    _flag("failing", False),
+    _text("last_error"),
     *_timestamps(),
     UniqueConstraint("power_type", "identity"),
 )
@@ -431,8 +450,8 @@ bmcs = Table(
 bmc_routes = Table(
     "bmc_routes",
     metadata,
-    Column("bmc_id", Integer, ForeignKey("bmcs.id", ondelete="CASCADE"), primary_key=True),
-    Column("rack_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
+    _ref("bmc_id", "bmcs.id", primary_key=True),
+    _ref("rack_id", "nodes.id", primary_key=True),
     *_timestamps(),
 )
 
@@ -440,14 +459,14 @@ bmc_routes = Table(
 power_actions = Table(
     "power_actions",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), nullable=False, index=True),
+    _id(),
+    _ref("node_id", "nodes.id", nullable=False, index=True),
     Column("action", Text, nullable=False),
     Column("state", Text, nullable=False, server_default="queued"),
-    Column("rack_id", Integer, ForeignKey("nodes.id", ondelete="SET NULL"), nullable=True),
+    _ref("rack_id", "nodes.id", ondelete="SET NULL", nullable=True),
     Column("attempts", Integer, nullable=False, server_default="0"),
-    Column("result", Text, nullable=False, server_default=""),
-    Column("error", Text, nullable=False, server_default=""),
+    _text("result"),
+    _text("error"),
     *_timestamps(),
     CheckConstraint("action IN ('on', 'off', 'cycle', 'query')", name="power_actions_action"),
     CheckConstraint("state IN ('queued', 'running', 'done', 'failed')", name="power_actions_state"),
@@ -457,7 +476,7 @@ power_actions = Table(
 node_tokens = Table(
     "node_tokens",
     metadata,
-    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
+    _ref("node_id", "nodes.id", primary_key=True),
     Column("token", Text, nullable=False, unique=True),
     *_timestamps(),
 )
@@ -466,7 +485,7 @@ node_tokens = Table(
 node_user_data = Table(
     "node_user_data",
     metadata,
-    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
+    _ref("node_id", "nodes.id", primary_key=True),
     Column("data", LargeBinary, nullable=False),
     *_timestamps(),
 )
@@ -476,8 +495,8 @@ node_user_data = Table(
 script_sets = Table(
     "script_sets",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), nullable=False, index=True),
+    _id(),
+    _ref("node_id", "nodes.id", nullable=False, index=True),
     Column("result_type", Integer, nullable=False, server_default="0"),
     Column("ended", DateTime(timezone=True), nullable=True),
     Column("last_ping", DateTime(timezone=True), nullable=True),
@@ -490,7 +509,7 @@ script_sets = Table(
 node_enrolments = Table(
     "node_enrolments",
     metadata,
-    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
+    _ref("node_id", "nodes.id", primary_key=True),
     Column("secret", Text, nullable=False, unique=True),
     Column("address", INET, nullable=True),  # null: bound by the first exchange (a rack that sent none)
     Column("expires", DateTime(timezone=True), nullable=False),
@@ -502,12 +521,12 @@ node_enrolments = Table(
 script_results = Table(
     "script_results",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), nullable=False, index=True),
+    _id(),
+    _ref("node_id", "nodes.id", nullable=False, index=True),
     Column("name", Text, nullable=False),
     Column("exit_status", Integer, nullable=True),
-    Column("output", Text, nullable=False, server_default=""),
-    Column("script_set_id", Integer, ForeignKey("script_sets.id", ondelete="CASCADE"), nullable=True, index=True),
+    _text("output"),
+    _ref("script_set_id", "script_sets.id", nullable=True, index=True),
     Column("runtime", Integer, nullable=True),  # seconds, as the image measured
     *_timestamps(),
 )
@@ -518,7 +537,7 @@ resource_pools = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", Text, nullable=False, unique=True),
-    Column("description", Text, nullable=False, server_default=""),
+    _text("description"),
     *_timestamps(),
 )
 
@@ -527,31 +546,31 @@ resource_pools = Table(
 tags = Table(
     "tags",
     metadata,
-    Column("id", Integer, primary_key=True),
+    _id(),
     Column("name", Text, nullable=False, unique=True),
-    Column("definition", Text, nullable=False, server_default=""),
-    Column("comment", Text, nullable=False, server_default=""),
-    Column("kernel_opts", Text, nullable=False, server_default=""),
+    _text("definition"),
+    _text("comment"),
+    _text("kernel_opts"),
     *_timestamps(),
 )
 
 node_tags = Table(
     "node_tags",
     metadata,
-    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
-    Column("tag_id", Integer, ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True),
+    _ref("node_id", "nodes.id", primary_key=True),
+    _ref("tag_id", "tags.id", primary_key=True, index=True),
 )
 
 # Disks the node reported at commissioning (MAAS's PhysicalBlockDevice) and their partitions.
 block_devices = Table(
     "block_devices",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), nullable=False, index=True),
+    _id(),
+    _ref("node_id", "nodes.id", nullable=False, index=True),
     Column("name", Text, nullable=False),
     Column("id_path", Text, nullable=True),
-    Column("model", Text, nullable=False, server_default=""),
-    Column("serial", Text, nullable=False, server_default=""),
+    _text("model"),
+    _text("serial"),
     Column("size", BigInteger, nullable=False),  # bytes
     Column("block_size", Integer, nullable=False, server_default="512"),
     Column("tags", ARRAY(Text), nullable=False, server_default="{}"),
@@ -562,12 +581,12 @@ block_devices = Table(
 partitions = Table(
     "partitions",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("block_device_id", Integer, ForeignKey("block_devices.id", ondelete="CASCADE"), nullable=False, index=True),
+    _id(),
+    _ref("block_device_id", "block_devices.id", nullable=False, index=True),
     Column("number", Integer, nullable=False),
     Column("uuid", Text, nullable=True),
     Column("size", BigInteger, nullable=False),
-    Column("bootable", Boolean, nullable=False, server_default="false"),
+    _flag("bootable", False),
     Column("tags", ARRAY(Text), nullable=False, server_default="{}"),
     *_timestamps(),
     UniqueConstraint("block_device_id", "number"),
@@ -579,30 +598,30 @@ events = Table(
     "events",
     metadata,
     Column("id", BigInteger, primary_key=True),
-    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="SET NULL"), nullable=True, index=True),
+    _ref("node_id", "nodes.id", ondelete="SET NULL", nullable=True, index=True),
     Column("node_system_id", Text, nullable=True),
-    Column("node_hostname", Text, nullable=False, server_default=""),
+    _text("node_hostname"),
     Column("type_name", Text, nullable=False),
     Column("type_description", Text, nullable=False),
     Column("level", Integer, nullable=False),  # logging levels; AUDIT is 0
-    Column("action", Text, nullable=False, server_default=""),
-    Column("description", Text, nullable=False, server_default=""),
-    Column("username", Text, nullable=False, server_default=""),
+    _text("action"),
+    _text("description"),
+    _text("username"),
     Column("created", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 notifications = Table(
     "notifications",
     metadata,
-    Column("id", Integer, primary_key=True),
+    _id(),
     Column("ident", Text, nullable=True, unique=True),
-    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
-    Column("users", Boolean, nullable=False, server_default="false"),
-    Column("admins", Boolean, nullable=False, server_default="false"),
+    _ref("user_id", "users.id", nullable=True),
+    _flag("users", False),
+    _flag("admins", False),
     Column("message", Text, nullable=False),
     Column("context", JSONB, nullable=False, server_default="{}"),
     Column("category", Text, nullable=False, server_default="info"),
-    Column("dismissable", Boolean, nullable=False, server_default="true"),
+    _flag("dismissable", True),
     *_timestamps(),
     CheckConstraint("category IN ('error', 'warning', 'success', 'info')", name="notifications_category"),
 )
@@ -610,8 +629,8 @@ notifications = Table(
 notification_dismissals = Table(
     "notification_dismissals",
     metadata,
-    Column("notification_id", Integer, ForeignKey("notifications.id", ondelete="CASCADE"), primary_key=True),
-    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    _ref("notification_id", "notifications.id", primary_key=True),
+    _ref("user_id", "users.id", primary_key=True),
 )
 
 
@@ -621,7 +640,7 @@ notification_dismissals = Table(
 boot_resources = Table(
     "boot_resources",
     metadata,
-    Column("id", Integer, primary_key=True),
+    _id(),
     Column("rtype", Text, nullable=False),
     Column("name", Text, nullable=False),  # e.g. "ephemeral/bookworm", "ubuntu/jammy"
     Column("architecture", Text, nullable=False),  # "amd64/generic"
@@ -634,10 +653,10 @@ boot_resources = Table(
 boot_resource_sets = Table(
     "boot_resource_sets",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("resource_id", Integer, ForeignKey("boot_resources.id", ondelete="CASCADE"), nullable=False),
+    _id(),
+    _ref("resource_id", "boot_resources.id", nullable=False),
     Column("version", Text, nullable=False),
-    Column("label", Text, nullable=False, server_default=""),
+    _text("label"),
     *_timestamps(),
     UniqueConstraint("resource_id", "version"),
 )
@@ -648,14 +667,14 @@ boot_resource_sets = Table(
 boot_resource_contents = Table(
     "boot_resource_contents",
     metadata,
-    Column("id", Integer, primary_key=True),
+    _id(),
     Column("sha256", Text, nullable=False, unique=True),
     Column("size", BigInteger, nullable=False),
     Column("stored", BigInteger, nullable=False, server_default="0"),
-    Column("complete", Boolean, nullable=False, server_default="false"),
+    _flag("complete", False),
     Column("writer", Text, nullable=True),
     Column("writer_until", DateTime(timezone=True), nullable=True),
-    Column("error", Text, nullable=False, server_default=""),
+    _text("error"),
     *_timestamps(),
     CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name="boot_resource_contents_sha256"),
     CheckConstraint("size >= 0 AND stored >= 0 AND stored <= size", name="boot_resource_contents_sizes"),
@@ -666,7 +685,7 @@ boot_resource_contents = Table(
 boot_resource_chunks = Table(
     "boot_resource_chunks",
     metadata,
-    Column("content_id", Integer, ForeignKey("boot_resource_contents.id", ondelete="CASCADE"), primary_key=True),
+    _ref("content_id", "boot_resource_contents.id", primary_key=True),
     Column("seq", Integer, primary_key=True),
     Column("data", LargeBinary, nullable=False),
 )
@@ -678,11 +697,11 @@ event.listen(
 boot_resource_files = Table(
     "boot_resource_files",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("set_id", Integer, ForeignKey("boot_resource_sets.id", ondelete="CASCADE"), nullable=False),
+    _id(),
+    _ref("set_id", "boot_resource_sets.id", nullable=False),
     Column("filetype", Text, nullable=False),  # boot-kernel, boot-initrd, squashfs, root-tgz, ...
     Column("filename", Text, nullable=False),
-    Column("content_id", Integer, ForeignKey("boot_resource_contents.id"), nullable=False, index=True),
+    _ref("content_id", "boot_resource_contents.id", ondelete=None, nullable=False, index=True),
     Column("extra", JSONB, nullable=False, server_default="{}"),
     *_timestamps(),
     UniqueConstraint("set_id", "filetype"),
@@ -694,16 +713,16 @@ boot_resource_files = Table(
 boot_resource_imports = Table(
     "boot_resource_imports",
     metadata,
-    Column("id", Integer, primary_key=True),
+    _id(),
     Column("source", Text, nullable=False),
     Column("state", Text, nullable=False, server_default="running"),
-    Column("message", Text, nullable=False, server_default=""),
-    Column("owner", Text, nullable=False, server_default=""),
+    _text("message"),
+    _text("owner"),
     Column("files_total", Integer, nullable=False, server_default="0"),
     Column("files_done", Integer, nullable=False, server_default="0"),
     Column("bytes_total", BigInteger, nullable=False, server_default="0"),
     Column("bytes_done", BigInteger, nullable=False, server_default="0"),
-    Column("stop_requested", Boolean, nullable=False, server_default="false"),
+    _flag("stop_requested", False),
     Column("heartbeat", DateTime(timezone=True), nullable=False, server_default=func.now()),
     *_timestamps(),
     CheckConstraint("state IN ('running', 'done', 'failed', 'stopped')", name="boot_resource_imports_state"),
@@ -714,8 +733,8 @@ boot_resource_imports = Table(
 discoveries = Table(
     "discoveries",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("rack_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), nullable=False),
+    _id(),
+    _ref("rack_id", "nodes.id", nullable=False),
     Column("interface", Text, nullable=False),
     Column("vid", Integer, nullable=True),
     Column("ip", INET, nullable=False, index=True),
@@ -734,12 +753,12 @@ discoveries = Table(
 sshkeys = Table(
     "sshkeys",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    _id(),
+    _ref("user_id", "users.id", nullable=False, index=True),
     Column("key", Text, nullable=False),
     Column("digest", Text, nullable=False),
-    Column("protocol", Text, nullable=False, server_default=""),
-    Column("auth_id", Text, nullable=False, server_default=""),
+    _text("protocol"),
+    _text("auth_id"),
     *_timestamps(),
     UniqueConstraint("user_id", "digest", "protocol", "auth_id"),
 )
@@ -747,8 +766,8 @@ sshkeys = Table(
 sslkeys = Table(
     "sslkeys",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    _id(),
+    _ref("user_id", "users.id", nullable=False, index=True),
     Column("key", Text, nullable=False),
     Column("digest", Text, nullable=False),
     *_timestamps(),
@@ -758,9 +777,9 @@ sslkeys = Table(
 boot_sources = Table(
     "boot_sources",
     metadata,
-    Column("id", Integer, primary_key=True),
+    _id(),
     Column("url", Text, nullable=False, unique=True),
-    Column("keyring_filename", Text, nullable=False, server_default=""),
+    _text("keyring_filename"),
     Column("keyring_data", LargeBinary, nullable=False, server_default=""),
     *_timestamps(),
 )
@@ -768,10 +787,10 @@ boot_sources = Table(
 boot_source_selections = Table(
     "boot_source_selections",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("boot_source_id", Integer, ForeignKey("boot_sources.id", ondelete="CASCADE"), nullable=False),
-    Column("os", Text, nullable=False, server_default=""),
-    Column("release", Text, nullable=False, server_default=""),
+    _id(),
+    _ref("boot_source_id", "boot_sources.id", nullable=False),
+    _text("os"),
+    _text("release"),
     Column("arches", ARRAY(Text), nullable=False, server_default="{}"),
     Column("subarches", ARRAY(Text), nullable=False, server_default="{}"),
     Column("labels", ARRAY(Text), nullable=False, server_default="{}"),
@@ -782,25 +801,25 @@ boot_source_selections = Table(
 package_repositories = Table(
     "package_repositories",
     metadata,
-    Column("id", Integer, primary_key=True),
+    _id(),
     Column("name", Text, nullable=False, unique=True),
     Column("url", Text, nullable=False),
     Column("distributions", ARRAY(Text), nullable=False, server_default="{}"),
     Column("disabled_pockets", ARRAY(Text), nullable=False, server_default="{}"),
     Column("disabled_components", ARRAY(Text), nullable=False, server_default="{}"),
-    Column("disable_sources", Boolean, nullable=False, server_default="true"),
+    _flag("disable_sources", True),
     Column("components", ARRAY(Text), nullable=False, server_default="{}"),
     Column("arches", ARRAY(Text), nullable=False, server_default="{}"),
-    Column("key", Text, nullable=False, server_default=""),
-    Column("is_default", Boolean, nullable=False, server_default="false"),  # main_archive, ports_archive
-    Column("enabled", Boolean, nullable=False, server_default="true"),
+    _text("key"),
+    _flag("is_default", False),  # main_archive, ports_archive
+    _flag("enabled", True),
     *_timestamps(),
 )
 
 license_keys = Table(
     "license_keys",
     metadata,
-    Column("id", Integer, primary_key=True),
+    _id(),
     Column("osystem", Text, nullable=False),
     Column("distro_series", Text, nullable=False),
     Column("license_key", Text, nullable=False),
@@ -812,13 +831,13 @@ license_keys = Table(
 dhcp_snippets = Table(
     "dhcp_snippets",
     metadata,
-    Column("id", Integer, primary_key=True),
+    _id(),
     Column("name", Text, nullable=False),
-    Column("description", Text, nullable=False, server_default=""),
-    Column("enabled", Boolean, nullable=False, server_default="true"),
-    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), nullable=True, index=True),
-    Column("subnet_id", Integer, ForeignKey("subnets.id", ondelete="CASCADE"), nullable=True, index=True),
-    Column("iprange_id", Integer, ForeignKey("ipranges.id", ondelete="CASCADE"), nullable=True, index=True),
+    _text("description"),
+    _flag("enabled", True),
+    _ref("node_id", "nodes.id", nullable=True, index=True),
+    _ref("subnet_id", "subnets.id", nullable=True, index=True),
+    _ref("iprange_id", "ipranges.id", nullable=True, index=True),
     *_timestamps(),
     CheckConstraint("node_id IS NULL OR subnet_id IS NULL", name="dhcp_snippets_one_target"),
 )
@@ -827,8 +846,8 @@ dhcp_snippets = Table(
 dhcp_snippet_versions = Table(
     "dhcp_snippet_versions",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("snippet_id", Integer, ForeignKey("dhcp_snippets.id", ondelete="CASCADE"), nullable=False, index=True),
+    _id(),
+    _ref("snippet_id", "dhcp_snippets.id", nullable=False, index=True),
     Column("data", Text, nullable=False),
     Column("created", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
@@ -837,9 +856,9 @@ dhcp_snippet_versions = Table(
 files = Table(
     "files",
     metadata,
-    Column("id", Integer, primary_key=True),
+    _id(),
     Column("filename", Text, nullable=False),
-    Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    _ref("owner_id", "users.id", nullable=False),
     Column("key", Text, nullable=False, unique=True),
     Column("content", LargeBinary, nullable=False),
     *_timestamps(),
@@ -849,9 +868,9 @@ files = Table(
 static_routes = Table(
     "static_routes",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("source_id", Integer, ForeignKey("subnets.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("destination_id", Integer, ForeignKey("subnets.id", ondelete="CASCADE"), nullable=False, index=True),
+    _id(),
+    _ref("source_id", "subnets.id", nullable=False, index=True),
+    _ref("destination_id", "subnets.id", nullable=False, index=True),
     Column("gateway_ip", INET, nullable=False),
     Column("metric", Integer, nullable=False, server_default="0"),
     *_timestamps(),

@@ -20,10 +20,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Unpack
 
-from metalplane.dns.named import NamedServer, ZoneFile
+from metalplane.dns.named import NamedOptions, NamedServer, ZoneFile
 from metalplane.region.dns import config, zones
-from metalplane.supervised import Wrap, write_atomic
+from metalplane.supervised import write_atomic
 
 MAX_SERIAL = 2**32 - 1
 
@@ -57,29 +58,16 @@ class AuthoritativeDns:
         self,
         state_dir: str | Path,
         *,
-        wrap: Wrap | None = None,
         control_port: int = config.CONTROL_PORT,
         options: config.AuthoritativeOptions | None = None,
-        restart_backoff: tuple[float, float] | None = (0.5, 30.0),
-        on_change: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
-        named_bin: str = "named",
-        threads: int | None = None,
+        **named: Unpack[NamedOptions],
     ):
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.options = options or config.AuthoritativeOptions()
         self.clock = clock
-        self.server = NamedServer(
-            "authoritative",
-            self.state_dir / "named",
-            control_port=control_port,
-            wrap=wrap,
-            restart_backoff=restart_backoff,
-            on_change=on_change,
-            named_bin=named_bin,
-            threads=threads,
-        )
+        self.server = NamedServer("authoritative", self.state_dir / "named", control_port=control_port, **named)
         self._serials_path = self.state_dir / "serials.json"
         self.model: zones.DnsModel | None = None
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from metalplane.region import validation
 from metalplane.region.errors import Refused
 from metalplane.region.services import boot_resources, commissioning, enrolment, lifecycle, machines
 from metalplane.region.services.node_status import Status
@@ -85,7 +86,9 @@ async def boot_config(
     while True:
         try:
             async with engine.begin() as conn:
-                return await _boot_config(conn, machines.normalise_mac(mac), architecture, metadata_url, client_ip)
+                return await _boot_config(
+                    conn, validation.normalise_mac(mac) or mac, architecture, metadata_url, client_ip
+                )
         except enrolment.LeasePending as exc:
             if time.monotonic() + LEASE_POLL > deadline:
                 return _refused(mac, client_ip, exc)

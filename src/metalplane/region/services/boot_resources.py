@@ -32,6 +32,7 @@ from metalplane.region.db.tables import (
 from metalplane.region.db.transaction import Work
 from metalplane.region.errors import Conflict, Invalid, NotFound, PermissionDenied, Refused, raise_if
 from metalplane.region.services import boot_store, consequences
+from metalplane.region.services.rows import one
 
 Row = dict[str, Any]
 resources, sets, files, contents = boot_resources, boot_resource_sets, boot_resource_files, boot_resource_contents
@@ -131,10 +132,7 @@ async def list_resources(conn: AsyncConnection, rtype: str | None = None) -> lis
 
 
 async def get_resource(conn: AsyncConnection, resource_id: int) -> Row:
-    row = (await conn.execute(select(resources).where(resources.c.id == resource_id))).first()
-    if row is None:
-        raise NotFound("BootResource")
-    return dict(row._mapping)
+    return one(await conn.execute(select(resources).where(resources.c.id == resource_id)), "BootResource")
 
 
 async def find_resource(conn: AsyncConnection, name: str, architecture: str) -> Row | None:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metalplane.images.simplestreams import StreamImage
 from metalplane.region.db.tables import boot_source_selections, boot_sources, config
 from metalplane.region.errors import FieldErrors, Invalid, NotFound, Refused, raise_if
-from metalplane.region.services.rows import Row, execute_unique, rows
+from metalplane.region.services.rows import Row, execute_unique, one, rows, stamped_update
 
 DEFAULT_URL = "http://images.maas.io/ephemeral-v3/stable/"
 DEFAULT_KEYRING = "/usr/share/keyrings/ubuntu-cloudimage-keyring.gpg"
@@ -153,10 +153,7 @@ async def list_sources(conn: AsyncConnection) -> list[Row]:
 
 
 async def get_source(conn: AsyncConnection, source_id: int) -> Row:
-    row = (await conn.execute(select(boot_sources).where(boot_sources.c.id == source_id))).first()
-    if row is None:
-        raise NotFound("BootSource")
-    return dict(row._mapping)
+    return one(await conn.execute(select(boot_sources).where(boot_sources.c.id == source_id)), "BootSource")
 
 
 async def create_source(
@@ -265,9 +262,7 @@ async def update_selection(conn: AsyncConnection, source_id: int, selection_id: 
     raise_if(check_selection(values))
     await execute_unique(
         conn,
-        update(boot_source_selections)
-        .where(boot_source_selections.c.id == selection_id)
-        .values(**values, updated=func.now()),
+        stamped_update(boot_source_selections, selection_id, values),
         "__all__",
         DUPLICATE_SELECTION,
     )

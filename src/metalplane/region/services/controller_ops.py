@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metalplane.region.db.tables import nodes, rpc_connections, zones
 from metalplane.region.errors import Invalid, Refused
 from metalplane.region.services import boot_resources, consequences, controllers, machines, node_details
-from metalplane.region.services.rows import Row
+from metalplane.region.services.rows import Row, stamped_update
 from metalplane.rpc.nodes import RACK_TYPES, REGION_TYPES, NodeType
 
 NO_CHOICE = "Select a valid choice. That choice is not one of the available choices."
@@ -55,7 +55,7 @@ async def update_controller(
         params = merged if fields.get("power_parameters_skip_check") else machines.check_power(power_type, merged)
         values["instance_power_parameters"] = {**params, "__type__": power_type}
     if values:
-        await conn.execute(update(nodes).where(nodes.c.id == node["id"]).values(**values, updated=func.now()))
+        await conn.execute(stamped_update(nodes, node["id"], values))
     return await controllers.get_controller(conn, types, system_id)
 
 

@@ -16,7 +16,7 @@ from metalplane.region.errors import Conflict, Invalid, PermissionDenied
 from metalplane.region.services import consequences, node_fields
 from metalplane.region.services import nodes as nodes_service
 from metalplane.region.services.controllers import new_system_id
-from metalplane.region.services.rows import Row, execute_unique
+from metalplane.region.services.rows import Row
 from metalplane.region.services.users import User
 from metalplane.rpc.nodes import NodeType
 
@@ -82,12 +82,7 @@ async def update_device(
     if "zone" in fields:
         values["zone_id"] = await node_fields.zone_id_for(conn, fields["zone"] or "default")
     if values:
-        await execute_unique(
-            conn,
-            update(nodes).where(nodes.c.id == device["id"]).values(**values, updated=func.now()),
-            "hostname",
-            node_fields.DUPLICATE_HOSTNAME,
-        )
+        await node_fields.update_node(conn, device["id"], values)
     return await nodes_service.show(conn, [await get_device(conn, system_id)])
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metalplane.region.db.tables import dhcp_snippet_versions, dhcp_snippets, ipranges, nodes, subnets
 from metalplane.region.errors import FieldErrors, Invalid, NotFound, RegionError, raise_if
 from metalplane.region.services import lookups, network
-from metalplane.region.services.rows import Row, rows
+from metalplane.region.services.rows import Row, rows, stamped_update
 
 NAME_MAX = 255
 VALUE_MAX = 1 << 20  # a snippet is configuration text, not a file
@@ -189,9 +189,7 @@ async def update_snippet(conn: AsyncConnection, ident: str, fields: dict[str, An
     raise_if(check_text(fields, creating=False))
     values: dict[str, Any] = {k: fields[k] for k in ("name", "description", "enabled") if fields.get(k) is not None}
     values.update(await _targets(conn, fields, current))
-    await conn.execute(
-        update(dhcp_snippets).where(dhcp_snippets.c.id == current["id"]).values(**values, updated=func.now())
-    )
+    await conn.execute(stamped_update(dhcp_snippets, current["id"], values))
     if fields.get("value") is not None:
         latest = (
             await conn.execute(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ipaddress import ip_address
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import dnsdata, dnsresources, domains, nodes
@@ -25,7 +25,7 @@ from metalplane.region.errors import FieldErrors, Invalid, NotFound, raise_if
 from metalplane.region.services import consequences, dns_model, settings
 from metalplane.region.services.domain_views import default_domain_id, get_domain_row
 from metalplane.region.services.domains import NAMESPEC
-from metalplane.region.services.rows import Row
+from metalplane.region.services.rows import Row, one, stamped_update
 
 #: What dnsresourcerecords take (addresses are the resource's ip_addresses).
 RECORD_TYPES = tuple(t for t in RRTYPES if t not in ("A", "AAAA"))
@@ -233,10 +233,7 @@ async def get_resource_row(conn: AsyncConnection, ident: str | int, lock: bool =
     if not text.isdigit() or int(text) >= 2**31:
         raise NotFound("DNSResource")
     query = select(dnsresources).where(dnsresources.c.id == int(text))
-    row = (await conn.execute(query.with_for_update() if lock else query)).first()
-    if row is None:
-        raise NotFound("DNSResource")
-    return dict(row._mapping)
+    return one(await conn.execute(query.with_for_update() if lock else query), "DNSResource")
 
 
 async def show_resource(conn: AsyncConnection, ident: str | int) -> Resource:
@@ -337,9 +334,7 @@ async def update_resource(conn: AsyncConnection, ident: str, fields: dict[str, A
         if values["ips"] and await _has_cname(conn, row["id"]):
             raise Invalid.field("ip_addresses", CNAME_PRESENT)
     if values:
-        await conn.execute(
-            update(dnsresources).where(dnsresources.c.id == row["id"]).values(**values, updated=func.now())
-        )
+        await conn.execute(stamped_update(dnsresources, row["id"], values))
         await dns_model.check(conn, "name")
         _changed(conn)
     return await show_resource(conn, row["id"])
@@ -468,7 +463,7 @@ async def update_record(conn: AsyncConnection, ident: str, fields: dict[str, Any
         values["ttl"] = parse_ttl("ttl", fields["ttl"])
     resource = await get_resource_row(conn, record["dnsresource_id"], lock=True)
     await _check_cname_rules(conn, resource, rrtype, record["id"])
-    await conn.execute(update(dnsdata).where(dnsdata.c.id == record["id"]).values(**values, updated=func.now()))
+    await conn.execute(stamped_update(dnsdata, record["id"], values))
     await dns_model.check(conn, "rrdata")
     _changed(conn)
     return await get_record(conn, record["id"])

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import config, dnsdata, dnsresources, domains
 from metalplane.region.errors import NotFound
-from metalplane.region.services.rows import Row
+from metalplane.region.services.rows import Row, one
 
 #: The `config` row naming the default domain (MAAS's GlobalDefault); absent: the domain with id 0.
 DEFAULT_DOMAIN_KEY = "default_domain_id"
@@ -72,10 +72,7 @@ async def get_domain_row(conn: AsyncConnection, ident: str | int, lock: bool = F
     else:
         clause = domains.c.name == text
     query = select(domains).where(clause)
-    row = (await conn.execute(query.with_for_update() if lock else query)).first()
-    if row is None:
-        raise NotFound("Domain")
-    return dict(row._mapping)
+    return one(await conn.execute(query.with_for_update() if lock else query), "Domain")
 
 
 async def node_domains(conn: AsyncConnection, node_rows: list[Row]) -> dict[int, DomainView]:

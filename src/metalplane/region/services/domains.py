@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,7 +27,7 @@ from metalplane.region.services.domain_views import (
     get_domain_row,
     show_domain,
 )
-from metalplane.region.services.rows import execute_unique
+from metalplane.region.services.rows import execute_unique, stamped_update
 
 # MAAS's NAMESPEC (maascommon.utils.dns): labels of letters, digits and inner hyphens.
 _LABEL = r"[a-zA-Z0-9]([-a-zA-Z0-9]{0,62}[a-zA-Z0-9]){0,1}"
@@ -93,7 +93,7 @@ async def update_domain(conn: AsyncConnection, ident: str, fields: dict[str, Any
     if values:
         await execute_unique(
             conn,
-            update(domains).where(domains.c.id == row["id"]).values(**values, updated=func.now()),
+            stamped_update(domains, row["id"], values),
             "name",
             DUPLICATE,
         )

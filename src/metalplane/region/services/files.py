@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import files
 from metalplane.region.errors import Invalid, NotFound, Refused
-from metalplane.region.services.rows import Row, rows
+from metalplane.region.services.rows import Row, one, rows
 from metalplane.region.services.users import User
 
 MAX_FILE_BYTES = 32 << 20
@@ -69,10 +69,7 @@ async def get_file_by_key(conn: AsyncConnection, key: str) -> Row:
     """Anyone who knows the key may read the file."""
     if "\x00" in key:
         raise NotFound("FileStorage")
-    row = (await conn.execute(select(files).where(files.c.key == key))).first()
-    if row is None:
-        raise NotFound("FileStorage")
-    return dict(row._mapping)
+    return one(await conn.execute(select(files).where(files.c.key == key)), "FileStorage")
 
 
 async def delete_file(conn: AsyncConnection, owner: User, filename: str) -> None:

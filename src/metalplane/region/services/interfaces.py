@@ -15,13 +15,14 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.region import validation
 from metalplane.region.db.tables import interfaces, ip_addresses, nodes, subnets, vlans
 from metalplane.region.errors import Conflict, Invalid, NotFound, PermissionDenied, raise_if
 from metalplane.region.services import consequences, ipaddresses, node_fields
 from metalplane.region.services import nodes as nodes_service
 from metalplane.region.services import subnets as subnets_service
 from metalplane.region.services.nodes import AUTO, DHCP, STICKY, NodesView
-from metalplane.region.services.rows import Row
+from metalplane.region.services.rows import Row, one, stamped_update
 from metalplane.region.services.users import User
 from metalplane.rpc.nodes import CONTROLLER_TYPES, NodeType
 
@@ -72,13 +73,11 @@ async def _interface(conn: AsyncConnection, node: Row, ident: str) -> Row:
             raise NotFound("Interface")
         query = query.where(interfaces.c.id == int(value))
     elif kind == "mac":
-        query = query.where(interfaces.c.mac == node_fields.normalise_mac(value))
+        # A value that is no MAC matches no interface.
+        query = query.where(interfaces.c.mac == (validation.normalise_mac(value) or value))
     else:
         query = query.where(interfaces.c.name == value)
-    found = (await conn.execute(query.with_for_update())).first()
-    if found is None:
-        raise NotFound("Interface")
-    return dict(found._mapping)
+    return one(await conn.execute(query.with_for_update()), "Interface")
 
 
 async def _changeable(
@@ -248,9 +247,7 @@ async def update_interface(
                 )
             )
     if values:
-        await conn.execute(
-            update(interfaces).where(interfaces.c.id == iface["id"]).values(**values, updated=func.now())
-        )
+        await conn.execute(stamped_update(interfaces, iface["id"], values))
         consequences.node_addresses_changed(conn)
     return node, iface["id"], await _shown(conn, node)
 

@@ -14,6 +14,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.region import validation
 from metalplane.region.db.tables import (
     dhcp_leases,
     interfaces,
@@ -142,9 +143,9 @@ async def reserve(
 ) -> Addresses:
     """A USER_RESERVED address for `user`: the one asked for, or a free one of the subnet."""
     if mac:
-        mac = node_fields.normalise_mac(mac)
-        if not node_fields.MAC.match(mac):
-            raise Invalid.field("mac", f"'{mac}' is not a valid MAC address.")
+        given, mac = mac, validation.normalise_mac(mac)
+        if mac is None:
+            raise Invalid.field("mac", f"'{validation.shown(given)}' is not a valid MAC address.")
         owner = (
             await conn.execute(
                 select(nodes.c.hostname)

@@ -20,9 +20,10 @@ from typing import Any, Literal
 from sqlalchemy import Select, and_, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.region import validation
 from metalplane.region.db.tables import bmcs, interfaces, nodes, users, zones
 from metalplane.region.errors import Invalid
-from metalplane.region.services import commissioning, events, machines, node_fields, permissions
+from metalplane.region.services import commissioning, events, machines, permissions
 from metalplane.region.services import nodes as nodes_service
 from metalplane.region.services.rows import Row
 from metalplane.region.services.users import User
@@ -47,11 +48,12 @@ def parse_search(text: str | None) -> Search:
         return Search("none", "")
     if len(raw) > MAX_SEARCH:
         raise Invalid.field("q", f"Ensure this value has at most {MAX_SEARCH} characters (it has {len(raw)}).")
-    candidate = node_fields.normalise_mac(raw)
-    if node_fields.MAC.match(candidate):
-        return Search("mac", candidate)
-    if MAC_PREFIX.match(candidate):
-        return Search("mac_prefix", candidate)
+    mac = validation.normalise_mac(raw)
+    if mac is not None:
+        return Search("mac", mac)
+    prefix = raw.lower().replace("-", ":")
+    if MAC_PREFIX.match(prefix):
+        return Search("mac_prefix", prefix)
     return Search("hostname", raw)
 
 

@@ -34,7 +34,7 @@ from metalplane.region.services import nodes as nodes_service
 from metalplane.region.services import subnets as subnets_service
 from metalplane.region.services import tags as tags_service
 from metalplane.region.services.controllers import new_system_id
-from metalplane.region.services.rows import Row, execute_unique, rows
+from metalplane.region.services.rows import Row, rows
 from metalplane.region.services.users import User
 from metalplane.rpc import power_schema as schema
 from metalplane.rpc.nodes import NodeType
@@ -42,7 +42,6 @@ from metalplane.rpc.nodes import NodeType
 NEW, COMMISSIONING, FAILED_COMMISSIONING, READY, DEPLOYED = 0, 1, 2, 4, 6
 STATUS_NAMES = node_status.LABELS  # MAAS's NODE_STATUS labels (13 is "Releasing failed")
 MACHINE_TYPES = (int(NodeType.MACHINE),)
-normalise_mac = node_fields.normalise_mac
 
 
 def parse_power_input(power_type: str | None, raw_json: str | None, flat: dict[str, str]) -> tuple[str, dict[str, str]]:
@@ -321,12 +320,7 @@ async def update_machine(conn: AsyncConnection, system_id: str, fields: dict[str
             node_params = {**bmc_params, **node_params, "__type__": power_type}
         values.update(bmc_id=bmc_id, instance_power_parameters=node_params)
     if values:
-        await execute_unique(
-            conn,
-            update(nodes).where(nodes.c.id == machine["id"]).values(**values, updated=func.now()),
-            "hostname",
-            node_fields.DUPLICATE_HOSTNAME,
-        )
+        await node_fields.update_node(conn, machine["id"], values)
         await _gc_bmcs(conn)
     _changed(conn)
     await settle(conn)  # shown with its BMC's owner

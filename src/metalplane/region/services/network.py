@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, or_, select, update
+from sqlalchemy import delete, exists, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region import validation
@@ -21,7 +21,7 @@ from metalplane.region.db.tables import fabrics, interfaces, ipranges, nodes, sp
 from metalplane.region.errors import Invalid, Refused, raise_if
 from metalplane.region.services import consequences, dhcp, lookups, netrules
 from metalplane.region.services.connections import connected_regions
-from metalplane.region.services.rows import Row, execute_unique, next_id, one, rows
+from metalplane.region.services.rows import Row, execute_unique, next_id, one, rows, stamped_update
 from metalplane.rpc.nodes import RACK_TYPES
 
 DEFAULT_FABRIC_ID = 0
@@ -140,7 +140,7 @@ async def update_fabric(conn: AsyncConnection, fabric: int | str, changes: dict[
     if changes:
         await execute_unique(
             conn,
-            update(fabrics).where(fabrics.c.id == fabric_id).values(**changes, updated=func.now()),
+            stamped_update(fabrics, fabric_id, changes),
             "name",
             "Fabric with this Name already exists.",
         )
@@ -364,7 +364,7 @@ async def update_vlan(conn: AsyncConnection, ref: VlanRef, fields: dict[str, Any
         values["relay_vlan_id"] = None  # MAAS: serving DHCP here replaces relaying it
     await execute_unique(
         conn,
-        update(vlans).where(vlans.c.id == vlan_id).values(**values, updated=func.now()),
+        stamped_update(vlans, vlan_id, values),
         "__all__",
         "A VLAN with the specified VID already exists in the destination fabric.",
     )

@@ -6,7 +6,6 @@ text under the field it is about.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -15,9 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metalplane.region import validation
 from metalplane.region.db.tables import interfaces, nodes, zones
 from metalplane.region.errors import Invalid
-from metalplane.region.services.rows import execute_unique
+from metalplane.region.services.rows import execute_unique, stamped_update
 
-MAC = re.compile(r"^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$", re.I)
 DEFAULT_DOMAIN = "maas"
 DEFAULT_DOMAIN_ID = 0
 NO_CHOICE = "Select a valid choice. That choice is not one of the available choices."
@@ -42,18 +40,15 @@ def check_domain(value: str | None) -> None:
         raise Invalid.field("domain", f"Unable to find domain {value}")
 
 
-def normalise_mac(value: str) -> str:
-    return value.strip().lower().replace("-", ":")
-
-
 def parse_macs(values: list[str], field: str = "mac_addresses") -> list[str]:
-    macs = [normalise_mac(m) for m in values if m.strip()]
-    bad = [f"'{m}' is not a valid MAC address." for m in macs if not MAC.match(m)]
+    given = [m.strip() for m in values if m.strip()]
+    macs = [validation.normalise_mac(m) for m in given]
+    bad = [f"'{validation.shown(m)}' is not a valid MAC address." for m, mac in zip(given, macs) if mac is None]
     if len(bad) == 1 and len(macs) == 1:
         raise Invalid.field(field, bad[0])
     if bad:
         raise Invalid.field(field, f"One or more MAC addresses is invalid. ({' — '.join(bad)})")
-    return list(dict.fromkeys(macs))
+    return list(dict.fromkeys(mac for mac in macs if mac is not None))
 
 
 async def check_macs_free(
@@ -135,6 +130,11 @@ def bounded_int(fields: dict[str, Any], name: str) -> int | None:
             else f"Ensure this value is less than or equal to {2**31 - 1}.",
         )
     return value
+
+
+async def update_node(conn: AsyncConnection, node_id: int, values: dict[str, Any]) -> None:
+    """A node's row changed to `values`: the unique index decides a race for a hostname (MAAS's 400)."""
+    await execute_unique(conn, stamped_update(nodes, node_id, values), "hostname", DUPLICATE_HOSTNAME)
 
 
 async def insert_node(conn: AsyncConnection, values: dict[str, Any], macs: list[str]) -> int:

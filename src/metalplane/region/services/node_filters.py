@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
 from typing import Any
 
+from metalplane.region import validation
 from metalplane.region.errors import Invalid, Refused
-from metalplane.region.services.node_fields import MAC
 
 # NODE_STATUS filter names, by number (maas_lifecycle.json).
 STATUS_FILTER_NAMES = {
@@ -233,7 +233,7 @@ def parse(given: dict[str, list[str]], known: Known) -> Constraints:
 
 
 def _check(name: str, items: list[str], known: Known) -> str | None:
-    if name == "mac_address" and any(not MAC.match(m) for m in items):
+    if name == "mac_address" and any(validation.normalise_mac(m) is None for m in items):
         return "Invalid parameter: invalid MAC address format"
     if name in ("zone", "not_in_zone"):
         missing = [z for z in items if z not in known.zones]

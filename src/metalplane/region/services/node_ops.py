@@ -33,12 +33,13 @@ def filtered(view: nodes_service.NodesView, given: dict[str, list[str]]) -> node
     """MAAS's filtered_nodes_list_from_request: id, hostname, mac_address, domain (lists);
     zone, pool, agent_name (one value)."""
     ids, hostnames = set(_listed(given, "id")), set(_listed(given, "hostname"))
-    macs = {node_fields.normalise_mac(m) for m in _listed(given, "mac_address")}
-    bad = [m for m in macs if not node_fields.MAC.match(m)]
+    listed = {m: validation.normalise_mac(m) for m in _listed(given, "mac_address")}
+    bad = [m for m, mac in listed.items() if mac is None]
     if bad:
         raise Invalid.field(
             "mac_address", f"Invalid MAC address(es): {', '.join(sorted(validation.shown(m) for m in bad))}"
         )
+    macs = {mac for mac in listed.values() if mac is not None}
     domains = set(_listed(given, "domain"))
     zone, pool, agent = (_last(given, name) for name in ("zone", "pool", "agent_name"))
 
@@ -103,8 +104,8 @@ async def is_registered(conn: AsyncConnection, mac: str | None) -> bool:
     """Whether a node (not Retired) has an interface with this MAC."""
     if not mac:
         raise Refused("No provided mac_address!")
-    normalised = node_fields.normalise_mac(mac)
-    if not node_fields.MAC.match(normalised):
+    normalised = validation.normalise_mac(mac)
+    if normalised is None:
         raise Invalid.field("mac_address", f"Invalid MAC address(es): {validation.shown(mac)}")
     found = await conn.execute(
         select(interfaces.c.id)

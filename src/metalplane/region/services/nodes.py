@@ -36,7 +36,7 @@ from metalplane.region.services import bmcs as bmcs_service
 from metalplane.region.services import domain_views, events, network
 from metalplane.region.services import subnets as subnets_service
 from metalplane.region.services.domain_views import DomainView
-from metalplane.region.services.rows import Row, rows
+from metalplane.region.services.rows import Row, one, rows
 from metalplane.region.services.users import User
 from metalplane.rpc.nodes import NodeType
 
@@ -116,10 +116,7 @@ async def get_node(
     query = visible_to(node_select(types), viewer).where(nodes.c.system_id == system_id)
     if lock:
         query = query.with_for_update(of=nodes)
-    row = (await conn.execute(query)).first()
-    if row is None:
-        raise NotFound(model)
-    return dict(row._mapping)
+    return one(await conn.execute(query), model)
 
 
 async def interfaces_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int, list[Row]]:

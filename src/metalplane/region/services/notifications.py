@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import and_, delete, exists, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import notification_dismissals, notifications, users
 from metalplane.region.errors import Invalid, NotFound, PermissionDenied, raise_if
-from metalplane.region.services.rows import Row, execute_unique, rows
+from metalplane.region.services.rows import Row, execute_unique, rows, stamped_update
 from metalplane.region.services.users import User
 
 CATEGORIES = ("error", "warning", "success", "info")
@@ -122,7 +122,7 @@ async def update_one(conn: AsyncConnection, ident: str, fields: dict[str, Any], 
     if values:
         await execute_unique(
             conn,
-            update(notifications).where(notifications.c.id == found["id"]).values(**values, updated=func.now()),
+            stamped_update(notifications, found["id"], values),
             "ident",
             "Notification with this Ident already exists.",
         )

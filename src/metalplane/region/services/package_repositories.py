@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import license_keys, package_repositories
 from metalplane.region.errors import FieldErrors, Invalid, NotFound, Refused, raise_if
-from metalplane.region.services.rows import Row, execute_unique, rows
+from metalplane.region.services.rows import Row, execute_unique, one, rows
 
 MAIN_ARCHES = ["amd64", "i386"]
 PORTS_ARCHES = ["armhf", "arm64", "ppc64el", "s390x"]
@@ -139,10 +139,7 @@ async def get_repository(conn: AsyncConnection, ident: str) -> Row:
         query = query.where(package_repositories.c.name == value)
     else:
         raise NotFound("PackageRepository")
-    row = (await conn.execute(query)).first()
-    if row is None:
-        raise NotFound("PackageRepository")
-    return dict(row._mapping)
+    return one(await conn.execute(query), "PackageRepository")
 
 
 def _scalar_values(fields: dict[str, Any]) -> dict[str, Any]:

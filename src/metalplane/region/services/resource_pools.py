@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import nodes, resource_pools
 from metalplane.region.errors import Invalid, NotFound, Refused, raise_if
-from metalplane.region.services.rows import Row, execute_unique, rows
+from metalplane.region.services.rows import Row, execute_unique, one, rows, stamped_update
 
 DEFAULT_POOL_ID = 0
 DEFAULT_POOL_NAME = "default"
@@ -56,10 +56,7 @@ async def get_pool(conn: AsyncConnection, ident: str, lock: bool = False) -> Row
         query = query.where(resource_pools.c.name == value)
     if lock:
         query = query.with_for_update()
-    row = (await conn.execute(query)).first()
-    if row is None:
-        raise NotFound("ResourcePool")
-    return dict(row._mapping)
+    return one(await conn.execute(query), "ResourcePool")
 
 
 async def pool_id_for(conn: AsyncConnection, name: str, field: str = "pool") -> int:
@@ -94,7 +91,7 @@ async def update_pool(conn: AsyncConnection, ident: str, changes: dict[str, Any]
     if changes:
         await execute_unique(
             conn,
-            update(resource_pools).where(resource_pools.c.id == pool["id"]).values(**changes, updated=func.now()),
+            stamped_update(resource_pools, pool["id"], changes),
             "name",
             DUPLICATE,
         )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Table, Update, func, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,6 +24,11 @@ def one(result, what: str) -> Row:
     if row is None:
         raise NotFound(what)
     return dict(row._mapping)
+
+
+def stamped_update(table: Table, row_id: int, values: Mapping[str, Any]) -> Update:
+    """The UPDATE of one row (by id) to `values`, its `updated` time set to now."""
+    return update(table).where(table.c.id == row_id).values(**values, updated=func.now())
 
 
 async def execute_unique(conn: AsyncConnection, statement, field: str, message: str):

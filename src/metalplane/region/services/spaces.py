@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import spaces
 from metalplane.region.errors import Invalid, NotFound, Refused, raise_if
 from metalplane.region.services import lookups, netrules, network, subnets
-from metalplane.region.services.rows import execute_unique, next_id
+from metalplane.region.services.rows import execute_unique, next_id, one, stamped_update
 
 DUPLICATE = "Space with this Name already exists."
 UNDEFINED = lookups.UNDEFINED_SPACE
@@ -35,10 +35,7 @@ async def get_space(conn: AsyncConnection, space: int | str) -> dict[str, Any]:
     """By id, or by a MAAS space specifier (id, name, "space-1", "name:", "subnet:")."""
     if isinstance(space, str):
         return await lookups.space(conn, space)
-    row = (await conn.execute(select(spaces).where(spaces.c.id == space))).first()
-    if row is None:
-        raise NotFound("Space")
-    return dict(row._mapping)
+    return one(await conn.execute(select(spaces).where(spaces.c.id == space)), "Space")
 
 
 @dataclass(frozen=True)
@@ -89,9 +86,7 @@ async def update_space(conn: AsyncConnection, space: int | str, changes: dict[st
     if changes.get("name") == "undefined":
         raise Invalid.field("name", "Reserved space name.")
     if changes:
-        await execute_unique(
-            conn, update(spaces).where(spaces.c.id == space_id).values(**changes, updated=func.now()), "name", DUPLICATE
-        )
+        await execute_unique(conn, stamped_update(spaces, space_id, changes), "name", DUPLICATE)
     return await show_spaces(conn, space_id)
 
 

@@ -22,7 +22,7 @@ from metalplane.region.db.tables import sshkeys, sslkeys, users
 from metalplane.region.db.transaction import Work
 from metalplane.region.errors import Invalid, NotFound, PermissionDenied, Refused, Unavailable, raise_if
 from metalplane.region.services import accountrules
-from metalplane.region.services.rows import Row, execute_unique, rows
+from metalplane.region.services.rows import Row, execute_unique, one, rows
 from metalplane.region.services.users import User
 
 # Where imports fetch from; overridable for mirrors (and tests) as MAAS's image URL is.
@@ -47,10 +47,7 @@ async def list_ssh_keys(conn: AsyncConnection, user: User) -> list[Row]:
 
 async def get_ssh_key(conn: AsyncConnection, key_id: int) -> Row:
     """Any user may read any key by id, as in MAAS."""
-    row = (await conn.execute(select(sshkeys).where(sshkeys.c.id == key_id))).first()
-    if row is None:
-        raise NotFound("SSHKey")
-    return dict(row._mapping)
+    return one(await conn.execute(select(sshkeys).where(sshkeys.c.id == key_id)), "SSHKey")
 
 
 async def _owner(conn: AsyncConnection, by: User, username: str | None) -> User:

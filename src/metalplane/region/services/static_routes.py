@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import static_routes, subnets
-from metalplane.region.errors import FieldErrors, Invalid, NotFound, PermissionDenied, RegionError, raise_if
+from metalplane.region.errors import FieldErrors, Invalid, PermissionDenied, RegionError, raise_if
 from metalplane.region.services import lookups, network
-from metalplane.region.services.rows import Row, execute_unique, rows
+from metalplane.region.services.rows import Row, execute_unique, one, rows, stamped_update
 from metalplane.region.services.users import User
 
 METRIC_MAX = 2**31 - 1
@@ -72,10 +72,7 @@ async def _shown(conn: AsyncConnection, shown: list[Row]) -> Routes:
 
 
 async def get_route(conn: AsyncConnection, route_id: int) -> Row:
-    row = (await conn.execute(select(static_routes).where(static_routes.c.id == route_id))).first()
-    if row is None:
-        raise NotFound("StaticRoute")
-    return dict(row._mapping)
+    return one(await conn.execute(select(static_routes).where(static_routes.c.id == route_id)), "StaticRoute")
 
 
 async def show_routes(conn: AsyncConnection, route_id: int | None = None) -> Routes:
@@ -120,7 +117,7 @@ async def update_route(conn: AsyncConnection, by: User, route_id: int, fields: d
     values = await _values(conn, fields, current)
     await execute_unique(
         conn,
-        update(static_routes).where(static_routes.c.id == route_id).values(**values, updated=func.now()),
+        stamped_update(static_routes, route_id, values),
         "__all__",
         DUPLICATE,
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ipaddress import ip_network
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region import validation
@@ -32,7 +32,7 @@ from metalplane.region.services.network import (
     vlan_has_dynamic_range,
     vlan_label,
 )
-from metalplane.region.services.rows import Row, execute_unique, one, rows
+from metalplane.region.services.rows import Row, execute_unique, one, rows, stamped_update
 from metalplane.region.services.users import User
 
 
@@ -188,7 +188,7 @@ async def update_subnet(conn: AsyncConnection, ident: str, fields: dict[str, Any
     if values:
         await execute_unique(
             conn,
-            update(subnets).where(subnets.c.id == subnet["id"]).values(**values, updated=func.now()),
+            stamped_update(subnets, subnet["id"], values),
             "cidr",
             "Subnet with this Cidr already exists.",
         )
@@ -353,7 +353,7 @@ async def update_range(conn: AsyncConnection, range_id: int, fields: dict[str, A
     values: dict[str, Any] = {"start_ip": start, "end_ip": end, "type": kind, "subnet_id": subnet["id"]}
     if "comment" in fields:
         values["comment"] = _comment(fields)
-    await conn.execute(update(ipranges).where(ipranges.c.id == range_id).values(**values, updated=func.now()))
+    await conn.execute(stamped_update(ipranges, range_id, values))
     if current["type"] == "dynamic" and (kind != "dynamic" or subnet["vlan_id"] != old_subnet["vlan_id"]):
         vlan = await get_vlan(conn, old_subnet["vlan_id"])
         if vlan["dhcp_on"] and not await vlan_has_dynamic_range(conn, vlan["id"]):

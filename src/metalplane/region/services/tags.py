@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from lxml import etree
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,7 +19,7 @@ from metalplane.region.db.tables import node_tags, nodes, tags
 from metalplane.region.errors import Conflict, NotFound, raise_if
 from metalplane.region.services import hardware_xml
 from metalplane.region.services import nodes as nodes_service
-from metalplane.region.services.rows import Row, execute_unique, rows
+from metalplane.region.services.rows import Row, execute_unique, one, rows, stamped_update
 from metalplane.region.services.users import User
 
 TAG_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
@@ -67,10 +67,7 @@ async def get_tag(conn: AsyncConnection, name: str, lock: bool = False) -> Row:
     query = select(tags).where(tags.c.name == name)
     if lock:
         query = query.with_for_update()
-    row = (await conn.execute(query)).first()
-    if row is None:
-        raise NotFound("Tag")
-    return dict(row._mapping)
+    return one(await conn.execute(query), "Tag")
 
 
 async def create_tag(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
@@ -87,11 +84,11 @@ async def create_tag(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
 async def update_tag(conn: AsyncConnection, name: str, fields: dict[str, Any]) -> Row:
     tag = await get_tag(conn, name, lock=True)
     raise_if(check(fields))
-    values = {k: fields[k] or "" for k in ("name", "definition", "comment", "kernel_opts") if k in fields}
+    values: dict[str, Any] = {
+        k: fields[k] or "" for k in ("name", "definition", "comment", "kernel_opts") if k in fields
+    }
     if values:
-        await execute_unique(
-            conn, update(tags).where(tags.c.id == tag["id"]).values(**values, updated=func.now()), "name", DUPLICATE
-        )
+        await execute_unique(conn, stamped_update(tags, tag["id"], values), "name", DUPLICATE)
     changed = await get_tag(conn, values.get("name", name))
     if "definition" in values and values["definition"] != tag["definition"] and changed["definition"].strip():
         await populate(conn, changed)

@@ -67,13 +67,6 @@ def check_password(hashed: str, password: str) -> bool:
         return False
 
 
-def parse_api_key(key: str) -> tuple[str, str, str]:
-    parts = key.strip().split(":")
-    if len(parts) != 3 or not all(parts):
-        raise ValueError("an API key has three parts: consumer_key:token_key:token_secret")
-    return parts[0], parts[1], parts[2]
-
-
 def user_from_row(row) -> User:
     return User(row.id, row.username, row.email, row.is_superuser)
 

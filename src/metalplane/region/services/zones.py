@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import nodes, zones
-from metalplane.region.errors import NotFound, Refused, raise_if
+from metalplane.region.errors import Refused, raise_if
 from metalplane.region.services import netrules
-from metalplane.region.services.rows import execute_unique
+from metalplane.region.services.rows import execute_unique, one, stamped_update
 
 DEFAULT_ZONE = "default"
 DUPLICATE = "Physical zone with this Name already exists."
@@ -29,10 +29,7 @@ async def list_zones(conn: AsyncConnection) -> list[dict[str, Any]]:
 
 
 async def get_zone(conn: AsyncConnection, name: str) -> dict[str, Any]:
-    row = (await conn.execute(select(zones).where(zones.c.name == name))).first()
-    if row is None:
-        raise NotFound("Zone")
-    return dict(row._mapping)
+    return one(await conn.execute(select(zones).where(zones.c.name == name)), "Zone")
 
 
 async def create_zone(conn: AsyncConnection, name: str, description: str) -> dict[str, Any]:
@@ -48,9 +45,7 @@ async def update_zone(conn: AsyncConnection, name: str, changes: dict[str, Any])
     if "name" in changes and zone["name"] == DEFAULT_ZONE and changes["name"] != DEFAULT_ZONE:
         raise Refused("This zone is the default zone, it cannot be renamed.")
     if changes:
-        await execute_unique(
-            conn, update(zones).where(zones.c.id == zone["id"]).values(**changes, updated=func.now()), "name", DUPLICATE
-        )
+        await execute_unique(conn, stamped_update(zones, zone["id"], changes), "name", DUPLICATE)
     return await get_zone(conn, changes.get("name", name))
 
 

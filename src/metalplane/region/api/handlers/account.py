@@ -20,8 +20,7 @@ async def create_token(ctx: Ctx) -> dict:
     :param name: Optional name of the token that will be generated.
     :type name: unicode
     """
-    async with ctx.tx() as conn:
-        token = await svc.create_token(conn, ctx.me.id, ctx.params.str("name"))
+    token = await ctx.run(svc.create_token, ctx.me.id, ctx.params.str("name"))
     return {
         "token_key": token.token_key,
         "token_secret": token.token_secret,
@@ -33,8 +32,7 @@ async def create_token(ctx: Ctx) -> dict:
 @account.action("GET", "list_authorisation_tokens")
 async def list_tokens(ctx: Ctx) -> list:
     """List authorisation tokens available to the currently logged-in user."""
-    async with ctx.tx() as conn:
-        tokens = await svc.list_tokens(conn, ctx.me.id)
+    tokens = await ctx.run(svc.list_tokens, ctx.me.id)
     return [{"name": t.name, "token": t.api_key} for t in tokens]
 
 
@@ -48,8 +46,7 @@ async def delete_token(ctx: Ctx) -> None:
     token_key = ctx.params.str("token_key")
     if not token_key:
         raise Refused("No provided token_key!")
-    async with ctx.tx() as conn:
-        await svc.delete_token(conn, ctx.me.id, token_key)
+    await ctx.run(svc.delete_token, ctx.me.id, token_key)
 
 
 @account.action("POST", "update_token_name")
@@ -62,6 +59,5 @@ async def update_token_name(ctx: Ctx) -> Response:
     :type name: unicode
     """
     token, name = mandatory(ctx.params, "token"), mandatory(ctx.params, "name")
-    async with ctx.tx() as conn:
-        await svc.rename_token(conn, ctx.me.id, token, name)
+    await ctx.run(svc.rename_token, ctx.me.id, token, name)
     return PlainTextResponse("Accepted", status_code=202)

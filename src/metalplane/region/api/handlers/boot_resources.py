@@ -139,8 +139,7 @@ async def list_resources(ctx: Ctx) -> list:
     :type type: unicode
     """
     rtype = ctx.params.str("type")
-    async with ctx.tx() as conn:
-        return [render_resource(r) for r in await svc.show_resources(conn, rtype)]
+    return [render_resource(r) for r in await ctx.run(svc.show_resources, rtype)]
 
 
 @boot_resources.action("POST", admin=True)
@@ -230,23 +229,20 @@ async def stop_import(ctx: Ctx) -> Response:
     :param id: Stop only this import (see import_status); default: whichever is running.
     :type id: int
     """
-    async with ctx.tx() as conn:
-        await boot_import.request_stop(conn, ctx.params.int("id"))
+    await ctx.run(boot_import.request_stop, ctx.params.int("id"))
     return PlainTextResponse("Import of boot resources is being stopped")
 
 
 @boot_resources.action("GET", "is_importing")
 async def is_importing(ctx: Ctx) -> bool:
     """Whether boot resources are being imported (true/false), on any region."""
-    async with ctx.tx() as conn:
-        return await boot_import.is_importing(conn)
+    return await ctx.run(boot_import.is_importing)
 
 
 @boot_resources.action("GET", "import_status")
 async def import_status(ctx: Ctx) -> dict:
     """The latest imports: state (running, done, failed, stopped), progress and errors."""
-    async with ctx.tx() as conn:
-        status = await boot_import.status(conn)
+    status = await ctx.run(boot_import.status)
     return {"importing": status.importing, "imports": [render_job(j) for j in status.jobs]}
 
 
@@ -257,16 +253,14 @@ async def import_status(ctx: Ctx) -> dict:
 async def read_resource(ctx: Ctx) -> dict:
     """Read a boot resource, with its sets and files (and their progress)."""
     resource_id = ctx.path_int("id")
-    async with ctx.tx() as conn:
-        shown = await svc.show_resource(conn, resource_id)
+    shown = await ctx.run(svc.show_resource, resource_id)
     return render_resource(shown.resource, shown.sets)
 
 
 @boot_resource.action("DELETE", admin=True)
 async def delete_resource(ctx: Ctx) -> None:
     """Delete a boot resource, its sets and the stored files nothing else uses."""
-    async with ctx.tx() as conn:
-        await svc.delete_resource(conn, ctx.path_int("id"))
+    await ctx.run(svc.delete_resource, ctx.path_int("id"))
 
 
 # -- raw routes ---------------------------------------------------------------------------------

@@ -63,16 +63,14 @@ def _selection_fields(ctx: Ctx) -> dict[str, Any]:
 async def list_sources(ctx: Ctx) -> list:
     """List boot sources."""
     admins_only(ctx)
-    async with ctx.tx() as conn:
-        return [render.boot_source(s) for s in await svc.list_sources(conn)]
+    return [render.boot_source(s) for s in await ctx.run(svc.list_sources)]
 
 
 async def create_source(ctx: Ctx) -> Response:
     admins_only(ctx)
     p = ctx.params
     keyring = await part_bytes(ctx, "keyring_data")
-    async with ctx.tx() as conn:
-        made = await svc.create_source(conn, p.str("url"), p.str("keyring_filename") or "", keyring)
+    made = await ctx.run(svc.create_source, p.str("url"), p.str("keyring_filename") or "", keyring)
     return json_response(render.boot_source(made), status=201)
 
 
@@ -91,8 +89,7 @@ boot_sources.action("POST")(create_source)
 async def read_source(ctx: Ctx) -> dict:
     """Read a boot source."""
     source_id = _source_id(ctx)
-    async with ctx.tx() as conn:
-        return render.boot_source(await svc.get_source(conn, source_id))
+    return render.boot_source(await ctx.run(svc.get_source, source_id))
 
 
 async def update_source(ctx: Ctx) -> dict:
@@ -101,8 +98,7 @@ async def update_source(ctx: Ctx) -> dict:
     changes: dict[str, Any] = {k: p.str(k) or "" for k in ("url", "keyring_filename") if k in p}
     if "keyring_data" in p:
         changes["keyring_data"] = await part_bytes(ctx, "keyring_data")
-    async with ctx.tx() as conn:
-        return render.boot_source(await svc.update_source(conn, source_id, changes))
+    return render.boot_source(await ctx.run(svc.update_source, source_id, changes))
 
 
 update_source.__doc__ = "Update a boot source.\n" + SOURCE_DOC
@@ -113,23 +109,20 @@ boot_source.action("PUT")(update_source)
 async def delete_source(ctx: Ctx) -> None:
     """Delete a boot source (and its selections)."""
     source_id = _source_id(ctx)
-    async with ctx.tx() as conn:
-        await svc.delete_source(conn, source_id)
+    await ctx.run(svc.delete_source, source_id)
 
 
 @selections.read
 async def list_selections(ctx: Ctx) -> list:
     """List boot source selections."""
     source_id = _source_id(ctx, "boot_source_id")
-    async with ctx.tx() as conn:
-        return [render.boot_source_selection(s) for s in await svc.list_selections(conn, source_id)]
+    return [render.boot_source_selection(s) for s in await ctx.run(svc.list_selections, source_id)]
 
 
 async def create_selection(ctx: Ctx) -> Response:
     source_id = _source_id(ctx, "boot_source_id")
     fields = _selection_fields(ctx)
-    async with ctx.tx() as conn:
-        made = await svc.create_selection(conn, source_id, fields)
+    made = await ctx.run(svc.create_selection, source_id, fields)
     return json_response(render.boot_source_selection(made), status=201)
 
 
@@ -154,15 +147,13 @@ def _selection_ids(ctx: Ctx) -> tuple[int, int]:
 async def read_selection(ctx: Ctx) -> dict:
     """Read a boot source selection."""
     source_id, selection_id = _selection_ids(ctx)
-    async with ctx.tx() as conn:
-        return render.boot_source_selection(await svc.get_selection(conn, source_id, selection_id))
+    return render.boot_source_selection(await ctx.run(svc.get_selection, source_id, selection_id))
 
 
 async def update_selection(ctx: Ctx) -> dict:
     source_id, selection_id = _selection_ids(ctx)
     fields = _selection_fields(ctx)
-    async with ctx.tx() as conn:
-        return render.boot_source_selection(await svc.update_selection(conn, source_id, selection_id, fields))
+    return render.boot_source_selection(await ctx.run(svc.update_selection, source_id, selection_id, fields))
 
 
 update_selection.__doc__ = "Update a boot source selection.\n" + SELECTION_DOC
@@ -173,5 +164,4 @@ selection.action("PUT")(update_selection)
 async def delete_selection(ctx: Ctx) -> None:
     """Delete a boot source selection (not the one of the commissioning release)."""
     source_id, selection_id = _selection_ids(ctx)
-    async with ctx.tx() as conn:
-        await svc.delete_selection(conn, source_id, selection_id)
+    await ctx.run(svc.delete_selection, source_id, selection_id)

@@ -19,8 +19,7 @@ def _render(name: str) -> dict:
 @scripts.read
 async def list_scripts(ctx: Ctx) -> list:
     """List commissioning scripts."""
-    async with ctx.tx() as conn:
-        return [_render(n) for n in await commissioning.list_scripts(conn)]
+    return [_render(n) for n in await ctx.run(commissioning.list_scripts)]
 
 
 @scripts.action("POST", admin=True)
@@ -35,21 +34,18 @@ async def create_script(ctx: Ctx) -> dict:
     name = ctx.params.str("name", required=True) or ""  # required: never None
     content = ctx.params.raw("content")
     text = content.decode() if isinstance(content, bytes) else ctx.params.str("content", required=True) or ""
-    async with ctx.tx() as conn:
-        await commissioning.put_script(conn, name, text)
+    await ctx.run(commissioning.put_script, name, text)
     return _render(name)
 
 
 @script.read
 async def read_script(ctx: Ctx) -> Response:
     """Read a commissioning script."""
-    async with ctx.tx() as conn:
-        content = await commissioning.get_script(conn, ctx.path["name"])
+    content = await ctx.run(commissioning.get_script, ctx.path["name"])
     return Response(content, media_type="text/plain")
 
 
 @script.action("DELETE", admin=True)
 async def delete_script(ctx: Ctx) -> None:
     """Delete a commissioning script."""
-    async with ctx.tx() as conn:
-        await commissioning.delete_script(conn, ctx.path["name"])
+    await ctx.run(commissioning.delete_script, ctx.path["name"])

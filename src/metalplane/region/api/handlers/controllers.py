@@ -35,14 +35,12 @@ READ_DOC = """List Nodes visible to the user, optionally filtered by criteria.
 
 async def list_regions(ctx: Ctx) -> list:
     system_ids, hostnames = ctx.params.get_list("id"), ctx.params.get_list("hostname")
-    async with ctx.tx() as conn:
-        return render.regions(await controllers.show_regions(conn, system_ids, hostnames))
+    return render.regions(await ctx.run(controllers.show_regions, system_ids, hostnames))
 
 
 async def list_racks(ctx: Ctx) -> list:
     system_ids, hostnames = ctx.params.get_list("id"), ctx.params.get_list("hostname")
-    async with ctx.tx() as conn:
-        return render.racks(await racks.show_racks(conn, system_ids, hostnames))
+    return render.racks(await ctx.run(racks.show_racks, system_ids, hostnames))
 
 
 list_regions.__doc__ = list_racks.__doc__ = READ_DOC
@@ -53,15 +51,13 @@ rack_controllers.read(list_racks)
 @region_controller.read
 async def read_region(ctx: Ctx) -> dict:
     """Read a specific region controller."""
-    async with ctx.tx() as conn:
-        return render.regions([await controllers.show_region(conn, ctx.path["system_id"])])[0]
+    return render.regions([await ctx.run(controllers.show_region, ctx.path["system_id"])])[0]
 
 
 @rack_controller.read
 async def read_rack(ctx: Ctx) -> dict:
     """Read a specific rack controller."""
-    async with ctx.tx() as conn:
-        return render.racks(await racks.show_rack(conn, ctx.path["system_id"]))[0]
+    return render.racks(await ctx.run(racks.show_rack, ctx.path["system_id"]))[0]
 
 
 @rack_controller.action("DELETE", admin=True)
@@ -78,8 +74,7 @@ async def delete_rack(ctx: Ctx) -> None:
     :type force: boolean
     """
     force = bool(ctx.params.bool("force", False))
-    async with ctx.tx() as conn:
-        await racks.delete_rack(conn, ctx.path["system_id"], force)
+    await ctx.run(racks.delete_rack, ctx.path["system_id"], force)
 
 
 @rack_controllers.action("GET", "connections")
@@ -150,8 +145,7 @@ def _details(types: tuple[int, ...]):
     async def details(ctx: Ctx) -> Response:
         """Get system details: the lshw and LLDP XML of the controller's last commissioning, as BSON
         ({"lshw": bytes|null, "lldp": bytes|null})."""
-        async with ctx.tx() as conn:
-            found = await controller_ops.details(conn, types, ctx.path["system_id"])
+        found = await ctx.run(controller_ops.details, types, ctx.path["system_id"])
         return Response(bson.encode(found), media_type="application/bson")
 
     return details
@@ -160,8 +154,7 @@ def _details(types: tuple[int, ...]):
 def _power_parameters(types: tuple[int, ...]):
     async def power_parameters(ctx: Ctx) -> dict:
         """Get the power parameters of this controller (secrets included: admins only)."""
-        async with ctx.tx() as conn:
-            return await controller_ops.power_parameters(conn, types, ctx.path["system_id"])
+        return await ctx.run(controller_ops.power_parameters, types, ctx.path["system_id"])
 
     return power_parameters
 
@@ -173,8 +166,7 @@ def _all_power_parameters(types: tuple[int, ...]):
         :param id: A system ID; repeat it for more. Without it, every controller.
         :type id: unicode
         """
-        async with ctx.tx() as conn:
-            return await controller_ops.all_power_parameters(conn, types, ctx.params.get_list("id"))
+        return await ctx.run(controller_ops.all_power_parameters, types, ctx.params.get_list("id"))
 
     return all_power_parameters
 
@@ -199,24 +191,21 @@ async def delete_region(ctx: Ctx) -> None:
     :type force: boolean
     """
     ctx.params.bool("force", False)
-    async with ctx.tx() as conn:
-        await controller_ops.delete_region(conn, ctx.path["system_id"])
+    await ctx.run(controller_ops.delete_region, ctx.path["system_id"])
 
 
 @rack_controller.action("POST", "import_boot_images", admin=True)
 async def import_rack_images(ctx: Ctx) -> Response:
     """Import the boot images on this rack controller: it syncs its image cache with
     the region's boot resources now (racks also do so whenever those change)."""
-    async with ctx.tx() as conn:
-        await controller_ops.import_boot_images(conn, ctx.path["system_id"])
+    await ctx.run(controller_ops.import_boot_images, ctx.path["system_id"])
     return PlainTextResponse("Accepted", status_code=202)
 
 
 @rack_controllers.action("POST", "import_boot_images", admin=True)
 async def import_all_rack_images(ctx: Ctx) -> Response:
     """Import the boot images on all rack controllers (each syncs its image cache now)."""
-    async with ctx.tx() as conn:
-        await controller_ops.import_boot_images(conn)
+    await ctx.run(controller_ops.import_boot_images)
     return PlainTextResponse("Accepted", status_code=202)
 
 
@@ -229,8 +218,7 @@ async def list_rack_images(ctx: Ctx) -> dict:
     its cache yet, so "status" is "synced" while it is connected (it re-syncs
     on every change) and "unknown" otherwise.
     """
-    async with ctx.tx() as conn:
-        return await controller_ops.boot_images(conn, ctx.path["system_id"])
+    return await ctx.run(controller_ops.boot_images, ctx.path["system_id"])
 
 
 @rack_controllers.action("GET", "describe_power_types", admin=True)

@@ -8,7 +8,7 @@ from metalplane.region.api import render_nodes
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
 from metalplane.region.api.handlers import nodes as nodes_handlers
-from metalplane.region.api.handlers.node_docs import NODE_FILTERS_DOC, bson_details
+from metalplane.region.api.handlers.node_docs import NODE_FILTERS_DOC, RENAMING_DOC, bson_details, naming_doc
 from metalplane.region.api.handlers.nodes import filter_values
 from metalplane.region.services import devices as svc
 from metalplane.region.services import node_ops
@@ -18,37 +18,31 @@ device = Handler("DeviceHandler", "devices/{system_id}/", "Manage an individual 
 
 
 async def list_devices(ctx: Ctx) -> list:
-    async with ctx.tx() as conn:
-        return render_nodes.devices(await node_ops.read_nodes(conn, filter_values(ctx), ctx.me, svc.DEVICE_TYPES))
+    return render_nodes.devices(await ctx.run(node_ops.read_nodes, filter_values(ctx), ctx.me, svc.DEVICE_TYPES))
 
 
 list_devices.__doc__ = "List devices visible to the user, optionally filtered by criteria.\n" + NODE_FILTERS_DOC
 devices.read(list_devices)
 
 
-@devices.action("POST")
+@devices.action(
+    "POST",
+    doc="Create a new device; it belongs to the caller.\n"
+    + naming_doc("device")
+    + """:param mac_addresses: One or more MAC addresses for the device (repeatable).
+:type mac_addresses: unicode
+:param parent: The system_id of the device's parent node.
+:type parent: unicode
+:param zone: The zone of the device (default: the default zone).
+:type zone: unicode
+""",
+)
 async def create_device(ctx: Ctx) -> dict:
-    """Create a new device; it belongs to the caller.
-
-    :param hostname: A hostname. If not given, one is generated.
-    :type hostname: unicode
-    :param description: A description of the device.
-    :type description: unicode
-    :param domain: The domain of the device (only the default domain, maas, exists).
-    :type domain: unicode
-    :param mac_addresses: One or more MAC addresses for the device (repeatable).
-    :type mac_addresses: unicode
-    :param parent: The system_id of the device's parent node.
-    :type parent: unicode
-    :param zone: The zone of the device (default: the default zone).
-    :type zone: unicode
-    """
     fields = {
         **ctx.params.given({"hostname": "str", "description": "str", "domain": "str", "parent": "str", "zone": "str"}),
         "mac_addresses": ctx.params.get_list("mac_addresses"),
     }
-    async with ctx.tx() as conn:
-        return render_nodes.devices(await svc.create_device(conn, fields, ctx.me))[0]
+    return render_nodes.devices(await ctx.run(svc.create_device, fields, ctx.me))[0]
 
 
 # MAAS's devices/ collection has the nodes/ collection's operations.
@@ -59,51 +53,42 @@ devices.action("POST", "set_zone", admin=True)(nodes_handlers.set_zone)
 @device.read
 async def read_device(ctx: Ctx) -> dict:
     """Read a device."""
-    async with ctx.tx() as conn:
-        return render_nodes.devices(await svc.show_device(conn, ctx.path["system_id"], ctx.me))[0]
+    return render_nodes.devices(await ctx.run(svc.show_device, ctx.path["system_id"], ctx.me))[0]
 
 
-@device.action("PUT")
+@device.action(
+    "PUT",
+    doc="Update a device (its owner or an admin).\n"
+    + RENAMING_DOC
+    + """:param parent: The system_id of the device's parent node (empty: none).
+:type parent: unicode
+:param zone: The name of the zone the device moves to.
+:type zone: unicode
+""",
+)
 async def update_device(ctx: Ctx) -> dict:
-    """Update a device (its owner or an admin).
-
-    :param hostname: The new hostname.
-    :type hostname: unicode
-    :param description: The new description.
-    :type description: unicode
-    :param domain: The domain (only the default domain, maas, exists).
-    :type domain: unicode
-    :param parent: The system_id of the device's parent node (empty: none).
-    :type parent: unicode
-    :param zone: The name of the zone the device moves to.
-    :type zone: unicode
-    """
     fields = ctx.params.given(
         {"hostname": "str", "description": "str", "domain": "str", "parent": "str", "zone": "str"}
     )
-    async with ctx.tx() as conn:
-        return render_nodes.devices(await svc.update_device(conn, ctx.path["system_id"], fields, ctx.me))[0]
+    return render_nodes.devices(await ctx.run(svc.update_device, ctx.path["system_id"], fields, ctx.me))[0]
 
 
 @device.action("DELETE")
 async def delete_device(ctx: Ctx) -> None:
     """Delete a device (its owner or an admin)."""
-    async with ctx.tx() as conn:
-        await svc.delete_device(conn, ctx.path["system_id"], ctx.me)
+    await ctx.run(svc.delete_device, ctx.path["system_id"], ctx.me)
 
 
 @device.action("GET", "details")
 async def device_details(ctx: Ctx) -> Response:
     """Get system details (a device has no hardware document: "lshw" is null)."""
-    async with ctx.tx() as conn:
-        return bson_details(await svc.get_device(conn, ctx.path["system_id"], ctx.me))
+    return bson_details(await ctx.run(svc.get_device, ctx.path["system_id"], ctx.me))
 
 
 @device.action("GET", "power_parameters", admin=True)
 async def power_parameters(ctx: Ctx) -> dict:
     """Get the power parameters of a device (devices have none)."""
-    async with ctx.tx() as conn:
-        await svc.get_device(conn, ctx.path["system_id"])
+    await ctx.run(svc.get_device, ctx.path["system_id"])
     return {}
 
 
@@ -134,12 +119,10 @@ device.action("POST", "set_owner_data")(set_owner_data)
 @device.action("POST", "restore_networking_configuration", admin=True)
 async def restore_networking(ctx: Ctx) -> dict:
     """Reset the device's networking: its interfaces keep their MACs, their links are removed."""
-    async with ctx.tx() as conn:
-        return render_nodes.devices(await svc.restore_networking(conn, ctx.path["system_id"]))[0]
+    return render_nodes.devices(await ctx.run(svc.restore_networking, ctx.path["system_id"]))[0]
 
 
 @device.action("POST", "restore_default_configuration", admin=True)
 async def restore_default(ctx: Ctx) -> dict:
     """Reset the device's configuration (its networking) to the defaults."""
-    async with ctx.tx() as conn:
-        return render_nodes.devices(await svc.restore_networking(conn, ctx.path["system_id"]))[0]
+    return render_nodes.devices(await ctx.run(svc.restore_networking, ctx.path["system_id"]))[0]

@@ -47,14 +47,12 @@ def _fields(ctx: Ctx) -> dict[str, Any]:
 @snippets.read
 async def list_snippets(ctx: Ctx) -> list:
     """List all available DHCP snippets."""
-    async with ctx.tx() as conn:
-        return render.dhcp_snippets(await svc.show_snippets(conn))
+    return render.dhcp_snippets(await ctx.run(svc.show_snippets))
 
 
 async def create_snippet(ctx: Ctx) -> dict:
     fields = _fields(ctx)
-    async with ctx.tx() as conn:
-        return render.dhcp_snippets(await svc.create_snippet(conn, fields))[0]
+    return render.dhcp_snippets(await ctx.run(svc.create_snippet, fields))[0]
 
 
 create_snippet.__doc__ = "Create a DHCP snippet.\n" + SNIPPET_DOC
@@ -64,14 +62,12 @@ snippets.action("POST", admin=True)(create_snippet)
 @snippet.read
 async def read_snippet(ctx: Ctx) -> dict:
     """Read a DHCP snippet (by id or name)."""
-    async with ctx.tx() as conn:
-        return render.dhcp_snippets(await svc.show_snippets(conn, ctx.path["id"]))[0]
+    return render.dhcp_snippets(await ctx.run(svc.show_snippets, ctx.path["id"]))[0]
 
 
 async def update_snippet(ctx: Ctx) -> dict:
     fields = _fields(ctx)
-    async with ctx.tx() as conn:
-        return render.dhcp_snippets(await svc.update_snippet(conn, ctx.path["id"], fields))[0]
+    return render.dhcp_snippets(await ctx.run(svc.update_snippet, ctx.path["id"], fields))[0]
 
 
 update_snippet.__doc__ = "Update a DHCP snippet (a new value becomes a new version).\n" + SNIPPET_DOC
@@ -81,8 +77,7 @@ snippet.action("PUT", admin=True)(update_snippet)
 @snippet.action("DELETE", admin=True)
 async def delete_snippet(ctx: Ctx) -> None:
     """Delete a DHCP snippet."""
-    async with ctx.tx() as conn:
-        await svc.delete_snippet(conn, ctx.path["id"])
+    await ctx.run(svc.delete_snippet, ctx.path["id"])
 
 
 @snippet.action("POST", "revert", admin=True)
@@ -92,5 +87,4 @@ async def revert_snippet(ctx: Ctx) -> dict:
     :param to: What to revert to: the id of a version in history, or -N to go N versions back.
     :type to: int
     """
-    async with ctx.tx() as conn:
-        return render.dhcp_snippets(await svc.revert_snippet(conn, ctx.path["id"], ctx.params.str("to")))[0]
+    return render.dhcp_snippets(await ctx.run(svc.revert_snippet, ctx.path["id"], ctx.params.str("to")))[0]

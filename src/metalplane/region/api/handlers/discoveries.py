@@ -15,8 +15,7 @@ NOT_ADMIN = "Must be an administrator to clear discovery entries."
 
 
 async def _listed(ctx: Ctx, unknown_mac: bool = False, unknown_ip: bool = False) -> list:
-    async with ctx.tx() as conn:
-        return [render.discovery(d) for d in await svc.list_discoveries(conn, unknown_mac, unknown_ip)]
+    return [render.discovery(d) for d in await ctx.run(svc.list_discoveries, unknown_mac, unknown_ip)]
 
 
 @discoveries.read
@@ -63,8 +62,7 @@ async def clear(ctx: Ctx) -> None:
     """
     everything, mdns, neighbours = (bool(ctx.params.bool(n, False)) for n in ("all", "mdns", "neighbours"))
     _admin(ctx)
-    async with ctx.tx() as conn:
-        await svc.clear(conn, everything, mdns, neighbours)
+    await ctx.run(svc.clear, everything, mdns, neighbours)
 
 
 @discoveries.action("POST", "clear_by_mac_and_ip")
@@ -78,12 +76,10 @@ async def clear_by_mac_and_ip(ctx: Ctx) -> None:
     """
     ip, mac = ctx.params.str("ip", required=True) or "", ctx.params.str("mac", required=True) or ""
     _admin(ctx)
-    async with ctx.tx() as conn:
-        await svc.clear_by_mac_and_ip(conn, ip, mac)
+    await ctx.run(svc.clear_by_mac_and_ip, ip, mac)
 
 
 @discovery.read
 async def read_discovery(ctx: Ctx) -> dict:
     """Read a discovery."""
-    async with ctx.tx() as conn:
-        return render.discovery(await svc.get_discovery(conn, ctx.path["discovery_id"]))
+    return render.discovery(await ctx.run(svc.get_discovery, ctx.path["discovery_id"]))

@@ -16,23 +16,39 @@ records = Handler(
 record = Handler("DNSResourceRecordHandler", "dnsresourcerecords/{id}/", "Manage dnsresourcerecord.")
 
 RESOURCE_FIELDS = {"fqdn": "str", "name": "str", "domain": "str", "address_ttl": "str", "ip_addresses": "str"}
+LIST_FILTERS_DOC = """
+:param fqdn: Restricts the listing to entries for the fqdn.
+:type fqdn: unicode
+:param domain: Restricts the listing to entries for the domain.
+:type domain: unicode
+:param name: Restricts the listing to entries of the given name.
+:type name: unicode
+:param rrtype: Restricts the listing to entries which have records of the given rrtype.
+:type rrtype: unicode
+"""
+RESOURCE_DOC = """
+:param fqdn: Hostname (with domain) for the dnsresource.
+:type fqdn: unicode
+:param name: Hostname (without domain).
+:type name: unicode
+:param domain: Domain (name or id).
+:type domain: unicode
+:param address_ttl: Default TTL for entries in this zone.
+:type address_ttl: unicode
+:param ip_addresses: Address (ip or id) to assign to the dnsresource.
+:type ip_addresses: unicode
+"""
 
 
-@resources.read
+@resources.action(
+    "GET",
+    doc="List resources.\n"
+    + LIST_FILTERS_DOC
+    + """:param all: Include implicit DNS records created for nodes registered in MAAS if true.
+:type all: boolean
+""",
+)
 async def list_resources(ctx: Ctx) -> list:
-    """List resources.
-
-    :param fqdn: Restricts the listing to entries for the fqdn.
-    :type fqdn: unicode
-    :param domain: Restricts the listing to entries for the domain.
-    :type domain: unicode
-    :param name: Restricts the listing to entries of the given name.
-    :type name: unicode
-    :param rrtype: Restricts the listing to entries which have records of the given rrtype.
-    :type rrtype: unicode
-    :param all: Include implicit DNS records created for nodes registered in MAAS if true.
-    :type all: boolean
-    """
     p = ctx.params
     async with ctx.tx() as conn:
         found = await svc.list_resources(
@@ -41,73 +57,32 @@ async def list_resources(ctx: Ctx) -> list:
         return [render.dnsresource(r) for r in found]
 
 
-@resources.action("POST", admin=True)
+@resources.action("POST", admin=True, doc="Create a DNS resource.\n" + RESOURCE_DOC)
 async def create_resource(ctx: Ctx) -> dict:
-    """Create a DNS resource.
-
-    :param fqdn: Hostname (with domain) for the dnsresource.
-    :type fqdn: unicode
-    :param name: Hostname (without domain).
-    :type name: unicode
-    :param domain: Domain (name or id).
-    :type domain: unicode
-    :param address_ttl: Default TTL for entries in this zone.
-    :type address_ttl: unicode
-    :param ip_addresses: Address (ip or id) to assign to the dnsresource.
-    :type ip_addresses: unicode
-    """
     fields = ctx.params.given(RESOURCE_FIELDS)
-    async with ctx.tx() as conn:
-        return render.dnsresource(await svc.create_resource(conn, fields))
+    return render.dnsresource(await ctx.run(svc.create_resource, fields))
 
 
 @resource.read
 async def read_resource(ctx: Ctx) -> dict:
     """Read a DNS resource."""
-    async with ctx.tx() as conn:
-        return render.dnsresource(await svc.show_resource(conn, ctx.path["id"]))
+    return render.dnsresource(await ctx.run(svc.show_resource, ctx.path["id"]))
 
 
-@resource.action("PUT", admin=True)
+@resource.action("PUT", admin=True, doc="Update a DNS resource.\n" + RESOURCE_DOC)
 async def update_resource(ctx: Ctx) -> dict:
-    """Update a DNS resource.
-
-    :param fqdn: Hostname (with domain) for the dnsresource.
-    :type fqdn: unicode
-    :param name: Hostname (without domain).
-    :type name: unicode
-    :param domain: Domain (name or id).
-    :type domain: unicode
-    :param address_ttl: Default TTL for entries in this zone.
-    :type address_ttl: unicode
-    :param ip_addresses: Address (ip or id) to assign to the dnsresource.
-    :type ip_addresses: unicode
-    """
     fields = ctx.params.given(RESOURCE_FIELDS)
-    async with ctx.tx() as conn:
-        return render.dnsresource(await svc.update_resource(conn, ctx.path["id"], fields))
+    return render.dnsresource(await ctx.run(svc.update_resource, ctx.path["id"], fields))
 
 
 @resource.action("DELETE", admin=True)
 async def delete_resource(ctx: Ctx) -> None:
     """Delete a DNS resource."""
-    async with ctx.tx() as conn:
-        await svc.delete_resource(conn, ctx.path["id"])
+    await ctx.run(svc.delete_resource, ctx.path["id"])
 
 
-@records.read
+@records.action("GET", doc="List all DNS resource records.\n" + LIST_FILTERS_DOC)
 async def list_records(ctx: Ctx) -> list:
-    """List all DNS resource records.
-
-    :param fqdn: Restricts the listing to entries for the fqdn.
-    :type fqdn: unicode
-    :param domain: Restricts the listing to entries for the domain.
-    :type domain: unicode
-    :param name: Restricts the listing to entries of the given name.
-    :type name: unicode
-    :param rrtype: Restricts the listing to entries which have records of the given rrtype.
-    :type rrtype: unicode
-    """
     p = ctx.params
     async with ctx.tx() as conn:
         found = await svc.list_records(conn, p.str("fqdn"), p.str("domain"), p.str("name"), p.str("rrtype"))
@@ -134,15 +109,13 @@ async def create_record(ctx: Ctx) -> dict:
     fields = ctx.params.given(
         {"fqdn": "str", "name": "str", "domain": "str", "rrtype": "str", "rrdata": "str", "ttl": "str"}
     )
-    async with ctx.tx() as conn:
-        return render.dnsresource_record(await svc.create_record(conn, fields))
+    return render.dnsresource_record(await ctx.run(svc.create_record, fields))
 
 
 @record.read
 async def read_record(ctx: Ctx) -> dict:
     """Read a DNS resource record."""
-    async with ctx.tx() as conn:
-        return render.dnsresource_record(await svc.get_record(conn, ctx.path["id"]))
+    return render.dnsresource_record(await ctx.run(svc.get_record, ctx.path["id"]))
 
 
 @record.action("PUT", admin=True)
@@ -157,12 +130,10 @@ async def update_record(ctx: Ctx) -> dict:
     :type ttl: unicode
     """
     fields = ctx.params.given({"rrtype": "str", "rrdata": "str", "ttl": "str"})
-    async with ctx.tx() as conn:
-        return render.dnsresource_record(await svc.update_record(conn, ctx.path["id"], fields))
+    return render.dnsresource_record(await ctx.run(svc.update_record, ctx.path["id"], fields))
 
 
 @record.action("DELETE", admin=True)
 async def delete_record(ctx: Ctx) -> None:
     """Delete a DNS resource record."""
-    async with ctx.tx() as conn:
-        await svc.delete_record(conn, ctx.path["id"])
+    await ctx.run(svc.delete_record, ctx.path["id"])

@@ -25,8 +25,7 @@ def _fields(ctx: Ctx) -> dict[str, Any]:
 @domains.read
 async def list_domains(ctx: Ctx) -> list:
     """List all domains."""
-    async with ctx.tx() as conn:
-        return [render.domain(d) for d in await domain_views.list_domains(conn)]
+    return [render.domain(d) for d in await ctx.run(domain_views.list_domains)]
 
 
 @domains.action("POST", admin=True)
@@ -44,15 +43,13 @@ async def create_domain(ctx: Ctx) -> dict:
     """
     ctx.params.str("name", required=True)
     fields = _fields(ctx)
-    async with ctx.tx() as conn:
-        return render.domain(await svc.create_domain(conn, fields))
+    return render.domain(await ctx.run(svc.create_domain, fields))
 
 
 @domain.read
 async def read_domain(ctx: Ctx) -> dict:
     """Read domain."""
-    async with ctx.tx() as conn:
-        return render.domain(await domain_views.show_domain(conn, ctx.path["id"]))
+    return render.domain(await ctx.run(domain_views.show_domain, ctx.path["id"]))
 
 
 @domain.action("PUT", admin=True)
@@ -69,8 +66,7 @@ async def update_domain(ctx: Ctx) -> dict:
     :type forward_dns_servers: unicode
     """
     fields = _fields(ctx)
-    async with ctx.tx() as conn:
-        return render.domain(await svc.update_domain(conn, ctx.path["id"], fields))
+    return render.domain(await ctx.run(svc.update_domain, ctx.path["id"], fields))
 
 
 @domain.action("POST", "set_default", admin=True)
@@ -82,12 +78,10 @@ async def set_default(ctx: Ctx) -> dict:
     :param id: The domain's id (in the URL).
     :type id: int
     """
-    async with ctx.tx() as conn:
-        return render.domain(await svc.set_default(conn, ctx.path["id"]))
+    return render.domain(await ctx.run(svc.set_default, ctx.path["id"]))
 
 
 @domain.action("DELETE", admin=True)
 async def delete_domain(ctx: Ctx) -> None:
     """Delete domain."""
-    async with ctx.tx() as conn:
-        await svc.delete_domain(conn, ctx.path["id"])
+    await ctx.run(svc.delete_domain, ctx.path["id"])

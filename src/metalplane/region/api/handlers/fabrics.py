@@ -8,6 +8,14 @@ from metalplane.region.api.framework import Handler
 from metalplane.region.services import network
 
 FIELDS = {"name": "str", "description": "str", "class_type": "str"}
+FIELDS_DOC = """
+:param name: Name of the fabric.
+:type name: unicode
+:param description: Description of the fabric.
+:type description: unicode
+:param class_type: Class type of the fabric.
+:type class_type: unicode
+"""
 
 fabrics = Handler("FabricsHandler", "fabrics/", "Manage fabrics.")
 fabric = Handler("FabricHandler", "fabrics/{id}/", "Manage fabric.")
@@ -16,52 +24,29 @@ fabric = Handler("FabricHandler", "fabrics/{id}/", "Manage fabric.")
 @fabrics.read
 async def list_fabrics(ctx: Ctx) -> list:
     """List all fabrics."""
-    async with ctx.tx() as conn:
-        return render.fabrics(await network.show_fabrics(conn))
+    return render.fabrics(await ctx.run(network.show_fabrics))
 
 
-@fabrics.action("POST", admin=True)
+@fabrics.action("POST", admin=True, doc="Create a fabric.\n" + FIELDS_DOC)
 async def create_fabric(ctx: Ctx) -> dict:
-    """Create a fabric.
-
-    :param name: Name of the fabric.
-    :type name: unicode
-    :param description: Description of the fabric.
-    :type description: unicode
-    :param class_type: Class type of the fabric.
-    :type class_type: unicode
-    """
     p = ctx.params
     name, description, class_type = p.str("name") or None, p.str("description", "") or "", p.str("class_type") or None
-    async with ctx.tx() as conn:
-        return render.fabrics(await network.create_fabric(conn, name, description, class_type))[0]
+    return render.fabrics(await ctx.run(network.create_fabric, name, description, class_type))[0]
 
 
 @fabric.read
 async def read_fabric(ctx: Ctx) -> dict:
     """Read a fabric, by id or by MAAS's specifier (a name, "fabric-3", "name:NAME", "class:CLASS")."""
-    async with ctx.tx() as conn:
-        return render.fabrics(await network.show_fabrics(conn, ctx.path["id"]))[0]
+    return render.fabrics(await ctx.run(network.show_fabrics, ctx.path["id"]))[0]
 
 
-@fabric.action("PUT", admin=True)
+@fabric.action("PUT", admin=True, doc="Update fabric.\n" + FIELDS_DOC)
 async def update_fabric(ctx: Ctx) -> dict:
-    """Update fabric.
-
-    :param name: Name of the fabric.
-    :type name: unicode
-    :param description: Description of the fabric.
-    :type description: unicode
-    :param class_type: Class type of the fabric.
-    :type class_type: unicode
-    """
     changes = ctx.params.given(FIELDS)
-    async with ctx.tx() as conn:
-        return render.fabrics(await network.update_fabric(conn, ctx.path["id"], changes))[0]
+    return render.fabrics(await ctx.run(network.update_fabric, ctx.path["id"], changes))[0]
 
 
 @fabric.action("DELETE", admin=True)
 async def delete_fabric(ctx: Ctx) -> None:
     """Delete a fabric."""
-    async with ctx.tx() as conn:
-        await network.delete_fabric(conn, ctx.path["id"])
+    await ctx.run(network.delete_fabric, ctx.path["id"])

@@ -34,8 +34,7 @@ async def list_files(ctx: Ctx) -> list:
     :param prefix: Only files whose name starts with this prefix.
     :type prefix: unicode
     """
-    async with ctx.tx() as conn:
-        return [render_file(f) for f in await svc.list_files(conn, ctx.me, ctx.params.str("prefix"))]
+    return [render_file(f) for f in await ctx.run(svc.list_files, ctx.me, ctx.params.str("prefix"))]
 
 
 @files.create
@@ -48,8 +47,7 @@ async def add_file(ctx: Ctx) -> Response:
     :type file: file
     """
     content = await part_bytes(ctx, "file")
-    async with ctx.tx() as conn:
-        await svc.save_file(conn, ctx.me, ctx.params.str("filename"), content)
+    await ctx.run(svc.save_file, ctx.me, ctx.params.str("filename"), content)
     return Response(b"", status_code=201, media_type="text/plain")
 
 
@@ -61,8 +59,7 @@ async def get_file(ctx: Ctx) -> Response:
     :type filename: unicode
     """
     filename = mandatory(ctx.params, "filename")
-    async with ctx.tx() as conn:
-        found = await svc.get_file(conn, ctx.me, filename, kind="file")
+    found = await ctx.run(svc.get_file, ctx.me, filename, kind="file")
     return Response(bytes(found["content"]), media_type=OCTETS)
 
 
@@ -74,8 +71,7 @@ async def get_file_by_key(ctx: Ctx) -> Response:
     :type key: unicode
     """
     key = mandatory(ctx.params, "key")
-    async with ctx.tx() as conn:
-        found = await svc.get_file_by_key(conn, key)
+    found = await ctx.run(svc.get_file_by_key, key)
     return Response(bytes(found["content"]), media_type=OCTETS)
 
 
@@ -87,16 +83,14 @@ async def delete_file_by_name(ctx: Ctx) -> None:
     :type filename: unicode
     """
     filename = mandatory(ctx.params, "filename")
-    async with ctx.tx() as conn:
-        await svc.delete_file(conn, ctx.me, filename)
+    await ctx.run(svc.delete_file, ctx.me, filename)
 
 
 @file.read
 async def read_file(ctx: Ctx) -> Response | dict:
     """Read a stored file: its name and base64-encoded content."""
     try:
-        async with ctx.tx() as conn:
-            found = await svc.get_file(conn, ctx.me, ctx.path["filename"])
+        found = await ctx.run(svc.get_file, ctx.me, ctx.path["filename"])
     except NotFound:
         return PlainTextResponse("Not Found", status_code=404, headers={"Workaround": "bug1123986"})
     return {**render_file(found), "content": base64.b64encode(bytes(found["content"])).decode()}
@@ -105,5 +99,4 @@ async def read_file(ctx: Ctx) -> Response | dict:
 @file.delete
 async def delete_file(ctx: Ctx) -> None:
     """Delete a stored file."""
-    async with ctx.tx() as conn:
-        await svc.delete_file(conn, ctx.me, ctx.path["filename"])
+    await ctx.run(svc.delete_file, ctx.me, ctx.path["filename"])

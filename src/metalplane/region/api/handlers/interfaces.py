@@ -21,8 +21,7 @@ def one(shown: tuple[Row, int, NodesView]) -> dict:
 @interfaces.read
 async def list_interfaces(ctx: Ctx) -> list:
     """List all interfaces belonging to a machine, device, or rack controller."""
-    async with ctx.tx() as conn:
-        _, view = await svc.list_interfaces(conn, ctx.path["system_id"], ctx.me)
+    _, view = await ctx.run(svc.list_interfaces, ctx.path["system_id"], ctx.me)
     return render_nodes.interfaces(view, view.nodes[0])
 
 
@@ -46,15 +45,13 @@ async def create_physical(ctx: Ctx) -> dict:
     fields = ctx.params.given(
         {"name": "str", "mac_address": "str", "tags": "str", "vlan": "str", "mtu": "int", "accept_ra": "bool"}
     )
-    async with ctx.tx() as conn:
-        return one(await svc.create_physical(conn, ctx.path["system_id"], fields, ctx.me))
+    return one(await ctx.run(svc.create_physical, ctx.path["system_id"], fields, ctx.me))
 
 
 @interface.read
 async def read_interface(ctx: Ctx) -> dict:
     """Read an interface (by id, or name:, mac: specifiers)."""
-    async with ctx.tx() as conn:
-        return one(await svc.show_interface(conn, ctx.path["system_id"], ctx.path["id"], ctx.me))
+    return one(await ctx.run(svc.show_interface, ctx.path["system_id"], ctx.path["id"], ctx.me))
 
 
 @interface.action("PUT")
@@ -94,15 +91,13 @@ async def update_interface(ctx: Ctx) -> dict:
             "link_speed": "int",
         }
     )
-    async with ctx.tx() as conn:
-        return one(await svc.update_interface(conn, ctx.path["system_id"], ctx.path["id"], fields, ctx.me))
+    return one(await ctx.run(svc.update_interface, ctx.path["system_id"], ctx.path["id"], fields, ctx.me))
 
 
 @interface.action("DELETE")
 async def delete_interface(ctx: Ctx) -> None:
     """Delete an interface (not a controller's)."""
-    async with ctx.tx() as conn:
-        await svc.delete_interface(conn, ctx.path["system_id"], ctx.path["id"], ctx.me)
+    await ctx.run(svc.delete_interface, ctx.path["system_id"], ctx.path["id"], ctx.me)
 
 
 @interface.action("POST", "link_subnet")
@@ -124,8 +119,7 @@ async def link_subnet(ctx: Ctx) -> dict:
     fields = ctx.params.given(
         {"mode": "str", "subnet": "str", "ip_address": "str", "force": "bool", "default_gateway": "bool"}
     )
-    async with ctx.tx() as conn:
-        return one(await svc.link_subnet(conn, ctx.path["system_id"], ctx.path["id"], fields, ctx.me))
+    return one(await ctx.run(svc.link_subnet, ctx.path["system_id"], ctx.path["id"], fields, ctx.me))
 
 
 @interface.action("POST", "unlink_subnet")
@@ -135,8 +129,7 @@ async def unlink_subnet(ctx: Ctx) -> dict:
     :param id: The id of the link.
     :type id: integer
     """
-    async with ctx.tx() as conn:
-        return one(await svc.unlink_subnet(conn, ctx.path["system_id"], ctx.path["id"], ctx.params.str("id"), ctx.me))
+    return one(await ctx.run(svc.unlink_subnet, ctx.path["system_id"], ctx.path["id"], ctx.params.str("id"), ctx.me))
 
 
 @interface.action("POST", "set_default_gateway")
@@ -157,8 +150,7 @@ async def set_default_gateway(ctx: Ctx) -> dict:
 @interface.action("POST", "disconnect")
 async def disconnect(ctx: Ctx) -> dict:
     """Disconnect an interface: its links are removed and its VLAN unset."""
-    async with ctx.tx() as conn:
-        return one(await svc.disconnect(conn, ctx.path["system_id"], ctx.path["id"], ctx.me))
+    return one(await ctx.run(svc.disconnect, ctx.path["system_id"], ctx.path["id"], ctx.me))
 
 
 @interface.action("POST", "add_tag")
@@ -168,10 +160,7 @@ async def add_tag(ctx: Ctx) -> dict:
     :param tag: The tag to add.
     :type tag: unicode
     """
-    async with ctx.tx() as conn:
-        return one(
-            await svc.change_tag(conn, ctx.path["system_id"], ctx.path["id"], ctx.params.str("tag"), True, ctx.me)
-        )
+    return await _change_tag(ctx, add=True)
 
 
 @interface.action("POST", "remove_tag")
@@ -181,7 +170,8 @@ async def remove_tag(ctx: Ctx) -> dict:
     :param tag: The tag to remove.
     :type tag: unicode
     """
-    async with ctx.tx() as conn:
-        return one(
-            await svc.change_tag(conn, ctx.path["system_id"], ctx.path["id"], ctx.params.str("tag"), False, ctx.me)
-        )
+    return await _change_tag(ctx, add=False)
+
+
+async def _change_tag(ctx: Ctx, add: bool) -> dict:
+    return one(await ctx.run(svc.change_tag, ctx.path["system_id"], ctx.path["id"], ctx.params.str("tag"), add, ctx.me))

@@ -72,8 +72,7 @@ async def reserve(ctx: Ctx) -> dict:
     """
     p = ctx.params
     ip = p.str("ip") if "ip" in p else p.str("ip_address")
-    async with ctx.tx() as conn:
-        return rendered(await svc.reserve(conn, ctx.me, p.str("subnet"), ip, p.str("hostname"), p.str("mac")))[0]
+    return rendered(await ctx.run(svc.reserve, ctx.me, p.str("subnet"), ip, p.str("hostname"), p.str("mac")))[0]
 
 
 @ipaddresses.action("POST", "release")
@@ -88,5 +87,4 @@ async def release(ctx: Ctx) -> None:
     :type discovered: boolean
     """
     p = ctx.params
-    async with ctx.tx() as conn:
-        await svc.release(conn, ctx.me, p.str("ip"), bool(p.bool("force", False)), bool(p.bool("discovered", False)))
+    await ctx.run(svc.release, ctx.me, p.str("ip"), bool(p.bool("force", False)), bool(p.bool("discovered", False)))

@@ -32,8 +32,7 @@ async def get_config(ctx: Ctx) -> Response:
     :type name: unicode
     """
     name = _required(ctx, "name")
-    async with ctx.tx() as conn:
-        value = await settings.get_setting(conn, name)
+    value = await ctx.run(settings.get_setting, name)
     return Response(json.dumps(value), headers={"Content-Type": "application/json"})
 
 
@@ -53,6 +52,5 @@ async def set_config(ctx: Ctx) -> Response:
     """
     name = _required(ctx, "name")
     value = _required(ctx, "value")
-    async with ctx.tx() as conn:
-        await settings.set_setting(conn, name, value)
+    await ctx.run(settings.set_setting, name, value)
     return Response(b"OK", headers={"Content-Type": "text/plain"})

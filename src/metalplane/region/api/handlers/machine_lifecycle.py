@@ -62,8 +62,7 @@ async def list_allocated(ctx: Ctx) -> list:
     :param id: Only these system_ids (repeatable).
     :type id: unicode
     """
-    async with ctx.tx() as conn:
-        return render_nodes.machines(await allocation.list_allocated(conn, ctx.me, ctx.params.get_list("id")))
+    return render_nodes.machines(await ctx.run(allocation.list_allocated, ctx.me, ctx.params.get_list("id")))
 
 
 async def release_machines(ctx: Ctx) -> list:
@@ -173,15 +172,13 @@ async def mark_broken(ctx: Ctx) -> dict:
     :type comment: unicode
     """
     comment = _comment(ctx) or (ctx.params.str("error_description") or "")[:2000]
-    async with ctx.tx() as conn:
-        return _one(await lifecycle.mark_broken(conn, ctx.path["system_id"], ctx.me, comment))
+    return _one(await ctx.run(lifecycle.mark_broken, ctx.path["system_id"], ctx.me, comment))
 
 
 @machine_h.action("POST", "mark_fixed")
 async def mark_fixed(ctx: Ctx) -> dict:
     """Mark a Broken machine fixed: Deployed if it was, else Ready (admins)."""
-    async with ctx.tx() as conn:
-        return _one(await lifecycle.mark_fixed(conn, ctx.path["system_id"], ctx.me, _comment(ctx)))
+    return _one(await ctx.run(lifecycle.mark_fixed, ctx.path["system_id"], ctx.me, _comment(ctx)))
 
 
 mark_fixed.__doc__ = (mark_fixed.__doc__ or "") + "\n\n" + COMMENT_DOC
@@ -194,8 +191,7 @@ async def lock(ctx: Ctx) -> dict:
     :param comment: Optional comment for the event log.
     :type comment: unicode
     """
-    async with ctx.tx() as conn:
-        return _one(await lifecycle.lock(conn, ctx.path["system_id"], ctx.me, _comment(ctx)))
+    return _one(await ctx.run(lifecycle.lock, ctx.path["system_id"], ctx.me, _comment(ctx)))
 
 
 @machine_h.action("POST", "unlock")
@@ -205,14 +201,12 @@ async def unlock(ctx: Ctx) -> dict:
     :param comment: Optional comment for the event log.
     :type comment: unicode
     """
-    async with ctx.tx() as conn:
-        return _one(await lifecycle.unlock(conn, ctx.path["system_id"], ctx.me, _comment(ctx)))
+    return _one(await ctx.run(lifecycle.unlock, ctx.path["system_id"], ctx.me, _comment(ctx)))
 
 
 async def set_owner_data(ctx: Ctx) -> dict:
     given = {name: ctx.params.str(name) or "" for name in ctx.params.names() if name != "op"}
-    async with ctx.tx() as conn:
-        return _one(await lifecycle.set_owner_data(conn, ctx.path["system_id"], ctx.me, given))
+    return _one(await ctx.run(lifecycle.set_owner_data, ctx.path["system_id"], ctx.me, given))
 
 
 set_owner_data.__doc__ = """Set key=value pairs of the machine's owner data (workload

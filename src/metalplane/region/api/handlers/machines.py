@@ -8,7 +8,7 @@ from metalplane.region.api import render_nodes
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.framework import Handler
 from metalplane.region.api.handlers import nodes as nodes_handlers
-from metalplane.region.api.handlers.node_docs import READ_FILTERS_DOC, bson_details
+from metalplane.region.api.handlers.node_docs import READ_FILTERS_DOC, RENAMING_DOC, bson_details, naming_doc
 from metalplane.region.api.handlers.nodes import filter_values
 from metalplane.region.errors import Refused
 from metalplane.region.services import bmcs, commissioning, machine_create, machines, power
@@ -31,8 +31,7 @@ def power_flat(ctx: Ctx) -> dict[str, str]:
 
 
 async def list_machines(ctx: Ctx) -> list:
-    async with ctx.tx() as conn:
-        return render_nodes.machines(await machines.read_machines(conn, filter_values(ctx), ctx.me))
+    return render_nodes.machines(await ctx.run(machines.read_machines, filter_values(ctx), ctx.me))
 
 
 list_machines.__doc__ = (
@@ -95,14 +94,9 @@ create_machine.__doc__ = (
 :type min_hwe_kernel: unicode
 :param mac_addresses: One or more MAC addresses for the machine (repeatable). Required unless
     power_type is ipmi.
-:type mac_addresses: unicode
-:param hostname: A hostname. If not given, one is generated.
-:type hostname: unicode
-:param description: A description of the machine.
-:type description: unicode
-:param domain: The domain of the machine (only the default domain, maas, exists).
-:type domain: unicode
-:param zone: The physical zone of the machine (default: the default zone).
+:type mac_addresses: unicode"""
+    + naming_doc("machine")
+    + """:param zone: The physical zone of the machine (default: the default zone).
 :type zone: unicode
 :param pool: The resource pool of the machine (default: the default pool).
 :type pool: unicode
@@ -143,15 +137,13 @@ async def all_power_parameters(ctx: Ctx) -> dict:
     :type id: unicode
     """
     system_ids = ctx.params.get_list("id")
-    async with ctx.tx() as conn:
-        return await machines.all_power_parameters(conn, system_ids)
+    return await ctx.run(machines.all_power_parameters, system_ids)
 
 
 @machines_h.action("GET", "bmcs")
 async def list_bmcs(ctx: Ctx) -> dict:
     """Every BMC with the rack that owns it, its candidate racks, and the spread of owners."""
-    async with ctx.tx() as conn:
-        return await bmcs.ownership(conn)
+    return await ctx.run(bmcs.ownership)
 
 
 @machines_h.action("GET", "describe_power_types")
@@ -163,8 +155,7 @@ async def describe_power_types(ctx: Ctx) -> list:
 @machine_h.read
 async def read_machine(ctx: Ctx) -> dict:
     """Read a machine."""
-    async with ctx.tx() as conn:
-        return render_nodes.machines(await machines.show_machine(conn, ctx.path["system_id"], ctx.me))[0]
+    return render_nodes.machines(await ctx.run(machines.show_machine, ctx.path["system_id"], ctx.me))[0]
 
 
 async def update_machine(ctx: Ctx) -> dict:
@@ -187,20 +178,13 @@ async def update_machine(ctx: Ctx) -> dict:
         }
     )
     fields["power_flat"] = power_flat(ctx)
-    async with ctx.tx() as conn:
-        return render_nodes.machines(await machines.update_machine(conn, ctx.path["system_id"], fields))[0]
+    return render_nodes.machines(await ctx.run(machines.update_machine, ctx.path["system_id"], fields))[0]
 
 
 update_machine.__doc__ = (
-    """Update a machine. Every field given is applied, or none is (400).
-
-:param hostname: The new hostname.
-:type hostname: unicode
-:param description: The new description.
-:type description: unicode
-:param domain: The domain (only the default domain, maas, exists).
-:type domain: unicode
-:param architecture: The new architecture, e.g. amd64/generic.
+    "Update a machine. Every field given is applied, or none is (400).\n"
+    + RENAMING_DOC
+    + """:param architecture: The new architecture, e.g. amd64/generic.
 :type architecture: unicode
 :param min_hwe_kernel: The minimum kernel version allowed to run on this machine.
 :type min_hwe_kernel: unicode
@@ -228,23 +212,20 @@ machine_h.action("PUT", admin=True)(update_machine)
 async def machine_details(ctx: Ctx) -> Response:
     """Get system details: a BSON document with the hardware document (lshw vocabulary,
     docs/tags.md) under "lshw"."""
-    async with ctx.tx() as conn:
-        found = await machines.get_machine(conn, ctx.path["system_id"], viewer=ctx.me)
+    found = await ctx.run(machines.get_machine, ctx.path["system_id"], viewer=ctx.me)
     return bson_details(found)
 
 
 @machine_h.action("DELETE", admin=True)
 async def delete_machine(ctx: Ctx) -> None:
     """Delete a machine."""
-    async with ctx.tx() as conn:
-        await machines.delete_machine(conn, ctx.path["system_id"])
+    await ctx.run(machines.delete_machine, ctx.path["system_id"])
 
 
 @machine_h.action("GET", "power_parameters", admin=True)
 async def power_parameters(ctx: Ctx) -> dict:
     """Get the power parameters of this machine (passwords included; admin only)."""
-    async with ctx.tx() as conn:
-        return machines.power_parameters(await machines.get_machine(conn, ctx.path["system_id"]))
+    return machines.power_parameters(await ctx.run(machines.get_machine, ctx.path["system_id"]))
 
 
 @machine_h.action("POST", "power_on")
@@ -308,5 +289,4 @@ async def commission(ctx: Ctx) -> dict:
 @machine_h.action("GET", "commissioning_results")
 async def commissioning_results(ctx: Ctx) -> list:
     """The output and exit status of each commissioning script of the last run."""
-    async with ctx.tx() as conn:
-        return await commissioning.results_of(conn, ctx.path["system_id"], ctx.user)
+    return await ctx.run(commissioning.results_of, ctx.path["system_id"], ctx.user)

@@ -25,6 +25,30 @@ NODE_FILTERS_DOC = """
 :type agent_name: unicode
 """
 
+
+def naming_doc(kind: str) -> str:
+    """The hostname, description and domain a new node of `kind` ("machine", "device") takes."""
+    return f"""
+:param hostname: A hostname. If not given, one is generated.
+:type hostname: unicode
+:param description: A description of the {kind}.
+:type description: unicode
+:param domain: The domain of the {kind} (only the default domain, maas, exists).
+:type domain: unicode
+"""
+
+
+# What updating a node (machine, device) changes of its naming.
+RENAMING_DOC = """
+:param hostname: The new hostname.
+:type hostname: unicode
+:param description: The new description.
+:type description: unicode
+:param domain: The domain (only the default domain, maas, exists).
+:type domain: unicode
+"""
+
+
 READ_FILTERS_DOC = (
     NODE_FILTERS_DOC
     + """

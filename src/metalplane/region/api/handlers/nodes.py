@@ -20,8 +20,7 @@ def filter_values(ctx: Ctx) -> dict[str, list[str]]:
 
 
 async def list_nodes(ctx: Ctx) -> list:
-    async with ctx.tx() as conn:
-        return render_nodes.nodes(await node_ops.read_nodes(conn, filter_values(ctx), ctx.me))
+    return render_nodes.nodes(await ctx.run(node_ops.read_nodes, filter_values(ctx), ctx.me))
 
 
 list_nodes.__doc__ = "List Nodes visible to the user, optionally filtered by criteria.\n" + NODE_FILTERS_DOC
@@ -35,8 +34,7 @@ async def is_registered(ctx: Ctx) -> bool:
     :param mac_address: The MAC address to look for.
     :type mac_address: unicode
     """
-    async with ctx.tx() as conn:
-        return await node_ops.is_registered(conn, ctx.params.str("mac_address"))
+    return await ctx.run(node_ops.is_registered, ctx.params.str("mac_address"))
 
 
 @nodes.action("POST", "set_zone", admin=True)
@@ -48,34 +46,29 @@ async def set_zone(ctx: Ctx) -> None:
     :param nodes: The system_id of a node to move (repeatable).
     :type nodes: unicode
     """
-    async with ctx.tx() as conn:
-        await node_ops.set_zone(conn, ctx.params.str("zone"), ctx.params.get_list("nodes"))
+    await ctx.run(node_ops.set_zone, ctx.params.str("zone"), ctx.params.get_list("nodes"))
 
 
 @node.read
 async def read_node(ctx: Ctx) -> dict:
     """Read a node, in the shape of its type (machine, device, controller)."""
-    async with ctx.tx() as conn:
-        return render_nodes.nodes(await node_ops.show_node(conn, ctx.path["system_id"], ctx.me))[0]
+    return render_nodes.nodes(await ctx.run(node_ops.show_node, ctx.path["system_id"], ctx.me))[0]
 
 
 @node.action("DELETE", admin=True)
 async def delete_node(ctx: Ctx) -> None:
     """Delete a node."""
-    async with ctx.tx() as conn:
-        await node_ops.delete_node(conn, ctx.path["system_id"])
+    await ctx.run(node_ops.delete_node, ctx.path["system_id"])
 
 
 @node.action("GET", "details")
 async def node_details(ctx: Ctx) -> Response:
     """Get system details: a BSON document with the hardware document under "lshw"."""
-    async with ctx.tx() as conn:
-        found = await nodes_service.get_node(conn, ctx.path["system_id"], viewer=ctx.me)
+    found = await ctx.run(nodes_service.get_node, ctx.path["system_id"], viewer=ctx.me)
     return bson_details(found)
 
 
 @node.action("GET", "power_parameters", admin=True)
 async def node_power_parameters(ctx: Ctx) -> dict:
     """Get the power parameters of a node (passwords included; admin only)."""
-    async with ctx.tx() as conn:
-        return await node_ops.power_parameters_of(conn, ctx.path["system_id"])
+    return await ctx.run(node_ops.power_parameters_of, ctx.path["system_id"])

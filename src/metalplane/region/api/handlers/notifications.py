@@ -114,12 +114,10 @@ notification.action("PUT", admin=True)(update_notification)
 @notification.action("DELETE", admin=True)
 async def delete_notification(ctx: Ctx) -> None:
     """Delete a notification."""
-    async with ctx.tx() as conn:
-        await svc.delete_one(conn, ctx.path["id"], ctx.me)
+    await ctx.run(svc.delete_one, ctx.path["id"], ctx.me)
 
 
 @notification.action("POST", "dismiss")
 async def dismiss(ctx: Ctx) -> None:
     """Dismiss a notification for the caller (a user it is for)."""
-    async with ctx.tx() as conn:
-        await svc.dismiss(conn, ctx.path["id"], ctx.me)
+    await ctx.run(svc.dismiss, ctx.path["id"], ctx.me)

@@ -54,14 +54,12 @@ def _repository_fields(ctx: Ctx) -> dict[str, Any]:
 @repositories.read
 async def list_repositories(ctx: Ctx) -> list:
     """List all available package repositories."""
-    async with ctx.tx() as conn:
-        return [render.package_repository(r) for r in await svc.list_repositories(conn)]
+    return [render.package_repository(r) for r in await ctx.run(svc.list_repositories)]
 
 
 async def create_repository(ctx: Ctx) -> dict:
     fields = _repository_fields(ctx)
-    async with ctx.tx() as conn:
-        return render.package_repository(await svc.create_repository(conn, fields))
+    return render.package_repository(await ctx.run(svc.create_repository, fields))
 
 
 create_repository.__doc__ = "Create a new package repository.\n" + REPOSITORY_DOC
@@ -71,14 +69,12 @@ repositories.action("POST", admin=True)(create_repository)
 @repository.read
 async def read_repository(ctx: Ctx) -> dict:
     """Read a package repository (by id or name)."""
-    async with ctx.tx() as conn:
-        return render.package_repository(await svc.get_repository(conn, ctx.path["id"]))
+    return render.package_repository(await ctx.run(svc.get_repository, ctx.path["id"]))
 
 
 async def update_repository(ctx: Ctx) -> dict:
     fields = _repository_fields(ctx)
-    async with ctx.tx() as conn:
-        return render.package_repository(await svc.update_repository(conn, ctx.path["id"], fields))
+    return render.package_repository(await ctx.run(svc.update_repository, ctx.path["id"], fields))
 
 
 update_repository.__doc__ = "Update the package repository.\n" + REPOSITORY_DOC
@@ -88,16 +84,14 @@ repository.action("PUT", admin=True)(update_repository)
 @repository.action("DELETE", admin=True)
 async def delete_repository(ctx: Ctx) -> None:
     """Delete a package repository (not main_archive or ports_archive)."""
-    async with ctx.tx() as conn:
-        await svc.delete_repository(conn, ctx.path["id"])
+    await ctx.run(svc.delete_repository, ctx.path["id"])
 
 
 @license_keys.read
 async def list_license_keys(ctx: Ctx) -> list:
     """List license keys."""
     admins_only(ctx)
-    async with ctx.tx() as conn:
-        return [render.license_key(k) for k in await svc.list_license_keys(conn)]
+    return [render.license_key(k) for k in await ctx.run(svc.list_license_keys)]
 
 
 @license_keys.create
@@ -116,8 +110,7 @@ async def create_license_key(ctx: Ctx) -> dict:
     """
     admins_only(ctx)
     p = ctx.params
-    async with ctx.tx() as conn:
-        made = await svc.create_license_key(conn, p.str("osystem"), p.str("distro_series"), p.str("license_key"))
+    made = await ctx.run(svc.create_license_key, p.str("osystem"), p.str("distro_series"), p.str("license_key"))
     return render.license_key(made)
 
 
@@ -125,8 +118,7 @@ async def create_license_key(ctx: Ctx) -> dict:
 async def read_license_key(ctx: Ctx) -> dict:
     """Read a license key."""
     admins_only(ctx)
-    async with ctx.tx() as conn:
-        return render.license_key(await svc.get_license_key(conn, ctx.path["osystem"], ctx.path["distro_series"]))
+    return render.license_key(await ctx.run(svc.get_license_key, ctx.path["osystem"], ctx.path["distro_series"]))
 
 
 @license_key.update
@@ -148,5 +140,4 @@ async def update_license_key(ctx: Ctx) -> dict:
 async def delete_license_key(ctx: Ctx) -> None:
     """Delete a license key."""
     admins_only(ctx)
-    async with ctx.tx() as conn:
-        await svc.delete_license_key(conn, ctx.path["osystem"], ctx.path["distro_series"])
+    await ctx.run(svc.delete_license_key, ctx.path["osystem"], ctx.path["distro_series"])

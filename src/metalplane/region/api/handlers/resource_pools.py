@@ -14,8 +14,7 @@ pool_h = Handler("ResourcePoolHandler", "resourcepool/{id}/", "Manage a resource
 @pools.read
 async def list_pools(ctx: Ctx) -> list:
     """Get a listing of all resource pools (there is always the default pool)."""
-    async with ctx.tx() as conn:
-        return [pool(p) for p in await svc.list_pools(conn)]
+    return [pool(p) for p in await ctx.run(svc.list_pools)]
 
 
 @pools.action("POST", admin=True)
@@ -28,15 +27,13 @@ async def create_pool(ctx: Ctx) -> dict:
     :type description: unicode
     """
     name, description = ctx.params.str("name", "") or "", ctx.params.str("description", "") or ""
-    async with ctx.tx() as conn:
-        return pool(await svc.create_pool(conn, name, description))
+    return pool(await ctx.run(svc.create_pool, name, description))
 
 
 @pool_h.read
 async def read_pool(ctx: Ctx) -> dict:
     """Returns a resource pool (by id, or name)."""
-    async with ctx.tx() as conn:
-        return pool(await svc.get_pool(conn, ctx.path["id"]))
+    return pool(await ctx.run(svc.get_pool, ctx.path["id"]))
 
 
 @pool_h.action("PUT", admin=True)
@@ -49,12 +46,10 @@ async def update_pool(ctx: Ctx) -> dict:
     :type description: unicode
     """
     changes = ctx.params.given({"name": "str", "description": "str"})
-    async with ctx.tx() as conn:
-        return pool(await svc.update_pool(conn, ctx.path["id"], changes))
+    return pool(await ctx.run(svc.update_pool, ctx.path["id"], changes))
 
 
 @pool_h.action("DELETE", admin=True)
 async def delete_pool(ctx: Ctx) -> None:
     """Delete a resource pool (not the default one, not one with machines)."""
-    async with ctx.tx() as conn:
-        await svc.delete_pool(conn, ctx.path["id"])
+    await ctx.run(svc.delete_pool, ctx.path["id"])

@@ -21,6 +21,15 @@ commissioning_results = Handler(
 )
 script_sets = Handler("NodeScriptResultsHandler", "nodes/{system_id}/results/", "Manage node script results.")
 script_set = Handler("NodeScriptResultHandler", "nodes/{system_id}/results/{id}/", "Manage node script results.")
+# The parameters that choose what a script set shows.
+VIEW_DOC = """
+:param hardware_type: Only results for this hardware type (node).
+:type hardware_type: unicode
+:param include_output: Include each result's output, base64 encoded.
+:type include_output: boolean
+:param filters: Only results of these scripts (comma separated names or ids).
+:type filters: unicode
+"""
 
 
 async def read_node_results(ctx: Ctx) -> list:
@@ -56,40 +65,27 @@ def _no_hardware_type(ctx: Ctx) -> None:
         raise Invalid.field("hardware_type", "metalplane's commissioning scripts are all of hardware type node.")
 
 
-@script_sets.read
-async def list_script_sets(ctx: Ctx) -> list:
-    """The node's script sets (commissioning runs), each with its results.
+@script_sets.action(
+    "GET",
+    doc="""The node's script sets (commissioning runs), each with its results.
 
-    :param type: Only sets of this type: commissioning, testing, installation or release.
-    :type type: unicode
-    :param hardware_type: Only results for this hardware type (node).
-    :type hardware_type: unicode
-    :param include_output: Include each result's output, base64 encoded.
-    :type include_output: boolean
-    :param filters: Only results of these scripts (comma separated names or ids).
-    :type filters: unicode
-    """
+:param type: Only sets of this type: commissioning, testing, installation or release.
+:type type: unicode"""
+    + VIEW_DOC,
+)
+async def list_script_sets(ctx: Ctx) -> list:
     _no_hardware_type(ctx)
     include = "include_output" in ctx.params
-    async with ctx.tx() as conn:
-        node, sets = await svc.node_sets(conn, ctx.path["system_id"], ctx.me, ctx.params.str("type"))
+    node, sets = await ctx.run(svc.node_sets, ctx.path["system_id"], ctx.me, ctx.params.str("type"))
     return [render_nodes.script_set(node, s, include, _filters(ctx)) for s in sets]
 
 
-@script_set.read
+@script_set.action(
+    "GET", doc="One script set: by id, or current-commissioning, current-testing, current-installation.\n" + VIEW_DOC
+)
 async def read_script_set(ctx: Ctx) -> dict:
-    """One script set: by id, or current-commissioning, current-testing, current-installation.
-
-    :param hardware_type: Only results for this hardware type (node).
-    :type hardware_type: unicode
-    :param include_output: Include each result's output, base64 encoded.
-    :type include_output: boolean
-    :param filters: Only results of these scripts (comma separated names or ids).
-    :type filters: unicode
-    """
     _no_hardware_type(ctx)
-    async with ctx.tx() as conn:
-        node, found = await svc.node_set(conn, ctx.path["system_id"], ctx.path["id"], ctx.me)
+    node, found = await ctx.run(svc.node_set, ctx.path["system_id"], ctx.path["id"], ctx.me)
     return render_nodes.script_set(node, found, "include_output" in ctx.params, _filters(ctx))
 
 
@@ -111,8 +107,7 @@ async def download(ctx: Ctx) -> Response:
     if output not in ("combined", "stdout", "stderr", "result", "all"):
         raise Invalid.field("output", f"'{output}' is not one of combined, stdout, stderr, all.")
     filetype = ctx.params.str("filetype") or "txt"
-    async with ctx.tx() as conn:
-        node, found = await svc.node_set(conn, ctx.path["system_id"], ctx.path["id"], ctx.me)
+    node, found = await ctx.run(svc.node_set, ctx.path["system_id"], ctx.path["id"], ctx.me)
     body = svc.download(node, found, _filters(ctx), output, filetype)
     return Response(body, media_type="application/x-tar" if filetype == "tar.xz" else "application/binary")
 
@@ -120,8 +115,7 @@ async def download(ctx: Ctx) -> Response:
 @script_set.action("DELETE", admin=True)
 async def delete_script_set(ctx: Ctx) -> None:
     """Delete a script set and its results."""
-    async with ctx.tx() as conn:
-        await svc.delete_set(conn, ctx.path["system_id"], ctx.path["id"])
+    await ctx.run(svc.delete_set, ctx.path["system_id"], ctx.path["id"])
 
 
 @script_set.action("PUT", admin=True)
@@ -140,6 +134,5 @@ async def update_script_set(ctx: Ctx) -> dict:
     _no_hardware_type(ctx)
     if ctx.params.bool("suppressed", False):
         raise Invalid.field("suppressed", "Suppressing results is not supported.")
-    async with ctx.tx() as conn:
-        node, found = await svc.node_set(conn, ctx.path["system_id"], ctx.path["id"], ctx.me)
+    node, found = await ctx.run(svc.node_set, ctx.path["system_id"], ctx.path["id"], ctx.me)
     return render_nodes.script_set(node, found, "include_output" in ctx.params, _filters(ctx))

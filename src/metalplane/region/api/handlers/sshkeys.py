@@ -20,8 +20,7 @@ sslkey = Handler("SSLKeyHandler", "account/prefs/sslkeys/{id}/", "Manage an SSL 
 @sshkeys.read
 async def list_ssh_keys(ctx: Ctx) -> list:
     """List all keys belonging to the requesting user."""
-    async with ctx.tx() as conn:
-        return [render.sshkey(k) for k in await svc.list_ssh_keys(conn, ctx.me)]
+    return [render.sshkey(k) for k in await ctx.run(svc.list_ssh_keys, ctx.me)]
 
 
 @sshkeys.create
@@ -36,8 +35,7 @@ async def create_ssh_key(ctx: Ctx) -> Response:
     :param user: (admins only) The user to add the key for.
     :type user: unicode
     """
-    async with ctx.tx() as conn:
-        key = await svc.create_ssh_key(conn, ctx.me, ctx.params.str("key"), ctx.params.str("user"))
+    key = await ctx.run(svc.create_ssh_key, ctx.me, ctx.params.str("key"), ctx.params.str("user"))
     return json_response(render.sshkey(key), status=201)
 
 
@@ -61,23 +59,20 @@ async def import_ssh_keys(ctx: Ctx) -> list:
 async def read_ssh_key(ctx: Ctx) -> dict:
     """Retrieve an SSH key."""
     key_id = path_id(ctx, "id", "SSHKey")
-    async with ctx.tx() as conn:
-        return render.sshkey(await svc.get_ssh_key(conn, key_id))
+    return render.sshkey(await ctx.run(svc.get_ssh_key, key_id))
 
 
 @sshkey.delete
 async def delete_ssh_key(ctx: Ctx) -> None:
     """Delete an SSH key (only the owner may)."""
     key_id = path_id(ctx, "id", "SSHKey")
-    async with ctx.tx() as conn:
-        await svc.delete_ssh_key(conn, ctx.me, key_id)
+    await ctx.run(svc.delete_ssh_key, ctx.me, key_id)
 
 
 @sslkeys.read
 async def list_ssl_keys(ctx: Ctx) -> list:
     """List all keys belonging to the requesting user."""
-    async with ctx.tx() as conn:
-        return [render.sslkey(k) for k in await svc.list_ssl_keys(conn, ctx.me)]
+    return [render.sslkey(k) for k in await ctx.run(svc.list_ssl_keys, ctx.me)]
 
 
 @sslkeys.create
@@ -87,8 +82,7 @@ async def create_ssl_key(ctx: Ctx) -> Response:
     :param key: An SSL key: the contents of a PEM file.
     :type key: unicode
     """
-    async with ctx.tx() as conn:
-        key = await svc.create_ssl_key(conn, ctx.me, ctx.params.str("key"))
+    key = await ctx.run(svc.create_ssl_key, ctx.me, ctx.params.str("key"))
     return json_response(render.sslkey(key), status=201)
 
 
@@ -96,13 +90,11 @@ async def create_ssl_key(ctx: Ctx) -> Response:
 async def read_ssl_key(ctx: Ctx) -> dict:
     """Retrieve an SSL key (only the owner may)."""
     key_id = path_id(ctx, "id", "SSLKey")
-    async with ctx.tx() as conn:
-        return render.sslkey(await svc.get_ssl_key(conn, ctx.me, key_id))
+    return render.sslkey(await ctx.run(svc.get_ssl_key, ctx.me, key_id))
 
 
 @sslkey.delete
 async def delete_ssl_key(ctx: Ctx) -> None:
     """Delete an SSL key (only the owner may)."""
     key_id = path_id(ctx, "id", "SSLKey")
-    async with ctx.tx() as conn:
-        await svc.delete_ssl_key(conn, ctx.me, key_id)
+    await ctx.run(svc.delete_ssl_key, ctx.me, key_id)

@@ -36,14 +36,12 @@ def _fields(ctx: Ctx) -> dict[str, Any]:
 @routes.read
 async def list_routes(ctx: Ctx) -> list:
     """List all static routes."""
-    async with ctx.tx() as conn:
-        return render.static_routes(await svc.show_routes(conn))
+    return render.static_routes(await ctx.run(svc.show_routes))
 
 
 async def create_route(ctx: Ctx) -> dict:
     fields = _fields(ctx)
-    async with ctx.tx() as conn:
-        return render.static_routes(await svc.create_route(conn, fields))[0]
+    return render.static_routes(await ctx.run(svc.create_route, fields))[0]
 
 
 create_route.__doc__ = "Create a static route.\n" + ROUTE_DOC
@@ -54,14 +52,12 @@ routes.action("POST", admin=True)(create_route)
 async def read_route(ctx: Ctx) -> dict:
     """Get a static route."""
     route_id = path_id(ctx, "id", "StaticRoute")
-    async with ctx.tx() as conn:
-        return render.static_routes(await svc.show_routes(conn, route_id))[0]
+    return render.static_routes(await ctx.run(svc.show_routes, route_id))[0]
 
 
 async def update_route(ctx: Ctx) -> dict:
     route_id, fields = path_id(ctx, "id", "StaticRoute"), _fields(ctx)
-    async with ctx.tx() as conn:
-        return render.static_routes(await svc.update_route(conn, ctx.me, route_id, fields))[0]
+    return render.static_routes(await ctx.run(svc.update_route, ctx.me, route_id, fields))[0]
 
 
 update_route.__doc__ = "Update a static route.\n" + ROUTE_DOC
@@ -72,5 +68,4 @@ route.action("PUT")(update_route)
 async def delete_route(ctx: Ctx) -> None:
     """Delete a static route."""
     route_id = path_id(ctx, "id", "StaticRoute")
-    async with ctx.tx() as conn:
-        await svc.delete_route(conn, ctx.me, route_id)
+    await ctx.run(svc.delete_route, ctx.me, route_id)

@@ -33,24 +33,21 @@ partition_plural = Handler(
 @block_devices.read
 async def list_block_devices(ctx: Ctx) -> list:
     """List the block devices of a machine (as its commissioning found them)."""
-    async with ctx.tx() as conn:
-        node, disks = await storage.disks_of(conn, ctx.path["system_id"], ctx.me)
+    node, disks = await ctx.run(storage.disks_of, ctx.path["system_id"], ctx.me)
     return [render_nodes.block_device(node, d) for d in disks]
 
 
 @block_device.read
 async def read_block_device(ctx: Ctx) -> dict:
     """Read a block device (by id or name)."""
-    async with ctx.tx() as conn:
-        node, disk = await storage.disk_of(conn, ctx.path["system_id"], ctx.path["id"], ctx.me)
+    node, disk = await ctx.run(storage.disk_of, ctx.path["system_id"], ctx.path["id"], ctx.me)
     return render_nodes.block_device(node, disk)
 
 
 @partitions.read
 async def list_partitions(ctx: Ctx) -> list:
     """List the partitions of a block device."""
-    async with ctx.tx() as conn:
-        node, disk = await storage.disk_of(conn, ctx.path["system_id"], ctx.path["device_id"], ctx.me)
+    node, disk = await ctx.run(storage.disk_of, ctx.path["system_id"], ctx.path["device_id"], ctx.me)
     return [render_nodes.partition(node, disk, p) for p in disk["partitions"]]
 
 

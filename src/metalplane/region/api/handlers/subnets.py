@@ -67,14 +67,12 @@ def _ident(ctx: Ctx) -> str:
 @subnets.read
 async def list_subnets(ctx: Ctx) -> list:
     """List all subnets."""
-    async with ctx.tx() as conn:
-        return render.subnets(await subnet_svc.show_subnets(conn))
+    return render.subnets(await ctx.run(subnet_svc.show_subnets))
 
 
 async def create_subnet(ctx: Ctx) -> dict:
     fields = ctx.params.given(FIELDS)
-    async with ctx.tx() as conn:
-        return render.subnets(await subnet_svc.create_subnet(conn, fields))[0]
+    return render.subnets(await ctx.run(subnet_svc.create_subnet, fields))[0]
 
 
 create_subnet.__doc__ = "Create a subnet.\n" + PARAMS_DOC
@@ -83,14 +81,12 @@ subnets.action("POST", admin=True)(create_subnet)
 
 async def read_subnet(ctx: Ctx) -> dict:
     """Read a subnet."""
-    async with ctx.tx() as conn:
-        return render.subnets(await subnet_svc.show_subnets(conn, _ident(ctx)))[0]
+    return render.subnets(await ctx.run(subnet_svc.show_subnets, _ident(ctx)))[0]
 
 
 async def update_subnet(ctx: Ctx) -> dict:
     fields = ctx.params.given(FIELDS)
-    async with ctx.tx() as conn:
-        return render.subnets(await subnet_svc.update_subnet(conn, _ident(ctx), fields))[0]
+    return render.subnets(await ctx.run(subnet_svc.update_subnet, _ident(ctx), fields))[0]
 
 
 update_subnet.__doc__ = "Update a subnet.\n" + PARAMS_DOC
@@ -98,8 +94,7 @@ update_subnet.__doc__ = "Update a subnet.\n" + PARAMS_DOC
 
 async def delete_subnet(ctx: Ctx) -> None:
     """Delete a subnet."""
-    async with ctx.tx() as conn:
-        await subnet_svc.delete_subnet(conn, _ident(ctx))
+    await ctx.run(subnet_svc.delete_subnet, _ident(ctx))
 
 
 async def ip_addresses(ctx: Ctx) -> list:
@@ -111,8 +106,7 @@ async def ip_addresses(ctx: Ctx) -> list:
     :param with_username: Include the username of the owner (always null here).
     :type with_username: boolean
     """
-    async with ctx.tx() as conn:
-        found = await subnet_svc.subnet_addresses(conn, _ident(ctx))
+    found = await ctx.run(subnet_svc.subnet_addresses, _ident(ctx))
     return render.subnet_addresses(found.known, found.leases)
 
 

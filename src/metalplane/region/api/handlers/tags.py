@@ -40,14 +40,12 @@ def tag_json(t: Row) -> Row:
 @tags.read
 async def list_tags(ctx: Ctx) -> list:
     """List tags."""
-    async with ctx.tx() as conn:
-        return [tag_json(t) for t in await svc.list_tags(conn)]
+    return [tag_json(t) for t in await ctx.run(svc.list_tags)]
 
 
 async def create_tag(ctx: Ctx) -> dict:
     fields = ctx.params.given({"name": "str", "comment": "str", "definition": "str", "kernel_opts": "str"})
-    async with ctx.tx() as conn:
-        return tag_json(await svc.create_tag(conn, fields))
+    return tag_json(await ctx.run(svc.create_tag, fields))
 
 
 create_tag.__doc__ = (
@@ -64,14 +62,12 @@ tags.action("POST", admin=True)(create_tag)
 @tag.read
 async def read_tag(ctx: Ctx) -> dict:
     """Read a specific tag."""
-    async with ctx.tx() as conn:
-        return tag_json(await svc.get_tag(conn, ctx.path["name"]))
+    return tag_json(await ctx.run(svc.get_tag, ctx.path["name"]))
 
 
 async def update_tag(ctx: Ctx) -> dict:
     fields = ctx.params.given({"name": "str", "comment": "str", "definition": "str", "kernel_opts": "str"})
-    async with ctx.tx() as conn:
-        return tag_json(await svc.update_tag(conn, ctx.path["name"], fields))
+    return tag_json(await ctx.run(svc.update_tag, ctx.path["name"], fields))
 
 
 update_tag.__doc__ = (
@@ -88,15 +84,13 @@ tag.action("PUT", admin=True)(update_tag)
 @tag.action("DELETE", admin=True)
 async def delete_tag(ctx: Ctx) -> None:
     """Delete a tag."""
-    async with ctx.tx() as conn:
-        await svc.delete_tag(conn, ctx.path["name"])
+    await ctx.run(svc.delete_tag, ctx.path["name"])
 
 
 @tag.action("POST", "rebuild", admin=True)
 async def rebuild(ctx: Ctx) -> dict:
     """Evaluate the tag's definition over every node again."""
-    async with ctx.tx() as conn:
-        return await svc.rebuild(conn, ctx.path["name"])
+    return await ctx.run(svc.rebuild, ctx.path["name"])
 
 
 @tag.action("POST", "update_nodes", admin=True)
@@ -121,8 +115,7 @@ async def update_nodes(ctx: Ctx) -> dict:
 
 def _tagged(types: tuple[int, ...], doc: str):
     async def listed(ctx: Ctx) -> list:
-        async with ctx.tx() as conn:
-            return render_nodes.nodes(await svc.tagged_nodes(conn, ctx.path["name"], types, ctx.me))
+        return render_nodes.nodes(await ctx.run(svc.tagged_nodes, ctx.path["name"], types, ctx.me))
 
     listed.__doc__ = doc
     return listed

@@ -16,8 +16,7 @@ user = Handler("UserHandler", "users/{username}/", "Manage a user account.")
 @users.read
 async def list_users(ctx: Ctx) -> list:
     """List users."""
-    async with ctx.tx() as conn:
-        return [render.user(u) for u in await svc.list_users(conn)]
+    return [render.user(u) for u in await ctx.run(svc.list_users)]
 
 
 @users.action("GET", "whoami")
@@ -48,15 +47,13 @@ async def create_user(ctx: Ctx) -> dict:
     is_superuser = bool(p.bool("is_superuser"))
     if not email:
         raise Invalid.field("email", "This field is required.")
-    async with ctx.tx() as conn:
-        return render.user(await svc.create_user(conn, username, password, email, is_superuser))
+    return render.user(await ctx.run(svc.create_user, username, password, email, is_superuser))
 
 
 @user.read
 async def read_user(ctx: Ctx) -> dict:
     """Return a user."""
-    async with ctx.tx() as conn:
-        return render.user(await svc.show_user(conn, ctx.path["username"]))
+    return render.user(await ctx.run(svc.show_user, ctx.path["username"]))
 
 
 @user.action("DELETE", admin=True)
@@ -71,5 +68,4 @@ async def delete_user(ctx: Ctx) -> None:
     :type transfer_resources_to: unicode
     """
     heir = ctx.params.str("transfer_resources_to") or None
-    async with ctx.tx() as conn:
-        await svc.remove_user(conn, ctx.path["username"], ctx.me, heir)
+    await ctx.run(svc.remove_user, ctx.path["username"], ctx.me, heir)

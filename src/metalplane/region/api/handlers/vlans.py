@@ -20,8 +20,7 @@ FIELDS = {
     "space": "str",
     "fabric": "str",
 }
-UPDATE_DOC = """Update VLAN.
-
+VLAN_DOC = """
 :param name: Name of the VLAN.
 :type name: unicode
 :param description: Description of the VLAN.
@@ -30,7 +29,11 @@ UPDATE_DOC = """Update VLAN.
 :type vid: integer
 :param mtu: The MTU to use on the VLAN.
 :type mtu: integer
-:param dhcp_on: Whether or not DHCP should be managed on the VLAN.
+"""
+UPDATE_DOC = (
+    "Update VLAN.\n"
+    + VLAN_DOC
+    + """:param dhcp_on: Whether or not DHCP should be managed on the VLAN.
 :type dhcp_on: boolean
 :param primary_rack: The primary rack controller managing the VLAN (system_id or hostname).
 :type primary_rack: unicode
@@ -41,6 +44,14 @@ UPDATE_DOC = """Update VLAN.
 :param space: The space this VLAN should be placed in ('undefined' for none).
 :type space: unicode
 """
+)
+CREATE_DOC = (
+    "Create a VLAN.\n"
+    + VLAN_DOC
+    + """:param space: The space this VLAN should be placed in.
+:type space: unicode
+"""
+)
 
 vlans = Handler("VlansHandler", "fabrics/{fabric_id}/vlans/", "Manage VLANs on a fabric.")
 vlan = Handler("VlanHandler", "fabrics/{fabric_id}/vlans/{vid}/", "Manage a VLAN on a fabric.")
@@ -57,54 +68,33 @@ def _ref(ctx: Ctx) -> network.VlanRef:
 @vlans.read
 async def list_vlans(ctx: Ctx) -> list:
     """List all VLANs belonging to fabric."""
-    async with ctx.tx() as conn:
-        return render.vlans(await network.show_vlans(conn, fabric=ctx.path["fabric_id"]))
+    return render.vlans(await ctx.run(network.show_vlans, fabric=ctx.path["fabric_id"]))
 
 
-@vlans.action("POST", admin=True)
+@vlans.action("POST", admin=True, doc=CREATE_DOC)
 async def create_vlan(ctx: Ctx) -> dict:
-    """Create a VLAN.
-
-    :param name: Name of the VLAN.
-    :type name: unicode
-    :param description: Description of the VLAN.
-    :type description: unicode
-    :param vid: VLAN ID of the VLAN.
-    :type vid: integer
-    :param mtu: The MTU to use on the VLAN.
-    :type mtu: integer
-    :param space: The space this VLAN should be placed in.
-    :type space: unicode
-    """
     fields = ctx.params.given(FIELDS)
-    async with ctx.tx() as conn:
-        return render.vlans(await network.create_vlan(conn, ctx.path["fabric_id"], fields))[0]
+    return render.vlans(await ctx.run(network.create_vlan, ctx.path["fabric_id"], fields))[0]
 
 
 async def read_vlan(ctx: Ctx) -> dict:
     """Retrieve VLAN."""
     ref = _ref(ctx)
-    async with ctx.tx() as conn:
-        return render.vlans(await network.show_vlan(conn, ref))[0]
+    return render.vlans(await ctx.run(network.show_vlan, ref))[0]
 
 
 async def update_vlan(ctx: Ctx) -> dict:
     ref, fields = _ref(ctx), ctx.params.given(FIELDS)
-    async with ctx.tx() as conn:
-        return render.vlans(await network.update_vlan(conn, ref, fields))[0]
-
-
-update_vlan.__doc__ = UPDATE_DOC
+    return render.vlans(await ctx.run(network.update_vlan, ref, fields))[0]
 
 
 async def delete_vlan(ctx: Ctx) -> None:
     """Delete VLAN."""
     ref = _ref(ctx)
-    async with ctx.tx() as conn:
-        await network.delete_vlan(conn, ref)
+    await ctx.run(network.delete_vlan, ref)
 
 
 for handler in (vlan, vlan_by_id):
     handler.read(read_vlan)
-    handler.action("PUT", admin=True)(update_vlan)
+    handler.action("PUT", admin=True, doc=UPDATE_DOC)(update_vlan)
     handler.action("DELETE", admin=True)(delete_vlan)

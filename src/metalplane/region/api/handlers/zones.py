@@ -14,8 +14,7 @@ zone = Handler("ZoneHandler", "zones/{name}/", "Manage a physical zone.")
 @zones.read
 async def list_zones(ctx: Ctx) -> list:
     """List all physical zones."""
-    async with ctx.tx() as conn:
-        return [render.zone(z) for z in await svc.list_zones(conn)]
+    return [render.zone(z) for z in await ctx.run(svc.list_zones)]
 
 
 @zones.action("POST", admin=True)
@@ -28,15 +27,13 @@ async def create_zone(ctx: Ctx) -> dict:
     :type description: unicode
     """
     name, description = ctx.params.str("name", required=True) or "", ctx.params.str("description", "") or ""
-    async with ctx.tx() as conn:
-        return render.zone(await svc.create_zone(conn, name, description))
+    return render.zone(await ctx.run(svc.create_zone, name, description))
 
 
 @zone.read
 async def read_zone(ctx: Ctx) -> dict:
     """GET request.  Return zone."""
-    async with ctx.tx() as conn:
-        return render.zone(await svc.get_zone(conn, ctx.path["name"]))
+    return render.zone(await ctx.run(svc.get_zone, ctx.path["name"]))
 
 
 @zone.action("PUT", admin=True)
@@ -49,12 +46,10 @@ async def update_zone(ctx: Ctx) -> dict:
     :type description: unicode
     """
     changes = ctx.params.given({"name": "str", "description": "str"})
-    async with ctx.tx() as conn:
-        return render.zone(await svc.update_zone(conn, ctx.path["name"], changes))
+    return render.zone(await ctx.run(svc.update_zone, ctx.path["name"], changes))
 
 
 @zone.action("DELETE", admin=True)
 async def delete_zone(ctx: Ctx) -> None:
     """DELETE request.  Delete zone."""
-    async with ctx.tx() as conn:
-        await svc.delete_zone(conn, ctx.path["name"])
+    await ctx.run(svc.delete_zone, ctx.path["name"])

@@ -1,0 +1,30 @@
+"""Handler actions' doc: the function's docstring, or the `doc=` shared text in its place."""
+
+from __future__ import annotations
+
+from metalplane.region.api.framework import Handler
+
+SHARED = """
+:param name: The name.
+:type name: unicode
+"""
+
+
+def test_doc_given_to_action_reads_like_a_docstring() -> None:
+    handler = Handler("ThingHandler", "things/{id}/", "Manage a thing.")
+
+    @handler.action("PUT", doc="Update a thing.\n" + SHARED)
+    async def update(ctx: object) -> None:
+        pass
+
+    @handler.read
+    async def read(ctx: object) -> None:
+        """Read a thing.
+
+        :param name: The name.
+        :type name: unicode
+        """
+
+    docs = {a["name"]: a["doc"] for a in handler.describe(None)["actions"]}
+    assert docs["update"] == "Update a thing.\n\n:param name: The name.\n:type name: unicode"
+    assert docs["read"] == docs["update"].replace("Update", "Read")
