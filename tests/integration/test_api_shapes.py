@@ -135,6 +135,8 @@ NO_ARGUMENTS = {
     ("NotificationHandler", "dismiss"),
     ("RackControllerHandler", "import_boot_images"),
     ("RackControllersHandler", "import_boot_images"),
+    ("MachineHandler", "rescue_mode"),
+    ("MachineHandler", "exit_rescue_mode"),
 }
 
 
