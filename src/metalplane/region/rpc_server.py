@@ -259,9 +259,9 @@ class RackSession:
     @handles(GetEndpoints)
     async def get_endpoints(self, message: GetEndpoints) -> Endpoints:
         async with self.server.db.connect() as conn:
-            endpoints = [e.endpoint for e in await connections.live_endpoints(conn)]
-            targets = (await connections.targets_for(conn, [self.system_id])).get(self.system_id)
-        return Endpoints(endpoints, targets)
+            live = await connections.live_endpoints(conn)
+            targets = (await connections.targets_for(conn, [self.system_id], live)).get(self.system_id)
+        return Endpoints([e.endpoint for e in live], targets)
 
 
 class RegionRpcServer:
