@@ -13,6 +13,7 @@ from metalplane.region.changes import CHANNEL
 from metalplane.region.db.engine import conninfo
 from metalplane.region.services import racks, settings
 from metalplane.region.services.controllers import new_system_id
+from metalplane.region.services.nodes import interfaces_of
 from tests.support.processes import wait_until
 
 
@@ -71,3 +72,31 @@ def test_changes_are_notified_and_heartbeats_are_not(shared_region):
 
         run_db(config, lambda conn: racks.delete_rack(conn, system_id, force=True))
         assert "nodes.controller" in drain(listener, 1.0)
+
+
+def test_a_rack_registering_again_unchanged_writes_no_interface(shared_region):
+    """Every link of a rack registers, and reconnects register again: an unchanged report
+    leaves its interfaces alone (no write, no cluster-wide registration lock); a changed one
+    is written."""
+    config = shared_region.config
+    system_id = new_system_id()
+    eth0 = {"name": "eth0", "mac": "52:54:00:cc:00:02", "addresses": ["10.205.0.2/24", "fe80::1/64"]}
+    bond = {"name": "bond0", "mac": "52:54:00:cc:00:03", "type": "bond", "addresses": []}
+
+    def register(reported):
+        return run_db(
+            config, lambda conn: racks.register_rack(conn, system_id, f"again-{system_id}", "0.1.0", reported)
+        )
+
+    node_id = register([eth0, bond])
+    with psycopg.connect(conninfo(config, "notification-test"), autocommit=True) as listener:
+        listener.execute(f"LISTEN {CHANNEL}")
+        register([bond, eth0])  # the same, in another order
+        assert not {"interfaces", "ip_addresses"} & set(drain(listener, 1.0))
+        register([{**eth0, "addresses": ["10.205.0.3/24"]}, bond])
+        assert {"ip_addresses"} <= set(drain(listener, 1.0))
+        register([{**eth0, "addresses": ["10.205.0.3/24"]}])
+        assert "interfaces" in drain(listener, 1.0)
+    found = run_db(config, lambda conn: interfaces_of(conn, [node_id]))[node_id]
+    assert [(i["name"], [link["ip"] for link in i["links"]]) for i in found] == [("eth0", ["10.205.0.3"])]
+    run_db(config, lambda conn: racks.delete_rack(conn, system_id, force=True))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import random
@@ -40,6 +41,14 @@ RECONCILE_INTERVAL = 0.5
 CLOSE_WAIT = 2.0
 REFRESH_INTERVAL = 10.0
 R = TypeVar("R")
+
+
+@functools.cache
+def _discovery_tls() -> ssl.SSLContext:
+    """The discovery client's TLS settings (for an https maas_url), made once per process:
+    reading the system CA bundle costs ~10-40 ms of CPU, paid by every rack of a process
+    that runs many (the simulated racks of bench/rack_connections_bench.py) otherwise."""
+    return ssl.create_default_context()
 
 
 @dataclass
@@ -198,7 +207,7 @@ class RegionLinks:
     async def run(self) -> None:
         # The loop itself opens no file (the cluster state is in memory, and this client's
         # TLS setup reads its CA bundle here, once), so running out of descriptors cannot kill it.
-        self._http = httpx.AsyncClient(timeout=3)
+        self._http = httpx.AsyncClient(timeout=3, verify=_discovery_tls())
         try:
             while True:
                 await self._reconcile()

@@ -125,7 +125,7 @@ class RackSession:
                     # Apart, after the commit: two workers losing the rack's two links at
                     # once would each still see the other's link inside its own transaction.
                     async with self.server.db.begin() as conn:
-                        last_link = self.node_id not in await connections.connected_regions(conn)
+                        last_link = self.node_id not in await connections.connected_regions(conn, [self.node_id])
                         if last_link:  # the rack is dead as far as the regions can tell
                             changes = await racks.mark_unreachable(conn, self.node_id)
                     if last_link:  # its BMCs move now
@@ -259,9 +259,9 @@ class RackSession:
     @handles(GetEndpoints)
     async def get_endpoints(self, message: GetEndpoints) -> Endpoints:
         async with self.server.db.connect() as conn:
-            endpoints = [e.endpoint for e in await connections.live_endpoints(conn)]
-            targets = (await connections.targets_for(conn, [self.system_id])).get(self.system_id)
-        return Endpoints(endpoints, targets)
+            live = await connections.live_endpoints(conn)
+            targets = (await connections.targets_for(conn, [self.system_id], live)).get(self.system_id)
+        return Endpoints([e.endpoint for e in live], targets)
 
 
 class RegionRpcServer:

@@ -188,8 +188,11 @@ async def holders_of(conn: AsyncConnection, rack_system_id: str) -> list[Endpoin
     return [e for e in await live_endpoints(conn) if e.process_id in held]
 
 
-async def targets_for(conn: AsyncConnection, rack_system_ids: list[str]) -> dict[str, list[Endpoint]]:
-    endpoints = {e.process_id: e.endpoint for e in await live_endpoints(conn)}
+async def targets_for(
+    conn: AsyncConnection, rack_system_ids: list[str], live: list[EndpointRow] | None = None
+) -> dict[str, list[Endpoint]]:
+    """Each rack's targets on live workers; `live`: live_endpoints(conn), when already read."""
+    endpoints = {e.process_id: e.endpoint for e in (live if live is not None else await live_endpoints(conn))}
     rows = await conn.execute(
         select(nodes.c.system_id, rpc_targets.c.process_id)
         .join(nodes, nodes.c.id == rpc_targets.c.rack_id)
