@@ -112,6 +112,8 @@ def test_a_suggestion_is_free_bounded_and_accounted(case):
         ("5254.00ab.cd01", Search("mac", "52:54:00:ab:cd:01")),
         ("52:54:00", Search("mac_prefix", "52:54:00")),
         ("52:54:0", Search("mac_prefix", "52:54:0")),
+        # six groups, the last one short: still being typed, not MAAS's one-digit form
+        ("52:54:a1:00:00:0", Search("mac_prefix", "52:54:a1:00:00:0")),
         ("52:", Search("mac_prefix", "52:")),
         ("52", Search("hostname", "52")),
         ("node-12", Search("hostname", "node-12")),

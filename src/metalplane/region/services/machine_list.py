@@ -48,12 +48,14 @@ def parse_search(text: str | None) -> Search:
         return Search("none", "")
     if len(raw) > MAX_SEARCH:
         raise Invalid.field("q", f"Ensure this value has at most {MAX_SEARCH} characters (it has {len(raw)}).")
+    # Typed octet by octet, "52:54:00:00:00:0" is the start of a MAC, though MAAS's
+    # forms would read it as a whole one (one-digit groups): only six full octets are whole.
+    prefix = raw.lower().replace("-", ":")
+    if MAC_PREFIX.match(prefix) and len(prefix) < len("00:00:00:00:00:00"):
+        return Search("mac_prefix", prefix)
     mac = validation.normalise_mac(raw)
     if mac is not None:
         return Search("mac", mac)
-    prefix = raw.lower().replace("-", ":")
-    if MAC_PREFIX.match(prefix):
-        return Search("mac_prefix", prefix)
     return Search("hostname", raw)
 
 
