@@ -7,6 +7,7 @@ The region here runs on this host's network, so without its named and chronyd
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import pytest
@@ -43,6 +44,7 @@ def dns_region(databases):
     yield process, key
     process.stop()
     databases.drop_database(dbname)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
