@@ -205,12 +205,14 @@ def cpu_cost(setup: Setup, rate: int, duration: int) -> dict:
     leases/s a setup can reach is bounded by the CPU it spends per lease, so the ratio of
     these costs is the throughput ratio these cores allow, whatever else runs beside."""
     hosts = {host.name: host.pids() for host in setup.server_hosts()}
-    servers = [pid for pids in hosts.values() for pid in pids]
-    idle_from = cpu_seconds(servers)
+
+    def by_host() -> dict[str, float]:
+        return {name: cpu_seconds(pids) for name, pids in hosts.items()}
+
+    idle_from = by_host()
     time.sleep(duration)  # what the servers spend without traffic (HA heartbeats, timers, threads)
-    idle = cpu_seconds(servers) - idle_from
-    before = cpu_seconds(servers)
-    before_by_host = {name: cpu_seconds(pids) for name, pids in hosts.items()}
+    before = by_host()
+    idle = sum(before.values()) - sum(idle_from.values())
     t0 = time.monotonic()
     proc = setup.perf.spawn(perfdhcp_cmd(rate, duration, setup.target, setup.net))
     perf_cpu = 0.0
@@ -218,22 +220,23 @@ def cpu_cost(setup: Setup, rate: int, duration: int) -> dict:
         perf_cpu = max(perf_cpu, cpu_seconds([proc.pid]))  # gone once it exits: keep the last reading
         time.sleep(0.05)
     wall = time.monotonic() - t0
-    out = proc.log()
-    m = re.search(r"Rate: ([\d.]+) 4-way exchanges/second", out)
+    after = by_host()
+    m = re.search(r"Rate: ([\d.]+) 4-way exchanges/second", proc.log())
     leases = float(m.group(1)) * duration if m else 0.0
-    server_cpu = cpu_seconds(servers) - before
-    busy = max(server_cpu - idle * wall / duration, 0.0)
+
+    def per_lease(seconds: float) -> float:
+        return 1000 * seconds / leases if leases else float("nan")
+
+    spent = {name: after[name] - before[name] for name in hosts}
+    server_cpu = sum(spent.values())
     return {
         "rate": rate,
         "leases": leases,
-        "server_ms": 1000 * server_cpu / leases if leases else float("nan"),
-        "busy_ms": 1000 * busy / leases if leases else float("nan"),
+        "server_ms": per_lease(server_cpu),
+        "busy_ms": per_lease(max(server_cpu - idle * wall / duration, 0.0)),
         "idle_cpu_per_s": idle / duration,
-        "perf_ms": 1000 * perf_cpu / leases if leases else float("nan"),
-        "by_host_ms": {
-            name: round(1000 * (cpu_seconds(pids) - before_by_host[name]) / leases, 3) if leases else None
-            for name, pids in hosts.items()
-        },
+        "perf_ms": per_lease(perf_cpu),
+        "by_host_ms": {name: round(per_lease(cpu), 3) for name, cpu in spent.items()},
         "wall": wall,
     }
 
