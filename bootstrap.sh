@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 
 # Daemons and tools metalplane drives (runtime) and the real peers tests and bench/ use.
-RUNTIME_DEBS=(postgresql-15 python3 python3-venv ca-certificates iproute2 ipxe pxelinux syslinux-common
+RUNTIME_DEBS=(postgresql-15 python3 python3-venv ca-certificates iproute2 util-linux ipxe pxelinux syslinux-common
               kea-dhcp4-server kea-dhcp6-server chrony bind9 bind9-utils haproxy ipmitool freeipmi-tools busybox-static jq debootstrap)
 TEST_DEBS=(kea-admin udhcpc isc-dhcp-client tftpd-hpa tftp-hpa openipmi curl
            ntpsec-ntpdate sntp nginx-light qemu-system-x86 ipxe-qemu radvd procps wget wrk systemd

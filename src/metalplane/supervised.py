@@ -7,7 +7,7 @@
     await proc.stop()           # SIGTERM, then SIGKILL of its process group
 
 The process runs in its own session (so its whole group can be killed) and
-dies with its supervisor (`die_with_parent`). Its output is appended to
+dies with its supervisor (`dying_with_parent`). Its output is appended to
 `log_path`, one ``--- <time> starting`` line before each start, so the lines
 since the last start explain its last death (`tail_errors`). `on_change` is
 called at once when the process starts or dies: a status board learns of a
@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from metalplane.lifetimes import die_with_parent
+from metalplane.lifetimes import dying_with_parent
 from metalplane.logs import open_log
 
 log = logging.getLogger(__name__)
@@ -217,12 +217,11 @@ class Supervised:
             logf.write(f"\n--- {time.strftime('%F %T')} starting {self.name}\n".encode())
             logf.flush()
             self.proc = await asyncio.create_subprocess_exec(
-                *self.wrap(list(self.argv)),
+                *dying_with_parent(self.wrap(list(self.argv))),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=logf,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=die_with_parent,
                 env={**os.environ, **self.env} if self.env else None,
             )
         self.pid = self.proc.pid

@@ -133,7 +133,7 @@ class Daemon:
         while time.monotonic() < deadline and self.pid() is not None:
             time.sleep(0.1)
         if self.pid() is not None:
-            os.kill(pid, signal.SIGKILL)  # the daemon dies with it (die_with_parent)
+            os.kill(pid, signal.SIGKILL)  # the daemon dies with it (dying_with_parent)
         self.pid_file.unlink(missing_ok=True)
         return True
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from metalplane.embedded.units import environment, parse_unit, split_command
-from metalplane.lifetimes import die_with_parent
+from metalplane.lifetimes import dying_with_parent
 from metalplane.logs import FORMAT, LineFormatter, open_log
 
 log = logging.getLogger("metalplane.keeper")
@@ -139,14 +139,13 @@ class Keeper:
     def _spawn(self) -> subprocess.Popen:
         with open_log(self.log_path) as out, open(os.devnull, "rb") as devnull:
             proc = subprocess.Popen(
-                list(self.policy.argv),
+                dying_with_parent(list(self.policy.argv)),
                 stdin=devnull,
                 stdout=out,
                 stderr=out,
                 close_fds=True,
                 env={**os.environ, **self.policy.env},
                 start_new_session=True,
-                preexec_fn=die_with_parent,
             )
         if self.main_pid_file is not None:
             self.main_pid_file.parent.mkdir(parents=True, exist_ok=True)
