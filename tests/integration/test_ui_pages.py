@@ -137,6 +137,57 @@ def dynamic_ranges(api, cidr: str) -> list[dict]:
     return [r for r in api.get("ipranges/").json() if r["subnet"]["cidr"] == cidr and r["type"] == "dynamic"]
 
 
+# -- Controllers -------------------------------------------------------------------------------
+
+
+def row_of(page: str, system_id: str) -> str:
+    """The text of the table row for `system_id`."""
+    start = page.index(f'<tr data-system-id="{system_id}">')
+    return text_of(page[start : page.index("</tr>", start)])
+
+
+def test_controllers_show_connections_last_seen_and_a_racks_bmcs_and_interfaces(ui_region, user):
+    (rack,) = model_racks(ui_region, "10.236.0", 1)
+
+    async def setup(conn):
+        link = (
+            await conn.execute(
+                text("""
+                SELECT r.system_id, r.hostname, p.worker_index, k.id AS rack_id FROM rpc_connections c
+                JOIN nodes k ON k.id = c.rack_id JOIN region_processes p ON p.id = c.process_id
+                JOIN nodes r ON r.id = p.region_id WHERE k.system_id = :rack"""),
+                {"rack": rack},
+            )
+        ).one()
+        bmc = (
+            await conn.execute(
+                text("""
+                INSERT INTO bmcs (power_type, identity, power_parameters, owner_rack_id)
+                VALUES ('ipmi', '10.236.0.50', '{"power_address": "10.236.0.50"}', :rack) RETURNING id"""),
+                {"rack": link.rack_id},
+            )
+        ).scalar_one()
+        return link, bmc
+
+    link, bmc_id = run_db(ui_region.config, setup)
+    try:
+        listed = user.get("/MAAS/r/controllers/")
+        # A rack: the region worker it is connected to; a region: its workers' rack connections.
+        assert f"{link.hostname} · worker {link.worker_index}" in row_of(listed, rack)
+        region_row = row_of(listed, link.system_id)
+        assert re.search(rf"worker {link.worker_index}: [1-9]\d* racks?", region_row), region_row
+        assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", region_row), "last seen"
+        assert "never" not in row_of(listed, rack), "a registered rack was seen when it registered"
+
+        page = user.get(f"/MAAS/r/controller/{rack}/")
+        bmcs = text_of(page[page.index('id="bmcs"') : page.index('id="interfaces"')])
+        assert "ipmi 10.236.0.50 0" in bmcs and "This rack owns no BMC" not in bmcs
+        interfaces = text_of(page[page.index('id="interfaces"') :])
+        assert re.search(r"eth0 52:54:00:ee:00:01 fabric-\d+\.untagged 10\.236\.0\.2 \(10\.236\.0\.0/24\)", interfaces)
+    finally:
+        run_db(ui_region.config, lambda conn: conn.execute(text("DELETE FROM bmcs WHERE id = :b"), {"b": bmc_id}))
+
+
 # -- Subnets and VLAN --------------------------------------------------------------------------
 
 
@@ -186,6 +237,9 @@ def test_configure_dhcp_refusals_show_the_api_message_and_change_nothing(ui_regi
     refused = admin.post(path + "dhcp/", {**good, "start_ip": "10.232.9.5"})
     assert refused.status_code == 400
     assert errors_beside(refused.text, "start_ip") == ["Start IP address must be within subnet: 10.233.0.0/24."]
+    refused = admin.post(path + "dhcp/", {**good, "dhcp_ha_mode": "active-active"})
+    assert refused.status_code == 400
+    assert errors_beside(refused.text, "dhcp_ha_mode") == ["must be one of hot-standby, load-balancing"]
     refused = admin.post(path + "dhcp/", {**good, "subnet": "999999"})
     assert refused.status_code == 400 and errors_beside(refused.text, "subnet")
     assert 'value="10.232.9.5"' not in refused.text and f'<option value="{primary}" selected' in refused.text
@@ -208,14 +262,27 @@ def test_configure_dhcp_refusals_show_the_api_message_and_change_nothing(ui_regi
     # Reconfigure: the existing range is offered and kept; swapping the racks works as the API does.
     dialog = admin.get(path + "?dhcp=configure")
     assert 'id="id_range_existing"' in dialog and "10.233.0.191 \u2013 10.233.0.254" in text_of(dialog)
+    # ... and the HA mode chosen in the dialog is the cluster's `dhcp_ha_mode`, as set-config sets it.
     swapped = admin.post(
-        path + "dhcp/", {**good, "primary_rack": secondary, "secondary_rack": primary, "dynamic_range": "existing"}
+        path + "dhcp/",
+        {
+            **good,
+            "primary_rack": secondary,
+            "secondary_rack": primary,
+            "dynamic_range": "existing",
+            "dhcp_ha_mode": "load-balancing",
+        },
     )
     assert swapped.status_code == 303
     with ui_region.api() as api:
         after = vlan_of(api, "10.233.0.0/24")
         assert (after["primary_rack"], after["secondary_rack"]) == (secondary, primary)
         assert len(dynamic_ranges(api, "10.233.0.0/24")) == 1
+        assert api.get("maas/", op="get_config", name="dhcp_ha_mode").json() == "load-balancing"
+    dialog = admin.get(path + "?dhcp=configure")
+    assert '<option value="load-balancing" selected' in dialog
+    with ui_region.api() as api:
+        api.post("maas/", op="set_config", name="dhcp_ha_mode", value="hot-standby")
     assert admin.post(path + "dhcp/off/", {}).status_code == 303
     with ui_region.api() as api:
         assert not vlan_of(api, "10.233.0.0/24")["dhcp_on"]
