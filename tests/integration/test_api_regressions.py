@@ -19,6 +19,8 @@ import httpx
 import pytest
 
 from metalplane.client.http import oauth_header
+from metalplane.region.bootstrap import run_db
+from metalplane.region.services import users
 
 BIG = "2147483648"  # 2^31: one past PostgreSQL's integer
 PREFIX = "/MAAS/api/2.0/"
@@ -319,6 +321,42 @@ def test_an_anonymous_200_mb_body_is_refused_unread(shared_region):
     assert sent["bytes"] < 200 << 20 or response.status_code == 413
     grown = worker_rss_kib(shared_region) - before
     assert grown < 50 * 1024, f"workers grew by {grown} KiB"
+
+
+@pytest.fixture(scope="module")
+def user_key(shared_region):
+    username = f"reg-user-{secrets.token_hex(3)}"
+
+    async def add(conn):
+        user = await users.create_user(conn, username, "pw", f"{username}@example.com", is_superuser=False)
+        return (await users.create_token(conn, user.id, "tests")).api_key
+
+    yield run_db(shared_region.config, add)
+    run_db(shared_region.config, lambda conn: users.delete_user(conn, username))
+
+
+def declared_upload(shared_region, api_key: str | None) -> str:
+    """A POST to boot-resources/ (the one route with a large body limit, for uploads) declaring
+    200 MB and sending 2 bytes: the status line, which must come without the rest."""
+    url = shared_region.url + "api/2.0/boot-resources/"
+    host, port = httpx.URL(url).host, httpx.URL(url).port
+    auth = f"Authorization: {oauth_header(api_key, url)}\r\n" if api_key else ""
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(
+            f"POST {PREFIX}boot-resources/ HTTP/1.1\r\nHost: {host}\r\n{auth}"
+            f"Content-Type: application/octet-stream\r\nContent-Length: {200 << 20}\r\n\r\n{{}}".encode()
+        )
+        try:
+            return sock.recv(4096).decode(errors="replace").split("\r\n")[0]
+        except TimeoutError:
+            return "no answer: the region waited for the body"
+
+
+@pytest.mark.parametrize("who, status", [("anonymous", "401"), ("user", "403")])
+def test_an_upload_is_refused_before_its_body_unless_from_an_admin(shared_region, user_key, who, status):
+    """Only an admin may upload, so only an admin's upload body is read under the large limit."""
+    line = declared_upload(shared_region, None if who == "anonymous" else user_key)
+    assert line.startswith(f"HTTP/1.1 {status} "), line
 
 
 def test_concurrent_large_anonymous_bodies_stay_bounded(shared_region):

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import update
 
 from metalplane.client.http import MaasHttp
+from metalplane.region.api.handlers import all_handlers
 from metalplane.region.bootstrap import run_db
 from metalplane.region.db.tables import nodes, users
 from metalplane.region.services.permissions import MACHINE_RULES
@@ -43,7 +44,19 @@ ACTIONS = {
     "set_owner_data": ("POST", "set_owner_data"),
     "rescue_mode": ("POST", "rescue_mode"),
     "exit_rescue_mode": ("POST", "exit_rescue_mode"),
+    # The same rule as set_owner_data (MAAS's newer name for it).
+    "set_workload_annotations": ("POST", "set_workload_annotations"),
+    # Decided by the handler before any rule of MACHINE_RULES: admins only (MAAS asks
+    # NodePermission.admin; the body is the API's "reserved for admin users"), or reads that
+    # find only the machines the caller may view.
+    "read": ("GET", None),
+    "details": ("GET", "details"),
+    "update": ("PUT", None),
+    "delete": ("DELETE", None),
+    "power_parameters": ("GET", "power_parameters"),
 }
+ALIASES = {"set_workload_annotations": "set_owner_data"}
+HANDLER_ACTIONS = {"read", "details", "update", "delete", "power_parameters"}
 
 # Callers. "owner"/"other"/"admin" act on a machine owned by the user "owner";
 # "user, unowned"/"admin, unowned" on a machine nobody owns.
@@ -72,6 +85,14 @@ TABLE: dict[str, dict[str, tuple[int, int | None]]] = {
     # Rescue mode: admins (MAAS asks NodePermission.admin); a New machine may enter it, not exit it.
     "rescue_mode": dict(zip(ROLES, [(200, 200), (403, 403), (403, 403), (401, 401), (403, 403), (200, 200)])),
     "exit_rescue_mode": dict(zip(ROLES, [(409, 409), (403, 403), (403, 403), (401, 401), (403, 403), (409, 409)])),
+    "set_workload_annotations": dict(
+        zip(ROLES, [(403, 403), (200, 200), (403, 403), (401, 401), (200, 409), (200, 409)])
+    ),
+    "read": dict(zip(ROLES, [(200, 200), (200, 200), (404, 403), (401, 401), (200, 200), (200, 200)])),
+    "details": dict(zip(ROLES, [(200, 200), (200, 200), (404, 403), (401, 401), (200, 200), (200, 200)])),
+    "update": dict(zip(ROLES, [(200, 200), (403, 403), (403, 403), (401, 401), (403, 403), (200, 200)])),
+    "delete": dict(zip(ROLES, [(204, 204), (403, 403), (403, 403), (401, 401), (403, 403), (204, 204)])),
+    "power_parameters": dict(zip(ROLES, [(200, 200), (403, 403), (403, 403), (401, 401), (403, 403), (200, 200)])),
 }
 # What a machine's status is after an action that was allowed (others leave it New).
 STATUS_AFTER = {"commission": "Commissioning", "mark_broken": "Broken", "rescue_mode": "Entering rescue mode"}
@@ -88,6 +109,11 @@ DEVIATIONS = {
     ("set_owner_data", "user, unowned"): "MAAS: 409 \"it hasn't been acquired\"; python-libmaas's save() of a "
     "new machine's owner_data needs it",
     ("set_owner_data", "admin, unowned"): "as for a user",
+    ("set_workload_annotations", "user, unowned"): "as set_owner_data",
+    ("set_workload_annotations", "admin, unowned"): "as set_owner_data",
+    ("read", "other"): "MAAS: 403 (get_node_or_404 with the view permission); here another user's machine "
+    "is not found, as it is absent from that user's machines/ list",
+    ("details", "other"): "as read",
 }
 
 
@@ -127,8 +153,16 @@ def new_machine(region: RunningRegion, owner: str | None) -> str:
 
 
 def test_every_rule_has_a_row_and_every_row_a_rule():
-    assert set(TABLE) == set(ACTIONS) == set(MACHINE_RULES)
+    assert set(TABLE) == set(ACTIONS)
+    assert set(MACHINE_RULES) == set(ACTIONS) - HANDLER_ACTIONS - set(ALIASES)
+    assert all(TABLE[alias] == TABLE[rule] for alias, rule in ALIASES.items())
     assert all(set(row) == set(ROLES) for row in TABLE.values())
+
+
+def test_every_machine_action_of_the_api_has_a_row():
+    """What describe/ lists for MachineHandler is exactly what the table checks."""
+    (handler,) = [h for h in all_handlers() if h.name == "MachineHandler"]
+    assert {(a.method, a.op) for a in handler.actions} == set(ACTIONS.values())
 
 
 def test_deviations_from_maas_are_exactly_the_listed_ones():
@@ -152,7 +186,11 @@ def test_permission_table(lab, action, role):
         response = api.request(method, f"machines/{system_id}/", op)
     assert response.status_code == expected, (action, role, response.text)
     if expected == 403:
-        assert response.text == ""  # MAAS's empty body for node permission failures
+        # MAAS's empty body for node permission failures; the API's words for admin-only actions
+        assert response.text == ("This method is reserved for admin users." if action in HANDLER_ACTIONS else "")
     with region.api() as api:
-        status = api.get(f"machines/{system_id}/").json()["status_name"]
-    assert status == (STATUS_AFTER.get(action, "New") if expected == 200 else "New")
+        after = api.get(f"machines/{system_id}/")
+    if action == "delete" and expected == 204:
+        assert after.status_code == 404
+        return
+    assert after.json()["status_name"] == (STATUS_AFTER.get(action, "New") if expected == 200 else "New")

@@ -26,7 +26,7 @@ from metalplane.region.api.framework import API_PREFIX, DEFAULT_MAX_BODY, Handle
 from metalplane.region.api.params import Params, parse_body, read_body
 from metalplane.region.api.proxies import site_of
 from metalplane.region.db.transaction import TxLog
-from metalplane.region.errors import NotFound, RegionError, Unauthenticated, Unavailable
+from metalplane.region.errors import NotFound, PermissionDenied, RegionError, Unauthenticated, Unavailable
 from metalplane.region.services.users import User, user_for_token
 
 log = logging.getLogger(__name__)
@@ -190,11 +190,17 @@ def endpoint_for(handler: Handler):
         try:
             user: User | None = None
             if handler.max_body > DEFAULT_MAX_BODY:
-                # A large body (an upload) is only read for a caller who said who they are.
+                # A large body (an upload) is only read for a caller who said who they are and
+                # may run the action: a non-admin's call of an admin action (named by the query
+                # string's op, as MAAS's clients send it) is refused before its body is read.
                 user = await authenticate(request, db)
                 if user is None:
                     raise Unauthenticated("Authorization Error: this resource needs an API key (OAuth PLAINTEXT)")
-            limit = handler.max_body if user is not None else DEFAULT_MAX_BODY
+                named = handler.find(request.method, request.query_params.get("op") or None)
+                if named is not None and named.admin and not user.is_superuser:
+                    raise PermissionDenied("This method is reserved for admin users.")
+            # Only admins get a handler's large limit (every large-body action is an admin's).
+            limit = handler.max_body if user is not None and user.is_superuser else DEFAULT_MAX_BODY
             params = await request_params(request, limit)  # 400/413 before authentication
             if user is None:
                 user = await authenticate(request, db)

@@ -80,7 +80,8 @@ class Handler:
     described: bool = True  # False for a second route of a described handler
     actions: list[Action] = field(default_factory=list)
     model: str | None = None  # MAAS's model name in 404s; default: the name without "Handler"
-    # Bodies above DEFAULT_MAX_BODY (file uploads) are only read once the caller is authenticated.
+    # Bodies above DEFAULT_MAX_BODY (file uploads) are only read once the caller is authenticated
+    # as an admin (every action of such a handler that takes a body is an admin's).
     max_body: int = DEFAULT_MAX_BODY
 
     @property

@@ -26,7 +26,6 @@ from metalplane.region.errors import Invalid, Refused, TooLarge
 
 TRUE_WORDS = {"true", "1", "yes", "on"}
 FALSE_WORDS = {"false", "0", "no", "off", ""}  # Django: an empty value is False
-API_BODY_MAX = 2 * 1024 * 1024  # any API call's body; uploads go to their own routes
 MAX_FIELDS = 1_500  # parameters in one request (a list may have MAX_LIST values, plus the others)
 
 
