@@ -272,3 +272,15 @@ def test_region_controllers_show_their_services(api):
     # this region runs on the host's network: no named or chronyd (dns_port, ntp_port 0)
     assert services["bind9"] == ("off", "not run by this region (dns_port: 0 in regiond.conf)")
     assert region["domain"]["resource_uri"] == "/MAAS/api/2.0/domains/0/"
+
+    # Each status change of the region's services is an event of the region (issue 16), once:
+    # the reports that follow every 5 s change nothing.
+    def changes() -> list[str]:
+        found = ok(api.get("events/", op="query", hostname=region["hostname"], limit="1000"))["events"]
+        return [e["description"] for e in found if e["type"] == "Service status changed"]
+
+    seen = wait_until(lambda: len(found := changes()) >= 2 and found, 10, what="the region's status events")
+    assert sorted(seen) == [
+        "bind9: unknown -> off (not run by this region (dns_port: 0 in regiond.conf))",
+        "ntp_region: unknown -> off (not run by this region (ntp_port: 0 in regiond.conf))",
+    ], seen

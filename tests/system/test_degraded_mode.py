@@ -2,7 +2,8 @@
 (kill -9). New DHCP clients still get leases (from the primary, then from the
 secondary once the primary rack is killed too), TFTP and HTTP boot of a cached image
 are still served, the racks say they are degraded; what they queued meanwhile (lease
-events, the isolation itself) reaches the region after it returns: counted, none lost."""
+events, the isolation itself) reaches the region after it returns: counted, none lost.
+Meanwhile each rack's board on disk says rackd is degraded and its chronyd serves time."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from metalplane.images.publish import publish_image
+from metalplane.rack.services import read_board
 from tests.support.netlab import Lab
 from tests.support.processes import wait_until
 from tests.support.stack import Stack, region_and_two_racks
@@ -142,6 +144,20 @@ def test_racks_serve_without_any_region_and_deliver_what_they_queued(databases, 
             # A machine's iPXE script: with no region to ask, boot from the local disk.
             script = fetcher.run(["curl", "-sf", f"http://{address}:5248/ipxe.cfg-52-54-00-00-00-99"], check=False)
             assert script.returncode == 0 and "#!ipxe" in script.stdout
+
+        # What each rack says of itself meanwhile (its board on disk: no region can hear it),
+        # and NTP: each rack's chronyd keeps serving time.
+        for name in racks:
+            rackd = read_board(stack.racks[name][1])["rackd"]
+            assert rackd["status"] == "degraded", (name, rackd)
+            assert rackd["status_info"].startswith("no region controller reachable"), (name, rackd)
+        for address in (PRIMARY, SECONDARY):
+            wait_until(
+                lambda a=address: fetcher.run(["sntp", "-t", "2", a], check=False, timeout=20).returncode == 0,
+                30,
+                interval=1,
+                what=f"time from {address} without any region",
+            )
 
         # The primary rack dies too (rackd and its Kea): the secondary serves new clients.
         rack1_data = stack.racks["rack1"][1]

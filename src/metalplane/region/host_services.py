@@ -20,7 +20,8 @@ them in step with the database:
 
 Statuses, for `region-controllers read`: `bind9` and `ntp_region`, written to
 the region node's service rows at once when a daemon starts, dies or refuses a
-configuration (the daemons' `on_change`), and every `REPORT_INTERVAL` seconds.
+configuration (the daemons' `on_change`), and every `REPORT_INTERVAL` seconds; each
+status change is a SERVICE_STATUS_CHANGED event of the region, as a rack's are.
 """
 
 from __future__ import annotations
@@ -32,18 +33,15 @@ import socket
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 
-from sqlalchemy import func
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from metalplane.config.region import RegionConfig
 from metalplane.dns.named import NamedError
 from metalplane.ntp import ChronyError, ChronyService, region_config
 from metalplane.region.db.notifications import listen_forever
-from metalplane.region.db.tables import service_status
 from metalplane.region.db.transaction import transaction
 from metalplane.region.dns import AuthoritativeDns, AuthoritativeOptions, DnsModel, InvalidDnsModel
-from metalplane.region.services import connections, consequences, dns_model, rack_services
+from metalplane.region.services import connections, consequences, dns_model, rack_services, racks
 
 log = logging.getLogger("metalplane.region.services")
 
@@ -216,14 +214,10 @@ class RegionServices:
                 self.report_wanted.set()
 
     async def _report(self) -> None:
+        """The statuses to the region node's service rows; each change an event (as a rack's)."""
+        reported = {name: (status, info[:500]) for name, (status, info) in self.statuses().items()}
         async with self.db.begin() as conn:
-            for name, (status, info) in self.statuses().items():
-                values = dict(status=status, status_info=info[:500])
-                await conn.execute(
-                    insert(service_status)
-                    .values(node_id=self.region_id, name=name, **values)
-                    .on_conflict_do_update(index_elements=["node_id", "name"], set_={**values, "updated": func.now()})
-                )
+            await racks.store_services(conn, self.region_id, reported)
 
     async def stop(self) -> None:
         for service in (self.dns, self.ntp):

@@ -224,20 +224,22 @@ async def update_services(conn: AsyncConnection, node_id: int, services: list[di
         if name not in RACK_SERVICES:
             continue
         reported[name] = (status if status in SERVICE_STATES else "unknown", str(item.get("status_info", ""))[:500])
-    await _store_services(conn, node_id, reported)
+    await store_services(conn, node_id, reported)
 
 
 async def mark_unreachable(conn: AsyncConnection, node_id: int) -> list[tuple[str, str, str]]:
     """The rack's last connection is gone: rackd dead, its other services unknown (with
     events). Idempotent: the rows are locked first, so of two workers losing the rack's
     two links at once, the second finds nothing left to change."""
-    return await _store_services(conn, node_id, None)
+    return await store_services(conn, node_id, None)
 
 
-async def _store_services(
+async def store_services(
     conn: AsyncConnection, node_id: int, reported: dict[str, tuple[str, str]] | None
 ) -> list[tuple[str, str, str]]:
-    """Store `reported`, or (None) the lost rack's statuses made from what it last reported."""
+    """Store a controller's `reported` statuses (a rack's report, or a region's named and
+    chronyd), or (None) the lost rack's statuses made from what it last reported. Each
+    status change is a SERVICE_STATUS_CHANGED event; unchanged rows are not rewritten."""
     rows = await conn.execute(
         select(service_status.c.name, service_status.c.status, service_status.c.status_info)
         .where(service_status.c.node_id == node_id)
