@@ -764,3 +764,54 @@ def test_the_cli_grammar(shared_region, tmp_path):
         assert httpx.get(file_url(shared_region.url, sha(data))).content == data
     finally:
         cli("bt", "boot-resource", "delete", str(created["id"]))
+
+
+def test_a_built_image_uploads_with_progress_lines_off_a_terminal(api, shared_region, tmp_path, monkeypatch, capsys):
+    """`images build-ephemeral --import-into PROFILE`'s upload: off a terminal, a plain line at
+    each tenth of each file (a terminal gets a bar, tests/unit/test_operations.py), and the set
+    is complete on the region."""
+    import subprocess
+    import sys
+
+    from metalplane.cli.images_cmd import upload_build
+    from metalplane.images.build import BuildResult
+    from metalplane.images.simplestreams import StreamItem
+
+    out = tmp_path / "image"
+    out.mkdir()
+    contents = {"boot-kernel": secrets.token_bytes(9 * MiB + 77), "boot-initrd": secrets.token_bytes(5000)}
+    for ftype, data in contents.items():
+        (out / ftype).write_bytes(data)
+    result = BuildResult(
+        name=f"ephemeral/{unique()}",
+        architecture="amd64/generic",
+        version="20261124.1",
+        kernel_package="linux-image-test",
+        kernel_release="6.1.0-test",
+        modules=[],
+        missing_modules=[],
+        out=out,
+        files=[StreamItem(ftype, ftype, sha(data), len(data)) for ftype, data in contents.items()],
+    )
+    monkeypatch.setenv("METALPLANE_PROFILES", str(tmp_path / "profiles.json"))
+    login = subprocess.run(
+        [sys.executable, "-m", "metalplane", "login", "bt", shared_region.url, shared_region.api_key],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert login.returncode == 0, login.stderr
+    said: list[str] = []
+    assert upload_build("bt", result, said.append) == 0
+    resource_id = int(said[-1].split("as boot resource ")[1].split()[0])
+    try:
+        err = capsys.readouterr().err.splitlines()
+        kernel = [line for line in err if line.startswith("uploading boot-kernel: ")]
+        assert [int(line.split(": ")[1].split("%")[0]) for line in kernel] == list(range(10, 101, 10)), err
+        assert kernel[-1] == "uploading boot-kernel: 100% (9.0 MiB of 9.0 MiB)"
+        assert len([line for line in err if line.startswith("uploading boot-initrd: ")]) == 10
+        assert "\x1b[" not in "".join(err)  # no bar drawn off a terminal
+        assert only_set(ok(api.get(f"boot-resources/{resource_id}/")))["complete"]
+    finally:
+        api.delete(f"boot-resources/{resource_id}/")

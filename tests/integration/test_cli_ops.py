@@ -3,14 +3,21 @@ the seeds' command names, `init` on an external database, units, logs, and no se
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import pty
 import random
+import re
 import secrets
+import select
 import socket
 import stat
 import subprocess
 import sys
+import termios
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -22,6 +29,7 @@ from metalplane.config.rack import rack_config_path, update_rack_config
 from metalplane.config.region import load_region_config
 from metalplane.embedded.init import run_db
 from metalplane.logs import FORMAT, LineFormatter
+from metalplane.rack.daemon import POWER_DRAIN
 from metalplane.region.db.engine import sync_engine
 from metalplane.region.services import cluster
 from tests.support.bmc_ipmi import IpmiSimBmc
@@ -64,10 +72,74 @@ def stop_data_dir(data_dir: Path) -> None:
     subprocess.run([*METALPLANE, "stop", "--data-dir", str(data_dir)], capture_output=True, timeout=180)
 
 
+def register_rack(region, secret: str, data_dir: Path, hostname: str) -> None:
+    """`metalplane rack register` (the rack then runs from its unit), waited for on the region."""
+    joined = run(
+        [*METALPLANE, "rack", "register", "--url", region.url, "--secret", secret]
+        + ["--data-dir", str(data_dir), "--hostname", hostname]
+    )
+    assert joined.returncode == 0, joined.stderr
+    wait_until(lambda: any(r["hostname"] == hostname for r in racks(region)), 30, what=f"rack {hostname}")
+
+
+def create_machine(api, hostname: str, mac: str, power_type: str, params: dict, **fields: str) -> str:
+    created = api.post(
+        "machines/",
+        architecture="amd64/generic",
+        hostname=hostname,
+        mac_addresses=mac,
+        power_type=power_type,
+        **fields,
+        **{f"power_parameters_{k}": v for k, v in params.items()},
+    )
+    assert created.status_code in (200, 201), created.text
+    return created.json()["system_id"]
+
+
 def log_files(*roots: Path) -> list[Path]:
     return [
         p for root in roots for p in root.rglob("*") if p.is_file() and (p.suffix == ".log" or p.parent.name == "log")
     ]
+
+
+def run_on_terminal(args: list[str], answers: list[tuple[str, str]], timeout: float = 180) -> tuple[int, str, int]:
+    """Run `args` on a pseudo-terminal of its own (its controlling terminal, as a login shell's),
+    typing each answer once its prompt has appeared. Returns the exit code, all it printed
+    and how many of the prompts it asked."""
+    master, slave = pty.openpty()
+
+    def take_terminal() -> None:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        args, stdin=slave, stdout=slave, stderr=slave, start_new_session=True, preexec_fn=take_terminal
+    )
+    os.close(slave)
+    seen, cursor, asked = b"", 0, 0
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if asked < len(answers) and (at := seen.find(answers[asked][0].encode(), cursor)) >= 0:
+                cursor = at + len(answers[asked][0])
+                os.write(master, answers[asked][1].encode() + b"\n")
+                asked += 1
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO: the process closed the terminal
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            elif proc.poll() is not None:
+                break
+        return proc.wait(timeout=max(deadline - time.monotonic(), 1)), seen.decode(errors="replace"), asked
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
 
 
 # -- the seeds' command names ---------------------------------------------------------------
@@ -123,6 +195,15 @@ def test_maas_rack_register_registers_a_rack_and_maas_rack_config_shows_it(regio
         )
         assert piped.returncode == 0, piped.stderr
         assert len([r for r in racks(region) if r["hostname"] == "compat-rack"]) == 1
+        # On a terminal it asks for both, as MAAS's does, and the secret is not echoed.
+        code, said, asked = run_on_terminal(
+            [str(BIN / "maas-rack"), "register", "--data-dir", str(data_dir), "--hostname", "compat-rack"],
+            [("MAAS region controller URL: ", region.url), ("Secret (hex/base16 encoded): ", secret)],
+        )
+        assert code == 0 and "registered with cluster" in said, said
+        assert asked == 2 and secret not in said  # the URL is echoed as typed; the secret is not
+        assert region.url in said
+        assert [r["system_id"] for r in racks(region) if r["hostname"] == "compat-rack"] == [found[0]["system_id"]]
     finally:
         stop_data_dir(data_dir)
 
@@ -156,6 +237,51 @@ def test_maas_region_local_config_set_edits_the_region_config(workdir):
     bad = run([maas_region, "local_config_set", *data, "--num-workers", "0"])
     assert bad.returncode != 0 and "num_workers" in bad.stderr
     assert run([maas_region, "no_such_command"]).returncode == 2
+
+
+def test_a_stopping_rack_finishes_its_power_action_in_flight(region, workdir):
+    """The rack unit's stop (SIGTERM from `metalplane stop`, as `systemctl stop` sends it) lets a
+    power action that is talking to a slow BMC finish before the rack exits: the machine is on
+    and the API call that asked for it answers 200, not an error from a rack that went away."""
+    secret = run_db(region.config, cluster.shared_secret)
+    data_dir = loopback_rack_dir(workdir / "draining-rack")
+    bmc = HttpBmcEmulator(workdir / "slow-bmc", [HttpBmc("slow", "127.0.0.1", 0)])
+    outcome: dict = {}
+    try:
+        bmc.start()
+        register_rack(region, secret, data_dir, "draining-rack")
+        with region.api() as api:
+            system_id = create_machine(
+                api, "slow-bmc", "52:54:00:98:00:01", "redfish", bmc.params("slow"), commission="false"
+            )
+            # The rack's first poll of the new BMC is over (it is not the request waited for below).
+            wait_until(
+                lambda: api.get(f"machines/{system_id}/").json()["power_state"] == "off", 60, what="the first poll"
+            )
+        assert bmc.power_state("slow") == "Off"
+        bmc.reset_counters("slow")
+        bmc.set_delay("slow", 2.0)  # each BMC request: the action takes several seconds
+
+        def power_on() -> None:
+            with region.api() as api:
+                outcome["response"] = api.post(f"machines/{system_id}/", op="power_on")
+
+        asking = threading.Thread(target=power_on)
+        asking.start()
+        wait_until(lambda: bmc.state("slow")["in_flight"] >= 1, 60, interval=0.1, what="the rack at the BMC")
+        stopped = run([*METALPLANE, "stop", "--data-dir", str(data_dir)])
+        assert stopped.returncode == 0 and "rackd: stopped" in stopped.stdout, stopped.stdout + stopped.stderr
+        asking.join(60)
+        assert not asking.is_alive()
+        bmc.set_delay("slow", 0.0)
+        assert outcome["response"].status_code == 200, outcome["response"].text
+        assert bmc.power_state("slow") == "On"
+        log = (data_dir / "log" / "rackd.log").read_text()
+        assert f"waiting up to {POWER_DRAIN:.0f} s for 1 power action(s) in flight" in log
+        assert "rack stopped after" in log and "unfinished" not in log and "TimeoutStopSec" not in log
+    finally:
+        stop_data_dir(data_dir)
+        bmc.stop()
 
 
 # -- init on an external PostgreSQL ------------------------------------------------------------
@@ -240,6 +366,10 @@ def test_init_on_an_external_database_units_and_logs(databases, workdir):
     try:
         done = init_region(data_dir, "--database-uri", uri)
         assert done.returncode == 0, done.stdout + done.stderr
+        # Not a terminal: init's progress is one plain line per step, in order, and no bar.
+        steps = re.findall(r"^\[(\d)/6\] (.+)$", done.stdout, re.M)
+        assert [int(n) for n, _ in steps] == [1, 2, 3, 4, 5, 6], done.stdout
+        assert steps[2][1] == "using the external PostgreSQL" and "\x1b[" not in done.stdout + done.stderr
         assert f"PostgreSQL: external, database '{dbname}'" in done.stdout
         assert "systemd is not PID 1 here" in done.stdout
         assert not (data_dir / "db").exists()  # no cluster of its own
@@ -291,23 +421,7 @@ def test_canary_secrets_never_reach_a_log(region, databases, workdir):
     try:
         ipmi.start()
         redfish.start()
-        joined = run(
-            [
-                *METALPLANE,
-                "rack",
-                "register",
-                "--url",
-                region.url,
-                "--secret",
-                shared,
-                "--data-dir",
-                str(data_dir),
-                "--hostname",
-                "canary-rack",
-            ]
-        )
-        assert joined.returncode == 0, joined.stderr
-        wait_until(lambda: any(r["hostname"] == "canary-rack" for r in racks(region)), 30, what="the rack")
+        register_rack(region, shared, data_dir, "canary-rack")
         machines = []
         with region.api() as api:
             for n, (ptype, params) in enumerate(
@@ -317,16 +431,7 @@ def test_canary_secrets_never_reach_a_log(region, databases, workdir):
                     ("redfish", {**redfish.params("rf"), "power_user": "nobody", "power_pass": wrong_canary}),
                 )
             ):
-                created = api.post(
-                    "machines/",
-                    architecture="amd64/generic",
-                    power_type=ptype,
-                    mac_addresses=f"52:54:00:99:00:{n:02x}",
-                    hostname=f"canary-{n}",
-                    **{f"power_parameters_{k}": v for k, v in params.items()},
-                )
-                assert created.status_code in (200, 201), created.text
-                machines.append(created.json()["system_id"])
+                machines.append(create_machine(api, f"canary-{n}", f"52:54:00:99:00:{n:02x}", ptype, params))
             ipmi_id, rf_id, bad_id = machines
             for system_id in (ipmi_id, rf_id):
                 for op in ("power_on", "power_cycle", "power_off"):
