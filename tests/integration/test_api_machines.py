@@ -200,6 +200,34 @@ def test_update_applies_every_documented_field(api, made):
         api.delete(f"resourcepool/{pool['id']}/")
 
 
+def test_update_sets_the_power_type_and_parameters(api, made):
+    m = made(hostname=name())
+    path = f"machines/{m['system_id']}/"
+    response = api.put(
+        path,
+        power_type="ipmi",
+        power_parameters_power_address="10.9.0.5",
+        power_parameters_power_user="root",
+        power_parameters_power_pass="pw",
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["power_type"] == "ipmi"
+    shown = api.get(path, op="power_parameters").json()
+    assert (shown["power_address"], shown["power_user"], shown["power_pass"]) == ("10.9.0.5", "root", "pw")
+    bad = api.put(path, power_parameters_power_address="not an address!")
+    assert bad.status_code == 400 and list(bad.json()) == ["power_parameters_power_address"], bad.text
+    # skip_check stores what is given unchecked; it is a flag, never a stored parameter
+    skipped = api.put(path, power_parameters_power_address="not an address!", power_parameters_skip_check="true")
+    assert skipped.status_code == 200, skipped.text
+    shown = api.get(path, op="power_parameters").json()
+    assert shown["power_address"] == "not an address!" and "skip_check" not in shown
+    again = api.put(path, power_parameters_power_address="10.9.0.6")  # a checked update still works after it
+    assert again.status_code == 200, again.text
+    assert api.get(path, op="power_parameters").json()["power_address"] == "10.9.0.6"
+    assert api.put(path, power_type="manual").status_code == 200
+    assert api.get(path, op="power_parameters").json() == {}
+
+
 @pytest.mark.parametrize(
     ("fields", "error_field"),
     [

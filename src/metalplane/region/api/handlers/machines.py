@@ -26,8 +26,13 @@ POWER_DOC = """
 
 
 def power_flat(ctx: Ctx) -> dict[str, str]:
+    """The power_parameters_NAME fields, by NAME; power_parameters_skip_check is a flag, not a parameter."""
     prefix = "power_parameters_"
-    return {name[len(prefix) :]: ctx.params.str(name) or "" for name in ctx.params.names() if name.startswith(prefix)}
+    return {
+        name[len(prefix) :]: ctx.params.str(name) or ""
+        for name in ctx.params.names()
+        if name.startswith(prefix) and name != "power_parameters_skip_check"
+    }
 
 
 async def list_machines(ctx: Ctx) -> list:
