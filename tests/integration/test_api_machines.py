@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.data.maas_node_fields import MACHINE_READ_KEYS
+from tests.integration.test_api_nodes import FACTS, commission_with
 
 
 def mac() -> str:
@@ -159,6 +160,31 @@ def test_sixteen_identical_concurrent_creates_make_one_machine(api, shared_regio
     assert len(found) == 1
 
 
+def test_concurrent_creates_of_one_mac_under_different_hostnames_make_one_machine(api, shared_region):
+    """The MAC alone is unique under a race (the database index, not only the hostname's)."""
+    address, prefix = mac(), name("racemac")
+
+    def create(i: int) -> tuple[int, str]:
+        with shared_region.api() as client:
+            response = client.post(
+                "machines/",
+                architecture="amd64/generic",
+                mac_addresses=address,
+                hostname=f"{prefix}-{i}",
+                commission="false",
+            )
+            return response.status_code, response.text
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(create, range(8)))
+    found = api.get("machines/", mac_address=address).json()
+    for m in found:
+        api.delete(f"machines/{m['system_id']}/")
+    assert sorted(status for status, _ in answers) == [200] + [400] * 7, answers
+    assert all("mac_addresses" in text for status, text in answers if status == 400), answers
+    assert len(found) == 1
+
+
 def test_update_applies_every_documented_field(api, made):
     m = made(hostname=name())
     zone = api.post("zones/", name=name("z")).json()
@@ -278,6 +304,30 @@ def test_read_filters(api, made):
         for m in api.get("machines/", zone=zone["name"]).json():
             api.delete(f"machines/{m['system_id']}/")
         api.delete(f"zones/{zone['name']}/")
+
+
+def test_owner_and_agent_name_filters_find_allocated_machines(api, shared_region, made):
+    a, b = made(hostname=name()), made(hostname=name())
+    ids = {a["system_id"], b["system_id"]}
+    for m in (a, b):
+        assert commission_with(shared_region, api, m["system_id"], FACTS, {"00-cpuinfo": 0})["status_name"] == "Ready"
+    agent = name("agent")
+    taken = api.post("machines/", op="allocate", system_id=a["system_id"], agent_name=agent)
+    assert taken.status_code == 200, taken.text
+    try:
+
+        def found(**filters) -> set[str]:
+            response = api.get("machines/", **filters)
+            assert response.status_code == 200, response.text
+            return {m["system_id"] for m in response.json()} & ids
+
+        assert found(owner="admin") == {a["system_id"]}
+        assert found(not_owner="admin") == {b["system_id"]}
+        assert found(agent_name=agent) == {a["system_id"]}
+        assert found(agent_name=name("other")) == set()
+        assert found(owner="admin", agent_name=agent, status="allocated") == {a["system_id"]}
+    finally:
+        api.post(f"machines/{a['system_id']}/", op="release")
 
 
 @pytest.mark.parametrize(
