@@ -24,6 +24,13 @@ does, so these hold against both):
 * `BootResources.start_import()` returns the body, `b"Import of boot resources started"`,
   not an object; with no url it imports what the boot sources select, as MAAS.
 * Macaroon (Candid) login is not supported by metalplane (nor needed).
+
+One test holds here only: `Machine.save()` sends a changed `owner_data` with
+`set_owner_data`, which real MAAS refuses (409 "Cannot set workload annotation:
+it hasn't been acquired.") unless the caller owns the machine; metalplane lets an
+admin or user set it on a machine nobody owns (services/permissions.py, on
+purpose), so `test_machines_including_save` passes against metalplane and would
+fail against MAAS at `save()`.
 """
 
 from __future__ import annotations
