@@ -188,6 +188,57 @@ def test_subnet_lookup_by_an_address_with_a_zone_id(api, net):
     rejected(api.put(f"subnets/{net['subnet']['id']}/", gateway_ip="fe80::1%eth0"), "gateway_ip")
 
 
+# IPv6 zone ids where a service parsed the address with Python's ipaddress, which takes them
+# (500s the issue-11 audit found after the walk passed: these parameters rarely draw a zone id).
+
+ZONED = "fd0b:203::5%eth0"
+
+
+@pytest.fixture
+def net6(api):
+    subnet = ok(api.post("subnets/", cidr="fd0b:203::/64"))
+    device = ok(
+        api.post(
+            "devices/",
+            mac_addresses=f"52:54:00:fe:02:{secrets.randbelow(256):02x}",
+            hostname=f"reg-{secrets.token_hex(3)}",
+        )
+    )
+    yield {"subnet": subnet, "device": device}
+    api.delete(f"devices/{device['system_id']}/")
+    api.delete(f"subnets/{subnet['id']}/")
+
+
+@pytest.mark.parametrize(
+    "path, fields, field",
+    [
+        ("ipaddresses/?op=reserve", {"ip": ZONED}, "ip_address"),
+        ("ipaddresses/?op=release", {"ip": ZONED}, "ip"),
+        ("dnsresources/", {"fqdn": "reg-zoned.maas", "ip_addresses": ZONED}, "ip_addresses"),
+        ("discovery/?op=clear_by_mac_and_ip", {"ip": ZONED, "mac": "00:11:22:33:44:55"}, "ip"),
+    ],
+)
+def test_service_addresses_with_zone_ids(api, net6, path, fields, field):
+    rejected(api.post(path, **fields), field)
+
+
+def test_reading_reservations_by_an_address_with_a_zone_id(api, net6):
+    response = api.get("ipaddresses/", ip=ZONED)
+    assert (response.status_code, response.text) == (400, "Parameter 'ip' must contain an IP address.")
+
+
+def test_linking_an_address_with_a_zone_id(api, net6):
+    device, subnet = net6["device"], net6["subnet"]
+    response = api.post(
+        f"nodes/{device['system_id']}/interfaces/{device['interface_set'][0]['id']}/",
+        op="link_subnet",
+        mode="static",
+        subnet=subnet["id"],
+        ip_address=ZONED,
+    )
+    assert rejected(response, "ip_address") == ["Enter a valid IPv4 or IPv6 address."]
+
+
 # -- NUL ------------------------------------------------------------------------------------------
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +21,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.region import validation
 from metalplane.region.db.tables import dhcp_leases, discoveries, fabrics, interfaces, ip_addresses, nodes, vlans
 from metalplane.region.errors import Invalid, NotFound, Refused
 
@@ -54,10 +54,10 @@ def parse_discovery_id(value: str) -> tuple[str, str]:
         ip, _, mac = base64.b64decode(value.encode(), validate=True).decode().partition(",")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise NotFound("Discovery") from None
-    try:
-        return str(ipaddress.ip_address(ip)), mac.lower()
-    except ValueError:
-        raise NotFound("Discovery") from None
+    address = validation.parse_ip(ip)
+    if address is None:
+        raise NotFound("Discovery")
+    return str(address), mac.lower()
 
 
 async def record(conn: AsyncConnection, rack_id: int, observations: list[dict[str, Any]]) -> int:
@@ -165,10 +165,10 @@ async def clear(conn: AsyncConnection, everything: bool, mdns: bool, neighbours:
 
 
 async def clear_by_mac_and_ip(conn: AsyncConnection, ip: str, mac: str) -> None:
-    try:
-        ip = str(ipaddress.ip_address(ip.strip()))
-    except ValueError:
-        raise Invalid.field("ip", "Enter a valid IPv4 or IPv6 address.") from None
+    address = validation.parse_ip(ip.strip())  # no IPv6 zone ids: inet refuses them
+    if address is None:
+        raise Invalid.field("ip", "Enter a valid IPv4 or IPv6 address.")
+    ip = str(address)
     result = await conn.execute(
         delete(discoveries).where(discoveries.c.ip == ip, discoveries.c.mac == mac.strip().lower())
     )

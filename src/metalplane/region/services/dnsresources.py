@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from metalplane.region import validation
 from metalplane.region.db.tables import dnsdata, dnsresources, domains, nodes
 from metalplane.region.dns.zones import RRTYPES
 from metalplane.region.errors import FieldErrors, Invalid, NotFound, raise_if
@@ -101,10 +102,10 @@ def parse_addresses(value: str | None) -> list[str]:
     for part in re.split(r"[,\s]+", (value or "").strip()):
         if not part:
             continue
-        try:
-            out.append(str(ip_address(part)))
-        except ValueError:
-            raise Invalid.field("ip_addresses", f"'{part}' is not a valid IP address.") from None
+        address = validation.parse_ip(part)  # no IPv6 zone ids: inet refuses them
+        if address is None:
+            raise Invalid.field("ip_addresses", f"'{validation.shown(part)}' is not a valid IP address.")
+        out.append(str(address))
     return list(dict.fromkeys(out))
 
 

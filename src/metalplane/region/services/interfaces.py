@@ -9,7 +9,7 @@ no address until deployment; a STICKY link without one is `link_up`.
 from __future__ import annotations
 
 import re
-from ipaddress import ip_address, ip_network
+from ipaddress import ip_network
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -300,10 +300,11 @@ async def link_subnet(
         ]
     ip = fields.get("ip_address")
     if ip:
-        try:
-            ip = str(ip_address(ip))
-        except ValueError:
+        address = validation.parse_ip(ip)  # no IPv6 zone ids: inet refuses them
+        if address is None:
             errors["ip_address"] = ["Enter a valid IPv4 or IPv6 address."]
+        else:
+            ip = str(address)
     default_gateway = bool(fields.get("default_gateway"))
     if default_gateway:
         if mode not in ("auto", "static"):

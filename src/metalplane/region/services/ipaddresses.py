@@ -161,10 +161,10 @@ async def reserve(
     if hostname:
         node_fields.clean_hostname(hostname)
     if ip is not None:
-        try:
-            ip = str(ip_address(ip))
-        except ValueError:
-            raise Invalid.field("ip_address", "Enter a valid IPv4 or IPv6 address.") from None
+        address = validation.parse_ip(ip)  # not ip_address(): it takes zone ids, which inet refuses
+        if address is None:
+            raise Invalid.field("ip_address", "Enter a valid IPv4 or IPv6 address.")
+        ip = str(address)
         subnet = await best_subnet_for(conn, ip)
         if subnet is None:
             raise Refused(f"No known subnet for IP address: {ip}.")
@@ -205,10 +205,10 @@ async def release(conn: AsyncConnection, user: User, ip: str | None, force: bool
         raise Refused("No provided ip!")
     if force and not user.is_superuser:
         raise PermissionDenied("Force-releasing an IP address requires admin privileges.")
-    try:
-        ip = str(ip_address(ip))
-    except ValueError:
-        raise Invalid.field("ip", "Enter a valid IPv4 or IPv6 address.") from None
+    address = validation.parse_ip(ip)
+    if address is None:
+        raise Invalid.field("ip", "Enter a valid IPv4 or IPv6 address.")
+    ip = str(address)
     query = select(ip_addresses.c.id).where(ip_addresses.c.ip == ip)
     if force:
         query = query.where(
@@ -257,10 +257,10 @@ async def list_addresses(
     elif not all_:
         query = query.where(ip_addresses.c.user_id == user.id)
     if ip is not None:
-        try:
-            query = query.where(ip_addresses.c.ip == str(ip_address(ip)))
-        except ValueError:
-            raise Refused("Parameter 'ip' must contain an IP address.") from None
+        address = validation.parse_ip(ip)
+        if address is None:
+            raise Refused("Parameter 'ip' must contain an IP address.")
+        query = query.where(ip_addresses.c.ip == str(address))
     if not all_ and ids is None:
         query = query.where(ip_addresses.c.alloc_type == USER_RESERVED)
     return rows(await conn.execute(query))
