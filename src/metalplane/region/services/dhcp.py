@@ -21,6 +21,7 @@ from metalplane.region.services import connections, settings
 from metalplane.region.services.domain_views import default_domain_name
 from metalplane.rpc.nodes import RACK_TYPES, NodeType
 
+
 @dataclass(frozen=True)
 class RackOnVlan:
     node_id: int
