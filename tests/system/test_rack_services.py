@@ -190,6 +190,51 @@ def test_a_machine_s_name_follows_its_dhcp_address_within_seconds(stack):
     assert dig(client, rack, ipaddress.ip_address(moved.ip).reverse_pointer, "PTR").data == ["m1.maas."]
 
 
+def test_dhcp_names_the_subnet_s_dns_servers_and_the_default_domain(stack):
+    """A subnet's dns_servers replace the racks in DHCP's DNS option; after set_default the
+    machines are in the new domain: DHCP hands its name out and the machine's name resolves
+    in it through the rack (and no longer in maas)."""
+    rack = RACKS["rack1"][1]
+    subnet = next(s for s in stack.api("subnets", "read") if s["cidr"] == PXE)
+    m2 = stack.lab.add_host("m2", {"pxe": None}, macs={"pxe": "52:54:00:76:01:02"})
+    stack.api(
+        "machines",
+        "create",
+        "hostname=m2",
+        "mac_addresses=52:54:00:76:01:02",
+        "architecture=amd64/generic",
+        "power_type=manual",
+    )
+    lease = m2.dhcp_udhcpc("pxe", timeout=20)
+    assert lease.env.get("domain") == "maas" and lease.env.get("dns", "").split() == [rack]
+    stack.api("subnet", "update", str(subnet["id"]), f"dns_servers={UPSTREAM}")
+    try:
+        wait_until(
+            lambda: m2.dhcp_udhcpc("pxe", timeout=10).env.get("dns", "").split() == [UPSTREAM],
+            15,
+            interval=0.5,
+            what="the subnet's dns_servers in DHCP",
+        )
+    finally:
+        stack.api("subnet", "update", str(subnet["id"]), "dns_servers=")
+    domain = stack.api("domains", "create", "name=lab.test")
+    stack.api("domain", "set-default", str(domain["id"]))
+    try:
+        moved = wait_until(
+            lambda: (ls := m2.dhcp_udhcpc("pxe", timeout=10)).env.get("domain") == "lab.test" and ls,
+            15,
+            interval=0.5,
+            what="the new default domain in DHCP",
+        )
+        assert moved.env.get("dns", "").split() == [rack]
+        wait_until(lambda: dig(m2, rack, "m2.lab.test").data == [moved.ip], 5, interval=0.1, what="m2.lab.test")
+        wait_until(lambda: dig(m2, rack, "m2.maas").status == "NXDOMAIN", 5, interval=0.1, what="m2.maas gone")
+    finally:
+        stack.api("domain", "set-default", "0")
+    stack.api("domain", "delete", str(domain["id"]))
+    wait_until(lambda: dig(m2, rack, "m2.maas").data, 5, interval=0.1, what="m2.maas back")
+
+
 def daemon_pids(host: Host, comm: str) -> list[int]:
     return [pid for pid in host.pids() if Path(f"/proc/{pid}/comm").read_text().strip() == comm]
 
@@ -330,6 +375,45 @@ def test_machines_get_time_from_their_rack(stack):
     assert sntp(stack.client, rack)
     info = service(stack, "rack-controllers", "rack1", "ntp_rack")[1]
     assert any(f"synchronised to {ip} " in info for ip in REGIONS.values()), info
+
+
+def test_a_region_s_chronyd_death_and_a_stopped_region_show_in_its_service_set(stack):
+    """ntp_region follows the region's chronyd as bind9 follows its named (a kill -9 shows
+    within 5 s); a region that stops shows regiond, bind9 and ntp_region dead on the other
+    region's API within 5 s, and running again once it is back."""
+    before = restarts(service(stack, "region-controllers", "region1", "ntp_region")[1])
+    (chronyd,) = daemon_pids(stack.region_hosts["region1"], "chronyd")
+    os.kill(chronyd, signal.SIGKILL)
+    killed = time.monotonic()
+    wait_until(
+        lambda: restarts(service(stack, "region-controllers", "region1", "ntp_region")[1]) > max(before, 0),
+        5,
+        interval=0.1,
+        what="region1's ntp_region to show chronyd's restart",
+    )
+    stack.figures["kill -9 of a region's chronyd to ntp_region in the API"] = time.monotonic() - killed
+
+    stack.stop_region("region2")  # the CLI talks to region1
+    stopped = time.monotonic()
+    wait_until(
+        lambda: all(
+            service(stack, "region-controllers", "region2", name)[0] == "dead"
+            for name in ("regiond", "bind9", "ntp_region")
+        ),
+        5,
+        interval=0.2,
+        what="region2's services dead",
+    )
+    stack.figures["region stopped to its services dead in the API"] = time.monotonic() - stopped
+    stack.restart_region("region2")
+    wait_until(
+        lambda: all(
+            service(stack, "region-controllers", "region2", name)[0] == "running" for name in ("regiond", "bind9")
+        ),
+        30,
+        interval=0.5,
+        what="region2 running again",
+    )
 
 
 def arping(host: Host, target: str) -> None:
