@@ -54,6 +54,16 @@ def api(dns_region):
         yield client
 
 
+def register_rack(process: RegionProcess, system_id: str, hostname: str, mac: str, address: str) -> int:
+    """A rack registered as rackd registers itself, with one interface (eth1) at `address`."""
+    return run_db(
+        process.config,
+        lambda conn: racks.register_rack(
+            conn, system_id, hostname, "0.1.0", [{"name": "eth1", "mac": mac, "addresses": [address]}]
+        ),
+    )
+
+
 def test_domains_default_create_rules_set_default_and_delete(api, dns_region):
     default = ok(api.get("domains/"))
     assert default == [
@@ -196,16 +206,7 @@ def test_settings_are_checked_before_any_daemon_sees_them(api):
 
 def test_discoveries_shapes_filters_and_clear(api, dns_region):
     process, _ = dns_region
-    rack_id = run_db(
-        process.config,
-        lambda conn: racks.register_rack(
-            conn,
-            "rk0002",
-            "rack2",
-            "0.1.0",
-            [{"name": "eth1", "mac": "52:54:00:d0:01:01", "addresses": ["10.203.3.2/24"]}],
-        ),
-    )
+    rack_id = register_rack(process, "rk0002", "rack2", "52:54:00:d0:01:01", "10.203.3.2/24")
     now = time.time()
 
     async def report(conn):
@@ -279,16 +280,7 @@ def test_dhcp_hands_out_the_racks_or_the_subnet_s_dns_servers_and_the_default_do
     rack as DNS server unless the subnet's dns_servers says otherwise, and the default domain's
     name as the domain, following set_default and a rename (MAAS's get_dhcp_configure_for)."""
     process, _ = dns_region
-    rack_id = run_db(
-        process.config,
-        lambda conn: racks.register_rack(
-            conn,
-            "rk0003",
-            "rack3",
-            "0.1.0",
-            [{"name": "eth1", "mac": "52:54:00:d0:03:01", "addresses": ["10.203.9.2/24"]}],
-        ),
-    )
+    rack_id = register_rack(process, "rk0003", "rack3", "52:54:00:d0:03:01", "10.203.9.2/24")
     subnet = next(s for s in ok(api.get("subnets/")) if s["cidr"] == "10.203.9.0/24")
     ok(api.post("ipranges/", type="dynamic", start_ip="10.203.9.100", end_ip="10.203.9.150", subnet=str(subnet["id"])))
     vlan = subnet["vlan"]
