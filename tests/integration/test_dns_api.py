@@ -14,7 +14,7 @@ import pytest
 
 from metalplane.client.http import MaasHttp
 from metalplane.region.bootstrap import run_db
-from metalplane.region.services import discoveries, leases, racks
+from metalplane.region.services import dhcp, discoveries, leases, racks
 from tests.conftest import create_admin, create_user, make_region_config
 from tests.support.databases import world_traversable_tempdir
 from tests.support.processes import RegionProcess, wait_until
@@ -52,6 +52,16 @@ def api(dns_region):
     process, key = dns_region
     with MaasHttp(process.url, key) as client:
         yield client
+
+
+def register_rack(process: RegionProcess, system_id: str, hostname: str, mac: str, address: str) -> int:
+    """A rack registered as rackd registers itself, with one interface (eth1) at `address`."""
+    return run_db(
+        process.config,
+        lambda conn: racks.register_rack(
+            conn, system_id, hostname, "0.1.0", [{"name": "eth1", "mac": mac, "addresses": [address]}]
+        ),
+    )
 
 
 def test_domains_default_create_rules_set_default_and_delete(api, dns_region):
@@ -196,16 +206,7 @@ def test_settings_are_checked_before_any_daemon_sees_them(api):
 
 def test_discoveries_shapes_filters_and_clear(api, dns_region):
     process, _ = dns_region
-    rack_id = run_db(
-        process.config,
-        lambda conn: racks.register_rack(
-            conn,
-            "rk0002",
-            "rack2",
-            "0.1.0",
-            [{"name": "eth1", "mac": "52:54:00:d0:01:01", "addresses": ["10.203.3.2/24"]}],
-        ),
-    )
+    rack_id = register_rack(process, "rk0002", "rack2", "52:54:00:d0:01:01", "10.203.3.2/24")
     now = time.time()
 
     async def report(conn):
@@ -284,3 +285,39 @@ def test_region_controllers_show_their_services(api):
         "bind9: unknown -> off (not run by this region (dns_port: 0 in regiond.conf))",
         "ntp_region: unknown -> off (not run by this region (ntp_port: 0 in regiond.conf))",
     ], seen
+
+def test_dhcp_hands_out_the_racks_or_the_subnet_s_dns_servers_and_the_default_domain(api, dns_region):
+    """The DHCP state a rack serves (what its Kea hands out, rendered in test_dhcp_kea): the
+    rack as DNS server unless the subnet's dns_servers says otherwise, and the default domain's
+    name as the domain, following set_default and a rename (MAAS's get_dhcp_configure_for)."""
+    process, _ = dns_region
+    rack_id = register_rack(process, "rk0003", "rack3", "52:54:00:d0:03:01", "10.203.9.2/24")
+    subnet = next(s for s in ok(api.get("subnets/")) if s["cidr"] == "10.203.9.0/24")
+    ok(api.post("ipranges/", type="dynamic", start_ip="10.203.9.100", end_ip="10.203.9.150", subnet=str(subnet["id"])))
+    vlan = subnet["vlan"]
+    ok(api.put(f"fabrics/{vlan['fabric_id']}/vlans/{vlan['vid']}/", dhcp_on="true", primary_rack="rk0003"))
+
+    def served() -> dict:
+        state = run_db(process.config, lambda conn: dhcp.rack_dhcp_state(conn, rack_id))
+        (served_vlan,) = state["vlans"]
+        (served_subnet,) = served_vlan["subnets"]
+        return served_subnet
+
+    assert (served()["dns_servers"], served()["domain_name"]) == (["10.203.9.2"], "maas")
+    ok(api.put(f"subnets/{subnet['id']}/", dns_servers="192.0.2.53 192.0.2.54"))
+    assert served()["dns_servers"] == ["192.0.2.53", "192.0.2.54"]
+    ok(api.put(f"subnets/{subnet['id']}/", dns_servers=""))
+    assert served()["dns_servers"] == ["10.203.9.2"]
+
+    lab = ok(api.post("domains/", name="dhcp.example"))
+    ok(api.post(f"domains/{lab['id']}/", op="set_default"))
+    try:
+        assert served()["domain_name"] == "dhcp.example"
+        ok(api.put(f"domains/{lab['id']}/", name="dhcp2.example"))
+        assert served()["domain_name"] == "dhcp2.example"
+    finally:
+        ok(api.post("domains/0/", op="set_default"))
+    assert served()["domain_name"] == "maas"
+    ok(api.delete(f"domains/{lab['id']}/"), 204)
+    ok(api.put(f"fabrics/{vlan['fabric_id']}/vlans/{vlan['vid']}/", dhcp_on="false"))
+    ok(api.delete("rackcontrollers/rk0003/"), 204)

@@ -109,12 +109,16 @@ def stack(databases):
         print("figures:", s.figures)
 
 
-def service(stack: Stack, kind: str, hostname: str, name: str) -> tuple[str, str]:
+def services(stack: Stack, kind: str, hostname: str) -> dict[str, tuple[str, str]]:
+    """{name: (status, status_info)} of a controller's service_set, in one API read."""
     for node in stack.api(kind, "read"):
         if node["hostname"] == hostname:
-            found = {s["name"]: (s["status"], s["status_info"]) for s in node["service_set"]}
-            return found[name]
+            return {s["name"]: (s["status"], s["status_info"]) for s in node["service_set"]}
     raise AssertionError(f"no {kind} {hostname}")
+
+
+def service(stack: Stack, kind: str, hostname: str, name: str) -> tuple[str, str]:
+    return services(stack, kind, hostname)[name]
 
 
 def rack_board(stack: Stack, rack: str) -> dict[str, dict[str, str]]:
@@ -190,12 +194,73 @@ def test_a_machine_s_name_follows_its_dhcp_address_within_seconds(stack):
     assert dig(client, rack, ipaddress.ip_address(moved.ip).reverse_pointer, "PTR").data == ["m1.maas."]
 
 
+def test_dhcp_names_the_subnet_s_dns_servers_and_the_default_domain(stack):
+    """A subnet's dns_servers replace the racks in DHCP's DNS option; after set_default the
+    machines are in the new domain: DHCP hands its name out and the machine's name resolves
+    in it through the rack (and no longer in maas)."""
+    rack = RACKS["rack1"][1]
+    subnet = next(s for s in stack.api("subnets", "read") if s["cidr"] == PXE)
+    m2 = stack.lab.add_host("m2", {"pxe": None}, macs={"pxe": "52:54:00:76:01:02"})
+    stack.api(
+        "machines",
+        "create",
+        "hostname=m2",
+        "mac_addresses=52:54:00:76:01:02",
+        "architecture=amd64/generic",
+        "power_type=manual",
+    )
+    lease = m2.dhcp_udhcpc("pxe", timeout=20)
+    assert lease.env.get("domain") == "maas" and lease.env.get("dns", "").split() == [rack]
+    stack.api("subnet", "update", str(subnet["id"]), f"dns_servers={UPSTREAM}")
+    try:
+        wait_until(
+            lambda: m2.dhcp_udhcpc("pxe", timeout=10).env.get("dns", "").split() == [UPSTREAM],
+            15,
+            interval=0.5,
+            what="the subnet's dns_servers in DHCP",
+        )
+    finally:
+        stack.api("subnet", "update", str(subnet["id"]), "dns_servers=")
+    domain = stack.api("domains", "create", "name=lab.test")
+    stack.api("domain", "set-default", str(domain["id"]))
+    try:
+        moved = wait_until(
+            lambda: (ls := m2.dhcp_udhcpc("pxe", timeout=10)).env.get("domain") == "lab.test" and ls,
+            15,
+            interval=0.5,
+            what="the new default domain in DHCP",
+        )
+        assert moved.env.get("dns", "").split() == [rack]
+        wait_until(lambda: dig(m2, rack, "m2.lab.test").data == [moved.ip], 5, interval=0.1, what="m2.lab.test")
+        wait_until(lambda: dig(m2, rack, "m2.maas").status == "NXDOMAIN", 5, interval=0.1, what="m2.maas gone")
+    finally:
+        stack.api("domain", "set-default", "0")
+    stack.api("domain", "delete", str(domain["id"]))
+    wait_until(lambda: dig(m2, rack, "m2.maas").data, 5, interval=0.1, what="m2.maas back")
+
+
 def daemon_pids(host: Host, comm: str) -> list[int]:
     return [pid for pid in host.pids() if Path(f"/proc/{pid}/comm").read_text().strip() == comm]
 
 
 def restarts(info: str) -> int:
     return int(info.rsplit("restarts ", 1)[1].split()[0].rstrip(";,")) if "restarts " in info else -1
+
+
+def kill_chronyd_within_5_s(stack: Stack, host: Host, kind: str, hostname: str, name: str) -> float:
+    """kill -9 of `host`'s chronyd: seconds until `hostname`'s `name` in `kind` read shows
+    the restart (its count goes up); fails after 5 s."""
+    before = restarts(service(stack, kind, hostname, name)[1])
+    (chronyd,) = daemon_pids(host, "chronyd")
+    os.kill(chronyd, signal.SIGKILL)
+    killed = time.monotonic()
+    wait_until(
+        lambda: restarts(service(stack, kind, hostname, name)[1]) > max(before, 0),
+        5,
+        interval=0.1,
+        what=f"{hostname}'s {name} to show chronyd's restart",
+    )
+    return time.monotonic() - killed
 
 
 def test_kill_9_of_one_region_s_named_loses_no_query(stack):
@@ -256,17 +321,8 @@ def test_kill_9_of_a_rack_s_named_and_chronyd_shows_in_its_service_set_within_5_
     stack.figures["kill -9 of a rack's named to dns_rack in the API"] = time.monotonic() - killed
     wait_until(lambda: dig(client, RACKS["rack1"][1], "rack2.maas").data, 10, what="rack1 resolving again")
 
-    before = restarts(service(stack, "rack-controllers", "rack1", "ntp_rack")[1])
-    (chronyd,) = daemon_pids(rack, "chronyd")
-    os.kill(chronyd, signal.SIGKILL)
-    killed = time.monotonic()
-    wait_until(
-        lambda: restarts(service(stack, "rack-controllers", "rack1", "ntp_rack")[1]) > max(before, 0),
-        5,
-        interval=0.1,
-        what="rack1's ntp_rack to show chronyd's restart",
-    )
-    stack.figures["kill -9 of a rack's chronyd to ntp_rack in the API"] = time.monotonic() - killed
+    took = kill_chronyd_within_5_s(stack, rack, "rack-controllers", "rack1", "ntp_rack")
+    stack.figures["kill -9 of a rack's chronyd to ntp_rack in the API"] = took
     wait_until(
         lambda: daemon_pids(rack, "chronyd") and sntp(client, RACKS["rack1"][1]),
         30,
@@ -330,6 +386,36 @@ def test_machines_get_time_from_their_rack(stack):
     assert sntp(stack.client, rack)
     info = service(stack, "rack-controllers", "rack1", "ntp_rack")[1]
     assert any(f"synchronised to {ip} " in info for ip in REGIONS.values()), info
+
+
+def test_a_region_s_chronyd_death_and_a_stopped_region_show_in_its_service_set(stack):
+    """ntp_region follows the region's chronyd as bind9 follows its named (a kill -9 shows
+    within 5 s); a region that stops shows regiond, bind9 and ntp_region dead on the other
+    region's API within 5 s, and running again once it is back."""
+    took = kill_chronyd_within_5_s(stack, stack.region_hosts["region1"], "region-controllers", "region1", "ntp_region")
+    stack.figures["kill -9 of a region's chronyd to ntp_region in the API"] = took
+
+    stack.stop_region("region2")  # the CLI talks to region1
+    stopped = time.monotonic()
+    wait_until(
+        lambda: (
+            {name: status for name, (status, _) in services(stack, "region-controllers", "region2").items()}
+            == {"regiond": "dead", "bind9": "dead", "ntp_region": "dead"}
+        ),
+        5,
+        interval=0.2,
+        what="region2's services dead",
+    )
+    stack.figures["region stopped to its services dead in the API"] = time.monotonic() - stopped
+    stack.restart_region("region2")
+    wait_until(
+        lambda: (
+            (found := services(stack, "region-controllers", "region2"))["regiond"][0] == found["bind9"][0] == "running"
+        ),
+        30,
+        interval=0.5,
+        what="region2 running again",
+    )
 
 
 def arping(host: Host, target: str) -> None:

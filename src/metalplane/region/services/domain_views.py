@@ -22,6 +22,12 @@ async def default_domain_id(conn: AsyncConnection) -> int:
     return int(stored) if stored is not None else 0
 
 
+async def default_domain_name(conn: AsyncConnection) -> str:
+    """The default domain's name (what DHCP hands out as the machines' domain, as MAAS does)."""
+    name = (await conn.execute(select(domains.c.name).where(domains.c.id == await default_domain_id(conn)))).scalar()
+    return name or "maas"
+
+
 @dataclass(frozen=True)
 class DomainView:
     """A domain as shown: its row, its resource record count and whether it is the default."""

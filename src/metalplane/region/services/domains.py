@@ -99,6 +99,8 @@ async def update_domain(conn: AsyncConnection, ident: str, fields: dict[str, Any
         )
         await dns_model.check(conn, "name")
         _changed(conn)
+        if "name" in values:
+            consequences.dhcp_changed(conn)  # the default domain's name is DHCP's domain name
     return await show_domain(conn, row["id"])
 
 
@@ -114,6 +116,7 @@ async def set_default(conn: AsyncConnection, ident: str) -> DomainView:
     )
     await dns_model.check(conn, "id")
     _changed(conn)
+    consequences.dhcp_changed(conn)  # DHCP hands out the default domain's name
     return await show_domain(conn, row["id"])
 
 
