@@ -189,6 +189,53 @@ def test_allocate_takes_a_matching_ready_machine_and_409s_when_none_matches(api,
     assert any(e["type"] == "User acquiring node" for e in events_of(api, m["system_id"]))
 
 
+def test_allocate_by_tags_zones_subnets_and_labeled_interfaces(api, ready):
+    """The constraints the issue names beyond name/system_id/cpu/mem: `tags`, `zone` and
+    `not_in_zone` (the zone set with `machines set_zone`), `subnets`, and the labeled
+    `interfaces` map, whose matches come back in `constraints_by_type`."""
+    tag, zone = test_api_nodes.name("t"), test_api_nodes.name("z")
+    fabric = api.post("fabrics/", name=test_api_nodes.name("f")).json()
+    made = api.post("subnets/", cidr="10.79.0.0/24", vlan=str(fabric["vlans"][0]["id"]))
+    assert made.status_code == 200, made.text
+    subnet = made.json()
+    assert api.post("zones/", name=zone).status_code == 200
+    a, b = ready(), ready()
+    try:
+        zoned = api.post("machines/", op="set_zone", zone=zone, nodes=a["system_id"])
+        assert zoned.status_code in (200, 204), zoned.text
+        assert api.get(f"machines/{a['system_id']}/").json()["zone"]["name"] == zone
+        assert api.post("tags/", name=tag).status_code == 200
+        for m in (a, b):
+            assert api.post(f"tags/{tag}/", op="update_nodes", add=m["system_id"]).json()["added"] == 1
+        iface = b["interface_set"][0]
+        linked = api.post(
+            f"nodes/{b['system_id']}/interfaces/{iface['id']}/", op="link_subnet", mode="DHCP", subnet=str(subnet["id"])
+        )
+        assert linked.status_code == 200, linked.text
+
+        def allocate(**constraints):
+            return api.post("machines/", op="allocate", dry_run="true", **constraints)
+
+        assert allocate(tags=tag, zone=zone).json()["system_id"] == a["system_id"]
+        assert allocate(tags=tag, not_in_zone=zone).json()["system_id"] == b["system_id"]
+        assert allocate(tags=tag, zone=zone, subnets=subnet["name"]).status_code == 409
+        assert allocate(tags=tag, subnets=subnet["name"]).json()["system_id"] == b["system_id"]
+        label = allocate(tags=tag, interfaces="boot:subnet=cidr:10.79.0.0/24")
+        assert label.status_code == 200, label.text
+        assert label.json()["system_id"] == b["system_id"]
+        assert label.json()["constraints_by_type"] == {"interfaces": {"boot": [iface["id"]]}}
+        none = allocate(tags=tag, zone=zone, interfaces="boot:subnet=cidr:10.79.0.0/24")
+        assert none.status_code == 409 and none.text.startswith("No available machine matches constraints: ")
+        unknown = test_api_nodes.name("no-such-tag")
+        assert allocate(tags=unknown).json() == {"tags": [f"No such tag(s): '{unknown}'."]}  # MAAS's 400
+        # dry_run took nothing: both are still Ready and nobody's
+        assert {api.get(f"machines/{m['system_id']}/").json()["status_name"] for m in (a, b)} == {"Ready"}
+    finally:
+        api.post("machines/", op="set_zone", zone="default", nodes=a["system_id"])
+        api.delete(f"tags/{tag}/")
+        api.delete(f"zones/{zone}/")
+
+
 # -- deploy: the installer's endpoints -------------------------------------------------------------
 
 
