@@ -750,6 +750,11 @@ def test_an_auto_link_gets_an_address_at_deploy_which_dhcp_and_dns_serve_until_r
     assert {"mac": mac, "hostname": hostname, "ip": ip} in state["hosts"]
     assert {"hw-address": mac, "ip-address": ip, "hostname": hostname} in kea_reservations(state)
     assert a_records(api, hostname) == [("A", ip)]
+    # ... and it is what the installer writes into the installed system's network config.
+    with metadata(life_region, token_of(life_region, sid)) as meta:
+        orders = meta.get("deploy/config").json()
+    first = orders["interfaces"][0]
+    assert (first["mac"], first["mode"], first["address"]) == (mac, "static", f"{ip}/24")
     # Abort keeps it (MAAS frees AUTO addresses on release only); a redeploy keeps the same one.
     assert api.post(f"machines/{sid}/", op="abort").json()["status_name"] == "Allocated"
     assert api.post(f"machines/{sid}/", op="deploy").status_code == 200
