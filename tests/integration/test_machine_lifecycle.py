@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import os
 import secrets
 import shutil
+import signal
 import tarfile
 import time
 from collections.abc import Iterator
@@ -32,7 +34,7 @@ from metalplane.region.bootstrap import run_db
 from metalplane.region.db.tables import node_tokens, nodes
 from metalplane.region.services import controllers, dhcp
 from metalplane.region.services import racks as rack_services
-from tests.conftest import RunningRegion, create_admin, create_user, make_region_config
+from tests.conftest import RunningRegion, create_admin, create_user, make_region_config, start_region
 from tests.integration import test_api_nodes
 from tests.integration.test_api_nodes import FACTS, commission_with
 from tests.integration.test_metadata_api import boot_config, enrol_credential
@@ -447,6 +449,61 @@ def test_deploying_times_out_into_failed_deployment_with_the_reason(life_region,
     failed = api.get(f"machines/{sid}/").json()
     assert failed["error_description"] == "Node operation 'Deploying' timed out after 10 seconds."
     assert api.post(f"machines/{sid}/", op="release").json()["status_name"] == "Ready"
+
+
+def test_a_region_dying_mid_deploy_the_other_finishes_it_or_times_it_out(region, databases, workdir):
+    """Two regions on one database; region A starts two deploys and is killed (kill -9, its
+    workers with it). The installer that goes on reporting, now to region B (the address an
+    HA maas_url, e.g. HAProxy's, moves to), ends Deployed; the one that never reports again
+    ends in Failed deployment with the reason, by B's heartbeat: neither stays Deploying."""
+    import_test_images(region, workdir / "mirror")
+    other = start_region(databases, workdir, name="region-b", num_workers=1, dbname=region.config.database_name)
+    b = RunningRegion(other, region.api_key)
+    try:
+        with region.api() as api:
+            sids = []
+            for _ in range(2):
+                made = api.post(
+                    "machines/",
+                    architecture="amd64/generic",
+                    mac_addresses=test_api_nodes.mac(),
+                    commission="false",
+                    hostname=test_api_nodes.name("ha"),
+                )
+                assert made.status_code == 200, made.text
+                sid = made.json()["system_id"]
+                assert commission_with(region, api, sid, FACTS, {"00-cpuinfo": 0})["status_name"] == "Ready"
+                sids.append(sid)
+            live, silent = sids
+            assert api.post(f"machines/{live}/", op="deploy").json()["status_name"] == "Deploying"
+            assert api.post(f"machines/{silent}/", op="deploy", timeout="10").json()["status_name"] == "Deploying"
+        token = token_of(region, live)
+        with metadata(region, token) as meta:
+            assert meta.get("deploy/config").status_code == 200
+            assert meta.post("deploy/events", json={"step": "image", "status": "started"}).status_code == 200
+        workers = region.process.worker_pids()
+        os.killpg(region.process.pid, signal.SIGKILL)  # its own session (start_new_session)
+        region.process.proc.wait()
+        wait_until(lambda: not any(Path(f"/proc/{p}").exists() for p in workers), 10, 0.2, "region A's workers to go")
+        with metadata(b, token) as meta:
+            assert meta.post("deploy/events", json={"step": "image", "status": "ok", "runtime": 9}).status_code == 200
+            assert meta.post("deploy/installation?exit_status=0&runtime=20", content=b"ok\n").status_code == 200
+            assert meta.post("deploy/done", json={"result": "ok"}).status_code == 200
+            assert meta.post("deploy/booted", json={"result": "ok"}).status_code == 200
+        with b.api() as api:
+            assert api.get(f"machines/{live}/").json()["status_name"] == "Deployed"
+            described = [e["description"] for e in events_of(api, live) if e["type"] == "Node installation"]
+            assert "image started" in described and "image ok (9.0 s)" in described  # from both regions
+            wait_until(
+                lambda: api.get(f"machines/{silent}/").json()["status_name"] == "Failed deployment",
+                40,
+                0.5,
+                "region B to time out the silent deploy",
+            )
+            failed = api.get(f"machines/{silent}/").json()
+            assert failed["error_description"] == "Node operation 'Deploying' timed out after 10 seconds."
+    finally:
+        other.stop()
 
 
 # -- broken, fixed, owner data, bulk ops, other users ----------------------------------------------
