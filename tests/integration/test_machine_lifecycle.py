@@ -430,6 +430,15 @@ def test_release_refuses_a_new_machine_and_is_a_no_op_on_a_ready_one(api, machin
     assert api.post(f"machines/{m['system_id']}/", op="release").json()["status_name"] == "Ready"
 
 
+def wait_for_deploy_timeout(api, sid: str, allowed: str, within: float) -> None:
+    """The heartbeat ends the deploy in Failed deployment with MAAS's reason."""
+    wait_until(
+        lambda: api.get(f"machines/{sid}/").json()["status_name"] == "Failed deployment", within, 0.5, "the timeout"
+    )
+    failed = api.get(f"machines/{sid}/").json()
+    assert failed["error_description"] == f"Node operation 'Deploying' timed out after {allowed}."
+
+
 def test_deploying_times_out_into_failed_deployment_with_the_reason(life_region, api, ready):
     m = ready()
     sid = m["system_id"]
@@ -440,14 +449,7 @@ def test_deploying_times_out_into_failed_deployment_with_the_reason(life_region,
             assert meta.post("deploy/events", json={"step": "image", "status": "started"}).status_code == 200
             time.sleep(3.5)
     assert api.get(f"machines/{sid}/").json()["status_name"] == "Deploying"
-    wait_until(
-        lambda: api.get(f"machines/{sid}/").json()["status_name"] == "Failed deployment",
-        30,
-        0.5,
-        "the deploy timeout",
-    )
-    failed = api.get(f"machines/{sid}/").json()
-    assert failed["error_description"] == "Node operation 'Deploying' timed out after 10 seconds."
+    wait_for_deploy_timeout(api, sid, "10 seconds", 30)
     assert api.post(f"machines/{sid}/", op="release").json()["status_name"] == "Ready"
 
 
@@ -494,14 +496,7 @@ def test_a_region_dying_mid_deploy_the_other_finishes_it_or_times_it_out(region,
             assert api.get(f"machines/{live}/").json()["status_name"] == "Deployed"
             described = [e["description"] for e in events_of(api, live) if e["type"] == "Node installation"]
             assert "image started" in described and "image ok (9.0 s)" in described  # from both regions
-            wait_until(
-                lambda: api.get(f"machines/{silent}/").json()["status_name"] == "Failed deployment",
-                40,
-                0.5,
-                "region B to time out the silent deploy",
-            )
-            failed = api.get(f"machines/{silent}/").json()
-            assert failed["error_description"] == "Node operation 'Deploying' timed out after 10 seconds."
+            wait_for_deploy_timeout(api, silent, "10 seconds", 40)  # by region B's heartbeat
     finally:
         other.stop()
 

@@ -355,7 +355,7 @@ def test_a_rack_gone_mid_deploy_the_image_comes_from_the_next_one(tmp_path):
     # The test's stand-ins (shell functions win over busybox's applets): rack 10.0.0.2 sends
     # 100 bytes and drops the connection, 10.0.0.3 serves the image; no real mount or mkfs.
     fakes = (
-        f"wget() {{ case \"$4\" in *10.0.0.2*) head -c 100 {tmp_path}/root.tgz; return 1 ;; "
+        f'wget() {{ case "$4" in *10.0.0.2*) head -c 100 {tmp_path}/root.tgz; return 1 ;; '
         f"*10.0.0.3*) cat {tmp_path}/root.tgz ;; *) return 1 ;; esac; }}; "
         "mount() { :; }; umount() { :; }; make_root_fs() { echo MKFS; }; "
         f"ROOT_DEV=/dev/vda2; IMAGE_SHA256={sha}; IMAGE_SIZE={size}; "
