@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import os
 import secrets
 import shutil
+import signal
 import tarfile
 import time
 from collections.abc import Iterator
@@ -32,7 +34,7 @@ from metalplane.region.bootstrap import run_db
 from metalplane.region.db.tables import node_tokens, nodes
 from metalplane.region.services import controllers, dhcp
 from metalplane.region.services import racks as rack_services
-from tests.conftest import RunningRegion, create_admin, create_user, make_region_config
+from tests.conftest import RunningRegion, create_admin, create_user, make_region_config, start_region
 from tests.integration import test_api_nodes
 from tests.integration.test_api_nodes import FACTS, commission_with
 from tests.integration.test_metadata_api import boot_config, enrol_credential
@@ -187,6 +189,53 @@ def test_allocate_takes_a_matching_ready_machine_and_409s_when_none_matches(api,
     again = api.post("machines/", op="allocate", system_id=m["system_id"])
     assert (again.status_code, again.text) == (409, f"No machine with system ID {m['system_id']} available.")
     assert any(e["type"] == "User acquiring node" for e in events_of(api, m["system_id"]))
+
+
+def test_allocate_by_tags_zones_subnets_and_labeled_interfaces(api, ready):
+    """The constraints the issue names beyond name/system_id/cpu/mem: `tags`, `zone` and
+    `not_in_zone` (the zone set with `machines set_zone`), `subnets`, and the labeled
+    `interfaces` map, whose matches come back in `constraints_by_type`."""
+    tag, zone = test_api_nodes.name("t"), test_api_nodes.name("z")
+    fabric = api.post("fabrics/", name=test_api_nodes.name("f")).json()
+    made = api.post("subnets/", cidr="10.79.0.0/24", vlan=str(fabric["vlans"][0]["id"]))
+    assert made.status_code == 200, made.text
+    subnet = made.json()
+    assert api.post("zones/", name=zone).status_code == 200
+    a, b = ready(), ready()
+    try:
+        zoned = api.post("machines/", op="set_zone", zone=zone, nodes=a["system_id"])
+        assert zoned.status_code in (200, 204), zoned.text
+        assert api.get(f"machines/{a['system_id']}/").json()["zone"]["name"] == zone
+        assert api.post("tags/", name=tag).status_code == 200
+        for m in (a, b):
+            assert api.post(f"tags/{tag}/", op="update_nodes", add=m["system_id"]).json()["added"] == 1
+        iface = b["interface_set"][0]
+        linked = api.post(
+            f"nodes/{b['system_id']}/interfaces/{iface['id']}/", op="link_subnet", mode="DHCP", subnet=str(subnet["id"])
+        )
+        assert linked.status_code == 200, linked.text
+
+        def allocate(**constraints):
+            return api.post("machines/", op="allocate", dry_run="true", **constraints)
+
+        assert allocate(tags=tag, zone=zone).json()["system_id"] == a["system_id"]
+        assert allocate(tags=tag, not_in_zone=zone).json()["system_id"] == b["system_id"]
+        assert allocate(tags=tag, zone=zone, subnets=subnet["name"]).status_code == 409
+        assert allocate(tags=tag, subnets=subnet["name"]).json()["system_id"] == b["system_id"]
+        label = allocate(tags=tag, interfaces="boot:subnet=cidr:10.79.0.0/24")
+        assert label.status_code == 200, label.text
+        assert label.json()["system_id"] == b["system_id"]
+        assert label.json()["constraints_by_type"] == {"interfaces": {"boot": [iface["id"]]}}
+        none = allocate(tags=tag, zone=zone, interfaces="boot:subnet=cidr:10.79.0.0/24")
+        assert none.status_code == 409 and none.text.startswith("No available machine matches constraints: ")
+        unknown = test_api_nodes.name("no-such-tag")
+        assert allocate(tags=unknown).json() == {"tags": [f"No such tag(s): '{unknown}'."]}  # MAAS's 400
+        # dry_run took nothing: both are still Ready and nobody's
+        assert {api.get(f"machines/{m['system_id']}/").json()["status_name"] for m in (a, b)} == {"Ready"}
+    finally:
+        api.post("machines/", op="set_zone", zone="default", nodes=a["system_id"])
+        api.delete(f"tags/{tag}/")
+        api.delete(f"zones/{zone}/")
 
 
 # -- deploy: the installer's endpoints -------------------------------------------------------------
@@ -381,6 +430,15 @@ def test_release_refuses_a_new_machine_and_is_a_no_op_on_a_ready_one(api, machin
     assert api.post(f"machines/{m['system_id']}/", op="release").json()["status_name"] == "Ready"
 
 
+def wait_for_deploy_timeout(api, sid: str, allowed: str, within: float) -> None:
+    """The heartbeat ends the deploy in Failed deployment with MAAS's reason."""
+    wait_until(
+        lambda: api.get(f"machines/{sid}/").json()["status_name"] == "Failed deployment", within, 0.5, "the timeout"
+    )
+    failed = api.get(f"machines/{sid}/").json()
+    assert failed["error_description"] == f"Node operation 'Deploying' timed out after {allowed}."
+
+
 def test_deploying_times_out_into_failed_deployment_with_the_reason(life_region, api, ready):
     m = ready()
     sid = m["system_id"]
@@ -391,15 +449,56 @@ def test_deploying_times_out_into_failed_deployment_with_the_reason(life_region,
             assert meta.post("deploy/events", json={"step": "image", "status": "started"}).status_code == 200
             time.sleep(3.5)
     assert api.get(f"machines/{sid}/").json()["status_name"] == "Deploying"
-    wait_until(
-        lambda: api.get(f"machines/{sid}/").json()["status_name"] == "Failed deployment",
-        30,
-        0.5,
-        "the deploy timeout",
-    )
-    failed = api.get(f"machines/{sid}/").json()
-    assert failed["error_description"] == "Node operation 'Deploying' timed out after 10 seconds."
+    wait_for_deploy_timeout(api, sid, "10 seconds", 30)
     assert api.post(f"machines/{sid}/", op="release").json()["status_name"] == "Ready"
+
+
+def test_a_region_dying_mid_deploy_the_other_finishes_it_or_times_it_out(region, databases, workdir):
+    """Two regions on one database; region A starts two deploys and is killed (kill -9, its
+    workers with it). The installer that goes on reporting, now to region B (the address an
+    HA maas_url, e.g. HAProxy's, moves to), ends Deployed; the one that never reports again
+    ends in Failed deployment with the reason, by B's heartbeat: neither stays Deploying."""
+    import_test_images(region, workdir / "mirror")
+    other = start_region(databases, workdir, name="region-b", num_workers=1, dbname=region.config.database_name)
+    b = RunningRegion(other, region.api_key)
+    try:
+        with region.api() as api:
+            sids = []
+            for _ in range(2):
+                made = api.post(
+                    "machines/",
+                    architecture="amd64/generic",
+                    mac_addresses=test_api_nodes.mac(),
+                    commission="false",
+                    hostname=test_api_nodes.name("ha"),
+                )
+                assert made.status_code == 200, made.text
+                sid = made.json()["system_id"]
+                assert commission_with(region, api, sid, FACTS, {"00-cpuinfo": 0})["status_name"] == "Ready"
+                sids.append(sid)
+            live, silent = sids
+            assert api.post(f"machines/{live}/", op="deploy").json()["status_name"] == "Deploying"
+            assert api.post(f"machines/{silent}/", op="deploy", timeout="10").json()["status_name"] == "Deploying"
+        token = token_of(region, live)
+        with metadata(region, token) as meta:
+            assert meta.get("deploy/config").status_code == 200
+            assert meta.post("deploy/events", json={"step": "image", "status": "started"}).status_code == 200
+        workers = region.process.worker_pids()
+        os.killpg(region.process.pid, signal.SIGKILL)  # its own session (start_new_session)
+        region.process.proc.wait()
+        wait_until(lambda: not any(Path(f"/proc/{p}").exists() for p in workers), 10, 0.2, "region A's workers to go")
+        with metadata(b, token) as meta:
+            assert meta.post("deploy/events", json={"step": "image", "status": "ok", "runtime": 9}).status_code == 200
+            assert meta.post("deploy/installation?exit_status=0&runtime=20", content=b"ok\n").status_code == 200
+            assert meta.post("deploy/done", json={"result": "ok"}).status_code == 200
+            assert meta.post("deploy/booted", json={"result": "ok"}).status_code == 200
+        with b.api() as api:
+            assert api.get(f"machines/{live}/").json()["status_name"] == "Deployed"
+            described = [e["description"] for e in events_of(api, live) if e["type"] == "Node installation"]
+            assert "image started" in described and "image ok (9.0 s)" in described  # from both regions
+            wait_for_deploy_timeout(api, silent, "10 seconds", 40)  # by region B's heartbeat
+    finally:
+        other.stop()
 
 
 # -- broken, fixed, owner data, bulk ops, other users ----------------------------------------------
@@ -703,6 +802,11 @@ def test_an_auto_link_gets_an_address_at_deploy_which_dhcp_and_dns_serve_until_r
     assert {"mac": mac, "hostname": hostname, "ip": ip} in state["hosts"]
     assert {"hw-address": mac, "ip-address": ip, "hostname": hostname} in kea_reservations(state)
     assert a_records(api, hostname) == [("A", ip)]
+    # ... and it is what the installer writes into the installed system's network config.
+    with metadata(life_region, token_of(life_region, sid)) as meta:
+        orders = meta.get("deploy/config").json()
+    first = orders["interfaces"][0]
+    assert (first["mac"], first["mode"], first["address"]) == (mac, "static", f"{ip}/24")
     # Abort keeps it (MAAS frees AUTO addresses on release only); a redeploy keeps the same one.
     assert api.post(f"machines/{sid}/", op="abort").json()["status_name"] == "Allocated"
     assert api.post(f"machines/{sid}/", op="deploy").status_code == 200

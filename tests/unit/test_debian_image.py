@@ -3,7 +3,10 @@ writes, and reading ELF links and package relations for the installer's tools.""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -154,3 +157,25 @@ def test_package_relations():
     )
     assert depends(fields) == ["libblkid1", "libc6", "libext2fs2", "logsave"]
     assert depends("Depends: libc6:any | libc6.1, debconf (>= 0.5) | debconf-2.0\n") == ["libc6", "debconf"]
+
+
+@pytest.mark.skipif(shutil.which("debootstrap") is None or os.geteuid() != 0, reason="debootstrap as root")
+def test_the_build_debian_command_runs_debootstrap_and_says_why_it_failed(tmp_path):
+    """`metalplane images build-debian --release R --out DIR` (the command the docs give) reaches
+    debootstrap with the release and mirror given; an archive that cannot be reached is one clear
+    error and no half-built image. A whole build is tests/system/test_deploy_image.py's."""
+    mirror = "http://127.0.0.1:9/debian"  # the discard port: nothing listens there
+    done = subprocess.run(
+        [sys.executable, "-m", "metalplane", "images", "build-debian", "--release", "bookworm"]
+        + ["--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--mirror", mirror],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode != 0
+    assert f"debootstrap bookworm from {mirror}" in done.stdout + done.stderr
+    error = next(line for line in done.stderr.splitlines() if line.startswith("error: "))
+    assert "debootstrap --foreign --variant=minbase" in error and f"bookworm {tmp_path / 'out'}" in error
+    assert f"Failed getting release file {mirror}/dists/bookworm/Release" in done.stderr
+    assert list((tmp_path / "out").iterdir()) == []  # its work dir is gone

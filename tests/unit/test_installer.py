@@ -342,3 +342,31 @@ def test_the_image_is_fetched_checked_and_unpacked_in_one_pass(tmp_path):
         "fetch_extract http://rack/x 3>/dev/null; echo rc=$? mismatch=${SHA_MISMATCH:-0}",
     )
     assert "rc=1 mismatch=0" in cut.stdout and "fetching or unpacking http://rack/x failed" in cut.stdout
+
+
+@needs_busybox
+def test_a_rack_gone_mid_deploy_the_image_comes_from_the_next_one(tmp_path):
+    """deploy/config lists every rack's URL (services/deployment.rack_addresses): when the first
+    rack is dead (or dies mid-stream), the installer starts again on a fresh file system from the
+    next; when every rack fails, the step fails naming them (and the deploy fails, not hangs)."""
+    env = machine(tmp_path, {})
+    Path(env["MP_TARGET"]).mkdir()
+    sha, size = tarball(tmp_path / "root.tgz", {"./etc/os-release": b"ID=debian\n"})
+    # The test's stand-ins (shell functions win over busybox's applets): rack 10.0.0.2 sends
+    # 100 bytes and drops the connection, 10.0.0.3 serves the image; no real mount or mkfs.
+    fakes = (
+        f'wget() {{ case "$4" in *10.0.0.2*) head -c 100 {tmp_path}/root.tgz; return 1 ;; '
+        f"*10.0.0.3*) cat {tmp_path}/root.tgz ;; *) return 1 ;; esac; }}; "
+        "mount() { :; }; umount() { :; }; make_root_fs() { echo MKFS; }; "
+        f"ROOT_DEV=/dev/vda2; IMAGE_SHA256={sha}; IMAGE_SIZE={size}; "
+    )
+    urls = "http://10.0.0.2:5248/images/by-sha256/x http://10.0.0.3:5248/images/by-sha256/x"
+    ok = installer(env, fakes + f'IMAGE_URLS="{urls}"; step_image 3>/dev/null; echo rc=$?')
+    assert "rc=0" in ok.stdout, ok.stdout
+    out = ok.stdout
+    assert out.index("fetching or unpacking http://10.0.0.2") < out.index("trying the next URL") < out.index("MKFS")
+    assert out.index("MKFS") < out.index("fetching http://10.0.0.3") < out.index("image written")
+    assert (Path(env["MP_TARGET"]) / "etc/os-release").read_text() == "ID=debian\n"
+    dead = "http://10.0.0.2:5248/images/by-sha256/x http://10.0.0.9:5248/images/by-sha256/x"
+    gone = installer(env, fakes + f'IMAGE_URLS="{dead}"; step_image 3>/dev/null; echo rc=$? "$FAIL_MESSAGE"')
+    assert f"rc=1 could not fetch and unpack the image from {dead}" in gone.stdout, gone.stdout
