@@ -286,6 +286,7 @@ def test_region_controllers_show_their_services(api):
         "ntp_region: unknown -> off (not run by this region (ntp_port: 0 in regiond.conf))",
     ], seen
 
+
 def test_dhcp_hands_out_the_racks_or_the_subnet_s_dns_servers_and_the_default_domain(api, dns_region):
     """The DHCP state a rack serves (what its Kea hands out, rendered in test_dhcp_kea): the
     rack as DNS server unless the subnet's dns_servers says otherwise, and the default domain's
