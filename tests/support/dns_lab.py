@@ -22,7 +22,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from metalplane.rack.dns import RackResolver, RegionDns, ResolverConfig
+from metalplane.rack.dns import RackResolver, RegionDnsServer, ResolverConfig
 from metalplane.region.dns import (
     AuthoritativeDns,
     AuthoritativeOptions,
@@ -126,7 +126,7 @@ class DnsLab:
         """What the wiring will send the rack: the model's zones, every region, the upstream."""
         return ResolverConfig(
             zones=zone_names(model),
-            regions=tuple(RegionDns(ipaddress.ip_address(region_address(i))) for i in range(len(self.regions))),
+            regions=tuple(RegionDnsServer(ipaddress.ip_address(region_address(i))) for i in range(len(self.regions))),
             upstream_dns=(ipaddress.ip_address(UPSTREAM),),
             dnssec_validation=self.dnssec_validation,
             listen=(ipaddress.ip_address(RACK_PXE),),

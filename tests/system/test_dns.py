@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from metalplane.dns import NamedConfigError, ZoneFile
-from metalplane.rack.dns import RackResolver, RegionDns, ResolverConfig
+from metalplane.rack.dns import RackResolver, RegionDnsServer, ResolverConfig
 from metalplane.region.dns import AuthoritativeDns, AuthoritativeOptions, DnsModel, Domain, Record, Subnet
 from metalplane.supervised import prefix_wrap
 from tests.support.dns_lab import (
@@ -230,7 +230,7 @@ async def test_region_and_rack_on_one_host_share_it_without_a_port_clash(dns: Dn
         await rack.apply(
             ResolverConfig(
                 zones=("maas", "0.70.10.in-addr.arpa"),
-                regions=(RegionDns(A("127.0.0.1")),),
+                regions=(RegionDnsServer(A("127.0.0.1")),),
                 listen=(A("10.70.0.3"),),
                 allow=(N(PXE),),
             )

@@ -14,7 +14,7 @@ import pytest
 from metalplane.dns.conf import Layout, address_list, quote, render_key
 from metalplane.rack.dns.config import (
     InvalidResolverConfig,
-    RegionDns,
+    RegionDnsServer,
     ResolverConfig,
     parse_upstream_dns,
 )
@@ -28,7 +28,7 @@ LAYOUT = Layout(Path("/srv/dns"), 5245)
 def resolver(**kw) -> ResolverConfig:
     base = dict(
         zones=("maas", "0.50.10.in-addr.arpa"),
-        regions=(RegionDns(A("10.0.0.11")), RegionDns(A("10.0.0.12"))),
+        regions=(RegionDnsServer(A("10.0.0.11")), RegionDnsServer(A("10.0.0.12"))),
         upstream_dns=(A("192.0.2.53"), A("2001:db8::53")),
         dnssec_validation="auto",
         listen=(A("10.50.0.2"), A("2001:db8:50::2")),

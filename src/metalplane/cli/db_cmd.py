@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 
 from metalplane.cli.errors import CliError
+from metalplane.cli.groups import command_group
 from metalplane.config.region import load_region_config, region_config_path
 
 
@@ -66,8 +67,7 @@ def _allow_region(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction, data_dir_arg: Callable[[argparse.ArgumentParser], None]) -> None:
-    db = sub.add_parser("db", help="the embedded PostgreSQL cluster")
-    dsub = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
+    dsub = command_group(sub, "db", "the embedded PostgreSQL cluster")
     p = dsub.add_parser(
         "allow-region",
         help="let a region host reach this host's embedded PostgreSQL (pg_hba.conf + TCP)",

@@ -7,8 +7,10 @@ import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from metalplane.cli.errors import CliError
+from metalplane.cli.groups import command_group
 from metalplane.cli.progress import Progress
 
 UPLOAD_PIECE = 4 << 20  # as maascli uploads
@@ -81,27 +83,44 @@ def upload_build(profile_name: str, result, log: Callable[[str], None] = _log) -
     return 0
 
 
+def _build(args: argparse.Namespace, builder: Callable[..., Any], **options: Any) -> Any:
+    """Run an image builder with the options every build takes (--out, --release, --cache-dir,
+    --version); a build that fails is the command's error."""
+    from metalplane.images.build import BuildError
+
+    try:
+        return builder(args.out.resolve(), release=args.release, cache=args.cache_dir, version=args.version, **options)
+    except BuildError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _print_files(files: list) -> None:
+    for f in files:
+        print(f"  {f.ftype:12} {f.size:>10}  sha256 {f.sha256}  {f.path}")
+
+
+def _print_import_hint(out: Path) -> None:
+    print("import it into a region (on the region's host, or serve the directory over HTTP):")
+    print(f"  metalplane PROFILE boot-resources import path={shlex.quote(str(out))}")
+
+
 def _build_ephemeral(args: argparse.Namespace) -> int:
-    from metalplane.images.build import BUILD_STEPS, BuildError, build_ephemeral, qemu_command
+    from metalplane.images.build import BUILD_STEPS, build_ephemeral, qemu_command
 
     if args.kernel_deb and args.kernel_package:
         raise CliError("give --kernel-deb or --kernel-package, not both")
     progress = Progress(BUILD_STEPS, steps=True, out=sys.stderr)
     try:
-        result = build_ephemeral(
-            args.out.resolve(),
+        result = _build(
+            args,
+            build_ephemeral,
             kernel_deb=args.kernel_deb,
             kernel_package_name=args.kernel_package,
             busybox=args.busybox,
-            cache=args.cache_dir,
-            release=args.release,
-            version=args.version,
             extra_modules=args.module or (),
             log=progress.say,
             step=progress.step,
         )
-    except BuildError as exc:
-        raise CliError(str(exc)) from None
     finally:
         progress.finish()
     out = result.out
@@ -112,58 +131,43 @@ def _build_ephemeral(args: argparse.Namespace) -> int:
     )
     if result.missing_modules:
         print(f"  not in this kernel (skipped): {' '.join(result.missing_modules)}")
-    for f in sorted(result.files, key=lambda f: f.ftype != "boot-kernel"):
-        print(f"  {f.ftype:12} {f.size:>10}  sha256 {f.sha256}  {f.path}")
+    _print_files(sorted(result.files, key=lambda f: f.ftype != "boot-kernel"))
     print(f"  stream index: {out / 'streams/v1/index.json'}")
-    print("import it into a region (on the region's host, or serve the directory over HTTP):")
-    print(f"  metalplane PROFILE boot-resources import path={shlex.quote(str(out))}")
+    _print_import_hint(out)
     print("  metalplane PROFILE boot-resources import url=http://HOST/PATH/")
     append = "console=ttyS0 mp_mode=enlist metadata_url=http://10.0.2.2:5240/MAAS/metadata/"
     print("try it (on qemu's user network 10.0.2.2 is this host; add -nic none to see the no-network path):")
     print("  " + shlex.join(qemu_command(result.path("boot-kernel"), result.path("boot-initrd"), append)))
-    if args.import_into:
-        return upload_build(args.import_into, result)
-    return 0
+    return upload_build(args.import_into, result) if args.import_into else 0
 
 
 def _build_debian(args: argparse.Namespace) -> int:
-    from metalplane.images.build import BuildError
     from metalplane.images.debian import build_debian
 
-    try:
-        result = build_debian(
-            args.out.resolve(),
-            release=args.release,
-            cache=args.cache_dir,
-            version=args.version,
-            mirror=args.mirror,
-            kernel=args.kernel,
-            extra_packages=args.package or (),
-            lean=not args.full,
-            log=_log,
-        )
-    except BuildError as exc:
-        raise CliError(str(exc)) from None
-    out = result.out
+    result = _build(
+        args,
+        build_debian,
+        mirror=args.mirror,
+        kernel=args.kernel,
+        extra_packages=args.package or (),
+        lean=not args.full,
+        log=_log,
+    )
     print(
-        f"built {result.name} {result.architecture} version {result.version} in {out} "
+        f"built {result.name} {result.architecture} version {result.version} in {result.out} "
         f"({result.seconds:.0f} s: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items()) + ")"
     )
     print(
         f"  {result.packages} packages from {result.mirror}; kernel {result.kernel_release}; "
         f"root {result.root_bytes / 1e6:.0f} MB unpacked"
     )
-    for f in sorted(result.files, key=lambda f: f.ftype):
-        print(f"  {f.ftype:12} {f.size:>10}  sha256 {f.sha256}  {f.path}")
-    print("import it into a region (on the region's host, or serve the directory over HTTP):")
-    print(f"  metalplane PROFILE boot-resources import path={shlex.quote(str(out))}")
-    if args.import_into:
-        return upload_build(args.import_into, result)
-    return 0
+    _print_files(sorted(result.files, key=lambda f: f.ftype))
+    _print_import_hint(result.out)
+    return upload_build(args.import_into, result) if args.import_into else 0
 
 
-def _add_out_and_cache(parser: argparse.ArgumentParser) -> None:
-    """--out and --cache-dir, which every image build takes."""
+def _add_build_options(parser: argparse.ArgumentParser) -> None:
+    """--out, --cache-dir and --version, which every image build takes (`_build`)."""
     parser.add_argument(
         "--out",
         type=Path,
@@ -177,11 +181,19 @@ def _add_out_and_cache(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="where downloads are kept (default $METALPLANE_CACHE_DIR or /var/cache/metalplane)",
     )
+    parser.add_argument("--version", help="the image version (default: UTC YYYYMMDD.HHMMSS)")
+
+
+def _add_import_into(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--import-into",
+        metavar="PROFILE",
+        help="also upload the image to the region of this `metalplane login` profile",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    images = sub.add_parser("images", help="build boot images")
-    isub = images.add_subparsers(dest="images_command", metavar="COMMAND", required=True)
+    isub = command_group(sub, "images", "build boot images")
     p = isub.add_parser(
         "build-ephemeral",
         help="build the ephemeral (enlist/commission) image offline, as a simplestreams mirror",
@@ -206,17 +218,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="a static busybox (default: the host's if static, else busybox-static's .deb)",
     )
-    _add_out_and_cache(p)
     p.add_argument("--release", help="the image's release name (default: this host's codename)")
-    p.add_argument("--version", help="the image version (default: UTC YYYYMMDD.HHMMSS)")
+    _add_build_options(p)
     p.add_argument(
         "--module", action="append", metavar="NAME", help="another kernel module to include and load (repeatable)"
     )
-    p.add_argument(
-        "--import-into",
-        metavar="PROFILE",
-        help="also upload the image to the region of this `metalplane login` profile",
-    )
+    _add_import_into(p)
     p.set_defaults(func=_build_ephemeral)
 
     d = isub.add_parser(
@@ -229,8 +236,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "region imports (boot-resources import). Needs root.",
     )
     d.add_argument("--release", default="bookworm", help="the Debian release (default bookworm)")
-    _add_out_and_cache(d)
-    d.add_argument("--version", help="the image version (default: UTC YYYYMMDD.HHMMSS)")
+    _add_build_options(d)
     d.add_argument(
         "--mirror", metavar="URL", help="the Debian archive to use (default: the one this host's apt sources name)"
     )
@@ -247,9 +253,5 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="keep docs, man pages, locales and every kernel module (default: the lean variant)",
     )
-    d.add_argument(
-        "--import-into",
-        metavar="PROFILE",
-        help="also upload the image to the region of this `metalplane login` profile",
-    )
+    _add_import_into(d)
     d.set_defaults(func=_build_debian)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from metalplane.cli.errors import CliError
+from metalplane.cli.groups import command_group
 from metalplane.config.rack import load_rack_config, rack_config_path
 from metalplane.embedded.daemons import Service, data_dir_service, systemd_running
 from metalplane.logs import setup_logging
@@ -106,8 +107,7 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def register_commands(sub: argparse._SubParsersAction, data_dir_arg: Callable[[argparse.ArgumentParser], None]) -> None:
-    rack = sub.add_parser("rack", help="the rack controller")
-    rsub = rack.add_subparsers(dest="rack_command", metavar="COMMAND", required=True)
+    rsub = command_group(sub, "rack", "the rack controller")
 
     p = rsub.add_parser("register", help="join a region with the shared secret and start rackd")
     data_dir_arg(p)

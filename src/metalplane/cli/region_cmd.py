@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from metalplane.cli.groups import command_group
 from metalplane.config.region import (
     RegionConfig,
     load_region_config,
@@ -144,8 +145,7 @@ def _config_location(parser: argparse.ArgumentParser, data_dir_arg: Callable) ->
 
 
 def register(sub: argparse._SubParsersAction, data_dir_arg: Callable[[argparse.ArgumentParser], None]) -> None:
-    region = sub.add_parser("region", help="the region controller")
-    rsub = region.add_subparsers(dest="region_command", metavar="COMMAND", required=True)
+    rsub = command_group(sub, "region", "the region controller")
 
     p = rsub.add_parser("run", help="run the region supervisor and its workers in the foreground")
     _config_location(p, data_dir_arg)

@@ -22,7 +22,7 @@ from metalplane.config.rack import RackConfig
 from metalplane.dns.named import NamedError
 from metalplane.ntp import ChronyError, ChronyService, rack_config
 from metalplane.rack.discovery import DiscoveryService
-from metalplane.rack.dns import InvalidResolverConfig, RackResolver, RegionDns, ResolverConfig
+from metalplane.rack.dns import InvalidResolverConfig, RackResolver, ResolverConfig
 from metalplane.rack.services import ServiceBoard
 from metalplane.rpc.services import NtpSettings, ResolverSettings, ServicesConfig
 
@@ -32,7 +32,7 @@ log = logging.getLogger("metalplane.rack.services")
 def resolver_config(settings: ResolverSettings, port: int) -> ResolverConfig:
     return ResolverConfig(
         zones=tuple(settings.zones),
-        regions=tuple(RegionDns(r.address, r.port) for r in settings.regions),
+        regions=tuple(settings.regions),
         upstream_dns=tuple(settings.upstream_dns),
         dnssec_validation=settings.dnssec_validation,
         listen=tuple(settings.listen),

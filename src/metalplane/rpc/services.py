@@ -35,7 +35,7 @@ from metalplane.rpc.fields import IFNAME_RE, matching, one_of, parsed
 
 DNSSEC_MODES = ("auto", "yes", "no")
 OBSERVATION_EVENTS = ("NEW", "REFRESHED", "MOVED")
-_ZONE_RE = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*$")
+ZONE_RE = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*$")
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -57,7 +57,7 @@ Network = Annotated[
     Net, parsed((ipaddress.IPv4Network, ipaddress.IPv6Network), "a network like 10.0.0.0/24", ipaddress.ip_network)
 ]
 Host = Annotated[str, PlainValidator(_host)]
-ZoneName = Annotated[str, matching(_ZONE_RE, "a zone name")]
+ZoneName = Annotated[str, matching(ZONE_RE, "a zone name")]
 IfName = Annotated[str, matching(IFNAME_RE, "an interface name")]
 Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
 Vid = Annotated[int, Field(ge=0, le=4094, strict=True)]
@@ -65,6 +65,8 @@ Vid = Annotated[int, Field(ge=0, le=4094, strict=True)]
 
 @dataclass(frozen=True)
 class RegionDnsServer:
+    """One region's authoritative DNS: racks forward MAAS's zones to it (rack.dns)."""
+
     address: Address
     port: Port = 5247
 

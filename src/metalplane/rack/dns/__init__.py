@@ -6,7 +6,7 @@ from metalplane.rack.dns.config import (
     DNSSEC_MODES,
     RESOLVER_PORT,
     InvalidResolverConfig,
-    RegionDns,
+    RegionDnsServer,
     ResolverConfig,
     parse_upstream_dns,
 )
@@ -18,7 +18,7 @@ __all__ = [
     "RESOLVER_PORT",
     "InvalidResolverConfig",
     "RackResolver",
-    "RegionDns",
+    "RegionDnsServer",
     "ResolverConfig",
     "parse_upstream_dns",
 ]

@@ -15,11 +15,11 @@ otherwise find ``maas.`` proven absent by the root and answer SERVFAIL).
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 
 from metalplane.dns.conf import FieldErrors, Layout, address_list, listen_lists, quote, render_named_conf
 from metalplane.dns.conf import parse_upstream_dns as parse_upstream_dns  # MAAS's setting, shared with the region
+from metalplane.rpc.services import DNSSEC_MODES, ZONE_RE, RegionDnsServer
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -28,8 +28,6 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 RESOLVER_PORT = 53
 #: The resolver's rndc control channel, on 127.0.0.1.
 CONTROL_PORT = 5246
-DNSSEC_MODES = ("auto", "yes", "no")
-_ZONE_RE = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*$")
 
 
 class InvalidResolverConfig(FieldErrors):
@@ -37,17 +35,9 @@ class InvalidResolverConfig(FieldErrors):
 
 
 @dataclass(frozen=True)
-class RegionDns:
-    """One region's authoritative DNS, as the rack reaches it."""
-
-    address: IP
-    port: int = 5247
-
-
-@dataclass(frozen=True)
 class ResolverConfig:
     zones: tuple[str, ...]  #: MAAS domains and reverse zones: sent to the regions
-    regions: tuple[RegionDns, ...]  #: every region's authoritative DNS
+    regions: tuple[RegionDnsServer, ...]  #: every region's authoritative DNS, as the rack reaches it
     upstream_dns: tuple[IP, ...] = ()  #: everything else; () = resolve from the root
     dnssec_validation: str = "auto"
     listen: tuple[IP, ...] = ()  #: the rack's addresses on its VLANs (127.0.0.1 always)
@@ -58,13 +48,10 @@ class ResolverConfig:
 def validate(cfg: ResolverConfig) -> None:
     errs = []
     for i, zone in enumerate(cfg.zones):
-        if not _ZONE_RE.match(zone.rstrip(".")):
+        if not ZONE_RE.match(zone.rstrip(".")):
             errs.append(f"zones[{i}]: {zone!r} is not a zone name")
     if cfg.zones and not cfg.regions:
         errs.append("regions: MAAS zones need at least one region to forward to")
-    for i, region in enumerate(cfg.regions):
-        if not 0 < region.port < 65536:
-            errs.append(f"regions[{i}].port: {region.port} is not a port")
     if cfg.dnssec_validation not in DNSSEC_MODES:
         errs.append(f"dnssec_validation: {cfg.dnssec_validation!r} is not one of {', '.join(DNSSEC_MODES)}")
     if not 0 < cfg.port < 65536:

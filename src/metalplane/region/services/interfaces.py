@@ -95,6 +95,17 @@ async def _shown(conn: AsyncConnection, node: Row) -> NodesView:
     return await nodes_service.show(conn, [await nodes_service.get_node(conn, node["system_id"])])
 
 
+async def _answer(conn: AsyncConnection, node: Row, iface_id: int) -> tuple[Row, int, NodesView]:
+    """What an operation on one interface answers: its node, its id, and the node as shown."""
+    return node, iface_id, await _shown(conn, node)
+
+
+async def _addresses_changed(conn: AsyncConnection, node: Row, iface_id: int) -> tuple[Row, int, NodesView]:
+    """`_answer`, after a change to the node's interfaces or links (DNS and DHCP follow)."""
+    consequences.node_addresses_changed(conn)
+    return await _answer(conn, node, iface_id)
+
+
 async def list_interfaces(conn: AsyncConnection, system_id: str, user: User | None) -> tuple[Row, NodesView]:
     node = await _node(conn, system_id, user)
     return node, await _shown(conn, node)
@@ -105,7 +116,7 @@ async def show_interface(
 ) -> tuple[Row, int, NodesView]:
     node = await _node(conn, system_id, user)
     iface = await _interface(conn, node, ident)
-    return node, iface["id"], await _shown(conn, node)
+    return await _answer(conn, node, iface["id"])
 
 
 async def _vlan_id(conn: AsyncConnection, value: str | None) -> int | None:
@@ -185,8 +196,7 @@ async def create_physical(
     ).scalar_one()
     if values["vlan_id"] is not None:
         await conn.execute(insert(ip_addresses).values(interface_id=new_id, alloc_type=STICKY, ip=None))
-    consequences.node_addresses_changed(conn)
-    return node, new_id, await _shown(conn, node)
+    return await _addresses_changed(conn, node, new_id)
 
 
 async def update_interface(
@@ -248,8 +258,8 @@ async def update_interface(
             )
     if values:
         await conn.execute(stamped_update(interfaces, iface["id"], values))
-        consequences.node_addresses_changed(conn)
-    return node, iface["id"], await _shown(conn, node)
+        return await _addresses_changed(conn, node, iface["id"])
+    return await _answer(conn, node, iface["id"])
 
 
 async def delete_interface(conn: AsyncConnection, system_id: str, ident: str, user: User) -> None:
@@ -351,8 +361,7 @@ async def link_subnet(
     if default_gateway and subnet is not None:
         key = "gateway_link_ipv4_id" if ip_network(str(subnet["cidr"])).version == 4 else "gateway_link_ipv6_id"
         await conn.execute(update(nodes).where(nodes.c.id == node["id"]).values(**{key: link_id}))
-    consequences.node_addresses_changed(conn)
-    return node, iface["id"], await _shown(conn, node)
+    return await _addresses_changed(conn, node, iface["id"])
 
 
 async def unlink_subnet(
@@ -368,8 +377,7 @@ async def unlink_subnet(
     await conn.execute(delete(ip_addresses).where(ip_addresses.c.id == chosen[0]["id"]))
     if len(links) == 1 and iface["vlan_id"] is not None:
         await conn.execute(insert(ip_addresses).values(interface_id=iface["id"], alloc_type=STICKY, ip=None))
-    consequences.node_addresses_changed(conn)
-    return node, iface["id"], await _shown(conn, node)
+    return await _addresses_changed(conn, node, iface["id"])
 
 
 async def set_default_gateway(
@@ -410,7 +418,7 @@ async def set_default_gateway(
     for link in chosen:
         key = "gateway_link_ipv4_id" if family(link) == 4 else "gateway_link_ipv6_id"
         await conn.execute(update(nodes).where(nodes.c.id == node["id"]).values(**{key: link["id"]}))
-    return node, iface["id"], await _shown(conn, node)
+    return await _answer(conn, node, iface["id"])
 
 
 async def disconnect(conn: AsyncConnection, system_id: str, ident: str, user: User) -> tuple[Row, int, NodesView]:
@@ -419,8 +427,7 @@ async def disconnect(conn: AsyncConnection, system_id: str, ident: str, user: Us
     await conn.execute(
         update(interfaces).where(interfaces.c.id == iface["id"]).values(vlan_id=None, updated=func.now())
     )
-    consequences.node_addresses_changed(conn)
-    return node, iface["id"], await _shown(conn, node)
+    return await _addresses_changed(conn, node, iface["id"])
 
 
 async def change_tag(
@@ -437,4 +444,4 @@ async def change_tag(
     if not add and tag in current:
         current.remove(tag)
     await conn.execute(update(interfaces).where(interfaces.c.id == iface["id"]).values(tags=current))
-    return node, iface["id"], await _shown(conn, node)
+    return await _answer(conn, node, iface["id"])

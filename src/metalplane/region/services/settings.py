@@ -31,6 +31,7 @@ from metalplane.region import validation as v
 from metalplane.region.db.tables import boot_resources, config
 from metalplane.region.errors import Invalid, raise_if
 from metalplane.region.services import consequences
+from metalplane.rpc.services import DNSSEC_MODES
 
 HA_MODES = ("hot-standby", "load-balancing")
 ALIASES = {"ntp_server": "ntp_servers"}
@@ -393,7 +394,7 @@ SETTINGS: dict[str, Setting] = {
         consequence=_racks,
     ),
     "dnssec_validation": Setting(
-        choice(("auto", "yes", "no"), invalid_choice_text("dnssec_validation", ("auto", "yes", "no"))),
+        choice(DNSSEC_MODES, invalid_choice_text("dnssec_validation", DNSSEC_MODES)),
         "auto",
         "Enable DNSSEC validation of upstream zones.",
         acts=f"{RACKS_DNS}: dnssec-validation",
