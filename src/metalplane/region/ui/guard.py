@@ -113,6 +113,13 @@ class UiRequest:
             template = parts[part]
         return render_html(template, self.context(**context), status)
 
+    def live_page(
+        self, template: str, section: str, src: str, parts: dict[str, str], status: int = 200, **context: Any
+    ) -> Response:
+        """A page of `section` (the nav entry it highlights, the changes it follows): its script
+        fetches the live `parts` again from `src` whenever that section changes."""
+        return self.render(template, parts, status, nav=section, live=[section], live_src=src, **context)
+
     def redirect(self, url: str) -> Response:
         return RedirectResponse(url, status_code=303)
 

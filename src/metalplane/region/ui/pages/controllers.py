@@ -50,33 +50,30 @@ async def controllers(ui: UiRequest) -> Response:
             urls = await overview.region_urls(conn) or [ui.ctx.site + "/MAAS"]
             commands = rack_commands(urls, await cluster.get_value(conn, cluster.SECRET_KEY) or "")
     query = f"page={page}" + ("&add=rack" if adding else "")
-    return ui.render(
+    return ui.live_page(
         "controllers.html",
-        parts={"table": "controllers_table.html"},
-        nav="controllers",
-        live=["controllers"],
+        "controllers",
+        f"{UI_PREFIX}controllers/?{query}&part=table",
+        {"table": "controllers_table.html"},
         rows=rows,
         total=total,
         page=page,
         pages=page_count(total),
         commands=commands,
         deleted=ui.params.str("deleted") or "",
-        live_src=f"{UI_PREFIX}controllers/?{query}&part=table",
     )
 
 
 async def _controller_page(ui: UiRequest, deleting: bool, delete_error: str = "", status: int = 200) -> Response:
     system_id = ui.ctx.path["system_id"]
-    async with ui.ctx.tx() as conn:
-        detail = await overview.controller_detail(conn, system_id)
+    detail = await ui.ctx.run(overview.controller_detail, system_id)
     query = "delete=1&" if deleting else ""
-    return ui.render(
+    return ui.live_page(
         "controller.html",
-        parts={"header": "controller_header.html", "body": "controller_body.html"},
+        "controllers",
+        f"{UI_PREFIX}controller/{system_id}/?{query}",
+        {"header": "controller_header.html", "body": "controller_body.html"},
         status=status,
-        nav="controllers",
-        live=["controllers"],
-        live_src=f"{UI_PREFIX}controller/{system_id}/?{query}",
         deleting=deleting,
         delete_error=delete_error,
         **detail,
@@ -95,8 +92,7 @@ async def delete_rack(ui: UiRequest) -> Response:
     force = bool(ui.params.bool("force", False))
     system_id = ui.ctx.path["system_id"]
     try:
-        async with ui.ctx.tx() as conn:
-            node = await racks.delete_rack(conn, system_id, force)
+        node = await ui.ctx.run(racks.delete_rack, system_id, force)
     except Refused as exc:
         return await _controller_page(ui, True, message_of(exc), status=400)
     return ui.redirect(f"{UI_PREFIX}controllers/?deleted={quote(node['hostname'])}")

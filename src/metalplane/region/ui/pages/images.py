@@ -17,15 +17,13 @@ DONE = {"import": "Import started.", "stop": "The import is being stopped; what 
 async def _images(
     ui: UiRequest, source: str = "", errors: dict[str, list[str]] | None = None, status: int = 200
 ) -> Response:
-    async with ui.ctx.tx() as conn:
-        page = await image_overview.images_page(conn)
-    return ui.render(
+    page = await ui.ctx.run(image_overview.images_page)
+    return ui.live_page(
         "images.html",
-        parts={"body": "images_body.html"},
+        "images",
+        IMAGES_PATH + "?part=body",
+        {"body": "images_body.html"},
         status=status,
-        nav="images",
-        live=["images"],
-        live_src=IMAGES_PATH + "?part=body",
         page=page,
         source=source,
         errors=errors or {},
@@ -53,8 +51,7 @@ async def start_import(ui: UiRequest) -> Response:
 
 
 async def stop_import(ui: UiRequest) -> Response:
-    async with ui.ctx.tx() as conn:
-        await boot_import.request_stop(conn)
+    await ui.ctx.run(boot_import.request_stop)
     return ui.redirect(IMAGES_PATH + "?done=stop")
 
 

@@ -60,12 +60,11 @@ async def machine_list_view(ui: UiRequest) -> Response:
         rows, total = await machine_list.machine_page(conn, flt, ui.user, (page - 1) * size, size)
         zones = await machine_list.zone_names(conn)
     query = query_of(status, zone, search)
-    return ui.render(
+    return ui.live_page(
         "machines.html",
-        parts={"table": "machines_table.html"},
-        nav="machines",
-        live=["machines"],
-        live_src=f"{MACHINES_PATH}?{query_of(status, zone, search, page)}&part=table",
+        "machines",
+        f"{MACHINES_PATH}?{query_of(status, zone, search, page)}&part=table",
+        {"table": "machines_table.html"},
         rows=rows,
         total=total,
         page=page,
@@ -81,15 +80,13 @@ async def machine_list_view(ui: UiRequest) -> Response:
 
 async def _machine(ui: UiRequest, error: str = "", status: int = 200) -> Response:
     system_id = ui.ctx.path["system_id"]
-    async with ui.ctx.tx() as conn:
-        detail = await machine_list.machine_detail(conn, system_id, ui.user)
-    return ui.render(
+    detail = await ui.ctx.run(machine_list.machine_detail, system_id, ui.user)
+    return ui.live_page(
         "machine.html",
-        parts={"body": "machine_body.html"},
+        "machines",
+        machine_path(system_id) + "?part=body",
+        {"body": "machine_body.html"},
         status=status,
-        nav="machines",
-        live=["machines"],
-        live_src=machine_path(system_id) + "?part=body",
         d=detail,
         power_actions=POWER_ACTIONS,
         error=error,

@@ -195,12 +195,11 @@ async def _current(ui: UiRequest) -> tuple[dict[str, str], dict[str, list[str]]]
 
 async def show(ui: UiRequest) -> Response:
     current, offered = await _current(ui)
-    return ui.render(
+    return ui.live_page(
         "settings.html",
-        parts={"form": "settings_form.html"},
-        nav="settings",
-        live=["settings"],
-        live_src=SETTINGS_PATH + "?part=form",
+        "settings",
+        SETTINGS_PATH + "?part=form",
+        {"form": "settings_form.html"},
         sections=sections(current, {}, offered),
         saved=ui.params.str("saved") == "1",
     )
@@ -212,8 +211,7 @@ async def save(ui: UiRequest) -> Response:
     submitted = {name: ui.params.str(name, "") or "" for name in settings.SETTINGS if name in ui.params}
     changed = {name: value for name, value in submitted.items() if value != current[name]}
     try:
-        async with ui.ctx.tx() as conn:
-            await settings.set_settings(conn, changed)
+        await ui.ctx.run(settings.set_settings, changed)
     except Invalid as exc:
         return ui.render(
             "settings.html",

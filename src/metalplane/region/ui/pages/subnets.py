@@ -99,32 +99,28 @@ def submitted_form(ui: UiRequest) -> DhcpForm:
 
 
 async def subnets(ui: UiRequest) -> Response:
-    async with ui.ctx.tx() as conn:
-        fabrics = await overview.subnets_by_fabric(conn)
-    return ui.render(
+    fabrics = await ui.ctx.run(overview.subnets_by_fabric)
+    return ui.live_page(
         "subnets.html",
-        parts={"table": "subnets_table.html"},
-        nav="subnets",
-        live=["subnets"],
-        live_src=SUBNETS_PATH + "?part=table",
+        "subnets",
+        SUBNETS_PATH + "?part=table",
+        {"table": "subnets_table.html"},
         fabrics=fabrics,
     )
 
 
 async def _vlan(ui: UiRequest, form: DhcpForm | None = None, status: int = 200, message: str = "") -> Response:
     vlan_id = ui.ctx.path_int("vlan_id")
-    async with ui.ctx.tx() as conn:
-        page = await overview.vlan_page(conn, vlan_id)
+    page = await ui.ctx.run(overview.vlan_page, vlan_id)
     configuring = form is not None or ui.params.str("dhcp") == "configure"
     if configuring and not ui.user.is_superuser:
         raise PermissionDenied("Only admins can configure DHCP.")
-    return ui.render(
+    return ui.live_page(
         "vlan.html",
-        parts={"body": "vlan_body.html"},
+        "subnets",
+        vlan_path(vlan_id) + "?part=body",
+        {"body": "vlan_body.html"},
         status=status,
-        nav="subnets",
-        live=["subnets"],
-        live_src=vlan_path(vlan_id) + "?part=body",
         page=page,
         form=(form or default_form(page)) if configuring else None,
         ha_modes=settings.HA_MODES,
@@ -154,8 +150,7 @@ async def configure(ui: UiRequest) -> Response:
     form = submitted_form(ui)
     try:
         choice = choice_of(form)
-        async with ui.ctx.tx() as conn:
-            await vlan_dhcp.configure_dhcp(conn, vlan_id, choice, ui.user)
+        await ui.ctx.run(vlan_dhcp.configure_dhcp, vlan_id, choice, ui.user)
     except Invalid as exc:
         form.errors = place_errors(exc.errors)
         return await _vlan(ui, form, status=400)
@@ -164,8 +159,7 @@ async def configure(ui: UiRequest) -> Response:
 
 async def disable(ui: UiRequest) -> Response:
     vlan_id = ui.ctx.path_int("vlan_id")
-    async with ui.ctx.tx() as conn:
-        await vlan_dhcp.disable_dhcp(conn, vlan_id)
+    await ui.ctx.run(vlan_dhcp.disable_dhcp, vlan_id)
     return ui.redirect(vlan_path(vlan_id) + "?done=off")
 
 
