@@ -29,10 +29,7 @@ FIELDS_DOC = """
 
 def tag_json(t: Row) -> Row:
     return {
-        "name": t["name"],
-        "definition": t["definition"],
-        "comment": t["comment"],
-        "kernel_opts": t["kernel_opts"],
+        **render.columns(t, "name", "definition", "comment", "kernel_opts"),
         "resource_uri": render.uri(f"tags/{t['name']}/"),
     }
 
