@@ -6,6 +6,7 @@ from typing import Any
 
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
+from metalplane.region.api.crud import Crud
 from metalplane.region.api.framework import Handler
 from metalplane.region.services import domain_views
 from metalplane.region.services import domains as svc
@@ -22,14 +23,16 @@ def _fields(ctx: Ctx) -> dict[str, Any]:
     return fields
 
 
-@domains.read
-async def list_domains(ctx: Ctx) -> list:
-    """List all domains."""
-    return [render.domain(d) for d in await ctx.run(domain_views.list_domains)]
+def _new_fields(ctx: Ctx) -> dict[str, Any]:
+    ctx.params.str("name", required=True)
+    return _fields(ctx)
 
 
-@domains.action("POST", admin=True)
-async def create_domain(ctx: Ctx) -> dict:
+crud = Crud(domains, (domain,), render.domain)
+crud.list_all(domain_views.list_domains, "List all domains.")
+crud.create(
+    svc.create_domain,
+    _new_fields,
     """Create a domain.
 
     :param name: Name of the domain.
@@ -40,20 +43,12 @@ async def create_domain(ctx: Ctx) -> dict:
     :type ttl: int
     :param forward_dns_servers: List of forward dns server IP addresses when MAAS is not authoritative.
     :type forward_dns_servers: unicode
-    """
-    ctx.params.str("name", required=True)
-    fields = _fields(ctx)
-    return render.domain(await ctx.run(svc.create_domain, fields))
-
-
-@domain.read
-async def read_domain(ctx: Ctx) -> dict:
-    """Read domain."""
-    return render.domain(await ctx.run(domain_views.show_domain, ctx.path["id"]))
-
-
-@domain.action("PUT", admin=True)
-async def update_domain(ctx: Ctx) -> dict:
+    """,
+)
+crud.read(domain_views.show_domain, "Read domain.")
+crud.update(
+    svc.update_domain,
+    _fields,
     """Update a domain.
 
     :param name: Name of the domain.
@@ -64,9 +59,9 @@ async def update_domain(ctx: Ctx) -> dict:
     :type ttl: int
     :param forward_dns_servers: List of IP addresses for forward DNS servers when MAAS is not authoritative.
     :type forward_dns_servers: unicode
-    """
-    fields = _fields(ctx)
-    return render.domain(await ctx.run(svc.update_domain, ctx.path["id"], fields))
+    """,
+)
+crud.delete(svc.delete_domain, "Delete domain.")
 
 
 @domain.action("POST", "set_default", admin=True)
@@ -79,9 +74,3 @@ async def set_default(ctx: Ctx) -> dict:
     :type id: int
     """
     return render.domain(await ctx.run(svc.set_default, ctx.path["id"]))
-
-
-@domain.action("DELETE", admin=True)
-async def delete_domain(ctx: Ctx) -> None:
-    """Delete domain."""
-    await ctx.run(svc.delete_domain, ctx.path["id"])
