@@ -27,6 +27,9 @@ def path_key(name: str = "id") -> Reader:
     return lambda ctx: ctx.path[name]
 
 
+BY_ID = path_key()
+
+
 def given(spec: dict[str, str]) -> Reader:
     """The fields the parameters give, read as `spec` says (Params.given)."""
     return lambda ctx: ctx.params.given(spec)
@@ -47,7 +50,7 @@ class Crud:
     ones: tuple[Handler, ...]  # the object's handlers (MAAS routes some at two paths)
     shape: Shape
     shape_all: Shape | None = None  # the listing's; by default `shape` of each object
-    key: Reader = path_key()
+    key: Reader = BY_ID
     admin: bool = True  # only admins may create, update and delete
 
     def list_all(self, service: Service, doc: str) -> None:

@@ -41,6 +41,16 @@ NODE_MODELS = frozenset({"Machine", "Node", "Device", "RackController", "RegionC
 ActionFunc = Callable[["Ctx"], Awaitable[Any]]
 
 
+def param_doc(name: str, text: str, kind: str = "unicode") -> str:
+    """One parameter as an action's doc lists it (MAAS's `:param` and `:type` lines)."""
+    return f":param {name}: {text}\n:type {name}: {kind}\n"
+
+
+def name_and_description_doc(noun: str) -> str:
+    """The name and description of a named object (a fabric, a space, a VLAN)."""
+    return param_doc("name", f"Name of the {noun}.") + param_doc("description", f"Description of the {noun}.")
+
+
 @dataclass(frozen=True)
 class Action:
     method: str

@@ -7,7 +7,7 @@ from typing import Any
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.crud import Crud
-from metalplane.region.api.framework import Handler
+from metalplane.region.api.framework import Handler, param_doc
 from metalplane.region.services import domain_views
 from metalplane.region.services import domains as svc
 
@@ -28,38 +28,37 @@ def _new_fields(ctx: Ctx) -> dict[str, Any]:
     return _fields(ctx)
 
 
+def _doc(summary: str, authoritative: str, forward_dns_servers: str) -> str:
+    """Create's and update's parameters: the same, two of them worded differently (as MAAS does)."""
+    return (
+        f"{summary}\n\n"
+        + param_doc("name", "Name of the domain.")
+        + param_doc("authoritative", authoritative)
+        + param_doc("ttl", "The default TTL for this domain.", "int")
+        + param_doc("forward_dns_servers", forward_dns_servers)
+    )
+
+
 crud = Crud(domains, (domain,), render.domain)
 crud.list_all(domain_views.list_domains, "List all domains.")
 crud.create(
     svc.create_domain,
     _new_fields,
-    """Create a domain.
-
-    :param name: Name of the domain.
-    :type name: unicode
-    :param authoritative: Class type of the domain.
-    :type authoritative: unicode
-    :param ttl: The default TTL for this domain.
-    :type ttl: int
-    :param forward_dns_servers: List of forward dns server IP addresses when MAAS is not authoritative.
-    :type forward_dns_servers: unicode
-    """,
+    _doc(
+        "Create a domain.",
+        "Class type of the domain.",
+        "List of forward dns server IP addresses when MAAS is not authoritative.",
+    ),
 )
 crud.read(domain_views.show_domain, "Read domain.")
 crud.update(
     svc.update_domain,
     _fields,
-    """Update a domain.
-
-    :param name: Name of the domain.
-    :type name: unicode
-    :param authoritative: True if we are authoritative for this domain.
-    :type authoritative: unicode
-    :param ttl: The default TTL for this domain.
-    :type ttl: int
-    :param forward_dns_servers: List of IP addresses for forward DNS servers when MAAS is not authoritative.
-    :type forward_dns_servers: unicode
-    """,
+    _doc(
+        "Update a domain.",
+        "True if we are authoritative for this domain.",
+        "List of IP addresses for forward DNS servers when MAAS is not authoritative.",
+    ),
 )
 crud.delete(svc.delete_domain, "Delete domain.")
 

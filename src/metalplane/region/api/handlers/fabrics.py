@@ -5,18 +5,11 @@ from __future__ import annotations
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.crud import Crud, first, given
-from metalplane.region.api.framework import Handler
+from metalplane.region.api.framework import Handler, name_and_description_doc, param_doc
 from metalplane.region.services import network
 
 FIELDS = {"name": "str", "description": "str", "class_type": "str"}
-FIELDS_DOC = """
-:param name: Name of the fabric.
-:type name: unicode
-:param description: Description of the fabric.
-:type description: unicode
-:param class_type: Class type of the fabric.
-:type class_type: unicode
-"""
+FIELDS_DOC = "\n" + name_and_description_doc("fabric") + param_doc("class_type", "Class type of the fabric.")
 
 fabrics = Handler("FabricsHandler", "fabrics/", "Manage fabrics.")
 fabric = Handler("FabricHandler", "fabrics/{id}/", "Manage fabric.")

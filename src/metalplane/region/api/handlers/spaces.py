@@ -5,15 +5,10 @@ from __future__ import annotations
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.crud import Crud, first, given
-from metalplane.region.api.framework import Handler
+from metalplane.region.api.framework import Handler, name_and_description_doc
 from metalplane.region.services import spaces as svc
 
-FIELDS_DOC = """
-:param name: Name of the space.
-:type name: unicode
-:param description: Description of the space.
-:type description: unicode
-"""
+FIELDS_DOC = "\n" + name_and_description_doc("space")
 
 spaces = Handler("SpacesHandler", "spaces/", "Manage spaces.")
 space = Handler("SpaceHandler", "spaces/{id}/", "Manage space.")

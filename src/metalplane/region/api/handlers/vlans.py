@@ -6,7 +6,7 @@ from metalplane.region.api import render
 from metalplane.region.api.checks import path_id
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.crud import Crud, first, given
-from metalplane.region.api.framework import Handler
+from metalplane.region.api.framework import Handler, name_and_description_doc, param_doc
 from metalplane.region.services import network
 
 FIELDS = {
@@ -21,16 +21,12 @@ FIELDS = {
     "space": "str",
     "fabric": "str",
 }
-VLAN_DOC = """
-:param name: Name of the VLAN.
-:type name: unicode
-:param description: Description of the VLAN.
-:type description: unicode
-:param vid: VLAN ID of the VLAN.
-:type vid: integer
-:param mtu: The MTU to use on the VLAN.
-:type mtu: integer
-"""
+VLAN_DOC = (
+    "\n"
+    + name_and_description_doc("VLAN")
+    + param_doc("vid", "VLAN ID of the VLAN.", "integer")
+    + param_doc("mtu", "The MTU to use on the VLAN.", "integer")
+)
 UPDATE_DOC = (
     "Update VLAN.\n"
     + VLAN_DOC
