@@ -12,10 +12,14 @@ from starlette.routing import BaseRoute
 from metalplane.region.errors import PermissionDenied, Refused
 from metalplane.region.services import cluster, racks
 from metalplane.region.services import controller_overview as overview
-from metalplane.region.ui.guard import UI_PREFIX, UiRequest, message_of, ui_route
+from metalplane.region.ui.guard import UI_PREFIX, LivePage, UiRequest, message_of, ui_route
 
 PAGE_SIZE = 50
 MAX_PAGE = 1_000_000
+CONTROLLERS_PAGE = LivePage("controllers.html", "controllers", {"table": "controllers_table.html"})
+CONTROLLER_PAGE = LivePage(
+    "controller.html", "controllers", {"header": "controller_header.html", "body": "controller_body.html"}
+)
 
 
 @dataclass(frozen=True)
@@ -51,10 +55,8 @@ async def controllers(ui: UiRequest) -> Response:
             commands = rack_commands(urls, await cluster.get_value(conn, cluster.SECRET_KEY) or "")
     query = f"page={page}" + ("&add=rack" if adding else "")
     return ui.live_page(
-        "controllers.html",
-        "controllers",
+        CONTROLLERS_PAGE,
         f"{UI_PREFIX}controllers/?{query}&part=table",
-        {"table": "controllers_table.html"},
         rows=rows,
         total=total,
         page=page,
@@ -69,10 +71,8 @@ async def _controller_page(ui: UiRequest, deleting: bool, delete_error: str = ""
     detail = await ui.ctx.run(overview.controller_detail, system_id)
     query = "delete=1&" if deleting else ""
     return ui.live_page(
-        "controller.html",
-        "controllers",
+        CONTROLLER_PAGE,
         f"{UI_PREFIX}controller/{system_id}/?{query}",
-        {"header": "controller_header.html", "body": "controller_body.html"},
         status=status,
         deleting=deleting,
         delete_error=delete_error,

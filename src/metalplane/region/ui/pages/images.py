@@ -8,9 +8,10 @@ from starlette.routing import BaseRoute
 
 from metalplane.region.errors import Conflict, Invalid
 from metalplane.region.services import boot_import, boot_resources, image_overview
-from metalplane.region.ui.guard import UI_PREFIX, UiRequest, message_of, ui_route
+from metalplane.region.ui.guard import UI_PREFIX, LivePage, UiRequest, message_of, ui_route
 
 IMAGES_PATH = UI_PREFIX + "images/"
+IMAGES_PAGE = LivePage("images.html", "images", {"body": "images_body.html"})
 DONE = {"import": "Import started.", "stop": "The import is being stopped; what is stored stays stored."}
 
 
@@ -19,16 +20,14 @@ async def _images(
 ) -> Response:
     page = await ui.ctx.run(image_overview.images_page)
     return ui.live_page(
-        "images.html",
-        "images",
+        IMAGES_PAGE,
         IMAGES_PATH + "?part=body",
-        {"body": "images_body.html"},
         status=status,
         page=page,
         source=source,
         errors=errors or {},
         progress=boot_resources.progress,
-        done=DONE.get(ui.params.str("done") or "", ""),
+        done=ui.done(DONE),
     )
 
 

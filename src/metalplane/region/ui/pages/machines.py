@@ -14,10 +14,12 @@ from metalplane.region.api.errors import status_of
 from metalplane.region.errors import Invalid, Refused, Unavailable
 from metalplane.region.services import commissioning, machine_list, machines, power
 from metalplane.region.services.machine_list import MachineFilter
-from metalplane.region.ui.guard import UI_PREFIX, UiRequest, message_of, ui_route
+from metalplane.region.ui.guard import UI_PREFIX, LivePage, UiRequest, message_of, ui_route
 from metalplane.region.ui.pages.controllers import MAX_PAGE, page_count
 
 MACHINES_PATH = UI_PREFIX + "machines/"
+MACHINES_PAGE = LivePage("machines.html", "machines", {"table": "machines_table.html"})
+MACHINE_PAGE = LivePage("machine.html", "machines", {"body": "machine_body.html"})
 POWER_ACTIONS = {"on": "Power on", "off": "Power off", "cycle": "Power cycle"}
 # What the page says after an action (fixed words: nothing from the URL is shown).
 DONE = {
@@ -61,10 +63,8 @@ async def machine_list_view(ui: UiRequest) -> Response:
         zones = await machine_list.zone_names(conn)
     query = query_of(status, zone, search)
     return ui.live_page(
-        "machines.html",
-        "machines",
+        MACHINES_PAGE,
         f"{MACHINES_PATH}?{query_of(status, zone, search, page)}&part=table",
-        {"table": "machines_table.html"},
         rows=rows,
         total=total,
         page=page,
@@ -82,15 +82,13 @@ async def _machine(ui: UiRequest, error: str = "", status: int = 200) -> Respons
     system_id = ui.ctx.path["system_id"]
     detail = await ui.ctx.run(machine_list.machine_detail, system_id, ui.user)
     return ui.live_page(
-        "machine.html",
-        "machines",
+        MACHINE_PAGE,
         machine_path(system_id) + "?part=body",
-        {"body": "machine_body.html"},
         status=status,
         d=detail,
         power_actions=POWER_ACTIONS,
         error=error,
-        done=DONE.get(ui.params.str("done") or "", ""),
+        done=ui.done(DONE),
     )
 
 

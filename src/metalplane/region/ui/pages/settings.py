@@ -10,9 +10,10 @@ from starlette.routing import BaseRoute
 
 from metalplane.region.errors import Invalid
 from metalplane.region.services import settings
-from metalplane.region.ui.guard import UI_PREFIX, UiRequest, ui_route
+from metalplane.region.ui.guard import UI_PREFIX, LivePage, UiRequest, ui_route
 
 SETTINGS_PATH = UI_PREFIX + "settings/"
+SETTINGS_PAGE = LivePage("settings.html", "settings", {"form": "settings_form.html"})
 # MAAS's settings pages, in their order; each setting in one section. A setting not
 # named here (a new one) lands in "Other" with its API name, so none is ever hidden.
 SECTIONS: dict[str, tuple[str, ...]] = {
@@ -196,10 +197,8 @@ async def _current(ui: UiRequest) -> tuple[dict[str, str], dict[str, list[str]]]
 async def show(ui: UiRequest) -> Response:
     current, offered = await _current(ui)
     return ui.live_page(
-        "settings.html",
-        "settings",
+        SETTINGS_PAGE,
         SETTINGS_PATH + "?part=form",
-        {"form": "settings_form.html"},
         sections=sections(current, {}, offered),
         saved=ui.params.str("saved") == "1",
     )

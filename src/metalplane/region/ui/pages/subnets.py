@@ -16,9 +16,11 @@ from metalplane.region.errors import Invalid, PermissionDenied
 from metalplane.region.services import network_overview as overview
 from metalplane.region.services import settings, vlan_dhcp
 from metalplane.region.services.network_overview import VlanPage
-from metalplane.region.ui.guard import UI_PREFIX, UiRequest, ui_route
+from metalplane.region.ui.guard import UI_PREFIX, LivePage, UiRequest, ui_route
 
 SUBNETS_PATH = UI_PREFIX + "subnets/"
+SUBNETS_PAGE = LivePage("subnets.html", "subnets", {"table": "subnets_table.html"})
+VLAN_PAGE = LivePage("vlan.html", "subnets", {"body": "vlan_body.html"})
 ALL = "__all__"
 # Where each API field's message goes in the dialog. The VLAN's rules that name no
 # field (primary = secondary, no primary, a primary that is down) are about the
@@ -101,10 +103,8 @@ def submitted_form(ui: UiRequest) -> DhcpForm:
 async def subnets(ui: UiRequest) -> Response:
     fabrics = await ui.ctx.run(overview.subnets_by_fabric)
     return ui.live_page(
-        "subnets.html",
-        "subnets",
+        SUBNETS_PAGE,
         SUBNETS_PATH + "?part=table",
-        {"table": "subnets_table.html"},
         fabrics=fabrics,
     )
 
@@ -116,15 +116,13 @@ async def _vlan(ui: UiRequest, form: DhcpForm | None = None, status: int = 200, 
     if configuring and not ui.user.is_superuser:
         raise PermissionDenied("Only admins can configure DHCP.")
     return ui.live_page(
-        "vlan.html",
-        "subnets",
+        VLAN_PAGE,
         vlan_path(vlan_id) + "?part=body",
-        {"body": "vlan_body.html"},
         status=status,
         page=page,
         form=(form or default_form(page)) if configuring else None,
         ha_modes=settings.HA_MODES,
-        message=message or DONE.get(ui.params.str("done") or "", ""),
+        message=message or ui.done(DONE),
     )
 
 
