@@ -4,7 +4,8 @@ A handler module declares a `Handler` and decorates async functions with
 `@handler.read`, `@handler.create`, `@handler.action("POST", "op_name")`...
 The docstring of each function is the action's `doc` that describe/ serves, so
 its `:param name:` lines are what clients may pass; `action(..., doc=...)` gives the
-doc instead, where several actions share their `:param` lines.
+doc instead, where several actions share their `:param` lines (param_doc writes one
+parameter's lines).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 from metalplane.region.api import render, render_nodes
 from metalplane.region.api.context import Ctx
 from metalplane.region.api.crud import Crud, given, path_key
-from metalplane.region.api.framework import Handler
+from metalplane.region.api.framework import Handler, param_doc
 from metalplane.region.services import tags as svc
 from metalplane.region.services.rows import Row
 from metalplane.rpc.nodes import RACK_TYPES, REGION_TYPES, NodeType
@@ -41,22 +41,16 @@ crud.list_all(svc.list_tags, "List tags.")
 crud.create(
     svc.create_tag,
     given(FIELDS),
-    """Create a new tag (a defined one is applied to the matching nodes at once).
-
-:param name: The new tag's name: letters, digits, - and _.
-:type name: unicode
-"""
+    "Create a new tag (a defined one is applied to the matching nodes at once).\n\n"
+    + param_doc("name", "The new tag's name: letters, digits, - and _.")
     + FIELDS_DOC,
 )
 crud.read(svc.get_tag, "Read a specific tag.")
 crud.update(
     svc.update_tag,
     given(FIELDS),
-    """Update a tag; a new definition rebuilds which nodes have it.
-
-:param name: The new name.
-:type name: unicode
-"""
+    "Update a tag; a new definition rebuilds which nodes have it.\n\n"
+    + param_doc("name", "The new name.")
     + FIELDS_DOC,
 )
 crud.delete(svc.delete_tag, "Delete a tag.")
