@@ -4,7 +4,8 @@ A handler module declares a `Handler` and decorates async functions with
 `@handler.read`, `@handler.create`, `@handler.action("POST", "op_name")`...
 The docstring of each function is the action's `doc` that describe/ serves, so
 its `:param name:` lines are what clients may pass; `action(..., doc=...)` gives the
-doc instead, where several actions share their `:param` lines.
+doc instead, where several actions share their `:param` lines (param_doc writes one
+parameter's lines).
 """
 
 from __future__ import annotations
@@ -39,6 +40,16 @@ HANDLER_MODELS = {
 NODE_MODELS = frozenset({"Machine", "Node", "Device", "RackController", "RegionController"})
 
 ActionFunc = Callable[["Ctx"], Awaitable[Any]]
+
+
+def param_doc(name: str, text: str, kind: str = "unicode") -> str:
+    """One parameter as an action's doc lists it (MAAS's `:param` and `:type` lines)."""
+    return f":param {name}: {text}\n:type {name}: {kind}\n"
+
+
+def name_and_description_doc(noun: str) -> str:
+    """The name and description of a named object (a fabric, a space, a VLAN)."""
+    return param_doc("name", f"Name of the {noun}.") + param_doc("description", f"Description of the {noun}.")
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,16 @@ def uri(path: str) -> str:
     return API_PREFIX + path
 
 
+def columns(row: Row, *names: str) -> Row:
+    """The fields a response shows just as the row stores them, in this order."""
+    return {name: row[name] for name in names}
+
+
+def lists(row: Row, *names: str) -> Row:
+    """Array columns, as JSON lists."""
+    return {name: list(row[name]) for name in names}
+
+
 def vlan_name(vlan: Row) -> str | None:
     if vlan["name"]:
         return vlan["name"]
@@ -46,13 +56,7 @@ def vlan(v: Row, by_id: dict[int, Row] | None = None, extra: Row | None = None) 
         "name": vlan_name(v),
         "vid": v["vid"],
         "fabric": v["fabric_name"],
-        "fabric_id": v["fabric_id"],
-        "mtu": v["mtu"],
-        "description": v["description"],
-        "primary_rack": v["primary_rack"],
-        "secondary_rack": v["secondary_rack"],
-        "dhcp_on": v["dhcp_on"],
-        "external_dhcp": v["external_dhcp"],
+        **columns(v, "fabric_id", "mtu", "description", "primary_rack", "secondary_rack", "dhcp_on", "external_dhcp"),
         "relay_vlan": vlan(relay) if relay else None,
         "space": v["space_name"] or UNDEFINED_SPACE,
         **(extra or {}),
@@ -62,10 +66,7 @@ def vlan(v: Row, by_id: dict[int, Row] | None = None, extra: Row | None = None) 
 
 def fabric(f: Row, vlans: list[Row], by_id: dict[int, Row]) -> Row:
     return {
-        "id": f["id"],
-        "name": f["name"],
-        "class_type": f["class_type"],
-        "description": f["description"],
+        **columns(f, "id", "name", "class_type", "description"),
         "vlans": [vlan(v, by_id) for v in vlans if v["fabric_id"] == f["id"]],
         "resource_uri": uri(f"fabrics/{f['id']}/"),
     }
@@ -74,18 +75,12 @@ def fabric(f: Row, vlans: list[Row], by_id: dict[int, Row]) -> Row:
 def subnet(s: Row, by_id: dict[int, Row]) -> Row:
     v = by_id[s["vlan_id"]]
     return {
-        "id": s["id"],
-        "name": s["name"],
-        "description": s["description"],
+        **columns(s, "id", "name", "description"),
         "vlan": vlan(v, by_id),
         "cidr": str(s["cidr"]),
         "gateway_ip": str(s["gateway_ip"]) if s["gateway_ip"] is not None else None,
         "dns_servers": list(s["dns_servers"]),
-        "rdns_mode": s["rdns_mode"],
-        "allow_dns": s["allow_dns"],
-        "allow_proxy": s["allow_proxy"],
-        "active_discovery": s["active_discovery"],
-        "managed": s["managed"],
+        **columns(s, "rdns_mode", "allow_dns", "allow_proxy", "active_discovery", "managed"),
         "disabled_boot_architectures": list(s["disabled_boot_architectures"]),
         "space": v["space_name"] or UNDEFINED_SPACE,
         "resource_uri": uri(f"subnets/{s['id']}/"),
@@ -104,8 +99,7 @@ def user(u: User) -> Row:
 
 def iprange(r: Row, subnet_json: Row, owner: User | None) -> Row:
     return {
-        "id": r["id"],
-        "type": r["type"],
+        **columns(r, "id", "type"),
         "start_ip": str(r["start_ip"]),
         "end_ip": str(r["end_ip"]),
         "comment": r["comment"] or "",
@@ -116,12 +110,7 @@ def iprange(r: Row, subnet_json: Row, owner: User | None) -> Row:
 
 
 def zone(z: Row) -> Row:
-    return {
-        "id": z["id"],
-        "name": z["name"],
-        "description": z["description"],
-        "resource_uri": uri(f"zones/{z['name']}/"),
-    }
+    return {**columns(z, "id", "name", "description"), "resource_uri": uri(f"zones/{z['name']}/")}
 
 
 def space(s: Row, vlans: list[Row], subnets: list[Row], by_id: dict[int, Row]) -> Row:
@@ -130,9 +119,7 @@ def space(s: Row, vlans: list[Row], subnets: list[Row], by_id: dict[int, Row]) -
     mine = [v for v in vlans if v["space_id"] == (None if undefined else s["id"])]
     ids = {v["id"] for v in mine}
     return {
-        "id": s["id"],
-        "name": s["name"],
-        "description": s["description"],
+        **columns(s, "id", "name", "description"),
         "vlans": [vlan(v, by_id) for v in mine],
         "subnets": [subnet(sn, by_id) for sn in subnets if sn["vlan_id"] in ids],
         "resource_uri": uri(f"spaces/{UNDEFINED_SPACE if undefined else s['id']}/"),
@@ -159,10 +146,7 @@ def when(moment: datetime) -> str:
 def domain(d: DomainView) -> Row:
     r = d.row
     return {
-        "id": r["id"],
-        "name": r["name"],
-        "ttl": r["ttl"],
-        "authoritative": r["authoritative"],
+        **columns(r, "id", "name", "ttl", "authoritative"),
         "resource_record_count": d.resource_record_count,
         "is_default": d.is_default,
         "resource_uri": uri(f"domains/{r['id']}/"),
@@ -171,11 +155,7 @@ def domain(d: DomainView) -> Row:
 
 def dnsresource_record(rec: Row) -> Row:
     return {
-        "id": rec["id"],
-        "fqdn": rec["fqdn"],
-        "ttl": rec["ttl"],
-        "rrtype": rec["rrtype"],
-        "rrdata": rec["rrdata"],
+        **columns(rec, "id", "fqdn", "ttl", "rrtype", "rrdata"),
         "resource_uri": uri(f"dnsresourcerecords/{rec['id']}/"),
     }
 

@@ -13,7 +13,7 @@ from email.utils import format_datetime
 from typing import Any
 
 from metalplane.region.api import render
-from metalplane.region.api.render import Row, node_domain, uri
+from metalplane.region.api.render import Row, columns, node_domain, uri
 from metalplane.region.api.render_controllers import HARDWARE_INFO_KEYS
 from metalplane.region.services import events as events_service
 from metalplane.region.services import script_results as scripts
@@ -107,12 +107,7 @@ def _pool(node: Row) -> Row | None:
 
 
 def pool(p: Row) -> Row:
-    return {
-        "id": p["id"],
-        "name": p["name"],
-        "description": p["description"],
-        "resource_uri": uri(f"resourcepool/{p['id']}/"),
-    }
+    return {**columns(p, "id", "name", "description"), "resource_uri": uri(f"resourcepool/{p['id']}/")}
 
 
 def _zone(node: Row) -> Row:
@@ -135,30 +130,16 @@ def machine(view: NodesView, m: Row) -> Row:
     testing_status = scripts.set_status(testing)
     hardware = m["hardware"] or {}
     out: Row = {
-        "system_id": m["system_id"],
-        "hostname": m["hostname"],
-        "description": m["description"],
-        "hardware_uuid": m["hardware_uuid"],
-        "domain": node_domain(view.domains.get(m["id"])),
-        "fqdn": f"{m['hostname']}.{view.domain_name(m)}",
-        "owner": m["owner_name"],
-        "owner_data": dict(m["owner_data"] or {}),
+        **columns(m, "system_id", "hostname", "description", "hardware_uuid"),
+        **_ownership(view, m),
         "locked": m["locked"],
         "cache_sets": [],
         "bcaches": [],
         "bios_boot_method": m["boot_method"],
         "boot_interface": ifaces[0] if ifaces else None,
-        "architecture": m["architecture"],
-        "min_hwe_kernel": m["min_hwe_kernel"],
-        "hwe_kernel": m["hwe_kernel"],
-        "cpu_count": m["cpu_count"],
-        "cpu_speed": m["cpu_speed"],
-        "memory": m["memory"],
-        "swap_size": m["swap_size"],
+        **columns(m, "architecture", "min_hwe_kernel", "hwe_kernel", "cpu_count", "cpu_speed", "memory", "swap_size"),
         "storage": sum(d["size"] for d in disks) / 1000 / 1000,
-        "status": m["status"],
-        "osystem": m["osystem"],
-        "distro_series": m["distro_series"],
+        **columns(m, "status", "osystem", "distro_series"),
         "ephemeral_deploy": False,
         "error_description": m["error_description"],
         "netboot": m["netboot"],
@@ -214,16 +195,21 @@ def machine(view: NodesView, m: Row) -> Row:
     return out
 
 
+def _ownership(view: NodesView, n: Row) -> Row:
+    """A machine's or device's domain, FQDN and owner."""
+    return {
+        "domain": node_domain(view.domains.get(n["id"])),
+        "fqdn": f"{n['hostname']}.{view.domain_name(n)}",
+        "owner": n["owner_name"],
+        "owner_data": dict(n["owner_data"] or {}),
+    }
+
+
 def device(view: NodesView, d: Row) -> Row:
     """MAAS's DeviceHandler fields (16) + resource_uri."""
     return {
-        "system_id": d["system_id"],
-        "hostname": d["hostname"],
-        "description": d["description"],
-        "domain": node_domain(view.domains.get(d["id"])),
-        "fqdn": f"{d['hostname']}.{view.domain_name(d)}",
-        "owner": d["owner_name"],
-        "owner_data": dict(d["owner_data"] or {}),
+        **columns(d, "system_id", "hostname", "description"),
+        **_ownership(view, d),
         "parent": d["parent_system_id"],
         "tag_names": view.tags.get(d["id"], []),
         "address_ttl": None,

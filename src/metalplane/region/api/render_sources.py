@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime
 
-from metalplane.region.api.render import Row, uri
+from metalplane.region.api.render import Row, columns, lists, uri
 
 
 def timestamp(value: datetime) -> str:
@@ -19,9 +19,7 @@ def timestamp(value: datetime) -> str:
 
 def boot_source(s: Row) -> Row:
     return {
-        "id": s["id"],
-        "url": s["url"],
-        "keyring_filename": s["keyring_filename"],
+        **columns(s, "id", "url", "keyring_filename"),
         "keyring_data": base64.b64encode(bytes(s["keyring_data"])).decode(),
         "created": timestamp(s["created"]),
         "updated": timestamp(s["updated"]),
@@ -31,38 +29,25 @@ def boot_source(s: Row) -> Row:
 
 def boot_source_selection(s: Row) -> Row:
     return {
-        "boot_source_id": s["boot_source_id"],
-        "id": s["id"],
-        "os": s["os"],
-        "release": s["release"],
-        "arches": list(s["arches"]),
-        "subarches": list(s["subarches"]),
-        "labels": list(s["labels"]),
+        **columns(s, "boot_source_id", "id", "os", "release"),
+        **lists(s, "arches", "subarches", "labels"),
         "resource_uri": uri(f"boot-sources/{s['boot_source_id']}/selections/{s['id']}/"),
     }
 
 
 def package_repository(r: Row) -> Row:
     return {
-        "id": r["id"],
-        "name": r["name"],
-        "url": r["url"],
-        "distributions": list(r["distributions"]),
-        "disabled_pockets": list(r["disabled_pockets"]),
-        "disabled_components": list(r["disabled_components"]),
+        **columns(r, "id", "name", "url"),
+        **lists(r, "distributions", "disabled_pockets", "disabled_components"),
         "disable_sources": r["disable_sources"],
-        "components": list(r["components"]),
-        "arches": list(r["arches"]),
-        "key": r["key"],
-        "enabled": r["enabled"],
+        **lists(r, "components", "arches"),
+        **columns(r, "key", "enabled"),
         "resource_uri": uri(f"package-repositories/{r['id']}/"),
     }
 
 
 def license_key(k: Row) -> Row:
     return {
-        "osystem": k["osystem"],
-        "distro_series": k["distro_series"],
-        "license_key": k["license_key"],
+        **columns(k, "osystem", "distro_series", "license_key"),
         "resource_uri": uri(f"license-key/{k['osystem']}/{k['distro_series']}"),
     }

@@ -72,6 +72,15 @@ def set_cookie(response: Response, request: Request, name: str, value: str, max_
     )
 
 
+@dataclass(frozen=True)
+class LivePage:
+    """A page with parts its script swaps in again (`?part=NAME`) when its section changes."""
+
+    template: str
+    section: str  # the nav entry it highlights and the changes it follows
+    parts: dict[str, str]  # part name -> the template that draws just that part
+
+
 @dataclass
 class UiRequest:
     ctx: Ctx
@@ -112,6 +121,17 @@ class UiRequest:
         if parts and part in parts:
             template = parts[part]
         return render_html(template, self.context(**context), status)
+
+    def live_page(self, shown: LivePage, src: str, /, status: int = 200, **context: Any) -> Response:
+        """A LivePage, whose script fetches its parts again from `src` whenever its section changes
+        (positional: templates have a `page` of their own)."""
+        return self.render(
+            shown.template, shown.parts, status, nav=shown.section, live=[shown.section], live_src=src, **context
+        )
+
+    def done(self, messages: dict[str, str]) -> str:
+        """What the page says after an action (`?done=KEY`): fixed words, nothing from the URL."""
+        return messages.get(self.params.str("done") or "", "")
 
     def redirect(self, url: str) -> Response:
         return RedirectResponse(url, status_code=303)

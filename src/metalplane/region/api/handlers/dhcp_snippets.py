@@ -6,6 +6,7 @@ from typing import Any
 
 from metalplane.region.api import render_network_extras as render
 from metalplane.region.api.context import Ctx
+from metalplane.region.api.crud import Crud, first
 from metalplane.region.api.framework import Handler
 from metalplane.region.services import dhcp_snippets as svc
 
@@ -44,40 +45,12 @@ def _fields(ctx: Ctx) -> dict[str, Any]:
     return fields
 
 
-@snippets.read
-async def list_snippets(ctx: Ctx) -> list:
-    """List all available DHCP snippets."""
-    return render.dhcp_snippets(await ctx.run(svc.show_snippets))
-
-
-async def create_snippet(ctx: Ctx) -> dict:
-    fields = _fields(ctx)
-    return render.dhcp_snippets(await ctx.run(svc.create_snippet, fields))[0]
-
-
-create_snippet.__doc__ = "Create a DHCP snippet.\n" + SNIPPET_DOC
-snippets.action("POST", admin=True)(create_snippet)
-
-
-@snippet.read
-async def read_snippet(ctx: Ctx) -> dict:
-    """Read a DHCP snippet (by id or name)."""
-    return render.dhcp_snippets(await ctx.run(svc.show_snippets, ctx.path["id"]))[0]
-
-
-async def update_snippet(ctx: Ctx) -> dict:
-    fields = _fields(ctx)
-    return render.dhcp_snippets(await ctx.run(svc.update_snippet, ctx.path["id"], fields))[0]
-
-
-update_snippet.__doc__ = "Update a DHCP snippet (a new value becomes a new version).\n" + SNIPPET_DOC
-snippet.action("PUT", admin=True)(update_snippet)
-
-
-@snippet.action("DELETE", admin=True)
-async def delete_snippet(ctx: Ctx) -> None:
-    """Delete a DHCP snippet."""
-    await ctx.run(svc.delete_snippet, ctx.path["id"])
+crud = Crud(snippets, (snippet,), first(render.dhcp_snippets), render.dhcp_snippets)
+crud.list_all(svc.show_snippets, "List all available DHCP snippets.")
+crud.create(svc.create_snippet, _fields, "Create a DHCP snippet.\n" + SNIPPET_DOC)
+crud.read(svc.show_snippets, "Read a DHCP snippet (by id or name).")
+crud.update(svc.update_snippet, _fields, "Update a DHCP snippet (a new value becomes a new version).\n" + SNIPPET_DOC)
+crud.delete(svc.delete_snippet, "Delete a DHCP snippet.")
 
 
 @snippet.action("POST", "revert", admin=True)
@@ -87,4 +60,4 @@ async def revert_snippet(ctx: Ctx) -> dict:
     :param to: What to revert to: the id of a version in history, or -N to go N versions back.
     :type to: int
     """
-    return render.dhcp_snippets(await ctx.run(svc.revert_snippet, ctx.path["id"], ctx.params.str("to")))[0]
+    return crud.shape(await ctx.run(svc.revert_snippet, ctx.path["id"], ctx.params.str("to")))

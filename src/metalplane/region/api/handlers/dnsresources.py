@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
+from metalplane.region.api.crud import Crud, given
 from metalplane.region.api.framework import Handler
 from metalplane.region.services import dnsresources as svc
 
@@ -57,28 +58,11 @@ async def list_resources(ctx: Ctx) -> list:
         return [render.dnsresource(r) for r in found]
 
 
-@resources.action("POST", admin=True, doc="Create a DNS resource.\n" + RESOURCE_DOC)
-async def create_resource(ctx: Ctx) -> dict:
-    fields = ctx.params.given(RESOURCE_FIELDS)
-    return render.dnsresource(await ctx.run(svc.create_resource, fields))
-
-
-@resource.read
-async def read_resource(ctx: Ctx) -> dict:
-    """Read a DNS resource."""
-    return render.dnsresource(await ctx.run(svc.show_resource, ctx.path["id"]))
-
-
-@resource.action("PUT", admin=True, doc="Update a DNS resource.\n" + RESOURCE_DOC)
-async def update_resource(ctx: Ctx) -> dict:
-    fields = ctx.params.given(RESOURCE_FIELDS)
-    return render.dnsresource(await ctx.run(svc.update_resource, ctx.path["id"], fields))
-
-
-@resource.action("DELETE", admin=True)
-async def delete_resource(ctx: Ctx) -> None:
-    """Delete a DNS resource."""
-    await ctx.run(svc.delete_resource, ctx.path["id"])
+resources_crud = Crud(resources, (resource,), render.dnsresource)
+resources_crud.create(svc.create_resource, given(RESOURCE_FIELDS), "Create a DNS resource.\n" + RESOURCE_DOC)
+resources_crud.read(svc.show_resource, "Read a DNS resource.")
+resources_crud.update(svc.update_resource, given(RESOURCE_FIELDS), "Update a DNS resource.\n" + RESOURCE_DOC)
+resources_crud.delete(svc.delete_resource, "Delete a DNS resource.")
 
 
 @records.action("GET", doc="List all DNS resource records.\n" + LIST_FILTERS_DOC)
@@ -89,8 +73,10 @@ async def list_records(ctx: Ctx) -> list:
         return [render.dnsresource_record(r) for r in found]
 
 
-@records.action("POST", admin=True)
-async def create_record(ctx: Ctx) -> dict:
+records_crud = Crud(records, (record,), render.dnsresource_record)
+records_crud.create(
+    svc.create_record,
+    given({"fqdn": "str", "name": "str", "domain": "str", "rrtype": "str", "rrdata": "str", "ttl": "str"}),
     """Create a DNS resource record.
 
     :param fqdn: Hostname (with domain) for the dnsresource.
@@ -105,21 +91,12 @@ async def create_record(ctx: Ctx) -> dict:
     :type rrdata: unicode
     :param ttl: The TTL of the record (none: the domain's).
     :type ttl: unicode
-    """
-    fields = ctx.params.given(
-        {"fqdn": "str", "name": "str", "domain": "str", "rrtype": "str", "rrdata": "str", "ttl": "str"}
-    )
-    return render.dnsresource_record(await ctx.run(svc.create_record, fields))
-
-
-@record.read
-async def read_record(ctx: Ctx) -> dict:
-    """Read a DNS resource record."""
-    return render.dnsresource_record(await ctx.run(svc.get_record, ctx.path["id"]))
-
-
-@record.action("PUT", admin=True)
-async def update_record(ctx: Ctx) -> dict:
+    """,
+)
+records_crud.read(svc.get_record, "Read a DNS resource record.")
+records_crud.update(
+    svc.update_record,
+    given({"rrtype": "str", "rrdata": "str", "ttl": "str"}),
     """Update a DNS resource record.
 
     :param rrtype: The resource record type.
@@ -128,12 +105,6 @@ async def update_record(ctx: Ctx) -> dict:
     :type rrdata: unicode
     :param ttl: The TTL of the record.
     :type ttl: unicode
-    """
-    fields = ctx.params.given({"rrtype": "str", "rrdata": "str", "ttl": "str"})
-    return render.dnsresource_record(await ctx.run(svc.update_record, ctx.path["id"], fields))
-
-
-@record.action("DELETE", admin=True)
-async def delete_record(ctx: Ctx) -> None:
-    """Delete a DNS resource record."""
-    await ctx.run(svc.delete_record, ctx.path["id"])
+    """,
+)
+records_crud.delete(svc.delete_record, "Delete a DNS resource record.")

@@ -6,7 +6,8 @@ from typing import Any
 
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
-from metalplane.region.api.framework import Handler
+from metalplane.region.api.crud import Crud
+from metalplane.region.api.framework import Handler, param_doc
 from metalplane.region.services import domain_views
 from metalplane.region.services import domains as svc
 
@@ -22,51 +23,44 @@ def _fields(ctx: Ctx) -> dict[str, Any]:
     return fields
 
 
-@domains.read
-async def list_domains(ctx: Ctx) -> list:
-    """List all domains."""
-    return [render.domain(d) for d in await ctx.run(domain_views.list_domains)]
-
-
-@domains.action("POST", admin=True)
-async def create_domain(ctx: Ctx) -> dict:
-    """Create a domain.
-
-    :param name: Name of the domain.
-    :type name: unicode
-    :param authoritative: Class type of the domain.
-    :type authoritative: unicode
-    :param ttl: The default TTL for this domain.
-    :type ttl: int
-    :param forward_dns_servers: List of forward dns server IP addresses when MAAS is not authoritative.
-    :type forward_dns_servers: unicode
-    """
+def _new_fields(ctx: Ctx) -> dict[str, Any]:
     ctx.params.str("name", required=True)
-    fields = _fields(ctx)
-    return render.domain(await ctx.run(svc.create_domain, fields))
+    return _fields(ctx)
 
 
-@domain.read
-async def read_domain(ctx: Ctx) -> dict:
-    """Read domain."""
-    return render.domain(await ctx.run(domain_views.show_domain, ctx.path["id"]))
+def _doc(summary: str, authoritative: str, forward_dns_servers: str) -> str:
+    """Create's and update's parameters: the same, two of them worded differently (as MAAS does)."""
+    return (
+        f"{summary}\n\n"
+        + param_doc("name", "Name of the domain.")
+        + param_doc("authoritative", authoritative)
+        + param_doc("ttl", "The default TTL for this domain.", "int")
+        + param_doc("forward_dns_servers", forward_dns_servers)
+    )
 
 
-@domain.action("PUT", admin=True)
-async def update_domain(ctx: Ctx) -> dict:
-    """Update a domain.
-
-    :param name: Name of the domain.
-    :type name: unicode
-    :param authoritative: True if we are authoritative for this domain.
-    :type authoritative: unicode
-    :param ttl: The default TTL for this domain.
-    :type ttl: int
-    :param forward_dns_servers: List of IP addresses for forward DNS servers when MAAS is not authoritative.
-    :type forward_dns_servers: unicode
-    """
-    fields = _fields(ctx)
-    return render.domain(await ctx.run(svc.update_domain, ctx.path["id"], fields))
+crud = Crud(domains, (domain,), render.domain)
+crud.list_all(domain_views.list_domains, "List all domains.")
+crud.create(
+    svc.create_domain,
+    _new_fields,
+    _doc(
+        "Create a domain.",
+        "Class type of the domain.",
+        "List of forward dns server IP addresses when MAAS is not authoritative.",
+    ),
+)
+crud.read(domain_views.show_domain, "Read domain.")
+crud.update(
+    svc.update_domain,
+    _fields,
+    _doc(
+        "Update a domain.",
+        "True if we are authoritative for this domain.",
+        "List of IP addresses for forward DNS servers when MAAS is not authoritative.",
+    ),
+)
+crud.delete(svc.delete_domain, "Delete domain.")
 
 
 @domain.action("POST", "set_default", admin=True)
@@ -79,9 +73,3 @@ async def set_default(ctx: Ctx) -> dict:
     :type id: int
     """
     return render.domain(await ctx.run(svc.set_default, ctx.path["id"]))
-
-
-@domain.action("DELETE", admin=True)
-async def delete_domain(ctx: Ctx) -> None:
-    """Delete domain."""
-    await ctx.run(svc.delete_domain, ctx.path["id"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
+from metalplane.region.api.crud import Crud, first
 from metalplane.region.api.framework import Handler
 from metalplane.region.services import subnets as subnet_svc
 
@@ -39,34 +40,28 @@ ipranges = Handler("IPRangesHandler", "ipranges/", "Manage IP ranges.")
 iprange = Handler("IPRangeHandler", "ipranges/{id}/", "Manage IP range.")
 
 
-@ipranges.read
-async def list_ranges(ctx: Ctx) -> list:
-    """List all IP ranges."""
-    return render.ipranges(await ctx.run(subnet_svc.show_ranges))
+def _range_id(ctx: Ctx) -> int:
+    return ctx.path_int("id")
+
+
+crud = Crud(ipranges, (iprange,), first(render.ipranges), render.ipranges, key=_range_id, admin=False)
+crud.list_all(subnet_svc.show_ranges, "List all IP ranges.")
+crud.read(subnet_svc.show_ranges, "Read an IP range.")
 
 
 @ipranges.action("POST", doc=CREATE_DOC)
 async def create_range(ctx: Ctx) -> dict:
     fields = ctx.params.given(FIELDS)
-    return render.ipranges(await ctx.run(subnet_svc.create_range, fields, ctx.me))[0]
-
-
-@iprange.read
-async def read_range(ctx: Ctx) -> dict:
-    """Read an IP range."""
-    range_id = ctx.path_int("id")
-    return render.ipranges(await ctx.run(subnet_svc.show_ranges, range_id))[0]
+    return crud.shape(await ctx.run(subnet_svc.create_range, fields, ctx.me))
 
 
 @iprange.action("PUT", doc=UPDATE_DOC)
 async def update_range(ctx: Ctx) -> dict:
     fields = ctx.params.given(FIELDS)
-    range_id = ctx.path_int("id")
-    return render.ipranges(await ctx.run(subnet_svc.update_range, range_id, fields, ctx.me))[0]
+    return crud.shape(await ctx.run(subnet_svc.update_range, _range_id(ctx), fields, ctx.me))
 
 
 @iprange.delete
 async def delete_range(ctx: Ctx) -> None:
     """Delete an IP range."""
-    range_id = ctx.path_int("id")
-    await ctx.run(subnet_svc.delete_range, range_id, ctx.me)
+    await ctx.run(subnet_svc.delete_range, _range_id(ctx), ctx.me)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
+from metalplane.region.api.framework import param_doc
 from metalplane.region.api.render_nodes import bson_document
 from metalplane.region.services import hardware_xml
 from metalplane.region.services.rows import Row
@@ -28,25 +29,21 @@ NODE_FILTERS_DOC = """
 
 def naming_doc(kind: str) -> str:
     """The hostname, description and domain a new node of `kind` ("machine", "device") takes."""
-    return f"""
-:param hostname: A hostname. If not given, one is generated.
-:type hostname: unicode
-:param description: A description of the {kind}.
-:type description: unicode
-:param domain: The domain of the {kind} (only the default domain, maas, exists).
-:type domain: unicode
-"""
+    return (
+        "\n"
+        + param_doc("hostname", "A hostname. If not given, one is generated.")
+        + param_doc("description", f"A description of the {kind}.")
+        + param_doc("domain", f"The domain of the {kind} (only the default domain, maas, exists).")
+    )
 
 
 # What updating a node (machine, device) changes of its naming.
-RENAMING_DOC = """
-:param hostname: The new hostname.
-:type hostname: unicode
-:param description: The new description.
-:type description: unicode
-:param domain: The domain (only the default domain, maas, exists).
-:type domain: unicode
-"""
+RENAMING_DOC = (
+    "\n"
+    + param_doc("hostname", "The new hostname.")
+    + param_doc("description", "The new description.")
+    + param_doc("domain", "The domain (only the default domain, maas, exists).")
+)
 
 
 READ_FILTERS_DOC = (

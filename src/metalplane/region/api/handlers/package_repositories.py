@@ -7,6 +7,7 @@ from typing import Any
 from metalplane.region.api import render_sources as render
 from metalplane.region.api.checks import admins_only
 from metalplane.region.api.context import Ctx
+from metalplane.region.api.crud import Crud
 from metalplane.region.api.framework import Handler
 from metalplane.region.services import package_repositories as svc
 
@@ -51,40 +52,12 @@ def _repository_fields(ctx: Ctx) -> dict[str, Any]:
     return fields
 
 
-@repositories.read
-async def list_repositories(ctx: Ctx) -> list:
-    """List all available package repositories."""
-    return [render.package_repository(r) for r in await ctx.run(svc.list_repositories)]
-
-
-async def create_repository(ctx: Ctx) -> dict:
-    fields = _repository_fields(ctx)
-    return render.package_repository(await ctx.run(svc.create_repository, fields))
-
-
-create_repository.__doc__ = "Create a new package repository.\n" + REPOSITORY_DOC
-repositories.action("POST", admin=True)(create_repository)
-
-
-@repository.read
-async def read_repository(ctx: Ctx) -> dict:
-    """Read a package repository (by id or name)."""
-    return render.package_repository(await ctx.run(svc.get_repository, ctx.path["id"]))
-
-
-async def update_repository(ctx: Ctx) -> dict:
-    fields = _repository_fields(ctx)
-    return render.package_repository(await ctx.run(svc.update_repository, ctx.path["id"], fields))
-
-
-update_repository.__doc__ = "Update the package repository.\n" + REPOSITORY_DOC
-repository.action("PUT", admin=True)(update_repository)
-
-
-@repository.action("DELETE", admin=True)
-async def delete_repository(ctx: Ctx) -> None:
-    """Delete a package repository (not main_archive or ports_archive)."""
-    await ctx.run(svc.delete_repository, ctx.path["id"])
+crud = Crud(repositories, (repository,), render.package_repository)
+crud.list_all(svc.list_repositories, "List all available package repositories.")
+crud.create(svc.create_repository, _repository_fields, "Create a new package repository.\n" + REPOSITORY_DOC)
+crud.read(svc.get_repository, "Read a package repository (by id or name).")
+crud.update(svc.update_repository, _repository_fields, "Update the package repository.\n" + REPOSITORY_DOC)
+crud.delete(svc.delete_repository, "Delete a package repository (not main_archive or ports_archive).")
 
 
 @license_keys.read

@@ -7,6 +7,7 @@ from typing import Any
 from metalplane.region.api import render_network_extras as render
 from metalplane.region.api.checks import path_id
 from metalplane.region.api.context import Ctx
+from metalplane.region.api.crud import Crud, first
 from metalplane.region.api.framework import Handler
 from metalplane.region.services import static_routes as svc
 
@@ -33,39 +34,23 @@ def _fields(ctx: Ctx) -> dict[str, Any]:
     return fields
 
 
-@routes.read
-async def list_routes(ctx: Ctx) -> list:
-    """List all static routes."""
-    return render.static_routes(await ctx.run(svc.show_routes))
+def _route_id(ctx: Ctx) -> int:
+    return path_id(ctx, "id", "StaticRoute")
 
 
-async def create_route(ctx: Ctx) -> dict:
-    fields = _fields(ctx)
-    return render.static_routes(await ctx.run(svc.create_route, fields))[0]
+crud = Crud(routes, (route,), first(render.static_routes), render.static_routes, key=_route_id)
+crud.list_all(svc.show_routes, "List all static routes.")
+crud.create(svc.create_route, _fields, "Create a static route.\n" + ROUTE_DOC)
+crud.read(svc.show_routes, "Get a static route.")
 
 
-create_route.__doc__ = "Create a static route.\n" + ROUTE_DOC
-routes.action("POST", admin=True)(create_route)
-
-
-@route.read
-async def read_route(ctx: Ctx) -> dict:
-    """Get a static route."""
-    route_id = path_id(ctx, "id", "StaticRoute")
-    return render.static_routes(await ctx.run(svc.show_routes, route_id))[0]
-
-
+@route.action("PUT", doc="Update a static route.\n" + ROUTE_DOC)
 async def update_route(ctx: Ctx) -> dict:
-    route_id, fields = path_id(ctx, "id", "StaticRoute"), _fields(ctx)
-    return render.static_routes(await ctx.run(svc.update_route, ctx.me, route_id, fields))[0]
-
-
-update_route.__doc__ = "Update a static route.\n" + ROUTE_DOC
-route.action("PUT")(update_route)
+    route_id, fields = _route_id(ctx), _fields(ctx)
+    return crud.shape(await ctx.run(svc.update_route, ctx.me, route_id, fields))
 
 
 @route.delete
 async def delete_route(ctx: Ctx) -> None:
     """Delete a static route."""
-    route_id = path_id(ctx, "id", "StaticRoute")
-    await ctx.run(svc.delete_route, ctx.me, route_id)
+    await ctx.run(svc.delete_route, ctx.me, _route_id(ctx))

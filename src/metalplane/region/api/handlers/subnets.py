@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from metalplane.region.api import render
 from metalplane.region.api.context import Ctx
+from metalplane.region.api.crud import Crud, first, given
 from metalplane.region.api.framework import Handler
 from metalplane.region.services import subnets as subnet_svc
 
@@ -64,37 +65,12 @@ def _ident(ctx: Ctx) -> str:
     return f"{ctx.path['address']}/{ctx.path['prefixlen']}"
 
 
-@subnets.read
-async def list_subnets(ctx: Ctx) -> list:
-    """List all subnets."""
-    return render.subnets(await ctx.run(subnet_svc.show_subnets))
-
-
-async def create_subnet(ctx: Ctx) -> dict:
-    fields = ctx.params.given(FIELDS)
-    return render.subnets(await ctx.run(subnet_svc.create_subnet, fields))[0]
-
-
-create_subnet.__doc__ = "Create a subnet.\n" + PARAMS_DOC
-subnets.action("POST", admin=True)(create_subnet)
-
-
-async def read_subnet(ctx: Ctx) -> dict:
-    """Read a subnet."""
-    return render.subnets(await ctx.run(subnet_svc.show_subnets, _ident(ctx)))[0]
-
-
-async def update_subnet(ctx: Ctx) -> dict:
-    fields = ctx.params.given(FIELDS)
-    return render.subnets(await ctx.run(subnet_svc.update_subnet, _ident(ctx), fields))[0]
-
-
-update_subnet.__doc__ = "Update a subnet.\n" + PARAMS_DOC
-
-
-async def delete_subnet(ctx: Ctx) -> None:
-    """Delete a subnet."""
-    await ctx.run(subnet_svc.delete_subnet, _ident(ctx))
+crud = Crud(subnets, (subnet, subnet_by_cidr), first(render.subnets), render.subnets, key=_ident)
+crud.list_all(subnet_svc.show_subnets, "List all subnets.")
+crud.create(subnet_svc.create_subnet, given(FIELDS), "Create a subnet.\n" + PARAMS_DOC)
+crud.read(subnet_svc.show_subnets, "Read a subnet.")
+crud.update(subnet_svc.update_subnet, given(FIELDS), "Update a subnet.\n" + PARAMS_DOC)
+crud.delete(subnet_svc.delete_subnet, "Delete a subnet.")
 
 
 async def ip_addresses(ctx: Ctx) -> list:
@@ -111,7 +87,4 @@ async def ip_addresses(ctx: Ctx) -> list:
 
 
 for handler in (subnet, subnet_by_cidr):
-    handler.read(read_subnet)
-    handler.action("PUT", admin=True)(update_subnet)
-    handler.action("DELETE", admin=True)(delete_subnet)
     handler.action("GET", "ip_addresses")(ip_addresses)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from metalplane.region.api import render, render_nodes
 from metalplane.region.api.context import Ctx
-from metalplane.region.api.framework import Handler
+from metalplane.region.api.crud import Crud, given, path_key
+from metalplane.region.api.framework import Handler, param_doc
 from metalplane.region.services import tags as svc
 from metalplane.region.services.rows import Row
 from metalplane.rpc.nodes import RACK_TYPES, REGION_TYPES, NodeType
@@ -29,62 +30,30 @@ FIELDS_DOC = """
 
 def tag_json(t: Row) -> Row:
     return {
-        "name": t["name"],
-        "definition": t["definition"],
-        "comment": t["comment"],
-        "kernel_opts": t["kernel_opts"],
+        **render.columns(t, "name", "definition", "comment", "kernel_opts"),
         "resource_uri": render.uri(f"tags/{t['name']}/"),
     }
 
 
-@tags.read
-async def list_tags(ctx: Ctx) -> list:
-    """List tags."""
-    return [tag_json(t) for t in await ctx.run(svc.list_tags)]
-
-
-async def create_tag(ctx: Ctx) -> dict:
-    fields = ctx.params.given({"name": "str", "comment": "str", "definition": "str", "kernel_opts": "str"})
-    return tag_json(await ctx.run(svc.create_tag, fields))
-
-
-create_tag.__doc__ = (
-    """Create a new tag (a defined one is applied to the matching nodes at once).
-
-:param name: The new tag's name: letters, digits, - and _.
-:type name: unicode
-"""
-    + FIELDS_DOC
+FIELDS = {"name": "str", "comment": "str", "definition": "str", "kernel_opts": "str"}
+crud = Crud(tags, (tag,), tag_json, key=path_key("name"))
+crud.list_all(svc.list_tags, "List tags.")
+crud.create(
+    svc.create_tag,
+    given(FIELDS),
+    "Create a new tag (a defined one is applied to the matching nodes at once).\n\n"
+    + param_doc("name", "The new tag's name: letters, digits, - and _.")
+    + FIELDS_DOC,
 )
-tags.action("POST", admin=True)(create_tag)
-
-
-@tag.read
-async def read_tag(ctx: Ctx) -> dict:
-    """Read a specific tag."""
-    return tag_json(await ctx.run(svc.get_tag, ctx.path["name"]))
-
-
-async def update_tag(ctx: Ctx) -> dict:
-    fields = ctx.params.given({"name": "str", "comment": "str", "definition": "str", "kernel_opts": "str"})
-    return tag_json(await ctx.run(svc.update_tag, ctx.path["name"], fields))
-
-
-update_tag.__doc__ = (
-    """Update a tag; a new definition rebuilds which nodes have it.
-
-:param name: The new name.
-:type name: unicode
-"""
-    + FIELDS_DOC
+crud.read(svc.get_tag, "Read a specific tag.")
+crud.update(
+    svc.update_tag,
+    given(FIELDS),
+    "Update a tag; a new definition rebuilds which nodes have it.\n\n"
+    + param_doc("name", "The new name.")
+    + FIELDS_DOC,
 )
-tag.action("PUT", admin=True)(update_tag)
-
-
-@tag.action("DELETE", admin=True)
-async def delete_tag(ctx: Ctx) -> None:
-    """Delete a tag."""
-    await ctx.run(svc.delete_tag, ctx.path["name"])
+crud.delete(svc.delete_tag, "Delete a tag.")
 
 
 @tag.action("POST", "rebuild", admin=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from metalplane.region.api import render
 from metalplane.region.api.checks import path_id
 from metalplane.region.api.context import Ctx
-from metalplane.region.api.framework import Handler
+from metalplane.region.api.crud import Crud, first, given
+from metalplane.region.api.framework import Handler, name_and_description_doc, param_doc
 from metalplane.region.services import network
 
 FIELDS = {
@@ -20,16 +21,12 @@ FIELDS = {
     "space": "str",
     "fabric": "str",
 }
-VLAN_DOC = """
-:param name: Name of the VLAN.
-:type name: unicode
-:param description: Description of the VLAN.
-:type description: unicode
-:param vid: VLAN ID of the VLAN.
-:type vid: integer
-:param mtu: The MTU to use on the VLAN.
-:type mtu: integer
-"""
+VLAN_DOC = (
+    "\n"
+    + name_and_description_doc("VLAN")
+    + param_doc("vid", "VLAN ID of the VLAN.", "integer")
+    + param_doc("mtu", "The MTU to use on the VLAN.", "integer")
+)
 UPDATE_DOC = (
     "Update VLAN.\n"
     + VLAN_DOC
@@ -65,6 +62,12 @@ def _ref(ctx: Ctx) -> network.VlanRef:
     return network.VlanRef(vid=ctx.path["vid"], fabric=ctx.path["fabric_id"])
 
 
+crud = Crud(vlans, (vlan, vlan_by_id), first(render.vlans), render.vlans, key=_ref)
+crud.read(network.show_vlan, "Retrieve VLAN.")
+crud.update(network.update_vlan, given(FIELDS), UPDATE_DOC)
+crud.delete(network.delete_vlan, "Delete VLAN.")
+
+
 @vlans.read
 async def list_vlans(ctx: Ctx) -> list:
     """List all VLANs belonging to fabric."""
@@ -74,27 +77,4 @@ async def list_vlans(ctx: Ctx) -> list:
 @vlans.action("POST", admin=True, doc=CREATE_DOC)
 async def create_vlan(ctx: Ctx) -> dict:
     fields = ctx.params.given(FIELDS)
-    return render.vlans(await ctx.run(network.create_vlan, ctx.path["fabric_id"], fields))[0]
-
-
-async def read_vlan(ctx: Ctx) -> dict:
-    """Retrieve VLAN."""
-    ref = _ref(ctx)
-    return render.vlans(await ctx.run(network.show_vlan, ref))[0]
-
-
-async def update_vlan(ctx: Ctx) -> dict:
-    ref, fields = _ref(ctx), ctx.params.given(FIELDS)
-    return render.vlans(await ctx.run(network.update_vlan, ref, fields))[0]
-
-
-async def delete_vlan(ctx: Ctx) -> None:
-    """Delete VLAN."""
-    ref = _ref(ctx)
-    await ctx.run(network.delete_vlan, ref)
-
-
-for handler in (vlan, vlan_by_id):
-    handler.read(read_vlan)
-    handler.action("PUT", admin=True, doc=UPDATE_DOC)(update_vlan)
-    handler.action("DELETE", admin=True)(delete_vlan)
+    return crud.shape(await ctx.run(network.create_vlan, ctx.path["fabric_id"], fields))

@@ -12,10 +12,14 @@ from starlette.routing import BaseRoute
 from metalplane.region.errors import PermissionDenied, Refused
 from metalplane.region.services import cluster, racks
 from metalplane.region.services import controller_overview as overview
-from metalplane.region.ui.guard import UI_PREFIX, UiRequest, message_of, ui_route
+from metalplane.region.ui.guard import UI_PREFIX, LivePage, UiRequest, message_of, ui_route
 
 PAGE_SIZE = 50
 MAX_PAGE = 1_000_000
+CONTROLLERS_PAGE = LivePage("controllers.html", "controllers", {"table": "controllers_table.html"})
+CONTROLLER_PAGE = LivePage(
+    "controller.html", "controllers", {"header": "controller_header.html", "body": "controller_body.html"}
+)
 
 
 @dataclass(frozen=True)
@@ -50,33 +54,26 @@ async def controllers(ui: UiRequest) -> Response:
             urls = await overview.region_urls(conn) or [ui.ctx.site + "/MAAS"]
             commands = rack_commands(urls, await cluster.get_value(conn, cluster.SECRET_KEY) or "")
     query = f"page={page}" + ("&add=rack" if adding else "")
-    return ui.render(
-        "controllers.html",
-        parts={"table": "controllers_table.html"},
-        nav="controllers",
-        live=["controllers"],
+    return ui.live_page(
+        CONTROLLERS_PAGE,
+        f"{UI_PREFIX}controllers/?{query}&part=table",
         rows=rows,
         total=total,
         page=page,
         pages=page_count(total),
         commands=commands,
         deleted=ui.params.str("deleted") or "",
-        live_src=f"{UI_PREFIX}controllers/?{query}&part=table",
     )
 
 
 async def _controller_page(ui: UiRequest, deleting: bool, delete_error: str = "", status: int = 200) -> Response:
     system_id = ui.ctx.path["system_id"]
-    async with ui.ctx.tx() as conn:
-        detail = await overview.controller_detail(conn, system_id)
+    detail = await ui.ctx.run(overview.controller_detail, system_id)
     query = "delete=1&" if deleting else ""
-    return ui.render(
-        "controller.html",
-        parts={"header": "controller_header.html", "body": "controller_body.html"},
+    return ui.live_page(
+        CONTROLLER_PAGE,
+        f"{UI_PREFIX}controller/{system_id}/?{query}",
         status=status,
-        nav="controllers",
-        live=["controllers"],
-        live_src=f"{UI_PREFIX}controller/{system_id}/?{query}",
         deleting=deleting,
         delete_error=delete_error,
         **detail,
@@ -95,8 +92,7 @@ async def delete_rack(ui: UiRequest) -> Response:
     force = bool(ui.params.bool("force", False))
     system_id = ui.ctx.path["system_id"]
     try:
-        async with ui.ctx.tx() as conn:
-            node = await racks.delete_rack(conn, system_id, force)
+        node = await ui.ctx.run(racks.delete_rack, system_id, force)
     except Refused as exc:
         return await _controller_page(ui, True, message_of(exc), status=400)
     return ui.redirect(f"{UI_PREFIX}controllers/?deleted={quote(node['hostname'])}")

@@ -8,29 +8,26 @@ from starlette.routing import BaseRoute
 
 from metalplane.region.errors import Conflict, Invalid
 from metalplane.region.services import boot_import, boot_resources, image_overview
-from metalplane.region.ui.guard import UI_PREFIX, UiRequest, message_of, ui_route
+from metalplane.region.ui.guard import UI_PREFIX, LivePage, UiRequest, message_of, ui_route
 
 IMAGES_PATH = UI_PREFIX + "images/"
+IMAGES_PAGE = LivePage("images.html", "images", {"body": "images_body.html"})
 DONE = {"import": "Import started.", "stop": "The import is being stopped; what is stored stays stored."}
 
 
 async def _images(
     ui: UiRequest, source: str = "", errors: dict[str, list[str]] | None = None, status: int = 200
 ) -> Response:
-    async with ui.ctx.tx() as conn:
-        page = await image_overview.images_page(conn)
-    return ui.render(
-        "images.html",
-        parts={"body": "images_body.html"},
+    page = await ui.ctx.run(image_overview.images_page)
+    return ui.live_page(
+        IMAGES_PAGE,
+        IMAGES_PATH + "?part=body",
         status=status,
-        nav="images",
-        live=["images"],
-        live_src=IMAGES_PATH + "?part=body",
         page=page,
         source=source,
         errors=errors or {},
         progress=boot_resources.progress,
-        done=DONE.get(ui.params.str("done") or "", ""),
+        done=ui.done(DONE),
     )
 
 
@@ -53,8 +50,7 @@ async def start_import(ui: UiRequest) -> Response:
 
 
 async def stop_import(ui: UiRequest) -> Response:
-    async with ui.ctx.tx() as conn:
-        await boot_import.request_stop(conn)
+    await ui.ctx.run(boot_import.request_stop)
     return ui.redirect(IMAGES_PATH + "?done=stop")
 
 

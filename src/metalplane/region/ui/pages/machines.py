@@ -14,10 +14,12 @@ from metalplane.region.api.errors import status_of
 from metalplane.region.errors import Invalid, Refused, Unavailable
 from metalplane.region.services import commissioning, machine_list, machines, power
 from metalplane.region.services.machine_list import MachineFilter
-from metalplane.region.ui.guard import UI_PREFIX, UiRequest, message_of, ui_route
+from metalplane.region.ui.guard import UI_PREFIX, LivePage, UiRequest, message_of, ui_route
 from metalplane.region.ui.pages.controllers import MAX_PAGE, page_count
 
 MACHINES_PATH = UI_PREFIX + "machines/"
+MACHINES_PAGE = LivePage("machines.html", "machines", {"table": "machines_table.html"})
+MACHINE_PAGE = LivePage("machine.html", "machines", {"body": "machine_body.html"})
 POWER_ACTIONS = {"on": "Power on", "off": "Power off", "cycle": "Power cycle"}
 # What the page says after an action (fixed words: nothing from the URL is shown).
 DONE = {
@@ -60,12 +62,9 @@ async def machine_list_view(ui: UiRequest) -> Response:
         rows, total = await machine_list.machine_page(conn, flt, ui.user, (page - 1) * size, size)
         zones = await machine_list.zone_names(conn)
     query = query_of(status, zone, search)
-    return ui.render(
-        "machines.html",
-        parts={"table": "machines_table.html"},
-        nav="machines",
-        live=["machines"],
-        live_src=f"{MACHINES_PATH}?{query_of(status, zone, search, page)}&part=table",
+    return ui.live_page(
+        MACHINES_PAGE,
+        f"{MACHINES_PATH}?{query_of(status, zone, search, page)}&part=table",
         rows=rows,
         total=total,
         page=page,
@@ -81,19 +80,15 @@ async def machine_list_view(ui: UiRequest) -> Response:
 
 async def _machine(ui: UiRequest, error: str = "", status: int = 200) -> Response:
     system_id = ui.ctx.path["system_id"]
-    async with ui.ctx.tx() as conn:
-        detail = await machine_list.machine_detail(conn, system_id, ui.user)
-    return ui.render(
-        "machine.html",
-        parts={"body": "machine_body.html"},
+    detail = await ui.ctx.run(machine_list.machine_detail, system_id, ui.user)
+    return ui.live_page(
+        MACHINE_PAGE,
+        machine_path(system_id) + "?part=body",
         status=status,
-        nav="machines",
-        live=["machines"],
-        live_src=machine_path(system_id) + "?part=body",
         d=detail,
         power_actions=POWER_ACTIONS,
         error=error,
-        done=DONE.get(ui.params.str("done") or "", ""),
+        done=ui.done(DONE),
     )
 
 

@@ -10,9 +10,10 @@ from starlette.routing import BaseRoute
 
 from metalplane.region.errors import Invalid
 from metalplane.region.services import settings
-from metalplane.region.ui.guard import UI_PREFIX, UiRequest, ui_route
+from metalplane.region.ui.guard import UI_PREFIX, LivePage, UiRequest, ui_route
 
 SETTINGS_PATH = UI_PREFIX + "settings/"
+SETTINGS_PAGE = LivePage("settings.html", "settings", {"form": "settings_form.html"})
 # MAAS's settings pages, in their order; each setting in one section. A setting not
 # named here (a new one) lands in "Other" with its API name, so none is ever hidden.
 SECTIONS: dict[str, tuple[str, ...]] = {
@@ -195,12 +196,9 @@ async def _current(ui: UiRequest) -> tuple[dict[str, str], dict[str, list[str]]]
 
 async def show(ui: UiRequest) -> Response:
     current, offered = await _current(ui)
-    return ui.render(
-        "settings.html",
-        parts={"form": "settings_form.html"},
-        nav="settings",
-        live=["settings"],
-        live_src=SETTINGS_PATH + "?part=form",
+    return ui.live_page(
+        SETTINGS_PAGE,
+        SETTINGS_PATH + "?part=form",
         sections=sections(current, {}, offered),
         saved=ui.params.str("saved") == "1",
     )
@@ -212,8 +210,7 @@ async def save(ui: UiRequest) -> Response:
     submitted = {name: ui.params.str(name, "") or "" for name in settings.SETTINGS if name in ui.params}
     changed = {name: value for name, value in submitted.items() if value != current[name]}
     try:
-        async with ui.ctx.tx() as conn:
-            await settings.set_settings(conn, changed)
+        await ui.ctx.run(settings.set_settings, changed)
     except Invalid as exc:
         return ui.render(
             "settings.html",

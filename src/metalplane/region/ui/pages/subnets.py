@@ -16,9 +16,11 @@ from metalplane.region.errors import Invalid, PermissionDenied
 from metalplane.region.services import network_overview as overview
 from metalplane.region.services import settings, vlan_dhcp
 from metalplane.region.services.network_overview import VlanPage
-from metalplane.region.ui.guard import UI_PREFIX, UiRequest, ui_route
+from metalplane.region.ui.guard import UI_PREFIX, LivePage, UiRequest, ui_route
 
 SUBNETS_PATH = UI_PREFIX + "subnets/"
+SUBNETS_PAGE = LivePage("subnets.html", "subnets", {"table": "subnets_table.html"})
+VLAN_PAGE = LivePage("vlan.html", "subnets", {"body": "vlan_body.html"})
 ALL = "__all__"
 # Where each API field's message goes in the dialog. The VLAN's rules that name no
 # field (primary = secondary, no primary, a primary that is down) are about the
@@ -99,36 +101,28 @@ def submitted_form(ui: UiRequest) -> DhcpForm:
 
 
 async def subnets(ui: UiRequest) -> Response:
-    async with ui.ctx.tx() as conn:
-        fabrics = await overview.subnets_by_fabric(conn)
-    return ui.render(
-        "subnets.html",
-        parts={"table": "subnets_table.html"},
-        nav="subnets",
-        live=["subnets"],
-        live_src=SUBNETS_PATH + "?part=table",
+    fabrics = await ui.ctx.run(overview.subnets_by_fabric)
+    return ui.live_page(
+        SUBNETS_PAGE,
+        SUBNETS_PATH + "?part=table",
         fabrics=fabrics,
     )
 
 
 async def _vlan(ui: UiRequest, form: DhcpForm | None = None, status: int = 200, message: str = "") -> Response:
     vlan_id = ui.ctx.path_int("vlan_id")
-    async with ui.ctx.tx() as conn:
-        page = await overview.vlan_page(conn, vlan_id)
+    page = await ui.ctx.run(overview.vlan_page, vlan_id)
     configuring = form is not None or ui.params.str("dhcp") == "configure"
     if configuring and not ui.user.is_superuser:
         raise PermissionDenied("Only admins can configure DHCP.")
-    return ui.render(
-        "vlan.html",
-        parts={"body": "vlan_body.html"},
+    return ui.live_page(
+        VLAN_PAGE,
+        vlan_path(vlan_id) + "?part=body",
         status=status,
-        nav="subnets",
-        live=["subnets"],
-        live_src=vlan_path(vlan_id) + "?part=body",
         page=page,
         form=(form or default_form(page)) if configuring else None,
         ha_modes=settings.HA_MODES,
-        message=message or DONE.get(ui.params.str("done") or "", ""),
+        message=message or ui.done(DONE),
     )
 
 
@@ -154,8 +148,7 @@ async def configure(ui: UiRequest) -> Response:
     form = submitted_form(ui)
     try:
         choice = choice_of(form)
-        async with ui.ctx.tx() as conn:
-            await vlan_dhcp.configure_dhcp(conn, vlan_id, choice, ui.user)
+        await ui.ctx.run(vlan_dhcp.configure_dhcp, vlan_id, choice, ui.user)
     except Invalid as exc:
         form.errors = place_errors(exc.errors)
         return await _vlan(ui, form, status=400)
@@ -164,8 +157,7 @@ async def configure(ui: UiRequest) -> Response:
 
 async def disable(ui: UiRequest) -> Response:
     vlan_id = ui.ctx.path_int("vlan_id")
-    async with ui.ctx.tx() as conn:
-        await vlan_dhcp.disable_dhcp(conn, vlan_id)
+    await ui.ctx.run(vlan_dhcp.disable_dhcp, vlan_id)
     return ui.redirect(vlan_path(vlan_id) + "?done=off")
 
 
