@@ -117,6 +117,16 @@ def test_version_is_the_anonymous_resource(description):
         ("AccountHandler", []),
         ("UsersHandler", []),
         ("VersionHandler", []),
+        ("PodsHandler", []),
+        ("PodHandler", ["id"]),
+        ("RaidsHandler", ["system_id"]),
+        ("RaidHandler", ["system_id", "id"]),
+        ("BcachesHandler", ["system_id"]),
+        ("BcacheHandler", ["system_id", "id"]),
+        ("BcacheCacheSetsHandler", ["system_id"]),
+        ("BcacheCacheSetHandler", ["system_id", "id"]),
+        ("VolumeGroupsHandler", ["system_id"]),
+        ("VolumeGroupHandler", ["system_id", "id"]),
     ],
 )
 def test_handler_params_match_libmaas(description, name, params):
@@ -137,6 +147,7 @@ NO_ARGUMENTS = {
     ("RackControllersHandler", "import_boot_images"),
     ("MachineHandler", "rescue_mode"),
     ("MachineHandler", "exit_rescue_mode"),
+    ("PodHandler", "refresh"),
 }
 
 
@@ -173,11 +184,61 @@ def test_the_vlan_handler_is_described_once_with_the_fabric_route(description):
         ),
         ("FabricHandler", {("read", "GET"), ("update", "PUT"), ("delete", "DELETE")}),
         ("IPRangesHandler", {("read", "GET"), ("create", "POST")}),
+        # What metalplane has none of (tests/integration/test_storage_layouts_api.py), with MAAS's actions.
+        ("PodsHandler", {("read", "GET"), ("create", "POST")}),
+        (
+            "PodHandler",
+            {
+                ("read", "GET"),
+                ("update", "PUT"),
+                ("delete", "DELETE"),
+                ("refresh", "POST"),
+                ("parameters", "GET"),
+                ("compose", "POST"),
+                ("add_tag", "POST"),
+                ("remove_tag", "POST"),
+            },
+        ),
+        *[
+            (name, {("read", "GET"), ("create", "POST")})
+            for name in ("RaidsHandler", "BcachesHandler", "BcacheCacheSetsHandler", "VolumeGroupsHandler")
+        ],
+        *[
+            (name, {("read", "GET"), ("update", "PUT"), ("delete", "DELETE")})
+            for name in ("RaidHandler", "BcacheHandler", "BcacheCacheSetHandler")
+        ],
+        (
+            "VolumeGroupHandler",
+            {
+                ("read", "GET"),
+                ("update", "PUT"),
+                ("delete", "DELETE"),
+                ("create_logical_volume", "POST"),
+                ("delete_logical_volume", "POST"),
+            },
+        ),
     ],
 )
 def test_actions(description, name, expected):
     actions = {(a["name"], a["method"]) for a in handler(description, name)["actions"]}
     assert expected <= actions
+
+
+def test_paths_of_pods_and_storage_layouts_are_maas_s(description):
+    """MAAS's urls_api.py routes (the singular forms are what MAAS's describe/ gives)."""
+    paths = {
+        "PodsHandler": "pods/",
+        "PodHandler": "pods/{id}/",
+        "RaidsHandler": "nodes/{system_id}/raids/",
+        "RaidHandler": "nodes/{system_id}/raid/{id}/",
+        "BcachesHandler": "nodes/{system_id}/bcaches/",
+        "BcacheHandler": "nodes/{system_id}/bcache/{id}/",
+        "BcacheCacheSetsHandler": "nodes/{system_id}/bcache-cache-sets/",
+        "BcacheCacheSetHandler": "nodes/{system_id}/bcache-cache-set/{id}/",
+        "VolumeGroupsHandler": "nodes/{system_id}/volume-groups/",
+        "VolumeGroupHandler": "nodes/{system_id}/volume-group/{id}/",
+    }
+    assert {name: handler(description, name)["path"] for name in paths} == {n: PREFIX + p for n, p in paths.items()}
 
 
 def test_describe_uri_comes_from_the_host_header(shared_region):

@@ -2,8 +2,10 @@
 
 Each test drives one facade of `maas.client` (or one object type reached through
 `client._origin`) the way a user's script would. Every object libmaas has is
-served; only VM hosts (pods/) and RAID/bcache/LVM layouts are strict xfails, "not
-planned" (neither is in the seeds' scope).
+served, with no xfail. VM hosts (pods/) and RAID, bcache and LVM layouts are served
+as what metalplane has of them, which is none: empty lists, MAAS's 404s, and a 400
+naming the field for a create (metalplane manages no VM hosts, and a machine's
+storage is the disks its commissioning found).
 
 Where libmaas 0.6.8 itself disagrees with real MAAS 3.7 (metalplane answers as MAAS
 does, so these hold against both):
@@ -24,6 +26,12 @@ does, so these hold against both):
 * `BootResources.start_import()` returns the body, `b"Import of boot resources started"`,
   not an object; with no url it imports what the boot sources select, as MAAS.
 * Macaroon (Candid) login is not supported by metalplane (nor needed).
+* `Pods.create()` documents the types `rsd` and `virsh` and demands `power_user` and
+  `power_pass` for `rsd`; MAAS 3.7's VM host types are `virsh` and `lxd`. libmaas
+  knows only `pods/`, which MAAS 3.x keeps as a deprecated name of `vm-hosts/`.
+* `Raids.create()` makes `spare_devices` a keyword without a default (pass `[]`);
+  it and `VolumeGroups.create()` build their TypeError for a device that is neither a
+  BlockDevice nor a Partition with a broken format string (a different TypeError).
 
 One test holds here only: `Machine.save()` sends a changed `owner_data` with
 `set_owner_data`, which real MAAS refuses (409 "Cannot set workload annotation:
@@ -37,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -44,7 +53,7 @@ from collections.abc import Iterator
 import pytest
 from maas.client import connect, login
 from maas.client.bones import CallError
-from maas.client.enum import IPRangeType, NodeType, PowerState, RDNSMode
+from maas.client.enum import CacheMode, IPRangeType, NodeType, PowerState, RaidLevel, RDNSMode
 from maas.client.viscera.machines import MachineNotFound
 
 from metalplane.images.publish import publish_image
@@ -52,6 +61,7 @@ from metalplane.region.bootstrap import run_db
 from metalplane.region.services import controllers
 from metalplane.region.services import racks as rack_services
 from tests.conftest import RunningRegion, create_admin, make_region_config
+from tests.integration.test_api_nodes import FACTS, commission_with
 from tests.support.databases import world_traversable_tempdir
 from tests.support.processes import RegionProcess, wait_until
 
@@ -437,13 +447,96 @@ def test_machine_interfaces_and_block_devices(client):
         made.delete()
 
 
-@pytest.mark.xfail(strict=True, reason="not planned: metalplane has no VM hosts (pods/)")
 def test_pods(client):
-    assert client.pods.list() is not None
+    """VM hosts: metalplane manages none (the list is empty), and adding one is refused on `type`."""
+    assert list(client.pods.list()) == []
+    with pytest.raises(CallError) as missing:
+        client.pods.get(1)
+    assert (missing.value.status, missing.value.content) == (404, b"Not Found")  # piston's stock 404, as MAAS
+    with pytest.raises(CallError) as refused:
+        client.pods.create(type="virsh", power_address="qemu+ssh://ubuntu@10.0.0.1/system", power_pass="pw")
+    assert refused.value.status == 400
+    (reason,) = json.loads(refused.value.content)["type"]
+    assert "manages no VM hosts" in reason
 
 
-@pytest.mark.parametrize("kind", ["Raids", "Bcaches", "BcacheCacheSets", "VolumeGroups"])
-@pytest.mark.xfail(strict=True, reason="not planned: RAID, bcache and LVM layouts (raids/, bcaches/, volume-groups/)")
-def test_storage_layouts(client, kind):
+@pytest.fixture(scope="module")
+def ready_machine(lib_region) -> Iterator[str]:
+    """A commissioned (Ready) machine with vda (two partitions) and vdb: what MAAS needs
+    before it even looks at a RAID, bcache or volume group to create."""
+    with lib_region.api() as api:
+        made = api.post(
+            "machines/",
+            architecture="amd64/generic",
+            mac_addresses="52:54:00:c0:ff:e2",
+            power_type="manual",
+            commission="false",
+            hostname=f"lib-layouts-{tag()}",
+        ).json()
+        try:
+            assert commission_with(lib_region, api, made["system_id"], FACTS, {"00-cpuinfo": 0})["status_name"] == (
+                "Ready"
+            )
+            yield made["system_id"]
+        finally:
+            api.delete(f"machines/{made['system_id']}/")
+
+
+# (set type, object type, Machine attribute, the 404 body for an object that is not there)
+LAYOUTS = [
+    ("Raids", "Raid", "raids", b"No RAID matches the given query."),
+    ("Bcaches", "Bcache", "bcaches", b"No Bcache matches the given query."),
+    ("BcacheCacheSets", "BcacheCacheSet", "cache_sets", b""),  # MAAS's bare Http404
+    ("VolumeGroups", "VolumeGroup", "volume_groups", b"No VolumeGroup matches the given query."),
+]
+
+
+@pytest.mark.parametrize("kind, one, attribute, missing_body", LAYOUTS)
+def test_storage_layouts_read(client, ready_machine, kind, one, attribute, missing_body):
+    """RAID, bcache and LVM: metalplane builds none, so a machine has none of them."""
+    origin = client._origin
+    machine = client.machines.get(ready_machine)
+    assert list(getattr(origin, kind).read(machine)) == []
+    assert list(getattr(origin, kind).read(ready_machine)) == []
+    assert list(getattr(machine, attribute)) == []
+    for missing_id in (1, 2147483648, "md0"):
+        with pytest.raises(CallError) as missing:
+            getattr(origin, one).read(machine, missing_id)
+        assert (missing.value.status, missing.value.content) == (404, missing_body)
     (region,) = client.region_controllers.list()
-    assert list(getattr(client._origin, kind).read(region.system_id)) == []
+    with pytest.raises(CallError) as not_a_machine:  # MAAS reads them of machines only
+        getattr(origin, kind).read(region.system_id)
+    assert (not_a_machine.value.status, not_a_machine.value.content) == (404, b"No Machine matches the given query.")
+
+
+def test_storage_layout_creates_are_refused_naming_the_field(client, ready_machine):
+    origin = client._origin
+    machine = client.machines.get(ready_machine)
+    vda, vdb = machine.block_devices
+    first, second = vda.partitions
+    calls = {
+        "raid of disks": (
+            lambda: origin.Raids.create(machine, RaidLevel.RAID_1, [vda, vdb], spare_devices=[]),
+            "block_devices",
+        ),
+        "raid of partitions": (
+            lambda: origin.Raids.create(machine, RaidLevel.RAID_1, [first, second], spare_devices=[], name="md0"),
+            "partitions",
+        ),
+        "cache set": (lambda: origin.BcacheCacheSets.create(machine, vdb), "cache_device"),
+        "cache set on a partition": (lambda: origin.BcacheCacheSets.create(machine, second), "cache_partition"),
+        "bcache": (lambda: origin.Bcaches.create(machine, "bcache0", vda, 1, CacheMode.WRITEBACK), "backing_device"),
+        "bcache on a partition": (
+            lambda: origin.Bcaches.create(machine, "bcache0", first, 1, CacheMode.WRITETHROUGH),
+            "backing_partition",
+        ),
+        "volume group": (lambda: origin.VolumeGroups.create(machine, "vg0", [vdb, first]), "block_devices"),
+        "volume group of partitions": (lambda: origin.VolumeGroups.create(machine, "vg0", [second]), "partitions"),
+    }
+    for what, (call, field) in calls.items():
+        with pytest.raises(CallError) as refused:
+            call()
+        assert refused.value.status == 400, what
+        (reason,) = json.loads(refused.value.content)[field]
+        assert reason.startswith("metalplane does not build") and "commissioning found" in reason, what
+    assert [list(getattr(origin, kind).read(machine)) for kind, *_ in LAYOUTS] == [[], [], [], []]

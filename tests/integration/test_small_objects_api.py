@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from metalplane.client.http import MaasHttp
-from tests.support.api_users import add_user, drop_user
+from tests.support.api_users import user_api
 
 PREFIX = "/MAAS/api/2.0/"
 ADMIN_METHOD = "This method is reserved for admin users."
@@ -25,10 +25,8 @@ def ok(response, status: int = 200):
 
 @pytest.fixture
 def user(shared_region) -> Iterator[MaasHttp]:
-    username, key = add_user(shared_region.config, "small-user")
-    with shared_region.api(key) as client:
+    with user_api(shared_region, "small-user") as client:
         yield client
-    drop_user(shared_region.config, username)
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ class NotFound(RegionError):
     """The object named does not exist. `kind` is MAAS's model name ("Machine", "VLAN")."""
 
     def __init__(self, kind: str, message: str | None = None):
-        super().__init__(message or f"No {kind} matches the given query.")
+        super().__init__(f"No {kind} matches the given query." if message is None else message)
         self.kind = kind
 
 

@@ -1,0 +1,232 @@
+"""nodes/{system_id}/raids/, bcaches/, bcache-cache-sets/ and volume-groups/, and one of each.
+
+metalplane builds no RAID, bcache or LVM layout (services/storage_layouts.py): a
+machine's lists are empty, one object is not found in MAAS's words, and a create is
+a 400 naming the device field, after MAAS's machine and permission checks.
+"""
+
+from __future__ import annotations
+
+from metalplane.region.api.context import Ctx
+from metalplane.region.api.framework import Handler
+from metalplane.region.services import storage_layouts as svc
+from metalplane.region.services.storage_layouts import BCACHE, CACHE_SET, RAID, VOLUME_GROUP, Layout
+
+raids = Handler("RaidsHandler", "nodes/{system_id}/raids/", "Manage the RAID devices of a machine.", model="Machine")
+raid = Handler("RaidHandler", "nodes/{system_id}/raid/{id}/", "Manage one RAID device of a machine.", model="RAID")
+bcaches = Handler(
+    "BcachesHandler", "nodes/{system_id}/bcaches/", "Manage the bcache devices of a machine.", model="Machine"
+)
+bcache = Handler(
+    "BcacheHandler", "nodes/{system_id}/bcache/{id}/", "Manage one bcache device of a machine.", model="Bcache"
+)
+cache_sets = Handler(
+    "BcacheCacheSetsHandler",
+    "nodes/{system_id}/bcache-cache-sets/",
+    "Manage the bcache cache sets of a machine.",
+    model="Machine",
+)
+cache_set = Handler(
+    "BcacheCacheSetHandler",
+    "nodes/{system_id}/bcache-cache-set/{id}/",
+    "Manage one bcache cache set of a machine.",
+    model="CacheSet",
+)
+volume_groups = Handler(
+    "VolumeGroupsHandler",
+    "nodes/{system_id}/volume-groups/",
+    "Manage the LVM volume groups of a machine.",
+    model="Machine",
+)
+volume_group = Handler(
+    "VolumeGroupHandler",
+    "nodes/{system_id}/volume-group/{id}/",
+    "Manage one LVM volume group of a machine.",
+    model="VolumeGroup",
+)
+# MAAS's route also takes the plural form.
+volume_group_plural = Handler(
+    "VolumeGroupHandler",
+    "nodes/{system_id}/volume-groups/{id}/",
+    "Manage one LVM volume group of a machine.",
+    model="VolumeGroup",
+    described=False,
+)
+
+
+async def list_layouts(ctx: Ctx) -> list:
+    return await ctx.run(svc.layouts_of, ctx.path["system_id"], ctx.me)
+
+
+def create_for(layout: Layout):
+    async def create(ctx: Ctx) -> dict:
+        await ctx.run(svc.create_layout, ctx.path["system_id"], ctx.me, layout, ctx.params.names())
+        raise AssertionError("create_layout always raises")
+
+    return create
+
+
+def not_found(layout: Layout):
+    async def missing(ctx: Ctx) -> dict:
+        svc.no_layout(layout)
+
+    return missing
+
+
+async def missing_cache_set(ctx: Ctx) -> dict:
+    await ctx.run(svc.no_cache_set, ctx.path["system_id"], ctx.me)
+    raise AssertionError("no_cache_set always raises")
+
+
+# -- RAID ---------------------------------------------------------------------------------------
+
+raids.action("GET", doc="List a machine's RAID devices: none, metalplane builds no RAID.")(list_layouts)
+raids.action(
+    "POST",
+    doc="""Create a RAID device: refused (400), metalplane builds no RAID.
+
+    :param level: RAID level (raid-0, raid-1, raid-5, raid-6, raid-10).
+    :type level: unicode
+    :param name: Name of the RAID.
+    :type name: unicode
+    :param uuid: UUID of the RAID.
+    :type uuid: unicode
+    :param block_devices: Block devices to make the RAID of.
+    :type block_devices: unicode
+    :param partitions: Partitions to make the RAID of.
+    :type partitions: unicode
+    :param spare_devices: Spare block devices.
+    :type spare_devices: unicode
+    :param spare_partitions: Spare partitions.
+    :type spare_partitions: unicode
+    """,
+)(create_for(RAID))
+raid.action("GET", doc="Read a RAID device by id or name: there is none.")(not_found(RAID))
+raid.action(
+    "PUT",
+    doc="""Update a RAID device: there is none.
+
+    :param name: Name of the RAID.
+    :type name: unicode
+    :param uuid: UUID of the RAID.
+    :type uuid: unicode
+    :param add_block_devices: Block devices to add.
+    :type add_block_devices: unicode
+    :param remove_block_devices: Block devices to remove.
+    :type remove_block_devices: unicode
+    :param add_spare_devices: Spare block devices to add.
+    :type add_spare_devices: unicode
+    :param remove_spare_devices: Spare block devices to remove.
+    :type remove_spare_devices: unicode
+    :param add_partitions: Partitions to add.
+    :type add_partitions: unicode
+    :param remove_partitions: Partitions to remove.
+    :type remove_partitions: unicode
+    :param add_spare_partitions: Spare partitions to add.
+    :type add_spare_partitions: unicode
+    :param remove_spare_partitions: Spare partitions to remove.
+    :type remove_spare_partitions: unicode
+    """,
+)(not_found(RAID))
+raid.action("DELETE", doc="Delete a RAID device: there is none.")(not_found(RAID))
+
+# -- bcache -------------------------------------------------------------------------------------
+
+BCACHE_FIELDS = """
+    :param name: Name of the bcache device.
+    :type name: unicode
+    :param uuid: UUID of the bcache device.
+    :type uuid: unicode
+    :param cache_set: The cache set in front of the backing device.
+    :type cache_set: unicode
+    :param backing_device: The backing block device.
+    :type backing_device: unicode
+    :param backing_partition: The backing partition.
+    :type backing_partition: unicode
+    :param cache_mode: writeback, writethrough or writearound.
+    :type cache_mode: unicode
+"""
+bcaches.action("GET", doc="List a machine's bcache devices: none, metalplane builds no bcache.")(list_layouts)
+bcaches.action("POST", doc="Create a bcache device: refused (400), metalplane builds no bcache.\n" + BCACHE_FIELDS)(
+    create_for(BCACHE)
+)
+bcache.action("GET", doc="Read a bcache device by id or name: there is none.")(not_found(BCACHE))
+bcache.action("PUT", doc="Update a bcache device: there is none.\n" + BCACHE_FIELDS)(not_found(BCACHE))
+bcache.action("DELETE", doc="Delete a bcache device: there is none.")(not_found(BCACHE))
+
+# -- bcache cache sets --------------------------------------------------------------------------
+
+CACHE_SET_FIELDS = """
+    :param cache_device: The cache block device.
+    :type cache_device: unicode
+    :param cache_partition: The cache partition.
+    :type cache_partition: unicode
+"""
+cache_sets.action("GET", doc="List a machine's bcache cache sets: none, metalplane builds no bcache.")(list_layouts)
+cache_sets.action(
+    "POST", doc="Create a bcache cache set: refused (400), metalplane builds no bcache.\n" + CACHE_SET_FIELDS
+)(create_for(CACHE_SET))
+cache_set.action("GET", doc="Read a bcache cache set by id or name: there is none.")(missing_cache_set)
+cache_set.action("PUT", doc="Update a bcache cache set: there is none.\n" + CACHE_SET_FIELDS)(missing_cache_set)
+cache_set.action("DELETE", doc="Delete a bcache cache set: there is none.")(missing_cache_set)
+
+# -- LVM volume groups --------------------------------------------------------------------------
+
+volume_groups.action("GET", doc="List a machine's LVM volume groups: none, metalplane builds no LVM.")(list_layouts)
+volume_groups.action(
+    "POST",
+    doc="""Create an LVM volume group: refused (400), metalplane builds no LVM.
+
+    :param name: Name of the volume group.
+    :type name: unicode
+    :param uuid: UUID of the volume group.
+    :type uuid: unicode
+    :param block_devices: Block devices to make the volume group of.
+    :type block_devices: unicode
+    :param partitions: Partitions to make the volume group of.
+    :type partitions: unicode
+    """,
+)(create_for(VOLUME_GROUP))
+
+VOLUME_GROUP_DOCS = {
+    ("GET", None): "Read an LVM volume group by id or name: there is none.",
+    ("PUT", None): """Update an LVM volume group: there is none.
+
+    :param name: Name of the volume group.
+    :type name: unicode
+    :param uuid: UUID of the volume group.
+    :type uuid: unicode
+    :param add_block_devices: Block devices to add.
+    :type add_block_devices: unicode
+    :param remove_block_devices: Block devices to remove.
+    :type remove_block_devices: unicode
+    :param add_partitions: Partitions to add.
+    :type add_partitions: unicode
+    :param remove_partitions: Partitions to remove.
+    :type remove_partitions: unicode
+    """,
+    ("DELETE", None): "Delete an LVM volume group: there is none.",
+    ("POST", "create_logical_volume"): """Create a logical volume in an LVM volume group: there is none.
+
+    :param name: Name of the logical volume.
+    :type name: unicode
+    :param uuid: UUID of the logical volume.
+    :type uuid: unicode
+    :param size: Size of the logical volume.
+    :type size: unicode
+    """,
+}
+
+
+for handler in (volume_group, volume_group_plural):
+    for (method, op), text in VOLUME_GROUP_DOCS.items():
+        handler.action(method, op, doc=text)(not_found(VOLUME_GROUP))
+    handler.action(
+        "POST",
+        "delete_logical_volume",
+        doc="""Delete a logical volume of an LVM volume group: there is none.
+
+        :param id: The logical volume's id.
+        :type id: int
+        """,
+    )(not_found(VOLUME_GROUP))  # MAAS looks the volume group up before it reads `id`
