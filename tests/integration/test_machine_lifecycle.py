@@ -147,6 +147,15 @@ def boot_answer(region: RunningRegion, mac_address: str):
     return boot_config(region, mac_address, "127.0.0.1")
 
 
+def assert_powers_off(region: RunningRegion, mac_address: str) -> None:
+    """A machine nobody is using (Ready, Allocated...) boots the ephemeral image, which powers it
+    off at once (MAAS's "poweroff" purpose): no credential, nothing to report."""
+    answer = boot_answer(region, mac_address)
+    assert answer.purpose == "poweroff" and answer.kernel and answer.initrd, answer
+    assert "mp_mode=poweroff" in answer.params and "mp_after=poweroff" in answer.params
+    assert enrol_credential(answer) is None and "token=" not in answer.params
+
+
 def metadata(region: RunningRegion, token: str | None) -> httpx.Client:
     base = region.url.rstrip("/").removesuffix("/MAAS") + "/MAAS/metadata/"
     return httpx.Client(base_url=base, headers={"Authorization": f"Token {token}"} if token else {})
@@ -245,8 +254,7 @@ def test_deploy_drives_deploying_to_deployed_through_the_installers_endpoints(li
     m = ready()
     sid = m["system_id"]
     assert api.post("account/prefs/sshkeys/", key=SSH_KEY).status_code in (200, 201)
-    answer = boot_answer(life_region, m["boot_interface"]["mac_address"])
-    assert answer.purpose == "local"  # Ready
+    assert_powers_off(life_region, m["boot_interface"]["mac_address"])  # Ready
     deploying = api.post(
         f"machines/{sid}/",
         op="deploy",
@@ -333,7 +341,7 @@ def test_deploy_drives_deploying_to_deployed_through_the_installers_endpoints(li
     assert released.status_code == 200, released.text
     body = released.json()
     assert (body["status_name"], body["owner"], body["osystem"], body["netboot"]) == ("Ready", None, "", True)
-    assert boot_answer(life_region, m["boot_interface"]["mac_address"]).purpose == "local"
+    assert_powers_off(life_region, m["boot_interface"]["mac_address"])  # its next boot: the ephemeral image
     with metadata(life_region, token) as meta:
         assert meta.get("deploy/config").status_code == 401  # the token went with the deployment
     assert {"User releasing node", "Releasing", "Released"} <= {e["type"] for e in events_of(api, sid)}
@@ -408,7 +416,7 @@ def test_deploy_of_a_new_machine_and_of_an_unknown_series_are_refused(api, machi
     assert bad.status_code == 400 and list(bad.json()) == ["timeout"]
 
 
-def test_abort_during_deploying_goes_back_to_allocated_with_the_event(api, ready):
+def test_abort_during_deploying_goes_back_to_allocated_with_the_event(life_region, api, ready):
     m = ready()
     sid = m["system_id"]
     refused = api.post(f"machines/{sid}/", op="abort")
@@ -419,6 +427,7 @@ def test_abort_during_deploying_goes_back_to_allocated_with_the_event(api, ready
     assert (aborted.json()["status_name"], aborted.json()["owner"]) == ("Allocated", "admin")
     kinds = {(e["type"], e["description"]) for e in events_of(api, sid)}
     assert ("User aborting deployment", "wrong image") in kinds and ("Aborted deployment", "") in kinds
+    assert_powers_off(life_region, m["boot_interface"]["mac_address"])  # Allocated: kept off
     assert api.post(f"machines/{sid}/", op="release").json()["status_name"] == "Ready"
 
 
@@ -625,7 +634,7 @@ def test_release_with_erase_wipes_through_the_ephemeral_environment_then_ready(l
         assert meta.get("erase/config").status_code == 401  # released: the token went with it
     shown = api.get(f"machines/{sid}/").json()
     assert (shown["status_name"], shown["owner"]) == ("Ready", None)
-    assert boot_answer(life_region, mac).purpose == "local"
+    assert_powers_off(life_region, mac)  # the issue's "its next boot is the ephemeral environment"
     kinds = {(e["type"], e["description"]) for e in events_of(api, sid)}
     assert {("User erasing disk", "wipe it"), ("Disks erased", ""), ("Released", "")} <= kinds
     result = release_set(api, sid)["results"][0]
