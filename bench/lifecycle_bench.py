@@ -42,7 +42,7 @@ from metalplane.images.build import build_ephemeral  # noqa: E402
 from metalplane.region.services.events import CREATED_FORMAT  # noqa: E402
 from tests.support.bmc_ipmi import IpmiSimBmc, command_hook  # noqa: E402
 from tests.support.databases import TestDatabases, world_traversable_tempdir  # noqa: E402
-from tests.support.deploy_lab import DISK_SERIAL, cached_debian_image, make_ssh_key  # noqa: E402
+from tests.support.deploy_lab import DISK_SERIAL, cached_debian_image, make_ssh_key, ssh_command  # noqa: E402
 from tests.support.netlab import Lab  # noqa: E402
 from tests.support.processes import wait_until  # noqa: E402
 from tests.support.stack import Stack  # noqa: E402
@@ -174,21 +174,7 @@ def one_round(stack: Stack, lab_parts: dict, sid: str, key: Path, debian_size: i
     times.update(deploy_times(stack, sid))
     times["image write rate (MB/s of tarball)"] = debian_size / times["  step image"] / 1e6
     address = next(ip for ip in deployed["ip_addresses"] if ip.startswith("10.81."))
-    ssh = [
-        "ssh",
-        "-i",
-        str(key),
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "ConnectTimeout=20",
-        f"debian@{address}",
-        "cat /var/tmp/user-data-ran",
-    ]
+    ssh = ssh_command(key, address, "cat /var/tmp/user-data-ran")
     t = time.monotonic()
     said = wait_until(
         lambda: (r := region.run(ssh, check=False, timeout=60)).returncode == 0 and r,
