@@ -32,7 +32,7 @@ from metalplane.images.publish import publish_image
 from metalplane.rack.dhcp import config as dhcp_config
 from metalplane.region.bootstrap import run_db
 from metalplane.region.db.tables import node_tokens, nodes
-from metalplane.region.services import controllers, dhcp
+from metalplane.region.services import controllers, dhcp, lifecycle, users
 from metalplane.region.services import racks as rack_services
 from tests.conftest import RunningRegion, create_admin, create_user, make_region_config, start_region
 from tests.integration import test_api_nodes
@@ -147,6 +147,15 @@ def boot_answer(region: RunningRegion, mac_address: str):
     return boot_config(region, mac_address, "127.0.0.1")
 
 
+def assert_powers_off(region: RunningRegion, mac_address: str) -> None:
+    """A machine nobody is using (Ready, Allocated...) boots the ephemeral image, which powers it
+    off at once (MAAS's "poweroff" purpose): no credential, nothing to report."""
+    answer = boot_answer(region, mac_address)
+    assert answer.purpose == "poweroff" and answer.kernel and answer.initrd, answer
+    assert "mp_mode=poweroff" in answer.params and "mp_after=poweroff" in answer.params
+    assert enrol_credential(answer) is None and "token=" not in answer.params
+
+
 def metadata(region: RunningRegion, token: str | None) -> httpx.Client:
     base = region.url.rstrip("/").removesuffix("/MAAS") + "/MAAS/metadata/"
     return httpx.Client(base_url=base, headers={"Authorization": f"Token {token}"} if token else {})
@@ -245,8 +254,7 @@ def test_deploy_drives_deploying_to_deployed_through_the_installers_endpoints(li
     m = ready()
     sid = m["system_id"]
     assert api.post("account/prefs/sshkeys/", key=SSH_KEY).status_code in (200, 201)
-    answer = boot_answer(life_region, m["boot_interface"]["mac_address"])
-    assert answer.purpose == "local"  # Ready
+    assert_powers_off(life_region, m["boot_interface"]["mac_address"])  # Ready
     deploying = api.post(
         f"machines/{sid}/",
         op="deploy",
@@ -284,6 +292,9 @@ def test_deploy_drives_deploying_to_deployed_through_the_installers_endpoints(li
         assert orders["interfaces"][0]["mode"] == "dhcp"
         assert meta.get("deploy/user-data").content == USER_DATA
         assert meta.post("deploy/events", json={"step": "image", "status": "started"}).status_code == 200
+        # MAAS's status message of the step's start, its action the installer's step.
+        shown = api.get(f"machines/{sid}/").json()
+        assert (shown["status_message"], shown["status_action"]) == ("Installing OS", "image")
         assert (
             meta.post(
                 "deploy/events", json={"step": "image", "status": "ok", "runtime": 97.5, "message": "written"}
@@ -333,7 +344,7 @@ def test_deploy_drives_deploying_to_deployed_through_the_installers_endpoints(li
     assert released.status_code == 200, released.text
     body = released.json()
     assert (body["status_name"], body["owner"], body["osystem"], body["netboot"]) == ("Ready", None, "", True)
-    assert boot_answer(life_region, m["boot_interface"]["mac_address"]).purpose == "local"
+    assert_powers_off(life_region, m["boot_interface"]["mac_address"])  # its next boot: the ephemeral image
     with metadata(life_region, token) as meta:
         assert meta.get("deploy/config").status_code == 401  # the token went with the deployment
     assert {"User releasing node", "Releasing", "Released"} <= {e["type"] for e in events_of(api, sid)}
@@ -362,13 +373,13 @@ def test_an_installer_failure_ends_in_failed_deployment_with_its_output(life_reg
         )
     failed = api.get(f"machines/{sid}/").json()
     assert failed["status_name"] == "Failed deployment"
-    assert failed["error_description"] == (
-        "Installation failed (refer to the installation log for more information). disk: no disk to install to"
-    )
+    reason = "Installation failed (refer to the installation log for more information). disk: no disk to install to"
+    assert failed["error_description"] == reason
     results = api.get(f"nodes/{sid}/results/current-installation/", include_output="1").json()
     assert base64.b64decode(results["results"][0]["output"]) == output
     assert results["results"][0]["exit_status"] == 1
     assert "Node installation failure" in {e["type"] for e in events_of(api, sid)}
+    assert (failed["status_action"], failed["status_message"]) == ("disk", f"Node installation failure - {reason}")
     assert api.post(f"machines/{sid}/", op="release").json()["status_name"] == "Ready"
 
 
@@ -408,7 +419,7 @@ def test_deploy_of_a_new_machine_and_of_an_unknown_series_are_refused(api, machi
     assert bad.status_code == 400 and list(bad.json()) == ["timeout"]
 
 
-def test_abort_during_deploying_goes_back_to_allocated_with_the_event(api, ready):
+def test_abort_during_deploying_goes_back_to_allocated_with_the_event(life_region, api, ready):
     m = ready()
     sid = m["system_id"]
     refused = api.post(f"machines/{sid}/", op="abort")
@@ -419,6 +430,7 @@ def test_abort_during_deploying_goes_back_to_allocated_with_the_event(api, ready
     assert (aborted.json()["status_name"], aborted.json()["owner"]) == ("Allocated", "admin")
     kinds = {(e["type"], e["description"]) for e in events_of(api, sid)}
     assert ("User aborting deployment", "wrong image") in kinds and ("Aborted deployment", "") in kinds
+    assert_powers_off(life_region, m["boot_interface"]["mac_address"])  # Allocated: kept off
     assert api.post(f"machines/{sid}/", op="release").json()["status_name"] == "Ready"
 
 
@@ -625,7 +637,7 @@ def test_release_with_erase_wipes_through_the_ephemeral_environment_then_ready(l
         assert meta.get("erase/config").status_code == 401  # released: the token went with it
     shown = api.get(f"machines/{sid}/").json()
     assert (shown["status_name"], shown["owner"]) == ("Ready", None)
-    assert boot_answer(life_region, mac).purpose == "local"
+    assert_powers_off(life_region, mac)  # the issue's "its next boot is the ephemeral environment"
     kinds = {(e["type"], e["description"]) for e in events_of(api, sid)}
     assert {("User erasing disk", "wipe it"), ("Disks erased", ""), ("Released", "")} <= kinds
     result = release_set(api, sid)["results"][0]
@@ -685,6 +697,39 @@ def test_disk_erasing_times_out_into_failed_disk_erasing(life_region, api, ready
         .json()["error_description"]
         .startswith("Node operation 'Disk erasing' timed out after ")
     )
+
+
+def test_releasing_times_out_into_releasing_failed(life_region, api, ready):
+    """A region that dies between release's Releasing transaction and the BMC call leaves the
+    machine Releasing: its 5-minute deadline (MAAS's) ends it in Releasing failed."""
+    m = ready()
+    sid = m["system_id"]
+    assert api.post("machines/", op="allocate", system_id=sid).status_code == 200
+
+    async def release_then_die(conn) -> None:  # release's first transaction, the real one
+        admin = await users.get_user(conn, "admin")
+        assert admin is not None
+        machine = await lifecycle.acting_on(conn, sid, admin, "release")
+        assert await lifecycle.start_release(conn, machine, admin, None, "region died")
+
+    run_db(life_region.config, release_then_die)
+    releasing = api.get(f"machines/{sid}/").json()
+    assert (releasing["status_name"], releasing["status"]) == ("Releasing", 12)
+    assert api.post(f"machines/{sid}/", op="release").json()["status_name"] == "Releasing"  # on its way: no-op
+    assert_powers_off(life_region, m["boot_interface"]["mac_address"])
+
+    async def past_deadline(conn) -> None:  # 5 minutes: move the deadline instead
+        await conn.execute(
+            nodes.update().where(nodes.c.system_id == sid).values(status_expires=nodes.c.updated - timedelta(seconds=1))
+        )
+
+    run_db(life_region.config, past_deadline)
+    wait_until(lambda: api.get(f"machines/{sid}/").json()["status_name"] == "Releasing failed", 30, 0.5, "the timeout")
+    failed = api.get(f"machines/{sid}/").json()
+    assert (failed["status"], failed["owner"]) == (13, "admin")
+    assert failed["error_description"] == "Node operation 'Releasing' timed out after 5 minutes."
+    released = api.post(f"machines/{sid}/", op="release")  # from Releasing failed: again, to Ready
+    assert (released.json()["status_name"], released.json()["owner"]) == ("Ready", None)
 
 
 def test_rescue_mode_enters_when_the_environment_reports_and_exits_to_the_status_before(life_region, api, ready):

@@ -618,6 +618,10 @@ class HttpBmcEmulator:
     def reset_counters(self, name: str) -> None:
         self._control(name, {"reset_counters": True})
 
+    def set_password(self, name: str, password: str) -> None:
+        """The BMC's password changes under its users: it answers them 401 until set back."""
+        self._control(name, {"password": password})
+
     def all_states(self) -> dict[str, Any]:
         first = next(iter(self.bmcs))
         import httpx

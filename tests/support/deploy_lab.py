@@ -242,6 +242,27 @@ def make_ssh_key(directory: Path) -> tuple[Path, str]:
     return key, (directory / "id_ed25519.pub").read_text().strip()
 
 
+def ssh_command(key: Path, address: str, command: str) -> list[str]:
+    """`command` on a deployed machine, as its `debian` user with `key`; no host key checks."""
+    return [
+        "ssh",
+        "-i",
+        str(key),
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=20",
+        "-o",
+        "LogLevel=ERROR",
+        f"debian@{address}",
+        command,
+    ]
+
+
 class DeployLab:
     def __init__(
         self,
@@ -435,20 +456,4 @@ class DeployLab:
             ) from None
 
     def ssh_command(self, key: Path, command: str) -> list[str]:
-        return [
-            "ssh",
-            "-i",
-            str(key),
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=20",
-            "-o",
-            "LogLevel=ERROR",
-            f"debian@{VM_IP}",
-            command,
-        ]
+        return ssh_command(key, VM_IP, command)

@@ -433,3 +433,44 @@ def test_json_strings_are_escaped(tmp_path):
     out = run_init_function(env, r"""json_str 'a"b\c'"$(printf '\001\tz')"; echo; json_bool 1; json_bool 0""")
     assert out.splitlines() == [r'"a\"b\\cz"', "truefalse"]
     assert json.loads(out.splitlines()[0]) == 'a"b\\cz'
+
+
+# The machine's own actions, recorded instead of done: a poweroff or reboot ends the run.
+STUBS = (
+    'poweroff() { echo "POWEROFF $*"; exit 0; }\n'
+    'reboot() { echo "REBOOT $*"; exit 0; }\n'
+    "sync() { :; }\n"
+    "load_modules() { echo MODULES; }\n"
+    "net_up() { echo NETWORK; return 1; }\n"
+)
+
+
+@needs_busybox
+@pytest.mark.parametrize(
+    "cmdline",
+    [
+        "console=ttyS0 mp_mode=poweroff mp_after=poweroff BOOTIF=01-52-54-00-00-00-02",
+        "mp_mode=poweroff mp_after=reboot metadata_url=http://10.0.0.2:5240/MAAS/metadata/",  # off all the same
+        "mp_mode=poweroff",  # no metadata_url: nothing to report, nothing missing
+    ],
+)
+def test_poweroff_mode_powers_off_at_once_without_modules_or_network(tmp_path, cmdline):
+    out = run_init_function(fake_machine(tmp_path, cmdline), STUBS + "run_orders")
+    lines = out.splitlines()
+    assert "metalplane: mp_mode=poweroff: this machine is to stay off" in lines, out
+    assert lines[-2:] == ["metalplane: powering off", "POWEROFF -f"], out
+    assert "MODULES" not in lines and "NETWORK" not in lines and "REBOOT -f" not in lines
+
+
+@needs_busybox
+def test_the_other_modes_still_load_modules_and_bring_up_the_network(tmp_path):
+    env = fake_machine(tmp_path, "mp_mode=erase metadata_url=http://10.0.0.2:5240/MAAS/metadata/ mp_after=reboot")
+    lines = run_init_function(env, STUBS + "run_orders").splitlines()
+    assert lines[-6:-3] == [
+        "MODULES",
+        "NETWORK",
+        "metalplane: cannot reach http://10.0.0.2:5240/MAAS/metadata/ without a network: giving up",
+    ]
+    assert lines[-3:] == ["metalplane: finished: FAILED", "metalplane: rebooting", "REBOOT -f"]
+    unknown = run_init_function(fake_machine(tmp_path / "u", "mp_mode=dance"), STUBS + "run_orders")
+    assert "|poweroff on the kernel command line: nothing to do" in unknown and unknown.endswith("POWEROFF -f\n")

@@ -175,8 +175,23 @@ def test_boot_purpose_of_each_status():
     assert boot.purpose_for(Status.DEPLOYING, netboot=True) == "deploy"
     assert boot.purpose_for(Status.DEPLOYING, netboot=False) == "local"  # the installer is done
     assert boot.purpose_for(Status.DEPLOYED, netboot=False) == "local"
+    assert boot.purpose_for(Status.DEPLOYED, netboot=True) == "local"
     assert "mp_after=reboot" in boot.kernel_params("deploy", "http://r/", "T", "52:54:00:00:00:01")
     assert "mp_after=poweroff" in boot.kernel_params("commission", "http://r/", "T", "52:54:00:00:00:01")
+
+
+def test_a_machine_nobody_is_using_boots_the_ephemeral_image_to_power_off():
+    """MAAS's "poweroff" purpose: every status but the ones with a run of the ephemeral image
+    (commissioning, deploying, erasing, rescue) and Deployed."""
+    running = {Status.COMMISSIONING, Status.DEPLOYING, Status.DISK_ERASING, Status.ENTERING_RESCUE_MODE}
+    running |= {Status.RESCUE_MODE, Status.DEPLOYED}
+    for status in set(Status) - running:
+        assert boot.purpose_for(status, netboot=True) == "poweroff", status.name
+        assert boot.purpose_for(status, netboot=False) == "poweroff", status.name  # a failed deploy's disk too
+    params = boot.kernel_params("poweroff", "http://r/", None, "52:54:00:00:00:01").split()
+    assert "mp_mode=poweroff" in params and "mp_after=poweroff" in params
+    assert not any(p.startswith(("enrol=", "token=")) for p in params)  # it talks to nobody
+    assert "poweroff" not in boot.ENROLLING
 
 
 def test_the_release_to_deploy_comes_from_the_request_the_images_or_the_defaults():
@@ -191,8 +206,10 @@ def test_the_release_to_deploy_comes_from_the_request_the_images_or_the_defaults
 def test_the_ephemeral_modes_of_erasing_and_rescue_mode():
     assert boot.purpose_for(Status.DISK_ERASING) == "erase"
     assert boot.purpose_for(Status.ENTERING_RESCUE_MODE) == boot.purpose_for(Status.RESCUE_MODE) == "rescue"
-    assert boot.purpose_for(Status.EXITING_RESCUE_MODE) == "local"
-    assert boot.purpose_for(Status.FAILED_DISK_ERASING) == "local"
+    # Exiting towards Deployed: the exit power-cycles it to boot its disk; else it is kept off.
+    assert boot.purpose_for(Status.EXITING_RESCUE_MODE, False, previous_status=Status.DEPLOYED) == "local"
+    assert boot.purpose_for(Status.EXITING_RESCUE_MODE, previous_status=Status.READY) == "poweroff"
+    assert boot.purpose_for(Status.FAILED_DISK_ERASING) == "poweroff"
     assert "mp_after=poweroff" in boot.kernel_params("erase", "http://r/", "c", "52:54:00:00:00:01")
 
 

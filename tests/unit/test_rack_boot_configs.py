@@ -21,13 +21,15 @@ def test_machines_that_do_not_netboot_get_the_local_boot_configs():
         BootConfig("local"),
         BootConfig("local", problem="no image"),
         BootConfig("commission"),
-    ):  # no kernel: nothing to netboot
+        BootConfig("poweroff"),
+        BootConfig("a-purpose-of-a-newer-region", kernel="k" * 64, initrd="i" * 64),
+    ):  # no kernel, or a purpose this rack does not know: nothing to netboot
         assert ipxe_script(answer, "http://10.0.0.2:5248/") == ipxe_local_boot()
         assert pxelinux_config(answer) == pxelinux_local_boot() == "DEFAULT local\nLABEL local\n  LOCALBOOT 0\n"
         assert "exit" in grub_config(answer)
 
 
-@pytest.mark.parametrize("purpose", ["enlist", "commission", "deploy"])
+@pytest.mark.parametrize("purpose", ["enlist", "commission", "deploy", "erase", "rescue", "poweroff"])
 def test_netbooting_machines_still_get_their_kernel(purpose):
     answer = BootConfig(purpose, kernel="k" * 64, initrd="i" * 64, params=f"mp_mode={purpose}")
     script = ipxe_script(answer, "http://10.0.0.2:5248/")

@@ -15,6 +15,8 @@
 #   mp_mode=MODE       enlist | commission | deploy (install.sh: partition the disk, write
 #                      the root image, install GRUB; then mp_after=reboot boots the disk)
 #                      | erase (erase.sh: wipe every disk) | rescue (erase.sh: report, stay up)
+#                      | poweroff (power off at once: no network, no metadata_url needed,
+#                      mp_after= ignored; what a Ready, Allocated, Broken... machine boots)
 #   mp_after=ACTION    poweroff (default) | reboot | shell (debugging: a shell on the console)
 #   mp_boot_method=M   how it booted, reported as is (e.g. pxe, ipxe, uefi-http);
 #                      default: "uefi" if /sys/firmware/efi exists, else "pxe"
@@ -470,7 +472,11 @@ main() {
     [ -c /dev/console ] && exec </dev/console >/dev/console 2>&1
     echo 3 > /proc/sys/kernel/printk 2>/dev/null  # only kernel errors on the console from here on
     say "ephemeral image $(read_attr "$MP_ETC/version") (kernel $(uname -r)) starting"
-    load_modules
+    run_orders
+}
+
+# The kernel command line's orders, then the mode's work; ends in finish (never returns).
+run_orders() {
     MODE=$(cmdline_arg mp_mode "")
     METADATA_URL=$(cmdline_arg metadata_url "")
     TOKEN=$(cmdline_arg token "")
@@ -485,9 +491,16 @@ main() {
     case "$METADATA_URL" in ''|*/) ;; *) METADATA_URL="$METADATA_URL/" ;; esac
     say "mode=${MODE:-none} metadata_url=${METADATA_URL:-none} token=$([ -n "$TOKEN" ] && echo set || echo none) enrol=$([ -n "$ENROL" ] && echo set || echo none) after=$AFTER"
     case "$MODE" in
+        poweroff)
+            # The region has nothing for this machine to do (Ready, Allocated, Broken...): off at
+            # once, whatever mp_after= says; no modules, no network, nothing reported.
+            say "mp_mode=poweroff: this machine is to stay off"
+            AFTER=poweroff
+            finish 0 ;;
         enlist|commission|deploy|erase|rescue) ;;
-        *) say "no mp_mode=enlist|commission|deploy|erase|rescue on the kernel command line: nothing to do"; finish 1 ;;
+        *) say "no mp_mode=enlist|commission|deploy|erase|rescue|poweroff on the kernel command line: nothing to do"; finish 1 ;;
     esac
+    load_modules
     if [ -z "$METADATA_URL" ]; then
         say "no metadata_url= on the kernel command line: cannot report"
         finish 1

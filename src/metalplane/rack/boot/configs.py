@@ -1,9 +1,10 @@
 """Boot configs for one machine, rendered from the region's answer. Pure.
 
 The region answers `GetBootConfig` with a `BootConfig` (purpose enlist, commission,
-deploy or local; kernel and initrd sha256s; kernel params). Kernels and initrds are served by sha256 from
-the rack's cache: over HTTP for iPXE, over TFTP (relative paths) for pxelinux
-and GRUB.
+deploy, erase, rescue, poweroff or local; kernel and initrd sha256s; kernel params).
+A purpose this rack does not know boots the local disk. Kernels and initrds are
+served by sha256 from the rack's cache: over HTTP for iPXE, over TFTP (relative
+paths) for pxelinux and GRUB.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from metalplane.rpc.messages import BootConfig
 IMAGE_PATH = "images/by-sha256/"
 
 
-# the ephemeral image's modes (mp_mode=)
-NETBOOT_PURPOSES = ("enlist", "commission", "deploy", "erase", "rescue")
+# the ephemeral image's modes (mp_mode=); poweroff: the image powers the machine off at once
+NETBOOT_PURPOSES = ("enlist", "commission", "deploy", "erase", "rescue", "poweroff")
 
 
 def netboots(answer: BootConfig) -> bool:

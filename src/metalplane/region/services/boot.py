@@ -3,7 +3,11 @@
 Unknown MAC -> enlist (ephemeral image); commissioning, deploying until the
 installer is done, disk erasing and rescue mode -> ephemeral image with an enrolment
 credential for the address that asked (services/enrolment.py), which the image
-exchanges for its metadata token; anything else (Deployed...) -> its local disk.
+exchanges for its metadata token; Deployed (and Deploying once the installer is done)
+-> its local disk; any other status (Ready, Allocated, Broken, the failed ones...) ->
+the ephemeral image in mode "poweroff", which powers the machine off at once without a
+credential (MAAS's "poweroff" purpose, Node.get_boot_purpose: a machine that nobody is
+using is kept off, whatever is on its disk).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from metalplane.region.services.node_status import Status
 
 log = logging.getLogger(__name__)
 ENLIST, COMMISSION, DEPLOY, ERASE, RESCUE, LOCAL = "enlist", "commission", "deploy", "erase", "rescue", "local"
+POWEROFF = "poweroff"
 # The statuses whose machine boots the ephemeral image, and in which mode.
 NETBOOT_MODES: dict[int, str] = {
     Status.DISK_ERASING: ERASE,
@@ -34,14 +39,28 @@ LEASE_WAIT = 5.0
 LEASE_POLL = 0.25
 
 
-def purpose_for(status: int | None, netboot: bool = True) -> str:
+# The purposes whose ephemeral image talks to the region (it enrols first).
+ENROLLING = (COMMISSION, DEPLOY, ERASE, RESCUE)
+
+
+def purpose_for(status: int | None, netboot: bool = True, previous_status: int | None = None) -> str:
+    """MAAS's rule (Node.get_boot_purpose), in metalplane's ephemeral modes. Differences:
+    MAAS boots New, Releasing and Testing into its commissioning environment (its release
+    scripts run there); metalplane has no run for them (the wipe is Disk erasing's own
+    mode), so they are powered off. Exiting rescue mode towards Deployed boots the disk (the
+    exit power-cycles the machine for that; MAAS would power it off if the PXE request came
+    before the status changed back)."""
     if status is None:
         return ENLIST
     if status == machines.COMMISSIONING:
         return COMMISSION
-    if status == Status.DEPLOYING and netboot:
-        return DEPLOY
-    return NETBOOT_MODES.get(status, LOCAL)
+    if status == Status.DEPLOYING:
+        return DEPLOY if netboot else LOCAL
+    if status == Status.DEPLOYED:
+        return LOCAL
+    if status == Status.EXITING_RESCUE_MODE and previous_status == Status.DEPLOYED:
+        return LOCAL
+    return NETBOOT_MODES.get(status, POWEROFF)
 
 
 def pick_image(manifest: dict[str, Any], architecture: str) -> dict[str, Any] | None:
@@ -107,14 +126,14 @@ async def _boot_config(
     conn: AsyncConnection, mac: str, architecture: str, metadata_url: str, client_ip: str | None
 ) -> dict[str, Any]:
     machine = (await commissioning.machines_with_macs(conn, [mac])).get(mac)
-    purpose = purpose_for(machine["status"] if machine else None, machine["netboot"] if machine else True)
+    purpose = purpose_for(machine["status"], machine["netboot"], machine["previous_status"]) if machine else ENLIST
     if purpose == LOCAL:
         return {"purpose": LOCAL}
     image = pick_image(await boot_resources.manifest(conn), machine["architecture"] if machine else architecture)
     if image is None:
         return {"purpose": LOCAL, "problem": "no ephemeral image is imported; see `metalplane images build-ephemeral`"}
     credential = None
-    if purpose != ENLIST:
+    if purpose in ENROLLING:
         assert machine is not None
         credential = await enrolment.credential_for(conn, machine, mac, client_ip)
     if purpose in (DEPLOY, ERASE, RESCUE):

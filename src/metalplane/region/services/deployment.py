@@ -175,10 +175,21 @@ def step_event(body: Row) -> tuple[str, str]:
     return ("NODE_INSTALL_EVENT_FAILED" if status == "failed" else "NODE_INSTALL_EVENT"), description
 
 
+# The status message a step's start shows, as MAAS's EVENT_STATUS_MESSAGES for curtin's
+# stage-partitioning, stage-extract and stage-curthooks.
+STEP_STATUS_MESSAGES = {"partition": "CONFIGURING_STORAGE", "image": "INSTALLING_OS", "configure": "CONFIGURING_OS"}
+
+
 async def record_step(conn: AsyncConnection, machine: Row, body: Row) -> None:
+    """One installer report: its event, with the step as the event's action (MAAS records the
+    installer's activity name there: the machine's status_action), and the status message
+    of the step's start; the deadline starts again."""
     require_deploying(machine)
     type_name, description = step_event(body)
-    await events.record(conn, machine, type_name, description)
+    step = body["step"]
+    if body["status"] == "started" and step in STEP_STATUS_MESSAGES:
+        await events.record(conn, machine, STEP_STATUS_MESSAGES[step], action=step)
+    await events.record(conn, machine, type_name, description, action=step)
     await lifecycle.renew_deadline(conn, machine["id"])
 
 
@@ -211,7 +222,7 @@ async def finish_install(conn: AsyncConnection, machine: Row, body: Row) -> None
     set_id = await results_service.current_set_id(conn, machine["id"], results_service.INSTALLATION)
     await results_service.end_set(conn, set_id)
     if not ok:
-        await events.record(conn, machine, "NODE_INSTALL_EVENT_FAILED", reason)
+        await events.record(conn, machine, "NODE_INSTALL_EVENT_FAILED", reason, action=_text(body, "step", 64))
         await lifecycle.fail(conn, machine["system_id"], Status.DEPLOYING, reason)
         return
     await conn.execute(update(nodes).where(nodes.c.id == machine["id"]).values(netboot=False, updated=func.now()))

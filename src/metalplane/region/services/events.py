@@ -71,6 +71,7 @@ TYPES: dict[str, tuple[str, int]] = {
     "NODE_INSTALLATION_FINISHED": ("Installation complete", logging.DEBUG),
     "NODE_DISKS_ERASED": ("Disks erased", logging.INFO),
     "PERFORMING_PXE_BOOT": ("Performing PXE boot", logging.INFO),
+    "CONFIGURING_STORAGE": ("Configuring storage", logging.INFO),
     "INSTALLING_OS": ("Installing OS", logging.INFO),
     "CONFIGURING_OS": ("Configuring OS", logging.INFO),
     "REBOOTING": ("Rebooting", logging.INFO),

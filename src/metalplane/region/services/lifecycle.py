@@ -454,27 +454,55 @@ ABORT_EVENTS = {
     Status.COMMISSIONING: ("REQUEST_NODE_ABORT_COMMISSIONING", "abort commissioning", "ABORTED_COMMISSIONING"),
     Status.DISK_ERASING: ("REQUEST_NODE_ABORT_ERASE_DISK", "abort disk erasing", "ABORTED_DISK_ERASING"),
 }
+# The reason kept when the BMC refuses the abort's power-off (no MAAS text: MAAS leaves the
+# machine in its status, its deadline cleared, and logs the error).
+ABORT_FAILED = {
+    Status.DEPLOYING: "Failed to abort deployment.",
+    Status.COMMISSIONING: "Failed to abort commissioning.",
+    Status.DISK_ERASING: "Failed to abort disk erasing.",
+}
 
 
 async def abort(work: Work, rpc_server: Any, system_id: str, actor: User, comment: str = "") -> machines.Machines:
-    """Deploying -> Allocated, Commissioning -> New, Disk erasing -> Failed disk erasing; powered off."""
+    """Deploying -> Allocated, Commissioning -> New, Disk erasing -> Failed disk erasing; powered off.
+
+    As MAAS, the status changes once the machine is off: a BMC that refuses the power-off ends
+    the run in its failed status instead (Failed deployment, Failed commissioning, Failed disk
+    erasing) with the BMC's reason, and the 503 names it. Meanwhile the machine keeps its
+    status and deadline (a region dying there leaves it to `expire`); a Deploying machine's
+    token goes at once, so the installer can no longer finish the deployment being aborted."""
     async with work.tx() as conn:
         machine = await acting_on(conn, system_id, actor, "abort")
-        target = ABORTED_TO.get(machine["status"])
-        if target is None:
+        if machine["status"] not in ABORTED_TO:
             raise Conflict(
                 f"Cannot abort in current state: node {system_id} is in state {LABELS.get(machine['status'])}."
             )
-        request, action, done = ABORT_EVENTS[machine["status"]]
+        request, action, _ = ABORT_EVENTS[machine["status"]]
         await events.record(conn, machine, request, comment, action=action, username=actor.username)
-        await set_status(conn, machine, target, status_event=done, status_expires=None, netboot=True)
         if machine["status"] == Status.DEPLOYING:
             await conn.execute(delete(node_tokens).where(node_tokens.c.node_id == machine["id"]))
-        await end_run(conn, machine)
+        if machine["bmc_id"] is None:  # manual power: nothing to wait for
+            await _aborted(conn, machine)
     if machine["bmc_id"] is not None:
-        await power.run(work, rpc_server, system_id, "off")
+        try:
+            await power.run(work, rpc_server, system_id, "off")
+        except power.PowerFailed as exc:
+            async with work.tx() as conn:
+                reason = f"{ABORT_FAILED[machine['status']]} Powering it off failed: {exc.detail}"
+                await fail(conn, system_id, machine["status"], reason)
+            raise
+        async with work.tx() as conn:
+            current = await machines.get_machine(conn, system_id, lock=True)
+            if current["status"] == machine["status"]:  # else it moved on (e.g. timed out) meanwhile
+                await _aborted(conn, current)
     async with work.tx() as conn:
         return await machines.show_machine(conn, system_id)
+
+
+async def _aborted(conn: AsyncConnection, machine: Row) -> None:
+    done = ABORT_EVENTS[machine["status"]][2]
+    await set_status(conn, machine, ABORTED_TO[machine["status"]], status_event=done, status_expires=None, netboot=True)
+    await end_run(conn, machine)
 
 
 async def mark_broken(conn: AsyncConnection, system_id: str, actor: User, comment: str) -> machines.Machines:

@@ -154,7 +154,9 @@ async def release(ctx: Ctx) -> dict:
 @machine_h.action("POST", "abort")
 async def abort(ctx: Ctx) -> dict:
     """Abort the current operation: Deploying -> Allocated, Commissioning -> New,
-    Disk erasing -> Failed disk erasing; the machine is powered off.
+    Disk erasing -> Failed disk erasing, once the machine is powered off. A BMC that
+    refuses the power-off: 503, and Failed deployment / Failed commissioning / Failed
+    disk erasing with the reason.
 
     :param comment: Optional comment for the event log.
     :type comment: unicode
