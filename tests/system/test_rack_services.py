@@ -562,6 +562,7 @@ def test_dhcpv6_from_the_primary_then_the_secondary_within_5_s_of_its_death(stac
         10,
         what="rack1's dhcpd6 to show the restart",
     )
+    stack.figures["kill -9 of the primary's kea-dhcp6 to its restart in dhcpd6"] = time.monotonic() - killed
     wait_until(
         lambda: (
             duid((c := clients[7].start_dhclient6("pxe").wait_lease(10)).server_id) == server_duid(stack, "rack1") and c
