@@ -305,22 +305,30 @@ def test_dhcp_hands_out_the_racks_or_the_subnet_s_dns_servers_and_the_default_do
         (served_subnet,) = served_vlan["subnets"]
         return served_subnet
 
-    assert (served()["dns_servers"], served()["domain_name"]) == (["10.203.9.2"], "maas")
+    assert (served()["dns_servers"], served()["domain_name"], served()["search_list"]) == (
+        ["10.203.9.2"],
+        "maas",
+        ["maas"],
+    )
     ok(api.put(f"subnets/{subnet['id']}/", dns_servers="192.0.2.53 192.0.2.54"))
     assert served()["dns_servers"] == ["192.0.2.53", "192.0.2.54"]
     ok(api.put(f"subnets/{subnet['id']}/", dns_servers=""))
     assert served()["dns_servers"] == ["10.203.9.2"]
 
     lab = ok(api.post("domains/", name="dhcp.example"))
+    elsewhere = ok(api.post("domains/", name="elsewhere.example", authoritative="false"))
+    assert served()["search_list"] == ["maas", "dhcp.example"]  # MAAS's: the default, then other authoritative ones
     ok(api.post(f"domains/{lab['id']}/", op="set_default"))
     try:
-        assert served()["domain_name"] == "dhcp.example"
+        assert (served()["domain_name"], served()["search_list"]) == ("dhcp.example", ["dhcp.example", "maas"])
         ok(api.put(f"domains/{lab['id']}/", name="dhcp2.example"))
-        assert served()["domain_name"] == "dhcp2.example"
+        assert (served()["domain_name"], served()["search_list"]) == ("dhcp2.example", ["dhcp2.example", "maas"])
     finally:
         ok(api.post("domains/0/", op="set_default"))
     assert served()["domain_name"] == "maas"
     ok(api.delete(f"domains/{lab['id']}/"), 204)
+    ok(api.delete(f"domains/{elsewhere['id']}/"), 204)
+    assert served()["search_list"] == ["maas"]
     ok(api.put(f"fabrics/{vlan['fabric_id']}/vlans/{vlan['vid']}/", dhcp_on="false"))
     ok(api.delete("rackcontrollers/rk0003/"), 204)
 

@@ -196,12 +196,13 @@ def test_a_machine_s_name_follows_its_dhcp_address_within_seconds(stack):
 
 def test_dhcp_names_the_subnet_s_dns_servers_and_the_default_domain(stack):
     """A subnet's dns_servers replace the racks in DHCP's DNS option; after set_default the
-    machines are in the new domain: DHCP hands its name out and the machine's name resolves
-    in it through the rack (and no longer in maas)."""
+    machines are in the new domain: DHCP hands its name out, with the other domains after it
+    in the search list (option 119), and the machine's name resolves in it through the rack
+    (and no longer in maas). A machine given a domain of its own resolves in that one."""
     rack = RACKS["rack1"][1]
     subnet = next(s for s in stack.api("subnets", "read") if s["cidr"] == PXE)
     m2 = stack.lab.add_host("m2", {"pxe": None}, macs={"pxe": "52:54:00:76:01:02"})
-    stack.api(
+    machine = stack.api(
         "machines",
         "create",
         "hostname=m2",
@@ -211,6 +212,7 @@ def test_dhcp_names_the_subnet_s_dns_servers_and_the_default_domain(stack):
     )
     lease = m2.dhcp_udhcpc("pxe", timeout=20)
     assert lease.env.get("domain") == "maas" and lease.env.get("dns", "").split() == [rack]
+    assert lease.env.get("search", "").split() == ["maas"]
     stack.api("subnet", "update", str(subnet["id"]), f"dns_servers={UPSTREAM}")
     try:
         wait_until(
@@ -231,10 +233,19 @@ def test_dhcp_names_the_subnet_s_dns_servers_and_the_default_domain(stack):
             what="the new default domain in DHCP",
         )
         assert moved.env.get("dns", "").split() == [rack]
+        assert moved.env.get("search", "").split() == ["lab.test", "maas"]
         wait_until(lambda: dig(m2, rack, "m2.lab.test").data == [moved.ip], 5, interval=0.1, what="m2.lab.test")
         wait_until(lambda: dig(m2, rack, "m2.maas").status == "NXDOMAIN", 5, interval=0.1, what="m2.maas gone")
     finally:
         stack.api("domain", "set-default", "0")
+    wait_until(lambda: dig(m2, rack, "m2.maas").data, 5, interval=0.1, what="m2.maas back")
+    stack.api("machine", "update", machine["system_id"], "domain=lab.test")  # a domain of its own
+    try:
+        wait_until(lambda: dig(m2, rack, "m2.lab.test").data == [moved.ip], 5, interval=0.1, what="m2 in lab.test")
+        assert dig(m2, rack, moved.address.ip.reverse_pointer, "PTR").data == ["m2.lab.test."]
+        wait_until(lambda: dig(m2, rack, "m2.maas").status == "NXDOMAIN", 5, interval=0.1, what="m2.maas gone")
+    finally:
+        stack.api("machine", "update", machine["system_id"], "domain=maas")
     stack.api("domain", "delete", str(domain["id"]))
     wait_until(lambda: dig(m2, rack, "m2.maas").data, 5, interval=0.1, what="m2.maas back")
 
