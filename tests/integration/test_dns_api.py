@@ -14,8 +14,9 @@ import pytest
 
 from metalplane.client.http import MaasHttp
 from metalplane.region.bootstrap import run_db
-from metalplane.region.services import dhcp, discoveries, leases, racks
+from metalplane.region.services import dhcp, discoveries, dns_model, leases, racks
 from tests.conftest import create_admin, create_user, make_region_config
+from tests.integration.test_api_nodes import FACTS, commission_with
 from tests.support.databases import world_traversable_tempdir
 from tests.support.processes import RegionProcess, wait_until
 
@@ -304,21 +305,152 @@ def test_dhcp_hands_out_the_racks_or_the_subnet_s_dns_servers_and_the_default_do
         (served_subnet,) = served_vlan["subnets"]
         return served_subnet
 
-    assert (served()["dns_servers"], served()["domain_name"]) == (["10.203.9.2"], "maas")
+    assert (served()["dns_servers"], served()["domain_name"], served()["search_list"]) == (
+        ["10.203.9.2"],
+        "maas",
+        ["maas"],
+    )
     ok(api.put(f"subnets/{subnet['id']}/", dns_servers="192.0.2.53 192.0.2.54"))
     assert served()["dns_servers"] == ["192.0.2.53", "192.0.2.54"]
     ok(api.put(f"subnets/{subnet['id']}/", dns_servers=""))
     assert served()["dns_servers"] == ["10.203.9.2"]
 
     lab = ok(api.post("domains/", name="dhcp.example"))
+    elsewhere = ok(api.post("domains/", name="elsewhere.example", authoritative="false"))
+    assert served()["search_list"] == ["maas", "dhcp.example"]  # MAAS's: the default, then other authoritative ones
     ok(api.post(f"domains/{lab['id']}/", op="set_default"))
     try:
-        assert served()["domain_name"] == "dhcp.example"
+        assert (served()["domain_name"], served()["search_list"]) == ("dhcp.example", ["dhcp.example", "maas"])
         ok(api.put(f"domains/{lab['id']}/", name="dhcp2.example"))
-        assert served()["domain_name"] == "dhcp2.example"
+        assert (served()["domain_name"], served()["search_list"]) == ("dhcp2.example", ["dhcp2.example", "maas"])
     finally:
         ok(api.post("domains/0/", op="set_default"))
     assert served()["domain_name"] == "maas"
     ok(api.delete(f"domains/{lab['id']}/"), 204)
+    ok(api.delete(f"domains/{elsewhere['id']}/"), 204)
+    assert served()["search_list"] == ["maas"]
     ok(api.put(f"fabrics/{vlan['fabric_id']}/vlans/{vlan['vid']}/", dhcp_on="false"))
     ok(api.delete("rackcontrollers/rk0003/"), 204)
+
+
+def test_nodes_are_named_in_the_domain_they_are_given(api, dns_region):
+    """MAAS's NodeForm and ControllerForm: a machine, device or controller takes `domain` by id
+    or by name on create and update (an unknown one is a 400 on domain); an FQDN hostname names
+    the host and an existing domain. The node is shown, listed, allocated, reported on its
+    subnet and served in DNS in its own domain; the others stay in the default one."""
+    process, _ = dns_region
+    lab = ok(api.post("domains/", name="nodes.example"))
+    subnet = ok(api.post("subnets/", cidr="10.203.11.0/24"))
+    created: list[str] = []
+
+    def machine(**fields) -> dict:
+        shown = ok(
+            api.post("machines/", architecture="amd64/generic", power_type="manual", commission="false", **fields)
+        )
+        created.append(shown["system_id"])
+        return shown
+
+    try:
+        by_name = machine(hostname="dom1", mac_addresses="52:54:00:d0:11:01", domain="nodes.example")
+        assert (by_name["domain"]["name"], by_name["fqdn"]) == ("nodes.example", "dom1.nodes.example")
+        by_id = machine(hostname="dom2", mac_addresses="52:54:00:d0:11:02", domain=str(lab["id"]))
+        assert by_id["domain"]["id"] == lab["id"]
+        fqdn = machine(hostname="dom3.nodes.example", mac_addresses="52:54:00:d0:11:03")
+        assert (fqdn["hostname"], fqdn["domain"]["name"], fqdn["fqdn"]) == (
+            "dom3",
+            "nodes.example",
+            "dom3.nodes.example",
+        )
+        plain = machine(hostname="dom4", mac_addresses="52:54:00:d0:11:04")
+        assert plain["fqdn"] == "dom4.maas"
+        for fields, errors in [
+            ({"domain": "nosuch"}, {"domain": ["Unable to find domain nosuch"]}),
+            ({"domain": "99999"}, {"domain": ["Unable to find domain 99999"]}),
+            ({"hostname": "dom5.nosuch.example"}, {"hostname": ["Nonexistant domain."]}),
+        ]:
+            response = api.post(
+                "machines/",
+                architecture="amd64/generic",
+                mac_addresses="52:54:00:d0:11:05",
+                commission="false",
+                **fields,
+            )
+            assert (response.status_code, response.json()) == (400, errors)
+
+        # update: by name, by id, by an FQDN hostname; a bad one changes nothing
+        moved = ok(api.put(f"machines/{plain['system_id']}/", domain="nodes.example"))
+        assert moved["fqdn"] == "dom4.nodes.example"
+        assert ok(api.put(f"machines/{plain['system_id']}/", domain="0"))["fqdn"] == "dom4.maas"
+        renamed = ok(api.put(f"machines/{plain['system_id']}/", hostname="dom4b.nodes.example"))
+        assert (renamed["hostname"], renamed["fqdn"]) == ("dom4b", "dom4b.nodes.example")
+        bad = api.put(f"machines/{plain['system_id']}/", domain="nosuch", description="x")
+        assert (bad.status_code, bad.json()) == (400, {"domain": ["Unable to find domain nosuch"]})
+        assert ok(api.get(f"machines/{plain['system_id']}/"))["description"] == ""
+        ok(api.put(f"machines/{plain['system_id']}/", hostname="dom4", domain="maas"))
+        assert {m["hostname"] for m in ok(api.get("machines/", domain="nodes.example"))} == {"dom1", "dom2", "dom3"}
+        assert {n["hostname"] for n in ok(api.get("nodes/", domain="nodes.example"))} == {"dom1", "dom2", "dom3"}
+
+        # devices: the same fields; a child given no domain takes its parent's (MAAS's DeviceForm)
+        device = ok(api.post("devices/", hostname="dev1", mac_addresses="52:54:00:d0:11:11", domain="nodes.example"))
+        created.append(device["system_id"])
+        assert device["fqdn"] == "dev1.nodes.example"
+        child = ok(
+            api.post("devices/", hostname="dev2", mac_addresses="52:54:00:d0:11:12", parent=by_name["system_id"])
+        )
+        created.append(child["system_id"])
+        assert child["fqdn"] == "dev2.nodes.example"
+        refused(api.put(f"devices/{child['system_id']}/", domain="nosuch"), "domain", "Unable to find domain nosuch")
+        assert ok(api.put(f"devices/{child['system_id']}/", domain="maas"))["fqdn"] == "dev2.maas"
+        iface = device["interface_set"][0]["id"]
+        linked = ok(
+            api.post(
+                f"nodes/{device['system_id']}/interfaces/{iface}/",
+                op="link_subnet",
+                mode="STATIC",
+                subnet=str(subnet["id"]),
+                ip_address="10.203.11.21",
+            )
+        )
+        assert linked["links"][0]["ip_address"] == "10.203.11.21"
+        (on_subnet,) = ok(api.get(f"subnets/{subnet['id']}/", op="ip_addresses"))
+        assert on_subnet["node_summary"]["fqdn"] == "dev1.nodes.example"
+
+        # controllers: by name or id; MAAS's ControllerForm text for an unknown one
+        register_rack(process, "rk0011", "rack11", "52:54:00:d0:11:21", "10.203.11.2/24")
+        rack = ok(api.put("rackcontrollers/rk0011/", domain="nodes.example"))
+        assert rack["fqdn"] == "rack11.nodes.example"
+        refused(api.put("rackcontrollers/rk0011/", domain="nosuch"), "domain", "Select a valid choice.")
+        assert ok(api.put("rackcontrollers/rk0011/", domain="0"))["domain"]["name"] == "maas"
+        ok(api.put("rackcontrollers/rk0011/", domain=str(lab["id"])))
+
+        # DNS: each node's records in its own domain, not in the default one
+        def served() -> dict[str, set[tuple[str, str]]]:
+            model, _ = run_db(process.config, lambda conn: dns_model.build(conn, ["10.203.11.2"]))
+            return {d.name: {(r.name, r.rrdata) for r in d.records} for d in model.domains}
+
+        zones = served()
+        assert {("dev1", "10.203.11.21"), ("rack11", "10.203.11.2")} <= zones["nodes.example"]
+        assert not {name for name, _ in zones["maas"]} & {"dev1", "rack11"}
+        implied = {r["fqdn"] for r in ok(api.get("dnsresources/", all="true")) if r["id"] == -1}
+        assert {"dev1.nodes.example", "rack11.nodes.example"} <= implied
+        ok(api.put(f"devices/{device['system_id']}/", domain="maas"))
+        zones = served()
+        assert ("dev1", "10.203.11.21") in zones["maas"] and ("dev1", "10.203.11.21") not in zones["nodes.example"]
+
+        # allocation by FQDN: the hostname and the domain must both match
+        for m in (by_name, plain):
+            assert commission_with(process, api, m["system_id"], FACTS, {"00-cpuinfo": 0})["status_name"] == "Ready"
+        assert api.post("machines/", op="allocate", name="dom1.maas", dry_run="true").status_code == 409
+        assert api.post("machines/", op="allocate", name="dom4.nodes.example", dry_run="true").status_code == 409
+        got = ok(api.post("machines/", op="allocate", name="dom1.nodes.example"))
+        assert got["system_id"] == by_name["system_id"]
+        assert ok(api.post("machines/", op="allocate", name="dom4.maas"))["system_id"] == plain["system_id"]
+        refused_delete = api.delete(f"domains/{lab['id']}/")
+        assert refused_delete.status_code == 400 and "node(s) are in it" in refused_delete.text
+    finally:
+        for system_id in created:
+            api.delete(f"machines/{system_id}/")
+            api.delete(f"devices/{system_id}/")
+        api.delete("rackcontrollers/rk0011/")
+        ok(api.delete(f"subnets/{subnet['id']}/"), 204)
+    ok(api.delete(f"domains/{lab['id']}/"), 204)

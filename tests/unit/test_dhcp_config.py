@@ -141,6 +141,7 @@ def test_standalone_render_has_options_leases_classes_and_reservations():
         "domain-name-servers": "10.50.0.2",
         "ntp-servers": "10.50.0.2",
         "domain-name": "maas",
+        "domain-search": "maas",  # a state without search_list (an older region's): the domain alone
     }
     assert sub["reservations"] == [
         {"hw-address": "52:54:00:aa:bb:01", "ip-address": "10.50.0.50", "hostname": "node1"},
@@ -347,7 +348,13 @@ KEA = shutil.which("kea-dhcp4")
 def test_kea_dhcp4_accepts_the_rendered_config(tmp_path, role, mode):
     # interface "lo" exists everywhere; `kea-dhcp4 -t` checks interfaces exist
     raw = state(
-        vlan(iface="lo", role=role, mode=mode, peer=("rack2", "10.50.0.3") if mode else None),
+        vlan(
+            iface="lo",
+            role=role,
+            mode=mode,
+            peer=("rack2", "10.50.0.3") if mode else None,
+            search_list=["maas", "lab.example", "zz.test"],
+        ),
         hosts=[{"mac": "52:54:00:aa:bb:01", "hostname": "node1", "ip": "10.50.0.50"}],
     )
     for d in rendered(raw):
@@ -484,3 +491,59 @@ def test_option_data_keeps_options_with_a_value_and_joins_lists():
         {"name": "dns-servers", "data": "fd00::2, fd00::3"},
         {"name": "interface-mtu", "data": "9000"},
     ]
+
+
+def _v6_state(**subnet: Any) -> dict:
+    return {
+        "server_name": "rack1",
+        "vlans6": [
+            {
+                "vlan_id": 5001,
+                "interface": "lo",
+                "subnets": [
+                    {"subnet_id": 7, "cidr": "2001:db8::/64", "pools": [["2001:db8::1:0", "2001:db8::1:ff"]], **subnet}
+                ],
+            }
+        ],
+    }
+
+
+def _rendered6(raw: dict) -> dict:
+    st, insts = c.plan(raw)
+    (v6,) = [i for i in insts if i.family == 6]
+    return c.render6(v6, st, c.Paths("/tmp/v6.csv", "/tmp/v6.sock"))["Dhcp6"]
+
+
+def test_the_search_list_is_option_119_and_dhcpv6_s_domain_search():
+    """MAAS hands out the default domain, then the other authoritative domains, as the DNS
+    search list: DHCPv4 option 119 (domain-search) beside option 15, DHCPv6 option 24."""
+    (d,) = rendered(state(vlan(domain_name="lab.example", search_list=["lab.example", "maas", "zz.test."])))
+    opts = {o["name"]: o["data"] for o in d["subnet4"][0]["option-data"]}
+    assert (opts["domain-name"], opts["domain-search"]) == ("lab.example", "lab.example, maas, zz.test")
+    d6 = _rendered6(_v6_state(domain_name="lab.example", search_list=["lab.example", "maas"]))
+    opts6 = {o["name"]: o["data"] for o in d6["subnet6"][0]["option-data"]}
+    assert opts6["domain-search"] == "lab.example, maas"
+    d6 = _rendered6(_v6_state(domain_name="maas"))  # an older region's state: the domain alone
+    assert {o["name"]: o["data"] for o in d6["subnet6"][0]["option-data"]}["domain-search"] == "maas"
+    d6 = _rendered6(_v6_state())
+    assert "domain-search" not in {o["name"] for o in d6["subnet6"][0]["option-data"]}
+
+
+def test_a_search_list_with_a_bad_name_is_refused_at_its_path():
+    assert "vlans[0].subnets[0].search_list: expected a domain name" in errors_of(
+        state(vlan(search_list=["maas", "bad name"]))
+    )
+    assert "search_list" in errors_of(state(vlan(search_list="maas")))
+
+
+@pytest.mark.skipif(shutil.which("kea-dhcp6") is None, reason="kea-dhcp6 not installed")
+def test_kea_dhcp6_accepts_the_search_list(tmp_path):
+    d = _rendered6(_v6_state(domain_name="maas", search_list=["maas", "lab.example"]))
+    d["lease-database"]["name"] = str(tmp_path / "leases6.csv")
+    d["control-socket"]["socket-name"] = str(tmp_path / "k6.sock")
+    path = tmp_path / "kea6.json"
+    path.write_text(json.dumps({"Dhcp6": d}))
+    proc = subprocess.run(
+        [shutil.which("kea-dhcp6") or "", "-t", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

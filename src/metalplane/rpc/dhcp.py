@@ -23,6 +23,8 @@ by raising `InvalidDhcpState`. On the wire::
             "cidr": "10.50.0.0/24",
             "gateway_ip": "10.50.0.1" | None,
             "dns_servers": [...], "ntp_servers": [...], "domain_name": "maas" | None,
+            "search_list": ["maas", "lab.example"],         # option 119 (v6: 24); optional:
+                                     #   absent or empty, the domain_name alone
             "pools": [["10.50.0.100", "10.50.0.199"]],      # dynamic ranges
             "reserved": [["10.50.0.150", "10.50.0.160"]],   # never handed out (cut out of pools)
             "lease_time": 600}],     # seconds
@@ -49,6 +51,7 @@ from functools import cached_property
 from typing import Annotated, Any, ClassVar
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -195,6 +198,13 @@ def _domain_name(value: str | None) -> str | None:
     return value.rstrip(".")
 
 
+def _domain_names(value: list[str]) -> list[str]:
+    return [_domain_name(name) or "" for name in value]
+
+
+DomainList = Annotated[list[str], EmptyIfNone, AfterValidator(_domain_names)]
+
+
 def _ha_mode(value: str | None, info: ValidationInfo) -> str | None:
     """None unless the role is HA; then hot-standby unless said otherwise."""
     if info.data.get("role") not in HA_ROLES:
@@ -218,6 +228,7 @@ class Subnet:
     dns_servers: Ipv4List = Field(default_factory=list)
     ntp_servers: Ipv4List = Field(default_factory=list)
     domain_name: str | None = None
+    search_list: DomainList = Field(default_factory=list)  # option 119 (domain-search)
     pools: RangeList = Field(default_factory=list)  # dynamic ranges
     reserved: RangeList = Field(default_factory=list)  # cut out of the pools
     lease_time: Seconds = 600
@@ -226,6 +237,11 @@ class Subnet:
     @classmethod
     def _domain(cls, value: str | None) -> str | None:
         return _domain_name(value)
+
+    @property
+    def searched(self) -> list[str]:
+        """The DNS search list handed out: the region's, or (an older region's state) the domain alone."""
+        return self.search_list or ([self.domain_name] if self.domain_name else [])
 
     @field_validator("pools")
     @classmethod
@@ -355,7 +371,8 @@ class Subnet6:
     cidr: Network6
     dns_servers: Ipv6List = Field(default_factory=list)  # option 23
     ntp_servers: Ipv6List = Field(default_factory=list)  # option 31 (SNTP servers)
-    domain_name: str | None = None  # option 24 (domain search list)
+    domain_name: str | None = None
+    search_list: DomainList = Field(default_factory=list)  # option 24 (domain search list)
     pools: Range6List = Field(default_factory=list)
     reserved: Range6List = Field(default_factory=list)
     lease_time: Seconds = 600
@@ -364,6 +381,11 @@ class Subnet6:
     @classmethod
     def _domain(cls, value: str | None) -> str | None:
         return _domain_name(value)
+
+    @property
+    def searched(self) -> list[str]:
+        """The DNS search list handed out: the region's, or (an older region's state) the domain alone."""
+        return self.search_list or ([self.domain_name] if self.domain_name else [])
 
     @model_validator(mode="after")
     def _consistent(self) -> Subnet6:

@@ -251,6 +251,7 @@ def _subnet(s: Subnet, vlan: Vlan, hosts: Sequence[Host], boot: Boot) -> dict[st
         ("domain-name-servers", s.dns_servers),
         ("ntp-servers", s.ntp_servers),
         ("domain-name", s.domain_name),
+        ("domain-search", s.searched),
         ("interface-mtu", vlan.mtu if vlan.mtu != 1500 else None),
     )
     reservations = []
@@ -399,7 +400,7 @@ def render6(
             options = _option_data(
                 ("dns-servers", sub.dns_servers),
                 ("sntp-servers", sub.ntp_servers),
-                ("domain-search", sub.domain_name),
+                ("domain-search", sub.searched),
             )
             subnets.append(
                 {

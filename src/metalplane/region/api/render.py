@@ -316,7 +316,7 @@ def subnet_addresses(known: list[Row], found: list[Row]) -> list[Row]:
                 "system_id": a["system_id"],
                 "node_type": a["node_type"],
                 "hostname": a["hostname"],
-                "fqdn": f"{a['hostname']}.{DEFAULT_DOMAIN['name']}",
+                "fqdn": f"{a['hostname']}.{a['domain_name']}",
                 "via": None,
             },
         }

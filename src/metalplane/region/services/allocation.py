@@ -26,7 +26,6 @@ from metalplane.region.services.node_status import Status
 from metalplane.region.services.rows import Row
 from metalplane.region.services.users import User
 
-DOMAIN = "maas"
 # AcquireNodeForm's constraints (node_constraint_filter_forms.py), and what each is
 # called among `machines read`'s filters.
 CONSTRAINTS = {
@@ -114,7 +113,7 @@ def _filters(given: dict[str, list[str]]) -> tuple[dict[str, list[str]], str | N
             errors[name] = ["No such constraint."]
             continue
         if name == "name":
-            values = [_hostname_of(v, errors) for v in values]
+            continue  # matched against each machine's FQDN (name_matches)
         filters[CONSTRAINTS[name]] = values
     if errors:
         raise Invalid(errors)
@@ -122,10 +121,13 @@ def _filters(given: dict[str, list[str]]) -> tuple[dict[str, list[str]], str | N
     return filters, (interfaces[-1] if interfaces and interfaces[-1].strip() else None)
 
 
-def _hostname_of(name: str, errors: dict[str, list[str]]) -> str:
-    """`name` is a hostname or an FQDN; both parts of an FQDN must match."""
-    host, dot, domain = name.partition(".")
-    return host if not dot or domain == DOMAIN else f"{name}\x01"  # \x01: matches no machine
+def name_matches(names: list[str], hostname: str, domain: str) -> bool:
+    """MAAS's `name` constraint: any of `names`, each a hostname or an FQDN (hostname and
+    domain both equal); no names, no constraint."""
+    wanted = [n.strip() for n in names if n.strip()]
+    return not wanted or any(
+        host == hostname and (not dot or rest == domain) for host, dot, rest in (n.partition(".") for n in wanted)
+    )
 
 
 def _interface_facts(view: nodes_service.NodesView, node: Row) -> list[dict[str, Any]]:
@@ -173,8 +175,10 @@ async def candidates(
     view = await nodes_service.show(conn, [dict(r._mapping) for r in await conn.execute(query)])
     fitting: list[Row] = []
     matched: dict[int, dict[str, list[int]]] = {}
+    names = given.get("name", [])
     for n in view.nodes:
-        if not node_filters.matches(constraints, view.facts(n)):
+        facts = view.facts(n)
+        if not node_filters.matches(constraints, facts) or not name_matches(names, n["hostname"], facts["domain"]):
             continue
         if label_map:
             found = interface_constraints.match(label_map, _interface_facts(view, n))

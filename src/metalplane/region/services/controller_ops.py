@@ -12,12 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import nodes, rpc_connections, zones
 from metalplane.region.errors import Invalid, Refused
-from metalplane.region.services import boot_resources, consequences, controllers, machines, node_details
+from metalplane.region.services import boot_resources, consequences, controllers, machines, node_details, node_fields
 from metalplane.region.services.rows import Row, stamped_update
 from metalplane.rpc.nodes import RACK_TYPES, REGION_TYPES, NodeType
 
 NO_CHOICE = "Select a valid choice. That choice is not one of the available choices."
-DEFAULT_DOMAIN = "maas"  # the only domain until domains are served
 
 
 def power_type_of(node: Row) -> str:
@@ -43,8 +42,9 @@ async def update_controller(
         if zone_id is None:
             raise Invalid.field("zone", NO_CHOICE)
         values["zone_id"] = zone_id
-    if fields.get("domain") and fields["domain"] != DEFAULT_DOMAIN:
-        raise Invalid.field("domain", NO_CHOICE)
+    if fields.get("domain"):
+        # MAAS's ControllerForm picks the domain by name; its id is taken too, as for machines
+        values["domain_id"] = await node_fields.domain_id_for(conn, fields["domain"], NO_CHOICE)
     if "power_type" in fields or "power_parameters" in fields or fields.get("power_flat"):
         power_type = fields.get("power_type") or power_type_of(node) or "manual"
         same_type = power_type == power_type_of(node)
@@ -56,6 +56,8 @@ async def update_controller(
         values["instance_power_parameters"] = {**params, "__type__": power_type}
     if values:
         await conn.execute(stamped_update(nodes, node["id"], values))
+    if values.get("domain_id", node["domain_id"]) != node["domain_id"]:
+        consequences.region_services_changed(conn)  # its name in DNS moves to the domain
     return await controllers.get_controller(conn, types, system_id)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import interfaces, ip_addresses, node_user_data, nodes, subnets
 from metalplane.region.errors import Invalid, Refused
-from metalplane.region.services import boot_resources, events, lifecycle, machines, sshkeys
+from metalplane.region.services import boot_resources, domain_views, events, lifecycle, machines, sshkeys
 from metalplane.region.services import nodes as nodes_service
 from metalplane.region.services import script_results as results_service
 from metalplane.region.services.node_status import INSTALLATION_FAILED, Status
@@ -120,7 +120,7 @@ async def config_for(conn: AsyncConnection, machine: Row) -> Row:
     config: Row = {
         "system_id": machine["system_id"],
         "hostname": machine["hostname"],
-        "domain": "maas",
+        "domain": view.domain_name(machine),
         "layout": "flat",
         "image": {
             "urls": image_urls(racks, tarball["sha256"]),
@@ -130,7 +130,10 @@ async def config_for(conn: AsyncConnection, machine: Row) -> Row:
             "name": image["name"],
         },
         "interfaces": interface_orders(view, machine),
-        "dns": {"servers": list(dict.fromkeys(racks)), "search": ["maas"]},
+        "dns": {
+            "servers": list(dict.fromkeys(racks)),
+            "search": await domain_views.search_list(conn, view.domain_name(machine)),
+        },
         "ssh_keys": keys,
     }
     disk = boot_disk(view, machine)

@@ -32,26 +32,28 @@ def _may_edit(device: Row, user: User | None) -> None:
         raise PermissionDenied("")
 
 
-async def _parent_id(conn: AsyncConnection, system_id: str | None) -> int | None:
+async def _parent(conn: AsyncConnection, system_id: str | None) -> tuple[int | None, int | None]:
+    """The parent's id and its domain id (None: no parent, or the default domain)."""
     if not system_id:
-        return None
+        return None, None
     found = (
         None
         if "\x00" in system_id
-        else (await conn.execute(select(nodes.c.id).where(nodes.c.system_id == system_id))).first()
+        else (await conn.execute(select(nodes.c.id, nodes.c.domain_id).where(nodes.c.system_id == system_id))).first()
     )
     if found is None:
         raise Invalid.field("parent", node_fields.NO_CHOICE)
-    return found.id
+    return found.id, found.domain_id
 
 
 async def create_device(conn: AsyncConnection, fields: dict[str, Any], user: User) -> nodes_service.NodesView:
     macs = node_fields.parse_macs(fields.get("mac_addresses") or [])
     if not macs:
         raise Invalid.field("mac_addresses", "This field is required.")
-    hostname = node_fields.clean_hostname(fields["hostname"]) if (fields.get("hostname") or "").strip() else ""
-    node_fields.check_domain(fields.get("domain"))
-    parent_id = await _parent_id(conn, fields.get("parent"))
+    hostname, domain_id = await node_fields.naming_for_new(conn, fields)
+    parent_id, parent_domain_id = await _parent(conn, fields.get("parent"))
+    if domain_id is None:
+        domain_id = parent_domain_id  # MAAS's DeviceForm: a child with no domain given takes its parent's
     zone_id = await node_fields.zone_id_for(conn, fields.get("zone"))
     if hostname:
         await node_fields.check_hostname_free(conn, hostname)
@@ -63,6 +65,7 @@ async def create_device(conn: AsyncConnection, fields: dict[str, Any], user: Use
         node_type=NodeType.DEVICE,
         description=fields.get("description") or "",
         parent_id=parent_id,
+        domain_id=domain_id,
         zone_id=zone_id,
         owner_id=user.id,
     )
@@ -78,11 +81,15 @@ async def update_device(
     _may_edit(device, user)
     values = await node_fields.naming_changes(conn, fields, device["id"])
     if "parent" in fields:
-        values["parent_id"] = await _parent_id(conn, fields["parent"])
+        values["parent_id"], parent_domain_id = await _parent(conn, fields["parent"])
+        if values["parent_id"] is not None and "domain_id" not in values:
+            values["domain_id"] = parent_domain_id
     if "zone" in fields:
         values["zone_id"] = await node_fields.zone_id_for(conn, fields["zone"] or "default")
     if values:
         await node_fields.update_node(conn, device["id"], values)
+    if {"hostname", "domain_id"} & set(values):
+        consequences.node_addresses_changed(conn)  # its records move to the new name
     return await nodes_service.show(conn, [await get_device(conn, system_id)])
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metalplane.ha.dhcp_peers import pairing, pick_candidate, role_on_vlan
 from metalplane.region.db.tables import interfaces, ip_addresses, ipranges, nodes, subnets, vlans
 from metalplane.region.services import connections, settings
-from metalplane.region.services.domain_views import default_domain_name
+from metalplane.region.services.domain_views import default_domain_name, search_list
 from metalplane.rpc.nodes import RACK_TYPES, NodeType
 
 
@@ -125,6 +125,7 @@ async def rack_dhcp_state(conn: AsyncConnection, rack_id: int) -> dict[str, Any]
     ntp_servers = settings.as_list(await settings.get_setting(conn, "ntp_servers"))
     ntp_external_only = bool(await settings.get_setting(conn, "ntp_external_only"))
     domain = await default_domain_name(conn)  # MAAS: the default domain, for every subnet
+    search = await search_list(conn, domain)  # then the other authoritative domains
     served = await conn.execute(
         select(vlans)
         .where(vlans.c.dhcp_on.is_(True), (vlans.c.primary_rack_id == rack_id) | (vlans.c.secondary_rack_id == rack_id))
@@ -159,7 +160,7 @@ async def rack_dhcp_state(conn: AsyncConnection, rack_id: int) -> dict[str, Any]
                 continue
             if network.version == 6:
                 out_subnets6.append(
-                    _subnet6(s, network, ranges, dynamic, me, peer, ntp_servers, ntp_external_only, lease_time, domain)
+                    _subnet6(s, network, ranges, dynamic, me, peer, ntp_servers, ntp_external_only, lease_time, search)
                 )
                 continue
             if ip_address(me.address) not in network:
@@ -172,6 +173,7 @@ async def rack_dhcp_state(conn: AsyncConnection, rack_id: int) -> dict[str, Any]
                     "dns_servers": ipv4_only(s.dns_servers) or racks_here,
                     "ntp_servers": ntp_option(racks_here, ipv4_only(ntp_servers), ntp_external_only),
                     "domain_name": domain,
+                    "search_list": search,
                     "pools": _pools(dynamic),
                     "reserved": [[str(r.start_ip), str(r.end_ip)] for r in ranges if r.type == "reserved"],
                     "lease_time": lease_time,
@@ -211,7 +213,7 @@ def _subnet6(
     ntp_servers: list[str],
     ntp_external_only: bool,
     lease_time: int,
-    domain: str,
+    search: list[str],
 ) -> dict[str, Any]:
     """An IPv6 subnet for kea-dhcp6: the racks' IPv6 addresses in it answer DNS and NTP."""
     racks6 = [a for r in (me, peer) if r is not None for a in r.addresses6 if ip_address(a) in network]
@@ -220,7 +222,8 @@ def _subnet6(
         "cidr": str(network),
         "dns_servers": addresses_of(6, s.dns_servers) or racks6,
         "ntp_servers": ntp_option(racks6, addresses_of(6, ntp_servers), ntp_external_only),
-        "domain_name": domain,
+        "domain_name": search[0],
+        "search_list": search,
         "pools": _pools(dynamic),
         "reserved": [[str(r.start_ip), str(r.end_ip)] for r in ranges if r.type == "reserved"],
         "lease_time": lease_time,

@@ -28,6 +28,13 @@ async def default_domain_name(conn: AsyncConnection) -> str:
     return name or "maas"
 
 
+async def search_list(conn: AsyncConnection, first: str) -> list[str]:
+    """MAAS's DNS search list: `first` (a machine's domain, or the default one for DHCP), then
+    every other authoritative domain by name (get_dns_search_paths)."""
+    names = (await conn.execute(select(domains.c.name).where(domains.c.authoritative.is_(True)))).scalars()
+    return [first, *sorted(n for n in set(names) if n and n != first)]
+
+
 @dataclass(frozen=True)
 class DomainView:
     """A domain as shown: its row, its resource record count and whether it is the default."""

@@ -4,8 +4,9 @@ The default domain (MAAS's GlobalDefault; "maas", id 0, at first) holds every
 node that has no domain of its own, so `set_default` moves them all. Every
 write is checked against the whole DNS model in its own transaction (a domain
 named like a subnet's reverse zone is refused) and announced to the regions,
-which rebuild their zones (consequences.region_services_changed) and, since the
-set of zones may change, to the racks' resolvers.
+which rebuild their zones (consequences.region_services_changed), to the racks'
+resolvers (the set of zones may change) and to their DHCP (the search list names
+every authoritative domain).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def check_ttl(ttl: int | None) -> FieldErrors:
 def _changed(conn: AsyncConnection) -> None:
     consequences.region_services_changed(conn)
     consequences.rack_services_changed(conn)  # the zones the racks forward may change
+    consequences.dhcp_changed(conn)  # DHCP's domain name and search list (MAAS's option 119) may change
 
 
 async def create_domain(conn: AsyncConnection, fields: dict[str, Any]) -> DomainView:
@@ -99,8 +101,6 @@ async def update_domain(conn: AsyncConnection, ident: str, fields: dict[str, Any
         )
         await dns_model.check(conn, "name")
         _changed(conn)
-        if "name" in values:
-            consequences.dhcp_changed(conn)  # the default domain's name is DHCP's domain name
     return await show_domain(conn, row["id"])
 
 
@@ -116,7 +116,6 @@ async def set_default(conn: AsyncConnection, ident: str) -> DomainView:
     )
     await dns_model.check(conn, "id")
     _changed(conn)
-    consequences.dhcp_changed(conn)  # DHCP hands out the default domain's name
     return await show_domain(conn, row["id"])
 
 

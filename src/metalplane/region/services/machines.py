@@ -223,8 +223,7 @@ async def insert_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
         if (fields.get("architecture") or "").strip()
         else None
     )
-    hostname = node_fields.clean_hostname(fields["hostname"]) if (fields.get("hostname") or "").strip() else ""
-    node_fields.check_domain(fields.get("domain"))
+    hostname, domain_id = await node_fields.naming_for_new(conn, fields)
     zone_id = await node_fields.zone_id_for(conn, fields.get("zone"))
     pool_id = (
         await resource_pools.pool_id_for(conn, fields["pool"]) if fields.get("pool") else resource_pools.DEFAULT_POOL_ID
@@ -253,6 +252,7 @@ async def insert_machine(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
         boot_method=fields.get("boot_method"),
         bmc_id=bmc_id,
         instance_power_parameters=node_params,
+        domain_id=domain_id,
         zone_id=zone_id,
         pool_id=pool_id,
     )

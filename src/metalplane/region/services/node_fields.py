@@ -12,7 +12,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region import validation
-from metalplane.region.db.tables import interfaces, nodes, zones
+from metalplane.region.db.tables import domains, interfaces, nodes, zones
 from metalplane.region.errors import Invalid
 from metalplane.region.services.rows import execute_unique, stamped_update
 
@@ -20,6 +20,7 @@ DEFAULT_DOMAIN = "maas"
 DEFAULT_DOMAIN_ID = 0
 NO_CHOICE = "Select a valid choice. That choice is not one of the available choices."
 DUPLICATE_HOSTNAME = "Node with this Hostname already exists."
+NONEXISTENT_DOMAIN = "Nonexistant domain."  # MAAS's text (and spelling) for host.<no such domain>
 
 
 def clean_hostname(value: str) -> str:
@@ -34,10 +35,46 @@ def clean_hostname(value: str) -> str:
     return host
 
 
-def check_domain(value: str | None) -> None:
-    """Only the default domain exists here; MAAS's NodeForm accepts its id or name."""
-    if value and value.strip() not in (DEFAULT_DOMAIN, str(DEFAULT_DOMAIN_ID)):
-        raise Invalid.field("domain", f"Unable to find domain {value}")
+async def hostname_and_domain(conn: AsyncConnection, value: str) -> tuple[str, int | None]:
+    """MAAS's Node.clean_hostname_domain: a name with dots is an FQDN, its host label and the
+    id of the domain the rest names (400 on hostname when there is none); a bare label: None."""
+    value = value.strip()
+    error = validation.hostname_problem(value)
+    if error:
+        raise Invalid.field("hostname", error)
+    host, dot, domain = value.partition(".")
+    if not dot:
+        return host, None
+    found = (await conn.execute(select(domains.c.id).where(domains.c.name == domain))).scalar()
+    if found is None:
+        raise Invalid.field("hostname", NONEXISTENT_DOMAIN)
+    return host, int(found)
+
+
+async def domain_id_for(conn: AsyncConnection, value: str | None, error: str | None = None) -> int | None:
+    """MAAS's NodeForm.clean_domain: a domain given by id (digits) or by name; None when none
+    is given. No such domain: 400 on domain (`error`, or NodeForm's text)."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    if text.isdigit():
+        clause = domains.c.id == int(text) if int(text) < 2**31 else domains.c.id.is_(None)
+    else:
+        clause = domains.c.name == text
+    found = None if "\x00" in text else (await conn.execute(select(domains.c.id).where(clause))).scalar()
+    if found is None:
+        raise Invalid.field("domain", error or f"Unable to find domain {value}")
+    return int(found)
+
+
+async def naming_for_new(conn: AsyncConnection, fields: dict[str, Any]) -> tuple[str, int | None]:
+    """A new node's hostname ("" when none is given) and domain id (None: the default domain,
+    whichever it is): an FQDN hostname's domain wins over a `domain` given beside it, as in MAAS."""
+    domain_id = await domain_id_for(conn, fields.get("domain"))
+    if not (fields.get("hostname") or "").strip():
+        return "", domain_id
+    hostname, named = await hostname_and_domain(conn, fields["hostname"])
+    return hostname, named if named is not None else domain_id
 
 
 def parse_macs(values: list[str], field: str = "mac_addresses") -> list[str]:
@@ -79,13 +116,18 @@ async def check_hostname_free(conn: AsyncConnection, hostname: str, node_id: int
 
 async def naming_changes(conn: AsyncConnection, fields: dict[str, Any], node_id: int) -> dict[str, Any]:
     """The columns an update of a node (machine or device) sets from hostname, domain and
-    description, each given one checked: a hostname must be valid and free."""
+    description, each given one checked: a hostname must be valid and free, a domain must
+    exist (an FQDN hostname names the domain too, and wins)."""
     values: dict[str, Any] = {}
-    if "hostname" in fields:
-        values["hostname"] = clean_hostname(fields["hostname"] or "")
-        await check_hostname_free(conn, values["hostname"], node_id)
     if "domain" in fields:
-        check_domain(fields["domain"])
+        domain_id = await domain_id_for(conn, fields["domain"])
+        if domain_id is not None:
+            values["domain_id"] = domain_id
+    if "hostname" in fields:
+        values["hostname"], named = await hostname_and_domain(conn, fields["hostname"] or "")
+        if named is not None:
+            values["domain_id"] = named
+        await check_hostname_free(conn, values["hostname"], node_id)
     if "description" in fields:
         values["description"] = fields["description"] or ""
     return values

@@ -49,7 +49,7 @@ def filtered(view: nodes_service.NodesView, given: dict[str, list[str]]) -> node
             (not ids or n["system_id"] in ids)
             and (not hostnames or n["hostname"] in hostnames)
             and (not macs or bool(macs & set(facts["macs"])))
-            and (not domains or "maas" in domains)
+            and (not domains or facts["domain"] in domains)
             and (zone is None or n["zone_name"] == zone)
             and (pool is None or n["pool_name"] == pool)
             and (agent is None or n["agent_name"] == agent)

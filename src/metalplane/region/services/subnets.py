@@ -18,9 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region import validation
 from metalplane.region.db.locks import Lock, xact_lock
-from metalplane.region.db.tables import interfaces, ip_addresses, ipranges, nodes, subnets, vlans
+from metalplane.region.db.tables import domains, interfaces, ip_addresses, ipranges, nodes, subnets, vlans
 from metalplane.region.errors import Invalid, NotFound, PermissionDenied, Refused, raise_if
 from metalplane.region.services import consequences, dns_model, leases, lookups, netrules, users
+from metalplane.region.services.domain_views import default_domain_id
 from metalplane.region.services.network import (
     DEFAULT_FABRIC_ID,
     find_fabric,
@@ -400,7 +401,9 @@ async def subnet_addresses(conn: AsyncConnection, ident: str) -> SubnetAddresses
 
 
 async def _node_addresses(conn: AsyncConnection, subnet_id: int) -> list[Row]:
-    """Addresses on a subnet held by nodes' interfaces, with the node they belong to."""
+    """Addresses on a subnet held by nodes' interfaces, with the node they belong to (and its
+    domain's name: its own, or the default one)."""
+    default = await default_domain_id(conn)
     return rows(
         await conn.execute(
             select(
@@ -412,9 +415,11 @@ async def _node_addresses(conn: AsyncConnection, subnet_id: int) -> list[Row]:
                 nodes.c.system_id,
                 nodes.c.hostname,
                 nodes.c.node_type,
+                domains.c.name.label("domain_name"),
             )
             .join(interfaces, interfaces.c.id == ip_addresses.c.interface_id)
             .join(nodes, nodes.c.id == interfaces.c.node_id)
+            .join(domains, domains.c.id == func.coalesce(nodes.c.domain_id, default))
             .where(ip_addresses.c.subnet_id == subnet_id)
             .order_by(ip_addresses.c.ip)
         )

@@ -99,7 +99,7 @@ UPDATE_DOC = """Update a {kind} controller.
 :type description: unicode
 :param zone: Name of a valid physical zone in which to place this controller.
 :type zone: unicode
-:param domain: The domain of this controller (only the default domain, maas, exists so far).
+:param domain: The domain of this controller, by name (or id).
 :type domain: unicode
 :param power_type: The power type of this controller (stored and checked, not used: controllers are not power-managed).
 :type power_type: unicode

@@ -31,18 +31,20 @@ def naming_doc(kind: str) -> str:
     """The hostname, description and domain a new node of `kind` ("machine", "device") takes."""
     return (
         "\n"
-        + param_doc("hostname", "A hostname. If not given, one is generated.")
+        + param_doc(
+            "hostname", "A hostname (host.domain: the host in that existing domain). If not given, one is generated."
+        )
         + param_doc("description", f"A description of the {kind}.")
-        + param_doc("domain", f"The domain of the {kind} (only the default domain, maas, exists).")
+        + param_doc("domain", f"The domain of the {kind}, by id or name (default: the default domain).")
     )
 
 
 # What updating a node (machine, device) changes of its naming.
 RENAMING_DOC = (
     "\n"
-    + param_doc("hostname", "The new hostname.")
+    + param_doc("hostname", "The new hostname (host.domain also moves it to that existing domain).")
     + param_doc("description", "The new description.")
-    + param_doc("domain", "The domain (only the default domain, maas, exists).")
+    + param_doc("domain", "The new domain, by id or name.")
 )
 
 
