@@ -47,6 +47,11 @@ def param_doc(name: str, text: str, kind: str = "unicode") -> str:
     return f":param {name}: {text}\n:type {name}: {kind}\n"
 
 
+def params_doc(summary: str, *params: tuple[str, str] | tuple[str, str, str]) -> str:
+    """An action's doc: its summary, then each (name, text[, kind]) parameter."""
+    return summary + "\n\n" + "".join(param_doc(*p) for p in params)
+
+
 def name_and_description_doc(noun: str) -> str:
     """The name and description of a named object (a fabric, a space, a VLAN)."""
     return param_doc("name", f"Name of the {noun}.") + param_doc("description", f"Description of the {noun}.")

@@ -8,7 +8,7 @@ a 400 naming the device field, after MAAS's machine and permission checks.
 from __future__ import annotations
 
 from metalplane.region.api.context import Ctx
-from metalplane.region.api.framework import Handler
+from metalplane.region.api.framework import Handler, params_doc
 from metalplane.region.services import storage_layouts as svc
 from metalplane.region.services.storage_layouts import BCACHE, CACHE_SET, RAID, VOLUME_GROUP, Layout
 
@@ -83,50 +83,33 @@ async def missing_cache_set(ctx: Ctx) -> dict:
 raids.action("GET", doc="List a machine's RAID devices: none, metalplane builds no RAID.")(list_layouts)
 raids.action(
     "POST",
-    doc="""Create a RAID device: refused (400), metalplane builds no RAID.
-
-    :param level: RAID level (raid-0, raid-1, raid-5, raid-6, raid-10).
-    :type level: unicode
-    :param name: Name of the RAID.
-    :type name: unicode
-    :param uuid: UUID of the RAID.
-    :type uuid: unicode
-    :param block_devices: Block devices to make the RAID of.
-    :type block_devices: unicode
-    :param partitions: Partitions to make the RAID of.
-    :type partitions: unicode
-    :param spare_devices: Spare block devices.
-    :type spare_devices: unicode
-    :param spare_partitions: Spare partitions.
-    :type spare_partitions: unicode
-    """,
+    doc=params_doc(
+        "Create a RAID device: refused (400), metalplane builds no RAID.",
+        ("level", "RAID level (raid-0, raid-1, raid-5, raid-6, raid-10)."),
+        ("name", "Name of the RAID."),
+        ("uuid", "UUID of the RAID."),
+        ("block_devices", "Block devices to make the RAID of."),
+        ("partitions", "Partitions to make the RAID of."),
+        ("spare_devices", "Spare block devices."),
+        ("spare_partitions", "Spare partitions."),
+    ),
 )(create_for(RAID))
 raid.action("GET", doc="Read a RAID device by id or name: there is none.")(not_found(RAID))
 raid.action(
     "PUT",
-    doc="""Update a RAID device: there is none.
-
-    :param name: Name of the RAID.
-    :type name: unicode
-    :param uuid: UUID of the RAID.
-    :type uuid: unicode
-    :param add_block_devices: Block devices to add.
-    :type add_block_devices: unicode
-    :param remove_block_devices: Block devices to remove.
-    :type remove_block_devices: unicode
-    :param add_spare_devices: Spare block devices to add.
-    :type add_spare_devices: unicode
-    :param remove_spare_devices: Spare block devices to remove.
-    :type remove_spare_devices: unicode
-    :param add_partitions: Partitions to add.
-    :type add_partitions: unicode
-    :param remove_partitions: Partitions to remove.
-    :type remove_partitions: unicode
-    :param add_spare_partitions: Spare partitions to add.
-    :type add_spare_partitions: unicode
-    :param remove_spare_partitions: Spare partitions to remove.
-    :type remove_spare_partitions: unicode
-    """,
+    doc=params_doc(
+        "Update a RAID device: there is none.",
+        ("name", "Name of the RAID."),
+        ("uuid", "UUID of the RAID."),
+        ("add_block_devices", "Block devices to add."),
+        ("remove_block_devices", "Block devices to remove."),
+        ("add_spare_devices", "Spare block devices to add."),
+        ("remove_spare_devices", "Spare block devices to remove."),
+        ("add_partitions", "Partitions to add."),
+        ("remove_partitions", "Partitions to remove."),
+        ("add_spare_partitions", "Spare partitions to add."),
+        ("remove_spare_partitions", "Spare partitions to remove."),
+    ),
 )(not_found(RAID))
 raid.action("DELETE", doc="Delete a RAID device: there is none.")(not_found(RAID))
 
@@ -175,17 +158,13 @@ cache_set.action("DELETE", doc="Delete a bcache cache set: there is none.")(miss
 volume_groups.action("GET", doc="List a machine's LVM volume groups: none, metalplane builds no LVM.")(list_layouts)
 volume_groups.action(
     "POST",
-    doc="""Create an LVM volume group: refused (400), metalplane builds no LVM.
-
-    :param name: Name of the volume group.
-    :type name: unicode
-    :param uuid: UUID of the volume group.
-    :type uuid: unicode
-    :param block_devices: Block devices to make the volume group of.
-    :type block_devices: unicode
-    :param partitions: Partitions to make the volume group of.
-    :type partitions: unicode
-    """,
+    doc=params_doc(
+        "Create an LVM volume group: refused (400), metalplane builds no LVM.",
+        ("name", "Name of the volume group."),
+        ("uuid", "UUID of the volume group."),
+        ("block_devices", "Block devices to make the volume group of."),
+        ("partitions", "Partitions to make the volume group of."),
+    ),
 )(create_for(VOLUME_GROUP))
 
 VOLUME_GROUP_DOCS = {
@@ -224,9 +203,7 @@ for handler in (volume_group, volume_group_plural):
     handler.action(
         "POST",
         "delete_logical_volume",
-        doc="""Delete a logical volume of an LVM volume group: there is none.
-
-        :param id: The logical volume's id.
-        :type id: int
-        """,
+        doc=params_doc(
+            "Delete a logical volume of an LVM volume group: there is none.", ("id", "The logical volume's id.", "int")
+        ),
     )(not_found(VOLUME_GROUP))  # MAAS looks the volume group up before it reads `id`
