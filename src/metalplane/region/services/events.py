@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import and_, insert, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import events, nodes
@@ -182,7 +183,7 @@ async def latest_shown(conn: AsyncConnection, node_ids: list[int]) -> dict[int, 
         return {}
     newest = (
         select(events.c.node_id, events.c.id)
-        .distinct(events.c.node_id)
+        .ext(distinct_on(events.c.node_id))
         .where(events.c.node_id.in_(node_ids), events.c.level >= logging.INFO)
         .order_by(events.c.node_id, events.c.id.desc())
         .subquery()

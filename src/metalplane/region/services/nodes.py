@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Select, and_, or_, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
@@ -197,7 +198,7 @@ async def current_script_sets(conn: AsyncConnection, node_ids: list[int]) -> dic
         return {}
     newest = (
         select(script_sets.c.id)
-        .distinct(script_sets.c.node_id, script_sets.c.result_type)
+        .ext(distinct_on(script_sets.c.node_id, script_sets.c.result_type))
         .where(script_sets.c.node_id.in_(node_ids))
         .order_by(script_sets.c.node_id, script_sets.c.result_type, script_sets.c.id.desc())
     )
