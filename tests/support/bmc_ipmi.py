@@ -314,10 +314,7 @@ class IpmiSimBmc:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Power the hook off (if any), then stop the ipmi_sim process this object started."""
-        if self.hook is not None and (self.workdir / "vm.pid").exists():
-            subprocess.run(
-                [str(self.hook), "power-off"], env={**os.environ, "BMC_DIR": str(self.workdir)}, timeout=30, check=False
-            )
+        self.power_off_hook()
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
             if self._host is not None:
@@ -335,6 +332,13 @@ class IpmiSimBmc:
         if self._stdin_w is not None:
             os.close(self._stdin_w)
             self._stdin_w = None
+
+    def power_off_hook(self) -> None:
+        """Stop what the power hook started (the VM), if it runs; the BMC stays up."""
+        if self.hook is not None and (self.workdir / "vm.pid").exists():
+            subprocess.run(
+                [str(self.hook), "power-off"], env={**os.environ, "BMC_DIR": str(self.workdir)}, timeout=30, check=False
+            )
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

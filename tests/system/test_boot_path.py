@@ -4,16 +4,21 @@ then commissions through its BMC (an ipmi_sim whose power hook starts and stops
 the VM, like virtualbmc), and ends Ready with its CPU count and memory. Another host
 on the boot network that fetches the VM's boot config meanwhile gets nothing to act
 as the VM with (the config carries an enrolment credential only for the VM's own
-leased address)."""
+leased address). Then it is allocated and deployed: having no disk, the installer it
+PXE-boots fails, and the machine ends in Failed deployment with the installer's output."""
 
 from __future__ import annotations
 
+import base64
+import io
 import shutil
+import tarfile
 from pathlib import Path
 
 import pytest
 
 from metalplane.images.build import BuildError, build_ephemeral
+from metalplane.images.publish import publish_image
 from tests.support.bmc_ipmi import IpmiSimBmc, command_hook
 from tests.support.netlab import Lab
 from tests.support.processes import wait_until
@@ -155,12 +160,12 @@ def test_commissioning_through_the_bmc_ends_ready_with_the_vms_facts(lab):
     assert machine is not None, "the enlistment test runs first"
     hook = command_hook(
         lab.workdir / "vm-power",
-        ["ip", "netns", "exec", lab.fabric.netns, *vm_command(lab.tap, lab.workdir / "commission.serial")],
+        ["ip", "netns", "exec", lab.fabric.netns, *vm_command(lab.tap, lab.workdir / "vm.serial")],
     )
     bmc = IpmiSimBmc(
         lab.workdir / "bmc", "10.80.0.100", 623, user="admin", password="vm-bmc-pass", name="vmbmc", hook=hook
     ).start(host=lab.bmchost)
-    lab.bmc = bmc
+    lab.bmc, lab.serial = bmc, lab.workdir / "vm.serial"  # the VM's console, each time the BMC starts it
     stack.api(
         "machine",
         "update",
@@ -196,7 +201,7 @@ def test_commissioning_through_the_bmc_ends_ready_with_the_vms_facts(lab):
         stolen.append(intruder.run(["curl", "-s", f"http://10.80.0.2:5248/ipxe.cfg-{VM_MAC.replace(':', '-')}"]).stdout)
 
     done = commission(stack, machine["system_id"], meanwhile=another_host_asks_for_the_vms_config)
-    serial = (lab.workdir / "commission.serial").read_text(errors="replace")
+    serial = lab.serial.read_text(errors="replace")
     assert done["status_name"] == "Ready", (done["error_description"], serial[-3000:])
     # The intruder got configs with nothing to act as the VM with; the VM got its token.
     assert len(stolen) == 2 and all("LOCALBOOT" in c or "exit" in c for c in stolen), stolen
@@ -208,6 +213,96 @@ def test_commissioning_through_the_bmc_ends_ready_with_the_vms_facts(lab):
     assert {r["name"] for r in results} >= {"00-cpuinfo", "10-meminfo"}
     assert all(r["exit_status"] == 0 for r in results)
     wait_until(lambda: not bmc.power, 60, what="the VM to power off")
+
+
+def import_stand_in_debian(lab) -> str:
+    """A deployable debian/bookworm (a root-tgz holding one file) imported into the region;
+    its sha256. `deploy` needs an image with a root tarball, and the installer fails at its
+    disk step, before it fetches the tarball: building the real Debian image (debootstrap,
+    minutes; tests/system/test_deploy_image.py) would buy nothing here."""
+    mirror = lab.new_workdir("debian-mirror")
+    tarball = lab.workdir / "stand-in-root.tgz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        info = tarfile.TarInfo("etc/hostname")
+        info.size = 9
+        tar.addfile(info, io.BytesIO(b"stand-in\n"))
+    (item,) = publish_image(
+        mirror,
+        os_name="debian",
+        release="bookworm",
+        arch="amd64",
+        subarch="generic",
+        version="20261123.1",
+        files={"root-tgz": tarball},
+    )
+    stack = lab.stack
+    stack.cli("admin", "boot-resources", "import", f"path={mirror}")
+
+    def imported() -> bool:
+        found = [r for r in stack.api("boot-resources", "read") if r["name"] == "debian/bookworm"]
+        return bool(found) and any(
+            s["complete"] for s in stack.api("boot-resource", "read", str(found[0]["id"]))["sets"].values()
+        )
+
+    wait_until(imported, 60, what="the stand-in debian/bookworm image")
+    return item.sha256
+
+
+def test_a_deploy_without_a_disk_ends_in_failed_deployment_with_the_installers_output(lab):
+    """`machines allocate`, `machine deploy`: the region powers the VM on through its BMC, it
+    PXE-boots the installer (the ephemeral image, mp_mode=deploy) from the rack, which enrols,
+    gets its orders, finds no disk and reports; the region records the output and the event.
+    The image deployed is a stand-in (import_stand_in_debian: a root-tgz of one file, not a
+    Debian root), enough for `deploy` to accept bookworm: the installer fails before fetching it."""
+    stack = lab.stack
+    machine = machine_by_mac(stack, VM_MAC)
+    assert machine is not None and machine["status_name"] == "Ready", "the commissioning test runs first"
+    sid = machine["system_id"]
+    sha256 = import_stand_in_debian(lab)
+    allocated = stack.api("machines", "allocate", f"system_id={sid}")
+    assert allocated["status_name"] == "Allocated", allocated
+    try:
+        deploying = stack.api("machine", "deploy", sid, "distro_series=bookworm")
+        assert (deploying["status_name"], deploying["osystem"], deploying["distro_series"]) == (
+            "Deploying",
+            "debian",
+            "bookworm",
+        )
+        done = wait_until(
+            lambda: (m := stack.api("machine", "read", sid))["status_name"] != "Deploying" and m,
+            BOOT_TIMEOUT,
+            interval=2,
+            what="the deploy to end",
+        )
+        console = lab.serial.read_text(errors="replace")
+        assert done["status_name"] == "Failed deployment", (done["error_description"], console[-3000:])
+        # The installer reboots after a failure; qemu's -no-reboot makes that the VM's end.
+        wait_until(lambda: not lab.bmc.power, 60, what="the VM to stop after the failure")
+    finally:
+        if lab.bmc.power:  # whatever failed above: the VM does not outlive the test
+            lab.bmc.power_off_hook()
+    assert "mode=deploy" in console and "enrolled: got this machine's metadata token" in console, console[-3000:]
+    assert "metalplane: finished: FAILED" in console, console[-3000:]
+    reason = "Installation failed (refer to the installation log for more information). disk: no disk to install to"
+    assert done["error_description"].startswith(reason + ": /sys/block has no disk"), done["error_description"]
+    assert (done["status_action"], done["status_message"]) == (
+        "disk",
+        f"Node installation failure - {done['error_description']}",
+    )
+    # The installer's whole output, as the region keeps it: the installation result.
+    installation = stack.api("node-script-result", "read", sid, "current-installation", "include_output=1")
+    (result,) = installation["results"]
+    output = base64.b64decode(result["output"]).decode()
+    assert result["exit_status"] == 1, result
+    assert "FAILED: no disk to install to: /sys/block has no disk" in output and "== step disk: failed" in output
+    assert f"image debian/bookworm sha256 {sha256}" in output  # the orders it got from this region
+    events = stack.api("events", "query", f"id={sid}", "level=DEBUG", "limit=100")["events"]
+    failures = [e["description"] for e in events if e["type"] == "Node installation failure"]
+    assert any("no disk to install to" in d for d in failures), [(e["type"], e["description"]) for e in events]
+    assert {"User starting deployment", "Node installation"} <= {e["type"] for e in events}
+    # Released, it is Ready again for the tests after this one.
+    stack.api("machine", "release", sid)
+    wait_until(lambda: stack.api("machine", "read", sid)["status_name"] == "Ready", 60, what="the release")
 
 
 def test_a_failing_script_fails_commissioning_with_its_output_kept(lab):
