@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import os
 import secrets
 import shutil
 import signal
-import tarfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +37,7 @@ from tests.integration import test_api_nodes
 from tests.integration.test_api_nodes import FACTS, commission_with
 from tests.integration.test_metadata_api import boot_config, enrol_credential
 from tests.support.databases import world_traversable_tempdir
+from tests.support.image_mirror import publish_stand_in_debian
 from tests.support.processes import RegionProcess, wait_until
 
 RACK_IP = "10.77.0.2"
@@ -50,20 +49,7 @@ def import_test_images(region: RunningRegion, mirror: Path) -> None:
     """A deployable image (debian/bookworm root-tgz, made the default) and the ephemeral image
     the installer boots (a fake kernel and initrd: nothing boots them here), imported into `region`."""
     mirror.mkdir(parents=True, exist_ok=True)
-    tarball = mirror.parent / f"{mirror.name}-root-tgz"
-    with tarfile.open(tarball, "w:gz") as tar:
-        info = tarfile.TarInfo("etc/hostname")
-        info.size = 5
-        tar.addfile(info, io.BytesIO(b"test\n"))
-    publish_image(
-        mirror,
-        os_name="debian",
-        release="bookworm",
-        arch="amd64",
-        subarch="generic",
-        version="20261206.1",
-        files={"root-tgz": tarball},
-    )
+    publish_stand_in_debian(mirror, version="20261206.1")
     kernel, initrd = mirror.parent / f"{mirror.name}-kernel", mirror.parent / f"{mirror.name}-initrd"
     kernel.write_bytes(b"k" * 5000)
     initrd.write_bytes(b"i" * 7000)

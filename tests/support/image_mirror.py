@@ -3,6 +3,8 @@ publisher, served over HTTP on 127.0.0.1 (with Range and an optional throttle)."
 
 from __future__ import annotations
 
+import io
+import tarfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -90,3 +92,23 @@ def make_mirror(root: Path, release: str, files: dict[str, bytes], version: str 
         title=f"Test {release}",
     )
     return {p.ftype: p.sha256 for p in published}
+
+
+def publish_stand_in_debian(root: Path, version: str = "20261123.1") -> str:
+    """A deployable debian/bookworm amd64 image in a mirror whose root tarball holds one file
+    (etc/hostname), not a Debian root: for tests where nothing unpacks it. Its sha256."""
+    tarball = root.parent / f"{root.name}-root-tgz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        info = tarfile.TarInfo("etc/hostname")
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"test\n"))
+    (published,) = publish_image(
+        root,
+        os_name="debian",
+        release="bookworm",
+        arch="amd64",
+        subarch="generic",
+        version=version,
+        files={"root-tgz": tarball},
+    )
+    return published.sha256

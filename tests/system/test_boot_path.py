@@ -10,16 +10,14 @@ PXE-boots fails, and the machine ends in Failed deployment with the installer's 
 from __future__ import annotations
 
 import base64
-import io
 import shutil
-import tarfile
 from pathlib import Path
 
 import pytest
 
 from metalplane.images.build import BuildError, build_ephemeral
-from metalplane.images.publish import publish_image
 from tests.support.bmc_ipmi import IpmiSimBmc, command_hook
+from tests.support.image_mirror import publish_stand_in_debian
 from tests.support.netlab import Lab
 from tests.support.processes import wait_until
 from tests.support.stack import Stack
@@ -216,25 +214,12 @@ def test_commissioning_through_the_bmc_ends_ready_with_the_vms_facts(lab):
 
 
 def import_stand_in_debian(lab) -> str:
-    """A deployable debian/bookworm (a root-tgz holding one file) imported into the region;
+    """A deployable debian/bookworm (a root tarball of one file) imported into the region;
     its sha256. `deploy` needs an image with a root tarball, and the installer fails at its
     disk step, before it fetches the tarball: building the real Debian image (debootstrap,
     minutes; tests/system/test_deploy_image.py) would buy nothing here."""
     mirror = lab.new_workdir("debian-mirror")
-    tarball = lab.workdir / "stand-in-root.tgz"
-    with tarfile.open(tarball, "w:gz") as tar:
-        info = tarfile.TarInfo("etc/hostname")
-        info.size = 9
-        tar.addfile(info, io.BytesIO(b"stand-in\n"))
-    (item,) = publish_image(
-        mirror,
-        os_name="debian",
-        release="bookworm",
-        arch="amd64",
-        subarch="generic",
-        version="20261123.1",
-        files={"root-tgz": tarball},
-    )
+    sha256 = publish_stand_in_debian(mirror)
     stack = lab.stack
     stack.cli("admin", "boot-resources", "import", f"path={mirror}")
 
@@ -245,7 +230,7 @@ def import_stand_in_debian(lab) -> str:
         )
 
     wait_until(imported, 60, what="the stand-in debian/bookworm image")
-    return item.sha256
+    return sha256
 
 
 def test_a_deploy_without_a_disk_ends_in_failed_deployment_with_the_installers_output(lab):
