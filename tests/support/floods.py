@@ -126,7 +126,12 @@ async def post_one(host: str, port: int, path: str, size: int, chunked: bool) ->
             writer.write(b"0\r\n\r\n")
         head = await asyncio.wait_for(answer, 60)
     except (ConnectionError, TimeoutError):
-        head = answer.result() if answer.done() and not answer.exception() else b""
+        # The region answered and closed while we were still writing: our write fails on its
+        # reset, but the answer may already sit in our buffer, not yet handed to `answer`.
+        try:
+            head = await asyncio.wait_for(answer, 5)
+        except (ConnectionError, TimeoutError):
+            head = b""
     finally:
         answer.cancel()
         writer.close()

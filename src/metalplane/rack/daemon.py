@@ -68,6 +68,7 @@ from metalplane.rpc.messages import (
 )
 from metalplane.rpc.protocol import CALL_FAILED, NoSuchMethod
 from metalplane.rpc.services import Observation
+from metalplane.stopping import stop_within
 from metalplane.task_supervisor import TaskSupervisor
 
 log = logging.getLogger("metalplane.rack")
@@ -78,6 +79,7 @@ IMAGE_RESYNC = 60.0
 # On SIGTERM, power actions in flight get this long to finish (the runner's action timeout, 45 s,
 # plus a query after a failover); the units' TimeoutStopSec leaves room for it and for Kea.
 POWER_DRAIN = 75.0
+STOP_STEP = 8.0  # each shutdown step's limit; with POWER_DRAIN inside the unit's TimeoutStopSec
 
 
 class RackError(Exception):
@@ -378,14 +380,18 @@ class RackDaemon:
         try:
             await self.stopping.wait()
         finally:
+            log.info("rack stopping%s", f" ({self.stop_reason})" if self.stop_reason else "")
             left = await self.power.drain(POWER_DRAIN)
             if left:
                 log.warning("stopping with %d power action(s) unfinished after %.0f s", left, POWER_DRAIN)
-            await self.supervisor.stop()
-            await self.dhcp.stop()
-            await self.power.stop()
-            await self.boot.stop()
-            await self.host_services.stop()
+            # Each step bounded: a hung one is logged with every task's stack, and the
+            # daemons (Kea, named, chronyd) are stopped all the same.
+            await stop_within("tasks", self.supervisor.stop, STOP_STEP, log)
+            if not await stop_within("dhcp", self.dhcp.stop, STOP_STEP, log):
+                await stop_within("dhcp servers", self.dhcp.stop_servers_now, STOP_STEP, log)
+            await stop_within("power", self.power.stop, STOP_STEP, log)
+            await stop_within("boot", self.boot.stop, STOP_STEP, log)
+            await stop_within("host services", self.host_services.stop, STOP_STEP, log)
         log.info(
             "rack stopped after %.0f s%s",
             time.monotonic() - started,

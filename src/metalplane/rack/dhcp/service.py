@@ -246,6 +246,12 @@ class DhcpService:
             self.plans.clear()
             self.events.close()
 
+    async def stop_servers_now(self) -> None:
+        """Stop every Kea instance without waiting for the lock (the shutdown's fallback when
+        `stop` is held up: the servers must not outlive the rack)."""
+        self._closed = True
+        await asyncio.gather(*(p.stop() for p in list(self.instances.values())), return_exceptions=True)
+
     async def off(self) -> None:
         """DHCP off: stop every instance (same as apply({"vlans": []}))."""
         await self.apply({"vlans": []})
