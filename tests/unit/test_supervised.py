@@ -74,7 +74,7 @@ async def test_stop_kills_the_whole_group_and_wrap_prefixes_commands(tmp_path: P
         "parent", ["sh", "-c", f"sleep 60 & echo $! > {marker}; trap '' TERM; wait"], log_path=tmp_path / "log"
     )
     await proc.start()
-    await until(marker.exists)
+    await until(lambda: marker.exists() and marker.read_text().strip() != "")  # sh creates it, then writes
     child = int(marker.read_text())
     await proc.stop(timeout=0.3)  # TERM is ignored: SIGKILL to the group
     await until(
