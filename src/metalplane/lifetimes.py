@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import shutil
 import signal
 
@@ -28,5 +29,11 @@ def dying_with_parent(argv: list[str], sig: str = "TERM") -> list[str]:
     held at the fork can stall the child before its exec, and with it the parent's event
     loop, which waits for the exec inside the spawn call (uvloop and asyncio alike).
     """
-    setpriv = shutil.which("setpriv")
+    setpriv = _setpriv()
     return [setpriv, f"--pdeathsig={sig}", "--", *argv] if setpriv else list(argv)
+
+
+@functools.cache
+def _setpriv() -> str | None:
+    """Where setpriv is, looked up once per process (every daemon start and restart asks)."""
+    return shutil.which("setpriv")

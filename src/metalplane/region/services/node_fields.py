@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region import validation
 from metalplane.region.db.tables import domains, interfaces, nodes, zones
-from metalplane.region.errors import Invalid
+from metalplane.region.errors import Invalid, NotFound
+from metalplane.region.services import domain_views
 from metalplane.region.services.rows import execute_unique, stamped_update
 
 DEFAULT_DOMAIN = "maas"
@@ -52,19 +53,17 @@ async def hostname_and_domain(conn: AsyncConnection, value: str) -> tuple[str, i
 
 
 async def domain_id_for(conn: AsyncConnection, value: str | None, error: str | None = None) -> int | None:
-    """MAAS's NodeForm.clean_domain: a domain given by id (digits) or by name; None when none
-    is given. No such domain: 400 on domain (`error`, or NodeForm's text)."""
+    """MAAS's NodeForm.clean_domain: a domain given by id or by name (`domain_views.get_domain_row`);
+    None when none is given. No such domain: 400 on domain (`error`, or NodeForm's text)."""
     text = (value or "").strip()
     if not text:
         return None
-    if text.isdigit():
-        clause = domains.c.id == int(text) if int(text) < 2**31 else domains.c.id.is_(None)
-    else:
-        clause = domains.c.name == text
-    found = None if "\x00" in text else (await conn.execute(select(domains.c.id).where(clause))).scalar()
-    if found is None:
-        raise Invalid.field("domain", error or f"Unable to find domain {value}")
-    return int(found)
+    try:
+        if validation.text_problem(text):
+            raise NotFound("Domain")
+        return int((await domain_views.get_domain_row(conn, text))["id"])
+    except NotFound:
+        raise Invalid.field("domain", error or f"Unable to find domain {value}") from None
 
 
 async def naming_for_new(conn: AsyncConnection, fields: dict[str, Any]) -> tuple[str, int | None]:
