@@ -115,42 +115,33 @@ raid.action("DELETE", doc="Delete a RAID device: there is none.")(not_found(RAID
 
 # -- bcache -------------------------------------------------------------------------------------
 
-BCACHE_FIELDS = """
-    :param name: Name of the bcache device.
-    :type name: unicode
-    :param uuid: UUID of the bcache device.
-    :type uuid: unicode
-    :param cache_set: The cache set in front of the backing device.
-    :type cache_set: unicode
-    :param backing_device: The backing block device.
-    :type backing_device: unicode
-    :param backing_partition: The backing partition.
-    :type backing_partition: unicode
-    :param cache_mode: writeback, writethrough or writearound.
-    :type cache_mode: unicode
-"""
-bcaches.action("GET", doc="List a machine's bcache devices: none, metalplane builds no bcache.")(list_layouts)
-bcaches.action("POST", doc="Create a bcache device: refused (400), metalplane builds no bcache.\n" + BCACHE_FIELDS)(
-    create_for(BCACHE)
+BCACHE_FIELDS = (
+    ("name", "Name of the bcache device."),
+    ("uuid", "UUID of the bcache device."),
+    ("cache_set", "The cache set in front of the backing device."),
+    ("backing_device", "The backing block device."),
+    ("backing_partition", "The backing partition."),
+    ("cache_mode", "writeback, writethrough or writearound."),
 )
+bcaches.action("GET", doc="List a machine's bcache devices: none, metalplane builds no bcache.")(list_layouts)
+bcaches.action(
+    "POST", doc=params_doc("Create a bcache device: refused (400), metalplane builds no bcache.", *BCACHE_FIELDS)
+)(create_for(BCACHE))
 bcache.action("GET", doc="Read a bcache device by id or name: there is none.")(not_found(BCACHE))
-bcache.action("PUT", doc="Update a bcache device: there is none.\n" + BCACHE_FIELDS)(not_found(BCACHE))
+bcache.action("PUT", doc=params_doc("Update a bcache device: there is none.", *BCACHE_FIELDS))(not_found(BCACHE))
 bcache.action("DELETE", doc="Delete a bcache device: there is none.")(not_found(BCACHE))
 
 # -- bcache cache sets --------------------------------------------------------------------------
 
-CACHE_SET_FIELDS = """
-    :param cache_device: The cache block device.
-    :type cache_device: unicode
-    :param cache_partition: The cache partition.
-    :type cache_partition: unicode
-"""
+CACHE_SET_FIELDS = (("cache_device", "The cache block device."), ("cache_partition", "The cache partition."))
 cache_sets.action("GET", doc="List a machine's bcache cache sets: none, metalplane builds no bcache.")(list_layouts)
 cache_sets.action(
-    "POST", doc="Create a bcache cache set: refused (400), metalplane builds no bcache.\n" + CACHE_SET_FIELDS
+    "POST", doc=params_doc("Create a bcache cache set: refused (400), metalplane builds no bcache.", *CACHE_SET_FIELDS)
 )(create_for(CACHE_SET))
 cache_set.action("GET", doc="Read a bcache cache set by id or name: there is none.")(missing_cache_set)
-cache_set.action("PUT", doc="Update a bcache cache set: there is none.\n" + CACHE_SET_FIELDS)(missing_cache_set)
+cache_set.action("PUT", doc=params_doc("Update a bcache cache set: there is none.", *CACHE_SET_FIELDS))(
+    missing_cache_set
+)
 cache_set.action("DELETE", doc="Delete a bcache cache set: there is none.")(missing_cache_set)
 
 # -- LVM volume groups --------------------------------------------------------------------------
@@ -169,31 +160,22 @@ volume_groups.action(
 
 VOLUME_GROUP_DOCS = {
     ("GET", None): "Read an LVM volume group by id or name: there is none.",
-    ("PUT", None): """Update an LVM volume group: there is none.
-
-    :param name: Name of the volume group.
-    :type name: unicode
-    :param uuid: UUID of the volume group.
-    :type uuid: unicode
-    :param add_block_devices: Block devices to add.
-    :type add_block_devices: unicode
-    :param remove_block_devices: Block devices to remove.
-    :type remove_block_devices: unicode
-    :param add_partitions: Partitions to add.
-    :type add_partitions: unicode
-    :param remove_partitions: Partitions to remove.
-    :type remove_partitions: unicode
-    """,
+    ("PUT", None): params_doc(
+        "Update an LVM volume group: there is none.",
+        ("name", "Name of the volume group."),
+        ("uuid", "UUID of the volume group."),
+        ("add_block_devices", "Block devices to add."),
+        ("remove_block_devices", "Block devices to remove."),
+        ("add_partitions", "Partitions to add."),
+        ("remove_partitions", "Partitions to remove."),
+    ),
     ("DELETE", None): "Delete an LVM volume group: there is none.",
-    ("POST", "create_logical_volume"): """Create a logical volume in an LVM volume group: there is none.
-
-    :param name: Name of the logical volume.
-    :type name: unicode
-    :param uuid: UUID of the logical volume.
-    :type uuid: unicode
-    :param size: Size of the logical volume.
-    :type size: unicode
-    """,
+    ("POST", "create_logical_volume"): params_doc(
+        "Create a logical volume in an LVM volume group: there is none.",
+        ("name", "Name of the logical volume."),
+        ("uuid", "UUID of the logical volume."),
+        ("size", "Size of the logical volume."),
+    ),
 }
 
 
