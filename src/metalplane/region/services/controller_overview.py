@@ -30,7 +30,7 @@ from metalplane.region.db.tables import (
 )
 from metalplane.region.services import connections, racks, settings
 from metalplane.region.services.controllers import get_controller
-from metalplane.region.services.racks import ServiceStatus
+from metalplane.region.services.service_statuses import ServiceStatus
 from metalplane.rpc import power_schema
 from metalplane.rpc.nodes import CONTROLLER_TYPES, RACK_TYPES, REGION_TYPES, NodeType
 
