@@ -456,9 +456,20 @@ def test_arp_seen_by_the_racks_is_in_discoveries_within_seconds(stack):
 
 
 def test_without_any_region_the_rack_keeps_serving_and_queues_what_it_sees(stack):
+    # A MAAS name with a 1 s TTL, asked once through rack1 while the regions are up.
+    stack.api("dnsresources", "create", "fqdn=stale.maas", "ip_addresses=10.76.2.99", "address_ttl=1")
+    rack = RACKS["rack1"][1]
+    wait_until(lambda: dig(stack.client, rack, "stale.maas").data == ["10.76.2.99"], 10, what="stale.maas")
+    time.sleep(2)  # the region's change announcement flushes the rack's cache of maas: let it land first
+    assert dig(stack.client, rack, "stale.maas").data == ["10.76.2.99"]
     for region in REGIONS:
         stack.stop_region(region)
     stopped = time.monotonic()
+    # Long expired, its source gone: the resolver answers from its stale cache, not SERVFAIL.
+    time.sleep(2)
+    stale = dig(stack.client, rack, "stale.maas", timeout=3)
+    assert stale.status == "NOERROR" and stale.data == ["10.76.2.99"], stale
+    assert dig(stack.client, rack, "never-asked.maas", timeout=3).status in ("SERVFAIL", "TIMEOUT")
     unseen = ("h4", "h6", "h7")
     for name in unseen:
         arping(stack.arping_hosts[name], RACKS["rack1"][1])
