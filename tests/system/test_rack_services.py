@@ -421,6 +421,9 @@ def test_a_region_s_chronyd_death_and_a_stopped_region_show_in_its_service_set(s
         what="region2's services dead",
     )
     stack.figures["region stopped to its services dead in the API"] = time.monotonic() - stopped
+    # The death is an event of region2's, recorded by the region that saw it.
+    dead = "regiond: running -> dead"
+    wait_until(lambda: dead in regiond_events(stack, "region2"), 5, what="region2's death event")
     stack.restart_region("region2")
     wait_until(
         lambda: (
@@ -430,6 +433,17 @@ def test_a_region_s_chronyd_death_and_a_stopped_region_show_in_its_service_set(s
         interval=0.5,
         what="region2 running again",
     )
+    wait_until(
+        lambda: regiond_events(stack, "region2")[-1].startswith("regiond: dead -> "), 10, what="region2's return event"
+    )
+    assert regiond_events(stack, "region2").count(dead) == 1
+
+
+def regiond_events(stack: Stack, hostname: str) -> list[str]:
+    """The regiond status changes among the controller's events, oldest first."""
+    found = stack.api("events", "query", f"hostname={hostname}", "level=INFO", "limit=100")["events"]
+    changes = [e["description"] for e in found if e["type"] == "Service status changed"]
+    return [d.split(" (")[0] for d in reversed(changes) if d.startswith("regiond: ")]
 
 
 def arping(host: Host, target: str) -> None:

@@ -217,7 +217,7 @@ class RegionServices:
         """The statuses to the region node's service rows; each change an event (as a rack's)."""
         reported = {name: (status, info[:500]) for name, (status, info) in self.statuses().items()}
         async with self.db.begin() as conn:
-            await service_statuses.store(conn, self.region_id, lambda _before: reported)
+            await service_statuses.store(conn, self.region_id, reported)
 
     async def stop(self) -> None:
         for service in (self.dns, self.ntp):

@@ -225,7 +225,7 @@ async def update_services(conn: AsyncConnection, node_id: int, services: list[di
         if name not in RACK_SERVICES:
             continue
         reported[name] = (status if status in SERVICE_STATES else "unknown", str(item.get("status_info", ""))[:500])
-    await service_statuses.store(conn, node_id, lambda _before: reported)
+    await service_statuses.store(conn, node_id, reported)
 
 
 async def mark_unreachable(conn: AsyncConnection, node_id: int) -> list[tuple[str, str, str]]:

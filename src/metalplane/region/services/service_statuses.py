@@ -26,11 +26,11 @@ class ServiceStatus(NamedTuple):
 
 
 async def store(
-    conn: AsyncConnection, node_id: int, wanted_from: Callable[[Statuses], Statuses]
+    conn: AsyncConnection, node_id: int, wanted: Statuses | Callable[[Statuses], Statuses]
 ) -> list[tuple[str, str, str]]:
-    """Store the statuses `wanted_from` makes of the controller's stored ones (a rack's
-    report, a region's named and chronyd, or a lost rack's statuses made from what it last
-    reported), with its rows locked so two workers never judge the same rows at once.
+    """Store a controller's `wanted` statuses (a rack's report, a region's regiond, named
+    and chronyd), or those `wanted` makes of the stored ones (a lost rack's, from what it
+    last reported), with its rows locked so two workers never judge the same rows at once.
     Each status change is a SERVICE_STATUS_CHANGED event; unchanged rows are not rewritten."""
     rows = await conn.execute(
         select(service_status.c.name, service_status.c.status, service_status.c.status_info)
@@ -38,7 +38,7 @@ async def store(
         .with_for_update()
     )
     before = {r.name: (r.status, r.status_info) for r in rows}
-    wanted = wanted_from(before)
+    wanted = wanted(before) if callable(wanted) else wanted
     for name, (status, info) in wanted.items():
         if before.get(name) == (status, info):
             continue
