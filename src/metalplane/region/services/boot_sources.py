@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metalplane.images.simplestreams import StreamImage
 from metalplane.region.db.tables import boot_source_selections, boot_sources, config
 from metalplane.region.errors import FieldErrors, Invalid, NotFound, Refused, raise_if
-from metalplane.region.services.rows import Row, execute_unique, one, rows, stamped_update
+from metalplane.region.services.rows import Row, execute_unique, one, rows, update_unique
 
 DEFAULT_URL = "http://images.maas.io/ephemeral-v3/stable/"
 DEFAULT_KEYRING = "/usr/share/keyrings/ubuntu-cloudimage-keyring.gpg"
@@ -260,12 +260,7 @@ async def update_selection(conn: AsyncConnection, source_id: int, selection_id: 
         **{k: v for k, v in _selection_values(fields).items() if v is not None},
     }
     raise_if(check_selection(values))
-    await execute_unique(
-        conn,
-        stamped_update(boot_source_selections, selection_id, values),
-        "__all__",
-        DUPLICATE_SELECTION,
-    )
+    await update_unique(conn, boot_source_selections, selection_id, values, "__all__", DUPLICATE_SELECTION)
     return await get_selection(conn, source_id, selection_id)
 
 

@@ -28,7 +28,7 @@ from metalplane.region.services.domain_views import (
     get_domain_row,
     show_domain,
 )
-from metalplane.region.services.rows import execute_unique, stamped_update
+from metalplane.region.services.rows import execute_unique, update_unique
 
 # MAAS's NAMESPEC (maascommon.utils.dns): labels of letters, digits and inner hyphens.
 _LABEL = r"[a-zA-Z0-9]([-a-zA-Z0-9]{0,62}[a-zA-Z0-9]){0,1}"
@@ -93,12 +93,7 @@ async def update_domain(conn: AsyncConnection, ident: str, fields: dict[str, Any
     if fields.get("authoritative") is not None:
         values["authoritative"] = fields["authoritative"]
     if values:
-        await execute_unique(
-            conn,
-            stamped_update(domains, row["id"], values),
-            "name",
-            DUPLICATE,
-        )
+        await update_unique(conn, domains, row["id"], values, "name", DUPLICATE)
         await dns_model.check(conn, "name")
         _changed(conn)
     return await show_domain(conn, row["id"])

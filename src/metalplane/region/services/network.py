@@ -21,9 +21,11 @@ from metalplane.region.db.tables import fabrics, interfaces, ipranges, nodes, sp
 from metalplane.region.errors import Invalid, Refused, raise_if
 from metalplane.region.services import consequences, dhcp, lookups, netrules
 from metalplane.region.services.connections import connected_regions
-from metalplane.region.services.rows import Row, execute_unique, next_id, one, rows, stamped_update
+from metalplane.region.services.rows import Row, execute_unique, next_id, one, rows, update_unique
 from metalplane.rpc.nodes import RACK_TYPES
 
+DUPLICATE_FABRIC = "Fabric with this Name already exists."
+DUPLICATE_VID = "A VLAN with the specified VID already exists in the destination fabric."
 DEFAULT_FABRIC_ID = 0
 NO_VALUE = ("", "none", "null")
 
@@ -115,7 +117,7 @@ async def _insert_fabric(conn: AsyncConnection, name: str | None, description: s
             id=fabric_id, name=name or f"fabric-{fabric_id}", description=description, class_type=class_type
         ),
         "name",
-        "Fabric with this Name already exists.",
+        DUPLICATE_FABRIC,
     )
     await conn.execute(insert(vlans).values(fabric_id=fabric_id, vid=0))
     return fabric_id
@@ -138,12 +140,7 @@ async def update_fabric(conn: AsyncConnection, fabric: int | str, changes: dict[
     if changes.get("class_type"):
         raise_if(netrules.check_name("fabric_class", changes["class_type"], "class_type"))
     if changes:
-        await execute_unique(
-            conn,
-            stamped_update(fabrics, fabric_id, changes),
-            "name",
-            "Fabric with this Name already exists.",
-        )
+        await update_unique(conn, fabrics, fabric_id, changes, "name", DUPLICATE_FABRIC)
     return await show_fabrics(conn, fabric_id)
 
 
@@ -295,7 +292,7 @@ async def create_vlan(conn: AsyncConnection, fabric: int | str, fields: dict[str
         conn,
         insert(vlans).values(fabric_id=fabric_id, **values).returning(vlans.c.id),
         "__all__",
-        "A VLAN with the specified VID already exists in the destination fabric.",
+        DUPLICATE_VID,
     )
     return await show_vlans(conn, vlan_id=result.scalar_one())
 
@@ -362,11 +359,13 @@ async def update_vlan(conn: AsyncConnection, ref: VlanRef, fields: dict[str, Any
     values.update(dhcp_on=dhcp_on, primary_rack_id=primary, secondary_rack_id=secondary)
     if dhcp_on and not current["dhcp_on"]:
         values["relay_vlan_id"] = None  # MAAS: serving DHCP here replaces relaying it
-    await execute_unique(
+    await update_unique(
         conn,
-        stamped_update(vlans, vlan_id, values),
+        vlans,
+        vlan_id,
+        values,
         "__all__",
-        "A VLAN with the specified VID already exists in the destination fabric.",
+        DUPLICATE_VID,
     )
     consequences.dhcp_changed(conn)
     consequences.connections_to_rebalance(conn)

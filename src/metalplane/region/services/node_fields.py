@@ -15,7 +15,7 @@ from metalplane.region import validation
 from metalplane.region.db.tables import domains, interfaces, nodes, zones
 from metalplane.region.errors import Invalid, NotFound
 from metalplane.region.services import domain_views
-from metalplane.region.services.rows import execute_unique, stamped_update
+from metalplane.region.services.rows import execute_unique, update_unique
 
 DEFAULT_DOMAIN = "maas"
 DEFAULT_DOMAIN_ID = 0
@@ -175,7 +175,7 @@ def bounded_int(fields: dict[str, Any], name: str) -> int | None:
 
 async def update_node(conn: AsyncConnection, node_id: int, values: dict[str, Any]) -> None:
     """A node's row changed to `values`: the unique index decides a race for a hostname (MAAS's 400)."""
-    await execute_unique(conn, stamped_update(nodes, node_id, values), "hostname", DUPLICATE_HOSTNAME)
+    await update_unique(conn, nodes, node_id, values, "hostname", DUPLICATE_HOSTNAME)
 
 
 async def insert_node(conn: AsyncConnection, values: dict[str, Any], macs: list[str]) -> int:

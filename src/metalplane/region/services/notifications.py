@@ -12,8 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import notification_dismissals, notifications, users
 from metalplane.region.errors import Invalid, NotFound, PermissionDenied, raise_if
-from metalplane.region.services.rows import Row, execute_unique, rows, stamped_update
+from metalplane.region.services.rows import Row, execute_unique, rows, update_unique
 from metalplane.region.services.users import User
+
+DUPLICATE_IDENT = "Notification with this Ident already exists."
 
 CATEGORIES = ("error", "warning", "success", "info")
 
@@ -110,7 +112,7 @@ async def create(conn: AsyncConnection, fields: dict[str, Any], by: User) -> Row
             conn,
             insert(notifications).values(**values).returning(notifications.c.id),
             "ident",
-            "Notification with this Ident already exists.",
+            DUPLICATE_IDENT,
         )
     ).scalar_one()
     return await get(conn, str(new_id), by)
@@ -120,12 +122,7 @@ async def update_one(conn: AsyncConnection, ident: str, fields: dict[str, Any], 
     found = await get(conn, ident, by, lock=True)
     values = await _values(conn, fields, creating=False)
     if values:
-        await execute_unique(
-            conn,
-            stamped_update(notifications, found["id"], values),
-            "ident",
-            "Notification with this Ident already exists.",
-        )
+        await update_unique(conn, notifications, found["id"], values, "ident", DUPLICATE_IDENT)
     return await get(conn, ident, by)
 
 

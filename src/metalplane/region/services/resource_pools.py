@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import nodes, resource_pools
 from metalplane.region.errors import Invalid, NotFound, Refused, raise_if
-from metalplane.region.services.rows import Row, execute_unique, one, rows, stamped_update
+from metalplane.region.services.rows import Row, execute_unique, one, rows, update_unique
 
 DEFAULT_POOL_ID = 0
 DEFAULT_POOL_NAME = "default"
@@ -89,12 +89,7 @@ async def update_pool(conn: AsyncConnection, ident: str, changes: dict[str, Any]
     if "name" in changes:
         raise_if(check_name(changes["name"]))
     if changes:
-        await execute_unique(
-            conn,
-            stamped_update(resource_pools, pool["id"], changes),
-            "name",
-            DUPLICATE,
-        )
+        await update_unique(conn, resource_pools, pool["id"], changes, "name", DUPLICATE)
     return await get_pool(conn, str(pool["id"]))
 
 

@@ -42,6 +42,13 @@ async def execute_unique(conn: AsyncConnection, statement, field: str, message: 
         raise
 
 
+async def update_unique(
+    conn: AsyncConnection, table: Table, row_id: int, values: Mapping[str, Any], field: str, message: str
+) -> None:
+    """The stamped UPDATE of one row (by id); a unique violation becomes MAAS's 400 for `field`."""
+    await execute_unique(conn, stamped_update(table, row_id, values), field, message)
+
+
 async def next_id(conn: AsyncConnection, table: str) -> int:
     """Reserve an id first so a default name can include it (fabric-N, space-N)."""
     return (await conn.execute(text(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id'))"))).scalar_one()

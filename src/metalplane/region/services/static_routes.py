@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metalplane.region.db.tables import static_routes, subnets
 from metalplane.region.errors import FieldErrors, Invalid, PermissionDenied, RegionError, raise_if
 from metalplane.region.services import lookups, network
-from metalplane.region.services.rows import Row, execute_unique, one, rows, stamped_update
+from metalplane.region.services.rows import Row, execute_unique, one, rows, update_unique
 from metalplane.region.services.users import User
 
 METRIC_MAX = 2**31 - 1
@@ -115,12 +115,7 @@ async def update_route(conn: AsyncConnection, by: User, route_id: int, fields: d
     current = await get_route(conn, route_id)
     _may_edit(by)
     values = await _values(conn, fields, current)
-    await execute_unique(
-        conn,
-        stamped_update(static_routes, route_id, values),
-        "__all__",
-        DUPLICATE,
-    )
+    await update_unique(conn, static_routes, route_id, values, "__all__", DUPLICATE)
     return await show_routes(conn, route_id)
 
 

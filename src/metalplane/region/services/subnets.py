@@ -33,8 +33,10 @@ from metalplane.region.services.network import (
     vlan_has_dynamic_range,
     vlan_label,
 )
-from metalplane.region.services.rows import Row, execute_unique, one, rows, stamped_update
+from metalplane.region.services.rows import Row, execute_unique, one, rows, stamped_update, update_unique
 from metalplane.region.services.users import User
+
+DUPLICATE_CIDR = "Subnet with this Cidr already exists."
 
 
 async def list_subnets(conn: AsyncConnection) -> list[Row]:
@@ -148,7 +150,7 @@ async def insert_subnet(conn: AsyncConnection, fields: dict[str, Any], check_ove
         conn,
         insert(subnets).values(cidr=cidr, **values).returning(subnets.c.id),
         "cidr",
-        "Subnet with this Cidr already exists.",
+        DUPLICATE_CIDR,
     )
     return await get_subnet(conn, str(result.scalar_one()))
 
@@ -187,12 +189,7 @@ async def update_subnet(conn: AsyncConnection, ident: str, fields: dict[str, Any
     if any(k in fields for k in ("vlan", "fabric", "vid")):
         values["vlan_id"] = await _vlan_for_subnet(conn, fields)
     if values:
-        await execute_unique(
-            conn,
-            stamped_update(subnets, subnet["id"], values),
-            "cidr",
-            "Subnet with this Cidr already exists.",
-        )
+        await update_unique(conn, subnets, subnet["id"], values, "cidr", DUPLICATE_CIDR)
         if "cidr" in values or "rdns_mode" in values:
             await dns_model.check(conn, "rdns_mode" if "cidr" not in values else "cidr")
             _dns_changed(conn)

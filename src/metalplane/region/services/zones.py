@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metalplane.region.db.tables import nodes, zones
 from metalplane.region.errors import Refused, raise_if
 from metalplane.region.services import netrules
-from metalplane.region.services.rows import execute_unique, one, stamped_update
+from metalplane.region.services.rows import execute_unique, one, update_unique
 
 DEFAULT_ZONE = "default"
 DUPLICATE = "Physical zone with this Name already exists."
@@ -45,7 +45,7 @@ async def update_zone(conn: AsyncConnection, name: str, changes: dict[str, Any])
     if "name" in changes and zone["name"] == DEFAULT_ZONE and changes["name"] != DEFAULT_ZONE:
         raise Refused("This zone is the default zone, it cannot be renamed.")
     if changes:
-        await execute_unique(conn, stamped_update(zones, zone["id"], changes), "name", DUPLICATE)
+        await update_unique(conn, zones, zone["id"], changes, "name", DUPLICATE)
     return await get_zone(conn, changes.get("name", name))
 
 
