@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.images.simplestreams import StreamImage
 from metalplane.region.db.tables import boot_source_selections, boot_sources, config
 from metalplane.region.errors import FieldErrors, Invalid, NotFound, Refused, raise_if
-from metalplane.region.services.rows import Row, execute_unique, one, rows, update_unique
+from metalplane.region.services.rows import Row, delete_row, execute_unique, one, rows, update_unique
 
 DEFAULT_URL = "http://images.maas.io/ephemeral-v3/stable/"
 DEFAULT_KEYRING = "/usr/share/keyrings/ubuntu-cloudimage-keyring.gpg"
@@ -195,7 +195,7 @@ async def update_source(conn: AsyncConnection, source_id: int, changes: dict[str
 
 async def delete_source(conn: AsyncConnection, source_id: int) -> None:
     await get_source(conn, source_id)
-    await conn.execute(delete(boot_sources).where(boot_sources.c.id == source_id))
+    await delete_row(conn, boot_sources, source_id)
 
 
 # -- selections --------------------------------------------------------------------------
@@ -288,7 +288,7 @@ async def delete_selection(conn: AsyncConnection, source_id: int, selection_id: 
             f"Unable to delete {selection['os']} {selection['release']}. "
             "It is the operating system used for commissioning."
         )
-    await conn.execute(delete(boot_source_selections).where(boot_source_selections.c.id == selection_id))
+    await delete_row(conn, boot_source_selections, selection_id)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from metalplane.region.services import nodes as nodes_service
 from metalplane.region.services import subnets as subnets_service
 from metalplane.region.services import tags as tags_service
 from metalplane.region.services.controllers import new_system_id
-from metalplane.region.services.rows import Row, rows
+from metalplane.region.services.rows import Row, delete_row, rows
 from metalplane.region.services.users import User
 from metalplane.rpc import power_schema as schema
 from metalplane.rpc.nodes import NodeType
@@ -329,7 +329,7 @@ async def update_machine(conn: AsyncConnection, system_id: str, fields: dict[str
 
 async def delete_machine(conn: AsyncConnection, system_id: str) -> None:
     machine = await get_machine(conn, system_id, lock=True)
-    await conn.execute(delete(nodes).where(nodes.c.id == machine["id"]))
+    await delete_row(conn, nodes, machine["id"])
     await _gc_bmcs(conn)
     _changed(conn)
 

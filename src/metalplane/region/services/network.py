@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, or_, select
+from sqlalchemy import exists, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region import validation
@@ -21,7 +21,7 @@ from metalplane.region.db.tables import fabrics, interfaces, ipranges, nodes, sp
 from metalplane.region.errors import Invalid, Refused, raise_if
 from metalplane.region.services import consequences, dhcp, lookups, netrules
 from metalplane.region.services.connections import connected_regions
-from metalplane.region.services.rows import Row, execute_unique, next_id, one, rows, update_unique
+from metalplane.region.services.rows import Row, delete_row, execute_unique, next_id, one, rows, update_unique
 from metalplane.rpc.nodes import RACK_TYPES
 
 DUPLICATE_FABRIC = "Fabric with this Name already exists."
@@ -163,7 +163,7 @@ async def delete_fabric(conn: AsyncConnection, fabric: int | str) -> None:
         raise Refused(
             "Can't delete fabric; the following subnets are still present: " + ", ".join(str(c) for c in cidrs)
         )
-    await conn.execute(delete(fabrics).where(fabrics.c.id == fabric_id))
+    await delete_row(conn, fabrics, fabric_id)
 
 
 # -- VLANs ---------------------------------------------------------------------------
@@ -393,4 +393,4 @@ async def delete_vlan(conn: AsyncConnection, ref: VlanRef) -> None:
         raise Refused(
             "Can't delete VLAN; the following subnets are still present: " + ", ".join(str(c) for c in in_use)
         )
-    await conn.execute(delete(vlans).where(vlans.c.id == vlan["id"]))
+    await delete_row(conn, vlans, vlan["id"])

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, insert, or_, select
+from sqlalchemy import and_, exists, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import notification_dismissals, notifications, users
 from metalplane.region.errors import Invalid, NotFound, PermissionDenied, raise_if
-from metalplane.region.services.rows import Row, execute_unique, rows, update_unique
+from metalplane.region.services.rows import Row, delete_row, execute_unique, rows, update_unique
 from metalplane.region.services.users import User
 
 DUPLICATE_IDENT = "Notification with this Ident already exists."
@@ -128,7 +128,7 @@ async def update_one(conn: AsyncConnection, ident: str, fields: dict[str, Any], 
 
 async def delete_one(conn: AsyncConnection, ident: str, by: User) -> None:
     found = await get(conn, ident, by, lock=True)
-    await conn.execute(delete(notifications).where(notifications.c.id == found["id"]))
+    await delete_row(conn, notifications, found["id"])
 
 
 async def dismiss(conn: AsyncConnection, ident: str, user: User) -> None:

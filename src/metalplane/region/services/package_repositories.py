@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import license_keys, package_repositories
 from metalplane.region.errors import FieldErrors, Invalid, NotFound, Refused, raise_if
-from metalplane.region.services.rows import Row, execute_unique, one, rows
+from metalplane.region.services.rows import Row, delete_row, execute_unique, one, rows
 
 MAIN_ARCHES = ["amd64", "i386"]
 PORTS_ARCHES = ["armhf", "arm64", "ppc64el", "s390x"]
@@ -182,7 +182,7 @@ async def delete_repository(conn: AsyncConnection, ident: str) -> None:
     current = await get_repository(conn, ident)
     if current["is_default"]:
         raise Refused("Cannot delete default Ubuntu archives.")
-    await conn.execute(delete(package_repositories).where(package_repositories.c.id == current["id"]))
+    await delete_row(conn, package_repositories, current["id"])
 
 
 async def archive_url(conn: AsyncConnection, name: str) -> str:

@@ -18,7 +18,7 @@ from metalplane.region.db.tables import power_actions
 from metalplane.region.db.transaction import Work
 from metalplane.region.errors import Unavailable
 from metalplane.region.services import bmcs, events, machines, permissions
-from metalplane.region.services.rows import stamped_update
+from metalplane.region.services.rows import update_row
 from metalplane.rpc import power_schema as schema
 from metalplane.rpc.messages import PowerAction
 from metalplane.rpc.protocol import ConnectionLost, RemoteError
@@ -47,7 +47,7 @@ async def _owner(work: Work, bmc_id: int, lost: frozenset[int] = frozenset()) ->
 
 async def _record(work: Work, action_id: int, **values: Any) -> None:
     async with work.tx() as conn:
-        await conn.execute(stamped_update(power_actions, action_id, values))
+        await update_row(conn, power_actions, action_id, values)
 
 
 async def run(work: Work, rpc_server: Any, system_id: str, action: str, username: str = "") -> dict[str, Any]:

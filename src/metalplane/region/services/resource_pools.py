@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import nodes, resource_pools
 from metalplane.region.errors import Invalid, NotFound, Refused, raise_if
-from metalplane.region.services.rows import Row, execute_unique, one, rows, update_unique
+from metalplane.region.services.rows import Row, delete_row, execute_unique, one, rows, update_unique
 
 DEFAULT_POOL_ID = 0
 DEFAULT_POOL_NAME = "default"
@@ -99,4 +99,4 @@ async def delete_pool(conn: AsyncConnection, ident: str) -> None:
         raise Refused("This is the default pool, it cannot be deleted.")
     if (await conn.execute(select(nodes.c.id).where(nodes.c.pool_id == pool["id"]).limit(1))).first():
         raise Refused("Pool has machines in it, it cannot be deleted.")
-    await conn.execute(delete(resource_pools).where(resource_pools.c.id == pool["id"]))
+    await delete_row(conn, resource_pools, pool["id"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Table, Update, func, text, update
+from sqlalchemy import Table, Update, delete, func, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -29,6 +29,14 @@ def one(result, what: str) -> Row:
 def stamped_update(table: Table, row_id: int, values: Mapping[str, Any]) -> Update:
     """The UPDATE of one row (by id) to `values`, its `updated` time set to now."""
     return update(table).where(table.c.id == row_id).values(**values, updated=func.now())
+
+
+async def update_row(conn: AsyncConnection, table: Table, row_id: int, values: Mapping[str, Any]) -> None:
+    await conn.execute(stamped_update(table, row_id, values))
+
+
+async def delete_row(conn: AsyncConnection, table: Table, row_id: int) -> None:
+    await conn.execute(delete(table).where(table.c.id == row_id))
 
 
 async def execute_unique(conn: AsyncConnection, statement, field: str, message: str):

@@ -15,14 +15,14 @@ import os
 from dataclasses import dataclass
 
 import httpx
-from sqlalchemy import delete, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import sshkeys, sslkeys, users
 from metalplane.region.db.transaction import Work
 from metalplane.region.errors import Invalid, NotFound, PermissionDenied, Refused, Unavailable, raise_if
 from metalplane.region.services import accountrules
-from metalplane.region.services.rows import Row, execute_unique, one, rows
+from metalplane.region.services.rows import Row, delete_row, execute_unique, one, rows
 from metalplane.region.services.users import User
 
 # Where imports fetch from; overridable for mirrors (and tests) as MAAS's image URL is.
@@ -81,7 +81,7 @@ async def delete_ssh_key(conn: AsyncConnection, by: User, key_id: int) -> None:
     key = await get_ssh_key(conn, key_id)
     if key["user_id"] != by.id:
         raise PermissionDenied("Can't delete a key you don't own.")
-    await conn.execute(delete(sshkeys).where(sshkeys.c.id == key_id))
+    await delete_row(conn, sshkeys, key_id)
 
 
 def source_url(protocol: str, auth_id: str) -> str:
@@ -218,4 +218,4 @@ async def create_ssl_key(conn: AsyncConnection, by: User, key: str | None) -> Ro
 
 async def delete_ssl_key(conn: AsyncConnection, by: User, key_id: int) -> None:
     await get_ssl_key(conn, by, key_id, verb="delete")
-    await conn.execute(delete(sslkeys).where(sslkeys.c.id == key_id))
+    await delete_row(conn, sslkeys, key_id)

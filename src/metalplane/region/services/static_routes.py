@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import static_routes, subnets
 from metalplane.region.errors import FieldErrors, Invalid, PermissionDenied, RegionError, raise_if
 from metalplane.region.services import lookups, network
-from metalplane.region.services.rows import Row, execute_unique, one, rows, update_unique
+from metalplane.region.services.rows import Row, delete_row, execute_unique, one, rows, update_unique
 from metalplane.region.services.users import User
 
 METRIC_MAX = 2**31 - 1
@@ -122,4 +122,4 @@ async def update_route(conn: AsyncConnection, by: User, route_id: int, fields: d
 async def delete_route(conn: AsyncConnection, by: User, route_id: int) -> None:
     await get_route(conn, route_id)
     _may_edit(by)
-    await conn.execute(delete(static_routes).where(static_routes.c.id == route_id))
+    await delete_row(conn, static_routes, route_id)

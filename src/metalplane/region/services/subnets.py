@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ipaddress import ip_network
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region import validation
@@ -33,7 +33,15 @@ from metalplane.region.services.network import (
     vlan_has_dynamic_range,
     vlan_label,
 )
-from metalplane.region.services.rows import Row, execute_unique, one, rows, stamped_update, update_unique
+from metalplane.region.services.rows import (
+    Row,
+    delete_row,
+    execute_unique,
+    one,
+    rows,
+    update_row,
+    update_unique,
+)
 from metalplane.region.services.users import User
 
 DUPLICATE_CIDR = "Subnet with this Cidr already exists."
@@ -208,7 +216,7 @@ async def delete_subnet(conn: AsyncConnection, ident: str) -> None:
             "Cannot delete a subnet that is actively servicing a dynamic IP range. "
             "(Delete the dynamic range or disable DHCP first.)"
         )
-    await conn.execute(delete(subnets).where(subnets.c.id == subnet["id"]))
+    await delete_row(conn, subnets, subnet["id"])
     consequences.dhcp_changed(conn)  # racks serving DHCP refetch their state
     _dns_changed(conn)
 
@@ -351,7 +359,7 @@ async def update_range(conn: AsyncConnection, range_id: int, fields: dict[str, A
     values: dict[str, Any] = {"start_ip": start, "end_ip": end, "type": kind, "subnet_id": subnet["id"]}
     if "comment" in fields:
         values["comment"] = _comment(fields)
-    await conn.execute(stamped_update(ipranges, range_id, values))
+    await update_row(conn, ipranges, range_id, values)
     if current["type"] == "dynamic" and (kind != "dynamic" or subnet["vlan_id"] != old_subnet["vlan_id"]):
         vlan = await get_vlan(conn, old_subnet["vlan_id"])
         if vlan["dhcp_on"] and not await vlan_has_dynamic_range(conn, vlan["id"]):
@@ -374,14 +382,14 @@ async def delete_range(conn: AsyncConnection, range_id: int, user: User) -> None
         await lock_vlan(conn, subnet["vlan_id"])
         vlan = await get_vlan(conn, subnet["vlan_id"])
         if vlan["dhcp_on"]:
-            await conn.execute(delete(ipranges).where(ipranges.c.id == range_id))
+            await delete_row(conn, ipranges, range_id)
             if not await vlan_has_dynamic_range(conn, vlan["id"]):
                 raise Refused(
                     f"Cannot delete the last dynamic range of VLAN {vlan['fabric_name']}."
                     f"{vlan_label(vlan)} while DHCP is on; disable DHCP first."
                 )
             return
-    await conn.execute(delete(ipranges).where(ipranges.c.id == range_id))
+    await delete_row(conn, ipranges, range_id)
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import nodes, zones
 from metalplane.region.errors import Refused, raise_if
 from metalplane.region.services import netrules
-from metalplane.region.services.rows import execute_unique, one, update_unique
+from metalplane.region.services.rows import delete_row, execute_unique, one, update_unique
 
 DEFAULT_ZONE = "default"
 DUPLICATE = "Physical zone with this Name already exists."
@@ -55,4 +55,4 @@ async def delete_zone(conn: AsyncConnection, name: str) -> None:
         raise Refused("This zone is the default zone, it cannot be deleted.")
     default_id = (await get_zone(conn, DEFAULT_ZONE))["id"]
     await conn.execute(update(nodes).where(nodes.c.zone_id == zone["id"]).values(zone_id=default_id))
-    await conn.execute(delete(zones).where(zones.c.id == zone["id"]))
+    await delete_row(conn, zones, zone["id"])
