@@ -55,7 +55,7 @@ async def update_controller(
         params = merged if fields.get("power_parameters_skip_check") else machines.check_power(power_type, merged)
         values["instance_power_parameters"] = {**params, "__type__": power_type}
     if values:
-        await update_row(conn, nodes, node["id"], values)
+        await update_row(conn, nodes, node["id"], **values)
     if values.get("domain_id", node["domain_id"]) != node["domain_id"]:
         consequences.region_services_changed(conn)  # its name in DNS moves to the domain
     return await controllers.get_controller(conn, types, system_id)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ipaddress import ip_address
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region import validation
@@ -26,7 +26,7 @@ from metalplane.region.errors import FieldErrors, Invalid, NotFound, raise_if
 from metalplane.region.services import consequences, dns_model, settings
 from metalplane.region.services.domain_views import default_domain_id, get_domain_row
 from metalplane.region.services.domains import NAMESPEC
-from metalplane.region.services.rows import Row, delete_row, one, update_row
+from metalplane.region.services.rows import Row, delete_row, insert_row, one, update_row
 
 #: What dnsresourcerecords take (addresses are the resource's ip_addresses).
 RECORD_TYPES = tuple(t for t in RRTYPES if t not in ("A", "AAAA"))
@@ -284,13 +284,7 @@ async def _insert_resource(
     )
     if exists.first() is not None:
         raise Invalid.field("name", NOT_UNIQUE)
-    return (
-        await conn.execute(
-            insert(dnsresources)
-            .values(name=name, domain_id=domain_id, address_ttl=address_ttl, ips=ips)
-            .returning(dnsresources.c.id)
-        )
-    ).scalar_one()
+    return await insert_row(conn, dnsresources, name=name, domain_id=domain_id, address_ttl=address_ttl, ips=ips)
 
 
 async def _has_cname(conn: AsyncConnection, resource_id: int) -> bool:
@@ -337,7 +331,7 @@ async def update_resource(conn: AsyncConnection, ident: str, fields: dict[str, A
         if values["ips"] and await _has_cname(conn, row["id"]):
             raise Invalid.field("ip_addresses", CNAME_PRESENT)
     if values:
-        await update_row(conn, dnsresources, row["id"], values)
+        await update_row(conn, dnsresources, row["id"], **values)
         await _changed(conn, "name")
     return await show_resource(conn, row["id"])
 
@@ -438,18 +432,14 @@ async def create_record(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
     else:
         resource = dict(found._mapping)
     await _check_cname_rules(conn, resource, rrtype, None)
-    record_id = (
-        await conn.execute(
-            insert(dnsdata)
-            .values(
-                dnsresource_id=resource["id"],
-                rrtype=rrtype,
-                rrdata=" ".join(rrdata.split()) if rrtype != "TXT" else rrdata.strip(),
-                ttl=ttl,
-            )
-            .returning(dnsdata.c.id)
-        )
-    ).scalar_one()
+    record_id = await insert_row(
+        conn,
+        dnsdata,
+        dnsresource_id=resource["id"],
+        rrtype=rrtype,
+        rrdata=" ".join(rrdata.split()) if rrtype != "TXT" else rrdata.strip(),
+        ttl=ttl,
+    )
     await _changed(conn, "rrdata")
     return await get_record(conn, record_id)
 
@@ -464,7 +454,7 @@ async def update_record(conn: AsyncConnection, ident: str, fields: dict[str, Any
         values["ttl"] = parse_ttl("ttl", fields["ttl"])
     resource = await get_resource_row(conn, record["dnsresource_id"], lock=True)
     await _check_cname_rules(conn, resource, rrtype, record["id"])
-    await update_row(conn, dnsdata, record["id"], values)
+    await update_row(conn, dnsdata, record["id"], **values)
     await _changed(conn, "rrdata")
     return await get_record(conn, record["id"])
 

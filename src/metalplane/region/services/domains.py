@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -28,7 +28,7 @@ from metalplane.region.services.domain_views import (
     get_domain_row,
     show_domain,
 )
-from metalplane.region.services.rows import delete_row, execute_unique, update_unique
+from metalplane.region.services.rows import delete_row, insert_unique, update_unique
 
 # MAAS's NAMESPEC (maascommon.utils.dns): labels of letters, digits and inner hyphens.
 _LABEL = r"[a-zA-Z0-9]([-a-zA-Z0-9]{0,62}[a-zA-Z0-9]){0,1}"
@@ -77,8 +77,7 @@ async def create_domain(conn: AsyncConnection, fields: dict[str, Any]) -> Domain
     values = {"name": name, "ttl": fields.get("ttl")}
     if fields.get("authoritative") is not None:
         values["authoritative"] = fields["authoritative"]
-    result = await execute_unique(conn, insert(domains).values(**values).returning(domains.c.id), "name", DUPLICATE)
-    domain_id = result.scalar_one()
+    domain_id = await insert_unique(conn, domains, "name", DUPLICATE, **values)
     await _changed(conn, "name")
     return await show_domain(conn, domain_id)
 
@@ -95,7 +94,7 @@ async def update_domain(conn: AsyncConnection, ident: str, fields: dict[str, Any
     if fields.get("authoritative") is not None:
         values["authoritative"] = fields["authoritative"]
     if values:
-        await update_unique(conn, domains, row["id"], values, "name", DUPLICATE)
+        await update_unique(conn, domains, row["id"], "name", DUPLICATE, **values)
         await _changed(conn, "name")
     return await show_domain(conn, row["id"])
 

@@ -21,7 +21,16 @@ from metalplane.region.db.tables import fabrics, interfaces, ipranges, nodes, sp
 from metalplane.region.errors import Invalid, Refused, raise_if
 from metalplane.region.services import consequences, dhcp, lookups, netrules
 from metalplane.region.services.connections import connected_regions
-from metalplane.region.services.rows import Row, delete_row, execute_unique, next_id, one, rows, update_unique
+from metalplane.region.services.rows import (
+    Row,
+    delete_row,
+    execute_unique,
+    insert_unique,
+    next_id,
+    one,
+    rows,
+    update_unique,
+)
 from metalplane.rpc.nodes import RACK_TYPES
 
 DUPLICATE_FABRIC = "Fabric with this Name already exists."
@@ -140,7 +149,7 @@ async def update_fabric(conn: AsyncConnection, fabric: int | str, changes: dict[
     if changes.get("class_type"):
         raise_if(netrules.check_name("fabric_class", changes["class_type"], "class_type"))
     if changes:
-        await update_unique(conn, fabrics, fabric_id, changes, "name", DUPLICATE_FABRIC)
+        await update_unique(conn, fabrics, fabric_id, "name", DUPLICATE_FABRIC, **changes)
     return await show_fabrics(conn, fabric_id)
 
 
@@ -288,13 +297,8 @@ async def create_vlan(conn: AsyncConnection, fabric: int | str, fields: dict[str
     values = {k: fields[k] for k in ("vid", "name", "description", "mtu") if fields.get(k) is not None}
     if "space" in fields:
         values["space_id"] = await find_space(conn, fields["space"])
-    result = await execute_unique(
-        conn,
-        insert(vlans).values(fabric_id=fabric_id, **values).returning(vlans.c.id),
-        "__all__",
-        DUPLICATE_VID,
-    )
-    return await show_vlans(conn, vlan_id=result.scalar_one())
+    vlan_id = await insert_unique(conn, vlans, "__all__", DUPLICATE_VID, fabric_id=fabric_id, **values)
+    return await show_vlans(conn, vlan_id=vlan_id)
 
 
 async def update_vlan(conn: AsyncConnection, ref: VlanRef, fields: dict[str, Any]) -> Vlans:
@@ -359,14 +363,7 @@ async def update_vlan(conn: AsyncConnection, ref: VlanRef, fields: dict[str, Any
     values.update(dhcp_on=dhcp_on, primary_rack_id=primary, secondary_rack_id=secondary)
     if dhcp_on and not current["dhcp_on"]:
         values["relay_vlan_id"] = None  # MAAS: serving DHCP here replaces relaying it
-    await update_unique(
-        conn,
-        vlans,
-        vlan_id,
-        values,
-        "__all__",
-        DUPLICATE_VID,
-    )
+    await update_unique(conn, vlans, vlan_id, "__all__", DUPLICATE_VID, **values)
     consequences.dhcp_changed(conn)
     consequences.connections_to_rebalance(conn)
     return await show_vlans(conn, vlan_id=vlan_id)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import and_, exists, insert, or_, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import notification_dismissals, notifications, users
 from metalplane.region.errors import Invalid, NotFound, PermissionDenied, raise_if
-from metalplane.region.services.rows import Row, delete_row, execute_unique, rows, update_unique
+from metalplane.region.services.rows import Row, delete_row, insert_unique, rows, update_unique
 from metalplane.region.services.users import User
 
 DUPLICATE_IDENT = "Notification with this Ident already exists."
@@ -107,14 +107,7 @@ async def _values(conn: AsyncConnection, fields: dict[str, Any], creating: bool)
 
 async def create(conn: AsyncConnection, fields: dict[str, Any], by: User) -> Row:
     values = await _values(conn, fields, creating=True)
-    new_id = (
-        await execute_unique(
-            conn,
-            insert(notifications).values(**values).returning(notifications.c.id),
-            "ident",
-            DUPLICATE_IDENT,
-        )
-    ).scalar_one()
+    new_id = await insert_unique(conn, notifications, "ident", DUPLICATE_IDENT, **values)
     return await get(conn, str(new_id), by)
 
 
@@ -122,7 +115,7 @@ async def update_one(conn: AsyncConnection, ident: str, fields: dict[str, Any], 
     found = await get(conn, ident, by, lock=True)
     values = await _values(conn, fields, creating=False)
     if values:
-        await update_unique(conn, notifications, found["id"], values, "ident", DUPLICATE_IDENT)
+        await update_unique(conn, notifications, found["id"], "ident", DUPLICATE_IDENT, **values)
     return await get(conn, ident, by)
 
 

@@ -86,7 +86,7 @@ async def update_space(conn: AsyncConnection, space: int | str, changes: dict[st
     if changes.get("name") == "undefined":
         raise Invalid.field("name", "Reserved space name.")
     if changes:
-        await update_unique(conn, spaces, space_id, changes, "name", DUPLICATE)
+        await update_unique(conn, spaces, space_id, "name", DUPLICATE, **changes)
     return await show_spaces(conn, space_id)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ipaddress import ip_network
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region import validation
@@ -36,7 +36,8 @@ from metalplane.region.services.network import (
 from metalplane.region.services.rows import (
     Row,
     delete_row,
-    execute_unique,
+    insert_row,
+    insert_unique,
     one,
     rows,
     update_row,
@@ -154,13 +155,8 @@ async def insert_subnet(conn: AsyncConnection, fields: dict[str, Any], check_ove
     values.setdefault("name", cidr)
     if not values["name"]:
         values["name"] = cidr
-    result = await execute_unique(
-        conn,
-        insert(subnets).values(cidr=cidr, **values).returning(subnets.c.id),
-        "cidr",
-        DUPLICATE_CIDR,
-    )
-    return await get_subnet(conn, str(result.scalar_one()))
+    subnet_id = await insert_unique(conn, subnets, "cidr", DUPLICATE_CIDR, cidr=cidr, **values)
+    return await get_subnet(conn, str(subnet_id))
 
 
 def _dns_changed(conn: AsyncConnection) -> None:
@@ -197,7 +193,7 @@ async def update_subnet(conn: AsyncConnection, ident: str, fields: dict[str, Any
     if any(k in fields for k in ("vlan", "fabric", "vid")):
         values["vlan_id"] = await _vlan_for_subnet(conn, fields)
     if values:
-        await update_unique(conn, subnets, subnet["id"], values, "cidr", DUPLICATE_CIDR)
+        await update_unique(conn, subnets, subnet["id"], "cidr", DUPLICATE_CIDR, **values)
         if "cidr" in values or "rdns_mode" in values:
             await dns_model.check(conn, "rdns_mode" if "cidr" not in values else "cidr")
             _dns_changed(conn)
@@ -314,20 +310,9 @@ async def create_range(conn: AsyncConnection, fields: dict[str, Any], user: User
     start, end = await _check_against(
         conn, subnet, kind, fields.get("start_ip"), fields.get("end_ip"), await list_ranges(conn, subnet["id"])
     )
-    range_id = (
-        await conn.execute(
-            insert(ipranges)
-            .values(
-                subnet_id=subnet["id"],
-                type=kind,
-                start_ip=start,
-                end_ip=end,
-                comment=comment,
-                user_id=user.id,
-            )
-            .returning(ipranges.c.id)
-        )
-    ).scalar_one()
+    range_id = await insert_row(
+        conn, ipranges, subnet_id=subnet["id"], type=kind, start_ip=start, end_ip=end, comment=comment, user_id=user.id
+    )
     consequences.dhcp_changed(conn)  # racks serving DHCP refetch their state
     return await _ranges(conn, [await get_range(conn, range_id)])
 
@@ -359,7 +344,7 @@ async def update_range(conn: AsyncConnection, range_id: int, fields: dict[str, A
     values: dict[str, Any] = {"start_ip": start, "end_ip": end, "type": kind, "subnet_id": subnet["id"]}
     if "comment" in fields:
         values["comment"] = _comment(fields)
-    await update_row(conn, ipranges, range_id, values)
+    await update_row(conn, ipranges, range_id, **values)
     if current["type"] == "dynamic" and (kind != "dynamic" or subnet["vlan_id"] != old_subnet["vlan_id"]):
         vlan = await get_vlan(conn, old_subnet["vlan_id"])
         if vlan["dhcp_on"] and not await vlan_has_dynamic_range(conn, vlan["id"]):

@@ -88,7 +88,7 @@ async def update_tag(conn: AsyncConnection, name: str, fields: dict[str, Any]) -
         k: fields[k] or "" for k in ("name", "definition", "comment", "kernel_opts") if k in fields
     }
     if values:
-        await update_unique(conn, tags, tag["id"], values, "name", DUPLICATE)
+        await update_unique(conn, tags, tag["id"], "name", DUPLICATE, **values)
     changed = await get_tag(conn, values.get("name", name))
     if "definition" in values and values["definition"] != tag["definition"] and changed["definition"].strip():
         await populate(conn, changed)

@@ -45,7 +45,7 @@ async def update_zone(conn: AsyncConnection, name: str, changes: dict[str, Any])
     if "name" in changes and zone["name"] == DEFAULT_ZONE and changes["name"] != DEFAULT_ZONE:
         raise Refused("This zone is the default zone, it cannot be renamed.")
     if changes:
-        await update_unique(conn, zones, zone["id"], changes, "name", DUPLICATE)
+        await update_unique(conn, zones, zone["id"], "name", DUPLICATE, **changes)
     return await get_zone(conn, changes.get("name", name))
 
 
