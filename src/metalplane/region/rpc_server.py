@@ -171,6 +171,11 @@ class RackSession:
             raise RemoteError("not-registered", "call Register first")
         return self.node_id
 
+    async def _read(self, reply: type[R], read: Callable[..., Awaitable[Any]], *args: Any) -> R:
+        """The reply `read(conn, *args)` gives from the model, checked as a `reply`."""
+        async with self.server.db.connect() as conn:
+            return wire.decode(reply, await read(conn, *args))
+
     @handles(GetDhcpState)
     async def get_dhcp_state(self, message: GetDhcpState) -> DhcpState:
         """Built from the model and checked here too: a state no rack could serve is refused
@@ -192,8 +197,7 @@ class RackSession:
     @handles(GetServicesConfig)
     async def get_services_config(self, message: GetServicesConfig) -> ServicesConfig:
         """What this rack's resolver, chronyd and ARP listener follow (checked here too)."""
-        async with self.server.db.connect() as conn:
-            return wire.decode(ServicesConfig, await rack_services.rack_services(conn, self._registered()))
+        return await self._read(ServicesConfig, rack_services.rack_services, self._registered())
 
     @handles(ReportDiscoveries)
     async def report_discoveries(self, message: ReportDiscoveries) -> int:
@@ -203,8 +207,7 @@ class RackSession:
     @handles(GetBootImages)
     async def get_boot_images(self, message: GetBootImages) -> BootImages:
         self._registered()
-        async with self.server.db.connect() as conn:
-            return wire.decode(BootImages, await boot_resources.manifest(conn))
+        return await self._read(BootImages, boot_resources.manifest)
 
     @handles(GetBootConfig)
     async def get_boot_config(self, message: GetBootConfig) -> BootConfig:
@@ -222,8 +225,7 @@ class RackSession:
 
     @handles(GetPowerTargets)
     async def get_power_targets(self, message: GetPowerTargets) -> PowerTargets:
-        async with self.server.db.connect() as conn:
-            return wire.decode(PowerTargets, await bmcs.poll_targets(conn, self._registered()))
+        return await self._read(PowerTargets, bmcs.poll_targets, self._registered())
 
     @handles(ReportPowerStates)
     async def report_power_states(self, message: ReportPowerStates) -> None:

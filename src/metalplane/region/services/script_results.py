@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metalplane.region.db.tables import script_results, script_sets
 from metalplane.region.errors import Invalid, NotFound
 from metalplane.region.services import nodes as nodes_service
-from metalplane.region.services.rows import Row, rows
+from metalplane.region.services.rows import Row, delete_row, insert_row, rows
 from metalplane.region.services.users import User
 
 COMMISSIONING, INSTALLATION, TESTING, RELEASE = 0, 1, 2, 3
@@ -108,11 +108,7 @@ async def start_set(conn: AsyncConnection, node_id: int, result_type: int = COMM
     await conn.execute(
         delete(script_sets).where(script_sets.c.node_id == node_id, script_sets.c.result_type == result_type)
     )
-    return (
-        await conn.execute(
-            insert(script_sets).values(node_id=node_id, result_type=result_type).returning(script_sets.c.id)
-        )
-    ).scalar_one()
+    return await insert_row(conn, script_sets, node_id=node_id, result_type=result_type)
 
 
 async def current_set_id(conn: AsyncConnection, node_id: int, result_type: int = COMMISSIONING) -> int | None:
@@ -232,7 +228,7 @@ async def node_set(conn: AsyncConnection, system_id: str, ident: str, viewer: Us
 
 async def delete_set(conn: AsyncConnection, system_id: str, ident: str) -> None:
     _, script_set = await node_set(conn, system_id, ident, None)
-    await conn.execute(delete(script_sets).where(script_sets.c.id == script_set["id"]))
+    await delete_row(conn, script_sets, script_set["id"])
 
 
 def filter_results(results: list[Row], filters: list[str] | None) -> list[Row]:
