@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import re
 import tarfile
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -149,23 +150,25 @@ async def add_result(
     await ping(conn, set_id)
 
 
+@dataclass(frozen=True)
+class RunOutput:
+    """A whole run's output as the machine posts it (the installer's, the wipe's)."""
+
+    exit_status: int | None
+    runtime: int | None
+    output: bytes
+
+
 async def store_output(
-    conn: AsyncConnection,
-    node_id: int,
-    result_type: int,
-    name: str,
-    exit_status: int | None,
-    runtime: int | None,
-    output: bytes,
-    limit: int = 4 * 1024 * 1024,
+    conn: AsyncConnection, node_id: int, result_type: int, name: str, run: RunOutput, limit: int = 4 * 1024 * 1024
 ) -> None:
-    """A whole run's output (the installer's, the wipe's) as the `name` result of the node's
-    current set of `result_type` (started if there is none): its last `limit` bytes, as text."""
+    """`run` as the `name` result of the node's current set of `result_type` (started if
+    there is none): its last `limit` bytes, as text."""
     set_id = await current_set_id(conn, node_id, result_type)
     if set_id is None:
         set_id = await start_set(conn, node_id, result_type)
-    text = output[-limit:].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-    await add_result(conn, node_id, set_id, name, exit_status, runtime, text)
+    text = run.output[-limit:].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    await add_result(conn, node_id, set_id, name, run.exit_status, run.runtime, text)
 
 
 async def end_set(conn: AsyncConnection, set_id: int | None) -> None:
