@@ -1,0 +1,113 @@
+"""`rack.admission.Admission`: FIFO admission with a cap, cancel, expiry; fake clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from metalplane.rack.admission import Admission
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_admits_up_to_the_cap_then_queues_in_arrival_order():
+    clock = Clock()
+    adm = Admission(2, 30.0, clock=clock)
+    assert adm.try_enter("a") and adm.try_enter("b")
+    assert [adm.try_enter(t) for t in "cde"] == [False, False, False]
+    assert adm.waiting == 3 and len(adm) == 2 and adm.max_queue == 3 and adm.held == 3
+    assert adm.position("c") == 1 and adm.position("e") == 3 and adm.position("a") == 0
+    clock.now += 2.0
+    assert adm.leave("b") == "c"
+    clock.now += 1.0
+    assert adm.leave("a") == "d"
+    assert adm.leave("c") == "e"
+    assert adm.leave("d") is None and adm.leave("e") is None
+    assert len(adm) == 0 and adm.admitted == 5
+    assert sorted(adm.held_seconds) == [2.0, 3.0, 3.0]
+    assert adm.percentile(0.5) == 3.0 and adm.percentile(0.0) == 2.0
+
+
+def test_leave_is_idempotent_and_only_for_admitted_tickets():
+    adm = Admission(1, 30.0, clock=Clock())
+    assert adm.try_enter("a") and not adm.try_enter("b")
+    assert adm.leave("b") is None  # a waiter leaving is not a release
+    assert adm.leave("x") is None
+    assert adm.leave("a") == "b"
+    assert adm.leave("a") is None  # twice: nothing more
+    assert len(adm) == 1 and adm.waiting == 0
+
+
+def test_a_retransmitted_ticket_keeps_its_place():
+    adm = Admission(1, 30.0, clock=Clock())
+    assert adm.try_enter("a")
+    assert adm.try_enter("a")  # already admitted
+    assert not adm.try_enter("b") and not adm.try_enter("c") and not adm.try_enter("b")
+    assert list(adm.queue) == ["b", "c"] and adm.held == 2
+
+
+def test_a_newcomer_does_not_overtake_waiters():
+    adm = Admission(2, 30.0, clock=Clock())
+    assert adm.try_enter("a") and adm.try_enter("b")
+    assert not adm.try_enter("c")
+    adm.active.discard("a")  # (as if a slot freed without leave's hand-over)
+    assert not adm.try_enter("d")  # "c" is older: "d" waits behind it
+    assert list(adm.queue) == ["c", "d"]
+
+
+def test_cancel_frees_the_place_in_the_queue():
+    adm = Admission(1, 30.0, clock=Clock())
+    adm.try_enter("a")
+    adm.try_enter("b")
+    adm.try_enter("c")
+    assert adm.cancel("b") and not adm.cancel("b") and not adm.cancel("a")
+    assert adm.cancelled == 1
+    assert adm.leave("a") == "c"
+
+
+def test_expired_waiters_are_removed_oldest_first():
+    clock = Clock()
+    adm = Admission(1, 5.0, clock=clock)
+    adm.try_enter("a")
+    adm.try_enter("b")
+    clock.now += 3.0
+    adm.try_enter("c")
+    clock.now += 2.5
+    assert adm.expired() == ["b"]
+    assert adm.expired() == []
+    clock.now += 3.0
+    assert adm.expired() == ["c"] and adm.expired_count == 2
+    assert adm.leave("a") is None and len(adm) == 0
+
+
+def test_drop_oldest_bounds_the_queue():
+    adm = Admission(1, 5.0, clock=Clock())
+    adm.try_enter("a")
+    adm.try_enter("b")
+    adm.try_enter("c")
+    assert adm.drop_oldest() == "b" and adm.expired_count == 1
+    assert adm.drop_oldest() == "c" and adm.drop_oldest() is None
+
+
+def test_cap_zero_is_unlimited():
+    adm = Admission(0, 5.0, clock=Clock())
+    assert all(adm.try_enter(i) for i in range(10_000))
+    assert adm.waiting == 0 and adm.held == 0 and len(adm) == 10_000
+    assert adm.leave(3) is None and len(adm) == 9_999
+
+
+def test_summary_and_bad_arguments():
+    adm = Admission(1, 5.0, clock=Clock())
+    adm.try_enter("a")
+    assert adm.summary() == "1 active of 1, 0 waiting"
+    adm.try_enter("b")
+    adm.leave("a")
+    assert "1 held since start (longest queue 1" in adm.summary()
+    assert Admission(0, 1.0).summary().startswith("0 active of unlimited")
+    with pytest.raises(ValueError):
+        Admission(-1, 1.0)
