@@ -42,6 +42,15 @@ rack's descriptors (sized from RLIMIT_NOFILE by `rack.limits` unless given):
 - When accept() fails for want of descriptors, accepting pauses briefly (the
   listening socket would otherwise wake the loop at once, forever).
 - Limits in action are logged at most once per `Throttle` interval, with counts.
+
+Admission control (boot storms, `rack.admission`): at most `transfers_max` image GETs
+stream at once. A GET past it is held on its open connection, nothing sent, in a FIFO
+queue (iPXE waits as long as its connection is up); when a transfer ends the oldest held
+request is served. A held client that disconnects frees its place. One held longer than
+`hold_max` gets `503` with `Retry-After` (about one mean transfer time: iPXE retries the
+same URL) and is closed. After a transfer on a keep-alive connection, its slot stays with
+that connection for `LINGER` seconds, so a machine's initrd follows its kernel without
+queueing again. HEAD, 304s, index.json and dynamic routes are never held.
 """
 
 from __future__ import annotations
@@ -60,6 +69,7 @@ from email.utils import formatdate
 from typing import Any
 
 from metalplane.rack import metrics
+from metalplane.rack.admission import Admission
 from metalplane.rack.http.protocol import (
     MAX_HEAD,
     REASONS,
@@ -76,7 +86,10 @@ from metalplane.rack.socket_server import SocketServer
 
 log = logging.getLogger("metalplane.rack.http")
 
-READING, BUSY, WRITING, CLOSED = range(4)
+READING, BUSY, WRITING, CLOSED, HELD = range(5)
+TRANSFERS_MAX = 64  # image transfers at once (admission control); 0: unlimited
+HOLD_MAX = 30.0  # seconds a held request waits before a 503 + Retry-After
+LINGER = 1.0  # seconds an admitted keep-alive connection keeps its slot for its next request
 MAX_SENDFILE = 1 << 30
 MAX_BUFFERED = 1 << 16  # pipelined bytes kept while a response is being written
 SWEEP_INTERVAL = 1.0
@@ -131,6 +144,7 @@ class Stats:
     refused: int = 0  # connections turned away at a limit (503)
     evicted: int = 0  # idle connections closed to make room
     timed_out: int = 0  # request heads not complete in time, idle or stalled connections
+    held_503: int = 0  # held requests answered 503 + Retry-After after hold_max
 
 
 class _DateCache:
@@ -163,6 +177,8 @@ class BootHttpServer(SocketServer):
         max_connections: int | None = None,
         max_per_client: int | None = None,
         server_name: str = "metalplane",
+        transfers_max: int = TRANSFERS_MAX,
+        hold_max: float = HOLD_MAX,
     ):
         super().__init__()
         self.cache = cache
@@ -173,10 +189,12 @@ class BootHttpServer(SocketServer):
         self.max_connections = budget.http_connections if max_connections is None else max_connections
         self.max_per_client = budget.http_per_client if max_per_client is None else max_per_client
         self.per_client: dict[str, int] = {}
-        self._said = {kind: Throttle() for kind in ("client", "full", "fds")}
+        self._said = {kind: Throttle() for kind in ("client", "full", "fds", "held")}
         self._paused: asyncio.TimerHandle | None = None
         self.server_header = f"Server: {server_name}\r\n".encode()
         self.stats = Stats()
+        self.admission = Admission(transfers_max, hold_max)
+        self._transfer_seconds = 1.0  # moving mean of an admitted transfer's length (Retry-After)
         self.conns: set[_Conn] = set()
         self._dynamic: list[tuple[str, Handler]] = []
         self._sweeper: asyncio.TimerHandle | None = None
@@ -334,6 +352,11 @@ class BootHttpServer(SocketServer):
             elif conn.state in (WRITING, BUSY) and now - conn.last > self.send_timeout:
                 self.stats.aborted += 1
                 conn.close()
+            if conn.admitted and conn.state == READING and now > conn.linger_until:
+                self.release(conn)  # its next request did not come: the slot goes to the next
+        for conn in self.admission.expired(now):
+            assert isinstance(conn, _Conn)
+            conn.give_up_holding(self._retry_after())
         if self._sock is not None:
             self._sweeper = self._loop.call_later(SWEEP_INTERVAL, self._sweep)
 
@@ -353,6 +376,7 @@ class BootHttpServer(SocketServer):
             return
         for prefix, handler in self._dynamic:
             if req.path.startswith(prefix):
+                self.release(conn)  # not an image: a lingering slot goes to the next in line
                 conn.run_dynamic(handler, req, prefix)
                 return
         route = route_image_path(req.path)
@@ -364,11 +388,36 @@ class BootHttpServer(SocketServer):
             return
         cache = self.cache
         sha = route.sha256 if route.sha256 else cache.resolve(*route.ident) if route.ident else None
-        opened = cache.open(sha) if sha is not None else None
-        metrics.image_lookup("http", opened is not None)
         if sha is None:
+            metrics.image_lookup("http", False)
             conn.respond_simple(404, req)
             return
+        immutable = route.sha256 is not None or bool(route.ident and route.ident[3] != "latest")
+        if (
+            req.method == "GET"
+            and not conn.admitted
+            and cache.entry(sha) is not None  # (not cached: the 503/404 below, no slot)
+            and not etag_in(req.headers.get("if-none-match"), f'"{sha}"')
+        ):
+            if not self.admission.try_enter(conn):
+                conn.hold(req, immutable, sha)
+                if n := self._said["held"].hit():
+                    log.warning(
+                        "HTTP: %d image transfers at once, the limit: holding requests in line "
+                        "(%d since the last report, %d waiting now)",
+                        len(self.admission),
+                        n,
+                        self.admission.waiting,
+                    )
+                return
+            conn.admitted = True
+            conn.admitted_at = time.monotonic()
+        self.serve_image(conn, req, immutable, sha)
+
+    def serve_image(self, conn: _Conn, req: RequestHead, immutable: bool, sha: str) -> None:
+        cache = self.cache
+        opened = cache.open(sha)
+        metrics.image_lookup("http", opened is not None)
         if opened is None:
             if cache.known(sha):
                 conn.respond_simple(
@@ -378,11 +427,28 @@ class BootHttpServer(SocketServer):
                 conn.respond_simple(404, req)
             return
         fd, st, entry = opened
-        if route.sha256 or (route.ident and route.ident[3] != "latest"):
+        if immutable:
             cache_control = b"Cache-Control: public, max-age=31536000, immutable\r\n"
         else:
             cache_control = b"Cache-Control: no-cache\r\n"
         conn.respond_file(req, fd, st.st_size, f'"{sha}"', http_date(entry.mtime), cache_control, sha)
+
+    def release(self, conn: _Conn) -> None:
+        """`conn`'s image transfer slot is free (transfer done and linger over, or closed)."""
+        if not conn.admitted:
+            return
+        conn.admitted = False
+        took = time.monotonic() - conn.admitted_at
+        self._transfer_seconds += (took - self._transfer_seconds) * 0.1
+        nxt = self.admission.leave(conn)
+        if nxt is not None:
+            assert isinstance(nxt, _Conn)
+            nxt.admitted = True  # (closing it before it resumes releases the slot again)
+            nxt.admitted_at = time.monotonic()
+            self._loop.call_soon(nxt.resume)
+
+    def _retry_after(self) -> int:
+        return max(1, min(60, round(self._transfer_seconds)))
 
     def _index_json(self) -> bytes:
         cache = self.cache
@@ -456,6 +522,10 @@ class _Conn:
         "in_process",
         "status",
         "head_since",
+        "admitted",
+        "admitted_at",
+        "linger_until",
+        "held",
     )
 
     def __init__(self, server: BootHttpServer, sock: socket.socket, peer: tuple):
@@ -480,6 +550,10 @@ class _Conn:
         self.in_process = False
         self.status = 0
         self.head_since = self.last  # when the first byte of the request head being read came
+        self.admitted = False  # holds one of the server's image transfer slots
+        self.admitted_at = 0.0
+        self.linger_until = 0.0
+        self.held: tuple[RequestHead, bool, str] | None = None  # the request waiting for a slot
 
     # -------------------------------------------------------------- reading
 
@@ -492,8 +566,8 @@ class _Conn:
             self.close()
             return
         if not data:
-            if self.state == READING:
-                self.close()
+            if self.state in (READING, HELD):
+                self.close()  # a held client that went away frees its place in line
             else:  # finish the response, then close
                 self.eof = True
                 self.loop.remove_reader(self.fd)
@@ -676,6 +750,37 @@ class _Conn:
         else:
             self.respond_bytes(response.status, req, response.body, response.content_type.encode(), extra)
 
+    # -------------------------------------------------------------- admission
+
+    def hold(self, req: RequestHead, immutable: bool, sha: str) -> None:
+        """Wait in line for an image transfer slot, the request kept, nothing sent."""
+        self.state = HELD
+        self.held = (req, immutable, sha)
+        self.last = time.monotonic()
+
+    def resume(self) -> None:
+        """Admitted (`BootHttpServer.release` of another): serve the held request."""
+        if self.state != HELD or self.held is None:
+            return  # closed meanwhile: close() released the slot
+        req, immutable, sha = self.held
+        self.held = None
+        self.state = READING
+        self.last = time.monotonic()
+        self.server.serve_image(self, req, immutable, sha)
+
+    def give_up_holding(self, retry_after: int) -> None:
+        """Held longer than hold_max: a retry-friendly answer, then close."""
+        if self.state != HELD or self.held is None:
+            return
+        req = self.held[0]
+        self.held = None
+        self.state = READING
+        self.keep_alive = False
+        self.server.stats.held_503 += 1
+        self.respond_simple(
+            503, req, extra=b"Retry-After: %d\r\n" % retry_after, text=b"busy: too many image transfers, retry\n"
+        )
+
     # -------------------------------------------------------------- writing
 
     def _start_write(self) -> None:
@@ -734,6 +839,8 @@ class _Conn:
         if not self.keep_alive or self.eof:
             self.close()
             return
+        if self.admitted:
+            self.linger_until = time.monotonic() + LINGER
         self.state = READING
         if self.buf:  # pipelined: the next request's head starts now
             self.head_since = time.monotonic()
@@ -742,6 +849,9 @@ class _Conn:
     def close(self) -> None:
         if self.state == CLOSED:
             return
+        if self.state == HELD:
+            self.server.admission.cancel(self)
+            self.held = None
         self.state = CLOSED
         loop = self.loop
         if not self.eof:
@@ -757,4 +867,5 @@ class _Conn:
             self.task = None
         with contextlib.suppress(OSError):
             self.sock.close()
+        self.server.release(self)
         self.server._closed_conn(self)

@@ -23,7 +23,7 @@ import os
 import time
 from typing import Any
 
-from metalplane.rack.http.server import BootHttpServer, Handler
+from metalplane.rack.http.server import HOLD_MAX, TRANSFERS_MAX, BootHttpServer, Handler
 from metalplane.rack.images.cache import ImageCache, SyncResult
 from metalplane.rack.images.plan import DEFAULT_KEEP_VERSIONS
 from metalplane.task_supervisor import TaskSupervisor
@@ -46,6 +46,8 @@ class RackHttpService:
         resync_delay: float = 5.0,
         max_resync_delay: float = 300.0,
         supervisor: TaskSupervisor | None = None,
+        transfers_max: int = TRANSFERS_MAX,
+        hold_max: float = HOLD_MAX,
         **cache_options: Any,
     ):
         self.host = host
@@ -55,7 +57,7 @@ class RackHttpService:
         self.max_resync_delay = max_resync_delay
         self.supervisor = supervisor
         self.cache = ImageCache(cache_dir, keep_versions=keep_versions, **cache_options)
-        self.server = BootHttpServer(self.cache)
+        self.server = BootHttpServer(self.cache, transfers_max=transfers_max, hold_max=hold_max)
         self.error = ""
         self.started = False
         self._tasks: list[asyncio.Task] = []
@@ -161,6 +163,9 @@ class RackHttpService:
         limited = self.server.stats.refused + self.server.stats.evicted
         if limited:
             notes.append(f"{limited} connection(s) refused or closed at the limits since start")
+        admission = self.server.admission
+        if admission.held or admission.waiting:
+            notes.append(f"image transfers: {admission.summary()}, {self.server.stats.held_503} answered 503 to retry")
         if s["unverified"]:
             notes.append(f"verifying {s['unverified']} file(s)")
         recent = [c for c in s["corruptions"] if time.time() - c[2] < 3600]

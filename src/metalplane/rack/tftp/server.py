@@ -30,6 +30,13 @@ instead of exhausting the rack's descriptors (sized from RLIMIT_NOFILE, `rack.li
   `timeout` option, and a transfer is abandoned after `max_idle` seconds without an ACK.
 - A retransmitted request (byte-identical, same client port) is ignored while its
   transfer has not been acknowledged yet, instead of starting a second transfer.
+- Admission control (boot storms, `rack.admission`): at most `transfers_max` requests
+  being resolved or transferred at once; a read request past it is held, in arrival order
+  (at most 4 x `transfers_max`, the oldest dropped), and nothing is sent: a PXE ROM gives
+  up on an ERROR but retransmits a request that gets no answer, and takes the OACK or
+  DATA from a new port as the answer to it. When a transfer ends the oldest held request
+  younger than `hold_max` starts. A retransmitted request keeps its place in line.
+  "Server busy" is left for the descriptor limit (`max_transfers`).
 - Limits in action and unexpected errors are logged at most once per `Throttle`
   interval with counts; requested names are cut short in logs (`protocol.shown`).
 """
@@ -48,6 +55,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+from metalplane.rack.admission import Admission
 from metalplane.rack.limits import Throttle, current_budget
 from metalplane.rack.socket_server import SocketServer
 from metalplane.rack.tftp.protocol import (
@@ -89,6 +97,9 @@ _IN6_PKTINFO = struct.Struct("=16sI")  # addr, ifindex
 _OUT_OF_FDS = {errno.EMFILE, errno.ENFILE}
 MAX_IDLE = 15.0  # seconds without an ACK before a transfer is abandoned
 UNPROVEN_GRACE = 1.0  # seconds a transfer waits for its first ACK before it may be evicted
+TRANSFERS_MAX = 256  # requests resolved or transferred at once (admission control); 0: unlimited
+HOLD_MAX = 6.0  # seconds a held request may wait: below a PXE ROM's retransmission budget
+HELD_PER_SLOT = 4  # held requests kept per admitted one
 
 
 @dataclass
@@ -103,6 +114,8 @@ class Stats:
     dropped: int = 0  # packets from clients at their per-client limit
     busy: int = 0  # requests refused at the global limit ("Server busy")
     evicted: int = 0  # unacknowledged transfers abandoned to make room
+    held: int = 0  # requests that waited in line (admission control)
+    hold_expired: int = 0  # held requests dropped: older than hold_max, or the line was full
 
 
 DEFAULT_LIMITS = Limits()  # frozen: one instance serves every server
@@ -129,6 +142,8 @@ class TftpServer(SocketServer):
         max_per_client: int | None = None,
         max_idle: float = MAX_IDLE,
         gso: bool = True,
+        transfers_max: int = TRANSFERS_MAX,
+        hold_max: float = HOLD_MAX,
     ):
         super().__init__()
         self.resolver = resolver
@@ -145,9 +160,11 @@ class TftpServer(SocketServer):
         self._slots: Counter[str] = Counter()  # source address -> requests being resolved + transfers
         self._unproven: dict[_Transfer, None] = {}  # no ACK yet, oldest first (evictable)
         self._requests: dict[tuple, _Transfer] = {}  # (client, request) of unproven transfers
-        self._said = {kind: Throttle() for kind in ("client", "busy", "fds", "bug")}
+        self._said = {kind: Throttle() for kind in ("client", "busy", "fds", "bug", "held")}
         self._tasks: set[asyncio.Task] = set()
         self._pktinfo = False
+        self.admission = Admission(transfers_max, hold_max)
+        self._held: dict[tuple, tuple] = {}  # key -> (request, client, local) waiting for admission
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -171,6 +188,8 @@ class TftpServer(SocketServer):
         self._stop_listening()
         for task in list(self._tasks):
             task.cancel()
+        self._held.clear()
+        self.admission.queue.clear()
         for transfer in list(self.transfers):
             transfer.finish(False)
         self._closing_done()
@@ -222,14 +241,18 @@ class TftpServer(SocketServer):
             self._reply_error(client, local, ERR_ILLEGAL_OP, "Illegal TFTP operation")
             return
         key = (client, data)
-        if key in self._pending or key in self._requests:
-            return  # the client retransmitted its request: its first copy is still being answered
+        if key in self._pending or key in self._requests or key in self._held:
+            return  # the client retransmitted its request: its first copy is still being answered (or waits)
         try:
             request = parse_request(data)
         except MalformedPacket as exc:
             self._reply_error(client, local, ERR_ILLEGAL_OP, f"Malformed request: {exc}")
             return
+        if not self.admission.try_enter(key):
+            self._hold(key, request, client, local)
+            return
         if len(self.transfers) + len(self._pending) >= self.max_transfers and not self._evict_unproven():
+            self.admission.leave(key)  # (it was admitted with nobody in line: nobody to hand over to)
             self.stats.busy += 1
             if n := self._said["busy"].hit():
                 log.warning(
@@ -241,11 +264,45 @@ class TftpServer(SocketServer):
                 )
             self._reply_error(client, local, ERR_UNDEFINED, "Server busy")
             return
-        self._slots[host] += 1
+        self._start(key, request, client, local)
+
+    def _start(self, key: tuple, request, client: tuple, local: str | None) -> None:
+        self._slots[client[0]] += 1
         self._pending.add(key)
         task = self._loop.create_task(self._serve(request, client, local, key))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _hold(self, key: tuple, request, client: tuple, local: str | None) -> None:
+        """Past the admission cap: wait in line, nothing sent (the client retransmits meanwhile)."""
+        self.stats.held += 1
+        self._held[key] = (request, client, local)
+        while self.admission.waiting > HELD_PER_SLOT * max(1, self.admission.cap):
+            dropped = self.admission.drop_oldest()
+            self._held.pop(dropped, None)
+            self.stats.hold_expired += 1
+        if n := self._said["held"].hit():
+            log.warning(
+                "TFTP: %d transfers at once, the admission limit: holding requests in line "
+                "(%d since the last report, %d waiting now)",
+                len(self.admission),
+                n,
+                self.admission.waiting,
+            )
+
+    def _admission_done(self, key: tuple) -> None:
+        """`key`'s request is answered (transfer ended, or error): the next in line starts."""
+        for late in self.admission.expired():
+            self._held.pop(late, None)
+            self.stats.hold_expired += 1
+        nxt = self.admission.leave(key)
+        while nxt is not None:
+            held = self._held.pop(nxt, None)
+            if held is not None and self._sock is not None:
+                request, client, local = held
+                self._start(nxt, request, client, local)
+                return
+            nxt = self.admission.leave(nxt)  # (its request is gone: the next one)
 
     def _evict_unproven(self) -> bool:
         """Abandon the oldest transfer no ACK has reached in UNPROVEN_GRACE; whether one was."""
@@ -355,6 +412,7 @@ class TftpServer(SocketServer):
             self._pending.discard(key)
             if not started:
                 self._release(client[0])
+                self._admission_done(key)
 
     def _unexpected(self, client: tuple, local: str | None, filename: str) -> None:
         """A bug, not the request's fault: the traceback once per Throttle interval."""
@@ -405,6 +463,7 @@ class TftpServer(SocketServer):
         self.transfers.discard(transfer)
         self._proven(transfer)
         self._release(transfer.client[0])
+        self._admission_done(transfer.key)
         if ok:
             self.stats.completed += 1
             self.stats.bytes_sent += transfer.size
