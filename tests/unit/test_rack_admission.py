@@ -111,3 +111,43 @@ def test_summary_and_bad_arguments():
     assert Admission(0, 1.0).summary().startswith("0 active of unlimited")
     with pytest.raises(ValueError):
         Admission(-1, 1.0)
+
+
+async def test_boot_config_calls_to_the_region_are_bounded_and_fifo(tmp_path):
+    """BootService's gate on GetBootConfig: at most `rpc` calls out, the rest wait in
+    arrival order (a cancelled waiter gives its place up), every machine gets its answer."""
+    import asyncio
+
+    from metalplane.rack.boot.service import BootLimits, BootService
+    from metalplane.rpc.messages import BootConfig
+
+    out: list[str] = []
+    order: list[str] = []
+    peak = 0
+    release = asyncio.Event()
+
+    async def region(message, timeout):
+        nonlocal peak
+        out.append(message.mac)
+        order.append(message.mac)
+        peak = max(peak, len(out))
+        await release.wait()
+        await asyncio.sleep(0.01)
+        out.remove(message.mac)
+        return BootConfig("enlist")
+
+    boot = BootService(tmp_path, "127.0.0.1", 0, 0, region, limits=BootLimits(rpc=2))
+    macs = [f"52:54:00:00:00:{i:02x}" for i in range(6)]
+    tasks = []
+    for i, mac in enumerate(macs):
+        tasks.append(asyncio.ensure_future(boot._ask((mac, f"10.0.0.{i + 1}"))))
+        await asyncio.sleep(0.01)
+    assert boot.rpc.waiting == 4 and len(out) == 2
+    tasks[3].cancel()  # that call was abandoned (the coalescer shields calls others share)
+    await asyncio.sleep(0.01)
+    assert boot.rpc.waiting == 3 and boot.rpc.cancelled == 1
+    release.set()
+    answers = await asyncio.gather(*tasks[:3], *tasks[4:])
+    assert all(a.purpose == "enlist" for a in answers)
+    assert peak == 2 and order == [macs[i] for i in (0, 1, 2, 4, 5)]
+    assert len(boot.rpc) == 0 and "boot config calls: 0 active of 2" in boot.status("tftp")[1]

@@ -31,6 +31,14 @@ class RackConfig(BaseModel):
     dns_control_port: int = Field(5246, ge=1, le=65535)
     ntp_port: int = Field(123, ge=0, le=65535)
     discovery: bool = True
+    # Boot-storm admission control (0: unlimited): image transfers over HTTP and TFTP
+    # transfers at once, GetBootConfig calls to the region at once; past them machines
+    # wait in line (HTTP: at most boot_hold_max seconds, then 503 + Retry-After; TFTP:
+    # at most min(6, boot_hold_max) s, below a PXE ROM's retransmission budget).
+    boot_http_transfers_max: int = Field(64, ge=0)
+    boot_tftp_transfers_max: int = Field(256, ge=0)
+    boot_rpc_max: int = Field(16, ge=0)
+    boot_hold_max: float = Field(30.0, gt=0)
 
     @field_validator("maas_url", mode="before")
     @classmethod

@@ -30,7 +30,7 @@ from metalplane.identity import (
 )
 from metalplane.logs import never_log
 from metalplane.rack import metrics
-from metalplane.rack.boot.service import BootService
+from metalplane.rack.boot.service import BootLimits, BootService
 from metalplane.rack.cluster_state import ClusterState
 from metalplane.rack.dhcp import DhcpService, InvalidDhcpState, KeaError
 from metalplane.rack.dhcp.config import State
@@ -114,6 +114,12 @@ class RackDaemon:
             self.links.call,
             self.supervisor,
             on_change=self.dhcp_wanted.set,
+            limits=BootLimits(
+                config.boot_http_transfers_max,
+                config.boot_tftp_transfers_max,
+                config.boot_rpc_max,
+                config.boot_hold_max,
+            ),
         )
         self.boot.http.add_dynamic(metrics.METRICS_PATH, self._metrics)  # Prometheus, beside the boot files
         self.links.on_reconnect = self._reconnected

@@ -144,6 +144,7 @@ class RegionLinks:
         self.changed = asyncio.Event()
         self.connected_event = asyncio.Event()
         self._last_refresh = 0.0
+        self._outstanding: dict[int, int] = {}  # id(link) -> calls out on it
         self._isolated_since: float | None = time.time()
         self.on_reconnect: Callable[[float, float], Awaitable[None]] | None = None
         self.on_isolated: Callable[[], None] | None = None  # every region lost
@@ -168,13 +169,24 @@ class RegionLinks:
         raise ConnectionLost("no connection to any region")
 
     async def call(self, message: Call[R], timeout: float = 30.0) -> R:
-        """Call the region, trying each healthy link once."""
+        """Call the region, trying each healthy link once, the one with the fewest calls
+        out first (a boot storm's calls spread over region workers instead of queueing
+        on the first)."""
         last: Exception | None = None
-        for link in self.healthy_links():
+        busy = self._outstanding
+        for link in sorted(self.healthy_links(), key=lambda candidate: busy.get(id(candidate), 0)):
+            key = id(link)
+            busy[key] = busy.get(key, 0) + 1
             try:
                 return await link.connection.peer.call(message, timeout=timeout)  # type: ignore[union-attr]
             except (ConnectionLost, TimeoutError) as exc:
                 last = exc
+            finally:
+                left = busy[key] - 1
+                if left:
+                    busy[key] = left
+                else:
+                    del busy[key]
         raise last or ConnectionLost("no connection to any region")
 
     # -- region's calls --------------------------------------------------------------------------

@@ -65,6 +65,7 @@ R = TypeVar("R")
 PUSH_DEBOUNCE = 0.05
 REBALANCE_DEBOUNCE = 0.1
 RACK_LOST = "rack-lost"
+BOOT_CONFIG_POOL_RESERVE = 3  # database connections boot-config calls leave to the rest
 
 
 def advertised_host(config: RegionConfig) -> str:
@@ -186,6 +187,10 @@ class RackSession:
     @handles(m.GetBootConfig)
     async def get_boot_config(self, message: m.GetBootConfig) -> m.BootConfig:
         self._registered()
+        async with self.server.boot_config_gate:  # FIFO, below the pool: heartbeats keep a connection
+            return await self._boot_config(message)
+
+    async def _boot_config(self, message: GetBootConfig) -> BootConfig:
         return wire.decode(
             m.BootConfig,
             await boot.boot_config(
@@ -248,6 +253,9 @@ class RegionRpcServer:
         self.region_system_id = region_system_id
         self.worker_index = worker_index
         self.port = config.rpc_port + worker_index
+        # A boot storm's GetBootConfig calls wait here in FIFO order rather than in the
+        # database pool (30 s pool timeout), leaving connections for heartbeats and Register.
+        self.boot_config_gate = asyncio.Semaphore(max(1, config.database_pool_size - BOOT_CONFIG_POOL_RESERVE))
         self.sessions: dict[str, RackSession] = {}
         self.changes = ChangeHub()  # the web UI's live pages subscribe here
         self.process_id: int | None = None

@@ -13,22 +13,34 @@ naming the address that asked: a commissioning machine's config carries a
 credential bound to it (region.services.enrolment). Identical concurrent
 requests (a boot storm retrying) from one address are merged and answers kept a
 few seconds per MAC and address, so one host never gets another's answer.
+
+Boot-storm admission (`BootLimits`, from rackd.conf): image transfers and TFTP transfers
+are bounded by the servers themselves (machines past the cap wait in line), and at most
+`rpc_max` GetBootConfig calls are out to the region at once; the others wait in FIFO
+order, and each call's 20 s timeout starts only once it is sent. A waiting machine's
+HTTP request (ipxe.cfg-MAC) or TFTP config request simply waits for its answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from metalplane.hostport import peer_ip
 from metalplane.rack import metrics
+from metalplane.rack.admission import Admission
 from metalplane.rack.boot import configs
 from metalplane.rack.boot.loaders import copy_loaders, dhcp_loaders
 from metalplane.rack.http import RackHttpService, Request, Response
+from metalplane.rack.http.server import HOLD_MAX, TRANSFERS_MAX
 from metalplane.rack.tftp import RequestCoalescer, Routes, StaticRoot, TftpServer, chain
+from metalplane.rack.tftp.server import HOLD_MAX as TFTP_HOLD_MAX
+from metalplane.rack.tftp.server import TRANSFERS_MAX as TFTP_TRANSFERS_MAX
 from metalplane.rack.tftp.sources import GRUB_MAC, PXELINUX_MAC, normalise_mac
 from metalplane.rpc.messages import BootConfig, Call, GetBootConfig, GetBootImages
 from metalplane.task_supervisor import TaskSupervisor
@@ -45,6 +57,18 @@ class RegionCall(Protocol):
 
 
 LOCAL = BootConfig("local")  # what a machine boots when there is no answer
+RPC_MAX = 16
+BOOT_CONFIG_TIMEOUT = 20.0
+
+
+@dataclass(frozen=True)
+class BootLimits:
+    """Admission caps (0: unlimited) and the longest HTTP hold; TFTP holds min(6 s, it)."""
+
+    http_transfers: int = TRANSFERS_MAX
+    tftp_transfers: int = TFTP_TRANSFERS_MAX
+    rpc: int = RPC_MAX
+    hold_max: float = HOLD_MAX
 
 
 def requester_ip(client: tuple) -> str | None:
@@ -63,6 +87,7 @@ class BootService:
         call: RegionCall,
         supervisor: TaskSupervisor | None = None,
         on_change: Callable[[], None] | None = None,
+        limits: BootLimits = BootLimits(),
     ):
         self.bind_address = bind_address
         self.tftp_port = tftp_port
@@ -71,12 +96,25 @@ class BootService:
         self.loader_dir = data_dir / "boot"
         self.loaders: list[str] = []
         self.on_change = on_change  # serving came or went: what DHCP advertises changes
-        self.http = RackHttpService(data_dir / "images", host=bind_address, port=http_port, supervisor=supervisor)
+        self.http = RackHttpService(
+            data_dir / "images",
+            host=bind_address,
+            port=http_port,
+            supervisor=supervisor,
+            transfers_max=limits.http_transfers,
+            hold_max=limits.hold_max,
+        )
+        self.rpc = Admission(limits.rpc, float("inf"))  # GetBootConfig calls out at once
+        self._rpc_waiters: dict[object, asyncio.Future[None]] = {}
         self.answers: RequestCoalescer[tuple[str, str | None], BootConfig] = RequestCoalescer(self._ask, ttl=ANSWER_TTL)
         routes = Routes(ttl=ANSWER_TTL, per_client=True)
         routes.add(PXELINUX_MAC, self._pxelinux)
         routes.add(GRUB_MAC, self._grub)
-        self.tftp = TftpServer(chain(routes, StaticRoot(self.loader_dir), self._image))
+        self.tftp = TftpServer(
+            chain(routes, StaticRoot(self.loader_dir), self._image),
+            transfers_max=limits.tftp_transfers,
+            hold_max=min(TFTP_HOLD_MAX, limits.hold_max),
+        )
         self.errors: dict[str, str] = {}
 
     async def start(self) -> None:
@@ -146,16 +184,43 @@ class BootService:
         refused = stats.dropped + stats.busy + stats.evicted
         if refused:
             info += f"; {refused} request(s) refused or cut at the limits since start"
+        if stats.held or tftp.admission.waiting:
+            info += f"; transfers: {tftp.admission.summary()}"
+        if self.rpc.held or self.rpc.waiting:
+            info += f"; boot config calls: {self.rpc.summary()}"
         return "running", info
 
     # -- what machines ask for -----------------------------------------------------------
 
     async def _ask(self, key: tuple[str, str | None]) -> BootConfig:
         mac, client_ip = key
-        answer = await self.call(GetBootConfig(mac, "amd64", client_ip), 20)
+        ticket = object()
+        if not self.rpc.try_enter(ticket):  # past rpc_max calls out: wait in line
+            waiter = asyncio.get_running_loop().create_future()
+            self._rpc_waiters[ticket] = waiter
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                self._rpc_waiters.pop(ticket, None)
+                if not self.rpc.cancel(ticket):
+                    self._rpc_done(ticket)  # admitted just as it was cancelled: pass the turn on
+                raise
+        try:
+            answer = await self.call(GetBootConfig(mac, "amd64", client_ip), BOOT_CONFIG_TIMEOUT)
+        finally:
+            self._rpc_done(ticket)
         if answer.problem:
             log.warning("boot config for %s (asked from %s): %s", mac, client_ip, answer.problem)
         return answer
+
+    def _rpc_done(self, ticket: object) -> None:
+        nxt = self.rpc.leave(ticket)
+        while nxt is not None:
+            waiter = self._rpc_waiters.pop(nxt, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+                return
+            nxt = self.rpc.leave(nxt)  # (gone: the next one)
 
     async def _answer(self, mac: str, client: tuple) -> BootConfig:
         try:
