@@ -151,3 +151,24 @@ async def test_boot_config_calls_to_the_region_are_bounded_and_fifo(tmp_path):
     assert all(a.purpose == "enlist" for a in answers)
     assert peak == 2 and order == [macs[i] for i in (0, 1, 2, 4, 5)]
     assert len(boot.rpc) == 0 and "boot config calls: 0 active of 2" in boot.status("tftp")[1]
+
+
+def test_admission_metrics_families():
+    from metalplane.rack.metrics import admission_families
+
+    clock = Clock()
+    gate = Admission(1, 5.0, clock=clock)
+    gate.try_enter("a")
+    gate.try_enter("b")
+    clock.now += 2.0
+    gate.leave("a")
+    gate.try_enter("c")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in admission_families({"http": gate})
+        for s in family.samples
+    }
+    assert samples[("maas_rack_boot_admission_active", (("kind", "http"),))] == 1
+    assert samples[("maas_rack_boot_admission_waiting", (("kind", "http"),))] == 1
+    assert samples[("maas_rack_boot_admission_held_total", (("kind", "http"),))] == 2
+    assert samples[("maas_rack_boot_admission_wait_seconds", (("kind", "http"), ("quantile", "0.99")))] == 2.0

@@ -140,6 +140,34 @@ class RackCollector(Collector):
         for status, count in sorted(http.responses.items()):
             responses.add_metric([str(status)], count)
         yield responses
+        yield from admission_families(
+            {"http": d.boot.http.server.admission, "tftp": d.boot.tftp.admission, "boot_config": d.boot.rpc}
+        )
+
+
+def admission_families(gates: dict[str, Any]) -> Iterator[Any]:
+    """Boot-storm admission control (`rack.admission.Admission` per kind of work)."""
+    active = GaugeMetricFamily(
+        "maas_rack_boot_admission_active", "Admitted heavy boot work in progress", labels=["kind"]
+    )
+    waiting = GaugeMetricFamily("maas_rack_boot_admission_waiting", "Boot work held in line now", labels=["kind"])
+    held = CounterMetricFamily(
+        "maas_rack_boot_admission_held", "Boot work that had to wait in line since start", labels=["kind"]
+    )
+    expired = CounterMetricFamily(
+        "maas_rack_boot_admission_expired", "Held boot work dropped or sent away to retry", labels=["kind"]
+    )
+    wait = GaugeMetricFamily(
+        "maas_rack_boot_admission_wait_seconds", "Recent waits in line, by quantile", labels=["kind", "quantile"]
+    )
+    for kind, gate in gates.items():
+        active.add_metric([kind], len(gate))
+        waiting.add_metric([kind], gate.waiting)
+        held.add_metric([kind], gate.held)
+        expired.add_metric([kind], gate.expired_count)
+        for q in (0.5, 0.99):
+            wait.add_metric([kind, str(q)], gate.percentile(q))
+    yield from (active, waiting, held, expired, wait)
 
 
 def exposition(daemon: Any) -> tuple[bytes, str]:
