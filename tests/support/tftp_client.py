@@ -68,6 +68,7 @@ async def get(
     drop_acks: set[int] | None = None,
     drop_blocks: set[int] | None = None,
     abort_after: int | None = None,
+    bind: str | None = None,
 ) -> Result:
     """Read `filename`. Raises `TftpClientError` on an ERROR packet, `TimeoutError` when
     the server stops answering.
@@ -77,6 +78,7 @@ async def get(
     rollover; 0 is the OACK's ACK) whose first ACK is not sent, to test retransmission.
     `drop_blocks`: blocks whose first arrival is ignored, as if lost on the way.
     `abort_after`: send an ERROR after this many blocks and return (partial) content.
+    `bind`: the local address to send from (a simulated machine's own address).
     """
     opts: dict[str, object] = {}
     if blksize is not None:
@@ -101,6 +103,7 @@ async def get(
         set(drop_acks or ()),
         set(drop_blocks or ()),
         abort_after,
+        bind,
     )
     try:
         return await reader.run(mode == "netascii")
@@ -110,13 +113,25 @@ async def get(
 
 class _Reader:
     def __init__(
-        self, loop, host, port, request, asked_options, timeout, max_retries, sink, drop_acks, drop_blocks, abort_after
+        self,
+        loop,
+        host,
+        port,
+        request,
+        asked_options,
+        timeout,
+        max_retries,
+        sink,
+        drop_acks,
+        drop_blocks,
+        abort_after,
+        bind=None,
     ):
         self.loop = loop
         family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         self.sock.setblocking(False)
-        self.sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+        self.sock.bind((bind or ("::" if family == socket.AF_INET6 else "0.0.0.0"), 0))
         self.server = (host, port)
         self.request = request
         self.asked_options = asked_options
