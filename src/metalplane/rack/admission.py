@@ -23,19 +23,21 @@ from __future__ import annotations
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 HISTORY = 4096
+T = TypeVar("T", bound=Hashable)
 
 
-class Admission:
+class Admission(Generic[T]):
     def __init__(self, cap: int, hold_max: float, *, clock: Callable[[], float] = time.monotonic):
         if cap < 0 or hold_max < 0:
             raise ValueError("cap and hold_max are >= 0")
         self.cap = cap
         self.hold_max = hold_max
         self.clock = clock
-        self.active: set[Hashable] = set()
-        self.queue: OrderedDict[Hashable, float] = OrderedDict()  # ticket -> enqueued at, oldest first
+        self.active: set[T] = set()
+        self.queue: OrderedDict[T, float] = OrderedDict()  # ticket -> enqueued at, oldest first
         self.admitted = 0
         self.held = 0
         self.expired_count = 0
@@ -50,10 +52,10 @@ class Admission:
     def waiting(self) -> int:
         return len(self.queue)
 
-    def is_waiting(self, ticket: Hashable) -> bool:
+    def is_waiting(self, ticket: T) -> bool:
         return ticket in self.queue
 
-    def try_enter(self, ticket: Hashable) -> bool:
+    def try_enter(self, ticket: T) -> bool:
         """Admit `ticket` now (True), or queue it behind the others (False). A ticket
         already admitted is admitted; one already waiting keeps its place."""
         if ticket in self.active:
@@ -70,7 +72,7 @@ class Admission:
             self.max_queue = len(self.queue)
         return False
 
-    def leave(self, ticket: Hashable) -> Hashable | None:
+    def leave(self, ticket: T) -> T | None:
         """`ticket`'s work is done: its place goes to the oldest waiter, which is returned
         (admitted: the caller starts its work), or None. Leaving twice, or without having
         been admitted, changes nothing."""
@@ -79,14 +81,14 @@ class Admission:
         self.active.discard(ticket)
         return self._admit_next()
 
-    def cancel(self, ticket: Hashable) -> bool:
+    def cancel(self, ticket: T) -> bool:
         """A waiter that went away (client gone): whether it was waiting."""
         if self.queue.pop(ticket, None) is None:
             return False
         self.cancelled += 1
         return True
 
-    def drop_oldest(self) -> Hashable | None:
+    def drop_oldest(self) -> T | None:
         """Remove the oldest waiter (a bounded queue making room), counted as expired."""
         if not self.queue:
             return None
@@ -94,7 +96,7 @@ class Admission:
         self.expired_count += 1
         return ticket
 
-    def expired(self, now: float | None = None) -> list[Hashable]:
+    def expired(self, now: float | None = None) -> list[T]:
         """Remove and return the waiters held longer than `hold_max` (oldest first)."""
         if now is None:
             now = self.clock()
@@ -108,14 +110,14 @@ class Admission:
         self.expired_count += len(out)
         return out
 
-    def position(self, ticket: Hashable) -> int:
+    def position(self, ticket: T) -> int:
         """1 for the oldest waiter; 0 when not waiting."""
         for i, waiter in enumerate(self.queue, 1):
             if waiter == ticket:
                 return i
         return 0
 
-    def _admit_next(self) -> Hashable | None:
+    def _admit_next(self) -> T | None:
         if not self.queue or (self.cap and len(self.active) >= self.cap):
             return None
         ticket, since = self.queue.popitem(last=False)

@@ -104,7 +104,7 @@ class BootService:
             transfers_max=limits.http_transfers,
             hold_max=limits.hold_max,
         )
-        self.rpc = Admission(limits.rpc, float("inf"))  # GetBootConfig calls out at once
+        self.rpc: Admission[object] = Admission(limits.rpc, float("inf"))  # GetBootConfig calls out at once
         self._rpc_waiters: dict[object, asyncio.Future[None]] = {}
         self.answers: RequestCoalescer[tuple[str, str | None], BootConfig] = RequestCoalescer(self._ask, ttl=ANSWER_TTL)
         routes = Routes(ttl=ANSWER_TTL, per_client=True)

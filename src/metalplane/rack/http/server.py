@@ -193,7 +193,7 @@ class BootHttpServer(SocketServer):
         self._paused: asyncio.TimerHandle | None = None
         self.server_header = f"Server: {server_name}\r\n".encode()
         self.stats = Stats()
-        self.admission = Admission(transfers_max, hold_max)
+        self.admission: Admission[_Conn] = Admission(transfers_max, hold_max)
         self._transfer_seconds = 1.0  # moving mean of an admitted transfer's length (Retry-After)
         self.conns: set[_Conn] = set()
         self._dynamic: list[tuple[str, Handler]] = []
@@ -355,7 +355,6 @@ class BootHttpServer(SocketServer):
             if conn.admitted and conn.state == READING and now > conn.linger_until:
                 self.release(conn)  # its next request did not come: the slot goes to the next
         for conn in self.admission.expired(now):
-            assert isinstance(conn, _Conn)
             conn.give_up_holding(self._retry_after())
         if self._sock is not None:
             self._sweeper = self._loop.call_later(SWEEP_INTERVAL, self._sweep)
@@ -442,7 +441,6 @@ class BootHttpServer(SocketServer):
         self._transfer_seconds += (took - self._transfer_seconds) * 0.1
         nxt = self.admission.leave(conn)
         if nxt is not None:
-            assert isinstance(nxt, _Conn)
             nxt.admitted = True  # (closing it before it resumes releases the slot again)
             nxt.admitted_at = time.monotonic()
             self._loop.call_soon(nxt.resume)

@@ -163,7 +163,7 @@ class TftpServer(SocketServer):
         self._said = {kind: Throttle() for kind in ("client", "busy", "fds", "bug", "held")}
         self._tasks: set[asyncio.Task] = set()
         self._pktinfo = False
-        self.admission = Admission(transfers_max, hold_max)
+        self.admission: Admission[tuple] = Admission(transfers_max, hold_max)
         self._held: dict[tuple, tuple] = {}  # key -> (request, client, local) waiting for admission
 
     # -- lifecycle ------------------------------------------------------------------
@@ -279,7 +279,8 @@ class TftpServer(SocketServer):
         self._held[key] = (request, client, local)
         while self.admission.waiting > HELD_PER_SLOT * max(1, self.admission.cap):
             dropped = self.admission.drop_oldest()
-            self._held.pop(dropped, None)
+            if dropped is not None:
+                self._held.pop(dropped, None)
             self.stats.hold_expired += 1
         if n := self._said["held"].hit():
             log.warning(
