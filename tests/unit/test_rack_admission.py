@@ -15,6 +15,14 @@ class Clock:
         return self.now
 
 
+def line(cap: int, hold_max: float, clock: Clock, *tickets: str) -> Admission:
+    """An Admission with `tickets` entered in order (the first `cap` admitted)."""
+    adm = Admission(cap, hold_max, clock=clock)
+    for ticket in tickets:
+        adm.try_enter(ticket)
+    return adm
+
+
 def test_admits_up_to_the_cap_then_queues_in_arrival_order():
     clock = Clock()
     adm = Admission(2, 30.0, clock=clock)
@@ -72,9 +80,7 @@ def test_cancel_frees_the_place_in_the_queue():
 
 def test_expired_waiters_are_removed_oldest_first():
     clock = Clock()
-    adm = Admission(1, 5.0, clock=clock)
-    adm.try_enter("a")
-    adm.try_enter("b")
+    adm = line(1, 5.0, clock, "a", "b")
     clock.now += 3.0
     adm.try_enter("c")
     clock.now += 2.5
@@ -157,9 +163,7 @@ def test_admission_metrics_families():
     from metalplane.rack.metrics import admission_families
 
     clock = Clock()
-    gate = Admission(1, 5.0, clock=clock)
-    gate.try_enter("a")
-    gate.try_enter("b")
+    gate = line(1, 5.0, clock, "a", "b")
     clock.now += 2.0
     gate.leave("a")
     gate.try_enter("c")
