@@ -35,7 +35,10 @@ instead of exhausting the rack's descriptors (sized from RLIMIT_NOFILE, `rack.li
   (at most 4 x `transfers_max`, the oldest dropped), and nothing is sent: a PXE ROM gives
   up on an ERROR but retransmits a request that gets no answer, and takes the OACK or
   DATA from a new port as the answer to it. When a transfer ends the oldest held request
-  younger than `hold_max` starts. A retransmitted request keeps its place in line.
+  younger than `hold_max` starts. A retransmitted request keeps its place in line. A
+  new or retransmitted request that has to wait evicts the oldest transfer no ACK has
+  reached within `UNPROVEN_GRACE` (so a flood of never-acknowledged requests cannot
+  hold every slot while real machines wait).
   "Server busy" is left for the descriptor limit (`max_transfers`).
 - Limits in action and unexpected errors are logged at most once per `Throttle`
   interval with counts; requested names are cut short in logs (`protocol.shown`).
@@ -241,8 +244,11 @@ class TftpServer(SocketServer):
             self._reply_error(client, local, ERR_ILLEGAL_OP, "Illegal TFTP operation")
             return
         key = (client, data)
-        if key in self._pending or key in self._requests or key in self._held:
-            return  # the client retransmitted its request: its first copy is still being answered (or waits)
+        if key in self._held:  # retransmitted while waiting: a spoofed or silent transfer may make room
+            self._evict_unproven()
+            return
+        if key in self._pending or key in self._requests:
+            return  # the client retransmitted its request: its first copy is still being answered
         try:
             request = parse_request(data)
         except MalformedPacket as exc:
@@ -250,6 +256,9 @@ class TftpServer(SocketServer):
             return
         if not self.admission.try_enter(key):
             self._hold(key, request, client, local)
+            # A transfer nobody acknowledged within UNPROVEN_GRACE (a flood's) makes room
+            # for the oldest waiter, as at the descriptor limit.
+            self._evict_unproven()
             return
         if len(self.transfers) + len(self._pending) >= self.max_transfers and not self._evict_unproven():
             self.admission.leave(key)  # (it was admitted with nobody in line: nobody to hand over to)
