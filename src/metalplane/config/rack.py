@@ -33,10 +33,10 @@ class RackConfig(BaseModel):
     discovery: bool = True
     # Boot-storm admission control (0: unlimited): image transfers over HTTP and TFTP
     # transfers at once, GetBootConfig calls to the region at once; past them machines
-    # wait in line (HTTP: at most boot_hold_max seconds, then 503 + Retry-After; TFTP:
-    # at most min(6, boot_hold_max) s, below a PXE ROM's retransmission budget).
+    # wait in line (HTTP: at most boot_hold_max seconds, then 503 + Retry-After; TFTP: as
+    # long as the machine keeps retransmitting, skipped after min(10, boot_hold_max) s of silence).
     boot_http_transfers_max: int = Field(64, ge=0)
-    boot_tftp_transfers_max: int = Field(256, ge=0)
+    boot_tftp_transfers_max: int = Field(1024, ge=0)
     boot_rpc_max: int = Field(16, ge=0)
     boot_hold_max: float = Field(30.0, gt=0)
 

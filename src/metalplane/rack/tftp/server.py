@@ -35,7 +35,8 @@ instead of exhausting the rack's descriptors (sized from RLIMIT_NOFILE, `rack.li
   (at most 4 x `transfers_max`, the oldest dropped), and nothing is sent: a PXE ROM gives
   up on an ERROR but retransmits a request that gets no answer, and takes the OACK or
   DATA from a new port as the answer to it. When a transfer ends the oldest held request
-  younger than `hold_max` starts. A retransmitted request keeps its place in line. A
+  starts, unless its client has been silent (no retransmission) for `hold_max` seconds:
+  that one gave up and is skipped. A retransmitted request keeps its place in line. A
   new or retransmitted request that has to wait evicts the oldest transfer no ACK has
   reached within `UNPROVEN_GRACE` (so a flood of never-acknowledged requests cannot
   hold every slot while real machines wait).
@@ -100,8 +101,8 @@ _IN6_PKTINFO = struct.Struct("=16sI")  # addr, ifindex
 _OUT_OF_FDS = {errno.EMFILE, errno.ENFILE}
 MAX_IDLE = 15.0  # seconds without an ACK before a transfer is abandoned
 UNPROVEN_GRACE = 1.0  # seconds a transfer waits for its first ACK before it may be evicted
-TRANSFERS_MAX = 256  # requests resolved or transferred at once (admission control); 0: unlimited
-HOLD_MAX = 6.0  # seconds a held request may wait: below a PXE ROM's retransmission budget
+TRANSFERS_MAX = 1024  # requests resolved or transferred at once (admission control); 0: unlimited
+HOLD_MAX = 10.0  # seconds of silence after which a held request's client is taken for gone
 HELD_PER_SLOT = 4  # held requests kept per admitted one
 
 
@@ -167,7 +168,7 @@ class TftpServer(SocketServer):
         self._tasks: set[asyncio.Task] = set()
         self._pktinfo = False
         self.admission: Admission[tuple] = Admission(transfers_max, hold_max)
-        self._held: dict[tuple, tuple] = {}  # key -> (request, client, local) waiting for admission
+        self._held: dict[tuple, list] = {}  # key -> [request, client, local, last heard] waiting for admission
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -244,7 +245,9 @@ class TftpServer(SocketServer):
             self._reply_error(client, local, ERR_ILLEGAL_OP, "Illegal TFTP operation")
             return
         key = (client, data)
-        if key in self._held:  # retransmitted while waiting: a spoofed or silent transfer may make room
+        held = self._held.get(key)
+        if held is not None:  # retransmitted while waiting: still there; a silent transfer may make room
+            held[3] = _now()
             self._evict_unproven()
             return
         if key in self._pending or key in self._requests:
@@ -285,7 +288,7 @@ class TftpServer(SocketServer):
     def _hold(self, key: tuple, request, client: tuple, local: str | None) -> None:
         """Past the admission cap: wait in line, nothing sent (the client retransmits meanwhile)."""
         self.stats.held += 1
-        self._held[key] = (request, client, local)
+        self._held[key] = [request, client, local, _now()]
         while self.admission.waiting > HELD_PER_SLOT * max(1, self.admission.cap):
             dropped = self.admission.drop_oldest()
             if dropped is not None:
@@ -302,16 +305,16 @@ class TftpServer(SocketServer):
 
     def _admission_done(self, key: tuple) -> None:
         """`key`'s request is answered (transfer ended, or error): the next in line starts."""
-        for late in self.admission.expired():
-            self._held.pop(late, None)
-            self.stats.hold_expired += 1
         nxt = self.admission.leave(key)
         while nxt is not None:
             held = self._held.pop(nxt, None)
             if held is not None and self._sock is not None:
-                request, client, local = held
-                self._start(nxt, request, client, local)
-                return
+                request, client, local, heard = held
+                if _now() - heard <= self.admission.hold_max:
+                    self._start(nxt, request, client, local)
+                    return
+                self.stats.hold_expired += 1  # not heard of for hold_max: that machine gave up
+                self.admission.expired_count += 1
             nxt = self.admission.leave(nxt)  # (its request is gone: the next one)
 
     def _evict_unproven(self) -> bool:
