@@ -19,7 +19,7 @@ b. stock: the rack stopped (its Kea dies with it); in the same namespace a bare
    the same kernel and initrd. No region in the path.
 
 Per round: metalplane once per `--admission` mode (the rack restarted with its
-rackd.conf caps: "on" = the defaults, 64 image transfers, 1,024 TFTP transfers, 16
+rackd.conf caps: "on" = the defaults, 64 image transfers, 1,024 TFTP transfers, 64
 GetBootConfig calls at once; "off" = 0, unlimited), then the stock stack (unless
 `--no-stock`). Reported: machines booted, failures by cause, p50/p95/p99/max time to
 booted, wall time, median per stage, the rack's admission counters (from its /metrics)
@@ -376,7 +376,7 @@ def report(
         "(`bench/pxe_storm_client.py`: DHCP as a PXE ROM, TFTP loader, DHCP as iPXE, the HTTP script, "
         "kernel and initrd; a 503 with Retry-After is waited out and retried, a TFTP ERROR fails the machine), "
         "metalplane with admission control on (rackd.conf defaults: 64 image transfers, 1,024 TFTP transfers, "
-        "16 GetBootConfig calls at once) and off (all 0: unlimited)"
+        "64 GetBootConfig calls at once) and off (all 0: unlimited)"
         + ("" if args.no_stock else ", and a stock stack (bare kea-dhcp4 + tftpd-hpa + nginx, static script)")
         + f". Network namespaces on one bridge; {args.shards} client processes, each machine from its own "
         "leased address; servers and clients share the same CPUs.",

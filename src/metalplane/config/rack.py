@@ -37,7 +37,7 @@ class RackConfig(BaseModel):
     # long as the machine keeps retransmitting, skipped after min(10, boot_hold_max) s of silence).
     boot_http_transfers_max: int = Field(64, ge=0)
     boot_tftp_transfers_max: int = Field(1024, ge=0)
-    boot_rpc_max: int = Field(16, ge=0)
+    boot_rpc_max: int = Field(64, ge=0)
     boot_hold_max: float = Field(30.0, gt=0)
 
     @field_validator("maas_url", mode="before")

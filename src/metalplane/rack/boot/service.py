@@ -57,7 +57,7 @@ class RegionCall(Protocol):
 
 
 LOCAL = BootConfig("local")  # what a machine boots when there is no answer
-RPC_MAX = 16
+RPC_MAX = 64  # enough in flight to keep the region's boot-config slots busy across round trips
 BOOT_CONFIG_TIMEOUT = 20.0
 
 
