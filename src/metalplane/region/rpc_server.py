@@ -190,7 +190,7 @@ class RackSession:
         async with self.server.boot_config_gate:  # FIFO, below the pool: heartbeats keep a connection
             return await self._boot_config(message)
 
-    async def _boot_config(self, message: GetBootConfig) -> BootConfig:
+    async def _boot_config(self, message: m.GetBootConfig) -> m.BootConfig:
         return wire.decode(
             m.BootConfig,
             await boot.boot_config(
