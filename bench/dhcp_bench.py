@@ -28,14 +28,14 @@ every 50 ms) and a new udhcpc client (DISCOVER every 1 s) getting a lease from
 the standby; then failback (primary restarted, both back in hot-standby).
 Median of --failovers runs.
 
-Variants (``--variant NAME``, repeatable; ``A+B`` combines presets): extra
-hot-standby pairs whose generated configs are edited in the bench only (the
-production generator is untouched), each measured beside bare Kea (a) and the
-production hot-standby (c1) in the same run; ``--list-variants`` shows the
-presets. ``--setups`` picks which of a, b, c1, c2 run (a is always kept: every
-ratio is to it). A variant Kea refuses (``kea-dhcp4 -t``, or the HA hook at start) is reported as refused
-with Kea's message. The variant table is printed, not written (--write is for
-the full run only).
+Variants (``--variant NAME``, repeatable; ``A+B`` combines presets; ``lb:NAME``
+edits the load-balancing pair instead): extra HA pairs whose generated configs
+are edited in the bench only (the production generator is untouched), each
+measured beside bare Kea (a) and the production pairs in the same run;
+``--list-variants`` shows the presets. ``--setups`` picks which of a, b, c1, c2
+run (a always runs: every ratio is to it). A variant Kea refuses (``kea-dhcp4
+-t``, or the HA hook at start) is reported as refused with Kea's message. The
+variant table is printed, not written (--write is for the full run only).
 """
 
 from __future__ import annotations
@@ -160,6 +160,13 @@ def _global(key: str, field: str, value: object, roles: tuple[str, ...] = ("prim
     return edit
 
 
+def _top(field: str, value: object):
+    def edit(d: dict, role: str) -> None:
+        d[field] = value
+
+    return edit
+
+
 def _ha_set(**values: object):
     def edit(d: dict, role: str) -> None:
         _ha(d).update({k.replace("_", "-"): v for k, v in values.items()})
@@ -195,6 +202,10 @@ VARIANTS: dict[str, tuple[str, object]] = {
     "pool-8": ("Kea thread-pool-size 8 (both)", _global("multi-threading", "thread-pool-size", 8)),
     "queue-16": ("Kea packet-queue-size 16 (both)", _global("multi-threading", "packet-queue-size", 16)),
     "queue-256": ("Kea packet-queue-size 256 (both)", _global("multi-threading", "packet-queue-size", 256)),
+    "parked-64": ("Kea parked-packet-limit 64 (both; Kea's default 256)", _top("parked-packet-limit", 64)),
+    "parked-1024": ("Kea parked-packet-limit 1024 (both)", _top("parked-packet-limit", 1024)),
+    "parked-4096": ("Kea parked-packet-limit 4096 (both)", _top("parked-packet-limit", 4096)),
+    "parked-0": ("Kea parked-packet-limit 0 (both; no limit)", _top("parked-packet-limit", 0)),
     "persist-off-standby": (
         "memfile persist false on the standby (unsafe: its leases only in memory)",
         _global("lease-database", "persist", False, ("secondary",)),
@@ -206,7 +217,9 @@ VARIANTS: dict[str, tuple[str, object]] = {
     "lfc-10": ("memfile lfc-interval 10 s (both)", _global("lease-database", "lfc-interval", 10)),
     "log-error": ("every logger at ERROR (HA state changes not logged)", _severity("ERROR")),
     "log-debug": ("every logger at DEBUG, debuglevel 0", _severity("DEBUG")),
+    "delayed-0": ("HA delayed-updates-limit 0 (no communication-recovery)", _ha_set(delayed_updates_limit=0)),
     "delayed-100": ("HA delayed-updates-limit 100", _ha_set(delayed_updates_limit=100)),
+    "delayed-10000": ("HA delayed-updates-limit 10000", _ha_set(delayed_updates_limit=10000)),
     "wait-ack": ("HA wait-backup-ack true", _ha_set(wait_backup_ack=True)),
     "no-updates": (
         "HA send-lease-updates false (reference only: no replication, unsafe)",
@@ -219,9 +232,14 @@ VARIANTS: dict[str, tuple[str, object]] = {
 }
 
 
+def variant_mode(name: str) -> str:
+    """'lb:NAME' is a load-balancing variant (of c2), NAME one of hot-standby (of c1)."""
+    return "load-balancing" if name.startswith("lb:") else "hot-standby"
+
+
 def variant_edits(name: str) -> tuple[str, list]:
     """A variant's description and edits; NAME may combine presets with '+'."""
-    parts = name.split("+")
+    parts = name.removeprefix("lb:").split("+")
     unknown = [p for p in parts if p not in VARIANTS]
     if unknown:
         raise SystemExit(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
@@ -394,6 +412,7 @@ class Setup:
         self.best: list[dict | None] = []
         self.costs: list[dict] = []
         self.refused = ""  #: Kea's message when it refused this setup's config
+        self.leases = self.lacking = -1  #: HA pairs: leases after the load, and how many the partner lacks
 
     def state(self, name: str, address: str, *a, **kw) -> dict:
         st = dhcp_state(name, address, *a, **kw)
@@ -450,7 +469,7 @@ class Pair(Setup):
         self.variant, self.edits = variant, []
         if variant is not None:
             self.what, self.edits = variant_edits(variant)
-            self.label = f"{key}. c1 + {variant}"
+            self.label = f"{key}. {'c1' if mode == 'hot-standby' else 'c2'} + {variant}"
         self.target = RACK1 if mode == "hot-standby" else "all"
 
     def service(self, name: str, host: Host, role: str, **kw) -> DhcpService:
@@ -488,6 +507,24 @@ class Pair(Setup):
 
     def server_hosts(self) -> list[Host]:
         return [self.r1, self.r2]
+
+    async def missing(self) -> tuple[int, int]:
+        """(leases on the server perfdhcp talks to, how many of them its partner lacks): the
+        replication check after the load (lease4-get-page on both servers' control sockets)."""
+        held: list[set[str]] = []
+        for svc in self.services:
+            proc, ips, start = next(iter(svc.instances.values())), set(), "start"
+            while True:
+                answer = await proc.command("lease4-get-page", {"from": start, "limit": 2000}, timeout=30)
+                page = [lease["ip-address"] for lease in (answer.get("arguments") or {}).get("leases", [])]
+                if not page:
+                    break
+                ips.update(page)
+                start = page[-1]
+            held.append(ips)
+        if self.mode == "hot-standby":
+            return len(held[0]), len(held[0] - held[1])
+        return len(held[0] | held[1]), len(held[0] ^ held[1])
 
     async def states(self) -> list[str]:
         return [
@@ -666,13 +703,13 @@ def variant_report(setups: dict[str, Setup], args) -> str:
         f"load average before/after: {args.loadavg} / {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
         "",
         "| setup | what changes | leases/s (best) | per round | vs a | server CPU ms/lease | + perfdhcp | "
-        "CPU bound vs a | per host ms/lease |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "CPU bound vs a | per host ms/lease | leases, missing on the partner |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
     ]
     for key, setup in setups.items():
         what = getattr(setup, "what", "production config" if key != "a" else "Kea defaults")
         if setup.refused:
-            lines.append(f"| {key} | {what} | refused by Kea: {setup.refused} | | | | | | |")
+            lines.append(f"| {key} | {what} | refused by Kea: {setup.refused} | | | | | | | |")
             continue
         b = best(setup)
         per_round = ", ".join(f"{x['rate']:,.0f}" if x else "-" for x in setup.best)
@@ -687,13 +724,16 @@ def variant_report(setups: dict[str, Setup], args) -> str:
             )
         lines.append(
             f"| {key} | {what} | {rate} | {per_round} | {ratio} | {server:.3f} | {server + perf:.3f} | "
-            f"{a_all / (server + perf):.2f} | {hosts} |"
+            f"{a_all / (server + perf):.2f} | {hosts} | "
+            f"{f'{setup.leases:,}, {setup.lacking}' if setup.leases >= 0 else '-'} |"
         )
     lines += [
         "",
         f"Capacity: best of {args.rounds} rounds (setups in turn), perfdhcp -p {args.duration}, at most "
         f"{args.tolerance:g} % drops; CPU: perfdhcp at {args.cpu_rate}/s for {args.duration} s, median of "
-        f"{args.cpu_runs}; CPU bound vs a = a's (servers + perfdhcp) ms/lease over the setup's.",
+        f"{args.cpu_runs}; CPU bound vs a = a's (servers + perfdhcp) ms/lease over the setup's; leases = "
+        "addresses leased by the server perfdhcp talks to after every run (lease4-get-page), missing = how "
+        "many of them its partner lacks (load-balancing: leases on either, on one only).",
         "",
         "All perfdhcp runs (offered -> measured leases/s, drops % DISCOVER-OFFER/REQUEST-ACK):",
         "",
@@ -718,7 +758,7 @@ async def main(args: argparse.Namespace) -> None:
         }
         setups: dict[str, Setup] = {k: make() for k, make in every.items() if k in wanted}
         for n, variant in enumerate(args.variant, 1):
-            setups[f"v{n}"] = Pair(lab, f"v{n}", f"netv{n}", "hot-standby", variant)
+            setups[f"v{n}"] = Pair(lab, f"v{n}", f"netv{n}", variant_mode(variant), variant)
         try:
             await asyncio.gather(*(s.start() for s in setups.values()))
             setups_run = {k: s for k, s in setups.items() if not s.refused}
@@ -736,6 +776,11 @@ async def main(args: argparse.Namespace) -> None:
             for key, setup in setups_run.items():
                 if isinstance(setup, Pair):
                     print(f"{key} HA states after the load: {await setup.states()}")
+                    try:
+                        setup.leases, setup.lacking = await setup.missing()
+                    except Exception as e:  # a figure missing, not the run
+                        print(f"{key}: lease count failed: {e!r}", flush=True)
+                    print(f"{key} leases {setup.leases}, missing on the partner {setup.lacking}", flush=True)
             fo: list[dict] = []
             if args.failovers and "c1" in setups:
                 print("failover", flush=True)
@@ -763,7 +808,10 @@ if __name__ == "__main__":
     ap.add_argument("--write", help="markdown file whose DHCP section to replace (e.g. docs/benchmarks.md)")
     ap.add_argument("--setups", default="a,b,c1,c2", help="comma-separated standard setups to run (a always runs)")
     ap.add_argument(
-        "--variant", action="append", default=[], help="a hot-standby config variant to add (repeatable; A+B combines)"
+        "--variant",
+        action="append",
+        default=[],
+        help="a hot-standby config variant to add (repeatable; A+B combines; lb:NAME: of load-balancing)",
     )
     ap.add_argument("--list-variants", action="store_true", help="print the variant presets and exit")
     parsed = ap.parse_args()
