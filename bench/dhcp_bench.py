@@ -202,6 +202,8 @@ VARIANTS: dict[str, tuple[str, object]] = {
     "pool-8": ("Kea thread-pool-size 8 (both)", _global("multi-threading", "thread-pool-size", 8)),
     "queue-16": ("Kea packet-queue-size 16 (both)", _global("multi-threading", "packet-queue-size", 16)),
     "queue-256": ("Kea packet-queue-size 256 (both)", _global("multi-threading", "packet-queue-size", 256)),
+    "queue-1024": ("Kea packet-queue-size 1024 (both)", _global("multi-threading", "packet-queue-size", 1024)),
+    "queue-4096": ("Kea packet-queue-size 4096 (both)", _global("multi-threading", "packet-queue-size", 4096)),
     "parked-64": ("Kea parked-packet-limit 64 (both; Kea's default 256)", _top("parked-packet-limit", 64)),
     "parked-1024": ("Kea parked-packet-limit 1024 (both)", _top("parked-packet-limit", 1024)),
     "parked-4096": ("Kea parked-packet-limit 4096 (both)", _top("parked-packet-limit", 4096)),
