@@ -196,6 +196,7 @@ VARIANTS: dict[str, tuple[str, object]] = {
     "http-0": ("HA HTTP threads listener 0, client 0 (Kea: one per core)", _http_threads(0, 0)),
     "http-1": ("HA HTTP threads listener 1, client 1", _http_threads(1, 1)),
     "http-2": ("HA HTTP threads listener 2, client 2", _http_threads(2, 2)),
+    "http-4-8": ("HA HTTP threads listener 4, client 8 (production before 2026-12-07)", _http_threads(4, 8)),
     "http-16": ("HA HTTP threads listener 8, client 16", _http_threads(8, 16)),
     "pool-1": ("Kea thread-pool-size 1 (both)", _global("multi-threading", "thread-pool-size", 1)),
     "pool-4": ("Kea thread-pool-size 4 (both)", _global("multi-threading", "thread-pool-size", 4)),
@@ -524,6 +525,12 @@ class Pair(Setup):
                 ips.update(page)
                 start = page[-1]
             held.append(ips)
+        proc = next(iter(self.primary.instances.values()))
+        log = proc.log_path.read_text(errors="replace") if proc.log_path.exists() else ""
+        self.failed_updates = {
+            code: log.count(code) for code in ("HA_LEASE_UPDATE_COMMUNICATIONS_FAILED", "HA_LEASE_UPDATE_FAILED")
+        }
+        print(f"{self.key} primary's log: {self.failed_updates}", flush=True)
         if self.mode == "hot-standby":
             return len(held[0]), len(held[0] - held[1])
         return len(held[0] | held[1]), len(held[0] ^ held[1])

@@ -232,6 +232,26 @@ def test_vlans_group_into_one_instance_per_relationship():
     assert [(p["name"], p["role"]) for p in lb_ha["peers"]] == [("rack3", "primary"), ("rack1", "secondary")]
 
 
+@pytest.mark.parametrize(
+    "role, mode", [("primary", "hot-standby"), ("secondary", "hot-standby"), ("primary", "load-balancing")]
+)
+def test_ha_hook_http_threads_are_one_per_cpu(role, mode):
+    # bench/dhcp_bench.py --variant http-2 / http-0: threads beyond the cores cost throughput
+    [d] = rendered(state(vlan(role=role, mode=mode, peer=("rack2", "10.50.0.3"))))
+    ha = d["hooks-libraries"][1]["parameters"]["high-availability"][0]
+    assert ha["multi-threading"] == {
+        "enable-multi-threading": True,
+        "http-dedicated-listener": True,
+        "http-listener-threads": 0,
+        "http-client-threads": 0,
+    }
+    # replication stays synchronous: the primary answers only once the partner has the lease
+    assert ha["send-lease-updates"] is True and ha["wait-backup-ack"] is False
+    assert (
+        "delayed-updates-limit" not in ha
+    )  # Kea's default: 0 in hot-standby (refused otherwise), 100 in load-balancing
+
+
 def test_both_racks_of_a_pair_render_matching_peers():
     a = state(vlan(role="primary", mode="hot-standby", peer=("rack2", "10.50.0.3")), name="rack1")
     b = copy.deepcopy(a)
