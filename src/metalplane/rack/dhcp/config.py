@@ -40,9 +40,9 @@ HA_TIMERS = {
 }
 
 #: The HA hook's HTTP threads: more than the cores (Kea's default is one per CPU). One per
-#: core measured faster on 2 CPUs, but left leases on the primary that the standby lacked
-#: after overload, which these threads never did (docs/benchmarks.md, "DHCP (Kea) HA:
-#: config variants"), so they stay until that is explained.
+#: core was faster in some runs on 2 CPUs and slower in others, and left leases on the
+#: primary that the standby lacked after overload, which these threads never did
+#: (docs/benchmarks.md, "DHCP (Kea) HA: config variants").
 HA_HTTP_THREADS = {"http-listener-threads": 4, "http-client-threads": 8}
 
 #: PXE client architectures (option 93, RFC 4578 / IANA) -> loader key in boot.loaders.
