@@ -27,6 +27,15 @@ kea-dhcp4; measured: the standby reaching partner-down (its ha-heartbeat polled
 every 50 ms) and a new udhcpc client (DISCOVER every 1 s) getting a lease from
 the standby; then failback (primary restarted, both back in hot-standby).
 Median of --failovers runs.
+
+Variants (``--variant NAME``, repeatable; ``A+B`` combines presets; ``lb:NAME``
+edits the load-balancing pair instead): extra HA pairs whose generated configs
+are edited in the bench only (the production generator is untouched), each
+measured beside bare Kea (a) and the production pairs in the same run;
+``--list-variants`` shows the presets. ``--setups`` picks which of a, b, c1, c2
+run (a always runs: every ratio is to it). A variant Kea refuses (``kea-dhcp4
+-t``, or the HA hook at start) is reported as refused with Kea's message. The
+variant table is printed, not written (--write is for the full run only).
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,7 +60,7 @@ sys.path[:0] = [str(REPO / "src"), str(REPO)]  # metalplane, and the test house 
 
 from benchdoc import cpu_model, publish  # noqa: E402
 
-from metalplane.rack.dhcp import DhcpService, prefix_wrap  # noqa: E402
+from metalplane.rack.dhcp import DhcpService, KeaError, prefix_wrap  # noqa: E402
 from tests.support.netlab import Host, Lab  # noqa: E402
 
 NET, RACK1, RACK2, PERF = "10.50.0.0/16", "10.50.0.2", "10.50.0.3", "10.50.0.10"
@@ -66,9 +76,9 @@ NOTES = """Notes:
   loads lease_cmds, evaluates four boot client classes and 50 reservations per packet; it logs
   only warnings and HA state changes (Kea's INFO logs two lines per lease; not measured apart).
 - Hot-standby: every ACK waits for the standby's acknowledgement of the lease update, over HTTP
-  between two Kea processes that share these 2 cores with perfdhcp. Raising the HA hook's HTTP
-  threads (listener 4, client 8, instead of one per core) lifted it from ~500-1,000/s to
-  ~1,250-1,500/s in single noisy runs; it still does not beat ISC's -52 % here. Load-balancing is measured with perfdhcp
+  between two Kea processes that share these 2 cores with perfdhcp. The HA hook runs listener 4 /
+  client 8 HTTP threads; one per core (Kea's default) ran faster but left leases on the
+  primary only after overload (section "DHCP (Kea) HA: config variants"). Load-balancing is measured with perfdhcp
   broadcasting, so both servers receive and parse every packet.
 """
 
@@ -124,6 +134,133 @@ def bare_config(workdir: Path) -> dict:
             "subnet4": [{"id": 1, "subnet": NET, "pools": [{"pool": f"{POOL[0]}-{POOL[1]}"}]}],
         }
     }
+
+
+# --------------------------------------------------------------------------- config variants
+
+
+def _ha(d: dict) -> dict:
+    """The HA hook's relationship in a rendered Dhcp4 config."""
+    lib = next(h for h in d["hooks-libraries"] if h["library"].endswith("libdhcp_ha.so"))
+    return lib["parameters"]["high-availability"][0]
+
+
+def _http_threads(listener: int, client: int):
+    def edit(d: dict, role: str) -> None:
+        _ha(d)["multi-threading"].update({"http-listener-threads": listener, "http-client-threads": client})
+
+    return edit
+
+
+def _global(key: str, field: str, value: object, roles: tuple[str, ...] = ("primary", "secondary")):
+    def edit(d: dict, role: str) -> None:
+        if role in roles:
+            d[key][field] = value
+
+    return edit
+
+
+def _top(field: str, value: object):
+    def edit(d: dict, role: str) -> None:
+        d[field] = value
+
+    return edit
+
+
+def _ha_set(**values: object):
+    def edit(d: dict, role: str) -> None:
+        _ha(d).update({k.replace("_", "-"): v for k, v in values.items()})
+
+    return edit
+
+
+def _severity(level: str):
+    def edit(d: dict, role: str) -> None:
+        for logger in d["loggers"]:
+            logger["severity"] = level
+
+    return edit
+
+
+def _passive_backup(d: dict, role: str) -> None:
+    ha = _ha(d)
+    ha["mode"] = "passive-backup"
+    ha["wait-backup-ack"] = False
+    for peer in ha["peers"]:
+        if peer["role"] == "standby":
+            peer["role"] = "backup"
+
+
+#: name -> (what it changes, edit(rendered Dhcp4 dict, "primary" | "secondary") in place).
+VARIANTS: dict[str, tuple[str, object]] = {
+    "http-0": ("HA HTTP threads listener 0, client 0 (Kea: one per core)", _http_threads(0, 0)),
+    "http-1": ("HA HTTP threads listener 1, client 1", _http_threads(1, 1)),
+    "http-2": ("HA HTTP threads listener 2, client 2", _http_threads(2, 2)),
+    "http-4-8": ("HA HTTP threads listener 4, client 8 (the production setting)", _http_threads(4, 8)),
+    "http-16": ("HA HTTP threads listener 8, client 16", _http_threads(8, 16)),
+    "pool-1": ("Kea thread-pool-size 1 (both)", _global("multi-threading", "thread-pool-size", 1)),
+    "pool-4": ("Kea thread-pool-size 4 (both)", _global("multi-threading", "thread-pool-size", 4)),
+    "pool-8": ("Kea thread-pool-size 8 (both)", _global("multi-threading", "thread-pool-size", 8)),
+    "queue-16": ("Kea packet-queue-size 16 (both)", _global("multi-threading", "packet-queue-size", 16)),
+    "queue-256": ("Kea packet-queue-size 256 (both)", _global("multi-threading", "packet-queue-size", 256)),
+    "queue-1024": ("Kea packet-queue-size 1024 (both)", _global("multi-threading", "packet-queue-size", 1024)),
+    "queue-4096": ("Kea packet-queue-size 4096 (both)", _global("multi-threading", "packet-queue-size", 4096)),
+    "parked-64": ("Kea parked-packet-limit 64 (both; Kea's default 256)", _top("parked-packet-limit", 64)),
+    "parked-1024": ("Kea parked-packet-limit 1024 (both)", _top("parked-packet-limit", 1024)),
+    "parked-4096": ("Kea parked-packet-limit 4096 (both)", _top("parked-packet-limit", 4096)),
+    "parked-0": ("Kea parked-packet-limit 0 (both; no limit)", _top("parked-packet-limit", 0)),
+    "persist-off-standby": (
+        "memfile persist false on the standby (unsafe: its leases only in memory)",
+        _global("lease-database", "persist", False, ("secondary",)),
+    ),
+    "persist-off": (
+        "memfile persist false on both (unsafe: no lease file, the rack reports no leases)",
+        _global("lease-database", "persist", False),
+    ),
+    "lfc-10": ("memfile lfc-interval 10 s (both)", _global("lease-database", "lfc-interval", 10)),
+    "log-error": ("every logger at ERROR (HA state changes not logged)", _severity("ERROR")),
+    "log-debug": ("every logger at DEBUG, debuglevel 0", _severity("DEBUG")),
+    "delayed-0": ("HA delayed-updates-limit 0 (no communication-recovery)", _ha_set(delayed_updates_limit=0)),
+    "delayed-100": ("HA delayed-updates-limit 100", _ha_set(delayed_updates_limit=100)),
+    "delayed-10000": ("HA delayed-updates-limit 10000", _ha_set(delayed_updates_limit=10000)),
+    "wait-ack": ("HA wait-backup-ack true", _ha_set(wait_backup_ack=True)),
+    "no-updates": (
+        "HA send-lease-updates false (reference only: no replication, unsafe)",
+        _ha_set(send_lease_updates=False),
+    ),
+    "passive-backup": (
+        "HA passive-backup, wait-backup-ack false (reference only: no automatic failover)",
+        _passive_backup,
+    ),
+}
+
+
+def variant_mode(name: str) -> str:
+    """'lb:NAME' is a load-balancing variant (of c2), NAME one of hot-standby (of c1)."""
+    return "load-balancing" if name.startswith("lb:") else "hot-standby"
+
+
+def variant_edits(name: str) -> tuple[str, list]:
+    """A variant's description and edits; NAME may combine presets with '+'."""
+    parts = name.removeprefix("lb:").split("+")
+    unknown = [p for p in parts if p not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
+    return "; ".join(VARIANTS[p][0] for p in parts), [VARIANTS[p][1] for p in parts]
+
+
+class TunedService(DhcpService):
+    """DhcpService whose rendered kea-dhcp4 configs go through a variant's edits (bench only)."""
+
+    def __init__(self, *a, edits: list, role: str, **kw):
+        super().__init__(*a, **kw)
+        self.edits, self.role = edits, role
+
+    def _render(self, inst, state, proc) -> dict:
+        conf = super()._render(inst, state, proc)
+        for edit in self.edits:
+            edit(conf["Dhcp4"], self.role)
+        return conf
 
 
 # --------------------------------------------------------------------------- perfdhcp
@@ -244,7 +381,9 @@ def cpu_cost(setup: Setup, rate: int, duration: int) -> dict:
 # --------------------------------------------------------------------------- servers
 
 
-async def wait_ha(services: list[DhcpService], state: str, timeout: float = 60) -> float:
+async def wait_ha(services: list[DhcpService], state: str | tuple[str, ...], timeout: float = 60) -> float:
+    """Wait until every service's HA state is `state` (one per service when a tuple)."""
+    wanted = (state,) * len(services) if isinstance(state, str) else state
     t0 = time.monotonic()
     while True:
         states = []
@@ -254,7 +393,7 @@ async def wait_ha(services: list[DhcpService], state: str, timeout: float = 60) 
                 states.append((await proc.command("ha-heartbeat", timeout=2))["arguments"]["state"])
             except Exception:  # not up yet
                 states.append(None)
-        if all(s == state for s in states):
+        if tuple(states) == wanted:
             return time.monotonic() - t0
         if time.monotonic() - t0 > timeout:
             raise TimeoutError(f"HA states {states}, wanted {state}")
@@ -275,6 +414,8 @@ class Setup:
         self.runs: list[dict] = []
         self.best: list[dict | None] = []
         self.costs: list[dict] = []
+        self.refused = ""  #: Kea's message when it refused this setup's config
+        self.leases = self.lacking = -1  #: HA pairs: leases after the load, and how many the partner lacks
 
     def state(self, name: str, address: str, *a, **kw) -> dict:
         st = dhcp_state(name, address, *a, **kw)
@@ -319,7 +460,7 @@ class Generated(Setup):
 
 
 class Pair(Setup):
-    def __init__(self, lab: Lab, key: str, net: str, mode: str, **kw):
+    def __init__(self, lab: Lab, key: str, net: str, mode: str, variant: str | None = None, **kw):
         super().__init__(lab, key, net)
         self.mode = mode
         self.kw = kw
@@ -328,21 +469,71 @@ class Pair(Setup):
             "hot-standby": "c1. metalplane HA pair, hot-standby (-> primary)",
             "load-balancing": "c2. metalplane HA pair, load-balancing (broadcast)",
         }[mode]
+        self.variant, self.edits = variant, []
+        if variant is not None:
+            self.what, self.edits = variant_edits(variant)
+            self.label = f"{key}. {'c1' if mode == 'hot-standby' else 'c2'} + {variant}"
         self.target = RACK1 if mode == "hot-standby" else "all"
+
+    def service(self, name: str, host: Host, role: str, **kw) -> DhcpService:
+        workdir, wrap = self.lab.new_workdir(name), prefix_wrap(host.command([]))
+        if not self.edits:
+            return DhcpService(workdir, wrap=wrap, **kw)
+        # no restarts: a variant the HA hook refuses fails once, not every backoff step
+        return TunedService(workdir, wrap=wrap, edits=self.edits, role=role, restart_backoff=None)
 
     async def start(self) -> None:
         self.s1 = self.state("rack1", RACK1, "primary", self.mode, ("rack2", RACK2))
         self.s2 = self.state("rack2", RACK2, "secondary", self.mode, ("rack1", RACK1))
-        self.primary = DhcpService(
-            self.lab.new_workdir(f"{self.key}1"), wrap=prefix_wrap(self.r1.command([])), **self.kw
-        )
-        self.secondary = DhcpService(self.lab.new_workdir(f"{self.key}2"), wrap=prefix_wrap(self.r2.command([])))
+        self.primary = self.service(f"{self.key}1", self.r1, "primary", **self.kw)
+        self.secondary = self.service(f"{self.key}2", self.r2, "secondary")
         self.services += [self.primary, self.secondary]
-        await asyncio.gather(self.primary.apply(self.s1), self.secondary.apply(self.s2))
-        await wait_ha([self.primary, self.secondary], self.mode)
+        try:
+            await asyncio.gather(self.primary.apply(self.s1), self.secondary.apply(self.s2))
+        except KeaError as e:  # `kea-dhcp4 -t` does not load hooks: the HA hook refuses at start
+            if self.variant is None:
+                raise
+            found = re.findall(
+                r"HA_CONFIGURATION_FAILED failed to configure High Availability hooks library: ([^|]*)", str(e)
+            )
+            self.refused = found[0].strip() if found else " ".join(str(e).split())[:300]
+            print(f"{self.label}: refused by Kea: {self.refused}", flush=True)
+            await self.stop()
+            return
+        await wait_ha([self.primary, self.secondary], self.ha_states())
+
+    def ha_states(self) -> tuple[str, str]:
+        """Both servers' HA states in steady state."""
+        ha = self.primary.render(self.s1)
+        mode = _ha(next(iter(ha.values()))["Dhcp4"])["mode"]
+        return ("passive-backup", "backup") if mode == "passive-backup" else (mode, mode)
 
     def server_hosts(self) -> list[Host]:
         return [self.r1, self.r2]
+
+    async def missing(self) -> tuple[int, int]:
+        """(leases on the server perfdhcp talks to, how many of them its partner lacks): the
+        replication check after the load (lease4-get-page on both servers' control sockets)."""
+        held: list[set[str]] = []
+        for svc in self.services:
+            proc, ips, start = next(iter(svc.instances.values())), set(), "start"
+            while True:
+                answer = await proc.command("lease4-get-page", {"from": start, "limit": 2000}, timeout=30)
+                page = [lease["ip-address"] for lease in (answer.get("arguments") or {}).get("leases", [])]
+                if not page:
+                    break
+                ips.update(page)
+                start = page[-1]
+            held.append(ips)
+        for role, svc in (("primary", self.primary), ("standby", self.secondary)):
+            proc = next(iter(svc.instances.values()))
+            log = proc.log_path.read_text(errors="replace") if proc.log_path.exists() else ""
+            codes = ("HA_LEASE_UPDATE_COMMUNICATIONS_FAILED", "HA_LEASE_UPDATE_FAILED", "HA_STATE_TRANSITION ")
+            states = re.findall(r"HA_STATE_TRANSITION .*?transitions from (\S+) to (\S+) state", log)
+            print(f"{self.key} {role}'s log: {[(c, log.count(c)) for c in codes]}, transitions {states}", flush=True)
+        if self.mode == "hot-standby":
+            return len(held[0]), len(held[0] - held[1])
+        return len(held[0] | held[1]), len(held[0] ^ held[1])
 
     async def states(self) -> list[str]:
         return [
@@ -501,37 +692,115 @@ def report(setups: dict[str, Setup], fo: list[dict], args) -> str:
     return "\n".join(lines)
 
 
+def variant_report(setups: dict[str, Setup], args) -> str:
+    """The variants beside a (and whichever of b, c1, c2 ran): capacity and CPU per lease."""
+
+    def best(setup: Setup) -> dict | None:
+        cands = [b for b in setup.best if b is not None]
+        return max(cands, key=lambda b: b["rate"]) if cands else None
+
+    def med(setup: Setup, field: str) -> float:
+        return statistics.median(c[field] for c in setup.costs) if setup.costs else float("nan")
+
+    a = setups["a"]
+    a_rate = best(a)["rate"] if best(a) else float("nan")  # type: ignore[index]
+    a_all = med(a, "server_ms") + med(a, "perf_ms")
+    cmd = " ".join(sys.argv[1:])
+    lines = [
+        f"Command: `.venv/bin/python bench/dhcp_bench.py {cmd}`",
+        f"Machine: {machine()}; {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; "
+        f"load average before/after: {args.loadavg} / {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        "",
+        "| setup | what changes | leases/s (best) | per round | vs a | server CPU ms/lease | + perfdhcp | "
+        "CPU bound vs a | per host ms/lease | leases, missing on the partner |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+    ]
+    for key, setup in setups.items():
+        what = getattr(setup, "what", "production config" if key != "a" else "Kea defaults")
+        if setup.refused:
+            lines.append(f"| {key} | {what} | refused by Kea: {setup.refused} | | | | | | | |")
+            continue
+        b = best(setup)
+        per_round = ", ".join(f"{x['rate']:,.0f}" if x else "-" for x in setup.best)
+        rate = f"{b['rate']:,.0f}" if b else "-"
+        ratio = f"{b['rate'] / a_rate:.2f}" if b else "-"
+        server, perf = med(setup, "server_ms"), med(setup, "perf_ms")
+        hosts = ""
+        if setup.costs:
+            names = list(setup.costs[0]["by_host_ms"])
+            hosts = ", ".join(
+                f"{n.split('-', 1)[-1]} {statistics.median(c['by_host_ms'][n] for c in setup.costs):.3f}" for n in names
+            )
+        lines.append(
+            f"| {key} | {what} | {rate} | {per_round} | {ratio} | {server:.3f} | {server + perf:.3f} | "
+            f"{a_all / (server + perf):.2f} | {hosts} | "
+            f"{f'{setup.leases:,}, {setup.lacking}' if setup.leases >= 0 else '-'} |"
+        )
+    lines += [
+        "",
+        f"Capacity: best of {args.rounds} rounds (setups in turn), perfdhcp -p {args.duration}, at most "
+        f"{args.tolerance:g} % drops; CPU: perfdhcp at {args.cpu_rate}/s for {args.duration} s, median of "
+        f"{args.cpu_runs}; CPU bound vs a = a's (servers + perfdhcp) ms/lease over the setup's; leases = "
+        "addresses leased by the server perfdhcp talks to after every run (lease4-get-page), missing = how "
+        "many of them its partner lacks (load-balancing: leases on either, on one only).",
+        "",
+        "All perfdhcp runs (offered -> measured leases/s, drops % DISCOVER-OFFER/REQUEST-ACK):",
+        "",
+    ]
+    for key, setup in setups.items():
+        runs = ", ".join(
+            f"{r['offered']}->{r['rate']:.0f} ({r['drops'][0]:.1f}/{r['drops'][1]:.1f})" for r in setup.runs
+        )
+        lines.append(f"- {key}: {runs}")
+    return "\n".join(lines) + "\n"
+
+
 async def main(args: argparse.Namespace) -> None:
     args.loadavg = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    wanted = set(args.setups.split(",")) | {"a"}
     with Lab() as lab:
-        setups: dict[str, Setup] = {
-            "a": Bare(lab, "a", "neta"),
-            "b": Generated(lab, "b", "netb"),
-            "c1": Pair(lab, "c1", "netc", "hot-standby", restart_backoff=None),
-            "c2": Pair(lab, "c2", "netd", "load-balancing"),
+        every: dict[str, Callable[[], Setup]] = {
+            "a": lambda: Bare(lab, "a", "neta"),
+            "b": lambda: Generated(lab, "b", "netb"),
+            "c1": lambda: Pair(lab, "c1", "netc", "hot-standby", restart_backoff=None),
+            "c2": lambda: Pair(lab, "c2", "netd", "load-balancing"),
         }
+        setups: dict[str, Setup] = {k: make() for k, make in every.items() if k in wanted}
+        for n, variant in enumerate(args.variant, 1):
+            setups[f"v{n}"] = Pair(lab, f"v{n}", f"netv{n}", variant_mode(variant), variant)
         try:
             await asyncio.gather(*(s.start() for s in setups.values()))
+            setups_run = {k: s for k, s in setups.items() if not s.refused}
             for rnd in range(args.rounds):
-                for key, setup in setups.items():
+                for key, setup in setups_run.items():
                     print(f"round {rnd + 1}: {setup.label}", flush=True)
                     result = await asyncio.to_thread(capacity, setup.perf, setup.target, args, key, setup.net)
                     setup.runs += result["runs"]
                     setup.best.append(result["best"])
-            for key, setup in setups.items():
+            for key, setup in setups_run.items():
                 for _ in range(args.cpu_runs):
                     cost = await asyncio.to_thread(cpu_cost, setup, args.cpu_rate, args.duration)
                     print(f"  {key}: CPU per lease {cost}", flush=True)
                     setup.costs.append(cost)
-            for key in ("c1", "c2"):
-                states = await setups[key].states()  # type: ignore[attr-defined]
-                print(f"{key} HA states after the load: {states}")
-            print("failover", flush=True)
-            fo = await failovers(setups["c1"], args) if args.failovers else []  # type: ignore[arg-type]
+            for key, setup in setups_run.items():
+                if isinstance(setup, Pair):
+                    print(f"{key} HA states after the load: {await setup.states()}")
+                    try:
+                        setup.leases, setup.lacking = await setup.missing()
+                    except Exception as e:  # a figure missing, not the run
+                        print(f"{key}: lease count failed: {e!r}", flush=True)
+                    print(f"{key} leases {setup.leases}, missing on the partner {setup.lacking}", flush=True)
+            fo: list[dict] = []
+            if args.failovers and "c1" in setups:
+                print("failover", flush=True)
+                fo = await failovers(setups["c1"], args)  # type: ignore[arg-type]
         finally:
             await asyncio.gather(*(s.stop() for s in setups.values()), return_exceptions=True)
-    text = report(setups, fo, args)
-    publish(text, args.write)
+    if args.variant or wanted != set(every):
+        print()
+        print(variant_report(setups, args))
+    else:
+        publish(report(setups, fo, args), args.write)
 
 
 if __name__ == "__main__":
@@ -546,4 +815,21 @@ if __name__ == "__main__":
     ap.add_argument("--cpu-rate", type=int, default=400, help="offered rate of the CPU-per-lease runs")
     ap.add_argument("--cpu-runs", type=int, default=3, help="CPU-per-lease runs per setup (median kept)")
     ap.add_argument("--write", help="markdown file whose DHCP section to replace (e.g. docs/benchmarks.md)")
-    asyncio.run(main(ap.parse_args()))
+    ap.add_argument("--setups", default="a,b,c1,c2", help="comma-separated standard setups to run (a always runs)")
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="a hot-standby config variant to add (repeatable; A+B combines; lb:NAME: of load-balancing)",
+    )
+    ap.add_argument("--list-variants", action="store_true", help="print the variant presets and exit")
+    parsed = ap.parse_args()
+    if parsed.list_variants:
+        for name, (what, _) in VARIANTS.items():
+            print(f"{name:22} {what}")
+        sys.exit(0)
+    for v in parsed.variant:
+        variant_edits(v)  # unknown names fail before any namespace is made
+    if parsed.write and (parsed.variant or parsed.setups != "a,b,c1,c2"):
+        ap.error("--write replaces the whole DHCP section: only for the full run (no --variant, every setup)")
+    asyncio.run(main(parsed))

@@ -232,6 +232,28 @@ def test_vlans_group_into_one_instance_per_relationship():
     assert [(p["name"], p["role"]) for p in lb_ha["peers"]] == [("rack3", "primary"), ("rack1", "secondary")]
 
 
+@pytest.mark.parametrize(
+    "role, mode", [("primary", "hot-standby"), ("secondary", "hot-standby"), ("primary", "load-balancing")]
+)
+def test_ha_hook_threads_and_synchronous_replication(role, mode):
+    # bench/dhcp_bench.py --variant http-0 / http-2: fewer HTTP threads ran faster but left
+    # leases on the primary only after overload; listener 4 / client 8 never did
+    [d] = rendered(state(vlan(role=role, mode=mode, peer=("rack2", "10.50.0.3"))))
+    ha = d["hooks-libraries"][1]["parameters"]["high-availability"][0]
+    assert ha["multi-threading"] == {
+        "enable-multi-threading": True,
+        "http-dedicated-listener": True,
+        "http-listener-threads": 4,
+        "http-client-threads": 8,
+    }
+    # replication stays synchronous: the primary answers only once the partner has the lease
+    assert ha["send-lease-updates"] is True and ha["wait-backup-ack"] is False
+    assert (
+        "delayed-updates-limit" not in ha
+    )  # Kea's default: 0 in hot-standby (refused otherwise), 100 in load-balancing
+    assert "parked-packet-limit" not in d  # Kea's default, 256: 1024, 4096 and no limit measured no better
+
+
 def test_both_racks_of_a_pair_render_matching_peers():
     a = state(vlan(role="primary", mode="hot-standby", peer=("rack2", "10.50.0.3")), name="rack1")
     b = copy.deepcopy(a)

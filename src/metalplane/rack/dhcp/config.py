@@ -39,6 +39,12 @@ HA_TIMERS = {
     "max-unacked-clients": 0,
 }
 
+#: The HA hook's HTTP threads: more than the cores (Kea's default is one per CPU). One per
+#: core was faster in some runs on 2 CPUs and slower in others, and left leases on the
+#: primary that the standby lacked after overload, which these threads never did
+#: (docs/benchmarks.md, "DHCP (Kea) HA: config variants").
+HA_HTTP_THREADS = {"http-listener-threads": 4, "http-client-threads": 8}
+
 #: PXE client architectures (option 93, RFC 4578 / IANA) -> loader key in boot.loaders.
 ARCHES: dict[str, tuple[int, ...]] = {
     "bios": (0x0000,),
@@ -373,13 +379,10 @@ def _ha_library(instance: Instance, server_name: str | None) -> dict[str, Any]:
         "sync-timeout": 60000,
         "sync-page-limit": 10000,
         "wait-backup-ack": False,
-        # more HTTP threads than cores: lease updates wait on the network, not the CPU
-        # (bench/dhcp_bench.py, hot-standby on a loaded 2-core box: ~500-1,000 -> ~1,250 leases/s)
         "multi-threading": {
             "enable-multi-threading": True,
             "http-dedicated-listener": True,
-            "http-listener-threads": 4,
-            "http-client-threads": 8,
+            **HA_HTTP_THREADS,
         },
         "peers": peers,
     }
