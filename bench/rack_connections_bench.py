@@ -118,6 +118,28 @@ def snapshot_summary(data: dict | None) -> str:
     )
 
 
+class Trace:
+    """Connect-all progress on stderr every 10 s: links held, racks with both links."""
+
+    def __init__(self, started: float):
+        self.started = started
+        self.next = started + 10
+
+    def note(self, data: dict | None) -> dict | None:
+        now = time.monotonic()
+        if now >= self.next:
+            self.next = now + 10
+            if data:
+                links = sum(len(eps) for eps in data["racks"].values())
+                both = sum(1 for eps in data["racks"].values() if len(eps) == 2)
+                progress(
+                    f"{now - self.started:.0f} s: {links} links, {both} racks with both; {os.getloadavg()[0]:.1f} load"
+                )
+            else:
+                progress(f"{now - self.started:.0f} s: no answer from the region")
+        return data
+
+
 def wait(predicate, timeout: float, interval: float = 0.25):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -135,6 +157,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--kills", type=int, default=1, help="kill (and bring back) a worker this many times")
     parser.add_argument("--write", action="store_true", help="write the result into docs/benchmarks.md")
+    parser.add_argument("--give-up", type=float, default=600, help="seconds to wait for every rack to connect")
     parser.add_argument("--client", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
@@ -148,6 +171,7 @@ def main() -> None:
     from tests.support.databases import TestDatabases, world_traversable_tempdir
     from tests.support.processes import RegionProcess
 
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     dbs = TestDatabases()
     dbs.start()
     root = world_traversable_tempdir("mp-bench-")
@@ -185,14 +209,15 @@ def main() -> None:
                 )
             )
         racks = per_proc * args.procs
+        trace = Trace(started)
         first_all = wait(
             lambda: (
-                (d := snapshot(api))
+                (d := trace.note(snapshot(api)))
                 and len(d["racks"]) >= racks
                 and all(len(e) == 2 for e in d["racks"].values())
                 and d
             ),
-            600,
+            args.give_up,
         )
         connect_all = time.monotonic() - started
         progress(f"all {racks} racks connected after {connect_all:.1f} s")
@@ -232,6 +257,7 @@ def main() -> None:
         dbs.stop()
         shutil.rmtree(root, ignore_errors=True)
     result["racks"] = racks
+    result["load"] = f"{load_before} / {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     result["machine"] = f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, {cpu_model()}"
     print(json.dumps(result, indent=2))
     if args.write:
@@ -330,6 +356,7 @@ def write_doc(result: dict, args) -> None:
 
 Command: `.venv/bin/python bench/rack_connections_bench.py --racks {args.racks} --procs {args.procs} --kills {args.kills} --write`
 Machine: {result["machine"]}; regions, PostgreSQL and the simulated racks all share it.
+Load average before/after: {result["load"]}.
 Each simulated rack runs the real connection code (`RegionLinks`), {args.racks // args.procs} per process.
 The comparison is the ideal: `ha.connections`'s lower bound on moves, and max/mean 1.0.
 

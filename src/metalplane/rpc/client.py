@@ -8,13 +8,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from metalplane.rpc.dispatch import Handlers
 from metalplane.rpc.handshake import ClientHello, Welcome, client_handshake
-from metalplane.rpc.protocol import (
-    CLOSE_TIMEOUT,
-    PING_INTERVAL,
-    PING_TIMEOUT,
-    PRE_AUTH_FRAME,
-    RpcPeer,
-)
+from metalplane.rpc.protocol import CLOSE_TIMEOUT, PRE_AUTH_FRAME, RpcPeer
 from metalplane.rpc.tls import client_context
 
 CONNECT_TIMEOUT = 5.0
@@ -36,8 +30,7 @@ async def open_connection(
         f"wss://{host}:{port}/rpc",
         ssl=client_context(ca_pem),
         open_timeout=CONNECT_TIMEOUT,
-        ping_interval=PING_INTERVAL,
-        ping_timeout=PING_TIMEOUT,
+        ping_interval=None,  # RpcPeer's keepalive, which tolerates this side's lag
         close_timeout=CLOSE_TIMEOUT,
         max_size=PRE_AUTH_FRAME,
         compression=None,
@@ -52,5 +45,7 @@ async def open_connection(
         await ws.close()
         raise
     return Connection(
-        ws, RpcPeer(ws, handlers, name or f"region {welcome.region}/{host}:{port}", welcome.protocol), welcome
+        ws,
+        RpcPeer(ws, handlers, name or f"region {welcome.region}/{host}:{port}", welcome.protocol, keepalive=True),
+        welcome,
     )
