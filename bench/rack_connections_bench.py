@@ -119,24 +119,30 @@ def snapshot_summary(data: dict | None) -> str:
 
 
 class Trace:
-    """Connect-all progress on stderr every 10 s: links held, racks with both links."""
+    """Progress on stderr every `every` s: links held, racks with both links (and, after a
+    kill, racks still holding a link to the `dead` worker)."""
 
-    def __init__(self, started: float):
+    def __init__(self, started: float, every: float = 10.0, dead: str | None = None):
         self.started = started
-        self.next = started + 10
+        self.every = every
+        self.dead = dead
+        self.next = started + every
 
     def note(self, data: dict | None) -> dict | None:
         now = time.monotonic()
         if now >= self.next:
-            self.next = now + 10
+            self.next = now + self.every
             if data:
-                links = sum(len(eps) for eps in data["racks"].values())
-                both = sum(1 for eps in data["racks"].values() if len(eps) == 2)
+                per = data["racks"].values()
+                links = sum(len(eps) for eps in per)
+                both = sum(1 for eps in per if len({e.split(":")[0] for e in eps}) == 2)
+                on_dead = f", {sum(1 for eps in per if self.dead in eps)} on the dead worker" if self.dead else ""
+                load = os.getloadavg()[0]
                 progress(
-                    f"{now - self.started:.0f} s: {links} links, {both} racks with both; {os.getloadavg()[0]:.1f} load"
+                    f"{now - self.started:.1f} s: {links} links, {both} racks on both regions{on_dead}; load {load:.1f}"
                 )
             else:
-                progress(f"{now - self.started:.0f} s: no answer from the region")
+                progress(f"{now - self.started:.1f} s: no answer from the region")
         return data
 
 
@@ -290,7 +296,8 @@ def kill_and_return(api, region, racks: int, workers: int, threshold: float, set
     killed = time.monotonic()
     out["victim_held"] = sum(1 for _, ep in before if ep == victim_label)
     # Served: every rack again linked to both regions, none to the dead worker.
-    wait(lambda: (d := snapshot(api)) and served(d, racks, 2, victim_label), 120, 0.1)
+    trace = Trace(killed, every=1.0, dead=victim_label)
+    wait(lambda: (d := trace.note(snapshot(api))) and served(d, racks, 2, victim_label), 120, 0.1)
     out["served_s"] = round(time.monotonic() - killed, 1)
     # Balanced: the dead worker reaped (its heartbeat timed out) and the balancer's caps met.
     after_kill = wait(

@@ -90,6 +90,9 @@ log = logging.getLogger("metalplane.region.rpc")
 R = TypeVar("R")
 PUSH_DEBOUNCE = 0.05
 REBALANCE_DEBOUNCE = 0.1
+# How stale a worker's copy of the live endpoints may be (a dead worker drops out of
+# them only after controllers.PROCESS_TIMEOUT anyway).
+LIVE_ENDPOINTS_TTL = 1.0
 RACK_LOST = "rack-lost"
 
 
@@ -258,9 +261,13 @@ class RackSession:
 
     @handles(GetEndpoints)
     async def get_endpoints(self, message: GetEndpoints) -> Endpoints:
-        async with self.server.db.connect() as conn:
-            live = await connections.live_endpoints(conn)
-            targets = (await connections.targets_for(conn, [self.system_id], live)).get(self.system_id)
+        """Every rack asks this every REFRESH_INTERVAL and at each Register: answered from the
+        worker's short-lived copy of the live endpoints and, once pushed, the rack's targets."""
+        live = await self.server.live_endpoints()
+        targets = self.pushed
+        if targets is None:
+            async with self.server.db.connect() as conn:
+                targets = (await connections.targets_for(conn, [self.system_id], live)).get(self.system_id)
         return Endpoints([e.endpoint for e in live], targets)
 
 
@@ -278,6 +285,8 @@ class RegionRpcServer:
         self._peers: dict[tuple[str, int], Connection] = {}
         self._tasks: set[asyncio.Task] = set()
         self._push_wanted = asyncio.Event()
+        self._live: tuple[float, list[connections.EndpointRow]] | None = None
+        self._live_reading: asyncio.Future[list[connections.EndpointRow]] | None = None
         self._rebalance_wanted = asyncio.Event()
         self._reassign_wanted = asyncio.Event()
 
@@ -335,6 +344,27 @@ class RegionRpcServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    async def live_endpoints(self) -> list[connections.EndpointRow]:
+        """The live worker endpoints, read at most once per LIVE_ENDPOINTS_TTL by this worker
+        however many racks ask (discovery, Register, GetEndpoints): 1,000 racks connecting
+        read them thousands of times, each a pool connection. Concurrent askers share one read."""
+        now = asyncio.get_running_loop().time()
+        if self._live is not None and now - self._live[0] < LIVE_ENDPOINTS_TTL:
+            return self._live[1]
+        if self._live_reading is None:
+            self._live_reading = asyncio.ensure_future(self._read_live())
+        return await asyncio.shield(self._live_reading)
+
+    async def _read_live(self) -> list[connections.EndpointRow]:
+        try:
+            started = asyncio.get_running_loop().time()
+            async with self.db.connect() as conn:
+                live = await connections.live_endpoints(conn)
+            self._live = (started, live)
+            return live
+        finally:
+            self._live_reading = None
 
     async def rebalance(self) -> None:
         """Ask for a balance check; bursts (many racks connecting) collapse into one."""
