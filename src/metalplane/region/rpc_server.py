@@ -12,15 +12,18 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
 from metalplane import __version__
 from metalplane.config.region import RegionConfig
+from metalplane.ha.admission import Admission, Ticket
 from metalplane.logs import never_log
 from metalplane.region import changes, metrics
 from metalplane.region.api.metadata import metadata_url
@@ -41,7 +44,7 @@ from metalplane.region.services import (
     racks,
 )
 from metalplane.rpc import wire
-from metalplane.rpc.client import Connection, open_connection
+from metalplane.rpc.client import PEER_PATH, Connection, open_connection
 from metalplane.rpc.dhcp import DhcpState
 from metalplane.rpc.dispatch import handler_table, handles
 from metalplane.rpc.endpoint import Endpoint
@@ -104,8 +107,11 @@ def advertised_host(config: RegionConfig) -> str:
 class RackSession:
     """One rack's connection to this worker: answers the rack's calls (rack → region)."""
 
-    def __init__(self, server: RegionRpcServer, ws: ServerConnection, hello: ClientHello, protocol: int):
+    def __init__(
+        self, server: RegionRpcServer, ws: ServerConnection, hello: ClientHello, protocol: int, ticket: Ticket
+    ):
         self.server = server
+        self.ticket = ticket  # admission: held until registered (ha.admission)
         self.hello = hello
         self.system_id = hello.system_id
         self.node_id: int | None = None
@@ -159,6 +165,7 @@ class RackSession:
                 await connections.add_connection(conn, self.node_id, self.server.process_id)
         self.server.sessions[self.system_id] = self
         metrics.rpc_connections(self.server.worker_index, len(self.server.sessions))
+        self.ticket.release()  # joined: the next rack may come in
         await self.server.rebalance()
         await self.server.reassign_bmcs()
         return await self.get_endpoints(GetEndpoints())
@@ -285,6 +292,7 @@ class RegionRpcServer:
         self._peers: dict[tuple[str, int], Connection] = {}
         self._tasks: set[asyncio.Task] = set()
         self._push_wanted = asyncio.Event()
+        self.admission = Admission(max(2, config.database_pool_size))
         self._live: tuple[float, list[connections.EndpointRow]] | None = None
         self._live_reading: asyncio.Future[list[connections.EndpointRow]] | None = None
         self._rebalance_wanted = asyncio.Event()
@@ -311,6 +319,7 @@ class RegionRpcServer:
             max_size=PRE_AUTH_FRAME,
             open_timeout=HANDSHAKE_TIMEOUT,
             ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
+            process_request=self._admit,
         )
         self._spawn(self._listen())
         self._spawn(self._pusher())
@@ -397,7 +406,24 @@ class RegionRpcServer:
 
     # -- incoming connections ------------------------------------------------------------
 
+    def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Admission control (ha.admission): too many racks joining this worker at once,
+        and the next is told to come back (503, Retry-After) before any work is done for
+        it. Region peers (forwarded calls) are never turned away."""
+        if request.path == PEER_PATH or not self.admission.busy():
+            return None
+        response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many racks joining; retry later\n")
+        response.headers["Retry-After"] = str(self.admission.retry_after)
+        return response
+
     async def _handle(self, ws: ServerConnection) -> None:
+        ticket = self.admission.enter()
+        try:
+            await self._serve_connection(ws, ticket)
+        finally:
+            ticket.release()
+
+    async def _serve_connection(self, ws: ServerConnection, ticket: Ticket) -> None:
         enable_tcp_keepalive(ws.transport)
         try:
             hello, protocol = await server_handshake(
@@ -417,10 +443,11 @@ class RegionRpcServer:
             log.info("RPC handshake with %s failed: %s", ws.remote_address, exc)
             return
         if hello.role == "region":
+            ticket.release()
             await RpcPeer(ws, handler_table(self), name=f"region peer {hello.system_id}", protocol=protocol).serve()
             return
         log.info("rack %s (%s) connected to worker %d", hello.hostname, hello.system_id, self.worker_index)
-        await RackSession(self, ws, hello, protocol).run()
+        await RackSession(self, ws, hello, protocol, ticket).run()
 
     @handles(CallRack)
     async def _forwarded_call(self, message: CallRack) -> Any:
@@ -469,7 +496,7 @@ class RegionRpcServer:
         if existing is not None and existing.peer.is_open:
             return existing.peer
         me = ClientHello("region", self.region_system_id, f"worker-{self.worker_index}", __version__, self.cluster)
-        connection = await open_connection(host, port, self.secret, me, self.ca_cert, {})
+        connection = await open_connection(host, port, self.secret, me, self.ca_cert, {}, path=PEER_PATH)
         self._peers[(host, port)] = connection
         self._spawn(connection.peer.serve())
         return connection.peer
