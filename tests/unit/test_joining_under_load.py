@@ -1,5 +1,5 @@
-"""Admission control for racks joining a worker (ha.admission), the worker's 503 and the
-rack's jittered hold (rack.region_links)."""
+"""Racks joining under load: admission control (ha.admission), the worker's 503, the rack's
+jittered hold and its re-planning pace (rack.region_links)."""
 
 from __future__ import annotations
 
@@ -105,3 +105,22 @@ async def test_a_busy_worker_answers_503_which_the_rack_reads_as_region_busy():
             await asyncio.wait_for(open_connection("127.0.0.1", port, "secret", hello, None, {}, path=PEER_PATH), 5)
         assert not isinstance(other.value, RegionBusy)
         assert reached == [PEER_PATH]
+
+
+def test_a_settled_rack_replans_only_when_a_refresh_or_a_targets_retry_is_due(tmp_path):
+    from metalplane.rack.region_links import RECONCILE_INTERVAL, REFRESH_INTERVAL
+
+    links = _links(tmp_path)
+    now = time.monotonic()
+    assert links._next_pass(now, settled=False) == RECONCILE_INTERVAL
+    links._last_refresh = now
+    assert links._next_pass(now, settled=True) == REFRESH_INTERVAL
+    links._last_refresh = now - REFRESH_INTERVAL + 3
+    assert abs(links._next_pass(now, settled=True) - 3) < 0.01
+    # The region's target is in backoff (a stand-in of its region serves): try it when due.
+    target = Endpoint("a", 0, "h", 1)
+    links.targets = [target]
+    links.backoff[target.key] = Backoff(failures=1, retry_at=now + 1.5)
+    assert abs(links._next_pass(now, settled=True) - 1.5) < 0.01
+    links.backoff[target.key] = Backoff(failures=1, retry_at=now - 5)  # due already: soon, not at once
+    assert links._next_pass(now, settled=True) == RECONCILE_INTERVAL
