@@ -36,7 +36,12 @@ from benchdoc import cpu_model, write_section  # noqa: E402
 
 def client_main(urls: list[str], secret: str, first: int, count: int) -> None:
     """One client process: `count` light racks, kept until stdin closes."""
+    import logging
+
     from tests.support.light_rack import LightRack
+
+    # Warnings (links lost, keepalive timeouts) with their time, into the client's log.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
 
     async def run() -> None:
         racks = [LightRack(f"b{first + i:05d}", urls, secret) for i in range(count)]

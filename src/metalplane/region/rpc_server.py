@@ -96,6 +96,7 @@ REBALANCE_DEBOUNCE = 0.1
 # How stale a worker's copy of the live endpoints may be (a dead worker drops out of
 # them only after controllers.PROCESS_TIMEOUT anyway).
 LIVE_ENDPOINTS_TTL = 1.0
+REPAIR_INTERVAL = 2.0
 RACK_LOST = "rack-lost"
 
 
@@ -121,31 +122,47 @@ class RackSession:
         )
 
     async def run(self) -> None:
+        self.server.open_sessions.add(self)
         try:
             await self.peer.serve()
         finally:
-            if self.server.sessions.get(self.system_id) is self:
+            self.server.open_sessions.discard(self)
+            current = self.server.sessions.get(self.system_id)
+            if current is self:
                 del self.server.sessions[self.system_id]
                 metrics.rpc_connections(self.server.worker_index, len(self.server.sessions))
-            if self.node_id is not None and self.server.process_id is not None:
+            # A new link of the same rack registered here already: the row is its now.
+            if self.node_id is not None and self.server.process_id is not None and current in (None, self):
                 with contextlib.suppress(Exception):
-                    async with self.server.db.begin() as conn:
-                        await connections.remove_connection(conn, self.node_id, self.server.process_id)
-                    # Apart, after the commit: two workers losing the rack's two links at
-                    # once would each still see the other's link inside its own transaction.
-                    async with self.server.db.begin() as conn:
-                        last_link = self.node_id not in await connections.connected_regions(conn, [self.node_id])
-                        if last_link:  # the rack is dead as far as the regions can tell
-                            changes = await racks.mark_unreachable(conn, self.node_id)
-                    if last_link:  # its BMCs move now
-                        if changes:
-                            log.warning(
-                                "%s has no connection to any region left: %s",
-                                self.peer.name,
-                                ", ".join(f"{n} {new}" for n, _, new in changes),
-                            )
-                        await self.server.reassign_bmcs()
+                    await self._forget(self.node_id, self.server.process_id)
             log.info("%s disconnected", self.peer.name)
+
+    async def _forget(self, node_id: int, process_id: int) -> None:
+        """The link is gone: its connection row goes, and a rack left with none is dead."""
+        async with self.server.db.begin() as conn:
+            await connections.remove_connection(conn, node_id, process_id)
+        if self._replaced():  # a new link of the rack registered here meanwhile: its row back
+            async with self.server.db.begin() as conn:
+                await connections.add_connection(conn, node_id, process_id)
+            return
+        # Apart, after the commit: two workers losing the rack's two links at
+        # once would each still see the other's link inside its own transaction.
+        async with self.server.db.begin() as conn:
+            last_link = node_id not in await connections.connected_regions(conn, [node_id])
+            if last_link:  # the rack is dead as far as the regions can tell
+                changes = await racks.mark_unreachable(conn, node_id)
+        if last_link:  # its BMCs move now
+            if changes:
+                log.warning(
+                    "%s has no connection to any region left: %s",
+                    self.peer.name,
+                    ", ".join(f"{n} {new}" for n, _, new in changes),
+                )
+            await self.server.reassign_bmcs()
+
+    def _replaced(self) -> bool:
+        newer = self.server.sessions.get(self.system_id)
+        return newer is not None and newer is not self and newer.node_id is not None
 
     @handles(Register)
     async def register(self, message: Register) -> Endpoints:
@@ -286,7 +303,8 @@ class RegionRpcServer:
         self.region_system_id = region_system_id
         self.worker_index = worker_index
         self.port = config.rpc_port + worker_index
-        self.sessions: dict[str, RackSession] = {}
+        self.sessions: dict[str, RackSession] = {}  # registered racks, by system_id
+        self.open_sessions: set[RackSession] = set()  # every rack connection, registered or not
         self.changes = ChangeHub()  # the web UI's live pages subscribe here
         self.process_id: int | None = None
         self._peers: dict[tuple[str, int], Connection] = {}
@@ -323,6 +341,7 @@ class RegionRpcServer:
         )
         self._spawn(self._listen())
         self._spawn(self._pusher())
+        self._spawn(self._repair_connections())
         self._spawn(self._debounced(self._rebalance_wanted, self._rebalance_now, "rebalancing"))
         self._spawn(self._debounced(self._reassign_wanted, self._reassign_now, "reassigning BMCs"))
         await self.rebalance()  # a worker joined
@@ -374,6 +393,27 @@ class RegionRpcServer:
             return live
         finally:
             self._live_reading = None
+
+    async def _repair_connections(self) -> None:
+        """Every REPAIR_INTERVAL, make this worker's connection rows match the racks it
+        holds. Rows are keyed by (rack, worker), not by link: a rack that dropped a link
+        and linked again to the same worker could lose its new row to the old link's late
+        clean-up, or to a LinkLost about the old link reported through another region;
+        nothing would put it back, and the rack, well connected, would look half-linked
+        for good (1,000-rack bench: 2-3 racks, never served again after a worker kill)."""
+        while True:
+            await asyncio.sleep(REPAIR_INTERVAL)
+            if self.process_id is None:
+                continue
+            held = {s.node_id for s in self.open_sessions if s.node_id is not None and s.peer.is_open}
+            try:
+                async with self.db.begin() as conn:
+                    fixed = await connections.match_process_connections(conn, self.process_id, held)
+                if fixed:
+                    log.info("worker %d: %d connection rows repaired", self.worker_index, fixed)
+                    await self.rebalance()
+            except Exception as exc:
+                log.warning("repairing connection rows failed (will retry): %s", exc)
 
     async def rebalance(self) -> None:
         """Ask for a balance check; bursts (many racks connecting) collapse into one."""
