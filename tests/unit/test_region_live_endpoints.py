@@ -32,7 +32,7 @@ async def test_concurrent_askers_share_one_read_and_it_is_kept_for_the_ttl(monke
     monkeypatch.setattr(connections, "live_endpoints", live_endpoints)
     monkeypatch.setattr(rpc_server, "LIVE_ENDPOINTS_TTL", 0.2)
     db = CountingDb()
-    server = RegionRpcServer(SimpleNamespace(rpc_port=5250), db, 1, "region", 0)  # type: ignore[arg-type]
+    server = RegionRpcServer(SimpleNamespace(rpc_port=5250, database_pool_size=8), db, 1, "region", 0)  # type: ignore[arg-type]
     answers = await asyncio.gather(*(server.live_endpoints() for _ in range(50)))
     assert answers == [["read 1"]] * 50 and db.connects == 1
     assert await server.live_endpoints() == ["read 1"]  # within the TTL: no read
@@ -50,7 +50,7 @@ async def test_a_failed_read_is_not_kept(monkeypatch):
         return ["back"]
 
     monkeypatch.setattr(connections, "live_endpoints", live_endpoints)
-    server = RegionRpcServer(SimpleNamespace(rpc_port=5250), CountingDb(), 1, "region", 0)  # type: ignore[arg-type]
+    server = RegionRpcServer(SimpleNamespace(rpc_port=5250, database_pool_size=8), CountingDb(), 1, "region", 0)  # type: ignore[arg-type]
     try:
         await server.live_endpoints()
     except OSError:
