@@ -53,3 +53,53 @@ def test_a_workers_rows_are_made_to_match_the_racks_it_holds(shared_region):
     assert again == 0  # nothing to do once they match
     assert gone == 0
     assert none_held == 1 and left == set()
+
+
+def test_unchanged_racks_rejoin_together_and_the_others_are_left_to_register_alone(shared_region):
+    from sqlalchemy import update
+
+    from metalplane.region.db.tables import controller_info
+
+    tag = secrets.token_hex(3)
+    region_sid = controllers.new_system_id()
+    same, renamed, refused, new = (controllers.new_system_id() for _ in range(4))
+
+    async def scenario(conn):
+        region_id = await controllers.register_region(conn, region_sid, f"rejoin-region-{tag}", "0.1", 1, 10, 5240)
+        await controllers.register_process(conn, region_id, 0, 4243, "127.0.0.1", 1, 1)
+        process = (
+            await conn.execute(select(region_processes.c.id).where(region_processes.c.region_id == region_id))
+        ).scalar_one()
+        ids = {
+            sid: await rack_services.register_rack(conn, sid, f"rejoin-{i}-{tag}", "0.1", [])
+            for i, sid in enumerate((same, renamed, refused))
+        }
+        await conn.execute(
+            update(controller_info).where(controller_info.c.node_id == ids[refused]).values(refusal="version")
+        )
+        joined = await rack_services.register_known_racks(
+            conn,
+            process,
+            [
+                rack_services.Rejoin(same, f"rejoin-0-{tag}", "0.1", []),
+                rack_services.Rejoin(renamed, "another-name", "0.1", []),
+                rack_services.Rejoin(refused, f"rejoin-2-{tag}", "0.1", []),
+                rack_services.Rejoin(new, f"rejoin-new-{tag}", "0.1", []),
+            ],
+        )
+        # The same rack with an interface it did not have before is not unchanged.
+        changed = await rack_services.register_known_racks(
+            conn, process, [rack_services.Rejoin(same, f"rejoin-0-{tag}", "0.1", [{"name": "eth9", "mac": None}])]
+        )
+        recorded = set(
+            (
+                await conn.execute(select(rpc_connections.c.rack_id).where(rpc_connections.c.process_id == process))
+            ).scalars()
+        )
+        await conn.execute(delete(nodes).where(nodes.c.system_id.in_([region_sid, same, renamed, refused])))
+        return joined, changed, recorded, ids
+
+    joined, changed, recorded, ids = run_db(shared_region.config, scenario)
+    assert joined == {same: ids[same]}
+    assert changed == {}
+    assert recorded == {ids[same]}

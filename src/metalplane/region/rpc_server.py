@@ -97,6 +97,7 @@ REBALANCE_DEBOUNCE = 0.1
 # them only after controllers.PROCESS_TIMEOUT anyway).
 LIVE_ENDPOINTS_TTL = 1.0
 REPAIR_INTERVAL = 2.0
+REJOIN_WINDOW = 0.01  # s: returning racks registered together (RegionRpcServer.rejoin)
 RACK_LOST = "rack-lost"
 
 
@@ -167,7 +168,15 @@ class RackSession:
     @handles(Register)
     async def register(self, message: Register) -> Endpoints:
         """Create or update the rack's record. Without `enrol` (the rack was told to register)
-        an unknown rack is refused: its record was deleted and it must not come back by itself."""
+        an unknown rack is refused: its record was deleted and it must not come back by itself.
+        A rack that comes back unchanged joins with the others arriving at the same time
+        (RegionRpcServer.rejoin: one transaction for the burst)."""
+        node_id = await self.server.rejoin(
+            racks.Rejoin(self.system_id, message.hostname, message.version, wire.encode(message.interfaces))
+        )
+        if node_id is not None:
+            self.node_id = node_id
+            return await self._joined()
         async with transaction(self.server.db, self.server.config) as conn:
             if not message.enrol and not await racks.is_rack(conn, self.system_id):
                 log.warning("%s has no record here and was not told to register; refused", self.peer.name)
@@ -180,6 +189,9 @@ class RackSession:
         if self.server.process_id is not None:  # else attach() records it once the worker's row exists
             async with self.server.db.begin() as conn:
                 await connections.add_connection(conn, self.node_id, self.server.process_id)
+        return await self._joined()
+
+    async def _joined(self) -> Endpoints:
         self.server.sessions[self.system_id] = self
         metrics.rpc_connections(self.server.worker_index, len(self.server.sessions))
         self.ticket.release()  # joined: the next rack may come in
@@ -305,6 +317,8 @@ class RegionRpcServer:
         self.port = config.rpc_port + worker_index
         self.sessions: dict[str, RackSession] = {}  # registered racks, by system_id
         self.open_sessions: set[RackSession] = set()  # every rack connection, registered or not
+        self._rejoining: list[tuple[racks.Rejoin, asyncio.Future[int | None]]] = []
+        self._rejoin_wanted = asyncio.Event()
         self.changes = ChangeHub()  # the web UI's live pages subscribe here
         self.process_id: int | None = None
         self._peers: dict[tuple[str, int], Connection] = {}
@@ -342,6 +356,7 @@ class RegionRpcServer:
         self._spawn(self._listen())
         self._spawn(self._pusher())
         self._spawn(self._repair_connections())
+        self._spawn(self._rejoiner())
         self._spawn(self._debounced(self._rebalance_wanted, self._rebalance_now, "rebalancing"))
         self._spawn(self._debounced(self._reassign_wanted, self._reassign_now, "reassigning BMCs"))
         await self.rebalance()  # a worker joined
@@ -393,6 +408,37 @@ class RegionRpcServer:
             return live
         finally:
             self._live_reading = None
+
+    async def rejoin(self, rack: racks.Rejoin) -> int | None:
+        """The rack's node id once it is registered and its connection recorded with the
+        other racks of its burst (racks.register_known_racks); None when it is not an
+        unchanged known rack (or the batch failed): the caller registers it by itself."""
+        if self.process_id is None:
+            return None
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._rejoining.append((rack, future))
+        self._rejoin_wanted.set()
+        return await future
+
+    async def _rejoiner(self) -> None:
+        """One transaction per burst of returning racks: whatever arrived while the last
+        one ran, or within REJOIN_WINDOW of the first."""
+        while True:
+            await self._rejoin_wanted.wait()
+            await asyncio.sleep(REJOIN_WINDOW)
+            self._rejoin_wanted.clear()
+            batch, self._rejoining = self._rejoining, []
+            joined: dict[str, int] = {}
+            try:
+                if self.process_id is not None:
+                    async with self.db.begin() as conn:
+                        joined = await racks.register_known_racks(conn, self.process_id, [r for r, _ in batch])
+            except Exception as exc:  # each registers by itself instead, and meets the error there
+                log.info("joining %d racks together failed: %s", len(batch), exc)
+                joined = {}
+            for rack, future in batch:
+                if not future.done():
+                    future.set_result(joined.get(rack.system_id))
 
     async def _repair_connections(self) -> None:
         """Every REPAIR_INTERVAL, make this worker's connection rows match the racks it
