@@ -58,3 +58,32 @@ async def test_a_failed_read_is_not_kept(monkeypatch):
     else:
         raise AssertionError("the failure was hidden")
     assert await server.live_endpoints() == ["back"]
+
+
+async def test_a_burst_of_rebalance_requests_is_planned_once_it_is_over_or_at_the_longest(monkeypatch):
+    monkeypatch.setattr(rpc_server, "REBALANCE_DEBOUNCE", 0.05)
+    monkeypatch.setattr(rpc_server, "REBALANCE_LONGEST", 0.4)
+    server = RegionRpcServer(SimpleNamespace(rpc_port=5250, database_pool_size=8), CountingDb(), 1, "region", 0)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    runs: list[float] = []
+
+    async def action():
+        runs.append(loop.time())
+
+    wanted = asyncio.Event()
+    task = asyncio.create_task(server._debounced(wanted, action, "test"))
+    try:
+        start = loop.time()
+        for _ in range(10):  # a burst of 0.2 s: one plan, once it is quiet
+            wanted.set()
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
+        assert len(runs) == 1 and runs[0] - start >= 0.2
+        runs.clear()
+        start = loop.time()
+        for _ in range(50):  # a burst that goes on for 1 s: planned about every 0.4 s
+            wanted.set()
+            await asyncio.sleep(0.02)
+        assert 2 <= len(runs) <= 3 and runs[0] - start >= 0.4
+    finally:
+        task.cancel()

@@ -92,7 +92,8 @@ from metalplane.rpc.tls import fingerprint_pem, server_context
 log = logging.getLogger("metalplane.region.rpc")
 R = TypeVar("R")
 PUSH_DEBOUNCE = 0.05
-REBALANCE_DEBOUNCE = 0.1
+REBALANCE_DEBOUNCE = 0.25  # s without a new request: the burst is over
+REBALANCE_LONGEST = 2.0  # s: a burst that goes on is planned at least this often
 # How stale a worker's copy of the live endpoints may be (a dead worker drops out of
 # them only after controllers.PROCESS_TIMEOUT anyway).
 LIVE_ENDPOINTS_TTL = 1.0
@@ -481,9 +482,20 @@ class RegionRpcServer:
     async def _debounced(self, wanted: asyncio.Event, action: Callable[[], Awaitable[None]], what: str) -> None:
         """Run `action` once per burst of requests: a thousand racks connecting at once
         make one rebalance and one BMC reassignment, not a thousand serialised ones."""
+        loop = asyncio.get_running_loop()
         while True:
             await wanted.wait()
-            await asyncio.sleep(REBALANCE_DEBOUNCE)
+            # Until the burst is over: no new request for REBALANCE_DEBOUNCE, at most
+            # REBALANCE_LONGEST. The racks of a killed worker each link again to another
+            # worker of its region within a second or two; planned while they were on their
+            # way, about half were then moved to the balancer's choice (a second TLS link
+            # and Register each, at the worst time); planned after, they mostly stay.
+            first = loop.time()
+            while True:
+                wanted.clear()
+                await asyncio.sleep(REBALANCE_DEBOUNCE)
+                if not wanted.is_set() or loop.time() - first >= REBALANCE_LONGEST:
+                    break
             wanted.clear()
             try:
                 await action()
