@@ -61,10 +61,12 @@ def snapshot(api) -> dict | None:
     """The region's view, or None when it is too busy to answer in time (1,000 racks arriving)."""
     import httpx
 
+    started = time.monotonic()
     try:
         LAST["data"] = api.get("rackcontrollers/", op="connections").json()
     except httpx.TimeoutException:
         LAST["data"] = None
+    LAST["took"] = time.monotonic() - started
     return LAST["data"]
 
 
@@ -143,8 +145,10 @@ class Trace:
                 both = sum(1 for eps in per if len({e.split(":")[0] for e in eps}) == 2)
                 on_dead = f", {sum(1 for eps in per if self.dead in eps)} on the dead worker" if self.dead else ""
                 load = os.getloadavg()[0]
+                took = LAST.get("took", 0)
                 progress(
-                    f"{now - self.started:.1f} s: {links} links, {both} racks on both regions{on_dead}; load {load:.1f}"
+                    f"{now - self.started:.1f} s: {links} links, {both} racks on both regions{on_dead}; "
+                    f"load {load:.1f}; view took {took:.2f} s"
                 )
             else:
                 progress(f"{now - self.started:.1f} s: no answer from the region")
