@@ -14,17 +14,21 @@ from metalplane.region.services import connections, controllers
 from metalplane.region.services import racks as rack_services
 
 
+async def fake_worker(conn, region_sid: str, hostname: str) -> int:
+    """A region with one worker process row (no process runs): its row id."""
+    region_id = await controllers.register_region(conn, region_sid, hostname, "0.1", 1, 10, 5240)
+    await controllers.register_process(conn, region_id, 0, 4242, "127.0.0.1", 1, 1)
+    query = select(region_processes.c.id).where(region_processes.c.region_id == region_id)
+    return (await conn.execute(query)).scalar_one()
+
+
 def test_a_workers_rows_are_made_to_match_the_racks_it_holds(shared_region):
     tag = secrets.token_hex(3)
     region_sid = controllers.new_system_id()
     rack_sids = [controllers.new_system_id() for _ in range(3)]
 
     async def scenario(conn):
-        region_id = await controllers.register_region(conn, region_sid, f"rows-region-{tag}", "0.1", 1, 10, 5240)
-        await controllers.register_process(conn, region_id, 0, 4242, "127.0.0.1", 1, 1)
-        process = (
-            await conn.execute(select(region_processes.c.id).where(region_processes.c.region_id == region_id))
-        ).scalar_one()
+        process = await fake_worker(conn, region_sid, f"rows-region-{tag}")
         ids = [
             await rack_services.register_rack(conn, sid, f"rows-rack-{i}-{tag}", "0.1", [])
             for i, sid in enumerate(rack_sids)
@@ -65,11 +69,7 @@ def test_unchanged_racks_rejoin_together_and_the_others_are_left_to_register_alo
     same, renamed, refused, new = (controllers.new_system_id() for _ in range(4))
 
     async def scenario(conn):
-        region_id = await controllers.register_region(conn, region_sid, f"rejoin-region-{tag}", "0.1", 1, 10, 5240)
-        await controllers.register_process(conn, region_id, 0, 4243, "127.0.0.1", 1, 1)
-        process = (
-            await conn.execute(select(region_processes.c.id).where(region_processes.c.region_id == region_id))
-        ).scalar_one()
+        process = await fake_worker(conn, region_sid, f"rejoin-region-{tag}")
         ids = {
             sid: await rack_services.register_rack(conn, sid, f"rejoin-{i}-{tag}", "0.1", [])
             for i, sid in enumerate((same, renamed, refused))

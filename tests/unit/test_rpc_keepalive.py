@@ -4,33 +4,32 @@ from __future__ import annotations
 
 import asyncio
 
-
 from metalplane.rpc.keepalive import Silence, keep_alive
 
 
-def test_silence_of_two_intervals_is_death():
+def heard_and_verdicts(checks: list[tuple[float, bool]]) -> list[bool]:
+    """Silence(0.75, 1.5)'s verdict at each (time, heard) check."""
     s = Silence(interval=0.75, timeout=1.5)
-    assert not s.check(0.0, False)  # the first check only starts the count
-    assert not s.check(0.75, False)
-    assert s.check(1.5, False)
+    return [s.check(now, heard) for now, heard in checks]
+
+
+def test_silence_of_two_intervals_is_death():
+    # The first check only starts the count.
+    assert heard_and_verdicts([(0.0, False), (0.75, False), (1.5, False)]) == [False, False, True]
 
 
 def test_anything_heard_resets_the_silence():
-    s = Silence(interval=0.75, timeout=1.5)
-    s.check(0.0, True)
-    assert not s.check(0.75, False)
-    assert not s.check(1.5, True)
-    assert not s.check(2.25, False)
-    assert s.check(3.0, False)
+    checks = [(0.0, True), (0.75, False), (1.5, True), (2.25, False), (3.0, False)]
+    assert heard_and_verdicts(checks) == [False, False, False, False, True]
 
 
 def test_a_late_check_counts_one_interval_only():
     """This side's loop lagged 5 s: the region was not given a chance to answer."""
+    assert heard_and_verdicts([(0.0, True), (5.0, False), (5.75, False)]) == [False, False, True]
     s = Silence(interval=0.75, timeout=1.5)
     s.check(0.0, True)
-    assert not s.check(5.0, False)
+    s.check(5.0, False)
     assert s.silent == 0.75
-    assert s.check(5.75, False)
 
 
 class FakeWs:
