@@ -388,13 +388,16 @@ The comparison is the ideal: `ha.connections`'s lower bound on moves, and max/me
 | worker back: connections moved | {result["return_moved"]} (lower bound {result["return_lower_bound"]}) |
 | worker back: settled | {result["return_settled_s"]} s, max/mean {result["return_max_over_mean"]} (loads {result["return_loads"]}) |
 
-Notes: everything (8 region workers, PostgreSQL, 4 processes of simulated racks) shares 2 CPUs, so
-connecting 1,000 racks is CPU-bound on TLS handshakes and registrations; while it lasts some racks'
-pings (1.5 s) time out and they reconnect. Moves above the killed worker's load are such racks
-dropping another link meanwhile. On the return the balancer moves only what the threshold needs
-(the lower bound), so the returned worker stays lighter than the rest. During the kill the bench
-pauses region A's supervisor, so that death and restart are two events, and stands in for its
-heartbeat of A's other workers.
+Notes: everything (8 region workers, PostgreSQL, 4 processes of simulated racks) shares 2 CPUs
+with whatever else runs on the machine (see the load average). A worker admits a bounded number of
+joining racks at once (ha.admission; the others get 503 + Retry-After and come back, jittered);
+racks that come back unchanged register together, one transaction per burst per worker; the rack's
+keepalive counts silence only in time it was awake to hear (rpc.keepalive). Moves above the killed
+worker's load are racks dropping another link meanwhile. On the return the balancer moves only
+what the threshold needs (the lower bound), so the returned worker stays lighter than the rest.
+During the kill the bench pauses region A's supervisor, so that death and restart are two events,
+and stands in for its heartbeat of A's other workers. The view (`rackcontrollers/?op=connections`
+on region B) is polled every 0.1 s during a kill; it costs region B a worker's time.
 
 """
     write_section(doc, section)
