@@ -98,6 +98,7 @@ REBALANCE_LONGEST = 2.0  # s: a burst that goes on is planned at least this ofte
 # them only after controllers.PROCESS_TIMEOUT anyway).
 LIVE_ENDPOINTS_TTL = 1.0
 REPAIR_INTERVAL = 2.0
+ADMISSION_PER_POOL = 4  # racks joining at once per database connection of the pool
 REJOIN_WINDOW = 0.01  # s: returning racks registered together (RegionRpcServer.rejoin)
 RACK_LOST = "rack-lost"
 
@@ -325,7 +326,10 @@ class RegionRpcServer:
         self._peers: dict[tuple[str, int], Connection] = {}
         self._tasks: set[asyncio.Task] = set()
         self._push_wanted = asyncio.Event()
-        self.admission = Admission(max(2, config.database_pool_size))
+        # A returning rack's Register is one row of its burst's transaction (rejoin), so a
+        # worker takes several pools' worth at once; past that, a 503 costs the rack a TLS
+        # handshake for nothing, so the limit only cuts the peaks (1,000 racks arriving).
+        self.admission = Admission(ADMISSION_PER_POOL * max(1, config.database_pool_size))
         self._live: tuple[float, list[connections.EndpointRow]] | None = None
         self._live_reading: asyncio.Future[list[connections.EndpointRow]] | None = None
         self._rebalance_wanted = asyncio.Event()
