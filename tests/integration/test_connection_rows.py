@@ -88,6 +88,10 @@ def test_unchanged_racks_rejoin_together_and_the_others_are_left_to_register_alo
             ],
         )
         # The same rack with an interface it did not have before is not unchanged.
+        # Joined again (another link of the same rack): it was connected already.
+        again = await rack_services.register_known_racks(
+            conn, process, [rack_services.Rejoin(same, f"rejoin-0-{tag}", "0.1", [])]
+        )
         changed = await rack_services.register_known_racks(
             conn, process, [rack_services.Rejoin(same, f"rejoin-0-{tag}", "0.1", [{"name": "eth9", "mac": None}])]
         )
@@ -97,9 +101,10 @@ def test_unchanged_racks_rejoin_together_and_the_others_are_left_to_register_alo
             ).scalars()
         )
         await conn.execute(delete(nodes).where(nodes.c.system_id.in_([region_sid, same, renamed, refused])))
-        return joined, changed, recorded, ids
+        return joined, again, changed, recorded, ids
 
-    joined, changed, recorded, ids = run_db(shared_region.config, scenario)
-    assert joined == {same: ids[same]}
-    assert changed == {}
+    joined, again, changed, recorded, ids = run_db(shared_region.config, scenario)
+    assert joined == ({same: ids[same]}, set())  # not connected anywhere before
+    assert again == ({same: ids[same]}, {same})
+    assert changed == ({}, set())
     assert recorded == {ids[same]}

@@ -173,12 +173,14 @@ class RackSession:
         an unknown rack is refused: its record was deleted and it must not come back by itself.
         A rack that comes back unchanged joins with the others arriving at the same time
         (RegionRpcServer.rejoin: one transaction for the burst)."""
-        node_id = await self.server.rejoin(
+        rejoined = await self.server.rejoin(
             racks.Rejoin(self.system_id, message.hostname, message.version, wire.encode(message.interfaces))
         )
-        if node_id is not None:
-            self.node_id = node_id
-            return await self._joined()
+        if rejoined is not None:
+            self.node_id, was_live = rejoined
+            # Linked to a region already (a killed worker's rack): the live racks, and so
+            # the BMCs' owners, are what they were.
+            return await self._joined(reassign_bmcs=not was_live)
         async with transaction(self.server.db, self.server.config) as conn:
             if not message.enrol and not await racks.is_rack(conn, self.system_id):
                 log.warning("%s has no record here and was not told to register; refused", self.peer.name)
@@ -193,12 +195,13 @@ class RackSession:
                 await connections.add_connection(conn, self.node_id, self.server.process_id)
         return await self._joined()
 
-    async def _joined(self) -> Endpoints:
+    async def _joined(self, reassign_bmcs: bool = True) -> Endpoints:
         self.server.sessions[self.system_id] = self
         metrics.rpc_connections(self.server.worker_index, len(self.server.sessions))
         self.ticket.release()  # joined: the next rack may come in
         await self.server.rebalance()
-        await self.server.reassign_bmcs()
+        if reassign_bmcs:
+            await self.server.reassign_bmcs()
         return await self.get_endpoints(GetEndpoints())
 
     @handles(UpdateServices)
@@ -319,7 +322,7 @@ class RegionRpcServer:
         self.port = config.rpc_port + worker_index
         self.sessions: dict[str, RackSession] = {}  # registered racks, by system_id
         self.open_sessions: set[RackSession] = set()  # every rack connection, registered or not
-        self._rejoining: list[tuple[racks.Rejoin, asyncio.Future[int | None]]] = []
+        self._rejoining: list[tuple[racks.Rejoin, asyncio.Future[tuple[int, bool] | None]]] = []
         self._rejoin_wanted = asyncio.Event()
         self.changes = ChangeHub()  # the web UI's live pages subscribe here
         self.process_id: int | None = None
@@ -414,13 +417,14 @@ class RegionRpcServer:
         finally:
             self._live_reading = None
 
-    async def rejoin(self, rack: racks.Rejoin) -> int | None:
-        """The rack's node id once it is registered and its connection recorded with the
-        other racks of its burst (racks.register_known_racks); None when it is not an
-        unchanged known rack (or the batch failed): the caller registers it by itself."""
+    async def rejoin(self, rack: racks.Rejoin) -> tuple[int, bool] | None:
+        """The rack's node id, and whether it was linked to a region already, once it is
+        registered and its connection recorded with the other racks of its burst
+        (racks.register_known_racks); None when it is not an unchanged known rack (or
+        the batch failed): the caller registers it by itself."""
         if self.process_id is None:
             return None
-        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[tuple[int, bool] | None] = asyncio.get_running_loop().create_future()
         self._rejoining.append((rack, future))
         self._rejoin_wanted.set()
         return await future
@@ -434,16 +438,18 @@ class RegionRpcServer:
             self._rejoin_wanted.clear()
             batch, self._rejoining = self._rejoining, []
             joined: dict[str, int] = {}
+            live: set[str] = set()
             try:
                 if self.process_id is not None:
                     async with self.db.begin() as conn:
-                        joined = await racks.register_known_racks(conn, self.process_id, [r for r, _ in batch])
+                        joined, live = await racks.register_known_racks(conn, self.process_id, [r for r, _ in batch])
             except Exception as exc:  # each registers by itself instead, and meets the error there
                 log.info("joining %d racks together failed: %s", len(batch), exc)
-                joined = {}
+                joined, live = {}, set()
             for rack, future in batch:
                 if not future.done():
-                    future.set_result(joined.get(rack.system_id))
+                    node_id = joined.get(rack.system_id)
+                    future.set_result(None if node_id is None else (node_id, rack.system_id in live))
 
     async def _repair_connections(self) -> None:
         """Every REPAIR_INTERVAL, make this worker's connection rows match the racks it

@@ -79,17 +79,20 @@ class Rejoin:
     reported: list[dict[str, Any]]
 
 
-async def register_known_racks(conn: AsyncConnection, process: int, joining: list[Rejoin]) -> dict[str, int]:
+async def register_known_racks(
+    conn: AsyncConnection, process: int, joining: list[Rejoin]
+) -> tuple[dict[str, int], set[str]]:
     """Register, in one go, racks that come back unchanged: known as racks, same hostname
     and version, no refusal on record and the same interfaces. Records each one's
-    connection to `process` and answers system_id -> node id for those; the others (new,
-    changed, refused before) are left out, for register_rack one by one.
+    connection to `process` and answers system_id -> node id for those, and which of them
+    were connected to a region already (their liveness, hence BMC ownership, is unchanged);
+    the others (new, changed, refused before) are left out, for register_rack one by one.
 
     Every link of every rack registers, and a killed worker's racks all link again to the
     others at once: one by one, 250 Registers were ~9 statements and 2 commits each on an
     8-connection pool; here a whole burst is 4 statements and one commit."""
     if not joining:
-        return {}
+        return {}, set()
     found = {
         r.system_id: r
         for r in await conn.execute(
@@ -106,7 +109,7 @@ async def register_known_racks(conn: AsyncConnection, process: int, joining: lis
         and (found[j.system_id].hostname, found[j.system_id].version) == (j.hostname, j.version)
     ]
     if not candidates:
-        return {}
+        return {}, set()
     before = await interfaces_of(conn, [row.id for _, row in candidates])
     subnets_known = await _subnets_of(conn, [item for j, _ in candidates for item in j.reported])
     same = {}
@@ -114,13 +117,15 @@ async def register_known_racks(conn: AsyncConnection, process: int, joining: lis
         wanted = _as_stored(j.reported, subnets_known)
         if wanted is not None and wanted == _stored(before.get(row.id, [])):
             same[j.system_id] = row.id
-    if same:
-        await conn.execute(
-            insert(rpc_connections)
-            .values([{"rack_id": node_id, "process_id": process} for node_id in sorted(set(same.values()))])
-            .on_conflict_do_nothing()
-        )
-    return same
+    if not same:
+        return {}, set()
+    live = await connections.connected_regions(conn, list(same.values()))
+    await conn.execute(
+        insert(rpc_connections)
+        .values([{"rack_id": node_id, "process_id": process} for node_id in sorted(set(same.values()))])
+        .on_conflict_do_nothing()
+    )
+    return same, {sid for sid, node_id in same.items() if node_id in live}
 
 
 def _addresses(item: dict[str, Any]) -> list[Any]:
