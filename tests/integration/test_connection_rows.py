@@ -41,20 +41,25 @@ def test_a_workers_rows_are_made_to_match_the_racks_it_holds(shared_region):
         def rows():
             return conn.execute(select(rpc_connections.c.rack_id).where(rpc_connections.c.process_id == process))
 
-        fixed = await connections.match_process_connections(conn, process, {held, lost_row})
+        linked = {rack_sids[0], rack_sids[1]}
+        fixed = await connections.match_process_connections(conn, process, {held, lost_row}, linked)
         after = set((await rows()).scalars())
-        again = await connections.match_process_connections(conn, process, {held, lost_row})
+        again = await connections.match_process_connections(conn, process, {held, lost_row}, linked)
+        # A rack still joining (its session does not know its node id yet) keeps its row.
+        joining = await connections.match_process_connections(conn, process, {held}, linked)
         # A rack deleted meanwhile (no node row) is not inserted.
         await conn.execute(delete(nodes).where(nodes.c.id == lost_row))
-        gone = await connections.match_process_connections(conn, process, {held, lost_row})
-        none_held = await connections.match_process_connections(conn, process, set())
+        gone = await connections.match_process_connections(conn, process, {held, lost_row}, linked)
+        none_held = await connections.match_process_connections(conn, process, set(), set())
         left = set((await rows()).scalars())
         await conn.execute(delete(nodes).where(nodes.c.system_id.in_([region_sid, *rack_sids])))
-        return fixed, after, again, gone, none_held, left, ids
+        return fixed, after, again, joining, gone, none_held, left, ids
 
-    fixed, after, again, gone, none_held, left, (held, lost_row, _stale) = run_db(shared_region.config, scenario)
+    fixed, after, again, joining, gone, none_held, left, (held, lost_row, _stale) = run_db(
+        shared_region.config, scenario
+    )
     assert after == {held, lost_row} and fixed == 2  # the stale row removed, the lost one back
-    assert again == 0  # nothing to do once they match
+    assert again == 0 and joining == 0  # nothing to do once they match
     assert gone == 0
     assert none_held == 1 and left == set()
 

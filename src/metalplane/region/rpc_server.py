@@ -462,10 +462,12 @@ class RegionRpcServer:
             await asyncio.sleep(REPAIR_INTERVAL)
             if self.process_id is None:
                 continue
-            held = {s.node_id for s in self.open_sessions if s.node_id is not None and s.peer.is_open}
+            open_now = [s for s in self.open_sessions if s.peer.is_open]
+            held = {s.node_id for s in open_now if s.node_id is not None}
+            linked = {s.system_id for s in open_now}
             try:
                 async with self.db.begin() as conn:
-                    fixed = await connections.match_process_connections(conn, self.process_id, held)
+                    fixed = await connections.match_process_connections(conn, self.process_id, held, linked)
                 if fixed:
                     log.info("worker %d: %d connection rows repaired", self.worker_index, fixed)
                     await self.rebalance()
