@@ -393,11 +393,12 @@ with whatever else runs on the machine (see the load average). A worker admits a
 joining racks at once (ha.admission; the others get 503 + Retry-After and come back, jittered);
 racks that come back unchanged register together, one transaction per burst per worker; the rack's
 keepalive counts silence only in time it was awake to hear (rpc.keepalive). Moves above the killed
-worker's load are racks dropping another link meanwhile. On the return the balancer moves only
+worker's load are racks moved again, by a rebalance, after linking again by themselves. On the return the balancer moves only
 what the threshold needs (the lower bound), so the returned worker stays lighter than the rest.
 During the kill the bench pauses region A's supervisor, so that death and restart are two events,
 and stands in for its heartbeat of A's other workers. The view (`rackcontrollers/?op=connections`
-on region B) is polled every 0.1 s during a kill; it costs region B a worker's time.
+on region B, from the database's connection rows) is polled every 0.1 s during a kill; it answered
+in 0.02-0.2 s through the kills, up to 2 s while 1,000 racks connect. There are no BMCs here.
 
 """
     write_section(doc, section)
