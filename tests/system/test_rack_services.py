@@ -421,6 +421,9 @@ def test_a_region_s_chronyd_death_and_a_stopped_region_show_in_its_service_set(s
         what="region2's services dead",
     )
     stack.figures["region stopped to its services dead in the API"] = time.monotonic() - stopped
+    # The death is an event of region2's, recorded by the region that saw it.
+    dead = "regiond: running -> dead"
+    wait_until(lambda: dead in regiond_events(stack, "region2"), 5, what="region2's death event")
     stack.restart_region("region2")
     wait_until(
         lambda: (
@@ -430,6 +433,17 @@ def test_a_region_s_chronyd_death_and_a_stopped_region_show_in_its_service_set(s
         interval=0.5,
         what="region2 running again",
     )
+    wait_until(
+        lambda: regiond_events(stack, "region2")[-1].startswith("regiond: dead -> "), 10, what="region2's return event"
+    )
+    assert regiond_events(stack, "region2").count(dead) == 1
+
+
+def regiond_events(stack: Stack, hostname: str) -> list[str]:
+    """The regiond status changes among the controller's events, oldest first."""
+    found = stack.api("events", "query", f"hostname={hostname}", "level=INFO", "limit=100")["events"]
+    changes = [e["description"] for e in found if e["type"] == "Service status changed"]
+    return [d.split(" (")[0] for d in reversed(changes) if d.startswith("regiond: ")]
 
 
 def arping(host: Host, target: str) -> None:
@@ -456,9 +470,20 @@ def test_arp_seen_by_the_racks_is_in_discoveries_within_seconds(stack):
 
 
 def test_without_any_region_the_rack_keeps_serving_and_queues_what_it_sees(stack):
+    # A MAAS name with a 1 s TTL, asked once through rack1 while the regions are up.
+    stack.api("dnsresources", "create", "fqdn=stale.maas", "ip_addresses=10.76.2.99", "address_ttl=1")
+    rack = RACKS["rack1"][1]
+    wait_until(lambda: dig(stack.client, rack, "stale.maas").data == ["10.76.2.99"], 10, what="stale.maas")
+    time.sleep(2)  # the region's change announcement flushes the rack's cache of maas: let it land first
+    assert dig(stack.client, rack, "stale.maas").data == ["10.76.2.99"]
     for region in REGIONS:
         stack.stop_region(region)
     stopped = time.monotonic()
+    # Long expired, its source gone: the resolver answers from its stale cache, not SERVFAIL.
+    time.sleep(2)
+    stale = dig(stack.client, rack, "stale.maas", timeout=3)
+    assert stale.status == "NOERROR" and stale.data == ["10.76.2.99"], stale
+    assert dig(stack.client, rack, "never-asked.maas", timeout=3).status in ("SERVFAIL", "TIMEOUT")
     unseen = ("h4", "h6", "h7")
     for name in unseen:
         arping(stack.arping_hosts[name], RACKS["rack1"][1])

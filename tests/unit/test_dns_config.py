@@ -92,6 +92,13 @@ def test_resolver_forwards_maas_zones_to_every_region_and_the_rest_upstream():
     )
 
 
+def test_resolver_serves_stale_answers_while_its_sources_are_unreachable():
+    opts = options_block(render_resolver(LAYOUT, resolver()))
+    assert "stale-cache-enable yes;" in opts and "stale-answer-enable yes;" in opts
+    assert "max-stale-ttl 43200;" in opts
+    assert "stale-answer-client-timeout 800;" in opts and "stale-refresh-time 30;" in opts
+
+
 def test_resolver_without_upstream_resolves_itself_and_without_validation_lists_no_exceptions():
     opts = options_block(render_resolver(LAYOUT, resolver(upstream_dns=(), dnssec_validation="no")))
     assert not any(o.startswith(("forwarders", "forward ", "validate-except")) for o in opts)

@@ -97,8 +97,8 @@ def test_a_controller_is_as_healthy_as_its_worst_running_service():
 
 
 def test_regiond_status_counts_live_workers():
-    assert regiond_status(4, 4) == Service("regiond", "running", "4 workers")
-    assert regiond_status(1, 4) == Service("regiond", "degraded", "1 of 4 workers running")
+    assert regiond_status(4, 4) == Service("regiond", "running", "4 workers live")
+    assert regiond_status(1, 4) == Service("regiond", "degraded", "1 of 4 workers live")
     assert regiond_status(0, 4).status == "dead"
 
 
@@ -145,3 +145,12 @@ def test_a_select_keeps_the_current_value_and_offers_the_images():
     assert choices_of(osystem, "ubuntu", ["centos"]) == ("ubuntu", "centos"), "never changed unasked"
     assert choices_of(settings.SETTINGS["dhcp_ha_mode"], "hot-standby", []) == settings.HA_MODES
     assert choices_of(settings.SETTINGS["maas_name"], "x", []) is None
+
+
+def test_a_region_that_never_ran_a_worker_gets_no_regiond_row_yet():
+    from metalplane.region.services.controllers import _regiond_row
+
+    assert _regiond_row(0, 4)({}) == {}  # being set up, not dead: no "unknown -> dead" event
+    assert _regiond_row(0, 4)({"regiond": ("running", "4 workers live")})["regiond"][0] == "dead"
+    assert _regiond_row(2, 4)({})["regiond"] == ("degraded", "2 of 4 workers live")
+    assert _regiond_row(3, None)({})["regiond"] == ("running", "3 workers live")

@@ -49,18 +49,18 @@ def _value_changes(args: argparse.Namespace) -> dict[str, Any]:
     return changes
 
 
-def _nothing_to(verb: str) -> int:
-    """A `set` or `reset` given no key: say which there are (exit status 2)."""
-    print(f"nothing to {verb}; give one or more of: " + " ".join(flag(k) for k in CONFIG_KEYS))
-    return 2
+def _write(args: argparse.Namespace, verb: str, asked: Any, write: Callable[[Path, Any], object]) -> int:
+    """`set` or `reset`: write what was asked to the config file; given no key, say which
+    there are (exit status 2)."""
+    if not asked:
+        print(f"nothing to {verb}; give one or more of: " + " ".join(flag(k) for k in CONFIG_KEYS))
+        return 2
+    write(_config_path(args), asked)
+    return 0
 
 
 def _set(args: argparse.Namespace) -> int:
-    changes = _value_changes(args)
-    if not changes:
-        return _nothing_to("set")
-    update_region_config(_config_path(args), changes)
-    return 0
+    return _write(args, "set", _value_changes(args), update_region_config)
 
 
 def _selected(args: argparse.Namespace) -> list[str]:
@@ -76,11 +76,7 @@ def _get(args: argparse.Namespace) -> int:
 
 
 def _reset(args: argparse.Namespace) -> int:
-    keys = _selected(args)
-    if not keys:
-        return _nothing_to("reset")
-    reset_region_config(_config_path(args), keys)
-    return 0
+    return _write(args, "reset", _selected(args), reset_region_config)
 
 
 def _run(args: argparse.Namespace) -> int:

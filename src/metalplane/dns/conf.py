@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from metalplane.file_layout import Under
+
 KEY_NAME = "metalplane-rndc"
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -35,21 +37,10 @@ class Layout:
     directory: Path
     control_port: int
 
-    @property
-    def conf(self) -> Path:
-        return self.directory / "named.conf"
-
-    @property
-    def zones_dir(self) -> Path:
-        return self.directory / "zones"
-
-    @property
-    def key_file(self) -> Path:
-        return self.directory / "rndc.key"
-
-    @property
-    def rndc_conf(self) -> Path:
-        return self.directory / "rndc.conf"
+    conf = Under("named.conf")
+    zones_dir = Under("zones")
+    key_file = Under("rndc.key")
+    rndc_conf = Under("rndc.conf")
 
     def zone_file(self, zone: str) -> Path:
         return self.zones_dir / f"db.{zone}"

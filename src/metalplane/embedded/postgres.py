@@ -20,6 +20,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from metalplane.file_layout import Under
+
 PG_ROOT = Path("/usr/lib/postgresql")
 MIN_PG_MAJOR = 15
 SOCKET_PORT = 5432
@@ -146,17 +148,9 @@ class Cluster:
     root: Path
     port: int = SOCKET_PORT
 
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def socket_dir(self) -> Path:
-        return self.root / "run"
-
-    @property
-    def log_file(self) -> Path:
-        return self.root / "postgres.log"
+    data = Under("data", base="root")
+    socket_dir = Under("run", base="root")
+    log_file = Under("postgres.log", base="root")
 
     @property
     def owner(self) -> str:

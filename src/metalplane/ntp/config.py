@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from metalplane.file_layout import Under
 from metalplane.hostport import HOSTNAME_RE, is_ip
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -69,21 +70,10 @@ class ChronyPaths:
 
     directory: Path
 
-    @property
-    def conf(self) -> Path:
-        return self.directory / "chrony.conf"
-
-    @property
-    def run_dir(self) -> Path:
-        return self.directory / "run"
-
-    @property
-    def socket(self) -> Path:
-        return self.run_dir / "chronyd.sock"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.run_dir / "chronyd.pid"
+    conf = Under("chrony.conf")
+    run_dir = Under("run")
+    socket = Under("chronyd.sock", base="run_dir")
+    pid_file = Under("chronyd.pid", base="run_dir")
 
 
 def parse_ntp_servers(text: str) -> tuple[str, ...]:

@@ -42,30 +42,10 @@ from metalplane.rack.limits import raise_open_files_limit
 from metalplane.rack.power.service import PowerService
 from metalplane.rack.region_links import RegionLinks
 from metalplane.rack.services import BOARD_FILE, ServiceBoard
+from metalplane.rpc import messages as m
 from metalplane.rpc import wire
 from metalplane.rpc.dispatch import handler_table, handles
 from metalplane.rpc.handshake import ClientHello
-from metalplane.rpc.messages import (
-    DhcpChanged,
-    GetDhcpState,
-    GetPowerTargets,
-    GetServicesConfig,
-    ImagesChanged,
-    Interface,
-    LeaseEvent,
-    PowerAction,
-    PowerReport,
-    PowerResult,
-    PowerTargetsChanged,
-    Register,
-    ReportDiscoveries,
-    ReportIsolation,
-    ReportLeases,
-    ReportPowerStates,
-    ServicesChanged,
-    Stop,
-    UpdateServices,
-)
 from metalplane.rpc.protocol import CALL_FAILED, NoSuchMethod
 from metalplane.rpc.services import Observation
 from metalplane.stopping import stop_within
@@ -150,9 +130,9 @@ class RackDaemon:
             status, info = "degraded", "; ".join(x for x in (DEGRADED_MODE, info) if x)
         self.services.set("rackd", status, info)
 
-    async def _registration(self) -> Register:
+    async def _registration(self) -> m.Register:
         interfaces = await asyncio.to_thread(local_interfaces)
-        return Register(self.hostname, __version__, wire.decode(list[Interface], interfaces), enrol=self.enrol)
+        return m.Register(self.hostname, __version__, wire.decode(list[m.Interface], interfaces), enrol=self.enrol)
 
     async def _unknown(self, message: str) -> None:
         """The region has no record of this rack (deleted while it was down) and it was not told
@@ -177,27 +157,29 @@ class RackDaemon:
 
     # -- the region's calls ------------------------------------------------------------------
 
-    @handles(Stop)
-    async def _stop_requested(self, message: Stop) -> None:
+    @handles(m.Stop)
+    async def _stop_requested(self, message: m.Stop) -> None:
         log.warning("the region asked this rack to stop (%s); stopping", message.reason)
         self.stop_reason = message.reason
         self.stopping.set()
 
-    @handles(DhcpChanged, ImagesChanged, PowerTargetsChanged)
-    async def _changed(self, message: DhcpChanged | ImagesChanged | PowerTargetsChanged) -> None:
+    @handles(m.DhcpChanged, m.ImagesChanged, m.PowerTargetsChanged)
+    async def _changed(self, message: m.DhcpChanged | m.ImagesChanged | m.PowerTargetsChanged) -> None:
         """Something the rack follows changed: wake the loop that fetches it again."""
-        {DhcpChanged: self.dhcp_wanted, ImagesChanged: self.images_wanted, PowerTargetsChanged: self.power_wanted}[
-            type(message)
-        ].set()
+        {
+            m.DhcpChanged: self.dhcp_wanted,
+            m.ImagesChanged: self.images_wanted,
+            m.PowerTargetsChanged: self.power_wanted,
+        }[type(message)].set()
 
-    @handles(ServicesChanged)
-    async def _services_changed(self, message: ServicesChanged) -> None:
+    @handles(m.ServicesChanged)
+    async def _services_changed(self, message: m.ServicesChanged) -> None:
         """Refetch the services configuration; forget what the resolver cached of `flush`."""
         self.flush_wanted.update(message.flush)
         self.services_wanted.set()
 
-    @handles(PowerAction)
-    async def _power_action(self, message: PowerAction) -> PowerResult:
+    @handles(m.PowerAction)
+    async def _power_action(self, message: m.PowerAction) -> m.PowerResult:
         return await self.power.action(message.action, message.power_type, message.params, message.after_failover)
 
     # -- following the region ----------------------------------------------------------------
@@ -215,7 +197,7 @@ class RackDaemon:
             await self.links.connected_event.wait()
             self.dhcp_wanted.clear()
             try:
-                state = await self.links.call(GetDhcpState(), timeout=30)
+                state = await self.links.call(m.GetDhcpState(), timeout=30)
                 self.dhcp_problems = list(state.problems)
                 await self.dhcp.apply(State.of(state, self.boot.dhcp_boot()))
             except InvalidDhcpState as exc:
@@ -244,7 +226,7 @@ class RackDaemon:
             self.services_wanted.clear()
             flush, self.flush_wanted = sorted(self.flush_wanted), set()
             try:
-                config = await self.links.call(GetServicesConfig(), timeout=30)
+                config = await self.links.call(m.GetServicesConfig(), timeout=30)
             except NoSuchMethod:
                 log.warning(
                     "the region does not send a services configuration (an older region); "
@@ -267,7 +249,7 @@ class RackDaemon:
             while True:
                 await self.links.connected_event.wait()
                 try:
-                    await self.links.call(ReportDiscoveries(wire.decode(list[Observation], batch)), timeout=30)
+                    await self.links.call(m.ReportDiscoveries(wire.decode(list[Observation], batch)), timeout=30)
                     self.host_services.discovery.events.ack(batch[-1]["id"])
                     break
                 except NoSuchMethod:  # an older region: keep them until a region takes them
@@ -296,8 +278,8 @@ class RackDaemon:
                 self.services.set(name, *self.boot.status(name))
             await asyncio.sleep(REPORT_INTERVAL)
 
-    async def _report_power(self, results: list[PowerReport]) -> None:
-        await self.links.call(ReportPowerStates(results), timeout=30)
+    async def _report_power(self, results: list[m.PowerReport]) -> None:
+        await self.links.call(m.ReportPowerStates(results), timeout=30)
 
     async def _follow_power(self) -> None:
         """Poll the BMCs the region says this rack owns; refetch when that changes."""
@@ -305,7 +287,7 @@ class RackDaemon:
             await self.links.connected_event.wait()
             self.power_wanted.clear()
             try:
-                self.power.apply_targets(await self.links.call(GetPowerTargets(), timeout=30))
+                self.power.apply_targets(await self.links.call(m.GetPowerTargets(), timeout=30))
             except CALL_FAILED as exc:
                 log.debug("fetching power targets failed: %s", exc)
                 await asyncio.sleep(1)
@@ -318,7 +300,7 @@ class RackDaemon:
             while True:
                 await self.links.connected_event.wait()
                 try:
-                    await self.links.call(ReportLeases(wire.decode(list[LeaseEvent], batch)), timeout=30)
+                    await self.links.call(m.ReportLeases(wire.decode(list[m.LeaseEvent], batch)), timeout=30)
                     self.dhcp.events.ack(batch[-1]["id"])
                     metrics.leases_reported(batch)
                     break
@@ -341,7 +323,7 @@ class RackDaemon:
                 "reconnected after %.0f s without any region; services ran on their last configuration", until - since
             )
             with contextlib.suppress(*CALL_FAILED):
-                await self.links.call(ReportIsolation(since, until), timeout=10)
+                await self.links.call(m.ReportIsolation(since, until), timeout=10)
 
     async def _report_services(self) -> None:
         while True:
@@ -351,7 +333,7 @@ class RackDaemon:
             if not self.links.healthy_links():
                 continue
             try:
-                await self.links.call(UpdateServices(self.services.snapshot()), timeout=10)
+                await self.links.call(m.UpdateServices(self.services.snapshot()), timeout=10)
             except CALL_FAILED as exc:
                 log.debug("service report failed: %s", exc)
                 self.services.changed.set()

@@ -41,7 +41,7 @@ from metalplane.ntp import ChronyError, ChronyService, region_config
 from metalplane.region.db.notifications import listen_forever
 from metalplane.region.db.transaction import transaction
 from metalplane.region.dns import AuthoritativeDns, AuthoritativeOptions, DnsModel, InvalidDnsModel
-from metalplane.region.services import connections, consequences, dns_model, rack_services, racks
+from metalplane.region.services import connections, consequences, dns_model, rack_services, service_statuses
 
 log = logging.getLogger("metalplane.region.services")
 
@@ -217,7 +217,7 @@ class RegionServices:
         """The statuses to the region node's service rows; each change an event (as a rack's)."""
         reported = {name: (status, info[:500]) for name, (status, info) in self.statuses().items()}
         async with self.db.begin() as conn:
-            await racks.store_services(conn, self.region_id, reported)
+            await service_statuses.store(conn, self.region_id, reported)
 
     async def stop(self) -> None:
         for service in (self.dns, self.ntp):

@@ -43,39 +43,13 @@ from metalplane.region.services import (
     rack_services,
     racks,
 )
+from metalplane.rpc import messages as m
 from metalplane.rpc import wire
 from metalplane.rpc.client import PEER_PATH, Connection, open_connection
 from metalplane.rpc.dhcp import DhcpState
 from metalplane.rpc.dispatch import handler_table, handles
 from metalplane.rpc.endpoint import Endpoint
 from metalplane.rpc.handshake import HANDSHAKE_TIMEOUT, ClientHello, HandshakeRefused, server_handshake
-from metalplane.rpc.messages import (
-    BootConfig,
-    BootImages,
-    Call,
-    CallRack,
-    DhcpChanged,
-    Endpoints,
-    GetBootConfig,
-    GetBootImages,
-    GetDhcpState,
-    GetEndpoints,
-    GetPowerTargets,
-    GetServicesConfig,
-    ImagesChanged,
-    LinkLost,
-    PowerTargets,
-    PowerTargetsChanged,
-    Register,
-    ReportDiscoveries,
-    ReportIsolation,
-    ReportLeases,
-    ReportPowerStates,
-    ServicesChanged,
-    SetTargets,
-    Stop,
-    UpdateServices,
-)
 from metalplane.rpc.protocol import (
     CLOSE_TIMEOUT,
     PRE_AUTH_FRAME,
@@ -167,8 +141,8 @@ class RackSession:
         newer = self.server.sessions.get(self.system_id)
         return newer is not None and newer is not self and newer.node_id is not None
 
-    @handles(Register)
-    async def register(self, message: Register) -> Endpoints:
+    @handles(m.Register)
+    async def register(self, message: m.Register) -> m.Endpoints:
         """Create or update the rack's record. Without `enrol` (the rack was told to register)
         an unknown rack is refused: its record was deleted and it must not come back by itself.
         A rack that comes back unchanged joins with the others arriving at the same time
@@ -195,17 +169,17 @@ class RackSession:
                 await connections.add_connection(conn, self.node_id, self.server.process_id)
         return await self._joined()
 
-    async def _joined(self, reassign_bmcs: bool = True) -> Endpoints:
+    async def _joined(self, reassign_bmcs: bool = True) -> m.Endpoints:
         self.server.sessions[self.system_id] = self
         metrics.rpc_connections(self.server.worker_index, len(self.server.sessions))
         self.ticket.release()  # joined: the next rack may come in
         await self.server.rebalance()
         if reassign_bmcs:
             await self.server.reassign_bmcs()
-        return await self.get_endpoints(GetEndpoints())
+        return await self.get_endpoints(m.GetEndpoints())
 
-    @handles(UpdateServices)
-    async def update_services(self, message: UpdateServices) -> None:
+    @handles(m.UpdateServices)
+    async def update_services(self, message: m.UpdateServices) -> None:
         node_id = self._registered()
         async with self.server.db.begin() as conn:
             await racks.update_services(conn, node_id, wire.encode(message.services))
@@ -215,8 +189,13 @@ class RackSession:
             raise RemoteError("not-registered", "call Register first")
         return self.node_id
 
-    @handles(GetDhcpState)
-    async def get_dhcp_state(self, message: GetDhcpState) -> DhcpState:
+    async def _read(self, reply: type[R], read: Callable[..., Awaitable[Any]], *args: Any) -> R:
+        """The reply `read(conn, *args)` gives from the model, checked as a `reply`."""
+        async with self.server.db.connect() as conn:
+            return wire.decode(reply, await read(conn, *args))
+
+    @handles(m.GetDhcpState)
+    async def get_dhcp_state(self, message: m.GetDhcpState) -> DhcpState:
         """Built from the model and checked here too: a state no rack could serve is refused
         ("invalid-dhcp-state"), and the rack shows why in its dhcpd status."""
         async with self.server.db.connect() as conn:
@@ -226,35 +205,33 @@ class RackSession:
                 state["problems"].append("DHCPv6 needs a rack of RPC protocol 2: upgrade the rack")
         return wire.decode(DhcpState, state)
 
-    @handles(ReportLeases)
-    async def report_leases(self, message: ReportLeases) -> int:
+    @handles(m.ReportLeases)
+    async def report_leases(self, message: m.ReportLeases) -> int:
         async with transaction(self.server.db, self.server.config) as conn:
             applied = await leases.apply_events(conn, self._registered(), wire.encode(message.events))
         metrics.lease_events([event.action for event in message.events])
         return applied
 
-    @handles(GetServicesConfig)
-    async def get_services_config(self, message: GetServicesConfig) -> ServicesConfig:
+    @handles(m.GetServicesConfig)
+    async def get_services_config(self, message: m.GetServicesConfig) -> ServicesConfig:
         """What this rack's resolver, chronyd and ARP listener follow (checked here too)."""
-        async with self.server.db.connect() as conn:
-            return wire.decode(ServicesConfig, await rack_services.rack_services(conn, self._registered()))
+        return await self._read(ServicesConfig, rack_services.rack_services, self._registered())
 
-    @handles(ReportDiscoveries)
-    async def report_discoveries(self, message: ReportDiscoveries) -> int:
+    @handles(m.ReportDiscoveries)
+    async def report_discoveries(self, message: m.ReportDiscoveries) -> int:
         async with self.server.db.begin() as conn:
             return await discoveries.record(conn, self._registered(), wire.encode(message.observations))
 
-    @handles(GetBootImages)
-    async def get_boot_images(self, message: GetBootImages) -> BootImages:
+    @handles(m.GetBootImages)
+    async def get_boot_images(self, message: m.GetBootImages) -> m.BootImages:
         self._registered()
-        async with self.server.db.connect() as conn:
-            return wire.decode(BootImages, await boot_resources.manifest(conn))
+        return await self._read(m.BootImages, boot_resources.manifest)
 
-    @handles(GetBootConfig)
-    async def get_boot_config(self, message: GetBootConfig) -> BootConfig:
+    @handles(m.GetBootConfig)
+    async def get_boot_config(self, message: m.GetBootConfig) -> m.BootConfig:
         self._registered()
         return wire.decode(
-            BootConfig,
+            m.BootConfig,
             await boot.boot_config(
                 self.server.db,
                 message.mac,
@@ -264,13 +241,12 @@ class RackSession:
             ),
         )
 
-    @handles(GetPowerTargets)
-    async def get_power_targets(self, message: GetPowerTargets) -> PowerTargets:
-        async with self.server.db.connect() as conn:
-            return wire.decode(PowerTargets, await bmcs.poll_targets(conn, self._registered()))
+    @handles(m.GetPowerTargets)
+    async def get_power_targets(self, message: m.GetPowerTargets) -> m.PowerTargets:
+        return await self._read(m.PowerTargets, bmcs.poll_targets, self._registered())
 
-    @handles(ReportPowerStates)
-    async def report_power_states(self, message: ReportPowerStates) -> None:
+    @handles(m.ReportPowerStates)
+    async def report_power_states(self, message: m.ReportPowerStates) -> None:
         """Background polls: store each machine's state; mark failing BMCs."""
         node_id = self._registered()
         async with self.server.db.begin() as conn:
@@ -282,16 +258,16 @@ class RackSession:
                     await machines.set_power_state(conn, ids, item.state)
                     await bmcs.record_result(conn, node_id, item.bmc_id, None)
 
-    @handles(LinkLost)
-    async def link_lost(self, message: LinkLost) -> None:
+    @handles(m.LinkLost)
+    async def link_lost(self, message: m.LinkLost) -> None:
         """The rack lost its link to another worker; forget it before its heartbeat times out."""
         if self.node_id is None:
             return
         async with self.server.db.begin() as conn:
             await connections.forget_connection(conn, self.node_id, message.region, message.worker)
 
-    @handles(ReportIsolation)
-    async def report_isolation(self, message: ReportIsolation) -> None:
+    @handles(m.ReportIsolation)
+    async def report_isolation(self, message: m.ReportIsolation) -> None:
         log.warning(
             "%s ran degraded, without any region, for %.0f s (services kept their last configuration)",
             self.peer.name,
@@ -300,8 +276,8 @@ class RackSession:
         async with self.server.db.begin() as conn:
             await racks.record_isolation(conn, self._registered(), message.until - message.since)
 
-    @handles(GetEndpoints)
-    async def get_endpoints(self, message: GetEndpoints) -> Endpoints:
+    @handles(m.GetEndpoints)
+    async def get_endpoints(self, message: m.GetEndpoints) -> m.Endpoints:
         """Every rack asks this every REFRESH_INTERVAL and at each Register: answered from the
         worker's short-lived copy of the live endpoints and, once pushed, the rack's targets."""
         live = await self.server.live_endpoints()
@@ -309,7 +285,7 @@ class RackSession:
         if targets is None:
             async with self.server.db.connect() as conn:
                 targets = (await connections.targets_for(conn, [self.system_id], live)).get(self.system_id)
-        return Endpoints([e.endpoint for e in live], targets)
+        return m.Endpoints([e.endpoint for e in live], targets)
 
 
 class RegionRpcServer:
@@ -559,8 +535,8 @@ class RegionRpcServer:
         log.info("rack %s (%s) connected to worker %d", hello.hostname, hello.system_id, self.worker_index)
         await RackSession(self, ws, hello, protocol, ticket).run()
 
-    @handles(CallRack)
-    async def _forwarded_call(self, message: CallRack) -> Any:
+    @handles(m.CallRack)
+    async def _forwarded_call(self, message: m.CallRack) -> Any:
         """Another worker's call to a rack held here (region → region)."""
         session = self.sessions.get(message.system_id)
         if session is None:
@@ -572,7 +548,7 @@ class RegionRpcServer:
 
     # -- calling racks ---------------------------------------------------------------------
 
-    async def call_rack(self, system_id: str, message: Call[R], timeout: float = 30.0) -> R:
+    async def call_rack(self, system_id: str, message: m.Call[R], timeout: float = 30.0) -> R:
         """Call a rack wherever it is connected: here, or through the worker that holds it."""
         session = self.sessions.get(system_id)
         if session is not None and session.peer.is_open:
@@ -586,7 +562,7 @@ class RegionRpcServer:
             try:
                 peer = await self._peer(endpoint.host, endpoint.port)
                 raw = await peer.call(
-                    CallRack(system_id, message.name, wire.encode(message), timeout), timeout=timeout + 5
+                    m.CallRack(system_id, message.name, wire.encode(message), timeout), timeout=timeout + 5
                 )
                 return wire.decode(message.reply, raw, root=f"{message.name} reply")
             except (ConnectionLost, OSError, TimeoutError, HandshakeRefused) as exc:
@@ -659,23 +635,23 @@ class RegionRpcServer:
 
     async def _send_targets(self, session: RackSession, targets: list[Endpoint]) -> None:
         with contextlib.suppress(ConnectionLost, TimeoutError, RemoteError):
-            await session.peer.call(SetTargets(targets), timeout=10)
+            await session.peer.call(m.SetTargets(targets), timeout=10)
 
     async def _rack_event(self, event: dict[str, Any]) -> None:
-        broadcast = {"dhcp": DhcpChanged(), "images": ImagesChanged()}.get(event.get("kind", ""))
+        broadcast = {"dhcp": m.DhcpChanged(), "images": m.ImagesChanged()}.get(event.get("kind", ""))
         if broadcast:
             for session in list(self.sessions.values()):
                 self._spawn(self._notify(session, broadcast))
             return
         if event.get("kind") == "services":  # the racks refetch; `flush`: zones a region changed
-            changed = ServicesChanged([str(z) for z in event.get("flush", [])])
+            changed = m.ServicesChanged([str(z) for z in event.get("flush", [])])
             for session in list(self.sessions.values()):
                 self._spawn(self._notify(session, changed))  # a protocol-1 rack: NoSuchMethod, ignored
             return
         if event.get("kind") == "bmcs":
             for system_id in event.get("racks", []):
                 if system_id in self.sessions:
-                    self._spawn(self._notify(self.sessions[system_id], PowerTargetsChanged()))
+                    self._spawn(self._notify(self.sessions[system_id], m.PowerTargetsChanged()))
             return
         target = self.sessions.get(event.get("system_id", ""))
         if target is None:
@@ -684,11 +660,11 @@ class RegionRpcServer:
             log.info("%s was deleted through the API; telling it to stop", target.peer.name)
             self._spawn(self._tell_stop(target))
 
-    async def _notify(self, session: RackSession, message: Call[None]) -> None:
+    async def _notify(self, session: RackSession, message: m.Call[None]) -> None:
         with contextlib.suppress(ConnectionLost, TimeoutError, RemoteError):
             await session.peer.call(message, timeout=10)
 
     async def _tell_stop(self, session: RackSession) -> None:
         with contextlib.suppress(ConnectionLost, TimeoutError, RemoteError):
-            await session.peer.call(Stop("deleted from the region"), timeout=5)
+            await session.peer.call(m.Stop("deleted from the region"), timeout=5)
         await session.peer.close("deleted")

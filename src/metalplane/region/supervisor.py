@@ -202,6 +202,7 @@ class Supervisor:
                         await connections.rebalance(
                             conn, self.config.rpc_connections_per_rack, self.config.balance_threshold
                         )
+                    await controllers.record_regiond_statuses(conn)
                     for system_id in await commissioning.expire(conn):
                         log.warning("machine %s failed commissioning: timed out", system_id)
                     for system_id in await lifecycle.expire(conn):

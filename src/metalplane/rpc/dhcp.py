@@ -202,6 +202,7 @@ def _domain_names(value: list[str]) -> list[str]:
     return [_domain_name(name) or "" for name in value]
 
 
+DomainName = Annotated[str | None, AfterValidator(_domain_name)]
 DomainList = Annotated[list[str], EmptyIfNone, AfterValidator(_domain_names)]
 
 
@@ -220,28 +221,31 @@ def _non_empty(value: list[Any]) -> list[Any]:
     return value
 
 
-@dataclass(frozen=True)
-class Subnet:
-    subnet_id: SubnetId
-    cidr: Network
-    gateway_ip: Ipv4 | None = None
-    dns_servers: Ipv4List = Field(default_factory=list)
-    ntp_servers: Ipv4List = Field(default_factory=list)
-    domain_name: str | None = None
-    search_list: DomainList = Field(default_factory=list)  # option 119 (domain-search)
-    pools: RangeList = Field(default_factory=list)  # dynamic ranges
-    reserved: RangeList = Field(default_factory=list)  # cut out of the pools
-    lease_time: Seconds = 600
+class _SearchDomains:
+    """What a subnet served by kea-dhcp4 (Subnet) and one served by kea-dhcp6 (Subnet6) hand out
+    as the DNS search list (their dataclass fields)."""
 
-    @field_validator("domain_name")
-    @classmethod
-    def _domain(cls, value: str | None) -> str | None:
-        return _domain_name(value)
+    domain_name: str | None
+    search_list: list[str]
 
     @property
     def searched(self) -> list[str]:
         """The DNS search list handed out: the region's, or (an older region's state) the domain alone."""
         return self.search_list or ([self.domain_name] if self.domain_name else [])
+
+
+@dataclass(frozen=True)
+class Subnet(_SearchDomains):
+    subnet_id: SubnetId
+    cidr: Network
+    gateway_ip: Ipv4 | None = None
+    dns_servers: Ipv4List = Field(default_factory=list)
+    ntp_servers: Ipv4List = Field(default_factory=list)
+    domain_name: DomainName = None
+    search_list: DomainList = Field(default_factory=list)  # option 119 (domain-search)
+    pools: RangeList = Field(default_factory=list)  # dynamic ranges
+    reserved: RangeList = Field(default_factory=list)  # cut out of the pools
+    lease_time: Seconds = 600
 
     @field_validator("pools")
     @classmethod
@@ -364,28 +368,18 @@ class Vlan(_ServedVlan):
 
 
 @dataclass(frozen=True)
-class Subnet6:
+class Subnet6(_SearchDomains):
     """An IPv6 subnet served by kea-dhcp6 (addresses only: no prefix delegation)."""
 
     subnet_id: SubnetId
     cidr: Network6
     dns_servers: Ipv6List = Field(default_factory=list)  # option 23
     ntp_servers: Ipv6List = Field(default_factory=list)  # option 31 (SNTP servers)
-    domain_name: str | None = None
+    domain_name: DomainName = None
     search_list: DomainList = Field(default_factory=list)  # option 24 (domain search list)
     pools: Range6List = Field(default_factory=list)
     reserved: Range6List = Field(default_factory=list)
     lease_time: Seconds = 600
-
-    @field_validator("domain_name")
-    @classmethod
-    def _domain(cls, value: str | None) -> str | None:
-        return _domain_name(value)
-
-    @property
-    def searched(self) -> list[str]:
-        """The DNS search list handed out: the region's, or (an older region's state) the domain alone."""
-        return self.search_list or ([self.domain_name] if self.domain_name else [])
 
     @model_validator(mode="after")
     def _consistent(self) -> Subnet6:

@@ -117,6 +117,11 @@ class PowerType:
         }
 
 
+def choice(name: str, label: str, default: str, *choices: tuple[str, str]) -> PowerField:
+    """A "choice" field: its default value and its (value, label) pairs, in order."""
+    return PowerField(name, label, "choice", default=default, choices=choices)
+
+
 # --------------------------------------------------------------------------- the types
 
 IPMI_WORKAROUNDS = (
@@ -141,43 +146,36 @@ IPMI = PowerType(
     name="ipmi",
     description="IPMI",
     fields=(
-        PowerField(
-            "power_driver",
-            "Power driver",
-            "choice",
-            default="LAN_2_0",
-            choices=(("LAN", "LAN [IPMI 1.5]"), ("LAN_2_0", "LAN_2_0 [IPMI 2.0]")),
-        ),
-        PowerField(
+        choice("power_driver", "Power driver", "LAN_2_0", ("LAN", "LAN [IPMI 1.5]"), ("LAN_2_0", "LAN_2_0 [IPMI 2.0]")),
+        choice(
             "power_boot_type",
             "Power boot type",
-            "choice",
-            default="auto",
-            choices=(("auto", "Automatic"), ("legacy", "Legacy boot"), ("efi", "EFI boot")),
+            "auto",
+            ("auto", "Automatic"),
+            ("legacy", "Legacy boot"),
+            ("efi", "EFI boot"),
         ),
         PowerField("power_address", "IP address", "ip_address", required=True),
         PowerField("power_user", "Power user"),
         PowerField("power_pass", "Power password", "password", secret=True),
         PowerField("k_g", "K_g BMC key", "password", secret=True),
-        PowerField(
+        choice(
             "cipher_suite_id",
             "Cipher suite ID",
-            "choice",
-            default="3",
-            choices=(
-                ("17", "17 - HMAC-SHA256::HMAC_SHA256_128::AES-CBC-128"),
-                ("3", "3 - HMAC-SHA1::HMAC-SHA1-96::AES-CBC-128"),
-                ("", "client default"),
-                ("8", "8 - HMAC-MD5::HMAC-MD5-128::AES-CBC-128"),
-                ("12", "12 - HMAC-MD5::MD5-128::AES-CBC-128"),
-            ),
+            "3",
+            ("17", "17 - HMAC-SHA256::HMAC_SHA256_128::AES-CBC-128"),
+            ("3", "3 - HMAC-SHA1::HMAC-SHA1-96::AES-CBC-128"),
+            ("", "client default"),
+            ("8", "8 - HMAC-MD5::HMAC-MD5-128::AES-CBC-128"),
+            ("12", "12 - HMAC-MD5::MD5-128::AES-CBC-128"),
         ),
-        PowerField(
+        choice(
             "privilege_level",
             "Privilege level",
-            "choice",
-            default="OPERATOR",
-            choices=(("USER", "User"), ("OPERATOR", "Operator"), ("ADMIN", "Administrator")),
+            "OPERATOR",
+            ("USER", "User"),
+            ("OPERATOR", "Operator"),
+            ("ADMIN", "Administrator"),
         ),
         PowerField(
             "workaround_flags",
@@ -186,21 +184,9 @@ IPMI = PowerType(
             default="opensesspriv",
             choices=IPMI_WORKAROUNDS,
         ),
-        PowerField(
-            "power_off_mode",
-            "Power off mode",
-            "choice",
-            default="hard",
-            choices=(("hard", "Hard"), ("soft", "Soft (ACPI)")),
-        ),
+        choice("power_off_mode", "Power off mode", "hard", ("hard", "Hard"), ("soft", "Soft (ACPI)")),
         # metalplane extension: which client the rack runs against this BMC.
-        PowerField(
-            "ipmi_client",
-            "IPMI client",
-            "choice",
-            default="ipmitool",
-            choices=(("ipmitool", "ipmitool"), ("freeipmi", "FreeIPMI ipmipower")),
-        ),
+        choice("ipmi_client", "IPMI client", "ipmitool", ("ipmitool", "ipmitool"), ("freeipmi", "FreeIPMI ipmipower")),
         PowerField("mac_address", "Power MAC", "mac_address", scope="node"),
     ),
     can_set_boot_device=True,
@@ -216,7 +202,7 @@ REDFISH = PowerType(
         PowerField("power_user", "Redfish user"),
         PowerField("power_pass", "Redfish password", "password", secret=True),
         PowerField("node_id", "Node ID (Redfish system id)", scope="node"),
-        PowerField("power_verify_ssl", "Verify the BMC's TLS certificate", "choice", default="n", choices=_YES_NO),
+        choice("power_verify_ssl", "Verify the BMC's TLS certificate", "n", *_YES_NO),
     ),
     can_set_boot_device=True,
     identity=("power_user",),
@@ -234,7 +220,7 @@ WEBHOOK = PowerType(
         PowerField("power_user", "Power user"),
         PowerField("power_pass", "Power password", "password", secret=True),
         PowerField("power_token", "Power token (Bearer)", "password", secret=True),
-        PowerField("power_verify_ssl", "Verify the server's TLS certificate", "choice", default="n", choices=_YES_NO),
+        choice("power_verify_ssl", "Verify the server's TLS certificate", "n", *_YES_NO),
     ),
     identity=("power_user",),
 )

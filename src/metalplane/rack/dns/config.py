@@ -10,6 +10,13 @@ DNSSEC: `dnssec_validation` (MAAS: ``auto`` | ``yes`` | ``no``) applies to
 names from upstream; the MAAS zones are unsigned and absent from the public
 DNS, so they are listed in ``validate-except`` (a validating resolver would
 otherwise find ``maas.`` proven absent by the root and answer SERVFAIL).
+
+Degraded mode: with every region (or the upstream) unreachable, the resolver
+keeps answering what it has asked before from its expired cache (BIND's
+serve-stale, RFC 8767) instead of SERVFAIL, so machines keep resolving their
+peers' MAAS names while the racks serve alone. A changed zone is flushed by the
+region's announcement, stale copies included, so staleness is only ever served
+when no region can be asked.
 """
 
 from __future__ import annotations
@@ -28,6 +35,13 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 RESOLVER_PORT = 53
 #: The resolver's rndc control channel, on 127.0.0.1.
 CONTROL_PORT = 5246
+#: How long an expired answer stays servable with its source unreachable (BIND's default, 12 h).
+MAX_STALE_TTL = 43_200
+#: How long a client waits before an unreachable source's stale answer is served, in ms:
+#: below dig's and a stub resolver's usual first retry (1-2 s).
+STALE_ANSWER_CLIENT_TIMEOUT_MS = 800
+#: Once a refresh failed, the stale answer is served this long without asking again (s).
+STALE_REFRESH_TIME = 30
 
 
 class InvalidResolverConfig(FieldErrors):
@@ -76,6 +90,11 @@ def render(layout: Layout, cfg: ResolverConfig) -> str:
         "notify no;",
         "empty-zones-enable no;",
         f"dnssec-validation {cfg.dnssec_validation};",
+        "stale-cache-enable yes;",
+        "stale-answer-enable yes;",
+        f"max-stale-ttl {MAX_STALE_TTL};",
+        f"stale-answer-client-timeout {STALE_ANSWER_CLIENT_TIMEOUT_MS};",
+        f"stale-refresh-time {STALE_REFRESH_TIME};",
     ]
     if cfg.upstream_dns:
         opts += [f"forwarders {address_list(cfg.upstream_dns)};", "forward only;"]

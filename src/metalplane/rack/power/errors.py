@@ -25,6 +25,13 @@ class PowerError(Exception):
     persistent: ClassVar[bool] = False
     summary: ClassVar[str] = "power action failed at {bmc}"
 
+    def __init_subclass__(
+        cls, *, kind: str, summary: str, retryable: bool = True, persistent: bool = False, **kwargs: object
+    ) -> None:
+        """Each kind of error is a subclass whose class keywords set these four."""
+        super().__init_subclass__(**kwargs)
+        cls.kind, cls.summary, cls.retryable, cls.persistent = kind, summary, retryable, persistent
+
     def __init__(
         self, bmc: str | None, detail: str = "", *, answer: str | None = None, answer_from: str = "BMC answered"
     ):
@@ -54,59 +61,38 @@ class PowerError(Exception):
         return copy
 
 
-class PowerAuthError(PowerError):
+class PowerAuthError(
+    PowerError, kind="auth", summary="authentication failed at {bmc}", retryable=False, persistent=True
+):
     """The BMC refused the credentials (user, password, BMC key)."""
 
-    kind = "auth"
-    retryable = False
-    persistent = True
-    summary = "authentication failed at {bmc}"
 
-
-class PowerConfigError(PowerError):
+class PowerConfigError(
+    PowerError, kind="config", summary="{bmc} rejected the power parameters", retryable=False, persistent=True
+):
     """The parameters cannot work with this BMC: cipher suite, privilege, invalid values."""
 
-    kind = "config"
-    retryable = False
-    persistent = True
-    summary = "{bmc} rejected the power parameters"
 
-
-class PowerTimeoutError(PowerError):
+class PowerTimeoutError(PowerError, kind="timeout", summary="no answer from {bmc}"):
     """No answer in time."""
 
-    kind = "timeout"
-    summary = "no answer from {bmc}"
 
-
-class PowerConnectionError(PowerError):
+class PowerConnectionError(PowerError, kind="unreachable", summary="cannot reach {bmc}"):
     """The BMC cannot be reached (refused, no route, name not found)."""
 
-    kind = "unreachable"
-    summary = "cannot reach {bmc}"
 
-
-class PowerBMCError(PowerError):
+class PowerBMCError(PowerError, kind="bmc", summary="{bmc} answered with an error"):
     """The BMC answered, with an error."""
 
-    kind = "bmc"
-    summary = "{bmc} answered with an error"
 
-
-class PowerUnsupportedError(PowerError):
+class PowerUnsupportedError(PowerError, kind="unsupported", summary="not supported by {bmc}", retryable=False):
     """The driver or the BMC cannot do this action."""
 
-    kind = "unsupported"
-    retryable = False
-    summary = "not supported by {bmc}"
 
-
-class PowerBackoffError(PowerError):
+class PowerBackoffError(
+    PowerError, kind="backoff", summary="{bmc} is failing; not called until its backoff ends", retryable=False
+):
     """The rack is leaving a failing BMC alone until its backoff ends (no call was made)."""
-
-    kind = "backoff"
-    retryable = False
-    summary = "{bmc} is failing; not called until its backoff ends"
 
     def __init__(self, bmc: str | None, detail: str = "", *, last_error: str | None = None, retry_in: float = 0.0):
         self.last_error = last_error

@@ -47,9 +47,14 @@ def param_doc(name: str, text: str, kind: str = "unicode") -> str:
     return f":param {name}: {text}\n:type {name}: {kind}\n"
 
 
+def params_text(*params: tuple[str, str] | tuple[str, str, str]) -> str:
+    """Each (name, text[, kind]) parameter as an action's doc lists it."""
+    return "".join(param_doc(*p) for p in params)
+
+
 def params_doc(summary: str, *params: tuple[str, str] | tuple[str, str, str]) -> str:
     """An action's doc: its summary, then each (name, text[, kind]) parameter."""
-    return summary + "\n\n" + "".join(param_doc(*p) for p in params)
+    return summary + "\n\n" + params_text(*params)
 
 
 def name_and_description_doc(noun: str) -> str:

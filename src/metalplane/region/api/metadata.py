@@ -31,6 +31,7 @@ from metalplane.region.db.transaction import Work, transaction
 from metalplane.region.errors import Refused, RegionError, Unauthenticated
 from metalplane.region.services import commissioning, deployment, enrolment, erasing, lifecycle, reports, rescue
 from metalplane.region.services.rows import Row
+from metalplane.region.services.script_results import RunOutput
 
 log = logging.getLogger("metalplane.region.metadata")
 PREFIX = "/MAAS/metadata/"
@@ -214,7 +215,9 @@ async def deploy_events(request: Request) -> Response:
     return PlainTextResponse("OK")
 
 
-def run_output(store: Callable[..., Awaitable[None]]) -> Callable[[Request], Awaitable[Response]]:
+def run_output(
+    store: Callable[[AsyncConnection, Row, RunOutput], Awaitable[None]],
+) -> Callable[[Request], Awaitable[Response]]:
     """A POST of a run's whole output (?exit_status=N&runtime=S, the output as the body)."""
 
     async def receive(request: Request) -> Response:
@@ -223,7 +226,7 @@ def run_output(store: Callable[..., Awaitable[None]]) -> Callable[[Request], Awa
         await authenticated_first(request)
         output = await read_body(request, INSTALL_LOG_BODY)
         async with tx(request) as conn:
-            await store(conn, await machine_for(request, conn), exit_status, runtime, output)
+            await store(conn, await machine_for(request, conn), RunOutput(exit_status, runtime, output))
         return PlainTextResponse("OK")
 
     return receive

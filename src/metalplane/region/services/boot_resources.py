@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -32,7 +32,7 @@ from metalplane.region.db.tables import (
 from metalplane.region.db.transaction import Work
 from metalplane.region.errors import Conflict, Invalid, NotFound, PermissionDenied, Refused, raise_if
 from metalplane.region.services import boot_store, consequences
-from metalplane.region.services.rows import one
+from metalplane.region.services.rows import delete_row, one
 
 Row = dict[str, Any]
 resources, sets, files, contents = boot_resources, boot_resource_sets, boot_resource_files, boot_resource_contents
@@ -344,7 +344,7 @@ async def create_upload(
 
 async def delete_resource(conn: AsyncConnection, resource_id: int) -> None:
     await get_resource(conn, resource_id)
-    await conn.execute(delete(resources).where(resources.c.id == resource_id))
+    await delete_row(conn, resources, resource_id)
     await boot_store.delete_unreferenced(conn)
     consequences.images_changed(conn)
 

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.images.simplestreams import StreamImage
 from metalplane.region.db.tables import boot_source_selections, boot_sources, config
 from metalplane.region.errors import FieldErrors, Invalid, NotFound, Refused, raise_if
-from metalplane.region.services.rows import Row, execute_unique, one, rows, stamped_update
+from metalplane.region.services.rows import Row, delete_row, insert_unique, one, rows, update_unique
 
 DEFAULT_URL = "http://images.maas.io/ephemeral-v3/stable/"
 DEFAULT_KEYRING = "/usr/share/keyrings/ubuntu-cloudimage-keyring.gpg"
@@ -162,15 +162,10 @@ async def create_source(
     data = keyring_bytes(keyring_data)
     raise_if({**check_url(url), **check_keyring(keyring_filename, data)})
     assert url is not None
-    result = await execute_unique(
-        conn,
-        insert(boot_sources)
-        .values(url=url.strip(), keyring_filename=keyring_filename, keyring_data=data)
-        .returning(boot_sources.c.id),
-        "url",
-        DUPLICATE_URL,
+    source_id = await insert_unique(
+        conn, boot_sources, "url", DUPLICATE_URL, url=url.strip(), keyring_filename=keyring_filename, keyring_data=data
     )
-    return await get_source(conn, result.scalar_one())
+    return await get_source(conn, source_id)
 
 
 async def update_source(conn: AsyncConnection, source_id: int, changes: dict[str, Any]) -> Row:
@@ -182,20 +177,22 @@ async def update_source(conn: AsyncConnection, source_id: int, changes: dict[str
     if "keyring_data" in changes:
         data = keyring_bytes(changes["keyring_data"])
     raise_if({**check_url(url), **check_keyring(filename, data)})
-    await execute_unique(
+    await update_unique(
         conn,
-        update(boot_sources)
-        .where(boot_sources.c.id == source_id)
-        .values(url=url.strip(), keyring_filename=filename, keyring_data=data, updated=func.now()),
+        boot_sources,
+        source_id,
         "url",
         DUPLICATE_URL,
+        url=url.strip(),
+        keyring_filename=filename,
+        keyring_data=data,
     )
     return await get_source(conn, source_id)
 
 
 async def delete_source(conn: AsyncConnection, source_id: int) -> None:
     await get_source(conn, source_id)
-    await conn.execute(delete(boot_sources).where(boot_sources.c.id == source_id))
+    await delete_row(conn, boot_sources, source_id)
 
 
 # -- selections --------------------------------------------------------------------------
@@ -242,15 +239,10 @@ async def create_selection(conn: AsyncConnection, source_id: int, fields: dict[s
         **{k: v for k, v in _selection_values(fields).items() if v not in (None, [])},
     }
     raise_if(check_selection(values))
-    result = await execute_unique(
-        conn,
-        insert(boot_source_selections)
-        .values(boot_source_id=source_id, **values)
-        .returning(boot_source_selections.c.id),
-        "__all__",
-        DUPLICATE_SELECTION,
+    selection_id = await insert_unique(
+        conn, boot_source_selections, "__all__", DUPLICATE_SELECTION, boot_source_id=source_id, **values
     )
-    return await get_selection(conn, source_id, result.scalar_one())
+    return await get_selection(conn, source_id, selection_id)
 
 
 async def update_selection(conn: AsyncConnection, source_id: int, selection_id: int, fields: dict[str, Any]) -> Row:
@@ -260,12 +252,7 @@ async def update_selection(conn: AsyncConnection, source_id: int, selection_id: 
         **{k: v for k, v in _selection_values(fields).items() if v is not None},
     }
     raise_if(check_selection(values))
-    await execute_unique(
-        conn,
-        stamped_update(boot_source_selections, selection_id, values),
-        "__all__",
-        DUPLICATE_SELECTION,
-    )
+    await update_unique(conn, boot_source_selections, selection_id, "__all__", DUPLICATE_SELECTION, **values)
     return await get_selection(conn, source_id, selection_id)
 
 
@@ -293,7 +280,7 @@ async def delete_selection(conn: AsyncConnection, source_id: int, selection_id: 
             f"Unable to delete {selection['os']} {selection['release']}. "
             "It is the operating system used for commissioning."
         )
-    await conn.execute(delete(boot_source_selections).where(boot_source_selections.c.id == selection_id))
+    await delete_row(conn, boot_source_selections, selection_id)
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import nodes, rpc_connections, zones
 from metalplane.region.errors import Invalid, Refused
 from metalplane.region.services import boot_resources, consequences, controllers, machines, node_details, node_fields
-from metalplane.region.services.rows import Row, stamped_update
+from metalplane.region.services.rows import Row, delete_row, update_row
 from metalplane.rpc.nodes import RACK_TYPES, REGION_TYPES, NodeType
 
 NO_CHOICE = "Select a valid choice. That choice is not one of the available choices."
@@ -55,7 +55,7 @@ async def update_controller(
         params = merged if fields.get("power_parameters_skip_check") else machines.check_power(power_type, merged)
         values["instance_power_parameters"] = {**params, "__type__": power_type}
     if values:
-        await conn.execute(stamped_update(nodes, node["id"], values))
+        await update_row(conn, nodes, node["id"], **values)
     if values.get("domain_id", node["domain_id"]) != node["domain_id"]:
         consequences.region_services_changed(conn)  # its name in DNS moves to the domain
     return await controllers.get_controller(conn, types, system_id)
@@ -115,4 +115,4 @@ async def delete_region(conn: AsyncConnection, system_id: str) -> None:
             update(nodes).where(nodes.c.id == node["id"]).values(node_type=NodeType.RACK_CONTROLLER, updated=func.now())
         )
     else:
-        await conn.execute(delete(nodes).where(nodes.c.id == node["id"]))
+        await delete_row(conn, nodes, node["id"])

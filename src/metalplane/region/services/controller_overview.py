@@ -28,9 +28,9 @@ from metalplane.region.db.tables import (
     subnets,
     vlans,
 )
-from metalplane.region.services import connections, racks, settings
+from metalplane.region.services import connections, controllers, racks, settings
 from metalplane.region.services.controllers import get_controller
-from metalplane.region.services.racks import ServiceStatus
+from metalplane.region.services.service_statuses import ServiceStatus
 from metalplane.rpc import power_schema
 from metalplane.rpc.nodes import CONTROLLER_TYPES, RACK_TYPES, REGION_TYPES, NodeType
 
@@ -76,11 +76,7 @@ def overall_status(services: list[ServiceStatus]) -> str:
 
 
 def regiond_status(live_workers: int, num_workers: int) -> ServiceStatus:
-    if live_workers == 0:
-        return ServiceStatus("regiond", "dead", "no worker is running")
-    if live_workers < num_workers:
-        return ServiceStatus("regiond", "degraded", f"{live_workers} of {num_workers} workers running")
-    return ServiceStatus("regiond", "running", f"{live_workers} workers")
+    return ServiceStatus("regiond", *controllers.regiond_status(live_workers, num_workers))
 
 
 def version_check(version: str, mine: str = __version__) -> tuple[bool, str]:

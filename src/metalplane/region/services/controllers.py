@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,7 +15,7 @@ from metalplane.identity import new_system_id as new_system_id  # re-exported fo
 from metalplane.region.budget import RegionNeed
 from metalplane.region.db.tables import controller_info, nodes, region_processes, service_status, zones
 from metalplane.region.errors import NotFound
-from metalplane.region.services import domain_views
+from metalplane.region.services import domain_views, service_statuses
 from metalplane.rpc.nodes import CONTROLLER_TYPES, RACK_TYPES, REGION_TYPES, NodeType
 
 # A worker heartbeats every HEARTBEAT_INTERVAL; one silent for PROCESS_TIMEOUT is gone.
@@ -233,7 +234,43 @@ def regiond_status(live: int, wanted: int) -> tuple[str, str]:
         return "dead", "no live worker: the region is not running"
     if live < wanted:
         return "degraded", f"{live} of {wanted} workers live"
-    return "running", f"{live} workers live"
+    return "running", f"{live} worker{'' if live == 1 else 's'} live"
+
+
+def _regiond_row(live: int, wanted: int | None) -> Callable[[service_statuses.Statuses], service_statuses.Statuses]:
+    """regiond's row from its live workers; none yet for a region that has never run one
+    (it is being set up, not dead)."""
+
+    def judged(before: service_statuses.Statuses) -> service_statuses.Statuses:
+        if live == 0 and "regiond" not in before:
+            return {}
+        return {"regiond": regiond_status(live, wanted or live)}
+
+    return judged
+
+
+async def record_regiond_statuses(conn: AsyncConnection) -> list[tuple[int, str, str, str]]:
+    """Store each region's regiond status, judged from its workers' heartbeats, as its
+    service row, so that a change (a region dying or returning, a worker lost) is an event
+    like any other service's. Every live region's heartbeat runs this: whichever sees a
+    change first records it; the others find the row already changed (it is locked)."""
+    counted = await conn.execute(
+        select(region_processes.c.region_id, func.count().label("n"))
+        .where(region_processes.c.updated > func.now() - text(f"interval '{PROCESS_TIMEOUT} seconds'"))
+        .group_by(region_processes.c.region_id)
+    )
+    live: dict[int, int] = {r.region_id: r.n for r in counted}
+    regions = await conn.execute(
+        select(nodes.c.id, controller_info.c.num_workers)
+        .join(controller_info, controller_info.c.node_id == nodes.c.id)
+        .where(nodes.c.node_type.in_(REGION_TYPES))
+        .order_by(nodes.c.id)
+    )
+    changes: list[tuple[int, str, str, str]] = []
+    for node_id, wanted in regions.all():
+        changed = await service_statuses.store(conn, node_id, _regiond_row(live.get(node_id, 0), wanted))
+        changes += [(node_id, *change) for change in changed]
+    return changes
 
 
 async def _region_view(conn: AsyncConnection, node: dict) -> RegionView:

@@ -196,14 +196,10 @@ async def record_step(conn: AsyncConnection, machine: Row, body: Row) -> None:
     await lifecycle.renew_deadline(conn, machine["id"])
 
 
-async def store_installation(
-    conn: AsyncConnection, machine: Row, exit_status: int | None, runtime: int | None, output: bytes
-) -> None:
+async def store_installation(conn: AsyncConnection, machine: Row, run: results_service.RunOutput) -> None:
     """The installer's whole output: the installation result (MAAS's /tmp/install.log)."""
     require_deploying(machine)
-    await results_service.store_output(
-        conn, machine["id"], results_service.INSTALLATION, INSTALL_LOG, exit_status, runtime, output, MAX_OUTPUT
-    )
+    await results_service.store_output(conn, machine["id"], results_service.INSTALLATION, INSTALL_LOG, run, MAX_OUTPUT)
 
 
 def done_outcome(body: Row) -> tuple[bool, str]:

@@ -16,7 +16,7 @@ from metalplane.region.errors import Conflict, Invalid, PermissionDenied
 from metalplane.region.services import consequences, node_fields
 from metalplane.region.services import nodes as nodes_service
 from metalplane.region.services.controllers import new_system_id
-from metalplane.region.services.rows import Row
+from metalplane.region.services.rows import Row, delete_row
 from metalplane.region.services.users import User
 from metalplane.rpc.nodes import NodeType
 
@@ -96,7 +96,7 @@ async def update_device(
 async def delete_device(conn: AsyncConnection, system_id: str, user: User | None) -> None:
     device = await get_device(conn, system_id, user, lock=True)
     _may_edit(device, user)
-    await conn.execute(delete(nodes).where(nodes.c.id == device["id"]))
+    await delete_row(conn, nodes, device["id"])
     consequences.node_addresses_changed(conn)
 
 

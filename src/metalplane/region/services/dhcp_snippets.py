@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metalplane.region.db.tables import dhcp_snippet_versions, dhcp_snippets, ipranges, nodes, subnets
 from metalplane.region.errors import FieldErrors, Invalid, NotFound, RegionError, raise_if
 from metalplane.region.services import lookups, network
-from metalplane.region.services.rows import Row, rows, stamped_update
+from metalplane.region.services.rows import Row, delete_row, insert_row, rows, update_row
 
 NAME_MAX = 255
 VALUE_MAX = 1 << 20  # a snippet is configuration text, not a file
@@ -167,18 +167,14 @@ async def show_snippets(conn: AsyncConnection, ident: str | None = None) -> Snip
 async def create_snippet(conn: AsyncConnection, fields: dict[str, Any]) -> Snippets:
     raise_if(check_text(fields, creating=True))
     targets = await _targets(conn, fields, None)
-    snippet_id = (
-        await conn.execute(
-            insert(dhcp_snippets)
-            .values(
-                name=fields["name"],
-                description=fields.get("description") or "",
-                enabled=True if fields.get("enabled") is None else fields["enabled"],
-                **targets,
-            )
-            .returning(dhcp_snippets.c.id)
-        )
-    ).scalar_one()
+    snippet_id = await insert_row(
+        conn,
+        dhcp_snippets,
+        name=fields["name"],
+        description=fields.get("description") or "",
+        enabled=True if fields.get("enabled") is None else fields["enabled"],
+        **targets,
+    )
     await conn.execute(insert(versions).values(snippet_id=snippet_id, data=unix_text(fields["value"])))
     return await show_snippets(conn, str(snippet_id))
 
@@ -189,7 +185,7 @@ async def update_snippet(conn: AsyncConnection, ident: str, fields: dict[str, An
     raise_if(check_text(fields, creating=False))
     values: dict[str, Any] = {k: fields[k] for k in ("name", "description", "enabled") if fields.get(k) is not None}
     values.update(await _targets(conn, fields, current))
-    await conn.execute(stamped_update(dhcp_snippets, current["id"], values))
+    await update_row(conn, dhcp_snippets, current["id"], **values)
     if fields.get("value") is not None:
         latest = (
             await conn.execute(
@@ -236,4 +232,4 @@ async def revert_snippet(conn: AsyncConnection, ident: str, to: str | None) -> S
 
 async def delete_snippet(conn: AsyncConnection, ident: str) -> None:
     current = await get_snippet(conn, ident)
-    await conn.execute(delete(dhcp_snippets).where(dhcp_snippets.c.id == current["id"]))
+    await delete_row(conn, dhcp_snippets, current["id"])

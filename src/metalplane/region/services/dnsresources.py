@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ipaddress import ip_address
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region import validation
@@ -26,7 +26,7 @@ from metalplane.region.errors import FieldErrors, Invalid, NotFound, raise_if
 from metalplane.region.services import consequences, dns_model, settings
 from metalplane.region.services.domain_views import default_domain_id, get_domain_row
 from metalplane.region.services.domains import NAMESPEC
-from metalplane.region.services.rows import Row, one, stamped_update
+from metalplane.region.services.rows import Row, delete_row, insert_row, one, update_row
 
 #: What dnsresourcerecords take (addresses are the resource's ip_addresses).
 RECORD_TYPES = tuple(t for t in RRTYPES if t not in ("A", "AAAA"))
@@ -241,7 +241,10 @@ async def show_resource(conn: AsyncConnection, ident: str | int) -> Resource:
     return (await _resources(conn, [await get_resource_row(conn, ident)]))[0]
 
 
-def _changed(conn: AsyncConnection) -> None:
+async def _changed(conn: AsyncConnection, checked: str | None = None) -> None:
+    """A write is done: given `checked`, the DNS model is checked first (refused on that field)."""
+    if checked is not None:
+        await dns_model.check(conn, checked)
     consequences.region_services_changed(conn)
 
 
@@ -281,13 +284,7 @@ async def _insert_resource(
     )
     if exists.first() is not None:
         raise Invalid.field("name", NOT_UNIQUE)
-    return (
-        await conn.execute(
-            insert(dnsresources)
-            .values(name=name, domain_id=domain_id, address_ttl=address_ttl, ips=ips)
-            .returning(dnsresources.c.id)
-        )
-    ).scalar_one()
+    return await insert_row(conn, dnsresources, name=name, domain_id=domain_id, address_ttl=address_ttl, ips=ips)
 
 
 async def _has_cname(conn: AsyncConnection, resource_id: int) -> bool:
@@ -303,8 +300,7 @@ async def create_resource(conn: AsyncConnection, fields: dict[str, Any]) -> Reso
     resource_id = await _insert_resource(
         conn, name, domain_id, parse_ttl("address_ttl", fields.get("address_ttl")), ips
     )
-    await dns_model.check(conn, "name")
-    _changed(conn)
+    await _changed(conn, "name")
     return await show_resource(conn, resource_id)
 
 
@@ -335,16 +331,15 @@ async def update_resource(conn: AsyncConnection, ident: str, fields: dict[str, A
         if values["ips"] and await _has_cname(conn, row["id"]):
             raise Invalid.field("ip_addresses", CNAME_PRESENT)
     if values:
-        await conn.execute(stamped_update(dnsresources, row["id"], values))
-        await dns_model.check(conn, "name")
-        _changed(conn)
+        await update_row(conn, dnsresources, row["id"], **values)
+        await _changed(conn, "name")
     return await show_resource(conn, row["id"])
 
 
 async def delete_resource(conn: AsyncConnection, ident: str) -> None:
     row = await get_resource_row(conn, ident, lock=True)
-    await conn.execute(delete(dnsresources).where(dnsresources.c.id == row["id"]))
-    _changed(conn)
+    await delete_row(conn, dnsresources, row["id"])
+    await _changed(conn)
 
 
 # --------------------------------------------------------------------------- records (DNSData)
@@ -437,20 +432,15 @@ async def create_record(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
     else:
         resource = dict(found._mapping)
     await _check_cname_rules(conn, resource, rrtype, None)
-    record_id = (
-        await conn.execute(
-            insert(dnsdata)
-            .values(
-                dnsresource_id=resource["id"],
-                rrtype=rrtype,
-                rrdata=" ".join(rrdata.split()) if rrtype != "TXT" else rrdata.strip(),
-                ttl=ttl,
-            )
-            .returning(dnsdata.c.id)
-        )
-    ).scalar_one()
-    await dns_model.check(conn, "rrdata")
-    _changed(conn)
+    record_id = await insert_row(
+        conn,
+        dnsdata,
+        dnsresource_id=resource["id"],
+        rrtype=rrtype,
+        rrdata=" ".join(rrdata.split()) if rrtype != "TXT" else rrdata.strip(),
+        ttl=ttl,
+    )
+    await _changed(conn, "rrdata")
     return await get_record(conn, record_id)
 
 
@@ -464,18 +454,17 @@ async def update_record(conn: AsyncConnection, ident: str, fields: dict[str, Any
         values["ttl"] = parse_ttl("ttl", fields["ttl"])
     resource = await get_resource_row(conn, record["dnsresource_id"], lock=True)
     await _check_cname_rules(conn, resource, rrtype, record["id"])
-    await conn.execute(stamped_update(dnsdata, record["id"], values))
-    await dns_model.check(conn, "rrdata")
-    _changed(conn)
+    await update_row(conn, dnsdata, record["id"], **values)
+    await _changed(conn, "rrdata")
     return await get_record(conn, record["id"])
 
 
 async def delete_record(conn: AsyncConnection, ident: str) -> None:
     """Delete the record; its resource goes too when nothing is left on it (MAAS)."""
     record = await get_record(conn, ident, lock=True)
-    await conn.execute(delete(dnsdata).where(dnsdata.c.id == record["id"]))
+    await delete_row(conn, dnsdata, record["id"])
     resource = await get_resource_row(conn, record["dnsresource_id"])
     rest = await conn.execute(select(dnsdata.c.id).where(dnsdata.c.dnsresource_id == resource["id"]))
     if rest.first() is None and not resource["ips"]:
-        await conn.execute(delete(dnsresources).where(dnsresources.c.id == resource["id"]))
-    _changed(conn)
+        await delete_row(conn, dnsresources, resource["id"])
+    await _changed(conn)

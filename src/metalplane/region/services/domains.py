@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -28,7 +28,7 @@ from metalplane.region.services.domain_views import (
     get_domain_row,
     show_domain,
 )
-from metalplane.region.services.rows import execute_unique, stamped_update
+from metalplane.region.services.rows import delete_row, insert_unique, update_unique
 
 # MAAS's NAMESPEC (maascommon.utils.dns): labels of letters, digits and inner hyphens.
 _LABEL = r"[a-zA-Z0-9]([-a-zA-Z0-9]{0,62}[a-zA-Z0-9]){0,1}"
@@ -62,7 +62,10 @@ def check_ttl(ttl: int | None) -> FieldErrors:
     return {}
 
 
-def _changed(conn: AsyncConnection) -> None:
+async def _changed(conn: AsyncConnection, checked: str | None = None) -> None:
+    """A write is done: given `checked`, the DNS model is checked first (refused on that field)."""
+    if checked is not None:
+        await dns_model.check(conn, checked)
     consequences.region_services_changed(conn)
     consequences.rack_services_changed(conn)  # the zones the racks forward may change
     consequences.dhcp_changed(conn)  # DHCP's domain name and search list (MAAS's option 119) may change
@@ -74,10 +77,8 @@ async def create_domain(conn: AsyncConnection, fields: dict[str, Any]) -> Domain
     values = {"name": name, "ttl": fields.get("ttl")}
     if fields.get("authoritative") is not None:
         values["authoritative"] = fields["authoritative"]
-    result = await execute_unique(conn, insert(domains).values(**values).returning(domains.c.id), "name", DUPLICATE)
-    domain_id = result.scalar_one()
-    await dns_model.check(conn, "name")
-    _changed(conn)
+    domain_id = await insert_unique(conn, domains, "name", DUPLICATE, **values)
+    await _changed(conn, "name")
     return await show_domain(conn, domain_id)
 
 
@@ -93,14 +94,8 @@ async def update_domain(conn: AsyncConnection, ident: str, fields: dict[str, Any
     if fields.get("authoritative") is not None:
         values["authoritative"] = fields["authoritative"]
     if values:
-        await execute_unique(
-            conn,
-            stamped_update(domains, row["id"], values),
-            "name",
-            DUPLICATE,
-        )
-        await dns_model.check(conn, "name")
-        _changed(conn)
+        await update_unique(conn, domains, row["id"], "name", DUPLICATE, **values)
+        await _changed(conn, "name")
     return await show_domain(conn, row["id"])
 
 
@@ -114,8 +109,7 @@ async def set_default(conn: AsyncConnection, ident: str) -> DomainView:
         .values(name=DEFAULT_DOMAIN_KEY, value=row["id"])
         .on_conflict_do_update(index_elements=["name"], set_={"value": row["id"]})
     )
-    await dns_model.check(conn, "id")
-    _changed(conn)
+    await _changed(conn, "id")
     return await show_domain(conn, row["id"])
 
 
@@ -128,8 +122,8 @@ async def delete_domain(conn: AsyncConnection, ident: str) -> None:
     ).scalar_one()
     if in_use:
         raise Refused(f"Cannot delete domain {row['name']}: {in_use} node(s) are in it; move them first.")
-    await conn.execute(delete(domains).where(domains.c.id == row["id"]))
-    _changed(conn)
+    await delete_row(conn, domains, row["id"])
+    await _changed(conn)
 
 
 def check_forward_servers(value: str | None) -> None:

@@ -55,14 +55,10 @@ def done_outcome(body: Row) -> tuple[bool, str]:
     return outcome(body, ERASE_FAILED)
 
 
-async def store_output(
-    conn: AsyncConnection, machine: Row, exit_status: int | None, runtime: int | None, output: bytes
-) -> None:
+async def store_output(conn: AsyncConnection, machine: Row, run: results_service.RunOutput) -> None:
     """The wipe's whole output, as the wipe-disks result of the release script set."""
     require_erasing(machine)
-    await results_service.store_output(
-        conn, machine["id"], results_service.RELEASE, SCRIPT_NAME, exit_status, runtime, output, MAX_OUTPUT
-    )
+    await results_service.store_output(conn, machine["id"], results_service.RELEASE, SCRIPT_NAME, run, MAX_OUTPUT)
     await lifecycle.renew_deadline(conn, machine["id"])
 
 

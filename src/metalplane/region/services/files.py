@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import files
 from metalplane.region.errors import Invalid, NotFound, Refused
-from metalplane.region.services.rows import Row, one, rows
+from metalplane.region.services.rows import Row, delete_row, one, rows
 from metalplane.region.services.users import User
 
 MAX_FILE_BYTES = 32 << 20
@@ -74,4 +74,4 @@ async def get_file_by_key(conn: AsyncConnection, key: str) -> Row:
 
 async def delete_file(conn: AsyncConnection, owner: User, filename: str) -> None:
     current = await get_file(conn, owner, filename)
-    await conn.execute(delete(files).where(files.c.id == current["id"]))
+    await delete_row(conn, files, current["id"])

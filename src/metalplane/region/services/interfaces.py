@@ -22,7 +22,7 @@ from metalplane.region.services import consequences, ipaddresses, node_fields
 from metalplane.region.services import nodes as nodes_service
 from metalplane.region.services import subnets as subnets_service
 from metalplane.region.services.nodes import AUTO, DHCP, STICKY, NodesView
-from metalplane.region.services.rows import Row, one, stamped_update
+from metalplane.region.services.rows import Row, delete_row, insert_row, one, update_row
 from metalplane.region.services.users import User
 from metalplane.rpc.nodes import CONTROLLER_TYPES, NodeType
 
@@ -187,13 +187,9 @@ async def create_physical(
     _mtu(fields, values)
     if fields.get("tags") is not None:
         values["tags"] = _tags(fields["tags"])
-    new_id = (
-        await conn.execute(
-            insert(interfaces)
-            .values(node_id=node["id"], name=name, mac=macs[0], claims_mac=True, type="physical", **values)
-            .returning(interfaces.c.id)
-        )
-    ).scalar_one()
+    new_id = await insert_row(
+        conn, interfaces, node_id=node["id"], name=name, mac=macs[0], claims_mac=True, type="physical", **values
+    )
     if values["vlan_id"] is not None:
         await conn.execute(insert(ip_addresses).values(interface_id=new_id, alloc_type=STICKY, ip=None))
     return await _addresses_changed(conn, node, new_id)
@@ -257,14 +253,14 @@ async def update_interface(
                 )
             )
     if values:
-        await conn.execute(stamped_update(interfaces, iface["id"], values))
+        await update_row(conn, interfaces, iface["id"], **values)
         return await _addresses_changed(conn, node, iface["id"])
     return await _answer(conn, node, iface["id"])
 
 
 async def delete_interface(conn: AsyncConnection, system_id: str, ident: str, user: User) -> None:
     _, iface = await _changeable(conn, system_id, ident, user, "delete interface")
-    await conn.execute(delete(interfaces).where(interfaces.c.id == iface["id"]))
+    await delete_row(conn, interfaces, iface["id"])
     consequences.node_addresses_changed(conn)
 
 
@@ -346,18 +342,14 @@ async def link_subnet(
         )
     if subnet is not None and (iface["vlan_id"] is None or force):
         await conn.execute(update(interfaces).where(interfaces.c.id == iface["id"]).values(vlan_id=subnet["vlan_id"]))
-    link_id = (
-        await conn.execute(
-            insert(ip_addresses)
-            .values(
-                interface_id=iface["id"],
-                alloc_type=MODE_ALLOC[mode],
-                ip=ip,
-                subnet_id=subnet["id"] if subnet is not None else None,
-            )
-            .returning(ip_addresses.c.id)
-        )
-    ).scalar_one()
+    link_id = await insert_row(
+        conn,
+        ip_addresses,
+        interface_id=iface["id"],
+        alloc_type=MODE_ALLOC[mode],
+        ip=ip,
+        subnet_id=subnet["id"] if subnet is not None else None,
+    )
     if default_gateway and subnet is not None:
         key = "gateway_link_ipv4_id" if ip_network(str(subnet["cidr"])).version == 4 else "gateway_link_ipv6_id"
         await conn.execute(update(nodes).where(nodes.c.id == node["id"]).values(**{key: link_id}))
@@ -374,7 +366,7 @@ async def unlink_subnet(
     chosen = [x for x in links if str(x["id"]) == link_id.strip()]
     if not chosen:
         raise Invalid.field("id", _choices_text("id", link_id, [str(x["id"]) for x in links]))
-    await conn.execute(delete(ip_addresses).where(ip_addresses.c.id == chosen[0]["id"]))
+    await delete_row(conn, ip_addresses, chosen[0]["id"])
     if len(links) == 1 and iface["vlan_id"] is not None:
         await conn.execute(insert(ip_addresses).values(interface_id=iface["id"], alloc_type=STICKY, ip=None))
     return await _addresses_changed(conn, node, iface["id"])

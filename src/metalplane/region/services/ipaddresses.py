@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region import validation
@@ -31,7 +31,7 @@ from metalplane.region.services import subnets as subnets_service
 from metalplane.region.services import users as users_service
 from metalplane.region.services.nodes import DISCOVERED, USER_RESERVED, NodesView, node_select
 from metalplane.region.services.nodes import show as show_nodes
-from metalplane.region.services.rows import Row, rows
+from metalplane.region.services.rows import Row, delete_row, insert_row, rows
 from metalplane.region.services.users import User
 
 
@@ -183,20 +183,16 @@ async def reserve(
             raise Refused(f"Unable to identify subnet: {subnet_ident}.") from None
     else:
         raise Refused("Must supply either the 'subnet' or the 'ip' parameter.")
-    new_id = (
-        await conn.execute(
-            insert(ip_addresses)
-            .values(
-                ip=ip,
-                subnet_id=subnet["id"],
-                alloc_type=USER_RESERVED,
-                user_id=user.id,
-                hostname=hostname or "",
-                mac=mac,
-            )
-            .returning(ip_addresses.c.id)
-        )
-    ).scalar_one()
+    new_id = await insert_row(
+        conn,
+        ip_addresses,
+        ip=ip,
+        subnet_id=subnet["id"],
+        alloc_type=USER_RESERVED,
+        user_id=user.id,
+        hostname=hostname or "",
+        mac=mac,
+    )
     return await show(conn, await list_addresses(conn, user, ip=None, all_=True, owner=None, ids=[new_id]))
 
 
@@ -225,7 +221,7 @@ async def release(conn: AsyncConnection, user: User, ip: str | None, force: bool
             "the requesting user.\nIf you are sure you want to release this address, use force=true as "
             "a MAAS administrator."
         )
-    await conn.execute(delete(ip_addresses).where(ip_addresses.c.id == found.id))
+    await delete_row(conn, ip_addresses, found.id)
 
 
 async def list_addresses(

@@ -13,7 +13,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import bmcs, nodes, users, zones
@@ -34,7 +34,7 @@ from metalplane.region.services import nodes as nodes_service
 from metalplane.region.services import subnets as subnets_service
 from metalplane.region.services import tags as tags_service
 from metalplane.region.services.controllers import new_system_id
-from metalplane.region.services.rows import Row, rows
+from metalplane.region.services.rows import Row, delete_row, insert_row, rows
 from metalplane.region.services.users import User
 from metalplane.rpc import power_schema as schema
 from metalplane.rpc.nodes import NodeType
@@ -96,13 +96,7 @@ async def upsert_bmc(conn: AsyncConnection, power_type: str, bmc_params: dict[st
             .values(power_parameters=bmc_params, failing=False, last_error="", updated=func.now())
         )
         return found
-    return (
-        await conn.execute(
-            insert(bmcs)
-            .values(power_type=power_type, identity=identity, power_parameters=bmc_params)
-            .returning(bmcs.c.id)
-        )
-    ).scalar_one()
+    return await insert_row(conn, bmcs, power_type=power_type, identity=identity, power_parameters=bmc_params)
 
 
 async def _gc_bmcs(conn: AsyncConnection) -> None:
@@ -329,7 +323,7 @@ async def update_machine(conn: AsyncConnection, system_id: str, fields: dict[str
 
 async def delete_machine(conn: AsyncConnection, system_id: str) -> None:
     machine = await get_machine(conn, system_id, lock=True)
-    await conn.execute(delete(nodes).where(nodes.c.id == machine["id"]))
+    await delete_row(conn, nodes, machine["id"])
     await _gc_bmcs(conn)
     _changed(conn)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, or_, select
+from sqlalchemy import exists, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region import validation
@@ -21,9 +21,20 @@ from metalplane.region.db.tables import fabrics, interfaces, ipranges, nodes, sp
 from metalplane.region.errors import Invalid, Refused, raise_if
 from metalplane.region.services import consequences, dhcp, lookups, netrules
 from metalplane.region.services.connections import connected_regions
-from metalplane.region.services.rows import Row, execute_unique, next_id, one, rows, stamped_update
+from metalplane.region.services.rows import (
+    Row,
+    delete_row,
+    execute_unique,
+    insert_unique,
+    next_id,
+    one,
+    rows,
+    update_unique,
+)
 from metalplane.rpc.nodes import RACK_TYPES
 
+DUPLICATE_FABRIC = "Fabric with this Name already exists."
+DUPLICATE_VID = "A VLAN with the specified VID already exists in the destination fabric."
 DEFAULT_FABRIC_ID = 0
 NO_VALUE = ("", "none", "null")
 
@@ -115,7 +126,7 @@ async def _insert_fabric(conn: AsyncConnection, name: str | None, description: s
             id=fabric_id, name=name or f"fabric-{fabric_id}", description=description, class_type=class_type
         ),
         "name",
-        "Fabric with this Name already exists.",
+        DUPLICATE_FABRIC,
     )
     await conn.execute(insert(vlans).values(fabric_id=fabric_id, vid=0))
     return fabric_id
@@ -138,12 +149,7 @@ async def update_fabric(conn: AsyncConnection, fabric: int | str, changes: dict[
     if changes.get("class_type"):
         raise_if(netrules.check_name("fabric_class", changes["class_type"], "class_type"))
     if changes:
-        await execute_unique(
-            conn,
-            stamped_update(fabrics, fabric_id, changes),
-            "name",
-            "Fabric with this Name already exists.",
-        )
+        await update_unique(conn, fabrics, fabric_id, "name", DUPLICATE_FABRIC, **changes)
     return await show_fabrics(conn, fabric_id)
 
 
@@ -166,7 +172,7 @@ async def delete_fabric(conn: AsyncConnection, fabric: int | str) -> None:
         raise Refused(
             "Can't delete fabric; the following subnets are still present: " + ", ".join(str(c) for c in cidrs)
         )
-    await conn.execute(delete(fabrics).where(fabrics.c.id == fabric_id))
+    await delete_row(conn, fabrics, fabric_id)
 
 
 # -- VLANs ---------------------------------------------------------------------------
@@ -291,13 +297,8 @@ async def create_vlan(conn: AsyncConnection, fabric: int | str, fields: dict[str
     values = {k: fields[k] for k in ("vid", "name", "description", "mtu") if fields.get(k) is not None}
     if "space" in fields:
         values["space_id"] = await find_space(conn, fields["space"])
-    result = await execute_unique(
-        conn,
-        insert(vlans).values(fabric_id=fabric_id, **values).returning(vlans.c.id),
-        "__all__",
-        "A VLAN with the specified VID already exists in the destination fabric.",
-    )
-    return await show_vlans(conn, vlan_id=result.scalar_one())
+    vlan_id = await insert_unique(conn, vlans, "__all__", DUPLICATE_VID, fabric_id=fabric_id, **values)
+    return await show_vlans(conn, vlan_id=vlan_id)
 
 
 async def update_vlan(conn: AsyncConnection, ref: VlanRef, fields: dict[str, Any]) -> Vlans:
@@ -362,12 +363,7 @@ async def update_vlan(conn: AsyncConnection, ref: VlanRef, fields: dict[str, Any
     values.update(dhcp_on=dhcp_on, primary_rack_id=primary, secondary_rack_id=secondary)
     if dhcp_on and not current["dhcp_on"]:
         values["relay_vlan_id"] = None  # MAAS: serving DHCP here replaces relaying it
-    await execute_unique(
-        conn,
-        stamped_update(vlans, vlan_id, values),
-        "__all__",
-        "A VLAN with the specified VID already exists in the destination fabric.",
-    )
+    await update_unique(conn, vlans, vlan_id, "__all__", DUPLICATE_VID, **values)
     consequences.dhcp_changed(conn)
     consequences.connections_to_rebalance(conn)
     return await show_vlans(conn, vlan_id=vlan_id)
@@ -394,4 +390,4 @@ async def delete_vlan(conn: AsyncConnection, ref: VlanRef) -> None:
         raise Refused(
             "Can't delete VLAN; the following subnets are still present: " + ", ".join(str(c) for c in in_use)
         )
-    await conn.execute(delete(vlans).where(vlans.c.id == vlan["id"]))
+    await delete_row(conn, vlans, vlan["id"])

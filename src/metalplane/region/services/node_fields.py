@@ -15,7 +15,7 @@ from metalplane.region import validation
 from metalplane.region.db.tables import domains, interfaces, nodes, zones
 from metalplane.region.errors import Invalid, NotFound
 from metalplane.region.services import domain_views
-from metalplane.region.services.rows import execute_unique, stamped_update
+from metalplane.region.services.rows import execute_unique, insert_unique, update_unique
 
 DEFAULT_DOMAIN = "maas"
 DEFAULT_DOMAIN_ID = 0
@@ -175,15 +175,13 @@ def bounded_int(fields: dict[str, Any], name: str) -> int | None:
 
 async def update_node(conn: AsyncConnection, node_id: int, values: dict[str, Any]) -> None:
     """A node's row changed to `values`: the unique index decides a race for a hostname (MAAS's 400)."""
-    await execute_unique(conn, stamped_update(nodes, node_id, values), "hostname", DUPLICATE_HOSTNAME)
+    await update_unique(conn, nodes, node_id, "hostname", DUPLICATE_HOSTNAME, **values)
 
 
 async def insert_node(conn: AsyncConnection, values: dict[str, Any], macs: list[str]) -> int:
     """A new node's row and its interfaces eth0, eth1, ... on `macs`; its id. The unique indexes
     decide between concurrent creates: the loser gets MAAS's 400 naming the hostname or the MAC."""
-    node_id = (
-        await execute_unique(conn, insert(nodes).values(**values).returning(nodes.c.id), "hostname", DUPLICATE_HOSTNAME)
-    ).scalar_one()
+    node_id = await insert_unique(conn, nodes, "hostname", DUPLICATE_HOSTNAME, **values)
     for n, mac in enumerate(macs):
         await execute_unique(
             conn,

@@ -37,7 +37,7 @@ from metalplane.region.services import bmcs as bmcs_service
 from metalplane.region.services import domain_views, events, network
 from metalplane.region.services import subnets as subnets_service
 from metalplane.region.services.domain_views import DomainView
-from metalplane.region.services.rows import Row, one, rows
+from metalplane.region.services.rows import Row, grouped, one, rows
 from metalplane.region.services.users import User
 from metalplane.rpc.nodes import NodeType
 
@@ -129,8 +129,7 @@ async def interfaces_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int,
             select(interfaces).where(interfaces.c.node_id.in_(node_ids)).order_by(interfaces.c.node_id, interfaces.c.id)
         )
     )
-    links: dict[int, list[Row]] = {}
-    for a in await conn.execute(
+    addresses = await conn.execute(
         select(
             ip_addresses.c.id,
             ip_addresses.c.interface_id,
@@ -140,19 +139,20 @@ async def interfaces_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int,
         )
         .where(ip_addresses.c.interface_id.in_([i["id"] for i in found]))
         .order_by(ip_addresses.c.id)
-    ):
-        links.setdefault(a.interface_id, []).append(
+    )
+    links = grouped(
+        (
+            a.interface_id,
             {
                 "id": a.id,
                 "alloc_type": a.alloc_type,
                 "ip": str(a.ip) if a.ip is not None else None,
                 "subnet_id": a.subnet_id,
-            }
+            },
         )
-    out: dict[int, list[Row]] = {}
-    for i in found:
-        out.setdefault(i["node_id"], []).append({**i, "links": links.get(i["id"], [])})
-    return out
+        for a in addresses
+    )
+    return grouped((i["node_id"], {**i, "links": links.get(i["id"], [])}) for i in found)
 
 
 async def block_devices_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int, list[Row]]:
@@ -166,30 +166,25 @@ async def block_devices_of(conn: AsyncConnection, node_ids: list[int]) -> dict[i
             .order_by(block_devices.c.node_id, block_devices.c.id)
         )
     )
-    parts: dict[int, list[Row]] = {}
-    for p in await conn.execute(
+    found = await conn.execute(
         select(partitions)
         .where(partitions.c.block_device_id.in_([d["id"] for d in disks]))
         .order_by(partitions.c.block_device_id, partitions.c.number)
-    ):
-        parts.setdefault(p.block_device_id, []).append(dict(p._mapping))
-    out: dict[int, list[Row]] = {}
-    for d in disks:
-        out.setdefault(d["node_id"], []).append({**d, "partitions": parts.get(d["id"], [])})
-    return out
+    )
+    parts = grouped((p.block_device_id, dict(p._mapping)) for p in found)
+    return grouped((d["node_id"], {**d, "partitions": parts.get(d["id"], [])}) for d in disks)
 
 
 async def tags_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int, list[str]]:
-    out: dict[int, list[str]] = {}
-    if node_ids:
-        for r in await conn.execute(
-            select(node_tags.c.node_id, tags.c.name)
-            .join(tags, tags.c.id == node_tags.c.tag_id)
-            .where(node_tags.c.node_id.in_(node_ids))
-            .order_by(tags.c.name)
-        ):
-            out.setdefault(r.node_id, []).append(r.name)
-    return out
+    if not node_ids:
+        return {}
+    found = await conn.execute(
+        select(node_tags.c.node_id, tags.c.name)
+        .join(tags, tags.c.id == node_tags.c.tag_id)
+        .where(node_tags.c.node_id.in_(node_ids))
+        .order_by(tags.c.name)
+    )
+    return grouped((r.node_id, r.name) for r in found)
 
 
 async def current_script_sets(conn: AsyncConnection, node_ids: list[int]) -> dict[int, dict[int, Row]]:
@@ -203,13 +198,12 @@ async def current_script_sets(conn: AsyncConnection, node_ids: list[int]) -> dic
         .order_by(script_sets.c.node_id, script_sets.c.result_type, script_sets.c.id.desc())
     )
     sets = rows(await conn.execute(select(script_sets).where(script_sets.c.id.in_(newest))))
-    results: dict[int, list[Row]] = {}
-    for r in await conn.execute(
+    found = await conn.execute(
         select(script_results.c.script_set_id, script_results.c.name, script_results.c.exit_status).where(
             script_results.c.script_set_id.in_([s["id"] for s in sets])
         )
-    ):
-        results.setdefault(r.script_set_id, []).append(dict(r._mapping))
+    )
+    results = grouped((r.script_set_id, dict(r._mapping)) for r in found)
     out: dict[int, dict[int, Row]] = {}
     for s in sets:
         out.setdefault(s["node_id"], {})[s["result_type"]] = {**s, "results": results.get(s["id"], [])}
@@ -218,15 +212,14 @@ async def current_script_sets(conn: AsyncConnection, node_ids: list[int]) -> dic
 
 async def leases_of(conn: AsyncConnection, macs: list[str]) -> dict[str, list[str]]:
     """MAC -> addresses it holds by an active DHCP lease."""
-    out: dict[str, list[str]] = {}
-    if macs:
-        for r in await conn.execute(
-            select(dhcp_leases.c.mac, dhcp_leases.c.ip)
-            .where(dhcp_leases.c.mac.in_(macs), dhcp_leases.c.state == "active")
-            .order_by(dhcp_leases.c.ip)
-        ):
-            out.setdefault(r.mac, []).append(str(r.ip))
-    return out
+    if not macs:
+        return {}
+    found = await conn.execute(
+        select(dhcp_leases.c.mac, dhcp_leases.c.ip)
+        .where(dhcp_leases.c.mac.in_(macs), dhcp_leases.c.state == "active")
+        .order_by(dhcp_leases.c.ip)
+    )
+    return grouped((r.mac, str(r.ip)) for r in found)
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, insert, or_, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import notification_dismissals, notifications, users
 from metalplane.region.errors import Invalid, NotFound, PermissionDenied, raise_if
-from metalplane.region.services.rows import Row, execute_unique, rows, stamped_update
+from metalplane.region.services.rows import Row, delete_row, insert_unique, rows, update_unique
 from metalplane.region.services.users import User
+
+DUPLICATE_IDENT = "Notification with this Ident already exists."
 
 CATEGORIES = ("error", "warning", "success", "info")
 
@@ -105,14 +107,7 @@ async def _values(conn: AsyncConnection, fields: dict[str, Any], creating: bool)
 
 async def create(conn: AsyncConnection, fields: dict[str, Any], by: User) -> Row:
     values = await _values(conn, fields, creating=True)
-    new_id = (
-        await execute_unique(
-            conn,
-            insert(notifications).values(**values).returning(notifications.c.id),
-            "ident",
-            "Notification with this Ident already exists.",
-        )
-    ).scalar_one()
+    new_id = await insert_unique(conn, notifications, "ident", DUPLICATE_IDENT, **values)
     return await get(conn, str(new_id), by)
 
 
@@ -120,18 +115,13 @@ async def update_one(conn: AsyncConnection, ident: str, fields: dict[str, Any], 
     found = await get(conn, ident, by, lock=True)
     values = await _values(conn, fields, creating=False)
     if values:
-        await execute_unique(
-            conn,
-            stamped_update(notifications, found["id"], values),
-            "ident",
-            "Notification with this Ident already exists.",
-        )
+        await update_unique(conn, notifications, found["id"], "ident", DUPLICATE_IDENT, **values)
     return await get(conn, ident, by)
 
 
 async def delete_one(conn: AsyncConnection, ident: str, by: User) -> None:
     found = await get(conn, ident, by, lock=True)
-    await conn.execute(delete(notifications).where(notifications.c.id == found["id"]))
+    await delete_row(conn, notifications, found["id"])
 
 
 async def dismiss(conn: AsyncConnection, ident: str, user: User) -> None:

@@ -19,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import license_keys, package_repositories
 from metalplane.region.errors import FieldErrors, Invalid, NotFound, Refused, raise_if
-from metalplane.region.services.rows import Row, execute_unique, one, rows
+from metalplane.region.services.rows import Row, delete_row, execute_unique, insert_unique, one, rows, update_unique
+
+DUPLICATE_NAME = "Package repository with this Name already exists."
 
 MAIN_ARCHES = ["amd64", "i386"]
 PORTS_ARCHES = ["armhf", "arm64", "ppc64el", "s390x"]
@@ -150,13 +152,8 @@ async def create_repository(conn: AsyncConnection, fields: dict[str, Any]) -> Ro
     values = {"enabled": True, **_scalar_values(fields)}
     lists, errors = clean_lists({"arches": [], **fields}, values.get("name") or "", is_default=False)
     raise_if({**check_repository(values), **errors})
-    result = await execute_unique(
-        conn,
-        insert(package_repositories).values(**values, **lists).returning(package_repositories.c.id),
-        "name",
-        "Package repository with this Name already exists.",
-    )
-    return await get_repository(conn, str(result.scalar_one()))
+    repository_id = await insert_unique(conn, package_repositories, "name", DUPLICATE_NAME, **values, **lists)
+    return await get_repository(conn, str(repository_id))
 
 
 async def update_repository(conn: AsyncConnection, ident: str, fields: dict[str, Any]) -> Row:
@@ -167,14 +164,7 @@ async def update_repository(conn: AsyncConnection, ident: str, fields: dict[str,
     if current["is_default"] and not values["enabled"]:
         errors.setdefault("__all__", []).append("Default repositories may not be disabled.")
     raise_if(errors)
-    await execute_unique(
-        conn,
-        update(package_repositories)
-        .where(package_repositories.c.id == current["id"])
-        .values(**values, **lists, updated=func.now()),
-        "name",
-        "Package repository with this Name already exists.",
-    )
+    await update_unique(conn, package_repositories, current["id"], "name", DUPLICATE_NAME, **values, **lists)
     return await get_repository(conn, str(current["id"]))
 
 
@@ -182,7 +172,7 @@ async def delete_repository(conn: AsyncConnection, ident: str) -> None:
     current = await get_repository(conn, ident)
     if current["is_default"]:
         raise Refused("Cannot delete default Ubuntu archives.")
-    await conn.execute(delete(package_repositories).where(package_repositories.c.id == current["id"]))
+    await delete_row(conn, package_repositories, current["id"])
 
 
 async def archive_url(conn: AsyncConnection, name: str) -> str:

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert
-
 from metalplane.region import metrics
 from metalplane.region.db.tables import power_actions
 from metalplane.region.db.transaction import Work
 from metalplane.region.errors import Unavailable
 from metalplane.region.services import bmcs, events, machines, permissions
-from metalplane.region.services.rows import stamped_update
+from metalplane.region.services.rows import insert_row, update_row
 from metalplane.rpc import power_schema as schema
 from metalplane.rpc.messages import PowerAction
 from metalplane.rpc.protocol import ConnectionLost, RemoteError
@@ -47,7 +45,7 @@ async def _owner(work: Work, bmc_id: int, lost: frozenset[int] = frozenset()) ->
 
 async def _record(work: Work, action_id: int, **values: Any) -> None:
     async with work.tx() as conn:
-        await conn.execute(stamped_update(power_actions, action_id, values))
+        await update_row(conn, power_actions, action_id, **values)
 
 
 async def run(work: Work, rpc_server: Any, system_id: str, action: str, username: str = "") -> dict[str, Any]:
@@ -67,13 +65,7 @@ async def _run(work: Work, rpc_server: Any, system_id: str, action: str, usernam
     work.acting_outside()
     async with work.tx() as conn:
         machine = await machines.get_machine(conn, system_id)
-        action_id = (
-            await conn.execute(
-                insert(power_actions)
-                .values(node_id=machine["id"], action=action, state="running")
-                .returning(power_actions.c.id)
-            )
-        ).scalar_one()
+        action_id = await insert_row(conn, power_actions, node_id=machine["id"], action=action, state="running")
         if username:
             await events.power_requested(conn, machine, action, username)
     power_type = machines.power_type_of(machine)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from ipaddress import ip_interface
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.ha import connections as ha_connections
-from metalplane.ha.rack_health import rackd_status, status_changes, unreachable_services, with_rack_report
+from metalplane.ha.rack_health import rackd_status, unreachable_services, with_rack_report
 from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import (
     controller_info,
@@ -28,11 +28,12 @@ from metalplane.region.db.tables import (
 )
 from metalplane.region.db.transaction import Work, region_config
 from metalplane.region.errors import Refused
-from metalplane.region.services import connections, consequences, domain_views, events, network
+from metalplane.region.services import connections, consequences, domain_views, events, network, service_statuses
 from metalplane.region.services import subnets as subnets_service
 from metalplane.region.services.controllers import ensure_controller_node, get_controller, list_controllers
 from metalplane.region.services.nodes import interfaces_of
 from metalplane.region.services.rows import Row
+from metalplane.region.services.service_statuses import ServiceStatus
 from metalplane.rpc.messages import Ping
 from metalplane.rpc.nodes import RACK_TYPES, NodeType
 
@@ -283,51 +284,14 @@ async def update_services(conn: AsyncConnection, node_id: int, services: list[di
         if name not in RACK_SERVICES:
             continue
         reported[name] = (status if status in SERVICE_STATES else "unknown", str(item.get("status_info", ""))[:500])
-    await store_services(conn, node_id, reported)
+    await service_statuses.store(conn, node_id, reported)
 
 
 async def mark_unreachable(conn: AsyncConnection, node_id: int) -> list[tuple[str, str, str]]:
     """The rack's last connection is gone: rackd dead, its other services unknown (with
     events). Idempotent: the rows are locked first, so of two workers losing the rack's
     two links at once, the second finds nothing left to change."""
-    return await store_services(conn, node_id, None)
-
-
-async def store_services(
-    conn: AsyncConnection, node_id: int, reported: dict[str, tuple[str, str]] | None
-) -> list[tuple[str, str, str]]:
-    """Store a controller's `reported` statuses (a rack's report, or a region's named and
-    chronyd), or (None) the lost rack's statuses made from what it last reported. Each
-    status change is a SERVICE_STATUS_CHANGED event; unchanged rows are not rewritten."""
-    rows = await conn.execute(
-        select(service_status.c.name, service_status.c.status, service_status.c.status_info)
-        .where(service_status.c.node_id == node_id)
-        .with_for_update()
-    )
-    before = {r.name: (r.status, r.status_info) for r in rows}
-    wanted = reported if reported is not None else unreachable_services(RACK_SERVICES, before)
-    for name, (status, info) in wanted.items():
-        if before.get(name) == (status, info):
-            continue
-        values = dict(status=status, status_info=info)
-        await conn.execute(
-            insert(service_status)
-            .values(node_id=node_id, name=name, **values)
-            .on_conflict_do_update(index_elements=["node_id", "name"], set_={**values, "updated": func.now()})
-        )
-    changes = status_changes(before, wanted)
-    if changes:
-        node = (
-            (await conn.execute(select(nodes.c.id, nodes.c.system_id, nodes.c.hostname).where(nodes.c.id == node_id)))
-            .one()
-            ._mapping
-        )
-        for name, old, new in changes:
-            info = wanted[name][1][:200]
-            await events.record(
-                conn, dict(node), "SERVICE_STATUS_CHANGED", f"{name}: {old} -> {new}" + (f" ({info})" if info else "")
-            )
-    return changes
+    return await service_statuses.store(conn, node_id, lambda before: unreachable_services(RACK_SERVICES, before))
 
 
 async def record_isolation(conn: AsyncConnection, node_id: int, seconds: float) -> None:
@@ -347,14 +311,6 @@ async def record_isolation(conn: AsyncConnection, node_id: int, seconds: float) 
     )
 
 
-async def services_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int, dict[str, tuple[str, str]]]:
-    rows = await conn.execute(select(service_status).where(service_status.c.node_id.in_(node_ids)))
-    out: dict[int, dict[str, tuple[str, str]]] = {}
-    for r in rows:
-        out.setdefault(r.node_id, {})[r.name] = (r.status, r.status_info)
-    return out
-
-
 async def refusals_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int, str]:
     rows = await conn.execute(
         select(controller_info.c.node_id, controller_info.c.refusal).where(
@@ -362,14 +318,6 @@ async def refusals_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int, s
         )
     )
     return {r.node_id: r.refusal for r in rows}
-
-
-class ServiceStatus(NamedTuple):
-    """One entry of a controller's service_set."""
-
-    name: str
-    status: str
-    info: str = ""
 
 
 async def service_sets(conn: AsyncConnection, node_ids: list[int]) -> dict[int, list[ServiceStatus]]:
@@ -380,7 +328,7 @@ async def service_sets(conn: AsyncConnection, node_ids: list[int]) -> dict[int, 
     if not node_ids:
         return {}
     per_rack = region_config(conn).rpc_connections_per_rack
-    reported = await services_of(conn, node_ids)
+    reported = await service_statuses.of_nodes(conn, node_ids)
     refusals = await refusals_of(conn, node_ids)
     connected = await connections.connected_regions(conn, node_ids)
     live = await connections.live_region_count(conn)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import nodes, resource_pools
 from metalplane.region.errors import Invalid, NotFound, Refused, raise_if
-from metalplane.region.services.rows import Row, execute_unique, one, rows, stamped_update
+from metalplane.region.services.rows import Row, delete_row, insert_unique, one, rows, update_unique
 
 DEFAULT_POOL_ID = 0
 DEFAULT_POOL_NAME = "default"
@@ -73,14 +73,7 @@ async def pool_id_for(conn: AsyncConnection, name: str, field: str = "pool") -> 
 
 async def create_pool(conn: AsyncConnection, name: str, description: str) -> Row:
     raise_if(check_name(name))
-    new_id = (
-        await execute_unique(
-            conn,
-            insert(resource_pools).values(name=name, description=description).returning(resource_pools.c.id),
-            "name",
-            DUPLICATE,
-        )
-    ).scalar_one()
+    new_id = await insert_unique(conn, resource_pools, "name", DUPLICATE, name=name, description=description)
     return await get_pool(conn, str(new_id))
 
 
@@ -89,12 +82,7 @@ async def update_pool(conn: AsyncConnection, ident: str, changes: dict[str, Any]
     if "name" in changes:
         raise_if(check_name(changes["name"]))
     if changes:
-        await execute_unique(
-            conn,
-            stamped_update(resource_pools, pool["id"], changes),
-            "name",
-            DUPLICATE,
-        )
+        await update_unique(conn, resource_pools, pool["id"], "name", DUPLICATE, **changes)
     return await get_pool(conn, str(pool["id"]))
 
 
@@ -104,4 +92,4 @@ async def delete_pool(conn: AsyncConnection, ident: str) -> None:
         raise Refused("This is the default pool, it cannot be deleted.")
     if (await conn.execute(select(nodes.c.id).where(nodes.c.pool_id == pool["id"]).limit(1))).first():
         raise Refused("Pool has machines in it, it cannot be deleted.")
-    await conn.execute(delete(resource_pools).where(resource_pools.c.id == pool["id"]))
+    await delete_row(conn, resource_pools, pool["id"])

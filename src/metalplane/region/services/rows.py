@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
 
-from sqlalchemy import Table, Update, func, text, update
+from sqlalchemy import Table, Update, delete, func, insert, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -13,6 +13,8 @@ from metalplane.region.errors import Invalid, NotFound
 
 Row = dict[str, Any]
 UNIQUE_VIOLATION = "23505"
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def rows(result) -> list[Row]:
@@ -26,9 +28,38 @@ def one(result, what: str) -> Row:
     return dict(row._mapping)
 
 
+def grouped(pairs: Iterable[tuple[K, V]]) -> dict[K, list[V]]:
+    """key -> its values, in the order given."""
+    out: dict[K, list[V]] = {}
+    for key, value in pairs:
+        out.setdefault(key, []).append(value)
+    return out
+
+
 def stamped_update(table: Table, row_id: int, values: Mapping[str, Any]) -> Update:
     """The UPDATE of one row (by id) to `values`, its `updated` time set to now."""
     return update(table).where(table.c.id == row_id).values(**values, updated=func.now())
+
+
+async def insert_row(conn: AsyncConnection, table: Table, /, **values: Any) -> int:
+    """INSERT one row; its id."""
+    return (await conn.execute(insert(table).values(**values).returning(table.c.id))).scalar_one()
+
+
+async def insert_unique(conn: AsyncConnection, table: Table, field: str, message: str, /, **values: Any) -> int:
+    """INSERT one row, its id; a unique violation becomes MAAS's 400 for `field`."""
+    return (
+        await execute_unique(conn, insert(table).values(**values).returning(table.c.id), field, message)
+    ).scalar_one()
+
+
+async def update_row(conn: AsyncConnection, table: Table, row_id: int, /, **values: Any) -> None:
+    """The stamped UPDATE of one row (by id)."""
+    await conn.execute(stamped_update(table, row_id, values))
+
+
+async def delete_row(conn: AsyncConnection, table: Table, row_id: int) -> None:
+    await conn.execute(delete(table).where(table.c.id == row_id))
 
 
 async def execute_unique(conn: AsyncConnection, statement, field: str, message: str):
@@ -40,6 +71,13 @@ async def execute_unique(conn: AsyncConnection, statement, field: str, message: 
         if getattr(exc.orig, "sqlstate", None) == UNIQUE_VIOLATION:
             raise Invalid.field(field, message) from None
         raise
+
+
+async def update_unique(
+    conn: AsyncConnection, table: Table, row_id: int, field: str, message: str, /, **values: Any
+) -> None:
+    """The stamped UPDATE of one row (by id); a unique violation becomes MAAS's 400 for `field`."""
+    await execute_unique(conn, stamped_update(table, row_id, values), field, message)
 
 
 async def next_id(conn: AsyncConnection, table: str) -> int:

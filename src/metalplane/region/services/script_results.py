@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import re
 import tarfile
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metalplane.region.db.tables import script_results, script_sets
 from metalplane.region.errors import Invalid, NotFound
 from metalplane.region.services import nodes as nodes_service
-from metalplane.region.services.rows import Row, rows
+from metalplane.region.services.rows import Row, delete_row, insert_row, rows
 from metalplane.region.services.users import User
 
 COMMISSIONING, INSTALLATION, TESTING, RELEASE = 0, 1, 2, 3
@@ -108,11 +109,7 @@ async def start_set(conn: AsyncConnection, node_id: int, result_type: int = COMM
     await conn.execute(
         delete(script_sets).where(script_sets.c.node_id == node_id, script_sets.c.result_type == result_type)
     )
-    return (
-        await conn.execute(
-            insert(script_sets).values(node_id=node_id, result_type=result_type).returning(script_sets.c.id)
-        )
-    ).scalar_one()
+    return await insert_row(conn, script_sets, node_id=node_id, result_type=result_type)
 
 
 async def current_set_id(conn: AsyncConnection, node_id: int, result_type: int = COMMISSIONING) -> int | None:
@@ -153,23 +150,25 @@ async def add_result(
     await ping(conn, set_id)
 
 
+@dataclass(frozen=True)
+class RunOutput:
+    """A whole run's output as the machine posts it (the installer's, the wipe's)."""
+
+    exit_status: int | None
+    runtime: int | None
+    output: bytes
+
+
 async def store_output(
-    conn: AsyncConnection,
-    node_id: int,
-    result_type: int,
-    name: str,
-    exit_status: int | None,
-    runtime: int | None,
-    output: bytes,
-    limit: int = 4 * 1024 * 1024,
+    conn: AsyncConnection, node_id: int, result_type: int, name: str, run: RunOutput, limit: int = 4 * 1024 * 1024
 ) -> None:
-    """A whole run's output (the installer's, the wipe's) as the `name` result of the node's
-    current set of `result_type` (started if there is none): its last `limit` bytes, as text."""
+    """`run` as the `name` result of the node's current set of `result_type` (started if
+    there is none): its last `limit` bytes, as text."""
     set_id = await current_set_id(conn, node_id, result_type)
     if set_id is None:
         set_id = await start_set(conn, node_id, result_type)
-    text = output[-limit:].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-    await add_result(conn, node_id, set_id, name, exit_status, runtime, text)
+    text = run.output[-limit:].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    await add_result(conn, node_id, set_id, name, run.exit_status, run.runtime, text)
 
 
 async def end_set(conn: AsyncConnection, set_id: int | None) -> None:
@@ -232,7 +231,7 @@ async def node_set(conn: AsyncConnection, system_id: str, ident: str, viewer: Us
 
 async def delete_set(conn: AsyncConnection, system_id: str, ident: str) -> None:
     _, script_set = await node_set(conn, system_id, ident, None)
-    await conn.execute(delete(script_sets).where(script_sets.c.id == script_set["id"]))
+    await delete_row(conn, script_sets, script_set["id"])
 
 
 def filter_results(results: list[Row], filters: list[str] | None) -> list[Row]:

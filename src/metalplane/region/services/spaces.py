@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import spaces
 from metalplane.region.errors import Invalid, NotFound, Refused, raise_if
 from metalplane.region.services import lookups, netrules, network, subnets
-from metalplane.region.services.rows import execute_unique, next_id, one, stamped_update
+from metalplane.region.services.rows import delete_row, execute_unique, next_id, one, update_unique
 
 DUPLICATE = "Space with this Name already exists."
 UNDEFINED = lookups.UNDEFINED_SPACE
@@ -86,7 +86,7 @@ async def update_space(conn: AsyncConnection, space: int | str, changes: dict[st
     if changes.get("name") == "undefined":
         raise Invalid.field("name", "Reserved space name.")
     if changes:
-        await execute_unique(conn, stamped_update(spaces, space_id, changes), "name", DUPLICATE)
+        await update_unique(conn, spaces, space_id, "name", DUPLICATE, **changes)
     return await show_spaces(conn, space_id)
 
 
@@ -94,4 +94,4 @@ async def delete_space(conn: AsyncConnection, space: int | str) -> None:
     if is_undefined(space):
         raise Refused(f"Space cannot be deleted: {UNDEFINED}")
     space_id = (await get_space(conn, space))["id"]
-    await conn.execute(delete(spaces).where(spaces.c.id == space_id))
+    await delete_row(conn, spaces, space_id)

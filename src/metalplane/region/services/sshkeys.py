@@ -15,14 +15,14 @@ import os
 from dataclasses import dataclass
 
 import httpx
-from sqlalchemy import delete, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import sshkeys, sslkeys, users
 from metalplane.region.db.transaction import Work
 from metalplane.region.errors import Invalid, NotFound, PermissionDenied, Refused, Unavailable, raise_if
 from metalplane.region.services import accountrules
-from metalplane.region.services.rows import Row, execute_unique, one, rows
+from metalplane.region.services.rows import Row, delete_row, insert_unique, one, rows
 from metalplane.region.services.users import User
 
 # Where imports fetch from; overridable for mirrors (and tests) as MAAS's image URL is.
@@ -66,22 +66,23 @@ async def create_ssh_key(conn: AsyncConnection, by: User, key: str | None, usern
     owner = await _owner(conn, by, username)
     normalised, errors = accountrules.check_ssh_key(key or "")
     raise_if(errors)
-    result = await execute_unique(
+    key_id = await insert_unique(
         conn,
-        insert(sshkeys)
-        .values(user_id=owner.id, key=normalised, digest=accountrules.key_digest(normalised))
-        .returning(sshkeys.c.id),
+        sshkeys,
         "key",
         accountrules.DUPLICATE_KEY,
+        user_id=owner.id,
+        key=normalised,
+        digest=accountrules.key_digest(normalised),
     )
-    return await get_ssh_key(conn, result.scalar_one())
+    return await get_ssh_key(conn, key_id)
 
 
 async def delete_ssh_key(conn: AsyncConnection, by: User, key_id: int) -> None:
     key = await get_ssh_key(conn, key_id)
     if key["user_id"] != by.id:
         raise PermissionDenied("Can't delete a key you don't own.")
-    await conn.execute(delete(sshkeys).where(sshkeys.c.id == key_id))
+    await delete_row(conn, sshkeys, key_id)
 
 
 def source_url(protocol: str, auth_id: str) -> str:
@@ -207,15 +208,12 @@ async def get_ssl_key(conn: AsyncConnection, by: User, key_id: int, verb: str = 
 async def create_ssl_key(conn: AsyncConnection, by: User, key: str | None) -> Row:
     text = key or ""
     raise_if(accountrules.check_ssl_key(text))
-    result = await execute_unique(
-        conn,
-        insert(sslkeys).values(user_id=by.id, key=text, digest=accountrules.key_digest(text)).returning(sslkeys.c.id),
-        "key",
-        accountrules.DUPLICATE_KEY,
+    key_id = await insert_unique(
+        conn, sslkeys, "key", accountrules.DUPLICATE_KEY, user_id=by.id, key=text, digest=accountrules.key_digest(text)
     )
-    return await get_ssl_key(conn, by, result.scalar_one())
+    return await get_ssl_key(conn, by, key_id)
 
 
 async def delete_ssl_key(conn: AsyncConnection, by: User, key_id: int) -> None:
     await get_ssl_key(conn, by, key_id, verb="delete")
-    await conn.execute(delete(sslkeys).where(sslkeys.c.id == key_id))
+    await delete_row(conn, sslkeys, key_id)

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import static_routes, subnets
 from metalplane.region.errors import FieldErrors, Invalid, PermissionDenied, RegionError, raise_if
 from metalplane.region.services import lookups, network
-from metalplane.region.services.rows import Row, execute_unique, one, rows, stamped_update
+from metalplane.region.services.rows import Row, delete_row, insert_unique, one, rows, update_unique
 from metalplane.region.services.users import User
 
 METRIC_MAX = 2**31 - 1
@@ -99,10 +99,8 @@ async def _values(conn: AsyncConnection, fields: dict[str, Any], current: Row | 
 
 async def create_route(conn: AsyncConnection, fields: dict[str, Any]) -> Routes:
     values = await _values(conn, fields, None)
-    result = await execute_unique(
-        conn, insert(static_routes).values(**values).returning(static_routes.c.id), "__all__", DUPLICATE
-    )
-    return await show_routes(conn, result.scalar_one())
+    route_id = await insert_unique(conn, static_routes, "__all__", DUPLICATE, **values)
+    return await show_routes(conn, route_id)
 
 
 def _may_edit(by: User) -> None:
@@ -115,16 +113,11 @@ async def update_route(conn: AsyncConnection, by: User, route_id: int, fields: d
     current = await get_route(conn, route_id)
     _may_edit(by)
     values = await _values(conn, fields, current)
-    await execute_unique(
-        conn,
-        stamped_update(static_routes, route_id, values),
-        "__all__",
-        DUPLICATE,
-    )
+    await update_unique(conn, static_routes, route_id, "__all__", DUPLICATE, **values)
     return await show_routes(conn, route_id)
 
 
 async def delete_route(conn: AsyncConnection, by: User, route_id: int) -> None:
     await get_route(conn, route_id)
     _may_edit(by)
-    await conn.execute(delete(static_routes).where(static_routes.c.id == route_id))
+    await delete_row(conn, static_routes, route_id)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metalplane.region.db.tables import block_devices, partitions
 from metalplane.region.errors import NotFound
 from metalplane.region.services import nodes as nodes_service
-from metalplane.region.services.rows import Row
+from metalplane.region.services.rows import Row, insert_row
 from metalplane.region.services.users import User
 
 MAX_BIGINT = 2**63 - 1
@@ -59,9 +59,7 @@ async def replace_disks(conn: AsyncConnection, node_id: int, disks: list[dict[st
     await conn.execute(delete(block_devices).where(block_devices.c.node_id == node_id))
     for disk in disk_rows(disks):
         parts = disk.pop("partitions")
-        device_id = (
-            await conn.execute(insert(block_devices).values(node_id=node_id, **disk).returning(block_devices.c.id))
-        ).scalar_one()
+        device_id = await insert_row(conn, block_devices, node_id=node_id, **disk)
         for part in parts:
             await conn.execute(
                 insert(partitions).values(

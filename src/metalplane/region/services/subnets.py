@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ipaddress import ip_network
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region import validation
@@ -33,8 +33,19 @@ from metalplane.region.services.network import (
     vlan_has_dynamic_range,
     vlan_label,
 )
-from metalplane.region.services.rows import Row, execute_unique, one, rows, stamped_update
+from metalplane.region.services.rows import (
+    Row,
+    delete_row,
+    insert_row,
+    insert_unique,
+    one,
+    rows,
+    update_row,
+    update_unique,
+)
 from metalplane.region.services.users import User
+
+DUPLICATE_CIDR = "Subnet with this Cidr already exists."
 
 
 async def list_subnets(conn: AsyncConnection) -> list[Row]:
@@ -144,13 +155,8 @@ async def insert_subnet(conn: AsyncConnection, fields: dict[str, Any], check_ove
     values.setdefault("name", cidr)
     if not values["name"]:
         values["name"] = cidr
-    result = await execute_unique(
-        conn,
-        insert(subnets).values(cidr=cidr, **values).returning(subnets.c.id),
-        "cidr",
-        "Subnet with this Cidr already exists.",
-    )
-    return await get_subnet(conn, str(result.scalar_one()))
+    subnet_id = await insert_unique(conn, subnets, "cidr", DUPLICATE_CIDR, cidr=cidr, **values)
+    return await get_subnet(conn, str(subnet_id))
 
 
 def _dns_changed(conn: AsyncConnection) -> None:
@@ -187,12 +193,7 @@ async def update_subnet(conn: AsyncConnection, ident: str, fields: dict[str, Any
     if any(k in fields for k in ("vlan", "fabric", "vid")):
         values["vlan_id"] = await _vlan_for_subnet(conn, fields)
     if values:
-        await execute_unique(
-            conn,
-            stamped_update(subnets, subnet["id"], values),
-            "cidr",
-            "Subnet with this Cidr already exists.",
-        )
+        await update_unique(conn, subnets, subnet["id"], "cidr", DUPLICATE_CIDR, **values)
         if "cidr" in values or "rdns_mode" in values:
             await dns_model.check(conn, "rdns_mode" if "cidr" not in values else "cidr")
             _dns_changed(conn)
@@ -211,7 +212,7 @@ async def delete_subnet(conn: AsyncConnection, ident: str) -> None:
             "Cannot delete a subnet that is actively servicing a dynamic IP range. "
             "(Delete the dynamic range or disable DHCP first.)"
         )
-    await conn.execute(delete(subnets).where(subnets.c.id == subnet["id"]))
+    await delete_row(conn, subnets, subnet["id"])
     consequences.dhcp_changed(conn)  # racks serving DHCP refetch their state
     _dns_changed(conn)
 
@@ -309,20 +310,9 @@ async def create_range(conn: AsyncConnection, fields: dict[str, Any], user: User
     start, end = await _check_against(
         conn, subnet, kind, fields.get("start_ip"), fields.get("end_ip"), await list_ranges(conn, subnet["id"])
     )
-    range_id = (
-        await conn.execute(
-            insert(ipranges)
-            .values(
-                subnet_id=subnet["id"],
-                type=kind,
-                start_ip=start,
-                end_ip=end,
-                comment=comment,
-                user_id=user.id,
-            )
-            .returning(ipranges.c.id)
-        )
-    ).scalar_one()
+    range_id = await insert_row(
+        conn, ipranges, subnet_id=subnet["id"], type=kind, start_ip=start, end_ip=end, comment=comment, user_id=user.id
+    )
     consequences.dhcp_changed(conn)  # racks serving DHCP refetch their state
     return await _ranges(conn, [await get_range(conn, range_id)])
 
@@ -354,7 +344,7 @@ async def update_range(conn: AsyncConnection, range_id: int, fields: dict[str, A
     values: dict[str, Any] = {"start_ip": start, "end_ip": end, "type": kind, "subnet_id": subnet["id"]}
     if "comment" in fields:
         values["comment"] = _comment(fields)
-    await conn.execute(stamped_update(ipranges, range_id, values))
+    await update_row(conn, ipranges, range_id, **values)
     if current["type"] == "dynamic" and (kind != "dynamic" or subnet["vlan_id"] != old_subnet["vlan_id"]):
         vlan = await get_vlan(conn, old_subnet["vlan_id"])
         if vlan["dhcp_on"] and not await vlan_has_dynamic_range(conn, vlan["id"]):
@@ -377,14 +367,14 @@ async def delete_range(conn: AsyncConnection, range_id: int, user: User) -> None
         await lock_vlan(conn, subnet["vlan_id"])
         vlan = await get_vlan(conn, subnet["vlan_id"])
         if vlan["dhcp_on"]:
-            await conn.execute(delete(ipranges).where(ipranges.c.id == range_id))
+            await delete_row(conn, ipranges, range_id)
             if not await vlan_has_dynamic_range(conn, vlan["id"]):
                 raise Refused(
                     f"Cannot delete the last dynamic range of VLAN {vlan['fabric_name']}."
                     f"{vlan_label(vlan)} while DHCP is on; disable DHCP first."
                 )
             return
-    await conn.execute(delete(ipranges).where(ipranges.c.id == range_id))
+    await delete_row(conn, ipranges, range_id)
 
 
 @dataclass(frozen=True)

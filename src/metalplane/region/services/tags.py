@@ -19,7 +19,7 @@ from metalplane.region.db.tables import node_tags, nodes, tags
 from metalplane.region.errors import Conflict, NotFound, raise_if
 from metalplane.region.services import hardware_xml
 from metalplane.region.services import nodes as nodes_service
-from metalplane.region.services.rows import Row, execute_unique, one, rows, stamped_update
+from metalplane.region.services.rows import Row, delete_row, execute_unique, one, rows, update_unique
 from metalplane.region.services.users import User
 
 TAG_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
@@ -88,7 +88,7 @@ async def update_tag(conn: AsyncConnection, name: str, fields: dict[str, Any]) -
         k: fields[k] or "" for k in ("name", "definition", "comment", "kernel_opts") if k in fields
     }
     if values:
-        await execute_unique(conn, stamped_update(tags, tag["id"], values), "name", DUPLICATE)
+        await update_unique(conn, tags, tag["id"], "name", DUPLICATE, **values)
     changed = await get_tag(conn, values.get("name", name))
     if "definition" in values and values["definition"] != tag["definition"] and changed["definition"].strip():
         await populate(conn, changed)
@@ -97,7 +97,7 @@ async def update_tag(conn: AsyncConnection, name: str, fields: dict[str, Any]) -
 
 async def delete_tag(conn: AsyncConnection, name: str) -> None:
     tag = await get_tag(conn, name, lock=True)
-    await conn.execute(delete(tags).where(tags.c.id == tag["id"]))
+    await delete_row(conn, tags, tag["id"])
 
 
 async def populate(conn: AsyncConnection, tag: Row) -> None:

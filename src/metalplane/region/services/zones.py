@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import nodes, zones
 from metalplane.region.errors import Refused, raise_if
 from metalplane.region.services import netrules
-from metalplane.region.services.rows import execute_unique, one, stamped_update
+from metalplane.region.services.rows import delete_row, execute_unique, one, update_unique
 
 DEFAULT_ZONE = "default"
 DUPLICATE = "Physical zone with this Name already exists."
@@ -45,7 +45,7 @@ async def update_zone(conn: AsyncConnection, name: str, changes: dict[str, Any])
     if "name" in changes and zone["name"] == DEFAULT_ZONE and changes["name"] != DEFAULT_ZONE:
         raise Refused("This zone is the default zone, it cannot be renamed.")
     if changes:
-        await execute_unique(conn, stamped_update(zones, zone["id"], changes), "name", DUPLICATE)
+        await update_unique(conn, zones, zone["id"], "name", DUPLICATE, **changes)
     return await get_zone(conn, changes.get("name", name))
 
 
@@ -55,4 +55,4 @@ async def delete_zone(conn: AsyncConnection, name: str) -> None:
         raise Refused("This zone is the default zone, it cannot be deleted.")
     default_id = (await get_zone(conn, DEFAULT_ZONE))["id"]
     await conn.execute(update(nodes).where(nodes.c.zone_id == zone["id"]).values(zone_id=default_id))
-    await conn.execute(delete(zones).where(zones.c.id == zone["id"]))
+    await delete_row(conn, zones, zone["id"])

@@ -8,7 +8,7 @@ a 400 naming the device field, after MAAS's machine and permission checks.
 from __future__ import annotations
 
 from metalplane.region.api.context import Ctx
-from metalplane.region.api.framework import Handler, params_doc
+from metalplane.region.api.framework import ActionFunc, Handler, params_doc
 from metalplane.region.services import storage_layouts as svc
 from metalplane.region.services.storage_layouts import BCACHE, CACHE_SET, RAID, VOLUME_GROUP, Layout
 
@@ -78,40 +78,54 @@ async def missing_cache_set(ctx: Ctx) -> dict:
     raise AssertionError("no_cache_set always raises")
 
 
+def collection_actions(
+    handler: Handler, layout: Layout, listed: str, one: str, builds: str, *fields: tuple[str, str]
+) -> None:
+    """A machine's list of a layout (always empty) and its create (always refused, after MAAS's checks)."""
+    handler.action("GET", doc=f"List a machine's {listed}: none, metalplane builds no {builds}.")(list_layouts)
+    handler.action("POST", doc=params_doc(f"Create {one}: refused (400), metalplane builds no {builds}.", *fields))(
+        create_for(layout)
+    )
+
+
+def object_actions(handler: Handler, missing: ActionFunc, one: str, *fields: tuple[str, str]) -> None:
+    """Read, update and delete of one layout object: there is none."""
+    handler.action("GET", doc=f"Read {one} by id or name: there is none.")(missing)
+    handler.action("PUT", doc=params_doc(f"Update {one}: there is none.", *fields))(missing)
+    handler.action("DELETE", doc=f"Delete {one}: there is none.")(missing)
+
+
 # -- RAID ---------------------------------------------------------------------------------------
 
-raids.action("GET", doc="List a machine's RAID devices: none, metalplane builds no RAID.")(list_layouts)
-raids.action(
-    "POST",
-    doc=params_doc(
-        "Create a RAID device: refused (400), metalplane builds no RAID.",
-        ("level", "RAID level (raid-0, raid-1, raid-5, raid-6, raid-10)."),
-        ("name", "Name of the RAID."),
-        ("uuid", "UUID of the RAID."),
-        ("block_devices", "Block devices to make the RAID of."),
-        ("partitions", "Partitions to make the RAID of."),
-        ("spare_devices", "Spare block devices."),
-        ("spare_partitions", "Spare partitions."),
-    ),
-)(create_for(RAID))
-raid.action("GET", doc="Read a RAID device by id or name: there is none.")(not_found(RAID))
-raid.action(
-    "PUT",
-    doc=params_doc(
-        "Update a RAID device: there is none.",
-        ("name", "Name of the RAID."),
-        ("uuid", "UUID of the RAID."),
-        ("add_block_devices", "Block devices to add."),
-        ("remove_block_devices", "Block devices to remove."),
-        ("add_spare_devices", "Spare block devices to add."),
-        ("remove_spare_devices", "Spare block devices to remove."),
-        ("add_partitions", "Partitions to add."),
-        ("remove_partitions", "Partitions to remove."),
-        ("add_spare_partitions", "Spare partitions to add."),
-        ("remove_spare_partitions", "Spare partitions to remove."),
-    ),
-)(not_found(RAID))
-raid.action("DELETE", doc="Delete a RAID device: there is none.")(not_found(RAID))
+collection_actions(
+    raids,
+    RAID,
+    "RAID devices",
+    "a RAID device",
+    "RAID",
+    ("level", "RAID level (raid-0, raid-1, raid-5, raid-6, raid-10)."),
+    ("name", "Name of the RAID."),
+    ("uuid", "UUID of the RAID."),
+    ("block_devices", "Block devices to make the RAID of."),
+    ("partitions", "Partitions to make the RAID of."),
+    ("spare_devices", "Spare block devices."),
+    ("spare_partitions", "Spare partitions."),
+)
+object_actions(
+    raid,
+    not_found(RAID),
+    "a RAID device",
+    ("name", "Name of the RAID."),
+    ("uuid", "UUID of the RAID."),
+    ("add_block_devices", "Block devices to add."),
+    ("remove_block_devices", "Block devices to remove."),
+    ("add_spare_devices", "Spare block devices to add."),
+    ("remove_spare_devices", "Spare block devices to remove."),
+    ("add_partitions", "Partitions to add."),
+    ("remove_partitions", "Partitions to remove."),
+    ("add_spare_partitions", "Spare partitions to add."),
+    ("remove_spare_partitions", "Spare partitions to remove."),
+)
 
 # -- bcache -------------------------------------------------------------------------------------
 
@@ -123,65 +137,51 @@ BCACHE_FIELDS = (
     ("backing_partition", "The backing partition."),
     ("cache_mode", "writeback, writethrough or writearound."),
 )
-bcaches.action("GET", doc="List a machine's bcache devices: none, metalplane builds no bcache.")(list_layouts)
-bcaches.action(
-    "POST", doc=params_doc("Create a bcache device: refused (400), metalplane builds no bcache.", *BCACHE_FIELDS)
-)(create_for(BCACHE))
-bcache.action("GET", doc="Read a bcache device by id or name: there is none.")(not_found(BCACHE))
-bcache.action("PUT", doc=params_doc("Update a bcache device: there is none.", *BCACHE_FIELDS))(not_found(BCACHE))
-bcache.action("DELETE", doc="Delete a bcache device: there is none.")(not_found(BCACHE))
+collection_actions(bcaches, BCACHE, "bcache devices", "a bcache device", "bcache", *BCACHE_FIELDS)
+object_actions(bcache, not_found(BCACHE), "a bcache device", *BCACHE_FIELDS)
 
 # -- bcache cache sets --------------------------------------------------------------------------
 
 CACHE_SET_FIELDS = (("cache_device", "The cache block device."), ("cache_partition", "The cache partition."))
-cache_sets.action("GET", doc="List a machine's bcache cache sets: none, metalplane builds no bcache.")(list_layouts)
-cache_sets.action(
-    "POST", doc=params_doc("Create a bcache cache set: refused (400), metalplane builds no bcache.", *CACHE_SET_FIELDS)
-)(create_for(CACHE_SET))
-cache_set.action("GET", doc="Read a bcache cache set by id or name: there is none.")(missing_cache_set)
-cache_set.action("PUT", doc=params_doc("Update a bcache cache set: there is none.", *CACHE_SET_FIELDS))(
-    missing_cache_set
-)
-cache_set.action("DELETE", doc="Delete a bcache cache set: there is none.")(missing_cache_set)
+collection_actions(cache_sets, CACHE_SET, "bcache cache sets", "a bcache cache set", "bcache", *CACHE_SET_FIELDS)
+object_actions(cache_set, missing_cache_set, "a bcache cache set", *CACHE_SET_FIELDS)
 
 # -- LVM volume groups --------------------------------------------------------------------------
 
-volume_groups.action("GET", doc="List a machine's LVM volume groups: none, metalplane builds no LVM.")(list_layouts)
-volume_groups.action(
-    "POST",
-    doc=params_doc(
-        "Create an LVM volume group: refused (400), metalplane builds no LVM.",
-        ("name", "Name of the volume group."),
-        ("uuid", "UUID of the volume group."),
-        ("block_devices", "Block devices to make the volume group of."),
-        ("partitions", "Partitions to make the volume group of."),
-    ),
-)(create_for(VOLUME_GROUP))
+collection_actions(
+    volume_groups,
+    VOLUME_GROUP,
+    "LVM volume groups",
+    "an LVM volume group",
+    "LVM",
+    ("name", "Name of the volume group."),
+    ("uuid", "UUID of the volume group."),
+    ("block_devices", "Block devices to make the volume group of."),
+    ("partitions", "Partitions to make the volume group of."),
+)
 
-VOLUME_GROUP_DOCS = {
-    ("GET", None): "Read an LVM volume group by id or name: there is none.",
-    ("PUT", None): params_doc(
-        "Update an LVM volume group: there is none.",
+for handler in (volume_group, volume_group_plural):
+    object_actions(
+        handler,
+        not_found(VOLUME_GROUP),
+        "an LVM volume group",
         ("name", "Name of the volume group."),
         ("uuid", "UUID of the volume group."),
         ("add_block_devices", "Block devices to add."),
         ("remove_block_devices", "Block devices to remove."),
         ("add_partitions", "Partitions to add."),
         ("remove_partitions", "Partitions to remove."),
-    ),
-    ("DELETE", None): "Delete an LVM volume group: there is none.",
-    ("POST", "create_logical_volume"): params_doc(
-        "Create a logical volume in an LVM volume group: there is none.",
-        ("name", "Name of the logical volume."),
-        ("uuid", "UUID of the logical volume."),
-        ("size", "Size of the logical volume."),
-    ),
-}
-
-
-for handler in (volume_group, volume_group_plural):
-    for (method, op), text in VOLUME_GROUP_DOCS.items():
-        handler.action(method, op, doc=text)(not_found(VOLUME_GROUP))
+    )
+    handler.action(
+        "POST",
+        "create_logical_volume",
+        doc=params_doc(
+            "Create a logical volume in an LVM volume group: there is none.",
+            ("name", "Name of the logical volume."),
+            ("uuid", "UUID of the logical volume."),
+            ("size", "Size of the logical volume."),
+        ),
+    )(not_found(VOLUME_GROUP))
     handler.action(
         "POST",
         "delete_logical_volume",

@@ -1,0 +1,71 @@
+"""Controllers' service statuses (a rack's services, a region's named and chronyd):
+stored once per change, each change an event."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from metalplane.ha.rack_health import status_changes
+from metalplane.region.db.tables import nodes, service_status
+from metalplane.region.services import events
+
+Statuses = dict[str, tuple[str, str]]  # service name -> (status, status_info)
+
+
+class ServiceStatus(NamedTuple):
+    """One entry of a controller's service_set."""
+
+    name: str
+    status: str
+    info: str = ""
+
+
+async def store(
+    conn: AsyncConnection, node_id: int, wanted: Statuses | Callable[[Statuses], Statuses]
+) -> list[tuple[str, str, str]]:
+    """Store a controller's `wanted` statuses (a rack's report, a region's regiond, named
+    and chronyd), or those `wanted` makes of the stored ones (a lost rack's, from what it
+    last reported), with its rows locked so two workers never judge the same rows at once.
+    Each status change is a SERVICE_STATUS_CHANGED event; unchanged rows are not rewritten."""
+    rows = await conn.execute(
+        select(service_status.c.name, service_status.c.status, service_status.c.status_info)
+        .where(service_status.c.node_id == node_id)
+        .with_for_update()
+    )
+    before = {r.name: (r.status, r.status_info) for r in rows}
+    wanted = wanted(before) if callable(wanted) else wanted
+    for name, (status, info) in wanted.items():
+        if before.get(name) == (status, info):
+            continue
+        values = dict(status=status, status_info=info)
+        await conn.execute(
+            insert(service_status)
+            .values(node_id=node_id, name=name, **values)
+            .on_conflict_do_update(index_elements=["node_id", "name"], set_={**values, "updated": func.now()})
+        )
+    changes = status_changes(before, wanted)
+    if changes:
+        node = (
+            (await conn.execute(select(nodes.c.id, nodes.c.system_id, nodes.c.hostname).where(nodes.c.id == node_id)))
+            .one()
+            ._mapping
+        )
+        for name, old, new in changes:
+            info = wanted[name][1][:200]
+            await events.record(
+                conn, dict(node), "SERVICE_STATUS_CHANGED", f"{name}: {old} -> {new}" + (f" ({info})" if info else "")
+            )
+    return changes
+
+
+async def of_nodes(conn: AsyncConnection, node_ids: list[int]) -> dict[int, dict[str, tuple[str, str]]]:
+    rows = await conn.execute(select(service_status).where(service_status.c.node_id.in_(node_ids)))
+    out: dict[int, dict[str, tuple[str, str]]] = {}
+    for r in rows:
+        out.setdefault(r.node_id, {})[r.name] = (r.status, r.status_info)
+    return out
