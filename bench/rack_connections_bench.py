@@ -146,9 +146,10 @@ class Trace:
                 on_dead = f", {sum(1 for eps in per if self.dead in eps)} on the dead worker" if self.dead else ""
                 load = os.getloadavg()[0]
                 took = LAST.get("took", 0)
+                loads = sorted(w["connections"] for w in data["workers"])
                 progress(
                     f"{now - self.started:.1f} s: {links} links, {both} racks on both regions{on_dead}; "
-                    f"load {load:.1f}; view took {took:.2f} s"
+                    f"{len(loads)} live workers {loads}; load {load:.1f}; view took {took:.2f} s"
                 )
             else:
                 progress(f"{now - self.started:.1f} s: no answer from the region")
