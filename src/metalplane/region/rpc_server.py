@@ -12,15 +12,18 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
 from metalplane import __version__
 from metalplane.config.region import RegionConfig
+from metalplane.ha.admission import Admission, Ticket
 from metalplane.logs import never_log
 from metalplane.region import changes, metrics
 from metalplane.region.api.metadata import metadata_url
@@ -42,7 +45,7 @@ from metalplane.region.services import (
 )
 from metalplane.rpc import messages as m
 from metalplane.rpc import wire
-from metalplane.rpc.client import Connection, open_connection
+from metalplane.rpc.client import PEER_PATH, Connection, open_connection
 from metalplane.rpc.dhcp import DhcpState
 from metalplane.rpc.dispatch import handler_table, handles
 from metalplane.rpc.endpoint import Endpoint
@@ -63,7 +66,14 @@ from metalplane.rpc.tls import fingerprint_pem, server_context
 log = logging.getLogger("metalplane.region.rpc")
 R = TypeVar("R")
 PUSH_DEBOUNCE = 0.05
-REBALANCE_DEBOUNCE = 0.1
+REBALANCE_DEBOUNCE = 0.25  # s without a new request: the burst is over
+REBALANCE_LONGEST = 2.0  # s: a burst that goes on is planned at least this often
+# How stale a worker's copy of the live endpoints may be (a dead worker drops out of
+# them only after controllers.PROCESS_TIMEOUT anyway).
+LIVE_ENDPOINTS_TTL = 1.0
+REPAIR_INTERVAL = 2.0
+ADMISSION_PER_POOL = 4  # racks joining at once per database connection of the pool
+REJOIN_WINDOW = 0.01  # s: returning racks registered together (RegionRpcServer.rejoin)
 RACK_LOST = "rack-lost"
 BOOT_CONFIG_POOL_RESERVE = 3  # database connections boot-config calls leave to the rest
 
@@ -76,8 +86,11 @@ def advertised_host(config: RegionConfig) -> str:
 class RackSession:
     """One rack's connection to this worker: answers the rack's calls (rack → region)."""
 
-    def __init__(self, server: RegionRpcServer, ws: ServerConnection, hello: ClientHello, protocol: int):
+    def __init__(
+        self, server: RegionRpcServer, ws: ServerConnection, hello: ClientHello, protocol: int, ticket: Ticket
+    ):
         self.server = server
+        self.ticket = ticket  # admission: held until registered (ha.admission)
         self.hello = hello
         self.system_id = hello.system_id
         self.node_id: int | None = None
@@ -87,36 +100,62 @@ class RackSession:
         )
 
     async def run(self) -> None:
+        self.server.open_sessions.add(self)
         try:
             await self.peer.serve()
         finally:
-            if self.server.sessions.get(self.system_id) is self:
+            self.server.open_sessions.discard(self)
+            current = self.server.sessions.get(self.system_id)
+            if current is self:
                 del self.server.sessions[self.system_id]
                 metrics.rpc_connections(self.server.worker_index, len(self.server.sessions))
-            if self.node_id is not None and self.server.process_id is not None:
+            # A new link of the same rack registered here already: the row is its now.
+            if self.node_id is not None and self.server.process_id is not None and current in (None, self):
                 with contextlib.suppress(Exception):
-                    async with self.server.db.begin() as conn:
-                        await connections.remove_connection(conn, self.node_id, self.server.process_id)
-                    # Apart, after the commit: two workers losing the rack's two links at
-                    # once would each still see the other's link inside its own transaction.
-                    async with self.server.db.begin() as conn:
-                        last_link = self.node_id not in await connections.connected_regions(conn, [self.node_id])
-                        if last_link:  # the rack is dead as far as the regions can tell
-                            changes = await racks.mark_unreachable(conn, self.node_id)
-                    if last_link:  # its BMCs move now
-                        if changes:
-                            log.warning(
-                                "%s has no connection to any region left: %s",
-                                self.peer.name,
-                                ", ".join(f"{n} {new}" for n, _, new in changes),
-                            )
-                        await self.server.reassign_bmcs()
+                    await self._forget(self.node_id, self.server.process_id)
             log.info("%s disconnected", self.peer.name)
+
+    async def _forget(self, node_id: int, process_id: int) -> None:
+        """The link is gone: its connection row goes, and a rack left with none is dead."""
+        async with self.server.db.begin() as conn:
+            await connections.remove_connection(conn, node_id, process_id)
+        if self._replaced():  # a new link of the rack registered here meanwhile: its row back
+            async with self.server.db.begin() as conn:
+                await connections.add_connection(conn, node_id, process_id)
+            return
+        # Apart, after the commit: two workers losing the rack's two links at
+        # once would each still see the other's link inside its own transaction.
+        async with self.server.db.begin() as conn:
+            last_link = node_id not in await connections.connected_regions(conn, [node_id])
+            if last_link:  # the rack is dead as far as the regions can tell
+                changes = await racks.mark_unreachable(conn, node_id)
+        if last_link:  # its BMCs move now
+            if changes:
+                log.warning(
+                    "%s has no connection to any region left: %s",
+                    self.peer.name,
+                    ", ".join(f"{n} {new}" for n, _, new in changes),
+                )
+            await self.server.reassign_bmcs()
+
+    def _replaced(self) -> bool:
+        newer = self.server.sessions.get(self.system_id)
+        return newer is not None and newer is not self and newer.node_id is not None
 
     @handles(m.Register)
     async def register(self, message: m.Register) -> m.Endpoints:
         """Create or update the rack's record. Without `enrol` (the rack was told to register)
-        an unknown rack is refused: its record was deleted and it must not come back by itself."""
+        an unknown rack is refused: its record was deleted and it must not come back by itself.
+        A rack that comes back unchanged joins with the others arriving at the same time
+        (RegionRpcServer.rejoin: one transaction for the burst)."""
+        rejoined = await self.server.rejoin(
+            racks.Rejoin(self.system_id, message.hostname, message.version, wire.encode(message.interfaces))
+        )
+        if rejoined is not None:
+            self.node_id, was_live = rejoined
+            # Linked to a region already (a killed worker's rack): the live racks, and so
+            # the BMCs' owners, are what they were.
+            return await self._joined(reassign_bmcs=not was_live)
         async with transaction(self.server.db, self.server.config) as conn:
             if not message.enrol and not await racks.is_rack(conn, self.system_id):
                 log.warning("%s has no record here and was not told to register; refused", self.peer.name)
@@ -129,10 +168,15 @@ class RackSession:
         if self.server.process_id is not None:  # else attach() records it once the worker's row exists
             async with self.server.db.begin() as conn:
                 await connections.add_connection(conn, self.node_id, self.server.process_id)
+        return await self._joined()
+
+    async def _joined(self, reassign_bmcs: bool = True) -> m.Endpoints:
         self.server.sessions[self.system_id] = self
         metrics.rpc_connections(self.server.worker_index, len(self.server.sessions))
+        self.ticket.release()  # joined: the next rack may come in
         await self.server.rebalance()
-        await self.server.reassign_bmcs()
+        if reassign_bmcs:
+            await self.server.reassign_bmcs()
         return await self.get_endpoints(m.GetEndpoints())
 
     @handles(m.UpdateServices)
@@ -239,9 +283,13 @@ class RackSession:
 
     @handles(m.GetEndpoints)
     async def get_endpoints(self, message: m.GetEndpoints) -> m.Endpoints:
-        async with self.server.db.connect() as conn:
-            live = await connections.live_endpoints(conn)
-            targets = (await connections.targets_for(conn, [self.system_id], live)).get(self.system_id)
+        """Every rack asks this every REFRESH_INTERVAL and at each Register: answered from the
+        worker's short-lived copy of the live endpoints and, once pushed, the rack's targets."""
+        live = await self.server.live_endpoints()
+        targets = self.pushed
+        if targets is None:
+            async with self.server.db.connect() as conn:
+                targets = (await connections.targets_for(conn, [self.system_id], live)).get(self.system_id)
         return m.Endpoints([e.endpoint for e in live], targets)
 
 
@@ -256,12 +304,21 @@ class RegionRpcServer:
         # A boot storm's GetBootConfig calls wait here in FIFO order rather than in the
         # database pool (30 s pool timeout), leaving connections for heartbeats and Register.
         self.boot_config_gate = asyncio.Semaphore(max(1, config.database_pool_size - BOOT_CONFIG_POOL_RESERVE))
-        self.sessions: dict[str, RackSession] = {}
+        self.sessions: dict[str, RackSession] = {}  # registered racks, by system_id
+        self.open_sessions: set[RackSession] = set()  # every rack connection, registered or not
+        self._rejoining: list[tuple[racks.Rejoin, asyncio.Future[tuple[int, bool] | None]]] = []
+        self._rejoin_wanted = asyncio.Event()
         self.changes = ChangeHub()  # the web UI's live pages subscribe here
         self.process_id: int | None = None
         self._peers: dict[tuple[str, int], Connection] = {}
         self._tasks: set[asyncio.Task] = set()
         self._push_wanted = asyncio.Event()
+        # A returning rack's Register is one row of its burst's transaction (rejoin), so a
+        # worker takes several pools' worth at once; past that, a 503 costs the rack a TLS
+        # handshake for nothing, so the limit only cuts the peaks (1,000 racks arriving).
+        self.admission = Admission(ADMISSION_PER_POOL * max(1, config.database_pool_size))
+        self._live: tuple[float, list[connections.EndpointRow]] | None = None
+        self._live_reading: asyncio.Future[list[connections.EndpointRow]] | None = None
         self._rebalance_wanted = asyncio.Event()
         self._reassign_wanted = asyncio.Event()
 
@@ -286,9 +343,12 @@ class RegionRpcServer:
             max_size=PRE_AUTH_FRAME,
             open_timeout=HANDSHAKE_TIMEOUT,
             ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
+            process_request=self._admit,
         )
         self._spawn(self._listen())
         self._spawn(self._pusher())
+        self._spawn(self._repair_connections())
+        self._spawn(self._rejoiner())
         self._spawn(self._debounced(self._rebalance_wanted, self._rebalance_now, "rebalancing"))
         self._spawn(self._debounced(self._reassign_wanted, self._reassign_now, "reassigning BMCs"))
         await self.rebalance()  # a worker joined
@@ -320,6 +380,84 @@ class RegionRpcServer:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    async def live_endpoints(self) -> list[connections.EndpointRow]:
+        """The live worker endpoints, read at most once per LIVE_ENDPOINTS_TTL by this worker
+        however many racks ask (discovery, Register, GetEndpoints): 1,000 racks connecting
+        read them thousands of times, each a pool connection. Concurrent askers share one read."""
+        now = asyncio.get_running_loop().time()
+        if self._live is not None and now - self._live[0] < LIVE_ENDPOINTS_TTL:
+            return self._live[1]
+        if self._live_reading is None:
+            self._live_reading = asyncio.ensure_future(self._read_live())
+        return await asyncio.shield(self._live_reading)
+
+    async def _read_live(self) -> list[connections.EndpointRow]:
+        try:
+            started = asyncio.get_running_loop().time()
+            async with self.db.connect() as conn:
+                live = await connections.live_endpoints(conn)
+            self._live = (started, live)
+            return live
+        finally:
+            self._live_reading = None
+
+    async def rejoin(self, rack: racks.Rejoin) -> tuple[int, bool] | None:
+        """The rack's node id, and whether it was linked to a region already, once it is
+        registered and its connection recorded with the other racks of its burst
+        (racks.register_known_racks); None when it is not an unchanged known rack (or
+        the batch failed): the caller registers it by itself."""
+        if self.process_id is None:
+            return None
+        future: asyncio.Future[tuple[int, bool] | None] = asyncio.get_running_loop().create_future()
+        self._rejoining.append((rack, future))
+        self._rejoin_wanted.set()
+        return await future
+
+    async def _rejoiner(self) -> None:
+        """One transaction per burst of returning racks: whatever arrived while the last
+        one ran, or within REJOIN_WINDOW of the first."""
+        while True:
+            await self._rejoin_wanted.wait()
+            await asyncio.sleep(REJOIN_WINDOW)
+            self._rejoin_wanted.clear()
+            batch, self._rejoining = self._rejoining, []
+            joined: dict[str, int] = {}
+            live: set[str] = set()
+            try:
+                if self.process_id is not None:
+                    async with self.db.begin() as conn:
+                        joined, live = await racks.register_known_racks(conn, self.process_id, [r for r, _ in batch])
+            except Exception as exc:  # each registers by itself instead, and meets the error there
+                log.info("joining %d racks together failed: %s", len(batch), exc)
+                joined, live = {}, set()
+            for rack, future in batch:
+                if not future.done():
+                    node_id = joined.get(rack.system_id)
+                    future.set_result(None if node_id is None else (node_id, rack.system_id in live))
+
+    async def _repair_connections(self) -> None:
+        """Every REPAIR_INTERVAL, make this worker's connection rows match the racks it
+        holds. Rows are keyed by (rack, worker), not by link: a rack that dropped a link
+        and linked again to the same worker could lose its new row to the old link's late
+        clean-up, or to a LinkLost about the old link reported through another region;
+        nothing would put it back, and the rack, well connected, would look half-linked
+        for good (1,000-rack bench: 2-3 racks, never served again after a worker kill)."""
+        while True:
+            await asyncio.sleep(REPAIR_INTERVAL)
+            if self.process_id is None:
+                continue
+            open_now = [s for s in self.open_sessions if s.peer.is_open]
+            held = {s.node_id for s in open_now if s.node_id is not None}
+            linked = {s.system_id for s in open_now}
+            try:
+                async with self.db.begin() as conn:
+                    fixed = await connections.match_process_connections(conn, self.process_id, held, linked)
+                if fixed:
+                    log.info("worker %d: %d connection rows repaired", self.worker_index, fixed)
+                    await self.rebalance()
+            except Exception as exc:
+                log.warning("repairing connection rows failed (will retry): %s", exc)
+
     async def rebalance(self) -> None:
         """Ask for a balance check; bursts (many racks connecting) collapse into one."""
         self._rebalance_wanted.set()
@@ -340,9 +478,20 @@ class RegionRpcServer:
     async def _debounced(self, wanted: asyncio.Event, action: Callable[[], Awaitable[None]], what: str) -> None:
         """Run `action` once per burst of requests: a thousand racks connecting at once
         make one rebalance and one BMC reassignment, not a thousand serialised ones."""
+        loop = asyncio.get_running_loop()
         while True:
             await wanted.wait()
-            await asyncio.sleep(REBALANCE_DEBOUNCE)
+            # Until the burst is over: no new request for REBALANCE_DEBOUNCE, at most
+            # REBALANCE_LONGEST. The racks of a killed worker each link again to another
+            # worker of its region within a second or two; planned while they were on their
+            # way, about half were then moved to the balancer's choice (a second TLS link
+            # and Register each, at the worst time); planned after, they mostly stay.
+            first = loop.time()
+            while True:
+                wanted.clear()
+                await asyncio.sleep(REBALANCE_DEBOUNCE)
+                if not wanted.is_set() or loop.time() - first >= REBALANCE_LONGEST:
+                    break
             wanted.clear()
             try:
                 await action()
@@ -351,7 +500,24 @@ class RegionRpcServer:
 
     # -- incoming connections ------------------------------------------------------------
 
+    def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Admission control (ha.admission): too many racks joining this worker at once,
+        and the next is told to come back (503, Retry-After) before any work is done for
+        it. Region peers (forwarded calls) are never turned away."""
+        if request.path == PEER_PATH or not self.admission.busy():
+            return None
+        response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many racks joining; retry later\n")
+        response.headers["Retry-After"] = str(self.admission.retry_after)
+        return response
+
     async def _handle(self, ws: ServerConnection) -> None:
+        ticket = self.admission.enter()
+        try:
+            await self._serve_connection(ws, ticket)
+        finally:
+            ticket.release()
+
+    async def _serve_connection(self, ws: ServerConnection, ticket: Ticket) -> None:
         enable_tcp_keepalive(ws.transport)
         try:
             hello, protocol = await server_handshake(
@@ -371,10 +537,11 @@ class RegionRpcServer:
             log.info("RPC handshake with %s failed: %s", ws.remote_address, exc)
             return
         if hello.role == "region":
+            ticket.release()
             await RpcPeer(ws, handler_table(self), name=f"region peer {hello.system_id}", protocol=protocol).serve()
             return
         log.info("rack %s (%s) connected to worker %d", hello.hostname, hello.system_id, self.worker_index)
-        await RackSession(self, ws, hello, protocol).run()
+        await RackSession(self, ws, hello, protocol, ticket).run()
 
     @handles(m.CallRack)
     async def _forwarded_call(self, message: m.CallRack) -> Any:
@@ -423,7 +590,7 @@ class RegionRpcServer:
         if existing is not None and existing.peer.is_open:
             return existing.peer
         me = ClientHello("region", self.region_system_id, f"worker-{self.worker_index}", __version__, self.cluster)
-        connection = await open_connection(host, port, self.secret, me, self.ca_cert, {})
+        connection = await open_connection(host, port, self.secret, me, self.ca_cert, {}, path=PEER_PATH)
         self._peers[(host, port)] = connection
         self._spawn(connection.peer.serve())
         return connection.peer

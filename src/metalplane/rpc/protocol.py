@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed
 
 from metalplane.rpc import wire
 from metalplane.rpc.dispatch import Handlers
+from metalplane.rpc.keepalive import keep_alive
 from metalplane.rpc.messages import MESSAGES, Call
 from metalplane.rpc.versions import PROTOCOL
 from metalplane.rpc.wire import InvalidMessage
@@ -34,9 +35,10 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 DEFAULT_TIMEOUT = 30.0
 NO_SUCH_METHOD = "no-such-method"
-# Keepalive, from the rack's side only: a ping every 0.75 s; a region that has
-# not answered within 1.5 s is dropped (after at most CLOSE_TIMEOUT more), so a
-# dead or frozen region is noticed in < 3 s. Regions do not ping (half the
+# Keepalive, from the rack's side only (rpc.keepalive): a ping every 0.75 s; a
+# region from which nothing was heard for 1.5 s of checks is dropped (after at most
+# CLOSE_TIMEOUT more), so a dead or frozen region is noticed in < 3 s, while this
+# side's own event-loop lag does not count against it. Regions do not ping (half the
 # traffic); they learn of a dead rack from TCP (kernel keepalive, below).
 PING_INTERVAL = 0.75
 PING_TIMEOUT = 1.5
@@ -135,8 +137,10 @@ class RpcPeer:
     """One end of a connection. `handlers` answer the other side's calls; `protocol`
     is the version the handshake agreed on (rpc.versions)."""
 
-    def __init__(self, ws: Any, handlers: Handlers, name: str, protocol: int = PROTOCOL):
+    def __init__(self, ws: Any, handlers: Handlers, name: str, protocol: int = PROTOCOL, keepalive: bool = False):
         self.ws = ws
+        self.keepalive = keepalive  # ping the peer and drop it when silent (rpc.keepalive)
+        self.last_heard = 0.0  # loop time of the last frame received
         self.handlers = {message.name: (message, handler) for message, handler in handlers.items()}
         self.name = name
         self.protocol = protocol
@@ -187,8 +191,15 @@ class RpcPeer:
 
     async def serve(self) -> None:
         """Read frames until the connection ends; then fail every pending call."""
+        loop = asyncio.get_running_loop()
+        watch = None
+        if self.keepalive:
+            watch = asyncio.create_task(
+                keep_alive(self.ws, lambda t: self.last_heard >= t, PING_INTERVAL, PING_TIMEOUT, self.name)
+            )
         try:
             async for raw in self.ws:
+                self.last_heard = loop.time()
                 message = unpack(raw)
                 kind = message.get("t")
                 if kind == "call":
@@ -202,6 +213,8 @@ class RpcPeer:
         except ConnectionClosed:
             pass
         finally:
+            if watch is not None:
+                watch.cancel()
             self.closed.set()
             for future in self._pending.values():
                 if not future.done():

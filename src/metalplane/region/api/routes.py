@@ -27,10 +27,15 @@ async def health(request: Request) -> Response:
 
 
 async def rpc_endpoints(request: Request) -> Response:
-    """Where racks find the region workers' RPC endpoints (anonymous, as in MAAS)."""
-    async with request.app.state.db.connect() as conn:
-        endpoints = [e.endpoint.wire() for e in await connections.live_endpoints(conn)]
-    return JSONResponse({"endpoints": endpoints})
+    """Where racks find the region workers' RPC endpoints (anonymous, as in MAAS); from the
+    worker's RPC server's short-lived copy when it runs (RegionRpcServer.live_endpoints)."""
+    rpc = getattr(request.app.state, "rpc", None)
+    if rpc is not None:
+        live = await rpc.live_endpoints()
+    else:
+        async with request.app.state.db.connect() as conn:
+            live = await connections.live_endpoints(conn)
+    return JSONResponse({"endpoints": [e.endpoint.wire() for e in live]})
 
 
 async def prometheus_metrics(request: Request) -> Response:

@@ -102,6 +102,39 @@ async def forget_connection(conn: AsyncConnection, rack_id: int, region_system_i
     )
 
 
+async def match_process_connections(
+    conn: AsyncConnection, process: int, held: set[int], linked_system_ids: set[str]
+) -> int:
+    """Make `process`'s connection rows follow the racks it holds; how many rows were added
+    or removed. `held`: node ids of the racks registered on it (their rows must exist);
+    `linked_system_ids`: every rack with a connection open to it, registered or still
+    joining. Only rows of racks with no connection here at all go: a joining rack's row
+    may be written before its session knows its node id."""
+    rows = await conn.execute(
+        select(rpc_connections.c.rack_id, nodes.c.system_id)
+        .join(nodes, nodes.c.id == rpc_connections.c.rack_id)
+        .where(rpc_connections.c.process_id == process)
+    )
+    existing = {r.rack_id: r.system_id for r in rows}
+    stale = [rack_id for rack_id, system_id in existing.items() if system_id not in linked_system_ids]
+    if stale:
+        await conn.execute(
+            delete(rpc_connections).where(rpc_connections.c.process_id == process, rpc_connections.c.rack_id.in_(stale))
+        )
+    missing = sorted(held - set(existing))
+    if missing:
+        # A rack deleted meanwhile has no node row: nothing to insert for it.
+        present = set((await conn.execute(select(nodes.c.id).where(nodes.c.id.in_(missing)))).scalars())
+        missing = [r for r in missing if r in present]
+    if missing:
+        await conn.execute(
+            pg_insert(rpc_connections)
+            .values([{"rack_id": r, "process_id": process} for r in missing])
+            .on_conflict_do_nothing()
+        )
+    return len(stale) + len(missing)
+
+
 async def clear_process_connections(conn: AsyncConnection, process: int) -> None:
     await conn.execute(delete(rpc_connections).where(rpc_connections.c.process_id == process))
 

@@ -70,6 +70,65 @@ async def register_rack(
     return node_id
 
 
+@dataclass(frozen=True)
+class Rejoin:
+    """A rack's Register, as register_known_racks reads it."""
+
+    system_id: str
+    hostname: str
+    version: str
+    reported: list[dict[str, Any]]
+
+
+async def register_known_racks(
+    conn: AsyncConnection, process: int, joining: list[Rejoin]
+) -> tuple[dict[str, int], set[str]]:
+    """Register, in one go, racks that come back unchanged: known as racks, same hostname
+    and version, no refusal on record and the same interfaces. Records each one's
+    connection to `process` and answers system_id -> node id for those, and which of them
+    were connected to a region already (their liveness, hence BMC ownership, is unchanged);
+    the others (new, changed, refused before) are left out, for register_rack one by one.
+
+    Every link of every rack registers, and a killed worker's racks all link again to the
+    others at once: one by one, 250 Registers were ~9 statements and 2 commits each on an
+    8-connection pool; here a whole burst is 4 statements and one commit."""
+    if not joining:
+        return {}, set()
+    found = {
+        r.system_id: r
+        for r in await conn.execute(
+            select(nodes.c.id, nodes.c.system_id, nodes.c.hostname, nodes.c.version, nodes.c.node_type)
+            .join(controller_info, controller_info.c.node_id == nodes.c.id)
+            .where(nodes.c.system_id.in_([j.system_id for j in joining]), controller_info.c.refusal.is_(None))
+        )
+    }
+    candidates = [
+        (j, found[j.system_id])
+        for j in joining
+        if j.system_id in found
+        and found[j.system_id].node_type in RACK_TYPES
+        and (found[j.system_id].hostname, found[j.system_id].version) == (j.hostname, j.version)
+    ]
+    if not candidates:
+        return {}, set()
+    before = await interfaces_of(conn, [row.id for _, row in candidates])
+    subnets_known = await _subnets_of(conn, [item for j, _ in candidates for item in j.reported])
+    same = {}
+    for j, row in candidates:
+        wanted = _as_stored(j.reported, subnets_known)
+        if wanted is not None and wanted == _stored(before.get(row.id, [])):
+            same[j.system_id] = row.id
+    if not same:
+        return {}, set()
+    live = await connections.connected_regions(conn, list(same.values()))
+    await conn.execute(
+        insert(rpc_connections)
+        .values([{"rack_id": node_id, "process_id": process} for node_id in sorted(set(same.values()))])
+        .on_conflict_do_nothing()
+    )
+    return same, {sid for sid, node_id in same.items() if node_id in live}
+
+
 def _addresses(item: dict[str, Any]) -> list[Any]:
     """The addresses of a reported interface that sync_interfaces places (no IPv6 link-local)."""
     found = [ip_interface(str(a)) for a in item.get("addresses", [])]

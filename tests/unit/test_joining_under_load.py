@@ -1,0 +1,126 @@
+"""Racks joining under load: admission control (ha.admission), the worker's 503, the rack's
+jittered hold and its re-planning pace (rack.region_links)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from types import SimpleNamespace
+
+import pytest
+from websockets.asyncio.server import serve
+
+from metalplane.ha.admission import Admission
+from metalplane.rack.region_links import Backoff, Link, RegionLinks
+from metalplane.region.rpc_server import RegionRpcServer
+from metalplane.rpc.client import PEER_PATH, RegionBusy, open_connection
+from metalplane.rpc.endpoint import Endpoint
+from metalplane.rpc.handshake import ClientHello
+from metalplane.rpc.tls import make_cluster_tls, server_context
+
+
+def test_admission_turns_joins_away_past_the_limit_until_a_ticket_is_released():
+    admission = Admission(limit=2)
+    first, second = admission.enter(), admission.enter()
+    assert admission.busy() and admission.refused == 1
+    first.release()
+    first.release()  # a second release does nothing
+    assert admission.joining == 1 and not admission.busy()
+    third = admission.enter()
+    assert admission.busy()
+    second.release()
+    third.release()
+    assert admission.joining == 0 and admission.admitted == 3 and admission.peak == 2
+
+
+def test_a_hold_is_jittered_and_does_not_grow_the_backoff():
+    holds = []
+    for _ in range(200):
+        backoff = Backoff(failures=2)
+        backoff.hold(100.0, 1.0)
+        assert backoff.failures == 2
+        holds.append(backoff.retry_at - 100.0)
+    assert all(0.5 <= h <= 1.5 for h in holds)
+    assert max(holds) - min(holds) > 0.5  # spread, not one instant
+    later = Backoff(retry_at=110.0)
+    later.hold(100.0, 1.0)
+    assert later.retry_at == 110.0  # never brings a later retry forward
+
+
+def _links(tmp_path) -> RegionLinks:
+    from metalplane.rack.cluster_state import ClusterState
+
+    hello = ClientHello("rack", "r1", "rack-1", "1", None)
+    return RegionLinks([], "s", lambda: hello, ClusterState(tmp_path), {}, registration=None)  # type: ignore[arg-type]
+
+
+def test_a_busy_worker_holds_it_and_briefly_its_regions_other_workers(tmp_path):
+    links = _links(tmp_path)
+    a0, a1, a2, b0 = (
+        Endpoint("a", 0, "h", 1),
+        Endpoint("a", 1, "h", 2),
+        Endpoint("a", 2, "h", 3),
+        Endpoint("b", 0, "h", 4),
+    )
+    links.known = {e.key: e for e in (a0, a1, a2, b0)}
+    links.links[a2.key] = Link(a2)  # linked (opening): left alone
+    now = time.monotonic()
+    links._hold_region(a0, 2.0)
+    assert now + 1.0 - 0.01 <= links.backoff[a0.key].retry_at <= now + 3.0 + 0.5
+    assert now - 0.01 <= links.backoff[a1.key].retry_at <= now + 2.0 + 0.5
+    assert a2.key not in links.backoff and b0.key not in links.backoff
+    usable = links._usable(now + 3.1)
+    assert {a0.key, a1.key, b0.key} <= usable
+
+
+def _tls_server_admission(limit: int):
+    config = SimpleNamespace(rpc_port=5250, database_pool_size=limit)
+    server = RegionRpcServer(config, None, 1, "region", 0)  # type: ignore[arg-type]
+    server.admission.limit = limit
+    return server
+
+
+async def test_a_busy_worker_answers_503_which_the_rack_reads_as_region_busy():
+    tls = make_cluster_tls(str(uuid.uuid4()))
+    region = _tls_server_admission(1)
+    region.admission.enter()  # one rack joining already: the limit is reached
+    hello = ClientHello("rack", "r1", "rack-1", "1", None)
+    reached = []
+
+    async def handler(ws):
+        reached.append(ws.request.path)
+        await ws.close()
+
+    async with serve(
+        handler, "127.0.0.1", 0, ssl=server_context(tls["cert"], tls["key"]), process_request=region._admit
+    ) as server:
+        port = server.sockets[0].getsockname()[1]
+        with pytest.raises(RegionBusy) as busy:
+            await open_connection("127.0.0.1", port, "secret", hello, None, {})
+        assert busy.value.retry_after == region.admission.retry_after
+        assert reached == [] and region.admission.refused == 1
+        # A region peer forwarding a call is never turned away (it gets to the handshake).
+        with pytest.raises(Exception) as other:
+            await asyncio.wait_for(open_connection("127.0.0.1", port, "secret", hello, None, {}, path=PEER_PATH), 5)
+        assert not isinstance(other.value, RegionBusy)
+        assert reached == [PEER_PATH]
+
+
+def test_a_settled_rack_replans_only_when_a_refresh_or_a_targets_retry_is_due(tmp_path):
+    from metalplane.rack.region_links import RECONCILE_INTERVAL, REFRESH_INTERVAL
+
+    links = _links(tmp_path)
+    now = time.monotonic()
+    assert links._next_pass(now, settled=False) == RECONCILE_INTERVAL
+    links._last_refresh = now
+    assert links._next_pass(now, settled=True) == REFRESH_INTERVAL
+    links._last_refresh = now - REFRESH_INTERVAL + 3
+    assert abs(links._next_pass(now, settled=True) - 3) < 0.01
+    # The region's target is in backoff (a stand-in of its region serves): try it when due.
+    target = Endpoint("a", 0, "h", 1)
+    links.targets = [target]
+    links.backoff[target.key] = Backoff(failures=1, retry_at=now + 1.5)
+    assert abs(links._next_pass(now, settled=True) - 1.5) < 0.01
+    links.backoff[target.key] = Backoff(failures=1, retry_at=now - 5)  # due already: soon, not at once
+    assert links._next_pass(now, settled=True) == RECONCILE_INTERVAL
