@@ -173,6 +173,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--kills", type=int, default=1, help="kill (and bring back) a worker this many times")
     parser.add_argument("--write", action="store_true", help="write the result into docs/benchmarks.md")
+    parser.add_argument(
+        "--reap",
+        choices=("heartbeat", "supervisor"),
+        default="heartbeat",
+        help="who notices the killed worker: its heartbeat timing out (the supervisor paused), or, as "
+        "region A's own supervisor does at once, the bench removing its row and rebalancing (the restart held)",
+    )
     parser.add_argument("--give-up", type=float, default=600, help="seconds to wait for every rack to connect")
     parser.add_argument("--client", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -247,7 +254,7 @@ def main() -> None:
 
         rounds = []
         for _ in range(args.kills):
-            rounds.append(kill_and_return(api, regions[0], racks, args.workers, threshold, settled))
+            rounds.append(kill_and_return(api, regions[0], racks, args.workers, threshold, settled, args.reap))
             settled = rounds[-1]["final"]
             progress(f"kill round {len(rounds)}: { ({k: v for k, v in rounds[-1].items() if k != 'final'}) }")
         first = rounds[0]
@@ -284,10 +291,28 @@ def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def kill_and_return(api, region, racks: int, workers: int, threshold: float, settled: dict) -> dict:
+def reap_like_the_supervisor(config, victim_pid: int, threshold: float) -> None:
+    """What region A's supervisor does the moment a worker exits (`Supervisor._reap`):
+    forget its process row and rebalance. Done by the bench because the supervisor is paused."""
+    from sqlalchemy import text
+
+    from metalplane.region.bootstrap import run_db
+    from metalplane.region.services import connections
+
+    async def reap(conn) -> None:
+        await conn.execute(text("DELETE FROM region_processes WHERE pid = :p"), {"p": victim_pid})
+        await connections.rebalance(conn, config.rpc_connections_per_rack, threshold)
+
+    run_db(config, reap)
+
+
+def kill_and_return(
+    api, region, racks: int, workers: int, threshold: float, settled: dict, reap: str = "heartbeat"
+) -> dict:
     """Kill one worker of region A: its connections must move, nothing else. The
     supervisor is paused meanwhile so that the death and the return are two events;
-    the bench keeps up the paused supervisor's heartbeat for A's other workers."""
+    the bench keeps up the paused supervisor's heartbeat for A's other workers, and with
+    `reap="supervisor"` does its reaping of the dead one at once."""
     out: dict = {}
     victim_pid = region.worker_pids()[1]
     processes = api.get("regioncontrollers/").json()
@@ -304,6 +329,8 @@ def kill_and_return(api, region, racks: int, workers: int, threshold: float, set
     vouching.start()
     os.kill(victim_pid, signal.SIGKILL)
     killed = time.monotonic()
+    if reap == "supervisor":
+        reap_like_the_supervisor(region.config, victim_pid, threshold)
     out["victim_held"] = sum(1 for _, ep in before if ep == victim_label)
     # Served: every rack again linked to both regions, none to the dead worker.
     trace = Trace(killed, every=1.0, dead=victim_label)

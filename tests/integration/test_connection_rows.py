@@ -26,6 +26,7 @@ def test_a_workers_rows_are_made_to_match_the_racks_it_holds(shared_region):
     tag = secrets.token_hex(3)
     region_sid = controllers.new_system_id()
     rack_sids = [controllers.new_system_id() for _ in range(3)]
+    stranger_sid = controllers.new_system_id()
 
     async def scenario(conn):
         process = await fake_worker(conn, region_sid, f"rows-region-{tag}")
@@ -33,6 +34,7 @@ def test_a_workers_rows_are_made_to_match_the_racks_it_holds(shared_region):
             await rack_services.register_rack(conn, sid, f"rows-rack-{i}-{tag}", "0.1", [])
             for i, sid in enumerate(rack_sids)
         ]
+        stranger = await rack_services.register_rack(conn, stranger_sid, f"rows-stranger-{tag}", "0.1", [])
         held, lost_row, stale = ids
         await connections.add_connection(conn, stale, process)  # a link this worker no longer holds
         # `held` and `lost_row` are held; `lost_row`'s row was taken away by a late clean-up.
@@ -42,26 +44,29 @@ def test_a_workers_rows_are_made_to_match_the_racks_it_holds(shared_region):
             return conn.execute(select(rpc_connections.c.rack_id).where(rpc_connections.c.process_id == process))
 
         linked = {rack_sids[0], rack_sids[1]}
-        fixed = await connections.match_process_connections(conn, process, {held, lost_row}, linked)
+        seen = set(rack_sids)
+        fixed = await connections.match_process_connections(conn, process, {held, lost_row}, linked, seen)
         after = set((await rows()).scalars())
-        again = await connections.match_process_connections(conn, process, {held, lost_row}, linked)
+        again = await connections.match_process_connections(conn, process, {held, lost_row}, linked, seen)
         # A rack still joining (its session does not know its node id yet) keeps its row.
-        joining = await connections.match_process_connections(conn, process, {held}, linked)
+        joining = await connections.match_process_connections(conn, process, {held}, linked, seen)
         # A rack deleted meanwhile (no node row) is not inserted.
         await conn.execute(delete(nodes).where(nodes.c.id == lost_row))
-        gone = await connections.match_process_connections(conn, process, {held, lost_row}, linked)
-        none_held = await connections.match_process_connections(conn, process, set(), set())
+        gone = await connections.match_process_connections(conn, process, {held, lost_row}, linked, seen)
+        # A row of a rack that never linked here is not this worker's to judge.
+        await connections.add_connection(conn, stranger, process)
+        none_held = await connections.match_process_connections(conn, process, set(), set(), seen)
         left = set((await rows()).scalars())
-        await conn.execute(delete(nodes).where(nodes.c.system_id.in_([region_sid, *rack_sids])))
-        return fixed, after, again, joining, gone, none_held, left, ids
+        await conn.execute(delete(nodes).where(nodes.c.system_id.in_([region_sid, stranger_sid, *rack_sids])))
+        return fixed, after, again, joining, gone, none_held, left, ids + [stranger]
 
-    fixed, after, again, joining, gone, none_held, left, (held, lost_row, _stale) = run_db(
+    fixed, after, again, joining, gone, none_held, left, (held, lost_row, _stale, stranger) = run_db(
         shared_region.config, scenario
     )
     assert after == {held, lost_row} and fixed == 2  # the stale row removed, the lost one back
     assert again == 0 and joining == 0  # nothing to do once they match
     assert gone == 0
-    assert none_held == 1 and left == set()
+    assert none_held == 1 and left == {stranger}
 
 
 def test_unchanged_racks_rejoin_together_and_the_others_are_left_to_register_alone(shared_region):

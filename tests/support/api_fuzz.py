@@ -213,6 +213,9 @@ def mentions(text: str, names: Iterable[str]) -> bool:
 
 # 400s about the request as a whole: they have no field to name.
 REQUEST_LEVEL = ("Unrecognised signature", "request body", "Content-Length", "No provided", "JSON")
+# Refusals of the addressed object itself, whatever the parameters (MAAS's words for the
+# reserved "undefined" space, id -1): no field is at fault, so none is named.
+OBJECT_LEVEL = ("cannot be modified: undefined",)
 
 
 # uvicorn's own answer to what is not HTTP (a header it cannot parse): the application never saw it.
@@ -257,7 +260,7 @@ def judge(sent: Sent, response: httpx.Response, api: bool = True) -> str | None:
     text = response.text
     if not text.strip():
         return "an empty 400"
-    if any(marker in text for marker in REQUEST_LEVEL):
+    if any(marker in text for marker in REQUEST_LEVEL + OBJECT_LEVEL):
         return None
     try:
         if field_errors(json.loads(text)):

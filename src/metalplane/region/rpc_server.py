@@ -101,6 +101,7 @@ class RackSession:
 
     async def run(self) -> None:
         self.server.open_sessions.add(self)
+        self.server.seen_racks.add(self.system_id)
         try:
             await self.peer.serve()
         finally:
@@ -306,6 +307,7 @@ class RegionRpcServer:
         self.boot_config_gate = asyncio.Semaphore(max(1, config.database_pool_size - BOOT_CONFIG_POOL_RESERVE))
         self.sessions: dict[str, RackSession] = {}  # registered racks, by system_id
         self.open_sessions: set[RackSession] = set()  # every rack connection, registered or not
+        self.seen_racks: set[str] = set()  # every rack that has linked here (its rows are this worker's)
         self._rejoining: list[tuple[racks.Rejoin, asyncio.Future[tuple[int, bool] | None]]] = []
         self._rejoin_wanted = asyncio.Event()
         self.changes = ChangeHub()  # the web UI's live pages subscribe here
@@ -451,7 +453,9 @@ class RegionRpcServer:
             linked = {s.system_id for s in open_now}
             try:
                 async with self.db.begin() as conn:
-                    fixed = await connections.match_process_connections(conn, self.process_id, held, linked)
+                    fixed = await connections.match_process_connections(
+                        conn, self.process_id, held, linked, self.seen_racks
+                    )
                 if fixed:
                     log.info("worker %d: %d connection rows repaired", self.worker_index, fixed)
                     await self.rebalance()

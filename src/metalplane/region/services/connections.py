@@ -103,20 +103,26 @@ async def forget_connection(conn: AsyncConnection, rack_id: int, region_system_i
 
 
 async def match_process_connections(
-    conn: AsyncConnection, process: int, held: set[int], linked_system_ids: set[str]
+    conn: AsyncConnection, process: int, held: set[int], linked_system_ids: set[str], seen_system_ids: set[str]
 ) -> int:
     """Make `process`'s connection rows follow the racks it holds; how many rows were added
     or removed. `held`: node ids of the racks registered on it (their rows must exist);
     `linked_system_ids`: every rack with a connection open to it, registered or still
-    joining. Only rows of racks with no connection here at all go: a joining rack's row
-    may be written before its session knows its node id."""
+    joining; `seen_system_ids`: every rack that has linked to it since it started. Only
+    rows of racks seen here and with no connection here now go: a joining rack's row may
+    be written before its session knows its node id, and a row this worker never had
+    cause to write is not its own to judge."""
     rows = await conn.execute(
         select(rpc_connections.c.rack_id, nodes.c.system_id)
         .join(nodes, nodes.c.id == rpc_connections.c.rack_id)
         .where(rpc_connections.c.process_id == process)
     )
     existing = {r.rack_id: r.system_id for r in rows}
-    stale = [rack_id for rack_id, system_id in existing.items() if system_id not in linked_system_ids]
+    stale = [
+        rack_id
+        for rack_id, system_id in existing.items()
+        if system_id in seen_system_ids and system_id not in linked_system_ids
+    ]
     if stale:
         await conn.execute(
             delete(rpc_connections).where(rpc_connections.c.process_id == process, rpc_connections.c.rack_id.in_(stale))
