@@ -297,9 +297,11 @@ def reap_like_the_supervisor(config, victim_pid: int, threshold: float) -> None:
     from sqlalchemy import text
 
     from metalplane.region.bootstrap import run_db
+    from metalplane.region.db.locks import Lock, xact_lock
     from metalplane.region.services import connections
 
     async def reap(conn) -> None:
+        await xact_lock(conn, Lock.REBALANCE)  # first, as controllers.remove_process does
         await conn.execute(text("DELETE FROM region_processes WHERE pid = :p"), {"p": victim_pid})
         await connections.rebalance(conn, config.rpc_connections_per_rack, threshold)
 

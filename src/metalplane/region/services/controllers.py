@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.identity import new_system_id as new_system_id  # re-exported for machines, the supervisor
 from metalplane.region.budget import RegionNeed
+from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import controller_info, nodes, region_processes, service_status, zones
 from metalplane.region.errors import NotFound
 from metalplane.region.services import domain_views, service_statuses
@@ -146,6 +147,10 @@ async def heartbeat_live_processes(conn: AsyncConnection, region_id: int, pids: 
 
 
 async def remove_process(conn: AsyncConnection, region_id: int, worker_index: int, pid: int | None = None) -> None:
+    """Forget a worker (it stopped, or its supervisor saw it die), under the rebalance lock
+    taken first, as reap_stale_processes does: a rebalance holds that lock while it writes
+    rows that reference process rows, so deleting one before taking the lock deadlocks."""
+    await xact_lock(conn, Lock.REBALANCE)
     query = delete(region_processes).where(
         region_processes.c.region_id == region_id, region_processes.c.worker_index == worker_index
     )
@@ -155,6 +160,7 @@ async def remove_process(conn: AsyncConnection, region_id: int, worker_index: in
 
 
 async def remove_region_processes(conn: AsyncConnection, region_id: int) -> None:
+    await xact_lock(conn, Lock.REBALANCE)  # see remove_process
     await conn.execute(delete(region_processes).where(region_processes.c.region_id == region_id))
 
 
