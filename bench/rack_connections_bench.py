@@ -293,17 +293,21 @@ def progress(message: str) -> None:
 
 def reap_like_the_supervisor(config, victim_pid: int, threshold: float) -> None:
     """What region A's supervisor does the moment a worker exits (`Supervisor._reap`):
-    forget its process row and rebalance. Done by the bench because the supervisor is paused."""
+    the same call, made by the bench because the supervisor is paused."""
     from sqlalchemy import text
 
     from metalplane.region.bootstrap import run_db
-    from metalplane.region.db.locks import Lock, xact_lock
     from metalplane.region.services import connections
 
     async def reap(conn) -> None:
-        await xact_lock(conn, Lock.REBALANCE)  # first, as controllers.remove_process does
-        await conn.execute(text("DELETE FROM region_processes WHERE pid = :p"), {"p": victim_pid})
-        await connections.rebalance(conn, config.rpc_connections_per_rack, threshold)
+        row = (
+            await conn.execute(
+                text("SELECT region_id, worker_index FROM region_processes WHERE pid = :p"), {"p": victim_pid}
+            )
+        ).one()
+        await connections.forget_process(
+            conn, row.region_id, row.worker_index, victim_pid, config.rpc_connections_per_rack, threshold
+        )
 
     run_db(config, reap)
 

@@ -245,8 +245,14 @@ class Supervisor:
         slot.due = now + restart_delay(len(slot.crashes))
         try:
             async with self.db.begin() as conn:
-                await controllers.remove_process(conn, self.region_id, slot.index, pid)
-                await connections.rebalance(conn, self.config.rpc_connections_per_rack, self.config.balance_threshold)
+                await connections.forget_process(
+                    conn,
+                    self.region_id,
+                    slot.index,
+                    pid,
+                    self.config.rpc_connections_per_rack,
+                    self.config.balance_threshold,
+                )
         except Exception as exc:
             log.warning("could not remove worker %d's record: %s", slot.index, exc)
 

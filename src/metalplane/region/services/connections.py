@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metalplane.ha import connections as ha_connections
 from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import nodes, region_processes, rpc_connections, rpc_targets, vlans
-from metalplane.region.services import cluster
-from metalplane.region.services.controllers import PROCESS_TIMEOUT
+from metalplane.region.services import cluster, controllers
+from metalplane.region.services.controllers import fresh_process
 from metalplane.rpc.endpoint import Endpoint
 from metalplane.rpc.nodes import RACK_TYPES
 from metalplane.rpc.tls import make_cluster_tls
@@ -27,8 +27,6 @@ from metalplane.rpc.tls import make_cluster_tls
 TLS_KEY = "rpc_tls"
 TARGETS_CHANNEL = "metalplane_rpc_targets"
 RACK_EVENTS_CHANNEL = "metalplane_rack_events"
-# A worker process whose heartbeat is recent enough to count as alive.
-fresh_process = region_processes.c.updated > func.now() - text(f"interval '{PROCESS_TIMEOUT} seconds'")
 
 
 @dataclass(frozen=True)
@@ -155,6 +153,15 @@ async def reap_stale_processes(conn: AsyncConnection) -> int:
     await xact_lock(conn, Lock.REBALANCE)
     result = await conn.execute(delete(region_processes).where(~fresh_process))
     return result.rowcount
+
+
+async def forget_process(
+    conn: AsyncConnection, region_id: int, worker_index: int, pid: int, per_rack: int, threshold: float
+) -> None:
+    """A supervisor saw its worker exit: forget it at once (not after its heartbeat times
+    out) and re-plan, so its racks are placed on the live workers."""
+    await controllers.remove_process(conn, region_id, worker_index, pid)
+    await rebalance(conn, per_rack, threshold)
 
 
 async def connections_by_rack(conn: AsyncConnection) -> dict[str, set[ha_connections.Endpoint]]:

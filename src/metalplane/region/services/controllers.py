@@ -22,6 +22,8 @@ from metalplane.rpc.nodes import CONTROLLER_TYPES, RACK_TYPES, REGION_TYPES, Nod
 # A worker heartbeats every HEARTBEAT_INTERVAL; one silent for PROCESS_TIMEOUT is gone.
 HEARTBEAT_INTERVAL = 1.0
 PROCESS_TIMEOUT = 4.0
+# A worker process whose heartbeat is recent enough to count as alive.
+fresh_process = region_processes.c.updated > func.now() - text(f"interval '{PROCESS_TIMEOUT} seconds'")
 
 
 def combined_type(existing: int, adding: int) -> NodeType:
@@ -169,7 +171,7 @@ async def live_processes(conn: AsyncConnection, region_id: int) -> list[Process]
         select(region_processes)
         .where(
             region_processes.c.region_id == region_id,
-            region_processes.c.updated > func.now() - text(f"interval '{PROCESS_TIMEOUT} seconds'"),
+            fresh_process,
         )
         .order_by(region_processes.c.worker_index)
     )
@@ -262,7 +264,7 @@ async def record_regiond_statuses(conn: AsyncConnection) -> list[tuple[int, str,
     change first records it; the others find the row already changed (it is locked)."""
     counted = await conn.execute(
         select(region_processes.c.region_id, func.count().label("n"))
-        .where(region_processes.c.updated > func.now() - text(f"interval '{PROCESS_TIMEOUT} seconds'"))
+        .where(fresh_process)
         .group_by(region_processes.c.region_id)
     )
     live: dict[int, int] = {r.region_id: r.n for r in counted}
