@@ -559,7 +559,9 @@ def test_stop_import_keeps_what_is_stored(region, workdir):
     initrd = secrets.token_bytes(4 * MiB)
     mirror = workdir / "mirror"
     make_mirror(mirror, "stoptest", {"boot-initrd": initrd})
-    with MirrorServer(mirror, rate=MiB) as server, region.api() as api:
+    # 16 s of download at this rate: the stop is seen at the import's next heartbeat (every 2 s),
+    # well before the file could be whole even on a busy machine.
+    with MirrorServer(mirror, rate=MiB // 4) as server, region.api() as api:
         started(api.post("boot-resources/", op="import", url=server.url))
         wait_until(
             lambda: ok(api.get("boot-resources/", op="import_status"))["imports"][0]["bytes_done"] > 0,

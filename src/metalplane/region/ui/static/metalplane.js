@@ -10,7 +10,8 @@
     stateEl.textContent = text;
   }
 
-  // -- Copy buttons: <button data-copy="ID"> copies the text of #ID.
+  // -- Copy buttons: <button data-copy="ID"> copies the text of #ID and says how it went
+  // in the status beside it (the button's own name stays put: it is its accessible name).
   function copyText(text) {
     if (navigator.clipboard && window.isSecureContext) {
       return navigator.clipboard.writeText(text);
@@ -30,12 +31,14 @@
     var button = event.target.closest("[data-copy]");
     if (!button) return;
     var source = document.getElementById(button.dataset.copy);
+    var status = document.querySelector("[data-copy-status='" + button.dataset.copy + "']");
+    function say(text) { if (status) status.textContent = text; }
     copyText(source.textContent.trim()).then(function () {
-      button.textContent = "Copied";
+      say("Copied");
     }, function () {
-      button.textContent = "Select and copy";
+      say("Select the text and copy it");
     });
-    setTimeout(function () { button.textContent = "Copy"; }, 2000);
+    setTimeout(function () { say(""); }, 2000);
   });
 
   // A form someone is typing in is not replaced by a live refresh.
