@@ -8,6 +8,8 @@ from ipaddress import ip_network
 import pytest
 
 from metalplane.client.http import split_key
+from metalplane.ha.connections import Endpoint as HaEndpoint
+from metalplane.ha.connections import plan_connections
 from metalplane.ha.rack_health import rackd_status, with_rack_report
 from metalplane.rack.interfaces import parse_ip_addr
 from metalplane.rack.power.service import failover_plan
@@ -149,3 +151,26 @@ def test_parse_ip_addr_keeps_real_interfaces_and_addresses():
 def test_api_keys_have_three_parts(bad):
     with pytest.raises(ValueError):
         split_key(bad)
+
+
+def test_a_dead_workers_racks_are_planned_on_the_workers_they_replace_it_with_themselves():
+    """A rack that loses a link replaces it at once (plan_links, before any plan reaches
+    it); the plan made when the worker is forgotten names the same worker for all but the
+    few that would take one past its fair share (with the least-loaded rule, about two in
+    three joined a second worker), and no other link moves."""
+    workers = [HaEndpoint(g, w) for g in ("a", "b") for w in range(4)]
+    racks = [f"rack{i:04d}" for i in range(1000)]
+    settled = plan_connections(racks, workers, {}, 2, 1.25)
+    known = [Endpoint(w.region, w.worker, "h", 5250 + i) for i, w in enumerate(workers)]
+    for dead in workers[:4]:
+        current = {r: eps - {dead} for r, eps in settled.items()}
+        plan = plan_connections(racks, [w for w in workers if w != dead], current, 2, 1.25)
+        usable = {e.key for e in known if HaEndpoint(e.region, e.worker) != dead}
+        orphans = [r for r, eps in settled.items() if dead in eps]
+        same = 0
+        for rack in orphans:
+            targets = [e for e in known if HaEndpoint(e.region, e.worker) in settled[rack]]
+            own = plan_links(rack, known, targets, usable, 2)
+            same += {HaEndpoint(e.region, e.worker) for e in own} == plan[rack]
+        assert len(orphans) == 250 and same >= 0.9 * len(orphans), (dead, same)
+        assert all(plan[r] >= current[r] for r in racks)

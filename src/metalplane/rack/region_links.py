@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
 import logging
 import random
 import ssl
@@ -26,6 +25,7 @@ import httpx
 from websockets.exceptions import InvalidHandshake
 
 from metalplane.background import background
+from metalplane.ha.connections import rack_preference
 from metalplane.rack.cluster_state import ClusterState
 from metalplane.rpc.client import Connection, RegionBusy, open_connection
 from metalplane.rpc.dispatch import Handlers, handler_table, handles
@@ -85,15 +85,12 @@ class Link:
         return self.registered and self.connection is not None and self.connection.peer.is_open
 
 
-def _rank(system_id: str, endpoint: Endpoint) -> str:
-    return hashlib.sha256(f"{system_id}|{endpoint.region}|{endpoint.worker}".encode()).hexdigest()
-
-
 def choose(system_id: str, candidates: list[Endpoint], wanted: int, avoid_regions: set[str]) -> list[Endpoint]:
-    """Up to `wanted` endpoints on distinct regions, in a stable per-rack order."""
+    """Up to `wanted` endpoints on distinct regions, in the rack's own stable order of them
+    (the order the region's planner places its new links in: ha.connections)."""
     chosen: list[Endpoint] = []
     regions = set(avoid_regions)
-    for endpoint in sorted(candidates, key=lambda e: _rank(system_id, e)):
+    for endpoint in sorted(candidates, key=lambda e: rack_preference(system_id, e.region, e.worker)):
         if len(chosen) == wanted:
             break
         if endpoint.region not in regions:
