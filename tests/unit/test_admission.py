@@ -1,10 +1,10 @@
-"""`rack.admission.Admission`: FIFO admission with a cap, cancel, expiry; fake clock."""
+"""`ha.admission.Admission`: FIFO admission with a cap, cancel, expiry; fake clock."""
 
 from __future__ import annotations
 
 import pytest
 
-from metalplane.rack.admission import Admission
+from metalplane.ha.admission import Admission
 
 
 class Clock:

@@ -1,4 +1,4 @@
-"""Racks joining under load: admission control (ha.admission), the worker's 503, the rack's
+"""Racks joining under load: admission control (region.joins), the worker's 503, the rack's
 jittered hold and its re-planning pace (rack.region_links)."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pytest
 from websockets.asyncio.server import serve
 
-from metalplane.ha.admission import Admission
 from metalplane.rack.region_links import Backoff, Link, RegionLinks
+from metalplane.region.joins import RETRY_AFTER, Joins
 from metalplane.region.rpc_server import RegionRpcServer
 from metalplane.rpc.client import PEER_PATH, RegionBusy, open_connection
 from metalplane.rpc.endpoint import Endpoint
@@ -20,18 +20,47 @@ from metalplane.rpc.handshake import ClientHello
 from metalplane.rpc.tls import make_cluster_tls, server_context
 
 
-def test_admission_turns_joins_away_past_the_limit_until_a_ticket_is_released():
-    admission = Admission(limit=2)
-    first, second = admission.enter(), admission.enter()
-    assert admission.busy() and admission.refused == 1
-    first.release()
-    first.release()  # a second release does nothing
-    assert admission.joining == 1 and not admission.busy()
-    third = admission.enter()
-    assert admission.busy()
-    second.release()
-    third.release()
-    assert admission.joining == 0 and admission.admitted == 3 and admission.peak == 2
+async def test_joins_past_the_cap_wait_in_line_and_go_in_oldest_first_as_places_free():
+    joins = Joins(cap=1, wait=5.0, queue_max=8)
+    assert await joins.enter("r1")
+    second = asyncio.ensure_future(joins.enter("r2"))
+    third = asyncio.ensure_future(joins.enter("r3"))
+    await asyncio.sleep(0.01)
+    assert not second.done() and not third.done() and joins.admission.waiting == 2
+    joins.leave("r1")
+    assert await second is True
+    await asyncio.sleep(0.01)
+    assert not third.done()  # one place: r3 waits for r2
+    joins.leave("r1")  # leaving twice frees nothing
+    await asyncio.sleep(0.01)
+    assert not third.done()
+    joins.leave("r2")
+    assert await third is True
+    assert joins.refused == 0 and joins.admission.held == 2
+
+
+async def test_a_join_is_turned_away_when_its_wait_is_over_or_the_line_is_full():
+    joins = Joins(cap=1, wait=0.05, queue_max=1)
+    assert await joins.enter("r1")
+    waiting = asyncio.ensure_future(joins.enter("r2"))
+    await asyncio.sleep(0)
+    assert await joins.enter("r3") is False  # the line is full: at once
+    assert await waiting is False  # waited 0.05 s: no place freed
+    assert joins.refused == 2 and joins.admission.waiting == 0
+    joins.leave("r1")
+    assert await joins.enter("r4")  # the place went to nobody in line: free for the next
+
+
+async def test_a_join_whose_connection_goes_while_in_line_gives_up_its_place():
+    joins = Joins(cap=1, wait=5.0, queue_max=8)
+    assert await joins.enter("r1")
+    gone = asyncio.ensure_future(joins.enter("r2"))
+    later = asyncio.ensure_future(joins.enter("r3"))
+    await asyncio.sleep(0.01)
+    gone.cancel()
+    await asyncio.sleep(0.01)
+    joins.leave("r1")
+    assert await later is True and joins.admission.active == {"r3"}
 
 
 def test_a_hold_is_jittered_and_does_not_grow_the_backoff():
@@ -77,14 +106,14 @@ def test_a_busy_worker_holds_it_and_briefly_its_regions_other_workers(tmp_path):
 def _tls_server_admission(limit: int):
     config = SimpleNamespace(rpc_port=5250, database_pool_size=limit)
     server = RegionRpcServer(config, None, 1, "region", 0)  # type: ignore[arg-type]
-    server.admission.limit = limit
+    server.joins = Joins(limit, wait=0.2, queue_max=limit)
     return server
 
 
 async def test_a_busy_worker_answers_503_which_the_rack_reads_as_region_busy():
     tls = make_cluster_tls(str(uuid.uuid4()))
     region = _tls_server_admission(1)
-    region.admission.enter()  # one rack joining already: the limit is reached
+    assert await region.joins.enter("another rack")  # one rack joining already: the limit is reached
     hello = ClientHello("rack", "r1", "rack-1", "1", None)
     reached = []
 
@@ -98,13 +127,22 @@ async def test_a_busy_worker_answers_503_which_the_rack_reads_as_region_busy():
         port = server.sockets[0].getsockname()[1]
         with pytest.raises(RegionBusy) as busy:
             await open_connection("127.0.0.1", port, "secret", hello, None, {})
-        assert busy.value.retry_after == region.admission.retry_after
-        assert reached == [] and region.admission.refused == 1
+        assert busy.value.retry_after == RETRY_AFTER
+        assert reached == [] and region.joins.refused == 1  # after its 0.2 s in line
         # A region peer forwarding a call is never turned away (it gets to the handshake).
         with pytest.raises(Exception) as other:
             await asyncio.wait_for(open_connection("127.0.0.1", port, "secret", hello, None, {}, path=PEER_PATH), 5)
         assert not isinstance(other.value, RegionBusy)
         assert reached == [PEER_PATH]
+        # A rack in line gets in as soon as the place frees.
+        region.joins.wait = 5.0
+        waiting = asyncio.ensure_future(open_connection("127.0.0.1", port, "secret", hello, None, {}))
+        await asyncio.sleep(0.1)
+        assert len(reached) == 1 and region.joins.admission.waiting == 1
+        region.joins.leave("another rack")
+        with pytest.raises(Exception) as let_in:
+            await asyncio.wait_for(waiting, 5)
+        assert not isinstance(let_in.value, RegionBusy) and len(reached) == 2
 
 
 def test_a_settled_rack_replans_only_when_a_refresh_or_a_targets_retry_is_due(tmp_path):

@@ -1,5 +1,6 @@
-"""Admission control for heavy boot work (image transfers, TFTP transfers): at most `cap`
-at once, the rest wait in arrival order instead of being turned away.
+"""Admission control: at most `cap` pieces of heavy work at once, the rest wait in arrival
+order instead of being turned away. The rack gates its boot work with it (image and TFTP
+transfers, GetBootConfig calls), a region worker the racks joining it (region.joins).
 
     admission = Admission(cap=64, hold_max=30.0)
     if admission.try_enter(conn):      # admitted now: do the work

@@ -146,7 +146,7 @@ class RackCollector(Collector):
 
 
 def admission_families(gates: dict[str, Any]) -> Iterator[Any]:
-    """Boot-storm admission control (`rack.admission.Admission` per kind of work)."""
+    """Boot-storm admission control (`ha.admission.Admission` per kind of work)."""
     active = GaugeMetricFamily(
         "maas_rack_boot_admission_active", "Admitted heavy boot work in progress", labels=["kind"]
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -23,13 +24,13 @@ from websockets.http11 import Request, Response
 
 from metalplane import __version__
 from metalplane.config.region import RegionConfig
-from metalplane.ha.admission import Admission, Ticket
 from metalplane.logs import never_log
 from metalplane.region import changes, metrics
 from metalplane.region.api.metadata import metadata_url
 from metalplane.region.changes import ChangeHub
 from metalplane.region.db.notifications import listen_forever
 from metalplane.region.db.transaction import transaction
+from metalplane.region.joins import RETRY_AFTER, Joins
 from metalplane.region.services import (
     bmcs,
     boot,
@@ -73,6 +74,8 @@ REBALANCE_LONGEST = 2.0  # s: a burst that goes on is planned at least this ofte
 LIVE_ENDPOINTS_TTL = 1.0
 REPAIR_INTERVAL = 2.0
 ADMISSION_PER_POOL = 4  # racks joining at once per database connection of the pool
+JOIN_WAIT = 2.0  # s a rack may wait in line to join (its connect timeout is 5 s)
+JOIN_QUEUE_PER_POOL = 8  # racks in line at once per database connection of the pool
 REJOIN_WINDOW = 0.01  # s: returning racks registered together (RegionRpcServer.rejoin)
 RACK_LOST = "rack-lost"
 BOOT_CONFIG_POOL_RESERVE = 3  # database connections boot-config calls leave to the rest
@@ -87,10 +90,15 @@ class RackSession:
     """One rack's connection to this worker: answers the rack's calls (rack → region)."""
 
     def __init__(
-        self, server: RegionRpcServer, ws: ServerConnection, hello: ClientHello, protocol: int, ticket: Ticket
+        self,
+        server: RegionRpcServer,
+        ws: ServerConnection,
+        hello: ClientHello,
+        protocol: int,
+        joined: Callable[[], None],
     ):
         self.server = server
-        self.ticket = ticket  # admission: held until registered (ha.admission)
+        self.joined = joined  # admission: its place is held until registered (region.joins)
         self.hello = hello
         self.system_id = hello.system_id
         self.node_id: int | None = None
@@ -174,7 +182,7 @@ class RackSession:
     async def _joined(self, reassign_bmcs: bool = True) -> m.Endpoints:
         self.server.sessions[self.system_id] = self
         metrics.rpc_connections(self.server.worker_index, len(self.server.sessions))
-        self.ticket.release()  # joined: the next rack may come in
+        self.joined()  # the next rack in line may come in
         await self.server.rebalance()
         if reassign_bmcs:
             await self.server.reassign_bmcs()
@@ -316,9 +324,9 @@ class RegionRpcServer:
         self._tasks: set[asyncio.Task] = set()
         self._push_wanted = asyncio.Event()
         # A returning rack's Register is one row of its burst's transaction (rejoin), so a
-        # worker takes several pools' worth at once; past that, a 503 costs the rack a TLS
-        # handshake for nothing, so the limit only cuts the peaks (1,000 racks arriving).
-        self.admission = Admission(ADMISSION_PER_POOL * max(1, config.database_pool_size))
+        # worker takes several pools' worth at once; the next wait in line (region.joins).
+        pool = max(1, config.database_pool_size)
+        self.joins = Joins(ADMISSION_PER_POOL * pool, JOIN_WAIT, JOIN_QUEUE_PER_POOL * pool)
         self._live: tuple[float, list[connections.EndpointRow]] | None = None
         self._live_reading: asyncio.Future[list[connections.EndpointRow]] | None = None
         self._rebalance_wanted = asyncio.Event()
@@ -504,24 +512,30 @@ class RegionRpcServer:
 
     # -- incoming connections ------------------------------------------------------------
 
-    def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Admission control (ha.admission): too many racks joining this worker at once,
-        and the next is told to come back (503, Retry-After) before any work is done for
-        it. Region peers (forwarded calls) are never turned away."""
-        if request.path == PEER_PATH or not self.admission.busy():
+    async def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Admission control (region.joins): a rack joins now, or after its turn in line,
+        or is told to come back (503, Retry-After) before any work is done for it. It
+        holds its place until registered or gone. Region peers (forwarded calls) never wait."""
+        if request.path == PEER_PATH:
+            return None
+        self._spawn(self._leave_when_closed(connection))  # whatever becomes of the handshake
+        if await self.joins.enter(connection):
             return None
         response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many racks joining; retry later\n")
-        response.headers["Retry-After"] = str(self.admission.retry_after)
+        response.headers["Retry-After"] = str(RETRY_AFTER)
         return response
 
-    async def _handle(self, ws: ServerConnection) -> None:
-        ticket = self.admission.enter()
-        try:
-            await self._serve_connection(ws, ticket)
-        finally:
-            ticket.release()
+    async def _leave_when_closed(self, connection: ServerConnection) -> None:
+        await connection.wait_closed()
+        self.joins.leave(connection)
 
-    async def _serve_connection(self, ws: ServerConnection, ticket: Ticket) -> None:
+    async def _handle(self, ws: ServerConnection) -> None:
+        try:
+            await self._serve_connection(ws)
+        finally:
+            self.joins.leave(ws)
+
+    async def _serve_connection(self, ws: ServerConnection) -> None:
         enable_tcp_keepalive(ws.transport)
         try:
             hello, protocol = await server_handshake(
@@ -541,11 +555,11 @@ class RegionRpcServer:
             log.info("RPC handshake with %s failed: %s", ws.remote_address, exc)
             return
         if hello.role == "region":
-            ticket.release()
+            self.joins.leave(ws)
             await RpcPeer(ws, handler_table(self), name=f"region peer {hello.system_id}", protocol=protocol).serve()
             return
         log.info("rack %s (%s) connected to worker %d", hello.hostname, hello.system_id, self.worker_index)
-        await RackSession(self, ws, hello, protocol, ticket).run()
+        await RackSession(self, ws, hello, protocol, functools.partial(self.joins.leave, ws)).run()
 
     @handles(m.CallRack)
     async def _forwarded_call(self, message: m.CallRack) -> Any:

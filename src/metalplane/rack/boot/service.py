@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from metalplane.ha.admission import Admission
 from metalplane.hostport import peer_ip
 from metalplane.rack import metrics
-from metalplane.rack.admission import Admission
 from metalplane.rack.boot import configs
 from metalplane.rack.boot.loaders import copy_loaders, dhcp_loaders
 from metalplane.rack.http import RackHttpService, Request, Response

@@ -43,7 +43,7 @@ rack's descriptors (sized from RLIMIT_NOFILE by `rack.limits` unless given):
   listening socket would otherwise wake the loop at once, forever).
 - Limits in action are logged at most once per `Throttle` interval, with counts.
 
-Admission control (boot storms, `rack.admission`): at most `transfers_max` image GETs
+Admission control (boot storms, `ha.admission`): at most `transfers_max` image GETs
 stream at once. A GET past it is held on its open connection, nothing sent, in a FIFO
 queue (iPXE waits as long as its connection is up); when a transfer ends the oldest held
 request is served. A held client that disconnects frees its place. One held longer than
@@ -68,8 +68,8 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
 
+from metalplane.ha.admission import Admission
 from metalplane.rack import metrics
-from metalplane.rack.admission import Admission
 from metalplane.rack.http.protocol import (
     MAX_HEAD,
     REASONS,

@@ -30,7 +30,7 @@ instead of exhausting the rack's descriptors (sized from RLIMIT_NOFILE, `rack.li
   `timeout` option, and a transfer is abandoned after `max_idle` seconds without an ACK.
 - A retransmitted request (byte-identical, same client port) is ignored while its
   transfer has not been acknowledged yet, instead of starting a second transfer.
-- Admission control (boot storms, `rack.admission`): at most `transfers_max` requests
+- Admission control (boot storms, `ha.admission`): at most `transfers_max` requests
   being resolved or transferred at once; a read request past it is held, in arrival order
   (at most 4 x `transfers_max`, the oldest dropped), and nothing is sent: a PXE ROM gives
   up on an ERROR but retransmits a request that gets no answer, and takes the OACK or
@@ -59,7 +59,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from metalplane.rack.admission import Admission
+from metalplane.ha.admission import Admission
 from metalplane.rack.limits import Throttle, current_budget
 from metalplane.rack.socket_server import SocketServer
 from metalplane.rack.tftp.protocol import (
