@@ -399,12 +399,21 @@ class _quiet:
         return True
 
 
+REAPED = {
+    "heartbeat": "the killed worker is noticed only when its heartbeat is 4 s old (the slow path: "
+    "a live supervisor sees its worker exit at once).",
+    "supervisor": "the bench does what the live supervisor does the moment a worker exits "
+    "(`connections.forget_process`: its rows go, the racks are re-planned).",
+}
+
+
 def write_doc(result: dict, args) -> None:
     doc = REPO / "docs" / "benchmarks.md"
     served, balanced = result["kill_served_again_s"], result["kill_balanced_s"]
-    section = f"""## Rack connections ({args.racks:,} racks, 2 regions x {args.workers} workers)
+    reaped = ", the killed worker reaped by its supervisor" if args.reap == "supervisor" else ""
+    section = f"""## Rack connections ({args.racks:,} racks, 2 regions x {args.workers} workers{reaped})
 
-Command: `.venv/bin/python bench/rack_connections_bench.py --racks {args.racks} --procs {args.procs} --kills {args.kills} --write`
+Command: `.venv/bin/python bench/rack_connections_bench.py --racks {args.racks} --procs {args.procs} --kills {args.kills} --reap {args.reap} --write`
 Machine: {result["machine"]}; regions, PostgreSQL and the simulated racks all share it.
 Load average before/after: {result["load"]}.
 Each simulated rack runs the real connection code (`RegionLinks`), {args.racks // args.procs} per process.
@@ -424,13 +433,14 @@ The comparison is the ideal: `ha.connections`'s lower bound on moves, and max/me
 
 Notes: everything (8 region workers, PostgreSQL, 4 processes of simulated racks) shares 2 CPUs
 with whatever else runs on the machine (see the load average). A worker admits a bounded number of
-joining racks at once (ha.admission; the others get 503 + Retry-After and come back, jittered);
+joining racks at once (region.joins; the next wait in line up to 2 s, the rest get 503 + Retry-After
+and come back, jittered);
 racks that come back unchanged register together, one transaction per burst per worker; the rack's
 keepalive counts silence only in time it was awake to hear (rpc.keepalive). Moves above the killed
 worker's load are racks moved again, by a rebalance, after linking again by themselves. On the return the balancer moves only
 what the threshold needs (the lower bound), so the returned worker stays lighter than the rest.
 During the kill the bench pauses region A's supervisor, so that death and restart are two events,
-and stands in for its heartbeat of A's other workers. The view (`rackcontrollers/?op=connections`
+and stands in for its heartbeat of A's other workers; {REAPED[args.reap]} The view (`rackcontrollers/?op=connections`
 on region B, from the database's connection rows) is polled every 0.1 s during a kill; it answered
 in 0.02-0.2 s through the kills, up to 2 s while 1,000 racks connect. There are no BMCs here.
 

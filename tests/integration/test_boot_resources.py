@@ -509,7 +509,7 @@ def test_import_over_http_shows_progress(region, workdir):
     initrd = secrets.token_bytes(6 * MiB)
     mirror = workdir / "mirror"
     shas = make_mirror(mirror, "httptest", {"boot-kernel": b"k" * 1000, "boot-initrd": initrd})
-    with MirrorServer(mirror, rate=2 * MiB) as server, region.api() as api:  # ~3 s for the initrd
+    with MirrorServer(mirror, rate=MiB) as server, region.api() as api:  # ~6 s for the initrd: 2-3 heartbeats
         started(api.post("boot-resources/", op="import", url=server.url))
         assert api.get("boot-resources/", op="is_importing").json() is True
         seen: list[float] = []

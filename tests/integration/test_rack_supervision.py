@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from metalplane.embedded.init import run_db
+from metalplane.rack import region_links
 from metalplane.region.services import cluster
 from tests.conftest import RunningRegion, create_admin, start_region
 from tests.support.processes import RackProcess, RegionProcess, wait_until
@@ -174,7 +175,10 @@ def test_a_failing_region_link_task_is_restarted_and_logged(lab, workdir):
     rack.start()
     wait_until(lambda: lab.service("rack-links", "rackd") == ("running", ""), 60, interval=0.3, what="rack running")
     mark.touch()
-    wait_until(lambda: "task region-links died" in rack.log(), 10, what="the link task to die")
+    # A settled rack's loop wakes for its next refresh (REFRESH_INTERVAL) if nothing else comes first.
+    wait_until(
+        lambda: "task region-links died" in rack.log(), region_links.REFRESH_INTERVAL + 10, what="the link task to die"
+    )
     wait_until(
         lambda: lab.service("rack-links", "rackd")[0] == "dead",
         15,
