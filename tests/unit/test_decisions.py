@@ -155,9 +155,9 @@ def test_api_keys_have_three_parts(bad):
 
 def test_a_dead_workers_racks_are_planned_on_the_workers_they_replace_it_with_themselves():
     """A rack that loses a link replaces it at once (plan_links, before any plan reaches
-    it); the plan made when the worker is forgotten names the same worker for all but the
-    few that would take one past its fair share (with the least-loaded rule, about two in
-    three joined a second worker), and no other link moves."""
+    it); the plan made when the worker is forgotten names the same worker while it is
+    below its cap (with the least-loaded rule, about two in three of them joined a second
+    worker), and no other link moves."""
     workers = [HaEndpoint(g, w) for g in ("a", "b") for w in range(4)]
     racks = [f"rack{i:04d}" for i in range(1000)]
     settled = plan_connections(racks, workers, {}, 2, 1.25)
@@ -172,5 +172,5 @@ def test_a_dead_workers_racks_are_planned_on_the_workers_they_replace_it_with_th
             targets = [e for e in known if HaEndpoint(e.region, e.worker) in settled[rack]]
             own = plan_links(rack, known, targets, usable, 2)
             same += {HaEndpoint(e.region, e.worker) for e in own} == plan[rack]
-        assert len(orphans) == 250 and same >= 0.9 * len(orphans), (dead, same)
+        assert len(orphans) > 200 and same == len(orphans), (dead, same)
         assert all(plan[r] >= current[r] for r in racks)

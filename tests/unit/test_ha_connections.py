@@ -29,6 +29,7 @@ from metalplane.ha.connections import (
     is_balanced,
     min_moves_lower_bound,
     plan_connections,
+    rack_preference,
     spread,
 )
 from metalplane.ha.solver import moves
@@ -329,6 +330,14 @@ TestConnectionBalancing.settings = settings(
 # plan_connections: examples with concrete numbers
 
 
+def own_choices(rack: str, endpoints: list[Endpoint]) -> frozenset[Endpoint]:
+    """The first worker of each region in the rack's own order (rack_preference)."""
+    firsts: dict[str, Endpoint] = {}
+    for e in sorted(endpoints, key=lambda e: rack_preference(rack, e.region, e.worker)):
+        firsts.setdefault(e.region, e)
+    return frozenset(firsts.values())
+
+
 def _fleet(regions: int, workers: int) -> list[Endpoint]:
     return [Endpoint(f"region-{g}", w) for g in range(regions) for w in range(workers)]
 
@@ -342,23 +351,25 @@ def test_thousand_racks_two_regions_four_workers():
     check_plan(plan, RACKS, endpoints, 2, 1.25)
     sp = spread(plan, endpoints)
     assert sp.max_over_mean <= 1.25
-    assert sp.workers.max == sp.workers.min == 250  # 1000 racks x 2 / 8 workers, perfectly even
+    assert 200 < sp.workers.min and sp.workers.max < 300  # around 250, within the cap 312
     assert sp.region_loads == {"region-0": 1000, "region-1": 1000}
+    assert all(plan[r] == own_choices(r, endpoints) for r in RACKS)  # no cap binds: each rack's own
 
     # kill one worker: exactly its connections move, to its region's other workers
     dead = Endpoint("region-1", 2)
     alive = [e for e in endpoints if e != dead]
     after = plan_connections(RACKS, alive, plan)
     check_plan(after, RACKS, alive, 2, 1.25)
-    assert moves(plan, after) == sp.endpoint_loads[dead] == 250
+    assert moves(plan, after) == sp.endpoint_loads[dead]
     assert all(after[r] == plan[r] for r in RACKS if dead not in plan[r])
-    loads = spread(after, alive).endpoint_loads
-    assert sorted(loads[e] for e in alive if e.region == "region-1") == [333, 333, 334]
+    # each of its racks on the worker it would pick itself among the live ones
+    assert all(after[r] == own_choices(r, alive) for r in RACKS if dead in plan[r])
 
     # it returns: only the excess above the new cap (312 = floor(1.25 * 250)) moves to it
     back = plan_connections(RACKS, endpoints, after)
+    loads = spread(after, alive).endpoint_loads
     bound = min_moves_lower_bound(RACKS, endpoints, after)
-    assert bound == (334 - 312) + (333 - 312) * 2 == 64
+    assert bound == sum(max(0, loads[e] - 312) for e in alive) > 0
     assert moves(after, back) == bound
     check_plan(back, RACKS, endpoints, 2, 1.25)
     assert spread(back, endpoints).max_over_mean <= 1.25
@@ -370,7 +381,7 @@ def test_thousand_racks_three_regions_rebalance_after_region_loss_and_return():
     sp = spread(plan, endpoints)
     # 2000 connections over 3 regions of 4: 666.67 per region, 166.67 per worker
     assert sorted(sp.region_loads.values()) == [666, 667, 667]
-    assert sp.workers.max == 167 and sp.workers.min == 166
+    assert sp.workers.max <= connection_caps(RACKS, endpoints).regions["region-0"].worker_cap
 
     # region-2 dies: every rack that used it must move exactly that connection
     alive = [e for e in endpoints if e.region != "region-2"]
@@ -414,7 +425,7 @@ def test_unequal_regions_share_by_worker_count():
     assert caps.regions["big"].share == 600 and caps.regions["small"].share == 200
     sp = spread(plan, endpoints)
     assert sp.region_loads == {"big": 600, "mid": 400, "small": 200}
-    assert sp.workers.max == sp.workers.min == 100
+    assert sp.workers.max <= 125 and sp.max_over_mean <= 1.25  # 100 per worker, within the cap
 
 
 def test_saturated_region_water_fill():

@@ -51,6 +51,20 @@ async def test_a_join_is_turned_away_when_its_wait_is_over_or_the_line_is_full()
     assert await joins.enter("r4")  # the place went to nobody in line: free for the next
 
 
+async def test_a_connection_closed_while_in_line_never_takes_a_place():
+    """Its close is seen (leave) before its turn: let in later, nothing would free the place
+    (the bench's 1,000 racks wedged a worker's 32 places this way in a few kills)."""
+    joins = Joins(cap=1, wait=5.0, queue_max=8)
+    assert await joins.enter("r1")
+    closed = asyncio.ensure_future(joins.enter("r2"))
+    await asyncio.sleep(0.01)
+    joins.leave("r2")  # closed by the rack (its connect timeout) while in line
+    assert await asyncio.wait_for(closed, 1) is False
+    joins.leave("r1")
+    assert joins.admission.active == set()
+    assert await joins.enter("r3")
+
+
 async def test_a_join_whose_connection_goes_while_in_line_gives_up_its_place():
     joins = Joins(cap=1, wait=5.0, queue_max=8)
     assert await joins.enter("r1")

@@ -44,13 +44,17 @@ for B), and the exact minimum exceeds the bound by the number of such swaps;
 the planner still finds the minimum.
 
 New connections go preferably to regions below ``floor(s_g)``, then below
-``ceil(s_g)``, then up to the cap, and within a region to a worker below its fair
-share (its floor, then its ceiling), else below its cap; within that, the rack's old worker there,
-then the first in the rack's own order of them (:func:`rack_preference`, rendezvous
-hashing).  A rack that loses a link replaces it, before any plan reaches it, by
-the first usable worker in that same order, so the plan made when a worker dies
-names the workers most of its racks are already joining, and moves them no more
-(with the least-loaded worker instead, about two in three of them joined twice).
+``ceil(s_g)``, then up to the cap, and within a region by consistent hashing with
+bounded loads: the rack's old worker there, else the first worker below its cap in
+the rack's own order of them (:func:`rack_preference`, rendezvous hashing).  A rack
+that loses a link replaces it, before any plan reaches it, by the first usable
+worker in that same order, so the plan made when a worker dies names the workers
+its racks are already joining and moves none of them again.  With the least-loaded
+worker instead (or the least-loaded up to the fair share), up to two in three of
+them joined twice, and the second joins, all to the lightest worker, held up the
+racks that had chosen it themselves (bench/rack_connections_bench.py).  Loads are
+then within the caps, not level: a worker may hold up to its cap while another of
+the region holds less.
 
 Speed (CPython 3.11, one core, medians): 1,000 racks x 8 endpoints (2 regions x
 4 workers, or 4 x 2) plan from scratch in about 8-9 ms and re-plan (unchanged,
@@ -63,7 +67,6 @@ number of distinct signatures (tens in steady state).
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -290,25 +293,16 @@ def plan_connections(
                 plan[r].add(e)
                 loads[index[e]] += 1
     if pending:
-        # A worker of the region below the floor of its fair share, else below its ceiling,
-        # else below its cap, else the least loaded (the solver left the region room
-        # enough); within a tier the rack's old worker there, then the first in the rack's
-        # own order.
-        def tier(load: int, bounds: tuple[int, int, int]) -> tuple[int, int]:
-            for n, bound in enumerate(bounds):
-                if load < bound:
-                    return (n, 0)
-            return (len(bounds), load)
-
-        bounds = {
-            g: (math.floor(c.worker_share), math.ceil(c.worker_share), c.worker_cap) for g, c in caps.regions.items()
-        }
-        workers = {g: [(index[e], e) for e in es] for g, es in by_region.items()}
+        # Bounded-load consistent hashing: the rack's old worker of the region, else the
+        # first in the rack's own order, among the workers below their cap; were none (the
+        # solver leaves the region room enough), the least loaded.
+        workers = {g: [(index[e], caps.worker_cap(e), e) for e in es] for g, es in by_region.items()}
         for _, r, g in sorted(pending):
             mine_old = {index[e] for e in valid[r] if e.region == g}
-            _, _, _, i, e = min(
-                (tier(loads[i], bounds[g]), i not in mine_old, rack_preference(r, e.region, e.worker), i, e)
-                for i, e in workers[g]
+            _, _, _, _, i, e = min(
+                (loads[i] >= cap, loads[i] if loads[i] >= cap else 0, i not in mine_old)
+                + (rack_preference(r, e.region, e.worker), i, e)
+                for i, cap, e in workers[g]
             )
             plan[r].add(e)
             loads[i] += 1

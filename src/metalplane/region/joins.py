@@ -52,14 +52,21 @@ class Joins:
             raise
         finally:
             self._turns.pop(key, None)
-        if admission.cancel(key):  # still in line when the wait ended
-            self.refused += 1
-            return False
-        return True
+        if key in admission.active:
+            return True
+        admission.cancel(key)  # still in line when the wait ended (or gone meanwhile)
+        self.refused += 1
+        return False
 
     def leave(self, key: Hashable) -> None:
-        """`key` joined (or is gone): its place goes to the oldest in line. Twice, or
-        for a key never admitted, does nothing."""
+        """`key` joined, or is gone: its place goes to the oldest in line. A key gone while
+        still in line leaves the line (were it let in later, nothing would ever free its
+        place). Twice, or for a key never admitted, does nothing."""
+        if self.admission.cancel(key):
+            turn = self._turns.get(key)
+            if turn is not None and not turn.done():
+                turn.set_result(None)  # its enter() returns at once, refused
+            return
         admitted = self.admission.leave(key)
         while admitted is not None:
             turn = self._turns.get(admitted)
