@@ -20,12 +20,17 @@ from metalplane.rpc.handshake import ClientHello
 from metalplane.rpc.tls import make_cluster_tls, server_context
 
 
+async def line_up(joins: Joins, first: str, *others: str) -> list[asyncio.Future[bool]]:
+    """`first` let in, the `others` in line behind it (their enter() calls, still waiting)."""
+    assert await joins.enter(first)
+    waiting = [asyncio.ensure_future(joins.enter(key)) for key in others]
+    await asyncio.sleep(0.01)
+    return waiting
+
+
 async def test_joins_past_the_cap_wait_in_line_and_go_in_oldest_first_as_places_free():
     joins = Joins(cap=1, wait=5.0, queue_max=8)
-    assert await joins.enter("r1")
-    second = asyncio.ensure_future(joins.enter("r2"))
-    third = asyncio.ensure_future(joins.enter("r3"))
-    await asyncio.sleep(0.01)
+    second, third = await line_up(joins, "r1", "r2", "r3")
     assert not second.done() and not third.done() and joins.admission.waiting == 2
     joins.leave("r1")
     assert await second is True
@@ -41,9 +46,7 @@ async def test_joins_past_the_cap_wait_in_line_and_go_in_oldest_first_as_places_
 
 async def test_a_join_is_turned_away_when_its_wait_is_over_or_the_line_is_full():
     joins = Joins(cap=1, wait=0.05, queue_max=1)
-    assert await joins.enter("r1")
-    waiting = asyncio.ensure_future(joins.enter("r2"))
-    await asyncio.sleep(0)
+    (waiting,) = await line_up(joins, "r1", "r2")
     assert await joins.enter("r3") is False  # the line is full: at once
     assert await waiting is False  # waited 0.05 s: no place freed
     assert joins.refused == 2 and joins.admission.waiting == 0
@@ -55,9 +58,7 @@ async def test_a_connection_closed_while_in_line_never_takes_a_place():
     """Its close is seen (leave) before its turn: let in later, nothing would free the place
     (the bench's 1,000 racks wedged a worker's 32 places this way in a few kills)."""
     joins = Joins(cap=1, wait=5.0, queue_max=8)
-    assert await joins.enter("r1")
-    closed = asyncio.ensure_future(joins.enter("r2"))
-    await asyncio.sleep(0.01)
+    (closed,) = await line_up(joins, "r1", "r2")
     joins.leave("r2")  # closed by the rack (its connect timeout) while in line
     assert await asyncio.wait_for(closed, 1) is False
     joins.leave("r1")
@@ -67,10 +68,7 @@ async def test_a_connection_closed_while_in_line_never_takes_a_place():
 
 async def test_a_join_whose_connection_goes_while_in_line_gives_up_its_place():
     joins = Joins(cap=1, wait=5.0, queue_max=8)
-    assert await joins.enter("r1")
-    gone = asyncio.ensure_future(joins.enter("r2"))
-    later = asyncio.ensure_future(joins.enter("r3"))
-    await asyncio.sleep(0.01)
+    gone, later = await line_up(joins, "r1", "r2", "r3")
     gone.cancel()
     await asyncio.sleep(0.01)
     joins.leave("r1")
