@@ -54,6 +54,17 @@ async def test_a_join_is_turned_away_when_its_wait_is_over_or_the_line_is_full()
     assert await joins.enter("r4")  # the place went to nobody in line: free for the next
 
 
+async def test_each_join_says_how_it_went():
+    joins = Joins(cap=1, wait=0.05, queue_max=8)
+    said: list[str] = []
+    joins.on_outcome = said.append
+    (second,) = await line_up(joins, "r1", "r2")
+    joins.leave("r1")
+    await second
+    assert not await joins.enter("r3")  # r2 holds the place for 0.05 s and more
+    assert said == ["at once", "after a wait", "refused"]
+
+
 async def test_a_connection_closed_while_in_line_never_takes_a_place():
     """Its close is seen (leave) before its turn: let in later, nothing would free the place
     (the bench's 1,000 racks wedged a worker's 32 places this way in a few kills)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 from metalplane.ha.admission import Admission
 
@@ -31,17 +31,19 @@ class Joins:
         self.queue_max = queue_max
         self.refused = 0
         self._turns: dict[Hashable, asyncio.Future[None]] = {}
+        # Told how each join went: "at once", "after a wait" or "refused" (the metrics).
+        self.on_outcome: Callable[[str], None] = lambda outcome: None
 
     async def enter(self, key: Hashable) -> bool:
         """Whether `key` (a connection) may join now, after its wait in line if need be.
         Once admitted it holds its place until `leave(key)`."""
         admission = self.admission
         if admission.try_enter(key):
+            self.on_outcome("at once")
             return True
         if admission.waiting > self.queue_max:
             admission.cancel(key)
-            self.refused += 1
-            return False
+            return self._refuse()
         turn = self._turns[key] = asyncio.get_running_loop().create_future()
         try:
             with contextlib.suppress(TimeoutError):
@@ -53,9 +55,14 @@ class Joins:
         finally:
             self._turns.pop(key, None)
         if key in admission.active:
+            self.on_outcome("after a wait")
             return True
         admission.cancel(key)  # still in line when the wait ended (or gone meanwhile)
+        return self._refuse()
+
+    def _refuse(self) -> bool:
         self.refused += 1
+        self.on_outcome("refused")
         return False
 
     def leave(self, key: Hashable) -> None:

@@ -42,6 +42,11 @@ RPC_CONNECTIONS = Gauge(
     ["worker"],
     multiprocess_mode="livesum",
 )
+RACK_JOINS = Counter(
+    "maas_region_rack_joins",
+    "Racks joining a region worker, by how they got in (region.joins): at once, after a wait in line, refused",
+    ["worker", "outcome"],
+)
 LEASE_EVENTS = Counter("maas_region_lease_events", "DHCP lease events received from racks, by action", ["action"])
 POWER_ACTIONS = Counter(
     "maas_region_power_actions",
@@ -97,6 +102,10 @@ def observe_request(scope: dict[str, Any], status: int, seconds: float) -> None:
 
 def rpc_connections(worker: int, count: int) -> None:
     RPC_CONNECTIONS.labels(worker=str(worker)).set(count)
+
+
+def rack_join(worker: int, outcome: str) -> None:
+    RACK_JOINS.labels(worker=str(worker), outcome=outcome.replace(" ", "_")).inc()
 
 
 def lease_events(actions: list[str]) -> None:

@@ -327,6 +327,7 @@ class RegionRpcServer:
         # worker takes several pools' worth at once; the next wait in line (region.joins).
         pool = max(1, config.database_pool_size)
         self.joins = Joins(ADMISSION_PER_POOL * pool, JOIN_WAIT, JOIN_QUEUE_PER_POOL * pool)
+        self.joins.on_outcome = functools.partial(metrics.rack_join, worker_index)
         self._live: tuple[float, list[connections.EndpointRow]] | None = None
         self._live_reading: asyncio.Future[list[connections.EndpointRow]] | None = None
         self._rebalance_wanted = asyncio.Event()
