@@ -174,3 +174,24 @@ def test_a_dead_workers_racks_are_planned_on_the_workers_they_replace_it_with_th
             same += {HaEndpoint(e.region, e.worker) for e in own} == plan[rack]
         assert len(orphans) > 200 and same == len(orphans), (dead, same)
         assert all(plan[r] >= current[r] for r in racks)
+
+
+def test_with_a_light_worker_in_the_region_a_dead_workers_racks_still_go_where_they_choose():
+    """The bench's second kill: the worker killed before is back and light (a return moves
+    only what the caps need). A plan that filled it first (fair-share tiers) sent two in three
+    of the next dead worker's racks there, racks that had already joined their own choice."""
+    workers = [HaEndpoint(g, w) for g in ("a", "b") for w in range(4)]
+    racks = [f"rack{i:04d}" for i in range(1000)]
+    settled = plan_connections(racks, workers, {}, 2, 1.25)
+    first, second = HaEndpoint("a", 0), HaEndpoint("a", 1)
+    without = plan_connections(racks, [w for w in workers if w != first], settled, 2, 1.25)
+    back = plan_connections(racks, workers, without, 2, 1.25)
+    assert sum(first in eps for eps in back.values()) < 150  # light
+    current = {r: eps - {second} for r, eps in back.items()}
+    plan = plan_connections(racks, [w for w in workers if w != second], current, 2, 1.25)
+    known = [Endpoint(w.region, w.worker, "h", 5250 + i) for i, w in enumerate(workers)]
+    usable = {e.key for e in known if HaEndpoint(e.region, e.worker) != second}
+    for rack in (r for r, eps in back.items() if second in eps):
+        targets = [e for e in known if HaEndpoint(e.region, e.worker) in back[rack]]
+        own = plan_links(rack, known, targets, usable, 2)
+        assert {HaEndpoint(e.region, e.worker) for e in own} == plan[rack], rack
