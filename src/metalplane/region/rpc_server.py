@@ -531,12 +531,6 @@ class RegionRpcServer:
         self.joins.leave(connection)
 
     async def _handle(self, ws: ServerConnection) -> None:
-        try:
-            await self._serve_connection(ws)
-        finally:
-            self.joins.leave(ws)
-
-    async def _serve_connection(self, ws: ServerConnection) -> None:
         enable_tcp_keepalive(ws.transport)
         try:
             hello, protocol = await server_handshake(

@@ -23,7 +23,6 @@ HTTP request (ipxe.cfg-MAC) or TFTP config request simply waits for its answer.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from metalplane.admission_line import AdmissionLine
 from metalplane.ha.admission import Admission
 from metalplane.hostport import peer_ip
 from metalplane.rack import metrics
@@ -105,7 +105,7 @@ class BootService:
             hold_max=limits.hold_max,
         )
         self.rpc: Admission[object] = Admission(limits.rpc, float("inf"))  # GetBootConfig calls out at once
-        self._rpc_waiters: dict[object, asyncio.Future[None]] = {}
+        self._rpc_line = AdmissionLine(self.rpc)
         self.answers: RequestCoalescer[tuple[str, str | None], BootConfig] = RequestCoalescer(self._ask, ttl=ANSWER_TTL)
         routes = Routes(ttl=ANSWER_TTL, per_client=True)
         routes.add(PXELINUX_MAC, self._pxelinux)
@@ -195,32 +195,14 @@ class BootService:
     async def _ask(self, key: tuple[str, str | None]) -> BootConfig:
         mac, client_ip = key
         ticket = object()
-        if not self.rpc.try_enter(ticket):  # past rpc_max calls out: wait in line
-            waiter = asyncio.get_running_loop().create_future()
-            self._rpc_waiters[ticket] = waiter
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                self._rpc_waiters.pop(ticket, None)
-                if not self.rpc.cancel(ticket):
-                    self._rpc_done(ticket)  # admitted just as it was cancelled: pass the turn on
-                raise
+        await self._rpc_line.enter(ticket)  # past rpc_max calls out: wait in line, however long
         try:
             answer = await self.call(GetBootConfig(mac, "amd64", client_ip), BOOT_CONFIG_TIMEOUT)
         finally:
-            self._rpc_done(ticket)
+            self._rpc_line.leave(ticket)
         if answer.problem:
             log.warning("boot config for %s (asked from %s): %s", mac, client_ip, answer.problem)
         return answer
-
-    def _rpc_done(self, ticket: object) -> None:
-        nxt = self.rpc.leave(ticket)
-        while nxt is not None:
-            waiter = self._rpc_waiters.pop(nxt, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-                return
-            nxt = self.rpc.leave(nxt)  # (gone: the next one)
 
     async def _answer(self, mac: str, client: tuple) -> BootConfig:
         try:
