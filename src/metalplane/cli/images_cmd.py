@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import shlex
 import sys
 from collections.abc import Callable
@@ -105,6 +106,12 @@ def _print_import_hint(out: Path) -> None:
 
 
 def _build_ephemeral(args: argparse.Namespace) -> int:
+    """build the ephemeral (enlist/commission) image offline, as a simplestreams mirror
+
+    Build a kernel + initramfs that enlists or commissions a machine: the Debian kernel from a
+    linux-image .deb (never installed), busybox-static, metalplane's /init and the kernel modules
+    for common NICs and disks. The output is a simplestreams mirror directory the region imports
+    (boot-resources import)."""
     from metalplane.images.build import BUILD_STEPS, build_ephemeral, qemu_command
 
     if args.kernel_deb and args.kernel_package:
@@ -142,6 +149,13 @@ def _build_ephemeral(args: argparse.Namespace) -> int:
 
 
 def _build_debian(args: argparse.Namespace) -> int:
+    """build a deployable Debian root image with debootstrap, as a simplestreams mirror
+
+    Build a Debian root image (root-tgz) that machines are deployed with: debootstrap from the
+    mirror this host's apt sources name, minbase plus the kernel, systemd-networkd, openssh-server,
+    GRUB and metalplane's first-boot agent (runs user_data, reports deployed). Downloads are cached;
+    the output is a simplestreams mirror directory the region imports (boot-resources import).
+    Needs root."""
     from metalplane.images.debian import build_debian
 
     result = _build(
@@ -166,8 +180,21 @@ def _build_debian(args: argparse.Namespace) -> int:
     return upload_build(args.import_into, result) if args.import_into else 0
 
 
-def _add_build_options(parser: argparse.ArgumentParser) -> None:
-    """--out, --cache-dir and --version, which every image build takes (`_build`)."""
+def _build_command(
+    commands: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int]
+) -> argparse.ArgumentParser:
+    """`images NAME`, with the options every image build takes (`_build`): --cache-dir, --out,
+    --version and --import-into. `run`'s docstring says what it does: its first line is the
+    help, the rest the description."""
+    summary, _, details = inspect.cleandoc(run.__doc__ or "").partition("\n\n")
+    parser = commands.add_parser(name, help=summary, description=details)
+    parser.set_defaults(func=run)
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="where downloads are kept (default $METALPLANE_CACHE_DIR or /var/cache/metalplane)",
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -175,33 +202,23 @@ def _add_build_options(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="the mirror directory to add the image to (default ./metalplane-images)",
     )
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        metavar="DIR",
-        help="where downloads are kept (default $METALPLANE_CACHE_DIR or /var/cache/metalplane)",
-    )
     parser.add_argument("--version", help="the image version (default: UTC YYYYMMDD.HHMMSS)")
-
-
-def _add_import_into(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--import-into",
         metavar="PROFILE",
         help="also upload the image to the region of this `metalplane login` profile",
     )
+    return parser
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    isub = command_group(sub, "images", "build boot images")
-    p = isub.add_parser(
-        "build-ephemeral",
-        help="build the ephemeral (enlist/commission) image offline, as a simplestreams mirror",
-        description="Build a kernel + initramfs that enlists or commissions a machine: the Debian "
-        "kernel from a linux-image .deb (never installed), busybox-static, metalplane's "
-        "/init and the kernel modules for common NICs and disks. The output is a "
-        "simplestreams mirror directory the region imports (boot-resources import).",
-    )
+    commands = command_group(sub, "images", "build boot images")
+    _add_build_ephemeral(commands)
+    _add_build_debian(commands)
+
+
+def _add_build_ephemeral(commands: argparse._SubParsersAction) -> None:
+    p = _build_command(commands, "build-ephemeral", _build_ephemeral)
     source = p.add_mutually_exclusive_group()
     source.add_argument("--kernel-deb", type=Path, metavar="FILE", help="a linux-image-*-amd64 .deb to use")
     source.add_argument(
@@ -219,27 +236,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a static busybox (default: the host's if static, else busybox-static's .deb)",
     )
     p.add_argument("--release", help="the image's release name (default: this host's codename)")
-    _add_build_options(p)
     p.add_argument(
         "--module", action="append", metavar="NAME", help="another kernel module to include and load (repeatable)"
     )
-    _add_import_into(p)
-    p.set_defaults(func=_build_ephemeral)
 
-    d = isub.add_parser(
-        "build-debian",
-        help="build a deployable Debian root image with debootstrap, as a simplestreams mirror",
-        description="Build a Debian root image (root-tgz) that machines are deployed with: debootstrap "
-        "from the mirror this host's apt sources name, minbase plus the kernel, systemd-networkd, "
-        "openssh-server, GRUB and metalplane's first-boot agent (runs user_data, reports "
-        "deployed). Downloads are cached; the output is a simplestreams mirror directory the "
-        "region imports (boot-resources import). Needs root.",
-    )
+
+def _add_build_debian(commands: argparse._SubParsersAction) -> None:
+    d = _build_command(commands, "build-debian", _build_debian)
     d.add_argument("--release", default="bookworm", help="the Debian release (default bookworm)")
-    _add_build_options(d)
-    d.add_argument(
-        "--mirror", metavar="URL", help="the Debian archive to use (default: the one this host's apt sources name)"
-    )
     d.add_argument(
         "--kernel",
         default="linux-image-amd64",
@@ -247,11 +251,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the kernel package (default linux-image-amd64; linux-image-cloud-amd64 is Debian's "
         "smaller kernel for virtual machines)",
     )
+    d.add_argument(
+        "--mirror", metavar="URL", help="the Debian archive to use (default: the one this host's apt sources name)"
+    )
     d.add_argument("--package", action="append", metavar="NAME", help="another package to install (repeatable)")
     d.add_argument(
         "--full",
         action="store_true",
         help="keep docs, man pages, locales and every kernel module (default: the lean variant)",
     )
-    _add_import_into(d)
-    d.set_defaults(func=_build_debian)
