@@ -34,7 +34,7 @@ from metalplane.images.debtools import Collected, collect_tools, deb_members
 from metalplane.images.elf import is_static_elf
 from metalplane.images.errors import BuildError
 from metalplane.images.modinfo import ModInfo, ModuleError, builtin_names, decompress, load_order, parse_modinfo
-from metalplane.images.publish import publish_image
+from metalplane.images.publish import BUILD_ARCHITECTURE, publish_image
 from metalplane.images.simplestreams import StreamItem, version_key
 
 CACHE_ENV = "METALPLANE_CACHE_DIR"
@@ -366,23 +366,21 @@ def build_ephemeral(
     log(f"initramfs: {len(initrd)} bytes (gzip)")
     step("publishing the image")
     with tempfile.TemporaryDirectory(prefix="mp-ephemeral-") as tmp:
-        staging = Path(tmp)
-        (staging / "boot-kernel").write_bytes(kernel.vmlinuz)
-        (staging / "boot-initrd").write_bytes(initrd)
+        staged = {"boot-kernel": kernel.vmlinuz, "boot-initrd": initrd}
+        for ftype, data in staged.items():
+            (Path(tmp) / ftype).write_bytes(data)
         files = publish_image(
             out,
             os_name="ephemeral",
             release=release,
-            arch="amd64",
-            subarch="generic",
             version=version,
-            files={"boot-kernel": staging / "boot-kernel", "boot-initrd": staging / "boot-initrd"},
+            files={ftype: Path(tmp) / ftype for ftype in staged},
             title=f"metalplane ephemeral ({release}, kernel {kernel.release})",
             extra={"kflavor": "generic", "kernel_release": kernel.release, "kernel_package": package},
         )
     return BuildResult(
         name=f"ephemeral/{release}",
-        architecture="amd64/generic",
+        architecture=BUILD_ARCHITECTURE,
         version=version,
         kernel_package=package,
         kernel_release=kernel.release,

@@ -38,7 +38,7 @@ from importlib import resources
 from pathlib import Path
 
 from metalplane.images.build import BuildError, cache_dir
-from metalplane.images.publish import publish_image
+from metalplane.images.publish import BUILD_ARCHITECTURE, publish_image
 from metalplane.images.simplestreams import StreamItem
 
 Log = Callable[[str], None]
@@ -518,8 +518,6 @@ def build_debian(
             out,
             os_name="debian",
             release=release,
-            arch="amd64",
-            subarch="generic",
             version=version,
             files={"root-tgz": staging / "root-tgz", "manifest": staging / "manifest"},
             title=f"Debian {release} (metalplane, kernel {release_name})",
@@ -531,16 +529,15 @@ def build_debian(
                 "default_user": DEFAULT_USER,
             },
         )
-    seconds = time.monotonic() - started
     return DebianBuildResult(
         name=name,
-        architecture="amd64/generic",
+        architecture=BUILD_ARCHITECTURE,
         version=version,
         kernel_release=release_name,
         mirror=mirror,
         packages=manifest.count("\n"),
         root_bytes=root_bytes,
-        seconds=seconds,
+        seconds=time.monotonic() - started,
         out=out,
         files=files,
         timings=timings,

@@ -21,6 +21,9 @@ from typing import Any
 from metalplane.images import simplestreams as ss
 
 CONTENT_ID = "com.metalplane:images"
+# The one architecture metalplane's image builders make (images.build, images.debian).
+BUILD_ARCH, BUILD_SUBARCH = "amd64", "generic"
+BUILD_ARCHITECTURE = f"{BUILD_ARCH}/{BUILD_SUBARCH}"
 
 
 def file_sha256(path: Path) -> tuple[str, int]:
@@ -54,10 +57,10 @@ def publish_image(
     *,
     os_name: str,
     release: str,
-    arch: str,
-    subarch: str,
     version: str,
     files: dict[str, Path],
+    arch: str = BUILD_ARCH,
+    subarch: str = BUILD_SUBARCH,
     label: str = "stable",
     title: str | None = None,
     extra: dict[str, Any] | None = None,
