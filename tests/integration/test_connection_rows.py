@@ -16,7 +16,9 @@ from metalplane.region.services import racks as rack_services
 
 async def fake_worker(conn, region_sid: str, hostname: str) -> int:
     """A region with one worker process row (no process runs): its row id."""
-    region_id = await controllers.register_region(conn, region_sid, hostname, "0.1", 1, 10, 5240)
+    region_id = await controllers.register_region(
+        conn, region_sid, hostname, "0.1", controllers.RegionInfo(1, 10, 5240)
+    )
     await controllers.register_process(conn, region_id, 0, 4242, "127.0.0.1", 1, 1)
     query = select(region_processes.c.id).where(region_processes.c.region_id == region_id)
     return (await conn.execute(query)).scalar_one()

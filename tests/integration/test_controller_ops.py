@@ -82,8 +82,12 @@ def fake_controllers(shared_region) -> Iterator[dict[str, str]]:
     tag = secrets.token_hex(2)
 
     async def add(conn):
-        await controllers.register_region(conn, made["region"], f"ops-region-{tag}", "0.1", 1, 10, 5240)
-        await controllers.register_region(conn, made["both"], f"ops-both-{tag}", "0.1", 1, 10, 5240)
+        await controllers.register_region(
+            conn, made["region"], f"ops-region-{tag}", "0.1", controllers.RegionInfo(1, 10, 5240)
+        )
+        await controllers.register_region(
+            conn, made["both"], f"ops-both-{tag}", "0.1", controllers.RegionInfo(1, 10, 5240)
+        )
         await rack_services.register_rack(conn, made["both"], f"ops-both-{tag}", "0.1", [])
         rack_id = await rack_services.register_rack(conn, made["rack"], f"ops-rack-{tag}", "0.1", [])
         await rack_services.register_rack(conn, made["lost"], f"ops-lost-{tag}", "0.1", [])

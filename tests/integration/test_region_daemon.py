@@ -136,7 +136,11 @@ def test_budget_check_adds_up_every_registered_region(databases, workdir):
 
     async def register_big_region(conn):
         await controllers.register_region(
-            conn, "bigone", "big-region", "0.1.0", num_workers=40, connections_needed=390, api_port=5240
+            conn,
+            "bigone",
+            "big-region",
+            "0.1.0",
+            controllers.RegionInfo(num_workers=40, connections_needed=390, api_port=5240),
         )
 
     from tests.conftest import make_region_config

@@ -165,13 +165,15 @@ class Supervisor:
                 self.system_id,
                 local_hostname(self.config.hostname),
                 __version__,
-                self.config.num_workers,
-                self.config.connections_needed(),
-                self.config.port,
-                self.config.maas_url,
-                address,
-                self.config.dns_port,
-                self.config.ntp_port,
+                controllers.RegionInfo(
+                    num_workers=self.config.num_workers,
+                    connections_needed=self.config.connections_needed(),
+                    api_port=self.config.port,
+                    maas_url=self.config.maas_url,
+                    address=address,
+                    dns_port=self.config.dns_port,
+                    ntp_port=self.config.ntp_port,
+                ),
             )
             # Its address is the zones' NS address and a forwarder and NTP source of every rack.
             consequences.region_services_changed(conn)

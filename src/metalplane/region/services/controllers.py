@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -75,31 +75,25 @@ async def ensure_controller_node(conn: AsyncConnection, system_id: str, hostname
     return row.id
 
 
-async def register_region(
-    conn: AsyncConnection,
-    system_id: str,
-    hostname: str,
-    version: str,
-    num_workers: int,
-    connections_needed: int,
-    api_port: int,
-    maas_url: str | None = None,
-    address: str | None = None,
-    dns_port: int = 0,
-    ntp_port: int = 0,
-) -> int:
-    """Record the region; `address` and the ports are where racks reach its named and chronyd
+@dataclass(frozen=True)
+class RegionInfo:
+    """What a region reports about itself at start (its controller_info row): its workers,
+    the database connections they need, and where its API, named and chronyd listen."""
+
+    num_workers: int
+    connections_needed: int
+    api_port: int
+    maas_url: str | None = None
+    address: str | None = None
+    dns_port: int = 0
+    ntp_port: int = 0
+
+
+async def register_region(conn: AsyncConnection, system_id: str, hostname: str, version: str, info: RegionInfo) -> int:
+    """Record the region; `info.address` and the ports are where racks reach its named and chronyd
     (a change there changes the zones' NS addresses and every rack's forwarders)."""
     node_id = await ensure_controller_node(conn, system_id, hostname, NodeType.REGION_CONTROLLER, version)
-    values = dict(
-        num_workers=num_workers,
-        connections_needed=connections_needed,
-        api_port=api_port,
-        maas_url=maas_url,
-        address=address,
-        dns_port=dns_port,
-        ntp_port=ntp_port,
-    )
+    values = asdict(info)
     await conn.execute(
         insert(controller_info)
         .values(node_id=node_id, **values)
