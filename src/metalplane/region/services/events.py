@@ -99,12 +99,7 @@ POWER_REQUESTS = {
     "cycle": ("REQUEST_NODE_START", "start"),
 }
 POWER_DONE = {"on": "NODE_POWERED_ON", "off": "NODE_POWERED_OFF", "cycle": "NODE_POWERED_ON"}
-POWER_FAILED = {
-    "on": "NODE_POWER_ON_FAILED",
-    "off": "NODE_POWER_OFF_FAILED",
-    "cycle": "NODE_POWER_CYCLE_FAILED",
-    "query": "NODE_POWER_QUERY_FAILED",
-}
+POWER_FAILED = {action: f"NODE_POWER_{action.upper()}_FAILED" for action in ("on", "off", "cycle", "query")}
 # The INFO event a node's new status shows (status_message), by status number.
 STATUS_EVENTS = {
     0: "NEW",
