@@ -25,27 +25,12 @@ from metalplane.file_layout import Under
 PG_ROOT = Path("/usr/lib/postgresql")
 MIN_PG_MAJOR = 15
 SOCKET_PORT = 5432
-
-
 HBA_METHOD = "scram-sha-256"
 LISTEN_RE = re.compile(r"^\s*listen_addresses\s*=?\s*'([^']*)'")
 
 
 class PostgresError(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class AllowResult:
-    """What `Cluster.allow_host` did."""
-
-    hba_line: str
-    hba_added: bool
-    listen_before: str  # what the server listened on (or was configured to, when stopped)
-    listen_after: str  # what postgresql.conf says now
-    restarted: bool
-    restart_needed: bool  # listen_addresses changed but restart=False (or the server is stopped)
-    reloaded: bool
+    """The cluster can't be found, set up or reached; the message says which and how to fix it."""
 
 
 def _socket_for(address: str, kind: int) -> tuple[socket.socket, str]:
@@ -94,6 +79,19 @@ def hba_allows(lines: list[str], dbname: str, user: str, cidr: str) -> bool:
         ):
             return True
     return False
+
+
+@dataclass(frozen=True)
+class AllowResult:
+    """What `Cluster.allow_host` did."""
+
+    hba_line: str
+    hba_added: bool
+    listen_before: str  # what the server listened on (or was configured to, when stopped)
+    listen_after: str  # what postgresql.conf says now
+    restarted: bool
+    restart_needed: bool  # listen_addresses changed but restart=False (or the server is stopped)
+    reloaded: bool
 
 
 def find_pg_bin() -> Path:

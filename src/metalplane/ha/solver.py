@@ -297,10 +297,10 @@ class LoadStats(Generic[K]):
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "total": self.total,
             "count": self.count,
-            "max": self.max,
-            "min": self.min,
+            "total": self.total,
             "mean": round(self.mean, 4),
+            "min": self.min,
+            "max": self.max,
             "max_over_mean": round(self.ratio, 4),
         }

@@ -45,11 +45,13 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
 
 class HaproxyConfigError(ValueError):
-    pass
+    """An operator's region list can't make a valid haproxy.cfg (the message names the entry)."""
 
 
 @dataclass(frozen=True)
 class RegionServer:
+    """One region API behind HAProxy: a `server` line of the backend, named `name`."""
+
     name: str
     host: str
     port: int = DEFAULT_PORT

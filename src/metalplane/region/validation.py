@@ -268,11 +268,10 @@ def check_cidr(value: str, field: str = "cidr") -> Network:
 
 
 # MAAS's accepted input forms: aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff, aabb.ccdd.eeff
-# (one-digit groups allowed in the first two, as MAAS allows).
+# (one-digit groups allowed in the first two, as MAAS allows). Matched lower-cased.
 _MAC_FORMS = re.compile(
     r"^(?:(?:[0-9a-f]{1,2}:){5}[0-9a-f]{1,2}|(?:[0-9a-f]{1,2}-){5}[0-9a-f]{1,2}"
-    r"|(?:[0-9a-f]{3,4}\.){2}[0-9a-f]{3,4})$",
-    re.IGNORECASE,
+    r"|(?:[0-9a-f]{3,4}\.){2}[0-9a-f]{3,4})$"
 )
 
 

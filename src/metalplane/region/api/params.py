@@ -263,8 +263,9 @@ class Params:
         self,
         name: builtins.str,
         default: builtins.str | None = None,
-        required: builtins.bool = False,
+        *,
         max_length: builtins.int | None = None,
+        required: builtins.bool = False,
     ) -> builtins.str | None:
         value = self.raw(name)
         if value is None:
@@ -280,6 +281,7 @@ class Params:
         self,
         name: builtins.str,
         default: builtins.int | None = None,
+        *,
         required: builtins.bool = False,
         min_value: builtins.int | None = None,
         max_value: builtins.int | None = None,

@@ -91,8 +91,8 @@ def user(u: User) -> Row:
     return {
         "username": u.username,
         "email": u.email,
-        "is_superuser": u.is_superuser,
         "is_local": True,
+        "is_superuser": u.is_superuser,
         "resource_uri": uri(f"users/{u.username}/"),
     }
 
