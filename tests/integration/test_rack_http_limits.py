@@ -152,7 +152,7 @@ async def test_a_slow_but_complete_head_is_served():
 def test_default_limits_come_from_the_open_files_limit():
     server = BootHttpServer(None)
     expected = budget(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-    assert (server.max_connections, server.max_per_client) == (expected.http_connections, expected.http_per_client)
+    assert (server.max_connections, server.max_per_client) == expected.http
 
 
 def cpu_seconds(pid: int) -> float:

@@ -185,9 +185,7 @@ class BootHttpServer(SocketServer):
         self.idle_timeout = idle_timeout
         self.send_timeout = send_timeout
         self.header_timeout = header_timeout
-        budget = current_budget()
-        self.max_connections = budget.http_connections if max_connections is None else max_connections
-        self.max_per_client = budget.http_per_client if max_per_client is None else max_per_client
+        self.max_connections, self.max_per_client = current_budget().http.override(max_connections, max_per_client)
         self.per_client: dict[str, int] = {}
         self._said = {kind: Throttle() for kind in ("client", "full", "fds", "held")}
         self._paused: asyncio.TimerHandle | None = None

@@ -153,9 +153,7 @@ class TftpServer(SocketServer):
         self.resolver = resolver
         self.limits = limits
         self.max_retries = max_retries
-        budget = current_budget()
-        self.max_transfers = budget.tftp_transfers if max_transfers is None else max_transfers
-        self.max_per_client = budget.tftp_per_client if max_per_client is None else max_per_client
+        self.max_transfers, self.max_per_client = current_budget().tftp.override(max_transfers, max_per_client)
         self.max_idle = max_idle
         self.gso = gso
         self.stats = Stats()
