@@ -34,9 +34,9 @@ STABLE_AFTER = 10.0
 
 @dataclass(frozen=True)
 class Backoff:
-    """When a dead task is started again: `first` seconds after its first death, doubling up
-    to `maximum`, back to `first` once a run has lasted `stable_after` seconds (which is also
-    how long a new run must last before the task counts as healthy again)."""
+    """When a dead task is started again: the wait doubles from `first` with each short run,
+    up to `maximum`, and is back to `first` once a run has lasted `stable_after` seconds
+    (also how long a new run must last before the task counts as healthy again)."""
 
     first: float = FIRST_DELAY
     maximum: float = MAX_DELAY
