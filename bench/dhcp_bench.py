@@ -60,12 +60,13 @@ sys.path[:0] = [str(REPO / "src"), str(REPO)]  # metalplane, and the test house 
 
 from benchdoc import cpu_model, publish  # noqa: E402
 
-from metalplane.rack.dhcp import DhcpService, KeaError, prefix_wrap  # noqa: E402
+from metalplane.rack.dhcp import DhcpService, DhcpSettings, KeaError, prefix_wrap  # noqa: E402
 from tests.support.netlab import Host, Lab  # noqa: E402
 
 NET, RACK1, RACK2, PERF = "10.50.0.0/16", "10.50.0.2", "10.50.0.3", "10.50.0.10"
 POOL = ["10.50.1.0", "10.50.255.254"]
 SECTION = "## DHCP (Kea)"
+NO_RESTARTS = DhcpSettings(restart_backoff=None)  # a Kea that dies stays dead
 #: Observations from the runs so far, kept in the report (edit when they change).
 NOTES = """Notes:
 
@@ -480,7 +481,7 @@ class Pair(Setup):
         if not self.edits:
             return DhcpService(workdir, wrap=wrap, **kw)
         # no restarts: a variant the HA hook refuses fails once, not every backoff step
-        return TunedService(workdir, wrap=wrap, edits=self.edits, role=role, restart_backoff=None)
+        return TunedService(workdir, wrap=wrap, edits=self.edits, role=role, settings=NO_RESTARTS)
 
     async def start(self) -> None:
         self.s1 = self.state("rack1", RACK1, "primary", self.mode, ("rack2", RACK2))
@@ -762,7 +763,7 @@ async def main(args: argparse.Namespace) -> None:
         every: dict[str, Callable[[], Setup]] = {
             "a": lambda: Bare(lab, "a", "neta"),
             "b": lambda: Generated(lab, "b", "netb"),
-            "c1": lambda: Pair(lab, "c1", "netc", "hot-standby", restart_backoff=None),
+            "c1": lambda: Pair(lab, "c1", "netc", "hot-standby", settings=NO_RESTARTS),
             "c2": lambda: Pair(lab, "c2", "netd", "load-balancing"),
         }
         setups: dict[str, Setup] = {k: make() for k, make in every.items() if k in wanted}

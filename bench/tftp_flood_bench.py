@@ -198,12 +198,12 @@ def report(runs: list[Run], before_label: str, args) -> str:
         f"- flood: {FLOOD:,} RRQs with `timeout=255`, never acknowledged, {RATE}/s, from one socket on one "
         "address or from 64 addresses taking turns; the real client: curl fetching undionly.kpxe "
         f"({LOADER.stat().st_size:,} bytes) from another address, again and again",
-        f"- limits now, at this RLIMIT_NOFILE (`rack.limits.budget`): {b.tftp_transfers:,} TFTP transfers "
-        f"({b.tftp_per_client} per client address), {b.http_connections:,} HTTP connections "
-        f"({b.http_per_client} per client), {b.reserve} descriptors kept for the rest of the rack. "
+        f"- limits now, at this RLIMIT_NOFILE (`rack.limits.budget`): {b.tftp.total:,} TFTP transfers "
+        f"({b.tftp.per_client} per client address), {b.http.total:,} HTTP connections "
+        f"({b.http.per_client} per client), {b.reserve} descriptors kept for the rest of the rack. "
         f"At 1,024 (a common default soft limit, raised to the hard limit by the rack at start when it can): "
-        f"{budget(1024).tftp_transfers} transfers ({budget(1024).tftp_per_client} per client); at 524,288: "
-        f"{budget(524288).tftp_transfers:,} (the memory cap).",
+        f"{budget(1024).tftp.total} transfers ({budget(1024).tftp.per_client} per client); at 524,288: "
+        f"{budget(524288).tftp.total:,} (the memory cap).",
         "",
         "| code | flood from | curl before (median / max) | during | after | flood transfers started | "
         "server descriptors at peak | server's limits |",

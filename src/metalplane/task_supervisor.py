@@ -8,11 +8,11 @@
 
 A task that raises (anything but cancellation) or returns is logged with its cause
 and traceback once; a task that keeps dying of the same cause gets one line at its
-2nd, 4th, 8th... death in a row. It is started again after a backoff: `first_delay`
-doubling up to `max_delay`, back to `first_delay` once a run has lasted
-`stable_after` seconds. A task counts as unhealthy from its death until its new run
-has lasted `stable_after` seconds, so a crash loop stays visible in `health()`
-between restarts. The supervisor's own loop catches everything: it never dies.
+2nd, 4th, 8th... death in a row. It is started again after a `Backoff`: `first`
+doubling up to `maximum`, back to `first` once a run has lasted `stable_after`
+seconds. A task counts as unhealthy from its death until its new run has lasted
+`stable_after` seconds, so a crash loop stays visible in `health()` between
+restarts. The supervisor's own loop catches everything: it never dies.
 
 (`metalplane.supervised` is the other kind: a daemon *process* kept alive.)
 """
@@ -32,18 +32,21 @@ MAX_DELAY = 5.0
 STABLE_AFTER = 10.0
 
 
-def next_delay(
-    delay: float,
-    ran: float,
-    *,
-    first: float = FIRST_DELAY,
-    maximum: float = MAX_DELAY,
-    stable_after: float = STABLE_AFTER,
-) -> float:
-    """The wait before the next restart, given the last wait and how long the run lasted."""
-    if ran >= stable_after:
-        return first
-    return min(max(delay * 2, first), maximum)
+@dataclass(frozen=True)
+class Backoff:
+    """When a dead task is started again: the wait doubles from `first` with each short run,
+    up to `maximum`, and is back to `first` once a run has lasted `stable_after` seconds
+    (also how long a new run must last before the task counts as healthy again)."""
+
+    first: float = FIRST_DELAY
+    maximum: float = MAX_DELAY
+    stable_after: float = STABLE_AFTER
+
+    def next(self, delay: float, ran: float) -> float:
+        """The wait before the next restart, given the last wait and how long the run lasted."""
+        if ran >= self.stable_after:
+            return self.first
+        return min(max(delay * 2, self.first), self.maximum)
 
 
 def describe(exc: BaseException | None) -> str:
@@ -86,15 +89,11 @@ class TaskSupervisor:
         log: logging.Logger,
         *,
         on_change: Callable[[], None] | None = None,
-        first_delay: float = FIRST_DELAY,
-        max_delay: float = MAX_DELAY,
-        stable_after: float = STABLE_AFTER,
+        backoff: Backoff = Backoff(),
     ):
         self.log = log
         self.on_change = on_change
-        self.first_delay = first_delay
-        self.max_delay = max_delay
-        self.stable_after = stable_after
+        self.backoff = backoff
         self.tasks: dict[str, TaskState] = {}
 
     # -- what callers use ---------------------------------------------------------------
@@ -127,10 +126,11 @@ class TaskSupervisor:
     # -- the loop ---------------------------------------------------------------------------
 
     async def _supervise(self, state: TaskState, run: Callable[[], Awaitable[None]]) -> None:
-        delay = self.first_delay
+        backoff = self.backoff
+        delay = backoff.first
         while True:
             started = time.monotonic()
-            recovery = asyncio.get_running_loop().call_later(self.stable_after, self._recovered, state)
+            recovery = asyncio.get_running_loop().call_later(backoff.stable_after, self._recovered, state)
             try:
                 await run()
                 error: BaseException | None = None
@@ -142,9 +142,7 @@ class TaskSupervisor:
             recovery.cancel()
             try:
                 ran = time.monotonic() - started
-                delay = next_delay(
-                    delay, ran, first=self.first_delay, maximum=self.max_delay, stable_after=self.stable_after
-                )
+                delay = backoff.next(delay, ran)
                 self._died(state, error, ran, delay)
             except Exception:
                 with contextlib.suppress(Exception):
@@ -185,7 +183,9 @@ class TaskSupervisor:
 
     def _recovered(self, state: TaskState) -> None:
         if state.down_since is not None:
-            self.log.info("task %s has run %.0f s since its restart: healthy again", state.name, self.stable_after)
+            self.log.info(
+                "task %s has run %.0f s since its restart: healthy again", state.name, self.backoff.stable_after
+            )
             state.down_since = None
             state.repeats = 0
             state.last_signature = ()

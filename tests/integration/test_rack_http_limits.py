@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from metalplane.rack.http import Response
-from metalplane.rack.http.server import BootHttpServer
+from metalplane.rack.http.server import BootHttpServer, Timeouts
 from metalplane.rack.limits import budget
 
 ATTACKER = "127.0.0.2"
@@ -110,7 +110,7 @@ async def test_at_the_global_limit_with_none_idle_new_connections_get_503():
 
 async def test_a_request_head_trickling_in_is_cut_at_the_header_timeout():
     """Slowloris: a byte every 0.2 s keeps the connection busy but never finishes a head."""
-    server, port = await start(header_timeout=1.0)
+    server, port = await start(timeouts=Timeouts(header=1.0))
     sock = connect(port, send=b"GET /hello HTTP/1.1\r\n")
     sock.setblocking(False)
     started = time.monotonic()
@@ -137,7 +137,7 @@ async def test_a_request_head_trickling_in_is_cut_at_the_header_timeout():
 
 
 async def test_a_slow_but_complete_head_is_served():
-    server, port = await start(header_timeout=2.0)
+    server, port = await start(timeouts=Timeouts(header=2.0))
     sock = connect(port, source="127.0.0.1")
     try:
         for piece in (b"GET /hel", b"lo HTTP/1.1\r\n", b"Host: x\r\n", b"Connection: close\r\n\r\n"):
@@ -152,7 +152,7 @@ async def test_a_slow_but_complete_head_is_served():
 def test_default_limits_come_from_the_open_files_limit():
     server = BootHttpServer(None)
     expected = budget(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-    assert (server.max_connections, server.max_per_client) == (expected.http_connections, expected.http_per_client)
+    assert (server.max_connections, server.max_per_client) == expected.http
 
 
 def cpu_seconds(pid: int) -> float:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from metalplane.rack.dhcp import DhcpService, InvalidDhcpState, KeaConfigError, prefix_wrap
+from metalplane.rack.dhcp import DhcpService, DhcpSettings, InvalidDhcpState, KeaConfigError, prefix_wrap
 from tests.support.netlab import Host, Lab, list_netns
 
 pytestmark = [
@@ -320,7 +320,7 @@ async def test_config_change_keeps_leases_and_off_stops_kea(lab: Lab, services: 
 
 async def test_crashed_kea_is_restarted(lab: Lab, services: Services):
     rack = lab.add_host("rack1", {"pxe": f"{RACK1}/24"})
-    svc = services.make(rack, restart_backoff=(0.5, 5.0))
+    svc = services.make(rack, settings=DhcpSettings(restart_backoff=(0.5, 5.0)))
     await svc.apply(dhcp_state())
     lease = await udhcpc(lab.add_host("c1", {"pxe": None}))
     proc = svc.instances["standalone"]
@@ -341,7 +341,7 @@ async def test_ha_hot_standby_failover_and_failback(lab: Lab, services: Services
     r1 = lab.add_host("rack1", {"pxe": f"{RACK1}/24"})
     r2 = lab.add_host("rack2", {"pxe": f"{RACK2}/24"})
     # no automatic restart of the primary: the test plays the rack that died
-    primary = services.make(r1, restart_backoff=None)
+    primary = services.make(r1, settings=DhcpSettings(restart_backoff=None))
     standby = services.make(r2)
     s1, s2 = ha_states("hot-standby")
     await asyncio.gather(primary.apply(s1), standby.apply(s2))
@@ -402,7 +402,7 @@ async def test_ha_load_balancing_serves_from_both(lab: Lab, services: Services):
 async def test_lease_events_commit_release_expiry_survive_restart(lab: Lab, services: Services):
     rack = lab.add_host("rack1", {"pxe": f"{RACK1}/24"})
     state_dir = lab.workdir / "dhcp-rack1"
-    svc = services.make(rack, reclaim_interval=1)
+    svc = services.make(rack, settings=DhcpSettings(reclaim_interval=1))
     await svc.apply(dhcp_state(lease_time=4))
     # consumer offline: nothing is acked
     held = lab.add_host("held", {"pxe": None})
@@ -429,7 +429,7 @@ async def test_lease_events_commit_release_expiry_survive_restart(lab: Lab, serv
 
     # the rack restarts: a new service object on the same state dir, Kea restarted too
     await svc.stop()
-    svc2 = services.make(rack, reclaim_interval=1)
+    svc2 = services.make(rack, settings=DhcpSettings(reclaim_interval=1))
     assert svc2.state_dir == state_dir
     assert [e["id"] for e in svc2.events.pending()] == ids  # all still there, in order
     await svc2.apply(dhcp_state(lease_time=4))

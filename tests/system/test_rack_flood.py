@@ -187,4 +187,4 @@ def test_a_tftp_flood_degrades_the_rack_but_it_stays_on_its_region(lab):
     assert tftp[0] == "running", tftp
     # The per-client limit held the flooder to its share (twice over at most: the first
     # ones time out after MAX_IDLE and make room while the flood goes on).
-    assert report["transfers_started"] <= 2 * budget(current_nofile()).tftp_per_client, summary
+    assert report["transfers_started"] <= 2 * budget(current_nofile()).tftp.per_client, summary

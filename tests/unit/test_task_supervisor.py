@@ -8,16 +8,17 @@ import logging
 
 import pytest
 
-from metalplane.task_supervisor import TaskSupervisor, describe, next_delay
+from metalplane.task_supervisor import Backoff, TaskSupervisor, describe
 
 
 def test_backoff_doubles_to_the_cap_and_resets_after_a_stable_run():
+    backoff = Backoff(first=0.1, maximum=5.0, stable_after=10.0)
     delays, delay = [], 0.1
     for _ in range(8):
-        delay = next_delay(delay, ran=0.01, first=0.1, maximum=5.0, stable_after=10.0)
+        delay = backoff.next(delay, ran=0.01)
         delays.append(delay)
     assert delays == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0, 5.0]
-    assert next_delay(5.0, ran=10.0, first=0.1, maximum=5.0, stable_after=10.0) == 0.1
+    assert backoff.next(5.0, ran=10.0) == 0.1
 
 
 def test_a_cause_is_one_line_with_its_type():
@@ -45,7 +46,7 @@ class Flaky:
 
 
 def fast(log: logging.Logger, **kw) -> TaskSupervisor:
-    return TaskSupervisor(log, first_delay=0.01, max_delay=0.05, stable_after=0.3, **kw)
+    return TaskSupervisor(log, backoff=Backoff(first=0.01, maximum=0.05, stable_after=0.3), **kw)
 
 
 async def test_a_dying_task_is_logged_restarted_and_reported_until_stable(caplog):
@@ -149,7 +150,9 @@ async def test_names_are_unique():
 async def test_a_crash_loop_is_logged_at_the_1st_2nd_4th_8th_death(caplog):
     caplog.set_level(logging.ERROR, logger="test.task_supervisor")
     flaky = Flaky(deaths=9)
-    sup = TaskSupervisor(logging.getLogger("test.task_supervisor"), first_delay=0.001, max_delay=0.002, stable_after=5)
+    sup = TaskSupervisor(
+        logging.getLogger("test.task_supervisor"), backoff=Backoff(first=0.001, maximum=0.002, stable_after=5)
+    )
     sup.start("image-sync", flaky)
     await asyncio.wait_for(flaky.up.wait(), 5)
     said = [r.getMessage() for r in caplog.records if "image-sync" in r.getMessage()]

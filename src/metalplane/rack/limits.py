@@ -15,6 +15,7 @@ import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 RESERVE_MIN, RESERVE_MAX = 64, 1024  # descriptors kept for everything but TFTP and HTTP
 FDS_PER_TRANSFER = 2
@@ -25,14 +26,23 @@ PER_CLIENT_MAX = 256  # the boot storm bench plays 200 machines from one address
 PER_CLIENT_SHARE = 8  # one client gets at most 1/8 of a service's total
 
 
+class Share(NamedTuple):
+    """A service's limits: TFTP transfers or HTTP connections in all, and per client address."""
+
+    total: int
+    per_client: int
+
+    def override(self, total: int | None, per_client: int | None) -> Share:
+        """These limits, with `total` and `per_client` in their place where given (not None)."""
+        return Share(self.total if total is None else total, self.per_client if per_client is None else per_client)
+
+
 @dataclass(frozen=True)
 class Budget:
     nofile: int
     reserve: int
-    tftp_transfers: int
-    tftp_per_client: int
-    http_connections: int
-    http_per_client: int
+    tftp: Share  # transfers
+    http: Share  # connections
 
 
 def budget(nofile: int) -> Budget:
@@ -41,7 +51,7 @@ def budget(nofile: int) -> Budget:
     share = max(0, nofile - reserve) // 2
     transfers = max(8, min(MAX_TRANSFERS, share // FDS_PER_TRANSFER))
     connections = max(8, min(MAX_CONNECTIONS, share // FDS_PER_CONNECTION))
-    return Budget(nofile, reserve, transfers, per_client(transfers), connections, per_client(connections))
+    return Budget(nofile, reserve, Share(transfers, per_client(transfers)), Share(connections, per_client(connections)))
 
 
 def per_client(total: int) -> int:

@@ -44,10 +44,11 @@ Read from each instance's memfile CSV, not from a per-lease hook process; see
 from metalplane.rack.dhcp.config import InvalidDhcpState, parse_state, plan, render
 from metalplane.rack.dhcp.kea import KeaConfigError, KeaError, KeaProcess, prefix_wrap
 from metalplane.rack.dhcp.leases import LeaseQueue, LeaseTailer
-from metalplane.rack.dhcp.service import DhcpService
+from metalplane.rack.dhcp.service import DhcpService, DhcpSettings
 
 __all__ = [
     "DhcpService",
+    "DhcpSettings",
     "InvalidDhcpState",
     "KeaConfigError",
     "KeaError",

@@ -25,6 +25,7 @@ import contextlib
 import logging
 import shutil
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,31 +37,35 @@ from metalplane.rack.dhcp.leases import LeaseQueue, LeaseTailer, parse_header, p
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class DhcpSettings:
+    """The DHCP service's tunables (the defaults are the rack's)."""
+
+    threads: int = 0  # Kea worker threads (0: one per CPU)
+    # a dead Kea's restart delay, first..most (None: not restarted)
+    restart_backoff: tuple[float, float] | None = (1.0, 30.0)
+    reclaim_interval: int = 5  # seconds between Kea's reclaims of expired leases
+    tail_interval: float = 0.25  # seconds between reads of a lease file, for the region's lease events
+    ha_poll_interval: float = 2.0  # seconds between HA heartbeats asked of each HA instance
+
+
 class DhcpService:
     def __init__(
         self,
         state_dir: str | Path,
         *,
         wrap: Wrap | None = None,
+        settings: DhcpSettings = DhcpSettings(),
         kea_bin: str = "kea-dhcp4",
         kea6_bin: str = "kea-dhcp6",
-        threads: int = 0,
-        restart_backoff: tuple[float, float] | None = (1.0, 30.0),
-        tail_interval: float = 0.25,
-        ha_poll_interval: float = 2.0,
-        reclaim_interval: int = 5,
         on_change: Callable[[], None] | None = None,
     ):
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.wrap = wrap
+        self.settings = settings
         self.kea_bins = {4: kea_bin, 6: kea6_bin}
         self.on_change = on_change
-        self.threads = threads
-        self.restart_backoff = restart_backoff
-        self.tail_interval = tail_interval
-        self.ha_poll_interval = ha_poll_interval
-        self.reclaim_interval = reclaim_interval
         self.events = LeaseQueue(self.state_dir / "lease-events.sqlite3")
         self.instances: dict[str, KeaProcess] = {}
         self.plans: dict[str, cfg.Instance] = {}
@@ -82,7 +87,7 @@ class DhcpService:
                 wrap=self.wrap,
                 family=inst.family,
                 kea_bin=self.kea_bins[inst.family],
-                restart_backoff=self.restart_backoff,
+                restart_backoff=self.settings.restart_backoff,
                 on_change=self.on_change,
             )
         return proc
@@ -90,7 +95,11 @@ class DhcpService:
     def _render(self, inst: cfg.Instance, state: cfg.State, proc: KeaProcess) -> dict[str, Any]:
         render = cfg.render if inst.family == 4 else cfg.render6
         return render(
-            inst, state, cfg.Paths(*proc.paths()), threads=self.threads, reclaim_interval=self.reclaim_interval
+            inst,
+            state,
+            cfg.Paths(*proc.paths()),
+            threads=self.settings.threads,
+            reclaim_interval=self.settings.reclaim_interval,
         )
 
     def render(self, raw: cfg.State | Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -144,7 +153,7 @@ class DhcpService:
                     tailer = self.tailers.get(inst.name)
                     if tailer is None:
                         tailer = self.tailers[inst.name] = LeaseTailer(
-                            inst.name, proc.lease_file, self.events, interval=self.tail_interval
+                            inst.name, proc.lease_file, self.events, interval=self.settings.tail_interval
                         )
                     tailer.start()
                 outcome[inst.name] = await proc.apply(configs[inst.name], checked=inst.name in todo)
@@ -202,7 +211,7 @@ class DhcpService:
                     proc.ha_state = (answer.get("arguments") or {}).get("state") or answer.get("text")
                 except (TimeoutError, OSError, KeaError, ValueError) as e:
                     proc.ha_state = f"unknown ({type(e).__name__})"
-            await asyncio.sleep(self.ha_poll_interval)
+            await asyncio.sleep(self.settings.ha_poll_interval)
 
     def status(self, family: int = 4) -> tuple[str, str]:
         """(status, info) for the rack's "dhcpd" (family 4) or "dhcpd6" (6) service:

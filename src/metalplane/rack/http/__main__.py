@@ -13,7 +13,7 @@ import asyncio
 import logging
 import sys
 
-from metalplane.rack.http.server import HEADER_TIMEOUT, BootHttpServer, listen_socket
+from metalplane.rack.http.server import HEADER_TIMEOUT, BootHttpServer, Timeouts, listen_socket
 from metalplane.rack.images.cache import ImageCache
 from metalplane.rack.limits import raise_open_files_limit
 from metalplane.rack.prefork import log_to_stderr, serve_in_workers, serve_until_signalled
@@ -74,7 +74,7 @@ async def serve(sock, args, announce: bool) -> None:
         cache,
         max_connections=args.max_connections,
         max_per_client=args.max_per_client,
-        header_timeout=args.header_timeout,
+        timeouts=Timeouts(header=args.header_timeout),
     )
     await server.start(sock=sock)
     caps = f"{server.max_connections} connections, {server.max_per_client} per client"

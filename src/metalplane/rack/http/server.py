@@ -35,10 +35,10 @@ rack's descriptors (sized from RLIMIT_NOFILE by `rack.limits` unless given):
   global limit the connection idle longest between requests is closed to make room;
   with none idle, and past the per-client limit, the new connection gets a short 503
   (Retry-After) and is closed.
-- A request head must be complete (at most MAX_HEAD bytes) within `header_timeout`
+- A request head must be complete (at most MAX_HEAD bytes) within `Timeouts.header`
   seconds of its first byte (slowloris), else the connection is closed; an idle
-  keep-alive connection is closed after `idle_timeout`, a stalled response after
-  `send_timeout`.
+  keep-alive connection is closed after `Timeouts.idle`, a stalled response after
+  `Timeouts.send`.
 - When accept() fails for want of descriptors, accepting pauses briefly (the
   listening socket would otherwise wake the loop at once, forever).
 - Limits in action are logged at most once per `Throttle` interval, with counts.
@@ -147,6 +147,16 @@ class Stats:
     held_503: int = 0  # held requests answered 503 + Retry-After after hold_max
 
 
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds a connection may take: to send a whole request head (from its first byte),
+    idle between requests (keep-alive), and stalled while a response is written."""
+
+    header: float = HEADER_TIMEOUT
+    idle: float = 60.0
+    send: float = 60.0
+
+
 class _DateCache:
     def __init__(self) -> None:
         self.second = -1
@@ -171,9 +181,7 @@ class BootHttpServer(SocketServer):
         self,
         cache: Any = None,
         *,
-        idle_timeout: float = 60.0,
-        send_timeout: float = 60.0,
-        header_timeout: float = HEADER_TIMEOUT,
+        timeouts: Timeouts = Timeouts(),
         max_connections: int | None = None,
         max_per_client: int | None = None,
         server_name: str = "metalplane",
@@ -182,12 +190,8 @@ class BootHttpServer(SocketServer):
     ):
         super().__init__()
         self.cache = cache
-        self.idle_timeout = idle_timeout
-        self.send_timeout = send_timeout
-        self.header_timeout = header_timeout
-        budget = current_budget()
-        self.max_connections = budget.http_connections if max_connections is None else max_connections
-        self.max_per_client = budget.http_per_client if max_per_client is None else max_per_client
+        self.timeouts = timeouts
+        self.max_connections, self.max_per_client = current_budget().http.override(max_connections, max_per_client)
         self.per_client: dict[str, int] = {}
         self._said = {kind: Throttle() for kind in ("client", "full", "fds", "held")}
         self._paused: asyncio.TimerHandle | None = None
@@ -341,15 +345,16 @@ class BootHttpServer(SocketServer):
 
     def _sweep(self) -> None:
         now = time.monotonic()
+        timeouts = self.timeouts
         for conn in list(self.conns):
             if conn.state == READING:
-                if conn.buf and now - conn.head_since > self.header_timeout:
+                if conn.buf and now - conn.head_since > timeouts.header:
                     self.stats.timed_out += 1  # a request head trickling in (slowloris)
                     conn.close()
-                elif not conn.buf and now - conn.last > self.idle_timeout:
+                elif not conn.buf and now - conn.last > timeouts.idle:
                     self.stats.timed_out += 1
                     conn.close()
-            elif conn.state in (WRITING, BUSY) and now - conn.last > self.send_timeout:
+            elif conn.state in (WRITING, BUSY) and now - conn.last > timeouts.send:
                 self.stats.aborted += 1
                 conn.close()
             if conn.admitted and conn.state == READING and now > conn.linger_until:

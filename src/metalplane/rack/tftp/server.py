@@ -57,7 +57,7 @@ import stat
 import struct
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from metalplane.ha.admission import Admission
 from metalplane.rack.limits import Throttle, current_budget
@@ -153,9 +153,7 @@ class TftpServer(SocketServer):
         self.resolver = resolver
         self.limits = limits
         self.max_retries = max_retries
-        budget = current_budget()
-        self.max_transfers = budget.tftp_transfers if max_transfers is None else max_transfers
-        self.max_per_client = budget.tftp_per_client if max_per_client is None else max_per_client
+        self.max_transfers, self.max_per_client = current_budget().tftp.override(max_transfers, max_per_client)
         self.max_idle = max_idle
         self.gso = gso
         self.stats = Stats()
@@ -534,6 +532,7 @@ def _read_all(fd: int, size: int) -> bytes:
     return b"".join(chunks)
 
 
+@dataclass(slots=True, eq=False, repr=False)  # hashed by identity (sets, dict keys), as before
 class _Transfer:
     """One read transfer: OACK (as "block 0") then DATA blocks 1..nblocks, windowed.
 
@@ -542,88 +541,55 @@ class _Transfer:
     lockstep, one `preadv` serves up to 64 blocks and each ACK costs a single `send`.
     """
 
-    __slots__ = (
-        "server",
-        "loop",
-        "sock",
-        "fd",
-        "client",
-        "content",
-        "size",
-        "blksize",
-        "windowsize",
-        "timeout",
-        "oack",
-        "nblocks",
-        "stride",
-        "slots",
-        "buf",
-        "mv",
-        "views",
-        "pkts",
-        "buf_first",
-        "buf_count",
-        "acked",
-        "sent_upto",
-        "last_send",
-        "retries",
-        "timer",
-        "gso",
-        "gso_cmsg",
-        "rbuf",
-        "done",
-        "key",
-        "started",
-        "proven",
-    )
+    server: TftpServer
+    sock: socket.socket  # connect()ed to the client, from a fresh port (the transfer's TID)
+    client: tuple
+    fd: int  # the file sent (-1: `content` is, or closed)
+    content: memoryview | None  # the bytes sent, when not a file
+    size: int
+    blksize: int
+    windowsize: int
+    timeout: float
+    oack: bytes | None  # None: no options negotiated, DATA block 1 comes first
+    key: tuple = ()  # (client, request packet)
+    # Derived in __post_init__:
+    loop: asyncio.AbstractEventLoop = field(init=False)
+    nblocks: int = field(init=False)  # the last block is short, possibly empty
+    stride: int = field(init=False)  # one DATA packet: header + block
+    slots: int = field(init=False)  # packets in `buf`: one GSO send (at most 64 segments, 64 KB)
+    buf: bytearray = field(init=False)
+    mv: memoryview = field(init=False)
+    views: list[memoryview] = field(init=False)  # block contents
+    pkts: list[memoryview] = field(init=False)  # whole full-size packets
+    gso: bool = field(init=False)
+    gso_cmsg: list[tuple[int, int, bytes]] = field(init=False)
+    acked: int = field(init=False)  # the OACK is acknowledged as block 0
+    sent_upto: int = field(init=False)
+    started: float = field(init=False)
+    # Transfer state:
+    buf_first: int = field(default=0, init=False)
+    buf_count: int = field(default=0, init=False)
+    last_send: float = field(default=0.0, init=False)
+    retries: int = field(default=0, init=False)
+    timer: asyncio.TimerHandle | None = field(default=None, init=False)
+    rbuf: bytearray = field(default_factory=lambda: bytearray(516), init=False)
+    done: bool = field(default=False, init=False)
+    proven: bool = field(default=False, init=False)  # an ACK has come: the client is real
 
-    def __init__(
-        self,
-        server: TftpServer,
-        sock: socket.socket,
-        client: tuple,
-        fd: int,
-        content: memoryview | None,
-        size: int,
-        blksize: int,
-        windowsize: int,
-        timeout: float,
-        oack: bytes | None,
-        key: tuple = (),
-    ):
-        self.server = server
-        self.loop = server._loop
-        self.sock = sock
-        self.client = client
-        self.fd = fd
-        self.content = content
-        self.size = size
-        self.blksize = blksize
-        self.windowsize = windowsize
-        self.timeout = timeout
-        self.oack = oack
-        self.nblocks = size // blksize + 1  # the last block is short, possibly empty
-        self.stride = stride = blksize + 4
-        # One GSO send worth of packets (the kernel takes at most 64 segments, 64 KB).
+    def __post_init__(self) -> None:
+        self.loop = self.server._loop
+        self.nblocks = self.size // self.blksize + 1
+        self.stride = stride = self.blksize + 4
         self.slots = slots = max(1, min(UDP_MAX_SEGMENTS, MAX_UDP_PAYLOAD // stride, self.nblocks))
         self.buf = bytearray(slots * stride)
         self.mv = mv = memoryview(self.buf)
-        self.views = [mv[i * stride + 4 : (i + 1) * stride] for i in range(slots)]  # block contents
-        self.pkts = [mv[i * stride : (i + 1) * stride] for i in range(slots)]  # whole full-size packets
-        self.buf_first = 0
-        self.buf_count = 0
-        self.acked = -1 if oack is not None else 0  # the OACK is acknowledged as block 0
-        self.sent_upto = self.acked
-        self.last_send = 0.0
-        self.retries = 0
-        self.timer: asyncio.TimerHandle | None = None
-        self.gso = server.gso and windowsize > 1 and slots > 1
+        self.views = [mv[i * stride + 4 : (i + 1) * stride] for i in range(slots)]
+        self.pkts = [mv[i * stride : (i + 1) * stride] for i in range(slots)]
+        self.gso = self.server.gso and self.windowsize > 1 and slots > 1
         self.gso_cmsg = [(SOL_UDP, UDP_SEGMENT, struct.pack("=H", stride))]
-        self.rbuf = bytearray(516)
-        self.done = False
-        self.key = key  # (client, request packet)
+        self.acked = -1 if self.oack is not None else 0
+        self.sent_upto = self.acked
         self.started = _now()
-        self.proven = False  # an ACK has come: the client is real
 
     def begin(self) -> None:
         self.loop.add_reader(self.sock.fileno(), self._on_readable)
