@@ -7,12 +7,18 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class RegionNeed:
+    """One region and the most PostgreSQL connections it may hold at once (its config's
+    `connections_needed()`: every worker's pool and LISTEN, and the supervisor's two)."""
+
     hostname: str
     connections: int
 
 
 @dataclass(frozen=True)
 class Budget:
+    """What every region needs against what PostgreSQL allows (`max_connections` minus the `reserved`
+    superuser slots); `message()` says it in one line, with what to change when it does not fit."""
+
     needed: int
     allowed: int
     max_connections: int

@@ -295,6 +295,9 @@ class Subnet(_SearchDomains):
 
 @dataclass(frozen=True)
 class Peer:
+    """The other rack of a VLAN's HA pair: `name`, its Kea server name (its own `server_name`);
+    `address`, its IPv4 address on the VLAN, where its HA listener answers (`ha_port`, `ha_port6`)."""
+
     name: RackName
     address: Ipv4
 

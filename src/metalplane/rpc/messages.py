@@ -8,6 +8,9 @@ decoded reply::
 
     state = await peer.call(GetDhcpState())          # -> DhcpState, validated
 
+The catalogue goes by conversation (the connection, services, DHCP, power,
+boot images; then region to region), each message after the types it carries
+and saying what its reply means (a reply type of None: an empty success).
 Each side answers the calls of its direction with handlers registered by
 message class (rpc.dispatch). Fields are only ever added with a default, so
 an older peer's message still decodes; unknown fields are ignored.
@@ -85,15 +88,7 @@ def messages_for(direction: Direction) -> set[type[Call[Any]]]:
     return {m for m in MESSAGES.values() if m.direction is direction}
 
 
-# --------------------------------------------------------------------------- shared parts
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    """Every live region worker, and the ones this rack should be connected to (its targets)."""
-
-    endpoints: list[Endpoint]
-    targets: list[Endpoint] | None = None
+# --------------------------------------------------------------------------- the connection: registration, links, stop
 
 
 @dataclass(frozen=True)
@@ -108,10 +103,125 @@ class Interface:
 
 
 @dataclass(frozen=True)
+class Endpoints:
+    """Every live region worker, and the ones this rack should be connected to (its targets)."""
+
+    endpoints: list[Endpoint]
+    targets: list[Endpoint] | None = None
+
+
+@dataclass(frozen=True)
+class Register(RackToRegion[Endpoints]):
+    """First call on every connection: create or update the rack and its interfaces. The reply:
+    the live region workers and this rack's targets, as GetEndpoints gives them."""
+
+    hostname: str
+    version: str
+    interfaces: list[Interface] = Field(default_factory=list)
+    # True only for a rack told to register (or brand new): only then may an unknown
+    # system_id create a record; a deleted rack must not come back by itself.
+    enrol: bool = False
+
+
+@dataclass(frozen=True)
+class GetEndpoints(RackToRegion[Endpoints]):
+    """Refresh the list of live region workers and this rack's targets: the reply."""
+
+
+@dataclass(frozen=True)
+class SetTargets(RegionToRack[None]):
+    """The region workers this rack should be connected to now (make before break). Answered
+    once the rack has taken them; it connects afterwards."""
+
+    targets: list[Endpoint]
+
+
+@dataclass(frozen=True)
+class LinkLost(RackToRegion[None]):
+    """The rack lost its link to another worker: forget it before its heartbeat times out.
+    Answered once the region has forgotten it."""
+
+    region: str
+    worker: int
+
+
+@dataclass(frozen=True)
+class ReportIsolation(RackToRegion[None]):
+    """The rack ran without any region from `since` to `until` (unix times). Answered once recorded."""
+
+    since: float
+    until: float
+
+
+@dataclass(frozen=True)
+class Ping(RegionToRack[str]):
+    """Is the rack there? The reply is "pong"."""
+
+
+@dataclass(frozen=True)
+class Stop(RegionToRack[None]):
+    """The rack was deleted through the API: stop rackd. Answered at once; rackd stops afterwards."""
+
+    reason: str = ""
+
+
+# --------------------------------------------------------------------------- services: statuses, resolver, NTP, ARP
+
+
+@dataclass(frozen=True)
 class ServiceStatus:
+    """One rack service's health as rackd sees it (the region combines it with its own judgement)."""
+
     name: str  # dhcpd, dhcpd6, tftp, http, ntp_rack, dns_rack (others are ignored)
     status: str  # running | degraded | dead | off | unknown
     status_info: str = ""
+
+
+@dataclass(frozen=True)
+class UpdateServices(RackToRegion[None]):
+    """The rack's service statuses (every few seconds, and at once on change). Answered once stored."""
+
+    services: list[ServiceStatus]
+
+
+@dataclass(frozen=True)
+class GetServicesConfig(RackToRegion[ServicesConfig]):
+    """What this rack's resolver, chronyd and ARP listener follow: the reply, validated on both
+    sides (rpc.services). Asked after each (re)connection and on ServicesChanged."""
+
+    added_in: ClassVar[int] = 2
+
+
+@dataclass(frozen=True)
+class ServicesChanged(RegionToRack[None]):
+    """Fetch the services configuration again (GetServicesConfig), and forget what the
+    resolver cached under `flush` (zones a region has just changed). Answered at once; the
+    fetch follows."""
+
+    added_in: ClassVar[int] = 2
+    flush: list[str] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReportDiscoveries(RackToRegion[int]):
+    """A batch of ARP observations (at least once, in order); the reply: rows changed."""
+
+    added_in: ClassVar[int] = 2
+    observations: list[Observation]
+
+
+# --------------------------------------------------------------------------- DHCP
+
+
+@dataclass(frozen=True)
+class GetDhcpState(RackToRegion[DhcpState]):
+    """What this rack must serve over DHCP: the reply, validated on both sides (rpc.dhcp). Asked
+    after each (re)connection and on DhcpChanged."""
+
+
+@dataclass(frozen=True)
+class DhcpChanged(RegionToRack[None]):
+    """Fetch the DHCP state again (GetDhcpState). Answered at once; the fetch follows."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +244,16 @@ class LeaseEvent:
 
 
 @dataclass(frozen=True)
+class ReportLeases(RackToRegion[int]):
+    """A batch of lease events (at least once, in order); the reply: rows changed."""
+
+    events: list[LeaseEvent]
+
+
+# --------------------------------------------------------------------------- power
+
+
+@dataclass(frozen=True)
 class PollTarget:
     """A machine behind a BMC this rack owns, with its full power parameters."""
 
@@ -145,14 +265,30 @@ class PollTarget:
 
 @dataclass(frozen=True)
 class PollSettings:
+    """How the rack polls: each machine once every `poll_interval` seconds, with at most
+    `max_concurrency` BMC calls in flight."""
+
     poll_interval: float
     max_concurrency: int
 
 
 @dataclass(frozen=True)
 class PowerTargets:
+    """The machines this rack polls, and how."""
+
     targets: list[PollTarget]
     settings: PollSettings
+
+
+@dataclass(frozen=True)
+class GetPowerTargets(RackToRegion[PowerTargets]):
+    """The machines behind the BMCs this rack owns, and the poll settings: the reply. Asked after
+    each (re)connection and on PowerTargetsChanged."""
+
+
+@dataclass(frozen=True)
+class PowerTargetsChanged(RegionToRack[None]):
+    """Fetch the power targets again (GetPowerTargets). Answered at once; the fetch follows."""
 
 
 @dataclass(frozen=True)
@@ -166,9 +302,33 @@ class PowerReport:
 
 
 @dataclass(frozen=True)
+class ReportPowerStates(RackToRegion[None]):
+    """Background poll results: machines' power states, and failing BMCs. Answered once stored."""
+
+    results: list[PowerReport]
+
+
+@dataclass(frozen=True)
 class PowerResult:
+    """What a power action left: the machine's power state, and a note (why nothing was done)."""
+
     state: str  # on | off | unknown
     note: str = ""
+
+
+@dataclass(frozen=True)
+class PowerAction(RegionToRack[PowerResult]):
+    """Run a power action on a machine's BMC. After a failover (the previous owner died
+    mid-action) the rack queries first and only acts if still needed. The reply: the state
+    the machine is left in (a query's: as found); a BMC that fails is a `power-…` error."""
+
+    action: str  # on | off | cycle | query
+    power_type: str
+    params: dict[str, Any]
+    after_failover: bool = False
+
+
+# --------------------------------------------------------------------------- boot images and boot configs
 
 
 @dataclass(frozen=True)
@@ -177,6 +337,17 @@ class BootImages:
     (rack.images.manifest): one bad image is skipped, not the whole manifest."""
 
     images: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class GetBootImages(RackToRegion[BootImages]):
+    """The images racks cache and serve: the reply, their manifest. Asked after each
+    (re)connection, on ImagesChanged and every minute."""
+
+
+@dataclass(frozen=True)
+class ImagesChanged(RegionToRack[None]):
+    """Sync the image cache again (GetBootImages). Answered at once; the sync follows."""
 
 
 @dataclass(frozen=True)
@@ -190,159 +361,15 @@ class BootConfig:
     problem: str | None = None  # why a machine that could netboot boots locally
 
 
-# --------------------------------------------------------------------------- rack → region
-
-
-@dataclass(frozen=True)
-class Register(RackToRegion[Endpoints]):
-    """First call on every connection: create or update the rack and its interfaces."""
-
-    hostname: str
-    version: str
-    interfaces: list[Interface] = Field(default_factory=list)
-    # True only for a rack told to register (or brand new): only then may an unknown
-    # system_id create a record; a deleted rack must not come back by itself.
-    enrol: bool = False
-
-
-@dataclass(frozen=True)
-class UpdateServices(RackToRegion[None]):
-    """The rack's service statuses (every few seconds, and at once on change)."""
-
-    services: list[ServiceStatus]
-
-
-@dataclass(frozen=True)
-class GetEndpoints(RackToRegion[Endpoints]):
-    """Refresh the list of live region workers and this rack's targets."""
-
-
-@dataclass(frozen=True)
-class ReportIsolation(RackToRegion[None]):
-    """The rack ran without any region from `since` to `until` (unix times)."""
-
-    since: float
-    until: float
-
-
-@dataclass(frozen=True)
-class LinkLost(RackToRegion[None]):
-    """The rack lost its link to another worker: forget it before its heartbeat times out."""
-
-    region: str
-    worker: int
-
-
-@dataclass(frozen=True)
-class GetDhcpState(RackToRegion[DhcpState]):
-    """What this rack must serve over DHCP (validated on both sides: rpc.dhcp)."""
-
-
-@dataclass(frozen=True)
-class ReportLeases(RackToRegion[int]):
-    """A batch of lease events (at least once, in order); the reply: rows changed."""
-
-    events: list[LeaseEvent]
-
-
-@dataclass(frozen=True)
-class GetPowerTargets(RackToRegion[PowerTargets]):
-    """The machines behind the BMCs this rack owns, and the poll settings."""
-
-
-@dataclass(frozen=True)
-class GetBootImages(RackToRegion[BootImages]):
-    """The images racks cache and serve."""
-
-
 @dataclass(frozen=True)
 class GetBootConfig(RackToRegion[BootConfig]):
-    """What the machine with this MAC should boot. `client_ip`: the address the TFTP or
-    HTTP request for the config came from (a commissioning machine's enrolment
-    credential is bound to it); None from racks that do not send it."""
+    """What the machine with this MAC should boot: the reply. `client_ip`: the address the TFTP
+    or HTTP request for the config came from (a commissioning machine's enrolment credential is
+    bound to it); None from racks that do not send it."""
 
     mac: str
     architecture: str = "amd64"
     client_ip: str | None = None
-
-
-@dataclass(frozen=True)
-class ReportPowerStates(RackToRegion[None]):
-    """Background poll results: machines' power states, and failing BMCs."""
-
-    results: list[PowerReport]
-
-
-@dataclass(frozen=True)
-class GetServicesConfig(RackToRegion[ServicesConfig]):
-    """What this rack's resolver, chronyd and ARP listener follow (rpc.services)."""
-
-    added_in: ClassVar[int] = 2
-
-
-@dataclass(frozen=True)
-class ReportDiscoveries(RackToRegion[int]):
-    """A batch of ARP observations (at least once, in order); the reply: rows changed."""
-
-    added_in: ClassVar[int] = 2
-    observations: list[Observation]
-
-
-# --------------------------------------------------------------------------- region → rack
-
-
-@dataclass(frozen=True)
-class SetTargets(RegionToRack[None]):
-    """The region workers this rack should be connected to now (make before break)."""
-
-    targets: list[Endpoint]
-
-
-@dataclass(frozen=True)
-class Ping(RegionToRack[str]):
-    """Is the rack there? The reply is "pong"."""
-
-
-@dataclass(frozen=True)
-class Stop(RegionToRack[None]):
-    """The rack was deleted through the API: stop rackd."""
-
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class DhcpChanged(RegionToRack[None]):
-    """Fetch the DHCP state again (GetDhcpState)."""
-
-
-@dataclass(frozen=True)
-class PowerTargetsChanged(RegionToRack[None]):
-    """Fetch the power targets again (GetPowerTargets)."""
-
-
-@dataclass(frozen=True)
-class ImagesChanged(RegionToRack[None]):
-    """Sync the image cache again (GetBootImages)."""
-
-
-@dataclass(frozen=True)
-class ServicesChanged(RegionToRack[None]):
-    """Fetch the services configuration again (GetServicesConfig), and forget what the
-    resolver cached under `flush` (zones a region has just changed)."""
-
-    added_in: ClassVar[int] = 2
-    flush: list[str] = Field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class PowerAction(RegionToRack[PowerResult]):
-    """Run a power action on a machine's BMC. After a failover (the previous owner died
-    mid-action) the rack queries first and only acts if still needed."""
-
-    action: str  # on | off | cycle | query
-    power_type: str
-    params: dict[str, Any]
-    after_failover: bool = False
 
 
 # --------------------------------------------------------------------------- region → region
@@ -402,18 +429,15 @@ def _named_types(tp: Any, found: dict[str, Any]) -> None:
 
 
 def contract_table() -> str:
-    """Every message as a markdown table row, then the structured types they use
-    (what docs/architecture.md shows; a test keeps the two equal)."""
+    """Every message as a markdown table row, in the catalogue's order, then the structured
+    types they use (what docs/architecture.md shows; a test keeps the two equal)."""
     lines = ["| message | direction | added in | request fields | reply |", "| --- | --- | ---: | --- | --- |"]
     used: dict[str, Any] = {}
-    for direction in Direction:
-        for m in [m for m in MESSAGES.values() if m.direction is direction]:
-            lines.append(
-                f"| `{m.name}` | {direction.value} | {m.added_in} | {_fields_text(m)} | {_type_text(m.reply)} |"
-            )
-            for info in _fields(m).values():
-                _named_types(info.annotation, used)
-            _named_types(m.reply, used)
+    for m in MESSAGES.values():
+        lines.append(f"| `{m.name}` | {m.direction.value} | {m.added_in} | {_fields_text(m)} | {_type_text(m.reply)} |")
+        for info in _fields(m).values():
+            _named_types(info.annotation, used)
+        _named_types(m.reply, used)
     lines += ["", "| type | fields |", "| --- | --- |"]
     lines += [f"| `{name}` | {_fields_text(tp)} |" for name, tp in used.items()]
     return "\n".join(lines) + "\n"

@@ -90,8 +90,6 @@ class PowerType:
     can_set_boot_device: bool = False
     #: (executable, Debian package) pairs the rack needs for this type.
     packages: tuple[tuple[str, str], ...] = ()
-    #: Parameters that identify the BMC (with its address), for bmc_identity().
-    identity: tuple[str, ...] = ()
     _by_name: dict[str, PowerField] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -191,7 +189,6 @@ IPMI = PowerType(
     ),
     can_set_boot_device=True,
     packages=(("ipmitool", "ipmitool"), ("ipmipower", "freeipmi-tools")),
-    identity=("power_user",),
 )
 
 REDFISH = PowerType(
@@ -205,7 +202,6 @@ REDFISH = PowerType(
         choice("power_verify_ssl", "Verify the BMC's TLS certificate", "n", *_YES_NO),
     ),
     can_set_boot_device=True,
-    identity=("power_user",),
 )
 
 WEBHOOK = PowerType(
@@ -222,7 +218,6 @@ WEBHOOK = PowerType(
         PowerField("power_token", "Power token (Bearer)", "password", secret=True),
         choice("power_verify_ssl", "Verify the server's TLS certificate", "n", *_YES_NO),
     ),
-    identity=("power_user",),
 )
 
 MANUAL = PowerType(name="manual", description="Manual", fields=(), queryable=False)
@@ -463,8 +458,7 @@ def bmc_identity(power_type: str, params: Mapping[str, object]) -> str | None:
     machines with the same key share a BMC: the rack runs at most one call
     against it at a time, and its failures back off together. No secret in it.
     """
-    ptype = POWER_TYPES.get(power_type)
-    if ptype is None:
+    if power_type not in POWER_TYPES:
         return None
     address: str | None
     try:
@@ -481,5 +475,4 @@ def bmc_identity(power_type: str, params: Mapping[str, object]) -> str | None:
         return None
     if not address:
         return None
-    extra = [str(params.get(name) or "") for name in ptype.identity]
-    return ":".join([power_type, address, *extra])
+    return ":".join([power_type, address, str(params.get("power_user") or "")])

@@ -73,6 +73,9 @@ class RegionDnsServer:
 
 @dataclass(frozen=True)
 class ResolverSettings:
+    """The rack's forwarding resolver (rack.dns): MAAS's `zones` go to the `regions`, every other name to
+    `upstream_dns` (none: resolved from the root); it listens on `listen` and answers `allow` and itself."""
+
     zones: list[ZoneName] = Field(default_factory=list)
     regions: list[RegionDnsServer] = Field(default_factory=list)
     upstream_dns: list[Address] = Field(default_factory=list)
@@ -83,12 +86,18 @@ class ResolverSettings:
 
 @dataclass(frozen=True)
 class NtpServer:
+    """A region's chronyd, for a rack to follow: its address or host name, and the port it serves
+    time on (the `ntp_port` the region recorded when it registered)."""
+
     host: Host
     port: Port = 123
 
 
 @dataclass(frozen=True)
 class NtpSettings:
+    """The rack's chronyd (ntp): it follows the `regions`, or `ntp_servers` directly when `external_only`,
+    and serves time to `allow`."""
+
     regions: list[NtpServer] = Field(default_factory=list)
     ntp_servers: list[Host] = Field(default_factory=list)
     external_only: bool = False
@@ -98,6 +107,8 @@ class NtpSettings:
 
 @dataclass(frozen=True)
 class DiscoverySettings:
+    """The rack's ARP listener (rack.discovery): the interfaces it listens on, each with its VLAN's VID if known."""
+
     enabled: bool = True
     interfaces: dict[IfName, Vid | None] = Field(default_factory=dict)
 
