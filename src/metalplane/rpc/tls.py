@@ -38,6 +38,28 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> str:
     ).decode()
 
 
+# x509.KeyUsage's flags, every one of which it must be given.
+KEY_USAGES = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
+)
+
+
+def key_usage(*granted: str) -> x509.KeyUsage:
+    """A KeyUsage extension that grants exactly `granted`."""
+    unknown = set(granted) - set(KEY_USAGES)
+    if unknown:
+        raise ValueError(f"not a key usage: {sorted(unknown)}")
+    return x509.KeyUsage(**{name: name in granted for name in KEY_USAGES})
+
+
 def make_cluster_tls(cluster_uuid: str) -> dict[str, str]:
     """A CA and a server certificate signed by it, all as PEM strings."""
     now = datetime.datetime.now(datetime.UTC)
@@ -52,20 +74,7 @@ def make_cluster_tls(cluster_uuid: str) -> dict[str, str]:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + VALIDITY)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(key_usage("digital_signature", "key_cert_sign", "crl_sign"), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
