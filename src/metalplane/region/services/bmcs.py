@@ -23,6 +23,7 @@ from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import bmc_routes, bmcs, interfaces, nodes, subnets
 from metalplane.region.db.transaction import Transaction, on_commit
 from metalplane.region.services import connections, settings
+from metalplane.region.services.rows import first_row
 from metalplane.rpc import power_schema as schema
 from metalplane.rpc.nodes import RACK_TYPES
 
@@ -114,13 +115,10 @@ async def needs_reassignment(conn: AsyncConnection) -> bool:
 
 
 async def owner_of(conn: AsyncConnection, bmc_id: int) -> tuple[int, str] | None:
-    row = (
-        await conn.execute(
-            select(nodes.c.id, nodes.c.system_id)
-            .join(bmcs, bmcs.c.owner_rack_id == nodes.c.id)
-            .where(bmcs.c.id == bmc_id)
-        )
-    ).first()
+    row = await first_row(
+        conn,
+        select(nodes.c.id, nodes.c.system_id).join(bmcs, bmcs.c.owner_rack_id == nodes.c.id).where(bmcs.c.id == bmc_id),
+    )
     return (row.id, row.system_id) if row else None
 
 

@@ -26,7 +26,7 @@ from metalplane.region.errors import FieldErrors, Invalid, NotFound, raise_if
 from metalplane.region.services import consequences, dns_model, settings
 from metalplane.region.services.domain_views import default_domain_id, get_domain_row
 from metalplane.region.services.domains import NAMESPEC
-from metalplane.region.services.rows import Row, delete_row, insert_row, one, update_row
+from metalplane.region.services.rows import Row, delete_row, first_row, insert_row, one, update_row
 
 #: What dnsresourcerecords take (addresses are the resource's ip_addresses).
 RECORD_TYPES = tuple(t for t in RRTYPES if t not in ("A", "AAAA"))
@@ -389,7 +389,7 @@ async def get_record(conn: AsyncConnection, ident: str | int, lock: bool = False
         .join(domains, domains.c.id == dnsresources.c.domain_id)
         .where(dnsdata.c.id == int(text))
     )
-    row = (await conn.execute(query.with_for_update(of=dnsdata) if lock else query)).first()
+    row = await first_row(conn, query.with_for_update(of=dnsdata) if lock else query)
     if row is None:
         raise NotFound("DNSData")
     return {**_record_row(row), "dnsresource_id": row.dnsresource_id}
@@ -419,13 +419,12 @@ async def create_record(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
     raise_if(check_rrdata(rrtype, rrdata))
     ttl = parse_ttl("ttl", fields.get("ttl"))
     name, domain_id = await _target(conn, fields, rrtype)
-    found = (
-        await conn.execute(
-            select(dnsresources)
-            .where(dnsresources.c.name == name, dnsresources.c.domain_id == domain_id)
-            .with_for_update()
-        )
-    ).first()
+    found = await first_row(
+        conn,
+        select(dnsresources)
+        .where(dnsresources.c.name == name, dnsresources.c.domain_id == domain_id)
+        .with_for_update(),
+    )
     if found is None:
         resource_id = await _insert_resource(conn, name, domain_id, None, [])
         resource = await get_resource_row(conn, resource_id)
