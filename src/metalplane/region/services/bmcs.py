@@ -142,11 +142,9 @@ async def poll_targets(conn: AsyncConnection, rack_id: int) -> dict[str, Any]:
     and the polling settings."""
     rows = await conn.execute(
         select(
-            nodes.c.system_id,
-            nodes.c.instance_power_parameters,
+            *nodes.c["system_id", "instance_power_parameters"],
             bmcs.c.id.label("bmc_id"),
-            bmcs.c.power_type,
-            bmcs.c.power_parameters,
+            *bmcs.c["power_type", "power_parameters"],
         )
         .join(bmcs, bmcs.c.id == nodes.c.bmc_id)
         .where(bmcs.c.owner_rack_id == rack_id)

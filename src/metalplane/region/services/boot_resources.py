@@ -149,20 +149,11 @@ async def sets_of(conn: AsyncConnection, resource_ids: list[int]) -> dict[int, l
     query = (
         select(
             sets.c.id.label("set_id"),
-            sets.c.resource_id,
-            sets.c.version,
-            sets.c.label,
+            *sets.c["resource_id", "version", "label"],
             files.c.id.label("file_id"),
-            files.c.filetype,
-            files.c.filename,
-            files.c.extra,
+            *files.c["filetype", "filename", "extra"],
             contents.c.id.label("content_id"),
-            contents.c.sha256,
-            contents.c.size,
-            contents.c.stored,
-            contents.c.complete,
-            contents.c.error,
-            contents.c.writer,
+            *contents.c["sha256", "size", "stored", "complete", "error", "writer"],
         )
         .select_from(
             sets.outerjoin(files, files.c.set_id == sets.c.id).outerjoin(contents, contents.c.id == files.c.content_id)
@@ -223,14 +214,9 @@ async def get_file(conn: AsyncConnection, resource_id: int, file_id: int) -> Row
     row = await first_row(
         conn,
         select(
-            files.c.id,
-            files.c.filetype,
-            files.c.content_id,
+            *files.c["id", "filetype", "content_id"],
             resources.c.rtype,
-            contents.c.sha256,
-            contents.c.size,
-            contents.c.stored,
-            contents.c.complete,
+            *contents.c["sha256", "size", "stored", "complete"],
         )
         .select_from(
             files.join(sets, sets.c.id == files.c.set_id)

@@ -99,11 +99,7 @@ async def _region_workers(conn: AsyncConnection, region_ids: list[int]) -> dict[
     )
     rows = await conn.execute(
         select(
-            region_processes.c.region_id,
-            region_processes.c.worker_index,
-            region_processes.c.pid,
-            region_processes.c.rpc_port,
-            region_processes.c.updated,
+            *region_processes.c["region_id", "worker_index", "pid", "rpc_port", "updated"],
             func.coalesce(held.c.racks, 0).label("racks"),
         )
         .outerjoin(held, held.c.process_id == region_processes.c.id)
@@ -176,13 +172,8 @@ async def _rows(conn: AsyncConnection, node_rows: Sequence[Any]) -> list[Control
 def _controller_select():
     return (
         select(
-            nodes.c.id,
-            nodes.c.system_id,
-            nodes.c.hostname,
-            nodes.c.node_type,
-            nodes.c.version,
-            controller_info.c.num_workers,
-            controller_info.c.maas_url,
+            *nodes.c["id", "system_id", "hostname", "node_type", "version"],
+            *controller_info.c["num_workers", "maas_url"],
             controller_info.c.updated.label("info_updated"),
         )
         .outerjoin(controller_info, controller_info.c.node_id == nodes.c.id)

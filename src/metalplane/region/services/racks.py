@@ -467,10 +467,7 @@ async def dhcp_duties(conn: AsyncConnection, node_id: int) -> list[dict[str, Any
     """VLANs with DHCP on where this rack is primary or secondary."""
     rows = await conn.execute(
         select(
-            vlans.c.id,
-            vlans.c.name,
-            vlans.c.primary_rack_id,
-            vlans.c.secondary_rack_id,
+            *vlans.c["id", "name", "primary_rack_id", "secondary_rack_id"],
             fabrics.c.name.label("fabric_name"),
         )
         .join(fabrics, fabrics.c.id == vlans.c.fabric_id)

@@ -398,14 +398,9 @@ async def _node_addresses(conn: AsyncConnection, subnet_id: int) -> list[Row]:
     return rows(
         await conn.execute(
             select(
-                ip_addresses.c.ip,
-                ip_addresses.c.alloc_type,
-                ip_addresses.c.created,
-                ip_addresses.c.updated,
+                *ip_addresses.c["ip", "alloc_type", "created", "updated"],
                 interfaces.c.mac,
-                nodes.c.system_id,
-                nodes.c.hostname,
-                nodes.c.node_type,
+                *nodes.c["system_id", "hostname", "node_type"],
                 domains.c.name.label("domain_name"),
             )
             .join(interfaces, interfaces.c.id == ip_addresses.c.interface_id)

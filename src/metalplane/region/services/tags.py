@@ -25,15 +25,7 @@ from metalplane.region.services.users import User
 TAG_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
 DUPLICATE = "Tag with this Name already exists."
 # What a node's hardware document is built from (hardware_xml.hardware_document).
-DOCUMENT_COLUMNS = (
-    nodes.c.id,
-    nodes.c.hostname,
-    nodes.c.architecture,
-    nodes.c.cpu_count,
-    nodes.c.memory,
-    nodes.c.boot_method,
-    nodes.c.hardware,
-)
+DOCUMENT_COLUMNS = nodes.c["id", "hostname", "architecture", "cpu_count", "memory", "boot_method", "hardware"]
 
 
 def check(fields: dict[str, Any]) -> dict[str, list[str]]:
