@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ipaddress import ip_address
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region import validation
@@ -248,6 +248,12 @@ async def _changed(conn: AsyncConnection, checked: str | None = None) -> None:
     consequences.region_services_changed(conn)
 
 
+async def _update(conn: AsyncConnection, table: Table, row_id: int, checked: str, values: dict[str, Any]) -> None:
+    """The stamped UPDATE of one resource or record, then the DNS model checked (refused on `checked`)."""
+    await update_row(conn, table, row_id, **values)
+    await _changed(conn, checked)
+
+
 async def _node_named(conn: AsyncConnection, name: str, domain_id: int) -> bool:
     default = await default_domain_id(conn)
     in_domain = nodes.c.domain_id == domain_id
@@ -331,8 +337,7 @@ async def update_resource(conn: AsyncConnection, ident: str, fields: dict[str, A
         if values["ips"] and await _has_cname(conn, row["id"]):
             raise Invalid.field("ip_addresses", CNAME_PRESENT)
     if values:
-        await update_row(conn, dnsresources, row["id"], **values)
-        await _changed(conn, "name")
+        await _update(conn, dnsresources, row["id"], "name", values)
     return await show_resource(conn, row["id"])
 
 
@@ -453,8 +458,7 @@ async def update_record(conn: AsyncConnection, ident: str, fields: dict[str, Any
         values["ttl"] = parse_ttl("ttl", fields["ttl"])
     resource = await get_resource_row(conn, record["dnsresource_id"], lock=True)
     await _check_cname_rules(conn, resource, rrtype, record["id"])
-    await update_row(conn, dnsdata, record["id"], **values)
-    await _changed(conn, "rrdata")
+    await _update(conn, dnsdata, record["id"], "rrdata", values)
     return await get_record(conn, record["id"])
 
 
