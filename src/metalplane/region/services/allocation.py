@@ -23,7 +23,7 @@ from metalplane.region.errors import Conflict, Invalid
 from metalplane.region.services import events, interface_constraints, machines, node_filters
 from metalplane.region.services import nodes as nodes_service
 from metalplane.region.services.node_status import Status
-from metalplane.region.services.rows import Row
+from metalplane.region.services.rows import Row, first_row
 from metalplane.region.services.users import User
 
 # AcquireNodeForm's constraints (node_constraint_filter_forms.py), and what each is
@@ -204,21 +204,20 @@ async def allocate(
         if dry_run:
             chosen = n
         else:
-            taken = (
-                await conn.execute(
-                    update(nodes)
-                    .where(
-                        and_(
-                            nodes.c.id == n["id"],
-                            nodes.c.status == Status.READY,
-                            nodes.c.locked.is_(False),
-                            (nodes.c.owner_id.is_(None)) | (nodes.c.owner_id == user.id),
-                        )
+            taken = await first_row(
+                conn,
+                update(nodes)
+                .where(
+                    and_(
+                        nodes.c.id == n["id"],
+                        nodes.c.status == Status.READY,
+                        nodes.c.locked.is_(False),
+                        (nodes.c.owner_id.is_(None)) | (nodes.c.owner_id == user.id),
                     )
-                    .values(status=Status.ALLOCATED, owner_id=user.id, agent_name=agent_name, updated=func.now())
-                    .returning(nodes.c.id)
                 )
-            ).first()
+                .values(status=Status.ALLOCATED, owner_id=user.id, agent_name=agent_name, updated=func.now())
+                .returning(nodes.c.id),
+            )
             if taken is None:
                 continue  # another allocation took it first
             await record_acquired(conn, n, user, comment)

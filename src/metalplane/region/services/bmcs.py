@@ -23,6 +23,7 @@ from metalplane.region.db.locks import Lock, xact_lock
 from metalplane.region.db.tables import bmc_routes, bmcs, interfaces, nodes, subnets
 from metalplane.region.db.transaction import Transaction, on_commit
 from metalplane.region.services import connections, settings
+from metalplane.region.services.rows import first_row
 from metalplane.rpc import power_schema as schema
 from metalplane.rpc.nodes import RACK_TYPES
 
@@ -114,13 +115,10 @@ async def needs_reassignment(conn: AsyncConnection) -> bool:
 
 
 async def owner_of(conn: AsyncConnection, bmc_id: int) -> tuple[int, str] | None:
-    row = (
-        await conn.execute(
-            select(nodes.c.id, nodes.c.system_id)
-            .join(bmcs, bmcs.c.owner_rack_id == nodes.c.id)
-            .where(bmcs.c.id == bmc_id)
-        )
-    ).first()
+    row = await first_row(
+        conn,
+        select(nodes.c.id, nodes.c.system_id).join(bmcs, bmcs.c.owner_rack_id == nodes.c.id).where(bmcs.c.id == bmc_id),
+    )
     return (row.id, row.system_id) if row else None
 
 
@@ -144,11 +142,9 @@ async def poll_targets(conn: AsyncConnection, rack_id: int) -> dict[str, Any]:
     and the polling settings."""
     rows = await conn.execute(
         select(
-            nodes.c.system_id,
-            nodes.c.instance_power_parameters,
+            *nodes.c["system_id", "instance_power_parameters"],
             bmcs.c.id.label("bmc_id"),
-            bmcs.c.power_type,
-            bmcs.c.power_parameters,
+            *bmcs.c["power_type", "power_parameters"],
         )
         .join(bmcs, bmcs.c.id == nodes.c.bmc_id)
         .where(bmcs.c.owner_rack_id == rack_id)

@@ -34,6 +34,7 @@ from metalplane.region.db.tables import boot_resource_imports
 from metalplane.region.db.transaction import Work, after_commit
 from metalplane.region.errors import Conflict, Invalid, RegionError
 from metalplane.region.services import boot_resources, boot_sources, boot_store
+from metalplane.region.services.rows import first_row
 
 log = logging.getLogger(__name__)
 jobs = boot_resource_imports
@@ -311,7 +312,7 @@ async def start_import(work: Work, spec: str | None, owner: str) -> dict[str, An
         async with work.tx() as conn:
             await xact_lock(conn, Lock.BOOT_IMPORT)
             await reap_stale(conn)
-            running = (await conn.execute(select(jobs).where(jobs.c.state == "running"))).first()
+            running = await first_row(conn, select(jobs).where(jobs.c.state == "running"))
             if running is not None:
                 raise Conflict(
                     f"An import is already running (import {running.id} from {running.source}, "

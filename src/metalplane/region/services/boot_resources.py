@@ -32,7 +32,7 @@ from metalplane.region.db.tables import (
 from metalplane.region.db.transaction import Work
 from metalplane.region.errors import Conflict, Invalid, NotFound, PermissionDenied, Refused, raise_if
 from metalplane.region.services import boot_store, consequences
-from metalplane.region.services.rows import delete_row, one
+from metalplane.region.services.rows import delete_row, first_row, one, only_row
 
 Row = dict[str, Any]
 resources, sets, files, contents = boot_resources, boot_resource_sets, boot_resource_files, boot_resource_contents
@@ -136,9 +136,9 @@ async def get_resource(conn: AsyncConnection, resource_id: int) -> Row:
 
 
 async def find_resource(conn: AsyncConnection, name: str, architecture: str) -> Row | None:
-    row = (
-        await conn.execute(select(resources).where(resources.c.name == name, resources.c.architecture == architecture))
-    ).first()
+    row = await first_row(
+        conn, select(resources).where(resources.c.name == name, resources.c.architecture == architecture)
+    )
     return dict(row._mapping) if row else None
 
 
@@ -149,20 +149,11 @@ async def sets_of(conn: AsyncConnection, resource_ids: list[int]) -> dict[int, l
     query = (
         select(
             sets.c.id.label("set_id"),
-            sets.c.resource_id,
-            sets.c.version,
-            sets.c.label,
+            *sets.c["resource_id", "version", "label"],
             files.c.id.label("file_id"),
-            files.c.filetype,
-            files.c.filename,
-            files.c.extra,
+            *files.c["filetype", "filename", "extra"],
             contents.c.id.label("content_id"),
-            contents.c.sha256,
-            contents.c.size,
-            contents.c.stored,
-            contents.c.complete,
-            contents.c.error,
-            contents.c.writer,
+            *contents.c["sha256", "size", "stored", "complete", "error", "writer"],
         )
         .select_from(
             sets.outerjoin(files, files.c.set_id == sets.c.id).outerjoin(contents, contents.c.id == files.c.content_id)
@@ -220,26 +211,20 @@ async def show_resource(conn: AsyncConnection, resource_id: int) -> Resource:
 
 
 async def get_file(conn: AsyncConnection, resource_id: int, file_id: int) -> Row:
-    row = (
-        await conn.execute(
-            select(
-                files.c.id,
-                files.c.filetype,
-                files.c.content_id,
-                resources.c.rtype,
-                contents.c.sha256,
-                contents.c.size,
-                contents.c.stored,
-                contents.c.complete,
-            )
-            .select_from(
-                files.join(sets, sets.c.id == files.c.set_id)
-                .join(resources, resources.c.id == sets.c.resource_id)
-                .join(contents, contents.c.id == files.c.content_id)
-            )
-            .where(files.c.id == file_id, resources.c.id == resource_id)
+    row = await first_row(
+        conn,
+        select(
+            *files.c["id", "filetype", "content_id"],
+            resources.c.rtype,
+            *contents.c["sha256", "size", "stored", "complete"],
         )
-    ).first()
+        .select_from(
+            files.join(sets, sets.c.id == files.c.set_id)
+            .join(resources, resources.c.id == sets.c.resource_id)
+            .join(contents, contents.c.id == files.c.content_id)
+        )
+        .where(files.c.id == file_id, resources.c.id == resource_id),
+    )
     if row is None:
         raise NotFound("BootResourceFile")
     return dict(row._mapping)
@@ -247,15 +232,14 @@ async def get_file(conn: AsyncConnection, resource_id: int, file_id: int) -> Row
 
 async def complete_content(conn: AsyncConnection, sha256: str) -> Row | None:
     """A stored file anyone may download: complete and still part of some set."""
-    row = (
-        await conn.execute(
-            select(contents).where(
-                contents.c.sha256 == sha256,
-                contents.c.complete.is_(True),
-                contents.c.id.in_(select(files.c.content_id)),
-            )
-        )
-    ).first()
+    row = await first_row(
+        conn,
+        select(contents).where(
+            contents.c.sha256 == sha256,
+            contents.c.complete.is_(True),
+            contents.c.id.in_(select(files.c.content_id)),
+        ),
+    )
     return dict(row._mapping) if row else None
 
 
@@ -283,7 +267,7 @@ async def ensure_set(conn: AsyncConnection, resource_id: int, version: str, labe
         .values(resource_id=resource_id, version=version, label=label)
         .on_conflict_do_nothing(index_elements=["resource_id", "version"])
     )
-    row = (await conn.execute(select(sets).where(sets.c.resource_id == resource_id, sets.c.version == version))).first()
+    row = await first_row(conn, select(sets).where(sets.c.resource_id == resource_id, sets.c.version == version))
     assert row is not None
     return dict(row._mapping)
 
@@ -301,7 +285,7 @@ async def ensure_file(
     kept when it has the same sha256, and refused otherwise: a set's files never change
     under a rack that may already serve them."""
     content = await boot_store.ensure_content(conn, sha256, size)
-    existing = (await conn.execute(select(files).where(files.c.set_id == set_id, files.c.filetype == filetype))).first()
+    existing = await first_row(conn, select(files).where(files.c.set_id == set_id, files.c.filetype == filetype))
     if existing is not None:
         if existing.content_id != content["id"]:
             raise Invalid.field(
@@ -309,13 +293,12 @@ async def ensure_file(
                 f"This set already has a {filetype} file with another sha256; use a new version for new content.",
             )
         return dict(existing._mapping), content
-    row = (
-        await conn.execute(
-            insert(files)
-            .values(set_id=set_id, filetype=filetype, filename=filename, content_id=content["id"], extra=extra or {})
-            .returning(files)
-        )
-    ).first()
+    row = await only_row(
+        conn,
+        insert(files)
+        .values(set_id=set_id, filetype=filetype, filename=filename, content_id=content["id"], extra=extra or {})
+        .returning(files),
+    )
     return dict(row._mapping), content
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metalplane.images.simplestreams import StreamImage
 from metalplane.region.db.tables import boot_source_selections, boot_sources, config
 from metalplane.region.errors import FieldErrors, Invalid, NotFound, Refused, raise_if
-from metalplane.region.services.rows import Row, delete_row, insert_unique, one, rows, update_unique
+from metalplane.region.services.rows import Row, delete_row, first_row, insert_unique, one, rows, update_unique
 
 DEFAULT_URL = "http://images.maas.io/ephemeral-v3/stable/"
 DEFAULT_KEYRING = "/usr/share/keyrings/ubuntu-cloudimage-keyring.gpg"
@@ -124,7 +124,7 @@ def selects(selection: Row, image: StreamImage) -> bool:
 async def ensure_default_source(conn: AsyncConnection) -> None:
     """MAAS's default source and selection, when there is no source at all (as MAAS
     does at start-up: deleting every source brings the default back)."""
-    if (await conn.execute(select(boot_sources.c.id).limit(1))).first() is not None:
+    if await first_row(conn, select(boot_sources.c.id).limit(1)) is not None:
         return
     source_id = (
         await conn.execute(  # another region starting at the same time may win
@@ -211,13 +211,12 @@ async def list_selections(conn: AsyncConnection, source_id: int) -> list[Row]:
 
 async def get_selection(conn: AsyncConnection, source_id: int, selection_id: int) -> Row:
     await get_source(conn, source_id)
-    row = (
-        await conn.execute(
-            select(boot_source_selections).where(
-                boot_source_selections.c.boot_source_id == source_id, boot_source_selections.c.id == selection_id
-            )
-        )
-    ).first()
+    row = await first_row(
+        conn,
+        select(boot_source_selections).where(
+            boot_source_selections.c.boot_source_id == source_id, boot_source_selections.c.id == selection_id
+        ),
+    )
     if row is None:
         raise NotFound("BootSourceSelection")
     return dict(row._mapping)

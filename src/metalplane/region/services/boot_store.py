@@ -38,6 +38,7 @@ from metalplane.region.db.tables import (
 from metalplane.region.db.transaction import transaction
 from metalplane.region.errors import Invalid
 from metalplane.region.services import consequences
+from metalplane.region.services.rows import first_row
 
 CHUNK_SIZE = 1 << 20
 LEASE_SECONDS = 20  # a writer renews at every chunk and from the import heartbeat
@@ -60,12 +61,12 @@ class LostLease(ContentError):
 
 
 async def get_content(conn: AsyncConnection, content_id: int) -> Row | None:
-    row = (await conn.execute(select(contents).where(contents.c.id == content_id))).first()
+    row = await first_row(conn, select(contents).where(contents.c.id == content_id))
     return dict(row._mapping) if row else None
 
 
 async def content_by_sha256(conn: AsyncConnection, sha256: str) -> Row | None:
-    row = (await conn.execute(select(contents).where(contents.c.sha256 == sha256))).first()
+    row = await first_row(conn, select(contents).where(contents.c.sha256 == sha256))
     return dict(row._mapping) if row else None
 
 
@@ -169,21 +170,20 @@ class ContentWriter:
         of a content that is already complete (nothing to write)."""
         lease = func.now() + text(f"interval '{LEASE_SECONDS} seconds'")
         async with self.db.begin() as conn:
-            row = (
-                await conn.execute(
-                    update(contents)
-                    .where(
-                        contents.c.id == self.content_id,
-                        contents.c.complete.is_(False),
-                        (contents.c.writer.is_(None))
-                        | (contents.c.writer == self.writer)
-                        | (contents.c.writer_until < func.now()),
-                    )
-                    .values(writer=self.writer, writer_until=lease, error="")
-                    .returning(contents)
+            leased = await first_row(
+                conn,
+                update(contents)
+                .where(
+                    contents.c.id == self.content_id,
+                    contents.c.complete.is_(False),
+                    (contents.c.writer.is_(None))
+                    | (contents.c.writer == self.writer)
+                    | (contents.c.writer_until < func.now()),
                 )
-            ).first()
-            if row is None:
+                .values(writer=self.writer, writer_until=lease, error="")
+                .returning(contents),
+            )
+            if leased is None:
                 current = await get_content(conn, self.content_id)
                 if current is None:
                     raise ContentError(f"content {self.content_id} no longer exists")
@@ -193,7 +193,7 @@ class ContentWriter:
                     self.already_complete = True
                     return current["size"]
                 raise WriterBusy(f"{current['sha256']} is being written by {current['writer']}")
-            row = dict(row._mapping)
+            row = dict(leased._mapping)
             self.sha256, self.size = row["sha256"], row["size"]
             stored = row["stored"] if resume else 0
             if not resume and row["stored"]:

@@ -30,6 +30,7 @@ from metalplane.region.services import (
     tags,
 )
 from metalplane.region.services import script_results as script_results_service
+from metalplane.region.services.rows import first_row, only_row
 from metalplane.rpc.nodes import NodeType
 
 SCRIPT_PREFIX = "commissioning_script:"
@@ -73,13 +74,12 @@ async def token_for(conn: AsyncConnection, node_id: int) -> str:
 
 
 async def node_for_token(conn: AsyncConnection, token: str) -> dict[str, Any] | None:
-    row = (
-        await conn.execute(
-            select(nodes.c.system_id)
-            .join(node_tokens, node_tokens.c.node_id == nodes.c.id)
-            .where(node_tokens.c.token == token)
-        )
-    ).first()
+    row = await first_row(
+        conn,
+        select(nodes.c.system_id)
+        .join(node_tokens, node_tokens.c.node_id == nodes.c.id)
+        .where(node_tokens.c.token == token),
+    )
     return await machines.get_machine(conn, row.system_id) if row else None
 
 
@@ -88,7 +88,7 @@ async def enlist(conn: AsyncConnection, report: reports.Enlistment) -> dict[str,
     (any node's) changes nothing and is refused in MAAS's words, without naming the
     node: enlistment is anonymous, and must neither rewrite a known machine nor tell
     its system_id to whoever asks."""
-    known = (await conn.execute(select(interfaces.c.mac).where(interfaces.c.mac.in_(report.macs)).limit(1))).first()
+    known = await first_row(conn, select(interfaces.c.mac).where(interfaces.c.mac.in_(report.macs)).limit(1))
     if known is not None:
         raise Invalid.field("mac_addresses", f"MAC address {known.mac} already in use.")
     return await machines.insert_machine(
@@ -151,7 +151,7 @@ async def commission(
 
 
 async def fail(conn: AsyncConnection, node_id: int, message: str) -> None:
-    machine = dict((await conn.execute(select(nodes).where(nodes.c.id == node_id).with_for_update())).one()._mapping)
+    machine = dict((await only_row(conn, select(nodes).where(nodes.c.id == node_id).with_for_update()))._mapping)
     await conn.execute(
         update(nodes)
         .where(nodes.c.id == node_id)

@@ -54,12 +54,8 @@ async def cluster_tls(conn: AsyncConnection) -> dict[str, str]:
 async def live_endpoints(conn: AsyncConnection) -> list[EndpointRow]:
     rows = await conn.execute(
         select(
-            region_processes.c.id,
-            region_processes.c.worker_index,
-            region_processes.c.rpc_host,
-            region_processes.c.rpc_port,
-            nodes.c.system_id,
-            nodes.c.hostname,
+            *region_processes.c["id", "worker_index", "rpc_host", "rpc_port"],
+            *nodes.c["system_id", "hostname"],
         )
         .join(nodes, nodes.c.id == region_processes.c.region_id)
         .where(fresh_process)

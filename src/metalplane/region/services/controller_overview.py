@@ -30,6 +30,7 @@ from metalplane.region.db.tables import (
 )
 from metalplane.region.services import connections, controllers, racks, settings
 from metalplane.region.services.controllers import get_controller
+from metalplane.region.services.rows import only_row
 from metalplane.region.services.service_statuses import ServiceStatus
 from metalplane.rpc import power_schema
 from metalplane.rpc.nodes import CONTROLLER_TYPES, RACK_TYPES, REGION_TYPES, NodeType
@@ -98,11 +99,7 @@ async def _region_workers(conn: AsyncConnection, region_ids: list[int]) -> dict[
     )
     rows = await conn.execute(
         select(
-            region_processes.c.region_id,
-            region_processes.c.worker_index,
-            region_processes.c.pid,
-            region_processes.c.rpc_port,
-            region_processes.c.updated,
+            *region_processes.c["region_id", "worker_index", "pid", "rpc_port", "updated"],
             func.coalesce(held.c.racks, 0).label("racks"),
         )
         .outerjoin(held, held.c.process_id == region_processes.c.id)
@@ -175,13 +172,8 @@ async def _rows(conn: AsyncConnection, node_rows: Sequence[Any]) -> list[Control
 def _controller_select():
     return (
         select(
-            nodes.c.id,
-            nodes.c.system_id,
-            nodes.c.hostname,
-            nodes.c.node_type,
-            nodes.c.version,
-            controller_info.c.num_workers,
-            controller_info.c.maas_url,
+            *nodes.c["id", "system_id", "hostname", "node_type", "version"],
+            *controller_info.c["num_workers", "maas_url"],
             controller_info.c.updated.label("info_updated"),
         )
         .outerjoin(controller_info, controller_info.c.node_id == nodes.c.id)
@@ -227,7 +219,7 @@ async def _dhcp_vlans(conn: AsyncConnection, rack: ControllerRow) -> list[dict[s
     report = next((s.info for s in rack.services if s.name == "dhcpd"), "")
     out = []
     for duty in duties:
-        vlan = (await conn.execute(select(vlans.c.vid, vlans.c.fabric_id).where(vlans.c.id == duty["id"]))).one()
+        vlan = await only_row(conn, select(vlans.c.vid, vlans.c.fabric_id).where(vlans.c.id == duty["id"]))
         role = role_on_vlan(rack.id, duty["primary_rack_id"], duty["secondary_rack_id"])
         peer = duty["secondary_rack_id"] if role == "primary" else duty["primary_rack_id"]
         ha_state = None
@@ -304,7 +296,7 @@ async def _interfaces(conn: AsyncConnection, node_id: int) -> list[dict[str, Any
 async def controller_detail(conn: AsyncConnection, system_id: str) -> dict[str, Any]:
     """Everything the controller page shows; NotFound when no controller has this system_id."""
     node = await get_controller(conn, CONTROLLER_TYPES, system_id)
-    info = (await conn.execute(_controller_select().where(nodes.c.id == node["id"]))).one()
+    info = await only_row(conn, _controller_select().where(nodes.c.id == node["id"]))
     (row,) = await _rows(conn, [info])
     compatible, version_text = version_check(row.version)
     detail: dict[str, Any] = {

@@ -16,7 +16,7 @@ from metalplane.region.errors import Conflict, Invalid, PermissionDenied
 from metalplane.region.services import consequences, node_fields
 from metalplane.region.services import nodes as nodes_service
 from metalplane.region.services.controllers import new_system_id
-from metalplane.region.services.rows import Row, delete_row
+from metalplane.region.services.rows import Row, delete_row, first_row
 from metalplane.region.services.users import User
 from metalplane.rpc.nodes import NodeType
 
@@ -39,7 +39,7 @@ async def _parent(conn: AsyncConnection, system_id: str | None) -> tuple[int | N
     found = (
         None
         if "\x00" in system_id
-        else (await conn.execute(select(nodes.c.id, nodes.c.domain_id).where(nodes.c.system_id == system_id))).first()
+        else await first_row(conn, select(nodes.c.id, nodes.c.domain_id).where(nodes.c.system_id == system_id))
     )
     if found is None:
         raise Invalid.field("parent", node_fields.NO_CHOICE)

@@ -39,9 +39,7 @@ async def racks_on_vlans(conn: AsyncConnection) -> dict[int, list[RackOnVlan]]:
             interfaces.c.vlan_id,
             interfaces.c.id.label("iface_id"),
             interfaces.c.name,
-            nodes.c.id,
-            nodes.c.system_id,
-            nodes.c.hostname,
+            *nodes.c["id", "system_id", "hostname"],
         )
         .join(nodes, nodes.c.id == interfaces.c.node_id)
         .where(nodes.c.node_type.in_(RACK_TYPES), interfaces.c.vlan_id.isnot(None))

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metalplane.region.db.tables import dhcp_snippet_versions, dhcp_snippets, ipranges, nodes, subnets
 from metalplane.region.errors import FieldErrors, Invalid, NotFound, RegionError, raise_if
 from metalplane.region.services import lookups, network
-from metalplane.region.services.rows import Row, delete_row, insert_row, rows, update_row
+from metalplane.region.services.rows import Row, delete_row, first_row, insert_row, rows, update_row
 
 NAME_MAX = 255
 VALUE_MAX = 1 << 20  # a snippet is configuration text, not a file
@@ -86,7 +86,7 @@ async def _subnet_id(conn: AsyncConnection, spec: str) -> int:
 async def _iprange_id(conn: AsyncConnection, ident: str, subnet_id: int | None) -> int:
     number = lookups.object_id(ident, "iprange")
     query = select(ipranges.c.id, ipranges.c.subnet_id).where(ipranges.c.id == (number if number is not None else -1))
-    row = (await conn.execute(query)).first()
+    row = await first_row(conn, query)
     if row is None or (subnet_id is not None and row.subnet_id != subnet_id):
         raise Invalid.field("iprange", NO_CHOICE)
     return row.id

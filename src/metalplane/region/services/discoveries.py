@@ -90,13 +90,15 @@ async def record(conn: AsyncConnection, rack_id: int, observations: list[dict[st
 
 
 def _shown_query() -> Any:
+    """The sightings, each row named as Discovery's fields."""
     rack = nodes.alias("rack")
     return (
         select(
-            discoveries,
+            *discoveries.c["ip", "mac", "vid", "first_seen", "last_seen"],
             rack.c.system_id.label("rack_system_id"),
             rack.c.hostname.label("rack_hostname"),
             interfaces.c.id.label("interface_id"),
+            discoveries.c.interface.label("interface_name"),
             fabrics.c.name.label("fabric_name"),
         )
         .join(rack, rack.c.id == discoveries.c.rack_id)
@@ -112,18 +114,7 @@ def _views(rows: Any) -> list[Discovery]:
     """One per (mac, ip): the most recent sighting (MAAS's DISTINCT ON), newest first."""
     best: dict[tuple[str, str], Discovery] = {}
     for r in rows:
-        d = Discovery(
-            str(r.ip),
-            r.mac,
-            r.vid,
-            r.first_seen,
-            r.last_seen,
-            r.rack_system_id,
-            r.rack_hostname,
-            r.interface_id,
-            r.interface,
-            r.fabric_name,
-        )
+        d = Discovery(**{**r._mapping, "ip": str(r.ip)})
         key = (d.mac, d.ip)
         if key not in best or d.last_seen > best[key].last_seen:
             best[key] = d

@@ -62,11 +62,8 @@ async def region_services(conn: AsyncConnection) -> list[RegionService]:
     """Every registered region with an address, ordered by system_id."""
     rows = await conn.execute(
         select(
-            nodes.c.system_id,
-            nodes.c.hostname,
-            controller_info.c.address,
-            controller_info.c.dns_port,
-            controller_info.c.ntp_port,
+            *nodes.c["system_id", "hostname"],
+            *controller_info.c["address", "dns_port", "ntp_port"],
         )
         .join(controller_info, controller_info.c.node_id == nodes.c.id)
         .where(nodes.c.node_type.in_(REGION_TYPES), controller_info.c.address.isnot(None))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ipaddress import ip_address
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region import validation
@@ -26,7 +26,7 @@ from metalplane.region.errors import FieldErrors, Invalid, NotFound, raise_if
 from metalplane.region.services import consequences, dns_model, settings
 from metalplane.region.services.domain_views import default_domain_id, get_domain_row
 from metalplane.region.services.domains import NAMESPEC
-from metalplane.region.services.rows import Row, delete_row, insert_row, one, update_row
+from metalplane.region.services.rows import Row, delete_row, first_row, insert_row, one, update_row
 
 #: What dnsresourcerecords take (addresses are the resource's ip_addresses).
 RECORD_TYPES = tuple(t for t in RRTYPES if t not in ("A", "AAAA"))
@@ -248,6 +248,12 @@ async def _changed(conn: AsyncConnection, checked: str | None = None) -> None:
     consequences.region_services_changed(conn)
 
 
+async def _update(conn: AsyncConnection, table: Table, row_id: int, checked: str, values: dict[str, Any]) -> None:
+    """The stamped UPDATE of one resource or record, then the DNS model checked (refused on `checked`)."""
+    await update_row(conn, table, row_id, **values)
+    await _changed(conn, checked)
+
+
 async def _node_named(conn: AsyncConnection, name: str, domain_id: int) -> bool:
     default = await default_domain_id(conn)
     in_domain = nodes.c.domain_id == domain_id
@@ -331,8 +337,7 @@ async def update_resource(conn: AsyncConnection, ident: str, fields: dict[str, A
         if values["ips"] and await _has_cname(conn, row["id"]):
             raise Invalid.field("ip_addresses", CNAME_PRESENT)
     if values:
-        await update_row(conn, dnsresources, row["id"], **values)
-        await _changed(conn, "name")
+        await _update(conn, dnsresources, row["id"], "name", values)
     return await show_resource(conn, row["id"])
 
 
@@ -389,7 +394,7 @@ async def get_record(conn: AsyncConnection, ident: str | int, lock: bool = False
         .join(domains, domains.c.id == dnsresources.c.domain_id)
         .where(dnsdata.c.id == int(text))
     )
-    row = (await conn.execute(query.with_for_update(of=dnsdata) if lock else query)).first()
+    row = await first_row(conn, query.with_for_update(of=dnsdata) if lock else query)
     if row is None:
         raise NotFound("DNSData")
     return {**_record_row(row), "dnsresource_id": row.dnsresource_id}
@@ -419,13 +424,12 @@ async def create_record(conn: AsyncConnection, fields: dict[str, Any]) -> Row:
     raise_if(check_rrdata(rrtype, rrdata))
     ttl = parse_ttl("ttl", fields.get("ttl"))
     name, domain_id = await _target(conn, fields, rrtype)
-    found = (
-        await conn.execute(
-            select(dnsresources)
-            .where(dnsresources.c.name == name, dnsresources.c.domain_id == domain_id)
-            .with_for_update()
-        )
-    ).first()
+    found = await first_row(
+        conn,
+        select(dnsresources)
+        .where(dnsresources.c.name == name, dnsresources.c.domain_id == domain_id)
+        .with_for_update(),
+    )
     if found is None:
         resource_id = await _insert_resource(conn, name, domain_id, None, [])
         resource = await get_resource_row(conn, resource_id)
@@ -454,8 +458,7 @@ async def update_record(conn: AsyncConnection, ident: str, fields: dict[str, Any
         values["ttl"] = parse_ttl("ttl", fields["ttl"])
     resource = await get_resource_row(conn, record["dnsresource_id"], lock=True)
     await _check_cname_rules(conn, resource, rrtype, record["id"])
-    await update_row(conn, dnsdata, record["id"], **values)
-    await _changed(conn, "rrdata")
+    await _update(conn, dnsdata, record["id"], "rrdata", values)
     return await get_record(conn, record["id"])
 
 

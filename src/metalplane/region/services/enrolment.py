@@ -49,6 +49,7 @@ from metalplane.region.db.tables import dhcp_leases, node_enrolments, node_token
 from metalplane.region.errors import PermissionDenied, Refused, Unauthenticated
 from metalplane.region.services import machines
 from metalplane.region.services.node_status import ENROLLING
+from metalplane.region.services.rows import first_row
 
 ENROL_TTL = timedelta(minutes=15)
 Address = IPv4Address | IPv6Address
@@ -147,7 +148,7 @@ async def credential_for(conn: AsyncConnection, machine: dict[str, Any], mac: st
         raise Refused(f"the rack sent {client_ip!r} as the requester's address")
     # The machine's row, locked: two racks asked at once get one credential, not two.
     await conn.execute(select(nodes.c.id).where(nodes.c.id == machine["id"]).with_for_update())
-    row = (await conn.execute(select(node_enrolments).where(node_enrolments.c.node_id == machine["id"]))).first()
+    row = await first_row(conn, select(node_enrolments).where(node_enrolments.c.node_id == machine["id"]))
     current = None if row is None else Current(peer_ip(row.address), row.expires, row.used is not None)
     now = datetime.now(UTC)
     decision = decide(
@@ -181,14 +182,13 @@ async def credential_for(conn: AsyncConnection, machine: dict[str, Any], mac: st
 async def exchange(conn: AsyncConnection, secret: str, client_ip: str | None) -> str:
     """The machine's token for its enrolment credential, once, from the address it was given to."""
     row = (
-        (
-            await conn.execute(
-                select(node_enrolments, nodes.c.system_id)
-                .join(nodes, nodes.c.id == node_enrolments.c.node_id)
-                .where(node_enrolments.c.secret == secret)
-                .with_for_update(of=node_enrolments)
-            )
-        ).first()
+        await first_row(
+            conn,
+            select(node_enrolments, nodes.c.system_id)
+            .join(nodes, nodes.c.id == node_enrolments.c.node_id)
+            .where(node_enrolments.c.secret == secret)
+            .with_for_update(of=node_enrolments),
+        )
         if secret
         else None
     )

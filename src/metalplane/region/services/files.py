@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import files
 from metalplane.region.errors import Invalid, NotFound, Refused
-from metalplane.region.services.rows import Row, delete_row, one, rows
+from metalplane.region.services.rows import Row, delete_row, first_row, one, rows
 from metalplane.region.services.users import User
 
 MAX_FILE_BYTES = 32 << 20
@@ -59,7 +59,7 @@ async def save_file(conn: AsyncConnection, owner: User, filename: str | None, co
 async def get_file(conn: AsyncConnection, owner: User, filename: str, kind: str = "FileStorage") -> Row:
     if "\x00" in filename:
         raise NotFound(kind)
-    row = (await conn.execute(select(files).where(files.c.owner_id == owner.id, files.c.filename == filename))).first()
+    row = await first_row(conn, select(files).where(files.c.owner_id == owner.id, files.c.filename == filename))
     if row is None:
         raise NotFound(kind, "File not found" if kind == "file" else None)
     return dict(row._mapping)

@@ -89,12 +89,8 @@ async def images_page(conn: AsyncConnection) -> ImagesPage:
     shown = (
         await conn.execute(
             select(
-                nodes.c.id,
-                nodes.c.system_id,
-                nodes.c.hostname,
-                service_status.c.status,
-                service_status.c.status_info,
-                service_status.c.updated,
+                *nodes.c["id", "system_id", "hostname"],
+                *service_status.c["status", "status_info", "updated"],
             )
             .outerjoin(service_status, and_(service_status.c.node_id == nodes.c.id, service_status.c.name == "http"))
             .where(rack_filter)

@@ -22,7 +22,7 @@ from metalplane.region.services import consequences, ipaddresses, node_fields
 from metalplane.region.services import nodes as nodes_service
 from metalplane.region.services import subnets as subnets_service
 from metalplane.region.services.nodes import AUTO, DHCP, STICKY, NodesView
-from metalplane.region.services.rows import Row, delete_row, insert_row, one, update_row
+from metalplane.region.services.rows import Row, delete_row, first_row, insert_row, one, update_row
 from metalplane.region.services.users import User
 from metalplane.rpc.nodes import CONTROLLER_TYPES, NodeType
 
@@ -125,7 +125,7 @@ async def _vlan_id(conn: AsyncConnection, value: str | None) -> int | None:
     if (
         not value.strip().isdigit()
         or int(value) >= 2**31
-        or (await conn.execute(select(vlans.c.id).where(vlans.c.id == int(value)))).first() is None
+        or await first_row(conn, select(vlans.c.id).where(vlans.c.id == int(value))) is None
     ):
         raise Invalid.field("vlan", node_fields.NO_CHOICE)
     return int(value)
@@ -140,7 +140,7 @@ async def _name_free(conn: AsyncConnection, node: Row, name: str, iface_id: int 
     query = select(interfaces.c.id).where(interfaces.c.node_id == node["id"], interfaces.c.name == name)
     if iface_id is not None:
         query = query.where(interfaces.c.id != iface_id)
-    if (await conn.execute(query)).first():
+    if await first_row(conn, query):
         raise Invalid.field("name", f"Node {node['hostname']} already has an interface named '{name}'.")
 
 

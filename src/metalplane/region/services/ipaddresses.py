@@ -31,7 +31,7 @@ from metalplane.region.services import subnets as subnets_service
 from metalplane.region.services import users as users_service
 from metalplane.region.services.nodes import DISCOVERED, USER_RESERVED, NodesView, node_select
 from metalplane.region.services.nodes import show as show_nodes
-from metalplane.region.services.rows import Row, delete_row, insert_row, rows
+from metalplane.region.services.rows import Row, delete_row, first_row, insert_row, rows
 from metalplane.region.services.users import User
 
 
@@ -146,13 +146,12 @@ async def reserve(
         given, mac = mac, validation.normalise_mac(mac)
         if mac is None:
             raise Invalid.field("mac", f"'{validation.shown(given)}' is not a valid MAC address.")
-        owner = (
-            await conn.execute(
-                select(nodes.c.hostname)
-                .join(interfaces, interfaces.c.node_id == nodes.c.id)
-                .where(interfaces.c.mac == mac)
-            )
-        ).first()
+        owner = await first_row(
+            conn,
+            select(nodes.c.hostname)
+            .join(interfaces, interfaces.c.node_id == nodes.c.id)
+            .where(interfaces.c.mac == mac),
+        )
         if owner is not None:
             raise Refused(
                 f"MAC address {mac} already belongs to {owner.hostname}. Use of the interface API is "
@@ -212,7 +211,7 @@ async def release(conn: AsyncConnection, user: User, ip: str | None, force: bool
         )
     else:
         query = query.where(ip_addresses.c.alloc_type == USER_RESERVED, ip_addresses.c.user_id == user.id)
-    found = (await conn.execute(query.limit(1))).first()
+    found = await first_row(conn, query.limit(1))
     if found is None:
         if force:
             raise Refused(f"IP address {ip} does not exist.")

@@ -25,6 +25,7 @@ from metalplane.region.services.rows import (
     Row,
     delete_row,
     execute_unique,
+    first_row,
     insert_unique,
     next_id,
     one,
@@ -72,7 +73,7 @@ def is_blank(value: str | None) -> bool:
 async def ensure_default_fabric(conn: AsyncConnection) -> None:
     """Fabric 0 with its untagged VLAN, as MAAS always has."""
     await xact_lock(conn, Lock.DEFAULT_FABRIC)
-    if (await conn.execute(select(fabrics.c.id).where(fabrics.c.id == DEFAULT_FABRIC_ID))).first() is None:
+    if await first_row(conn, select(fabrics.c.id).where(fabrics.c.id == DEFAULT_FABRIC_ID)) is None:
         await conn.execute(insert(fabrics).values(id=DEFAULT_FABRIC_ID, name="fabric-0"))
         await conn.execute(insert(vlans).values(fabric_id=DEFAULT_FABRIC_ID, vid=0))
 
@@ -93,7 +94,7 @@ async def find_fabric(conn: AsyncConnection, ident: str, field: str = "fabric") 
     query = select(fabrics)
     fabric_id = validation.as_id(ident)
     query = query.where(fabrics.c.id == fabric_id) if fabric_id is not None else query.where(fabrics.c.name == ident)
-    row = None if ident.isdigit() and fabric_id is None else (await conn.execute(query)).first()
+    row = None if ident.isdigit() and fabric_id is None else await first_row(conn, query)
     if row is None:
         raise Invalid.field(field, validation.not_a_choice(validation.shown(ident)))
     return dict(row._mapping)

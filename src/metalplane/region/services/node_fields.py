@@ -15,7 +15,7 @@ from metalplane.region import validation
 from metalplane.region.db.tables import domains, interfaces, nodes, zones
 from metalplane.region.errors import Invalid, NotFound
 from metalplane.region.services import domain_views
-from metalplane.region.services.rows import execute_unique, insert_unique, update_unique
+from metalplane.region.services.rows import execute_unique, first_row, insert_unique, update_unique
 
 DEFAULT_DOMAIN = "maas"
 DEFAULT_DOMAIN_ID = 0
@@ -109,7 +109,7 @@ async def check_hostname_free(conn: AsyncConnection, hostname: str, node_id: int
     query = select(nodes.c.id).where(nodes.c.hostname == hostname)
     if node_id is not None:
         query = query.where(nodes.c.id != node_id)
-    if (await conn.execute(query.limit(1))).first():
+    if await first_row(conn, query.limit(1)):
         raise Invalid.field("hostname", DUPLICATE_HOSTNAME)
 
 
@@ -136,7 +136,7 @@ async def zone_id_for(conn: AsyncConnection, name: str | None, field: str = "zon
     """The zone named (the default zone when none is); 400 for `field` when there is none."""
     if name and "\x00" in name:
         raise Invalid.field(field, NO_CHOICE)
-    row = (await conn.execute(select(zones.c.id).where(zones.c.name == (name or "default")))).first()
+    row = await first_row(conn, select(zones.c.id).where(zones.c.name == (name or "default")))
     if row is None:
         raise Invalid.field(field, NO_CHOICE)
     return row.id

@@ -68,9 +68,8 @@ def node_select(types: tuple[int, ...] = ALL_TYPES) -> Select:
             resource_pools.c.description.label("pool_description"),
             users.c.username.label("owner_name"),
             parent_nodes.c.system_id.label("parent_system_id"),
-            bmcs.c.power_type,
+            *bmcs.c["power_type", "owner_rack_id"],
             bmcs.c.power_parameters.label("bmc_parameters"),
-            bmcs.c.owner_rack_id,
             bmcs.c.failing.label("bmc_failing"),
             bmcs.c.last_error.label("bmc_error"),
         )
@@ -130,13 +129,7 @@ async def interfaces_of(conn: AsyncConnection, node_ids: list[int]) -> dict[int,
         )
     )
     addresses = await conn.execute(
-        select(
-            ip_addresses.c.id,
-            ip_addresses.c.interface_id,
-            ip_addresses.c.alloc_type,
-            ip_addresses.c.ip,
-            ip_addresses.c.subnet_id,
-        )
+        select(*ip_addresses.c["id", "interface_id", "alloc_type", "ip", "subnet_id"])
         .where(ip_addresses.c.interface_id.in_([i["id"] for i in found]))
         .order_by(ip_addresses.c.id)
     )

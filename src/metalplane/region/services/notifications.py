@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import notification_dismissals, notifications, users
 from metalplane.region.errors import Invalid, NotFound, PermissionDenied, raise_if
-from metalplane.region.services.rows import Row, delete_row, insert_unique, rows, update_unique
+from metalplane.region.services.rows import Row, delete_row, first_row, insert_unique, rows, update_unique
 from metalplane.region.services.users import User
 
 DUPLICATE_IDENT = "Notification with this Ident already exists."
@@ -54,7 +54,7 @@ async def get(conn: AsyncConnection, ident: str, user: User, lock: bool = False)
     query = _select().where(notifications.c.id == int(ident))
     if lock:
         query = query.with_for_update(of=notifications)
-    row = (await conn.execute(query)).first()
+    row = await first_row(conn, query)
     if row is None:
         raise NotFound("Notification")
     found = dict(row._mapping)
@@ -91,7 +91,7 @@ async def _values(conn: AsyncConnection, fields: dict[str, Any], creating: bool)
     if "user" in fields:
         name = fields["user"]
         found = (
-            (await conn.execute(select(users.c.id).where(users.c.username == name))).first()
+            await first_row(conn, select(users.c.id).where(users.c.username == name))
             if name and "\x00" not in name
             else None
         )

@@ -19,7 +19,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import license_keys, package_repositories
 from metalplane.region.errors import FieldErrors, Invalid, NotFound, Refused, raise_if
-from metalplane.region.services.rows import Row, delete_row, execute_unique, insert_unique, one, rows, update_unique
+from metalplane.region.services.rows import (
+    Row,
+    delete_row,
+    execute_unique,
+    first_row,
+    insert_unique,
+    one,
+    rows,
+    update_unique,
+)
 
 DUPLICATE_NAME = "Package repository with this Name already exists."
 
@@ -177,13 +186,12 @@ async def delete_repository(conn: AsyncConnection, ident: str) -> None:
 
 async def archive_url(conn: AsyncConnection, name: str) -> str:
     """The `main_archive` / `ports_archive` setting: the default repository's URL."""
-    row = (
-        await conn.execute(
-            select(package_repositories.c.url).where(
-                package_repositories.c.name == name, package_repositories.c.is_default.is_(True)
-            )
-        )
-    ).first()
+    row = await first_row(
+        conn,
+        select(package_repositories.c.url).where(
+            package_repositories.c.name == name, package_repositories.c.is_default.is_(True)
+        ),
+    )
     return row.url if row else DEFAULTS[name][0]
 
 
@@ -250,11 +258,10 @@ async def list_license_keys(conn: AsyncConnection) -> list[Row]:
 
 
 async def get_license_key(conn: AsyncConnection, osystem: str, distro_series: str) -> Row:
-    row = (
-        await conn.execute(
-            select(license_keys).where(license_keys.c.osystem == osystem, license_keys.c.distro_series == distro_series)
-        )
-    ).first()
+    row = await first_row(
+        conn,
+        select(license_keys).where(license_keys.c.osystem == osystem, license_keys.c.distro_series == distro_series),
+    )
     if row is None:
         raise NotFound("LicenseKey")
     return dict(row._mapping)

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import controller_info, interfaces, ip_addresses, nodes, subnets, vlans
 from metalplane.region.services import dns_model, settings
+from metalplane.region.services.rows import only_row
 from metalplane.rpc.nodes import NodeType
 
 
@@ -58,13 +59,12 @@ async def rack_services(conn: AsyncConnection, rack_id: int) -> dict[str, Any]:
     regions = await dns_model.region_services(conn)
     dns_regions = [r for r in regions if r.dns_port]
     addresses, networks, by_interface = await rack_networks(conn, rack_id)
-    node = (
-        await conn.execute(
-            select(nodes.c.node_type, controller_info.c.ntp_port)
-            .outerjoin(controller_info, controller_info.c.node_id == nodes.c.id)
-            .where(nodes.c.id == rack_id)
-        )
-    ).one()
+    node = await only_row(
+        conn,
+        select(nodes.c.node_type, controller_info.c.ntp_port)
+        .outerjoin(controller_info, controller_info.c.node_id == nodes.c.id)
+        .where(nodes.c.id == rack_id),
+    )
     shared = node.node_type == NodeType.REGION_AND_RACK_CONTROLLER and bool(node.ntp_port)
     return {
         "dns": {

@@ -32,7 +32,7 @@ from metalplane.region.services import connections, consequences, domain_views, 
 from metalplane.region.services import subnets as subnets_service
 from metalplane.region.services.controllers import ensure_controller_node, get_controller, list_controllers
 from metalplane.region.services.nodes import interfaces_of
-from metalplane.region.services.rows import Row
+from metalplane.region.services.rows import Row, first_row
 from metalplane.region.services.service_statuses import ServiceStatus
 from metalplane.rpc.messages import Ping
 from metalplane.rpc.nodes import RACK_TYPES, NodeType
@@ -226,7 +226,7 @@ async def _vlan_for_addresses(conn: AsyncConnection, addresses: list[str]) -> tu
         if iface.version == 6 and iface.ip.is_link_local:
             continue
         cidr = str(iface.network)
-        row = (await conn.execute(select(subnets.c.id, subnets.c.vlan_id).where(subnets.c.cidr == cidr))).first()
+        row = await first_row(conn, select(subnets.c.id, subnets.c.vlan_id).where(subnets.c.cidr == cidr))
         if row is None:
             target_vlan = vlan_id
             if target_vlan is None:
@@ -467,10 +467,7 @@ async def dhcp_duties(conn: AsyncConnection, node_id: int) -> list[dict[str, Any
     """VLANs with DHCP on where this rack is primary or secondary."""
     rows = await conn.execute(
         select(
-            vlans.c.id,
-            vlans.c.name,
-            vlans.c.primary_rack_id,
-            vlans.c.secondary_rack_id,
+            *vlans.c["id", "name", "primary_rack_id", "secondary_rack_id"],
             fabrics.c.name.label("fabric_name"),
         )
         .join(fabrics, fabrics.c.id == vlans.c.fabric_id)

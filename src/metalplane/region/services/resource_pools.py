@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import nodes, resource_pools
 from metalplane.region.errors import Invalid, NotFound, Refused, raise_if
-from metalplane.region.services.rows import Row, delete_row, insert_unique, one, rows, update_unique
+from metalplane.region.services.rows import Row, delete_row, first_row, insert_unique, one, rows, update_unique
 
 DEFAULT_POOL_ID = 0
 DEFAULT_POOL_NAME = "default"
@@ -64,7 +64,7 @@ async def pool_id_for(conn: AsyncConnection, name: str, field: str = "pool") -> 
     row = (
         None
         if "\x00" in name
-        else (await conn.execute(select(resource_pools.c.id).where(resource_pools.c.name == name))).first()
+        else await first_row(conn, select(resource_pools.c.id).where(resource_pools.c.name == name))
     )
     if row is None:
         raise Invalid.field(field, "Select a valid choice. That choice is not one of the available choices.")
@@ -90,6 +90,6 @@ async def delete_pool(conn: AsyncConnection, ident: str) -> None:
     pool = await get_pool(conn, ident, lock=True)
     if pool["id"] == DEFAULT_POOL_ID:
         raise Refused("This is the default pool, it cannot be deleted.")
-    if (await conn.execute(select(nodes.c.id).where(nodes.c.pool_id == pool["id"]).limit(1))).first():
+    if await first_row(conn, select(nodes.c.id).where(nodes.c.pool_id == pool["id"]).limit(1)):
         raise Refused("Pool has machines in it, it cannot be deleted.")
     await delete_row(conn, resource_pools, pool["id"])

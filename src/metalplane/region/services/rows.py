@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, Update, delete, func, insert, text, update
+from sqlalchemy import Executable, Table, Update, delete, func, insert, text, update
+from sqlalchemy.engine import Row as ResultRow
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -26,6 +27,16 @@ def one(result, what: str) -> Row:
     if row is None:
         raise NotFound(what)
     return dict(row._mapping)
+
+
+async def first_row(conn: AsyncConnection, statement: Executable) -> ResultRow[Any] | None:
+    """The first row `statement` returns, or None."""
+    return (await conn.execute(statement)).first()
+
+
+async def only_row(conn: AsyncConnection, statement: Executable) -> ResultRow[Any]:
+    """The one row `statement` returns; an error when it returns none or more than one."""
+    return (await conn.execute(statement)).one()
 
 
 def grouped(pairs: Iterable[tuple[K, V]]) -> dict[K, list[V]]:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metalplane.region.db.tables import ui_sessions, users
 from metalplane.region.services import settings
+from metalplane.region.services.rows import first_row
 from metalplane.region.services.users import User, user_from_row
 
 KEY_BYTES = 32
@@ -64,15 +65,14 @@ async def session_for(conn: AsyncConnection, key: str | None) -> Session | None:
     """The live session of an active user for this key, extended if due; None otherwise."""
     if not key or len(key) > 200:
         return None
-    row = (
-        await conn.execute(
-            select(users, ui_sessions.c.csrf_token, ui_sessions.c.expires, func.now().label("now"))
-            .join(ui_sessions, ui_sessions.c.user_id == users.c.id)
-            .where(
-                ui_sessions.c.key_hash == key_hash(key), ui_sessions.c.expires > func.now(), users.c.is_active.is_(True)
-            )
-        )
-    ).first()
+    row = await first_row(
+        conn,
+        select(users, ui_sessions.c.csrf_token, ui_sessions.c.expires, func.now().label("now"))
+        .join(ui_sessions, ui_sessions.c.user_id == users.c.id)
+        .where(
+            ui_sessions.c.key_hash == key_hash(key), ui_sessions.c.expires > func.now(), users.c.is_active.is_(True)
+        ),
+    )
     if row is None:
         return None
     expires = row.expires

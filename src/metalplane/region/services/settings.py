@@ -31,6 +31,7 @@ from metalplane.region import validation as v
 from metalplane.region.db.tables import boot_resources, config
 from metalplane.region.errors import Invalid, raise_if
 from metalplane.region.services import consequences
+from metalplane.region.services.rows import first_row
 from metalplane.rpc.services import DNSSEC_MODES
 
 HA_MODES = ("hot-standby", "load-balancing")
@@ -580,7 +581,7 @@ def shown_value(name: str, stored: Any) -> Any:
 async def get_setting(conn: AsyncConnection, name: str) -> Any:
     name = canonical_name(name)
     found = setting(name)
-    stored = (await conn.execute(select(config.c.value).where(config.c.name == f"setting:{name}"))).first()
+    stored = await first_row(conn, select(config.c.value).where(config.c.name == f"setting:{name}"))
     return found.default if stored is None else shown_value(name, stored.value)
 
 

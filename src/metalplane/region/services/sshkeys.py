@@ -22,7 +22,7 @@ from metalplane.region.db.tables import sshkeys, sslkeys, users
 from metalplane.region.db.transaction import Work
 from metalplane.region.errors import Invalid, NotFound, PermissionDenied, Refused, Unavailable, raise_if
 from metalplane.region.services import accountrules
-from metalplane.region.services.rows import Row, delete_row, insert_unique, one, rows
+from metalplane.region.services.rows import Row, delete_row, first_row, insert_unique, one, rows
 from metalplane.region.services.users import User
 
 # Where imports fetch from; overridable for mirrors (and tests) as MAAS's image URL is.
@@ -56,7 +56,7 @@ async def _owner(conn: AsyncConnection, by: User, username: str | None) -> User:
         return by
     if not by.is_superuser:
         raise Refused("Only administrators can specify a user when creating an SSH key.")
-    row = (await conn.execute(select(users).where(users.c.username == username))).first()
+    row = await first_row(conn, select(users).where(users.c.username == username))
     if row is None:
         raise Refused("Supplied username does not match any current users.")
     return User(row.id, row.username, row.email, row.is_superuser)
@@ -197,7 +197,7 @@ async def list_ssl_keys(conn: AsyncConnection, user: User) -> list[Row]:
 
 
 async def get_ssl_key(conn: AsyncConnection, by: User, key_id: int, verb: str = "get") -> Row:
-    row = (await conn.execute(select(sslkeys).where(sslkeys.c.id == key_id))).first()
+    row = await first_row(conn, select(sslkeys).where(sslkeys.c.id == key_id))
     if row is None:
         raise NotFound("SSLKey")
     if row.user_id != by.id:

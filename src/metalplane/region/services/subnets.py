@@ -36,6 +36,7 @@ from metalplane.region.services.network import (
 from metalplane.region.services.rows import (
     Row,
     delete_row,
+    first_row,
     insert_row,
     insert_unique,
     one,
@@ -62,7 +63,7 @@ async def _vlan_for_subnet(conn: AsyncConnection, fields: dict[str, Any]) -> int
     if not is_blank(fields.get("vlan")):
         ident = fields["vlan"]
         vlan_id = validation.as_id(ident)
-        if vlan_id is None or (await conn.execute(select(vlans.c.id).where(vlans.c.id == vlan_id))).first() is None:
+        if vlan_id is None or await first_row(conn, select(vlans.c.id).where(vlans.c.id == vlan_id)) is None:
             raise Invalid.field("vlan", validation.not_a_choice(validation.shown(ident)))
         if not is_blank(fields.get("fabric")):
             fabric = await find_fabric(conn, fields["fabric"])
@@ -136,7 +137,7 @@ async def _refuse_overlap(conn: AsyncConnection, cidr: str, subnet_id: int | Non
     query = select(subnets.c.cidr).where(text("(cidr >>= CAST(:net AS cidr) OR cidr <<= CAST(:net AS cidr))"))
     if subnet_id is not None:
         query = query.where(subnets.c.id != subnet_id)
-    found = (await conn.execute(query.params(net=cidr).limit(1))).first()
+    found = await first_row(conn, query.params(net=cidr).limit(1))
     if found is not None and str(found.cidr) != cidr:
         raise Invalid.field("cidr", f"Subnet {cidr} would overlap with existing subnets.")
 
@@ -397,14 +398,9 @@ async def _node_addresses(conn: AsyncConnection, subnet_id: int) -> list[Row]:
     return rows(
         await conn.execute(
             select(
-                ip_addresses.c.ip,
-                ip_addresses.c.alloc_type,
-                ip_addresses.c.created,
-                ip_addresses.c.updated,
+                *ip_addresses.c["ip", "alloc_type", "created", "updated"],
                 interfaces.c.mac,
-                nodes.c.system_id,
-                nodes.c.hostname,
-                nodes.c.node_type,
+                *nodes.c["system_id", "hostname", "node_type"],
                 domains.c.name.label("domain_name"),
             )
             .join(interfaces, interfaces.c.id == ip_addresses.c.interface_id)

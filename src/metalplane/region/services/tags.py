@@ -19,21 +19,13 @@ from metalplane.region.db.tables import node_tags, nodes, tags
 from metalplane.region.errors import Conflict, NotFound, raise_if
 from metalplane.region.services import hardware_xml
 from metalplane.region.services import nodes as nodes_service
-from metalplane.region.services.rows import Row, delete_row, execute_unique, one, rows, update_unique
+from metalplane.region.services.rows import Row, delete_row, execute_unique, one, only_row, rows, update_unique
 from metalplane.region.services.users import User
 
 TAG_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
 DUPLICATE = "Tag with this Name already exists."
 # What a node's hardware document is built from (hardware_xml.hardware_document).
-DOCUMENT_COLUMNS = (
-    nodes.c.id,
-    nodes.c.hostname,
-    nodes.c.architecture,
-    nodes.c.cpu_count,
-    nodes.c.memory,
-    nodes.c.boot_method,
-    nodes.c.hardware,
-)
+DOCUMENT_COLUMNS = nodes.c["id", "hostname", "architecture", "cpu_count", "memory", "boot_method", "hardware"]
 
 
 def check(fields: dict[str, Any]) -> dict[str, list[str]]:
@@ -122,7 +114,7 @@ async def rebuild(conn: AsyncConnection, name: str) -> dict[str, str]:
 
 async def evaluate_node(conn: AsyncConnection, node_id: int) -> None:
     """A node's facts changed: every defined tag decides again whether it has the tag."""
-    node = dict((await conn.execute(select(*DOCUMENT_COLUMNS).where(nodes.c.id == node_id))).one()._mapping)
+    node = dict((await only_row(conn, select(*DOCUMENT_COLUMNS).where(nodes.c.id == node_id)))._mapping)
     if not node["hardware"]:  # not commissioned: no document, no defined tag
         return
     document = hardware_xml.hardware_document(node)

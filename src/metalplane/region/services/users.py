@@ -17,6 +17,7 @@ from metalplane.region import validation
 from metalplane.region.db.tables import ipranges, nodes, tokens, users
 from metalplane.region.errors import Invalid, NotFound, Refused, raise_if
 from metalplane.region.services import accountrules
+from metalplane.region.services.rows import first_row, only_row
 
 KEY_CHARS = string.ascii_letters + string.digits
 KEY_SIZE = 18
@@ -72,7 +73,7 @@ def user_from_row(row) -> User:
 
 
 async def get_user(conn: AsyncConnection, username: str) -> User | None:
-    row = (await conn.execute(select(users).where(users.c.username == username))).first()
+    row = await first_row(conn, select(users).where(users.c.username == username))
     return user_from_row(row) if row else None
 
 
@@ -84,13 +85,12 @@ async def create_user(
     validation.check_text(password, "password", 4096)
     if await get_user(conn, username) is not None:
         raise Invalid.field("username", "A user with that username already exists.")
-    row = (
-        await conn.execute(
-            insert(users)
-            .values(username=username, password=hash_password(password), email=email, is_superuser=is_superuser)
-            .returning(users)
-        )
-    ).one()
+    row = await only_row(
+        conn,
+        insert(users)
+        .values(username=username, password=hash_password(password), email=email, is_superuser=is_superuser)
+        .returning(users),
+    )
     return user_from_row(row)
 
 
@@ -100,7 +100,7 @@ async def authenticate(conn: AsyncConnection, username: str, password: str) -> U
     argon2 takes tens of milliseconds on purpose: it runs in a thread so that
     the worker's event loop keeps serving everyone else meanwhile.
     """
-    row = (await conn.execute(select(users).where(users.c.username == username))).first()
+    row = await first_row(conn, select(users).where(users.c.username == username))
     hashed = row.password if row is not None else _dummy_hash()
     matches = await asyncio.to_thread(check_password, hashed, password)
     if row is None or not matches or not row.is_active:
@@ -114,7 +114,7 @@ async def token_for_consumer(conn: AsyncConnection, user_id: int, consumer: str 
     query = select(tokens).where(tokens.c.user_id == user_id).order_by(tokens.c.id).limit(1)
     if consumer is not None:
         query = query.where(tokens.c.name == consumer)
-    row = (await conn.execute(query)).first()
+    row = await first_row(conn, query)
     if row is None:
         return await create_token(conn, user_id, consumer or GENERIC_CONSUMER)
     return Token(row.consumer_key, row.token_key, row.token_secret, row.name)
@@ -139,7 +139,7 @@ async def remove_user(conn: AsyncConnection, username: str, by: User, transfer_t
     gone (MAAS answers 204 too)."""
     if username == by.username:
         raise Refused("An administrator cannot self-delete.")
-    user = (await conn.execute(select(users).where(users.c.username == username).with_for_update())).first()
+    user = await first_row(conn, select(users).where(users.c.username == username).with_for_update())
     if user is None:
         return
     if transfer_to:
@@ -198,13 +198,12 @@ async def rename_token(conn: AsyncConnection, user_id: int, token: str, name: st
 
 async def user_for_token(conn: AsyncConnection, consumer_key: str, token_key: str) -> tuple[User, str] | None:
     """The token's user and its secret, or None."""
-    row = (
-        await conn.execute(
-            select(users, tokens.c.token_secret)
-            .join(tokens, tokens.c.user_id == users.c.id)
-            .where(tokens.c.token_key == token_key, tokens.c.consumer_key == consumer_key, users.c.is_active.is_(True))
-        )
-    ).first()
+    row = await first_row(
+        conn,
+        select(users, tokens.c.token_secret)
+        .join(tokens, tokens.c.user_id == users.c.id)
+        .where(tokens.c.token_key == token_key, tokens.c.consumer_key == consumer_key, users.c.is_active.is_(True)),
+    )
     return (user_from_row(row), row.token_secret) if row else None
 
 
