@@ -136,6 +136,13 @@ def test_dns_resources_and_records_with_maas_s_rules(api, dns_region):
     mx = ok(api.post("dnsresourcerecords/", name="@", domain="0", rrtype="MX", rrdata="10 www.maas."))
     assert mx["fqdn"] == "maas"
     assert {r["rrtype"] for r in ok(api.get("dnsresourcerecords/", domain="maas"))} == {"CNAME", "MX"}
+    # The read filters, shared by both listings: an fqdn, a name, an rrtype in any case.
+    assert [r["id"] for r in ok(api.get("dnsresourcerecords/", rrtype="mx"))] == [mx["id"]]
+    assert [r["id"] for r in ok(api.get("dnsresourcerecords/", fqdn="alias.maas"))] == [cname["id"]]
+    assert [r["id"] for r in ok(api.get("dnsresourcerecords/", name="alias", rrtype="CNAME"))] == [cname["id"]]
+    assert ok(api.get("dnsresourcerecords/", name="alias", rrtype="MX")) == []
+    assert [r["fqdn"] for r in ok(api.get("dnsresources/", rrtype="cname"))] == ["alias.maas"]
+    assert [r["fqdn"] for r in ok(api.get("dnsresources/", name="www", domain="maas"))] == ["www.maas"]
     assert ok(api.get("domains/0/"))["resource_record_count"] == 3  # 2 records + 1 address
     ok(api.put(f"dnsresourcerecords/{mx['id']}/", rrdata="20 www.maas."))
     assert ok(api.get(f"dnsresourcerecords/{mx['id']}/"))["rrdata"] == "20 www.maas."

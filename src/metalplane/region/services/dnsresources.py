@@ -170,35 +170,46 @@ async def _resources(conn: AsyncConnection, rows: list[Row]) -> list[Resource]:
     return out
 
 
-async def _filters(
-    conn: AsyncConnection, fqdn: str | None, domain: str | None, name: str | None, rrtype: str | None
-) -> tuple[int | None, str | None]:
-    """(domain id or None, name or None) from MAAS's read filters."""
-    if domain is None and name is None and fqdn is not None:
-        split = split_fqdn(fqdn, list((await _domain_names(conn)).values()), rrtype)
+@dataclass(frozen=True)
+class DnsFilter:
+    """MAAS's read filters for DNS resources and records: an fqdn, or a domain and/or a name;
+    and an rrtype (any case)."""
+
+    fqdn: str | None = None
+    domain: str | None = None
+    name: str | None = None
+    rrtype: str | None = None
+
+    @property
+    def kind(self) -> str | None:
+        return self.rrtype.upper() if self.rrtype else None
+
+
+async def _narrowed(conn: AsyncConnection, query: Any, where: DnsFilter) -> tuple[Any, int | None, str | None]:
+    """`query` on dnsresources narrowed to the filter's domain and name (an fqdn is split
+    into the two against the known domains), with the domain id and name it used."""
+    name, domain = where.name, where.domain
+    if domain is None and name is None and where.fqdn is not None:
+        split = split_fqdn(where.fqdn, list((await _domain_names(conn)).values()), where.kind)
         if split is None:
             raise NotFound("DNSResource")
         name, domain = split
     domain_id = (await get_domain_row(conn, domain))["id"] if domain is not None else None
-    return domain_id, name
-
-
-async def list_resources(
-    conn: AsyncConnection,
-    fqdn: str | None = None,
-    domain: str | None = None,
-    name: str | None = None,
-    rrtype: str | None = None,
-    implied: bool = False,
-) -> list[Resource]:
-    """MAAS's dnsresources read; `implied` (all=true) adds each node's address records."""
-    rrtype = rrtype.upper() if rrtype else None
-    domain_id, name = await _filters(conn, fqdn, domain, name, rrtype)
-    query = select(dnsresources).order_by(dnsresources.c.domain_id, dnsresources.c.name)
     if domain_id is not None:
         query = query.where(dnsresources.c.domain_id == domain_id)
     if name is not None:
         query = query.where(dnsresources.c.name == name)
+    return query, domain_id, name
+
+
+async def list_resources(
+    conn: AsyncConnection, where: DnsFilter = DnsFilter(), implied: bool = False
+) -> list[Resource]:
+    """MAAS's dnsresources read; `implied` (all=true) adds each node's address records."""
+    rrtype = where.kind
+    query, domain_id, name = await _narrowed(
+        conn, select(dnsresources).order_by(dnsresources.c.domain_id, dnsresources.c.name), where
+    )
     if rrtype is not None:
         query = query.where(dnsresources.c.id.in_(select(dnsdata.c.dnsresource_id).where(dnsdata.c.rrtype == rrtype)))
     shown = await _resources(conn, [dict(r._mapping) for r in await conn.execute(query)])
@@ -350,26 +361,17 @@ async def delete_resource(conn: AsyncConnection, ident: str) -> None:
 # --------------------------------------------------------------------------- records (DNSData)
 
 
-async def list_records(
-    conn: AsyncConnection,
-    fqdn: str | None = None,
-    domain: str | None = None,
-    name: str | None = None,
-    rrtype: str | None = None,
-) -> list[Row]:
-    domain_id, name = await _filters(conn, fqdn, domain, name, rrtype.upper() if rrtype else None)
-    query = (
+async def list_records(conn: AsyncConnection, where: DnsFilter = DnsFilter()) -> list[Row]:
+    query, _, _ = await _narrowed(
+        conn,
         select(dnsdata, dnsresources.c.name, domains.c.name.label("domain_name"))
         .join(dnsresources, dnsresources.c.id == dnsdata.c.dnsresource_id)
         .join(domains, domains.c.id == dnsresources.c.domain_id)
-        .order_by(dnsresources.c.domain_id, dnsresources.c.name, dnsdata.c.id)
+        .order_by(dnsresources.c.domain_id, dnsresources.c.name, dnsdata.c.id),
+        where,
     )
-    if domain_id is not None:
-        query = query.where(dnsresources.c.domain_id == domain_id)
-    if name is not None:
-        query = query.where(dnsresources.c.name == name)
-    if rrtype is not None:
-        query = query.where(dnsdata.c.rrtype == rrtype.upper())
+    if where.kind is not None:
+        query = query.where(dnsdata.c.rrtype == where.kind)
     return [_record_row(r) for r in await conn.execute(query)]
 
 

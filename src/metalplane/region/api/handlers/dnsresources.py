@@ -27,6 +27,14 @@ LIST_FILTERS_DOC = """
 :param rrtype: Restricts the listing to entries which have records of the given rrtype.
 :type rrtype: unicode
 """
+
+
+def _dns_filter(ctx: Ctx) -> svc.DnsFilter:
+    """The LIST_FILTERS_DOC parameters."""
+    p = ctx.params
+    return svc.DnsFilter(p.str("fqdn"), p.str("domain"), p.str("name"), p.str("rrtype"))
+
+
 RESOURCE_DOC = """
 :param fqdn: Hostname (with domain) for the dnsresource.
 :type fqdn: unicode
@@ -52,9 +60,7 @@ RESOURCE_DOC = """
 async def list_resources(ctx: Ctx) -> list:
     p = ctx.params
     async with ctx.tx() as conn:
-        found = await svc.list_resources(
-            conn, p.str("fqdn"), p.str("domain"), p.str("name"), p.str("rrtype"), bool(p.bool("all", False))
-        )
+        found = await svc.list_resources(conn, _dns_filter(ctx), bool(p.bool("all", False)))
         return [render.dnsresource(r) for r in found]
 
 
@@ -67,9 +73,8 @@ resources_crud.delete(svc.delete_resource, "Delete a DNS resource.")
 
 @records.action("GET", doc="List all DNS resource records.\n" + LIST_FILTERS_DOC)
 async def list_records(ctx: Ctx) -> list:
-    p = ctx.params
     async with ctx.tx() as conn:
-        found = await svc.list_records(conn, p.str("fqdn"), p.str("domain"), p.str("name"), p.str("rrtype"))
+        found = await svc.list_records(conn, _dns_filter(ctx))
         return [render.dnsresource_record(r) for r in found]
 
 
