@@ -37,7 +37,7 @@ from metalplane.region.services import bmcs as bmcs_service
 from metalplane.region.services import domain_views, events, network
 from metalplane.region.services import subnets as subnets_service
 from metalplane.region.services.domain_views import DomainView
-from metalplane.region.services.rows import Row, grouped, one, rows
+from metalplane.region.services.rows import Row, grouped, labelled, one, rows
 from metalplane.region.services.users import User
 from metalplane.rpc.nodes import NodeType
 
@@ -61,17 +61,12 @@ def node_select(types: tuple[int, ...] = ALL_TYPES) -> Select:
     return (
         select(
             nodes,
-            zones.c.name.label("zone_name"),
-            zones.c.description.label("zone_description"),
-            zones.c.id.label("zone_ref"),
-            resource_pools.c.name.label("pool_name"),
-            resource_pools.c.description.label("pool_description"),
+            *labelled(zones, zone_name="name", zone_description="description", zone_ref="id"),
+            *labelled(resource_pools, pool_name="name", pool_description="description"),
             users.c.username.label("owner_name"),
             parent_nodes.c.system_id.label("parent_system_id"),
             *bmcs.c["power_type", "owner_rack_id"],
-            bmcs.c.power_parameters.label("bmc_parameters"),
-            bmcs.c.failing.label("bmc_failing"),
-            bmcs.c.last_error.label("bmc_error"),
+            *labelled(bmcs, bmc_parameters="power_parameters", bmc_failing="failing", bmc_error="last_error"),
         )
         .join(zones, zones.c.id == nodes.c.zone_id)
         .outerjoin(resource_pools, resource_pools.c.id == nodes.c.pool_id)

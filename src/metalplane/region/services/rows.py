@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
-from sqlalchemy import Executable, Table, Update, delete, func, insert, text, update
+from sqlalchemy import Executable, FromClause, Label, Table, Update, delete, func, insert, text, update
 from sqlalchemy.engine import Row as ResultRow
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -37,6 +37,12 @@ async def first_row(conn: AsyncConnection, statement: Executable) -> ResultRow[A
 async def only_row(conn: AsyncConnection, statement: Executable) -> ResultRow[Any]:
     """The one row `statement` returns; an error when it returns none or more than one."""
     return (await conn.execute(statement)).one()
+
+
+def labelled(source: FromClause, **labels: str) -> list[Label[Any]]:
+    """`source`'s columns under the names a query shows them by:
+    ``labelled(zones, zone_name="name")`` selects ``zones.name AS zone_name``."""
+    return [source.c[column].label(label) for label, column in labels.items()]
 
 
 def grouped(pairs: Iterable[tuple[K, V]]) -> dict[K, list[V]]:
