@@ -346,10 +346,10 @@ class RegionRpcServer:
             self._handle,
             self.config.listen_address,
             self.port,
-            ssl=server_context(tls["cert"], tls["key"]),
             ping_interval=None,
             close_timeout=CLOSE_TIMEOUT,
             compression=None,
+            ssl=server_context(tls["cert"], tls["key"]),
             # Until the handshake: small frames, and TLS + upgrade + handshake each bounded.
             max_size=PRE_AUTH_FRAME,
             open_timeout=HANDSHAKE_TIMEOUT,
