@@ -25,19 +25,33 @@ class ServiceStatus(NamedTuple):
     info: str = ""
 
 
+async def _stored(conn: AsyncConnection, node_id: int, *, lock: bool) -> Statuses:
+    query = select(service_status.c.name, service_status.c.status, service_status.c.status_info).where(
+        service_status.c.node_id == node_id
+    )
+    rows = await conn.execute(query.with_for_update() if lock else query)
+    return {r.name: (r.status, r.status_info) for r in rows}
+
+
+def _unchanged(stored: Statuses, wanted: Statuses) -> bool:
+    return all(stored.get(name) == value for name, value in wanted.items())
+
+
 async def store(
     conn: AsyncConnection, node_id: int, wanted: Statuses | Callable[[Statuses], Statuses]
 ) -> list[tuple[str, str, str]]:
     """Store a controller's `wanted` statuses (a rack's report, a region's regiond, named
     and chronyd), or those `wanted` makes of the stored ones (a lost rack's, from what it
     last reported), with its rows locked so two workers never judge the same rows at once.
-    Each status change is a SERVICE_STATUS_CHANGED event; unchanged rows are not rewritten."""
-    rows = await conn.execute(
-        select(service_status.c.name, service_status.c.status, service_status.c.status_info)
-        .where(service_status.c.node_id == node_id)
-        .with_for_update()
-    )
-    before = {r.name: (r.status, r.status_info) for r in rows}
+    Each status change is a SERVICE_STATUS_CHANGED event; unchanged rows are not rewritten.
+
+    Nearly every call changes nothing (each rack reports every few seconds, each region
+    judges every region each second), and a row lock is a write in PostgreSQL: the rows
+    are read unlocked first, and locked and read again only when something differs."""
+    seen = await _stored(conn, node_id, lock=False)
+    if _unchanged(seen, wanted(seen) if callable(wanted) else wanted):
+        return []
+    before = await _stored(conn, node_id, lock=True)
     wanted = wanted(before) if callable(wanted) else wanted
     for name, (status, info) in wanted.items():
         if before.get(name) == (status, info):
