@@ -198,6 +198,7 @@ def test_every_family_is_non_zero_after_a_dhcp_power_and_boot_workload(lab):
     assert total(region, "maas_http_request_latency_count", lambda x: x["status"] == "503") > 0  # the bad BMC
     assert total(region, "maas_region_rpc_connections") >= 2  # both racks, on some worker(s)
     assert total(region, "maas_region_rack_joins_total", lambda x: x["outcome"] == "at_once") >= 2
+    assert total(region, "maas_region_rack_join_wait_seconds_count") >= 2  # every join's wait
     assert total(region, "maas_region_power_actions_total", lambda x: x["result"] == "done") > 0
     assert total(region, "maas_region_power_actions_total", lambda x: x["result"] == "failed") > 0
 

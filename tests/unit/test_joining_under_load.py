@@ -56,13 +56,16 @@ async def test_a_join_is_turned_away_when_its_wait_is_over_or_the_line_is_full()
 
 async def test_each_join_says_how_it_went():
     joins = Joins(cap=1, wait=0.05, queue_max=8)
-    said: list[str] = []
-    joins.on_outcome = said.append
+    said: list[tuple[str, float]] = []
+    joins.on_outcome = lambda outcome, waited: said.append((outcome, waited))
     (second,) = await line_up(joins, "r1", "r2")
+    await asyncio.sleep(0.02)
     joins.leave("r1")
     await second
     assert not await joins.enter("r3")  # r2 holds the place for 0.05 s and more
-    assert said == ["at once", "after a wait", "refused"]
+    assert [outcome for outcome, _ in said] == ["at once", "after a wait", "refused"]
+    (_, at_once), (_, after_a_wait), (_, refused) = said
+    assert at_once < after_a_wait and 0.02 <= after_a_wait < 5 and 0.04 <= refused < 5
 
 
 async def test_a_connection_closed_while_in_line_never_takes_a_place():

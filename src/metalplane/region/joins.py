@@ -15,6 +15,7 @@ each of them a second TLS handshake.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Hashable
 
 from metalplane.admission_line import REFUSED, AdmissionLine
@@ -30,14 +31,16 @@ class Joins:
         self.wait = wait
         self.queue_max = queue_max
         self.refused = 0
-        # Told how each join went: "at once", "after a wait" or "refused" (the metrics).
-        self.on_outcome: Callable[[str], None] = lambda outcome: None
+        # Told how each join went: "at once", "after a wait" or "refused", and how long it
+        # waited in line (the metrics).
+        self.on_outcome: Callable[[str, float], None] = lambda outcome, waited: None
 
     async def enter(self, key: Hashable) -> bool:
         """Whether `key` (a connection) may join now, after its wait in line if need be.
         Once admitted it holds its place until `leave(key)`."""
+        started = time.monotonic()
         outcome = await self.line.enter(key, self.wait, self.queue_max)
-        self.on_outcome(outcome)
+        self.on_outcome(outcome, time.monotonic() - started)
         if outcome == REFUSED:
             self.refused += 1
             return False

@@ -47,6 +47,12 @@ RACK_JOINS = Counter(
     "Racks joining a region worker, by how they got in (region.joins): at once, after a wait in line, refused",
     ["worker", "outcome"],
 )
+RACK_JOIN_WAIT = Histogram(
+    "maas_region_rack_join_wait_seconds",
+    "How long racks waited in line to join a region worker (about 0 when let in at once)",
+    ["worker"],
+    buckets=(0.01, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0),
+)
 LEASE_EVENTS = Counter("maas_region_lease_events", "DHCP lease events received from racks, by action", ["action"])
 POWER_ACTIONS = Counter(
     "maas_region_power_actions",
@@ -104,8 +110,9 @@ def rpc_connections(worker: int, count: int) -> None:
     RPC_CONNECTIONS.labels(worker=str(worker)).set(count)
 
 
-def rack_join(worker: int, outcome: str) -> None:
+def rack_join(worker: int, outcome: str, waited: float) -> None:
     RACK_JOINS.labels(worker=str(worker), outcome=outcome.replace(" ", "_")).inc()
+    RACK_JOIN_WAIT.labels(worker=str(worker)).observe(waited)
 
 
 def lease_events(actions: list[str]) -> None:
