@@ -37,7 +37,7 @@ COUNTERS = (
 STATUSES = (("dhcpd", "running"), ("tftp", "running"), ("http", "running"), ("ntp_rack", "running"))
 
 
-async def fleet(urls: list[str], secret: str, racks: int, settle: float, seconds: float, sample) -> dict:
+async def run_fleet(urls: list[str], secret: str, racks: int, settle: float, seconds: float, sample) -> dict:
     from metalplane.rack.daemon import REPORT_INTERVAL
     from metalplane.rpc.messages import ServiceStatus, UpdateServices
     from tests.support.light_rack import LightRack
@@ -111,7 +111,7 @@ def measure(dbs, root: Path, args: argparse.Namespace, src: str | None) -> dict:
             xid, records, wal = dbs.cluster.psql(COUNTERS + ";", dbname).strip().split("|")
             return int(xid), int(records), int(wal)
 
-        return asyncio.run(fleet([region.url], secret, args.racks, args.settle, args.seconds, sample))
+        return asyncio.run(run_fleet([region.url], secret, args.racks, args.settle, args.seconds, sample))
     finally:
         region.stop()
 

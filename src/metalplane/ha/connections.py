@@ -67,6 +67,7 @@ number of distinct signatures (tens in steady state).
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -299,14 +300,20 @@ def plan_connections(
         workers = {g: [(index[e], caps.worker_cap(e), e) for e in es] for g, es in by_region.items()}
         for _, r, g in sorted(pending):
             mine_old = {index[e] for e in valid[r] if e.region == g}
-            _, _, _, _, i, e = min(
-                (loads[i] >= cap, loads[i] if loads[i] >= cap else 0, i not in mine_old)
-                + (rack_preference(r, e.region, e.worker), i, e)
-                for i, cap, e in workers[g]
-            )
+            i, _, e = min(workers[g], key=functools.partial(_placement, loads, mine_old, r))
             plan[r].add(e)
             loads[i] += 1
     return {r: frozenset(es) for r, es in plan.items()}
+
+
+def _placement(
+    loads: list[int], mine_old: set[int], rack: str, worker: tuple[int, int, Endpoint]
+) -> tuple[bool, int, bool, int, int]:
+    """Where a new link of `rack` goes, smallest first: a worker below its cap (else the least
+    loaded); the rack's old worker; the rack's own order of them (rendezvous)."""
+    i, cap, e = worker
+    full = loads[i] >= cap
+    return (full, loads[i] if full else 0, i not in mine_old, rack_preference(rack, e.region, e.worker), i)
 
 
 def min_moves_lower_bound(

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metalplane.ha.rack_health import status_changes
 from metalplane.region.db.tables import nodes, service_status
 from metalplane.region.services import events
+from metalplane.region.services.rows import only_row
 
 Statuses = dict[str, tuple[str, str]]  # service name -> (status, status_info)
 
@@ -48,12 +49,13 @@ async def store(
     Nearly every call changes nothing (each rack reports every few seconds, each region
     judges every region each second), and a row lock is a write in PostgreSQL: the rows
     are read unlocked first, and locked and read again only when something differs."""
+    judge = wanted if callable(wanted) else (lambda stored: wanted)
     seen = await _stored(conn, node_id, lock=False)
-    if _unchanged(seen, wanted(seen) if callable(wanted) else wanted):
+    if _unchanged(seen, judge(seen)):
         return []
     before = await _stored(conn, node_id, lock=True)
-    wanted = wanted(before) if callable(wanted) else wanted
-    for name, (status, info) in wanted.items():
+    after = judge(before)
+    for name, (status, info) in after.items():
         if before.get(name) == (status, info):
             continue
         values = dict(status=status, status_info=info)
@@ -62,15 +64,13 @@ async def store(
             .values(node_id=node_id, name=name, **values)
             .on_conflict_do_update(index_elements=["node_id", "name"], set_={**values, "updated": func.now()})
         )
-    changes = status_changes(before, wanted)
+    changes = status_changes(before, after)
     if changes:
         node = (
-            (await conn.execute(select(nodes.c.id, nodes.c.system_id, nodes.c.hostname).where(nodes.c.id == node_id)))
-            .one()
-            ._mapping
-        )
+            await only_row(conn, select(nodes.c.id, nodes.c.system_id, nodes.c.hostname).where(nodes.c.id == node_id))
+        )._mapping
         for name, old, new in changes:
-            info = wanted[name][1][:200]
+            info = after[name][1][:200]
             await events.record(
                 conn, dict(node), "SERVICE_STATUS_CHANGED", f"{name}: {old} -> {new}" + (f" ({info})" if info else "")
             )
